@@ -1,0 +1,73 @@
+# ringkv top-level Makefile.  `make run` and `make test` are all a user
+# needs on a fresh Debian 12 machine: both install missing packages first.
+#
+#   make            build release binaries into build/
+#   make run        start one node with the defaults (RESP 127.0.0.1:7379, ./data)
+#   make test       every test CI runs (ASan+UBSan build, unit, integration, fuzz smoke)
+#   make bench      side-by-side benchmarks (prints tables)
+#   make fuzz       run every fuzz target longer (FUZZ_SECONDS, default 300)
+#   make format     clang-format the sources
+
+BUILD      ?= build
+SAN_BUILD  ?= build-san
+FUZZ_BUILD ?= build-fuzz
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+PYTHON     ?= /usr/bin/python3
+FUZZ_SECONDS ?= 300
+FUZZ_SMOKE_SECONDS ?= 20
+RUN_ARGS   ?=
+
+.PHONY: all build deps deps-test deps-bench run test unit integration \
+        fuzz fuzz-smoke bench format clean
+
+all: build
+
+deps:
+	@bash scripts/deps.sh build
+
+deps-test:
+	@bash scripts/deps.sh test
+
+deps-bench:
+	@bash scripts/deps.sh bench
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	./$(BUILD)/ringkvd $(RUN_ARGS)
+
+san-build: deps-test
+	@cmake -S . -B $(SAN_BUILD) -DRK_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	@cmake --build $(SAN_BUILD) -j $(JOBS)
+
+unit: san-build
+	cd $(SAN_BUILD) && ctest --output-on-failure -j $(JOBS)
+
+integration: san-build
+	RINGKV_BUILD=$(abspath $(SAN_BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+
+fuzz-build: deps-test
+	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DRK_FUZZ=ON -DRK_SANITIZE=ON -DRK_TESTS=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
+
+fuzz-smoke: fuzz-build
+	bash tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SMOKE_SECONDS)
+
+fuzz: fuzz-build
+	bash tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+test: san-build
+	bash scripts/test.sh
+
+bench: deps-bench build
+	@cmake -S . -B $(BUILD) -DRK_BENCH=ON >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+	bash bench/run.sh $(BUILD)
+
+format:
+	find src tests bench -name '*.[ch]' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD) $(SAN_BUILD) $(FUZZ_BUILD)

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages ringkv needs to build, test and benchmark,
+# only those that are missing.  Usage: scripts/deps.sh [build|test|bench|all]
+# (default all).  Uses sudo when not root.  Idempotent and quick when all
+# packages are present.
+set -euo pipefail
+
+what="${1:-all}"
+
+build_pkgs=(build-essential cmake pkg-config libevent-dev libssl-dev
+  libxxhash-dev libzstd-dev libjansson-dev libinih-dev libedit-dev
+  libcmocka-dev)
+test_pkgs=(python3 python3-pytest python3-pytest-timeout python3-redis
+  redis-tools clang libclang-rt-14-dev nodejs npm procps)
+bench_pkgs=(redis-server redis-tools librocksdb-dev libleveldb-dev
+  liblmdb-dev)
+
+pkgs=("${build_pkgs[@]}")
+case "$what" in
+  build) ;;
+  test) pkgs+=("${test_pkgs[@]}") ;;
+  bench) pkgs+=("${bench_pkgs[@]}") ;;
+  all) pkgs+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
+  *) echo "deps.sh: unknown set '$what' (build|test|bench|all)" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+# nodejs from elsewhere (e.g. nodesource, nvm) also satisfies the test set.
+if command -v node >/dev/null && command -v npm >/dev/null; then
+  kept=()
+  for p in ${missing[@]+"${missing[@]}"}; do
+    [ "$p" = nodejs ] || [ "$p" = npm ] || kept+=("$p")
+  done
+  missing=(${kept[@]+"${kept[@]}"})
+fi
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "deps.sh: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# policy-rc.d keeps package post-install scripts from starting services
+# (redis-server) on machines with an init system.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod +x /usr/sbin/policy-rc.d
+  trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs every test CI runs, against the ASan+UBSan build in build-san/:
+# unit tests (ctest/cmocka), integration tests (pytest + real ringkvd), and a
+# short run of every fuzz target on its corpus.  Prints a summary line
+# "N passed, N failed" and exits non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+SAN_BUILD="${SAN_BUILD:-build-san}"
+PYTHON="${PYTHON:-/usr/bin/python3}"
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+failed=()
+passed=0
+
+step() {
+  local name="$1"; shift
+  echo "=== $name: $*"
+  local t0=$SECONDS
+  if "$@"; then
+    passed=$((passed + 1)); echo "=== $name: ok ($((SECONDS - t0)) s)"
+  else
+    failed+=("$name"); echo "=== $name: FAILED ($((SECONDS - t0)) s)"
+  fi
+}
+
+step unit bash -c "cd '$SAN_BUILD' && ctest --output-on-failure -j 2"
+step integration env RINGKV_BUILD="$PWD/$SAN_BUILD" "$PYTHON" -m pytest -q \
+  -p no:cacheprovider tests/integration
+step fuzz-smoke make --no-print-directory fuzz-smoke
+
+echo "stages: ${passed} passed, ${#failed[@]} failed"
+if [ ${#failed[@]} -ne 0 ]; then
+  echo "failed stages: ${failed[*]}"
+  exit 1
+fi

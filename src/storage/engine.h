@@ -1,0 +1,223 @@
+/*
+ * engine.h - the one storage engine interface (DESIGN.md section 3).
+ *
+ * Engines: "bitcask" (default, persistent; bitcask.c after Sheehy and
+ * Smith, "Bitcask: A Log-Structured Hash Table for Fast Key/Value Data",
+ * Basho 2010) and "memory" (memory.c; no persistence).  A caller picks one
+ * by name at run time through engine_open(); every other call dispatches
+ * through the engine's vtable.
+ *
+ * Data model: keys and values are binary-safe byte strings.  Every record
+ * carries two caller-supplied 64-bit fields: `timestamp` (opaque to the
+ * engine; the cluster passes HLC timestamps) and `expire_at_ms` (absolute
+ * Unix time in ms, 0 = no expiry).  The engine stores expiry but never
+ * consults a clock to hide a record: callers decide what expired means
+ * (lazy expiry lives in the server).  Merge may drop an expired record
+ * only under the same rule as a tombstone (no older copy of the key can
+ * resurface).
+ *
+ * Durability: engine_put()/engine_delete() return a write sequence number
+ * (`seq`, strictly increasing per engine, starting at 1).  A write is
+ * durable once engine_durable_seq() >= its seq.  Under sync=always the
+ * engine's sync thread fdatasyncs in batches (group commit) and calls
+ * opts.durable_cb after each batch, so an event loop can acknowledge
+ * writes without blocking.  Under sync=every:<ms> the thread syncs every
+ * interval; under sync=none only close/engine_sync make data durable.
+ * The memory engine reports every write durable at once.
+ *
+ * Threads: every function must be called from one thread (the owner, the
+ * event loop), except opts.durable_cb, which the engine calls on its own
+ * sync thread, and engine_durable_seq(), which is safe from any thread.
+ *
+ * Sticky errors (STYLE.md 1.3): after a failed write or fsync whose on-disk
+ * effect is uncertain, a persistent engine refuses every further write with
+ * RK_EREADONLY until reopened; reads continue.
+ */
+#ifndef RINGKV_STORAGE_ENGINE_H
+#define RINGKV_STORAGE_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+
+#define ENGINE_DEFAULT_MAX_KEY       (64u * 1024u)            /* bytes */
+#define ENGINE_DEFAULT_MAX_VALUE     (512ull * 1024 * 1024)   /* bytes */
+#define ENGINE_DEFAULT_MAX_FILE      (256ull * 1024 * 1024)   /* bytes */
+#define ENGINE_DEFAULT_MERGE_RATIO   0.40 /* dead/total bytes of a file */
+#define ENGINE_DEFAULT_SYNC_INTERVAL 1000 /* ms, for sync=every */
+
+enum engine_sync_mode {
+    ENGINE_SYNC_NONE = 0,   /* never fsync except close/rollover/sync */
+    ENGINE_SYNC_ALWAYS = 1, /* group-committed fdatasync per write batch */
+    ENGINE_SYNC_EVERY = 2,  /* fdatasync every sync_interval_ms */
+};
+
+/* Called on the engine's sync thread after writes up to `seq` are durable. */
+typedef void (*engine_durable_cb)(void *data, uint64_t seq);
+
+struct engine_opts {
+    const char *dir;                 /* data directory (created 0700) */
+    enum engine_sync_mode sync_mode; /* default ENGINE_SYNC_EVERY */
+    uint32_t sync_interval_ms;       /* for ENGINE_SYNC_EVERY; > 0 */
+    uint64_t max_file_size;          /* bytes; active file rolls over */
+    double merge_dead_ratio;         /* 0..1: merge files above this */
+    uint64_t merge_min_dead_bytes;   /* skip merges reclaiming less */
+    size_t max_key_len;              /* bytes, 1..; default 64 KiB */
+    uint64_t max_value_len;          /* bytes; default 512 MiB */
+    bool repair;            /* skip bad mid-file records instead of failing */
+    bool merge_disabled;    /* no automatic merges (tests, benchmarks) */
+    engine_durable_cb durable_cb; /* may be NULL */
+    void *durable_data;           /* passed to durable_cb */
+};
+
+/* Fills `o` with the defaults above (dir NULL: caller must set it). */
+void engine_opts_init(struct engine_opts *o);
+
+/*
+ * Parses "always", "none", "every:<ms>" (1..86400000) or "everysec"
+ * into mode/interval.  RK_OK or RK_EINVAL.
+ */
+int engine_parse_sync(const char *s, enum engine_sync_mode *mode,
+                      uint32_t *interval_ms);
+
+/* Metadata of one live record, as kept in the keydir. */
+struct engine_meta {
+    uint64_t timestamp;    /* caller-supplied (HLC), opaque */
+    uint64_t expire_at_ms; /* absolute Unix ms; 0 = never */
+    uint64_t value_len;    /* bytes */
+};
+
+struct engine_stats {
+    uint64_t live_keys;       /* keys in the keydir (incl. not-yet-reaped
+                                 expired ones) */
+    uint64_t live_bytes;      /* bytes of live records on disk/in memory */
+    uint64_t dead_bytes;      /* bytes of superseded records/tombstones */
+    uint64_t files;           /* data files (1 for memory) */
+    uint64_t merges_done;     /* completed merges since open */
+    uint64_t merge_running;   /* 1 while a merge is in progress */
+    uint64_t keydir_bytes;    /* bytes the in-memory index uses */
+    uint64_t writes;          /* puts + deletes since open */
+    uint64_t syncs;           /* fdatasync calls since open */
+    uint64_t sync_errors;     /* failed syncs/writes (engine read-only) */
+    uint64_t recovered_truncated_bytes; /* torn tail cut at open */
+    uint64_t recovered_skipped_records; /* bad records skipped (repair) */
+    uint64_t hint_fallbacks;  /* hint files ignored, data file scanned */
+    uint64_t last_sync_us;    /* duration of the last fdatasync */
+    bool read_only;           /* sticky error state */
+};
+
+struct engine; /* opaque */
+
+/*
+ * Opens engine `kind` ("bitcask" or "memory") with `opts` (borrowed; the
+ * engine copies what it keeps).  On success *out owns the engine (close
+ * with engine_close).  On error *out is untouched and a one-line reason is
+ * written into errbuf[errlen] (may name a file and offset).
+ * Errors: RK_EINVAL (unknown kind, bad options), RK_ELOCKED (another
+ * process holds the directory), RK_ECORRUPT (bad record in the middle of a
+ * file and !opts.repair), RK_EVERSION (unknown format version), RK_EIO,
+ * RK_ENOMEM.  Bitcask recovery: truncates a torn/corrupt tail of the last
+ * file and logs how many bytes; reads hint files where valid.
+ * Complexity: O(keys) (hint files) or O(data bytes) (scan).
+ */
+int engine_open(const char *kind, const struct engine_opts *opts,
+                struct engine **out, char *errbuf, size_t errlen);
+
+/*
+ * Syncs, stops background threads (waiting for a running merge to finish
+ * or abandoning it safely) and frees the engine.  NULL is a no-op.
+ * Returns RK_OK or the error of the final sync (resources freed anyway).
+ */
+int engine_close(struct engine *e);
+
+/* Name of the engine kind ("bitcask"/"memory"); static string. */
+const char *engine_kind(const struct engine *e);
+
+/*
+ * Reads `key`: appends the value to `val` (may be NULL to fetch metadata
+ * only) and fills *meta (may be NULL).  Expired records are returned like
+ * any other (the caller checks meta->expire_at_ms).
+ * Errors: RK_ENOTFOUND, RK_ECORRUPT (checksum failed: never returns the
+ * bad bytes), RK_EIO, RK_ENOMEM.  Complexity: O(1) + O(value).
+ */
+int engine_get(struct engine *e, const void *key, size_t klen,
+               struct rk_buf *val, struct engine_meta *meta);
+
+/*
+ * Stores key -> value with meta (timestamp, expire_at_ms; value_len is
+ * ignored) replacing any previous value.  *seq (may be NULL) receives the
+ * write's sequence number for durability tracking.
+ * Errors: RK_ETOOBIG (key or value over the limits; nothing written),
+ * RK_EINVAL (empty key), RK_EREADONLY, RK_EIO, RK_ENOSPC, RK_ENOMEM.
+ */
+int engine_put(struct engine *e, const void *key, size_t klen,
+               const void *val, size_t vlen, const struct engine_meta *meta,
+               uint64_t *seq);
+
+/*
+ * Deletes `key` by writing a tombstone with `timestamp`.
+ * Errors: RK_ENOTFOUND (absent: nothing written, *seq untouched),
+ * RK_EREADONLY, RK_EIO, RK_ENOSPC, RK_ENOMEM.
+ */
+int engine_delete(struct engine *e, const void *key, size_t klen,
+                  uint64_t timestamp, uint64_t *seq);
+
+/*
+ * Called for each key by engine_scan/engine_foreach.  `key` is a view
+ * valid only during the call.  Return true to continue, false to stop.
+ * The callback must not modify the engine.
+ */
+typedef bool (*engine_key_cb)(void *data, const void *key, size_t klen,
+                              const struct engine_meta *meta);
+
+/*
+ * Cursor iteration over live keys with Redis SCAN's guarantee: a key
+ * present for the whole iteration is returned at least once, even if the
+ * keydir grows or shrinks between calls (reverse-binary cursor over a
+ * power-of-two table; Redis dict.c dictScan).  Start with cursor 0; visits
+ * about `count` keys and stores the next cursor in *next (0 = done).
+ * Complexity: O(count) amortised.
+ */
+int engine_scan(struct engine *e, uint64_t cursor, size_t count,
+                engine_key_cb cb, void *data, uint64_t *next);
+
+/* Visits every live key once (no modification during the walk). O(keys). */
+int engine_foreach(struct engine *e, engine_key_cb cb, void *data);
+
+/*
+ * Deletes every key (FLUSHALL), durably under the sync policy; *seq as for
+ * put.  Errors: as engine_put.
+ */
+int engine_clear(struct engine *e, uint64_t *seq);
+
+/*
+ * Makes every write so far durable, blocking the caller (shutdown, tests).
+ * Errors: RK_EIO (engine becomes read-only), RK_EREADONLY.
+ */
+int engine_sync(struct engine *e);
+
+/*
+ * Highest sequence number known durable.  Thread: any (atomic read).
+ */
+uint64_t engine_durable_seq(struct engine *e);
+
+/*
+ * Periodic housekeeping on the owner thread (call every ~100 ms): applies
+ * the result of a finished background merge to the keydir, starts a merge
+ * when thresholds pass, surfaces sync-thread errors.  Never blocks on I/O.
+ */
+int engine_tick(struct engine *e);
+
+/*
+ * Runs a merge of every immutable file with dead bytes now (tests, the
+ * operator): if `wait`, blocks until it is applied.  RK_EBUSY if one runs
+ * and !wait.  Memory engine: no-op.
+ */
+int engine_merge(struct engine *e, bool wait);
+
+/* Fills *st.  O(1). */
+void engine_stats(struct engine *e, struct engine_stats *st);
+
+#endif /* RINGKV_STORAGE_ENGINE_H */
