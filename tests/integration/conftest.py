@@ -79,6 +79,12 @@ class Server:
                     cmd += ["--requirepass", next(it)]
                 elif a == "--maxclients":
                     cmd += ["--maxclients", next(it)]
+                elif a == "--sync":
+                    # ringkv durability -> the matching appendfsync policy
+                    v = next(it)
+                    cmd += ["--appendfsync", {"always": "always",
+                                              "none": "no"}.get(
+                                                  v, "everysec")]
                 elif a.startswith("--") and a not in ("--flushall",):
                     try:
                         next(it)
@@ -187,3 +193,78 @@ def _supports_resp3():
 
 def ringkv_cli():
     return os.path.join(BUILD, "ringkv")
+
+
+# --- additions for the black-box suite (tests/integration/test_*.py) -------
+
+DEFAULT_TIMEOUT = int(os.environ.get("RINGKV_TEST_TIMEOUT", "120"))
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow: takes more than ~10 s (still run by default)")
+    config.addinivalue_line(
+        "markers", "ringkv_only: ringkv-specific behaviour, skipped "
+        "when RINGKV_TEST_TARGET=redis")
+    config.addinivalue_line(
+        "markers", "timeout(seconds): per-test timeout (pytest-timeout)")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        # every test gets a timeout, even when pytest.ini is not picked up
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(DEFAULT_TIMEOUT))
+        if TARGET == "redis" and item.get_closest_marker("ringkv_only"):
+            item.add_marker(pytest.mark.skip(
+                reason="ringkv-only behaviour (target is redis-server)"))
+
+
+def is_ringkv():
+    return TARGET == "ringkv"
+
+
+def rss_kb(pid):
+    """VmRSS of a process in KiB, from /proc/<pid>/status."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS for pid %d" % pid)
+
+
+@pytest.fixture
+def raw(server):
+    """A raw RESP socket (tests/integration/rawresp.py) to `server`."""
+    import rawresp
+    c = rawresp.RawClient(server.port)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def raw_factory(server):
+    """Opens more raw sockets to `server`; all closed at the end."""
+    import rawresp
+    opened = []
+
+    def make(port=None, **kw):
+        c = rawresp.RawClient(port or server.port, **kw)
+        opened.append(c)
+        return c
+
+    yield make
+    for c in opened:
+        c.close()
+
+
+AUTH_PASSWORD = "s3cret-pass"
+
+
+@pytest.fixture
+def auth_server(server_factory):
+    """A server started with --requirepass AUTH_PASSWORD."""
+    args = ["--requirepass", AUTH_PASSWORD]
+    if is_ringkv():
+        args += ["--enable-flushall", "yes"]
+    return server_factory(args=args)
