@@ -25,8 +25,9 @@ Parsed types:
   |attribute      -> read and attached: the next reply gets .attributes
   >push           -> Push (a list subclass)
 
-The last reply's raw type byte is kept in RawClient.last_type, so tests can
-assert e.g. that GET of a missing key answered b"_" under RESP3.
+The last reply's type byte is kept in RawClient.last_type and its exact
+bytes in RawClient.last_raw, so tests can assert e.g. that GET of a missing
+key answered b"_\r\n" under RESP3.
 """
 import socket
 import time
@@ -109,6 +110,7 @@ class RawClient:
         self.buf = bytearray()
         self.pos = 0
         self.last_type = None
+        self.last_raw = None
 
     # -- I/O -------------------------------------------------------------
     def close(self):
@@ -140,9 +142,6 @@ class RawClient:
         chunk = self.sock.recv(1 << 20)
         if not chunk:
             raise ConnectionClosed("server closed the connection")
-        if self.pos > 1 << 20 and self.pos > len(self.buf) // 2:
-            del self.buf[:self.pos]
-            self.pos = 0
         self.buf += chunk
 
     def _line(self):
@@ -169,9 +168,21 @@ class RawClient:
 
     # -- parsing ---------------------------------------------------------
     def read_reply(self):
+        """Parses one reply; its type byte goes to last_type and its exact
+        bytes to last_raw (None for replies over 1 MiB)."""
+        if self.pos:
+            del self.buf[:self.pos]
+            self.pos = 0
         reply, t = self._read()
         self.last_type = t
+        self.last_raw = bytes(self.buf[:self.pos]) if self.pos <= 1 << 20 \
+            else None
         return reply
+
+    def read_raw(self):
+        """Reads one reply and returns its exact bytes."""
+        self.read_reply()
+        return self.last_raw
 
     def _read(self):
         line = self._line()
