@@ -1,6 +1,7 @@
 /* buf.c - growable byte buffer; see buf.h. */
 #include "common/buf.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 

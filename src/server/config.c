@@ -1,0 +1,400 @@
+/*
+ * config.c - ringkvd settings; see config.h.  The INI file is parsed by
+ * inih; unknown keys are errors so typos do not go unnoticed.
+ */
+#include "server/config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/error.h"
+#include "common/glob.h"
+
+void config_init(struct rk_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->port = 7379;
+    snprintf(c->bind, sizeof(c->bind), "127.0.0.1");
+    snprintf(c->data_dir, sizeof(c->data_dir), "./data");
+    snprintf(c->engine, sizeof(c->engine), "bitcask");
+    c->sync_mode = ENGINE_SYNC_EVERY;
+    c->sync_interval_ms = 1000;
+    c->maxclients = 10000;
+    c->loglevel = RK_LOG_INFO;
+    c->log_format = RK_LOG_LOGFMT;
+    c->enable_flushall = false;
+    c->proto_max_bulk_len = 512ull * 1024 * 1024;
+    c->client_query_buffer_limit = 1024ull * 1024 * 1024;
+    c->max_file_size = ENGINE_DEFAULT_MAX_FILE;
+    c->merge_dead_ratio = ENGINE_DEFAULT_MERGE_RATIO;
+    c->timeout_s = 0;
+    c->hz = 10;
+}
+
+static int parse_u64(const char *v, uint64_t min, uint64_t max, uint64_t *out)
+{
+    if (v[0] == '\0' || v[0] == '-') {
+        return RK_EINVAL;
+    }
+    errno = 0;
+    char *end;
+    unsigned long long x = strtoull(v, &end, 10);
+    uint64_t mult = 1;
+    if (*end != '\0') {
+        if (strcasecmp(end, "k") == 0 || strcasecmp(end, "kb") == 0) {
+            mult = 1024;
+        } else if (strcasecmp(end, "m") == 0 || strcasecmp(end, "mb") == 0) {
+            mult = 1024 * 1024;
+        } else if (strcasecmp(end, "g") == 0 || strcasecmp(end, "gb") == 0) {
+            mult = 1024ull * 1024 * 1024;
+        } else {
+            return RK_EINVAL;
+        }
+    }
+    if (errno != 0 || (mult > 1 && x > UINT64_MAX / mult)) {
+        return RK_EINVAL;
+    }
+    x *= mult;
+    if (x < min || x > max) {
+        return RK_EINVAL;
+    }
+    *out = x;
+    return RK_OK;
+}
+
+static int parse_bool(const char *v, bool *out)
+{
+    if (strcasecmp(v, "yes") == 0 || strcasecmp(v, "true") == 0 ||
+        strcmp(v, "1") == 0 || strcasecmp(v, "on") == 0) {
+        *out = true;
+        return RK_OK;
+    }
+    if (strcasecmp(v, "no") == 0 || strcasecmp(v, "false") == 0 ||
+        strcmp(v, "0") == 0 || strcasecmp(v, "off") == 0) {
+        *out = false;
+        return RK_OK;
+    }
+    return RK_EINVAL;
+}
+
+/* Copies v into dst[cap] or fails when it does not fit. */
+static int set_str(char *dst, size_t cap, const char *v)
+{
+    size_t n = strlen(v);
+    if (n >= cap) {
+        return RK_EINVAL;
+    }
+    memcpy(dst, v, n + 1);
+    return RK_OK;
+}
+
+/* Normalises an option name: lower case, '_' -> '-'. */
+static void norm_name(const char *in, char *out, size_t cap)
+{
+    size_t i = 0;
+    for (; in[i] && i + 1 < cap; i++) {
+        char ch = in[i];
+        out[i] = ch == '_' ? '-' : (char)((ch >= 'A' && ch <= 'Z') ? ch + 32 : ch);
+    }
+    out[i] = '\0';
+}
+
+int config_set(struct rk_config *c, const char *name, const char *value,
+               char *errbuf, size_t errlen)
+{
+    char n[64];
+    norm_name(name, n, sizeof(n));
+    uint64_t u = 0;
+    int rc = RK_OK;
+    const char *why = "invalid value";
+
+    if (strcmp(n, "port") == 0) {
+        rc = parse_u64(value, 1, 65535, &u);
+        c->port = (int)u;
+        why = "must be a port number 1..65535";
+    } else if (strcmp(n, "bind") == 0) {
+        rc = set_str(c->bind, sizeof(c->bind), value);
+    } else if (strcmp(n, "data-dir") == 0 || strcmp(n, "dir") == 0) {
+        rc = value[0] ? set_str(c->data_dir, sizeof(c->data_dir), value)
+                      : RK_EINVAL;
+    } else if (strcmp(n, "engine") == 0) {
+        if (strcmp(value, "bitcask") != 0 && strcmp(value, "memory") != 0) {
+            rc = RK_EINVAL;
+            why = "must be bitcask or memory";
+        } else {
+            rc = set_str(c->engine, sizeof(c->engine), value);
+        }
+    } else if (strcmp(n, "sync") == 0 || strcmp(n, "appendfsync") == 0) {
+        rc = engine_parse_sync(value, &c->sync_mode, &c->sync_interval_ms);
+        why = "must be always, none or every:<ms>";
+    } else if (strcmp(n, "requirepass") == 0) {
+        rc = set_str(c->requirepass, sizeof(c->requirepass), value);
+        why = "too long";
+    } else if (strcmp(n, "maxclients") == 0) {
+        rc = parse_u64(value, 1, 1000000, &u);
+        c->maxclients = (uint32_t)u;
+        why = "must be 1..1000000";
+    } else if (strcmp(n, "loglevel") == 0) {
+        rc = rk_log_parse_level(value, &c->loglevel);
+        why = "must be debug, info, warn or error";
+    } else if (strcmp(n, "log-format") == 0) {
+        if (strcmp(value, "logfmt") == 0) {
+            c->log_format = RK_LOG_LOGFMT;
+        } else if (strcmp(value, "json") == 0) {
+            c->log_format = RK_LOG_JSON;
+        } else {
+            rc = RK_EINVAL;
+            why = "must be logfmt or json";
+        }
+    } else if (strcmp(n, "enable-flushall") == 0) {
+        rc = parse_bool(value, &c->enable_flushall);
+        why = "must be yes or no";
+    } else if (strcmp(n, "proto-max-bulk-len") == 0) {
+        rc = parse_u64(value, 1024 * 1024, 1ull << 40, &u);
+        c->proto_max_bulk_len = u;
+        why = "must be 1mb..1tb";
+    } else if (strcmp(n, "client-query-buffer-limit") == 0) {
+        rc = parse_u64(value, 1024 * 1024, 1ull << 40, &u);
+        c->client_query_buffer_limit = u;
+        why = "must be 1mb..1tb";
+    } else if (strcmp(n, "max-file-size") == 0) {
+        rc = parse_u64(value, 4096, 1ull << 40, &u);
+        c->max_file_size = u;
+        why = "must be 4kb..1tb";
+    } else if (strcmp(n, "merge-dead-ratio") == 0) {
+        char *end;
+        double d = strtod(value, &end);
+        if (*end != '\0' || !(d > 0.0 && d <= 1.0)) {
+            rc = RK_EINVAL;
+            why = "must be a number in (0, 1]";
+        } else {
+            c->merge_dead_ratio = d;
+        }
+    } else if (strcmp(n, "timeout") == 0) {
+        rc = parse_u64(value, 0, 365ull * 86400, &u);
+        c->timeout_s = (uint32_t)u;
+    } else if (strcmp(n, "hz") == 0) {
+        rc = parse_u64(value, 1, 500, &u);
+        c->hz = (uint32_t)u;
+        why = "must be 1..500";
+    } else if (strcmp(n, "repair") == 0) {
+        rc = parse_bool(value, &c->repair);
+        why = "must be yes or no";
+    } else {
+        snprintf(errbuf, errlen, "unknown option '%s'", name);
+        return RK_EINVAL;
+    }
+    if (rc != RK_OK) {
+        snprintf(errbuf, errlen, "invalid value '%s' for '%s': %s", value,
+                 name, why);
+        return RK_EINVAL;
+    }
+    return RK_OK;
+}
+
+struct ini_ctx {
+    struct rk_config *c;
+    char *errbuf;
+    size_t errlen;
+    bool failed;
+};
+
+static int ini_cb(void *user, const char *section, const char *name,
+                       const char *value)
+{
+    struct ini_ctx *ctx = user;
+    if (ctx->failed) {
+        return 0;
+    }
+    if (section[0] != '\0' && strcmp(section, "ringkvd") != 0) {
+        snprintf(ctx->errbuf, ctx->errlen, "unknown section [%s]", section);
+        ctx->failed = true;
+        return 0;
+    }
+    char why[512];
+    if (config_set(ctx->c, name, value, why, sizeof(why)) != RK_OK) {
+        snprintf(ctx->errbuf, ctx->errlen, "%s", why);
+        ctx->failed = true;
+        return 0;
+    }
+    return 1;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: ringkvd [OPTIONS]\n"
+            "ringkv server: a Dynamo-style key-value store speaking the Redis "
+            "protocol.\n\n"
+            "  --config FILE               INI file; every option below is "
+            "also a key (flags win)\n"
+            "  --port PORT                 RESP port (7379)\n"
+            "  --bind ADDR                 listen address (127.0.0.1)\n"
+            "  --data-dir DIR              data directory (./data)\n"
+            "  --engine bitcask|memory     storage engine (bitcask)\n"
+            "  --sync always|every:MS|none durability policy (every:1000)\n"
+            "  --requirepass PASSWORD      require AUTH (none)\n"
+            "  --maxclients N              max client connections (10000)\n"
+            "  --timeout SECONDS           close idle clients, 0 = never (0)\n"
+            "  --loglevel LEVEL            debug|info|warn|error (info)\n"
+            "  --log-format logfmt|json    log line format (logfmt)\n"
+            "  --enable-flushall yes|no    allow FLUSHALL/FLUSHDB (no)\n"
+            "  --proto-max-bulk-len BYTES  largest bulk argument (512mb)\n"
+            "  --client-query-buffer-limit BYTES  per-client query buffer "
+            "(1gb)\n"
+            "  --max-file-size BYTES       bitcask data file rollover "
+            "(256mb)\n"
+            "  --merge-dead-ratio R        bitcask merge threshold (0.4)\n"
+            "  --repair yes|no             skip corrupt records at open (no)\n"
+            "  --hz N                      housekeeping ticks per second "
+            "(10)\n"
+            "  --version                   print version and exit\n"
+            "  --help                      print this help and exit\n");
+}
+
+enum config_result config_load(struct rk_config *c, int argc, char **argv,
+                               char *errbuf, size_t errlen)
+{
+    /* Pass 1: --help, --version, --config. */
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return CONFIG_EXIT_OK;
+        }
+        if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-v") == 0) {
+            printf("ringkvd %s\n", RINGKV_VERSION);
+            return CONFIG_EXIT_OK;
+        }
+        if (strcmp(argv[i], "--config") == 0) {
+            if (i + 1 >= argc) {
+                snprintf(errbuf, errlen, "ringkvd: --config needs a FILE");
+                return CONFIG_ERROR;
+            }
+            if (set_str(c->config_file, sizeof(c->config_file),
+                        argv[i + 1]) != RK_OK) {
+                snprintf(errbuf, errlen, "ringkvd: --config path too long");
+                return CONFIG_ERROR;
+            }
+            i++;
+        }
+    }
+    if (c->config_file[0]) {
+        char why[600] = "";
+        struct ini_ctx ctx = {c, why, sizeof(why), false};
+        int rc = ini_parse(c->config_file, ini_cb, &ctx);
+        if (rc == -1) {
+            snprintf(errbuf, errlen, "ringkvd: cannot open config file %s: %s",
+                     c->config_file, strerror(errno));
+            return CONFIG_ERROR;
+        }
+        if (rc != 0 || ctx.failed) {
+            snprintf(errbuf, errlen, "ringkvd: config file %s line %d: %s",
+                     c->config_file, rc,
+                     why[0] ? why : "syntax error");
+            return CONFIG_ERROR;
+        }
+    }
+    /* Pass 2: flags, as --name value or --name=value. */
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0) {
+            snprintf(errbuf, errlen,
+                     "ringkvd: unexpected argument '%s' (see --help)", a);
+            return CONFIG_ERROR;
+        }
+        char name[64];
+        const char *value;
+        const char *eq = strchr(a, '=');
+        if (eq) {
+            size_t n = (size_t)(eq - a - 2);
+            if (n >= sizeof(name)) {
+                n = sizeof(name) - 1;
+            }
+            memcpy(name, a + 2, n);
+            name[n] = '\0';
+            value = eq + 1;
+        } else {
+            snprintf(name, sizeof(name), "%s", a + 2);
+            if (i + 1 >= argc) {
+                snprintf(errbuf, errlen, "ringkvd: %s needs a value", a);
+                return CONFIG_ERROR;
+            }
+            value = argv[++i];
+        }
+        if (strcmp(name, "config") == 0) {
+            continue;
+        }
+        char why[600];
+        if (config_set(c, name, value, why, sizeof(why)) != RK_OK) {
+            snprintf(errbuf, errlen, "ringkvd: %s (see --help)", why);
+            return CONFIG_ERROR;
+        }
+    }
+    return CONFIG_OK;
+}
+
+void config_each(const struct rk_config *c, const char *pattern, size_t plen,
+                 void (*cb)(void *data, const char *name, const char *value),
+                 void *data)
+{
+    char sync[32];
+    if (c->sync_mode == ENGINE_SYNC_ALWAYS) {
+        snprintf(sync, sizeof(sync), "always");
+    } else if (c->sync_mode == ENGINE_SYNC_NONE) {
+        snprintf(sync, sizeof(sync), "none");
+    } else {
+        snprintf(sync, sizeof(sync), "every:%" PRIu32, c->sync_interval_ms);
+    }
+    const char *appendfsync = c->sync_mode == ENGINE_SYNC_ALWAYS ? "always"
+                              : c->sync_mode == ENGINE_SYNC_NONE ? "no"
+                                                                 : "everysec";
+    char port[16], maxcl[16], bulk[32], qbl[32], mfs[32], ratio[32], tmo[16],
+        hz[16];
+    snprintf(port, sizeof(port), "%d", c->port);
+    snprintf(maxcl, sizeof(maxcl), "%" PRIu32, c->maxclients);
+    snprintf(bulk, sizeof(bulk), "%" PRIu64, c->proto_max_bulk_len);
+    snprintf(qbl, sizeof(qbl), "%" PRIu64, c->client_query_buffer_limit);
+    snprintf(mfs, sizeof(mfs), "%" PRIu64, c->max_file_size);
+    snprintf(ratio, sizeof(ratio), "%g", c->merge_dead_ratio);
+    snprintf(tmo, sizeof(tmo), "%" PRIu32, c->timeout_s);
+    snprintf(hz, sizeof(hz), "%" PRIu32, c->hz);
+    static const char *levels[] = {"debug", "info", "warn", "error"};
+    const struct {
+        const char *name;
+        const char *value;
+    } all[] = {
+        {"port", port},
+        {"bind", c->bind},
+        {"dir", c->data_dir},
+        {"data-dir", c->data_dir},
+        {"engine", c->engine},
+        {"sync", sync},
+        {"appendfsync", appendfsync},
+        {"appendonly", strcmp(c->engine, "bitcask") == 0 ? "yes" : "no"},
+        {"save", ""},
+        {"databases", "1"},
+        {"requirepass", c->requirepass},
+        {"maxclients", maxcl},
+        {"maxmemory", "0"},
+        {"timeout", tmo},
+        {"loglevel", levels[c->loglevel]},
+        {"log-format", c->log_format == RK_LOG_JSON ? "json" : "logfmt"},
+        {"enable-flushall", c->enable_flushall ? "yes" : "no"},
+        {"proto-max-bulk-len", bulk},
+        {"client-query-buffer-limit", qbl},
+        {"max-file-size", mfs},
+        {"merge-dead-ratio", ratio},
+        {"hz", hz},
+    };
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        if (rk_glob_match(pattern, plen, all[i].name, strlen(all[i].name),
+                          true)) {
+            cb(data, all[i].name, all[i].value);
+        }
+    }
+}

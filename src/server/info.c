@@ -1,0 +1,227 @@
+/*
+ * info.c - the INFO command's text: "# Section\r\nfield:value\r\n" lines,
+ * with the sections and fields Redis clients read (redis-py, ioredis's
+ * ready check reads `loading`, redis-cli, monitoring agents).
+ * https://redis.io/docs/latest/commands/info/
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "server/internal.h"
+
+static uint64_t rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f == NULL) {
+        return 0;
+    }
+    unsigned long size = 0, rss = 0;
+    if (fscanf(f, "%lu %lu", &size, &rss) != 2) {
+        rss = 0;
+    }
+    fclose(f);
+    return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static void human(uint64_t bytes, char *out, size_t n)
+{
+    const char *units = "BKMGT";
+    double v = (double)bytes;
+    int u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    if (u == 0) {
+        snprintf(out, n, "%" PRIu64 "B", bytes);
+    } else {
+        snprintf(out, n, "%.2f%c", v, units[u]);
+    }
+}
+
+static bool want(const char *section, const char *name, bool in_default)
+{
+    if (strcmp(section, "all") == 0 || strcmp(section, "everything") == 0) {
+        return true;
+    }
+    if (strcmp(section, "default") == 0) {
+        return in_default;
+    }
+    return strcmp(section, name) == 0;
+}
+
+void info_render(struct server *s, struct client *c, const char *section,
+                 struct rk_buf *out)
+{
+    (void)c;
+    uint64_t now = server_now_ms();
+    uint64_t up_s = (server_mono_ms() - s->start_mono_ms) / 1000;
+    struct engine_stats st;
+    engine_stats(s->engine, &st);
+
+    if (want(section, "server", true)) {
+        struct utsname u;
+        uname(&u);
+        if (out->len) {
+            rk_buf_append_str(out, "\r\n");
+        }
+        rk_buf_appendf(out,
+                       "# Server\r\n"
+                       "redis_version:7.0.0\r\n"
+                       "ringkv_version:%s\r\n"
+                       "redis_mode:standalone\r\n"
+                       "os:%s %s %s\r\n"
+                       "arch_bits:%d\r\n"
+                       "multiplexing_api:libevent\r\n"
+                       "process_id:%d\r\n"
+                       "tcp_port:%d\r\n"
+                       "server_time_usec:%" PRIu64 "\r\n"
+                       "uptime_in_seconds:%" PRIu64 "\r\n"
+                       "uptime_in_days:%" PRIu64 "\r\n"
+                       "hz:%" PRIu32 "\r\n"
+                       "executable:ringkvd\r\n"
+                       "config_file:%s\r\n"
+                       "storage_engine:%s\r\n",
+                       RINGKV_VERSION, u.sysname, u.release, u.machine,
+                       (int)(sizeof(void *) * 8), (int)getpid(),
+                       s->cfg->port, now * 1000, up_s, up_s / 86400,
+                       s->cfg->hz, s->cfg->config_file, s->cfg->engine);
+    }
+    if (want(section, "clients", true)) {
+        if (out->len) {
+            rk_buf_append_str(out, "\r\n");
+        }
+        size_t waiting = 0;
+        for (struct client *w = s->waiting; w; w = w->wnext) {
+            waiting++;
+        }
+        rk_buf_appendf(out,
+                       "# Clients\r\n"
+                       "connected_clients:%zu\r\n"
+                       "maxclients:%" PRIu32 "\r\n"
+                       "blocked_clients:0\r\n"
+                       "clients_waiting_for_sync:%zu\r\n",
+                       s->n_clients, s->cfg->maxclients, waiting);
+    }
+    if (want(section, "memory", true)) {
+        if (out->len) {
+            rk_buf_append_str(out, "\r\n");
+        }
+        uint64_t rss = rss_bytes();
+        char h1[32], h2[32];
+        human(rss, h1, sizeof(h1));
+        human(st.keydir_bytes, h2, sizeof(h2));
+        rk_buf_appendf(out,
+                       "# Memory\r\n"
+                       "used_memory:%" PRIu64 "\r\n"
+                       "used_memory_human:%s\r\n"
+                       "used_memory_rss:%" PRIu64 "\r\n"
+                       "used_memory_rss_human:%s\r\n"
+                       "keydir_bytes:%" PRIu64 "\r\n"
+                       "keydir_bytes_human:%s\r\n"
+                       "maxmemory:0\r\n"
+                       "maxmemory_policy:noeviction\r\n",
+                       rss, h1, rss, h1, st.keydir_bytes, h2);
+    }
+    if (want(section, "persistence", true)) {
+        if (out->len) {
+            rk_buf_append_str(out, "\r\n");
+        }
+        const char *sync = s->cfg->sync_mode == ENGINE_SYNC_ALWAYS ? "always"
+                           : s->cfg->sync_mode == ENGINE_SYNC_NONE ? "none"
+                                                                   : "every";
+        rk_buf_appendf(out,
+                       "# Persistence\r\n"
+                       "loading:0\r\n"
+                       "async_loading:0\r\n"
+                       "rdb_changes_since_last_save:0\r\n"
+                       "rdb_bgsave_in_progress:0\r\n"
+                       "aof_enabled:%d\r\n"
+                       "aof_rewrite_in_progress:%" PRIu64 "\r\n"
+                       "engine:%s\r\n"
+                       "sync_policy:%s\r\n"
+                       "sync_interval_ms:%" PRIu32 "\r\n"
+                       "engine_files:%" PRIu64 "\r\n"
+                       "engine_live_bytes:%" PRIu64 "\r\n"
+                       "engine_dead_bytes:%" PRIu64 "\r\n"
+                       "engine_merges_done:%" PRIu64 "\r\n"
+                       "engine_merge_in_progress:%" PRIu64 "\r\n"
+                       "engine_writes:%" PRIu64 "\r\n"
+                       "engine_syncs:%" PRIu64 "\r\n"
+                       "engine_sync_errors:%" PRIu64 "\r\n"
+                       "engine_last_sync_usec:%" PRIu64 "\r\n"
+                       "engine_read_only:%d\r\n"
+                       "engine_durable_seq:%" PRIu64 "\r\n"
+                       "engine_recovered_truncated_bytes:%" PRIu64 "\r\n"
+                       "engine_hint_fallbacks:%" PRIu64 "\r\n",
+                       strcmp(s->cfg->engine, "bitcask") == 0,
+                       st.merge_running, s->cfg->engine, sync,
+                       s->cfg->sync_interval_ms, st.files, st.live_bytes,
+                       st.dead_bytes, st.merges_done, st.merge_running,
+                       st.writes, st.syncs, st.sync_errors, st.last_sync_us,
+                       st.read_only ? 1 : 0, engine_durable_seq(s->engine),
+                       st.recovered_truncated_bytes, st.hint_fallbacks);
+    }
+    if (want(section, "stats", true)) {
+        if (out->len) {
+            rk_buf_append_str(out, "\r\n");
+        }
+        struct server_stats *t = &s->stats;
+        rk_buf_appendf(out,
+                       "# Stats\r\n"
+                       "total_connections_received:%" PRIu64 "\r\n"
+                       "total_commands_processed:%" PRIu64 "\r\n"
+                       "total_net_input_bytes:%" PRIu64 "\r\n"
+                       "total_net_output_bytes:%" PRIu64 "\r\n"
+                       "rejected_connections:%" PRIu64 "\r\n"
+                       "expired_keys:%" PRIu64 "\r\n"
+                       "evicted_keys:0\r\n"
+                       "keyspace_hits:%" PRIu64 "\r\n"
+                       "keyspace_misses:%" PRIu64 "\r\n"
+                       "total_error_replies:0\r\n"
+                       "protocol_errors:%" PRIu64 "\r\n"
+                       "auth_failures:%" PRIu64 "\r\n"
+                       "write_errors:%" PRIu64 "\r\n"
+                       "replies_held_for_sync:%" PRIu64 "\r\n",
+                       t->total_connections, t->total_commands,
+                       t->net_input_bytes, t->net_output_bytes,
+                       t->rejected_connections, t->expired_keys,
+                       t->keyspace_hits, t->keyspace_misses,
+                       t->protocol_errors, t->auth_failures, t->write_errors,
+                       t->held_replies);
+    }
+    if (want(section, "replication", true)) {
+        if (out->len) {
+            rk_buf_append_str(out, "\r\n");
+        }
+        rk_buf_appendf(out, "# Replication\r\nrole:master\r\n"
+                            "connected_slaves:0\r\n");
+    }
+    if (want(section, "cpu", true)) {
+        if (out->len) {
+            rk_buf_append_str(out, "\r\n");
+        }
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        rk_buf_appendf(out,
+                       "# CPU\r\n"
+                       "used_cpu_sys:%ld.%06ld\r\n"
+                       "used_cpu_user:%ld.%06ld\r\n",
+                       (long)ru.ru_stime.tv_sec, (long)ru.ru_stime.tv_usec,
+                       (long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec);
+    }
+    if (want(section, "keyspace", true)) {
+        if (out->len) {
+            rk_buf_append_str(out, "\r\n");
+        }
+        rk_buf_append_str(out, "# Keyspace\r\n");
+        if (st.live_keys > 0) {
+            rk_buf_appendf(out, "db0:keys=%" PRIu64 ",expires=0,avg_ttl=0\r\n",
+                           st.live_keys);
+        }
+    }
+}

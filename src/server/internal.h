@@ -1,0 +1,191 @@
+/*
+ * internal.h - state shared by the files of src/server/ (server.c: loop,
+ * connections, durability; commands.c: the command table and handlers;
+ * info.c: INFO).  Nothing outside src/server includes this.
+ *
+ * Threading: one event-loop thread owns every struct here.  The storage
+ * engine's sync thread only writes to `durable_efd` (via durable_cb).
+ *
+ * Reply path and durability (sync=always): handlers append replies to
+ * client->obuf.  A write handler that got sequence number `seq` from the
+ * engine raises client->wait_seq.  After a batch of commands the client's
+ * obuf is handed to libevent only once engine_durable_seq() >= wait_seq;
+ * until then the client sits on the server's `waiting` list and its
+ * replies, including those of later commands, stay held, so replies keep
+ * their order and no write is acknowledged before it is durable.  Many
+ * clients' writes share one fdatasync (group commit in the engine).
+ */
+#ifndef RINGKV_SERVER_INTERNAL_H
+#define RINGKV_SERVER_INTERNAL_H
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/hlc.h"
+#include "proto/resp.h"
+#include "server/config.h"
+#include "storage/engine.h"
+
+struct server;
+struct client;
+
+/* Command flags (the COMMAND INFO flags they map to in comments). */
+enum {
+    CMD_WRITE = 1 << 0,    /* write */
+    CMD_READONLY = 1 << 1, /* readonly */
+    CMD_NOAUTH = 1 << 2,   /* no-auth: allowed before AUTH */
+    CMD_NOMULTI = 1 << 3,  /* executes at once inside MULTI */
+    CMD_FAST = 1 << 4,     /* fast */
+    CMD_ADMIN = 1 << 5,    /* admin */
+    CMD_LOADING = 1 << 6,  /* loading */
+    CMD_STALE = 1 << 7,    /* stale */
+};
+
+typedef void (*cmd_proc)(struct client *c, size_t argc,
+                         const struct resp_arg *argv);
+
+struct command {
+    const char *name;    /* lower case */
+    cmd_proc proc;
+    int arity;           /* Redis convention: -N means >= N */
+    uint32_t flags;      /* CMD_* */
+    int first_key;       /* 0 = no keys */
+    int last_key;        /* -1 = last argument */
+    int key_step;
+    const char *group;   /* "string", "generic", "connection", "server" */
+    const char *since;   /* Redis version that introduced the command */
+    const char *summary; /* one line, for COMMAND DOCS and help */
+    const char *complexity;
+    const struct command *subcommands; /* NULL-name terminated, or NULL */
+};
+
+/* A queued command inside MULTI: argv copied into one allocation. */
+struct queued_cmd {
+    const struct command *cmd;
+    size_t argc;
+    struct resp_arg *argv; /* points into the same allocation */
+};
+
+/* A WATCHed key and what it looked like when watched. */
+struct watched_key {
+    struct watched_key *next;
+    bool existed;
+    uint64_t timestamp; /* HLC of the record seen (strictly increasing) */
+    size_t klen;
+    char key[];         /* klen bytes */
+};
+
+struct client {
+    uint64_t id;
+    struct server *srv;
+    struct bufferevent *bev;
+    int fd;
+    char addr[64];               /* "ip:port" */
+    struct rk_buf qbuf;          /* unparsed input */
+    struct rk_buf obuf;          /* replies not yet handed to libevent */
+    struct resp_parser *parser;
+    int proto;                   /* 2 or 3 */
+    bool authed;
+    bool close_after_reply;      /* QUIT, protocol error */
+    bool closing;                /* output drained -> free */
+    bool read_paused;            /* output over the soft limit */
+    bool on_waiting;             /* linked in srv->waiting */
+    char *name;                  /* CLIENT SETNAME, owned, or NULL */
+    char *lib_name, *lib_ver;    /* CLIENT SETINFO, owned, or NULL */
+    uint64_t wait_seq;           /* replies held until this is durable */
+    uint64_t created_ms, last_ms;/* monotonic ms */
+    uint64_t n_commands;
+    /* MULTI state */
+    bool in_multi;
+    bool multi_dirty;            /* a queued command failed: EXECABORT */
+    struct queued_cmd *mq;       /* owned array */
+    size_t mq_len, mq_cap;
+    const char *last_cmd;        /* for CLIENT LIST */
+    struct watched_key *watched; /* WATCH snapshots, owned list */
+    bool watch_dirty;            /* a watched key could not be read */
+    struct client *prev, *next;  /* srv->clients */
+    struct client *wprev, *wnext;/* srv->waiting */
+};
+
+struct server_stats {
+    uint64_t total_connections;
+    uint64_t rejected_connections;
+    uint64_t total_commands;
+    uint64_t keyspace_hits;
+    uint64_t keyspace_misses;
+    uint64_t expired_keys;
+    uint64_t net_input_bytes;
+    uint64_t net_output_bytes;
+    uint64_t protocol_errors;
+    uint64_t auth_failures;
+    uint64_t write_errors;
+    uint64_t held_replies;       /* batches that waited for a sync */
+};
+
+struct server {
+    struct rk_config *cfg;
+    struct event_base *base;
+    struct evconnlistener *listener;
+    struct engine *engine;
+    struct event *tick_ev;
+    struct event *sig_ev[2];
+    struct event *durable_ev;
+    int durable_efd;
+    struct client *clients;      /* all connected clients */
+    struct client *waiting;      /* clients with held replies */
+    size_t n_clients;
+    uint64_t next_client_id;
+    uint64_t start_ms;           /* wall clock at start */
+    uint64_t start_mono_ms;
+    bool shutting_down;
+    uint64_t scan_cursor;        /* active expiry position */
+    uint64_t last_expire_pass_ms;
+    struct rk_buf scratch;       /* reused value buffer */
+    struct hlc clock;            /* record timestamps */
+    struct server_stats stats;
+    struct resp_limits limits;   /* after AUTH */
+    struct resp_limits preauth;  /* before AUTH (requirepass set) */
+};
+
+/* ---- server.c ---- */
+uint64_t server_now_ms(void);   /* wall clock, Unix ms */
+uint64_t server_mono_ms(void);  /* monotonic ms */
+
+/* ---- commands.c ---- */
+/* Looks up a command by name (case-insensitive); NULL if unknown. */
+const struct command *command_lookup(const char *name, size_t len);
+/* Runs one parsed request for client c (auth, MULTI queueing, arity). */
+void command_dispatch(struct client *c, size_t argc,
+                      const struct resp_arg *argv);
+/* Frees the MULTI queue and WATCH list of c. */
+void multi_reset(struct client *c);
+/* Starts graceful shutdown (SHUTDOWN command, signals). server.c */
+void server_shutdown(struct server *s, const char *why);
+/* Number of commands in the table. */
+size_t command_count(void);
+/* Active expiry: examines up to `budget` keys; returns keys expired. */
+size_t expire_cycle(struct server *s, size_t budget);
+
+/* ---- info.c ---- */
+/* Appends the INFO text for `section` ("default", "all", "server", ...). */
+void info_render(struct server *s, struct client *c, const char *section,
+                 struct rk_buf *out);
+
+/* ---- reply helpers (commands.c) ---- */
+void reply_ok(struct client *c);
+void reply_simple(struct client *c, const char *s);
+void reply_error(struct client *c, const char *msg);
+void reply_errorf(struct client *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void reply_int(struct client *c, int64_t v);
+void reply_bulk(struct client *c, const void *p, size_t len);
+void reply_bulk_str(struct client *c, const char *s);
+void reply_null(struct client *c);
+void reply_array(struct client *c, size_t n);
+void reply_map(struct client *c, size_t n_pairs);
+
+#endif /* RINGKV_SERVER_INTERNAL_H */

@@ -1,0 +1,677 @@
+/*
+ * server.c - the ringkvd event loop: listener, client connections, the
+ * durability hand-off from the engine's sync thread, housekeeping ticks and
+ * graceful shutdown.  Commands live in commands.c.
+ *
+ * Client life cycle:
+ *
+ *   accept --> READING --(batch parsed, replies in obuf)--> flush_client
+ *                 ^                                  |
+ *                 |            wait_seq > durable?   v
+ *                 |       yes: WAITING (on srv->waiting) --durable_ev--+
+ *                 |       no : obuf -> bufferevent output              |
+ *                 +-----------------------<----------------------------+
+ *   QUIT / protocol error / EOF: close_after_reply -> freed once the
+ *   output drained (write_cb) ; socket error: freed at once (event_cb).
+ *
+ * Invariants:
+ *  1. A reply is handed to libevent only when every write it follows on
+ *     that connection is durable under the sync policy (see internal.h).
+ *  2. Replies leave in request order (obuf is FIFO, held as a whole).
+ *  3. A client whose pending output passes OUT_SOFT_LIMIT stops being
+ *     read until its output drains below half of it (backpressure).
+ */
+#include "server/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/alloc.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "server/internal.h"
+
+#define OUT_SOFT_LIMIT   (64u * 1024 * 1024) /* bytes pending per client */
+#define QBUF_KEEP        (64u * 1024)        /* shrink idle buffers above */
+#define READ_CHUNK       (16u * 1024)
+#define SHUTDOWN_DRAIN_MS 5000
+
+uint64_t server_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t server_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void client_free(struct client *c);
+static void client_process_input(struct client *c);
+
+static void waiting_add(struct server *s, struct client *c)
+{
+    if (c->on_waiting) {
+        return;
+    }
+    c->on_waiting = true;
+    c->wprev = NULL;
+    c->wnext = s->waiting;
+    if (s->waiting) {
+        s->waiting->wprev = c;
+    }
+    s->waiting = c;
+    s->stats.held_replies++;
+}
+
+static void waiting_remove(struct server *s, struct client *c)
+{
+    if (!c->on_waiting) {
+        return;
+    }
+    if (c->wprev) {
+        c->wprev->wnext = c->wnext;
+    } else {
+        s->waiting = c->wnext;
+    }
+    if (c->wnext) {
+        c->wnext->wprev = c->wprev;
+    }
+    c->on_waiting = false;
+    c->wprev = c->wnext = NULL;
+}
+
+/*
+ * Hands obuf to libevent unless it waits for durability.  May free the
+ * client (close_after_reply with nothing left to write): returns false
+ * then, and `c` must not be used.
+ */
+static bool client_flush(struct client *c)
+{
+    struct server *s = c->srv;
+    if (c->obuf.len > 0) {
+        if (c->wait_seq > engine_durable_seq(s->engine)) {
+            waiting_add(s, c);
+            return true;
+        }
+        struct evbuffer *out = bufferevent_get_output(c->bev);
+        if (evbuffer_add(out, c->obuf.base, c->obuf.len) != 0) {
+            client_free(c);
+            return false;
+        }
+        s->stats.net_output_bytes += c->obuf.len;
+        rk_buf_clear(&c->obuf);
+        rk_buf_shrink(&c->obuf, QBUF_KEEP);
+    }
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    size_t pending = evbuffer_get_length(out);
+    if (c->close_after_reply && pending == 0) {
+        client_free(c);
+        return false;
+    }
+    if (c->close_after_reply) {
+        bufferevent_disable(c->bev, EV_READ);
+    } else if (pending > OUT_SOFT_LIMIT && !c->read_paused) {
+        c->read_paused = true;
+        bufferevent_disable(c->bev, EV_READ);
+        bufferevent_setwatermark(c->bev, EV_WRITE, OUT_SOFT_LIMIT / 2, 0);
+    }
+    return true;
+}
+
+static void process_waiting(struct server *s)
+{
+    uint64_t durable = engine_durable_seq(s->engine);
+    struct client *c = s->waiting;
+    while (c) {
+        struct client *next = c->wnext;
+        if (c->wait_seq <= durable) {
+            waiting_remove(s, c);
+            client_flush(c);
+        }
+        c = next;
+    }
+}
+
+static void durable_ev_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct server *s = arg;
+    uint64_t v;
+    ssize_t n = read(fd, &v, sizeof(v));
+    (void)n;
+    process_waiting(s);
+}
+
+/* Engine sync thread: wake the loop. */
+static void engine_durable(void *data, uint64_t seq)
+{
+    (void)seq;
+    struct server *s = data;
+    uint64_t one = 1;
+    ssize_t n = write(s->durable_efd, &one, sizeof(one));
+    (void)n;
+}
+
+static void client_free(struct client *c)
+{
+    struct server *s = c->srv;
+    waiting_remove(s, c);
+    if (c->prev) {
+        c->prev->next = c->next;
+    } else {
+        s->clients = c->next;
+    }
+    if (c->next) {
+        c->next->prev = c->prev;
+    }
+    s->n_clients--;
+    bufferevent_free(c->bev);
+    resp_parser_destroy(c->parser);
+    rk_buf_fini(&c->qbuf);
+    rk_buf_fini(&c->obuf);
+    multi_reset(c);
+    rk_free(c->name);
+    rk_free(c->lib_name);
+    rk_free(c->lib_ver);
+    rk_free(c);
+}
+
+static void client_process_input(struct client *c)
+{
+    size_t pos = 0;
+    c->last_ms = server_mono_ms();
+    while (!c->close_after_reply && !c->read_paused && pos < c->qbuf.len) {
+        size_t consumed = 0;
+        struct resp_cmd cmd;
+        int rc = resp_parser_feed(c->parser, c->qbuf.base + pos,
+                                  c->qbuf.len - pos, &consumed, &cmd);
+        if (rc == RK_OK) {
+            pos += consumed;
+            c->n_commands++;
+            c->srv->stats.total_commands++;
+            command_dispatch(c, cmd.argc, cmd.argv);
+            continue;
+        }
+        if (rc == RK_EAGAIN) {
+            pos += consumed;
+            size_t need = resp_parser_need(c->parser);
+            if (need > c->qbuf.len - pos) {
+                /* One allocation for a large bulk, not many doublings. */
+                rk_buf_reserve(&c->qbuf, need - (c->qbuf.len - pos));
+            }
+            break;
+        }
+        c->srv->stats.protocol_errors++;
+        if (rc == RK_EPROTO) {
+            reply_error(c, resp_parser_errmsg(c->parser));
+        } else {
+            reply_error(c, "ERR out of memory");
+        }
+        rk_log(RK_LOG_INFO, "protocol_error", "client=%s id=%" PRIu64
+               " reason=\"%s\"", c->addr, c->id,
+               rc == RK_EPROTO ? resp_parser_errmsg(c->parser) : "oom");
+        c->close_after_reply = true;
+        pos = c->qbuf.len;
+    }
+    rk_buf_consume(&c->qbuf, pos);
+    if (c->qbuf.len == 0) {
+        rk_buf_shrink(&c->qbuf, QBUF_KEEP);
+    }
+    client_flush(c);
+}
+
+static void client_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct client *c = arg;
+    struct server *s = c->srv;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t n = evbuffer_get_length(in);
+    if (n == 0) {
+        return;
+    }
+    if (c->qbuf.len + n > s->cfg->client_query_buffer_limit) {
+        rk_log(RK_LOG_WARN, "query_buffer_limit",
+               "client=%s id=%" PRIu64 " bytes=%zu", c->addr, c->id,
+               c->qbuf.len + n);
+        evbuffer_drain(in, n);
+        reply_error(c, "ERR client query buffer limit exceeded");
+        c->close_after_reply = true;
+        client_flush(c);
+        return;
+    }
+    if (rk_buf_reserve(&c->qbuf, n) != RK_OK) {
+        client_free(c);
+        return;
+    }
+    int got = evbuffer_remove(in, c->qbuf.base + c->qbuf.len, n);
+    if (got > 0) {
+        c->qbuf.len += (size_t)got;
+        s->stats.net_input_bytes += (uint64_t)got;
+    }
+    client_process_input(c);
+}
+
+static void client_write_cb(struct bufferevent *bev, void *arg)
+{
+    struct client *c = arg;
+    size_t pending = evbuffer_get_length(bufferevent_get_output(bev));
+    if (c->close_after_reply && c->obuf.len == 0 && pending == 0) {
+        client_free(c);
+        return;
+    }
+    if (c->read_paused && pending <= OUT_SOFT_LIMIT / 2) {
+        c->read_paused = false;
+        bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+        if (!c->srv->shutting_down) {
+            bufferevent_enable(bev, EV_READ);
+        }
+        client_process_input(c);
+    }
+}
+
+static void client_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct client *c = arg;
+    if (what & BEV_EVENT_EOF && !(what & BEV_EVENT_ERROR)) {
+        /* Half-close: still deliver replies to what was already read. */
+        size_t pending = evbuffer_get_length(bufferevent_get_output(c->bev));
+        if (c->obuf.len > 0 || pending > 0) {
+            c->close_after_reply = true;
+            bufferevent_disable(c->bev, EV_READ);
+            return;
+        }
+    }
+    client_free(c);
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+                      struct sockaddr *sa, int socklen, void *arg)
+{
+    (void)l;
+    (void)socklen;
+    struct server *s = arg;
+    if (s->n_clients >= s->cfg->maxclients || s->shutting_down) {
+        static const char msg[] = "-ERR max number of clients reached\r\n";
+        ssize_t w = write(fd, msg, sizeof(msg) - 1);
+        (void)w;
+        evutil_closesocket(fd);
+        s->stats.rejected_connections++;
+        return;
+    }
+    struct client *c = rk_calloc(1, sizeof(*c));
+    if (c == NULL) {
+        evutil_closesocket(fd);
+        return;
+    }
+    c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    bool authed = s->cfg->requirepass[0] == '\0';
+    if (c->bev == NULL ||
+        resp_parser_create(authed ? &s->limits : &s->preauth, &c->parser) !=
+            RK_OK) {
+        if (c->bev) {
+            bufferevent_free(c->bev);
+        } else {
+            evutil_closesocket(fd);
+        }
+        rk_free(c);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->srv = s;
+    c->fd = fd;
+    c->id = ++s->next_client_id;
+    c->proto = 2;
+    c->authed = authed;
+    c->created_ms = c->last_ms = server_mono_ms();
+    rk_buf_init(&c->qbuf);
+    rk_buf_init(&c->obuf);
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (sa->sa_family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        port = ntohs(in->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        port = ntohs(in6->sin6_port);
+    }
+    snprintf(c->addr, sizeof(c->addr), "%s:%d", host, port);
+    c->next = s->clients;
+    if (s->clients) {
+        s->clients->prev = c;
+    }
+    s->clients = c;
+    s->n_clients++;
+    s->stats.total_connections++;
+    bufferevent_setcb(c->bev, client_read_cb, client_write_cb,
+                      client_event_cb, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+    (void)l;
+    (void)arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    rk_log(RK_LOG_WARN, "accept_error", "error=\"%s\"",
+           evutil_socket_error_to_string(err));
+}
+
+static void idle_check(struct server *s)
+{
+    if (s->cfg->timeout_s == 0) {
+        return;
+    }
+    uint64_t now = server_mono_ms();
+    uint64_t limit = (uint64_t)s->cfg->timeout_s * 1000u;
+    struct client *c = s->clients;
+    while (c) {
+        struct client *next = c->next;
+        if (now - c->last_ms > limit && !c->on_waiting && !c->in_multi) {
+            rk_log(RK_LOG_DEBUG, "client_idle_timeout", "client=%s", c->addr);
+            client_free(c);
+        }
+        c = next;
+    }
+}
+
+static void begin_shutdown(struct server *s, const char *why);
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct server *s = arg;
+    int rc = engine_tick(s->engine);
+    if (rc != RK_OK) {
+        rk_log(RK_LOG_ERROR, "engine_tick_failed", "error=\"%s\"",
+               rk_strerror(rc));
+    }
+    if (s->shutting_down) {
+        bool drained = true;
+        for (struct client *c = s->clients; c; c = c->next) {
+            if (c->obuf.len ||
+                evbuffer_get_length(bufferevent_get_output(c->bev))) {
+                drained = false;
+            }
+        }
+        if (drained ||
+            server_mono_ms() - s->last_expire_pass_ms > SHUTDOWN_DRAIN_MS) {
+            event_base_loopbreak(s->base);
+        }
+        return;
+    }
+    /* Active expiry: a slice of the keyspace per tick, more while many
+     * sampled keys turn out to be expired (Redis's adaptive cycle). */
+    for (int round = 0; round < 16; round++) {
+        size_t expired = expire_cycle(s, 2000);
+        if (expired < 500) {
+            break;
+        }
+    }
+    idle_check(s);
+}
+
+void server_shutdown(struct server *s, const char *why)
+{
+    begin_shutdown(s, why);
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    begin_shutdown(arg, sig == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+static void begin_shutdown(struct server *s, const char *why)
+{
+    if (s->shutting_down) {
+        return;
+    }
+    s->shutting_down = true;
+    rk_log(RK_LOG_INFO, "shutdown_begin", "signal=%s clients=%zu", why,
+           s->n_clients);
+    if (s->listener) {
+        evconnlistener_free(s->listener);
+        s->listener = NULL;
+    }
+    /* Requests already read have been executed (dispatch is synchronous);
+     * stop reading more, make everything durable, release held replies. */
+    for (struct client *c = s->clients; c; c = c->next) {
+        bufferevent_disable(c->bev, EV_READ);
+    }
+    int rc = engine_sync(s->engine);
+    if (rc != RK_OK) {
+        rk_log(RK_LOG_ERROR, "shutdown_sync_failed", "error=\"%s\"",
+               rk_strerror(rc));
+    }
+    process_waiting(s);
+    s->last_expire_pass_ms = server_mono_ms(); /* drain deadline base */
+    struct timeval tv = {0, 20 * 1000};
+    event_add(s->tick_ev, &tv);
+}
+
+static int open_listener(struct server *s)
+{
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    char port[16];
+    snprintf(port, sizeof(port), "%d", s->cfg->port);
+    int gai = getaddrinfo(s->cfg->bind, port, &hints, &res);
+    if (gai != 0) {
+        fprintf(stderr, "ringkvd: cannot resolve bind address %s: %s\n",
+                s->cfg->bind, gai_strerror(gai));
+        return -1;
+    }
+    s->listener = evconnlistener_new_bind(
+        s->base, accept_cb, s,
+        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 511,
+        res->ai_addr, (int)res->ai_addrlen);
+    int err = errno;
+    freeaddrinfo(res);
+    if (s->listener == NULL) {
+        fprintf(stderr, "ringkvd: cannot listen on %s:%d: %s\n", s->cfg->bind,
+                s->cfg->port, strerror(err));
+        return -1;
+    }
+    evconnlistener_set_error_cb(s->listener, accept_error_cb);
+    return 0;
+}
+
+/* mkdir -p for the parents of `dir` (the engine creates dir itself). */
+static void make_parents(const char *dir)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s", dir);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(tmp, 0700);
+            *p = '/';
+        }
+    }
+}
+
+static void raise_fd_limit(uint32_t maxclients)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        return;
+    }
+    rlim_t want = (rlim_t)maxclients + 64;
+    if (rl.rlim_cur >= want) {
+        return;
+    }
+    rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < want) {
+        rk_log(RK_LOG_WARN, "fd_limit",
+               "maxclients=%" PRIu32 " fd_limit=%llu msg=\"fewer file "
+               "descriptors than maxclients needs\"",
+               maxclients, (unsigned long long)rl.rlim_cur);
+    }
+}
+
+static const char *sync_name(const struct rk_config *c, char *buf, size_t n)
+{
+    if (c->sync_mode == ENGINE_SYNC_ALWAYS) {
+        return "always";
+    }
+    if (c->sync_mode == ENGINE_SYNC_NONE) {
+        return "none";
+    }
+    snprintf(buf, n, "every:%" PRIu32, c->sync_interval_ms);
+    return buf;
+}
+
+int server_run(struct rk_config *cfg)
+{
+    struct server srv;
+    struct server *s = &srv;
+    memset(s, 0, sizeof(*s));
+    s->cfg = cfg;
+    s->durable_efd = -1;
+    s->start_ms = server_now_ms();
+    s->start_mono_ms = server_mono_ms();
+    rk_buf_init(&s->scratch);
+    hlc_init(&s->clock);
+    resp_limits_default(&s->limits);
+    s->limits.max_bulk = cfg->proto_max_bulk_len;
+    s->preauth = s->limits;
+    s->preauth.max_args = 10;     /* Redis 7: CVE-2021-32675 */
+    s->preauth.max_bulk = 16384;
+    s->preauth.max_inline = 16384;
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit(cfg->maxclients);
+
+    char syncbuf[32];
+    rk_log(RK_LOG_INFO, "starting",
+           "version=%s pid=%d port=%d bind=%s data_dir=%s engine=%s sync=%s",
+           RINGKV_VERSION, (int)getpid(), cfg->port, cfg->bind, cfg->data_dir,
+           cfg->engine, sync_name(cfg, syncbuf, sizeof(syncbuf)));
+
+    int exit_code = 1;
+    s->durable_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->durable_efd < 0) {
+        fprintf(stderr, "ringkvd: eventfd: %s\n", strerror(errno));
+        goto out;
+    }
+    struct engine_opts eo;
+    engine_opts_init(&eo);
+    eo.dir = cfg->data_dir;
+    eo.sync_mode = cfg->sync_mode;
+    eo.sync_interval_ms = cfg->sync_interval_ms;
+    eo.max_file_size = cfg->max_file_size;
+    eo.merge_dead_ratio = cfg->merge_dead_ratio;
+    eo.max_value_len = cfg->proto_max_bulk_len;
+    eo.repair = cfg->repair;
+    eo.durable_cb = engine_durable;
+    eo.durable_data = s;
+    make_parents(cfg->data_dir);
+    char err[1024] = "";
+    uint64_t t0 = server_mono_ms();
+    int rc = engine_open(cfg->engine, &eo, &s->engine, err, sizeof(err));
+    if (rc != RK_OK) {
+        fprintf(stderr, "ringkvd: cannot open %s engine in %s: %s\n",
+                cfg->engine, cfg->data_dir, err[0] ? err : rk_strerror(rc));
+        goto out;
+    }
+    struct engine_stats st;
+    engine_stats(s->engine, &st);
+    rk_log(RK_LOG_INFO, "engine_open",
+           "engine=%s keys=%" PRIu64 " files=%" PRIu64 " ms=%" PRIu64
+           " truncated_bytes=%" PRIu64 " hint_fallbacks=%" PRIu64,
+           cfg->engine, st.live_keys, st.files, server_mono_ms() - t0,
+           st.recovered_truncated_bytes, st.hint_fallbacks);
+
+    s->base = event_base_new();
+    if (s->base == NULL) {
+        fprintf(stderr, "ringkvd: cannot create event loop\n");
+        goto out;
+    }
+    if (open_listener(s) != 0) {
+        goto out;
+    }
+    s->durable_ev = event_new(s->base, s->durable_efd, EV_READ | EV_PERSIST,
+                              durable_ev_cb, s);
+    s->tick_ev = event_new(s->base, -1, EV_PERSIST, tick_cb, s);
+    s->sig_ev[0] = evsignal_new(s->base, SIGTERM, signal_cb, s);
+    s->sig_ev[1] = evsignal_new(s->base, SIGINT, signal_cb, s);
+    if (!s->durable_ev || !s->tick_ev || !s->sig_ev[0] || !s->sig_ev[1]) {
+        fprintf(stderr, "ringkvd: cannot create events\n");
+        goto out;
+    }
+    struct timeval tv = {0, (long)(1000000u / cfg->hz)};
+    event_add(s->durable_ev, NULL);
+    event_add(s->tick_ev, &tv);
+    event_add(s->sig_ev[0], NULL);
+    event_add(s->sig_ev[1], NULL);
+
+    rk_log(RK_LOG_INFO, "ready", "port=%d bind=%s maxclients=%" PRIu32,
+           cfg->port, cfg->bind, cfg->maxclients);
+    event_base_dispatch(s->base);
+
+    while (s->clients) {
+        client_free(s->clients);
+    }
+    exit_code = 0;
+out:
+    if (s->listener) {
+        evconnlistener_free(s->listener);
+    }
+    for (int i = 0; i < 2; i++) {
+        if (s->sig_ev[i]) {
+            event_free(s->sig_ev[i]);
+        }
+    }
+    if (s->tick_ev) {
+        event_free(s->tick_ev);
+    }
+    if (s->durable_ev) {
+        event_free(s->durable_ev);
+    }
+    if (s->engine) {
+        rc = engine_close(s->engine);
+        if (rc != RK_OK) {
+            rk_log(RK_LOG_ERROR, "engine_close_failed", "error=\"%s\"",
+                   rk_strerror(rc));
+            exit_code = 1;
+        }
+    }
+    if (s->base) {
+        event_base_free(s->base);
+    }
+    if (s->durable_efd >= 0) {
+        close(s->durable_efd);
+    }
+    rk_buf_fini(&s->scratch);
+    if (exit_code == 0) {
+        rk_log(RK_LOG_INFO, "shutdown_complete", "exit_code=0");
+    }
+    return exit_code;
+}

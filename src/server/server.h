@@ -1,0 +1,20 @@
+/*
+ * server.h - ringkvd: the single-node RESP server on libevent
+ * (DESIGN.md sections 1, 2 and 5).
+ */
+#ifndef RINGKV_SERVER_SERVER_H
+#define RINGKV_SERVER_SERVER_H
+
+#include "server/config.h"
+
+/*
+ * Runs a server with configuration `cfg` (borrowed; must outlive the call)
+ * until SIGTERM/SIGINT: opens the engine, listens, serves, then stops
+ * accepting, finishes in-flight requests, syncs and closes the engine.
+ * Returns the process exit code: 0 after a clean shutdown, 1 when start-up
+ * failed (one line on stderr says why).
+ * Thread: the calling thread becomes the event-loop thread.
+ */
+int server_run(struct rk_config *cfg);
+
+#endif /* RINGKV_SERVER_SERVER_H */
