@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# make bench: every side-by-side benchmark, printing tables.
+#   bench/run.sh BUILD_DIR
+# Set BENCH_QUICK=1 for a short run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD="${1:-build}"
+quick=()
+[ "${BENCH_QUICK:-0}" = 1 ] && quick=(--quick)
+status=0
+if [ -x bench/engine_bench.sh ] || [ -f bench/engine_bench.sh ]; then
+  echo "## Storage engine (bench/engine_bench.sh)"
+  bash bench/engine_bench.sh "$BUILD" || status=1
+fi
+echo
+echo "## ringkvd vs redis-server (bench/redis_bench.py)"
+/usr/bin/python3 bench/redis_bench.py "$BUILD" ${quick[@]+"${quick[@]}"} || status=1
+exit $status
