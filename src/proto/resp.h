@@ -79,7 +79,8 @@ void resp_parser_set_limits(struct resp_parser *p,
  *  - RK_EPROTO: malformed or over a limit; resp_parser_errmsg() says why
  *    ("Protocol error: invalid bulk length").  The stream cannot be
  *    trusted: reply with the message and close the connection.
- *  - RK_ENOMEM.
+ *  - RK_ENOMEM: *consumed as for RK_EAGAIN; the parser state is kept, so
+ *    a later call with the same bytes resumes (or drop the connection).
  * Complexity: O(new bytes) per call (never rescans what it has parsed).
  */
 int resp_parser_feed(struct resp_parser *p, const char *buf, size_t len,
@@ -147,7 +148,8 @@ struct resp_value {
     enum resp_type type;
     int64_t integer;           /* RESP_INT, RESP_BOOL (0/1) */
     double dbl;                /* RESP_DOUBLE */
-    char *str;                 /* SIMPLE/ERROR/BULK/VERBATIM/BIGNUM; owned,
+    char *str;                 /* SIMPLE/ERROR/BULK/VERBATIM/BIGNUM, and
+                                  DOUBLE (its text as sent); owned,
                                   NUL-terminated, may contain NULs */
     size_t len;                /* bytes of str */
     char fmt3[4];              /* RESP_VERBATIM format, NUL-terminated */
@@ -162,7 +164,9 @@ struct resp_value {
  *  - RK_EAGAIN: incomplete; *need (may be NULL) = total bytes needed at
  *    least, when known, else len + 1.
  *  - RK_EPROTO: malformed (nesting deeper than `max_depth`, bad lengths,
- *    bulk over `max_bulk`).
+ *    bulk over `max_bulk`).  Depth: a flat array is 1 aggregate level;
+ *    max_depth is capped at 512.  Simple lines may be up to
+ *    max(max_bulk, 64 KiB) bytes.
  *  - RK_ENOMEM.
  */
 int resp_reply_parse(const char *buf, size_t len, size_t max_depth,
