@@ -1,0 +1,149 @@
+/*
+ * cli_help.c - the commands `help` lists: ringkvd's command set of
+ * DESIGN.md section 5, with synopses in Redis's notation, plus the REPL's
+ * own commands.  Keep in step with src/server's command table when a
+ * command is added.
+ */
+#include <stdbool.h>
+#include <string.h>
+
+#include "client/internal.h"
+
+static const struct cli_cmd_help help_table[] = {
+    /* keys and strings */
+    {"GET", "key", "Get the value of a key", "string"},
+    {"SET", "key value [NX|XX] [GET] [EX s|PX ms|EXAT ts|PXAT ms-ts|KEEPTTL]",
+     "Set the value of a key, optionally with a TTL or a condition", "string"},
+    {"SETNX", "key value", "Set a key only if it does not exist", "string"},
+    {"GETDEL", "key", "Get the value of a key and delete it", "string"},
+    {"GETEX", "key [EX s|PX ms|EXAT ts|PXAT ms-ts|PERSIST]",
+     "Get the value of a key and set or clear its TTL", "string"},
+    {"MGET", "key [key ...]", "Get the values of several keys", "string"},
+    {"MSET", "key value [key value ...]", "Set several keys at once", "string"},
+    {"MSETNX", "key value [key value ...]",
+     "Set several keys only if none of them exists", "string"},
+    {"STRLEN", "key", "Length in bytes of the value of a key", "string"},
+    {"APPEND", "key value", "Append a value to a key", "string"},
+    {"INCR", "key", "Add 1 to the integer value of a key", "string"},
+    {"DECR", "key", "Subtract 1 from the integer value of a key", "string"},
+    {"INCRBY", "key increment", "Add an integer to the value of a key",
+     "string"},
+    {"DECRBY", "key decrement", "Subtract an integer from the value of a key",
+     "string"},
+    {"DEL", "key [key ...]", "Delete keys", "keyspace"},
+    {"UNLINK", "key [key ...]", "Delete keys (same as DEL on ringkv)",
+     "keyspace"},
+    {"EXISTS", "key [key ...]", "Count how many of the keys exist", "keyspace"},
+    {"EXPIRE", "key seconds [NX|XX|GT|LT]", "Set a key's TTL in seconds",
+     "keyspace"},
+    {"PEXPIRE", "key milliseconds [NX|XX|GT|LT]",
+     "Set a key's TTL in milliseconds", "keyspace"},
+    {"EXPIREAT", "key unix-time-seconds [NX|XX|GT|LT]",
+     "Set a key to expire at a Unix time", "keyspace"},
+    {"TTL", "key", "Remaining TTL of a key in seconds (-1 none, -2 no key)",
+     "keyspace"},
+    {"PTTL", "key", "Remaining TTL of a key in milliseconds", "keyspace"},
+    {"PERSIST", "key", "Remove the TTL of a key", "keyspace"},
+    {"TYPE", "key", "Type of the value stored at a key", "keyspace"},
+    {"SCAN", "cursor [MATCH pattern] [COUNT count]",
+     "Iterate over the keys of this node", "keyspace"},
+    {"DBSIZE", "", "Number of keys on this node", "server"},
+    {"FLUSHALL", "", "Delete every key (when the server allows it)", "server"},
+    /* transactions */
+    {"MULTI", "", "Start a transaction", "transactions"},
+    {"EXEC", "", "Run the commands queued since MULTI", "transactions"},
+    {"DISCARD", "", "Drop the commands queued since MULTI", "transactions"},
+    /* connection and server */
+    {"PING", "[message]", "Check the connection", "connection"},
+    {"ECHO", "message", "Return the message", "connection"},
+    {"HELLO", "[protover [AUTH username password] [SETNAME name]]",
+     "Switch protocol (2 or 3), authenticate, name the connection",
+     "connection"},
+    {"AUTH", "[username] password", "Authenticate the connection",
+     "connection"},
+    {"SELECT", "index", "Select a database (only 0 exists)", "connection"},
+    {"QUIT", "", "Close the connection", "connection"},
+    {"CLIENT SETNAME", "name", "Name the connection", "connection"},
+    {"CLIENT GETNAME", "", "Name of the connection", "connection"},
+    {"CLIENT SETINFO", "LIB-NAME name|LIB-VER version",
+     "Record the client library's name or version", "connection"},
+    {"CLIENT ID", "", "Id of the connection", "connection"},
+    {"COMMAND COUNT", "", "Number of commands the server knows", "server"},
+    {"COMMAND DOCS", "[command ...]", "Documentation of commands", "server"},
+    {"COMMAND INFO", "[command ...]", "Arity, flags and keys of commands",
+     "server"},
+    {"INFO", "[section ...]", "Server information and statistics", "server"},
+    {"CONFIG GET", "pattern [pattern ...]", "Read configuration settings",
+     "server"},
+    {"CONFIG SET", "name value", "Change a configuration setting", "server"},
+    /* ringkv's own */
+    {"RINGKV.GETALL", "key",
+     "All concurrent values (siblings) of a key "
+     "with their causal context",
+     "ringkv"},
+    {"RINGKV.PUT", "key context value",
+     "Write a value that supersedes the given causal context", "ringkv"},
+    {"RINGKV.CLUSTER", "subcommand [arg ...]", "Cluster membership and status",
+     "ringkv"},
+    /* the REPL itself */
+    {"HELP", "[command]", "List commands, or describe one", "repl"},
+    {"CONNECT", "host port", "Connect to another server", "repl"},
+    {"CLEAR", "", "Clear the screen", "repl"},
+    {"QUIT", "", "Leave the REPL (also exit, .exit, Ctrl-D)", "repl"},
+};
+
+const struct cli_cmd_help *cli__help_at(size_t i)
+{
+    if (i >= sizeof(help_table) / sizeof(help_table[0])) {
+        return NULL;
+    }
+    return &help_table[i];
+}
+
+/* Compares `name` with `want` ignoring case and runs of blanks. */
+static bool same_name(const char *name, const char *want)
+{
+    while (*want == ' ') {
+        want++;
+    }
+    for (;;) {
+        if (*name == '\0' || *want == '\0') {
+            while (*want == ' ') {
+                want++;
+            }
+            return *name == '\0' && *want == '\0';
+        }
+        if (*name == ' ') {
+            if (*want != ' ') {
+                return false;
+            }
+            while (*want == ' ') {
+                want++;
+            }
+            name++;
+            continue;
+        }
+        char a = *name, b = *want;
+        if (b >= 'a' && b <= 'z') {
+            b = (char)(b - 'a' + 'A');
+        }
+        if (a != b) {
+            return false;
+        }
+        name++;
+        want++;
+    }
+}
+
+const struct cli_cmd_help *cli__help_find(const char *name)
+{
+    /* The REPL's QUIT entry describes the client side: prefer it, as
+     * that is what `help quit` in the REPL is about. */
+    const struct cli_cmd_help *found = NULL;
+    for (size_t i = 0; cli__help_at(i) != NULL; i++) {
+        if (same_name(help_table[i].name, name)) {
+            found = &help_table[i];
+        }
+    }
+    return found;
+}

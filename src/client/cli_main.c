@@ -1,0 +1,837 @@
+/*
+ * cli_main.c - the `ringkv` command-line client and REPL (DESIGN.md
+ * section 5 "CLI", issue 3 item 5; user guide in docs/cli.md).
+ *
+ *   ringkv [options] COMMAND [ARG...]   one command, reply on stdout
+ *   ringkv [options]                    REPL on a terminal, or one command
+ *                                       per line when stdin is not one
+ *
+ * Output follows redis-cli 7: its terminal form when stdout is a tty (or
+ * with --no-raw), its raw form otherwise (or with --raw); --json prints
+ * one JSON value per reply.  Exit codes (DESIGN.md section 5): 0 ok,
+ * 1 runtime error (cannot connect, connection lost, AUTH failed, an error
+ * reply), 2 usage error; every error is one line on stderr naming ringkv
+ * and the address.
+ */
+#include <editline/readline.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "client/client.h"
+#include "client/internal.h"
+#include "common/alloc.h"
+#include "common/buf.h"
+#include "common/error.h"
+
+#define DEFAULT_HOST       "127.0.0.1"
+#define DEFAULT_PORT       7379
+#define CONNECT_TIMEOUT_MS 10000
+#define HISTORY_FILE       ".ringkv_history"
+#define HISTORY_MAX_LINES  1000
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE   2
+
+enum out_mode
+{
+    OUT_AUTO, /* tty form if stdout is a terminal, else raw */
+    OUT_TTY,  /* --no-raw */
+    OUT_RAW,  /* --raw */
+    OUT_JSON, /* --json */
+};
+
+struct cli_opts
+{
+    const char *host;     /* server name or address */
+    int port;             /* 1..65535 */
+    const char *password; /* -a / RINGKV_AUTH; NULL = no AUTH */
+    int proto;            /* 2, or 3 after HELLO 3 */
+    enum out_mode out;    /* how replies are printed */
+    bool stdin_arg;       /* -x: stdin is the last argument */
+    int argc;             /* words of the command, 0 = REPL/batch */
+    char **argv;          /* borrowed from main's argv */
+};
+
+struct cli_session
+{
+    const struct cli_opts *opts;
+    char host[256];           /* current target (CONNECT can change it) */
+    int port;                 /* current target port */
+    struct ringkv_conn *conn; /* NULL while not connected */
+    enum cli_format fmt;      /* how replies are printed */
+    bool in_tx;               /* between MULTI and EXEC/DISCARD */
+    bool saw_error_reply;     /* batch mode: any "-ERR" so far */
+};
+
+/* ---- usage ------------------------------------------------------------ */
+
+static const char usage_text[] =
+    "Usage: ringkv [OPTIONS] [COMMAND [ARG...]]\n"
+    "\n"
+    "Sends COMMAND to a ringkv node (or any Redis-protocol server) and "
+    "prints the\n"
+    "reply as redis-cli does.  Without COMMAND, opens a REPL when stdin is "
+    "a\n"
+    "terminal, else runs one command per line of stdin.\n"
+    "\n"
+    "Options:\n"
+    "  -h, --host HOST      server host name or address (default "
+    "127.0.0.1)\n"
+    "  -p, --port PORT      server port (default 7379)\n"
+    "  -a, --pass PASSWORD  send AUTH (or HELLO 3 AUTH with -3) first; the\n"
+    "                       RINGKV_AUTH environment variable is the same\n"
+    "                       and keeps the password out of `ps`\n"
+    "  -2, -3               speak RESP2 (default) or RESP3 (HELLO 3)\n"
+    "  -x                   read the last argument from stdin (binary-safe)\n"
+    "      --raw            raw output even on a terminal\n"
+    "      --no-raw         redis-cli's terminal output even when piped\n"
+    "      --json           one JSON value per reply (see below)\n"
+    "      --help           this text\n"
+    "  -v, --version        print the version\n"
+    "\n"
+    "JSON output: strings are JSON strings; a byte that is not part of\n"
+    "valid UTF-8 is written as \\udcXX (XX = the byte, 80..ff), Python's\n"
+    "\"surrogateescape\": s.encode('utf-8', 'surrogateescape') gives the\n"
+    "bytes back.  Integers and doubles are numbers (inf/nan as strings),\n"
+    "nil is null, arrays and sets are arrays, maps are objects, and an\n"
+    "error reply is {\"error\":\"ERR ...\"}.\n"
+    "\n"
+    "REPL: `help`, `help COMMAND`, `connect HOST PORT`, `clear`, `quit`,\n"
+    "`exit` or `.exit`.  Arguments are split like redis-cli: \"...\" with\n"
+    "\\n \\r \\t \\b \\a \\\\ \\\" \\xHH escapes, '...' literal.  History "
+    "is kept\n"
+    "in ~/.ringkv_history (RINGKV_HISTFILE overrides; AUTH lines are not "
+    "kept).\n"
+    "\n"
+    "Exit status: 0 ok; 1 cannot connect, connection lost, AUTH failed or\n"
+    "an error reply (printed on stdout as redis-cli does); 2 usage error.\n"
+    "\n"
+    "Examples:\n"
+    "  ringkv set greeting hello\n"
+    "  ringkv -p 7380 --json mget a b c\n"
+    "  ringkv -x set blob < photo.jpg\n"
+    "  printf 'set a 1\\nincr a\\n' | ringkv\n";
+
+static void usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "ringkv: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (try 'ringkv --help')\n");
+    exit(EXIT_USAGE);
+}
+
+/* The value of option argv[*i]: "--opt=value" or the next word. */
+static const char *option_value(int argc, char **argv, int *i, const char *eq)
+{
+    if (eq != NULL) {
+        return eq + 1;
+    }
+    if (*i + 1 >= argc) {
+        usage_error("option '%s' needs a value", argv[*i]);
+    }
+    return argv[++*i];
+}
+
+static int parse_port(const char *s)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < 1 || v > 65535) {
+        usage_error("invalid port '%s' (expected 1..65535)", s);
+    }
+    return (int)v;
+}
+
+/* Handles one option that takes no value; false if `a` is not one. */
+static bool parse_flag(struct cli_opts *o, const char *a)
+{
+    if (strcmp(a, "--help") == 0) {
+        fputs(usage_text, stdout);
+        exit(0);
+    } else if (strcmp(a, "-v") == 0 || strcmp(a, "--version") == 0) {
+        printf("ringkv %s\n", RINGKV_VERSION);
+        exit(0);
+    } else if (strcmp(a, "--json") == 0) {
+        o->out = OUT_JSON;
+    } else if (strcmp(a, "--raw") == 0) {
+        o->out = o->out == OUT_JSON ? OUT_JSON : OUT_RAW;
+    } else if (strcmp(a, "--no-raw") == 0) {
+        o->out = o->out == OUT_JSON ? OUT_JSON : OUT_TTY;
+    } else if (strcmp(a, "-2") == 0 || strcmp(a, "-3") == 0) {
+        o->proto = a[1] - '0';
+    } else if (strcmp(a, "-x") == 0) {
+        o->stdin_arg = true;
+    } else {
+        return false;
+    }
+    return true;
+}
+
+static bool is_opt(const char *a,
+                   const char *shrt,
+                   const char *lng,
+                   const char *eq)
+{
+    size_t n = eq != NULL ? (size_t)(eq - a) : strlen(a);
+    return (shrt != NULL && eq == NULL && strcmp(a, shrt) == 0) ||
+           (strlen(lng) == n && strncmp(a, lng, n) == 0);
+}
+
+static void parse_args(int argc, char **argv, struct cli_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->host = DEFAULT_HOST;
+    o->port = DEFAULT_PORT;
+    o->proto = 2;
+    o->password = getenv("RINGKV_AUTH");
+    int i = 1;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) {
+            i++;
+            break;
+        }
+        if (a[0] != '-' || a[1] == '\0') {
+            break; /* the command starts here */
+        }
+        const char *eq = strncmp(a, "--", 2) == 0 ? strchr(a, '=') : NULL;
+        if (eq == NULL && parse_flag(o, a)) {
+            continue;
+        }
+        if (is_opt(a, "-h", "--host", eq)) {
+            o->host = option_value(argc, argv, &i, eq);
+        } else if (is_opt(a, "-p", "--port", eq)) {
+            o->port = parse_port(option_value(argc, argv, &i, eq));
+        } else if (is_opt(a, "-a", "--pass", eq) ||
+                   is_opt(a, NULL, "--password", eq)) {
+            o->password = option_value(argc, argv, &i, eq);
+        } else {
+            usage_error("unknown option '%s'", a);
+        }
+    }
+    if (o->host[0] == '\0') {
+        usage_error("empty host name%s", "");
+    }
+    o->argc = argc - i;
+    o->argv = argv + i;
+    if (o->stdin_arg && o->argc == 0) {
+        usage_error("-x needs a COMMAND%s", "");
+    }
+}
+
+/* ---- connection ------------------------------------------------------- */
+
+/* "host:port", with brackets around an IPv6 literal. */
+static const char *addr_text(const struct cli_session *s)
+{
+    static char buf[300];
+    bool v6 = strchr(s->host, ':') != NULL;
+    snprintf(buf, sizeof(buf), v6 ? "[%s]:%d" : "%s:%d", s->host, s->port);
+    return buf;
+}
+
+static void session_disconnect(struct cli_session *s)
+{
+    ringkv_close(s->conn);
+    s->conn = NULL;
+    s->in_tx = false;
+}
+
+/*
+ * Sends the AUTH or HELLO the options ask for.  Returns RK_OK, or an
+ * rk_err with a one-line reason in `why` (the server's error text, or the
+ * connection error).
+ */
+static int session_handshake(struct cli_session *s, char *why, size_t size)
+{
+    const struct cli_opts *o = s->opts;
+    const char *argv[5];
+    size_t argc = 0;
+    if (o->proto == 3) {
+        argv[argc++] = "HELLO";
+        argv[argc++] = "3";
+        if (o->password != NULL) {
+            argv[argc++] = "AUTH";
+            argv[argc++] = "default";
+            argv[argc++] = o->password;
+        }
+    } else if (o->password != NULL) {
+        argv[argc++] = "AUTH";
+        argv[argc++] = o->password;
+    } else {
+        return RK_OK;
+    }
+    size_t lens[5];
+    for (size_t i = 0; i < argc; i++) {
+        lens[i] = strlen(argv[i]);
+    }
+    struct resp_value *reply = NULL;
+    int rc = ringkv_command(s->conn, argc, argv, lens, &reply);
+    if (rc != RK_OK) {
+        snprintf(why, size, "%s", ringkv_errmsg(s->conn));
+        return rc;
+    }
+    if (reply->type == RESP_ERROR) {
+        snprintf(why, size, "%s failed: %.*s", argv[0], (int)reply->len,
+                 reply->str);
+        rc = RK_EINVAL;
+    }
+    resp_value_free(reply);
+    return rc;
+}
+
+/*
+ * Connects and authenticates.  Returns RK_OK; RK_EIO and friends when the
+ * TCP connection failed (s->conn stays NULL); RK_EINVAL when AUTH/HELLO
+ * got an error reply (s->conn stays open).  `why` gets the reason.
+ */
+static int session_connect(struct cli_session *s, char *why, size_t size)
+{
+    session_disconnect(s);
+    char errbuf[RINGKV_ERRBUF_SIZE];
+    int rc =
+        ringkv_connect(s->host, s->port, CONNECT_TIMEOUT_MS, &s->conn, errbuf);
+    if (rc != RK_OK) {
+        s->conn = NULL;
+        snprintf(why, size, "%s", errbuf);
+        return rc;
+    }
+    rc = session_handshake(s, why, size);
+    if (rc != RK_OK && rc != RK_EINVAL) {
+        session_disconnect(s);
+    }
+    return rc;
+}
+
+/* ---- printing --------------------------------------------------------- */
+
+static enum cli_format pick_format(enum out_mode out)
+{
+    switch (out) {
+        case OUT_JSON:
+            return CLI_FMT_JSON;
+        case OUT_RAW:
+            return CLI_FMT_RAW;
+        case OUT_TTY:
+            return CLI_FMT_TTY;
+        case OUT_AUTO:
+            break;
+    }
+    return isatty(STDOUT_FILENO) ? CLI_FMT_TTY : CLI_FMT_RAW;
+}
+
+/* Prints `v` on stdout; RK_OK, RK_ENOMEM or RK_EIO (stdout failed). */
+static int print_reply(const struct cli_session *s, const struct resp_value *v)
+{
+    struct rk_buf out;
+    rk_buf_init(&out);
+    int rc = cli__format_reply(&out, v, s->fmt);
+    if (rc == RK_OK && fwrite(out.base, 1, out.len, stdout) != out.len) {
+        rc = RK_EIO;
+    }
+    if (fflush(stdout) != 0) {
+        rc = RK_EIO;
+    }
+    rk_buf_fini(&out);
+    return rc;
+}
+
+static void print_help_all(void)
+{
+    printf(
+        "ringkv %s. Type a command as in redis-cli; "
+        "`help COMMAND` shows its syntax.\n",
+        RINGKV_VERSION);
+    const char *group = "";
+    for (size_t i = 0; cli__help_at(i) != NULL; i++) {
+        const struct cli_cmd_help *h = cli__help_at(i);
+        if (strcmp(h->group, group) != 0) {
+            group = h->group;
+            printf("\n%s:\n", group);
+        }
+        printf("  %-16s %s\n", h->name, h->summary);
+    }
+    fflush(stdout);
+}
+
+/* `help` or `help NAME...`: argv[1..argc) form the name. */
+static void print_help(size_t argc, char **argv)
+{
+    if (argc < 2) {
+        print_help_all();
+        return;
+    }
+    char name[128] = "";
+    for (size_t i = 1; i < argc && i < 3; i++) {
+        size_t used = strlen(name);
+        snprintf(name + used, sizeof(name) - used, "%s%s", i > 1 ? " " : "",
+                 argv[i]);
+    }
+    const struct cli_cmd_help *h = cli__help_find(name);
+    if (h == NULL && argc > 2) {
+        h = cli__help_find(argv[1]);
+    }
+    if (h == NULL) {
+        printf("No help for '%s'; `help` lists the commands.\n", name);
+    } else {
+        printf("\n  %s%s%s\n  summary: %s\n  group: %s\n\n", h->name,
+               h->args[0] ? " " : "", h->args, h->summary, h->group);
+    }
+    fflush(stdout);
+}
+
+/* ---- one command ------------------------------------------------------ */
+
+enum run_result
+{
+    RUN_OK,        /* a reply other than an error was printed */
+    RUN_ERR_REPLY, /* an error reply was printed */
+    RUN_NO_CONN,   /* not connected, or the connection was lost */
+    RUN_FATAL,     /* out of memory, stdout failed */
+};
+
+static bool word_is(const char *w, const char *name)
+{
+    return strcasecmp(w, name) == 0;
+}
+
+/* Sends argv and prints the reply; on a lost connection prints nothing
+ * and leaves the reason in `why`. */
+static enum run_result run_command(struct cli_session *s,
+                                   size_t argc,
+                                   char **argv,
+                                   const size_t *lens,
+                                   char *why,
+                                   size_t size)
+{
+    struct resp_value *reply = NULL;
+    int rc =
+        ringkv_command(s->conn, argc, (const char *const *)argv, lens, &reply);
+    if (rc != RK_OK) {
+        snprintf(why, size, "%s", ringkv_errmsg(s->conn));
+        if (ringkv_is_broken(s->conn)) {
+            session_disconnect(s);
+            return RUN_NO_CONN;
+        }
+        return RUN_FATAL;
+    }
+    bool is_err = reply->type == RESP_ERROR;
+    if (word_is(argv[0], "multi") && !is_err) {
+        s->in_tx = true;
+    } else if (word_is(argv[0], "exec") || word_is(argv[0], "discard")) {
+        s->in_tx = false;
+    }
+    rc = print_reply(s, reply);
+    resp_value_free(reply);
+    if (rc != RK_OK) {
+        snprintf(why, size, "cannot write the reply: %s",
+                 rc == RK_EIO ? strerror(errno) : rk_strerror(rc));
+        return RUN_FATAL;
+    }
+    if (word_is(argv[0], "quit") && !is_err) {
+        session_disconnect(s); /* the server closes its side */
+    }
+    return is_err ? RUN_ERR_REPLY : RUN_OK;
+}
+
+/* Reads all of stdin into `b` (for -x); RK_OK, RK_EIO or RK_ENOMEM. */
+static int read_stdin(struct rk_buf *b)
+{
+    for (;;) {
+        if (rk_buf_reserve(b, 65536) != RK_OK) {
+            return RK_ENOMEM;
+        }
+        size_t n = fread(b->base + b->len, 1, 65536, stdin);
+        b->len += n;
+        if (n == 0) {
+            return ferror(stdin) ? RK_EIO : RK_OK;
+        }
+    }
+}
+
+/* ---- command mode ----------------------------------------------------- */
+
+static int command_mode(struct cli_session *s, int argc, char **argv)
+{
+    if (word_is(argv[0], "help") && !s->opts->stdin_arg) {
+        print_help((size_t)argc, argv);
+        return 0;
+    }
+    struct rk_buf last;
+    rk_buf_init(&last);
+    size_t n = (size_t)argc + (s->opts->stdin_arg ? 1 : 0);
+    char **args = rk_calloc(n, sizeof(*args));
+    size_t *lens = rk_calloc(n, sizeof(*lens));
+    int status = EXIT_RUNTIME;
+    char why[RINGKV_ERRBUF_SIZE + 64];
+    if (args == NULL || lens == NULL) {
+        fprintf(stderr, "ringkv: %s\n", rk_strerror(RK_ENOMEM));
+        goto out;
+    }
+    for (int i = 0; i < argc; i++) {
+        args[i] = argv[i];
+        lens[i] = strlen(argv[i]);
+    }
+    if (s->opts->stdin_arg) {
+        if (read_stdin(&last) != RK_OK) {
+            fprintf(stderr, "ringkv: cannot read stdin: %s\n", strerror(errno));
+            goto out;
+        }
+        args[n - 1] = last.base != NULL ? last.base : "";
+        lens[n - 1] = last.len;
+    }
+    int rc = session_connect(s, why, sizeof(why));
+    if (rc == RK_EINVAL) {
+        fprintf(stderr, "ringkv: %s at %s\n", why, addr_text(s));
+        goto out;
+    } else if (rc != RK_OK) {
+        fprintf(stderr, "ringkv: cannot connect to %s: %s\n", addr_text(s),
+                why);
+        goto out;
+    }
+    switch (run_command(s, n, args, lens, why, sizeof(why))) {
+        case RUN_OK:
+            status = 0;
+            break;
+        case RUN_ERR_REPLY:
+            break;
+        case RUN_NO_CONN:
+            fprintf(stderr, "ringkv: lost connection to %s: %s\n", addr_text(s),
+                    why);
+            break;
+        case RUN_FATAL:
+            fprintf(stderr, "ringkv: %s\n", why);
+            break;
+    }
+out:
+    rk_free(args);
+    rk_free(lens);
+    rk_buf_fini(&last);
+    return status;
+}
+
+/* ---- lines (REPL and batch) ------------------------------------------- */
+
+enum line_result
+{
+    LINE_CONTINUE,
+    LINE_QUIT,
+    LINE_FATAL,
+};
+
+/* `connect HOST PORT` in the REPL. */
+static void builtin_connect(struct cli_session *s, const struct cli_argv *a)
+{
+    if (a->argc != 3) {
+        printf("usage: connect HOST PORT\n");
+        return;
+    }
+    char *end = NULL;
+    long port = strtol(a->argv[2], &end, 10);
+    if (*end != '\0' || port < 1 || port > 65535) {
+        printf("Invalid port '%s'\n", a->argv[2]);
+        return;
+    }
+    snprintf(s->host, sizeof(s->host), "%s", a->argv[1]);
+    s->port = (int)port;
+    char why[RINGKV_ERRBUF_SIZE + 64];
+    int rc = session_connect(s, why, sizeof(why));
+    if (rc == RK_EINVAL) {
+        printf("%s\n", why);
+    } else if (rc != RK_OK) {
+        printf("Could not connect to ringkv at %s: %s\n", addr_text(s), why);
+    }
+}
+
+/* Connects if needed; prints redis-cli's message and returns false when
+ * the server cannot be reached. */
+static bool ensure_connected(struct cli_session *s, bool interactive)
+{
+    if (s->conn != NULL) {
+        return true;
+    }
+    char why[RINGKV_ERRBUF_SIZE + 64];
+    int rc = session_connect(s, why, sizeof(why));
+    if (rc == RK_EINVAL) {
+        printf("%s\n", why); /* AUTH failed; the user may AUTH by hand */
+        return true;
+    }
+    if (rc != RK_OK) {
+        if (interactive) {
+            printf("Could not connect to ringkv at %s: %s\n", addr_text(s),
+                   why);
+        } else {
+            fprintf(stderr, "ringkv: cannot connect to %s: %s\n", addr_text(s),
+                    why);
+        }
+        return false;
+    }
+    return true;
+}
+
+static enum line_result run_line(struct cli_session *s,
+                                 const char *line,
+                                 size_t len,
+                                 struct cli_argv *a,
+                                 bool interactive)
+{
+    int rc = cli__split_line(line, len, a);
+    if (rc == RK_EINVAL) {
+        if (interactive) {
+            printf("Invalid argument(s)\n");
+        } else {
+            fprintf(stderr, "ringkv: Invalid argument(s): %.*s\n",
+                    (int)strcspn(line, "\r\n"), line);
+            s->saw_error_reply = true;
+        }
+        return LINE_CONTINUE;
+    } else if (rc != RK_OK) {
+        fprintf(stderr, "ringkv: %s\n", rk_strerror(rc));
+        return LINE_FATAL;
+    }
+    if (a->argc == 0) {
+        return LINE_CONTINUE;
+    }
+    const char *cmd = a->argv[0];
+    if (word_is(cmd, "quit") || word_is(cmd, "exit") || word_is(cmd, ".exit")) {
+        return LINE_QUIT;
+    } else if (word_is(cmd, "help")) {
+        print_help(a->argc, a->argv);
+        return LINE_CONTINUE;
+    } else if (interactive && word_is(cmd, "clear") && a->argc == 1) {
+        printf("\033[H\033[2J");
+        fflush(stdout);
+        return LINE_CONTINUE;
+    } else if (word_is(cmd, "connect")) {
+        builtin_connect(s, a);
+        return LINE_CONTINUE;
+    }
+    if (!ensure_connected(s, interactive)) {
+        return interactive ? LINE_CONTINUE : LINE_FATAL;
+    }
+    char why[RINGKV_ERRBUF_SIZE + 64];
+    switch (run_command(s, a->argc, a->argv, a->lens, why, sizeof(why))) {
+        case RUN_OK:
+            break;
+        case RUN_ERR_REPLY:
+            s->saw_error_reply = true;
+            break;
+        case RUN_NO_CONN:
+            if (!interactive) {
+                fprintf(stderr, "ringkv: lost connection to %s: %s\n",
+                        addr_text(s), why);
+                return LINE_FATAL;
+            }
+            printf("Error: %s\n", why);
+            /* Reconnect now so the prompt tells the truth; the command is
+             * not re-sent (the server may have run it). */
+            char ignored[RINGKV_ERRBUF_SIZE + 64];
+            (void)session_connect(s, ignored, sizeof(ignored));
+            break;
+        case RUN_FATAL:
+            fprintf(stderr, "ringkv: %s\n", why);
+            return LINE_FATAL;
+    }
+    return LINE_CONTINUE;
+}
+
+/* stdin is not a terminal: one command per line, like `redis-cli < f`.
+ * Exit status 1 if any line failed. */
+static int batch_mode(struct cli_session *s)
+{
+    struct cli_argv a;
+    cli__argv_init(&a);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int status = 0;
+    if (!ensure_connected(s, false)) {
+        return EXIT_RUNTIME;
+    }
+    while ((n = getline(&line, &cap, stdin)) >= 0) {
+        enum line_result r = run_line(s, line, (size_t)n, &a, false);
+        if (r == LINE_FATAL) {
+            status = EXIT_RUNTIME;
+            break;
+        }
+        if (r == LINE_QUIT) {
+            break;
+        }
+    }
+    free(line);
+    cli__argv_fini(&a);
+    if (s->saw_error_reply) {
+        status = EXIT_RUNTIME;
+    }
+    return status;
+}
+
+/* ---- REPL ------------------------------------------------------------- */
+
+/* Path of the history file, or NULL for none; static storage. */
+static const char *history_path(void)
+{
+    static char path[4096];
+    const char *env = getenv("RINGKV_HISTFILE");
+    if (env != NULL) {
+        return env[0] != '\0' ? env : NULL;
+    }
+    const char *home = getenv("HOME");
+    if (home == NULL || home[0] == '\0') {
+        return NULL;
+    }
+    int n = snprintf(path, sizeof(path), "%s/%s", home, HISTORY_FILE);
+    return n > 0 && (size_t)n < sizeof(path) ? path : NULL;
+}
+
+/* Lines that carry a password stay out of the history file. */
+static bool keep_in_history(const struct cli_argv *a)
+{
+    if (a->argc == 0) {
+        return false;
+    }
+    if (word_is(a->argv[0], "auth")) {
+        return false;
+    }
+    for (size_t i = 1; i < a->argc && word_is(a->argv[0], "hello"); i++) {
+        if (word_is(a->argv[i], "auth")) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static size_t complete_index;
+
+/* True if an entry before `i` starts with the same first word (CLIENT
+ * SETNAME, CLIENT GETNAME... complete to one CLIENT). */
+static bool seen_first_word(size_t i, const char *name, size_t len)
+{
+    for (size_t j = 0; j < i; j++) {
+        const char *other = cli__help_at(j)->name;
+        if (strcspn(other, " ") == len && strncmp(other, name, len) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* libedit generator: command names starting with `text`. */
+static char *complete_command(const char *text, int state)
+{
+    if (state == 0) {
+        complete_index = 0;
+    }
+    size_t len = strlen(text);
+    bool lower = len > 0 && text[0] >= 'a' && text[0] <= 'z';
+    const struct cli_cmd_help *h;
+    while ((h = cli__help_at(complete_index++)) != NULL) {
+        size_t name_len = strcspn(h->name, " ");
+        if (name_len < len || strncasecmp(h->name, text, len) != 0 ||
+            seen_first_word(complete_index - 1, h->name, name_len)) {
+            continue;
+        }
+        {
+            char *m = malloc(name_len + 1); /* libedit frees with free() */
+            if (m == NULL) {
+                return NULL;
+            }
+            for (size_t i = 0; i < name_len; i++) {
+                char c = h->name[i];
+                m[i] = lower && c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
+            }
+            m[name_len] = '\0';
+            return m;
+        }
+    }
+    return NULL;
+}
+
+static char **complete(const char *text, int start, int end)
+{
+    (void)end;
+    rl_attempted_completion_over = 1; /* no file-name fallback */
+    if (start != 0) {
+        return NULL;
+    }
+    return rl_completion_matches(text, complete_command);
+}
+
+static void prompt_text(const struct cli_session *s, char *buf, size_t size)
+{
+    if (s->conn == NULL) {
+        snprintf(buf, size, "ringkv not connected> ");
+    } else {
+        snprintf(buf, size, "ringkv %s%s> ", addr_text(s),
+                 s->in_tx ? "(TX)" : "");
+    }
+}
+
+static int repl_mode(struct cli_session *s)
+{
+    const char *hist = history_path();
+    rl_readline_name = "ringkv";
+    rl_attempted_completion_function = complete;
+    using_history();
+    stifle_history(HISTORY_MAX_LINES);
+    if (hist != NULL) {
+        (void)read_history(hist); /* missing or unreadable: start empty */
+    }
+    (void)ensure_connected(s, true);
+    struct cli_argv a;
+    cli__argv_init(&a);
+    int status = 0;
+    for (;;) {
+        char prompt[400];
+        prompt_text(s, prompt, sizeof(prompt));
+        char *line = readline(prompt);
+        if (line == NULL) {
+            break; /* Ctrl-D */
+        }
+        size_t len = strlen(line);
+        enum line_result r = run_line(s, line, len, &a, true);
+        if (cli__split_line(line, len, &a) == RK_OK && keep_in_history(&a)) {
+            add_history(line);
+            if (hist != NULL) {
+                (void)write_history(hist); /* unwritable: not fatal */
+            }
+        }
+        free(line);
+        if (r != LINE_CONTINUE) {
+            status = r == LINE_FATAL ? EXIT_RUNTIME : 0;
+            break;
+        }
+    }
+    cli__argv_fini(&a);
+    return status;
+}
+
+/* ---- main ------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+    struct cli_opts opts;
+    parse_args(argc, argv, &opts);
+    struct cli_session s = {.opts = &opts, .port = opts.port};
+    snprintf(s.host, sizeof(s.host), "%s", opts.host);
+    if (strlen(opts.host) >= sizeof(s.host)) {
+        usage_error("host name too long: '%s'", opts.host);
+    }
+    s.fmt = pick_format(opts.out);
+    int status;
+    if (opts.argc > 0) {
+        status = command_mode(&s, opts.argc, opts.argv);
+    } else if (isatty(STDIN_FILENO)) {
+        status = repl_mode(&s);
+    } else {
+        status = batch_mode(&s);
+    }
+    session_disconnect(&s);
+    return status;
+}

@@ -1,0 +1,105 @@
+/*
+ * client.h - a small blocking client connection to one ringkvd (or any
+ * RESP server): the seed of libringkv (DESIGN.md section 5, "libringkv").
+ *
+ * One connection is one TCP socket plus a read buffer.  A command is
+ * encoded with resp_w_command(), written in full, and the next complete
+ * reply is parsed with resp_reply_parse() into a resp_value tree.  There is
+ * no pipelining, no reconnect and no background thread: callers that want
+ * those (the ringkv REPL reconnects) build them on top.
+ *
+ * Error model (STYLE.md 1.3): functions return RK_OK or a negative rk_err.
+ * After RK_EIO or RK_EPROTO from ringkv_command() (and RK_ENOMEM while
+ * reading a reply) the stream can no longer be trusted: the connection is
+ * "broken", every later call returns RK_ECLOSED, and the only useful call is
+ * ringkv_close().  ringkv_errmsg() says what went wrong in one line.
+ */
+#ifndef RINGKV_CLIENT_CLIENT_H
+#define RINGKV_CLIENT_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "proto/resp.h"
+
+/* Size of the `errbuf` ringkv_connect() fills, bytes including the NUL. */
+#define RINGKV_ERRBUF_SIZE 256
+
+/* Deepest reply nesting accepted before RK_EPROTO. */
+#define RINGKV_MAX_REPLY_DEPTH 128
+
+struct ringkv_conn; /* opaque */
+
+/*
+ * Opens a TCP connection to `host`:`port`.
+ *  `host`: name or numeric IPv4/IPv6 address, NUL-terminated; every
+ *          address getaddrinfo() gives is tried in turn.
+ *  `port`: 1..65535.
+ *  `timeout_ms`: bound on each connect attempt, > 0; 0 = the OS default.
+ *          Reads and writes after connecting never time out (a blocking
+ *          command such as BLPOP may legitimately wait).
+ *  `errbuf`: RINGKV_ERRBUF_SIZE bytes or NULL; on failure it receives a
+ *          one-line reason without the address ("Connection refused",
+ *          "Name or service not known", "Connection timed out").
+ * Returns RK_OK and *out (returned-owned: close with ringkv_close), or
+ * RK_EINVAL (bad port or NULL host), RK_ETIMEDOUT, RK_EIO (resolution,
+ * socket or connect failure) or RK_ENOMEM; *out is untouched on error.
+ * Thread: any; blocks for up to the resolver time plus timeout_ms per
+ * address.
+ */
+int ringkv_connect(const char *host,
+                   int port,
+                   int timeout_ms,
+                   struct ringkv_conn **out,
+                   char *errbuf);
+
+/*
+ * Sends one command and waits for its reply.
+ *  `argc`: number of arguments, >= 1.
+ *  `argv`/`lens`: argc byte strings, binary-safe (need not be
+ *          NUL-terminated); borrowed, not kept after the call.
+ * Returns RK_OK and *reply (returned-owned tree: free with
+ * resp_value_free).  An error reply from the server ("-ERR ...") is a
+ * successful call: *reply has type RESP_ERROR.  Otherwise:
+ *  - RK_EINVAL: argc == 0 (the connection stays usable);
+ *  - RK_EIO: a write or read failed or the server closed the connection
+ *    (ringkv_errmsg: "Server closed the connection", strerror text);
+ *  - RK_EPROTO: the reply is malformed or nests deeper than
+ *    RINGKV_MAX_REPLY_DEPTH, or a bulk exceeds RESP_DEFAULT_MAX_BULK;
+ *  - RK_ENOMEM;
+ *  - RK_ECLOSED: the connection broke in an earlier call.
+ * *reply is untouched on error.  After RK_EIO, RK_EPROTO or RK_ECLOSED
+ * the connection is broken (see above); after RK_EINVAL, or RK_ENOMEM
+ * while encoding the command (nothing sent), it stays usable:
+ * ringkv_is_broken() tells which.
+ * Replies are read in order: a RESP3 push message that arrives before
+ * the reply is returned as the reply (callers that subscribe read on
+ * with ringkv_read_reply).
+ * Thread: one thread at a time per connection.
+ * Complexity: O(command bytes + reply bytes) amortised.
+ */
+int ringkv_command(struct ringkv_conn *c,
+                   size_t argc,
+                   const char *const *argv,
+                   const size_t *lens,
+                   struct resp_value **reply);
+
+/*
+ * Waits for the next reply without sending anything (push messages,
+ * MONITOR).  Returns and breaks the connection like ringkv_command.
+ */
+int ringkv_read_reply(struct ringkv_conn *c, struct resp_value **reply);
+
+/*
+ * One-line description of the last error on `c` (static or owned by `c`,
+ * valid until the next call on `c`); "" if none.  Thread: as the conn.
+ */
+const char *ringkv_errmsg(const struct ringkv_conn *c);
+
+/* True once the connection is broken (see the top of this file). */
+bool ringkv_is_broken(const struct ringkv_conn *c);
+
+/* Closes the socket and frees `c`; NULL is a no-op. */
+void ringkv_close(struct ringkv_conn *c);
+
+#endif /* RINGKV_CLIENT_CLIENT_H */
