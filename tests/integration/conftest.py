@@ -48,6 +48,29 @@ def wait_port(port, timeout=20.0, proc=None):
     raise RuntimeError("port %d not listening after %.0fs" % (port, timeout))
 
 
+def wait_ready(port, timeout=60.0, proc=None):
+    """Waits until PING answers PONG (not -LOADING while a data set is
+    being loaded)."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("server exited with %s" % proc.returncode)
+        try:
+            with socket.create_connection(("127.0.0.1", port),
+                                          timeout=5) as s:
+                s.sendall(b"*1\r\n$4\r\nPING\r\n")
+                last = s.recv(256)
+                # +PONG, or -NOAUTH when a password is set: both ready
+                if last.startswith(b"+PONG") or last.startswith(b"-NOAUTH"):
+                    return
+        except OSError as e:
+            last = repr(e)
+        time.sleep(0.05)
+    raise RuntimeError("port %d not ready after %.0fs: %r" % (
+        port, timeout, last))
+
+
 class Server:
     """One ringkvd (or redis-server) process.
 
@@ -102,6 +125,7 @@ class Server:
                                      stderr=subprocess.STDOUT, env=env)
         if wait:
             wait_port(self.port, proc=self.proc)
+            wait_ready(self.port, proc=self.proc)
         return self
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
@@ -118,6 +142,25 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+        rc = self.proc.returncode
+        self.proc = None
+        self.log.close()
+        return rc
+
+    def wait_exit(self, timeout=60):
+        """Waits for the process to exit on its own (e.g. after a signal
+        the test sent); returns its exit code."""
+        if self.proc is None:
+            return None
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            rc = self.proc.returncode
+            self.proc = None
+            self.log.close()
+            raise RuntimeError("server did not exit within %ss" % timeout)
         rc = self.proc.returncode
         self.proc = None
         self.log.close()
