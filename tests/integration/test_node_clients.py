@@ -1,0 +1,143 @@
+"""The newest majors of ioredis and node-redis ("redis" on npm), installed
+from npm once per session into a temporary directory, each running a small
+script from tests/integration/node/ that connects (HELLO 3, CLIENT SETINFO,
+ioredis's INFO ready check), does set/get/mget, pipelines and MULTI/EXEC,
+and prints JSON that is checked here.
+
+Skipped, with the reason, only when npm cannot reach its registry.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import AUTH_PASSWORD
+
+NODE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node")
+NETWORK_ERRORS = re.compile(
+    r"ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENETUNREACH|"
+    r"EHOSTUNREACH|network|getaddrinfo|socket hang up|request to .* failed",
+    re.I)
+
+
+def _node():
+    for cand in ("/usr/bin/node", shutil.which("node")):
+        if cand and os.path.exists(cand):
+            return cand
+    return None
+
+
+@pytest.fixture(scope="session")
+def node_modules(tmp_path_factory):
+    """Installs ioredis@latest and redis@latest once per session."""
+    node = _node()
+    npm = shutil.which("npm")
+    if node is None or npm is None:
+        pytest.fail("node or npm not installed (scripts/deps.sh installs "
+                    "them)")
+    prefix = str(tmp_path_factory.mktemp("npm"))
+    cmd = [npm, "install", "--prefix", prefix, "--no-audit", "--no-fund",
+           "--no-save", "--loglevel", "error", "ioredis@latest",
+           "redis@latest"]
+    try:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=300)
+    except subprocess.TimeoutExpired:
+        pytest.skip("npm install timed out: npm registry unreachable?")
+    out = (p.stdout + p.stderr).decode("utf-8", "replace")
+    if p.returncode != 0:
+        if NETWORK_ERRORS.search(out):
+            pytest.skip("npm cannot reach its registry: %s" %
+                        out.strip().splitlines()[-1][:300])
+        pytest.fail("npm install failed (rc %d):\n%s" % (p.returncode,
+                                                         out[-3000:]))
+    nm = os.path.join(prefix, "node_modules")
+    versions = {}
+    for pkg in ("ioredis", "redis"):
+        with open(os.path.join(nm, pkg, "package.json")) as f:
+            versions[pkg] = json.load(f)["version"]
+    print("npm installed: %r" % versions)
+    return nm
+
+
+def run_script(node_modules, script, *args, timeout=60):
+    env = dict(os.environ, NODE_PATH=node_modules)
+    p = subprocess.run([_node(), os.path.join(NODE_DIR, script)] +
+                       [str(a) for a in args], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, env=env, timeout=timeout)
+    stdout = p.stdout.decode("utf-8", "replace")
+    stderr = p.stderr.decode("utf-8", "replace")
+    lines = [l for l in stdout.splitlines() if l.startswith("{")]
+    assert lines, "no JSON from %s (rc %d)\nstdout: %s\nstderr: %s" % (
+        script, p.returncode, stdout[-2000:], stderr[-2000:])
+    out = json.loads(lines[-1])
+    assert "fatal" not in out, "%s failed: %s\nstderr: %s" % (
+        script, out["fatal"], stderr[-2000:])
+    assert p.returncode == 0, (p.returncode, stderr[-2000:])
+    return out
+
+
+def check_common(out, prefix):
+    assert out["set"] == "OK"
+    assert out["get"] == "1"
+    assert out["get_missing"] is None
+    assert out["mget"] == ["1", "2", None, "three"]
+    assert out["bin_ok"] is True
+    assert 98 <= out["ttl"] <= 100
+    assert out["setnx"] is None
+    assert out["scan"] == sorted(prefix + k for k in
+                                 ("a", "b", "bin\x00", "c", "n", "p", "t"))
+    assert out["info_has_version"] is True
+    assert out["incr_error"] == "ERR value is not an integer or out of range"
+    assert out["errors"] == []
+
+
+@pytest.mark.parametrize("protocol", [3, 2])
+def test_ioredis(server, node_modules, protocol):
+    out = run_script(node_modules, "ioredis_smoke.js", server.port, protocol)
+    assert int(out["version"].split(".")[0]) >= 5
+    assert out["status"] == "ready"
+    check_common(out, "io:")
+    assert out["pipeline"] == [[None, "OK"], [None, "v"], [None, 1],
+                               [None, 42], [None, 1]]
+    assert out["multi"] == [[None, "OK"], [None, 2], [None, "xy"],
+                            [None, 1]]
+    assert out["dbsize"] == 7
+    assert out["quit"] == "OK"
+
+
+@pytest.mark.parametrize("resp", [3, 2])
+def test_node_redis(server, node_modules, resp):
+    out = run_script(node_modules, "node_redis_smoke.js", server.port, resp)
+    assert int(out["version"].split(".")[0]) >= 4
+    check_common(out, "nr:")
+    assert out["autopipeline"] == ["OK", "v", 1, 42, 1]
+    assert out["pipeline"] == ["OK", "w", 1]
+    assert out["multi"] == ["OK", 2, "xy", 1]
+    assert out["dbsize"] == 7
+
+
+def test_ioredis_with_password(auth_server, node_modules):
+    out = run_script(node_modules, "ioredis_smoke.js", auth_server.port, 3,
+                     AUTH_PASSWORD)
+    check_common(out, "io:")
+
+
+def test_node_redis_with_password(auth_server, node_modules):
+    out = run_script(node_modules, "node_redis_smoke.js", auth_server.port,
+                     3, AUTH_PASSWORD)
+    check_common(out, "nr:")
+
+
+def test_both_clients_share_one_server(server, node_modules):
+    run_script(node_modules, "ioredis_smoke.js", server.port, 3)
+    run_script(node_modules, "node_redis_smoke.js", server.port, 3)
+    c = server.client()
+    try:
+        assert c.dbsize() == 14
+        assert c.get("io:n") == b"42" and c.get("nr:n") == b"42"
+    finally:
+        c.close()
