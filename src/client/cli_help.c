@@ -47,8 +47,6 @@ static const struct cli_cmd_help help_table[] = {
     {"TYPE", "key", "Type of the value stored at a key", "keyspace"},
     {"SCAN", "cursor [MATCH pattern] [COUNT count]",
      "Iterate over the keys of this node", "keyspace"},
-    {"DBSIZE", "", "Number of keys on this node", "server"},
-    {"FLUSHALL", "", "Delete every key (when the server allows it)", "server"},
     /* transactions */
     {"MULTI", "", "Start a transaction", "transactions"},
     {"EXEC", "", "Run the commands queued since MULTI", "transactions"},
@@ -76,6 +74,8 @@ static const struct cli_cmd_help help_table[] = {
     {"CONFIG GET", "pattern [pattern ...]", "Read configuration settings",
      "server"},
     {"CONFIG SET", "name value", "Change a configuration setting", "server"},
+    {"DBSIZE", "", "Number of keys on this node", "server"},
+    {"FLUSHALL", "", "Delete every key (when the server allows it)", "server"},
     /* ringkv's own */
     {"RINGKV.GETALL", "key",
      "All concurrent values (siblings) of a key "

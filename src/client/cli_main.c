@@ -278,8 +278,8 @@ static int session_handshake(struct cli_session *s, char *why, size_t size)
         return rc;
     }
     if (reply->type == RESP_ERROR) {
-        snprintf(why, size, "%s failed: %.*s", argv[0], (int)reply->len,
-                 reply->str);
+        snprintf(why, size, "%s failed at %s: %.*s", argv[0], addr_text(s),
+                 (int)reply->len, reply->str);
         rc = RK_EINVAL;
     }
     resp_value_free(reply);
@@ -488,7 +488,7 @@ static int command_mode(struct cli_session *s, int argc, char **argv)
     }
     int rc = session_connect(s, why, sizeof(why));
     if (rc == RK_EINVAL) {
-        fprintf(stderr, "ringkv: %s at %s\n", why, addr_text(s));
+        fprintf(stderr, "ringkv: %s\n", why);
         goto out;
     } else if (rc != RK_OK) {
         fprintf(stderr, "ringkv: cannot connect to %s: %s\n", addr_text(s),
