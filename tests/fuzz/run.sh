@@ -15,7 +15,9 @@
 #   fuzz <name>: execs=N exec_per_s=N corpus=N crashes=N
 # A crash, leak, timeout or OOM input is copied to
 # tests/fuzz/crashes/<name>-<sha1>.bin and the script exits 1 at the end;
-# so does a target that exits non-zero without leaving an input.  Exit 0
+# so does a target that exits non-zero without leaving an input.  Inputs
+# already in tests/fuzz/crashes/<name>-*.bin (regressions, kept once the
+# bug is fixed) are replayed after fuzzing and must pass.  Exit 0
 # when every target ran clean.  FUZZ_JOBS (default 2) sets the parallelism,
 # FUZZ_ARGS adds libFuzzer flags.
 set -u
@@ -84,6 +86,22 @@ run_one() {
     trap 'kill -TERM $tpid 2>/dev/null; wait $tpid; exit 143' TERM
     wait $tpid
     local rc=$?
+
+    # Replay the crash regressions kept in the repo for this target.
+    local regressions=()
+    for f in "$here/crashes/$name"-*.bin; do
+        [ -f "$f" ] && regressions+=("$f")
+    done
+    if [ ${#regressions[@]} -gt 0 ] && [ $rc -eq 0 ]; then
+        if ! timeout -k 10 300 "$bin" -timeout=30 "${regressions[@]}" \
+            >"$log.replay" 2>&1; then
+            rc=1
+            {
+                echo "fuzz $name: a saved crash input still fails:"
+                tail -n 20 "$log.replay" | sed 's/^/    /'
+            } >>"$tmp/$name.notes"
+        fi
+    fi
 
     local execs rate corp crashes=0
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
