@@ -36,6 +36,7 @@ struct ringkv_conn
     struct rk_buf wbuf;              /* encoded command being sent */
     size_t need;                     /* bytes the last parse needed */
     size_t fail_len;                 /* rbuf.len at the last failed parse */
+    bool eof;                        /* the server closed its side */
     char errmsg[RINGKV_ERRBUF_SIZE]; /* last error, one line */
 };
 
@@ -202,7 +203,8 @@ static int read_some(struct ringkv_conn *c)
             return RK_OK;
         }
         if (n == 0) {
-            return fail(c, RK_EIO, "Server closed the connection");
+            c->eof = true; /* rbuf may still hold a whole reply */
+            return RK_OK;
         }
         if (errno != EINTR) {
             return fail(c, RK_EIO, strerror(errno));
@@ -214,6 +216,9 @@ static bool should_parse(const struct ringkv_conn *c)
 {
     if (c->rbuf.len == 0 || c->rbuf.len < c->need) {
         return false;
+    }
+    if (c->eof) {
+        return c->rbuf.len != c->fail_len; /* no more bytes will come */
     }
     if (c->fail_len == 0 || c->rbuf.len / 2 >= c->fail_len) {
         return true;
@@ -250,6 +255,9 @@ int ringkv_read_reply(struct ringkv_conn *c, struct resp_value **reply)
             }
             c->need = need > c->rbuf.len ? need : c->rbuf.len + 1;
             c->fail_len = c->rbuf.len;
+        }
+        if (c->eof) {
+            return fail(c, RK_EIO, "Server closed the connection");
         }
         int rc = read_some(c);
         if (rc != RK_OK) {

@@ -312,6 +312,19 @@ def test_cli_lost_connection_mid_command():
                                "Server closed the connection" % fake.port)
 
 
+def test_cli_reply_then_close_is_not_lost():
+    """A reply split in two reads whose second half arrives with the FIN
+    is still parsed (regression: the read loop once treated the pending
+    EOF as 'more to read' and reported a lost connection)."""
+    items = b"".join(b"$3\r\n%03d\r\n" % i for i in range(150))
+    reply = b"*150\r\n" + items
+    with CannedServer({b"big": (reply[:1000], reply[1000:])},
+                      close_after=b"big") as fake:
+        cp = run(fake.port, "big")
+    assert cp.returncode == 0, cp.stderr
+    assert cp.stdout == b"".join(b"%03d\n" % i for i in range(150))
+
+
 # --- batch mode (stdin is not a terminal) ------------------------------------
 
 def test_cli_batch_mode_runs_each_line(server):
@@ -334,12 +347,15 @@ def test_cli_batch_mode_runs_each_line(server):
 class CannedServer:
     """Accepts connections on a free port and answers each command with
     canned bytes chosen by the lower-cased command name (default +OK).
-    With close_on, that command gets the connection closed instead."""
+    A reply given as a tuple is sent in those pieces, 0.2 s apart.
+    With close_on, that command gets the connection closed instead; with
+    close_after, closed right after its reply."""
 
-    def __init__(self, replies, close_on=None):
+    def __init__(self, replies, close_on=None, close_after=None):
         self.replies = dict(replies)
         self.replies.setdefault(b"hello", b"%1\r\n+proto\r\n:3\r\n")
         self.close_on = close_on
+        self.close_after = close_after
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
@@ -384,7 +400,14 @@ class CannedServer:
                 name = args[0].lower()
                 if name == self.close_on:
                     return
-                conn.sendall(self.replies.get(name, b"+OK\r\n"))
+                reply = self.replies.get(name, b"+OK\r\n")
+                for i, piece in enumerate(
+                        reply if isinstance(reply, tuple) else (reply,)):
+                    if i > 0:
+                        time.sleep(0.2)
+                    conn.sendall(piece)
+                if name == self.close_after:
+                    return
         finally:
             f.close()
             conn.close()
