@@ -707,6 +707,22 @@ static void build_command(struct rk_buf *b, size_t argc, size_t arg_len)
     free(arg);
 }
 
+/* A default parser tightened with resp_parser_set_limits, as a server
+ * does before AUTH, then fed `s`: RK_EPROTO with `msg`. */
+static void expect_error_after_set_limits(const char *s,
+                                          size_t len,
+                                          const char *msg)
+{
+    struct resp_parser *p;
+    assert_int_equal(resp_parser_create(NULL, &p), RK_OK);
+    resp_parser_set_limits(p, &PREAUTH);
+    size_t consumed;
+    struct resp_cmd cmd;
+    assert_int_equal(resp_parser_feed(p, s, len, &consumed, &cmd), RK_EPROTO);
+    assert_string_equal(resp_parser_errmsg(p), msg);
+    resp_parser_destroy(p);
+}
+
 static void test_resp_parser_preauth_limits_reject_11_args(void **state)
 {
     (void)state;
@@ -723,6 +739,8 @@ static void test_resp_parser_preauth_limits_reject_11_args(void **state)
     expect_error(&PREAUTH, b.base, b.len, MB);
     /* Rejected from the header alone, before any argument arrives. */
     expect_error(&PREAUTH, S("*11\r\n"), MB);
+    expect_error_after_set_limits(S("*11\r\n"), MB);
+    expect_error_after_set_limits(b.base, b.len, MB);
     /* An inline command is held to the same count. */
     expect_error(&PREAUTH, S("a b c d e f g h i j k\r\n"), MB);
     rk_buf_fini(&b);
@@ -743,6 +761,8 @@ static void test_resp_parser_preauth_limits_reject_16k_plus_1_bulk(void **state)
     build_command(&b, 2, 16385);
     expect_error(&PREAUTH, b.base, b.len, BL);
     expect_error(&PREAUTH, S("*1\r\n$16385\r\n"), BL);
+    expect_error_after_set_limits(S("*1\r\n$16385\r\n"), BL);
+    expect_error_after_set_limits(b.base, b.len, BL);
     /* An inline argument too. */
     rk_buf_clear(&b);
     rk_buf_append_str(&b, "SET ");
