@@ -1,0 +1,434 @@
+/*
+ * bitcask_recovery.c - start-up of the bitcask engine: lists the data
+ * directory, rebuilds the keydir from hint files or by scanning data
+ * files in order, cuts a torn tail of the last file, and picks the active
+ * file (docs/storage-format.md, "Recovery rules").
+ *
+ * Rules:
+ *  1. Files are applied in ascending order; within a file, in offset
+ *     order; a later record for a key replaces an earlier one, a
+ *     tombstone removes it, a clear marker removes everything before it.
+ *  2. An immutable file with a valid hint (checksum, covers exactly the
+ *     data file's size) is loaded from the hint; otherwise the data file
+ *     is scanned, the fallback logged and counted, and a new hint queued.
+ *  3. In the last file, a bad record after which no valid record follows
+ *     is a torn tail: the file is truncated there and the bytes logged.
+ *  4. Any other bad record fails the open with RK_ECORRUPT naming file and
+ *     offset, unless opts.repair: then the bad bytes up to the next valid
+ *     record are skipped and counted.
+ *  5. Leftovers of an interrupted merge or hint write (*.merging, *.tmp)
+ *     are deleted: they were never renamed into place.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/alloc.h"
+#include "common/endian.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "storage/internal.h"
+
+int bc_apply_record(struct bitcask *b,
+                    struct bc_file *f,
+                    uint64_t off,
+                    const struct bc_rec *r,
+                    size_t len)
+{
+    f->total_bytes += len;
+    if (r->flags & BC_FLAG_CLEAR) {
+        keydir_reset(&b->kd);
+        for (uint32_t i = 0; i < b->n_slots; i++) {
+            struct bc_file *g = b->files[i];
+            if (g) {
+                g->dead_bytes = g->total_bytes;
+            }
+        }
+        f->dead_bytes = f->total_bytes;
+        f->tomb_bytes += len;
+        return RK_OK;
+    }
+    struct kd_meta old;
+    if (r->flags & BC_FLAG_TOMB) {
+        if (keydir_del(&b->kd, r->key, r->klen, &old) == RK_OK) {
+            struct bc_file *g = b->files[old.loc >> 32];
+            g->dead_bytes += BC_REC_HDR + r->klen + old.value_len;
+        }
+        f->dead_bytes += len;
+        f->tomb_bytes += len;
+        return RK_OK;
+    }
+    struct kd_meta km = {
+        .loc = bc_loc(f->slot, off),
+        .timestamp = r->timestamp,
+        .expire_at_ms = r->expire_at_ms,
+        .value_len = r->vlen,
+    };
+    bool had = false;
+    int rc = keydir_put(&b->kd, r->key, r->klen, &km, &old, &had);
+    if (rc != RK_OK) {
+        return rc;
+    }
+    if (had) {
+        struct bc_file *g = b->files[old.loc >> 32];
+        g->dead_bytes += BC_REC_HDR + r->klen + old.value_len;
+    }
+    return RK_OK;
+}
+
+size_t bc_next_valid(const struct bitcask *b,
+                     const unsigned char *p,
+                     size_t size,
+                     size_t from)
+{
+    (void)b;
+    for (size_t q = from; q + BC_REC_HDR <= size; q++) {
+        struct bc_rec r;
+        size_t len;
+        if (bc_rec_parse(p + q, size - q, STORAGE_MAX_KEY_LIMIT,
+                         STORAGE_MAX_VALUE_LIMIT, &r, &len) == RK_OK) {
+            return q;
+        }
+    }
+    return size;
+}
+
+static int scan_file(struct bitcask *b,
+                     struct bc_file *f,
+                     bool last,
+                     char *errbuf,
+                     size_t errlen)
+{
+    char path[4096];
+    bc_path(b, f->order, "data", path, sizeof(path));
+    uint64_t off = BC_FILE_HDR;
+    while (off < f->size) {
+        struct bc_rec r;
+        size_t len;
+        int rc =
+            bc_rec_parse(f->map + off, f->size - off, STORAGE_MAX_KEY_LIMIT,
+                         STORAGE_MAX_VALUE_LIMIT, &r, &len);
+        if (rc == RK_OK) {
+            rc = bc_apply_record(b, f, off, &r, len);
+            if (rc != RK_OK) {
+                snprintf(errbuf, errlen, "out of memory loading %s", path);
+                return rc;
+            }
+            off += len;
+            continue;
+        }
+        size_t q = bc_next_valid(b, f->map, f->size, off + 1);
+        if (q == f->size && last) {
+            uint64_t cut = f->size - off;
+            if (b->fops->ftruncate(f->fd, (off_t)off) != 0) {
+                snprintf(errbuf, errlen, "cannot truncate torn tail of %s: %s",
+                         path, strerror(errno));
+                return RK_EIO;
+            }
+            b->fops->fdatasync(f->fd);
+            rk_log(RK_LOG_WARN, "bitcask_tail_truncated",
+                   "file=%s offset=%" PRIu64 " bytes=%" PRIu64, path, off, cut);
+            b->truncated_bytes += cut;
+            f->size = off;
+            break;
+        }
+        if (!b->opts.repair) {
+            snprintf(errbuf, errlen,
+                     "corrupt record in %s at offset %" PRIu64
+                     " (open with repair to skip it)",
+                     path, off);
+            return RK_ECORRUPT;
+        }
+        rk_log(RK_LOG_WARN, "bitcask_repair_skipped",
+               "file=%s offset=%" PRIu64 " bytes=%zu", path, off,
+               (size_t)(q - off));
+        b->skipped_records++;
+        f->total_bytes += q - off;
+        f->dead_bytes += q - off;
+        off = q;
+    }
+    return RK_OK;
+}
+
+/* Opens data file `order`; *out NULL (RK_OK) when it was dropped. */
+static int open_data_file(struct bitcask *b,
+                          uint64_t order,
+                          bool last,
+                          struct bc_file **out,
+                          char *errbuf,
+                          size_t errlen)
+{
+    char path[4096];
+    bc_path(b, order, "data", path, sizeof(path));
+    *out = NULL;
+    int fd = b->fops->open(path, O_RDWR, 0600);
+    if (fd < 0) {
+        snprintf(errbuf, errlen, "cannot open %s: %s", path, strerror(errno));
+        return rk_from_errno(errno);
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        b->fops->close(fd);
+        snprintf(errbuf, errlen, "cannot stat %s: %s", path, strerror(errno));
+        return RK_EIO;
+    }
+    uint64_t size = (uint64_t)st.st_size;
+    unsigned char hdr[BC_FILE_HDR];
+    bool short_hdr = size < BC_FILE_HDR;
+    if (!short_hdr && b->fops->pread(fd, hdr, BC_FILE_HDR, 0) != BC_FILE_HDR) {
+        short_hdr = true;
+    }
+    const char *why = NULL;
+    int rc = RK_ECORRUPT;
+    if (short_hdr) {
+        if (last) {
+            /* A crash while creating the file: nothing in it was ever
+             * acknowledged (the header is synced before any record). */
+            rk_log(RK_LOG_WARN, "bitcask_tail_truncated",
+                   "file=%s offset=0 bytes=%" PRIu64 " reason=short_header",
+                   path, size);
+            b->truncated_bytes += size;
+            b->fops->close(fd);
+            b->fops->unlink(path);
+            return RK_OK;
+        }
+        why = "truncated file header";
+    } else if (memcmp(hdr, BC_MAGIC, 4) != 0) {
+        why = "bad magic";
+    } else if (rk_get_le16(hdr + 4) != BC_VERSION) {
+        rc = RK_EVERSION;
+        snprintf(errbuf, errlen, "%s: format version %u not supported", path,
+                 rk_get_le16(hdr + 4));
+        b->fops->close(fd);
+        return rc;
+    } else if (rk_get_le16(hdr + 6) != BC_KIND_DATA ||
+               rk_get_le64(hdr + 8) != order) {
+        why = "header does not match the file name";
+    }
+    if (why) {
+        b->fops->close(fd);
+        if (b->opts.repair) {
+            char bad[4200];
+            snprintf(bad, sizeof(bad), "%s.corrupt", path);
+            b->fops->rename(path, bad);
+            rk_log(RK_LOG_WARN, "bitcask_repair_skipped",
+                   "file=%s offset=0 reason=\"%s\" renamed=%s", path, why, bad);
+            b->skipped_records++;
+            return RK_OK;
+        }
+        snprintf(errbuf, errlen, "corrupt file %s at offset 0: %s", path, why);
+        return rc;
+    }
+    struct bc_file *f = rk_calloc(1, sizeof(*f));
+    if (f == NULL) {
+        b->fops->close(fd);
+        return RK_ENOMEM;
+    }
+    f->order = order;
+    f->fd = fd;
+    f->size = size;
+    rc = bc_map(f, (size_t)size);
+    if (rc == RK_OK) {
+        rc = bc_slot_add(b, f);
+    }
+    if (rc != RK_OK) {
+        snprintf(errbuf, errlen, "cannot map %s: %s", path, rk_strerror(rc));
+        bc_file_free(b, f);
+        return rc;
+    }
+    *out = f;
+    return RK_OK;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Parses "<16 hex>.<ext>"; true and *order on a match. */
+static bool parse_name(const char *name, const char *ext, uint64_t *order)
+{
+    size_t n = strlen(name), e = strlen(ext);
+    if (n != 17 + e || name[16] != '.' || strcmp(name + 17, ext) != 0) {
+        return false;
+    }
+    uint64_t v = 0;
+    for (int i = 0; i < 16; i++) {
+        char c = name[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                       : -1;
+        if (d < 0) {
+            return false;
+        }
+        v = (v << 4) | (uint64_t)d;
+    }
+    *order = v;
+    return true;
+}
+
+static int list_dir(struct bitcask *b,
+                    uint64_t **orders,
+                    size_t *n,
+                    char *errbuf,
+                    size_t errlen)
+{
+    DIR *d = opendir(b->dir);
+    if (d == NULL) {
+        snprintf(errbuf, errlen, "cannot list %s: %s", b->dir, strerror(errno));
+        return rk_from_errno(errno);
+    }
+    size_t cap = 0;
+    uint64_t *v = NULL;
+    *n = 0;
+    struct dirent *de;
+    int rc = RK_OK;
+    while ((de = readdir(d)) != NULL) {
+        const char *name = de->d_name;
+        size_t len = strlen(name);
+        if ((len > 8 && strcmp(name + len - 8, ".merging") == 0) ||
+            (len > 4 && strcmp(name + len - 4, ".tmp") == 0)) {
+            char path[4096];
+            snprintf(path, sizeof(path), "%s/%s", b->dir, name);
+            b->fops->unlink(path);
+            rk_log(RK_LOG_INFO, "bitcask_leftover_removed", "file=%s", path);
+            continue;
+        }
+        uint64_t order;
+        if (!parse_name(name, "data", &order)) {
+            continue;
+        }
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 64;
+            uint64_t *nv = rk_realloc(v, cap * sizeof(*v));
+            if (nv == NULL) {
+                rc = RK_ENOMEM;
+                break;
+            }
+            v = nv;
+        }
+        v[(*n)++] = order;
+    }
+    closedir(d);
+    if (rc != RK_OK) {
+        rk_free(v);
+        return rc;
+    }
+    if (*n > 1) {
+        qsort(v, *n, sizeof(*v), cmp_u64);
+    }
+    *orders = v;
+    return RK_OK;
+}
+
+/* Makes `f` (the last file, scanned) the active file, or creates one. */
+static int pick_active(struct bitcask *b, struct bc_file *last)
+{
+    if (last && (last->order & ((1u << BC_ORDER_SHIFT) - 1)) == 0 &&
+        !last->has_hint && last->size < b->opts.max_file_size) {
+        int rc = bc_map(last, (size_t)b->opts.max_file_size);
+        if (rc != RK_OK) {
+            return rc;
+        }
+        b->active = last;
+    } else {
+        uint64_t max = 0;
+        for (uint32_t i = 0; i < b->n_slots; i++) {
+            if (b->files[i] && b->files[i]->order > max) {
+                max = b->files[i]->order;
+            }
+        }
+        uint64_t order = ((max >> BC_ORDER_SHIFT) + 1) << BC_ORDER_SHIFT;
+        struct bc_file *f = NULL;
+        int rc = bc_create_file(b, order, (size_t)b->opts.max_file_size, &f);
+        if (rc != RK_OK) {
+            return rc;
+        }
+        b->active = f;
+    }
+    b->wb_fd = b->active->fd;
+    b->cur_off = b->active->size;
+    b->written_end = b->active->size;
+    return RK_OK;
+}
+
+int bc_recover(struct bitcask *b, char *errbuf, size_t errlen)
+{
+    uint64_t *orders = NULL;
+    size_t n = 0;
+    int rc = list_dir(b, &orders, &n, errbuf, errlen);
+    if (rc != RK_OK) {
+        return rc;
+    }
+    uint64_t hinted = 0;
+    for (size_t i = 0; i + 1 < n; i++) {
+        hinted += bc_hint_count(b, orders[i]);
+    }
+    if (hinted > 0 && keydir_reserve(&b->kd, hinted) != RK_OK) {
+        rc = RK_ENOMEM;
+        goto out;
+    }
+    struct bc_file *last = NULL;
+    for (size_t i = 0; i < n; i++) {
+        bool is_last = i + 1 == n;
+        struct bc_file *f = NULL;
+        rc = open_data_file(b, orders[i], is_last, &f, errbuf, errlen);
+        if (rc != RK_OK) {
+            goto out;
+        }
+        if (f == NULL) {
+            continue;
+        }
+        int hrc = is_last ? RK_ENOTFOUND : bc_hint_load(b, f);
+        if (hrc == RK_OK) {
+            f->has_hint = true;
+        } else {
+            if (!is_last) {
+                b->hint_fallbacks++;
+                rk_log(RK_LOG_WARN, "bitcask_hint_fallback",
+                       "file=%016" PRIx64 ".data reason=\"%s\"", f->order,
+                       hrc == RK_ENOTFOUND ? "missing hint" : "invalid hint");
+            }
+            rc = scan_file(b, f, is_last, errbuf, errlen);
+            if (rc != RK_OK) {
+                goto out;
+            }
+        }
+        last = f;
+    }
+    rc = pick_active(b, last);
+    if (rc != RK_OK) {
+        snprintf(errbuf, errlen, "cannot create the active data file in %s: %s",
+                 b->dir, rk_strerror(rc));
+        goto out;
+    }
+    /* Immutable files are read through their mappings only. */
+    for (uint32_t i = 0; i < b->n_slots; i++) {
+        struct bc_file *f = b->files[i];
+        if (f && f != b->active) {
+            if (f->fd >= 0) {
+                b->fops->close(f->fd);
+                f->fd = -1;
+            }
+            if (!f->has_hint) {
+                bc_bg_enqueue_hint(b, f);
+            }
+        }
+    }
+    rk_log(RK_LOG_INFO, "bitcask_recovered",
+           "dir=%s files=%zu keys=%" PRIu64 " truncated_bytes=%" PRIu64
+           " skipped=%" PRIu64 " hint_fallbacks=%" PRIu64,
+           b->dir, n, keydir_count(&b->kd), b->truncated_bytes,
+           b->skipped_records, b->hint_fallbacks);
+out:
+    rk_free(orders);
+    return rc;
+}

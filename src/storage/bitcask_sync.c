@@ -1,0 +1,479 @@
+/*
+ * bitcask_sync.c - the write path of the bitcask engine: the user-space
+ * write buffer of the active file, rollover, and the sync thread that
+ * group-commits writes (DESIGN.md section 3, sync policies).
+ *
+ * Records are appended by the owner into `cur` (1 MiB).  A "flusher" (the
+ * owner when cur is full, at rollover or sync; the sync thread on each
+ * round) swaps cur with `flight` and pwrites flight outside the lock;
+ * `flight_busy` makes flushers take turns, so file order is kept.
+ *
+ *   owner put --append--> cur --swap (flusher)--> flight --pwrite--> OS
+ *        sync thread: flush, fdatasync, synced_seq = target,
+ *                     durable_seq = target, opts.durable_cb(target)
+ *
+ * Invariants (under wb_mu):
+ *  1. cur_off + cur.len == active->size; data below written_end is in the
+ *     OS (page cache) and readable through the active file's mapping.
+ *  2. A seq is published durable only after an fdatasync that started
+ *     after every record with a smaller-or-equal seq was written; a
+ *     failed write or fdatasync sets `failed` (sticky, RK_EREADONLY) and
+ *     nothing after it is ever published.
+ *  3. The owner changes wb_fd (rollover) only after writing and, unless
+ *     sync=none, fdatasyncing everything of the old file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/alloc.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "storage/internal.h"
+
+void bc_publish_durable(struct bitcask *b, uint64_t seq)
+{
+    uint64_t cur = __atomic_load_n(&b->durable_seq, __ATOMIC_ACQUIRE);
+    while (cur < seq &&
+           !__atomic_compare_exchange_n(&b->durable_seq, &cur, seq, false,
+                                        __ATOMIC_RELEASE, __ATOMIC_ACQUIRE)) {
+    }
+}
+
+/* Writes flight (or a large record) with wb_mu held on entry and exit. */
+static int flush_locked(struct bitcask *b)
+{
+    while (b->flight_busy) {
+        pthread_cond_wait(&b->wb_cond, &b->wb_mu);
+    }
+    if (b->failed) {
+        return RK_EREADONLY;
+    }
+    if (b->cur.len == 0) {
+        return RK_OK;
+    }
+    struct bc_wbuf t = b->flight;
+    b->flight = b->cur;
+    b->cur = t;
+    b->cur.len = 0;
+    b->flight_off = b->cur_off;
+    b->cur_off += b->flight.len;
+    b->flight_busy = true;
+    int fd = b->wb_fd;
+    pthread_mutex_unlock(&b->wb_mu);
+    int rc = bc_pwrite_all(b->fops, fd, b->flight.base, b->flight.len,
+                           b->flight_off);
+    pthread_mutex_lock(&b->wb_mu);
+    b->flight_busy = false;
+    if (rc == RK_OK) {
+        __atomic_store_n(&b->written_end, b->flight_off + b->flight.len,
+                         __ATOMIC_RELEASE);
+        b->flight.len = 0;
+    } else if (!b->failed) {
+        /* Keep flight's bytes: reads still find them there. */
+        b->failed = true;
+        b->fail_rc = rc;
+        b->sync_errors++;
+        rk_log(RK_LOG_ERROR, "bitcask_write_failed",
+               "dir=%s error=\"%s\" state=read_only", b->dir, rk_strerror(rc));
+    }
+    pthread_cond_broadcast(&b->wb_cond);
+    return rc == RK_OK ? RK_OK : RK_EIO;
+}
+
+int bc_flush(struct bitcask *b)
+{
+    pthread_mutex_lock(&b->wb_mu);
+    int rc = flush_locked(b);
+    while (rc == RK_OK && b->flight_busy) {
+        pthread_cond_wait(&b->wb_cond, &b->wb_mu);
+    }
+    pthread_mutex_unlock(&b->wb_mu);
+    return rc;
+}
+
+int bc_append(struct bitcask *b,
+              const unsigned char *hdr,
+              const void *key,
+              size_t klen,
+              const void *val,
+              size_t vlen,
+              uint64_t *seq)
+{
+    size_t len = BC_REC_HDR + klen + vlen;
+    pthread_mutex_lock(&b->wb_mu);
+    if (b->failed) {
+        pthread_mutex_unlock(&b->wb_mu);
+        return RK_EREADONLY;
+    }
+    int rc = RK_OK;
+    if (len > BC_WBUF_CAP / 2) {
+        /* Large record: write it directly, after everything before it. */
+        rc = flush_locked(b);
+        while (rc == RK_OK && b->flight_busy) {
+            pthread_cond_wait(&b->wb_cond, &b->wb_mu);
+        }
+        if (rc == RK_OK) {
+            uint64_t off = b->cur_off;
+            b->flight_busy = true;
+            int fd = b->wb_fd;
+            pthread_mutex_unlock(&b->wb_mu);
+            struct iovec iov[3] = {
+                {(void *)hdr, BC_REC_HDR},
+                {(void *)key, klen},
+                {(void *)val, vlen},
+            };
+            size_t done = 0;
+            while (rc == RK_OK && done < len) {
+                /* Collapse the iovec past `done` for a retry on short write */
+                struct iovec v[3];
+                int n = 0;
+                size_t skip = done;
+                for (int i = 0; i < 3; i++) {
+                    if (skip >= iov[i].iov_len) {
+                        skip -= iov[i].iov_len;
+                        continue;
+                    }
+                    v[n].iov_base = (char *)iov[i].iov_base + skip;
+                    v[n].iov_len = iov[i].iov_len - skip;
+                    skip = 0;
+                    n++;
+                }
+                ssize_t w;
+                if (b->fops == &storage_posix_fops) {
+                    w = pwritev(fd, v, n, (off_t)(off + done));
+                } else {
+                    w = b->fops->pwrite(fd, v[0].iov_base, v[0].iov_len,
+                                        (off_t)(off + done));
+                }
+                if (w < 0 && errno == EINTR) {
+                    continue;
+                }
+                if (w <= 0) {
+                    rc = w < 0 ? rk_from_errno(errno) : RK_EIO;
+                    break;
+                }
+                done += (size_t)w;
+            }
+            pthread_mutex_lock(&b->wb_mu);
+            b->flight_busy = false;
+            if (rc == RK_OK) {
+                b->cur_off = off + len;
+                __atomic_store_n(&b->written_end, off + len, __ATOMIC_RELEASE);
+            } else {
+                b->failed = true;
+                b->fail_rc = rc;
+                b->sync_errors++;
+                rc = RK_EIO;
+                rk_log(RK_LOG_ERROR, "bitcask_write_failed",
+                       "dir=%s state=read_only", b->dir);
+            }
+            pthread_cond_broadcast(&b->wb_cond);
+        }
+    } else {
+        if (b->cur.len + len > BC_WBUF_CAP) {
+            rc = flush_locked(b);
+        }
+        if (rc == RK_OK) {
+            unsigned char *p = b->cur.base + b->cur.len;
+            memcpy(p, hdr, BC_REC_HDR);
+            if (klen) {
+                memcpy(p + BC_REC_HDR, key, klen);
+            }
+            if (vlen) {
+                memcpy(p + BC_REC_HDR + klen, val, vlen);
+            }
+            b->cur.len += len;
+        }
+    }
+    if (rc == RK_OK) {
+        b->last_seq = ++b->next_seq;
+        *seq = b->last_seq;
+        if (b->opts.sync_mode == ENGINE_SYNC_ALWAYS) {
+            pthread_cond_broadcast(&b->wb_cond);
+        }
+    }
+    pthread_mutex_unlock(&b->wb_mu);
+    return rc;
+}
+
+/*
+ * Returns a view of the record bytes [off, off+len) of file f: from the
+ * mapping when the bytes are in the OS, else copied from the write buffer
+ * into b->scratch.  Valid until the next call on the owner thread.
+ */
+int bc_read_record(struct bitcask *b,
+                   struct bc_file *f,
+                   uint64_t off,
+                   size_t len,
+                   const unsigned char **out)
+{
+    if (f != b->active ||
+        off + len <= __atomic_load_n(&b->written_end, __ATOMIC_ACQUIRE)) {
+        if (f->map == NULL || off + len > f->map_len || off + len > f->size) {
+            return RK_ECORRUPT;
+        }
+        *out = f->map + off;
+        return RK_OK;
+    }
+    int rc = RK_EIO;
+    pthread_mutex_lock(&b->wb_mu);
+    const unsigned char *src = NULL;
+    if (off >= b->cur_off && off + len <= b->cur_off + b->cur.len) {
+        src = b->cur.base + (off - b->cur_off);
+    } else if (b->flight.len > 0 && off >= b->flight_off &&
+               off + len <= b->flight_off + b->flight.len) {
+        src = b->flight.base + (off - b->flight_off);
+    } else if (off + len <= b->written_end) {
+        src = f->map + off; /* written meanwhile */
+    }
+    if (src) {
+        rk_buf_clear(&b->scratch);
+        rc = rk_buf_append(&b->scratch, src, len);
+    }
+    pthread_mutex_unlock(&b->wb_mu);
+    if (rc == RK_OK) {
+        *out = (const unsigned char *)b->scratch.base;
+    }
+    return rc;
+}
+
+/* Flushes and fdatasyncs the active file; publishes the seq (owner). */
+int bc_sync_now(struct bitcask *b)
+{
+    pthread_mutex_lock(&b->wb_mu);
+    uint64_t target = b->last_seq;
+    int rc = flush_locked(b);
+    while (rc == RK_OK && b->flight_busy) {
+        pthread_cond_wait(&b->wb_cond, &b->wb_mu);
+    }
+    int fd = b->wb_fd;
+    if (rc != RK_OK || b->failed) {
+        pthread_mutex_unlock(&b->wb_mu);
+        return RK_EREADONLY == rc ? rc : (b->failed ? RK_EREADONLY : rc);
+    }
+    pthread_mutex_unlock(&b->wb_mu);
+    uint64_t t0 = storage__now_us();
+    int r = b->fops->fdatasync(fd);
+    uint64_t dt = storage__now_us() - t0;
+    pthread_mutex_lock(&b->wb_mu);
+    b->syncs++;
+    b->last_sync_us = dt;
+    if (r != 0 && !b->failed) {
+        b->failed = true;
+        b->fail_rc = RK_EIO;
+        b->sync_errors++;
+        rk_log(RK_LOG_ERROR, "bitcask_fsync_failed",
+               "dir=%s errno=%d state=read_only", b->dir, errno);
+    }
+    bool ok = !b->failed;
+    pthread_mutex_unlock(&b->wb_mu);
+    if (!ok) {
+        return RK_EIO;
+    }
+    bc_publish_durable(b, target);
+    return RK_OK;
+}
+
+int bc_create_file(struct bitcask *b,
+                   uint64_t order,
+                   size_t window,
+                   struct bc_file **out)
+{
+    char path[4096];
+    bc_path(b, order, "data", path, sizeof(path));
+    struct bc_file *f = rk_calloc(1, sizeof(*f));
+    if (f == NULL) {
+        return RK_ENOMEM;
+    }
+    f->order = order;
+    f->fd = b->fops->open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    if (f->fd < 0) {
+        int rc = rk_from_errno(errno);
+        rk_free(f);
+        return rc;
+    }
+    unsigned char hdr[BC_FILE_HDR];
+    bc_file_hdr_encode(hdr, BC_KIND_DATA, order);
+    int rc = bc_pwrite_all(b->fops, f->fd, hdr, sizeof(hdr), 0);
+    if (rc == RK_OK && b->opts.sync_mode != ENGINE_SYNC_NONE) {
+        if (b->fops->fdatasync(f->fd) != 0) {
+            rc = RK_EIO;
+        } else {
+            rc = bc_fsync_dir(b);
+        }
+    }
+    f->size = BC_FILE_HDR;
+    if (rc == RK_OK) {
+        rc = bc_map(f, window);
+    }
+    if (rc == RK_OK) {
+        rc = bc_slot_add(b, f);
+    }
+    if (rc != RK_OK) {
+        b->fops->close(f->fd);
+        if (f->map) {
+            munmap(f->map, f->map_len);
+        }
+        b->fops->unlink(path);
+        rk_free(f);
+        return rc;
+    }
+    *out = f;
+    return RK_OK;
+}
+
+int bc_rollover(struct bitcask *b, size_t need)
+{
+    struct bc_file *old = b->active;
+    int rc = bc_flush(b);
+    if (rc != RK_OK) {
+        return rc;
+    }
+    /* Every policy syncs a file as it becomes immutable (engine.h). */
+    if (b->fops->fdatasync(old->fd) != 0) {
+        bc_set_failed(b, RK_EIO);
+        return RK_EIO;
+    }
+    /* Next normal order above every file, merge outputs included. */
+    uint64_t max = 0;
+    for (uint32_t i = 0; i < b->n_slots; i++) {
+        if (b->files[i] && b->files[i]->order > max) {
+            max = b->files[i]->order;
+        }
+    }
+    uint64_t order = ((max >> BC_ORDER_SHIFT) + 1) << BC_ORDER_SHIFT;
+    size_t window = b->opts.max_file_size;
+    if (BC_FILE_HDR + need > window) {
+        window = BC_FILE_HDR + need;
+    }
+    struct bc_file *f = NULL;
+    rc = bc_create_file(b, order, window, &f);
+    if (rc != RK_OK) {
+        bc_set_failed(b, rc);
+        return rc == RK_ENOSPC ? rc : RK_EIO;
+    }
+    pthread_mutex_lock(&b->wb_mu);
+    b->wb_fd = f->fd;
+    b->cur_off = BC_FILE_HDR;
+    b->cur.len = 0;
+    __atomic_store_n(&b->written_end, BC_FILE_HDR, __ATOMIC_RELEASE);
+    b->active = f;
+    /* The sync thread may still be syncing the old descriptor. */
+    while (b->syncing_fd == old->fd) {
+        pthread_cond_wait(&b->wb_cond, &b->wb_mu);
+    }
+    pthread_mutex_unlock(&b->wb_mu);
+    /* The old file is immutable from now on: reads use its mapping only,
+     * so its descriptor is closed (keeps fd use bounded). */
+    b->fops->close(old->fd);
+    old->fd = -1;
+    bc_bg_enqueue_hint(b, old);
+    return RK_OK;
+}
+
+static void *sync_main(void *arg)
+{
+    struct bitcask *b = arg;
+    bool every = b->opts.sync_mode == ENGINE_SYNC_EVERY;
+    uint64_t interval_us = (uint64_t)b->opts.sync_interval_ms * 1000u;
+    pthread_mutex_lock(&b->wb_mu);
+    while (!b->stop) {
+        if (every) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            uint64_t ns =
+                (uint64_t)ts.tv_nsec + (interval_us % 1000000u) * 1000u;
+            ts.tv_sec += (time_t)(interval_us / 1000000u + ns / 1000000000u);
+            ts.tv_nsec = (long)(ns % 1000000000u);
+            while (!b->stop) {
+                if (pthread_cond_timedwait(&b->wb_cond, &b->wb_mu, &ts) ==
+                    ETIMEDOUT) {
+                    break;
+                }
+            }
+        } else {
+            while (!b->stop && (b->failed || b->last_seq == b->synced_seq)) {
+                pthread_cond_wait(&b->wb_cond, &b->wb_mu);
+            }
+        }
+        if (b->stop) {
+            break;
+        }
+        if (b->failed || b->last_seq == b->synced_seq) {
+            continue;
+        }
+        uint64_t target = b->last_seq;
+        int rc = flush_locked(b);
+        while (rc == RK_OK && b->flight_busy) {
+            pthread_cond_wait(&b->wb_cond, &b->wb_mu);
+        }
+        if (rc != RK_OK || b->failed) {
+            continue;
+        }
+        int fd = b->wb_fd;
+        b->syncing_fd = fd;
+        pthread_mutex_unlock(&b->wb_mu);
+        uint64_t t0 = storage__now_us();
+        int r = b->fops->fdatasync(fd);
+        int err = errno;
+        uint64_t dt = storage__now_us() - t0;
+        pthread_mutex_lock(&b->wb_mu);
+        b->syncing_fd = -1;
+        b->syncs++;
+        b->last_sync_us = dt;
+        if (r != 0 && !b->failed) {
+            b->failed = true;
+            b->fail_rc = RK_EIO;
+            b->sync_errors++;
+            rk_log(RK_LOG_ERROR, "bitcask_fsync_failed",
+                   "dir=%s errno=%d state=read_only", b->dir, err);
+        }
+        bool ok = !b->failed;
+        if (ok && target > b->synced_seq) {
+            b->synced_seq = target;
+        }
+        pthread_cond_broadcast(&b->wb_cond);
+        pthread_mutex_unlock(&b->wb_mu);
+        if (ok) {
+            bc_publish_durable(b, target);
+            if (b->opts.durable_cb) {
+                b->opts.durable_cb(b->opts.durable_data, target);
+            }
+        }
+        pthread_mutex_lock(&b->wb_mu);
+    }
+    pthread_mutex_unlock(&b->wb_mu);
+    return NULL;
+}
+
+int bc_sync_thread_start(struct bitcask *b)
+{
+    if (b->opts.sync_mode == ENGINE_SYNC_NONE) {
+        return RK_OK;
+    }
+    if (pthread_create(&b->sync_thread, NULL, sync_main, b) != 0) {
+        return RK_ENOMEM;
+    }
+    b->sync_started = true;
+    return RK_OK;
+}
+
+void bc_sync_thread_stop(struct bitcask *b)
+{
+    if (!b->sync_started) {
+        return;
+    }
+    pthread_mutex_lock(&b->wb_mu);
+    b->stop = true;
+    pthread_cond_broadcast(&b->wb_cond);
+    pthread_mutex_unlock(&b->wb_mu);
+    pthread_join(b->sync_thread, NULL);
+    b->sync_started = false;
+}

@@ -1,0 +1,213 @@
+/*
+ * engine.c - engine_open() dispatch by kind, option defaults and checks,
+ * and the thin vtable wrappers of engine.h (DESIGN.md section 3).
+ */
+#include "storage/engine.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "storage/internal.h"
+
+static const struct engine_vtable *const engine_kinds[] = {
+    &bitcask_vtable,
+    &memory_vtable,
+};
+
+void engine_opts_init(struct engine_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->dir = NULL;
+    o->sync_mode = ENGINE_SYNC_EVERY;
+    o->sync_interval_ms = ENGINE_DEFAULT_SYNC_INTERVAL;
+    o->max_file_size = ENGINE_DEFAULT_MAX_FILE;
+    o->merge_dead_ratio = ENGINE_DEFAULT_MERGE_RATIO;
+    o->merge_min_dead_bytes = 0;
+    o->max_key_len = ENGINE_DEFAULT_MAX_KEY;
+    o->max_value_len = ENGINE_DEFAULT_MAX_VALUE;
+}
+
+int engine_parse_sync(const char *s,
+                      enum engine_sync_mode *mode,
+                      uint32_t *interval_ms)
+{
+    if (s == NULL) {
+        return RK_EINVAL;
+    }
+    if (strcmp(s, "always") == 0) {
+        *mode = ENGINE_SYNC_ALWAYS;
+        return RK_OK;
+    }
+    if (strcmp(s, "none") == 0 || strcmp(s, "no") == 0) {
+        *mode = ENGINE_SYNC_NONE;
+        return RK_OK;
+    }
+    if (strcmp(s, "everysec") == 0) {
+        *mode = ENGINE_SYNC_EVERY;
+        *interval_ms = 1000;
+        return RK_OK;
+    }
+    if (strncmp(s, "every:", 6) == 0) {
+        const char *p = s + 6;
+        if (*p < '0' || *p > '9') {
+            return RK_EINVAL;
+        }
+        char *end = NULL;
+        errno = 0;
+        unsigned long long v = strtoull(p, &end, 10);
+        if (errno != 0 || *end != '\0' || v < 1 || v > 86400000ull) {
+            return RK_EINVAL;
+        }
+        *mode = ENGINE_SYNC_EVERY;
+        *interval_ms = (uint32_t)v;
+        return RK_OK;
+    }
+    return RK_EINVAL;
+}
+
+static int check_opts(const struct engine_opts *o, char *errbuf, size_t errlen)
+{
+    const char *why = NULL;
+    if (o->max_key_len < 1 || o->max_key_len > STORAGE_MAX_KEY_LIMIT) {
+        why = "max_key_len must be 1..65536";
+    } else if (o->max_file_size < 4096 ||
+               o->max_file_size > STORAGE_MAX_FILE_LIMIT) {
+        why = "max_file_size must be 4 KiB..2 GiB";
+    } else if (!(o->merge_dead_ratio >= 0.0 && o->merge_dead_ratio <= 1.0)) {
+        why = "merge_dead_ratio must be within 0..1";
+    } else if (o->sync_mode != ENGINE_SYNC_NONE &&
+               o->sync_mode != ENGINE_SYNC_ALWAYS &&
+               o->sync_mode != ENGINE_SYNC_EVERY) {
+        why = "unknown sync mode";
+    } else if (o->sync_mode == ENGINE_SYNC_EVERY &&
+               (o->sync_interval_ms < 1 || o->sync_interval_ms > 86400000)) {
+        why = "sync interval must be 1..86400000 ms";
+    }
+    if (why) {
+        snprintf(errbuf, errlen, "%s", why);
+        return RK_EINVAL;
+    }
+    return RK_OK;
+}
+
+int engine_open(const char *kind,
+                const struct engine_opts *opts,
+                struct engine **out,
+                char *errbuf,
+                size_t errlen)
+{
+    char dummy[1];
+    if (errbuf == NULL || errlen == 0) {
+        errbuf = dummy;
+        errlen = sizeof(dummy);
+    }
+    errbuf[0] = '\0';
+    if (kind == NULL || opts == NULL || out == NULL) {
+        snprintf(errbuf, errlen, "missing engine kind or options");
+        return RK_EINVAL;
+    }
+    int rc = check_opts(opts, errbuf, errlen);
+    if (rc != RK_OK) {
+        return rc;
+    }
+    for (size_t i = 0; i < sizeof(engine_kinds) / sizeof(engine_kinds[0]);
+         i++) {
+        if (strcmp(kind, engine_kinds[i]->kind) == 0) {
+            return engine_kinds[i]->open(opts, out, errbuf, errlen);
+        }
+    }
+    snprintf(errbuf, errlen, "unknown storage engine '%s' (bitcask, memory)",
+             kind);
+    return RK_EINVAL;
+}
+
+int engine_close(struct engine *e)
+{
+    if (e == NULL) {
+        return RK_OK;
+    }
+    return e->vt->close(e);
+}
+
+const char *engine_kind(const struct engine *e)
+{
+    return e->vt->kind;
+}
+
+int engine_get(struct engine *e,
+               const void *key,
+               size_t klen,
+               struct rk_buf *val,
+               struct engine_meta *meta)
+{
+    return e->vt->get(e, key, klen, val, meta);
+}
+
+int engine_put(struct engine *e,
+               const void *key,
+               size_t klen,
+               const void *val,
+               size_t vlen,
+               const struct engine_meta *meta,
+               uint64_t *seq)
+{
+    return e->vt->put(e, key, klen, val, vlen, meta, seq);
+}
+
+int engine_delete(struct engine *e,
+                  const void *key,
+                  size_t klen,
+                  uint64_t timestamp,
+                  uint64_t *seq)
+{
+    return e->vt->del(e, key, klen, timestamp, seq);
+}
+
+int engine_scan(struct engine *e,
+                uint64_t cursor,
+                size_t count,
+                engine_key_cb cb,
+                void *data,
+                uint64_t *next)
+{
+    return e->vt->scan(e, cursor, count, cb, data, next);
+}
+
+int engine_foreach(struct engine *e, engine_key_cb cb, void *data)
+{
+    return e->vt->foreach(e, cb, data);
+}
+
+int engine_clear(struct engine *e, uint64_t *seq)
+{
+    return e->vt->clear(e, seq);
+}
+
+int engine_sync(struct engine *e)
+{
+    return e->vt->sync(e);
+}
+
+uint64_t engine_durable_seq(struct engine *e)
+{
+    return e->vt->durable_seq(e);
+}
+
+int engine_tick(struct engine *e)
+{
+    return e->vt->tick(e);
+}
+
+int engine_merge(struct engine *e, bool wait)
+{
+    return e->vt->merge(e, wait);
+}
+
+void engine_stats(struct engine *e, struct engine_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    e->vt->stats(e, st);
+}

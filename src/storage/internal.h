@@ -1,0 +1,450 @@
+/*
+ * internal.h - shared internals of src/storage (STYLE.md 1.1): the engine
+ * vtable, the keydir hash table used by both engines, the file-ops table
+ * through which bitcask reaches the OS (tests swap it to inject faults),
+ * and the on-disk record codec.  Nothing outside src/storage and its tests
+ * includes this file.
+ */
+#ifndef RINGKV_STORAGE_INTERNAL_H
+#define RINGKV_STORAGE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "storage/engine.h"
+
+/* ------------------------------------------------------------------ */
+/* Engine vtable (STYLE.md 1.1: one vtable header, one .c per backend). */
+
+struct engine_vtable
+{
+    const char *kind;
+    int (*open)(const struct engine_opts *opts,
+                struct engine **out,
+                char *errbuf,
+                size_t errlen);
+    int (*close)(struct engine *e);
+    int (*get)(struct engine *e,
+               const void *key,
+               size_t klen,
+               struct rk_buf *val,
+               struct engine_meta *meta);
+    int (*put)(struct engine *e,
+               const void *key,
+               size_t klen,
+               const void *val,
+               size_t vlen,
+               const struct engine_meta *meta,
+               uint64_t *seq);
+    int (*del)(struct engine *e,
+               const void *key,
+               size_t klen,
+               uint64_t timestamp,
+               uint64_t *seq);
+    int (*scan)(struct engine *e,
+                uint64_t cursor,
+                size_t count,
+                engine_key_cb cb,
+                void *data,
+                uint64_t *next);
+    int (*foreach)(struct engine *e, engine_key_cb cb, void *data);
+    int (*clear)(struct engine *e, uint64_t *seq);
+    int (*sync)(struct engine *e);
+    uint64_t (*durable_seq)(struct engine *e);
+    int (*tick)(struct engine *e);
+    int (*merge)(struct engine *e, bool wait);
+    void (*stats)(struct engine *e, struct engine_stats *st);
+};
+
+/* Every engine struct starts with this header. */
+struct engine
+{
+    const struct engine_vtable *vt;
+};
+
+extern const struct engine_vtable memory_vtable;
+extern const struct engine_vtable bitcask_vtable;
+
+/* Hard limits of the formats (engine_open rejects larger options). */
+#define STORAGE_MAX_KEY_LIMIT   65536u                  /* keydir: u16 klen-1 */
+#define STORAGE_MAX_VALUE_LIMIT (1024ull * 1024 * 1024) /* keydir: 30 bits */
+#define STORAGE_MAX_FILE_LIMIT  (2048ull * 1024 * 1024) /* u32 offsets */
+
+/* ------------------------------------------------------------------ */
+/*
+ * Keydir: chained hash table with Redis-style incremental rehashing and a
+ * reverse-binary SCAN cursor.  Entries live in an arena of 1 MiB chunks
+ * and are addressed by 32-bit handles (4-byte units), so a chain link or
+ * bucket costs 4 bytes, not 8.  Entry layout (bytes, little-endian-free:
+ * host order, in memory only):
+ *
+ *   off size field
+ *     0    4 next      handle of the next entry in the chain (0 = end)
+ *     4    4 vlen_flags  bits 0..30 value length, bit 31 HAS_EXPIRY
+ *     8    8 loc       engine-defined location (bitcask: slot<<32|offset,
+ *                      memory: value pointer)
+ *    16    8 timestamp caller timestamp
+ *    24    2 klen-1    key length minus one (keys are 1..65536 bytes)
+ *    26   0/8 expire_at_ms, present only when HAS_EXPIRY
+ *    26/34 klen key bytes
+ *
+ * rounded up to 4 bytes: 28 bytes of overhead for a key without expiry,
+ * plus a 4-byte bucket at load factor <= 1.
+ *
+ * Thread: owner.  A merge worker may call keydir_find/keydir_get_meta
+ * concurrently with owner mutations only while both hold an external lock
+ * (bitcask's kd_mu).
+ */
+
+struct kd_meta
+{
+    uint64_t loc;          /* engine-defined location */
+    uint64_t timestamp;    /* caller timestamp */
+    uint64_t expire_at_ms; /* 0 = never */
+    uint32_t value_len;    /* bytes, < 2^31 */
+};
+
+struct kd_table
+{
+    uint32_t *buckets; /* entry handles, 0 = empty */
+    uint64_t size;     /* buckets, power of two (0 = unallocated) */
+    uint64_t used;     /* entries in this table */
+};
+
+struct keydir
+{
+    struct kd_table t[2];      /* t[1] is the target while rehashing */
+    int64_t rehash_idx;        /* next bucket of t[0] to move, -1 = idle */
+    uint64_t seed;             /* hash seed */
+    unsigned char **chunks;    /* arena chunks of KD_CHUNK_BYTES */
+    uint32_t n_chunks;         /* chunks allocated */
+    uint32_t cap_chunks;       /* slots in `chunks` */
+    uint32_t bump;             /* next free unit in the last chunk */
+    uint32_t *free_heads;      /* per size class (units) free-list heads */
+    uint32_t n_classes;        /* entries in free_heads */
+    uint64_t key_bytes;        /* sum of key lengths */
+    uint64_t arena_free_bytes; /* bytes on free lists */
+};
+
+int keydir_init(struct keydir *kd);
+void keydir_fini(struct keydir *kd);
+/* Drops every entry and frees memory (the keydir stays usable). */
+void keydir_reset(struct keydir *kd);
+/* Pre-sizes for `n` keys (no-op if smaller than now).  RK_ENOMEM. */
+int keydir_reserve(struct keydir *kd, uint64_t n);
+uint64_t keydir_count(const struct keydir *kd);
+/* Bytes the keydir holds: tables + arena chunks + bookkeeping. */
+uint64_t keydir_bytes(const struct keydir *kd);
+
+/* Handle of `key` or 0.  Does not rehash (safe under kd_mu from a worker). */
+uint32_t keydir_find(const struct keydir *kd, const void *key, size_t klen);
+void keydir_meta(const struct keydir *kd, uint32_t h, struct kd_meta *m);
+uint64_t keydir_loc(const struct keydir *kd, uint32_t h);
+void keydir_set_loc(struct keydir *kd, uint32_t h, uint64_t loc);
+const unsigned char *keydir_key(const struct keydir *kd,
+                                uint32_t h,
+                                size_t *klen);
+
+/*
+ * Inserts or replaces key -> m.  *had_old (may be NULL) tells whether the
+ * key existed, and *old (may be NULL) receives its previous meta.
+ * RK_OK or RK_ENOMEM (keydir unchanged).
+ */
+int keydir_put(struct keydir *kd,
+               const void *key,
+               size_t klen,
+               const struct kd_meta *m,
+               struct kd_meta *old,
+               bool *had_old);
+/* Removes key; *old (may be NULL) gets its meta.  RK_OK or RK_ENOTFOUND. */
+int keydir_del(struct keydir *kd,
+               const void *key,
+               size_t klen,
+               struct kd_meta *old);
+
+/* Visits entries; return false from cb to stop. */
+typedef bool (*keydir_visit_cb)(void *data,
+                                const unsigned char *key,
+                                size_t klen,
+                                const struct kd_meta *m);
+/* SCAN over buckets (Redis dictScan guarantee).  Returns next cursor. */
+uint64_t keydir_scan(const struct keydir *kd,
+                     uint64_t cursor,
+                     size_t count,
+                     keydir_visit_cb cb,
+                     void *data);
+/* Visits every entry once; returns false if cb stopped the walk. */
+bool keydir_foreach(const struct keydir *kd, keydir_visit_cb cb, void *data);
+
+/* ------------------------------------------------------------------ */
+/*
+ * File-ops table: every bitcask call that reaches the OS for writing,
+ * syncing, renaming or reading files goes through it (STYLE.md 1.6; SQLite
+ * VFS).  Functions return what the libc call returns and set errno.
+ * Reads of immutable files use mmap (outside the table).
+ */
+struct storage_fops
+{
+    int (*open)(const char *path, int flags, mode_t mode);
+    ssize_t (*pwrite)(int fd, const void *buf, size_t n, off_t off);
+    ssize_t (*pread)(int fd, void *buf, size_t n, off_t off);
+    int (*fdatasync)(int fd);
+    int (*fsync)(int fd); /* directories */
+    int (*rename)(const char *from, const char *to);
+    int (*ftruncate)(int fd, off_t len);
+    int (*unlink)(const char *path);
+    int (*close)(int fd);
+};
+
+/* The default (POSIX) table. */
+extern const struct storage_fops storage_posix_fops;
+
+/*
+ * Installs `ops` for engines opened afterwards (NULL restores POSIX).
+ * Borrowed; must outlive those engines.  Thread: tests, before opening.
+ */
+void storage__fops_set(const struct storage_fops *ops);
+const struct storage_fops *storage__fops_get(void);
+
+/* ------------------------------------------------------------------ */
+/*
+ * Data file format (docs/storage-format.md).  All integers little-endian.
+ *
+ * File header (16 bytes), data and hint files alike:
+ *   off size field
+ *     0    4 magic "RKBC"
+ *     4    2 format version (1)
+ *     6    2 file kind (1 = data, 2 = hint)
+ *     8    8 file order (equals the number in the file name)
+ *
+ * Record (data file), 29-byte header then key and value:
+ *     0    4 checksum: low 32 bits of XXH3_64 over bytes [4, end of value)
+ *     4    8 timestamp (caller, opaque)
+ *    12    8 expire_at_ms (0 = never)
+ *    20    4 key length
+ *    24    4 value length
+ *    28    1 flags: bit 0 tombstone, bit 1 clear-all marker
+ *    29  klen key
+ *   29+klen vlen value
+ */
+#define BC_MAGIC        "RKBC"
+#define BC_VERSION      1
+#define BC_KIND_DATA    1
+#define BC_KIND_HINT    2
+#define BC_FILE_HDR     16
+#define BC_REC_HDR      29
+#define BC_FLAG_TOMB    0x01
+#define BC_FLAG_CLEAR   0x02
+#define BC_FLAGS_KNOWN  0x03
+#define BC_HINT_ENTRY   29 /* hint entry header, then key */
+#define BC_HINT_TRAILER 24
+
+struct bc_rec
+{
+    uint64_t timestamp;
+    uint64_t expire_at_ms;
+    uint32_t klen;
+    uint32_t vlen;
+    uint8_t flags;
+    const unsigned char *key; /* view into the parsed bytes */
+    const unsigned char *val; /* view into the parsed bytes */
+};
+
+/* Checksum of a record's bytes after the checksum field. */
+uint32_t bc_checksum(const void *p, size_t n);
+/* Encodes the 29-byte header for key/value (checksum over hdr+key+val). */
+void bc_rec_encode_hdr(unsigned char *hdr,
+                       const struct bc_rec *r,
+                       const void *key,
+                       const void *val);
+/*
+ * Parses a record at p[0..avail): RK_OK (fills *r, *len), RK_EAGAIN (the
+ * record claims more bytes than avail), RK_ECORRUPT (bad checksum, flags
+ * or lengths over the limits).
+ */
+int bc_rec_parse(const unsigned char *p,
+                 size_t avail,
+                 size_t max_key,
+                 uint64_t max_val,
+                 struct bc_rec *r,
+                 size_t *len);
+void bc_file_hdr_encode(unsigned char *p, uint16_t kind, uint64_t order);
+
+/* Monotonic clock in microseconds / wall clock in ms. */
+uint64_t storage__now_us(void);
+uint64_t storage__wall_ms(void);
+
+/* ------------------------------------------------------------------ */
+/*
+ * Bitcask engine internals, shared by bitcask*.c.
+ *
+ * Files are named by a 64-bit "order" (16 hex digits): normal files get
+ * orders k << 20, and merge outputs take orders in the gap right above the
+ * newest immutable file and below the active file, so "higher order wins"
+ * stays true at recovery.  Keydir locations are (slot << 32 | offset),
+ * where slot indexes bitcask.files.
+ */
+#define BC_ORDER_SHIFT 20
+#define BC_WBUF_CAP    (1u << 20) /* user-space write buffer, bytes */
+
+struct bc_file
+{
+    uint64_t order;       /* name; recovery order (higher wins) */
+    uint32_t slot;        /* index in bitcask.files */
+    int fd;               /* open descriptor, -1 if none */
+    unsigned char *map;   /* read-only shared mapping or NULL */
+    size_t map_len;       /* bytes mapped (active file: whole window) */
+    uint64_t size;        /* bytes (active: logical end incl. buffered) */
+    uint64_t total_bytes; /* bytes of records */
+    uint64_t dead_bytes;  /* superseded records, tombstones, markers */
+    uint64_t tomb_bytes;  /* tombstone and clear-marker bytes */
+    bool has_hint;        /* a valid hint file exists (or is queued) */
+    bool merge_input;     /* input of the running merge */
+};
+
+struct bc_wbuf
+{
+    unsigned char *base; /* BC_WBUF_CAP bytes */
+    size_t len;          /* bytes in use */
+};
+
+struct bc_merge; /* bitcask_merge.c */
+
+struct bc_job
+{
+    struct bc_job *next;
+    struct bc_file *file;   /* hint job: write this file's hint */
+    struct bc_merge *merge; /* merge job */
+};
+
+struct bitcask
+{
+    struct engine base;
+    struct engine_opts opts;         /* copy; opts.dir points at dir */
+    char *dir;                       /* owned copy of the data dir */
+    int dir_fd;                      /* for fsync of the directory */
+    int lock_fd;                     /* holds flock(LOCK_EX) on LOCK */
+    const struct storage_fops *fops; /* OS access */
+    uint64_t max_value_len;          /* clamped option */
+    struct keydir kd;                /* key -> location */
+    pthread_mutex_t kd_mu;           /* keydir vs merge worker */
+    bool kd_locking;                 /* owner: take kd_mu on mutations */
+    struct bc_file **files;          /* by slot; NULL = free slot */
+    uint32_t n_slots;                /* slots allocated */
+    struct bc_file *active;          /* file receiving appends */
+    uint64_t next_seq;               /* owner: last seq handed out */
+    struct rk_buf scratch;           /* owner: buffered-record reads */
+
+    /* Write buffer and sync state, under wb_mu. */
+    pthread_mutex_t wb_mu;
+    pthread_cond_t wb_cond; /* any change below */
+    struct bc_wbuf cur;     /* appended records not yet written */
+    struct bc_wbuf flight;  /* records being written */
+    uint64_t cur_off;       /* active-file offset of cur[0] */
+    uint64_t flight_off;    /* active-file offset of flight[0] */
+    bool flight_busy;       /* a flusher owns `flight` */
+    int wb_fd;              /* active file descriptor */
+    uint64_t written_end;   /* active bytes handed to the OS */
+    uint64_t last_seq;      /* seq of the newest buffered write */
+    uint64_t synced_seq;    /* sync thread's durable mark */
+    int syncing_fd;         /* fd being fdatasync'ed, or -1 */
+    bool stop;              /* sync thread: exit */
+    bool failed;            /* sticky read-only state */
+    int fail_rc;            /* first error of the failure */
+    uint64_t syncs, sync_errors, last_sync_us; /* stats */
+    pthread_t sync_thread;
+    bool sync_started;
+    uint64_t durable_seq; /* atomic: highest durable seq */
+
+    /* Background worker (hint files, merges), queue under bg_mu. */
+    pthread_mutex_t bg_mu;
+    pthread_cond_t bg_cond;
+    struct bc_job *jobs_head, *jobs_tail;
+    bool bg_stop;  /* worker: exit when set */
+    bool bg_busy;  /* worker is running a job */
+    int bg_cancel; /* atomic: abandon the merge */
+    pthread_t bg_thread;
+    bool bg_started;
+    struct bc_merge *merge; /* owner: running merge or NULL */
+    bool merge_finished;    /* under bg_mu: worker done */
+
+    bool fail_reported; /* owner: tick returned the error */
+
+    /* Owner-thread counters. */
+    uint64_t writes, merges_done, truncated_bytes, skipped_records,
+        hint_fallbacks;
+};
+
+static inline uint64_t bc_loc(uint32_t slot, uint64_t off)
+{
+    return ((uint64_t)slot << 32) | off;
+}
+
+/* bitcask.c */
+void bc_path(const struct bitcask *b,
+             uint64_t order,
+             const char *ext,
+             char *out,
+             size_t outlen);
+int bc_slot_add(struct bitcask *b, struct bc_file *f);
+void bc_file_free(struct bitcask *b, struct bc_file *f);
+int bc_fsync_dir(struct bitcask *b);
+void bc_set_failed(struct bitcask *b, int rc);
+bool bc_is_failed(struct bitcask *b);
+int bc_pwrite_all(const struct storage_fops *ops,
+                  int fd,
+                  const void *p,
+                  size_t n,
+                  uint64_t off);
+int bc_map(struct bc_file *f, size_t len);
+
+/* bitcask_sync.c */
+int bc_create_file(struct bitcask *b,
+                   uint64_t order,
+                   size_t window,
+                   struct bc_file **out);
+int bc_append(struct bitcask *b,
+              const unsigned char *hdr,
+              const void *key,
+              size_t klen,
+              const void *val,
+              size_t vlen,
+              uint64_t *seq);
+int bc_read_record(struct bitcask *b,
+                   struct bc_file *f,
+                   uint64_t off,
+                   size_t len,
+                   const unsigned char **out);
+int bc_flush(struct bitcask *b);
+int bc_sync_now(struct bitcask *b);
+int bc_rollover(struct bitcask *b, size_t need);
+void bc_publish_durable(struct bitcask *b, uint64_t seq);
+int bc_sync_thread_start(struct bitcask *b);
+void bc_sync_thread_stop(struct bitcask *b);
+
+/* bitcask_recovery.c */
+int bc_recover(struct bitcask *b, char *errbuf, size_t errlen);
+int bc_apply_record(struct bitcask *b,
+                    struct bc_file *f,
+                    uint64_t off,
+                    const struct bc_rec *r,
+                    size_t len);
+size_t bc_next_valid(const struct bitcask *b,
+                     const unsigned char *p,
+                     size_t size,
+                     size_t from);
+
+/* bitcask_merge.c */
+int bc_bg_start(struct bitcask *b);
+void bc_bg_stop(struct bitcask *b);
+void bc_bg_wait_idle(struct bitcask *b);
+int bc_bg_enqueue_hint(struct bitcask *b, struct bc_file *f);
+int bc_merge_start(struct bitcask *b, bool all);
+int bc_merge_poll(struct bitcask *b, bool wait);
+int bc_hint_load(struct bitcask *b, struct bc_file *f);
+uint64_t bc_hint_count(const struct bitcask *b, uint64_t order);
+
+#endif /* RINGKV_STORAGE_INTERNAL_H */

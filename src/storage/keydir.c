@@ -1,0 +1,602 @@
+/*
+ * keydir.c - the in-memory key directory shared by the bitcask and memory
+ * engines (DESIGN.md section 3; Bitcask paper section "keydir").
+ *
+ * A chained hash table over a power-of-two bucket array, resized
+ * incrementally as Redis's dict.c does (two tables while rehashing, one
+ * bucket moved per mutation), so no single call pays for a full rehash.
+ * Iteration uses Redis's reverse-binary cursor (dictScan): incrementing
+ * the cursor's reversed bits visits every bucket of a 2^n table such that
+ * a resize between calls never skips a bucket already due, which gives
+ * SCAN's guarantee (a key present for the whole walk is returned at least
+ * once).
+ *
+ * Memory: entries are packed into 1 MiB arena chunks and named by 32-bit
+ * handles (chunk << 18 | 4-byte unit), so links and buckets are 4 bytes.
+ * Freed entries go on per-size free lists and are reused by entries of the
+ * same size.  Layout of an entry: see internal.h.
+ *
+ * Invariants:
+ *  1. While rehashing (rehash_idx >= 0) buckets [0, rehash_idx) of t[0] are
+ *     empty, and new entries go to t[1].
+ *  2. A key is in at most one table.
+ *  3. used of both tables == number of live entries.
+ */
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "common/alloc.h"
+#include "common/error.h"
+#include "storage/internal.h"
+
+#define KD_UNIT        4u
+#define KD_CHUNK_SHIFT 18u /* units per chunk: 2^18 (1 MiB) */
+#define KD_CHUNK_UNITS (1u << KD_CHUNK_SHIFT)
+#define KD_CHUNK_BYTES (KD_CHUNK_UNITS * KD_UNIT)
+#define KD_MAX_CHUNKS  (1u << (32 - KD_CHUNK_SHIFT))
+#define KD_HDR         26u
+#define KD_HAS_EXP     0x80000000u
+#define KD_MIN_SIZE    16u
+#define KD_MIN_UNITS   ((KD_HDR + 1 + KD_UNIT - 1) / KD_UNIT)
+#define KD_N_CLASSES \
+    ((KD_HDR + 8 + STORAGE_MAX_KEY_LIMIT + KD_UNIT - 1) / KD_UNIT + 1)
+
+static inline unsigned char *kd_ptr(const struct keydir *kd, uint32_t h)
+{
+    return kd->chunks[h >> KD_CHUNK_SHIFT] +
+           (size_t)(h & (KD_CHUNK_UNITS - 1)) * KD_UNIT;
+}
+
+static inline uint32_t rd32(const unsigned char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static inline void wr32(unsigned char *p, uint32_t v)
+{
+    memcpy(p, &v, 4);
+}
+
+static inline uint64_t rd64(const unsigned char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static inline void wr64(unsigned char *p, uint64_t v)
+{
+    memcpy(p, &v, 8);
+}
+
+static inline size_t e_klen(const unsigned char *e)
+{
+    uint16_t k;
+    memcpy(&k, e + 24, 2);
+    return (size_t)k + 1;
+}
+
+static inline const unsigned char *e_key(const unsigned char *e)
+{
+    return e + KD_HDR + ((rd32(e + 4) & KD_HAS_EXP) ? 8 : 0);
+}
+
+static inline uint32_t e_units(size_t klen, bool has_exp)
+{
+    return (uint32_t)((KD_HDR + (has_exp ? 8 : 0) + klen + KD_UNIT - 1) /
+                      KD_UNIT);
+}
+
+static inline uint64_t kd_hash(const struct keydir *kd,
+                               const void *key,
+                               size_t klen)
+{
+    return XXH3_64bits_withSeed(key, klen, kd->seed);
+}
+
+int keydir_init(struct keydir *kd)
+{
+    memset(kd, 0, sizeof(*kd));
+    kd->rehash_idx = -1;
+    /* A per-process seed keeps chains short against chosen keys. */
+    kd->seed = XXH3_64bits(&kd, sizeof(kd)) ^ storage__now_us();
+    return RK_OK;
+}
+
+void keydir_fini(struct keydir *kd)
+{
+    for (uint32_t i = 0; i < kd->n_chunks; i++) {
+        rk_free(kd->chunks[i]);
+    }
+    rk_free(kd->chunks);
+    rk_free(kd->t[0].buckets);
+    rk_free(kd->t[1].buckets);
+    rk_free(kd->free_heads);
+    uint64_t seed = kd->seed;
+    memset(kd, 0, sizeof(*kd));
+    kd->rehash_idx = -1;
+    kd->seed = seed;
+}
+
+void keydir_reset(struct keydir *kd)
+{
+    keydir_fini(kd);
+}
+
+uint64_t keydir_count(const struct keydir *kd)
+{
+    return kd->t[0].used + kd->t[1].used;
+}
+
+uint64_t keydir_bytes(const struct keydir *kd)
+{
+    uint64_t b = sizeof(*kd);
+    b += (kd->t[0].size + kd->t[1].size) * sizeof(uint32_t);
+    b += (uint64_t)kd->n_chunks * KD_CHUNK_BYTES;
+    b += (uint64_t)kd->cap_chunks * sizeof(unsigned char *);
+    if (kd->free_heads) {
+        b += (uint64_t)kd->n_classes * sizeof(uint32_t);
+    }
+    return b;
+}
+
+/* ---- arena ---- */
+
+static void kd_free_entry(struct keydir *kd, uint32_t h, uint32_t units)
+{
+    if (kd->free_heads == NULL) {
+        kd->free_heads = rk_calloc(KD_N_CLASSES, sizeof(uint32_t));
+        if (kd->free_heads == NULL) {
+            return; /* leak the slot until reset: harmless */
+        }
+        kd->n_classes = KD_N_CLASSES;
+    }
+    if (units >= kd->n_classes) {
+        return;
+    }
+    wr32(kd_ptr(kd, h), kd->free_heads[units]);
+    kd->free_heads[units] = h;
+    kd->arena_free_bytes += (uint64_t)units * KD_UNIT;
+}
+
+static uint32_t kd_alloc(struct keydir *kd, uint32_t units)
+{
+    if (kd->free_heads && units < kd->n_classes && kd->free_heads[units]) {
+        uint32_t h = kd->free_heads[units];
+        kd->free_heads[units] = rd32(kd_ptr(kd, h));
+        kd->arena_free_bytes -= (uint64_t)units * KD_UNIT;
+        return h;
+    }
+    if (kd->n_chunks == 0 || kd->bump + units > KD_CHUNK_UNITS) {
+        if (kd->n_chunks == KD_MAX_CHUNKS) {
+            return 0;
+        }
+        if (kd->n_chunks == kd->cap_chunks) {
+            uint32_t cap = kd->cap_chunks ? kd->cap_chunks * 2 : 16;
+            unsigned char **c =
+                rk_realloc(kd->chunks, cap * sizeof(unsigned char *));
+            if (c == NULL) {
+                return 0;
+            }
+            kd->chunks = c;
+            kd->cap_chunks = cap;
+        }
+        unsigned char *chunk = rk_malloc(KD_CHUNK_BYTES);
+        if (chunk == NULL) {
+            return 0;
+        }
+        if (kd->n_chunks > 0 && kd->bump + KD_MIN_UNITS <= KD_CHUNK_UNITS) {
+            /* Recycle the tail of the previous chunk. */
+            uint32_t tail = KD_CHUNK_UNITS - kd->bump;
+            kd_free_entry(kd, ((kd->n_chunks - 1) << KD_CHUNK_SHIFT) | kd->bump,
+                          tail);
+        }
+        kd->chunks[kd->n_chunks++] = chunk;
+        /* Handle 0 is the null handle: chunk 0 starts at unit 1. */
+        kd->bump = kd->n_chunks == 1 ? 1 : 0;
+    }
+    uint32_t h = ((kd->n_chunks - 1) << KD_CHUNK_SHIFT) | kd->bump;
+    kd->bump += units;
+    return h;
+}
+
+/* ---- tables ---- */
+
+static int kd_table_alloc(struct kd_table *t, uint64_t size)
+{
+    if (size > ((uint64_t)1 << 32)) {
+        return RK_ENOMEM;
+    }
+    uint32_t *b = rk_calloc((size_t)size, sizeof(uint32_t));
+    if (b == NULL) {
+        return RK_ENOMEM;
+    }
+    t->buckets = b;
+    t->size = size;
+    t->used = 0;
+    return RK_OK;
+}
+
+static uint64_t pow2_at_least(uint64_t n)
+{
+    uint64_t s = KD_MIN_SIZE;
+    while (s < n) {
+        s <<= 1;
+    }
+    return s;
+}
+
+static void kd_rehash_step(struct keydir *kd, unsigned n)
+{
+    if (kd->rehash_idx < 0) {
+        return;
+    }
+    unsigned empty_budget = n * 10;
+    struct kd_table *src = &kd->t[0];
+    struct kd_table *dst = &kd->t[1];
+    while (n > 0 && (uint64_t)kd->rehash_idx < src->size) {
+        uint32_t h = src->buckets[kd->rehash_idx];
+        if (h == 0) {
+            kd->rehash_idx++;
+            if (--empty_budget == 0) {
+                break;
+            }
+            continue;
+        }
+        while (h != 0) {
+            unsigned char *e = kd_ptr(kd, h);
+            uint32_t next = rd32(e);
+            uint64_t b = kd_hash(kd, e_key(e), e_klen(e)) & (dst->size - 1);
+            wr32(e, dst->buckets[b]);
+            dst->buckets[b] = h;
+            src->used--;
+            dst->used++;
+            h = next;
+        }
+        src->buckets[kd->rehash_idx++] = 0;
+        n--;
+    }
+    if ((uint64_t)kd->rehash_idx >= src->size || src->used == 0) {
+        rk_free(src->buckets);
+        kd->t[0] = *dst;
+        memset(dst, 0, sizeof(*dst));
+        kd->rehash_idx = -1;
+    }
+}
+
+static void kd_resize(struct keydir *kd, uint64_t size)
+{
+    if (kd->rehash_idx >= 0 || size == kd->t[0].size) {
+        return;
+    }
+    if (kd->t[0].size == 0 || kd->t[0].used == 0) {
+        struct kd_table t;
+        if (kd_table_alloc(&t, size) == RK_OK) {
+            rk_free(kd->t[0].buckets);
+            kd->t[0] = t;
+        }
+        return;
+    }
+    if (kd_table_alloc(&kd->t[1], size) != RK_OK) {
+        return; /* keep going with longer chains */
+    }
+    kd->rehash_idx = 0;
+}
+
+int keydir_reserve(struct keydir *kd, uint64_t n)
+{
+    if (keydir_count(kd) == 0 && kd->rehash_idx < 0 && n > kd->t[0].size) {
+        struct kd_table t;
+        int rc = kd_table_alloc(&t, pow2_at_least(n));
+        if (rc != RK_OK) {
+            return rc;
+        }
+        rk_free(kd->t[0].buckets);
+        kd->t[0] = t;
+    }
+    return RK_OK;
+}
+
+/* Finds key; *link (may be NULL) receives the address of the handle
+ * pointing at it (bucket slot or previous entry's next field). */
+static uint32_t kd_lookup(const struct keydir *kd,
+                          const void *key,
+                          size_t klen,
+                          uint64_t hash,
+                          unsigned char **link,
+                          int *which)
+{
+    for (int i = 0; i < 2; i++) {
+        const struct kd_table *t = &kd->t[i];
+        if (t->size == 0) {
+            continue;
+        }
+        unsigned char *prev =
+            (unsigned char *)&t->buckets[hash & (t->size - 1)];
+        uint32_t h = rd32(prev);
+        while (h != 0) {
+            unsigned char *e = kd_ptr(kd, h);
+            if (e_klen(e) == klen && memcmp(e_key(e), key, klen) == 0) {
+                if (link) {
+                    *link = prev;
+                }
+                if (which) {
+                    *which = i;
+                }
+                return h;
+            }
+            prev = e;
+            h = rd32(e);
+        }
+        if (kd->rehash_idx < 0) {
+            break;
+        }
+    }
+    return 0;
+}
+
+uint32_t keydir_find(const struct keydir *kd, const void *key, size_t klen)
+{
+    if (klen == 0 || klen > STORAGE_MAX_KEY_LIMIT) {
+        return 0;
+    }
+    return kd_lookup(kd, key, klen, kd_hash(kd, key, klen), NULL, NULL);
+}
+
+void keydir_meta(const struct keydir *kd, uint32_t h, struct kd_meta *m)
+{
+    const unsigned char *e = kd_ptr(kd, h);
+    uint32_t vf = rd32(e + 4);
+    m->value_len = vf & ~KD_HAS_EXP;
+    m->loc = rd64(e + 8);
+    m->timestamp = rd64(e + 16);
+    m->expire_at_ms = (vf & KD_HAS_EXP) ? rd64(e + KD_HDR) : 0;
+}
+
+uint64_t keydir_loc(const struct keydir *kd, uint32_t h)
+{
+    return rd64(kd_ptr(kd, h) + 8);
+}
+
+void keydir_set_loc(struct keydir *kd, uint32_t h, uint64_t loc)
+{
+    wr64(kd_ptr(kd, h) + 8, loc);
+}
+
+const unsigned char *keydir_key(const struct keydir *kd,
+                                uint32_t h,
+                                size_t *klen)
+{
+    const unsigned char *e = kd_ptr(kd, h);
+    *klen = e_klen(e);
+    return e_key(e);
+}
+
+static void kd_fill(unsigned char *e,
+                    const void *key,
+                    size_t klen,
+                    const struct kd_meta *m)
+{
+    uint32_t vf = m->value_len & ~KD_HAS_EXP;
+    if (m->expire_at_ms) {
+        vf |= KD_HAS_EXP;
+        wr64(e + KD_HDR, m->expire_at_ms);
+    }
+    wr32(e + 4, vf);
+    wr64(e + 8, m->loc);
+    wr64(e + 16, m->timestamp);
+    uint16_t k = (uint16_t)(klen - 1);
+    memcpy(e + 24, &k, 2);
+    memcpy(e + KD_HDR + (m->expire_at_ms ? 8 : 0), key, klen);
+}
+
+int keydir_put(struct keydir *kd,
+               const void *key,
+               size_t klen,
+               const struct kd_meta *m,
+               struct kd_meta *old,
+               bool *had_old)
+{
+    assert(klen >= 1 && klen <= STORAGE_MAX_KEY_LIMIT);
+    kd_rehash_step(kd, 1);
+    uint64_t hash = kd_hash(kd, key, klen);
+    unsigned char *link = NULL;
+    uint32_t h = kd_lookup(kd, key, klen, hash, &link, NULL);
+    uint32_t units = e_units(klen, m->expire_at_ms != 0);
+    if (h != 0) {
+        unsigned char *e = kd_ptr(kd, h);
+        if (old) {
+            keydir_meta(kd, h, old);
+        }
+        if (had_old) {
+            *had_old = true;
+        }
+        uint32_t old_units = e_units(klen, (rd32(e + 4) & KD_HAS_EXP) != 0);
+        if (old_units == units) {
+            uint32_t next = rd32(e);
+            kd_fill(e, key, klen, m);
+            wr32(e, next);
+            return RK_OK;
+        }
+        uint32_t nh = kd_alloc(kd, units);
+        if (nh == 0) {
+            return RK_ENOMEM;
+        }
+        /* kd_alloc may have grown `chunks`, but never moves chunks. */
+        e = kd_ptr(kd, h);
+        unsigned char *ne = kd_ptr(kd, nh);
+        kd_fill(ne, key, klen, m);
+        wr32(ne, rd32(e));
+        wr32(link, nh);
+        kd_free_entry(kd, h, old_units);
+        return RK_OK;
+    }
+    if (had_old) {
+        *had_old = false;
+    }
+    if (kd->t[0].size == 0) {
+        int rc = kd_table_alloc(&kd->t[0], KD_MIN_SIZE);
+        if (rc != RK_OK) {
+            return rc;
+        }
+    }
+    uint32_t nh = kd_alloc(kd, units);
+    if (nh == 0) {
+        return RK_ENOMEM;
+    }
+    unsigned char *ne = kd_ptr(kd, nh);
+    kd_fill(ne, key, klen, m);
+    struct kd_table *t = kd->rehash_idx >= 0 ? &kd->t[1] : &kd->t[0];
+    uint64_t b = hash & (t->size - 1);
+    wr32(ne, t->buckets[b]);
+    t->buckets[b] = nh;
+    t->used++;
+    kd->key_bytes += klen;
+    if (kd->rehash_idx < 0 && kd->t[0].used >= kd->t[0].size) {
+        kd_resize(kd, kd->t[0].size * 2);
+    }
+    return RK_OK;
+}
+
+int keydir_del(struct keydir *kd,
+               const void *key,
+               size_t klen,
+               struct kd_meta *old)
+{
+    if (klen == 0 || klen > STORAGE_MAX_KEY_LIMIT) {
+        return RK_ENOTFOUND;
+    }
+    kd_rehash_step(kd, 1);
+    uint64_t hash = kd_hash(kd, key, klen);
+    unsigned char *link = NULL;
+    int which = 0;
+    uint32_t h = kd_lookup(kd, key, klen, hash, &link, &which);
+    if (h == 0) {
+        return RK_ENOTFOUND;
+    }
+    unsigned char *e = kd_ptr(kd, h);
+    if (old) {
+        keydir_meta(kd, h, old);
+    }
+    wr32(link, rd32(e));
+    kd->t[which].used--;
+    struct kd_table *t0 = &kd->t[0];
+    kd->key_bytes -= klen;
+    kd_free_entry(kd, h, e_units(klen, (rd32(e + 4) & KD_HAS_EXP) != 0));
+    if (kd->rehash_idx < 0 && t0->size > KD_MIN_SIZE &&
+        t0->used < t0->size / 8) {
+        kd_resize(kd, pow2_at_least(t0->used * 2));
+    }
+    return RK_OK;
+}
+
+/* ---- iteration ---- */
+
+static uint64_t rev64(uint64_t v)
+{
+    v = ((v >> 1) & 0x5555555555555555ull) | ((v & 0x5555555555555555ull) << 1);
+    v = ((v >> 2) & 0x3333333333333333ull) | ((v & 0x3333333333333333ull) << 2);
+    v = ((v >> 4) & 0x0F0F0F0F0F0F0F0Full) | ((v & 0x0F0F0F0F0F0F0F0Full) << 4);
+    v = ((v >> 8) & 0x00FF00FF00FF00FFull) | ((v & 0x00FF00FF00FF00FFull) << 8);
+    v = ((v >> 16) & 0x0000FFFF0000FFFFull) |
+        ((v & 0x0000FFFF0000FFFFull) << 16);
+    return (v >> 32) | (v << 32);
+}
+
+/* Visits one bucket; returns entries visited, or -1 if cb stopped. */
+static long kd_visit_bucket(const struct keydir *kd,
+                            const struct kd_table *t,
+                            uint64_t b,
+                            keydir_visit_cb cb,
+                            void *data)
+{
+    long n = 0;
+    uint32_t h = t->buckets[b];
+    while (h != 0) {
+        const unsigned char *e = kd_ptr(kd, h);
+        uint32_t next = rd32(e);
+        struct kd_meta m;
+        keydir_meta(kd, h, &m);
+        n++;
+        if (!cb(data, e_key(e), e_klen(e), &m)) {
+            return -1;
+        }
+        h = next;
+    }
+    return n;
+}
+
+static inline uint64_t cursor_next(uint64_t v, uint64_t mask)
+{
+    v |= ~mask;
+    v = rev64(v);
+    v++;
+    return rev64(v);
+}
+
+uint64_t keydir_scan(const struct keydir *kd,
+                     uint64_t cursor,
+                     size_t count,
+                     keydir_visit_cb cb,
+                     void *data)
+{
+    if (keydir_count(kd) == 0 || kd->t[0].size == 0) {
+        return 0;
+    }
+    uint64_t v = cursor;
+    size_t visited = 0;
+    size_t steps = 0;
+    size_t max_steps = count * 10 + 10;
+    do {
+        uint64_t start = v;
+        long n;
+        if (kd->rehash_idx < 0) {
+            uint64_t m0 = kd->t[0].size - 1;
+            n = kd_visit_bucket(kd, &kd->t[0], v & m0, cb, data);
+            if (n < 0) {
+                return start;
+            }
+            visited += (size_t)n;
+            v = cursor_next(v, m0);
+        } else {
+            const struct kd_table *small = &kd->t[0], *large = &kd->t[1];
+            if (small->size > large->size) {
+                small = &kd->t[1];
+                large = &kd->t[0];
+            }
+            uint64_t m0 = small->size - 1, m1 = large->size - 1;
+            n = kd_visit_bucket(kd, small, v & m0, cb, data);
+            if (n < 0) {
+                return start;
+            }
+            visited += (size_t)n;
+            do {
+                n = kd_visit_bucket(kd, large, v & m1, cb, data);
+                if (n < 0) {
+                    return start;
+                }
+                visited += (size_t)n;
+                v = cursor_next(v, m1);
+            } while (v & (m0 ^ m1));
+        }
+        steps++;
+    } while (v != 0 && visited < count && steps < max_steps);
+    return v;
+}
+
+bool keydir_foreach(const struct keydir *kd, keydir_visit_cb cb, void *data)
+{
+    for (int i = 0; i < 2; i++) {
+        const struct kd_table *t = &kd->t[i];
+        for (uint64_t b = 0; b < t->size; b++) {
+            if (kd_visit_bucket(kd, t, b, cb, data) < 0) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
