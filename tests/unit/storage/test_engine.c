@@ -4,12 +4,13 @@
  * values, empty values, limits, SCAN's guarantee under growth, clear, and
  * the keydir's bytes per key (printed).
  */
-/* clang-format off: cmocka.h needs these first */
-#include <cmocka.h>
+/* cmocka.h needs these first. */
+/* clang-format off */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <cmocka.h>
 /* clang-format on */
 
 #include "storage_test.h"
