@@ -524,15 +524,19 @@ class Repl:
                 self.out += data
 
     def send(self, line):
-        os.write(self.fd, line.encode() + b"\r")
+        self.keys(line.encode() + b"\r")
+
+    def keys(self, data):
+        """Types raw bytes, after a pause: libedit prints the prompt
+        before it switches the terminal to its own mode, and keys typed in
+        that window are echoed twice (or, for Ctrl-D, lost)."""
+        time.sleep(0.1)
+        os.write(self.fd, data)
 
     def cmd(self, line, prompt=None):
         """Sends a line; returns the output between its echo and the next
         prompt."""
-        # libedit prints the prompt before it turns the terminal's echo
-        # off, so a line sent at once may be echoed twice: wait a moment,
-        # and drop a second echo if one is there.
-        time.sleep(0.05)
+        # keys() waits out the echo race; drop a second echo anyway
         self.send(line)
         echo = line.encode() + b"\n"
         self.expect(echo)
@@ -636,13 +640,13 @@ def test_repl_history_file(server, repl_factory, tmp_path):
     # a second session reads it back: Up recalls "quit", then the SET
     repl = repl_factory(server.port, home=str(home))
     repl.expect(repl.prompt)
-    os.write(repl.fd, b"\x1b[A")
+    repl.keys(b"\x1b[A")
     repl.expect(b"quit")
-    os.write(repl.fd, b"\x1b[A")
+    repl.keys(b"\x1b[A")
     repl.expect(b"set histkey 1")
-    os.write(repl.fd, b"\r")
+    repl.keys(b"\r")
     assert repl.expect(repl.prompt).endswith(b"OK\n" + repl.prompt)
-    os.write(repl.fd, b"\x04")  # Ctrl-D on an empty line leaves
+    repl.keys(b"\x04")  # Ctrl-D on an empty line leaves
     assert repl.wait() == 0
 
 
