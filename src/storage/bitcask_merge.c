@@ -827,8 +827,13 @@ int bc_bg_start(struct bitcask *b)
 void bc_bg_stop(struct bitcask *b)
 {
     pthread_mutex_lock(&b->bg_mu);
-    b->bg_stop = true;
+    /* A merge is abandoned (safely: inputs untouched); queued hint files
+     * are still written so the next open can use them. */
     __atomic_store_n(&b->bg_cancel, 1, __ATOMIC_RELAXED);
+    while (b->bg_started && (b->jobs_head != NULL || b->bg_busy)) {
+        pthread_cond_wait(&b->bg_cond, &b->bg_mu);
+    }
+    b->bg_stop = true;
     pthread_cond_broadcast(&b->bg_cond);
     pthread_mutex_unlock(&b->bg_mu);
     if (b->bg_started) {
