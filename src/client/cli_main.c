@@ -326,12 +326,49 @@ static enum cli_format pick_format(enum out_mode out)
     return isatty(STDOUT_FILENO) ? CLI_FMT_TTY : CLI_FMT_RAW;
 }
 
-/* Prints `v` on stdout; RK_OK, RK_ENOMEM or RK_EIO (stdout failed). */
-static int print_reply(const struct cli_session *s, const struct resp_value *v)
+static bool word_is(const char *w, const char *name)
+{
+    return strcasecmp(w, name) == 0;
+}
+
+/*
+ * Commands whose reply is a report meant for people (INFO, CLIENT LIST,
+ * ...): like redis-cli, print it as raw text in every mode but --json,
+ * without adding a newline (the text ends with its own CRLF).
+ */
+static bool is_text_report(size_t argc, char **argv)
+{
+    static const char *const two_words[][2] = {
+        {"client", "list"},   {"client", "info"},   {"cluster", "info"},
+        {"cluster", "nodes"}, {"memory", "doctor"}, {"memory", "malloc-stats"},
+        {"latency", "doctor"}};
+    if (word_is(argv[0], "info") || word_is(argv[0], "lolwut")) {
+        return true;
+    }
+    size_t n = sizeof(two_words) / sizeof(two_words[0]);
+    for (size_t i = 0; argc >= 2 && i < n; i++) {
+        if (word_is(argv[0], two_words[i][0]) &&
+            word_is(argv[1], two_words[i][1])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Prints `v`, the reply to argv, on stdout; RK_OK, RK_ENOMEM or RK_EIO
+ * (stdout failed). */
+static int print_reply(const struct cli_session *s,
+                       size_t argc,
+                       char **argv,
+                       const struct resp_value *v)
 {
     struct rk_buf out;
     rk_buf_init(&out);
-    int rc = cli__format_reply(&out, v, s->fmt);
+    bool report = s->fmt != CLI_FMT_JSON && is_text_report(argc, argv);
+    int rc = cli__format_reply(&out, v, report ? CLI_FMT_RAW : s->fmt);
+    if (report && rc == RK_OK) {
+        out.len--; /* the newline cli__format_reply added */
+    }
     if (rc == RK_OK && fwrite(out.base, 1, out.len, stdout) != out.len) {
         rc = RK_EIO;
     }
@@ -396,11 +433,6 @@ enum run_result
     RUN_FATAL,     /* out of memory, stdout failed */
 };
 
-static bool word_is(const char *w, const char *name)
-{
-    return strcasecmp(w, name) == 0;
-}
-
 /* Sends argv and prints the reply; on a lost connection prints nothing
  * and leaves the reason in `why`. */
 static enum run_result run_command(struct cli_session *s,
@@ -427,7 +459,7 @@ static enum run_result run_command(struct cli_session *s,
     } else if (word_is(argv[0], "exec") || word_is(argv[0], "discard")) {
         s->in_tx = false;
     }
-    rc = print_reply(s, reply);
+    rc = print_reply(s, argc, argv, reply);
     resp_value_free(reply);
     if (rc != RK_OK) {
         snprintf(why, size, "cannot write the reply: %s",

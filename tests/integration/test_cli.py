@@ -178,6 +178,21 @@ def test_cli_binary_args_through_quoted_lines(server):
     assert cp.stdout == b"OK\nOK\n\x00\xffa b\r\n\nit's \\n\n"
 
 
+def test_cli_info_prints_as_text_in_every_mode(server):
+    """redis-cli prints INFO's report as text, without a newline of its
+    own, even on a terminal."""
+    run(server.port, "set", "k", "v")
+    for mode in ("--raw", "--no-raw"):
+        for proto in ("-2", "-3"):
+            cp = run(server.port, mode, proto, "info", "keyspace")
+            assert cp.returncode == 0
+            assert cp.stdout.startswith(b"# Keyspace\r\ndb0:keys=1,")
+            assert cp.stdout.endswith(b"\r\n")
+            assert not cp.stdout.endswith(b"\r\n\n")
+    rc, val = jrun(server.port, "info", "keyspace")
+    assert val.startswith("# Keyspace\r\n")
+
+
 def test_cli_args_are_not_options_after_the_command(server):
     assert run(server.port, "set", "-p", "--json").stdout == b"OK\n"
     assert run(server.port, "get", "-p").stdout == b"--json\n"
