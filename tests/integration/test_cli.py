@@ -728,3 +728,21 @@ def test_repl_not_connected_at_start(repl_factory):
             b"Connection refused" % port) in out
     repl.send("quit")
     assert repl.wait() == 0
+
+
+def test_repl_connect_builtin_and_tab_completion(server, repl_factory):
+    repl = repl_factory(server.port)
+    repl.expect(repl.prompt)
+    dead = free_port()
+    off = b"ringkv not connected> "
+    assert repl.cmd("connect 127.0.0.1 %d" % dead, prompt=off) == (
+        b"Could not connect to ringkv at 127.0.0.1:%d: Connection refused\n"
+        % dead)
+    assert repl.cmd("connect 127.0.0.1 %d" % server.port) == b""
+    assert repl.cmd("connect nope") == b"usage: connect HOST PORT\n"
+    # Tab completes a command name, in the case it was typed in
+    repl.keys(b"incrb\t")
+    repl.keys(b"tabkey 5\r")  # the completion added "y" and a blank
+    assert repl.expect(repl.prompt).endswith(b"(integer) 5\n" + repl.prompt)
+    repl.send("quit")
+    assert repl.wait() == 0
