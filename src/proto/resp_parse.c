@@ -273,6 +273,37 @@ static int find_crlf(struct resp_parser *p,
     return RK_OK;
 }
 
+/*
+ * Fast path for a header line wholly in the buffer: 1 to 18 digits with no
+ * leading zero at f[from], then CRLF.  Anything else (signs, partial lines,
+ * malformed input) returns false and takes find_crlf + resp__parse_i64,
+ * which decide.  Saves a memchr and a second pass on every argument.
+ */
+static bool fast_len_line(struct resp_parser *p,
+                          const char *f,
+                          size_t flen,
+                          size_t from,
+                          uint64_t *v,
+                          size_t *cr)
+{
+    size_t end = flen - from > 19 ? from + 19 : flen;
+    size_t i = from;
+    uint64_t n = 0;
+    while (i < end && (unsigned)(f[i] - '0') <= 9) {
+        n = n * 10 + (unsigned)(f[i] - '0');
+        i++;
+    }
+    size_t digits = i - from;
+    if (digits == 0 || digits > 18 || (f[from] == '0' && digits > 1) ||
+        i + 1 >= flen || f[i] != '\r' || f[i + 1] != '\n') {
+        return false;
+    }
+    p->scan = 0;
+    *v = n;
+    *cr = i;
+    return true;
+}
+
 static const char MSG_BAD_MBULK[] = "Protocol error: invalid multibulk length";
 static const char MSG_BAD_BULK[] = "Protocol error: invalid bulk length";
 static const char MSG_BIG_MBULK[] =
@@ -292,14 +323,21 @@ static int parse_mb(struct resp_parser *p,
     int rc;
     size_t cr;
     int64_t v;
+    uint64_t u;
 
     if (p->state == ST_MB_COUNT) {
-        rc = find_crlf(p, f, flen, 1, &cr, MSG_BIG_MBULK, MSG_BAD_MBULK);
-        if (rc != RK_OK) {
-            return rc;
+        if (fast_len_line(p, f, flen, 1, &u, &cr)) {
+            v = (int64_t)u;
+        } else {
+            rc = find_crlf(p, f, flen, 1, &cr, MSG_BIG_MBULK, MSG_BAD_MBULK);
+            if (rc != RK_OK) {
+                return rc;
+            }
+            if (!resp__parse_i64(f + 1, cr - 1, true, &v) || v < -1) {
+                return fail(p, MSG_BAD_MBULK);
+            }
         }
-        if (!resp__parse_i64(f + 1, cr - 1, true, &v) || v < -1 ||
-            (v > 0 && (uint64_t)v > p->lim.max_args)) {
+        if (v > 0 && (uint64_t)v > p->lim.max_args) {
             return fail(p, MSG_BAD_MBULK);
         }
         p->pos = cr + 2;
@@ -320,13 +358,20 @@ static int parse_mb(struct resp_parser *p,
             if (f[pos] != '$') {
                 return fail_expected_dollar(p, f[pos]);
             }
-            rc =
-                find_crlf(p, f, flen, pos + 1, &cr, MSG_BIG_BULK, MSG_BAD_BULK);
-            if (rc != RK_OK) {
-                return rc;
+            if (fast_len_line(p, f, flen, pos + 1, &u, &cr)) {
+                v = (int64_t)u;
+            } else {
+                rc = find_crlf(p, f, flen, pos + 1, &cr, MSG_BIG_BULK,
+                               MSG_BAD_BULK);
+                if (rc != RK_OK) {
+                    return rc;
+                }
+                if (!resp__parse_i64(f + pos + 1, cr - pos - 1, true, &v) ||
+                    v < 0) {
+                    return fail(p, MSG_BAD_BULK);
+                }
             }
-            if (!resp__parse_i64(f + pos + 1, cr - pos - 1, true, &v) ||
-                v < 0 || (uint64_t)v > p->lim.max_bulk) {
+            if ((uint64_t)v > p->lim.max_bulk) {
                 return fail(p, MSG_BAD_BULK);
             }
             rc = argv_reserve(p, p->argc + 1, p->n_args);
