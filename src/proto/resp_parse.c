@@ -402,10 +402,18 @@ static int parse_mb(struct resp_parser *p,
     }
 }
 
+/* isspace(): skipped between arguments and required after a closing
+ * quote. */
 static bool is_space(char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' ||
            c == '\f';
+}
+
+/* Ends an unquoted argument: as redis-cli, \v and \f do not. */
+static bool ends_arg(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
 static int hex_val(char c)
@@ -464,7 +472,7 @@ static int inline_arg(const char *s,
         }
         char c = s[k];
         if (quote == 0) {
-            if (is_space(c)) {
+            if (ends_arg(c)) {
                 break;
             }
             if (c == '"' || c == '\'') {

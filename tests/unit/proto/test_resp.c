@@ -456,6 +456,8 @@ static void test_resp_parser_splits_inline_quotes_like_redis_cli(void **state)
         {"set \"a\"\r\n", "i:set|a\n"},
         {"set \"x\\x00y\"\r\n", "i:set|x\\x00y\n"},
         {"set \"\\x4\"\r\n", "i:set|x4\n"},
+        {"\v\fset a\vb\f\r\n", "i:set|a\\x0bb\\x0c\n"},
+        {"set \"a\"\v\r\n", "i:set|a\n"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         expect_cmds(cases[i].in, strlen(cases[i].in), cases[i].want);
