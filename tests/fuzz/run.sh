@@ -108,9 +108,9 @@ run_one() {
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
     corp=$(sed -n 's/.* corp: \([0-9]*\)\/.*/\1/p' "$log" | tail -1)
     [ -n "$corp" ] || corp=$(find "$work" "$corpus" -type f | wc -l)
-    mkdir -p "$here/crashes"
     for f in "$art"*; do
         [ -f "$f" ] || continue
+        mkdir -p "$here/crashes"
         local sum
         sum=$(sha1sum "$f" | cut -c1-16)
         cp "$f" "$here/crashes/$name-$sum.bin"
