@@ -433,6 +433,39 @@ enum run_result
     RUN_FATAL,     /* out of memory, stdout failed */
 };
 
+/* Commands after which the server keeps sending (pub/sub, MONITOR). */
+static bool is_streaming(const char *cmd)
+{
+    return word_is(cmd, "subscribe") || word_is(cmd, "psubscribe") ||
+           word_is(cmd, "ssubscribe") || word_is(cmd, "monitor");
+}
+
+/* Prints each further message until the connection ends (or Ctrl-C
+ * ends the process), as redis-cli does after SUBSCRIBE or MONITOR. */
+static enum run_result stream_replies(struct cli_session *s,
+                                      size_t argc,
+                                      char **argv,
+                                      char *why,
+                                      size_t size)
+{
+    for (;;) {
+        struct resp_value *reply = NULL;
+        int rc = ringkv_read_reply(s->conn, &reply);
+        if (rc != RK_OK) {
+            snprintf(why, size, "%s", ringkv_errmsg(s->conn));
+            session_disconnect(s);
+            return RUN_NO_CONN;
+        }
+        rc = print_reply(s, argc, argv, reply);
+        resp_value_free(reply);
+        if (rc != RK_OK) {
+            snprintf(why, size, "cannot write the reply: %s",
+                     rc == RK_EIO ? strerror(errno) : rk_strerror(rc));
+            return RUN_FATAL;
+        }
+    }
+}
+
 /* Sends argv and prints the reply; on a lost connection prints nothing
  * and leaves the reason in `why`. */
 static enum run_result run_command(struct cli_session *s,
@@ -468,6 +501,9 @@ static enum run_result run_command(struct cli_session *s,
     }
     if (word_is(argv[0], "quit") && !is_err) {
         session_disconnect(s); /* the server closes its side */
+    }
+    if (is_streaming(argv[0]) && !is_err) {
+        return stream_replies(s, argc, argv, why, size);
     }
     return is_err ? RUN_ERR_REPLY : RUN_OK;
 }

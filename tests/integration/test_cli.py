@@ -340,6 +340,20 @@ def test_cli_reply_then_close_is_not_lost():
     assert cp.stdout == b"".join(b"%03d\n" % i for i in range(150))
 
 
+def test_cli_subscribe_streams_messages():
+    """After SUBSCRIBE every further message is printed as it comes
+    (redis-cli does the same), until the connection ends."""
+    sub = b"*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n"
+    msg = b"*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$5\r\nhello\r\n"
+    with CannedServer({b"subscribe": (sub, msg)},
+                      close_after=b"subscribe") as fake:
+        cp = run(fake.port, "--no-raw", "subscribe", "ch")
+    assert cp.stdout == (b'1) "subscribe"\n2) "ch"\n3) (integer) 1\n'
+                         b'1) "message"\n2) "ch"\n3) "hello"\n')
+    assert cp.returncode == 1
+    assert "lost connection" in stderr_line(cp)
+
+
 # --- batch mode (stdin is not a terminal) ------------------------------------
 
 def test_cli_batch_mode_runs_each_line(server):
