@@ -274,10 +274,11 @@ static int find_crlf(struct resp_parser *p,
 }
 
 /*
- * Fast path for a header line wholly in the buffer: 1 to 18 digits with no
- * leading zero at f[from], then CRLF.  Anything else (signs, partial lines,
- * malformed input) returns false and takes find_crlf + resp__parse_i64,
- * which decide.  Saves a memchr and a second pass on every argument.
+ * Fast path for a header line wholly in the buffer: 1 to 18 digits (and
+ * at most max_inline) with no leading zero at f[from], then CRLF.  Anything
+ * else (signs, partial lines, malformed input) returns false and takes
+ * find_crlf + resp__parse_i64, which decide.  Saves a memchr and a second pass
+ * on every argument.
  */
 static bool fast_len_line(struct resp_parser *p,
                           const char *f,
@@ -294,8 +295,9 @@ static bool fast_len_line(struct resp_parser *p,
         i++;
     }
     size_t digits = i - from;
-    if (digits == 0 || digits > 18 || (f[from] == '0' && digits > 1) ||
-        i + 1 >= flen || f[i] != '\r' || f[i + 1] != '\n') {
+    if (digits == 0 || digits > 18 || digits > p->lim.max_inline ||
+        (f[from] == '0' && digits > 1) || i + 1 >= flen || f[i] != '\r' ||
+        f[i + 1] != '\n') {
         return false;
     }
     p->scan = 0;
