@@ -626,9 +626,13 @@ static bool ensure_connected(struct cli_session *s, bool interactive)
     }
     char why[RINGKV_ERRBUF_SIZE + 64];
     int rc = session_connect(s, why, sizeof(why));
-    if (rc == RK_EINVAL) {
+    if (rc == RK_EINVAL && interactive) {
         printf("%s\n", why); /* AUTH failed; the user may AUTH by hand */
         return true;
+    }
+    if (rc == RK_EINVAL) {
+        fprintf(stderr, "ringkv: %s\n", why);
+        return false;
     }
     if (rc != RK_OK) {
         if (interactive) {

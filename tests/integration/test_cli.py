@@ -269,6 +269,11 @@ def test_cli_auth(auth_server):
     assert cp.returncode == 1
     assert stderr_line(cp).startswith(
         "ringkv: HELLO failed at 127.0.0.1:%d: WRONGPASS" % port)
+    # batch mode: a failed AUTH stops before the first line
+    cp = run(port, "-a", "wrong", input=b"set k2 v\n")
+    assert cp.returncode == 1 and cp.stdout == b""
+    assert stderr_line(cp).startswith("ringkv: AUTH failed at ")
+    assert run(port, "-a", pw, input=b"exists k2\n").stdout == b"0\n"
 
 
 # --- failures and usage --------------------------------------------------------
