@@ -75,6 +75,7 @@ int ringkv_connect(const char *host,
  * Replies are read in order: a RESP3 push message that arrives before
  * the reply is returned as the reply (callers that subscribe read on
  * with ringkv_read_reply).
+ * Writes use MSG_NOSIGNAL: a closed peer gives RK_EIO, never SIGPIPE.
  * Thread: one thread at a time per connection.
  * Complexity: O(command bytes + reply bytes) amortised.
  */
@@ -85,8 +86,12 @@ int ringkv_command(struct ringkv_conn *c,
                    struct resp_value **reply);
 
 /*
- * Waits for the next reply without sending anything (push messages,
- * MONITOR).  Returns and breaks the connection like ringkv_command.
+ * Waits for the next reply without sending anything: the messages that
+ * follow SUBSCRIBE or MONITOR, RESP3 push messages.
+ * Returns RK_OK and *reply (returned-owned: resp_value_free), or RK_EIO,
+ * RK_EPROTO, RK_ENOMEM, RK_ECLOSED as ringkv_command (each of them leaves
+ * the connection broken).  Blocks with no timeout.
+ * Thread: one thread at a time per connection.
  */
 int ringkv_read_reply(struct ringkv_conn *c, struct resp_value **reply);
 
