@@ -7,8 +7,10 @@
  * Fragments arrive as a socket would deliver them (hiredis PR #1367), and
  * the unconsumed bytes move to a fresh allocation often, so a parser
  * keeping pointers instead of offsets reads freed memory.  The
- * stream is parsed twice: with the default limits and with pre-auth
- * limits (10 arguments, 16 KiB bulks; TESTING.md B6).
+ * stream is parsed with the default limits, with pre-auth limits (10
+ * arguments, 16 KiB bulks; TESTING.md B6) and with tiny limits (so short
+ * inputs reach every limit check), each time both fragmented and whole:
+ * both must give the same commands and the same verdict.
  *
  * Checks: consumed <= len; argc within max_args and every argument within
  * max_bulk (and max_inline when inline); multibulk arguments point inside
@@ -129,7 +131,9 @@ static int run_stream(const struct resp_limits *lim,
                       size_t size,
                       size_t frag,
                       struct rk_buf *canon,
-                      struct rk_buf *ser)
+                      struct rk_buf *ser,
+                      char *err,
+                      size_t err_size)
 {
     struct resp_parser *p;
     CHECK(resp_parser_create(lim, &p) == RK_OK);
@@ -169,6 +173,7 @@ static int run_stream(const struct resp_limits *lim,
             if (rc == RK_EPROTO) {
                 CHECK(strncmp(resp_parser_errmsg(p), "Protocol error: ", 16) ==
                       0);
+                snprintf(err, err_size, "%s", resp_parser_errmsg(p));
                 break;
             }
             CHECK(consumed <= qlen - pos);
@@ -206,22 +211,39 @@ static int run_stream(const struct resp_limits *lim,
     return rc;
 }
 
+static bool same_buf(const struct rk_buf *a, const struct rk_buf *b)
+{
+    return a->len == b->len &&
+           (a->len == 0 || memcmp(a->base, b->base, a->len) == 0);
+}
+
 static void run_with_limits(const struct resp_limits *lim,
                             const char *in,
                             size_t size,
                             size_t frag)
 {
     struct rk_buf canon, ser, canon2;
+    char err[96] = "";
+    char err2[96] = "";
     rk_buf_init(&canon);
     rk_buf_init(&ser);
     rk_buf_init(&canon2);
-    run_stream(lim, in, size, frag, &canon, &ser);
+    int rc = run_stream(lim, in, size, frag, &canon, &ser, err, sizeof(err));
+    if (frag < size) {
+        /* Split or whole, the same commands and the same verdict. */
+        int rc2 =
+            run_stream(lim, in, size, size, &canon2, NULL, err2, sizeof(err2));
+        CHECK(rc2 == rc);
+        CHECK(strcmp(err, err2) == 0);
+        CHECK(same_buf(&canon, &canon2));
+        rk_buf_clear(&canon2);
+    }
     /* Round trip: the multibulk form of every command parses back to the
-     * same argv (in one buffer; the fragmenting was done above). */
-    int rc = run_stream(lim, ser.base, ser.len, ser.len + 1, &canon2, NULL);
+     * same argv. */
+    rc = run_stream(lim, ser.base, ser.len, ser.len + 1, &canon2, NULL, err2,
+                    sizeof(err2));
     CHECK(rc == RK_EAGAIN);
-    CHECK(canon2.len == canon.len);
-    CHECK(canon.len == 0 || memcmp(canon.base, canon2.base, canon.len) == 0);
+    CHECK(same_buf(&canon, &canon2));
     rk_buf_fini(&canon);
     rk_buf_fini(&ser);
     rk_buf_fini(&canon2);
@@ -251,5 +273,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .max_inline = RESP_DEFAULT_MAX_INLINE,
     };
     run_with_limits(&preauth, in, size, frag);
+
+    /* Tiny limits, so that short inputs reach every limit check. */
+    struct resp_limits tiny = {.max_bulk = 7, .max_args = 3, .max_inline = 5};
+    run_with_limits(&tiny, in, size, frag);
     return 0;
 }
