@@ -8,7 +8,8 @@
  * replies.  Like a client, the target parses a growing prefix and, on
  * RK_EAGAIN, reads up to the need hint, so the hint is checked too.
  *
- * Checks: need > bytes held on RK_EAGAIN; consumed <= len; the tree is
+ * Checks: need > bytes held on RK_EAGAIN; a prefix is RK_EPROTO only when
+ * the whole input is; consumed <= len; the tree is
  * well formed (types, NUL-terminated strings, bulk within max_bulk, depth
  * within max_depth); no single allocation beyond a bound linear in the
  * input; and the tree written back as RESP3 parses to an equal tree.
@@ -277,6 +278,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         if (rc == RK_EPROTO) {
             CHECK(v == NULL);
+            if (held < avail) {
+                /* A prefix is malformed only if the whole is. */
+                rc = resp_reply_parse(in + off, avail, max_depth, max_bulk,
+                                      &consumed, &need, &v);
+                CHECK(rc == RK_EPROTO);
+            }
             break;
         }
         CHECK(rc == RK_OK);
