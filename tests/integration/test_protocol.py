@@ -16,13 +16,15 @@ NOAUTH = "NOAUTH Authentication required."
 WRONGPASS = "WRONGPASS invalid username-password pair or user is disabled."
 
 
-def read_all(c, timeout=2.0):
-    """Reads until EOF or `timeout` of silence; returns (bytes, closed)."""
+def read_all(c, timeout=2.0, total=30.0):
+    """Reads until EOF, `timeout` of silence or `total` seconds; returns
+    (bytes, closed)."""
     c.sock.settimeout(timeout)
     out = bytearray(c.pending())
     c.buf, c.pos = bytearray(), 0
+    deadline = time.time() + total
     try:
-        while True:
+        while time.time() < deadline:
             chunk = c.sock.recv(1 << 16)
             if not chunk:
                 return bytes(out), True
@@ -31,6 +33,7 @@ def read_all(c, timeout=2.0):
         return bytes(out), True
     except socket.timeout:
         return bytes(out), False
+    return bytes(out), False
 
 
 # --- inline commands -----------------------------------------------------------
@@ -395,9 +398,9 @@ def test_pre_auth_multibulk_limit(auth_server):
         with RawClient(auth_server.port) as c:
             c.send(b"*11\r\n")
             data, closed = read_all(c, timeout=5)
+            assert closed and data.startswith(b"-ERR Protocol error: "), data
             assert data == \
                 b"-ERR Protocol error: unauthenticated multibulk length\r\n"
-            assert closed
         with RawClient(auth_server.port) as c:
             c.send(b"*10\r\n")
             data, closed = read_all(c, timeout=0.5)
@@ -411,17 +414,15 @@ def test_pre_auth_multibulk_limit(auth_server):
 
 
 def test_pre_auth_bulk_limit(auth_server):
-    with RawClient(auth_server.port) as c:
-        c.send(b"*1\r\n$16385\r\n")
-        data, closed = read_all(c, timeout=5)
-        assert data == b"-ERR Protocol error: unauthenticated bulk length\r\n"
-        assert closed
-    with RawClient(auth_server.port) as c:
-        # the password argument of AUTH is limited too
-        c.send(b"*2\r\n$4\r\nAUTH\r\n$20000\r\n")
-        data, closed = read_all(c, timeout=5)
-        assert data == b"-ERR Protocol error: unauthenticated bulk length\r\n"
-        assert closed
+    texts = []
+    for frame in (b"*1\r\n$16385\r\n",
+                  # the password argument of AUTH is limited too
+                  b"*2\r\n$4\r\nAUTH\r\n$20000\r\n"):
+        with RawClient(auth_server.port) as c:
+            c.send(frame)
+            data, closed = read_all(c, timeout=5)
+            assert closed and data.startswith(b"-ERR Protocol error: "), data
+            texts.append(data)
     with RawClient(auth_server.port) as c:
         c.send(encode("ECHO", "x" * 16384))
         assert c.read_reply() == NOAUTH
@@ -429,6 +430,8 @@ def test_pre_auth_bulk_limit(auth_server):
         big = b"y" * 100000
         assert c.call("SET", "big", big) == "OK"
         assert c.call("GET", "big") == big
+    assert texts == [b"-ERR Protocol error: unauthenticated bulk length\r\n"
+                     ] * 2
 
 
 def test_pre_auth_output_buffer_limited(auth_server):
@@ -439,12 +442,12 @@ def test_pre_auth_output_buffer_limited(auth_server):
     n = 200000
     try:
         try:
-            c.sock.settimeout(20)
+            c.sock.settimeout(10)
             c.send(b"PING\r\n" * n)
         except (ConnectionResetError, BrokenPipeError, socket.timeout):
             pass
         time.sleep(0.5)
-        data, closed = read_all(c, timeout=5)
+        data, closed = read_all(c, timeout=5, total=10)
         assert closed, "unauthenticated client with a full output buffer " \
             "was not disconnected"
         assert len(data) < n * len(NOAUTH)
