@@ -61,6 +61,7 @@ static int argv_push(struct cli_argv *a, struct rk_buf *arg)
     return RK_OK;
 }
 
+/* Blanks between arguments and after a closing quote: isspace(). */
 static bool is_blank(char c)
 {
     return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' ||
@@ -159,29 +160,45 @@ static int read_single_quoted(const char *line,
 }
 
 /* Reads the argument starting at line[*pos] (not a blank). */
+/* An unquoted argument ends only at space, tab, CR or LF (a VT or FF
+ * byte stays in it, as in redis-cli). */
+static bool ends_word(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/*
+ * Reads the argument starting at line[*pos] (not a blank).  A quote may
+ * open anywhere in it (a"b c" is "ab c"), but a closing quote ends the
+ * argument and must be followed by a blank or the end ("a"b is an error).
+ */
 static int read_arg(const char *line,
                     size_t len,
                     size_t *pos,
                     struct rk_buf *arg)
 {
     size_t i = *pos;
-    if (line[i] == '"' || line[i] == '\'') {
+    size_t start = i;
+    while (i < len && !ends_word(line[i])) {
+        if (line[i] != '"' && line[i] != '\'') {
+            i++;
+            continue;
+        }
+        int rc = rk_buf_append(arg, line + start, i - start);
+        bool dq = line[i] == '"';
         i++;
-        int rc = line[i - 1] == '"' ? read_double_quoted(line, len, &i, arg)
-                                    : read_single_quoted(line, len, &i, arg);
+        if (rc == RK_OK) {
+            rc = dq ? read_double_quoted(line, len, &i, arg)
+                    : read_single_quoted(line, len, &i, arg);
+        }
         if (rc != RK_OK) {
             return rc;
         }
-        /* "a"b is an error, as in redis-cli: quotes must close an arg. */
         if (i < len && !is_blank(line[i])) {
             return RK_EINVAL;
         }
         *pos = i;
         return RK_OK;
-    }
-    size_t start = i;
-    while (i < len && !is_blank(line[i])) {
-        i++;
     }
     *pos = i;
     return rk_buf_append(arg, line + start, i - start);

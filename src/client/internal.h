@@ -37,15 +37,14 @@ void cli__argv_fini(struct cli_argv *a);
 /*
  * Splits line[0..len) into arguments, replacing what `out` held.
  * Rules (those of redis-cli, so lines paste between the two):
- *  - blanks (space, tab, CR, LF, VT, FF) separate arguments;
- *  - a double quote opening an argument starts a quoted argument with the
- *    escapes \n \r \t \b \a \\ \" and \xHH (two hex digits); any other
- *    \c gives c;
- *  - a single quote opening an argument starts a literal argument where
- *    only \' is an escape;
- *  - a quote inside an unquoted argument is an ordinary byte (a"b" is
- *    four bytes);
- *  - a closing quote must be followed by a blank or the end of the line.
+ *  - blanks (space, tab, CR, LF, VT, FF) separate arguments, but an
+ *    unquoted argument ends only at space, tab, CR or LF;
+ *  - a double quote starts a quoted part with the escapes \n \r \t \b \a
+ *    \\ \" and \xHH (two hex digits); any other \c gives c;
+ *  - a single quote starts a literal part where only \' is an escape;
+ *  - a quote may open in the middle of an argument (a"b c" is "ab c"), but
+ *    its closing quote ends the argument and must be followed by a blank
+ *    or the end of the line.
  * Returns RK_OK (argc may be 0 for a blank line), RK_EINVAL (unbalanced
  * quotes or a closing quote followed by a non-blank: "Invalid
  * argument(s)") or RK_ENOMEM; `out` is empty on error.

@@ -176,6 +176,9 @@ def test_cli_binary_args_through_quoted_lines(server):
              b"set s 'it\\'s \\n'\nget q\nget s\n")
     assert cp.returncode == 0, cp.stderr
     assert cp.stdout == b"OK\nOK\n\x00\xffa b\r\n\nit's \\n\n"
+    # VT and FF separate arguments but do not end an unquoted one
+    cp = run(server.port, input=b"\x0bset vt a\x0bb\x0c\nget vt\n")
+    assert cp.stdout == b"OK\na\x0bb\x0c\n"
 
 
 def test_cli_info_prints_as_text_in_every_mode(server):
@@ -631,12 +634,15 @@ def test_repl_quoting(server, repl_factory, raw):
     assert repl.cmd('get "a key"') == b'"tab\\there\\x00\\xff\\"q\\\\"\n'
     assert repl.cmd("set s 'single \\'quoted\\' \\n'") == b"OK\n"
     assert raw.call("GET", "s") == b"single 'quoted' \\n"
-    assert repl.cmd('set x a"b"') == b"OK\n"
-    assert raw.call("GET", "x") == b'a"b"'
-    # unbalanced quotes or a quote not closing an argument: nothing sent
-    for line in ('set u1 "open', "set u2 'open", 'set u3 "a"b'):
+    # a quote may open mid-word
+    assert repl.cmd('set x a"b c"') == b"OK\n"
+    assert raw.call("GET", "x") == b"ab c"
+    # unbalanced quotes or a closing quote not ending the argument:
+    # nothing is sent
+    for line in ('set u1 "open', "set u2 'open", 'set u3 "a"b',
+                 'set u4 a"b"c', "set u5 'a'b"):
         assert repl.cmd(line) == b"Invalid argument(s)\n"
-    assert raw.call("EXISTS", "u1", "u2", "u3") == 0
+    assert raw.call("EXISTS", "u1", "u2", "u3", "u4", "u5") == 0
     repl.send("exit")
     assert repl.wait() == 0
 
