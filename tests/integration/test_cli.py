@@ -16,8 +16,10 @@ an error reply exits 1, and --json is ringkv's own format.
 import fcntl
 import json
 import os
+import random
 import re
 import select
+import shutil
 import signal
 import socket
 import struct
@@ -362,6 +364,42 @@ def test_cli_subscribe_streams_messages():
     assert "lost connection" in stderr_line(cp)
 
 
+def echo_args(args):
+    """The command's arguments after the name, as a RESP array."""
+    out = b"*%d\r\n" % (len(args) - 1)
+    for a in args[1:]:
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    return out
+
+
+@pytest.mark.skipif(shutil.which("redis-cli") is None,
+                    reason="redis-cli (redis-tools) not installed")
+def test_cli_splits_lines_exactly_like_redis_cli():
+    """Differential test: random lines of quotes, escapes and blanks are
+    split identically by ringkv and redis-cli (both in batch mode against
+    a server that echoes the arguments back)."""
+    seed = int(os.environ.get("RINGKV_TEST_SEED", "0")) or \
+        random.randrange(1, 1 << 30)
+    print("seed", seed)
+    rnd = random.Random(seed)
+    alphabet = ["a", "b", " ", '"', "'", "\\", "x", "4", "f", "n", "t",
+                "\t", "\x0b", "0"]
+    lines = ["args " + "".join(rnd.choice(alphabet)
+                               for _ in range(rnd.randint(0, 12)))
+             for _ in range(2000)]
+    data = ("\n".join(lines) + "\n").encode()
+    with CannedServer({b"args": echo_args}) as fake:
+        theirs = subprocess.run(
+            ["redis-cli", "-p", str(fake.port), "--no-raw"], input=data,
+            capture_output=True, timeout=RUN_TIMEOUT).stdout
+        ours = run(fake.port, "--no-raw", input=data)
+    invalid = b"Invalid argument(s)\n"
+    assert theirs.count(b"1) ") > 500 and theirs.count(invalid) > 100
+    assert ours.stdout == theirs.replace(invalid, b""), "seed %d" % seed
+    assert ours.stderr.count(b"Invalid argument(s)") == \
+        theirs.count(invalid), "seed %d" % seed
+
+
 # --- batch mode (stdin is not a terminal) ------------------------------------
 
 def test_cli_batch_mode_runs_each_line(server):
@@ -384,7 +422,8 @@ def test_cli_batch_mode_runs_each_line(server):
 class CannedServer:
     """Accepts connections on a free port and answers each command with
     canned bytes chosen by the lower-cased command name (default +OK).
-    A reply given as a tuple is sent in those pieces, 0.2 s apart.
+    A reply given as a tuple is sent in those pieces, 0.2 s apart; one
+    given as a function is called with the command's arguments.
     With close_on, that command gets the connection closed instead; with
     close_after, closed right after its reply."""
 
@@ -438,6 +477,8 @@ class CannedServer:
                 if name == self.close_on:
                     return
                 reply = self.replies.get(name, b"+OK\r\n")
+                if callable(reply):
+                    reply = reply(args)
                 for i, piece in enumerate(
                         reply if isinstance(reply, tuple) else (reply,)):
                     if i > 0:
