@@ -31,9 +31,14 @@ struct resp_limits {
     uint64_t max_bulk;  /* largest $<len> accepted, bytes */
     size_t max_args;    /* largest *<n> accepted */
     size_t max_inline;  /* longest inline line, bytes (without CRLF) */
+    bool unauthenticated; /* the pre-AUTH limits: a count or length within
+                     the RESP_DEFAULT_* values but over these gets Redis's
+                     "Protocol error: unauthenticated multibulk length" /
+                     "... unauthenticated bulk length" instead of
+                     "invalid ..." (default false) */
 };
 
-/* Fills `l` with the RESP_DEFAULT_* values. */
+/* Fills `l` with the RESP_DEFAULT_* values (unauthenticated = false). */
 void resp_limits_default(struct resp_limits *l);
 
 struct resp_arg {

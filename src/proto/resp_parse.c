@@ -89,6 +89,7 @@ void resp_limits_default(struct resp_limits *l)
     l->max_bulk = RESP_DEFAULT_MAX_BULK;
     l->max_args = RESP_DEFAULT_MAX_ARGS;
     l->max_inline = RESP_DEFAULT_MAX_INLINE;
+    l->unauthenticated = false;
 }
 
 int resp_parser_create(const struct resp_limits *limits,
@@ -315,6 +316,24 @@ static const char MSG_BIG_INLINE[] = "Protocol error: too big inline request";
 static const char MSG_QUOTES[] = "Protocol error: unbalanced quotes in request";
 static const char MSG_BULK_CRLF[] =
     "Protocol error: expected CRLF after bulk data";
+static const char MSG_UNAUTH_MBULK[] =
+    "Protocol error: unauthenticated multibulk length";
+static const char MSG_UNAUTH_BULK[] =
+    "Protocol error: unauthenticated bulk length";
+
+/* Over max_args: Redis 7 words it differently before AUTH. */
+static int fail_args(struct resp_parser *p, uint64_t n)
+{
+    bool unauth = p->lim.unauthenticated && n <= RESP_DEFAULT_MAX_ARGS;
+    return fail(p, unauth ? MSG_UNAUTH_MBULK : MSG_BAD_MBULK);
+}
+
+/* Over max_bulk: likewise. */
+static int fail_bulk(struct resp_parser *p, uint64_t len)
+{
+    bool unauth = p->lim.unauthenticated && len <= RESP_DEFAULT_MAX_BULK;
+    return fail(p, unauth ? MSG_UNAUTH_BULK : MSG_BAD_BULK);
+}
 
 /* Multibulk frame: from ST_MB_COUNT, ST_ARG_HDR or ST_ARG_BODY. */
 static int parse_mb(struct resp_parser *p,
@@ -340,7 +359,7 @@ static int parse_mb(struct resp_parser *p,
             }
         }
         if (v > 0 && (uint64_t)v > p->lim.max_args) {
-            return fail(p, MSG_BAD_MBULK);
+            return fail_args(p, (uint64_t)v);
         }
         p->pos = cr + 2;
         if (v <= 0) {
@@ -374,7 +393,7 @@ static int parse_mb(struct resp_parser *p,
                 }
             }
             if ((uint64_t)v > p->lim.max_bulk) {
-                return fail(p, MSG_BAD_BULK);
+                return fail_bulk(p, (uint64_t)v);
             }
             rc = argv_reserve(p, p->argc + 1, p->n_args);
             if (rc != RK_OK) {
@@ -535,10 +554,10 @@ static int split_inline(struct resp_parser *p, const char *s, size_t len)
             return fail(p, MSG_QUOTES);
         }
         if (p->argc + 1 > p->lim.max_args) {
-            return fail(p, MSG_BAD_MBULK);
+            return fail_args(p, (uint64_t)p->argc + 1);
         }
         if ((uint64_t)(o - start) > p->lim.max_bulk) {
-            return fail(p, MSG_BAD_BULK);
+            return fail_bulk(p, (uint64_t)(o - start));
         }
         rc = argv_reserve(p, p->argc + 1, SIZE_MAX);
         if (rc != RK_OK) {

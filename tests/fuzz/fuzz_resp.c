@@ -271,6 +271,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .max_bulk = 16384,
         .max_args = 10,
         .max_inline = RESP_DEFAULT_MAX_INLINE,
+        .unauthenticated = true,
     };
     run_with_limits(&preauth, in, size, frag);
 

@@ -694,10 +694,15 @@ static void test_resp_parser_error_is_sticky(void **state)
 /* ---- request parser: limits -----------------------------------------------
  */
 
+#define UM "Protocol error: unauthenticated multibulk length"
+#define UB "Protocol error: unauthenticated bulk length"
+
+/* A server's limits before AUTH (TESTING.md B6, Redis 7 texts). */
 static const struct resp_limits PREAUTH = {
     .max_bulk = 16384,
     .max_args = 10,
     .max_inline = RESP_DEFAULT_MAX_INLINE,
+    .unauthenticated = true,
 };
 
 static void build_command(struct rk_buf *b, size_t argc, size_t arg_len)
@@ -740,13 +745,21 @@ static void test_resp_parser_preauth_limits_reject_11_args(void **state)
     result_fini(&r);
     rk_buf_clear(&b);
     build_command(&b, 11, 1);
-    expect_error(&PREAUTH, b.base, b.len, MB);
+    expect_error(&PREAUTH, b.base, b.len, UM);
     /* Rejected from the header alone, before any argument arrives. */
-    expect_error(&PREAUTH, S("*11\r\n"), MB);
-    expect_error_after_set_limits(S("*11\r\n"), MB);
-    expect_error_after_set_limits(b.base, b.len, MB);
+    expect_error(&PREAUTH, S("*11\r\n"), UM);
+    expect_error_after_set_limits(S("*11\r\n"), UM);
+    expect_error_after_set_limits(b.base, b.len, UM);
     /* An inline command is held to the same count. */
-    expect_error(&PREAUTH, S("a b c d e f g h i j k\r\n"), MB);
+    expect_error(&PREAUTH, S("a b c d e f g h i j k\r\n"), UM);
+    /* Over the defaults too: "invalid", as Redis checks that first. */
+    expect_error(&PREAUTH, S("*1048577\r\n"), MB);
+    expect_error(&PREAUTH, S("*1\r\n$536870913\r\n"), BL);
+    /* The same tight limits without the flag: the plain texts. */
+    struct resp_limits plain = PREAUTH;
+    plain.unauthenticated = false;
+    expect_error(&plain, S("*11\r\n"), MB);
+    expect_error(&plain, S("*1\r\n$16385\r\n"), BL);
     rk_buf_fini(&b);
 }
 
@@ -763,10 +776,10 @@ static void test_resp_parser_preauth_limits_reject_16k_plus_1_bulk(void **state)
     result_fini(&r);
     rk_buf_clear(&b);
     build_command(&b, 2, 16385);
-    expect_error(&PREAUTH, b.base, b.len, BL);
-    expect_error(&PREAUTH, S("*1\r\n$16385\r\n"), BL);
-    expect_error_after_set_limits(S("*1\r\n$16385\r\n"), BL);
-    expect_error_after_set_limits(b.base, b.len, BL);
+    expect_error(&PREAUTH, b.base, b.len, UB);
+    expect_error(&PREAUTH, S("*1\r\n$16385\r\n"), UB);
+    expect_error_after_set_limits(S("*1\r\n$16385\r\n"), UB);
+    expect_error_after_set_limits(b.base, b.len, UB);
     /* An inline argument too. */
     rk_buf_clear(&b);
     rk_buf_append_str(&b, "SET ");
@@ -774,7 +787,7 @@ static void test_resp_parser_preauth_limits_reject_16k_plus_1_bulk(void **state)
         rk_buf_append(&b, "x", 1);
     }
     rk_buf_append_str(&b, "\r\n");
-    expect_error(&PREAUTH, b.base, b.len, BL);
+    expect_error(&PREAUTH, b.base, b.len, UB);
     rk_buf_fini(&b);
 }
 
@@ -800,7 +813,7 @@ static void test_resp_parser_set_limits_applies_to_next_frame(void **state)
     resp_parser_set_limits(p, &PREAUTH);
     assert_int_equal(resp_parser_feed(p, b.base, b.len, &consumed, &cmd),
                      RK_EPROTO);
-    assert_string_equal(resp_parser_errmsg(p), MB);
+    assert_string_equal(resp_parser_errmsg(p), UM);
     rk_buf_fini(&b);
     resp_parser_destroy(p);
 }
