@@ -201,6 +201,9 @@ static void reply_storage_error(struct client *c, int rc, const char *what)
         s->stats.write_errors++;
         reply_error(c, "ERR write failed: no space left on device");
         return;
+    case RK_EINVAL:
+        reply_error(c, "ERR invalid key: ringkv does not support empty keys");
+        return;
     case RK_ECORRUPT:
         reply_error(c, "ERR storage: checksum mismatch, value not served "
                        "(see the server log)");
@@ -1991,15 +1994,15 @@ static const struct command config_subcommands[] = {
 };
 
 static const struct command client_subcommands[] = {
-    {"client|id", NULL, 2, CMD_NOAUTH | CMD_LOADING | CMD_STALE, 0, 0, 0,
+    {"client|id", NULL, 2, CMD_LOADING | CMD_STALE, 0, 0, 0,
      "connection", "5.0.0", "Returns the unique client ID of the connection.",
      "O(1)", NULL},
-    {"client|getname", NULL, 2, CMD_NOAUTH | CMD_LOADING | CMD_STALE, 0, 0, 0,
+    {"client|getname", NULL, 2, CMD_LOADING | CMD_STALE, 0, 0, 0,
      "connection", "2.6.9", "Returns the name of the connection.", "O(1)",
      NULL},
-    {"client|setname", NULL, 3, CMD_NOAUTH | CMD_LOADING | CMD_STALE, 0, 0, 0,
+    {"client|setname", NULL, 3, CMD_LOADING | CMD_STALE, 0, 0, 0,
      "connection", "2.6.9", "Sets the connection name.", "O(1)", NULL},
-    {"client|setinfo", NULL, 4, CMD_NOAUTH | CMD_LOADING | CMD_STALE, 0, 0, 0,
+    {"client|setinfo", NULL, 4, CMD_LOADING | CMD_STALE, 0, 0, 0,
      "connection", "7.2.0", "Sets information specific to the client or "
      "connection.", "O(1)", NULL},
     {"client|list", NULL, -2, CMD_ADMIN | CMD_LOADING | CMD_STALE, 0, 0, 0,
@@ -2025,6 +2028,9 @@ static const struct command command_subcommands[] = {
     {"command|list", NULL, -2, CMD_LOADING | CMD_STALE, 0, 0, 0, "server",
      "7.0.0", "Returns a list of command names.",
      "O(N) where N is the total number of commands", NULL},
+    {"command|help", NULL, 2, CMD_LOADING | CMD_STALE, 0, 0, 0, "server",
+     "5.0.0", "Returns helpful text about the different subcommands.", "O(1)",
+     NULL},
     {NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -2042,7 +2048,7 @@ static const struct command g_commands[] = {
     {"auth", cmd_auth, -2, CONN, 0, 0, 0, "connection", "1.0.0",
      "Authenticates the connection.", "O(N) where N is the number of "
      "passwords defined for the user", NULL},
-    {"client", cmd_client, -2, CMD_NOAUTH | CMD_LOADING | CMD_STALE, 0, 0, 0,
+    {"client", cmd_client, -2, CMD_LOADING | CMD_STALE, 0, 0, 0,
      "connection", "2.4.0", "A container for client connection commands.",
      "Depends on subcommand.", client_subcommands},
     {"command", cmd_command, -1, CMD_LOADING | CMD_STALE, 0, 0, 0, "server",
@@ -2330,6 +2336,23 @@ static void cmd_command(struct client *c, size_t argc,
                 resp_w_null_array(&c->obuf, c->proto);
             }
         }
+    } else if (arg_is(sub, "HELP")) {
+        static const char *help[] = {
+            "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "(no subcommand)", "    Return details about all commands.",
+            "COUNT", "    Return the total number of commands.",
+            "DOCS [<command-name> ...]",
+            "    Return documentation details about multiple commands.",
+            "INFO [<command-name> ...]",
+            "    Return details about multiple commands.",
+            "LIST", "    Return a list of all commands.",
+            "HELP", "    Print this help.",
+        };
+        size_t n = sizeof(help) / sizeof(help[0]);
+        reply_array(c, n);
+        for (size_t i = 0; i < n; i++) {
+            reply_simple(c, help[i]);
+        }
     } else if (arg_is(sub, "DOCS")) {
         size_t n = 0;
         if (argc == 2) {
@@ -2384,36 +2407,95 @@ static void reply_unknown_command(struct client *c, size_t argc,
                  args);
 }
 
+/* Finds the subcommand entry ("config|get") named by `a`, or NULL. */
+static const struct command *subcommand_lookup(const struct command *cmd,
+                                               const struct resp_arg *a)
+{
+    for (const struct command *sc = cmd->subcommands; sc && sc->name; sc++) {
+        const char *bar = strchr(sc->name, '|');
+        const char *n = bar ? bar + 1 : sc->name;
+        if (strlen(n) == a->len && strncasecmp(n, a->ptr, a->len) == 0) {
+            return sc;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * Rejects a command before it runs.  Inside MULTI the transaction is
+ * flagged, and EXEC itself being rejected aborts it (Redis rejectCommand).
+ */
+static void reject(struct client *c, const struct command *cmd,
+                   const char *msg)
+{
+    if (c->in_multi) {
+        if (cmd && cmd->proc == cmd_exec) {
+            const char *m = strncmp(msg, "ERR ", 4) == 0 ? msg + 4 : msg;
+            multi_reset(c);
+            reply_errorf(c, "EXECABORT Transaction discarded because of: %s",
+                         m);
+            return;
+        }
+        c->multi_dirty = true;
+    }
+    reply_error(c, msg);
+}
+
+static bool arity_ok(int arity, size_t argc)
+{
+    return arity > 0 ? argc == (size_t)arity : argc >= (size_t)-arity;
+}
+
 void command_dispatch(struct client *c, size_t argc,
                       const struct resp_arg *argv)
 {
+    char msg[512];
     const struct command *cmd = command_lookup(argv[0].ptr, argv[0].len);
     if (cmd == NULL) {
+        if (!c->authed) {
+            reject(c, NULL, ERR_NOAUTH);
+            return;
+        }
         if (c->in_multi) {
             c->multi_dirty = true;
-        }
-        if (!c->authed) {
-            reply_error(c, ERR_NOAUTH);
-            return;
         }
         reply_unknown_command(c, argc, argv);
         return;
     }
     if (!c->authed && !(cmd->flags & CMD_NOAUTH)) {
-        if (c->in_multi) {
-            c->multi_dirty = true;
-        }
-        reply_error(c, ERR_NOAUTH);
+        reject(c, cmd, ERR_NOAUTH);
         return;
     }
-    if ((cmd->arity > 0 && argc != (size_t)cmd->arity) ||
-        (cmd->arity < 0 && argc < (size_t)-cmd->arity)) {
-        if (c->in_multi) {
-            c->multi_dirty = true;
-        }
-        reply_errorf(c, "ERR wrong number of arguments for '%s' command",
-                     cmd->name);
+    if (!arity_ok(cmd->arity, argc)) {
+        snprintf(msg, sizeof(msg),
+                 "ERR wrong number of arguments for '%s' command", cmd->name);
+        reject(c, cmd, msg);
         return;
+    }
+    if (cmd->subcommands && argc >= 2) {
+        const struct command *sc = subcommand_lookup(cmd, &argv[1]);
+        if (sc == NULL) {
+            char up[32];
+            size_t n = strlen(cmd->name) < sizeof(up) - 1 ? strlen(cmd->name)
+                                                          : sizeof(up) - 1;
+            for (size_t i = 0; i < n; i++) {
+                up[i] = (char)toupper((unsigned char)cmd->name[i]);
+            }
+            up[n] = '\0';
+            snprintf(msg, sizeof(msg),
+                     "ERR unknown subcommand '%.*s'. Try %s HELP.",
+                     (int)(argv[1].len > 128 ? 128 : argv[1].len), argv[1].ptr,
+                     up);
+            reject(c, cmd, msg);
+            return;
+        }
+        if (!arity_ok(sc->arity, argc)) {
+            snprintf(msg, sizeof(msg),
+                     "ERR wrong number of arguments for '%s' command",
+                     sc->name);
+            reject(c, cmd, msg);
+            return;
+        }
     }
     if (c->in_multi && !(cmd->flags & CMD_NOMULTI)) {
         if (!multi_queue(c, cmd, argc, argv)) {

@@ -49,6 +49,7 @@
 #define QBUF_KEEP        (64u * 1024)        /* shrink idle buffers above */
 #define READ_CHUNK       (16u * 1024)
 #define SHUTDOWN_DRAIN_MS 5000
+#define PREAUTH_OUT_LIMIT (64u * 1024) /* CVE-2025-21605: bytes pending */
 
 uint64_t server_now_ms(void)
 {
@@ -124,6 +125,15 @@ static bool client_flush(struct client *c)
     struct evbuffer *out = bufferevent_get_output(c->bev);
     size_t pending = evbuffer_get_length(out);
     if (c->close_after_reply && pending == 0) {
+        client_free(c);
+        return false;
+    }
+    if (!c->authed && pending > PREAUTH_OUT_LIMIT) {
+        /* An unauthenticated client that does not read its replies must
+         * not pin server memory (Redis CVE-2025-21605). */
+        rk_log(RK_LOG_WARN, "preauth_output_limit",
+               "client=%s id=%" PRIu64 " pending=%zu", c->addr, c->id,
+               pending);
         client_free(c);
         return false;
     }
@@ -212,17 +222,14 @@ static void client_process_input(struct client *c)
             continue;
         }
         if (rc == RK_EAGAIN) {
+            /* No reservation from a declared length: the buffer grows as
+             * bytes arrive (a stalled "$536870912" costs nothing). */
             pos += consumed;
-            size_t need = resp_parser_need(c->parser);
-            if (need > c->qbuf.len - pos) {
-                /* One allocation for a large bulk, not many doublings. */
-                rk_buf_reserve(&c->qbuf, need - (c->qbuf.len - pos));
-            }
             break;
         }
         c->srv->stats.protocol_errors++;
         if (rc == RK_EPROTO) {
-            reply_error(c, resp_parser_errmsg(c->parser));
+            reply_errorf(c, "ERR %s", resp_parser_errmsg(c->parser));
         } else {
             reply_error(c, "ERR out of memory");
         }
@@ -484,7 +491,7 @@ static int open_listener(struct server *s)
     snprintf(port, sizeof(port), "%d", s->cfg->port);
     int gai = getaddrinfo(s->cfg->bind, port, &hints, &res);
     if (gai != 0) {
-        fprintf(stderr, "ringkvd: cannot resolve bind address %s: %s\n",
+        fprintf(stderr, "ringkvd: error: cannot resolve bind address %s: %s\n",
                 s->cfg->bind, gai_strerror(gai));
         return -1;
     }
@@ -495,7 +502,7 @@ static int open_listener(struct server *s)
     int err = errno;
     freeaddrinfo(res);
     if (s->listener == NULL) {
-        fprintf(stderr, "ringkvd: cannot listen on %s:%d: %s\n", s->cfg->bind,
+        fprintf(stderr, "ringkvd: error: cannot listen on %s:%d: %s\n", s->cfg->bind,
                 s->cfg->port, strerror(err));
         return -1;
     }
@@ -566,6 +573,7 @@ int server_run(struct rk_config *cfg)
     s->preauth.max_args = 10;     /* Redis 7: CVE-2021-32675 */
     s->preauth.max_bulk = 16384;
     s->preauth.max_inline = 16384;
+    s->preauth.unauthenticated = true;
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(cfg->maxclients);
 
@@ -597,7 +605,7 @@ int server_run(struct rk_config *cfg)
     uint64_t t0 = server_mono_ms();
     int rc = engine_open(cfg->engine, &eo, &s->engine, err, sizeof(err));
     if (rc != RK_OK) {
-        fprintf(stderr, "ringkvd: cannot open %s engine in %s: %s\n",
+        fprintf(stderr, "ringkvd: error: cannot open %s engine in %s: %s\n",
                 cfg->engine, cfg->data_dir, err[0] ? err : rk_strerror(rc));
         goto out;
     }
@@ -611,7 +619,7 @@ int server_run(struct rk_config *cfg)
 
     s->base = event_base_new();
     if (s->base == NULL) {
-        fprintf(stderr, "ringkvd: cannot create event loop\n");
+        fprintf(stderr, "ringkvd: error: cannot create event loop\n");
         goto out;
     }
     if (open_listener(s) != 0) {
@@ -623,7 +631,7 @@ int server_run(struct rk_config *cfg)
     s->sig_ev[0] = evsignal_new(s->base, SIGTERM, signal_cb, s);
     s->sig_ev[1] = evsignal_new(s->base, SIGINT, signal_cb, s);
     if (!s->durable_ev || !s->tick_ev || !s->sig_ev[0] || !s->sig_ev[1]) {
-        fprintf(stderr, "ringkvd: cannot create events\n");
+        fprintf(stderr, "ringkvd: error: cannot create events\n");
         goto out;
     }
     struct timeval tv = {0, (long)(1000000u / cfg->hz)};
