@@ -11,7 +11,9 @@ in this file, so their rendering is pinned exactly.
 
 Expected text is what redis-cli 7.0.15 prints for the same reply
 (observed side by side), except where docs/cli.md says ringkv differs:
-an error reply exits 1, and --json is ringkv's own format.
+an error reply exits 1, and --json is ringkv's own format.  Two seeded
+differential tests also run redis-cli itself (when installed) on random
+lines and random nested replies; RINGKV_TEST_SEED=S replays one.
 """
 import fcntl
 import json
@@ -398,6 +400,61 @@ def test_cli_splits_lines_exactly_like_redis_cli():
     assert ours.stdout == theirs.replace(invalid, b""), "seed %d" % seed
     assert ours.stderr.count(b"Invalid argument(s)") == \
         theirs.count(invalid), "seed %d" % seed
+
+
+def random_reply(rnd, depth=0):
+    """Bytes of a random RESP3 reply of the types redis-cli 7.0 prints
+    (no big numbers, verbatim strings, attributes or pushes)."""
+    kinds = ["bulk", "simple", "int", "null", "double", "bool", "err"]
+    if depth < 3:
+        kinds += ["array", "map", "set"] * 2
+    kind = rnd.choice(kinds)
+    if kind == "bulk":
+        b = bytes(rnd.choice(b'ab \x00\xff\n"\\\t\x07')
+                  for _ in range(rnd.randint(0, 6)))
+        return b"$%d\r\n%s\r\n" % (len(b), b)
+    if kind == "simple":
+        return b"+" + rnd.choice([b"OK", b"QUEUED", b"a b"]) + b"\r\n"
+    if kind == "int":
+        return b":%d\r\n" % rnd.randint(-1000, 10 ** 12)
+    if kind == "null":
+        return rnd.choice([b"_\r\n", b"$-1\r\n", b"*-1\r\n"])
+    if kind == "double":
+        return b"," + rnd.choice([b"1.5", b"-0.25", b"inf", b"-inf",
+                                  b"3.0000000000000004", b"1e+300"]) + b"\r\n"
+    if kind == "bool":
+        return rnd.choice([b"#t\r\n", b"#f\r\n"])
+    if kind == "err":
+        return b"-ERR bad thing %d\r\n" % rnd.randint(0, 9)
+    n = rnd.choice([0, 1, 2, 3, 11])
+    if kind == "map":
+        return b"%%%d\r\n" % n + b"".join(
+            random_reply(rnd, 3) + random_reply(rnd, depth + 1)
+            for _ in range(n))
+    mark = b"*" if kind == "array" else b"~"
+    return mark + b"%d\r\n" % n + b"".join(
+        random_reply(rnd, depth + 1) for _ in range(n))
+
+
+@pytest.mark.skipif(shutil.which("redis-cli") is None,
+                    reason="redis-cli (redis-tools) not installed")
+@pytest.mark.parametrize("mode", ["--no-raw", "--raw"])
+def test_cli_prints_replies_exactly_like_redis_cli(mode):
+    """Differential test: random nested RESP3 replies print byte for byte
+    as redis-cli 7 prints them, in terminal and in raw form."""
+    seed = int(os.environ.get("RINGKV_TEST_SEED", "0")) or \
+        random.randrange(1, 1 << 30)
+    print("seed", seed)
+    rnd = random.Random(seed)
+    replies = {b"r%d" % i: random_reply(rnd) for i in range(400)}
+    data = b"".join(b"%s\n" % name for name in replies)
+    with CannedServer(replies) as fake:
+        theirs = subprocess.run(
+            ["redis-cli", "-3", "-p", str(fake.port), mode], input=data,
+            capture_output=True, timeout=RUN_TIMEOUT).stdout
+        ours = run(fake.port, "-3", mode, input=data)
+    assert theirs.count(b"\n") > 400
+    assert ours.stdout == theirs, "seed %d" % seed
 
 
 # --- batch mode (stdin is not a terminal) ------------------------------------
