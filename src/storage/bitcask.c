@@ -102,7 +102,7 @@ void bc_set_failed(struct bitcask *b, int rc)
 {
     pthread_mutex_lock(&b->wb_mu);
     if (!b->failed) {
-        b->failed = true;
+        __atomic_store_n(&b->failed, true, __ATOMIC_RELAXED);
         b->fail_rc = rc;
         b->sync_errors++;
         rk_log(RK_LOG_ERROR, "bitcask_read_only", "dir=%s error=\"%s\"", b->dir,
@@ -114,10 +114,9 @@ void bc_set_failed(struct bitcask *b, int rc)
 
 bool bc_is_failed(struct bitcask *b)
 {
-    pthread_mutex_lock(&b->wb_mu);
-    bool f = b->failed;
-    pthread_mutex_unlock(&b->wb_mu);
-    return f;
+    /* Set under wb_mu, never cleared: a relaxed read is enough to refuse
+     * writes early; bc_append re-checks under the lock. */
+    return __atomic_load_n(&b->failed, __ATOMIC_RELAXED);
 }
 
 int bc_pwrite_all(const struct storage_fops *ops,
@@ -437,7 +436,7 @@ static int bc_put(struct engine *e,
         .flags = 0,
     };
     unsigned char hdr[BC_REC_HDR];
-    bc_rec_encode_hdr(hdr, &r, key, val);
+    bc_rec_encode_fields(hdr, &r);
     struct kd_meta km = {
         .loc = bc_loc(a->slot, a->size),
         .timestamp = r.timestamp,
@@ -500,7 +499,7 @@ static int bc_del(struct engine *e,
         .flags = BC_FLAG_TOMB,
     };
     unsigned char hdr[BC_REC_HDR];
-    bc_rec_encode_hdr(hdr, &r, key, NULL);
+    bc_rec_encode_fields(hdr, &r);
     uint64_t s = 0;
     rc = bc_append(b, hdr, key, klen, NULL, 0, &s);
     if (rc != RK_OK) {
@@ -583,7 +582,7 @@ static int bc_clear(struct engine *e, uint64_t *seq)
     }
     struct bc_rec r = {.flags = BC_FLAG_CLEAR};
     unsigned char hdr[BC_REC_HDR];
-    bc_rec_encode_hdr(hdr, &r, NULL, NULL);
+    bc_rec_encode_fields(hdr, &r);
     uint64_t s = 0;
     rc = bc_append(b, hdr, NULL, 0, NULL, 0, &s);
     if (rc == RK_OK) {

@@ -17,26 +17,40 @@ uint32_t bc_checksum(const void *p, size_t n)
     return (uint32_t)XXH3_64bits(p, n);
 }
 
-void bc_rec_encode_hdr(unsigned char *hdr,
-                       const struct bc_rec *r,
-                       const void *key,
-                       const void *val)
+void bc_rec_encode_fields(unsigned char *hdr, const struct bc_rec *r)
 {
     rk_put_le64(hdr + 4, r->timestamp);
     rk_put_le64(hdr + 12, r->expire_at_ms);
     rk_put_le32(hdr + 20, r->klen);
     rk_put_le32(hdr + 24, r->vlen);
     hdr[28] = r->flags;
+}
+
+void bc_rec_seal(unsigned char *hdr,
+                 const void *key,
+                 size_t klen,
+                 const void *val,
+                 size_t vlen)
+{
     XXH3_state_t st;
     XXH3_64bits_reset(&st);
     XXH3_64bits_update(&st, hdr + 4, BC_REC_HDR - 4);
-    if (r->klen) {
-        XXH3_64bits_update(&st, key, r->klen);
+    if (klen) {
+        XXH3_64bits_update(&st, key, klen);
     }
-    if (r->vlen) {
-        XXH3_64bits_update(&st, val, r->vlen);
+    if (vlen) {
+        XXH3_64bits_update(&st, val, vlen);
     }
     rk_put_le32(hdr, (uint32_t)XXH3_64bits_digest(&st));
+}
+
+void bc_rec_encode_hdr(unsigned char *hdr,
+                       const struct bc_rec *r,
+                       const void *key,
+                       const void *val)
+{
+    bc_rec_encode_fields(hdr, r);
+    bc_rec_seal(hdr, key, r->klen, val, r->vlen);
 }
 
 int bc_rec_parse(const unsigned char *p,

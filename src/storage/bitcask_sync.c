@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/endian.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "storage/internal.h"
@@ -77,7 +78,7 @@ static int flush_locked(struct bitcask *b)
         b->flight.len = 0;
     } else if (!b->failed) {
         /* Keep flight's bytes: reads still find them there. */
-        b->failed = true;
+        __atomic_store_n(&b->failed, true, __ATOMIC_RELAXED);
         b->fail_rc = rc;
         b->sync_errors++;
         rk_log(RK_LOG_ERROR, "bitcask_write_failed",
@@ -99,7 +100,7 @@ int bc_flush(struct bitcask *b)
 }
 
 int bc_append(struct bitcask *b,
-              const unsigned char *hdr,
+              unsigned char *hdr,
               const void *key,
               size_t klen,
               const void *val,
@@ -115,6 +116,7 @@ int bc_append(struct bitcask *b,
     int rc = RK_OK;
     if (len > BC_WBUF_CAP / 2) {
         /* Large record: write it directly, after everything before it. */
+        bc_rec_seal(hdr, key, klen, val, vlen);
         rc = flush_locked(b);
         while (rc == RK_OK && b->flight_busy) {
             pthread_cond_wait(&b->wb_cond, &b->wb_mu);
@@ -167,7 +169,7 @@ int bc_append(struct bitcask *b,
                 b->cur_off = off + len;
                 __atomic_store_n(&b->written_end, off + len, __ATOMIC_RELEASE);
             } else {
-                b->failed = true;
+                __atomic_store_n(&b->failed, true, __ATOMIC_RELAXED);
                 b->fail_rc = rc;
                 b->sync_errors++;
                 rc = RK_EIO;
@@ -189,6 +191,7 @@ int bc_append(struct bitcask *b,
             if (vlen) {
                 memcpy(p + BC_REC_HDR + klen, val, vlen);
             }
+            rk_put_le32(p, bc_checksum(p + 4, len - 4));
             b->cur.len += len;
         }
     }
@@ -266,7 +269,7 @@ int bc_sync_now(struct bitcask *b)
     b->syncs++;
     b->last_sync_us = dt;
     if (r != 0 && !b->failed) {
-        b->failed = true;
+        __atomic_store_n(&b->failed, true, __ATOMIC_RELAXED);
         b->fail_rc = RK_EIO;
         b->sync_errors++;
         rk_log(RK_LOG_ERROR, "bitcask_fsync_failed",
@@ -429,7 +432,7 @@ static void *sync_main(void *arg)
         b->syncs++;
         b->last_sync_us = dt;
         if (r != 0 && !b->failed) {
-            b->failed = true;
+            __atomic_store_n(&b->failed, true, __ATOMIC_RELAXED);
             b->fail_rc = RK_EIO;
             b->sync_errors++;
             rk_log(RK_LOG_ERROR, "bitcask_fsync_failed",

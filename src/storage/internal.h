@@ -255,6 +255,14 @@ struct bc_rec
 
 /* Checksum of a record's bytes after the checksum field. */
 uint32_t bc_checksum(const void *p, size_t n);
+/* Encodes the header fields after the checksum (bytes 4..28). */
+void bc_rec_encode_fields(unsigned char *hdr, const struct bc_rec *r);
+/* Computes the checksum of encoded fields + key + value into hdr[0..4). */
+void bc_rec_seal(unsigned char *hdr,
+                 const void *key,
+                 size_t klen,
+                 const void *val,
+                 size_t vlen);
 /* Encodes the 29-byte header for key/value (checksum over hdr+key+val). */
 void bc_rec_encode_hdr(unsigned char *hdr,
                        const struct bc_rec *r,
@@ -407,7 +415,7 @@ int bc_create_file(struct bitcask *b,
                    size_t window,
                    struct bc_file **out);
 int bc_append(struct bitcask *b,
-              const unsigned char *hdr,
+              unsigned char *hdr,
               const void *key,
               size_t klen,
               const void *val,
