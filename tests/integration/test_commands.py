@@ -829,8 +829,14 @@ def test_binary_keys_and_values(r):
     assert set(seen) == {key, k2}
     assert r.append(k2, b"\r\n") == 3
     assert r.delete(key, k2) == 2
+
+
+def test_empty_key(r):
+    """Redis accepts the empty string as a key."""
     assert r.set(b"", b"empty-key")
     assert r.get(b"") == b"empty-key"
+    assert r.exists(b"") == 1
+    assert r.delete(b"") == 1
 
 
 def test_utf8_keys(r):

@@ -369,3 +369,26 @@ def test_redis_cli_interactive_tmux(server, tmp_path):
     finally:
         subprocess.run(tmux + ["kill-server"], env=env,
                        stderr=subprocess.DEVNULL, timeout=10)
+
+
+# --- an idle server stays idle --------------------------------------------------
+
+def cpu_seconds(pid):
+    """utime + stime of all threads of pid, in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.parametrize("sync", ["every:1000", "always", "none"])
+def test_idle_server_does_not_spin(server_factory, sync):
+    s = server_factory(args=["--sync", sync])
+    c = s.client()
+    c.set("k", "v")
+    c.close()
+    time.sleep(1.0)
+    before = cpu_seconds(s.pid)
+    time.sleep(3.0)
+    used = cpu_seconds(s.pid) - before
+    assert used < 0.3, "idle server used %.2f s of CPU in 3 s (--sync %s)" \
+        % (used, sync)
