@@ -1727,8 +1727,8 @@ static void cmd_config(struct client *c, size_t argc,
         static const char *help[] = {
             "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
             "GET <pattern>",
-            "    Return parameters matching the glob-like <pattern> and their "
-            "values.",
+            ("    Return parameters matching the glob-like <pattern> and "
+             "their values."),
             "SET <directive> <value>",
             "    Set the configuration <directive> to <value>.",
             "RESETSTAT",
