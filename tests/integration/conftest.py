@@ -102,6 +102,8 @@ class Server:
                     cmd += ["--requirepass", next(it)]
                 elif a == "--maxclients":
                     cmd += ["--maxclients", next(it)]
+                elif a == "--timeout":
+                    cmd += ["--timeout", next(it)]
                 elif a == "--sync":
                     # ringkv durability -> the matching appendfsync policy
                     v = next(it)
@@ -241,6 +243,33 @@ def ringkv_cli():
 # --- additions for the black-box suite (tests/integration/test_*.py) -------
 
 DEFAULT_TIMEOUT = int(os.environ.get("RINGKV_TEST_TIMEOUT", "120"))
+
+
+def pytest_addoption(parser):
+    try:
+        parser.addoption("--seed", type=int, default=None,
+                         help="seed for randomized integration tests "
+                         "(default: random, printed first)")
+    except ValueError:  # another conftest already defines --seed
+        pass
+
+
+@pytest.fixture
+def seed(request):
+    """The seed of a randomized test: --seed=S or RINGKV_SEED replays."""
+    import random
+    s = None
+    try:
+        s = request.config.getoption("--seed")
+    except ValueError:
+        pass
+    if s is None and os.environ.get("RINGKV_SEED"):
+        s = int(os.environ["RINGKV_SEED"])
+    if s is None:
+        s = random.SystemRandom().randrange(1 << 31)
+    print("seed=%d (replay with --seed=%d)" % (s, s))
+    sys.stdout.flush()
+    return s
 
 
 def pytest_configure(config):
