@@ -374,3 +374,33 @@ def test_sync_modes_keep_data_on_graceful_restart(server_factory, sync):
     c = s.client()
     assert c.dbsize() == 100
     c.close()
+
+
+def test_sigterm_with_idle_and_stalled_clients_exits_promptly(server_factory):
+    """Idle clients, a client inside MULTI and a client stalled halfway
+    through a frame must not keep a SIGTERMed server alive."""
+    from rawresp import RawClient
+    s = server_factory(args=["--sync", "always"])
+    conns = [RawClient(s.port) for _ in range(50)]
+    try:
+        conns[0].call("SET", "k", "v")
+        conns[1].call("MULTI")
+        conns[1].call("SET", "in-multi", "x")
+        conns[2].send(b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$100\r\nabc")
+        conns[3].send(b"*2\r\n$4\r\nECHO\r\n$536870912\r\n")
+        t0 = time.time()
+        os.kill(s.pid, signal.SIGTERM)
+        rc = s.wait_exit(timeout=20)
+        took = time.time() - t0
+        assert rc == 0
+        assert took < 10, "SIGTERM took %.1fs with idle clients" % took
+    finally:
+        for c in conns:
+            c.close()
+    s.start()
+    c = s.client()
+    try:
+        assert c.get("k") == b"v"
+        assert c.exists("in-multi", "x") == 0  # never committed
+    finally:
+        c.close()

@@ -512,3 +512,86 @@ def test_bad_auth_flood_does_not_hurt_others(auth_server):
     good.close()
     assert "wrongpass 1000" in out, out
     assert p99(during) <= 2 * max(base, 0.002), (base, p99(during))
+
+
+# --- QUIT, idle timeout, slowloris ----------------------------------------------
+
+def test_quit_in_pipeline_stops_processing(raw, raw_factory):
+    raw.send(b"PING\r\n" + encode("SET", "a", "1") + b"QUIT\r\n" +
+             encode("SET", "b", "2") + b"PING\r\n")
+    data, closed = read_all(raw, timeout=5)
+    assert data == b"+PONG\r\n+OK\r\n+OK\r\n"
+    assert closed
+    other = raw_factory()
+    assert other.call("EXISTS", "a") == 1
+    assert other.call("EXISTS", "b") == 0  # nothing after QUIT ran
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_slowloris_closed_by_idle_timeout(server_factory):
+    """2,000 connections that each sent one byte are closed by the idle
+    timeout (--timeout 1), while PING p99 of an active client stays low
+    (TESTING.md B6: < 10 ms; 25 ms here for ASan on 2 shared cores)."""
+    import resource
+    n = 2000
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < n + 200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4 * n), hard))
+    s = server_factory(args=["--timeout", "1"])
+    slow = []
+    active = None
+    open_ = set()
+
+    def count_open():
+        for i in list(open_):
+            sock = slow[i].sock
+            try:
+                if sock.recv(1024) == b"":
+                    open_.discard(i)
+            except ConnectionResetError:
+                open_.discard(i)
+            except BlockingIOError:
+                pass
+        return len(open_)
+
+    try:
+        for i in range(n):
+            c = RawClient(s.port)
+            c.send(b"*" if i % 2 else b"P")
+            c.sock.setblocking(False)
+            slow.append(c)
+            open_.add(i)
+        # the active client connects last and never idles for 1 s
+        active = RawClient(s.port)
+        lat = []
+        deadline = time.time() + 15.0
+        next_check = 0
+        remaining = n
+        while time.time() < deadline:
+            t0 = time.perf_counter()
+            assert active.call("PING") == "PONG"
+            lat.append(time.perf_counter() - t0)
+            time.sleep(0.005)
+            if time.time() >= next_check:
+                remaining = count_open()
+                if remaining == 0 and len(lat) >= 200:
+                    break
+                next_check = time.time() + 0.5
+        assert remaining == 0, "%d of %d idle connections still open " \
+            "after 15 s with --timeout 1" % (remaining, n)
+        lat.sort()
+        p99 = lat[int(len(lat) * 0.99) - 1]
+        assert p99 < 0.025, "PING p99 %.1f ms under slowloris" % (p99 * 1e3)
+        assert active.call("PING") == "PONG"  # the busy client survived
+    finally:
+        if active is not None:
+            active.close()
+        for c in slow:
+            c.close()
+
+
+def test_idle_timeout_zero_keeps_connections(server):
+    with RawClient(server.port) as c:
+        time.sleep(2.5)
+        assert c.call("PING") == "PONG"
