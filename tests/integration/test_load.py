@@ -392,3 +392,44 @@ def test_idle_server_does_not_spin(server_factory, sync):
     used = cpu_seconds(s.pid) - before
     assert used < 0.3, "idle server used %.2f s of CPU in 3 s (--sync %s)" \
         % (used, sync)
+
+
+# --- 10k idle connections: memory bound (TESTING.md B7/B8) -------------------
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_10k_idle_connections_memory_bound(server_factory):
+    """RSS at 10,000 idle connections <= RSS(0) + 10k x 16 KiB."""
+    n = 10000
+    if raise_nofile(n + 500) < n + 100:
+        pytest.skip("cannot raise RLIMIT_NOFILE to %d" % (n + 500))
+    s = server_factory(args=["--maxclients", str(n + 200)])
+    probe = RawClient(s.port)
+    probe.call("SET", "k", "v")
+    time.sleep(0.5)
+    rss0 = rss_kb(s.pid)
+    conns = []
+    try:
+        for i in range(n):
+            c = RawClient(s.port, timeout=60)
+            conns.append(c)
+            if i % 500 == 499:  # keep the accept queue short
+                for c2 in conns[-500:]:
+                    c2.send(b"PING\r\n")
+                for c2 in conns[-500:]:
+                    assert c2.read_reply() == "PONG"
+        assert probe.call("INFO", "clients").count(b"connected_clients:%d"
+                                                   % (n + 1)) == 1
+        time.sleep(0.5)
+        grown = rss_kb(s.pid) - rss0
+        print("RSS0 %d KiB, +%d KiB at %d idle connections (%.1f KiB each)"
+              % (rss0, grown, n, grown / n))
+        assert grown <= n * 16, "RSS grew by %d KiB (%.1f KiB/conn)" % (
+            grown, grown / n)
+        t0 = time.perf_counter()
+        assert probe.call("GET", "k") == b"v"
+        assert time.perf_counter() - t0 < 1.0
+    finally:
+        for c in conns:
+            c.close()
+        probe.close()
