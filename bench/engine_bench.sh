@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the storage engine benchmark (bench/engine_bench.c) with the
 # figures of issue 2: 1M keys (16-byte keys, 100-byte values), sync=always
-# with 1/4/16 writers for 3 s each, reopen of 1M and 10M keys.
+# with 1/4/16 writers for 3 s each, reopen of 1M and 10M keys; every row
+# is the best of REPS (default 2) runs, the machine being shared.
 #
 #   bench/engine_bench.sh [build-dir] [extra engine_bench args...]
 #
@@ -21,4 +22,4 @@ echo "machine: $(nproc) cpus, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f
 if [ "${QUICK:-0}" = 1 ]; then
   exec "$BIN" -n 100000 -s 1 -r 1000000 -d "$DIR" "$@"
 fi
-exec "$BIN" -n 1000000 -s 3 -r 1000000,10000000 -d "$DIR" "$@"
+exec "$BIN" -n 1000000 -s 3 -r 1000000,10000000 -R "${REPS:-2}" -d "$DIR" "$@"

@@ -33,6 +33,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/alloc.h"
@@ -236,7 +237,11 @@ static int bc_open(const struct engine_opts *opts,
     b->opts = *opts;
     pthread_mutex_init(&b->kd_mu, NULL);
     pthread_mutex_init(&b->wb_mu, NULL);
-    pthread_cond_init(&b->wb_cond, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* sync thread waits */
+    pthread_cond_init(&b->wb_cond, &ca);
+    pthread_condattr_destroy(&ca);
     pthread_mutex_init(&b->bg_mu, NULL);
     pthread_cond_init(&b->bg_cond, NULL);
     keydir_init(&b->kd);

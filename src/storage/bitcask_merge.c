@@ -227,7 +227,26 @@ int bc_hint_load(struct bitcask *b, struct bc_file *f)
     }
     off = BC_FILE_HDR;
     rc = RK_OK;
+    /* Two prefetch cursors run ahead of the insert cursor: HINT_AHEAD
+     * entries ahead the bucket is fetched, half as far its chain head. */
+#define HINT_AHEAD 16
+    uint64_t hashes[HINT_AHEAD];
+    size_t pf = off, pf_n = 0, n_done = 0;
     while (rc == RK_OK && off < end) {
+        while (pf < end && pf_n < n_done + HINT_AHEAD) {
+            uint32_t kl = rk_get_le32(p + pf + 24);
+            uint64_t h =
+                kl ? keydir_hash(&b->kd, p + pf + BC_HINT_ENTRY, kl) : 0;
+            hashes[pf_n % HINT_AHEAD] = h;
+            keydir_prefetch(&b->kd, h, false);
+            pf += BC_HINT_ENTRY + kl;
+            pf_n++;
+        }
+        if (n_done + HINT_AHEAD / 2 < pf_n) {
+            keydir_prefetch(
+                &b->kd, hashes[(n_done + HINT_AHEAD / 2) % HINT_AHEAD], true);
+        }
+        n_done++;
         struct bc_rec r = {
             .vlen = rk_get_le32(p + off + 4),
             .timestamp = rk_get_le64(p + off + 8),

@@ -139,6 +139,12 @@ uint64_t keydir_count(const struct keydir *kd);
 /* Bytes the keydir holds: tables + arena chunks + bookkeeping. */
 uint64_t keydir_bytes(const struct keydir *kd);
 
+/*
+ * Bulk loading (recovery) hides cache misses by prefetching ahead: the
+ * bucket of `hash` (entry=false), then the chain head it names (true).
+ */
+uint64_t keydir_hash(const struct keydir *kd, const void *key, size_t klen);
+void keydir_prefetch(const struct keydir *kd, uint64_t hash, bool entry);
 /* Handle of `key` or 0.  Does not rehash (safe under kd_mu from a worker). */
 uint32_t keydir_find(const struct keydir *kd, const void *key, size_t klen);
 void keydir_meta(const struct keydir *kd, uint32_t h, struct kd_meta *m);

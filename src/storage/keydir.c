@@ -388,6 +388,30 @@ static uint32_t kd_lookup(const struct keydir *kd,
     return 0;
 }
 
+uint64_t keydir_hash(const struct keydir *kd, const void *key, size_t klen)
+{
+    return kd_hash(kd, key, klen);
+}
+
+void keydir_prefetch(const struct keydir *kd, uint64_t hash, bool entry)
+{
+    for (int i = 0; i < 2; i++) {
+        const struct kd_table *t = &kd->t[i];
+        if (t->size == 0) {
+            continue;
+        }
+        const uint32_t *slot = &t->buckets[hash & (t->size - 1)];
+        if (!entry) {
+            __builtin_prefetch(slot);
+        } else if (*slot != 0) {
+            __builtin_prefetch(kd_ptr(kd, *slot));
+        }
+        if (kd->rehash_idx < 0) {
+            break;
+        }
+    }
+}
+
 uint32_t keydir_find(const struct keydir *kd, const void *key, size_t klen)
 {
     if (klen == 0 || klen > STORAGE_MAX_KEY_LIMIT) {
