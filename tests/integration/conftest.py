@@ -102,8 +102,9 @@ class Server:
                     cmd += ["--requirepass", next(it)]
                 elif a == "--maxclients":
                     cmd += ["--maxclients", next(it)]
-                elif a == "--timeout":
-                    cmd += ["--timeout", next(it)]
+                elif a in ("--timeout", "--proto-max-bulk-len",
+                           "--client-query-buffer-limit"):
+                    cmd += [a, next(it)]
                 elif a == "--sync":
                     # ringkv durability -> the matching appendfsync policy
                     v = next(it)

@@ -132,6 +132,54 @@ def test_command_count_info_docs(r, raw):
     assert r.command_count() == n
 
 
+def test_command_lists_every_command(raw):
+    """COMMAND, COMMAND INFO and COMMAND DOCS without arguments describe
+    every command, and agree with COMMAND COUNT."""
+    n = raw.call("COMMAND", "COUNT")
+    table = raw.call("COMMAND")
+    assert len(table) == n
+    names = set()
+    for entry in table:
+        name, arity, flags, first, last, step = entry[:6]
+        assert isinstance(name, bytes) and name == name.lower()
+        assert isinstance(arity, int) and arity != 0
+        assert isinstance(flags, list)
+        assert all(isinstance(x, int) for x in (first, last, step))
+        names.add(name)
+    assert len(names) == n
+    for cmd in ("ping", "echo", "hello", "auth", "quit", "select", "client",
+                "command", "info", "dbsize", "config", "get", "set", "setnx",
+                "getdel", "getex", "del", "unlink", "exists", "mget", "mset",
+                "msetnx", "strlen", "append", "incr", "decr", "incrby",
+                "decrby", "expire", "pexpire", "expireat", "ttl", "pttl",
+                "persist", "type", "scan", "flushall", "multi", "exec",
+                "discard"):
+        assert cmd.encode() in names, cmd
+    assert len(raw.call("COMMAND", "INFO")) == n
+    docs = raw.call("COMMAND", "DOCS")
+    assert len(docs) == 2 * n
+    assert set(docs[0::2]) == names
+
+
+def test_client_ids_increase(server, raw):
+    first = raw.call("CLIENT", "ID")
+    import rawresp
+    with rawresp.RawClient(server.port) as c2:
+        second = c2.call("CLIENT", "ID")
+    with rawresp.RawClient(server.port) as c3:
+        third = c3.call("CLIENT", "ID")
+    assert first < second < third
+
+
+def test_mget_mset_many_keys(r):
+    n = 10000
+    r.mset({"m%d" % i: i for i in range(n)})
+    got = r.mget(["m%d" % i for i in range(n)] + ["missing"])
+    assert got[:-1] == [str(i).encode() for i in range(n)]
+    assert got[-1] is None
+    assert r.delete(*["m%d" % i for i in range(n)]) == n
+
+
 def test_info_sections(r):
     r.set("a", "1")
     r.set("b", "2", ex=100)

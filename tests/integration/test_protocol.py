@@ -595,3 +595,42 @@ def test_idle_timeout_zero_keeps_connections(server):
     with RawClient(server.port) as c:
         time.sleep(2.5)
         assert c.call("PING") == "PONG"
+
+
+# --- configurable limits ----------------------------------------------------------
+
+def test_proto_max_bulk_len(server_factory):
+    s = server_factory(args=["--proto-max-bulk-len", "2mb"])
+    with RawClient(s.port) as ok:
+        v = b"v" * (2 << 20)
+        assert ok.call("SET", "k", v) == "OK"  # exactly the limit
+        assert ok.call("STRLEN", "k") == 2 << 20
+    with RawClient(s.port) as c:
+        c.send(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$%d\r\n" % ((2 << 20) + 1))
+        data, closed = read_all(c, timeout=5)
+        assert data == b"-ERR Protocol error: invalid bulk length\r\n"
+        assert closed
+
+
+def test_client_query_buffer_limit(server_factory):
+    """A single argument bigger than the query buffer limit closes the
+    connection (Redis sends no reply; an -ERR first is accepted)."""
+    s = server_factory(args=["--client-query-buffer-limit", "1mb"])
+    with RawClient(s.port) as c:
+        try:
+            c.send(encode("SET", "k", b"x" * (3 << 20)))
+        except (ConnectionResetError, BrokenPipeError):
+            pass
+        data, closed = read_all(c, timeout=5)
+        assert closed
+        assert data == b"" or data.startswith(b"-ERR "), data[:200]
+    # many small pipelined commands are consumed as they go: no limit hit
+    with RawClient(s.port) as c:
+        payload = b"".join(encode("SET", "k%d" % i, b"x" * 1000)
+                           for i in range(3000))
+        sender = threading.Thread(target=c.send, args=(payload,))
+        sender.start()
+        for i in range(3000):
+            assert c.read_reply() == "OK"
+        sender.join()
+        assert c.call("DBSIZE") == 3000
