@@ -308,3 +308,32 @@ def test_rawresp_parser(data, expect):
     out, c = _parse_canned(data)
     assert out == expect
     assert c.last_raw == data
+
+
+def test_protocol_switch_mid_pipeline(raw):
+    """Replies after HELLO in the same write use the new protocol."""
+    raw.send(rawresp.encode("GET", "missing") + rawresp.encode("HELLO", "3")
+             + rawresp.encode("GET", "missing") + rawresp.encode("HELLO", "2")
+             + rawresp.encode("GET", "missing"))
+    assert raw.read_reply() is None and raw.last_raw == b"$-1\r\n"
+    assert raw.read_reply() is not None and raw.last_type == b"%"
+    assert raw.read_reply() is None and raw.last_raw == b"_\r\n"
+    assert raw.read_reply() is not None and raw.last_type == b"*"
+    assert raw.read_reply() is None and raw.last_raw == b"$-1\r\n"
+
+
+def test_resp3_pipeline_10000(raw):
+    hello3(raw)
+    payload = b"".join(rawresp.encode("GET", "nokey%d" % (i % 7))
+                       if i % 2 else rawresp.encode("INCR", "n")
+                       for i in range(10000))
+    t = threading.Thread(target=raw.send, args=(payload,))
+    t.start()
+    raw.settimeout(60)
+    for i in range(10000):
+        reply = raw.read_reply()
+        if i % 2:
+            assert reply is None and raw.last_raw == b"_\r\n"
+        else:
+            assert reply == i // 2 + 1
+    t.join()
