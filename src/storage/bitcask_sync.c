@@ -395,12 +395,16 @@ static void deadline_in(struct timespec *ts, uint64_t us)
  * acknowledged.  Syncing at the first of them would split the burst over
  * two fdatasyncs, so wait while writes keep arriving, in slices of
  * GATHER_SLICE_US, for at most a quarter of the last fdatasync's duration
- * (so the added latency stays small next to the sync itself).
+ * (so the added latency stays small next to the sync itself).  Skipped
+ * when the last batch held one write (a lone writer gains nothing).
  */
 #define GATHER_SLICE_US 40u
 
 static void gather_locked(struct bitcask *b)
 {
+    if (b->last_batch <= 1) {
+        return; /* a lone writer: nothing to gather, keep latency */
+    }
     uint64_t budget = b->last_sync_us / 4;
     if (budget > 2000) {
         budget = 2000;
@@ -479,6 +483,7 @@ static void *sync_main(void *arg)
         }
         bool ok = !b->failed;
         if (ok && target > b->synced_seq) {
+            b->last_batch = target - b->synced_seq;
             b->synced_seq = target;
         }
         pthread_cond_broadcast(&b->wb_cond);

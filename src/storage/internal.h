@@ -364,6 +364,7 @@ struct bitcask
     uint64_t written_end;   /* active bytes handed to the OS */
     uint64_t last_seq;      /* seq of the newest buffered write */
     uint64_t synced_seq;    /* sync thread's durable mark */
+    uint64_t last_batch;    /* writes in the last sync batch */
     int syncing_fd;         /* fd being fdatasync'ed, or -1 */
     bool stop;              /* sync thread: exit */
     bool failed;            /* sticky read-only state */
