@@ -602,7 +602,9 @@ static int bc_clear(struct engine *e, uint64_t *seq)
     a->dead_bytes += BC_REC_HDR;
     a->tomb_bytes += BC_REC_HDR;
     keydir_reset(&b->kd);
-    /* The hint jobs of the old files are done (bc_bg_wait_idle). */
+    /* The rollover queued a hint job for the old active file: let every
+     * job finish before the files it reads are freed. */
+    bc_bg_wait_idle(b);
     for (;;) {
         struct bc_file *oldest = NULL;
         for (uint32_t i = 0; i < b->n_slots; i++) {
