@@ -13,6 +13,7 @@
 #include <cmocka.h>
 /* clang-format on */
 
+#include "common/alloc.h"
 #include "storage_test.h"
 
 struct fx
@@ -327,6 +328,106 @@ static void test_engine_rejects_bad_options_and_kind(void **state)
     assert_int_equal(engine_parse_sync("sometimes", &mode, &ms), RK_EINVAL);
 }
 
+/* ---- allocation failures (STYLE.md 1.7: fail the Nth allocation) ---- */
+
+struct fail_alloc
+{
+    long calls;   /* allocations seen since install */
+    long fail_at; /* this one returns NULL */
+    long failed;  /* how many were failed */
+};
+
+static void *fa_malloc(void *data, size_t size)
+{
+    struct fail_alloc *fa = data;
+    if (++fa->calls == fa->fail_at) {
+        fa->failed++;
+        return NULL;
+    }
+    return malloc(size);
+}
+
+static void *fa_calloc(void *data, size_t n, size_t size)
+{
+    struct fail_alloc *fa = data;
+    if (++fa->calls == fa->fail_at) {
+        fa->failed++;
+        return NULL;
+    }
+    return calloc(n, size);
+}
+
+static void *fa_realloc(void *data, void *p, size_t size)
+{
+    struct fail_alloc *fa = data;
+    if (++fa->calls == fa->fail_at) {
+        fa->failed++;
+        return NULL;
+    }
+    return realloc(p, size);
+}
+
+static void fa_free(void *data, void *p)
+{
+    (void)data;
+    free(p);
+}
+
+static void test_engine_failed_allocation_leaves_a_consistent_store(
+    void **state)
+{
+    struct fx *f = *state;
+    long n;
+    for (n = 1;; n++) {
+        assert_int_equal(engine_close(f->e), RK_OK);
+        st_rmrf(f->dir);
+        f->e = st_open(f->kind, f->dir, NULL);
+        assert_non_null(f->e);
+        struct fail_alloc fa = {0, n, 0};
+        struct rk_allocator a = {&fa, fa_malloc, fa_calloc, fa_realloc,
+                                 fa_free};
+        bool present[400] = {false};
+        rk_set_allocator(&a);
+        for (unsigned long i = 0; i < 400; i++) {
+            char k[32];
+            int kl = snprintf(k, sizeof(k), "k%lu", i);
+            struct engine_meta m = {.timestamp = i};
+            int rc = engine_put(f->e, k, (size_t)kl, "value", 5, &m, NULL);
+            assert_true(rc == RK_OK || rc == RK_ENOMEM);
+            present[i] = rc == RK_OK;
+            if (i % 3 == 0 && present[i / 2]) {
+                kl = snprintf(k, sizeof(k), "k%lu", i / 2);
+                rc = engine_delete(f->e, k, (size_t)kl, i, NULL);
+                assert_true(rc == RK_OK || rc == RK_ENOMEM);
+                present[i / 2] = rc != RK_OK;
+            }
+        }
+        rk_set_allocator(NULL);
+        uint64_t live = 0;
+        for (unsigned long i = 0; i < 400; i++) {
+            char k[32];
+            int kl = snprintf(k, sizeof(k), "k%lu", i);
+            struct rk_buf b;
+            rk_buf_init(&b);
+            int rc = engine_get(f->e, k, (size_t)kl, &b, NULL);
+            assert_int_equal(rc, present[i] ? RK_OK : RK_ENOTFOUND);
+            if (rc == RK_OK) {
+                assert_memory_equal(b.base, "value", 5);
+            }
+            rk_buf_fini(&b);
+            live += present[i];
+        }
+        struct engine_stats st;
+        engine_stats(f->e, &st);
+        assert_int_equal(st.live_keys, live);
+        if (fa.failed == 0) {
+            break; /* the whole script ran without hitting allocation n */
+        }
+    }
+    printf("alloc faults: engine=%s allocations_failed_one_by_one=%ld\n",
+           f->kind, n - 1);
+}
+
 #define BOTH(t)                                                                \
     cmocka_unit_test_prestate_setup_teardown(t, setup, teardown, &fx_bitcask), \
         cmocka_unit_test_prestate_setup_teardown(t, setup, teardown,           \
@@ -344,6 +445,7 @@ int main(void)
         BOTH(test_engine_scan_survives_shrink),
         BOTH(test_engine_clear_removes_everything),
         BOTH(test_engine_keydir_overhead_is_at_most_40_bytes_per_key),
+        BOTH(test_engine_failed_allocation_leaves_a_consistent_store),
         cmocka_unit_test(test_engine_rejects_bad_options_and_kind),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
