@@ -132,12 +132,14 @@ RESULT = re.compile(
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_redis_benchmark(server):
+@pytest.mark.parametrize("pipeline", [1, 16])
+def test_redis_benchmark(server, pipeline):
     if shutil.which("redis-benchmark") is None:
         pytest.skip("redis-benchmark not installed (redis-tools)")
     p = subprocess.run(
         ["redis-benchmark", "-h", "127.0.0.1", "-p", str(server.port),
-         "-t", "set,get,incr,mset", "-n", "20000", "-q"],
+         "-t", "set,get,incr,mset", "-n", "20000", "-q", "-P",
+         str(pipeline)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=280)
     out = p.stdout.decode("utf-8", "replace")
     err = p.stderr.decode("utf-8", "replace")
