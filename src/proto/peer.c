@@ -1,0 +1,806 @@
+/*
+ * peer.c - the peer message codec of peer.h (DESIGN.md sections 1 and 4;
+ * byte layouts in docs/peer-protocol.md).
+ *
+ * Each message type is described once, as a table of fields (kind, limits,
+ * offset into struct peer_msg).  The encoder, the decoder, the size
+ * computation and peer_msg_equal all walk the same table, so the four can
+ * never disagree on the order or width of a field.  Rules that a table
+ * cannot express (reserved flag bits, status signs, tombstones without
+ * values) live in check_rules(), shared by encoder and decoder.
+ *
+ * Checksum: the issue asks for CRC32C, but Debian 12 ships no C library
+ * for it and the house does not write its own checksum functions, so a
+ * frame carries the low 32 bits of XXH3-64 (libxxhash) of its body, seeded
+ * with header bytes 4..11 so that a flipped version, type, flag or length
+ * bit breaks the checksum too (PING and ACK have the same layout: a type
+ * bit flip must not turn one into the other).
+ *
+ * Decoder states (d->state), with the function that moves between them:
+ *
+ *              check_header: all 16 bytes valid
+ *   HEADER ------------------------------------------> BODY
+ *     ^  \                                              |
+ *     |   `-- check_header: a bad field --> ERROR       | feed: body complete,
+ *     |                                       ^         | checksum and fields
+ *     `----------- RK_OK (frame consumed) ----+---------'  valid
+ *                                             |
+ *                    decode_body: bad checksum or field
+ *
+ * Invariants:
+ *  1. buf[0] is the first byte of the current frame on every feed, so the
+ *     decoder keeps no pointer into the caller's buffer between calls.
+ *  2. In BODY, d->body_len <= d->max_body (checked before waiting for the
+ *     body); nothing is allocated from it (the caller's buffer grows as
+ *     bytes arrive; CVE-2021-32675 class).
+ *  3. ERROR is sticky: d->err and d->errmsg stay as set.
+ */
+#include "proto/peer.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "common/alloc.h"
+#include "common/endian.h"
+#include "common/error.h"
+
+_Static_assert(SIZE_MAX > (uint64_t)UINT32_MAX + PEER_HEADER_SIZE,
+               "frame sizes must fit size_t");
+_Static_assert(PEER_DEFAULT_MAX_BODY <= UINT32_MAX, "body_len is a u32");
+
+/* ---- message descriptions ----------------------------------------------- */
+
+enum field_kind
+{
+    F_U8,
+    F_U16,
+    F_U32,
+    F_U64,
+    F_I32,
+    F_NAME, /* u16 LE length, then bytes */
+    F_BLOB, /* u32 LE length, then bytes */
+};
+
+struct field
+{
+    enum field_kind kind;
+    uint32_t min_len; /* F_NAME/F_BLOB: bytes */
+    uint32_t max_len; /* F_NAME/F_BLOB: bytes; UINT32_MAX = body bound */
+    size_t off;       /* offsetof(struct peer_msg, <member>.<field>) */
+    const char *name; /* for error messages */
+};
+
+#define OFF(m, f) offsetof(struct peer_msg, m.f)
+#define FU8(m, f)                 \
+    {                             \
+        F_U8, 0, 0, OFF(m, f), #f \
+    }
+#define FU16(m, f)                 \
+    {                              \
+        F_U16, 0, 0, OFF(m, f), #f \
+    }
+#define FU32(m, f)                 \
+    {                              \
+        F_U32, 0, 0, OFF(m, f), #f \
+    }
+#define FU64(m, f)                 \
+    {                              \
+        F_U64, 0, 0, OFF(m, f), #f \
+    }
+#define FI32(m, f)                 \
+    {                              \
+        F_I32, 0, 0, OFF(m, f), #f \
+    }
+#define FNAME(m, f, lo, hi)               \
+    {                                     \
+        F_NAME, (lo), (hi), OFF(m, f), #f \
+    }
+#define FBLOB(m, f, lo, hi)               \
+    {                                     \
+        F_BLOB, (lo), (hi), OFF(m, f), #f \
+    }
+#define UNBOUNDED UINT32_MAX
+
+static const struct field hello_fields[] = {
+    FNAME(hello, node_id, 1, PEER_MAX_NODE_ID),
+    FNAME(hello, cluster_name, 0, PEER_MAX_CLUSTER),
+    FNAME(hello, host, 1, PEER_MAX_HOST),
+    FU16(hello, resp_port),
+    FU16(hello, http_port),
+    FU16(hello, peer_port),
+    FU8(hello, max_version),
+};
+
+static const struct field ping_fields[] = {
+    FU64(ping, seq),
+    FNAME(ping, from, 1, PEER_MAX_NODE_ID),
+    FNAME(ping, target, 0, PEER_MAX_NODE_ID),
+    FU64(ping, incarnation),
+};
+
+static const struct field ack_fields[] = {
+    FU64(ack, seq),
+    FNAME(ack, from, 1, PEER_MAX_NODE_ID),
+    FNAME(ack, target, 0, PEER_MAX_NODE_ID),
+    FU64(ack, incarnation),
+};
+
+static const struct field ping_req_fields[] = {
+    FU64(ping_req, seq),
+    FNAME(ping_req, from, 1, PEER_MAX_NODE_ID),
+    FNAME(ping_req, target, 1, PEER_MAX_NODE_ID),
+};
+
+static const struct field gossip_fields[] = {
+    FBLOB(gossip, state, 0, UNBOUNDED),
+    FU64(gossip, state_version),
+    FNAME(gossip, from, 1, PEER_MAX_NODE_ID),
+};
+
+static const struct field join_fields[] = {
+    FU64(join, req_id),
+    FNAME(join, node_id, 1, PEER_MAX_NODE_ID),
+    FNAME(join, host, 1, PEER_MAX_HOST),
+    FU16(join, resp_port),
+    FU16(join, http_port),
+    FU16(join, peer_port),
+};
+
+static const struct field join_reply_fields[] = {
+    FU64(join_reply, req_id),
+    FI32(join_reply, status),
+    FBLOB(join_reply, message, 0, PEER_MAX_MESSAGE),
+    FBLOB(join_reply, state, 0, UNBOUNDED),
+};
+
+static const struct field kv_put_fields[] = {
+    FU64(kv_put, req_id),
+    FBLOB(kv_put, key, 0, PEER_MAX_KEY),
+    FBLOB(kv_put, value, 0, UNBOUNDED),
+    FU64(kv_put, timestamp),
+    FU64(kv_put, expire_at_ms),
+    FU32(kv_put, flags),
+    FNAME(kv_put, hint_for, 0, PEER_MAX_NODE_ID),
+    FU32(kv_put, deadline_ms),
+};
+
+static const struct field kv_put_reply_fields[] = {
+    FU64(kv_put_reply, req_id),
+    FI32(kv_put_reply, status),
+};
+
+static const struct field kv_get_fields[] = {
+    FU64(kv_get, req_id),
+    FBLOB(kv_get, key, 0, PEER_MAX_KEY),
+    FU32(kv_get, deadline_ms),
+};
+
+static const struct field kv_get_reply_fields[] = {
+    FU64(kv_get_reply, req_id),
+    FI32(kv_get_reply, status),
+    FBLOB(kv_get_reply, value, 0, UNBOUNDED),
+    FU64(kv_get_reply, timestamp),
+    FU64(kv_get_reply, expire_at_ms),
+    FU32(kv_get_reply, flags),
+};
+
+static const struct field error_fields[] = {
+    FU64(error, req_id),
+    FI32(error, status),
+    FBLOB(error, message, 0, PEER_MAX_MESSAGE),
+};
+
+struct type_desc
+{
+    const char *name;
+    const struct field *fields;
+    size_t n_fields;
+};
+
+#define DESC(name, f)                           \
+    {                                           \
+        (name), (f), sizeof(f) / sizeof((f)[0]) \
+    }
+
+static const struct type_desc g_types[PEER_TYPE_MAX + 1] = {
+    [PEER_HELLO] = DESC("HELLO", hello_fields),
+    [PEER_PING] = DESC("PING", ping_fields),
+    [PEER_ACK] = DESC("ACK", ack_fields),
+    [PEER_PING_REQ] = DESC("PING_REQ", ping_req_fields),
+    [PEER_GOSSIP] = DESC("GOSSIP", gossip_fields),
+    [PEER_JOIN] = DESC("JOIN", join_fields),
+    [PEER_JOIN_REPLY] = DESC("JOIN_REPLY", join_reply_fields),
+    [PEER_KV_PUT] = DESC("KV_PUT", kv_put_fields),
+    [PEER_KV_PUT_REPLY] = DESC("KV_PUT_REPLY", kv_put_reply_fields),
+    [PEER_KV_GET] = DESC("KV_GET", kv_get_fields),
+    [PEER_KV_GET_REPLY] = DESC("KV_GET_REPLY", kv_get_reply_fields),
+    [PEER_ERROR] = DESC("ERROR", error_fields),
+};
+
+static const struct type_desc *type_desc(int type)
+{
+    if (type < PEER_TYPE_MIN || type > PEER_TYPE_MAX) {
+        return NULL;
+    }
+    return &g_types[type];
+}
+
+const char *peer_type_name(int type)
+{
+    const struct type_desc *t = type_desc(type);
+    return t != NULL ? t->name : "UNKNOWN";
+}
+
+/* Bytes of the fixed-width part of a field (the length prefix for
+ * strings). */
+static size_t fixed_size(enum field_kind k)
+{
+    switch (k) {
+        case F_U8:
+            return 1;
+        case F_U16:
+        case F_NAME:
+            return 2;
+        case F_U32:
+        case F_I32:
+        case F_BLOB:
+            return 4;
+        case F_U64:
+            return 8;
+    }
+    return 0;
+}
+
+/* Field accessors: memcpy at the member's offset (no type punning). */
+static uint64_t get_uint(const struct peer_msg *m, const struct field *f)
+{
+    const char *p = (const char *)m + f->off;
+    switch (f->kind) {
+        case F_U8: {
+            uint8_t v;
+            memcpy(&v, p, sizeof(v));
+            return v;
+        }
+        case F_U16: {
+            uint16_t v;
+            memcpy(&v, p, sizeof(v));
+            return v;
+        }
+        case F_U32: {
+            uint32_t v;
+            memcpy(&v, p, sizeof(v));
+            return v;
+        }
+        case F_I32: {
+            int32_t v;
+            memcpy(&v, p, sizeof(v));
+            return (uint32_t)v;
+        }
+        case F_U64: {
+            uint64_t v;
+            memcpy(&v, p, sizeof(v));
+            return v;
+        }
+        case F_NAME:
+        case F_BLOB:
+            break;
+    }
+    return 0;
+}
+
+static void set_uint(struct peer_msg *m, const struct field *f, uint64_t v)
+{
+    char *p = (char *)m + f->off;
+    switch (f->kind) {
+        case F_U8: {
+            uint8_t x = (uint8_t)v;
+            memcpy(p, &x, sizeof(x));
+            break;
+        }
+        case F_U16: {
+            uint16_t x = (uint16_t)v;
+            memcpy(p, &x, sizeof(x));
+            break;
+        }
+        case F_U32: {
+            uint32_t x = (uint32_t)v;
+            memcpy(p, &x, sizeof(x));
+            break;
+        }
+        case F_I32: {
+            /* int32_t is two's complement: the u32 on the wire maps
+             * bit for bit */
+            uint32_t u = (uint32_t)v;
+            int32_t x;
+            memcpy(&x, &u, sizeof(x));
+            memcpy(p, &x, sizeof(x));
+            break;
+        }
+        case F_U64:
+            memcpy(p, &v, sizeof(v));
+            break;
+        case F_NAME:
+        case F_BLOB:
+            break;
+    }
+}
+
+static struct peer_bytes get_bytes(const struct peer_msg *m,
+                                   const struct field *f)
+{
+    struct peer_bytes b;
+    memcpy(&b, (const char *)m + f->off, sizeof(b));
+    return b;
+}
+
+static void set_bytes(struct peer_msg *m,
+                      const struct field *f,
+                      struct peer_bytes b)
+{
+    memcpy((char *)m + f->off, &b, sizeof(b));
+}
+
+static bool is_string(enum field_kind k)
+{
+    return k == F_NAME || k == F_BLOB;
+}
+
+/* ---- rules beyond the tables -------------------------------------------- */
+
+/*
+ * Checks the rules of a message that the field tables do not express.
+ * Returns NULL when they hold, else a static description.
+ */
+static const char *check_rules(const struct peer_msg *m)
+{
+    switch (m->type) {
+        case PEER_HELLO:
+            if (m->hello.max_version < 1) {
+                return "HELLO max_version is 0";
+            }
+            break;
+        case PEER_JOIN_REPLY:
+            if (m->join_reply.status > 0) {
+                return "JOIN_REPLY status is positive";
+            }
+            break;
+        case PEER_KV_PUT:
+            if ((m->kv_put.flags & ~PEER_KV_TOMBSTONE) != 0) {
+                return "KV_PUT has reserved flag bits set";
+            }
+            if ((m->kv_put.flags & PEER_KV_TOMBSTONE) &&
+                m->kv_put.value.len != 0) {
+                return "KV_PUT tombstone carries a value";
+            }
+            break;
+        case PEER_KV_PUT_REPLY:
+            if (m->kv_put_reply.status > 0) {
+                return "KV_PUT_REPLY status is positive";
+            }
+            break;
+        case PEER_KV_GET_REPLY:
+            if (m->kv_get_reply.status > 0) {
+                return "KV_GET_REPLY status is positive";
+            }
+            if ((m->kv_get_reply.flags & ~PEER_KV_TOMBSTONE) != 0) {
+                return "KV_GET_REPLY has reserved flag bits set";
+            }
+            if ((m->kv_get_reply.flags & PEER_KV_TOMBSTONE) &&
+                m->kv_get_reply.value.len != 0) {
+                return "KV_GET_REPLY tombstone carries a value";
+            }
+            break;
+        case PEER_ERROR:
+            if (m->error.status >= 0) {
+                return "ERROR status is not an error code";
+            }
+            break;
+        default:
+            break;
+    }
+    return NULL;
+}
+
+/* ---- encoder ------------------------------------------------------------ */
+
+static uint32_t frame_checksum(const unsigned char hdr[PEER_HEADER_SIZE],
+                               const void *body,
+                               size_t body_len)
+{
+    XXH64_hash_t seed = rk_get_le64(hdr + 4);
+    return (uint32_t)XXH3_64bits_withSeed(body, body_len, seed);
+}
+
+/* Fills bytes 0..11 of a header. */
+static void header_prefix(unsigned char hdr[PEER_HEADER_SIZE],
+                          uint8_t version,
+                          uint8_t type,
+                          uint32_t body_len)
+{
+    memcpy(hdr, PEER_MAGIC, 4);
+    hdr[4] = version;
+    hdr[5] = type;
+    rk_put_le16(hdr + 6, 0);
+    rk_put_le32(hdr + 8, body_len);
+}
+
+void peer_header_encode(unsigned char hdr[PEER_HEADER_SIZE],
+                        uint8_t type,
+                        const void *body,
+                        uint32_t body_len)
+{
+    header_prefix(hdr, PEER_PROTO_VERSION, type, body_len);
+    rk_put_le32(hdr + 12, frame_checksum(hdr, body, body_len));
+}
+
+/* Validates m for encoding and computes its body size. */
+static int body_size(const struct peer_msg *m, size_t *out)
+{
+    const struct type_desc *t = type_desc((int)m->type);
+    if (t == NULL) {
+        return RK_EINVAL;
+    }
+    size_t size = 0;
+    for (size_t i = 0; i < t->n_fields; i++) {
+        const struct field *f = &t->fields[i];
+        size += fixed_size(f->kind);
+        if (!is_string(f->kind)) {
+            continue;
+        }
+        struct peer_bytes b = get_bytes(m, f);
+        if (b.len < f->min_len || (b.len > 0 && b.ptr == NULL)) {
+            return RK_EINVAL;
+        }
+        if (f->max_len != UNBOUNDED && b.len > f->max_len) {
+            return RK_EINVAL;
+        }
+        if (b.len > PEER_DEFAULT_MAX_BODY) {
+            return RK_ETOOBIG;
+        }
+        size += b.len; /* <= 12 fields of <= 2^30 bytes: no overflow */
+    }
+    if (check_rules(m) != NULL) {
+        return RK_EINVAL;
+    }
+    if (size > PEER_DEFAULT_MAX_BODY) {
+        return RK_ETOOBIG;
+    }
+    *out = size;
+    return RK_OK;
+}
+
+int peer_encode(const struct peer_msg *m, struct rk_buf *out)
+{
+    size_t size;
+    int rc = body_size(m, &size);
+    if (rc != RK_OK) {
+        return rc;
+    }
+    rc = rk_buf_reserve(out, PEER_HEADER_SIZE + size);
+    if (rc != RK_OK) {
+        return rc;
+    }
+    unsigned char *hdr = (unsigned char *)out->base + out->len;
+    unsigned char *body = hdr + PEER_HEADER_SIZE;
+    unsigned char *p = body;
+    const struct type_desc *t = type_desc((int)m->type);
+    for (size_t i = 0; i < t->n_fields; i++) {
+        const struct field *f = &t->fields[i];
+        struct peer_bytes b = {NULL, 0};
+        switch (f->kind) {
+            case F_U8:
+                *p = (unsigned char)get_uint(m, f);
+                break;
+            case F_U16:
+                rk_put_le16(p, (uint16_t)get_uint(m, f));
+                break;
+            case F_U32:
+            case F_I32:
+                rk_put_le32(p, (uint32_t)get_uint(m, f));
+                break;
+            case F_U64:
+                rk_put_le64(p, get_uint(m, f));
+                break;
+            case F_NAME:
+                b = get_bytes(m, f);
+                rk_put_le16(p, (uint16_t)b.len);
+                break;
+            case F_BLOB:
+                b = get_bytes(m, f);
+                rk_put_le32(p, (uint32_t)b.len);
+                break;
+        }
+        p += fixed_size(f->kind);
+        if (is_string(f->kind) && b.len > 0) {
+            memcpy(p, b.ptr, b.len);
+            p += b.len;
+        }
+    }
+    header_prefix(hdr, PEER_PROTO_VERSION, (uint8_t)m->type, (uint32_t)size);
+    rk_put_le32(hdr + 12, frame_checksum(hdr, body, size));
+    out->len += PEER_HEADER_SIZE + size;
+    return RK_OK;
+}
+
+/* ---- decoder ------------------------------------------------------------ */
+
+enum
+{
+    ST_HEADER, /* waiting for / checking the 16 header bytes */
+    ST_BODY,   /* header valid; waiting for body_len bytes */
+    ST_ERROR,  /* sticky */
+};
+
+struct peer_decoder
+{
+    uint32_t max_body; /* bytes, applied when a header's length arrives */
+    int state;         /* ST_* */
+    uint8_t type;      /* ST_BODY: the frame's type */
+    uint32_t body_len; /* ST_BODY: bytes, <= max_body (invariant 2) */
+    uint32_t checksum; /* ST_BODY: from the header */
+    int err;           /* ST_ERROR: RK_EPROTO or RK_EVERSION */
+    char errmsg[192];  /* "" unless ST_ERROR */
+};
+
+int peer_decoder_create(uint32_t max_body, struct peer_decoder **out)
+{
+    struct peer_decoder *d = rk_calloc(1, sizeof(*d));
+    if (d == NULL) {
+        return RK_ENOMEM;
+    }
+    peer_decoder_set_max_body(d, max_body);
+    d->state = ST_HEADER;
+    *out = d;
+    return RK_OK;
+}
+
+void peer_decoder_destroy(struct peer_decoder *d)
+{
+    rk_free(d);
+}
+
+void peer_decoder_set_max_body(struct peer_decoder *d, uint32_t max_body)
+{
+    d->max_body = max_body == 0 ? PEER_DEFAULT_MAX_BODY : max_body;
+}
+
+size_t peer_decoder_need(const struct peer_decoder *d)
+{
+    if (d->state == ST_BODY) {
+        return PEER_HEADER_SIZE + (size_t)d->body_len;
+    }
+    return PEER_HEADER_SIZE;
+}
+
+const char *peer_decoder_errmsg(const struct peer_decoder *d)
+{
+    return d->errmsg;
+}
+
+static int fail(struct peer_decoder *d, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(struct peer_decoder *d, int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->errmsg, sizeof(d->errmsg), fmt, ap);
+    va_end(ap);
+    d->state = ST_ERROR;
+    d->err = err;
+    return err;
+}
+
+/*
+ * Checks the header fields present in hdr[0..n), n <= 16, in wire order:
+ * a field is judged as soon as its last byte is there.  Returns RK_OK,
+ * or the error (decoder moved to ST_ERROR).
+ */
+static int check_header(struct peer_decoder *d,
+                        const unsigned char *hdr,
+                        size_t n)
+{
+    if (n == 0) {
+        return RK_OK; /* hdr may be NULL */
+    }
+    size_t m = n < 4 ? n : 4;
+    if (memcmp(hdr, PEER_MAGIC, m) != 0) {
+        return fail(d, RK_EPROTO,
+                    "peer protocol error: bad magic (not a ringkv peer "
+                    "connection)");
+    }
+    if (n > 4) {
+        if (hdr[4] == 0) {
+            return fail(d, RK_EPROTO,
+                        "peer protocol error: protocol version 0 is invalid");
+        }
+        if (hdr[4] > PEER_PROTO_VERSION) {
+            return fail(d, RK_EVERSION,
+                        "peer speaks protocol version %u, this node speaks %u",
+                        (unsigned)hdr[4], (unsigned)PEER_PROTO_VERSION);
+        }
+    }
+    if (n > 5 && type_desc(hdr[5]) == NULL) {
+        return fail(d, RK_EPROTO,
+                    "peer protocol error: unknown message type %u in a "
+                    "version %u frame",
+                    (unsigned)hdr[5], (unsigned)hdr[4]);
+    }
+    if (n >= 8 && rk_get_le16(hdr + 6) != 0) {
+        return fail(d, RK_EPROTO,
+                    "peer protocol error: reserved header flags 0x%04x set",
+                    (unsigned)rk_get_le16(hdr + 6));
+    }
+    if (n >= 12 && rk_get_le32(hdr + 8) > d->max_body) {
+        return fail(d, RK_EPROTO,
+                    "peer protocol error: %s body of %" PRIu32
+                    " bytes is over the limit of %" PRIu32,
+                    peer_type_name(hdr[5]), rk_get_le32(hdr + 8), d->max_body);
+    }
+    return RK_OK;
+}
+
+/* A cursor over a body. */
+struct reader
+{
+    const unsigned char *p;
+    size_t left; /* bytes */
+};
+
+/*
+ * Decodes the body of type t into *m.  Returns RK_OK or RK_EPROTO (decoder
+ * moved to ST_ERROR).
+ */
+static int decode_body(struct peer_decoder *d,
+                       const struct type_desc *t,
+                       struct reader *r,
+                       struct peer_msg *m)
+{
+    for (size_t i = 0; i < t->n_fields; i++) {
+        const struct field *f = &t->fields[i];
+        size_t w = fixed_size(f->kind);
+        if (r->left < w) {
+            return fail(d, RK_EPROTO,
+                        "peer protocol error: %s body ends inside field %s",
+                        t->name, f->name);
+        }
+        uint64_t v = 0;
+        switch (f->kind) {
+            case F_U8:
+                v = r->p[0];
+                break;
+            case F_U16:
+            case F_NAME:
+                v = rk_get_le16(r->p);
+                break;
+            case F_U32:
+            case F_I32:
+            case F_BLOB:
+                v = rk_get_le32(r->p);
+                break;
+            case F_U64:
+                v = rk_get_le64(r->p);
+                break;
+        }
+        r->p += w;
+        r->left -= w;
+        if (!is_string(f->kind)) {
+            set_uint(m, f, v);
+            continue;
+        }
+        if (v > r->left) {
+            return fail(d, RK_EPROTO,
+                        "peer protocol error: %s field %s of %" PRIu64
+                        " bytes runs past the body (%zu left)",
+                        t->name, f->name, v, r->left);
+        }
+        if (v < f->min_len) {
+            return fail(d, RK_EPROTO,
+                        "peer protocol error: %s field %s is empty", t->name,
+                        f->name);
+        }
+        if (f->max_len != UNBOUNDED && v > f->max_len) {
+            return fail(d, RK_EPROTO,
+                        "peer protocol error: %s field %s of %" PRIu64
+                        " bytes is over its limit of %" PRIu32,
+                        t->name, f->name, v, f->max_len);
+        }
+        struct peer_bytes b = {(const char *)r->p, (size_t)v};
+        set_bytes(m, f, b);
+        r->p += v;
+        r->left -= v;
+    }
+    if (r->left != 0) {
+        return fail(d, RK_EPROTO,
+                    "peer protocol error: %zu trailing bytes after the %s "
+                    "body",
+                    r->left, t->name);
+    }
+    const char *why = check_rules(m);
+    if (why != NULL) {
+        return fail(d, RK_EPROTO, "peer protocol error: %s", why);
+    }
+    return RK_OK;
+}
+
+int peer_decoder_feed(struct peer_decoder *d,
+                      const char *buf,
+                      size_t len,
+                      size_t *consumed,
+                      struct peer_msg *msg)
+{
+    const unsigned char *hdr = (const unsigned char *)buf;
+    if (d->state == ST_ERROR) {
+        return d->err;
+    }
+    if (d->state == ST_HEADER) {
+        int rc = check_header(d, hdr,
+                              len < PEER_HEADER_SIZE ? len : PEER_HEADER_SIZE);
+        if (rc != RK_OK) {
+            return rc;
+        }
+        if (len < PEER_HEADER_SIZE) {
+            *consumed = 0;
+            return RK_EAGAIN;
+        }
+        d->type = hdr[5];
+        d->body_len = rk_get_le32(hdr + 8);
+        d->checksum = rk_get_le32(hdr + 12);
+        d->state = ST_BODY;
+    }
+    if (len < PEER_HEADER_SIZE || len - PEER_HEADER_SIZE < d->body_len) {
+        *consumed = 0;
+        return RK_EAGAIN;
+    }
+    const unsigned char *body = hdr + PEER_HEADER_SIZE;
+    const struct type_desc *t = type_desc(d->type);
+    if (frame_checksum(hdr, body, d->body_len) != d->checksum) {
+        return fail(d, RK_EPROTO,
+                    "peer protocol error: checksum mismatch in a %s frame of "
+                    "%" PRIu32 " body bytes",
+                    t->name, d->body_len);
+    }
+    struct peer_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = (enum peer_type)d->type;
+    struct reader r = {body, d->body_len};
+    int rc = decode_body(d, t, &r, &m);
+    if (rc != RK_OK) {
+        return rc;
+    }
+    d->state = ST_HEADER;
+    *consumed = PEER_HEADER_SIZE + (size_t)d->body_len;
+    *msg = m;
+    return RK_OK;
+}
+
+/* ---- helpers ------------------------------------------------------------ */
+
+bool peer_msg_equal(const struct peer_msg *a, const struct peer_msg *b)
+{
+    if (a->type != b->type) {
+        return false;
+    }
+    const struct type_desc *t = type_desc((int)a->type);
+    if (t == NULL) {
+        return false;
+    }
+    for (size_t i = 0; i < t->n_fields; i++) {
+        const struct field *f = &t->fields[i];
+        if (!is_string(f->kind)) {
+            if (get_uint(a, f) != get_uint(b, f)) {
+                return false;
+            }
+            continue;
+        }
+        struct peer_bytes x = get_bytes(a, f);
+        struct peer_bytes y = get_bytes(b, f);
+        if (x.len != y.len || (x.len > 0 && memcmp(x.ptr, y.ptr, x.len) != 0)) {
+            return false;
+        }
+    }
+    return true;
+}

@@ -1,0 +1,322 @@
+/*
+ * peer.h - sans-IO codec of the node-to-node (peer) protocol (DESIGN.md
+ * sections 1 and 4; issue 4 item 1).  docs/peer-protocol.md describes the
+ * bytes; this header is the C contract.
+ *
+ * Every message travels in one frame: a fixed 16-byte header, then a body
+ * of `body_len` bytes.
+ *
+ *   offset size field       meaning
+ *   0      4    magic       "RKVP" (0x52 0x4b 0x56 0x50)
+ *   4      1    version     protocol version of this frame, 1..255
+ *   5      1    type        enum peer_type
+ *   6      2    flags       u16 LE, reserved: 0 in version 1
+ *   8      4    body_len    u32 LE, bytes after the header
+ *   12     4    checksum    u32 LE, low 32 bits of
+ *                           XXH3_64bits_withSeed(body, body_len, seed) with
+ *                           seed = u64 LE of header bytes 4..11 (so the
+ *                           checksum also covers version, type, flags and
+ *                           body_len)
+ *
+ * Bodies are the fields of each message in the order of the structs below:
+ * integers fixed-width little-endian; names (node ids, cluster name, host)
+ * a u16 LE length then the bytes; every other byte string a u32 LE length
+ * then the bytes.  No padding, no trailing bytes: a message has exactly
+ * one encoding, so decode(encode(m)) == m and encode(decode(f)) == f.
+ *
+ * Only this file and peer.c touch the bytes.  No sockets, clocks or
+ * threads (STYLE.md 1.6).
+ */
+#ifndef RINGKV_PROTO_PEER_H
+#define RINGKV_PROTO_PEER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+
+#define PEER_MAGIC         "RKVP"        /* 4 bytes, no NUL on the wire */
+#define PEER_PROTO_VERSION 1             /* the version this node speaks */
+#define PEER_HEADER_SIZE   16            /* bytes */
+#define PEER_MAX_NODE_ID   64            /* bytes */
+#define PEER_MAX_CLUSTER   64            /* bytes of cluster_name */
+#define PEER_MAX_HOST      255           /* bytes */
+#define PEER_MAX_KEY       (64u * 1024u) /* bytes, as ENGINE_DEFAULT_MAX_KEY */
+#define PEER_MAX_MESSAGE   1024          /* bytes of an error message */
+#define PEER_MAX_VALUE     (512u * 1024u * 1024u) /* bytes, as the engine */
+/*
+ * Default (and encoder) limit on body_len: a maximal value plus a maximal
+ * key plus 4 KiB for the fixed fields of KV_PUT (106 bytes today), so the
+ * largest legal write always fits: 512 MiB + 68 KiB = 536,940,544 bytes.
+ */
+#define PEER_DEFAULT_MAX_BODY (PEER_MAX_VALUE + PEER_MAX_KEY + 4096u)
+
+/* KV_PUT.flags and KV_GET_REPLY.flags: bit 0; the other bits must be 0. */
+#define PEER_KV_TOMBSTONE 0x1u
+
+/* Message types (header byte 5).  Numbers are wire values: never reuse. */
+enum peer_type
+{
+    PEER_HELLO = 1,
+    PEER_PING = 2,
+    PEER_ACK = 3,
+    PEER_PING_REQ = 4,
+    PEER_GOSSIP = 5,
+    PEER_JOIN = 6,
+    PEER_JOIN_REPLY = 7,
+    PEER_KV_PUT = 8,
+    PEER_KV_PUT_REPLY = 9,
+    PEER_KV_GET = 10,
+    PEER_KV_GET_REPLY = 11,
+    PEER_ERROR = 12,
+};
+#define PEER_TYPE_MIN PEER_HELLO
+#define PEER_TYPE_MAX PEER_ERROR
+
+/*
+ * A byte string: binary-safe, not NUL-terminated.  In a decoded message a
+ * view into the decoder's input buffer; in a message to encode, borrowed
+ * for the call (ptr may be NULL when len is 0).
+ */
+struct peer_bytes
+{
+    const char *ptr;
+    size_t len; /* bytes */
+};
+
+/* First message on every connection, in both directions, always sent in a
+ * version-1 frame; afterwards both sides use min(max_version) (docs). */
+struct peer_hello
+{
+    struct peer_bytes node_id;      /* 1..PEER_MAX_NODE_ID bytes */
+    struct peer_bytes cluster_name; /* 0..PEER_MAX_CLUSTER bytes */
+    struct peer_bytes host;         /* 1..PEER_MAX_HOST bytes */
+    uint16_t resp_port;             /* TCP ports of the sender */
+    uint16_t http_port;
+    uint16_t peer_port;
+    uint8_t max_version; /* newest protocol version the sender speaks, >= 1 */
+};
+
+/* SWIM probe.  Direct: target empty.  On behalf of a PING_REQ: target is
+ * the node being probed for someone else. */
+struct peer_ping
+{
+    uint64_t seq;             /* probe sequence number of `from` */
+    struct peer_bytes from;   /* sender node id, 1..PEER_MAX_NODE_ID */
+    struct peer_bytes target; /* 0..PEER_MAX_NODE_ID */
+    uint64_t incarnation;     /* sender's SWIM incarnation */
+};
+
+/* Answer to a PING (seq and target echoed; incarnation of the responder). */
+struct peer_ack
+{
+    uint64_t seq;
+    struct peer_bytes from;   /* responder node id, 1..PEER_MAX_NODE_ID */
+    struct peer_bytes target; /* 0..PEER_MAX_NODE_ID */
+    uint64_t incarnation;
+};
+
+/* Asks the receiver to PING `target` and forward the ACK to `from`. */
+struct peer_ping_req
+{
+    uint64_t seq;
+    struct peer_bytes from;   /* 1..PEER_MAX_NODE_ID */
+    struct peer_bytes target; /* 1..PEER_MAX_NODE_ID */
+};
+
+/* Cluster state, opaque here (the membership module encodes it). */
+struct peer_gossip
+{
+    struct peer_bytes state; /* 0..(body limit) bytes */
+    uint64_t state_version;
+    struct peer_bytes from; /* 1..PEER_MAX_NODE_ID */
+};
+
+/* A node asks a seed to admit it. */
+struct peer_join
+{
+    uint64_t req_id;
+    struct peer_bytes node_id; /* 1..PEER_MAX_NODE_ID */
+    struct peer_bytes host;    /* 1..PEER_MAX_HOST */
+    uint16_t resp_port;
+    uint16_t http_port;
+    uint16_t peer_port;
+};
+
+struct peer_join_reply
+{
+    uint64_t req_id;
+    int32_t status;            /* an RK_* code, <= 0 */
+    struct peer_bytes message; /* 0..PEER_MAX_MESSAGE bytes */
+    struct peer_bytes state;   /* opaque cluster state, 0..(body limit) */
+};
+
+/* A replica write (or tombstone) coordinated by the sender. */
+struct peer_kv_put
+{
+    uint64_t req_id;
+    struct peer_bytes key;      /* 0..PEER_MAX_KEY bytes */
+    struct peer_bytes value;    /* 0..(body limit); empty for a tombstone */
+    uint64_t timestamp;         /* HLC timestamp (common/hlc.h) */
+    uint64_t expire_at_ms;      /* absolute Unix ms, 0 = no expiry */
+    uint32_t flags;             /* PEER_KV_TOMBSTONE; other bits 0 */
+    struct peer_bytes hint_for; /* 0..PEER_MAX_NODE_ID: the intended owner
+                                   of a hinted write, else empty */
+    uint32_t deadline_ms;       /* time budget relative to receipt, ms */
+};
+
+struct peer_kv_put_reply
+{
+    uint64_t req_id;
+    int32_t status; /* an RK_* code, <= 0 */
+};
+
+struct peer_kv_get
+{
+    uint64_t req_id;
+    struct peer_bytes key; /* 0..PEER_MAX_KEY bytes */
+    uint32_t deadline_ms;  /* time budget relative to receipt, ms */
+};
+
+struct peer_kv_get_reply
+{
+    uint64_t req_id;
+    int32_t status;          /* RK_OK, RK_ENOTFOUND or another RK_*, <= 0 */
+    struct peer_bytes value; /* 0..(body limit); empty for a tombstone */
+    uint64_t timestamp;      /* HLC */
+    uint64_t expire_at_ms;   /* absolute Unix ms, 0 = none */
+    uint32_t flags;          /* PEER_KV_TOMBSTONE; other bits 0 */
+};
+
+/* A request failed as a whole (or a message could not be handled). */
+struct peer_error
+{
+    uint64_t req_id;           /* 0 when not about a request */
+    int32_t status;            /* an RK_* code, < 0 */
+    struct peer_bytes message; /* 0..PEER_MAX_MESSAGE bytes */
+};
+
+/* One message: `type` says which union member is valid. */
+struct peer_msg
+{
+    enum peer_type type;
+    union {
+        struct peer_hello hello;
+        struct peer_ping ping;
+        struct peer_ack ack;
+        struct peer_ping_req ping_req;
+        struct peer_gossip gossip;
+        struct peer_join join;
+        struct peer_join_reply join_reply;
+        struct peer_kv_put kv_put;
+        struct peer_kv_put_reply kv_put_reply;
+        struct peer_kv_get kv_get;
+        struct peer_kv_get_reply kv_get_reply;
+        struct peer_error error;
+    };
+};
+
+/* ---- encoder ------------------------------------------------------------ */
+
+/*
+ * Appends one whole frame (header and body, version PEER_PROTO_VERSION)
+ * holding `m` to `out`.
+ * Errors: RK_EINVAL when `m` breaks a limit or rule above (unknown type,
+ * a byte string too long or a required one empty, len > 0 with a NULL
+ * ptr, reserved flag bits, a positive status, a tombstone with a value,
+ * max_version 0); RK_ETOOBIG when the body would exceed
+ * PEER_DEFAULT_MAX_BODY; RK_ENOMEM.  On error `out` is unchanged.
+ * Ownership: `m` and its byte strings are borrowed for the call.
+ * Thread: any (touches only `out`).  Complexity: O(body); `out` grows at
+ * most once.
+ */
+int peer_encode(const struct peer_msg *m, struct rk_buf *out);
+
+/*
+ * Writes the 16-byte header of a frame whose body (`body_len` bytes at
+ * `body`, produced by other code in the layout of docs/peer-protocol.md)
+ * is sent separately, computing the checksum.  `type` is written as given
+ * (the receiver validates it).  No errors.  Thread: any.
+ * Complexity: O(body_len).
+ */
+void peer_header_encode(unsigned char hdr[PEER_HEADER_SIZE],
+                        uint8_t type,
+                        const void *body,
+                        uint32_t body_len);
+
+/* ---- decoder ------------------------------------------------------------ */
+
+struct peer_decoder; /* opaque */
+
+/*
+ * Creates a decoder accepting bodies of at most `max_body` bytes (0 =
+ * PEER_DEFAULT_MAX_BODY).  Returns RK_OK and *out (free with
+ * peer_decoder_destroy) or RK_ENOMEM.  This is the decoder's only
+ * allocation: feed never allocates.  Thread: one connection, one thread.
+ */
+int peer_decoder_create(uint32_t max_body, struct peer_decoder **out);
+
+/* Frees the decoder; NULL is a no-op. */
+void peer_decoder_destroy(struct peer_decoder *d);
+
+/* Replaces the body limit (0 = default); applies from the next header. */
+void peer_decoder_set_max_body(struct peer_decoder *d, uint32_t max_body);
+
+/*
+ * Decodes one frame from buf[0..len), which must start at the first
+ * unconsumed byte of the stream (the same byte on every call until a
+ * frame is consumed; the caller may move or grow the buffer in between).
+ *  - RK_OK: *msg holds the message and *consumed its frame's bytes; byte
+ *    strings in *msg are views into buf, valid until buf changes.  More
+ *    frames may follow in buf: call again with buf + *consumed.
+ *  - RK_EAGAIN: the frame is incomplete, *consumed = 0;
+ *    peer_decoder_need() says how many bytes it needs in total.  The
+ *    header is checked as soon as each of its fields has arrived, so bad
+ *    magic, version, type, flags or length fail before the body comes.
+ *  - RK_EVERSION: the frame's version is newer than PEER_PROTO_VERSION;
+ *    peer_decoder_errmsg() reads "peer speaks protocol version V, this
+ *    node speaks 1".
+ *  - RK_EPROTO: bad magic, version 0, unknown type, reserved header flags,
+ *    body over the limit, checksum mismatch, a field running past the
+ *    body, trailing bytes in the body, or a field breaking its rule (see
+ *    the structs); peer_decoder_errmsg() says which.
+ * After RK_EVERSION or RK_EPROTO the stream cannot be trusted: the error
+ * is sticky (every later call returns it) and the connection should be
+ * closed.  *consumed and *msg are untouched on errors, *msg also on
+ * RK_EAGAIN.
+ * Thread: the decoder's thread.  Complexity: O(16) per call while the body
+ * is incomplete, O(body) once when it is complete.  Nothing is allocated,
+ * whatever the declared length.
+ */
+int peer_decoder_feed(struct peer_decoder *d,
+                      const char *buf,
+                      size_t len,
+                      size_t *consumed,
+                      struct peer_msg *msg);
+
+/*
+ * Total bytes (header + body) the current frame needs: PEER_HEADER_SIZE
+ * until the whole header has arrived, then PEER_HEADER_SIZE + body_len.  Lets
+ * the caller grow its buffer once for a large frame (after the header was
+ * checked against the limit).
+ */
+size_t peer_decoder_need(const struct peer_decoder *d);
+
+/* One-line message for the last RK_EPROTO/RK_EVERSION (no CR/LF); owned
+ * by the decoder, valid until it is destroyed; "" when there was none. */
+const char *peer_decoder_errmsg(const struct peer_decoder *d);
+
+/* ---- helpers ------------------------------------------------------------ */
+
+/* "HELLO", "KV_PUT", ... for logs; "UNKNOWN" for other values.  Static. */
+const char *peer_type_name(int type);
+
+/*
+ * True when a and b have the same type and equal fields (byte strings
+ * compared by content).  Both must be valid messages of a known type.
+ * Thread: any.
+ */
+bool peer_msg_equal(const struct peer_msg *a, const struct peer_msg *b);
+
+#endif /* RINGKV_PROTO_PEER_H */
