@@ -1,0 +1,1384 @@
+/*
+ * membership.c - the cluster state machine of membership.h: versioned
+ * state, whole-state gossip merge, join/leave/remove (DESIGN.md section 4;
+ * issue 4 item 3).  Gossip after Riak's riak_core_gossip (a node
+ * periodically sends its whole ring state to one random peer, the receiver
+ * keeps the newer one and answers an older one with its own), with
+ * Riak's vector-clock merge replaced by a total order on whole states.
+ *
+ * State bytes, format version 1 (integers little-endian; docs/cluster.md):
+ *   off   size   field
+ *   0     4      magic "RKCS"
+ *   4     1      format version, MEMBERSHIP_FORMAT_VERSION = 1
+ *   5     8      version, >= 1
+ *   13    1+c    changer id: u8 length c (1..64), bytes (a listed member)
+ *   ..    1+k    cluster name: u8 length k (0..64), bytes
+ *   ..    4      ring_size (Q), u32
+ *   ..    4      n_val (N), u32
+ *   ..    4      member count M, u32, 1..MEMBERSHIP_MAX_MEMBERS
+ *   ..    M x    members, ids strictly ascending (memcmp, shorter first):
+ *                u8 id length (1..64), id bytes (graphic ASCII),
+ *                u16 host length (1..255), host bytes,
+ *                u16 resp_port, u16 http_port, u16 peer_port,
+ *                u8 status (1 = valid, 4 = removed)
+ *   ..    4+r    ring: u32 length r, ring_encode bytes (ring.h)
+ * Nothing follows.  The ring's Q and target_n equal ring_size and n_val,
+ * and its members are exactly the valid members.  At least one member is
+ * valid.
+ *
+ * Merge.  States are totally ordered by (version, changer id, encoded
+ * bytes); gossip keeps the maximum.  max over a total order is
+ * commutative, associative and idempotent, so whatever order states meet
+ * in, every node ends with the greatest state any node made, and its ring
+ * (the ring travels inside the state, so no node recomputes another's
+ * ring: ring_create's result depends on the previous ring, which nodes
+ * that skipped versions would not share).  Concurrent changes at two
+ * nodes are safe: both make version v+1, the one with the greater changer
+ * id wins everywhere and the other is dropped whole; no state mixes the
+ * two.  The loser is retried by whoever wanted it: a joining node keeps
+ * sending JOIN until it is VALID in the state it holds, and a node that
+ * adopts a state that no longer lists it after it had joined joins again;
+ * a node that left re-applies its leave if a newer state shows it VALID.
+ * An operator's remove that loses is visible in `cluster status` and must
+ * be repeated.
+ *
+ * Invariants of struct membership:
+ *   (1) st == NULL iff phase == NONE, or phase == JOINING from NONE;
+ *   (2) st->nodes sorted strictly ascending by id; st->ring's members ==
+ *       { valid nodes }, ring_size/n_val == the ring's Q/target_n;
+ *   (3) enc holds the encoding of st (enc.len == 0 iff st == NULL);
+ *   (4) phase == MEMBER implies self is VALID in st; REMOVED_SELF implies
+ *       self is REMOVED in st;
+ *   (5) the state only moves forward: every replacement of st by gossip is
+ *       by a strictly greater one (a join reply is the one exception: the
+ *       joiner drops its own cluster for the seed's).
+ *
+ * Phases (membership_phase):
+ *
+ *           create_cluster                      leave / state shows self
+ *   NONE ------------------------> MEMBER -----------------------------+
+ *    |  ^                          ^  |  ^       removed               |
+ *    |  | deadline / error reply   |  |  | state shows self valid     v
+ *    |  +------------+   reply or  |  |  +-------------------- REMOVED_SELF
+ *    | join_start    |   gossip    |  | state drops self        |
+ *    +-----------> JOINING --------+  | (lost a concurrent      |
+ *                   ^   ^ join_start  |  join): rejoin          |
+ *                   |   +-------------+  (one-node cluster only) |
+ *                   +------------------------------------------- +
+ *                              join_start
+ *   A failed join returns to the phase it started from.
+ */
+#include "cluster/membership.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster/rng.h"
+#include "common/alloc.h"
+#include "common/endian.h"
+#include "common/error.h"
+
+#define MB_MAGIC "RKCS"
+
+struct mb_node
+{
+    char id[CL_ID_MAX + 1];     /* NUL-terminated */
+    char host[CL_HOST_MAX + 1]; /* NUL-terminated */
+    uint16_t resp_port;
+    uint16_t http_port;
+    uint16_t peer_port;
+    uint8_t status; /* enum membership_status */
+};
+
+struct mb_state
+{
+    uint64_t version;                  /* >= 1 */
+    char changer[CL_ID_MAX + 1];       /* a listed member */
+    char name[MEMBERSHIP_MAX_CLUSTER_NAME + 1];
+    uint32_t ring_size;                /* Q */
+    uint32_t n_val;                    /* N */
+    struct mb_node *nodes;             /* n_nodes, sorted by id */
+    size_t n_nodes;                    /* 1..MEMBERSHIP_MAX_MEMBERS */
+    struct ring *ring;                 /* owned; from the valid nodes */
+};
+
+struct membership
+{
+    struct mb_node self;                        /* id and address */
+    char name[MEMBERSHIP_MAX_CLUSTER_NAME + 1]; /* configured cluster name */
+    uint32_t ring_size, n_val;                  /* for a new cluster */
+    uint32_t gossip_ms, join_retry_ms, join_timeout_ms;
+    struct rk_rng rng;
+
+    enum membership_phase phase;
+    struct mb_state *st; /* invariant (1) */
+    struct rk_buf enc;   /* invariant (3) */
+    uint64_t next_gossip_ms;
+
+    /* joining */
+    enum membership_phase join_from; /* phase to return to on failure */
+    char seed_host[CL_HOST_MAX + 1];
+    uint16_t seed_port;
+    uint64_t join_req_id;
+    uint64_t next_join_ms;
+    uint64_t join_deadline_ms;
+    bool leave_intent; /* this node left: re-apply if the leave lost */
+
+    char reply_text[PEER_MAX_MESSAGE + 1]; /* JOIN_REPLY message view */
+    char errmsg[256];
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static void set_err(char *buf, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *buf, size_t cap, const char *fmt, ...)
+{
+    if (buf == NULL || cap == 0) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, cap, fmt, ap);
+    va_end(ap);
+}
+
+#define MB_ERR(m, ...) set_err((m)->errmsg, sizeof((m)->errmsg), __VA_ARGS__)
+
+static bool name_is_valid(const char *s, size_t len, size_t max)
+{
+    if (len > max) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c > 0x7e) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void log_action(struct cl_actions *acts, int level, const char *fmt,
+                       ...) __attribute__((format(printf, 3, 4)));
+
+static void log_action(struct cl_actions *acts, int level, const char *fmt,
+                       ...)
+{
+    struct cl_action *a = cl_actions_push(acts, CL_ACT_LOG);
+    if (a == NULL) {
+        return;
+    }
+    a->status = level;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(a->text, sizeof(a->text), fmt, ap);
+    va_end(ap);
+}
+
+static struct peer_bytes pb(const char *s)
+{
+    return (struct peer_bytes){.ptr = s, .len = strlen(s)};
+}
+
+/* ---- states ------------------------------------------------------------- */
+
+static void state_free(struct mb_state *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    ring_destroy(s->ring);
+    rk_free(s->nodes);
+    rk_free(s);
+}
+
+/* Index of `id` in s->nodes, or -1. */
+static long state_find(const struct mb_state *s, const char *id)
+{
+    size_t lo = 0, hi = s->n_nodes;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(s->nodes[mid].id, id);
+        if (c == 0) {
+            return (long)mid;
+        }
+        if (c < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return -1;
+}
+
+/* Deep copy without the ring (the caller rebuilds or moves it). */
+static int state_copy(const struct mb_state *s, size_t extra,
+                      struct mb_state **out)
+{
+    struct mb_state *c = rk_calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return RK_ENOMEM;
+    }
+    *c = *s;
+    c->ring = NULL;
+    c->nodes = rk_malloc((s->n_nodes + extra) * sizeof(*c->nodes));
+    if (c->nodes == NULL) {
+        rk_free(c);
+        return RK_ENOMEM;
+    }
+    memcpy(c->nodes, s->nodes, s->n_nodes * sizeof(*c->nodes));
+    *out = c;
+    return RK_OK;
+}
+
+/* Builds s->ring from the valid nodes, with `prev` as the previous ring. */
+static int state_build_ring(struct mb_state *s, const struct ring *prev)
+{
+    const char **ids = rk_malloc(s->n_nodes * sizeof(*ids));
+    if (ids == NULL) {
+        return RK_ENOMEM;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < s->n_nodes; i++) {
+        if (s->nodes[i].status == MEMBERSHIP_VALID) {
+            ids[n++] = s->nodes[i].id;
+        }
+    }
+    struct ring *r = NULL;
+    int rc = n == 0 ? RK_EINVAL
+                    : ring_create(s->ring_size, s->n_val, ids, n, prev, &r);
+    rk_free(ids);
+    if (rc != RK_OK) {
+        return rc;
+    }
+    ring_destroy(s->ring);
+    s->ring = r;
+    return RK_OK;
+}
+
+static int state_encode(const struct mb_state *s, struct rk_buf *out)
+{
+    struct rk_buf ring = {0};
+    int rc = ring_encode(s->ring, &ring);
+    if (rc != RK_OK) {
+        return rc;
+    }
+    size_t need = 4 + 1 + 8 + 1 + CL_ID_MAX + 1 +
+                  MEMBERSHIP_MAX_CLUSTER_NAME + 12 +
+                  s->n_nodes * (1 + CL_ID_MAX + 2 + CL_HOST_MAX + 7) + 4 +
+                  ring.len;
+    rc = rk_buf_reserve(out, need);
+    if (rc != RK_OK) {
+        rk_buf_fini(&ring);
+        return rc;
+    }
+    unsigned char *p = (unsigned char *)out->base + out->len;
+    memcpy(p, MB_MAGIC, 4);
+    p += 4;
+    *p++ = MEMBERSHIP_FORMAT_VERSION;
+    rk_put_le64(p, s->version);
+    p += 8;
+    size_t l = strlen(s->changer);
+    *p++ = (unsigned char)l;
+    memcpy(p, s->changer, l);
+    p += l;
+    l = strlen(s->name);
+    *p++ = (unsigned char)l;
+    memcpy(p, s->name, l);
+    p += l;
+    rk_put_le32(p, s->ring_size);
+    rk_put_le32(p + 4, s->n_val);
+    rk_put_le32(p + 8, (uint32_t)s->n_nodes);
+    p += 12;
+    for (size_t i = 0; i < s->n_nodes; i++) {
+        const struct mb_node *nd = &s->nodes[i];
+        l = strlen(nd->id);
+        *p++ = (unsigned char)l;
+        memcpy(p, nd->id, l);
+        p += l;
+        l = strlen(nd->host);
+        rk_put_le16(p, (uint16_t)l);
+        memcpy(p + 2, nd->host, l);
+        p += 2 + l;
+        rk_put_le16(p, nd->resp_port);
+        rk_put_le16(p + 2, nd->http_port);
+        rk_put_le16(p + 4, nd->peer_port);
+        p[6] = nd->status;
+        p += 7;
+    }
+    rk_put_le32(p, (uint32_t)ring.len);
+    memcpy(p + 4, ring.base, ring.len);
+    p += 4 + ring.len;
+    out->len = (size_t)((char *)p - out->base);
+    rk_buf_fini(&ring);
+    return RK_OK;
+}
+
+/* A bounds-checked reader over untrusted bytes. */
+struct rd
+{
+    const unsigned char *p;
+    size_t left;
+    bool bad;
+};
+
+static const unsigned char *rd_take(struct rd *r, size_t n)
+{
+    if (r->bad || r->left < n) {
+        r->bad = true;
+        return NULL;
+    }
+    const unsigned char *p = r->p;
+    r->p += n;
+    r->left -= n;
+    return p;
+}
+
+static uint8_t rd_u8(struct rd *r)
+{
+    const unsigned char *p = rd_take(r, 1);
+    return p ? p[0] : 0;
+}
+
+static uint16_t rd_u16(struct rd *r)
+{
+    const unsigned char *p = rd_take(r, 2);
+    return p ? rk_get_le16(p) : 0;
+}
+
+static uint32_t rd_u32(struct rd *r)
+{
+    const unsigned char *p = rd_take(r, 4);
+    return p ? rk_get_le32(p) : 0;
+}
+
+static uint64_t rd_u64(struct rd *r)
+{
+    const unsigned char *p = rd_take(r, 8);
+    return p ? rk_get_le64(p) : 0;
+}
+
+/* Reads `len` bytes into a NUL-terminated dst (cap > len checked before). */
+static bool rd_str(struct rd *r, size_t len, char *dst)
+{
+    const unsigned char *p = rd_take(r, len);
+    if (p == NULL) {
+        return false;
+    }
+    memcpy(dst, p, len);
+    dst[len] = '\0';
+    return true;
+}
+
+#define DEC_FAIL(...)                            \
+    do {                                         \
+        set_err(errbuf, errlen, __VA_ARGS__);    \
+        rc = RK_EPROTO;                          \
+        goto fail;                               \
+    } while (0)
+
+/* Reads the header fields up to and including the changer. */
+static int decode_head(struct rd *r, uint64_t *version, char *changer,
+                       char *errbuf, size_t errlen)
+{
+    const unsigned char *magic = rd_take(r, 4);
+    if (magic == NULL || memcmp(magic, MB_MAGIC, 4) != 0) {
+        set_err(errbuf, errlen, "cluster state: bad magic or too short");
+        return RK_EPROTO;
+    }
+    uint8_t fmt = rd_u8(r);
+    if (r->bad) {
+        set_err(errbuf, errlen, "cluster state: truncated header");
+        return RK_EPROTO;
+    }
+    if (fmt != MEMBERSHIP_FORMAT_VERSION) {
+        set_err(errbuf, errlen,
+                "cluster state format %u is not supported (this node "
+                "reads %u)",
+                fmt, MEMBERSHIP_FORMAT_VERSION);
+        return RK_EVERSION;
+    }
+    *version = rd_u64(r);
+    uint8_t cl = rd_u8(r);
+    if (r->bad || *version == 0 || cl == 0 || cl > CL_ID_MAX ||
+        !rd_str(r, cl, changer) || !ring_member_id_is_valid(changer, cl)) {
+        set_err(errbuf, errlen, "cluster state: bad version or changer");
+        return RK_EPROTO;
+    }
+    return RK_OK;
+}
+
+static int state_decode(const void *buf, size_t len, struct mb_state **out,
+                        char *errbuf, size_t errlen)
+{
+    struct rd r = {.p = buf, .left = len};
+    struct mb_state *s = rk_calloc(1, sizeof(*s));
+    if (s == NULL) {
+        return RK_ENOMEM;
+    }
+    int rc = decode_head(&r, &s->version, s->changer, errbuf, errlen);
+    if (rc != RK_OK) {
+        goto fail;
+    }
+    uint8_t nl = rd_u8(&r);
+    if (r.bad || nl > MEMBERSHIP_MAX_CLUSTER_NAME || !rd_str(&r, nl, s->name) ||
+        !name_is_valid(s->name, nl, MEMBERSHIP_MAX_CLUSTER_NAME)) {
+        DEC_FAIL("cluster state: bad cluster name");
+    }
+    s->ring_size = rd_u32(&r);
+    s->n_val = rd_u32(&r);
+    uint32_t n = rd_u32(&r);
+    if (r.bad || n == 0 || n > MEMBERSHIP_MAX_MEMBERS) {
+        DEC_FAIL("cluster state: member count %" PRIu32 " out of range", n);
+    }
+    /* Each member takes at least 11 bytes: bound n before allocating. */
+    if ((size_t)n * 11 > r.left) {
+        DEC_FAIL("cluster state: %" PRIu32 " members cannot fit", n);
+    }
+    s->nodes = rk_calloc(n, sizeof(*s->nodes));
+    if (s->nodes == NULL) {
+        rc = RK_ENOMEM;
+        goto fail;
+    }
+    size_t n_valid = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        struct mb_node *nd = &s->nodes[i];
+        uint8_t il = rd_u8(&r);
+        if (r.bad || il == 0 || il > CL_ID_MAX || !rd_str(&r, il, nd->id) ||
+            !ring_member_id_is_valid(nd->id, il)) {
+            DEC_FAIL("cluster state: member %" PRIu32 ": bad node id", i);
+        }
+        if (i > 0 && strcmp(s->nodes[i - 1].id, nd->id) >= 0) {
+            DEC_FAIL("cluster state: member ids not strictly ascending");
+        }
+        uint16_t hl = rd_u16(&r);
+        if (r.bad || hl == 0 || hl > CL_HOST_MAX || !rd_str(&r, hl, nd->host) ||
+            !name_is_valid(nd->host, hl, CL_HOST_MAX)) {
+            DEC_FAIL("cluster state: member %s: bad host", nd->id);
+        }
+        nd->resp_port = rd_u16(&r);
+        nd->http_port = rd_u16(&r);
+        nd->peer_port = rd_u16(&r);
+        nd->status = rd_u8(&r);
+        if (r.bad) {
+            DEC_FAIL("cluster state: truncated member %s", nd->id);
+        }
+        if (nd->status != MEMBERSHIP_VALID &&
+            nd->status != MEMBERSHIP_REMOVED) {
+            DEC_FAIL("cluster state: member %s: bad status %u", nd->id,
+                     nd->status);
+        }
+        n_valid += nd->status == MEMBERSHIP_VALID;
+    }
+    s->n_nodes = n;
+    if (n_valid == 0) {
+        DEC_FAIL("cluster state: no valid member");
+    }
+    if (state_find(s, s->changer) < 0) {
+        DEC_FAIL("cluster state: changer %s is not a member", s->changer);
+    }
+    uint32_t rl = rd_u32(&r);
+    const unsigned char *rb = rd_take(&r, rl);
+    if (rb == NULL) {
+        DEC_FAIL("cluster state: truncated ring");
+    }
+    if (r.left != 0) {
+        DEC_FAIL("cluster state: %zu trailing bytes", r.left);
+    }
+    rc = ring_decode(rb, rl, &s->ring);
+    if (rc != RK_OK) {
+        if (rc != RK_ENOMEM) {
+            set_err(errbuf, errlen, "cluster state: bad ring (%s)",
+                    rk_errname(rc));
+            rc = rc == RK_EVERSION ? RK_EVERSION : RK_EPROTO;
+        }
+        goto fail;
+    }
+    if (ring_size(s->ring) != s->ring_size ||
+        ring_target_n(s->ring) != s->n_val ||
+        ring_member_count(s->ring) != n_valid) {
+        DEC_FAIL("cluster state: ring does not match settings or members");
+    }
+    for (size_t i = 0; i < s->n_nodes; i++) {
+        const struct mb_node *nd = &s->nodes[i];
+        if (nd->status == MEMBERSHIP_VALID &&
+            ring_find_member(s->ring, nd->id, strlen(nd->id)) < 0) {
+            DEC_FAIL("cluster state: valid member %s not in the ring",
+                     nd->id);
+        }
+    }
+    *out = s;
+    return RK_OK;
+fail:
+    state_free(s);
+    return rc;
+}
+
+int membership_state_check(const void *buf, size_t len,
+                           struct rk_buf *reencoded, char *errbuf,
+                           size_t errbuf_len)
+{
+    struct mb_state *s = NULL;
+    int rc = state_decode(buf, len, &s, errbuf, errbuf_len);
+    if (rc != RK_OK) {
+        return rc;
+    }
+    if (reencoded != NULL) {
+        rc = state_encode(s, reencoded);
+    }
+    state_free(s);
+    return rc;
+}
+
+int membership_state_compare(const void *a, size_t a_len, const void *b,
+                             size_t b_len)
+{
+    struct rd ra = {.p = a, .left = a_len}, rb = {.p = b, .left = b_len};
+    uint64_t va = 0, vb = 0;
+    char ca[CL_ID_MAX + 1], cb[CL_ID_MAX + 1];
+    bool oka = decode_head(&ra, &va, ca, NULL, 0) == RK_OK;
+    bool okb = decode_head(&rb, &vb, cb, NULL, 0) == RK_OK;
+    if (!RK_ALWAYS(oka && okb)) {
+        return (int)oka - (int)okb;
+    }
+    if (va != vb) {
+        return va < vb ? -1 : 1;
+    }
+    int c = strcmp(ca, cb);
+    if (c != 0) {
+        return c < 0 ? -1 : 1;
+    }
+    size_t l = a_len < b_len ? a_len : b_len;
+    c = memcmp(a, b, l);
+    if (c != 0) {
+        return c < 0 ? -1 : 1;
+    }
+    return a_len == b_len ? 0 : (a_len < b_len ? -1 : 1);
+}
+
+/* ---- the machine -------------------------------------------------------- */
+
+static const struct mb_node *self_node(const struct membership *m)
+{
+    if (m->st == NULL) {
+        return NULL;
+    }
+    long i = state_find(m->st, m->self.id);
+    return i < 0 ? NULL : &m->st->nodes[i];
+}
+
+static enum membership_phase phase_of_state(const struct membership *m)
+{
+    const struct mb_node *me = self_node(m);
+    if (me == NULL) {
+        return MEMBERSHIP_NONE;
+    }
+    return me->status == MEMBERSHIP_VALID ? MEMBERSHIP_MEMBER
+                                          : MEMBERSHIP_REMOVED_SELF;
+}
+
+/* Installs `s` (taking it) and re-encodes; on error nothing changes. */
+static int install_state(struct membership *m, struct mb_state *s)
+{
+    struct rk_buf enc = {0};
+    int rc = state_encode(s, &enc);
+    if (rc != RK_OK) {
+        state_free(s);
+        return rc;
+    }
+    state_free(m->st);
+    rk_buf_fini(&m->enc);
+    m->st = s;
+    m->enc = enc;
+    return RK_OK;
+}
+
+static void emit_state_changed(struct membership *m, struct cl_actions *acts)
+{
+    struct cl_action *a = cl_actions_push(acts, CL_ACT_STATE_CHANGED);
+    if (a != NULL) {
+        a->version = m->st->version;
+        snprintf(a->text, sizeof(a->text),
+                 "cluster state version %" PRIu64 " by %s: %zu members, "
+                 "ring digest %016" PRIx64,
+                 m->st->version, m->st->changer, m->st->n_nodes,
+                 ring_digest(m->st->ring));
+    }
+    a = cl_actions_push(acts, CL_ACT_PERSIST);
+    if (a != NULL) {
+        a->version = m->st->version;
+        a->bytes = (struct peer_bytes){.ptr = m->enc.base, .len = m->enc.len};
+    }
+}
+
+/* Appends a GOSSIP of our state to node `to` (index into st->nodes). */
+static void send_gossip(struct membership *m, const struct mb_node *to,
+                        struct cl_actions *acts)
+{
+    struct cl_action *a = cl_actions_push(acts, CL_ACT_SEND);
+    if (a == NULL) {
+        return;
+    }
+    snprintf(a->node, sizeof(a->node), "%s", to->id);
+    snprintf(a->host, sizeof(a->host), "%s", to->host);
+    a->peer_port = to->peer_port;
+    a->msg.type = PEER_GOSSIP;
+    a->msg.gossip.state =
+        (struct peer_bytes){.ptr = m->enc.base, .len = m->enc.len};
+    a->msg.gossip.state_version = m->st->version;
+    a->msg.gossip.from = pb(m->self.id);
+}
+
+/* Gossips to one random valid member other than self and `skip`. */
+static void gossip_random(struct membership *m, const char *skip,
+                          struct cl_actions *acts)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->st->n_nodes; i++) {
+        const struct mb_node *nd = &m->st->nodes[i];
+        n += nd->status == MEMBERSHIP_VALID && strcmp(nd->id, m->self.id) &&
+             (skip == NULL || strcmp(nd->id, skip));
+    }
+    if (n == 0) {
+        return;
+    }
+    uint64_t pick = rk_rng_below(&m->rng, n);
+    for (size_t i = 0; i < m->st->n_nodes; i++) {
+        const struct mb_node *nd = &m->st->nodes[i];
+        if (nd->status == MEMBERSHIP_VALID && strcmp(nd->id, m->self.id) &&
+            (skip == NULL || strcmp(nd->id, skip)) && pick-- == 0) {
+            send_gossip(m, nd, acts);
+            return;
+        }
+    }
+}
+
+static void send_join(struct membership *m, uint64_t now_ms,
+                      struct cl_actions *acts)
+{
+    m->next_join_ms = now_ms + m->join_retry_ms;
+    struct cl_action *a = cl_actions_push(acts, CL_ACT_SEND);
+    if (a == NULL) {
+        return;
+    }
+    snprintf(a->host, sizeof(a->host), "%s", m->seed_host);
+    a->peer_port = m->seed_port;
+    a->msg.type = PEER_JOIN;
+    a->msg.join = (struct peer_join){
+        .req_id = m->join_req_id,
+        .node_id = pb(m->self.id),
+        .host = pb(m->self.host),
+        .resp_port = m->self.resp_port,
+        .http_port = m->self.http_port,
+        .peer_port = m->self.peer_port,
+    };
+}
+
+int membership_create(const struct membership_config *cfg, const void *saved,
+                      size_t saved_len, struct membership **out, char *errbuf,
+                      size_t errbuf_len)
+{
+    const char *name = cfg->cluster_name ? cfg->cluster_name : "ringkv";
+    if (cfg->node_id == NULL ||
+        !ring_member_id_is_valid(cfg->node_id, strlen(cfg->node_id))) {
+        set_err(errbuf, errbuf_len, "invalid node id");
+        return RK_EINVAL;
+    }
+    if (cfg->host == NULL || cfg->host[0] == '\0' ||
+        !name_is_valid(cfg->host, strlen(cfg->host), CL_HOST_MAX)) {
+        set_err(errbuf, errbuf_len, "invalid host");
+        return RK_EINVAL;
+    }
+    if (!name_is_valid(name, strlen(name), MEMBERSHIP_MAX_CLUSTER_NAME)) {
+        set_err(errbuf, errbuf_len, "invalid cluster name");
+        return RK_EINVAL;
+    }
+    struct membership *m = rk_calloc(1, sizeof(*m));
+    if (m == NULL) {
+        return RK_ENOMEM;
+    }
+    snprintf(m->self.id, sizeof(m->self.id), "%s", cfg->node_id);
+    snprintf(m->self.host, sizeof(m->self.host), "%s", cfg->host);
+    m->self.resp_port = cfg->resp_port;
+    m->self.http_port = cfg->http_port;
+    m->self.peer_port = cfg->peer_port;
+    m->self.status = MEMBERSHIP_VALID;
+    snprintf(m->name, sizeof(m->name), "%s", name);
+    m->ring_size = cfg->ring_size ? cfg->ring_size : RING_DEFAULT_SIZE;
+    m->n_val = cfg->n_val ? cfg->n_val : RING_DEFAULT_N;
+    m->gossip_ms =
+        cfg->gossip_interval_ms ? cfg->gossip_interval_ms
+                                : MEMBERSHIP_DEFAULT_GOSSIP_MS;
+    m->join_retry_ms =
+        cfg->join_retry_ms ? cfg->join_retry_ms : MEMBERSHIP_DEFAULT_JOIN_RETRY;
+    m->join_timeout_ms = cfg->join_timeout_ms ? cfg->join_timeout_ms
+                                              : MEMBERSHIP_DEFAULT_JOIN_TIMEOUT;
+    rk_rng_seed(&m->rng, cfg->seed);
+    if (saved != NULL && saved_len > 0) {
+        struct mb_state *s = NULL;
+        int rc = state_decode(saved, saved_len, &s, errbuf, errbuf_len);
+        if (rc == RK_OK && strcmp(s->name, m->name) != 0) {
+            set_err(errbuf, errbuf_len,
+                    "saved state is of cluster \"%s\", this node is "
+                    "configured for \"%s\"",
+                    s->name, m->name);
+            rc = RK_EINVAL;
+        }
+        if (rc == RK_OK && state_find(s, m->self.id) < 0) {
+            set_err(errbuf, errbuf_len,
+                    "saved state does not list this node (%s)", m->self.id);
+            rc = RK_EINVAL;
+        }
+        if (rc == RK_OK) {
+            rc = install_state(m, s);
+            s = NULL;
+        }
+        if (rc != RK_OK) {
+            state_free(s);
+            membership_destroy(m);
+            return rc;
+        }
+        m->phase = phase_of_state(m);
+    }
+    *out = m;
+    return RK_OK;
+}
+
+void membership_destroy(struct membership *m)
+{
+    if (m == NULL) {
+        return;
+    }
+    state_free(m->st);
+    rk_buf_fini(&m->enc);
+    rk_free(m);
+}
+
+const char *membership_errmsg(const struct membership *m)
+{
+    return m->errmsg;
+}
+
+int membership_create_cluster(struct membership *m, uint64_t now_ms,
+                              struct cl_actions *acts)
+{
+    m->errmsg[0] = '\0';
+    if (m->phase != MEMBERSHIP_NONE && m->phase != MEMBERSHIP_REMOVED_SELF) {
+        MB_ERR(m, "this node already is in a cluster or joining one");
+        return RK_EBUSY;
+    }
+    struct mb_state *s = rk_calloc(1, sizeof(*s));
+    if (s == NULL) {
+        return RK_ENOMEM;
+    }
+    s->nodes = rk_malloc(sizeof(*s->nodes));
+    if (s->nodes == NULL) {
+        rk_free(s);
+        return RK_ENOMEM;
+    }
+    s->nodes[0] = m->self;
+    s->n_nodes = 1;
+    s->version = m->st ? m->st->version + 1 : 1;
+    snprintf(s->changer, sizeof(s->changer), "%s", m->self.id);
+    snprintf(s->name, sizeof(s->name), "%s", m->name);
+    s->ring_size = m->ring_size;
+    s->n_val = m->n_val;
+    int rc = state_build_ring(s, NULL);
+    if (rc == RK_OK) {
+        rc = install_state(m, s);
+    } else {
+        state_free(s);
+        MB_ERR(m, "cannot build the ring (ring_size %" PRIu32
+                  ", n_val %" PRIu32 "): %s",
+               m->ring_size, m->n_val, rk_strerror(rc));
+    }
+    if (rc != RK_OK) {
+        return rc;
+    }
+    m->phase = MEMBERSHIP_MEMBER;
+    m->leave_intent = false;
+    m->next_gossip_ms = now_ms + m->gossip_ms;
+    emit_state_changed(m, acts);
+    return RK_OK;
+}
+
+int membership_join_start(struct membership *m, const char *host,
+                          uint16_t peer_port, uint64_t now_ms,
+                          struct cl_actions *acts)
+{
+    m->errmsg[0] = '\0';
+    if (host == NULL || host[0] == '\0' || strlen(host) > CL_HOST_MAX ||
+        peer_port == 0) {
+        MB_ERR(m, "join needs a seed HOST:PEERPORT");
+        return RK_EINVAL;
+    }
+    if (m->phase == MEMBERSHIP_JOINING) {
+        MB_ERR(m, "this node is already joining %s:%u", m->seed_host,
+               m->seed_port);
+        return RK_EBUSY;
+    }
+    if (m->phase == MEMBERSHIP_MEMBER) {
+        size_t valid = 0;
+        for (size_t i = 0; i < m->st->n_nodes; i++) {
+            valid += m->st->nodes[i].status == MEMBERSHIP_VALID;
+        }
+        if (valid > 1) {
+            MB_ERR(m, "this node is already a member of a cluster of %zu "
+                      "nodes; leave it first",
+                   valid);
+            return RK_EBUSY;
+        }
+    }
+    m->join_from = m->phase;
+    m->phase = MEMBERSHIP_JOINING;
+    m->leave_intent = false;
+    snprintf(m->seed_host, sizeof(m->seed_host), "%s", host);
+    m->seed_port = peer_port;
+    m->join_req_id = rk_rng_next(&m->rng) | 1;
+    m->join_deadline_ms = now_ms + m->join_timeout_ms;
+    send_join(m, now_ms, acts);
+    return RK_OK;
+}
+
+/* Copy of the current state with `id` set to `status` (and address). */
+static int change_node(struct membership *m, const struct mb_node *nd,
+                       struct mb_state **out)
+{
+    struct mb_state *s = NULL;
+    int rc = state_copy(m->st, 1, &s);
+    if (rc != RK_OK) {
+        return rc;
+    }
+    long i = state_find(s, nd->id);
+    if (i >= 0) {
+        s->nodes[i] = *nd;
+    } else {
+        size_t at = 0;
+        while (at < s->n_nodes && strcmp(s->nodes[at].id, nd->id) < 0) {
+            at++;
+        }
+        memmove(&s->nodes[at + 1], &s->nodes[at],
+                (s->n_nodes - at) * sizeof(*s->nodes));
+        s->nodes[at] = *nd;
+        s->n_nodes++;
+    }
+    s->version = m->st->version + 1;
+    snprintf(s->changer, sizeof(s->changer), "%s", m->self.id);
+    rc = state_build_ring(s, m->st->ring);
+    if (rc != RK_OK) {
+        state_free(s);
+        return rc;
+    }
+    *out = s;
+    return RK_OK;
+}
+
+/* Applies a change made here: install, announce, gossip. */
+static int commit_change(struct membership *m, struct mb_state *s,
+                         const char *skip, uint64_t now_ms,
+                         struct cl_actions *acts)
+{
+    int rc = install_state(m, s);
+    if (rc != RK_OK) {
+        return rc;
+    }
+    emit_state_changed(m, acts);
+    gossip_random(m, skip, acts);
+    m->next_gossip_ms = now_ms + m->gossip_ms;
+    return RK_OK;
+}
+
+static size_t count_valid(const struct mb_state *s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->n_nodes; i++) {
+        n += s->nodes[i].status == MEMBERSHIP_VALID;
+    }
+    return n;
+}
+
+/* Marks self removed (leave or re-applied leave). */
+static int remove_self(struct membership *m, uint64_t now_ms,
+                       struct cl_actions *acts)
+{
+    struct mb_node me = *self_node(m);
+    me.status = MEMBERSHIP_REMOVED;
+    struct mb_state *s = NULL;
+    int rc = change_node(m, &me, &s);
+    if (rc != RK_OK) {
+        return rc;
+    }
+    rc = commit_change(m, s, NULL, now_ms, acts);
+    if (rc == RK_OK) {
+        m->phase = MEMBERSHIP_REMOVED_SELF;
+    }
+    return rc;
+}
+
+int membership_leave(struct membership *m, bool holds_data, uint64_t now_ms,
+                     struct cl_actions *acts)
+{
+    m->errmsg[0] = '\0';
+    if (m->phase != MEMBERSHIP_MEMBER) {
+        MB_ERR(m, "this node is not a member of a cluster");
+        return RK_EINVAL;
+    }
+    if (holds_data) {
+        MB_ERR(m, "this node owns data; partition handoff is not "
+                  "implemented yet");
+        return RK_EBUSY;
+    }
+    if (count_valid(m->st) <= 1) {
+        MB_ERR(m, "this node is the last member; a cluster cannot be empty");
+        return RK_EINVAL;
+    }
+    int rc = remove_self(m, now_ms, acts);
+    if (rc == RK_OK) {
+        m->leave_intent = true;
+        log_action(acts, RK_OK, "left the cluster at version %" PRIu64,
+                   m->st->version);
+    } else {
+        MB_ERR(m, "leave failed: %s", rk_strerror(rc));
+    }
+    return rc;
+}
+
+int membership_remove(struct membership *m, const char *node_id,
+                      uint64_t now_ms, struct cl_actions *acts)
+{
+    m->errmsg[0] = '\0';
+    if (m->phase != MEMBERSHIP_MEMBER) {
+        MB_ERR(m, "this node is not a member of a cluster");
+        return RK_EINVAL;
+    }
+    if (node_id == NULL || strcmp(node_id, m->self.id) == 0) {
+        MB_ERR(m, "a node cannot remove itself; use leave");
+        return RK_EINVAL;
+    }
+    long i = state_find(m->st, node_id);
+    if (i < 0 || m->st->nodes[i].status != MEMBERSHIP_VALID) {
+        MB_ERR(m, "no valid member %s", node_id);
+        return RK_ENOTFOUND;
+    }
+    struct mb_node nd = m->st->nodes[i];
+    nd.status = MEMBERSHIP_REMOVED;
+    struct mb_state *s = NULL;
+    int rc = change_node(m, &nd, &s);
+    if (rc == RK_OK) {
+        rc = commit_change(m, s, node_id, now_ms, acts);
+    }
+    if (rc != RK_OK) {
+        MB_ERR(m, "remove failed: %s", rk_strerror(rc));
+        return rc;
+    }
+    log_action(acts, RK_OK, "removed %s at version %" PRIu64, node_id,
+               m->st->version);
+    return RK_OK;
+}
+
+int membership_tick(struct membership *m, uint64_t now_ms,
+                    struct cl_actions *acts)
+{
+    if (m->phase == MEMBERSHIP_JOINING) {
+        if (now_ms >= m->join_deadline_ms) {
+            m->phase = m->join_from;
+            struct cl_action *a = cl_actions_push(acts, CL_ACT_JOIN_FAILED);
+            if (a != NULL) {
+                a->status = RK_ETIMEDOUT;
+                snprintf(a->text, sizeof(a->text),
+                         "no answer from seed %.120s:%u within %" PRIu32 " ms",
+                         m->seed_host, m->seed_port, m->join_timeout_ms);
+            }
+        } else if (now_ms >= m->next_join_ms) {
+            send_join(m, now_ms, acts);
+        }
+        return RK_OK;
+    }
+    if (m->st != NULL && now_ms >= m->next_gossip_ms) {
+        m->next_gossip_ms = now_ms + m->gossip_ms;
+        gossip_random(m, NULL, acts);
+    }
+    return RK_OK;
+}
+
+uint64_t membership_next_deadline_ms(const struct membership *m)
+{
+    if (m->phase == MEMBERSHIP_JOINING) {
+        return m->next_join_ms < m->join_deadline_ms ? m->next_join_ms
+                                                     : m->join_deadline_ms;
+    }
+    return m->st != NULL ? m->next_gossip_ms : UINT64_MAX;
+}
+
+static bool node_same(const struct mb_node *a, const struct mb_node *b)
+{
+    return strcmp(a->id, b->id) == 0 && strcmp(a->host, b->host) == 0 &&
+           a->resp_port == b->resp_port && a->http_port == b->http_port &&
+           a->peer_port == b->peer_port && a->status == b->status;
+}
+
+/* A JOIN arrived: admit the node if we can, always reply. */
+static int on_join(struct membership *m, const struct peer_join *j,
+                   uint64_t now_ms, struct cl_actions *acts)
+{
+    int rc = RK_OK;
+    struct mb_node nd = {.status = MEMBERSHIP_VALID};
+    bool changed = false;
+    m->reply_text[0] = '\0';
+    if (m->phase != MEMBERSHIP_MEMBER) {
+        rc = RK_EINVAL;
+        snprintf(m->reply_text, sizeof(m->reply_text),
+                 "%s is not a member of a cluster", m->self.id);
+    } else if (!ring_member_id_is_valid(j->node_id.ptr, j->node_id.len) ||
+               j->host.len == 0 || j->host.len > CL_HOST_MAX ||
+               !name_is_valid(j->host.ptr, j->host.len, CL_HOST_MAX)) {
+        rc = RK_EINVAL;
+        snprintf(m->reply_text, sizeof(m->reply_text),
+                 "JOIN with an invalid node id or host");
+    } else {
+        memcpy(nd.id, j->node_id.ptr, j->node_id.len);
+        memcpy(nd.host, j->host.ptr, j->host.len);
+        nd.resp_port = j->resp_port;
+        nd.http_port = j->http_port;
+        nd.peer_port = j->peer_port;
+        long i = state_find(m->st, nd.id);
+        if (i >= 0 && node_same(&m->st->nodes[i], &nd)) {
+            changed = false; /* a retry of a join already done */
+        } else if (i < 0 && m->st->n_nodes >= MEMBERSHIP_MAX_MEMBERS) {
+            rc = RK_ERANGE;
+            snprintf(m->reply_text, sizeof(m->reply_text),
+                     "the cluster has %d members, the most it can list",
+                     MEMBERSHIP_MAX_MEMBERS);
+        } else {
+            struct mb_state *s = NULL;
+            rc = change_node(m, &nd, &s);
+            if (rc == RK_OK) {
+                rc = install_state(m, s);
+            }
+            if (rc != RK_OK) {
+                snprintf(m->reply_text, sizeof(m->reply_text),
+                         "cannot admit %s: %s", nd.id, rk_strerror(rc));
+            }
+            changed = rc == RK_OK;
+        }
+    }
+    if (changed) {
+        emit_state_changed(m, acts);
+        log_action(acts, RK_OK, "admitted %s (%s:%u) at version %" PRIu64,
+                   nd.id, nd.host, nd.peer_port, m->st->version);
+    }
+    struct cl_action *a = cl_actions_push(acts, CL_ACT_SEND);
+    if (a != NULL) {
+        size_t l = j->node_id.len < CL_ID_MAX ? j->node_id.len : CL_ID_MAX;
+        memcpy(a->node, j->node_id.ptr, l);
+        l = j->host.len < CL_HOST_MAX ? j->host.len : CL_HOST_MAX;
+        memcpy(a->host, j->host.ptr, l);
+        a->peer_port = j->peer_port;
+        a->msg.type = PEER_JOIN_REPLY;
+        a->msg.join_reply.req_id = j->req_id;
+        a->msg.join_reply.status = rc;
+        a->msg.join_reply.message = pb(m->reply_text);
+        if (rc == RK_OK) {
+            a->msg.join_reply.state =
+                (struct peer_bytes){.ptr = m->enc.base, .len = m->enc.len};
+        }
+    }
+    if (changed) {
+        gossip_random(m, nd.id, acts);
+        m->next_gossip_ms = now_ms + m->gossip_ms;
+    }
+    if (rc != RK_OK) {
+        MB_ERR(m, "%s", m->reply_text);
+    }
+    return rc;
+}
+
+/*
+ * Decodes an incoming state and checks its cluster name.  *out is NULL
+ * with RK_OK never: RK_OK means *out is set.
+ */
+static int decode_incoming(struct membership *m, struct peer_bytes b,
+                           struct mb_state **out)
+{
+    int rc = state_decode(b.ptr, b.len, out, m->errmsg, sizeof(m->errmsg));
+    if (rc == RK_OK && strcmp((*out)->name, m->name) != 0) {
+        MB_ERR(m, "state of cluster \"%s\" ignored (this node is in \"%s\")",
+               (*out)->name, m->name);
+        state_free(*out);
+        *out = NULL;
+        rc = RK_EINVAL;
+    }
+    return rc;
+}
+
+/* Adopts `s` (taken) as a join result. */
+static int adopt_joined(struct membership *m, struct mb_state *s,
+                        uint64_t now_ms, struct cl_actions *acts)
+{
+    int rc = install_state(m, s);
+    if (rc != RK_OK) {
+        return rc;
+    }
+    m->phase = MEMBERSHIP_MEMBER;
+    m->next_gossip_ms = now_ms + m->gossip_ms;
+    emit_state_changed(m, acts);
+    struct cl_action *a = cl_actions_push(acts, CL_ACT_JOIN_DONE);
+    if (a != NULL) {
+        a->version = m->st->version;
+        snprintf(a->text, sizeof(a->text),
+                 "joined cluster \"%s\" at version %" PRIu64 " (%zu members)",
+                 m->st->name, m->st->version, count_valid(m->st));
+    }
+    return RK_OK;
+}
+
+static bool lists_valid(const struct mb_state *s, const char *id)
+{
+    long i = state_find(s, id);
+    return i >= 0 && s->nodes[i].status == MEMBERSHIP_VALID;
+}
+
+static int on_join_reply(struct membership *m,
+                         const struct peer_join_reply *r, uint64_t now_ms,
+                         struct cl_actions *acts)
+{
+    if (m->phase != MEMBERSHIP_JOINING || r->req_id != m->join_req_id) {
+        return RK_OK; /* late or duplicate */
+    }
+    if (r->status != RK_OK) {
+        m->phase = m->join_from;
+        struct cl_action *a = cl_actions_push(acts, CL_ACT_JOIN_FAILED);
+        if (a != NULL) {
+            a->status = r->status;
+            snprintf(a->text, sizeof(a->text), "seed %.60s:%u refused: %.*s",
+                     m->seed_host, m->seed_port,
+                     (int)(r->message.len > 150 ? 150 : r->message.len),
+                     r->message.ptr ? r->message.ptr : "");
+            for (char *p = a->text; *p; p++) {
+                if (*p == '\r' || *p == '\n') {
+                    *p = ' ';
+                }
+            }
+        }
+        return RK_OK;
+    }
+    struct mb_state *s = NULL;
+    int rc = decode_incoming(m, r->state, &s);
+    if (rc == RK_EINVAL) {
+        m->phase = m->join_from;
+        struct cl_action *a = cl_actions_push(acts, CL_ACT_JOIN_FAILED);
+        if (a != NULL) {
+            a->status = rc;
+            snprintf(a->text, sizeof(a->text), "%s", m->errmsg);
+        }
+        return rc;
+    }
+    if (rc != RK_OK) {
+        return rc; /* keep retrying: another reply may be well-formed */
+    }
+    if (!lists_valid(s, m->self.id)) {
+        state_free(s);
+        return RK_OK; /* the seed lost our join to a concurrent change */
+    }
+    return adopt_joined(m, s, now_ms, acts);
+}
+
+/* Looks `id` up in the current state, else in `other`. */
+static const struct mb_node *lookup(const struct membership *m,
+                                    const struct mb_state *other,
+                                    const char *id)
+{
+    long i = m->st ? state_find(m->st, id) : -1;
+    if (i >= 0) {
+        return &m->st->nodes[i];
+    }
+    i = other ? state_find(other, id) : -1;
+    return i >= 0 ? &other->nodes[i] : NULL;
+}
+
+/* After adopting a newer state: follow where it puts this node. */
+static int follow_self(struct membership *m, enum membership_phase before,
+                       uint64_t now_ms, struct cl_actions *acts)
+{
+    enum membership_phase now_phase = phase_of_state(m);
+    if (now_phase == MEMBERSHIP_MEMBER && m->leave_intent) {
+        log_action(acts, RK_OK,
+                   "version %" PRIu64 " undid this node's leave; leaving "
+                   "again",
+                   m->st->version);
+        return remove_self(m, now_ms, acts);
+    }
+    if (now_phase == MEMBERSHIP_NONE && before == MEMBERSHIP_MEMBER) {
+        /* Our join lost to a concurrent change: join again via a member. */
+        size_t n = count_valid(m->st);
+        uint64_t pick = rk_rng_below(&m->rng, n);
+        for (size_t i = 0; i < m->st->n_nodes; i++) {
+            const struct mb_node *nd = &m->st->nodes[i];
+            if (nd->status == MEMBERSHIP_VALID && pick-- == 0) {
+                snprintf(m->seed_host, sizeof(m->seed_host), "%s", nd->host);
+                m->seed_port = nd->peer_port;
+                break;
+            }
+        }
+        log_action(acts, RK_EAGAIN,
+                   "version %" PRIu64 " by %s does not list this node (a "
+                   "concurrent change won); joining again via %s:%u",
+                   m->st->version, m->st->changer, m->seed_host,
+                   m->seed_port);
+        m->join_from = MEMBERSHIP_NONE;
+        m->phase = MEMBERSHIP_JOINING;
+        m->join_req_id = rk_rng_next(&m->rng) | 1;
+        m->join_deadline_ms = now_ms + m->join_timeout_ms;
+        send_join(m, now_ms, acts);
+        return RK_OK;
+    }
+    if (now_phase == MEMBERSHIP_REMOVED_SELF && before == MEMBERSHIP_MEMBER) {
+        log_action(acts, RK_EAGAIN,
+                   "this node was removed from the cluster (version %" PRIu64
+                   " by %s)",
+                   m->st->version, m->st->changer);
+    }
+    m->phase = now_phase == MEMBERSHIP_NONE ? before : now_phase;
+    return RK_OK;
+}
+
+static int on_gossip(struct membership *m, const struct peer_gossip *g,
+                     uint64_t now_ms, struct cl_actions *acts)
+{
+    struct mb_state *s = NULL;
+    int rc = decode_incoming(m, g->state, &s);
+    if (rc != RK_OK) {
+        log_action(acts, rc, "gossip from %.*s rejected: %s",
+                   (int)(g->from.len > CL_ID_MAX ? CL_ID_MAX : g->from.len),
+                   g->from.ptr ? g->from.ptr : "", m->errmsg);
+        return rc;
+    }
+    if (m->phase == MEMBERSHIP_JOINING || m->st == NULL) {
+        /* Only a state that admits us ends a join; others are not ours. */
+        if (m->phase == MEMBERSHIP_JOINING && lists_valid(s, m->self.id)) {
+            return adopt_joined(m, s, now_ms, acts);
+        }
+        state_free(s);
+        return RK_OK;
+    }
+    int c = membership_state_compare(g->state.ptr, g->state.len, m->enc.base,
+                                     m->enc.len);
+    if (c < 0) {
+        /* Push-pull: the sender is behind, answer with ours. */
+        char from[CL_ID_MAX + 1] = {0};
+        size_t l = g->from.len < CL_ID_MAX ? g->from.len : CL_ID_MAX;
+        if (l > 0) {
+            memcpy(from, g->from.ptr, l);
+        }
+        const struct mb_node *to = lookup(m, s, from);
+        if (to != NULL) {
+            send_gossip(m, to, acts);
+        }
+        state_free(s);
+        return RK_OK;
+    }
+    if (c == 0) {
+        state_free(s);
+        return RK_OK;
+    }
+    enum membership_phase before = m->phase;
+    rc = install_state(m, s);
+    if (rc != RK_OK) {
+        return rc;
+    }
+    emit_state_changed(m, acts);
+    return follow_self(m, before, now_ms, acts);
+}
+
+int membership_on_message(struct membership *m, const struct peer_msg *msg,
+                          uint64_t now_ms, struct cl_actions *acts)
+{
+    m->errmsg[0] = '\0';
+    switch (msg->type) {
+    case PEER_JOIN:
+        return on_join(m, &msg->join, now_ms, acts);
+    case PEER_JOIN_REPLY:
+        return on_join_reply(m, &msg->join_reply, now_ms, acts);
+    case PEER_GOSSIP:
+        return on_gossip(m, &msg->gossip, now_ms, acts);
+    default:
+        return RK_OK;
+    }
+}
+
+/* ---- accessors ---------------------------------------------------------- */
+
+enum membership_phase membership_phase(const struct membership *m)
+{
+    return m->phase;
+}
+
+const char *membership_self_id(const struct membership *m)
+{
+    return m->self.id;
+}
+
+uint64_t membership_version(const struct membership *m)
+{
+    return m->st ? m->st->version : 0;
+}
+
+const char *membership_changer(const struct membership *m)
+{
+    return m->st ? m->st->changer : "";
+}
+
+const char *membership_cluster_name(const struct membership *m)
+{
+    return m->st ? m->st->name : m->name;
+}
+
+const struct ring *membership_ring(const struct membership *m)
+{
+    return m->st ? m->st->ring : NULL;
+}
+
+size_t membership_member_count(const struct membership *m)
+{
+    return m->st ? m->st->n_nodes : 0;
+}
+
+static void fill_member(const struct mb_node *nd,
+                        struct membership_member *out)
+{
+    out->node_id = nd->id;
+    out->host = nd->host;
+    out->resp_port = nd->resp_port;
+    out->http_port = nd->http_port;
+    out->peer_port = nd->peer_port;
+    out->status = (enum membership_status)nd->status;
+}
+
+void membership_member_get(const struct membership *m, size_t i,
+                           struct membership_member *out)
+{
+    if (RK_ALWAYS(m->st != NULL && i < m->st->n_nodes)) {
+        fill_member(&m->st->nodes[i], out);
+    }
+}
+
+bool membership_member_find(const struct membership *m, const char *node_id,
+                            struct membership_member *out)
+{
+    long i = m->st ? state_find(m->st, node_id) : -1;
+    if (i < 0) {
+        return false;
+    }
+    fill_member(&m->st->nodes[i], out);
+    return true;
+}
+
+struct peer_bytes membership_state_bytes(const struct membership *m)
+{
+    return (struct peer_bytes){.ptr = m->enc.base, .len = m->enc.len};
+}

@@ -1,0 +1,253 @@
+/*
+ * membership.h - cluster membership: the versioned cluster state, its
+ * encoding, the gossip that spreads it, and the join/leave/remove flows
+ * (DESIGN.md section 4 "Membership"; issue 4 item 3).  A sans-IO state
+ * machine (STYLE.md 1.6, cluster/actions.h); membership.c's header has the
+ * invariants, the merge argument and the state diagram, docs/cluster.md
+ * "Membership and failure detection" the user's view.
+ *
+ * The cluster state: a cluster name, ring_size and n_val settings, a
+ * version (u64) with the id of the node that made that version (the
+ * "changer"), the members (id, address, status) and the ring built by
+ * ring_create from the valid members.  Whole states are ordered by
+ * (version, changer, encoded bytes); gossip keeps the greatest, so every
+ * node converges on the same state and ring.
+ *
+ * Thread: one loop thread owns a struct membership; nothing here locks.
+ */
+#ifndef RINGKV_CLUSTER_MEMBERSHIP_H
+#define RINGKV_CLUSTER_MEMBERSHIP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cluster/actions.h"
+#include "cluster/ring.h"
+#include "common/buf.h"
+#include "proto/peer.h"
+
+#define MEMBERSHIP_FORMAT_VERSION       1    /* byte 4 of the state bytes */
+#define MEMBERSHIP_MAX_MEMBERS          1024 /* members incl. removed ones */
+#define MEMBERSHIP_MAX_CLUSTER_NAME     64   /* bytes */
+#define MEMBERSHIP_DEFAULT_GOSSIP_MS    200
+#define MEMBERSHIP_DEFAULT_JOIN_RETRY   1000  /* ms between JOINs */
+#define MEMBERSHIP_DEFAULT_JOIN_TIMEOUT 30000 /* ms until JOIN_FAILED */
+
+/*
+ * Member status (wire values; never reuse).  Only VALID and REMOVED are
+ * used today: a join makes a node VALID at once, and leave/remove make it
+ * REMOVED at once (a tombstone, so a removed node that gossips later
+ * learns it was removed).  2 and 3 are reserved for "joining" and
+ * "leaving" once partition handoff exists.
+ */
+enum membership_status
+{
+    MEMBERSHIP_VALID = 1,
+    MEMBERSHIP_REMOVED = 4,
+};
+
+/* Where this node stands (the machine's state diagram, membership.c). */
+enum membership_phase
+{
+    MEMBERSHIP_NONE = 0, /* no cluster yet: create one or join one */
+    MEMBERSHIP_JOINING,  /* JOIN sent to a seed, waiting to be admitted */
+    MEMBERSHIP_MEMBER,   /* valid member of the state we hold */
+    MEMBERSHIP_REMOVED_SELF, /* left or removed; may join again */
+};
+
+/* One member, as read from the state (all views into the machine). */
+struct membership_member
+{
+    const char *node_id; /* NUL-terminated, 1..CL_ID_MAX bytes */
+    const char *host;    /* NUL-terminated, 1..CL_HOST_MAX bytes */
+    uint16_t resp_port;
+    uint16_t http_port;
+    uint16_t peer_port;
+    enum membership_status status;
+};
+
+/* Settings of one node; strings are copied by membership_create. */
+struct membership_config
+{
+    const char *node_id;      /* ring_member_id_is_valid */
+    const char *host;         /* 1..CL_HOST_MAX bytes, for others to reach */
+    uint16_t resp_port;       /* ports advertised to the cluster */
+    uint16_t http_port;
+    uint16_t peer_port;
+    const char *cluster_name; /* 0..64 bytes; NULL = "ringkv" */
+    uint32_t ring_size;       /* 0 = RING_DEFAULT_SIZE; for a new cluster */
+    uint32_t n_val;           /* 0 = RING_DEFAULT_N; for a new cluster */
+    uint32_t gossip_interval_ms; /* 0 = MEMBERSHIP_DEFAULT_GOSSIP_MS */
+    uint32_t join_retry_ms;      /* 0 = MEMBERSHIP_DEFAULT_JOIN_RETRY */
+    uint32_t join_timeout_ms;    /* 0 = MEMBERSHIP_DEFAULT_JOIN_TIMEOUT */
+    uint64_t seed;               /* seeds the gossip peer choice */
+};
+
+struct membership;
+
+/*
+ * Creates the machine of this node.
+ *   cfg: settings (borrowed).
+ *   saved/saved_len: state bytes from an earlier CL_ACT_PERSIST (restart),
+ *     or NULL/0 for a node with no cluster yet (phase NONE).  The saved
+ *     state must list this node (VALID gives phase MEMBER, REMOVED gives
+ *     REMOVED_SELF) and carry cfg's cluster name.
+ *   out: the machine (returned-owned, membership_destroy); untouched on
+ *     error.
+ * Errors: RK_EINVAL (bad config; saved state of another cluster or not
+ * listing this node), RK_EPROTO/RK_EVERSION (saved bytes malformed, see
+ * membership_state_check), RK_ENOMEM.  `errbuf` (may be NULL) receives a
+ * one-line reason on error, at most errbuf_len bytes including the NUL.
+ * Thread: any (the result belongs to one thread).
+ */
+int membership_create(const struct membership_config *cfg,
+                      const void *saved,
+                      size_t saved_len,
+                      struct membership **out,
+                      char *errbuf,
+                      size_t errbuf_len);
+
+/* Frees the machine; NULL is a no-op.  Views it handed out die with it. */
+void membership_destroy(struct membership *m);
+
+/* One-line reason for the last error a call returned ("" if none). */
+const char *membership_errmsg(const struct membership *m);
+
+/*
+ * Creates a new one-node cluster: this node alone, VALID, owning every
+ * partition; version 1.  Appends STATE_CHANGED, PERSIST.
+ * Errors: RK_EBUSY when the node already is in a cluster or joining one
+ * (phase not NONE/REMOVED_SELF), RK_ENOMEM.
+ */
+int membership_create_cluster(struct membership *m,
+                              uint64_t now_ms,
+                              struct cl_actions *acts);
+
+/*
+ * Starts joining the cluster of the seed at `host`:`peer_port`: sends JOIN
+ * at once, then every join_retry_ms until a JOIN_REPLY (or gossip) shows
+ * this node VALID (CL_ACT_JOIN_DONE), an error reply arrives, or
+ * join_timeout_ms pass (CL_ACT_JOIN_FAILED with RK_ETIMEDOUT).
+ * Errors: RK_EBUSY (already a member of a cluster of more than one node,
+ * or already joining), RK_EINVAL (empty or too long host, port 0).  A
+ * one-node cluster may join another (its state is replaced).
+ */
+int membership_join_start(struct membership *m,
+                          const char *host,
+                          uint16_t peer_port,
+                          uint64_t now_ms,
+                          struct cl_actions *acts);
+
+/*
+ * This node leaves the ring.  `holds_data`: whether the local engine still
+ * has keys; handoff does not exist yet, so then it refuses with RK_EBUSY
+ * and the message "this node owns data; partition handoff is not
+ * implemented yet".  Else marks itself REMOVED, bumps the version and
+ * gossips it (STATE_CHANGED, PERSIST, SEND).
+ * Errors: RK_EBUSY (as above), RK_EINVAL (not a member, or the last valid
+ * member: a cluster cannot be empty), RK_ENOMEM.
+ */
+int membership_leave(struct membership *m,
+                     bool holds_data,
+                     uint64_t now_ms,
+                     struct cl_actions *acts);
+
+/*
+ * Takes another (typically dead) node out: marks it REMOVED, recomputes
+ * the ring, bumps the version and gossips it.
+ * Errors: RK_EINVAL (this node itself: use leave; not a member),
+ * RK_ENOTFOUND (no such valid member), RK_ENOMEM.
+ */
+int membership_remove(struct membership *m,
+                      const char *node_id,
+                      uint64_t now_ms,
+                      struct cl_actions *acts);
+
+/*
+ * Timer event: sends GOSSIP to one random valid peer every
+ * gossip_interval_ms (members only), resends JOIN every join_retry_ms and
+ * gives up at the join deadline (joining only).  Errors: RK_ENOMEM.
+ */
+int membership_tick(struct membership *m,
+                    uint64_t now_ms,
+                    struct cl_actions *acts);
+
+/* Absolute ms of the next work for membership_tick (UINT64_MAX: none). */
+uint64_t membership_next_deadline_ms(const struct membership *m);
+
+/*
+ * Peer message event: handles JOIN (at a member: admit the node, reply
+ * JOIN_REPLY with the state, gossip), JOIN_REPLY (at the joiner) and
+ * GOSSIP (adopt a greater state: STATE_CHANGED + PERSIST; answer a lesser
+ * one with ours: push-pull).  Other types are ignored (RK_OK).  `msg` is
+ * borrowed for the call.
+ * Errors: RK_EPROTO/RK_EVERSION (state bytes malformed), RK_EINVAL (state
+ * of another cluster, a JOIN with a bad node id), RK_ENOMEM.  Errors never
+ * change the held state; a JOIN that fails is still answered with a
+ * JOIN_REPLY carrying the error.
+ */
+int membership_on_message(struct membership *m,
+                          const struct peer_msg *msg,
+                          uint64_t now_ms,
+                          struct cl_actions *acts);
+
+/* ---- reading the state ------------------------------------------------- */
+
+enum membership_phase membership_phase(const struct membership *m);
+const char *membership_self_id(const struct membership *m);
+
+/* State version (0 when there is no state) and its changer ("" then). */
+uint64_t membership_version(const struct membership *m);
+const char *membership_changer(const struct membership *m);
+const char *membership_cluster_name(const struct membership *m);
+
+/* The ring (view until the state changes), or NULL without a state. */
+const struct ring *membership_ring(const struct membership *m);
+
+/* Members incl. REMOVED ones, sorted by id; *out views valid until the
+ * state changes. */
+size_t membership_member_count(const struct membership *m);
+void membership_member_get(const struct membership *m,
+                           size_t i,
+                           struct membership_member *out);
+
+/* Finds a member by id; false when there is none.  O(log M). */
+bool membership_member_find(const struct membership *m,
+                            const char *node_id,
+                            struct membership_member *out);
+
+/*
+ * Encoded state (what PERSIST and GOSSIP carry): a view valid until the
+ * state changes; len 0 without a state.
+ */
+struct peer_bytes membership_state_bytes(const struct membership *m);
+
+/* ---- state bytes, for tests, tools and the fuzzer ---------------------- */
+
+/*
+ * Checks that buf[0..len) is a well-formed state (docs/cluster.md has the
+ * byte layout): RK_OK, RK_EVERSION (unknown format version), RK_EPROTO
+ * (anything else; errbuf says what), RK_ENOMEM.  On RK_OK and when
+ * `reencoded` is not NULL, appends the canonical encoding of the decoded
+ * state to it (equal to the input: a state has one encoding).
+ * Complexity: O(len + ring).  Thread: any.
+ */
+int membership_state_check(const void *buf,
+                           size_t len,
+                           struct rk_buf *reencoded,
+                           char *errbuf,
+                           size_t errbuf_len);
+
+/*
+ * The gossip order of two valid encoded states: <0, 0, >0 as `a` is older
+ * than, the same as, or newer than `b`: by version, then changer id
+ * (bytewise, shorter first on a common prefix), then the encoded bytes.
+ * Merge(a, b) = the greater, which is commutative, associative and
+ * idempotent because this is a total order.  Both must pass
+ * membership_state_check (RK_ALWAYS-checked: a malformed one sorts first).
+ */
+int membership_state_compare(const void *a, size_t a_len,
+                             const void *b, size_t b_len);
+
+#endif /* RINGKV_CLUSTER_MEMBERSHIP_H */

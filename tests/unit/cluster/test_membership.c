@@ -1,0 +1,910 @@
+/*
+ * test_membership.c - cluster/membership: state bytes (round trip, every
+ * truncation, random garbage and bit flips rejected or re-encoded
+ * consistently), the gossip merge order (commutative, associative,
+ * idempotent over random states), and whole flows on a tiny in-test
+ * network of machines with a virtual clock and a seeded RNG (messages go
+ * through the real peer codec; optional loss): a 5-node cluster converges
+ * within 3 s of a join, join retry and timeout, concurrent joins at two
+ * seeds, remove of a dead node, leave refused while holding data, restart
+ * from persisted bytes.  Random tests print their seed (STYLE.md 1.7).
+ */
+/* cmocka.h needs these four first */
+/* clang-format off */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+/* clang-format on */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster/membership.h"
+#include "cluster/rng.h"
+#include "cluster/ring.h"
+#include "common/alloc.h"
+#include "common/buf.h"
+#include "common/error.h"
+#include "proto/peer.h"
+
+/* ---- a tiny simulated network ------------------------------------------ */
+
+#define NET_MAX_NODES 8
+#define NET_MAX_MSGS  4096
+
+struct net_msg
+{
+    uint64_t at_ms; /* delivery time */
+    int to;         /* node index */
+    int from;       /* node index */
+    char *frame;    /* peer_encode output, owned */
+    size_t len;
+};
+
+struct net_node
+{
+    struct membership *m;
+    struct membership_config cfg;
+    char id[24];
+    char host[24];
+    bool alive;         /* false: every message to or from it is lost */
+    struct rk_buf saved; /* last PERSIST bytes */
+    int joins_sent;
+    int join_done;
+    int join_failed;
+    int join_failed_status;
+    char join_failed_text[CL_TEXT_MAX];
+};
+
+struct net
+{
+    uint64_t now_ms;
+    struct rk_rng rng;
+    unsigned drop_pct; /* 0..100, per message */
+    int n;
+    struct net_node nodes[NET_MAX_NODES];
+    struct net_msg msgs[NET_MAX_MSGS];
+    size_t n_msgs;
+    long sent, dropped;
+};
+
+static void net_init(struct net *net, int n, uint64_t seed, unsigned drop)
+{
+    memset(net, 0, sizeof(*net));
+    rk_rng_seed(&net->rng, seed);
+    net->drop_pct = drop;
+    net->n = n;
+    for (int i = 0; i < n; i++) {
+        struct net_node *nd = &net->nodes[i];
+        snprintf(nd->id, sizeof(nd->id), "node-%d", i);
+        snprintf(nd->host, sizeof(nd->host), "10.0.0.%d", i + 1);
+        nd->cfg = (struct membership_config){
+            .node_id = nd->id,
+            .host = nd->host,
+            .resp_port = 6379,
+            .http_port = 8080,
+            .peer_port = (uint16_t)(7000 + i),
+            .cluster_name = "test",
+            .seed = seed * 31 + (uint64_t)i,
+        };
+        nd->alive = true;
+        assert_int_equal(
+            membership_create(&nd->cfg, NULL, 0, &nd->m, NULL, 0), RK_OK);
+    }
+}
+
+static void net_fini(struct net *net)
+{
+    for (int i = 0; i < net->n; i++) {
+        membership_destroy(net->nodes[i].m);
+        rk_buf_fini(&net->nodes[i].saved);
+    }
+    for (size_t i = 0; i < net->n_msgs; i++) {
+        rk_free(net->msgs[i].frame);
+    }
+}
+
+static int net_resolve(struct net *net, const struct cl_action *a)
+{
+    for (int i = 0; i < net->n; i++) {
+        struct net_node *nd = &net->nodes[i];
+        if (a->host[0] != '\0') {
+            if (strcmp(nd->host, a->host) == 0 &&
+                nd->cfg.peer_port == a->peer_port) {
+                return i;
+            }
+        } else if (strcmp(nd->id, a->node) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static void net_actions(struct net *net, int from, struct cl_actions *acts)
+{
+    assert_int_equal(acts->n_dropped, 0);
+    struct net_node *src = &net->nodes[from];
+    for (size_t i = 0; i < acts->len; i++) {
+        const struct cl_action *a = &acts->items[i];
+        switch (a->type) {
+        case CL_ACT_SEND: {
+            if (a->msg.type == PEER_JOIN) {
+                src->joins_sent++;
+            }
+            int to = net_resolve(net, a);
+            net->sent++;
+            if (to < 0 || !src->alive || !net->nodes[to].alive ||
+                rk_rng_below(&net->rng, 100) < net->drop_pct) {
+                net->dropped++;
+                break;
+            }
+            struct rk_buf b = {0};
+            assert_int_equal(peer_encode(&a->msg, &b), RK_OK);
+            assert_true(net->n_msgs < NET_MAX_MSGS);
+            net->msgs[net->n_msgs++] = (struct net_msg){
+                .at_ms = net->now_ms + 1 + rk_rng_below(&net->rng, 10),
+                .to = to,
+                .from = from,
+                .frame = b.base,
+                .len = b.len,
+            };
+            break;
+        }
+        case CL_ACT_PERSIST:
+            rk_buf_clear(&src->saved);
+            assert_int_equal(
+                rk_buf_append(&src->saved, a->bytes.ptr, a->bytes.len), RK_OK);
+            break;
+        case CL_ACT_JOIN_DONE:
+            src->join_done++;
+            break;
+        case CL_ACT_JOIN_FAILED:
+            src->join_failed++;
+            src->join_failed_status = a->status;
+            snprintf(src->join_failed_text, sizeof(src->join_failed_text),
+                     "%s", a->text);
+            break;
+        default:
+            break;
+        }
+    }
+    cl_actions_clear(acts);
+}
+
+static void net_deliver(struct net *net, size_t k)
+{
+    struct net_msg msg = net->msgs[k];
+    net->msgs[k] = net->msgs[--net->n_msgs];
+    struct peer_decoder *d = NULL;
+    assert_int_equal(peer_decoder_create(0, &d), RK_OK);
+    size_t used = 0;
+    struct peer_msg pm;
+    assert_int_equal(peer_decoder_feed(d, msg.frame, msg.len, &used, &pm),
+                     RK_OK);
+    struct net_node *nd = &net->nodes[msg.to];
+    if (nd->alive && net->nodes[msg.from].alive) {
+        struct cl_actions acts = {0};
+        int rc = membership_on_message(nd->m, &pm, net->now_ms, &acts);
+        assert_true(rc == RK_OK || rc == RK_EINVAL);
+        net_actions(net, msg.to, &acts);
+    }
+    peer_decoder_destroy(d);
+    rk_free(msg.frame);
+}
+
+/* Runs one event (the earliest message or timer); false when idle. */
+static bool net_step(struct net *net, uint64_t until_ms)
+{
+    uint64_t t = UINT64_MAX;
+    size_t best = SIZE_MAX;
+    for (size_t i = 0; i < net->n_msgs; i++) {
+        if (net->msgs[i].at_ms < t) {
+            t = net->msgs[i].at_ms;
+            best = i;
+        }
+    }
+    int timer = -1;
+    for (int i = 0; i < net->n; i++) {
+        if (!net->nodes[i].alive) {
+            continue;
+        }
+        uint64_t d = membership_next_deadline_ms(net->nodes[i].m);
+        if (d < t) {
+            t = d;
+            timer = i;
+            best = SIZE_MAX;
+        }
+    }
+    if (t == UINT64_MAX || t > until_ms) {
+        net->now_ms = until_ms;
+        return false;
+    }
+    if (t > net->now_ms) {
+        net->now_ms = t;
+    }
+    if (best != SIZE_MAX) {
+        net_deliver(net, best);
+    } else {
+        struct cl_actions acts = {0};
+        assert_int_equal(membership_tick(net->nodes[timer].m, net->now_ms,
+                                         &acts),
+                         RK_OK);
+        net_actions(net, timer, &acts);
+    }
+    return true;
+}
+
+/* Whether every alive node listed in `mask` holds the same state. */
+static bool net_converged(struct net *net, unsigned mask)
+{
+    const struct membership *first = NULL;
+    for (int i = 0; i < net->n; i++) {
+        if (!(mask & (1u << i))) {
+            continue;
+        }
+        const struct membership *m = net->nodes[i].m;
+        if (membership_ring(m) == NULL) {
+            return false;
+        }
+        if (first == NULL) {
+            first = m;
+            continue;
+        }
+        if (membership_version(m) != membership_version(first) ||
+            ring_digest(membership_ring(m)) !=
+                ring_digest(membership_ring(first)) ||
+            strcmp(membership_changer(m), membership_changer(first)) != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool all_members(struct net *net, unsigned mask)
+{
+    for (int i = 0; i < net->n; i++) {
+        if ((mask & (1u << i)) &&
+            membership_phase(net->nodes[i].m) != MEMBERSHIP_MEMBER) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Steps until `mask` nodes are converged members; returns the time. */
+static uint64_t net_run_until_converged(struct net *net, unsigned mask,
+                                        size_t want_valid, uint64_t max_ms)
+{
+    while (net->now_ms <= max_ms) {
+        if (all_members(net, mask) && net_converged(net, mask)) {
+            int first = __builtin_ctz(mask);
+            const struct ring *r = membership_ring(net->nodes[first].m);
+            if (ring_member_count(r) == want_valid) {
+                return net->now_ms;
+            }
+        }
+        if (!net_step(net, max_ms + 1)) {
+            break;
+        }
+    }
+    return UINT64_MAX;
+}
+
+static void net_run(struct net *net, uint64_t until_ms)
+{
+    while (net_step(net, until_ms)) {
+    }
+}
+
+static void do_create(struct net *net, int i)
+{
+    struct cl_actions acts = {0};
+    assert_int_equal(
+        membership_create_cluster(net->nodes[i].m, net->now_ms, &acts), RK_OK);
+    net_actions(net, i, &acts);
+}
+
+static void do_join(struct net *net, int i, int seed)
+{
+    struct cl_actions acts = {0};
+    assert_int_equal(membership_join_start(net->nodes[i].m,
+                                           net->nodes[seed].host,
+                                           net->nodes[seed].cfg.peer_port,
+                                           net->now_ms, &acts),
+                     RK_OK);
+    net_actions(net, i, &acts);
+}
+
+/* Forms a cluster of nodes 0..n-1 (all joining node 0). */
+static void form(struct net *net, int n)
+{
+    do_create(net, 0);
+    for (int i = 1; i < n; i++) {
+        do_join(net, i, 0);
+    }
+    unsigned mask = (1u << n) - 1;
+    assert_int_not_equal(
+        net_run_until_converged(net, mask, (size_t)n, net->now_ms + 20000),
+        UINT64_MAX);
+}
+
+/* ---- state bytes -------------------------------------------------------- */
+
+/* Encoded state of a 4-node cluster (all joined at node 0). */
+static void sample_state(struct rk_buf *out, uint64_t seed)
+{
+    struct net net;
+    net_init(&net, 4, seed, 0);
+    form(&net, 4);
+    struct peer_bytes b = membership_state_bytes(net.nodes[0].m);
+    assert_int_equal(rk_buf_append(out, b.ptr, b.len), RK_OK);
+    net_fini(&net);
+}
+
+static void test_membership_state_round_trips(void **state)
+{
+    (void)state;
+    struct rk_buf enc = {0}, again = {0};
+    sample_state(&enc, 1);
+    char err[256] = "";
+    assert_int_equal(
+        membership_state_check(enc.base, enc.len, &again, err, sizeof(err)),
+        RK_OK);
+    assert_int_equal(again.len, enc.len);
+    assert_memory_equal(again.base, enc.base, enc.len);
+    printf("# a 4-node state (Q=64) is %zu bytes\n", enc.len);
+    rk_buf_fini(&enc);
+    rk_buf_fini(&again);
+}
+
+static void test_membership_state_rejects_every_truncation(void **state)
+{
+    (void)state;
+    struct rk_buf enc = {0};
+    sample_state(&enc, 2);
+    char err[256];
+    for (size_t len = 0; len < enc.len; len++) {
+        int rc = membership_state_check(enc.base, len, NULL, err, sizeof(err));
+        assert_int_equal(rc, RK_EPROTO);
+    }
+    assert_int_equal(rk_buf_append(&enc, "", 1), RK_OK);
+    assert_int_equal(
+        membership_state_check(enc.base, enc.len, NULL, err, sizeof(err)),
+        RK_EPROTO);
+    assert_non_null(strstr(err, "trailing"));
+    /* An unknown format version is RK_EVERSION with a clear message. */
+    enc.base[4] = 2;
+    assert_int_equal(
+        membership_state_check(enc.base, enc.len, NULL, err, sizeof(err)),
+        RK_EVERSION);
+    assert_non_null(strstr(err, "format 2"));
+    rk_buf_fini(&enc);
+}
+
+static void test_membership_state_rejects_random_garbage(void **state)
+{
+    (void)state;
+    const uint64_t seed = 20261125;
+    printf("# seed %" PRIu64 "\n", seed);
+    struct rk_rng rng;
+    rk_rng_seed(&rng, seed);
+    struct rk_buf enc = {0};
+    sample_state(&enc, 3);
+    char *buf = rk_malloc(enc.len + 64);
+    assert_non_null(buf);
+    long accepted = 0, rejected = 0;
+    for (int iter = 0; iter < 20000; iter++) {
+        size_t len;
+        if (iter % 4 == 0) {
+            /* Pure garbage, sometimes with the right magic and version. */
+            len = rk_rng_below(&rng, enc.len + 64);
+            for (size_t i = 0; i < len; i++) {
+                buf[i] = (char)rk_rng_next(&rng);
+            }
+            if (len >= 5 && iter % 8 == 0) {
+                memcpy(buf, "RKCS\1", 5);
+            }
+        } else {
+            /* The valid state with 1..4 random byte or bit changes. */
+            len = enc.len;
+            memcpy(buf, enc.base, len);
+            int k = 1 + (int)rk_rng_below(&rng, 4);
+            for (int j = 0; j < k; j++) {
+                size_t at = rk_rng_below(&rng, len);
+                if (rk_rng_below(&rng, 2)) {
+                    buf[at] ^= (char)(1u << rk_rng_below(&rng, 8));
+                } else {
+                    buf[at] = (char)rk_rng_next(&rng);
+                }
+            }
+        }
+        struct rk_buf re = {0}, re2 = {0};
+        int rc = membership_state_check(buf, len, &re, NULL, 0);
+        if (rc == RK_OK) {
+            /* Whatever decodes re-encodes to something that decodes to
+             * the same encoding. */
+            accepted++;
+            assert_int_equal(
+                membership_state_check(re.base, re.len, &re2, NULL, 0), RK_OK);
+            assert_int_equal(re.len, re2.len);
+            assert_memory_equal(re.base, re2.base, re.len);
+        } else {
+            assert_true(rc == RK_EPROTO || rc == RK_EVERSION);
+            rejected++;
+        }
+        rk_buf_fini(&re);
+        rk_buf_fini(&re2);
+    }
+    printf("# 20000 inputs: %ld rejected, %ld accepted (harmless changes "
+           "such as a port or host byte)\n",
+           rejected, accepted);
+    assert_true(rejected > 15000);
+    rk_free(buf);
+    rk_buf_fini(&enc);
+}
+
+/* ---- merge order -------------------------------------------------------- */
+
+#define POOL 24
+
+struct pool
+{
+    struct rk_buf s[POOL];
+    int n;
+};
+
+/*
+ * Random states that share an ancestor: a 5-node cluster, then each of
+ * several nodes (restarted from the common state) applies a random number
+ * of random changes alone, so versions collide with different changers,
+ * and a few nodes share one id (same version and changer, other bytes).
+ */
+static void make_pool(struct pool *p, uint64_t seed)
+{
+    struct rk_rng rng;
+    rk_rng_seed(&rng, seed);
+    struct net net;
+    net_init(&net, 5, seed, 0);
+    form(&net, 5);
+    struct rk_buf base = {0};
+    struct peer_bytes b = membership_state_bytes(net.nodes[0].m);
+    assert_int_equal(rk_buf_append(&base, b.ptr, b.len), RK_OK);
+    memset(p, 0, sizeof(*p));
+    for (int k = 0; k < POOL; k++) {
+        int who = (int)rk_rng_below(&rng, 5);
+        struct membership *m = NULL;
+        assert_int_equal(membership_create(&net.nodes[who].cfg, base.base,
+                                           base.len, &m, NULL, 0),
+                         RK_OK);
+        int changes = (int)rk_rng_below(&rng, 4);
+        for (int c = 0; c < changes; c++) {
+            struct cl_actions acts = {0};
+            if (rk_rng_below(&rng, 2)) {
+                char id[32], host[32];
+                snprintf(id, sizeof(id), "x-%d", (int)rk_rng_below(&rng, 6));
+                snprintf(host, sizeof(host), "h%d", (int)rk_rng_below(&rng, 3));
+                struct peer_msg msg = {.type = PEER_JOIN};
+                msg.join = (struct peer_join){
+                    .req_id = 1,
+                    .node_id = {id, strlen(id)},
+                    .host = {host, strlen(host)},
+                    .peer_port = 1,
+                };
+                assert_int_equal(membership_on_message(m, &msg, 0, &acts),
+                                 RK_OK);
+            } else {
+                char id[16];
+                snprintf(id, sizeof(id), "node-%d", (int)rk_rng_below(&rng, 5));
+                int rc = membership_remove(m, id, 0, &acts);
+                assert_true(rc == RK_OK || rc == RK_EINVAL ||
+                            rc == RK_ENOTFOUND);
+            }
+        }
+        b = membership_state_bytes(m);
+        assert_int_equal(rk_buf_append(&p->s[k], b.ptr, b.len), RK_OK);
+        membership_destroy(m);
+    }
+    p->n = POOL;
+    rk_buf_fini(&base);
+    net_fini(&net);
+}
+
+static void pool_fini(struct pool *p)
+{
+    for (int i = 0; i < p->n; i++) {
+        rk_buf_fini(&p->s[i]);
+    }
+}
+
+static const struct rk_buf *merge(const struct rk_buf *a,
+                                  const struct rk_buf *b)
+{
+    return membership_state_compare(a->base, a->len, b->base, b->len) >= 0
+               ? a
+               : b;
+}
+
+static bool same(const struct rk_buf *a, const struct rk_buf *b)
+{
+    return a->len == b->len && memcmp(a->base, b->base, a->len) == 0;
+}
+
+static void test_membership_merge_is_commutative_associative_idempotent(
+    void **state)
+{
+    (void)state;
+    long cases = 0, distinct_same_version = 0;
+    for (uint64_t seed = 1; seed <= 6; seed++) {
+        printf("# seed %" PRIu64 "\n", seed);
+        struct pool p;
+        make_pool(&p, seed);
+        for (int i = 0; i < p.n; i++) {
+            assert_true(same(merge(&p.s[i], &p.s[i]), &p.s[i]));
+            for (int j = 0; j < p.n; j++) {
+                const struct rk_buf *ab = merge(&p.s[i], &p.s[j]);
+                const struct rk_buf *ba = merge(&p.s[j], &p.s[i]);
+                assert_true(same(ab, ba));
+                int cij = membership_state_compare(p.s[i].base, p.s[i].len,
+                                                   p.s[j].base, p.s[j].len);
+                if (cij == 0) {
+                    assert_true(same(&p.s[i], &p.s[j]));
+                } else if (!same(&p.s[i], &p.s[j]) &&
+                           memcmp(p.s[i].base + 5, p.s[j].base + 5, 8) == 0) {
+                    distinct_same_version++;
+                }
+                for (int k = 0; k < p.n; k++) {
+                    const struct rk_buf *l = merge(merge(&p.s[i], &p.s[j]),
+                                                   &p.s[k]);
+                    const struct rk_buf *r = merge(&p.s[i],
+                                                   merge(&p.s[j], &p.s[k]));
+                    assert_true(same(l, r));
+                    cases++;
+                }
+            }
+        }
+        /* Machines fed the states in two random orders end equal. */
+        struct rk_rng rng;
+        rk_rng_seed(&rng, seed);
+        struct rk_buf ends[2] = {{0}, {0}};
+        for (int round = 0; round < 2; round++) {
+            int order[POOL];
+            for (int i = 0; i < POOL; i++) {
+                order[i] = i;
+            }
+            for (int i = POOL - 1; i > 0; i--) {
+                int j = (int)rk_rng_below(&rng, (uint64_t)i + 1);
+                int t = order[i];
+                order[i] = order[j];
+                order[j] = t;
+            }
+            struct membership_config cfg = {
+                .node_id = "node-0",
+                .host = "10.0.0.1",
+                .peer_port = 7000,
+                .cluster_name = "test",
+            };
+            struct membership *m = NULL;
+            assert_int_equal(membership_create(&cfg, p.s[order[0]].base,
+                                               p.s[order[0]].len, &m, NULL, 0),
+                             RK_OK);
+            const struct rk_buf *want = &p.s[order[0]];
+            for (int i = 0; i < POOL; i++) {
+                const struct rk_buf *s = &p.s[order[i]];
+                struct peer_msg msg = {.type = PEER_GOSSIP};
+                msg.gossip.state = (struct peer_bytes){s->base, s->len};
+                msg.gossip.from = (struct peer_bytes){"node-1", 6};
+                struct cl_actions acts = {0};
+                assert_int_equal(membership_on_message(m, &msg, 0, &acts),
+                                 RK_OK);
+                want = merge(want, s);
+            }
+            struct peer_bytes got = membership_state_bytes(m);
+            assert_int_equal(got.len, want->len);
+            assert_memory_equal(got.ptr, want->base, got.len);
+            assert_int_equal(rk_buf_append(&ends[round], got.ptr, got.len),
+                             RK_OK);
+            membership_destroy(m);
+        }
+        assert_true(same(&ends[0], &ends[1]));
+        rk_buf_fini(&ends[0]);
+        rk_buf_fini(&ends[1]);
+        pool_fini(&p);
+    }
+    printf("# %ld associativity cases, %ld ordered pairs of distinct states "
+           "with equal versions\n",
+           cases, distinct_same_version);
+    assert_true(distinct_same_version > 0);
+}
+
+/* ---- flows on the simulated network ------------------------------------- */
+
+static void converge_after_join(unsigned drop, uint64_t seed)
+{
+    struct net net;
+    net_init(&net, 5, seed, drop);
+    printf("# seed %" PRIu64 ", %u%% message loss\n", seed, drop);
+    do_create(&net, 0);
+    for (int i = 1; i < 4; i++) {
+        do_join(&net, i, 0);
+    }
+    uint64_t t4 = net_run_until_converged(&net, 0xf, 4, 20000);
+    assert_int_not_equal(t4, UINT64_MAX);
+    printf("# 4 nodes formed and converged at t=%" PRIu64 " ms\n", t4);
+    net_run(&net, t4 + 1000);
+    /* The fifth node joins through node 2 (any member admits). */
+    uint64_t t0 = net.now_ms;
+    do_join(&net, 4, 2);
+    uint64_t t = net_run_until_converged(&net, 0x1f, 5, t0 + 10000);
+    assert_int_not_equal(t, UINT64_MAX);
+    printf("# node-4 joined at t=%" PRIu64 " ms; all 5 nodes agree on "
+           "version %" PRIu64 " and ring %016" PRIx64 " at t=%" PRIu64
+           " ms: %" PRIu64 " ms after the join (bound 3000); %ld messages, "
+           "%ld lost\n",
+           t0, membership_version(net.nodes[0].m),
+           ring_digest(membership_ring(net.nodes[0].m)), t, t - t0, net.sent,
+           net.dropped);
+    assert_true(t - t0 <= 3000);
+    net_fini(&net);
+}
+
+static void test_membership_five_nodes_converge_within_3s_of_a_join(
+    void **state)
+{
+    (void)state;
+    converge_after_join(0, 42);
+}
+
+static void test_membership_five_nodes_converge_with_10pct_loss(void **state)
+{
+    (void)state;
+    for (uint64_t seed = 100; seed < 105; seed++) {
+        converge_after_join(10, seed);
+    }
+}
+
+static void test_membership_concurrent_joins_at_two_seeds_both_end_in_ring(
+    void **state)
+{
+    (void)state;
+    struct net net;
+    net_init(&net, 5, 7, 0);
+    form(&net, 3);
+    net_run(&net, net.now_ms + 1000);
+    uint64_t t0 = net.now_ms;
+    uint64_t v0 = membership_version(net.nodes[0].m);
+    do_join(&net, 3, 1); /* both seeds make version v0 + 1 */
+    do_join(&net, 4, 2);
+    uint64_t t = net_run_until_converged(&net, 0x1f, 5, t0 + 20000);
+    assert_int_not_equal(t, UINT64_MAX);
+    printf("# concurrent joins from version %" PRIu64 ": converged on "
+           "version %" PRIu64 " after %" PRIu64 " ms; JOINs sent %d + %d\n",
+           v0, membership_version(net.nodes[0].m), t - t0,
+           net.nodes[3].joins_sent, net.nodes[4].joins_sent);
+    /* One join lost the tie at v0 + 1 and was retried. */
+    assert_true(membership_version(net.nodes[0].m) >= v0 + 2);
+    assert_true(net.nodes[3].joins_sent + net.nodes[4].joins_sent >= 3);
+    net_fini(&net);
+}
+
+static void test_membership_join_retries_until_the_seed_answers(void **state)
+{
+    (void)state;
+    struct net net;
+    net_init(&net, 2, 9, 0);
+    do_create(&net, 0);
+    net.nodes[0].alive = false; /* the seed is unreachable for a while */
+    do_join(&net, 1, 0);
+    net_run(&net, 2500);
+    assert_int_equal(net.nodes[1].joins_sent, 3); /* t = 0, 1000, 2000 */
+    assert_int_equal(membership_phase(net.nodes[1].m), MEMBERSHIP_JOINING);
+    net.nodes[0].alive = true;
+    uint64_t t = net_run_until_converged(&net, 0x3, 2, 10000);
+    assert_int_not_equal(t, UINT64_MAX);
+    printf("# joined at t=%" PRIu64 " ms after %d JOINs\n", t,
+           net.nodes[1].joins_sent);
+    assert_int_equal(net.nodes[1].joins_sent, 4); /* the one at t = 3000 */
+    assert_int_equal(net.nodes[1].join_done, 1);
+    net_fini(&net);
+}
+
+static void test_membership_join_fails_after_the_deadline(void **state)
+{
+    (void)state;
+    struct net net;
+    net_init(&net, 2, 10, 0);
+    do_create(&net, 0);
+    net.nodes[0].alive = false;
+    do_join(&net, 1, 0);
+    net_run(&net, 29999);
+    assert_int_equal(net.nodes[1].join_failed, 0);
+    net_run(&net, 30000);
+    assert_int_equal(net.nodes[1].join_failed, 1);
+    assert_int_equal(net.nodes[1].join_failed_status, RK_ETIMEDOUT);
+    assert_int_equal(net.nodes[1].joins_sent, 30);
+    assert_int_equal(membership_phase(net.nodes[1].m), MEMBERSHIP_NONE);
+    printf("# JOIN_FAILED at t=30000 ms: %s\n", net.nodes[1].join_failed_text);
+    /* Joining a node that has no cluster is refused at once. */
+    struct net n2;
+    net_init(&n2, 2, 11, 0);
+    do_join(&n2, 1, 0);
+    net_run(&n2, 100);
+    assert_int_equal(n2.nodes[1].join_failed, 1);
+    assert_int_equal(n2.nodes[1].join_failed_status, RK_EINVAL);
+    assert_non_null(strstr(n2.nodes[1].join_failed_text,
+                           "node-0 is not a member of a cluster"));
+    net_fini(&n2);
+    net_fini(&net);
+}
+
+static void test_membership_remove_takes_a_dead_node_out(void **state)
+{
+    (void)state;
+    struct net net;
+    net_init(&net, 3, 12, 0);
+    form(&net, 3);
+    net.nodes[2].alive = false;
+    struct membership *m0 = net.nodes[0].m;
+    struct cl_actions acts = {0};
+    assert_int_equal(membership_remove(m0, "node-0", net.now_ms, &acts),
+                     RK_EINVAL);
+    assert_non_null(strstr(membership_errmsg(m0), "use leave"));
+    assert_int_equal(membership_remove(m0, "nope", net.now_ms, &acts),
+                     RK_ENOTFOUND);
+    assert_int_equal(acts.len, 0);
+    uint64_t t0 = net.now_ms;
+    assert_int_equal(membership_remove(m0, "node-2", net.now_ms, &acts),
+                     RK_OK);
+    net_actions(&net, 0, &acts);
+    uint64_t t = net_run_until_converged(&net, 0x3, 2, t0 + 5000);
+    assert_int_not_equal(t, UINT64_MAX);
+    printf("# node-2 removed; nodes 0 and 1 agree after %" PRIu64 " ms\n",
+           t - t0);
+    assert_int_equal(ring_find_member(membership_ring(m0), "node-2", 6), -1);
+    struct membership_member mm;
+    assert_true(membership_member_find(m0, "node-2", &mm));
+    assert_int_equal(mm.status, MEMBERSHIP_REMOVED);
+    assert_int_equal(membership_remove(m0, "node-2", net.now_ms, &acts),
+                     RK_ENOTFOUND);
+    /* When node-2 comes back it learns it was removed. */
+    net.nodes[2].alive = true;
+    net_run(&net, net.now_ms + 3000);
+    assert_int_equal(membership_phase(net.nodes[2].m),
+                     MEMBERSHIP_REMOVED_SELF);
+    assert_true(net_converged(&net, 0x7));
+    net_fini(&net);
+}
+
+static void test_membership_leave_refused_while_holding_data(void **state)
+{
+    (void)state;
+    struct net net;
+    net_init(&net, 3, 13, 0);
+    form(&net, 3);
+    struct membership *m1 = net.nodes[1].m;
+    struct cl_actions acts = {0};
+    uint64_t v = membership_version(m1);
+    assert_int_equal(membership_leave(m1, true, net.now_ms, &acts), RK_EBUSY);
+    assert_string_equal(membership_errmsg(m1),
+                        "this node owns data; partition handoff is not "
+                        "implemented yet");
+    assert_int_equal(acts.len, 0);
+    assert_int_equal(membership_version(m1), v);
+    assert_int_equal(membership_leave(m1, false, net.now_ms, &acts), RK_OK);
+    net_actions(&net, 1, &acts);
+    assert_int_equal(membership_phase(m1), MEMBERSHIP_REMOVED_SELF);
+    uint64_t t = net_run_until_converged(&net, 0x5, 2, net.now_ms + 5000);
+    assert_int_not_equal(t, UINT64_MAX);
+    assert_true(net_converged(&net, 0x7));
+    /* The last two: one may leave, the last one may not. */
+    assert_int_equal(membership_leave(net.nodes[2].m, false, net.now_ms,
+                                      &acts),
+                     RK_OK);
+    net_actions(&net, 2, &acts);
+    net_run(&net, net.now_ms + 2000);
+    assert_int_equal(membership_leave(net.nodes[0].m, false, net.now_ms,
+                                      &acts),
+                     RK_EINVAL);
+    assert_non_null(strstr(membership_errmsg(net.nodes[0].m), "last member"));
+    net_fini(&net);
+}
+
+static void test_membership_restarts_from_persisted_bytes(void **state)
+{
+    (void)state;
+    struct net net;
+    net_init(&net, 4, 14, 0);
+    form(&net, 3);
+    net_run(&net, net.now_ms + 1000);
+    struct net_node *n1 = &net.nodes[1];
+    uint64_t v = membership_version(n1->m);
+    uint64_t dig = ring_digest(membership_ring(n1->m));
+    /* Node 1 stops; the cluster changes meanwhile. */
+    membership_destroy(n1->m);
+    n1->m = NULL;
+    n1->alive = false;
+    do_join(&net, 3, 0);
+    net_run(&net, net.now_ms + 2000);
+    char err[256] = "";
+    assert_int_equal(membership_create(&n1->cfg, n1->saved.base, n1->saved.len,
+                                       &n1->m, err, sizeof(err)),
+                     RK_OK);
+    assert_int_equal(membership_phase(n1->m), MEMBERSHIP_MEMBER);
+    assert_int_equal(membership_version(n1->m), v);
+    assert_int_equal(ring_digest(membership_ring(n1->m)), dig);
+    n1->alive = true;
+    uint64_t t0 = net.now_ms;
+    uint64_t t = net_run_until_converged(&net, 0xf, 4, t0 + 5000);
+    assert_int_not_equal(t, UINT64_MAX);
+    printf("# restarted node caught up from version %" PRIu64 " to %" PRIu64
+           " in %" PRIu64 " ms\n",
+           v, membership_version(n1->m), t - t0);
+    /* Saved bytes of another cluster, of another node, or garbage. */
+    struct membership *m = NULL;
+    struct membership_config cfg = n1->cfg;
+    cfg.cluster_name = "other";
+    assert_int_equal(membership_create(&cfg, n1->saved.base, n1->saved.len, &m,
+                                       err, sizeof(err)),
+                     RK_EINVAL);
+    assert_non_null(strstr(err, "cluster \"test\""));
+    cfg = n1->cfg;
+    cfg.node_id = "stranger";
+    assert_int_equal(membership_create(&cfg, n1->saved.base, n1->saved.len, &m,
+                                       err, sizeof(err)),
+                     RK_EINVAL);
+    assert_int_equal(
+        membership_create(&n1->cfg, "RKCS\1junk", 9, &m, err, sizeof(err)),
+        RK_EPROTO);
+    assert_null(m);
+    net_fini(&net);
+}
+
+static void test_membership_gossip_from_another_cluster_is_ignored(
+    void **state)
+{
+    (void)state;
+    struct net a;
+    net_init(&a, 2, 15, 0);
+    form(&a, 2);
+    struct membership_config cfg = a.nodes[0].cfg;
+    cfg.cluster_name = "other";
+    struct membership *m = NULL;
+    assert_int_equal(membership_create(&cfg, NULL, 0, &m, NULL, 0), RK_OK);
+    struct cl_actions acts = {0};
+    assert_int_equal(membership_create_cluster(m, 0, &acts), RK_OK);
+    cl_actions_clear(&acts);
+    struct peer_msg msg = {.type = PEER_GOSSIP};
+    msg.gossip.state = membership_state_bytes(a.nodes[1].m);
+    msg.gossip.from = (struct peer_bytes){"node-1", 6};
+    uint64_t v = membership_version(m);
+    assert_int_equal(membership_on_message(m, &msg, 0, &acts), RK_EINVAL);
+    assert_int_equal(membership_version(m), v);
+    assert_int_equal(acts.len, 1);
+    assert_int_equal(acts.items[0].type, CL_ACT_LOG);
+    membership_destroy(m);
+    net_fini(&a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_membership_state_round_trips),
+        cmocka_unit_test(test_membership_state_rejects_every_truncation),
+        cmocka_unit_test(test_membership_state_rejects_random_garbage),
+        cmocka_unit_test(
+            test_membership_merge_is_commutative_associative_idempotent),
+        cmocka_unit_test(test_membership_five_nodes_converge_within_3s_of_a_join),
+        cmocka_unit_test(test_membership_five_nodes_converge_with_10pct_loss),
+        cmocka_unit_test(
+            test_membership_concurrent_joins_at_two_seeds_both_end_in_ring),
+        cmocka_unit_test(test_membership_join_retries_until_the_seed_answers),
+        cmocka_unit_test(test_membership_join_fails_after_the_deadline),
+        cmocka_unit_test(test_membership_remove_takes_a_dead_node_out),
+        cmocka_unit_test(test_membership_leave_refused_while_holding_data),
+        cmocka_unit_test(test_membership_restarts_from_persisted_bytes),
+        cmocka_unit_test(test_membership_gossip_from_another_cluster_is_ignored),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
