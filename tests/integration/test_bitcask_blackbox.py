@@ -73,7 +73,8 @@ def test_rollover_and_merge_survive_restarts(server_factory, seed):
             max_files = max(max_files, len(data_files(s.data_dir)))
             time.sleep(0.5)  # let short TTLs lapse and merges run
             check(c, model)
-        s.stop(how)
+        rc = s.stop(how)
+        assert rc == (0 if how == signal.SIGTERM else -signal.SIGKILL), rc
         s.start()
         with RawClient(s.port) as c:
             check(c, model)

@@ -235,7 +235,8 @@ def test_random_ops_survive_restarts(server_factory, seed):
         with RawClient(s.port) as c:
             run_ops(c, model, rnd, 1500, history)
             check_state(c, model)
-        s.stop(how)
+        rc = s.stop(how)
+        assert rc == (0 if how == signal.SIGTERM else -signal.SIGKILL), rc
         s.start()
         with RawClient(s.port) as c:
             check_state(c, model)
