@@ -927,3 +927,56 @@ def test_auth_without_password(raw):
     assert err(raw, "AUTH", "x") == (
         "ERR AUTH <password> called without any password configured for "
         "the default user. Are you sure your configuration is correct?")
+
+
+# --- Redis 7 EXPIRE options, TTL rounding, duplicates ----------------------------
+
+def test_expire_options_nx_xx_gt_lt(raw):
+    raw.call("SET", "k", "v")
+    assert raw.call("EXPIRE", "k", "100", "XX") == 0  # no TTL yet
+    assert raw.call("EXPIRE", "k", "100", "NX") == 1
+    assert raw.call("EXPIRE", "k", "200", "NX") == 0
+    assert raw.call("EXPIRE", "k", "50", "GT") == 0
+    assert raw.call("EXPIRE", "k", "200", "GT") == 1
+    assert raw.call("TTL", "k") in (199, 200)
+    assert raw.call("EXPIRE", "k", "300", "LT") == 0
+    assert raw.call("EXPIRE", "k", "10", "LT") == 1
+    assert raw.call("PEXPIRE", "k", "50000", "XX") == 1
+    assert raw.call("PERSIST", "k") == 1
+    # no TTL counts as an infinite one for GT and LT
+    assert raw.call("EXPIRE", "k", "10", "GT") == 0
+    assert raw.call("EXPIRE", "k", "10", "LT") == 1
+    assert err(raw, "EXPIRE", "k", "10", "GT", "LT") == \
+        "ERR GT and LT options at the same time are not compatible"
+    assert err(raw, "EXPIRE", "k", "10", "NX", "XX") == \
+        "ERR NX and XX, GT or LT options at the same time are not " \
+        "compatible"
+    assert err(raw, "EXPIRE", "k", "10", "NX", "GT") == \
+        "ERR NX and XX, GT or LT options at the same time are not " \
+        "compatible"
+    assert err(raw, "EXPIRE", "k", "10", "FOO") == \
+        "ERR Unsupported option FOO"
+
+
+def test_ttl_rounds_to_nearest_second(raw):
+    raw.call("SET", "a", "v", "PX", "1800")
+    assert raw.call("TTL", "a") == 2  # (ms + 500) / 1000, like Redis
+    raw.call("SET", "b", "v", "PX", "1200")
+    assert raw.call("TTL", "b") == 1
+    assert 1000 < raw.call("PTTL", "b") <= 1200
+
+
+def test_duplicate_keys_in_arguments(raw):
+    raw.call("SET", "p", "v")
+    assert raw.call("DEL", "p", "p") == 1
+    assert raw.call("MSETNX", "a", "1", "a", "2") == 1
+    assert raw.call("GET", "a") == b"2"
+    assert raw.call("UNLINK", "a", "a", "a") == 1
+
+
+def test_inline_tabs_and_spaces(raw):
+    raw.send(b"ECHO\thello\r\n")
+    assert raw.read_reply() == b"hello"
+    raw.send(b'SET  x\t"a b"  \r\n')
+    assert raw.read_reply() == "OK"
+    assert raw.call("GET", "x") == b"a b"
