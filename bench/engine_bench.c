@@ -500,6 +500,24 @@ static void result(const char *engine,
             secs > 0 ? (double)ops / secs : 0.0);
 }
 
+/* Records current anonymous and file-backed (mapped page cache) RSS. */
+static void report_rss(const char *engine, const char *tag)
+{
+    FILE *st = fopen("/proc/self/status", "r");
+    char l[256], extra[96];
+    unsigned long anon = 0, file = 0;
+    while (st && fgets(l, sizeof(l), st)) {
+        sscanf(l, "RssAnon: %lu", &anon);
+        sscanf(l, "RssFile: %lu", &file);
+    }
+    if (st) {
+        fclose(st);
+    }
+    snprintf(extra, sizeof(extra), "anon=%.0fMB,file=%.0fMB",
+             (double)anon / 1024.0, (double)file / 1024.0);
+    result(engine, tag, 0, 0, extra);
+}
+
 typedef void (*op_fn)(const struct store_ops *o, struct store *s, uint64_t i);
 
 static void op_put_seq(const struct store_ops *o, struct store *s, uint64_t i)
@@ -605,6 +623,7 @@ static void bench_basic(const struct store_ops *o)
         exit(1);
     }
     result(o->name, "readrandom", g_n, t, NULL);
+    report_rss(o->name, "rss_end");
     g_found = 0;
     t = run_ops(o, s, op_get_missing, g_n);
     if (g_found != 0) {
@@ -788,6 +807,7 @@ static void bench_reopen(uint64_t n)
     double t = now_s() - t0;
     struct engine_stats es;
     engine_stats(((struct rk_store *)s)->e, &es);
+    report_rss("bitcask_reopen", "rss_end");
     snprintf(name, sizeof(name), "reopen_%" PRIu64 "_hints", n);
     snprintf(extra, sizeof(extra), "keys=%" PRIu64 ",fallbacks=%" PRIu64,
              es.live_keys, es.hint_fallbacks);
@@ -934,6 +954,7 @@ static void print_table(void)
     for (int i = 0; i < g_nrows; i++) {
         const struct row *r = &g_rows[i];
         if (strcmp(r->workload, "peak_rss") == 0 ||
+            strcmp(r->workload, "rss_end") == 0 ||
             strcmp(r->workload, "keydir_overhead_B/key") == 0) {
             continue;
         }
@@ -955,14 +976,16 @@ static void print_table(void)
                    r->workload, ops, mbs, r->secs, ratio);
         }
     }
-    printf("\n%-15s %14s %24s\n", "engine", "peak_rss_MB",
-           "keydir_overhead_B/key");
+    printf("\n%-15s %14s %24s  %s\n", "engine", "peak_rss_MB",
+           "keydir_overhead_B/key", "rss_after_reads_or_reopen");
     for (int i = 0; i < g_nrows; i++) {
         if (strcmp(g_rows[i].workload, "peak_rss") == 0) {
             const struct row *k =
                 find_row(g_rows[i].engine, "keydir_overhead_B/key");
-            printf("%-15s %14.1f %24s\n", g_rows[i].engine,
-                   (double)g_rows[i].ops / 1024.0, k ? k->extra : "-");
+            const struct row *re = find_row(g_rows[i].engine, "rss_end");
+            printf("%-15s %14.1f %24s  %s\n", g_rows[i].engine,
+                   (double)g_rows[i].ops / 1024.0, k ? k->extra : "-",
+                   re ? re->extra : "-");
         }
     }
     const struct row *bf = find_row("bitcask", "fillrandom");
@@ -1039,6 +1062,8 @@ static void add_row(const struct row *r)
         bool better;
         if (strcmp(r->workload, "peak_rss") == 0) {
             better = r->ops > o->ops;
+        } else if (strcmp(r->workload, "rss_end") == 0) {
+            better = true; /* the last (largest) reopen */
         } else if (strncmp(r->workload, "reopen", 6) == 0) {
             better = r->secs < o->secs;
         } else {

@@ -100,6 +100,56 @@ size_t bc_next_valid(const struct bitcask *b,
     return size;
 }
 
+/*
+ * Keydir prefetching for a scan (as for hint files, bitcask_merge.c): a
+ * cursor runs SCAN_AHEAD records ahead of the parser, reading only the
+ * lengths, and prefetches buckets and then chain heads.  Purely a hint: a
+ * bad length just stops it.
+ */
+#define SCAN_AHEAD 16
+
+struct scan_prefetch
+{
+    uint64_t pf;                 /* offset of the next record to look at */
+    uint64_t n_ahead, n_done;    /* records prefetched / parsed */
+    uint64_t hashes[SCAN_AHEAD]; /* key hashes of the lookahead ring */
+};
+
+static void scan_prefetch_step(struct bitcask *b,
+                               const struct bc_file *f,
+                               uint64_t off,
+                               struct scan_prefetch *sp)
+{
+    if (sp->pf < off) { /* the parser skipped bytes: resynchronize */
+        sp->pf = off;
+        sp->n_ahead = sp->n_done;
+    }
+    while (sp->pf < f->size && sp->n_ahead < sp->n_done + SCAN_AHEAD) {
+        const unsigned char *p = f->map + sp->pf;
+        if (f->size - sp->pf < BC_REC_HDR) {
+            sp->pf = f->size;
+            break;
+        }
+        uint64_t kl = rk_get_le32(p + 20), vl = rk_get_le32(p + 24);
+        uint64_t tot = BC_REC_HDR + kl + vl;
+        if (kl > STORAGE_MAX_KEY_LIMIT || tot > f->size - sp->pf) {
+            sp->pf = f->size;
+            break;
+        }
+        uint64_t h = kl ? keydir_hash(&b->kd, p + BC_REC_HDR, kl) : 0;
+        sp->hashes[sp->n_ahead % SCAN_AHEAD] = h;
+        keydir_prefetch(&b->kd, h, false);
+        sp->pf += tot;
+        sp->n_ahead++;
+    }
+    if (sp->n_done + SCAN_AHEAD / 2 < sp->n_ahead) {
+        keydir_prefetch(&b->kd,
+                        sp->hashes[(sp->n_done + SCAN_AHEAD / 2) % SCAN_AHEAD],
+                        true);
+    }
+    sp->n_done++;
+}
+
 static int scan_file(struct bitcask *b,
                      struct bc_file *f,
                      bool last,
@@ -109,9 +159,11 @@ static int scan_file(struct bitcask *b,
     char path[4096];
     bc_path(b, f->order, "data", path, sizeof(path));
     uint64_t off = BC_FILE_HDR;
+    struct scan_prefetch sp = {.pf = off};
     while (off < f->size) {
         struct bc_rec r;
         size_t len;
+        scan_prefetch_step(b, f, off, &sp);
         int rc =
             bc_rec_parse(f->map + off, f->size - off, STORAGE_MAX_KEY_LIMIT,
                          STORAGE_MAX_VALUE_LIMIT, &r, &len);
