@@ -17,28 +17,40 @@
  *      other partitions are holes.
  *   2. Conflicts: scanning p = 0..Q-1, a partition whose owner already owns
  *      one of the W-1 partitions before it (wrapping) becomes a hole.
- *   3. Targets: the Q mod M members holding the most partitions (ties: the
- *      lower index, i.e. the smaller id) get hi, the rest lo.
+ *   3. Targets: members holding more than lo keep hi (most first, then
+ *      the lower index, i.e. the smaller id) up to Q mod M of them; the
+ *      remaining hi targets float to whichever member fills a hole or
+ *      takes a partition first (claim_deficit).  A fresh claim gives hi
+ *      to the lowest indexes.
  *   4. Holes, in ascending order, go to the member below its target that
- *      fits there (owns nothing within W-1 either side) with the largest
- *      remaining deficit, then the largest "spread" (distance to its nearest
- *      partition), then the lowest index.
+ *      fits there (owns nothing within W-1 either side), preferring one
+ *      that also fits within N (soft rule, when W < N), then the largest
+ *      remaining deficit, then the largest "spread" (distance to its
+ *      nearest partition), then the lowest index.
  *   5. Members above target give partitions to members below: the member
  *      with the largest deficit takes, among the partitions of members above
- *      target where it fits, the one farthest from its own partitions
- *      (ties: the lower partition).  So a joining node takes about Q/(M+1)
- *      partitions spread around the ring, and nothing else moves.
+ *      target where it fits, one that also fits within N, then one that
+ *      wastes the least room for its later partitions (a gap of g between
+ *      two of its partitions has room for g/W - 1 more), then the one
+ *      farthest from its own partitions, then the lowest.  So a joining
+ *      node takes about Q/(M+1) partitions spread around the ring, and
+ *      nothing else moves.
  *   6. When no member fits a hole, a repair search moves another partition's
- *      owner into the hole, making that partition the hole (depth <= 2
- *      chains, deterministic order, bounded total work).
- *   7. If 4-6 fail from `prev`, they are rerun from an empty ring, where
+ *      owner into the hole, making that partition the hole (chains of depth
+ *      <= 3, nearest partitions first, bounded total work).
+ *   7. If 2-6 fail from `prev`, they are rerun from an empty ring, where
  *      holes are filled in ascending order by earliest deadline first (the
  *      member that must take a partition soonest to fit its remaining ones
- *      W apart before wrapping onto its first), which keeps fresh rings
- *      nearly round-robin and N-distinct almost everywhere even when W < N.
+ *      W apart before wrapping onto its first; real-time scheduling's EDF),
+ *      then the soft rule, then the partition's owner in `prev`.  This
+ *      keeps fresh rings nearly round-robin, and N-distinct almost
+ *      everywhere even when W < N.
  *   8. If that fails too (it can for N >= 9 in tight cases), a closed-form
  *      two-stream layout (claim_construct) is used, which provably meets
  *      G1 and G2.  So G1 and G2 always hold; G4 is best effort.
+ *   9. With a `prev`, a last pass (claim_unmove) swaps the owners of two
+ *      partitions whenever that gives one back its previous owner without
+ *      breaking W: it undoes detours of the repair chains.
  *
  * Everything is a function of (Q, N, sorted ids, prev): G3.
  *
@@ -451,7 +463,11 @@ int ring_decode(const void *buf, size_t len, struct ring **out)
 
 /* ---- claim -------------------------------------------------------------- */
 
-/* Work budget of one claim attempt, in inner-loop steps (a few ms). */
+/*
+ * Work budget of one claim attempt, in inner-loop steps: bounds a
+ * ring_create to ~0.15 s at worst (Q=1024); typical claims use a tiny
+ * fraction of it.  Spending is deterministic, so so is the result.
+ */
 #define CLAIM_BUDGET (UINT64_C(1) << 26)
 
 struct claim
@@ -591,7 +607,8 @@ static int64_t claim_deadline(const struct claim *c, int32_t x, uint32_t p)
 
 /*
  * Step 4 for one hole: the best member below target that fits at p, or -1.
- * Fresh claims rank by deadline first; all rank by larger deficit, larger
+ * Ranked by: overdue (fresh: deadline <= p, earliest first), the soft rule,
+ * p's owner in prev, earlier deadline (fresh only), larger deficit, larger
  * spread, lower index.
  */
 static int32_t claim_best_for_hole(struct claim *c, uint32_t p)
@@ -599,7 +616,7 @@ static int32_t claim_best_for_hole(struct claim *c, uint32_t p)
     int32_t best = -1;
     int64_t best_dl = 0;
     uint32_t best_def = 0, best_spread = 0;
-    bool best_urgent = false, best_soft = false;
+    bool best_urgent = false, best_soft = false, best_kept = false;
     if (c->fresh) {
         for (size_t i = 0; i < c->m; i++) {
             c->first[i] = -1;
@@ -620,6 +637,7 @@ static int32_t claim_best_for_hole(struct claim *c, uint32_t p)
         int64_t dl = c->fresh ? claim_deadline(c, x, p) : 0;
         bool urgent = c->fresh && dl <= (int64_t)p;
         bool soft = claim_fits_soft(c, x, p);
+        bool kept = c->seed[p] == x;
         uint32_t sp = claim_spread(c, x, p);
         bool better;
         if (best < 0 || urgent != best_urgent) {
@@ -628,6 +646,8 @@ static int32_t claim_best_for_hole(struct claim *c, uint32_t p)
             better = dl < best_dl;
         } else if (soft != best_soft) {
             better = soft;
+        } else if (kept != best_kept) {
+            better = kept;
         } else if (dl != best_dl) {
             better = dl < best_dl;
         } else if (def != best_def) {
@@ -642,6 +662,7 @@ static int32_t claim_best_for_hole(struct claim *c, uint32_t p)
             best_spread = sp;
             best_urgent = urgent;
             best_soft = soft;
+            best_kept = kept;
         }
     }
     return best;
@@ -965,14 +986,14 @@ static int ring_claim(struct ring *r, const struct ring *prev)
     c.n = r->n < c.q ? r->n : c.q;
     c.spread = 2 * hi + c.n < c.q / 2 ? 2 * hi + c.n : c.q / 2;
     bool done = false;
+    for (uint32_t p = 0; p < c.q; p++) {
+        c.seed[p] = -1;
+    }
     if (prev != NULL) {
         claim_seed(&c, r, prev);
         c.budget = CLAIM_BUDGET;
         memcpy(c.seed, c.owner, c.q * sizeof(*c.seed));
         done = claim_run(&c);
-        if (done) {
-            claim_unmove(&c);
-        }
     }
     if (!done) {
         c.fresh = true;
@@ -982,6 +1003,10 @@ static int ring_claim(struct ring *r, const struct ring *prev)
     }
     if (!done) {
         claim_construct(&c);
+    }
+    if (prev != NULL) {
+        c.budget = CLAIM_BUDGET;
+        claim_unmove(&c);
     }
     for (uint32_t p = 0; p < c.q; p++) {
         r->owner[p] = (uint16_t)c.owner[p];

@@ -74,8 +74,9 @@ bool ring_member_id_is_valid(const char *id, size_t len);
  *     untouched on error.
  * Errors: RK_EINVAL (bad q or n, no or too many ids, an invalid or
  * duplicate id), RK_ENOMEM.
- * Thread: any.  Complexity: about O(Q * (Q/M + N) * M) for a fresh ring,
- * less from a previous ring; a few ms for Q=1024.
+ * Thread: any.  Complexity: a bounded, deterministic amount of work: well
+ * under 2 ms typically, about 0.15 s at worst (Q=1024, hard repairs).
+ * Algorithm: ring.c's header (after Riak's claim_v2/v3).
  */
 int ring_create(uint32_t q,
                 uint32_t n,
