@@ -879,12 +879,30 @@ def test_binary_keys_and_values(r):
     assert r.delete(key, k2) == 2
 
 
-def test_empty_key(r):
-    """Redis accepts the empty string as a key."""
-    assert r.set(b"", b"empty-key")
-    assert r.get(b"") == b"empty-key"
-    assert r.exists(b"") == 1
-    assert r.delete(b"") == 1
+def test_empty_key(r, raw):
+    """Redis accepts the empty string as a key; ringkv refuses it on every
+    write (docs/protocol.md, "Differences from Redis") and reads see no
+    such key."""
+    if not is_ringkv():
+        assert r.set(b"", b"empty-key")
+        assert r.get(b"") == b"empty-key"
+        assert r.exists(b"") == 1
+        assert r.delete(b"") == 1
+        return
+    text = "ERR invalid key: ringkv does not support empty keys"
+    for cmd in (("SET", "", "v"), ("SETNX", "", "v"), ("APPEND", "", "x"),
+                ("INCR", ""), ("MSET", "", "v", "a", "b"),
+                ("MSET", "a", "b", "", "v"), ("MSETNX", "", "v", "a", "b"),
+                ("MSETNX", "a", "b", "", "v")):
+        assert err(raw, *cmd) == text, cmd
+        # a refused MSET/MSETNX writes nothing, whatever the key's position
+        assert raw.call("DBSIZE") == 0, "%r wrote some keys" % (cmd,)
+    assert raw.call("GET", "") is None
+    assert raw.call("EXISTS", "") == 0
+    assert raw.call("DEL", "") == 0
+    assert raw.call("TTL", "") == -2
+    assert raw.call("TYPE", "") == "none"
+    assert raw.call("DBSIZE") == 0
 
 
 def test_utf8_keys(r):
