@@ -41,7 +41,7 @@
  *   7. If 2-6 fail from `prev`, they are rerun from an empty ring, where
  *      holes are filled in ascending order by earliest deadline first (the
  *      member that must take a partition soonest to fit its remaining ones
- *      W apart before wrapping onto its first; real-time scheduling's EDF),
+ *      W apart before wrapping onto its first; EDF, as in task scheduling),
  *      then the soft rule, then the partition's owner in `prev`.  This
  *      keeps fresh rings nearly round-robin, and N-distinct almost
  *      everywhere even when W < N.
@@ -592,7 +592,7 @@ static void claim_give(struct claim *c, uint32_t p, int32_t x)
  * Deadline of member x for a fresh claim filling p in ascending order: the
  * last partition where x can take its next one and still fit its remaining
  * r partitions w apart before wrapping onto its first one (earliest
- * deadline first, as in real-time scheduling).  first[x] is x's first
+ * deadline first, as in task scheduling).  first[x] is x's first
  * partition, or -1.
  */
 static int64_t claim_deadline(const struct claim *c, int32_t x, uint32_t p)

@@ -129,11 +129,12 @@ size_t ring_owner(const struct ring *r, uint32_t partition);
 /*
  * Preference list of `partition` (< ring_size): fills out_idx[0..cap) with
  * member indexes, walking clockwise from the partition and listing each
- * owner the first time it is met: the first min(N, M) are the key's
+ * owner when first met: the first min(N, M) are the key's
  * replicas (the partition's owner first), the rest are the fallbacks in
  * the same clockwise order, then members owning no partition in index
  * order.  Returns min(cap, M).  Borrowed out_idx.  Complexity: O(Q + M) at
- * worst, O(cap * W') typically.  Allocates nothing.
+ * worst; the walk stops once cap members are listed, typically after about
+ * cap partitions.  Allocates nothing.
  */
 size_t ring_preflist(const struct ring *r,
                      uint32_t partition,

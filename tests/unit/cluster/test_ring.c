@@ -30,12 +30,12 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-#define MAX_IDS 64
+#define MAX_IDS 128
 
 static char g_id_store[MAX_IDS][16];
 static const char *g_ids[MAX_IDS];
 
-/* Ids "node-00".."node-63", created once. */
+/* Ids "node-00".."node-127", created once. */
 static int group_setup(void **state)
 {
     (void)state;
@@ -347,11 +347,26 @@ static void test_ring_every_n_consecutive_partitions_have_distinct_owners(
     }
 }
 
-/* A fresh claim reaches the largest window balance allows (ring.c step 7
- * never has to lower it) over a wider grid than B1. */
+/* A fresh claim reaches the largest window balance allows over a wider
+ * grid than B1, including tight cases where the greedy claim gives up and
+ * ring.c's closed-form layout (step 8) takes over. */
 static void test_ring_fresh_claim_reaches_the_largest_window(void **state)
 {
     (void)state;
+    static const uint32_t tight[][3] = {
+        {64, 10, 11},  {64, 12, 13},  {128, 9, 10},   {128, 18, 19},
+        {128, 31, 33}, {256, 58, 65}, {1024, 51, 60}, {16, 4, 5},
+    };
+    for (size_t i = 0; i < sizeof(tight) / sizeof(tight[0]); i++) {
+        uint32_t q = tight[i][0], n = tight[i][1], m = tight[i][2];
+        struct ring *r = make_ring(q, n, m, NULL);
+        uint32_t w = expected_window(q, n, m);
+        if (ring_window(r) != w || !windows_distinct(r, w) || !balanced(r)) {
+            fail_msg("Q=%u N=%u M=%u: window %u, want %u", q, n, m,
+                     ring_window(r), w);
+        }
+        ring_destroy(r);
+    }
     for (uint32_t q = 1; q <= RING_MAX_SIZE; q *= 4) {
         for (uint32_t n = 1; n <= 6; n++) {
             for (size_t m = 1; m <= 20; m++) {
@@ -620,6 +635,50 @@ static void test_ring_leave_moves_the_leavers_partitions_plus_repairs(
     }
 }
 
+/* Arbitrary membership churn (several joins and leaves at once, ids in any
+ * order) from the previous ring keeps G1 and G2 at every step. */
+static void test_ring_random_membership_changes_keep_balance_and_window(
+    void **state)
+{
+    (void)state;
+    uint64_t seed = 7;
+    for (int trial = 0; trial < 30; trial++) {
+        uint32_t q = 1u << (rng_next(&seed) % 9);
+        uint32_t n = 1 + (uint32_t)(rng_next(&seed) % 5);
+        bool in[MAX_IDS] = {false};
+        struct ring *prev = NULL;
+        for (int step = 0; step < 12; step++) {
+            int changes = 1 + (int)(rng_next(&seed) % 3);
+            for (int c = 0; c < changes; c++) {
+                size_t k = (size_t)(rng_next(&seed) % 24);
+                in[k] = !in[k];
+            }
+            const char *ids[MAX_IDS];
+            size_t m = 0;
+            for (size_t i = MAX_IDS; i-- > 0;) {
+                if (in[i]) {
+                    ids[m++] = g_ids[i];
+                }
+            }
+            if (m == 0) {
+                in[0] = true;
+                ids[m++] = g_ids[0];
+            }
+            struct ring *r = NULL;
+            assert_int_equal(ring_create(q, n, ids, m, prev, &r), RK_OK);
+            uint32_t w = expected_window(q, n, m);
+            if (!balanced(r) || !windows_distinct(r, w) ||
+                ring_window(r) != w) {
+                fail_msg("trial %d step %d: Q=%u N=%u M=%zu", trial, step, q, n,
+                         m);
+            }
+            ring_destroy(prev);
+            prev = r;
+        }
+        ring_destroy(prev);
+    }
+}
+
 static void test_ring_size_change_keeps_a_valid_ring(void **state)
 {
     (void)state;
@@ -843,6 +902,8 @@ int main(void)
         cmocka_unit_test(test_ring_join_moves_about_one_over_m_plus_one),
         cmocka_unit_test(
             test_ring_leave_moves_the_leavers_partitions_plus_repairs),
+        cmocka_unit_test(
+            test_ring_random_membership_changes_keep_balance_and_window),
         cmocka_unit_test(test_ring_size_change_keeps_a_valid_ring),
         cmocka_unit_test(
             test_ring_decode_rejects_every_truncation_and_corruption),
