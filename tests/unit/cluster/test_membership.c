@@ -895,6 +895,107 @@ static void test_membership_gossip_from_another_cluster_is_ignored(
     net_fini(&a);
 }
 
+/* ---- allocation failures (STYLE.md 1.7) ---------------------------------- */
+
+static long g_alloc_calls, g_alloc_fail_at;
+
+static bool alloc_fails(void)
+{
+    return ++g_alloc_calls == g_alloc_fail_at;
+}
+
+static void *t_malloc(void *data, size_t size)
+{
+    (void)data;
+    return alloc_fails() ? NULL : malloc(size);
+}
+
+static void *t_calloc(void *data, size_t n, size_t size)
+{
+    (void)data;
+    return alloc_fails() ? NULL : calloc(n, size);
+}
+
+static void *t_realloc(void *data, void *ptr, size_t size)
+{
+    (void)data;
+    return alloc_fails() ? NULL : realloc(ptr, size);
+}
+
+static void t_free(void *data, void *ptr)
+{
+    (void)data;
+    free(ptr);
+}
+
+static const struct rk_allocator g_failing = {
+    .malloc_fn = t_malloc,
+    .calloc_fn = t_calloc,
+    .realloc_fn = t_realloc,
+    .free_fn = t_free,
+};
+
+static void fail_nth(long n)
+{
+    g_alloc_calls = 0;
+    g_alloc_fail_at = n;
+    rk_set_allocator(&g_failing);
+}
+
+static void test_membership_survives_every_allocation_failure(void **state)
+{
+    (void)state;
+    struct rk_buf saved = {0};
+    sample_state(&saved, 17);
+    struct membership_config cfg = {
+        .node_id = "node-1",
+        .host = "10.0.0.2",
+        .peer_port = 7001,
+        .cluster_name = "test",
+    };
+    struct peer_msg join = {.type = PEER_JOIN};
+    join.join = (struct peer_join){
+        .req_id = 3,
+        .node_id = {"late", 4},
+        .host = {"10.0.0.9", 8},
+        .peer_port = 7009,
+    };
+    long n;
+    int rc = RK_ENOMEM;
+    for (n = 1; rc == RK_ENOMEM; n++) {
+        /* Restart from saved bytes, then admit a JOIN. */
+        struct membership *m = NULL;
+        fail_nth(n);
+        rc = membership_create(&cfg, saved.base, saved.len, &m, NULL, 0);
+        if (rc == RK_OK) {
+            uint64_t v = membership_version(m);
+            struct cl_actions acts = {0};
+            rc = membership_on_message(m, &join, 0, &acts);
+            if (rc == RK_ENOMEM) {
+                /* Nothing changed, and the joiner got an error reply. */
+                assert_int_equal(membership_version(m), v);
+                assert_int_equal(acts.len, 1);
+                assert_int_equal(acts.items[0].msg.type, PEER_JOIN_REPLY);
+                assert_int_equal(acts.items[0].msg.join_reply.status,
+                                 RK_ENOMEM);
+            } else {
+                assert_int_equal(rc, RK_OK);
+                assert_int_equal(membership_version(m), v + 1);
+            }
+        } else {
+            assert_int_equal(rc, RK_ENOMEM);
+            assert_null(m);
+        }
+        rk_set_allocator(NULL);
+        membership_destroy(m);
+    }
+    printf("# restart + JOIN succeeded once %ld allocations could "
+           "succeed\n",
+           n - 1);
+    assert_true(n > 5);
+    rk_buf_fini(&saved);
+}
+
 static void put_seed(const char *name, struct peer_bytes b)
 {
     char err[256] = "";
@@ -959,6 +1060,7 @@ int main(void)
         cmocka_unit_test(test_membership_restarts_from_persisted_bytes),
         cmocka_unit_test(test_membership_gossip_from_another_cluster_is_ignored),
         cmocka_unit_test(test_membership_fuzz_seeds_decode_cleanly),
+        cmocka_unit_test(test_membership_survives_every_allocation_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
