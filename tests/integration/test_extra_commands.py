@@ -1,0 +1,206 @@
+"""Commands ringkvd implements beyond the core list (docs/protocol.md):
+SETEX PSETEX GETRANGE INCRBYFLOAT PEXPIREAT EXPIRETIME PEXPIRETIME KEYS
+RANDOMKEY SCAN TYPE WATCH/UNWATCH TIME FLUSHDB SAVE COMMAND LIST CLIENT
+INFO/LIST CONFIG SET/RESETSTAT, with Redis 7's replies and error texts.
+"""
+import time
+
+import pytest
+
+from conftest import is_ringkv
+from rawresp import RawClient
+
+
+def err(raw, *args):
+    reply = raw.call(*args)
+    assert raw.last_type == b"-", "expected an error for %r, got %r" % (
+        args, reply)
+    return str(reply)
+
+
+def test_setex_psetex(raw):
+    assert raw.call("SETEX", "k", "100", "v") == "OK"
+    assert raw.call("TTL", "k") in (99, 100)
+    assert raw.call("GET", "k") == b"v"
+    assert raw.call("PSETEX", "p", "100000", "v") == "OK"
+    assert 99000 <= raw.call("PTTL", "p") <= 100000
+    assert err(raw, "SETEX", "k", "0", "v") == \
+        "ERR invalid expire time in 'setex' command"
+    assert err(raw, "SETEX", "k", "-1", "v") == \
+        "ERR invalid expire time in 'setex' command"
+    assert err(raw, "PSETEX", "p", "0", "v") == \
+        "ERR invalid expire time in 'psetex' command"
+    assert err(raw, "SETEX", "k", "x", "v") == \
+        "ERR value is not an integer or out of range"
+    assert err(raw, "SETEX", "k", "10") == \
+        "ERR wrong number of arguments for 'setex' command"
+
+
+def test_getrange(raw):
+    raw.call("SET", "s", "Hello World")
+    assert raw.call("GETRANGE", "s", "0", "4") == b"Hello"
+    assert raw.call("GETRANGE", "s", "-5", "-1") == b"World"
+    assert raw.call("GETRANGE", "s", "5", "2") == b""
+    assert raw.call("GETRANGE", "s", "0", "100") == b"Hello World"
+    assert raw.call("GETRANGE", "s", "-100", "1") == b"He"
+    assert raw.call("GETRANGE", "nokey", "0", "1") == b""
+    assert err(raw, "GETRANGE", "s", "x", "1") == \
+        "ERR value is not an integer or out of range"
+
+
+def test_incrbyfloat(raw):
+    raw.call("SET", "f", "10.5")
+    assert raw.call("INCRBYFLOAT", "f", "1.5") == b"12"
+    assert raw.call("INCRBYFLOAT", "f", "-6.5") == b"5.5"
+    assert raw.call("INCRBYFLOAT", "f", "2.5e1") == b"30.5"
+    assert raw.call("GET", "f") == b"30.5"
+    assert raw.call("INCRBYFLOAT", "new", "3") == b"3"
+    assert raw.last_type == b"$"
+    raw.call("SET", "s", "abc")
+    assert err(raw, "INCRBYFLOAT", "s", "1") == \
+        "ERR value is not a valid float"
+    assert err(raw, "INCRBYFLOAT", "f", "abc") == \
+        "ERR value is not a valid float"
+    assert err(raw, "INCRBYFLOAT", "f", "inf") == \
+        "ERR increment would produce NaN or Infinity"
+    raw.call("HELLO", "3")
+    assert raw.call("INCRBYFLOAT", "f", "1") == b"31.5"
+    assert raw.last_type == b"$"  # a bulk string in RESP3 too
+
+
+def test_pexpireat_expiretime(raw):
+    raw.call("SET", "k", "v")
+    assert raw.call("EXPIRETIME", "k") == -1
+    assert raw.call("PEXPIRETIME", "k") == -1
+    assert raw.call("EXPIRETIME", "nokey") == -2
+    assert raw.call("PEXPIRETIME", "nokey") == -2
+    at = int(time.time() * 1000) + 500000
+    assert raw.call("PEXPIREAT", "k", str(at)) == 1
+    assert raw.call("PEXPIRETIME", "k") == at
+    assert raw.call("EXPIRETIME", "k") == (at + 500) // 1000 or \
+        raw.call("EXPIRETIME", "k") == at // 1000
+    raw.call("SET", "e", "v", "EXAT", "99999999999")
+    assert raw.call("EXPIRETIME", "e") == 99999999999
+    assert raw.call("PEXPIREAT", "e", "1") == 1
+    assert raw.call("EXISTS", "e") == 0
+
+
+def test_keys_and_randomkey(raw):
+    assert raw.call("RANDOMKEY") is None
+    assert raw.call("KEYS", "*") == []
+    raw.call("MSET", "pa", "1", "p", "2", "q", "3", "h\x00x", "4")
+    assert sorted(raw.call("KEYS", "*")) == [b"h\x00x", b"p", b"pa", b"q"]
+    assert sorted(raw.call("KEYS", "p*")) == [b"p", b"pa"]
+    assert raw.call("KEYS", "nomatch*") == []
+    assert raw.call("RANDOMKEY") in (b"pa", b"p", b"q", b"h\x00x")
+    raw.call("SET", "gone", "v", "PX", "50")
+    time.sleep(0.2)
+    assert b"gone" not in raw.call("KEYS", "*")
+
+
+def test_scan_type(raw):
+    raw.call("MSET", "a", "1", "b", "2")
+    cursor, keys = raw.call("SCAN", "0", "TYPE", "string", "COUNT", "100")
+    assert cursor == b"0" and sorted(keys) == [b"a", b"b"]
+    assert raw.call("SCAN", "0", "TYPE", "list") == [b"0", []]
+    assert raw.call("SCAN", "0", "TYPE", "nosuchtype") == [b"0", []]
+
+
+def test_watch_unwatch(server, raw):
+    other = RawClient(server.port)
+    try:
+        raw.call("SET", "w", "1")
+        assert raw.call("WATCH", "w") == "OK"
+        other.call("SET", "w", "2")  # touched by someone else
+        raw.call("MULTI")
+        raw.call("SET", "w", "3")
+        assert raw.call("EXEC") is None and raw.last_raw == b"*-1\r\n"
+        assert raw.call("GET", "w") == b"2"
+        # unmodified: runs
+        assert raw.call("WATCH", "w") == "OK"
+        raw.call("MULTI")
+        raw.call("SET", "w", "4")
+        assert raw.call("EXEC") == ["OK"]
+        # UNWATCH forgets
+        raw.call("WATCH", "w")
+        assert raw.call("UNWATCH") == "OK"
+        other.call("SET", "w", "5")
+        raw.call("MULTI")
+        raw.call("SET", "w", "6")
+        assert raw.call("EXEC") == ["OK"]
+        # RESP3: a null, not a null array
+        raw.call("HELLO", "3")
+        raw.call("WATCH", "w")
+        other.call("DEL", "w")
+        raw.call("MULTI")
+        raw.call("SET", "w", "7")
+        assert raw.call("EXEC") is None and raw.last_raw == b"_\r\n"
+        raw.call("MULTI")
+        assert err(raw, "WATCH", "w") == "ERR WATCH inside MULTI is not allowed"
+        raw.call("DISCARD")
+        assert err(raw, "WATCH") == \
+            "ERR wrong number of arguments for 'watch' command"
+    finally:
+        other.close()
+
+
+def test_watch_own_modification_aborts(server, raw):
+    """Modifying a WATCHed key, even from the watching client, aborts."""
+    raw.call("SET", "x", "1")
+    raw.call("WATCH", "x")
+    raw.call("DEL", "x")  # the watcher itself modifies it: aborts too
+    raw.call("MULTI")
+    raw.call("SET", "x", "2")
+    assert raw.call("EXEC") is None
+
+
+def test_time(raw):
+    t = raw.call("TIME")
+    assert len(t) == 2 and all(isinstance(x, bytes) for x in t)
+    secs, usecs = int(t[0]), int(t[1])
+    assert abs(secs - time.time()) < 5
+    assert 0 <= usecs < 1000000
+
+
+def test_flushdb_and_save(raw, server):
+    raw.call("MSET", "a", "1", "b", "2")
+    assert raw.call("SAVE") == "OK"
+    assert raw.call("FLUSHDB") == "OK"  # the server fixture allows it
+    assert raw.call("DBSIZE") == 0
+
+
+def test_command_list(raw):
+    names = raw.call("COMMAND", "LIST")
+    assert len(set(names)) == len(names)
+    # every command (Redis 7.0 also lists "container|subcommand" names)
+    assert {e[0] for e in raw.call("COMMAND")} <= set(names)
+    got = set(raw.call("COMMAND", "LIST", "FILTERBY", "PATTERN", "get*"))
+    assert {b"get", b"getdel", b"getex", b"getrange"} <= got
+    assert all(n.startswith(b"get") for n in got)
+
+
+def test_client_info_and_list(raw):
+    raw.call("CLIENT", "SETNAME", "me")
+    info = raw.call("CLIENT", "INFO")
+    assert raw.last_type == b"$"
+    fields = dict(kv.split(b"=", 1) for kv in info.strip().split(b" ")
+                  if b"=" in kv)
+    assert fields[b"id"] == str(raw.call("CLIENT", "ID")).encode()
+    assert fields[b"name"] == b"me"
+    assert b"addr" in fields
+    listing = raw.call("CLIENT", "LIST")
+    assert b"name=me" in listing
+
+
+def test_config_set_and_resetstat(raw):
+    assert raw.call("CONFIG", "SET", "timeout", "5") == "OK"
+    assert raw.call("CONFIG", "GET", "timeout") == [b"timeout", b"5"]
+    reply = raw.call("CONFIG", "SET", "timeout", "x")
+    assert raw.last_type == b"-" and reply.startswith(
+        "ERR CONFIG SET failed (possibly related to argument 'timeout')")
+    assert err(raw, "CONFIG", "SET", "nosuchsetting", "1").startswith(
+        "ERR Unknown option or number of arguments for CONFIG SET")
+    raw.call("GET", "miss")
+    assert raw.call("CONFIG", "RESETSTAT") == "OK"
+    stats = raw.call("INFO", "stats")
+    assert b"keyspace_misses:0" in stats
