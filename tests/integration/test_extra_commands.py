@@ -204,3 +204,10 @@ def test_config_set_and_resetstat(raw):
     assert raw.call("CONFIG", "RESETSTAT") == "OK"
     stats = raw.call("INFO", "stats")
     assert b"keyspace_misses:0" in stats
+
+
+@pytest.mark.ringkv_only
+def test_info_reports_ringkv_version(raw):
+    text = raw.call("INFO", "server")
+    fields = dict(l.split(b":", 1) for l in text.split(b"\r\n") if b":" in l)
+    assert b"ringkv_version" in fields and b"redis_version" in fields

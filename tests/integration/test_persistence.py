@@ -404,3 +404,19 @@ def test_sigterm_with_idle_and_stalled_clients_exits_promptly(server_factory):
         assert c.exists("in-multi", "x") == 0  # never committed
     finally:
         c.close()
+
+
+def test_shutdown_command(server_factory):
+    s = server_factory(args=["--sync", "every:1000"])
+    from rawresp import RawClient
+    with RawClient(s.port) as c:
+        c.call("SET", "k", "v")
+        c.send(b"*1\r\n$8\r\nSHUTDOWN\r\n")
+        assert c.expect_closed(timeout=10)  # no reply on success
+    assert s.wait_exit(timeout=20) == 0
+    s.start()
+    c = s.client()
+    try:
+        assert c.get("k") == b"v"
+    finally:
+        c.close()
