@@ -563,6 +563,13 @@ int membership_state_compare(const void *a, size_t a_len, const void *b,
 
 /* ---- the machine -------------------------------------------------------- */
 
+static bool node_same(const struct mb_node *a, const struct mb_node *b)
+{
+    return strcmp(a->id, b->id) == 0 && strcmp(a->host, b->host) == 0 &&
+           a->resp_port == b->resp_port && a->http_port == b->http_port &&
+           a->peer_port == b->peer_port && a->status == b->status;
+}
+
 static const struct mb_node *self_node(const struct membership *m)
 {
     if (m->st == NULL) {
@@ -999,6 +1006,21 @@ int membership_tick(struct membership *m, uint64_t now_ms,
         }
         return RK_OK;
     }
+    if (m->phase == MEMBERSHIP_MEMBER && !node_same(self_node(m), &m->self)) {
+        /* Restarted with another address: publish it (one change). */
+        struct mb_state *s = NULL;
+        int rc = change_node(m, &m->self, &s);
+        if (rc == RK_OK) {
+            rc = commit_change(m, s, NULL, now_ms, acts);
+        }
+        if (rc != RK_OK) {
+            return rc; /* retried at the next tick */
+        }
+        log_action(acts, RK_OK,
+                   "this node's address is now %s:%u (version %" PRIu64 ")",
+                   m->self.host, m->self.peer_port, m->st->version);
+        return RK_OK;
+    }
     if (m->st != NULL && now_ms >= m->next_gossip_ms) {
         m->next_gossip_ms = now_ms + m->gossip_ms;
         gossip_random(m, NULL, acts);
@@ -1012,14 +1034,10 @@ uint64_t membership_next_deadline_ms(const struct membership *m)
         return m->next_join_ms < m->join_deadline_ms ? m->next_join_ms
                                                      : m->join_deadline_ms;
     }
+    if (m->phase == MEMBERSHIP_MEMBER && !node_same(self_node(m), &m->self)) {
+        return 0; /* an address to publish */
+    }
     return m->st != NULL ? m->next_gossip_ms : UINT64_MAX;
-}
-
-static bool node_same(const struct mb_node *a, const struct mb_node *b)
-{
-    return strcmp(a->id, b->id) == 0 && strcmp(a->host, b->host) == 0 &&
-           a->resp_port == b->resp_port && a->http_port == b->http_port &&
-           a->peer_port == b->peer_port && a->status == b->status;
 }
 
 /* A JOIN arrived: admit the node if we can, always reply. */

@@ -166,8 +166,11 @@ int membership_remove(struct membership *m,
 
 /*
  * Timer event: sends GOSSIP to one random valid peer every
- * gossip_interval_ms (members only), resends JOIN every join_retry_ms and
- * gives up at the join deadline (joining only).  Errors: RK_ENOMEM.
+ * gossip_interval_ms (members and removed nodes), resends JOIN every
+ * join_retry_ms and gives up at the join deadline (joining only).  A
+ * member restarted with another host or ports than its saved state lists
+ * publishes the new address at its first tick (a version bump).
+ * Errors: RK_ENOMEM (retried at the next tick).
  */
 int membership_tick(struct membership *m,
                     uint64_t now_ms,

@@ -849,6 +849,25 @@ static void test_membership_restarts_from_persisted_bytes(void **state)
     printf("# restarted node caught up from version %" PRIu64 " to %" PRIu64
            " in %" PRIu64 " ms\n",
            v, membership_version(n1->m), t - t0);
+    /* Restarted on another peer port: it publishes the new address. */
+    membership_destroy(n1->m);
+    n1->cfg.peer_port = 7101;
+    assert_int_equal(membership_create(&n1->cfg, n1->saved.base, n1->saved.len,
+                                       &n1->m, err, sizeof(err)),
+                     RK_OK);
+    uint64_t v1 = membership_version(n1->m);
+    t0 = net.now_ms;
+    struct membership_member mm = {0};
+    while (net.now_ms < t0 + 5000 &&
+           !(all_members(&net, 0xf) && net_converged(&net, 0xf) &&
+             membership_member_find(net.nodes[3].m, "node-1", &mm) &&
+             mm.peer_port == 7101)) {
+        assert_true(net_step(&net, t0 + 5000));
+    }
+    assert_int_equal(mm.peer_port, 7101);
+    assert_int_equal(membership_version(net.nodes[0].m), v1 + 1);
+    printf("# new address of node-1 known everywhere after %" PRIu64 " ms\n",
+           net.now_ms - t0);
     /* Saved bytes of another cluster, of another node, or garbage. */
     struct membership *m = NULL;
     struct membership_config cfg = n1->cfg;
