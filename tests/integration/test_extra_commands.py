@@ -63,6 +63,13 @@ def test_incrbyfloat(raw):
         "ERR value is not a valid float"
     assert err(raw, "INCRBYFLOAT", "f", "inf") == \
         "ERR increment would produce NaN or Infinity"
+    # long double arithmetic and %.17Lg formatting, exactly like Redis
+    raw.call("SET", "d", "10.5")
+    assert raw.call("INCRBYFLOAT", "d", "0.1") == b"10.6"
+    assert raw.call("INCRBYFLOAT", "d", "0.1") == b"10.7"
+    raw.call("SET", "g", "3.0")
+    assert raw.call("INCRBYFLOAT", "g", "1.10") == b"4.1"
+    assert raw.call("INCRBYFLOAT", "g", "5.0e3") == b"5004.10000000000000009"
     raw.call("HELLO", "3")
     assert raw.call("INCRBYFLOAT", "f", "1") == b"31.5"
     assert raw.last_type == b"$"  # a bulk string in RESP3 too
