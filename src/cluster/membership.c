@@ -43,7 +43,9 @@
  * be repeated.
  *
  * Invariants of struct membership:
- *   (1) st == NULL iff phase == NONE, or phase == JOINING from NONE;
+ *   (1) st == NULL implies phase NONE or JOINING (a node whose rejoin
+ *       after a lost concurrent join timed out is NONE and keeps the
+ *       cluster's state); only MEMBER and REMOVED_SELF gossip;
  *   (2) st->nodes sorted strictly ascending by id; st->ring's members ==
  *       { valid nodes }, ring_size/n_val == the ring's Q/target_n;
  *   (3) enc holds the encoding of st (enc.len == 0 iff st == NULL);
@@ -55,17 +57,31 @@
  *
  * Phases (membership_phase):
  *
- *           create_cluster                      leave / state shows self
- *   NONE ------------------------> MEMBER -----------------------------+
- *    |  ^                          ^  |  ^       removed               |
- *    |  | deadline / error reply   |  |  | state shows self valid     v
- *    |  +------------+   reply or  |  |  +-------------------- REMOVED_SELF
- *    | join_start    |   gossip    |  | state drops self        |
- *    +-----------> JOINING --------+  | (lost a concurrent      |
- *                   ^   ^ join_start  |  join): rejoin          |
- *                   |   +-------------+  (one-node cluster only) |
- *                   +------------------------------------------- +
- *                              join_start
+ *                 create_cluster
+ *        NONE ---------------------------------> MEMBER
+ *         |  ^                                   ^ |  ^ |
+ *         |  | deadline or     JOIN_REPLY OK or  | |  | | leave, or a newer
+ *   join_ |  | error reply     gossip listing    | |  | | state lists self
+ *   start v  | (back to where  self valid        | |  | | removed
+ *       JOINING  it started) --------------------+ |  | v
+ *         ^  ^                                     |  REMOVED_SELF
+ *         |  +-------------------------------------+    |  (a newer state
+ *         |   newer state drops self (lost a            |   lists self valid:
+ *         |   concurrent join): rejoin; or join_start   |   back to MEMBER)
+ *         |   in a one-node cluster                     |
+ *         +---------------------------------------------+
+ *                            join_start
+ *
+ *   transition                      function
+ *   NONE -> MEMBER                  membership_create_cluster
+ *   NONE/REMOVED_SELF -> JOINING    membership_join_start
+ *   MEMBER (alone) -> JOINING       membership_join_start
+ *   JOINING -> MEMBER               on_join_reply, on_gossip (adopt_joined)
+ *   JOINING -> where it started     membership_tick (deadline),
+ *                                   on_join_reply (error status)
+ *   MEMBER -> REMOVED_SELF          membership_leave, on_gossip (follow_self)
+ *   MEMBER -> JOINING               on_gossip (follow_self: lost join)
+ *   REMOVED_SELF -> MEMBER          on_gossip (follow_self: lost remove)
  *   A failed join returns to the phase it started from.
  */
 #include "cluster/membership.h"
@@ -775,8 +791,14 @@ int membership_create_cluster(struct membership *m, uint64_t now_ms,
                               struct cl_actions *acts)
 {
     m->errmsg[0] = '\0';
-    if (m->phase != MEMBERSHIP_NONE && m->phase != MEMBERSHIP_REMOVED_SELF) {
-        MB_ERR(m, "this node already is in a cluster or joining one");
+    if (m->phase != MEMBERSHIP_NONE) {
+        /* A removed node keeps its old cluster's name and versions: a new
+         * cluster from it could be mistaken for the old one. */
+        MB_ERR(m, "%s",
+               m->phase == MEMBERSHIP_REMOVED_SELF
+                      ? "this node was removed from a cluster: join one, or "
+                        "start with an empty data dir"
+                      : "this node already is in a cluster or joining one");
         return RK_EBUSY;
     }
     struct mb_state *s = rk_calloc(1, sizeof(*s));
@@ -790,7 +812,7 @@ int membership_create_cluster(struct membership *m, uint64_t now_ms,
     }
     s->nodes[0] = m->self;
     s->n_nodes = 1;
-    s->version = m->st ? m->st->version + 1 : 1;
+    s->version = 1;
     snprintf(s->changer, sizeof(s->changer), "%s", m->self.id);
     snprintf(s->name, sizeof(s->name), "%s", m->name);
     s->ring_size = m->ring_size;
@@ -988,6 +1010,12 @@ int membership_remove(struct membership *m, const char *node_id,
     return RK_OK;
 }
 
+static bool gossips(const struct membership *m)
+{
+    return m->st != NULL && (m->phase == MEMBERSHIP_MEMBER ||
+                             m->phase == MEMBERSHIP_REMOVED_SELF);
+}
+
 int membership_tick(struct membership *m, uint64_t now_ms,
                     struct cl_actions *acts)
 {
@@ -1021,7 +1049,7 @@ int membership_tick(struct membership *m, uint64_t now_ms,
                    m->self.host, m->self.peer_port, m->st->version);
         return RK_OK;
     }
-    if (m->st != NULL && now_ms >= m->next_gossip_ms) {
+    if (gossips(m) && now_ms >= m->next_gossip_ms) {
         m->next_gossip_ms = now_ms + m->gossip_ms;
         gossip_random(m, NULL, acts);
     }
@@ -1037,7 +1065,7 @@ uint64_t membership_next_deadline_ms(const struct membership *m)
     if (m->phase == MEMBERSHIP_MEMBER && !node_same(self_node(m), &m->self)) {
         return 0; /* an address to publish */
     }
-    return m->st != NULL ? m->next_gossip_ms : UINT64_MAX;
+    return gossips(m) ? m->next_gossip_ms : UINT64_MAX;
 }
 
 /* A JOIN arrived: admit the node if we can, always reply. */

@@ -117,8 +117,9 @@ const char *membership_errmsg(const struct membership *m);
 /*
  * Creates a new one-node cluster: this node alone, VALID, owning every
  * partition; version 1.  Appends STATE_CHANGED, PERSIST.
- * Errors: RK_EBUSY when the node already is in a cluster or joining one
- * (phase not NONE/REMOVED_SELF), RK_ENOMEM.
+ * Errors: RK_EBUSY unless the phase is NONE (a member, a joiner, or a
+ * removed node, which should join again or start from an empty data
+ * dir), RK_EINVAL (ring_size/n_val rejected by ring_create), RK_ENOMEM.
  */
 int membership_create_cluster(struct membership *m,
                               uint64_t now_ms,

@@ -782,6 +782,21 @@ static void test_membership_remove_takes_a_dead_node_out(void **state)
     assert_int_equal(membership_phase(net.nodes[2].m),
                      MEMBERSHIP_REMOVED_SELF);
     assert_true(net_converged(&net, 0x7));
+    /* A removed node may join again, not found a cluster of the same
+     * name from its old state. */
+    assert_int_equal(
+        membership_create_cluster(net.nodes[2].m, net.now_ms, &acts),
+        RK_EBUSY);
+    assert_non_null(strstr(membership_errmsg(net.nodes[2].m), "removed"));
+    assert_int_equal(
+        membership_create_cluster(net.nodes[0].m, net.now_ms, &acts),
+        RK_EBUSY);
+    assert_int_equal(acts.len, 0);
+    do_join(&net, 2, 1);
+    assert_int_not_equal(net_run_until_converged(&net, 0x7, 3,
+                                                 net.now_ms + 5000),
+                         UINT64_MAX);
+    assert_int_equal(net.nodes[2].join_done, 2);
     net_fini(&net);
 }
 
