@@ -435,3 +435,21 @@ def test_10k_idle_connections_memory_bound(server_factory):
         for c in conns:
             c.close()
         probe.close()
+
+
+def test_redis_cli_scan_and_bigkeys(server):
+    payload = b"".join(encode("SET", "user:%d" % i, "x" * i)
+                       for i in range(1, 301))
+    payload += encode("SET", "other", "y")
+    rc, out, err = cli(server, "--pipe", stdin=payload)
+    assert rc == 0, err
+    rc, out, err = cli(server, "--scan", "--pattern", "user:*")
+    assert rc == 0, err
+    assert sorted(out.split()) == sorted(b"user:%d" % i
+                                         for i in range(1, 301))
+    rc, out, err = cli(server, "--bigkeys")
+    assert rc == 0, (out, err)
+    assert b"Biggest string found so far '\"user:300\"' with 300 bytes" \
+        in out or b"Biggest string found 'user:300' has 300 bytes" in out \
+        or b"'user:300'" in out, out[-2000:]
+    assert b"301 keys" in out or b"Sampled 301 keys" in out, out[-2000:]
