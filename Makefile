@@ -11,6 +11,7 @@
 BUILD      ?= build
 SAN_BUILD  ?= build-san
 FUZZ_BUILD ?= build-fuzz
+TSAN_BUILD ?= build-tsan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 PYTHON     ?= /usr/bin/python3
 FUZZ_SECONDS ?= 300
@@ -18,7 +19,7 @@ FUZZ_SMOKE_SECONDS ?= 20
 RUN_ARGS   ?=
 
 .PHONY: all build deps deps-test deps-bench run test unit integration \
-        fuzz fuzz-smoke bench format clean
+        fuzz fuzz-smoke fuzz-build san-build tsan bench format clean
 
 all: build
 
@@ -48,6 +49,12 @@ unit: san-build
 integration: san-build
 	RINGKV_BUILD=$(abspath $(SAN_BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
+# ThreadSanitizer run of the threaded code (bitcask sync and merge threads).
+tsan: deps-test
+	@cmake -S . -B $(TSAN_BUILD) -DRK_TSAN=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	@cmake --build $(TSAN_BUILD) -j $(JOBS) --target test_bitcask test_engine test_crash crash_writer
+	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -R 'test_(bitcask|engine|crash)$$'
+
 fuzz-build: deps-test
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DRK_FUZZ=ON -DRK_SANITIZE=ON -DRK_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g" >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
@@ -70,4 +77,4 @@ format:
 	find src tests bench -name '*.[ch]' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) $(SAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(SAN_BUILD) $(FUZZ_BUILD) $(TSAN_BUILD)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test CI runs, against the ASan+UBSan build in build-san/:
-# unit tests (ctest/cmocka), integration tests (pytest + real ringkvd), and a
-# short run of every fuzz target on its corpus.  Prints a summary line
+# unit tests (ctest/cmocka), integration tests (pytest + real ringkvd), a
+# short run of every fuzz target on its corpus, and the threaded storage
+# tests under ThreadSanitizer.  Prints a summary line
 # "N passed, N failed" and exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,7 @@ step unit bash -c "cd '$SAN_BUILD' && ctest --output-on-failure -j 2"
 step integration env RINGKV_BUILD="$PWD/$SAN_BUILD" "$PYTHON" -m pytest -q \
   -p no:cacheprovider tests/integration
 step fuzz-smoke make --no-print-directory fuzz-smoke
+step tsan make --no-print-directory tsan
 
 echo "stages: ${passed} passed, ${#failed[@]} failed"
 if [ ${#failed[@]} -ne 0 ]; then
