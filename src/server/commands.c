@@ -2315,9 +2315,58 @@ static void cmd_command(struct client *c, size_t argc,
     if (arg_is(sub, "COUNT") && argc == 2) {
         reply_int(c, (int64_t)N_COMMANDS);
     } else if (arg_is(sub, "LIST")) {
-        reply_array(c, N_COMMANDS);
+        /* COMMAND LIST [FILTERBY MODULE m | ACLCAT cat | PATTERN p] */
+        const struct resp_arg *pat = NULL, *cat = NULL;
+        bool module = false;
+        if (argc == 5 && arg_is(&argv[2], "FILTERBY")) {
+            if (arg_is(&argv[3], "PATTERN")) {
+                pat = &argv[4];
+            } else if (arg_is(&argv[3], "ACLCAT")) {
+                cat = &argv[4];
+            } else if (arg_is(&argv[3], "MODULE")) {
+                module = true;
+            } else {
+                reply_error(c, ERR_SYNTAX);
+                return;
+            }
+        } else if (argc != 2) {
+            reply_error(c, ERR_SYNTAX);
+            return;
+        }
+        bool keep[N_COMMANDS];
+        size_t n = 0;
         for (size_t i = 0; i < N_COMMANDS; i++) {
-            reply_bulk_str(c, g_commands[i].name);
+            const struct command *cmd = &g_commands[i];
+            bool k = !module;
+            if (k && pat) {
+                k = rk_glob_match(pat->ptr, pat->len, cmd->name,
+                                  strlen(cmd->name), true);
+            }
+            if (k && cat) {
+                const char *cn = cat->ptr;
+                size_t cl = cat->len;
+                if (cl > 0 && cn[0] == '@') {
+                    cn++;
+                    cl--;
+                }
+                bool w = cmd->flags & CMD_WRITE, r = cmd->flags & CMD_READONLY;
+                k = (cl == strlen(cmd->group) &&
+                     strncasecmp(cn, cmd->group, cl) == 0) ||
+                    (w && cl == 5 && strncasecmp(cn, "write", 5) == 0) ||
+                    (r && cl == 4 && strncasecmp(cn, "read", 4) == 0) ||
+                    ((cmd->flags & CMD_FAST) && cl == 4 &&
+                     strncasecmp(cn, "fast", 4) == 0) ||
+                    (cmd->first_key && cl == 8 &&
+                     strncasecmp(cn, "keyspace", 8) == 0);
+            }
+            keep[i] = k;
+            n += k;
+        }
+        reply_array(c, n);
+        for (size_t i = 0; i < N_COMMANDS; i++) {
+            if (keep[i]) {
+                reply_bulk_str(c, g_commands[i].name);
+            }
         }
     } else if (arg_is(sub, "INFO")) {
         if (argc == 2) {
@@ -2495,6 +2544,20 @@ void command_dispatch(struct client *c, size_t argc,
                      sc->name);
             reject(c, cmd, msg);
             return;
+        }
+    }
+    if (cmd->first_key > 0 && (cmd->flags & CMD_WRITE)) {
+        /* Refuse writes of empty keys before the command runs, so a
+         * multi-key command never writes part of its keys; reads simply
+         * find no such key. */
+        size_t last = cmd->last_key < 0 ? argc - 1 : (size_t)cmd->last_key;
+        for (size_t i = (size_t)cmd->first_key; i <= last && i < argc;
+             i += (size_t)cmd->key_step) {
+            if (argv[i].len == 0) {
+                reject(c, cmd, "ERR invalid key: ringkv does not support "
+                               "empty keys");
+                return;
+            }
         }
     }
     if (c->in_multi && !(cmd->flags & CMD_NOMULTI)) {
