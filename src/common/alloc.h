@@ -11,9 +11,10 @@
 
 #include <stddef.h>
 
-struct rk_allocator {
-    void *data;                                       /* user pointer */
-    void *(*malloc_fn)(void *data, size_t size);      /* NULL on failure */
+struct rk_allocator
+{
+    void *data;                                  /* user pointer */
+    void *(*malloc_fn)(void *data, size_t size); /* NULL on failure */
     void *(*calloc_fn)(void *data, size_t n, size_t size);
     void *(*realloc_fn)(void *data, void *ptr, size_t size);
     void (*free_fn)(void *data, void *ptr);

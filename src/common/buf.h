@@ -8,7 +8,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 
-struct rk_buf {
+struct rk_buf
+{
     char *base; /* owned allocation, NULL when cap == 0 */
     size_t len; /* bytes in use, <= cap */
     size_t cap; /* bytes allocated */

@@ -28,7 +28,8 @@
     X(ERANGE, -17, "value out of range")                             \
     X(EVERSION, -18, "unsupported format or protocol version")
 
-enum rk_err {
+enum rk_err
+{
     RK_OK = 0,
 #define RK__ERR_ENUM(name, val, msg) RK_##name = (val),
     RK_ERRNO_MAP(RK__ERR_ENUM)

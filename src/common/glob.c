@@ -16,8 +16,11 @@ static int fold(int c, bool nocase)
  * Matches one pattern element at pat[*pi] against byte c; advances *pi past
  * the element.  Returns true on match.
  */
-static bool match_one(const char *pat, size_t plen, size_t *pi,
-                      unsigned char c, bool nocase)
+static bool match_one(const char *pat,
+                      size_t plen,
+                      size_t *pi,
+                      unsigned char c,
+                      bool nocase)
 {
     size_t i = *pi;
     if (pat[i] == '?') {
@@ -73,7 +76,10 @@ static bool match_one(const char *pat, size_t plen, size_t *pi,
     return fold((unsigned char)pat[i], nocase) == fold(c, nocase);
 }
 
-bool rk_glob_match(const char *pat, size_t plen, const char *s, size_t slen,
+bool rk_glob_match(const char *pat,
+                   size_t plen,
+                   const char *s,
+                   size_t slen,
                    bool nocase)
 {
     size_t pi = 0, si = 0;

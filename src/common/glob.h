@@ -16,7 +16,10 @@
  * collapsing consecutive stars and backtracking iteratively.
  * Thread: any.
  */
-bool rk_glob_match(const char *pat, size_t plen, const char *s, size_t slen,
+bool rk_glob_match(const char *pat,
+                   size_t plen,
+                   const char *s,
+                   size_t slen,
                    bool nocase);
 
 #endif /* RINGKV_COMMON_GLOB_H */

@@ -15,7 +15,8 @@
 
 #define HLC_LOGICAL_BITS 16
 
-struct hlc {
+struct hlc
+{
     uint64_t last; /* last timestamp issued or observed */
 };
 

@@ -17,14 +17,14 @@ static char g_node[128];
 static const char *level_name(enum rk_log_level l)
 {
     switch (l) {
-    case RK_LOG_DEBUG:
-        return "debug";
-    case RK_LOG_INFO:
-        return "info";
-    case RK_LOG_WARN:
-        return "warn";
-    default:
-        return "error";
+        case RK_LOG_DEBUG:
+            return "debug";
+        case RK_LOG_INFO:
+            return "info";
+        case RK_LOG_WARN:
+            return "warn";
+        default:
+            return "error";
     }
 }
 
@@ -49,13 +49,14 @@ void rk_log_set_node(const char *node_id)
 
 int rk_log_parse_level(const char *s, enum rk_log_level *out)
 {
-    static const struct {
+    static const struct
+    {
         const char *name;
         enum rk_log_level level;
     } names[] = {
-        {"debug", RK_LOG_DEBUG},  {"verbose", RK_LOG_DEBUG},
-        {"info", RK_LOG_INFO},    {"notice", RK_LOG_INFO},
-        {"warn", RK_LOG_WARN},    {"warning", RK_LOG_WARN},
+        {"debug", RK_LOG_DEBUG}, {"verbose", RK_LOG_DEBUG},
+        {"info", RK_LOG_INFO},   {"notice", RK_LOG_INFO},
+        {"warn", RK_LOG_WARN},   {"warning", RK_LOG_WARN},
         {"error", RK_LOG_ERROR},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -104,7 +105,10 @@ const char *rk_log_quote(const char *s, char *out, size_t outlen)
 }
 
 /* Appends a JSON string literal of s[0..len) to line, bounded by cap. */
-static size_t json_str(char *line, size_t o, size_t cap, const char *s,
+static size_t json_str(char *line,
+                       size_t o,
+                       size_t cap,
+                       const char *s,
                        size_t len)
 {
     if (o + 2 >= cap) {
@@ -127,8 +131,7 @@ static size_t json_str(char *line, size_t o, size_t cap, const char *s,
 }
 
 /* Converts logfmt fields into JSON members appended at line+o. */
-static size_t logfmt_to_json(char *line, size_t o, size_t cap,
-                             const char *f)
+static size_t logfmt_to_json(char *line, size_t o, size_t cap, const char *f)
 {
     char val[4096];
     while (*f && o + 16 < cap) {

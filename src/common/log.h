@@ -14,14 +14,16 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-enum rk_log_level {
+enum rk_log_level
+{
     RK_LOG_DEBUG = 0,
     RK_LOG_INFO = 1,
     RK_LOG_WARN = 2,
     RK_LOG_ERROR = 3,
 };
 
-enum rk_log_format {
+enum rk_log_format
+{
     RK_LOG_LOGFMT = 0,
     RK_LOG_JSON = 1,
 };

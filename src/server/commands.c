@@ -154,7 +154,8 @@ static bool arg_i64(const struct resp_arg *a, int64_t *out)
     return parse_i64(a->ptr, a->len, out);
 }
 
-static bool arg_i64_or_reply(struct client *c, const struct resp_arg *a,
+static bool arg_i64_or_reply(struct client *c,
+                             const struct resp_arg *a,
                              int64_t *out)
 {
     if (!arg_i64(a, out)) {
@@ -187,31 +188,35 @@ static void reply_storage_error(struct client *c, int rc, const char *what)
 {
     struct server *s = c->srv;
     switch (rc) {
-    case RK_ETOOBIG:
-        reply_error(c, "ERR string exceeds maximum allowed size "
-                       "(proto-max-bulk-len)");
-        return;
-    case RK_EREADONLY:
-        s->stats.write_errors++;
-        reply_error(c, "ERR storage is read-only after an I/O error; "
-                       "writes are refused until restart (see the server "
-                       "log)");
-        return;
-    case RK_ENOSPC:
-        s->stats.write_errors++;
-        reply_error(c, "ERR write failed: no space left on device");
-        return;
-    case RK_EINVAL:
-        reply_error(c, "ERR invalid key: ringkv does not support empty keys");
-        return;
-    case RK_ECORRUPT:
-        reply_error(c, "ERR storage: checksum mismatch, value not served "
-                       "(see the server log)");
-        break;
-    default:
-        s->stats.write_errors++;
-        reply_errorf(c, "ERR storage %s failed: %s", what, rk_strerror(rc));
-        break;
+        case RK_ETOOBIG:
+            reply_error(c,
+                        "ERR string exceeds maximum allowed size "
+                        "(proto-max-bulk-len)");
+            return;
+        case RK_EREADONLY:
+            s->stats.write_errors++;
+            reply_error(c,
+                        "ERR storage is read-only after an I/O error; "
+                        "writes are refused until restart (see the server "
+                        "log)");
+            return;
+        case RK_ENOSPC:
+            s->stats.write_errors++;
+            reply_error(c, "ERR write failed: no space left on device");
+            return;
+        case RK_EINVAL:
+            reply_error(c,
+                        "ERR invalid key: ringkv does not support empty keys");
+            return;
+        case RK_ECORRUPT:
+            reply_error(c,
+                        "ERR storage: checksum mismatch, value not served "
+                        "(see the server log)");
+            break;
+        default:
+            s->stats.write_errors++;
+            reply_errorf(c, "ERR storage %s failed: %s", what, rk_strerror(rc));
+            break;
     }
     rk_log(RK_LOG_ERROR, "storage_error", "op=%s error=%s", what,
            rk_errname(rc));
@@ -230,8 +235,10 @@ static void expire_key(struct server *s, const void *key, size_t klen)
  * Looks a key up, expiring it lazily.  val (may be NULL) is cleared and
  * receives the value.  Returns 1 found, 0 missing, -1 error (replied).
  */
-static int key_lookup(struct client *c, const struct resp_arg *key,
-                      struct rk_buf *val, struct engine_meta *meta)
+static int key_lookup(struct client *c,
+                      const struct resp_arg *key,
+                      struct rk_buf *val,
+                      struct engine_meta *meta)
 {
     struct server *s = c->srv;
     if (val) {
@@ -260,8 +267,11 @@ static int key_lookup(struct client *c, const struct resp_arg *key,
 }
 
 /* Stores a value; returns true on success, else replied with the error. */
-static bool key_store(struct client *c, const struct resp_arg *key,
-                      const void *val, size_t vlen, uint64_t expire_at_ms)
+static bool key_store(struct client *c,
+                      const struct resp_arg *key,
+                      const void *val,
+                      size_t vlen,
+                      uint64_t expire_at_ms)
 {
     struct server *s = c->srv;
     struct engine_meta m = {now_ts(s), expire_at_ms, vlen};
@@ -335,7 +345,8 @@ static void cmd_quit(struct client *c, size_t argc, const struct resp_arg *argv)
     c->close_after_reply = true;
 }
 
-static void cmd_select(struct client *c, size_t argc,
+static void cmd_select(struct client *c,
+                       size_t argc,
                        const struct resp_arg *argv)
 {
     (void)argc;
@@ -371,15 +382,17 @@ static void auth_succeeded(struct client *c)
  * Checks user/password for AUTH and HELLO AUTH.  Returns true when
  * authenticated; else writes the error reply.
  */
-static bool check_auth_or_reply(struct client *c, const struct resp_arg *user,
+static bool check_auth_or_reply(struct client *c,
+                                const struct resp_arg *user,
                                 const struct resp_arg *pass)
 {
     struct server *s = c->srv;
     if (s->cfg->requirepass[0] == '\0') {
         if (user == NULL) {
-            reply_error(c, "ERR AUTH <password> called without any password "
-                           "configured for the default user. Are you sure "
-                           "your configuration is correct?");
+            reply_error(c,
+                        "ERR AUTH <password> called without any password "
+                        "configured for the default user. Are you sure "
+                        "your configuration is correct?");
             return false;
         }
         if (arg_is(user, "default")) {
@@ -391,8 +404,7 @@ static bool check_auth_or_reply(struct client *c, const struct resp_arg *user,
         return true;
     }
     s->stats.auth_failures++;
-    rk_log(RK_LOG_WARN, "auth_failed", "client=%s id=%" PRIu64, c->addr,
-           c->id);
+    rk_log(RK_LOG_WARN, "auth_failed", "client=%s id=%" PRIu64, c->addr, c->id);
     reply_error(c, ERR_WRONGPASS);
     return false;
 }
@@ -425,7 +437,8 @@ static void set_client_name(struct client *c, const struct resp_arg *a)
     c->name = a->len ? rk_strndup(a->ptr, a->len) : NULL;
 }
 
-static void cmd_hello(struct client *c, size_t argc,
+static void cmd_hello(struct client *c,
+                      size_t argc,
                       const struct resp_arg *argv)
 {
     struct server *s = c->srv;
@@ -434,8 +447,9 @@ static void cmd_hello(struct client *c, size_t argc,
     if (argc >= 2) {
         int64_t v;
         if (!arg_i64(&argv[1], &v)) {
-            reply_error(c, "ERR Protocol version is not an integer or out of "
-                           "range");
+            reply_error(c,
+                        "ERR Protocol version is not an integer or out of "
+                        "range");
             return;
         }
         if (v != 2 && v != 3) {
@@ -467,17 +481,19 @@ static void cmd_hello(struct client *c, size_t argc,
             return;
         }
     } else if (!c->authed) {
-        reply_error(c, "NOAUTH HELLO must be called with the client already "
-                       "authenticated, otherwise the HELLO <proto> AUTH "
-                       "<user> <pass> option can be used to authenticate the "
-                       "client and select the RESP protocol version at the "
-                       "same time");
+        reply_error(c,
+                    "NOAUTH HELLO must be called with the client already "
+                    "authenticated, otherwise the HELLO <proto> AUTH "
+                    "<user> <pass> option can be used to authenticate the "
+                    "client and select the RESP protocol version at the "
+                    "same time");
         return;
     }
     if (name) {
         if (!valid_client_name(name)) {
-            reply_error(c, "ERR Client names cannot contain spaces, newlines "
-                           "or special characters.");
+            reply_error(c,
+                        "ERR Client names cannot contain spaces, newlines "
+                        "or special characters.");
             return;
         }
         set_client_name(c, name);
@@ -501,22 +517,23 @@ static void cmd_hello(struct client *c, size_t argc,
     (void)s;
 }
 
-static void client_info_line(struct client *c, struct client *o,
+static void client_info_line(struct client *c,
+                             struct client *o,
                              struct rk_buf *out)
 {
     uint64_t now = server_mono_ms();
     rk_buf_appendf(out,
                    "id=%" PRIu64 " addr=%s laddr=? fd=%d name=%s age=%" PRIu64
-                   " idle=%" PRIu64 " flags=%s db=0 sub=0 psub=0 ssub=0 "
+                   " idle=%" PRIu64
+                   " flags=%s db=0 sub=0 psub=0 ssub=0 "
                    "multi=%d qbuf=%zu qbuf-free=%zu argv-mem=0 "
                    "multi-mem=0 obl=0 oll=0 omem=%zu tot-mem=%zu events=r "
                    "cmd=%s user=default redir=-1 resp=%d lib-name=%s "
                    "lib-ver=%s\n",
                    o->id, o->addr, o->fd, o->name ? o->name : "",
                    (now - o->created_ms) / 1000, (now - o->last_ms) / 1000,
-                   o->in_multi ? "x" : "N",
-                   o->in_multi ? (int)o->mq_len : -1, o->qbuf.len,
-                   o->qbuf.cap - o->qbuf.len, o->obuf.len,
+                   o->in_multi ? "x" : "N", o->in_multi ? (int)o->mq_len : -1,
+                   o->qbuf.len, o->qbuf.cap - o->qbuf.len, o->obuf.len,
                    o->qbuf.cap + o->obuf.cap + sizeof(*o),
                    o->last_cmd ? o->last_cmd : "NULL", o->proto,
                    o->lib_name ? o->lib_name : "",
@@ -524,7 +541,8 @@ static void client_info_line(struct client *c, struct client *o,
     (void)c;
 }
 
-static void cmd_client(struct client *c, size_t argc,
+static void cmd_client(struct client *c,
+                       size_t argc,
                        const struct resp_arg *argv)
 {
     const struct resp_arg *sub = &argv[1];
@@ -538,8 +556,9 @@ static void cmd_client(struct client *c, size_t argc,
         }
     } else if (arg_is(sub, "SETNAME") && argc == 3) {
         if (!valid_client_name(&argv[2])) {
-            reply_error(c, "ERR Client names cannot contain spaces, newlines "
-                           "or special characters.");
+            reply_error(c,
+                        "ERR Client names cannot contain spaces, newlines "
+                        "or special characters.");
             return;
         }
         set_client_name(c, &argv[2]);
@@ -560,8 +579,10 @@ static void cmd_client(struct client *c, size_t argc,
             return;
         }
         if (!valid_client_name(&argv[3])) {
-            reply_errorf(c, "ERR %s cannot contain spaces, newlines or "
-                            "special characters.", what);
+            reply_errorf(c,
+                         "ERR %s cannot contain spaces, newlines or "
+                         "special characters.",
+                         what);
             return;
         }
         rk_free(*slot);
@@ -593,14 +614,20 @@ static void cmd_client(struct client *c, size_t argc,
     } else if (arg_is(sub, "HELP")) {
         static const char *help[] = {
             "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-            "GETNAME", "    Return the name of the current connection.",
-            "ID", "    Return the ID of the current connection.",
-            "INFO", "    Return information about the current client connection.",
-            "LIST", "    Return information about client connections.",
-            "SETNAME <name>", "    Assign the name <name> to the current connection.",
+            "GETNAME",
+            "    Return the name of the current connection.",
+            "ID",
+            "    Return the ID of the current connection.",
+            "INFO",
+            "    Return information about the current client connection.",
+            "LIST",
+            "    Return information about client connections.",
+            "SETNAME <name>",
+            "    Assign the name <name> to the current connection.",
             "SETINFO <option> <value>",
             "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
-            "HELP", "    Print this help.",
+            "HELP",
+            "    Print this help.",
         };
         size_t n = sizeof(help) / sizeof(help[0]);
         reply_array(c, n);
@@ -608,8 +635,9 @@ static void cmd_client(struct client *c, size_t argc,
             reply_simple(c, help[i]);
         }
     } else {
-        reply_errorf(c, "ERR unknown subcommand or wrong number of arguments "
-                        "for '%.*s'. Try CLIENT HELP.",
+        reply_errorf(c,
+                     "ERR unknown subcommand or wrong number of arguments "
+                     "for '%.*s'. Try CLIENT HELP.",
                      (int)(sub->len > 128 ? 128 : sub->len), sub->ptr);
     }
 }
@@ -634,7 +662,8 @@ static void cmd_get(struct client *c, size_t argc, const struct resp_arg *argv)
     rk_buf_shrink(&s->scratch, 1024 * 1024);
 }
 
-enum set_flags {
+enum set_flags
+{
     SET_NX = 1,
     SET_XX = 2,
     SET_GET = 4,
@@ -651,8 +680,10 @@ enum set_flags {
  * Replies and returns false on error.  `cmd` names the command in the
  * error text.
  */
-static bool expire_arg_or_reply(struct client *c, int flag,
-                                const struct resp_arg *a, const char *cmd,
+static bool expire_arg_or_reply(struct client *c,
+                                int flag,
+                                const struct resp_arg *a,
+                                const char *cmd,
                                 uint64_t *at_ms)
 {
     int64_t v;
@@ -756,7 +787,8 @@ static void cmd_set(struct client *c, size_t argc, const struct resp_arg *argv)
     }
 }
 
-static void cmd_setnx(struct client *c, size_t argc,
+static void cmd_setnx(struct client *c,
+                      size_t argc,
                       const struct resp_arg *argv)
 {
     (void)argc;
@@ -773,8 +805,10 @@ static void cmd_setnx(struct client *c, size_t argc,
     }
 }
 
-static void cmd_setex_common(struct client *c, const struct resp_arg *argv,
-                             int unit, const char *name)
+static void cmd_setex_common(struct client *c,
+                             const struct resp_arg *argv,
+                             int unit,
+                             const char *name)
 {
     uint64_t at;
     if (!expire_arg_or_reply(c, unit, &argv[2], name, &at)) {
@@ -785,21 +819,24 @@ static void cmd_setex_common(struct client *c, const struct resp_arg *argv,
     }
 }
 
-static void cmd_setex(struct client *c, size_t argc,
+static void cmd_setex(struct client *c,
+                      size_t argc,
                       const struct resp_arg *argv)
 {
     (void)argc;
     cmd_setex_common(c, argv, SET_EX, "setex");
 }
 
-static void cmd_psetex(struct client *c, size_t argc,
+static void cmd_psetex(struct client *c,
+                       size_t argc,
                        const struct resp_arg *argv)
 {
     (void)argc;
     cmd_setex_common(c, argv, SET_PX, "psetex");
 }
 
-static void cmd_getdel(struct client *c, size_t argc,
+static void cmd_getdel(struct client *c,
+                       size_t argc,
                        const struct resp_arg *argv)
 {
     (void)argc;
@@ -818,7 +855,8 @@ static void cmd_getdel(struct client *c, size_t argc,
     reply_bulk(c, s->scratch.base, s->scratch.len);
 }
 
-static void cmd_getex(struct client *c, size_t argc,
+static void cmd_getex(struct client *c,
+                      size_t argc,
                       const struct resp_arg *argv)
 {
     struct server *s = c->srv;
@@ -881,7 +919,8 @@ static void cmd_del(struct client *c, size_t argc, const struct resp_arg *argv)
     reply_int(c, n);
 }
 
-static void cmd_exists(struct client *c, size_t argc,
+static void cmd_exists(struct client *c,
+                       size_t argc,
                        const struct resp_arg *argv)
 {
     int64_t n = 0;
@@ -895,8 +934,7 @@ static void cmd_exists(struct client *c, size_t argc,
     reply_int(c, n);
 }
 
-static void cmd_mget(struct client *c, size_t argc,
-                     const struct resp_arg *argv)
+static void cmd_mget(struct client *c, size_t argc, const struct resp_arg *argv)
 {
     struct server *s = c->srv;
     /* A storage error must not leave a half-written array behind. */
@@ -920,8 +958,7 @@ static void cmd_mget(struct client *c, size_t argc,
     }
 }
 
-static void cmd_mset(struct client *c, size_t argc,
-                     const struct resp_arg *argv)
+static void cmd_mset(struct client *c, size_t argc, const struct resp_arg *argv)
 {
     if (argc % 2 == 0) {
         reply_error(c, "ERR wrong number of arguments for 'mset' command");
@@ -935,7 +972,8 @@ static void cmd_mset(struct client *c, size_t argc,
     reply_ok(c);
 }
 
-static void cmd_msetnx(struct client *c, size_t argc,
+static void cmd_msetnx(struct client *c,
+                       size_t argc,
                        const struct resp_arg *argv)
 {
     if (argc % 2 == 0) {
@@ -960,7 +998,8 @@ static void cmd_msetnx(struct client *c, size_t argc,
     reply_int(c, 1);
 }
 
-static void cmd_strlen(struct client *c, size_t argc,
+static void cmd_strlen(struct client *c,
+                       size_t argc,
                        const struct resp_arg *argv)
 {
     (void)argc;
@@ -971,7 +1010,8 @@ static void cmd_strlen(struct client *c, size_t argc,
     }
 }
 
-static void cmd_append(struct client *c, size_t argc,
+static void cmd_append(struct client *c,
+                       size_t argc,
                        const struct resp_arg *argv)
 {
     (void)argc;
@@ -983,8 +1023,9 @@ static void cmd_append(struct client *c, size_t argc,
     }
     uint64_t exp = f ? m.expire_at_ms : 0;
     if ((uint64_t)s->scratch.len + argv[2].len > s->cfg->proto_max_bulk_len) {
-        reply_error(c, "ERR string exceeds maximum allowed size "
-                       "(proto-max-bulk-len)");
+        reply_error(c,
+                    "ERR string exceeds maximum allowed size "
+                    "(proto-max-bulk-len)");
         return;
     }
     if (rk_buf_append(&s->scratch, argv[2].ptr, argv[2].len) != RK_OK) {
@@ -1021,21 +1062,20 @@ static void incr_by(struct client *c, const struct resp_arg *key, int64_t by)
     }
 }
 
-static void cmd_incr(struct client *c, size_t argc,
-                     const struct resp_arg *argv)
+static void cmd_incr(struct client *c, size_t argc, const struct resp_arg *argv)
 {
     (void)argc;
     incr_by(c, &argv[1], 1);
 }
 
-static void cmd_decr(struct client *c, size_t argc,
-                     const struct resp_arg *argv)
+static void cmd_decr(struct client *c, size_t argc, const struct resp_arg *argv)
 {
     (void)argc;
     incr_by(c, &argv[1], -1);
 }
 
-static void cmd_incrby(struct client *c, size_t argc,
+static void cmd_incrby(struct client *c,
+                       size_t argc,
                        const struct resp_arg *argv)
 {
     (void)argc;
@@ -1045,7 +1085,8 @@ static void cmd_incrby(struct client *c, size_t argc,
     }
 }
 
-static void cmd_decrby(struct client *c, size_t argc,
+static void cmd_decrby(struct client *c,
+                       size_t argc,
                        const struct resp_arg *argv)
 {
     (void)argc;
@@ -1060,7 +1101,8 @@ static void cmd_decrby(struct client *c, size_t argc,
     incr_by(c, &argv[1], -by);
 }
 
-static void cmd_incrbyfloat(struct client *c, size_t argc,
+static void cmd_incrbyfloat(struct client *c,
+                            size_t argc,
                             const struct resp_arg *argv)
 {
     (void)argc;
@@ -1119,7 +1161,8 @@ static void cmd_incrbyfloat(struct client *c, size_t argc,
     }
 }
 
-static void cmd_getrange(struct client *c, size_t argc,
+static void cmd_getrange(struct client *c,
+                         size_t argc,
                          const struct resp_arg *argv)
 {
     (void)argc;
@@ -1162,10 +1205,18 @@ static void cmd_getrange(struct client *c, size_t argc,
 
 /* ---- expiry ------------------------------------------------------------ */
 
-enum { EXP_NX = 1, EXP_XX = 2, EXP_GT = 4, EXP_LT = 8 };
+enum
+{
+    EXP_NX = 1,
+    EXP_XX = 2,
+    EXP_GT = 4,
+    EXP_LT = 8
+};
 
-static void expire_generic(struct client *c, size_t argc,
-                           const struct resp_arg *argv, int unit,
+static void expire_generic(struct client *c,
+                           size_t argc,
+                           const struct resp_arg *argv,
+                           int unit,
                            const char *name)
 {
     struct server *s = c->srv;
@@ -1191,13 +1242,15 @@ static void expire_generic(struct client *c, size_t argc,
         }
     }
     if ((opts & EXP_NX) && (opts & (EXP_XX | EXP_GT | EXP_LT))) {
-        reply_error(c, "ERR NX and XX, GT or LT options at the same time are "
-                       "not compatible");
+        reply_error(c,
+                    "ERR NX and XX, GT or LT options at the same time are "
+                    "not compatible");
         return;
     }
     if ((opts & EXP_GT) && (opts & EXP_LT)) {
-        reply_error(c, "ERR GT and LT options at the same time are not "
-                       "compatible");
+        reply_error(c,
+                    "ERR GT and LT options at the same time are not "
+                    "compatible");
         return;
     }
     /* Absolute time in ms, as a signed value (may be in the past). */
@@ -1238,38 +1291,43 @@ static void expire_generic(struct client *c, size_t argc,
         }
         return;
     }
-    if (key_store(c, &argv[1], s->scratch.base, s->scratch.len,
-                  (uint64_t)ms)) {
+    if (key_store(c, &argv[1], s->scratch.base, s->scratch.len, (uint64_t)ms)) {
         reply_int(c, 1);
     }
 }
 
-static void cmd_expire(struct client *c, size_t argc,
+static void cmd_expire(struct client *c,
+                       size_t argc,
                        const struct resp_arg *argv)
 {
     expire_generic(c, argc, argv, SET_EX, "expire");
 }
 
-static void cmd_pexpire(struct client *c, size_t argc,
+static void cmd_pexpire(struct client *c,
+                        size_t argc,
                         const struct resp_arg *argv)
 {
     expire_generic(c, argc, argv, SET_PX, "pexpire");
 }
 
-static void cmd_expireat(struct client *c, size_t argc,
+static void cmd_expireat(struct client *c,
+                         size_t argc,
                          const struct resp_arg *argv)
 {
     expire_generic(c, argc, argv, SET_EXAT, "expireat");
 }
 
-static void cmd_pexpireat(struct client *c, size_t argc,
+static void cmd_pexpireat(struct client *c,
+                          size_t argc,
                           const struct resp_arg *argv)
 {
     expire_generic(c, argc, argv, SET_PXAT, "pexpireat");
 }
 
-static void ttl_generic(struct client *c, const struct resp_arg *key,
-                        bool ms, bool absolute)
+static void ttl_generic(struct client *c,
+                        const struct resp_arg *key,
+                        bool ms,
+                        bool absolute)
 {
     struct engine_meta m;
     int f = key_lookup(c, key, NULL, &m);
@@ -1299,28 +1357,30 @@ static void cmd_ttl(struct client *c, size_t argc, const struct resp_arg *argv)
     ttl_generic(c, &argv[1], false, false);
 }
 
-static void cmd_pttl(struct client *c, size_t argc,
-                     const struct resp_arg *argv)
+static void cmd_pttl(struct client *c, size_t argc, const struct resp_arg *argv)
 {
     (void)argc;
     ttl_generic(c, &argv[1], true, false);
 }
 
-static void cmd_expiretime(struct client *c, size_t argc,
+static void cmd_expiretime(struct client *c,
+                           size_t argc,
                            const struct resp_arg *argv)
 {
     (void)argc;
     ttl_generic(c, &argv[1], false, true);
 }
 
-static void cmd_pexpiretime(struct client *c, size_t argc,
+static void cmd_pexpiretime(struct client *c,
+                            size_t argc,
                             const struct resp_arg *argv)
 {
     (void)argc;
     ttl_generic(c, &argv[1], true, true);
 }
 
-static void cmd_persist(struct client *c, size_t argc,
+static void cmd_persist(struct client *c,
+                        size_t argc,
                         const struct resp_arg *argv)
 {
     (void)argc;
@@ -1339,8 +1399,7 @@ static void cmd_persist(struct client *c, size_t argc,
     }
 }
 
-static void cmd_type(struct client *c, size_t argc,
-                     const struct resp_arg *argv)
+static void cmd_type(struct client *c, size_t argc, const struct resp_arg *argv)
 {
     (void)argc;
     int f = key_lookup(c, &argv[1], NULL, NULL);
@@ -1351,9 +1410,10 @@ static void cmd_type(struct client *c, size_t argc,
 
 /* ---- keyspace iteration ------------------------------------------------ */
 
-struct key_list {
-    struct rk_buf data;  /* concatenated keys */
-    size_t *offs;        /* start of each key; offs[n] = end */
+struct key_list
+{
+    struct rk_buf data; /* concatenated keys */
+    size_t *offs;       /* start of each key; offs[n] = end */
     struct engine_meta *metas;
     size_t n, cap;
     bool oom;
@@ -1366,7 +1426,9 @@ static void key_list_fini(struct key_list *kl)
     rk_free(kl->metas);
 }
 
-static bool key_list_cb(void *data, const void *key, size_t klen,
+static bool key_list_cb(void *data,
+                        const void *key,
+                        size_t klen,
                         const struct engine_meta *meta)
 {
     struct key_list *kl = data;
@@ -1399,7 +1461,8 @@ static bool key_list_cb(void *data, const void *key, size_t klen,
 
 /* Replies with the keys of kl that match and are not expired (expiring
  * those that are). */
-static void reply_key_list(struct client *c, struct key_list *kl,
+static void reply_key_list(struct client *c,
+                           struct key_list *kl,
                            const struct resp_arg *pat)
 {
     uint64_t now = server_now_ms();
@@ -1432,8 +1495,7 @@ static void reply_key_list(struct client *c, struct key_list *kl,
     rk_free(keep);
 }
 
-static void cmd_scan(struct client *c, size_t argc,
-                     const struct resp_arg *argv)
+static void cmd_scan(struct client *c, size_t argc, const struct resp_arg *argv)
 {
     struct server *s = c->srv;
     char tmp[32];
@@ -1505,8 +1567,7 @@ static void cmd_scan(struct client *c, size_t argc,
     key_list_fini(&kl);
 }
 
-static void cmd_keys(struct client *c, size_t argc,
-                     const struct resp_arg *argv)
+static void cmd_keys(struct client *c, size_t argc, const struct resp_arg *argv)
 {
     (void)argc;
     struct key_list kl;
@@ -1523,7 +1584,9 @@ static void cmd_keys(struct client *c, size_t argc,
     key_list_fini(&kl);
 }
 
-static bool random_key_cb(void *data, const void *key, size_t klen,
+static bool random_key_cb(void *data,
+                          const void *key,
+                          size_t klen,
                           const struct engine_meta *meta)
 {
     (void)meta;
@@ -1532,7 +1595,8 @@ static bool random_key_cb(void *data, const void *key, size_t klen,
     return false;
 }
 
-static void cmd_randomkey(struct client *c, size_t argc,
+static void cmd_randomkey(struct client *c,
+                          size_t argc,
                           const struct resp_arg *argv)
 {
     (void)argc;
@@ -1582,7 +1646,8 @@ size_t expire_cycle(struct server *s, size_t budget)
     return expired;
 }
 
-static void cmd_dbsize(struct client *c, size_t argc,
+static void cmd_dbsize(struct client *c,
+                       size_t argc,
                        const struct resp_arg *argv)
 {
     (void)argc;
@@ -1592,7 +1657,8 @@ static void cmd_dbsize(struct client *c, size_t argc,
     reply_int(c, (int64_t)st.live_keys);
 }
 
-static void cmd_flushall(struct client *c, size_t argc,
+static void cmd_flushall(struct client *c,
+                         size_t argc,
                          const struct resp_arg *argv)
 {
     struct server *s = c->srv;
@@ -1602,9 +1668,10 @@ static void cmd_flushall(struct client *c, size_t argc,
         return;
     }
     if (!s->cfg->enable_flushall) {
-        reply_error(c, "ERR FLUSHALL and FLUSHDB are disabled on this server; "
-                       "start ringkvd with --enable-flushall yes to allow "
-                       "them");
+        reply_error(c,
+                    "ERR FLUSHALL and FLUSHDB are disabled on this server; "
+                    "start ringkvd with --enable-flushall yes to allow "
+                    "them");
         return;
     }
     uint64_t seq = 0;
@@ -1620,8 +1687,7 @@ static void cmd_flushall(struct client *c, size_t argc,
 
 /* ---- server commands --------------------------------------------------- */
 
-static void cmd_info(struct client *c, size_t argc,
-                     const struct resp_arg *argv)
+static void cmd_info(struct client *c, size_t argc, const struct resp_arg *argv)
 {
     struct rk_buf out;
     rk_buf_init(&out);
@@ -1630,7 +1696,8 @@ static void cmd_info(struct client *c, size_t argc,
     }
     for (size_t i = 1; i < argc; i++) {
         char sec[64];
-        size_t n = argv[i].len < sizeof(sec) - 1 ? argv[i].len : sizeof(sec) - 1;
+        size_t n =
+            argv[i].len < sizeof(sec) - 1 ? argv[i].len : sizeof(sec) - 1;
         for (size_t j = 0; j < n; j++) {
             sec[j] = (char)tolower((unsigned char)argv[i].ptr[j]);
         }
@@ -1645,11 +1712,12 @@ static void cmd_info(struct client *c, size_t argc,
     rk_buf_fini(&out);
 }
 
-struct config_reply {
+struct config_reply
+{
     struct client *c;
-    struct rk_buf names;  /* NUL-separated names already emitted */
+    struct rk_buf names; /* NUL-separated names already emitted */
     size_t n;
-    struct rk_buf body;   /* replies written into a side buffer */
+    struct rk_buf body; /* replies written into a side buffer */
 };
 
 static void config_get_cb(void *data, const char *name, const char *value)
@@ -1669,7 +1737,8 @@ static void config_get_cb(void *data, const char *name, const char *value)
     cr->n++;
 }
 
-static void cmd_config(struct client *c, size_t argc,
+static void cmd_config(struct client *c,
+                       size_t argc,
                        const struct resp_arg *argv)
 {
     struct server *s = c->srv;
@@ -1680,14 +1749,13 @@ static void cmd_config(struct client *c, size_t argc,
             config_each(s->cfg, argv[i].ptr, argv[i].len, config_get_cb, &cr);
         }
         reply_map(c, cr.n);
-        rk_buf_append(&c->obuf, cr.body.base ? cr.body.base : "",
-                      cr.body.len);
+        rk_buf_append(&c->obuf, cr.body.base ? cr.body.base : "", cr.body.len);
         rk_buf_fini(&cr.names);
         rk_buf_fini(&cr.body);
     } else if (arg_is(sub, "SET") && argc >= 4 && argc % 2 == 0) {
-        static const char *settable[] = {"loglevel", "maxclients", "timeout",
-                                         "hz", "enable-flushall",
-                                         "requirepass"};
+        static const char *settable[] = {"loglevel",        "maxclients",
+                                         "timeout",         "hz",
+                                         "enable-flushall", "requirepass"};
         for (size_t i = 2; i < argc; i += 2) {
             char name[64], value[512];
             if (argv[i].len >= sizeof(name) ||
@@ -1705,15 +1773,19 @@ static void cmd_config(struct client *c, size_t argc,
                 ok = ok || strcasecmp(name, settable[k]) == 0;
             }
             if (!ok) {
-                reply_errorf(c, "ERR Unknown option or number of arguments "
-                                "for CONFIG SET - '%s'", name);
+                reply_errorf(c,
+                             "ERR Unknown option or number of arguments "
+                             "for CONFIG SET - '%s'",
+                             name);
                 return;
             }
             struct rk_config tmp = *s->cfg;
             char why[600];
             if (config_set(&tmp, name, value, why, sizeof(why)) != RK_OK) {
-                reply_errorf(c, "ERR CONFIG SET failed (possibly related to "
-                                "argument '%s') - %s", name, why);
+                reply_errorf(c,
+                             "ERR CONFIG SET failed (possibly related to "
+                             "argument '%s') - %s",
+                             name, why);
                 return;
             }
             *s->cfg = tmp;
@@ -1742,14 +1814,14 @@ static void cmd_config(struct client *c, size_t argc,
             reply_simple(c, help[i]);
         }
     } else {
-        reply_errorf(c, "ERR unknown subcommand or wrong number of arguments "
-                        "for '%.*s'. Try CONFIG HELP.",
+        reply_errorf(c,
+                     "ERR unknown subcommand or wrong number of arguments "
+                     "for '%.*s'. Try CONFIG HELP.",
                      (int)(sub->len > 128 ? 128 : sub->len), sub->ptr);
     }
 }
 
-static void cmd_time(struct client *c, size_t argc,
-                     const struct resp_arg *argv)
+static void cmd_time(struct client *c, size_t argc, const struct resp_arg *argv)
 {
     (void)argc;
     (void)argv;
@@ -1763,8 +1835,7 @@ static void cmd_time(struct client *c, size_t argc,
     reply_bulk(c, b, (size_t)nb);
 }
 
-static void cmd_save(struct client *c, size_t argc,
-                     const struct resp_arg *argv)
+static void cmd_save(struct client *c, size_t argc, const struct resp_arg *argv)
 {
     (void)argc;
     (void)argv;
@@ -1776,7 +1847,8 @@ static void cmd_save(struct client *c, size_t argc,
     reply_ok(c);
 }
 
-static void cmd_shutdown(struct client *c, size_t argc,
+static void cmd_shutdown(struct client *c,
+                         size_t argc,
                          const struct resp_arg *argv)
 {
     for (size_t i = 1; i < argc; i++) {
@@ -1811,8 +1883,10 @@ void multi_reset(struct client *c)
     c->watch_dirty = false;
 }
 
-static bool multi_queue(struct client *c, const struct command *cmd,
-                        size_t argc, const struct resp_arg *argv)
+static bool multi_queue(struct client *c,
+                        const struct command *cmd,
+                        size_t argc,
+                        const struct resp_arg *argv)
 {
     if (c->mq_len == c->mq_cap) {
         size_t cap = c->mq_cap ? c->mq_cap * 2 : 8;
@@ -1845,7 +1919,8 @@ static bool multi_queue(struct client *c, const struct command *cmd,
     return true;
 }
 
-static void cmd_multi(struct client *c, size_t argc,
+static void cmd_multi(struct client *c,
+                      size_t argc,
                       const struct resp_arg *argv)
 {
     (void)argc;
@@ -1859,7 +1934,8 @@ static void cmd_multi(struct client *c, size_t argc,
     reply_ok(c);
 }
 
-static void cmd_discard(struct client *c, size_t argc,
+static void cmd_discard(struct client *c,
+                        size_t argc,
                         const struct resp_arg *argv)
 {
     (void)argc;
@@ -1893,8 +1969,7 @@ static bool watch_broken(struct client *c)
     return false;
 }
 
-static void cmd_exec(struct client *c, size_t argc,
-                     const struct resp_arg *argv)
+static void cmd_exec(struct client *c, size_t argc, const struct resp_arg *argv)
 {
     (void)argc;
     (void)argv;
@@ -1904,8 +1979,9 @@ static void cmd_exec(struct client *c, size_t argc,
     }
     if (c->multi_dirty) {
         multi_reset(c);
-        reply_error(c, "EXECABORT Transaction discarded because of previous "
-                       "errors.");
+        reply_error(c,
+                    "EXECABORT Transaction discarded because of previous "
+                    "errors.");
         return;
     }
     if (watch_broken(c)) {
@@ -1929,7 +2005,8 @@ static void cmd_exec(struct client *c, size_t argc,
     multi_reset(c);
 }
 
-static void cmd_watch(struct client *c, size_t argc,
+static void cmd_watch(struct client *c,
+                      size_t argc,
                       const struct resp_arg *argv)
 {
     if (c->in_multi) {
@@ -1938,8 +2015,7 @@ static void cmd_watch(struct client *c, size_t argc,
     }
     for (size_t i = 1; i < argc; i++) {
         struct engine_meta m;
-        int rc = engine_get(c->srv->engine, argv[i].ptr, argv[i].len, NULL,
-                            &m);
+        int rc = engine_get(c->srv->engine, argv[i].ptr, argv[i].len, NULL, &m);
         struct watched_key *w = rk_malloc(sizeof(*w) + argv[i].len);
         if (w == NULL) {
             c->watch_dirty = true;
@@ -1958,7 +2034,8 @@ static void cmd_watch(struct client *c, size_t argc,
     reply_ok(c);
 }
 
-static void cmd_unwatch(struct client *c, size_t argc,
+static void cmd_unwatch(struct client *c,
+                        size_t argc,
                         const struct resp_arg *argv)
 {
     (void)argc;
@@ -1974,14 +2051,18 @@ static void cmd_unwatch(struct client *c, size_t argc,
 
 /* ---- COMMAND ------------------------------------------------------------ */
 
-static void cmd_command(struct client *c, size_t argc,
+static void cmd_command(struct client *c,
+                        size_t argc,
                         const struct resp_arg *argv);
 
 static const struct command config_subcommands[] = {
     {"config|get", NULL, -3, CMD_ADMIN | CMD_LOADING | CMD_STALE, 0, 0, 0,
-     "server", "2.0.0", "Returns the effective values of configuration "
-     "parameters.", "O(N) when N is the number of configuration parameters "
-     "provided", NULL},
+     "server", "2.0.0",
+     "Returns the effective values of configuration "
+     "parameters.",
+     "O(N) when N is the number of configuration parameters "
+     "provided",
+     NULL},
     {"config|set", NULL, -4, CMD_ADMIN | CMD_LOADING | CMD_STALE, 0, 0, 0,
      "server", "2.0.0", "Sets configuration parameters in-flight.",
      "O(N) when N is the number of configuration parameters provided", NULL},
@@ -1994,17 +2075,17 @@ static const struct command config_subcommands[] = {
 };
 
 static const struct command client_subcommands[] = {
-    {"client|id", NULL, 2, CMD_LOADING | CMD_STALE, 0, 0, 0,
-     "connection", "5.0.0", "Returns the unique client ID of the connection.",
+    {"client|id", NULL, 2, CMD_LOADING | CMD_STALE, 0, 0, 0, "connection",
+     "5.0.0", "Returns the unique client ID of the connection.", "O(1)", NULL},
+    {"client|getname", NULL, 2, CMD_LOADING | CMD_STALE, 0, 0, 0, "connection",
+     "2.6.9", "Returns the name of the connection.", "O(1)", NULL},
+    {"client|setname", NULL, 3, CMD_LOADING | CMD_STALE, 0, 0, 0, "connection",
+     "2.6.9", "Sets the connection name.", "O(1)", NULL},
+    {"client|setinfo", NULL, 4, CMD_LOADING | CMD_STALE, 0, 0, 0, "connection",
+     "7.2.0",
+     "Sets information specific to the client or "
+     "connection.",
      "O(1)", NULL},
-    {"client|getname", NULL, 2, CMD_LOADING | CMD_STALE, 0, 0, 0,
-     "connection", "2.6.9", "Returns the name of the connection.", "O(1)",
-     NULL},
-    {"client|setname", NULL, 3, CMD_LOADING | CMD_STALE, 0, 0, 0,
-     "connection", "2.6.9", "Sets the connection name.", "O(1)", NULL},
-    {"client|setinfo", NULL, 4, CMD_LOADING | CMD_STALE, 0, 0, 0,
-     "connection", "7.2.0", "Sets information specific to the client or "
-     "connection.", "O(1)", NULL},
     {"client|list", NULL, -2, CMD_ADMIN | CMD_LOADING | CMD_STALE, 0, 0, 0,
      "connection", "2.4.0", "Lists open connections.",
      "O(N) where N is the number of client connections", NULL},
@@ -2020,8 +2101,10 @@ static const struct command command_subcommands[] = {
     {"command|count", NULL, 2, CMD_LOADING | CMD_STALE, 0, 0, 0, "server",
      "2.8.13", "Returns a count of commands.", "O(1)", NULL},
     {"command|docs", NULL, -2, CMD_LOADING | CMD_STALE, 0, 0, 0, "server",
-     "7.0.0", "Returns documentary information about one, multiple or all "
-     "commands.", "O(N) where N is the number of commands to look up", NULL},
+     "7.0.0",
+     "Returns documentary information about one, multiple or all "
+     "commands.",
+     "O(N) where N is the number of commands to look up", NULL},
     {"command|info", NULL, -2, CMD_LOADING | CMD_STALE, 0, 0, 0, "server",
      "2.8.13", "Returns information about one, multiple or all commands.",
      "O(N) where N is the number of commands to look up", NULL},
@@ -2042,14 +2125,17 @@ static const struct command command_subcommands[] = {
 /* The command table is data, as in Redis (one JSON file per command
  * there); kept sorted by name for binary search. */
 static const struct command g_commands[] = {
-    {"append", cmd_append, 3, WR, 1, 1, 1, "string", "2.0.0",
+    {"append", cmd_append, 3, (WR | CMD_CREATE), 1, 1, 1, "string", "2.0.0",
      "Appends a string to the value of a key. Creates the key if it doesn't "
-     "exist.", "O(1)", NULL},
+     "exist.",
+     "O(1)", NULL},
     {"auth", cmd_auth, -2, CONN, 0, 0, 0, "connection", "1.0.0",
-     "Authenticates the connection.", "O(N) where N is the number of "
-     "passwords defined for the user", NULL},
-    {"client", cmd_client, -2, CMD_LOADING | CMD_STALE, 0, 0, 0,
-     "connection", "2.4.0", "A container for client connection commands.",
+     "Authenticates the connection.",
+     "O(N) where N is the number of "
+     "passwords defined for the user",
+     NULL},
+    {"client", cmd_client, -2, CMD_LOADING | CMD_STALE, 0, 0, 0, "connection",
+     "2.4.0", "A container for client connection commands.",
      "Depends on subcommand.", client_subcommands},
     {"command", cmd_command, -1, CMD_LOADING | CMD_STALE, 0, 0, 0, "server",
      "2.8.13", "Returns detailed information about all commands.",
@@ -2059,9 +2145,9 @@ static const struct command g_commands[] = {
      "Depends on subcommand.", config_subcommands},
     {"dbsize", cmd_dbsize, 1, RO, 0, 0, 0, "server", "1.0.0",
      "Returns the number of keys in the database (node-local).", "O(1)", NULL},
-    {"decr", cmd_decr, 2, WRF, 1, 1, 1, "string", "1.0.0",
+    {"decr", cmd_decr, 2, (WRF | CMD_CREATE), 1, 1, 1, "string", "1.0.0",
      "Decrements the integer value of a key by one.", "O(1)", NULL},
-    {"decrby", cmd_decrby, 3, WRF, 1, 1, 1, "string", "1.0.0",
+    {"decrby", cmd_decrby, 3, (WRF | CMD_CREATE), 1, 1, 1, "string", "1.0.0",
      "Decrements a number from the integer value of a key.", "O(1)", NULL},
     {"del", cmd_del, -2, WR, 1, -1, 1, "generic", "1.0.0",
      "Deletes one or more keys.", "O(N) where N is the number of keys", NULL},
@@ -2081,8 +2167,7 @@ static const struct command g_commands[] = {
     {"expireat", cmd_expireat, -3, WRF, 1, 1, 1, "generic", "1.2.0",
      "Sets the expiration time of a key to a Unix timestamp.", "O(1)", NULL},
     {"expiretime", cmd_expiretime, 2, RO, 1, 1, 1, "generic", "7.0.0",
-     "Returns the expiration time of a key as a Unix timestamp.", "O(1)",
-     NULL},
+     "Returns the expiration time of a key as a Unix timestamp.", "O(1)", NULL},
     {"flushall", cmd_flushall, -1, WR, 0, 0, 0, "server", "1.0.0",
      "Removes all keys (requires --enable-flushall yes).",
      "O(N) where N is the total number of keys", NULL},
@@ -2092,8 +2177,7 @@ static const struct command g_commands[] = {
     {"get", cmd_get, 2, RO, 1, 1, 1, "string", "1.0.0",
      "Returns the string value of a key.", "O(1)", NULL},
     {"getdel", cmd_getdel, 2, WRF, 1, 1, 1, "string", "6.2.0",
-     "Returns the string value of a key after deleting the key.", "O(1)",
-     NULL},
+     "Returns the string value of a key after deleting the key.", "O(1)", NULL},
     {"getex", cmd_getex, -2, WRF, 1, 1, 1, "string", "6.2.0",
      "Returns the string value of a key after setting its expiration time.",
      "O(1)", NULL},
@@ -2102,13 +2186,13 @@ static const struct command g_commands[] = {
      "O(N) where N is the length of the returned string.", NULL},
     {"hello", cmd_hello, -1, CONN, 0, 0, 0, "connection", "6.0.0",
      "Handshakes with the server.", "O(1)", NULL},
-    {"incr", cmd_incr, 2, WRF, 1, 1, 1, "string", "1.0.0",
+    {"incr", cmd_incr, 2, (WRF | CMD_CREATE), 1, 1, 1, "string", "1.0.0",
      "Increments the integer value of a key by one.", "O(1)", NULL},
-    {"incrby", cmd_incrby, 3, WRF, 1, 1, 1, "string", "1.0.0",
+    {"incrby", cmd_incrby, 3, (WRF | CMD_CREATE), 1, 1, 1, "string", "1.0.0",
      "Increments the integer value of a key by a number.", "O(1)", NULL},
-    {"incrbyfloat", cmd_incrbyfloat, 3, WRF, 1, 1, 1, "string", "2.6.0",
-     "Increment the floating point value of a key by a number.", "O(1)",
-     NULL},
+    {"incrbyfloat", cmd_incrbyfloat, 3, (WRF | CMD_CREATE), 1, 1, 1, "string",
+     "2.6.0", "Increment the floating point value of a key by a number.",
+     "O(1)", NULL},
     {"info", cmd_info, -1, CMD_LOADING | CMD_STALE, 0, 0, 0, "server", "1.0.0",
      "Returns information and statistics about the server.", "O(1)", NULL},
     {"keys", cmd_keys, 2, CMD_READONLY, 0, 0, 0, "generic", "1.0.0",
@@ -2117,13 +2201,13 @@ static const struct command g_commands[] = {
     {"mget", cmd_mget, -2, RO, 1, -1, 1, "string", "1.0.0",
      "Atomically returns the string values of one or more keys.",
      "O(N) where N is the number of keys to retrieve.", NULL},
-    {"mset", cmd_mset, -3, WR, 1, -1, 2, "string", "1.0.1",
+    {"mset", cmd_mset, -3, (WR | CMD_CREATE), 1, -1, 2, "string", "1.0.1",
      "Atomically creates or modifies the string values of one or more keys.",
      "O(N) where N is the number of keys to set.", NULL},
-    {"msetnx", cmd_msetnx, -3, WR, 1, -1, 2, "string", "1.0.1",
+    {"msetnx", cmd_msetnx, -3, (WR | CMD_CREATE), 1, -1, 2, "string", "1.0.1",
      "Atomically modifies the string values of one or more keys only when "
-     "all keys don't exist.", "O(N) where N is the number of keys to set.",
-     NULL},
+     "all keys don't exist.",
+     "O(N) where N is the number of keys to set.", NULL},
     {"multi", cmd_multi, 1, CMD_NOMULTI | CMD_FAST | CMD_LOADING, 0, 0, 0,
      "transactions", "1.2.0", "Starts a transaction.", "O(1)", NULL},
     {"persist", cmd_persist, 2, WRF, 1, 1, 1, "generic", "2.2.0",
@@ -2135,10 +2219,11 @@ static const struct command g_commands[] = {
      "O(1)", NULL},
     {"pexpiretime", cmd_pexpiretime, 2, RO, 1, 1, 1, "generic", "7.0.0",
      "Returns the expiration time of a key as a Unix milliseconds "
-     "timestamp.", "O(1)", NULL},
-    {"ping", cmd_ping, -1, CMD_FAST | CMD_STALE, 0, 0, 0, "connection",
-     "1.0.0", "Returns the server's liveliness response.", "O(1)", NULL},
-    {"psetex", cmd_psetex, 4, WR, 1, 1, 1, "string", "2.6.0",
+     "timestamp.",
+     "O(1)", NULL},
+    {"ping", cmd_ping, -1, CMD_FAST | CMD_STALE, 0, 0, 0, "connection", "1.0.0",
+     "Returns the server's liveliness response.", "O(1)", NULL},
+    {"psetex", cmd_psetex, 4, (WR | CMD_CREATE), 1, 1, 1, "string", "2.6.0",
      "Sets both string value and expiration time in milliseconds of a key.",
      "O(1)", NULL},
     {"pttl", cmd_pttl, 2, RO, 1, 1, 1, "generic", "2.6.0",
@@ -2146,8 +2231,7 @@ static const struct command g_commands[] = {
     {"quit", cmd_quit, -1, CONN | CMD_NOMULTI, 0, 0, 0, "connection", "1.0.0",
      "Closes the connection.", "O(1)", NULL},
     {"randomkey", cmd_randomkey, 1, CMD_READONLY, 0, 0, 0, "generic", "1.0.0",
-     "Returns a random key name from the database (node-local).", "O(1)",
-     NULL},
+     "Returns a random key name from the database (node-local).", "O(1)", NULL},
     {"save", cmd_save, 1, CMD_ADMIN | CMD_NOMULTI, 0, 0, 0, "server", "1.0.0",
      "Makes every write so far durable (fsync).", "O(1)", NULL},
     {"scan", cmd_scan, -2, CMD_READONLY, 0, 0, 0, "generic", "2.8.0",
@@ -2156,21 +2240,24 @@ static const struct command g_commands[] = {
     {"select", cmd_select, 2, CMD_LOADING | CMD_STALE | CMD_FAST, 0, 0, 0,
      "connection", "1.0.0", "Changes the selected database (only 0 exists).",
      "O(1)", NULL},
-    {"set", cmd_set, -3, WR, 1, 1, 1, "string", "1.0.0",
+    {"set", cmd_set, -3, (WR | CMD_CREATE), 1, 1, 1, "string", "1.0.0",
      "Sets the string value of a key, ignoring its type. The key is created "
-     "if it doesn't exist.", "O(1)", NULL},
-    {"setex", cmd_setex, 4, WR, 1, 1, 1, "string", "2.0.0",
+     "if it doesn't exist.",
+     "O(1)", NULL},
+    {"setex", cmd_setex, 4, (WR | CMD_CREATE), 1, 1, 1, "string", "2.0.0",
      "Sets the string value and expiration time of a key.", "O(1)", NULL},
-    {"setnx", cmd_setnx, 3, WRF, 1, 1, 1, "string", "1.0.0",
+    {"setnx", cmd_setnx, 3, (WRF | CMD_CREATE), 1, 1, 1, "string", "1.0.0",
      "Set the string value of a key only when the key doesn't exist.", "O(1)",
      NULL},
     {"shutdown", cmd_shutdown, -1, CMD_ADMIN | CMD_NOMULTI | CMD_LOADING, 0, 0,
-     0, "server", "1.0.0", "Synchronously saves the database(s) to disk and "
-     "shuts down the server.", "O(1)", NULL},
+     0, "server", "1.0.0",
+     "Synchronously saves the database(s) to disk and "
+     "shuts down the server.",
+     "O(1)", NULL},
     {"strlen", cmd_strlen, 2, RO, 1, 1, 1, "string", "2.2.0",
      "Returns the length of a string value.", "O(1)", NULL},
-    {"time", cmd_time, 1, CMD_FAST | CMD_LOADING | CMD_STALE, 0, 0, 0,
-     "server", "2.6.0", "Returns the server time.", "O(1)", NULL},
+    {"time", cmd_time, 1, CMD_FAST | CMD_LOADING | CMD_STALE, 0, 0, 0, "server",
+     "2.6.0", "Returns the server time.", "O(1)", NULL},
     {"ttl", cmd_ttl, 2, RO, 1, 1, 1, "generic", "1.0.0",
      "Returns the expiration time in seconds of a key.", "O(1)", NULL},
     {"type", cmd_type, 2, RO, 1, 1, 1, "generic", "1.0.0",
@@ -2179,8 +2266,8 @@ static const struct command g_commands[] = {
      "Asynchronously deletes one or more keys.",
      "O(1) for each key removed regardless of its size.", NULL},
     {"unwatch", cmd_unwatch, 1, CMD_NOMULTI | CMD_FAST | CMD_LOADING, 0, 0, 0,
-     "transactions", "2.2.0",
-     "Forgets about watched keys of a transaction.", "O(1)", NULL},
+     "transactions", "2.2.0", "Forgets about watched keys of a transaction.",
+     "O(1)", NULL},
     {"watch", cmd_watch, -2, CMD_NOMULTI | CMD_FAST | CMD_LOADING, 1, -1, 1,
      "transactions", "2.2.0",
      "Monitors changes to keys to determine the execution of a transaction.",
@@ -2223,14 +2310,15 @@ const struct command *command_lookup(const char *name, size_t len)
 
 static void reply_flag_set(struct client *c, uint32_t flags)
 {
-    static const struct {
+    static const struct
+    {
         uint32_t bit;
         const char *name;
     } names[] = {
-        {CMD_WRITE, "write"},     {CMD_READONLY, "readonly"},
-        {CMD_ADMIN, "admin"},     {CMD_NOAUTH, "no_auth"},
+        {CMD_WRITE, "write"},      {CMD_READONLY, "readonly"},
+        {CMD_ADMIN, "admin"},      {CMD_NOAUTH, "no_auth"},
         {CMD_NOMULTI, "no_multi"}, {CMD_LOADING, "loading"},
-        {CMD_STALE, "stale"},     {CMD_FAST, "fast"},
+        {CMD_STALE, "stale"},      {CMD_FAST, "fast"},
     };
     size_t n = 0;
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -2301,7 +2389,8 @@ static void reply_command_docs(struct client *c, const struct command *cmd)
     }
 }
 
-static void cmd_command(struct client *c, size_t argc,
+static void cmd_command(struct client *c,
+                        size_t argc,
                         const struct resp_arg *argv)
 {
     if (argc == 1) {
@@ -2378,7 +2467,8 @@ static void cmd_command(struct client *c, size_t argc,
         }
         reply_array(c, argc - 2);
         for (size_t i = 2; i < argc; i++) {
-            const struct command *cmd = command_lookup(argv[i].ptr, argv[i].len);
+            const struct command *cmd =
+                command_lookup(argv[i].ptr, argv[i].len);
             if (cmd) {
                 reply_command_info(c, cmd);
             } else {
@@ -2388,14 +2478,18 @@ static void cmd_command(struct client *c, size_t argc,
     } else if (arg_is(sub, "HELP")) {
         static const char *help[] = {
             "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-            "(no subcommand)", "    Return details about all commands.",
-            "COUNT", "    Return the total number of commands.",
+            "(no subcommand)",
+            "    Return details about all commands.",
+            "COUNT",
+            "    Return the total number of commands.",
             "DOCS [<command-name> ...]",
             "    Return documentation details about multiple commands.",
             "INFO [<command-name> ...]",
             "    Return details about multiple commands.",
-            "LIST", "    Return a list of all commands.",
-            "HELP", "    Print this help.",
+            "LIST",
+            "    Return a list of all commands.",
+            "HELP",
+            "    Print this help.",
         };
         size_t n = sizeof(help) / sizeof(help[0]);
         reply_array(c, n);
@@ -2422,15 +2516,17 @@ static void cmd_command(struct client *c, size_t argc,
             }
         }
     } else {
-        reply_errorf(c, "ERR unknown subcommand or wrong number of arguments "
-                        "for '%.*s'. Try COMMAND HELP.",
+        reply_errorf(c,
+                     "ERR unknown subcommand or wrong number of arguments "
+                     "for '%.*s'. Try COMMAND HELP.",
                      (int)(sub->len > 128 ? 128 : sub->len), sub->ptr);
     }
 }
 
 /* ---- dispatch ------------------------------------------------------------ */
 
-static void reply_unknown_command(struct client *c, size_t argc,
+static void reply_unknown_command(struct client *c,
+                                  size_t argc,
                                   const struct resp_arg *argv)
 {
     char args[512];
@@ -2438,10 +2534,10 @@ static void reply_unknown_command(struct client *c, size_t argc,
     args[0] = '\0';
     for (size_t i = 1; i < argc && o < 128; i++) {
         int room = 128 - (int)o;
-        int n = snprintf(args + o, sizeof(args) - o, "'%.*s' ",
-                         (int)(argv[i].len < (size_t)room ? argv[i].len
-                                                          : (size_t)room),
-                         argv[i].ptr);
+        int n = snprintf(
+            args + o, sizeof(args) - o, "'%.*s' ",
+            (int)(argv[i].len < (size_t)room ? argv[i].len : (size_t)room),
+            argv[i].ptr);
         if (n < 0) {
             break;
         }
@@ -2474,8 +2570,7 @@ static const struct command *subcommand_lookup(const struct command *cmd,
  * Rejects a command before it runs.  Inside MULTI the transaction is
  * flagged, and EXEC itself being rejected aborts it (Redis rejectCommand).
  */
-static void reject(struct client *c, const struct command *cmd,
-                   const char *msg)
+static void reject(struct client *c, const struct command *cmd, const char *msg)
 {
     if (c->in_multi) {
         if (cmd && cmd->proc == cmd_exec) {
@@ -2495,7 +2590,8 @@ static bool arity_ok(int arity, size_t argc)
     return arity > 0 ? argc == (size_t)arity : argc >= (size_t)-arity;
 }
 
-void command_dispatch(struct client *c, size_t argc,
+void command_dispatch(struct client *c,
+                      size_t argc,
                       const struct resp_arg *argv)
 {
     char msg[512];
@@ -2531,10 +2627,9 @@ void command_dispatch(struct client *c, size_t argc,
                 up[i] = (char)toupper((unsigned char)cmd->name[i]);
             }
             up[n] = '\0';
-            snprintf(msg, sizeof(msg),
-                     "ERR unknown subcommand '%.*s'. Try %s HELP.",
-                     (int)(argv[1].len > 128 ? 128 : argv[1].len), argv[1].ptr,
-                     up);
+            snprintf(
+                msg, sizeof(msg), "ERR unknown subcommand '%.*s'. Try %s HELP.",
+                (int)(argv[1].len > 128 ? 128 : argv[1].len), argv[1].ptr, up);
             reject(c, cmd, msg);
             return;
         }
@@ -2546,7 +2641,7 @@ void command_dispatch(struct client *c, size_t argc,
             return;
         }
     }
-    if (cmd->first_key > 0 && (cmd->flags & CMD_WRITE)) {
+    if (cmd->first_key > 0 && (cmd->flags & CMD_CREATE)) {
         /* Refuse writes of empty keys before the command runs, so a
          * multi-key command never writes part of its keys; reads simply
          * find no such key. */
@@ -2554,8 +2649,9 @@ void command_dispatch(struct client *c, size_t argc,
         for (size_t i = (size_t)cmd->first_key; i <= last && i < argc;
              i += (size_t)cmd->key_step) {
             if (argv[i].len == 0) {
-                reject(c, cmd, "ERR invalid key: ringkv does not support "
-                               "empty keys");
+                reject(c, cmd,
+                       "ERR invalid key: ringkv does not support "
+                       "empty keys");
                 return;
             }
         }

@@ -99,13 +99,17 @@ static void norm_name(const char *in, char *out, size_t cap)
     size_t i = 0;
     for (; in[i] && i + 1 < cap; i++) {
         char ch = in[i];
-        out[i] = ch == '_' ? '-' : (char)((ch >= 'A' && ch <= 'Z') ? ch + 32 : ch);
+        out[i] =
+            ch == '_' ? '-' : (char)((ch >= 'A' && ch <= 'Z') ? ch + 32 : ch);
     }
     out[i] = '\0';
 }
 
-int config_set(struct rk_config *c, const char *name, const char *value,
-               char *errbuf, size_t errlen)
+int config_set(struct rk_config *c,
+               const char *name,
+               const char *value,
+               char *errbuf,
+               size_t errlen)
 {
     char n[64];
     norm_name(name, n, sizeof(n));
@@ -190,22 +194,25 @@ int config_set(struct rk_config *c, const char *name, const char *value,
         return RK_EINVAL;
     }
     if (rc != RK_OK) {
-        snprintf(errbuf, errlen, "invalid value '%s' for '%s': %s", value,
-                 name, why);
+        snprintf(errbuf, errlen, "invalid value '%s' for '%s': %s", value, name,
+                 why);
         return RK_EINVAL;
     }
     return RK_OK;
 }
 
-struct ini_ctx {
+struct ini_ctx
+{
     struct rk_config *c;
     char *errbuf;
     size_t errlen;
     bool failed;
 };
 
-static int ini_cb(void *user, const char *section, const char *name,
-                       const char *value)
+static int ini_cb(void *user,
+                  const char *section,
+                  const char *name,
+                  const char *value)
 {
     struct ini_ctx *ctx = user;
     if (ctx->failed) {
@@ -257,8 +264,11 @@ static void usage(FILE *f)
             "  --help                      print this help and exit\n");
 }
 
-enum config_result config_load(struct rk_config *c, int argc, char **argv,
-                               char *errbuf, size_t errlen)
+enum config_result config_load(struct rk_config *c,
+                               int argc,
+                               char **argv,
+                               char *errbuf,
+                               size_t errlen)
 {
     /* Pass 1: --help, --version, --config. */
     for (int i = 1; i < argc; i++) {
@@ -275,8 +285,8 @@ enum config_result config_load(struct rk_config *c, int argc, char **argv,
                 snprintf(errbuf, errlen, "ringkvd: --config needs a FILE");
                 return CONFIG_ERROR;
             }
-            if (set_str(c->config_file, sizeof(c->config_file),
-                        argv[i + 1]) != RK_OK) {
+            if (set_str(c->config_file, sizeof(c->config_file), argv[i + 1]) !=
+                RK_OK) {
                 snprintf(errbuf, errlen, "ringkvd: --config path too long");
                 return CONFIG_ERROR;
             }
@@ -294,8 +304,7 @@ enum config_result config_load(struct rk_config *c, int argc, char **argv,
         }
         if (rc != 0 || ctx.failed) {
             snprintf(errbuf, errlen, "ringkvd: config file %s line %d: %s",
-                     c->config_file, rc,
-                     why[0] ? why : "syntax error");
+                     c->config_file, rc, why[0] ? why : "syntax error");
             return CONFIG_ERROR;
         }
     }
@@ -338,7 +347,9 @@ enum config_result config_load(struct rk_config *c, int argc, char **argv,
     return CONFIG_OK;
 }
 
-void config_each(const struct rk_config *c, const char *pattern, size_t plen,
+void config_each(const struct rk_config *c,
+                 const char *pattern,
+                 size_t plen,
                  void (*cb)(void *data, const char *name, const char *value),
                  void *data)
 {
@@ -364,7 +375,8 @@ void config_each(const struct rk_config *c, const char *pattern, size_t plen,
     snprintf(tmo, sizeof(tmo), "%" PRIu32, c->timeout_s);
     snprintf(hz, sizeof(hz), "%" PRIu32, c->hz);
     static const char *levels[] = {"debug", "info", "warn", "error"};
-    const struct {
+    const struct
+    {
         const char *name;
         const char *value;
     } all[] = {

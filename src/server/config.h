@@ -15,32 +15,34 @@
 #include "common/log.h"
 #include "storage/engine.h"
 
-struct rk_config {
-    int port;                   /* RESP port, 1..65535 (7379) */
-    char bind[256];             /* listen address (127.0.0.1) */
-    char data_dir[4096];        /* (./data) */
-    char engine[16];            /* "bitcask" | "memory" */
+struct rk_config
+{
+    int port;                        /* RESP port, 1..65535 (7379) */
+    char bind[256];                  /* listen address (127.0.0.1) */
+    char data_dir[4096];             /* (./data) */
+    char engine[16];                 /* "bitcask" | "memory" */
     enum engine_sync_mode sync_mode; /* (every) */
-    uint32_t sync_interval_ms;  /* for every:<ms> (1000) */
-    char requirepass[512];      /* empty = no auth */
-    uint32_t maxclients;        /* (10000) */
-    enum rk_log_level loglevel; /* (info) */
+    uint32_t sync_interval_ms;       /* for every:<ms> (1000) */
+    char requirepass[512];           /* empty = no auth */
+    uint32_t maxclients;             /* (10000) */
+    enum rk_log_level loglevel;      /* (info) */
     enum rk_log_format log_format;
-    bool enable_flushall;       /* FLUSHALL/FLUSHDB allowed (no) */
-    uint64_t proto_max_bulk_len;       /* bytes (512 MiB) */
+    bool enable_flushall;               /* FLUSHALL/FLUSHDB allowed (no) */
+    uint64_t proto_max_bulk_len;        /* bytes (512 MiB) */
     uint64_t client_query_buffer_limit; /* bytes (1 GiB) */
-    uint64_t max_file_size;     /* bitcask rollover, bytes (256 MiB) */
-    double merge_dead_ratio;    /* (0.4) */
-    uint32_t timeout_s;         /* idle client timeout, 0 = never */
-    uint32_t hz;                /* housekeeping ticks per second (10) */
-    bool repair;                /* open storage in repair mode */
-    char config_file[4096];     /* --config path, "" if none */
+    uint64_t max_file_size;             /* bitcask rollover, bytes (256 MiB) */
+    double merge_dead_ratio;            /* (0.4) */
+    uint32_t timeout_s;                 /* idle client timeout, 0 = never */
+    uint32_t hz;                        /* housekeeping ticks per second (10) */
+    bool repair;                        /* open storage in repair mode */
+    char config_file[4096];             /* --config path, "" if none */
 };
 
 /* Fills `c` with the defaults. */
 void config_init(struct rk_config *c);
 
-enum config_result {
+enum config_result
+{
     CONFIG_OK = 0,      /* run the server */
     CONFIG_EXIT_OK = 1, /* --help/--version printed: exit 0 */
     CONFIG_ERROR = 2,   /* usage error printed to errbuf: exit 2 */
@@ -51,16 +53,22 @@ enum config_result {
  * On CONFIG_ERROR, errbuf holds one line "ringkvd: ...".  --help and
  * --version print to stdout and return CONFIG_EXIT_OK.
  */
-enum config_result config_load(struct rk_config *c, int argc, char **argv,
-                               char *errbuf, size_t errlen);
+enum config_result config_load(struct rk_config *c,
+                               int argc,
+                               char **argv,
+                               char *errbuf,
+                               size_t errlen);
 
 /*
  * Sets option `name` (flag name without dashes; '_' and '-' equivalent)
  * to `value`.  RK_OK, or RK_EINVAL with a reason in errbuf.
  * Used by the flag parser, the INI loader and CONFIG SET.
  */
-int config_set(struct rk_config *c, const char *name, const char *value,
-               char *errbuf, size_t errlen);
+int config_set(struct rk_config *c,
+               const char *name,
+               const char *value,
+               char *errbuf,
+               size_t errlen);
 
 /*
  * Calls `cb` with (name, value) for every setting whose name matches the
@@ -70,7 +78,9 @@ int config_set(struct rk_config *c, const char *name, const char *value,
  * "client-query-buffer-limit") plus ringkv's own ("data-dir", "engine",
  * "sync", "enable-flushall", ...).
  */
-void config_each(const struct rk_config *c, const char *pattern, size_t plen,
+void config_each(const struct rk_config *c,
+                 const char *pattern,
+                 size_t plen,
                  void (*cb)(void *data, const char *name, const char *value),
                  void *data);
 

@@ -54,14 +54,17 @@ static bool want(const char *section, const char *name, bool in_default)
     return strcmp(section, name) == 0;
 }
 
-struct expire_count {
+struct expire_count
+{
     uint64_t now_ms;
     uint64_t seen, with_ttl;
     long double ttl_sum_ms;
     uint64_t limit;
 };
 
-static bool count_expires_cb(void *data, const void *key, size_t klen,
+static bool count_expires_cb(void *data,
+                             const void *key,
+                             size_t klen,
                              const struct engine_meta *meta)
 {
     (void)key;
@@ -82,8 +85,11 @@ static bool count_expires_cb(void *data, const void *key, size_t klen,
  * keys, estimated from a sample of the key directory above that (the
  * engine keeps no expiry index).
  */
-static void count_expires(struct server *s, uint64_t live, uint64_t now,
-                          uint64_t *expires, uint64_t *avg_ttl)
+static void count_expires(struct server *s,
+                          uint64_t live,
+                          uint64_t now,
+                          uint64_t *expires,
+                          uint64_t *avg_ttl)
 {
     struct expire_count ec = {now, 0, 0, 0, 200000};
     if (live <= ec.limit) {
@@ -95,12 +101,14 @@ static void count_expires(struct server *s, uint64_t live, uint64_t now,
                         &cursor);
         } while (cursor != 0 && ec.seen < 20000);
     }
-    *expires = ec.seen ? (uint64_t)((long double)ec.with_ttl * live / ec.seen)
-                       : 0;
+    *expires =
+        ec.seen ? (uint64_t)((long double)ec.with_ttl * live / ec.seen) : 0;
     *avg_ttl = ec.with_ttl ? (uint64_t)(ec.ttl_sum_ms / ec.with_ttl) : 0;
 }
 
-void info_render(struct server *s, struct client *c, const char *section,
+void info_render(struct server *s,
+                 struct client *c,
+                 const char *section,
                  struct rk_buf *out)
 {
     (void)c;
@@ -125,17 +133,21 @@ void info_render(struct server *s, struct client *c, const char *section,
                        "multiplexing_api:libevent\r\n"
                        "process_id:%d\r\n"
                        "tcp_port:%d\r\n"
-                       "server_time_usec:%" PRIu64 "\r\n"
-                       "uptime_in_seconds:%" PRIu64 "\r\n"
-                       "uptime_in_days:%" PRIu64 "\r\n"
-                       "hz:%" PRIu32 "\r\n"
+                       "server_time_usec:%" PRIu64
+                       "\r\n"
+                       "uptime_in_seconds:%" PRIu64
+                       "\r\n"
+                       "uptime_in_days:%" PRIu64
+                       "\r\n"
+                       "hz:%" PRIu32
+                       "\r\n"
                        "executable:ringkvd\r\n"
                        "config_file:%s\r\n"
                        "storage_engine:%s\r\n",
                        RINGKV_VERSION, u.sysname, u.release, u.machine,
-                       (int)(sizeof(void *) * 8), (int)getpid(),
-                       s->cfg->port, now * 1000, up_s, up_s / 86400,
-                       s->cfg->hz, s->cfg->config_file, s->cfg->engine);
+                       (int)(sizeof(void *) * 8), (int)getpid(), s->cfg->port,
+                       now * 1000, up_s, up_s / 86400, s->cfg->hz,
+                       s->cfg->config_file, s->cfg->engine);
     }
     if (want(section, "clients", true)) {
         if (out->len) {
@@ -148,7 +160,8 @@ void info_render(struct server *s, struct client *c, const char *section,
         rk_buf_appendf(out,
                        "# Clients\r\n"
                        "connected_clients:%zu\r\n"
-                       "maxclients:%" PRIu32 "\r\n"
+                       "maxclients:%" PRIu32
+                       "\r\n"
                        "blocked_clients:0\r\n"
                        "clients_waiting_for_sync:%zu\r\n",
                        s->n_clients, s->cfg->maxclients, waiting);
@@ -163,11 +176,14 @@ void info_render(struct server *s, struct client *c, const char *section,
         human(st.keydir_bytes, h2, sizeof(h2));
         rk_buf_appendf(out,
                        "# Memory\r\n"
-                       "used_memory:%" PRIu64 "\r\n"
+                       "used_memory:%" PRIu64
+                       "\r\n"
                        "used_memory_human:%s\r\n"
-                       "used_memory_rss:%" PRIu64 "\r\n"
+                       "used_memory_rss:%" PRIu64
+                       "\r\n"
                        "used_memory_rss_human:%s\r\n"
-                       "keydir_bytes:%" PRIu64 "\r\n"
+                       "keydir_bytes:%" PRIu64
+                       "\r\n"
                        "keydir_bytes_human:%s\r\n"
                        "maxmemory:0\r\n"
                        "maxmemory_policy:noeviction\r\n",
@@ -187,29 +203,42 @@ void info_render(struct server *s, struct client *c, const char *section,
                        "rdb_changes_since_last_save:0\r\n"
                        "rdb_bgsave_in_progress:0\r\n"
                        "aof_enabled:%d\r\n"
-                       "aof_rewrite_in_progress:%" PRIu64 "\r\n"
+                       "aof_rewrite_in_progress:%" PRIu64
+                       "\r\n"
                        "engine:%s\r\n"
                        "sync_policy:%s\r\n"
-                       "sync_interval_ms:%" PRIu32 "\r\n"
-                       "engine_files:%" PRIu64 "\r\n"
-                       "engine_live_bytes:%" PRIu64 "\r\n"
-                       "engine_dead_bytes:%" PRIu64 "\r\n"
-                       "engine_merges_done:%" PRIu64 "\r\n"
-                       "engine_merge_in_progress:%" PRIu64 "\r\n"
-                       "engine_writes:%" PRIu64 "\r\n"
-                       "engine_syncs:%" PRIu64 "\r\n"
-                       "engine_sync_errors:%" PRIu64 "\r\n"
-                       "engine_last_sync_usec:%" PRIu64 "\r\n"
+                       "sync_interval_ms:%" PRIu32
+                       "\r\n"
+                       "engine_files:%" PRIu64
+                       "\r\n"
+                       "engine_live_bytes:%" PRIu64
+                       "\r\n"
+                       "engine_dead_bytes:%" PRIu64
+                       "\r\n"
+                       "engine_merges_done:%" PRIu64
+                       "\r\n"
+                       "engine_merge_in_progress:%" PRIu64
+                       "\r\n"
+                       "engine_writes:%" PRIu64
+                       "\r\n"
+                       "engine_syncs:%" PRIu64
+                       "\r\n"
+                       "engine_sync_errors:%" PRIu64
+                       "\r\n"
+                       "engine_last_sync_usec:%" PRIu64
+                       "\r\n"
                        "engine_read_only:%d\r\n"
-                       "engine_durable_seq:%" PRIu64 "\r\n"
-                       "engine_recovered_truncated_bytes:%" PRIu64 "\r\n"
+                       "engine_durable_seq:%" PRIu64
+                       "\r\n"
+                       "engine_recovered_truncated_bytes:%" PRIu64
+                       "\r\n"
                        "engine_hint_fallbacks:%" PRIu64 "\r\n",
-                       strcmp(s->cfg->engine, "bitcask") == 0,
-                       st.merge_running, s->cfg->engine, sync,
-                       s->cfg->sync_interval_ms, st.files, st.live_bytes,
-                       st.dead_bytes, st.merges_done, st.merge_running,
-                       st.writes, st.syncs, st.sync_errors, st.last_sync_us,
-                       st.read_only ? 1 : 0, engine_durable_seq(s->engine),
+                       strcmp(s->cfg->engine, "bitcask") == 0, st.merge_running,
+                       s->cfg->engine, sync, s->cfg->sync_interval_ms, st.files,
+                       st.live_bytes, st.dead_bytes, st.merges_done,
+                       st.merge_running, st.writes, st.syncs, st.sync_errors,
+                       st.last_sync_us, st.read_only ? 1 : 0,
+                       engine_durable_seq(s->engine),
                        st.recovered_truncated_bytes, st.hint_fallbacks);
     }
     if (want(section, "stats", true)) {
@@ -219,33 +248,44 @@ void info_render(struct server *s, struct client *c, const char *section,
         struct server_stats *t = &s->stats;
         rk_buf_appendf(out,
                        "# Stats\r\n"
-                       "total_connections_received:%" PRIu64 "\r\n"
-                       "total_commands_processed:%" PRIu64 "\r\n"
-                       "total_net_input_bytes:%" PRIu64 "\r\n"
-                       "total_net_output_bytes:%" PRIu64 "\r\n"
-                       "rejected_connections:%" PRIu64 "\r\n"
-                       "expired_keys:%" PRIu64 "\r\n"
+                       "total_connections_received:%" PRIu64
+                       "\r\n"
+                       "total_commands_processed:%" PRIu64
+                       "\r\n"
+                       "total_net_input_bytes:%" PRIu64
+                       "\r\n"
+                       "total_net_output_bytes:%" PRIu64
+                       "\r\n"
+                       "rejected_connections:%" PRIu64
+                       "\r\n"
+                       "expired_keys:%" PRIu64
+                       "\r\n"
                        "evicted_keys:0\r\n"
-                       "keyspace_hits:%" PRIu64 "\r\n"
-                       "keyspace_misses:%" PRIu64 "\r\n"
+                       "keyspace_hits:%" PRIu64
+                       "\r\n"
+                       "keyspace_misses:%" PRIu64
+                       "\r\n"
                        "total_error_replies:0\r\n"
-                       "protocol_errors:%" PRIu64 "\r\n"
-                       "auth_failures:%" PRIu64 "\r\n"
-                       "write_errors:%" PRIu64 "\r\n"
+                       "protocol_errors:%" PRIu64
+                       "\r\n"
+                       "auth_failures:%" PRIu64
+                       "\r\n"
+                       "write_errors:%" PRIu64
+                       "\r\n"
                        "replies_held_for_sync:%" PRIu64 "\r\n",
                        t->total_connections, t->total_commands,
                        t->net_input_bytes, t->net_output_bytes,
                        t->rejected_connections, t->expired_keys,
-                       t->keyspace_hits, t->keyspace_misses,
-                       t->protocol_errors, t->auth_failures, t->write_errors,
-                       t->held_replies);
+                       t->keyspace_hits, t->keyspace_misses, t->protocol_errors,
+                       t->auth_failures, t->write_errors, t->held_replies);
     }
     if (want(section, "replication", true)) {
         if (out->len) {
             rk_buf_append_str(out, "\r\n");
         }
-        rk_buf_appendf(out, "# Replication\r\nrole:master\r\n"
-                            "connected_slaves:0\r\n");
+        rk_buf_appendf(out,
+                       "# Replication\r\nrole:master\r\n"
+                       "connected_slaves:0\r\n");
     }
     if (want(section, "cpu", true)) {
         if (out->len) {

@@ -34,7 +34,8 @@ struct server;
 struct client;
 
 /* Command flags (the COMMAND INFO flags they map to in comments). */
-enum {
+enum
+{
     CMD_WRITE = 1 << 0,    /* write */
     CMD_READONLY = 1 << 1, /* readonly */
     CMD_NOAUTH = 1 << 2,   /* no-auth: allowed before AUTH */
@@ -43,18 +44,21 @@ enum {
     CMD_ADMIN = 1 << 5,    /* admin */
     CMD_LOADING = 1 << 6,  /* loading */
     CMD_STALE = 1 << 7,    /* stale */
+    CMD_CREATE = 1 << 8,   /* may create a key (empty keys refused) */
 };
 
-typedef void (*cmd_proc)(struct client *c, size_t argc,
+typedef void (*cmd_proc)(struct client *c,
+                         size_t argc,
                          const struct resp_arg *argv);
 
-struct command {
-    const char *name;    /* lower case */
+struct command
+{
+    const char *name; /* lower case */
     cmd_proc proc;
-    int arity;           /* Redis convention: -N means >= N */
-    uint32_t flags;      /* CMD_* */
-    int first_key;       /* 0 = no keys */
-    int last_key;        /* -1 = last argument */
+    int arity;      /* Redis convention: -N means >= N */
+    uint32_t flags; /* CMD_* */
+    int first_key;  /* 0 = no keys */
+    int last_key;   /* -1 = last argument */
     int key_step;
     const char *group;   /* "string", "generic", "connection", "server" */
     const char *since;   /* Redis version that introduced the command */
@@ -64,54 +68,58 @@ struct command {
 };
 
 /* A queued command inside MULTI: argv copied into one allocation. */
-struct queued_cmd {
+struct queued_cmd
+{
     const struct command *cmd;
     size_t argc;
     struct resp_arg *argv; /* points into the same allocation */
 };
 
 /* A WATCHed key and what it looked like when watched. */
-struct watched_key {
+struct watched_key
+{
     struct watched_key *next;
     bool existed;
     uint64_t timestamp; /* HLC of the record seen (strictly increasing) */
     size_t klen;
-    char key[];         /* klen bytes */
+    char key[]; /* klen bytes */
 };
 
-struct client {
+struct client
+{
     uint64_t id;
     struct server *srv;
     struct bufferevent *bev;
     int fd;
-    char addr[64];               /* "ip:port" */
-    struct rk_buf qbuf;          /* unparsed input */
-    struct rk_buf obuf;          /* replies not yet handed to libevent */
+    char addr[64];      /* "ip:port" */
+    struct rk_buf qbuf; /* unparsed input */
+    struct rk_buf obuf; /* replies not yet handed to libevent */
     struct resp_parser *parser;
-    int proto;                   /* 2 or 3 */
+    int proto; /* 2 or 3 */
     bool authed;
-    bool close_after_reply;      /* QUIT, protocol error */
-    bool closing;                /* output drained -> free */
-    bool read_paused;            /* output over the soft limit */
-    bool on_waiting;             /* linked in srv->waiting */
-    char *name;                  /* CLIENT SETNAME, owned, or NULL */
-    char *lib_name, *lib_ver;    /* CLIENT SETINFO, owned, or NULL */
-    uint64_t wait_seq;           /* replies held until this is durable */
-    uint64_t created_ms, last_ms;/* monotonic ms */
+    bool close_after_reply;       /* QUIT, protocol error */
+    bool closing;                 /* output drained -> free */
+    bool read_paused;             /* output over the soft limit */
+    bool on_waiting;              /* linked in srv->waiting */
+    char *name;                   /* CLIENT SETNAME, owned, or NULL */
+    char *lib_name, *lib_ver;     /* CLIENT SETINFO, owned, or NULL */
+    uint64_t wait_seq;            /* replies held until this is durable */
+    uint64_t created_ms, last_ms; /* monotonic ms */
     uint64_t n_commands;
     /* MULTI state */
     bool in_multi;
-    bool multi_dirty;            /* a queued command failed: EXECABORT */
-    struct queued_cmd *mq;       /* owned array */
+    bool multi_dirty;      /* a queued command failed: EXECABORT */
+    struct queued_cmd *mq; /* owned array */
     size_t mq_len, mq_cap;
-    const char *last_cmd;        /* for CLIENT LIST */
-    struct watched_key *watched; /* WATCH snapshots, owned list */
-    bool watch_dirty;            /* a watched key could not be read */
-    struct client *prev, *next;  /* srv->clients */
-    struct client *wprev, *wnext;/* srv->waiting */
+    const char *last_cmd;         /* for CLIENT LIST */
+    struct watched_key *watched;  /* WATCH snapshots, owned list */
+    bool watch_dirty;             /* a watched key could not be read */
+    struct client *prev, *next;   /* srv->clients */
+    struct client *wprev, *wnext; /* srv->waiting */
 };
 
-struct server_stats {
+struct server_stats
+{
     uint64_t total_connections;
     uint64_t rejected_connections;
     uint64_t total_commands;
@@ -123,10 +131,11 @@ struct server_stats {
     uint64_t protocol_errors;
     uint64_t auth_failures;
     uint64_t write_errors;
-    uint64_t held_replies;       /* batches that waited for a sync */
+    uint64_t held_replies; /* batches that waited for a sync */
 };
 
-struct server {
+struct server
+{
     struct rk_config *cfg;
     struct event_base *base;
     struct evconnlistener *listener;
@@ -135,31 +144,32 @@ struct server {
     struct event *sig_ev[2];
     struct event *durable_ev;
     int durable_efd;
-    struct client *clients;      /* all connected clients */
-    struct client *waiting;      /* clients with held replies */
+    struct client *clients; /* all connected clients */
+    struct client *waiting; /* clients with held replies */
     size_t n_clients;
     uint64_t next_client_id;
-    uint64_t start_ms;           /* wall clock at start */
+    uint64_t start_ms; /* wall clock at start */
     uint64_t start_mono_ms;
     bool shutting_down;
-    uint64_t scan_cursor;        /* active expiry position */
+    uint64_t scan_cursor; /* active expiry position */
     uint64_t last_expire_pass_ms;
-    struct rk_buf scratch;       /* reused value buffer */
-    struct hlc clock;            /* record timestamps */
+    struct rk_buf scratch; /* reused value buffer */
+    struct hlc clock;      /* record timestamps */
     struct server_stats stats;
-    struct resp_limits limits;   /* after AUTH */
-    struct resp_limits preauth;  /* before AUTH (requirepass set) */
+    struct resp_limits limits;  /* after AUTH */
+    struct resp_limits preauth; /* before AUTH (requirepass set) */
 };
 
 /* ---- server.c ---- */
-uint64_t server_now_ms(void);   /* wall clock, Unix ms */
-uint64_t server_mono_ms(void);  /* monotonic ms */
+uint64_t server_now_ms(void);  /* wall clock, Unix ms */
+uint64_t server_mono_ms(void); /* monotonic ms */
 
 /* ---- commands.c ---- */
 /* Looks up a command by name (case-insensitive); NULL if unknown. */
 const struct command *command_lookup(const char *name, size_t len);
 /* Runs one parsed request for client c (auth, MULTI queueing, arity). */
-void command_dispatch(struct client *c, size_t argc,
+void command_dispatch(struct client *c,
+                      size_t argc,
                       const struct resp_arg *argv);
 /* Frees the MULTI queue and WATCH list of c. */
 void multi_reset(struct client *c);
@@ -172,7 +182,9 @@ size_t expire_cycle(struct server *s, size_t budget);
 
 /* ---- info.c ---- */
 /* Appends the INFO text for `section` ("default", "all", "server", ...). */
-void info_render(struct server *s, struct client *c, const char *section,
+void info_render(struct server *s,
+                 struct client *c,
+                 const char *section,
                  struct rk_buf *out);
 
 /* ---- reply helpers (commands.c) ---- */

@@ -11,13 +11,13 @@ int main(int argc, char **argv)
     config_init(&cfg);
     char err[1024];
     switch (config_load(&cfg, argc, argv, err, sizeof(err))) {
-    case CONFIG_EXIT_OK:
-        return 0;
-    case CONFIG_ERROR:
-        fprintf(stderr, "%s\n", err);
-        return 2;
-    case CONFIG_OK:
-        break;
+        case CONFIG_EXIT_OK:
+            return 0;
+        case CONFIG_ERROR:
+            fprintf(stderr, "%s\n", err);
+            return 2;
+        case CONFIG_OK:
+            break;
     }
     rk_log_set_level(cfg.loglevel);
     rk_log_set_format(cfg.log_format);

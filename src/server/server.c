@@ -45,9 +45,9 @@
 #include "common/log.h"
 #include "server/internal.h"
 
-#define OUT_SOFT_LIMIT   (64u * 1024 * 1024) /* bytes pending per client */
-#define QBUF_KEEP        (64u * 1024)        /* shrink idle buffers above */
-#define READ_CHUNK       (16u * 1024)
+#define OUT_SOFT_LIMIT    (64u * 1024 * 1024) /* bytes pending per client */
+#define QBUF_KEEP         (64u * 1024)        /* shrink idle buffers above */
+#define READ_CHUNK        (16u * 1024)
 #define SHUTDOWN_DRAIN_MS 5000
 #define PREAUTH_OUT_LIMIT (64u * 1024) /* CVE-2025-21605: bytes pending */
 
@@ -132,8 +132,7 @@ static bool client_flush(struct client *c)
         /* An unauthenticated client that does not read its replies must
          * not pin server memory (Redis CVE-2025-21605). */
         rk_log(RK_LOG_WARN, "preauth_output_limit",
-               "client=%s id=%" PRIu64 " pending=%zu", c->addr, c->id,
-               pending);
+               "client=%s id=%" PRIu64 " pending=%zu", c->addr, c->id, pending);
         client_free(c);
         return false;
     }
@@ -233,8 +232,8 @@ static void client_process_input(struct client *c)
         } else {
             reply_error(c, "ERR out of memory");
         }
-        rk_log(RK_LOG_INFO, "protocol_error", "client=%s id=%" PRIu64
-               " reason=\"%s\"", c->addr, c->id,
+        rk_log(RK_LOG_INFO, "protocol_error",
+               "client=%s id=%" PRIu64 " reason=\"%s\"", c->addr, c->id,
                rc == RK_EPROTO ? resp_parser_errmsg(c->parser) : "oom");
         c->close_after_reply = true;
         pos = c->qbuf.len;
@@ -311,8 +310,11 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
     client_free(c);
 }
 
-static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
-                      struct sockaddr *sa, int socklen, void *arg)
+static void accept_cb(struct evconnlistener *l,
+                      evutil_socket_t fd,
+                      struct sockaddr *sa,
+                      int socklen,
+                      void *arg)
 {
     (void)l;
     (void)socklen;
@@ -332,9 +334,8 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
     }
     c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
     bool authed = s->cfg->requirepass[0] == '\0';
-    if (c->bev == NULL ||
-        resp_parser_create(authed ? &s->limits : &s->preauth, &c->parser) !=
-            RK_OK) {
+    if (c->bev == NULL || resp_parser_create(authed ? &s->limits : &s->preauth,
+                                             &c->parser) != RK_OK) {
         if (c->bev) {
             bufferevent_free(c->bev);
         } else {
@@ -372,8 +373,8 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
     s->clients = c;
     s->n_clients++;
     s->stats.total_connections++;
-    bufferevent_setcb(c->bev, client_read_cb, client_write_cb,
-                      client_event_cb, c);
+    bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb,
+                      c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
@@ -502,8 +503,8 @@ static int open_listener(struct server *s)
     int err = errno;
     freeaddrinfo(res);
     if (s->listener == NULL) {
-        fprintf(stderr, "ringkvd: error: cannot listen on %s:%d: %s\n", s->cfg->bind,
-                s->cfg->port, strerror(err));
+        fprintf(stderr, "ringkvd: error: cannot listen on %s:%d: %s\n",
+                s->cfg->bind, s->cfg->port, strerror(err));
         return -1;
     }
     evconnlistener_set_error_cb(s->listener, accept_error_cb);
@@ -538,7 +539,8 @@ static void raise_fd_limit(uint32_t maxclients)
     setrlimit(RLIMIT_NOFILE, &rl);
     if (rl.rlim_cur < want) {
         rk_log(RK_LOG_WARN, "fd_limit",
-               "maxclients=%" PRIu32 " fd_limit=%llu msg=\"fewer file "
+               "maxclients=%" PRIu32
+               " fd_limit=%llu msg=\"fewer file "
                "descriptors than maxclients needs\"",
                maxclients, (unsigned long long)rl.rlim_cur);
     }
@@ -570,7 +572,7 @@ int server_run(struct rk_config *cfg)
     resp_limits_default(&s->limits);
     s->limits.max_bulk = cfg->proto_max_bulk_len;
     s->preauth = s->limits;
-    s->preauth.max_args = 10;     /* Redis 7: CVE-2021-32675 */
+    s->preauth.max_args = 10; /* Redis 7: CVE-2021-32675 */
     s->preauth.max_bulk = 16384;
     s->preauth.max_inline = 16384;
     s->preauth.unauthenticated = true;
