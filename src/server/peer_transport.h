@@ -33,12 +33,13 @@ struct peer_transport; /* opaque */
 #define PEER_TRANSPORT_DEFAULT_BACKOFF_MIN_MS 100u
 #define PEER_TRANSPORT_DEFAULT_BACKOFF_MAX_MS 5000u
 
-/* Why a peer went away (on_peer_disconnected's `reason`): an RK_* code. */
-/*   RK_ECLOSED  the other side closed the connection (EOF)             */
-/*   RK_EIO      a socket error                                         */
-/*   RK_EPROTO   it sent a malformed frame                              */
-/*   RK_EVERSION it sent a frame of a newer protocol version            */
-/*   RK_ENOMEM   this node ran out of memory handling it                */
+/*
+ * Why a peer went away (on_peer_disconnected's `reason`), an RK_* code:
+ * RK_ECLOSED (the other side closed the connection), RK_EIO (socket
+ * error), RK_EPROTO (it sent a malformed frame), RK_EVERSION (a frame of a
+ * newer protocol version), RK_ETIMEDOUT (a retired connection's deadline),
+ * RK_ENOMEM (this node ran out of memory handling it).
+ */
 
 struct peer_transport_config
 {
@@ -58,9 +59,9 @@ struct peer_transport_config
 
 /*
  * Callbacks, all run on the loop thread with `data` = the pointer given to
- * peer_transport_create.  `node_id`/`id_len` (bytes, not NUL-terminated
- * for the callee's purposes, though a NUL follows) and every byte string
- * of `msg`/`hello` are views valid only during the call.  A callback may
+ * peer_transport_create.  `node_id` (`id_len` bytes, followed by a NUL;
+ * the id of the peer's HELLO) and every byte string of `msg`/`hello` are
+ * views valid only during the call.  A callback may
  * call peer_transport_send, _set_fault, _clear_faults, _stats and _list;
  * it must not call peer_transport_destroy.  Any callback may be NULL.
  */
