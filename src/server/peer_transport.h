@@ -15,6 +15,8 @@
  *
  * Thread: everything here runs on the loop thread of `base` (STYLE.md 1.6,
  * "one loop thread owns every state machine"); no function is thread-safe.
+ * The process must ignore SIGPIPE (ringkvd does): libevent writes to peer
+ * sockets that the other side may have reset.
  */
 #ifndef RINGKV_SERVER_PEER_TRANSPORT_H
 #define RINGKV_SERVER_PEER_TRANSPORT_H

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -788,6 +789,7 @@ static void test_peer_transport_refuses_to_talk_to_itself(void **state)
 
 int main(void)
 {
+    signal(SIGPIPE, SIG_IGN); /* as ringkvd does (peer_transport.h) */
     const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
         T(test_peer_transport_hello_handshake_maps_address_to_id),
