@@ -502,14 +502,12 @@ static int merge_input(struct bitcask *b, struct bc_merge *m, size_t i)
     return rc;
 }
 
-static void run_merge(struct bitcask *b, struct bc_merge *m)
+/* Step 2 end: every output's data and hint written and synced under their
+ * temporary names. */
+static int finish_outputs(struct bitcask *b, struct bc_merge *m)
 {
+    char path[4096];
     int rc = RK_OK;
-    for (size_t i = 0; i < m->n_inputs && rc == RK_OK; i++) {
-        rc = merge_input(b, m, i);
-    }
-    char path[4096], final[4096];
-    /* Finish outputs: data and hint written and synced under temp names. */
     for (size_t i = 0; i < m->n_outs && rc == RK_OK; i++) {
         struct bc_merge_out *o = &m->outs[i];
         rc = out_flush(b, o);
@@ -536,7 +534,15 @@ static void run_merge(struct bitcask *b, struct bc_merge *m)
             rc = RK_ECLOSED;
         }
     }
-    /* Swap in: rename every output, then make the renames durable. */
+    return rc;
+}
+
+/* Step 3: rename every output into place, make the renames durable, and
+ * map the outputs for reading. */
+static int swap_outputs(struct bitcask *b, struct bc_merge *m)
+{
+    char path[4096], final[4096];
+    int rc = RK_OK;
     for (size_t i = 0; i < m->n_outs && rc == RK_OK; i++) {
         struct bc_merge_out *o = &m->outs[i];
         bc_path(b, o->f->order, "data.merging", path, sizeof(path));
@@ -561,20 +567,41 @@ static void run_merge(struct bitcask *b, struct bc_merge *m)
         o->f->fd = -1;
         o->f->has_hint = true;
     }
-    if (rc != RK_OK) {
-        /* Remove whatever this merge created; inputs are untouched.  An
-         * output already renamed is a valid duplicate, removed as well. */
-        for (size_t i = 0; i < m->n_outs; i++) {
-            struct bc_merge_out *o = &m->outs[i];
-            static const char *const exts[] = {"data.merging", "hint.merging",
-                                               "data", "hint"};
-            for (int k = 0; k < 4; k++) {
-                bc_path(b, o->f->order, exts[k], path, sizeof(path));
-                b->fops->unlink(path);
-            }
-            bc_file_free(b, o->f);
-            o->f = NULL;
+    return rc;
+}
+
+/* Removes whatever a failed or abandoned merge created; the inputs are
+ * untouched.  An output already renamed is a valid duplicate: removed too. */
+static void discard_outputs(struct bitcask *b, struct bc_merge *m)
+{
+    static const char *const exts[] = {"data.merging", "hint.merging", "data",
+                                       "hint"};
+    char path[4096];
+    for (size_t i = 0; i < m->n_outs; i++) {
+        struct bc_merge_out *o = &m->outs[i];
+        for (int k = 0; k < 4; k++) {
+            bc_path(b, o->f->order, exts[k], path, sizeof(path));
+            b->fops->unlink(path);
         }
+        bc_file_free(b, o->f);
+        o->f = NULL;
+    }
+}
+
+static void run_merge(struct bitcask *b, struct bc_merge *m)
+{
+    int rc = RK_OK;
+    for (size_t i = 0; i < m->n_inputs && rc == RK_OK; i++) {
+        rc = merge_input(b, m, i);
+    }
+    if (rc == RK_OK) {
+        rc = finish_outputs(b, m);
+    }
+    if (rc == RK_OK) {
+        rc = swap_outputs(b, m);
+    }
+    if (rc != RK_OK) {
+        discard_outputs(b, m);
         if (rc != RK_ECLOSED) {
             rk_log(RK_LOG_WARN, "bitcask_merge_failed", "dir=%s error=\"%s\"",
                    b->dir, rk_strerror(rc));
@@ -583,29 +610,16 @@ static void run_merge(struct bitcask *b, struct bc_merge *m)
     m->rc = rc;
 }
 
-/* Chooses inputs; returns RK_OK with m == NULL when there is nothing. */
-int bc_merge_start(struct bitcask *b, bool all)
+/* Immutable files sorted by order (returned-owned, rk_free); *n = count. */
+static struct bc_file **sorted_immutable(struct bitcask *b, size_t *n)
 {
-    if (b->merge != NULL) {
-        return RK_EBUSY;
-    }
-    if (bc_is_failed(b)) {
-        return RK_EREADONLY;
-    }
-    /* Immutable files sorted by order. */
-    size_t n_imm = 0;
+    *n = 0;
     for (uint32_t i = 0; i < b->n_slots; i++) {
-        n_imm += b->files[i] && b->files[i] != b->active;
+        *n += b->files[i] && b->files[i] != b->active;
     }
-    if (n_imm == 0) {
-        return RK_OK;
-    }
-    struct bc_merge *m = rk_calloc(1, sizeof(*m));
-    struct bc_file **imm = rk_calloc(n_imm, sizeof(*imm));
-    if (m == NULL || imm == NULL) {
-        rk_free(m);
-        rk_free(imm);
-        return RK_ENOMEM;
+    struct bc_file **imm = rk_calloc(*n ? *n : 1, sizeof(*imm));
+    if (imm == NULL) {
+        return NULL;
     }
     size_t k = 0;
     for (uint32_t i = 0; i < b->n_slots; i++) {
@@ -613,7 +627,7 @@ int bc_merge_start(struct bitcask *b, bool all)
             imm[k++] = b->files[i];
         }
     }
-    for (size_t i = 1; i < n_imm; i++) { /* insertion sort: few files */
+    for (size_t i = 1; i < k; i++) { /* insertion sort: few files */
         struct bc_file *f = imm[i];
         size_t j = i;
         while (j > 0 && imm[j - 1]->order > f->order) {
@@ -622,16 +636,24 @@ int bc_merge_start(struct bitcask *b, bool all)
         }
         imm[j] = f;
     }
-    m->inputs = rk_calloc(n_imm, sizeof(*m->inputs));
-    m->drop_ok = rk_calloc(n_imm, sizeof(*m->drop_ok));
-    if (m->inputs == NULL || m->drop_ok == NULL) {
-        rk_free(imm);
-        merge_free(b, m);
-        return RK_ENOMEM;
-    }
-    uint64_t dead = 0, in_bytes = 0;
+    return imm;
+}
+
+/*
+ * Step 1: picks the inputs among the sorted immutable files imm[0..n) and
+ * records per input whether its tombstones may be dropped (drop_ok: every
+ * older file is an input too).  *dead and *in_bytes sum over the inputs.
+ */
+static void choose_inputs(const struct bitcask *b,
+                          struct bc_merge *m,
+                          struct bc_file **imm,
+                          size_t n,
+                          bool all,
+                          uint64_t *dead,
+                          uint64_t *in_bytes)
+{
     bool prefix = true; /* every file so far is an input */
-    for (size_t i = 0; i < n_imm; i++) {
+    for (size_t i = 0; i < n; i++) {
         struct bc_file *f = imm[i];
         bool pick;
         if (all) {
@@ -649,21 +671,21 @@ int bc_merge_start(struct bitcask *b, bool all)
         }
         m->drop_ok[m->n_inputs] = prefix;
         m->inputs[m->n_inputs++] = f;
-        dead += f->dead_bytes;
-        in_bytes += f->size;
+        *dead += f->dead_bytes;
+        *in_bytes += f->size;
     }
-    uint64_t max_imm = imm[n_imm - 1]->order;
-    rk_free(imm);
-    if (m->n_inputs == 0 || (!all && dead < b->opts.merge_min_dead_bytes)) {
-        merge_free(b, m);
-        return RK_OK;
-    }
-    /* Outputs need orders in (max_imm, active); roll over when short. */
-    uint64_t need = in_bytes / b->opts.max_file_size + 2;
+}
+
+/* Reserves output orders in (newest immutable, active), rolling over the
+ * active file when the gap is too small for `need` outputs. */
+static int reserve_orders(struct bitcask *b,
+                          struct bc_merge *m,
+                          uint64_t max_imm,
+                          uint64_t need)
+{
     if (max_imm + need >= b->active->order) {
         int rc = bc_rollover(b, 0);
         if (rc != RK_OK) {
-            merge_free(b, m);
             return rc;
         }
         max_imm = 0;
@@ -676,17 +698,56 @@ int bc_merge_start(struct bitcask *b, bool all)
     }
     m->base_order = max_imm + 1;
     m->limit_order = b->active->order;
-    m->now_ms = storage__wall_ms();
+    return RK_OK;
+}
+
+/* Chooses inputs and queues the merge; RK_OK without a merge when there
+ * is nothing to do. */
+int bc_merge_start(struct bitcask *b, bool all)
+{
+    if (b->merge != NULL) {
+        return RK_EBUSY;
+    }
+    if (bc_is_failed(b)) {
+        return RK_EREADONLY;
+    }
+    size_t n_imm = 0;
+    struct bc_file **imm = sorted_immutable(b, &n_imm);
+    struct bc_merge *m = rk_calloc(1, sizeof(*m));
     struct bc_job *job = rk_calloc(1, sizeof(*job));
-    if (job == NULL) {
+    if (m) {
+        m->inputs = rk_calloc(n_imm ? n_imm : 1, sizeof(*m->inputs));
+        m->drop_ok = rk_calloc(n_imm ? n_imm : 1, sizeof(*m->drop_ok));
+    }
+    if (imm == NULL || m == NULL || job == NULL || m->inputs == NULL ||
+        m->drop_ok == NULL) {
+        rk_free(imm);
+        rk_free(job);
         merge_free(b, m);
         return RK_ENOMEM;
     }
+    uint64_t dead = 0, in_bytes = 0;
+    choose_inputs(b, m, imm, n_imm, all, &dead, &in_bytes);
+    uint64_t max_imm = n_imm ? imm[n_imm - 1]->order : 0;
+    rk_free(imm);
+    int rc = RK_OK;
+    if (m->n_inputs == 0 || (!all && dead < b->opts.merge_min_dead_bytes)) {
+        rc = RK_ENOTFOUND; /* nothing to merge */
+    } else {
+        rc =
+            reserve_orders(b, m, max_imm, in_bytes / b->opts.max_file_size + 2);
+    }
+    if (rc != RK_OK) {
+        rk_free(job);
+        merge_free(b, m);
+        return rc == RK_ENOTFOUND ? RK_OK : rc;
+    }
+    m->now_ms = storage__wall_ms();
     job->merge = m;
     for (size_t i = 0; i < m->n_inputs; i++) {
         m->inputs[i]->merge_input = true;
     }
-    b->kd_locking = true;
+    b->kd_locking = true; /* published to the worker through bg_mu */
     b->merge = m;
     pthread_mutex_lock(&b->bg_mu);
     b->merge_finished = false;

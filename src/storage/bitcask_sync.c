@@ -99,6 +99,83 @@ int bc_flush(struct bitcask *b)
     return rc;
 }
 
+/*
+ * Writes a large record straight to the file after everything buffered
+ * before it (no copy through the write buffer).  wb_mu held on entry and
+ * exit; it is dropped around the write while flight_busy keeps other
+ * flushers out.
+ */
+static int append_direct_locked(struct bitcask *b,
+                                unsigned char *hdr,
+                                const void *key,
+                                size_t klen,
+                                const void *val,
+                                size_t vlen)
+{
+    size_t len = BC_REC_HDR + klen + vlen;
+    bc_rec_seal(hdr, key, klen, val, vlen);
+    int rc = flush_locked(b);
+    while (rc == RK_OK && b->flight_busy) {
+        pthread_cond_wait(&b->wb_cond, &b->wb_mu);
+    }
+    if (rc != RK_OK) {
+        return rc;
+    }
+    uint64_t off = b->cur_off;
+    b->flight_busy = true;
+    int fd = b->wb_fd;
+    pthread_mutex_unlock(&b->wb_mu);
+    const struct iovec iov[3] = {
+        {(void *)hdr, BC_REC_HDR},
+        {(void *)key, klen},
+        {(void *)val, vlen},
+    };
+    size_t done = 0;
+    while (rc == RK_OK && done < len) {
+        /* The iovec past `done` (a short write is retried). */
+        struct iovec v[3];
+        int n = 0;
+        size_t skip = done;
+        for (int i = 0; i < 3; i++) {
+            if (skip >= iov[i].iov_len) {
+                skip -= iov[i].iov_len;
+                continue;
+            }
+            v[n].iov_base = (char *)iov[i].iov_base + skip;
+            v[n].iov_len = iov[i].iov_len - skip;
+            skip = 0;
+            n++;
+        }
+        ssize_t w = b->fops == &storage_posix_fops
+                        ? pwritev(fd, v, n, (off_t)(off + done))
+                        : b->fops->pwrite(fd, v[0].iov_base, v[0].iov_len,
+                                          (off_t)(off + done));
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            rc = w < 0 ? rk_from_errno(errno) : RK_EIO;
+            break;
+        }
+        done += (size_t)w;
+    }
+    pthread_mutex_lock(&b->wb_mu);
+    b->flight_busy = false;
+    if (rc == RK_OK) {
+        b->cur_off = off + len;
+        __atomic_store_n(&b->written_end, off + len, __ATOMIC_RELEASE);
+    } else {
+        __atomic_store_n(&b->failed, true, __ATOMIC_RELAXED);
+        b->fail_rc = rc;
+        b->sync_errors++;
+        rc = RK_EIO;
+        rk_log(RK_LOG_ERROR, "bitcask_write_failed", "dir=%s state=read_only",
+               b->dir);
+    }
+    pthread_cond_broadcast(&b->wb_cond);
+    return rc;
+}
+
 int bc_append(struct bitcask *b,
               unsigned char *hdr,
               const void *key,
@@ -115,69 +192,7 @@ int bc_append(struct bitcask *b,
     }
     int rc = RK_OK;
     if (len > BC_WBUF_CAP / 2) {
-        /* Large record: write it directly, after everything before it. */
-        bc_rec_seal(hdr, key, klen, val, vlen);
-        rc = flush_locked(b);
-        while (rc == RK_OK && b->flight_busy) {
-            pthread_cond_wait(&b->wb_cond, &b->wb_mu);
-        }
-        if (rc == RK_OK) {
-            uint64_t off = b->cur_off;
-            b->flight_busy = true;
-            int fd = b->wb_fd;
-            pthread_mutex_unlock(&b->wb_mu);
-            struct iovec iov[3] = {
-                {(void *)hdr, BC_REC_HDR},
-                {(void *)key, klen},
-                {(void *)val, vlen},
-            };
-            size_t done = 0;
-            while (rc == RK_OK && done < len) {
-                /* Collapse the iovec past `done` for a retry on short write */
-                struct iovec v[3];
-                int n = 0;
-                size_t skip = done;
-                for (int i = 0; i < 3; i++) {
-                    if (skip >= iov[i].iov_len) {
-                        skip -= iov[i].iov_len;
-                        continue;
-                    }
-                    v[n].iov_base = (char *)iov[i].iov_base + skip;
-                    v[n].iov_len = iov[i].iov_len - skip;
-                    skip = 0;
-                    n++;
-                }
-                ssize_t w;
-                if (b->fops == &storage_posix_fops) {
-                    w = pwritev(fd, v, n, (off_t)(off + done));
-                } else {
-                    w = b->fops->pwrite(fd, v[0].iov_base, v[0].iov_len,
-                                        (off_t)(off + done));
-                }
-                if (w < 0 && errno == EINTR) {
-                    continue;
-                }
-                if (w <= 0) {
-                    rc = w < 0 ? rk_from_errno(errno) : RK_EIO;
-                    break;
-                }
-                done += (size_t)w;
-            }
-            pthread_mutex_lock(&b->wb_mu);
-            b->flight_busy = false;
-            if (rc == RK_OK) {
-                b->cur_off = off + len;
-                __atomic_store_n(&b->written_end, off + len, __ATOMIC_RELEASE);
-            } else {
-                __atomic_store_n(&b->failed, true, __ATOMIC_RELAXED);
-                b->fail_rc = rc;
-                b->sync_errors++;
-                rc = RK_EIO;
-                rk_log(RK_LOG_ERROR, "bitcask_write_failed",
-                       "dir=%s state=read_only", b->dir);
-            }
-            pthread_cond_broadcast(&b->wb_cond);
-        }
+        rc = append_direct_locked(b, hdr, key, klen, val, vlen);
     } else {
         if (b->cur.len + len > BC_WBUF_CAP) {
             rc = flush_locked(b);

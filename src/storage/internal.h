@@ -76,7 +76,7 @@ extern const struct engine_vtable bitcask_vtable;
 /* ------------------------------------------------------------------ */
 /*
  * Keydir: chained hash table with Redis-style incremental rehashing and a
- * reverse-binary SCAN cursor.  Entries live in an arena of 1 MiB chunks
+ * reverse-binary SCAN cursor.  Entries live in an arena of 2 MiB chunks
  * and are addressed by 32-bit handles (4-byte units), so a chain link or
  * bucket costs 4 bytes, not 8.  Entry layout (bytes, little-endian-free:
  * host order, in memory only):

@@ -11,8 +11,8 @@
  * SCAN's guarantee (a key present for the whole walk is returned at least
  * once).
  *
- * Memory: entries are packed into 1 MiB arena chunks and named by 32-bit
- * handles (chunk << 18 | 4-byte unit), so links and buckets are 4 bytes.
+ * Memory: entries are packed into 2 MiB arena chunks and named by 32-bit
+ * handles (chunk << 19 | 4-byte unit), so links and buckets are 4 bytes.
  * Freed entries go on per-size free lists and are reused by entries of the
  * same size.  Layout of an entry: see internal.h.
  *
