@@ -810,14 +810,24 @@ static void merge_apply(struct bitcask *b, struct bc_merge *m)
     for (size_t i = 0; i < m->n_outs; i++) {
         m->outs[i].f = NULL; /* owned by files[] now */
     }
+    /*
+     * A record the worker skipped as dead may have been superseded by a
+     * write still unsynced in the active file: make those durable before
+     * the old versions disappear, or a crash would lose both (found by
+     * test_crashpoints).  If that sync fails, the engine is read-only and
+     * the inputs stay on disk as harmless older duplicates.
+     */
+    bool keep_inputs = bc_is_failed(b) || bc_sync_now(b) != RK_OK;
     /* Inputs are deleted oldest first (see the crash-safety note). */
     char path[4096];
     for (size_t i = 0; i < m->n_inputs; i++) {
         struct bc_file *f = m->inputs[i];
-        bc_path(b, f->order, "data", path, sizeof(path));
-        b->fops->unlink(path);
-        bc_path(b, f->order, "hint", path, sizeof(path));
-        b->fops->unlink(path);
+        if (!keep_inputs) {
+            bc_path(b, f->order, "data", path, sizeof(path));
+            b->fops->unlink(path);
+            bc_path(b, f->order, "hint", path, sizeof(path));
+            b->fops->unlink(path);
+        }
         bc_file_free(b, f);
     }
     bc_fsync_dir(b);
