@@ -1,7 +1,7 @@
 /*
  * test_crashpoints.c - a crash at every durability step (TESTING.md B2.3
  * and B2.6, after SQLite's crash tests): a forked child runs a fixed script
- * (puts, overwrites, deletes, rollovers, syncs, three merges, a clear) through
+ * (puts, overwrites, deletes, rollovers, syncs, merges, a clear) through
  * a file-ops table that kills the process just before its k-th fdatasync,
  * fsync, rename or unlink, for k = 1, 2, ... until the script completes.
  * In the second mode the crash also drops every byte written since the
@@ -41,8 +41,15 @@ enum cp_op
     CP_DEL,
     CP_SYNC,
     CP_MERGE,
-    CP_CLEAR
+    CP_CLEAR,
+    CP_TICK
 };
+
+/* Variant 0: sync=none, merges forced at fixed steps.  Variant 1:
+ * sync=always with automatic background merges started by engine_tick
+ * while writes go on (crash points then also fall in the sync thread and
+ * the merge worker). */
+static int g_variant;
 
 static enum cp_op step_op(int i, int *key)
 {
@@ -52,8 +59,11 @@ static enum cp_op step_op(int i, int *key)
     if (i % 37 == 36) {
         return CP_SYNC;
     }
-    if (i == 300 || i == 620 || i == 900) {
+    if (g_variant == 0 && (i == 300 || i == 620 || i == 900)) {
         return CP_MERGE;
+    }
+    if (g_variant == 1 && i % 20 == 10) {
+        return CP_TICK;
     }
     if (i == 500) {
         return CP_CLEAR;
@@ -247,8 +257,9 @@ static struct storage_fops g_cp_fops;
 static void tweak_cp(struct engine_opts *o)
 {
     o->max_file_size = 4096;
-    o->sync_mode = ENGINE_SYNC_NONE;
-    o->merge_disabled = true;
+    o->sync_mode = g_variant ? ENGINE_SYNC_ALWAYS : ENGINE_SYNC_NONE;
+    o->merge_disabled = g_variant == 0;
+    o->merge_dead_ratio = 0.3;
 }
 
 /* Runs the script; writes the index of each acknowledged sync to fd. */
@@ -292,6 +303,9 @@ static void child_run(const char *dir, int fd)
                 break;
             case CP_MERGE:
                 rc = engine_merge(e, true);
+                break;
+            case CP_TICK:
+                rc = engine_tick(e);
                 break;
             case CP_CLEAR:
                 rc = engine_clear(e, NULL); /* durable when it returns */
@@ -410,14 +424,17 @@ static void test_crashpoints_every_sync_rename_unlink_keeps_acked_writes(
     g_sh = mmap(NULL, sizeof(*g_sh), PROT_READ | PROT_WRITE,
                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     assert_true(g_sh != MAP_FAILED);
-    for (int drop = 0; drop <= 1; drop++) {
+    for (int run = 0; run < 4; run++) {
+        g_variant = run / 2;
+        int drop = run % 2;
         long k;
         int wrong = 0;
         bool completed = false;
         for (k = 1; !completed && k < 5000; k++) {
             wrong += run_point(dir, k, drop != 0, &completed);
         }
-        printf("crashpoints: mode=%s points=%ld wrong=%d\n",
+        printf("crashpoints: variant=%s mode=%s points=%ld wrong=%d\n",
+               g_variant ? "sync_always+auto_merge" : "sync_none+forced_merge",
                drop ? "drop_unsynced" : "process_kill", k - 1, wrong);
         assert_true(completed);
         assert_int_equal(wrong, 0);
