@@ -30,7 +30,7 @@ static const char *level_name(enum rk_log_level l)
 
 void rk_log_set_level(enum rk_log_level level)
 {
-    g_level = level;
+    __atomic_store_n(&g_level, level, __ATOMIC_RELAXED);
 }
 
 void rk_log_set_format(enum rk_log_format fmt)
@@ -70,7 +70,7 @@ int rk_log_parse_level(const char *s, enum rk_log_level *out)
 
 bool rk_log_enabled(enum rk_log_level level)
 {
-    return level >= g_level;
+    return level >= __atomic_load_n(&g_level, __ATOMIC_RELAXED);
 }
 
 const char *rk_log_quote(const char *s, char *out, size_t outlen)
@@ -189,7 +189,7 @@ static size_t logfmt_to_json(char *line, size_t o, size_t cap, const char *f)
 
 void rk_log(enum rk_log_level level, const char *event, const char *fmt, ...)
 {
-    if (level < g_level) {
+    if (level < __atomic_load_n(&g_level, __ATOMIC_RELAXED)) {
         return;
     }
     char fields[8192];

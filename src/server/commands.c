@@ -1107,7 +1107,7 @@ static void cmd_incrbyfloat(struct client *c,
 {
     (void)argc;
     struct server *s = c->srv;
-    char tmp[64];
+    char tmp[5 * 1024]; /* Redis's MAX_LONG_DOUBLE_CHARS */
     if (argv[2].len == 0 || argv[2].len >= sizeof(tmp)) {
         reply_error(c, "ERR value is not a valid float");
         return;
@@ -1144,8 +1144,12 @@ static void cmd_incrbyfloat(struct client *c,
         reply_error(c, "ERR increment would produce NaN or Infinity");
         return;
     }
-    char out[64];
+    char out[5 * 1024];
     int n = snprintf(out, sizeof(out), "%.17Lf", v);
+    if (n < 0 || (size_t)n >= sizeof(out)) {
+        reply_error(c, "ERR increment would produce NaN or Infinity");
+        return;
+    }
     /* Trim trailing zeros like Redis's humanfriendly long double format. */
     if (strchr(out, '.')) {
         while (n > 0 && out[n - 1] == '0') {
@@ -1343,7 +1347,8 @@ static void ttl_generic(struct client *c,
         return;
     }
     if (absolute) {
-        reply_int(c, (int64_t)(ms ? m.expire_at_ms : m.expire_at_ms / 1000));
+        reply_int(
+            c, (int64_t)(ms ? m.expire_at_ms : (m.expire_at_ms + 500) / 1000));
         return;
     }
     uint64_t now = server_now_ms();
@@ -1788,8 +1793,12 @@ static void cmd_config(struct client *c,
                              name, why);
                 return;
             }
+            bool hz_changed = tmp.hz != s->cfg->hz;
             *s->cfg = tmp;
             rk_log_set_level(s->cfg->loglevel);
+            if (hz_changed) {
+                server_rearm_tick(s);
+            }
         }
         reply_ok(c);
     } else if (arg_is(sub, "RESETSTAT") && argc == 2) {
@@ -1859,8 +1868,8 @@ static void cmd_shutdown(struct client *c,
         }
     }
     rk_log(RK_LOG_INFO, "shutdown_requested", "client=%s", c->addr);
-    server_shutdown(c->srv, "SHUTDOWN");
     c->close_after_reply = true;
+    server_shutdown(c->srv, "SHUTDOWN"); /* deferred to the next tick */
 }
 
 /* ---- transactions ------------------------------------------------------ */
@@ -2232,8 +2241,8 @@ static const struct command g_commands[] = {
      "Closes the connection.", "O(1)", NULL},
     {"randomkey", cmd_randomkey, 1, CMD_READONLY, 0, 0, 0, "generic", "1.0.0",
      "Returns a random key name from the database (node-local).", "O(1)", NULL},
-    {"save", cmd_save, 1, CMD_ADMIN | CMD_NOMULTI, 0, 0, 0, "server", "1.0.0",
-     "Makes every write so far durable (fsync).", "O(1)", NULL},
+    {"save", cmd_save, 1, CMD_ADMIN | CMD_NOMULTI | CMD_NOTX, 0, 0, 0, "server",
+     "1.0.0", "Makes every write so far durable (fsync).", "O(1)", NULL},
     {"scan", cmd_scan, -2, CMD_READONLY, 0, 0, 0, "generic", "2.8.0",
      "Iterates over the key names in the database (node-local cursor).",
      "O(1) for every call. O(N) for a complete iteration.", NULL},
@@ -2249,8 +2258,9 @@ static const struct command g_commands[] = {
     {"setnx", cmd_setnx, 3, (WRF | CMD_CREATE), 1, 1, 1, "string", "1.0.0",
      "Set the string value of a key only when the key doesn't exist.", "O(1)",
      NULL},
-    {"shutdown", cmd_shutdown, -1, CMD_ADMIN | CMD_NOMULTI | CMD_LOADING, 0, 0,
-     0, "server", "1.0.0",
+    {"shutdown", cmd_shutdown, -1,
+     CMD_ADMIN | CMD_NOMULTI | CMD_NOTX | CMD_LOADING, 0, 0, 0, "server",
+     "1.0.0",
      "Synchronously saves the database(s) to disk and "
      "shuts down the server.",
      "O(1)", NULL},
@@ -2641,6 +2651,10 @@ void command_dispatch(struct client *c,
             return;
         }
     }
+    if (c->in_multi && (cmd->flags & CMD_NOTX)) {
+        reject(c, cmd, "ERR Command not allowed inside a transaction");
+        return;
+    }
     if (cmd->first_key > 0 && (cmd->flags & CMD_CREATE)) {
         /* Refuse writes of empty keys before the command runs, so a
          * multi-key command never writes part of its keys; reads simply
@@ -2652,6 +2666,10 @@ void command_dispatch(struct client *c,
                 reject(c, cmd,
                        "ERR invalid key: ringkv does not support "
                        "empty keys");
+                return;
+            }
+            if (argv[i].len > ENGINE_DEFAULT_MAX_KEY) {
+                reject(c, cmd, "ERR invalid key: longer than 65536 bytes");
                 return;
             }
         }

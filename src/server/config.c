@@ -280,6 +280,15 @@ enum config_result config_load(struct rk_config *c,
             printf("ringkvd %s\n", RINGKV_VERSION);
             return CONFIG_EXIT_OK;
         }
+        if (strncmp(argv[i], "--config=", 9) == 0) {
+            if (set_str(c->config_file, sizeof(c->config_file), argv[i] + 9) !=
+                    RK_OK ||
+                argv[i][9] == '\0') {
+                snprintf(errbuf, errlen, "ringkvd: --config needs a FILE");
+                return CONFIG_ERROR;
+            }
+            continue;
+        }
         if (strcmp(argv[i], "--config") == 0) {
             if (i + 1 >= argc) {
                 snprintf(errbuf, errlen, "ringkvd: --config needs a FILE");

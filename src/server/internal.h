@@ -45,6 +45,7 @@ enum
     CMD_LOADING = 1 << 6,  /* loading */
     CMD_STALE = 1 << 7,    /* stale */
     CMD_CREATE = 1 << 8,   /* may create a key (empty keys refused) */
+    CMD_NOTX = 1 << 9,     /* refused inside MULTI (SAVE, SHUTDOWN) */
 };
 
 typedef void (*cmd_proc)(struct client *c,
@@ -97,10 +98,18 @@ struct client
     struct resp_parser *parser;
     int proto; /* 2 or 3 */
     bool authed;
-    bool close_after_reply;       /* QUIT, protocol error */
-    bool closing;                 /* output drained -> free */
-    bool read_paused;             /* output over the soft limit */
-    bool on_waiting;              /* linked in srv->waiting */
+    bool close_after_reply; /* QUIT, protocol error */
+    bool closing;           /* output drained -> free */
+    bool read_paused;       /* output over the soft limit */
+    bool on_waiting;        /* linked in srv->waiting */
+    /* Durability marks under sync=always: obuf[0..marks[i].off) may be
+     * sent once engine_durable_seq() >= marks[i].seq.  Oldest first. */
+    struct
+    {
+        size_t off;
+        uint64_t seq;
+    } marks[16];
+    size_t n_marks;
     char *name;                   /* CLIENT SETNAME, owned, or NULL */
     char *lib_name, *lib_ver;     /* CLIENT SETINFO, owned, or NULL */
     uint64_t wait_seq;            /* replies held until this is durable */
@@ -151,6 +160,9 @@ struct server
     uint64_t start_ms; /* wall clock at start */
     uint64_t start_mono_ms;
     bool shutting_down;
+    const char *shutdown_why; /* set by server_shutdown, run by tick */
+    bool listener_paused;     /* accept hit EMFILE/ENFILE */
+    uint64_t accept_errors_logged_ms;
     uint64_t scan_cursor; /* active expiry position */
     uint64_t last_expire_pass_ms;
     struct rk_buf scratch; /* reused value buffer */
@@ -173,8 +185,11 @@ void command_dispatch(struct client *c,
                       const struct resp_arg *argv);
 /* Frees the MULTI queue and WATCH list of c. */
 void multi_reset(struct client *c);
-/* Starts graceful shutdown (SHUTDOWN command, signals). server.c */
+/* Requests graceful shutdown; it starts on the next loop turn, never
+ * inside the caller (a command handler).  server.c */
 void server_shutdown(struct server *s, const char *why);
+/* Re-arms the housekeeping timer after CONFIG SET hz.  server.c */
+void server_rearm_tick(struct server *s);
 /* Number of commands in the table. */
 size_t command_count(void);
 /* Active expiry: examines up to `budget` keys; returns keys expired. */

@@ -66,7 +66,7 @@ uint64_t server_mono_ms(void)
 }
 
 static void client_free(struct client *c);
-static void client_process_input(struct client *c);
+static bool client_process_input(struct client *c);
 
 static void waiting_add(struct server *s, struct client *c)
 {
@@ -100,47 +100,81 @@ static void waiting_remove(struct server *s, struct client *c)
     c->wprev = c->wnext = NULL;
 }
 
+/* Sends obuf[0..len) now, directly when nothing is pending.  Returns
+ * false after freeing the client on a socket error. */
+static bool client_send(struct client *c, size_t len)
+{
+    struct server *s = c->srv;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    size_t off = 0;
+    if (evbuffer_get_length(out) == 0) {
+        /* Write at once, as Redis does before the loop sleeps: saves
+         * arming a write event (two epoll_ctl calls and a loop turn) per
+         * reply.  Whatever the socket does not take goes to the
+         * bufferevent, which keeps order from then on. */
+        ssize_t n = write(c->fd, c->obuf.base, len);
+        if (n > 0) {
+            off = (size_t)n;
+        } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+                   errno != EINTR) {
+            client_free(c);
+            return false;
+        }
+    }
+    if (off < len && evbuffer_add(out, c->obuf.base + off, len - off) != 0) {
+        client_free(c);
+        return false;
+    }
+    s->stats.net_output_bytes += len;
+    rk_buf_consume(&c->obuf, len);
+    return true;
+}
+
 /*
- * Hands obuf to libevent unless it waits for durability.  May free the
- * client (close_after_reply with nothing left to write): returns false
- * then, and `c` must not be used.
+ * Hands the durable prefix of obuf to the socket; the rest stays held
+ * (sync=always) behind per-batch marks, so a client streaming writes gets
+ * each batch's replies as soon as that batch is durable.  May free the
+ * client (socket error, or close_after_reply with nothing left to
+ * write): returns false then, and `c` must not be used.
  */
 static bool client_flush(struct client *c)
 {
     struct server *s = c->srv;
-    if (c->obuf.len > 0) {
-        if (c->wait_seq > engine_durable_seq(s->engine)) {
-            waiting_add(s, c);
-            return true;
+    uint64_t durable = engine_durable_seq(s->engine);
+    size_t sendable = c->obuf.len;
+    if (c->wait_seq > durable) {
+        size_t last = c->n_marks ? c->marks[c->n_marks - 1].off : 0;
+        if (c->obuf.len > last) {
+            size_t i = c->n_marks < 16 ? c->n_marks++ : 15;
+            c->marks[i].off = c->obuf.len;
+            c->marks[i].seq = c->wait_seq;
         }
-        struct evbuffer *out = bufferevent_get_output(c->bev);
-        size_t off = 0;
-        if (evbuffer_get_length(out) == 0) {
-            /* Write at once, as Redis does before the loop sleeps: saves
-             * arming a write event (two epoll_ctl calls and a loop turn)
-             * per reply.  Whatever the socket does not take goes to the
-             * bufferevent, which keeps order from then on. */
-            ssize_t n = write(c->fd, c->obuf.base, c->obuf.len);
-            if (n > 0) {
-                off = (size_t)n;
-            } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
-                       errno != EINTR) {
-                client_free(c);
-                return false;
-            }
+        size_t k = 0;
+        sendable = 0;
+        while (k < c->n_marks && c->marks[k].seq <= durable) {
+            sendable = c->marks[k].off;
+            k++;
         }
-        if (off < c->obuf.len &&
-            evbuffer_add(out, c->obuf.base + off, c->obuf.len - off) != 0) {
-            client_free(c);
+        for (size_t j = k; j < c->n_marks; j++) {
+            c->marks[j - k].off = c->marks[j].off - sendable;
+            c->marks[j - k].seq = c->marks[j].seq;
+        }
+        c->n_marks -= k;
+    } else {
+        c->n_marks = 0;
+    }
+    if (sendable > 0) {
+        if (!client_send(c, sendable)) {
             return false;
         }
-        s->stats.net_output_bytes += c->obuf.len;
-        rk_buf_clear(&c->obuf);
         rk_buf_shrink(&c->obuf, QBUF_KEEP);
+    }
+    if (c->obuf.len > 0) {
+        waiting_add(s, c);
     }
     struct evbuffer *out = bufferevent_get_output(c->bev);
     size_t pending = evbuffer_get_length(out);
-    if (c->close_after_reply && pending == 0) {
+    if (c->close_after_reply && pending == 0 && c->obuf.len == 0) {
         client_free(c);
         return false;
     }
@@ -154,12 +188,29 @@ static bool client_flush(struct client *c)
     }
     if (c->close_after_reply) {
         bufferevent_disable(c->bev, EV_READ);
-    } else if (pending > OUT_SOFT_LIMIT && !c->read_paused) {
+    } else if (pending + c->obuf.len > OUT_SOFT_LIMIT && !c->read_paused) {
+        /* Backpressure: counts replies held for durability too. */
         c->read_paused = true;
         bufferevent_disable(c->bev, EV_READ);
         bufferevent_setwatermark(c->bev, EV_WRITE, OUT_SOFT_LIMIT / 2, 0);
     }
     return true;
+}
+
+/* Resumes reading a paused client once its output is below half the soft
+ * limit.  May free the client: returns false then. */
+static bool client_maybe_resume(struct client *c)
+{
+    size_t pending = evbuffer_get_length(bufferevent_get_output(c->bev));
+    if (!c->read_paused || pending + c->obuf.len > OUT_SOFT_LIMIT / 2) {
+        return true;
+    }
+    c->read_paused = false;
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    if (!c->srv->shutting_down && !c->close_after_reply) {
+        bufferevent_enable(c->bev, EV_READ);
+    }
+    return client_process_input(c);
 }
 
 static void process_waiting(struct server *s)
@@ -168,9 +219,11 @@ static void process_waiting(struct server *s)
     struct client *c = s->waiting;
     while (c) {
         struct client *next = c->wnext;
-        if (c->wait_seq <= durable) {
+        if (c->n_marks == 0 || c->marks[0].seq <= durable) {
             waiting_remove(s, c);
-            client_flush(c);
+            if (client_flush(c)) {
+                client_maybe_resume(c);
+            }
         }
         c = next;
     }
@@ -220,7 +273,8 @@ static void client_free(struct client *c)
     rk_free(c);
 }
 
-static void client_process_input(struct client *c)
+/* Parses and runs what qbuf holds; returns false if the client was freed. */
+static bool client_process_input(struct client *c)
 {
     size_t pos = 0;
     c->last_ms = server_mono_ms();
@@ -258,7 +312,7 @@ static void client_process_input(struct client *c)
     if (c->qbuf.len == 0) {
         rk_buf_shrink(&c->qbuf, QBUF_KEEP);
     }
-    client_flush(c);
+    return client_flush(c);
 }
 
 static void client_read_cb(struct bufferevent *bev, void *arg)
@@ -300,14 +354,7 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
         client_free(c);
         return;
     }
-    if (c->read_paused && pending <= OUT_SOFT_LIMIT / 2) {
-        c->read_paused = false;
-        bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-        if (!c->srv->shutting_down) {
-            bufferevent_enable(bev, EV_READ);
-        }
-        client_process_input(c);
-    }
+    client_maybe_resume(c);
 }
 
 static void client_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -396,11 +443,20 @@ static void accept_cb(struct evconnlistener *l,
 
 static void accept_error_cb(struct evconnlistener *l, void *arg)
 {
-    (void)l;
-    (void)arg;
+    struct server *s = arg;
     int err = EVUTIL_SOCKET_ERROR();
-    rk_log(RK_LOG_WARN, "accept_error", "error=\"%s\"",
-           evutil_socket_error_to_string(err));
+    if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        /* Out of descriptors: stop accepting until the next tick instead
+         * of spinning on a listener that stays readable. */
+        evconnlistener_disable(l);
+        s->listener_paused = true;
+    }
+    uint64_t now = server_mono_ms();
+    if (now - s->accept_errors_logged_ms >= 1000) {
+        s->accept_errors_logged_ms = now;
+        rk_log(RK_LOG_WARN, "accept_error", "error=\"%s\" paused=%d",
+               evutil_socket_error_to_string(err), s->listener_paused);
+    }
 }
 
 static void idle_check(struct server *s)
@@ -423,16 +479,58 @@ static void idle_check(struct server *s)
 
 static void begin_shutdown(struct server *s, const char *why);
 
+/*
+ * After a failed write or fsync the engine is read-only and its durable
+ * sequence never advances again: the replies held for durability can
+ * never be sent.  Tell those clients and close them instead of leaving
+ * them hanging (Redis stops the server on an AOF fsync error under
+ * appendfsync always; we keep serving reads).
+ */
+static void fail_waiting_if_read_only(struct server *s)
+{
+    if (s->waiting == NULL) {
+        return;
+    }
+    struct engine_stats st;
+    engine_stats(s->engine, &st);
+    if (!st.read_only) {
+        return;
+    }
+    struct client *c = s->waiting;
+    while (c) {
+        struct client *next = c->wnext;
+        waiting_remove(s, c);
+        rk_buf_clear(&c->obuf);
+        c->n_marks = 0;
+        c->wait_seq = 0;
+        reply_error(c,
+                    "ERR write not durable: storage is read-only after "
+                    "an I/O error (see the server log)");
+        c->close_after_reply = true;
+        client_flush(c);
+        c = next;
+    }
+}
+
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct server *s = arg;
+    if (s->shutdown_why && !s->shutting_down) {
+        begin_shutdown(s, s->shutdown_why);
+        return;
+    }
+    if (s->listener_paused && s->listener) {
+        s->listener_paused = false;
+        evconnlistener_enable(s->listener);
+    }
     int rc = engine_tick(s->engine);
     if (rc != RK_OK) {
         rk_log(RK_LOG_ERROR, "engine_tick_failed", "error=\"%s\"",
                rk_strerror(rc));
     }
+    fail_waiting_if_read_only(s);
     if (s->shutting_down) {
         bool drained = true;
         for (struct client *c = s->clients; c; c = c->next) {
@@ -460,7 +558,17 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 
 void server_shutdown(struct server *s, const char *why)
 {
-    begin_shutdown(s, why);
+    s->shutdown_why = why;
+    event_active(s->tick_ev, EV_TIMEOUT, 1);
+}
+
+void server_rearm_tick(struct server *s)
+{
+    if (s->shutting_down) {
+        return;
+    }
+    struct timeval tv = {0, (long)(1000000u / s->cfg->hz)};
+    event_add(s->tick_ev, &tv);
 }
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg)

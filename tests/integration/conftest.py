@@ -125,7 +125,9 @@ class Server:
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
         self.proc = subprocess.Popen(self.command(), stdout=self.log,
-                                     stderr=subprocess.STDOUT, env=env)
+                                     stderr=subprocess.STDOUT, env=env,
+                                     preexec_fn=getattr(self, "preexec",
+                                                        None))
         if wait:
             wait_port(self.port, proc=self.proc)
             wait_ready(self.port, proc=self.proc)
