@@ -91,6 +91,7 @@ struct client
     uint64_t id;
     struct server *srv;
     struct bufferevent *bev;
+    struct event *rev; /* our read event on fd (bev: output) */
     int fd;
     char addr[64];      /* "ip:port" */
     struct rk_buf qbuf; /* unparsed input */
@@ -166,6 +167,7 @@ struct server
     uint64_t scan_cursor; /* active expiry position */
     uint64_t last_expire_pass_ms;
     struct rk_buf scratch; /* reused value buffer */
+    char rbuf[16 * 1024];  /* shared socket read buffer (loop thread) */
     struct hlc clock;      /* record timestamps */
     struct server_stats stats;
     struct resp_limits limits;  /* after AUTH */

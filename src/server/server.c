@@ -48,6 +48,7 @@
 #define OUT_SOFT_LIMIT    (64u * 1024 * 1024) /* bytes pending per client */
 #define QBUF_KEEP         (64u * 1024)        /* shrink idle buffers above */
 #define READ_CHUNK        (16u * 1024)
+#define QBUF_IDLE_KEEP    1024 /* bytes an emptied query buffer may keep */
 #define SHUTDOWN_DRAIN_MS 5000
 #define PREAUTH_OUT_LIMIT (64u * 1024) /* CVE-2025-21605: bytes pending */
 
@@ -67,6 +68,8 @@ uint64_t server_mono_ms(void)
 
 static void client_free(struct client *c);
 static bool client_process_input(struct client *c);
+static void client_read_off(struct client *c);
+static void client_read_on(struct client *c);
 
 static void waiting_add(struct server *s, struct client *c)
 {
@@ -187,11 +190,11 @@ static bool client_flush(struct client *c)
         return false;
     }
     if (c->close_after_reply) {
-        bufferevent_disable(c->bev, EV_READ);
+        client_read_off(c);
     } else if (pending + c->obuf.len > OUT_SOFT_LIMIT && !c->read_paused) {
         /* Backpressure: counts replies held for durability too. */
         c->read_paused = true;
-        bufferevent_disable(c->bev, EV_READ);
+        client_read_off(c);
         bufferevent_setwatermark(c->bev, EV_WRITE, OUT_SOFT_LIMIT / 2, 0);
     }
     return true;
@@ -208,7 +211,7 @@ static bool client_maybe_resume(struct client *c)
     c->read_paused = false;
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
     if (!c->srv->shutting_down && !c->close_after_reply) {
-        bufferevent_enable(c->bev, EV_READ);
+        client_read_on(c);
     }
     return client_process_input(c);
 }
@@ -262,6 +265,7 @@ static void client_free(struct client *c)
         c->next->prev = c->prev;
     }
     s->n_clients--;
+    event_free(c->rev);
     bufferevent_free(c->bev);
     resp_parser_destroy(c->parser);
     rk_buf_fini(&c->qbuf);
@@ -310,38 +314,83 @@ static bool client_process_input(struct client *c)
     }
     rk_buf_consume(&c->qbuf, pos);
     if (c->qbuf.len == 0) {
-        rk_buf_shrink(&c->qbuf, QBUF_KEEP);
+        rk_buf_shrink(&c->qbuf, QBUF_IDLE_KEEP);
     }
     return client_flush(c);
 }
 
-static void client_read_cb(struct bufferevent *bev, void *arg)
+/* Stops/starts reading a client (our own read event, see accept_cb). */
+static void client_read_off(struct client *c)
 {
-    struct client *c = arg;
-    struct server *s = c->srv;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    size_t n = evbuffer_get_length(in);
-    if (n == 0) {
+    event_del(c->rev);
+}
+
+static void client_read_on(struct client *c)
+{
+    event_add(c->rev, NULL);
+}
+
+/* The peer closed its sending side (or reset). */
+static void client_eof(struct client *c)
+{
+    /* Half-close: still deliver replies to what was already read. */
+    size_t pending = evbuffer_get_length(bufferevent_get_output(c->bev));
+    if (c->obuf.len > 0 || pending > 0) {
+        c->close_after_reply = true;
+        client_read_off(c);
         return;
     }
-    if (c->qbuf.len + n > s->cfg->client_query_buffer_limit) {
+    client_free(c);
+}
+
+/*
+ * Reads straight from the socket into qbuf: one read() per readiness, no
+ * intermediate evbuffer copy and no FIONREAD ioctl (libevent's
+ * evbuffer_read does one per read).  The bufferevent is used for output
+ * only.
+ */
+static void client_sock_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct client *c = arg;
+    struct server *s = c->srv;
+    /* Read into the client's buffer when it has room (a large bulk in
+     * progress), else into the server's shared read buffer and append
+     * just what came: an idle connection keeps no 16 KiB buffer. */
+    bool direct = c->qbuf.cap - c->qbuf.len > READ_CHUNK;
+    char *dst = direct ? c->qbuf.base + c->qbuf.len : s->rbuf;
+    size_t room = direct ? c->qbuf.cap - c->qbuf.len - 1 : sizeof(s->rbuf);
+    ssize_t n = read(fd, dst, room);
+    if (n == 0) {
+        client_eof(c);
+        return;
+    }
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+            return;
+        }
+        client_free(c);
+        return;
+    }
+    s->stats.net_input_bytes += (uint64_t)n;
+    if (!direct) {
+        if (rk_buf_append(&c->qbuf, s->rbuf, (size_t)n) != RK_OK) {
+            client_free(c);
+            return;
+        }
+    } else {
+        c->qbuf.len += (size_t)n;
+        c->qbuf.base[c->qbuf.len] = '\0';
+    }
+    if (c->qbuf.len > s->cfg->client_query_buffer_limit) {
         rk_log(RK_LOG_WARN, "query_buffer_limit",
                "client=%s id=%" PRIu64 " bytes=%zu", c->addr, c->id,
-               c->qbuf.len + n);
-        evbuffer_drain(in, n);
+               c->qbuf.len);
+        rk_buf_clear(&c->qbuf);
         reply_error(c, "ERR client query buffer limit exceeded");
         c->close_after_reply = true;
         client_flush(c);
         return;
-    }
-    if (rk_buf_reserve(&c->qbuf, n) != RK_OK) {
-        client_free(c);
-        return;
-    }
-    int got = evbuffer_remove(in, c->qbuf.base + c->qbuf.len, n);
-    if (got > 0) {
-        c->qbuf.len += (size_t)got;
-        s->stats.net_input_bytes += (uint64_t)got;
     }
     client_process_input(c);
 }
@@ -362,13 +411,8 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     struct client *c = arg;
     if (what & BEV_EVENT_EOF && !(what & BEV_EVENT_ERROR)) {
-        /* Half-close: still deliver replies to what was already read. */
-        size_t pending = evbuffer_get_length(bufferevent_get_output(c->bev));
-        if (c->obuf.len > 0 || pending > 0) {
-            c->close_after_reply = true;
-            bufferevent_disable(c->bev, EV_READ);
-            return;
-        }
+        client_eof(c);
+        return;
     }
     client_free(c);
 }
@@ -407,6 +451,14 @@ static void accept_cb(struct evconnlistener *l,
         rk_free(c);
         return;
     }
+    c->rev =
+        event_new(s->base, fd, EV_READ | EV_PERSIST, client_sock_read_cb, c);
+    if (c->rev == NULL) {
+        resp_parser_destroy(c->parser);
+        bufferevent_free(c->bev);
+        rk_free(c);
+        return;
+    }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->srv = s;
@@ -436,9 +488,9 @@ static void accept_cb(struct evconnlistener *l,
     s->clients = c;
     s->n_clients++;
     s->stats.total_connections++;
-    bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb,
-                      c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    bufferevent_setcb(c->bev, NULL, client_write_cb, client_event_cb, c);
+    bufferevent_enable(c->bev, EV_WRITE);
+    client_read_on(c);
 }
 
 static void accept_error_cb(struct evconnlistener *l, void *arg)
@@ -592,7 +644,7 @@ static void begin_shutdown(struct server *s, const char *why)
     /* Requests already read have been executed (dispatch is synchronous);
      * stop reading more, make everything durable, release held replies. */
     for (struct client *c = s->clients; c; c = c->next) {
-        bufferevent_disable(c->bev, EV_READ);
+        client_read_off(c);
     }
     int rc = engine_sync(s->engine);
     if (rc != RK_OK) {
