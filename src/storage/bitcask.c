@@ -232,6 +232,7 @@ static int bc_open(const struct engine_opts *opts,
     b->dir_fd = -1;
     b->lock_fd = -1;
     b->syncing_fd = -1;
+    b->bg_syncing_fd = -1;
     b->wb_fd = -1;
     b->fops = storage__fops_get();
     b->opts = *opts;

@@ -13,8 +13,10 @@
  *     fsyncs the directory.  Reads and writes go on meanwhile.
  *  3. Owner (bc_merge_poll, from engine_tick or engine_merge(wait)):
  *     repoints keydir entries that still point at the copied record,
- *     counts the others dead, then deletes the inputs oldest first and
- *     fsyncs the directory.
+ *     counts the others dead, unmaps the inputs and queues their deletion.
+ *  4. Worker (delete_inputs): fdatasyncs the active file (a skipped record
+ *     may have been superseded by a write not yet durable), then deletes
+ *     the inputs oldest first and fsyncs the directory.
  *
  * Crash safety: before step 2's renames only *.merging files exist and
  * are deleted at open; after them, outputs duplicate live records of the
@@ -764,6 +766,51 @@ int bc_merge_start(struct bitcask *b, bool all)
     return RK_OK;
 }
 
+static void bg_enqueue(struct bitcask *b, struct bc_job *job)
+{
+    pthread_mutex_lock(&b->bg_mu);
+    if (b->jobs_tail) {
+        b->jobs_tail->next = job;
+    } else {
+        b->jobs_head = job;
+    }
+    b->jobs_tail = job;
+    pthread_cond_broadcast(&b->bg_cond);
+    pthread_mutex_unlock(&b->bg_mu);
+}
+
+/*
+ * Step 4 end: deletes merged inputs, oldest first.  A record the worker
+ * skipped as dead may have been superseded by a write still unsynced in
+ * the active file, so that file is made durable first: deleting the old
+ * version before would let a crash lose both (found by test_crashpoints).
+ * If the sync fails the engine is read-only and the inputs stay on disk as
+ * harmless older duplicates.  Thread: worker, or owner when the worker has
+ * stopped.
+ */
+static void delete_inputs(struct bitcask *b,
+                          const uint64_t *orders,
+                          size_t n,
+                          bool on_worker)
+{
+    int rc = bc_is_failed(b) ? RK_EREADONLY
+             : on_worker     ? bc_sync_from_worker(b)
+                             : bc_sync_now(b);
+    if (rc != RK_OK) {
+        rk_log(RK_LOG_WARN, "bitcask_merge_inputs_kept", "dir=%s files=%zu",
+               b->dir, n);
+        return;
+    }
+    char path[4096];
+    for (size_t i = 0; i < n; i++) {
+        bc_path(b, orders[i], "data", path, sizeof(path));
+        b->fops->unlink(path);
+        bc_path(b, orders[i], "hint", path, sizeof(path));
+        b->fops->unlink(path);
+    }
+    bc_fsync_dir(b);
+}
+
 static void merge_apply(struct bitcask *b, struct bc_merge *m)
 {
     for (size_t i = 0; i < m->n_outs; i++) {
@@ -810,27 +857,29 @@ static void merge_apply(struct bitcask *b, struct bc_merge *m)
     for (size_t i = 0; i < m->n_outs; i++) {
         m->outs[i].f = NULL; /* owned by files[] now */
     }
-    /*
-     * A record the worker skipped as dead may have been superseded by a
-     * write still unsynced in the active file: make those durable before
-     * the old versions disappear, or a crash would lose both (found by
-     * test_crashpoints).  If that sync fails, the engine is read-only and
-     * the inputs stay on disk as harmless older duplicates.
-     */
-    bool keep_inputs = bc_is_failed(b) || bc_sync_now(b) != RK_OK;
-    /* Inputs are deleted oldest first (see the crash-safety note). */
-    char path[4096];
+    /* The inputs are deleted by the worker (no fdatasync or unlink on the
+     * owner thread), or here if the worker is already stopped (close). */
+    uint64_t *orders =
+        rk_calloc(m->n_inputs ? m->n_inputs : 1, sizeof(uint64_t));
     for (size_t i = 0; i < m->n_inputs; i++) {
-        struct bc_file *f = m->inputs[i];
-        if (!keep_inputs) {
-            bc_path(b, f->order, "data", path, sizeof(path));
-            b->fops->unlink(path);
-            bc_path(b, f->order, "hint", path, sizeof(path));
-            b->fops->unlink(path);
+        if (orders) {
+            orders[i] = m->inputs[i]->order;
         }
-        bc_file_free(b, f);
+        bc_file_free(b, m->inputs[i]);
     }
-    bc_fsync_dir(b);
+    struct bc_job *job = orders && b->bg_started && !b->bg_stop
+                             ? rk_calloc(1, sizeof(*job))
+                             : NULL;
+    if (job) {
+        job->del_orders = orders;
+        job->n_del = m->n_inputs;
+        bg_enqueue(b, job);
+    } else if (orders) {
+        delete_inputs(b, orders, m->n_inputs, false);
+        rk_free(orders);
+    }
+    /* (orders == NULL: out of memory; the inputs stay on disk as older
+     * duplicates, which recovery and the next merge handle.) */
     b->merges_done++;
     rk_log(RK_LOG_INFO, "bitcask_merge_done",
            "dir=%s inputs=%zu outputs=%zu bytes_in=%" PRIu64
@@ -890,8 +939,10 @@ static void *bg_main(void *arg)
         pthread_mutex_unlock(&b->bg_mu);
         if (job->file) {
             write_hint(b, job->file);
-        } else {
+        } else if (job->merge) {
             run_merge(b, job->merge);
+        } else {
+            delete_inputs(b, job->del_orders, job->n_del, true);
         }
         pthread_mutex_lock(&b->bg_mu);
         b->bg_busy = false;
@@ -899,6 +950,7 @@ static void *bg_main(void *arg)
             b->merge_finished = true;
         }
         pthread_cond_broadcast(&b->bg_cond);
+        rk_free(job->del_orders);
         rk_free(job);
     }
     pthread_mutex_unlock(&b->bg_mu);
@@ -938,6 +990,7 @@ void bc_bg_stop(struct bitcask *b)
             j->merge->rc = RK_ECLOSED;
             b->merge_finished = true;
         }
+        rk_free(j->del_orders);
         rk_free(j);
         j = next;
     }

@@ -299,6 +299,48 @@ int bc_sync_now(struct bitcask *b)
     return RK_OK;
 }
 
+/*
+ * bc_sync_now for the background worker: the descriptor it fdatasyncs is
+ * marked (bg_syncing_fd) so a rollover on the owner does not close it
+ * meanwhile.  Thread: worker.
+ */
+int bc_sync_from_worker(struct bitcask *b)
+{
+    pthread_mutex_lock(&b->wb_mu);
+    uint64_t target = b->last_seq;
+    int rc = flush_locked(b);
+    while (rc == RK_OK && b->flight_busy) {
+        pthread_cond_wait(&b->wb_cond, &b->wb_mu);
+    }
+    if (rc != RK_OK || b->failed) {
+        pthread_mutex_unlock(&b->wb_mu);
+        return RK_EIO;
+    }
+    int fd = b->wb_fd;
+    b->bg_syncing_fd = fd;
+    pthread_mutex_unlock(&b->wb_mu);
+    int r = b->fops->fdatasync(fd);
+    int err = errno;
+    pthread_mutex_lock(&b->wb_mu);
+    b->bg_syncing_fd = -1;
+    b->syncs++;
+    if (r != 0 && !b->failed) {
+        __atomic_store_n(&b->failed, true, __ATOMIC_RELAXED);
+        b->fail_rc = RK_EIO;
+        b->sync_errors++;
+        rk_log(RK_LOG_ERROR, "bitcask_fsync_failed",
+               "dir=%s errno=%d state=read_only", b->dir, err);
+    }
+    bool ok = !b->failed;
+    pthread_cond_broadcast(&b->wb_cond);
+    pthread_mutex_unlock(&b->wb_mu);
+    if (!ok) {
+        return RK_EIO;
+    }
+    bc_publish_durable(b, target);
+    return RK_OK;
+}
+
 int bc_create_file(struct bitcask *b,
                    uint64_t order,
                    size_t window,
@@ -384,7 +426,7 @@ int bc_rollover(struct bitcask *b, size_t need)
     __atomic_store_n(&b->written_end, BC_FILE_HDR, __ATOMIC_RELEASE);
     b->active = f;
     /* The sync thread may still be syncing the old descriptor. */
-    while (b->syncing_fd == old->fd) {
+    while (b->syncing_fd == old->fd || b->bg_syncing_fd == old->fd) {
         pthread_cond_wait(&b->wb_cond, &b->wb_mu);
     }
     pthread_mutex_unlock(&b->wb_mu);

@@ -332,6 +332,8 @@ struct bc_job
     struct bc_job *next;
     struct bc_file *file;   /* hint job: write this file's hint */
     struct bc_merge *merge; /* merge job */
+    uint64_t *del_orders;   /* delete job: merged inputs, ascending */
+    size_t n_del;           /* entries in del_orders */
 };
 
 struct bitcask
@@ -366,6 +368,7 @@ struct bitcask
     uint64_t synced_seq;    /* sync thread's durable mark */
     uint64_t last_batch;    /* writes in the last sync batch */
     int syncing_fd;         /* fd being fdatasync'ed, or -1 */
+    int bg_syncing_fd;      /* fd the worker fdatasyncs, or -1 */
     bool stop;              /* sync thread: exit */
     bool failed;            /* sticky read-only state */
     int fail_rc;            /* first error of the failure */
@@ -435,6 +438,7 @@ int bc_read_record(struct bitcask *b,
                    const unsigned char **out);
 int bc_flush(struct bitcask *b);
 int bc_sync_now(struct bitcask *b);
+int bc_sync_from_worker(struct bitcask *b);
 int bc_rollover(struct bitcask *b, size_t need);
 void bc_publish_durable(struct bitcask *b, uint64_t seq);
 int bc_sync_thread_start(struct bitcask *b);
