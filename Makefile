@@ -60,7 +60,7 @@ fuzz-build: deps-test
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
 
 fuzz-smoke: fuzz-build
-	bash tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SMOKE_SECONDS)
+	FUZZ_ARGS="-seed=20261125 $(FUZZ_ARGS)" bash tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SMOKE_SECONDS)
 
 fuzz: fuzz-build
 	bash tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
