@@ -316,6 +316,27 @@ static int key_delete(struct client *c, const struct resp_arg *key)
     return 1;
 }
 
+/* Replies with help text, one simple string per line (Redis's HELP). */
+static void reply_lines(struct client *c, const char *const *lines, size_t n)
+{
+    reply_array(c, n);
+    for (size_t i = 0; i < n; i++) {
+        reply_simple(c, lines[i]);
+    }
+}
+
+/* The error for a subcommand the handler does not know (normally caught
+ * earlier by the dispatcher's subcommand table). */
+static void reply_bad_subcommand(struct client *c,
+                                 const struct resp_arg *sub,
+                                 const char *container)
+{
+    reply_errorf(c,
+                 "ERR unknown subcommand or wrong number of arguments for "
+                 "'%.*s'. Try %s HELP.",
+                 (int)(sub->len > 128 ? 128 : sub->len), sub->ptr, container);
+}
+
 /* ---- connection commands --------------------------------------------- */
 
 static void cmd_ping(struct client *c, size_t argc, const struct resp_arg *argv)
@@ -629,16 +650,9 @@ static void cmd_client(struct client *c,
             "HELP",
             "    Print this help.",
         };
-        size_t n = sizeof(help) / sizeof(help[0]);
-        reply_array(c, n);
-        for (size_t i = 0; i < n; i++) {
-            reply_simple(c, help[i]);
-        }
+        reply_lines(c, help, sizeof(help) / sizeof(help[0]));
     } else {
-        reply_errorf(c,
-                     "ERR unknown subcommand or wrong number of arguments "
-                     "for '%.*s'. Try CLIENT HELP.",
-                     (int)(sub->len > 128 ? 128 : sub->len), sub->ptr);
+        reply_bad_subcommand(c, sub, "CLIENT");
     }
 }
 
@@ -1817,16 +1831,9 @@ static void cmd_config(struct client *c,
             "HELP",
             "    Print this help.",
         };
-        size_t n = sizeof(help) / sizeof(help[0]);
-        reply_array(c, n);
-        for (size_t i = 0; i < n; i++) {
-            reply_simple(c, help[i]);
-        }
+        reply_lines(c, help, sizeof(help) / sizeof(help[0]));
     } else {
-        reply_errorf(c,
-                     "ERR unknown subcommand or wrong number of arguments "
-                     "for '%.*s'. Try CONFIG HELP.",
-                     (int)(sub->len > 128 ? 128 : sub->len), sub->ptr);
+        reply_bad_subcommand(c, sub, "CONFIG");
     }
 }
 
@@ -2501,11 +2508,7 @@ static void cmd_command(struct client *c,
             "HELP",
             "    Print this help.",
         };
-        size_t n = sizeof(help) / sizeof(help[0]);
-        reply_array(c, n);
-        for (size_t i = 0; i < n; i++) {
-            reply_simple(c, help[i]);
-        }
+        reply_lines(c, help, sizeof(help) / sizeof(help[0]));
     } else if (arg_is(sub, "DOCS")) {
         size_t n = 0;
         if (argc == 2) {
@@ -2526,10 +2529,7 @@ static void cmd_command(struct client *c,
             }
         }
     } else {
-        reply_errorf(c,
-                     "ERR unknown subcommand or wrong number of arguments "
-                     "for '%.*s'. Try COMMAND HELP.",
-                     (int)(sub->len > 128 ? 128 : sub->len), sub->ptr);
+        reply_bad_subcommand(c, sub, "COMMAND");
     }
 }
 
