@@ -24,6 +24,7 @@ step() {
   fi
 }
 
+step lint-sans-io bash scripts/lint-sans-io.sh
 step unit bash -c "cd '$SAN_BUILD' && ctest --output-on-failure -j 2"
 step integration env RINGKV_BUILD="$PWD/$SAN_BUILD" "$PYTHON" -m pytest -q \
   -p no:cacheprovider tests/integration

@@ -31,7 +31,8 @@
  *
  * There is no "arm timer" action: after every event the caller re-arms its
  * one timer at coord_next_deadline_ms() (coord_tick returns it too).  The
- * coordinator never calls a clock, a socket, rand() or the engine.
+ * coordinator never reads a clock, opens a socket, draws libc randomness
+ * or touches the engine.
  *
  * The model follows cluster/actions.h (views valid until the next call
  * into the machine, _next_deadline_ms + _tick timers) but uses its own

@@ -1,6 +1,7 @@
 /*
  * rng.h - the seeded pseudo-random generator of the cluster state machines
- * (STYLE.md 1.6: src/cluster never calls rand(); the caller seeds).
+ * (STYLE.md 1.6: src/cluster never uses libc randomness; the caller
+ * seeds).
  *
  * SplitMix64 (Steele, Lea, Flood: "Fast splittable pseudorandom number
  * generators", OOPSLA 2014): a 64-bit counter advanced by the golden-ratio
