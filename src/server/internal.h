@@ -164,11 +164,11 @@ struct server
     const char *shutdown_why; /* set by server_shutdown, run by tick */
     bool listener_paused;     /* accept hit EMFILE/ENFILE */
     uint64_t accept_errors_logged_ms;
-    uint64_t scan_cursor; /* active expiry position */
-    uint64_t last_expire_pass_ms;
-    struct rk_buf scratch; /* reused value buffer */
-    char rbuf[16 * 1024];  /* shared socket read buffer (loop thread) */
-    struct hlc clock;      /* record timestamps */
+    uint64_t scan_cursor;       /* active expiry position */
+    uint64_t shutdown_start_ms; /* mono ms: output drain deadline base */
+    struct rk_buf scratch;      /* reused value buffer */
+    char rbuf[16 * 1024];       /* shared socket read buffer (loop thread) */
+    struct hlc clock;           /* record timestamps */
     struct server_stats stats;
     struct resp_limits limits;  /* after AUTH */
     struct resp_limits preauth; /* before AUTH (requirepass set) */

@@ -592,7 +592,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
             }
         }
         if (drained ||
-            server_mono_ms() - s->last_expire_pass_ms > SHUTDOWN_DRAIN_MS) {
+            server_mono_ms() - s->shutdown_start_ms > SHUTDOWN_DRAIN_MS) {
             event_base_loopbreak(s->base);
         }
         return;
@@ -652,7 +652,7 @@ static void begin_shutdown(struct server *s, const char *why)
                rk_strerror(rc));
     }
     process_waiting(s);
-    s->last_expire_pass_ms = server_mono_ms(); /* drain deadline base */
+    s->shutdown_start_ms = server_mono_ms();
     struct timeval tv = {0, 20 * 1000};
     event_add(s->tick_ev, &tv);
 }

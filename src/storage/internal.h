@@ -184,6 +184,16 @@ uint64_t keydir_scan(const struct keydir *kd,
                      void *data);
 /* Visits every entry once; returns false if cb stopped the walk. */
 bool keydir_foreach(const struct keydir *kd, keydir_visit_cb cb, void *data);
+/* engine_scan / engine_foreach for an engine whose live keys are exactly
+ * the keydir's (both engines): the same walks with engine_meta views. */
+uint64_t keydir_engine_scan(const struct keydir *kd,
+                            uint64_t cursor,
+                            size_t count,
+                            engine_key_cb cb,
+                            void *data);
+void keydir_engine_foreach(const struct keydir *kd,
+                           engine_key_cb cb,
+                           void *data);
 
 /* ------------------------------------------------------------------ */
 /*

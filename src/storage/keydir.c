@@ -673,3 +673,41 @@ bool keydir_foreach(const struct keydir *kd, keydir_visit_cb cb, void *data)
     }
     return true;
 }
+
+struct engine_visit
+{
+    engine_key_cb cb;
+    void *data;
+};
+
+static bool engine_visit_cb(void *data,
+                            const unsigned char *key,
+                            size_t klen,
+                            const struct kd_meta *km)
+{
+    struct engine_visit *v = data;
+    struct engine_meta em = {
+        .timestamp = km->timestamp,
+        .expire_at_ms = km->expire_at_ms,
+        .value_len = km->value_len,
+    };
+    return v->cb(v->data, key, klen, &em);
+}
+
+uint64_t keydir_engine_scan(const struct keydir *kd,
+                            uint64_t cursor,
+                            size_t count,
+                            engine_key_cb cb,
+                            void *data)
+{
+    struct engine_visit v = {cb, data};
+    return keydir_scan(kd, cursor, count ? count : 1, engine_visit_cb, &v);
+}
+
+void keydir_engine_foreach(const struct keydir *kd,
+                           engine_key_cb cb,
+                           void *data)
+{
+    struct engine_visit v = {cb, data};
+    keydir_foreach(kd, engine_visit_cb, &v);
+}

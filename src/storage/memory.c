@@ -177,26 +177,6 @@ static int mem_del(struct engine *e,
     return RK_OK;
 }
 
-struct visit_ctx
-{
-    engine_key_cb cb;
-    void *data;
-};
-
-static bool visit_cb(void *data,
-                     const unsigned char *key,
-                     size_t klen,
-                     const struct kd_meta *km)
-{
-    struct visit_ctx *v = data;
-    struct engine_meta em = {
-        .timestamp = km->timestamp,
-        .expire_at_ms = km->expire_at_ms,
-        .value_len = km->value_len,
-    };
-    return v->cb(v->data, key, klen, &em);
-}
-
 static int mem_scan(struct engine *e,
                     uint64_t cursor,
                     size_t count,
@@ -204,16 +184,13 @@ static int mem_scan(struct engine *e,
                     void *data,
                     uint64_t *next)
 {
-    struct visit_ctx v = {cb, data};
-    *next =
-        keydir_scan(&to_mem(e)->kd, cursor, count ? count : 1, visit_cb, &v);
+    *next = keydir_engine_scan(&to_mem(e)->kd, cursor, count, cb, data);
     return RK_OK;
 }
 
 static int mem_foreach(struct engine *e, engine_key_cb cb, void *data)
 {
-    struct visit_ctx v = {cb, data};
-    keydir_foreach(&to_mem(e)->kd, visit_cb, &v);
+    keydir_engine_foreach(&to_mem(e)->kd, cb, data);
     return RK_OK;
 }
 
