@@ -476,8 +476,39 @@ static enum run_result run_command(struct cli_session *s,
                                    size_t size)
 {
     struct resp_value *reply = NULL;
-    int rc =
-        ringkv_command(s->conn, argc, (const char *const *)argv, lens, &reply);
+    /* `ringkv cluster join|leave|remove|status` is RINGKV.CLUSTER. */
+    bool cluster = argc >= 1 && word_is(argv[0], "cluster");
+    char **send_argv = argv;
+    size_t *send_lens = (size_t *)lens;
+    char **cargv = NULL;
+    size_t *clens = NULL;
+    if (cluster) {
+        cargv = rk_malloc(argc * sizeof(*cargv));
+        clens = rk_malloc(argc * sizeof(*clens));
+        if (cargv == NULL || clens == NULL) {
+            rk_free(cargv);
+            rk_free(clens);
+            snprintf(why, size, "out of memory");
+            return RUN_FATAL;
+        }
+        memcpy(cargv, argv, argc * sizeof(*cargv));
+        memcpy(clens, lens, argc * sizeof(*clens));
+        cargv[0] = "RINGKV.CLUSTER";
+        clens[0] = strlen(cargv[0]);
+        send_argv = cargv;
+        send_lens = clens;
+    }
+    int rc = ringkv_command(s->conn, argc, (const char *const *)send_argv,
+                            send_lens, &reply);
+    rk_free(cargv);
+    rk_free(clens);
+    if (rc == RK_OK && cluster && reply->type == RESP_BULK) {
+        /* The status table prints as is, on a terminal too. */
+        fwrite(reply->str, 1, reply->len, stdout);
+        fflush(stdout);
+        resp_value_free(reply);
+        return RUN_OK;
+    }
     if (rc != RK_OK) {
         snprintf(why, size, "%s", ringkv_errmsg(s->conn));
         if (ringkv_is_broken(s->conn)) {

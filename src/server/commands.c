@@ -26,6 +26,7 @@
 #include "common/glob.h"
 #include "common/log.h"
 #include "server/internal.h"
+#include "server/cluster.h"
 
 /* ---- replies -------------------------------------------------------- */
 
@@ -179,6 +180,9 @@ static bool is_expired(const struct engine_meta *m, uint64_t now_ms)
 
 static void note_write(struct client *c, uint64_t seq)
 {
+    if (c->srv->cluster_exec) {
+        return; /* a scratch-engine write: cluster.c replicates it */
+    }
     if (c->srv->cfg->sync_mode == ENGINE_SYNC_ALWAYS && seq > c->wait_seq) {
         c->wait_seq = seq;
     }
@@ -246,7 +250,10 @@ static int key_lookup(struct client *c,
     }
     struct engine_meta m;
     int rc = engine_get(s->engine, key->ptr, key->len, val, &m);
-    if (rc == RK_ENOTFOUND) {
+    if (rc == RK_ENOTFOUND || (rc == RK_OK && cluster_meta_is_tombstone(&m))) {
+        if (val) {
+            rk_buf_clear(val);
+        }
         return 0;
     }
     if (rc != RK_OK) {
@@ -1451,6 +1458,9 @@ static bool key_list_cb(void *data,
                         const struct engine_meta *meta)
 {
     struct key_list *kl = data;
+    if (cluster_meta_is_tombstone(meta)) {
+        return true; /* a replicated delete marker, not a key */
+    }
     if (kl->n + 2 > kl->cap) {
         size_t cap = kl->cap ? kl->cap * 2 : 64;
         size_t *o = rk_realloc(kl->offs, cap * sizeof(*o));
@@ -1608,7 +1618,9 @@ static bool random_key_cb(void *data,
                           size_t klen,
                           const struct engine_meta *meta)
 {
-    (void)meta;
+    if (cluster_meta_is_tombstone(meta)) {
+        return true;
+    }
     struct rk_buf *b = data;
     rk_buf_append(b, key, klen);
     return false;
@@ -1665,6 +1677,42 @@ size_t expire_cycle(struct server *s, size_t budget)
     return expired;
 }
 
+static bool count_tombstones_cb(void *data,
+                                const void *key,
+                                size_t klen,
+                                const struct engine_meta *meta)
+{
+    (void)key;
+    (void)klen;
+    if (cluster_meta_is_tombstone(meta)) {
+        (*(uint64_t *)data)++;
+    }
+    return true;
+}
+
+/* RINGKV.LOCALGET key: this node's stored value, no coordination (a
+ * debugging aid for replicas; tombstones and expired values are nil). */
+static void cmd_localget(struct client *c,
+                         size_t argc,
+                         const struct resp_arg *argv)
+{
+    (void)argc;
+    struct rk_buf *val = &c->srv->scratch;
+    struct engine_meta m;
+    rk_buf_clear(val);
+    int rc = engine_get(c->srv->engine, argv[1].ptr, argv[1].len, val, &m);
+    if (rc == RK_ENOTFOUND || (rc == RK_OK && (cluster_meta_is_tombstone(&m) ||
+                                               is_expired(&m, server_now_ms())))) {
+        reply_null(c);
+        return;
+    }
+    if (rc != RK_OK) {
+        reply_storage_error(c, rc, "read");
+        return;
+    }
+    reply_bulk(c, val->base ? val->base : "", val->len);
+}
+
 static void cmd_dbsize(struct client *c,
                        size_t argc,
                        const struct resp_arg *argv)
@@ -1673,7 +1721,12 @@ static void cmd_dbsize(struct client *c,
     (void)argv;
     struct engine_stats st;
     engine_stats(c->srv->engine, &st);
-    reply_int(c, (int64_t)st.live_keys);
+    uint64_t tombs = 0;
+    if (c->srv->cluster && !c->srv->cluster_exec) {
+        /* Node-local, without replicated delete markers (O(keys)). */
+        engine_foreach(c->srv->engine, count_tombstones_cb, &tombs);
+    }
+    reply_int(c, (int64_t)(st.live_keys - tombs));
 }
 
 static void cmd_flushall(struct client *c,
@@ -1774,7 +1827,9 @@ static void cmd_config(struct client *c,
     } else if (arg_is(sub, "SET") && argc >= 4 && argc % 2 == 0) {
         static const char *settable[] = {"loglevel",        "maxclients",
                                          "timeout",         "hz",
-                                         "enable-flushall", "requirepass"};
+                                         "enable-flushall", "requirepass",
+                                         "n",               "r",
+                                         "w", "request-timeout-ms"};
         for (size_t i = 2; i < argc; i += 2) {
             char name[64], value[512];
             if (argv[i].len >= sizeof(name) ||
@@ -1814,6 +1869,7 @@ static void cmd_config(struct client *c,
                 server_rearm_tick(s);
             }
         }
+        cluster_config_changed(s);
         reply_ok(c);
     } else if (arg_is(sub, "RESETSTAT") && argc == 2) {
         memset(&s->stats, 0, sizeof(s->stats));
@@ -2248,6 +2304,14 @@ static const struct command g_commands[] = {
      "Closes the connection.", "O(1)", NULL},
     {"randomkey", cmd_randomkey, 1, CMD_READONLY, 0, 0, 0, "generic", "1.0.0",
      "Returns a random key name from the database (node-local).", "O(1)", NULL},
+    {"ringkv.cluster", cluster_cmd, -2, CMD_ADMIN | CMD_NOMULTI | CMD_NOTX, 0,
+     0, 0, "cluster", "0.1.0",
+     "Cluster membership: JOIN HOST:PEERPORT, LEAVE, REMOVE NODE, STATUS.",
+     "O(N) where N is the number of members", NULL},
+    {"ringkv.localget", cmd_localget, 2, CMD_READONLY | CMD_LOCAL, 1, 1, 1,
+     "cluster", "0.1.0",
+     "Returns this node's stored value of a key, without coordination.",
+     "O(1)", NULL},
     {"save", cmd_save, 1, CMD_ADMIN | CMD_NOMULTI | CMD_NOTX, 0, 0, 0, "server",
      "1.0.0", "Makes every write so far durable (fsync).", "O(1)", NULL},
     {"scan", cmd_scan, -2, CMD_READONLY, 0, 0, 0, "generic", "2.8.0",
@@ -2684,5 +2748,10 @@ void command_dispatch(struct client *c,
         return;
     }
     c->last_cmd = cmd->name;
+    const char *why;
+    if (cluster_routes(c->srv, c, cmd, &why)) {
+        cluster_run(c, cmd, argc, argv);
+        return;
+    }
     cmd->proc(c, argc, argv);
 }

@@ -34,6 +34,13 @@ void config_init(struct rk_config *c)
     c->merge_dead_ratio = ENGINE_DEFAULT_MERGE_RATIO;
     c->timeout_s = 0;
     c->hz = 10;
+    c->peer_port = 0;
+    snprintf(c->cluster_name, sizeof(c->cluster_name), "ringkv");
+    c->n_val = 3;
+    c->r_val = 2;
+    c->w_val = 2;
+    c->ring_size = 64;
+    c->request_timeout_ms = 2000;
 }
 
 static int parse_u64(const char *v, uint64_t min, uint64_t max, uint64_t *out)
@@ -186,6 +193,48 @@ int config_set(struct rk_config *c,
         rc = parse_u64(value, 1, 500, &u);
         c->hz = (uint32_t)u;
         why = "must be 1..500";
+    } else if (strcmp(n, "peer-port") == 0) {
+        rc = parse_u64(value, 0, 65535, &u);
+        c->peer_port = (int)u;
+        why = "must be a port number 0..65535 (0 = RESP port + 2)";
+    } else if (strcmp(n, "node-id") == 0) {
+        rc = RK_OK;
+        for (const char *p = value; *p; p++) {
+            if (*p < 0x21 || *p > 0x7e) {
+                rc = RK_EINVAL;
+            }
+        }
+        if (rc == RK_OK) {
+            rc = set_str(c->node_id, sizeof(c->node_id), value);
+        }
+        why = "must be 1..64 printable ASCII characters without spaces";
+    } else if (strcmp(n, "cluster-name") == 0) {
+        rc = value[0] ? set_str(c->cluster_name, sizeof(c->cluster_name), value)
+                      : RK_EINVAL;
+        why = "must be 1..64 bytes";
+    } else if (strcmp(n, "n") == 0 || strcmp(n, "n-val") == 0) {
+        rc = parse_u64(value, 1, 64, &u);
+        c->n_val = (uint32_t)u;
+        why = "must be 1..64";
+    } else if (strcmp(n, "r") == 0 || strcmp(n, "r-val") == 0) {
+        rc = parse_u64(value, 1, 64, &u);
+        c->r_val = (uint32_t)u;
+        why = "must be 1..64";
+    } else if (strcmp(n, "w") == 0 || strcmp(n, "w-val") == 0) {
+        rc = parse_u64(value, 1, 64, &u);
+        c->w_val = (uint32_t)u;
+        why = "must be 1..64";
+    } else if (strcmp(n, "ring-size") == 0) {
+        rc = parse_u64(value, 1, 1024, &u);
+        if (rc == RK_OK && (u & (u - 1)) != 0) {
+            rc = RK_EINVAL;
+        }
+        c->ring_size = (uint32_t)u;
+        why = "must be a power of two 1..1024";
+    } else if (strcmp(n, "request-timeout-ms") == 0) {
+        rc = parse_u64(value, 1, 3600000, &u);
+        c->request_timeout_ms = (uint32_t)u;
+        why = "must be 1..3600000";
     } else if (strcmp(n, "repair") == 0) {
         rc = parse_bool(value, &c->repair);
         why = "must be yes or no";
@@ -258,6 +307,15 @@ static void usage(FILE *f)
             "(256mb)\n"
             "  --merge-dead-ratio R        bitcask merge threshold (0.4)\n"
             "  --repair yes|no             skip corrupt records at open (no)\n"
+            "Cluster (docs/cluster.md):\n"
+            "  --peer-port PORT            node-to-node port (RESP port + 2)\n"
+            "  --node-id ID                stable node id (<bind>:<peer-port>; "
+            "kept in DATA_DIR/NODE_ID)\n"
+            "  --cluster-name NAME         cluster name (ringkv)\n"
+            "  --n N --r R --w W           replicas, read and write quorum "
+            "(3/2/2)\n"
+            "  --ring-size Q               partitions of a new cluster (64)\n"
+            "  --request-timeout-ms MS     coordinator deadline (2000)\n"
             "  --hz N                      housekeeping ticks per second "
             "(10)\n"
             "  --version                   print version and exit\n"
@@ -374,8 +432,15 @@ void config_each(const struct rk_config *c,
                               : c->sync_mode == ENGINE_SYNC_NONE ? "no"
                                                                  : "everysec";
     char port[16], maxcl[16], bulk[32], qbl[32], mfs[32], ratio[32], tmo[16],
-        hz[16];
+        hz[16], pport[16], nv[16], rv[16], wv[16], rs[16], rto[16];
     snprintf(port, sizeof(port), "%d", c->port);
+    snprintf(pport, sizeof(pport), "%d",
+             c->peer_port ? c->peer_port : c->port + 2);
+    snprintf(nv, sizeof(nv), "%" PRIu32, c->n_val);
+    snprintf(rv, sizeof(rv), "%" PRIu32, c->r_val);
+    snprintf(wv, sizeof(wv), "%" PRIu32, c->w_val);
+    snprintf(rs, sizeof(rs), "%" PRIu32, c->ring_size);
+    snprintf(rto, sizeof(rto), "%" PRIu32, c->request_timeout_ms);
     snprintf(maxcl, sizeof(maxcl), "%" PRIu32, c->maxclients);
     snprintf(bulk, sizeof(bulk), "%" PRIu64, c->proto_max_bulk_len);
     snprintf(qbl, sizeof(qbl), "%" PRIu64, c->client_query_buffer_limit);
@@ -411,6 +476,14 @@ void config_each(const struct rk_config *c,
         {"max-file-size", mfs},
         {"merge-dead-ratio", ratio},
         {"hz", hz},
+        {"peer-port", pport},
+        {"node-id", c->node_id},
+        {"cluster-name", c->cluster_name},
+        {"n", nv},
+        {"r", rv},
+        {"w", wv},
+        {"ring-size", rs},
+        {"request-timeout-ms", rto},
     };
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
         if (rk_glob_match(pattern, plen, all[i].name, strlen(all[i].name),

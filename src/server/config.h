@@ -36,6 +36,15 @@ struct rk_config
     uint32_t hz;                        /* housekeeping ticks per second (10) */
     bool repair;                        /* open storage in repair mode */
     char config_file[4096];             /* --config path, "" if none */
+    /* Cluster (issue 4; docs/cluster.md). */
+    int peer_port;               /* node-to-node port; 0 = RESP port + 2 */
+    char node_id[65];            /* "" = "<bind>:<peer-port>" */
+    char cluster_name[65];       /* ("ringkv") */
+    uint32_t n_val;              /* replicas per key (3) */
+    uint32_t r_val;              /* read quorum (2) */
+    uint32_t w_val;              /* write quorum (2) */
+    uint32_t ring_size;          /* partitions of a new cluster (64) */
+    uint32_t request_timeout_ms; /* coordinator deadline (2000) */
 };
 
 /* Fills `c` with the defaults. */

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "server/internal.h"
+#include "server/cluster.h"
 
 static uint64_t rss_bytes(void)
 {
@@ -299,6 +300,13 @@ void info_render(struct server *s,
                        "used_cpu_user:%ld.%06ld\r\n",
                        (long)ru.ru_stime.tv_sec, (long)ru.ru_stime.tv_usec,
                        (long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec);
+    }
+    if (want(section, "cluster", true)) {
+        if (out->len) {
+            rk_buf_append_str(out, "\r\n");
+        }
+        rk_buf_append_str(out, "# Cluster\r\n");
+        cluster_info(s, out);
     }
     if (want(section, "keyspace", true)) {
         if (out->len) {

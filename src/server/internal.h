@@ -32,6 +32,8 @@
 
 struct server;
 struct client;
+struct cop;
+struct cnode;
 
 /* Command flags (the COMMAND INFO flags they map to in comments). */
 enum
@@ -46,6 +48,7 @@ enum
     CMD_STALE = 1 << 7,    /* stale */
     CMD_CREATE = 1 << 8,   /* may create a key (empty keys refused) */
     CMD_NOTX = 1 << 9,     /* refused inside MULTI (SAVE, SHUTDOWN) */
+    CMD_LOCAL = 1 << 10,   /* names a key but runs on this node only */
 };
 
 typedef void (*cmd_proc)(struct client *c,
@@ -124,6 +127,8 @@ struct client
     const char *last_cmd;         /* for CLIENT LIST */
     struct watched_key *watched;  /* WATCH snapshots, owned list */
     bool watch_dirty;             /* a watched key could not be read */
+    struct cop *cop;              /* coordinated command in progress
+                                     (cluster.c); input waits meanwhile */
     struct client *prev, *next;   /* srv->clients */
     struct client *wprev, *wnext; /* srv->waiting */
 };
@@ -169,6 +174,9 @@ struct server
     struct rk_buf scratch;      /* reused value buffer */
     char rbuf[16 * 1024];       /* shared socket read buffer (loop thread) */
     struct hlc clock;           /* record timestamps */
+    struct cnode *cluster;      /* cluster.c */
+    bool cluster_exec;          /* a handler runs over cluster.c's scratch
+                                   engine: no durability marks, no routing */
     struct server_stats stats;
     struct resp_limits limits;  /* after AUTH */
     struct resp_limits preauth; /* before AUTH (requirepass set) */
@@ -177,6 +185,10 @@ struct server
 /* ---- server.c ---- */
 uint64_t server_now_ms(void);  /* wall clock, Unix ms */
 uint64_t server_mono_ms(void); /* monotonic ms */
+
+/* Resumes a client whose coordinated command finished: processes its
+ * buffered input and flushes.  Returns false if the client was freed. */
+bool server_client_resume(struct client *c);
 
 /* ---- commands.c ---- */
 /* Looks up a command by name (case-insensitive); NULL if unknown. */

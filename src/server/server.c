@@ -44,6 +44,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "server/internal.h"
+#include "server/cluster.h"
 
 #define OUT_SOFT_LIMIT    (64u * 1024 * 1024) /* bytes pending per client */
 #define QBUF_KEEP         (64u * 1024)        /* shrink idle buffers above */
@@ -240,6 +241,7 @@ static void durable_ev_cb(evutil_socket_t fd, short what, void *arg)
     ssize_t n = read(fd, &v, sizeof(v));
     (void)n;
     process_waiting(s);
+    cluster_on_durable(s);
 }
 
 /* Engine sync thread: wake the loop. */
@@ -255,6 +257,7 @@ static void engine_durable(void *data, uint64_t seq)
 static void client_free(struct client *c)
 {
     struct server *s = c->srv;
+    cluster_client_gone(c);
     waiting_remove(s, c);
     if (c->prev) {
         c->prev->next = c->next;
@@ -282,7 +285,8 @@ static bool client_process_input(struct client *c)
 {
     size_t pos = 0;
     c->last_ms = server_mono_ms();
-    while (!c->close_after_reply && !c->read_paused && pos < c->qbuf.len) {
+    while (!c->close_after_reply && !c->read_paused && !c->cop &&
+           pos < c->qbuf.len) {
         size_t consumed = 0;
         struct resp_cmd cmd;
         int rc = resp_parser_feed(c->parser, c->qbuf.base + pos,
@@ -317,6 +321,11 @@ static bool client_process_input(struct client *c)
         rk_buf_shrink(&c->qbuf, QBUF_IDLE_KEEP);
     }
     return client_flush(c);
+}
+
+bool server_client_resume(struct client *c)
+{
+    return client_process_input(c);
 }
 
 /* Stops/starts reading a client (our own read event, see accept_cb). */
@@ -818,6 +827,10 @@ int server_run(struct rk_config *cfg)
     event_add(s->sig_ev[0], NULL);
     event_add(s->sig_ev[1], NULL);
 
+    if (cluster_start(s, err, sizeof(err)) != RK_OK) {
+        fprintf(stderr, "ringkvd: error: cluster: %s\n", err);
+        goto out;
+    }
     rk_log(RK_LOG_INFO, "ready", "port=%d bind=%s maxclients=%" PRIu32,
            cfg->port, cfg->bind, cfg->maxclients);
     event_base_dispatch(s->base);
@@ -827,6 +840,10 @@ int server_run(struct rk_config *cfg)
     }
     exit_code = 0;
 out:
+    while (s->clients) {
+        client_free(s->clients);
+    }
+    cluster_stop(s);
     if (s->listener) {
         evconnlistener_free(s->listener);
     }

@@ -81,6 +81,7 @@ class Server:
         self.target = target
         self.args = list(args)
         self.port = port or free_port()
+        self.peer_port = None
         self.data_dir = os.path.join(tmpdir, "data-%d" % self.port)
         self.log_path = os.path.join(tmpdir, "server-%d.log" % self.port)
         self.proc = None
@@ -117,8 +118,17 @@ class Server:
                     except StopIteration:
                         pass
             return cmd
+        extra = []
+        if "--peer-port" not in self.args:
+            # The default (port + 2) may belong to another test's server:
+            # every server gets its own free peer port, kept across
+            # restarts.
+            if self.peer_port is None:
+                self.peer_port = free_port()
+            extra = ["--peer-port", str(self.peer_port)]
         return [os.path.join(BUILD, "ringkvd"), "--port", str(self.port),
-                "--bind", "127.0.0.1", "--data-dir", self.data_dir] + self.args
+                "--bind", "127.0.0.1", "--data-dir", self.data_dir] + \
+            extra + self.args
 
     def start(self, wait=True):
         self.log = open(self.log_path, "ab")

@@ -1,0 +1,1826 @@
+/*
+ * cluster.c - see cluster.h.  The glue between the sans-IO cluster
+ * machines and the event loop:
+ *
+ *   peer_transport --on_message--> membership (JOIN, JOIN_REPLY, GOSSIP)
+ *                                  swim       (PING, ACK, PING_REQ)
+ *                                  replica    (KV_PUT, KV_GET: local engine)
+ *                                  coord      (KV_*_REPLY, ERROR)
+ *   every message also counts as traffic for swim (the peer is alive).
+ *
+ *   a 10 ms timer ticks membership (gossip every 200 ms), swim (probe
+ *   period 500 ms) and coord (request deadlines) when their deadlines pass.
+ *
+ * Actions are drained here.  The coordinator's action list is valid only
+ * until the next call into it, so its REPLY actions only record results
+ * in the client's operation and queue the operation on `ready`; operations
+ * advance (start more requests, run the handler, answer the client) only
+ * after the drain, never inside it.  Transport send failures are collected
+ * and fed back after the list is consumed, for the same reason.
+ *
+ * A coordinated command (struct cop) goes through:
+ *   READ   coord_start_get for each distinct key (skipped for blind
+ *          writes such as a plain SET or MSET), at most COP_WINDOW in
+ *          flight per operation;
+ *   EXEC   the ordinary handler runs against the scratch engine, loaded
+ *          with the live versions read, its reply captured;
+ *   WRITE  coord_start_put of every key whose record the handler changed
+ *          (new timestamp) or removed (a tombstone);
+ *   DONE   the captured reply, or -NOQUORUM from the first failed
+ *          request, is appended to the client's output.
+ * The HLC observes every timestamp read before the handler runs, so a
+ * read-modify-write (INCR, APPEND, SET ... GET) always writes a version
+ * newer than the one it read.  Concurrent writers of one key still race
+ * (last writer wins by HLC): docs/cluster.md says so.
+ */
+#include "server/cluster.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "cluster/coord.h"
+#include "cluster/membership.h"
+#include "cluster/replica.h"
+#include "cluster/ring.h"
+#include "cluster/swim.h"
+#include "common/alloc.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "server/internal.h"
+#include "server/peer_transport.h"
+
+#define CLUSTER_TICK_MS  10
+#define COP_WINDOW       64    /* requests in flight per operation */
+#define COORD_SLOTS      16384 /* coordinator table */
+#define STATE_FILE       "cluster.state"
+#define NODE_ID_FILE     "NODE_ID"
+#define MAX_FAILS        256
+
+enum cop_kind
+{
+    COP_KEYS = 1, /* a coordinated key command */
+    COP_JOIN,     /* RINGKV.CLUSTER JOIN waiting for admission */
+};
+
+enum cop_phase
+{
+    PH_READ = 1,
+    PH_WRITE,
+    PH_DONE,
+};
+
+struct cop_key
+{
+    size_t off, len;   /* into cop->kbuf */
+    uint64_t req_id;   /* request in flight for this key */
+    uint8_t state;     /* 0 not started, 1 in flight, 2 done */
+    bool live;         /* read: a live value exists */
+    bool write;        /* write phase: this key is written */
+    bool tomb;         /* write phase: as a tombstone */
+    uint64_t ts, exp;  /* read: its version; write: what to write */
+    struct rk_buf val; /* read: the value; write: what to write */
+};
+
+struct cop
+{
+    enum cop_kind kind;
+    struct client *c;
+    const struct command *cmd;
+    size_t argc;
+    struct resp_arg *argv; /* copied into one allocation */
+    enum cop_phase phase;
+    struct cop_key *keys;
+    size_t nkeys;
+    struct rk_buf kbuf;
+    size_t next;     /* next key to start */
+    size_t inflight; /* requests in flight */
+    size_t done;     /* keys finished in this phase */
+    bool failed;
+    char err[160];
+    struct rk_buf reply; /* captured handler output */
+    bool queued;         /* on cn->ready */
+    bool stalled;        /* start refused RK_EBUSY with nothing in flight */
+    struct cop *rnext;
+    struct cop *snext;
+};
+
+struct peer_seen
+{
+    char id[CL_ID_MAX + 1];
+    uint64_t version; /* of its last GOSSIP */
+    uint64_t hash;    /* XXH3 of that state's bytes */
+    uint64_t at_ms;
+};
+
+struct pending_ack
+{
+    uint64_t seq;
+    bool local;
+    uint64_t req_id;
+    int32_t status;
+    char peer[CL_ID_MAX + 1];
+};
+
+struct send_fail
+{
+    uint64_t req_id;
+    int status;
+    char node[CL_ID_MAX + 1];
+};
+
+struct cnode
+{
+    struct server *srv;
+    struct peer_transport *pt;
+    struct membership *mem;
+    struct swim *swim;
+    struct coord *coord;
+    struct engine *scratch;
+    struct event *timer;
+    struct cl_actions acts;
+    char node_id[CL_ID_MAX + 1];
+    uint16_t peer_port;
+    char dir[4096];
+    /* effective replication settings for the current membership */
+    size_t valid_members;
+    uint32_t n_eff, r_eff, w_eff;
+    bool multi; /* >= 2 valid members: route key commands */
+    uint64_t state_hash;
+    struct peer_seen *seen;
+    size_t n_seen, cap_seen;
+    struct pending_ack *acks;
+    size_t n_acks, cap_acks, head_acks;
+    struct send_fail fails[MAX_FAILS];
+    size_t n_fails;
+    bool draining;
+    bool in_ready;
+    struct cop *ready;
+    struct cop *stalled;
+    struct cop *join_op;
+    struct rk_buf valbuf;
+    /* counters */
+    uint64_t coordinated, noquorum, replica_puts, replica_gets;
+    uint64_t persist_errors;
+};
+
+static uint64_t now_mono(void)
+{
+    return server_mono_ms();
+}
+
+bool cluster_meta_is_tombstone(const void *engine_meta)
+{
+    return replica_meta_is_tombstone(engine_meta);
+}
+
+/* ---- files --------------------------------------------------------- */
+
+static int write_file_atomic(const char *dir,
+                             const char *name,
+                             const void *p,
+                             size_t len)
+{
+    char tmp[4200], dst[4200];
+    snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, name);
+    snprintf(dst, sizeof(dst), "%s/%s", dir, name);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return RK_EIO;
+    }
+    const char *b = p;
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = write(fd, b + off, len - off);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            close(fd);
+            unlink(tmp);
+            return RK_EIO;
+        }
+        off += (size_t)n;
+    }
+    if (fsync(fd) != 0) {
+        close(fd);
+        unlink(tmp);
+        return RK_EIO;
+    }
+    close(fd);
+    if (rename(tmp, dst) != 0) {
+        unlink(tmp);
+        return RK_EIO;
+    }
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        (void)fsync(dfd);
+        close(dfd);
+    }
+    return RK_OK;
+}
+
+/* Reads a whole small file into out (cleared).  RK_ENOTFOUND if absent. */
+static int read_file(const char *dir, const char *name, struct rk_buf *out)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    rk_buf_clear(out);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return errno == ENOENT ? RK_ENOTFOUND : RK_EIO;
+    }
+    char tmp[4096];
+    for (;;) {
+        ssize_t n = read(fd, tmp, sizeof(tmp));
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            close(fd);
+            return RK_EIO;
+        }
+        if (n == 0) {
+            break;
+        }
+        if (rk_buf_append(out, tmp, (size_t)n) != RK_OK ||
+            out->len > 64u * 1024 * 1024) {
+            close(fd);
+            return RK_ENOMEM;
+        }
+    }
+    close(fd);
+    return RK_OK;
+}
+
+/* ---- membership-derived settings ------------------------------------- */
+
+static void recompute(struct cnode *cn)
+{
+    struct server *s = cn->srv;
+    size_t valid = 0;
+    size_t m = membership_member_count(cn->mem);
+    const char **ids = rk_malloc((m ? m : 1) * sizeof(*ids));
+    for (size_t i = 0; i < m; i++) {
+        struct membership_member mm;
+        membership_member_get(cn->mem, i, &mm);
+        if (mm.status == MEMBERSHIP_VALID) {
+            if (ids) {
+                ids[valid] = mm.node_id;
+            }
+            valid++;
+        }
+    }
+    if (ids) {
+        if (swim_set_members(cn->swim, ids, valid) != RK_OK) {
+            rk_log(RK_LOG_WARN, "cluster_swim_members", "members=%zu", valid);
+        }
+        rk_free(ids);
+    }
+    bool member = membership_phase(cn->mem) == MEMBERSHIP_MEMBER;
+    uint32_t n = s->cfg->n_val, r = s->cfg->r_val, w = s->cfg->w_val;
+    uint32_t cap = (uint32_t)(valid < COORD_MAX_TARGETS ? valid
+                                                        : COORD_MAX_TARGETS);
+    if (cap == 0) {
+        cap = 1;
+    }
+    uint32_t n2 = n < cap ? n : cap;
+    uint32_t r2 = r < n2 ? r : n2;
+    uint32_t w2 = w < n2 ? w : n2;
+    if (n2 != cn->n_eff || r2 != cn->r_eff || w2 != cn->w_eff ||
+        valid != cn->valid_members) {
+        if (n2 != n || r2 != r || w2 != w) {
+            rk_log(RK_LOG_INFO, "cluster_quorum_clamped",
+                   "members=%zu n=%" PRIu32 " r=%" PRIu32 " w=%" PRIu32
+                   " configured_n=%" PRIu32 " configured_r=%" PRIu32
+                   " configured_w=%" PRIu32,
+                   valid, n2, r2, w2, n, r, w);
+        }
+    }
+    cn->valid_members = valid;
+    cn->n_eff = n2;
+    cn->r_eff = r2;
+    cn->w_eff = w2;
+    cn->multi = member && valid >= 2;
+    struct peer_bytes st = membership_state_bytes(cn->mem);
+    cn->state_hash = st.len ? XXH3_64bits(st.ptr, st.len) : 0;
+}
+
+static struct peer_seen *seen_find(struct cnode *cn, const char *id, size_t len,
+                                   bool create)
+{
+    for (size_t i = 0; i < cn->n_seen; i++) {
+        if (strlen(cn->seen[i].id) == len && memcmp(cn->seen[i].id, id, len) == 0) {
+            return &cn->seen[i];
+        }
+    }
+    if (!create || len > CL_ID_MAX) {
+        return NULL;
+    }
+    if (cn->n_seen == cn->cap_seen) {
+        size_t cap = cn->cap_seen ? cn->cap_seen * 2 : 8;
+        struct peer_seen *p = rk_realloc(cn->seen, cap * sizeof(*p));
+        if (p == NULL) {
+            return NULL;
+        }
+        cn->seen = p;
+        cn->cap_seen = cap;
+    }
+    struct peer_seen *ps = &cn->seen[cn->n_seen++];
+    memset(ps, 0, sizeof(*ps));
+    memcpy(ps->id, id, len);
+    ps->id[len] = '\0';
+    return ps;
+}
+
+/* Whether the peer is routed to (not DOWN in this node's detector). */
+static bool peer_is_up(struct cnode *cn, const char *id)
+{
+    enum swim_status st;
+    if (!swim_member_status(cn->swim, id, &st, NULL)) {
+        return true;
+    }
+    return st != SWIM_DOWN;
+}
+
+static const char *seen_as(struct cnode *cn, const char *id)
+{
+    if (strcmp(id, cn->node_id) == 0) {
+        return "self";
+    }
+    enum swim_status st;
+    if (!swim_member_status(cn->swim, id, &st, NULL)) {
+        return "-";
+    }
+    return swim_status_name(st);
+}
+
+/* ---- cluster machine actions ------------------------------------------ */
+
+static void op_finish(struct cnode *cn, struct cop *op);
+static void unlink_op(struct cnode *cn, struct cop *op);
+static void drain_coord(struct cnode *cn);
+static void process_ready(struct cnode *cn);
+
+static void send_to(struct cnode *cn,
+                    const char *node,
+                    const char *host,
+                    uint16_t port,
+                    const struct peer_msg *msg)
+{
+    const char *id = node && node[0] ? node : NULL;
+    const char *h = host && host[0] ? host : NULL;
+    uint16_t p = h ? port : 0;
+    struct membership_member mm;
+    if (id && !h && membership_member_find(cn->mem, id, &mm)) {
+        h = mm.host;
+        p = mm.peer_port;
+    }
+    int rc = peer_transport_send(cn->pt, id, h, p, msg);
+    if (rc != RK_OK) {
+        rk_log(RK_LOG_DEBUG, "peer_send_failed", "node=%s type=%d error=%s",
+               id ? id : "-", (int)msg->type, rk_errname(rc));
+    }
+}
+
+static void run_cl_actions(struct cnode *cn)
+{
+    struct server *s = cn->srv;
+    for (size_t i = 0; i < cn->acts.len; i++) {
+        struct cl_action *a = &cn->acts.items[i];
+        switch (a->type) {
+            case CL_ACT_SEND:
+                send_to(cn, a->node, a->host, a->peer_port, &a->msg);
+                break;
+            case CL_ACT_STATE_CHANGED:
+                recompute(cn);
+                rk_log(RK_LOG_INFO, "cluster_state",
+                       "version=%" PRIu64 " members=%zu n=%" PRIu32
+                       " r=%" PRIu32 " w=%" PRIu32,
+                       a->version, cn->valid_members, cn->n_eff, cn->r_eff,
+                       cn->w_eff);
+                break;
+            case CL_ACT_PERSIST:
+                if (write_file_atomic(cn->dir, STATE_FILE, a->bytes.ptr,
+                                      a->bytes.len) != RK_OK) {
+                    cn->persist_errors++;
+                    rk_log(RK_LOG_ERROR, "cluster_persist_failed",
+                           "dir=%s errno=%d", cn->dir, errno);
+                }
+                break;
+            case CL_ACT_NODE_UP:
+                rk_log(RK_LOG_INFO, "node_up", "peer=%s", a->node);
+                break;
+            case CL_ACT_NODE_DOWN:
+                rk_log(RK_LOG_WARN, "node_down", "peer=%s", a->node);
+                break;
+            case CL_ACT_JOIN_DONE:
+                recompute(cn);
+                rk_log(RK_LOG_INFO, "cluster_joined",
+                       "members=%zu version=%" PRIu64, cn->valid_members,
+                       membership_version(cn->mem));
+                if (cn->join_op) {
+                    struct cop *op = cn->join_op;
+                    cn->join_op = NULL;
+                    rk_buf_append(&op->reply, "+OK\r\n", 5);
+                    op->phase = PH_DONE;
+                    op->queued = true;
+                    op->rnext = cn->ready;
+                    cn->ready = op;
+                }
+                break;
+            case CL_ACT_JOIN_FAILED:
+                rk_log(RK_LOG_WARN, "cluster_join_failed", "reason=\"%s\"",
+                       a->text);
+                if (cn->join_op) {
+                    struct cop *op = cn->join_op;
+                    cn->join_op = NULL;
+                    char line[CL_TEXT_MAX + 32];
+                    int n = snprintf(line, sizeof(line),
+                                     "-ERR join failed: %s\r\n", a->text);
+                    rk_buf_append(&op->reply, line, (size_t)n);
+                    op->phase = PH_DONE;
+                    op->queued = true;
+                    op->rnext = cn->ready;
+                    cn->ready = op;
+                }
+                break;
+            case CL_ACT_LOG:
+                rk_log(a->status >= 0 && a->status <= RK_LOG_ERROR
+                           ? (enum rk_log_level)a->status
+                           : RK_LOG_INFO,
+                       "cluster", "msg=\"%s\"", a->text);
+                break;
+        }
+    }
+    cl_actions_clear(&cn->acts);
+    (void)s;
+}
+
+/* ---- coordinator drain ------------------------------------------------ */
+
+static struct cop_key *op_key_by_req(struct cop *op, uint64_t req_id)
+{
+    for (size_t i = 0; i < op->nkeys; i++) {
+        if (op->keys[i].state == 1 && op->keys[i].req_id == req_id) {
+            return &op->keys[i];
+        }
+    }
+    return NULL;
+}
+
+static void op_queue(struct cnode *cn, struct cop *op)
+{
+    if (!op->queued) {
+        op->queued = true;
+        op->rnext = cn->ready;
+        cn->ready = op;
+    }
+}
+
+static void on_coord_reply(struct cnode *cn, const struct coord_reply *r)
+{
+    struct cop *op = (struct cop *)(uintptr_t)r->cookie;
+    struct cop_key *k = op_key_by_req(op, r->req_id);
+    if (k == NULL) {
+        return;
+    }
+    k->state = 2;
+    op->inflight--;
+    op->done++;
+    if (r->status == RK_OK || r->status == RK_ENOTFOUND) {
+        if (r->op == COORD_OP_GET && r->status == RK_OK && r->found &&
+            !r->tombstone) {
+            k->live = !(r->expire_at_ms != 0 &&
+                        r->expire_at_ms <= server_now_ms());
+            k->ts = r->timestamp;
+            k->exp = r->expire_at_ms;
+            rk_buf_clear(&k->val);
+            if (k->live &&
+                rk_buf_append(&k->val, r->value.ptr, r->value.len) != RK_OK) {
+                if (!op->failed) {
+                    op->failed = true;
+                    snprintf(op->err, sizeof(op->err), "ERR out of memory");
+                }
+            }
+        } else if (r->op == COORD_OP_GET && r->found) {
+            k->ts = r->timestamp; /* a tombstone: remember its clock */
+        }
+    } else {
+        if (r->status == RK_ENOQUORUM) {
+            cn->noquorum++;
+        }
+        if (!op->failed) {
+            op->failed = true;
+            if (r->status == RK_ENOQUORUM) {
+                snprintf(op->err, sizeof(op->err), "%s", r->message);
+            } else {
+                snprintf(op->err, sizeof(op->err), "ERR cluster request failed: %s",
+                         rk_strerror(r->status));
+            }
+        }
+    }
+    op_queue(cn, op);
+}
+
+static void add_fail(struct cnode *cn, uint64_t req_id, const char *node,
+                     size_t len, int status)
+{
+    if (cn->n_fails >= MAX_FAILS || len > CL_ID_MAX) {
+        return; /* the request's deadline answers it */
+    }
+    struct send_fail *f = &cn->fails[cn->n_fails++];
+    f->req_id = req_id;
+    f->status = status;
+    memcpy(f->node, node, len);
+    f->node[len] = '\0';
+}
+
+static void queue_ack(struct cnode *cn, uint64_t seq, bool local,
+                      uint64_t req_id, int32_t status, const char *peer,
+                      size_t plen)
+{
+    if (cn->n_acks == cn->cap_acks) {
+        if (cn->head_acks > 0) {
+            memmove(cn->acks, cn->acks + cn->head_acks,
+                    (cn->n_acks - cn->head_acks) * sizeof(*cn->acks));
+            cn->n_acks -= cn->head_acks;
+            cn->head_acks = 0;
+        }
+        if (cn->n_acks == cn->cap_acks) {
+            size_t cap = cn->cap_acks ? cn->cap_acks * 2 : 64;
+            struct pending_ack *p = rk_realloc(cn->acks, cap * sizeof(*p));
+            if (p == NULL) {
+                return; /* no ack: the coordinator times out */
+            }
+            cn->acks = p;
+            cn->cap_acks = cap;
+        }
+    }
+    struct pending_ack *a = &cn->acks[cn->n_acks++];
+    a->seq = seq;
+    a->local = local;
+    a->req_id = req_id;
+    a->status = status;
+    size_t l = plen < CL_ID_MAX ? plen : CL_ID_MAX;
+    memcpy(a->peer, peer ? peer : "", l);
+    a->peer[l] = '\0';
+}
+
+static bool must_wait_durable(struct cnode *cn, uint64_t seq)
+{
+    struct server *s = cn->srv;
+    return s->cfg->sync_mode == ENGINE_SYNC_ALWAYS && seq != 0 &&
+           engine_durable_seq(s->engine) < seq;
+}
+
+static void drain_coord(struct cnode *cn)
+{
+    if (cn->draining) {
+        return;
+    }
+    cn->draining = true;
+    struct server *s = cn->srv;
+    for (;;) {
+        const struct coord_action *acts;
+        size_t n = coord_actions(cn->coord, &acts);
+        const struct coord_action *local = NULL;
+        for (size_t i = 0; i < n; i++) {
+            const struct coord_action *a = &acts[i];
+            switch (a->type) {
+                case COORD_SEND: {
+                    char id[CL_ID_MAX + 1];
+                    size_t l = a->node_len < CL_ID_MAX ? a->node_len : CL_ID_MAX;
+                    memcpy(id, a->node, l);
+                    id[l] = '\0';
+                    uint64_t req = a->msg.type == PEER_KV_PUT
+                                       ? a->msg.kv_put.req_id
+                                       : a->msg.kv_get.req_id;
+                    if (!peer_is_up(cn, id)) {
+                        add_fail(cn, req, a->node, a->node_len, RK_ECLOSED);
+                        break;
+                    }
+                    struct membership_member mm;
+                    const char *h = NULL;
+                    uint16_t p = 0;
+                    if (membership_member_find(cn->mem, id, &mm)) {
+                        h = mm.host;
+                        p = mm.peer_port;
+                    }
+                    int rc = peer_transport_send(cn->pt, id, h, p, &a->msg);
+                    if (rc != RK_OK) {
+                        add_fail(cn, req, a->node, a->node_len, rc);
+                    }
+                    break;
+                }
+                case COORD_LOCAL_PUT:
+                case COORD_LOCAL_GET:
+                    local = a;
+                    break;
+                case COORD_REPLY:
+                    on_coord_reply(cn, &a->reply);
+                    break;
+            }
+        }
+        uint64_t now = now_mono();
+        if (local && local->type == COORD_LOCAL_GET) {
+            struct peer_msg rep;
+            replica_handle_get(s->engine, &local->msg.kv_get, &cn->valbuf,
+                               &rep);
+            coord_on_local_result(cn->coord, &rep, now);
+            continue;
+        }
+        if (local && local->type == COORD_LOCAL_PUT) {
+            struct peer_msg rep;
+            uint64_t seq = 0;
+            replica_handle_put(s->engine, &local->msg.kv_put, &rep, &seq);
+            if (rep.kv_put_reply.status == RK_OK && must_wait_durable(cn, seq)) {
+                queue_ack(cn, seq, true, rep.kv_put_reply.req_id,
+                          rep.kv_put_reply.status, NULL, 0);
+            } else {
+                coord_on_local_result(cn->coord, &rep, now);
+                continue;
+            }
+        }
+        if (cn->n_fails > 0) {
+            struct send_fail f = cn->fails[--cn->n_fails];
+            coord_on_failure(cn->coord, f.req_id, f.node, strlen(f.node),
+                             f.status, now);
+            continue;
+        }
+        break;
+    }
+    cn->draining = false;
+}
+
+/* ---- peer messages ------------------------------------------------------ */
+
+static void on_peer_message(void *data,
+                            const char *node_id,
+                            size_t id_len,
+                            const struct peer_msg *msg)
+{
+    struct cnode *cn = data;
+    struct server *s = cn->srv;
+    uint64_t now = now_mono();
+    swim_on_traffic(cn->swim, node_id, id_len, now, &cn->acts);
+    run_cl_actions(cn);
+    switch (msg->type) {
+        case PEER_PING:
+        case PEER_ACK:
+        case PEER_PING_REQ:
+            swim_on_message(cn->swim, msg, now, &cn->acts);
+            run_cl_actions(cn);
+            break;
+        case PEER_GOSSIP: {
+            struct peer_seen *ps = seen_find(cn, node_id, id_len, true);
+            if (ps) {
+                ps->version = msg->gossip.state_version;
+                ps->hash = msg->gossip.state.len
+                               ? XXH3_64bits(msg->gossip.state.ptr,
+                                             msg->gossip.state.len)
+                               : 0;
+                ps->at_ms = now;
+            }
+        }
+            /* fall through */
+        case PEER_JOIN:
+        case PEER_JOIN_REPLY: {
+            int rc = membership_on_message(cn->mem, msg, now, &cn->acts);
+            if (rc != RK_OK) {
+                rk_log(RK_LOG_DEBUG, "membership_message",
+                       "peer=%.*s type=%d error=%s reason=\"%s\"", (int)id_len,
+                       node_id, (int)msg->type, rk_errname(rc),
+                       membership_errmsg(cn->mem));
+            }
+            run_cl_actions(cn);
+            break;
+        }
+        case PEER_KV_PUT: {
+            struct peer_msg rep;
+            uint64_t seq = 0;
+            cn->replica_puts++;
+            replica_handle_put(s->engine, &msg->kv_put, &rep, &seq);
+            if (rep.kv_put_reply.status == RK_OK && must_wait_durable(cn, seq)) {
+                queue_ack(cn, seq, false, rep.kv_put_reply.req_id,
+                          rep.kv_put_reply.status, node_id, id_len);
+            } else {
+                peer_transport_send(cn->pt, node_id, NULL, 0, &rep);
+            }
+            break;
+        }
+        case PEER_KV_GET: {
+            struct peer_msg rep;
+            cn->replica_gets++;
+            replica_handle_get(s->engine, &msg->kv_get, &cn->valbuf, &rep);
+            peer_transport_send(cn->pt, node_id, NULL, 0, &rep);
+            break;
+        }
+        case PEER_KV_PUT_REPLY:
+        case PEER_KV_GET_REPLY:
+        case PEER_ERROR:
+            coord_on_reply(cn->coord, node_id, id_len, msg, now);
+            drain_coord(cn);
+            break;
+        default:
+            break;
+    }
+    process_ready(cn);
+}
+
+static void on_peer_connected(void *data,
+                              const char *node_id,
+                              size_t id_len,
+                              const struct peer_hello *hello)
+{
+    (void)hello;
+    struct cnode *cn = data;
+    swim_on_traffic(cn->swim, node_id, id_len, now_mono(), &cn->acts);
+    run_cl_actions(cn);
+    rk_log(RK_LOG_DEBUG, "peer_connected", "peer=%.*s", (int)id_len, node_id);
+}
+
+static void on_peer_disconnected(void *data,
+                                 const char *node_id,
+                                 size_t id_len,
+                                 int reason)
+{
+    (void)data;
+    rk_log(RK_LOG_DEBUG, "peer_disconnected", "peer=%.*s reason=%s",
+           (int)id_len, node_id, rk_errname(reason));
+}
+
+/* ---- durable acks --------------------------------------------------------- */
+
+void cluster_on_durable(struct server *s)
+{
+    struct cnode *cn = s->cluster;
+    if (cn == NULL || cn->head_acks == cn->n_acks) {
+        return;
+    }
+    uint64_t durable = engine_durable_seq(s->engine);
+    bool local = false;
+    while (cn->head_acks < cn->n_acks && cn->acks[cn->head_acks].seq <= durable) {
+        struct pending_ack a = cn->acks[cn->head_acks++];
+        struct peer_msg rep = {.type = PEER_KV_PUT_REPLY};
+        rep.kv_put_reply.req_id = a.req_id;
+        rep.kv_put_reply.status = a.status;
+        if (a.local) {
+            coord_on_local_result(cn->coord, &rep, now_mono());
+            drain_coord(cn);
+            local = true;
+        } else {
+            peer_transport_send(cn->pt, a.peer, NULL, 0, &rep);
+        }
+    }
+    if (cn->head_acks == cn->n_acks) {
+        cn->head_acks = cn->n_acks = 0;
+    }
+    if (local) {
+        process_ready(cn);
+    }
+}
+
+/* ---- timer ---------------------------------------------------------------- */
+
+static void op_advance(struct cnode *cn, struct cop *op);
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct cnode *cn = arg;
+    uint64_t now = now_mono();
+    if (now >= membership_next_deadline_ms(cn->mem)) {
+        membership_tick(cn->mem, now, &cn->acts);
+        run_cl_actions(cn);
+    }
+    if (now >= swim_next_deadline_ms(cn->swim)) {
+        swim_tick(cn->swim, now, &cn->acts);
+        run_cl_actions(cn);
+    }
+    if (now >= coord_next_deadline_ms(cn->coord)) {
+        coord_tick(cn->coord, now);
+        drain_coord(cn);
+    }
+    struct cop *st = cn->stalled;
+    cn->stalled = NULL;
+    while (st) {
+        struct cop *next = st->snext;
+        st->stalled = false;
+        op_queue(cn, st);
+        st = next;
+    }
+    process_ready(cn);
+}
+
+/* ---- operations ------------------------------------------------------------ */
+
+static void op_free(struct cop *op)
+{
+    for (size_t i = 0; i < op->nkeys; i++) {
+        rk_buf_fini(&op->keys[i].val);
+    }
+    rk_free(op->keys);
+    rk_buf_fini(&op->kbuf);
+    rk_buf_fini(&op->reply);
+    rk_free(op->argv);
+    rk_free(op);
+}
+
+static void unlink_op(struct cnode *cn, struct cop *op)
+{
+    for (struct cop **pp = &cn->ready; *pp; pp = &(*pp)->rnext) {
+        if (*pp == op) {
+            *pp = op->rnext;
+            break;
+        }
+    }
+    for (struct cop **pp = &cn->stalled; *pp; pp = &(*pp)->snext) {
+        if (*pp == op) {
+            *pp = op->snext;
+            break;
+        }
+    }
+    if (cn->join_op == op) {
+        cn->join_op = NULL;
+    }
+}
+
+void cluster_client_gone(struct client *c)
+{
+    struct cnode *cn = c->srv->cluster;
+    struct cop *op = c->cop;
+    if (cn == NULL || op == NULL) {
+        return;
+    }
+    c->cop = NULL;
+    coord_cancel(cn->coord, (uint64_t)(uintptr_t)op);
+    unlink_op(cn, op);
+    op_free(op);
+}
+
+/* Starts requests for keys of the current phase, up to the window. */
+static void op_start_more(struct cnode *cn, struct cop *op)
+{
+    struct server *s = cn->srv;
+    const struct ring *r = membership_ring(cn->mem);
+    uint64_t now = now_mono();
+    while (op->next < op->nkeys && op->inflight < COP_WINDOW && !op->failed) {
+        struct cop_key *k = &op->keys[op->next];
+        if (op->phase == PH_WRITE && !k->write) {
+            k->state = 2;
+            op->done++;
+            op->next++;
+            continue;
+        }
+        const char *key = op->kbuf.base + k->off;
+        size_t idx[COORD_MAX_TARGETS];
+        const char *targets[COORD_MAX_TARGETS];
+        size_t nt = 0;
+        if (r) {
+            uint32_t part = ring_partition_of_key(r, key, k->len);
+            nt = ring_preflist(r, part, idx, cn->n_eff);
+            for (size_t i = 0; i < nt; i++) {
+                size_t l;
+                targets[i] = ring_member_id(r, idx[i], &l);
+            }
+        }
+        if (nt == 0) {
+            op->failed = true;
+            snprintf(op->err, sizeof(op->err),
+                     "CLUSTERDOWN the ring has no members");
+            break;
+        }
+        uint64_t rid = 0;
+        int rc;
+        if (op->phase == PH_READ) {
+            struct coord_get_req g = {
+                .key = key,
+                .klen = k->len,
+                .targets = targets,
+                .n_targets = nt,
+                .r = cn->r_eff < nt ? cn->r_eff : (uint32_t)nt,
+                .timeout_ms = s->cfg->request_timeout_ms,
+                .cookie = (uint64_t)(uintptr_t)op,
+            };
+            rc = coord_start_get(cn->coord, &g, now, &rid);
+        } else {
+            struct coord_put_req p = {
+                .key = key,
+                .klen = k->len,
+                .value = k->tomb ? NULL : k->val.base,
+                .vlen = k->tomb ? 0 : k->val.len,
+                .timestamp = k->ts,
+                .expire_at_ms = k->tomb ? 0 : k->exp,
+                .tombstone = k->tomb,
+                .targets = targets,
+                .n_targets = nt,
+                .w = cn->w_eff < nt ? cn->w_eff : (uint32_t)nt,
+                .timeout_ms = s->cfg->request_timeout_ms,
+                .cookie = (uint64_t)(uintptr_t)op,
+            };
+            rc = coord_start_put(cn->coord, &p, now, &rid);
+        }
+        if (rc == RK_EBUSY) {
+            if (op->inflight == 0 && !op->stalled) {
+                op->stalled = true;
+                op->snext = cn->stalled;
+                cn->stalled = op;
+            }
+            break;
+        }
+        if (rc != RK_OK) {
+            op->failed = true;
+            snprintf(op->err, sizeof(op->err), "ERR cluster request refused: %s",
+                     rk_strerror(rc));
+            break;
+        }
+        cn->coordinated++;
+        k->req_id = rid;
+        k->state = 1;
+        op->inflight++;
+        op->next++;
+        drain_coord(cn);
+    }
+}
+
+static bool scratch_load(struct cnode *cn, struct cop *op)
+{
+    struct server *s = cn->srv;
+    uint64_t seq;
+    if (engine_clear(cn->scratch, &seq) != RK_OK) {
+        return false;
+    }
+    uint64_t now = server_now_ms();
+    uint64_t maxts = 0;
+    for (size_t i = 0; i < op->nkeys; i++) {
+        struct cop_key *k = &op->keys[i];
+        if (k->ts > maxts) {
+            maxts = k->ts;
+        }
+        if (!k->live) {
+            continue;
+        }
+        struct engine_meta m = {k->ts, k->exp, k->val.len};
+        if (engine_put(cn->scratch, op->kbuf.base + k->off, k->len, k->val.base,
+                       k->val.len, &m, &seq) != RK_OK) {
+            return false;
+        }
+    }
+    if (maxts) {
+        hlc_update(&s->clock, now, maxts);
+    }
+    return true;
+}
+
+/* Runs the handler over the scratch engine and marks the keys to write. */
+static void op_exec(struct cnode *cn, struct cop *op)
+{
+    struct server *s = cn->srv;
+    struct client *c = op->c;
+    if (!scratch_load(cn, op)) {
+        op->failed = true;
+        snprintf(op->err, sizeof(op->err), "ERR out of memory");
+        return;
+    }
+    struct engine *real = s->engine;
+    s->engine = cn->scratch;
+    s->cluster_exec = true;
+    struct rk_buf saved = c->obuf;
+    c->obuf = op->reply;
+    c->last_cmd = op->cmd->name;
+    op->cmd->proc(c, op->argc, op->argv);
+    op->reply = c->obuf;
+    c->obuf = saved;
+    s->cluster_exec = false;
+    s->engine = real;
+    /* What changed: a new timestamp, a new key, or a key gone. */
+    size_t writes = 0;
+    for (size_t i = 0; i < op->nkeys; i++) {
+        struct cop_key *k = &op->keys[i];
+        struct engine_meta m;
+        struct rk_buf nv;
+        rk_buf_init(&nv);
+        int rc = engine_get(cn->scratch, op->kbuf.base + k->off, k->len, &nv,
+                            &m);
+        k->write = false;
+        if (rc == RK_OK && (!k->live || m.timestamp != k->ts)) {
+            rk_buf_clear(&k->val);
+            if (rk_buf_append(&k->val, nv.base ? nv.base : "", nv.len) != RK_OK) {
+                op->failed = true;
+                snprintf(op->err, sizeof(op->err), "ERR out of memory");
+            }
+            k->write = true;
+            k->tomb = false;
+            k->ts = m.timestamp;
+            k->exp = m.expire_at_ms;
+        } else if (rc == RK_ENOTFOUND && k->live) {
+            k->write = true;
+            k->tomb = true;
+            k->ts = hlc_now(&s->clock, server_now_ms());
+            k->exp = 0;
+            rk_buf_clear(&k->val);
+        }
+        rk_buf_fini(&nv);
+        if (k->write) {
+            writes++;
+        }
+        k->state = 0;
+    }
+    op->next = 0;
+    op->done = 0;
+    op->phase = writes ? PH_WRITE : PH_DONE;
+}
+
+static void op_finish(struct cnode *cn, struct cop *op)
+{
+    struct client *c = op->c;
+    unlink_op(cn, op);
+    if (op->failed) {
+        reply_error(c, op->err);
+    } else if (op->reply.len) {
+        rk_buf_append(&c->obuf, op->reply.base, op->reply.len);
+    }
+    c->cop = NULL;
+    op_free(op);
+    server_client_resume(c);
+}
+
+static void op_advance(struct cnode *cn, struct cop *op)
+{
+    for (;;) {
+        if (op->phase == PH_DONE || (op->failed && op->inflight == 0)) {
+            op_finish(cn, op);
+            return;
+        }
+        if (op->kind == COP_JOIN) {
+            return; /* waits for JOIN_DONE / JOIN_FAILED */
+        }
+        op_start_more(cn, op);
+        if (op->stalled || op->inflight > 0 ||
+            (op->failed && op->inflight > 0)) {
+            return;
+        }
+        if (op->failed) {
+            continue;
+        }
+        if (op->next < op->nkeys) {
+            continue;
+        }
+        /* every key of this phase is done */
+        if (op->phase == PH_READ) {
+            op_exec(cn, op);
+        } else {
+            op->phase = PH_DONE;
+        }
+    }
+}
+
+static void process_ready(struct cnode *cn)
+{
+    if (cn->draining || cn->in_ready) {
+        return;
+    }
+    cn->in_ready = true;
+    while (cn->ready) {
+        struct cop *op = cn->ready;
+        cn->ready = op->rnext;
+        op->queued = false;
+        op->rnext = NULL;
+        op_advance(cn, op);
+    }
+    cn->in_ready = false;
+}
+
+/* ---- routing ---------------------------------------------------------------- */
+
+bool cluster_routes(struct server *s,
+                    struct client *c,
+                    const struct command *cmd,
+                    const char **why)
+{
+    struct cnode *cn = s->cluster;
+    *why = NULL;
+    if (cn == NULL || s->cluster_exec) {
+        return false;
+    }
+    bool keyed = cmd->first_key > 0 || strcmp(cmd->name, "exec") == 0;
+    if (!keyed || (cmd->flags & CMD_LOCAL)) {
+        return false;
+    }
+    if (strcmp(cmd->name, "exec") == 0 && !c->in_multi) {
+        return false;
+    }
+    enum membership_phase ph = membership_phase(cn->mem);
+    if (ph != MEMBERSHIP_MEMBER) {
+        *why = ph == MEMBERSHIP_JOINING
+                   ? "TRYAGAIN this node is joining a cluster"
+                   : "CLUSTERDOWN this node is not a member of a cluster (it "
+                     "left or was removed); join one with RINGKV.CLUSTER JOIN";
+        return true;
+    }
+    return cn->multi;
+}
+
+static bool arg_eq(const struct resp_arg *a, const char *s)
+{
+    size_t n = strlen(s);
+    return a->len == n && strncasecmp(a->ptr, s, n) == 0;
+}
+
+/* A write whose result does not depend on what is stored. */
+static bool is_blind_write(const struct command *cmd,
+                           size_t argc,
+                           const struct resp_arg *argv)
+{
+    if (strcmp(cmd->name, "mset") == 0 || strcmp(cmd->name, "setex") == 0 ||
+        strcmp(cmd->name, "psetex") == 0) {
+        return true;
+    }
+    if (strcmp(cmd->name, "set") != 0) {
+        return false;
+    }
+    for (size_t i = 3; i < argc; i++) {
+        if (arg_eq(&argv[i], "NX") || arg_eq(&argv[i], "XX") ||
+            arg_eq(&argv[i], "GET") || arg_eq(&argv[i], "KEEPTTL")) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int add_key(struct cop *op, const char *p, size_t len, size_t *cap)
+{
+    for (size_t i = 0; op->nkeys <= 64 && i < op->nkeys; i++) {
+        if (op->keys[i].len == len &&
+            memcmp(op->kbuf.base + op->keys[i].off, p, len) == 0) {
+            return RK_OK;
+        }
+    }
+    if (op->nkeys == *cap) {
+        size_t nc = *cap ? *cap * 2 : 4;
+        struct cop_key *k = rk_realloc(op->keys, nc * sizeof(*k));
+        if (k == NULL) {
+            return RK_ENOMEM;
+        }
+        op->keys = k;
+        *cap = nc;
+    }
+    struct cop_key *k = &op->keys[op->nkeys];
+    memset(k, 0, sizeof(*k));
+    k->off = op->kbuf.len;
+    k->len = len;
+    rk_buf_init(&k->val);
+    if (rk_buf_append(&op->kbuf, p, len) != RK_OK) {
+        return RK_ENOMEM;
+    }
+    op->nkeys++;
+    return RK_OK;
+}
+
+static int add_cmd_keys(struct cop *op,
+                        const struct command *cmd,
+                        size_t argc,
+                        const struct resp_arg *argv,
+                        size_t *cap)
+{
+    if (cmd->first_key <= 0) {
+        return RK_OK;
+    }
+    size_t last = cmd->last_key < 0 ? argc - 1 : (size_t)cmd->last_key;
+    for (size_t i = (size_t)cmd->first_key; i <= last && i < argc;
+         i += (size_t)cmd->key_step) {
+        if (argv[i].len == 0 || argv[i].len > PEER_MAX_KEY) {
+            continue; /* never stored: reads find nothing */
+        }
+        int rc = add_key(op, argv[i].ptr, argv[i].len, cap);
+        if (rc != RK_OK) {
+            return rc;
+        }
+    }
+    return RK_OK;
+}
+
+static int key_cmp_ctx_sort(const void *a, const void *b, void *ctx)
+{
+    const struct cop *op = ctx;
+    const struct cop_key *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(op->kbuf.base + x->off, op->kbuf.base + y->off, n);
+    if (c != 0) {
+        return c;
+    }
+    return x->len < y->len ? -1 : x->len > y->len;
+}
+
+/* Removes duplicate keys of big key lists (small ones are deduplicated
+ * as they are added). */
+static void dedupe_keys(struct cop *op)
+{
+    if (op->nkeys <= 64) {
+        return;
+    }
+    qsort_r(op->keys, op->nkeys, sizeof(*op->keys), key_cmp_ctx_sort, op);
+    size_t w = 0;
+    for (size_t i = 0; i < op->nkeys; i++) {
+        if (w > 0 && key_cmp_ctx_sort(&op->keys[w - 1], &op->keys[i], op) == 0) {
+            rk_buf_fini(&op->keys[i].val);
+            continue;
+        }
+        op->keys[w++] = op->keys[i];
+    }
+    op->nkeys = w;
+}
+
+static struct cop *op_new(struct client *c,
+                          const struct command *cmd,
+                          size_t argc,
+                          const struct resp_arg *argv)
+{
+    struct cop *op = rk_calloc(1, sizeof(*op));
+    if (op == NULL) {
+        return NULL;
+    }
+    op->c = c;
+    op->cmd = cmd;
+    rk_buf_init(&op->kbuf);
+    rk_buf_init(&op->reply);
+    size_t bytes = argc * sizeof(struct resp_arg);
+    for (size_t i = 0; i < argc; i++) {
+        bytes += argv[i].len + 1;
+    }
+    op->argv = rk_malloc(bytes ? bytes : 1);
+    if (op->argv == NULL) {
+        rk_free(op);
+        return NULL;
+    }
+    char *p = (char *)(op->argv + argc);
+    for (size_t i = 0; i < argc; i++) {
+        memcpy(p, argv[i].ptr, argv[i].len);
+        p[argv[i].len] = '\0';
+        op->argv[i].ptr = p;
+        op->argv[i].len = argv[i].len;
+        p += argv[i].len + 1;
+    }
+    op->argc = argc;
+    return op;
+}
+
+void cluster_run(struct client *c,
+                 const struct command *cmd,
+                 size_t argc,
+                 const struct resp_arg *argv)
+{
+    struct server *s = c->srv;
+    struct cnode *cn = s->cluster;
+    const char *why;
+    if (cluster_routes(s, c, cmd, &why) && why) {
+        if (strcmp(cmd->name, "exec") == 0) {
+            multi_reset(c);
+        }
+        reply_error(c, why);
+        return;
+    }
+    struct cop *op = op_new(c, cmd, argc, argv);
+    if (op == NULL) {
+        reply_error(c, "ERR out of memory");
+        return;
+    }
+    op->kind = COP_KEYS;
+    size_t cap = 0;
+    int rc = add_cmd_keys(op, cmd, argc, op->argv, &cap);
+    if (rc == RK_OK && strcmp(cmd->name, "exec") == 0) {
+        for (size_t i = 0; rc == RK_OK && i < c->mq_len; i++) {
+            rc = add_cmd_keys(op, c->mq[i].cmd, c->mq[i].argc, c->mq[i].argv,
+                              &cap);
+        }
+        for (struct watched_key *w = c->watched; rc == RK_OK && w; w = w->next) {
+            rc = add_key(op, w->key, w->klen, &cap);
+        }
+    }
+    if (rc != RK_OK) {
+        op_free(op);
+        reply_error(c, "ERR out of memory");
+        return;
+    }
+    dedupe_keys(op);
+    c->cop = op;
+    if (is_blind_write(cmd, argc, argv)) {
+        for (size_t i = 0; i < op->nkeys; i++) {
+            op->keys[i].state = 2;
+        }
+        op_exec(cn, op);
+    } else {
+        op->phase = PH_READ;
+    }
+    op_queue(cn, op);
+    process_ready(cn);
+}
+
+/* ---- RINGKV.CLUSTER -------------------------------------------------------- */
+
+static void status_text(struct cnode *cn, struct rk_buf *out)
+{
+    char line[512];
+    const struct ring *r = membership_ring(cn->mem);
+    bool agree = true;
+    size_t m = membership_member_count(cn->mem);
+    for (size_t i = 0; i < m; i++) {
+        struct membership_member mm;
+        membership_member_get(cn->mem, i, &mm);
+        if (mm.status != MEMBERSHIP_VALID || strcmp(mm.node_id, cn->node_id) == 0) {
+            continue;
+        }
+        if (!peer_is_up(cn, mm.node_id)) {
+            continue;
+        }
+        struct peer_seen *ps = seen_find(cn, mm.node_id, strlen(mm.node_id), false);
+        if (ps == NULL || ps->hash != cn->state_hash) {
+            agree = false;
+        }
+    }
+    int n = snprintf(line, sizeof(line),
+                     "cluster %s  version %" PRIu64 "  ring %" PRIu32
+                     " partitions  n=%" PRIu32 " r=%" PRIu32 " w=%" PRIu32
+                     "  agreement %s\n",
+                     membership_cluster_name(cn->mem), membership_version(cn->mem),
+                     r ? ring_size(r) : 0, cn->n_eff, cn->r_eff, cn->w_eff,
+                     agree ? "yes" : "no");
+    rk_buf_append(out, line, (size_t)n);
+    n = snprintf(line, sizeof(line), "%-24s %-22s %-6s %-8s %-10s %-8s %s\n",
+                 "NODE_ID", "ADDRESS", "RESP", "STATUS", "PARTITIONS", "SEEN",
+                 "VERSION");
+    rk_buf_append(out, line, (size_t)n);
+    for (size_t i = 0; i < m; i++) {
+        struct membership_member mm;
+        membership_member_get(cn->mem, i, &mm);
+        char addr[300], parts[16], ver[24];
+        snprintf(addr, sizeof(addr), "%s:%u", mm.host, mm.peer_port);
+        int idx = r ? ring_find_member(r, mm.node_id, strlen(mm.node_id)) : -1;
+        snprintf(parts, sizeof(parts), "%zu",
+                 idx >= 0 ? ring_owned_count(r, (size_t)idx) : 0);
+        bool self = strcmp(mm.node_id, cn->node_id) == 0;
+        struct peer_seen *ps =
+            self ? NULL : seen_find(cn, mm.node_id, strlen(mm.node_id), false);
+        if (self) {
+            snprintf(ver, sizeof(ver), "%" PRIu64, membership_version(cn->mem));
+        } else if (ps) {
+            snprintf(ver, sizeof(ver), "%" PRIu64, ps->version);
+        } else {
+            snprintf(ver, sizeof(ver), "-");
+        }
+        n = snprintf(line, sizeof(line), "%-24s %-22s %-6u %-8s %-10s %-8s %s\n",
+                     mm.node_id, addr, mm.resp_port,
+                     mm.status == MEMBERSHIP_VALID ? "valid" : "removed", parts,
+                     mm.status == MEMBERSHIP_VALID ? seen_as(cn, mm.node_id) : "-",
+                     ver);
+        rk_buf_append(out, line, (size_t)n);
+    }
+}
+
+static bool cluster_agrees(struct cnode *cn)
+{
+    struct rk_buf b;
+    rk_buf_init(&b);
+    status_text(cn, &b);
+    bool yes = b.len && strstr(b.base, "agreement yes\n") != NULL;
+    rk_buf_fini(&b);
+    return yes;
+}
+
+static size_t members_up(struct cnode *cn)
+{
+    size_t up = 0, m = membership_member_count(cn->mem);
+    for (size_t i = 0; i < m; i++) {
+        struct membership_member mm;
+        membership_member_get(cn->mem, i, &mm);
+        if (mm.status == MEMBERSHIP_VALID &&
+            (strcmp(mm.node_id, cn->node_id) == 0 || peer_is_up(cn, mm.node_id))) {
+            up++;
+        }
+    }
+    return up;
+}
+
+static uint64_t engine_keys(struct server *s)
+{
+    struct engine_stats st;
+    engine_stats(s->engine, &st);
+    return st.live_keys;
+}
+
+static void cmd_join(struct client *c, const struct resp_arg *addr)
+{
+    struct server *s = c->srv;
+    struct cnode *cn = s->cluster;
+    char host[300];
+    if (addr->len == 0 || addr->len >= sizeof(host)) {
+        reply_error(c, "ERR usage: RINGKV.CLUSTER JOIN HOST:PEERPORT");
+        return;
+    }
+    memcpy(host, addr->ptr, addr->len);
+    host[addr->len] = '\0';
+    char *colon = strrchr(host, ':');
+    char *end = NULL;
+    unsigned long port = colon ? strtoul(colon + 1, &end, 10) : 0;
+    if (!colon || colon == host || !end || *end || port == 0 || port > 65535) {
+        reply_error(c, "ERR usage: RINGKV.CLUSTER JOIN HOST:PEERPORT "
+                       "(the seed's peer port)");
+        return;
+    }
+    *colon = '\0';
+    if (host[0] == '[' && colon[-1] == ']') {
+        colon[-1] = '\0';
+        memmove(host, host + 1, strlen(host));
+    }
+    if (cn->join_op) {
+        reply_error(c, "ERR a join is already in progress");
+        return;
+    }
+    uint64_t keys = engine_keys(s);
+    if (keys > 0 && !cn->multi) {
+        reply_errorf(c,
+                     "ERR join needs an empty node: this node holds %" PRIu64
+                     " keys and partition handoff is not implemented yet",
+                     keys);
+        return;
+    }
+    int rc = membership_join_start(cn->mem, host, (uint16_t)port, now_mono(),
+                                   &cn->acts);
+    if (rc != RK_OK) {
+        cl_actions_clear(&cn->acts);
+        if (rc == RK_EBUSY) {
+            reply_errorf(c,
+                         "ERR cannot join: this node is already a member of "
+                         "a cluster of %zu nodes (leave it first)",
+                         cn->valid_members);
+        } else {
+            reply_errorf(c, "ERR cannot join: %s", membership_errmsg(cn->mem));
+        }
+        return;
+    }
+    struct cop *op = op_new(c, NULL, 0, NULL);
+    if (op == NULL) {
+        run_cl_actions(cn);
+        reply_error(c, "ERR out of memory");
+        return;
+    }
+    op->kind = COP_JOIN;
+    c->cop = op;
+    cn->join_op = op;
+    rk_log(RK_LOG_INFO, "cluster_join_start", "seed=%s:%lu", host, port);
+    run_cl_actions(cn);
+    process_ready(cn);
+}
+
+void cluster_cmd(struct client *c, size_t argc, const struct resp_arg *argv)
+{
+    struct server *s = c->srv;
+    struct cnode *cn = s->cluster;
+    if (cn == NULL) {
+        reply_error(c, "ERR cluster is not running");
+        return;
+    }
+    const struct resp_arg *sub = &argv[1];
+    if (arg_eq(sub, "STATUS") && argc == 2) {
+        struct rk_buf b;
+        rk_buf_init(&b);
+        status_text(cn, &b);
+        reply_bulk(c, b.base ? b.base : "", b.len);
+        rk_buf_fini(&b);
+    } else if (arg_eq(sub, "JOIN") && argc == 3) {
+        cmd_join(c, &argv[2]);
+    } else if (arg_eq(sub, "LEAVE") && argc == 2) {
+        int rc = membership_leave(cn->mem, engine_keys(s) > 0, now_mono(),
+                                  &cn->acts);
+        if (rc != RK_OK) {
+            cl_actions_clear(&cn->acts);
+            reply_errorf(c, "ERR cannot leave: %s", membership_errmsg(cn->mem));
+            return;
+        }
+        run_cl_actions(cn);
+        recompute(cn);
+        reply_ok(c);
+    } else if (arg_eq(sub, "REMOVE") && argc == 3) {
+        char id[CL_ID_MAX + 1];
+        if (argv[2].len == 0 || argv[2].len > CL_ID_MAX) {
+            reply_error(c, "ERR invalid node id");
+            return;
+        }
+        memcpy(id, argv[2].ptr, argv[2].len);
+        id[argv[2].len] = '\0';
+        int rc = membership_remove(cn->mem, id, now_mono(), &cn->acts);
+        if (rc != RK_OK) {
+            cl_actions_clear(&cn->acts);
+            if (rc == RK_ENOTFOUND) {
+                reply_errorf(c, "ERR no valid member '%s'", id);
+            } else {
+                reply_errorf(c, "ERR cannot remove '%s': %s", id,
+                             membership_errmsg(cn->mem));
+            }
+            return;
+        }
+        run_cl_actions(cn);
+        recompute(cn);
+        reply_ok(c);
+    } else if (arg_eq(sub, "FAULT") && (argc == 3 || argc == 4)) {
+#ifdef RK_TEST_BUILD
+        if (argc == 3 && arg_eq(&argv[2], "CLEAR")) {
+            peer_transport_clear_faults(cn->pt);
+            reply_ok(c);
+            return;
+        }
+        if (argc != 4 || argv[2].len == 0 || argv[2].len > CL_ID_MAX) {
+            reply_error(c, "ERR usage: RINGKV.CLUSTER FAULT NODE in|out|both|none "
+                           "| FAULT CLEAR");
+            return;
+        }
+        char id[CL_ID_MAX + 1];
+        memcpy(id, argv[2].ptr, argv[2].len);
+        id[argv[2].len] = '\0';
+        bool in = arg_eq(&argv[3], "in") || arg_eq(&argv[3], "both");
+        bool out = arg_eq(&argv[3], "out") || arg_eq(&argv[3], "both");
+        if (!in && !out && !arg_eq(&argv[3], "none")) {
+            reply_error(c, "ERR fault direction must be in, out, both or none");
+            return;
+        }
+        if (peer_transport_set_fault(cn->pt, id, in, out) != RK_OK) {
+            reply_error(c, "ERR cannot set fault");
+            return;
+        }
+        rk_log(RK_LOG_WARN, "fault_injected", "peer=%s in=%d out=%d", id, in,
+               out);
+        reply_ok(c);
+#else
+        reply_error(c, "ERR fault injection is compiled only into test builds "
+                       "(RK_TEST_BUILD)");
+#endif
+    } else {
+        reply_errorf(c,
+                     "ERR unknown subcommand or wrong number of arguments for "
+                     "'%.*s'. Try JOIN HOST:PEERPORT, LEAVE, REMOVE NODE, "
+                     "STATUS.",
+                     (int)(sub->len > 64 ? 64 : sub->len), sub->ptr);
+    }
+}
+
+void cluster_info(struct server *s, struct rk_buf *out)
+{
+    struct cnode *cn = s->cluster;
+    char b[2048];
+    if (cn == NULL) {
+        int n = snprintf(b, sizeof(b), "cluster_enabled:0\r\n");
+        rk_buf_append(out, b, (size_t)n);
+        return;
+    }
+    static const char *phases[] = {"none", "joining", "member", "removed"};
+    enum membership_phase ph = membership_phase(cn->mem);
+    const struct ring *r = membership_ring(cn->mem);
+    int me = r ? ring_find_member(r, cn->node_id, strlen(cn->node_id)) : -1;
+    struct coord_stats cs;
+    coord_stats(cn->coord, &cs);
+    struct peer_transport_stats ts;
+    peer_transport_stats(cn->pt, NULL, &ts);
+    int n = snprintf(
+        b, sizeof(b),
+        "cluster_enabled:1\r\n"
+        "cluster_name:%s\r\n"
+        "node_id:%s\r\n"
+        "peer_port:%u\r\n"
+        "cluster_phase:%s\r\n"
+        "cluster_state_version:%" PRIu64 "\r\n"
+        "cluster_members:%zu\r\n"
+        "cluster_members_up:%zu\r\n"
+        "cluster_ring_size:%" PRIu32 "\r\n"
+        "cluster_ring_digest:%016" PRIx64 "\r\n"
+        "cluster_agreement:%d\r\n"
+        "cluster_partitions_owned:%zu\r\n"
+        "cluster_n:%" PRIu32 "\r\n"
+        "cluster_r:%" PRIu32 "\r\n"
+        "cluster_w:%" PRIu32 "\r\n"
+        "coord_requests:%" PRIu64 "\r\n"
+        "coord_inflight:%zu\r\n"
+        "coord_noquorum:%" PRIu64 "\r\n"
+        "replica_puts:%" PRIu64 "\r\n"
+        "replica_gets:%" PRIu64 "\r\n"
+        "peers_connected:%zu\r\n"
+        "peer_frames_out:%" PRIu64 "\r\n"
+        "peer_frames_in:%" PRIu64 "\r\n"
+        "cluster_persist_errors:%" PRIu64 "\r\n",
+        membership_cluster_name(cn->mem), cn->node_id, cn->peer_port,
+        phases[ph <= MEMBERSHIP_REMOVED_SELF ? ph : 0],
+        membership_version(cn->mem), cn->valid_members, members_up(cn),
+        r ? ring_size(r) : 0, r ? ring_digest(r) : 0, cluster_agrees(cn) ? 1 : 0,
+        me >= 0 ? ring_owned_count(r, (size_t)me) : 0, cn->n_eff, cn->r_eff,
+        cn->w_eff, cs.started, coord_inflight(cn->coord),
+        cs.noquorum_timeout + cs.noquorum_early, cn->replica_puts,
+        cn->replica_gets, ts.n_connected, ts.frames_out, ts.frames_in,
+        cn->persist_errors);
+    rk_buf_append(out, b, (size_t)n);
+}
+
+void cluster_config_changed(struct server *s)
+{
+    if (s->cluster) {
+        recompute(s->cluster);
+    }
+}
+
+/* ---- start / stop ------------------------------------------------------------ */
+
+static int load_node_id(struct server *s, struct cnode *cn, uint16_t peer_port,
+                        char *err, size_t errlen)
+{
+    struct rk_buf b;
+    rk_buf_init(&b);
+    int rc = read_file(cn->dir, NODE_ID_FILE, &b);
+    if (rc == RK_OK) {
+        size_t len = b.len;
+        while (len && (b.base[len - 1] == '\n' || b.base[len - 1] == '\r')) {
+            len--;
+        }
+        if (!ring_member_id_is_valid(b.base, len)) {
+            snprintf(err, errlen, "%s/%s holds an invalid node id", cn->dir,
+                     NODE_ID_FILE);
+            rk_buf_fini(&b);
+            return RK_EINVAL;
+        }
+        memcpy(cn->node_id, b.base, len);
+        cn->node_id[len] = '\0';
+        rk_buf_fini(&b);
+        if (s->cfg->node_id[0] && strcmp(s->cfg->node_id, cn->node_id) != 0) {
+            snprintf(err, errlen,
+                     "--node-id %s differs from the id %s kept in %s/%s (a "
+                     "node keeps its id; use another data dir for a new node)",
+                     s->cfg->node_id, cn->node_id, cn->dir, NODE_ID_FILE);
+            return RK_EINVAL;
+        }
+        return RK_OK;
+    }
+    rk_buf_fini(&b);
+    if (rc != RK_ENOTFOUND) {
+        snprintf(err, errlen, "cannot read %s/%s", cn->dir, NODE_ID_FILE);
+        return rc;
+    }
+    if (s->cfg->node_id[0]) {
+        snprintf(cn->node_id, sizeof(cn->node_id), "%s", s->cfg->node_id);
+    } else {
+        snprintf(cn->node_id, sizeof(cn->node_id), "%.50s:%u", s->cfg->bind,
+                 peer_port);
+    }
+    if (!ring_member_id_is_valid(cn->node_id, strlen(cn->node_id))) {
+        snprintf(err, errlen, "invalid node id '%s'", cn->node_id);
+        return RK_EINVAL;
+    }
+    char line[CL_ID_MAX + 2];
+    int n = snprintf(line, sizeof(line), "%s\n", cn->node_id);
+    if (write_file_atomic(cn->dir, NODE_ID_FILE, line, (size_t)n) != RK_OK) {
+        snprintf(err, errlen, "cannot write %s/%s: %s", cn->dir, NODE_ID_FILE,
+                 strerror(errno));
+        return RK_EIO;
+    }
+    return RK_OK;
+}
+
+int cluster_start(struct server *s, char *err, size_t errlen)
+{
+    struct rk_config *cfg = s->cfg;
+    struct cnode *cn = rk_calloc(1, sizeof(*cn));
+    if (cn == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return RK_ENOMEM;
+    }
+    cn->srv = s;
+    s->cluster = cn;
+    rk_buf_init(&cn->valbuf);
+    snprintf(cn->dir, sizeof(cn->dir), "%s", cfg->data_dir);
+    int pp = cfg->peer_port ? cfg->peer_port : cfg->port + 2;
+    if (pp > 65535) {
+        snprintf(err, errlen, "peer port %d out of range (set --peer-port)", pp);
+        return RK_EINVAL;
+    }
+    int rc = load_node_id(s, cn, (uint16_t)pp, err, errlen);
+    if (rc != RK_OK) {
+        return rc;
+    }
+    struct peer_transport_config tc = {
+        .self_id = cn->node_id,
+        .cluster_name = cfg->cluster_name,
+        .bind_host = cfg->bind,
+        .peer_port = (uint16_t)pp,
+        .resp_port = (uint16_t)cfg->port,
+        .http_port = (uint16_t)(cfg->port + 1 <= 65535 ? cfg->port + 1 : 0),
+    };
+    struct peer_transport_cbs cbs = {
+        .on_message = on_peer_message,
+        .on_peer_connected = on_peer_connected,
+        .on_peer_disconnected = on_peer_disconnected,
+    };
+    rc = peer_transport_create(s->base, &tc, &cbs, cn, &cn->pt, err, errlen);
+    if (rc != RK_OK) {
+        return rc;
+    }
+    cn->peer_port = peer_transport_port(cn->pt);
+    struct rk_buf saved;
+    rk_buf_init(&saved);
+    rc = read_file(cn->dir, STATE_FILE, &saved);
+    if (rc != RK_OK && rc != RK_ENOTFOUND) {
+        snprintf(err, errlen, "cannot read %s/%s", cn->dir, STATE_FILE);
+        rk_buf_fini(&saved);
+        return rc;
+    }
+    struct membership_config mc = {
+        .node_id = cn->node_id,
+        .host = cfg->bind,
+        .resp_port = (uint16_t)cfg->port,
+        .http_port = tc.http_port,
+        .peer_port = cn->peer_port,
+        .cluster_name = cfg->cluster_name,
+        .ring_size = cfg->ring_size,
+        .n_val = cfg->n_val,
+        .seed = server_now_ms() ^ ((uint64_t)getpid() << 32),
+    };
+    rc = membership_create(&mc, rc == RK_OK ? saved.base : NULL,
+                           rc == RK_OK ? saved.len : 0, &cn->mem, err, errlen);
+    rk_buf_fini(&saved);
+    if (rc != RK_OK) {
+        return rc;
+    }
+    struct swim_config sc = {
+        .node_id = cn->node_id,
+        .incarnation = server_now_ms(),
+        .seed = server_now_ms() * 2654435761u ^ (uint64_t)getpid(),
+    };
+    rc = swim_create(&sc, &cn->swim);
+    if (rc == RK_OK) {
+        rc = coord_create(cn->node_id, COORD_SLOTS, &cn->coord);
+    }
+    if (rc == RK_OK) {
+        struct engine_opts eo;
+        engine_opts_init(&eo);
+        eo.sync_mode = ENGINE_SYNC_NONE;
+        eo.max_value_len = cfg->proto_max_bulk_len;
+        char eerr[256];
+        rc = engine_open("memory", &eo, &cn->scratch, eerr, sizeof(eerr));
+    }
+    if (rc != RK_OK) {
+        snprintf(err, errlen, "cluster set-up failed: %s", rk_strerror(rc));
+        return rc;
+    }
+    if (membership_phase(cn->mem) == MEMBERSHIP_NONE) {
+        rc = membership_create_cluster(cn->mem, now_mono(), &cn->acts);
+        if (rc != RK_OK) {
+            snprintf(err, errlen, "cannot create the cluster: %s",
+                     membership_errmsg(cn->mem));
+            return rc;
+        }
+    }
+    run_cl_actions(cn);
+    recompute(cn);
+    cn->timer = event_new(s->base, -1, EV_PERSIST, timer_cb, cn);
+    struct timeval tv = {0, CLUSTER_TICK_MS * 1000};
+    if (cn->timer == NULL || event_add(cn->timer, &tv) != 0) {
+        snprintf(err, errlen, "cannot arm the cluster timer");
+        return RK_ENOMEM;
+    }
+    rk_log(RK_LOG_INFO, "cluster_start",
+           "node_id=%s peer_port=%u cluster=%s phase=%d version=%" PRIu64
+           " members=%zu",
+           cn->node_id, cn->peer_port, membership_cluster_name(cn->mem),
+           (int)membership_phase(cn->mem), membership_version(cn->mem),
+           cn->valid_members);
+    return RK_OK;
+}
+
+void cluster_stop(struct server *s)
+{
+    struct cnode *cn = s->cluster;
+    if (cn == NULL) {
+        return;
+    }
+    if (cn->timer) {
+        event_free(cn->timer);
+    }
+    peer_transport_destroy(cn->pt);
+    coord_destroy(cn->coord);
+    swim_destroy(cn->swim);
+    membership_destroy(cn->mem);
+    if (cn->scratch) {
+        engine_close(cn->scratch);
+    }
+    rk_buf_fini(&cn->valbuf);
+    rk_free(cn->seen);
+    rk_free(cn->acks);
+    rk_free(cn);
+    s->cluster = NULL;
+}

@@ -1,0 +1,82 @@
+/*
+ * cluster.h - the cluster wiring of ringkvd (issue 4; DESIGN.md sections
+ * 1 and 4; docs/cluster.md): the only place that connects the sans-IO
+ * machines of src/cluster (membership, swim, coord, replica) to sockets
+ * (peer_transport), clocks, files and client connections.
+ *
+ * Every node is a member of a cluster: at first start it creates a
+ * one-node cluster of itself, `RINGKV.CLUSTER JOIN` makes it join
+ * another.  While the cluster has one valid member, key commands run
+ * directly on the local engine (the single-node fast path, unchanged).
+ * With two or more, every command that names keys is routed: the node
+ * coordinates it (cluster_run) by reading each key from R of its N
+ * preference-list replicas, running the ordinary command handler over
+ * those values in a scratch engine, and writing every key the handler
+ * changed to W of N replicas; the client's reply is released once that
+ * is done, or replaced by -NOQUORUM.
+ *
+ * Thread: the event loop thread only; nothing here locks.
+ */
+#ifndef RINGKV_SERVER_CLUSTER_H
+#define RINGKV_SERVER_CLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "proto/resp.h"
+
+struct server;
+struct client;
+struct command;
+
+/*
+ * Creates the node's cluster state: reads or writes DATA_DIR/NODE_ID,
+ * loads DATA_DIR/cluster.state (or creates a one-node cluster), opens the
+ * peer port and arms the cluster timer.  Call after the engine is open.
+ * Returns RK_OK, or an error with a one-line reason in err.
+ */
+int cluster_start(struct server *s, char *err, size_t errlen);
+
+/* Frees everything cluster_start made (no client is touched).  NULL-safe. */
+void cluster_stop(struct server *s);
+
+/* Whether `cmd` must go through the coordinator now (a keyed command and
+ * a cluster of two or more members), and the error to answer instead when
+ * this node cannot serve keys at all (not a member): *why set, true. */
+bool cluster_routes(struct server *s,
+                    struct client *c,
+                    const struct command *cmd,
+                    const char **why);
+
+/*
+ * Coordinates one command for client c (cluster_routes said so): the
+ * client is blocked (c->cop) until the reply is appended to c->obuf, then
+ * its input processing resumes.  argv is copied.
+ */
+void cluster_run(struct client *c,
+                 const struct command *cmd,
+                 size_t argc,
+                 const struct resp_arg *argv);
+
+/* The client is being freed: drops its pending operation (no reply). */
+void cluster_client_gone(struct client *c);
+
+/* The engine's durable sequence moved: release held replica acks. */
+void cluster_on_durable(struct server *s);
+
+/* RINGKV.CLUSTER JOIN|LEAVE|REMOVE|STATUS|FAULT (commands.c table). */
+void cluster_cmd(struct client *c, size_t argc, const struct resp_arg *argv);
+
+/* CONFIG SET changed n/r/w: recompute the effective quorums. */
+void cluster_config_changed(struct server *s);
+
+/* Appends the INFO "cluster" section's lines (no header). */
+void cluster_info(struct server *s, struct rk_buf *out);
+
+/* Whether a record's metadata is a replicated delete marker (tombstone):
+ * node-local readers skip those. */
+bool cluster_meta_is_tombstone(const void *engine_meta);
+
+#endif /* RINGKV_SERVER_CLUSTER_H */
