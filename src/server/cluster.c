@@ -958,9 +958,6 @@ static bool scratch_load(struct cnode *cn, struct cop *op)
 {
     struct server *s = cn->srv;
     uint64_t seq;
-    if (engine_clear(cn->scratch, &seq) != RK_OK) {
-        return false;
-    }
     uint64_t now = server_now_ms();
     uint64_t maxts = 0;
     for (size_t i = 0; i < op->nkeys; i++) {
@@ -989,6 +986,11 @@ static void op_exec(struct cnode *cn, struct cop *op)
     struct server *s = cn->srv;
     struct client *c = op->c;
     if (!scratch_load(cn, op)) {
+        for (size_t i = 0; i < op->nkeys; i++) {
+            uint64_t seq;
+            (void)engine_delete(cn->scratch, op->kbuf.base + op->keys[i].off,
+                                op->keys[i].len, 0, &seq);
+        }
         op->failed = true;
         snprintf(op->err, sizeof(op->err), "ERR out of memory");
         return;
@@ -1036,6 +1038,11 @@ static void op_exec(struct cnode *cn, struct cop *op)
             writes++;
         }
         k->state = 0;
+        /* Leave the scratch engine empty for the next operation (cheaper
+         * than engine_clear, which releases and re-faults its arena). */
+        uint64_t seq;
+        (void)engine_delete(cn->scratch, op->kbuf.base + k->off, k->len, 0,
+                            &seq);
     }
     op->next = 0;
     op->done = 0;
@@ -1704,6 +1711,10 @@ int cluster_start(struct server *s, char *err, size_t errlen)
     s->cluster = cn;
     rk_buf_init(&cn->valbuf);
     snprintf(cn->dir, sizeof(cn->dir), "%s", cfg->data_dir);
+    if (mkdir(cn->dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create %s: %s", cn->dir, strerror(errno));
+        return RK_EIO;
+    }
     int pp = cfg->peer_port ? cfg->peer_port : cfg->port + 2;
     if (pp > 65535) {
         snprintf(err, errlen, "peer port %d out of range (set --peer-port)", pp);
