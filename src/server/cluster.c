@@ -65,11 +65,13 @@
 #define STATE_FILE       "cluster.state"
 #define NODE_ID_FILE     "NODE_ID"
 #define MAX_FAILS        256
+#define CLIENT_PIPELINE  64 /* coordinated commands in flight per client */
 
 enum cop_kind
 {
     COP_KEYS = 1, /* a coordinated key command */
     COP_JOIN,     /* RINGKV.CLUSTER JOIN waiting for admission */
+    COP_DEFER,    /* a command that must wait for the ones before it */
 };
 
 enum cop_phase
@@ -110,8 +112,13 @@ struct cop
     struct rk_buf reply; /* captured handler output */
     bool queued;         /* on cn->ready */
     bool stalled;        /* start refused RK_EBUSY with nothing in flight */
+    bool waiting;        /* not started: shares a key with an earlier
+                            unfinished command of the same client */
+    bool finished;       /* reply (or err) final; waits for its turn */
+    bool barrier;        /* later input waits until this one is answered */
     struct cop *rnext;
     struct cop *snext;
+    struct cop *cnext; /* the client's FIFO */
 };
 
 struct peer_seen
@@ -367,6 +374,11 @@ static const char *seen_as(struct cnode *cn, const char *id)
 /* ---- cluster machine actions ------------------------------------------ */
 
 static void op_finish(struct cnode *cn, struct cop *op);
+static struct cop *op_new(struct client *c,
+                          const struct command *cmd,
+                          size_t argc,
+                          const struct resp_arg *argv);
+static void op_free(struct cop *op);
 static void unlink_op(struct cnode *cn, struct cop *op);
 static void drain_coord(struct cnode *cn);
 static void process_ready(struct cnode *cn);
@@ -859,14 +871,139 @@ static void unlink_op(struct cnode *cn, struct cop *op)
 void cluster_client_gone(struct client *c)
 {
     struct cnode *cn = c->srv->cluster;
-    struct cop *op = c->cop;
-    if (cn == NULL || op == NULL) {
+    if (cn == NULL) {
         return;
     }
-    c->cop = NULL;
-    coord_cancel(cn->coord, (uint64_t)(uintptr_t)op);
-    unlink_op(cn, op);
-    op_free(op);
+    struct cop *op = c->cop_head;
+    c->cop_head = c->cop_tail = NULL;
+    c->n_cops = 0;
+    c->cop_block = false;
+    while (op) {
+        struct cop *next = op->cnext;
+        coord_cancel(cn->coord, (uint64_t)(uintptr_t)op);
+        unlink_op(cn, op);
+        op_free(op);
+        op = next;
+    }
+}
+
+bool cluster_client_busy(const struct client *c)
+{
+    return c->n_cops > 0;
+}
+
+static void fifo_push(struct client *c, struct cop *op)
+{
+    op->cnext = NULL;
+    if (c->cop_tail) {
+        c->cop_tail->cnext = op;
+    } else {
+        c->cop_head = op;
+    }
+    c->cop_tail = op;
+    c->n_cops++;
+}
+
+static void update_block(struct client *c)
+{
+    bool block = c->n_cops >= CLIENT_PIPELINE;
+    for (struct cop *o = c->cop_head; o && !block; o = o->cnext) {
+        block = o->barrier;
+    }
+    c->cop_block = block;
+}
+
+/* Whether two operations name a common key (conservative for big ones). */
+static bool ops_conflict(const struct cop *a, const struct cop *b)
+{
+    if (a->nkeys > 16 || b->nkeys > 16) {
+        return true;
+    }
+    for (size_t i = 0; i < a->nkeys; i++) {
+        for (size_t j = 0; j < b->nkeys; j++) {
+            if (a->keys[i].len == b->keys[j].len &&
+                memcmp(a->kbuf.base + a->keys[i].off,
+                       b->kbuf.base + b->keys[j].off, a->keys[i].len) == 0) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+static void op_begin(struct cnode *cn, struct cop *op);
+
+/* Starts the waiting operations of c that no longer share a key with an
+ * earlier unfinished one. */
+static void start_waiting(struct cnode *cn, struct client *c)
+{
+    for (struct cop *o = c->cop_head; o; o = o->cnext) {
+        if (!o->waiting) {
+            continue;
+        }
+        bool clash = false;
+        for (struct cop *e = c->cop_head; e != o && !clash; e = e->cnext) {
+            clash = !e->finished && e->kind == COP_KEYS && ops_conflict(e, o);
+        }
+        if (!clash) {
+            o->waiting = false;
+            op_begin(cn, o);
+        }
+    }
+}
+
+/*
+ * Appends the replies of finished operations at the head of c's FIFO to
+ * its output, runs a deferred command that reached the head, and resumes
+ * the client's input.  May free the client (last thing done).
+ */
+static void client_progress(struct cnode *cn, struct client *c)
+{
+    for (;;) {
+        struct cop *op = c->cop_head;
+        if (op == NULL || (!op->finished && op->kind != COP_DEFER)) {
+            break;
+        }
+        c->cop_head = op->cnext;
+        if (c->cop_head == NULL) {
+            c->cop_tail = NULL;
+        }
+        c->n_cops--;
+        unlink_op(cn, op);
+        if (op->kind == COP_DEFER) {
+            /* Everything before it is answered: run it as if it had just
+             * arrived (it may start a coordinated command of its own). */
+            update_block(c);
+            command_dispatch(c, op->argc, op->argv);
+            op_free(op);
+            continue;
+        }
+        if (op->failed) {
+            reply_error(c, op->err);
+        } else if (op->reply.len) {
+            rk_buf_append(&c->obuf, op->reply.base, op->reply.len);
+        }
+        op_free(op);
+    }
+    update_block(c);
+    start_waiting(cn, c);
+    server_client_resume(c);
+}
+
+void cluster_defer(struct client *c, size_t argc, const struct resp_arg *argv)
+{
+    struct cnode *cn = c->srv->cluster;
+    struct cop *op = op_new(c, NULL, argc, argv);
+    if (op == NULL) {
+        /* Cannot keep it: answer out of order rather than lose it. */
+        reply_error(c, "ERR out of memory");
+        return;
+    }
+    op->kind = COP_DEFER;
+    op->barrier = true;
+    fifo_push(c, op);
+    update_block(c);
+    (void)cn;
 }
 
 /* Starts requests for keys of the current phase, up to the window. */
@@ -1051,16 +1188,13 @@ static void op_exec(struct cnode *cn, struct cop *op)
 
 static void op_finish(struct cnode *cn, struct cop *op)
 {
-    struct client *c = op->c;
     unlink_op(cn, op);
-    if (op->failed) {
-        reply_error(c, op->err);
-    } else if (op->reply.len) {
-        rk_buf_append(&c->obuf, op->reply.base, op->reply.len);
+    op->finished = true;
+    if (op->c->cop_head == op) {
+        client_progress(cn, op->c);
+    } else if (op->kind == COP_KEYS) {
+        start_waiting(cn, op->c);
     }
-    c->cop = NULL;
-    op_free(op);
-    server_client_resume(c);
 }
 
 static void op_advance(struct cnode *cn, struct cop *op)
@@ -1321,8 +1455,22 @@ void cluster_run(struct client *c,
         return;
     }
     dedupe_keys(op);
-    c->cop = op;
-    if (is_blind_write(cmd, argc, argv)) {
+    op->barrier = (cmd->flags & CMD_NOMULTI) != 0;
+    for (struct cop *e = c->cop_head; e && !op->waiting; e = e->cnext) {
+        op->waiting = !e->finished && (e->kind != COP_KEYS || ops_conflict(e, op));
+    }
+    fifo_push(c, op);
+    update_block(c);
+    if (!op->waiting) {
+        op_begin(cn, op);
+    }
+}
+
+/* Starts a coordinated command: reads first, or straight to the handler
+ * for a blind write. */
+static void op_begin(struct cnode *cn, struct cop *op)
+{
+    if (is_blind_write(op->cmd, op->argc, op->argv)) {
         for (size_t i = 0; i < op->nkeys; i++) {
             op->keys[i].state = 2;
         }
@@ -1483,7 +1631,9 @@ static void cmd_join(struct client *c, const struct resp_arg *addr)
         return;
     }
     op->kind = COP_JOIN;
-    c->cop = op;
+    op->barrier = true;
+    fifo_push(c, op);
+    update_block(c);
     cn->join_op = op;
     rk_log(RK_LOG_INFO, "cluster_join_start", "seed=%s:%lu", host, port);
     run_cl_actions(cn);

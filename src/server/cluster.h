@@ -60,8 +60,15 @@ void cluster_run(struct client *c,
                  size_t argc,
                  const struct resp_arg *argv);
 
-/* The client is being freed: drops its pending operation (no reply). */
+/* The client is being freed: drops its pending operations (no reply). */
 void cluster_client_gone(struct client *c);
+
+/* Whether client c has coordinated commands pending. */
+bool cluster_client_busy(const struct client *c);
+
+/* A command that arrived while coordinated commands of the client are
+ * pending and cannot run beside them: it runs once they are answered. */
+void cluster_defer(struct client *c, size_t argc, const struct resp_arg *argv);
 
 /* The engine's durable sequence moved: release held replica acks. */
 void cluster_on_durable(struct server *s);

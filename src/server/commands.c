@@ -2664,12 +2664,43 @@ static bool arity_ok(int arity, size_t argc)
     return arity > 0 ? argc == (size_t)arity : argc >= (size_t)-arity;
 }
 
+/*
+ * Whether a command may start while earlier coordinated commands of the
+ * same client are still in flight (cluster.c pipelines those): a keyed
+ * command that will be routed and can fail only inside its handler.
+ * Anything else waits its turn (cluster_defer), so replies stay in order.
+ */
+static bool pipelineable(struct client *c,
+                         const struct command *cmd,
+                         size_t argc,
+                         const struct resp_arg *argv)
+{
+    if (cmd == NULL || !c->authed || c->in_multi || !arity_ok(cmd->arity, argc) ||
+        cmd->subcommands || cmd->first_key <= 0 ||
+        (cmd->flags & (CMD_NOMULTI | CMD_LOCAL | CMD_NOTX))) {
+        return false;
+    }
+    size_t last = cmd->last_key < 0 ? argc - 1 : (size_t)cmd->last_key;
+    for (size_t i = (size_t)cmd->first_key; i <= last && i < argc;
+         i += (size_t)cmd->key_step) {
+        if (argv[i].len == 0 || argv[i].len > ENGINE_DEFAULT_MAX_KEY) {
+            return false;
+        }
+    }
+    const char *why;
+    return cluster_routes(c->srv, c, cmd, &why) && why == NULL;
+}
+
 void command_dispatch(struct client *c,
                       size_t argc,
                       const struct resp_arg *argv)
 {
     char msg[512];
     const struct command *cmd = command_lookup(argv[0].ptr, argv[0].len);
+    if (cluster_client_busy(c) && !pipelineable(c, cmd, argc, argv)) {
+        cluster_defer(c, argc, argv);
+        return;
+    }
     if (cmd == NULL) {
         if (!c->authed) {
             reject(c, NULL, ERR_NOAUTH);

@@ -127,8 +127,12 @@ struct client
     const char *last_cmd;         /* for CLIENT LIST */
     struct watched_key *watched;  /* WATCH snapshots, owned list */
     bool watch_dirty;             /* a watched key could not be read */
-    struct cop *cop;              /* coordinated command in progress
-                                     (cluster.c); input waits meanwhile */
+    /* Coordinated commands in progress (cluster.c), oldest first; their
+     * replies are appended in this order.  Input parsing stops while
+     * cop_block is set (too many, or a command that must run alone). */
+    struct cop *cop_head, *cop_tail;
+    uint32_t n_cops;
+    bool cop_block;
     struct client *prev, *next;   /* srv->clients */
     struct client *wprev, *wnext; /* srv->waiting */
 };

@@ -285,7 +285,7 @@ static bool client_process_input(struct client *c)
 {
     size_t pos = 0;
     c->last_ms = server_mono_ms();
-    while (!c->close_after_reply && !c->read_paused && !c->cop &&
+    while (!c->close_after_reply && !c->read_paused && !c->cop_block &&
            pos < c->qbuf.len) {
         size_t consumed = 0;
         struct resp_cmd cmd;
