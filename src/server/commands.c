@@ -298,7 +298,7 @@ static int key_delete(struct client *c, const struct resp_arg *key)
     struct server *s = c->srv;
     struct engine_meta m;
     int rc = engine_get(s->engine, key->ptr, key->len, NULL, &m);
-    if (rc == RK_ENOTFOUND) {
+    if (rc == RK_ENOTFOUND || (rc == RK_OK && cluster_meta_is_tombstone(&m))) {
         return 0;
     }
     if (rc != RK_OK && rc != RK_ECORRUPT) {

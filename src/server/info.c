@@ -61,6 +61,7 @@ struct expire_count
     uint64_t seen, with_ttl;
     long double ttl_sum_ms;
     uint64_t limit;
+    uint64_t tombstones; /* replicated delete markers (cluster.h) */
 };
 
 static bool count_expires_cb(void *data,
@@ -72,7 +73,9 @@ static bool count_expires_cb(void *data,
     (void)klen;
     struct expire_count *ec = data;
     ec->seen++;
-    if (meta->expire_at_ms) {
+    if (cluster_meta_is_tombstone(meta)) {
+        ec->tombstones++;
+    } else if (meta->expire_at_ms) {
         ec->with_ttl++;
         if (meta->expire_at_ms > ec->now_ms) {
             ec->ttl_sum_ms += (long double)(meta->expire_at_ms - ec->now_ms);
@@ -90,9 +93,10 @@ static void count_expires(struct server *s,
                           uint64_t live,
                           uint64_t now,
                           uint64_t *expires,
-                          uint64_t *avg_ttl)
+                          uint64_t *avg_ttl,
+                          uint64_t *tombstones)
 {
-    struct expire_count ec = {now, 0, 0, 0, 200000};
+    struct expire_count ec = {now, 0, 0, 0, 200000, 0};
     if (live <= ec.limit) {
         engine_foreach(s->engine, count_expires_cb, &ec);
     } else {
@@ -105,6 +109,8 @@ static void count_expires(struct server *s,
     *expires =
         ec.seen ? (uint64_t)((long double)ec.with_ttl * live / ec.seen) : 0;
     *avg_ttl = ec.with_ttl ? (uint64_t)(ec.ttl_sum_ms / ec.with_ttl) : 0;
+    *tombstones =
+        ec.seen ? (uint64_t)((long double)ec.tombstones * live / ec.seen) : 0;
 }
 
 void info_render(struct server *s,
@@ -314,12 +320,16 @@ void info_render(struct server *s,
         }
         rk_buf_append_str(out, "# Keyspace\r\n");
         if (st.live_keys > 0) {
-            uint64_t expires = 0, avg_ttl = 0;
-            count_expires(s, st.live_keys, now, &expires, &avg_ttl);
-            rk_buf_appendf(out,
-                           "db0:keys=%" PRIu64 ",expires=%" PRIu64
-                           ",avg_ttl=%" PRIu64 "\r\n",
-                           st.live_keys, expires, avg_ttl);
+            uint64_t expires = 0, avg_ttl = 0, tombs = 0;
+            count_expires(s, st.live_keys, now, &expires, &avg_ttl, &tombs);
+            /* Replicated delete markers are not keys (node-local view). */
+            uint64_t keys = st.live_keys > tombs ? st.live_keys - tombs : 0;
+            if (keys > 0) {
+                rk_buf_appendf(out,
+                               "db0:keys=%" PRIu64 ",expires=%" PRIu64
+                               ",avg_ttl=%" PRIu64 "\r\n",
+                               keys, expires, avg_ttl);
+            }
         }
     }
 }
