@@ -1484,26 +1484,33 @@ static void op_begin(struct cnode *cn, struct cop *op)
 
 /* ---- RINGKV.CLUSTER -------------------------------------------------------- */
 
-static void status_text(struct cnode *cn, struct rk_buf *out)
+/* Whether every valid member this node sees up last gossiped exactly
+ * this node's state (same bytes, hence the same version and ring). */
+static bool cluster_agrees(struct cnode *cn)
 {
-    char line[512];
-    const struct ring *r = membership_ring(cn->mem);
-    bool agree = true;
     size_t m = membership_member_count(cn->mem);
     for (size_t i = 0; i < m; i++) {
         struct membership_member mm;
         membership_member_get(cn->mem, i, &mm);
-        if (mm.status != MEMBERSHIP_VALID || strcmp(mm.node_id, cn->node_id) == 0) {
+        if (mm.status != MEMBERSHIP_VALID ||
+            strcmp(mm.node_id, cn->node_id) == 0 || !peer_is_up(cn, mm.node_id)) {
             continue;
         }
-        if (!peer_is_up(cn, mm.node_id)) {
-            continue;
-        }
-        struct peer_seen *ps = seen_find(cn, mm.node_id, strlen(mm.node_id), false);
+        struct peer_seen *ps =
+            seen_find(cn, mm.node_id, strlen(mm.node_id), false);
         if (ps == NULL || ps->hash != cn->state_hash) {
-            agree = false;
+            return false;
         }
     }
+    return true;
+}
+
+static void status_text(struct cnode *cn, struct rk_buf *out)
+{
+    char line[512];
+    const struct ring *r = membership_ring(cn->mem);
+    bool agree = cluster_agrees(cn);
+    size_t m = membership_member_count(cn->mem);
     int n = snprintf(line, sizeof(line),
                      "cluster %s  version %" PRIu64 "  ring %" PRIu32
                      " partitions  n=%" PRIu32 " r=%" PRIu32 " w=%" PRIu32
@@ -1541,16 +1548,6 @@ static void status_text(struct cnode *cn, struct rk_buf *out)
                      ver);
         rk_buf_append(out, line, (size_t)n);
     }
-}
-
-static bool cluster_agrees(struct cnode *cn)
-{
-    struct rk_buf b;
-    rk_buf_init(&b);
-    status_text(cn, &b);
-    bool yes = b.len && strstr(b.base, "agreement yes\n") != NULL;
-    rk_buf_fini(&b);
-    return yes;
 }
 
 static size_t members_up(struct cnode *cn)
