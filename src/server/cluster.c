@@ -145,6 +145,12 @@ struct send_fail
     char node[CL_ID_MAX + 1];
 };
 
+/* A peer whose connection closed and has not been re-established. */
+struct peer_gone
+{
+    char id[CL_ID_MAX + 1];
+};
+
 struct cnode
 {
     struct server *srv;
@@ -169,6 +175,12 @@ struct cnode
     size_t n_acks, cap_acks, head_acks;
     struct send_fail fails[MAX_FAILS];
     size_t n_fails;
+    /* failures held back while the same request's local write waits for
+     * its fsync, so the early NOQUORUM counts the local copy */
+    struct send_fail *held;
+    size_t n_held, cap_held;
+    struct peer_gone *gone;
+    size_t n_gone, cap_gone;
     bool draining;
     bool in_ready;
     struct cop *ready;
@@ -349,9 +361,24 @@ static struct peer_seen *seen_find(struct cnode *cn, const char *id, size_t len,
     return ps;
 }
 
-/* Whether the peer is routed to (not DOWN in this node's detector). */
+static struct peer_gone *gone_find(struct cnode *cn, const char *id,
+                                   size_t len)
+{
+    for (size_t i = 0; i < cn->n_gone; i++) {
+        if (strlen(cn->gone[i].id) == len && memcmp(cn->gone[i].id, id, len) == 0) {
+            return &cn->gone[i];
+        }
+    }
+    return NULL;
+}
+
+/* Whether the peer is routed to: not DOWN in this node's detector and
+ * not known to have lost its connection. */
 static bool peer_is_up(struct cnode *cn, const char *id)
 {
+    if (gone_find(cn, id, strlen(id)) != NULL) {
+        return false;
+    }
     enum swim_status st;
     if (!swim_member_status(cn->swim, id, &st, NULL)) {
         return true;
@@ -404,6 +431,38 @@ static void send_to(struct cnode *cn,
     }
 }
 
+/*
+ * Pushes this node's state to every valid member (at most 16, the rest
+ * hear it from random gossip).  Each member that adopts it broadcasts in
+ * turn, so after a change every node hears the new state from every other
+ * within about one round trip, and `agreement` (which needs each peer's
+ * own report) settles in well under a second instead of waiting for
+ * random gossip rounds to visit every pair.
+ */
+static void broadcast_state(struct cnode *cn)
+{
+    struct peer_bytes st = membership_state_bytes(cn->mem);
+    if (st.len == 0 || membership_phase(cn->mem) != MEMBERSHIP_MEMBER) {
+        return;
+    }
+    struct peer_msg g = {.type = PEER_GOSSIP};
+    g.gossip.state = st;
+    g.gossip.state_version = membership_version(cn->mem);
+    g.gossip.from = (struct peer_bytes){cn->node_id, strlen(cn->node_id)};
+    size_t m = membership_member_count(cn->mem), sent = 0;
+    for (size_t i = 0; i < m && sent < 16; i++) {
+        struct membership_member mm;
+        membership_member_get(cn->mem, i, &mm);
+        if (mm.status != MEMBERSHIP_VALID || strcmp(mm.node_id, cn->node_id) == 0) {
+            continue;
+        }
+        if (peer_transport_send(cn->pt, mm.node_id, mm.host, mm.peer_port, &g) ==
+            RK_OK) {
+            sent++;
+        }
+    }
+}
+
 static void run_cl_actions(struct cnode *cn)
 {
     struct server *s = cn->srv;
@@ -415,6 +474,7 @@ static void run_cl_actions(struct cnode *cn)
                 break;
             case CL_ACT_STATE_CHANGED:
                 recompute(cn);
+                broadcast_state(cn);
                 rk_log(RK_LOG_INFO, "cluster_state",
                        "version=%" PRIu64 " members=%zu n=%" PRIu32
                        " r=%" PRIu32 " w=%" PRIu32,
@@ -588,6 +648,45 @@ static void queue_ack(struct cnode *cn, uint64_t seq, bool local,
     a->peer[l] = '\0';
 }
 
+static bool local_ack_pending(struct cnode *cn, uint64_t req_id)
+{
+    for (size_t i = cn->head_acks; i < cn->n_acks; i++) {
+        if (cn->acks[i].local && cn->acks[i].req_id == req_id) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool hold_fail(struct cnode *cn, const struct send_fail *f)
+{
+    if (cn->n_held == cn->cap_held) {
+        size_t cap = cn->cap_held ? cn->cap_held * 2 : 16;
+        struct send_fail *p = rk_realloc(cn->held, cap * sizeof(*p));
+        if (p == NULL) {
+            return false;
+        }
+        cn->held = p;
+        cn->cap_held = cap;
+    }
+    cn->held[cn->n_held++] = *f;
+    return true;
+}
+
+/* Feeds the failures held for req_id (its local write is now durable). */
+static void release_held(struct cnode *cn, uint64_t req_id)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < cn->n_held; i++) {
+        if (cn->held[i].req_id == req_id && cn->n_fails < MAX_FAILS) {
+            cn->fails[cn->n_fails++] = cn->held[i];
+        } else {
+            cn->held[w++] = cn->held[i];
+        }
+    }
+    cn->n_held = w;
+}
+
 static bool must_wait_durable(struct cnode *cn, uint64_t seq)
 {
     struct server *s = cn->srv;
@@ -665,6 +764,9 @@ static void drain_coord(struct cnode *cn)
         }
         if (cn->n_fails > 0) {
             struct send_fail f = cn->fails[--cn->n_fails];
+            if (local_ack_pending(cn, f.req_id) && hold_fail(cn, &f)) {
+                continue;
+            }
             coord_on_failure(cn->coord, f.req_id, f.node, strlen(f.node),
                              f.status, now);
             continue;
@@ -756,6 +858,10 @@ static void on_peer_connected(void *data,
 {
     (void)hello;
     struct cnode *cn = data;
+    struct peer_gone *g = gone_find(cn, node_id, id_len);
+    if (g != NULL) {
+        *g = cn->gone[--cn->n_gone];
+    }
     swim_on_traffic(cn->swim, node_id, id_len, now_mono(), &cn->acts);
     run_cl_actions(cn);
     rk_log(RK_LOG_DEBUG, "peer_connected", "peer=%.*s", (int)id_len, node_id);
@@ -766,9 +872,26 @@ static void on_peer_disconnected(void *data,
                                  size_t id_len,
                                  int reason)
 {
-    (void)data;
+    struct cnode *cn = data;
     rk_log(RK_LOG_DEBUG, "peer_disconnected", "peer=%.*s reason=%s",
            (int)id_len, node_id, rk_errname(reason));
+    /* New requests for it fail at once until it reconnects (the
+     * transport redials with backoff; SWIM marks it down soon after). */
+    if (id_len > CL_ID_MAX || gone_find(cn, node_id, id_len) != NULL) {
+        return;
+    }
+    if (cn->n_gone == cn->cap_gone) {
+        size_t cap = cn->cap_gone ? cn->cap_gone * 2 : 8;
+        struct peer_gone *p = rk_realloc(cn->gone, cap * sizeof(*p));
+        if (p == NULL) {
+            return;
+        }
+        cn->gone = p;
+        cn->cap_gone = cap;
+    }
+    memcpy(cn->gone[cn->n_gone].id, node_id, id_len);
+    cn->gone[cn->n_gone].id[id_len] = '\0';
+    cn->n_gone++;
 }
 
 /* ---- durable acks --------------------------------------------------------- */
@@ -788,6 +911,7 @@ void cluster_on_durable(struct server *s)
         rep.kv_put_reply.status = a.status;
         if (a.local) {
             coord_on_local_result(cn->coord, &rep, now_mono());
+            release_held(cn, a.req_id);
             drain_coord(cn);
             local = true;
         } else {
@@ -1979,6 +2103,8 @@ void cluster_stop(struct server *s)
     rk_buf_fini(&cn->valbuf);
     rk_free(cn->seen);
     rk_free(cn->acks);
+    rk_free(cn->held);
+    rk_free(cn->gone);
     rk_free(cn);
     s->cluster = NULL;
 }
