@@ -275,6 +275,18 @@ def test_kill_one_then_two_then_restart(cluster_factory):
         assert str(ei.value).startswith("NOQUORUM"), str(ei.value)
     print("two down, through A (command, error, seconds): %r" % msgs)
     assert int(cl.info(a)["coord_noquorum"]) >= noq_before + 7, cl.info(a)
+    # once A's detector has B and C down, NOQUORUM comes at once (no wait
+    # for the 2 s request timeout)
+    cl.wait_until(lambda: cl.info(a)["cluster_members_up"] == "1",
+                  "A to see B and C down", timeout=10, nodes=[a])
+    for i in range(3):
+        t = time.monotonic()
+        with pytest.raises(redis.exceptions.ResponseError) as ei:
+            cl.c(a).set("k3:down2:late%d" % i, "x")
+        dt = time.monotonic() - t
+        assert str(ei.value).startswith("NOQUORUM"), str(ei.value)
+        assert dt < 1.0, (dt, str(ei.value))
+        msgs.append(("SET", str(ei.value), round(dt, 3)))
 
     # restart both (same data dir and flags): they rejoin and serve
     t = time.monotonic()
@@ -349,6 +361,51 @@ def test_sigstop_detected_and_sigcont_recovers(cluster_factory):
     assert max(seen_up.values()) <= 6.0, seen_up
     cl.wait_converged(3, timeout=10)
     check_values(cl.c(c), kv, "GET through C after SIGCONT")
+
+
+# --- 4b. one cut link: SWIM's indirect probes keep the peer up -------------
+
+@pytest.mark.timeout(120)
+def test_one_cut_link_does_not_mark_down(cluster_factory):
+    cl = cluster_factory(3)
+    a, b, c = cl.nodes
+    cl.fault(a, c, "both")
+    cl.fault(c, a, "both")
+    t0 = time.monotonic()
+    low = {n.node_id: 3 for n in cl.nodes}
+    kv = values_for(["k4b:%d" % i for i in range(60)], SEED, "t4b")
+    items = sorted(kv.items())
+    i = 0
+    # 6 s: longer than suspect-to-down (M x 500 + 1500 ms = 3 s here)
+    while time.monotonic() - t0 < 6.0:
+        for n in cl.nodes:
+            low[n.node_id] = min(low[n.node_id],
+                                 int(cl.info(n)["cluster_members_up"]))
+        if i < len(items):
+            # A cannot reach C directly, but A and B make W=2
+            assert cl.c(a).set(*items[i]) is True, items[i]
+            i += 1
+        time.sleep(0.05)
+    print("A<->C link cut for 6 s: lowest cluster_members_up seen: %s" %
+          low)
+    assert all(v == 3 for v in low.values()), (
+        "a peer reachable through another node was marked down: %r\n%s" %
+        (low, cl.describe()))
+    check_values(cl.c(c), dict(items[:i]), "GET through C with A<->C cut")
+    # control: cutting B<->C too isolates C, so A must now see C down
+    # (proves the A<->C rules really dropped the direct traffic)
+    cl.fault(b, c, "both")
+    cl.fault(c, b, "both")
+    dt = cl.wait_until(lambda: cl.info(a)["cluster_members_up"] == "2",
+                       "A to see the isolated C down", timeout=8)
+    print("C isolated: A sees it down after %.2fs" % dt)
+    assert dt <= 6.0, dt
+    cl.fault(a, c, "none")
+    cl.fault(c, a, "none")
+    cl.fault_clear(b)
+    cl.fault_clear(c)
+    cl.wait_converged(3, timeout=10)
+    check_values(cl.c(a), dict(items[:i]), "GET through A after the repair")
 
 
 # --- 5. 5 nodes split 2/3 with RINGKV.CLUSTER FAULT --------------------------
@@ -685,6 +742,7 @@ def test_leave_refused_remove_dead_node(cluster_factory):
         srv.args[:] = good_args
     print("restart of C's data dir as 'impostor': exit %s" % rc)
     assert rc not in (0, None), rc
+    assert "impostor" in srv.logs(), srv.logs()[-2000:]
     # the removed node comes back with its own id and learns it was removed
     cl.restart(c)
     cl.wait_until(lambda: cl.info(c)["cluster_phase"] == "removed",
