@@ -3,6 +3,8 @@
 #
 #   make            build release binaries into build/
 #   make run        start one node with the defaults (RESP 127.0.0.1:7379, ./data)
+#   make cluster    start a local 3-node cluster (RESP 7379/7389/7399, ./data/node1..3)
+#   make cluster-stop  stop it by PID
 #   make test       every test CI runs (ASan+UBSan build, unit, integration, fuzz smoke)
 #   make bench      side-by-side benchmarks (prints tables)
 #   make fuzz       run every fuzz target longer (FUZZ_SECONDS, default 300)
@@ -19,7 +21,8 @@ FUZZ_SMOKE_SECONDS ?= 20
 RUN_ARGS   ?=
 
 .PHONY: all build deps deps-test deps-bench run test unit integration \
-        fuzz fuzz-smoke fuzz-build san-build tsan bench format clean
+        fuzz fuzz-smoke fuzz-build san-build tsan bench format clean \
+        cluster cluster-stop
 
 all: build
 
@@ -38,6 +41,12 @@ build: deps
 
 run: build
 	./$(BUILD)/ringkvd $(RUN_ARGS)
+
+cluster: build
+	@bash scripts/cluster.sh start $(BUILD)
+
+cluster-stop:
+	@bash scripts/cluster.sh stop $(BUILD)
 
 san-build: deps-test
 	@cmake -S . -B $(SAN_BUILD) -DRK_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null

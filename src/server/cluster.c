@@ -160,6 +160,10 @@ struct cnode
     struct coord *coord;
     struct engine *scratch;
     struct event *timer;
+    /* Clients whose coordinated replies are ready: resumed (parsed and
+     * flushed) once per loop pass, so a pipeline's replies share a write. */
+    struct event *resume_ev;
+    struct client *resume_head, *resume_tail;
     struct cl_actions acts;
     char node_id[CL_ID_MAX + 1];
     uint16_t peer_port;
@@ -408,6 +412,7 @@ static struct cop *op_new(struct client *c,
 static void op_free(struct cop *op);
 static void unlink_op(struct cnode *cn, struct cop *op);
 static void drain_coord(struct cnode *cn);
+static void resume_forget(struct cnode *cn, struct client *c);
 static void process_ready(struct cnode *cn);
 
 static void send_to(struct cnode *cn,
@@ -998,6 +1003,7 @@ void cluster_client_gone(struct client *c)
     if (cn == NULL) {
         return;
     }
+    resume_forget(cn, c);
     struct cop *op = c->cop_head;
     c->cop_head = c->cop_tail = NULL;
     c->n_cops = 0;
@@ -1057,6 +1063,62 @@ static bool ops_conflict(const struct cop *a, const struct cop *b)
 
 static void op_begin(struct cnode *cn, struct cop *op);
 
+/* Queues c to be resumed from resume_cb, after the callbacks already
+ * active in this loop pass (every peer reply read so far) have run. */
+static void schedule_resume(struct cnode *cn, struct client *c)
+{
+    if (c->resume_pending) {
+        return;
+    }
+    c->resume_pending = true;
+    c->resume_next = NULL;
+    if (cn->resume_tail) {
+        cn->resume_tail->resume_next = c;
+    } else {
+        cn->resume_head = c;
+    }
+    cn->resume_tail = c;
+    event_active(cn->resume_ev, EV_TIMEOUT, 1);
+}
+
+static void resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct cnode *cn = arg;
+    while (cn->resume_head) {
+        struct client *c = cn->resume_head;
+        cn->resume_head = c->resume_next;
+        if (cn->resume_head == NULL) {
+            cn->resume_tail = NULL;
+        }
+        c->resume_pending = false;
+        c->resume_next = NULL;
+        server_client_resume(c); /* may free c */
+    }
+}
+
+static void resume_forget(struct cnode *cn, struct client *c)
+{
+    if (!c->resume_pending) {
+        return;
+    }
+    struct client **pp = &cn->resume_head;
+    struct client *prev = NULL;
+    while (*pp && *pp != c) {
+        prev = *pp;
+        pp = &(*pp)->resume_next;
+    }
+    if (*pp == c) {
+        *pp = c->resume_next;
+        if (cn->resume_tail == c) {
+            cn->resume_tail = prev;
+        }
+    }
+    c->resume_pending = false;
+    c->resume_next = NULL;
+}
+
 /* Starts the waiting operations of c that no longer share a key with an
  * earlier unfinished one. */
 static void start_waiting(struct cnode *cn, struct client *c)
@@ -1111,7 +1173,7 @@ static void client_progress(struct cnode *cn, struct client *c)
     }
     update_block(c);
     start_waiting(cn, c);
-    server_client_resume(c);
+    schedule_resume(cn, c);
 }
 
 void cluster_defer(struct client *c, size_t argc, const struct resp_arg *argv)
@@ -2069,9 +2131,11 @@ int cluster_start(struct server *s, char *err, size_t errlen)
     }
     run_cl_actions(cn);
     recompute(cn);
+    cn->resume_ev = event_new(s->base, -1, 0, resume_cb, cn);
     cn->timer = event_new(s->base, -1, EV_PERSIST, timer_cb, cn);
     struct timeval tv = {0, CLUSTER_TICK_MS * 1000};
-    if (cn->timer == NULL || event_add(cn->timer, &tv) != 0) {
+    if (cn->resume_ev == NULL || cn->timer == NULL ||
+        event_add(cn->timer, &tv) != 0) {
         snprintf(err, errlen, "cannot arm the cluster timer");
         return RK_ENOMEM;
     }
@@ -2092,6 +2156,9 @@ void cluster_stop(struct server *s)
     }
     if (cn->timer) {
         event_free(cn->timer);
+    }
+    if (cn->resume_ev) {
+        event_free(cn->resume_ev);
     }
     peer_transport_destroy(cn->pt);
     coord_destroy(cn->coord);

@@ -133,6 +133,8 @@ struct client
     struct cop *cop_head, *cop_tail;
     uint32_t n_cops;
     bool cop_block;
+    bool resume_pending;          /* on the cluster's resume list */
+    struct client *resume_next;   /* cluster.c resume list */
     struct client *prev, *next;   /* srv->clients */
     struct client *wprev, *wnext; /* srv->waiting */
 };
