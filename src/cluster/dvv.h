@@ -1,0 +1,252 @@
+/*
+ * dvv.h - versioned objects: a set of siblings under a dotted version
+ * vector set (DESIGN.md section 4 "Versions"; issue 5 item 1).
+ *
+ * Source: Almeida, Baquero, Goncalves, Preguica, Fonte, "Scalable and
+ * Accurate Causality Tracking for Eventually Consistent Stores" (DAIS
+ * 2014), and Riak's dvvset, which compacts it.  We keep the compact
+ * representation with explicit dots:
+ *
+ *   object = clock C: actor -> counter   (what the object has seen)
+ *            siblings S: {(dot (actor, counter), HLC ts, expiry, value
+ *                         or tombstone)}, every dot covered by C
+ *
+ * A dot (a, n) is "covered" by a clock C when C[a] >= n.  The operations:
+ *
+ *   update(O, ctx, actor, v):  a write at a replica that stores O, with the
+ *       causal context ctx the client read (empty for a blind write, or
+ *       O's own clock for "supersede what this replica has seen"):
+ *       drop every sibling of O covered by ctx; C = join(C, ctx);
+ *       new dot (actor, max(C[actor], floor) + 1); add (dot, v).
+ *   merge(A, B): keep a sibling of A when B has the same dot or B's clock
+ *       does not cover it, symmetrically for B; clock = pointwise max.
+ *       Commutative, associative and idempotent (a join-semilattice), so
+ *       replicas converge whatever order and how often objects arrive.
+ *       A sibling concurrent with everything on the other side is never
+ *       dropped.
+ *
+ * The invariant that makes "covered" mean "seen": for each key, an actor
+ * issues dots only from the local object of a replica that keeps every
+ * dot it issued for that key (its clock entry never decreases while the
+ * object exists).  Callers guarantee it by (1) letting only a replica that
+ * stores the key generate dots for it, (2) giving a node a fresh actor id
+ * whenever it may have forgotten writes (every start: a crash can lose the
+ * unsynced tail), and (3) a `floor` (the actor's highest counter so far
+ * on any key) so that a key recreated after its tombstone was reaped does
+ * not reuse an old dot.  A fallback that holds a key only until its hint
+ * is delivered uses a one-shot actor per write (docs/consistency.md).
+ *
+ * Sibling order (the winner of a plain GET, and LWW): higher HLC ts wins,
+ * ties by the higher actor, then the higher counter: a total order, so
+ * every node picks the same sibling.
+ *
+ * Encoding (canonical: one byte string per object; docs/consistency.md
+ * has the table).  All integers little-endian:
+ *   0  u8  format version DVV_FORMAT_VERSION (1)
+ *   1  u8  flags, 0
+ *   2  u16 n_clock (<= DVV_MAX_CLOCK)     4  u16 n_siblings (<= DVV_MAX_SIBLINGS)
+ *   6  n_clock x {u64 actor, u64 counter, u64 ts}  sorted by actor, strictly
+ *   .. n_siblings x {u64 actor, u64 counter, u64 ts, u64 expire_at_ms,
+ *                    u8 flags (bit 0 tombstone), u32 value_len, value}
+ *                    sorted by (actor, counter), strictly; each dot covered
+ *                    by the clock; a tombstone has no value and no expiry
+ * The clock entry's ts is the HLC of the newest event of that actor the
+ * object knows; it only orders entries for pruning.
+ *
+ * Context (what RINGKV.GETALL hands to clients and RINGKV.PUT takes back):
+ * the clock without ts, as text: lower-case hex of
+ *   u8 version 1, u16 n, n x {u64 actor, u64 counter}  sorted by actor.
+ * Clients treat it as opaque; the server checks it like any input.
+ *
+ * Pure functions over caller memory: no clock, I/O or randomness.
+ * Thread: any, one object per thread.  Memory: rk_malloc/rk_free.
+ */
+#ifndef RINGKV_CLUSTER_DVV_H
+#define RINGKV_CLUSTER_DVV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+
+#define DVV_FORMAT_VERSION   1
+#define DVV_MAX_SIBLINGS     4096 /* wire limit; the policy bound is lower */
+#define DVV_MAX_CLOCK        1024 /* wire limit of clock entries */
+#define DVV_DEFAULT_SIBLINGS 100  /* issue 5: default bound per key */
+#define DVV_DEFAULT_CLOCK    64   /* default bound on clock entries */
+#define DVV_ACTOR_LEGACY     0    /* a record written before versions */
+#define DVV_HDR              6    /* bytes of the object header */
+#define DVV_CLOCK_ENTRY      24   /* bytes per encoded clock entry */
+#define DVV_SIB_HDR          37   /* bytes per sibling before its value */
+
+struct dvv_dot
+{
+    uint64_t actor;
+    uint64_t counter; /* >= 1 */
+};
+
+struct dvv_entry
+{
+    uint64_t actor;
+    uint64_t counter; /* >= 1 */
+    uint64_t ts;      /* HLC of the newest event of actor seen */
+};
+
+struct dvv_sibling
+{
+    struct dvv_dot dot;
+    uint64_t ts;           /* HLC of the write */
+    uint64_t expire_at_ms; /* absolute Unix ms, 0 = none; 0 if tombstone */
+    bool tombstone;
+    size_t voff, vlen; /* value bytes: obj->vals.base[voff .. voff+vlen) */
+};
+
+/* One object.  Fields may be read; change it only through dvv_*. */
+struct dvv_obj
+{
+    struct dvv_entry *clock; /* sorted by actor, no duplicates */
+    size_t n_clock, cap_clock;
+    struct dvv_sibling *sibs; /* sorted by dot, no duplicates */
+    size_t n_sibs, cap_sibs;
+    struct rk_buf vals; /* owns the value bytes of sibs */
+};
+
+/* A value to add with dvv_update. */
+struct dvv_write
+{
+    const void *value; /* bytes, borrowed; NULL when vlen is 0 */
+    size_t vlen;
+    uint64_t ts;           /* HLC of the write */
+    uint64_t expire_at_ms; /* absolute Unix ms, 0 = none */
+    bool tombstone;        /* a delete: vlen and expire_at_ms must be 0 */
+};
+
+/* Empty object (caller storage).  dvv_fini frees what it holds. */
+void dvv_init(struct dvv_obj *o);
+void dvv_fini(struct dvv_obj *o);
+/* Makes o empty, keeping its allocations. */
+void dvv_clear(struct dvv_obj *o);
+/* Deep copy: dst (initialised) becomes equal to src.  RK_OK, RK_ENOMEM
+ * (dst then empty). */
+int dvv_copy(struct dvv_obj *dst, const struct dvv_obj *src);
+
+/*
+ * Decodes `len` bytes at `p` into o (initialised; replaced).  Checks
+ * every rule of the encoding above.  Errors: RK_EVERSION (another format
+ * version), RK_ECORRUPT (any other violation; o is then empty),
+ * RK_ENOMEM.  Complexity: O(len).
+ */
+int dvv_decode(struct dvv_obj *o, const void *p, size_t len);
+
+/* Appends the canonical encoding of o to out.  RK_OK or RK_ENOMEM (out
+ * unchanged).  Complexity: O(size). */
+int dvv_encode(const struct dvv_obj *o, struct rk_buf *out);
+
+/* Bytes dvv_encode would append. */
+size_t dvv_encoded_size(const struct dvv_obj *o);
+
+/*
+ * Appends o's causal context as text (hex; see above) to out.  RK_OK or
+ * RK_ENOMEM.
+ */
+int dvv_context_encode(const struct dvv_obj *o, struct rk_buf *out);
+
+/*
+ * Parses a context string into a clock (entries with ts 0) held in `ctx`
+ * (an object with no siblings; initialised; replaced).  An empty string
+ * is the empty context.  Errors: RK_EINVAL (not hex, bad version or
+ * length, unsorted or duplicate actors, a zero counter, more than
+ * DVV_MAX_CLOCK entries), RK_ENOMEM.
+ */
+int dvv_context_decode(struct dvv_obj *ctx, const char *text, size_t len);
+
+/* Whether clock of o covers dot d (o->clock[d.actor] >= d.counter). */
+bool dvv_covers(const struct dvv_obj *o, struct dvv_dot d);
+
+/* Clock counter of actor in o, 0 when absent. */
+uint64_t dvv_counter(const struct dvv_obj *o, uint64_t actor);
+
+/*
+ * The write of issue 5 item 2 at a replica holding o: drops the siblings
+ * covered by ctx's clock (ctx may be NULL: the empty context; ctx == o:
+ * supersede everything o has seen), joins ctx into o's clock, and adds
+ * `w` with dot (actor, max(o.clock[actor], floor) + 1).
+ *   actor: != DVV_ACTOR_LEGACY.  floor: the actor's highest counter so
+ *   far (0 when the caller has none).
+ *   dot: receives the new dot (may be NULL).
+ * Errors: RK_EINVAL (a tombstone with a value or expiry, actor 0),
+ * RK_ERANGE (the counter would overflow), RK_ENOMEM; on error o is
+ * unchanged.  Complexity: O(siblings + clock + vlen).
+ */
+int dvv_update(struct dvv_obj *o,
+               const struct dvv_obj *ctx,
+               uint64_t actor,
+               uint64_t floor,
+               const struct dvv_write *w,
+               struct dvv_dot *dot);
+
+/*
+ * out = merge(a, b) as above (out initialised, replaced; it must not be a
+ * or b).  A dot present on both sides with different contents (which the
+ * invariant rules out) keeps the greater by sibling order, so the result
+ * is still a function of the two sides.  RK_OK or RK_ENOMEM (out empty).
+ * Complexity: O(size of a + b).
+ */
+int dvv_merge(struct dvv_obj *out,
+              const struct dvv_obj *a,
+              const struct dvv_obj *b);
+
+/* Merges b into a (a = merge(a, b)).  RK_OK or RK_ENOMEM (a unchanged). */
+int dvv_merge_into(struct dvv_obj *a, const struct dvv_obj *b);
+
+/*
+ * Sibling order: < 0 when sibling x of ox loses to sibling y of oy, 0 when
+ * they are the same write, > 0 when x wins (ts, then actor, then counter;
+ * then tombstone over value, value bytes, expiry to make it total).
+ */
+int dvv_sibling_cmp(const struct dvv_obj *ox,
+                    const struct dvv_sibling *x,
+                    const struct dvv_obj *oy,
+                    const struct dvv_sibling *y);
+
+/* Index of the winning sibling (see order above), or -1 when o has none. */
+long dvv_winner(const struct dvv_obj *o);
+
+/*
+ * Last-writer-wins: keeps only the winning sibling.  Returns how many
+ * siblings were discarded.  The clock is kept (so the discarded dots stay
+ * covered and do not come back).
+ */
+size_t dvv_lww(struct dvv_obj *o);
+
+/*
+ * Enforces the bounds: while more than max_sibs siblings, drops the one
+ * that loses in sibling order (counted in *dropped_sibs); while more than
+ * max_clock clock entries, removes the entry with the oldest ts among the
+ * entries no sibling's dot needs (counted in *pruned; pruning only ever
+ * makes an old sibling look concurrent again, never hides one).
+ * max_* of 0 mean no bound.  Outputs may be NULL.
+ */
+void dvv_bound(struct dvv_obj *o,
+               size_t max_sibs,
+               size_t max_clock,
+               size_t *dropped_sibs,
+               size_t *pruned);
+
+/* Whether a and b are the same object (same clock and siblings). */
+bool dvv_equal(const struct dvv_obj *a, const struct dvv_obj *b);
+
+/* Whether every sibling is a tombstone (and there is at least one). */
+bool dvv_all_tombstones(const struct dvv_obj *o);
+
+/* Largest sibling ts (0 when none). */
+uint64_t dvv_max_ts(const struct dvv_obj *o);
+
+/* Value bytes of sibling i (a view valid until o changes). */
+static inline const char *dvv_value(const struct dvv_obj *o, size_t i)
+{
+    return o->sibs[i].vlen ? o->vals.base + o->sibs[i].voff : "";
+}
+
+#endif /* RINGKV_CLUSTER_DVV_H */
