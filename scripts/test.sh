@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test CI runs, against the ASan+UBSan build in build-san/:
-# unit tests (ctest/cmocka), integration tests (pytest + real ringkvd), a
-# short run of every fuzz target on its corpus, and the threaded storage
-# tests under ThreadSanitizer.  Prints a summary line
+# unit tests (ctest/cmocka), integration tests (pytest + real ringkvd), the
+# Jepsen-style cluster test, a short run of every fuzz target on its
+# corpus, and the threaded storage tests under ThreadSanitizer.  Prints a summary line
 # "N passed, N failed" and exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +28,10 @@ step lint-sans-io bash scripts/lint-sans-io.sh
 step unit bash -c "cd '$SAN_BUILD' && ctest --output-on-failure -j 2"
 step integration env RINGKV_BUILD="$PWD/$SAN_BUILD" "$PYTHON" -m pytest -q \
   -p no:cacheprovider tests/integration
+# Jepsen-style randomized cluster test (tests/cluster/test_jepsen.py):
+# 5 nodes under a nemesis for RINGKV_JEPSEN_SECONDS (60), 0 lost writes.
+step cluster env RINGKV_BUILD="$PWD/$SAN_BUILD" "$PYTHON" -m pytest -q -s \
+  -p no:cacheprovider tests/cluster
 step fuzz-smoke make --no-print-directory fuzz-smoke
 step tsan make --no-print-directory tsan
 

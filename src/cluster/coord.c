@@ -14,27 +14,32 @@
  *     the views in the actions just returned stay valid (C6).
  *   - one action array sized at create for the largest event (a tick that
  *     expires every request, or a start with COORD_MAX_TARGETS sends), so
- *     events after start never allocate (C7), except for copying a winning
- *     read value.
+ *     events after start never allocate (C7), except for merging read
+ *     answers and growing it for optional read repairs.
  */
 #include "cluster/coord.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <xxhash.h>
 
-#include "cluster/replica.h"
+#include "cluster/dvv.h"
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/error.h"
 
 #define COORD_SLOT_BITS 20 /* log2(COORD_MAX_INFLIGHT) */
 #define NIL             UINT32_MAX
+/* answer()'s `kind` for a failure the transport reported (not a message
+ * from the target): an update failing so may or may not have happened. */
+#define KIND_TRANSPORT (PEER_TYPE_MAX + 1)
 
 enum slot_state
 {
     SLOT_FREE = 0,
     SLOT_WAITING = 1,
     SLOT_RETIRED = 2,
+    SLOT_LINGER = 3, /* a read answered, waiting to send its repairs */
 };
 
 struct target
@@ -55,24 +60,30 @@ struct slot
     uint32_t successes;   /* distinct targets, <= N */
     uint32_t failures;    /* distinct targets, successes + failures <= N */
     uint64_t answered;    /* bit i: target i answered (C2) */
+    uint64_t failed;      /* bit i: target i failed */
+    uint64_t has_obj;     /* bit i: target i answered with an object */
     int first_error;
     struct target *targets; /* n_targets, in mem */
-    char *mem;              /* owned: targets, ids, key, value */
+    uint64_t *hash;         /* n_targets, in mem: XXH3 of i's object */
+    const char **hints;     /* n_targets, in mem: hint_for or NULL */
+    char *mem;              /* owned: targets, ids, key, value, context */
     /* the request (views into mem) */
     const char *key;
     size_t klen;
-    const char *value;
+    const char *value; /* PUT: the object; UPDATE: the value */
     size_t vlen;
+    const char *context; /* UPDATE */
+    size_t clen;
     uint64_t timestamp;
     uint64_t expire_at_ms;
-    bool tombstone;
+    uint32_t flags;
     uint32_t timeout_ms;
-    /* reads: newest version so far */
+    uint32_t repair_wait_ms;
+    /* GET: merged answers; UPDATE: the object returned */
     bool has_best;
-    bool best_tombstone;
-    uint64_t best_ts;
-    uint64_t best_expire_at_ms;
-    struct rk_buf best_val; /* owned */
+    struct dvv_obj best;
+    struct rk_buf best_val; /* owned: encoding of best (GET) or the
+                               returned object (UPDATE) */
     /* lists */
     uint32_t prev; /* deadline list (WAITING only) */
     uint32_t next; /* deadline, free or retired list */
@@ -139,6 +150,7 @@ static void slot_release(struct coord *c, uint32_t i)
     struct slot *s = &c->slots[i];
     rk_free(s->mem);
     rk_buf_fini(&s->best_val);
+    dvv_fini(&s->best);
     memset(s, 0, sizeof(*s));
     s->state = SLOT_FREE;
     s->prev = NIL;
@@ -158,15 +170,18 @@ static void begin_event(struct coord *c)
     c->n_acts = 0;
 }
 
-/* Takes `i` out of WAITING into RETIRED (it is freed by the next event). */
+/* Takes `i` out of WAITING or LINGER into RETIRED (it is freed by the next
+ * event). */
 static void slot_retire(struct coord *c, uint32_t i)
 {
     struct slot *s = &c->slots[i];
     dl_remove(c, i);
+    if (s->state == SLOT_WAITING) {
+        c->n_waiting--;
+    }
     s->state = SLOT_RETIRED;
     s->next = c->retired_head;
     c->retired_head = i;
-    c->n_waiting--;
 }
 
 static struct coord_action *push_action(struct coord *c)
@@ -178,6 +193,24 @@ static struct coord_action *push_action(struct coord *c)
     struct coord_action *a = &c->acts[c->n_acts++];
     memset(a, 0, sizeof(*a));
     return a;
+}
+
+/* An action that may be skipped (a read repair): grows the list when the
+ * room reserved for required actions is taken; NULL when out of memory. */
+static struct coord_action *push_optional(struct coord *c)
+{
+    /* keep room for every REPLY this event may still emit (at most one
+     * per WAITING request) plus one start's sends (C1, C7) */
+    if (c->n_acts + c->n_waiting + COORD_MAX_TARGETS + 1 >= c->cap_acts) {
+        size_t cap = c->cap_acts * 2;
+        struct coord_action *p = rk_realloc(c->acts, cap * sizeof(*p));
+        if (p == NULL) {
+            return NULL;
+        }
+        c->acts = p;
+        c->cap_acts = cap;
+    }
+    return push_action(c);
 }
 
 /* ---- create / destroy ----------------------------------------------------
@@ -197,9 +230,12 @@ int coord_create(const char *self_id, size_t max_inflight, struct coord **out)
     memcpy(c->self_id, self_id, self_len);
     c->self_len = self_len;
     c->cap = (uint32_t)max_inflight;
+    /* Room for the largest event's required actions: a tick that expires
+     * every request, or a start with N sends.  Read repairs are optional
+     * and grow the list (push_optional). */
     c->cap_acts =
         (max_inflight > COORD_MAX_TARGETS ? max_inflight : COORD_MAX_TARGETS) +
-        1;
+        COORD_MAX_TARGETS + 1;
     c->slots = rk_calloc(max_inflight, sizeof(*c->slots));
     c->acts = rk_calloc(c->cap_acts, sizeof(*c->acts));
     if (c->slots == NULL || c->acts == NULL) {
@@ -227,6 +263,7 @@ void coord_destroy(struct coord *c)
     for (uint32_t i = 0; i < c->cap; i++) {
         rk_free(c->slots[i].mem);
         rk_buf_fini(&c->slots[i].best_val);
+        dvv_fini(&c->slots[i].best);
     }
     rk_free(c->slots);
     rk_free(c->acts);
@@ -236,7 +273,58 @@ void coord_destroy(struct coord *c)
 /* ---- replies to the client -----------------------------------------------
  */
 
-static void emit_reply(struct coord *c, uint32_t i, int status, bool timed_out)
+static bool is_self(const struct coord *c, const struct target *t)
+{
+    return t->len == c->self_len && memcmp(t->id, c->self_id, t->len) == 0;
+}
+
+/* Read repair of a finished read: the merged object to every target whose
+ * answer differed from it.  Retires the slot. */
+static void emit_repairs(struct coord *c, uint32_t i)
+{
+    struct slot *s = &c->slots[i];
+    if (s->has_best) {
+        rk_buf_clear(&s->best_val);
+        if (dvv_encode(&s->best, &s->best_val) != RK_OK) {
+            slot_retire(c, i);
+            return;
+        }
+        uint64_t h = XXH3_64bits(s->best_val.base, s->best_val.len);
+        for (uint32_t t = 0; t < s->n_targets; t++) {
+            uint64_t bit = UINT64_C(1) << t;
+            if (!(s->answered & bit) || (s->failed & bit) ||
+                ((s->has_obj & bit) && s->hash[t] == h)) {
+                continue;
+            }
+            struct coord_action *a = push_optional(c);
+            if (a == NULL) {
+                break;
+            }
+            a->type = is_self(c, &s->targets[t]) ? COORD_LOCAL_PUT : COORD_SEND;
+            a->node = s->targets[t].id;
+            a->node_len = s->targets[t].len;
+            a->msg.type = PEER_KV_PUT;
+            a->msg.kv_put.req_id = 0;
+            a->msg.kv_put.key.ptr = s->key;
+            a->msg.kv_put.key.len = s->klen;
+            a->msg.kv_put.object.ptr = s->best_val.base;
+            a->msg.kv_put.object.len = s->best_val.len;
+            if (s->hints[t]) {
+                a->msg.kv_put.hint_for.ptr = s->hints[t];
+                a->msg.kv_put.hint_for.len = strlen(s->hints[t]);
+            }
+            a->msg.kv_put.deadline_ms = s->timeout_ms;
+            c->stats.read_repairs++;
+        }
+    }
+    slot_retire(c, i);
+}
+
+static void emit_reply(struct coord *c,
+                       uint32_t i,
+                       int status,
+                       bool timed_out,
+                       uint64_t now_ms)
 {
     struct slot *s = &c->slots[i];
     struct coord_action *a = push_action(c);
@@ -253,14 +341,27 @@ static void emit_reply(struct coord *c, uint32_t i, int status, bool timed_out)
         r->n_targets = s->n_targets;
         r->timed_out = timed_out;
         r->first_error = s->first_error;
-        if (s->op == COORD_OP_GET && s->has_best && status != RK_ENOQUORUM &&
-            status != RK_ENOMEM) {
-            r->found = true;
-            r->tombstone = s->best_tombstone;
-            r->value.ptr = s->best_val.len ? s->best_val.base : NULL;
-            r->value.len = s->best_val.len;
-            r->timestamp = s->best_ts;
-            r->expire_at_ms = s->best_expire_at_ms;
+        if (s->has_best && status == RK_OK) {
+            if (s->op == COORD_OP_GET) {
+                rk_buf_clear(&s->best_val);
+                if (dvv_encode(&s->best, &s->best_val) != RK_OK) {
+                    status = r->status = RK_ENOMEM;
+                }
+            }
+            if (status == RK_OK) {
+                r->found = true;
+                r->object.ptr = s->best_val.base;
+                r->object.len = s->best_val.len;
+                if (s->op == COORD_OP_GET) {
+                    uint64_t h = XXH3_64bits(s->best_val.base, s->best_val.len);
+                    r->uniform = true;
+                    for (uint32_t t = 0; t < s->n_targets; t++) {
+                        if ((s->has_obj >> t) & 1) {
+                            r->uniform = r->uniform && s->hash[t] == h;
+                        }
+                    }
+                }
+            }
         }
         if (status == RK_ENOQUORUM && timed_out) {
             snprintf(r->message, sizeof(r->message),
@@ -282,24 +383,48 @@ static void emit_reply(struct coord *c, uint32_t i, int status, bool timed_out)
     } else {
         c->stats.replied_error++;
     }
-    slot_retire(c, i);
+    bool repair = s->op == COORD_OP_GET && s->repair_wait_ms > 0 &&
+                  (status == RK_OK || status == RK_ENOTFOUND);
+    if (!repair) {
+        slot_retire(c, i);
+        return;
+    }
+    if (s->successes + s->failures == s->n_targets) {
+        emit_repairs(c, i);
+        return;
+    }
+    /* LINGER: keep taking answers until all are in or the wait ends. */
+    dl_remove(c, i);
+    c->n_waiting--;
+    s->state = SLOT_LINGER;
+    uint64_t until = now_ms > UINT64_MAX - s->repair_wait_ms
+                         ? UINT64_MAX - 1
+                         : now_ms + s->repair_wait_ms;
+    s->deadline_ms = until < s->deadline_ms ? until : s->deadline_ms;
+    dl_insert(c, i);
 }
 
 /* After an answer was counted: reply if the request is decided (C2, C4). */
-static void check_done(struct coord *c, uint32_t i)
+static void check_done(struct coord *c, uint32_t i, uint64_t now_ms)
 {
     struct slot *s = &c->slots[i];
+    if (s->state == SLOT_LINGER) {
+        if (s->successes + s->failures == s->n_targets) {
+            emit_repairs(c, i);
+        }
+        return;
+    }
     if (s->successes >= s->need) {
         int status = RK_OK;
-        if (s->op == COORD_OP_GET && (!s->has_best || s->best_tombstone)) {
+        if (s->op != COORD_OP_PUT && !s->has_best) {
             status = RK_ENOTFOUND;
         }
-        emit_reply(c, i, status, false);
+        emit_reply(c, i, status, false, now_ms);
         return;
     }
     uint32_t pending = s->n_targets - s->successes - s->failures;
     if (s->successes + pending < s->need) {
-        emit_reply(c, i, RK_ENOQUORUM, false);
+        emit_reply(c, i, RK_ENOQUORUM, false, now_ms);
     }
 }
 
@@ -335,26 +460,57 @@ static int check_targets(const char *const *targets,
     return RK_OK;
 }
 
+/* What a slot copies besides its targets. */
+struct slot_copy
+{
+    const void *key;
+    size_t klen;
+    const void *val;
+    size_t vlen;
+    const void *ctx;
+    size_t clen;
+    const char *const *hints; /* per target, or NULL */
+};
+
+static size_t hints_bytes(const char *const *hints, size_t n)
+{
+    size_t total = 0;
+    for (size_t t = 0; hints && t < n; t++) {
+        total += hints[t] ? strlen(hints[t]) + 1 : 0;
+    }
+    return total;
+}
+
+static char *copy_in(char **p, const void *src, size_t len)
+{
+    char *at = *p;
+    if (len) {
+        memcpy(at, src, len);
+    }
+    *p += len;
+    return len ? at : NULL;
+}
+
 /*
- * Takes a free slot and copies targets, key and value into one allocation.
- * Returns the slot index through *idx.  RK_EBUSY or RK_ENOMEM.
+ * Takes a free slot and copies targets, hints, key, value and context into
+ * one allocation.  Returns the slot index through *idx.  RK_EBUSY or
+ * RK_ENOMEM.
  */
 static int slot_open(struct coord *c,
                      enum coord_op op,
                      const char *const *targets,
                      size_t n,
                      size_t ids_bytes,
-                     const void *key,
-                     size_t klen,
-                     const void *val,
-                     size_t vlen,
+                     const struct slot_copy *cp,
                      uint32_t *idx)
 {
     if (c->free_head == NIL) {
         c->stats.busy++;
         return RK_EBUSY;
     }
-    size_t size = n * sizeof(struct target) + ids_bytes + klen + vlen;
+    size_t size =
+        n * (sizeof(struct target) + sizeof(uint64_t) + sizeof(const char *)) +
+        ids_bytes + hints_bytes(cp->hints, n) + cp->klen + cp->vlen + cp->clen;
     char *mem = rk_malloc(size ? size : 1);
     if (mem == NULL) {
         return RK_ENOMEM;
@@ -366,65 +522,93 @@ static int slot_open(struct coord *c,
     s->mem = mem;
     s->op = op;
     s->targets = (struct target *)(void *)mem;
-    char *p = mem + n * sizeof(struct target);
+    s->hash = (uint64_t *)(void *)(mem + n * sizeof(struct target));
+    s->hints = (const char **)(void *)(mem + n * (sizeof(struct target) +
+                                                  sizeof(uint64_t)));
+    char *p = mem + n * (sizeof(struct target) + sizeof(uint64_t) +
+                         sizeof(const char *));
     for (size_t t = 0; t < n; t++) {
         size_t len = strlen(targets[t]);
-        memcpy(p, targets[t], len + 1);
-        s->targets[t].id = p;
+        s->targets[t].id = copy_in(&p, targets[t], len + 1);
         s->targets[t].len = len;
-        p += len + 1;
+        s->hash[t] = 0;
+        s->hints[t] = NULL;
+        if (cp->hints && cp->hints[t]) {
+            s->hints[t] = copy_in(&p, cp->hints[t], strlen(cp->hints[t]) + 1);
+        }
     }
-    s->key = p;
-    s->klen = klen;
-    if (klen) {
-        memcpy(p, key, klen);
-    }
-    p += klen;
-    s->value = vlen ? p : NULL;
-    s->vlen = vlen;
-    if (vlen) {
-        memcpy(p, val, vlen);
-    }
+    s->key = copy_in(&p, cp->key, cp->klen);
+    s->klen = cp->klen;
+    s->value = copy_in(&p, cp->val, cp->vlen);
+    s->vlen = cp->vlen;
+    s->context = copy_in(&p, cp->ctx, cp->clen);
+    s->clen = cp->clen;
     s->n_targets = (uint32_t)n;
     s->req_id = (++c->seq << COORD_SLOT_BITS) | i;
     s->state = SLOT_WAITING;
     s->prev = s->next = NIL;
     rk_buf_init(&s->best_val);
+    dvv_init(&s->best);
     *idx = i;
     return RK_OK;
 }
 
-static bool is_self(const struct coord *c, const struct target *t)
+/* The message of slot s for target t. */
+static void build_msg(const struct slot *s, uint32_t t, struct peer_msg *m)
 {
-    return t->len == c->self_len && memcmp(t->id, c->self_id, t->len) == 0;
+    memset(m, 0, sizeof(*m));
+    switch (s->op) {
+        case COORD_OP_PUT:
+            m->type = PEER_KV_PUT;
+            m->kv_put.req_id = s->req_id;
+            m->kv_put.key.ptr = s->key;
+            m->kv_put.key.len = s->klen;
+            m->kv_put.object.ptr = s->value;
+            m->kv_put.object.len = s->vlen;
+            if (s->hints[t]) {
+                m->kv_put.hint_for.ptr = s->hints[t];
+                m->kv_put.hint_for.len = strlen(s->hints[t]);
+            }
+            m->kv_put.deadline_ms = s->timeout_ms;
+            break;
+        case COORD_OP_GET:
+            m->type = PEER_KV_GET;
+            m->kv_get.req_id = s->req_id;
+            m->kv_get.key.ptr = s->key;
+            m->kv_get.key.len = s->klen;
+            m->kv_get.deadline_ms = s->timeout_ms;
+            break;
+        case COORD_OP_UPDATE:
+            m->type = PEER_KV_UPDATE;
+            m->kv_update.req_id = s->req_id;
+            m->kv_update.key.ptr = s->key;
+            m->kv_update.key.len = s->klen;
+            m->kv_update.context.ptr = s->context;
+            m->kv_update.context.len = s->clen;
+            m->kv_update.value.ptr = s->value;
+            m->kv_update.value.len = s->vlen;
+            m->kv_update.timestamp = s->timestamp;
+            m->kv_update.expire_at_ms = s->expire_at_ms;
+            m->kv_update.flags = s->flags;
+            if (s->hints[t]) {
+                m->kv_update.hint_for.ptr = s->hints[t];
+                m->kv_update.hint_for.len = strlen(s->hints[t]);
+            }
+            m->kv_update.deadline_ms = s->timeout_ms;
+            break;
+    }
 }
 
-/* Emits SEND to every remote target, then LOCAL_* for self. */
+/* Emits SEND to every remote target not yet answered, then LOCAL_* for
+ * self. */
 static void emit_requests(struct coord *c, uint32_t i)
 {
     struct slot *s = &c->slots[i];
-    struct peer_msg m;
-    memset(&m, 0, sizeof(m));
-    if (s->op == COORD_OP_PUT) {
-        m.type = PEER_KV_PUT;
-        m.kv_put.req_id = s->req_id;
-        m.kv_put.key.ptr = s->klen ? s->key : NULL;
-        m.kv_put.key.len = s->klen;
-        m.kv_put.value.ptr = s->value;
-        m.kv_put.value.len = s->vlen;
-        m.kv_put.timestamp = s->timestamp;
-        m.kv_put.expire_at_ms = s->expire_at_ms;
-        m.kv_put.flags = s->tombstone ? PEER_KV_TOMBSTONE : 0;
-        m.kv_put.deadline_ms = s->timeout_ms;
-    } else {
-        m.type = PEER_KV_GET;
-        m.kv_get.req_id = s->req_id;
-        m.kv_get.key.ptr = s->klen ? s->key : NULL;
-        m.kv_get.key.len = s->klen;
-        m.kv_get.deadline_ms = s->timeout_ms;
-    }
     int self = -1;
     for (uint32_t t = 0; t < s->n_targets; t++) {
+        if (s->answered & (UINT64_C(1) << t)) {
+            continue;
+        }
         if (is_self(c, &s->targets[t])) {
             self = (int)t;
             continue;
@@ -434,16 +618,18 @@ static void emit_requests(struct coord *c, uint32_t i)
             a->type = COORD_SEND;
             a->node = s->targets[t].id;
             a->node_len = s->targets[t].len;
-            a->msg = m;
+            build_msg(s, t, &a->msg);
         }
     }
     if (self >= 0) {
         struct coord_action *a = push_action(c);
         if (a != NULL) {
-            a->type = s->op == COORD_OP_PUT ? COORD_LOCAL_PUT : COORD_LOCAL_GET;
+            a->type = s->op == COORD_OP_PUT   ? COORD_LOCAL_PUT
+                      : s->op == COORD_OP_GET ? COORD_LOCAL_GET
+                                              : COORD_LOCAL_UPDATE;
             a->node = s->targets[self].id;
             a->node_len = s->targets[self].len;
-            a->msg = m;
+            build_msg(s, (uint32_t)self, &a->msg);
         }
     }
 }
@@ -465,10 +651,11 @@ static void start_common(struct coord *c,
     dl_insert(c, i);
     c->n_waiting++;
     c->stats.started++;
-    emit_requests(c, i);
     if (req_id) {
         *req_id = s->req_id;
     }
+    emit_requests(c, i);
+    check_done(c, i, now_ms); /* a pre-acked put may be done at once */
 }
 
 int coord_start_put(struct coord *c,
@@ -483,21 +670,30 @@ int coord_start_put(struct coord *c,
         return rc;
     }
     if (req->klen == 0 || req->klen > PEER_MAX_KEY || req->key == NULL ||
-        req->vlen > PEER_MAX_VALUE || (req->vlen && req->value == NULL) ||
-        req->timeout_ms == 0 || req->expire_at_ms == REPLICA_TOMBSTONE_EXPIRE ||
-        (req->tombstone && (req->vlen != 0 || req->expire_at_ms != 0))) {
+        req->olen == 0 || req->object == NULL ||
+        req->olen > PEER_MAX_VALUE + PEER_MAX_KEY || req->timeout_ms == 0 ||
+        req->acked < -1 || req->acked >= (int)req->n_targets) {
         return RK_EINVAL;
     }
+    for (size_t t = 0; req->hint_for && t < req->n_targets; t++) {
+        size_t l = req->hint_for[t] ? strlen(req->hint_for[t]) : 0;
+        if (l > PEER_MAX_NODE_ID) {
+            return RK_EINVAL;
+        }
+    }
+    struct slot_copy cp = {req->key, req->klen, req->object,  req->olen,
+                           NULL,     0,         req->hint_for};
     uint32_t i;
     rc = slot_open(c, COORD_OP_PUT, req->targets, req->n_targets, ids_bytes,
-                   req->key, req->klen, req->value, req->vlen, &i);
+                   &cp, &i);
     if (rc != RK_OK) {
         return rc;
     }
     struct slot *s = &c->slots[i];
-    s->timestamp = req->timestamp;
-    s->expire_at_ms = req->expire_at_ms;
-    s->tombstone = req->tombstone;
+    if (req->acked >= 0) {
+        s->answered = UINT64_C(1) << req->acked;
+        s->successes = 1;
+    }
     start_common(c, i, req->w, req->timeout_ms, req->cookie, now_ms, req_id);
     return RK_OK;
 }
@@ -517,20 +713,66 @@ int coord_start_get(struct coord *c,
         req->timeout_ms == 0) {
         return RK_EINVAL;
     }
+    for (size_t t = 0; req->hint_for && t < req->n_targets; t++) {
+        if (req->hint_for[t] && strlen(req->hint_for[t]) > PEER_MAX_NODE_ID) {
+            return RK_EINVAL;
+        }
+    }
+    struct slot_copy cp = {req->key, req->klen, NULL,         0,
+                           NULL,     0,         req->hint_for};
     uint32_t i;
     rc = slot_open(c, COORD_OP_GET, req->targets, req->n_targets, ids_bytes,
-                   req->key, req->klen, NULL, 0, &i);
+                   &cp, &i);
     if (rc != RK_OK) {
         return rc;
     }
+    c->slots[i].repair_wait_ms = req->repair_wait_ms;
     start_common(c, i, req->r, req->timeout_ms, req->cookie, now_ms, req_id);
+    return RK_OK;
+}
+
+int coord_start_update(struct coord *c,
+                       const struct coord_update_req *req,
+                       uint64_t now_ms,
+                       uint64_t *req_id)
+{
+    begin_event(c);
+    const char *targets[1] = {req->target};
+    size_t ids_bytes = 0;
+    int rc = check_targets(targets, 1, 1, &ids_bytes);
+    if (rc != RK_OK) {
+        return rc;
+    }
+    uint32_t f = req->flags;
+    size_t hl = req->hint_for ? strlen(req->hint_for) : 0;
+    if (req->klen == 0 || req->klen > PEER_MAX_KEY || req->key == NULL ||
+        req->vlen > PEER_MAX_VALUE || (req->vlen && req->value == NULL) ||
+        (req->clen && req->context == NULL) || req->timeout_ms == 0 ||
+        (f & ~PEER_KV_UPDATE_FLAGS) ||
+        ((f & PEER_KV_TOMBSTONE) && (req->vlen || req->expire_at_ms)) ||
+        ((f & PEER_KV_OWN_CONTEXT) && req->clen) || hl > PEER_MAX_NODE_ID) {
+        return RK_EINVAL;
+    }
+    const char *hints[1] = {hl ? req->hint_for : NULL};
+    struct slot_copy cp = {req->key,     req->klen, req->value, req->vlen,
+                           req->context, req->clen, hints};
+    uint32_t i;
+    rc = slot_open(c, COORD_OP_UPDATE, targets, 1, ids_bytes, &cp, &i);
+    if (rc != RK_OK) {
+        return rc;
+    }
+    struct slot *s = &c->slots[i];
+    s->timestamp = req->timestamp;
+    s->expire_at_ms = req->expire_at_ms;
+    s->flags = f;
+    start_common(c, i, 1, req->timeout_ms, req->cookie, now_ms, req_id);
     return RK_OK;
 }
 
 /* ---- answers -------------------------------------------------------------
  */
 
-/* The WAITING slot of req_id, or NIL (C5). */
+/* The WAITING or LINGER slot of req_id, or NIL (C5). */
 static uint32_t lookup(const struct coord *c, uint64_t req_id)
 {
     uint64_t i = req_id & ((UINT64_C(1) << COORD_SLOT_BITS) - 1);
@@ -538,7 +780,8 @@ static uint32_t lookup(const struct coord *c, uint64_t req_id)
         return NIL;
     }
     const struct slot *s = &c->slots[i];
-    if (s->state != SLOT_WAITING || s->req_id != req_id) {
+    if ((s->state != SLOT_WAITING && s->state != SLOT_LINGER) ||
+        s->req_id != req_id) {
         return NIL;
     }
     return (uint32_t)i;
@@ -556,44 +799,41 @@ static int find_target(const struct slot *s, const char *id, size_t len)
 }
 
 /*
- * Keeps a read answer's version if it is the newest so far.  Returns RK_OK
- * or RK_ENOMEM (copying the value).
+ * Takes an answer's object into the slot: GET merges it (remembering its
+ * hash for read repair), UPDATE keeps it.  RK_OK, RK_ECORRUPT (does not
+ * decode), RK_ENOMEM.
  */
-static int consider_version(struct slot *s, const struct peer_kv_get_reply *r)
+static int take_object(struct slot *s, uint32_t t, struct peer_bytes obj)
 {
-    struct replica_version in = {
-        .value = r->value.ptr,
-        .vlen = r->value.len,
-        .timestamp = r->timestamp,
-        .expire_at_ms = r->expire_at_ms,
-        .tombstone = (r->flags & PEER_KV_TOMBSTONE) != 0,
-    };
-    if (s->has_best) {
-        struct replica_version best = {
-            .value = s->best_val.base,
-            .vlen = s->best_val.len,
-            .timestamp = s->best_ts,
-            .expire_at_ms = s->best_expire_at_ms,
-            .tombstone = s->best_tombstone,
-        };
-        if (replica_version_cmp(&in, &best) <= 0) {
-            return RK_OK;
+    if (s->op == COORD_OP_UPDATE) {
+        rk_buf_clear(&s->best_val);
+        if (rk_buf_append(&s->best_val, obj.ptr, obj.len) != RK_OK) {
+            return RK_ENOMEM;
         }
+        s->has_best = true;
+        return RK_OK;
     }
-    rk_buf_clear(&s->best_val);
-    if (in.vlen && rk_buf_append(&s->best_val, in.value, in.vlen) != RK_OK) {
-        return RK_ENOMEM;
+    struct dvv_obj in;
+    dvv_init(&in);
+    int rc = dvv_decode(&in, obj.ptr ? obj.ptr : "", obj.len);
+    if (rc == RK_OK) {
+        rc = s->has_best ? dvv_merge_into(&s->best, &in)
+                         : dvv_copy(&s->best, &in);
+    } else if (rc != RK_ENOMEM) {
+        rc = RK_ECORRUPT;
     }
-    s->has_best = true;
-    s->best_tombstone = in.tombstone;
-    s->best_ts = in.timestamp;
-    s->best_expire_at_ms = in.expire_at_ms;
-    return RK_OK;
+    dvv_fini(&in);
+    if (rc == RK_OK) {
+        s->has_best = true;
+        s->has_obj |= UINT64_C(1) << t;
+        s->hash[t] = XXH3_64bits(obj.ptr ? obj.ptr : "", obj.len);
+    }
+    return rc;
 }
 
 /*
- * One answer from `from` for req_id: status, and for a successful read with
- * a version, the reply carrying it.  `kind` is the message type.
+ * One answer from `from` for req_id: status, and for a successful read or
+ * update, the object it carries.  `kind` is the message type.
  */
 static void answer(struct coord *c,
                    uint64_t req_id,
@@ -601,7 +841,7 @@ static void answer(struct coord *c,
                    size_t from_len,
                    enum peer_type kind,
                    int status,
-                   const struct peer_kv_get_reply *got,
+                   const struct peer_bytes *obj,
                    uint64_t now_ms)
 {
     uint32_t i = lookup(c, req_id);
@@ -610,14 +850,15 @@ static void answer(struct coord *c,
         return;
     }
     struct slot *s = &c->slots[i];
-    if (now_ms >= s->deadline_ms) {
+    if (s->state == SLOT_WAITING && now_ms >= s->deadline_ms) {
         /* C3: the deadline passed before this answer was handled. */
-        emit_reply(c, i, RK_ENOQUORUM, true);
+        emit_reply(c, i, RK_ENOQUORUM, true, now_ms);
         return;
     }
-    bool kind_ok = kind == PEER_ERROR ||
+    bool kind_ok = kind == PEER_ERROR || kind == KIND_TRANSPORT ||
                    (s->op == COORD_OP_PUT && kind == PEER_KV_PUT_REPLY) ||
-                   (s->op == COORD_OP_GET && kind == PEER_KV_GET_REPLY);
+                   (s->op == COORD_OP_GET && kind == PEER_KV_GET_REPLY) ||
+                   (s->op == COORD_OP_UPDATE && kind == PEER_KV_UPDATE_REPLY);
     int t = from ? find_target(s, from, from_len) : -1;
     if (!kind_ok || t < 0) {
         c->stats.ignored_stranger++;
@@ -631,26 +872,37 @@ static void answer(struct coord *c,
     s->answered |= bit;
     bool ok =
         status == RK_OK || (s->op == COORD_OP_GET && status == RK_ENOTFOUND);
-    if (ok && got != NULL && status == RK_OK) {
-        bool tomb = (got->flags & PEER_KV_TOMBSTONE) != 0;
-        if (tomb && (got->value.len != 0 || got->expire_at_ms != 0)) {
-            ok = false;
-            status = RK_EPROTO;
-        } else if (consider_version(s, got) != RK_OK) {
+    if (ok && obj != NULL && status == RK_OK && s->op != COORD_OP_PUT) {
+        int rc = take_object(s, (uint32_t)t, *obj);
+        if (rc == RK_ENOMEM && s->state == SLOT_WAITING) {
             s->successes++;
-            emit_reply(c, i, RK_ENOMEM, false);
+            emit_reply(c, i, RK_ENOMEM, false, now_ms);
             return;
+        }
+        if (rc != RK_OK) {
+            ok = false;
+            status = rc == RK_ECORRUPT ? RK_EPROTO : rc;
+            if (rc == RK_ECORRUPT) {
+                c->stats.bad_answers++;
+            }
         }
     }
     if (ok) {
         s->successes++;
     } else {
         s->failures++;
+        s->failed |= bit;
         if (s->first_error == RK_OK) {
             s->first_error = status < 0 ? status : RK_EPROTO;
         }
     }
-    check_done(c, i);
+    if (s->op == COORD_OP_UPDATE && !ok && kind != KIND_TRANSPORT &&
+        status < 0 && status != RK_EPROTO && s->state == SLOT_WAITING) {
+        /* the replica refused the write itself: say why, not NOQUORUM */
+        emit_reply(c, i, status < 0 ? status : RK_EPROTO, false, now_ms);
+        return;
+    }
+    check_done(c, i, now_ms);
 }
 
 void coord_on_reply(struct coord *c,
@@ -667,7 +919,12 @@ void coord_on_reply(struct coord *c,
             break;
         case PEER_KV_GET_REPLY:
             answer(c, m->kv_get_reply.req_id, from, from_len, m->type,
-                   m->kv_get_reply.status, &m->kv_get_reply, now_ms);
+                   m->kv_get_reply.status, &m->kv_get_reply.object, now_ms);
+            break;
+        case PEER_KV_UPDATE_REPLY:
+            answer(c, m->kv_update_reply.req_id, from, from_len, m->type,
+                   m->kv_update_reply.status, &m->kv_update_reply.object,
+                   now_ms);
             break;
         case PEER_ERROR:
             if (m->error.req_id == 0) {
@@ -699,8 +956,8 @@ void coord_on_failure(struct coord *c,
                       uint64_t now_ms)
 {
     begin_event(c);
-    answer(c, req_id, node, node_len, PEER_ERROR, status < 0 ? status : RK_EIO,
-           NULL, now_ms);
+    answer(c, req_id, node, node_len, KIND_TRANSPORT,
+           status < 0 ? status : RK_EIO, NULL, now_ms);
 }
 
 /* ---- time and cancellation -----------------------------------------------
@@ -715,7 +972,11 @@ uint64_t coord_tick(struct coord *c, uint64_t now_ms)
 {
     begin_event(c);
     while (c->head != NIL && c->slots[c->head].deadline_ms <= now_ms) {
-        emit_reply(c, c->head, RK_ENOQUORUM, true);
+        if (c->slots[c->head].state == SLOT_LINGER) {
+            emit_repairs(c, c->head);
+        } else {
+            emit_reply(c, c->head, RK_ENOQUORUM, true, now_ms);
+        }
     }
     return coord_next_deadline_ms(c);
 }
@@ -727,7 +988,7 @@ size_t coord_cancel(struct coord *c, uint64_t cookie)
     uint32_t i = c->head;
     while (i != NIL) {
         uint32_t next = c->slots[i].next;
-        if (c->slots[i].cookie == cookie) {
+        if (c->slots[i].cookie == cookie && c->slots[i].state == SLOT_WAITING) {
             slot_retire(c, i);
             c->stats.cancelled++;
             n++;

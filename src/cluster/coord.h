@@ -8,9 +8,7 @@
  * NOQUORUM once the request timeout passes or success has become
  * impossible.  This is the quorum scheme of Dynamo (DeCandia et al.,
  * "Dynamo: Amazon's Highly Available Key-value Store", SOSP 2007, sections
- * 4.5 and 4.6).  Until issue 5 replicas order the writes of a key by the
- * coordinator's HLC timestamp (last writer wins, replica.h), and a read
- * returns the newest version among the R answers (replica_version_cmp).
+ * 4.5 and 4.6), with versioned objects (cluster/dvv.h, below).
  *
  * Sans-IO (STYLE.md 1.6): the coordinator is fed events (a client request,
  * a peer reply, a local storage result, a transport failure, a timer tick,
@@ -27,6 +25,7 @@
  *                    the sync policy asks for it), once the rest of this
  *                    list has been consumed (feeding it ends the list).
  *   COORD_LOCAL_GET  the same for `msg.kv_get` (replica_handle_get).
+ *   COORD_LOCAL_UPDATE the same for `msg.kv_update` (replica_handle_update).
  *   COORD_REPLY      answer the client identified by `reply.cookie`.
  *
  * There is no "arm timer" action: after every event the caller re-arms its
@@ -44,7 +43,7 @@
  *
  * Request life (one slot of the bounded in-flight table per request):
  *
- *       start_put / start_get                 (RK_EBUSY when table full)
+ *   start_put / start_get / start_update      (RK_EBUSY when table full)
  *   FREE ----------------------> WAITING --- emits SEND/LOCAL_* to targets
  *    ^                             |  on_reply / on_local_result /
  *    |                             |  on_failure: count success / failure
@@ -60,6 +59,11 @@
  *    |                             +------------------------------------+
  *    |                                                                  v
  *    +---------- next event call (reaps; req_id is never reused) -- RETIRED
+ *                                                                       ^
+ *   a GET with repair_wait_ms > 0 goes from its REPLY(RK_OK or          |
+ *   RK_ENOTFOUND) to LINGER (still holding its table slot)              |
+ *   instead; every target answered or failed, or the wait is over:      |
+ *   SEND/LOCAL_PUT read repairs to the stale targets ------------------+
  *
  * Invariants:
  *   C1 every started request gets exactly one REPLY action, unless it is
@@ -79,30 +83,29 @@
  *      next call into the coordinator: finished slots are freed only at
  *      the start of the next event call;
  *   C7 in-flight requests <= max_inflight; the action list is sized at
- *      create for the largest event, so no event fails for want of room;
- *      the only allocations after create are a start's copy of its key,
- *      value and targets, and a read's copy of its newest value (whose
- *      failure is answered with RK_ENOMEM, C1 still holding).
+ *      create for the largest event's required actions (REPLYs and one
+ *      start's sends), so no REPLY is ever lost for want of room; read
+ *      repairs are optional and grow the list, skipped when that fails;
+ *      the other allocations after create are a start's copy of its key,
+ *      object and targets, and a read's merged object (whose failure is
+ *      answered with RK_ENOMEM, C1 still holding).
  *
- * How issue 5 extends this (nothing of it is built here):
- *   - Versions: KV_PUT carries a DVV object (siblings with causal context)
- *     instead of (value, timestamp), and KV_GET_REPLY returns one.  The
- *     read slot's "best version" (one value + HLC timestamp, chosen with
- *     replica_version_cmp) becomes a merged DVV object (dvv_merge of every
- *     answer), and REPLY carries the siblings; GET picks the newest sibling
- *     at the server, RINGKV.GETALL returns them all.
- *   - Read repair: after the REPLY, a read slot stays in a new LINGER state
- *     (not WAITING, so C1 holds) until a bounded repair deadline, keeps
- *     collecting the stragglers, and then emits SEND KV_PUT of the merged
- *     object to every target that answered with an older version or none.
- *     The per-target answer bitmask and the deadline list already support
- *     this; coord_tick would handle LINGER deadlines too.
- *   - Sloppy quorum: today the caller passes N reachable targets.  Issue 5
- *     passes each target with its intended owner: a fallback standing in
- *     for a down owner gets KV_PUT.hint_for = owner id (the field is
- *     already on the wire, empty here), and a target that fails or times
- *     out individually may be replaced by the next fallback (a new SEND in
- *     the same slot) before the request gives up.
+ * Versions (issue 5).  Objects travel as opaque canonical encodings
+ * (cluster/dvv.h); the coordinator decodes only read answers:
+ *   - GET merges every successful answer with dvv_merge and REPLYs with
+ *     the merged object's encoding.  With repair_wait_ms > 0 the slot then
+ *     LINGERs (not WAITING, so C1 holds; it still takes answers) until
+ *     every target answered or failed, or repair_wait_ms passed (at most
+ *     until the request's own deadline), and then
+ *     emits read repair: SEND KV_PUT {req_id 0, merged} to every target
+ *     whose answer differed from the final merged object (an older
+ *     version, or none), and LOCAL_PUT when self is one of them.
+ *   - UPDATE sends one client write (KV_UPDATE) to the coordinating
+ *     replica, which issues the dot, and REPLYs with the resulting object.
+ *   - PUT sends an object to the key's targets (KV_PUT), each with its own
+ *     hint_for (a fallback standing in for a down owner keeps it as a
+ *     hint), and counts acknowledgements; a target that already holds the
+ *     object (the coordinating replica) may be counted at start (`acked`).
  *
  * Thread: one (the event loop); the coordinator is not thread-safe.
  * Memory: rk_malloc/rk_free.
@@ -127,8 +130,9 @@ struct coord; /* opaque */
 
 enum coord_op
 {
-    COORD_OP_PUT = 1, /* a write or a delete (tombstone) */
-    COORD_OP_GET = 2,
+    COORD_OP_PUT = 1,    /* an object to the replicas (replication) */
+    COORD_OP_GET = 2,    /* a quorum read */
+    COORD_OP_UPDATE = 3, /* a client write at the coordinating replica */
 };
 
 enum coord_action_type
@@ -137,6 +141,7 @@ enum coord_action_type
     COORD_LOCAL_PUT = 2,
     COORD_LOCAL_GET = 3,
     COORD_REPLY = 4,
+    COORD_LOCAL_UPDATE = 5,
 };
 
 /* The answer for one client request. */
@@ -145,9 +150,11 @@ struct coord_reply
     uint64_t cookie; /* the client's, from coord_start_* */
     uint64_t req_id; /* the request's id */
     enum coord_op op;
-    int status;         /* RK_OK; RK_ENOTFOUND (get: no version, or the
-                           newest is a tombstone); RK_ENOQUORUM; RK_ENOMEM
-                           (get: could not keep a value) */
+    int status;         /* RK_OK; RK_ENOTFOUND (get: no answer had an
+                           object; a tombstone is an object: RK_OK);
+                           RK_ENOQUORUM; RK_ENOMEM (could not keep an
+                           object); update: the replica's own refusal
+                           (RK_EINVAL, RK_EREADONLY, ...) */
     uint32_t successes; /* distinct targets that answered successfully */
     uint32_t failures;  /* distinct targets that failed */
     uint32_t need;      /* W or R */
@@ -155,15 +162,15 @@ struct coord_reply
     bool timed_out;     /* RK_ENOQUORUM by the deadline (else early) */
     int first_error;    /* status of the first failing target, RK_OK if
                            none (for logs) */
-    /* Get with RK_OK, or RK_ENOTFOUND because of a tombstone (found is
-       then true and tombstone true): the newest version among the answers.
-       value is a view valid until the next coord_* call (C6). */
+    /* GET with RK_OK: the merged object of the answers (RK_ENOTFOUND:
+       no answer had one); UPDATE with RK_OK: the object after the write.
+       A canonical dvv encoding, a view valid until the next coord_* call
+       (C6). */
     bool found;
-    bool tombstone;
-    struct peer_bytes value;
-    uint64_t timestamp;    /* HLC of that version */
-    uint64_t expire_at_ms; /* absolute Unix ms, 0 = none; the server
-                              applies lazy expiry to it */
+    struct peer_bytes object;
+    /* GET: every successful answer so far was RK_ENOTFOUND or exactly the
+       merged object (what tombstone reaping needs to know). */
+    bool uniform;
     /* For RK_ENOQUORUM: "NOQUORUM reached X of W" (no CR/LF, no leading
        '-'; early failures add "(F of N replicas failed)"); else "". */
     char message[COORD_MESSAGE_MAX];
@@ -177,30 +184,32 @@ struct coord_action
     const char *node;
     size_t node_len;
     /* SEND, LOCAL_PUT: msg.type == PEER_KV_PUT; SEND, LOCAL_GET:
-       PEER_KV_GET.  Byte strings are views (C6). */
+       PEER_KV_GET; SEND, LOCAL_UPDATE: PEER_KV_UPDATE.  A KV_PUT with
+       req_id 0 is a read repair: apply it, answer nothing.  Byte strings
+       are views (C6). */
     struct peer_msg msg;
     struct coord_reply reply; /* REPLY only */
 };
 
-/* A write or delete to coordinate. */
+/* An object to send to the replicas of a key. */
 struct coord_put_req
 {
-    const void *key; /* 1..PEER_MAX_KEY bytes (the engine refuses
-                        empty keys) */
+    const void *key; /* 1..PEER_MAX_KEY bytes */
     size_t klen;
-    const void *value; /* 0..PEER_MAX_VALUE bytes; none for a
-                          tombstone */
-    size_t vlen;
-    uint64_t timestamp;         /* HLC from the caller's clock */
-    uint64_t expire_at_ms;      /* absolute Unix ms, 0 = none; 0 for a
-                                   tombstone */
-    bool tombstone;             /* a delete */
-    const char *const *targets; /* node ids, NUL-terminated,
-                                   1..PEER_MAX_NODE_ID bytes, distinct */
-    size_t n_targets;           /* N: 1..COORD_MAX_TARGETS */
-    uint32_t w;                 /* 1..n_targets */
-    uint32_t timeout_ms;        /* > 0 */
-    uint64_t cookie;            /* opaque client handle, echoed in REPLY */
+    const void *object; /* canonical dvv encoding, 1.. bytes (not checked
+                           here: replicas decode it) */
+    size_t olen;
+    const char *const *targets;  /* node ids, NUL-terminated,
+                                    1..PEER_MAX_NODE_ID bytes, distinct */
+    size_t n_targets;            /* N: 1..COORD_MAX_TARGETS */
+    const char *const *hint_for; /* NULL, or per target the owner id a
+                                    fallback stands in for (NULL: none) */
+    int acked;                   /* index of a target counted as a success
+                                    at once (it already holds the object),
+                                    or -1 (set it: 0 is target 0) */
+    uint32_t w;                  /* 1..n_targets */
+    uint32_t timeout_ms;         /* > 0 */
+    uint64_t cookie;             /* opaque client handle, echoed in REPLY */
 };
 
 /* A read to coordinate. */
@@ -211,6 +220,29 @@ struct coord_get_req
     const char *const *targets;
     size_t n_targets; /* N: 1..COORD_MAX_TARGETS */
     uint32_t r;       /* 1..n_targets */
+    uint32_t timeout_ms;
+    uint32_t repair_wait_ms;     /* read repair: 0 = off, else how long to
+                                    wait for stragglers after the REPLY */
+    const char *const *hint_for; /* NULL, or per target the owner a
+                                    fallback stands in for: its read
+                                    repair carries it as KV_PUT.hint_for */
+    uint64_t cookie;
+};
+
+/* A client write for the coordinating replica `target`. */
+struct coord_update_req
+{
+    const void *key; /* 1..PEER_MAX_KEY bytes */
+    size_t klen;
+    const void *context; /* dvv encoding of a clock, or NULL/0 */
+    size_t clen;
+    const void *value; /* 0..PEER_MAX_VALUE bytes; none for a tombstone */
+    size_t vlen;
+    uint64_t timestamp;    /* HLC */
+    uint64_t expire_at_ms; /* absolute Unix ms, 0 = none */
+    uint32_t flags;        /* PEER_KV_UPDATE_FLAGS */
+    const char *target;    /* node id, 1..PEER_MAX_NODE_ID bytes */
+    const char *hint_for;  /* with PEER_KV_FALLBACK: the owner, else NULL */
     uint32_t timeout_ms;
     uint64_t cookie;
 };
@@ -229,6 +261,8 @@ struct coord_stats
     uint64_t ignored_duplicate; /* a target answering twice */
     uint64_t ignored_stranger;  /* from a node that is not a target, or
                                    of the wrong message type */
+    uint64_t read_repairs;      /* objects sent by read repair */
+    uint64_t bad_answers;       /* read answers that did not decode */
 };
 
 /*
@@ -248,18 +282,17 @@ int coord_create(const char *self_id, size_t max_inflight, struct coord **out);
 void coord_destroy(struct coord *c);
 
 /*
- * Starts a write: actions SEND KV_PUT to every remote target and
- * LOCAL_PUT when self is a target (SENDs first, in target order).  The
- * REPLY comes from a later event: RK_OK after w successful acks (a
- * replica that kept a newer version still acks RK_OK), RK_ENOQUORUM at the
- * deadline or as soon as w acks became impossible.
+ * Starts a replication: SEND KV_PUT to every remote target (except
+ * `acked`) and LOCAL_PUT when self is a target, SENDs first in target
+ * order.  The REPLY comes after w successes (RK_OK; `acked` counts at
+ * once, so w == 1 with acked >= 0 replies in this call), or RK_ENOQUORUM
+ * at the deadline or as soon as w successes became impossible.
  *   req_id: receives the request's id (may be NULL).
  * Errors (no actions, nothing kept): RK_EINVAL (a field out of range, an
- * invalid or duplicate target, a tombstone with a value or an expiry, an
- * expiry of UINT64_MAX), RK_EBUSY (max_inflight requests in flight),
- * RK_ENOMEM.  Ownership: req and everything it points to are borrowed
- * (key, value and ids are copied).  Complexity: O(N * (N + id length) +
- * klen + vlen).
+ * invalid or duplicate target), RK_EBUSY (max_inflight slots taken by
+ * requests in flight and reads lingering for read repair), RK_ENOMEM.
+ * Ownership: req and everything it points to are borrowed (copied). Complexity:
+ * O(N * (N + id length) + klen + olen).
  */
 int coord_start_put(struct coord *c,
                     const struct coord_put_req *req,
@@ -269,9 +302,10 @@ int coord_start_put(struct coord *c,
 /*
  * Starts a read: SEND KV_GET / LOCAL_GET to the targets.  The REPLY comes
  * after r successful answers (RK_ENOTFOUND from a replica is a successful
- * answer): RK_OK with the newest version by replica_version_cmp, or
- * RK_ENOTFOUND when no answer had a version or the newest is a tombstone;
- * RK_ENOQUORUM as for writes.  Errors and ownership as coord_start_put.
+ * answer): RK_OK with the merged object, or RK_ENOTFOUND when no answer
+ * had one; RK_ENOQUORUM as for puts.  An answer whose object does not
+ * decode counts as a failure of that target.  Read repair as above.
+ * Errors and ownership as coord_start_put.
  */
 int coord_start_get(struct coord *c,
                     const struct coord_get_req *req,
@@ -279,11 +313,22 @@ int coord_start_get(struct coord *c,
                     uint64_t *req_id);
 
 /*
+ * Starts a client write at the coordinating replica: SEND KV_UPDATE, or
+ * LOCAL_UPDATE when the target is self.  REPLY: RK_OK with the object,
+ * the replica's error status, or RK_ENOQUORUM ("reached 0 of 1") when it
+ * failed or timed out.  Errors and ownership as coord_start_put.
+ */
+int coord_start_update(struct coord *c,
+                       const struct coord_update_req *req,
+                       uint64_t now_ms,
+                       uint64_t *req_id);
+
+/*
  * A peer message from node `from`/`from_len` (the transport knows who sent
  * it).  KV_PUT_REPLY and KV_GET_REPLY count as answers; PEER_ERROR with a
  * req_id counts as a failure of that target.  Anything else, unknown or
  * finished req ids, non-targets and duplicates are ignored (C2, C5).  The
- * message's byte strings are borrowed for the call (a winning value is
+ * message's byte strings are borrowed for the call (an object is
  * copied).  Never fails.
  */
 void coord_on_reply(struct coord *c,
@@ -292,8 +337,8 @@ void coord_on_reply(struct coord *c,
                     const struct peer_msg *m,
                     uint64_t now_ms);
 
-/* The result of a LOCAL_PUT / LOCAL_GET, as the reply message that
- * replica_handle_put / replica_handle_get built: coord_on_reply from self. */
+/* The result of a LOCAL_PUT / LOCAL_GET / LOCAL_UPDATE, as the reply
+ * message replica_handle_* built: coord_on_reply from self. */
 void coord_on_local_result(struct coord *c,
                            const struct peer_msg *m,
                            uint64_t now_ms);
@@ -312,11 +357,14 @@ void coord_on_failure(struct coord *c,
 
 /*
  * Timer: answers RK_ENOQUORUM for every request whose deadline is
- * <= now_ms.  Returns coord_next_deadline_ms().  Complexity: O(expired).
+ * <= now_ms, and ends the read-repair wait of lingering reads whose wait
+ * is over (emitting their repairs).  Returns coord_next_deadline_ms().
+ * Complexity: O(expired).
  */
 uint64_t coord_tick(struct coord *c, uint64_t now_ms);
 
-/* Earliest deadline of a request in flight, COORD_NO_DEADLINE if none. */
+/* Earliest deadline of a request in flight or a lingering read,
+ * COORD_NO_DEADLINE if none. */
 uint64_t coord_next_deadline_ms(const struct coord *c);
 
 /*

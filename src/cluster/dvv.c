@@ -337,7 +337,8 @@ int dvv_context_decode(struct dvv_obj *ctx, const char *text, size_t len)
     return RK_OK;
 }
 
-/* ---- order ----------------------------------------------------------------- */
+/* ---- order -----------------------------------------------------------------
+ */
 
 int dvv_sibling_cmp(const struct dvv_obj *ox,
                     const struct dvv_sibling *x,
@@ -380,7 +381,8 @@ long dvv_winner(const struct dvv_obj *o)
     return best;
 }
 
-/* ---- update and merge ------------------------------------------------------ */
+/* ---- update and merge ------------------------------------------------------
+ */
 
 /* Sets actor's entry to max(counter) / max(ts); keeps the clock sorted. */
 static int clock_raise(struct dvv_obj *o,
@@ -407,7 +409,7 @@ static int clock_raise(struct dvv_obj *o,
         at++;
     }
     mcopy(o->clock + at + 1, o->clock + at,
-            (o->n_clock - at) * sizeof(*o->clock));
+          (o->n_clock - at) * sizeof(*o->clock));
     o->clock[at] = (struct dvv_entry){actor, counter, ts};
     o->n_clock++;
     return RK_OK;
@@ -503,7 +505,7 @@ static void add_sib(struct dvv_obj *out,
     c.voff = out->vals.len;
     if (s->vlen) {
         mcopy(out->vals.base + out->vals.len, from->vals.base + s->voff,
-               s->vlen);
+              s->vlen);
     }
     out->vals.len += s->vlen;
     out->sibs[out->n_sibs++] = c;
@@ -590,7 +592,7 @@ static void remove_sib(struct dvv_obj *o, size_t i)
     size_t off = o->sibs[i].voff, len = o->sibs[i].vlen;
     if (len) {
         mcopy(o->vals.base + off, o->vals.base + off + len,
-                o->vals.len - off - len);
+              o->vals.len - off - len);
         o->vals.len -= len;
         for (size_t k = 0; k < o->n_sibs; k++) {
             if (o->sibs[k].voff > off) {
@@ -598,8 +600,7 @@ static void remove_sib(struct dvv_obj *o, size_t i)
             }
         }
     }
-    mcopy(o->sibs + i, o->sibs + i + 1,
-            (o->n_sibs - i - 1) * sizeof(*o->sibs));
+    mcopy(o->sibs + i, o->sibs + i + 1, (o->n_sibs - i - 1) * sizeof(*o->sibs));
     o->n_sibs--;
 }
 
@@ -652,7 +653,7 @@ void dvv_bound(struct dvv_obj *o,
             break; /* every entry backs a sibling */
         }
         mcopy(o->clock + victim, o->clock + victim + 1,
-                (o->n_clock - (size_t)victim - 1) * sizeof(*o->clock));
+              (o->n_clock - (size_t)victim - 1) * sizeof(*o->clock));
         o->n_clock--;
         p++;
     }

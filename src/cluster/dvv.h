@@ -44,8 +44,9 @@
  * has the table).  All integers little-endian:
  *   0  u8  format version DVV_FORMAT_VERSION (1)
  *   1  u8  flags, 0
- *   2  u16 n_clock (<= DVV_MAX_CLOCK)     4  u16 n_siblings (<= DVV_MAX_SIBLINGS)
- *   6  n_clock x {u64 actor, u64 counter, u64 ts}  sorted by actor, strictly
+ *   2  u16 n_clock (<= DVV_MAX_CLOCK)     4  u16 n_siblings (<=
+ * DVV_MAX_SIBLINGS) 6  n_clock x {u64 actor, u64 counter, u64 ts}  sorted by
+ * actor, strictly
  *   .. n_siblings x {u64 actor, u64 counter, u64 ts, u64 expire_at_ms,
  *                    u8 flags (bit 0 tombstone), u32 value_len, value}
  *                    sorted by (actor, counter), strictly; each dot covered

@@ -1,207 +1,348 @@
 /*
- * replica.c - last-writer-wins application of KV_PUT and answers to KV_GET
- * over the storage engine (the contract, the version order and the
- * tombstone encoding are in replica.h).
+ * replica.c - versioned objects in the local engine: read (with legacy
+ * records), store (bounds, policy, metadata), merge (KV_PUT), client
+ * writes (KV_UPDATE) and reads (KV_GET).  The contract and the stored form
+ * are in replica.h.
  */
 #include "cluster/replica.h"
 
 #include <string.h>
+#include <xxhash.h>
 
 #include "common/error.h"
 
-static uint64_t expiry_rank(uint64_t expire_at_ms)
+bool replica_meta_is_object(const struct engine_meta *m)
 {
-    /* 0 means "never expires": the longest-lived, so it ranks highest. */
-    return expire_at_ms == 0 ? UINT64_MAX : expire_at_ms;
-}
-
-int replica_version_cmp(const struct replica_version *a,
-                        const struct replica_version *b)
-{
-    if (a->timestamp != b->timestamp) {
-        return a->timestamp < b->timestamp ? -1 : 1;
-    }
-    if (a->tombstone != b->tombstone) {
-        return a->tombstone ? 1 : -1;
-    }
-    size_t n = a->vlen < b->vlen ? a->vlen : b->vlen;
-    int c = n ? memcmp(a->value, b->value, n) : 0;
-    if (c != 0) {
-        return c < 0 ? -1 : 1;
-    }
-    if (a->vlen != b->vlen) {
-        return a->vlen < b->vlen ? -1 : 1;
-    }
-    uint64_t ea = expiry_rank(a->expire_at_ms);
-    uint64_t eb = expiry_rank(b->expire_at_ms);
-    if (ea != eb) {
-        return ea < eb ? -1 : 1;
-    }
-    return 0;
+    return (m->timestamp & REPLICA_META_OBJECT) != 0;
 }
 
 bool replica_meta_is_tombstone(const struct engine_meta *m)
 {
+    if (replica_meta_is_object(m)) {
+        return (m->timestamp & REPLICA_META_DELETED) != 0;
+    }
     return m->expire_at_ms == REPLICA_TOMBSTONE_EXPIRE && m->value_len == 0;
 }
 
-static int check_put(const struct peer_kv_put *put)
+int replica_read(struct engine *e,
+                 const void *key,
+                 size_t klen,
+                 struct dvv_obj *o)
 {
-    if (put->key.len == 0 || (put->flags & ~(uint32_t)PEER_KV_TOMBSTONE)) {
-        return RK_EINVAL;
-    }
-    if (put->flags & PEER_KV_TOMBSTONE) {
-        if (put->value.len != 0 || put->expire_at_ms != 0) {
-            return RK_EINVAL;
-        }
-    } else if (put->expire_at_ms == REPLICA_TOMBSTONE_EXPIRE) {
-        return RK_EINVAL;
-    }
-    if (put->value.len != 0 && put->value.ptr == NULL) {
-        return RK_EINVAL;
-    }
-    return RK_OK;
-}
-
-/*
- * Whether `in` is newer than the stored version of its key: *newer true
- * when nothing is stored.  Reads the stored value only on a timestamp tie.
- */
-static int is_newer(struct engine *e,
-                    const struct replica_version *in,
-                    const void *key,
-                    size_t klen,
-                    bool *newer)
-{
-    struct engine_meta m;
-    int rc = engine_get(e, key, klen, NULL, &m);
-    if (rc == RK_ENOTFOUND) {
-        *newer = true;
-        return RK_OK;
-    }
-    if (rc != RK_OK) {
-        return rc;
-    }
-    if (m.timestamp != in->timestamp) {
-        *newer = in->timestamp > m.timestamp;
-        return RK_OK;
-    }
     struct rk_buf val;
     rk_buf_init(&val);
-    struct replica_version cur;
-    rc = replica_get(e, key, klen, &val, &cur);
-    if (rc == RK_OK) {
-        *newer = replica_version_cmp(in, &cur) > 0;
-    } else if (rc == RK_ENOTFOUND) {
-        *newer = true;
-        rc = RK_OK;
+    struct engine_meta m;
+    dvv_clear(o);
+    int rc = engine_get(e, key, klen, &val, &m);
+    if (rc == RK_OK && replica_meta_is_object(&m)) {
+        rc = dvv_decode(o, val.base ? val.base : "", val.len);
+        if (rc == RK_EVERSION) {
+            rc = RK_ECORRUPT; /* a format this build does not know */
+        }
+    } else if (rc == RK_OK && replica_meta_is_tombstone(&m)) {
+        rc = RK_ENOTFOUND;
+    } else if (rc == RK_OK) {
+        /* a standalone node's record: one sibling under the legacy actor */
+        struct dvv_write w = {val.base, val.len, m.timestamp, m.expire_at_ms,
+                              false};
+        rc = dvv_update(o, NULL, 1, 0, &w, NULL);
+        if (rc == RK_OK) {
+            o->clock[0].actor = DVV_ACTOR_LEGACY;
+            o->sibs[0].dot.actor = DVV_ACTOR_LEGACY;
+        }
     }
     rk_buf_fini(&val);
     return rc;
 }
 
-int replica_apply_put(struct engine *e,
-                      const struct peer_kv_put *put,
-                      bool *applied,
-                      uint64_t *seq)
+/* The policy and the bounds (idempotent: a second call changes nothing);
+ * counts into st when it is not NULL. */
+static void normalize(const struct replica_cfg *cfg,
+                      struct dvv_obj *o,
+                      struct replica_stats *st)
 {
-    int rc = check_put(put);
-    if (rc != RK_OK) {
-        return rc;
-    }
-    bool tomb = (put->flags & PEER_KV_TOMBSTONE) != 0;
-    struct replica_version in = {
-        .value = put->value.ptr,
-        .vlen = put->value.len,
-        .timestamp = put->timestamp,
-        .expire_at_ms = put->expire_at_ms,
-        .tombstone = tomb,
-    };
-    bool newer = false;
-    rc = is_newer(e, &in, put->key.ptr, put->key.len, &newer);
-    if (rc != RK_OK) {
-        return rc;
-    }
-    uint64_t s = 0;
-    if (newer) {
-        struct engine_meta m = {
-            .timestamp = put->timestamp,
-            .expire_at_ms = tomb ? REPLICA_TOMBSTONE_EXPIRE : put->expire_at_ms,
-            .value_len = put->value.len,
-        };
-        rc = engine_put(e, put->key.ptr, put->key.len, put->value.ptr,
-                        put->value.len, &m, &s);
-        if (rc != RK_OK) {
-            return rc;
+    if (cfg->lww) {
+        size_t d = dvv_lww(o);
+        if (st) {
+            st->lww_discards += d;
         }
     }
-    if (applied) {
-        *applied = newer;
+    size_t dropped = 0, pruned = 0;
+    dvv_bound(o, cfg->max_sibs, cfg->max_clock, &dropped, &pruned);
+    if (st) {
+        st->bound_dropped += dropped;
+        st->clock_pruned += pruned;
     }
-    if (seq && newer) {
-        *seq = s;
+}
+
+/* Whether an incoming object keeps the rules a stored one must: at least
+ * one sibling, and HLC timestamps below the metadata flag bits. */
+static bool object_is_storable(const struct dvv_obj *o)
+{
+    if (o->n_sibs == 0) {
+        return false;
     }
+    for (size_t i = 0; i < o->n_sibs; i++) {
+        if (o->sibs[i].ts & ~REPLICA_META_TS_MASK) {
+            return false;
+        }
+    }
+    return true;
+}
+
+int replica_store(struct engine *e,
+                  const struct replica_cfg *cfg,
+                  const void *key,
+                  size_t klen,
+                  struct dvv_obj *o,
+                  uint64_t *seq)
+{
+    normalize(cfg, o, cfg->stats);
+    struct engine_meta m = {REPLICA_META_OBJECT | dvv_max_ts(o), 0, 0};
+    if (dvv_all_tombstones(o)) {
+        m.timestamp |= REPLICA_META_DELETED;
+    } else {
+        uint64_t last = 0;
+        bool all_expire = o->n_sibs > 0;
+        for (size_t i = 0; i < o->n_sibs && all_expire; i++) {
+            all_expire = o->sibs[i].expire_at_ms != 0;
+            if (o->sibs[i].expire_at_ms > last) {
+                last = o->sibs[i].expire_at_ms;
+            }
+        }
+        if (all_expire) {
+            m.expire_at_ms = last > UINT64_MAX - 1 - cfg->grace_ms
+                                 ? UINT64_MAX - 1
+                                 : last + cfg->grace_ms;
+        }
+    }
+    struct rk_buf enc;
+    rk_buf_init(&enc);
+    int rc = dvv_encode(o, &enc);
+    if (rc == RK_OK) {
+        m.value_len = enc.len;
+        rc = engine_put(e, key, klen, enc.base, enc.len, &m, seq);
+    }
+    rk_buf_fini(&enc);
+    return rc;
+}
+
+int replica_winner(const struct dvv_obj *o, uint64_t now_ms, size_t *idx)
+{
+    long w = dvv_winner(o);
+    if (w < 0) {
+        return RK_ENOTFOUND;
+    }
+    const struct dvv_sibling *s = &o->sibs[w];
+    if (s->tombstone || (s->expire_at_ms != 0 && s->expire_at_ms <= now_ms)) {
+        return RK_ENOTFOUND;
+    }
+    *idx = (size_t)w;
     return RK_OK;
 }
 
-int replica_get(struct engine *e,
-                const void *key,
-                size_t klen,
-                struct rk_buf *val,
-                struct replica_version *out)
+static int apply_put(struct engine *e,
+                     const struct replica_cfg *cfg,
+                     const struct peer_kv_put *req,
+                     bool *changed,
+                     uint64_t *seq)
 {
-    rk_buf_clear(val);
-    struct engine_meta m;
-    int rc = engine_get(e, key, klen, val, &m);
-    if (rc != RK_OK) {
-        return rc;
+    if (req->key.len == 0) {
+        return RK_EINVAL;
     }
-    bool tomb = replica_meta_is_tombstone(&m);
-    *out = (struct replica_version){
-        .value = val->base,
-        .vlen = val->len,
-        .timestamp = m.timestamp,
-        .expire_at_ms = tomb ? 0 : m.expire_at_ms,
-        .tombstone = tomb,
-    };
-    return RK_OK;
+    struct dvv_obj in, cur, merged;
+    dvv_init(&in);
+    dvv_init(&cur);
+    dvv_init(&merged);
+    int rc = dvv_decode(&in, req->object.ptr ? req->object.ptr : "",
+                        req->object.len);
+    if (rc == RK_OK && !object_is_storable(&in)) {
+        rc = RK_ECORRUPT;
+    }
+    if (rc == RK_ECORRUPT || rc == RK_EVERSION) {
+        if (cfg->stats) {
+            cfg->stats->bad_objects++;
+        }
+        rc = RK_EINVAL;
+    }
+    if (rc == RK_OK) {
+        rc = replica_read(e, req->key.ptr, req->key.len, &cur);
+        if (rc == RK_ENOTFOUND) {
+            rc = RK_OK;
+        }
+    }
+    if (rc == RK_OK) {
+        rc = dvv_merge(&merged, &cur, &in);
+    }
+    struct replica_stats ns = {0};
+    if (rc == RK_OK) {
+        /* compare what would be stored with what is: the bounds and the
+         * policy were applied to the stored object too */
+        normalize(cfg, &merged, &ns);
+    }
+    if (rc == RK_OK && !dvv_equal(&merged, &cur)) {
+        rc = replica_store(e, cfg, req->key.ptr, req->key.len, &merged, seq);
+        if (rc == RK_OK) {
+            *changed = true;
+            if (cfg->stats) {
+                cfg->stats->merges_written++;
+                cfg->stats->lww_discards += ns.lww_discards;
+                cfg->stats->bound_dropped += ns.bound_dropped;
+                cfg->stats->clock_pruned += ns.clock_pruned;
+            }
+        }
+    }
+    dvv_fini(&in);
+    dvv_fini(&cur);
+    dvv_fini(&merged);
+    return rc;
 }
 
 void replica_handle_put(struct engine *e,
+                        const struct replica_cfg *cfg,
                         const struct peer_kv_put *req,
                         struct peer_msg *reply,
+                        bool *changed,
                         uint64_t *seq)
 {
+    bool ch = false;
     uint64_t s = 0;
-    int rc = replica_apply_put(e, req, NULL, &s);
+    int rc = apply_put(e, cfg, req, &ch, &s);
     memset(reply, 0, sizeof(*reply));
     reply->type = PEER_KV_PUT_REPLY;
     reply->kv_put_reply.req_id = req->req_id;
     reply->kv_put_reply.status = rc;
+    if (changed) {
+        *changed = ch;
+    }
     if (seq) {
-        *seq = s;
+        *seq = ch ? s : 0;
     }
 }
 
 void replica_handle_get(struct engine *e,
                         const struct peer_kv_get *req,
-                        struct rk_buf *val,
+                        struct rk_buf *out,
                         struct peer_msg *reply)
 {
-    struct replica_version v;
+    struct dvv_obj o;
+    dvv_init(&o);
+    rk_buf_clear(out);
     int rc = req->key.len == 0
                  ? RK_EINVAL
-                 : replica_get(e, req->key.ptr, req->key.len, val, &v);
+                 : replica_read(e, req->key.ptr, req->key.len, &o);
+    if (rc == RK_OK) {
+        rc = dvv_encode(&o, out);
+    }
+    dvv_fini(&o);
     memset(reply, 0, sizeof(*reply));
     reply->type = PEER_KV_GET_REPLY;
     struct peer_kv_get_reply *r = &reply->kv_get_reply;
     r->req_id = req->req_id;
     r->status = rc;
     if (rc == RK_OK) {
-        r->value.ptr = v.vlen ? (const char *)v.value : NULL;
-        r->value.len = v.vlen;
-        r->timestamp = v.timestamp;
-        r->expire_at_ms = v.expire_at_ms;
-        r->flags = v.tombstone ? PEER_KV_TOMBSTONE : 0;
+        r->object.ptr = out->base;
+        r->object.len = out->len;
+    }
+}
+
+static int apply_update(struct engine *e,
+                        const struct replica_cfg *cfg,
+                        const struct peer_kv_update *req,
+                        struct dvv_obj *cur,
+                        uint64_t *seq)
+{
+    uint32_t f = req->flags;
+    if (req->key.len == 0 || (f & ~PEER_KV_UPDATE_FLAGS) ||
+        ((f & PEER_KV_TOMBSTONE) &&
+         (req->value.len != 0 || req->expire_at_ms != 0)) ||
+        ((f & PEER_KV_OWN_CONTEXT) && req->context.len != 0) ||
+        (req->timestamp & ~REPLICA_META_TS_MASK) != 0 ||
+        cfg->actor == DVV_ACTOR_LEGACY) {
+        return RK_EINVAL;
+    }
+    struct dvv_obj ctx;
+    dvv_init(&ctx);
+    int rc = RK_OK;
+    if (req->context.len) {
+        rc = dvv_decode(&ctx, req->context.ptr, req->context.len);
+        if (rc == RK_OK && ctx.n_sibs != 0) {
+            rc = RK_ECORRUPT;
+        }
+        if (rc == RK_ECORRUPT || rc == RK_EVERSION) {
+            if (cfg->stats) {
+                cfg->stats->bad_objects++;
+            }
+            rc = RK_EINVAL;
+        }
+    }
+    if (rc == RK_OK) {
+        rc = replica_read(e, req->key.ptr, req->key.len, cur);
+        if (rc == RK_ENOTFOUND) {
+            rc = RK_OK;
+        }
+    }
+    if (rc == RK_OK) {
+        struct dvv_write w = {
+            .value = req->value.ptr,
+            .vlen = req->value.len,
+            .ts = req->timestamp,
+            .expire_at_ms = req->expire_at_ms,
+            .tombstone = (f & PEER_KV_TOMBSTONE) != 0,
+        };
+        const struct dvv_obj *c = (f & PEER_KV_OWN_CONTEXT) ? cur : &ctx;
+        uint64_t actor = cfg->actor, floor = *cfg->floor;
+        if (f & PEER_KV_FALLBACK) {
+            /* A fallback forgets the key once its hint is delivered, so it
+             * must never issue two dots of one actor for a key: each such
+             * write gets an actor of its own (counter 1). */
+            uint64_t seed[2] = {cfg->actor, ++*cfg->oneshot};
+            actor = XXH3_64bits(seed, sizeof(seed)) & ~REPLICA_META_OBJECT;
+            actor = actor == DVV_ACTOR_LEGACY ? 1 : actor;
+            floor = 0;
+        }
+        struct dvv_dot d;
+        rc = dvv_update(cur, c == cur ? cur : c, actor, floor, &w, &d);
+        if (rc == RK_OK && !(f & PEER_KV_FALLBACK) && d.counter > *cfg->floor) {
+            *cfg->floor = d.counter;
+        }
+    }
+    if (rc == RK_OK) {
+        rc = replica_store(e, cfg, req->key.ptr, req->key.len, cur, seq);
+    }
+    if (rc == RK_OK && cfg->stats) {
+        cfg->stats->updates++;
+    }
+    dvv_fini(&ctx);
+    return rc;
+}
+
+void replica_handle_update(struct engine *e,
+                           const struct replica_cfg *cfg,
+                           const struct peer_kv_update *req,
+                           struct rk_buf *out,
+                           struct peer_msg *reply,
+                           uint64_t *seq)
+{
+    struct dvv_obj cur;
+    dvv_init(&cur);
+    uint64_t s = 0;
+    rk_buf_clear(out);
+    int rc = apply_update(e, cfg, req, &cur, &s);
+    if (rc == RK_OK) {
+        rc = dvv_encode(&cur, out);
+    }
+    dvv_fini(&cur);
+    memset(reply, 0, sizeof(*reply));
+    reply->type = PEER_KV_UPDATE_REPLY;
+    struct peer_kv_update_reply *r = &reply->kv_update_reply;
+    r->req_id = req->req_id;
+    r->status = rc;
+    if (rc == RK_OK) {
+        r->object.ptr = out->base;
+        r->object.len = out->len;
+    }
+    if (seq) {
+        *seq = rc == RK_OK ? s : 0;
     }
 }

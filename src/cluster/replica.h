@@ -1,48 +1,39 @@
 /*
  * replica.h - the replica side of a coordinated request (DESIGN.md
- * section 1 step 4; issue 4 item 5): applies an incoming KV_PUT to the
- * local storage engine and answers a KV_GET from it.
+ * section 1 step 4; issue 5): keeps each key as a versioned object
+ * (cluster/dvv.h) in the local storage engine, merges incoming objects
+ * into it (KV_PUT), applies client writes that this replica coordinates
+ * (KV_UPDATE: issues the write's dot) and answers reads (KV_GET).
  *
- * Ordering until issue 5 (dotted version vectors) replaces it: last writer
- * wins by the coordinator's HLC timestamp (common/hlc.h).  Versions of one
- * key are totally ordered by replica_version_cmp:
- *   1. the higher timestamp wins;
- *   2. on equal timestamps a tombstone beats a value;
- *   3. then the value bytes, compared as unsigned bytes (memcmp), a proper
- *      prefix losing to the longer value;
- *   4. then the larger expire_at_ms (0, no expiry, compares as the largest).
- * Equal under all four means the same version.  A replica keeps the
- * maximum of every version it was sent, so
- *   R1 the stored state depends only on the set of writes applied, not on
- *      their order or repetition (max over a total order is commutative,
- *      associative and idempotent);
- *   R2 a write that loses (older, or equal and smaller) is acknowledged
- *      RK_OK but not written: it was ordered before the stored version,
- *      which is what the write's client would have seen anyway under LWW;
- *   R3 the coordinator picks the winner of R read answers with the same
- *      order, so a read returns what every replica converges to.
+ * Stored form.  A cluster key's engine record holds the object's
+ * canonical encoding, with
+ *   meta.timestamp = REPLICA_META_OBJECT | (REPLICA_META_DELETED when every
+ *                    sibling is a tombstone) | the largest sibling HLC ts
+ *                    (HLC timestamps stay below 2^57);
+ *   meta.expire_at_ms = when every sibling is a value with an expiry: the
+ *                    latest expiry plus the tombstone grace (an expired
+ *                    write is kept like a tombstone for the grace, so an
+ *                    older copy elsewhere cannot resurface it), else 0.
+ * So node-local readers (DBSIZE, SCAN, KEYS, INFO keyspace) can tell a
+ * deleted key from the metadata alone: replica_meta_is_tombstone().
+ * Records without REPLICA_META_OBJECT were written by a standalone node
+ * (before it formed a cluster): they read as an object with one sibling
+ * under the reserved actor DVV_ACTOR_LEGACY, dot (0, 1), or as nothing
+ * when they are the old tombstone marker (empty value, expiry UINT64_MAX).
+ * All such records share that one dot, so between them the newer wins;
+ * only the node a cluster was seeded from can hold them (a joining node
+ * must be empty), so two of them never meet for one key.
  *
- * Tombstones.  engine_delete() drops the record, which would forget the
- * delete's timestamp: an older write arriving late (a slow replica, a
- * retry) would then resurrect the key.  So a delete is stored as a record
- * written with engine_put() carrying
- *     value = empty, meta.timestamp = the delete's HLC,
- *     meta.expire_at_ms = REPLICA_TOMBSTONE_EXPIRE (UINT64_MAX).
- * That expiry is reserved: no client write can carry it (KV_PUT with it
- * and no tombstone flag is RK_EINVAL; the server clamps PXAT/EXPIREAT), so
- * the pair (empty value, UINT64_MAX) identifies a tombstone without
- * changing the value bytes of live records (no copy on the write path, the
- * engine's record layout is untouched), and a tombstone is never "expired",
- * so neither lazy expiry nor a bitcask merge drops it.  Node-local readers
- * of the engine (DBSIZE, SCAN, INFO keyspace, a LOCALGET debug command)
- * must skip records for which replica_meta_is_tombstone() is true.
- * Tombstones are kept for ever until issue 5 adds tombstone_gc_grace.
+ * Merging never overwrites: the stored object becomes dvv_merge(stored,
+ * incoming), written only when it changed (R1: the stored state depends
+ * only on the set of objects applied, not on their order or repetition).
+ * Under conflict_policy lww the result keeps only its winning sibling and
+ * the discards are counted.  Bounds (siblings per key, clock entries) are
+ * applied before every write, with counts.
  *
- * hint_for in KV_PUT is ignored here (the write is applied like any
- * other); issue 5 routes hinted writes to the hint store instead.
- *
- * These are plain functions over an injected engine: no clock, socket or
- * randomness.  Thread: the engine's owner thread.
+ * Plain functions over an injected engine: no clock, socket or randomness;
+ * the caller passes the actor and keeps its counter floor.  Thread: the
+ * engine's owner thread.
  */
 #ifndef RINGKV_CLUSTER_REPLICA_H
 #define RINGKV_CLUSTER_REPLICA_H
@@ -51,87 +42,122 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cluster/dvv.h"
 #include "common/buf.h"
 #include "proto/peer.h"
 #include "storage/engine.h"
 
-/* meta.expire_at_ms of a stored tombstone (reserved for it). */
+#define REPLICA_META_OBJECT  (UINT64_C(1) << 63)
+#define REPLICA_META_DELETED (UINT64_C(1) << 62)
+#define REPLICA_META_TS_MASK (REPLICA_META_DELETED - 1)
+/* meta.expire_at_ms of a legacy (issue 4) tombstone record. */
 #define REPLICA_TOMBSTONE_EXPIRE UINT64_MAX
+#define REPLICA_DEFAULT_GRACE_MS (3600u * 1000u) /* tombstone_gc_grace */
 
-/* One version of a key, as stored or as carried by a message. */
-struct replica_version
+/* Counters a replica adds to (for INFO and metrics). */
+struct replica_stats
 {
-    const void *value;     /* bytes (a view); NULL allowed when vlen 0 */
-    size_t vlen;           /* 0 for a tombstone */
-    uint64_t timestamp;    /* HLC */
-    uint64_t expire_at_ms; /* absolute Unix ms, 0 = none; 0 for a
-                              tombstone */
-    bool tombstone;
+    uint64_t merges_written; /* KV_PUT merges that changed the object */
+    uint64_t updates;        /* KV_UPDATEs applied */
+    uint64_t lww_discards;   /* siblings dropped by conflict_policy lww */
+    uint64_t bound_dropped;  /* siblings dropped by the per-key bound */
+    uint64_t clock_pruned;   /* clock entries pruned by the bound */
+    uint64_t bad_objects;    /* undecodable incoming objects or contexts */
 };
 
-/*
- * Orders two versions of one key (rules 1-4 above): < 0 when a is older,
- * 0 when equal, > 0 when a is newer.  A total order.  Thread: any.
- * Complexity: O(min(vlen)) when timestamps tie, else O(1).
- */
-int replica_version_cmp(const struct replica_version *a,
-                        const struct replica_version *b);
+/* How this node applies writes.  Borrowed by every call. */
+struct replica_cfg
+{
+    uint64_t actor;    /* this node's actor id for this run (dvv.h) */
+    uint64_t *floor;   /* in/out: the highest counter this actor issued */
+    uint64_t *oneshot; /* in/out: sequence for fallback one-shot actors */
+    bool lww;          /* conflict_policy = lww */
+    size_t max_sibs;   /* bound per key, 0 = none */
+    size_t max_clock;  /* bound on clock entries, 0 = none */
+    uint64_t grace_ms; /* tombstone / expiry grace */
+    struct replica_stats *stats; /* may be NULL */
+};
 
-/* Whether a stored record is a tombstone (see above). */
+/* Whether a stored record is a deleted key (all siblings tombstones, or a
+ * legacy tombstone marker). */
 bool replica_meta_is_tombstone(const struct engine_meta *m);
 
-/*
- * Applies a write (or a tombstone) under last-writer-wins: reads the
- * stored version's metadata (and its value only when the timestamps tie)
- * and writes `put` with engine_put only if it is newer.
- *   applied: set to whether the engine was written (may be NULL).
- *   seq: the engine write's sequence number when applied (may be NULL);
- *     the caller acknowledges after engine_durable_seq() >= *seq if its
- *     sync policy asks for durable acknowledgements.
- * Returns RK_OK (applied, or lost to a newer stored version: R2),
- * RK_EINVAL (empty key, a tombstone with a value or an expiry, reserved
- * flag bits, a value write with expiry REPLICA_TOMBSTONE_EXPIRE), or the
- * engine's error (RK_ETOOBIG, RK_EREADONLY, RK_EIO, RK_ENOSPC,
- * RK_ECORRUPT, RK_ENOMEM).  `put` is borrowed.
- */
-int replica_apply_put(struct engine *e,
-                      const struct peer_kv_put *put,
-                      bool *applied,
-                      uint64_t *seq);
+/* Whether a stored record holds a versioned object. */
+bool replica_meta_is_object(const struct engine_meta *m);
 
 /*
- * Reads the stored version of `key`: RK_OK with *out set (a value or a
- * tombstone; the value bytes are appended to `val`, cleared first, and
- * out->value views val->base: valid until val changes), RK_ENOTFOUND, or
- * the engine's error (RK_ECORRUPT, RK_EIO, RK_ENOMEM).  Expired values are
- * returned like others (the coordinator's caller decides).
+ * Reads key's object into o (initialised; replaced): RK_OK, RK_ENOTFOUND
+ * (no record, or a legacy tombstone), RK_ECORRUPT (the record does not
+ * decode: never served), or the engine's error.
  */
-int replica_get(struct engine *e,
-                const void *key,
-                size_t klen,
-                struct rk_buf *val,
-                struct replica_version *out);
+int replica_read(struct engine *e,
+                 const void *key,
+                 size_t klen,
+                 struct dvv_obj *o);
 
 /*
- * Handles a KV_PUT message: replica_apply_put, then fills *reply with the
- * KV_PUT_REPLY {req_id, status}.  *seq as for replica_apply_put (set to 0
- * when nothing was written).  Never fails (errors go into the reply).
+ * Applies the bounds and the policy to o and stores it.  *seq (may be
+ * NULL) gets the engine write's sequence.  Errors: the engine's, RK_ENOMEM.
+ */
+int replica_store(struct engine *e,
+                  const struct replica_cfg *cfg,
+                  const void *key,
+                  size_t klen,
+                  struct dvv_obj *o,
+                  uint64_t *seq);
+
+/*
+ * The live winner of o at now_ms: RK_OK and *idx (the winning sibling,
+ * dvv_winner) when it is a value that has not expired; RK_ENOTFOUND when o
+ * has no sibling or the winner is a tombstone or expired.
+ */
+int replica_winner(const struct dvv_obj *o, uint64_t now_ms, size_t *idx);
+
+/*
+ * KV_PUT: merges req->object into the stored object.  *changed (may be
+ * NULL): whether the engine was written; *seq (may be NULL, 0 when
+ * nothing was written) for durable acknowledgement.  Fills *reply with
+ * the KV_PUT_REPLY {req_id, status}: RK_OK, RK_EINVAL (empty key, an
+ * object that does not decode, has no sibling, or carries timestamps with
+ * the metadata flag bits), RK_ECORRUPT (the stored record does not
+ * decode; it is left untouched), RK_ENOMEM, or the engine's error.
  */
 void replica_handle_put(struct engine *e,
+                        const struct replica_cfg *cfg,
                         const struct peer_kv_put *req,
                         struct peer_msg *reply,
+                        bool *changed,
                         uint64_t *seq);
 
 /*
- * Handles a KV_GET message: fills *reply with the KV_GET_REPLY: RK_OK with
- * value/timestamp/expiry/flags (PEER_KV_TOMBSTONE, empty value and expiry
- * 0 for a tombstone), RK_ENOTFOUND, or an error status.  The value is
- * read into `val` (caller storage, reused across calls; cleared first) and
- * reply->kv_get_reply.value views it: valid until val changes.
+ * KV_GET: fills *reply with the KV_GET_REPLY: RK_OK with the stored
+ * object's encoding (appended to `out`, cleared first; reply views it:
+ * valid until out changes), RK_ENOTFOUND, or an error status.
  */
 void replica_handle_get(struct engine *e,
                         const struct peer_kv_get *req,
-                        struct rk_buf *val,
+                        struct rk_buf *out,
                         struct peer_msg *reply);
+
+/*
+ * KV_UPDATE: applies the client write to the stored object with
+ * dvv_update (context: req->context decoded, or the stored object's own
+ * clock with PEER_KV_OWN_CONTEXT; actor: cfg->actor with *cfg->floor, or
+ * with PEER_KV_FALLBACK a fresh one-shot actor derived from cfg->actor
+ * and ++*cfg->oneshot), stores it, and fills *reply with the
+ * KV_UPDATE_REPLY: RK_OK and the resulting object (encoding appended to
+ * `out`, cleared first; a view valid until out changes), RK_EINVAL (bad
+ * key, context or flags), RK_ERANGE (the actor's counter is exhausted),
+ * RK_ECORRUPT (the stored record does not decode), RK_ENOMEM (when only
+ * encoding the reply failed, the write is stored though the reply says
+ * RK_ENOMEM: the coordinator retries or times out), or the engine's error.
+ * *seq as for puts.
+ */
+void replica_handle_update(struct engine *e,
+                           const struct replica_cfg *cfg,
+                           const struct peer_kv_update *req,
+                           struct rk_buf *out,
+                           struct peer_msg *reply,
+                           uint64_t *seq);
 
 #endif /* RINGKV_CLUSTER_REPLICA_H */

@@ -159,10 +159,7 @@ static const struct field join_reply_fields[] = {
 static const struct field kv_put_fields[] = {
     FU64(kv_put, req_id),
     FBLOB(kv_put, key, 0, PEER_MAX_KEY),
-    FBLOB(kv_put, value, 0, UNBOUNDED),
-    FU64(kv_put, timestamp),
-    FU64(kv_put, expire_at_ms),
-    FU32(kv_put, flags),
+    FBLOB(kv_put, object, 0, UNBOUNDED),
     FNAME(kv_put, hint_for, 0, PEER_MAX_NODE_ID),
     FU32(kv_put, deadline_ms),
 };
@@ -181,10 +178,25 @@ static const struct field kv_get_fields[] = {
 static const struct field kv_get_reply_fields[] = {
     FU64(kv_get_reply, req_id),
     FI32(kv_get_reply, status),
-    FBLOB(kv_get_reply, value, 0, UNBOUNDED),
-    FU64(kv_get_reply, timestamp),
-    FU64(kv_get_reply, expire_at_ms),
-    FU32(kv_get_reply, flags),
+    FBLOB(kv_get_reply, object, 0, UNBOUNDED),
+};
+
+static const struct field kv_update_fields[] = {
+    FU64(kv_update, req_id),
+    FBLOB(kv_update, key, 0, PEER_MAX_KEY),
+    FBLOB(kv_update, context, 0, UNBOUNDED),
+    FBLOB(kv_update, value, 0, UNBOUNDED),
+    FU64(kv_update, timestamp),
+    FU64(kv_update, expire_at_ms),
+    FU32(kv_update, flags),
+    FNAME(kv_update, hint_for, 0, PEER_MAX_NODE_ID),
+    FU32(kv_update, deadline_ms),
+};
+
+static const struct field kv_update_reply_fields[] = {
+    FU64(kv_update_reply, req_id),
+    FI32(kv_update_reply, status),
+    FBLOB(kv_update_reply, object, 0, UNBOUNDED),
 };
 
 static const struct field error_fields[] = {
@@ -218,6 +230,8 @@ static const struct type_desc g_types[PEER_TYPE_MAX + 1] = {
     [PEER_KV_GET] = DESC("KV_GET", kv_get_fields),
     [PEER_KV_GET_REPLY] = DESC("KV_GET_REPLY", kv_get_reply_fields),
     [PEER_ERROR] = DESC("ERROR", error_fields),
+    [PEER_KV_UPDATE] = DESC("KV_UPDATE", kv_update_fields),
+    [PEER_KV_UPDATE_REPLY] = DESC("KV_UPDATE_REPLY", kv_update_reply_fields),
 };
 
 static const struct type_desc *type_desc(int type)
@@ -367,13 +381,27 @@ static const char *check_rules(const struct peer_msg *m)
                 return "JOIN_REPLY status is positive";
             }
             break;
-        case PEER_KV_PUT:
-            if ((m->kv_put.flags & ~PEER_KV_TOMBSTONE) != 0) {
-                return "KV_PUT has reserved flag bits set";
+        case PEER_KV_UPDATE: {
+            uint32_t f = m->kv_update.flags;
+            if ((f & ~PEER_KV_UPDATE_FLAGS) != 0) {
+                return "KV_UPDATE has reserved flag bits set";
             }
-            if ((m->kv_put.flags & PEER_KV_TOMBSTONE) &&
-                m->kv_put.value.len != 0) {
-                return "KV_PUT tombstone carries a value";
+            if ((f & PEER_KV_TOMBSTONE) && (m->kv_update.value.len != 0 ||
+                                            m->kv_update.expire_at_ms != 0)) {
+                return "KV_UPDATE tombstone carries a value or an expiry";
+            }
+            if ((f & PEER_KV_OWN_CONTEXT) && m->kv_update.context.len != 0) {
+                return "KV_UPDATE with OWN_CONTEXT carries a context";
+            }
+            break;
+        }
+        case PEER_KV_UPDATE_REPLY:
+            if (m->kv_update_reply.status > 0) {
+                return "KV_UPDATE_REPLY status is positive";
+            }
+            if (m->kv_update_reply.status != 0 &&
+                m->kv_update_reply.object.len != 0) {
+                return "KV_UPDATE_REPLY error carries an object";
             }
             break;
         case PEER_KV_PUT_REPLY:
@@ -385,12 +413,9 @@ static const char *check_rules(const struct peer_msg *m)
             if (m->kv_get_reply.status > 0) {
                 return "KV_GET_REPLY status is positive";
             }
-            if ((m->kv_get_reply.flags & ~PEER_KV_TOMBSTONE) != 0) {
-                return "KV_GET_REPLY has reserved flag bits set";
-            }
-            if ((m->kv_get_reply.flags & PEER_KV_TOMBSTONE) &&
-                m->kv_get_reply.value.len != 0) {
-                return "KV_GET_REPLY tombstone carries a value";
+            if (m->kv_get_reply.status != 0 &&
+                m->kv_get_reply.object.len != 0) {
+                return "KV_GET_REPLY error carries an object";
             }
             break;
         case PEER_ERROR:

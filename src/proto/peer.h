@@ -47,13 +47,25 @@
 #define PEER_MAX_VALUE     (512u * 1024u * 1024u) /* bytes, as the engine */
 /*
  * Default (and encoder) limit on body_len: a maximal value plus a maximal
- * key plus 4 KiB for the fixed fields of KV_PUT (106 bytes today), so the
- * largest legal write always fits: 512 MiB + 68 KiB = 536,940,544 bytes.
+ * key plus 4 KiB for the fixed fields (86 bytes of KV_PUT, 110 of
+ * KV_UPDATE) and an object's own overhead (dvv.h: 6 bytes, 24 per clock
+ * entry, 37 per sibling), so a write of one maximal value always fits:
+ * 512 MiB + 68 KiB = 536,940,544 bytes.  An object whose siblings
+ * together exceed it cannot be sent (RK_ETOOBIG; docs/consistency.md).
+ * Version 1 is not frozen yet: issue 5 changed KV_PUT and KV_GET_REPLY
+ * and added KV_UPDATE(_REPLY) before any release.
  */
 #define PEER_DEFAULT_MAX_BODY (PEER_MAX_VALUE + PEER_MAX_KEY + 4096u)
 
-/* KV_PUT.flags and KV_GET_REPLY.flags: bit 0; the other bits must be 0. */
-#define PEER_KV_TOMBSTONE 0x1u
+/* KV_UPDATE.flags; the other bits must be 0. */
+#define PEER_KV_TOMBSTONE   0x1u /* the write is a delete: no value, no expiry */
+#define PEER_KV_OWN_CONTEXT 0x2u /* supersede everything the receiving replica
+                                    has seen of the key (a write without a
+                                    client context); `context` must be empty */
+#define PEER_KV_FALLBACK    0x4u /* the receiver stands in for a down owner:
+                                    it issues the dot from a one-shot actor */
+#define PEER_KV_UPDATE_FLAGS                                                   \
+    (PEER_KV_TOMBSTONE | PEER_KV_OWN_CONTEXT | PEER_KV_FALLBACK)
 
 /* Message types (header byte 5).  Numbers are wire values: never reuse. */
 enum peer_type
@@ -70,9 +82,11 @@ enum peer_type
     PEER_KV_GET = 10,
     PEER_KV_GET_REPLY = 11,
     PEER_ERROR = 12,
+    PEER_KV_UPDATE = 13,
+    PEER_KV_UPDATE_REPLY = 14,
 };
 #define PEER_TYPE_MIN PEER_HELLO
-#define PEER_TYPE_MAX PEER_ERROR
+#define PEER_TYPE_MAX PEER_KV_UPDATE_REPLY
 
 /*
  * A byte string: binary-safe, not NUL-terminated.  In a decoded message a
@@ -152,15 +166,22 @@ struct peer_join_reply
     struct peer_bytes state;   /* opaque cluster state, 0..(body limit) */
 };
 
-/* A replica write (or tombstone) coordinated by the sender. */
+/*
+ * Versioned objects (issue 5).  `object` fields carry one object in the
+ * canonical encoding of cluster/dvv.h (docs/consistency.md); the codec
+ * treats them as opaque bytes and the receiver decodes and checks them.
+ * `context` carries a causal context as a dvv object with no siblings (its
+ * clock), in the same encoding, or nothing (the empty context).
+ */
+
+/* Merge `object` into the receiver's copy of `key` (replication, read
+ * repair, hint delivery).  With hint_for set the receiver is a fallback:
+ * it keeps the object in its hint store for that owner. */
 struct peer_kv_put
 {
-    uint64_t req_id;
+    uint64_t req_id;            /* 0: no reply wanted (read repair) */
     struct peer_bytes key;      /* 0..PEER_MAX_KEY bytes */
-    struct peer_bytes value;    /* 0..(body limit); empty for a tombstone */
-    uint64_t timestamp;         /* HLC timestamp (common/hlc.h) */
-    uint64_t expire_at_ms;      /* absolute Unix ms, 0 = no expiry */
-    uint32_t flags;             /* PEER_KV_TOMBSTONE; other bits 0 */
+    struct peer_bytes object;   /* 0..(body limit) */
     struct peer_bytes hint_for; /* 0..PEER_MAX_NODE_ID: the intended owner
                                    of a hinted write, else empty */
     uint32_t deadline_ms;       /* time budget relative to receipt, ms */
@@ -182,11 +203,33 @@ struct peer_kv_get
 struct peer_kv_get_reply
 {
     uint64_t req_id;
-    int32_t status;          /* RK_OK, RK_ENOTFOUND or another RK_*, <= 0 */
-    struct peer_bytes value; /* 0..(body limit); empty for a tombstone */
-    uint64_t timestamp;      /* HLC */
-    uint64_t expire_at_ms;   /* absolute Unix ms, 0 = none */
-    uint32_t flags;          /* PEER_KV_TOMBSTONE; other bits 0 */
+    int32_t status;           /* RK_OK, RK_ENOTFOUND or another RK_*, <= 0 */
+    struct peer_bytes object; /* RK_OK: the stored object; else empty */
+};
+
+/* A client write, sent to the one replica that issues its dot (the
+ * coordinating replica): it applies dvv_update to its copy of the key and
+ * answers with the resulting object, which the coordinator then sends to
+ * the other replicas as KV_PUT. */
+struct peer_kv_update
+{
+    uint64_t req_id;
+    struct peer_bytes key;      /* 0..PEER_MAX_KEY bytes */
+    struct peer_bytes context;  /* 0..(body limit): see above */
+    struct peer_bytes value;    /* 0..(body limit); empty for a tombstone */
+    uint64_t timestamp;         /* HLC of the write */
+    uint64_t expire_at_ms;      /* absolute Unix ms, 0 = none */
+    uint32_t flags;             /* PEER_KV_UPDATE_FLAGS */
+    struct peer_bytes hint_for; /* with PEER_KV_FALLBACK: the owner the
+                                   receiver stands in for, else empty */
+    uint32_t deadline_ms;       /* time budget relative to receipt, ms */
+};
+
+struct peer_kv_update_reply
+{
+    uint64_t req_id;
+    int32_t status;           /* an RK_* code, <= 0 */
+    struct peer_bytes object; /* RK_OK: the object after the write */
 };
 
 /* A request failed as a whole (or a message could not be handled). */
@@ -214,6 +257,8 @@ struct peer_msg
         struct peer_kv_get kv_get;
         struct peer_kv_get_reply kv_get_reply;
         struct peer_error error;
+        struct peer_kv_update kv_update;
+        struct peer_kv_update_reply kv_update_reply;
     };
 };
 

@@ -49,23 +49,27 @@
 #include <xxhash.h>
 
 #include "cluster/coord.h"
+#include "cluster/dvv.h"
 #include "cluster/membership.h"
 #include "cluster/replica.h"
 #include "cluster/ring.h"
 #include "cluster/swim.h"
 #include "common/alloc.h"
 #include "common/error.h"
+#include "common/hlc.h"
 #include "common/log.h"
 #include "server/internal.h"
 #include "server/peer_transport.h"
 
-#define CLUSTER_TICK_MS  10
-#define COP_WINDOW       64    /* requests in flight per operation */
-#define COORD_SLOTS      16384 /* coordinator table */
-#define STATE_FILE       "cluster.state"
-#define NODE_ID_FILE     "NODE_ID"
-#define MAX_FAILS        256
-#define CLIENT_PIPELINE  64 /* coordinated commands in flight per client */
+#define CLUSTER_TICK_MS 10
+#define COP_WINDOW      64    /* requests in flight per operation */
+#define COORD_SLOTS     16384 /* coordinator table */
+#define STATE_FILE      "cluster.state"
+#define NODE_ID_FILE    "NODE_ID"
+#define EPOCH_FILE      "EPOCH"     /* starts of this data dir */
+#define VERSIONED_FILE  "VERSIONED" /* keys are versioned objects */
+#define MAX_FAILS       256
+#define CLIENT_PIPELINE 64 /* coordinated commands in flight per client */
 
 enum cop_kind
 {
@@ -74,9 +78,15 @@ enum cop_kind
     COP_DEFER,    /* a command that must wait for the ones before it */
 };
 
+/* A coordinated command reads its keys (unless it is a blind write), runs
+ * its handler over the scratch engine, then for every key it changed sends
+ * the write to one coordinating replica (UPDATE: it issues the version's
+ * dot and returns the new object) and that object to the key's replicas
+ * (WRITE), answering after W. */
 enum cop_phase
 {
     PH_READ = 1,
+    PH_UPDATE,
     PH_WRITE,
     PH_DONE,
 };
@@ -87,10 +97,16 @@ struct cop_key
     uint64_t req_id;   /* request in flight for this key */
     uint8_t state;     /* 0 not started, 1 in flight, 2 done */
     bool live;         /* read: a live value exists */
+    bool read;         /* read: answered (ctx holds the merged clock) */
     bool write;        /* write phase: this key is written */
     bool tomb;         /* write phase: as a tombstone */
+    bool own_ctx;      /* write: supersede what the coordinating replica
+                          has seen (no read context) */
     uint64_t ts, exp;  /* read: its version; write: what to write */
     struct rk_buf val; /* read: the value; write: what to write */
+    struct rk_buf obj; /* read: merged object; update: the new object */
+    struct rk_buf ctx; /* write: context (clock-only dvv encoding) */
+    char coord_id[CL_ID_MAX + 1]; /* update: the coordinating replica */
 };
 
 struct cop
@@ -151,6 +167,21 @@ struct peer_gone
     char id[CL_ID_MAX + 1];
 };
 
+#define HD_SLOTS        256 /* hint deliveries in flight */
+#define HINT_ROUND_MS   100 /* delivery scan interval */
+#define HINT_SCAN_BATCH 256 /* hints looked at per round */
+#define GC_SLOTS        64  /* tombstone checks in flight */
+#define GC_SCAN_BATCH   256 /* keys looked at per reaping round */
+
+/* A hint being delivered: which record, and the hash of the object sent,
+ * so a hint that grew meanwhile is kept for the next round. */
+struct hint_delivery
+{
+    uint64_t req_id; /* 0: free */
+    uint64_t hash;   /* XXH3 of the object sent */
+    struct rk_buf hkey;
+};
+
 struct cnode
 {
     struct server *srv;
@@ -191,8 +222,30 @@ struct cnode
     struct cop *stalled;
     struct cop *join_op;
     struct rk_buf valbuf;
+    /* versions (issue 5) */
+    uint64_t epoch; /* starts of this data dir (EPOCH file) */
+    uint64_t actor; /* dvv actor of this run: XXH3(node id, epoch) */
+    uint64_t floor; /* highest counter this actor issued */
+    uint64_t oneshot;
+    uint64_t last_seq; /* last engine write by replica code */
+    struct replica_stats rstats;
+    struct replica_cfg rcfg;
+    bool versioned; /* has been in a cluster: keys are objects */
+    /* hinted handoff (issue 5 item 3): objects held for down owners in
+     * their own engine (DATA_DIR/hints), keyed by hint_key(owner, key) */
+    struct engine *hints;
+    uint64_t hint_cursor;
+    uint64_t hint_scan_at;    /* monotonic ms of the next delivery round */
+    struct hint_delivery *hd; /* HD_SLOTS, in flight when req_id != 0 */
+    uint64_t hints_stored, hints_delivered, hints_superseded;
+    /* tombstone reaping (issue 5 item 5) */
+    uint64_t gc_cursor;
+    uint64_t gc_scan_at;
+    struct hint_delivery *gc; /* GC_SLOTS checks in flight (hkey = key,
+                                 hash = local object) */
+    uint64_t tombstones_reaped;
     /* counters */
-    uint64_t coordinated, noquorum, replica_puts, replica_gets;
+    uint64_t coordinated, noquorum, replica_puts, replica_gets, replica_updates;
     uint64_t persist_errors;
 };
 
@@ -311,8 +364,8 @@ static void recompute(struct cnode *cn)
     }
     bool member = membership_phase(cn->mem) == MEMBERSHIP_MEMBER;
     uint32_t n = s->cfg->n_val, r = s->cfg->r_val, w = s->cfg->w_val;
-    uint32_t cap = (uint32_t)(valid < COORD_MAX_TARGETS ? valid
-                                                        : COORD_MAX_TARGETS);
+    uint32_t cap =
+        (uint32_t)(valid < COORD_MAX_TARGETS ? valid : COORD_MAX_TARGETS);
     if (cap == 0) {
         cap = 1;
     }
@@ -333,16 +386,28 @@ static void recompute(struct cnode *cn)
     cn->n_eff = n2;
     cn->r_eff = r2;
     cn->w_eff = w2;
-    cn->multi = member && valid >= 2;
+    if (member && valid >= 2 && !cn->versioned) {
+        /* From now on keys are versioned objects, also if the cluster
+         * shrinks back to this node: remember it across restarts. */
+        cn->versioned = true;
+        if (write_file_atomic(cn->dir, VERSIONED_FILE, "1\n", 2) != RK_OK) {
+            rk_log(RK_LOG_ERROR, "cluster_persist_failed", "file=%s",
+                   VERSIONED_FILE);
+        }
+    }
+    cn->multi = member && (valid >= 2 || cn->versioned);
     struct peer_bytes st = membership_state_bytes(cn->mem);
     cn->state_hash = st.len ? XXH3_64bits(st.ptr, st.len) : 0;
 }
 
-static struct peer_seen *seen_find(struct cnode *cn, const char *id, size_t len,
+static struct peer_seen *seen_find(struct cnode *cn,
+                                   const char *id,
+                                   size_t len,
                                    bool create)
 {
     for (size_t i = 0; i < cn->n_seen; i++) {
-        if (strlen(cn->seen[i].id) == len && memcmp(cn->seen[i].id, id, len) == 0) {
+        if (strlen(cn->seen[i].id) == len &&
+            memcmp(cn->seen[i].id, id, len) == 0) {
             return &cn->seen[i];
         }
     }
@@ -365,11 +430,11 @@ static struct peer_seen *seen_find(struct cnode *cn, const char *id, size_t len,
     return ps;
 }
 
-static struct peer_gone *gone_find(struct cnode *cn, const char *id,
-                                   size_t len)
+static struct peer_gone *gone_find(struct cnode *cn, const char *id, size_t len)
 {
     for (size_t i = 0; i < cn->n_gone; i++) {
-        if (strlen(cn->gone[i].id) == len && memcmp(cn->gone[i].id, id, len) == 0) {
+        if (strlen(cn->gone[i].id) == len &&
+            memcmp(cn->gone[i].id, id, len) == 0) {
             return &cn->gone[i];
         }
     }
@@ -388,6 +453,69 @@ static bool peer_is_up(struct cnode *cn, const char *id)
         return true;
     }
     return st != SWIM_DOWN;
+}
+
+/*
+ * Where a request for a key goes (DESIGN.md section 1 step 2): its N
+ * primaries, a primary this node sees down replaced (sloppy quorum) by
+ * the next fallback clockwise that is up, with hint_for naming the owner
+ * it stands in for.  A down primary with no fallback left stays a target
+ * (its request fails at once) and is listed in down[] so the coordinator
+ * keeps a hint for it.
+ */
+struct targets
+{
+    const char *id[COORD_MAX_TARGETS];
+    const char *hint_for[COORD_MAX_TARGETS]; /* NULL for a primary */
+    size_t n;
+    const char *down[COORD_MAX_TARGETS]; /* primaries without a stand-in */
+    size_t n_down;
+};
+
+static bool is_up_or_self(struct cnode *cn, const char *id)
+{
+    return strcmp(id, cn->node_id) == 0 || peer_is_up(cn, id);
+}
+
+static void build_targets(struct cnode *cn,
+                          const void *key,
+                          size_t klen,
+                          struct targets *t)
+{
+    const struct ring *r = membership_ring(cn->mem);
+    t->n = t->n_down = 0;
+    if (r == NULL) {
+        return;
+    }
+    size_t idx[COORD_MAX_TARGETS];
+    uint32_t part = ring_partition_of_key(r, key, klen);
+    size_t all = ring_preflist(r, part, idx, COORD_MAX_TARGETS);
+    size_t np = cn->n_eff < all ? cn->n_eff : all;
+    size_t fb = np; /* next fallback to try */
+    for (size_t i = 0; i < np; i++) {
+        size_t l;
+        const char *p = ring_member_id(r, idx[i], &l);
+        if (is_up_or_self(cn, p)) {
+            t->id[t->n] = p;
+            t->hint_for[t->n++] = NULL;
+            continue;
+        }
+        const char *f = NULL;
+        while (cn->srv->cfg->sloppy_quorum && f == NULL && fb < all) {
+            const char *cand = ring_member_id(r, idx[fb++], &l);
+            if (is_up_or_self(cn, cand)) {
+                f = cand;
+            }
+        }
+        if (f) {
+            t->id[t->n] = f;
+            t->hint_for[t->n++] = p;
+        } else {
+            t->id[t->n] = p;
+            t->hint_for[t->n++] = NULL;
+            t->down[t->n_down++] = p;
+        }
+    }
 }
 
 static const char *seen_as(struct cnode *cn, const char *id)
@@ -413,6 +541,13 @@ static void op_free(struct cop *op);
 static void unlink_op(struct cnode *cn, struct cop *op);
 static void drain_coord(struct cnode *cn);
 static void resume_forget(struct cnode *cn, struct client *c);
+static void hint_store(struct cnode *cn,
+                       const struct peer_kv_put *put,
+                       struct peer_msg *rep);
+static void hint_update(struct cnode *cn,
+                        const struct peer_kv_update *up,
+                        struct peer_msg *rep);
+static bool is_hinted(struct cnode *cn, struct peer_bytes hint_for);
 static void process_ready(struct cnode *cn);
 
 static void send_to(struct cnode *cn,
@@ -458,11 +593,12 @@ static void broadcast_state(struct cnode *cn)
     for (size_t i = 0; i < m && sent < 16; i++) {
         struct membership_member mm;
         membership_member_get(cn->mem, i, &mm);
-        if (mm.status != MEMBERSHIP_VALID || strcmp(mm.node_id, cn->node_id) == 0) {
+        if (mm.status != MEMBERSHIP_VALID ||
+            strcmp(mm.node_id, cn->node_id) == 0) {
             continue;
         }
-        if (peer_transport_send(cn->pt, mm.node_id, mm.host, mm.peer_port, &g) ==
-            RK_OK) {
+        if (peer_transport_send(cn->pt, mm.node_id, mm.host, mm.peer_port,
+                                &g) == RK_OK) {
             sent++;
         }
     }
@@ -564,8 +700,59 @@ static void op_queue(struct cnode *cn, struct cop *op)
     }
 }
 
+/* Keeps a read answer: the merged object, its clock as the write
+ * context, and its live winner for the handler. */
+static int take_read(struct cop_key *k, const struct coord_reply *r, bool lww)
+{
+    rk_buf_clear(&k->obj);
+    rk_buf_clear(&k->ctx);
+    k->read = true;
+    k->live = false;
+    if (!r->found) {
+        return RK_OK;
+    }
+    if (rk_buf_append(&k->obj, r->object.ptr, r->object.len) != RK_OK) {
+        return RK_ENOMEM;
+    }
+    struct dvv_obj o;
+    dvv_init(&o);
+    int rc = dvv_decode(&o, r->object.ptr, r->object.len);
+    if (rc == RK_OK && lww && dvv_lww(&o) > 0) {
+        /* conflict_policy lww: the client sees the newest sibling only */
+        rk_buf_clear(&k->obj);
+        rc = dvv_encode(&o, &k->obj);
+    }
+    size_t w = 0;
+    if (rc == RK_OK && replica_winner(&o, server_now_ms(), &w) == RK_OK) {
+        k->live = true;
+        k->ts = o.sibs[w].ts;
+        k->exp = o.sibs[w].expire_at_ms;
+        rk_buf_clear(&k->val);
+        rc = rk_buf_append(&k->val, dvv_value(&o, w), o.sibs[w].vlen);
+    } else if (rc == RK_OK) {
+        k->ts = dvv_max_ts(&o); /* deleted or expired: remember its clock */
+    }
+    if (rc == RK_OK) {
+        o.n_sibs = 0; /* the clock alone is the context */
+        rc = dvv_encode(&o, &k->ctx);
+    }
+    dvv_fini(&o);
+    return rc;
+}
+
+static void hint_reply(struct cnode *cn, const struct coord_reply *r);
+static void gc_reply(struct cnode *cn, const struct coord_reply *r);
+
 static void on_coord_reply(struct cnode *cn, const struct coord_reply *r)
 {
+    if ((r->cookie & 3) == 1) {
+        hint_reply(cn, r); /* a hint delivery, not a client command */
+        return;
+    }
+    if ((r->cookie & 3) == 2) {
+        gc_reply(cn, r); /* a tombstone reaping check */
+        return;
+    }
     struct cop *op = (struct cop *)(uintptr_t)r->cookie;
     struct cop_key *k = op_key_by_req(op, r->req_id);
     if (k == NULL) {
@@ -574,43 +761,42 @@ static void on_coord_reply(struct cnode *cn, const struct coord_reply *r)
     k->state = 2;
     op->inflight--;
     op->done++;
-    if (r->status == RK_OK || r->status == RK_ENOTFOUND) {
-        if (r->op == COORD_OP_GET && r->status == RK_OK && r->found &&
-            !r->tombstone) {
-            k->live = !(r->expire_at_ms != 0 &&
-                        r->expire_at_ms <= server_now_ms());
-            k->ts = r->timestamp;
-            k->exp = r->expire_at_ms;
-            rk_buf_clear(&k->val);
-            if (k->live &&
-                rk_buf_append(&k->val, r->value.ptr, r->value.len) != RK_OK) {
-                if (!op->failed) {
-                    op->failed = true;
-                    snprintf(op->err, sizeof(op->err), "ERR out of memory");
-                }
-            }
-        } else if (r->op == COORD_OP_GET && r->found) {
-            k->ts = r->timestamp; /* a tombstone: remember its clock */
+    int rc = r->status;
+    if (rc == RK_OK || rc == RK_ENOTFOUND) {
+        if (r->op == COORD_OP_GET) {
+            rc = take_read(k, r, cn->rcfg.lww);
+        } else if (r->op == COORD_OP_UPDATE) {
+            rk_buf_clear(&k->obj);
+            rc = r->found ? rk_buf_append(&k->obj, r->object.ptr, r->object.len)
+                          : RK_EPROTO;
+        } else {
+            rc = RK_OK;
         }
-    } else {
-        if (r->status == RK_ENOQUORUM) {
+    }
+    if (rc != RK_OK && rc != RK_ENOTFOUND) {
+        if (rc == RK_ENOQUORUM) {
             cn->noquorum++;
         }
         if (!op->failed) {
             op->failed = true;
-            if (r->status == RK_ENOQUORUM) {
+            if (rc == RK_ENOQUORUM) {
                 snprintf(op->err, sizeof(op->err), "%s", r->message);
+            } else if (rc == RK_ENOMEM) {
+                snprintf(op->err, sizeof(op->err), "ERR out of memory");
             } else {
-                snprintf(op->err, sizeof(op->err), "ERR cluster request failed: %s",
-                         rk_strerror(r->status));
+                snprintf(op->err, sizeof(op->err),
+                         "ERR cluster request failed: %s", rk_strerror(rc));
             }
         }
     }
     op_queue(cn, op);
 }
 
-static void add_fail(struct cnode *cn, uint64_t req_id, const char *node,
-                     size_t len, int status)
+static void add_fail(struct cnode *cn,
+                     uint64_t req_id,
+                     const char *node,
+                     size_t len,
+                     int status)
 {
     if (cn->n_fails >= MAX_FAILS || len > CL_ID_MAX) {
         return; /* the request's deadline answers it */
@@ -622,8 +808,12 @@ static void add_fail(struct cnode *cn, uint64_t req_id, const char *node,
     f->node[len] = '\0';
 }
 
-static void queue_ack(struct cnode *cn, uint64_t seq, bool local,
-                      uint64_t req_id, int32_t status, const char *peer,
+static void queue_ack(struct cnode *cn,
+                      uint64_t seq,
+                      bool local,
+                      uint64_t req_id,
+                      int32_t status,
+                      const char *peer,
                       size_t plen)
 {
     if (cn->n_acks == cn->cap_acks) {
@@ -692,6 +882,13 @@ static void release_held(struct cnode *cn, uint64_t req_id)
     cn->n_held = w;
 }
 
+static void note_replica_write(struct cnode *cn, uint64_t seq)
+{
+    if (seq > cn->last_seq) {
+        cn->last_seq = seq;
+    }
+}
+
 static bool must_wait_durable(struct cnode *cn, uint64_t seq)
 {
     struct server *s = cn->srv;
@@ -715,12 +912,18 @@ static void drain_coord(struct cnode *cn)
             switch (a->type) {
                 case COORD_SEND: {
                     char id[CL_ID_MAX + 1];
-                    size_t l = a->node_len < CL_ID_MAX ? a->node_len : CL_ID_MAX;
+                    size_t l =
+                        a->node_len < CL_ID_MAX ? a->node_len : CL_ID_MAX;
                     memcpy(id, a->node, l);
                     id[l] = '\0';
                     uint64_t req = a->msg.type == PEER_KV_PUT
                                        ? a->msg.kv_put.req_id
+                                   : a->msg.type == PEER_KV_UPDATE
+                                       ? a->msg.kv_update.req_id
                                        : a->msg.kv_get.req_id;
+                    if (req == 0 && !peer_is_up(cn, id)) {
+                        break; /* a read repair for a down peer */
+                    }
                     if (!peer_is_up(cn, id)) {
                         add_fail(cn, req, a->node, a->node_len, RK_ECLOSED);
                         break;
@@ -739,7 +942,23 @@ static void drain_coord(struct cnode *cn)
                     break;
                 }
                 case COORD_LOCAL_PUT:
+                    if (a->msg.kv_put.req_id == 0) {
+                        /* a read repair of this node's copy */
+                        struct peer_msg rep;
+                        uint64_t seq = 0;
+                        if (is_hinted(cn, a->msg.kv_put.hint_for)) {
+                            hint_store(cn, &a->msg.kv_put, &rep);
+                            break;
+                        }
+                        replica_handle_put(s->engine, &cn->rcfg, &a->msg.kv_put,
+                                           &rep, NULL, &seq);
+                        note_replica_write(cn, seq);
+                        break;
+                    }
+                    local = a;
+                    break;
                 case COORD_LOCAL_GET:
+                case COORD_LOCAL_UPDATE:
                     local = a;
                     break;
                 case COORD_REPLY:
@@ -755,12 +974,38 @@ static void drain_coord(struct cnode *cn)
             coord_on_local_result(cn->coord, &rep, now);
             continue;
         }
+        if (local && local->type == COORD_LOCAL_UPDATE) {
+            struct peer_msg rep;
+            uint64_t seq = 0;
+            if (is_hinted(cn, local->msg.kv_update.hint_for)) {
+                hint_update(cn, &local->msg.kv_update, &rep);
+            } else {
+                replica_handle_update(s->engine, &cn->rcfg,
+                                      &local->msg.kv_update, &cn->valbuf, &rep,
+                                      &seq);
+                note_replica_write(cn, seq);
+            }
+            coord_on_local_result(cn->coord, &rep, now);
+            continue;
+        }
+        if (local && local->type == COORD_LOCAL_PUT &&
+            is_hinted(cn, local->msg.kv_put.hint_for)) {
+            struct peer_msg rep;
+            hint_store(cn, &local->msg.kv_put, &rep);
+            coord_on_local_result(cn->coord, &rep, now);
+            continue;
+        }
         if (local && local->type == COORD_LOCAL_PUT) {
             struct peer_msg rep;
             uint64_t seq = 0;
-            replica_handle_put(s->engine, &local->msg.kv_put, &rep, &seq);
-            if (rep.kv_put_reply.status == RK_OK && must_wait_durable(cn, seq)) {
-                queue_ack(cn, seq, true, rep.kv_put_reply.req_id,
+            bool changed = false;
+            replica_handle_put(s->engine, &cn->rcfg, &local->msg.kv_put, &rep,
+                               &changed, &seq);
+            note_replica_write(cn, seq);
+            uint64_t wait = changed ? seq : cn->last_seq;
+            if (rep.kv_put_reply.status == RK_OK &&
+                must_wait_durable(cn, wait)) {
+                queue_ack(cn, wait, true, rep.kv_put_reply.req_id,
                           rep.kv_put_reply.status, NULL, 0);
             } else {
                 coord_on_local_result(cn->coord, &rep, now);
@@ -779,6 +1024,457 @@ static void drain_coord(struct cnode *cn)
         break;
     }
     cn->draining = false;
+}
+
+/* ---- hinted handoff -------------------------------------------------------
+ */
+
+/* Hint record key: u8 owner length, owner id, the key. */
+static int hint_key(const char *owner,
+                    size_t olen,
+                    const void *key,
+                    size_t klen,
+                    struct rk_buf *out)
+{
+    rk_buf_clear(out);
+    unsigned char l = (unsigned char)olen;
+    if (olen == 0 || olen > CL_ID_MAX || rk_buf_append(out, &l, 1) != RK_OK ||
+        rk_buf_append(out, owner, olen) != RK_OK ||
+        rk_buf_append(out, key, klen) != RK_OK) {
+        return RK_ENOMEM;
+    }
+    return RK_OK;
+}
+
+/* Splits a hint record key; false when it is malformed. */
+static bool hint_split(const char *hk,
+                       size_t len,
+                       char owner[CL_ID_MAX + 1],
+                       const char **key,
+                       size_t *klen)
+{
+    size_t ol = len ? (unsigned char)hk[0] : 0;
+    if (ol == 0 || ol > CL_ID_MAX || len < 2 + ol) {
+        return false;
+    }
+    memcpy(owner, hk + 1, ol);
+    owner[ol] = '\0';
+    *key = hk + 1 + ol;
+    *klen = len - 1 - ol;
+    return true;
+}
+
+/* Under sync=always a hint counts toward W only once durable: the hint
+ * engine is synced at once (hints exist only while a node is down). */
+static int hint_make_durable(struct cnode *cn, uint64_t seq)
+{
+    if (seq == 0 || cn->srv->cfg->sync_mode != ENGINE_SYNC_ALWAYS) {
+        return RK_OK;
+    }
+    return engine_sync(cn->hints);
+}
+
+/*
+ * Merges an object into the hint for (owner, key).  Fills *rep as a
+ * KV_PUT_REPLY for req_id.  The hint store is an engine of its own, so the
+ * data of a partition this node does not own never mixes with its keys.
+ */
+static void hint_store(struct cnode *cn,
+                       const struct peer_kv_put *put,
+                       struct peer_msg *rep)
+{
+    struct rk_buf hk;
+    rk_buf_init(&hk);
+    memset(rep, 0, sizeof(*rep));
+    rep->type = PEER_KV_PUT_REPLY;
+    rep->kv_put_reply.req_id = put->req_id;
+    int rc = put->key.len == 0 ? RK_EINVAL
+                               : hint_key(put->hint_for.ptr, put->hint_for.len,
+                                          put->key.ptr, put->key.len, &hk);
+    if (rc == RK_OK) {
+        struct peer_kv_put hp = *put;
+        hp.key.ptr = hk.base;
+        hp.key.len = hk.len;
+        hp.hint_for.len = 0;
+        uint64_t seq = 0;
+        bool changed = false;
+        replica_handle_put(cn->hints, &cn->rcfg, &hp, rep, &changed, &seq);
+        rc = rep->kv_put_reply.status;
+        if (rc == RK_OK && changed) {
+            cn->hints_stored++;
+            rc = hint_make_durable(cn, seq);
+        }
+    }
+    rep->kv_put_reply.status = rc;
+    rk_buf_fini(&hk);
+}
+
+/* KV_UPDATE at a fallback (PEER_KV_FALLBACK): applied to its hint for the
+ * owner, so the object it returns is what it keeps for that owner. */
+static void hint_update(struct cnode *cn,
+                        const struct peer_kv_update *up,
+                        struct peer_msg *rep)
+{
+    struct rk_buf hk;
+    rk_buf_init(&hk);
+    int rc = up->key.len == 0 || up->hint_for.len == 0
+                 ? RK_EINVAL
+                 : hint_key(up->hint_for.ptr, up->hint_for.len, up->key.ptr,
+                            up->key.len, &hk);
+    if (rc != RK_OK) {
+        memset(rep, 0, sizeof(*rep));
+        rep->type = PEER_KV_UPDATE_REPLY;
+        rep->kv_update_reply.req_id = up->req_id;
+        rep->kv_update_reply.status = rc;
+        rk_buf_fini(&hk);
+        return;
+    }
+    struct peer_kv_update hu = *up;
+    hu.key.ptr = hk.base;
+    hu.key.len = hk.len;
+    uint64_t seq = 0;
+    replica_handle_update(cn->hints, &cn->rcfg, &hu, &cn->valbuf, rep, &seq);
+    if (rep->kv_update_reply.status == RK_OK) {
+        cn->hints_stored++;
+        (void)hint_make_durable(cn, seq);
+    }
+    rk_buf_fini(&hk);
+}
+
+/* Whether a KV_PUT / KV_UPDATE names an owner other than this node. */
+static bool is_hinted(struct cnode *cn, struct peer_bytes hint_for)
+{
+    return hint_for.len != 0 &&
+           !(hint_for.len == strlen(cn->node_id) &&
+             memcmp(hint_for.ptr, cn->node_id, hint_for.len) == 0);
+}
+
+static bool hint_in_flight(struct cnode *cn, const void *hk, size_t len)
+{
+    for (size_t i = 0; i < HD_SLOTS; i++) {
+        if (cn->hd[i].req_id && cn->hd[i].hkey.len == len &&
+            memcmp(cn->hd[i].hkey.base, hk, len) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+struct hint_batch
+{
+    struct rk_buf keys; /* u32 length + bytes, repeated */
+    size_t n;
+};
+
+static bool hint_collect(void *data,
+                         const void *key,
+                         size_t klen,
+                         const struct engine_meta *meta)
+{
+    (void)meta;
+    struct hint_batch *b = data;
+    uint32_t l = (uint32_t)klen;
+    if (rk_buf_append(&b->keys, &l, sizeof(l)) == RK_OK &&
+        rk_buf_append(&b->keys, key, klen) == RK_OK) {
+        b->n++;
+    }
+    return true;
+}
+
+/* Sends one hint to its owner (a KV_PUT through the coordinator, w=1). */
+static void hint_send(struct cnode *cn, const char *hk, size_t len)
+{
+    char owner[CL_ID_MAX + 1];
+    const char *key;
+    size_t klen;
+    if (!hint_split(hk, len, owner, &key, &klen) ||
+        hint_in_flight(cn, hk, len)) {
+        return;
+    }
+    if (strcmp(owner, cn->node_id) == 0 || !peer_is_up(cn, owner)) {
+        return; /* (a hint for this node itself is delivered below) */
+    }
+    size_t slot = HD_SLOTS;
+    for (size_t i = 0; i < HD_SLOTS && slot == HD_SLOTS; i++) {
+        if (cn->hd[i].req_id == 0) {
+            slot = i;
+        }
+    }
+    if (slot == HD_SLOTS) {
+        return;
+    }
+    struct dvv_obj o;
+    dvv_init(&o);
+    struct rk_buf enc;
+    rk_buf_init(&enc);
+    if (replica_read(cn->hints, hk, len, &o) == RK_OK &&
+        dvv_encode(&o, &enc) == RK_OK) {
+        const char *targets[1] = {owner};
+        struct coord_put_req p = {
+            .key = key,
+            .klen = klen,
+            .object = enc.base,
+            .olen = enc.len,
+            .targets = targets,
+            .n_targets = 1,
+            .acked = -1,
+            .w = 1,
+            .timeout_ms = cn->srv->cfg->request_timeout_ms,
+            .cookie = ((uint64_t)slot << 2) | 1,
+        };
+        uint64_t rid = 0;
+        struct hint_delivery *d = &cn->hd[slot];
+        if (rk_buf_append((rk_buf_clear(&d->hkey), &d->hkey), hk, len) ==
+                RK_OK &&
+            coord_start_put(cn->coord, &p, now_mono(), &rid) == RK_OK) {
+            d->req_id = rid;
+            d->hash = XXH3_64bits(enc.base, enc.len);
+            drain_coord(cn);
+        }
+    }
+    rk_buf_fini(&enc);
+    dvv_fini(&o);
+}
+
+/* One delivery round: looks at the next HINT_SCAN_BATCH hints and sends
+ * those whose owner is up. */
+static void hints_deliver(struct cnode *cn, uint64_t now)
+{
+    if (cn->hints == NULL || now < cn->hint_scan_at) {
+        return;
+    }
+    cn->hint_scan_at = now + HINT_ROUND_MS;
+    (void)engine_tick(cn->hints); /* merges of the hint store */
+    struct engine_stats st;
+    engine_stats(cn->hints, &st);
+    if (st.live_keys == 0) {
+        return;
+    }
+    struct hint_batch b = {.n = 0};
+    rk_buf_init(&b.keys);
+    uint64_t next = 0;
+    (void)engine_scan(cn->hints, cn->hint_cursor, HINT_SCAN_BATCH, hint_collect,
+                      &b, &next);
+    cn->hint_cursor = next;
+    size_t off = 0;
+    for (size_t i = 0; i < b.n; i++) {
+        uint32_t l;
+        memcpy(&l, b.keys.base + off, sizeof(l));
+        off += sizeof(l);
+        hint_send(cn, b.keys.base + off, l);
+        off += l;
+    }
+    rk_buf_fini(&b.keys);
+}
+
+/* The owner answered a delivery: the hint goes if it did not grow since. */
+static void hint_reply(struct cnode *cn, const struct coord_reply *r)
+{
+    size_t slot = (size_t)(r->cookie >> 2);
+    if (slot >= HD_SLOTS || cn->hd[slot].req_id != r->req_id) {
+        return;
+    }
+    struct hint_delivery *d = &cn->hd[slot];
+    d->req_id = 0;
+    if (r->status != RK_OK) {
+        return; /* kept: the next round retries */
+    }
+    struct dvv_obj o;
+    dvv_init(&o);
+    struct rk_buf enc;
+    rk_buf_init(&enc);
+    if (replica_read(cn->hints, d->hkey.base, d->hkey.len, &o) == RK_OK &&
+        dvv_encode(&o, &enc) == RK_OK) {
+        if (XXH3_64bits(enc.base, enc.len) == d->hash) {
+            uint64_t seq;
+            if (engine_delete(cn->hints, d->hkey.base, d->hkey.len, 0, &seq) ==
+                RK_OK) {
+                cn->hints_delivered++;
+            }
+        } else {
+            cn->hints_superseded++; /* grew meanwhile: send it again */
+        }
+    }
+    rk_buf_fini(&enc);
+    dvv_fini(&o);
+}
+
+static uint64_t hints_pending(struct cnode *cn)
+{
+    if (cn->hints == NULL) {
+        return 0;
+    }
+    struct engine_stats st;
+    engine_stats(cn->hints, &st);
+    return st.live_keys;
+}
+
+/* Coordinator-side hints: an owner that is down and has no fallback to
+ * stand in for it gets the object from this node's hint store later. */
+static void hint_for_down(struct cnode *cn,
+                          const char *owner,
+                          const void *key,
+                          size_t klen,
+                          const struct rk_buf *obj)
+{
+    struct peer_kv_put p = {
+        .req_id = 0,
+        .key = {key, klen},
+        .object = {obj->base, obj->len},
+        .hint_for = {owner, strlen(owner)},
+    };
+    struct peer_msg rep;
+    hint_store(cn, &p, &rep);
+    if (rep.kv_put_reply.status != RK_OK) {
+        rk_log(RK_LOG_WARN, "hint_store_failed", "owner=%s error=%s", owner,
+               rk_errname(rep.kv_put_reply.status));
+    }
+}
+
+/* ---- tombstone reaping ------------------------------------------------------
+ */
+
+/*
+ * A deleted key's tombstone is dropped only after tombstone_gc_grace and
+ * only when every one of its N primaries is up and answers a read with
+ * either nothing or exactly this tombstone object: then no replica holds
+ * an older value that could come back (Cassandra's gc_grace; Riak's
+ * delete_mode with a read of all N before the reap).  Each replica reaps
+ * its own copy.  Hints held on other nodes for longer than the grace can
+ * still bring an old value back: keep the grace above the longest outage
+ * (docs/consistency.md).
+ */
+struct gc_batch
+{
+    struct rk_buf keys; /* u32 length + bytes, repeated */
+    size_t n;
+    uint64_t cutoff_ms; /* tombstones older than this are candidates */
+};
+
+static bool gc_collect(void *data,
+                       const void *key,
+                       size_t klen,
+                       const struct engine_meta *meta)
+{
+    struct gc_batch *b = data;
+    if (replica_meta_is_object(meta) && replica_meta_is_tombstone(meta) &&
+        hlc_physical_ms(meta->timestamp & REPLICA_META_TS_MASK) <=
+            b->cutoff_ms) {
+        uint32_t l = (uint32_t)klen;
+        if (rk_buf_append(&b->keys, &l, sizeof(l)) == RK_OK &&
+            rk_buf_append(&b->keys, key, klen) == RK_OK) {
+            b->n++;
+        }
+    }
+    return true;
+}
+
+static void gc_check(struct cnode *cn, const char *key, size_t klen)
+{
+    size_t slot = GC_SLOTS;
+    for (size_t i = 0; i < GC_SLOTS; i++) {
+        if (cn->gc[i].req_id == 0 && slot == GC_SLOTS) {
+            slot = i;
+        } else if (cn->gc[i].req_id && cn->gc[i].hkey.len == klen &&
+                   memcmp(cn->gc[i].hkey.base, key, klen) == 0) {
+            return;
+        }
+    }
+    struct targets t;
+    build_targets(cn, key, klen, &t);
+    for (size_t i = 0; i < t.n; i++) {
+        if (t.hint_for[i] || !is_up_or_self(cn, t.id[i])) {
+            return; /* a primary is down: wait */
+        }
+    }
+    if (slot == GC_SLOTS || t.n == 0) {
+        return;
+    }
+    struct dvv_obj o;
+    dvv_init(&o);
+    struct rk_buf enc;
+    rk_buf_init(&enc);
+    struct hint_delivery *g = &cn->gc[slot];
+    if (replica_read(cn->srv->engine, key, klen, &o) == RK_OK &&
+        dvv_all_tombstones(&o) && dvv_encode(&o, &enc) == RK_OK) {
+        struct coord_get_req q = {
+            .key = key,
+            .klen = klen,
+            .targets = t.id,
+            .n_targets = t.n,
+            .r = (uint32_t)t.n,
+            .timeout_ms = cn->srv->cfg->request_timeout_ms,
+            .cookie = ((uint64_t)slot << 2) | 2,
+        };
+        uint64_t rid = 0;
+        rk_buf_clear(&g->hkey);
+        if (rk_buf_append(&g->hkey, key, klen) == RK_OK &&
+            coord_start_get(cn->coord, &q, now_mono(), &rid) == RK_OK) {
+            g->req_id = rid;
+            g->hash = XXH3_64bits(enc.base, enc.len);
+            drain_coord(cn);
+        }
+    }
+    rk_buf_fini(&enc);
+    dvv_fini(&o);
+}
+
+static void gc_round(struct cnode *cn, uint64_t now)
+{
+    if (now < cn->gc_scan_at || !cn->multi) {
+        return;
+    }
+    uint64_t grace_ms = cn->srv->cfg->tombstone_gc_grace_s * 1000;
+    cn->gc_scan_at = now + (grace_ms / 4 < 1000 ? grace_ms / 4 + 50 : 1000);
+    uint64_t wall = server_now_ms();
+    struct gc_batch b = {.n = 0,
+                         .cutoff_ms = wall > grace_ms ? wall - grace_ms : 0};
+    rk_buf_init(&b.keys);
+    uint64_t next = 0;
+    (void)engine_scan(cn->srv->engine, cn->gc_cursor, GC_SCAN_BATCH, gc_collect,
+                      &b, &next);
+    cn->gc_cursor = next;
+    size_t off = 0;
+    for (size_t i = 0; i < b.n; i++) {
+        uint32_t l;
+        memcpy(&l, b.keys.base + off, sizeof(l));
+        off += sizeof(l);
+        gc_check(cn, b.keys.base + off, l);
+        off += l;
+    }
+    rk_buf_fini(&b.keys);
+}
+
+static void gc_reply(struct cnode *cn, const struct coord_reply *r)
+{
+    size_t slot = (size_t)(r->cookie >> 2);
+    if (slot >= GC_SLOTS || cn->gc[slot].req_id != r->req_id) {
+        return;
+    }
+    struct hint_delivery *g = &cn->gc[slot];
+    g->req_id = 0;
+    if (r->status != RK_OK || !r->found || !r->uniform ||
+        r->successes != r->n_targets ||
+        XXH3_64bits(r->object.ptr, r->object.len) != g->hash) {
+        return;
+    }
+    /* still the same tombstone here (nothing written meanwhile)? */
+    struct dvv_obj o;
+    dvv_init(&o);
+    struct rk_buf enc;
+    rk_buf_init(&enc);
+    if (replica_read(cn->srv->engine, g->hkey.base, g->hkey.len, &o) == RK_OK &&
+        dvv_encode(&o, &enc) == RK_OK &&
+        XXH3_64bits(enc.base, enc.len) == g->hash) {
+        uint64_t seq = 0;
+        if (engine_delete(cn->srv->engine, g->hkey.base, g->hkey.len, 0,
+                          &seq) == RK_OK) {
+            note_replica_write(cn, seq);
+            cn->tombstones_reaped++;
+        }
+    }
+    rk_buf_fini(&enc);
+    dvv_fini(&o);
 }
 
 /* ---- peer messages ------------------------------------------------------ */
@@ -827,10 +1523,27 @@ static void on_peer_message(void *data,
         case PEER_KV_PUT: {
             struct peer_msg rep;
             uint64_t seq = 0;
+            bool changed = false;
             cn->replica_puts++;
-            replica_handle_put(s->engine, &msg->kv_put, &rep, &seq);
-            if (rep.kv_put_reply.status == RK_OK && must_wait_durable(cn, seq)) {
-                queue_ack(cn, seq, false, rep.kv_put_reply.req_id,
+            if (is_hinted(cn, msg->kv_put.hint_for)) {
+                hint_store(cn, &msg->kv_put, &rep);
+                if (msg->kv_put.req_id != 0) {
+                    peer_transport_send(cn->pt, node_id, NULL, 0, &rep);
+                }
+                break;
+            }
+            replica_handle_put(s->engine, &cn->rcfg, &msg->kv_put, &rep,
+                               &changed, &seq);
+            note_replica_write(cn, seq);
+            if (msg->kv_put.req_id == 0) {
+                break; /* read repair: no answer wanted */
+            }
+            /* Acknowledge once durable (sync=always); a merge that changed
+             * nothing acknowledges what this node already wrote. */
+            uint64_t wait = changed ? seq : cn->last_seq;
+            if (rep.kv_put_reply.status == RK_OK &&
+                must_wait_durable(cn, wait)) {
+                queue_ack(cn, wait, false, rep.kv_put_reply.req_id,
                           rep.kv_put_reply.status, node_id, id_len);
             } else {
                 peer_transport_send(cn->pt, node_id, NULL, 0, &rep);
@@ -844,8 +1557,26 @@ static void on_peer_message(void *data,
             peer_transport_send(cn->pt, node_id, NULL, 0, &rep);
             break;
         }
+        case PEER_KV_UPDATE: {
+            /* Answered at once: under sync=always the coordinator counts
+             * this replica only through the KV_PUT that follows, which
+             * waits for durability. */
+            struct peer_msg rep;
+            uint64_t seq = 0;
+            cn->replica_updates++;
+            if (is_hinted(cn, msg->kv_update.hint_for)) {
+                hint_update(cn, &msg->kv_update, &rep);
+            } else {
+                replica_handle_update(s->engine, &cn->rcfg, &msg->kv_update,
+                                      &cn->valbuf, &rep, &seq);
+                note_replica_write(cn, seq);
+            }
+            peer_transport_send(cn->pt, node_id, NULL, 0, &rep);
+            break;
+        }
         case PEER_KV_PUT_REPLY:
         case PEER_KV_GET_REPLY:
+        case PEER_KV_UPDATE_REPLY:
         case PEER_ERROR:
             coord_on_reply(cn->coord, node_id, id_len, msg, now);
             drain_coord(cn);
@@ -899,7 +1630,8 @@ static void on_peer_disconnected(void *data,
     cn->n_gone++;
 }
 
-/* ---- durable acks --------------------------------------------------------- */
+/* ---- durable acks ---------------------------------------------------------
+ */
 
 void cluster_on_durable(struct server *s)
 {
@@ -909,7 +1641,8 @@ void cluster_on_durable(struct server *s)
     }
     uint64_t durable = engine_durable_seq(s->engine);
     bool local = false;
-    while (cn->head_acks < cn->n_acks && cn->acks[cn->head_acks].seq <= durable) {
+    while (cn->head_acks < cn->n_acks &&
+           cn->acks[cn->head_acks].seq <= durable) {
         struct pending_ack a = cn->acks[cn->head_acks++];
         struct peer_msg rep = {.type = PEER_KV_PUT_REPLY};
         rep.kv_put_reply.req_id = a.req_id;
@@ -931,7 +1664,8 @@ void cluster_on_durable(struct server *s)
     }
 }
 
-/* ---- timer ---------------------------------------------------------------- */
+/* ---- timer ----------------------------------------------------------------
+ */
 
 static void op_advance(struct cnode *cn, struct cop *op);
 
@@ -953,6 +1687,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         coord_tick(cn->coord, now);
         drain_coord(cn);
     }
+    hints_deliver(cn, now);
+    gc_round(cn, now);
     struct cop *st = cn->stalled;
     cn->stalled = NULL;
     while (st) {
@@ -964,12 +1700,15 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     process_ready(cn);
 }
 
-/* ---- operations ------------------------------------------------------------ */
+/* ---- operations ------------------------------------------------------------
+ */
 
 static void op_free(struct cop *op)
 {
     for (size_t i = 0; i < op->nkeys; i++) {
         rk_buf_fini(&op->keys[i].val);
+        rk_buf_fini(&op->keys[i].obj);
+        rk_buf_fini(&op->keys[i].ctx);
     }
     rk_free(op->keys);
     rk_buf_fini(&op->kbuf);
@@ -1193,67 +1932,136 @@ void cluster_defer(struct client *c, size_t argc, const struct resp_arg *argv)
 }
 
 /* Starts requests for keys of the current phase, up to the window. */
+/* The coordinating replica of a write: this node when it is a primary
+ * target, else the first primary target this node sees up, else the first
+ * fallback (which issues the dot from a one-shot actor), else the first
+ * target. */
+static size_t pick_coordinator(struct cnode *cn, const struct targets *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        if (!t->hint_for[i] && strcmp(t->id[i], cn->node_id) == 0) {
+            return i;
+        }
+    }
+    for (size_t i = 0; i < t->n; i++) {
+        if (!t->hint_for[i] && peer_is_up(cn, t->id[i])) {
+            return i;
+        }
+    }
+    for (size_t i = 0; i < t->n; i++) {
+        if (t->hint_for[i]) {
+            return i;
+        }
+    }
+    return 0;
+}
+
+/* Starts the request of key k in op's current phase.  RK_OK, RK_EBUSY
+ * (the coordinator table is full) or another error. */
+static int start_key(struct cnode *cn,
+                     struct cop *op,
+                     struct cop_key *k,
+                     const struct targets *t,
+                     uint64_t now,
+                     uint64_t *rid)
+{
+    const char *const *targets = t->id;
+    size_t nt = t->n;
+    struct server *s = cn->srv;
+    const char *key = op->kbuf.base + k->off;
+    uint64_t cookie = (uint64_t)(uintptr_t)op;
+    uint32_t tmo = s->cfg->request_timeout_ms;
+    if (op->phase == PH_READ) {
+        struct coord_get_req g = {
+            .key = key,
+            .klen = k->len,
+            .targets = targets,
+            .n_targets = nt,
+            .r = cn->r_eff < nt ? cn->r_eff : (uint32_t)nt,
+            .timeout_ms = tmo,
+            .repair_wait_ms = s->cfg->read_repair_wait_ms,
+            .hint_for = t->hint_for,
+            .cookie = cookie,
+        };
+        return coord_start_get(cn->coord, &g, now, rid);
+    }
+    if (op->phase == PH_UPDATE) {
+        size_t x = pick_coordinator(cn, t);
+        snprintf(k->coord_id, sizeof(k->coord_id), "%s", targets[x]);
+        uint32_t flags = k->tomb ? PEER_KV_TOMBSTONE : 0;
+        if (k->own_ctx) {
+            flags |= PEER_KV_OWN_CONTEXT;
+        }
+        if (t->hint_for[x]) {
+            flags |= PEER_KV_FALLBACK;
+        }
+        struct coord_update_req u = {
+            .key = key,
+            .klen = k->len,
+            .context = k->own_ctx ? NULL : k->ctx.base,
+            .clen = k->own_ctx ? 0 : k->ctx.len,
+            .value = k->tomb ? NULL : k->val.base,
+            .vlen = k->tomb ? 0 : k->val.len,
+            .timestamp = k->ts,
+            .expire_at_ms = k->tomb ? 0 : k->exp,
+            .flags = flags,
+            .target = targets[x],
+            .hint_for = t->hint_for[x],
+            .timeout_ms = tmo,
+            .cookie = cookie,
+        };
+        return coord_start_update(cn->coord, &u, now, rid);
+    }
+    int acked = -1;
+    if (s->cfg->sync_mode != ENGINE_SYNC_ALWAYS) {
+        /* The coordinating replica stored the object already; under
+         * sync=always it counts only once its KV_PUT ack says durable. */
+        for (size_t i = 0; i < nt; i++) {
+            if (strcmp(targets[i], k->coord_id) == 0) {
+                acked = (int)i;
+            }
+        }
+    }
+    for (size_t i = 0; i < t->n_down; i++) {
+        hint_for_down(cn, t->down[i], key, k->len, &k->obj);
+    }
+    struct coord_put_req p = {
+        .key = key,
+        .klen = k->len,
+        .object = k->obj.base,
+        .olen = k->obj.len,
+        .targets = targets,
+        .n_targets = nt,
+        .hint_for = t->hint_for,
+        .acked = acked,
+        .w = cn->w_eff < nt ? cn->w_eff : (uint32_t)nt,
+        .timeout_ms = tmo,
+        .cookie = cookie,
+    };
+    return coord_start_put(cn->coord, &p, now, rid);
+}
+
 static void op_start_more(struct cnode *cn, struct cop *op)
 {
-    struct server *s = cn->srv;
-    const struct ring *r = membership_ring(cn->mem);
     uint64_t now = now_mono();
     while (op->next < op->nkeys && op->inflight < COP_WINDOW && !op->failed) {
         struct cop_key *k = &op->keys[op->next];
-        if (op->phase == PH_WRITE && !k->write) {
+        if (op->phase != PH_READ && !k->write) {
             k->state = 2;
             op->done++;
             op->next++;
             continue;
         }
-        const char *key = op->kbuf.base + k->off;
-        size_t idx[COORD_MAX_TARGETS];
-        const char *targets[COORD_MAX_TARGETS];
-        size_t nt = 0;
-        if (r) {
-            uint32_t part = ring_partition_of_key(r, key, k->len);
-            nt = ring_preflist(r, part, idx, cn->n_eff);
-            for (size_t i = 0; i < nt; i++) {
-                size_t l;
-                targets[i] = ring_member_id(r, idx[i], &l);
-            }
-        }
-        if (nt == 0) {
+        struct targets t;
+        build_targets(cn, op->kbuf.base + k->off, k->len, &t);
+        if (t.n == 0) {
             op->failed = true;
             snprintf(op->err, sizeof(op->err),
                      "CLUSTERDOWN the ring has no members");
             break;
         }
         uint64_t rid = 0;
-        int rc;
-        if (op->phase == PH_READ) {
-            struct coord_get_req g = {
-                .key = key,
-                .klen = k->len,
-                .targets = targets,
-                .n_targets = nt,
-                .r = cn->r_eff < nt ? cn->r_eff : (uint32_t)nt,
-                .timeout_ms = s->cfg->request_timeout_ms,
-                .cookie = (uint64_t)(uintptr_t)op,
-            };
-            rc = coord_start_get(cn->coord, &g, now, &rid);
-        } else {
-            struct coord_put_req p = {
-                .key = key,
-                .klen = k->len,
-                .value = k->tomb ? NULL : k->val.base,
-                .vlen = k->tomb ? 0 : k->val.len,
-                .timestamp = k->ts,
-                .expire_at_ms = k->tomb ? 0 : k->exp,
-                .tombstone = k->tomb,
-                .targets = targets,
-                .n_targets = nt,
-                .w = cn->w_eff < nt ? cn->w_eff : (uint32_t)nt,
-                .timeout_ms = s->cfg->request_timeout_ms,
-                .cookie = (uint64_t)(uintptr_t)op,
-            };
-            rc = coord_start_put(cn->coord, &p, now, &rid);
-        }
+        int rc = start_key(cn, op, k, &t, now, &rid);
         if (rc == RK_EBUSY) {
             if (op->inflight == 0 && !op->stalled) {
                 op->stalled = true;
@@ -1264,8 +2072,8 @@ static void op_start_more(struct cnode *cn, struct cop *op)
         }
         if (rc != RK_OK) {
             op->failed = true;
-            snprintf(op->err, sizeof(op->err), "ERR cluster request refused: %s",
-                     rk_strerror(rc));
+            snprintf(op->err, sizeof(op->err),
+                     "ERR cluster request refused: %s", rk_strerror(rc));
             break;
         }
         cn->coordinated++;
@@ -1304,10 +2112,128 @@ static bool scratch_load(struct cnode *cn, struct cop *op)
 }
 
 /* Runs the handler over the scratch engine and marks the keys to write. */
+/* Runs fn(cn, op) with the client's output redirected into op->reply. */
+static void capture_reply(struct cop *op,
+                          void (*fn)(struct cnode *, struct cop *),
+                          struct cnode *cn)
+{
+    struct client *c = op->c;
+    struct rk_buf saved = c->obuf;
+    c->obuf = op->reply;
+    c->last_cmd = op->cmd->name;
+    fn(cn, op);
+    op->reply = c->obuf;
+    c->obuf = saved;
+}
+
+/* RINGKV.GETALL key: [context, [[value or nil, hlc, unix ms], ...]],
+ * newest sibling first; nil for a deleted or expired sibling. */
+static void getall_reply(struct cnode *cn, struct cop *op)
+{
+    (void)cn;
+    struct client *c = op->c;
+    struct cop_key *k = &op->keys[0];
+    struct dvv_obj o;
+    dvv_init(&o);
+    if (k->obj.len && dvv_decode(&o, k->obj.base, k->obj.len) != RK_OK) {
+        reply_error(c, "ERR stored object does not decode");
+        dvv_fini(&o);
+        return;
+    }
+    struct rk_buf ctx;
+    rk_buf_init(&ctx);
+    if (dvv_context_encode(&o, &ctx) != RK_OK) {
+        reply_error(c, "ERR out of memory");
+        goto out;
+    }
+    reply_array(c, 2);
+    reply_bulk(c, ctx.base ? ctx.base : "", ctx.len);
+    reply_array(c, o.n_sibs);
+    uint64_t now = server_now_ms();
+    bool *done = rk_calloc(o.n_sibs ? o.n_sibs : 1, sizeof(bool));
+    for (size_t n = 0; n < o.n_sibs; n++) {
+        long best = -1;
+        for (size_t i = 0; i < o.n_sibs; i++) {
+            if (!(done && done[i]) &&
+                (best < 0 ||
+                 dvv_sibling_cmp(&o, &o.sibs[i], &o, &o.sibs[best]) > 0)) {
+                best = (long)i;
+            }
+        }
+        if (done) {
+            done[best] = true;
+        }
+        const struct dvv_sibling *sb = &o.sibs[best];
+        reply_array(c, 3);
+        if (sb->tombstone || (sb->expire_at_ms && sb->expire_at_ms <= now)) {
+            reply_null(c);
+        } else {
+            reply_bulk(c, dvv_value(&o, (size_t)best), sb->vlen);
+        }
+        reply_int(c, (int64_t)(sb->ts & REPLICA_META_TS_MASK));
+        reply_int(c, (int64_t)hlc_physical_ms(sb->ts));
+    }
+    rk_free(done);
+out:
+    rk_buf_fini(&ctx);
+    dvv_fini(&o);
+}
+
+/* RINGKV.PUT key context value: a write superseding exactly the siblings
+ * the client's context covers. */
+static void put_exec(struct cnode *cn, struct cop *op)
+{
+    struct server *s = cn->srv;
+    struct cop_key *k = &op->keys[0];
+    struct dvv_obj ctx;
+    dvv_init(&ctx);
+    int rc = dvv_context_decode(&ctx, op->argv[2].ptr, op->argv[2].len);
+    if (rc == RK_EINVAL) {
+        reply_error(op->c,
+                    "ERR invalid causal context (pass the context "
+                    "RINGKV.GETALL returned, or an empty string)");
+    } else if (rc == RK_OK) {
+        rk_buf_clear(&k->ctx);
+        rk_buf_clear(&k->val);
+        rc = dvv_encode(&ctx, &k->ctx);
+        if (rc == RK_OK) {
+            rc = rk_buf_append(&k->val, op->argv[3].ptr, op->argv[3].len);
+        }
+        if (rc == RK_OK) {
+            k->write = true;
+            k->tomb = false;
+            k->own_ctx = false;
+            k->ts = hlc_now(&s->clock, server_now_ms());
+            k->exp = 0;
+            reply_ok(op->c);
+        }
+    }
+    if (rc != RK_OK && rc != RK_EINVAL) {
+        reply_error(op->c, "ERR out of memory");
+    }
+    dvv_fini(&ctx);
+}
+
 static void op_exec(struct cnode *cn, struct cop *op)
 {
     struct server *s = cn->srv;
     struct client *c = op->c;
+    if (strcmp(op->cmd->name, "ringkv.getall") == 0 ||
+        strcmp(op->cmd->name, "ringkv.put") == 0) {
+        bool put = op->cmd->name[7] == 'p';
+        if (op->nkeys == 0) {
+            op->failed = true;
+            snprintf(op->err, sizeof(op->err), "ERR invalid key length");
+            op->phase = PH_DONE;
+            return;
+        }
+        capture_reply(op, put ? put_exec : getall_reply, cn);
+        op->next = 0;
+        op->done = 0;
+        op->keys[0].state = 0;
+        op->phase = put && op->keys[0].write ? PH_UPDATE : PH_DONE;
+        return;
+    }
     if (!scratch_load(cn, op)) {
         for (size_t i = 0; i < op->nkeys; i++) {
             uint64_t seq;
@@ -1336,12 +2262,14 @@ static void op_exec(struct cnode *cn, struct cop *op)
         struct engine_meta m;
         struct rk_buf nv;
         rk_buf_init(&nv);
-        int rc = engine_get(cn->scratch, op->kbuf.base + k->off, k->len, &nv,
-                            &m);
+        int rc =
+            engine_get(cn->scratch, op->kbuf.base + k->off, k->len, &nv, &m);
         k->write = false;
+        k->own_ctx = !k->read;
         if (rc == RK_OK && (!k->live || m.timestamp != k->ts)) {
             rk_buf_clear(&k->val);
-            if (rk_buf_append(&k->val, nv.base ? nv.base : "", nv.len) != RK_OK) {
+            if (rk_buf_append(&k->val, nv.base ? nv.base : "", nv.len) !=
+                RK_OK) {
                 op->failed = true;
                 snprintf(op->err, sizeof(op->err), "ERR out of memory");
             }
@@ -1369,7 +2297,7 @@ static void op_exec(struct cnode *cn, struct cop *op)
     }
     op->next = 0;
     op->done = 0;
-    op->phase = writes ? PH_WRITE : PH_DONE;
+    op->phase = writes ? PH_UPDATE : PH_DONE;
 }
 
 static void op_finish(struct cnode *cn, struct cop *op)
@@ -1407,6 +2335,10 @@ static void op_advance(struct cnode *cn, struct cop *op)
         /* every key of this phase is done */
         if (op->phase == PH_READ) {
             op_exec(cn, op);
+        } else if (op->phase == PH_UPDATE) {
+            op->phase = PH_WRITE;
+            op->next = 0;
+            op->done = 0;
         } else {
             op->phase = PH_DONE;
         }
@@ -1429,7 +2361,8 @@ static void process_ready(struct cnode *cn)
     cn->in_ready = false;
 }
 
-/* ---- routing ---------------------------------------------------------------- */
+/* ---- routing ----------------------------------------------------------------
+ */
 
 bool cluster_routes(struct server *s,
                     struct client *c,
@@ -1471,7 +2404,8 @@ static bool is_blind_write(const struct command *cmd,
                            const struct resp_arg *argv)
 {
     if (strcmp(cmd->name, "mset") == 0 || strcmp(cmd->name, "setex") == 0 ||
-        strcmp(cmd->name, "psetex") == 0) {
+        strcmp(cmd->name, "psetex") == 0 ||
+        strcmp(cmd->name, "ringkv.put") == 0) {
         return true;
     }
     if (strcmp(cmd->name, "set") != 0) {
@@ -1508,6 +2442,8 @@ static int add_key(struct cop *op, const char *p, size_t len, size_t *cap)
     k->off = op->kbuf.len;
     k->len = len;
     rk_buf_init(&k->val);
+    rk_buf_init(&k->obj);
+    rk_buf_init(&k->ctx);
     if (rk_buf_append(&op->kbuf, p, len) != RK_OK) {
         return RK_ENOMEM;
     }
@@ -1560,8 +2496,11 @@ static void dedupe_keys(struct cop *op)
     qsort_r(op->keys, op->nkeys, sizeof(*op->keys), key_cmp_ctx_sort, op);
     size_t w = 0;
     for (size_t i = 0; i < op->nkeys; i++) {
-        if (w > 0 && key_cmp_ctx_sort(&op->keys[w - 1], &op->keys[i], op) == 0) {
+        if (w > 0 &&
+            key_cmp_ctx_sort(&op->keys[w - 1], &op->keys[i], op) == 0) {
             rk_buf_fini(&op->keys[i].val);
+            rk_buf_fini(&op->keys[i].obj);
+            rk_buf_fini(&op->keys[i].ctx);
             continue;
         }
         op->keys[w++] = op->keys[i];
@@ -1631,7 +2570,8 @@ void cluster_run(struct client *c,
             rc = add_cmd_keys(op, c->mq[i].cmd, c->mq[i].argc, c->mq[i].argv,
                               &cap);
         }
-        for (struct watched_key *w = c->watched; rc == RK_OK && w; w = w->next) {
+        for (struct watched_key *w = c->watched; rc == RK_OK && w;
+             w = w->next) {
             rc = add_key(op, w->key, w->klen, &cap);
         }
     }
@@ -1643,7 +2583,8 @@ void cluster_run(struct client *c,
     dedupe_keys(op);
     op->barrier = (cmd->flags & CMD_NOMULTI) != 0;
     for (struct cop *e = c->cop_head; e && !op->waiting; e = e->cnext) {
-        op->waiting = !e->finished && (e->kind != COP_KEYS || ops_conflict(e, op));
+        op->waiting =
+            !e->finished && (e->kind != COP_KEYS || ops_conflict(e, op));
     }
     fifo_push(c, op);
     update_block(c);
@@ -1668,7 +2609,8 @@ static void op_begin(struct cnode *cn, struct cop *op)
     process_ready(cn);
 }
 
-/* ---- RINGKV.CLUSTER -------------------------------------------------------- */
+/* ---- RINGKV.CLUSTER --------------------------------------------------------
+ */
 
 /* Whether every valid member this node sees up last gossiped exactly
  * this node's state (same bytes, hence the same version and ring). */
@@ -1679,7 +2621,8 @@ static bool cluster_agrees(struct cnode *cn)
         struct membership_member mm;
         membership_member_get(cn->mem, i, &mm);
         if (mm.status != MEMBERSHIP_VALID ||
-            strcmp(mm.node_id, cn->node_id) == 0 || !peer_is_up(cn, mm.node_id)) {
+            strcmp(mm.node_id, cn->node_id) == 0 ||
+            !peer_is_up(cn, mm.node_id)) {
             continue;
         }
         struct peer_seen *ps =
@@ -1697,13 +2640,14 @@ static void status_text(struct cnode *cn, struct rk_buf *out)
     const struct ring *r = membership_ring(cn->mem);
     bool agree = cluster_agrees(cn);
     size_t m = membership_member_count(cn->mem);
-    int n = snprintf(line, sizeof(line),
-                     "cluster %s  version %" PRIu64 "  ring %" PRIu32
-                     " partitions  n=%" PRIu32 " r=%" PRIu32 " w=%" PRIu32
-                     "  agreement %s\n",
-                     membership_cluster_name(cn->mem), membership_version(cn->mem),
-                     r ? ring_size(r) : 0, cn->n_eff, cn->r_eff, cn->w_eff,
-                     agree ? "yes" : "no");
+    int n =
+        snprintf(line, sizeof(line),
+                 "cluster %s  version %" PRIu64 "  ring %" PRIu32
+                 " partitions  n=%" PRIu32 " r=%" PRIu32 " w=%" PRIu32
+                 "  agreement %s  hints %" PRIu64 "\n",
+                 membership_cluster_name(cn->mem), membership_version(cn->mem),
+                 r ? ring_size(r) : 0, cn->n_eff, cn->r_eff, cn->w_eff,
+                 agree ? "yes" : "no", hints_pending(cn));
     rk_buf_append(out, line, (size_t)n);
     n = snprintf(line, sizeof(line), "%-24s %-22s %-6s %-8s %-10s %-8s %s\n",
                  "NODE_ID", "ADDRESS", "RESP", "STATUS", "PARTITIONS", "SEEN",
@@ -1727,11 +2671,11 @@ static void status_text(struct cnode *cn, struct rk_buf *out)
         } else {
             snprintf(ver, sizeof(ver), "-");
         }
-        n = snprintf(line, sizeof(line), "%-24s %-22s %-6u %-8s %-10s %-8s %s\n",
-                     mm.node_id, addr, mm.resp_port,
-                     mm.status == MEMBERSHIP_VALID ? "valid" : "removed", parts,
-                     mm.status == MEMBERSHIP_VALID ? seen_as(cn, mm.node_id) : "-",
-                     ver);
+        n = snprintf(
+            line, sizeof(line), "%-24s %-22s %-6u %-8s %-10s %-8s %s\n",
+            mm.node_id, addr, mm.resp_port,
+            mm.status == MEMBERSHIP_VALID ? "valid" : "removed", parts,
+            mm.status == MEMBERSHIP_VALID ? seen_as(cn, mm.node_id) : "-", ver);
         rk_buf_append(out, line, (size_t)n);
     }
 }
@@ -1743,7 +2687,8 @@ static size_t members_up(struct cnode *cn)
         struct membership_member mm;
         membership_member_get(cn->mem, i, &mm);
         if (mm.status == MEMBERSHIP_VALID &&
-            (strcmp(mm.node_id, cn->node_id) == 0 || peer_is_up(cn, mm.node_id))) {
+            (strcmp(mm.node_id, cn->node_id) == 0 ||
+             peer_is_up(cn, mm.node_id))) {
             up++;
         }
     }
@@ -1772,8 +2717,9 @@ static void cmd_join(struct client *c, const struct resp_arg *addr)
     char *end = NULL;
     unsigned long port = colon ? strtoul(colon + 1, &end, 10) : 0;
     if (!colon || colon == host || !end || *end || port == 0 || port > 65535) {
-        reply_error(c, "ERR usage: RINGKV.CLUSTER JOIN HOST:PEERPORT "
-                       "(the seed's peer port)");
+        reply_error(c,
+                    "ERR usage: RINGKV.CLUSTER JOIN HOST:PEERPORT "
+                    "(the seed's peer port)");
         return;
     }
     *colon = '\0';
@@ -1881,8 +2827,9 @@ void cluster_cmd(struct client *c, size_t argc, const struct resp_arg *argv)
             return;
         }
         if (argc != 4 || argv[2].len == 0 || argv[2].len > CL_ID_MAX) {
-            reply_error(c, "ERR usage: RINGKV.CLUSTER FAULT NODE in|out|both|none "
-                           "| FAULT CLEAR");
+            reply_error(c,
+                        "ERR usage: RINGKV.CLUSTER FAULT NODE in|out|both|none "
+                        "| FAULT CLEAR");
             return;
         }
         char id[CL_ID_MAX + 1];
@@ -1902,8 +2849,9 @@ void cluster_cmd(struct client *c, size_t argc, const struct resp_arg *argv)
                out);
         reply_ok(c);
 #else
-        reply_error(c, "ERR fault injection is compiled only into test builds "
-                       "(RK_TEST_BUILD)");
+        reply_error(c,
+                    "ERR fault injection is compiled only into test builds "
+                    "(RK_TEST_BUILD)");
 #endif
     } else {
         reply_errorf(c,
@@ -1931,55 +2879,115 @@ void cluster_info(struct server *s, struct rk_buf *out)
     coord_stats(cn->coord, &cs);
     struct peer_transport_stats ts;
     peer_transport_stats(cn->pt, NULL, &ts);
-    int n = snprintf(
-        b, sizeof(b),
-        "cluster_enabled:1\r\n"
-        "cluster_name:%s\r\n"
-        "node_id:%s\r\n"
-        "peer_port:%u\r\n"
-        "cluster_phase:%s\r\n"
-        "cluster_state_version:%" PRIu64 "\r\n"
-        "cluster_members:%zu\r\n"
-        "cluster_members_up:%zu\r\n"
-        "cluster_ring_size:%" PRIu32 "\r\n"
-        "cluster_ring_digest:%016" PRIx64 "\r\n"
-        "cluster_agreement:%d\r\n"
-        "cluster_partitions_owned:%zu\r\n"
-        "cluster_n:%" PRIu32 "\r\n"
-        "cluster_r:%" PRIu32 "\r\n"
-        "cluster_w:%" PRIu32 "\r\n"
-        "coord_requests:%" PRIu64 "\r\n"
-        "coord_inflight:%zu\r\n"
-        "coord_noquorum:%" PRIu64 "\r\n"
-        "replica_puts:%" PRIu64 "\r\n"
-        "replica_gets:%" PRIu64 "\r\n"
-        "peers_connected:%zu\r\n"
-        "peer_frames_out:%" PRIu64 "\r\n"
-        "peer_frames_in:%" PRIu64 "\r\n"
-        "cluster_persist_errors:%" PRIu64 "\r\n",
-        membership_cluster_name(cn->mem), cn->node_id, cn->peer_port,
-        phases[ph <= MEMBERSHIP_REMOVED_SELF ? ph : 0],
-        membership_version(cn->mem), cn->valid_members, members_up(cn),
-        r ? ring_size(r) : 0, r ? ring_digest(r) : 0, cluster_agrees(cn) ? 1 : 0,
-        me >= 0 ? ring_owned_count(r, (size_t)me) : 0, cn->n_eff, cn->r_eff,
-        cn->w_eff, cs.started, coord_inflight(cn->coord),
-        cs.noquorum_timeout + cs.noquorum_early, cn->replica_puts,
-        cn->replica_gets, ts.n_connected, ts.frames_out, ts.frames_in,
-        cn->persist_errors);
+    int n =
+        snprintf(b, sizeof(b),
+                 "cluster_enabled:1\r\n"
+                 "cluster_name:%s\r\n"
+                 "node_id:%s\r\n"
+                 "peer_port:%u\r\n"
+                 "cluster_phase:%s\r\n"
+                 "cluster_state_version:%" PRIu64
+                 "\r\n"
+                 "cluster_members:%zu\r\n"
+                 "cluster_members_up:%zu\r\n"
+                 "cluster_ring_size:%" PRIu32
+                 "\r\n"
+                 "cluster_ring_digest:%016" PRIx64
+                 "\r\n"
+                 "cluster_agreement:%d\r\n"
+                 "cluster_partitions_owned:%zu\r\n"
+                 "cluster_n:%" PRIu32
+                 "\r\n"
+                 "cluster_r:%" PRIu32
+                 "\r\n"
+                 "cluster_w:%" PRIu32
+                 "\r\n"
+                 "coord_requests:%" PRIu64
+                 "\r\n"
+                 "coord_inflight:%zu\r\n"
+                 "coord_noquorum:%" PRIu64
+                 "\r\n"
+                 "replica_puts:%" PRIu64
+                 "\r\n"
+                 "replica_gets:%" PRIu64
+                 "\r\n"
+                 "peers_connected:%zu\r\n"
+                 "peer_frames_out:%" PRIu64
+                 "\r\n"
+                 "peer_frames_in:%" PRIu64
+                 "\r\n"
+                 "cluster_persist_errors:%" PRIu64 "\r\n",
+                 membership_cluster_name(cn->mem), cn->node_id, cn->peer_port,
+                 phases[ph <= MEMBERSHIP_REMOVED_SELF ? ph : 0],
+                 membership_version(cn->mem), cn->valid_members, members_up(cn),
+                 r ? ring_size(r) : 0, r ? ring_digest(r) : 0,
+                 cluster_agrees(cn) ? 1 : 0,
+                 me >= 0 ? ring_owned_count(r, (size_t)me) : 0, cn->n_eff,
+                 cn->r_eff, cn->w_eff, cs.started, coord_inflight(cn->coord),
+                 cs.noquorum_timeout + cs.noquorum_early, cn->replica_puts,
+                 cn->replica_gets, ts.n_connected, ts.frames_out, ts.frames_in,
+                 cn->persist_errors);
+    rk_buf_append(out, b, (size_t)n);
+    const struct replica_stats *rs = &cn->rstats;
+    n = snprintf(b, sizeof(b),
+                 "dvv_actor:%016" PRIx64
+                 "\r\n"
+                 "dvv_epoch:%" PRIu64
+                 "\r\n"
+                 "conflict_policy:%s\r\n"
+                 "replica_updates:%" PRIu64
+                 "\r\n"
+                 "replica_merges_written:%" PRIu64
+                 "\r\n"
+                 "lww_discards:%" PRIu64
+                 "\r\n"
+                 "siblings_dropped_by_bound:%" PRIu64
+                 "\r\n"
+                 "clock_entries_pruned:%" PRIu64
+                 "\r\n"
+                 "bad_objects:%" PRIu64
+                 "\r\n"
+                 "read_repairs:%" PRIu64
+                 "\r\n"
+                 "sloppy_quorum:%s\r\n"
+                 "hints_pending:%" PRIu64
+                 "\r\n"
+                 "hints_stored:%" PRIu64
+                 "\r\n"
+                 "hints_delivered:%" PRIu64
+                 "\r\n"
+                 "tombstone_gc_grace_s:%" PRIu64
+                 "\r\n"
+                 "tombstones_reaped:%" PRIu64 "\r\n",
+                 cn->actor, cn->epoch, cn->rcfg.lww ? "lww" : "siblings",
+                 rs->updates, rs->merges_written, rs->lww_discards,
+                 rs->bound_dropped, rs->clock_pruned,
+                 rs->bad_objects + cs.bad_answers, cs.read_repairs,
+                 s->cfg->sloppy_quorum ? "on" : "off", hints_pending(cn),
+                 cn->hints_stored, cn->hints_delivered,
+                 s->cfg->tombstone_gc_grace_s, cn->tombstones_reaped);
     rk_buf_append(out, b, (size_t)n);
 }
 
 void cluster_config_changed(struct server *s)
 {
     if (s->cluster) {
-        recompute(s->cluster);
+        struct cnode *cn = s->cluster;
+        cn->rcfg.lww = s->cfg->conflict_lww;
+        cn->rcfg.max_sibs = s->cfg->max_siblings;
+        cn->rcfg.grace_ms = s->cfg->tombstone_gc_grace_s * 1000;
+        recompute(cn);
     }
 }
 
-/* ---- start / stop ------------------------------------------------------------ */
+/* ---- start / stop
+ * ------------------------------------------------------------ */
 
-static int load_node_id(struct server *s, struct cnode *cn, uint16_t peer_port,
-                        char *err, size_t errlen)
+static int load_node_id(struct server *s,
+                        struct cnode *cn,
+                        uint16_t peer_port,
+                        char *err,
+                        size_t errlen)
 {
     struct rk_buf b;
     rk_buf_init(&b);
@@ -2032,6 +3040,116 @@ static int load_node_id(struct server *s, struct cnode *cn, uint16_t peer_port,
     return RK_OK;
 }
 
+/*
+ * Reads EPOCH, adds one and writes it back (fsynced) before this run
+ * issues any version: the actor id of this run is XXH3(node id, epoch),
+ * so a node that restarts after losing unsynced writes never reuses a dot
+ * (dvv.h).  Also loads the VERSIONED marker and the replica settings.
+ */
+static int load_epoch(struct cnode *cn, char *err, size_t errlen)
+{
+    struct rk_config *cfg = cn->srv->cfg;
+    struct rk_buf b;
+    rk_buf_init(&b);
+    int rc = read_file(cn->dir, EPOCH_FILE, &b);
+    uint64_t epoch = 0;
+    if (rc == RK_OK) {
+        char tmp[32];
+        size_t l = b.len < sizeof(tmp) - 1 ? b.len : sizeof(tmp) - 1;
+        memcpy(tmp, b.base, l);
+        tmp[l] = '\0';
+        char *end = NULL;
+        epoch = strtoull(tmp, &end, 10);
+        if (end == tmp || (*end != '\n' && *end != '\0')) {
+            snprintf(err, errlen, "%s/%s is not a number", cn->dir, EPOCH_FILE);
+            rk_buf_fini(&b);
+            return RK_EINVAL;
+        }
+    } else if (rc != RK_ENOTFOUND) {
+        snprintf(err, errlen, "cannot read %s/%s", cn->dir, EPOCH_FILE);
+        rk_buf_fini(&b);
+        return rc;
+    }
+    rk_buf_clear(&b);
+    rc = read_file(cn->dir, VERSIONED_FILE, &b);
+    cn->versioned = rc == RK_OK;
+    rk_buf_fini(&b);
+    cn->epoch = epoch + 1;
+    char line[32];
+    int n = snprintf(line, sizeof(line), "%" PRIu64 "\n", cn->epoch);
+    if (write_file_atomic(cn->dir, EPOCH_FILE, line, (size_t)n) != RK_OK) {
+        snprintf(err, errlen, "cannot write %s/%s: %s", cn->dir, EPOCH_FILE,
+                 strerror(errno));
+        return RK_EIO;
+    }
+    char seed[CL_ID_MAX + 32];
+    n = snprintf(seed, sizeof(seed), "%s/%" PRIu64, cn->node_id, cn->epoch);
+    cn->actor = XXH3_64bits(seed, (size_t)n) & ~REPLICA_META_OBJECT;
+    if (cn->actor == DVV_ACTOR_LEGACY) {
+        cn->actor = 1;
+    }
+    cn->rcfg = (struct replica_cfg){
+        .actor = cn->actor,
+        .floor = &cn->floor,
+        .oneshot = &cn->oneshot,
+        .lww = cfg->conflict_lww,
+        .max_sibs = cfg->max_siblings,
+        .max_clock = DVV_DEFAULT_CLOCK,
+        .grace_ms = cfg->tombstone_gc_grace_s * 1000,
+        .stats = &cn->rstats,
+    };
+    return RK_OK;
+}
+
+/* Hint store wake-ups go through the server's durability eventfd. */
+static void hints_durable(void *data, uint64_t seq)
+{
+    (void)seq;
+    struct server *s = data;
+    uint64_t one = 1;
+    ssize_t n = write(s->durable_efd, &one, sizeof(one));
+    (void)n;
+}
+
+/* Opens the hint store: DATA_DIR/hints, the same engine kind and sync
+ * policy as the data. */
+static int open_hints(struct cnode *cn, char *err, size_t errlen)
+{
+    struct rk_config *cfg = cn->srv->cfg;
+    char dir[4200];
+    snprintf(dir, sizeof(dir), "%s/hints", cn->dir);
+    struct engine_opts eo;
+    engine_opts_init(&eo);
+    eo.dir = dir;
+    eo.sync_mode = cfg->sync_mode;
+    eo.sync_interval_ms = cfg->sync_interval_ms;
+    eo.max_value_len = cfg->proto_max_bulk_len + 65536;
+    eo.max_key_len = ENGINE_DEFAULT_MAX_KEY; /* keys within 65 bytes of the
+                                                limit cannot be hinted */
+    eo.durable_cb = hints_durable;
+    eo.durable_data = cn->srv;
+    char eerr[512] = "";
+    int rc = engine_open(cfg->engine, &eo, &cn->hints, eerr, sizeof(eerr));
+    if (rc != RK_OK) {
+        snprintf(err, errlen, "cannot open the hint store %s: %s", dir,
+                 eerr[0] ? eerr : rk_strerror(rc));
+        return rc;
+    }
+    cn->hd = rk_calloc(HD_SLOTS, sizeof(*cn->hd));
+    cn->gc = rk_calloc(GC_SLOTS, sizeof(*cn->gc));
+    if (cn->hd == NULL || cn->gc == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return RK_ENOMEM;
+    }
+    for (size_t i = 0; i < HD_SLOTS; i++) {
+        rk_buf_init(&cn->hd[i].hkey);
+    }
+    for (size_t i = 0; i < GC_SLOTS; i++) {
+        rk_buf_init(&cn->gc[i].hkey);
+    }
+    return RK_OK;
+}
+
 int cluster_start(struct server *s, char *err, size_t errlen)
 {
     struct rk_config *cfg = s->cfg;
@@ -2050,7 +3168,8 @@ int cluster_start(struct server *s, char *err, size_t errlen)
     }
     int pp = cfg->peer_port ? cfg->peer_port : cfg->port + 2;
     if (pp > 65535) {
-        snprintf(err, errlen, "peer port %d out of range (set --peer-port)", pp);
+        snprintf(err, errlen, "peer port %d out of range (set --peer-port)",
+                 pp);
         return RK_EINVAL;
     }
     int rc = load_node_id(s, cn, (uint16_t)pp, err, errlen);
@@ -2077,6 +3196,10 @@ int cluster_start(struct server *s, char *err, size_t errlen)
     cn->peer_port = peer_transport_port(cn->pt);
     struct rk_buf saved;
     rk_buf_init(&saved);
+    rc = load_epoch(cn, err, errlen);
+    if (rc != RK_OK) {
+        return rc;
+    }
     rc = read_file(cn->dir, STATE_FILE, &saved);
     if (rc != RK_OK && rc != RK_ENOTFOUND) {
         snprintf(err, errlen, "cannot read %s/%s", cn->dir, STATE_FILE);
@@ -2116,6 +3239,12 @@ int cluster_start(struct server *s, char *err, size_t errlen)
         eo.max_value_len = cfg->proto_max_bulk_len;
         char eerr[256];
         rc = engine_open("memory", &eo, &cn->scratch, eerr, sizeof(eerr));
+    }
+    if (rc == RK_OK) {
+        rc = open_hints(cn, err, errlen);
+        if (rc != RK_OK) {
+            return rc;
+        }
     }
     if (rc != RK_OK) {
         snprintf(err, errlen, "cluster set-up failed: %s", rk_strerror(rc));
@@ -2167,6 +3296,17 @@ void cluster_stop(struct server *s)
     if (cn->scratch) {
         engine_close(cn->scratch);
     }
+    if (cn->hints) {
+        engine_close(cn->hints);
+    }
+    for (size_t i = 0; cn->hd && i < HD_SLOTS; i++) {
+        rk_buf_fini(&cn->hd[i].hkey);
+    }
+    rk_free(cn->hd);
+    for (size_t i = 0; cn->gc && i < GC_SLOTS; i++) {
+        rk_buf_fini(&cn->gc[i].hkey);
+    }
+    rk_free(cn->gc);
     rk_buf_fini(&cn->valbuf);
     rk_free(cn->seen);
     rk_free(cn->acks);

@@ -21,9 +21,12 @@
 #include <strings.h>
 #include <time.h>
 
+#include "cluster/dvv.h"
+#include "cluster/replica.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/glob.h"
+#include "common/hlc.h"
 #include "common/log.h"
 #include "server/internal.h"
 #include "server/cluster.h"
@@ -1691,7 +1694,8 @@ static bool count_tombstones_cb(void *data,
 }
 
 /* RINGKV.LOCALGET key: this node's stored value, no coordination (a
- * debugging aid for replicas; tombstones and expired values are nil). */
+ * debugging aid for replicas; tombstones and expired values are nil; of a
+ * versioned object, the winning sibling). */
 static void cmd_localget(struct client *c,
                          size_t argc,
                          const struct resp_arg *argv)
@@ -1710,7 +1714,90 @@ static void cmd_localget(struct client *c,
         reply_storage_error(c, rc, "read");
         return;
     }
+    if (replica_meta_is_object(&m)) {
+        struct dvv_obj o;
+        dvv_init(&o);
+        size_t w = 0;
+        rc = dvv_decode(&o, val->base ? val->base : "", val->len);
+        if (rc != RK_OK) {
+            reply_error(c, "ERR stored object does not decode");
+        } else if (replica_winner(&o, server_now_ms(), &w) != RK_OK) {
+            reply_null(c);
+        } else {
+            reply_bulk(c, dvv_value(&o, w), o.sibs[w].vlen);
+        }
+        dvv_fini(&o);
+        return;
+    }
     reply_bulk(c, val->base ? val->base : "", val->len);
+}
+
+/* RINGKV.LOCALOBJ key: this node's stored record bytes (the canonical
+ * versioned object in a cluster), nil when absent: a debugging aid that
+ * lets tests compare replicas byte for byte. */
+static void cmd_localobj(struct client *c,
+                         size_t argc,
+                         const struct resp_arg *argv)
+{
+    (void)argc;
+    struct rk_buf *val = &c->srv->scratch;
+    rk_buf_clear(val);
+    int rc = engine_get(c->srv->engine, argv[1].ptr, argv[1].len, val, NULL);
+    if (rc == RK_ENOTFOUND) {
+        reply_null(c);
+    } else if (rc != RK_OK) {
+        reply_storage_error(c, rc, "read");
+    } else {
+        reply_bulk(c, val->base ? val->base : "", val->len);
+    }
+}
+
+/* RINGKV.GETALL key on a node that is not in a cluster: one version, so
+ * [context "", [[value, hlc, unix ms]]] or [context "", []] (cluster.c
+ * answers it from the merged object in a cluster). */
+static void cmd_getall(struct client *c,
+                       size_t argc,
+                       const struct resp_arg *argv)
+{
+    (void)argc;
+    struct rk_buf *val = &c->srv->scratch;
+    struct engine_meta m;
+    int found = key_lookup(c, &argv[1], val, &m);
+    if (found < 0) {
+        return;
+    }
+    reply_array(c, 2);
+    reply_bulk(c, "", 0);
+    reply_array(c, (size_t)found);
+    if (found) {
+        reply_array(c, 3);
+        reply_bulk(c, val->base ? val->base : "", val->len);
+        reply_int(c, (int64_t)m.timestamp);
+        reply_int(c, (int64_t)hlc_physical_ms(m.timestamp));
+    }
+}
+
+/* RINGKV.PUT key context value on a node that is not in a cluster: the
+ * context is checked and the value stored (there are no siblings here). */
+static void cmd_ringkv_put(struct client *c,
+                           size_t argc,
+                           const struct resp_arg *argv)
+{
+    (void)argc;
+    struct dvv_obj ctx;
+    dvv_init(&ctx);
+    int rc = dvv_context_decode(&ctx, argv[2].ptr, argv[2].len);
+    dvv_fini(&ctx);
+    if (rc != RK_OK) {
+        reply_error(c, rc == RK_EINVAL
+                           ? "ERR invalid causal context (pass the context "
+                             "RINGKV.GETALL returned, or an empty string)"
+                           : "ERR out of memory");
+        return;
+    }
+    if (key_store(c, &argv[1], argv[3].ptr, argv[3].len, 0)) {
+        reply_ok(c);
+    }
 }
 
 static void cmd_dbsize(struct client *c,
@@ -2308,10 +2395,22 @@ static const struct command g_commands[] = {
      0, 0, "cluster", "0.1.0",
      "Cluster membership: JOIN HOST:PEERPORT, LEAVE, REMOVE NODE, STATUS.",
      "O(N) where N is the number of members", NULL},
+    {"ringkv.getall", cmd_getall, 2, RO, 1, 1, 1, "cluster", "0.1.0",
+     "Returns every sibling of a key with its causal context.",
+     "O(siblings)", NULL},
     {"ringkv.localget", cmd_localget, 2, CMD_READONLY | CMD_LOCAL, 1, 1, 1,
      "cluster", "0.1.0",
      "Returns this node's stored value of a key, without coordination.",
      "O(1)", NULL},
+    {"ringkv.localobj", cmd_localobj, 2, CMD_READONLY | CMD_LOCAL, 1, 1, 1,
+     "cluster", "0.1.0",
+     "Returns this node's stored record of a key (the versioned object), "
+     "without coordination.",
+     "O(1)", NULL},
+    {"ringkv.put", cmd_ringkv_put, 4, (WR | CMD_CREATE), 1, 1, 1, "cluster",
+     "0.1.0",
+     "Writes a value that supersedes the siblings a causal context covers.",
+     "O(siblings)", NULL},
     {"save", cmd_save, 1, CMD_ADMIN | CMD_NOMULTI | CMD_NOTX, 0, 0, 0, "server",
      "1.0.0", "Makes every write so far durable (fsync).", "O(1)", NULL},
     {"scan", cmd_scan, -2, CMD_READONLY, 0, 0, 0, "generic", "2.8.0",

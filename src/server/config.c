@@ -41,6 +41,11 @@ void config_init(struct rk_config *c)
     c->w_val = 2;
     c->ring_size = 64;
     c->request_timeout_ms = 2000;
+    c->conflict_lww = false;
+    c->max_siblings = 100;
+    c->tombstone_gc_grace_s = 3600;
+    c->read_repair_wait_ms = 100;
+    c->sloppy_quorum = true;
 }
 
 static int parse_u64(const char *v, uint64_t min, uint64_t max, uint64_t *out)
@@ -235,6 +240,31 @@ int config_set(struct rk_config *c,
         rc = parse_u64(value, 1, 3600000, &u);
         c->request_timeout_ms = (uint32_t)u;
         why = "must be 1..3600000";
+    } else if (strcmp(n, "conflict-policy") == 0) {
+        rc = RK_OK;
+        if (strcasecmp(value, "lww") == 0) {
+            c->conflict_lww = true;
+        } else if (strcasecmp(value, "siblings") == 0) {
+            c->conflict_lww = false;
+        } else {
+            rc = RK_EINVAL;
+        }
+        why = "must be siblings or lww";
+    } else if (strcmp(n, "max-siblings") == 0) {
+        rc = parse_u64(value, 1, 4096, &u);
+        c->max_siblings = (uint32_t)u;
+        why = "must be 1..4096";
+    } else if (strcmp(n, "tombstone-gc-grace") == 0) {
+        rc = parse_u64(value, 0, 10u * 365 * 86400, &u);
+        c->tombstone_gc_grace_s = u;
+        why = "must be 0..315360000 seconds";
+    } else if (strcmp(n, "read-repair-wait-ms") == 0) {
+        rc = parse_u64(value, 0, 60000, &u);
+        c->read_repair_wait_ms = (uint32_t)u;
+        why = "must be 0..60000 (0 turns read repair off)";
+    } else if (strcmp(n, "sloppy-quorum") == 0) {
+        rc = parse_bool(value, &c->sloppy_quorum);
+        why = "must be on or off";
     } else if (strcmp(n, "repair") == 0) {
         rc = parse_bool(value, &c->repair);
         why = "must be yes or no";
@@ -315,6 +345,11 @@ static void usage(FILE *f)
             "  --n N --r R --w W           replicas, read and write quorum "
             "(3/2/2)\n"
             "  --ring-size Q               partitions of a new cluster (64)\n"
+            "  --conflict-policy siblings|lww  concurrent writes (siblings)\n"
+            "  --max-siblings N            siblings kept per key (100)\n"
+            "  --tombstone-gc-grace S      keep tombstones S seconds (3600)\n"
+            "  --read-repair-wait-ms MS    read repair straggler wait, 0 = off (100)\n"
+            "  --sloppy-quorum on|off      fallbacks for down replicas (on)\n"
             "  --request-timeout-ms MS     coordinator deadline (2000)\n"
             "  --hz N                      housekeeping ticks per second "
             "(10)\n"
@@ -432,7 +467,11 @@ void config_each(const struct rk_config *c,
                               : c->sync_mode == ENGINE_SYNC_NONE ? "no"
                                                                  : "everysec";
     char port[16], maxcl[16], bulk[32], qbl[32], mfs[32], ratio[32], tmo[16],
-        hz[16], pport[16], nv[16], rv[16], wv[16], rs[16], rto[16];
+        hz[16], pport[16], nv[16], rv[16], wv[16], rs[16], rto[16], msib[16],
+        grace[24], rrw[16];
+    snprintf(msib, sizeof(msib), "%" PRIu32, c->max_siblings);
+    snprintf(grace, sizeof(grace), "%" PRIu64, c->tombstone_gc_grace_s);
+    snprintf(rrw, sizeof(rrw), "%" PRIu32, c->read_repair_wait_ms);
     snprintf(port, sizeof(port), "%d", c->port);
     snprintf(pport, sizeof(pport), "%d",
              c->peer_port ? c->peer_port : c->port + 2);
@@ -484,6 +523,11 @@ void config_each(const struct rk_config *c,
         {"w", wv},
         {"ring-size", rs},
         {"request-timeout-ms", rto},
+        {"conflict-policy", c->conflict_lww ? "lww" : "siblings"},
+        {"max-siblings", msib},
+        {"tombstone-gc-grace", grace},
+        {"read-repair-wait-ms", rrw},
+        {"sloppy-quorum", c->sloppy_quorum ? "on" : "off"},
     };
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
         if (rk_glob_match(pattern, plen, all[i].name, strlen(all[i].name),

@@ -45,7 +45,8 @@ def parse_info(raw):
 STATUS_LINE1 = re.compile(
     r"^cluster\s+(?P<name>\S*)\s+version\s+(?P<version>\d+)\s+"
     r"ring\s+(?P<ring>\d+)\s+partitions\s+n=(?P<n>\d+)\s+r=(?P<r>\d+)\s+"
-    r"w=(?P<w>\d+)\s+agreement\s+(?P<agreement>yes|no)\s*$")
+    r"w=(?P<w>\d+)\s+agreement\s+(?P<agreement>yes|no)"
+    r"(?:\s+hints\s+(?P<hints>\d+))?\s*$")
 
 
 def parse_status(text):

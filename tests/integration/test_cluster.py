@@ -42,11 +42,10 @@ pytestmark = [
 
 SEED = 20260425
 RING_SIZE = 64  # the default --ring-size
-# Sloppy quorum (fallbacks standing in for down replicas) arrives with
-# issue 5; until then a partition side serves only keys with W (R) of their
-# N replicas on it. Flip when it lands: test_partition_* then expects the
-# majority to serve every key.
-SLOPPY_QUORUM = False
+# Sloppy quorum (issue 5: fallbacks standing in for down replicas, on by
+# default): the majority side of a partition serves every key.  False
+# would expect the strict-quorum behaviour (--sloppy-quorum off).
+SLOPPY_QUORUM = True
 
 
 @pytest.fixture

@@ -84,7 +84,8 @@ static void roundtrip(const struct dvv_obj *o)
     rk_buf_fini(&b2);
 }
 
-/* ---- semantics ------------------------------------------------------------ */
+/* ---- semantics ------------------------------------------------------------
+ */
 
 static void test_dvv_sequential_writes_never_make_siblings(void **state)
 {
@@ -234,7 +235,8 @@ static void test_dvv_bound_drops_oldest_and_prunes_unneeded(void **state)
     dvv_fini(&o);
 }
 
-/* ---- encoding ------------------------------------------------------------- */
+/* ---- encoding -------------------------------------------------------------
+ */
 
 static void test_dvv_decode_rejects_hostile_input(void **state)
 {
@@ -307,20 +309,33 @@ static void test_dvv_context_text_roundtrip_and_rejects(void **state)
     assert_int_equal(dvv_counter(&c, 0x1122334455667788ull), 1);
     assert_int_equal(dvv_context_decode(&c, "", 0), RK_OK);
     assert_int_equal(c.n_clock, 0);
-    const char *bad[] = {"zz", "01", "010100", "020000", "0100", "01000g",
-                         "010200" "0300000000000000" "0100000000000000"};
+    const char *bad[] = {"zz",
+                         "01",
+                         "010100",
+                         "020000",
+                         "0100",
+                         "01000g",
+                         "010200"
+                         "0300000000000000"
+                         "0100000000000000"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(dvv_context_decode(&c, bad[i], strlen(bad[i])),
                          RK_EINVAL);
     }
     /* unsorted actors */
-    const char *unsorted = "010200"
-                           "0300000000000000" "0100000000000000"
-                           "0200000000000000" "0100000000000000";
+    const char *unsorted =
+        "010200"
+        "0300000000000000"
+        "0100000000000000"
+        "0200000000000000"
+        "0100000000000000";
     assert_int_equal(dvv_context_decode(&c, unsorted, strlen(unsorted)),
                      RK_EINVAL);
     /* zero counter */
-    const char *zero = "010100" "0300000000000000" "0000000000000000";
+    const char *zero =
+        "010100"
+        "0300000000000000"
+        "0000000000000000";
     assert_int_equal(dvv_context_decode(&c, zero, strlen(zero)), RK_EINVAL);
     rk_buf_fini(&t);
     dvv_fini(&o);
@@ -446,9 +461,10 @@ static unsigned long run_model(uint64_t seed, size_t steps)
                 if (dvv_covers(&ctx, m.dots[k])) {
                     /* (1) no overclaim */
                     if (!kset_has(src_know, k)) {
-                        fail_msg("seed %llu: context covers write %zu its "
-                                 "source never knew",
-                                 (unsigned long long)seed, k);
+                        fail_msg(
+                            "seed %llu: context covers write %zu its "
+                            "source never knew",
+                            (unsigned long long)seed, k);
                     }
                     kset_add(&m.covered[w], k);
                 }
@@ -459,9 +475,9 @@ static unsigned long run_model(uint64_t seed, size_t steps)
             struct dvv_write wr = {tomb ? NULL : v, tomb ? 0 : strlen(v),
                                    ++m.ts, 0, tomb};
             struct dvv_dot d;
-            assert_int_equal(dvv_update(&m.rep[i], &ctx, 100 + i, m.floor[i],
-                                        &wr, &d),
-                             RK_OK);
+            assert_int_equal(
+                dvv_update(&m.rep[i], &ctx, 100 + i, m.floor[i], &wr, &d),
+                RK_OK);
             m.floor[i] = d.counter;
             m.dots[w] = d;
             m.n++;
@@ -477,8 +493,7 @@ static unsigned long run_model(uint64_t seed, size_t steps)
             assert_int_equal(dvv_merge_into(&m.rep[i], &m.rep[j]), RK_OK);
             kset_union(&m.know[i], &m.know[j]);
         } else {
-            check_laws(&m.rep[i], &m.rep[j],
-                       &m.rep[rng_next(&s) % M_REPLICAS]);
+            check_laws(&m.rep[i], &m.rep[j], &m.rep[rng_next(&s) % M_REPLICAS]);
             roundtrip(&m.rep[i]);
         }
         cases++;
@@ -490,8 +505,7 @@ static unsigned long run_model(uint64_t seed, size_t steps)
                     char v[32];
                     snprintf(v, sizeof(v), "w%zu", w);
                     assert_int_equal(m.rep[r].sibs[k].vlen, strlen(v));
-                    assert_memory_equal(dvv_value(&m.rep[r], k), v,
-                                        strlen(v));
+                    assert_memory_equal(dvv_value(&m.rep[r], k), v, strlen(v));
                 }
             }
         }

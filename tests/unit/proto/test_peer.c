@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cluster/dvv.h" /* sizes of the object encoding: macros only */
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/endian.h"
@@ -126,9 +127,47 @@ static char g_id_max[PEER_MAX_NODE_ID]; /* binary, with NULs */
 static char g_name_max[PEER_MAX_CLUSTER];
 static char g_host_max[PEER_MAX_HOST];
 static char g_msg_max[PEER_MAX_MESSAGE];
-static char g_bin[300];              /* binary bytes with NULs */
-static char g_key_max[PEER_MAX_KEY]; /* a maximal key */
-static char g_big[200 * 1024];       /* a value of 200 KiB */
+static char g_bin[300];               /* binary bytes with NULs */
+static char g_key_max[PEER_MAX_KEY];  /* a maximal key */
+static char g_big[200 * 1024];        /* a value of 200 KiB */
+static char g_long[PEER_MAX_KEY + 1]; /* backs strings one over a limit */
+
+/*
+ * An object and a context shaped like the encoding of cluster/dvv.h (one
+ * clock entry; the object also one sibling with the value "v1").  The
+ * codec treats both as opaque bytes: the shape only makes the fuzz seeds
+ * realistic.
+ */
+static unsigned char g_obj[DVV_HDR + DVV_CLOCK_ENTRY + DVV_SIB_HDR + 2];
+static unsigned char g_ctx[DVV_HDR + DVV_CLOCK_ENTRY];
+#define OBJ B((const char *)g_obj, sizeof(g_obj))
+#define CTX B((const char *)g_ctx, sizeof(g_ctx))
+
+/* Writes a dvv-style header and one clock entry {actor 7, counter 3, ts}. */
+static void dvv_like_clock(unsigned char *p, uint16_t n_siblings)
+{
+    p[0] = 1; /* format version */
+    p[1] = 0; /* flags */
+    rk_put_le16(p + 2, 1);
+    rk_put_le16(p + 4, n_siblings);
+    rk_put_le64(p + 6, 7);
+    rk_put_le64(p + 14, 3);
+    rk_put_le64(p + 22, 0x0001020304050607u);
+}
+
+static void dvv_like_init(void)
+{
+    dvv_like_clock(g_ctx, 0);
+    dvv_like_clock(g_obj, 1);
+    unsigned char *sib = g_obj + DVV_HDR + DVV_CLOCK_ENTRY;
+    rk_put_le64(sib, 7);                        /* dot actor */
+    rk_put_le64(sib + 8, 3);                    /* dot counter */
+    rk_put_le64(sib + 16, 0x0001020304050607u); /* HLC ts */
+    rk_put_le64(sib + 24, 0);                   /* expire_at_ms */
+    sib[32] = 0;                                /* flags */
+    rk_put_le32(sib + 33, 2);                   /* value_len */
+    memcpy(sib + DVV_SIB_HDR, "v1", 2);
+}
 
 static void fill(char *p, size_t n, unsigned seed)
 {
@@ -150,6 +189,7 @@ static void samples_init(void)
     fill(g_bin, sizeof(g_bin), 0);
     fill(g_key_max, sizeof(g_key_max), 33);
     fill(g_big, sizeof(g_big), 45);
+    dvv_like_init();
     done = true;
 }
 
@@ -227,14 +267,18 @@ static size_t make_samples(struct sample *out)
     ADD("kv_put_min", false, {.type = PEER_KV_PUT});
     ADD("kv_put_max", false,
         {.type = PEER_KV_PUT,
-         .kv_put = {UINT64_MAX, BIN, BIN, UINT64_MAX, UINT64_MAX, 0, ID_MAX,
-                    UINT32_MAX}});
-    ADD("kv_put_tombstone", false,
+         .kv_put = {UINT64_MAX, BIN, BIN, ID_MAX, UINT32_MAX}});
+    ADD("kv_put_object", false,
         {.type = PEER_KV_PUT,
          .kv_put = {.req_id = 7,
                     .key = S("k\0ey"),
-                    .timestamp = 1,
-                    .flags = PEER_KV_TOMBSTONE,
+                    .object = OBJ,
+                    .deadline_ms = 2000}});
+    ADD("kv_put_hinted", false,
+        {.type = PEER_KV_PUT,
+         .kv_put = {.req_id = 8,
+                    .key = S("key"),
+                    .object = OBJ,
                     .hint_for = S("node3"),
                     .deadline_ms = 2000}});
     ADD("kv_put_reply_min", false, {.type = PEER_KV_PUT_REPLY});
@@ -245,30 +289,75 @@ static size_t make_samples(struct sample *out)
         {.type = PEER_KV_GET, .kv_get = {UINT64_MAX, BIN, UINT32_MAX}});
     ADD("kv_get_reply_min", false, {.type = PEER_KV_GET_REPLY});
     ADD("kv_get_reply_max", false,
-        {.type = PEER_KV_GET_REPLY,
-         .kv_get_reply = {UINT64_MAX, INT32_MIN, BIN, UINT64_MAX, UINT64_MAX,
-                          0}});
-    ADD("kv_get_reply_tombstone", false,
-        {.type = PEER_KV_GET_REPLY,
-         .kv_get_reply = {.req_id = 9,
-                          .timestamp = UINT64_MAX,
-                          .flags = PEER_KV_TOMBSTONE}});
+        {.type = PEER_KV_GET_REPLY, .kv_get_reply = {UINT64_MAX, RK_OK, BIN}});
+    ADD("kv_get_reply_found", false,
+        {.type = PEER_KV_GET_REPLY, .kv_get_reply = {9, RK_OK, OBJ}});
     ADD("kv_get_reply_notfound", false,
         {.type = PEER_KV_GET_REPLY,
          .kv_get_reply = {.req_id = 1, .status = RK_ENOTFOUND}});
+    ADD("kv_get_reply_error_max", false,
+        {.type = PEER_KV_GET_REPLY,
+         .kv_get_reply = {UINT64_MAX, INT32_MIN, EMPTY}});
     ADD("error_min", false, {.type = PEER_ERROR, .error = {.status = -1}});
     ADD("error_max", false,
         {.type = PEER_ERROR, .error = {UINT64_MAX, INT32_MIN, MSG_MAX}});
+    ADD("kv_update_min", false, {.type = PEER_KV_UPDATE});
+    ADD("kv_update_max", false,
+        {.type = PEER_KV_UPDATE,
+         .kv_update = {UINT64_MAX, BIN, BIN, BIN, UINT64_MAX, UINT64_MAX,
+                       PEER_KV_FALLBACK, ID_MAX, UINT32_MAX}});
+    ADD("kv_update_typical", false,
+        {.type = PEER_KV_UPDATE,
+         .kv_update = {.req_id = 10,
+                       .key = S("user:1"),
+                       .context = CTX,
+                       .value = S("v2"),
+                       .timestamp = 0x0001020304050608u,
+                       .expire_at_ms = 1700000000000u,
+                       .deadline_ms = 1000}});
+    ADD("kv_update_own_context", false,
+        {.type = PEER_KV_UPDATE,
+         .kv_update = {.req_id = 11,
+                       .key = S("user:1"),
+                       .value = S("v3"),
+                       .timestamp = 5,
+                       .flags = PEER_KV_OWN_CONTEXT,
+                       .deadline_ms = 1000}});
+    ADD("kv_update_tombstone", false,
+        {.type = PEER_KV_UPDATE,
+         .kv_update = {.req_id = 12,
+                       .key = S("k\0ey"),
+                       .timestamp = UINT64_MAX,
+                       .flags = PEER_KV_UPDATE_FLAGS, /* every bit at once */
+                       .hint_for = S("node3"),
+                       .deadline_ms = 2000}});
+    ADD("kv_update_reply_min", false, {.type = PEER_KV_UPDATE_REPLY});
+    ADD("kv_update_reply_max", false,
+        {.type = PEER_KV_UPDATE_REPLY,
+         .kv_update_reply = {UINT64_MAX, RK_OK, BIN}});
+    ADD("kv_update_reply_object", false,
+        {.type = PEER_KV_UPDATE_REPLY, .kv_update_reply = {10, RK_OK, OBJ}});
+    ADD("kv_update_reply_error_max", false,
+        {.type = PEER_KV_UPDATE_REPLY,
+         .kv_update_reply = {UINT64_MAX, INT32_MIN, EMPTY}});
     ADD("kv_put_big", true,
         {.type = PEER_KV_PUT,
          .kv_put = {42, B(g_key_max, sizeof(g_key_max)),
-                    B(g_big, sizeof(g_big)), 5, 6, 0, EMPTY, 100}});
+                    B(g_big, sizeof(g_big)), ID_MAX, 100}});
     ADD("kv_get_big", true,
         {.type = PEER_KV_GET,
          .kv_get = {43, B(g_key_max, sizeof(g_key_max)), 1}});
     ADD("kv_get_reply_big", true,
         {.type = PEER_KV_GET_REPLY,
-         .kv_get_reply = {44, RK_OK, B(g_big, sizeof(g_big)), 1, 2, 0}});
+         .kv_get_reply = {44, RK_OK, B(g_big, sizeof(g_big))}});
+    ADD("kv_update_big", true,
+        {.type = PEER_KV_UPDATE,
+         .kv_update = {45, B(g_key_max, sizeof(g_key_max)), B(g_big, 4096),
+                       B(g_big, sizeof(g_big)), 1, 2, PEER_KV_FALLBACK, ID_MAX,
+                       100}});
+    ADD("kv_update_reply_big", true,
+        {.type = PEER_KV_UPDATE_REPLY,
+         .kv_update_reply = {46, RK_OK, B(g_big, sizeof(g_big))}});
 #undef ADD
     return n;
 }
@@ -376,6 +465,60 @@ static void put_blob(struct body *b, size_t n)
     b->len += n;
 }
 
+static void put_bytes32(struct body *b, struct peer_bytes v)
+{
+    put32(b, (uint32_t)v.len);
+    put_raw(b, v.ptr, v.len);
+}
+
+static void put_bytes16(struct body *b, struct peer_bytes v)
+{
+    put16(b, (uint16_t)v.len);
+    put_raw(b, v.ptr, v.len);
+}
+
+/*
+ * Lays out the body of a KV_PUT, KV_GET_REPLY, KV_UPDATE or
+ * KV_UPDATE_REPLY as the tables of docs/peer-protocol.md section 5 say,
+ * without the codec and without checking any rule.
+ */
+static void raw_kv_body(const struct peer_msg *m, struct body *b)
+{
+    b->len = 0;
+    switch (m->type) {
+        case PEER_KV_PUT:
+            put64(b, m->kv_put.req_id);
+            put_bytes32(b, m->kv_put.key);
+            put_bytes32(b, m->kv_put.object);
+            put_bytes16(b, m->kv_put.hint_for);
+            put32(b, m->kv_put.deadline_ms);
+            break;
+        case PEER_KV_GET_REPLY:
+            put64(b, m->kv_get_reply.req_id);
+            put32(b, (uint32_t)m->kv_get_reply.status);
+            put_bytes32(b, m->kv_get_reply.object);
+            break;
+        case PEER_KV_UPDATE:
+            put64(b, m->kv_update.req_id);
+            put_bytes32(b, m->kv_update.key);
+            put_bytes32(b, m->kv_update.context);
+            put_bytes32(b, m->kv_update.value);
+            put64(b, m->kv_update.timestamp);
+            put64(b, m->kv_update.expire_at_ms);
+            put32(b, m->kv_update.flags);
+            put_bytes16(b, m->kv_update.hint_for);
+            put32(b, m->kv_update.deadline_ms);
+            break;
+        case PEER_KV_UPDATE_REPLY:
+            put64(b, m->kv_update_reply.req_id);
+            put32(b, (uint32_t)m->kv_update_reply.status);
+            put_bytes32(b, m->kv_update_reply.object);
+            break;
+        default:
+            fail_msg("raw_kv_body: type %d", (int)m->type);
+    }
+}
+
 /* Frames body as `type` (with a valid checksum) and decodes it. */
 static int decode_body(uint8_t type,
                        const struct body *b,
@@ -433,6 +576,11 @@ static void test_peer_round_trips_every_type_with_edge_values(void **state)
         if (m.type == PEER_KV_PUT && m.kv_put.key.len > 0) {
             assert_true(m.kv_put.key.ptr > copy &&
                         m.kv_put.key.ptr < copy + f.len);
+        }
+        if (m.type == PEER_KV_UPDATE && m.kv_update.context.len > 0) {
+            assert_true(m.kv_update.context.ptr > copy &&
+                        m.kv_update.context.ptr + m.kv_update.context.len <=
+                            copy + f.len);
         }
         struct rk_buf f2;
         encode_ok(&m, &f2);
@@ -769,18 +917,14 @@ static void test_peer_decoder_rejects_declared_4gib_body_without_allocating(
     peer_decoder_destroy(d);
 }
 
-/* The largest legal KV_PUT (512 MiB value, 64 KiB key, 64-byte hint_for)
- * fits the default limit: its header is accepted and need() asks for the
- * whole frame, with nothing allocated. */
-static void test_peer_decoder_accepts_the_largest_legal_write(void **state)
+/* The header of a body of `largest` bytes is accepted and need() asks for
+ * the whole frame, with nothing allocated. */
+static void assert_header_accepted(uint8_t type, uint32_t largest)
 {
-    (void)state;
-    uint32_t largest = 8 + 4 + PEER_MAX_KEY + 4 + PEER_MAX_VALUE + 8 + 8 + 4 +
-                       2 + PEER_MAX_NODE_ID + 4;
     assert_true(largest <= PEER_DEFAULT_MAX_BODY);
     struct peer_decoder *d = decoder_new(0);
     unsigned char hdr[PEER_HEADER_SIZE];
-    header_only(hdr, PEER_KV_PUT, largest);
+    header_only(hdr, type, largest);
     heap_install(0);
     size_t consumed = 0;
     struct peer_msg m;
@@ -791,6 +935,25 @@ static void test_peer_decoder_accepts_the_largest_legal_write(void **state)
     assert_int_equal(rc, RK_EAGAIN);
     assert_int_equal(peer_decoder_need(d), PEER_HEADER_SIZE + (size_t)largest);
     peer_decoder_destroy(d);
+}
+
+/*
+ * The largest legal writes fit the default limit: a KV_UPDATE with a
+ * 512 MiB value, a 64 KiB key, a 64-byte hint_for and an empty context;
+ * and a KV_PUT (or KV_GET_REPLY) of an object holding one 512 MiB value
+ * under a clock of DVV_DEFAULT_CLOCK entries (cluster/dvv.h encoding).
+ */
+static void test_peer_decoder_accepts_the_largest_legal_write(void **state)
+{
+    (void)state;
+    uint32_t update = 8 + 4 + PEER_MAX_KEY + 4 + 0 + 4 + PEER_MAX_VALUE + 8 +
+                      8 + 4 + 2 + PEER_MAX_NODE_ID + 4;
+    assert_header_accepted(PEER_KV_UPDATE, update);
+    uint32_t object = DVV_HDR + DVV_DEFAULT_CLOCK * DVV_CLOCK_ENTRY +
+                      DVV_SIB_HDR + PEER_MAX_VALUE;
+    uint32_t put = 8 + 4 + PEER_MAX_KEY + 4 + object + 2 + PEER_MAX_NODE_ID + 4;
+    assert_header_accepted(PEER_KV_PUT, put);
+    assert_header_accepted(PEER_KV_GET_REPLY, 8 + 4 + 4 + object);
 }
 
 static void test_peer_decoder_applies_its_max_body(void **state)
@@ -895,7 +1058,18 @@ static void test_peer_decoder_rejects_bad_magic(void **state)
 static void test_peer_decoder_rejects_unknown_type(void **state)
 {
     (void)state;
-    unsigned types[] = {0, PEER_TYPE_MAX + 1, 77, 255};
+    /* Types 13 and 14 exist (KV_UPDATE, KV_UPDATE_REPLY); 15 is the first
+     * unknown one. */
+    assert_int_equal(PEER_KV_UPDATE, 13);
+    assert_int_equal(PEER_KV_UPDATE_REPLY, 14);
+    assert_int_equal(PEER_TYPE_MAX, 14);
+    for (unsigned t = PEER_KV_UPDATE; t <= PEER_KV_UPDATE_REPLY; t++) {
+        unsigned char hdr[PEER_HEADER_SIZE];
+        peer_header_encode(hdr, (uint8_t)t, NULL, 0);
+        assert_int_equal(decode_once((const char *)hdr, 6, 0, NULL, 0),
+                         RK_EAGAIN);
+    }
+    unsigned types[] = {0, 15, PEER_TYPE_MAX + 1, 16, 77, 255};
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
         unsigned char hdr[PEER_HEADER_SIZE];
         peer_header_encode(hdr, (uint8_t)types[i], NULL, 0);
@@ -963,14 +1137,50 @@ static void test_peer_decoder_rejects_field_length_overruns(void **state)
     assert_int_equal(decode_body(PEER_KV_PUT, &b, err, sizeof(err)), RK_EPROTO);
     assert_contains(err, "field key of 4294967295 bytes runs past the body");
 
-    /* A value one byte longer than what is left. */
+    /* An object one byte longer than what is left. */
     b.len = 0;
     put64(&b, 1);
     put_blob(&b, 1);
-    put32(&b, 2 + 8 + 8 + 4 + 2 + 4);
-    put_raw(&b, NULL, 8 + 8 + 4 + 2 + 4 + 1);
+    put32(&b, 2 + 4 + 1);
+    put_raw(&b, NULL, 2 + 4);
     assert_int_equal(decode_body(PEER_KV_PUT, &b, err, sizeof(err)), RK_EPROTO);
-    assert_contains(err, "field value");
+    assert_string_equal(err,
+                        "peer protocol error: KV_PUT field object of 7 bytes "
+                        "runs past the body (6 left)");
+
+    /* KV_UPDATE: a context, then a value, running past the body. */
+    b.len = 0;
+    put64(&b, 1);
+    put_blob(&b, 0);
+    put32(&b, 1000);
+    put_raw(&b, NULL, 40);
+    assert_int_equal(decode_body(PEER_KV_UPDATE, &b, err, sizeof(err)),
+                     RK_EPROTO);
+    assert_string_equal(err,
+                        "peer protocol error: KV_UPDATE field context of 1000 "
+                        "bytes runs past the body (40 left)");
+    b.len = 0;
+    put64(&b, 1);
+    put_blob(&b, 0);
+    put_blob(&b, 3);
+    put32(&b, 8 + 8 + 4 + 2 + 4 + 1);
+    put_raw(&b, NULL, 8 + 8 + 4 + 2 + 4);
+    assert_int_equal(decode_body(PEER_KV_UPDATE, &b, err, sizeof(err)),
+                     RK_EPROTO);
+    assert_contains(err, "KV_UPDATE field value of 27 bytes");
+
+    /* KV_GET_REPLY and KV_UPDATE_REPLY objects past the body. */
+    uint8_t replies[] = {PEER_KV_GET_REPLY, PEER_KV_UPDATE_REPLY};
+    for (size_t i = 0; i < 2; i++) {
+        b.len = 0;
+        put64(&b, 1);
+        put32(&b, 0);
+        put32(&b, 5);
+        put_raw(&b, "abcd", 4);
+        assert_int_equal(decode_body(replies[i], &b, err, sizeof(err)),
+                         RK_EPROTO);
+        assert_contains(err, "field object of 5 bytes runs past the body");
+    }
 
     /* Bodies ending inside a fixed-width field. */
     b.len = 0;
@@ -997,6 +1207,24 @@ static void test_peer_decoder_rejects_field_length_overruns(void **state)
     put16(&b, 3); /* max_version missing */
     assert_int_equal(decode_body(PEER_HELLO, &b, err, sizeof(err)), RK_EPROTO);
     assert_contains(err, "ends inside field max_version");
+
+    /* A KV_UPDATE missing its last byte, and one ending inside flags. */
+    samples_init();
+    struct peer_msg m = {
+        .type = PEER_KV_UPDATE,
+        .kv_update = {
+            .key = S("k"), .context = CTX, .value = S("v"), .deadline_ms = 1}};
+    raw_kv_body(&m, &b);
+    b.len--;
+    assert_int_equal(decode_body(PEER_KV_UPDATE, &b, err, sizeof(err)),
+                     RK_EPROTO);
+    assert_string_equal(err,
+                        "peer protocol error: KV_UPDATE body ends inside "
+                        "field deadline_ms");
+    b.len -= 3 + 2 + 1; /* deadline_ms, hint_for, a byte of flags */
+    assert_int_equal(decode_body(PEER_KV_UPDATE, &b, err, sizeof(err)),
+                     RK_EPROTO);
+    assert_contains(err, "ends inside field flags");
 }
 
 static void test_peer_decoder_rejects_trailing_bytes(void **state)
@@ -1089,19 +1317,43 @@ static void test_peer_decoder_rejects_fields_over_their_limits(void **state)
     }
     assert_contains(err, "ERROR field message of 1025 bytes");
 
-    /* KV_GET key of 64 KiB + 1 (hand-made, bigger than struct body). */
-    size_t blen = 8 + 4 + PEER_MAX_KEY + 1 + 4;
-    unsigned char *big = calloc(1, PEER_HEADER_SIZE + blen);
-    unsigned char *p = big + PEER_HEADER_SIZE;
-    rk_put_le32(p + 8, PEER_MAX_KEY + 1);
-    peer_header_encode(big, PEER_KV_GET, p, (uint32_t)blen);
-    assert_int_equal(decode_once((const char *)big, PEER_HEADER_SIZE + blen, 0,
-                                 err, sizeof(err)),
-                     RK_EPROTO);
+    /* KV_GET, KV_PUT and KV_UPDATE keys of 64 KiB + 1 (hand-made, bigger
+     * than struct body; judged before the fields after the key). */
+    uint8_t keyed[] = {PEER_KV_GET, PEER_KV_PUT, PEER_KV_UPDATE};
+    for (size_t i = 0; i < sizeof(keyed); i++) {
+        size_t blen = 8 + 4 + PEER_MAX_KEY + 1 + 4;
+        unsigned char *big = calloc(1, PEER_HEADER_SIZE + blen);
+        unsigned char *p = big + PEER_HEADER_SIZE;
+        rk_put_le32(p + 8, PEER_MAX_KEY + 1);
+        peer_header_encode(big, keyed[i], p, (uint32_t)blen);
+        assert_int_equal(decode_once((const char *)big, PEER_HEADER_SIZE + blen,
+                                     0, err, sizeof(err)),
+                         RK_EPROTO);
+        char why[128];
+        snprintf(why, sizeof(why),
+                 "%s field key of 65537 bytes is over its limit of 65536",
+                 peer_type_name(keyed[i]));
+        assert_contains(err, why);
+        free(big);
+    }
+
+    /* hint_for of 65 bytes in KV_PUT and KV_UPDATE; 64 is fine. */
+    for (size_t len = 64; len <= 65; len++) {
+        struct peer_msg m = {.type = PEER_KV_PUT,
+                             .kv_put = {.hint_for = B(g_long, len)}};
+        raw_kv_body(&m, &b);
+        assert_int_equal(decode_body(PEER_KV_PUT, &b, err, sizeof(err)),
+                         len == 64 ? RK_OK : RK_EPROTO);
+        m = (struct peer_msg){.type = PEER_KV_UPDATE,
+                              .kv_update = {.flags = PEER_KV_FALLBACK,
+                                            .hint_for = B(g_long, len)}};
+        raw_kv_body(&m, &b);
+        assert_int_equal(decode_body(PEER_KV_UPDATE, &b, err, sizeof(err)),
+                         len == 64 ? RK_OK : RK_EPROTO);
+    }
     assert_contains(err,
-                    "KV_GET field key of 65537 bytes is over its limit "
-                    "of 65536");
-    free(big);
+                    "KV_UPDATE field hint_for of 65 bytes is over its limit "
+                    "of 64");
 }
 
 static void test_peer_decoder_rejects_broken_rules(void **state)
@@ -1110,59 +1362,8 @@ static void test_peer_decoder_rejects_broken_rules(void **state)
     char err[256];
     struct body b;
 
-    /* KV_PUT flags: reserved bits, and a tombstone with a value. */
-    uint32_t flags[] = {2, 0x80000000u, PEER_KV_TOMBSTONE};
-    const char *want[] = {"KV_PUT has reserved flag bits set",
-                          "KV_PUT has reserved flag bits set",
-                          "KV_PUT tombstone carries a value"};
-    for (size_t i = 0; i < 3; i++) {
-        b.len = 0;
-        put64(&b, 1);
-        put_blob(&b, 1);
-        put_blob(&b, 1);
-        put64(&b, 2);
-        put64(&b, 3);
-        put32(&b, flags[i]);
-        put_name(&b, 0);
-        put32(&b, 4);
-        assert_int_equal(decode_body(PEER_KV_PUT, &b, err, sizeof(err)),
-                         RK_EPROTO);
-        assert_contains(err, want[i]);
-    }
-
-    /* KV_GET_REPLY flags and status. */
-    b.len = 0;
-    put64(&b, 1);
-    put32(&b, 0);
-    put_blob(&b, 0);
-    put64(&b, 2);
-    put64(&b, 3);
-    put32(&b, 4);
-    assert_int_equal(decode_body(PEER_KV_GET_REPLY, &b, err, sizeof(err)),
-                     RK_EPROTO);
-    assert_contains(err, "KV_GET_REPLY has reserved flag bits set");
-    b.len = 0;
-    put64(&b, 1);
-    put32(&b, 1);
-    put_blob(&b, 0);
-    put64(&b, 2);
-    put64(&b, 3);
-    put32(&b, 0);
-    assert_int_equal(decode_body(PEER_KV_GET_REPLY, &b, err, sizeof(err)),
-                     RK_EPROTO);
-    assert_contains(err, "KV_GET_REPLY status is positive");
-    b.len = 0;
-    put64(&b, 1);
-    put32(&b, 0);
-    put_blob(&b, 1);
-    put64(&b, 2);
-    put64(&b, 3);
-    put32(&b, PEER_KV_TOMBSTONE);
-    assert_int_equal(decode_body(PEER_KV_GET_REPLY, &b, err, sizeof(err)),
-                     RK_EPROTO);
-    assert_contains(err, "KV_GET_REPLY tombstone carries a value");
-
-    /* Positive statuses; an ERROR that is not one. */
+    /* Positive statuses; an ERROR that is not one (the rules of the KV
+     * messages: test_peer_kv_rules_hold_in_encoder_and_decoder). */
     b.len = 0;
     put64(&b, 1);
     put32(&b, 1);
@@ -1194,6 +1395,119 @@ static void test_peer_decoder_rejects_broken_rules(void **state)
     put8(&b, 0);
     assert_int_equal(decode_body(PEER_HELLO, &b, err, sizeof(err)), RK_EPROTO);
     assert_contains(err, "HELLO max_version is 0");
+}
+
+/* A KV message breaking one rule of docs/peer-protocol.md section 5, and
+ * the reason the decoder gives. */
+struct rule_case
+{
+    struct peer_msg msg;
+    const char *why;
+};
+
+/*
+ * Each rule of KV_UPDATE, KV_UPDATE_REPLY and KV_GET_REPLY: the encoder
+ * refuses the message with RK_EINVAL (leaving its output alone) and the
+ * decoder refuses the same message laid out by hand with RK_EPROTO and
+ * the rule's reason.  Neighbours that keep the rules pass both.
+ */
+static void test_peer_kv_rules_hold_in_encoder_and_decoder(void **state)
+{
+    (void)state;
+    samples_init();
+    const uint32_t all = PEER_KV_UPDATE_FLAGS;
+    const struct rule_case bad[] = {
+        {{.type = PEER_KV_UPDATE, .kv_update = {.flags = 0x8}},
+         "KV_UPDATE has reserved flag bits set"},
+        {{.type = PEER_KV_UPDATE, .kv_update = {.flags = 0x80000000u}},
+         "KV_UPDATE has reserved flag bits set"},
+        {{.type = PEER_KV_UPDATE, .kv_update = {.flags = all | 0x10}},
+         "KV_UPDATE has reserved flag bits set"},
+        {{.type = PEER_KV_UPDATE,
+          .kv_update = {.flags = PEER_KV_TOMBSTONE, .value = S("v")}},
+         "KV_UPDATE tombstone carries a value or an expiry"},
+        {{.type = PEER_KV_UPDATE,
+          .kv_update = {.flags = PEER_KV_TOMBSTONE, .expire_at_ms = 1}},
+         "KV_UPDATE tombstone carries a value or an expiry"},
+        {{.type = PEER_KV_UPDATE,
+          .kv_update = {.flags = all, .value = S("\0")}},
+         "KV_UPDATE tombstone carries a value or an expiry"},
+        {{.type = PEER_KV_UPDATE,
+          .kv_update = {.flags = PEER_KV_OWN_CONTEXT, .context = CTX}},
+         "KV_UPDATE with OWN_CONTEXT carries a context"},
+        {{.type = PEER_KV_UPDATE,
+          .kv_update = {.flags = PEER_KV_OWN_CONTEXT | PEER_KV_FALLBACK,
+                        .context = S("c"),
+                        .value = S("v"),
+                        .hint_for = S("n1")}},
+         "KV_UPDATE with OWN_CONTEXT carries a context"},
+        {{.type = PEER_KV_UPDATE_REPLY, .kv_update_reply = {.status = 1}},
+         "KV_UPDATE_REPLY status is positive"},
+        {{.type = PEER_KV_UPDATE_REPLY,
+          .kv_update_reply = {.status = INT32_MAX, .object = OBJ}},
+         "KV_UPDATE_REPLY status is positive"},
+        {{.type = PEER_KV_UPDATE_REPLY,
+          .kv_update_reply = {.status = RK_EIO, .object = S("o")}},
+         "KV_UPDATE_REPLY error carries an object"},
+        {{.type = PEER_KV_UPDATE_REPLY,
+          .kv_update_reply = {.status = INT32_MIN, .object = OBJ}},
+         "KV_UPDATE_REPLY error carries an object"},
+        {{.type = PEER_KV_GET_REPLY, .kv_get_reply = {.status = 1}},
+         "KV_GET_REPLY status is positive"},
+        {{.type = PEER_KV_GET_REPLY,
+          .kv_get_reply = {.status = RK_ENOTFOUND, .object = S("o")}},
+         "KV_GET_REPLY error carries an object"},
+        {{.type = PEER_KV_GET_REPLY,
+          .kv_get_reply = {.status = INT32_MIN, .object = OBJ}},
+         "KV_GET_REPLY error carries an object"},
+    };
+    struct rk_buf out;
+    rk_buf_init(&out);
+    rk_buf_append(&out, "abc", 3);
+    struct body b;
+    char err[256];
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int rc = peer_encode(&bad[i].msg, &out);
+        if (rc != RK_EINVAL) {
+            fail_msg("case %zu (%s): encode gave %s", i, bad[i].why,
+                     rk_errname(rc));
+        }
+        assert_int_equal(out.len, 3);
+        raw_kv_body(&bad[i].msg, &b);
+        rc = decode_body((uint8_t)bad[i].msg.type, &b, err, sizeof(err));
+        if (rc != RK_EPROTO) {
+            fail_msg("case %zu (%s): decode gave %s", i, bad[i].why,
+                     rk_errname(rc));
+        }
+        char want[256];
+        snprintf(want, sizeof(want), "peer protocol error: %s", bad[i].why);
+        assert_string_equal(err, want);
+    }
+    rk_buf_fini(&out);
+
+    const struct peer_msg good[] = {
+        /* A tombstone may carry a context (a delete of what was read). */
+        {.type = PEER_KV_UPDATE,
+         .kv_update = {.flags = PEER_KV_TOMBSTONE, .context = CTX}},
+        /* OWN_CONTEXT and FALLBACK writes carry values and expiries. */
+        {.type = PEER_KV_UPDATE,
+         .kv_update = {.value = S("v"),
+                       .expire_at_ms = UINT64_MAX,
+                       .flags = PEER_KV_OWN_CONTEXT | PEER_KV_FALLBACK,
+                       .hint_for = ID_MAX}},
+        /* Found with an empty object; every error with an empty one. */
+        {.type = PEER_KV_GET_REPLY, .kv_get_reply = {.status = RK_OK}},
+        {.type = PEER_KV_GET_REPLY, .kv_get_reply = {.status = INT32_MIN}},
+        {.type = PEER_KV_UPDATE_REPLY, .kv_update_reply = {.status = -1}},
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        struct rk_buf f;
+        encode_ok(&good[i], &f);
+        rk_buf_fini(&f);
+        raw_kv_body(&good[i], &b);
+        assert_int_equal(decode_body((uint8_t)good[i].type, &b, NULL, 0),
+                         RK_OK);
+    }
 }
 
 static void test_peer_decoder_errors_are_sticky(void **state)
@@ -1244,7 +1558,7 @@ static void test_peer_encode_rejects_invalid_messages(void **state)
         {.type = 0},
         {.type = PEER_TYPE_MAX + 1},
         {.type = PEER_PING, .ping = {.from = EMPTY}},
-        {.type = PEER_PING, .ping = {.from = B(g_id_max, 65)}},
+        {.type = PEER_PING, .ping = {.from = B(g_long, 65)}},
         {.type = PEER_PING, .ping = {.from = S("a"), .target = B(NULL, 3)}},
         {.type = PEER_PING_REQ, .ping_req = {.from = S("a")}},
         {.type = PEER_HELLO,
@@ -1253,15 +1567,22 @@ static void test_peer_encode_rejects_invalid_messages(void **state)
          .hello = {.node_id = S("a"),
                    .host = B(host, sizeof(host)),
                    .max_version = 1}},
-        {.type = PEER_KV_PUT, .kv_put = {.flags = 2}},
-        {.type = PEER_KV_PUT,
-         .kv_put = {.flags = PEER_KV_TOMBSTONE, .value = S("v")}},
-        {.type = PEER_KV_PUT, .kv_put = {.key = B(g_key_max, 65537)}},
+        {.type = 15},
+        {.type = PEER_KV_PUT, .kv_put = {.key = B(g_long, 65537)}},
+        {.type = PEER_KV_PUT, .kv_put = {.hint_for = B(g_long, 65)}},
+        {.type = PEER_KV_PUT, .kv_put = {.object = B(NULL, 1)}},
         {.type = PEER_KV_PUT_REPLY, .kv_put_reply = {.status = 1}},
-        {.type = PEER_KV_GET_REPLY, .kv_get_reply = {.flags = 4}},
+        {.type = PEER_KV_GET_REPLY, .kv_get_reply = {.object = B(NULL, 2)}},
+        {.type = PEER_KV_UPDATE, .kv_update = {.key = B(g_long, 65537)}},
+        {.type = PEER_KV_UPDATE,
+         .kv_update = {.flags = PEER_KV_FALLBACK, .hint_for = B(g_long, 65)}},
+        {.type = PEER_KV_UPDATE, .kv_update = {.context = B(NULL, 4)}},
+        {.type = PEER_KV_UPDATE, .kv_update = {.value = B(NULL, 3)}},
+        {.type = PEER_KV_UPDATE_REPLY,
+         .kv_update_reply = {.object = B(NULL, 1)}},
         {.type = PEER_ERROR, .error = {.status = 0}},
         {.type = PEER_ERROR,
-         .error = {.status = -1, .message = B(g_msg_max, 1025)}},
+         .error = {.status = -1, .message = B(g_long, 1025)}},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int rc = peer_encode(&bad[i], &out);
@@ -1271,13 +1592,28 @@ static void test_peer_encode_rejects_invalid_messages(void **state)
         assert_int_equal(out.len, 3);
         assert_memory_equal(out.base, "abc", 3);
     }
-    /* Over the body limit (the bytes are never read). */
+    /* Over the body limit (the bytes are never read): one byte over with
+     * the 22 fixed bytes of a KV_PUT, a string over 4 GiB, and a KV_UPDATE
+     * whose context and value only together exceed it. */
     struct peer_msg huge = {
         .type = PEER_KV_PUT,
         .kv_put = {.key = B(g_key_max, 10),
-                   .value = B(g_big, PEER_DEFAULT_MAX_BODY - 20)}};
+                   .object = B(g_big, PEER_DEFAULT_MAX_BODY - 22 - 10 + 1)}};
     assert_int_equal(peer_encode(&huge, &out), RK_ETOOBIG);
-    huge.kv_put.value.len = (size_t)UINT32_MAX + 10;
+    huge.kv_put.object.len = (size_t)UINT32_MAX + 10;
+    assert_int_equal(peer_encode(&huge, &out), RK_ETOOBIG);
+    huge = (struct peer_msg){
+        .type = PEER_KV_UPDATE,
+        .kv_update = {.context = B(g_big, PEER_DEFAULT_MAX_BODY / 2),
+                      .value = B(g_big, PEER_DEFAULT_MAX_BODY / 2)}};
+    assert_int_equal(peer_encode(&huge, &out), RK_ETOOBIG);
+    huge = (struct peer_msg){
+        .type = PEER_KV_UPDATE_REPLY,
+        .kv_update_reply = {.object = B(g_big, PEER_DEFAULT_MAX_BODY)}};
+    assert_int_equal(peer_encode(&huge, &out), RK_ETOOBIG);
+    huge = (struct peer_msg){
+        .type = PEER_KV_GET_REPLY,
+        .kv_get_reply = {.object = B(g_big, PEER_DEFAULT_MAX_BODY)}};
     assert_int_equal(peer_encode(&huge, &out), RK_ETOOBIG);
     assert_int_equal(out.len, 3);
     rk_buf_fini(&out);
@@ -1334,6 +1670,102 @@ static void test_peer_encode_writes_the_documented_bytes(void **state)
     rk_buf_fini(&f);
 }
 
+/* Encodes m and checks header bytes 0..11 and the body against want. */
+static void assert_frame_bytes(const struct peer_msg *m,
+                               const unsigned char *want,
+                               size_t want_len)
+{
+    struct rk_buf f;
+    encode_ok(m, &f);
+    unsigned char hdr[12] = {0x52, 0x4b, 0x56, 0x50, 0x01, (uint8_t)m->type,
+                             0x00, 0x00};
+    rk_put_le32(hdr + 8, (uint32_t)want_len);
+    assert_int_equal(f.len, PEER_HEADER_SIZE + want_len);
+    assert_memory_equal(f.base, hdr, sizeof(hdr));
+    assert_memory_equal(f.base + PEER_HEADER_SIZE, want, want_len);
+    rk_buf_fini(&f);
+}
+
+/*
+ * EVIDENCE-OF docs/peer-protocol.md sections 5.7, 5.10, 5.12 and 5.13:
+ * the bodies of KV_PUT, KV_GET_REPLY, KV_UPDATE and KV_UPDATE_REPLY, field
+ * by field, written out here and for every sample by raw_kv_body().
+ */
+static void test_peer_encode_lays_out_kv_bodies_as_documented(void **state)
+{
+    (void)state;
+    struct peer_msg m = {.type = PEER_KV_UPDATE,
+                         .kv_update = {.req_id = 0x0102030405060708u,
+                                       .key = S("k1"),
+                                       .context = S("c"),
+                                       .value = S("vv"),
+                                       .timestamp = 0x1112131415161718u,
+                                       .expire_at_ms = 0x2122232425262728u,
+                                       .flags = PEER_KV_FALLBACK,
+                                       .hint_for = S("n2"),
+                                       .deadline_ms = 0x31323334u}};
+    static const unsigned char update[] = {
+        0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, /* req_id */
+        0x02, 0x00, 0x00, 0x00, 'k',  '1',              /* key "k1" */
+        0x01, 0x00, 0x00, 0x00, 'c',                    /* context "c" */
+        0x02, 0x00, 0x00, 0x00, 'v',  'v',              /* value "vv" */
+        0x18, 0x17, 0x16, 0x15, 0x14, 0x13, 0x12, 0x11, /* timestamp */
+        0x28, 0x27, 0x26, 0x25, 0x24, 0x23, 0x22, 0x21, /* expire_at_ms */
+        0x04, 0x00, 0x00, 0x00,                         /* flags FALLBACK */
+        0x02, 0x00, 'n',  '2',                          /* hint_for "n2" */
+        0x34, 0x33, 0x32, 0x31,                         /* deadline_ms */
+    };
+    assert_frame_bytes(&m, update, sizeof(update));
+
+    m = (struct peer_msg){.type = PEER_KV_PUT,
+                          .kv_put = {.req_id = 1,
+                                     .key = S("k"),
+                                     .object = S("ob"),
+                                     .deadline_ms = 1000}};
+    static const unsigned char put[] = {
+        0x01, 0,    0,    0,    0,   0,   0, 0, /* req_id 1 */
+        0x01, 0x00, 0x00, 0x00, 'k',            /* key "k" */
+        0x02, 0x00, 0x00, 0x00, 'o', 'b',       /* object "ob" */
+        0x00, 0x00,                             /* hint_for "" */
+        0xe8, 0x03, 0x00, 0x00,                 /* deadline_ms 1000 */
+    };
+    assert_frame_bytes(&m, put, sizeof(put));
+
+    m = (struct peer_msg){.type = PEER_KV_GET_REPLY,
+                          .kv_get_reply = {2, RK_ENOTFOUND, EMPTY}};
+    static const unsigned char get_reply[] = {
+        0x02, 0,    0,    0,    0, 0, 0, 0, /* req_id 2 */
+        0xf9, 0xff, 0xff, 0xff,             /* status -7 RK_ENOTFOUND */
+        0x00, 0x00, 0x00, 0x00,             /* object "" */
+    };
+    assert_frame_bytes(&m, get_reply, sizeof(get_reply));
+
+    m = (struct peer_msg){.type = PEER_KV_UPDATE_REPLY,
+                          .kv_update_reply = {3, RK_OK, S("o")}};
+    static const unsigned char update_reply[] = {
+        0x03, 0,    0,    0,    0,   0, 0, 0, /* req_id 3 */
+        0x00, 0x00, 0x00, 0x00,               /* status RK_OK */
+        0x01, 0x00, 0x00, 0x00, 'o',          /* object "o" */
+    };
+    assert_frame_bytes(&m, update_reply, sizeof(update_reply));
+
+    struct sample s[MAX_SAMPLES];
+    size_t n = make_samples(s);
+    size_t checked = 0;
+    for (size_t i = 0; i < n; i++) {
+        enum peer_type t = s[i].msg.type;
+        if (s[i].big || (t != PEER_KV_PUT && t != PEER_KV_GET_REPLY &&
+                         t != PEER_KV_UPDATE && t != PEER_KV_UPDATE_REPLY)) {
+            continue;
+        }
+        struct body b;
+        raw_kv_body(&s[i].msg, &b);
+        assert_frame_bytes(&s[i].msg, b.b, b.len);
+        checked++;
+    }
+    assert_true(checked >= 16);
+}
+
 /* Body sizes given in docs/peer-protocol.md section 5. */
 static size_t body_len_of(const struct peer_msg *m)
 {
@@ -1360,12 +1792,27 @@ static void test_peer_body_sizes_match_the_docs(void **state)
                           .ack = {.from = S("n1"), .target = S("n2")}};
     assert_int_equal(body_len_of(&m), 20 + 4);
     m = (struct peer_msg){.type = PEER_KV_PUT,
-                          .kv_put = {.key = S("k"), .value = S("vv")}};
-    assert_int_equal(body_len_of(&m), 42 + 3);
+                          .kv_put = {.key = S("k"), .object = S("vv")}};
+    assert_int_equal(body_len_of(&m), 22 + 3);
     m = (struct peer_msg){.type = PEER_KV_PUT, .kv_put = {.hint_for = ID_MAX}};
-    assert_int_equal(body_len_of(&m), 106); /* overhead over key + value */
+    assert_int_equal(body_len_of(&m), 86); /* overhead over key + object */
     m = (struct peer_msg){.type = PEER_KV_PUT_REPLY};
     assert_int_equal(body_len_of(&m), 12);
+    m = (struct peer_msg){.type = PEER_KV_GET_REPLY,
+                          .kv_get_reply = {.object = S("obj")}};
+    assert_int_equal(body_len_of(&m), 16 + 3);
+    m = (struct peer_msg){.type = PEER_KV_UPDATE,
+                          .kv_update = {.key = S("k"),
+                                        .context = S("cc"),
+                                        .value = S("vvv"),
+                                        .hint_for = S("n1")}};
+    assert_int_equal(body_len_of(&m), 46 + 1 + 2 + 3 + 2);
+    m = (struct peer_msg){.type = PEER_KV_UPDATE,
+                          .kv_update = {.hint_for = ID_MAX}};
+    assert_int_equal(body_len_of(&m), 110); /* over key + context + value */
+    m = (struct peer_msg){.type = PEER_KV_UPDATE_REPLY,
+                          .kv_update_reply = {.object = S("obj")}};
+    assert_int_equal(body_len_of(&m), 16 + 3);
 }
 
 static void test_peer_header_encode_frames_a_body_built_elsewhere(void **state)
@@ -1388,13 +1835,17 @@ static void test_peer_header_encode_frames_a_body_built_elsewhere(void **state)
 static void test_peer_type_name_names_every_type(void **state)
 {
     (void)state;
-    const char *names[] = {"HELLO",        "PING",   "ACK",          "PING_REQ",
-                           "GOSSIP",       "JOIN",   "JOIN_REPLY",   "KV_PUT",
-                           "KV_PUT_REPLY", "KV_GET", "KV_GET_REPLY", "ERROR"};
+    const char *names[] = {
+        "HELLO",        "PING",       "ACK",       "PING_REQ",       "GOSSIP",
+        "JOIN",         "JOIN_REPLY", "KV_PUT",    "KV_PUT_REPLY",   "KV_GET",
+        "KV_GET_REPLY", "ERROR",      "KV_UPDATE", "KV_UPDATE_REPLY"};
+    assert_int_equal(PEER_TYPE_MAX - PEER_TYPE_MIN + 1,
+                     sizeof(names) / sizeof(names[0]));
     for (int t = PEER_TYPE_MIN; t <= PEER_TYPE_MAX; t++) {
         assert_string_equal(peer_type_name(t), names[t - PEER_TYPE_MIN]);
     }
     assert_string_equal(peer_type_name(0), "UNKNOWN");
+    assert_string_equal(peer_type_name(15), "UNKNOWN");
     assert_string_equal(peer_type_name(PEER_TYPE_MAX + 1), "UNKNOWN");
     assert_string_equal(peer_type_name(-1), "UNKNOWN");
 }
@@ -1559,10 +2010,12 @@ int main(void)
         cmocka_unit_test(test_peer_decoder_rejects_trailing_bytes),
         cmocka_unit_test(test_peer_decoder_rejects_fields_over_their_limits),
         cmocka_unit_test(test_peer_decoder_rejects_broken_rules),
+        cmocka_unit_test(test_peer_kv_rules_hold_in_encoder_and_decoder),
         cmocka_unit_test(test_peer_decoder_errors_are_sticky),
         cmocka_unit_test(test_peer_encode_rejects_invalid_messages),
         cmocka_unit_test(test_peer_encode_appends_after_existing_content),
         cmocka_unit_test(test_peer_encode_writes_the_documented_bytes),
+        cmocka_unit_test(test_peer_encode_lays_out_kv_bodies_as_documented),
         cmocka_unit_test(test_peer_body_sizes_match_the_docs),
         cmocka_unit_test(test_peer_header_encode_frames_a_body_built_elsewhere),
         cmocka_unit_test(test_peer_type_name_names_every_type),

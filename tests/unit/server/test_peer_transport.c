@@ -96,7 +96,7 @@ static void on_message(void *data,
     } else if (m->type == PEER_KV_PUT) {
         rk_buf_clear(&n->value);
         assert_int_equal(
-            rk_buf_append(&n->value, m->kv_put.value.ptr, m->kv_put.value.len),
+            rk_buf_append(&n->value, m->kv_put.object.ptr, m->kv_put.object.len),
             RK_OK);
     }
 }
@@ -306,8 +306,7 @@ static struct peer_msg kv_put(const char *value, size_t len)
     m.type = PEER_KV_PUT;
     m.kv_put.req_id = 7;
     m.kv_put.key = (struct peer_bytes){"key", 3};
-    m.kv_put.value = (struct peer_bytes){value, len};
-    m.kv_put.timestamp = 1;
+    m.kv_put.object = (struct peer_bytes){value, len};
     m.kv_put.deadline_ms = 1000;
     return m;
 }
