@@ -10,6 +10,7 @@
 #include <xxhash.h>
 
 #include "common/error.h"
+#include "common/hlc.h"
 
 bool replica_meta_is_object(const struct engine_meta *m)
 {
@@ -72,6 +73,21 @@ static void normalize(const struct replica_cfg *cfg,
     if (st) {
         st->bound_dropped += dropped;
         st->clock_pruned += pruned;
+    }
+}
+
+/* Counts a write timestamped further ahead of this node's clock than the
+ * bound (the writer's clock runs ahead; siblings never depend on it). */
+static void note_skew(const struct replica_cfg *cfg, uint64_t ts)
+{
+    uint64_t ms = hlc_physical_ms(ts & REPLICA_META_TS_MASK);
+    if (cfg->now_ms == 0 || cfg->stats == NULL ||
+        ms <= cfg->now_ms + cfg->max_skew_ms) {
+        return;
+    }
+    cfg->stats->clock_ahead++;
+    if (ms - cfg->now_ms > cfg->stats->clock_ahead_max_ms) {
+        cfg->stats->clock_ahead_max_ms = ms - cfg->now_ms;
     }
 }
 
@@ -158,6 +174,9 @@ static int apply_put(struct engine *e,
                         req->object.len);
     if (rc == RK_OK && !object_is_storable(&in)) {
         rc = RK_ECORRUPT;
+    }
+    if (rc == RK_OK) {
+        note_skew(cfg, dvv_max_ts(&in));
     }
     if (rc == RK_ECORRUPT || rc == RK_EVERSION) {
         if (cfg->stats) {
@@ -283,6 +302,7 @@ static int apply_update(struct engine *e,
         }
     }
     if (rc == RK_OK) {
+        note_skew(cfg, req->timestamp);
         struct dvv_write w = {
             .value = req->value.ptr,
             .vlen = req->value.len,

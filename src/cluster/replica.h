@@ -57,24 +57,30 @@
 /* Counters a replica adds to (for INFO and metrics). */
 struct replica_stats
 {
-    uint64_t merges_written; /* KV_PUT merges that changed the object */
-    uint64_t updates;        /* KV_UPDATEs applied */
-    uint64_t lww_discards;   /* siblings dropped by conflict_policy lww */
-    uint64_t bound_dropped;  /* siblings dropped by the per-key bound */
-    uint64_t clock_pruned;   /* clock entries pruned by the bound */
-    uint64_t bad_objects;    /* undecodable incoming objects or contexts */
+    uint64_t merges_written;     /* KV_PUT merges that changed the object */
+    uint64_t updates;            /* KV_UPDATEs applied */
+    uint64_t lww_discards;       /* siblings dropped by conflict_policy lww */
+    uint64_t bound_dropped;      /* siblings dropped by the per-key bound */
+    uint64_t clock_pruned;       /* clock entries pruned by the bound */
+    uint64_t bad_objects;        /* undecodable incoming objects or contexts */
+    uint64_t clock_ahead;        /* incoming writes timestamped more than
+                                    cfg->max_skew_ms ahead of cfg->now_ms */
+    uint64_t clock_ahead_max_ms; /* the largest such lead seen */
 };
 
 /* How this node applies writes.  Borrowed by every call. */
 struct replica_cfg
 {
-    uint64_t actor;    /* this node's actor id for this run (dvv.h) */
-    uint64_t *floor;   /* in/out: the highest counter this actor issued */
-    uint64_t *oneshot; /* in/out: sequence for fallback one-shot actors */
-    bool lww;          /* conflict_policy = lww */
-    size_t max_sibs;   /* bound per key, 0 = none */
-    size_t max_clock;  /* bound on clock entries, 0 = none */
-    uint64_t grace_ms; /* tombstone / expiry grace */
+    uint64_t actor;       /* this node's actor id for this run (dvv.h) */
+    uint64_t *floor;      /* in/out: the highest counter this actor issued */
+    uint64_t *oneshot;    /* in/out: sequence for fallback one-shot actors */
+    bool lww;             /* conflict_policy = lww */
+    size_t max_sibs;      /* bound per key, 0 = none */
+    size_t max_clock;     /* bound on clock entries, 0 = none */
+    uint64_t grace_ms;    /* tombstone / expiry grace */
+    uint64_t now_ms;      /* the caller's wall clock (Unix ms) at this call,
+                             for the clock-skew check only; 0 = no check */
+    uint64_t max_skew_ms; /* how far ahead a write's HLC may be */
     struct replica_stats *stats; /* may be NULL */
 };
 

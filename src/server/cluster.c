@@ -244,6 +244,7 @@ struct cnode
     struct hint_delivery *gc; /* GC_SLOTS checks in flight (hkey = key,
                                  hash = local object) */
     uint64_t tombstones_reaped;
+    uint64_t skew_logged_at; /* monotonic ms of the last clock_skew log */
     /* counters */
     uint64_t coordinated, noquorum, replica_puts, replica_gets, replica_updates;
     uint64_t persist_errors;
@@ -1487,6 +1488,8 @@ static void on_peer_message(void *data,
     struct cnode *cn = data;
     struct server *s = cn->srv;
     uint64_t now = now_mono();
+    cn->rcfg.now_ms = server_now_ms();
+    uint64_t ahead_before = cn->rstats.clock_ahead;
     swim_on_traffic(cn->swim, node_id, id_len, now, &cn->acts);
     run_cl_actions(cn);
     switch (msg->type) {
@@ -1583,6 +1586,16 @@ static void on_peer_message(void *data,
             break;
         default:
             break;
+    }
+    if (cn->rstats.clock_ahead != ahead_before &&
+        now >= cn->skew_logged_at + 10000) {
+        /* rate-limited: at most one line per 10 s */
+        cn->skew_logged_at = now;
+        rk_log(RK_LOG_WARN, "clock_skew",
+               "peer=%.*s ahead_max_ms=%" PRIu64 " bound_ms=%" PRIu64
+               " events=%" PRIu64,
+               (int)id_len, node_id, cn->rstats.clock_ahead_max_ms,
+               cn->rcfg.max_skew_ms, cn->rstats.clock_ahead);
     }
     process_ready(cn);
 }
@@ -2929,43 +2942,47 @@ void cluster_info(struct server *s, struct rk_buf *out)
                  cn->persist_errors);
     rk_buf_append(out, b, (size_t)n);
     const struct replica_stats *rs = &cn->rstats;
-    n = snprintf(b, sizeof(b),
-                 "dvv_actor:%016" PRIx64
-                 "\r\n"
-                 "dvv_epoch:%" PRIu64
-                 "\r\n"
-                 "conflict_policy:%s\r\n"
-                 "replica_updates:%" PRIu64
-                 "\r\n"
-                 "replica_merges_written:%" PRIu64
-                 "\r\n"
-                 "lww_discards:%" PRIu64
-                 "\r\n"
-                 "siblings_dropped_by_bound:%" PRIu64
-                 "\r\n"
-                 "clock_entries_pruned:%" PRIu64
-                 "\r\n"
-                 "bad_objects:%" PRIu64
-                 "\r\n"
-                 "read_repairs:%" PRIu64
-                 "\r\n"
-                 "sloppy_quorum:%s\r\n"
-                 "hints_pending:%" PRIu64
-                 "\r\n"
-                 "hints_stored:%" PRIu64
-                 "\r\n"
-                 "hints_delivered:%" PRIu64
-                 "\r\n"
-                 "tombstone_gc_grace_s:%" PRIu64
-                 "\r\n"
-                 "tombstones_reaped:%" PRIu64 "\r\n",
-                 cn->actor, cn->epoch, cn->rcfg.lww ? "lww" : "siblings",
-                 rs->updates, rs->merges_written, rs->lww_discards,
-                 rs->bound_dropped, rs->clock_pruned,
-                 rs->bad_objects + cs.bad_answers, cs.read_repairs,
-                 s->cfg->sloppy_quorum ? "on" : "off", hints_pending(cn),
-                 cn->hints_stored, cn->hints_delivered,
-                 s->cfg->tombstone_gc_grace_s, cn->tombstones_reaped);
+    n = snprintf(
+        b, sizeof(b),
+        "dvv_actor:%016" PRIx64
+        "\r\n"
+        "dvv_epoch:%" PRIu64
+        "\r\n"
+        "conflict_policy:%s\r\n"
+        "replica_updates:%" PRIu64
+        "\r\n"
+        "replica_merges_written:%" PRIu64
+        "\r\n"
+        "lww_discards:%" PRIu64
+        "\r\n"
+        "siblings_dropped_by_bound:%" PRIu64
+        "\r\n"
+        "clock_entries_pruned:%" PRIu64
+        "\r\n"
+        "bad_objects:%" PRIu64
+        "\r\n"
+        "read_repairs:%" PRIu64
+        "\r\n"
+        "sloppy_quorum:%s\r\n"
+        "hints_pending:%" PRIu64
+        "\r\n"
+        "hints_stored:%" PRIu64
+        "\r\n"
+        "hints_delivered:%" PRIu64
+        "\r\n"
+        "tombstone_gc_grace_s:%" PRIu64
+        "\r\n"
+        "tombstones_reaped:%" PRIu64
+        "\r\n"
+        "clock_ahead_events:%" PRIu64
+        "\r\n"
+        "clock_ahead_max_ms:%" PRIu64 "\r\n",
+        cn->actor, cn->epoch, cn->rcfg.lww ? "lww" : "siblings", rs->updates,
+        rs->merges_written, rs->lww_discards, rs->bound_dropped,
+        rs->clock_pruned, rs->bad_objects + cs.bad_answers, cs.read_repairs,
+        s->cfg->sloppy_quorum ? "on" : "off", hints_pending(cn),
+        cn->hints_stored, cn->hints_delivered, s->cfg->tombstone_gc_grace_s,
+        cn->tombstones_reaped, rs->clock_ahead, rs->clock_ahead_max_ms);
     rk_buf_append(out, b, (size_t)n);
 }
 
@@ -2976,6 +2993,7 @@ void cluster_config_changed(struct server *s)
         cn->rcfg.lww = s->cfg->conflict_lww;
         cn->rcfg.max_sibs = s->cfg->max_siblings;
         cn->rcfg.grace_ms = s->cfg->tombstone_gc_grace_s * 1000;
+        cn->rcfg.max_skew_ms = s->cfg->max_clock_skew_ms;
         recompute(cn);
     }
 }
@@ -3096,6 +3114,7 @@ static int load_epoch(struct cnode *cn, char *err, size_t errlen)
         .max_sibs = cfg->max_siblings,
         .max_clock = DVV_DEFAULT_CLOCK,
         .grace_ms = cfg->tombstone_gc_grace_s * 1000,
+        .max_skew_ms = cfg->max_clock_skew_ms,
         .stats = &cn->rstats,
     };
     return RK_OK;

@@ -46,6 +46,7 @@ void config_init(struct rk_config *c)
     c->tombstone_gc_grace_s = 3600;
     c->read_repair_wait_ms = 100;
     c->sloppy_quorum = true;
+    c->max_clock_skew_ms = 60000;
 }
 
 static int parse_u64(const char *v, uint64_t min, uint64_t max, uint64_t *out)
@@ -262,6 +263,10 @@ int config_set(struct rk_config *c,
         rc = parse_u64(value, 0, 60000, &u);
         c->read_repair_wait_ms = (uint32_t)u;
         why = "must be 0..60000 (0 turns read repair off)";
+    } else if (strcmp(n, "max-clock-skew-ms") == 0) {
+        rc = parse_u64(value, 1, 86400000, &u);
+        c->max_clock_skew_ms = u;
+        why = "must be 1..86400000";
     } else if (strcmp(n, "sloppy-quorum") == 0) {
         rc = parse_bool(value, &c->sloppy_quorum);
         why = "must be on or off";
@@ -350,6 +355,7 @@ static void usage(FILE *f)
             "  --tombstone-gc-grace S      keep tombstones S seconds (3600)\n"
             "  --read-repair-wait-ms MS    read repair straggler wait, 0 = off (100)\n"
             "  --sloppy-quorum on|off      fallbacks for down replicas (on)\n"
+            "  --max-clock-skew-ms MS      warn when a peer's clock is ahead (60000)\n"
             "  --request-timeout-ms MS     coordinator deadline (2000)\n"
             "  --hz N                      housekeeping ticks per second "
             "(10)\n"
@@ -468,7 +474,8 @@ void config_each(const struct rk_config *c,
                                                                  : "everysec";
     char port[16], maxcl[16], bulk[32], qbl[32], mfs[32], ratio[32], tmo[16],
         hz[16], pport[16], nv[16], rv[16], wv[16], rs[16], rto[16], msib[16],
-        grace[24], rrw[16];
+        grace[24], rrw[16], skew[24];
+    snprintf(skew, sizeof(skew), "%" PRIu64, c->max_clock_skew_ms);
     snprintf(msib, sizeof(msib), "%" PRIu32, c->max_siblings);
     snprintf(grace, sizeof(grace), "%" PRIu64, c->tombstone_gc_grace_s);
     snprintf(rrw, sizeof(rrw), "%" PRIu32, c->read_repair_wait_ms);
@@ -528,6 +535,7 @@ void config_each(const struct rk_config *c,
         {"tombstone-gc-grace", grace},
         {"read-repair-wait-ms", rrw},
         {"sloppy-quorum", c->sloppy_quorum ? "on" : "off"},
+        {"max-clock-skew-ms", skew},
     };
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
         if (rk_glob_match(pattern, plen, all[i].name, strlen(all[i].name),

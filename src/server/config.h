@@ -51,6 +51,7 @@ struct rk_config
     uint64_t tombstone_gc_grace_s; /* (3600) */
     uint32_t read_repair_wait_ms; /* straggler wait, 0 = off (100) */
     bool sloppy_quorum;           /* fallbacks for down replicas (yes) */
+    uint64_t max_clock_skew_ms;   /* warn beyond it (60000) */
 };
 
 /* Fills `c` with the defaults. */

@@ -134,6 +134,7 @@ class Server:
         self.log = open(self.log_path, "ab")
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
+        env.update(getattr(self, "extra_env", {}))  # e.g. faketime
         self.proc = subprocess.Popen(self.command(), stdout=self.log,
                                      stderr=subprocess.STDOUT, env=env,
                                      preexec_fn=getattr(self, "preexec",

@@ -9,6 +9,7 @@ contexts are refused.
 Partitions use the peer-traffic fault hook (RINGKV.CLUSTER FAULT, test
 builds). Nodes are stopped by PID at the end (conftest).
 """
+import os
 import time
 
 import pytest
@@ -254,3 +255,46 @@ def test_sloppy_quorum_off_keeps_strict_quorum(cluster_factory):
     # W=2 of 3 primaries: one down still leaves 2, so every write succeeds
     assert ok == 40 and fails == 0
     assert cl.info(cl.nodes[0])["sloppy_quorum"] == "off"
+
+
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+@pytest.mark.skipif(not os.path.exists(FAKETIME_LIB),
+                    reason="libfaketime (Debian faketime) not installed")
+def test_clock_ahead_is_reported_and_does_not_decide_versions(
+        server_factory):
+    """Issue 5 item 6: node C's wall clock runs 300 s ahead (libfaketime,
+    monotonic clock untouched): the other nodes log and expose it, and a
+    later write through A still supersedes C's write although C's
+    timestamp is larger (dots decide, not clocks)."""
+    from cluster_util import Cluster
+    cl = Cluster(server_factory, 3)
+    cl.nodes[2].server.extra_env = {
+        "LD_PRELOAD": FAKETIME_LIB,
+        "FAKETIME": "+300s",
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1:"
+                        "verify_asan_link_order=0",
+    }
+    try:
+        cl.start()
+        cl.form()
+        a, b, c = cl.nodes
+        for n in cl.nodes:
+            set_r(cl, n, 3)
+        assert cl.c(c).set("skew", "from-C-ahead")
+        assert cl.c(a).get("skew") == b"from-C-ahead"
+        ahead = [int(cl.info(n)["clock_ahead_max_ms"]) for n in (a, b)]
+        assert all(290000 <= x <= 310000 for x in ahead), ahead
+        assert all(int(cl.info(n)["clock_ahead_events"]) >= 1 for n in (a, b))
+        assert int(cl.info(c)["clock_ahead_events"]) == 0
+        assert cl.c(a).set("skew", "from-A-later")
+        for n in cl.nodes:
+            _, vals, _ = getall(cl.c(n), "skew")
+            assert vals == [b"from-A-later"]
+        logs = "".join(n.server.logs() for n in (a, b))
+        assert "event=clock_skew" in logs
+    finally:
+        cl.resume_all()
+        cl.close_clients()

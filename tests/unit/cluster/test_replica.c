@@ -1580,6 +1580,31 @@ static void test_replica_put_is_idempotent_under_the_clock_bound(void **st)
     engine_close(f.e);
 }
 
+/* Issue 5 item 6: a write timestamped beyond max_skew_ms ahead of the
+ * caller's clock is counted with its lead; siblings are unaffected. */
+static void test_replica_counts_writes_from_a_clock_ahead(void **st)
+{
+    (void)st;
+    struct fx f;
+    fx_init(&f, open_memory());
+    f.cfg.now_ms = 1000000;
+    f.cfg.max_skew_ms = 60000;
+    struct dvv_obj near, far;
+    obj_one(&near, 1, "n", (uint64_t)(1000000 + 59000) << 16, 0);
+    obj_one(&far, 2, "f", (uint64_t)(1000000 + 300000) << 16, 0);
+    assert_int_equal(put_obj(&f, "a", &near, NULL, NULL), RK_OK);
+    assert_int_equal(f.stats.clock_ahead, 0);
+    assert_int_equal(put_obj(&f, "b", &far, NULL, NULL), RK_OK);
+    assert_int_equal(f.stats.clock_ahead, 1);
+    assert_int_equal(f.stats.clock_ahead_max_ms, 300000);
+    f.cfg.now_ms = 0; /* no check */
+    assert_int_equal(put_obj(&f, "c", &far, NULL, NULL), RK_OK);
+    assert_int_equal(f.stats.clock_ahead, 1);
+    dvv_fini(&near);
+    dvv_fini(&far);
+    engine_close(f.e);
+}
+
 /* ---- policy and bounds --------------------------------------------------- */
 
 static void test_replica_lww_keeps_one_sibling_and_counts_discards(void **st)
@@ -2048,6 +2073,7 @@ int main(void)
         cmocka_unit_test(
             test_replica_put_over_legacy_record_keeps_it_when_concurrent),
         cmocka_unit_test(test_replica_put_is_idempotent),
+        cmocka_unit_test(test_replica_counts_writes_from_a_clock_ahead),
         cmocka_unit_test(test_replica_put_refuses_timestamps_with_flag_bits),
         cmocka_unit_test(test_replica_put_is_idempotent_under_the_clock_bound),
         cmocka_unit_test(test_replica_put_keeps_concurrent_and_drops_dominated),
