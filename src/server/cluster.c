@@ -245,6 +245,7 @@ struct cnode
                                  hash = local object) */
     uint64_t tombstones_reaped;
     uint64_t skew_logged_at; /* monotonic ms of the last clock_skew log */
+    uint64_t bound_logged, bound_logged_at; /* sibling_bound log */
     /* counters */
     uint64_t coordinated, noquorum, replica_puts, replica_gets, replica_updates;
     uint64_t persist_errors;
@@ -703,7 +704,9 @@ static void op_queue(struct cnode *cn, struct cop *op)
 
 /* Keeps a read answer: the merged object, its clock as the write
  * context, and its live winner for the handler. */
-static int take_read(struct cop_key *k, const struct coord_reply *r, bool lww)
+static int take_read(struct cop_key *k,
+                     const struct coord_reply *r,
+                     const struct replica_cfg *cfg)
 {
     rk_buf_clear(&k->obj);
     rk_buf_clear(&k->ctx);
@@ -718,8 +721,16 @@ static int take_read(struct cop_key *k, const struct coord_reply *r, bool lww)
     struct dvv_obj o;
     dvv_init(&o);
     int rc = dvv_decode(&o, r->object.ptr, r->object.len);
-    if (rc == RK_OK && lww && dvv_lww(&o) > 0) {
-        /* conflict_policy lww: the client sees the newest sibling only */
+    size_t dropped = 0;
+    if (rc == RK_OK) {
+        /* the client sees what the replicas will store: under lww the
+         * newest sibling only, and at most max_siblings */
+        dropped = cfg->lww ? dvv_lww(&o) : 0;
+        size_t over = 0;
+        dvv_bound(&o, cfg->max_sibs, 0, &over, NULL);
+        dropped += over;
+    }
+    if (rc == RK_OK && dropped > 0) {
         rk_buf_clear(&k->obj);
         rc = dvv_encode(&o, &k->obj);
     }
@@ -765,7 +776,7 @@ static void on_coord_reply(struct cnode *cn, const struct coord_reply *r)
     int rc = r->status;
     if (rc == RK_OK || rc == RK_ENOTFOUND) {
         if (r->op == COORD_OP_GET) {
-            rc = take_read(k, r, cn->rcfg.lww);
+            rc = take_read(k, r, &cn->rcfg);
         } else if (r->op == COORD_OP_UPDATE) {
             rk_buf_clear(&k->obj);
             rc = r->found ? rk_buf_append(&k->obj, r->object.ptr, r->object.len)
@@ -1702,6 +1713,16 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     }
     hints_deliver(cn, now);
     gc_round(cn, now);
+    if (cn->rstats.bound_dropped != cn->bound_logged &&
+        now >= cn->bound_logged_at + 10000) {
+        /* the per-key sibling bound dropped data: say so (rate-limited) */
+        rk_log(RK_LOG_WARN, "sibling_bound",
+               "dropped=%" PRIu64 " total=%" PRIu64 " max_siblings=%zu",
+               cn->rstats.bound_dropped - cn->bound_logged,
+               cn->rstats.bound_dropped, cn->rcfg.max_sibs);
+        cn->bound_logged = cn->rstats.bound_dropped;
+        cn->bound_logged_at = now;
+    }
     struct cop *st = cn->stalled;
     cn->stalled = NULL;
     while (st) {

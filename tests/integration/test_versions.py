@@ -298,3 +298,29 @@ def test_clock_ahead_is_reported_and_does_not_decide_versions(
     finally:
         cl.resume_all()
         cl.close_clients()
+
+
+def test_sibling_bound_drops_the_oldest_and_says_so(cluster_factory):
+    """--max-siblings 2: three writes on three sides of a 3-way split
+    become three siblings; every replica keeps the newest two, counts the
+    drop and logs it."""
+    cl = cluster_factory(3, args=["--w", "1", "--r", "1",
+                                  "--max-siblings", "2"])
+    a, b, c = cl.nodes
+    cl.partition([a], [b, c])
+    cl.partition([b], [c])
+    for n, v in ((a, b"first"), (b, b"second"), (c, b"third")):
+        assert cl.c(n).set("bk", v)
+        time.sleep(0.01)
+    cl.heal()
+    for n in cl.nodes:
+        set_r(cl, n, 3)
+    _, vals, _ = getall(cl.c(a), "bk")
+    assert vals == [b"third", b"second"]
+    wait_for(lambda: all(int(cl.info(n)["siblings_dropped_by_bound"]) >= 1
+                         for n in cl.nodes), 5, "every replica to bound")
+    for n in cl.nodes:
+        _, vals, _ = getall(cl.c(n), "bk")
+        assert vals == [b"third", b"second"]
+    wait_for(lambda: any("event=sibling_bound" in n.server.logs()
+                         for n in cl.nodes), 15, "the sibling_bound log")
