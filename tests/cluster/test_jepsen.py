@@ -113,8 +113,8 @@ class Client(threading.Thread):
             return "info" if "NOQUORUM" in msg else "fail"
         return "info"  # timeouts, refused connections
 
-    def op_set_add(self, node):
-        key = "set:%d" % self.rng.randrange(SET_KEYS)
+    def op_set_add(self, node, key=None):
+        key = key or "set:%d" % self.rng.randrange(SET_KEYS)
         self.n += 1
         elem = "c%d-%d" % (self.idx, self.n)
         self.hist.log(type="invoke", f="add", key=key, value=elem,
@@ -247,6 +247,34 @@ def final_objects(cl, key):
     return [o for o in objs if o is not None]
 
 
+def check_sets(cl, results, node):
+    """Jepsen's set checker over the final union of every set key's
+    siblings: (acked count, lost, unexpected, recovered, siblings)."""
+    lost, unexpected, recovered, acked_total, siblings = [], [], 0, 0, 0
+    for k in results["attempted"]:
+        ctx, sibs = cl.c(node).execute_command("RINGKV.GETALL", k)
+        siblings += max(0, len(sibs) - 1)
+        final = set()
+        for s in sibs:
+            final |= split_set(s[0])
+        acked = results["acked"][k]
+        acked_total += len(acked)
+        lost += sorted(acked - final)
+        unexpected += sorted(final - results["attempted"][k])
+        recovered += len(results["indeterminate"][k] & final)
+    return acked_total, lost, unexpected, recovered, siblings
+
+
+def new_results():
+    return {
+        "attempted": {"set:%d" % i: set() for i in range(SET_KEYS)},
+        "acked": {"set:%d" % i: set() for i in range(SET_KEYS)},
+        "indeterminate": {"set:%d" % i: set() for i in range(SET_KEYS)},
+        "reg_attempts": {"reg:%d" % i: {} for i in range(REG_KEYS)},
+        "reg_acked": {"reg:%d" % i: {} for i in range(REG_KEYS)},
+    }
+
+
 @pytest.mark.slow
 def test_no_acknowledged_write_is_lost(cluster_factory, request, seed):
     if os.environ.get("RINGKV_SEED") is None and \
@@ -259,13 +287,7 @@ def test_no_acknowledged_write_is_lost(cluster_factory, request, seed):
     hist_path = os.path.join(tempfile.gettempdir(),
                              "ringkv-jepsen-%d.jsonl" % seed)
     hist = History(hist_path)
-    results = {
-        "attempted": {"set:%d" % i: set() for i in range(SET_KEYS)},
-        "acked": {"set:%d" % i: set() for i in range(SET_KEYS)},
-        "indeterminate": {"set:%d" % i: set() for i in range(SET_KEYS)},
-        "reg_attempts": {"reg:%d" % i: {} for i in range(REG_KEYS)},
-        "reg_acked": {"reg:%d" % i: {} for i in range(REG_KEYS)},
-    }
+    results = new_results()
     stop = threading.Event()
     clients = [Client(i, cl, seed * 1000 + i, hist, stop, results)
                for i in range(CLIENTS)]
@@ -305,18 +327,8 @@ def test_no_acknowledged_write_is_lost(cluster_factory, request, seed):
             break
     hist.close()
     # --- check -----------------------------------------------------------
-    lost, unexpected, recovered, acked_total, siblings = [], [], 0, 0, 0
-    for k in results["attempted"]:
-        ctx, sibs = cl.c(cl.nodes[1]).execute_command("RINGKV.GETALL", k)
-        siblings += max(0, len(sibs) - 1)
-        final = set()
-        for s in sibs:
-            final |= split_set(s[0])
-        acked = results["acked"][k]
-        acked_total += len(acked)
-        lost += sorted(acked - final)
-        unexpected += sorted(final - results["attempted"][k])
-        recovered += len(results["indeterminate"][k] & final)
+    acked_total, lost, unexpected, recovered, siblings = check_sets(
+        cl, results, cl.nodes[1])
     reg_bad = []
     for k, attempts in results["reg_attempts"].items():
         ctx, sibs = cl.c(cl.nodes[2]).execute_command("RINGKV.GETALL", k)
@@ -348,3 +360,31 @@ def test_no_acknowledged_write_is_lost(cluster_factory, request, seed):
     assert not reg_bad, "LOST acknowledged register writes: %s" % reg_bad[:20]
     assert not unexpected, "unexpected values: %s" % unexpected[:20]
     assert converged_at is not None, "replicas did not converge within 30 s"
+
+
+def test_checker_detects_lww_losses(cluster_factory, tmp_path):
+    """Negative control (TESTING.md B3/B4): with --conflict-policy lww, adds
+    on both sides of a partition lose one side, and the same checker must
+    say so; if it does not, the checker is broken."""
+    cl = cluster_factory(N_NODES, args=["--conflict-policy", "lww",
+                                        "--w", "1", "--r", "1"])
+    hist = History(str(tmp_path / "lww.jsonl"))
+    results = new_results()
+    left, right = cl.nodes[:2], cl.nodes[2:]
+    cl.partition(left, right)
+    stop = threading.Event()
+    a = Client(0, cl, 1, hist, stop, results)
+    b = Client(1, cl, 2, hist, stop, results)
+    for i in range(10):
+        a.op_set_add(left[i % 2], "set:0")
+        b.op_set_add(right[i % 3], "set:0")
+    cl.heal()
+    cl.wait_converged(timeout=30)
+    for n in cl.nodes:
+        assert cl.c(n).config_set("r", "3")
+    hist.close()
+    acked, lost, unexpected, _, _ = check_sets(cl, results, cl.nodes[0])
+    print("lww control: acknowledged %d, lost %d" % (acked, len(lost)))
+    assert acked >= 10
+    assert lost, "the checker saw no loss under lww: it is broken"
+    assert not unexpected
