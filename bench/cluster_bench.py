@@ -40,7 +40,8 @@ def start_node(build, tmp, name, extra=()):
     d = os.path.join(tmp, name)
     os.makedirs(d)
     argv = [os.path.join(build, "ringkvd"), "--port", str(port),
-            "--peer-port", str(peer), "--data-dir", os.path.join(d, "data"),
+            "--peer-port", str(peer), "--http-port", str(free_port()),
+            "--data-dir", os.path.join(d, "data"),
             "--sync", "every:1000", "--loglevel", "warn"] + list(extra)
     p = Proc(argv, port, os.path.join(d, "log"))
     p.peer = peer

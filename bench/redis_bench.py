@@ -80,7 +80,9 @@ DURABILITY = [
 def start_ringkv(build, tmp, sync):
     port = free_port()
     d = tempfile.mkdtemp(dir=tmp, prefix="ringkv-")
-    argv = [os.path.join(build, "ringkvd"), "--port", str(port), "--data-dir",
+    argv = [os.path.join(build, "ringkvd"), "--port", str(port),
+            "--http-port", str(free_port()), "--peer-port", str(free_port()),
+            "--data-dir",
             os.path.join(d, "data"), "--sync", sync, "--enable-flushall", "yes",
             "--loglevel", "warn"]
     return Proc(argv, port, os.path.join(d, "log"))

@@ -39,6 +39,7 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -3354,4 +3355,79 @@ void cluster_stop(struct server *s)
     rk_free(cn->gone);
     rk_free(cn);
     s->cluster = NULL;
+}
+
+/* ---- HTTP views (http.c) ------------------------------------------------- */
+
+const char *cluster_node_id(struct server *s)
+{
+    return s->cluster ? s->cluster->node_id : "";
+}
+
+const char *cluster_unavailable_reason(struct server *s)
+{
+    struct cnode *cn = s->cluster;
+    if (cn == NULL) {
+        return NULL;
+    }
+    switch (membership_phase(cn->mem)) {
+        case MEMBERSHIP_JOINING:
+            return "joining a cluster";
+        case MEMBERSHIP_REMOVED_SELF:
+            return "not a member of a cluster (it left or was removed)";
+        default:
+            return NULL;
+    }
+}
+
+json_t *cluster_json(struct server *s)
+{
+    struct cnode *cn = s->cluster;
+    static const char *phases[] = {"none", "joining", "member", "removed"};
+    if (cn == NULL) {
+        return json_pack("{s:b}", "enabled", 0);
+    }
+    enum membership_phase ph = membership_phase(cn->mem);
+    const struct ring *r = membership_ring(cn->mem);
+    json_t *members = json_array();
+    size_t m = membership_member_count(cn->mem);
+    for (size_t i = 0; i < m; i++) {
+        struct membership_member mm;
+        membership_member_get(cn->mem, i, &mm);
+        int idx = r ? ring_find_member(r, mm.node_id, strlen(mm.node_id)) : -1;
+        bool self = strcmp(mm.node_id, cn->node_id) == 0;
+        bool valid = mm.status == MEMBERSHIP_VALID;
+        struct peer_seen *ps =
+            self ? NULL : seen_find(cn, mm.node_id, strlen(mm.node_id), false);
+        json_t *o = json_pack(
+            "{s:s, s:s, s:i, s:i, s:i, s:s, s:i, s:s, s:b, s:b}", "node_id",
+            mm.node_id, "host", mm.host, "resp_port", (int)mm.resp_port,
+            "http_port", (int)mm.http_port, "peer_port", (int)mm.peer_port,
+            "status", valid ? "valid" : "removed", "partitions",
+            idx >= 0 ? (int)ring_owned_count(r, (size_t)idx) : 0, "seen",
+            seen_as(cn, mm.node_id), "up",
+            valid && (self || peer_is_up(cn, mm.node_id)), "self", self);
+        if (o && (self || ps)) {
+            json_object_set_new(
+                o, "state_version",
+                json_integer((json_int_t)(self ? membership_version(cn->mem)
+                                               : ps->version)));
+        }
+        json_array_append_new(members, o);
+    }
+    char digest[20];
+    snprintf(digest, sizeof(digest), "%016" PRIx64, r ? ring_digest(r) : 0);
+    json_t *j = json_pack(
+        "{s:b, s:s, s:s, s:s, s:I, s:o, s:{s:i, s:s}, s:b, s:i, s:i, s:i, "
+        "s:I, s:I, s:b}",
+        "enabled", 1, "cluster_name", membership_cluster_name(cn->mem),
+        "node_id", cn->node_id, "phase",
+        phases[ph <= MEMBERSHIP_REMOVED_SELF ? ph : 0], "state_version",
+        (json_int_t)membership_version(cn->mem), "members", members, "ring",
+        "size", r ? (int)ring_size(r) : 0, "digest", digest, "agreement",
+        cluster_agrees(cn), "n", (int)cn->n_eff, "r", (int)cn->r_eff, "w",
+        (int)cn->w_eff, "hints_pending", (json_int_t)hints_pending(cn),
+        "members_up", (json_int_t)members_up(cn), "sloppy_quorum",
+        s->cfg->sloppy_quorum);
+    return j;
 }

@@ -86,4 +86,18 @@ void cluster_info(struct server *s, struct rk_buf *out);
  * node-local readers skip those. */
 bool cluster_meta_is_tombstone(const void *engine_meta);
 
+/* This node's id ("" before cluster_start). */
+const char *cluster_node_id(struct server *s);
+
+/* Why this node cannot serve requests now ("joining a cluster", "not a
+ * member of a cluster"), or NULL when it can.  For GET /health. */
+const char *cluster_unavailable_reason(struct server *s);
+
+/* The cluster as a jansson object (returned-owned, json_decref): node id,
+ * phase, members with address, ports, status, partitions, up/down as this
+ * node sees them and gossip version, ring size/version/digest, agreement,
+ * N/R/W, hints pending.  For GET /cluster. */
+struct json_t;
+struct json_t *cluster_json(struct server *s);
+
 #endif /* RINGKV_SERVER_CLUSTER_H */

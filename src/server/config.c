@@ -203,6 +203,15 @@ int config_set(struct rk_config *c,
         rc = parse_u64(value, 0, 65535, &u);
         c->peer_port = (int)u;
         why = "must be a port number 0..65535 (0 = RESP port + 2)";
+    } else if (strcmp(n, "http-port") == 0) {
+        if (strcasecmp(value, "off") == 0 || strcasecmp(value, "no") == 0) {
+            c->http_port = -1;
+            rc = RK_OK;
+        } else {
+            rc = parse_u64(value, 1, 65535, &u);
+            c->http_port = (int)u;
+        }
+        why = "must be 1..65535 or off";
     } else if (strcmp(n, "node-id") == 0) {
         rc = RK_OK;
         for (const char *p = value; *p; p++) {
@@ -343,6 +352,7 @@ static void usage(FILE *f)
             "  --merge-dead-ratio R        bitcask merge threshold (0.4)\n"
             "  --repair yes|no             skip corrupt records at open (no)\n"
             "Cluster (docs/cluster.md):\n"
+            "  --http-port PORT|off        HTTP API, /health, /stats (RESP port + 1)\n"
             "  --peer-port PORT            node-to-node port (RESP port + 2)\n"
             "  --node-id ID                stable node id (<bind>:<peer-port>; "
             "kept in DATA_DIR/NODE_ID)\n"
@@ -474,7 +484,13 @@ void config_each(const struct rk_config *c,
                                                                  : "everysec";
     char port[16], maxcl[16], bulk[32], qbl[32], mfs[32], ratio[32], tmo[16],
         hz[16], pport[16], nv[16], rv[16], wv[16], rs[16], rto[16], msib[16],
-        grace[24], rrw[16], skew[24];
+        grace[24], rrw[16], skew[24], hport[16];
+    if (c->http_port < 0) {
+        snprintf(hport, sizeof(hport), "off");
+    } else {
+        snprintf(hport, sizeof(hport), "%d",
+                 c->http_port ? c->http_port : c->port + 1);
+    }
     snprintf(skew, sizeof(skew), "%" PRIu64, c->max_clock_skew_ms);
     snprintf(msib, sizeof(msib), "%" PRIu32, c->max_siblings);
     snprintf(grace, sizeof(grace), "%" PRIu64, c->tombstone_gc_grace_s);
@@ -523,6 +539,7 @@ void config_each(const struct rk_config *c,
         {"merge-dead-ratio", ratio},
         {"hz", hz},
         {"peer-port", pport},
+        {"http-port", hport},
         {"node-id", c->node_id},
         {"cluster-name", c->cluster_name},
         {"n", nv},

@@ -38,6 +38,7 @@ struct rk_config
     char config_file[4096];             /* --config path, "" if none */
     /* Cluster (issue 4; docs/cluster.md). */
     int peer_port;               /* node-to-node port; 0 = RESP port + 2 */
+    int http_port;               /* HTTP; 0 = RESP port + 1, -1 = off */
     char node_id[65];            /* "" = "<bind>:<peer-port>" */
     char cluster_name[65];       /* ("ringkv") */
     uint32_t n_val;              /* replicas per key (3) */

@@ -181,6 +181,7 @@ struct server
     char rbuf[16 * 1024];       /* shared socket read buffer (loop thread) */
     struct hlc clock;           /* record timestamps */
     struct cnode *cluster;      /* cluster.c */
+    struct evhttp *http;        /* http.c, NULL when off */
     bool cluster_exec;          /* a handler runs over cluster.c's scratch
                                    engine: no durability marks, no routing */
     struct server_stats stats;

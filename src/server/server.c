@@ -45,6 +45,7 @@
 #include "common/log.h"
 #include "server/internal.h"
 #include "server/cluster.h"
+#include "server/http.h"
 
 #define OUT_SOFT_LIMIT    (64u * 1024 * 1024) /* bytes pending per client */
 #define QBUF_KEEP         (64u * 1024)        /* shrink idle buffers above */
@@ -840,6 +841,10 @@ int server_run(struct rk_config *cfg)
         fprintf(stderr, "ringkvd: error: cluster: %s\n", err);
         goto out;
     }
+    if (http_start(s, err, sizeof(err)) != RK_OK) {
+        fprintf(stderr, "ringkvd: error: %s\n", err);
+        goto out;
+    }
     rk_log(RK_LOG_INFO, "ready", "port=%d bind=%s maxclients=%" PRIu32,
            cfg->port, cfg->bind, cfg->maxclients);
     event_base_dispatch(s->base);
@@ -852,6 +857,7 @@ out:
     while (s->clients) {
         client_free(s->clients);
     }
+    http_stop(s);
     cluster_stop(s);
     if (s->listener) {
         evconnlistener_free(s->listener);

@@ -82,6 +82,7 @@ class Server:
         self.args = list(args)
         self.port = port or free_port()
         self.peer_port = None
+        self.http_port = None
         self.data_dir = os.path.join(tmpdir, "data-%d" % self.port)
         self.log_path = os.path.join(tmpdir, "server-%d.log" % self.port)
         self.proc = None
@@ -126,6 +127,11 @@ class Server:
             if self.peer_port is None:
                 self.peer_port = free_port()
             extra = ["--peer-port", str(self.peer_port)]
+        if "--http-port" not in self.args:
+            # likewise for HTTP (default port + 1)
+            if self.http_port is None:
+                self.http_port = free_port()
+            extra += ["--http-port", str(self.http_port)]
         return [os.path.join(BUILD, "ringkvd"), "--port", str(self.port),
                 "--bind", "127.0.0.1", "--data-dir", self.data_dir] + \
             extra + self.args

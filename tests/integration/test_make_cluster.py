@@ -38,11 +38,11 @@ def port_free(p):
 
 
 def free_base():
-    """A base port B with B, B+2, B+10, B+12, B+20, B+22 free."""
+    """A base port B with RESP, HTTP and peer ports of 3 nodes free."""
     rng = random.Random(os.getpid())
     for _ in range(200):
         b = rng.randrange(20000, 40000)
-        if all(port_free(b + d) for d in (0, 2, 10, 12, 20, 22)):
+        if all(port_free(b + d) for d in (0, 1, 2, 10, 11, 12, 20, 21, 22)):
             return b
     pytest.skip("no free port range")
 
