@@ -38,7 +38,27 @@ if command -v node >/dev/null && command -v npm >/dev/null; then
   done
   missing=(${kept[@]+"${kept[@]}"})
 fi
-[ ${#missing[@]} -eq 0 ] && exit 0
+# promtool (for the /metrics test): Debian ships it in the prometheus
+# package, whose installation starts a Prometheus service, so take only
+# the binary out of the .deb into build-tools/ (git-ignored).
+promtool_fetch() {
+  [ "$what" = test ] || [ "$what" = all ] || return 0
+  tool_dir="$(cd "$(dirname "$0")/.." && pwd)/build-tools"
+  if [ ! -x "$tool_dir/promtool" ]; then
+    tmp=$(mktemp -d)
+    if (cd "$tmp" && { apt-get download prometheus >/dev/null 2>&1 ||
+          { ${SUDO:-} apt-get update -qq && apt-get download prometheus >/dev/null 2>&1; }; } &&
+        dpkg-deb -x prometheus_*.deb x && mkdir -p "$tool_dir" &&
+        cp x/usr/bin/promtool "$tool_dir/promtool"); then
+      echo "deps.sh: promtool from the prometheus .deb in $tool_dir"
+    else
+      echo "deps.sh: warning: could not extract promtool from the prometheus .deb (the /metrics test needs it)" >&2
+    fi
+    rm -rf "$tmp"
+  fi
+}
+
+[ ${#missing[@]} -eq 0 ] && { promtool_fetch; exit 0; }
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -53,3 +73,4 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
   trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
 fi
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+promtool_fetch

@@ -157,6 +157,19 @@ int replica_winner(const struct dvv_obj *o, uint64_t now_ms, size_t *idx)
     return RK_OK;
 }
 
+/* Siblings created / resolved by a write that took a key from `before`
+ * to `after` siblings (a first write creates none). */
+static void count_siblings(struct replica_stats *st,
+                           size_t before,
+                           size_t after)
+{
+    if (before > 0 && after > before) {
+        st->siblings_created += after - before;
+    } else if (after < before) {
+        st->siblings_resolved += before - after;
+    }
+}
+
 static int apply_put(struct engine *e,
                      const struct replica_cfg *cfg,
                      const struct peer_kv_put *req,
@@ -204,6 +217,7 @@ static int apply_put(struct engine *e,
         if (rc == RK_OK) {
             *changed = true;
             if (cfg->stats) {
+                count_siblings(cfg->stats, cur.n_sibs, merged.n_sibs);
                 cfg->stats->merges_written++;
                 cfg->stats->lww_discards += ns.lww_discards;
                 cfg->stats->bound_dropped += ns.bound_dropped;
@@ -301,6 +315,7 @@ static int apply_update(struct engine *e,
             rc = RK_OK;
         }
     }
+    size_t stored_sibs = cur->n_sibs;
     if (rc == RK_OK) {
         note_skew(cfg, req->timestamp);
         struct dvv_write w = {
@@ -327,12 +342,17 @@ static int apply_update(struct engine *e,
             *cfg->floor = d.counter;
         }
     }
+    size_t before = cur->n_sibs;
     if (rc == RK_OK) {
+        /* the object had `before` siblings, minus those superseded, plus
+         * the new one: count against what was stored */
         rc = replica_store(e, cfg, req->key.ptr, req->key.len, cur, seq);
     }
     if (rc == RK_OK && cfg->stats) {
         cfg->stats->updates++;
+        count_siblings(cfg->stats, stored_sibs, cur->n_sibs);
     }
+    (void)before;
     dvv_fini(&ctx);
     return rc;
 }

@@ -63,6 +63,8 @@ struct replica_stats
     uint64_t bound_dropped;      /* siblings dropped by the per-key bound */
     uint64_t clock_pruned;       /* clock entries pruned by the bound */
     uint64_t bad_objects;        /* undecodable incoming objects or contexts */
+    uint64_t siblings_created;   /* writes that left more siblings */
+    uint64_t siblings_resolved;  /* writes that left fewer siblings */
     uint64_t clock_ahead;        /* incoming writes timestamped more than
                                     cfg->max_skew_ms ahead of cfg->now_ms */
     uint64_t clock_ahead_max_ms; /* the largest such lead seen */

@@ -60,6 +60,7 @@
 #include "common/hlc.h"
 #include "common/log.h"
 #include "server/internal.h"
+#include "server/metrics.h"
 #include "server/peer_transport.h"
 
 #define CLUSTER_TICK_MS 10
@@ -133,6 +134,7 @@ struct cop
                             unfinished command of the same client */
     bool finished;       /* reply (or err) final; waits for its turn */
     bool barrier;        /* later input waits until this one is answered */
+    uint64_t start_us;   /* monotonic, for the latency histograms */
     struct cop *rnext;
     struct cop *snext;
     struct cop *cnext; /* the client's FIFO */
@@ -247,6 +249,10 @@ struct cnode
     uint64_t tombstones_reaped;
     uint64_t skew_logged_at; /* monotonic ms of the last clock_skew log */
     uint64_t bound_logged, bound_logged_at; /* sibling_bound log */
+    struct lat_hist coord_lat[2];   /* [0] reads, [1] writes (commands) */
+    uint64_t coord_failed[2];       /* of them, answered with an error */
+    struct lat_hist replica_lat[2]; /* [0] KV_GET, [1] KV_PUT/KV_UPDATE */
+    uint64_t gossip_in;             /* GOSSIP messages received */
     /* counters */
     uint64_t coordinated, noquorum, replica_puts, replica_gets, replica_updates;
     uint64_t persist_errors;
@@ -1502,6 +1508,8 @@ static void on_peer_message(void *data,
     uint64_t now = now_mono();
     cn->rcfg.now_ms = server_now_ms();
     uint64_t ahead_before = cn->rstats.clock_ahead;
+    uint64_t t_us = 0;
+    struct lat_hist *lat = NULL;
     swim_on_traffic(cn->swim, node_id, id_len, now, &cn->acts);
     run_cl_actions(cn);
     switch (msg->type) {
@@ -1512,6 +1520,7 @@ static void on_peer_message(void *data,
             run_cl_actions(cn);
             break;
         case PEER_GOSSIP: {
+            cn->gossip_in++;
             struct peer_seen *ps = seen_find(cn, node_id, id_len, true);
             if (ps) {
                 ps->version = msg->gossip.state_version;
@@ -1540,6 +1549,8 @@ static void on_peer_message(void *data,
             uint64_t seq = 0;
             bool changed = false;
             cn->replica_puts++;
+            t_us = server_mono_us();
+            lat = &cn->replica_lat[1];
             if (is_hinted(cn, msg->kv_put.hint_for)) {
                 hint_store(cn, &msg->kv_put, &rep);
                 if (msg->kv_put.req_id != 0) {
@@ -1568,6 +1579,8 @@ static void on_peer_message(void *data,
         case PEER_KV_GET: {
             struct peer_msg rep;
             cn->replica_gets++;
+            t_us = server_mono_us();
+            lat = &cn->replica_lat[0];
             replica_handle_get(s->engine, &msg->kv_get, &cn->valbuf, &rep);
             peer_transport_send(cn->pt, node_id, NULL, 0, &rep);
             break;
@@ -1579,6 +1592,8 @@ static void on_peer_message(void *data,
             struct peer_msg rep;
             uint64_t seq = 0;
             cn->replica_updates++;
+            t_us = server_mono_us();
+            lat = &cn->replica_lat[1];
             if (is_hinted(cn, msg->kv_update.hint_for)) {
                 hint_update(cn, &msg->kv_update, &rep);
             } else {
@@ -1598,6 +1613,9 @@ static void on_peer_message(void *data,
             break;
         default:
             break;
+    }
+    if (lat) {
+        lat_observe(lat, server_mono_us() - t_us);
     }
     if (cn->rstats.clock_ahead != ahead_before &&
         now >= cn->skew_logged_at + 10000) {
@@ -1939,7 +1957,9 @@ static void client_progress(struct cnode *cn, struct client *c)
             continue;
         }
         if (op->failed) {
+            c->cur_cmd = op->cmd;
             reply_error(c, op->err);
+            c->cur_cmd = NULL;
         } else if (op->reply.len) {
             rk_buf_append(&c->obuf, op->reply.base, op->reply.len);
         }
@@ -2156,7 +2176,9 @@ static void capture_reply(struct cop *op,
     struct rk_buf saved = c->obuf;
     c->obuf = op->reply;
     c->last_cmd = op->cmd->name;
+    c->cur_cmd = op->cmd;
     fn(cn, op);
+    c->cur_cmd = NULL;
     op->reply = c->obuf;
     c->obuf = saved;
 }
@@ -2285,7 +2307,9 @@ static void op_exec(struct cnode *cn, struct cop *op)
     struct rk_buf saved = c->obuf;
     c->obuf = op->reply;
     c->last_cmd = op->cmd->name;
+    c->cur_cmd = op->cmd;
     op->cmd->proc(c, op->argc, op->argv);
+    c->cur_cmd = NULL;
     op->reply = c->obuf;
     c->obuf = saved;
     s->cluster_exec = false;
@@ -2339,6 +2363,13 @@ static void op_finish(struct cnode *cn, struct cop *op)
 {
     unlink_op(cn, op);
     op->finished = true;
+    if (op->kind == COP_KEYS && op->cmd && op->start_us) {
+        bool w = (op->cmd->flags & CMD_WRITE) != 0;
+        lat_observe(&cn->coord_lat[w], server_mono_us() - op->start_us);
+        if (op->failed) {
+            cn->coord_failed[w]++;
+        }
+    }
     if (op->c->cop_head == op) {
         client_progress(cn, op->c);
     } else if (op->kind == COP_KEYS) {
@@ -2598,6 +2629,7 @@ void cluster_run(struct client *c,
         return;
     }
     op->kind = COP_KEYS;
+    op->start_us = server_mono_us();
     size_t cap = 0;
     int rc = add_cmd_keys(op, cmd, argc, op->argv, &cap);
     if (rc == RK_OK && strcmp(cmd->name, "exec") == 0) {
@@ -3430,4 +3462,112 @@ json_t *cluster_json(struct server *s)
         "members_up", (json_int_t)members_up(cn), "sloppy_quorum",
         s->cfg->sloppy_quorum);
     return j;
+}
+
+/* ---- metrics (metrics.c) ---------------------------------------------------
+ */
+
+void cluster_metrics(struct server *s, struct rk_buf *out)
+{
+    struct cnode *cn = s->cluster;
+    if (cn == NULL) {
+        return;
+    }
+    struct coord_stats cs;
+    coord_stats(cn->coord, &cs);
+    const struct replica_stats *rs = &cn->rstats;
+    static const char *cls[2] = {"class=\"read\"", "class=\"write\""};
+    metrics_family(out, "ringkv_coordinator_request_duration_seconds",
+                   "histogram",
+                   "Coordinated commands, from arrival to answer, by class.");
+    for (int i = 0; i < 2; i++) {
+        metrics_hist(out, "ringkv_coordinator_request_duration_seconds", cls[i],
+                     &cn->coord_lat[i]);
+    }
+    metrics_family(out, "ringkv_coordinator_request_errors_total", "counter",
+                   "Coordinated commands answered with an error, by class.");
+    for (int i = 0; i < 2; i++) {
+        metrics_u64(out, "ringkv_coordinator_request_errors_total", cls[i],
+                    cn->coord_failed[i]);
+    }
+    metrics_family(out, "ringkv_replica_request_duration_seconds", "histogram",
+                   "Replica work for peer requests (KV_GET read, KV_PUT and "
+                   "KV_UPDATE write), by class.");
+    for (int i = 0; i < 2; i++) {
+        metrics_hist(out, "ringkv_replica_request_duration_seconds", cls[i],
+                     &cn->replica_lat[i]);
+    }
+    metrics_one(out, "ringkv_quorum_failures_total", "counter",
+                "Requests answered NOQUORUM (timeout or too many failures).",
+                cs.noquorum_timeout + cs.noquorum_early);
+    metrics_one(out, "ringkv_coordinator_replica_requests_total", "counter",
+                "Per-key replica requests this coordinator started.",
+                cs.started);
+    metrics_one(out, "ringkv_replica_puts_total", "counter",
+                "KV_PUT merges received from peers.", cn->replica_puts);
+    metrics_one(out, "ringkv_replica_gets_total", "counter",
+                "KV_GET reads received from peers.", cn->replica_gets);
+    metrics_one(out, "ringkv_replica_updates_total", "counter",
+                "KV_UPDATE writes received from peers.", cn->replica_updates);
+    metrics_one(out, "ringkv_read_repairs_total", "counter",
+                "Objects sent by read repair.", cs.read_repairs);
+    metrics_one(out, "ringkv_hints_pending", "gauge",
+                "Hinted writes held for owners that are down.",
+                hints_pending(cn));
+    metrics_one(out, "ringkv_hints_stored_total", "counter",
+                "Hinted writes stored.", cn->hints_stored);
+    metrics_one(out, "ringkv_hints_delivered_total", "counter",
+                "Hints delivered to their owner and deleted.",
+                cn->hints_delivered);
+    metrics_one(out, "ringkv_siblings_created_total", "counter",
+                "Replica writes that left a key with more siblings.",
+                rs->siblings_created);
+    metrics_one(out, "ringkv_siblings_resolved_total", "counter",
+                "Replica writes that left a key with fewer siblings.",
+                rs->siblings_resolved);
+    metrics_one(out, "ringkv_lww_discards_total", "counter",
+                "Siblings discarded by conflict_policy lww.", rs->lww_discards);
+    metrics_one(out, "ringkv_siblings_dropped_by_bound_total", "counter",
+                "Siblings dropped by the per-key bound (max_siblings).",
+                rs->bound_dropped);
+    metrics_one(out, "ringkv_tombstones_reaped_total", "counter",
+                "Tombstones reaped after the grace.", cn->tombstones_reaped);
+    metrics_one(out, "ringkv_clock_ahead_events_total", "counter",
+                "Writes timestamped beyond max_clock_skew_ms ahead.",
+                rs->clock_ahead);
+    metrics_one(out, "ringkv_gossip_messages_received_total", "counter",
+                "Cluster-state gossip messages received.", cn->gossip_in);
+    metrics_one(out, "ringkv_cluster_members", "gauge",
+                "Valid members in this node's cluster state.",
+                cn->valid_members);
+    metrics_one(out, "ringkv_cluster_members_up", "gauge",
+                "Valid members this node sees up (itself included).",
+                members_up(cn));
+    metrics_one(out, "ringkv_cluster_ring_agreement", "gauge",
+                "1 when every member up gossiped this node's exact state.",
+                cluster_agrees(cn) ? 1 : 0);
+    metrics_family(out, "ringkv_peer_up", "gauge",
+                   "1 when this node sees the peer up, by peer node id.");
+    size_t m = membership_member_count(cn->mem);
+    for (size_t i = 0; i < m; i++) {
+        struct membership_member mm;
+        membership_member_get(cn->mem, i, &mm);
+        if (mm.status != MEMBERSHIP_VALID ||
+            strcmp(mm.node_id, cn->node_id) == 0) {
+            continue;
+        }
+        char l[CL_ID_MAX * 2 + 16];
+        size_t w = 0;
+        w += (size_t)snprintf(l, sizeof(l), "peer=\"");
+        for (const char *p = mm.node_id; *p && w < sizeof(l) - 4; p++) {
+            if (*p == '"' || *p == '\\') {
+                l[w++] = '\\';
+            }
+            l[w++] = *p;
+        }
+        l[w++] = '"';
+        l[w] = '\0';
+        metrics_u64(out, "ringkv_peer_up", l,
+                    peer_is_up(cn, mm.node_id) ? 1 : 0);
+    }
 }

@@ -97,6 +97,9 @@ const char *cluster_unavailable_reason(struct server *s);
  * phase, members with address, ports, status, partitions, up/down as this
  * node sees them and gossip version, ring size/version/digest, agreement,
  * N/R/W, hints pending.  For GET /cluster. */
+/* Appends the cluster's Prometheus metrics to out (metrics.c). */
+void cluster_metrics(struct server *s, struct rk_buf *out);
+
 struct json_t;
 struct json_t *cluster_json(struct server *s);
 

@@ -43,13 +43,22 @@ void reply_simple(struct client *c, const char *s)
     resp_w_simple(&c->obuf, s);
 }
 
+static void count_error(struct client *c)
+{
+    if (c->cur_cmd && c->srv->cmdstats) {
+        c->srv->cmdstats[command_index(c->cur_cmd)].errors++;
+    }
+}
+
 void reply_error(struct client *c, const char *msg)
 {
+    count_error(c);
     resp_w_error(&c->obuf, msg);
 }
 
 void reply_errorf(struct client *c, const char *fmt, ...)
 {
+    count_error(c);
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);
@@ -2461,6 +2470,16 @@ size_t command_count(void)
     return N_COMMANDS;
 }
 
+size_t command_index(const struct command *cmd)
+{
+    return (size_t)(cmd - g_commands);
+}
+
+const struct command *command_at(size_t i)
+{
+    return i < N_COMMANDS ? &g_commands[i] : NULL;
+}
+
 const struct command *command_lookup(const char *name, size_t len)
 {
     char low[32];
@@ -2745,6 +2764,10 @@ static const struct command *subcommand_lookup(const struct command *cmd,
  */
 static void reject(struct client *c, const struct command *cmd, const char *msg)
 {
+    if (cmd && c->srv->cmdstats) {
+        c->srv->cmdstats[command_index(cmd)].calls++;
+        c->srv->cmdstats[command_index(cmd)].errors++;
+    }
     if (c->in_multi) {
         if (cmd && cmd->proc == cmd_exec) {
             const char *m = strncmp(msg, "ERR ", 4) == 0 ? msg + 4 : msg;
@@ -2878,10 +2901,16 @@ void command_dispatch(struct client *c,
         return;
     }
     c->last_cmd = cmd->name;
+    c->cur_cmd = cmd;
+    if (c->srv->cmdstats) {
+        c->srv->cmdstats[command_index(cmd)].calls++;
+    }
     const char *why;
     if (cluster_routes(c->srv, c, cmd, &why)) {
         cluster_run(c, cmd, argc, argv);
+        c->cur_cmd = NULL;
         return;
     }
     cmd->proc(c, argc, argv);
+    c->cur_cmd = NULL;
 }

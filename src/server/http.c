@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "server/cluster.h"
 #include "server/internal.h"
+#include "server/metrics.h"
 
 #define HTTP_MAX_HEADERS (8 * 1024)
 #define HTTP_MAX_BODY    (1024 * 1024)
@@ -175,6 +176,28 @@ static void on_cluster(struct evhttp_request *req, void *arg)
     }
 }
 
+static void on_metrics(struct evhttp_request *req, void *arg)
+{
+    if (!allow_get(req)) {
+        return;
+    }
+    struct rk_buf text;
+    rk_buf_init(&text);
+    metrics_render(arg, &text);
+    struct evbuffer *out = evbuffer_new();
+    if (out == NULL) {
+        rk_buf_fini(&text);
+        evhttp_send_error(req, 500, "out of memory");
+        return;
+    }
+    evbuffer_add(out, text.base ? text.base : "", text.len);
+    rk_buf_fini(&text);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "text/plain; version=0.0.4; charset=utf-8");
+    evhttp_send_reply(req, 200, "OK", out);
+    evbuffer_free(out);
+}
+
 static void on_other(struct evhttp_request *req, void *arg)
 {
     (void)arg;
@@ -208,6 +231,7 @@ int http_start(struct server *s, char *err, size_t errlen)
     evhttp_set_cb(s->http, "/health", on_health, s);
     evhttp_set_cb(s->http, "/stats", on_stats, s);
     evhttp_set_cb(s->http, "/cluster", on_cluster, s);
+    evhttp_set_cb(s->http, "/metrics", on_metrics, s);
     evhttp_set_gencb(s->http, on_other, s);
     if (evhttp_bind_socket(s->http, cfg->bind, (uint16_t)port) != 0) {
         snprintf(err, errlen, "cannot listen on %s:%d (HTTP): %s", cfg->bind,

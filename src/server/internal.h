@@ -125,6 +125,8 @@ struct client
     struct queued_cmd *mq; /* owned array */
     size_t mq_len, mq_cap;
     const char *last_cmd;         /* for CLIENT LIST */
+    const struct command *cur_cmd; /* the command whose replies are being
+                                      written (error counts) */
     struct watched_key *watched;  /* WATCH snapshots, owned list */
     bool watch_dirty;             /* a watched key could not be read */
     /* Coordinated commands in progress (cluster.c), oldest first; their
@@ -138,6 +140,28 @@ struct client
     struct client *prev, *next;   /* srv->clients */
     struct client *wprev, *wnext; /* srv->waiting */
 };
+
+/* Calls and error replies of one command (GET /metrics). */
+struct cmd_stat
+{
+    uint64_t calls;
+    uint64_t errors;
+};
+
+/* A latency histogram in seconds with fixed buckets (GET /metrics). */
+#define LAT_BUCKETS 16
+extern const double lat_bounds_s[LAT_BUCKETS]; /* upper bounds, seconds */
+struct lat_hist
+{
+    uint64_t le[LAT_BUCKETS]; /* observations <= lat_bounds_s[i] (not
+                                 cumulative; the exporter sums them) */
+    uint64_t count;
+    double sum_s;
+};
+/* Records one observation of `us` microseconds. */
+void lat_observe(struct lat_hist *h, uint64_t us);
+/* Monotonic microseconds. */
+uint64_t server_mono_us(void);
 
 struct server_stats
 {
@@ -182,6 +206,7 @@ struct server
     struct hlc clock;           /* record timestamps */
     struct cnode *cluster;      /* cluster.c */
     struct evhttp *http;        /* http.c, NULL when off */
+    struct cmd_stat *cmdstats;  /* command_count() entries, by table index */
     bool cluster_exec;          /* a handler runs over cluster.c's scratch
                                    engine: no durability marks, no routing */
     struct server_stats stats;
@@ -213,6 +238,9 @@ void server_shutdown(struct server *s, const char *why);
 void server_rearm_tick(struct server *s);
 /* Number of commands in the table. */
 size_t command_count(void);
+/* Table index of cmd (0..command_count()-1), and the command at i. */
+size_t command_index(const struct command *cmd);
+const struct command *command_at(size_t i);
 /* Active expiry: examines up to `budget` keys; returns keys expired. */
 size_t expire_cycle(struct server *s, size_t budget);
 

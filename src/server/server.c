@@ -772,6 +772,7 @@ int server_run(struct rk_config *cfg)
            cfg->engine, sync_name(cfg, syncbuf, sizeof(syncbuf)));
 
     int exit_code = 1;
+    s->cmdstats = rk_calloc(command_count(), sizeof(*s->cmdstats));
     s->durable_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (s->durable_efd < 0) {
         fprintf(stderr, "ringkvd: eventfd: %s\n", strerror(errno));
@@ -887,6 +888,8 @@ out:
     if (s->durable_efd >= 0) {
         close(s->durable_efd);
     }
+    rk_free(s->cmdstats);
+    s->cmdstats = NULL;
     rk_buf_fini(&s->scratch);
     if (exit_code == 0) {
         rk_log(RK_LOG_INFO, "shutdown_complete", "exit_code=0");

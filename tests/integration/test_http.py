@@ -5,13 +5,16 @@ limit, a slow-loris partial request) that must not block other clients.
 """
 import http.client
 import json
+import os
 import socket
+import subprocess
 import time
 
 import pytest
+import redis
 
 from cluster_util import cluster_factory_gen
-from conftest import TARGET
+from conftest import REPO, TARGET
 
 pytestmark = [
     pytest.mark.ringkv_only,
@@ -163,3 +166,77 @@ def test_http_port_off_and_in_config_get(server_factory):
     s2 = server_factory()
     assert s2.client().config_get("http-port") == {
         "http-port": str(s2.http_port)}
+
+
+PROMTOOL = os.path.join(REPO, "build-tools", "promtool")
+
+
+def metrics(port):
+    status, headers, data = request(port, "GET", "/metrics")
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    return data.decode()
+
+
+def sample(text, name, labels=""):
+    """The value of one sample line `name{labels} v` (labels exact)."""
+    want = name + ("{%s}" % labels if labels else "")
+    for line in text.splitlines():
+        if line.startswith(want + " "):
+            return float(line.split()[-1])
+    raise AssertionError("no sample %s in /metrics" % want)
+
+
+def test_metrics_pass_promtool_and_move_with_traffic(cluster_factory):
+    assert os.access(PROMTOOL, os.X_OK), (
+        "promtool missing: scripts/deps.sh test extracts it into build-tools/")
+    cl = cluster_factory(3)
+    a = cl.nodes[0]
+    port = a.server.http_port
+    before = metrics(port)
+    c = cl.c(a)
+    for i in range(50):
+        c.set("m%d" % i, "v")
+    for i in range(30):
+        c.get("m%d" % i)
+    with pytest.raises(redis.ResponseError, match="not an integer"):
+        c.execute_command("INCR", "m0")  # not an integer: an error reply
+    after = metrics(port)
+    p = subprocess.run([PROMTOOL, "check", "metrics"], input=after.encode(),
+                       capture_output=True, timeout=30)
+    assert p.returncode == 0, (p.stdout + p.stderr).decode()
+    ok = 'command="set",result="ok"'
+    assert sample(after, "ringkv_commands_total", ok) - \
+        (sample(before, "ringkv_commands_total", ok)
+         if 'command="set"' in before else 0) == 50
+    assert sample(after, "ringkv_commands_total",
+                  'command="get",result="ok"') == 30
+    assert sample(after, "ringkv_commands_total",
+                  'command="incr",result="error"') == 1
+    w = sample(after, "ringkv_coordinator_request_duration_seconds_count",
+               'class="write"')
+    r = sample(after, "ringkv_coordinator_request_duration_seconds_count",
+               'class="read"')
+    assert w >= 50 and r >= 30
+    assert sample(after, "ringkv_cluster_members_up") == 3
+    assert sample(after, "ringkv_cluster_ring_agreement") == 1
+    for n in cl.nodes[1:]:
+        assert sample(after, "ringkv_peer_up", 'peer="%s"' % n.node_id) == 1
+    assert sample(after, "ringkv_engine_keys") >= 50
+    assert sample(after, "ringkv_resident_memory_bytes") > 1e6
+    # the replicas did replica work for those commands
+    other = metrics(cl.nodes[1].server.http_port)
+    assert sample(other, "ringkv_replica_request_duration_seconds_count",
+                  'class="write"') >= 50
+
+
+def test_metrics_answer_fast(server):
+    port = server.http_port
+    c = server.client()
+    for i in range(200):
+        c.set("f%d" % i, "v")
+    t0 = time.time()
+    for _ in range(20):
+        metrics(port)
+    per = (time.time() - t0) / 20
+    print("GET /metrics: %.2f ms per request (ASan build)" % (per * 1000))
