@@ -284,6 +284,7 @@ static void emit_repairs(struct coord *c, uint32_t i)
 {
     struct slot *s = &c->slots[i];
     if (s->has_best) {
+        dvv_bound(&s->best, DVV_MAX_SIBLINGS, DVV_MAX_CLOCK, NULL, NULL);
         rk_buf_clear(&s->best_val);
         if (dvv_encode(&s->best, &s->best_val) != RK_OK) {
             slot_retire(c, i);
@@ -343,6 +344,9 @@ static void emit_reply(struct coord *c,
         r->first_error = s->first_error;
         if (s->has_best && status == RK_OK) {
             if (s->op == COORD_OP_GET) {
+                /* merged answers may exceed what the format can carry */
+                dvv_bound(&s->best, DVV_MAX_SIBLINGS, DVV_MAX_CLOCK, NULL,
+                          NULL);
                 rk_buf_clear(&s->best_val);
                 if (dvv_encode(&s->best, &s->best_val) != RK_OK) {
                     status = r->status = RK_ENOMEM;

@@ -17,6 +17,16 @@ bool replica_meta_is_object(const struct engine_meta *m)
     return (m->timestamp & REPLICA_META_OBJECT) != 0;
 }
 
+bool replica_meta_is_dead(const struct engine_meta *m, uint64_t now_ms)
+{
+    if (replica_meta_is_tombstone(m)) {
+        return true;
+    }
+    return replica_meta_is_object(m) &&
+           (m->timestamp & REPLICA_META_EXPIRING) &&
+           hlc_physical_ms(m->timestamp & REPLICA_META_TS_MASK) <= now_ms;
+}
+
 bool replica_meta_is_tombstone(const struct engine_meta *m)
 {
     if (replica_meta_is_object(m)) {
@@ -115,22 +125,13 @@ int replica_store(struct engine *e,
 {
     normalize(cfg, o, cfg->stats);
     struct engine_meta m = {REPLICA_META_OBJECT | dvv_max_ts(o), 0, 0};
+    uint64_t dead_at = replica_dead_at(o);
     if (dvv_all_tombstones(o)) {
         m.timestamp |= REPLICA_META_DELETED;
-    } else {
-        uint64_t last = 0;
-        bool all_expire = o->n_sibs > 0;
-        for (size_t i = 0; i < o->n_sibs && all_expire; i++) {
-            all_expire = o->sibs[i].expire_at_ms != 0;
-            if (o->sibs[i].expire_at_ms > last) {
-                last = o->sibs[i].expire_at_ms;
-            }
-        }
-        if (all_expire) {
-            m.expire_at_ms = last > UINT64_MAX - 1 - cfg->grace_ms
-                                 ? UINT64_MAX - 1
-                                 : last + cfg->grace_ms;
-        }
+    } else if (dead_at != 0) {
+        /* every value expires: dead from the last expiry on; the record is
+         * kept (no engine expiry) until tombstone reaping agrees */
+        m.timestamp = REPLICA_META_OBJECT | REPLICA_META_EXPIRING | dead_at;
     }
     struct rk_buf enc;
     rk_buf_init(&enc);
@@ -141,6 +142,28 @@ int replica_store(struct engine *e,
     }
     rk_buf_fini(&enc);
     return rc;
+}
+
+uint64_t replica_dead_at(const struct dvv_obj *o)
+{
+    uint64_t last = 0;
+    bool expiring = false;
+    for (size_t i = 0; i < o->n_sibs; i++) {
+        const struct dvv_sibling *sb = &o->sibs[i];
+        uint64_t at;
+        if (sb->tombstone) {
+            at = sb->ts;
+        } else if (sb->expire_at_ms != 0) {
+            expiring = true;
+            at = sb->expire_at_ms << HLC_LOGICAL_BITS;
+        } else {
+            return 0; /* a value that never expires */
+        }
+        if (at > last) {
+            last = at;
+        }
+    }
+    return o->n_sibs && (expiring || dvv_all_tombstones(o)) ? last : 0;
 }
 
 int replica_winner(const struct dvv_obj *o, uint64_t now_ms, size_t *idx)
@@ -316,6 +339,21 @@ static int apply_update(struct engine *e,
         }
     }
     size_t stored_sibs = cur->n_sibs;
+    if (rc == RK_OK && !(f & PEER_KV_OWN_CONTEXT)) {
+        /* A context cannot claim versions of this actor it never issued:
+         * a forged counter would exhaust the actor or cover its future
+         * dots (which would then be dropped as already seen). */
+        uint64_t mine = dvv_counter(cur, cfg->actor);
+        if (*cfg->floor > mine) {
+            mine = *cfg->floor;
+        }
+        if (dvv_counter(&ctx, cfg->actor) > mine) {
+            if (cfg->stats) {
+                cfg->stats->bad_objects++;
+            }
+            rc = RK_EINVAL;
+        }
+    }
     if (rc == RK_OK) {
         note_skew(cfg, req->timestamp);
         struct dvv_write w = {

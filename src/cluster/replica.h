@@ -7,15 +7,22 @@
  *
  * Stored form.  A cluster key's engine record holds the object's
  * canonical encoding, with
- *   meta.timestamp = REPLICA_META_OBJECT | (REPLICA_META_DELETED when every
- *                    sibling is a tombstone) | the largest sibling HLC ts
+ *   meta.timestamp = REPLICA_META_OBJECT, then
+ *                    - REPLICA_META_DELETED when every sibling is a
+ *                      tombstone, with the largest sibling HLC ts;
+ *                    - else REPLICA_META_EXPIRING when every sibling is a
+ *                      tombstone or an expiring value, with the time the
+ *                      object is dead from (replica_dead_at: the last
+ *                      expiry, in HLC units);
+ *                    - else the largest sibling HLC ts
  *                    (HLC timestamps stay below 2^57);
- *   meta.expire_at_ms = when every sibling is a value with an expiry: the
- *                    latest expiry plus the tombstone grace (an expired
- *                    write is kept like a tombstone for the grace, so an
- *                    older copy elsewhere cannot resurface it), else 0.
+ *   meta.expire_at_ms = 0: the engine never drops an object by itself;
+ *                    deleted and expired objects are reaped only by the
+ *                    cluster's tombstone reaping, after the grace and once
+ *                    every replica agrees, so no older copy elsewhere can
+ *                    resurface.
  * So node-local readers (DBSIZE, SCAN, KEYS, INFO keyspace) can tell a
- * deleted key from the metadata alone: replica_meta_is_tombstone().
+ * dead key from the metadata alone: replica_meta_is_dead().
  * Records without REPLICA_META_OBJECT were written by a standalone node
  * (before it formed a cluster): they read as an object with one sibling
  * under the reserved actor DVV_ACTOR_LEGACY, dot (0, 1), or as nothing
@@ -47,9 +54,10 @@
 #include "proto/peer.h"
 #include "storage/engine.h"
 
-#define REPLICA_META_OBJECT  (UINT64_C(1) << 63)
-#define REPLICA_META_DELETED (UINT64_C(1) << 62)
-#define REPLICA_META_TS_MASK (REPLICA_META_DELETED - 1)
+#define REPLICA_META_OBJECT   (UINT64_C(1) << 63)
+#define REPLICA_META_DELETED  (UINT64_C(1) << 62)
+#define REPLICA_META_EXPIRING (UINT64_C(1) << 61)
+#define REPLICA_META_TS_MASK  (REPLICA_META_EXPIRING - 1)
 /* meta.expire_at_ms of a legacy (issue 4) tombstone record. */
 #define REPLICA_TOMBSTONE_EXPIRE UINT64_MAX
 #define REPLICA_DEFAULT_GRACE_MS (3600u * 1000u) /* tombstone_gc_grace */
@@ -89,6 +97,15 @@ struct replica_cfg
 /* Whether a stored record is a deleted key (all siblings tombstones, or a
  * legacy tombstone marker). */
 bool replica_meta_is_tombstone(const struct engine_meta *m);
+
+/* Whether a stored record is dead at now_ms: a tombstone, or an object
+ * whose every value has expired. */
+bool replica_meta_is_dead(const struct engine_meta *m, uint64_t now_ms);
+
+/* When o is dead from (HLC units): with every sibling a tombstone or an
+ * expiring value, the latest tombstone ts / expiry; 0 when o has a value
+ * that never expires (or no sibling). */
+uint64_t replica_dead_at(const struct dvv_obj *o);
 
 /* Whether a stored record holds a versioned object. */
 bool replica_meta_is_object(const struct engine_meta *m);

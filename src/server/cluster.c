@@ -45,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -265,7 +266,7 @@ static uint64_t now_mono(void)
 
 bool cluster_meta_is_tombstone(const void *engine_meta)
 {
-    return replica_meta_is_tombstone(engine_meta);
+    return replica_meta_is_dead(engine_meta, server_now_ms());
 }
 
 /* ---- files --------------------------------------------------------- */
@@ -922,6 +923,7 @@ static void drain_coord(struct cnode *cn)
     }
     cn->draining = true;
     struct server *s = cn->srv;
+    cn->rcfg.now_ms = server_now_ms(); /* for the clock-skew check */
     for (;;) {
         const struct coord_action *acts;
         size_t n = coord_actions(cn->coord, &acts);
@@ -1155,7 +1157,13 @@ static void hint_update(struct cnode *cn,
     replica_handle_update(cn->hints, &cn->rcfg, &hu, &cn->valbuf, rep, &seq);
     if (rep->kv_update_reply.status == RK_OK) {
         cn->hints_stored++;
-        (void)hint_make_durable(cn, seq);
+        int sync_rc = hint_make_durable(cn, seq);
+        if (sync_rc != RK_OK) {
+            /* not durable: never counted toward W */
+            rep->kv_update_reply.status = sync_rc;
+            rep->kv_update_reply.object.ptr = NULL;
+            rep->kv_update_reply.object.len = 0;
+        }
     }
     rk_buf_fini(&hk);
 }
@@ -1200,6 +1208,39 @@ static bool hint_collect(void *data,
     return true;
 }
 
+/* A hint whose data now belongs to this node: merged into the data, then
+ * dropped. */
+static void hint_deliver_local(struct cnode *cn,
+                               const char *hk,
+                               size_t len,
+                               const char *key,
+                               size_t klen)
+{
+    struct dvv_obj o;
+    dvv_init(&o);
+    struct rk_buf enc;
+    rk_buf_init(&enc);
+    if (replica_read(cn->hints, hk, len, &o) == RK_OK &&
+        dvv_encode(&o, &enc) == RK_OK) {
+        struct peer_kv_put p = {
+            .key = {key, klen},
+            .object = {enc.base, enc.len},
+        };
+        struct peer_msg rep;
+        uint64_t seq = 0;
+        replica_handle_put(cn->srv->engine, &cn->rcfg, &p, &rep, NULL, &seq);
+        note_replica_write(cn, seq);
+        if (rep.kv_put_reply.status == RK_OK &&
+            (seq == 0 || cn->srv->cfg->sync_mode != ENGINE_SYNC_ALWAYS ||
+             engine_sync(cn->srv->engine) == RK_OK) &&
+            engine_delete(cn->hints, hk, len, 0, &seq) == RK_OK) {
+            cn->hints_delivered++;
+        }
+    }
+    rk_buf_fini(&enc);
+    dvv_fini(&o);
+}
+
 /* Sends one hint to its owner (a KV_PUT through the coordinator, w=1). */
 static void hint_send(struct cnode *cn, const char *hk, size_t len)
 {
@@ -1210,8 +1251,31 @@ static void hint_send(struct cnode *cn, const char *hk, size_t len)
         hint_in_flight(cn, hk, len)) {
         return;
     }
-    if (strcmp(owner, cn->node_id) == 0 || !peer_is_up(cn, owner)) {
-        return; /* (a hint for this node itself is delivered below) */
+    /* The owner left the cluster (or is this node): the hint goes to the
+     * key's current first primary instead, so its data is not stranded. */
+    struct membership_member mm;
+    const char *dest = owner;
+    if (strcmp(owner, cn->node_id) == 0 ||
+        !membership_member_find(cn->mem, owner, &mm) ||
+        mm.status != MEMBERSHIP_VALID) {
+        struct targets t;
+        build_targets(cn, key, klen, &t);
+        dest = NULL;
+        for (size_t i = 0; i < t.n && dest == NULL; i++) {
+            if (!t.hint_for[i] && is_up_or_self(cn, t.id[i])) {
+                dest = t.id[i];
+            }
+        }
+        if (dest == NULL) {
+            return;
+        }
+        if (strcmp(dest, cn->node_id) == 0) {
+            hint_deliver_local(cn, hk, len, key, klen);
+            return;
+        }
+    }
+    if (!peer_is_up(cn, dest)) {
+        return;
     }
     size_t slot = HD_SLOTS;
     for (size_t i = 0; i < HD_SLOTS && slot == HD_SLOTS; i++) {
@@ -1228,7 +1292,7 @@ static void hint_send(struct cnode *cn, const char *hk, size_t len)
     rk_buf_init(&enc);
     if (replica_read(cn->hints, hk, len, &o) == RK_OK &&
         dvv_encode(&o, &enc) == RK_OK) {
-        const char *targets[1] = {owner};
+        const char *targets[1] = {dest};
         struct coord_put_req p = {
             .key = key,
             .klen = klen,
@@ -1376,7 +1440,8 @@ static bool gc_collect(void *data,
                        const struct engine_meta *meta)
 {
     struct gc_batch *b = data;
-    if (replica_meta_is_object(meta) && replica_meta_is_tombstone(meta) &&
+    if (replica_meta_is_object(meta) &&
+        (meta->timestamp & (REPLICA_META_DELETED | REPLICA_META_EXPIRING)) &&
         hlc_physical_ms(meta->timestamp & REPLICA_META_TS_MASK) <=
             b->cutoff_ms) {
         uint32_t l = (uint32_t)klen;
@@ -1414,8 +1479,14 @@ static void gc_check(struct cnode *cn, const char *key, size_t klen)
     struct rk_buf enc;
     rk_buf_init(&enc);
     struct hint_delivery *g = &cn->gc[slot];
-    if (replica_read(cn->srv->engine, key, klen, &o) == RK_OK &&
-        dvv_all_tombstones(&o) && dvv_encode(&o, &enc) == RK_OK) {
+    uint64_t grace_ms = cn->srv->cfg->tombstone_gc_grace_s * 1000;
+    uint64_t wall = server_now_ms();
+    uint64_t dead = 0;
+    if (replica_read(cn->srv->engine, key, klen, &o) == RK_OK) {
+        dead = replica_dead_at(&o);
+    }
+    if (dead != 0 && hlc_physical_ms(dead) + grace_ms <= wall &&
+        dvv_encode(&o, &enc) == RK_OK) {
         struct coord_get_req q = {
             .key = key,
             .klen = klen,
@@ -1988,9 +2059,13 @@ void cluster_defer(struct client *c, size_t argc, const struct resp_arg *argv)
 
 /* Starts requests for keys of the current phase, up to the window. */
 /* The coordinating replica of a write: this node when it is a primary
- * target, else the first primary target this node sees up, else the first
- * fallback (which issues the dot from a one-shot actor), else the first
- * target. */
+ * target (no extra hop, and it keeps working while a partition is not
+ * detected yet, as Riak's put coordinator does), else the first primary
+ * target this node sees up, else the first fallback (which issues the dot
+ * from a one-shot actor), else the first target.  Two writes through
+ * different nodes can so be coordinated by different replicas: if the
+ * second comes before the first reached its coordinator, they become
+ * siblings (docs/consistency.md). */
 static size_t pick_coordinator(struct cnode *cn, const struct targets *t)
 {
     for (size_t i = 0; i < t->n; i++) {
@@ -2199,7 +2274,7 @@ static void getall_reply(struct cnode *cn, struct cop *op)
     }
     struct rk_buf ctx;
     rk_buf_init(&ctx);
-    if (dvv_context_encode(&o, &ctx) != RK_OK) {
+    if (o.n_clock > 0 && dvv_context_encode(&o, &ctx) != RK_OK) {
         reply_error(c, "ERR out of memory");
         goto out;
     }
@@ -2236,8 +2311,43 @@ out:
     dvv_fini(&o);
 }
 
-/* RINGKV.PUT key context value: a write superseding exactly the siblings
- * the client's context covers. */
+/*
+ * Limits a client's context to what the key's replicas have actually seen
+ * (the clock read just before, in `read`, a clock-only encoding; empty
+ * when the key was not found): a context may only forget versions, never
+ * invent them, so a forged context cannot cover writes that do not exist
+ * yet (they would be dropped as already seen when they come).  RK_OK,
+ * RK_EINVAL (read does not decode), RK_ENOMEM.
+ */
+static int cap_context(struct dvv_obj *ctx, const struct rk_buf *read)
+{
+    struct dvv_obj seen;
+    dvv_init(&seen);
+    int rc = read->len ? dvv_decode(&seen, read->base, read->len) : RK_OK;
+    if (rc != RK_OK) {
+        dvv_fini(&seen);
+        return RK_EINVAL;
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < ctx->n_clock; i++) {
+        uint64_t have = dvv_counter(&seen, ctx->clock[i].actor);
+        if (have == 0) {
+            continue;
+        }
+        ctx->clock[w] = ctx->clock[i];
+        if (ctx->clock[w].counter > have) {
+            ctx->clock[w].counter = have;
+        }
+        w++;
+    }
+    ctx->n_clock = w;
+    dvv_fini(&seen);
+    return RK_OK;
+}
+
+/* RINGKV.PUT key context value (after a quorum read of the key): a write
+ * superseding exactly the siblings the client's context covers, of what
+ * the replicas hold. */
 static void put_exec(struct cnode *cn, struct cop *op)
 {
     struct server *s = cn->srv;
@@ -2245,6 +2355,9 @@ static void put_exec(struct cnode *cn, struct cop *op)
     struct dvv_obj ctx;
     dvv_init(&ctx);
     int rc = dvv_context_decode(&ctx, op->argv[2].ptr, op->argv[2].len);
+    if (rc == RK_OK) {
+        rc = cap_context(&ctx, &k->ctx);
+    }
     if (rc == RK_EINVAL) {
         reply_error(op->c,
                     "ERR invalid causal context (pass the context "
@@ -2470,8 +2583,7 @@ static bool is_blind_write(const struct command *cmd,
                            const struct resp_arg *argv)
 {
     if (strcmp(cmd->name, "mset") == 0 || strcmp(cmd->name, "setex") == 0 ||
-        strcmp(cmd->name, "psetex") == 0 ||
-        strcmp(cmd->name, "ringkv.put") == 0) {
+        strcmp(cmd->name, "psetex") == 0) {
         return true;
     }
     if (strcmp(cmd->name, "set") != 0) {
@@ -3154,8 +3266,16 @@ static int load_epoch(struct cnode *cn, char *err, size_t errlen)
                  strerror(errno));
         return RK_EIO;
     }
-    char seed[CL_ID_MAX + 32];
-    n = snprintf(seed, sizeof(seed), "%s/%" PRIu64, cn->node_id, cn->epoch);
+    /* The epoch alone is not enough: a wiped or restored data dir starts
+     * again from an old epoch.  64 random bits per start make the actor
+     * new whatever the disk says. */
+    uint64_t nonce = 0;
+    if (getrandom(&nonce, sizeof(nonce), 0) != (ssize_t)sizeof(nonce)) {
+        nonce = server_now_ms() ^ ((uint64_t)getpid() << 32) ^ server_mono_us();
+    }
+    char seed[CL_ID_MAX + 64];
+    n = snprintf(seed, sizeof(seed), "%s/%" PRIu64 "/%016" PRIx64, cn->node_id,
+                 cn->epoch, nonce);
     cn->actor = XXH3_64bits(seed, (size_t)n) & ~REPLICA_META_OBJECT;
     if (cn->actor == DVV_ACTOR_LEGACY) {
         cn->actor = 1;
@@ -3309,7 +3429,7 @@ int cluster_start(struct server *s, char *err, size_t errlen)
         struct engine_opts eo;
         engine_opts_init(&eo);
         eo.sync_mode = ENGINE_SYNC_NONE;
-        eo.max_value_len = cfg->proto_max_bulk_len;
+        eo.max_value_len = cfg->proto_max_bulk_len + 65536; /* + object */
         char eerr[256];
         rc = engine_open("memory", &eo, &cn->scratch, eerr, sizeof(eerr));
     }

@@ -785,7 +785,9 @@ int server_run(struct rk_config *cfg)
     eo.sync_interval_ms = cfg->sync_interval_ms;
     eo.max_file_size = cfg->max_file_size;
     eo.merge_dead_ratio = cfg->merge_dead_ratio;
-    eo.max_value_len = cfg->proto_max_bulk_len;
+    /* room for a versioned object's overhead around a maximal value (a
+     * client value itself is bounded by proto_max_bulk_len) */
+    eo.max_value_len = cfg->proto_max_bulk_len + 65536;
     eo.repair = cfg->repair;
     eo.durable_cb = engine_durable;
     eo.durable_data = s;

@@ -324,3 +324,50 @@ def test_sibling_bound_drops_the_oldest_and_says_so(cluster_factory):
         assert vals == [b"third", b"second"]
     wait_for(lambda: any("event=sibling_bound" in n.server.logs()
                          for n in cl.nodes), 15, "the sibling_bound log")
+
+
+def ctx_hex(entries):
+    """A causal context text: [(actor, counter), ...] sorted by actor."""
+    import struct
+    b = struct.pack("<BH", 1, len(entries))
+    for a, n in sorted(entries):
+        b += struct.pack("<QQ", a, n)
+    return b.hex()
+
+
+def test_forged_context_cannot_disable_or_hide_writes(cluster_factory):
+    """Regression (issue 5 review): a RINGKV.PUT context claiming huge
+    counters for a node's own actor used to exhaust it (every later write
+    it coordinated failed) and could cover future writes of other actors.
+    Contexts are now capped at what the replicas have seen."""
+    cl = cluster_factory(3)
+    a, b, c = cl.nodes
+    actor = int(cl.info(a)["dvv_actor"], 16)
+    other = int(cl.info(b)["dvv_actor"], 16)
+    forged = ctx_hex([(actor, 2 ** 64 - 2), (other, 2 ** 40)])
+    assert cl.c(a).execute_command("RINGKV.PUT", "victim", forged, "x") in (
+        b"OK", True)
+    for i in range(5):
+        assert cl.c(a).set("after%d" % i, "v")
+        assert cl.c(b).set("after%d" % i, "w%d" % i)
+    assert cl.c(a).set("victim", "y")
+    for n in cl.nodes:
+        assert cl.c(n).get("victim") == b"y"
+        for i in range(5):
+            assert cl.c(n).get("after%d" % i) == b"w%d" % i
+
+
+def test_expired_cluster_keys_are_not_listed(cluster_factory):
+    """Regression (issue 5 review): an expired key stayed in DBSIZE, KEYS
+    and SCAN for the whole tombstone grace."""
+    cl = cluster_factory(3)
+    a = cl.nodes[0]
+    assert cl.c(a).set("ek", "v", px=300)
+    assert cl.c(a).set("keep", "v")
+    time.sleep(0.5)
+    for n in cl.nodes:
+        c = cl.c(n)
+        assert c.get("ek") is None
+        assert c.dbsize() == 1
+        assert c.keys("*") == [b"keep"]
+        assert c.scan(0)[1] == [b"keep"]

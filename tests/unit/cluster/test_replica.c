@@ -37,6 +37,7 @@
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/error.h"
+#include "common/hlc.h"
 #include "storage/engine.h"
 
 #define ACTOR 7 /* the replica's own actor in most tests */
@@ -468,8 +469,10 @@ static void test_replica_meta_deleted_exactly_when_all_siblings_are_tombstones(
     engine_close(f.e);
 }
 
-static void test_replica_meta_expiry_is_latest_plus_grace_only_if_all_expire(
-    void **st)
+/* Review of issue 5: an expired object is never dropped by the engine on
+ * its own (an older copy elsewhere could then come back); the metadata
+ * says when it is dead, and reaping agrees on it cluster-wide. */
+static void test_replica_meta_marks_when_an_object_is_dead(void **st)
 {
     (void)st;
     struct fx f;
@@ -478,55 +481,56 @@ static void test_replica_meta_expiry_is_latest_plus_grace_only_if_all_expire(
     struct rk_buf raw;
     rk_buf_init(&raw);
     struct engine_meta m;
-    struct dvv_obj a, b, c, t, d, x;
+    struct dvv_obj a, b, c, t, x;
     dvv_init(&x);
-    /* Every sibling expires: the latest expiry plus the grace. */
+    /* Every sibling expires: dead from the latest expiry, no engine
+     * expiry. */
     obj_one(&a, 1, "a", 10, 5000);
     obj_one(&b, 2, "b", 20, 1000);
     assert_int_equal(put_obj(&f, "k", &a, NULL, NULL), RK_OK);
-    assert_int_equal(stored(&f, "k", &raw, &m), RK_OK);
-    assert_int_equal(m.expire_at_ms, 5000 + 7000);
     assert_int_equal(put_obj(&f, "k", &b, NULL, NULL), RK_OK);
     assert_int_equal(stored(&f, "k", &raw, &m), RK_OK);
-    assert_int_equal(m.expire_at_ms, 5000 + 7000);
-    /* One sibling without an expiry: the record never expires. */
+    assert_int_equal(m.expire_at_ms, 0);
+    assert_true(m.timestamp & REPLICA_META_EXPIRING);
+    assert_int_equal(hlc_physical_ms(m.timestamp & REPLICA_META_TS_MASK), 5000);
+    assert_false(replica_meta_is_tombstone(&m));
+    assert_false(replica_meta_is_dead(&m, 4999));
+    assert_true(replica_meta_is_dead(&m, 5000));
+    read_obj(&f, "k", &x);
+    assert_int_equal(replica_dead_at(&x), (uint64_t)5000 << 16);
+    /* One sibling without an expiry: never dead. */
     obj_one(&c, 3, "c", 5, 0);
     assert_int_equal(put_obj(&f, "k", &c, NULL, NULL), RK_OK);
     assert_int_equal(stored(&f, "k", &raw, &m), RK_OK);
-    assert_int_equal(m.expire_at_ms, 0);
-    /* A tombstone sibling beside expiring values: no expiry either. */
+    assert_false(m.timestamp & REPLICA_META_EXPIRING);
+    assert_false(replica_meta_is_dead(&m, UINT64_MAX / 2));
+    /* A tombstone beside an expiring value: dead from the later of the
+     * two. */
     obj_one(&t, 1, "t", 10, 3000);
-    obj_write(&t, NULL, 4, 0, NULL, 30, 0);
+    obj_write(&t, NULL, 4, 0, NULL, (uint64_t)4000 << 16, 0);
     assert_int_equal(put_obj(&f, "j", &t, NULL, NULL), RK_OK);
     assert_int_equal(stored(&f, "j", &raw, &m), RK_OK);
     assert_false(replica_meta_is_tombstone(&m));
+    assert_true(replica_meta_is_dead(&m, 4000));
+    assert_false(replica_meta_is_dead(&m, 3999));
     assert_int_equal(m.expire_at_ms, 0);
-    /* Through KV_UPDATE too, with the default grace. */
-    f.cfg.grace_ms = REPLICA_DEFAULT_GRACE_MS;
+    /* Through KV_UPDATE too; a plain value superseding it: alive. */
     struct peer_kv_update u =
         mk_update("u", NULL, "v", 10, PEER_KV_OWN_CONTEXT);
     u.expire_at_ms = 123456;
     assert_int_equal(run_update(&f, &u, NULL, NULL), RK_OK);
     assert_int_equal(stored(&f, "u", &raw, &m), RK_OK);
-    assert_int_equal(m.expire_at_ms, 123456 + REPLICA_DEFAULT_GRACE_MS);
-    /* An expiry near the top does not wrap around to a small value. */
-    obj_one(&d, 1, "d", 10, UINT64_MAX - 5);
-    assert_int_equal(put_obj(&f, "top", &d, NULL, NULL), RK_OK);
-    assert_int_equal(stored(&f, "top", &raw, &m), RK_OK);
-    assert_true(m.expire_at_ms >= UINT64_MAX - 5);
-    /* An expiring value superseded by a plain one: no expiry. */
+    assert_true(replica_meta_is_dead(&m, 123456));
     u = mk_update("u", NULL, "w", 20, PEER_KV_OWN_CONTEXT);
     assert_int_equal(run_update(&f, &u, &x, NULL), RK_OK);
-    assert_int_equal(x.n_sibs, 1);
     assert_int_equal(stored(&f, "u", &raw, &m), RK_OK);
-    assert_int_equal(m.expire_at_ms, 0);
-    rk_buf_fini(&raw);
+    assert_false(replica_meta_is_dead(&m, UINT64_MAX / 2));
     dvv_fini(&a);
     dvv_fini(&b);
     dvv_fini(&c);
     dvv_fini(&t);
-    dvv_fini(&d);
     dvv_fini(&x);
+    rk_buf_fini(&raw);
     engine_close(f.e);
 }
 
@@ -1605,6 +1609,34 @@ static void test_replica_counts_writes_from_a_clock_ahead(void **st)
     engine_close(f.e);
 }
 
+/* Regression (issue 5 review): a context claiming counters of this
+ * replica's actor beyond any it issued is refused, so it can neither
+ * exhaust the actor nor cover its future dots. */
+static void test_replica_update_refuses_context_beyond_own_counter(void **st)
+{
+    (void)st;
+    struct fx f;
+    fx_init(&f, open_memory());
+    struct dvv_obj ctx;
+    dvv_init(&ctx);
+    obj_write(&ctx, NULL, ACTOR, 10, "v", 1, 0); /* (ACTOR, 11) */
+    ctx.n_sibs = 0;
+    struct rk_buf cb;
+    rk_buf_init(&cb);
+    encode(&ctx, &cb);
+    struct peer_kv_update u = mk_update("k", &cb, "v", 5, 0);
+    assert_int_equal(run_update(&f, &u, NULL, NULL), RK_EINVAL);
+    assert_int_equal(f.stats.bad_objects, 1);
+    assert_int_equal(f.floor, 0);
+    /* once the actor issued that many, the same context is fine */
+    f.floor = 11;
+    assert_int_equal(run_update(&f, &u, NULL, NULL), RK_OK);
+    assert_int_equal(f.floor, 12);
+    rk_buf_fini(&cb);
+    dvv_fini(&ctx);
+    engine_close(f.e);
+}
+
 /* ---- policy and bounds --------------------------------------------------- */
 
 static void test_replica_lww_keeps_one_sibling_and_counts_discards(void **st)
@@ -1877,7 +1909,8 @@ static void test_replica_objects_survive_bitcask_reopen(void **st)
     assert_int_equal(engine_get(f.e, "d", 1, NULL, &m), RK_OK);
     assert_true(replica_meta_is_tombstone(&m));
     assert_int_equal(engine_get(f.e, "x", 1, NULL, &m), RK_OK);
-    assert_int_equal(m.expire_at_ms, 777 + REPLICA_DEFAULT_GRACE_MS);
+    assert_int_equal(m.expire_at_ms, 0);
+    assert_true(replica_meta_is_dead(&m, 777));
     /* The new actor supersedes the old run's siblings. */
     assert_int_equal(update(&f, "a", NULL, "a3", 20, PEER_KV_OWN_CONTEXT, &o),
                      RK_OK);
@@ -2064,8 +2097,7 @@ int main(void)
         cmocka_unit_test(test_replica_meta_has_object_bit_and_max_sibling_ts),
         cmocka_unit_test(
             test_replica_meta_deleted_exactly_when_all_siblings_are_tombstones),
-        cmocka_unit_test(
-            test_replica_meta_expiry_is_latest_plus_grace_only_if_all_expire),
+        cmocka_unit_test(test_replica_meta_marks_when_an_object_is_dead),
         cmocka_unit_test(
             test_replica_reads_legacy_record_as_one_legacy_sibling),
         cmocka_unit_test(
@@ -2073,6 +2105,8 @@ int main(void)
         cmocka_unit_test(
             test_replica_put_over_legacy_record_keeps_it_when_concurrent),
         cmocka_unit_test(test_replica_put_is_idempotent),
+        cmocka_unit_test(
+            test_replica_update_refuses_context_beyond_own_counter),
         cmocka_unit_test(test_replica_counts_writes_from_a_clock_ahead),
         cmocka_unit_test(test_replica_put_refuses_timestamps_with_flag_bits),
         cmocka_unit_test(test_replica_put_is_idempotent_under_the_clock_bound),
