@@ -371,3 +371,28 @@ def test_expired_cluster_keys_are_not_listed(cluster_factory):
         assert c.dbsize() == 1
         assert c.keys("*") == [b"keep"]
         assert c.scan(0)[1] == [b"keep"]
+
+
+def test_wiped_data_dir_does_not_reuse_dots(cluster_factory):
+    """Regression (issue 5 review): a node restarted on an empty data dir
+    (same node id) reissued its old dots; its next write was acknowledged
+    and then dropped as already seen."""
+    import shutil
+    cl = cluster_factory(3)
+    a, b, c = cl.nodes
+    for n in cl.nodes:
+        set_r(cl, n, 3)
+    assert cl.c(a).set("wk", "a")
+    assert cl.c(a).set("wk", "b")
+    old_actor = cl.info(a)["dvv_actor"]
+    cl.kill(a)
+    shutil.rmtree(a.server.data_dir)
+    cl.restart(a)
+    wait_for(lambda: cl.info(a)["cluster_members"] == "3" and
+             cl.info(a)["cluster_agreement"] == "1", 30,
+             "the wiped node to get the cluster state back")
+    assert cl.info(a)["dvv_actor"] != old_actor
+    set_r(cl, a, 3)
+    assert cl.c(a).set("wk", "c")
+    for n in cl.nodes:
+        assert cl.c(n).get("wk") == b"c"
