@@ -259,6 +259,17 @@ struct cnode
     uint64_t persist_errors;
 };
 
+/* Wall-clock ms as of this event-loop pass (libevent's cached time: no
+ * clock_gettime per call on the hot path), for the clock-skew check. */
+static uint64_t loop_now_ms(struct cnode *cn)
+{
+    struct timeval tv;
+    if (event_base_gettimeofday_cached(cn->srv->base, &tv) != 0) {
+        return server_now_ms();
+    }
+    return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
+}
+
 static uint64_t now_mono(void)
 {
     return server_mono_ms();
@@ -923,7 +934,7 @@ static void drain_coord(struct cnode *cn)
     }
     cn->draining = true;
     struct server *s = cn->srv;
-    cn->rcfg.now_ms = server_now_ms(); /* for the clock-skew check */
+    cn->rcfg.now_ms = loop_now_ms(cn); /* for the clock-skew check */
     for (;;) {
         const struct coord_action *acts;
         size_t n = coord_actions(cn->coord, &acts);
@@ -1577,7 +1588,7 @@ static void on_peer_message(void *data,
     struct cnode *cn = data;
     struct server *s = cn->srv;
     uint64_t now = now_mono();
-    cn->rcfg.now_ms = server_now_ms();
+    cn->rcfg.now_ms = loop_now_ms(cn);
     uint64_t ahead_before = cn->rstats.clock_ahead;
     uint64_t t_us = 0;
     struct lat_hist *lat = NULL;
