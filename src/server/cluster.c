@@ -3386,7 +3386,10 @@ int cluster_start(struct server *s, char *err, size_t errlen)
         .bind_host = cfg->bind,
         .peer_port = (uint16_t)pp,
         .resp_port = (uint16_t)cfg->port,
-        .http_port = (uint16_t)(cfg->port + 1 <= 65535 ? cfg->port + 1 : 0),
+        .http_port = (uint16_t)(cfg->http_port > 0 ? cfg->http_port
+                               : cfg->http_port < 0 ? 0
+                               : cfg->port + 1 <= 65535 ? cfg->port + 1
+                                                        : 0),
     };
     struct peer_transport_cbs cbs = {
         .on_message = on_peer_message,
@@ -3580,6 +3583,21 @@ json_t *cluster_json(struct server *s)
     }
     char digest[20];
     snprintf(digest, sizeof(digest), "%016" PRIx64, r ? ring_digest(r) : 0);
+    /* partition -> index into members (for the status page's ring) */
+    json_t *owners = json_array();
+    for (uint32_t p = 0; r && p < ring_size(r); p++) {
+        size_t l;
+        const char *id = ring_member_id(r, ring_owner(r, p), &l);
+        long at = -1;
+        for (size_t i = 0; i < m && at < 0; i++) {
+            struct membership_member mm;
+            membership_member_get(cn->mem, i, &mm);
+            if (strlen(mm.node_id) == l && memcmp(mm.node_id, id, l) == 0) {
+                at = (long)i;
+            }
+        }
+        json_array_append_new(owners, json_integer(at));
+    }
     json_t *j = json_pack(
         "{s:b, s:s, s:s, s:s, s:I, s:o, s:{s:i, s:s}, s:b, s:i, s:i, s:i, "
         "s:I, s:I, s:b}",
@@ -3592,6 +3610,50 @@ json_t *cluster_json(struct server *s)
         (int)cn->w_eff, "hints_pending", (json_int_t)hints_pending(cn),
         "members_up", (json_int_t)members_up(cn), "sloppy_quorum",
         s->cfg->sloppy_quorum);
+    json_t *ringj = j ? json_object_get(j, "ring") : NULL;
+    if (ringj) {
+        json_object_set_new(ringj, "owners", owners);
+    } else {
+        json_decref(owners);
+    }
+    return j;
+}
+
+/* The upper bound of the bucket holding quantile q of h, or -1 (empty). */
+static double hist_quantile(const struct lat_hist *h, double q)
+{
+    if (h->count == 0) {
+        return -1;
+    }
+    uint64_t want = (uint64_t)((double)h->count * q + 0.999999), cum = 0;
+    for (size_t i = 0; i < LAT_BUCKETS; i++) {
+        cum += h->le[i];
+        if (cum >= want) {
+            return lat_bounds_s[i];
+        }
+    }
+    return lat_bounds_s[LAT_BUCKETS - 1];
+}
+
+json_t *cluster_latency_json(struct server *s)
+{
+    struct cnode *cn = s->cluster;
+    if (cn == NULL) {
+        return NULL;
+    }
+    json_t *j = json_object();
+    static const char *names[2] = {"read", "write"};
+    for (int i = 0; i < 2; i++) {
+        char k[64];
+        const struct lat_hist *h = &cn->coord_lat[i];
+        double p50 = hist_quantile(h, 0.5), p99 = hist_quantile(h, 0.99);
+        snprintf(k, sizeof(k), "coordinator_%s_p50_seconds", names[i]);
+        json_object_set_new(j, k, p50 < 0 ? json_null() : json_real(p50));
+        snprintf(k, sizeof(k), "coordinator_%s_p99_seconds", names[i]);
+        json_object_set_new(j, k, p99 < 0 ? json_null() : json_real(p99));
+        snprintf(k, sizeof(k), "coordinator_%s_count", names[i]);
+        json_object_set_new(j, k, json_integer((json_int_t)h->count));
+    }
     return j;
 }
 

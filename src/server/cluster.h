@@ -103,4 +103,10 @@ void cluster_metrics(struct server *s, struct rk_buf *out);
 struct json_t;
 struct json_t *cluster_json(struct server *s);
 
+/* Coordinator latency quantiles estimated from the histograms (bucket
+ * upper bounds), seconds: {"coordinator_read_p50_seconds": ..., "_p99_",
+ * write likewise, and the counts}; NULL when not in a cluster.  For GET
+ * /stats and the status page. */
+struct json_t *cluster_latency_json(struct server *s);
+
 #endif /* RINGKV_SERVER_CLUSTER_H */

@@ -46,6 +46,8 @@ static void send_json(struct evhttp_request *req, int code, json_t *j)
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Content-Type", "application/json");
     evhttp_add_header(h, "Cache-Control", "no-store");
+    /* the status page of one node reads the other nodes' /stats */
+    evhttp_add_header(h, "Access-Control-Allow-Origin", "*");
     const char *reason = code == 200   ? "OK"
                          : code == 404 ? "Not Found"
                          : code == 405 ? "Method Not Allowed"
@@ -135,6 +137,12 @@ static json_t *stats_json(struct server *s)
         json_object_set_new(sec, line, info_value(colon + 1));
     }
     rk_buf_fini(&text);
+    if (root) {
+        json_t *lat = cluster_latency_json(s);
+        if (lat) {
+            json_object_set_new(root, "latency", lat);
+        }
+    }
     return root;
 }
 
@@ -198,9 +206,31 @@ static void on_metrics(struct evhttp_request *req, void *arg)
     evbuffer_free(out);
 }
 
+extern const unsigned char rk_status_html[];
+extern const size_t rk_status_html_len;
+
 static void on_other(struct evhttp_request *req, void *arg)
 {
     (void)arg;
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    if (path && (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0)) {
+        if (!allow_get(req)) {
+            return;
+        }
+        struct evbuffer *out = evbuffer_new();
+        if (out == NULL) {
+            evhttp_send_error(req, 500, "out of memory");
+            return;
+        }
+        evbuffer_add_reference(out, rk_status_html, rk_status_html_len, NULL,
+                               NULL);
+        struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+        evhttp_add_header(h, "Content-Type", "text/html; charset=utf-8");
+        evhttp_add_header(h, "Cache-Control", "no-store");
+        evhttp_send_reply(req, 200, "OK", out);
+        evbuffer_free(out);
+        return;
+    }
     send_error(req, 404, "not_found", "no such resource");
 }
 
