@@ -1198,25 +1198,57 @@ static bool hint_in_flight(struct cnode *cn, const void *hk, size_t len)
     return false;
 }
 
-struct hint_batch
+/*
+ * One background round over an engine (hint delivery, tombstone reaping):
+ * engine_scan visits about `count` keys from *cursor (the callback must not
+ * change the engine), those `want` accepts are copied out, then `fn` runs
+ * for each, free to write.
+ */
+struct key_batch
 {
     struct rk_buf keys; /* u32 length + bytes, repeated */
     size_t n;
+    bool (*want)(const struct engine_meta *m, uint64_t arg);
+    uint64_t arg;
 };
 
-static bool hint_collect(void *data,
-                         const void *key,
-                         size_t klen,
-                         const struct engine_meta *meta)
+static bool batch_collect(void *data,
+                          const void *key,
+                          size_t klen,
+                          const struct engine_meta *meta)
 {
-    (void)meta;
-    struct hint_batch *b = data;
+    struct key_batch *b = data;
     uint32_t l = (uint32_t)klen;
-    if (rk_buf_append(&b->keys, &l, sizeof(l)) == RK_OK &&
+    if ((b->want == NULL || b->want(meta, b->arg)) &&
+        rk_buf_append(&b->keys, &l, sizeof(l)) == RK_OK &&
         rk_buf_append(&b->keys, key, klen) == RK_OK) {
         b->n++;
     }
     return true;
+}
+
+static void scan_round(struct cnode *cn,
+                       struct engine *e,
+                       uint64_t *cursor,
+                       size_t count,
+                       bool (*want)(const struct engine_meta *, uint64_t),
+                       uint64_t arg,
+                       void (*fn)(struct cnode *, const char *, size_t))
+{
+    struct key_batch b = {.n = 0, .want = want, .arg = arg};
+    rk_buf_init(&b.keys);
+    uint64_t next = 0;
+    (void)engine_scan(e, *cursor, count, batch_collect, &b, &next);
+    *cursor = next;
+    size_t off = 0;
+    for (size_t i = 0; i < b.n; i++) {
+        uint32_t l;
+        memcpy(&l, b.keys.base + off, sizeof(l));
+        off += sizeof(l);
+        fn(cn, b.keys.base + off, l);
+        off += l;
+    }
+    rk_buf_fini(&b.keys);
 }
 
 /* A hint whose data now belongs to this node: merged into the data, then
@@ -1344,21 +1376,32 @@ static void hints_deliver(struct cnode *cn, uint64_t now)
     if (st.live_keys == 0) {
         return;
     }
-    struct hint_batch b = {.n = 0};
-    rk_buf_init(&b.keys);
-    uint64_t next = 0;
-    (void)engine_scan(cn->hints, cn->hint_cursor, HINT_SCAN_BATCH, hint_collect,
-                      &b, &next);
-    cn->hint_cursor = next;
-    size_t off = 0;
-    for (size_t i = 0; i < b.n; i++) {
-        uint32_t l;
-        memcpy(&l, b.keys.base + off, sizeof(l));
-        off += sizeof(l);
-        hint_send(cn, b.keys.base + off, l);
-        off += l;
+    scan_round(cn, cn->hints, &cn->hint_cursor, HINT_SCAN_BATCH, NULL, 0,
+               hint_send);
+}
+
+/* The XXH3 of the canonical encoding of key's object in e (what a hint
+ * delivery or a reaping check sent or saw, compared again on the answer).
+ * RK_OK, or replica_read's / dvv_encode's error. */
+static int object_hash(struct engine *e,
+                       const void *key,
+                       size_t klen,
+                       uint64_t *hash)
+{
+    struct dvv_obj o;
+    dvv_init(&o);
+    struct rk_buf enc;
+    rk_buf_init(&enc);
+    int rc = replica_read(e, key, klen, &o);
+    if (rc == RK_OK) {
+        rc = dvv_encode(&o, &enc);
     }
-    rk_buf_fini(&b.keys);
+    if (rc == RK_OK) {
+        *hash = XXH3_64bits(enc.base, enc.len);
+    }
+    rk_buf_fini(&enc);
+    dvv_fini(&o);
+    return rc;
 }
 
 /* The owner answered a delivery: the hint goes if it did not grow since. */
@@ -1373,13 +1416,9 @@ static void hint_reply(struct cnode *cn, const struct coord_reply *r)
     if (r->status != RK_OK) {
         return; /* kept: the next round retries */
     }
-    struct dvv_obj o;
-    dvv_init(&o);
-    struct rk_buf enc;
-    rk_buf_init(&enc);
-    if (replica_read(cn->hints, d->hkey.base, d->hkey.len, &o) == RK_OK &&
-        dvv_encode(&o, &enc) == RK_OK) {
-        if (XXH3_64bits(enc.base, enc.len) == d->hash) {
+    uint64_t h = 0;
+    if (object_hash(cn->hints, d->hkey.base, d->hkey.len, &h) == RK_OK) {
+        if (h == d->hash) {
             uint64_t seq;
             if (engine_delete(cn->hints, d->hkey.base, d->hkey.len, 0, &seq) ==
                 RK_OK) {
@@ -1389,8 +1428,6 @@ static void hint_reply(struct cnode *cn, const struct coord_reply *r)
             cn->hints_superseded++; /* grew meanwhile: send it again */
         }
     }
-    rk_buf_fini(&enc);
-    dvv_fini(&o);
 }
 
 static uint64_t hints_pending(struct cnode *cn)
@@ -1438,30 +1475,12 @@ static void hint_for_down(struct cnode *cn,
  * still bring an old value back: keep the grace above the longest outage
  * (docs/consistency.md).
  */
-struct gc_batch
+/* Candidates: objects dead (deleted or expired) since before cutoff. */
+static bool gc_want(const struct engine_meta *meta, uint64_t cutoff_ms)
 {
-    struct rk_buf keys; /* u32 length + bytes, repeated */
-    size_t n;
-    uint64_t cutoff_ms; /* tombstones older than this are candidates */
-};
-
-static bool gc_collect(void *data,
-                       const void *key,
-                       size_t klen,
-                       const struct engine_meta *meta)
-{
-    struct gc_batch *b = data;
-    if (replica_meta_is_object(meta) &&
-        (meta->timestamp & (REPLICA_META_DELETED | REPLICA_META_EXPIRING)) &&
-        hlc_physical_ms(meta->timestamp & REPLICA_META_TS_MASK) <=
-            b->cutoff_ms) {
-        uint32_t l = (uint32_t)klen;
-        if (rk_buf_append(&b->keys, &l, sizeof(l)) == RK_OK &&
-            rk_buf_append(&b->keys, key, klen) == RK_OK) {
-            b->n++;
-        }
-    }
-    return true;
+    return replica_meta_is_object(meta) &&
+           (meta->timestamp & (REPLICA_META_DELETED | REPLICA_META_EXPIRING)) &&
+           hlc_physical_ms(meta->timestamp & REPLICA_META_TS_MASK) <= cutoff_ms;
 }
 
 static void gc_check(struct cnode *cn, const char *key, size_t klen)
@@ -1528,22 +1547,8 @@ static void gc_round(struct cnode *cn, uint64_t now)
     uint64_t grace_ms = cn->srv->cfg->tombstone_gc_grace_s * 1000;
     cn->gc_scan_at = now + (grace_ms / 4 < 1000 ? grace_ms / 4 + 50 : 1000);
     uint64_t wall = server_now_ms();
-    struct gc_batch b = {.n = 0,
-                         .cutoff_ms = wall > grace_ms ? wall - grace_ms : 0};
-    rk_buf_init(&b.keys);
-    uint64_t next = 0;
-    (void)engine_scan(cn->srv->engine, cn->gc_cursor, GC_SCAN_BATCH, gc_collect,
-                      &b, &next);
-    cn->gc_cursor = next;
-    size_t off = 0;
-    for (size_t i = 0; i < b.n; i++) {
-        uint32_t l;
-        memcpy(&l, b.keys.base + off, sizeof(l));
-        off += sizeof(l);
-        gc_check(cn, b.keys.base + off, l);
-        off += l;
-    }
-    rk_buf_fini(&b.keys);
+    scan_round(cn, cn->srv->engine, &cn->gc_cursor, GC_SCAN_BATCH, gc_want,
+               wall > grace_ms ? wall - grace_ms : 0, gc_check);
 }
 
 static void gc_reply(struct cnode *cn, const struct coord_reply *r)
@@ -1560,13 +1565,9 @@ static void gc_reply(struct cnode *cn, const struct coord_reply *r)
         return;
     }
     /* still the same tombstone here (nothing written meanwhile)? */
-    struct dvv_obj o;
-    dvv_init(&o);
-    struct rk_buf enc;
-    rk_buf_init(&enc);
-    if (replica_read(cn->srv->engine, g->hkey.base, g->hkey.len, &o) == RK_OK &&
-        dvv_encode(&o, &enc) == RK_OK &&
-        XXH3_64bits(enc.base, enc.len) == g->hash) {
+    uint64_t h = 0;
+    if (object_hash(cn->srv->engine, g->hkey.base, g->hkey.len, &h) == RK_OK &&
+        h == g->hash) {
         uint64_t seq = 0;
         if (engine_delete(cn->srv->engine, g->hkey.base, g->hkey.len, 0,
                           &seq) == RK_OK) {
@@ -1574,8 +1575,6 @@ static void gc_reply(struct cnode *cn, const struct coord_reply *r)
             cn->tombstones_reaped++;
         }
     }
-    rk_buf_fini(&enc);
-    dvv_fini(&o);
 }
 
 /* ---- peer messages ------------------------------------------------------ */
@@ -3386,10 +3385,10 @@ int cluster_start(struct server *s, char *err, size_t errlen)
         .bind_host = cfg->bind,
         .peer_port = (uint16_t)pp,
         .resp_port = (uint16_t)cfg->port,
-        .http_port = (uint16_t)(cfg->http_port > 0 ? cfg->http_port
-                               : cfg->http_port < 0 ? 0
-                               : cfg->port + 1 <= 65535 ? cfg->port + 1
-                                                        : 0),
+        .http_port = (uint16_t)(cfg->http_port > 0       ? cfg->http_port
+                                : cfg->http_port < 0     ? 0
+                                : cfg->port + 1 <= 65535 ? cfg->port + 1
+                                                         : 0),
     };
     struct peer_transport_cbs cbs = {
         .on_message = on_peer_message,
