@@ -5,12 +5,15 @@
  */
 #include "server/http.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +21,7 @@
 #include "common/buf.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "proto/resp.h"
 #include "server/cluster.h"
 #include "server/internal.h"
 #include "server/metrics.h"
@@ -209,10 +213,15 @@ static void on_metrics(struct evhttp_request *req, void *arg)
 extern const unsigned char rk_status_html[];
 extern const size_t rk_status_html_len;
 
+static void on_kv(struct evhttp_request *req, void *arg);
+
 static void on_other(struct evhttp_request *req, void *arg)
 {
-    (void)arg;
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    if (path && strncmp(path, "/kv/", 4) == 0) {
+        on_kv(req, arg);
+        return;
+    }
     if (path && (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0)) {
         if (!allow_get(req)) {
             return;
@@ -232,6 +241,280 @@ static void on_other(struct evhttp_request *req, void *arg)
         return;
     }
     send_error(req, 404, "not_found", "no such resource");
+}
+
+/* ---- the data API: /kv/{key} ------------------------------------------- */
+
+/*
+ * A /kv request runs as a RESP command on an internal client (so it goes
+ * through exactly the coordinator path a Redis client's command takes):
+ * GET -> RINGKV.GETALL, PUT -> SET (or RINGKV.PUT with X-Ringkv-Context),
+ * DELETE -> DEL.  The reply is turned into HTTP when it is complete.
+ * evhttp handles one request at a time per connection, so a close
+ * callback on the connection tells us when the client went away.
+ */
+struct kv_req
+{
+    struct evhttp_request *req; /* NULL once the connection closed */
+    struct client *c;
+    enum evhttp_cmd_type method;
+    struct kv_req *prev, *next; /* pending list (http_stop frees them) */
+};
+
+static struct kv_req *g_pending;
+
+static void kv_unlink(struct kv_req *k)
+{
+    if (k->prev) {
+        k->prev->next = k->next;
+    } else {
+        g_pending = k->next;
+    }
+    if (k->next) {
+        k->next->prev = k->prev;
+    }
+}
+
+static void kv_conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+    (void)evcon;
+    struct kv_req *k = arg;
+    k->req = NULL; /* the answer, when it comes, goes nowhere */
+}
+
+static void kv_detach(struct kv_req *k)
+{
+    if (k->req) {
+        struct evhttp_connection *evcon = evhttp_request_get_connection(k->req);
+        if (evcon) {
+            evhttp_connection_set_closecb(evcon, NULL, NULL);
+        }
+    }
+}
+
+static json_t *b64_json(const char *p, size_t len)
+{
+    size_t cap = 4 * ((len + 2) / 3) + 1;
+    unsigned char *out = malloc(cap);
+    if (out == NULL) {
+        return NULL;
+    }
+    int n = EVP_EncodeBlock(out, (const unsigned char *)p, (int)len);
+    json_t *j = json_stringn((const char *)out, (size_t)(n < 0 ? 0 : n));
+    free(out);
+    return j;
+}
+
+/* An error reply of the command as HTTP: NOQUORUM and cluster states are
+ * 503, argument errors 400, the rest 500. */
+static void kv_error(struct evhttp_request *req, const char *msg)
+{
+    if (strncmp(msg, "NOQUORUM", 8) == 0) {
+        send_error(req, 503, "no_quorum", msg);
+    } else if (strncmp(msg, "CLUSTERDOWN", 11) == 0 ||
+               strncmp(msg, "TRYAGAIN", 8) == 0) {
+        send_error(req, 503, "unavailable", msg);
+    } else if (strstr(msg, "invalid") || strstr(msg, "wrong number")) {
+        send_error(req, 400, "bad_request", msg);
+    } else {
+        send_error(req, 500, "server_error", msg);
+    }
+}
+
+static void kv_answer_get(struct evhttp_request *req,
+                          const struct resp_value *v)
+{
+    if (v->type != RESP_ARRAY || v->n != 2 || v->elems[0].type != RESP_BULK ||
+        v->elems[1].type != RESP_ARRAY) {
+        send_error(req, 500, "server_error", "unexpected reply");
+        return;
+    }
+    const struct resp_value *ctx = &v->elems[0], *sibs = &v->elems[1];
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    if (ctx->len) {
+        evhttp_add_header(h, "X-Ringkv-Context", ctx->str);
+    }
+    size_t live = 0, last = 0;
+    for (size_t i = 0; i < sibs->n; i++) {
+        if (sibs->elems[i].n == 3 &&
+            sibs->elems[i].elems[0].type == RESP_BULK) {
+            live++;
+            last = i;
+        }
+    }
+    if (sibs->n > 1) {
+        json_t *list = json_array();
+        for (size_t i = 0; i < sibs->n; i++) {
+            const struct resp_value *sb = &sibs->elems[i];
+            if (sb->n != 3) {
+                continue;
+            }
+            bool val = sb->elems[0].type == RESP_BULK;
+            json_array_append_new(
+                list,
+                json_pack("{s:o, s:I, s:I, s:b}", "value",
+                          val ? b64_json(sb->elems[0].str, sb->elems[0].len)
+                              : json_null(),
+                          "hlc", (json_int_t)sb->elems[1].integer,
+                          "timestamp_ms", (json_int_t)sb->elems[2].integer,
+                          "deleted", !val));
+        }
+        send_json(
+            req, 300,
+            json_pack("{s:s, s:o}", "context", ctx->str, "siblings", list));
+        return;
+    }
+    if (live == 0) {
+        send_error(req, 404, "not_found", "no such key");
+        return;
+    }
+    const struct resp_value *val = &sibs->elems[last].elems[0];
+    struct evbuffer *out = evbuffer_new();
+    if (out == NULL) {
+        evhttp_send_error(req, 500, "out of memory");
+        return;
+    }
+    evbuffer_add(out, val->str, val->len);
+    evhttp_add_header(h, "Content-Type", "application/octet-stream");
+    evhttp_send_reply(req, 200, "OK", out);
+    evbuffer_free(out);
+}
+
+/* The internal client's reply is complete. */
+static void kv_ready(struct client *c, void *data)
+{
+    struct kv_req *k = data;
+    if (k->req) {
+        kv_detach(k);
+        struct resp_value *v = NULL;
+        size_t used = 0;
+        int rc = resp_reply_parse(c->obuf.base, c->obuf.len, 8, UINT64_MAX,
+                                  &used, NULL, &v);
+        if (rc != RK_OK) {
+            send_error(k->req, 500, "server_error", "unreadable reply");
+        } else if (v->type == RESP_ERROR) {
+            kv_error(k->req, v->str);
+        } else if (k->method == EVHTTP_REQ_GET ||
+                   k->method == EVHTTP_REQ_HEAD) {
+            kv_answer_get(k->req, v);
+        } else if (k->method == EVHTTP_REQ_DELETE && v->type == RESP_INT &&
+                   v->integer == 0) {
+            send_error(k->req, 404, "not_found", "no such key");
+        } else {
+            evhttp_send_reply(k->req, 204, "No Content", NULL);
+        }
+        resp_value_free(v);
+    }
+    kv_unlink(k);
+    free(k);
+    server_client_free(c);
+}
+
+/* Whether the request carries the password (Authorization: Bearer PW)
+ * when requirepass is set; answers 401 and returns false otherwise. */
+static bool kv_authorized(struct server *s, struct evhttp_request *req)
+{
+    const char *pw = s->cfg->requirepass;
+    if (pw[0] == '\0') {
+        return true;
+    }
+    const char *a = evhttp_find_header(evhttp_request_get_input_headers(req),
+                                       "Authorization");
+    size_t pl = strlen(pw);
+    if (a && strncmp(a, "Bearer ", 7) == 0 && strlen(a + 7) == pl &&
+        CRYPTO_memcmp(a + 7, pw, pl) == 0) {
+        return true;
+    }
+    s->stats.auth_failures++;
+    evhttp_add_header(evhttp_request_get_output_headers(req),
+                      "WWW-Authenticate", "Bearer realm=\"ringkv\"");
+    send_error(req, 401, "unauthorized",
+               "Authorization: Bearer <password> required");
+    return false;
+}
+
+static void on_kv(struct evhttp_request *req, void *arg)
+{
+    struct server *s = arg;
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD && m != EVHTTP_REQ_PUT &&
+        m != EVHTTP_REQ_DELETE) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+                          "GET, HEAD, PUT, DELETE");
+        send_error(req, 405, "method_not_allowed",
+                   "/kv/{key} answers GET, HEAD, PUT and DELETE");
+        return;
+    }
+    if (!kv_authorized(s, req)) {
+        return;
+    }
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    if (path == NULL || strncmp(path, "/kv/", 4) != 0 || path[4] == '\0') {
+        send_error(req, 400, "bad_request", "the path is /kv/{key}");
+        return;
+    }
+    /* strict percent-decoding: a malformed escape is refused */
+    for (const char *p = path + 4; *p; p++) {
+        if (*p == '%' &&
+            !(isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2]))) {
+            send_error(req, 400, "bad_request", "malformed percent-encoding");
+            return;
+        }
+    }
+    size_t klen = 0;
+    char *key = evhttp_uridecode(path + 4, 0, &klen);
+    if (key == NULL || klen == 0 || klen > ENGINE_DEFAULT_MAX_KEY) {
+        free(key);
+        send_error(req, 400, "bad_request", "invalid key");
+        return;
+    }
+    struct kv_req *k = calloc(1, sizeof(*k));
+    struct client *c = k ? server_client_internal(s, kv_ready, k) : NULL;
+    if (c == NULL) {
+        free(k);
+        free(key);
+        evhttp_send_error(req, 500, "out of memory");
+        return;
+    }
+    k->req = req;
+    k->c = c;
+    k->method = m;
+    k->next = g_pending;
+    if (g_pending) {
+        g_pending->prev = k;
+    }
+    g_pending = k;
+    evhttp_connection_set_closecb(evhttp_request_get_connection(req),
+                                  kv_conn_closed, k);
+    struct resp_arg argv[4];
+    size_t argc = 0;
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t blen = evbuffer_get_length(in);
+    const char *body = blen ? (const char *)evbuffer_pullup(in, -1) : "";
+    const char *ctx = evhttp_find_header(evhttp_request_get_input_headers(req),
+                                         "X-Ringkv-Context");
+    if (m == EVHTTP_REQ_PUT && ctx) {
+        argv[argc++] = (struct resp_arg){"RINGKV.PUT", 10};
+        argv[argc++] = (struct resp_arg){key, klen};
+        argv[argc++] = (struct resp_arg){ctx, strlen(ctx)};
+        argv[argc++] = (struct resp_arg){body, blen};
+    } else if (m == EVHTTP_REQ_PUT) {
+        argv[argc++] = (struct resp_arg){"SET", 3};
+        argv[argc++] = (struct resp_arg){key, klen};
+        argv[argc++] = (struct resp_arg){body, blen};
+    } else if (m == EVHTTP_REQ_DELETE) {
+        argv[argc++] = (struct resp_arg){"DEL", 3};
+        argv[argc++] = (struct resp_arg){key, klen};
+    } else {
+        argv[argc++] = (struct resp_arg){"RINGKV.GETALL", 13};
+        argv[argc++] = (struct resp_arg){key, klen};
+    }
+    s->stats.total_commands++;
+    command_dispatch(c, argc, argv);
+    free(key);
+    /* answers now (standalone) or when the coordinator finishes; c and k
+     * may be gone after this call */
+    (void)server_client_resume(c);
 }
 
 int http_start(struct server *s, char *err, size_t errlen)
@@ -276,6 +559,15 @@ int http_start(struct server *s, char *err, size_t errlen)
 
 void http_stop(struct server *s)
 {
+    /* requests still waiting for the cluster: cancel and free them */
+    while (g_pending) {
+        struct kv_req *k = g_pending;
+        kv_detach(k);
+        kv_unlink(k);
+        struct client *c = k->c;
+        free(k);
+        server_client_free(c);
+    }
     if (s->http) {
         evhttp_free(s->http);
         s->http = NULL;

@@ -136,6 +136,12 @@ struct client
     uint32_t n_cops;
     bool cop_block;
     bool resume_pending;          /* on the cluster's resume list */
+    /* An internal client (http.c): no socket; when a whole reply is in
+     * obuf and nothing is in flight, ready(c, data) runs and must free c
+     * with server_client_free. */
+    bool internal;
+    void (*ready)(struct client *c, void *data);
+    void *ready_data;
     struct client *resume_next;   /* cluster.c resume list */
     struct client *prev, *next;   /* srv->clients */
     struct client *wprev, *wnext; /* srv->waiting */
@@ -221,6 +227,13 @@ uint64_t server_mono_ms(void); /* monotonic ms */
 /* Resumes a client whose coordinated command finished: processes its
  * buffered input and flushes.  Returns false if the client was freed. */
 bool server_client_resume(struct client *c);
+/* A client without a socket for the HTTP API (see struct client): authed,
+ * RESP2, not listed in CLIENT LIST.  Returns NULL when out of memory. */
+struct client *server_client_internal(struct server *s,
+                                      void (*ready)(struct client *, void *),
+                                      void *data);
+/* Frees a client (its coordinated commands are cancelled). */
+void server_client_free(struct client *c);
 
 /* ---- commands.c ---- */
 /* Looks up a command by name (case-insensitive); NULL if unknown. */

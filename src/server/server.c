@@ -43,9 +43,9 @@
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"
-#include "server/internal.h"
 #include "server/cluster.h"
 #include "server/http.h"
+#include "server/internal.h"
 
 #define OUT_SOFT_LIMIT    (64u * 1024 * 1024) /* bytes pending per client */
 #define QBUF_KEEP         (64u * 1024)        /* shrink idle buffers above */
@@ -145,6 +145,18 @@ static bool client_send(struct client *c, size_t len)
 static bool client_flush(struct client *c)
 {
     struct server *s = c->srv;
+    if (c->internal) {
+        if (c->obuf.len == 0 || c->n_cops > 0) {
+            return true;
+        }
+        if (c->wait_seq > engine_durable_seq(s->engine)) {
+            waiting_add(s, c); /* sync=always: answer once durable */
+            return true;
+        }
+        waiting_remove(s, c);
+        c->ready(c, c->ready_data); /* frees c */
+        return false;
+    }
     uint64_t durable = engine_durable_seq(s->engine);
     size_t sendable = c->obuf.len;
     if (c->wait_seq > durable) {
@@ -224,7 +236,11 @@ static void process_waiting(struct server *s)
     struct client *c = s->waiting;
     while (c) {
         struct client *next = c->wnext;
-        if (c->n_marks == 0 || c->marks[0].seq <= durable) {
+        if (c->internal) {
+            if (c->wait_seq <= durable) {
+                client_flush(c); /* answers and frees it */
+            }
+        } else if (c->n_marks == 0 || c->marks[0].seq <= durable) {
             waiting_remove(s, c);
             if (client_flush(c)) {
                 client_maybe_resume(c);
@@ -260,17 +276,19 @@ static void client_free(struct client *c)
     struct server *s = c->srv;
     cluster_client_gone(c);
     waiting_remove(s, c);
-    if (c->prev) {
-        c->prev->next = c->next;
-    } else {
-        s->clients = c->next;
+    if (!c->internal) {
+        if (c->prev) {
+            c->prev->next = c->next;
+        } else {
+            s->clients = c->next;
+        }
+        if (c->next) {
+            c->next->prev = c->prev;
+        }
+        s->n_clients--;
+        event_free(c->rev);
+        bufferevent_free(c->bev);
     }
-    if (c->next) {
-        c->next->prev = c->prev;
-    }
-    s->n_clients--;
-    event_free(c->rev);
-    bufferevent_free(c->bev);
     resp_parser_destroy(c->parser);
     rk_buf_fini(&c->qbuf);
     rk_buf_fini(&c->obuf);
@@ -327,6 +345,34 @@ static bool client_process_input(struct client *c)
 bool server_client_resume(struct client *c)
 {
     return client_process_input(c);
+}
+
+struct client *server_client_internal(struct server *s,
+                                      void (*ready)(struct client *, void *),
+                                      void *data)
+{
+    struct client *c = rk_calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return NULL;
+    }
+    c->srv = s;
+    c->fd = -1;
+    c->internal = true;
+    c->ready = ready;
+    c->ready_data = data;
+    c->id = ++s->next_client_id;
+    c->proto = 2;
+    c->authed = true;
+    c->created_ms = c->last_ms = server_mono_ms();
+    rk_buf_init(&c->qbuf);
+    rk_buf_init(&c->obuf);
+    snprintf(c->addr, sizeof(c->addr), "http");
+    return c;
+}
+
+void server_client_free(struct client *c)
+{
+    client_free(c);
 }
 
 /* Stops/starts reading a client (our own read event, see accept_cb). */
