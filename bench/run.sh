@@ -18,4 +18,7 @@ echo "## ringkvd vs redis-server (bench/redis_bench.py)"
 echo
 echo "## 3-node cluster vs single node (bench/cluster_bench.py)"
 /usr/bin/python3 bench/cluster_bench.py "$BUILD" ${quick[@]+"${quick[@]}"} || status=1
+echo
+echo "## HTTP /kv vs RESP on one node (bench/http_bench.py)"
+/usr/bin/python3 bench/http_bench.py "$BUILD" ${quick[@]+"${quick[@]}"} || status=1
 exit $status
