@@ -131,6 +131,10 @@ class Cluster:
             s = server_factory(args=["--peer-port", str(peer), "--node-id",
                                      node_id] + list(args), start=False,
                                port=resp)
+            # its HTTP port too must not be another node's port
+            while s.http_port in used:
+                s.http_port = port()
+            used.add(s.http_port)
             self.nodes.append(Node(s, node_id, peer))
         self._clients = {}
 

@@ -28,6 +28,25 @@ TARGET = os.environ.get("RINGKV_TEST_TARGET", "ringkv")
 sys.path.insert(0, os.path.dirname(__file__))
 
 
+def free_ports(n, avoid=()):
+    """n distinct TCP ports free on 127.0.0.1 a moment ago, none in avoid:
+    all n are held open together while they are picked, so one server's
+    RESP, peer and HTTP ports never coincide."""
+    socks, ports = [], []
+    try:
+        while len(ports) < n:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+            p = s.getsockname()[1]
+            if p not in avoid:
+                ports.append(p)
+    finally:
+        for s in socks:
+            s.close()
+    return ports
+
+
 def free_port():
     """A TCP port that was free on 127.0.0.1 a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -80,9 +99,11 @@ class Server:
     def __init__(self, tmpdir, args=(), port=None, target=TARGET):
         self.target = target
         self.args = list(args)
-        self.port = port or free_port()
-        self.peer_port = None
-        self.http_port = None
+        if port:
+            self.port = port
+            self.peer_port, self.http_port = free_ports(2, avoid=(port,))
+        else:
+            self.port, self.peer_port, self.http_port = free_ports(3)
         self.data_dir = os.path.join(tmpdir, "data-%d" % self.port)
         self.log_path = os.path.join(tmpdir, "server-%d.log" % self.port)
         self.proc = None
