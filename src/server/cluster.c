@@ -2488,9 +2488,18 @@ static void op_finish(struct cnode *cn, struct cop *op)
     op->finished = true;
     if (op->kind == COP_KEYS && op->cmd && op->start_us) {
         bool w = (op->cmd->flags & CMD_WRITE) != 0;
-        lat_observe(&cn->coord_lat[w], server_mono_us() - op->start_us);
+        uint64_t us = server_mono_us() - op->start_us;
+        lat_observe(&cn->coord_lat[w], us);
         if (op->failed) {
             cn->coord_failed[w]++;
+        }
+        uint32_t slow = cn->srv->cfg->slow_log_ms;
+        if (slow && us >= (uint64_t)slow * 1000) {
+            /* the slow-request log (on by default; --slow-log-ms) */
+            rk_log(RK_LOG_WARN, "slow_request",
+                   "command=%s keys=%zu ms=%.1f result=%s client=%s",
+                   op->cmd->name, op->nkeys, (double)us / 1000.0,
+                   op->failed ? "error" : "ok", op->c->addr);
         }
     }
     if (op->c->cop_head == op) {

@@ -47,6 +47,7 @@ void config_init(struct rk_config *c)
     c->read_repair_wait_ms = 100;
     c->sloppy_quorum = true;
     c->max_clock_skew_ms = 60000;
+    c->slow_log_ms = 250;
 }
 
 static int parse_u64(const char *v, uint64_t min, uint64_t max, uint64_t *out)
@@ -272,6 +273,10 @@ int config_set(struct rk_config *c,
         rc = parse_u64(value, 0, 60000, &u);
         c->read_repair_wait_ms = (uint32_t)u;
         why = "must be 0..60000 (0 turns read repair off)";
+    } else if (strcmp(n, "slow-log-ms") == 0) {
+        rc = parse_u64(value, 0, 3600000, &u);
+        c->slow_log_ms = (uint32_t)u;
+        why = "must be 0..3600000 (0 turns the slow-request log off)";
     } else if (strcmp(n, "max-clock-skew-ms") == 0) {
         rc = parse_u64(value, 1, 86400000, &u);
         c->max_clock_skew_ms = u;
@@ -352,7 +357,8 @@ static void usage(FILE *f)
             "  --merge-dead-ratio R        bitcask merge threshold (0.4)\n"
             "  --repair yes|no             skip corrupt records at open (no)\n"
             "Cluster (docs/cluster.md):\n"
-            "  --http-port PORT|off        HTTP API, /health, /stats (RESP port + 1)\n"
+            "  --http-port PORT|off        HTTP API, /health, /stats (RESP "
+            "port + 1)\n"
             "  --peer-port PORT            node-to-node port (RESP port + 2)\n"
             "  --node-id ID                stable node id (<bind>:<peer-port>; "
             "kept in DATA_DIR/NODE_ID)\n"
@@ -363,9 +369,13 @@ static void usage(FILE *f)
             "  --conflict-policy siblings|lww  concurrent writes (siblings)\n"
             "  --max-siblings N            siblings kept per key (100)\n"
             "  --tombstone-gc-grace S      keep tombstones S seconds (3600)\n"
-            "  --read-repair-wait-ms MS    read repair straggler wait, 0 = off (100)\n"
+            "  --read-repair-wait-ms MS    read repair straggler wait, 0 = off "
+            "(100)\n"
             "  --sloppy-quorum on|off      fallbacks for down replicas (on)\n"
-            "  --max-clock-skew-ms MS      warn when a peer's clock is ahead (60000)\n"
+            "  --max-clock-skew-ms MS      warn when a peer's clock is ahead "
+            "(60000)\n"
+            "  --slow-log-ms MS            log cluster commands slower than "
+            "MS, 0 = off (250)\n"
             "  --request-timeout-ms MS     coordinator deadline (2000)\n"
             "  --hz N                      housekeeping ticks per second "
             "(10)\n"
@@ -484,7 +494,8 @@ void config_each(const struct rk_config *c,
                                                                  : "everysec";
     char port[16], maxcl[16], bulk[32], qbl[32], mfs[32], ratio[32], tmo[16],
         hz[16], pport[16], nv[16], rv[16], wv[16], rs[16], rto[16], msib[16],
-        grace[24], rrw[16], skew[24], hport[16];
+        grace[24], rrw[16], skew[24], hport[16], slow[16];
+    snprintf(slow, sizeof(slow), "%" PRIu32, c->slow_log_ms);
     if (c->http_port < 0) {
         snprintf(hport, sizeof(hport), "off");
     } else {
@@ -553,6 +564,7 @@ void config_each(const struct rk_config *c,
         {"read-repair-wait-ms", rrw},
         {"sloppy-quorum", c->sloppy_quorum ? "on" : "off"},
         {"max-clock-skew-ms", skew},
+        {"slow-log-ms", slow},
     };
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
         if (rk_glob_match(pattern, plen, all[i].name, strlen(all[i].name),

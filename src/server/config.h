@@ -53,6 +53,8 @@ struct rk_config
     uint32_t read_repair_wait_ms; /* straggler wait, 0 = off (100) */
     bool sloppy_quorum;           /* fallbacks for down replicas (yes) */
     uint64_t max_clock_skew_ms;   /* warn beyond it (60000) */
+    uint32_t slow_log_ms;         /* log coordinated commands slower than
+                                     this, 0 = off (250) */
 };
 
 /* Fills `c` with the defaults. */

@@ -349,3 +349,27 @@ def test_kv_client_gone_before_the_answer(cluster_factory):
     assert request(a.server.http_port, "GET", "/health")[0] == 200
     assert request(a.server.http_port, "PUT", "/kv/after", body=b"ok",
                    timeout=15)[0] == 204
+
+
+def test_slow_request_log(cluster_factory):
+    """Issue 6 item 5: a coordinated command slower than --slow-log-ms is
+    logged with its command, key count, duration and result."""
+    cl = cluster_factory(3, args=["--slow-log-ms", "300",
+                                  "--request-timeout-ms", "1000"])
+    a = cl.nodes[0]
+    assert cl.c(a).set("fast", "v")
+    cl.pause(cl.nodes[1])
+    cl.pause(cl.nodes[2])
+    with pytest.raises(redis.ResponseError, match="NOQUORUM"):
+        cl.c(a).set("slow", "v")
+    cl.resume_all()
+    deadline = time.time() + 5
+    while time.time() < deadline and "event=slow_request" not in \
+            a.server.logs():
+        time.sleep(0.05)
+    logs = a.server.logs()
+    line = [ln for ln in logs.splitlines() if "event=slow_request" in ln
+            and "result=error" in ln]
+    assert len(line) == 1, "slow_request lines: %r" % line
+    assert "command=set" in line[0] and "keys=1" in line[0]
+    assert cl.c(a).config_get("slow-log-ms") == {"slow-log-ms": "300"}
