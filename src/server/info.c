@@ -11,10 +11,10 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
-#include "server/internal.h"
 #include "server/cluster.h"
+#include "server/internal.h"
 
-static uint64_t rss_bytes(void)
+uint64_t server_rss_bytes(void)
 {
     FILE *f = fopen("/proc/self/statm", "r");
     if (f == NULL) {
@@ -177,7 +177,7 @@ void info_render(struct server *s,
         if (out->len) {
             rk_buf_append_str(out, "\r\n");
         }
-        uint64_t rss = rss_bytes();
+        uint64_t rss = server_rss_bytes();
         char h1[32], h2[32];
         human(rss, h1, sizeof(h1));
         human(st.keydir_bytes, h2, sizeof(h2));

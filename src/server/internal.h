@@ -166,8 +166,6 @@ struct lat_hist
 };
 /* Records one observation of `us` microseconds. */
 void lat_observe(struct lat_hist *h, uint64_t us);
-/* Monotonic microseconds. */
-uint64_t server_mono_us(void);
 
 struct server_stats
 {
@@ -223,6 +221,8 @@ struct server
 /* ---- server.c ---- */
 uint64_t server_now_ms(void);  /* wall clock, Unix ms */
 uint64_t server_mono_ms(void); /* monotonic ms */
+uint64_t server_mono_us(void); /* monotonic us */
+uint64_t server_rss_bytes(void); /* resident set size (info.c) */
 
 /* Resumes a client whose coordinated command finished: processes its
  * buffered input and flushes.  Returns false if the client was freed. */

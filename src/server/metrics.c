@@ -10,8 +10,6 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "server/cluster.h"
 #include "server/internal.h"
@@ -20,13 +18,6 @@ const double lat_bounds_s[LAT_BUCKETS] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
     0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10,
 };
-
-uint64_t server_mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 void lat_observe(struct lat_hist *h, uint64_t us)
 {
@@ -95,20 +86,6 @@ void metrics_hist(struct rk_buf *out,
     }
 }
 
-static uint64_t rss_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long size = 0, rss = 0;
-    if (f == NULL) {
-        return 0;
-    }
-    if (fscanf(f, "%lu %lu", &size, &rss) != 2) {
-        rss = 0;
-    }
-    fclose(f);
-    return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
 void metrics_render(struct server *s, struct rk_buf *out)
 {
     const struct server_stats *st = &s->stats;
@@ -139,7 +116,7 @@ void metrics_render(struct server *s, struct rk_buf *out)
     metrics_one(out, "ringkv_expired_keys_total", "counter",
                 "Keys removed because their TTL passed.", st->expired_keys);
     metrics_one(out, "ringkv_resident_memory_bytes", "gauge",
-                "Resident set size of the process.", rss_bytes());
+                "Resident set size of the process.", server_rss_bytes());
 
     /* requests by command and result */
     metrics_family(out, "ringkv_commands_total", "counter",
