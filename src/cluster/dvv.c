@@ -135,6 +135,21 @@ bool dvv_covers(const struct dvv_obj *o, struct dvv_dot d)
 
 /* ---- encoding ------------------------------------------------------------ */
 
+bool dvv_ctype_valid(const void *value, size_t vlen)
+{
+    const unsigned char *v = value;
+    if (vlen == 0 || v[0] == 0 || v[0] > DVV_MAX_CTYPE ||
+        (size_t)v[0] + 1 > vlen) {
+        return false;
+    }
+    for (size_t i = 1; i <= v[0]; i++) {
+        if (v[i] < 0x20 || v[i] > 0x7e) {
+            return false; /* visible ASCII and space only (a header value) */
+        }
+    }
+    return true;
+}
+
 size_t dvv_encoded_size(const struct dvv_obj *o)
 {
     size_t n = DVV_HDR + o->n_clock * DVV_CLOCK_ENTRY;
@@ -168,7 +183,8 @@ int dvv_encode(const struct dvv_obj *o, struct rk_buf *out)
         rk_put_le64(p + 8, s->dot.counter);
         rk_put_le64(p + 16, s->ts);
         rk_put_le64(p + 24, s->expire_at_ms);
-        p[32] = s->tombstone ? 1 : 0;
+        p[32] = (unsigned char)((s->tombstone ? DVV_SIB_TOMBSTONE : 0) |
+                                (s->ctype ? DVV_SIB_CTYPE : 0));
         rk_put_le32(p + 33, (uint32_t)s->vlen);
         p += DVV_SIB_HDR;
         if (s->vlen) {
@@ -220,15 +236,18 @@ int dvv_decode(struct dvv_obj *o, const void *buf, size_t len)
             .dot = {rk_get_le64(p + pos), rk_get_le64(p + pos + 8)},
             .ts = rk_get_le64(p + pos + 16),
             .expire_at_ms = rk_get_le64(p + pos + 24),
-            .tombstone = p[pos + 32] == 1,
+            .tombstone = (p[pos + 32] & DVV_SIB_TOMBSTONE) != 0,
+            .ctype = (p[pos + 32] & DVV_SIB_CTYPE) != 0,
             .vlen = rk_get_le32(p + pos + 33),
         };
-        if (p[pos + 32] > 1 || s.dot.counter == 0) {
+        if ((p[pos + 32] & ~(DVV_SIB_TOMBSTONE | DVV_SIB_CTYPE)) != 0 ||
+            s.dot.counter == 0) {
             goto corrupt;
         }
         pos += DVV_SIB_HDR;
         if (s.vlen > len - pos ||
-            (s.tombstone && (s.vlen != 0 || s.expire_at_ms != 0)) ||
+            (s.tombstone && (s.vlen != 0 || s.expire_at_ms != 0 || s.ctype)) ||
+            (s.ctype && !dvv_ctype_valid(p + pos, s.vlen)) ||
             (i > 0 && dot_cmp(o->sibs[i - 1].dot, s.dot) >= 0) ||
             !dvv_covers(o, s.dot)) {
             goto corrupt;
@@ -355,6 +374,9 @@ int dvv_sibling_cmp(const struct dvv_obj *ox,
     if (x->tombstone != y->tombstone) {
         return x->tombstone ? 1 : -1;
     }
+    if (x->ctype != y->ctype) {
+        return x->ctype ? 1 : -1;
+    }
     size_t n = x->vlen < y->vlen ? x->vlen : y->vlen;
     c = n ? memcmp(ox->vals.base + x->voff, oy->vals.base + y->voff, n) : 0;
     if (c != 0) {
@@ -423,8 +445,9 @@ int dvv_update(struct dvv_obj *o,
                struct dvv_dot *dot)
 {
     if (actor == DVV_ACTOR_LEGACY ||
-        (w->tombstone && (w->vlen != 0 || w->expire_at_ms != 0)) ||
-        (w->vlen != 0 && w->value == NULL)) {
+        (w->tombstone && (w->vlen != 0 || w->expire_at_ms != 0 || w->ctype)) ||
+        (w->vlen != 0 && w->value == NULL) ||
+        (w->ctype && !dvv_ctype_valid(w->value, w->vlen))) {
         return RK_EINVAL;
     }
     uint64_t base = dvv_counter(o, actor);
@@ -481,6 +504,7 @@ int dvv_update(struct dvv_obj *o,
         .ts = w->ts,
         .expire_at_ms = w->tombstone ? 0 : w->expire_at_ms,
         .tombstone = w->tombstone,
+        .ctype = w->ctype,
         .voff = n.vals.len,
         .vlen = w->vlen,
     };

@@ -48,9 +48,14 @@
  * DVV_MAX_SIBLINGS) 6  n_clock x {u64 actor, u64 counter, u64 ts}  sorted by
  * actor, strictly
  *   .. n_siblings x {u64 actor, u64 counter, u64 ts, u64 expire_at_ms,
- *                    u8 flags (bit 0 tombstone), u32 value_len, value}
+ *                    u8 flags (bit 0 tombstone, bit 1 content type),
+ *                    u32 value_len, value}
  *                    sorted by (actor, counter), strictly; each dot covered
- *                    by the clock; a tombstone has no value and no expiry
+ *                    by the clock; a tombstone has no value, no expiry and
+ *                    no content type.  With bit 1 the value bytes start
+ *                    with u8 n (1..DVV_MAX_CTYPE) and n bytes of visible
+ *                    ASCII, the content type (HTTP PUT's Content-Type),
+ *                    followed by the user's value (dvv_payload).
  * The clock entry's ts is the HLC of the newest event of that actor the
  * object knows; it only orders entries for pruning.
  *
@@ -80,6 +85,9 @@
 #define DVV_HDR              6    /* bytes of the object header */
 #define DVV_CLOCK_ENTRY      24   /* bytes per encoded clock entry */
 #define DVV_SIB_HDR          37   /* bytes per sibling before its value */
+#define DVV_SIB_TOMBSTONE    1    /* sibling flags bits */
+#define DVV_SIB_CTYPE        2
+#define DVV_MAX_CTYPE        127 /* bytes of a content type */
 
 struct dvv_dot
 {
@@ -100,6 +108,7 @@ struct dvv_sibling
     uint64_t ts;           /* HLC of the write */
     uint64_t expire_at_ms; /* absolute Unix ms, 0 = none; 0 if tombstone */
     bool tombstone;
+    bool ctype;        /* the value starts with a content type (above) */
     size_t voff, vlen; /* value bytes: obj->vals.base[voff .. voff+vlen) */
 };
 
@@ -121,7 +130,12 @@ struct dvv_write
     uint64_t ts;           /* HLC of the write */
     uint64_t expire_at_ms; /* absolute Unix ms, 0 = none */
     bool tombstone;        /* a delete: vlen and expire_at_ms must be 0 */
+    bool ctype; /* value starts with u8 n, n bytes content type (checked) */
 };
+
+/* Whether value (vlen bytes) starts with a valid content-type prefix:
+ * u8 n in 1..DVV_MAX_CTYPE, then n bytes 0x20..0x7e, within vlen. */
+bool dvv_ctype_valid(const void *value, size_t vlen);
 
 /* Empty object (caller storage).  dvv_fini frees what it holds. */
 void dvv_init(struct dvv_obj *o);
@@ -248,6 +262,32 @@ uint64_t dvv_max_ts(const struct dvv_obj *o);
 static inline const char *dvv_value(const struct dvv_obj *o, size_t i)
 {
     return o->sibs[i].vlen ? o->vals.base + o->sibs[i].voff : "";
+}
+
+/* The user's value of sibling i: its value bytes without the content
+ * type prefix (a view valid until o changes); *len receives its length. */
+static inline const char *dvv_payload(const struct dvv_obj *o,
+                                      size_t i,
+                                      size_t *len)
+{
+    const struct dvv_sibling *s = &o->sibs[i];
+    size_t skip = s->ctype ? 1 + (unsigned char)o->vals.base[s->voff] : 0;
+    *len = s->vlen - skip;
+    return s->vlen ? o->vals.base + s->voff + skip : "";
+}
+
+/* The content type of sibling i (not NUL-terminated), *len 0 when none. */
+static inline const char *dvv_ctype(const struct dvv_obj *o,
+                                    size_t i,
+                                    size_t *len)
+{
+    const struct dvv_sibling *s = &o->sibs[i];
+    if (!s->ctype) {
+        *len = 0;
+        return "";
+    }
+    *len = (unsigned char)o->vals.base[s->voff];
+    return o->vals.base + s->voff + 1;
 }
 
 #endif /* RINGKV_CLUSTER_DVV_H */

@@ -54,8 +54,14 @@ int replica_read(struct engine *e,
         rc = RK_ENOTFOUND;
     } else if (rc == RK_OK) {
         /* a standalone node's record: one sibling under the legacy actor */
-        struct dvv_write w = {val.base, val.len, m.timestamp, m.expire_at_ms,
-                              false};
+        bool ct = (m.timestamp & REPLICA_META_CTYPE) != 0;
+        struct dvv_write w = {
+            val.base,       val.len, m.timestamp & REPLICA_PLAIN_TS_MASK,
+            m.expire_at_ms, false,   ct && dvv_ctype_valid(val.base, val.len)};
+        if (ct && !w.ctype) {
+            rk_buf_fini(&val);
+            return RK_ECORRUPT;
+        }
         rc = dvv_update(o, NULL, 1, 0, &w, NULL);
         if (rc == RK_OK) {
             o->clock[0].actor = DVV_ACTOR_LEGACY;
@@ -313,6 +319,9 @@ static int apply_update(struct engine *e,
         ((f & PEER_KV_TOMBSTONE) &&
          (req->value.len != 0 || req->expire_at_ms != 0)) ||
         ((f & PEER_KV_OWN_CONTEXT) && req->context.len != 0) ||
+        ((f & PEER_KV_CTYPE) &&
+         ((f & PEER_KV_TOMBSTONE) ||
+          !dvv_ctype_valid(req->value.ptr, req->value.len))) ||
         (req->timestamp & ~REPLICA_META_TS_MASK) != 0 ||
         cfg->actor == DVV_ACTOR_LEGACY) {
         return RK_EINVAL;
@@ -362,6 +371,7 @@ static int apply_update(struct engine *e,
             .ts = req->timestamp,
             .expire_at_ms = req->expire_at_ms,
             .tombstone = (f & PEER_KV_TOMBSTONE) != 0,
+            .ctype = (f & PEER_KV_CTYPE) != 0,
         };
         const struct dvv_obj *c = (f & PEER_KV_OWN_CONTEXT) ? cur : &ctx;
         uint64_t actor = cfg->actor, floor = *cfg->floor;

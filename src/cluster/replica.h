@@ -27,6 +27,10 @@
  * (before it formed a cluster): they read as an object with one sibling
  * under the reserved actor DVV_ACTOR_LEGACY, dot (0, 1), or as nothing
  * when they are the old tombstone marker (empty value, expiry UINT64_MAX).
+ * A plain record whose meta.timestamp has REPLICA_META_CTYPE set holds a
+ * value that starts with a content-type prefix (dvv.h: u8 n, n bytes; HTTP
+ * PUT with Content-Type on a standalone node); its HLC is the timestamp
+ * under REPLICA_PLAIN_TS_MASK.
  * All such records share that one dot, so between them the newer wins;
  * only the node a cluster was seeded from can hold them (a joining node
  * must be empty), so two of them never meet for one key.
@@ -58,6 +62,8 @@
 #define REPLICA_META_DELETED  (UINT64_C(1) << 62)
 #define REPLICA_META_EXPIRING (UINT64_C(1) << 61)
 #define REPLICA_META_TS_MASK  (REPLICA_META_EXPIRING - 1)
+#define REPLICA_META_CTYPE    (UINT64_C(1) << 60) /* plain records only */
+#define REPLICA_PLAIN_TS_MASK (REPLICA_META_CTYPE - 1)
 /* meta.expire_at_ms of a legacy (issue 4) tombstone record. */
 #define REPLICA_TOMBSTONE_EXPIRE UINT64_MAX
 #define REPLICA_DEFAULT_GRACE_MS (3600u * 1000u) /* tombstone_gc_grace */

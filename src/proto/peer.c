@@ -390,6 +390,9 @@ static const char *check_rules(const struct peer_msg *m)
                                             m->kv_update.expire_at_ms != 0)) {
                 return "KV_UPDATE tombstone carries a value or an expiry";
             }
+            if ((f & PEER_KV_TOMBSTONE) && (f & PEER_KV_CTYPE)) {
+                return "KV_UPDATE tombstone carries a content type";
+            }
             if ((f & PEER_KV_OWN_CONTEXT) && m->kv_update.context.len != 0) {
                 return "KV_UPDATE with OWN_CONTEXT carries a context";
             }

@@ -58,14 +58,21 @@
 #define PEER_DEFAULT_MAX_BODY (PEER_MAX_VALUE + PEER_MAX_KEY + 4096u)
 
 /* KV_UPDATE.flags; the other bits must be 0. */
-#define PEER_KV_TOMBSTONE   0x1u /* the write is a delete: no value, no expiry */
-#define PEER_KV_OWN_CONTEXT 0x2u /* supersede everything the receiving replica
-                                    has seen of the key (a write without a
-                                    client context); `context` must be empty */
-#define PEER_KV_FALLBACK    0x4u /* the receiver stands in for a down owner:
-                                    it issues the dot from a one-shot actor */
-#define PEER_KV_UPDATE_FLAGS                                                   \
-    (PEER_KV_TOMBSTONE | PEER_KV_OWN_CONTEXT | PEER_KV_FALLBACK)
+#define PEER_KV_TOMBSTONE 0x1u /* the write is a delete: no value, no expiry \
+                                */
+#define PEER_KV_OWN_CONTEXT                            \
+    0x2u /* supersede everything the receiving replica \
+            has seen of the key (a write without a     \
+            client context); `context` must be empty */
+#define PEER_KV_FALLBACK                             \
+    0x4u /* the receiver stands in for a down owner: \
+            it issues the dot from a one-shot actor */
+#define PEER_KV_CTYPE                            \
+    0x8u /* the value starts with a content type \
+            (dvv.h: u8 n, n bytes); not with a   \
+            tombstone */
+#define PEER_KV_UPDATE_FLAGS \
+    (PEER_KV_TOMBSTONE | PEER_KV_OWN_CONTEXT | PEER_KV_FALLBACK | PEER_KV_CTYPE)
 
 /* Message types (header byte 5).  Numbers are wire values: never reuse. */
 enum peer_type

@@ -105,6 +105,7 @@ struct cop_key
     bool tomb;         /* write phase: as a tombstone */
     bool own_ctx;      /* write: supersede what the coordinating replica
                           has seen (no read context) */
+    bool ctype;        /* val starts with a content type (dvv.h) */
     uint64_t ts, exp;  /* read: its version; write: what to write */
     struct rk_buf val; /* read: the value; write: what to write */
     struct rk_buf obj; /* read: merged object; update: the new object */
@@ -498,10 +499,11 @@ static bool is_up_or_self(struct cnode *cn, const char *id)
     return strcmp(id, cn->node_id) == 0 || peer_is_up(cn, id);
 }
 
-static void build_targets(struct cnode *cn,
-                          const void *key,
-                          size_t klen,
-                          struct targets *t)
+static void build_targets_n(struct cnode *cn,
+                            const void *key,
+                            size_t klen,
+                            uint32_t n,
+                            struct targets *t)
 {
     const struct ring *r = membership_ring(cn->mem);
     t->n = t->n_down = 0;
@@ -511,7 +513,7 @@ static void build_targets(struct cnode *cn,
     size_t idx[COORD_MAX_TARGETS];
     uint32_t part = ring_partition_of_key(r, key, klen);
     size_t all = ring_preflist(r, part, idx, COORD_MAX_TARGETS);
-    size_t np = cn->n_eff < all ? cn->n_eff : all;
+    size_t np = n < all ? n : all;
     size_t fb = np; /* next fallback to try */
     for (size_t i = 0; i < np; i++) {
         size_t l;
@@ -537,6 +539,35 @@ static void build_targets(struct cnode *cn,
             t->down[t->n_down++] = p;
         }
     }
+}
+
+static void build_targets(struct cnode *cn,
+                          const void *key,
+                          size_t klen,
+                          struct targets *t)
+{
+    build_targets_n(cn, key, klen, cn->n_eff, t);
+}
+
+/* The request's N, R, W and timeout: the configured (clamped) values, or
+ * the client's per-request overrides (http.c's query parameters), which
+ * may only lower N; R and W are then at most N. */
+static uint32_t op_n(const struct cnode *cn, const struct cop *op)
+{
+    uint32_t n = op->c->ropts.n;
+    return n && n < cn->n_eff ? n : cn->n_eff;
+}
+
+static uint32_t op_r(const struct cnode *cn, const struct cop *op)
+{
+    uint32_t n = op_n(cn, op), r = op->c->ropts.r ? op->c->ropts.r : cn->r_eff;
+    return r < n ? r : n;
+}
+
+static uint32_t op_w(const struct cnode *cn, const struct cop *op)
+{
+    uint32_t n = op_n(cn, op), w = op->c->ropts.w ? op->c->ropts.w : cn->w_eff;
+    return w < n ? w : n;
 }
 
 static const char *seen_as(struct cnode *cn, const char *id)
@@ -758,6 +789,7 @@ static int take_read(struct cop_key *k,
         k->live = true;
         k->ts = o.sibs[w].ts;
         k->exp = o.sibs[w].expire_at_ms;
+        k->ctype = o.sibs[w].ctype;
         rk_buf_clear(&k->val);
         rc = rk_buf_append(&k->val, dvv_value(&o, w), o.sibs[w].vlen);
     } else if (rc == RK_OK) {
@@ -2110,14 +2142,16 @@ static int start_key(struct cnode *cn,
     struct server *s = cn->srv;
     const char *key = op->kbuf.base + k->off;
     uint64_t cookie = (uint64_t)(uintptr_t)op;
-    uint32_t tmo = s->cfg->request_timeout_ms;
+    uint32_t tmo = op->c->ropts.timeout_ms ? op->c->ropts.timeout_ms
+                                           : s->cfg->request_timeout_ms;
+    uint32_t rq = op_r(cn, op), wq = op_w(cn, op);
     if (op->phase == PH_READ) {
         struct coord_get_req g = {
             .key = key,
             .klen = k->len,
             .targets = targets,
             .n_targets = nt,
-            .r = cn->r_eff < nt ? cn->r_eff : (uint32_t)nt,
+            .r = rq < nt ? rq : (uint32_t)nt,
             .timeout_ms = tmo,
             .repair_wait_ms = s->cfg->read_repair_wait_ms,
             .hint_for = t->hint_for,
@@ -2134,6 +2168,9 @@ static int start_key(struct cnode *cn,
         }
         if (t->hint_for[x]) {
             flags |= PEER_KV_FALLBACK;
+        }
+        if (k->ctype && !k->tomb) {
+            flags |= PEER_KV_CTYPE;
         }
         struct coord_update_req u = {
             .key = key,
@@ -2174,7 +2211,7 @@ static int start_key(struct cnode *cn,
         .n_targets = nt,
         .hint_for = t->hint_for,
         .acked = acked,
-        .w = cn->w_eff < nt ? cn->w_eff : (uint32_t)nt,
+        .w = wq < nt ? wq : (uint32_t)nt,
         .timeout_ms = tmo,
         .cookie = cookie,
     };
@@ -2193,7 +2230,7 @@ static void op_start_more(struct cnode *cn, struct cop *op)
             continue;
         }
         struct targets t;
-        build_targets(cn, op->kbuf.base + k->off, k->len, &t);
+        build_targets_n(cn, op->kbuf.base + k->off, k->len, op_n(cn, op), &t);
         if (t.n == 0) {
             op->failed = true;
             snprintf(op->err, sizeof(op->err),
@@ -2239,7 +2276,10 @@ static bool scratch_load(struct cnode *cn, struct cop *op)
         if (!k->live) {
             continue;
         }
-        struct engine_meta m = {k->ts, k->exp, k->val.len};
+        /* a content type rides along as on a standalone node, so handlers
+         * see the user's bytes and a SET without one drops it */
+        struct engine_meta m = {k->ts | (k->ctype ? REPLICA_META_CTYPE : 0),
+                                k->exp, k->val.len};
         if (engine_put(cn->scratch, op->kbuf.base + k->off, k->len, k->val.base,
                        k->val.len, &m, &seq) != RK_OK) {
             return false;
@@ -2306,14 +2346,27 @@ static void getall_reply(struct cnode *cn, struct cop *op)
             done[best] = true;
         }
         const struct dvv_sibling *sb = &o.sibs[best];
-        reply_array(c, 3);
-        if (sb->tombstone || (sb->expire_at_ms && sb->expire_at_ms <= now)) {
+        bool dead =
+            sb->tombstone || (sb->expire_at_ms && sb->expire_at_ms <= now);
+        reply_array(c, c->ropts.want_ctype ? 4 : 3);
+        if (dead) {
             reply_null(c);
         } else {
-            reply_bulk(c, dvv_value(&o, (size_t)best), sb->vlen);
+            size_t pl = 0;
+            const char *pv = dvv_payload(&o, (size_t)best, &pl);
+            reply_bulk(c, pv, pl);
         }
         reply_int(c, (int64_t)(sb->ts & REPLICA_META_TS_MASK));
         reply_int(c, (int64_t)hlc_physical_ms(sb->ts));
+        if (c->ropts.want_ctype) {
+            size_t cl = 0;
+            const char *cv = dvv_ctype(&o, (size_t)best, &cl);
+            if (!dead && cl) {
+                reply_bulk(c, cv, cl);
+            } else {
+                reply_null(c);
+            }
+        }
     }
     rk_free(done);
 out:
@@ -2357,11 +2410,14 @@ static int cap_context(struct dvv_obj *ctx, const struct rk_buf *read)
 
 /* RINGKV.PUT key context value (after a quorum read of the key): a write
  * superseding exactly the siblings the client's context covers, of what
- * the replicas hold. */
+ * the replicas hold.  RINGKV.DEL key context: the same with a tombstone
+ * (replies 1 when the context covered a live value, else 0). */
 static void put_exec(struct cnode *cn, struct cop *op)
 {
     struct server *s = cn->srv;
     struct cop_key *k = &op->keys[0];
+    bool del = strcmp(op->cmd->name, "ringkv.del") == 0;
+    k->write = false;
     struct dvv_obj ctx;
     dvv_init(&ctx);
     int rc = dvv_context_decode(&ctx, op->argv[2].ptr, op->argv[2].len);
@@ -2372,10 +2428,50 @@ static void put_exec(struct cnode *cn, struct cop *op)
         reply_error(op->c,
                     "ERR invalid causal context (pass the context "
                     "RINGKV.GETALL returned, or an empty string)");
+    } else if (rc == RK_OK && del) {
+        /* RINGKV.DEL key context: a tombstone superseding what the
+         * context covers; nothing to write when the key holds nothing */
+        bool any = k->obj.len > 0;
+        int removed = 0; /* live siblings the context covers */
+        struct dvv_obj cur;
+        dvv_init(&cur);
+        if (any && dvv_decode(&cur, k->obj.base, k->obj.len) == RK_OK) {
+            uint64_t now = server_now_ms();
+            for (size_t i = 0; i < cur.n_sibs; i++) {
+                const struct dvv_sibling *sb = &cur.sibs[i];
+                if (!sb->tombstone &&
+                    !(sb->expire_at_ms && sb->expire_at_ms <= now) &&
+                    dvv_covers(&ctx, sb->dot)) {
+                    removed = 1;
+                }
+            }
+        }
+        dvv_fini(&cur);
+        rk_buf_clear(&k->ctx);
+        rk_buf_clear(&k->val);
+        rc = dvv_encode(&ctx, &k->ctx);
+        if (rc == RK_OK) {
+            k->write = any;
+            k->tomb = true;
+            k->ctype = false;
+            k->own_ctx = false;
+            k->ts = hlc_now(&s->clock, server_now_ms());
+            k->exp = 0;
+            reply_int(op->c, removed);
+        }
     } else if (rc == RK_OK) {
         rk_buf_clear(&k->ctx);
         rk_buf_clear(&k->val);
         rc = dvv_encode(&ctx, &k->ctx);
+        const struct req_opts *ro = &op->c->ropts;
+        k->ctype = ro->ctlen > 0;
+        if (rc == RK_OK && k->ctype) {
+            uint8_t n = ro->ctlen;
+            rc = rk_buf_append(&k->val, &n, 1);
+            if (rc == RK_OK) {
+                rc = rk_buf_append(&k->val, ro->ctype, n);
+            }
+        }
         if (rc == RK_OK) {
             rc = rk_buf_append(&k->val, op->argv[3].ptr, op->argv[3].len);
         }
@@ -2399,8 +2495,9 @@ static void op_exec(struct cnode *cn, struct cop *op)
     struct server *s = cn->srv;
     struct client *c = op->c;
     if (strcmp(op->cmd->name, "ringkv.getall") == 0 ||
-        strcmp(op->cmd->name, "ringkv.put") == 0) {
-        bool put = op->cmd->name[7] == 'p';
+        strcmp(op->cmd->name, "ringkv.put") == 0 ||
+        strcmp(op->cmd->name, "ringkv.del") == 0) {
+        bool put = op->cmd->name[7] != 'g';
         if (op->nkeys == 0) {
             op->failed = true;
             snprintf(op->err, sizeof(op->err), "ERR invalid key length");
@@ -2448,6 +2545,8 @@ static void op_exec(struct cnode *cn, struct cop *op)
             engine_get(cn->scratch, op->kbuf.base + k->off, k->len, &nv, &m);
         k->write = false;
         k->own_ctx = !k->read;
+        bool ct = rc == RK_OK && (m.timestamp & REPLICA_META_CTYPE);
+        m.timestamp &= REPLICA_PLAIN_TS_MASK;
         if (rc == RK_OK && (!k->live || m.timestamp != k->ts)) {
             rk_buf_clear(&k->val);
             if (rk_buf_append(&k->val, nv.base ? nv.base : "", nv.len) !=
@@ -2457,11 +2556,13 @@ static void op_exec(struct cnode *cn, struct cop *op)
             }
             k->write = true;
             k->tomb = false;
+            k->ctype = ct && dvv_ctype_valid(k->val.base, k->val.len);
             k->ts = m.timestamp;
             k->exp = m.expire_at_ms;
         } else if (rc == RK_ENOTFOUND && k->live) {
             k->write = true;
             k->tomb = true;
+            k->ctype = false;
             k->ts = hlc_now(&s->clock, server_now_ms());
             k->exp = 0;
             rk_buf_clear(&k->val);

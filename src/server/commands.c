@@ -28,8 +28,8 @@
 #include "common/glob.h"
 #include "common/hlc.h"
 #include "common/log.h"
-#include "server/internal.h"
 #include "server/cluster.h"
+#include "server/internal.h"
 
 /* ---- replies -------------------------------------------------------- */
 
@@ -279,6 +279,28 @@ static int key_lookup(struct client *c,
         }
         return 0;
     }
+    if (m.timestamp & REPLICA_META_CTYPE) {
+        /* HTTP PUT's content type: RESP commands see the user's bytes */
+        m.timestamp &= REPLICA_PLAIN_TS_MASK;
+        size_t skip = 0;
+        if (val && val->len > 0) {
+            skip = 1 + (unsigned char)val->base[0];
+            skip = skip < val->len ? skip : val->len;
+            memmove(val->base, val->base + skip, val->len - skip);
+            val->len -= skip;
+        } else if (m.value_len > 0) {
+            /* only the length is wanted: read the prefix's */
+            struct rk_buf tmp;
+            rk_buf_init(&tmp);
+            if (engine_get(s->engine, key->ptr, key->len, &tmp, NULL) ==
+                    RK_OK &&
+                tmp.len > 0) {
+                skip = 1 + (unsigned char)tmp.base[0];
+            }
+            rk_buf_fini(&tmp);
+        }
+        m.value_len -= skip < m.value_len ? skip : m.value_len;
+    }
     if (meta) {
         *meta = m;
     }
@@ -295,7 +317,28 @@ static bool key_store(struct client *c,
     struct server *s = c->srv;
     struct engine_meta m = {now_ts(s), expire_at_ms, vlen};
     uint64_t seq = 0;
+    char *pre = NULL;
+    if (c->ropts.ctlen && c->cur_cmd &&
+        (strcmp(c->cur_cmd->name, "set") == 0 ||
+         strcmp(c->cur_cmd->name, "ringkv.put") == 0)) {
+        /* HTTP PUT with Content-Type: stored as a prefix of the value */
+        size_t n = 1 + c->ropts.ctlen;
+        pre = rk_malloc(n + vlen);
+        if (pre == NULL) {
+            reply_error(c, "ERR out of memory");
+            return false;
+        }
+        pre[0] = (char)c->ropts.ctlen;
+        memcpy(pre + 1, c->ropts.ctype, c->ropts.ctlen);
+        if (vlen) {
+            memcpy(pre + n, val, vlen);
+        }
+        val = pre;
+        vlen += n;
+        m.timestamp |= REPLICA_META_CTYPE;
+    }
     int rc = engine_put(s->engine, key->ptr, key->len, val, vlen, &m, &seq);
+    rk_free(pre);
     if (rc != RK_OK) {
         reply_storage_error(c, rc, "write");
         return false;
@@ -1714,13 +1757,21 @@ static void cmd_localget(struct client *c,
     struct engine_meta m;
     rk_buf_clear(val);
     int rc = engine_get(c->srv->engine, argv[1].ptr, argv[1].len, val, &m);
-    if (rc == RK_ENOTFOUND || (rc == RK_OK && (cluster_meta_is_tombstone(&m) ||
-                                               is_expired(&m, server_now_ms())))) {
+    if (rc == RK_ENOTFOUND ||
+        (rc == RK_OK &&
+         (cluster_meta_is_tombstone(&m) || is_expired(&m, server_now_ms())))) {
         reply_null(c);
         return;
     }
     if (rc != RK_OK) {
         reply_storage_error(c, rc, "read");
+        return;
+    }
+    if (!replica_meta_is_object(&m) && (m.timestamp & REPLICA_META_CTYPE) &&
+        val->len > 0) {
+        size_t skip = 1 + (unsigned char)val->base[0];
+        skip = skip < val->len ? skip : val->len;
+        reply_bulk(c, val->base + skip, val->len - skip);
         return;
     }
     if (replica_meta_is_object(&m)) {
@@ -1733,7 +1784,9 @@ static void cmd_localget(struct client *c,
         } else if (replica_winner(&o, server_now_ms(), &w) != RK_OK) {
             reply_null(c);
         } else {
-            reply_bulk(c, dvv_value(&o, w), o.sibs[w].vlen);
+            size_t pl = 0;
+            const char *pv = dvv_payload(&o, w, &pl);
+            reply_bulk(c, pv, pl);
         }
         dvv_fini(&o);
         return;
@@ -1771,6 +1824,21 @@ static void cmd_getall(struct client *c,
     (void)argc;
     struct rk_buf *val = &c->srv->scratch;
     struct engine_meta m;
+    /* the content type, when the caller wants it (http.c) */
+    char ct[sizeof(c->ropts.ctype)];
+    size_t ctlen = 0;
+    if (c->ropts.want_ctype) {
+        rk_buf_clear(val);
+        struct engine_meta raw;
+        if (engine_get(c->srv->engine, argv[1].ptr, argv[1].len, val, &raw) ==
+                RK_OK &&
+            !replica_meta_is_object(&raw) &&
+            (raw.timestamp & REPLICA_META_CTYPE) && val->len > 0 &&
+            dvv_ctype_valid(val->base, val->len)) {
+            ctlen = (unsigned char)val->base[0];
+            memcpy(ct, val->base + 1, ctlen);
+        }
+    }
     int found = key_lookup(c, &argv[1], val, &m);
     if (found < 0) {
         return;
@@ -1779,10 +1847,15 @@ static void cmd_getall(struct client *c,
     reply_bulk(c, "", 0);
     reply_array(c, (size_t)found);
     if (found) {
-        reply_array(c, 3);
+        reply_array(c, c->ropts.want_ctype ? 4 : 3);
         reply_bulk(c, val->base ? val->base : "", val->len);
         reply_int(c, (int64_t)m.timestamp);
         reply_int(c, (int64_t)hlc_physical_ms(m.timestamp));
+        if (c->ropts.want_ctype && ctlen) {
+            reply_bulk(c, ct, ctlen);
+        } else if (c->ropts.want_ctype) {
+            reply_null(c);
+        }
     }
 }
 
@@ -1806,6 +1879,30 @@ static void cmd_ringkv_put(struct client *c,
     }
     if (key_store(c, &argv[1], argv[3].ptr, argv[3].len, 0)) {
         reply_ok(c);
+    }
+}
+
+/* RINGKV.DEL key context on a node that is not in a cluster: the context
+ * is checked and the key deleted (1 when it existed, else 0). */
+static void cmd_ringkv_del(struct client *c,
+                           size_t argc,
+                           const struct resp_arg *argv)
+{
+    (void)argc;
+    struct dvv_obj ctx;
+    dvv_init(&ctx);
+    int rc = dvv_context_decode(&ctx, argv[2].ptr, argv[2].len);
+    dvv_fini(&ctx);
+    if (rc != RK_OK) {
+        reply_error(c, rc == RK_EINVAL
+                           ? "ERR invalid causal context (pass the context "
+                             "RINGKV.GETALL returned, or an empty string)"
+                           : "ERR out of memory");
+        return;
+    }
+    int d = key_delete(c, &argv[1]);
+    if (d >= 0) {
+        reply_int(c, d);
     }
 }
 
@@ -1921,11 +2018,9 @@ static void cmd_config(struct client *c,
         rk_buf_fini(&cr.names);
         rk_buf_fini(&cr.body);
     } else if (arg_is(sub, "SET") && argc >= 4 && argc % 2 == 0) {
-        static const char *settable[] = {"loglevel",        "maxclients",
-                                         "timeout",         "hz",
-                                         "enable-flushall", "requirepass",
-                                         "n",               "r",
-                                         "w", "request-timeout-ms"};
+        static const char *settable[] = {
+            "loglevel",    "maxclients", "timeout", "hz", "enable-flushall",
+            "requirepass", "n",          "r",       "w",  "request-timeout-ms"};
         for (size_t i = 2; i < argc; i += 2) {
             char name[64], value[512];
             if (argv[i].len >= sizeof(name) ||
@@ -2404,13 +2499,16 @@ static const struct command g_commands[] = {
      0, 0, "cluster", "0.1.0",
      "Cluster membership: JOIN HOST:PEERPORT, LEAVE, REMOVE NODE, STATUS.",
      "O(N) where N is the number of members", NULL},
-    {"ringkv.getall", cmd_getall, 2, RO, 1, 1, 1, "cluster", "0.1.0",
-     "Returns every sibling of a key with its causal context.",
+    {"ringkv.del", cmd_ringkv_del, 3, WR, 1, 1, 1, "cluster", "0.1.0",
+     "Deletes the siblings a causal context covers (a tombstone).",
      "O(siblings)", NULL},
+    {"ringkv.getall", cmd_getall, 2, RO, 1, 1, 1, "cluster", "0.1.0",
+     "Returns every sibling of a key with its causal context.", "O(siblings)",
+     NULL},
     {"ringkv.localget", cmd_localget, 2, CMD_READONLY | CMD_LOCAL, 1, 1, 1,
      "cluster", "0.1.0",
-     "Returns this node's stored value of a key, without coordination.",
-     "O(1)", NULL},
+     "Returns this node's stored value of a key, without coordination.", "O(1)",
+     NULL},
     {"ringkv.localobj", cmd_localobj, 2, CMD_READONLY | CMD_LOCAL, 1, 1, 1,
      "cluster", "0.1.0",
      "Returns this node's stored record of a key (the versioned object), "
@@ -2797,8 +2895,9 @@ static bool pipelineable(struct client *c,
                          size_t argc,
                          const struct resp_arg *argv)
 {
-    if (cmd == NULL || !c->authed || c->in_multi || !arity_ok(cmd->arity, argc) ||
-        cmd->subcommands || cmd->first_key <= 0 ||
+    if (cmd == NULL || !c->authed || c->in_multi ||
+        !arity_ok(cmd->arity, argc) || cmd->subcommands ||
+        cmd->first_key <= 0 ||
         (cmd->flags & (CMD_NOMULTI | CMD_LOCAL | CMD_NOTX))) {
         return false;
     }

@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
 
 #include "common/buf.h"
 #include "common/error.h"
@@ -309,7 +311,15 @@ static json_t *b64_json(const char *p, size_t len)
  * 503, argument errors 400, the rest 500. */
 static void kv_error(struct evhttp_request *req, const char *msg)
 {
-    if (strncmp(msg, "NOQUORUM", 8) == 0) {
+    unsigned got = 0, need = 0;
+    if (strncmp(msg, "NOQUORUM", 8) == 0 &&
+        sscanf(msg, "NOQUORUM reached %u of %u", &got, &need) == 2) {
+        /* how many replicas answered, for the client to decide */
+        send_json(req, 503,
+                  json_pack("{s:s, s:s, s:i, s:i}", "error", msg, "code",
+                            "no_quorum", "replicas_answered", (int)got,
+                            "replicas_needed", (int)need));
+    } else if (strncmp(msg, "NOQUORUM", 8) == 0) {
         send_error(req, 503, "no_quorum", msg);
     } else if (strncmp(msg, "CLUSTERDOWN", 11) == 0 ||
                strncmp(msg, "TRYAGAIN", 8) == 0) {
@@ -336,7 +346,7 @@ static void kv_answer_get(struct evhttp_request *req,
     }
     size_t live = 0, last = 0;
     for (size_t i = 0; i < sibs->n; i++) {
-        if (sibs->elems[i].n == 3 &&
+        if (sibs->elems[i].n == 4 &&
             sibs->elems[i].elems[0].type == RESP_BULK) {
             live++;
             last = i;
@@ -346,18 +356,21 @@ static void kv_answer_get(struct evhttp_request *req,
         json_t *list = json_array();
         for (size_t i = 0; i < sibs->n; i++) {
             const struct resp_value *sb = &sibs->elems[i];
-            if (sb->n != 3) {
+            if (sb->n != 4) {
                 continue;
             }
             bool val = sb->elems[0].type == RESP_BULK;
+            bool ct = sb->elems[3].type == RESP_BULK;
             json_array_append_new(
                 list,
-                json_pack("{s:o, s:I, s:I, s:b}", "value",
+                json_pack("{s:o, s:I, s:I, s:b, s:o}", "value",
                           val ? b64_json(sb->elems[0].str, sb->elems[0].len)
                               : json_null(),
                           "hlc", (json_int_t)sb->elems[1].integer,
                           "timestamp_ms", (json_int_t)sb->elems[2].integer,
-                          "deleted", !val));
+                          "deleted", !val, "content_type",
+                          ct ? json_stringn(sb->elems[3].str, sb->elems[3].len)
+                             : json_null()));
         }
         send_json(
             req, 300,
@@ -369,13 +382,17 @@ static void kv_answer_get(struct evhttp_request *req,
         return;
     }
     const struct resp_value *val = &sibs->elems[last].elems[0];
+    const struct resp_value *ct = &sibs->elems[last].elems[3];
     struct evbuffer *out = evbuffer_new();
     if (out == NULL) {
         evhttp_send_error(req, 500, "out of memory");
         return;
     }
     evbuffer_add(out, val->str, val->len);
-    evhttp_add_header(h, "Content-Type", "application/octet-stream");
+    /* the stored content type (checked visible ASCII on the way in) */
+    evhttp_add_header(
+        h, "Content-Type",
+        ct->type == RESP_BULK ? ct->str : "application/octet-stream");
     evhttp_send_reply(req, 200, "OK", out);
     evbuffer_free(out);
 }
@@ -410,6 +427,33 @@ static void kv_ready(struct client *c, void *data)
     server_client_free(c);
 }
 
+/* Whether `b64` (the credentials of "Authorization: Basic", RFC 7617:
+ * base64 of "user:password") carries the password pw.  The user name is
+ * not checked: ringkv has one password (requirepass), like Redis's
+ * default user. */
+static bool basic_matches(const char *b64, const char *pw)
+{
+    size_t n = strlen(b64);
+    if (n == 0 || n % 4 != 0 || n > 1024) {
+        return false;
+    }
+    unsigned char out[1024];
+    int got = EVP_DecodeBlock(out, (const unsigned char *)b64, (int)n);
+    if (got < 0) {
+        return false;
+    }
+    size_t len = (size_t)got;
+    for (size_t i = n; i > 0 && b64[i - 1] == '=' && len > 0; i--) {
+        len--; /* EVP_DecodeBlock counts the padding as zero bytes */
+    }
+    const unsigned char *colon = memchr(out, ':', len);
+    if (colon == NULL) {
+        return false;
+    }
+    size_t off = (size_t)(colon - out) + 1, pl = strlen(pw);
+    return len - off == pl && CRYPTO_memcmp(out + off, pw, pl) == 0;
+}
+
 /* Whether the request carries the password (Authorization: Bearer PW)
  * when requirepass is set; answers 401 and returns false otherwise. */
 static bool kv_authorized(struct server *s, struct evhttp_request *req)
@@ -421,16 +465,148 @@ static bool kv_authorized(struct server *s, struct evhttp_request *req)
     const char *a = evhttp_find_header(evhttp_request_get_input_headers(req),
                                        "Authorization");
     size_t pl = strlen(pw);
-    if (a && strncmp(a, "Bearer ", 7) == 0 && strlen(a + 7) == pl &&
+    if (a && strncasecmp(a, "Bearer ", 7) == 0 && strlen(a + 7) == pl &&
         CRYPTO_memcmp(a + 7, pw, pl) == 0) {
         return true;
     }
+    if (a && strncasecmp(a, "Basic ", 6) == 0 && basic_matches(a + 6, pw)) {
+        return true;
+    }
     s->stats.auth_failures++;
-    evhttp_add_header(evhttp_request_get_output_headers(req),
-                      "WWW-Authenticate", "Bearer realm=\"ringkv\"");
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "WWW-Authenticate", "Bearer realm=\"ringkv\"");
+    evhttp_add_header(h, "WWW-Authenticate", "Basic realm=\"ringkv\"");
     send_error(req, 401, "unauthorized",
-               "Authorization: Bearer <password> required");
+               "Authorization: Bearer <password> (or Basic with the "
+               "password) required");
     return false;
+}
+
+/* A quorum value of the query: a number 1..n or one|quorum|all (of n),
+ * default = 0 (the configured value).  -1 when invalid. */
+static long quorum_value(const char *v, uint32_t n)
+{
+    if (strcmp(v, "default") == 0) {
+        return 0;
+    }
+    if (strcmp(v, "one") == 0) {
+        return 1;
+    }
+    if (strcmp(v, "quorum") == 0) {
+        return (long)(n / 2 + 1);
+    }
+    if (strcmp(v, "all") == 0) {
+        return (long)n;
+    }
+    char *end = NULL;
+    errno = 0;
+    long x = (*v >= '0' && *v <= '9') ? strtol(v, &end, 10) : -1;
+    if (x < 1 || errno != 0 || end == NULL || *end != '\0') {
+        return -1;
+    }
+    return x;
+}
+
+/*
+ * The per-request options of /kv (issue 6 item 1): query parameters r, w,
+ * n (at most the configured N), timeout_ms (1..600000), and the
+ * Content-Type of a PUT (1..127 bytes of visible ASCII).  An unknown
+ * parameter is refused, so a typo does not silently use the defaults.
+ * Returns true, or false with the reason in err.
+ */
+static bool kv_options(struct server *s,
+                       struct evhttp_request *req,
+                       enum evhttp_cmd_type m,
+                       struct req_opts *o,
+                       char *err,
+                       size_t errlen)
+{
+    memset(o, 0, sizeof(*o));
+    o->want_ctype = true;
+    const char *qs = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    struct evkeyvalq q;
+    TAILQ_INIT(&q);
+    if (qs && evhttp_parse_query_str(qs, &q) != 0) {
+        snprintf(err, errlen, "malformed query string");
+        return false;
+    }
+    bool ok = true;
+    const char *rs = NULL, *ws = NULL;
+    struct evkeyval *kv;
+    uint32_t cfg_n = s->cfg->n_val;
+    o->n = 0;
+    TAILQ_FOREACH(kv, &q, next)
+    {
+        if (strcmp(kv->key, "n") == 0) {
+            long x = quorum_value(kv->value, cfg_n);
+            if (x < 0 || x > (long)cfg_n) {
+                snprintf(err, errlen,
+                         "n must be 1..%" PRIu32 " (the configured N)", cfg_n);
+                ok = false;
+            } else {
+                o->n = (uint32_t)x;
+            }
+        } else if (strcmp(kv->key, "r") == 0) {
+            rs = kv->value;
+        } else if (strcmp(kv->key, "w") == 0) {
+            ws = kv->value;
+        } else if (strcmp(kv->key, "timeout_ms") == 0) {
+            char *end = NULL;
+            errno = 0;
+            unsigned long t = (kv->value[0] >= '0' && kv->value[0] <= '9')
+                                  ? strtoul(kv->value, &end, 10)
+                                  : 0;
+            if (t < 1 || t > 600000 || errno || end == NULL || *end) {
+                snprintf(err, errlen, "timeout_ms must be 1..600000");
+                ok = false;
+            } else {
+                o->timeout_ms = (uint32_t)t;
+            }
+        } else {
+            snprintf(err, errlen,
+                     "unknown query parameter (known: r, w, n, timeout_ms)");
+            ok = false;
+        }
+    }
+    uint32_t n = o->n ? o->n : cfg_n;
+    const char *names[2] = {"r", "w"};
+    const char *vals[2] = {rs, ws};
+    uint32_t *dst[2] = {&o->r, &o->w};
+    for (int i = 0; ok && i < 2; i++) {
+        if (vals[i] == NULL) {
+            continue;
+        }
+        long x = quorum_value(vals[i], n);
+        if (x < 0 || x > (long)n) {
+            snprintf(err, errlen,
+                     "%s must be 1..%" PRIu32
+                     " (N of this request), one, quorum or all",
+                     names[i], n);
+            ok = false;
+        } else {
+            *dst[i] = (uint32_t)x;
+        }
+    }
+    evhttp_clear_headers(&q);
+    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req),
+                                        "Content-Type");
+    if (ok && m == EVHTTP_REQ_PUT && ct && ct[0]) {
+        size_t cl = strlen(ct);
+        bool printable = cl <= 127;
+        for (size_t i = 0; printable && i < cl; i++) {
+            printable = ct[i] >= 0x20 && ct[i] <= 0x7e;
+        }
+        if (!printable) {
+            snprintf(err, errlen,
+                     "Content-Type must be 1..127 characters of visible "
+                     "ASCII");
+            ok = false;
+        } else {
+            o->ctlen = (uint8_t)cl;
+            memcpy(o->ctype, ct, cl);
+        }
+    }
+    return ok;
 }
 
 static void on_kv(struct evhttp_request *req, void *arg)
@@ -468,6 +644,13 @@ static void on_kv(struct evhttp_request *req, void *arg)
         send_error(req, 400, "bad_request", "invalid key");
         return;
     }
+    struct req_opts ro;
+    char oerr[160];
+    if (!kv_options(s, req, m, &ro, oerr, sizeof(oerr))) {
+        free(key);
+        send_error(req, 400, "bad_request", oerr);
+        return;
+    }
     struct kv_req *k = calloc(1, sizeof(*k));
     struct client *c = k ? server_client_internal(s, kv_ready, k) : NULL;
     if (c == NULL) {
@@ -476,6 +659,7 @@ static void on_kv(struct evhttp_request *req, void *arg)
         evhttp_send_error(req, 500, "out of memory");
         return;
     }
+    c->ropts = ro;
     k->req = req;
     k->c = c;
     k->method = m;
@@ -502,6 +686,10 @@ static void on_kv(struct evhttp_request *req, void *arg)
         argv[argc++] = (struct resp_arg){"SET", 3};
         argv[argc++] = (struct resp_arg){key, klen};
         argv[argc++] = (struct resp_arg){body, blen};
+    } else if (m == EVHTTP_REQ_DELETE && ctx) {
+        argv[argc++] = (struct resp_arg){"RINGKV.DEL", 10};
+        argv[argc++] = (struct resp_arg){key, klen};
+        argv[argc++] = (struct resp_arg){ctx, strlen(ctx)};
     } else if (m == EVHTTP_REQ_DELETE) {
         argv[argc++] = (struct resp_arg){"DEL", 3};
         argv[argc++] = (struct resp_arg){key, klen};

@@ -124,22 +124,33 @@ struct client
     bool multi_dirty;      /* a queued command failed: EXECABORT */
     struct queued_cmd *mq; /* owned array */
     size_t mq_len, mq_cap;
-    const char *last_cmd;         /* for CLIENT LIST */
+    const char *last_cmd;          /* for CLIENT LIST */
     const struct command *cur_cmd; /* the command whose replies are being
                                       written (error counts) */
-    struct watched_key *watched;  /* WATCH snapshots, owned list */
-    bool watch_dirty;             /* a watched key could not be read */
+    struct watched_key *watched;   /* WATCH snapshots, owned list */
+    bool watch_dirty;              /* a watched key could not be read */
     /* Coordinated commands in progress (cluster.c), oldest first; their
      * replies are appended in this order.  Input parsing stops while
      * cop_block is set (too many, or a command that must run alone). */
     struct cop *cop_head, *cop_tail;
     uint32_t n_cops;
     bool cop_block;
-    bool resume_pending;          /* on the cluster's resume list */
+    bool resume_pending; /* on the cluster's resume list */
     /* An internal client (http.c): no socket; when a whole reply is in
      * obuf and nothing is in flight, ready(c, data) runs and must free c
      * with server_client_free. */
     bool internal;
+    /* Options of an internal client's one command (http.c: the query
+     * parameters and Content-Type); all zero for socket clients. */
+    struct req_opts
+    {
+        uint32_t r, w, n;    /* quorum overrides, 0 = configured */
+        uint32_t timeout_ms; /* request timeout override, 0 = configured */
+        uint8_t ctlen;       /* content type to store, 0 = none */
+        char ctype[128];     /* its bytes (visible ASCII), ctlen of them */
+        bool want_ctype;     /* RINGKV.GETALL siblings get a 4th element:
+                                the content type (or nil) */
+    } ropts;
     void (*ready)(struct client *c, void *data);
     void *ready_data;
     struct client *resume_next;   /* cluster.c resume list */
@@ -219,9 +230,9 @@ struct server
 };
 
 /* ---- server.c ---- */
-uint64_t server_now_ms(void);  /* wall clock, Unix ms */
-uint64_t server_mono_ms(void); /* monotonic ms */
-uint64_t server_mono_us(void); /* monotonic us */
+uint64_t server_now_ms(void);    /* wall clock, Unix ms */
+uint64_t server_mono_ms(void);   /* monotonic ms */
+uint64_t server_mono_us(void);   /* monotonic us */
 uint64_t server_rss_bytes(void); /* resident set size (info.c) */
 
 /* Resumes a client whose coordinated command finished: processes its

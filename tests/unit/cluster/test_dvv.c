@@ -48,7 +48,7 @@ static void put(struct dvv_obj *o,
                 uint64_t ts,
                 struct dvv_dot *dot)
 {
-    struct dvv_write w = {v, v ? strlen(v) : 0, ts, 0, v == NULL};
+    struct dvv_write w = {v, v ? strlen(v) : 0, ts, 0, v == NULL, false};
     assert_int_equal(dvv_update(o, ctx, actor, 0, &w, dot), RK_OK);
 }
 
@@ -177,14 +177,85 @@ static void test_dvv_tombstone_sibling_and_lww(void **state)
     put(&old, NULL, 1, "x", 10, NULL);
     assert_int_equal(dvv_merge_into(&a, &old), RK_OK);
     assert_int_equal(a.n_sibs, 1);
-    struct dvv_write bad = {"v", 1, 5, 0, true};
+    struct dvv_write bad = {"v", 1, 5, 0, true, false};
     assert_int_equal(dvv_update(&a, NULL, 3, 0, &bad, NULL), RK_EINVAL);
-    struct dvv_write ok = {"v", 1, 5, 0, false};
+    struct dvv_write ok = {"v", 1, 5, 0, false, false};
     assert_int_equal(dvv_update(&a, NULL, DVV_ACTOR_LEGACY, 0, &ok, NULL),
                      RK_EINVAL);
     dvv_fini(&a);
     dvv_fini(&b);
     dvv_fini(&old);
+}
+
+/* A content type rides in the value behind flag bit 1: it round-trips,
+ * survives merges, is hidden from the payload, and bad prefixes are
+ * refused by both dvv_update and the decoder. */
+static void test_dvv_content_type(void **state)
+{
+    (void)state;
+    struct dvv_obj a, b, m;
+    dvv_init(&a);
+    dvv_init(&b);
+    dvv_init(&m);
+    const char v[] =
+        "\x0a"
+        "text/plain"
+        "hello";
+    struct dvv_write w = {v, sizeof(v) - 1, 5, 0, false, true};
+    assert_int_equal(dvv_update(&a, NULL, 3, 0, &w, NULL), RK_OK);
+    size_t n = 0;
+    const char *p = dvv_payload(&a, 0, &n);
+    assert_int_equal(n, 5);
+    assert_memory_equal(p, "hello", 5);
+    p = dvv_ctype(&a, 0, &n);
+    assert_int_equal(n, 10);
+    assert_memory_equal(p, "text/plain", 10);
+    put(&b, NULL, 4, "plain", 6, NULL); /* concurrent, no content type */
+    assert_int_equal(dvv_payload(&b, 0, &n) != NULL, true);
+    assert_int_equal(n, 5);
+    dvv_ctype(&b, 0, &n);
+    assert_int_equal(n, 0);
+    assert_int_equal(dvv_merge(&m, &a, &b), RK_OK);
+    assert_int_equal(m.n_sibs, 2);
+    struct rk_buf enc;
+    rk_buf_init(&enc);
+    assert_int_equal(dvv_encode(&m, &enc), RK_OK);
+    struct dvv_obj d;
+    dvv_init(&d);
+    assert_int_equal(dvv_decode(&d, enc.base, enc.len), RK_OK);
+    assert_true(dvv_equal(&d, &m));
+    size_t with = d.sibs[0].ctype ? 0 : 1;
+    assert_true(d.sibs[with].ctype);
+    assert_false(d.sibs[1 - with].ctype);
+    /* flag bit 1 on a sibling whose value is no valid prefix: corrupt.
+     * The sibling of actor 4 ("plain") sits after the header and clock. */
+    size_t off = DVV_HDR + d.n_clock * DVV_CLOCK_ENTRY;
+    size_t sib4 =
+        d.sibs[0].dot.actor == 4 ? off : off + DVV_SIB_HDR + d.sibs[0].vlen;
+    enc.base[sib4 + 32] |= DVV_SIB_CTYPE; /* 'p' = 112 > 5 bytes */
+    assert_int_equal(dvv_decode(&d, enc.base, enc.len), RK_ECORRUPT);
+    enc.base[sib4 + 32] = 4; /* an unknown flag bit */
+    assert_int_equal(dvv_decode(&d, enc.base, enc.len), RK_ECORRUPT);
+    /* dvv_update refuses bad prefixes and a tombstone with a type */
+    const char *bad[] = {"\000x", "\005abc", "\002a\n", "\001\177"};
+    for (size_t i = 0; i < 4; i++) {
+        struct dvv_write bw = {bad[i], strlen(bad[i]) + (i == 0), 7, 0, false,
+                               true};
+        assert_int_equal(dvv_update(&a, NULL, 3, 0, &bw, NULL), RK_EINVAL);
+    }
+    struct dvv_write tw = {NULL, 0, 7, 0, true, true};
+    assert_int_equal(dvv_update(&a, NULL, 3, 0, &tw, NULL), RK_EINVAL);
+    char big[130];
+    big[0] = (char)128; /* over DVV_MAX_CTYPE */
+    memset(big + 1, 'a', sizeof(big) - 1);
+    assert_false(dvv_ctype_valid(big, sizeof(big)));
+    big[0] = 127;
+    assert_true(dvv_ctype_valid(big, sizeof(big)));
+    rk_buf_fini(&enc);
+    dvv_fini(&d);
+    dvv_fini(&m);
+    dvv_fini(&a);
+    dvv_fini(&b);
 }
 
 static void test_dvv_floor_skips_reaped_dots(void **state)
@@ -194,7 +265,7 @@ static void test_dvv_floor_skips_reaped_dots(void **state)
     dvv_init(&o);
     dvv_init(&old);
     put(&old, NULL, 5, "before", 1, NULL); /* dot (5,1), later reaped */
-    struct dvv_write w = {"after", 5, 2, 0, false};
+    struct dvv_write w = {"after", 5, 2, 0, false, false};
     struct dvv_dot d;
     assert_int_equal(dvv_update(&o, NULL, 5, 41, &w, &d), RK_OK);
     assert_int_equal(d.counter, 42);
@@ -472,8 +543,8 @@ static unsigned long run_model(uint64_t seed, size_t steps)
             char v[32];
             snprintf(v, sizeof(v), "w%zu", w);
             bool tomb = rng_next(&s) % 8 == 0;
-            struct dvv_write wr = {tomb ? NULL : v, tomb ? 0 : strlen(v),
-                                   ++m.ts, 0, tomb};
+            struct dvv_write wr = {
+                tomb ? NULL : v, tomb ? 0 : strlen(v), ++m.ts, 0, tomb, false};
             struct dvv_dot d;
             assert_int_equal(
                 dvv_update(&m.rep[i], &ctx, 100 + i, m.floor[i], &wr, &d),
@@ -568,6 +639,7 @@ int main(void)
         cmocka_unit_test(
             test_dvv_concurrent_writes_become_siblings_and_ctx_resolves),
         cmocka_unit_test(test_dvv_tombstone_sibling_and_lww),
+        cmocka_unit_test(test_dvv_content_type),
         cmocka_unit_test(test_dvv_floor_skips_reaped_dots),
         cmocka_unit_test(test_dvv_bound_drops_oldest_and_prunes_unneeded),
         cmocka_unit_test(test_dvv_decode_rejects_hostile_input),

@@ -145,8 +145,8 @@ static struct dvv_dot obj_write(struct dvv_obj *o,
                                 uint64_t ts,
                                 uint64_t exp)
 {
-    struct dvv_write w = {val, val ? strlen(val) : 0, ts, val ? exp : 0,
-                          val == NULL};
+    struct dvv_write w = {val,           val ? strlen(val) : 0, ts,
+                          val ? exp : 0, val == NULL,           false};
     struct dvv_dot d;
     assert_int_equal(dvv_update(o, ctx, actor, floor, &w, &d), RK_OK);
     return d;
@@ -583,6 +583,43 @@ static void test_replica_reads_legacy_record_as_one_legacy_sibling(void **st)
     rk_buf_fini(&enc);
     dvv_fini(&o);
     dvv_fini(&d);
+    engine_close(f.e);
+}
+
+/* A standalone record with HTTP PUT's content type (REPLICA_META_CTYPE,
+ * value prefixed) reads as a sibling with the type and its plain HLC; a
+ * flagged record without a valid prefix is corrupt, not served. */
+static void test_replica_legacy_record_with_content_type(void **st)
+{
+    (void)st;
+    struct fx f;
+    fx_init(&f, open_memory());
+    put_legacy(&f, "k",
+               "\x04text"
+               "abc",
+               42 | REPLICA_META_CTYPE, 0);
+    struct dvv_obj o;
+    dvv_init(&o);
+    read_obj(&f, "k", &o);
+    assert_int_equal(o.n_sibs, 1);
+    assert_true(o.sibs[0].ctype);
+    assert_int_equal(o.sibs[0].ts, 42);
+    size_t n = 0;
+    assert_memory_equal(dvv_payload(&o, 0, &n), "abc", 3);
+    assert_int_equal(n, 3);
+    assert_memory_equal(dvv_ctype(&o, 0, &n), "text", 4);
+    assert_int_equal(n, 4);
+    put_legacy(&f, "bad", "\x09text", 42 | REPLICA_META_CTYPE, 0);
+    assert_int_equal(replica_read(f.e, "bad", 3, &o), RK_ECORRUPT);
+    /* A KV_UPDATE with CTYPE stores the type with the new sibling. */
+    struct peer_kv_update u = mk_update("n", NULL, NULL, 20, PEER_KV_CTYPE);
+    u.value = (struct peer_bytes){"\003a/bxyz", 7};
+    assert_int_equal(run_update(&f, &u, NULL, NULL), RK_OK);
+    read_obj(&f, "n", &o);
+    assert_int_equal(o.n_sibs, 1);
+    assert_true(o.sibs[0].ctype);
+    assert_memory_equal(dvv_payload(&o, 0, &n), "xyz", 3);
+    dvv_fini(&o);
     engine_close(f.e);
 }
 
@@ -1414,11 +1451,11 @@ static void test_replica_update_rejects_bad_flags_and_fields(void **st)
     rej_setup(&f, &a, &before);
     ctx_of(&a, &ctx);
     struct peer_kv_update u;
-    for (int c = 0; c < 8; c++) {
+    for (int c = 0; c < 11; c++) {
         u = mk_update("k", NULL, "v", 20, 0);
         switch (c) {
             case 0:
-                u.flags = 0x8; /* unknown bit */
+                u.flags = 0x10; /* unknown bit */
                 break;
             case 1:
                 u.flags = PEER_KV_OWN_CONTEXT | 0x80000000u;
@@ -1438,6 +1475,18 @@ static void test_replica_update_rejects_bad_flags_and_fields(void **st)
                 break;
             case 6:
                 u.timestamp = REPLICA_META_DELETED; /* collides with the bits */
+                break;
+            case 7:
+                /* content type longer than the value ('v' = 118) */
+                u.flags = PEER_KV_CTYPE;
+                break;
+            case 8:
+                u = mk_update("k", NULL, NULL, 20, PEER_KV_CTYPE);
+                u.value = (struct peer_bytes){"\0x", 2}; /* empty type */
+                break;
+            case 9:
+                u = mk_update("k", NULL, NULL, 20, PEER_KV_CTYPE);
+                u.value = (struct peer_bytes){"\2a\nv", 4}; /* a newline */
                 break;
             default:
                 u.timestamp = REPLICA_META_OBJECT | 20;
@@ -2100,6 +2149,7 @@ int main(void)
         cmocka_unit_test(test_replica_meta_marks_when_an_object_is_dead),
         cmocka_unit_test(
             test_replica_reads_legacy_record_as_one_legacy_sibling),
+        cmocka_unit_test(test_replica_legacy_record_with_content_type),
         cmocka_unit_test(
             test_replica_legacy_tombstone_marker_reads_as_not_found),
         cmocka_unit_test(

@@ -328,7 +328,8 @@ static size_t make_samples(struct sample *out)
          .kv_update = {.req_id = 12,
                        .key = S("k\0ey"),
                        .timestamp = UINT64_MAX,
-                       .flags = PEER_KV_UPDATE_FLAGS, /* every bit at once */
+                       .flags = PEER_KV_TOMBSTONE | PEER_KV_OWN_CONTEXT |
+                                PEER_KV_FALLBACK, /* every bit a tombstone takes */
                        .hint_for = S("node3"),
                        .deadline_ms = 2000}});
     ADD("kv_update_reply_min", false, {.type = PEER_KV_UPDATE_REPLY});
@@ -1417,7 +1418,7 @@ static void test_peer_kv_rules_hold_in_encoder_and_decoder(void **state)
     samples_init();
     const uint32_t all = PEER_KV_UPDATE_FLAGS;
     const struct rule_case bad[] = {
-        {{.type = PEER_KV_UPDATE, .kv_update = {.flags = 0x8}},
+        {{.type = PEER_KV_UPDATE, .kv_update = {.flags = 0x10}},
          "KV_UPDATE has reserved flag bits set"},
         {{.type = PEER_KV_UPDATE, .kv_update = {.flags = 0x80000000u}},
          "KV_UPDATE has reserved flag bits set"},
@@ -1432,6 +1433,9 @@ static void test_peer_kv_rules_hold_in_encoder_and_decoder(void **state)
         {{.type = PEER_KV_UPDATE,
           .kv_update = {.flags = all, .value = S("\0")}},
          "KV_UPDATE tombstone carries a value or an expiry"},
+        {{.type = PEER_KV_UPDATE,
+          .kv_update = {.flags = PEER_KV_TOMBSTONE | PEER_KV_CTYPE}},
+         "KV_UPDATE tombstone carries a content type"},
         {{.type = PEER_KV_UPDATE,
           .kv_update = {.flags = PEER_KV_OWN_CONTEXT, .context = CTX}},
          "KV_UPDATE with OWN_CONTEXT carries a context"},
