@@ -21,4 +21,7 @@ echo "## 3-node cluster vs single node (bench/cluster_bench.py)"
 echo
 echo "## HTTP /kv vs RESP on one node (bench/http_bench.py)"
 /usr/bin/python3 bench/http_bench.py "$BUILD" ${quick[@]+"${quick[@]}"} || status=1
+echo
+echo "## GET /metrics latency, live and with 10,000 series (bench/metrics_bench.py)"
+/usr/bin/python3 bench/metrics_bench.py "$BUILD" ${quick[@]+"${quick[@]}"} || status=1
 exit $status

@@ -255,6 +255,7 @@ struct cnode
     uint64_t coord_failed[2];       /* of them, answered with an error */
     struct lat_hist replica_lat[2]; /* [0] KV_GET, [1] KV_PUT/KV_UPDATE */
     uint64_t gossip_in;             /* GOSSIP messages received */
+    uint64_t gossip_out;            /* GOSSIP messages sent */
     /* counters */
     uint64_t coordinated, noquorum, replica_puts, replica_gets, replica_updates;
     uint64_t persist_errors;
@@ -615,6 +616,9 @@ static void send_to(struct cnode *cn,
     if (id && !h && membership_member_find(cn->mem, id, &mm)) {
         h = mm.host;
         p = mm.peer_port;
+    }
+    if (msg->type == PEER_GOSSIP) {
+        cn->gossip_out++;
     }
     int rc = peer_transport_send(cn->pt, id, h, p, msg);
     if (rc != RK_OK) {
@@ -2594,6 +2598,10 @@ static void op_finish(struct cnode *cn, struct cop *op)
         if (op->failed) {
             cn->coord_failed[w]++;
         }
+        if (cn->srv->cfg->log_requests) {
+            log_request(op->c, op->cmd->name, op->argc ? op->argc - 1 : 0, us,
+                        op->failed);
+        }
         uint32_t slow = cn->srv->cfg->slow_log_ms;
         if (slow && us >= (uint64_t)slow * 1000) {
             /* the slow-request log (on by default; --slow-log-ms) */
@@ -3287,6 +3295,30 @@ void cluster_config_changed(struct server *s)
 /* ---- start / stop
  * ------------------------------------------------------------ */
 
+void cluster_peek_node_id(const struct rk_config *cfg, char *out, size_t len)
+{
+    struct rk_buf b;
+    rk_buf_init(&b);
+    int pp = cfg->peer_port ? cfg->peer_port : cfg->port + 2;
+    if (read_file(cfg->data_dir, NODE_ID_FILE, &b) == RK_OK) {
+        size_t n = b.len;
+        while (n && (b.base[n - 1] == '\n' || b.base[n - 1] == '\r')) {
+            n--;
+        }
+        if (ring_member_id_is_valid(b.base, n)) {
+            snprintf(out, len, "%.*s", (int)n, b.base);
+            rk_buf_fini(&b);
+            return;
+        }
+    }
+    rk_buf_fini(&b);
+    if (cfg->node_id[0]) {
+        snprintf(out, len, "%s", cfg->node_id);
+    } else {
+        snprintf(out, len, "%.50s:%d", cfg->bind, pp);
+    }
+}
+
 static int load_node_id(struct server *s,
                         struct cnode *cn,
                         uint16_t peer_port,
@@ -3839,6 +3871,10 @@ void cluster_metrics(struct server *s, struct rk_buf *out)
                 rs->clock_ahead);
     metrics_one(out, "ringkv_gossip_messages_received_total", "counter",
                 "Cluster-state gossip messages received.", cn->gossip_in);
+    metrics_one(out, "ringkv_gossip_messages_sent_total", "counter",
+                "Cluster-state gossip messages sent (gossip rounds and "
+                "state-change broadcasts).",
+                cn->gossip_out);
     metrics_one(out, "ringkv_cluster_members", "gauge",
                 "Valid members in this node's cluster state.",
                 cn->valid_members);

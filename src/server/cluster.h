@@ -29,6 +29,7 @@
 
 struct server;
 struct client;
+struct rk_config;
 struct command;
 
 /*
@@ -38,6 +39,16 @@ struct command;
  * Returns RK_OK, or an error with a one-line reason in err.
  */
 int cluster_start(struct server *s, char *err, size_t errlen);
+
+/*
+ * The node id this start will use, for the log lines written before
+ * cluster_start: DATA_DIR/NODE_ID when it holds one, else --node-id, else
+ * the default BIND:PEERPORT.  Writes a NUL-terminated id (truncated to
+ * len) into out; no side effects.  It is the id cluster_start settles
+ * on (same order of sources), so server.c sets it as the log's node id
+ * once, before any thread starts.  Thread: start-up.
+ */
+void cluster_peek_node_id(const struct rk_config *cfg, char *out, size_t len);
 
 /* Frees everything cluster_start made (no client is touched).  NULL-safe. */
 void cluster_stop(struct server *s);

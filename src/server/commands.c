@@ -2019,8 +2019,9 @@ static void cmd_config(struct client *c,
         rk_buf_fini(&cr.body);
     } else if (arg_is(sub, "SET") && argc >= 4 && argc % 2 == 0) {
         static const char *settable[] = {
-            "loglevel",    "maxclients", "timeout", "hz", "enable-flushall",
-            "requirepass", "n",          "r",       "w",  "request-timeout-ms"};
+            "loglevel",     "maxclients", "timeout", "hz", "enable-flushall",
+            "requirepass",  "n",          "r",       "w",  "request-timeout-ms",
+            "log-requests", "slow-log-ms"};
         for (size_t i = 2; i < argc; i += 2) {
             char name[64], value[512];
             if (argv[i].len >= sizeof(name) ||
@@ -3010,6 +3011,26 @@ void command_dispatch(struct client *c,
         c->cur_cmd = NULL;
         return;
     }
-    cmd->proc(c, argc, argv);
+    if (c->srv->cfg->log_requests) {
+        struct cmd_stat *st =
+            c->srv->cmdstats ? &c->srv->cmdstats[command_index(cmd)] : NULL;
+        uint64_t errs = st ? st->errors : 0, t0 = server_mono_us();
+        cmd->proc(c, argc, argv);
+        log_request(c, cmd->name, argc > 1 ? argc - 1 : 0,
+                    server_mono_us() - t0, st && st->errors != errs);
+    } else {
+        cmd->proc(c, argc, argv);
+    }
     c->cur_cmd = NULL;
+}
+
+void log_request(struct client *c,
+                 const char *cmd,
+                 size_t nargs,
+                 uint64_t us,
+                 bool failed)
+{
+    rk_log(RK_LOG_INFO, "request",
+           "command=%s args=%zu ms=%.3f result=%s client=%s", cmd, nargs,
+           (double)us / 1000.0, failed ? "error" : "ok", c->addr);
 }

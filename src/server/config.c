@@ -281,6 +281,9 @@ int config_set(struct rk_config *c,
         rc = parse_u64(value, 1, 86400000, &u);
         c->max_clock_skew_ms = u;
         why = "must be 1..86400000";
+    } else if (strcmp(n, "log-requests") == 0) {
+        rc = parse_bool(value, &c->log_requests);
+        why = "must be on or off";
     } else if (strcmp(n, "sloppy-quorum") == 0) {
         rc = parse_bool(value, &c->sloppy_quorum);
         why = "must be on or off";
@@ -348,6 +351,7 @@ static void usage(FILE *f)
             "  --timeout SECONDS           close idle clients, 0 = never (0)\n"
             "  --loglevel LEVEL            debug|info|warn|error (info)\n"
             "  --log-format logfmt|json    log line format (logfmt)\n"
+            "  --log-requests on|off       log every command (off)\n"
             "  --enable-flushall yes|no    allow FLUSHALL/FLUSHDB (no)\n"
             "  --proto-max-bulk-len BYTES  largest bulk argument (512mb)\n"
             "  --client-query-buffer-limit BYTES  per-client query buffer "
@@ -565,6 +569,7 @@ void config_each(const struct rk_config *c,
         {"sloppy-quorum", c->sloppy_quorum ? "on" : "off"},
         {"max-clock-skew-ms", skew},
         {"slow-log-ms", slow},
+        {"log-requests", c->log_requests ? "on" : "off"},
     };
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
         if (rk_glob_match(pattern, plen, all[i].name, strlen(all[i].name),

@@ -47,14 +47,15 @@ struct rk_config
     uint32_t ring_size;          /* partitions of a new cluster (64) */
     uint32_t request_timeout_ms; /* coordinator deadline (2000) */
     /* Versions and healing (issue 5; docs/consistency.md). */
-    bool conflict_lww;            /* conflict-policy lww (default siblings) */
-    uint32_t max_siblings;        /* per key (100) */
+    bool conflict_lww;             /* conflict-policy lww (default siblings) */
+    uint32_t max_siblings;         /* per key (100) */
     uint64_t tombstone_gc_grace_s; /* (3600) */
-    uint32_t read_repair_wait_ms; /* straggler wait, 0 = off (100) */
-    bool sloppy_quorum;           /* fallbacks for down replicas (yes) */
-    uint64_t max_clock_skew_ms;   /* warn beyond it (60000) */
-    uint32_t slow_log_ms;         /* log coordinated commands slower than
-                                     this, 0 = off (250) */
+    uint32_t read_repair_wait_ms;  /* straggler wait, 0 = off (100) */
+    bool sloppy_quorum;            /* fallbacks for down replicas (yes) */
+    uint64_t max_clock_skew_ms;    /* warn beyond it (60000) */
+    uint32_t slow_log_ms;          /* log coordinated commands slower than
+                                      this, 0 = off (250) */
+    bool log_requests;             /* one log line per command (off) */
 };
 
 /* Fills `c` with the defaults. */

@@ -250,6 +250,13 @@ void server_client_free(struct client *c);
 /* Looks up a command by name (case-insensitive); NULL if unknown. */
 const struct command *command_lookup(const char *name, size_t len);
 /* Runs one parsed request for client c (auth, MULTI queueing, arity). */
+/* The request log line (--log-requests): command name, argument count,
+ * duration in us, whether it answered an error, and the client. */
+void log_request(struct client *c,
+                 const char *cmd,
+                 size_t nargs,
+                 uint64_t us,
+                 bool failed);
 void command_dispatch(struct client *c,
                       size_t argc,
                       const struct resp_arg *argv);

@@ -163,6 +163,11 @@ void metrics_render(struct server *s, struct rk_buf *out)
                    "Duration of the last fdatasync.");
     rk_buf_appendf(out, "ringkv_engine_last_sync_seconds %.6f\n",
                    (double)es.last_sync_us / 1e6);
+    metrics_family(out, "ringkv_engine_sync_seconds_total", "counter",
+                   "Time spent in fdatasync (divide its rate by the rate of "
+                   "ringkv_engine_syncs_total for the mean).");
+    rk_buf_appendf(out, "ringkv_engine_sync_seconds_total %.6f\n",
+                   (double)es.sync_us_total / 1e6);
     metrics_one(out, "ringkv_engine_read_only", "gauge",
                 "1 when the engine refuses writes after an I/O error.",
                 es.read_only ? 1 : 0);

@@ -819,6 +819,9 @@ int server_run(struct rk_config *cfg)
     raise_fd_limit(cfg->maxclients);
 
     char syncbuf[32];
+    char nid[80];
+    cluster_peek_node_id(cfg, nid, sizeof(nid));
+    rk_log_set_node(nid);
     rk_log(RK_LOG_INFO, "starting",
            "version=%s pid=%d port=%d bind=%s data_dir=%s engine=%s sync=%s",
            RINGKV_VERSION, (int)getpid(), cfg->port, cfg->bind, cfg->data_dir,

@@ -678,6 +678,7 @@ static void bc_stats(struct engine *e, struct engine_stats *st)
     st->syncs = b->syncs;
     st->sync_errors = b->sync_errors;
     st->last_sync_us = b->last_sync_us;
+    st->sync_us_total = b->sync_us_total;
     st->read_only = b->failed;
     pthread_mutex_unlock(&b->wb_mu);
 }

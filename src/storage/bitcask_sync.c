@@ -283,6 +283,7 @@ int bc_sync_now(struct bitcask *b)
     pthread_mutex_lock(&b->wb_mu);
     b->syncs++;
     b->last_sync_us = dt;
+    b->sync_us_total += dt;
     if (r != 0 && !b->failed) {
         __atomic_store_n(&b->failed, true, __ATOMIC_RELAXED);
         b->fail_rc = RK_EIO;
@@ -531,6 +532,7 @@ static void *sync_main(void *arg)
         b->syncing_fd = -1;
         b->syncs++;
         b->last_sync_us = dt;
+        b->sync_us_total += dt;
         if (r != 0 && !b->failed) {
             __atomic_store_n(&b->failed, true, __ATOMIC_RELAXED);
             b->fail_rc = RK_EIO;

@@ -105,6 +105,7 @@ struct engine_stats {
     uint64_t recovered_skipped_records; /* bad records skipped (repair) */
     uint64_t hint_fallbacks;  /* hint files ignored, data file scanned */
     uint64_t last_sync_us;    /* duration of the last fdatasync */
+    uint64_t sync_us_total;   /* durations of all fdatasyncs, summed */
     bool read_only;           /* sticky error state */
 };
 

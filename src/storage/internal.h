@@ -383,6 +383,7 @@ struct bitcask
     bool failed;            /* sticky read-only state */
     int fail_rc;            /* first error of the failure */
     uint64_t syncs, sync_errors, last_sync_us; /* stats */
+    uint64_t sync_us_total;                    /* stats: summed durations */
     pthread_t sync_thread;
     bool sync_started;
     uint64_t durable_seq; /* atomic: highest durable seq */

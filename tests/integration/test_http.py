@@ -203,6 +203,7 @@ def test_metrics_pass_promtool_and_move_with_traffic(cluster_factory):
         c.get("m%d" % i)
     with pytest.raises(redis.ResponseError, match="not an integer"):
         c.execute_command("INCR", "m0")  # not an integer: an error reply
+    time.sleep(0.5)  # at least two gossip rounds (200 ms)
     after = metrics(port)
     p = subprocess.run([PROMTOOL, "check", "metrics"], input=after.encode(),
                        capture_output=True, timeout=30)
@@ -226,6 +227,11 @@ def test_metrics_pass_promtool_and_move_with_traffic(cluster_factory):
         assert sample(after, "ringkv_peer_up", 'peer="%s"' % n.node_id) == 1
     assert sample(after, "ringkv_engine_keys") >= 50
     assert sample(after, "ringkv_resident_memory_bytes") > 1e6
+    # gossip rounds run every 200 ms; fdatasync time adds up with syncs
+    assert sample(after, "ringkv_gossip_messages_sent_total") > \
+        sample(before, "ringkv_gossip_messages_sent_total")
+    if sample(after, "ringkv_engine_syncs_total") > 0:
+        assert sample(after, "ringkv_engine_sync_seconds_total") > 0
     # the replicas did replica work for those commands
     other = metrics(cl.nodes[1].server.http_port)
     assert sample(other, "ringkv_replica_request_duration_seconds_count",
@@ -592,3 +598,53 @@ def test_kv_delete_with_context_standalone(server):
     assert c.execute_command("RINGKV.DEL", "s", ctx) == 0
     with pytest.raises(redis.ResponseError, match="context"):
         c.execute_command("RINGKV.DEL", "s", "zz")
+
+
+def test_request_log_switch_and_node_id_on_every_line(server_factory,
+                                                      cluster_factory):
+    """Issue 6 item 5: every log line carries the node id (from the first
+    one); request logging is off by default, on with --log-requests (also
+    CONFIG SET), for RESP and HTTP, in logfmt and JSON."""
+    s = server_factory(args=["--node-id", "alpha"])
+    c = s.client()
+    c.set("a", "1")
+    request(s.http_port, "PUT", "/kv/b", body=b"2")
+    c.incr("a")
+    time.sleep(0.2)
+    lines = [ln for ln in s.logs().splitlines() if ln.strip()]
+    assert lines and all(" node=alpha " in ln for ln in lines), lines[:3]
+    assert "event=starting" in lines[0]
+    assert not any("event=request " in ln for ln in lines)
+    assert c.config_set("log-requests", "on")
+    c.set("a", "x")
+    with pytest.raises(redis.ResponseError):
+        c.incr("a")
+    request(s.http_port, "PUT", "/kv/b", body=b"3")
+    deadline = time.time() + 5
+    while time.time() < deadline and s.logs().count("event=request ") < 4:
+        time.sleep(0.05)
+    req = [ln for ln in s.logs().splitlines() if "event=request " in ln]
+    assert any("command=set" in ln and "result=ok" in ln and
+               "client=127.0.0.1:" in ln for ln in req), req
+    assert any("command=incr" in ln and "result=error" in ln
+               for ln in req), req
+    assert any("command=set" in ln and "client=http:127.0.0.1:" in ln
+               for ln in req), req
+    assert c.config_get("log-requests") == {"log-requests": "on"}
+    # JSON lines in a cluster node: the coordinated path logs too
+    cl = cluster_factory(2, args=["--log-format", "json", "--log-requests",
+                                  "on"])
+    n = cl.nodes[0]
+    cl.c(n).set("k", "v")
+    cl.c(n).get("k")
+    deadline = time.time() + 5
+    objs = []
+    while time.time() < deadline:
+        objs = [json.loads(ln) for ln in n.server.logs().splitlines()
+                if ln.startswith("{")]
+        if sum(o.get("event") == "request" for o in objs) >= 2:
+            break
+        time.sleep(0.05)
+    assert objs and all(o.get("node") == n.node_id for o in objs), objs[:3]
+    cmds = [o["command"] for o in objs if o.get("event") == "request"]
+    assert "set" in cmds and "get" in cmds, cmds
