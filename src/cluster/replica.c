@@ -115,7 +115,7 @@ static bool object_is_storable(const struct dvv_obj *o)
         return false;
     }
     for (size_t i = 0; i < o->n_sibs; i++) {
-        if (o->sibs[i].ts & ~REPLICA_META_TS_MASK) {
+        if (o->sibs[i].ts & ~REPLICA_PLAIN_TS_MASK) {
             return false;
         }
     }
@@ -322,7 +322,7 @@ static int apply_update(struct engine *e,
         ((f & PEER_KV_CTYPE) &&
          ((f & PEER_KV_TOMBSTONE) ||
           !dvv_ctype_valid(req->value.ptr, req->value.len))) ||
-        (req->timestamp & ~REPLICA_META_TS_MASK) != 0 ||
+        (req->timestamp & ~REPLICA_PLAIN_TS_MASK) != 0 ||
         cfg->actor == DVV_ACTOR_LEGACY) {
         return RK_EINVAL;
     }

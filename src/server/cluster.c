@@ -617,10 +617,10 @@ static void send_to(struct cnode *cn,
         h = mm.host;
         p = mm.peer_port;
     }
-    if (msg->type == PEER_GOSSIP) {
+    int rc = peer_transport_send(cn->pt, id, h, p, msg);
+    if (rc == RK_OK && msg->type == PEER_GOSSIP) {
         cn->gossip_out++;
     }
-    int rc = peer_transport_send(cn->pt, id, h, p, msg);
     if (rc != RK_OK) {
         rk_log(RK_LOG_DEBUG, "peer_send_failed", "node=%s type=%d error=%s",
                id ? id : "-", (int)msg->type, rk_errname(rc));
@@ -846,7 +846,14 @@ static void on_coord_reply(struct cnode *cn, const struct coord_reply *r)
         }
         if (!op->failed) {
             op->failed = true;
-            if (rc == RK_ENOQUORUM) {
+            if (rc == RK_ENOQUORUM && r->op == COORD_OP_UPDATE) {
+                /* the coordinating replica did not answer: no replica
+                 * stored the write, of the W it needs */
+                snprintf(op->err, sizeof(op->err),
+                         "NOQUORUM reached 0 of %" PRIu32
+                         " (the coordinating replica did not answer)",
+                         op_w(cn, op));
+            } else if (rc == RK_ENOQUORUM) {
                 snprintf(op->err, sizeof(op->err), "%s", r->message);
             } else if (rc == RK_ENOMEM) {
                 snprintf(op->err, sizeof(op->err), "ERR out of memory");
@@ -2434,7 +2441,9 @@ static void put_exec(struct cnode *cn, struct cop *op)
                     "RINGKV.GETALL returned, or an empty string)");
     } else if (rc == RK_OK && del) {
         /* RINGKV.DEL key context: a tombstone superseding what the
-         * context covers; nothing to write when the key holds nothing */
+         * context covers; nothing is written when it covers no live value
+         * (a retried or stale delete must not pile up tombstones, which
+         * would push values out under the sibling bound) */
         bool any = k->obj.len > 0;
         int removed = 0; /* live siblings the context covers */
         struct dvv_obj cur;
@@ -2455,7 +2464,7 @@ static void put_exec(struct cnode *cn, struct cop *op)
         rk_buf_clear(&k->val);
         rc = dvv_encode(&ctx, &k->ctx);
         if (rc == RK_OK) {
-            k->write = any;
+            k->write = removed == 1;
             k->tomb = true;
             k->ctype = false;
             k->own_ctx = false;

@@ -261,6 +261,7 @@ static int key_lookup(struct client *c,
         rk_buf_clear(val);
     }
     struct engine_meta m;
+    s->lookup_ctlen = 0;
     int rc = engine_get(s->engine, key->ptr, key->len, val, &m);
     if (rc == RK_ENOTFOUND || (rc == RK_OK && cluster_meta_is_tombstone(&m))) {
         if (val) {
@@ -286,6 +287,9 @@ static int key_lookup(struct client *c,
         if (val && val->len > 0) {
             skip = 1 + (unsigned char)val->base[0];
             skip = skip < val->len ? skip : val->len;
+            /* remembered for key_restore (a TTL-only rewrite keeps it) */
+            s->lookup_ctlen = (uint8_t)(skip > 1 ? skip - 1 : 0);
+            memcpy(s->lookup_ct, val->base + 1, s->lookup_ctlen);
             memmove(val->base, val->base + skip, val->len - skip);
             val->len -= skip;
         } else if (m.value_len > 0) {
@@ -308,28 +312,29 @@ static int key_lookup(struct client *c,
 }
 
 /* Stores a value; returns true on success, else replied with the error. */
-static bool key_store(struct client *c,
-                      const struct resp_arg *key,
-                      const void *val,
-                      size_t vlen,
-                      uint64_t expire_at_ms)
+/* Stores a value with content type ct (ctlen bytes, 0 = none) as the
+ * value's prefix (REPLICA_META_CTYPE); replies on error. */
+static bool key_store_ct(struct client *c,
+                         const struct resp_arg *key,
+                         const void *val,
+                         size_t vlen,
+                         uint64_t expire_at_ms,
+                         const char *ct,
+                         uint8_t ctlen)
 {
     struct server *s = c->srv;
     struct engine_meta m = {now_ts(s), expire_at_ms, vlen};
     uint64_t seq = 0;
     char *pre = NULL;
-    if (c->ropts.ctlen && c->cur_cmd &&
-        (strcmp(c->cur_cmd->name, "set") == 0 ||
-         strcmp(c->cur_cmd->name, "ringkv.put") == 0)) {
-        /* HTTP PUT with Content-Type: stored as a prefix of the value */
-        size_t n = 1 + c->ropts.ctlen;
+    if (ctlen) {
+        size_t n = 1 + (size_t)ctlen;
         pre = rk_malloc(n + vlen);
         if (pre == NULL) {
             reply_error(c, "ERR out of memory");
             return false;
         }
-        pre[0] = (char)c->ropts.ctlen;
-        memcpy(pre + 1, c->ropts.ctype, c->ropts.ctlen);
+        pre[0] = (char)ctlen;
+        memcpy(pre + 1, ct, ctlen);
         if (vlen) {
             memcpy(pre + n, val, vlen);
         }
@@ -345,6 +350,34 @@ static bool key_store(struct client *c,
     }
     note_write(c, seq);
     return true;
+}
+
+static bool key_store(struct client *c,
+                      const struct resp_arg *key,
+                      const void *val,
+                      size_t vlen,
+                      uint64_t expire_at_ms)
+{
+    /* HTTP PUT with Content-Type (SET or RINGKV.PUT of an internal
+     * client); any other RESP write stores the plain value */
+    bool typed = c->ropts.ctlen && c->cur_cmd &&
+                 (strcmp(c->cur_cmd->name, "set") == 0 ||
+                  strcmp(c->cur_cmd->name, "ringkv.put") == 0);
+    return key_store_ct(c, key, val, vlen, expire_at_ms, c->ropts.ctype,
+                        typed ? c->ropts.ctlen : 0);
+}
+
+/* Rewrites the value key_lookup just read with a new expiry, keeping its
+ * content type (EXPIRE, PERSIST, GETEX change only the TTL). */
+static bool key_restore(struct client *c,
+                        const struct resp_arg *key,
+                        const void *val,
+                        size_t vlen,
+                        uint64_t expire_at_ms)
+{
+    struct server *s = c->srv;
+    return key_store_ct(c, key, val, vlen, expire_at_ms, s->lookup_ct,
+                        s->lookup_ctlen);
 }
 
 /* Deletes a live key.  Returns 1 deleted, 0 absent, -1 error (replied). */
@@ -974,8 +1007,8 @@ static void cmd_getex(struct client *c,
         }
     } else if ((unit && at != m.expire_at_ms) ||
                (persist && m.expire_at_ms != 0)) {
-        if (!key_store(c, &argv[1], s->scratch.base, s->scratch.len,
-                       persist ? 0 : at)) {
+        if (!key_restore(c, &argv[1], s->scratch.base, s->scratch.len,
+                         persist ? 0 : at)) {
             return;
         }
     }
@@ -1371,7 +1404,8 @@ static void expire_generic(struct client *c,
         }
         return;
     }
-    if (key_store(c, &argv[1], s->scratch.base, s->scratch.len, (uint64_t)ms)) {
+    if (key_restore(c, &argv[1], s->scratch.base, s->scratch.len,
+                    (uint64_t)ms)) {
         reply_int(c, 1);
     }
 }
@@ -1475,7 +1509,7 @@ static void cmd_persist(struct client *c,
         reply_int(c, 0);
         return;
     }
-    if (key_store(c, &argv[1], s->scratch.base, s->scratch.len, 0)) {
+    if (key_restore(c, &argv[1], s->scratch.base, s->scratch.len, 0)) {
         reply_int(c, 1);
     }
 }
@@ -2500,10 +2534,10 @@ static const struct command g_commands[] = {
      0, 0, "cluster", "0.1.0",
      "Cluster membership: JOIN HOST:PEERPORT, LEAVE, REMOVE NODE, STATUS.",
      "O(N) where N is the number of members", NULL},
-    {"ringkv.del", cmd_ringkv_del, 3, WR, 1, 1, 1, "cluster", "0.1.0",
-     "Deletes the siblings a causal context covers (a tombstone).",
+    {"ringkv.del", cmd_ringkv_del, 3, WR | CMD_NOTX, 1, 1, 1, "cluster",
+     "0.1.0", "Deletes the siblings a causal context covers (a tombstone).",
      "O(siblings)", NULL},
-    {"ringkv.getall", cmd_getall, 2, RO, 1, 1, 1, "cluster", "0.1.0",
+    {"ringkv.getall", cmd_getall, 2, RO | CMD_NOTX, 1, 1, 1, "cluster", "0.1.0",
      "Returns every sibling of a key with its causal context.", "O(siblings)",
      NULL},
     {"ringkv.localget", cmd_localget, 2, CMD_READONLY | CMD_LOCAL, 1, 1, 1,
@@ -2515,8 +2549,8 @@ static const struct command g_commands[] = {
      "Returns this node's stored record of a key (the versioned object), "
      "without coordination.",
      "O(1)", NULL},
-    {"ringkv.put", cmd_ringkv_put, 4, (WR | CMD_CREATE), 1, 1, 1, "cluster",
-     "0.1.0",
+    {"ringkv.put", cmd_ringkv_put, 4, (WR | CMD_CREATE | CMD_NOTX), 1, 1, 1,
+     "cluster", "0.1.0",
      "Writes a value that supersedes the siblings a causal context covers.",
      "O(siblings)", NULL},
     {"save", cmd_save, 1, CMD_ADMIN | CMD_NOMULTI | CMD_NOTX, 0, 0, 0, "server",
@@ -2863,6 +2897,9 @@ static const struct command *subcommand_lookup(const struct command *cmd,
  */
 static void reject(struct client *c, const struct command *cmd, const char *msg)
 {
+    if (c->srv->cfg->log_requests) {
+        log_request(c, cmd ? cmd->name : "unknown", 0, 0, true);
+    }
     if (cmd && c->srv->cmdstats) {
         c->srv->cmdstats[command_index(cmd)].calls++;
         c->srv->cmdstats[command_index(cmd)].errors++;
@@ -2932,6 +2969,9 @@ void command_dispatch(struct client *c,
             c->multi_dirty = true;
         }
         reply_unknown_command(c, argc, argv);
+        if (c->srv->cfg->log_requests) {
+            log_request(c, "unknown", argc > 1 ? argc - 1 : 0, 0, true);
+        }
         return;
     }
     if (!c->authed && !(cmd->flags & CMD_NOAUTH)) {

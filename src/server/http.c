@@ -612,9 +612,10 @@ static bool kv_options(struct server *s,
     return ok;
 }
 
-static void on_kv(struct evhttp_request *req, void *arg)
+/* Starts a /kv request; returns 0 when it was dispatched, else the status
+ * it was refused with (already sent). */
+static int kv_start(struct server *s, struct evhttp_request *req)
 {
-    struct server *s = arg;
     enum evhttp_cmd_type m = evhttp_request_get_command(req);
     if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD && m != EVHTTP_REQ_PUT &&
         m != EVHTTP_REQ_DELETE) {
@@ -622,22 +623,22 @@ static void on_kv(struct evhttp_request *req, void *arg)
                           "GET, HEAD, PUT, DELETE");
         send_error(req, 405, "method_not_allowed",
                    "/kv/{key} answers GET, HEAD, PUT and DELETE");
-        return;
+        return 405;
     }
     if (!kv_authorized(s, req)) {
-        return;
+        return 401;
     }
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
     if (path == NULL || strncmp(path, "/kv/", 4) != 0 || path[4] == '\0') {
         send_error(req, 400, "bad_request", "the path is /kv/{key}");
-        return;
+        return 400;
     }
     /* strict percent-decoding: a malformed escape is refused */
     for (const char *p = path + 4; *p; p++) {
         if (*p == '%' &&
             !(isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2]))) {
             send_error(req, 400, "bad_request", "malformed percent-encoding");
-            return;
+            return 400;
         }
     }
     size_t klen = 0;
@@ -645,14 +646,14 @@ static void on_kv(struct evhttp_request *req, void *arg)
     if (key == NULL || klen == 0 || klen > ENGINE_DEFAULT_MAX_KEY) {
         free(key);
         send_error(req, 400, "bad_request", "invalid key");
-        return;
+        return 400;
     }
     struct req_opts ro;
     char oerr[160];
     if (!kv_options(s, req, m, &ro, oerr, sizeof(oerr))) {
         free(key);
         send_error(req, 400, "bad_request", oerr);
-        return;
+        return 400;
     }
     struct kv_req *k = calloc(1, sizeof(*k));
     struct client *c = k ? server_client_internal(s, kv_ready, k) : NULL;
@@ -660,7 +661,7 @@ static void on_kv(struct evhttp_request *req, void *arg)
         free(k);
         free(key);
         evhttp_send_error(req, 500, "out of memory");
-        return;
+        return 500;
     }
     c->ropts = ro;
     char *peer = NULL;
@@ -714,6 +715,28 @@ static void on_kv(struct evhttp_request *req, void *arg)
     /* answers now (standalone) or when the coordinator finishes; c and k
      * may be gone after this call */
     (void)server_client_resume(c);
+    return 0;
+}
+
+static void on_kv(struct evhttp_request *req, void *arg)
+{
+    struct server *s = arg;
+    char who[64] = "";
+    if (s->cfg->log_requests) {
+        /* read now: a refused request is freed once its answer is sent */
+        char *peer = NULL;
+        uint16_t pport = 0;
+        evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer,
+                                   &pport);
+        snprintf(who, sizeof(who), "http:%.40s:%u", peer ? peer : "-",
+                 (unsigned)pport);
+    }
+    int refused = kv_start(s, req);
+    if (refused && s->cfg->log_requests) {
+        /* the request log covers requests refused before a command ran */
+        rk_log(RK_LOG_INFO, "request",
+               "command=http status=%d result=error client=%s", refused, who);
+    }
 }
 
 int http_start(struct server *s, char *err, size_t errlen)

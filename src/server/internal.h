@@ -217,13 +217,17 @@ struct server
     uint64_t scan_cursor;       /* active expiry position */
     uint64_t shutdown_start_ms; /* mono ms: output drain deadline base */
     struct rk_buf scratch;      /* reused value buffer */
-    char rbuf[16 * 1024];       /* shared socket read buffer (loop thread) */
-    struct hlc clock;           /* record timestamps */
-    struct cnode *cluster;      /* cluster.c */
-    struct evhttp *http;        /* http.c, NULL when off */
-    struct cmd_stat *cmdstats;  /* command_count() entries, by table index */
-    bool cluster_exec;          /* a handler runs over cluster.c's scratch
-                                   engine: no durability marks, no routing */
+    /* content type of the typed value key_lookup last read (commands.c;
+     * lets a TTL-only rewrite keep it), lookup_ctlen 0 when none */
+    char lookup_ct[128];
+    uint8_t lookup_ctlen;
+    char rbuf[16 * 1024];      /* shared socket read buffer (loop thread) */
+    struct hlc clock;          /* record timestamps */
+    struct cnode *cluster;     /* cluster.c */
+    struct evhttp *http;       /* http.c, NULL when off */
+    struct cmd_stat *cmdstats; /* command_count() entries, by table index */
+    bool cluster_exec;         /* a handler runs over cluster.c's scratch
+                                  engine: no durability marks, no routing */
     struct server_stats stats;
     struct resp_limits limits;  /* after AUTH */
     struct resp_limits preauth; /* before AUTH (requirepass set) */

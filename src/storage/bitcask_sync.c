@@ -320,11 +320,14 @@ int bc_sync_from_worker(struct bitcask *b)
     int fd = b->wb_fd;
     b->bg_syncing_fd = fd;
     pthread_mutex_unlock(&b->wb_mu);
+    uint64_t t0 = storage__now_us();
     int r = b->fops->fdatasync(fd);
     int err = errno;
+    uint64_t dt = storage__now_us() - t0;
     pthread_mutex_lock(&b->wb_mu);
     b->bg_syncing_fd = -1;
     b->syncs++;
+    b->sync_us_total += dt;
     if (r != 0 && !b->failed) {
         __atomic_store_n(&b->failed, true, __ATOMIC_RELAXED);
         b->fail_rc = RK_EIO;

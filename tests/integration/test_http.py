@@ -439,7 +439,14 @@ def test_kv_content_type_standalone(server):
     assert c.execute_command("RINGKV.LOCALGET", "doc") == b'{"a":1}'
     ctx, sibs = c.execute_command("RINGKV.GETALL", "doc")
     assert len(sibs) == 1 and sibs[0][0] == b'{"a":1}' and len(sibs[0]) == 3
-    # a RESP write keeps RESP's view and drops the type
+    # a TTL change keeps the type; a RESP write drops it
+    assert c.expire("doc", 1000)
+    assert request(port, "GET", "/kv/doc")[1]["Content-Type"] == ct
+    assert c.persist("doc")
+    assert request(port, "GET", "/kv/doc")[1]["Content-Type"] == ct
+    assert c.getex("doc", px=500000) == b'{"a":1}'
+    assert request(port, "GET", "/kv/doc")[1]["Content-Type"] == ct
+    assert c.ttl("doc") > 400
     assert c.append("doc", "!") == 8
     st, h, body = request(port, "GET", "/kv/doc")
     assert body == b'{"a":1}!'
@@ -477,6 +484,16 @@ def test_kv_content_type_in_a_cluster(cluster_factory):
         assert (st, body, h["Content-Type"]) == (200, b"<p>hi</p>",
                                                   "text/html")
         assert cl.c(n).get("t") == b"<p>hi</p>"
+    # read-modify-writes in the cluster: TTL changes keep the type, writes
+    # drop it, reads never see it
+    assert cl.c(b).expire("t", 1000)
+    assert request(c.server.http_port, "GET", "/kv/t")[1][
+        "Content-Type"] == "text/html"
+    assert cl.c(b).getrange("t", 0, 2) == b"<p>"
+    assert cl.c(b).strlen("t") == 9
+    assert cl.c(b).set("t", "x", get=True) == b"<p>hi</p>"
+    st, h, body = request(c.server.http_port, "GET", "/kv/t")
+    assert (body, h["Content-Type"]) == (b"x", "application/octet-stream")
     # two concurrent writes with different types
     cl.partition([a], [b, c])
     request(a.server.http_port, "PUT", "/kv/two", body=b"1",
@@ -585,7 +602,26 @@ def test_kv_delete_with_the_context(cluster_factory):
     ctx, _ = cl.c(a).execute_command("RINGKV.GETALL", "r")
     assert cl.c(a).execute_command("RINGKV.DEL", "r", ctx) == 1
     assert cl.c(b).get("r") is None
-    assert cl.c(a).execute_command("RINGKV.DEL", "r", ctx) == 0
+    _, sibs = cl.c(a).execute_command("RINGKV.GETALL", "r")
+    # a retried (or stale) delete covers no live value: it answers 0 and
+    # writes nothing, so retries cannot pile up tombstones
+    for _ in range(5):
+        assert cl.c(a).execute_command("RINGKV.DEL", "r", ctx) == 0
+    assert cl.c(a).execute_command("RINGKV.GETALL", "r")[1] == sibs
+    cl.c(a).set("live", "v1")
+    for _ in range(5):
+        assert cl.c(a).execute_command("RINGKV.DEL", "live", "") == 0
+    _, sibs = cl.c(b).execute_command("RINGKV.GETALL", "live")
+    assert [x[0] for x in sibs] == [b"v1"]
+    assert cl.c(a).get("live") == b"v1"
+    # not inside a transaction (queued copies would not see the siblings)
+    for args in (("RINGKV.DEL", "live", ""), ("RINGKV.PUT", "live", "", "x"),
+                 ("RINGKV.GETALL", "live")):
+        p = cl.c(a).pipeline(transaction=True)
+        p.execute_command(*args)
+        with pytest.raises(redis.ResponseError):
+            p.execute()
+    assert cl.c(a).get("live") == b"v1"
 
 
 def test_kv_delete_with_context_standalone(server):
@@ -619,14 +655,21 @@ def test_request_log_switch_and_node_id_on_every_line(server_factory,
     c.set("a", "x")
     with pytest.raises(redis.ResponseError):
         c.incr("a")
+    with pytest.raises(redis.ResponseError):
+        c.execute_command("NOSUCHCMD", "x")
+    assert request(s.http_port, "GET", "/kv/%zz")[0] == 400
     request(s.http_port, "PUT", "/kv/b", body=b"3")
     deadline = time.time() + 5
-    while time.time() < deadline and s.logs().count("event=request ") < 4:
+    while time.time() < deadline and s.logs().count("event=request ") < 6:
         time.sleep(0.05)
     req = [ln for ln in s.logs().splitlines() if "event=request " in ln]
     assert any("command=set" in ln and "result=ok" in ln and
                "client=127.0.0.1:" in ln for ln in req), req
     assert any("command=incr" in ln and "result=error" in ln
+               for ln in req), req
+    assert any("command=unknown" in ln and "result=error" in ln
+               for ln in req), req
+    assert any("command=http status=400" in ln and "client=http:" in ln
                for ln in req), req
     assert any("command=set" in ln and "client=http:127.0.0.1:" in ln
                for ln in req), req

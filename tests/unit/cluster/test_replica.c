@@ -1451,7 +1451,7 @@ static void test_replica_update_rejects_bad_flags_and_fields(void **st)
     rej_setup(&f, &a, &before);
     ctx_of(&a, &ctx);
     struct peer_kv_update u;
-    for (int c = 0; c < 11; c++) {
+    for (int c = 0; c < 12; c++) {
         u = mk_update("k", NULL, "v", 20, 0);
         switch (c) {
             case 0:
@@ -1487,6 +1487,9 @@ static void test_replica_update_rejects_bad_flags_and_fields(void **st)
             case 9:
                 u = mk_update("k", NULL, NULL, 20, PEER_KV_CTYPE);
                 u.value = (struct peer_bytes){"\2a\nv", 4}; /* a newline */
+                break;
+            case 10:
+                u.timestamp = REPLICA_META_CTYPE | 20; /* plain-record bit */
                 break;
             default:
                 u.timestamp = REPLICA_META_OBJECT | 20;
