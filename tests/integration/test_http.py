@@ -492,8 +492,17 @@ def test_kv_content_type_in_a_cluster(cluster_factory):
     assert cl.c(b).getrange("t", 0, 2) == b"<p>"
     assert cl.c(b).strlen("t") == 9
     assert cl.c(b).set("t", "x", get=True) == b"<p>hi</p>"
-    st, h, body = request(c.server.http_port, "GET", "/kv/t")
-    assert (body, h["Content-Type"]) == (b"x", "application/octet-stream")
+    # W=1 and R=1 here: the other replicas see it a moment later
+    def untyped_everywhere():
+        for n in cl.nodes:
+            _, h, body = request(n.server.http_port, "GET", "/kv/t")
+            if (body, h["Content-Type"]) != (b"x",
+                                             "application/octet-stream"):
+                return False
+        return True
+
+    cl.wait_until(untyped_everywhere, "the untyped value on every node",
+                  timeout=10)
     # two concurrent writes with different types
     cl.partition([a], [b, c])
     request(a.server.http_port, "PUT", "/kv/two", body=b"1",
