@@ -3304,23 +3304,33 @@ void cluster_config_changed(struct server *s)
 /* ---- start / stop
  * ------------------------------------------------------------ */
 
-void cluster_peek_node_id(const struct rk_config *cfg, char *out, size_t len)
+/* Reads DATA_DIR/NODE_ID into out (CL_ID_MAX + 1 bytes).  RK_OK,
+ * RK_ENOTFOUND (no file), RK_EINVAL (not a valid id) or a read error. */
+static int read_node_id(const char *dir, char *out)
 {
     struct rk_buf b;
     rk_buf_init(&b);
-    int pp = cfg->peer_port ? cfg->peer_port : cfg->port + 2;
-    if (read_file(cfg->data_dir, NODE_ID_FILE, &b) == RK_OK) {
+    int rc = read_file(dir, NODE_ID_FILE, &b);
+    if (rc == RK_OK) {
         size_t n = b.len;
         while (n && (b.base[n - 1] == '\n' || b.base[n - 1] == '\r')) {
             n--;
         }
         if (ring_member_id_is_valid(b.base, n)) {
-            snprintf(out, len, "%.*s", (int)n, b.base);
-            rk_buf_fini(&b);
-            return;
+            memcpy(out, b.base, n);
+            out[n] = '\0';
+        } else {
+            rc = RK_EINVAL;
         }
     }
     rk_buf_fini(&b);
+    return rc;
+}
+
+/* The id a node without NODE_ID takes: --node-id, else BIND:PEERPORT. */
+static void default_node_id(const struct rk_config *cfg, char *out, size_t len)
+{
+    int pp = cfg->peer_port ? cfg->peer_port : cfg->port + 2;
     if (cfg->node_id[0]) {
         snprintf(out, len, "%s", cfg->node_id);
     } else {
@@ -3328,29 +3338,28 @@ void cluster_peek_node_id(const struct rk_config *cfg, char *out, size_t len)
     }
 }
 
+void cluster_peek_node_id(const struct rk_config *cfg, char *out, size_t len)
+{
+    char id[CL_ID_MAX + 1];
+    if (read_node_id(cfg->data_dir, id) == RK_OK) {
+        snprintf(out, len, "%s", id);
+    } else {
+        default_node_id(cfg, out, len);
+    }
+}
+
 static int load_node_id(struct server *s,
                         struct cnode *cn,
-                        uint16_t peer_port,
                         char *err,
                         size_t errlen)
 {
-    struct rk_buf b;
-    rk_buf_init(&b);
-    int rc = read_file(cn->dir, NODE_ID_FILE, &b);
+    int rc = read_node_id(cn->dir, cn->node_id);
+    if (rc == RK_EINVAL) {
+        snprintf(err, errlen, "%s/%s holds an invalid node id", cn->dir,
+                 NODE_ID_FILE);
+        return RK_EINVAL;
+    }
     if (rc == RK_OK) {
-        size_t len = b.len;
-        while (len && (b.base[len - 1] == '\n' || b.base[len - 1] == '\r')) {
-            len--;
-        }
-        if (!ring_member_id_is_valid(b.base, len)) {
-            snprintf(err, errlen, "%s/%s holds an invalid node id", cn->dir,
-                     NODE_ID_FILE);
-            rk_buf_fini(&b);
-            return RK_EINVAL;
-        }
-        memcpy(cn->node_id, b.base, len);
-        cn->node_id[len] = '\0';
-        rk_buf_fini(&b);
         if (s->cfg->node_id[0] && strcmp(s->cfg->node_id, cn->node_id) != 0) {
             snprintf(err, errlen,
                      "--node-id %s differs from the id %s kept in %s/%s (a "
@@ -3360,17 +3369,11 @@ static int load_node_id(struct server *s,
         }
         return RK_OK;
     }
-    rk_buf_fini(&b);
     if (rc != RK_ENOTFOUND) {
         snprintf(err, errlen, "cannot read %s/%s", cn->dir, NODE_ID_FILE);
         return rc;
     }
-    if (s->cfg->node_id[0]) {
-        snprintf(cn->node_id, sizeof(cn->node_id), "%s", s->cfg->node_id);
-    } else {
-        snprintf(cn->node_id, sizeof(cn->node_id), "%.50s:%u", s->cfg->bind,
-                 peer_port);
-    }
+    default_node_id(s->cfg, cn->node_id, sizeof(cn->node_id));
     if (!ring_member_id_is_valid(cn->node_id, strlen(cn->node_id))) {
         snprintf(err, errlen, "invalid node id '%s'", cn->node_id);
         return RK_EINVAL;
@@ -3526,7 +3529,7 @@ int cluster_start(struct server *s, char *err, size_t errlen)
                  pp);
         return RK_EINVAL;
     }
-    int rc = load_node_id(s, cn, (uint16_t)pp, err, errlen);
+    int rc = load_node_id(s, cn, err, errlen);
     if (rc != RK_OK) {
         return rc;
     }

@@ -1893,6 +1893,24 @@ static void cmd_getall(struct client *c,
     }
 }
 
+/* Whether a client's causal context parses (standalone RINGKV.PUT/DEL:
+ * there are no siblings to supersede, but a bad context is still an
+ * error); replies with the error when not. */
+static bool context_ok(struct client *c, const struct resp_arg *arg)
+{
+    struct dvv_obj ctx;
+    dvv_init(&ctx);
+    int rc = dvv_context_decode(&ctx, arg->ptr, arg->len);
+    dvv_fini(&ctx);
+    if (rc != RK_OK) {
+        reply_error(c, rc == RK_EINVAL
+                           ? "ERR invalid causal context (pass the context "
+                             "RINGKV.GETALL returned, or an empty string)"
+                           : "ERR out of memory");
+    }
+    return rc == RK_OK;
+}
+
 /* RINGKV.PUT key context value on a node that is not in a cluster: the
  * context is checked and the value stored (there are no siblings here). */
 static void cmd_ringkv_put(struct client *c,
@@ -1900,15 +1918,7 @@ static void cmd_ringkv_put(struct client *c,
                            const struct resp_arg *argv)
 {
     (void)argc;
-    struct dvv_obj ctx;
-    dvv_init(&ctx);
-    int rc = dvv_context_decode(&ctx, argv[2].ptr, argv[2].len);
-    dvv_fini(&ctx);
-    if (rc != RK_OK) {
-        reply_error(c, rc == RK_EINVAL
-                           ? "ERR invalid causal context (pass the context "
-                             "RINGKV.GETALL returned, or an empty string)"
-                           : "ERR out of memory");
+    if (!context_ok(c, &argv[2])) {
         return;
     }
     if (key_store(c, &argv[1], argv[3].ptr, argv[3].len, 0)) {
@@ -1923,15 +1933,7 @@ static void cmd_ringkv_del(struct client *c,
                            const struct resp_arg *argv)
 {
     (void)argc;
-    struct dvv_obj ctx;
-    dvv_init(&ctx);
-    int rc = dvv_context_decode(&ctx, argv[2].ptr, argv[2].len);
-    dvv_fini(&ctx);
-    if (rc != RK_OK) {
-        reply_error(c, rc == RK_EINVAL
-                           ? "ERR invalid causal context (pass the context "
-                             "RINGKV.GETALL returned, or an empty string)"
-                           : "ERR out of memory");
+    if (!context_ok(c, &argv[2])) {
         return;
     }
     int d = key_delete(c, &argv[1]);
