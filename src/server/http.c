@@ -612,9 +612,11 @@ static bool kv_options(struct server *s,
     return ok;
 }
 
-/* Starts a /kv request; returns 0 when it was dispatched, else the status
- * it was refused with (already sent). */
-static int kv_start(struct server *s, struct evhttp_request *req)
+/* Starts a /kv request from client `who` ("http:IP:PORT"); returns 0 when
+ * it was dispatched, else the status it was refused with (already sent). */
+static int kv_start(struct server *s,
+                    struct evhttp_request *req,
+                    const char *who)
 {
     enum evhttp_cmd_type m = evhttp_request_get_command(req);
     if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD && m != EVHTTP_REQ_PUT &&
@@ -664,14 +666,7 @@ static int kv_start(struct server *s, struct evhttp_request *req)
         return 500;
     }
     c->ropts = ro;
-    char *peer = NULL;
-    uint16_t pport = 0;
-    evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer,
-                               &pport);
-    if (peer) {
-        snprintf(c->addr, sizeof(c->addr), "http:%.40s:%u", peer,
-                 (unsigned)pport);
-    }
+    snprintf(c->addr, sizeof(c->addr), "%s", who);
     k->req = req;
     k->c = c;
     k->method = m;
@@ -721,17 +716,15 @@ static int kv_start(struct server *s, struct evhttp_request *req)
 static void on_kv(struct evhttp_request *req, void *arg)
 {
     struct server *s = arg;
-    char who[64] = "";
-    if (s->cfg->log_requests) {
-        /* read now: a refused request is freed once its answer is sent */
-        char *peer = NULL;
-        uint16_t pport = 0;
-        evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer,
-                                   &pport);
-        snprintf(who, sizeof(who), "http:%.40s:%u", peer ? peer : "-",
-                 (unsigned)pport);
-    }
-    int refused = kv_start(s, req);
+    /* read now: a refused request is freed once its answer is sent */
+    char who[64];
+    char *peer = NULL;
+    uint16_t pport = 0;
+    evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer,
+                               &pport);
+    snprintf(who, sizeof(who), "http:%.40s:%u", peer ? peer : "-",
+             (unsigned)pport);
+    int refused = kv_start(s, req, who);
     if (refused && s->cfg->log_requests) {
         /* the request log covers requests refused before a command ran */
         rk_log(RK_LOG_INFO, "request",
