@@ -55,6 +55,7 @@
 #include "cluster/membership.h"
 #include "cluster/replica.h"
 #include "cluster/ring.h"
+#include "cluster/route.h"
 #include "cluster/swim.h"
 #include "common/alloc.h"
 #include "common/error.h"
@@ -387,14 +388,8 @@ static void recompute(struct cnode *cn)
     }
     bool member = membership_phase(cn->mem) == MEMBERSHIP_MEMBER;
     uint32_t n = s->cfg->n_val, r = s->cfg->r_val, w = s->cfg->w_val;
-    uint32_t cap =
-        (uint32_t)(valid < COORD_MAX_TARGETS ? valid : COORD_MAX_TARGETS);
-    if (cap == 0) {
-        cap = 1;
-    }
-    uint32_t n2 = n < cap ? n : cap;
-    uint32_t r2 = r < n2 ? r : n2;
-    uint32_t w2 = w < n2 ? w : n2;
+    struct route_quorum q = route_clamp((struct route_quorum){n, r, w}, valid);
+    uint32_t n2 = q.n, r2 = q.r, w2 = q.w;
     if (n2 != cn->n_eff || r2 != cn->r_eff || w2 != cn->w_eff ||
         valid != cn->valid_members) {
         if (n2 != n || r2 != r || w2 != w) {
@@ -478,97 +473,69 @@ static bool peer_is_up(struct cnode *cn, const char *id)
     return st != SWIM_DOWN;
 }
 
-/*
- * Where a request for a key goes (DESIGN.md section 1 step 2): its N
- * primaries, a primary this node sees down replaced (sloppy quorum) by
- * the next fallback clockwise that is up, with hint_for naming the owner
- * it stands in for.  A down primary with no fallback left stays a target
- * (its request fails at once) and is listed in down[] so the coordinator
- * keeps a hint for it.
- */
-struct targets
-{
-    const char *id[COORD_MAX_TARGETS];
-    const char *hint_for[COORD_MAX_TARGETS]; /* NULL for a primary */
-    size_t n;
-    const char *down[COORD_MAX_TARGETS]; /* primaries without a stand-in */
-    size_t n_down;
-};
-
 static bool is_up_or_self(struct cnode *cn, const char *id)
 {
     return strcmp(id, cn->node_id) == 0 || peer_is_up(cn, id);
 }
 
+static bool route_is_up(void *data, const char *id)
+{
+    return peer_is_up(data, id);
+}
+
+static struct route_view route_view_of(struct cnode *cn)
+{
+    return (struct route_view){
+        .ring = membership_ring(cn->mem),
+        .self = cn->node_id,
+        .sloppy = cn->srv->cfg->sloppy_quorum,
+        .is_up = route_is_up,
+        .data = cn,
+    };
+}
+
+/* Where a request for a key goes: cluster/route.h. */
 static void build_targets_n(struct cnode *cn,
                             const void *key,
                             size_t klen,
                             uint32_t n,
-                            struct targets *t)
+                            struct route_targets *t)
 {
-    const struct ring *r = membership_ring(cn->mem);
-    t->n = t->n_down = 0;
-    if (r == NULL) {
-        return;
-    }
-    size_t idx[COORD_MAX_TARGETS];
-    uint32_t part = ring_partition_of_key(r, key, klen);
-    size_t all = ring_preflist(r, part, idx, COORD_MAX_TARGETS);
-    size_t np = n < all ? n : all;
-    size_t fb = np; /* next fallback to try */
-    for (size_t i = 0; i < np; i++) {
-        size_t l;
-        const char *p = ring_member_id(r, idx[i], &l);
-        if (is_up_or_self(cn, p)) {
-            t->id[t->n] = p;
-            t->hint_for[t->n++] = NULL;
-            continue;
-        }
-        const char *f = NULL;
-        while (cn->srv->cfg->sloppy_quorum && f == NULL && fb < all) {
-            const char *cand = ring_member_id(r, idx[fb++], &l);
-            if (is_up_or_self(cn, cand)) {
-                f = cand;
-            }
-        }
-        if (f) {
-            t->id[t->n] = f;
-            t->hint_for[t->n++] = p;
-        } else {
-            t->id[t->n] = p;
-            t->hint_for[t->n++] = NULL;
-            t->down[t->n_down++] = p;
-        }
-    }
+    struct route_view v = route_view_of(cn);
+    route_targets(&v, key, klen, n, t);
 }
 
 static void build_targets(struct cnode *cn,
                           const void *key,
                           size_t klen,
-                          struct targets *t)
+                          struct route_targets *t)
 {
     build_targets_n(cn, key, klen, cn->n_eff, t);
 }
 
-/* The request's N, R, W and timeout: the configured (clamped) values, or
- * the client's per-request overrides (http.c's query parameters), which
- * may only lower N; R and W are then at most N. */
+/* The request's N, R, W: cluster/route.h route_request over the client's
+ * per-request overrides (http.c's query parameters). */
+static struct route_quorum op_quorum(const struct cnode *cn,
+                                     const struct cop *op)
+{
+    struct route_quorum e = {cn->n_eff, cn->r_eff, cn->w_eff};
+    struct route_quorum o = {op->c->ropts.n, op->c->ropts.r, op->c->ropts.w};
+    return route_request(e, o);
+}
+
 static uint32_t op_n(const struct cnode *cn, const struct cop *op)
 {
-    uint32_t n = op->c->ropts.n;
-    return n && n < cn->n_eff ? n : cn->n_eff;
+    return op_quorum(cn, op).n;
 }
 
 static uint32_t op_r(const struct cnode *cn, const struct cop *op)
 {
-    uint32_t n = op_n(cn, op), r = op->c->ropts.r ? op->c->ropts.r : cn->r_eff;
-    return r < n ? r : n;
+    return op_quorum(cn, op).r;
 }
 
 static uint32_t op_w(const struct cnode *cn, const struct cop *op)
 {
-    uint32_t n = op_n(cn, op), w = op->c->ropts.w ? op->c->ropts.w : cn->w_eff;
-    return w < n ? w : n;
+    return op_quorum(cn, op).w;
 }
 
 static const char *seen_as(struct cnode *cn, const char *id)
@@ -1344,7 +1311,7 @@ static void hint_send(struct cnode *cn, const char *hk, size_t len)
     if (strcmp(owner, cn->node_id) == 0 ||
         !membership_member_find(cn->mem, owner, &mm) ||
         mm.status != MEMBERSHIP_VALID) {
-        struct targets t;
+        struct route_targets t;
         build_targets(cn, key, klen, &t);
         dest = NULL;
         for (size_t i = 0; i < t.n && dest == NULL; i++) {
@@ -1537,7 +1504,7 @@ static void gc_check(struct cnode *cn, const char *key, size_t klen)
             return;
         }
     }
-    struct targets t;
+    struct route_targets t;
     build_targets(cn, key, klen, &t);
     for (size_t i = 0; i < t.n; i++) {
         if (t.hint_for[i] || !is_up_or_self(cn, t.id[i])) {
@@ -2119,24 +2086,10 @@ void cluster_defer(struct client *c, size_t argc, const struct resp_arg *argv)
  * different nodes can so be coordinated by different replicas: if the
  * second comes before the first reached its coordinator, they become
  * siblings (docs/consistency.md). */
-static size_t pick_coordinator(struct cnode *cn, const struct targets *t)
+static size_t pick_coordinator(struct cnode *cn, const struct route_targets *t)
 {
-    for (size_t i = 0; i < t->n; i++) {
-        if (!t->hint_for[i] && strcmp(t->id[i], cn->node_id) == 0) {
-            return i;
-        }
-    }
-    for (size_t i = 0; i < t->n; i++) {
-        if (!t->hint_for[i] && peer_is_up(cn, t->id[i])) {
-            return i;
-        }
-    }
-    for (size_t i = 0; i < t->n; i++) {
-        if (t->hint_for[i]) {
-            return i;
-        }
-    }
-    return 0;
+    struct route_view v = route_view_of(cn);
+    return route_pick_coordinator(&v, t);
 }
 
 /* Starts the request of key k in op's current phase.  RK_OK, RK_EBUSY
@@ -2144,7 +2097,7 @@ static size_t pick_coordinator(struct cnode *cn, const struct targets *t)
 static int start_key(struct cnode *cn,
                      struct cop *op,
                      struct cop_key *k,
-                     const struct targets *t,
+                     const struct route_targets *t,
                      uint64_t now,
                      uint64_t *rid)
 {
@@ -2240,7 +2193,7 @@ static void op_start_more(struct cnode *cn, struct cop *op)
             op->next++;
             continue;
         }
-        struct targets t;
+        struct route_targets t;
         build_targets_n(cn, op->kbuf.base + k->off, k->len, op_n(cn, op), &t);
         if (t.n == 0) {
             op->failed = true;
