@@ -1,37 +1,35 @@
 /*
- * cluster.c - see cluster.h.  The glue between the sans-IO cluster
- * machines and the event loop:
+ * cluster.c - see cluster.h.  The driver of the sans-IO node machine
+ * (cluster/node.h, DESIGN.md 2a) and the coordinated commands of clients:
  *
- *   peer_transport --on_message--> membership (JOIN, JOIN_REPLY, GOSSIP)
- *                                  swim       (PING, ACK, PING_REQ)
- *                                  replica    (KV_PUT, KV_GET: local engine)
- *                                  coord      (KV_*_REPLY, ERROR)
- *   every message also counts as traffic for swim (the peer is alive).
+ *   peer_transport --on_message-->     node_on_message
+ *                  --connected/lost--> node_on_peer_up / node_on_peer_down
+ *   engine durable eventfd ---------->  node_on_durable
+ *   a 10 ms timer ------------------->  node_on_tick
+ *   node actions: SEND -> peer_transport_send_frame (failures fed back
+ *   with node_on_send_failed once the list is consumed), REPLY -> the
+ *   client operation's key, PERSIST -> files in the data dir, JOIN_* ->
+ *   the waiting RINGKV.CLUSTER JOIN, LOG -> rk_log.
  *
- *   a 10 ms timer ticks membership (gossip every 200 ms), swim (probe
- *   period 500 ms) and coord (request deadlines) when their deadlines pass.
- *
- * Actions are drained here.  The coordinator's action list is valid only
- * until the next call into it, so its REPLY actions only record results
- * in the client's operation and queue the operation on `ready`; operations
- * advance (start more requests, run the handler, answer the client) only
- * after the drain, never inside it.  Transport send failures are collected
- * and fed back after the list is consumed, for the same reason.
+ * A node action list is valid only until the next call into the node, so
+ * REPLY actions only record results in the client's operation and queue
+ * it on `ready`; operations advance (start more requests, run the
+ * handler, answer the client) only after the actions are consumed.
  *
  * A coordinated command (struct cop) goes through:
- *   READ   coord_start_get for each distinct key (skipped for blind
- *          writes such as a plain SET or MSET), at most COP_WINDOW in
- *          flight per operation;
+ *   READ   node_read for each distinct key (skipped for blind writes such
+ *          as a plain SET or MSET), at most COP_WINDOW in flight;
  *   EXEC   the ordinary handler runs against the scratch engine, loaded
  *          with the live versions read, its reply captured;
- *   WRITE  coord_start_put of every key whose record the handler changed
- *          (new timestamp) or removed (a tombstone);
- *   DONE   the captured reply, or -NOQUORUM from the first failed
- *          request, is appended to the client's output.
+ *   WRITE  node_write of every key whose record the handler changed (new
+ *          timestamp) or removed (a tombstone): the node has the key's
+ *          coordinating replica issue the dot and sends the object to W
+ *          of N replicas;
+ *   DONE   the captured reply, or the error of the first failed request,
+ *          is appended to the client's output.
  * The HLC observes every timestamp read before the handler runs, so a
  * read-modify-write (INCR, APPEND, SET ... GET) always writes a version
- * newer than the one it read.  Concurrent writers of one key still race
- * (last writer wins by HLC): docs/cluster.md says so.
+ * newer than the one it read.
  */
 #include "server/cluster.h"
 
@@ -53,6 +51,7 @@
 #include "cluster/coord.h"
 #include "cluster/dvv.h"
 #include "cluster/membership.h"
+#include "cluster/node.h"
 #include "cluster/replica.h"
 #include "cluster/ring.h"
 #include "cluster/route.h"
@@ -61,6 +60,7 @@
 #include "common/error.h"
 #include "common/hlc.h"
 #include "common/log.h"
+#include "server/env_real.h"
 #include "server/internal.h"
 #include "server/metrics.h"
 #include "server/peer_transport.h"
@@ -72,8 +72,8 @@
 #define NODE_ID_FILE    "NODE_ID"
 #define EPOCH_FILE      "EPOCH"     /* starts of this data dir */
 #define VERSIONED_FILE  "VERSIONED" /* keys are versioned objects */
-#define MAX_FAILS       256
 #define CLIENT_PIPELINE 64 /* coordinated commands in flight per client */
+#define MAX_SEND_FAILS  256
 
 enum cop_kind
 {
@@ -83,14 +83,11 @@ enum cop_kind
 };
 
 /* A coordinated command reads its keys (unless it is a blind write), runs
- * its handler over the scratch engine, then for every key it changed sends
- * the write to one coordinating replica (UPDATE: it issues the version's
- * dot and returns the new object) and that object to the key's replicas
- * (WRITE), answering after W. */
+ * its handler over the scratch engine, then writes every key it changed
+ * (WRITE: node_write), answering after W. */
 enum cop_phase
 {
     PH_READ = 1,
-    PH_UPDATE,
     PH_WRITE,
     PH_DONE,
 };
@@ -98,7 +95,7 @@ enum cop_phase
 struct cop_key
 {
     size_t off, len;   /* into cop->kbuf */
-    uint64_t req_id;   /* request in flight for this key */
+    uint64_t op_id;    /* node operation in flight for this key */
     uint8_t state;     /* 0 not started, 1 in flight, 2 done */
     bool live;         /* read: a live value exists */
     bool read;         /* read: answered (ctx holds the merged clock) */
@@ -109,9 +106,8 @@ struct cop_key
     bool ctype;        /* val starts with a content type (dvv.h) */
     uint64_t ts, exp;  /* read: its version; write: what to write */
     struct rk_buf val; /* read: the value; write: what to write */
-    struct rk_buf obj; /* read: merged object; update: the new object */
+    struct rk_buf obj; /* read: merged object */
     struct rk_buf ctx; /* write: context (clock-only dvv encoding) */
-    char coord_id[CL_ID_MAX + 1]; /* update: the coordinating replica */
 };
 
 struct cop
@@ -129,7 +125,7 @@ struct cop
     size_t inflight; /* requests in flight */
     size_t done;     /* keys finished in this phase */
     bool failed;
-    char err[160];
+    char err[NODE_MESSAGE_MAX];
     struct rk_buf reply; /* captured handler output */
     bool queued;         /* on cn->ready */
     bool stalled;        /* start refused RK_EBUSY with nothing in flight */
@@ -143,23 +139,7 @@ struct cop
     struct cop *cnext; /* the client's FIFO */
 };
 
-struct peer_seen
-{
-    char id[CL_ID_MAX + 1];
-    uint64_t version; /* of its last GOSSIP */
-    uint64_t hash;    /* XXH3 of that state's bytes */
-    uint64_t at_ms;
-};
-
-struct pending_ack
-{
-    uint64_t seq;
-    bool local;
-    uint64_t req_id;
-    int32_t status;
-    char peer[CL_ID_MAX + 1];
-};
-
+/* A SEND the transport refused, fed back after the action list. */
 struct send_fail
 {
     uint64_t req_id;
@@ -167,111 +147,38 @@ struct send_fail
     char node[CL_ID_MAX + 1];
 };
 
-/* A peer whose connection closed and has not been re-established. */
-struct peer_gone
-{
-    char id[CL_ID_MAX + 1];
-};
-
-#define HD_SLOTS        256 /* hint deliveries in flight */
-#define HINT_ROUND_MS   100 /* delivery scan interval */
-#define HINT_SCAN_BATCH 256 /* hints looked at per round */
-#define GC_SLOTS        64  /* tombstone checks in flight */
-#define GC_SCAN_BATCH   256 /* keys looked at per reaping round */
-
-/* A hint being delivered: which record, and the hash of the object sent,
- * so a hint that grew meanwhile is kept for the next round. */
-struct hint_delivery
-{
-    uint64_t req_id; /* 0: free */
-    uint64_t hash;   /* XXH3 of the object sent */
-    struct rk_buf hkey;
-};
-
 struct cnode
 {
     struct server *srv;
     struct peer_transport *pt;
-    struct membership *mem;
-    struct swim *swim;
-    struct coord *coord;
+    struct node *node;
+    struct rk_env env;
+    struct env_real_state env_state;
     struct engine *scratch;
     struct event *timer;
     /* Clients whose coordinated replies are ready: resumed (parsed and
      * flushed) once per loop pass, so a pipeline's replies share a write. */
     struct event *resume_ev;
     struct client *resume_head, *resume_tail;
-    struct cl_actions acts;
     char node_id[CL_ID_MAX + 1];
     uint16_t peer_port;
     char dir[4096];
-    /* effective replication settings for the current membership */
-    size_t valid_members;
-    uint32_t n_eff, r_eff, w_eff;
-    bool multi; /* >= 2 valid members: route key commands */
-    uint64_t state_hash;
-    struct peer_seen *seen;
-    size_t n_seen, cap_seen;
-    struct pending_ack *acks;
-    size_t n_acks, cap_acks, head_acks;
-    struct send_fail fails[MAX_FAILS];
-    size_t n_fails;
-    /* failures held back while the same request's local write waits for
-     * its fsync, so the early NOQUORUM counts the local copy */
-    struct send_fail *held;
-    size_t n_held, cap_held;
-    struct peer_gone *gone;
-    size_t n_gone, cap_gone;
-    bool draining;
     bool in_ready;
+    bool in_actions;
     struct cop *ready;
     struct cop *stalled;
     struct cop *join_op;
-    struct rk_buf valbuf;
     /* versions (issue 5) */
     uint64_t epoch; /* starts of this data dir (EPOCH file) */
-    uint64_t actor; /* dvv actor of this run: XXH3(node id, epoch) */
-    uint64_t floor; /* highest counter this actor issued */
-    uint64_t oneshot;
-    uint64_t last_seq; /* last engine write by replica code */
-    struct replica_stats rstats;
-    struct replica_cfg rcfg;
+    uint64_t actor; /* dvv actor of this run: XXH3(node id, epoch, nonce) */
     bool versioned; /* has been in a cluster: keys are objects */
-    /* hinted handoff (issue 5 item 3): objects held for down owners in
-     * their own engine (DATA_DIR/hints), keyed by hint_key(owner, key) */
+    /* hinted handoff: the hint store DATA_DIR/hints (node_hints.c) */
     struct engine *hints;
-    uint64_t hint_cursor;
-    uint64_t hint_scan_at;    /* monotonic ms of the next delivery round */
-    struct hint_delivery *hd; /* HD_SLOTS, in flight when req_id != 0 */
-    uint64_t hints_stored, hints_delivered, hints_superseded;
-    /* tombstone reaping (issue 5 item 5) */
-    uint64_t gc_cursor;
-    uint64_t gc_scan_at;
-    struct hint_delivery *gc; /* GC_SLOTS checks in flight (hkey = key,
-                                 hash = local object) */
-    uint64_t tombstones_reaped;
-    uint64_t skew_logged_at; /* monotonic ms of the last clock_skew log */
-    uint64_t bound_logged, bound_logged_at; /* sibling_bound log */
     struct lat_hist coord_lat[2];   /* [0] reads, [1] writes (commands) */
     uint64_t coord_failed[2];       /* of them, answered with an error */
     struct lat_hist replica_lat[2]; /* [0] KV_GET, [1] KV_PUT/KV_UPDATE */
-    uint64_t gossip_in;             /* GOSSIP messages received */
-    uint64_t gossip_out;            /* GOSSIP messages sent */
-    /* counters */
-    uint64_t coordinated, noquorum, replica_puts, replica_gets, replica_updates;
     uint64_t persist_errors;
 };
-
-/* Wall-clock ms as of this event-loop pass (libevent's cached time: no
- * clock_gettime per call on the hot path), for the clock-skew check. */
-static uint64_t loop_now_ms(struct cnode *cn)
-{
-    struct timeval tv;
-    if (event_base_gettimeofday_cached(cn->srv->base, &tv) != 0) {
-        return server_now_ms();
-    }
-    return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
-}
 
 static uint64_t now_mono(void)
 {
@@ -362,180 +269,11 @@ static int read_file(const char *dir, const char *name, struct rk_buf *out)
     return RK_OK;
 }
 
-/* ---- membership-derived settings ------------------------------------- */
+/* ---- the node's actions ------------------------------------------------- */
 
-static void recompute(struct cnode *cn)
-{
-    struct server *s = cn->srv;
-    size_t valid = 0;
-    size_t m = membership_member_count(cn->mem);
-    const char **ids = rk_malloc((m ? m : 1) * sizeof(*ids));
-    for (size_t i = 0; i < m; i++) {
-        struct membership_member mm;
-        membership_member_get(cn->mem, i, &mm);
-        if (mm.status == MEMBERSHIP_VALID) {
-            if (ids) {
-                ids[valid] = mm.node_id;
-            }
-            valid++;
-        }
-    }
-    if (ids) {
-        if (swim_set_members(cn->swim, ids, valid) != RK_OK) {
-            rk_log(RK_LOG_WARN, "cluster_swim_members", "members=%zu", valid);
-        }
-        rk_free(ids);
-    }
-    bool member = membership_phase(cn->mem) == MEMBERSHIP_MEMBER;
-    uint32_t n = s->cfg->n_val, r = s->cfg->r_val, w = s->cfg->w_val;
-    struct route_quorum q = route_clamp((struct route_quorum){n, r, w}, valid);
-    uint32_t n2 = q.n, r2 = q.r, w2 = q.w;
-    if (n2 != cn->n_eff || r2 != cn->r_eff || w2 != cn->w_eff ||
-        valid != cn->valid_members) {
-        if (n2 != n || r2 != r || w2 != w) {
-            rk_log(RK_LOG_INFO, "cluster_quorum_clamped",
-                   "members=%zu n=%" PRIu32 " r=%" PRIu32 " w=%" PRIu32
-                   " configured_n=%" PRIu32 " configured_r=%" PRIu32
-                   " configured_w=%" PRIu32,
-                   valid, n2, r2, w2, n, r, w);
-        }
-    }
-    cn->valid_members = valid;
-    cn->n_eff = n2;
-    cn->r_eff = r2;
-    cn->w_eff = w2;
-    if (member && valid >= 2 && !cn->versioned) {
-        /* From now on keys are versioned objects, also if the cluster
-         * shrinks back to this node: remember it across restarts. */
-        cn->versioned = true;
-        if (write_file_atomic(cn->dir, VERSIONED_FILE, "1\n", 2) != RK_OK) {
-            rk_log(RK_LOG_ERROR, "cluster_persist_failed", "file=%s",
-                   VERSIONED_FILE);
-        }
-    }
-    cn->multi = member && (valid >= 2 || cn->versioned);
-    struct peer_bytes st = membership_state_bytes(cn->mem);
-    cn->state_hash = st.len ? XXH3_64bits(st.ptr, st.len) : 0;
-}
-
-static struct peer_seen *seen_find(struct cnode *cn,
-                                   const char *id,
-                                   size_t len,
-                                   bool create)
-{
-    for (size_t i = 0; i < cn->n_seen; i++) {
-        if (strlen(cn->seen[i].id) == len &&
-            memcmp(cn->seen[i].id, id, len) == 0) {
-            return &cn->seen[i];
-        }
-    }
-    if (!create || len > CL_ID_MAX) {
-        return NULL;
-    }
-    if (cn->n_seen == cn->cap_seen) {
-        size_t cap = cn->cap_seen ? cn->cap_seen * 2 : 8;
-        struct peer_seen *p = rk_realloc(cn->seen, cap * sizeof(*p));
-        if (p == NULL) {
-            return NULL;
-        }
-        cn->seen = p;
-        cn->cap_seen = cap;
-    }
-    struct peer_seen *ps = &cn->seen[cn->n_seen++];
-    memset(ps, 0, sizeof(*ps));
-    memcpy(ps->id, id, len);
-    ps->id[len] = '\0';
-    return ps;
-}
-
-static struct peer_gone *gone_find(struct cnode *cn, const char *id, size_t len)
-{
-    for (size_t i = 0; i < cn->n_gone; i++) {
-        if (strlen(cn->gone[i].id) == len &&
-            memcmp(cn->gone[i].id, id, len) == 0) {
-            return &cn->gone[i];
-        }
-    }
-    return NULL;
-}
-
-/* Whether the peer is routed to: not DOWN in this node's detector and
- * not known to have lost its connection. */
 static bool peer_is_up(struct cnode *cn, const char *id)
 {
-    if (gone_find(cn, id, strlen(id)) != NULL) {
-        return false;
-    }
-    enum swim_status st;
-    if (!swim_member_status(cn->swim, id, &st, NULL)) {
-        return true;
-    }
-    return st != SWIM_DOWN;
-}
-
-static bool is_up_or_self(struct cnode *cn, const char *id)
-{
-    return strcmp(id, cn->node_id) == 0 || peer_is_up(cn, id);
-}
-
-static bool route_is_up(void *data, const char *id)
-{
-    return peer_is_up(data, id);
-}
-
-static struct route_view route_view_of(struct cnode *cn)
-{
-    return (struct route_view){
-        .ring = membership_ring(cn->mem),
-        .self = cn->node_id,
-        .sloppy = cn->srv->cfg->sloppy_quorum,
-        .is_up = route_is_up,
-        .data = cn,
-    };
-}
-
-/* Where a request for a key goes: cluster/route.h. */
-static void build_targets_n(struct cnode *cn,
-                            const void *key,
-                            size_t klen,
-                            uint32_t n,
-                            struct route_targets *t)
-{
-    struct route_view v = route_view_of(cn);
-    route_targets(&v, key, klen, n, t);
-}
-
-static void build_targets(struct cnode *cn,
-                          const void *key,
-                          size_t klen,
-                          struct route_targets *t)
-{
-    build_targets_n(cn, key, klen, cn->n_eff, t);
-}
-
-/* The request's N, R, W: cluster/route.h route_request over the client's
- * per-request overrides (http.c's query parameters). */
-static struct route_quorum op_quorum(const struct cnode *cn,
-                                     const struct cop *op)
-{
-    struct route_quorum e = {cn->n_eff, cn->r_eff, cn->w_eff};
-    struct route_quorum o = {op->c->ropts.n, op->c->ropts.r, op->c->ropts.w};
-    return route_request(e, o);
-}
-
-static uint32_t op_n(const struct cnode *cn, const struct cop *op)
-{
-    return op_quorum(cn, op).n;
-}
-
-static uint32_t op_r(const struct cnode *cn, const struct cop *op)
-{
-    return op_quorum(cn, op).r;
-}
-
-static uint32_t op_w(const struct cnode *cn, const struct cop *op)
-{
-    return op_quorum(cn, op).w;
+    return node_peer_is_up(cn->node, id);
 }
 
 static const char *seen_as(struct cnode *cn, const char *id)
@@ -544,170 +282,124 @@ static const char *seen_as(struct cnode *cn, const char *id)
         return "self";
     }
     enum swim_status st;
-    if (!swim_member_status(cn->swim, id, &st, NULL)) {
+    if (!swim_member_status(node_swim(cn->node), id, &st, NULL)) {
         return "-";
     }
     return swim_status_name(st);
 }
 
-/* ---- cluster machine actions ------------------------------------------ */
-
-static void op_finish(struct cnode *cn, struct cop *op);
 static struct cop *op_new(struct client *c,
                           const struct command *cmd,
                           size_t argc,
                           const struct resp_arg *argv);
 static void op_free(struct cop *op);
 static void unlink_op(struct cnode *cn, struct cop *op);
-static void drain_coord(struct cnode *cn);
 static void resume_forget(struct cnode *cn, struct client *c);
-static void hint_store(struct cnode *cn,
-                       const struct peer_kv_put *put,
-                       struct peer_msg *rep);
-static void hint_update(struct cnode *cn,
-                        const struct peer_kv_update *up,
-                        struct peer_msg *rep);
-static bool is_hinted(struct cnode *cn, struct peer_bytes hint_for);
 static void process_ready(struct cnode *cn);
+static void op_queue(struct cnode *cn, struct cop *op);
+static void on_node_reply(struct cnode *cn, const struct node_result *r);
 
-static void send_to(struct cnode *cn,
-                    const char *node,
-                    const char *host,
-                    uint16_t port,
-                    const struct peer_msg *msg)
+/* The JOIN waiting for admission ends with `line` (a RESP reply). */
+static void join_finish(struct cnode *cn, const char *line, size_t len)
 {
-    const char *id = node && node[0] ? node : NULL;
-    const char *h = host && host[0] ? host : NULL;
-    uint16_t p = h ? port : 0;
-    struct membership_member mm;
-    if (id && !h && membership_member_find(cn->mem, id, &mm)) {
-        h = mm.host;
-        p = mm.peer_port;
+    if (cn->join_op == NULL) {
+        return;
     }
-    int rc = peer_transport_send(cn->pt, id, h, p, msg);
-    if (rc == RK_OK && msg->type == PEER_GOSSIP) {
-        cn->gossip_out++;
-    }
-    if (rc != RK_OK) {
-        rk_log(RK_LOG_DEBUG, "peer_send_failed", "node=%s type=%d error=%s",
-               id ? id : "-", (int)msg->type, rk_errname(rc));
-    }
+    struct cop *op = cn->join_op;
+    cn->join_op = NULL;
+    rk_buf_append(&op->reply, line, len);
+    op->phase = PH_DONE;
+    op_queue(cn, op);
 }
 
 /*
- * Pushes this node's state to every valid member (at most 16, the rest
- * hear it from random gossip).  Each member that adopts it broadcasts in
- * turn, so after a change every node hears the new state from every other
- * within about one round trip, and `agreement` (which needs each peer's
- * own report) settles in well under a second instead of waiting for
- * random gossip rounds to visit every pair.
+ * Performs the actions of the last call into the node.  SENDs the
+ * transport refuses are fed back with node_on_send_failed only after the
+ * whole list was consumed (the list dies with the next call), which
+ * yields a new list, performed the same way.
  */
-static void broadcast_state(struct cnode *cn)
+static void run_node_actions(struct cnode *cn)
 {
-    struct peer_bytes st = membership_state_bytes(cn->mem);
-    if (st.len == 0 || membership_phase(cn->mem) != MEMBERSHIP_MEMBER) {
+    {
+        const struct node_action *acts;
+        size_t n = node_actions(cn->node, &acts);
+        struct send_fail fails[MAX_SEND_FAILS];
+        size_t n_fails = 0;
+        for (size_t i = 0; i < n; i++) {
+            const struct node_action *a = &acts[i];
+            switch (a->type) {
+                case NODE_SEND: {
+                    int rc = peer_transport_send_frame(
+                        cn->pt, a->to[0] ? a->to : NULL, a->host,
+                        a->host ? a->port : 0, a->frame.ptr, a->frame.len);
+                    if (rc != RK_OK) {
+                        rk_log(RK_LOG_DEBUG, "peer_send_failed",
+                               "node=%s error=%s", a->to[0] ? a->to : "-",
+                               rk_errname(rc));
+                        if (a->req_id != 0 && n_fails < MAX_SEND_FAILS &&
+                            strlen(a->to) <= CL_ID_MAX) {
+                            struct send_fail *f = &fails[n_fails++];
+                            f->req_id = a->req_id;
+                            f->status = rc;
+                            snprintf(f->node, sizeof(f->node), "%s", a->to);
+                        }
+                    }
+                    break;
+                }
+                case NODE_REPLY:
+                    on_node_reply(cn, &a->result);
+                    break;
+                case NODE_PERSIST: {
+                    const char *file = a->file == NODE_FILE_STATE
+                                           ? STATE_FILE
+                                           : VERSIONED_FILE;
+                    if (write_file_atomic(cn->dir, file, a->bytes.ptr,
+                                          a->bytes.len) != RK_OK) {
+                        cn->persist_errors++;
+                        rk_log(RK_LOG_ERROR, "cluster_persist_failed",
+                               "dir=%s file=%s errno=%d", cn->dir, file, errno);
+                    }
+                    if (a->file == NODE_FILE_VERSIONED) {
+                        cn->versioned = true;
+                    }
+                    break;
+                }
+                case NODE_JOIN_DONE:
+                    join_finish(cn, "+OK\r\n", 5);
+                    break;
+                case NODE_JOIN_FAILED: {
+                    char line[CL_TEXT_MAX + 32];
+                    int l = snprintf(line, sizeof(line),
+                                     "-ERR join failed: %s\r\n", a->text);
+                    join_finish(cn, line, (size_t)l);
+                    break;
+                }
+                case NODE_LOG:
+                    rk_log(a->level >= RK_LOG_DEBUG && a->level <= RK_LOG_ERROR
+                               ? (enum rk_log_level)a->level
+                               : RK_LOG_INFO,
+                           a->event, "%s", a->text);
+                    break;
+            }
+        }
+        /* each feed replaces the list: perform its actions before the
+         * next one (the failures were copied out) */
+        uint64_t now = now_mono();
+        for (size_t i = 0; i < n_fails; i++) {
+            node_on_send_failed(cn->node, fails[i].node, fails[i].req_id,
+                                fails[i].status, now);
+            run_node_actions(cn);
+        }
         return;
     }
-    struct peer_msg g = {.type = PEER_GOSSIP};
-    g.gossip.state = st;
-    g.gossip.state_version = membership_version(cn->mem);
-    g.gossip.from = (struct peer_bytes){cn->node_id, strlen(cn->node_id)};
-    size_t m = membership_member_count(cn->mem), sent = 0;
-    for (size_t i = 0; i < m && sent < 16; i++) {
-        struct membership_member mm;
-        membership_member_get(cn->mem, i, &mm);
-        if (mm.status != MEMBERSHIP_VALID ||
-            strcmp(mm.node_id, cn->node_id) == 0) {
-            continue;
-        }
-        if (peer_transport_send(cn->pt, mm.node_id, mm.host, mm.peer_port,
-                                &g) == RK_OK) {
-            sent++;
-        }
-    }
 }
 
-static void run_cl_actions(struct cnode *cn)
-{
-    struct server *s = cn->srv;
-    for (size_t i = 0; i < cn->acts.len; i++) {
-        struct cl_action *a = &cn->acts.items[i];
-        switch (a->type) {
-            case CL_ACT_SEND:
-                send_to(cn, a->node, a->host, a->peer_port, &a->msg);
-                break;
-            case CL_ACT_STATE_CHANGED:
-                recompute(cn);
-                broadcast_state(cn);
-                rk_log(RK_LOG_INFO, "cluster_state",
-                       "version=%" PRIu64 " members=%zu n=%" PRIu32
-                       " r=%" PRIu32 " w=%" PRIu32,
-                       a->version, cn->valid_members, cn->n_eff, cn->r_eff,
-                       cn->w_eff);
-                break;
-            case CL_ACT_PERSIST:
-                if (write_file_atomic(cn->dir, STATE_FILE, a->bytes.ptr,
-                                      a->bytes.len) != RK_OK) {
-                    cn->persist_errors++;
-                    rk_log(RK_LOG_ERROR, "cluster_persist_failed",
-                           "dir=%s errno=%d", cn->dir, errno);
-                }
-                break;
-            case CL_ACT_NODE_UP:
-                rk_log(RK_LOG_INFO, "node_up", "peer=%s", a->node);
-                break;
-            case CL_ACT_NODE_DOWN:
-                rk_log(RK_LOG_WARN, "node_down", "peer=%s", a->node);
-                break;
-            case CL_ACT_JOIN_DONE:
-                recompute(cn);
-                rk_log(RK_LOG_INFO, "cluster_joined",
-                       "members=%zu version=%" PRIu64, cn->valid_members,
-                       membership_version(cn->mem));
-                if (cn->join_op) {
-                    struct cop *op = cn->join_op;
-                    cn->join_op = NULL;
-                    rk_buf_append(&op->reply, "+OK\r\n", 5);
-                    op->phase = PH_DONE;
-                    op->queued = true;
-                    op->rnext = cn->ready;
-                    cn->ready = op;
-                }
-                break;
-            case CL_ACT_JOIN_FAILED:
-                rk_log(RK_LOG_WARN, "cluster_join_failed", "reason=\"%s\"",
-                       a->text);
-                if (cn->join_op) {
-                    struct cop *op = cn->join_op;
-                    cn->join_op = NULL;
-                    char line[CL_TEXT_MAX + 32];
-                    int n = snprintf(line, sizeof(line),
-                                     "-ERR join failed: %s\r\n", a->text);
-                    rk_buf_append(&op->reply, line, (size_t)n);
-                    op->phase = PH_DONE;
-                    op->queued = true;
-                    op->rnext = cn->ready;
-                    cn->ready = op;
-                }
-                break;
-            case CL_ACT_LOG:
-                rk_log(a->status >= 0 && a->status <= RK_LOG_ERROR
-                           ? (enum rk_log_level)a->status
-                           : RK_LOG_INFO,
-                       "cluster", "msg=\"%s\"", a->text);
-                break;
-        }
-    }
-    cl_actions_clear(&cn->acts);
-    (void)s;
-}
+/* ---- client operations: replies ---------------------------------------- */
 
-/* ---- coordinator drain ------------------------------------------------ */
-
-static struct cop_key *op_key_by_req(struct cop *op, uint64_t req_id)
+static struct cop_key *op_key_by_id(struct cop *op, uint64_t op_id)
 {
     for (size_t i = 0; i < op->nkeys; i++) {
-        if (op->keys[i].state == 1 && op->keys[i].req_id == req_id) {
+        if (op->keys[i].state == 1 && op->keys[i].op_id == op_id) {
             return &op->keys[i];
         }
     }
@@ -726,8 +418,8 @@ static void op_queue(struct cnode *cn, struct cop *op)
 /* Keeps a read answer: the merged object, its clock as the write
  * context, and its live winner for the handler. */
 static int take_read(struct cop_key *k,
-                     const struct coord_reply *r,
-                     const struct replica_cfg *cfg)
+                     const struct node_result *r,
+                     const struct node_settings *set)
 {
     rk_buf_clear(&k->obj);
     rk_buf_clear(&k->ctx);
@@ -746,9 +438,9 @@ static int take_read(struct cop_key *k,
     if (rc == RK_OK) {
         /* the client sees what the replicas will store: under lww the
          * newest sibling only, and at most max_siblings */
-        dropped = cfg->lww ? dvv_lww(&o) : 0;
+        dropped = set->lww ? dvv_lww(&o) : 0;
         size_t over = 0;
-        dvv_bound(&o, cfg->max_sibs, 0, &over, NULL);
+        dvv_bound(&o, set->max_siblings, 0, &over, NULL);
         dropped += over;
     }
     if (rc == RK_OK && dropped > 0) {
@@ -774,21 +466,10 @@ static int take_read(struct cop_key *k,
     return rc;
 }
 
-static void hint_reply(struct cnode *cn, const struct coord_reply *r);
-static void gc_reply(struct cnode *cn, const struct coord_reply *r);
-
-static void on_coord_reply(struct cnode *cn, const struct coord_reply *r)
+static void on_node_reply(struct cnode *cn, const struct node_result *r)
 {
-    if ((r->cookie & 3) == 1) {
-        hint_reply(cn, r); /* a hint delivery, not a client command */
-        return;
-    }
-    if ((r->cookie & 3) == 2) {
-        gc_reply(cn, r); /* a tombstone reaping check */
-        return;
-    }
     struct cop *op = (struct cop *)(uintptr_t)r->cookie;
-    struct cop_key *k = op_key_by_req(op, r->req_id);
+    struct cop_key *k = op_key_by_id(op, r->op_id);
     if (k == NULL) {
         return;
     }
@@ -796,795 +477,21 @@ static void on_coord_reply(struct cnode *cn, const struct coord_reply *r)
     op->inflight--;
     op->done++;
     int rc = r->status;
-    if (rc == RK_OK || rc == RK_ENOTFOUND) {
-        if (r->op == COORD_OP_GET) {
-            rc = take_read(k, r, &cn->rcfg);
-        } else if (r->op == COORD_OP_UPDATE) {
-            rk_buf_clear(&k->obj);
-            rc = r->found ? rk_buf_append(&k->obj, r->object.ptr, r->object.len)
-                          : RK_EPROTO;
-        } else {
-            rc = RK_OK;
-        }
+    if (r->kind == NODE_OP_READ && (rc == RK_OK || rc == RK_ENOTFOUND)) {
+        rc = take_read(k, r, node_settings(cn->node));
     }
-    if (rc != RK_OK && rc != RK_ENOTFOUND) {
-        if (rc == RK_ENOQUORUM) {
-            cn->noquorum++;
-        }
-        if (!op->failed) {
-            op->failed = true;
-            if (rc == RK_ENOQUORUM && r->op == COORD_OP_UPDATE) {
-                /* the coordinating replica did not answer: no replica
-                 * stored the write, of the W it needs */
-                snprintf(op->err, sizeof(op->err),
-                         "NOQUORUM reached 0 of %" PRIu32
-                         " (the coordinating replica did not answer)",
-                         op_w(cn, op));
-            } else if (rc == RK_ENOQUORUM) {
-                snprintf(op->err, sizeof(op->err), "%s", r->message);
-            } else if (rc == RK_ENOMEM) {
-                snprintf(op->err, sizeof(op->err), "ERR out of memory");
-            } else {
-                snprintf(op->err, sizeof(op->err),
-                         "ERR cluster request failed: %s", rk_strerror(rc));
-            }
+    if (rc != RK_OK && rc != RK_ENOTFOUND && !op->failed) {
+        op->failed = true;
+        if (r->message[0]) {
+            snprintf(op->err, sizeof(op->err), "%s", r->message);
+        } else if (rc == RK_ENOMEM) {
+            snprintf(op->err, sizeof(op->err), "ERR out of memory");
+        } else {
+            snprintf(op->err, sizeof(op->err), "ERR cluster request failed: %s",
+                     rk_strerror(rc));
         }
     }
     op_queue(cn, op);
-}
-
-static void add_fail(struct cnode *cn,
-                     uint64_t req_id,
-                     const char *node,
-                     size_t len,
-                     int status)
-{
-    if (cn->n_fails >= MAX_FAILS || len > CL_ID_MAX) {
-        return; /* the request's deadline answers it */
-    }
-    struct send_fail *f = &cn->fails[cn->n_fails++];
-    f->req_id = req_id;
-    f->status = status;
-    memcpy(f->node, node, len);
-    f->node[len] = '\0';
-}
-
-static void queue_ack(struct cnode *cn,
-                      uint64_t seq,
-                      bool local,
-                      uint64_t req_id,
-                      int32_t status,
-                      const char *peer,
-                      size_t plen)
-{
-    if (cn->n_acks == cn->cap_acks) {
-        if (cn->head_acks > 0) {
-            memmove(cn->acks, cn->acks + cn->head_acks,
-                    (cn->n_acks - cn->head_acks) * sizeof(*cn->acks));
-            cn->n_acks -= cn->head_acks;
-            cn->head_acks = 0;
-        }
-        if (cn->n_acks == cn->cap_acks) {
-            size_t cap = cn->cap_acks ? cn->cap_acks * 2 : 64;
-            struct pending_ack *p = rk_realloc(cn->acks, cap * sizeof(*p));
-            if (p == NULL) {
-                return; /* no ack: the coordinator times out */
-            }
-            cn->acks = p;
-            cn->cap_acks = cap;
-        }
-    }
-    struct pending_ack *a = &cn->acks[cn->n_acks++];
-    a->seq = seq;
-    a->local = local;
-    a->req_id = req_id;
-    a->status = status;
-    size_t l = plen < CL_ID_MAX ? plen : CL_ID_MAX;
-    memcpy(a->peer, peer ? peer : "", l);
-    a->peer[l] = '\0';
-}
-
-static bool local_ack_pending(struct cnode *cn, uint64_t req_id)
-{
-    for (size_t i = cn->head_acks; i < cn->n_acks; i++) {
-        if (cn->acks[i].local && cn->acks[i].req_id == req_id) {
-            return true;
-        }
-    }
-    return false;
-}
-
-static bool hold_fail(struct cnode *cn, const struct send_fail *f)
-{
-    if (cn->n_held == cn->cap_held) {
-        size_t cap = cn->cap_held ? cn->cap_held * 2 : 16;
-        struct send_fail *p = rk_realloc(cn->held, cap * sizeof(*p));
-        if (p == NULL) {
-            return false;
-        }
-        cn->held = p;
-        cn->cap_held = cap;
-    }
-    cn->held[cn->n_held++] = *f;
-    return true;
-}
-
-/* Feeds the failures held for req_id (its local write is now durable). */
-static void release_held(struct cnode *cn, uint64_t req_id)
-{
-    size_t w = 0;
-    for (size_t i = 0; i < cn->n_held; i++) {
-        if (cn->held[i].req_id == req_id && cn->n_fails < MAX_FAILS) {
-            cn->fails[cn->n_fails++] = cn->held[i];
-        } else {
-            cn->held[w++] = cn->held[i];
-        }
-    }
-    cn->n_held = w;
-}
-
-static void note_replica_write(struct cnode *cn, uint64_t seq)
-{
-    if (seq > cn->last_seq) {
-        cn->last_seq = seq;
-    }
-}
-
-static bool must_wait_durable(struct cnode *cn, uint64_t seq)
-{
-    struct server *s = cn->srv;
-    return s->cfg->sync_mode == ENGINE_SYNC_ALWAYS && seq != 0 &&
-           engine_durable_seq(s->engine) < seq;
-}
-
-static void drain_coord(struct cnode *cn)
-{
-    if (cn->draining) {
-        return;
-    }
-    cn->draining = true;
-    struct server *s = cn->srv;
-    cn->rcfg.now_ms = loop_now_ms(cn); /* for the clock-skew check */
-    for (;;) {
-        const struct coord_action *acts;
-        size_t n = coord_actions(cn->coord, &acts);
-        const struct coord_action *local = NULL;
-        for (size_t i = 0; i < n; i++) {
-            const struct coord_action *a = &acts[i];
-            switch (a->type) {
-                case COORD_SEND: {
-                    char id[CL_ID_MAX + 1];
-                    size_t l =
-                        a->node_len < CL_ID_MAX ? a->node_len : CL_ID_MAX;
-                    memcpy(id, a->node, l);
-                    id[l] = '\0';
-                    uint64_t req = a->msg.type == PEER_KV_PUT
-                                       ? a->msg.kv_put.req_id
-                                   : a->msg.type == PEER_KV_UPDATE
-                                       ? a->msg.kv_update.req_id
-                                       : a->msg.kv_get.req_id;
-                    if (req == 0 && !peer_is_up(cn, id)) {
-                        break; /* a read repair for a down peer */
-                    }
-                    if (!peer_is_up(cn, id)) {
-                        add_fail(cn, req, a->node, a->node_len, RK_ECLOSED);
-                        break;
-                    }
-                    struct membership_member mm;
-                    const char *h = NULL;
-                    uint16_t p = 0;
-                    if (membership_member_find(cn->mem, id, &mm)) {
-                        h = mm.host;
-                        p = mm.peer_port;
-                    }
-                    int rc = peer_transport_send(cn->pt, id, h, p, &a->msg);
-                    if (rc != RK_OK) {
-                        add_fail(cn, req, a->node, a->node_len, rc);
-                    }
-                    break;
-                }
-                case COORD_LOCAL_PUT:
-                    if (a->msg.kv_put.req_id == 0) {
-                        /* a read repair of this node's copy */
-                        struct peer_msg rep;
-                        uint64_t seq = 0;
-                        if (is_hinted(cn, a->msg.kv_put.hint_for)) {
-                            hint_store(cn, &a->msg.kv_put, &rep);
-                            break;
-                        }
-                        replica_handle_put(s->engine, &cn->rcfg, &a->msg.kv_put,
-                                           &rep, NULL, &seq);
-                        note_replica_write(cn, seq);
-                        break;
-                    }
-                    local = a;
-                    break;
-                case COORD_LOCAL_GET:
-                case COORD_LOCAL_UPDATE:
-                    local = a;
-                    break;
-                case COORD_REPLY:
-                    on_coord_reply(cn, &a->reply);
-                    break;
-            }
-        }
-        uint64_t now = now_mono();
-        if (local && local->type == COORD_LOCAL_GET) {
-            struct peer_msg rep;
-            replica_handle_get(s->engine, &local->msg.kv_get, &cn->valbuf,
-                               &rep);
-            coord_on_local_result(cn->coord, &rep, now);
-            continue;
-        }
-        if (local && local->type == COORD_LOCAL_UPDATE) {
-            struct peer_msg rep;
-            uint64_t seq = 0;
-            if (is_hinted(cn, local->msg.kv_update.hint_for)) {
-                hint_update(cn, &local->msg.kv_update, &rep);
-            } else {
-                replica_handle_update(s->engine, &cn->rcfg,
-                                      &local->msg.kv_update, &cn->valbuf, &rep,
-                                      &seq);
-                note_replica_write(cn, seq);
-            }
-            coord_on_local_result(cn->coord, &rep, now);
-            continue;
-        }
-        if (local && local->type == COORD_LOCAL_PUT &&
-            is_hinted(cn, local->msg.kv_put.hint_for)) {
-            struct peer_msg rep;
-            hint_store(cn, &local->msg.kv_put, &rep);
-            coord_on_local_result(cn->coord, &rep, now);
-            continue;
-        }
-        if (local && local->type == COORD_LOCAL_PUT) {
-            struct peer_msg rep;
-            uint64_t seq = 0;
-            bool changed = false;
-            replica_handle_put(s->engine, &cn->rcfg, &local->msg.kv_put, &rep,
-                               &changed, &seq);
-            note_replica_write(cn, seq);
-            uint64_t wait = changed ? seq : cn->last_seq;
-            if (rep.kv_put_reply.status == RK_OK &&
-                must_wait_durable(cn, wait)) {
-                queue_ack(cn, wait, true, rep.kv_put_reply.req_id,
-                          rep.kv_put_reply.status, NULL, 0);
-            } else {
-                coord_on_local_result(cn->coord, &rep, now);
-                continue;
-            }
-        }
-        if (cn->n_fails > 0) {
-            struct send_fail f = cn->fails[--cn->n_fails];
-            if (local_ack_pending(cn, f.req_id) && hold_fail(cn, &f)) {
-                continue;
-            }
-            coord_on_failure(cn->coord, f.req_id, f.node, strlen(f.node),
-                             f.status, now);
-            continue;
-        }
-        break;
-    }
-    cn->draining = false;
-}
-
-/* ---- hinted handoff -------------------------------------------------------
- */
-
-/* Hint record key: u8 owner length, owner id, the key. */
-static int hint_key(const char *owner,
-                    size_t olen,
-                    const void *key,
-                    size_t klen,
-                    struct rk_buf *out)
-{
-    rk_buf_clear(out);
-    unsigned char l = (unsigned char)olen;
-    if (olen == 0 || olen > CL_ID_MAX || rk_buf_append(out, &l, 1) != RK_OK ||
-        rk_buf_append(out, owner, olen) != RK_OK ||
-        rk_buf_append(out, key, klen) != RK_OK) {
-        return RK_ENOMEM;
-    }
-    return RK_OK;
-}
-
-/* Splits a hint record key; false when it is malformed. */
-static bool hint_split(const char *hk,
-                       size_t len,
-                       char owner[CL_ID_MAX + 1],
-                       const char **key,
-                       size_t *klen)
-{
-    size_t ol = len ? (unsigned char)hk[0] : 0;
-    if (ol == 0 || ol > CL_ID_MAX || len < 2 + ol) {
-        return false;
-    }
-    memcpy(owner, hk + 1, ol);
-    owner[ol] = '\0';
-    *key = hk + 1 + ol;
-    *klen = len - 1 - ol;
-    return true;
-}
-
-/* Under sync=always a hint counts toward W only once durable: the hint
- * engine is synced at once (hints exist only while a node is down). */
-static int hint_make_durable(struct cnode *cn, uint64_t seq)
-{
-    if (seq == 0 || cn->srv->cfg->sync_mode != ENGINE_SYNC_ALWAYS) {
-        return RK_OK;
-    }
-    return engine_sync(cn->hints);
-}
-
-/*
- * Merges an object into the hint for (owner, key).  Fills *rep as a
- * KV_PUT_REPLY for req_id.  The hint store is an engine of its own, so the
- * data of a partition this node does not own never mixes with its keys.
- */
-static void hint_store(struct cnode *cn,
-                       const struct peer_kv_put *put,
-                       struct peer_msg *rep)
-{
-    struct rk_buf hk;
-    rk_buf_init(&hk);
-    memset(rep, 0, sizeof(*rep));
-    rep->type = PEER_KV_PUT_REPLY;
-    rep->kv_put_reply.req_id = put->req_id;
-    int rc = put->key.len == 0 ? RK_EINVAL
-                               : hint_key(put->hint_for.ptr, put->hint_for.len,
-                                          put->key.ptr, put->key.len, &hk);
-    if (rc == RK_OK) {
-        struct peer_kv_put hp = *put;
-        hp.key.ptr = hk.base;
-        hp.key.len = hk.len;
-        hp.hint_for.len = 0;
-        uint64_t seq = 0;
-        bool changed = false;
-        replica_handle_put(cn->hints, &cn->rcfg, &hp, rep, &changed, &seq);
-        rc = rep->kv_put_reply.status;
-        if (rc == RK_OK && changed) {
-            cn->hints_stored++;
-            rc = hint_make_durable(cn, seq);
-        }
-    }
-    rep->kv_put_reply.status = rc;
-    rk_buf_fini(&hk);
-}
-
-/* KV_UPDATE at a fallback (PEER_KV_FALLBACK): applied to its hint for the
- * owner, so the object it returns is what it keeps for that owner. */
-static void hint_update(struct cnode *cn,
-                        const struct peer_kv_update *up,
-                        struct peer_msg *rep)
-{
-    struct rk_buf hk;
-    rk_buf_init(&hk);
-    int rc = up->key.len == 0 || up->hint_for.len == 0
-                 ? RK_EINVAL
-                 : hint_key(up->hint_for.ptr, up->hint_for.len, up->key.ptr,
-                            up->key.len, &hk);
-    if (rc != RK_OK) {
-        memset(rep, 0, sizeof(*rep));
-        rep->type = PEER_KV_UPDATE_REPLY;
-        rep->kv_update_reply.req_id = up->req_id;
-        rep->kv_update_reply.status = rc;
-        rk_buf_fini(&hk);
-        return;
-    }
-    struct peer_kv_update hu = *up;
-    hu.key.ptr = hk.base;
-    hu.key.len = hk.len;
-    uint64_t seq = 0;
-    replica_handle_update(cn->hints, &cn->rcfg, &hu, &cn->valbuf, rep, &seq);
-    if (rep->kv_update_reply.status == RK_OK) {
-        cn->hints_stored++;
-        int sync_rc = hint_make_durable(cn, seq);
-        if (sync_rc != RK_OK) {
-            /* not durable: never counted toward W */
-            rep->kv_update_reply.status = sync_rc;
-            rep->kv_update_reply.object.ptr = NULL;
-            rep->kv_update_reply.object.len = 0;
-        }
-    }
-    rk_buf_fini(&hk);
-}
-
-/* Whether a KV_PUT / KV_UPDATE names an owner other than this node. */
-static bool is_hinted(struct cnode *cn, struct peer_bytes hint_for)
-{
-    return hint_for.len != 0 &&
-           !(hint_for.len == strlen(cn->node_id) &&
-             memcmp(hint_for.ptr, cn->node_id, hint_for.len) == 0);
-}
-
-static bool hint_in_flight(struct cnode *cn, const void *hk, size_t len)
-{
-    for (size_t i = 0; i < HD_SLOTS; i++) {
-        if (cn->hd[i].req_id && cn->hd[i].hkey.len == len &&
-            memcmp(cn->hd[i].hkey.base, hk, len) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/*
- * One background round over an engine (hint delivery, tombstone reaping):
- * engine_scan visits about `count` keys from *cursor (the callback must not
- * change the engine), those `want` accepts are copied out, then `fn` runs
- * for each, free to write.
- */
-struct key_batch
-{
-    struct rk_buf keys; /* u32 length + bytes, repeated */
-    size_t n;
-    bool (*want)(const struct engine_meta *m, uint64_t arg);
-    uint64_t arg;
-};
-
-static bool batch_collect(void *data,
-                          const void *key,
-                          size_t klen,
-                          const struct engine_meta *meta)
-{
-    struct key_batch *b = data;
-    uint32_t l = (uint32_t)klen;
-    if ((b->want == NULL || b->want(meta, b->arg)) &&
-        rk_buf_append(&b->keys, &l, sizeof(l)) == RK_OK &&
-        rk_buf_append(&b->keys, key, klen) == RK_OK) {
-        b->n++;
-    }
-    return true;
-}
-
-static void scan_round(struct cnode *cn,
-                       struct engine *e,
-                       uint64_t *cursor,
-                       size_t count,
-                       bool (*want)(const struct engine_meta *, uint64_t),
-                       uint64_t arg,
-                       void (*fn)(struct cnode *, const char *, size_t))
-{
-    struct key_batch b = {.n = 0, .want = want, .arg = arg};
-    rk_buf_init(&b.keys);
-    uint64_t next = 0;
-    (void)engine_scan(e, *cursor, count, batch_collect, &b, &next);
-    *cursor = next;
-    size_t off = 0;
-    for (size_t i = 0; i < b.n; i++) {
-        uint32_t l;
-        memcpy(&l, b.keys.base + off, sizeof(l));
-        off += sizeof(l);
-        fn(cn, b.keys.base + off, l);
-        off += l;
-    }
-    rk_buf_fini(&b.keys);
-}
-
-/* A hint whose data now belongs to this node: merged into the data, then
- * dropped. */
-static void hint_deliver_local(struct cnode *cn,
-                               const char *hk,
-                               size_t len,
-                               const char *key,
-                               size_t klen)
-{
-    struct dvv_obj o;
-    dvv_init(&o);
-    struct rk_buf enc;
-    rk_buf_init(&enc);
-    if (replica_read(cn->hints, hk, len, &o) == RK_OK &&
-        dvv_encode(&o, &enc) == RK_OK) {
-        struct peer_kv_put p = {
-            .key = {key, klen},
-            .object = {enc.base, enc.len},
-        };
-        struct peer_msg rep;
-        uint64_t seq = 0;
-        replica_handle_put(cn->srv->engine, &cn->rcfg, &p, &rep, NULL, &seq);
-        note_replica_write(cn, seq);
-        if (rep.kv_put_reply.status == RK_OK &&
-            (seq == 0 || cn->srv->cfg->sync_mode != ENGINE_SYNC_ALWAYS ||
-             engine_sync(cn->srv->engine) == RK_OK) &&
-            engine_delete(cn->hints, hk, len, 0, &seq) == RK_OK) {
-            cn->hints_delivered++;
-        }
-    }
-    rk_buf_fini(&enc);
-    dvv_fini(&o);
-}
-
-/* Sends one hint to its owner (a KV_PUT through the coordinator, w=1). */
-static void hint_send(struct cnode *cn, const char *hk, size_t len)
-{
-    char owner[CL_ID_MAX + 1];
-    const char *key;
-    size_t klen;
-    if (!hint_split(hk, len, owner, &key, &klen) ||
-        hint_in_flight(cn, hk, len)) {
-        return;
-    }
-    /* The owner left the cluster (or is this node): the hint goes to the
-     * key's current first primary instead, so its data is not stranded. */
-    struct membership_member mm;
-    const char *dest = owner;
-    if (strcmp(owner, cn->node_id) == 0 ||
-        !membership_member_find(cn->mem, owner, &mm) ||
-        mm.status != MEMBERSHIP_VALID) {
-        struct route_targets t;
-        build_targets(cn, key, klen, &t);
-        dest = NULL;
-        for (size_t i = 0; i < t.n && dest == NULL; i++) {
-            if (!t.hint_for[i] && is_up_or_self(cn, t.id[i])) {
-                dest = t.id[i];
-            }
-        }
-        if (dest == NULL) {
-            return;
-        }
-        if (strcmp(dest, cn->node_id) == 0) {
-            hint_deliver_local(cn, hk, len, key, klen);
-            return;
-        }
-    }
-    if (!peer_is_up(cn, dest)) {
-        return;
-    }
-    size_t slot = HD_SLOTS;
-    for (size_t i = 0; i < HD_SLOTS && slot == HD_SLOTS; i++) {
-        if (cn->hd[i].req_id == 0) {
-            slot = i;
-        }
-    }
-    if (slot == HD_SLOTS) {
-        return;
-    }
-    struct dvv_obj o;
-    dvv_init(&o);
-    struct rk_buf enc;
-    rk_buf_init(&enc);
-    if (replica_read(cn->hints, hk, len, &o) == RK_OK &&
-        dvv_encode(&o, &enc) == RK_OK) {
-        const char *targets[1] = {dest};
-        struct coord_put_req p = {
-            .key = key,
-            .klen = klen,
-            .object = enc.base,
-            .olen = enc.len,
-            .targets = targets,
-            .n_targets = 1,
-            .acked = -1,
-            .w = 1,
-            .timeout_ms = cn->srv->cfg->request_timeout_ms,
-            .cookie = ((uint64_t)slot << 2) | 1,
-        };
-        uint64_t rid = 0;
-        struct hint_delivery *d = &cn->hd[slot];
-        if (rk_buf_append((rk_buf_clear(&d->hkey), &d->hkey), hk, len) ==
-                RK_OK &&
-            coord_start_put(cn->coord, &p, now_mono(), &rid) == RK_OK) {
-            d->req_id = rid;
-            d->hash = XXH3_64bits(enc.base, enc.len);
-            drain_coord(cn);
-        }
-    }
-    rk_buf_fini(&enc);
-    dvv_fini(&o);
-}
-
-/* One delivery round: looks at the next HINT_SCAN_BATCH hints and sends
- * those whose owner is up. */
-static void hints_deliver(struct cnode *cn, uint64_t now)
-{
-    if (cn->hints == NULL || now < cn->hint_scan_at) {
-        return;
-    }
-    cn->hint_scan_at = now + HINT_ROUND_MS;
-    (void)engine_tick(cn->hints); /* merges of the hint store */
-    struct engine_stats st;
-    engine_stats(cn->hints, &st);
-    if (st.live_keys == 0) {
-        return;
-    }
-    scan_round(cn, cn->hints, &cn->hint_cursor, HINT_SCAN_BATCH, NULL, 0,
-               hint_send);
-}
-
-/* The XXH3 of the canonical encoding of key's object in e (what a hint
- * delivery or a reaping check sent or saw, compared again on the answer).
- * RK_OK, or replica_read's / dvv_encode's error. */
-static int object_hash(struct engine *e,
-                       const void *key,
-                       size_t klen,
-                       uint64_t *hash)
-{
-    struct dvv_obj o;
-    dvv_init(&o);
-    struct rk_buf enc;
-    rk_buf_init(&enc);
-    int rc = replica_read(e, key, klen, &o);
-    if (rc == RK_OK) {
-        rc = dvv_encode(&o, &enc);
-    }
-    if (rc == RK_OK) {
-        *hash = XXH3_64bits(enc.base, enc.len);
-    }
-    rk_buf_fini(&enc);
-    dvv_fini(&o);
-    return rc;
-}
-
-/* The owner answered a delivery: the hint goes if it did not grow since. */
-static void hint_reply(struct cnode *cn, const struct coord_reply *r)
-{
-    size_t slot = (size_t)(r->cookie >> 2);
-    if (slot >= HD_SLOTS || cn->hd[slot].req_id != r->req_id) {
-        return;
-    }
-    struct hint_delivery *d = &cn->hd[slot];
-    d->req_id = 0;
-    if (r->status != RK_OK) {
-        return; /* kept: the next round retries */
-    }
-    uint64_t h = 0;
-    if (object_hash(cn->hints, d->hkey.base, d->hkey.len, &h) == RK_OK) {
-        if (h == d->hash) {
-            uint64_t seq;
-            if (engine_delete(cn->hints, d->hkey.base, d->hkey.len, 0, &seq) ==
-                RK_OK) {
-                cn->hints_delivered++;
-            }
-        } else {
-            cn->hints_superseded++; /* grew meanwhile: send it again */
-        }
-    }
-}
-
-static uint64_t hints_pending(struct cnode *cn)
-{
-    if (cn->hints == NULL) {
-        return 0;
-    }
-    struct engine_stats st;
-    engine_stats(cn->hints, &st);
-    return st.live_keys;
-}
-
-/* Coordinator-side hints: an owner that is down and has no fallback to
- * stand in for it gets the object from this node's hint store later. */
-static void hint_for_down(struct cnode *cn,
-                          const char *owner,
-                          const void *key,
-                          size_t klen,
-                          const struct rk_buf *obj)
-{
-    struct peer_kv_put p = {
-        .req_id = 0,
-        .key = {key, klen},
-        .object = {obj->base, obj->len},
-        .hint_for = {owner, strlen(owner)},
-    };
-    struct peer_msg rep;
-    hint_store(cn, &p, &rep);
-    if (rep.kv_put_reply.status != RK_OK) {
-        rk_log(RK_LOG_WARN, "hint_store_failed", "owner=%s error=%s", owner,
-               rk_errname(rep.kv_put_reply.status));
-    }
-}
-
-/* ---- tombstone reaping ------------------------------------------------------
- */
-
-/*
- * A deleted key's tombstone is dropped only after tombstone_gc_grace and
- * only when every one of its N primaries is up and answers a read with
- * either nothing or exactly this tombstone object: then no replica holds
- * an older value that could come back (Cassandra's gc_grace; Riak's
- * delete_mode with a read of all N before the reap).  Each replica reaps
- * its own copy.  Hints held on other nodes for longer than the grace can
- * still bring an old value back: keep the grace above the longest outage
- * (docs/consistency.md).
- */
-/* Candidates: objects dead (deleted or expired) since before cutoff. */
-static bool gc_want(const struct engine_meta *meta, uint64_t cutoff_ms)
-{
-    return replica_meta_is_object(meta) &&
-           (meta->timestamp & (REPLICA_META_DELETED | REPLICA_META_EXPIRING)) &&
-           hlc_physical_ms(meta->timestamp & REPLICA_META_TS_MASK) <= cutoff_ms;
-}
-
-static void gc_check(struct cnode *cn, const char *key, size_t klen)
-{
-    size_t slot = GC_SLOTS;
-    for (size_t i = 0; i < GC_SLOTS; i++) {
-        if (cn->gc[i].req_id == 0 && slot == GC_SLOTS) {
-            slot = i;
-        } else if (cn->gc[i].req_id && cn->gc[i].hkey.len == klen &&
-                   memcmp(cn->gc[i].hkey.base, key, klen) == 0) {
-            return;
-        }
-    }
-    struct route_targets t;
-    build_targets(cn, key, klen, &t);
-    for (size_t i = 0; i < t.n; i++) {
-        if (t.hint_for[i] || !is_up_or_self(cn, t.id[i])) {
-            return; /* a primary is down: wait */
-        }
-    }
-    if (slot == GC_SLOTS || t.n == 0) {
-        return;
-    }
-    struct dvv_obj o;
-    dvv_init(&o);
-    struct rk_buf enc;
-    rk_buf_init(&enc);
-    struct hint_delivery *g = &cn->gc[slot];
-    uint64_t grace_ms = cn->srv->cfg->tombstone_gc_grace_s * 1000;
-    uint64_t wall = server_now_ms();
-    uint64_t dead = 0;
-    if (replica_read(cn->srv->engine, key, klen, &o) == RK_OK) {
-        dead = replica_dead_at(&o);
-    }
-    if (dead != 0 && hlc_physical_ms(dead) + grace_ms <= wall &&
-        dvv_encode(&o, &enc) == RK_OK) {
-        struct coord_get_req q = {
-            .key = key,
-            .klen = klen,
-            .targets = t.id,
-            .n_targets = t.n,
-            .r = (uint32_t)t.n,
-            .timeout_ms = cn->srv->cfg->request_timeout_ms,
-            .cookie = ((uint64_t)slot << 2) | 2,
-        };
-        uint64_t rid = 0;
-        rk_buf_clear(&g->hkey);
-        if (rk_buf_append(&g->hkey, key, klen) == RK_OK &&
-            coord_start_get(cn->coord, &q, now_mono(), &rid) == RK_OK) {
-            g->req_id = rid;
-            g->hash = XXH3_64bits(enc.base, enc.len);
-            drain_coord(cn);
-        }
-    }
-    rk_buf_fini(&enc);
-    dvv_fini(&o);
-}
-
-static void gc_round(struct cnode *cn, uint64_t now)
-{
-    if (now < cn->gc_scan_at || !cn->multi) {
-        return;
-    }
-    uint64_t grace_ms = cn->srv->cfg->tombstone_gc_grace_s * 1000;
-    cn->gc_scan_at = now + (grace_ms / 4 < 1000 ? grace_ms / 4 + 50 : 1000);
-    uint64_t wall = server_now_ms();
-    scan_round(cn, cn->srv->engine, &cn->gc_cursor, GC_SCAN_BATCH, gc_want,
-               wall > grace_ms ? wall - grace_ms : 0, gc_check);
-}
-
-static void gc_reply(struct cnode *cn, const struct coord_reply *r)
-{
-    size_t slot = (size_t)(r->cookie >> 2);
-    if (slot >= GC_SLOTS || cn->gc[slot].req_id != r->req_id) {
-        return;
-    }
-    struct hint_delivery *g = &cn->gc[slot];
-    g->req_id = 0;
-    if (r->status != RK_OK || !r->found || !r->uniform ||
-        r->successes != r->n_targets ||
-        XXH3_64bits(r->object.ptr, r->object.len) != g->hash) {
-        return;
-    }
-    /* still the same tombstone here (nothing written meanwhile)? */
-    uint64_t h = 0;
-    if (object_hash(cn->srv->engine, g->hkey.base, g->hkey.len, &h) == RK_OK &&
-        h == g->hash) {
-        uint64_t seq = 0;
-        if (engine_delete(cn->srv->engine, g->hkey.base, g->hkey.len, 0,
-                          &seq) == RK_OK) {
-            note_replica_write(cn, seq);
-            cn->tombstones_reaped++;
-        }
-    }
 }
 
 /* ---- peer messages ------------------------------------------------------ */
@@ -1595,128 +502,16 @@ static void on_peer_message(void *data,
                             const struct peer_msg *msg)
 {
     struct cnode *cn = data;
-    struct server *s = cn->srv;
-    uint64_t now = now_mono();
-    cn->rcfg.now_ms = loop_now_ms(cn);
-    uint64_t ahead_before = cn->rstats.clock_ahead;
-    uint64_t t_us = 0;
-    struct lat_hist *lat = NULL;
-    swim_on_traffic(cn->swim, node_id, id_len, now, &cn->acts);
-    run_cl_actions(cn);
-    switch (msg->type) {
-        case PEER_PING:
-        case PEER_ACK:
-        case PEER_PING_REQ:
-            swim_on_message(cn->swim, msg, now, &cn->acts);
-            run_cl_actions(cn);
-            break;
-        case PEER_GOSSIP: {
-            cn->gossip_in++;
-            struct peer_seen *ps = seen_find(cn, node_id, id_len, true);
-            if (ps) {
-                ps->version = msg->gossip.state_version;
-                ps->hash = msg->gossip.state.len
-                               ? XXH3_64bits(msg->gossip.state.ptr,
-                                             msg->gossip.state.len)
-                               : 0;
-                ps->at_ms = now;
-            }
-        }
-            /* fall through */
-        case PEER_JOIN:
-        case PEER_JOIN_REPLY: {
-            int rc = membership_on_message(cn->mem, msg, now, &cn->acts);
-            if (rc != RK_OK) {
-                rk_log(RK_LOG_DEBUG, "membership_message",
-                       "peer=%.*s type=%d error=%s reason=\"%s\"", (int)id_len,
-                       node_id, (int)msg->type, rk_errname(rc),
-                       membership_errmsg(cn->mem));
-            }
-            run_cl_actions(cn);
-            break;
-        }
-        case PEER_KV_PUT: {
-            struct peer_msg rep;
-            uint64_t seq = 0;
-            bool changed = false;
-            cn->replica_puts++;
-            t_us = server_mono_us();
-            lat = &cn->replica_lat[1];
-            if (is_hinted(cn, msg->kv_put.hint_for)) {
-                hint_store(cn, &msg->kv_put, &rep);
-                if (msg->kv_put.req_id != 0) {
-                    peer_transport_send(cn->pt, node_id, NULL, 0, &rep);
-                }
-                break;
-            }
-            replica_handle_put(s->engine, &cn->rcfg, &msg->kv_put, &rep,
-                               &changed, &seq);
-            note_replica_write(cn, seq);
-            if (msg->kv_put.req_id == 0) {
-                break; /* read repair: no answer wanted */
-            }
-            /* Acknowledge once durable (sync=always); a merge that changed
-             * nothing acknowledges what this node already wrote. */
-            uint64_t wait = changed ? seq : cn->last_seq;
-            if (rep.kv_put_reply.status == RK_OK &&
-                must_wait_durable(cn, wait)) {
-                queue_ack(cn, wait, false, rep.kv_put_reply.req_id,
-                          rep.kv_put_reply.status, node_id, id_len);
-            } else {
-                peer_transport_send(cn->pt, node_id, NULL, 0, &rep);
-            }
-            break;
-        }
-        case PEER_KV_GET: {
-            struct peer_msg rep;
-            cn->replica_gets++;
-            t_us = server_mono_us();
-            lat = &cn->replica_lat[0];
-            replica_handle_get(s->engine, &msg->kv_get, &cn->valbuf, &rep);
-            peer_transport_send(cn->pt, node_id, NULL, 0, &rep);
-            break;
-        }
-        case PEER_KV_UPDATE: {
-            /* Answered at once: under sync=always the coordinator counts
-             * this replica only through the KV_PUT that follows, which
-             * waits for durability. */
-            struct peer_msg rep;
-            uint64_t seq = 0;
-            cn->replica_updates++;
-            t_us = server_mono_us();
-            lat = &cn->replica_lat[1];
-            if (is_hinted(cn, msg->kv_update.hint_for)) {
-                hint_update(cn, &msg->kv_update, &rep);
-            } else {
-                replica_handle_update(s->engine, &cn->rcfg, &msg->kv_update,
-                                      &cn->valbuf, &rep, &seq);
-                note_replica_write(cn, seq);
-            }
-            peer_transport_send(cn->pt, node_id, NULL, 0, &rep);
-            break;
-        }
-        case PEER_KV_PUT_REPLY:
-        case PEER_KV_GET_REPLY:
-        case PEER_KV_UPDATE_REPLY:
-        case PEER_ERROR:
-            coord_on_reply(cn->coord, node_id, id_len, msg, now);
-            drain_coord(cn);
-            break;
-        default:
-            break;
-    }
+    struct lat_hist *lat =
+        msg->type == PEER_KV_GET ? &cn->replica_lat[0]
+        : msg->type == PEER_KV_PUT || msg->type == PEER_KV_UPDATE
+            ? &cn->replica_lat[1]
+            : NULL;
+    uint64_t t_us = lat ? server_mono_us() : 0;
+    node_on_message(cn->node, node_id, id_len, msg, now_mono());
+    run_node_actions(cn);
     if (lat) {
         lat_observe(lat, server_mono_us() - t_us);
-    }
-    if (cn->rstats.clock_ahead != ahead_before &&
-        now >= cn->skew_logged_at + 10000) {
-        /* rate-limited: at most one line per 10 s */
-        cn->skew_logged_at = now;
-        rk_log(RK_LOG_WARN, "clock_skew",
-               "peer=%.*s ahead_max_ms=%" PRIu64 " bound_ms=%" PRIu64
-               " events=%" PRIu64,
-               (int)id_len, node_id, cn->rstats.clock_ahead_max_ms,
-               cn->rcfg.max_skew_ms, cn->rstats.clock_ahead);
     }
     process_ready(cn);
 }
@@ -1728,12 +523,8 @@ static void on_peer_connected(void *data,
 {
     (void)hello;
     struct cnode *cn = data;
-    struct peer_gone *g = gone_find(cn, node_id, id_len);
-    if (g != NULL) {
-        *g = cn->gone[--cn->n_gone];
-    }
-    swim_on_traffic(cn->swim, node_id, id_len, now_mono(), &cn->acts);
-    run_cl_actions(cn);
+    node_on_peer_up(cn->node, node_id, id_len, now_mono());
+    run_node_actions(cn);
     rk_log(RK_LOG_DEBUG, "peer_connected", "peer=%.*s", (int)id_len, node_id);
 }
 
@@ -1745,23 +536,8 @@ static void on_peer_disconnected(void *data,
     struct cnode *cn = data;
     rk_log(RK_LOG_DEBUG, "peer_disconnected", "peer=%.*s reason=%s",
            (int)id_len, node_id, rk_errname(reason));
-    /* New requests for it fail at once until it reconnects (the
-     * transport redials with backoff; SWIM marks it down soon after). */
-    if (id_len > CL_ID_MAX || gone_find(cn, node_id, id_len) != NULL) {
-        return;
-    }
-    if (cn->n_gone == cn->cap_gone) {
-        size_t cap = cn->cap_gone ? cn->cap_gone * 2 : 8;
-        struct peer_gone *p = rk_realloc(cn->gone, cap * sizeof(*p));
-        if (p == NULL) {
-            return;
-        }
-        cn->gone = p;
-        cn->cap_gone = cap;
-    }
-    memcpy(cn->gone[cn->n_gone].id, node_id, id_len);
-    cn->gone[cn->n_gone].id[id_len] = '\0';
-    cn->n_gone++;
+    node_on_peer_down(cn->node, node_id, id_len);
+    run_node_actions(cn);
 }
 
 /* ---- durable acks ---------------------------------------------------------
@@ -1770,38 +546,16 @@ static void on_peer_disconnected(void *data,
 void cluster_on_durable(struct server *s)
 {
     struct cnode *cn = s->cluster;
-    if (cn == NULL || cn->head_acks == cn->n_acks) {
+    if (cn == NULL) {
         return;
     }
-    uint64_t durable = engine_durable_seq(s->engine);
-    bool local = false;
-    while (cn->head_acks < cn->n_acks &&
-           cn->acks[cn->head_acks].seq <= durable) {
-        struct pending_ack a = cn->acks[cn->head_acks++];
-        struct peer_msg rep = {.type = PEER_KV_PUT_REPLY};
-        rep.kv_put_reply.req_id = a.req_id;
-        rep.kv_put_reply.status = a.status;
-        if (a.local) {
-            coord_on_local_result(cn->coord, &rep, now_mono());
-            release_held(cn, a.req_id);
-            drain_coord(cn);
-            local = true;
-        } else {
-            peer_transport_send(cn->pt, a.peer, NULL, 0, &rep);
-        }
-    }
-    if (cn->head_acks == cn->n_acks) {
-        cn->head_acks = cn->n_acks = 0;
-    }
-    if (local) {
-        process_ready(cn);
-    }
+    node_on_durable(cn->node, now_mono());
+    run_node_actions(cn);
+    process_ready(cn);
 }
 
 /* ---- timer ----------------------------------------------------------------
  */
-
-static void op_advance(struct cnode *cn, struct cop *op);
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -1809,29 +563,9 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct cnode *cn = arg;
     uint64_t now = now_mono();
-    if (now >= membership_next_deadline_ms(cn->mem)) {
-        membership_tick(cn->mem, now, &cn->acts);
-        run_cl_actions(cn);
-    }
-    if (now >= swim_next_deadline_ms(cn->swim)) {
-        swim_tick(cn->swim, now, &cn->acts);
-        run_cl_actions(cn);
-    }
-    if (now >= coord_next_deadline_ms(cn->coord)) {
-        coord_tick(cn->coord, now);
-        drain_coord(cn);
-    }
-    hints_deliver(cn, now);
-    gc_round(cn, now);
-    if (cn->rstats.bound_dropped != cn->bound_logged &&
-        now >= cn->bound_logged_at + 10000) {
-        /* the per-key sibling bound dropped data: say so (rate-limited) */
-        rk_log(RK_LOG_WARN, "sibling_bound",
-               "dropped=%" PRIu64 " total=%" PRIu64 " max_siblings=%zu",
-               cn->rstats.bound_dropped - cn->bound_logged,
-               cn->rstats.bound_dropped, cn->rcfg.max_sibs);
-        cn->bound_logged = cn->rstats.bound_dropped;
-        cn->bound_logged_at = now;
+    if (now >= node_next_deadline_ms(cn->node)) {
+        node_on_tick(cn->node, now);
+        run_node_actions(cn);
     }
     struct cop *st = cn->stalled;
     cn->stalled = NULL;
@@ -1893,7 +627,7 @@ void cluster_client_gone(struct client *c)
     c->cop_block = false;
     while (op) {
         struct cop *next = op->cnext;
-        coord_cancel(cn->coord, (uint64_t)(uintptr_t)op);
+        node_cancel(cn->node, (uint64_t)(uintptr_t)op);
         unlink_op(cn, op);
         op_free(op);
         op = next;
@@ -2077,111 +811,48 @@ void cluster_defer(struct client *c, size_t argc, const struct resp_arg *argv)
     (void)cn;
 }
 
-/* Starts requests for keys of the current phase, up to the window. */
-/* The coordinating replica of a write: this node when it is a primary
- * target (no extra hop, and it keeps working while a partition is not
- * detected yet, as Riak's put coordinator does), else the first primary
- * target this node sees up, else the first fallback (which issues the dot
- * from a one-shot actor), else the first target.  Two writes through
- * different nodes can so be coordinated by different replicas: if the
- * second comes before the first reached its coordinator, they become
- * siblings (docs/consistency.md). */
-static size_t pick_coordinator(struct cnode *cn, const struct route_targets *t)
-{
-    struct route_view v = route_view_of(cn);
-    return route_pick_coordinator(&v, t);
-}
-
-/* Starts the request of key k in op's current phase.  RK_OK, RK_EBUSY
- * (the coordinator table is full) or another error. */
+/* Starts the node operation of key k in op's current phase.  RK_OK,
+ * RK_EBUSY (no free slot), RK_ENOTFOUND (no ring) or another error. */
 static int start_key(struct cnode *cn,
                      struct cop *op,
                      struct cop_key *k,
-                     const struct route_targets *t,
                      uint64_t now,
-                     uint64_t *rid)
+                     uint64_t *op_id)
 {
-    const char *const *targets = t->id;
-    size_t nt = t->n;
-    struct server *s = cn->srv;
+    const struct req_opts *ro = &op->c->ropts;
+    struct route_quorum over = {ro->n, ro->r, ro->w};
     const char *key = op->kbuf.base + k->off;
     uint64_t cookie = (uint64_t)(uintptr_t)op;
-    uint32_t tmo = op->c->ropts.timeout_ms ? op->c->ropts.timeout_ms
-                                           : s->cfg->request_timeout_ms;
-    uint32_t rq = op_r(cn, op), wq = op_w(cn, op);
     if (op->phase == PH_READ) {
-        struct coord_get_req g = {
+        struct node_read_req r = {
             .key = key,
             .klen = k->len,
-            .targets = targets,
-            .n_targets = nt,
-            .r = rq < nt ? rq : (uint32_t)nt,
-            .timeout_ms = tmo,
-            .repair_wait_ms = s->cfg->read_repair_wait_ms,
-            .hint_for = t->hint_for,
+            .overrides = over,
+            .timeout_ms = ro->timeout_ms,
             .cookie = cookie,
         };
-        return coord_start_get(cn->coord, &g, now, rid);
+        return node_read(cn->node, &r, now, op_id);
     }
-    if (op->phase == PH_UPDATE) {
-        size_t x = pick_coordinator(cn, t);
-        snprintf(k->coord_id, sizeof(k->coord_id), "%s", targets[x]);
-        uint32_t flags = k->tomb ? PEER_KV_TOMBSTONE : 0;
-        if (k->own_ctx) {
-            flags |= PEER_KV_OWN_CONTEXT;
-        }
-        if (t->hint_for[x]) {
-            flags |= PEER_KV_FALLBACK;
-        }
-        if (k->ctype && !k->tomb) {
-            flags |= PEER_KV_CTYPE;
-        }
-        struct coord_update_req u = {
-            .key = key,
-            .klen = k->len,
-            .context = k->own_ctx ? NULL : k->ctx.base,
-            .clen = k->own_ctx ? 0 : k->ctx.len,
-            .value = k->tomb ? NULL : k->val.base,
-            .vlen = k->tomb ? 0 : k->val.len,
-            .timestamp = k->ts,
-            .expire_at_ms = k->tomb ? 0 : k->exp,
-            .flags = flags,
-            .target = targets[x],
-            .hint_for = t->hint_for[x],
-            .timeout_ms = tmo,
-            .cookie = cookie,
-        };
-        return coord_start_update(cn->coord, &u, now, rid);
-    }
-    int acked = -1;
-    if (s->cfg->sync_mode != ENGINE_SYNC_ALWAYS) {
-        /* The coordinating replica stored the object already; under
-         * sync=always it counts only once its KV_PUT ack says durable. */
-        for (size_t i = 0; i < nt; i++) {
-            if (strcmp(targets[i], k->coord_id) == 0) {
-                acked = (int)i;
-            }
-        }
-    }
-    for (size_t i = 0; i < t->n_down; i++) {
-        hint_for_down(cn, t->down[i], key, k->len, &k->obj);
-    }
-    struct coord_put_req p = {
+    struct node_write_req w = {
         .key = key,
         .klen = k->len,
-        .object = k->obj.base,
-        .olen = k->obj.len,
-        .targets = targets,
-        .n_targets = nt,
-        .hint_for = t->hint_for,
-        .acked = acked,
-        .w = wq < nt ? wq : (uint32_t)nt,
-        .timeout_ms = tmo,
+        .context = k->own_ctx ? NULL : k->ctx.base,
+        .clen = k->own_ctx ? 0 : k->ctx.len,
+        .own_context = k->own_ctx,
+        .tombstone = k->tomb,
+        .value = k->tomb ? NULL : k->val.base,
+        .vlen = k->tomb ? 0 : k->val.len,
+        .ctype = k->ctype,
+        .timestamp = k->ts,
+        .expire_at_ms = k->exp,
+        .overrides = over,
+        .timeout_ms = ro->timeout_ms,
         .cookie = cookie,
     };
-    return coord_start_put(cn->coord, &p, now, rid);
+    return node_write(cn->node, &w, now, op_id);
 }
 
+/* Starts requests for keys of the current phase, up to the window. */
 static void op_start_more(struct cnode *cn, struct cop *op)
 {
     uint64_t now = now_mono();
@@ -2193,17 +864,10 @@ static void op_start_more(struct cnode *cn, struct cop *op)
             op->next++;
             continue;
         }
-        struct route_targets t;
-        build_targets_n(cn, op->kbuf.base + k->off, k->len, op_n(cn, op), &t);
-        if (t.n == 0) {
-            op->failed = true;
-            snprintf(op->err, sizeof(op->err),
-                     "CLUSTERDOWN the ring has no members");
-            break;
-        }
-        uint64_t rid = 0;
-        int rc = start_key(cn, op, k, &t, now, &rid);
+        uint64_t id = 0;
+        int rc = start_key(cn, op, k, now, &id);
         if (rc == RK_EBUSY) {
+            run_node_actions(cn);
             if (op->inflight == 0 && !op->stalled) {
                 op->stalled = true;
                 op->snext = cn->stalled;
@@ -2212,17 +876,22 @@ static void op_start_more(struct cnode *cn, struct cop *op)
             break;
         }
         if (rc != RK_OK) {
+            run_node_actions(cn);
             op->failed = true;
-            snprintf(op->err, sizeof(op->err),
-                     "ERR cluster request refused: %s", rk_strerror(rc));
+            if (rc == RK_ENOTFOUND) {
+                snprintf(op->err, sizeof(op->err),
+                         "CLUSTERDOWN the ring has no members");
+            } else {
+                snprintf(op->err, sizeof(op->err),
+                         "ERR cluster request refused: %s", rk_strerror(rc));
+            }
             break;
         }
-        cn->coordinated++;
-        k->req_id = rid;
+        k->op_id = id;
         k->state = 1;
         op->inflight++;
         op->next++;
-        drain_coord(cn);
+        run_node_actions(cn); /* may answer at once (w=1) */
     }
 }
 
@@ -2474,7 +1143,7 @@ static void op_exec(struct cnode *cn, struct cop *op)
         op->next = 0;
         op->done = 0;
         op->keys[0].state = 0;
-        op->phase = put && op->keys[0].write ? PH_UPDATE : PH_DONE;
+        op->phase = put && op->keys[0].write ? PH_WRITE : PH_DONE;
         return;
     }
     if (!scratch_load(cn, op)) {
@@ -2546,7 +1215,7 @@ static void op_exec(struct cnode *cn, struct cop *op)
     }
     op->next = 0;
     op->done = 0;
-    op->phase = writes ? PH_UPDATE : PH_DONE;
+    op->phase = writes ? PH_WRITE : PH_DONE;
 }
 
 static void op_finish(struct cnode *cn, struct cop *op)
@@ -2604,10 +1273,6 @@ static void op_advance(struct cnode *cn, struct cop *op)
         /* every key of this phase is done */
         if (op->phase == PH_READ) {
             op_exec(cn, op);
-        } else if (op->phase == PH_UPDATE) {
-            op->phase = PH_WRITE;
-            op->next = 0;
-            op->done = 0;
         } else {
             op->phase = PH_DONE;
         }
@@ -2616,7 +1281,7 @@ static void op_advance(struct cnode *cn, struct cop *op)
 
 static void process_ready(struct cnode *cn)
 {
-    if (cn->draining || cn->in_ready) {
+    if (cn->in_ready) {
         return;
     }
     cn->in_ready = true;
@@ -2650,7 +1315,7 @@ bool cluster_routes(struct server *s,
     if (strcmp(cmd->name, "exec") == 0 && !c->in_multi) {
         return false;
     }
-    enum membership_phase ph = membership_phase(cn->mem);
+    enum membership_phase ph = membership_phase(node_membership(cn->node));
     if (ph != MEMBERSHIP_MEMBER) {
         *why = ph == MEMBERSHIP_JOINING
                    ? "TRYAGAIN this node is joining a cluster"
@@ -2658,7 +1323,7 @@ bool cluster_routes(struct server *s,
                      "left or was removed); join one with RINGKV.CLUSTER JOIN";
         return true;
     }
-    return cn->multi;
+    return node_is_multi(cn->node);
 }
 
 static bool arg_eq(const struct resp_arg *a, const char *s)
@@ -2881,42 +1546,21 @@ static void op_begin(struct cnode *cn, struct cop *op)
 /* ---- RINGKV.CLUSTER --------------------------------------------------------
  */
 
-/* Whether every valid member this node sees up last gossiped exactly
- * this node's state (same bytes, hence the same version and ring). */
-static bool cluster_agrees(struct cnode *cn)
-{
-    size_t m = membership_member_count(cn->mem);
-    for (size_t i = 0; i < m; i++) {
-        struct membership_member mm;
-        membership_member_get(cn->mem, i, &mm);
-        if (mm.status != MEMBERSHIP_VALID ||
-            strcmp(mm.node_id, cn->node_id) == 0 ||
-            !peer_is_up(cn, mm.node_id)) {
-            continue;
-        }
-        struct peer_seen *ps =
-            seen_find(cn, mm.node_id, strlen(mm.node_id), false);
-        if (ps == NULL || ps->hash != cn->state_hash) {
-            return false;
-        }
-    }
-    return true;
-}
-
 static void status_text(struct cnode *cn, struct rk_buf *out)
 {
     char line[512];
-    const struct ring *r = membership_ring(cn->mem);
-    bool agree = cluster_agrees(cn);
-    size_t m = membership_member_count(cn->mem);
-    int n =
-        snprintf(line, sizeof(line),
-                 "cluster %s  version %" PRIu64 "  ring %" PRIu32
-                 " partitions  n=%" PRIu32 " r=%" PRIu32 " w=%" PRIu32
-                 "  agreement %s  hints %" PRIu64 "\n",
-                 membership_cluster_name(cn->mem), membership_version(cn->mem),
-                 r ? ring_size(r) : 0, cn->n_eff, cn->r_eff, cn->w_eff,
-                 agree ? "yes" : "no", hints_pending(cn));
+    const struct ring *r = membership_ring(node_membership(cn->node));
+    bool agree = node_agrees(cn->node);
+    size_t m = membership_member_count(node_membership(cn->node));
+    int n = snprintf(line, sizeof(line),
+                     "cluster %s  version %" PRIu64 "  ring %" PRIu32
+                     " partitions  n=%" PRIu32 " r=%" PRIu32 " w=%" PRIu32
+                     "  agreement %s  hints %" PRIu64 "\n",
+                     membership_cluster_name(node_membership(cn->node)),
+                     membership_version(node_membership(cn->node)),
+                     r ? ring_size(r) : 0, node_quorum(cn->node).n,
+                     node_quorum(cn->node).r, node_quorum(cn->node).w,
+                     agree ? "yes" : "no", node_hints_pending(cn->node));
     rk_buf_append(out, line, (size_t)n);
     n = snprintf(line, sizeof(line), "%-24s %-22s %-6s %-8s %-10s %-8s %s\n",
                  "NODE_ID", "ADDRESS", "RESP", "STATUS", "PARTITIONS", "SEEN",
@@ -2924,19 +1568,19 @@ static void status_text(struct cnode *cn, struct rk_buf *out)
     rk_buf_append(out, line, (size_t)n);
     for (size_t i = 0; i < m; i++) {
         struct membership_member mm;
-        membership_member_get(cn->mem, i, &mm);
+        membership_member_get(node_membership(cn->node), i, &mm);
         char addr[300], parts[16], ver[24];
         snprintf(addr, sizeof(addr), "%s:%u", mm.host, mm.peer_port);
         int idx = r ? ring_find_member(r, mm.node_id, strlen(mm.node_id)) : -1;
         snprintf(parts, sizeof(parts), "%zu",
                  idx >= 0 ? ring_owned_count(r, (size_t)idx) : 0);
         bool self = strcmp(mm.node_id, cn->node_id) == 0;
-        struct peer_seen *ps =
-            self ? NULL : seen_find(cn, mm.node_id, strlen(mm.node_id), false);
+        uint64_t pv = 0;
         if (self) {
-            snprintf(ver, sizeof(ver), "%" PRIu64, membership_version(cn->mem));
-        } else if (ps) {
-            snprintf(ver, sizeof(ver), "%" PRIu64, ps->version);
+            snprintf(ver, sizeof(ver), "%" PRIu64,
+                     membership_version(node_membership(cn->node)));
+        } else if (node_peer_version(cn->node, mm.node_id, &pv)) {
+            snprintf(ver, sizeof(ver), "%" PRIu64, pv);
         } else {
             snprintf(ver, sizeof(ver), "-");
         }
@@ -2947,21 +1591,6 @@ static void status_text(struct cnode *cn, struct rk_buf *out)
             mm.status == MEMBERSHIP_VALID ? seen_as(cn, mm.node_id) : "-", ver);
         rk_buf_append(out, line, (size_t)n);
     }
-}
-
-static size_t members_up(struct cnode *cn)
-{
-    size_t up = 0, m = membership_member_count(cn->mem);
-    for (size_t i = 0; i < m; i++) {
-        struct membership_member mm;
-        membership_member_get(cn->mem, i, &mm);
-        if (mm.status == MEMBERSHIP_VALID &&
-            (strcmp(mm.node_id, cn->node_id) == 0 ||
-             peer_is_up(cn, mm.node_id))) {
-            up++;
-        }
-    }
-    return up;
 }
 
 static uint64_t engine_keys(struct server *s)
@@ -3001,30 +1630,29 @@ static void cmd_join(struct client *c, const struct resp_arg *addr)
         return;
     }
     uint64_t keys = engine_keys(s);
-    if (keys > 0 && !cn->multi) {
+    if (keys > 0 && !node_is_multi(cn->node)) {
         reply_errorf(c,
                      "ERR join needs an empty node: this node holds %" PRIu64
                      " keys and partition handoff is not implemented yet",
                      keys);
         return;
     }
-    int rc = membership_join_start(cn->mem, host, (uint16_t)port, now_mono(),
-                                   &cn->acts);
+    int rc = node_join(cn->node, host, (uint16_t)port, now_mono());
     if (rc != RK_OK) {
-        cl_actions_clear(&cn->acts);
         if (rc == RK_EBUSY) {
             reply_errorf(c,
                          "ERR cannot join: this node is already a member of "
                          "a cluster of %zu nodes (leave it first)",
-                         cn->valid_members);
+                         node_valid_members(cn->node));
         } else {
-            reply_errorf(c, "ERR cannot join: %s", membership_errmsg(cn->mem));
+            reply_errorf(c, "ERR cannot join: %s",
+                         membership_errmsg(node_membership(cn->node)));
         }
         return;
     }
     struct cop *op = op_new(c, NULL, 0, NULL);
     if (op == NULL) {
-        run_cl_actions(cn);
+        run_node_actions(cn);
         reply_error(c, "ERR out of memory");
         return;
     }
@@ -3034,7 +1662,7 @@ static void cmd_join(struct client *c, const struct resp_arg *addr)
     update_block(c);
     cn->join_op = op;
     rk_log(RK_LOG_INFO, "cluster_join_start", "seed=%s:%lu", host, port);
-    run_cl_actions(cn);
+    run_node_actions(cn);
     process_ready(cn);
 }
 
@@ -3056,15 +1684,13 @@ void cluster_cmd(struct client *c, size_t argc, const struct resp_arg *argv)
     } else if (arg_eq(sub, "JOIN") && argc == 3) {
         cmd_join(c, &argv[2]);
     } else if (arg_eq(sub, "LEAVE") && argc == 2) {
-        int rc = membership_leave(cn->mem, engine_keys(s) > 0, now_mono(),
-                                  &cn->acts);
+        int rc = node_leave(cn->node, engine_keys(s) > 0, now_mono());
+        run_node_actions(cn);
         if (rc != RK_OK) {
-            cl_actions_clear(&cn->acts);
-            reply_errorf(c, "ERR cannot leave: %s", membership_errmsg(cn->mem));
+            reply_errorf(c, "ERR cannot leave: %s",
+                         membership_errmsg(node_membership(cn->node)));
             return;
         }
-        run_cl_actions(cn);
-        recompute(cn);
         reply_ok(c);
     } else if (arg_eq(sub, "REMOVE") && argc == 3) {
         char id[CL_ID_MAX + 1];
@@ -3074,19 +1700,17 @@ void cluster_cmd(struct client *c, size_t argc, const struct resp_arg *argv)
         }
         memcpy(id, argv[2].ptr, argv[2].len);
         id[argv[2].len] = '\0';
-        int rc = membership_remove(cn->mem, id, now_mono(), &cn->acts);
+        int rc = node_remove(cn->node, id, now_mono());
+        run_node_actions(cn);
         if (rc != RK_OK) {
-            cl_actions_clear(&cn->acts);
             if (rc == RK_ENOTFOUND) {
                 reply_errorf(c, "ERR no valid member '%s'", id);
             } else {
                 reply_errorf(c, "ERR cannot remove '%s': %s", id,
-                             membership_errmsg(cn->mem));
+                             membership_errmsg(node_membership(cn->node)));
             }
             return;
         }
-        run_cl_actions(cn);
-        recompute(cn);
         reply_ok(c);
     } else if (arg_eq(sub, "FAULT") && (argc == 3 || argc == 4)) {
 #ifdef RK_TEST_BUILD
@@ -3141,63 +1765,65 @@ void cluster_info(struct server *s, struct rk_buf *out)
         return;
     }
     static const char *phases[] = {"none", "joining", "member", "removed"};
-    enum membership_phase ph = membership_phase(cn->mem);
-    const struct ring *r = membership_ring(cn->mem);
+    enum membership_phase ph = membership_phase(node_membership(cn->node));
+    const struct ring *r = membership_ring(node_membership(cn->node));
     int me = r ? ring_find_member(r, cn->node_id, strlen(cn->node_id)) : -1;
     struct coord_stats cs;
-    coord_stats(cn->coord, &cs);
+    coord_stats(node_coord(cn->node), &cs);
     struct peer_transport_stats ts;
     peer_transport_stats(cn->pt, NULL, &ts);
-    int n =
-        snprintf(b, sizeof(b),
-                 "cluster_enabled:1\r\n"
-                 "cluster_name:%s\r\n"
-                 "node_id:%s\r\n"
-                 "peer_port:%u\r\n"
-                 "cluster_phase:%s\r\n"
-                 "cluster_state_version:%" PRIu64
-                 "\r\n"
-                 "cluster_members:%zu\r\n"
-                 "cluster_members_up:%zu\r\n"
-                 "cluster_ring_size:%" PRIu32
-                 "\r\n"
-                 "cluster_ring_digest:%016" PRIx64
-                 "\r\n"
-                 "cluster_agreement:%d\r\n"
-                 "cluster_partitions_owned:%zu\r\n"
-                 "cluster_n:%" PRIu32
-                 "\r\n"
-                 "cluster_r:%" PRIu32
-                 "\r\n"
-                 "cluster_w:%" PRIu32
-                 "\r\n"
-                 "coord_requests:%" PRIu64
-                 "\r\n"
-                 "coord_inflight:%zu\r\n"
-                 "coord_noquorum:%" PRIu64
-                 "\r\n"
-                 "replica_puts:%" PRIu64
-                 "\r\n"
-                 "replica_gets:%" PRIu64
-                 "\r\n"
-                 "peers_connected:%zu\r\n"
-                 "peer_frames_out:%" PRIu64
-                 "\r\n"
-                 "peer_frames_in:%" PRIu64
-                 "\r\n"
-                 "cluster_persist_errors:%" PRIu64 "\r\n",
-                 membership_cluster_name(cn->mem), cn->node_id, cn->peer_port,
-                 phases[ph <= MEMBERSHIP_REMOVED_SELF ? ph : 0],
-                 membership_version(cn->mem), cn->valid_members, members_up(cn),
-                 r ? ring_size(r) : 0, r ? ring_digest(r) : 0,
-                 cluster_agrees(cn) ? 1 : 0,
-                 me >= 0 ? ring_owned_count(r, (size_t)me) : 0, cn->n_eff,
-                 cn->r_eff, cn->w_eff, cs.started, coord_inflight(cn->coord),
-                 cs.noquorum_timeout + cs.noquorum_early, cn->replica_puts,
-                 cn->replica_gets, ts.n_connected, ts.frames_out, ts.frames_in,
-                 cn->persist_errors);
+    int n = snprintf(
+        b, sizeof(b),
+        "cluster_enabled:1\r\n"
+        "cluster_name:%s\r\n"
+        "node_id:%s\r\n"
+        "peer_port:%u\r\n"
+        "cluster_phase:%s\r\n"
+        "cluster_state_version:%" PRIu64
+        "\r\n"
+        "cluster_members:%zu\r\n"
+        "cluster_members_up:%zu\r\n"
+        "cluster_ring_size:%" PRIu32
+        "\r\n"
+        "cluster_ring_digest:%016" PRIx64
+        "\r\n"
+        "cluster_agreement:%d\r\n"
+        "cluster_partitions_owned:%zu\r\n"
+        "cluster_n:%" PRIu32
+        "\r\n"
+        "cluster_r:%" PRIu32
+        "\r\n"
+        "cluster_w:%" PRIu32
+        "\r\n"
+        "coord_requests:%" PRIu64
+        "\r\n"
+        "coord_inflight:%zu\r\n"
+        "coord_noquorum:%" PRIu64
+        "\r\n"
+        "replica_puts:%" PRIu64
+        "\r\n"
+        "replica_gets:%" PRIu64
+        "\r\n"
+        "peers_connected:%zu\r\n"
+        "peer_frames_out:%" PRIu64
+        "\r\n"
+        "peer_frames_in:%" PRIu64
+        "\r\n"
+        "cluster_persist_errors:%" PRIu64 "\r\n",
+        membership_cluster_name(node_membership(cn->node)), cn->node_id,
+        cn->peer_port, phases[ph <= MEMBERSHIP_REMOVED_SELF ? ph : 0],
+        membership_version(node_membership(cn->node)),
+        node_valid_members(cn->node), node_members_up(cn->node),
+        r ? ring_size(r) : 0, r ? ring_digest(r) : 0,
+        node_agrees(cn->node) ? 1 : 0,
+        me >= 0 ? ring_owned_count(r, (size_t)me) : 0, node_quorum(cn->node).n,
+        node_quorum(cn->node).r, node_quorum(cn->node).w, cs.started,
+        coord_inflight(node_coord(cn->node)),
+        cs.noquorum_timeout + cs.noquorum_early,
+        node_stats(cn->node)->replica_puts, node_stats(cn->node)->replica_gets,
+        ts.n_connected, ts.frames_out, ts.frames_in, cn->persist_errors);
     rk_buf_append(out, b, (size_t)n);
-    const struct replica_stats *rs = &cn->rstats;
+    const struct replica_stats *rs = node_replica_stats(cn->node);
     n = snprintf(
         b, sizeof(b),
         "dvv_actor:%016" PRIx64
@@ -3233,24 +1859,39 @@ void cluster_info(struct server *s, struct rk_buf *out)
         "clock_ahead_events:%" PRIu64
         "\r\n"
         "clock_ahead_max_ms:%" PRIu64 "\r\n",
-        cn->actor, cn->epoch, cn->rcfg.lww ? "lww" : "siblings", rs->updates,
-        rs->merges_written, rs->lww_discards, rs->bound_dropped,
+        cn->actor, cn->epoch, node_settings(cn->node)->lww ? "lww" : "siblings",
+        rs->updates, rs->merges_written, rs->lww_discards, rs->bound_dropped,
         rs->clock_pruned, rs->bad_objects + cs.bad_answers, cs.read_repairs,
-        s->cfg->sloppy_quorum ? "on" : "off", hints_pending(cn),
-        cn->hints_stored, cn->hints_delivered, s->cfg->tombstone_gc_grace_s,
-        cn->tombstones_reaped, rs->clock_ahead, rs->clock_ahead_max_ms);
+        s->cfg->sloppy_quorum ? "on" : "off", node_hints_pending(cn->node),
+        node_stats(cn->node)->hints_stored,
+        node_stats(cn->node)->hints_delivered, s->cfg->tombstone_gc_grace_s,
+        node_stats(cn->node)->tombstones_reaped, rs->clock_ahead,
+        rs->clock_ahead_max_ms);
     rk_buf_append(out, b, (size_t)n);
+}
+
+static struct node_settings settings_of(const struct rk_config *cfg)
+{
+    return (struct node_settings){
+        .quorum = {cfg->n_val, cfg->r_val, cfg->w_val},
+        .sloppy_quorum = cfg->sloppy_quorum,
+        .request_timeout_ms = cfg->request_timeout_ms,
+        .read_repair_wait_ms = cfg->read_repair_wait_ms,
+        .sync_always = cfg->sync_mode == ENGINE_SYNC_ALWAYS,
+        .lww = cfg->conflict_lww,
+        .max_siblings = cfg->max_siblings,
+        .tombstone_grace_ms = cfg->tombstone_gc_grace_s * 1000,
+        .max_clock_skew_ms = cfg->max_clock_skew_ms,
+    };
 }
 
 void cluster_config_changed(struct server *s)
 {
     if (s->cluster) {
         struct cnode *cn = s->cluster;
-        cn->rcfg.lww = s->cfg->conflict_lww;
-        cn->rcfg.max_sibs = s->cfg->max_siblings;
-        cn->rcfg.grace_ms = s->cfg->tombstone_gc_grace_s * 1000;
-        cn->rcfg.max_skew_ms = s->cfg->max_clock_skew_ms;
-        recompute(cn);
+        struct node_settings set = settings_of(s->cfg);
+        node_set_settings(cn->node, &set);
+        run_node_actions(cn);
     }
 }
 
@@ -3349,7 +1990,6 @@ static int load_node_id(struct server *s,
  */
 static int load_epoch(struct cnode *cn, char *err, size_t errlen)
 {
-    struct rk_config *cfg = cn->srv->cfg;
     struct rk_buf b;
     rk_buf_init(&b);
     int rc = read_file(cn->dir, EPOCH_FILE, &b);
@@ -3397,17 +2037,6 @@ static int load_epoch(struct cnode *cn, char *err, size_t errlen)
     if (cn->actor == DVV_ACTOR_LEGACY) {
         cn->actor = 1;
     }
-    cn->rcfg = (struct replica_cfg){
-        .actor = cn->actor,
-        .floor = &cn->floor,
-        .oneshot = &cn->oneshot,
-        .lww = cfg->conflict_lww,
-        .max_sibs = cfg->max_siblings,
-        .max_clock = DVV_DEFAULT_CLOCK,
-        .grace_ms = cfg->tombstone_gc_grace_s * 1000,
-        .max_skew_ms = cfg->max_clock_skew_ms,
-        .stats = &cn->rstats,
-    };
     return RK_OK;
 }
 
@@ -3445,18 +2074,6 @@ static int open_hints(struct cnode *cn, char *err, size_t errlen)
                  eerr[0] ? eerr : rk_strerror(rc));
         return rc;
     }
-    cn->hd = rk_calloc(HD_SLOTS, sizeof(*cn->hd));
-    cn->gc = rk_calloc(GC_SLOTS, sizeof(*cn->gc));
-    if (cn->hd == NULL || cn->gc == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return RK_ENOMEM;
-    }
-    for (size_t i = 0; i < HD_SLOTS; i++) {
-        rk_buf_init(&cn->hd[i].hkey);
-    }
-    for (size_t i = 0; i < GC_SLOTS; i++) {
-        rk_buf_init(&cn->gc[i].hkey);
-    }
     return RK_OK;
 }
 
@@ -3470,7 +2087,6 @@ int cluster_start(struct server *s, char *err, size_t errlen)
     }
     cn->srv = s;
     s->cluster = cn;
-    rk_buf_init(&cn->valbuf);
     snprintf(cn->dir, sizeof(cn->dir), "%s", cfg->data_dir);
     if (mkdir(cn->dir, 0700) != 0 && errno != EEXIST) {
         snprintf(err, errlen, "cannot create %s: %s", cn->dir, strerror(errno));
@@ -3519,60 +2135,67 @@ int cluster_start(struct server *s, char *err, size_t errlen)
         rk_buf_fini(&saved);
         return rc;
     }
-    struct membership_config mc = {
+    struct engine_opts eo;
+    engine_opts_init(&eo);
+    eo.sync_mode = ENGINE_SYNC_NONE;
+    eo.max_value_len = cfg->proto_max_bulk_len + 65536; /* + object */
+    char eerr[256];
+    int src = rc; /* STATE_FILE read */
+    rc = engine_open("memory", &eo, &cn->scratch, eerr, sizeof(eerr));
+    if (rc != RK_OK) {
+        snprintf(err, errlen, "cluster set-up failed: %s", rk_strerror(rc));
+        rk_buf_fini(&saved);
+        return rc;
+    }
+    rc = open_hints(cn, err, errlen);
+    if (rc != RK_OK) {
+        rk_buf_fini(&saved);
+        return rc;
+    }
+    env_real_init(&cn->env, &cn->env_state);
+    struct node_config nc = {
         .node_id = cn->node_id,
-        .host = cfg->bind,
-        .resp_port = (uint16_t)cfg->port,
-        .http_port = tc.http_port,
-        .peer_port = cn->peer_port,
-        .cluster_name = cfg->cluster_name,
-        .ring_size = cfg->ring_size,
-        .n_val = cfg->n_val,
-        .seed = server_now_ms() ^ ((uint64_t)getpid() << 32),
+        .mem =
+            {
+                .host = cfg->bind,
+                .resp_port = (uint16_t)cfg->port,
+                .http_port = tc.http_port,
+                .peer_port = cn->peer_port,
+                .cluster_name = cfg->cluster_name,
+                .ring_size = cfg->ring_size,
+                .n_val = cfg->n_val,
+                .seed = rk_env_rand64(&cn->env),
+            },
+        .saved_state = src == RK_OK ? saved.base : NULL,
+        .saved_len = src == RK_OK ? saved.len : 0,
+        .swim =
+            {
+                .incarnation = server_now_ms(),
+                .seed = rk_env_rand64(&cn->env),
+            },
+        .actor = cn->actor,
+        .versioned = cn->versioned,
+        .settings = settings_of(cfg),
+        .data = s->engine,
+        .hints = cn->hints,
+        .env = &cn->env,
+        .max_ops = COORD_SLOTS,
     };
-    rc = membership_create(&mc, rc == RK_OK ? saved.base : NULL,
-                           rc == RK_OK ? saved.len : 0, &cn->mem, err, errlen);
+    rc = node_create(&nc, &cn->node, err, errlen);
     rk_buf_fini(&saved);
     if (rc != RK_OK) {
         return rc;
     }
-    struct swim_config sc = {
-        .node_id = cn->node_id,
-        .incarnation = server_now_ms(),
-        .seed = server_now_ms() * 2654435761u ^ (uint64_t)getpid(),
-    };
-    rc = swim_create(&sc, &cn->swim);
-    if (rc == RK_OK) {
-        rc = coord_create(cn->node_id, COORD_SLOTS, &cn->coord);
-    }
-    if (rc == RK_OK) {
-        struct engine_opts eo;
-        engine_opts_init(&eo);
-        eo.sync_mode = ENGINE_SYNC_NONE;
-        eo.max_value_len = cfg->proto_max_bulk_len + 65536; /* + object */
-        char eerr[256];
-        rc = engine_open("memory", &eo, &cn->scratch, eerr, sizeof(eerr));
-    }
-    if (rc == RK_OK) {
-        rc = open_hints(cn, err, errlen);
-        if (rc != RK_OK) {
-            return rc;
-        }
-    }
-    if (rc != RK_OK) {
-        snprintf(err, errlen, "cluster set-up failed: %s", rk_strerror(rc));
-        return rc;
-    }
-    if (membership_phase(cn->mem) == MEMBERSHIP_NONE) {
-        rc = membership_create_cluster(cn->mem, now_mono(), &cn->acts);
+    run_node_actions(cn);
+    if (membership_phase(node_membership(cn->node)) == MEMBERSHIP_NONE) {
+        rc = node_create_cluster(cn->node, now_mono());
         if (rc != RK_OK) {
             snprintf(err, errlen, "cannot create the cluster: %s",
-                     membership_errmsg(cn->mem));
+                     membership_errmsg(node_membership(cn->node)));
             return rc;
         }
+        run_node_actions(cn);
     }
-    run_cl_actions(cn);
-    recompute(cn);
     cn->resume_ev = event_new(s->base, -1, 0, resume_cb, cn);
     cn->timer = event_new(s->base, -1, EV_PERSIST, timer_cb, cn);
     struct timeval tv = {0, CLUSTER_TICK_MS * 1000};
@@ -3584,9 +2207,11 @@ int cluster_start(struct server *s, char *err, size_t errlen)
     rk_log(RK_LOG_INFO, "cluster_start",
            "node_id=%s peer_port=%u cluster=%s phase=%d version=%" PRIu64
            " members=%zu",
-           cn->node_id, cn->peer_port, membership_cluster_name(cn->mem),
-           (int)membership_phase(cn->mem), membership_version(cn->mem),
-           cn->valid_members);
+           cn->node_id, cn->peer_port,
+           membership_cluster_name(node_membership(cn->node)),
+           (int)membership_phase(node_membership(cn->node)),
+           membership_version(node_membership(cn->node)),
+           node_valid_members(cn->node));
     return RK_OK;
 }
 
@@ -3603,28 +2228,13 @@ void cluster_stop(struct server *s)
         event_free(cn->resume_ev);
     }
     peer_transport_destroy(cn->pt);
-    coord_destroy(cn->coord);
-    swim_destroy(cn->swim);
-    membership_destroy(cn->mem);
+    node_destroy(cn->node);
     if (cn->scratch) {
         engine_close(cn->scratch);
     }
     if (cn->hints) {
         engine_close(cn->hints);
     }
-    for (size_t i = 0; cn->hd && i < HD_SLOTS; i++) {
-        rk_buf_fini(&cn->hd[i].hkey);
-    }
-    rk_free(cn->hd);
-    for (size_t i = 0; cn->gc && i < GC_SLOTS; i++) {
-        rk_buf_fini(&cn->gc[i].hkey);
-    }
-    rk_free(cn->gc);
-    rk_buf_fini(&cn->valbuf);
-    rk_free(cn->seen);
-    rk_free(cn->acks);
-    rk_free(cn->held);
-    rk_free(cn->gone);
     rk_free(cn);
     s->cluster = NULL;
 }
@@ -3642,7 +2252,7 @@ const char *cluster_unavailable_reason(struct server *s)
     if (cn == NULL) {
         return NULL;
     }
-    switch (membership_phase(cn->mem)) {
+    switch (membership_phase(node_membership(cn->node))) {
         case MEMBERSHIP_JOINING:
             return "joining a cluster";
         case MEMBERSHIP_REMOVED_SELF:
@@ -3659,18 +2269,18 @@ json_t *cluster_json(struct server *s)
     if (cn == NULL) {
         return json_pack("{s:b}", "enabled", 0);
     }
-    enum membership_phase ph = membership_phase(cn->mem);
-    const struct ring *r = membership_ring(cn->mem);
+    enum membership_phase ph = membership_phase(node_membership(cn->node));
+    const struct ring *r = membership_ring(node_membership(cn->node));
     json_t *members = json_array();
-    size_t m = membership_member_count(cn->mem);
+    size_t m = membership_member_count(node_membership(cn->node));
     for (size_t i = 0; i < m; i++) {
         struct membership_member mm;
-        membership_member_get(cn->mem, i, &mm);
+        membership_member_get(node_membership(cn->node), i, &mm);
         int idx = r ? ring_find_member(r, mm.node_id, strlen(mm.node_id)) : -1;
         bool self = strcmp(mm.node_id, cn->node_id) == 0;
         bool valid = mm.status == MEMBERSHIP_VALID;
-        struct peer_seen *ps =
-            self ? NULL : seen_find(cn, mm.node_id, strlen(mm.node_id), false);
+        uint64_t pv = 0;
+        bool has_pv = !self && node_peer_version(cn->node, mm.node_id, &pv);
         json_t *o = json_pack(
             "{s:s, s:s, s:i, s:i, s:i, s:s, s:i, s:s, s:b, s:b}", "node_id",
             mm.node_id, "host", mm.host, "resp_port", (int)mm.resp_port,
@@ -3679,11 +2289,12 @@ json_t *cluster_json(struct server *s)
             idx >= 0 ? (int)ring_owned_count(r, (size_t)idx) : 0, "seen",
             seen_as(cn, mm.node_id), "up",
             valid && (self || peer_is_up(cn, mm.node_id)), "self", self);
-        if (o && (self || ps)) {
+        if (o && (self || has_pv)) {
             json_object_set_new(
                 o, "state_version",
-                json_integer((json_int_t)(self ? membership_version(cn->mem)
-                                               : ps->version)));
+                json_integer((json_int_t)(self ? membership_version(
+                                                     node_membership(cn->node))
+                                               : pv)));
         }
         json_array_append_new(members, o);
     }
@@ -3697,7 +2308,7 @@ json_t *cluster_json(struct server *s)
         long at = -1;
         for (size_t i = 0; i < m && at < 0; i++) {
             struct membership_member mm;
-            membership_member_get(cn->mem, i, &mm);
+            membership_member_get(node_membership(cn->node), i, &mm);
             if (strlen(mm.node_id) == l && memcmp(mm.node_id, id, l) == 0) {
                 at = (long)i;
             }
@@ -3707,14 +2318,16 @@ json_t *cluster_json(struct server *s)
     json_t *j = json_pack(
         "{s:b, s:s, s:s, s:s, s:I, s:o, s:{s:i, s:s}, s:b, s:i, s:i, s:i, "
         "s:I, s:I, s:b}",
-        "enabled", 1, "cluster_name", membership_cluster_name(cn->mem),
-        "node_id", cn->node_id, "phase",
-        phases[ph <= MEMBERSHIP_REMOVED_SELF ? ph : 0], "state_version",
-        (json_int_t)membership_version(cn->mem), "members", members, "ring",
-        "size", r ? (int)ring_size(r) : 0, "digest", digest, "agreement",
-        cluster_agrees(cn), "n", (int)cn->n_eff, "r", (int)cn->r_eff, "w",
-        (int)cn->w_eff, "hints_pending", (json_int_t)hints_pending(cn),
-        "members_up", (json_int_t)members_up(cn), "sloppy_quorum",
+        "enabled", 1, "cluster_name",
+        membership_cluster_name(node_membership(cn->node)), "node_id",
+        cn->node_id, "phase", phases[ph <= MEMBERSHIP_REMOVED_SELF ? ph : 0],
+        "state_version",
+        (json_int_t)membership_version(node_membership(cn->node)), "members",
+        members, "ring", "size", r ? (int)ring_size(r) : 0, "digest", digest,
+        "agreement", node_agrees(cn->node), "n", (int)node_quorum(cn->node).n,
+        "r", (int)node_quorum(cn->node).r, "w", (int)node_quorum(cn->node).w,
+        "hints_pending", (json_int_t)node_hints_pending(cn->node), "members_up",
+        (json_int_t)node_members_up(cn->node), "sloppy_quorum",
         s->cfg->sloppy_quorum);
     json_t *ringj = j ? json_object_get(j, "ring") : NULL;
     if (ringj) {
@@ -3773,8 +2386,8 @@ void cluster_metrics(struct server *s, struct rk_buf *out)
         return;
     }
     struct coord_stats cs;
-    coord_stats(cn->coord, &cs);
-    const struct replica_stats *rs = &cn->rstats;
+    coord_stats(node_coord(cn->node), &cs);
+    const struct replica_stats *rs = node_replica_stats(cn->node);
     static const char *cls[2] = {"class=\"read\"", "class=\"write\""};
     metrics_family(out, "ringkv_coordinator_request_duration_seconds",
                    "histogram",
@@ -3803,21 +2416,24 @@ void cluster_metrics(struct server *s, struct rk_buf *out)
                 "Per-key replica requests this coordinator started.",
                 cs.started);
     metrics_one(out, "ringkv_replica_puts_total", "counter",
-                "KV_PUT merges received from peers.", cn->replica_puts);
+                "KV_PUT merges received from peers.",
+                node_stats(cn->node)->replica_puts);
     metrics_one(out, "ringkv_replica_gets_total", "counter",
-                "KV_GET reads received from peers.", cn->replica_gets);
+                "KV_GET reads received from peers.",
+                node_stats(cn->node)->replica_gets);
     metrics_one(out, "ringkv_replica_updates_total", "counter",
-                "KV_UPDATE writes received from peers.", cn->replica_updates);
+                "KV_UPDATE writes received from peers.",
+                node_stats(cn->node)->replica_updates);
     metrics_one(out, "ringkv_read_repairs_total", "counter",
                 "Objects sent by read repair.", cs.read_repairs);
     metrics_one(out, "ringkv_hints_pending", "gauge",
                 "Hinted writes held for owners that are down.",
-                hints_pending(cn));
+                node_hints_pending(cn->node));
     metrics_one(out, "ringkv_hints_stored_total", "counter",
-                "Hinted writes stored.", cn->hints_stored);
+                "Hinted writes stored.", node_stats(cn->node)->hints_stored);
     metrics_one(out, "ringkv_hints_delivered_total", "counter",
                 "Hints delivered to their owner and deleted.",
-                cn->hints_delivered);
+                node_stats(cn->node)->hints_delivered);
     metrics_one(out, "ringkv_siblings_created_total", "counter",
                 "Replica writes that left a key with more siblings.",
                 rs->siblings_created);
@@ -3830,31 +2446,33 @@ void cluster_metrics(struct server *s, struct rk_buf *out)
                 "Siblings dropped by the per-key bound (max_siblings).",
                 rs->bound_dropped);
     metrics_one(out, "ringkv_tombstones_reaped_total", "counter",
-                "Tombstones reaped after the grace.", cn->tombstones_reaped);
+                "Tombstones reaped after the grace.",
+                node_stats(cn->node)->tombstones_reaped);
     metrics_one(out, "ringkv_clock_ahead_events_total", "counter",
                 "Writes timestamped beyond max_clock_skew_ms ahead.",
                 rs->clock_ahead);
     metrics_one(out, "ringkv_gossip_messages_received_total", "counter",
-                "Cluster-state gossip messages received.", cn->gossip_in);
+                "Cluster-state gossip messages received.",
+                node_stats(cn->node)->gossip_in);
     metrics_one(out, "ringkv_gossip_messages_sent_total", "counter",
                 "Cluster-state gossip messages sent (gossip rounds and "
                 "state-change broadcasts).",
-                cn->gossip_out);
+                node_stats(cn->node)->gossip_out);
     metrics_one(out, "ringkv_cluster_members", "gauge",
                 "Valid members in this node's cluster state.",
-                cn->valid_members);
+                node_valid_members(cn->node));
     metrics_one(out, "ringkv_cluster_members_up", "gauge",
                 "Valid members this node sees up (itself included).",
-                members_up(cn));
+                node_members_up(cn->node));
     metrics_one(out, "ringkv_cluster_ring_agreement", "gauge",
                 "1 when every member up gossiped this node's exact state.",
-                cluster_agrees(cn) ? 1 : 0);
+                node_agrees(cn->node) ? 1 : 0);
     metrics_family(out, "ringkv_peer_up", "gauge",
                    "1 when this node sees the peer up, by peer node id.");
-    size_t m = membership_member_count(cn->mem);
+    size_t m = membership_member_count(node_membership(cn->node));
     for (size_t i = 0; i < m; i++) {
         struct membership_member mm;
-        membership_member_get(cn->mem, i, &mm);
+        membership_member_get(node_membership(cn->node), i, &mm);
         if (mm.status != MEMBERSHIP_VALID ||
             strcmp(mm.node_id, cn->node_id) == 0) {
             continue;

@@ -1170,33 +1170,35 @@ static int send_peer(struct peer_transport *t,
     return RK_OK;
 }
 
-int peer_transport_send(struct peer_transport *t,
-                        const char *node_id,
-                        const char *host,
-                        uint16_t port,
-                        const struct peer_msg *msg)
+/* Checks the destination arguments shared by both send calls. */
+static bool send_args_ok(const char *node_id, const char *host, uint16_t port)
 {
-    if (t == NULL || msg == NULL) {
-        return RK_EINVAL;
-    }
     if (node_id && (node_id[0] == '\0' || strlen(node_id) > PEER_MAX_NODE_ID)) {
-        return RK_EINVAL;
+        return false;
     }
     if ((host == NULL) != (port == 0) || (node_id == NULL && host == NULL) ||
         (host && (host[0] == '\0' || strlen(host) > PEER_MAX_HOST))) {
+        return false;
+    }
+    return true;
+}
+
+int peer_transport_send_frame(struct peer_transport *t,
+                              const char *node_id,
+                              const char *host,
+                              uint16_t port,
+                              const void *frame,
+                              size_t len)
+{
+    if (t == NULL || frame == NULL || len < PEER_HEADER_SIZE ||
+        !send_args_ok(node_id, host, port)) {
         return RK_EINVAL;
     }
-    rk_buf_clear(&t->scratch);
-    int rc = peer_encode(msg, &t->scratch);
-    if (rc != RK_OK) {
-        return rc;
-    }
     struct peer *p = NULL;
-    rc = send_peer(t, node_id, host, port, &p);
+    int rc = send_peer(t, node_id, host, port, &p);
     if (rc != RK_OK) {
         return rc;
     }
-    size_t len = t->scratch.len;
     const struct fault *f = fault_find(t, p->id, p->id_len);
     if (f && f->drop_out) {
         p->st.dropped_out++;
@@ -1211,11 +1213,9 @@ int peer_transport_send(struct peer_transport *t,
     }
     struct evbuffer *dst =
         p->active ? bufferevent_get_output(p->active->bev) : p->pending;
-    if (evbuffer_add(dst, t->scratch.base, len) != 0) {
+    if (evbuffer_add(dst, frame, len) != 0) {
         return RK_ENOMEM;
     }
-    rk_buf_clear(&t->scratch);
-    rk_buf_shrink(&t->scratch, SCRATCH_KEEP);
     p->st.frames_out++;
     p->st.bytes_out += len;
     t->st.frames_out++;
@@ -1224,6 +1224,26 @@ int peer_transport_send(struct peer_transport *t,
         peer_kick(p);
     }
     return RK_OK;
+}
+
+int peer_transport_send(struct peer_transport *t,
+                        const char *node_id,
+                        const char *host,
+                        uint16_t port,
+                        const struct peer_msg *msg)
+{
+    if (t == NULL || msg == NULL || !send_args_ok(node_id, host, port)) {
+        return RK_EINVAL;
+    }
+    rk_buf_clear(&t->scratch);
+    int rc = peer_encode(msg, &t->scratch);
+    if (rc == RK_OK) {
+        rc = peer_transport_send_frame(t, node_id, host, port, t->scratch.base,
+                                       t->scratch.len);
+    }
+    rk_buf_clear(&t->scratch);
+    rk_buf_shrink(&t->scratch, SCRATCH_KEEP);
+    return rc;
 }
 
 int peer_transport_set_fault(struct peer_transport *t,

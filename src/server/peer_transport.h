@@ -179,6 +179,19 @@ int peer_transport_send(struct peer_transport *t,
                         const struct peer_msg *msg);
 
 /*
+ * Like peer_transport_send for a frame already encoded by the codec
+ * (peer_encode: header and body, `len` bytes; cluster/node.h's NODE_SEND).
+ * The frame is not re-validated here: the receiver checks it.  Returns
+ * and ownership as peer_transport_send (`frame` borrowed for the call).
+ */
+int peer_transport_send_frame(struct peer_transport *t,
+                              const char *node_id,
+                              const char *host,
+                              uint16_t port,
+                              const void *frame,
+                              size_t len);
+
+/*
  * Fault hook (tests): drop frames received from (`drop_in`) and/or sent to
  * (`drop_out`) the node `node_id`; both false removes the rule.  Dropped
  * frames count in dropped_in/dropped_out; the connection and HELLO are not

@@ -1,0 +1,307 @@
+/*
+ * node.h - the whole cluster node as one sans-IO machine (DESIGN.md 2a;
+ * issue 11 item 1): membership and gossip (membership.h), failure
+ * detection (swim.h), the quorum coordinator (coord.h), the replica side
+ * (replica.h) over the node's storage engine, routing with sloppy quorum
+ * (route.h), hinted handoff, tombstone reaping, and the durable-ack rules.
+ *
+ * It is fed events, each with `now_ms` (a monotonic clock of the
+ * driver's choosing):
+ *   node_on_message        a peer message arrived (the transport knows who
+ *                          sent it)
+ *   node_on_peer_up/down   the transport (re)connected to / lost a peer
+ *   node_on_send_failed    a SEND could not be handed to the transport
+ *   node_on_tick           timers: call at node_next_deadline_ms() (early
+ *                          or late is harmless)
+ *   node_on_durable        the data engine's durable sequence moved
+ *   node_read/node_write   a client operation on one key (the command
+ *                          layer above turns commands into these)
+ *   node_cancel            the client behind a cookie went away
+ *   node_join/leave/remove/create_cluster  operator commands
+ * and answers with actions, read after each call with node_actions():
+ *   NODE_SEND           hand `frame` (a whole encoded peer frame,
+ *                       proto/peer.h) to the transport for node `to` (at
+ *                       host:port when given; otherwise the membership's
+ *                       address of `to`); if that fails at once, call
+ *                       node_on_send_failed(to, req_id, status)
+ *   NODE_REPLY          a client operation finished (struct node_result)
+ *   NODE_PERSIST        write `bytes` atomically to the file `file`
+ *                       (NODE_FILE_STATE: the cluster state, fed back to
+ *                       node_create on restart; NODE_FILE_VERSIONED: the
+ *                       marker that keys are versioned objects)
+ *   NODE_JOIN_DONE      the join of node_join completed
+ *   NODE_JOIN_FAILED    the join ended with `status` and `text`
+ *   NODE_LOG            a line to log: `level` (RK_LOG_*), `event`, `text`
+ *                       (logfmt fields)
+ * Byte views in actions (frame, bytes, object, text) are owned by the node
+ * and valid until the next call into it (any call).  A local replica is a
+ * peer whose messages do not cross a socket: the node applies requests it
+ * coordinates for itself through the same replica code, without actions.
+ *
+ * Storage is reached through the injected engine interface
+ * (storage/engine.h): synchronous reads and writes, durability observed
+ * through engine_durable_seq and node_on_durable.  Time comes only as
+ * now_ms and from env->wall_ms (HLC and expiry comparisons).
+ *
+ * Invariants:
+ *   N1 every node_read/node_write that returned RK_OK gets exactly one
+ *      NODE_REPLY with its op id, unless its cookie is cancelled first;
+ *   N2 under sync=always (cfg.sync_always) a write is acknowledged to the
+ *      coordinator, local or remote, only once the engine (or the hint
+ *      store, for a hinted write) has it durable;
+ *   N3 every path that moves an object (replica apply, read repair, hint
+ *      delivery, coordinator hints) merges (dvv_merge via replica.h) and
+ *      never overwrites;
+ *   N4 a tombstone is reaped only after the grace and once every one of its
+ *      N primaries is up and answered with nothing or exactly that object.
+ *
+ * Thread: one (the driver's loop); nothing here is thread-safe.
+ * Memory: rk_malloc/rk_free.
+ */
+#ifndef RINGKV_CLUSTER_NODE_H
+#define RINGKV_CLUSTER_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cluster/actions.h"
+#include "cluster/coord.h"
+#include "cluster/membership.h"
+#include "cluster/replica.h"
+#include "cluster/route.h"
+#include "cluster/swim.h"
+#include "common/env.h"
+#include "proto/peer.h"
+#include "storage/engine.h"
+
+#define NODE_DEFAULT_OPS   16384 /* coordinator slots */
+#define NODE_MESSAGE_MAX   160   /* bytes of node_result.message */
+#define NODE_HINT_ROUND_MS 100   /* hint delivery scan interval */
+
+/* Replication and versioning settings (CONFIG SET may change them). */
+struct node_settings
+{
+    struct route_quorum quorum; /* configured N/R/W (clamped to members) */
+    bool sloppy_quorum;         /* fallbacks stand in for down primaries */
+    uint32_t request_timeout_ms;
+    uint32_t read_repair_wait_ms; /* 0 = no read repair */
+    bool sync_always;             /* acknowledge writes only when durable */
+    bool lww;                     /* conflict_policy = lww */
+    size_t max_siblings;          /* 0 = no bound */
+    uint64_t tombstone_grace_ms;
+    uint64_t max_clock_skew_ms;
+};
+
+struct node_config
+{
+    const char *node_id;          /* ring_member_id_is_valid; copied */
+    struct membership_config mem; /* node_id there is ignored */
+    const void *saved_state;      /* NODE_FILE_STATE bytes, or NULL */
+    size_t saved_len;
+    struct swim_config swim; /* node_id there is ignored */
+    uint64_t actor;          /* dvv actor of this run (dvv.h) */
+    bool versioned;          /* the NODE_FILE_VERSIONED marker */
+    struct node_settings settings;
+    struct engine *data;  /* borrowed; outlives the node */
+    struct engine *hints; /* borrowed hint store; outlives it */
+    struct rk_env *env;   /* borrowed; wall clock */
+    size_t max_ops;       /* 0 = NODE_DEFAULT_OPS */
+};
+
+enum node_action_type
+{
+    NODE_SEND = 1,
+    NODE_REPLY,
+    NODE_PERSIST,
+    NODE_JOIN_DONE,
+    NODE_JOIN_FAILED,
+    NODE_LOG,
+};
+
+enum node_file
+{
+    NODE_FILE_STATE = 1,
+    NODE_FILE_VERSIONED,
+};
+
+enum node_op_kind
+{
+    NODE_OP_READ = 1,
+    NODE_OP_WRITE = 2,
+};
+
+/* The result of one client operation. */
+struct node_result
+{
+    uint64_t cookie; /* the client's, from the request */
+    uint64_t op_id;  /* from node_read / node_write */
+    enum node_op_kind kind;
+    int status;               /* RK_OK, RK_ENOTFOUND (read: no replica had
+                                 the key), RK_ENOQUORUM, RK_ENOMEM, a
+                                 replica's refusal (write: RK_EINVAL,
+                                 RK_EREADONLY, RK_ERANGE, ...) */
+    bool found;               /* object holds an object */
+    struct peer_bytes object; /* read: the merged object of the answers;
+                                 write: the object after the write at its
+                                 coordinating replica (canonical dvv
+                                 encoding, a view) */
+    uint32_t successes, n_targets, need;
+    /* RK_ENOQUORUM: "NOQUORUM reached X of W ..." (no CR/LF, no '-'). */
+    char message[NODE_MESSAGE_MAX];
+};
+
+struct node_action
+{
+    enum node_action_type type;
+    /* SEND: destination id ("" when only host:port is known); NUL-term. */
+    const char *to;
+    const char *host; /* SEND: NULL, or the address to dial */
+    uint16_t port;
+    uint64_t req_id;           /* SEND: the request a failure is fed to */
+    struct peer_bytes frame;   /* SEND: an encoded frame (view) */
+    enum node_file file;       /* PERSIST */
+    struct peer_bytes bytes;   /* PERSIST (view) */
+    struct node_result result; /* REPLY */
+    int level;                 /* LOG: RK_LOG_*; JOIN_FAILED: RK_* code */
+    const char *event;         /* LOG: static snake_case name */
+    const char *text;          /* LOG, JOIN_FAILED: one line (view) */
+};
+
+/* A quorum read of one key. */
+struct node_read_req
+{
+    const void *key; /* 1..PEER_MAX_KEY bytes */
+    size_t klen;
+    struct route_quorum overrides; /* 0 = configured; n only lowers */
+    uint32_t timeout_ms;           /* 0 = configured */
+    uint64_t cookie;
+};
+
+/* A client write of one key: the coordinating replica issues its dot and
+ * the resulting object goes to the key's replicas, answered after W. */
+struct node_write_req
+{
+    const void *key; /* 1..PEER_MAX_KEY bytes */
+    size_t klen;
+    const void *context; /* clock-only dvv encoding the write supersedes */
+    size_t clen;
+    bool own_context;  /* supersede what the coordinating replica has
+                          seen (blind writes); context ignored */
+    bool tombstone;    /* a delete */
+    const void *value; /* 0..PEER_MAX_VALUE bytes (content-type prefix
+                          included when ctype) */
+    size_t vlen;
+    bool ctype;            /* value starts with a content type (dvv.h) */
+    uint64_t timestamp;    /* HLC */
+    uint64_t expire_at_ms; /* Unix ms, 0 = none */
+    struct route_quorum overrides;
+    uint32_t timeout_ms;
+    uint64_t cookie;
+};
+
+/* Counters for INFO and metrics. */
+struct node_stats
+{
+    uint64_t coordinated; /* replica requests started for clients */
+    uint64_t noquorum;    /* client operations answered NOQUORUM */
+    uint64_t replica_puts, replica_gets, replica_updates;
+    uint64_t hints_stored, hints_delivered, hints_superseded;
+    uint64_t tombstones_reaped;
+    uint64_t gossip_in, gossip_out;
+};
+
+struct node;
+
+/*
+ * Creates the node: membership from cfg->saved_state (or none yet), swim,
+ * the coordinator.  It does not create a cluster: call
+ * node_create_cluster when membership_phase is NONE.
+ * Errors: RK_EINVAL, RK_EPROTO/RK_EVERSION (saved state), RK_ENOMEM, with
+ * a one-line reason in errbuf.  *out returned-owned (node_destroy).
+ */
+int node_create(const struct node_config *cfg,
+                struct node **out,
+                char *errbuf,
+                size_t errlen);
+
+/* Frees the node (no REPLY for operations in flight).  NULL: no-op. */
+void node_destroy(struct node *n);
+
+/* Replaces the settings (CONFIG SET); recomputes N/R/W. */
+void node_set_settings(struct node *n, const struct node_settings *s);
+
+/* The actions of the last call: *out points to the returned count of
+ * them, valid until the next call into the node. */
+size_t node_actions(const struct node *n, const struct node_action **out);
+
+/* Events.  Each replaces the action list. */
+void node_on_message(struct node *n,
+                     const char *from,
+                     size_t from_len,
+                     const struct peer_msg *m,
+                     uint64_t now_ms);
+void node_on_peer_up(struct node *n,
+                     const char *id,
+                     size_t len,
+                     uint64_t now_ms);
+void node_on_peer_down(struct node *n, const char *id, size_t len);
+void node_on_send_failed(struct node *n,
+                         const char *to,
+                         uint64_t req_id,
+                         int status,
+                         uint64_t now_ms);
+void node_on_tick(struct node *n, uint64_t now_ms);
+void node_on_durable(struct node *n, uint64_t now_ms);
+uint64_t node_next_deadline_ms(const struct node *n);
+
+/*
+ * Client operations.  RK_OK and *op_id (echoed in the REPLY), or RK_EBUSY
+ * (no free slot: retry after a reply), RK_EINVAL (bad key), RK_ENOTFOUND
+ * (no ring yet: no targets), RK_ENOMEM; no REPLY then.  Requests are
+ * borrowed (copied).
+ */
+int node_read(struct node *n,
+              const struct node_read_req *r,
+              uint64_t now_ms,
+              uint64_t *op_id);
+int node_write(struct node *n,
+               const struct node_write_req *w,
+               uint64_t now_ms,
+               uint64_t *op_id);
+/* Drops every operation of `cookie` without a REPLY; returns how many. */
+size_t node_cancel(struct node *n, uint64_t cookie);
+
+/* Operator commands (membership.h's, with the node's bookkeeping).
+ * Errors as membership_*; the reason is membership_errmsg. */
+int node_create_cluster(struct node *n, uint64_t now_ms);
+int node_join(struct node *n, const char *host, uint16_t port, uint64_t now);
+int node_leave(struct node *n, bool has_data, uint64_t now_ms);
+int node_remove(struct node *n, const char *id, uint64_t now_ms);
+
+/* ---- views (for INFO, /cluster, metrics, routing decisions) ---- */
+const char *node_id(const struct node *n);
+struct membership *node_membership(const struct node *n);
+struct swim *node_swim(const struct node *n);
+struct coord *node_coord(const struct node *n);
+/* Effective N/R/W for the current membership. */
+struct route_quorum node_quorum(const struct node *n);
+size_t node_valid_members(const struct node *n);
+/* >= 2 valid members, or versioned: key commands are coordinated. */
+bool node_is_multi(const struct node *n);
+/* Whether peer `id` is routed to (not DOWN, connection not lost). */
+bool node_peer_is_up(const struct node *n, const char *id);
+/* Whether every valid member seen up last gossiped exactly this node's
+ * state. */
+bool node_agrees(const struct node *n);
+/* Valid members seen up, self included. */
+size_t node_members_up(const struct node *n);
+/* Last gossip version heard from `id`; false when none. */
+bool node_peer_version(const struct node *n, const char *id, uint64_t *v);
+uint64_t node_hints_pending(const struct node *n);
+const struct node_stats *node_stats(const struct node *n);
+const struct replica_stats *node_replica_stats(const struct node *n);
+uint64_t node_actor(const struct node *n);
+const struct node_settings *node_settings(const struct node *n);
+
+#endif /* RINGKV_CLUSTER_NODE_H */

@@ -1,0 +1,207 @@
+/*
+ * node_internal.h - the state of struct node shared by node.c (facade,
+ * actions, membership glue, replica serving, client operations, durable
+ * acks) and node_hints.c (hinted handoff and tombstone reaping).  Nothing
+ * outside src/cluster/node*.c includes this.
+ */
+#ifndef RINGKV_CLUSTER_NODE_INTERNAL_H
+#define RINGKV_CLUSTER_NODE_INTERNAL_H
+
+#include "cluster/node.h"
+#include "common/buf.h"
+
+#define NODE_HINT_SLOTS 256 /* hint deliveries in flight */
+#define NODE_HINT_BATCH 256 /* hints looked at per round */
+#define NODE_REAP_SLOTS 64  /* tombstone checks in flight */
+#define NODE_REAP_BATCH 256 /* keys looked at per reaping round */
+#define NODE_MAX_FAILS  256
+#define NODE_NO_OFF     SIZE_MAX
+
+/* What a node operation is for (one meaning per kind). */
+enum node__op_kind
+{
+    NODE__OP_READ = 1, /* a client read */
+    NODE__OP_WRITE,    /* a client write: UPDATE, then PUT */
+    NODE__OP_HINT,     /* a hint delivery to its owner */
+    NODE__OP_REAP,     /* a tombstone reaping check */
+};
+
+/* One operation the node coordinates; pooled, never freed while the node
+ * lives (stable pointers). */
+struct node__op
+{
+    bool used;
+    enum node__op_kind kind;
+    uint32_t slot;      /* index in node.ops: the coordinator cookie */
+    uint64_t id;        /* client op id (never reused) */
+    uint64_t cookie;    /* the client's */
+    uint64_t coord_req; /* coordinator request in flight, 0 = none */
+    int phase;          /* WRITE: 1 update, 2 put */
+    bool queued;        /* on node.ready */
+    struct rk_buf key;
+    struct rk_buf ctx; /* WRITE: context */
+    struct rk_buf val; /* WRITE: value */
+    struct rk_buf obj; /* WRITE: the object after the update */
+    bool own_ctx, tomb, ctype;
+    uint64_t ts, exp;
+    struct route_quorum q;
+    uint32_t timeout_ms;
+    char coord_id[CL_ID_MAX + 1]; /* WRITE: the coordinating replica */
+    uint64_t hash;                /* HINT/REAP: XXH3 of the object */
+    struct node__op *next;        /* free list / ready list */
+};
+
+struct node__seen
+{
+    char id[CL_ID_MAX + 1];
+    uint64_t version; /* of its last GOSSIP */
+    uint64_t hash;    /* XXH3 of that state's bytes */
+};
+
+struct node__ack
+{
+    uint64_t seq;
+    bool local;
+    uint64_t req_id;
+    int32_t status;
+    char peer[CL_ID_MAX + 1];
+};
+
+struct node__fail
+{
+    uint64_t req_id;
+    int status;
+    char node[CL_ID_MAX + 1];
+};
+
+/* Offsets of an action's views into the arena (NODE_NO_OFF: none). */
+struct node__offs
+{
+    size_t to, host, frame, bytes, object, text;
+    size_t frame_len, bytes_len, object_len;
+};
+
+struct node
+{
+    char id[CL_ID_MAX + 1];
+    struct rk_env *env;
+    struct engine *data;
+    struct engine *hints;
+    struct membership *mem;
+    struct swim *swim;
+    struct coord *coord;
+    struct node_settings set;
+    struct cl_actions acts; /* membership/swim output, drained at once */
+    /* actions of the current call, views fixed up at its end */
+    struct node_action *out;
+    struct node__offs *offs;
+    size_t n_out, cap_out;
+    struct rk_buf arena;
+    /* membership-derived */
+    size_t valid_members;
+    struct route_quorum eff;
+    bool multi;
+    bool versioned;
+    uint64_t state_hash;
+    struct node__seen *seen;
+    size_t n_seen, cap_seen;
+    /* peers whose connection closed and was not re-established */
+    char (*gone)[CL_ID_MAX + 1];
+    size_t n_gone, cap_gone;
+    /* durable acks */
+    struct node__ack *acks;
+    size_t n_acks, cap_acks, head_acks;
+    struct node__fail fails[NODE_MAX_FAILS];
+    size_t n_fails;
+    struct node__fail *held;
+    size_t n_held, cap_held;
+    bool draining;
+    bool in_ready;
+    /* operations */
+    struct node__op **ops;
+    size_t n_ops, max_ops;
+    struct node__op *free_ops;
+    struct node__op *ready;
+    uint64_t next_op_id;
+    size_t n_hint_ops, n_reap_ops;
+    struct node__op *hint_ops[NODE_HINT_SLOTS]; /* in flight, or NULL */
+    struct node__op *reap_ops[NODE_REAP_SLOTS];
+    /* replica */
+    uint64_t actor, floor, oneshot;
+    uint64_t last_seq; /* last data engine write by replica code */
+    struct replica_cfg rcfg;
+    struct replica_stats rstats;
+    struct rk_buf valbuf;
+    /* background rounds */
+    uint64_t hint_cursor, hint_scan_at;
+    uint64_t reap_cursor, reap_scan_at;
+    uint64_t skew_logged_at, skew_seen;
+    uint64_t bound_logged, bound_logged_at;
+    struct node_stats st;
+};
+
+/* ---- node.c, for node_ops.c and node_hints.c ---- */
+/* The action list of one call: cleared at its start, views fixed up at
+ * its end (the arena may grow in between). */
+void node__begin(struct node *n);
+void node__finish(struct node *n);
+struct node_action *node__push(struct node *n,
+                               enum node_action_type type,
+                               struct node__offs **offs);
+/* Copies len bytes (plus a NUL when nul) into the arena: their offset,
+ * or NODE_NO_OFF when out of memory. */
+size_t node__arena_put(struct node *n, const void *p, size_t len, bool nul);
+size_t node__pick_coordinator(const struct node *n,
+                              const struct route_targets *t);
+
+/* ---- node_ops.c ---- */
+/* Routes a coordinator REPLY to the operation owning its cookie. */
+void node__on_coord_reply(struct node *n, const struct coord_reply *r);
+/* Starts the PUT phase of writes whose UPDATE answered. */
+void node__process_ready(struct node *n, uint64_t now_ms);
+struct node__op *node__op_get(struct node *n, enum node__op_kind kind);
+void node__op_put(struct node *n, struct node__op *op);
+void node__drain(struct node *n, uint64_t now_ms);
+bool node__is_up_or_self(const struct node *n, const char *id);
+void node__targets(const struct node *n,
+                   const void *key,
+                   size_t klen,
+                   uint32_t nval,
+                   struct route_targets *t);
+void node__log(struct node *n,
+               int level,
+               const char *event,
+               const char *fmt,
+               ...) __attribute__((format(printf, 4, 5)));
+void node__note_write(struct node *n, uint64_t seq);
+
+/* ---- node_hints.c ---- */
+/* Whether a KV_PUT / KV_UPDATE names an owner other than this node. */
+bool node__is_hinted(const struct node *n, struct peer_bytes hint_for);
+/* KV_PUT for another owner: merged into its hint; *rep a KV_PUT_REPLY. */
+void node__hint_store(struct node *n,
+                      const struct peer_kv_put *put,
+                      struct peer_msg *rep);
+/* KV_UPDATE at a fallback: applied to the hint; *rep a KV_UPDATE_REPLY
+ * viewing n->valbuf. */
+void node__hint_update(struct node *n,
+                       const struct peer_kv_update *up,
+                       struct peer_msg *rep);
+/* A coordinator-side hint for a down owner without a stand-in. */
+void node__hint_for_down(struct node *n,
+                         const char *owner,
+                         const void *key,
+                         size_t klen,
+                         const struct rk_buf *obj);
+/* The delivery and reaping rounds (node_on_tick). */
+void node__hints_round(struct node *n, uint64_t now_ms);
+void node__reap_round(struct node *n, uint64_t now_ms);
+/* The coordinator answered a HINT / REAP operation. */
+void node__hint_reply(struct node *n,
+                      struct node__op *op,
+                      const struct coord_reply *r);
+void node__reap_reply(struct node *n,
+                      struct node__op *op,
+                      const struct coord_reply *r);
+
+#endif /* RINGKV_CLUSTER_NODE_INTERNAL_H */

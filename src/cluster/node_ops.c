@@ -1,0 +1,437 @@
+/*
+ * node_ops.c - the node's operations (node.h): the pooled operation table,
+ * client reads and writes over the coordinator (a write is an UPDATE at
+ * its coordinating replica, which issues the dot, then a PUT of the
+ * resulting object to the key's replicas, answered after W), and the
+ * routing of coordinator answers to the operation that owns them (the
+ * coordinator cookie is the operation's slot; its kind says what it is
+ * for: one meaning per field).  Moved from src/server/cluster.c
+ * (start_key, on_coord_reply, the UPDATE/WRITE phases of a command).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cluster/node_internal.h"
+#include "common/alloc.h"
+#include "common/error.h"
+
+/* ---- operations ---------------------------------------------------------- */
+
+struct node__op *node__op_get(struct node *n, enum node__op_kind kind)
+{
+    struct node__op *op = n->free_ops;
+    if (op) {
+        n->free_ops = op->next;
+    } else {
+        if (n->n_ops >= n->max_ops) {
+            return NULL;
+        }
+        op = rk_calloc(1, sizeof(*op));
+        if (op == NULL) {
+            return NULL;
+        }
+        rk_buf_init(&op->key);
+        rk_buf_init(&op->ctx);
+        rk_buf_init(&op->val);
+        rk_buf_init(&op->obj);
+        op->slot = (uint32_t)n->n_ops;
+        n->ops[n->n_ops++] = op;
+    }
+    op->used = true;
+    op->kind = kind;
+    op->id = ++n->next_op_id;
+    op->cookie = 0;
+    op->coord_req = 0;
+    op->phase = 0;
+    op->queued = false;
+    op->next = NULL;
+    rk_buf_clear(&op->key);
+    rk_buf_clear(&op->ctx);
+    rk_buf_clear(&op->val);
+    rk_buf_clear(&op->obj);
+    return op;
+}
+
+void node__op_put(struct node *n, struct node__op *op)
+{
+    op->used = false;
+    op->coord_req = 0;
+    rk_buf_shrink(&op->val, 4096);
+    rk_buf_shrink(&op->obj, 4096);
+    op->next = n->free_ops;
+    n->free_ops = op;
+}
+
+static void ready_remove(struct node *n, struct node__op *op)
+{
+    for (struct node__op **pp = &n->ready; *pp; pp = &(*pp)->next) {
+        if (*pp == op) {
+            *pp = op->next;
+            break;
+        }
+    }
+    op->queued = false;
+    op->next = NULL;
+}
+
+static void ready_push(struct node *n, struct node__op *op)
+{
+    if (!op->queued) {
+        op->queued = true;
+        op->next = n->ready;
+        n->ready = op;
+    }
+}
+
+/* The NODE_REPLY of a client operation, which ends it. */
+static void reply_op(struct node *n,
+                     struct node__op *op,
+                     int status,
+                     const struct coord_reply *r,
+                     const struct rk_buf *obj,
+                     const char *message)
+{
+    struct node__offs *o;
+    struct node_action *a = node__push(n, NODE_REPLY, &o);
+    if (a) {
+        struct node_result *res = &a->result;
+        res->cookie = op->cookie;
+        res->op_id = op->id;
+        res->kind = op->kind == NODE__OP_READ ? NODE_OP_READ : NODE_OP_WRITE;
+        res->status = status;
+        if (r) {
+            res->successes = r->successes;
+            res->n_targets = r->n_targets;
+            res->need = r->need;
+        }
+        const void *p = obj ? obj->base : r && r->found ? r->object.ptr : NULL;
+        size_t len = obj ? obj->len : r && r->found ? r->object.len : 0;
+        if (status == RK_OK && p) {
+            res->found = true;
+            o->object = node__arena_put(n, p, len, false);
+            o->object_len = len;
+        }
+        snprintf(res->message, sizeof(res->message), "%s",
+                 message ? message : "");
+    }
+    if (status == RK_ENOQUORUM) {
+        n->st.noquorum++;
+    }
+    node__op_put(n, op);
+}
+
+static struct node__op *op_of_reply(struct node *n, const struct coord_reply *r)
+{
+    if (r->cookie >= n->n_ops) {
+        return NULL;
+    }
+    struct node__op *op = n->ops[r->cookie];
+    return op->used && op->coord_req == r->req_id ? op : NULL;
+}
+
+void node__on_coord_reply(struct node *n, const struct coord_reply *r)
+{
+    struct node__op *op = op_of_reply(n, r);
+    if (op == NULL) {
+        return;
+    }
+    op->coord_req = 0;
+    switch (op->kind) {
+        case NODE__OP_HINT:
+            node__hint_reply(n, op, r);
+            return;
+        case NODE__OP_REAP:
+            node__reap_reply(n, op, r);
+            return;
+        case NODE__OP_READ:
+            reply_op(n, op, r->status, r, NULL,
+                     r->status == RK_ENOQUORUM ? r->message : NULL);
+            return;
+        case NODE__OP_WRITE:
+            break;
+    }
+    if (op->phase == 1) {
+        if (r->status == RK_OK && r->found) {
+            rk_buf_clear(&op->obj);
+            if (rk_buf_append(&op->obj, r->object.ptr, r->object.len) !=
+                RK_OK) {
+                reply_op(n, op, RK_ENOMEM, r, NULL, "ERR out of memory");
+                return;
+            }
+            op->phase = 2;
+            ready_push(n, op); /* the PUT starts after the drain */
+            return;
+        }
+        char msg[NODE_MESSAGE_MAX];
+        int st = r->status == RK_OK ? RK_EPROTO : r->status;
+        if (st == RK_ENOQUORUM) {
+            /* the coordinating replica did not answer: no replica stored
+             * the write, of the W it needs */
+            snprintf(msg, sizeof(msg),
+                     "NOQUORUM reached 0 of %" PRIu32
+                     " (the coordinating replica did not answer)",
+                     op->q.w);
+        } else {
+            snprintf(msg, sizeof(msg), "ERR cluster request failed: %s",
+                     rk_strerror(st));
+        }
+        reply_op(n, op, st, r, NULL, msg);
+        return;
+    }
+    reply_op(n, op, r->status, r, r->status == RK_OK ? &op->obj : NULL,
+             r->status == RK_ENOQUORUM ? r->message : NULL);
+}
+
+/* ---- client operations --------------------------------------------------- */
+
+/* The targets of op's key for its N: RK_OK, or RK_ENOTFOUND (no ring). */
+static int op_targets(const struct node *n,
+                      const struct node__op *op,
+                      struct route_targets *t)
+{
+    node__targets(n, op->key.base, op->key.len, op->q.n, t);
+    return t->n ? RK_OK : RK_ENOTFOUND;
+}
+
+static int start_read(struct node *n, struct node__op *op, uint64_t now)
+{
+    struct route_targets t;
+    if (op_targets(n, op, &t) != RK_OK) {
+        return RK_ENOTFOUND;
+    }
+    struct coord_get_req g = {
+        .key = op->key.base,
+        .klen = op->key.len,
+        .targets = t.id,
+        .n_targets = t.n,
+        .r = op->q.r < t.n ? op->q.r : (uint32_t)t.n,
+        .timeout_ms = op->timeout_ms,
+        .repair_wait_ms = n->set.read_repair_wait_ms,
+        .hint_for = t.hint_for,
+        .cookie = op->slot,
+    };
+    return coord_start_get(n->coord, &g, now, &op->coord_req);
+}
+
+static int start_update(struct node *n, struct node__op *op, uint64_t now)
+{
+    struct route_targets t;
+    if (op_targets(n, op, &t) != RK_OK) {
+        return RK_ENOTFOUND;
+    }
+    size_t x = node__pick_coordinator(n, &t);
+    snprintf(op->coord_id, sizeof(op->coord_id), "%s", t.id[x]);
+    uint32_t flags = op->tomb ? PEER_KV_TOMBSTONE : 0;
+    if (op->own_ctx) {
+        flags |= PEER_KV_OWN_CONTEXT;
+    }
+    if (t.hint_for[x]) {
+        flags |= PEER_KV_FALLBACK;
+    }
+    if (op->ctype && !op->tomb) {
+        flags |= PEER_KV_CTYPE;
+    }
+    struct coord_update_req u = {
+        .key = op->key.base,
+        .klen = op->key.len,
+        .context = op->own_ctx ? NULL : op->ctx.base,
+        .clen = op->own_ctx ? 0 : op->ctx.len,
+        .value = op->tomb ? NULL : op->val.base,
+        .vlen = op->tomb ? 0 : op->val.len,
+        .timestamp = op->ts,
+        .expire_at_ms = op->tomb ? 0 : op->exp,
+        .flags = flags,
+        .target = t.id[x],
+        .hint_for = t.hint_for[x],
+        .timeout_ms = op->timeout_ms,
+        .cookie = op->slot,
+    };
+    return coord_start_update(n->coord, &u, now, &op->coord_req);
+}
+
+static int start_put(struct node *n, struct node__op *op, uint64_t now)
+{
+    struct route_targets t;
+    if (op_targets(n, op, &t) != RK_OK) {
+        return RK_ENOTFOUND;
+    }
+    int acked = -1;
+    if (!n->set.sync_always) {
+        /* The coordinating replica stored the object already; under
+         * sync=always it counts only once its KV_PUT ack says durable. */
+        for (size_t i = 0; i < t.n; i++) {
+            if (strcmp(t.id[i], op->coord_id) == 0) {
+                acked = (int)i;
+            }
+        }
+    }
+    for (size_t i = 0; i < t.n_down; i++) {
+        node__hint_for_down(n, t.down[i], op->key.base, op->key.len, &op->obj);
+    }
+    struct coord_put_req p = {
+        .key = op->key.base,
+        .klen = op->key.len,
+        .object = op->obj.base,
+        .olen = op->obj.len,
+        .targets = t.id,
+        .n_targets = t.n,
+        .hint_for = t.hint_for,
+        .acked = acked,
+        .w = op->q.w < t.n ? op->q.w : (uint32_t)t.n,
+        .timeout_ms = op->timeout_ms,
+        .cookie = op->slot,
+    };
+    return coord_start_put(n->coord, &p, now, &op->coord_req);
+}
+
+/* Starts the PUT phase of writes whose UPDATE answered.  A full
+ * coordinator table leaves the write queued for the next tick. */
+void node__process_ready(struct node *n, uint64_t now)
+{
+    if (n->draining || n->in_ready) {
+        return;
+    }
+    n->in_ready = true;
+    struct node__op *stalled = NULL;
+    while (n->ready) {
+        struct node__op *op = n->ready;
+        n->ready = op->next;
+        op->queued = false;
+        op->next = NULL;
+        int rc = start_put(n, op, now);
+        if (rc == RK_EBUSY) {
+            op->queued = true;
+            op->next = stalled;
+            stalled = op;
+            continue;
+        }
+        if (rc != RK_OK) {
+            char msg[NODE_MESSAGE_MAX];
+            snprintf(msg, sizeof(msg), "ERR cluster request refused: %s",
+                     rk_strerror(rc));
+            reply_op(n, op, rc, NULL, NULL, msg);
+            continue;
+        }
+        n->st.coordinated++;
+        node__drain(n, now);
+    }
+    n->ready = stalled;
+    n->in_ready = false;
+}
+
+static struct node__op *client_op(struct node *n,
+                                  enum node__op_kind kind,
+                                  const void *key,
+                                  size_t klen,
+                                  struct route_quorum overrides,
+                                  uint32_t timeout_ms,
+                                  uint64_t cookie,
+                                  int *rc)
+{
+    if (key == NULL || klen == 0 || klen > PEER_MAX_KEY) {
+        *rc = RK_EINVAL;
+        return NULL;
+    }
+    struct node__op *op = node__op_get(n, kind);
+    if (op == NULL) {
+        *rc = n->n_ops >= n->max_ops ? RK_EBUSY : RK_ENOMEM;
+        return NULL;
+    }
+    op->cookie = cookie;
+    op->q = route_request(n->eff, overrides);
+    op->timeout_ms = timeout_ms ? timeout_ms : n->set.request_timeout_ms;
+    if (rk_buf_append(&op->key, key, klen) != RK_OK) {
+        node__op_put(n, op);
+        *rc = RK_ENOMEM;
+        return NULL;
+    }
+    *rc = RK_OK;
+    return op;
+}
+
+/* The end of node_read / node_write: the started operation's id, or the
+ * operation back to the pool when it could not start. */
+static int client_end(struct node *n,
+                      struct node__op *op,
+                      int rc,
+                      uint64_t now,
+                      uint64_t *op_id)
+{
+    if (op && rc == RK_OK) {
+        n->st.coordinated++;
+        *op_id = op->id;
+        node__drain(n, now);
+    } else if (op) {
+        node__op_put(n, op);
+    }
+    node__process_ready(n, now);
+    node__finish(n);
+    return rc;
+}
+
+int node_read(struct node *n,
+              const struct node_read_req *r,
+              uint64_t now,
+              uint64_t *op_id)
+{
+    node__begin(n);
+    int rc;
+    struct node__op *op =
+        client_op(n, NODE__OP_READ, r->key, r->klen, r->overrides,
+                  r->timeout_ms, r->cookie, &rc);
+    if (op) {
+        rc = start_read(n, op, now);
+    }
+    return client_end(n, op, rc, now, op_id);
+}
+
+int node_write(struct node *n,
+               const struct node_write_req *w,
+               uint64_t now,
+               uint64_t *op_id)
+{
+    node__begin(n);
+    int rc;
+    struct node__op *op =
+        client_op(n, NODE__OP_WRITE, w->key, w->klen, w->overrides,
+                  w->timeout_ms, w->cookie, &rc);
+    if (op) {
+        op->own_ctx = w->own_context;
+        op->tomb = w->tombstone;
+        op->ctype = w->ctype && !w->tombstone;
+        op->ts = w->timestamp;
+        op->exp = w->tombstone ? 0 : w->expire_at_ms;
+        op->phase = 1;
+        if ((!w->own_context && w->clen &&
+             rk_buf_append(&op->ctx, w->context, w->clen) != RK_OK) ||
+            (!w->tombstone && w->vlen &&
+             rk_buf_append(&op->val, w->value, w->vlen) != RK_OK)) {
+            rc = RK_ENOMEM;
+        } else {
+            rc = start_update(n, op, now);
+        }
+    }
+    return client_end(n, op, rc, now, op_id);
+}
+
+size_t node_cancel(struct node *n, uint64_t cookie)
+{
+    node__begin(n);
+    size_t k = 0;
+    for (size_t i = 0; i < n->n_ops; i++) {
+        struct node__op *op = n->ops[i];
+        if (!op->used || op->cookie != cookie ||
+            (op->kind != NODE__OP_READ && op->kind != NODE__OP_WRITE)) {
+            continue;
+        }
+        (void)coord_cancel(n->coord, op->slot);
+        if (op->queued) {
+            ready_remove(n, op);
+        }
+        node__op_put(n, op);
+        k++;
+    }
+    node__finish(n);
+    return k;
+}
