@@ -8,6 +8,8 @@
 #   make test       every test CI runs (ASan+UBSan build, unit, integration, fuzz smoke)
 #   make bench      side-by-side benchmarks (prints tables)
 #   make fuzz       run every fuzz target longer (FUZZ_SECONDS, default 300)
+#   make sim        the deterministic cluster simulator's PR tier
+#   make sim-long   its long tier (SEEDS=1:100000 STEPS=100000)
 #   make format     clang-format the sources
 
 BUILD      ?= build
@@ -22,7 +24,7 @@ RUN_ARGS   ?=
 
 .PHONY: all build deps deps-test deps-bench run test unit integration \
         fuzz fuzz-smoke fuzz-build san-build tsan bench format clean \
-        cluster cluster-stop
+        cluster cluster-stop sim sim-long
 
 all: build
 
@@ -63,6 +65,14 @@ tsan: deps-test
 	@cmake -S . -B $(TSAN_BUILD) -DRK_TSAN=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	@cmake --build $(TSAN_BUILD) -j $(JOBS) --target test_bitcask test_engine test_crash crash_writer
 	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -R 'test_(bitcask|engine|crash)$$'
+
+sim: san-build
+	bash scripts/sim.sh $(SAN_BUILD)
+
+SEEDS ?= 1:100000
+STEPS ?= 100000
+sim-long: build
+	bash scripts/sim.sh $(BUILD) long $(SEEDS) $(STEPS)
 
 fuzz-build: deps-test
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DRK_FUZZ=ON -DRK_SANITIZE=ON -DRK_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g" >/dev/null

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test CI runs, against the ASan+UBSan build in build-san/:
 # unit tests (ctest/cmocka), integration tests (pytest + real ringkvd), the
-# Jepsen-style cluster test, a short run of every fuzz target on its
+# Jepsen-style cluster test, the deterministic cluster simulator, a short
+# run of every fuzz target on its
 # corpus, and the threaded storage tests under ThreadSanitizer.  Prints a summary line
 # "N passed, N failed" and exits non-zero on any failure.
 set -uo pipefail
@@ -32,6 +33,9 @@ step integration env RINGKV_BUILD="$PWD/$SAN_BUILD" "$PYTHON" -m pytest -q \
 # 5 nodes under a nemesis for RINGKV_JEPSEN_SECONDS (60), 0 lost writes.
 step cluster env RINGKV_BUILD="$PWD/$SAN_BUILD" "$PYTHON" -m pytest -q -s \
   -p no:cacheprovider tests/cluster
+# The deterministic cluster simulator (tests/sim): 200 seeds x 20k steps
+# and the lww negative control (scripts/sim.sh).
+step sim bash scripts/sim.sh "$SAN_BUILD"
 step fuzz-smoke make --no-print-directory fuzz-smoke
 step tsan make --no-print-directory tsan
 

@@ -1,0 +1,87 @@
+/*
+ * sim.h - the deterministic simulator of a whole ringkv cluster (issue 11
+ * item 4; TESTING.md B3; DESIGN.md 2a).
+ *
+ * One process, one thread, one seeded PRNG: M nodes run the real node
+ * machine (src/cluster/node.h) over real storage engines, and the
+ * simulator plays everything else: a virtual clock, a network of encoded
+ * peer frames with delay, reordering, loss, duplication and partitions
+ * (halves, isolate-one, one-way, majorities-ring), crashes and restarts,
+ * pauses, wall-clock jumps, and clients doing set-append through a quorum
+ * read and a write with its context (RINGKV.GETALL / RINGKV.PUT), blind
+ * SET and DEL.  The method is FoundationDB's simulation and TigerBeetle's
+ * VOPR; the C shape is canonical/raft's fixture (include/raft/fixture.h:
+ * one event at a time, the earliest first, ties by insertion order).
+ *
+ * A run: form the cluster, run `steps` events under the nemesis, heal
+ * (restart, reconnect, reset clocks), let hints drain for heal_ms, read
+ * every key once with R = N (read repair), then check the invariants of
+ * TESTING.md B3 (sim_check.c says how each is checked, and which are
+ * not yet checkable).  The same seed gives the same trace hash (I8).
+ */
+#ifndef RINGKV_TESTS_SIM_H
+#define RINGKV_TESTS_SIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SIM_MAX_NODES   9
+#define SIM_MAX_CLIENTS 8
+
+enum sim_invariant
+{
+    SIM_I1_LOST_WRITE = 0, /* acknowledged write lost */
+    SIM_I2_CONVERGENCE,    /* replicas differ / hints left after heal */
+    SIM_I3_FALSE_SIBLING,  /* a client's ordered writes became siblings */
+    SIM_I4_SIBLING_BOUND,  /* more siblings than the bound */
+    SIM_I5_RESURRECTION,   /* a deleted key came back */
+    SIM_I6_RING,           /* nodes disagree on the ring */
+    SIM_I7_ORDER,          /* merge order changed the result */
+    SIM_I8_DETERMINISM,    /* same seed, different trace (runner) */
+    SIM_N_INVARIANTS,
+};
+
+struct sim_config
+{
+    uint64_t seed;
+    size_t n_nodes;   /* M, 1..SIM_MAX_NODES */
+    uint32_t n, r, w; /* quorum settings */
+    bool sloppy;      /* sloppy quorum */
+    bool lww;         /* conflict_policy = lww (the negative control) */
+    size_t n_clients; /* 1..SIM_MAX_CLIENTS */
+    size_t steps;     /* events under the nemesis */
+    bool nemesis;     /* faults on */
+    uint32_t heal_ms; /* quiet time after healing (simulated) */
+    int verbose;      /* 0 quiet, 1 nemesis log, 2 every event */
+};
+
+struct sim_result
+{
+    uint64_t trace_hash;                   /* I8: equal for equal seeds */
+    uint64_t violations[SIM_N_INVARIANTS]; /* per invariant */
+    char first[512];                       /* the first violation */
+    uint64_t events;                       /* events processed */
+    uint64_t sim_ms;                       /* simulated time */
+    uint64_t ops_ok, ops_failed, ops_unknown;
+    uint64_t elements_acked;    /* set-append elements acknowledged */
+    uint64_t messages, dropped; /* frames sent / dropped by the network */
+    uint64_t crashes, pauses, partitions;
+    size_t max_siblings; /* largest sibling count seen in a reply */
+    uint64_t keys, keys_converged_by_heal; /* keys whose replicas were
+                                              equal after healing, before
+                                              the read-repair pass */
+};
+
+/* Fills cfg with the defaults of the PR tier (M=5, N3 R2 W2, sloppy on,
+ * siblings, 3 clients, 20,000 steps, nemesis on, 60 s heal). */
+void sim_config_default(struct sim_config *cfg);
+
+/* Runs one simulation.  RK_OK (violations are in *out, not an error) or
+ * RK_ENOMEM / RK_EINVAL when the run could not be set up. */
+int sim_run(const struct sim_config *cfg, struct sim_result *out);
+
+/* "I1 lost write" ... for reports. */
+const char *sim_invariant_name(enum sim_invariant i);
+
+#endif /* RINGKV_TESTS_SIM_H */

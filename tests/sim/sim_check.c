@@ -1,0 +1,753 @@
+/*
+ * sim_check.c - the simulator's clients, their history, and the
+ * invariants of TESTING.md B3 checked on it (sim.h).
+ *
+ * Clients (each one operation at a time, through a random live node):
+ *   APPEND k e  on a set key: a quorum read (RINGKV.GETALL), then a write
+ *               of the union of the siblings' elements plus e with the
+ *               read's clock as context (RINGKV.PUT): Jepsen's set
+ *               workload over siblings.
+ *   SET k v     on a register key: a blind write (own context).
+ *   DEL k       on a register key: a read, then a tombstone with its
+ *               context (only when a live value was read).
+ * A write answered RK_OK is acknowledged; any other answer, or no answer
+ * within SIM_CLIENT_TIMEOUT_MS, leaves its outcome unknown (Jepsen's
+ * :info): it may or may not be applied, and is never required.
+ *
+ * Invariants (E: at the end, after healing, hint drain and one read of
+ * every key with R = N; S: on every reply):
+ *   I1 (E) every acknowledged APPEND element is in the element set of
+ *      every replica of its key (Jepsen's set checker; "unexpected"
+ *      elements never attempted are violations too); every acknowledged
+ *      SET's dot is a sibling on every replica or covered by its clock.
+ *   I2 (E) the replicas of every key hold byte-equal objects and no node
+ *      holds hints.  (Before anti-entropy exists this is checked after
+ *      the read-repair pass; issue 14 brings Merkle exchange.)
+ *   I3 (E) with strict quorums (no sloppy quorum, R + W > N): a client's
+ *      consecutive acknowledged APPENDs to one key never end up as two
+ *      siblings.
+ *   I4 (S) no object has more siblings than the configured bound.
+ *   I5 (E) no replica holds a live sibling whose dot an acknowledged
+ *      DEL's context covered (a value the delete superseded came back).
+ *   I6 (E) every node is a member with all nodes valid, at the same
+ *      state version, and sees agreement.
+ *   I7 (E) merging a key's replica objects in reverse order, and with
+ *      duplicates, gives the same bytes as in order.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster/dvv.h"
+#include "cluster/replica.h"
+#include "common/alloc.h"
+#include "common/error.h"
+#include "sim_internal.h"
+
+#define COOKIE(c) ((uint64_t)(c) + 1)
+
+static struct sim_hist *hist_new(struct sim *s,
+                                 enum sim_op_kind kind,
+                                 int client,
+                                 int key,
+                                 uint64_t elem)
+{
+    if (s->n_hist == s->cap_hist) {
+        size_t cap = s->cap_hist ? s->cap_hist * 2 : 1024;
+        struct sim_hist *h = rk_realloc(s->hist, cap * sizeof(*h));
+        if (h == NULL) {
+            return NULL;
+        }
+        s->hist = h;
+        s->cap_hist = cap;
+    }
+    struct sim_hist *h = &s->hist[s->n_hist++];
+    memset(h, 0, sizeof(*h));
+    h->kind = kind;
+    h->client = client;
+    h->key = key;
+    h->elem = elem;
+    h->invoked_at = s->now;
+    rk_buf_init(&h->obj);
+    rk_buf_init(&h->ctx);
+    return h;
+}
+
+void sim__hist_free(struct sim *s)
+{
+    for (size_t i = 0; i < s->n_hist; i++) {
+        rk_buf_fini(&s->hist[i].obj);
+        rk_buf_fini(&s->hist[i].ctx);
+    }
+    rk_free(s->hist);
+    s->hist = NULL;
+    s->n_hist = s->cap_hist = 0;
+}
+
+/* The value of an element set: "e1,e2,..." ascending, elements as
+ * decimal; an APPEND's element is client << 32 | seq. */
+static int set_encode(const uint64_t *el, size_t n, struct rk_buf *out)
+{
+    rk_buf_clear(out);
+    for (size_t i = 0; i < n; i++) {
+        char num[24];
+        int l = snprintf(num, sizeof(num), "%s%" PRIu64, i ? "," : "", el[i]);
+        if (rk_buf_append(out, num, (size_t)l) != RK_OK) {
+            return RK_ENOMEM;
+        }
+    }
+    return RK_OK;
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Adds the elements of a value to *el (growable, n/cap). */
+static void set_decode(const char *v,
+                       size_t len,
+                       uint64_t **el,
+                       size_t *n,
+                       size_t *cap)
+{
+    size_t i = 0;
+    while (i < len) {
+        uint64_t x = 0;
+        while (i < len && v[i] != ',') {
+            x = x * 10 + (uint64_t)(v[i] - '0');
+            i++;
+        }
+        i++;
+        if (*n == *cap) {
+            size_t nc = *cap ? *cap * 2 : 16;
+            uint64_t *p = rk_realloc(*el, nc * sizeof(*p));
+            if (p == NULL) {
+                return;
+            }
+            *el = p;
+            *cap = nc;
+        }
+        (*el)[(*n)++] = x;
+    }
+}
+
+/* The element union of o's live siblings, sorted, deduplicated. */
+static size_t elements(const struct dvv_obj *o, uint64_t **el)
+{
+    size_t n = 0, cap = 0;
+    *el = NULL;
+    for (size_t i = 0; i < o->n_sibs; i++) {
+        if (!o->sibs[i].tombstone) {
+            set_decode(dvv_value(o, i), o->sibs[i].vlen, el, &n, &cap);
+        }
+    }
+    if (n > 1) {
+        qsort(*el, n, sizeof(**el), u64_cmp);
+        size_t w = 1;
+        for (size_t i = 1; i < n; i++) {
+            if ((*el)[i] != (*el)[w - 1]) {
+                (*el)[w++] = (*el)[i];
+            }
+        }
+        n = w;
+    }
+    return n;
+}
+
+/* ---- clients ------------------------------------------------------------- */
+
+static void client_next(struct sim *s, int c, uint64_t after_ms)
+{
+    struct sim_client *cl = &s->clients[c];
+    cl->busy = false;
+    cl->hist = -1;
+    if (s->clients_on) {
+        sim__push(
+            s, (struct sim_event){
+                   .at = s->now + after_ms, .type = SIM_EV_CLIENT, .node = c});
+    }
+}
+
+static void client_done(struct sim *s, int c, bool ok, bool unknown)
+{
+    struct sim_client *cl = &s->clients[c];
+    if (cl->hist >= 0) {
+        struct sim_hist *h = &s->hist[cl->hist];
+        h->ok = ok;
+        h->unknown = unknown;
+        h->done_at = s->now;
+        if (s->cfg.verbose >= 2) {
+            char key[8];
+            sim__key(h->key, key);
+            static const char *kinds[] = {"?", "append", "set", "del"};
+            printf("  %8" PRIu64 " client %d via %s: %s %s %" PRIu64
+                   " invoked %" PRIu64 " -> %s dot %016" PRIx64 ":%" PRIu64
+                   "\n",
+                   s->now, c, s->nodes[cl->node].id, kinds[h->kind], key,
+                   h->elem, h->invoked_at,
+                   ok        ? "ok"
+                   : unknown ? "unknown"
+                             : "failed",
+                   h->dot_actor, h->dot_counter);
+        }
+        if (ok) {
+            s->res->ops_ok++;
+            if (h->kind == SIM_OP_APPEND) {
+                s->res->elements_acked++;
+            }
+        } else if (unknown) {
+            s->res->ops_unknown++;
+        } else {
+            s->res->ops_failed++;
+        }
+    }
+    client_next(s, c, sim__rand(s, 20));
+}
+
+static void arm_timeout(struct sim *s, int c)
+{
+    struct sim_client *cl = &s->clients[c];
+    cl->op_gen++;
+    sim__push(s, (struct sim_event){.at = s->now + SIM_CLIENT_TIMEOUT_MS,
+                                    .type = SIM_EV_CLIENT_TIMEOUT,
+                                    .node = c,
+                                    .gen = cl->op_gen});
+}
+
+/* Starts the write of the client's operation. */
+static void client_write(struct sim *s,
+                         int c,
+                         const struct rk_buf *ctx,
+                         const struct rk_buf *val,
+                         bool tomb)
+{
+    struct sim_client *cl = &s->clients[c];
+    struct sim_node *sn = &s->nodes[cl->node];
+    char key[8];
+    sim__key(cl->key, key);
+    struct node_write_req w = {
+        .key = key,
+        .klen = strlen(key),
+        .context = ctx ? ctx->base : NULL,
+        .clen = ctx ? ctx->len : 0,
+        .own_context = ctx == NULL,
+        .tombstone = tomb,
+        .value = tomb ? NULL : val->base,
+        .vlen = tomb ? 0 : val->len,
+        .timestamp = hlc_now(&sn->hlc, rk_env_wall_ms(&sn->env)),
+        .cookie = COOKIE(c),
+    };
+    uint64_t id = 0;
+    int rc = node_write(sn->node, &w, s->now, &id);
+    cl->writing = true;
+    cl->op_id = id;
+    if (rc != RK_OK) {
+        sim__after(s, cl->node);
+        client_done(s, c, false, false);
+        return;
+    }
+    sim__after(s, cl->node);
+}
+
+void sim__client_event(struct sim *s, int c)
+{
+    struct sim_client *cl = &s->clients[c];
+    if (!s->clients_on || cl->busy) {
+        return;
+    }
+    int key = (int)sim__rand(s, SIM_KEYS_SET + SIM_KEYS_REG);
+    enum sim_op_kind kind = key < SIM_KEYS_SET     ? SIM_OP_APPEND
+                            : sim__rand(s, 10) < 7 ? SIM_OP_SET
+                                                   : SIM_OP_DEL;
+    cl->busy = true;
+    cl->kind = kind;
+    cl->key = key;
+    cl->node = (int)sim__rand(s, s->cfg.n_nodes);
+    cl->writing = false;
+    cl->elem = ((uint64_t)(c + 1) << 32) | ++cl->seq;
+    cl->invoked_at = s->now;
+    struct sim_hist *h = hist_new(s, kind, c, key, cl->elem);
+    cl->hist = h ? (int)(h - s->hist) : -1;
+    struct sim_node *sn = &s->nodes[cl->node];
+    if (sn->node == NULL) {
+        client_done(s, c, false, false); /* connection refused */
+        return;
+    }
+    arm_timeout(s, c);
+    if (sn->paused) {
+        return; /* no answer: the timeout records it unknown */
+    }
+    if (kind == SIM_OP_SET) {
+        struct rk_buf v;
+        rk_buf_init(&v);
+        (void)set_encode(&cl->elem, 1, &v);
+        client_write(s, c, NULL, &v, false);
+        rk_buf_fini(&v);
+        return;
+    }
+    char k[8];
+    sim__key(key, k);
+    struct node_read_req r = {.key = k, .klen = strlen(k), .cookie = COOKIE(c)};
+    uint64_t id = 0;
+    int rc = node_read(sn->node, &r, s->now, &id);
+    cl->op_id = id;
+    sim__after(s, cl->node);
+    if (rc != RK_OK) {
+        client_done(s, c, false, false);
+    }
+}
+
+void sim__client_timeout(struct sim *s, int c, uint64_t gen)
+{
+    struct sim_client *cl = &s->clients[c];
+    if (!cl->busy || cl->op_gen != gen) {
+        return;
+    }
+    struct sim_node *sn = &s->nodes[cl->node];
+    if (sn->node && !sn->paused) {
+        (void)node_cancel(sn->node, COOKIE(c));
+        sim__after(s, cl->node);
+    }
+    client_done(s, c, false, cl->writing || cl->kind == SIM_OP_SET);
+}
+
+/* The write's own dot in the object after it: the sibling holding its
+ * value (values are unique), or for a tombstone the newest tombstone. */
+static void find_dot(struct sim_hist *h,
+                     const struct dvv_obj *o,
+                     const struct rk_buf *val)
+{
+    for (size_t i = 0; i < o->n_sibs; i++) {
+        const struct dvv_sibling *sb = &o->sibs[i];
+        bool hit = h->kind == SIM_OP_DEL
+                       ? sb->tombstone
+                       : !sb->tombstone && sb->vlen == val->len &&
+                             memcmp(dvv_value(o, i), val->base, val->len) == 0;
+        if (hit && sb->dot.counter >= h->dot_counter) {
+            h->dot_actor = sb->dot.actor;
+            h->dot_counter = sb->dot.counter;
+        }
+    }
+}
+
+static void on_read(struct sim *s, int c, const struct node_result *r)
+{
+    struct sim_client *cl = &s->clients[c];
+    struct sim_node *sn = &s->nodes[cl->node];
+    if (r->status != RK_OK && r->status != RK_ENOTFOUND) {
+        client_done(s, c, false, false); /* nothing was written */
+        return;
+    }
+    struct dvv_obj o;
+    dvv_init(&o);
+    if (r->found && dvv_decode(&o, r->object.ptr, r->object.len) != RK_OK) {
+        sim__violation(s, SIM_I6_RING, "a read answer did not decode");
+        dvv_fini(&o);
+        client_done(s, c, false, false);
+        return;
+    }
+    if (s->cfg.lww) {
+        (void)dvv_lww(&o); /* what ringkvd shows a client under lww */
+    }
+    if (o.n_sibs) {
+        (void)hlc_update(&sn->hlc, rk_env_wall_ms(&sn->env), dvv_max_ts(&o));
+    }
+    uint64_t *el = NULL;
+    size_t n = elements(&o, &el);
+    bool live = false;
+    for (size_t i = 0; i < o.n_sibs; i++) {
+        live = live || !o.sibs[i].tombstone;
+    }
+    struct rk_buf ctx, val;
+    rk_buf_init(&ctx);
+    rk_buf_init(&val);
+    o.n_sibs = 0; /* the clock alone is the context */
+    int rc = dvv_encode(&o, &ctx);
+    if (cl->kind == SIM_OP_APPEND && rc == RK_OK) {
+        uint64_t *p = rk_realloc(el, (n + 1) * sizeof(*p));
+        if (p) {
+            el = p;
+            el[n++] = cl->elem;
+            qsort(el, n, sizeof(*el), u64_cmp);
+            rc = set_encode(el, n, &val);
+        } else {
+            rc = RK_ENOMEM;
+        }
+    }
+    rk_free(el);
+    dvv_fini(&o);
+    if (rc != RK_OK) {
+        client_done(s, c, false, false);
+    } else if (cl->kind == SIM_OP_DEL && !live) {
+        client_done(s, c, true, false); /* nothing to delete */
+        if (cl->hist >= 0) {
+            s->hist[cl->hist].kind = SIM_OP_DEL;
+        }
+    } else {
+        if (cl->hist >= 0 && cl->kind == SIM_OP_APPEND) {
+            /* remember the value to find the write's dot */
+            rk_buf_clear(&s->hist[cl->hist].obj);
+            (void)rk_buf_append(&s->hist[cl->hist].obj, val.base, val.len);
+        }
+        if (cl->hist >= 0 && cl->kind == SIM_OP_DEL) {
+            rk_buf_clear(&s->hist[cl->hist].ctx);
+            (void)rk_buf_append(&s->hist[cl->hist].ctx, ctx.base, ctx.len);
+        }
+        client_write(s, c, &ctx, &val, cl->kind == SIM_OP_DEL);
+    }
+    rk_buf_fini(&ctx);
+    rk_buf_fini(&val);
+}
+
+static void on_write(struct sim *s, int c, const struct node_result *r)
+{
+    struct sim_client *cl = &s->clients[c];
+    if (r->status != RK_OK) {
+        client_done(s, c, false, true);
+        return;
+    }
+    struct sim_hist *h = cl->hist >= 0 ? &s->hist[cl->hist] : NULL;
+    struct dvv_obj o;
+    dvv_init(&o);
+    if (r->found && dvv_decode(&o, r->object.ptr, r->object.len) == RK_OK) {
+        if (o.n_sibs > s->res->max_siblings) {
+            s->res->max_siblings = o.n_sibs;
+        }
+        if (o.n_sibs > DVV_DEFAULT_SIBLINGS) {
+            sim__violation(s, SIM_I4_SIBLING_BOUND,
+                           "%zu siblings after a write (bound %d)", o.n_sibs,
+                           DVV_DEFAULT_SIBLINGS);
+        }
+        if (h) {
+            struct rk_buf val;
+            rk_buf_init(&val);
+            if (h->kind == SIM_OP_APPEND) {
+                (void)rk_buf_append(&val, h->obj.base, h->obj.len);
+            } else {
+                (void)set_encode(&h->elem, 1, &val);
+            }
+            find_dot(h, &o, &val);
+            rk_buf_fini(&val);
+            rk_buf_clear(&h->obj);
+            (void)rk_buf_append(&h->obj, r->object.ptr, r->object.len);
+        }
+    }
+    dvv_fini(&o);
+    client_done(s, c, true, false);
+}
+
+void sim__on_reply(struct sim *s, int node, const struct node_result *r)
+{
+    (void)node;
+    if (r->cookie == 0 || r->cookie > SIM_MAX_CLIENTS) {
+        return; /* the repair pass */
+    }
+    int c = (int)(r->cookie - 1);
+    struct sim_client *cl = &s->clients[c];
+    if (!cl->busy || cl->op_id != r->op_id) {
+        return;
+    }
+    if (r->kind == NODE_OP_READ) {
+        on_read(s, c, r);
+    } else {
+        on_write(s, c, r);
+    }
+}
+
+/* ---- the end of a run ------------------------------------------------------
+ */
+
+void sim__repair_pass(struct sim *s)
+{
+    for (int k = 0; k < SIM_KEYS_SET + SIM_KEYS_REG; k++) {
+        int i = k % (int)s->cfg.n_nodes;
+        struct sim_node *sn = &s->nodes[i];
+        if (sn->node == NULL) {
+            continue;
+        }
+        char key[8];
+        sim__key(k, key);
+        struct node_read_req r = {
+            .key = key,
+            .klen = strlen(key),
+            .overrides = {0, s->cfg.n, 0},
+            .cookie = 0,
+        };
+        uint64_t id;
+        (void)node_read(sn->node, &r, s->now, &id);
+        sim__after(s, i);
+        sim__run_until(s, s->now + 300, SIZE_MAX);
+    }
+}
+
+/* The replicas of key (node indexes) by n1's ring, all nodes up. */
+static size_t replicas_of(struct sim *s, const char *key, int *out)
+{
+    const struct ring *r = membership_ring(node_membership(s->nodes[0].node));
+    size_t idx[ROUTE_MAX_TARGETS];
+    size_t all = ring_preflist(r, ring_partition_of_key(r, key, strlen(key)),
+                               idx, ROUTE_MAX_TARGETS);
+    size_t n = s->cfg.n < all ? s->cfg.n : all;
+    for (size_t i = 0; i < n; i++) {
+        const char *id = ring_member_id(r, idx[i], NULL);
+        out[i] = -1;
+        for (size_t j = 0; j < s->cfg.n_nodes; j++) {
+            if (strcmp(s->nodes[j].id, id) == 0) {
+                out[i] = (int)j;
+            }
+        }
+    }
+    return n;
+}
+
+/*
+ * Whether an acknowledged SET was legitimately superseded although a
+ * replica neither holds nor covers its dot (the key's tombstone may have
+ * been reaped and the key written again since): a later acknowledged
+ * blind SET saw it (its object's clock covers the dot), or a DEL whose
+ * outcome is known or not wrote a tombstone with a context covering it.
+ */
+static bool superseded(const struct sim *s, const struct sim_hist *h)
+{
+    struct dvv_dot d = {h->dot_actor, h->dot_counter};
+    for (size_t i = 0; i < s->n_hist; i++) {
+        const struct sim_hist *x = &s->hist[i];
+        if (x == h || x->key != h->key) {
+            continue;
+        }
+        /* what x superseded: a blind SET everything its coordinating
+         * replica had seen (its object's clock); a DEL its context */
+        const struct rk_buf *saw =
+            x->kind == SIM_OP_SET && x->ok                   ? &x->obj
+            : x->kind == SIM_OP_DEL && (x->ok || x->unknown) ? &x->ctx
+                                                             : NULL;
+        if (saw && saw->len) {
+            struct dvv_obj o;
+            dvv_init(&o);
+            bool cov = dvv_decode(&o, saw->base, saw->len) == RK_OK &&
+                       dvv_covers(&o, d);
+            dvv_fini(&o);
+            if (cov) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+static void check_key(struct sim *s, int k)
+{
+    char key[8];
+    sim__key(k, key);
+    int rep[ROUTE_MAX_TARGETS];
+    size_t nr = replicas_of(s, key, rep);
+    struct dvv_obj objs[ROUTE_MAX_TARGETS];
+    struct rk_buf enc[ROUTE_MAX_TARGETS];
+    for (size_t i = 0; i < nr; i++) {
+        dvv_init(&objs[i]);
+        rk_buf_init(&enc[i]);
+        if (rep[i] < 0) {
+            continue;
+        }
+        int rc =
+            replica_read(s->nodes[rep[i]].data, key, strlen(key), &objs[i]);
+        if (rc != RK_OK && rc != RK_ENOTFOUND) {
+            sim__violation(s, SIM_I2_CONVERGENCE, "%s on %s: %s", key,
+                           s->nodes[rep[i]].id, rk_errname(rc));
+        }
+        (void)dvv_encode(&objs[i], &enc[i]);
+        if (i > 0 && (enc[i].len != enc[0].len ||
+                      memcmp(enc[i].base, enc[0].base, enc[0].len) != 0)) {
+            sim__violation(s, SIM_I2_CONVERGENCE,
+                           "%s differs between %s and %s after heal", key,
+                           s->nodes[rep[0]].id, s->nodes[rep[i]].id);
+        }
+        if (objs[i].n_sibs > DVV_DEFAULT_SIBLINGS) {
+            sim__violation(s, SIM_I4_SIBLING_BOUND, "%s has %zu siblings", key,
+                           objs[i].n_sibs);
+        }
+    }
+    /* I1 and I3 and I5 per replica */
+    for (size_t i = 0; i < nr; i++) {
+        const struct dvv_obj *o = &objs[i];
+        const char *who = rep[i] >= 0 ? s->nodes[rep[i]].id : "?";
+        uint64_t *el = NULL;
+        size_t n_el = elements(o, &el);
+        for (size_t h = 0; h < s->n_hist; h++) {
+            const struct sim_hist *hh = &s->hist[h];
+            if (hh->key != k || !hh->ok) {
+                continue;
+            }
+            if (hh->kind == SIM_OP_APPEND &&
+                bsearch(&hh->elem, el, n_el, sizeof(*el), u64_cmp) == NULL) {
+                sim__violation(s, SIM_I1_LOST_WRITE,
+                               "%s: acknowledged element %" PRIu64
+                               " (client %d) missing on %s",
+                               key, hh->elem, hh->client, who);
+            }
+            struct dvv_dot d = {hh->dot_actor, hh->dot_counter};
+            if (hh->kind == SIM_OP_SET && d.counter && !dvv_covers(o, d) &&
+                !superseded(s, hh)) {
+                sim__violation(s, SIM_I1_LOST_WRITE,
+                               "%s: acknowledged SET %" PRIu64
+                               " neither present nor covered on %s",
+                               key, hh->elem, who);
+            }
+            if (hh->kind == SIM_OP_DEL && hh->ctx.len) {
+                struct dvv_obj tomb;
+                dvv_init(&tomb);
+                if (dvv_decode(&tomb, hh->ctx.base, hh->ctx.len) == RK_OK) {
+                    for (size_t x = 0; x < o->n_sibs; x++) {
+                        if (!o->sibs[x].tombstone &&
+                            dvv_covers(&tomb, o->sibs[x].dot)) {
+                            sim__violation(
+                                s, SIM_I5_RESURRECTION,
+                                "%s: value %.*s (dot %016" PRIx64 ":%" PRIu64
+                                ") covered by the DEL of client %d (invoked "
+                                "%" PRIu64 " ms, acknowledged %" PRIu64
+                                " ms) is live on %s",
+                                key, (int)o->sibs[x].vlen, dvv_value(o, x),
+                                o->sibs[x].dot.actor, o->sibs[x].dot.counter,
+                                hh->client, hh->invoked_at, hh->done_at, who);
+                        }
+                    }
+                }
+                dvv_fini(&tomb);
+            }
+        }
+        for (size_t e = 0; k < SIM_KEYS_SET && e < n_el; e++) {
+            bool tried = false;
+            for (size_t h = 0; h < s->n_hist && !tried; h++) {
+                tried = s->hist[h].kind == SIM_OP_APPEND &&
+                        s->hist[h].key == k && s->hist[h].elem == el[e];
+            }
+            if (!tried) {
+                sim__violation(s, SIM_I1_LOST_WRITE,
+                               "%s: unexpected element %" PRIu64 " on %s", key,
+                               el[e], who);
+            }
+        }
+        rk_free(el);
+        /* I3: a client's consecutive acknowledged appends */
+        bool strict = !s->cfg.sloppy && s->cfg.r + s->cfg.w > s->cfg.n;
+        for (size_t h = 0; strict && h < s->n_hist; h++) {
+            const struct sim_hist *a = &s->hist[h];
+            if (a->key != k || !a->ok || a->kind != SIM_OP_APPEND) {
+                continue;
+            }
+            for (size_t g = h + 1; g < s->n_hist; g++) {
+                const struct sim_hist *b = &s->hist[g];
+                if (b->client != a->client || b->key != k) {
+                    continue;
+                }
+                bool da = false, db = false;
+                for (size_t x = 0; x < o->n_sibs; x++) {
+                    da = da || (o->sibs[x].dot.actor == a->dot_actor &&
+                                o->sibs[x].dot.counter == a->dot_counter);
+                    db = db || (o->sibs[x].dot.actor == b->dot_actor &&
+                                o->sibs[x].dot.counter == b->dot_counter);
+                }
+                if (b->ok && b->kind == SIM_OP_APPEND && da && db) {
+                    sim__violation(s, SIM_I3_FALSE_SIBLING,
+                                   "%s: client %d's appends %" PRIu64
+                                   " and %" PRIu64 " are siblings on %s",
+                                   key, a->client, a->elem, b->elem, who);
+                }
+                break; /* the next op of that client on that key */
+            }
+        }
+    }
+    /* I7: the merge does not depend on order or repetition */
+    if (nr >= 2) {
+        struct dvv_obj fwd, rev;
+        dvv_init(&fwd);
+        dvv_init(&rev);
+        for (size_t i = 0; i < nr; i++) {
+            (void)dvv_merge_into(&fwd, &objs[i]);
+            (void)dvv_merge_into(&rev, &objs[nr - 1 - i]);
+            (void)dvv_merge_into(&rev, &objs[nr - 1 - i]);
+        }
+        struct rk_buf a, b;
+        rk_buf_init(&a);
+        rk_buf_init(&b);
+        (void)dvv_encode(&fwd, &a);
+        (void)dvv_encode(&rev, &b);
+        if (a.len != b.len || memcmp(a.base, b.base, a.len) != 0) {
+            sim__violation(s, SIM_I7_ORDER, "%s: merge order matters", key);
+        }
+        rk_buf_fini(&a);
+        rk_buf_fini(&b);
+        dvv_fini(&fwd);
+        dvv_fini(&rev);
+    }
+    for (size_t i = 0; i < nr; i++) {
+        dvv_fini(&objs[i]);
+        rk_buf_fini(&enc[i]);
+    }
+}
+
+void sim__count_converged(struct sim *s)
+{
+    for (int k = 0; k < SIM_KEYS_SET + SIM_KEYS_REG; k++) {
+        char key[8];
+        sim__key(k, key);
+        int rep[ROUTE_MAX_TARGETS];
+        size_t nr = replicas_of(s, key, rep);
+        struct rk_buf first, enc;
+        rk_buf_init(&first);
+        rk_buf_init(&enc);
+        bool same = true;
+        for (size_t i = 0; i < nr && rep[i] >= 0; i++) {
+            struct dvv_obj o;
+            dvv_init(&o);
+            (void)replica_read(s->nodes[rep[i]].data, key, strlen(key), &o);
+            rk_buf_clear(i ? &enc : &first);
+            (void)dvv_encode(&o, i ? &enc : &first);
+            dvv_fini(&o);
+            same = same &&
+                   (i == 0 || (enc.len == first.len &&
+                               memcmp(enc.base, first.base, first.len) == 0));
+        }
+        s->res->keys++;
+        s->res->keys_converged_by_heal += same;
+        rk_buf_fini(&first);
+        rk_buf_fini(&enc);
+    }
+}
+
+void sim__check(struct sim *s)
+{
+    /* I6: one ring everywhere */
+    uint64_t v0 = 0;
+    for (size_t i = 0; i < s->cfg.n_nodes; i++) {
+        struct sim_node *sn = &s->nodes[i];
+        if (sn->node == NULL) {
+            sim__violation(s, SIM_I6_RING, "%s is down after heal", sn->id);
+            return;
+        }
+        struct membership *m = node_membership(sn->node);
+        uint64_t v = membership_version(m);
+        if (membership_phase(m) != MEMBERSHIP_MEMBER ||
+            node_valid_members(sn->node) != s->cfg.n_nodes ||
+            !node_agrees(sn->node) || (i > 0 && v != v0)) {
+            sim__violation(
+                s, SIM_I6_RING,
+                "%s: phase %d, %zu members, version %" PRIu64 ", agreement %d",
+                sn->id, (int)membership_phase(m), node_valid_members(sn->node),
+                v, node_agrees(sn->node));
+        }
+        v0 = i == 0 ? v : v0;
+        uint64_t hints = node_hints_pending(sn->node);
+        if (hints) {
+            sim__violation(s, SIM_I2_CONVERGENCE,
+                           "%s still holds %" PRIu64 " hints after heal",
+                           sn->id, hints);
+        }
+    }
+    for (int k = 0; k < SIM_KEYS_SET + SIM_KEYS_REG; k++) {
+        check_key(s, k);
+    }
+}

@@ -1,0 +1,151 @@
+/*
+ * sim_internal.h - the simulator's state, shared by sim.c (event loop,
+ * network, nodes, nemesis) and sim_check.c (clients, history, invariants).
+ */
+#ifndef RINGKV_TESTS_SIM_INTERNAL_H
+#define RINGKV_TESTS_SIM_INTERNAL_H
+
+#include "cluster/node.h"
+#include "cluster/rng.h"
+#include "common/buf.h"
+#include "common/env.h"
+#include "common/hlc.h"
+#include "sim.h"
+#include "storage/engine.h"
+
+#define SIM_KEYS_SET          8 /* set-append keys "s0".. */
+#define SIM_KEYS_REG          8 /* register keys "r0".. (SET, DEL) */
+#define SIM_CLIENT_TIMEOUT_MS 5000
+#define SIM_WALL_BASE_MS      UINT64_C(1800000000000) /* 2027-01-15 */
+
+enum sim_ev_type
+{
+    SIM_EV_DELIVER = 1,    /* a frame reaches `node` from `from` */
+    SIM_EV_TICK,           /* node_on_tick of `node` (gen must match) */
+    SIM_EV_CLIENT,         /* client `node` issues its next operation */
+    SIM_EV_CLIENT_TIMEOUT, /* client `node`'s op `gen` gave up */
+    SIM_EV_NEMESIS,        /* the nemesis acts */
+    SIM_EV_RESTART,        /* node `node` restarts after a crash */
+    SIM_EV_RESUME,         /* node `node` resumes after a pause */
+};
+
+struct sim_event
+{
+    uint64_t at;  /* simulated ms */
+    uint64_t seq; /* insertion order: ties */
+    enum sim_ev_type type;
+    int node, from;
+    uint64_t gen, from_gen; /* incarnations at send time; TICK generation */
+    unsigned char *frame;   /* DELIVER: owned copy */
+    size_t len;
+};
+
+struct sim_node
+{
+    int idx;
+    char id[16];
+    char host[16];
+    struct node *node;           /* NULL while crashed */
+    struct engine *data, *hints; /* survive crashes: the "disk" */
+    struct rk_buf state;         /* NODE_FILE_STATE as persisted */
+    bool versioned;
+    bool joined;  /* JOIN_DONE seen (or the seed) */
+    uint64_t gen; /* incarnation, +1 per restart */
+    bool paused;
+    uint64_t paused_until;
+    int64_t skew_ms; /* wall clock offset */
+    struct rk_env env;
+    struct rk_rng rng;             /* the node's own stream (env rand64) */
+    struct hlc hlc;                /* client writes' timestamps (the RESP
+                                      layer's clock in ringkvd) */
+    uint64_t tick_gen;             /* the live TICK event's generation */
+    uint64_t tick_at;              /* when it fires, UINT64_MAX = none */
+    bool conn_down[SIM_MAX_NODES]; /* what this node was told (peer_down) */
+};
+
+/* One client operation in the history. */
+enum sim_op_kind
+{
+    SIM_OP_APPEND = 1, /* read, then write the union plus one element */
+    SIM_OP_SET,        /* blind write */
+    SIM_OP_DEL,        /* read, then a tombstone with the context */
+};
+
+struct sim_client
+{
+    int idx;
+    bool busy;
+    enum sim_op_kind kind;
+    int node;        /* the node it talks to for this op */
+    int key;         /* key index */
+    uint64_t op_id;  /* node op in flight */
+    bool writing;    /* phase 2 of APPEND / DEL */
+    uint64_t op_gen; /* timeout matching */
+    uint64_t seq;    /* elements / values issued */
+    uint64_t elem;   /* APPEND: the element being added */
+    uint64_t invoked_at;
+    int hist; /* index of its history record, -1 none */
+};
+
+/* An acknowledged (or failed) operation. */
+struct sim_hist
+{
+    enum sim_op_kind kind;
+    int client, key;
+    uint64_t elem;    /* APPEND: element; SET: value id */
+    bool ok, unknown; /* acknowledged; outcome unknown */
+    uint64_t invoked_at, done_at;
+    struct rk_buf obj;               /* ok writes: the object after the write */
+    struct rk_buf ctx;               /* DEL: the context it wrote with (what it
+                                        superseded) */
+    uint64_t dot_actor, dot_counter; /* ok writes: the write's dot (0: ?) */
+};
+
+struct sim
+{
+    struct sim_config cfg;
+    struct sim_result *res;
+    struct rk_rng rng; /* the simulator's own stream */
+    uint64_t now;
+    uint64_t seq;
+    struct sim_event *heap;
+    size_t n_heap, cap_heap;
+    struct sim_node nodes[SIM_MAX_NODES];
+    struct sim_client clients[SIM_MAX_CLIENTS];
+    bool clients_on;
+    /* network */
+    bool block[SIM_MAX_NODES][SIM_MAX_NODES]; /* from -> to dropped */
+    uint32_t loss_pct, dup_pct;
+    uint32_t delay_min_ms, delay_max_ms;
+    struct peer_decoder *dec;
+    /* history */
+    struct sim_hist *hist;
+    size_t n_hist, cap_hist;
+    uint64_t trace;
+    bool setup_done;
+};
+
+/* ---- sim.c ---- */
+/* Runs events until `until` (simulated ms) or the heap empties. */
+void sim__run_until(struct sim *s, uint64_t until, size_t max_events);
+/* Performs node i's actions after a call into it. */
+void sim__after(struct sim *s, int i);
+void sim__violation(struct sim *s, enum sim_invariant inv, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void sim__push(struct sim *s, struct sim_event ev);
+uint64_t sim__rand(struct sim *s, uint64_t bound);
+/* Key i's name ("s3", "r1") into buf. */
+void sim__key(int key, char buf[8]);
+
+/* ---- sim_check.c ---- */
+void sim__client_event(struct sim *s, int client);
+void sim__client_timeout(struct sim *s, int client, uint64_t gen);
+void sim__on_reply(struct sim *s, int node, const struct node_result *r);
+/* The repair pass and the invariants (end of a run). */
+void sim__repair_pass(struct sim *s);
+void sim__check(struct sim *s);
+/* Counts the keys whose replicas hold equal objects (a figure). */
+void sim__count_converged(struct sim *s);
+void sim__hist_free(struct sim *s);
+
+#endif /* RINGKV_TESTS_SIM_INTERNAL_H */
