@@ -269,7 +269,8 @@ def main():
         print("\nload average at end: %.2f %.2f %.2f" % os.getloadavg())
         print("\nTargets (issue 11; reported, never fatal):")
         for (s, test, pipe), t in TARGETS.items():
-            ratio = results[(test, pipe)][s][0] / results[(test, pipe)]["redis"][0]
+            res = results[(test, pipe)]
+            ratio = res[s][0] / res["redis"][0]
             print("- %s %s -P %d >= %.1fx Redis Cluster: %.3fx, %s" %
                   (LABEL[s], test.upper(), pipe, t, ratio,
                    "met" if ratio >= t else "not met"))
