@@ -56,7 +56,11 @@ class Proc:
         self.port = port
         self.log = open(log, "wb")
         self.p = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT)
-        wait_port(port, self.p)
+        try:
+            wait_port(port, self.p)
+        except BaseException:
+            self.stop()  # the caller never gets this object to stop it
+            raise
 
     def stop(self):
         if self.p.poll() is None:
