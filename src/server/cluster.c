@@ -19,8 +19,9 @@
  * A coordinated command (struct cop) goes through:
  *   READ   node_read for each distinct key (skipped for blind writes such
  *          as a plain SET or MSET), at most COP_WINDOW in flight;
- *   EXEC   the ordinary handler runs against the scratch engine, loaded
- *          with the live versions read, its reply captured;
+ *   EXEC   the ordinary handler runs against the command's coordinated
+ *          keyspace (keyspace.h): the live versions read, its writes
+ *          recorded per key; its reply captured;
  *   WRITE  node_write of every key whose record the handler changed (new
  *          timestamp) or removed (a tombstone): the node has the key's
  *          coordinating replica issue the dot and sends the object to W
@@ -83,7 +84,7 @@ enum cop_kind
 };
 
 /* A coordinated command reads its keys (unless it is a blind write), runs
- * its handler over the scratch engine, then writes every key it changed
+ * its handler over its coordinated keyspace, then writes every key it changed
  * (WRITE: node_write), answering after W. */
 enum cop_phase
 {
@@ -97,7 +98,9 @@ struct cop_key
     size_t off, len;   /* into cop->kbuf */
     uint64_t op_id;    /* node operation in flight for this key */
     uint8_t state;     /* 0 not started, 1 in flight, 2 done */
-    bool live;         /* read: a live value exists */
+    bool live;         /* a live value exists (read, then as the
+                          handler leaves it) */
+    bool live0;        /* live when read */
     bool read;         /* read: answered (ctx holds the merged clock) */
     bool write;        /* write phase: this key is written */
     bool tomb;         /* write phase: as a tombstone */
@@ -127,6 +130,7 @@ struct cop
     bool failed;
     char err[NODE_MESSAGE_MAX];
     struct rk_buf reply; /* captured handler output */
+    struct keyspace ks;  /* the handler's view of the keys */
     bool queued;         /* on cn->ready */
     bool stalled;        /* start refused RK_EBUSY with nothing in flight */
     bool waiting;        /* not started: shares a key with an earlier
@@ -154,7 +158,6 @@ struct cnode
     struct node *node;
     struct rk_env env;
     struct env_real_state env_state;
-    struct engine *scratch;
     struct event *timer;
     /* Clients whose coordinated replies are ready: resumed (parsed and
      * flushed) once per loop pass, so a pipeline's replies share a write. */
@@ -895,36 +898,166 @@ static void op_start_more(struct cnode *cn, struct cop *op)
     }
 }
 
-static bool scratch_load(struct cnode *cn, struct cop *op)
+/* ---- the coordinated keyspace (keyspace.h) --------------------------------
+ *
+ * A coordinated command's handler reads and writes only the keys it
+ * declared (the command table's key positions, plus the keys of a MULTI's
+ * queued commands and WATCHed keys for EXEC): reads answer from the
+ * versions the quorum read returned (the live winner), writes are recorded
+ * in the key and replicated by node_write once the handler returned.
+ */
+
+static int key_cmp(const struct cop *op,
+                   const struct cop_key *k,
+                   const void *key,
+                   size_t klen)
 {
-    struct server *s = cn->srv;
-    uint64_t seq;
-    uint64_t now = server_now_ms();
-    uint64_t maxts = 0;
-    for (size_t i = 0; i < op->nkeys; i++) {
-        struct cop_key *k = &op->keys[i];
-        if (k->ts > maxts) {
-            maxts = k->ts;
-        }
-        if (!k->live) {
-            continue;
-        }
-        /* a content type rides along as on a standalone node, so handlers
-         * see the user's bytes and a SET without one drops it */
-        struct engine_meta m = {k->ts | (k->ctype ? REPLICA_META_CTYPE : 0),
-                                k->exp, k->val.len};
-        if (engine_put(cn->scratch, op->kbuf.base + k->off, k->len, k->val.base,
-                       k->val.len, &m, &seq) != RK_OK) {
-            return false;
-        }
+    size_t n = k->len < klen ? k->len : klen;
+    int c = memcmp(op->kbuf.base + k->off, key, n);
+    if (c != 0) {
+        return c;
     }
-    if (maxts) {
-        hlc_update(&s->clock, now, maxts);
-    }
-    return true;
+    return k->len < klen ? -1 : k->len > klen;
 }
 
-/* Runs the handler over the scratch engine and marks the keys to write. */
+/* The declared key, or NULL.  Big key lists are sorted (dedupe_keys). */
+static struct cop_key *cop_find(struct cop *op, const void *key, size_t klen)
+{
+    if (op->nkeys > 64) {
+        size_t lo = 0, hi = op->nkeys;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            int c = key_cmp(op, &op->keys[mid], key, klen);
+            if (c == 0) {
+                return &op->keys[mid];
+            }
+            if (c < 0) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        return NULL;
+    }
+    for (size_t i = 0; i < op->nkeys; i++) {
+        if (key_cmp(op, &op->keys[i], key, klen) == 0) {
+            return &op->keys[i];
+        }
+    }
+    return NULL;
+}
+
+/* Whether k holds a value now (written or read, not deleted or expired). */
+static bool cop_key_live(const struct cop_key *k)
+{
+    return k->live && !(k->exp && k->exp <= server_now_ms());
+}
+
+static int coord_ks_get(struct keyspace *ks,
+                        const void *key,
+                        size_t klen,
+                        struct rk_buf *val,
+                        struct ks_meta *m)
+{
+    struct cop_key *k = cop_find(ks->data, key, klen);
+    if (val) {
+        rk_buf_clear(val);
+    }
+    if (k == NULL || !cop_key_live(k)) {
+        return RK_ENOTFOUND;
+    }
+    size_t skip = 0;
+    uint8_t ctlen = 0;
+    if (k->ctype && k->val.len > 0) {
+        ctlen = (uint8_t)k->val.base[0];
+        skip = 1 + (size_t)ctlen;
+        skip = skip < k->val.len ? skip : k->val.len;
+    }
+    if (m) {
+        *m = (struct ks_meta){
+            .ts = k->ts,
+            .expire_at_ms = k->exp,
+            .value_len = k->val.len - skip,
+            .ctlen = ctlen,
+        };
+        memcpy(m->ct, k->val.base + 1, ctlen);
+    }
+    if (val && rk_buf_append(val, k->val.base ? k->val.base + skip : "",
+                             k->val.len - skip) != RK_OK) {
+        return RK_ENOMEM;
+    }
+    return RK_OK;
+}
+
+static int coord_ks_put(struct keyspace *ks,
+                        const void *key,
+                        size_t klen,
+                        const void *val,
+                        size_t vlen,
+                        uint64_t expire_at_ms,
+                        const char *ct,
+                        uint8_t ctlen,
+                        uint64_t *seq)
+{
+    struct cop *op = ks->data;
+    struct server *s = op->c->srv;
+    *seq = 0; /* replicated (and made durable) by node_write */
+    if (klen == 0) {
+        return RK_EINVAL;
+    }
+    struct cop_key *k = cop_find(op, key, klen);
+    if (k == NULL) {
+        return klen > PEER_MAX_KEY ? RK_ETOOBIG : RK_EINVAL;
+    }
+    if (vlen > s->cfg->proto_max_bulk_len) {
+        return RK_ETOOBIG;
+    }
+    rk_buf_clear(&k->val);
+    int rc = RK_OK;
+    if (ctlen) {
+        rc = rk_buf_append(&k->val, &ctlen, 1);
+        if (rc == RK_OK) {
+            rc = rk_buf_append(&k->val, ct, ctlen);
+        }
+    }
+    if (rc == RK_OK) {
+        rc = rk_buf_append(&k->val, val ? val : "", vlen);
+    }
+    if (rc != RK_OK) {
+        k->live = false; /* the value is gone from k: never write it */
+        return rc;
+    }
+    k->live = true;
+    k->write = true;
+    k->ctype = ctlen > 0;
+    k->exp = expire_at_ms;
+    k->ts = hlc_now(&s->clock, server_now_ms());
+    return RK_OK;
+}
+
+static int coord_ks_del(struct keyspace *ks,
+                        const void *key,
+                        size_t klen,
+                        uint64_t *seq)
+{
+    struct cop *op = ks->data;
+    *seq = 0;
+    struct cop_key *k = cop_find(op, key, klen);
+    if (k == NULL || !cop_key_live(k)) {
+        return RK_ENOTFOUND;
+    }
+    k->live = false;
+    k->write = true;
+    k->ts = hlc_now(&op->c->srv->clock, server_now_ms());
+    return RK_OK;
+}
+
+static const struct keyspace_ops coord_ks_ops = {
+    .get = coord_ks_get,
+    .put = coord_ks_put,
+    .del = coord_ks_del,
+};
+
 /* Runs fn(cn, op) with the client's output redirected into op->reply. */
 static void capture_reply(struct cop *op,
                           void (*fn)(struct cnode *, struct cop *),
@@ -1049,7 +1182,7 @@ static void put_exec(struct cnode *cn, struct cop *op)
 {
     struct server *s = cn->srv;
     struct cop_key *k = &op->keys[0];
-    bool del = strcmp(op->cmd->name, "ringkv.del") == 0;
+    bool del = op->argc == 3; /* RINGKV.DEL key context */
     k->write = false;
     struct dvv_obj ctx;
     dvv_init(&ctx);
@@ -1125,14 +1258,19 @@ static void put_exec(struct cnode *cn, struct cop *op)
     dvv_fini(&ctx);
 }
 
+/* The command's own handler (over the coordinated keyspace). */
+static void run_handler(struct cnode *cn, struct cop *op)
+{
+    (void)cn;
+    op->cmd->proc(op->c, op->argc, op->argv);
+}
+
 static void op_exec(struct cnode *cn, struct cop *op)
 {
     struct server *s = cn->srv;
     struct client *c = op->c;
-    if (strcmp(op->cmd->name, "ringkv.getall") == 0 ||
-        strcmp(op->cmd->name, "ringkv.put") == 0 ||
-        strcmp(op->cmd->name, "ringkv.del") == 0) {
-        bool put = op->cmd->name[7] != 'g';
+    if (op->cmd->flags & CMD_VERSIONED) {
+        bool put = (op->cmd->flags & CMD_WRITE) != 0;
         if (op->nkeys == 0) {
             op->failed = true;
             snprintf(op->err, sizeof(op->err), "ERR invalid key length");
@@ -1146,72 +1284,43 @@ static void op_exec(struct cnode *cn, struct cop *op)
         op->phase = put && op->keys[0].write ? PH_WRITE : PH_DONE;
         return;
     }
-    if (!scratch_load(cn, op)) {
-        for (size_t i = 0; i < op->nkeys; i++) {
-            uint64_t seq;
-            (void)engine_delete(cn->scratch, op->kbuf.base + op->keys[i].off,
-                                op->keys[i].len, 0, &seq);
-        }
-        op->failed = true;
-        snprintf(op->err, sizeof(op->err), "ERR out of memory");
-        return;
+    /* The HLC observes every version read, so a read-modify-write writes
+     * a version newer than the one it read. */
+    uint64_t maxts = 0;
+    for (size_t i = 0; i < op->nkeys; i++) {
+        struct cop_key *k = &op->keys[i];
+        maxts = k->ts > maxts ? k->ts : maxts;
+        k->live0 = k->live;
+        k->write = false;
     }
-    struct engine *real = s->engine;
-    s->engine = cn->scratch;
+    if (maxts) {
+        hlc_update(&s->clock, server_now_ms(), maxts);
+    }
+    op->ks = (struct keyspace){.ops = &coord_ks_ops, .data = op};
+    struct keyspace *saved = c->ks;
+    c->ks = &op->ks;
     s->cluster_exec = true;
-    struct rk_buf saved = c->obuf;
-    c->obuf = op->reply;
-    c->last_cmd = op->cmd->name;
-    c->cur_cmd = op->cmd;
-    op->cmd->proc(c, op->argc, op->argv);
-    c->cur_cmd = NULL;
-    op->reply = c->obuf;
-    c->obuf = saved;
+    capture_reply(op, run_handler, cn);
     s->cluster_exec = false;
-    s->engine = real;
-    /* What changed: a new timestamp, a new key, or a key gone. */
+    c->ks = saved;
+    /* What to replicate: the last state of every key the handler wrote;
+     * a key deleted (or created and deleted) that was live when read
+     * becomes a tombstone, one that was not is left alone. */
     size_t writes = 0;
     for (size_t i = 0; i < op->nkeys; i++) {
         struct cop_key *k = &op->keys[i];
-        struct engine_meta m;
-        struct rk_buf nv;
-        rk_buf_init(&nv);
-        int rc =
-            engine_get(cn->scratch, op->kbuf.base + k->off, k->len, &nv, &m);
-        k->write = false;
         k->own_ctx = !k->read;
-        bool ct = rc == RK_OK && (m.timestamp & REPLICA_META_CTYPE);
-        m.timestamp &= REPLICA_PLAIN_TS_MASK;
-        if (rc == RK_OK && (!k->live || m.timestamp != k->ts)) {
-            rk_buf_clear(&k->val);
-            if (rk_buf_append(&k->val, nv.base ? nv.base : "", nv.len) !=
-                RK_OK) {
-                op->failed = true;
-                snprintf(op->err, sizeof(op->err), "ERR out of memory");
-            }
-            k->write = true;
-            k->tomb = false;
-            k->ctype = ct && dvv_ctype_valid(k->val.base, k->val.len);
-            k->ts = m.timestamp;
-            k->exp = m.expire_at_ms;
-        } else if (rc == RK_ENOTFOUND && k->live) {
-            k->write = true;
+        k->state = 0;
+        if (k->write && !k->live) {
+            k->write = k->live0;
             k->tomb = true;
             k->ctype = false;
-            k->ts = hlc_now(&s->clock, server_now_ms());
             k->exp = 0;
             rk_buf_clear(&k->val);
+        } else if (k->write) {
+            k->tomb = false;
         }
-        rk_buf_fini(&nv);
-        if (k->write) {
-            writes++;
-        }
-        k->state = 0;
-        /* Leave the scratch engine empty for the next operation (cheaper
-         * than engine_clear, which releases and re-faults its arena). */
-        uint64_t seq;
-        (void)engine_delete(cn->scratch, op->kbuf.base + k->off, k->len, 0,
-                            &seq);
+        writes += k->write;
     }
     op->next = 0;
     op->done = 0;
@@ -1308,11 +1417,11 @@ bool cluster_routes(struct server *s,
     if (cn == NULL || s->cluster_exec) {
         return false;
     }
-    bool keyed = cmd->first_key > 0 || strcmp(cmd->name, "exec") == 0;
+    bool keyed = cmd->first_key > 0 || (cmd->flags & CMD_TXKEYS);
     if (!keyed || (cmd->flags & CMD_LOCAL)) {
         return false;
     }
-    if (strcmp(cmd->name, "exec") == 0 && !c->in_multi) {
+    if ((cmd->flags & CMD_TXKEYS) && !c->in_multi) {
         return false;
     }
     enum membership_phase ph = membership_phase(node_membership(cn->node));
@@ -1330,27 +1439,6 @@ static bool arg_eq(const struct resp_arg *a, const char *s)
 {
     size_t n = strlen(s);
     return a->len == n && strncasecmp(a->ptr, s, n) == 0;
-}
-
-/* A write whose result does not depend on what is stored. */
-static bool is_blind_write(const struct command *cmd,
-                           size_t argc,
-                           const struct resp_arg *argv)
-{
-    if (strcmp(cmd->name, "mset") == 0 || strcmp(cmd->name, "setex") == 0 ||
-        strcmp(cmd->name, "psetex") == 0) {
-        return true;
-    }
-    if (strcmp(cmd->name, "set") != 0) {
-        return false;
-    }
-    for (size_t i = 3; i < argc; i++) {
-        if (arg_eq(&argv[i], "NX") || arg_eq(&argv[i], "XX") ||
-            arg_eq(&argv[i], "GET") || arg_eq(&argv[i], "KEEPTTL")) {
-            return false;
-        }
-    }
-    return true;
 }
 
 static int add_key(struct cop *op, const char *p, size_t len, size_t *cap)
@@ -1484,7 +1572,7 @@ void cluster_run(struct client *c,
     struct cnode *cn = s->cluster;
     const char *why;
     if (cluster_routes(s, c, cmd, &why) && why) {
-        if (strcmp(cmd->name, "exec") == 0) {
+        if (cmd->flags & CMD_TXKEYS) {
             multi_reset(c);
         }
         reply_error(c, why);
@@ -1499,7 +1587,7 @@ void cluster_run(struct client *c,
     op->start_us = server_mono_us();
     size_t cap = 0;
     int rc = add_cmd_keys(op, cmd, argc, op->argv, &cap);
-    if (rc == RK_OK && strcmp(cmd->name, "exec") == 0) {
+    if (rc == RK_OK && (cmd->flags & CMD_TXKEYS)) {
         for (size_t i = 0; rc == RK_OK && i < c->mq_len; i++) {
             rc = add_cmd_keys(op, c->mq[i].cmd, c->mq[i].argc, c->mq[i].argv,
                               &cap);
@@ -1531,7 +1619,7 @@ void cluster_run(struct client *c,
  * for a blind write. */
 static void op_begin(struct cnode *cn, struct cop *op)
 {
-    if (is_blind_write(op->cmd, op->argc, op->argv)) {
+    if (command_is_blind(op->cmd, op->argc, op->argv)) {
         for (size_t i = 0; i < op->nkeys; i++) {
             op->keys[i].state = 2;
         }
@@ -2135,18 +2223,7 @@ int cluster_start(struct server *s, char *err, size_t errlen)
         rk_buf_fini(&saved);
         return rc;
     }
-    struct engine_opts eo;
-    engine_opts_init(&eo);
-    eo.sync_mode = ENGINE_SYNC_NONE;
-    eo.max_value_len = cfg->proto_max_bulk_len + 65536; /* + object */
-    char eerr[256];
     int src = rc; /* STATE_FILE read */
-    rc = engine_open("memory", &eo, &cn->scratch, eerr, sizeof(eerr));
-    if (rc != RK_OK) {
-        snprintf(err, errlen, "cluster set-up failed: %s", rk_strerror(rc));
-        rk_buf_fini(&saved);
-        return rc;
-    }
     rc = open_hints(cn, err, errlen);
     if (rc != RK_OK) {
         rk_buf_fini(&saved);
@@ -2229,9 +2306,6 @@ void cluster_stop(struct server *s)
     }
     peer_transport_destroy(cn->pt);
     node_destroy(cn->node);
-    if (cn->scratch) {
-        engine_close(cn->scratch);
-    }
     if (cn->hints) {
         engine_close(cn->hints);
     }

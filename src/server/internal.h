@@ -28,6 +28,7 @@
 #include "common/hlc.h"
 #include "proto/resp.h"
 #include "server/config.h"
+#include "server/keyspace.h"
 #include "storage/engine.h"
 
 struct server;
@@ -49,6 +50,18 @@ enum
     CMD_CREATE = 1 << 8,   /* may create a key (empty keys refused) */
     CMD_NOTX = 1 << 9,     /* refused inside MULTI (SAVE, SHUTDOWN) */
     CMD_LOCAL = 1 << 10,   /* names a key but runs on this node only */
+    /* Key specs for the coordinator (Redis key-specs' RW/OW/UPDATE):   */
+    CMD_BLIND = 1 << 11,      /* a blind write: its result does not depend
+                                 on what is stored (no read first) */
+    CMD_BLIND_OPTS = 1 << 12, /* blind unless an option from argv[3] on
+                                 reads (SET's NX XX GET KEEPTTL) */
+    CMD_VERSIONED = 1 << 13,  /* works on the versioned object itself
+                                 (siblings, context): RINGKV.GETALL (read),
+                                 RINGKV.PUT (4 args), RINGKV.DEL (3 args) */
+    CMD_TXKEYS = 1 << 14,     /* its keys are the queued commands' and the
+                                 WATCHed keys (EXEC) */
+    CMD_TYPED = 1 << 15,      /* stores the request's content type (HTTP
+                                 PUT with Content-Type) */
 };
 
 typedef void (*cmd_proc)(struct client *c,
@@ -102,6 +115,9 @@ struct client
     struct resp_parser *parser;
     int proto; /* 2 or 3 */
     bool authed;
+    struct keyspace *ks;    /* what handlers read and write keys through:
+                               &srv->local_ks, or a coordinated command's
+                               keys while its handler runs (cluster.c) */
     bool close_after_reply; /* QUIT, protocol error */
     bool closing;           /* output drained -> free */
     bool read_paused;       /* output over the soft limit */
@@ -217,17 +233,14 @@ struct server
     uint64_t scan_cursor;       /* active expiry position */
     uint64_t shutdown_start_ms; /* mono ms: output drain deadline base */
     struct rk_buf scratch;      /* reused value buffer */
-    /* content type of the typed value key_lookup last read (commands.c;
-     * lets a TTL-only rewrite keep it), lookup_ctlen 0 when none */
-    char lookup_ct[128];
-    uint8_t lookup_ctlen;
-    char rbuf[16 * 1024];      /* shared socket read buffer (loop thread) */
-    struct hlc clock;          /* record timestamps */
-    struct cnode *cluster;     /* cluster.c */
-    struct evhttp *http;       /* http.c, NULL when off */
-    struct cmd_stat *cmdstats; /* command_count() entries, by table index */
-    bool cluster_exec;         /* a handler runs over cluster.c's scratch
-                                  engine: no durability marks, no routing */
+    struct keyspace local_ks;   /* the node's engine (commands.c) */
+    char rbuf[16 * 1024];       /* shared socket read buffer (loop thread) */
+    struct hlc clock;           /* record timestamps */
+    struct cnode *cluster;      /* cluster.c */
+    struct evhttp *http;        /* http.c, NULL when off */
+    struct cmd_stat *cmdstats;  /* command_count() entries, by table index */
+    bool cluster_exec;          /* a handler runs over a coordinated
+                                   keyspace (cluster.c): no routing */
     struct server_stats stats;
     struct resp_limits limits;  /* after AUTH */
     struct resp_limits preauth; /* before AUTH (requirepass set) */
@@ -251,6 +264,8 @@ struct client *server_client_internal(struct server *s,
 void server_client_free(struct client *c);
 
 /* ---- commands.c ---- */
+/* The local keyspace over s->engine (keyspace.h). */
+void keyspace_local_init(struct keyspace *ks, struct server *s);
 /* Looks up a command by name (case-insensitive); NULL if unknown. */
 const struct command *command_lookup(const char *name, size_t len);
 /* Runs one parsed request for client c (auth, MULTI queueing, arity). */
@@ -271,6 +286,11 @@ void multi_reset(struct client *c);
 void server_shutdown(struct server *s, const char *why);
 /* Re-arms the housekeeping timer after CONFIG SET hz.  server.c */
 void server_rearm_tick(struct server *s);
+/* Whether this invocation of cmd is a blind write (CMD_BLIND, or
+ * CMD_BLIND_OPTS without a reading option). */
+bool command_is_blind(const struct command *cmd,
+                      size_t argc,
+                      const struct resp_arg *argv);
 /* Number of commands in the table. */
 size_t command_count(void);
 /* Table index of cmd (0..command_count()-1), and the command at i. */

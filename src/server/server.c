@@ -370,6 +370,7 @@ struct client *server_client_internal(struct server *s,
     c->id = ++s->next_client_id;
     c->proto = 2;
     c->authed = true;
+    c->ks = &s->local_ks;
     c->created_ms = c->last_ms = server_mono_ms();
     rk_buf_init(&c->qbuf);
     rk_buf_init(&c->obuf);
@@ -529,6 +530,7 @@ static void accept_cb(struct evconnlistener *l,
     c->id = ++s->next_client_id;
     c->proto = 2;
     c->authed = authed;
+    c->ks = &s->local_ks;
     c->created_ms = c->last_ms = server_mono_ms();
     rk_buf_init(&c->qbuf);
     rk_buf_init(&c->obuf);
@@ -808,6 +810,7 @@ int server_run(struct rk_config *cfg)
     s->start_mono_ms = server_mono_ms();
     rk_buf_init(&s->scratch);
     hlc_init(&s->clock);
+    keyspace_local_init(&s->local_ks, s);
     resp_limits_default(&s->limits);
     s->limits.max_bulk = cfg->proto_max_bulk_len;
     s->preauth = s->limits;

@@ -1,0 +1,478 @@
+/*
+ * cmd/keyspace.c - keyspace commands: SCAN KEYS RANDOMKEY DBSIZE FLUSHALL, the
+ * active expiry cycle, and the ringkv commands of a node (RINGKV.LOCALGET
+ * LOCALOBJ GETALL PUT DEL), with Redis's semantics, reply types and error texts
+ * (https://redis.io/docs/latest/commands/).  Split from commands.c
+ * (issue 11 item 3); see cmd/internal.h.
+ */
+#include "server/keyspace.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "cluster/dvv.h"
+#include "cluster/replica.h"
+#include "common/alloc.h"
+#include "common/error.h"
+#include "common/glob.h"
+#include "common/hlc.h"
+#include "common/log.h"
+#include "server/cluster.h"
+#include "server/cmd/internal.h"
+#include "server/internal.h"
+
+/* ---- keyspace iteration ------------------------------------------------ */
+
+struct key_list
+{
+    struct rk_buf data; /* concatenated keys */
+    size_t *offs;       /* start of each key; offs[n] = end */
+    struct engine_meta *metas;
+    size_t n, cap;
+    bool oom;
+};
+
+static void key_list_fini(struct key_list *kl)
+{
+    rk_buf_fini(&kl->data);
+    rk_free(kl->offs);
+    rk_free(kl->metas);
+}
+
+static bool key_list_cb(void *data,
+                        const void *key,
+                        size_t klen,
+                        const struct engine_meta *meta)
+{
+    struct key_list *kl = data;
+    if (cluster_meta_is_tombstone(meta)) {
+        return true; /* a replicated delete marker, not a key */
+    }
+    if (kl->n + 2 > kl->cap) {
+        size_t cap = kl->cap ? kl->cap * 2 : 64;
+        size_t *o = rk_realloc(kl->offs, cap * sizeof(*o));
+        if (o) {
+            kl->offs = o;
+        }
+        struct engine_meta *m = rk_realloc(kl->metas, cap * sizeof(*m));
+        if (m) {
+            kl->metas = m;
+        }
+        if (!o || !m) {
+            kl->oom = true;
+            return false;
+        }
+        kl->cap = cap;
+    }
+    kl->offs[kl->n] = kl->data.len;
+    kl->metas[kl->n] = *meta;
+    if (rk_buf_append(&kl->data, key, klen) != RK_OK) {
+        kl->oom = true;
+        return false;
+    }
+    kl->n++;
+    kl->offs[kl->n] = kl->data.len;
+    return true;
+}
+
+/* Replies with the keys of kl that match and are not expired (expiring
+ * those that are). */
+static void reply_key_list(struct client *c,
+                           struct key_list *kl,
+                           const struct resp_arg *pat)
+{
+    uint64_t now = server_now_ms();
+    size_t n = 0;
+    bool *keep = rk_calloc(kl->n ? kl->n : 1, sizeof(bool));
+    if (keep == NULL) {
+        reply_error(c, "ERR out of memory");
+        return;
+    }
+    for (size_t i = 0; i < kl->n; i++) {
+        const char *k = kl->data.base + kl->offs[i];
+        size_t klen = kl->offs[i + 1] - kl->offs[i];
+        if (cmd__is_expired(&kl->metas[i], now)) {
+            cmd__expire_key(c->srv, k, klen);
+            continue;
+        }
+        if (pat && !rk_glob_match(pat->ptr, pat->len, k, klen, false)) {
+            continue;
+        }
+        keep[i] = true;
+        n++;
+    }
+    reply_array(c, n);
+    for (size_t i = 0; i < kl->n; i++) {
+        if (keep[i]) {
+            reply_bulk(c, kl->data.base + kl->offs[i],
+                       kl->offs[i + 1] - kl->offs[i]);
+        }
+    }
+    rk_free(keep);
+}
+
+void cmd_scan(struct client *c, size_t argc, const struct resp_arg *argv)
+{
+    struct server *s = c->srv;
+    char tmp[32];
+    uint64_t cursor = 0;
+    if (argv[1].len == 0 || argv[1].len >= sizeof(tmp)) {
+        reply_error(c, "ERR invalid cursor");
+        return;
+    }
+    memcpy(tmp, argv[1].ptr, argv[1].len);
+    tmp[argv[1].len] = '\0';
+    char *end;
+    if (tmp[0] == '-' || tmp[0] == '+') {
+        reply_error(c, "ERR invalid cursor");
+        return;
+    }
+    errno = 0;
+    cursor = strtoull(tmp, &end, 10);
+    if (*end != '\0' || errno) {
+        reply_error(c, "ERR invalid cursor");
+        return;
+    }
+    const struct resp_arg *pat = NULL;
+    int64_t count = 10;
+    bool type_mismatch = false;
+    for (size_t i = 2; i < argc; i++) {
+        if (i + 1 >= argc) {
+            reply_error(c, ERR_SYNTAX);
+            return;
+        }
+        if (cmd__arg_is(&argv[i], "MATCH")) {
+            pat = &argv[++i];
+            if (pat->len == 1 && pat->ptr[0] == '*') {
+                pat = NULL;
+            }
+        } else if (cmd__arg_is(&argv[i], "COUNT")) {
+            if (!cmd__arg_i64_or_reply(c, &argv[++i], &count)) {
+                return;
+            }
+            if (count < 1) {
+                reply_error(c, ERR_SYNTAX);
+                return;
+            }
+        } else if (cmd__arg_is(&argv[i], "TYPE")) {
+            type_mismatch = !cmd__arg_is(&argv[++i], "string");
+        } else {
+            reply_error(c, ERR_SYNTAX);
+            return;
+        }
+    }
+    struct key_list kl;
+    memset(&kl, 0, sizeof(kl));
+    rk_buf_init(&kl.data);
+    uint64_t next = 0;
+    size_t want = count > 100000 ? 100000 : (size_t)count;
+    int rc = engine_scan(s->engine, cursor, want, key_list_cb, &kl, &next);
+    if (rc != RK_OK || kl.oom) {
+        key_list_fini(&kl);
+        reply_error(c, rc == RK_OK ? "ERR out of memory" : "ERR scan failed");
+        return;
+    }
+    if (type_mismatch) {
+        kl.n = 0;
+    }
+    reply_array(c, 2);
+    char cur[32];
+    int n = snprintf(cur, sizeof(cur), "%" PRIu64, next);
+    reply_bulk(c, cur, (size_t)n);
+    reply_key_list(c, &kl, pat);
+    key_list_fini(&kl);
+}
+
+void cmd_keys(struct client *c, size_t argc, const struct resp_arg *argv)
+{
+    (void)argc;
+    struct key_list kl;
+    memset(&kl, 0, sizeof(kl));
+    rk_buf_init(&kl.data);
+    int rc = engine_foreach(c->srv->engine, key_list_cb, &kl);
+    if (rc != RK_OK || kl.oom) {
+        key_list_fini(&kl);
+        reply_error(c, "ERR keys failed");
+        return;
+    }
+    const struct resp_arg *pat = &argv[1];
+    reply_key_list(c, &kl, (pat->len == 1 && pat->ptr[0] == '*') ? NULL : pat);
+    key_list_fini(&kl);
+}
+
+static bool random_key_cb(void *data,
+                          const void *key,
+                          size_t klen,
+                          const struct engine_meta *meta)
+{
+    if (cluster_meta_is_tombstone(meta)) {
+        return true;
+    }
+    struct rk_buf *b = data;
+    rk_buf_append(b, key, klen);
+    return false;
+}
+
+void cmd_randomkey(struct client *c, size_t argc, const struct resp_arg *argv)
+{
+    (void)argc;
+    (void)argv;
+    struct server *s = c->srv;
+    struct rk_buf k;
+    rk_buf_init(&k);
+    uint64_t cursor = ((uint64_t)rand() << 32) ^ (uint64_t)rand();
+    for (int tries = 0; tries < 64 && k.len == 0; tries++) {
+        uint64_t next;
+        engine_scan(s->engine, cursor, 1, random_key_cb, &k, &next);
+        cursor = next ? next : ((uint64_t)rand() << 32) ^ (uint64_t)rand();
+    }
+    if (k.len == 0) {
+        engine_foreach(s->engine, random_key_cb, &k);
+    }
+    if (k.len) {
+        reply_bulk(c, k.base, k.len);
+    } else {
+        reply_null(c);
+    }
+    rk_buf_fini(&k);
+}
+
+size_t expire_cycle(struct server *s, size_t budget)
+{
+    struct key_list kl;
+    memset(&kl, 0, sizeof(kl));
+    rk_buf_init(&kl.data);
+    uint64_t next = 0;
+    if (engine_scan(s->engine, s->scan_cursor, budget, key_list_cb, &kl,
+                    &next) != RK_OK) {
+        key_list_fini(&kl);
+        return 0;
+    }
+    s->scan_cursor = next;
+    uint64_t now = server_now_ms();
+    size_t expired = 0;
+    for (size_t i = 0; i < kl.n; i++) {
+        if (cmd__is_expired(&kl.metas[i], now)) {
+            cmd__expire_key(s, kl.data.base + kl.offs[i],
+                            kl.offs[i + 1] - kl.offs[i]);
+            expired++;
+        }
+    }
+    key_list_fini(&kl);
+    return expired;
+}
+
+static bool count_tombstones_cb(void *data,
+                                const void *key,
+                                size_t klen,
+                                const struct engine_meta *meta)
+{
+    (void)key;
+    (void)klen;
+    if (cluster_meta_is_tombstone(meta)) {
+        (*(uint64_t *)data)++;
+    }
+    return true;
+}
+
+/* RINGKV.LOCALGET key: this node's stored value, no coordination (a
+ * debugging aid for replicas; tombstones and expired values are nil; of a
+ * versioned object, the winning sibling). */
+void cmd_localget(struct client *c, size_t argc, const struct resp_arg *argv)
+{
+    (void)argc;
+    struct rk_buf *val = &c->srv->scratch;
+    struct engine_meta m;
+    rk_buf_clear(val);
+    int rc = engine_get(c->srv->engine, argv[1].ptr, argv[1].len, val, &m);
+    if (rc == RK_ENOTFOUND ||
+        (rc == RK_OK && (cluster_meta_is_tombstone(&m) ||
+                         cmd__is_expired(&m, server_now_ms())))) {
+        reply_null(c);
+        return;
+    }
+    if (rc != RK_OK) {
+        cmd__reply_storage_error(c, rc, "read");
+        return;
+    }
+    if (!replica_meta_is_object(&m) && (m.timestamp & REPLICA_META_CTYPE) &&
+        val->len > 0) {
+        size_t skip = 1 + (unsigned char)val->base[0];
+        skip = skip < val->len ? skip : val->len;
+        reply_bulk(c, val->base + skip, val->len - skip);
+        return;
+    }
+    if (replica_meta_is_object(&m)) {
+        struct dvv_obj o;
+        dvv_init(&o);
+        size_t w = 0;
+        rc = dvv_decode(&o, val->base ? val->base : "", val->len);
+        if (rc != RK_OK) {
+            reply_error(c, "ERR stored object does not decode");
+        } else if (replica_winner(&o, server_now_ms(), &w) != RK_OK) {
+            reply_null(c);
+        } else {
+            size_t pl = 0;
+            const char *pv = dvv_payload(&o, w, &pl);
+            reply_bulk(c, pv, pl);
+        }
+        dvv_fini(&o);
+        return;
+    }
+    reply_bulk(c, val->base ? val->base : "", val->len);
+}
+
+/* RINGKV.LOCALOBJ key: this node's stored record bytes (the canonical
+ * versioned object in a cluster), nil when absent: a debugging aid that
+ * lets tests compare replicas byte for byte. */
+void cmd_localobj(struct client *c, size_t argc, const struct resp_arg *argv)
+{
+    (void)argc;
+    struct rk_buf *val = &c->srv->scratch;
+    rk_buf_clear(val);
+    int rc = engine_get(c->srv->engine, argv[1].ptr, argv[1].len, val, NULL);
+    if (rc == RK_ENOTFOUND) {
+        reply_null(c);
+    } else if (rc != RK_OK) {
+        cmd__reply_storage_error(c, rc, "read");
+    } else {
+        reply_bulk(c, val->base ? val->base : "", val->len);
+    }
+}
+
+/* RINGKV.GETALL key on a node that is not in a cluster: one version, so
+ * [context "", [[value, hlc, unix ms]]] or [context "", []] (cluster.c
+ * answers it from the merged object in a cluster). */
+void cmd_getall(struct client *c, size_t argc, const struct resp_arg *argv)
+{
+    (void)argc;
+    struct rk_buf *val = &c->srv->scratch;
+    struct ks_meta m;
+    /* the content type, when the caller wants it (http.c) */
+    char ct[sizeof(c->ropts.ctype)];
+    size_t ctlen = 0;
+    if (c->ropts.want_ctype) {
+        rk_buf_clear(val);
+        struct engine_meta raw;
+        if (engine_get(c->srv->engine, argv[1].ptr, argv[1].len, val, &raw) ==
+                RK_OK &&
+            !replica_meta_is_object(&raw) &&
+            (raw.timestamp & REPLICA_META_CTYPE) && val->len > 0 &&
+            dvv_ctype_valid(val->base, val->len)) {
+            ctlen = (unsigned char)val->base[0];
+            memcpy(ct, val->base + 1, ctlen);
+        }
+    }
+    int found = cmd__key_lookup(c, &argv[1], val, &m);
+    if (found < 0) {
+        return;
+    }
+    reply_array(c, 2);
+    reply_bulk(c, "", 0);
+    reply_array(c, (size_t)found);
+    if (found) {
+        reply_array(c, c->ropts.want_ctype ? 4 : 3);
+        reply_bulk(c, val->base ? val->base : "", val->len);
+        reply_int(c, (int64_t)m.ts);
+        reply_int(c, (int64_t)hlc_physical_ms(m.ts));
+        if (c->ropts.want_ctype && ctlen) {
+            reply_bulk(c, ct, ctlen);
+        } else if (c->ropts.want_ctype) {
+            reply_null(c);
+        }
+    }
+}
+
+/* Whether a client's causal context parses (standalone RINGKV.PUT/DEL:
+ * there are no siblings to supersede, but a bad context is still an
+ * error); replies with the error when not. */
+static bool context_ok(struct client *c, const struct resp_arg *arg)
+{
+    struct dvv_obj ctx;
+    dvv_init(&ctx);
+    int rc = dvv_context_decode(&ctx, arg->ptr, arg->len);
+    dvv_fini(&ctx);
+    if (rc != RK_OK) {
+        reply_error(c, rc == RK_EINVAL
+                           ? "ERR invalid causal context (pass the context "
+                             "RINGKV.GETALL returned, or an empty string)"
+                           : "ERR out of memory");
+    }
+    return rc == RK_OK;
+}
+
+/* RINGKV.PUT key context value on a node that is not in a cluster: the
+ * context is checked and the value stored (there are no siblings here). */
+void cmd_ringkv_put(struct client *c, size_t argc, const struct resp_arg *argv)
+{
+    (void)argc;
+    if (!context_ok(c, &argv[2])) {
+        return;
+    }
+    if (cmd__key_store(c, &argv[1], argv[3].ptr, argv[3].len, 0)) {
+        reply_ok(c);
+    }
+}
+
+/* RINGKV.DEL key context on a node that is not in a cluster: the context
+ * is checked and the key deleted (1 when it existed, else 0). */
+void cmd_ringkv_del(struct client *c, size_t argc, const struct resp_arg *argv)
+{
+    (void)argc;
+    if (!context_ok(c, &argv[2])) {
+        return;
+    }
+    int d = cmd__key_delete(c, &argv[1]);
+    if (d >= 0) {
+        reply_int(c, d);
+    }
+}
+
+void cmd_dbsize(struct client *c, size_t argc, const struct resp_arg *argv)
+{
+    (void)argc;
+    (void)argv;
+    struct engine_stats st;
+    engine_stats(c->srv->engine, &st);
+    uint64_t tombs = 0;
+    if (c->srv->cluster && !c->srv->cluster_exec) {
+        /* Node-local, without replicated delete markers (O(keys)). */
+        engine_foreach(c->srv->engine, count_tombstones_cb, &tombs);
+    }
+    reply_int(c, (int64_t)(st.live_keys - tombs));
+}
+
+void cmd_flushall(struct client *c, size_t argc, const struct resp_arg *argv)
+{
+    struct server *s = c->srv;
+    if (argc > 2 || (argc == 2 && !cmd__arg_is(&argv[1], "ASYNC") &&
+                     !cmd__arg_is(&argv[1], "SYNC"))) {
+        reply_error(c, ERR_SYNTAX);
+        return;
+    }
+    if (!s->cfg->enable_flushall) {
+        reply_error(c,
+                    "ERR FLUSHALL and FLUSHDB are disabled on this server; "
+                    "start ringkvd with --enable-flushall yes to allow "
+                    "them");
+        return;
+    }
+    uint64_t seq = 0;
+    int rc = engine_clear(s->engine, &seq);
+    if (rc != RK_OK) {
+        cmd__reply_storage_error(c, rc, "flush");
+        return;
+    }
+    cmd__note_write(c, seq);
+    rk_log(RK_LOG_INFO, "flushall", "client=%s", c->addr);
+    reply_ok(c);
+}

@@ -1,0 +1,785 @@
+/*
+ * cmd/table.c - the command table (one row per command: arity, flags, key
+ * positions, docs), COMMAND, and dispatch (auth, MULTI queueing, arity, routing
+ * to the coordinator), with Redis's semantics, reply types and error texts
+ * (https://redis.io/docs/latest/commands/).  Split from commands.c
+ * (issue 11 item 3); see cmd/internal.h.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "cluster/dvv.h"
+#include "cluster/replica.h"
+#include "common/alloc.h"
+#include "common/error.h"
+#include "common/glob.h"
+#include "common/hlc.h"
+#include "common/log.h"
+#include "server/cluster.h"
+#include "server/cmd/internal.h"
+#include "server/internal.h"
+#include "server/keyspace.h"
+
+/* ---- COMMAND ------------------------------------------------------------ */
+
+static void cmd_command(struct client *c,
+                        size_t argc,
+                        const struct resp_arg *argv);
+
+static const struct command config_subcommands[] = {
+    {"config|get", NULL, -3, CMD_ADMIN | CMD_LOADING | CMD_STALE, 0, 0, 0,
+     "server", "2.0.0",
+     "Returns the effective values of configuration "
+     "parameters.",
+     "O(N) when N is the number of configuration parameters "
+     "provided",
+     NULL},
+    {"config|set", NULL, -4, CMD_ADMIN | CMD_LOADING | CMD_STALE, 0, 0, 0,
+     "server", "2.0.0", "Sets configuration parameters in-flight.",
+     "O(N) when N is the number of configuration parameters provided", NULL},
+    {"config|resetstat", NULL, 2, CMD_ADMIN | CMD_LOADING | CMD_STALE, 0, 0, 0,
+     "server", "2.0.0", "Resets the server's statistics.", "O(1)", NULL},
+    {"config|help", NULL, 2, CMD_LOADING | CMD_STALE, 0, 0, 0, "server",
+     "5.0.0", "Returns helpful text about the different subcommands.", "O(1)",
+     NULL},
+    {NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL},
+};
+
+static const struct command client_subcommands[] = {
+    {"client|id", NULL, 2, CMD_LOADING | CMD_STALE, 0, 0, 0, "connection",
+     "5.0.0", "Returns the unique client ID of the connection.", "O(1)", NULL},
+    {"client|getname", NULL, 2, CMD_LOADING | CMD_STALE, 0, 0, 0, "connection",
+     "2.6.9", "Returns the name of the connection.", "O(1)", NULL},
+    {"client|setname", NULL, 3, CMD_LOADING | CMD_STALE, 0, 0, 0, "connection",
+     "2.6.9", "Sets the connection name.", "O(1)", NULL},
+    {"client|setinfo", NULL, 4, CMD_LOADING | CMD_STALE, 0, 0, 0, "connection",
+     "7.2.0",
+     "Sets information specific to the client or "
+     "connection.",
+     "O(1)", NULL},
+    {"client|list", NULL, -2, CMD_ADMIN | CMD_LOADING | CMD_STALE, 0, 0, 0,
+     "connection", "2.4.0", "Lists open connections.",
+     "O(N) where N is the number of client connections", NULL},
+    {"client|info", NULL, 2, CMD_LOADING | CMD_STALE, 0, 0, 0, "connection",
+     "6.2.0", "Returns information about the connection.", "O(1)", NULL},
+    {"client|help", NULL, 2, CMD_LOADING | CMD_STALE, 0, 0, 0, "connection",
+     "5.0.0", "Returns helpful text about the different subcommands.", "O(1)",
+     NULL},
+    {NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL},
+};
+
+static const struct command command_subcommands[] = {
+    {"command|count", NULL, 2, CMD_LOADING | CMD_STALE, 0, 0, 0, "server",
+     "2.8.13", "Returns a count of commands.", "O(1)", NULL},
+    {"command|docs", NULL, -2, CMD_LOADING | CMD_STALE, 0, 0, 0, "server",
+     "7.0.0",
+     "Returns documentary information about one, multiple or all "
+     "commands.",
+     "O(N) where N is the number of commands to look up", NULL},
+    {"command|info", NULL, -2, CMD_LOADING | CMD_STALE, 0, 0, 0, "server",
+     "2.8.13", "Returns information about one, multiple or all commands.",
+     "O(N) where N is the number of commands to look up", NULL},
+    {"command|list", NULL, -2, CMD_LOADING | CMD_STALE, 0, 0, 0, "server",
+     "7.0.0", "Returns a list of command names.",
+     "O(N) where N is the total number of commands", NULL},
+    {"command|help", NULL, 2, CMD_LOADING | CMD_STALE, 0, 0, 0, "server",
+     "5.0.0", "Returns helpful text about the different subcommands.", "O(1)",
+     NULL},
+    {NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL},
+};
+
+#define RO   (CMD_READONLY | CMD_FAST)
+#define WR   (CMD_WRITE)
+#define WRF  (CMD_WRITE | CMD_FAST)
+#define CONN (CMD_NOAUTH | CMD_LOADING | CMD_STALE | CMD_FAST)
+
+/* The command table is data, as in Redis (one JSON file per command
+ * there); kept sorted by name for binary search. */
+static const struct command g_commands[] = {
+    {"append", cmd_append, 3, (WR | CMD_CREATE), 1, 1, 1, "string", "2.0.0",
+     "Appends a string to the value of a key. Creates the key if it doesn't "
+     "exist.",
+     "O(1)", NULL},
+    {"auth", cmd_auth, -2, CONN, 0, 0, 0, "connection", "1.0.0",
+     "Authenticates the connection.",
+     "O(N) where N is the number of "
+     "passwords defined for the user",
+     NULL},
+    {"client", cmd_client, -2, CMD_LOADING | CMD_STALE, 0, 0, 0, "connection",
+     "2.4.0", "A container for client connection commands.",
+     "Depends on subcommand.", client_subcommands},
+    {"command", cmd_command, -1, CMD_LOADING | CMD_STALE, 0, 0, 0, "server",
+     "2.8.13", "Returns detailed information about all commands.",
+     "O(N) where N is the total number of Redis commands", command_subcommands},
+    {"config", cmd_config, -2, CMD_ADMIN | CMD_LOADING | CMD_STALE, 0, 0, 0,
+     "server", "2.0.0", "A container for server configuration commands.",
+     "Depends on subcommand.", config_subcommands},
+    {"dbsize", cmd_dbsize, 1, RO, 0, 0, 0, "server", "1.0.0",
+     "Returns the number of keys in the database (node-local).", "O(1)", NULL},
+    {"decr", cmd_decr, 2, (WRF | CMD_CREATE), 1, 1, 1, "string", "1.0.0",
+     "Decrements the integer value of a key by one.", "O(1)", NULL},
+    {"decrby", cmd_decrby, 3, (WRF | CMD_CREATE), 1, 1, 1, "string", "1.0.0",
+     "Decrements a number from the integer value of a key.", "O(1)", NULL},
+    {"del", cmd_del, -2, WR, 1, -1, 1, "generic", "1.0.0",
+     "Deletes one or more keys.", "O(N) where N is the number of keys", NULL},
+    {"discard", cmd_discard, 1, CMD_NOMULTI | CMD_FAST | CMD_LOADING, 0, 0, 0,
+     "transactions", "2.0.0", "Discards a transaction.",
+     "O(N), when N is the number of queued commands", NULL},
+    {"echo", cmd_echo, 2, CMD_FAST, 0, 0, 0, "connection", "1.0.0",
+     "Returns the given string.", "O(1)", NULL},
+    {"exec", cmd_exec, 1, CMD_NOMULTI | CMD_LOADING | CMD_TXKEYS, 0, 0, 0,
+     "transactions", "1.2.0", "Executes all commands in a transaction.",
+     "Depends on commands in the transaction", NULL},
+    {"exists", cmd_exists, -2, RO, 1, -1, 1, "generic", "1.0.0",
+     "Determines whether one or more keys exist.",
+     "O(N) where N is the number of keys to check.", NULL},
+    {"expire", cmd_expire, -3, WRF, 1, 1, 1, "generic", "1.0.0",
+     "Sets the expiration time of a key in seconds.", "O(1)", NULL},
+    {"expireat", cmd_expireat, -3, WRF, 1, 1, 1, "generic", "1.2.0",
+     "Sets the expiration time of a key to a Unix timestamp.", "O(1)", NULL},
+    {"expiretime", cmd_expiretime, 2, RO, 1, 1, 1, "generic", "7.0.0",
+     "Returns the expiration time of a key as a Unix timestamp.", "O(1)", NULL},
+    {"flushall", cmd_flushall, -1, WR, 0, 0, 0, "server", "1.0.0",
+     "Removes all keys (requires --enable-flushall yes).",
+     "O(N) where N is the total number of keys", NULL},
+    {"flushdb", cmd_flushall, -1, WR, 0, 0, 0, "server", "1.0.0",
+     "Removes all keys (same as FLUSHALL: one database).",
+     "O(N) where N is the number of keys", NULL},
+    {"get", cmd_get, 2, RO, 1, 1, 1, "string", "1.0.0",
+     "Returns the string value of a key.", "O(1)", NULL},
+    {"getdel", cmd_getdel, 2, WRF, 1, 1, 1, "string", "6.2.0",
+     "Returns the string value of a key after deleting the key.", "O(1)", NULL},
+    {"getex", cmd_getex, -2, WRF, 1, 1, 1, "string", "6.2.0",
+     "Returns the string value of a key after setting its expiration time.",
+     "O(1)", NULL},
+    {"getrange", cmd_getrange, 4, CMD_READONLY, 1, 1, 1, "string", "2.4.0",
+     "Returns a substring of the string stored at a key.",
+     "O(N) where N is the length of the returned string.", NULL},
+    {"hello", cmd_hello, -1, CONN, 0, 0, 0, "connection", "6.0.0",
+     "Handshakes with the server.", "O(1)", NULL},
+    {"incr", cmd_incr, 2, (WRF | CMD_CREATE), 1, 1, 1, "string", "1.0.0",
+     "Increments the integer value of a key by one.", "O(1)", NULL},
+    {"incrby", cmd_incrby, 3, (WRF | CMD_CREATE), 1, 1, 1, "string", "1.0.0",
+     "Increments the integer value of a key by a number.", "O(1)", NULL},
+    {"incrbyfloat", cmd_incrbyfloat, 3, (WRF | CMD_CREATE), 1, 1, 1, "string",
+     "2.6.0", "Increment the floating point value of a key by a number.",
+     "O(1)", NULL},
+    {"info", cmd_info, -1, CMD_LOADING | CMD_STALE, 0, 0, 0, "server", "1.0.0",
+     "Returns information and statistics about the server.", "O(1)", NULL},
+    {"keys", cmd_keys, 2, CMD_READONLY, 0, 0, 0, "generic", "1.0.0",
+     "Returns all key names that match a pattern (node-local).",
+     "O(N) with N being the number of keys", NULL},
+    {"mget", cmd_mget, -2, RO, 1, -1, 1, "string", "1.0.0",
+     "Atomically returns the string values of one or more keys.",
+     "O(N) where N is the number of keys to retrieve.", NULL},
+    {"mset", cmd_mset, -3, (WR | CMD_CREATE | CMD_BLIND), 1, -1, 2, "string",
+     "1.0.1",
+     "Atomically creates or modifies the string values of one or more keys.",
+     "O(N) where N is the number of keys to set.", NULL},
+    {"msetnx", cmd_msetnx, -3, (WR | CMD_CREATE), 1, -1, 2, "string", "1.0.1",
+     "Atomically modifies the string values of one or more keys only when "
+     "all keys don't exist.",
+     "O(N) where N is the number of keys to set.", NULL},
+    {"multi", cmd_multi, 1, CMD_NOMULTI | CMD_FAST | CMD_LOADING, 0, 0, 0,
+     "transactions", "1.2.0", "Starts a transaction.", "O(1)", NULL},
+    {"persist", cmd_persist, 2, WRF, 1, 1, 1, "generic", "2.2.0",
+     "Removes the expiration time of a key.", "O(1)", NULL},
+    {"pexpire", cmd_pexpire, -3, WRF, 1, 1, 1, "generic", "2.6.0",
+     "Sets the expiration time of a key in milliseconds.", "O(1)", NULL},
+    {"pexpireat", cmd_pexpireat, -3, WRF, 1, 1, 1, "generic", "2.6.0",
+     "Sets the expiration time of a key to a Unix milliseconds timestamp.",
+     "O(1)", NULL},
+    {"pexpiretime", cmd_pexpiretime, 2, RO, 1, 1, 1, "generic", "7.0.0",
+     "Returns the expiration time of a key as a Unix milliseconds "
+     "timestamp.",
+     "O(1)", NULL},
+    {"ping", cmd_ping, -1, CMD_FAST | CMD_STALE, 0, 0, 0, "connection", "1.0.0",
+     "Returns the server's liveliness response.", "O(1)", NULL},
+    {"psetex", cmd_psetex, 4, (WR | CMD_CREATE | CMD_BLIND), 1, 1, 1, "string",
+     "2.6.0",
+     "Sets both string value and expiration time in milliseconds of a key.",
+     "O(1)", NULL},
+    {"pttl", cmd_pttl, 2, RO, 1, 1, 1, "generic", "2.6.0",
+     "Returns the expiration time in milliseconds of a key.", "O(1)", NULL},
+    {"quit", cmd_quit, -1, CONN | CMD_NOMULTI, 0, 0, 0, "connection", "1.0.0",
+     "Closes the connection.", "O(1)", NULL},
+    {"randomkey", cmd_randomkey, 1, CMD_READONLY, 0, 0, 0, "generic", "1.0.0",
+     "Returns a random key name from the database (node-local).", "O(1)", NULL},
+    {"ringkv.cluster", cluster_cmd, -2, CMD_ADMIN | CMD_NOMULTI | CMD_NOTX, 0,
+     0, 0, "cluster", "0.1.0",
+     "Cluster membership: JOIN HOST:PEERPORT, LEAVE, REMOVE NODE, STATUS.",
+     "O(N) where N is the number of members", NULL},
+    {"ringkv.del", cmd_ringkv_del, 3, WR | CMD_NOTX | CMD_VERSIONED, 1, 1, 1,
+     "cluster", "0.1.0",
+     "Deletes the siblings a causal context covers (a tombstone).",
+     "O(siblings)", NULL},
+    {"ringkv.getall", cmd_getall, 2, RO | CMD_NOTX | CMD_VERSIONED, 1, 1, 1,
+     "cluster", "0.1.0",
+     "Returns every sibling of a key with its causal context.", "O(siblings)",
+     NULL},
+    {"ringkv.localget", cmd_localget, 2, CMD_READONLY | CMD_LOCAL, 1, 1, 1,
+     "cluster", "0.1.0",
+     "Returns this node's stored value of a key, without coordination.", "O(1)",
+     NULL},
+    {"ringkv.localobj", cmd_localobj, 2, CMD_READONLY | CMD_LOCAL, 1, 1, 1,
+     "cluster", "0.1.0",
+     "Returns this node's stored record of a key (the versioned object), "
+     "without coordination.",
+     "O(1)", NULL},
+    {"ringkv.put", cmd_ringkv_put, 4,
+     (WR | CMD_CREATE | CMD_NOTX | CMD_VERSIONED | CMD_TYPED), 1, 1, 1,
+     "cluster", "0.1.0",
+     "Writes a value that supersedes the siblings a causal context covers.",
+     "O(siblings)", NULL},
+    {"save", cmd_save, 1, CMD_ADMIN | CMD_NOMULTI | CMD_NOTX, 0, 0, 0, "server",
+     "1.0.0", "Makes every write so far durable (fsync).", "O(1)", NULL},
+    {"scan", cmd_scan, -2, CMD_READONLY, 0, 0, 0, "generic", "2.8.0",
+     "Iterates over the key names in the database (node-local cursor).",
+     "O(1) for every call. O(N) for a complete iteration.", NULL},
+    {"select", cmd_select, 2, CMD_LOADING | CMD_STALE | CMD_FAST, 0, 0, 0,
+     "connection", "1.0.0", "Changes the selected database (only 0 exists).",
+     "O(1)", NULL},
+    {"set", cmd_set, -3, (WR | CMD_CREATE | CMD_BLIND_OPTS | CMD_TYPED), 1, 1,
+     1, "string", "1.0.0",
+     "Sets the string value of a key, ignoring its type. The key is created "
+     "if it doesn't exist.",
+     "O(1)", NULL},
+    {"setex", cmd_setex, 4, (WR | CMD_CREATE | CMD_BLIND), 1, 1, 1, "string",
+     "2.0.0", "Sets the string value and expiration time of a key.", "O(1)",
+     NULL},
+    {"setnx", cmd_setnx, 3, (WRF | CMD_CREATE), 1, 1, 1, "string", "1.0.0",
+     "Set the string value of a key only when the key doesn't exist.", "O(1)",
+     NULL},
+    {"shutdown", cmd_shutdown, -1,
+     CMD_ADMIN | CMD_NOMULTI | CMD_NOTX | CMD_LOADING, 0, 0, 0, "server",
+     "1.0.0",
+     "Synchronously saves the database(s) to disk and "
+     "shuts down the server.",
+     "O(1)", NULL},
+    {"strlen", cmd_strlen, 2, RO, 1, 1, 1, "string", "2.2.0",
+     "Returns the length of a string value.", "O(1)", NULL},
+    {"time", cmd_time, 1, CMD_FAST | CMD_LOADING | CMD_STALE, 0, 0, 0, "server",
+     "2.6.0", "Returns the server time.", "O(1)", NULL},
+    {"ttl", cmd_ttl, 2, RO, 1, 1, 1, "generic", "1.0.0",
+     "Returns the expiration time in seconds of a key.", "O(1)", NULL},
+    {"type", cmd_type, 2, RO, 1, 1, 1, "generic", "1.0.0",
+     "Determines the type of value stored at a key.", "O(1)", NULL},
+    {"unlink", cmd_del, -2, WRF, 1, -1, 1, "generic", "4.0.0",
+     "Asynchronously deletes one or more keys.",
+     "O(1) for each key removed regardless of its size.", NULL},
+    {"unwatch", cmd_unwatch, 1, CMD_NOMULTI | CMD_FAST | CMD_LOADING, 0, 0, 0,
+     "transactions", "2.2.0", "Forgets about watched keys of a transaction.",
+     "O(1)", NULL},
+    {"watch", cmd_watch, -2, CMD_NOMULTI | CMD_FAST | CMD_LOADING, 1, -1, 1,
+     "transactions", "2.2.0",
+     "Monitors changes to keys to determine the execution of a transaction.",
+     "O(1) for every key.", NULL},
+};
+
+#define N_COMMANDS (sizeof(g_commands) / sizeof(g_commands[0]))
+
+bool command_is_blind(const struct command *cmd,
+                      size_t argc,
+                      const struct resp_arg *argv)
+{
+    if (cmd->flags & CMD_BLIND) {
+        return true;
+    }
+    if (!(cmd->flags & CMD_BLIND_OPTS)) {
+        return false;
+    }
+    /* SET k v [NX|XX] [GET] [EX s|PX ms|KEEPTTL]: these options read */
+    for (size_t i = 3; i < argc; i++) {
+        if (cmd__arg_is(&argv[i], "NX") || cmd__arg_is(&argv[i], "XX") ||
+            cmd__arg_is(&argv[i], "GET") || cmd__arg_is(&argv[i], "KEEPTTL")) {
+            return false;
+        }
+    }
+    return true;
+}
+
+size_t command_count(void)
+{
+    return N_COMMANDS;
+}
+
+size_t command_index(const struct command *cmd)
+{
+    return (size_t)(cmd - g_commands);
+}
+
+const struct command *command_at(size_t i)
+{
+    return i < N_COMMANDS ? &g_commands[i] : NULL;
+}
+
+const struct command *command_lookup(const char *name, size_t len)
+{
+    char low[32];
+    if (len == 0 || len >= sizeof(low)) {
+        return NULL;
+    }
+    for (size_t i = 0; i < len; i++) {
+        char ch = name[i];
+        low[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+    }
+    low[len] = '\0';
+    size_t lo = 0, hi = N_COMMANDS;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int cmp = strcmp(low, g_commands[mid].name);
+        if (cmp == 0) {
+            return &g_commands[mid];
+        }
+        if (cmp < 0) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    return NULL;
+}
+
+static void reply_flag_set(struct client *c, uint32_t flags)
+{
+    static const struct
+    {
+        uint32_t bit;
+        const char *name;
+    } names[] = {
+        {CMD_WRITE, "write"},      {CMD_READONLY, "readonly"},
+        {CMD_ADMIN, "admin"},      {CMD_NOAUTH, "no_auth"},
+        {CMD_NOMULTI, "no_multi"}, {CMD_LOADING, "loading"},
+        {CMD_STALE, "stale"},      {CMD_FAST, "fast"},
+    };
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        n += (flags & names[i].bit) != 0;
+    }
+    resp_w_set(&c->obuf, c->proto, n);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (flags & names[i].bit) {
+            reply_simple(c, names[i].name);
+        }
+    }
+}
+
+static size_t n_subcommands(const struct command *cmd)
+{
+    size_t n = 0;
+    while (cmd->subcommands && cmd->subcommands[n].name) {
+        n++;
+    }
+    return n;
+}
+
+static void reply_command_info(struct client *c, const struct command *cmd)
+{
+    reply_array(c, 10);
+    reply_bulk_str(c, cmd->name);
+    reply_int(c, cmd->arity);
+    reply_flag_set(c, cmd->flags);
+    reply_int(c, cmd->first_key);
+    reply_int(c, cmd->last_key);
+    reply_int(c, cmd->key_step);
+    char cat[32];
+    snprintf(cat, sizeof(cat), "@%s", cmd->group);
+    bool write = cmd->flags & CMD_WRITE, read = cmd->flags & CMD_READONLY;
+    resp_w_set(&c->obuf, c->proto, 1 + (write || read));
+    reply_simple(c, cat);
+    if (write || read) {
+        reply_simple(c, write ? "@write" : "@read");
+    }
+    reply_array(c, 0); /* tips */
+    reply_array(c, 0); /* key specs */
+    size_t ns = n_subcommands(cmd);
+    reply_array(c, ns);
+    for (size_t i = 0; i < ns; i++) {
+        reply_command_info(c, &cmd->subcommands[i]);
+    }
+}
+
+static void reply_command_docs(struct client *c, const struct command *cmd)
+{
+    size_t ns = n_subcommands(cmd);
+    reply_map(c, 4 + (ns > 0));
+    reply_bulk_str(c, "summary");
+    reply_bulk_str(c, cmd->summary);
+    reply_bulk_str(c, "since");
+    reply_bulk_str(c, cmd->since);
+    reply_bulk_str(c, "group");
+    reply_bulk_str(c, cmd->group);
+    reply_bulk_str(c, "complexity");
+    reply_bulk_str(c, cmd->complexity);
+    if (ns) {
+        reply_bulk_str(c, "subcommands");
+        reply_map(c, ns);
+        for (size_t i = 0; i < ns; i++) {
+            reply_bulk_str(c, cmd->subcommands[i].name);
+            reply_command_docs(c, &cmd->subcommands[i]);
+        }
+    }
+}
+
+static void cmd_command(struct client *c,
+                        size_t argc,
+                        const struct resp_arg *argv)
+{
+    if (argc == 1) {
+        reply_array(c, N_COMMANDS);
+        for (size_t i = 0; i < N_COMMANDS; i++) {
+            reply_command_info(c, &g_commands[i]);
+        }
+        return;
+    }
+    const struct resp_arg *sub = &argv[1];
+    if (cmd__arg_is(sub, "COUNT") && argc == 2) {
+        reply_int(c, (int64_t)N_COMMANDS);
+    } else if (cmd__arg_is(sub, "LIST")) {
+        /* COMMAND LIST [FILTERBY MODULE m | ACLCAT cat | PATTERN p] */
+        const struct resp_arg *pat = NULL, *cat = NULL;
+        bool module = false;
+        if (argc == 5 && cmd__arg_is(&argv[2], "FILTERBY")) {
+            if (cmd__arg_is(&argv[3], "PATTERN")) {
+                pat = &argv[4];
+            } else if (cmd__arg_is(&argv[3], "ACLCAT")) {
+                cat = &argv[4];
+            } else if (cmd__arg_is(&argv[3], "MODULE")) {
+                module = true;
+            } else {
+                reply_error(c, ERR_SYNTAX);
+                return;
+            }
+        } else if (argc != 2) {
+            reply_error(c, ERR_SYNTAX);
+            return;
+        }
+        bool keep[N_COMMANDS];
+        size_t n = 0;
+        for (size_t i = 0; i < N_COMMANDS; i++) {
+            const struct command *cmd = &g_commands[i];
+            bool k = !module;
+            if (k && pat) {
+                k = rk_glob_match(pat->ptr, pat->len, cmd->name,
+                                  strlen(cmd->name), true);
+            }
+            if (k && cat) {
+                const char *cn = cat->ptr;
+                size_t cl = cat->len;
+                if (cl > 0 && cn[0] == '@') {
+                    cn++;
+                    cl--;
+                }
+                bool w = cmd->flags & CMD_WRITE, r = cmd->flags & CMD_READONLY;
+                k = (cl == strlen(cmd->group) &&
+                     strncasecmp(cn, cmd->group, cl) == 0) ||
+                    (w && cl == 5 && strncasecmp(cn, "write", 5) == 0) ||
+                    (r && cl == 4 && strncasecmp(cn, "read", 4) == 0) ||
+                    ((cmd->flags & CMD_FAST) && cl == 4 &&
+                     strncasecmp(cn, "fast", 4) == 0) ||
+                    (cmd->first_key && cl == 8 &&
+                     strncasecmp(cn, "keyspace", 8) == 0);
+            }
+            keep[i] = k;
+            n += k;
+        }
+        reply_array(c, n);
+        for (size_t i = 0; i < N_COMMANDS; i++) {
+            if (keep[i]) {
+                reply_bulk_str(c, g_commands[i].name);
+            }
+        }
+    } else if (cmd__arg_is(sub, "INFO")) {
+        if (argc == 2) {
+            reply_array(c, N_COMMANDS);
+            for (size_t i = 0; i < N_COMMANDS; i++) {
+                reply_command_info(c, &g_commands[i]);
+            }
+            return;
+        }
+        reply_array(c, argc - 2);
+        for (size_t i = 2; i < argc; i++) {
+            const struct command *cmd =
+                command_lookup(argv[i].ptr, argv[i].len);
+            if (cmd) {
+                reply_command_info(c, cmd);
+            } else {
+                resp_w_null_array(&c->obuf, c->proto);
+            }
+        }
+    } else if (cmd__arg_is(sub, "HELP")) {
+        static const char *help[] = {
+            "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "(no subcommand)",
+            "    Return details about all commands.",
+            "COUNT",
+            "    Return the total number of commands.",
+            "DOCS [<command-name> ...]",
+            "    Return documentation details about multiple commands.",
+            "INFO [<command-name> ...]",
+            "    Return details about multiple commands.",
+            "LIST",
+            "    Return a list of all commands.",
+            "HELP",
+            "    Print this help.",
+        };
+        cmd__reply_lines(c, help, sizeof(help) / sizeof(help[0]));
+    } else if (cmd__arg_is(sub, "DOCS")) {
+        size_t n = 0;
+        if (argc == 2) {
+            n = N_COMMANDS;
+        } else {
+            for (size_t i = 2; i < argc; i++) {
+                n += command_lookup(argv[i].ptr, argv[i].len) != NULL;
+            }
+        }
+        reply_map(c, n);
+        for (size_t i = 0; i < (argc == 2 ? N_COMMANDS : argc - 2); i++) {
+            const struct command *cmd =
+                argc == 2 ? &g_commands[i]
+                          : command_lookup(argv[i + 2].ptr, argv[i + 2].len);
+            if (cmd) {
+                reply_bulk_str(c, cmd->name);
+                reply_command_docs(c, cmd);
+            }
+        }
+    } else {
+        cmd__reply_bad_subcommand(c, sub, "COMMAND");
+    }
+}
+
+/* ---- dispatch ------------------------------------------------------------ */
+
+static void reply_unknown_command(struct client *c,
+                                  size_t argc,
+                                  const struct resp_arg *argv)
+{
+    char args[512];
+    size_t o = 0;
+    args[0] = '\0';
+    for (size_t i = 1; i < argc && o < 128; i++) {
+        int room = 128 - (int)o;
+        int n = snprintf(
+            args + o, sizeof(args) - o, "'%.*s' ",
+            (int)(argv[i].len < (size_t)room ? argv[i].len : (size_t)room),
+            argv[i].ptr);
+        if (n < 0) {
+            break;
+        }
+        o += (size_t)n;
+        if (o >= sizeof(args)) {
+            o = sizeof(args) - 1;
+            break;
+        }
+    }
+    reply_errorf(c, "ERR unknown command '%.*s', with args beginning with: %s",
+                 (int)(argv[0].len > 128 ? 128 : argv[0].len), argv[0].ptr,
+                 args);
+}
+
+/* Finds the subcommand entry ("config|get") named by `a`, or NULL. */
+static const struct command *subcommand_lookup(const struct command *cmd,
+                                               const struct resp_arg *a)
+{
+    for (const struct command *sc = cmd->subcommands; sc && sc->name; sc++) {
+        const char *bar = strchr(sc->name, '|');
+        const char *n = bar ? bar + 1 : sc->name;
+        if (strlen(n) == a->len && strncasecmp(n, a->ptr, a->len) == 0) {
+            return sc;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * Rejects a command before it runs.  Inside MULTI the transaction is
+ * flagged, and EXEC itself being rejected aborts it (Redis rejectCommand).
+ */
+static void reject(struct client *c, const struct command *cmd, const char *msg)
+{
+    if (c->srv->cfg->log_requests) {
+        log_request(c, cmd ? cmd->name : "unknown", 0, 0, true);
+    }
+    if (cmd && c->srv->cmdstats) {
+        c->srv->cmdstats[command_index(cmd)].calls++;
+        c->srv->cmdstats[command_index(cmd)].errors++;
+    }
+    if (c->in_multi) {
+        if (cmd && cmd->proc == cmd_exec) {
+            const char *m = strncmp(msg, "ERR ", 4) == 0 ? msg + 4 : msg;
+            multi_reset(c);
+            reply_errorf(c, "EXECABORT Transaction discarded because of: %s",
+                         m);
+            return;
+        }
+        c->multi_dirty = true;
+    }
+    reply_error(c, msg);
+}
+
+static bool arity_ok(int arity, size_t argc)
+{
+    return arity > 0 ? argc == (size_t)arity : argc >= (size_t)-arity;
+}
+
+/*
+ * Whether a command may start while earlier coordinated commands of the
+ * same client are still in flight (cluster.c pipelines those): a keyed
+ * command that will be routed and can fail only inside its handler.
+ * Anything else waits its turn (cluster_defer), so replies stay in order.
+ */
+static bool pipelineable(struct client *c,
+                         const struct command *cmd,
+                         size_t argc,
+                         const struct resp_arg *argv)
+{
+    if (cmd == NULL || !c->authed || c->in_multi ||
+        !arity_ok(cmd->arity, argc) || cmd->subcommands ||
+        cmd->first_key <= 0 ||
+        (cmd->flags & (CMD_NOMULTI | CMD_LOCAL | CMD_NOTX))) {
+        return false;
+    }
+    size_t last = cmd->last_key < 0 ? argc - 1 : (size_t)cmd->last_key;
+    for (size_t i = (size_t)cmd->first_key; i <= last && i < argc;
+         i += (size_t)cmd->key_step) {
+        if (argv[i].len == 0 || argv[i].len > ENGINE_DEFAULT_MAX_KEY) {
+            return false;
+        }
+    }
+    const char *why;
+    return cluster_routes(c->srv, c, cmd, &why) && why == NULL;
+}
+
+void command_dispatch(struct client *c,
+                      size_t argc,
+                      const struct resp_arg *argv)
+{
+    char msg[512];
+    const struct command *cmd = command_lookup(argv[0].ptr, argv[0].len);
+    if (cluster_client_busy(c) && !pipelineable(c, cmd, argc, argv)) {
+        cluster_defer(c, argc, argv);
+        return;
+    }
+    if (cmd == NULL) {
+        if (!c->authed) {
+            reject(c, NULL, ERR_NOAUTH);
+            return;
+        }
+        if (c->in_multi) {
+            c->multi_dirty = true;
+        }
+        reply_unknown_command(c, argc, argv);
+        if (c->srv->cfg->log_requests) {
+            log_request(c, "unknown", argc > 1 ? argc - 1 : 0, 0, true);
+        }
+        return;
+    }
+    if (!c->authed && !(cmd->flags & CMD_NOAUTH)) {
+        reject(c, cmd, ERR_NOAUTH);
+        return;
+    }
+    if (!arity_ok(cmd->arity, argc)) {
+        snprintf(msg, sizeof(msg),
+                 "ERR wrong number of arguments for '%s' command", cmd->name);
+        reject(c, cmd, msg);
+        return;
+    }
+    if (cmd->subcommands && argc >= 2) {
+        const struct command *sc = subcommand_lookup(cmd, &argv[1]);
+        if (sc == NULL) {
+            char up[32];
+            size_t n = strlen(cmd->name) < sizeof(up) - 1 ? strlen(cmd->name)
+                                                          : sizeof(up) - 1;
+            for (size_t i = 0; i < n; i++) {
+                up[i] = (char)toupper((unsigned char)cmd->name[i]);
+            }
+            up[n] = '\0';
+            snprintf(
+                msg, sizeof(msg), "ERR unknown subcommand '%.*s'. Try %s HELP.",
+                (int)(argv[1].len > 128 ? 128 : argv[1].len), argv[1].ptr, up);
+            reject(c, cmd, msg);
+            return;
+        }
+        if (!arity_ok(sc->arity, argc)) {
+            snprintf(msg, sizeof(msg),
+                     "ERR wrong number of arguments for '%s' command",
+                     sc->name);
+            reject(c, cmd, msg);
+            return;
+        }
+    }
+    if (c->in_multi && (cmd->flags & CMD_NOTX)) {
+        reject(c, cmd, "ERR Command not allowed inside a transaction");
+        return;
+    }
+    if (cmd->first_key > 0 && (cmd->flags & CMD_CREATE)) {
+        /* Refuse writes of empty keys before the command runs, so a
+         * multi-key command never writes part of its keys; reads simply
+         * find no such key. */
+        size_t last = cmd->last_key < 0 ? argc - 1 : (size_t)cmd->last_key;
+        for (size_t i = (size_t)cmd->first_key; i <= last && i < argc;
+             i += (size_t)cmd->key_step) {
+            if (argv[i].len == 0) {
+                reject(c, cmd,
+                       "ERR invalid key: ringkv does not support "
+                       "empty keys");
+                return;
+            }
+            if (argv[i].len > ENGINE_DEFAULT_MAX_KEY) {
+                reject(c, cmd, "ERR invalid key: longer than 65536 bytes");
+                return;
+            }
+        }
+    }
+    if (c->in_multi && !(cmd->flags & CMD_NOMULTI)) {
+        if (!cmd__multi_queue(c, cmd, argc, argv)) {
+            c->multi_dirty = true;
+            reply_error(c, "ERR out of memory");
+            return;
+        }
+        reply_simple(c, "QUEUED");
+        return;
+    }
+    c->last_cmd = cmd->name;
+    c->cur_cmd = cmd;
+    if (c->srv->cmdstats) {
+        c->srv->cmdstats[command_index(cmd)].calls++;
+    }
+    const char *why;
+    if (cluster_routes(c->srv, c, cmd, &why)) {
+        cluster_run(c, cmd, argc, argv);
+        c->cur_cmd = NULL;
+        return;
+    }
+    if (c->srv->cfg->log_requests) {
+        struct cmd_stat *st =
+            c->srv->cmdstats ? &c->srv->cmdstats[command_index(cmd)] : NULL;
+        uint64_t errs = st ? st->errors : 0, t0 = server_mono_us();
+        cmd->proc(c, argc, argv);
+        log_request(c, cmd->name, argc > 1 ? argc - 1 : 0,
+                    server_mono_us() - t0, st && st->errors != errs);
+    } else {
+        cmd->proc(c, argc, argv);
+    }
+    c->cur_cmd = NULL;
+}
+
+void log_request(struct client *c,
+                 const char *cmd,
+                 size_t nargs,
+                 uint64_t us,
+                 bool failed)
+{
+    rk_log(RK_LOG_INFO, "request",
+           "command=%s args=%zu ms=%.3f result=%s client=%s", cmd, nargs,
+           (double)us / 1000.0, failed ? "error" : "ok", c->addr);
+}

@@ -1,0 +1,91 @@
+/*
+ * keyspace.h - what command handlers read and write keys through
+ * (DESIGN.md 2a "src/server/cmd/ handlers ... reading and writing through a
+ * keyspace interface (local or coordinated behind it)"; issue 11 item 3).
+ *
+ * Two backends:
+ *   local        the node's storage engine: lazy expiry, the content type
+ *                kept as a value prefix (commands.c, keyspace_local);
+ *   coordinated  the keys of one coordinated command (cluster.c): reads
+ *                answer from the versions the quorum read returned, writes
+ *                are recorded per key and replicated after the handler
+ *                returns.  A key the command did not declare reads as
+ *                absent and cannot be written.
+ * A handler never sees which one it runs against: a client's `ks` points
+ * at the local keyspace, and cluster.c points it at a command's
+ * coordinated keyspace for the duration of that command's handler.
+ *
+ * Values are the user's bytes: a content type (HTTP PUT's Content-Type)
+ * travels beside them in struct ks_meta, never inside.
+ *
+ * Thread: the event loop only.
+ */
+#ifndef RINGKV_SERVER_KEYSPACE_H
+#define RINGKV_SERVER_KEYSPACE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+
+#define KS_MAX_CTYPE 127 /* bytes of a content type (DVV_MAX_CTYPE) */
+
+/* What a read returns beside the value. */
+struct ks_meta
+{
+    uint64_t ts;           /* HLC of the version read (WATCH compares it) */
+    uint64_t expire_at_ms; /* absolute Unix ms, 0 = none */
+    uint64_t value_len;    /* bytes of the user's value */
+    uint8_t ctlen;         /* content type bytes, 0 = none */
+    char ct[KS_MAX_CTYPE];
+};
+
+struct keyspace;
+
+struct keyspace_ops
+{
+    /*
+     * Reads a live key: RK_OK with the value appended to `val` (cleared
+     * first; may be NULL for the metadata only) and *m (may be NULL);
+     * RK_ENOTFOUND when absent, deleted or expired; or a storage error
+     * (RK_ECORRUPT, RK_EIO, RK_ENOMEM).
+     */
+    int (*get)(struct keyspace *ks,
+               const void *key,
+               size_t klen,
+               struct rk_buf *val,
+               struct ks_meta *m);
+    /*
+     * Stores key -> value (vlen bytes, the user's) with an expiry and a
+     * content type (ct/ctlen, 0 = none).  RK_OK and *seq (the durability
+     * sequence to wait for, 0 = none); RK_ETOOBIG, RK_EINVAL (empty key),
+     * RK_EREADONLY, RK_ENOSPC, RK_EIO, RK_ENOMEM.
+     */
+    int (*put)(struct keyspace *ks,
+               const void *key,
+               size_t klen,
+               const void *val,
+               size_t vlen,
+               uint64_t expire_at_ms,
+               const char *ct,
+               uint8_t ctlen,
+               uint64_t *seq);
+    /*
+     * Deletes a key: RK_OK when a live key was deleted, RK_ENOTFOUND when
+     * there was none (an expired key is removed all the same and counts as
+     * none), or a storage error.  *seq as for put.
+     */
+    int (*del)(struct keyspace *ks,
+               const void *key,
+               size_t klen,
+               uint64_t *seq);
+};
+
+struct keyspace
+{
+    const struct keyspace_ops *ops;
+    void *data; /* the backend's */
+};
+
+#endif /* RINGKV_SERVER_KEYSPACE_H */
