@@ -22,6 +22,9 @@ echo
 echo "## ringkv 3-node clusters vs Redis Cluster 3+3 (bench/rediscluster_bench.py)"
 /usr/bin/python3 bench/rediscluster_bench.py "$BUILD" ${quick[@]+"${quick[@]}"} || status=1
 echo
+echo "## Allocations per request on the cluster path (bench/alloc_bench.py)"
+/usr/bin/python3 bench/alloc_bench.py "$BUILD" ${quick[@]+"${quick[@]}"} || status=1
+echo
 echo "## HTTP /kv vs RESP on one node (bench/http_bench.py)"
 /usr/bin/python3 bench/http_bench.py "$BUILD" ${quick[@]+"${quick[@]}"} || status=1
 echo

@@ -13,6 +13,9 @@
 
 #include "server/cluster.h"
 #include "server/internal.h"
+#include "server/server.h"
+
+uint64_t (*server_alloc_counter)(void);
 
 uint64_t server_rss_bytes(void)
 {
@@ -195,6 +198,10 @@ void info_render(struct server *s,
                        "maxmemory:0\r\n"
                        "maxmemory_policy:noeviction\r\n",
                        rss, h1, rss, h1, st.keydir_bytes, h2);
+        if (server_alloc_counter) {
+            rk_buf_appendf(out, "allocations_counted:%" PRIu64 "\r\n",
+                           server_alloc_counter());
+        }
     }
     if (want(section, "persistence", true)) {
         if (out->len) {

@@ -5,7 +5,13 @@
 #ifndef RINGKV_SERVER_SERVER_H
 #define RINGKV_SERVER_SERVER_H
 
+#include <stdint.h>
+
 #include "server/config.h"
+
+/* Set by main.c when RINGKV_COUNT_ALLOCS=1: ringkv's allocations so far
+ * (INFO memory allocations_counted); NULL otherwise.  Thread: any. */
+extern uint64_t (*server_alloc_counter)(void);
 
 /*
  * Runs a server with configuration `cfg` (borrowed; must outlive the call)
