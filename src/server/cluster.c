@@ -44,7 +44,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -2114,10 +2113,7 @@ static int load_epoch(struct cnode *cn, char *err, size_t errlen)
     /* The epoch alone is not enough: a wiped or restored data dir starts
      * again from an old epoch.  64 random bits per start make the actor
      * new whatever the disk says. */
-    uint64_t nonce = 0;
-    if (getrandom(&nonce, sizeof(nonce), 0) != (ssize_t)sizeof(nonce)) {
-        nonce = server_now_ms() ^ ((uint64_t)getpid() << 32) ^ server_mono_us();
-    }
+    uint64_t nonce = rk_env_rand64(&cn->env);
     char seed[CL_ID_MAX + 64];
     n = snprintf(seed, sizeof(seed), "%s/%" PRIu64 "/%016" PRIx64, cn->node_id,
                  cn->epoch, nonce);
@@ -2213,6 +2209,9 @@ int cluster_start(struct server *s, char *err, size_t errlen)
     cn->peer_port = peer_transport_port(cn->pt);
     struct rk_buf saved;
     rk_buf_init(&saved);
+    /* time and randomness of the node (its actor's nonce, the gossip and
+     * SWIM seeds, the SWIM incarnation) come from the environment */
+    env_real_init(&cn->env, &cn->env_state);
     rc = load_epoch(cn, err, errlen);
     if (rc != RK_OK) {
         return rc;
@@ -2229,7 +2228,6 @@ int cluster_start(struct server *s, char *err, size_t errlen)
         rk_buf_fini(&saved);
         return rc;
     }
-    env_real_init(&cn->env, &cn->env_state);
     struct node_config nc = {
         .node_id = cn->node_id,
         .mem =
@@ -2247,7 +2245,7 @@ int cluster_start(struct server *s, char *err, size_t errlen)
         .saved_len = src == RK_OK ? saved.len : 0,
         .swim =
             {
-                .incarnation = server_now_ms(),
+                .incarnation = rk_env_wall_ms(&cn->env),
                 .seed = rk_env_rand64(&cn->env),
             },
         .actor = cn->actor,

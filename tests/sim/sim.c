@@ -693,20 +693,23 @@ static void heal_all(struct sim *s)
     }
 }
 
-int sim_run(const struct sim_config *cfg, struct sim_result *out)
+int sim_create(const struct sim_config *cfg,
+               struct sim_result *res,
+               struct sim **out)
 {
     if (cfg->n_nodes < 1 || cfg->n_nodes > SIM_MAX_NODES ||
-        cfg->n_clients < 1 || cfg->n_clients > SIM_MAX_CLIENTS) {
+        cfg->n_clients < 1 || cfg->n_clients > SIM_MAX_CLIENTS ||
+        g_sim != NULL) {
         return RK_EINVAL;
     }
     struct sim *s = rk_calloc(1, sizeof(*s));
     if (s == NULL) {
         return RK_ENOMEM;
     }
-    memset(out, 0, sizeof(*out));
+    memset(res, 0, sizeof(*res));
     g_sim = s;
     s->cfg = *cfg;
-    s->res = out;
+    s->res = res;
     rk_rng_seed(&s->rng, cfg->seed);
     heal_network(s);
     int rc = peer_decoder_create(0, &s->dec);
@@ -730,38 +733,29 @@ int sim_run(const struct sim_config *cfg, struct sim_result *out)
             rc = start_node(s, (int)i);
         }
     }
-    if (rc == RK_OK) {
-        rc = form_cluster(s);
-        if (rc != RK_OK) {
-            sim__violation(s, SIM_I6_RING, "the cluster did not form: %s",
-                           rk_errname(rc));
-            rc = RK_OK;
-        }
+    if (rc != RK_OK) {
+        sim_destroy(s);
+        return rc;
     }
-    if (rc == RK_OK && out->violations[SIM_I6_RING] == 0) {
-        s->setup_done = true;
-        s->clients_on = true;
-        for (size_t c = 0; c < cfg->n_clients; c++) {
-            s->clients[c].idx = (int)c;
-            s->clients[c].hist = -1;
-            sim__push(s, (struct sim_event){.at = s->now + 1 + c,
-                                            .type = SIM_EV_CLIENT,
-                                            .node = (int)c});
-        }
-        sim__push(
-            s, (struct sim_event){.at = s->now + 1000, .type = SIM_EV_NEMESIS});
-        sim__run_until(s, UINT64_MAX, cfg->steps);
-        s->clients_on = false;
-        heal_all(s);
-        sim__run_until(s, s->now + cfg->heal_ms, SIZE_MAX);
-        sim__count_converged(s);
-        sim__repair_pass(s);
-        sim__run_until(s, s->now + 5000, SIZE_MAX);
-        sim__check(s);
+    *out = s;
+    return RK_OK;
+}
+
+int sim_form(struct sim *s)
+{
+    int rc = form_cluster(s);
+    s->setup_done = rc == RK_OK;
+    return rc;
+}
+
+void sim_destroy(struct sim *s)
+{
+    if (s == NULL) {
+        return;
     }
-    out->trace_hash = s->trace;
-    out->sim_ms = s->now;
-    for (size_t i = 0; i < cfg->n_nodes; i++) {
+    s->res->trace_hash = s->trace;
+    s->res->sim_ms = s->now;
+    for (size_t i = 0; i < s->cfg.n_nodes; i++) {
         struct sim_node *sn = &s->nodes[i];
         node_destroy(sn->node);
         if (sn->data) {
@@ -781,5 +775,109 @@ int sim_run(const struct sim_config *cfg, struct sim_result *out)
     peer_decoder_destroy(s->dec);
     g_sim = NULL;
     rk_free(s);
-    return rc;
+}
+
+int sim_run(const struct sim_config *cfg, struct sim_result *out)
+{
+    struct sim *s = NULL;
+    int rc = sim_create(cfg, out, &s);
+    if (rc != RK_OK) {
+        return rc;
+    }
+    rc = sim_form(s);
+    if (rc != RK_OK) {
+        sim__violation(s, SIM_I6_RING, "the cluster did not form: %s",
+                       rk_errname(rc));
+    } else {
+        s->clients_on = true;
+        for (size_t c = 0; c < cfg->n_clients; c++) {
+            s->clients[c].idx = (int)c;
+            s->clients[c].hist = -1;
+            sim__push(s, (struct sim_event){.at = s->now + 1 + c,
+                                            .type = SIM_EV_CLIENT,
+                                            .node = (int)c});
+        }
+        sim__push(
+            s, (struct sim_event){.at = s->now + 1000, .type = SIM_EV_NEMESIS});
+        sim__run_until(s, UINT64_MAX, cfg->steps);
+        s->clients_on = false;
+        heal_all(s);
+        sim__run_until(s, s->now + cfg->heal_ms, SIZE_MAX);
+        sim__count_converged(s);
+        sim__repair_pass(s);
+        sim__run_until(s, s->now + 5000, SIZE_MAX);
+        sim__check(s);
+    }
+    sim_destroy(s);
+    return RK_OK;
+}
+
+/* ---- the fixture API (sim.h) --------------------------------------------- */
+
+uint64_t sim_now(const struct sim *s)
+{
+    return s->now;
+}
+
+void sim_run_for(struct sim *s, uint64_t ms)
+{
+    sim__run_until(s, s->now + ms, SIZE_MAX);
+}
+
+bool sim_run_until(struct sim *s,
+                   bool (*pred)(struct sim *s, void *arg),
+                   void *arg,
+                   uint64_t max_ms)
+{
+    uint64_t end = s->now + max_ms;
+    for (;;) {
+        if (pred(s, arg)) {
+            return true;
+        }
+        if (s->n_heap == 0 || s->heap[0].at > end) {
+            s->now = end;
+            return pred(s, arg);
+        }
+        sim__run_until(s, s->heap[0].at, 1); /* exactly one event */
+    }
+}
+
+struct node *sim_node(struct sim *s, int i)
+{
+    return s->nodes[i].node;
+}
+
+struct engine *sim_data(struct sim *s, int i)
+{
+    return s->nodes[i].data;
+}
+
+const char *sim_node_id(const struct sim *s, int i)
+{
+    return s->nodes[i].id;
+}
+
+void sim_crash(struct sim *s, int i)
+{
+    crash_node(s, i);
+}
+
+int sim_restart(struct sim *s, int i)
+{
+    return s->nodes[i].node ? RK_OK : start_node(s, i);
+}
+
+void sim_block(struct sim *s, int from, int to, bool blocked)
+{
+    s->block[from][to] = blocked;
+}
+
+void sim_heal(struct sim *s)
+{
+    heal_network(s);
+}
+
+void sim_after(struct sim *s, int i)
+{
+    sim__after(s, i);
 }

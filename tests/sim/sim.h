@@ -84,4 +84,65 @@ int sim_run(const struct sim_config *cfg, struct sim_result *out);
 /* "I1 lost write" ... for reports. */
 const char *sim_invariant_name(enum sim_invariant i);
 
+/* ---- the fixture: one cluster stepped by a test (STYLE.md 1.7) -------------
+ *
+ * sim_create starts cfg->n_nodes nodes (memory engines), sim_form makes them
+ * one cluster (n1 creates it, the others join) and waits for ring
+ * agreement; then a test drives time and faults itself.  No clients and no
+ * nemesis run unless sim_run does it.  One simulation exists at a time
+ * (the nodes' environments reach it through a global).  Thread: one.
+ */
+struct sim;
+struct node;
+struct engine;
+struct node_write_req;
+
+int sim_create(const struct sim_config *cfg,
+               struct sim_result *res,
+               struct sim **out);
+int sim_form(struct sim *s); /* RK_OK or RK_ETIMEDOUT */
+void sim_destroy(struct sim *s);
+
+uint64_t sim_now(const struct sim *s); /* simulated ms */
+void sim_run_for(struct sim *s, uint64_t ms);
+/* Runs events one at a time until pred holds (true) or max_ms passed
+ * (false). */
+bool sim_run_until(struct sim *s,
+                   bool (*pred)(struct sim *s, void *arg),
+                   void *arg,
+                   uint64_t max_ms);
+
+struct node *sim_node(struct sim *s, int i); /* NULL while crashed */
+struct engine *sim_data(struct sim *s, int i);
+const char *sim_node_id(const struct sim *s, int i);
+void sim_crash(struct sim *s, int i);
+int sim_restart(struct sim *s, int i);
+void sim_block(struct sim *s, int from, int to, bool blocked);
+void sim_heal(struct sim *s); /* no partitions, loss or extra delay */
+/* Performs node i's actions after a test called into it directly. */
+void sim_after(struct sim *s, int i);
+
+/* One client operation of a test, answered when done is set. */
+struct sim_op
+{
+    bool done;
+    int status; /* RK_OK, RK_ENOTFOUND, RK_ENOQUORUM, ... */
+    bool found;
+    char object[4096]; /* the answer's object (a copy), olen bytes */
+    size_t olen;
+    char message[160];
+    uint32_t successes;
+};
+/* A quorum read through node i (r = 0: the configured R). */
+int sim_read(struct sim *s,
+             int i,
+             const char *key,
+             uint32_t r,
+             struct sim_op *op);
+/* A write through node i (w->cookie is the simulator's). */
+int sim_write(struct sim *s,
+              int i,
+              struct node_write_req *w,
+              struct sim_op *op);
+
 #endif /* RINGKV_TESTS_SIM_H */

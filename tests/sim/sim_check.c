@@ -439,9 +439,92 @@ static void on_write(struct sim *s, int c, const struct node_result *r)
     client_done(s, c, true, false);
 }
 
+/* A test's operation answered (the fixture API, sim.h). */
+static void test_reply(struct sim *s, const struct node_result *r)
+{
+    size_t slot = (size_t)(r->cookie - SIM_TEST_COOKIE);
+    struct sim_op *op = slot < SIM_TEST_OPS ? s->test_ops[slot] : NULL;
+    if (op == NULL) {
+        return;
+    }
+    s->test_ops[slot] = NULL;
+    op->done = true;
+    op->status = r->status;
+    op->found = r->found;
+    op->successes = r->successes;
+    op->olen = r->object.len < sizeof(op->object) ? r->object.len : 0;
+    if (op->olen) {
+        memcpy(op->object, r->object.ptr, op->olen);
+    }
+    snprintf(op->message, sizeof(op->message), "%s", r->message);
+}
+
+static int test_slot(struct sim *s, struct sim_op *op)
+{
+    memset(op, 0, sizeof(*op));
+    for (int i = 0; i < SIM_TEST_OPS; i++) {
+        if (s->test_ops[i] == NULL) {
+            s->test_ops[i] = op;
+            return i;
+        }
+    }
+    return -1;
+}
+
+int sim_read(struct sim *s,
+             int i,
+             const char *key,
+             uint32_t r,
+             struct sim_op *op)
+{
+    int slot = test_slot(s, op);
+    if (slot < 0 || s->nodes[i].node == NULL) {
+        if (slot >= 0) {
+            s->test_ops[slot] = NULL;
+        }
+        return RK_EBUSY;
+    }
+    struct node_read_req q = {
+        .key = key,
+        .klen = strlen(key),
+        .overrides = {0, r, 0},
+        .cookie = SIM_TEST_COOKIE + (uint64_t)slot,
+    };
+    uint64_t id;
+    int rc = node_read(s->nodes[i].node, &q, s->now, &id);
+    if (rc != RK_OK) {
+        s->test_ops[slot] = NULL;
+    }
+    sim__after(s, i);
+    return rc;
+}
+
+int sim_write(struct sim *s, int i, struct node_write_req *w, struct sim_op *op)
+{
+    int slot = test_slot(s, op);
+    if (slot < 0 || s->nodes[i].node == NULL) {
+        if (slot >= 0) {
+            s->test_ops[slot] = NULL;
+        }
+        return RK_EBUSY;
+    }
+    w->cookie = SIM_TEST_COOKIE + (uint64_t)slot;
+    uint64_t id;
+    int rc = node_write(s->nodes[i].node, w, s->now, &id);
+    if (rc != RK_OK) {
+        s->test_ops[slot] = NULL;
+    }
+    sim__after(s, i);
+    return rc;
+}
+
 void sim__on_reply(struct sim *s, int node, const struct node_result *r)
 {
     (void)node;
+    if (r->cookie >= SIM_TEST_COOKIE) {
+        test_reply(s, r);
+        return;
+    }
     if (r->cookie == 0 || r->cookie > SIM_MAX_CLIENTS) {
         return; /* the repair pass */
     }

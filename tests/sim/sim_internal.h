@@ -17,6 +17,8 @@
 #define SIM_KEYS_REG          8 /* register keys "r0".. (SET, DEL) */
 #define SIM_CLIENT_TIMEOUT_MS 5000
 #define SIM_WALL_BASE_MS      UINT64_C(1800000000000) /* 2027-01-15 */
+#define SIM_TEST_OPS          64   /* a test's operations in flight */
+#define SIM_TEST_COOKIE       1000 /* their cookies: 1000 + slot */
 
 enum sim_ev_type
 {
@@ -123,6 +125,7 @@ struct sim
     size_t n_hist, cap_hist;
     uint64_t trace;
     bool setup_done;
+    struct sim_op *test_ops[SIM_TEST_OPS]; /* a test's operations */
 };
 
 /* ---- sim.c ---- */

@@ -1,0 +1,393 @@
+/*
+ * test_node.c - cluster/node: the node machine's decisions, one scenario
+ * each, on the deterministic simulator's fixture (tests/sim/sim.h): real
+ * node code, a simulated network and clock, exact virtual times.
+ * (issue 11 item 1: the decisions moved out of src/server/cluster.c get
+ * unit tests; DESIGN.md 2a.)
+ */
+/* cmocka.h needs these four first */
+/* clang-format off */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+/* clang-format on */
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../../sim/sim.h"
+#include "cluster/dvv.h"
+#include "cluster/node.h"
+#include "cluster/replica.h"
+#include "common/buf.h"
+#include "common/error.h"
+
+static struct sim *g_s;
+static struct sim_result g_res;
+
+static void start(size_t m, uint32_t n, uint32_t r, uint32_t w, bool lww)
+{
+    struct sim_config cfg;
+    sim_config_default(&cfg);
+    cfg.seed = 7;
+    cfg.n_nodes = m;
+    cfg.n = n;
+    cfg.r = r;
+    cfg.w = w;
+    cfg.lww = lww;
+    cfg.nemesis = false;
+    assert_int_equal(sim_create(&cfg, &g_res, &g_s), RK_OK);
+    assert_int_equal(sim_form(g_s), RK_OK);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    sim_destroy(g_s);
+    g_s = NULL;
+    return 0;
+}
+
+static bool op_done(struct sim *s, void *arg)
+{
+    (void)s;
+    return ((struct sim_op *)arg)->done;
+}
+
+/* A blind write of key=value through node i, run until answered. */
+static void put(int i, const char *key, const char *value, struct sim_op *op)
+{
+    struct node_write_req w = {
+        .key = key,
+        .klen = strlen(key),
+        .own_context = true,
+        .value = value,
+        .vlen = strlen(value),
+        .timestamp = (sim_now(g_s) + 1) << 16,
+    };
+    assert_int_equal(sim_write(g_s, i, &w, op), RK_OK);
+    assert_true(sim_run_until(g_s, op_done, op, 10000));
+}
+
+/* The object node i stores for key (RK_OK / RK_ENOTFOUND). */
+static int stored(int i, const char *key, struct dvv_obj *o)
+{
+    dvv_clear(o);
+    return replica_read(sim_data(g_s, i), key, strlen(key), o);
+}
+
+/* Whether node i stores a sibling with value v for key. */
+static bool holds(int i, const char *key, const char *v)
+{
+    struct dvv_obj o;
+    dvv_init(&o);
+    bool found = false;
+    if (stored(i, key, &o) == RK_OK) {
+        for (size_t k = 0; k < o.n_sibs; k++) {
+            found =
+                found || (!o.sibs[k].tombstone && o.sibs[k].vlen == strlen(v) &&
+                          memcmp(dvv_value(&o, k), v, strlen(v)) == 0);
+        }
+    }
+    dvv_fini(&o);
+    return found;
+}
+
+/* Index of the node named id. */
+static int idx_of(const char *id, size_t m)
+{
+    for (size_t i = 0; i < m; i++) {
+        if (strcmp(sim_node_id(g_s, (int)i), id) == 0) {
+            return (int)i;
+        }
+    }
+    fail_msg("no node %s", id);
+    return -1;
+}
+
+/* The key's primaries, as node indexes, by node 0's ring. */
+static size_t primaries(const char *key, uint32_t n, size_t m, int *out)
+{
+    const struct ring *r = membership_ring(node_membership(sim_node(g_s, 0)));
+    size_t idx[8];
+    size_t all =
+        ring_preflist(r, ring_partition_of_key(r, key, strlen(key)), idx, 8);
+    size_t k = n < all ? n : all;
+    for (size_t i = 0; i < k; i++) {
+        out[i] = idx_of(ring_member_id(r, idx[i], NULL), m);
+    }
+    return k;
+}
+
+static void test_node_write_reaches_every_replica(void **state)
+{
+    (void)state;
+    start(3, 3, 2, 2, false);
+    struct sim_op op;
+    put(0, "k", "v1", &op);
+    assert_int_equal(op.status, RK_OK);
+    assert_true(op.found);
+    assert_int_equal(op.successes, 2); /* answered after W */
+    sim_run_for(g_s, 100);
+    for (int i = 0; i < 3; i++) {
+        assert_true(holds(i, "k", "v1"));
+    }
+    /* a read through another node returns the value */
+    struct sim_op rd;
+    assert_int_equal(sim_read(g_s, 2, "k", 0, &rd), RK_OK);
+    assert_true(sim_run_until(g_s, op_done, &rd, 5000));
+    assert_int_equal(rd.status, RK_OK);
+    struct dvv_obj o;
+    dvv_init(&o);
+    assert_int_equal(dvv_decode(&o, rd.object, rd.olen), RK_OK);
+    assert_int_equal(o.n_sibs, 1);
+    assert_memory_equal(dvv_value(&o, 0), "v1", 2);
+    dvv_fini(&o);
+}
+
+static bool sees_down(struct sim *s, void *arg)
+{
+    const int *pair = arg; /* observer, observed */
+    return !node_peer_is_up(sim_node(s, pair[0]), sim_node_id(s, pair[1]));
+}
+
+static bool no_hints(struct sim *s, void *arg)
+{
+    size_t m = *(const size_t *)arg;
+    for (size_t i = 0; i < m; i++) {
+        if (sim_node(s, (int)i) &&
+            node_hints_pending(sim_node(s, (int)i)) != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void test_node_fallback_keeps_hint_and_delivers_it(void **state)
+{
+    (void)state;
+    size_t m = 5;
+    start(m, 3, 2, 2, false);
+    int p[3];
+    primaries("user:1", 3, m, p);
+    /* the third primary goes down; the first sees it down (SWIM) */
+    sim_crash(g_s, p[2]);
+    int pair[2] = {p[0], p[2]};
+    assert_true(sim_run_until(g_s, sees_down, pair, 10000));
+    struct sim_op op;
+    put(p[0], "user:1", "hinted", &op);
+    assert_int_equal(op.status, RK_OK);
+    sim_run_for(g_s, 200);
+    uint64_t hints = 0;
+    for (size_t i = 0; i < m; i++) {
+        if ((int)i != p[2]) {
+            hints += node_hints_pending(sim_node(g_s, (int)i));
+        }
+    }
+    assert_true(hints >= 1); /* a fallback holds it for p[2] */
+    assert_false(holds(p[2], "user:1", "hinted"));
+    /* the owner returns: the hint is delivered, then deleted */
+    assert_int_equal(sim_restart(g_s, p[2]), RK_OK);
+    assert_true(sim_run_until(g_s, no_hints, &m, 30000));
+    assert_true(holds(p[2], "user:1", "hinted"));
+    for (int i = 0; i < 3; i++) {
+        assert_true(holds(p[i], "user:1", "hinted"));
+    }
+}
+
+static void test_node_two_replicas_down_answers_noquorum(void **state)
+{
+    (void)state;
+    start(3, 3, 2, 2, false);
+    sim_crash(g_s, 1);
+    sim_crash(g_s, 2);
+    int a[2] = {0, 1}, b[2] = {0, 2};
+    assert_true(sim_run_until(g_s, sees_down, a, 10000));
+    assert_true(sim_run_until(g_s, sees_down, b, 10000));
+    struct sim_op op;
+    uint64_t t0 = sim_now(g_s);
+    put(0, "k", "v", &op);
+    assert_int_equal(op.status, RK_ENOQUORUM);
+    assert_true(strncmp(op.message, "NOQUORUM reached 1 of 2", 23) == 0);
+    /* both down are known: the answer comes at once, not at the 2 s
+     * request timeout */
+    assert_true(sim_now(g_s) - t0 < 2000);
+}
+
+static void test_node_read_repairs_a_stale_replica(void **state)
+{
+    (void)state;
+    start(3, 3, 2, 2, false);
+    /* node 2 hears nothing while the write happens */
+    sim_block(g_s, 0, 2, true);
+    sim_block(g_s, 1, 2, true);
+    struct sim_op op;
+    put(0, "k", "fresh", &op);
+    assert_int_equal(op.status, RK_OK);
+    sim_run_for(g_s, 50);
+    assert_false(holds(2, "k", "fresh"));
+    sim_heal(g_s);
+    /* a read answered by R=2 lingers for the third answer and repairs */
+    struct sim_op rd;
+    assert_int_equal(sim_read(g_s, 0, "k", 3, &rd), RK_OK);
+    assert_true(sim_run_until(g_s, op_done, &rd, 5000));
+    assert_int_equal(rd.status, RK_OK);
+    sim_run_for(g_s, 500);
+    assert_true(holds(2, "k", "fresh"));
+}
+
+/* The clock-only context of an object (what RINGKV.GETALL hands out). */
+static void context_of(const struct sim_op *rd, struct rk_buf *ctx)
+{
+    struct dvv_obj o;
+    dvv_init(&o);
+    assert_int_equal(dvv_decode(&o, rd->object, rd->olen), RK_OK);
+    o.n_sibs = 0;
+    assert_int_equal(dvv_encode(&o, ctx), RK_OK);
+    dvv_fini(&o);
+}
+
+static bool reaped_everywhere(struct sim *s, void *arg)
+{
+    (void)s;
+    struct dvv_obj o;
+    dvv_init(&o);
+    bool all = true;
+    for (int i = 0; i < 3; i++) {
+        all = all && stored(i, (const char *)arg, &o) == RK_ENOTFOUND;
+    }
+    dvv_fini(&o);
+    return all;
+}
+
+static void test_node_tombstone_reaped_only_when_all_primaries_agree(
+    void **state)
+{
+    (void)state;
+    start(3, 3, 2, 2, false);
+    struct sim_op op;
+    put(0, "gone", "v", &op);
+    sim_run_for(g_s, 100);
+    struct sim_op rd;
+    assert_int_equal(sim_read(g_s, 0, "gone", 0, &rd), RK_OK);
+    assert_true(sim_run_until(g_s, op_done, &rd, 5000));
+    struct rk_buf ctx;
+    rk_buf_init(&ctx);
+    context_of(&rd, &ctx);
+    /* one primary is down while the key is deleted */
+    sim_crash(g_s, 2);
+    int pair[2] = {0, 2};
+    assert_true(sim_run_until(g_s, sees_down, pair, 10000));
+    struct node_write_req w = {
+        .key = "gone",
+        .klen = 4,
+        .context = ctx.base,
+        .clen = ctx.len,
+        .tombstone = true,
+        .timestamp = (sim_now(g_s) + 1) << 16,
+    };
+    assert_int_equal(sim_write(g_s, 0, &w, &op), RK_OK);
+    assert_true(sim_run_until(g_s, op_done, &op, 5000));
+    assert_int_equal(op.status, RK_OK);
+    rk_buf_fini(&ctx);
+    /* far past the grace (10 s): kept, a primary cannot confirm */
+    sim_run_for(g_s, 30000);
+    struct dvv_obj o;
+    dvv_init(&o);
+    assert_int_equal(stored(0, "gone", &o), RK_OK);
+    assert_true(dvv_all_tombstones(&o));
+    dvv_fini(&o);
+    /* it returns (with the old value): the tombstone reaches it by hint,
+     * then every replica reaps */
+    assert_int_equal(sim_restart(g_s, 2), RK_OK);
+    assert_true(sim_run_until(g_s, reaped_everywhere, (void *)"gone", 60000));
+    assert_false(holds(2, "gone", "v"));
+}
+
+static void test_node_cancelled_operation_gets_no_reply(void **state)
+{
+    (void)state;
+    start(3, 3, 2, 2, false);
+    /* nobody answers node 0, so the write stays in flight */
+    sim_block(g_s, 1, 0, true);
+    sim_block(g_s, 2, 0, true);
+    sim_block(g_s, 0, 1, true);
+    sim_block(g_s, 0, 2, true);
+    struct sim_op op;
+    struct node_write_req w = {
+        .key = "k",
+        .klen = 1,
+        .own_context = true,
+        .value = "v",
+        .vlen = 1,
+        .timestamp = 1 << 16,
+    };
+    assert_int_equal(sim_write(g_s, 0, &w, &op), RK_OK);
+    sim_run_for(g_s, 10);
+    assert_false(op.done);
+    assert_int_equal(node_cancel(sim_node(g_s, 0), w.cookie), 1);
+    sim_after(g_s, 0);
+    sim_run_for(g_s, 5000); /* past the request timeout */
+    assert_false(op.done);
+}
+
+static void test_node_lww_keeps_one_of_two_concurrent_writes(void **state)
+{
+    (void)state;
+    start(3, 3, 1, 1, true);
+    /* two sides that cannot hear each other write the same key */
+    for (int i = 0; i < 3; i++) {
+        for (int j = 0; j < 3; j++) {
+            sim_block(g_s, i, j, i != j);
+        }
+    }
+    struct sim_op a, b;
+    put(0, "k", "left", &a);
+    put(1, "k", "right", &b);
+    assert_int_equal(a.status, RK_OK);
+    assert_int_equal(b.status, RK_OK);
+    sim_heal(g_s);
+    /* a read merges both (the coordinator shows what replicas hold only
+     * after the policy: ringkvd's command layer applies lww to it); read
+     * repair brings each replica the merge, which lww cuts to one */
+    struct sim_op rd;
+    assert_int_equal(sim_read(g_s, 2, "k", 3, &rd), RK_OK);
+    assert_true(sim_run_until(g_s, op_done, &rd, 5000));
+    assert_int_equal(rd.status, RK_OK);
+    sim_run_for(g_s, 500);
+    struct dvv_obj o;
+    dvv_init(&o);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(stored(i, "k", &o), RK_OK);
+        assert_int_equal(o.n_sibs, 1); /* one survives, one is lost */
+    }
+    dvv_fini(&o);
+    bool left = holds(0, "k", "left"), right = holds(0, "k", "right");
+    assert_true(left != right);
+    for (int i = 1; i < 3; i++) {
+        assert_true(holds(i, "k", "left") == left);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_node_write_reaches_every_replica,
+                                  teardown),
+        cmocka_unit_test_teardown(test_node_fallback_keeps_hint_and_delivers_it,
+                                  teardown),
+        cmocka_unit_test_teardown(test_node_two_replicas_down_answers_noquorum,
+                                  teardown),
+        cmocka_unit_test_teardown(test_node_read_repairs_a_stale_replica,
+                                  teardown),
+        cmocka_unit_test_teardown(
+            test_node_tombstone_reaped_only_when_all_primaries_agree, teardown),
+        cmocka_unit_test_teardown(test_node_cancelled_operation_gets_no_reply,
+                                  teardown),
+        cmocka_unit_test_teardown(
+            test_node_lww_keeps_one_of_two_concurrent_writes, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
