@@ -516,7 +516,8 @@ static void run_cl_actions(struct node *n)
 /* ---- durable acks ---------------------------------------------------------
  */
 
-static void queue_ack(struct node *n,
+/* Holds an acknowledgement until `q`'s engine has `seq` durable. */
+static void queue_ack(struct node__ackq *q,
                       uint64_t seq,
                       bool local,
                       uint64_t req_id,
@@ -524,19 +525,18 @@ static void queue_ack(struct node *n,
                       const char *peer,
                       size_t plen)
 {
-    if (n->n_acks == n->cap_acks) {
-        if (n->head_acks > 0) {
-            memmove(n->acks, n->acks + n->head_acks,
-                    (n->n_acks - n->head_acks) * sizeof(*n->acks));
-            n->n_acks -= n->head_acks;
-            n->head_acks = 0;
+    if (q->len == q->cap) {
+        if (q->head > 0) {
+            memmove(q->items, q->items + q->head,
+                    (q->len - q->head) * sizeof(*q->items));
+            q->len -= q->head;
+            q->head = 0;
         }
-        if (grow(&n->acks, &n->cap_acks, n->n_acks, sizeof(*n->acks), 64) !=
-            RK_OK) {
+        if (grow(&q->items, &q->cap, q->len, sizeof(*q->items), 64) != RK_OK) {
             return; /* no ack: the coordinator times out */
         }
     }
-    struct node__ack *a = &n->acks[n->n_acks++];
+    struct node__ack *a = &q->items[q->len++];
     a->seq = seq;
     a->local = local;
     a->req_id = req_id;
@@ -546,14 +546,20 @@ static void queue_ack(struct node *n,
     a->peer[l] = '\0';
 }
 
-static bool local_ack_pending(const struct node *n, uint64_t req_id)
+static bool ackq_has_local(const struct node__ackq *q, uint64_t req_id)
 {
-    for (size_t i = n->head_acks; i < n->n_acks; i++) {
-        if (n->acks[i].local && n->acks[i].req_id == req_id) {
+    for (size_t i = q->head; i < q->len; i++) {
+        if (q->items[i].local && q->items[i].req_id == req_id) {
             return true;
         }
     }
     return false;
+}
+
+static bool local_ack_pending(const struct node *n, uint64_t req_id)
+{
+    return ackq_has_local(&n->acks, req_id) ||
+           ackq_has_local(&n->hint_acks, req_id);
 }
 
 static bool hold_fail(struct node *n, const struct node__fail *f)
@@ -612,9 +618,10 @@ static bool must_wait_durable(const struct node *n, uint64_t seq)
 
 enum serve_result
 {
-    SERVE_NONE,  /* nothing to answer (read repair) */
-    SERVE_REPLY, /* answer *rep now */
-    SERVE_WAIT,  /* answer *rep once *wait is durable */
+    SERVE_NONE,       /* nothing to answer (read repair) */
+    SERVE_REPLY,      /* answer *rep now */
+    SERVE_WAIT,       /* answer *rep once *wait is durable in the data */
+    SERVE_WAIT_HINTS, /* ... in the hint store */
 };
 
 /*
@@ -632,8 +639,10 @@ static enum serve_result serve(struct node *n,
         case PEER_KV_PUT: {
             const struct peer_kv_put *p = &m->kv_put;
             if (node__is_hinted(n, p->hint_for)) {
-                node__hint_store(n, p, rep); /* durable when it answers */
-                return p->req_id ? SERVE_REPLY : SERVE_NONE;
+                node__hint_store(n, p, rep, wait);
+                return p->req_id == 0 ? SERVE_NONE
+                       : *wait        ? SERVE_WAIT_HINTS
+                                      : SERVE_REPLY;
             }
             bool changed = false;
             replica_handle_put(n->data, &n->rcfg, p, rep, &changed, &seq);
@@ -743,8 +752,9 @@ void node__drain(struct node *n, uint64_t now)
                 coord_on_local_result(n->coord, &rep, now);
                 continue;
             }
-            if (sr == SERVE_WAIT) {
-                queue_ack(n, wait, true, rep.kv_put_reply.req_id,
+            if (sr == SERVE_WAIT || sr == SERVE_WAIT_HINTS) {
+                queue_ack(sr == SERVE_WAIT ? &n->acks : &n->hint_acks, wait,
+                          true, rep.kv_put_reply.req_id,
                           rep.kv_put_reply.status, NULL, 0);
             }
         }
@@ -826,8 +836,9 @@ void node_on_message(struct node *n,
             enum serve_result sr = serve(n, msg, &rep, &wait);
             if (sr == SERVE_REPLY) {
                 emit_send(n, id, NULL, 0, 0, &rep);
-            } else if (sr == SERVE_WAIT) {
-                queue_ack(n, wait, false, rep.kv_put_reply.req_id,
+            } else if (sr == SERVE_WAIT || sr == SERVE_WAIT_HINTS) {
+                queue_ack(sr == SERVE_WAIT ? &n->acks : &n->hint_acks, wait,
+                          false, rep.kv_put_reply.req_id,
                           rep.kv_put_reply.status, from, from_len);
             }
             break;
@@ -871,12 +882,14 @@ void node_on_send_failed(struct node *n,
     node__finish(n);
 }
 
-void node_on_durable(struct node *n, uint64_t now)
+/* Releases the acknowledgements of q that `durable` covers. */
+static void release_acks(struct node *n,
+                         struct node__ackq *q,
+                         uint64_t durable,
+                         uint64_t now)
 {
-    node__begin(n);
-    uint64_t durable = engine_durable_seq(n->data);
-    while (n->head_acks < n->n_acks && n->acks[n->head_acks].seq <= durable) {
-        struct node__ack a = n->acks[n->head_acks++];
+    while (q->head < q->len && q->items[q->head].seq <= durable) {
+        struct node__ack a = q->items[q->head++];
         struct peer_msg rep = {.type = PEER_KV_PUT_REPLY};
         rep.kv_put_reply.req_id = a.req_id;
         rep.kv_put_reply.status = a.status;
@@ -888,8 +901,17 @@ void node_on_durable(struct node *n, uint64_t now)
             emit_send(n, a.peer, NULL, 0, 0, &rep);
         }
     }
-    if (n->head_acks == n->n_acks) {
-        n->head_acks = n->n_acks = 0;
+    if (q->head == q->len) {
+        q->head = q->len = 0;
+    }
+}
+
+void node_on_durable(struct node *n, uint64_t now)
+{
+    node__begin(n);
+    release_acks(n, &n->acks, engine_durable_seq(n->data), now);
+    if (n->hints) {
+        release_acks(n, &n->hint_acks, engine_durable_seq(n->hints), now);
     }
     node__process_ready(n, now);
     node__finish(n);
@@ -1090,7 +1112,8 @@ void node_destroy(struct node *n)
     rk_buf_fini(&n->valbuf);
     rk_free(n->seen);
     rk_free(n->gone);
-    rk_free(n->acks);
+    rk_free(n->acks.items);
+    rk_free(n->hint_acks.items);
     rk_free(n->held);
     rk_free(n);
 }

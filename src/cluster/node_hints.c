@@ -71,19 +71,10 @@ bool node__is_hinted(const struct node *n, struct peer_bytes hint_for)
              memcmp(hint_for.ptr, n->id, hint_for.len) == 0);
 }
 
-/* Under sync=always a hint counts toward W only once durable: the hint
- * engine is synced at once (hints exist only while a node is down). */
-static int hint_make_durable(struct node *n, uint64_t seq)
-{
-    if (seq == 0 || !n->set.sync_always) {
-        return RK_OK;
-    }
-    return engine_sync(n->hints);
-}
-
 void node__hint_store(struct node *n,
                       const struct peer_kv_put *put,
-                      struct peer_msg *rep)
+                      struct peer_msg *rep,
+                      uint64_t *wait)
 {
     struct rk_buf hk;
     rk_buf_init(&hk);
@@ -94,19 +85,28 @@ void node__hint_store(struct node *n,
                  ? RK_EINVAL
                  : hint_key(put->hint_for.ptr, put->hint_for.len, put->key.ptr,
                             put->key.len, &hk);
+    uint64_t seq = 0;
+    bool changed = false;
     if (rc == RK_OK) {
         struct peer_kv_put hp = *put;
         hp.key.ptr = hk.base;
         hp.key.len = hk.len;
         hp.hint_for.len = 0;
-        uint64_t seq = 0;
-        bool changed = false;
         replica_handle_put(n->hints, &n->rcfg, &hp, rep, &changed, &seq);
         rc = rep->kv_put_reply.status;
         if (rc == RK_OK && changed) {
             n->st.hints_stored++;
-            rc = hint_make_durable(n, seq);
+            n->last_hint_seq = seq > n->last_hint_seq ? seq : n->last_hint_seq;
         }
+    }
+    if (wait) {
+        /* under sync=always a hint counts toward W only once durable; a
+         * merge that changed nothing waits for what was written before */
+        uint64_t w = changed ? seq : n->last_hint_seq;
+        *wait = rc == RK_OK && n->set.sync_always && w != 0 &&
+                        engine_durable_seq(n->hints) < w
+                    ? w
+                    : 0;
     }
     rep->kv_put_reply.status = rc;
     rk_buf_fini(&hk);
@@ -137,13 +137,7 @@ void node__hint_update(struct node *n,
     replica_handle_update(n->hints, &n->rcfg, &hu, &n->valbuf, rep, &seq);
     if (rep->kv_update_reply.status == RK_OK) {
         n->st.hints_stored++;
-        int sync_rc = hint_make_durable(n, seq);
-        if (sync_rc != RK_OK) {
-            /* not durable: never counted toward W */
-            rep->kv_update_reply.status = sync_rc;
-            rep->kv_update_reply.object.ptr = NULL;
-            rep->kv_update_reply.object.len = 0;
-        }
+        n->last_hint_seq = seq > n->last_hint_seq ? seq : n->last_hint_seq;
     }
     rk_buf_fini(&hk);
 }
@@ -161,7 +155,7 @@ void node__hint_for_down(struct node *n,
         .hint_for = {owner, strlen(owner)},
     };
     struct peer_msg rep;
-    node__hint_store(n, &p, &rep);
+    node__hint_store(n, &p, &rep, NULL); /* counts toward nothing */
     if (rep.kv_put_reply.status != RK_OK) {
         node__log(n, RK_LOG_WARN, "hint_store_failed", "owner=%s error=%s",
                   owner, rk_errname(rep.kv_put_reply.status));
@@ -306,8 +300,10 @@ static void bg_keep(struct node *n,
     node__drain(n, now);
 }
 
-/* A hint whose data now belongs to this node: merged into the data, then
- * dropped. */
+/* A hint whose data now belongs to this node: merged into the data, and
+ * dropped once that is durable (under sync=always the merge is repeated
+ * on later rounds, a no-op, until the data engine has synced it: no fsync
+ * on the loop). */
 static void hint_deliver_local(struct node *n,
                                const char *hk,
                                size_t len,
@@ -326,12 +322,14 @@ static void hint_deliver_local(struct node *n,
         };
         struct peer_msg rep;
         uint64_t seq = 0;
-        replica_handle_put(n->data, &n->rcfg, &p, &rep, NULL, &seq);
+        bool changed = false;
+        replica_handle_put(n->data, &n->rcfg, &p, &rep, &changed, &seq);
         node__note_write(n, seq);
+        uint64_t w = changed ? seq : n->last_seq;
+        uint64_t del_seq;
         if (rep.kv_put_reply.status == RK_OK &&
-            (seq == 0 || !n->set.sync_always ||
-             engine_sync(n->data) == RK_OK) &&
-            engine_delete(n->hints, hk, len, 0, &seq) == RK_OK) {
+            (!n->set.sync_always || engine_durable_seq(n->data) >= w) &&
+            engine_delete(n->hints, hk, len, 0, &del_seq) == RK_OK) {
             n->st.hints_delivered++;
         }
     }

@@ -67,6 +67,14 @@ struct node__ack
     char peer[CL_ID_MAX + 1];
 };
 
+/* Acknowledgements held until one engine's durable sequence passes their
+ * seq (FIFO: seqs only grow). */
+struct node__ackq
+{
+    struct node__ack *items;
+    size_t len, cap, head;
+};
+
 struct node__fail
 {
     uint64_t req_id;
@@ -108,9 +116,8 @@ struct node
     /* peers whose connection closed and was not re-established */
     char (*gone)[CL_ID_MAX + 1];
     size_t n_gone, cap_gone;
-    /* durable acks */
-    struct node__ack *acks;
-    size_t n_acks, cap_acks, head_acks;
+    /* durable acks: for writes to the data engine and to the hint store */
+    struct node__ackq acks, hint_acks;
     struct node__fail fails[NODE_MAX_FAILS];
     size_t n_fails;
     struct node__fail *held;
@@ -128,7 +135,8 @@ struct node
     struct node__op *reap_ops[NODE_REAP_SLOTS];
     /* replica */
     uint64_t actor, floor, oneshot;
-    uint64_t last_seq; /* last data engine write by replica code */
+    uint64_t last_seq;      /* last data engine write by replica code */
+    uint64_t last_hint_seq; /* last hint store write */
     struct replica_cfg rcfg;
     struct replica_stats rstats;
     struct rk_buf valbuf;
@@ -178,12 +186,17 @@ void node__note_write(struct node *n, uint64_t seq);
 /* ---- node_hints.c ---- */
 /* Whether a KV_PUT / KV_UPDATE names an owner other than this node. */
 bool node__is_hinted(const struct node *n, struct peer_bytes hint_for);
-/* KV_PUT for another owner: merged into its hint; *rep a KV_PUT_REPLY. */
+/* KV_PUT for another owner: merged into its hint; *rep a KV_PUT_REPLY.
+ * *wait (may be NULL): the hint store sequence to be durable before the
+ * reply may count (0 = none). */
 void node__hint_store(struct node *n,
                       const struct peer_kv_put *put,
-                      struct peer_msg *rep);
+                      struct peer_msg *rep,
+                      uint64_t *wait);
 /* KV_UPDATE at a fallback: applied to the hint; *rep a KV_UPDATE_REPLY
- * viewing n->valbuf. */
+ * viewing n->valbuf (answered at once, like a replica's: under
+ * sync=always the coordinator counts it through the KV_PUT that
+ * follows). */
 void node__hint_update(struct node *n,
                        const struct peer_kv_update *up,
                        struct peer_msg *rep);
