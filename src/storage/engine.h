@@ -53,12 +53,18 @@
  * block until background work is done (engine_merge(wait=true),
  * engine_clear, engine_close) withdraw a job that has not started with
  * executor->cancel and do its work on the calling thread; they wait only
- * for a job already running.  So engine_close never waits
- * for a job an executor will not run (a simulated crash discards a node's
- * queued jobs, and cancel answers RK_OK for those), and no job of a closed
- * engine runs afterwards.  An executor without cancel must run every job
- * it accepted; engine_close waits for them.  opts.durable_cb is called on
- * the sync thread or from the sync job.
+ * for a job already running.  So engine_close never waits for a job an
+ * executor will not run (a simulated crash discards a node's queued jobs,
+ * and cancel answers RK_OK for those), and no job of a closed engine runs
+ * afterwards.  An executor without cancel must run every job it accepted;
+ * engine_close waits for them.  A simulator crashes a node's storage by
+ * discarding its jobs, making its vfs fail every call (its power is out),
+ * then calling engine_close, which frees the engine: its final sync fails,
+ * nothing more reaches the disk.  opts.durable_cb is called on
+ * the sync thread or from the sync job, so it must not call into the
+ * engine (inline, a call to engine_close would wait for the running job
+ * that called it): a simulator queues an event instead.  The memory
+ * engine starts no thread and uses neither executor nor vfs.
  *
  * Clocks and randomness: opts.env (NULL: the OS clocks and a per-process
  * seed) gives the engine's monotonic clock (sync durations, the sync=every
@@ -100,7 +106,8 @@ enum engine_sync_mode
 };
 
 /* Called after writes up to `seq` are durable: on the engine's sync thread,
- * or from its job on opts.sync_executor (engine.h, "Threads"). */
+ * or from its job on opts.sync_executor ("Threads").  Must not call into
+ * the engine. */
 typedef void (*engine_durable_cb)(void *data, uint64_t seq);
 
 struct engine_opts
@@ -191,8 +198,9 @@ int engine_open(const char *kind,
  * queued hint files are written.  With executors, a job not yet started
  * is withdrawn (cancel) and its work done here; a running one is waited
  * for; none of the engine's jobs runs after close returns ("Threads").
- * Returns RK_OK or the error of the final sync, RK_EREADONLY if the
- * engine had failed (resources freed anyway).
+ * Returns RK_OK, the error of the final sync (RK_EIO), or RK_EREADONLY if
+ * the engine had failed; the engine is freed in every case.  Thread:
+ * owner (never from durable_cb).  Blocks on I/O.
  */
 int engine_close(struct engine *e);
 
