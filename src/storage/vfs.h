@@ -7,11 +7,11 @@
  * struct rk_vfs its engine was opened with (engine_opts.vfs): opening,
  * reading, writing, syncing, truncating, sizing, read-only mapping,
  * renaming, unlinking, creating and listing the data directory, and taking
- * its lock.  Nothing in src/storage calls open(2), mmap(2), opendir(3) or
- * flock(2) directly.  (The keydir's anonymous mappings are memory, not
- * files, and stay outside.)  So a simulator gives every node of a cluster
- * run in one process its own disk, with its own faults: one struct rk_vfs
- * per node, whose `data` is that node's disk.
+ * its lock.  Bitcask never calls open(2), mmap(2), opendir(3) or flock(2)
+ * itself; only the POSIX backend (vfs.c) does.  (The keydir's anonymous
+ * mappings are memory, not files, and stay outside.)  So a simulator gives
+ * every node of a cluster run in one process its own disk, with its own faults:
+ * one struct rk_vfs per node, whose `data` is that node's disk.
  *
  * Backends: rk_vfs_posix() (vfs.c) for the real file system;
  * tests/unit/storage/sim_disk.h, an in-memory disk with power-loss
