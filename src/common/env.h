@@ -68,6 +68,16 @@ struct rk_executor
      * executor started shutting down.  Thread: the owner of the executor.
      */
     int (*submit)(struct rk_executor *ex, rk_work_cb work, void *data);
+    /*
+     * Withdraws the job submitted as (work, data) if it has not started:
+     * RK_OK when it will never run (it was still queued, or a simulated
+     * crash discarded it), RK_EBUSY when it is running or has run.  Lets
+     * an owner that is closing do the work itself instead of waiting for
+     * a job that may never come (libuv uv_cancel).  May be NULL: then
+     * every job submitted runs, and owners wait for theirs.  Thread: the
+     * owner of the executor.
+     */
+    int (*cancel)(struct rk_executor *ex, rk_work_cb work, void *data);
     void *data; /* the backend's */
 };
 

@@ -4,8 +4,10 @@
  * (Basho, 2010): append-only data files plus an in-memory keydir holding,
  * for every live key, where its newest record is.  This file holds open/
  * close and the data operations; bitcask_sync.c the write buffer and sync
- * thread, bitcask_recovery.c start-up, bitcask_merge.c hint files and
- * merges.  Formats: internal.h and docs/storage-format.md.
+ * thread (or sync jobs), bitcask_recovery.c start-up, bitcask_merge.c hint
+ * files and merges.  Formats: internal.h and docs/storage-format.md.  Every
+ * file operation goes through b->vfs (vfs.h), every clock read through
+ * b->env (engine.h, "Clocks").
  *
  * Invariants:
  *  1. Every keydir entry points at a record that passed its checksum when
@@ -30,11 +32,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "common/alloc.h"
 #include "common/error.h"
@@ -82,11 +80,9 @@ void bc_file_free(struct bitcask *b, struct bc_file *f)
     if (f == NULL) {
         return;
     }
-    if (f->map) {
-        munmap(f->map, f->map_len);
-    }
+    bc_unmap(b, f);
     if (f->fd >= 0) {
-        b->fops->close(f->fd);
+        b->vfs->close(b->vfs, f->fd);
     }
     if (b->files && f->slot < b->n_slots && b->files[f->slot] == f) {
         b->files[f->slot] = NULL;
@@ -96,7 +92,7 @@ void bc_file_free(struct bitcask *b, struct bc_file *f)
 
 int bc_fsync_dir(struct bitcask *b)
 {
-    return b->fops->fsync(b->dir_fd) == 0 ? RK_OK : RK_EIO;
+    return b->vfs->fsync(b->vfs, b->dir_fd) == 0 ? RK_OK : RK_EIO;
 }
 
 void bc_set_failed(struct bitcask *b, int rc)
@@ -120,7 +116,7 @@ bool bc_is_failed(struct bitcask *b)
     return __atomic_load_n(&b->failed, __ATOMIC_RELAXED);
 }
 
-int bc_pwrite_all(const struct storage_fops *ops,
+int bc_pwrite_all(struct rk_vfs *vfs,
                   int fd,
                   const void *p,
                   size_t n,
@@ -128,7 +124,7 @@ int bc_pwrite_all(const struct storage_fops *ops,
 {
     const char *c = p;
     while (n > 0) {
-        ssize_t w = ops->pwrite(fd, c, n, (off_t)off);
+        ssize_t w = vfs->pwrite(vfs, fd, c, n, off);
         if (w < 0 && errno == EINTR) {
             continue;
         }
@@ -145,24 +141,58 @@ int bc_pwrite_all(const struct storage_fops *ops,
     return RK_OK;
 }
 
-/* (Re)maps f read-only over `len` bytes (may exceed the file size). */
-int bc_map(struct bc_file *f, size_t len)
+/* Ends f's view, if any. */
+void bc_unmap(struct bitcask *b, struct bc_file *f)
 {
     if (f->map) {
-        munmap(f->map, f->map_len);
+        b->vfs->unmap(b->vfs, f->map, f->map_len);
         f->map = NULL;
         f->map_len = 0;
     }
+}
+
+/* (Re)maps f read-only over `len` bytes (may exceed the file size). */
+int bc_map(struct bitcask *b, struct bc_file *f, size_t len)
+{
+    bc_unmap(b, f);
     if (len == 0) {
         return RK_OK;
     }
-    void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, f->fd, 0);
-    if (p == MAP_FAILED) {
+    const void *p = NULL;
+    if (b->vfs->map(b->vfs, f->fd, len, &p) != 0) {
         return rk_from_errno(errno);
     }
     f->map = p;
     f->map_len = len;
     return RK_OK;
+}
+
+bool bc_job_settle(struct rk_executor *ex,
+                   rk_work_cb work,
+                   void *data,
+                   enum bc_job_state *st,
+                   pthread_mutex_t *mu,
+                   pthread_cond_t *cond)
+{
+    while (*st != BC_JOB_IDLE) {
+        if (*st == BC_JOB_QUEUED && ex->cancel != NULL) {
+            pthread_mutex_unlock(mu);
+            int rc = ex->cancel(ex, work, data);
+            pthread_mutex_lock(mu);
+            if (rc == RK_OK) {
+                *st = BC_JOB_IDLE; /* it never started, so still QUEUED */
+                pthread_cond_broadcast(cond);
+                return true;
+            }
+            if (*st == BC_JOB_IDLE) {
+                break; /* it ran meanwhile */
+            }
+        }
+        /* Running, or just taken off the executor's queue (RK_EBUSY) and
+         * about to mark itself RUNNING: it broadcasts when IDLE. */
+        pthread_cond_wait(cond, mu);
+    }
+    return false;
 }
 
 static void bc_destroy(struct bitcask *b)
@@ -176,10 +206,10 @@ static void bc_destroy(struct bitcask *b)
     rk_free(b->cur.base);
     rk_free(b->flight.base);
     if (b->dir_fd >= 0) {
-        close(b->dir_fd);
+        b->vfs->close(b->vfs, b->dir_fd);
     }
     if (b->lock_fd >= 0) {
-        close(b->lock_fd); /* releases the flock */
+        b->vfs->close(b->vfs, b->lock_fd); /* releases the lock */
     }
     pthread_mutex_destroy(&b->kd_mu);
     pthread_mutex_destroy(&b->wb_mu);
@@ -194,13 +224,13 @@ static int bc_lock_dir(struct bitcask *b, char *errbuf, size_t errlen)
 {
     char path[4096];
     snprintf(path, sizeof(path), "%s/LOCK", b->dir);
-    b->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    b->lock_fd = b->vfs->open(b->vfs, path, O_RDWR | O_CREAT, 0600);
     if (b->lock_fd < 0) {
         snprintf(errbuf, errlen, "cannot open lock file %s: %s", path,
                  strerror(errno));
         return rk_from_errno(errno);
     }
-    if (flock(b->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    if (b->vfs->lock(b->vfs, b->lock_fd) != 0) {
         int err = errno;
         if (err == EWOULDBLOCK) {
             snprintf(errbuf, errlen,
@@ -234,7 +264,10 @@ static int bc_open(const struct engine_opts *opts,
     b->syncing_fd = -1;
     b->bg_syncing_fd = -1;
     b->wb_fd = -1;
-    b->fops = storage__fops_get();
+    b->vfs = opts->vfs ? opts->vfs : rk_vfs_posix();
+    b->env = opts->env;
+    b->sync_ex = opts->sync_executor;
+    b->bg_ex = opts->bg_executor;
     b->opts = *opts;
     pthread_mutex_init(&b->kd_mu, NULL);
     pthread_mutex_init(&b->wb_mu, NULL);
@@ -245,7 +278,7 @@ static int bc_open(const struct engine_opts *opts,
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&b->bg_mu, NULL);
     pthread_cond_init(&b->bg_cond, NULL);
-    keydir_init(&b->kd);
+    keydir_init(&b->kd, storage__seed(b->env, &b->kd));
     rk_buf_init(&b->scratch);
     b->max_value_len = opts->max_value_len < STORAGE_MAX_VALUE_LIMIT
                            ? opts->max_value_len
@@ -258,13 +291,13 @@ static int bc_open(const struct engine_opts *opts,
         goto fail;
     }
     b->opts.dir = b->dir;
-    if (mkdir(b->dir, 0700) != 0 && errno != EEXIST) {
+    if (b->vfs->mkdir(b->vfs, b->dir, 0700) != 0 && errno != EEXIST) {
         rc = rk_from_errno(errno);
         snprintf(errbuf, errlen, "cannot create data directory %s: %s", b->dir,
                  strerror(errno));
         goto fail;
     }
-    b->dir_fd = open(b->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    b->dir_fd = b->vfs->open(b->vfs, b->dir, O_RDONLY | O_DIRECTORY, 0);
     if (b->dir_fd < 0) {
         rc = rk_from_errno(errno);
         snprintf(errbuf, errlen, "cannot open data directory %s: %s", b->dir,
@@ -284,7 +317,8 @@ static int bc_open(const struct engine_opts *opts,
         rc = bc_bg_start(b);
     }
     if (rc != RK_OK) {
-        snprintf(errbuf, errlen, "cannot start bitcask threads");
+        snprintf(errbuf, errlen, "cannot start bitcask background work: %s",
+                 rk_strerror(rc));
         bc_sync_thread_stop(b);
         goto fail;
     }
@@ -388,7 +422,7 @@ static int bc_ensure_room(struct bitcask *b, size_t len)
     if (a->size + len > a->map_len) {
         if (a->size == BC_FILE_HDR) {
             /* Fresh file: widen its window for one big record. */
-            int rc = bc_map(a, BC_FILE_HDR + len);
+            int rc = bc_map(b, a, BC_FILE_HDR + len);
             if (rc != RK_OK) {
                 bc_set_failed(b, rc);
             }
@@ -597,9 +631,9 @@ static int bc_clear(struct engine *e, uint64_t *seq)
         }
         char path[4096];
         bc_path(b, oldest->order, "data", path, sizeof(path));
-        b->fops->unlink(path);
+        b->vfs->unlink(b->vfs, path);
         bc_path(b, oldest->order, "hint", path, sizeof(path));
-        b->fops->unlink(path);
+        b->vfs->unlink(b->vfs, path);
         bc_file_free(b, oldest);
     }
     bc_fsync_dir(b);
@@ -631,12 +665,15 @@ static int bc_tick(struct engine *e)
         b->fail_reported = true;
         return RK_EREADONLY;
     }
-    int rc = bc_merge_poll(b, false);
-    if (rc == RK_OK && b->merge == NULL && !b->opts.merge_disabled &&
+    int rc = bc_sync_tick(b);
+    int krc = bc_bg_kick(b); /* work queued while the executor refused */
+    rc = rc != RK_OK ? rc : krc;
+    int mrc = bc_merge_poll(b, false);
+    if (mrc == RK_OK && b->merge == NULL && !b->opts.merge_disabled &&
         !bc_is_failed(b)) {
-        rc = bc_merge_start(b, false);
+        mrc = bc_merge_start(b, false);
     }
-    return rc;
+    return rc != RK_OK ? rc : mrc;
 }
 
 static int bc_merge(struct engine *e, bool wait)

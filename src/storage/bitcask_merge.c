@@ -30,9 +30,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <xxhash.h>
 
 #include "common/alloc.h"
@@ -87,20 +84,21 @@ static int write_file_atomic(struct bitcask *b,
                              const char *path,
                              const struct rk_buf *buf)
 {
-    int fd = b->fops->open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    struct rk_vfs *vfs = b->vfs;
+    int fd = vfs->open(vfs, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (fd < 0) {
         return rk_from_errno(errno);
     }
-    int rc = bc_pwrite_all(b->fops, fd, buf->base, buf->len, 0);
-    if (rc == RK_OK && b->fops->fdatasync(fd) != 0) {
+    int rc = bc_pwrite_all(vfs, fd, buf->base, buf->len, 0);
+    if (rc == RK_OK && vfs->fdatasync(vfs, fd) != 0) {
         rc = RK_EIO;
     }
-    b->fops->close(fd);
-    if (rc == RK_OK && b->fops->rename(tmp, path) != 0) {
+    vfs->close(vfs, fd);
+    if (rc == RK_OK && vfs->rename(vfs, tmp, path) != 0) {
         rc = rk_from_errno(errno);
     }
     if (rc != RK_OK) {
-        b->fops->unlink(tmp);
+        vfs->unlink(vfs, tmp);
     }
     return rc;
 }
@@ -155,22 +153,23 @@ uint64_t bc_hint_count(const struct bitcask *b, uint64_t order)
 {
     char path[4096];
     bc_path(b, order, "hint", path, sizeof(path));
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct rk_vfs *vfs = b->vfs;
+    int fd = vfs->open(vfs, path, O_RDONLY, 0);
     if (fd < 0) {
         return 0;
     }
-    struct stat st;
-    uint64_t n = 0;
+    uint64_t size = 0, n = 0;
     unsigned char t[BC_HINT_TRAILER];
-    if (fstat(fd, &st) == 0 && st.st_size >= BC_FILE_HDR + BC_HINT_TRAILER &&
-        pread(fd, t, sizeof(t), st.st_size - BC_HINT_TRAILER) ==
+    if (vfs->file_size(vfs, fd, &size) == 0 &&
+        size >= BC_FILE_HDR + BC_HINT_TRAILER &&
+        vfs->pread(vfs, fd, t, sizeof(t), size - BC_HINT_TRAILER) ==
             (ssize_t)sizeof(t)) {
         n = rk_get_le64(t);
-        if (n > (uint64_t)st.st_size / BC_HINT_ENTRY) {
+        if (n > size / BC_HINT_ENTRY) {
             n = 0;
         }
     }
-    close(fd);
+    vfs->close(vfs, fd);
     return n;
 }
 
@@ -178,21 +177,25 @@ int bc_hint_load(struct bitcask *b, struct bc_file *f)
 {
     char path[4096];
     bc_path(b, f->order, "hint", path, sizeof(path));
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct rk_vfs *vfs = b->vfs;
+    int fd = vfs->open(vfs, path, O_RDONLY, 0);
     if (fd < 0) {
         return RK_ENOTFOUND;
     }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || st.st_size < BC_FILE_HDR + BC_HINT_TRAILER) {
-        close(fd);
+    uint64_t fsize = 0;
+    if (vfs->file_size(vfs, fd, &fsize) != 0 ||
+        fsize < BC_FILE_HDR + BC_HINT_TRAILER || fsize > SIZE_MAX) {
+        vfs->close(vfs, fd);
         return RK_ECORRUPT;
     }
-    size_t size = (size_t)st.st_size;
-    unsigned char *p = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (p == MAP_FAILED) {
+    size_t size = (size_t)fsize;
+    const void *view = NULL;
+    int mrc = vfs->map(vfs, fd, size, &view);
+    vfs->close(vfs, fd);
+    if (mrc != 0) {
         return RK_ECORRUPT;
     }
+    const unsigned char *p = view;
     int rc = RK_ECORRUPT;
     const unsigned char *t = p + size - BC_HINT_TRAILER;
     uint64_t n = rk_get_le64(t);
@@ -263,12 +266,14 @@ int bc_hint_load(struct bitcask *b, struct bc_file *f)
         off += BC_HINT_ENTRY + r.klen;
     }
 out:
-    munmap(p, size);
+    vfs->unmap(vfs, p, size);
     return rc;
 }
 
 /* ---------------------------------------------------------------- */
 /* Merge. */
+
+static void bg_help_locked(struct bitcask *b);
 
 struct bc_merge_item
 {
@@ -331,7 +336,7 @@ static int out_flush(struct bitcask *b, struct bc_merge_out *o)
         return RK_OK;
     }
     int rc =
-        bc_pwrite_all(b->fops, o->f->fd, o->wbuf.base, o->wbuf.len, o->written);
+        bc_pwrite_all(b->vfs, o->f->fd, o->wbuf.base, o->wbuf.len, o->written);
     o->written += o->wbuf.len;
     rk_buf_clear(&o->wbuf);
     return rc;
@@ -361,7 +366,7 @@ static int out_open(struct bitcask *b, struct bc_merge *m)
     o->f->slot = UINT32_MAX;
     char path[4096];
     bc_path(b, o->f->order, "data.merging", path, sizeof(path));
-    o->f->fd = b->fops->open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    o->f->fd = b->vfs->open(b->vfs, path, O_RDWR | O_CREAT | O_TRUNC, 0600);
     if (o->f->fd < 0) {
         return rk_from_errno(errno);
     }
@@ -513,7 +518,7 @@ static int finish_outputs(struct bitcask *b, struct bc_merge *m)
     for (size_t i = 0; i < m->n_outs && rc == RK_OK; i++) {
         struct bc_merge_out *o = &m->outs[i];
         rc = out_flush(b, o);
-        if (rc == RK_OK && b->fops->fdatasync(o->f->fd) != 0) {
+        if (rc == RK_OK && b->vfs->fdatasync(b->vfs, o->f->fd) != 0) {
             rc = RK_EIO;
         }
         if (rc == RK_OK) {
@@ -521,15 +526,15 @@ static int finish_outputs(struct bitcask *b, struct bc_merge *m)
         }
         if (rc == RK_OK) {
             bc_path(b, o->f->order, "hint.merging", path, sizeof(path));
-            int fd = b->fops->open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-            rc = fd < 0
-                     ? rk_from_errno(errno)
-                     : bc_pwrite_all(b->fops, fd, o->hint.base, o->hint.len, 0);
-            if (rc == RK_OK && b->fops->fdatasync(fd) != 0) {
+            struct rk_vfs *vfs = b->vfs;
+            int fd = vfs->open(vfs, path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+            rc = fd < 0 ? rk_from_errno(errno)
+                        : bc_pwrite_all(vfs, fd, o->hint.base, o->hint.len, 0);
+            if (rc == RK_OK && vfs->fdatasync(vfs, fd) != 0) {
                 rc = RK_EIO;
             }
             if (fd >= 0) {
-                b->fops->close(fd);
+                vfs->close(vfs, fd);
             }
         }
         if (rc == RK_OK && __atomic_load_n(&b->bg_cancel, __ATOMIC_RELAXED)) {
@@ -549,13 +554,13 @@ static int swap_outputs(struct bitcask *b, struct bc_merge *m)
         struct bc_merge_out *o = &m->outs[i];
         bc_path(b, o->f->order, "data.merging", path, sizeof(path));
         bc_path(b, o->f->order, "data", final, sizeof(final));
-        if (b->fops->rename(path, final) != 0) {
+        if (b->vfs->rename(b->vfs, path, final) != 0) {
             rc = RK_EIO;
             break;
         }
         bc_path(b, o->f->order, "hint.merging", path, sizeof(path));
         bc_path(b, o->f->order, "hint", final, sizeof(final));
-        if (b->fops->rename(path, final) != 0) {
+        if (b->vfs->rename(b->vfs, path, final) != 0) {
             rc = RK_EIO;
         }
     }
@@ -564,8 +569,8 @@ static int swap_outputs(struct bitcask *b, struct bc_merge *m)
     }
     for (size_t i = 0; i < m->n_outs && rc == RK_OK; i++) {
         struct bc_merge_out *o = &m->outs[i];
-        rc = bc_map(o->f, (size_t)o->f->size);
-        b->fops->close(o->f->fd);
+        rc = bc_map(b, o->f, (size_t)o->f->size);
+        b->vfs->close(b->vfs, o->f->fd);
         o->f->fd = -1;
         o->f->has_hint = true;
     }
@@ -583,7 +588,7 @@ static void discard_outputs(struct bitcask *b, struct bc_merge *m)
         struct bc_merge_out *o = &m->outs[i];
         for (int k = 0; k < 4; k++) {
             bc_path(b, o->f->order, exts[k], path, sizeof(path));
-            b->fops->unlink(path);
+            b->vfs->unlink(b->vfs, path);
         }
         bc_file_free(b, o->f);
         o->f = NULL;
@@ -703,6 +708,22 @@ static int reserve_orders(struct bitcask *b,
     return RK_OK;
 }
 
+/* Queues a job for the worker (owner; with an executor, submits it unless
+ * a job is queued or running: a refusal is retried by engine_tick). */
+static void bg_enqueue(struct bitcask *b, struct bc_job *job)
+{
+    pthread_mutex_lock(&b->bg_mu);
+    if (b->jobs_tail) {
+        b->jobs_tail->next = job;
+    } else {
+        b->jobs_head = job;
+    }
+    b->jobs_tail = job;
+    pthread_cond_broadcast(&b->bg_cond);
+    pthread_mutex_unlock(&b->bg_mu);
+    (void)bc_bg_kick(b);
+}
+
 /* Chooses inputs and queues the merge; RK_OK without a merge when there
  * is nothing to do. */
 int bc_merge_start(struct bitcask *b, bool all)
@@ -744,7 +765,7 @@ int bc_merge_start(struct bitcask *b, bool all)
         merge_free(b, m);
         return rc == RK_ENOTFOUND ? RK_OK : rc;
     }
-    m->now_ms = storage__wall_ms();
+    m->now_ms = storage__wall_ms(b->env);
     job->merge = m;
     for (size_t i = 0; i < m->n_inputs; i++) {
         m->inputs[i]->merge_input = true;
@@ -753,30 +774,11 @@ int bc_merge_start(struct bitcask *b, bool all)
     b->merge = m;
     pthread_mutex_lock(&b->bg_mu);
     b->merge_finished = false;
-    if (b->jobs_tail) {
-        b->jobs_tail->next = job;
-    } else {
-        b->jobs_head = job;
-    }
-    b->jobs_tail = job;
-    pthread_cond_broadcast(&b->bg_cond);
     pthread_mutex_unlock(&b->bg_mu);
+    bg_enqueue(b, job);
     rk_log(RK_LOG_INFO, "bitcask_merge_started",
            "dir=%s inputs=%zu dead_bytes=%" PRIu64, b->dir, m->n_inputs, dead);
     return RK_OK;
-}
-
-static void bg_enqueue(struct bitcask *b, struct bc_job *job)
-{
-    pthread_mutex_lock(&b->bg_mu);
-    if (b->jobs_tail) {
-        b->jobs_tail->next = job;
-    } else {
-        b->jobs_head = job;
-    }
-    b->jobs_tail = job;
-    pthread_cond_broadcast(&b->bg_cond);
-    pthread_mutex_unlock(&b->bg_mu);
 }
 
 /*
@@ -804,9 +806,9 @@ static void delete_inputs(struct bitcask *b,
     char path[4096];
     for (size_t i = 0; i < n; i++) {
         bc_path(b, orders[i], "data", path, sizeof(path));
-        b->fops->unlink(path);
+        b->vfs->unlink(b->vfs, path);
         bc_path(b, orders[i], "hint", path, sizeof(path));
-        b->fops->unlink(path);
+        b->vfs->unlink(b->vfs, path);
     }
     bc_fsync_dir(b);
 }
@@ -895,6 +897,9 @@ int bc_merge_poll(struct bitcask *b, bool wait)
         return RK_OK;
     }
     pthread_mutex_lock(&b->bg_mu);
+    if (wait && !b->merge_finished && b->bg_ex != NULL && b->bg_started) {
+        bg_help_locked(b); /* runs the merge here unless it is running */
+    }
     while (wait && !b->merge_finished) {
         pthread_cond_wait(&b->bg_cond, &b->bg_mu);
     }
@@ -917,7 +922,48 @@ int bc_merge_poll(struct bitcask *b, bool wait)
 }
 
 /* ---------------------------------------------------------------- */
-/* Worker thread. */
+/*
+ * The worker: a thread (opts.bg_executor NULL, bg_main) or executor jobs
+ * (bg_job), both running the queue jobs_head..jobs_tail in order.  States
+ * of b->bg_job, under bg_mu, with an executor:
+ *
+ *   IDLE --[bc_bg_kick: work queued, submit]--> QUEUED
+ *   QUEUED --[bg_job starts]--> RUNNING --[queue empty]--> IDLE
+ *   QUEUED --[bg_help_locked: cancel OK; or submit refused]--> IDLE
+ *
+ * At most one job is QUEUED or RUNNING; the owner runs the queue itself
+ * (bg_help_locked) when it must wait for it.
+ */
+
+static void bg_job(void *data);
+
+/* With bg_mu held: pops the first queued job and runs it, dropping bg_mu
+ * meanwhile.  Thread: worker, or owner in bg_help_locked. */
+static void bg_run_one_locked(struct bitcask *b)
+{
+    struct bc_job *job = b->jobs_head;
+    b->jobs_head = job->next;
+    if (b->jobs_head == NULL) {
+        b->jobs_tail = NULL;
+    }
+    b->bg_busy = true;
+    pthread_mutex_unlock(&b->bg_mu);
+    if (job->file) {
+        write_hint(b, job->file);
+    } else if (job->merge) {
+        run_merge(b, job->merge);
+    } else {
+        delete_inputs(b, job->del_orders, job->n_del, true);
+    }
+    pthread_mutex_lock(&b->bg_mu);
+    b->bg_busy = false;
+    if (job->merge) {
+        b->merge_finished = true;
+    }
+    pthread_cond_broadcast(&b->bg_cond);
+    rk_free(job->del_orders);
+    rk_free(job);
+}
 
 static void *bg_main(void *arg)
 {
@@ -930,35 +976,80 @@ static void *bg_main(void *arg)
         if (b->bg_stop) {
             break;
         }
-        struct bc_job *job = b->jobs_head;
-        b->jobs_head = job->next;
-        if (b->jobs_head == NULL) {
-            b->jobs_tail = NULL;
-        }
-        b->bg_busy = true;
-        pthread_mutex_unlock(&b->bg_mu);
-        if (job->file) {
-            write_hint(b, job->file);
-        } else if (job->merge) {
-            run_merge(b, job->merge);
-        } else {
-            delete_inputs(b, job->del_orders, job->n_del, true);
-        }
-        pthread_mutex_lock(&b->bg_mu);
-        b->bg_busy = false;
-        if (job->merge) {
-            b->merge_finished = true;
-        }
-        pthread_cond_broadcast(&b->bg_cond);
-        rk_free(job->del_orders);
-        rk_free(job);
+        bg_run_one_locked(b);
     }
     pthread_mutex_unlock(&b->bg_mu);
     return NULL;
 }
 
+/* The bg executor's job: runs the queue until it is empty.  Thread: the
+ * executor's (a simulator: inline, between owner calls). */
+static void bg_job(void *data)
+{
+    struct bitcask *b = data;
+    pthread_mutex_lock(&b->bg_mu);
+    b->bg_job = BC_JOB_RUNNING;
+    while (b->jobs_head != NULL) {
+        bg_run_one_locked(b);
+    }
+    /* The job's last touch of b: once IDLE, engine_close may free it. */
+    b->bg_job = BC_JOB_IDLE;
+    pthread_cond_broadcast(&b->bg_cond);
+    pthread_mutex_unlock(&b->bg_mu);
+}
+
+/*
+ * Owner, with a bg executor and bg_mu held: returns once the queue is empty
+ * and no job is queued or running.  A queued job is withdrawn and the queue
+ * run here, so an executor that runs jobs inline (or never, after a
+ * simulated crash) does not leave the owner waiting; a running job is
+ * waited for (it empties the queue).
+ */
+static void bg_help_locked(struct bitcask *b)
+{
+    for (;;) {
+        bc_job_settle(b->bg_ex, bg_job, b, &b->bg_job, &b->bg_mu, &b->bg_cond);
+        if (b->jobs_head == NULL) {
+            break;
+        }
+        bg_run_one_locked(b);
+    }
+}
+
+int bc_bg_kick(struct bitcask *b)
+{
+    if (b->bg_ex == NULL) {
+        return RK_OK;
+    }
+    pthread_mutex_lock(&b->bg_mu);
+    bool go = b->bg_started && !b->bg_stop && b->bg_job == BC_JOB_IDLE &&
+              b->jobs_head != NULL;
+    if (go) {
+        b->bg_job = BC_JOB_QUEUED;
+    }
+    pthread_mutex_unlock(&b->bg_mu);
+    if (!go) {
+        return RK_OK;
+    }
+    int rc = b->bg_ex->submit(b->bg_ex, bg_job, b);
+    if (rc != RK_OK) {
+        pthread_mutex_lock(&b->bg_mu);
+        b->bg_job = BC_JOB_IDLE;
+        pthread_cond_broadcast(&b->bg_cond);
+        pthread_mutex_unlock(&b->bg_mu);
+    }
+    return rc;
+}
+
 int bc_bg_start(struct bitcask *b)
 {
+    if (b->bg_ex != NULL) {
+        pthread_mutex_lock(&b->bg_mu);
+        b->bg_started = true;
+        pthread_mutex_unlock(&b->bg_mu);
+        (void)bc_bg_kick(b); /* refused: engine_tick submits again */
+        return RK_OK;
+    }
     if (pthread_create(&b->bg_thread, NULL, bg_main, b) != 0) {
         return RK_ENOMEM;
     }
@@ -972,16 +1063,22 @@ void bc_bg_stop(struct bitcask *b)
     /* A merge is abandoned (safely: inputs untouched); queued hint files
      * are still written so the next open can use them. */
     __atomic_store_n(&b->bg_cancel, 1, __ATOMIC_RELAXED);
-    while (b->bg_started && (b->jobs_head != NULL || b->bg_busy)) {
-        pthread_cond_wait(&b->bg_cond, &b->bg_mu);
+    if (b->bg_ex != NULL) {
+        if (b->bg_started) {
+            bg_help_locked(b);
+        }
+    } else {
+        while (b->bg_started && (b->jobs_head != NULL || b->bg_busy)) {
+            pthread_cond_wait(&b->bg_cond, &b->bg_mu);
+        }
     }
     b->bg_stop = true;
     pthread_cond_broadcast(&b->bg_cond);
     pthread_mutex_unlock(&b->bg_mu);
-    if (b->bg_started) {
+    if (b->bg_ex == NULL && b->bg_started) {
         pthread_join(b->bg_thread, NULL);
-        b->bg_started = false;
     }
+    b->bg_started = false;
     /* Jobs never started: hints are optional; a queued merge is void. */
     struct bc_job *j = b->jobs_head;
     while (j) {
@@ -1000,8 +1097,14 @@ void bc_bg_stop(struct bitcask *b)
 void bc_bg_wait_idle(struct bitcask *b)
 {
     pthread_mutex_lock(&b->bg_mu);
-    while (b->bg_started && (b->jobs_head != NULL || b->bg_busy)) {
-        pthread_cond_wait(&b->bg_cond, &b->bg_mu);
+    if (b->bg_ex != NULL) {
+        if (b->bg_started) {
+            bg_help_locked(b);
+        }
+    } else {
+        while (b->bg_started && (b->jobs_head != NULL || b->bg_busy)) {
+            pthread_cond_wait(&b->bg_cond, &b->bg_mu);
+        }
     }
     pthread_mutex_unlock(&b->bg_mu);
 }
@@ -1014,14 +1117,6 @@ int bc_bg_enqueue_hint(struct bitcask *b, struct bc_file *f)
     }
     job->file = f;
     f->has_hint = true;
-    pthread_mutex_lock(&b->bg_mu);
-    if (b->jobs_tail) {
-        b->jobs_tail->next = job;
-    } else {
-        b->jobs_head = job;
-    }
-    b->jobs_tail = job;
-    pthread_cond_broadcast(&b->bg_cond);
-    pthread_mutex_unlock(&b->bg_mu);
+    bg_enqueue(b, job);
     return RK_OK;
 }

@@ -19,16 +19,12 @@
  *  5. Leftovers of an interrupted merge or hint write (*.merging, *.tmp)
  *     are deleted: they were never renamed into place.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "common/alloc.h"
 #include "common/endian.h"
@@ -179,12 +175,12 @@ static int scan_file(struct bitcask *b,
         size_t q = bc_next_valid(b, f->map, f->size, off + 1);
         if (q == f->size && last) {
             uint64_t cut = f->size - off;
-            if (b->fops->ftruncate(f->fd, (off_t)off) != 0) {
+            if (b->vfs->ftruncate(b->vfs, f->fd, off) != 0) {
                 snprintf(errbuf, errlen, "cannot truncate torn tail of %s: %s",
                          path, strerror(errno));
                 return RK_EIO;
             }
-            b->fops->fdatasync(f->fd);
+            b->vfs->fdatasync(b->vfs, f->fd);
             rk_log(RK_LOG_WARN, "bitcask_tail_truncated",
                    "file=%s offset=%" PRIu64 " bytes=%" PRIu64, path, off, cut);
             b->truncated_bytes += cut;
@@ -220,21 +216,21 @@ static int open_data_file(struct bitcask *b,
     char path[4096];
     bc_path(b, order, "data", path, sizeof(path));
     *out = NULL;
-    int fd = b->fops->open(path, O_RDWR, 0600);
+    struct rk_vfs *vfs = b->vfs;
+    int fd = vfs->open(vfs, path, O_RDWR, 0600);
     if (fd < 0) {
         snprintf(errbuf, errlen, "cannot open %s: %s", path, strerror(errno));
         return rk_from_errno(errno);
     }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        b->fops->close(fd);
+    uint64_t size = 0;
+    if (vfs->file_size(vfs, fd, &size) != 0) {
         snprintf(errbuf, errlen, "cannot stat %s: %s", path, strerror(errno));
+        vfs->close(vfs, fd);
         return RK_EIO;
     }
-    uint64_t size = (uint64_t)st.st_size;
     unsigned char hdr[BC_FILE_HDR];
     bool short_hdr = size < BC_FILE_HDR;
-    if (!short_hdr && b->fops->pread(fd, hdr, BC_FILE_HDR, 0) != BC_FILE_HDR) {
+    if (!short_hdr && vfs->pread(vfs, fd, hdr, BC_FILE_HDR, 0) != BC_FILE_HDR) {
         short_hdr = true;
     }
     const char *why = NULL;
@@ -247,8 +243,8 @@ static int open_data_file(struct bitcask *b,
                    "file=%s offset=0 bytes=%" PRIu64 " reason=short_header",
                    path, size);
             b->truncated_bytes += size;
-            b->fops->close(fd);
-            b->fops->unlink(path);
+            vfs->close(vfs, fd);
+            vfs->unlink(vfs, path);
             return RK_OK;
         }
         why = "truncated file header";
@@ -258,18 +254,18 @@ static int open_data_file(struct bitcask *b,
         rc = RK_EVERSION;
         snprintf(errbuf, errlen, "%s: format version %u not supported", path,
                  rk_get_le16(hdr + 4));
-        b->fops->close(fd);
+        vfs->close(vfs, fd);
         return rc;
     } else if (rk_get_le16(hdr + 6) != BC_KIND_DATA ||
                rk_get_le64(hdr + 8) != order) {
         why = "header does not match the file name";
     }
     if (why) {
-        b->fops->close(fd);
+        vfs->close(vfs, fd);
         if (b->opts.repair) {
             char bad[4200];
             snprintf(bad, sizeof(bad), "%s.corrupt", path);
-            b->fops->rename(path, bad);
+            vfs->rename(vfs, path, bad);
             rk_log(RK_LOG_WARN, "bitcask_repair_skipped",
                    "file=%s offset=0 reason=\"%s\" renamed=%s", path, why, bad);
             b->skipped_records++;
@@ -280,13 +276,13 @@ static int open_data_file(struct bitcask *b,
     }
     struct bc_file *f = rk_calloc(1, sizeof(*f));
     if (f == NULL) {
-        b->fops->close(fd);
+        vfs->close(vfs, fd);
         return RK_ENOMEM;
     }
     f->order = order;
     f->fd = fd;
     f->size = size;
-    rc = bc_map(f, (size_t)size);
+    rc = size > SIZE_MAX ? RK_ETOOBIG : bc_map(b, f, (size_t)size);
     if (rc == RK_OK) {
         rc = bc_slot_add(b, f);
     }
@@ -327,57 +323,102 @@ static bool parse_name(const char *name, const char *ext, uint64_t *order)
     return true;
 }
 
+/* What list_dir gathers from the directory listing. */
+struct dir_scan
+{
+    uint64_t *orders; /* *.data files */
+    size_t n, cap;
+    char **leftovers; /* *.merging and *.tmp names (rk_strdup'ed) */
+    size_t n_left, cap_left;
+    int rc; /* RK_ENOMEM stops the listing */
+};
+
+static bool push_name(struct dir_scan *ds, const char *name)
+{
+    if (ds->n_left == ds->cap_left) {
+        size_t cap = ds->cap_left ? ds->cap_left * 2 : 8;
+        char **v = rk_realloc(ds->leftovers, cap * sizeof(*v));
+        if (v == NULL) {
+            return false;
+        }
+        ds->leftovers = v;
+        ds->cap_left = cap;
+    }
+    char *copy = rk_strdup(name);
+    if (copy == NULL) {
+        return false;
+    }
+    ds->leftovers[ds->n_left++] = copy;
+    return true;
+}
+
+static bool push_order(struct dir_scan *ds, uint64_t order)
+{
+    if (ds->n == ds->cap) {
+        size_t cap = ds->cap ? ds->cap * 2 : 64;
+        uint64_t *v = rk_realloc(ds->orders, cap * sizeof(*v));
+        if (v == NULL) {
+            return false;
+        }
+        ds->orders = v;
+        ds->cap = cap;
+    }
+    ds->orders[ds->n++] = order;
+    return true;
+}
+
+/* rk_vfs_name_cb of list_dir. */
+static bool dir_entry_cb(void *data, const char *name)
+{
+    struct dir_scan *ds = data;
+    size_t len = strlen(name);
+    bool ok = true;
+    uint64_t order;
+    if ((len > 8 && strcmp(name + len - 8, ".merging") == 0) ||
+        (len > 4 && strcmp(name + len - 4, ".tmp") == 0)) {
+        ok = push_name(ds, name);
+    } else if (parse_name(name, "data", &order)) {
+        ok = push_order(ds, order);
+    }
+    if (!ok) {
+        ds->rc = RK_ENOMEM;
+    }
+    return ok;
+}
+
+/* Lists *.data files by order into *orders (returned-owned, rk_free) and
+ * deletes leftovers of interrupted merges and hint writes. */
 static int list_dir(struct bitcask *b,
                     uint64_t **orders,
                     size_t *n,
                     char *errbuf,
                     size_t errlen)
 {
-    DIR *d = opendir(b->dir);
-    if (d == NULL) {
+    struct dir_scan ds = {.rc = RK_OK};
+    if (b->vfs->list(b->vfs, b->dir, dir_entry_cb, &ds) != 0) {
         snprintf(errbuf, errlen, "cannot list %s: %s", b->dir, strerror(errno));
-        return rk_from_errno(errno);
+        ds.rc = rk_from_errno(errno);
     }
-    size_t cap = 0;
-    uint64_t *v = NULL;
-    *n = 0;
-    struct dirent *de;
-    int rc = RK_OK;
-    while ((de = readdir(d)) != NULL) {
-        const char *name = de->d_name;
-        size_t len = strlen(name);
-        if ((len > 8 && strcmp(name + len - 8, ".merging") == 0) ||
-            (len > 4 && strcmp(name + len - 4, ".tmp") == 0)) {
+    /* Unlinked after the listing: a vfs need not allow changes during it. */
+    for (size_t i = 0; i < ds.n_left; i++) {
+        if (ds.rc == RK_OK) {
             char path[4096];
-            snprintf(path, sizeof(path), "%s/%s", b->dir, name);
-            b->fops->unlink(path);
+            snprintf(path, sizeof(path), "%s/%s", b->dir, ds.leftovers[i]);
+            b->vfs->unlink(b->vfs, path);
             rk_log(RK_LOG_INFO, "bitcask_leftover_removed", "file=%s", path);
-            continue;
         }
-        uint64_t order;
-        if (!parse_name(name, "data", &order)) {
-            continue;
-        }
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 64;
-            uint64_t *nv = rk_realloc(v, cap * sizeof(*v));
-            if (nv == NULL) {
-                rc = RK_ENOMEM;
-                break;
-            }
-            v = nv;
-        }
-        v[(*n)++] = order;
+        rk_free(ds.leftovers[i]);
     }
-    closedir(d);
-    if (rc != RK_OK) {
-        rk_free(v);
-        return rc;
+    rk_free(ds.leftovers);
+    if (ds.rc != RK_OK) {
+        rk_free(ds.orders);
+        return ds.rc;
     }
-    if (*n > 1) {
-        qsort(v, *n, sizeof(*v), cmp_u64);
+    if (ds.n > 1) {
+        qsort(ds.orders, ds.n, sizeof(*ds.orders), cmp_u64);
     }
-    *orders = v;
+    *orders = ds.orders;
+    *n = ds.n;
     return RK_OK;
 }
 
@@ -386,7 +427,7 @@ static int pick_active(struct bitcask *b, struct bc_file *last)
 {
     if (last && (last->order & ((1u << BC_ORDER_SHIFT) - 1)) == 0 &&
         !last->has_hint && last->size < b->opts.max_file_size) {
-        int rc = bc_map(last, (size_t)b->opts.max_file_size);
+        int rc = bc_map(b, last, (size_t)b->opts.max_file_size);
         if (rc != RK_OK) {
             return rc;
         }
@@ -467,7 +508,7 @@ int bc_recover(struct bitcask *b, char *errbuf, size_t errlen)
         struct bc_file *f = b->files[i];
         if (f && f != b->active) {
             if (f->fd >= 0) {
-                b->fops->close(f->fd);
+                b->vfs->close(b->vfs, f->fd);
                 f->fd = -1;
             }
             if (!f->has_hint) {

@@ -1,16 +1,29 @@
 /*
  * bitcask_sync.c - the write path of the bitcask engine: the user-space
- * write buffer of the active file, rollover, and the sync thread that
- * group-commits writes (DESIGN.md section 3, sync policies).
+ * write buffer of the active file, rollover, and the sync thread (or the
+ * sync executor's job) that group-commits writes (DESIGN.md section 3,
+ * sync policies; engine.h, "Threads").
  *
  * Records are appended by the owner into `cur` (1 MiB).  A "flusher" (the
- * owner when cur is full, at rollover or sync; the sync thread on each
- * round) swaps cur with `flight` and pwrites flight outside the lock;
+ * owner when cur is full, at rollover or sync; the sync thread or job on
+ * each round) swaps cur with `flight` and pwrites flight outside the lock;
  * `flight_busy` makes flushers take turns, so file order is kept.
  *
  *   owner put --append--> cur --swap (flusher)--> flight --pwrite--> OS
- *        sync thread: flush, fdatasync, synced_seq = target,
- *                     durable_seq = target, opts.durable_cb(target)
+ *        sync round (sync_round_locked): flush, fdatasync,
+ *                     synced_seq = target, durable_seq = target,
+ *                     opts.durable_cb(target)
+ *
+ * Who runs sync rounds:
+ *   sync thread (opts.sync_executor NULL): sync_main, woken by writes
+ *     (always) or every sync_interval_ms (every).
+ *   sync job (opts.sync_executor set): sync_job, submitted by the owner
+ *     (bc_append under sync=always, bc_sync_tick) when none is queued or
+ *     running.  States of b->sync_job, under wb_mu:
+ *
+ *       IDLE --[sync_job_claim_locked + submit]--> QUEUED
+ *       QUEUED --[sync_job starts]--> RUNNING --[queue caught up]--> IDLE
+ *       QUEUED --[bc_job_settle: cancel OK, or submit failed]--> IDLE
  *
  * Invariants (under wb_mu):
  *  1. cur_off + cur.len == active->size; data below written_end is in the
@@ -21,16 +34,16 @@
  *     nothing after it is ever published.
  *  3. The owner changes wb_fd (rollover) only after writing and, unless
  *     sync=none, fdatasyncing everything of the old file.
+ *  4. At most one sync job is QUEUED or RUNNING; after bc_sync_thread_stop
+ *     none is, and none is submitted again.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/uio.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "common/alloc.h"
 #include "common/endian.h"
@@ -45,6 +58,40 @@ void bc_publish_durable(struct bitcask *b, uint64_t seq)
            !__atomic_compare_exchange_n(&b->durable_seq, &cur, seq, false,
                                         __ATOMIC_RELEASE, __ATOMIC_ACQUIRE)) {
     }
+}
+
+static void sync_job(void *data);
+
+/*
+ * With wb_mu held: true when the owner should submit a sync job now (none
+ * is queued or running, writes are pending, the engine is neither stopping
+ * nor failed); the job is then marked QUEUED.  Thread: owner.
+ */
+static bool sync_job_claim_locked(struct bitcask *b)
+{
+    if (b->sync_job != BC_JOB_IDLE || b->stop || b->failed ||
+        b->last_seq == b->synced_seq) {
+        return false;
+    }
+    b->sync_job = BC_JOB_QUEUED;
+    return true;
+}
+
+/*
+ * After a claim, without wb_mu: submits the job.  If the executor refuses
+ * it (RK_ENOMEM, RK_ECLOSED) the job goes back to IDLE and a later write
+ * or bc_sync_tick tries again.  Thread: owner.
+ */
+static int sync_job_post(struct bitcask *b)
+{
+    int rc = b->sync_ex->submit(b->sync_ex, sync_job, b);
+    if (rc != RK_OK) {
+        pthread_mutex_lock(&b->wb_mu);
+        b->sync_job = BC_JOB_IDLE;
+        pthread_cond_broadcast(&b->wb_cond);
+        pthread_mutex_unlock(&b->wb_mu);
+    }
+    return rc;
 }
 
 /* Writes flight (or a large record) with wb_mu held on entry and exit. */
@@ -68,8 +115,8 @@ static int flush_locked(struct bitcask *b)
     b->flight_busy = true;
     int fd = b->wb_fd;
     pthread_mutex_unlock(&b->wb_mu);
-    int rc = bc_pwrite_all(b->fops, fd, b->flight.base, b->flight.len,
-                           b->flight_off);
+    int rc =
+        bc_pwrite_all(b->vfs, fd, b->flight.base, b->flight.len, b->flight_off);
     pthread_mutex_lock(&b->wb_mu);
     b->flight_busy = false;
     if (rc == RK_OK) {
@@ -146,10 +193,10 @@ static int append_direct_locked(struct bitcask *b,
             skip = 0;
             n++;
         }
-        ssize_t w = b->fops == &storage_posix_fops
-                        ? pwritev(fd, v, n, (off_t)(off + done))
-                        : b->fops->pwrite(fd, v[0].iov_base, v[0].iov_len,
-                                          (off_t)(off + done));
+        ssize_t w = b->vfs->pwritev
+                        ? b->vfs->pwritev(b->vfs, fd, v, n, off + done)
+                        : b->vfs->pwrite(b->vfs, fd, v[0].iov_base,
+                                         v[0].iov_len, off + done);
         if (w < 0 && errno == EINTR) {
             continue;
         }
@@ -210,14 +257,21 @@ int bc_append(struct bitcask *b,
             b->cur.len += len;
         }
     }
+    bool submit = false;
     if (rc == RK_OK) {
         b->last_seq = ++b->next_seq;
         *seq = b->last_seq;
         if (b->opts.sync_mode == ENGINE_SYNC_ALWAYS) {
             pthread_cond_broadcast(&b->wb_cond);
+            submit = b->sync_ex != NULL && sync_job_claim_locked(b);
         }
     }
     pthread_mutex_unlock(&b->wb_mu);
+    if (submit) {
+        /* The write stands even if the executor refuses the job: it is
+         * buffered, and bc_sync_tick submits again. */
+        (void)sync_job_post(b);
+    }
     return rc;
 }
 
@@ -277,9 +331,9 @@ int bc_sync_now(struct bitcask *b)
         return RK_EREADONLY == rc ? rc : (b->failed ? RK_EREADONLY : rc);
     }
     pthread_mutex_unlock(&b->wb_mu);
-    uint64_t t0 = storage__now_us();
-    int r = b->fops->fdatasync(fd);
-    uint64_t dt = storage__now_us() - t0;
+    uint64_t t0 = storage__now_us(b->env);
+    int r = b->vfs->fdatasync(b->vfs, fd);
+    uint64_t dt = storage__now_us(b->env) - t0;
     pthread_mutex_lock(&b->wb_mu);
     b->syncs++;
     b->last_sync_us = dt;
@@ -320,10 +374,10 @@ int bc_sync_from_worker(struct bitcask *b)
     int fd = b->wb_fd;
     b->bg_syncing_fd = fd;
     pthread_mutex_unlock(&b->wb_mu);
-    uint64_t t0 = storage__now_us();
-    int r = b->fops->fdatasync(fd);
+    uint64_t t0 = storage__now_us(b->env);
+    int r = b->vfs->fdatasync(b->vfs, fd);
     int err = errno;
-    uint64_t dt = storage__now_us() - t0;
+    uint64_t dt = storage__now_us(b->env) - t0;
     pthread_mutex_lock(&b->wb_mu);
     b->bg_syncing_fd = -1;
     b->syncs++;
@@ -357,7 +411,7 @@ int bc_create_file(struct bitcask *b,
         return RK_ENOMEM;
     }
     f->order = order;
-    f->fd = b->fops->open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    f->fd = b->vfs->open(b->vfs, path, O_RDWR | O_CREAT | O_TRUNC, 0600);
     if (f->fd < 0) {
         int rc = rk_from_errno(errno);
         rk_free(f);
@@ -365,9 +419,9 @@ int bc_create_file(struct bitcask *b,
     }
     unsigned char hdr[BC_FILE_HDR];
     bc_file_hdr_encode(hdr, BC_KIND_DATA, order);
-    int rc = bc_pwrite_all(b->fops, f->fd, hdr, sizeof(hdr), 0);
+    int rc = bc_pwrite_all(b->vfs, f->fd, hdr, sizeof(hdr), 0);
     if (rc == RK_OK && b->opts.sync_mode != ENGINE_SYNC_NONE) {
-        if (b->fops->fdatasync(f->fd) != 0) {
+        if (b->vfs->fdatasync(b->vfs, f->fd) != 0) {
             rc = RK_EIO;
         } else {
             rc = bc_fsync_dir(b);
@@ -375,17 +429,15 @@ int bc_create_file(struct bitcask *b,
     }
     f->size = BC_FILE_HDR;
     if (rc == RK_OK) {
-        rc = bc_map(f, window);
+        rc = bc_map(b, f, window);
     }
     if (rc == RK_OK) {
         rc = bc_slot_add(b, f);
     }
     if (rc != RK_OK) {
-        b->fops->close(f->fd);
-        if (f->map) {
-            munmap(f->map, f->map_len);
-        }
-        b->fops->unlink(path);
+        b->vfs->close(b->vfs, f->fd);
+        bc_unmap(b, f);
+        b->vfs->unlink(b->vfs, path);
         rk_free(f);
         return rc;
     }
@@ -401,7 +453,7 @@ int bc_rollover(struct bitcask *b, size_t need)
         return rc;
     }
     /* Every policy syncs a file as it becomes immutable (engine.h). */
-    if (b->fops->fdatasync(old->fd) != 0) {
+    if (b->vfs->fdatasync(b->vfs, old->fd) != 0) {
         bc_set_failed(b, RK_EIO);
         return RK_EIO;
     }
@@ -436,7 +488,7 @@ int bc_rollover(struct bitcask *b, size_t need)
     pthread_mutex_unlock(&b->wb_mu);
     /* The old file is immutable from now on: reads use its mapping only,
      * so its descriptor is closed (keeps fd use bounded). */
-    b->fops->close(old->fd);
+    b->vfs->close(b->vfs, old->fd);
     old->fd = -1;
     bc_bg_enqueue_hint(b, old);
     return RK_OK;
@@ -457,7 +509,9 @@ static void deadline_in(struct timespec *ts, uint64_t us)
  * two fdatasyncs, so wait while writes keep arriving, in slices of
  * GATHER_SLICE_US, for at most a quarter of the last fdatasync's duration
  * (so the added latency stays small next to the sync itself).  Skipped
- * when the last batch held one write (a lone writer gains nothing).
+ * when the last batch held one write (a lone writer gains nothing).  The
+ * sync thread only: the wait is real time (a condition variable on
+ * CLOCK_MONOTONIC), so its budget is measured on the OS clock, not env's.
  */
 #define GATHER_SLICE_US 40u
 
@@ -470,7 +524,7 @@ static void gather_locked(struct bitcask *b)
     if (budget > 2000) {
         budget = 2000;
     }
-    uint64_t start = storage__now_us();
+    uint64_t start = storage__now_us(NULL);
     while (!b->stop && !b->failed && budget >= GATHER_SLICE_US) {
         uint64_t seen = b->last_seq;
         struct timespec ts;
@@ -482,10 +536,62 @@ static void gather_locked(struct bitcask *b)
             }
         }
         if (b->last_seq == seen ||
-            storage__now_us() - start + GATHER_SLICE_US > budget) {
+            storage__now_us(NULL) - start + GATHER_SLICE_US > budget) {
             break; /* quiet for a slice, or out of budget */
         }
     }
+}
+
+/*
+ * One group commit: flushes the buffer, fdatasyncs the active file,
+ * advances synced_seq, publishes durable_seq and calls durable_cb.  wb_mu
+ * is held on entry and exit and dropped around the fdatasync and the
+ * callback.  A failure sets `failed` (sticky) and publishes nothing.
+ * Thread: the sync thread or the sync job.
+ */
+static void sync_round_locked(struct bitcask *b)
+{
+    uint64_t target = b->last_seq;
+    int rc = flush_locked(b);
+    while (rc == RK_OK && b->flight_busy) {
+        pthread_cond_wait(&b->wb_cond, &b->wb_mu);
+    }
+    if (rc != RK_OK || b->failed) {
+        return;
+    }
+    int fd = b->wb_fd;
+    b->syncing_fd = fd;
+    pthread_mutex_unlock(&b->wb_mu);
+    uint64_t t0 = storage__now_us(b->env);
+    int r = b->vfs->fdatasync(b->vfs, fd);
+    int err = errno;
+    uint64_t dt = storage__now_us(b->env) - t0;
+    pthread_mutex_lock(&b->wb_mu);
+    b->syncing_fd = -1;
+    b->syncs++;
+    b->last_sync_us = dt;
+    b->sync_us_total += dt;
+    if (r != 0 && !b->failed) {
+        __atomic_store_n(&b->failed, true, __ATOMIC_RELAXED);
+        b->fail_rc = RK_EIO;
+        b->sync_errors++;
+        rk_log(RK_LOG_ERROR, "bitcask_fsync_failed",
+               "dir=%s errno=%d state=read_only", b->dir, err);
+    }
+    bool ok = !b->failed;
+    if (ok && target > b->synced_seq) {
+        b->last_batch = target - b->synced_seq;
+        b->synced_seq = target;
+    }
+    pthread_cond_broadcast(&b->wb_cond);
+    pthread_mutex_unlock(&b->wb_mu);
+    if (ok) {
+        bc_publish_durable(b, target);
+        if (b->opts.durable_cb) {
+            b->opts.durable_cb(b->opts.durable_data, target);
+        }
+    }
+    pthread_mutex_lock(&b->wb_mu);
 }
 
 static void *sync_main(void *arg)
@@ -516,55 +622,69 @@ static void *sync_main(void *arg)
         if (b->failed || b->last_seq == b->synced_seq) {
             continue;
         }
-        uint64_t target = b->last_seq;
-        int rc = flush_locked(b);
-        while (rc == RK_OK && b->flight_busy) {
-            pthread_cond_wait(&b->wb_cond, &b->wb_mu);
-        }
-        if (rc != RK_OK || b->failed) {
-            continue;
-        }
-        int fd = b->wb_fd;
-        b->syncing_fd = fd;
-        pthread_mutex_unlock(&b->wb_mu);
-        uint64_t t0 = storage__now_us();
-        int r = b->fops->fdatasync(fd);
-        int err = errno;
-        uint64_t dt = storage__now_us() - t0;
-        pthread_mutex_lock(&b->wb_mu);
-        b->syncing_fd = -1;
-        b->syncs++;
-        b->last_sync_us = dt;
-        b->sync_us_total += dt;
-        if (r != 0 && !b->failed) {
-            __atomic_store_n(&b->failed, true, __ATOMIC_RELAXED);
-            b->fail_rc = RK_EIO;
-            b->sync_errors++;
-            rk_log(RK_LOG_ERROR, "bitcask_fsync_failed",
-                   "dir=%s errno=%d state=read_only", b->dir, err);
-        }
-        bool ok = !b->failed;
-        if (ok && target > b->synced_seq) {
-            b->last_batch = target - b->synced_seq;
-            b->synced_seq = target;
-        }
-        pthread_cond_broadcast(&b->wb_cond);
-        pthread_mutex_unlock(&b->wb_mu);
-        if (ok) {
-            bc_publish_durable(b, target);
-            if (b->opts.durable_cb) {
-                b->opts.durable_cb(b->opts.durable_data, target);
-            }
-        }
-        pthread_mutex_lock(&b->wb_mu);
+        sync_round_locked(b);
     }
     pthread_mutex_unlock(&b->wb_mu);
     return NULL;
 }
 
+/*
+ * The sync executor's job: sync rounds until no write is pending
+ * (sync=always), or one round (sync=every).  Thread: the executor's (a
+ * simulator: inline, between owner calls).
+ */
+static void sync_job(void *data)
+{
+    struct bitcask *b = data;
+    pthread_mutex_lock(&b->wb_mu);
+    b->sync_job = BC_JOB_RUNNING;
+    bool again = true;
+    while (again && !b->stop && !b->failed && b->last_seq != b->synced_seq) {
+        sync_round_locked(b);
+        again = b->opts.sync_mode == ENGINE_SYNC_ALWAYS;
+    }
+    /* The job's last touch of b: once IDLE, engine_close may free it. */
+    b->sync_job = BC_JOB_IDLE;
+    pthread_cond_broadcast(&b->wb_cond);
+    pthread_mutex_unlock(&b->wb_mu);
+}
+
+/*
+ * engine_tick's part with a sync executor: submits the sync job when
+ * writes wait and none is queued or running (sync=always: a write's own
+ * submission was refused, or writes came in while a job was finishing),
+ * or when the interval has passed on the engine's clock (sync=every).
+ * Returns RK_OK or the executor's submit error.  Thread: owner.
+ */
+int bc_sync_tick(struct bitcask *b)
+{
+    if (b->sync_ex == NULL || b->opts.sync_mode == ENGINE_SYNC_NONE) {
+        return RK_OK;
+    }
+    uint64_t now_ms = storage__now_us(b->env) / 1000u;
+    bool every = b->opts.sync_mode == ENGINE_SYNC_EVERY;
+    if (every && now_ms < b->sync_due_ms) {
+        return RK_OK;
+    }
+    pthread_mutex_lock(&b->wb_mu);
+    bool submit = sync_job_claim_locked(b);
+    pthread_mutex_unlock(&b->wb_mu);
+    int rc = submit ? sync_job_post(b) : RK_OK;
+    if (every && rc == RK_OK) {
+        b->sync_due_ms = now_ms + b->opts.sync_interval_ms;
+    }
+    return rc;
+}
+
 int bc_sync_thread_start(struct bitcask *b)
 {
     if (b->opts.sync_mode == ENGINE_SYNC_NONE) {
+        return RK_OK;
+    }
+    if (b->sync_ex != NULL) {
+        /* No thread: bc_append and bc_sync_tick submit jobs. */
+        b->sync_due_ms =
+            storage__now_us(b->env) / 1000u + b->opts.sync_interval_ms;
         return RK_OK;
     }
     if (pthread_create(&b->sync_thread, NULL, sync_main, b) != 0) {
@@ -576,6 +696,16 @@ int bc_sync_thread_start(struct bitcask *b)
 
 void bc_sync_thread_stop(struct bitcask *b)
 {
+    if (b->sync_ex != NULL) {
+        /* A queued job is withdrawn (the caller has synced), a running one
+         * waited for; none is submitted after `stop`. */
+        pthread_mutex_lock(&b->wb_mu);
+        b->stop = true;
+        bc_job_settle(b->sync_ex, sync_job, b, &b->sync_job, &b->wb_mu,
+                      &b->wb_cond);
+        pthread_mutex_unlock(&b->wb_mu);
+        return;
+    }
     if (!b->sync_started) {
         return;
     }

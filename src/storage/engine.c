@@ -1,6 +1,7 @@
 /*
  * engine.c - engine_open() dispatch by kind, option defaults and checks,
- * and the thin vtable wrappers of engine.h (DESIGN.md section 3).
+ * the thin vtable wrappers of engine.h (DESIGN.md section 3), and the
+ * clock and seed helpers that put opts.env in front of the OS clocks.
  */
 #include "storage/engine.h"
 
@@ -8,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <xxhash.h>
 
 #include "common/error.h"
 #include "storage/internal.h"
@@ -210,4 +213,33 @@ void engine_stats(struct engine *e, struct engine_stats *st)
 {
     memset(st, 0, sizeof(*st));
     e->vt->stats(e, st);
+}
+
+uint64_t storage__now_us(struct rk_env *env)
+{
+    if (env != NULL) {
+        return rk_env_mono_ms(env) * 1000u;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+uint64_t storage__wall_ms(struct rk_env *env)
+{
+    if (env != NULL) {
+        return rk_env_wall_ms(env);
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t storage__seed(struct rk_env *env, const void *salt)
+{
+    if (env != NULL) {
+        return rk_env_rand64(env);
+    }
+    /* A per-process seed keeps chains short against chosen keys. */
+    return XXH3_64bits(&salt, sizeof(salt)) ^ storage__now_us(NULL);
 }

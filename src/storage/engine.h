@@ -19,15 +19,61 @@
  * Durability: engine_put()/engine_delete() return a write sequence number
  * (`seq`, strictly increasing per engine, starting at 1).  A write is
  * durable once engine_durable_seq() >= its seq.  Under sync=always the
- * engine's sync thread fdatasyncs in batches (group commit) and calls
+ * engine fdatasyncs in the background in batches (group commit) and calls
  * opts.durable_cb after each batch, so an event loop can acknowledge
- * writes without blocking.  Under sync=every:<ms> the thread syncs every
- * interval; under sync=none only close/engine_sync make data durable.
+ * writes without blocking.  Under sync=every:<ms> it syncs every interval;
+ * under sync=none only rollover, close and engine_sync make data durable.
  * The memory engine reports every write durable at once.
  *
  * Threads: every function must be called from one thread (the owner, the
- * event loop), except opts.durable_cb, which the engine calls on its own
- * sync thread, and engine_durable_seq(), which is safe from any thread.
+ * event loop), except engine_durable_seq(), which is safe from any thread.
+ * Background work runs on threads the engine starts (the default), or as
+ * jobs it submits to executors (common/env.h) given in the options:
+ *
+ *   opts.sync_executor  fdatasync batches (sync=always and every).  A job
+ *                       flushes the write buffer, fdatasyncs, publishes
+ *                       durable_seq, calls durable_cb, and repeats while
+ *                       writes are pending.  sync=always submits it from a
+ *                       write that finds none queued or running, and from
+ *                       engine_tick when writes wait; sync=every submits it
+ *                       from engine_tick once sync_interval_ms have passed
+ *                       on the engine's clock since the last one (so the
+ *                       interval is as precise as the tick cadence).  No
+ *                       thread is started, and no gathering wait is made
+ *                       before a batch (the sync thread makes one).
+ *   opts.bg_executor    the engine's queue of background work: hint files,
+ *                       merges, deleting merged inputs.  A job runs the
+ *                       queue until it is empty; a merge's result is still
+ *                       applied by engine_tick (or engine_merge(wait)).
+ *
+ * At most one job per executor and engine is queued or running at a time;
+ * its data is the engine.  Jobs run on the executor's thread concurrently
+ * with the owner (a real executor) or inline between owner calls (a
+ * simulator); opts.vfs and opts.env are called from them too.  Calls that
+ * block until background work is done (engine_merge(wait=true),
+ * engine_clear, engine_close) withdraw a job that has not started with
+ * executor->cancel and do its work on the calling thread; they wait only
+ * for a job already running.  So engine_close never waits for a job an
+ * executor will not run (a simulated crash discards a node's queued jobs,
+ * and cancel answers RK_OK for those), and no job of a closed engine runs
+ * afterwards.  An executor without cancel must run every job it accepted;
+ * engine_close waits for them.  A simulator crashes a node's storage by
+ * discarding its jobs, making its vfs fail every call (its power is out),
+ * then calling engine_close, which frees the engine: its final sync fails,
+ * nothing more reaches the disk.  opts.durable_cb is called on
+ * the sync thread or from the sync job, so it must not call into the
+ * engine (inline, a call to engine_close would wait for the running job
+ * that called it): a simulator queues an event instead.  The memory
+ * engine starts no thread and uses neither executor nor vfs.
+ *
+ * Clocks and randomness: opts.env (NULL: the OS clocks and a per-process
+ * seed) gives the engine's monotonic clock (sync durations, the sync=every
+ * interval under an executor), its wall clock (a merge's expiry cut-off)
+ * and the keydir's hash seed (rand64; never the clock when env is set).
+ *
+ * Files: bitcask reaches its directory only through opts.vfs (vfs.h; NULL:
+ * POSIX), so engines in one process can each have their own (simulated)
+ * disk and faults.
  *
  * Sticky errors (STYLE.md 1.3): after a failed write or fsync whose on-disk
  * effect is uncertain, a persistent engine refuses every further write with
@@ -42,22 +88,30 @@
 
 #include "common/buf.h"
 
-#define ENGINE_DEFAULT_MAX_KEY       (64u * 1024u)            /* bytes */
-#define ENGINE_DEFAULT_MAX_VALUE     (512ull * 1024 * 1024)   /* bytes */
-#define ENGINE_DEFAULT_MAX_FILE      (256ull * 1024 * 1024)   /* bytes */
+struct rk_env;      /* common/env.h */
+struct rk_executor; /* common/env.h */
+struct rk_vfs;      /* storage/vfs.h */
+
+#define ENGINE_DEFAULT_MAX_KEY       (64u * 1024u)          /* bytes */
+#define ENGINE_DEFAULT_MAX_VALUE     (512ull * 1024 * 1024) /* bytes */
+#define ENGINE_DEFAULT_MAX_FILE      (256ull * 1024 * 1024) /* bytes */
 #define ENGINE_DEFAULT_MERGE_RATIO   0.40 /* dead/total bytes of a file */
 #define ENGINE_DEFAULT_SYNC_INTERVAL 1000 /* ms, for sync=every */
 
-enum engine_sync_mode {
+enum engine_sync_mode
+{
     ENGINE_SYNC_NONE = 0,   /* never fsync except close/rollover/sync */
     ENGINE_SYNC_ALWAYS = 1, /* group-committed fdatasync per write batch */
     ENGINE_SYNC_EVERY = 2,  /* fdatasync every sync_interval_ms */
 };
 
-/* Called on the engine's sync thread after writes up to `seq` are durable. */
+/* Called after writes up to `seq` are durable: on the engine's sync thread,
+ * or from its job on opts.sync_executor ("Threads").  Must not call into
+ * the engine. */
 typedef void (*engine_durable_cb)(void *data, uint64_t seq);
 
-struct engine_opts {
+struct engine_opts
+{
     const char *dir;                 /* data directory (created 0700) */
     enum engine_sync_mode sync_mode; /* default ENGINE_SYNC_EVERY */
     uint32_t sync_interval_ms;       /* for ENGINE_SYNC_EVERY; > 0 */
@@ -66,10 +120,16 @@ struct engine_opts {
     uint64_t merge_min_dead_bytes;   /* skip merges reclaiming less */
     size_t max_key_len;              /* bytes, 1..; default 64 KiB */
     uint64_t max_value_len;          /* bytes; default 512 MiB */
-    bool repair;            /* skip bad mid-file records instead of failing */
-    bool merge_disabled;    /* no automatic merges (tests, benchmarks) */
+    bool repair;         /* skip bad mid-file records instead of failing */
+    bool merge_disabled; /* no automatic merges (tests, benchmarks) */
     engine_durable_cb durable_cb; /* may be NULL */
     void *durable_data;           /* passed to durable_cb */
+    /* The environment (borrowed; each must outlive the engine).  NULL
+     * keeps the defaults: see "Threads", "Clocks" and "Files" above. */
+    struct rk_vfs *vfs;                /* file operations; NULL = POSIX */
+    struct rk_env *env;                /* clocks, seed; NULL = the OS's */
+    struct rk_executor *sync_executor; /* NULL = the engine's sync thread */
+    struct rk_executor *bg_executor;   /* NULL = the engine's worker */
 };
 
 /* Fills `o` with the defaults above (dir NULL: caller must set it). */
@@ -79,34 +139,37 @@ void engine_opts_init(struct engine_opts *o);
  * Parses "always", "none", "every:<ms>" (1..86400000) or "everysec"
  * into mode/interval.  RK_OK or RK_EINVAL.
  */
-int engine_parse_sync(const char *s, enum engine_sync_mode *mode,
+int engine_parse_sync(const char *s,
+                      enum engine_sync_mode *mode,
                       uint32_t *interval_ms);
 
 /* Metadata of one live record, as kept in the keydir. */
-struct engine_meta {
+struct engine_meta
+{
     uint64_t timestamp;    /* caller-supplied (HLC), opaque */
     uint64_t expire_at_ms; /* absolute Unix ms; 0 = never */
     uint64_t value_len;    /* bytes */
 };
 
-struct engine_stats {
-    uint64_t live_keys;       /* keys in the keydir (incl. not-yet-reaped
-                                 expired ones) */
-    uint64_t live_bytes;      /* bytes of live records on disk/in memory */
-    uint64_t dead_bytes;      /* bytes of superseded records/tombstones */
-    uint64_t files;           /* data files (1 for memory) */
-    uint64_t merges_done;     /* completed merges since open */
-    uint64_t merge_running;   /* 1 while a merge is in progress */
-    uint64_t keydir_bytes;    /* bytes the in-memory index uses */
-    uint64_t writes;          /* puts + deletes since open */
-    uint64_t syncs;           /* fdatasync calls since open */
-    uint64_t sync_errors;     /* failed syncs/writes (engine read-only) */
+struct engine_stats
+{
+    uint64_t live_keys;     /* keys in the keydir (incl. not-yet-reaped
+                               expired ones) */
+    uint64_t live_bytes;    /* bytes of live records on disk/in memory */
+    uint64_t dead_bytes;    /* bytes of superseded records/tombstones */
+    uint64_t files;         /* data files (1 for memory) */
+    uint64_t merges_done;   /* completed merges since open */
+    uint64_t merge_running; /* 1 while a merge is in progress */
+    uint64_t keydir_bytes;  /* bytes the in-memory index uses */
+    uint64_t writes;        /* puts + deletes since open */
+    uint64_t syncs;         /* fdatasync calls since open */
+    uint64_t sync_errors;   /* failed syncs/writes (engine read-only) */
     uint64_t recovered_truncated_bytes; /* torn tail cut at open */
     uint64_t recovered_skipped_records; /* bad records skipped (repair) */
-    uint64_t hint_fallbacks;  /* hint files ignored, data file scanned */
-    uint64_t last_sync_us;    /* duration of the last fdatasync */
-    uint64_t sync_us_total;   /* durations of all fdatasyncs, summed */
-    bool read_only;           /* sticky error state */
+    uint64_t hint_fallbacks; /* hint files ignored, data file scanned */
+    uint64_t last_sync_us;   /* duration of the last fdatasync */
+    uint64_t sync_us_total;  /* durations of all fdatasyncs, summed */
+    bool read_only;          /* sticky error state */
 };
 
 struct engine; /* opaque */
@@ -123,13 +186,21 @@ struct engine; /* opaque */
  * file and logs how many bytes; reads hint files where valid.
  * Complexity: O(keys) (hint files) or O(data bytes) (scan).
  */
-int engine_open(const char *kind, const struct engine_opts *opts,
-                struct engine **out, char *errbuf, size_t errlen);
+int engine_open(const char *kind,
+                const struct engine_opts *opts,
+                struct engine **out,
+                char *errbuf,
+                size_t errlen);
 
 /*
- * Syncs, stops background threads (waiting for a running merge to finish
- * or abandoning it safely) and frees the engine.  NULL is a no-op.
- * Returns RK_OK or the error of the final sync (resources freed anyway).
+ * Syncs, stops background work and frees the engine.  NULL is a no-op.
+ * A running merge is abandoned safely (its outputs removed, inputs kept);
+ * queued hint files are written.  With executors, a job not yet started
+ * is withdrawn (cancel) and its work done here; a running one is waited
+ * for; none of the engine's jobs runs after close returns ("Threads").
+ * Returns RK_OK, the error of the final sync (RK_EIO), or RK_EREADONLY if
+ * the engine had failed; the engine is freed in every case.  Thread:
+ * owner (never from durable_cb).  Blocks on I/O.
  */
 int engine_close(struct engine *e);
 
@@ -143,8 +214,11 @@ const char *engine_kind(const struct engine *e);
  * Errors: RK_ENOTFOUND, RK_ECORRUPT (checksum failed: never returns the
  * bad bytes), RK_EIO, RK_ENOMEM.  Complexity: O(1) + O(value).
  */
-int engine_get(struct engine *e, const void *key, size_t klen,
-               struct rk_buf *val, struct engine_meta *meta);
+int engine_get(struct engine *e,
+               const void *key,
+               size_t klen,
+               struct rk_buf *val,
+               struct engine_meta *meta);
 
 /*
  * Stores key -> value with meta (timestamp, expire_at_ms; value_len is
@@ -153,8 +227,12 @@ int engine_get(struct engine *e, const void *key, size_t klen,
  * Errors: RK_ETOOBIG (key or value over the limits; nothing written),
  * RK_EINVAL (empty key), RK_EREADONLY, RK_EIO, RK_ENOSPC, RK_ENOMEM.
  */
-int engine_put(struct engine *e, const void *key, size_t klen,
-               const void *val, size_t vlen, const struct engine_meta *meta,
+int engine_put(struct engine *e,
+               const void *key,
+               size_t klen,
+               const void *val,
+               size_t vlen,
+               const struct engine_meta *meta,
                uint64_t *seq);
 
 /*
@@ -162,15 +240,20 @@ int engine_put(struct engine *e, const void *key, size_t klen,
  * Errors: RK_ENOTFOUND (absent: nothing written, *seq untouched),
  * RK_EREADONLY, RK_EIO, RK_ENOSPC, RK_ENOMEM.
  */
-int engine_delete(struct engine *e, const void *key, size_t klen,
-                  uint64_t timestamp, uint64_t *seq);
+int engine_delete(struct engine *e,
+                  const void *key,
+                  size_t klen,
+                  uint64_t timestamp,
+                  uint64_t *seq);
 
 /*
  * Called for each key by engine_scan/engine_foreach.  `key` is a view
  * valid only during the call.  Return true to continue, false to stop.
  * The callback must not modify the engine.
  */
-typedef bool (*engine_key_cb)(void *data, const void *key, size_t klen,
+typedef bool (*engine_key_cb)(void *data,
+                              const void *key,
+                              size_t klen,
                               const struct engine_meta *meta);
 
 /*
@@ -181,8 +264,12 @@ typedef bool (*engine_key_cb)(void *data, const void *key, size_t klen,
  * about `count` keys and stores the next cursor in *next (0 = done).
  * Complexity: O(count) amortised.
  */
-int engine_scan(struct engine *e, uint64_t cursor, size_t count,
-                engine_key_cb cb, void *data, uint64_t *next);
+int engine_scan(struct engine *e,
+                uint64_t cursor,
+                size_t count,
+                engine_key_cb cb,
+                void *data,
+                uint64_t *next);
 
 /* Visits every live key once (no modification during the walk). O(keys). */
 int engine_foreach(struct engine *e, engine_key_cb cb, void *data);
@@ -207,7 +294,10 @@ uint64_t engine_durable_seq(struct engine *e);
 /*
  * Periodic housekeeping on the owner thread (call every ~100 ms): applies
  * the result of a finished background merge to the keydir, starts a merge
- * when thresholds pass, surfaces sync-thread errors.  Never blocks on I/O.
+ * when thresholds pass, surfaces sync errors (RK_EREADONLY, once), and
+ * with a sync executor submits the sync job when it is due.  Never blocks
+ * on I/O.  Errors: RK_EREADONLY, RK_ENOMEM, RK_EIO, or the executor's
+ * submit error (retried at the next tick).
  */
 int engine_tick(struct engine *e);
 

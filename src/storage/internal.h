@@ -1,9 +1,9 @@
 /*
  * internal.h - shared internals of src/storage (STYLE.md 1.1): the engine
- * vtable, the keydir hash table used by both engines, the file-ops table
- * through which bitcask reaches the OS (tests swap it to inject faults),
- * and the on-disk record codec.  Nothing outside src/storage and its tests
- * includes this file.
+ * vtable, the keydir hash table used by both engines, the clock helpers,
+ * and the on-disk record codec.  Bitcask reaches the OS through the
+ * per-engine struct rk_vfs of vfs.h.  Nothing outside src/storage and its
+ * tests includes this file.
  */
 #ifndef RINGKV_STORAGE_INTERNAL_H
 #define RINGKV_STORAGE_INTERNAL_H
@@ -14,7 +14,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "common/env.h"
 #include "storage/engine.h"
+#include "storage/vfs.h"
 
 /* ------------------------------------------------------------------ */
 /* Engine vtable (STYLE.md 1.1: one vtable header, one .c per backend). */
@@ -129,7 +131,8 @@ struct keydir
     uint64_t arena_free_bytes; /* bytes on free lists */
 };
 
-int keydir_init(struct keydir *kd);
+/* Empties *kd; `seed` keys its hash (storage__seed). */
+int keydir_init(struct keydir *kd, uint64_t seed);
 void keydir_fini(struct keydir *kd);
 /* Drops every entry and frees memory (the keydir stays usable). */
 void keydir_reset(struct keydir *kd);
@@ -194,36 +197,6 @@ uint64_t keydir_engine_scan(const struct keydir *kd,
 void keydir_engine_foreach(const struct keydir *kd,
                            engine_key_cb cb,
                            void *data);
-
-/* ------------------------------------------------------------------ */
-/*
- * File-ops table: every bitcask call that reaches the OS for writing,
- * syncing, renaming or reading files goes through it (STYLE.md 1.6; SQLite
- * VFS).  Functions return what the libc call returns and set errno.
- * Reads of immutable files use mmap (outside the table).
- */
-struct storage_fops
-{
-    int (*open)(const char *path, int flags, mode_t mode);
-    ssize_t (*pwrite)(int fd, const void *buf, size_t n, off_t off);
-    ssize_t (*pread)(int fd, void *buf, size_t n, off_t off);
-    int (*fdatasync)(int fd);
-    int (*fsync)(int fd); /* directories */
-    int (*rename)(const char *from, const char *to);
-    int (*ftruncate)(int fd, off_t len);
-    int (*unlink)(const char *path);
-    int (*close)(int fd);
-};
-
-/* The default (POSIX) table. */
-extern const struct storage_fops storage_posix_fops;
-
-/*
- * Installs `ops` for engines opened afterwards (NULL restores POSIX).
- * Borrowed; must outlive those engines.  Thread: tests, before opening.
- */
-void storage__fops_set(const struct storage_fops *ops);
-const struct storage_fops *storage__fops_get(void);
 
 /* ------------------------------------------------------------------ */
 /*
@@ -297,9 +270,17 @@ int bc_rec_parse(const unsigned char *p,
                  size_t *len);
 void bc_file_hdr_encode(unsigned char *p, uint16_t kind, uint64_t order);
 
-/* Monotonic clock in microseconds / wall clock in ms. */
-uint64_t storage__now_us(void);
-uint64_t storage__wall_ms(void);
+/*
+ * The engine's clocks (engine.h, "Clocks"): monotonic microseconds (env's
+ * mono_ms * 1000 when env is set, else CLOCK_MONOTONIC) and Unix wall ms
+ * (env's wall_ms, else CLOCK_REALTIME).  env may be NULL.  Thread: any
+ * thread the env allows (the OS clocks: any).
+ */
+uint64_t storage__now_us(struct rk_env *env);
+uint64_t storage__wall_ms(struct rk_env *env);
+/* A keydir hash seed: env's rand64 when env is set (never the clock, so a
+ * simulated run replays), else mixed from `salt`'s address and the clock. */
+uint64_t storage__seed(struct rk_env *env, const void *salt);
 
 /* ------------------------------------------------------------------ */
 /*
@@ -316,17 +297,17 @@ uint64_t storage__wall_ms(void);
 
 struct bc_file
 {
-    uint64_t order;       /* name; recovery order (higher wins) */
-    uint32_t slot;        /* index in bitcask.files */
-    int fd;               /* open descriptor, -1 if none */
-    unsigned char *map;   /* read-only shared mapping or NULL */
-    size_t map_len;       /* bytes mapped (active file: whole window) */
-    uint64_t size;        /* bytes (active: logical end incl. buffered) */
-    uint64_t total_bytes; /* bytes of records */
-    uint64_t dead_bytes;  /* superseded records, tombstones, markers */
-    uint64_t tomb_bytes;  /* tombstone and clear-marker bytes */
-    bool has_hint;        /* a valid hint file exists (or is queued) */
-    bool merge_input;     /* input of the running merge */
+    uint64_t order;           /* name; recovery order (higher wins) */
+    uint32_t slot;            /* index in bitcask.files */
+    int fd;                   /* open descriptor, -1 if none */
+    const unsigned char *map; /* read-only view (vfs map) or NULL */
+    size_t map_len;           /* bytes mapped (active file: whole window) */
+    uint64_t size;            /* bytes (active: logical end incl. buffered) */
+    uint64_t total_bytes;     /* bytes of records */
+    uint64_t dead_bytes;      /* superseded records, tombstones, markers */
+    uint64_t tomb_bytes;      /* tombstone and clear-marker bytes */
+    bool has_hint;            /* a valid hint file exists (or is queued) */
+    bool merge_input;         /* input of the running merge */
 };
 
 struct bc_wbuf
@@ -346,23 +327,34 @@ struct bc_job
     size_t n_del;           /* entries in del_orders */
 };
 
+/* A job submitted to an executor (engine.h, "Threads"). */
+enum bc_job_state
+{
+    BC_JOB_IDLE = 0, /* none queued or running: the owner may submit */
+    BC_JOB_QUEUED,   /* submitted, not started: may be withdrawn */
+    BC_JOB_RUNNING,  /* running on the executor; close waits for it */
+};
+
 struct bitcask
 {
     struct engine base;
-    struct engine_opts opts;         /* copy; opts.dir points at dir */
-    char *dir;                       /* owned copy of the data dir */
-    int dir_fd;                      /* for fsync of the directory */
-    int lock_fd;                     /* holds flock(LOCK_EX) on LOCK */
-    const struct storage_fops *fops; /* OS access */
-    uint64_t max_value_len;          /* clamped option */
-    struct keydir kd;                /* key -> location */
-    pthread_mutex_t kd_mu;           /* keydir vs merge worker */
-    bool kd_locking;                 /* owner: take kd_mu on mutations */
-    struct bc_file **files;          /* by slot; NULL = free slot */
-    uint32_t n_slots;                /* slots allocated */
-    struct bc_file *active;          /* file receiving appends */
-    uint64_t next_seq;               /* owner: last seq handed out */
-    struct rk_buf scratch;           /* owner: buffered-record reads */
+    struct engine_opts opts;     /* copy; opts.dir points at dir */
+    char *dir;                   /* owned copy of the data dir */
+    int dir_fd;                  /* for fsync of the directory */
+    int lock_fd;                 /* holds the vfs lock on LOCK */
+    struct rk_vfs *vfs;          /* OS access (opts.vfs or POSIX) */
+    struct rk_env *env;          /* clocks; NULL = the OS's */
+    struct rk_executor *sync_ex; /* sync jobs; NULL = sync thread */
+    struct rk_executor *bg_ex;   /* worker jobs; NULL = bg thread */
+    uint64_t max_value_len;      /* clamped option */
+    struct keydir kd;            /* key -> location */
+    pthread_mutex_t kd_mu;       /* keydir vs merge worker */
+    bool kd_locking;             /* owner: take kd_mu on mutations */
+    struct bc_file **files;      /* by slot; NULL = free slot */
+    uint32_t n_slots;            /* slots allocated */
+    struct bc_file *active;      /* file receiving appends */
+    uint64_t next_seq;           /* owner: last seq handed out */
+    struct rk_buf scratch;       /* owner: buffered-record reads */
 
     /* Write buffer and sync state, under wb_mu. */
     pthread_mutex_t wb_mu;
@@ -386,7 +378,9 @@ struct bitcask
     uint64_t sync_us_total;                    /* stats: summed durations */
     pthread_t sync_thread;
     bool sync_started;
-    uint64_t durable_seq; /* atomic: highest durable seq */
+    enum bc_job_state sync_job; /* the sync executor's job */
+    uint64_t sync_due_ms;       /* owner: sync=every's next job, mono ms */
+    uint64_t durable_seq;       /* atomic: highest durable seq */
 
     /* Background worker (hint files, merges), queue under bg_mu. */
     pthread_mutex_t bg_mu;
@@ -396,9 +390,10 @@ struct bitcask
     bool bg_busy;  /* worker is running a job */
     int bg_cancel; /* atomic: abandon the merge */
     pthread_t bg_thread;
-    bool bg_started;
-    struct bc_merge *merge; /* owner: running merge or NULL */
-    bool merge_finished;    /* under bg_mu: worker done */
+    bool bg_started;          /* the worker thread, or bg_ex, is in use */
+    enum bc_job_state bg_job; /* under bg_mu: the bg executor's job */
+    struct bc_merge *merge;   /* owner: running merge or NULL */
+    bool merge_finished;      /* under bg_mu: worker done */
 
     bool fail_reported; /* owner: tick returned the error */
 
@@ -423,12 +418,27 @@ void bc_file_free(struct bitcask *b, struct bc_file *f);
 int bc_fsync_dir(struct bitcask *b);
 void bc_set_failed(struct bitcask *b, int rc);
 bool bc_is_failed(struct bitcask *b);
-int bc_pwrite_all(const struct storage_fops *ops,
+int bc_pwrite_all(struct rk_vfs *vfs,
                   int fd,
                   const void *p,
                   size_t n,
                   uint64_t off);
-int bc_map(struct bc_file *f, size_t len);
+int bc_map(struct bitcask *b, struct bc_file *f, size_t len);
+void bc_unmap(struct bitcask *b, struct bc_file *f);
+/*
+ * With *mu held (the mutex guarding *st; cond is broadcast on its
+ * changes): returns once the job (work, data) on `ex` is neither queued nor
+ * running.  A QUEUED job is withdrawn with ex->cancel when the executor has
+ * one: true is returned, and the job will never run (its work is the
+ * caller's).  A running one (or a queued one without cancel) is waited
+ * for: false.  Thread: owner.
+ */
+bool bc_job_settle(struct rk_executor *ex,
+                   rk_work_cb work,
+                   void *data,
+                   enum bc_job_state *st,
+                   pthread_mutex_t *mu,
+                   pthread_cond_t *cond);
 
 /* bitcask_sync.c */
 int bc_create_file(struct bitcask *b,
@@ -454,6 +464,7 @@ int bc_rollover(struct bitcask *b, size_t need);
 void bc_publish_durable(struct bitcask *b, uint64_t seq);
 int bc_sync_thread_start(struct bitcask *b);
 void bc_sync_thread_stop(struct bitcask *b);
+int bc_sync_tick(struct bitcask *b);
 
 /* bitcask_recovery.c */
 int bc_recover(struct bitcask *b, char *errbuf, size_t errlen);
@@ -472,6 +483,7 @@ int bc_bg_start(struct bitcask *b);
 void bc_bg_stop(struct bitcask *b);
 void bc_bg_wait_idle(struct bitcask *b);
 int bc_bg_enqueue_hint(struct bitcask *b, struct bc_file *f);
+int bc_bg_kick(struct bitcask *b);
 int bc_merge_start(struct bitcask *b, bool all);
 int bc_merge_poll(struct bitcask *b, bool wait);
 int bc_hint_load(struct bitcask *b, struct bc_file *f);

@@ -147,12 +147,11 @@ static inline uint64_t kd_hash(const struct keydir *kd,
     return XXH3_64bits_withSeed(key, klen, kd->seed);
 }
 
-int keydir_init(struct keydir *kd)
+int keydir_init(struct keydir *kd, uint64_t seed)
 {
     memset(kd, 0, sizeof(*kd));
     kd->rehash_idx = -1;
-    /* A per-process seed keeps chains short against chosen keys. */
-    kd->seed = XXH3_64bits(&kd, sizeof(kd)) ^ storage__now_us();
+    kd->seed = seed;
     return RK_OK;
 }
 

@@ -40,7 +40,7 @@ static int mem_open(const struct engine_opts *opts,
         return RK_ENOMEM;
     }
     m->base.vt = &memory_vtable;
-    keydir_init(&m->kd);
+    keydir_init(&m->kd, storage__seed(opts->env, &m->kd));
     m->max_key_len = opts->max_key_len;
     m->max_value_len = opts->max_value_len < STORAGE_MAX_VALUE_LIMIT
                            ? opts->max_value_len

@@ -3,7 +3,7 @@
  * B2): reopen, rollover, hint files vs full scan, torn tails at every
  * byte, flipped bits (reported with file and offset; repair), checksum
  * re-verification on read, the directory lock and file modes, sync=always
- * completion callbacks, I/O faults through the file-ops table (a failed
+ * completion callbacks, I/O faults through a per-engine vfs (a failed
  * fsync is never acknowledged; the engine turns read-only), durable clear,
  * merges, and the randomized model test against a plain map.
  */
@@ -37,7 +37,6 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    storage__fops_set(NULL);
     st_rmrf(g_dir);
     return 0;
 }
@@ -608,42 +607,67 @@ static void test_bitcask_sync_always_calls_durable_cb_in_batches(void **st)
     assert_int_equal(engine_close(e), RK_OK);
 }
 
-/* ---- fault injection through the file-ops table ---- */
+/* ---- fault injection through the engine's vfs ---- */
 
 static int g_fail_fsync_at = -1, g_fail_pwrite_at = -1;
 static int g_fsyncs, g_pwrites;
 
-static int fault_fdatasync(int fd)
+static int fault_fdatasync(struct rk_vfs *vfs, int fd)
 {
     if (__atomic_add_fetch(&g_fsyncs, 1, __ATOMIC_SEQ_CST) == g_fail_fsync_at) {
         errno = EIO;
         return -1;
     }
-    return fdatasync(fd);
+    return rk_vfs_posix()->fdatasync(vfs, fd);
 }
 
-static ssize_t fault_pwrite(int fd, const void *p, size_t n, off_t off)
+static ssize_t fault_pwrite(struct rk_vfs *vfs,
+                            int fd,
+                            const void *p,
+                            size_t n,
+                            uint64_t off)
 {
     if (__atomic_add_fetch(&g_pwrites, 1, __ATOMIC_SEQ_CST) ==
         g_fail_pwrite_at) {
         errno = EIO;
         return -1;
     }
-    return pwrite(fd, p, n, off);
+    return rk_vfs_posix()->pwrite(vfs, fd, p, n, off);
 }
 
-static struct storage_fops g_fault_fops;
+static struct rk_vfs g_fault_vfs;
+static struct rk_vfs *g_vfs; /* the faulty vfs while a test uses it */
 
+/* POSIX with failing Nth fdatasync / pwrite (-1: never), for engines
+ * opened with tweak_fault*. */
 static void install_faults(int fsync_at, int pwrite_at)
 {
-    g_fault_fops = storage_posix_fops;
-    g_fault_fops.fdatasync = fault_fdatasync;
-    g_fault_fops.pwrite = fault_pwrite;
+    g_fault_vfs = *rk_vfs_posix();
+    g_fault_vfs.fdatasync = fault_fdatasync;
+    g_fault_vfs.pwrite = fault_pwrite;
+    g_fault_vfs.pwritev = NULL; /* big records through fault_pwrite too */
     g_fsyncs = 0;
     g_pwrites = 0;
     g_fail_fsync_at = fsync_at;
     g_fail_pwrite_at = pwrite_at;
-    storage__fops_set(&g_fault_fops);
+    g_vfs = &g_fault_vfs;
+}
+
+static void tweak_fault(struct engine_opts *o)
+{
+    o->vfs = g_vfs;
+}
+
+static void tweak_fault_always(struct engine_opts *o)
+{
+    tweak_always(o);
+    o->vfs = g_vfs;
+}
+
+static void tweak_fault_small(struct engine_opts *o)
+{
+    tweak_small_files(o);
+    o->vfs = g_vfs;
 }
 
 static void test_bitcask_failed_fsync_is_never_acknowledged(void **st)
@@ -652,7 +676,7 @@ static void test_bitcask_failed_fsync_is_never_acknowledged(void **st)
     g_cb.last = 0;
     g_cb.calls = 0;
     install_faults(-1, -1);
-    struct engine *e = st_open("bitcask", g_dir, tweak_always);
+    struct engine *e = st_open("bitcask", g_dir, tweak_fault_always);
     uint64_t s1 = 0, s2 = 0;
     assert_int_equal(engine_put(e, "a", 1, "1", 1, NULL, &s1), RK_OK);
     assert_true(wait_durable(e, s1, 5000));
@@ -676,7 +700,6 @@ static void test_bitcask_failed_fsync_is_never_acknowledged(void **st)
     assert_true(g_cb.last < s2);
     pthread_mutex_unlock(&g_cb.mu);
     assert_int_not_equal(engine_close(e), RK_OK);
-    storage__fops_set(NULL);
     e = st_open("bitcask", g_dir, NULL);
     v = st_get(e, "a");
     assert_string_equal(v, "1");
@@ -688,7 +711,7 @@ static void test_bitcask_failed_write_turns_read_only(void **st)
 {
     (void)st;
     install_faults(-1, -1);
-    struct engine *e = st_open("bitcask", g_dir, NULL);
+    struct engine *e = st_open("bitcask", g_dir, tweak_fault);
     g_fail_pwrite_at = __atomic_load_n(&g_pwrites, __ATOMIC_SEQ_CST) + 1;
     /* Bigger than half the write buffer: written at once. */
     size_t big = BC_WBUF_CAP;
@@ -699,7 +722,6 @@ static void test_bitcask_failed_write_turns_read_only(void **st)
     assert_int_equal(engine_sync(e), RK_EREADONLY);
     free(v);
     engine_close(e);
-    storage__fops_set(NULL);
 }
 
 /* Fail the Nth fdatasync for N = 1.. during a script with rollovers, a
@@ -710,7 +732,7 @@ static void test_bitcask_fsync_fault_loop_keeps_durable_writes(void **st)
     for (int n = 1; n <= 30; n++) {
         st_rmrf(g_dir);
         install_faults(n, -1);
-        struct engine *e = open_small();
+        struct engine *e = st_open("bitcask", g_dir, tweak_fault_small);
         assert_non_null(e);
         unsigned acked = 0;
         for (unsigned i = 0; i < 200; i++) {
@@ -730,7 +752,6 @@ static void test_bitcask_fsync_fault_loop_keeps_durable_writes(void **st)
             }
         }
         engine_close(e);
-        storage__fops_set(NULL);
         e = open_small();
         assert_non_null(e);
         for (unsigned i = 0; i < acked; i++) {

@@ -2,7 +2,7 @@
  * test_crashpoints.c - a crash at every durability step (TESTING.md B2.3
  * and B2.6, after SQLite's crash tests): a forked child runs a fixed script
  * (puts, overwrites, deletes, rollovers, syncs, merges, a clear) through
- * a file-ops table that kills the process just before its k-th fdatasync,
+ * a vfs (vfs.h) that kills the process just before its k-th fdatasync,
  * fsync, rename or unlink, for k = 1, 2, ... until the script completes.
  * In the second mode the crash also drops every byte written since the
  * file's last fdatasync (power loss for appended data).  The parent then
@@ -71,7 +71,7 @@ static enum cp_op step_op(int i, int *key)
     return (x >> 8) % 4 == 0 ? CP_DEL : CP_PUT;
 }
 
-/* ---- child side: the crashing file-ops table ---- */
+/* ---- child side: the crashing vfs (POSIX underneath) ---- */
 
 /*
  * Files the child wrote, shared with the parent (MAP_SHARED): on a crash
@@ -126,9 +126,9 @@ static void event(void)
     }
 }
 
-static int cp_open(const char *path, int flags, mode_t mode)
+static int cp_open(struct rk_vfs *vfs, const char *path, int flags, mode_t mode)
 {
-    int fd = storage_posix_fops.open(path, flags, mode);
+    int fd = rk_vfs_posix()->open(vfs, path, flags, mode);
     if (fd >= 0) {
         off_t end = lseek(fd, 0, SEEK_END);
         pthread_mutex_lock(&g_sh_mu);
@@ -150,8 +150,9 @@ static int cp_open(const char *path, int flags, mode_t mode)
     return fd;
 }
 
-static int cp_close(int fd)
+static int cp_close(struct rk_vfs *vfs, int fd)
 {
+    (void)vfs;
     pthread_mutex_lock(&g_sh_mu);
     struct cp_file *f = by_fd(fd);
     if (f) {
@@ -161,20 +162,26 @@ static int cp_close(int fd)
     return close(fd);
 }
 
-static ssize_t cp_pwrite(int fd, const void *p, size_t n, off_t off)
+static ssize_t cp_pwrite(struct rk_vfs *vfs,
+                         int fd,
+                         const void *p,
+                         size_t n,
+                         uint64_t off)
 {
-    ssize_t w = pwrite(fd, p, n, off);
+    (void)vfs;
+    ssize_t w = pwrite(fd, p, n, (off_t)off);
     pthread_mutex_lock(&g_sh_mu);
     struct cp_file *f = by_fd(fd);
-    if (w > 0 && f && (uint64_t)off + (uint64_t)w > f->written) {
-        f->written = (uint64_t)off + (uint64_t)w;
+    if (w > 0 && f && off + (uint64_t)w > f->written) {
+        f->written = off + (uint64_t)w;
     }
     pthread_mutex_unlock(&g_sh_mu);
     return w;
 }
 
-static int cp_fdatasync(int fd)
+static int cp_fdatasync(struct rk_vfs *vfs, int fd)
 {
+    (void)vfs;
     event();
     pthread_mutex_lock(&g_sh_mu);
     struct cp_file *f = by_fd(fd);
@@ -189,14 +196,16 @@ static int cp_fdatasync(int fd)
     return r;
 }
 
-static int cp_fsync(int fd)
+static int cp_fsync(struct rk_vfs *vfs, int fd)
 {
+    (void)vfs;
     event();
     return fsync(fd);
 }
 
-static int cp_rename(const char *a, const char *b)
+static int cp_rename(struct rk_vfs *vfs, const char *a, const char *b)
 {
+    (void)vfs;
     event();
     int r = rename(a, b);
     if (r == 0) {
@@ -214,8 +223,9 @@ static int cp_rename(const char *a, const char *b)
     return r;
 }
 
-static int cp_unlink(const char *p)
+static int cp_unlink(struct rk_vfs *vfs, const char *p)
 {
+    (void)vfs;
     event();
     int r = unlink(p);
     pthread_mutex_lock(&g_sh_mu);
@@ -227,13 +237,14 @@ static int cp_unlink(const char *p)
     return r;
 }
 
-static int cp_ftruncate(int fd, off_t len)
+static int cp_ftruncate(struct rk_vfs *vfs, int fd, uint64_t len)
 {
-    int r = ftruncate(fd, len);
+    (void)vfs;
+    int r = ftruncate(fd, (off_t)len);
     pthread_mutex_lock(&g_sh_mu);
     struct cp_file *f = by_fd(fd);
     if (r == 0 && f) {
-        f->written = f->synced = (uint64_t)len;
+        f->written = f->synced = len;
     }
     pthread_mutex_unlock(&g_sh_mu);
     return r;
@@ -252,10 +263,12 @@ static void drop_unsynced(void)
     }
 }
 
-static struct storage_fops g_cp_fops;
+static struct rk_vfs g_cp_vfs;
+static struct rk_vfs *g_vfs; /* the child's crashing vfs; NULL: POSIX */
 
 static void tweak_cp(struct engine_opts *o)
 {
+    o->vfs = g_vfs;
     o->max_file_size = 4096;
     o->sync_mode = g_variant ? ENGINE_SYNC_ALWAYS : ENGINE_SYNC_NONE;
     o->merge_disabled = g_variant == 0;
@@ -265,16 +278,17 @@ static void tweak_cp(struct engine_opts *o)
 /* Runs the script; writes the index of each acknowledged sync to fd. */
 static void child_run(const char *dir, int fd)
 {
-    g_cp_fops = storage_posix_fops;
-    g_cp_fops.open = cp_open;
-    g_cp_fops.pwrite = cp_pwrite;
-    g_cp_fops.fdatasync = cp_fdatasync;
-    g_cp_fops.fsync = cp_fsync;
-    g_cp_fops.rename = cp_rename;
-    g_cp_fops.unlink = cp_unlink;
-    g_cp_fops.ftruncate = cp_ftruncate;
-    g_cp_fops.close = cp_close;
-    storage__fops_set(&g_cp_fops);
+    g_cp_vfs = *rk_vfs_posix();
+    g_cp_vfs.open = cp_open;
+    g_cp_vfs.pwrite = cp_pwrite;
+    g_cp_vfs.pwritev = NULL; /* every write through cp_pwrite */
+    g_cp_vfs.fdatasync = cp_fdatasync;
+    g_cp_vfs.fsync = cp_fsync;
+    g_cp_vfs.rename = cp_rename;
+    g_cp_vfs.unlink = cp_unlink;
+    g_cp_vfs.ftruncate = cp_ftruncate;
+    g_cp_vfs.close = cp_close;
+    g_vfs = &g_cp_vfs;
     struct engine *e = st_open("bitcask", dir, tweak_cp);
     if (e == NULL) {
         _exit(3);
