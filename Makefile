@@ -63,8 +63,8 @@ integration: san-build
 # ThreadSanitizer run of the threaded code (bitcask sync and merge threads).
 tsan: deps-test
 	@cmake -S . -B $(TSAN_BUILD) -DRK_TSAN=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
-	@cmake --build $(TSAN_BUILD) -j $(JOBS) --target test_bitcask test_engine test_crash crash_writer
-	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -R 'test_(bitcask|engine|crash)$$'
+	@cmake --build $(TSAN_BUILD) -j $(JOBS) --target test_bitcask test_engine test_crash crash_writer test_bitcask_executor test_bitcask_vfs
+	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -R 'test_(bitcask|engine|crash|bitcask_executor|bitcask_vfs)$$'
 
 sim: san-build
 	bash scripts/sim.sh $(SAN_BUILD)

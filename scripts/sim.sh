@@ -22,8 +22,8 @@ if [ "$tier" = long ]; then
   exit $status
 fi
 # 200 seeds x 20k steps, M=5 N3 R2 W2 sloppy quorum on; the first 10 seeds
-# (the determinism check I8 needs engines with seeded hashing: next)
-run --seeds 1:200 --steps 20000
+# run twice for I8 (same seed, same trace hash)
+run --seeds 1:200 --steps 20000 --determinism 10
 # R=W=1 and strict quorums (no sloppy quorum: I3 is checked)
 run --seeds 1001:1050 --steps 20000 --r 1 --w 1
 run --seeds 2001:2050 --steps 20000 --sloppy off

@@ -724,6 +724,7 @@ int sim_create(const struct sim_config *cfg,
         struct engine_opts eo;
         engine_opts_init(&eo);
         eo.max_value_len = 1u << 20;
+        eo.env = &sn->env; /* seeded hashing: the same seed, the same run */
         char err[128];
         rc = engine_open("memory", &eo, &sn->data, err, sizeof(err));
         if (rc == RK_OK) {
