@@ -19,6 +19,7 @@ if [ "$tier" = long ]; then
   run --seeds "$SEEDS" --steps "$STEPS" --determinism 100
   run --seeds "$SEEDS" --steps "$STEPS" --r 1 --w 1
   run --seeds "$SEEDS" --steps "$STEPS" --sloppy off
+  run --seeds "$SEEDS" --steps "$STEPS" --engine bitcask
   exit $status
 fi
 # 200 seeds x 20k steps, M=5 N3 R2 W2 sloppy quorum on; the first 10 seeds
@@ -27,6 +28,9 @@ run --seeds 1:200 --steps 20000 --determinism 10
 # R=W=1 and strict quorums (no sloppy quorum: I3 is checked)
 run --seeds 1001:1050 --steps 20000 --r 1 --w 1
 run --seeds 2001:2050 --steps 20000 --sloppy off
+# bitcask on simulated disks: sync=always through simulated executors, a
+# crash drops or tears unsynced writes (durable acknowledgements, recovery)
+run --seeds 3001:3050 --steps 20000 --engine bitcask --determinism 3
 # negative control: conflict_policy lww must lose acknowledged writes, or
 # the checker is broken
 run --seeds 1:10 --steps 20000 --policy lww --expect I1

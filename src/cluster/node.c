@@ -758,16 +758,25 @@ void node__drain(struct node *n, uint64_t now)
                           rep.kv_put_reply.status, NULL, 0);
             }
         }
-        if (n->n_fails > 0) {
+        /* Feed one failure (it replaces the list, which is then consumed
+         * in the next turn); failures of a request whose local write
+         * waits for its fsync are held instead, without going back to
+         * the list already consumed (doing so re-sent its messages and,
+         * with a target down, failed it again forever: found by the
+         * simulator on bitcask with sync=always). */
+        bool fed = false;
+        while (n->n_fails > 0 && !fed) {
             struct node__fail f = n->fails[--n->n_fails];
             if (local_ack_pending(n, f.req_id) && hold_fail(n, &f)) {
                 continue;
             }
             coord_on_failure(n->coord, f.req_id, f.node, strlen(f.node),
                              f.status, now);
-            continue;
+            fed = true;
         }
-        break;
+        if (!fed) {
+            break;
+        }
     }
     n->draining = false;
 }

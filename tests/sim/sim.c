@@ -15,6 +15,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "../unit/storage/sim_disk.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "proto/peer.h"
@@ -158,6 +159,146 @@ static uint64_t env_rand(struct rk_env *env)
     return rk_rng_next(&sn->rng);
 }
 
+/* ---- storage: executors, durability, engines ------------------------------
+ */
+
+static int ex_submit(struct rk_executor *ex, rk_work_cb work, void *data)
+{
+    struct sim_executor *x = ex->data;
+    struct sim *s = x->s;
+    for (int i = 0; i < SIM_JOBS; i++) {
+        if (!x->jobs[i].used) {
+            x->jobs[i].used = true;
+            x->jobs[i].running = false;
+            x->jobs[i].work = work;
+            x->jobs[i].data = data;
+            uint64_t span = x->lat_max_ms - x->lat_min_ms + 1;
+            sim__push(s, (struct sim_event){
+                             .at = s->now + x->lat_min_ms + sim__rand(s, span),
+                             .type = SIM_EV_JOB,
+                             .node = x->node,
+                             .from = i,
+                             .gen = s->nodes[x->node].gen,
+                             .from_gen = x == &s->nodes[x->node].bg_ex,
+                         });
+            return RK_OK;
+        }
+    }
+    return RK_ENOMEM;
+}
+
+static int ex_cancel(struct rk_executor *ex, rk_work_cb work, void *data)
+{
+    struct sim_executor *x = ex->data;
+    for (int i = 0; i < SIM_JOBS; i++) {
+        if (x->jobs[i].used && !x->jobs[i].running && x->jobs[i].work == work &&
+            x->jobs[i].data == data) {
+            x->jobs[i].used = false;
+            return RK_OK;
+        }
+    }
+    return RK_EBUSY;
+}
+
+static void ex_init(struct sim *s,
+                    int node,
+                    struct sim_executor *x,
+                    uint32_t lat_min_ms,
+                    uint32_t lat_max_ms)
+{
+    memset(x, 0, sizeof(*x));
+    x->ex = (struct rk_executor){
+        .submit = ex_submit, .cancel = ex_cancel, .data = x};
+    x->s = s;
+    x->node = node;
+    x->lat_min_ms = lat_min_ms;
+    x->lat_max_ms = lat_max_ms;
+}
+
+static void run_job(struct sim *s, const struct sim_event *ev)
+{
+    struct sim_node *sn = &s->nodes[ev->node];
+    struct sim_executor *x = ev->from_gen ? &sn->bg_ex : &sn->sync_ex;
+    if (ev->gen != sn->gen || !x->jobs[ev->from].used) {
+        return; /* discarded by a crash, or withdrawn */
+    }
+    x->jobs[ev->from].running = true;
+    x->jobs[ev->from].work(x->jobs[ev->from].data);
+    x->jobs[ev->from].used = false;
+    x->jobs[ev->from].running = false;
+    s->res->jobs++;
+}
+
+/* An engine's sync job made writes durable: tell the node in its own
+ * event (the callback must not call into the engine). */
+static void on_durable(void *data, uint64_t seq)
+{
+    (void)seq;
+    struct sim_node *sn = data;
+    sim__push(g_sim, (struct sim_event){.at = g_sim->now,
+                                        .type = SIM_EV_DURABLE,
+                                        .node = sn->idx,
+                                        .gen = sn->gen});
+}
+
+/* Opens node i's engines: memory, or bitcask on its simulated disk
+ * (recovering what the disk kept after a crash). */
+static int open_engines(struct sim *s, int i)
+{
+    struct sim_node *sn = &s->nodes[i];
+    const char *dirs[2] = {"/sim/data", "/sim/hints"};
+    struct engine **out[2] = {&sn->data, &sn->hints};
+    for (int k = 0; k < 2; k++) {
+        struct engine_opts eo;
+        engine_opts_init(&eo);
+        eo.max_value_len = 1u << 20;
+        eo.env = &sn->env; /* seeded hashing: the same seed, the same run */
+        char err[256];
+        int rc;
+        if (s->cfg.bitcask) {
+            eo.dir = dirs[k];
+            eo.sync_mode = ENGINE_SYNC_ALWAYS;
+            eo.max_file_size = 256 * 1024; /* rollovers and merges happen */
+            eo.vfs = &sn->disk->vfs;
+            eo.sync_executor = &sn->sync_ex.ex;
+            eo.bg_executor = &sn->bg_ex.ex;
+            eo.durable_cb = on_durable;
+            eo.durable_data = sn;
+            rc = engine_open("bitcask", &eo, out[k], err, sizeof(err));
+        } else {
+            rc = engine_open("memory", &eo, out[k], err, sizeof(err));
+        }
+        if (rc != RK_OK) {
+            sim__violation(s, SIM_I1_LOST_WRITE, "%s cannot open %s: %s",
+                           sn->id, dirs[k], err);
+            return rc;
+        }
+    }
+    return RK_OK;
+}
+
+/* The power goes out under node i's storage: queued jobs are dropped, the
+ * disk fails every call, the engines are freed (their final sync fails),
+ * and what the disk keeps is decided by a crash model (sim_disk.h:
+ * unsynced writes dropped, or a prefix kept and the next one torn). */
+static void crash_storage(struct sim *s, int i)
+{
+    struct sim_node *sn = &s->nodes[i];
+    if (!s->cfg.bitcask) {
+        return; /* the memory engine stands for a perfect disk */
+    }
+    sn->disk->dead = true;
+    engine_close(sn->data);
+    engine_close(sn->hints);
+    sn->data = sn->hints = NULL;
+    enum sim_crash_model m =
+        sim__rand(s, 2) ? SIM_CRASH_PREFIX : SIM_CRASH_DROP;
+    struct sim_disk *after =
+        sim_disk_after_crash(sn->disk, m, rk_rng_next(&s->rng));
+    sim_disk_destroy(sn->disk);
+    sn->disk = after;
+}
+
 /* ---- nodes --------------------------------------------------------------- */
 
 static void schedule_tick(struct sim *s, int i)
@@ -298,6 +439,9 @@ void sim__after(struct sim *s, int i)
 static int start_node(struct sim *s, int i)
 {
     struct sim_node *sn = &s->nodes[i];
+    if (sn->data == NULL && open_engines(s, i) != RK_OK) {
+        return RK_EIO;
+    }
     struct node_config nc = {
         .node_id = sn->id,
         .mem =
@@ -357,7 +501,8 @@ static void crash_node(struct sim *s, int i)
     }
     node_destroy(sn->node); /* volatile state gone; engines are the disk */
     sn->node = NULL;
-    sn->gen++;
+    sn->gen++; /* its queued storage jobs never run */
+    crash_storage(s, i);
     sn->paused = false;
     sn->tick_at = UINT64_MAX;
     s->res->crashes++;
@@ -557,9 +702,11 @@ static void fold(struct sim *s, const struct sim_event *ev)
 
 static void process(struct sim *s, struct sim_event *ev)
 {
+    /* the events a node's process handles (not clients, nemesis, ...) */
+    bool of_node = ev->type == SIM_EV_DELIVER || ev->type == SIM_EV_TICK ||
+                   ev->type == SIM_EV_JOB || ev->type == SIM_EV_DURABLE;
     struct sim_node *sn =
-        ev->node >= 0 && (size_t)ev->node < s->cfg.n_nodes &&
-                (ev->type == SIM_EV_DELIVER || ev->type == SIM_EV_TICK)
+        of_node && ev->node >= 0 && (size_t)ev->node < s->cfg.n_nodes
             ? &s->nodes[ev->node]
             : NULL;
     if (sn && sn->paused && sn->node) {
@@ -580,6 +727,7 @@ static void process(struct sim *s, struct sim_event *ev)
         case SIM_EV_TICK:
             if (sn->node && ev->gen == sn->tick_gen) {
                 sn->tick_at = UINT64_MAX;
+                (void)engine_tick(sn->data); /* ringkvd's housekeeping */
                 node_on_tick(sn->node, s->now);
                 sim__after(s, ev->node);
             }
@@ -607,6 +755,15 @@ static void process(struct sim *s, struct sim_event *ev)
         case SIM_EV_RESUME:
             if (s->nodes[ev->node].gen == ev->gen) {
                 s->nodes[ev->node].paused = false;
+            }
+            break;
+        case SIM_EV_JOB:
+            run_job(s, ev);
+            break;
+        case SIM_EV_DURABLE:
+            if (sn->node && ev->gen == sn->gen) {
+                node_on_durable(sn->node, s->now);
+                sim__after(s, ev->node);
             }
             break;
     }
@@ -721,18 +878,12 @@ int sim_create(const struct sim_config *cfg,
         rk_buf_init(&sn->state);
         rk_rng_seed(&sn->rng, cfg->seed * 1000003u + i);
         sn->env = (struct rk_env){env_wall, env_mono, env_rand, sn};
-        struct engine_opts eo;
-        engine_opts_init(&eo);
-        eo.max_value_len = 1u << 20;
-        eo.env = &sn->env; /* seeded hashing: the same seed, the same run */
-        char err[128];
-        rc = engine_open("memory", &eo, &sn->data, err, sizeof(err));
-        if (rc == RK_OK) {
-            rc = engine_open("memory", &eo, &sn->hints, err, sizeof(err));
+        ex_init(s, (int)i, &sn->sync_ex, 1, 5); /* an fdatasync */
+        ex_init(s, (int)i, &sn->bg_ex, 5, 50);  /* merges, hint files */
+        if (cfg->bitcask) {
+            sn->disk = sim_disk_create();
         }
-        if (rc == RK_OK) {
-            rc = start_node(s, (int)i);
-        }
+        rc = start_node(s, (int)i);
     }
     if (rc != RK_OK) {
         sim_destroy(s);
@@ -764,6 +915,9 @@ void sim_destroy(struct sim *s)
         }
         if (sn->hints) {
             engine_close(sn->hints);
+        }
+        if (sn->disk) {
+            sim_disk_destroy(sn->disk);
         }
         rk_buf_fini(&sn->state);
     }

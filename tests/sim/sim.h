@@ -53,6 +53,10 @@ struct sim_config
     size_t steps;     /* events under the nemesis */
     bool nemesis;     /* faults on */
     uint32_t heal_ms; /* quiet time after healing (simulated) */
+    bool bitcask;     /* nodes store in bitcask on simulated disks
+                         (sync=always through simulated executors; a
+                         crash loses or tears unsynced writes), else in
+                         the memory engine */
     int verbose;      /* 0 quiet, 1 nemesis log, 2 every event */
 };
 
@@ -67,6 +71,7 @@ struct sim_result
     uint64_t elements_acked;    /* set-append elements acknowledged */
     uint64_t messages, dropped; /* frames sent / dropped by the network */
     uint64_t crashes, pauses, partitions;
+    uint64_t jobs;       /* storage jobs run (fsync batches, merges) */
     size_t max_siblings; /* largest sibling count seen in a reply */
     uint64_t keys, keys_converged_by_heal; /* keys whose replicas were
                                               equal after healing, before

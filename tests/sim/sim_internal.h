@@ -29,6 +29,9 @@ enum sim_ev_type
     SIM_EV_NEMESIS,        /* the nemesis acts */
     SIM_EV_RESTART,        /* node `node` restarts after a crash */
     SIM_EV_RESUME,         /* node `node` resumes after a pause */
+    SIM_EV_JOB,            /* a storage job of `node` runs (executor
+                              `from_gen`, slot `from`) */
+    SIM_EV_DURABLE,        /* node `node`'s engines made writes durable */
 };
 
 struct sim_event
@@ -42,6 +45,25 @@ struct sim_event
     size_t len;
 };
 
+/* A simulated executor (common/env.h): jobs run at a simulated time, in
+ * the loop; a crash of the node discards them. */
+#define SIM_JOBS 8
+struct sim_executor
+{
+    struct rk_executor ex; /* data = this */
+    struct sim *s;
+    int node;
+    uint32_t lat_min_ms, lat_max_ms;
+    struct
+    {
+        bool used, running;
+        rk_work_cb work;
+        void *data;
+    } jobs[SIM_JOBS];
+};
+
+struct sim_disk;
+
 struct sim_node
 {
     int idx;
@@ -49,7 +71,9 @@ struct sim_node
     char host[16];
     struct node *node;           /* NULL while crashed */
     struct engine *data, *hints; /* survive crashes: the "disk" */
-    struct rk_buf state;         /* NODE_FILE_STATE as persisted */
+    struct sim_disk *disk;       /* bitcask: the node's simulated disk */
+    struct sim_executor sync_ex, bg_ex;
+    struct rk_buf state; /* NODE_FILE_STATE as persisted */
     bool versioned;
     bool joined;  /* JOIN_DONE seen (or the seed) */
     uint64_t gen; /* incarnation, +1 per restart */

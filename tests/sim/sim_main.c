@@ -7,7 +7,8 @@
  *   ringkv_sim [--seed S | --seeds A:B] [--steps N] [--nodes M]
  *              [--n N] [--r R] [--w W] [--sloppy on|off]
  *              [--policy siblings|lww] [--clients C] [--no-nemesis]
- *              [--heal-ms MS] [--determinism K] [--expect INV]
+ *              [--heal-ms MS] [--engine memory|bitcask]
+ *              [--determinism K] [--expect INV]
  *              [--verbose | -v -v]
  *
  * --determinism K runs the first K seeds twice and fails unless the trace
@@ -24,6 +25,7 @@
 #include <time.h>
 
 #include "common/error.h"
+#include "common/log.h"
 #include "sim.h"
 
 static double wall_s(void)
@@ -39,7 +41,8 @@ static int usage(void)
             "usage: ringkv_sim [--seed S | --seeds A:B] [--steps N] "
             "[--nodes M] [--n N] [--r R] [--w W] [--sloppy on|off] "
             "[--policy siblings|lww] [--clients C] [--no-nemesis] "
-            "[--heal-ms MS] [--determinism K] [--expect I1..I8] [-v]\n");
+            "[--heal-ms MS] [--engine memory|bitcask] [--determinism K] "
+            "[--expect I1..I8] [-v]\n");
     return 2;
 }
 
@@ -58,6 +61,7 @@ int main(int argc, char **argv)
 {
     struct sim_config cfg;
     sim_config_default(&cfg);
+    rk_log_set_level(RK_LOG_WARN); /* engines log every recovery */
     uint64_t first = 1, last = 1, determinism = 0, v;
     int expect = -1;
     char flags[512] = "";
@@ -99,6 +103,10 @@ int main(int argc, char **argv)
                    val[1] >= '1' && val[1] <= '8' && val[2] == '\0') {
             expect = val[1] - '1';
             keep = false;
+        } else if (strcmp(a, "--engine") == 0 && val &&
+                   (strcmp(val, "bitcask") == 0 ||
+                    strcmp(val, "memory") == 0)) {
+            cfg.bitcask = strcmp(val, "bitcask") == 0;
         } else if (strcmp(a, "--no-nemesis") == 0) {
             cfg.nemesis = false;
             val = NULL;
@@ -127,6 +135,7 @@ int main(int argc, char **argv)
     uint64_t totals[SIM_N_INVARIANTS] = {0};
     uint64_t events = 0, sim_ms = 0, ok = 0, unknown = 0, failed = 0;
     uint64_t elements = 0, crashes = 0, pauses = 0, parts = 0, msgs = 0;
+    uint64_t jobs = 0;
     size_t max_sibs = 0, bad_seeds = 0;
     uint64_t keys = 0, converged = 0;
     double t0 = wall_s();
@@ -177,6 +186,7 @@ int main(int argc, char **argv)
         pauses += r.pauses;
         parts += r.partitions;
         msgs += r.messages;
+        jobs += r.jobs;
         max_sibs = r.max_siblings > max_sibs ? r.max_siblings : max_sibs;
         keys += r.keys;
         converged += r.keys_converged_by_heal;
@@ -191,8 +201,8 @@ int main(int argc, char **argv)
            "before the read-repair pass\n",
            converged, keys);
     printf("nemesis: %" PRIu64 " crashes, %" PRIu64 " pauses, %" PRIu64
-           " partitions; %" PRIu64 " frames\n",
-           crashes, pauses, parts, msgs);
+           " partitions; %" PRIu64 " frames, %" PRIu64 " storage jobs\n",
+           crashes, pauses, parts, msgs, jobs);
     printf("speed: %" PRIu64 " seeds in %.1f s (%.2f seeds/s), %" PRIu64
            " events (%.0f/s), simulated/wall time %.0fx\n",
            seeds, dt, (double)seeds / dt, events, (double)events / dt,
