@@ -571,7 +571,7 @@ static void nemesis(struct sim *s)
 {
     size_t m = s->cfg.n_nodes;
     int pick = (int)sim__rand(s, m);
-    uint64_t what = sim__rand(s, 11);
+    uint64_t what = sim__rand(s, s->cfg.bitcask ? 12 : 11);
     const char *did = NULL;
     char line[128];
     switch (what) {
@@ -681,6 +681,23 @@ static void nemesis(struct sim *s)
             snprintf(line, sizeof(line), "duplicate %u%%", s->dup_pct);
             did = line;
             break;
+        case 11: /* a disk error: one of the next persistence points fails
+                    with EIO, the engine turns read-only (its writes are
+                    refused), and the operator restarts the node later */
+            if (s->nodes[pick].node && s->nodes[pick].disk) {
+                struct sim_disk *d = s->nodes[pick].disk;
+                d->fail_at = d->points + 1 + (long)sim__rand(s, 3);
+                s->res->disk_faults++;
+                sim__push(s, (struct sim_event){
+                                 .at = s->now + 2000 + sim__rand(s, 8000),
+                                 .type = SIM_EV_REBOOT,
+                                 .node = pick,
+                                 .gen = s->nodes[pick].gen});
+                snprintf(line, sizeof(line), "disk error on %s",
+                         s->nodes[pick].id);
+                did = line;
+            }
+            break;
     }
     if (did && s->cfg.verbose >= 1) {
         printf("  %8" PRIu64 " nemesis: %s\n", s->now, did);
@@ -759,6 +776,15 @@ static void process(struct sim *s, struct sim_event *ev)
             break;
         case SIM_EV_JOB:
             run_job(s, ev);
+            break;
+        case SIM_EV_REBOOT:
+            if (s->nodes[ev->node].node && s->nodes[ev->node].gen == ev->gen) {
+                crash_node(s, ev->node);
+                s->res->crashes--; /* counted as a disk fault */
+                sim__push(s, (struct sim_event){.at = s->now + 500,
+                                                .type = SIM_EV_RESTART,
+                                                .node = ev->node});
+            }
             break;
         case SIM_EV_DURABLE:
             if (sn->node && ev->gen == sn->gen) {

@@ -71,8 +71,9 @@ struct sim_result
     uint64_t elements_acked;    /* set-append elements acknowledged */
     uint64_t messages, dropped; /* frames sent / dropped by the network */
     uint64_t crashes, pauses, partitions;
-    uint64_t jobs;       /* storage jobs run (fsync batches, merges) */
-    size_t max_siblings; /* largest sibling count seen in a reply */
+    uint64_t jobs;        /* storage jobs run (fsync batches, merges) */
+    uint64_t disk_faults; /* fsyncs made to fail with EIO (bitcask) */
+    size_t max_siblings;  /* largest sibling count seen in a reply */
     uint64_t keys, keys_converged_by_heal; /* keys whose replicas were
                                               equal after healing, before
                                               the read-repair pass */

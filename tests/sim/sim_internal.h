@@ -32,6 +32,7 @@ enum sim_ev_type
     SIM_EV_JOB,            /* a storage job of `node` runs (executor
                               `from_gen`, slot `from`) */
     SIM_EV_DURABLE,        /* node `node`'s engines made writes durable */
+    SIM_EV_REBOOT,         /* the operator restarts node `node` (gen) */
 };
 
 struct sim_event
