@@ -1,0 +1,618 @@
+/*
+ * cluster_admin.c - what an operator sees of the cluster: RINGKV.CLUSTER
+ * (JOIN, LEAVE, REMOVE, STATUS, FAULT), INFO's cluster section, CONFIG SET
+ * of the replication settings, /cluster and /stats JSON, and the
+ * Prometheus metrics of the node (see cluster.h).
+ */
+#include "server/cluster_internal.h"
+
+/* ---- RINGKV.CLUSTER --------------------------------------------------------
+ */
+
+static void status_text(struct cnode *cn, struct rk_buf *out)
+{
+    char line[512];
+    const struct ring *r = membership_ring(node_membership(cn->node));
+    bool agree = node_agrees(cn->node);
+    size_t m = membership_member_count(node_membership(cn->node));
+    int n = snprintf(line, sizeof(line),
+                     "cluster %s  version %" PRIu64 "  ring %" PRIu32
+                     " partitions  n=%" PRIu32 " r=%" PRIu32 " w=%" PRIu32
+                     "  agreement %s  hints %" PRIu64 "\n",
+                     membership_cluster_name(node_membership(cn->node)),
+                     membership_version(node_membership(cn->node)),
+                     r ? ring_size(r) : 0, node_quorum(cn->node).n,
+                     node_quorum(cn->node).r, node_quorum(cn->node).w,
+                     agree ? "yes" : "no", node_hints_pending(cn->node));
+    rk_buf_append(out, line, (size_t)n);
+    n = snprintf(line, sizeof(line), "%-24s %-22s %-6s %-8s %-10s %-8s %s\n",
+                 "NODE_ID", "ADDRESS", "RESP", "STATUS", "PARTITIONS", "SEEN",
+                 "VERSION");
+    rk_buf_append(out, line, (size_t)n);
+    for (size_t i = 0; i < m; i++) {
+        struct membership_member mm;
+        membership_member_get(node_membership(cn->node), i, &mm);
+        char addr[300], parts[16], ver[24];
+        snprintf(addr, sizeof(addr), "%s:%u", mm.host, mm.peer_port);
+        int idx = r ? ring_find_member(r, mm.node_id, strlen(mm.node_id)) : -1;
+        snprintf(parts, sizeof(parts), "%zu",
+                 idx >= 0 ? ring_owned_count(r, (size_t)idx) : 0);
+        bool self = strcmp(mm.node_id, cn->node_id) == 0;
+        uint64_t pv = 0;
+        if (self) {
+            snprintf(ver, sizeof(ver), "%" PRIu64,
+                     membership_version(node_membership(cn->node)));
+        } else if (node_peer_version(cn->node, mm.node_id, &pv)) {
+            snprintf(ver, sizeof(ver), "%" PRIu64, pv);
+        } else {
+            snprintf(ver, sizeof(ver), "-");
+        }
+        n = snprintf(
+            line, sizeof(line), "%-24s %-22s %-6u %-8s %-10s %-8s %s\n",
+            mm.node_id, addr, mm.resp_port,
+            mm.status == MEMBERSHIP_VALID ? "valid" : "removed", parts,
+            mm.status == MEMBERSHIP_VALID ? cluster__seen_as(cn, mm.node_id)
+                                          : "-",
+            ver);
+        rk_buf_append(out, line, (size_t)n);
+    }
+}
+
+static uint64_t engine_keys(struct server *s)
+{
+    struct engine_stats st;
+    engine_stats(s->engine, &st);
+    return st.live_keys;
+}
+
+static void cmd_join(struct client *c, const struct resp_arg *addr)
+{
+    struct server *s = c->srv;
+    struct cnode *cn = s->cluster;
+    char host[300];
+    if (addr->len == 0 || addr->len >= sizeof(host)) {
+        reply_error(c, "ERR usage: RINGKV.CLUSTER JOIN HOST:PEERPORT");
+        return;
+    }
+    memcpy(host, addr->ptr, addr->len);
+    host[addr->len] = '\0';
+    char *colon = strrchr(host, ':');
+    char *end = NULL;
+    unsigned long port = colon ? strtoul(colon + 1, &end, 10) : 0;
+    if (!colon || colon == host || !end || *end || port == 0 || port > 65535) {
+        reply_error(c,
+                    "ERR usage: RINGKV.CLUSTER JOIN HOST:PEERPORT "
+                    "(the seed's peer port)");
+        return;
+    }
+    *colon = '\0';
+    if (host[0] == '[' && colon[-1] == ']') {
+        colon[-1] = '\0';
+        memmove(host, host + 1, strlen(host));
+    }
+    if (cn->join_op) {
+        reply_error(c, "ERR a join is already in progress");
+        return;
+    }
+    uint64_t keys = engine_keys(s);
+    if (keys > 0 && !node_is_multi(cn->node)) {
+        reply_errorf(c,
+                     "ERR join needs an empty node: this node holds %" PRIu64
+                     " keys and partition handoff is not implemented yet",
+                     keys);
+        return;
+    }
+    int rc = node_join(cn->node, host, (uint16_t)port, cluster__now_mono());
+    if (rc != RK_OK) {
+        if (rc == RK_EBUSY) {
+            reply_errorf(c,
+                         "ERR cannot join: this node is already a member of "
+                         "a cluster of %zu nodes (leave it first)",
+                         node_valid_members(cn->node));
+        } else {
+            reply_errorf(c, "ERR cannot join: %s",
+                         membership_errmsg(node_membership(cn->node)));
+        }
+        return;
+    }
+    struct cop *op = cluster__op_new(c, NULL, 0, NULL);
+    if (op == NULL) {
+        cluster__run_node_actions(cn);
+        reply_error(c, "ERR out of memory");
+        return;
+    }
+    op->kind = COP_JOIN;
+    op->barrier = true;
+    cluster__fifo_push(c, op);
+    cluster__update_block(c);
+    cn->join_op = op;
+    rk_log(RK_LOG_INFO, "cluster_join_start", "seed=%s:%lu", host, port);
+    cluster__run_node_actions(cn);
+    cluster__process_ready(cn);
+}
+
+void cluster_cmd(struct client *c, size_t argc, const struct resp_arg *argv)
+{
+    struct server *s = c->srv;
+    struct cnode *cn = s->cluster;
+    if (cn == NULL) {
+        reply_error(c, "ERR cluster is not running");
+        return;
+    }
+    const struct resp_arg *sub = &argv[1];
+    if (cluster__arg_eq(sub, "STATUS") && argc == 2) {
+        struct rk_buf b;
+        rk_buf_init(&b);
+        status_text(cn, &b);
+        reply_bulk(c, b.base ? b.base : "", b.len);
+        rk_buf_fini(&b);
+    } else if (cluster__arg_eq(sub, "JOIN") && argc == 3) {
+        cmd_join(c, &argv[2]);
+    } else if (cluster__arg_eq(sub, "LEAVE") && argc == 2) {
+        int rc = node_leave(cn->node, engine_keys(s) > 0, cluster__now_mono());
+        cluster__run_node_actions(cn);
+        if (rc != RK_OK) {
+            reply_errorf(c, "ERR cannot leave: %s",
+                         membership_errmsg(node_membership(cn->node)));
+            return;
+        }
+        reply_ok(c);
+    } else if (cluster__arg_eq(sub, "REMOVE") && argc == 3) {
+        char id[CL_ID_MAX + 1];
+        if (argv[2].len == 0 || argv[2].len > CL_ID_MAX) {
+            reply_error(c, "ERR invalid node id");
+            return;
+        }
+        memcpy(id, argv[2].ptr, argv[2].len);
+        id[argv[2].len] = '\0';
+        int rc = node_remove(cn->node, id, cluster__now_mono());
+        cluster__run_node_actions(cn);
+        if (rc != RK_OK) {
+            if (rc == RK_ENOTFOUND) {
+                reply_errorf(c, "ERR no valid member '%s'", id);
+            } else {
+                reply_errorf(c, "ERR cannot remove '%s': %s", id,
+                             membership_errmsg(node_membership(cn->node)));
+            }
+            return;
+        }
+        reply_ok(c);
+    } else if (cluster__arg_eq(sub, "FAULT") && (argc == 3 || argc == 4)) {
+#ifdef RK_TEST_BUILD
+        if (argc == 3 && cluster__arg_eq(&argv[2], "CLEAR")) {
+            peer_transport_clear_faults(cn->pt);
+            reply_ok(c);
+            return;
+        }
+        if (argc != 4 || argv[2].len == 0 || argv[2].len > CL_ID_MAX) {
+            reply_error(c,
+                        "ERR usage: RINGKV.CLUSTER FAULT NODE in|out|both|none "
+                        "| FAULT CLEAR");
+            return;
+        }
+        char id[CL_ID_MAX + 1];
+        memcpy(id, argv[2].ptr, argv[2].len);
+        id[argv[2].len] = '\0';
+        bool in = cluster__arg_eq(&argv[3], "in") ||
+                  cluster__arg_eq(&argv[3], "both");
+        bool out = cluster__arg_eq(&argv[3], "out") ||
+                   cluster__arg_eq(&argv[3], "both");
+        if (!in && !out && !cluster__arg_eq(&argv[3], "none")) {
+            reply_error(c, "ERR fault direction must be in, out, both or none");
+            return;
+        }
+        if (peer_transport_set_fault(cn->pt, id, in, out) != RK_OK) {
+            reply_error(c, "ERR cannot set fault");
+            return;
+        }
+        rk_log(RK_LOG_WARN, "fault_injected", "peer=%s in=%d out=%d", id, in,
+               out);
+        reply_ok(c);
+#else
+        reply_error(c,
+                    "ERR fault injection is compiled only into test builds "
+                    "(RK_TEST_BUILD)");
+#endif
+    } else {
+        reply_errorf(c,
+                     "ERR unknown subcommand or wrong number of arguments for "
+                     "'%.*s'. Try JOIN HOST:PEERPORT, LEAVE, REMOVE NODE, "
+                     "STATUS.",
+                     (int)(sub->len > 64 ? 64 : sub->len), sub->ptr);
+    }
+}
+
+void cluster_info(struct server *s, struct rk_buf *out)
+{
+    struct cnode *cn = s->cluster;
+    char b[2048];
+    if (cn == NULL) {
+        int n = snprintf(b, sizeof(b), "cluster_enabled:0\r\n");
+        rk_buf_append(out, b, (size_t)n);
+        return;
+    }
+    static const char *phases[] = {"none", "joining", "member", "removed"};
+    enum membership_phase ph = membership_phase(node_membership(cn->node));
+    const struct ring *r = membership_ring(node_membership(cn->node));
+    int me = r ? ring_find_member(r, cn->node_id, strlen(cn->node_id)) : -1;
+    struct coord_stats cs;
+    coord_stats(node_coord(cn->node), &cs);
+    struct peer_transport_stats ts;
+    peer_transport_stats(cn->pt, NULL, &ts);
+    int n = snprintf(
+        b, sizeof(b),
+        "cluster_enabled:1\r\n"
+        "cluster_name:%s\r\n"
+        "node_id:%s\r\n"
+        "peer_port:%u\r\n"
+        "cluster_phase:%s\r\n"
+        "cluster_state_version:%" PRIu64
+        "\r\n"
+        "cluster_members:%zu\r\n"
+        "cluster_members_up:%zu\r\n"
+        "cluster_ring_size:%" PRIu32
+        "\r\n"
+        "cluster_ring_digest:%016" PRIx64
+        "\r\n"
+        "cluster_agreement:%d\r\n"
+        "cluster_partitions_owned:%zu\r\n"
+        "cluster_n:%" PRIu32
+        "\r\n"
+        "cluster_r:%" PRIu32
+        "\r\n"
+        "cluster_w:%" PRIu32
+        "\r\n"
+        "coord_requests:%" PRIu64
+        "\r\n"
+        "coord_inflight:%zu\r\n"
+        "coord_noquorum:%" PRIu64
+        "\r\n"
+        "replica_puts:%" PRIu64
+        "\r\n"
+        "replica_gets:%" PRIu64
+        "\r\n"
+        "peers_connected:%zu\r\n"
+        "peer_frames_out:%" PRIu64
+        "\r\n"
+        "peer_frames_in:%" PRIu64
+        "\r\n"
+        "cluster_persist_errors:%" PRIu64 "\r\n",
+        membership_cluster_name(node_membership(cn->node)), cn->node_id,
+        cn->peer_port, phases[ph <= MEMBERSHIP_REMOVED_SELF ? ph : 0],
+        membership_version(node_membership(cn->node)),
+        node_valid_members(cn->node), node_members_up(cn->node),
+        r ? ring_size(r) : 0, r ? ring_digest(r) : 0,
+        node_agrees(cn->node) ? 1 : 0,
+        me >= 0 ? ring_owned_count(r, (size_t)me) : 0, node_quorum(cn->node).n,
+        node_quorum(cn->node).r, node_quorum(cn->node).w, cs.started,
+        coord_inflight(node_coord(cn->node)),
+        cs.noquorum_timeout + cs.noquorum_early,
+        node_stats(cn->node)->replica_puts, node_stats(cn->node)->replica_gets,
+        ts.n_connected, ts.frames_out, ts.frames_in, cn->persist_errors);
+    rk_buf_append(out, b, (size_t)n);
+    const struct replica_stats *rs = node_replica_stats(cn->node);
+    n = snprintf(
+        b, sizeof(b),
+        "dvv_actor:%016" PRIx64
+        "\r\n"
+        "dvv_epoch:%" PRIu64
+        "\r\n"
+        "conflict_policy:%s\r\n"
+        "replica_updates:%" PRIu64
+        "\r\n"
+        "replica_merges_written:%" PRIu64
+        "\r\n"
+        "lww_discards:%" PRIu64
+        "\r\n"
+        "siblings_dropped_by_bound:%" PRIu64
+        "\r\n"
+        "clock_entries_pruned:%" PRIu64
+        "\r\n"
+        "bad_objects:%" PRIu64
+        "\r\n"
+        "read_repairs:%" PRIu64
+        "\r\n"
+        "sloppy_quorum:%s\r\n"
+        "hints_pending:%" PRIu64
+        "\r\n"
+        "hints_stored:%" PRIu64
+        "\r\n"
+        "hints_delivered:%" PRIu64
+        "\r\n"
+        "tombstone_gc_grace_s:%" PRIu64
+        "\r\n"
+        "tombstones_reaped:%" PRIu64
+        "\r\n"
+        "clock_ahead_events:%" PRIu64
+        "\r\n"
+        "clock_ahead_max_ms:%" PRIu64 "\r\n",
+        cn->actor, cn->epoch, node_settings(cn->node)->lww ? "lww" : "siblings",
+        rs->updates, rs->merges_written, rs->lww_discards, rs->bound_dropped,
+        rs->clock_pruned, rs->bad_objects + cs.bad_answers, cs.read_repairs,
+        s->cfg->sloppy_quorum ? "on" : "off", node_hints_pending(cn->node),
+        node_stats(cn->node)->hints_stored,
+        node_stats(cn->node)->hints_delivered, s->cfg->tombstone_gc_grace_s,
+        node_stats(cn->node)->tombstones_reaped, rs->clock_ahead,
+        rs->clock_ahead_max_ms);
+    rk_buf_append(out, b, (size_t)n);
+}
+
+struct node_settings cluster__settings_of(const struct rk_config *cfg)
+{
+    return (struct node_settings){
+        .quorum = {cfg->n_val, cfg->r_val, cfg->w_val},
+        .sloppy_quorum = cfg->sloppy_quorum,
+        .request_timeout_ms = cfg->request_timeout_ms,
+        .read_repair_wait_ms = cfg->read_repair_wait_ms,
+        .sync_always = cfg->sync_mode == ENGINE_SYNC_ALWAYS,
+        .lww = cfg->conflict_lww,
+        .max_siblings = cfg->max_siblings,
+        .tombstone_grace_ms = cfg->tombstone_gc_grace_s * 1000,
+        .max_clock_skew_ms = cfg->max_clock_skew_ms,
+    };
+}
+
+void cluster_config_changed(struct server *s)
+{
+    if (s->cluster) {
+        struct cnode *cn = s->cluster;
+        struct node_settings set = cluster__settings_of(s->cfg);
+        node_set_settings(cn->node, &set);
+        cluster__run_node_actions(cn);
+    }
+}
+
+/* ---- HTTP views (http.c) ------------------------------------------------- */
+
+const char *cluster_node_id(struct server *s)
+{
+    return s->cluster ? s->cluster->node_id : "";
+}
+
+const char *cluster_unavailable_reason(struct server *s)
+{
+    struct cnode *cn = s->cluster;
+    if (cn == NULL) {
+        return NULL;
+    }
+    switch (membership_phase(node_membership(cn->node))) {
+        case MEMBERSHIP_JOINING:
+            return "joining a cluster";
+        case MEMBERSHIP_REMOVED_SELF:
+            return "not a member of a cluster (it left or was removed)";
+        default:
+            return NULL;
+    }
+}
+
+json_t *cluster_json(struct server *s)
+{
+    struct cnode *cn = s->cluster;
+    static const char *phases[] = {"none", "joining", "member", "removed"};
+    if (cn == NULL) {
+        return json_pack("{s:b}", "enabled", 0);
+    }
+    enum membership_phase ph = membership_phase(node_membership(cn->node));
+    const struct ring *r = membership_ring(node_membership(cn->node));
+    json_t *members = json_array();
+    size_t m = membership_member_count(node_membership(cn->node));
+    for (size_t i = 0; i < m; i++) {
+        struct membership_member mm;
+        membership_member_get(node_membership(cn->node), i, &mm);
+        int idx = r ? ring_find_member(r, mm.node_id, strlen(mm.node_id)) : -1;
+        bool self = strcmp(mm.node_id, cn->node_id) == 0;
+        bool valid = mm.status == MEMBERSHIP_VALID;
+        uint64_t pv = 0;
+        bool has_pv = !self && node_peer_version(cn->node, mm.node_id, &pv);
+        json_t *o = json_pack(
+            "{s:s, s:s, s:i, s:i, s:i, s:s, s:i, s:s, s:b, s:b}", "node_id",
+            mm.node_id, "host", mm.host, "resp_port", (int)mm.resp_port,
+            "http_port", (int)mm.http_port, "peer_port", (int)mm.peer_port,
+            "status", valid ? "valid" : "removed", "partitions",
+            idx >= 0 ? (int)ring_owned_count(r, (size_t)idx) : 0, "seen",
+            cluster__seen_as(cn, mm.node_id), "up",
+            valid && (self || cluster__peer_is_up(cn, mm.node_id)), "self",
+            self);
+        if (o && (self || has_pv)) {
+            json_object_set_new(
+                o, "state_version",
+                json_integer((json_int_t)(self ? membership_version(
+                                                     node_membership(cn->node))
+                                               : pv)));
+        }
+        json_array_append_new(members, o);
+    }
+    char digest[20];
+    snprintf(digest, sizeof(digest), "%016" PRIx64, r ? ring_digest(r) : 0);
+    /* partition -> index into members (for the status page's ring) */
+    json_t *owners = json_array();
+    for (uint32_t p = 0; r && p < ring_size(r); p++) {
+        size_t l;
+        const char *id = ring_member_id(r, ring_owner(r, p), &l);
+        long at = -1;
+        for (size_t i = 0; i < m && at < 0; i++) {
+            struct membership_member mm;
+            membership_member_get(node_membership(cn->node), i, &mm);
+            if (strlen(mm.node_id) == l && memcmp(mm.node_id, id, l) == 0) {
+                at = (long)i;
+            }
+        }
+        json_array_append_new(owners, json_integer(at));
+    }
+    json_t *j = json_pack(
+        "{s:b, s:s, s:s, s:s, s:I, s:o, s:{s:i, s:s}, s:b, s:i, s:i, s:i, "
+        "s:I, s:I, s:b}",
+        "enabled", 1, "cluster_name",
+        membership_cluster_name(node_membership(cn->node)), "node_id",
+        cn->node_id, "phase", phases[ph <= MEMBERSHIP_REMOVED_SELF ? ph : 0],
+        "state_version",
+        (json_int_t)membership_version(node_membership(cn->node)), "members",
+        members, "ring", "size", r ? (int)ring_size(r) : 0, "digest", digest,
+        "agreement", node_agrees(cn->node), "n", (int)node_quorum(cn->node).n,
+        "r", (int)node_quorum(cn->node).r, "w", (int)node_quorum(cn->node).w,
+        "hints_pending", (json_int_t)node_hints_pending(cn->node), "members_up",
+        (json_int_t)node_members_up(cn->node), "sloppy_quorum",
+        s->cfg->sloppy_quorum);
+    json_t *ringj = j ? json_object_get(j, "ring") : NULL;
+    if (ringj) {
+        json_object_set_new(ringj, "owners", owners);
+    } else {
+        json_decref(owners);
+    }
+    return j;
+}
+
+/* The upper bound of the bucket holding quantile q of h, or -1 (empty). */
+static double hist_quantile(const struct lat_hist *h, double q)
+{
+    if (h->count == 0) {
+        return -1;
+    }
+    uint64_t want = (uint64_t)((double)h->count * q + 0.999999), cum = 0;
+    for (size_t i = 0; i < LAT_BUCKETS; i++) {
+        cum += h->le[i];
+        if (cum >= want) {
+            return lat_bounds_s[i];
+        }
+    }
+    return lat_bounds_s[LAT_BUCKETS - 1];
+}
+
+json_t *cluster_latency_json(struct server *s)
+{
+    struct cnode *cn = s->cluster;
+    if (cn == NULL) {
+        return NULL;
+    }
+    json_t *j = json_object();
+    static const char *names[2] = {"read", "write"};
+    for (int i = 0; i < 2; i++) {
+        char k[64];
+        const struct lat_hist *h = &cn->coord_lat[i];
+        double p50 = hist_quantile(h, 0.5), p99 = hist_quantile(h, 0.99);
+        snprintf(k, sizeof(k), "coordinator_%s_p50_seconds", names[i]);
+        json_object_set_new(j, k, p50 < 0 ? json_null() : json_real(p50));
+        snprintf(k, sizeof(k), "coordinator_%s_p99_seconds", names[i]);
+        json_object_set_new(j, k, p99 < 0 ? json_null() : json_real(p99));
+        snprintf(k, sizeof(k), "coordinator_%s_count", names[i]);
+        json_object_set_new(j, k, json_integer((json_int_t)h->count));
+    }
+    return j;
+}
+
+/* ---- metrics (metrics.c) ---------------------------------------------------
+ */
+
+void cluster_metrics(struct server *s, struct rk_buf *out)
+{
+    struct cnode *cn = s->cluster;
+    if (cn == NULL) {
+        return;
+    }
+    struct coord_stats cs;
+    coord_stats(node_coord(cn->node), &cs);
+    const struct replica_stats *rs = node_replica_stats(cn->node);
+    static const char *cls[2] = {"class=\"read\"", "class=\"write\""};
+    metrics_family(out, "ringkv_coordinator_request_duration_seconds",
+                   "histogram",
+                   "Coordinated commands, from arrival to answer, by class.");
+    for (int i = 0; i < 2; i++) {
+        metrics_hist(out, "ringkv_coordinator_request_duration_seconds", cls[i],
+                     &cn->coord_lat[i]);
+    }
+    metrics_family(out, "ringkv_coordinator_request_errors_total", "counter",
+                   "Coordinated commands answered with an error, by class.");
+    for (int i = 0; i < 2; i++) {
+        metrics_u64(out, "ringkv_coordinator_request_errors_total", cls[i],
+                    cn->coord_failed[i]);
+    }
+    metrics_family(out, "ringkv_replica_request_duration_seconds", "histogram",
+                   "Replica work for peer requests (KV_GET read, KV_PUT and "
+                   "KV_UPDATE write), by class.");
+    for (int i = 0; i < 2; i++) {
+        metrics_hist(out, "ringkv_replica_request_duration_seconds", cls[i],
+                     &cn->replica_lat[i]);
+    }
+    metrics_one(out, "ringkv_quorum_failures_total", "counter",
+                "Requests answered NOQUORUM (timeout or too many failures).",
+                cs.noquorum_timeout + cs.noquorum_early);
+    metrics_one(out, "ringkv_coordinator_replica_requests_total", "counter",
+                "Per-key replica requests this coordinator started.",
+                cs.started);
+    metrics_one(out, "ringkv_replica_puts_total", "counter",
+                "KV_PUT merges received from peers.",
+                node_stats(cn->node)->replica_puts);
+    metrics_one(out, "ringkv_replica_gets_total", "counter",
+                "KV_GET reads received from peers.",
+                node_stats(cn->node)->replica_gets);
+    metrics_one(out, "ringkv_replica_updates_total", "counter",
+                "KV_UPDATE writes received from peers.",
+                node_stats(cn->node)->replica_updates);
+    metrics_one(out, "ringkv_read_repairs_total", "counter",
+                "Objects sent by read repair.", cs.read_repairs);
+    metrics_one(out, "ringkv_hints_pending", "gauge",
+                "Hinted writes held for owners that are down.",
+                node_hints_pending(cn->node));
+    metrics_one(out, "ringkv_hints_stored_total", "counter",
+                "Hinted writes stored.", node_stats(cn->node)->hints_stored);
+    metrics_one(out, "ringkv_hints_delivered_total", "counter",
+                "Hints delivered to their owner and deleted.",
+                node_stats(cn->node)->hints_delivered);
+    metrics_one(out, "ringkv_siblings_created_total", "counter",
+                "Replica writes that left a key with more siblings.",
+                rs->siblings_created);
+    metrics_one(out, "ringkv_siblings_resolved_total", "counter",
+                "Replica writes that left a key with fewer siblings.",
+                rs->siblings_resolved);
+    metrics_one(out, "ringkv_lww_discards_total", "counter",
+                "Siblings discarded by conflict_policy lww.", rs->lww_discards);
+    metrics_one(out, "ringkv_siblings_dropped_by_bound_total", "counter",
+                "Siblings dropped by the per-key bound (max_siblings).",
+                rs->bound_dropped);
+    metrics_one(out, "ringkv_tombstones_reaped_total", "counter",
+                "Tombstones reaped after the grace.",
+                node_stats(cn->node)->tombstones_reaped);
+    metrics_one(out, "ringkv_clock_ahead_events_total", "counter",
+                "Writes timestamped beyond max_clock_skew_ms ahead.",
+                rs->clock_ahead);
+    metrics_one(out, "ringkv_gossip_messages_received_total", "counter",
+                "Cluster-state gossip messages received.",
+                node_stats(cn->node)->gossip_in);
+    metrics_one(out, "ringkv_gossip_messages_sent_total", "counter",
+                "Cluster-state gossip messages sent (gossip rounds and "
+                "state-change broadcasts).",
+                node_stats(cn->node)->gossip_out);
+    metrics_one(out, "ringkv_cluster_members", "gauge",
+                "Valid members in this node's cluster state.",
+                node_valid_members(cn->node));
+    metrics_one(out, "ringkv_cluster_members_up", "gauge",
+                "Valid members this node sees up (itself included).",
+                node_members_up(cn->node));
+    metrics_one(out, "ringkv_cluster_ring_agreement", "gauge",
+                "1 when every member up gossiped this node's exact state.",
+                node_agrees(cn->node) ? 1 : 0);
+    metrics_family(out, "ringkv_peer_up", "gauge",
+                   "1 when this node sees the peer up, by peer node id.");
+    size_t m = membership_member_count(node_membership(cn->node));
+    for (size_t i = 0; i < m; i++) {
+        struct membership_member mm;
+        membership_member_get(node_membership(cn->node), i, &mm);
+        if (mm.status != MEMBERSHIP_VALID ||
+            strcmp(mm.node_id, cn->node_id) == 0) {
+            continue;
+        }
+        char l[CL_ID_MAX * 2 + 16];
+        size_t w = 0;
+        w += (size_t)snprintf(l, sizeof(l), "peer=\"");
+        for (const char *p = mm.node_id; *p && w < sizeof(l) - 4; p++) {
+            if (*p == '"' || *p == '\\') {
+                l[w++] = '\\';
+            }
+            l[w++] = *p;
+        }
+        l[w++] = '"';
+        l[w] = '\0';
+        metrics_u64(out, "ringkv_peer_up", l,
+                    cluster__peer_is_up(cn, mm.node_id) ? 1 : 0);
+    }
+}
