@@ -61,7 +61,7 @@ int main(int argc, char **argv)
 {
     struct sim_config cfg;
     sim_config_default(&cfg);
-    rk_log_set_level(RK_LOG_WARN); /* engines log every recovery */
+
     uint64_t first = 1, last = 1, determinism = 0, v;
     int expect = -1;
     char flags[512] = "";
@@ -125,6 +125,10 @@ int main(int argc, char **argv)
             i++;
         }
     }
+    /* engines log every recovery, and every failed fsync of a crashed
+     * node's disk: silent unless -v -v (faults show as violations) */
+    rk_log_set_level(cfg.verbose >= 2 ? RK_LOG_INFO
+                                      : (enum rk_log_level)(RK_LOG_ERROR + 1));
     printf("ringkv_sim: seeds %" PRIu64 "..%" PRIu64
            ", %zu nodes, N%u R%u "
            "W%u, sloppy %s, %s, %zu clients, %zu steps, nemesis %s\n",
