@@ -551,6 +551,7 @@ int cluster_start(struct server *s, char *err, size_t errlen)
     /* time and randomness of the node (its actor's nonce, the gossip and
      * SWIM seeds, the SWIM incarnation) come from the environment */
     env_real_init(&cn->env, &cn->env_state);
+    cn->env_state.base = s->base; /* the loop's cached time */
     rc = load_epoch(cn, err, errlen);
     if (rc != RK_OK) {
         return rc;

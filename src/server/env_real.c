@@ -3,6 +3,7 @@
  */
 #include "server/env_real.h"
 
+#include <event2/event.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -11,7 +12,11 @@
 
 static uint64_t real_wall_ms(struct rk_env *env)
 {
-    (void)env;
+    const struct env_real_state *st = env->data;
+    struct timeval tv;
+    if (st && st->base && event_base_gettimeofday_cached(st->base, &tv) == 0) {
+        return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
+    }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
@@ -41,9 +46,10 @@ void env_real_init(struct rk_env *env, struct env_real_state *state)
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         seed = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)getpid() ^
-               real_wall_ms(env);
+               (uint64_t)ts.tv_sec;
     }
     state->rng = seed;
+    state->base = NULL;
     env->wall_ms = real_wall_ms;
     env->mono_ms = real_mono_ms;
     env->rand64 = real_rand64;
