@@ -1067,7 +1067,9 @@ int node_create(const struct node_config *cfg,
         .oneshot = &n->oneshot,
         .max_clock = DVV_DEFAULT_CLOCK,
         .stats = &n->rstats,
+        .scratch = &n->scratch,
     };
+    replica_scratch_init(&n->scratch);
     apply_settings(n, &cfg->settings);
     n->ops = rk_calloc(n->max_ops, sizeof(*n->ops));
     int rc = n->ops ? RK_OK : RK_ENOMEM;
@@ -1119,6 +1121,7 @@ void node_destroy(struct node *n)
     rk_free(n->offs);
     rk_buf_fini(&n->arena);
     rk_buf_fini(&n->valbuf);
+    replica_scratch_fini(&n->scratch);
     rk_free(n->seen);
     rk_free(n->gone);
     rk_free(n->acks.items);

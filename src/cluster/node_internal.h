@@ -139,6 +139,7 @@ struct node
     uint64_t last_hint_seq; /* last hint store write */
     struct replica_cfg rcfg;
     struct replica_stats rstats;
+    struct replica_scratch scratch; /* the replica code's working space */
     struct rk_buf valbuf;
     /* background rounds */
     uint64_t hint_cursor, hint_scan_at;

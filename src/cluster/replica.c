@@ -35,18 +35,73 @@ bool replica_meta_is_tombstone(const struct engine_meta *m)
     return m->expire_at_ms == REPLICA_TOMBSTONE_EXPIRE && m->value_len == 0;
 }
 
-int replica_read(struct engine *e,
-                 const void *key,
-                 size_t klen,
-                 struct dvv_obj *o)
+void replica_scratch_init(struct replica_scratch *s)
 {
-    struct rk_buf val;
-    rk_buf_init(&val);
+    dvv_init(&s->in);
+    dvv_init(&s->cur);
+    dvv_init(&s->merged);
+    dvv_init(&s->ctx);
+    rk_buf_init(&s->val);
+    rk_buf_init(&s->enc);
+}
+
+void replica_scratch_fini(struct replica_scratch *s)
+{
+    dvv_fini(&s->in);
+    dvv_fini(&s->cur);
+    dvv_fini(&s->merged);
+    dvv_fini(&s->ctx);
+    rk_buf_fini(&s->val);
+    rk_buf_fini(&s->enc);
+}
+
+/* Working space: the caller's scratch, or a call-local one (set up by
+ * ws_begin, freed by ws_end). */
+struct ws
+{
+    struct replica_scratch *s;
+    struct replica_scratch local;
+};
+
+static struct replica_scratch *ws_begin(struct ws *w,
+                                        const struct replica_cfg *cfg)
+{
+    w->s = cfg && cfg->scratch ? cfg->scratch : &w->local;
+    if (w->s == &w->local) {
+        replica_scratch_init(&w->local);
+    }
+    dvv_clear(&w->s->in);
+    dvv_clear(&w->s->cur);
+    dvv_clear(&w->s->ctx);
+    rk_buf_clear(&w->s->val);
+    rk_buf_clear(&w->s->enc);
+    return w->s;
+}
+
+static void ws_end(struct ws *w)
+{
+    if (w->s == &w->local) {
+        replica_scratch_fini(&w->local);
+    } else {
+        /* keep the allocations, not a huge value's */
+        rk_buf_shrink(&w->s->val, 64 * 1024);
+        rk_buf_shrink(&w->s->enc, 64 * 1024);
+    }
+}
+
+/* replica_read with the record's bytes read into `val` (cleared). */
+static int read_into(struct engine *e,
+                     const void *key,
+                     size_t klen,
+                     struct dvv_obj *o,
+                     struct rk_buf *val)
+{
     struct engine_meta m;
     dvv_clear(o);
-    int rc = engine_get(e, key, klen, &val, &m);
+    rk_buf_clear(val);
+    int rc = engine_get(e, key, klen, val, &m);
     if (rc == RK_OK && replica_meta_is_object(&m)) {
-        rc = dvv_decode(o, val.base ? val.base : "", val.len);
+        rc = dvv_decode(o, val->base ? val->base : "", val->len);
         if (rc == RK_EVERSION) {
             rc = RK_ECORRUPT; /* a format this build does not know */
         }
@@ -55,11 +110,13 @@ int replica_read(struct engine *e,
     } else if (rc == RK_OK) {
         /* a standalone node's record: one sibling under the legacy actor */
         bool ct = (m.timestamp & REPLICA_META_CTYPE) != 0;
-        struct dvv_write w = {
-            val.base,       val.len, m.timestamp & REPLICA_PLAIN_TS_MASK,
-            m.expire_at_ms, false,   ct && dvv_ctype_valid(val.base, val.len)};
+        struct dvv_write w = {val->base,
+                              val->len,
+                              m.timestamp & REPLICA_PLAIN_TS_MASK,
+                              m.expire_at_ms,
+                              false,
+                              ct && dvv_ctype_valid(val->base, val->len)};
         if (ct && !w.ctype) {
-            rk_buf_fini(&val);
             return RK_ECORRUPT;
         }
         rc = dvv_update(o, NULL, 1, 0, &w, NULL);
@@ -68,6 +125,17 @@ int replica_read(struct engine *e,
             o->sibs[0].dot.actor = DVV_ACTOR_LEGACY;
         }
     }
+    return rc;
+}
+
+int replica_read(struct engine *e,
+                 const void *key,
+                 size_t klen,
+                 struct dvv_obj *o)
+{
+    struct rk_buf val;
+    rk_buf_init(&val);
+    int rc = read_into(e, key, klen, o, &val);
     rk_buf_fini(&val);
     return rc;
 }
@@ -139,14 +207,16 @@ int replica_store(struct engine *e,
          * kept (no engine expiry) until tombstone reaping agrees */
         m.timestamp = REPLICA_META_OBJECT | REPLICA_META_EXPIRING | dead_at;
     }
-    struct rk_buf enc;
-    rk_buf_init(&enc);
-    int rc = dvv_encode(o, &enc);
+    struct rk_buf local;
+    rk_buf_init(&local);
+    struct rk_buf *enc = cfg->scratch ? &cfg->scratch->enc : &local;
+    rk_buf_clear(enc);
+    int rc = dvv_encode(o, enc);
     if (rc == RK_OK) {
-        m.value_len = enc.len;
-        rc = engine_put(e, key, klen, enc.base, enc.len, &m, seq);
+        m.value_len = enc->len;
+        rc = engine_put(e, key, klen, enc->base, enc->len, &m, seq);
     }
-    rk_buf_fini(&enc);
+    rk_buf_fini(&local);
     return rc;
 }
 
@@ -208,17 +278,17 @@ static int apply_put(struct engine *e,
     if (req->key.len == 0) {
         return RK_EINVAL;
     }
-    struct dvv_obj in, cur, merged;
-    dvv_init(&in);
-    dvv_init(&cur);
-    dvv_init(&merged);
-    int rc = dvv_decode(&in, req->object.ptr ? req->object.ptr : "",
-                        req->object.len);
-    if (rc == RK_OK && !object_is_storable(&in)) {
+    struct ws w;
+    struct replica_scratch *sc = ws_begin(&w, cfg);
+    dvv_clear(&sc->merged);
+    struct dvv_obj *in = &sc->in, *cur = &sc->cur, *merged = &sc->merged;
+    int rc =
+        dvv_decode(in, req->object.ptr ? req->object.ptr : "", req->object.len);
+    if (rc == RK_OK && !object_is_storable(in)) {
         rc = RK_ECORRUPT;
     }
     if (rc == RK_OK) {
-        note_skew(cfg, dvv_max_ts(&in));
+        note_skew(cfg, dvv_max_ts(in));
     }
     if (rc == RK_ECORRUPT || rc == RK_EVERSION) {
         if (cfg->stats) {
@@ -227,26 +297,26 @@ static int apply_put(struct engine *e,
         rc = RK_EINVAL;
     }
     if (rc == RK_OK) {
-        rc = replica_read(e, req->key.ptr, req->key.len, &cur);
+        rc = read_into(e, req->key.ptr, req->key.len, cur, &sc->val);
         if (rc == RK_ENOTFOUND) {
             rc = RK_OK;
         }
     }
     if (rc == RK_OK) {
-        rc = dvv_merge(&merged, &cur, &in);
+        rc = dvv_merge(merged, cur, in);
     }
     struct replica_stats ns = {0};
     if (rc == RK_OK) {
         /* compare what would be stored with what is: the bounds and the
          * policy were applied to the stored object too */
-        normalize(cfg, &merged, &ns);
+        normalize(cfg, merged, &ns);
     }
-    if (rc == RK_OK && !dvv_equal(&merged, &cur)) {
-        rc = replica_store(e, cfg, req->key.ptr, req->key.len, &merged, seq);
+    if (rc == RK_OK && !dvv_equal(merged, cur)) {
+        rc = replica_store(e, cfg, req->key.ptr, req->key.len, merged, seq);
         if (rc == RK_OK) {
             *changed = true;
             if (cfg->stats) {
-                count_siblings(cfg->stats, cur.n_sibs, merged.n_sibs);
+                count_siblings(cfg->stats, cur->n_sibs, merged->n_sibs);
                 cfg->stats->merges_written++;
                 cfg->stats->lww_discards += ns.lww_discards;
                 cfg->stats->bound_dropped += ns.bound_dropped;
@@ -254,9 +324,7 @@ static int apply_put(struct engine *e,
             }
         }
     }
-    dvv_fini(&in);
-    dvv_fini(&cur);
-    dvv_fini(&merged);
+    ws_end(&w);
     return rc;
 }
 
@@ -326,12 +394,13 @@ static int apply_update(struct engine *e,
         cfg->actor == DVV_ACTOR_LEGACY) {
         return RK_EINVAL;
     }
-    struct dvv_obj ctx;
-    dvv_init(&ctx);
+    struct ws ws;
+    struct replica_scratch *sc = ws_begin(&ws, cfg);
+    struct dvv_obj *ctxp = &sc->ctx;
     int rc = RK_OK;
     if (req->context.len) {
-        rc = dvv_decode(&ctx, req->context.ptr, req->context.len);
-        if (rc == RK_OK && ctx.n_sibs != 0) {
+        rc = dvv_decode(ctxp, req->context.ptr, req->context.len);
+        if (rc == RK_OK && ctxp->n_sibs != 0) {
             rc = RK_ECORRUPT;
         }
         if (rc == RK_ECORRUPT || rc == RK_EVERSION) {
@@ -342,7 +411,7 @@ static int apply_update(struct engine *e,
         }
     }
     if (rc == RK_OK) {
-        rc = replica_read(e, req->key.ptr, req->key.len, cur);
+        rc = read_into(e, req->key.ptr, req->key.len, cur, &sc->val);
         if (rc == RK_ENOTFOUND) {
             rc = RK_OK;
         }
@@ -356,7 +425,7 @@ static int apply_update(struct engine *e,
         if (*cfg->floor > mine) {
             mine = *cfg->floor;
         }
-        if (dvv_counter(&ctx, cfg->actor) > mine) {
+        if (dvv_counter(ctxp, cfg->actor) > mine) {
             if (cfg->stats) {
                 cfg->stats->bad_objects++;
             }
@@ -373,7 +442,7 @@ static int apply_update(struct engine *e,
             .tombstone = (f & PEER_KV_TOMBSTONE) != 0,
             .ctype = (f & PEER_KV_CTYPE) != 0,
         };
-        const struct dvv_obj *c = (f & PEER_KV_OWN_CONTEXT) ? cur : &ctx;
+        const struct dvv_obj *c = (f & PEER_KV_OWN_CONTEXT) ? cur : ctxp;
         uint64_t actor = cfg->actor, floor = *cfg->floor;
         if (f & PEER_KV_FALLBACK) {
             /* A fallback forgets the key once its hint is delivered, so it
@@ -401,7 +470,7 @@ static int apply_update(struct engine *e,
         count_siblings(cfg->stats, stored_sibs, cur->n_sibs);
     }
     (void)before;
-    dvv_fini(&ctx);
+    ws_end(&ws);
     return rc;
 }
 
@@ -412,15 +481,17 @@ void replica_handle_update(struct engine *e,
                            struct peer_msg *reply,
                            uint64_t *seq)
 {
-    struct dvv_obj cur;
-    dvv_init(&cur);
+    struct dvv_obj local;
+    dvv_init(&local);
+    /* the scratch's merged object is free while an update runs */
+    struct dvv_obj *cur = cfg->scratch ? &cfg->scratch->merged : &local;
     uint64_t s = 0;
     rk_buf_clear(out);
-    int rc = apply_update(e, cfg, req, &cur, &s);
+    int rc = apply_update(e, cfg, req, cur, &s);
     if (rc == RK_OK) {
-        rc = dvv_encode(&cur, out);
+        rc = dvv_encode(cur, out);
     }
-    dvv_fini(&cur);
+    dvv_fini(&local);
     memset(reply, 0, sizeof(*reply));
     reply->type = PEER_KV_UPDATE_REPLY;
     struct peer_kv_update_reply *r = &reply->kv_update_reply;

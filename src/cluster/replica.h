@@ -84,6 +84,22 @@ struct replica_stats
     uint64_t clock_ahead_max_ms; /* the largest such lead seen */
 };
 
+/*
+ * Reusable working space of the replica functions: objects decoded,
+ * merged and encoded keep their allocations between calls instead of
+ * allocating per request (issue 11: allocations per request).  Owned by
+ * one thread; replica_scratch_init/fini.
+ */
+struct replica_scratch
+{
+    struct dvv_obj in, cur, merged, ctx;
+    struct rk_buf val, enc;
+};
+
+/* Empty scratch space (caller storage); fini frees what it holds. */
+void replica_scratch_init(struct replica_scratch *s);
+void replica_scratch_fini(struct replica_scratch *s);
+
 /* How this node applies writes.  Borrowed by every call. */
 struct replica_cfg
 {
@@ -97,7 +113,9 @@ struct replica_cfg
     uint64_t now_ms;      /* the caller's wall clock (Unix ms) at this call,
                              for the clock-skew check only; 0 = no check */
     uint64_t max_skew_ms; /* how far ahead a write's HLC may be */
-    struct replica_stats *stats; /* may be NULL */
+    struct replica_stats *stats;     /* may be NULL */
+    struct replica_scratch *scratch; /* may be NULL: each call allocates
+                                        its own working space */
 };
 
 /* Whether a stored record is a deleted key (all siblings tombstones, or a
