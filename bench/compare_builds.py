@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""Two ringkv builds (an old and a new binary) side by side in one run,
+with the same cluster load, and the new/old ratios (issue 11).
+
+For each configuration, N3 R2 W2 and then N3 R1 W1 (both --sync none), it
+starts one 3-node cluster from each build (rediscluster_bench's
+start_ringkv_cluster: free loopback ports, own temp dirs, joined with that
+build's own ringkv CLI, waited on until the ring agrees), then for SET and
+GET at -P 1 and -P 16 drives each cluster with three concurrent
+redis-benchmark processes, one per node, 17/17/16 clients, -d 100
+-r 1000000 (rediscluster_bench's drive(): ops/s summed, p50 the median of
+the three p50s, p99 the largest).  Old and new take turns workload by
+workload, and which goes first alternates.  The two clusters of a
+configuration are stopped before the next configuration starts.
+
+Prints the machine, the load average at start and end, and a Markdown
+table with old and new ops/s, new/old, p50/p99 of each, which build ran
+first, and the CPU that processes outside this benchmark used while each
+run lasted ("other load", in cores: /proc/stat busy time minus this
+script, its redis-benchmark children and every ringkvd it started), so a
+noisy cell can be told from a real change.  Every server is stopped by
+PID, also on failure and on SIGTERM.
+
+Usage: bench/compare_builds.py OLD_BUILD NEW_BUILD [--requests N] [--quick]
+"""
+import argparse
+import math
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from redis_bench import machine  # noqa: E402
+from rediscluster_bench import (SPLIT, drive, keyspace,  # noqa: E402
+                                on_sigterm, start_ringkv_cluster)
+
+WORKLOADS = [("set", 1), ("set", 16), ("get", 1), ("get", 16)]
+CONFIGS = [("N3R2W2", 2, 2), ("N3R1W1", 1, 1)]
+BUILDS = ["old", "new"]
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def describe(build):
+    """The commit a build directory was built from, if it sits in a git
+    checkout (build dirs here are <worktree>/build)."""
+    src = os.path.dirname(os.path.abspath(build))
+    out = subprocess.run(["git", "-C", src, "log", "-1",
+                          "--format=%h %cd", "--date=short"],
+                         capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", src, "status", "--porcelain",
+                            "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    rev = out.stdout.strip() or "?"
+    return "%s (%s%s)" % (os.path.abspath(build), rev,
+                          ", uncommitted changes" if dirty else "")
+
+
+def busy_seconds():
+    """CPU seconds all CPUs spent in user, nice and system time."""
+    with open("/proc/stat") as f:
+        v = f.readline().split()
+    return (int(v[1]) + int(v[2]) + int(v[3])) / TICK
+
+
+def proc_seconds(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            rest = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(rest[11]) + int(rest[12])) / TICK  # utime + stime
+
+
+def own_seconds(procs):
+    """CPU of this script, its waited-for children (redis-benchmark, the
+    CLI) and the servers it runs."""
+    s = resource.getrusage(resource.RUSAGE_SELF)
+    c = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime +
+            sum(proc_seconds(p.p.pid) for p in procs))
+
+
+def timed_drive(ports, test, pipe, requests, procs):
+    """drive() plus the cores other processes used meanwhile, and the
+    share of GETs that found their key."""
+    before = keyspace(ports)
+    b0, o0, t0 = busy_seconds(), own_seconds(procs), time.time()
+    res = drive(ports, test, pipe, requests, cluster=False)
+    b1, o1, t1 = busy_seconds(), own_seconds(procs), time.time()
+    after = keyspace(ports)
+    other = max(0.0, (b1 - b0) - (o1 - o0)) / max(t1 - t0, 1e-9)
+    h, m = after[0] - before[0], after[1] - before[1]
+    hits = h / (h + m) if test == "get" and h + m else None
+    return res, other, hits
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("old_build")
+    ap.add_argument("new_build")
+    ap.add_argument("--requests", type=int, default=1000000,
+                    help="requests per run, split over the three "
+                         "redis-benchmark processes (1000000)")
+    ap.add_argument("--quick", action="store_true", help="100k requests")
+    a = ap.parse_args()
+    if a.quick:
+        a.requests = 100000
+    build = {"old": a.old_build, "new": a.new_build}
+    signal.signal(signal.SIGTERM, on_sigterm)
+    tmp = tempfile.mkdtemp(prefix="ringkv-cmpbench-")
+    procs = []
+    ok = True
+    started = time.time()
+    print("machine: %s" % machine())
+    print("old: %s" % describe(a.old_build))
+    print("new: %s" % describe(a.new_build))
+    print("date: %s" % time.strftime("%Y-%m-%d %H:%M:%S UTC",
+                                     time.gmtime()))
+    print("load average at start: %.2f %.2f %.2f" % os.getloadavg())
+    print("3 x redis-benchmark at once, one per node, -c %s -d 100 "
+          "-r 1000000, -n %d in all; 3-node clusters --sync none; old and "
+          "new take turns workload by workload, the first alternating\n"
+          % ("/".join(map(str, SPLIT)), a.requests))
+    print("| config | test | -P | old ops/s | new ops/s | new/old | "
+          "old p50/p99 ms | new p50/p99 ms | first | other load "
+          "old/new (cores) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    sys.stdout.flush()
+    ratios = []
+    hit_rate = {}
+    turn = 0
+    try:
+        for cfg, r, w in CONFIGS:
+            ports = {b: start_ringkv_cluster(build[b], tmp,
+                                             "%s-%s" % (b, cfg), r, w, procs)
+                     for b in BUILDS}
+            for test, pipe in WORKLOADS:
+                order = BUILDS if turn % 2 == 0 else BUILDS[::-1]
+                turn += 1
+                res, other = {}, {}
+                for b in order:
+                    res[b], other[b], hits = timed_drive(
+                        ports[b], test, pipe, a.requests, procs)
+                    if hits is not None:
+                        hit_rate[(cfg, pipe, b)] = hits
+                ratio = res["new"][0] / res["old"][0]
+                ratios.append(ratio)
+                print("| %s | %s | %d | %.0f | %.0f | %.2f | %.3f/%.3f | "
+                      "%.3f/%.3f | %s | %.2f/%.2f |" % (
+                          cfg, test.upper(), pipe, res["old"][0],
+                          res["new"][0], ratio, res["old"][1], res["old"][2],
+                          res["new"][1], res["new"][2], order[0],
+                          other["old"], other["new"]))
+                sys.stdout.flush()
+            for p in procs:  # this configuration's six nodes
+                p.stop()
+            del procs[:]
+        print("\ngeometric mean of new/old over the %d workloads: %.3f" %
+              (len(ratios), math.exp(sum(map(math.log, ratios)) /
+                                     len(ratios))))
+        print("GETs that found their key: %s" % "; ".join(
+            "%s -P %d old %.0f%% new %.0f%%" % (
+                cfg, pipe, 100 * hit_rate[(cfg, pipe, "old")],
+                100 * hit_rate[(cfg, pipe, "new")])
+            for cfg, _, _ in CONFIGS for pipe in (1, 16)
+            if (cfg, pipe, "old") in hit_rate))
+        print("load average at end: %.2f %.2f %.2f" % os.getloadavg())
+        print("took %.0f s" % (time.time() - started))
+    except Exception as e:  # print what failed, keep the exit code honest
+        print("bench failed: %s" % e, file=sys.stderr)
+        ok = False
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # let cleanup finish
+        for p in procs:
+            p.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
