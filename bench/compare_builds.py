@@ -46,18 +46,27 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 def describe(build):
-    """The commit a build directory was built from, if it sits in a git
-    checkout (build dirs here are <worktree>/build)."""
+    """The build's ringkvd and the last commit that changed its sources, if
+    the build dir sits in a git checkout (here: <worktree>/build).  The
+    binary does not record its commit, so a source change committed or left
+    uncommitted after the build is flagged."""
     src = os.path.dirname(os.path.abspath(build))
-    out = subprocess.run(["git", "-C", src, "log", "-1",
-                          "--format=%h %cd", "--date=short"],
-                         capture_output=True, text=True)
+    built = os.path.getmtime(os.path.join(build, "ringkvd"))
+    paths = ["--", "src", "CMakeLists.txt", "cmake"]
+    out = subprocess.run(["git", "-C", src, "log", "-1", "--format=%h %ct"] +
+                         paths, capture_output=True, text=True).stdout.split()
     dirty = subprocess.run(["git", "-C", src, "status", "--porcelain",
-                            "--untracked-files=no"],
+                            "--untracked-files=no"] + paths,
                            capture_output=True, text=True).stdout.strip()
-    rev = out.stdout.strip() or "?"
-    return "%s (%s%s)" % (os.path.abspath(build), rev,
-                          ", uncommitted changes" if dirty else "")
+    note = "ringkvd built %s UTC" % time.strftime("%Y-%m-%d %H:%M",
+                                                   time.gmtime(built))
+    if out:
+        note = "sources at %s, %s" % (out[0], note)
+        if int(out[1]) > built:
+            note += ", SOURCES COMMITTED AFTER THE BUILD"
+    if dirty:
+        note += ", UNCOMMITTED SOURCE CHANGES"
+    return "%s (%s)" % (os.path.abspath(build), note)
 
 
 def busy_seconds():
