@@ -10,18 +10,22 @@ GET at -P 1 and -P 16 drives each cluster with three concurrent
 redis-benchmark processes, one per node, 17/17/16 clients, -d 100
 -r 1000000 (rediscluster_bench's drive(): ops/s summed, p50 the median of
 the three p50s, p99 the largest).  Old and new take turns workload by
-workload, and which goes first alternates.  The two clusters of a
-configuration are stopped before the next configuration starts.
+workload, and which goes first alternates; --rounds K repeats each
+workload's pair K times (the first still alternating) and reports the
+medians, and new/old as the median of the K paired ratios.  The two
+clusters of a configuration are stopped before the next configuration
+starts.
 
 Prints the machine, the load average at start and end, and a Markdown
-table with old and new ops/s, new/old, p50/p99 of each, which build ran
-first, and the CPU that processes outside this benchmark used while each
-run lasted ("other load", in cores: /proc/stat busy time minus this
-script, its redis-benchmark children and every ringkvd it started), so a
-noisy cell can be told from a real change.  Every server is stopped by
-PID, also on failure and on SIGTERM.
+table with old and new ops/s, new/old (and each round's), p50/p99 of
+each, which build ran first, and the CPU that processes outside this
+benchmark used while each run lasted ("other load", in cores: /proc/stat
+busy time minus this script, its redis-benchmark children and every
+ringkvd it started), so a noisy cell can be told from a real change.
+Every server is stopped by PID, also on failure and on SIGTERM.
 
-Usage: bench/compare_builds.py OLD_BUILD NEW_BUILD [--requests N] [--quick]
+Usage: bench/compare_builds.py OLD_BUILD NEW_BUILD [--requests N] [--rounds K]
+       [--quick]
 """
 import argparse
 import math
@@ -29,6 +33,7 @@ import os
 import resource
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -115,6 +120,10 @@ def main():
     ap.add_argument("--requests", type=int, default=1000000,
                     help="requests per run, split over the three "
                          "redis-benchmark processes (1000000)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="old/new pairs per workload (1); with more, each "
+                         "cell is the median over the rounds and new/old "
+                         "the median of the rounds' ratios")
     ap.add_argument("--quick", action="store_true", help="100k requests")
     a = ap.parse_args()
     if a.quick:
@@ -133,12 +142,13 @@ def main():
     print("load average at start: %.2f %.2f %.2f" % os.getloadavg())
     print("3 x redis-benchmark at once, one per node, -c %s -d 100 "
           "-r 1000000, -n %d in all; 3-node clusters --sync none; old and "
-          "new take turns workload by workload, the first alternating\n"
-          % ("/".join(map(str, SPLIT)), a.requests))
+          "new take turns workload by workload, the first alternating; "
+          "%d round(s) per workload\n"
+          % ("/".join(map(str, SPLIT)), a.requests, a.rounds))
     print("| config | test | -P | old ops/s | new ops/s | new/old | "
-          "old p50/p99 ms | new p50/p99 ms | first | other load "
-          "old/new (cores) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "new/old each round | old p50/p99 ms | new p50/p99 ms | first | "
+          "other load old/new (cores) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     sys.stdout.flush()
     ratios = []
     hit_rate = {}
@@ -149,22 +159,31 @@ def main():
                                              "%s-%s" % (b, cfg), r, w, procs)
                      for b in BUILDS}
             for test, pipe in WORKLOADS:
-                order = BUILDS if turn % 2 == 0 else BUILDS[::-1]
-                turn += 1
-                res, other = {}, {}
-                for b in order:
-                    res[b], other[b], hits = timed_drive(
-                        ports[b], test, pipe, a.requests, procs)
-                    if hits is not None:
-                        hit_rate[(cfg, pipe, b)] = hits
-                ratio = res["new"][0] / res["old"][0]
+                runs = {b: [] for b in BUILDS}  # (ops/s, p50, p99, other)
+                firsts, each = [], []
+                for _ in range(a.rounds):
+                    order = BUILDS if turn % 2 == 0 else BUILDS[::-1]
+                    turn += 1
+                    firsts.append(order[0])
+                    for b in order:
+                        res, other, hits = timed_drive(
+                            ports[b], test, pipe, a.requests, procs)
+                        runs[b].append(res + (other,))
+                        if hits is not None:
+                            hit_rate[(cfg, pipe, b)] = hits
+                    each.append(runs["new"][-1][0] / runs["old"][-1][0])
+                ratio = statistics.median(each)
                 ratios.append(ratio)
-                print("| %s | %s | %d | %.0f | %.0f | %.2f | %.3f/%.3f | "
-                      "%.3f/%.3f | %s | %.2f/%.2f |" % (
-                          cfg, test.upper(), pipe, res["old"][0],
-                          res["new"][0], ratio, res["old"][1], res["old"][2],
-                          res["new"][1], res["new"][2], order[0],
-                          other["old"], other["new"]))
+                med = {b: [statistics.median(x[i] for x in runs[b])
+                            for i in range(4)] for b in BUILDS}
+                print("| %s | %s | %d | %.0f | %.0f | %.2f | %s | %.3f/%.3f "
+                      "| %.3f/%.3f | %s | %.2f/%.2f |" % (
+                          cfg, test.upper(), pipe, med["old"][0],
+                          med["new"][0], ratio,
+                          ", ".join("%.2f" % x for x in each),
+                          med["old"][1], med["old"][2], med["new"][1],
+                          med["new"][2], ",".join(firsts),
+                          med["old"][3], med["new"][3]))
                 sys.stdout.flush()
             for p in procs:  # this configuration's six nodes
                 p.stop()
