@@ -16,13 +16,14 @@ medians, and new/old as the median of the K paired ratios.  The two
 clusters of a configuration are stopped before the next configuration
 starts.
 
-Prints the machine, the load average at start and end, and a Markdown
-table with old and new ops/s, new/old (and each round's), p50/p99 of
-each, which build ran first, and the CPU that processes outside this
-benchmark used while each run lasted ("other load", in cores: /proc/stat
-busy time minus this script, its redis-benchmark children and every
-ringkvd it started), so a noisy cell can be told from a real change.
-Every server is stopped by PID, also on failure and on SIGTERM.
+Prints the machine, the load average at start and end, and a Markdown table
+with old and new ops/s, new/old (and each round's), p50/p99 of each, the CPU
+time the driven cluster's three ringkvd spent per request (less sensitive to
+the machine's other load than ops/s), which build ran first, and the CPU
+that processes outside this benchmark used while each run lasted ("other
+load", in cores: /proc/stat busy time minus this script, its redis-benchmark
+children and every ringkvd it started), so a noisy cell can be told from a
+real change.  Every server is stopped by PID, also on failure and on SIGTERM.
 
 Usage: bench/compare_builds.py OLD_BUILD NEW_BUILD [--requests N] [--rounds K]
        [--quick]
@@ -100,17 +101,28 @@ def own_seconds(procs):
 
 
 def timed_drive(ports, test, pipe, requests, procs):
-    """drive() plus the cores other processes used meanwhile, and the
-    share of GETs that found their key."""
+    """drive() plus: the cores other processes used meanwhile, the CPU the
+    driven cluster's three ringkvd used per request (microseconds), the
+    cores the idle cluster (the other build's) used meanwhile, and the
+    share of GETs that found their key (None for SET)."""
+    mine = [p for p in procs if p.port in ports]
+    idle = [p for p in procs if p.port not in ports]
     before = keyspace(ports)
     b0, o0, t0 = busy_seconds(), own_seconds(procs), time.time()
+    m0 = sum(proc_seconds(p.p.pid) for p in mine)
+    i0 = sum(proc_seconds(p.p.pid) for p in idle)
     res = drive(ports, test, pipe, requests, cluster=False)
+    m1 = sum(proc_seconds(p.p.pid) for p in mine)
+    i1 = sum(proc_seconds(p.p.pid) for p in idle)
     b1, o1, t1 = busy_seconds(), own_seconds(procs), time.time()
     after = keyspace(ports)
-    other = max(0.0, (b1 - b0) - (o1 - o0)) / max(t1 - t0, 1e-9)
+    secs = max(t1 - t0, 1e-9)
+    other = max(0.0, (b1 - b0) - (o1 - o0)) / secs
     h, m = after[0] - before[0], after[1] - before[1]
     hits = h / (h + m) if test == "get" and h + m else None
-    return res, other, hits
+    # drive() gives each process requests * c // CLIENTS
+    served = sum(requests * c // sum(SPLIT) for c in SPLIT)
+    return res, other, 1e6 * (m1 - m0) / served, (i1 - i0) / secs, hits
 
 
 def main():
@@ -146,13 +158,15 @@ def main():
           "%d round(s) per workload\n"
           % ("/".join(map(str, SPLIT)), a.requests, a.rounds))
     print("| config | test | -P | old ops/s | new ops/s | new/old | "
-          "new/old each round | old p50/p99 ms | new p50/p99 ms | first | "
+          "new/old each round | old p50/p99 ms | new p50/p99 ms | "
+          "ringkvd CPU us/request old/new | first | "
           "other load old/new (cores) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     sys.stdout.flush()
     ratios = []
     hit_rate = {}
     turn = 0
+    idle_max = 0.0  # cores the idle build's cluster used, at most
     try:
         for cfg, r, w in CONFIGS:
             ports = {b: start_ringkv_cluster(build[b], tmp,
@@ -166,23 +180,25 @@ def main():
                     turn += 1
                     firsts.append(order[0])
                     for b in order:
-                        res, other, hits = timed_drive(
+                        res, other, cpu, idle, hits = timed_drive(
                             ports[b], test, pipe, a.requests, procs)
-                        runs[b].append(res + (other,))
+                        runs[b].append(res + (other, cpu))
+                        idle_max = max(idle_max, idle)
                         if hits is not None:
                             hit_rate[(cfg, pipe, b)] = hits
                     each.append(runs["new"][-1][0] / runs["old"][-1][0])
                 ratio = statistics.median(each)
                 ratios.append(ratio)
                 med = {b: [statistics.median(x[i] for x in runs[b])
-                            for i in range(4)] for b in BUILDS}
+                            for i in range(5)] for b in BUILDS}
                 print("| %s | %s | %d | %.0f | %.0f | %.2f | %s | %.3f/%.3f "
-                      "| %.3f/%.3f | %s | %.2f/%.2f |" % (
+                      "| %.3f/%.3f | %.1f/%.1f | %s | %.2f/%.2f |" % (
                           cfg, test.upper(), pipe, med["old"][0],
                           med["new"][0], ratio,
                           ", ".join("%.2f" % x for x in each),
                           med["old"][1], med["old"][2], med["new"][1],
-                          med["new"][2], ",".join(firsts),
+                          med["new"][2], med["old"][4], med["new"][4],
+                          ",".join(firsts),
                           med["old"][3], med["new"][3]))
                 sys.stdout.flush()
             for p in procs:  # this configuration's six nodes
@@ -197,6 +213,8 @@ def main():
                 100 * hit_rate[(cfg, pipe, "new")])
             for cfg, _, _ in CONFIGS for pipe in (1, 16)
             if (cfg, pipe, "old") in hit_rate))
+        print("the idle build's cluster used at most %.2f cores during "
+              "the other's runs" % idle_max)
         print("load average at end: %.2f %.2f %.2f" % os.getloadavg())
         print("took %.0f s" % (time.time() - started))
     except Exception as e:  # print what failed, keep the exit code honest
