@@ -100,29 +100,49 @@ def own_seconds(procs):
             sum(proc_seconds(p.p.pid) for p in procs))
 
 
+def cpu_of(procs):
+    return sum(proc_seconds(p.p.pid) for p in procs)
+
+
+def settle(procs, window=0.5, quiet=0.15, timeout=60):
+    """Waits until the three ringkvd together use less than `quiet` cores
+    over `window` seconds: after redis-benchmark ends, a cluster may still
+    be applying the replica writes that were queued behind its quorum
+    (all of them at W=1), and that work must neither run into the other
+    build's turn nor go uncounted.  Returns the seconds it took."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        c0 = cpu_of(procs)
+        time.sleep(window)
+        if cpu_of(procs) - c0 < quiet * window:
+            break
+    return time.time() - t0
+
+
 def timed_drive(ports, test, pipe, requests, procs):
-    """drive() plus: the cores other processes used meanwhile, the CPU the
-    driven cluster's three ringkvd used per request (microseconds), the
-    cores the idle cluster (the other build's) used meanwhile, and the
-    share of GETs that found their key (None for SET)."""
+    """drive(), then settle(); returns drive()'s figures and: the cores
+    other processes used during drive(), the CPU the driven cluster's
+    three ringkvd used per request (microseconds, settling included), the
+    seconds settling took, the cores the idle cluster (the other build's)
+    used during drive() and settle(), and the share of GETs that found
+    their key (None for SET)."""
     mine = [p for p in procs if p.port in ports]
     idle = [p for p in procs if p.port not in ports]
     before = keyspace(ports)
     b0, o0, t0 = busy_seconds(), own_seconds(procs), time.time()
-    m0 = sum(proc_seconds(p.p.pid) for p in mine)
-    i0 = sum(proc_seconds(p.p.pid) for p in idle)
+    m0, i0 = cpu_of(mine), cpu_of(idle)
     res = drive(ports, test, pipe, requests, cluster=False)
-    m1 = sum(proc_seconds(p.p.pid) for p in mine)
-    i1 = sum(proc_seconds(p.p.pid) for p in idle)
     b1, o1, t1 = busy_seconds(), own_seconds(procs), time.time()
+    tail = settle(mine)
+    m1, i1 = cpu_of(mine), cpu_of(idle)
     after = keyspace(ports)
-    secs = max(t1 - t0, 1e-9)
-    other = max(0.0, (b1 - b0) - (o1 - o0)) / secs
+    other = max(0.0, (b1 - b0) - (o1 - o0)) / max(t1 - t0, 1e-9)
     h, m = after[0] - before[0], after[1] - before[1]
     hits = h / (h + m) if test == "get" and h + m else None
     # drive() gives each process requests * c // CLIENTS
     served = sum(requests * c // sum(SPLIT) for c in SPLIT)
-    return res, other, 1e6 * (m1 - m0) / served, (i1 - i0) / secs, hits
+    return (res, other, 1e6 * (m1 - m0) / served, tail,
+            (i1 - i0) / max(time.time() - t0, 1e-9), hits)
 
 
 def main():
@@ -159,9 +179,9 @@ def main():
           % ("/".join(map(str, SPLIT)), a.requests, a.rounds))
     print("| config | test | -P | old ops/s | new ops/s | new/old | "
           "new/old each round | old p50/p99 ms | new p50/p99 ms | "
-          "ringkvd CPU us/request old/new | first | "
+          "ringkvd CPU us/request old/new | settle s old/new | first | "
           "other load old/new (cores) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     sys.stdout.flush()
     ratios = []
     hit_rate = {}
@@ -180,9 +200,9 @@ def main():
                     turn += 1
                     firsts.append(order[0])
                     for b in order:
-                        res, other, cpu, idle, hits = timed_drive(
+                        res, other, cpu, tail, idle, hits = timed_drive(
                             ports[b], test, pipe, a.requests, procs)
-                        runs[b].append(res + (other, cpu))
+                        runs[b].append(res + (other, cpu, tail))
                         idle_max = max(idle_max, idle)
                         if hits is not None:
                             hit_rate[(cfg, pipe, b)] = hits
@@ -190,14 +210,16 @@ def main():
                 ratio = statistics.median(each)
                 ratios.append(ratio)
                 med = {b: [statistics.median(x[i] for x in runs[b])
-                            for i in range(5)] for b in BUILDS}
+                            for i in range(6)] for b in BUILDS}
                 print("| %s | %s | %d | %.0f | %.0f | %.2f | %s | %.3f/%.3f "
-                      "| %.3f/%.3f | %.1f/%.1f | %s | %.2f/%.2f |" % (
+                      "| %.3f/%.3f | %.1f/%.1f | %.1f/%.1f | %s | %.2f/%.2f "
+                      "|" % (
                           cfg, test.upper(), pipe, med["old"][0],
                           med["new"][0], ratio,
                           ", ".join("%.2f" % x for x in each),
                           med["old"][1], med["old"][2], med["new"][1],
                           med["new"][2], med["old"][4], med["new"][4],
+                          med["old"][5], med["new"][5],
                           ",".join(firsts),
                           med["old"][3], med["new"][3]))
                 sys.stdout.flush()
@@ -214,7 +236,7 @@ def main():
             for cfg, _, _ in CONFIGS for pipe in (1, 16)
             if (cfg, pipe, "old") in hit_rate))
         print("the idle build's cluster used at most %.2f cores during "
-              "the other's runs" % idle_max)
+              "the other's runs and their settling" % idle_max)
         print("load average at end: %.2f %.2f %.2f" % os.getloadavg())
         print("took %.0f s" % (time.time() - started))
     except Exception as e:  # print what failed, keep the exit code honest
