@@ -42,8 +42,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from redis_bench import machine  # noqa: E402
-from rediscluster_bench import (SPLIT, drive, keyspace,  # noqa: E402
-                                on_sigterm, start_ringkv_cluster)
+from rediscluster_bench import (SPLIT, drive, info_fields,  # noqa: E402
+                                on_sigterm, redis_cli, start_ringkv_cluster)
 
 WORKLOADS = [("set", 1), ("set", 16), ("get", 1), ("get", 16)]
 CONFIGS = [("N3R2W2", 2, 2), ("N3R1W1", 1, 1)]
@@ -100,6 +100,16 @@ def own_seconds(procs):
             sum(proc_seconds(p.p.pid) for p in procs))
 
 
+def stats(ports):
+    """[keyspace hits, misses, error replies] of each node."""
+    out = []
+    for port in ports:
+        st = info_fields(redis_cli(port, "info", "stats"))
+        out.append([int(st.get(k, 0)) for k in (
+            "keyspace_hits", "keyspace_misses", "total_error_replies")])
+    return out
+
+
 def cpu_of(procs):
     return sum(proc_seconds(p.p.pid) for p in procs)
 
@@ -125,24 +135,28 @@ def timed_drive(ports, test, pipe, requests, procs):
     three ringkvd used per request (microseconds, settling included), the
     seconds settling took, the cores the idle cluster (the other build's)
     used during drive() and settle(), and the share of GETs that found
-    their key (None for SET)."""
+    their key (None for SET), and the error replies the nodes sent."""
     mine = [p for p in procs if p.port in ports]
     idle = [p for p in procs if p.port not in ports]
-    before = keyspace(ports)
+    before = stats(ports)
     b0, o0, t0 = busy_seconds(), own_seconds(procs), time.time()
     m0, i0 = cpu_of(mine), cpu_of(idle)
     res = drive(ports, test, pipe, requests, cluster=False)
     b1, o1, t1 = busy_seconds(), own_seconds(procs), time.time()
     tail = settle(mine)
     m1, i1 = cpu_of(mine), cpu_of(idle)
-    after = keyspace(ports)
+    after = stats(ports)
     other = max(0.0, (b1 - b0) - (o1 - o0)) / max(t1 - t0, 1e-9)
-    h, m = after[0] - before[0], after[1] - before[1]
-    hits = h / (h + m) if test == "get" and h + m else None
+    d = [[x - y for x, y in zip(a, b)] for a, b in zip(after, before)]
+    hits = None
+    if test == "get":  # overall, and per node (= per redis-benchmark)
+        hits = [sum(x[0] for x in d) / max(sum(x[0] + x[1] for x in d), 1)]
+        hits += [x[0] / max(x[0] + x[1], 1) for x in d]
     # drive() gives each process requests * c // CLIENTS
     served = sum(requests * c // sum(SPLIT) for c in SPLIT)
     return (res, other, 1e6 * (m1 - m0) / served, tail,
-            (i1 - i0) / max(time.time() - t0, 1e-9), hits)
+            (i1 - i0) / max(time.time() - t0, 1e-9), hits,
+            sum(x[2] for x in d))
 
 
 def main():
@@ -187,6 +201,8 @@ def main():
     hit_rate = {}
     turn = 0
     idle_max = 0.0  # cores the idle build's cluster used, at most
+    errors = {b: 0 for b in BUILDS}  # error replies (a run with any is
+    # not comparable: an error is cheaper than a write)
     try:
         for cfg, r, w in CONFIGS:
             ports = {b: start_ringkv_cluster(build[b], tmp,
@@ -200,8 +216,10 @@ def main():
                     turn += 1
                     firsts.append(order[0])
                     for b in order:
-                        res, other, cpu, tail, idle, hits = timed_drive(
-                            ports[b], test, pipe, a.requests, procs)
+                        res, other, cpu, tail, idle, hits, err = \
+                            timed_drive(ports[b], test, pipe, a.requests,
+                                        procs)
+                        errors[b] += err
                         runs[b].append(res + (other, cpu, tail))
                         idle_max = max(idle_max, idle)
                         if hits is not None:
@@ -229,14 +247,22 @@ def main():
         print("\ngeometric mean of new/old over the %d workloads: %.3f" %
               (len(ratios), math.exp(sum(map(math.log, ratios)) /
                                      len(ratios))))
-        print("GETs that found their key: %s" % "; ".join(
-            "%s -P %d old %.0f%% new %.0f%%" % (
-                cfg, pipe, 100 * hit_rate[(cfg, pipe, "old")],
-                100 * hit_rate[(cfg, pipe, "new")])
-            for cfg, _, _ in CONFIGS for pipe in (1, 16)
-            if (cfg, pipe, "old") in hit_rate))
+        print("GETs that found their key, all (per node; a node near 100% "
+              "means its redis-benchmark drew the keys an earlier SET "
+              "process wrote: it seeds with time(NULL) ^ getpid()):")
+        for cfg, _, _ in CONFIGS:
+            for pipe in (1, 16):
+                print("- %s -P %d: %s" % (cfg, pipe, ", ".join(
+                    "%s %.0f%% (%s)" % (b, 100 * hit_rate[(cfg, pipe, b)][0],
+                                        "/".join("%.0f" % (100 * x) for x in
+                                                 hit_rate[(cfg, pipe, b)][1:]))
+                    for b in BUILDS if (cfg, pipe, b) in hit_rate)))
         print("the idle build's cluster used at most %.2f cores during "
               "the other's runs and their settling" % idle_max)
+        print("error replies (total_error_replies): old %d, new %d%s" % (
+            errors["old"], errors["new"],
+            "" if errors["old"] + errors["new"] == 0
+            else " -- SOME REQUESTS FAILED, ops/s not comparable"))
         print("load average at end: %.2f %.2f %.2f" % os.getloadavg())
         print("took %.0f s" % (time.time() - started))
     except Exception as e:  # print what failed, keep the exit code honest
