@@ -227,6 +227,9 @@ void cluster__run_node_actions(struct cnode *cn)
         }
         /* each feed replaces the list: perform its actions before the
          * next one (the failures were copied out) */
+        if (n_fails == 0) {
+            return;
+        }
         uint64_t now = cluster__now_mono();
         for (size_t i = 0; i < n_fails; i++) {
             node_on_send_failed(cn->node, fails[i].node, fails[i].req_id,
