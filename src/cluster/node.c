@@ -661,7 +661,7 @@ static enum serve_result serve(struct node *n,
             return SERVE_REPLY;
         }
         case PEER_KV_GET:
-            replica_handle_get(n->data, &m->kv_get, &n->valbuf, rep);
+            replica_handle_get(n->data, &n->rcfg, &m->kv_get, &n->valbuf, rep);
             return SERVE_REPLY;
         case PEER_KV_UPDATE:
             /* Answered at once: under sync=always the coordinator counts

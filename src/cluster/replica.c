@@ -351,20 +351,23 @@ void replica_handle_put(struct engine *e,
 }
 
 void replica_handle_get(struct engine *e,
+                        const struct replica_cfg *cfg,
                         const struct peer_kv_get *req,
                         struct rk_buf *out,
                         struct peer_msg *reply)
 {
-    struct dvv_obj o;
-    dvv_init(&o);
+    struct ws w;
+    struct replica_scratch *sc = ws_begin(&w, cfg);
     rk_buf_clear(out);
+    /* decoded before it is served: a stored object that does not decode
+     * is reported (RK_ECORRUPT), never served */
     int rc = req->key.len == 0
                  ? RK_EINVAL
-                 : replica_read(e, req->key.ptr, req->key.len, &o);
+                 : read_into(e, req->key.ptr, req->key.len, &sc->cur, &sc->val);
     if (rc == RK_OK) {
-        rc = dvv_encode(&o, out);
+        rc = dvv_encode(&sc->cur, out);
     }
-    dvv_fini(&o);
+    ws_end(&w);
     memset(reply, 0, sizeof(*reply));
     reply->type = PEER_KV_GET_REPLY;
     struct peer_kv_get_reply *r = &reply->kv_get_reply;

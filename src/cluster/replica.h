@@ -181,9 +181,12 @@ void replica_handle_put(struct engine *e,
 /*
  * KV_GET: fills *reply with the KV_GET_REPLY: RK_OK with the stored
  * object's encoding (appended to `out`, cleared first; reply views it:
- * valid until out changes), RK_ENOTFOUND, or an error status.
+ * valid until out changes), RK_ENOTFOUND, RK_ECORRUPT (the stored record
+ * does not decode: never served), or an error status.  cfg may be NULL;
+ * only its scratch is used (working space reused between calls).
  */
 void replica_handle_get(struct engine *e,
+                        const struct replica_cfg *cfg,
                         const struct peer_kv_get *req,
                         struct rk_buf *out,
                         struct peer_msg *reply);

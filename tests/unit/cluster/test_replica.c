@@ -363,7 +363,7 @@ static int get(struct fx *f, const char *key, struct rk_buf *obj)
     assert_int_equal(rk_buf_append(&out, "junk", 4), RK_OK);
     struct peer_msg reply;
     memset(&reply, 0xa5, sizeof(reply));
-    replica_handle_get(f->e, &req, &out, &reply);
+    replica_handle_get(f->e, NULL, &req, &out, &reply);
     assert_int_equal(reply.type, PEER_KV_GET_REPLY);
     const struct peer_kv_get_reply *r = &reply.kv_get_reply;
     assert_int_equal(r->req_id, 0x9abc);
@@ -2075,7 +2075,7 @@ static int oom_once(enum oom_op op, long n, struct rk_buf *raw)
         replica_handle_update(f.e, &f.cfg, &u, &out, &reply, NULL);
         rc = reply.kv_update_reply.status;
     } else {
-        replica_handle_get(f.e, &g, &out, &reply);
+        replica_handle_get(f.e, NULL, &g, &out, &reply);
         rc = reply.kv_get_reply.status;
     }
     rk_set_allocator(NULL);
