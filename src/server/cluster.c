@@ -646,6 +646,7 @@ void cluster_stop(struct server *s)
         event_free(cn->resume_ev);
     }
     peer_transport_destroy(cn->pt);
+    cluster__pool_free(cn);
     node_destroy(cn->node);
     if (cn->hints) {
         engine_close(cn->hints);

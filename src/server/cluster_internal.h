@@ -46,7 +46,9 @@
 #define NODE_ID_FILE    "NODE_ID"
 #define EPOCH_FILE      "EPOCH"     /* starts of this data dir */
 #define VERSIONED_FILE  "VERSIONED" /* keys are versioned objects */
-#define CLIENT_PIPELINE 64 /* coordinated commands in flight per client */
+#define CLIENT_PIPELINE 64  /* coordinated commands in flight per client */
+#define COP_POOL        256 /* freed operations kept for reuse */
+#define COP_KEEP_BYTES  (64 * 1024) /* larger buffers are not kept */
 #define MAX_SEND_FAILS  256
 
 enum cop_kind
@@ -96,6 +98,10 @@ struct cop
     enum cop_phase phase;
     struct cop_key *keys;
     size_t nkeys;
+    size_t keys_cap;  /* slots allocated */
+    size_t keys_init; /* slots whose buffers are initialised (a pooled
+                         operation keeps them between commands) */
+    size_t argv_cap;  /* bytes of the argv allocation */
     struct rk_buf kbuf;
     size_t next;     /* next key to start */
     size_t inflight; /* requests in flight */
@@ -114,6 +120,7 @@ struct cop
     struct cop *rnext;
     struct cop *snext;
     struct cop *cnext; /* the client's FIFO */
+    struct cop *pnext; /* cnode.pool */
 };
 
 /* A SEND the transport refused, fed back after the action list. */
@@ -143,6 +150,9 @@ struct cnode
     bool in_actions;
     struct cop *ready;
     struct cop *stalled;
+    struct cop *pool; /* freed operations kept for reuse (no allocation
+                         per command), at most COP_POOL */
+    size_t n_pool;
     struct cop *join_op;
     /* versions (issue 5) */
     uint64_t epoch; /* starts of this data dir (EPOCH file) */
@@ -177,5 +187,7 @@ void cluster__op_queue(struct cnode *cn, struct cop *op);
 void cluster__process_ready(struct cnode *cn);
 void cluster__resume_cb(evutil_socket_t fd, short what, void *arg);
 void cluster__update_block(struct client *c);
+/* Frees the operations kept for reuse (cluster_stop). */
+void cluster__pool_free(struct cnode *cn);
 
 #endif /* RINGKV_SERVER_CLUSTER_INTERNAL_H */

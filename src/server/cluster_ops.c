@@ -114,9 +114,10 @@ void cluster__on_node_reply(struct cnode *cn, const struct node_result *r)
 /* ---- operations ------------------------------------------------------------
  */
 
-static void op_free(struct cop *op)
+/* Frees an operation for good. */
+static void op_destroy(struct cop *op)
 {
-    for (size_t i = 0; i < op->nkeys; i++) {
+    for (size_t i = 0; i < op->keys_init; i++) {
         rk_buf_fini(&op->keys[i].val);
         rk_buf_fini(&op->keys[i].obj);
         rk_buf_fini(&op->keys[i].ctx);
@@ -126,6 +127,38 @@ static void op_free(struct cop *op)
     rk_buf_fini(&op->reply);
     rk_free(op->argv);
     rk_free(op);
+}
+
+/* An operation is done: kept for the next command (its allocations
+ * reused, big buffers given back), or freed when the pool is full. */
+static void op_free(struct cop *op)
+{
+    struct cnode *cn = op->c ? op->c->srv->cluster : NULL;
+    if (cn == NULL || cn->n_pool >= COP_POOL || op->keys_cap > 256 ||
+        op->argv_cap > COP_KEEP_BYTES) {
+        op_destroy(op);
+        return;
+    }
+    for (size_t i = 0; i < op->keys_init; i++) {
+        rk_buf_shrink(&op->keys[i].val, COP_KEEP_BYTES);
+        rk_buf_shrink(&op->keys[i].obj, COP_KEEP_BYTES);
+        rk_buf_shrink(&op->keys[i].ctx, COP_KEEP_BYTES);
+    }
+    rk_buf_shrink(&op->kbuf, COP_KEEP_BYTES);
+    rk_buf_shrink(&op->reply, COP_KEEP_BYTES);
+    op->pnext = cn->pool;
+    cn->pool = op;
+    cn->n_pool++;
+}
+
+void cluster__pool_free(struct cnode *cn)
+{
+    while (cn->pool) {
+        struct cop *op = cn->pool;
+        cn->pool = op->pnext;
+        op_destroy(op);
+    }
+    cn->n_pool = 0;
 }
 
 static void unlink_op(struct cnode *cn, struct cop *op)
@@ -969,7 +1002,7 @@ bool cluster__arg_eq(const struct resp_arg *a, const char *s)
     return a->len == n && strncasecmp(a->ptr, s, n) == 0;
 }
 
-static int add_key(struct cop *op, const char *p, size_t len, size_t *cap)
+static int add_key(struct cop *op, const char *p, size_t len)
 {
     for (size_t i = 0; op->nkeys <= 64 && i < op->nkeys; i++) {
         if (op->keys[i].len == len &&
@@ -977,22 +1010,37 @@ static int add_key(struct cop *op, const char *p, size_t len, size_t *cap)
             return RK_OK;
         }
     }
-    if (op->nkeys == *cap) {
-        size_t nc = *cap ? *cap * 2 : 4;
+    if (op->nkeys == op->keys_cap) {
+        size_t nc = op->keys_cap ? op->keys_cap * 2 : 4;
         struct cop_key *k = rk_realloc(op->keys, nc * sizeof(*k));
         if (k == NULL) {
             return RK_ENOMEM;
         }
         op->keys = k;
-        *cap = nc;
+        op->keys_cap = nc;
     }
     struct cop_key *k = &op->keys[op->nkeys];
+    struct rk_buf val, obj, ctx;
+    if (op->nkeys < op->keys_init) {
+        /* a pooled slot: its buffers are kept, emptied */
+        val = k->val;
+        obj = k->obj;
+        ctx = k->ctx;
+        rk_buf_clear(&val);
+        rk_buf_clear(&obj);
+        rk_buf_clear(&ctx);
+    } else {
+        rk_buf_init(&val);
+        rk_buf_init(&obj);
+        rk_buf_init(&ctx);
+        op->keys_init++;
+    }
     memset(k, 0, sizeof(*k));
+    k->val = val;
+    k->obj = obj;
+    k->ctx = ctx;
     k->off = op->kbuf.len;
     k->len = len;
-    rk_buf_init(&k->val);
-    rk_buf_init(&k->obj);
-    rk_buf_init(&k->ctx);
     if (rk_buf_append(&op->kbuf, p, len) != RK_OK) {
         return RK_ENOMEM;
     }
@@ -1003,8 +1051,7 @@ static int add_key(struct cop *op, const char *p, size_t len, size_t *cap)
 static int add_cmd_keys(struct cop *op,
                         const struct command *cmd,
                         size_t argc,
-                        const struct resp_arg *argv,
-                        size_t *cap)
+                        const struct resp_arg *argv)
 {
     if (cmd->first_key <= 0) {
         return RK_OK;
@@ -1015,7 +1062,7 @@ static int add_cmd_keys(struct cop *op,
         if (argv[i].len == 0 || argv[i].len > PEER_MAX_KEY) {
             continue; /* never stored: reads find nothing */
         }
-        int rc = add_key(op, argv[i].ptr, argv[i].len, cap);
+        int rc = add_key(op, argv[i].ptr, argv[i].len);
         if (rc != RK_OK) {
             return rc;
         }
@@ -1043,16 +1090,20 @@ static void dedupe_keys(struct cop *op)
         return;
     }
     qsort_r(op->keys, op->nkeys, sizeof(*op->keys), key_cmp_ctx_sort, op);
+    /* duplicates are swapped behind the kept keys: every slot keeps its
+     * own buffers (a pooled operation reuses them) */
     size_t w = 0;
     for (size_t i = 0; i < op->nkeys; i++) {
         if (w > 0 &&
             key_cmp_ctx_sort(&op->keys[w - 1], &op->keys[i], op) == 0) {
-            rk_buf_fini(&op->keys[i].val);
-            rk_buf_fini(&op->keys[i].obj);
-            rk_buf_fini(&op->keys[i].ctx);
             continue;
         }
-        op->keys[w++] = op->keys[i];
+        if (w != i) {
+            struct cop_key t = op->keys[w];
+            op->keys[w] = op->keys[i];
+            op->keys[i] = t;
+        }
+        w++;
     }
     op->nkeys = w;
 }
@@ -1062,22 +1113,46 @@ struct cop *cluster__op_new(struct client *c,
                             size_t argc,
                             const struct resp_arg *argv)
 {
-    struct cop *op = rk_calloc(1, sizeof(*op));
-    if (op == NULL) {
-        return NULL;
+    struct cnode *cn = c->srv->cluster;
+    struct cop *op = cn ? cn->pool : NULL;
+    if (op) {
+        /* a pooled operation: keep its allocations, reset the rest */
+        cn->pool = op->pnext;
+        cn->n_pool--;
+        struct cop keep = *op;
+        memset(op, 0, sizeof(*op));
+        op->keys = keep.keys;
+        op->keys_cap = keep.keys_cap;
+        op->keys_init = keep.keys_init;
+        op->argv = keep.argv;
+        op->argv_cap = keep.argv_cap;
+        op->kbuf = keep.kbuf;
+        op->reply = keep.reply;
+        rk_buf_clear(&op->kbuf);
+        rk_buf_clear(&op->reply);
+    } else {
+        op = rk_calloc(1, sizeof(*op));
+        if (op == NULL) {
+            return NULL;
+        }
+        rk_buf_init(&op->kbuf);
+        rk_buf_init(&op->reply);
     }
     op->c = c;
     op->cmd = cmd;
-    rk_buf_init(&op->kbuf);
-    rk_buf_init(&op->reply);
     size_t bytes = argc * sizeof(struct resp_arg);
     for (size_t i = 0; i < argc; i++) {
         bytes += argv[i].len + 1;
     }
-    op->argv = rk_malloc(bytes ? bytes : 1);
-    if (op->argv == NULL) {
-        rk_free(op);
-        return NULL;
+    bytes = bytes ? bytes : 1;
+    if (bytes > op->argv_cap) {
+        struct resp_arg *a = rk_realloc(op->argv, bytes);
+        if (a == NULL) {
+            op_destroy(op);
+            return NULL;
+        }
+        op->argv = a;
+        op->argv_cap = bytes;
     }
     char *p = (char *)(op->argv + argc);
     for (size_t i = 0; i < argc; i++) {
@@ -1113,16 +1188,14 @@ void cluster_run(struct client *c,
     }
     op->kind = COP_KEYS;
     op->start_us = server_mono_us();
-    size_t cap = 0;
-    int rc = add_cmd_keys(op, cmd, argc, op->argv, &cap);
+    int rc = add_cmd_keys(op, cmd, argc, op->argv);
     if (rc == RK_OK && (cmd->flags & CMD_TXKEYS)) {
         for (size_t i = 0; rc == RK_OK && i < c->mq_len; i++) {
-            rc = add_cmd_keys(op, c->mq[i].cmd, c->mq[i].argc, c->mq[i].argv,
-                              &cap);
+            rc = add_cmd_keys(op, c->mq[i].cmd, c->mq[i].argc, c->mq[i].argv);
         }
         for (struct watched_key *w = c->watched; rc == RK_OK && w;
              w = w->next) {
-            rc = add_key(op, w->key, w->klen, &cap);
+            rc = add_key(op, w->key, w->klen);
         }
     }
     if (rc != RK_OK) {
