@@ -1057,12 +1057,11 @@ int bc_bg_start(struct bitcask *b)
     return RK_OK;
 }
 
-void bc_bg_stop(struct bitcask *b)
+/* Waits (bg_mu held) until no background job is queued or running: an
+ * executor's queued job is withdrawn and run here, the worker thread's
+ * queue is waited for. */
+static void bg_idle_locked(struct bitcask *b)
 {
-    pthread_mutex_lock(&b->bg_mu);
-    /* A merge is abandoned (safely: inputs untouched); queued hint files
-     * are still written so the next open can use them. */
-    __atomic_store_n(&b->bg_cancel, 1, __ATOMIC_RELAXED);
     if (b->bg_ex != NULL) {
         if (b->bg_started) {
             bg_help_locked(b);
@@ -1072,6 +1071,15 @@ void bc_bg_stop(struct bitcask *b)
             pthread_cond_wait(&b->bg_cond, &b->bg_mu);
         }
     }
+}
+
+void bc_bg_stop(struct bitcask *b)
+{
+    pthread_mutex_lock(&b->bg_mu);
+    /* A merge is abandoned (safely: inputs untouched); queued hint files
+     * are still written so the next open can use them. */
+    __atomic_store_n(&b->bg_cancel, 1, __ATOMIC_RELAXED);
+    bg_idle_locked(b);
     b->bg_stop = true;
     pthread_cond_broadcast(&b->bg_cond);
     pthread_mutex_unlock(&b->bg_mu);
@@ -1097,15 +1105,7 @@ void bc_bg_stop(struct bitcask *b)
 void bc_bg_wait_idle(struct bitcask *b)
 {
     pthread_mutex_lock(&b->bg_mu);
-    if (b->bg_ex != NULL) {
-        if (b->bg_started) {
-            bg_help_locked(b);
-        }
-    } else {
-        while (b->bg_started && (b->jobs_head != NULL || b->bg_busy)) {
-            pthread_cond_wait(&b->bg_cond, &b->bg_mu);
-        }
-    }
+    bg_idle_locked(b);
     pthread_mutex_unlock(&b->bg_mu);
 }
 

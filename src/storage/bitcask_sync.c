@@ -316,6 +316,35 @@ int bc_read_record(struct bitcask *b,
     return rc;
 }
 
+/* fdatasyncs fd (without wb_mu held), timing it: returns the call's
+ * result, *err its errno, *dt_us its duration. */
+static int timed_fdatasync(struct bitcask *b, int fd, int *err, uint64_t *dt_us)
+{
+    uint64_t t0 = storage__now_us(b->env);
+    int r = b->vfs->fdatasync(b->vfs, fd);
+    *err = errno;
+    *dt_us = storage__now_us(b->env) - t0;
+    return r;
+}
+
+/* Records one fdatasync's outcome (wb_mu held): counters and, on a
+ * failure, the sticky read-only state.  Returns whether the engine is
+ * still healthy. */
+static bool note_sync_locked(struct bitcask *b, int r, int err, uint64_t dt_us)
+{
+    b->syncs++;
+    b->last_sync_us = dt_us;
+    b->sync_us_total += dt_us;
+    if (r != 0 && !b->failed) {
+        __atomic_store_n(&b->failed, true, __ATOMIC_RELAXED);
+        b->fail_rc = RK_EIO;
+        b->sync_errors++;
+        rk_log(RK_LOG_ERROR, "bitcask_fsync_failed",
+               "dir=%s errno=%d state=read_only", b->dir, err);
+    }
+    return !b->failed;
+}
+
 /* Flushes and fdatasyncs the active file; publishes the seq (owner). */
 int bc_sync_now(struct bitcask *b)
 {
@@ -331,21 +360,11 @@ int bc_sync_now(struct bitcask *b)
         return RK_EREADONLY == rc ? rc : (b->failed ? RK_EREADONLY : rc);
     }
     pthread_mutex_unlock(&b->wb_mu);
-    uint64_t t0 = storage__now_us(b->env);
-    int r = b->vfs->fdatasync(b->vfs, fd);
-    uint64_t dt = storage__now_us(b->env) - t0;
+    int err;
+    uint64_t dt;
+    int r = timed_fdatasync(b, fd, &err, &dt);
     pthread_mutex_lock(&b->wb_mu);
-    b->syncs++;
-    b->last_sync_us = dt;
-    b->sync_us_total += dt;
-    if (r != 0 && !b->failed) {
-        __atomic_store_n(&b->failed, true, __ATOMIC_RELAXED);
-        b->fail_rc = RK_EIO;
-        b->sync_errors++;
-        rk_log(RK_LOG_ERROR, "bitcask_fsync_failed",
-               "dir=%s errno=%d state=read_only", b->dir, errno);
-    }
-    bool ok = !b->failed;
+    bool ok = note_sync_locked(b, r, err, dt);
     pthread_mutex_unlock(&b->wb_mu);
     if (!ok) {
         return RK_EIO;
@@ -374,22 +393,12 @@ int bc_sync_from_worker(struct bitcask *b)
     int fd = b->wb_fd;
     b->bg_syncing_fd = fd;
     pthread_mutex_unlock(&b->wb_mu);
-    uint64_t t0 = storage__now_us(b->env);
-    int r = b->vfs->fdatasync(b->vfs, fd);
-    int err = errno;
-    uint64_t dt = storage__now_us(b->env) - t0;
+    int err;
+    uint64_t dt;
+    int r = timed_fdatasync(b, fd, &err, &dt);
     pthread_mutex_lock(&b->wb_mu);
     b->bg_syncing_fd = -1;
-    b->syncs++;
-    b->sync_us_total += dt;
-    if (r != 0 && !b->failed) {
-        __atomic_store_n(&b->failed, true, __ATOMIC_RELAXED);
-        b->fail_rc = RK_EIO;
-        b->sync_errors++;
-        rk_log(RK_LOG_ERROR, "bitcask_fsync_failed",
-               "dir=%s errno=%d state=read_only", b->dir, err);
-    }
-    bool ok = !b->failed;
+    bool ok = note_sync_locked(b, r, err, dt);
     pthread_cond_broadcast(&b->wb_cond);
     pthread_mutex_unlock(&b->wb_mu);
     if (!ok) {
@@ -562,23 +571,12 @@ static void sync_round_locked(struct bitcask *b)
     int fd = b->wb_fd;
     b->syncing_fd = fd;
     pthread_mutex_unlock(&b->wb_mu);
-    uint64_t t0 = storage__now_us(b->env);
-    int r = b->vfs->fdatasync(b->vfs, fd);
-    int err = errno;
-    uint64_t dt = storage__now_us(b->env) - t0;
+    int err;
+    uint64_t dt;
+    int r = timed_fdatasync(b, fd, &err, &dt);
     pthread_mutex_lock(&b->wb_mu);
     b->syncing_fd = -1;
-    b->syncs++;
-    b->last_sync_us = dt;
-    b->sync_us_total += dt;
-    if (r != 0 && !b->failed) {
-        __atomic_store_n(&b->failed, true, __ATOMIC_RELAXED);
-        b->fail_rc = RK_EIO;
-        b->sync_errors++;
-        rk_log(RK_LOG_ERROR, "bitcask_fsync_failed",
-               "dir=%s errno=%d state=read_only", b->dir, err);
-    }
-    bool ok = !b->failed;
+    bool ok = note_sync_locked(b, r, err, dt);
     if (ok && target > b->synced_seq) {
         b->last_batch = target - b->synced_seq;
         b->synced_seq = target;
