@@ -144,7 +144,7 @@ struct node
     /* background rounds */
     uint64_t hint_cursor, hint_scan_at;
     uint64_t reap_cursor, reap_scan_at;
-    uint64_t skew_logged_at, skew_seen;
+    uint64_t skew_logged_at;
     uint64_t bound_logged, bound_logged_at;
     struct node_stats st;
 };

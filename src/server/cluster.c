@@ -202,9 +202,6 @@ void cluster__run_node_actions(struct cnode *cn)
                         rk_log(RK_LOG_ERROR, "cluster_persist_failed",
                                "dir=%s file=%s errno=%d", cn->dir, file, errno);
                     }
-                    if (a->file == NODE_FILE_VERSIONED) {
-                        cn->versioned = true;
-                    }
                     break;
                 }
                 case NODE_JOIN_DONE:

@@ -147,7 +147,6 @@ struct cnode
     uint16_t peer_port;
     char dir[4096];
     bool in_ready;
-    bool in_actions;
     struct cop *ready;
     struct cop *stalled;
     struct cop *pool; /* freed operations kept for reuse (no allocation
@@ -157,7 +156,7 @@ struct cnode
     /* versions (issue 5) */
     uint64_t epoch; /* starts of this data dir (EPOCH file) */
     uint64_t actor; /* dvv actor of this run: XXH3(node id, epoch, nonce) */
-    bool versioned; /* has been in a cluster: keys are objects */
+    bool versioned; /* VERSIONED_FILE at start (the node keeps it after) */
     /* hinted handoff: the hint store DATA_DIR/hints (node_hints.c) */
     struct engine *hints;
     struct lat_hist coord_lat[2];   /* [0] reads, [1] writes (commands) */
