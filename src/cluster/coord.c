@@ -43,6 +43,15 @@ enum slot_state
     SLOT_LINGER = 3, /* a read answered, waiting to send its repairs */
 };
 
+/* The deadline lists (dl_of). */
+enum
+{
+    DL_WAITING = 0, /* WAITING: the request's deadline */
+    DL_LINGER = 1,  /* LINGER: the end of the straggler wait */
+    DL_SPEC = 2,    /* WAITING reads with a speculative retry to come */
+    DL_N = 3,
+};
+
 struct target
 {
     const char *id; /* NUL-terminated, in slot->mem */
@@ -55,7 +64,11 @@ struct slot
     enum coord_op op;
     uint64_t req_id;
     uint64_t cookie;
-    uint64_t deadline_ms; /* start now_ms + timeout_ms */
+    uint64_t deadline_ms; /* the next deadline: the speculative retry's
+                             while spec_pending, else end_ms (WAITING)
+                             or the straggler wait's end (LINGER) */
+    uint64_t end_ms;      /* start now_ms + timeout_ms */
+    bool spec_pending;    /* a speculative retry at deadline_ms */
     uint32_t n_targets;   /* N */
     uint32_t need;        /* W or R, 1..N */
     uint32_t successes;   /* distinct targets, <= N */
@@ -63,6 +76,7 @@ struct slot
     uint64_t answered;    /* bit i: target i answered (C2) */
     uint64_t failed;      /* bit i: target i failed */
     uint64_t has_obj;     /* bit i: target i answered with an object */
+    uint64_t asked;       /* bit i: target i was sent the request */
     int first_error;
     struct target *targets; /* n_targets, in mem */
     uint64_t *hash;         /* n_targets, in mem: XXH3 of i's object */
@@ -103,7 +117,7 @@ struct coord
     uint32_t cap;          /* slots */
     uint32_t n_waiting;    /* slots in SLOT_WAITING */
     uint64_t seq;          /* last sequence number used in a req_id */
-    struct dlist dl[2];    /* deadline lists: [0] WAITING, [1] LINGER */
+    struct dlist dl[DL_N]; /* deadline lists (DL_*) */
     uint32_t free_head;    /* free list */
     uint32_t retired_head; /* retired list */
     struct coord_action *acts;
@@ -120,7 +134,10 @@ struct coord
  * all the requests with later deadlines: 37% of a coordinator's CPU). */
 static struct dlist *dl_of(struct coord *c, uint32_t i)
 {
-    return &c->dl[c->slots[i].state == SLOT_LINGER ? 1 : 0];
+    const struct slot *s = &c->slots[i];
+    return &c->dl[s->state == SLOT_LINGER ? DL_LINGER
+                  : s->spec_pending       ? DL_SPEC
+                                          : DL_WAITING];
 }
 
 static void dl_insert(struct coord *c, uint32_t i)
@@ -162,15 +179,18 @@ static void dl_remove(struct coord *c, uint32_t i)
     s->prev = s->next = NIL;
 }
 
-/* The slot with the earliest deadline of both lists, or NIL. */
+/* The slot with the earliest deadline of all lists, or NIL. */
 static uint32_t dl_first(const struct coord *c)
 {
-    uint32_t a = c->dl[0].head, b = c->dl[1].head;
-    if (a == NIL ||
-        (b != NIL && c->slots[b].deadline_ms < c->slots[a].deadline_ms)) {
-        return b;
+    uint32_t best = NIL;
+    for (int l = 0; l < DL_N; l++) {
+        uint32_t h = c->dl[l].head;
+        if (h != NIL && (best == NIL || c->slots[h].deadline_ms <
+                                            c->slots[best].deadline_ms)) {
+            best = h;
+        }
     }
-    return a;
+    return best;
 }
 
 static void slot_release(struct coord *c, uint32_t i)
@@ -272,7 +292,9 @@ int coord_create(const char *self_id, size_t max_inflight, struct coord **out)
         rk_free(c);
         return RK_ENOMEM;
     }
-    c->dl[0].head = c->dl[0].tail = c->dl[1].head = c->dl[1].tail = NIL;
+    for (int l = 0; l < DL_N; l++) {
+        c->dl[l].head = c->dl[l].tail = NIL;
+    }
     c->retired_head = NIL;
     c->free_head = NIL;
     for (uint32_t i = c->cap; i-- > 0;) {
@@ -422,7 +444,7 @@ static void emit_reply(struct coord *c,
         slot_retire(c, i);
         return;
     }
-    if (s->successes + s->failures == s->n_targets) {
+    if (s->answered == s->asked) {
         emit_repairs(c, i);
         return;
     }
@@ -430,10 +452,11 @@ static void emit_reply(struct coord *c,
     dl_remove(c, i);
     c->n_waiting--;
     s->state = SLOT_LINGER;
+    s->spec_pending = false;
     uint64_t until = now_ms > UINT64_MAX - s->repair_wait_ms
                          ? UINT64_MAX - 1
                          : now_ms + s->repair_wait_ms;
-    s->deadline_ms = until < s->deadline_ms ? until : s->deadline_ms;
+    s->deadline_ms = until < s->end_ms ? until : s->end_ms;
     dl_insert(c, i);
 }
 
@@ -442,7 +465,7 @@ static void check_done(struct coord *c, uint32_t i, uint64_t now_ms)
 {
     struct slot *s = &c->slots[i];
     if (s->state == SLOT_LINGER) {
-        if (s->successes + s->failures == s->n_targets) {
+        if (s->answered == s->asked) {
             emit_repairs(c, i);
         }
         return;
@@ -632,21 +655,41 @@ static void build_msg(const struct slot *s, uint32_t t, struct peer_msg *m)
     }
 }
 
-/* Emits SEND to every remote target not yet answered, then LOCAL_* for
- * self. */
-static void emit_requests(struct coord *c, uint32_t i)
+/*
+ * Asks up to k targets not asked nor answered yet: self first when it is
+ * one, then target order; emits SEND to each remote one in target order,
+ * then LOCAL_* for self.  A start's sends have room reserved (C7); later
+ * ones (a read widened from an answer or a tick) grow the list.
+ */
+static void ask(struct coord *c, uint32_t i, uint32_t k, bool at_start)
 {
     struct slot *s = &c->slots[i];
     int self = -1;
-    for (uint32_t t = 0; t < s->n_targets; t++) {
-        if (s->answered & (UINT64_C(1) << t)) {
+    uint64_t pick = 0;
+    for (uint32_t t = 0; t < s->n_targets && k > 0; t++) {
+        if (((s->asked | s->answered) >> t) & 1) {
             continue;
         }
         if (is_self(c, &s->targets[t])) {
             self = (int)t;
+            pick |= UINT64_C(1) << t;
+            k--;
+            break;
+        }
+    }
+    for (uint32_t t = 0; t < s->n_targets && k > 0; t++) {
+        uint64_t bit = UINT64_C(1) << t;
+        if (((s->asked | s->answered | pick) & bit) == 0) {
+            pick |= bit;
+            k--;
+        }
+    }
+    s->asked |= pick;
+    for (uint32_t t = 0; t < s->n_targets; t++) {
+        if (!((pick >> t) & 1) || (int)t == self) {
             continue;
         }
-        struct coord_action *a = push_action(c);
+        struct coord_action *a = at_start ? push_action(c) : push_optional(c);
         if (a != NULL) {
             a->type = COORD_SEND;
             a->node = s->targets[t].id;
@@ -655,7 +698,7 @@ static void emit_requests(struct coord *c, uint32_t i)
         }
     }
     if (self >= 0) {
-        struct coord_action *a = push_action(c);
+        struct coord_action *a = at_start ? push_action(c) : push_optional(c);
         if (a != NULL) {
             a->type = s->op == COORD_OP_PUT   ? COORD_LOCAL_PUT
                       : s->op == COORD_OP_GET ? COORD_LOCAL_GET
@@ -667,27 +710,72 @@ static void emit_requests(struct coord *c, uint32_t i)
     }
 }
 
+/* A read asked fewer than N: ask more while the answers still awaited
+ * cannot make up R (a target failed). */
+static void widen(struct coord *c, uint32_t i)
+{
+    struct slot *s = &c->slots[i];
+    if (s->op != COORD_OP_GET || s->state != SLOT_WAITING ||
+        s->successes >= s->need) {
+        return;
+    }
+    uint32_t awaited = (uint32_t)__builtin_popcountll(s->asked & ~s->answered);
+    uint32_t missing = s->need - s->successes;
+    if (awaited < missing) {
+        uint64_t before = s->asked;
+        ask(c, i, missing - awaited, false);
+        c->stats.read_widened +=
+            (uint64_t)__builtin_popcountll(s->asked & ~before);
+    }
+}
+
+/* A speculative retry came due: ask every target not asked yet. */
+static void speculate(struct coord *c, uint32_t i)
+{
+    struct slot *s = &c->slots[i];
+    dl_remove(c, i);
+    s->spec_pending = false;
+    s->deadline_ms = s->end_ms;
+    dl_insert(c, i);
+    uint64_t before = s->asked;
+    ask(c, i, s->n_targets, false);
+    c->stats.read_widened += (uint64_t)__builtin_popcountll(s->asked & ~before);
+    c->stats.speculative++;
+}
+
+/* Starts slot i: `first` targets asked now (all N: n_targets), the rest
+ * on failures or after spec_ms (0 = never). */
 static void start_common(struct coord *c,
                          uint32_t i,
                          uint32_t need,
                          uint32_t timeout_ms,
                          uint64_t cookie,
                          uint64_t now_ms,
-                         uint64_t *req_id)
+                         uint64_t *req_id,
+                         uint32_t first,
+                         uint32_t spec_ms)
 {
     struct slot *s = &c->slots[i];
     s->need = need;
     s->timeout_ms = timeout_ms;
     s->cookie = cookie;
-    s->deadline_ms =
+    s->end_ms =
         now_ms > UINT64_MAX - timeout_ms ? UINT64_MAX - 1 : now_ms + timeout_ms;
+    s->deadline_ms = s->end_ms;
+    if (first < s->n_targets && spec_ms > 0 && spec_ms < timeout_ms) {
+        s->spec_pending = true;
+        s->deadline_ms = now_ms + spec_ms;
+    }
     dl_insert(c, i);
     c->n_waiting++;
     c->stats.started++;
+    if (first < s->n_targets) {
+        c->stats.reads_partial++;
+    }
     if (req_id) {
         *req_id = s->req_id;
     }
-    emit_requests(c, i);
+    ask(c, i, first, true);
     check_done(c, i, now_ms); /* a pre-acked put may be done at once */
 }
 
@@ -727,7 +815,8 @@ int coord_start_put(struct coord *c,
         s->answered = UINT64_C(1) << req->acked;
         s->successes = 1;
     }
-    start_common(c, i, req->w, req->timeout_ms, req->cookie, now_ms, req_id);
+    start_common(c, i, req->w, req->timeout_ms, req->cookie, now_ms, req_id,
+                 req->n_targets, 0);
     return RK_OK;
 }
 
@@ -760,7 +849,11 @@ int coord_start_get(struct coord *c,
         return rc;
     }
     c->slots[i].repair_wait_ms = req->repair_wait_ms;
-    start_common(c, i, req->r, req->timeout_ms, req->cookie, now_ms, req_id);
+    uint32_t first = req->fanout == 0 || req->fanout > req->n_targets
+                         ? (uint32_t)req->n_targets
+                         : req->fanout;
+    start_common(c, i, req->r, req->timeout_ms, req->cookie, now_ms, req_id,
+                 first < req->r ? req->r : first, req->speculative_ms);
     return RK_OK;
 }
 
@@ -798,7 +891,7 @@ int coord_start_update(struct coord *c,
     s->timestamp = req->timestamp;
     s->expire_at_ms = req->expire_at_ms;
     s->flags = f;
-    start_common(c, i, 1, req->timeout_ms, req->cookie, now_ms, req_id);
+    start_common(c, i, 1, req->timeout_ms, req->cookie, now_ms, req_id, 1, 0);
     return RK_OK;
 }
 
@@ -883,7 +976,7 @@ static void answer(struct coord *c,
         return;
     }
     struct slot *s = &c->slots[i];
-    if (s->state == SLOT_WAITING && now_ms >= s->deadline_ms) {
+    if (s->state == SLOT_WAITING && now_ms >= s->end_ms) {
         /* C3: the deadline passed before this answer was handled. */
         emit_reply(c, i, RK_ENOQUORUM, true, now_ms);
         return;
@@ -893,7 +986,7 @@ static void answer(struct coord *c,
                    (s->op == COORD_OP_GET && kind == PEER_KV_GET_REPLY) ||
                    (s->op == COORD_OP_UPDATE && kind == PEER_KV_UPDATE_REPLY);
     int t = from ? find_target(s, from, from_len) : -1;
-    if (!kind_ok || t < 0) {
+    if (!kind_ok || t < 0 || !(((s->asked | s->answered) >> t) & 1)) {
         c->stats.ignored_stranger++;
         return;
     }
@@ -934,6 +1027,9 @@ static void answer(struct coord *c,
         /* the replica refused the write itself: say why, not NOQUORUM */
         emit_reply(c, i, status < 0 ? status : RK_EPROTO, false, now_ms);
         return;
+    }
+    if (!ok) {
+        widen(c, i);
     }
     check_done(c, i, now_ms);
 }
@@ -1009,6 +1105,8 @@ uint64_t coord_tick(struct coord *c, uint64_t now_ms)
          i != NIL && c->slots[i].deadline_ms <= now_ms; i = dl_first(c)) {
         if (c->slots[i].state == SLOT_LINGER) {
             emit_repairs(c, i);
+        } else if (c->slots[i].spec_pending) {
+            speculate(c, i);
         } else {
             emit_reply(c, i, RK_ENOQUORUM, true, now_ms);
         }

@@ -95,11 +95,16 @@
  *   - GET merges every successful answer with dvv_merge and REPLYs with
  *     the merged object's encoding.  With repair_wait_ms > 0 the slot then
  *     LINGERs (not WAITING, so C1 holds; it still takes answers) until
- *     every target answered or failed, or repair_wait_ms passed (at most
- *     until the request's own deadline), and then
+ *     every target asked answered or failed, or repair_wait_ms passed (at
+ *     most until the request's own deadline), and then
  *     emits read repair: SEND KV_PUT {req_id 0, merged} to every target
  *     whose answer differed from the final merged object (an older
  *     version, or none), and LOCAL_PUT when self is one of them.
+ *   - A GET with fanout < N asks only `fanout` targets (self first) and
+ *     widens on a failure or after speculative_ms; a reply from a target
+ *     not asked is a stranger's.  Read repair then covers the targets
+ *     asked: the others are left to hinted handoff and anti-entropy (the
+ *     caller asks all N on a share of reads, read_repair_chance).
  *   - UPDATE sends one client write (KV_UPDATE) to the coordinating
  *     replica, which issues the dot, and REPLYs with the resulting object.
  *   - PUT sends an object to the key's targets (KV_PUT), each with its own
@@ -227,6 +232,16 @@ struct coord_get_req
                                     fallback stands in for: its read
                                     repair carries it as KV_PUT.hint_for */
     uint64_t cookie;
+    /* How many targets to ask at once (Cassandra's read path: ask the
+       consistency level's replicas, not all N): 0 or >= n_targets asks
+       every target; otherwise the first `fanout` in the order self, then
+       target order.  Each failure of an asked target asks the next one
+       while r answers are still missing.  fanout < r is raised to r. */
+    uint32_t fanout;
+    /* With fanout below N: after this many ms without r answers, ask
+       every target not asked yet (Cassandra's speculative retry).
+       0 = never (only failures widen the read). */
+    uint32_t speculative_ms;
 };
 
 /* A client write for the coordinating replica `target`. */
@@ -263,6 +278,10 @@ struct coord_stats
                                    of the wrong message type */
     uint64_t read_repairs;      /* objects sent by read repair */
     uint64_t bad_answers;       /* read answers that did not decode */
+    uint64_t reads_partial;     /* reads started asking fewer than N */
+    uint64_t read_widened;      /* targets asked later: after a failure
+                                   or by a speculative retry */
+    uint64_t speculative;       /* speculative retries fired */
 };
 
 /*

@@ -86,9 +86,17 @@ struct node_settings
     bool sloppy_quorum;         /* fallbacks stand in for down primaries */
     uint32_t request_timeout_ms;
     uint32_t read_repair_wait_ms; /* 0 = no read repair */
-    bool sync_always;             /* acknowledge writes only when durable */
-    bool lww;                     /* conflict_policy = lww */
-    size_t max_siblings;          /* 0 = no bound */
+    /* Reads ask R replicas (the local one first) and widen on a failure;
+       this share of reads, in 1/1000, asks all N so that read repair
+       reaches every replica (Cassandra's read_repair_chance).  1000 =
+       every read asks all N. */
+    uint32_t read_repair_permille;
+    uint32_t speculative_retry_ms; /* a read still short of R after this
+                                      asks the other replicas; 0 = only
+                                      on failures */
+    bool sync_always;              /* acknowledge writes only when durable */
+    bool lww;                      /* conflict_policy = lww */
+    size_t max_siblings;           /* 0 = no bound */
     uint64_t tombstone_grace_ms;
     uint64_t max_clock_skew_ms;
 };

@@ -210,7 +210,12 @@ static int start_read(struct node *n, struct node__op *op, uint64_t now)
         .repair_wait_ms = n->set.read_repair_wait_ms,
         .hint_for = t.hint_for,
         .cookie = op->slot,
+        .speculative_ms = n->set.speculative_retry_ms,
     };
+    if (g.r < t.n && n->set.read_repair_permille < 1000 &&
+        rk_env_rand64(n->env) % 1000 >= n->set.read_repair_permille) {
+        g.fanout = g.r;
+    }
     return coord_start_get(n->coord, &g, now, &op->coord_req);
 }
 

@@ -312,6 +312,12 @@ void cluster_info(struct server *s, struct rk_buf *out)
         "\r\n"
         "read_repairs:%" PRIu64
         "\r\n"
+        "reads_partial:%" PRIu64
+        "\r\n"
+        "reads_widened:%" PRIu64
+        "\r\n"
+        "speculative_retries:%" PRIu64
+        "\r\n"
         "sloppy_quorum:%s\r\n"
         "hints_pending:%" PRIu64
         "\r\n"
@@ -329,6 +335,7 @@ void cluster_info(struct server *s, struct rk_buf *out)
         cn->actor, cn->epoch, node_settings(cn->node)->lww ? "lww" : "siblings",
         rs->updates, rs->merges_written, rs->lww_discards, rs->bound_dropped,
         rs->clock_pruned, rs->bad_objects + cs.bad_answers, cs.read_repairs,
+        cs.reads_partial, cs.read_widened, cs.speculative,
         s->cfg->sloppy_quorum ? "on" : "off", node_hints_pending(cn->node),
         node_stats(cn->node)->hints_stored,
         node_stats(cn->node)->hints_delivered, s->cfg->tombstone_gc_grace_s,
@@ -344,6 +351,9 @@ struct node_settings cluster__settings_of(const struct rk_config *cfg)
         .sloppy_quorum = cfg->sloppy_quorum,
         .request_timeout_ms = cfg->request_timeout_ms,
         .read_repair_wait_ms = cfg->read_repair_wait_ms,
+        .read_repair_permille =
+            (uint32_t)(cfg->read_repair_chance * 1000 + 0.5),
+        .speculative_retry_ms = cfg->speculative_retry_ms,
         .sync_always = cfg->sync_mode == ENGINE_SYNC_ALWAYS,
         .lww = cfg->conflict_lww,
         .max_siblings = cfg->max_siblings,
@@ -550,6 +560,17 @@ void cluster_metrics(struct server *s, struct rk_buf *out)
                 node_stats(cn->node)->replica_updates);
     metrics_one(out, "ringkv_read_repairs_total", "counter",
                 "Objects sent by read repair.", cs.read_repairs);
+    metrics_one(out, "ringkv_reads_partial_total", "counter",
+                "Reads that asked R replicas instead of all N.",
+                cs.reads_partial);
+    metrics_one(out, "ringkv_reads_widened_total", "counter",
+                "Replicas a read asked late: after a failure or a "
+                "speculative retry.",
+                cs.read_widened);
+    metrics_one(out, "ringkv_speculative_retries_total", "counter",
+                "Reads short of R after speculative-retry-ms that asked "
+                "the other replicas.",
+                cs.speculative);
     metrics_one(out, "ringkv_hints_pending", "gauge",
                 "Hinted writes held for owners that are down.",
                 node_hints_pending(cn->node));

@@ -45,6 +45,8 @@ void config_init(struct rk_config *c)
     c->max_siblings = 100;
     c->tombstone_gc_grace_s = 3600;
     c->read_repair_wait_ms = 100;
+    c->read_repair_chance = 0.1;
+    c->speculative_retry_ms = 50;
     c->sloppy_quorum = true;
     c->max_clock_skew_ms = 60000;
     c->slow_log_ms = 250;
@@ -273,6 +275,20 @@ int config_set(struct rk_config *c,
         rc = parse_u64(value, 0, 60000, &u);
         c->read_repair_wait_ms = (uint32_t)u;
         why = "must be 0..60000 (0 turns read repair off)";
+    } else if (strcmp(n, "read-repair-chance") == 0) {
+        char *end;
+        double d = strtod(value, &end);
+        if (*value == '\0' || *end != '\0' || !(d >= 0.0 && d <= 1.0)) {
+            rc = RK_EINVAL;
+        } else {
+            rc = RK_OK;
+            c->read_repair_chance = d;
+        }
+        why = "must be a number in [0, 1] (1 = every read asks all N)";
+    } else if (strcmp(n, "speculative-retry-ms") == 0) {
+        rc = parse_u64(value, 0, 60000, &u);
+        c->speculative_retry_ms = (uint32_t)u;
+        why = "must be 0..60000 (0 = widen a read only on failures)";
     } else if (strcmp(n, "slow-log-ms") == 0) {
         rc = parse_u64(value, 0, 3600000, &u);
         c->slow_log_ms = (uint32_t)u;
@@ -375,6 +391,10 @@ static void usage(FILE *f)
             "  --tombstone-gc-grace S      keep tombstones S seconds (3600)\n"
             "  --read-repair-wait-ms MS    read repair straggler wait, 0 = off "
             "(100)\n"
+            "  --read-repair-chance P      share of reads that ask all N "
+            "replicas (0.1)\n"
+            "  --speculative-retry-ms MS   a read short of R after MS asks "
+            "the others (50)\n"
             "  --sloppy-quorum on|off      fallbacks for down replicas (on)\n"
             "  --max-clock-skew-ms MS      warn when a peer's clock is ahead "
             "(60000)\n"
@@ -498,7 +518,9 @@ void config_each(const struct rk_config *c,
                                                                  : "everysec";
     char port[16], maxcl[16], bulk[32], qbl[32], mfs[32], ratio[32], tmo[16],
         hz[16], pport[16], nv[16], rv[16], wv[16], rs[16], rto[16], msib[16],
-        grace[24], rrw[16], skew[24], hport[16], slow[16];
+        grace[24], rrw[16], skew[24], hport[16], slow[16], rrc[32], spec[16];
+    snprintf(rrc, sizeof(rrc), "%g", c->read_repair_chance);
+    snprintf(spec, sizeof(spec), "%" PRIu32, c->speculative_retry_ms);
     snprintf(slow, sizeof(slow), "%" PRIu32, c->slow_log_ms);
     if (c->http_port < 0) {
         snprintf(hport, sizeof(hport), "off");
@@ -566,6 +588,8 @@ void config_each(const struct rk_config *c,
         {"max-siblings", msib},
         {"tombstone-gc-grace", grace},
         {"read-repair-wait-ms", rrw},
+        {"read-repair-chance", rrc},
+        {"speculative-retry-ms", spec},
         {"sloppy-quorum", c->sloppy_quorum ? "on" : "off"},
         {"max-clock-skew-ms", skew},
         {"slow-log-ms", slow},

@@ -470,6 +470,8 @@ static int start_node(struct sim *s, int i)
                 .sloppy_quorum = s->cfg.sloppy,
                 .request_timeout_ms = 2000,
                 .read_repair_wait_ms = 100,
+                .read_repair_permille = 100,
+                .speculative_retry_ms = 50,
                 .sync_always = true,
                 .lww = s->cfg.lww,
                 .max_siblings = DVV_DEFAULT_SIBLINGS,
