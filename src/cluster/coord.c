@@ -96,6 +96,10 @@ struct slot
     uint32_t repair_wait_ms;
     /* GET: merged answers; UPDATE: the object returned */
     bool has_best;
+    bool best_enc;      /* best_val is best's canonical encoding (a read
+                           answered by one distinct object so far: no
+                           merge, no re-encoding) */
+    uint64_t best_hash; /* XXH3 of best_val when best_enc */
     struct dvv_obj best;
     struct rk_buf best_val; /* owned: encoding of best (GET) or the
                                returned object (UPDATE) */
@@ -123,6 +127,7 @@ struct coord
     struct coord_action *acts;
     size_t n_acts, cap_acts;
     struct coord_stats stats;
+    struct dvv_obj scratch; /* decoded read answers (reused) */
 };
 
 /* ---- lists ---------------------------------------------------------------
@@ -277,6 +282,7 @@ int coord_create(const char *self_id, size_t max_inflight, struct coord **out)
     }
     memcpy(c->self_id, self_id, self_len);
     c->self_len = self_len;
+    dvv_init(&c->scratch);
     c->cap = (uint32_t)max_inflight;
     /* Room for the largest event's required actions: a tick that expires
      * every request, or a start with N sends.  Read repairs are optional
@@ -318,6 +324,7 @@ void coord_destroy(struct coord *c)
     }
     rk_free(c->slots);
     rk_free(c->acts);
+    dvv_fini(&c->scratch);
     rk_free(c);
 }
 
@@ -329,19 +336,36 @@ static bool is_self(const struct coord *c, const struct target *t)
     return t->len == c->self_len && memcmp(t->id, c->self_id, t->len) == 0;
 }
 
+/* Makes best_val the canonical encoding of a read's merged answers
+ * (bounded to what the format carries); a read answered by one distinct
+ * object has it already.  RK_OK or RK_ENOMEM. */
+static int encode_best(struct slot *s)
+{
+    if (s->best_enc) {
+        return RK_OK;
+    }
+    /* merged answers may exceed what the format can carry */
+    dvv_bound(&s->best, DVV_MAX_SIBLINGS, DVV_MAX_CLOCK, NULL, NULL);
+    rk_buf_clear(&s->best_val);
+    int rc = dvv_encode(&s->best, &s->best_val);
+    if (rc == RK_OK) {
+        s->best_enc = true;
+        s->best_hash = XXH3_64bits(s->best_val.base, s->best_val.len);
+    }
+    return rc;
+}
+
 /* Read repair of a finished read: the merged object to every target whose
  * answer differed from it.  Retires the slot. */
 static void emit_repairs(struct coord *c, uint32_t i)
 {
     struct slot *s = &c->slots[i];
     if (s->has_best) {
-        dvv_bound(&s->best, DVV_MAX_SIBLINGS, DVV_MAX_CLOCK, NULL, NULL);
-        rk_buf_clear(&s->best_val);
-        if (dvv_encode(&s->best, &s->best_val) != RK_OK) {
+        if (encode_best(s) != RK_OK) {
             slot_retire(c, i);
             return;
         }
-        uint64_t h = XXH3_64bits(s->best_val.base, s->best_val.len);
+        uint64_t h = s->best_hash;
         for (uint32_t t = 0; t < s->n_targets; t++) {
             uint64_t bit = UINT64_C(1) << t;
             if (!(s->answered & bit) || (s->failed & bit) ||
@@ -394,21 +418,15 @@ static void emit_reply(struct coord *c,
         r->timed_out = timed_out;
         r->first_error = s->first_error;
         if (s->has_best && status == RK_OK) {
-            if (s->op == COORD_OP_GET) {
-                /* merged answers may exceed what the format can carry */
-                dvv_bound(&s->best, DVV_MAX_SIBLINGS, DVV_MAX_CLOCK, NULL,
-                          NULL);
-                rk_buf_clear(&s->best_val);
-                if (dvv_encode(&s->best, &s->best_val) != RK_OK) {
-                    status = r->status = RK_ENOMEM;
-                }
+            if (s->op == COORD_OP_GET && encode_best(s) != RK_OK) {
+                status = r->status = RK_ENOMEM;
             }
             if (status == RK_OK) {
                 r->found = true;
                 r->object.ptr = s->best_val.base;
                 r->object.len = s->best_val.len;
                 if (s->op == COORD_OP_GET) {
-                    uint64_t h = XXH3_64bits(s->best_val.base, s->best_val.len);
+                    uint64_t h = s->best_hash;
                     r->uniform = true;
                     for (uint32_t t = 0; t < s->n_targets; t++) {
                         if ((s->has_obj >> t) & 1) {
@@ -929,7 +947,10 @@ static int find_target(const struct slot *s, const char *id, size_t len)
  * hash for read repair), UPDATE keeps it.  RK_OK, RK_ECORRUPT (does not
  * decode), RK_ENOMEM.
  */
-static int take_object(struct slot *s, uint32_t t, struct peer_bytes obj)
+static int take_object(struct coord *c,
+                       struct slot *s,
+                       uint32_t t,
+                       struct peer_bytes obj)
 {
     if (s->op == COORD_OP_UPDATE) {
         rk_buf_clear(&s->best_val);
@@ -939,20 +960,35 @@ static int take_object(struct slot *s, uint32_t t, struct peer_bytes obj)
         s->has_best = true;
         return RK_OK;
     }
-    struct dvv_obj in;
-    dvv_init(&in);
-    int rc = dvv_decode(&in, obj.ptr ? obj.ptr : "", obj.len);
-    if (rc == RK_OK) {
-        rc = s->has_best ? dvv_merge_into(&s->best, &in)
-                         : dvv_copy(&s->best, &in);
-    } else if (rc != RK_ENOMEM) {
-        rc = RK_ECORRUPT;
+    const void *p = obj.ptr ? obj.ptr : "";
+    uint64_t h = XXH3_64bits(p, obj.len);
+    int rc = RK_OK;
+    if (!(s->has_best && s->best_enc && h == s->best_hash &&
+          s->best_val.len == obj.len &&
+          memcmp(s->best_val.base, p, obj.len) == 0)) {
+        /* not the object already taken: decode (which checks it) */
+        struct dvv_obj *in = &c->scratch;
+        rc = dvv_decode(in, p, obj.len);
+        if (rc == RK_OK && s->has_best) {
+            rc = dvv_merge_into(&s->best, in);
+            s->best_enc = false;
+        } else if (rc == RK_OK) {
+            /* the first object: keep it and its (canonical) bytes */
+            struct dvv_obj tmp = s->best;
+            s->best = *in;
+            *in = tmp;
+            rk_buf_clear(&s->best_val);
+            rc = rk_buf_append(&s->best_val, p, obj.len);
+            s->best_enc = rc == RK_OK;
+            s->best_hash = h;
+        } else if (rc != RK_ENOMEM) {
+            rc = RK_ECORRUPT;
+        }
     }
-    dvv_fini(&in);
     if (rc == RK_OK) {
         s->has_best = true;
         s->has_obj |= UINT64_C(1) << t;
-        s->hash[t] = XXH3_64bits(obj.ptr ? obj.ptr : "", obj.len);
+        s->hash[t] = h;
     }
     return rc;
 }
@@ -999,7 +1035,7 @@ static void answer(struct coord *c,
     bool ok =
         status == RK_OK || (s->op == COORD_OP_GET && status == RK_ENOTFOUND);
     if (ok && obj != NULL && status == RK_OK && s->op != COORD_OP_PUT) {
-        int rc = take_object(s, (uint32_t)t, *obj);
+        int rc = take_object(c, s, (uint32_t)t, *obj);
         if (rc == RK_ENOMEM && s->state == SLOT_WAITING) {
             s->successes++;
             emit_reply(c, i, RK_ENOMEM, false, now_ms);
