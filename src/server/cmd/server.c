@@ -94,10 +94,21 @@ void cmd_config(struct client *c, size_t argc, const struct resp_arg *argv)
         rk_buf_fini(&cr.names);
         rk_buf_fini(&cr.body);
     } else if (cmd__arg_is(sub, "SET") && argc >= 4 && argc % 2 == 0) {
-        static const char *settable[] = {
-            "loglevel",     "maxclients", "timeout", "hz", "enable-flushall",
-            "requirepass",  "n",          "r",       "w",  "request-timeout-ms",
-            "log-requests", "slow-log-ms"};
+        static const char *settable[] = {"loglevel",
+                                         "maxclients",
+                                         "timeout",
+                                         "hz",
+                                         "enable-flushall",
+                                         "requirepass",
+                                         "n",
+                                         "r",
+                                         "w",
+                                         "request-timeout-ms",
+                                         "log-requests",
+                                         "slow-log-ms",
+                                         "read-repair-chance",
+                                         "speculative-retry-ms",
+                                         "read-repair-wait-ms"};
         for (size_t i = 2; i < argc; i += 2) {
             char name[64], value[512];
             if (argv[i].len >= sizeof(name) ||
