@@ -609,9 +609,21 @@ void node__note_write(struct node *n, uint64_t seq)
     }
 }
 
+/* Whether a write of seq must wait before it is acknowledged: until it
+ * is fdatasync'd (sync=always) or handed to the OS (every, none), as
+ * engine_acked_seq says (issue 12). */
 static bool must_wait_durable(const struct node *n, uint64_t seq)
 {
-    return n->set.sync_always && seq != 0 && engine_durable_seq(n->data) < seq;
+    return seq != 0 && engine_acked_seq(n->data) < seq;
+}
+
+bool node_wants_handoff(const struct node *n)
+{
+    if (n->set.sync_always) {
+        return false; /* the engines' sync threads write and sync */
+    }
+    return engine_acked_seq(n->data) < n->last_seq ||
+           (n->hints && engine_acked_seq(n->hints) < n->last_hint_seq);
 }
 
 /* ---- the replica side -------------------------------------------------- */
@@ -650,9 +662,9 @@ static enum serve_result serve(struct node *n,
             if (p->req_id == 0) {
                 return SERVE_NONE; /* read repair: no answer wanted */
             }
-            /* Acknowledge once durable (sync=always); a merge that
-             * changed nothing acknowledges what this node already
-             * wrote. */
+            /* Acknowledge once durable under the sync policy
+             * (engine_acked_seq); a merge that changed nothing
+             * acknowledges what this node already wrote. */
             uint64_t w = changed ? seq : n->last_seq;
             if (rep->kv_put_reply.status == RK_OK && must_wait_durable(n, w)) {
                 *wait = w;
@@ -918,9 +930,9 @@ static void release_acks(struct node *n,
 void node_on_durable(struct node *n, uint64_t now)
 {
     node__begin(n);
-    release_acks(n, &n->acks, engine_durable_seq(n->data), now);
+    release_acks(n, &n->acks, engine_acked_seq(n->data), now);
     if (n->hints) {
-        release_acks(n, &n->hint_acks, engine_durable_seq(n->hints), now);
+        release_acks(n, &n->hint_acks, engine_acked_seq(n->hints), now);
     }
     node__process_ready(n, now);
     node__finish(n);

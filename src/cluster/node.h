@@ -261,6 +261,16 @@ void node_on_send_failed(struct node *n,
                          uint64_t now_ms);
 void node_on_tick(struct node *n, uint64_t now_ms);
 void node_on_durable(struct node *n, uint64_t now_ms);
+/*
+ * Under sync=every and none: true when writes of this node wait in an
+ * engine's write buffer, so acknowledgements (replica answers, the
+ * coordinating replica's own copy, hints) wait for them.  The driver then
+ * calls engine_handoff on both engines once per event-loop pass and
+ * node_on_durable after (issue 12: what a process crash may lose).
+ * Always false under sync=always (the engines' sync threads write and
+ * fdatasync, and call back).
+ */
+bool node_wants_handoff(const struct node *n);
 uint64_t node_next_deadline_ms(const struct node *n);
 
 /*

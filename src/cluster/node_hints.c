@@ -100,13 +100,11 @@ void node__hint_store(struct node *n,
         }
     }
     if (wait) {
-        /* under sync=always a hint counts toward W only once durable; a
-         * merge that changed nothing waits for what was written before */
+        /* a hint counts toward W only once durable under the sync
+         * policy (engine_acked_seq); a merge that changed nothing waits
+         * for what was written before */
         uint64_t w = changed ? seq : n->last_hint_seq;
-        *wait = rc == RK_OK && n->set.sync_always && w != 0 &&
-                        engine_durable_seq(n->hints) < w
-                    ? w
-                    : 0;
+        *wait = rc == RK_OK && w != 0 && engine_acked_seq(n->hints) < w ? w : 0;
     }
     rep->kv_put_reply.status = rc;
     rk_buf_fini(&hk);
@@ -328,7 +326,7 @@ static void hint_deliver_local(struct node *n,
         uint64_t w = changed ? seq : n->last_seq;
         uint64_t del_seq;
         if (rep.kv_put_reply.status == RK_OK &&
-            (!n->set.sync_always || engine_durable_seq(n->data) >= w) &&
+            engine_acked_seq(n->data) >= w &&
             engine_delete(n->hints, hk, len, 0, &del_seq) == RK_OK) {
             n->st.hints_delivered++;
         }

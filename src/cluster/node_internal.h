@@ -37,6 +37,8 @@ struct node__op
     uint64_t cookie;    /* the client's */
     uint64_t coord_req; /* coordinator request in flight, 0 = none */
     int phase;          /* WRITE: 1 update, 2 put */
+    bool hinted;        /* WRITE: hints for down owners written */
+    uint64_t hint_seq;  /* WRITE: the last of them, in the hint store */
     bool queued;        /* on node.ready */
     struct rk_buf key;
     struct rk_buf ctx; /* WRITE: context */

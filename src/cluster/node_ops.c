@@ -44,6 +44,8 @@ struct node__op *node__op_get(struct node *n, enum node__op_kind kind)
     op->cookie = 0;
     op->coord_req = 0;
     op->phase = 0;
+    op->hinted = false;
+    op->hint_seq = 0;
     op->queued = false;
     op->next = NULL;
     rk_buf_clear(&op->key);
@@ -262,17 +264,15 @@ static int start_put(struct node *n, struct node__op *op, uint64_t now)
         return RK_ENOTFOUND;
     }
     int acked = -1;
-    if (!n->set.sync_always) {
-        /* The coordinating replica stored the object already; under
-         * sync=always it counts only once its KV_PUT ack says durable. */
+    if (!n->set.sync_always && engine_acked_seq(n->data) >= n->last_seq) {
+        /* The coordinating replica stored the object, and it is in the
+         * OS (process_ready waited for the hand-off); under sync=always
+         * it counts only once its KV_PUT ack says fdatasync'd. */
         for (size_t i = 0; i < t.n; i++) {
             if (strcmp(t.id[i], op->coord_id) == 0) {
                 acked = (int)i;
             }
         }
-    }
-    for (size_t i = 0; i < t.n_down; i++) {
-        node__hint_for_down(n, t.down[i], op->key.base, op->key.len, &op->obj);
     }
     struct coord_put_req p = {
         .key = op->key.base,
@@ -290,6 +290,52 @@ static int start_put(struct node *n, struct node__op *op, uint64_t now)
     return coord_start_put(n->coord, &p, now, &op->coord_req);
 }
 
+/* After a failed write an engine's acknowledged sequence never advances:
+ * nothing waits for it then (a write to it fails and counts so). */
+static bool read_only(struct engine *e)
+{
+    struct engine_stats st;
+    engine_stats(e, &st);
+    return st.read_only;
+}
+
+/* Writes the hints a write leaves for its down owners (once). */
+static void write_hints(struct node *n, struct node__op *op)
+{
+    if (op->hinted) {
+        return;
+    }
+    op->hinted = true;
+    struct route_targets t;
+    if (op_targets(n, op, &t) != RK_OK) {
+        return;
+    }
+    for (size_t i = 0; i < t.n_down; i++) {
+        node__hint_for_down(n, t.down[i], op->key.base, op->key.len, &op->obj);
+    }
+    if (t.n_down) {
+        op->hint_seq = n->last_hint_seq;
+    }
+}
+
+/*
+ * Whether a write's PUT phase must wait (issue 12): its hints count as
+ * the write they stand for, so they are durable under the sync policy
+ * first; and under sync=every and none the coordinating replica's copy
+ * counts at once (acked), so it is in the OS first.  The driver's
+ * hand-off at the end of the event-loop pass and node_on_durable end the
+ * wait (node_wants_handoff).
+ */
+static bool put_must_wait(const struct node *n, const struct node__op *op)
+{
+    if (op->hint_seq && engine_acked_seq(n->hints) < op->hint_seq &&
+        !read_only(n->hints)) {
+        return true;
+    }
+    return !n->set.sync_always && engine_acked_seq(n->data) < n->last_seq &&
+           !read_only(n->data);
+}
+
 /* Starts the PUT phase of writes whose UPDATE answered.  A full
  * coordinator table leaves the write queued for the next tick. */
 void node__process_ready(struct node *n, uint64_t now)
@@ -304,7 +350,14 @@ void node__process_ready(struct node *n, uint64_t now)
         n->ready = op->next;
         op->queued = false;
         op->next = NULL;
-        int rc = start_put(n, op, now);
+        write_hints(n, op);
+        int rc = put_must_wait(n, op) ? RK_EAGAIN : start_put(n, op, now);
+        if (rc == RK_EAGAIN) {
+            op->queued = true;
+            op->next = stalled;
+            stalled = op;
+            continue;
+        }
         if (rc == RK_EBUSY) {
             op->queued = true;
             op->next = stalled;

@@ -163,6 +163,9 @@ static void join_finish(struct cnode *cn, const char *line, size_t len)
  */
 void cluster__run_node_actions(struct cnode *cn)
 {
+    if (node_wants_handoff(cn->node)) {
+        server_want_handoff(cn->srv);
+    }
     {
         const struct node_action *acts;
         size_t n = node_actions(cn->node, &acts);
@@ -285,6 +288,12 @@ static void on_peer_disconnected(void *data,
 
 /* ---- durable acks ---------------------------------------------------------
  */
+
+int cluster_handoff(struct server *s)
+{
+    struct cnode *cn = s->cluster;
+    return cn && cn->hints ? engine_handoff(cn->hints) : RK_OK;
+}
 
 void cluster_on_durable(struct server *s)
 {

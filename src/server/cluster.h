@@ -84,6 +84,10 @@ void cluster_defer(struct client *c, size_t argc, const struct resp_arg *argv);
 /* The engine's durable sequence moved: release held replica acks. */
 void cluster_on_durable(struct server *s);
 
+/* Hands the hint store's buffered writes to the OS (engine_handoff);
+ * RK_OK without a cluster. */
+int cluster_handoff(struct server *s);
+
 /* RINGKV.CLUSTER JOIN|LEAVE|REMOVE|STATUS|FAULT (commands.c table). */
 void cluster_cmd(struct client *c, size_t argc, const struct resp_arg *argv);
 

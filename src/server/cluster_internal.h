@@ -46,7 +46,7 @@
 #define NODE_ID_FILE    "NODE_ID"
 #define EPOCH_FILE      "EPOCH"     /* starts of this data dir */
 #define VERSIONED_FILE  "VERSIONED" /* keys are versioned objects */
-#define CLIENT_PIPELINE 64  /* coordinated commands in flight per client */
+#define CLIENT_PIPELINE 64   /* coordinated commands in flight per client */
 #define COP_POOL        1024 /* freed operations kept for reuse */
 #define COP_KEEP_BYTES  (64 * 1024) /* larger buffers are not kept */
 #define MAX_SEND_FAILS  256

@@ -244,6 +244,8 @@ void info_render(struct server *s,
                        "engine_read_only:%d\r\n"
                        "engine_durable_seq:%" PRIu64
                        "\r\n"
+                       "engine_acked_seq:%" PRIu64
+                       "\r\n"
                        "engine_recovered_truncated_bytes:%" PRIu64
                        "\r\n"
                        "engine_hint_fallbacks:%" PRIu64 "\r\n",
@@ -253,6 +255,7 @@ void info_render(struct server *s,
                        st.merge_running, st.writes, st.syncs, st.sync_errors,
                        st.last_sync_us, st.read_only ? 1 : 0,
                        engine_durable_seq(s->engine),
+                       engine_acked_seq(s->engine),
                        st.recovered_truncated_bytes, st.hint_fallbacks);
     }
     if (want(section, "stats", true)) {

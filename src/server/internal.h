@@ -6,14 +6,20 @@
  * Threading: one event-loop thread owns every struct here.  The storage
  * engine's sync thread only writes to `durable_efd` (via durable_cb).
  *
- * Reply path and durability (sync=always): handlers append replies to
- * client->obuf.  A write handler that got sequence number `seq` from the
- * engine raises client->wait_seq.  After a batch of commands the client's
- * obuf is handed to libevent only once engine_durable_seq() >= wait_seq;
- * until then the client sits on the server's `waiting` list and its
- * replies, including those of later commands, stay held, so replies keep
- * their order and no write is acknowledged before it is durable.  Many
- * clients' writes share one fdatasync (group commit in the engine).
+ * Reply path and durability: handlers append replies to client->obuf.  A
+ * write handler that got sequence number `seq` from the engine raises
+ * client->wait_seq.  After a batch of commands the client's obuf is
+ * handed to libevent only once engine_acked_seq() >= wait_seq; until then
+ * the client sits on the server's `waiting` list and its replies,
+ * including those of later commands, stay held, so replies keep their
+ * order and no write is acknowledged before the sync policy covers it.
+ * sync=always: the engine's sync thread fdatasyncs batches (group
+ * commit) and wakes the loop through durable_efd.  sync=every and none:
+ * a waiting client activates `handoff_ev`, which runs once at the end of
+ * the loop pass (after the read callbacks already queued in it) and hands
+ * every buffered write to the OS in one write(2) (engine_handoff), then
+ * releases the held replies: a process crash loses no acknowledged write
+ * (issue 12; Redis writes its AOF buffer in beforeSleep the same way).
  */
 #ifndef RINGKV_SERVER_INTERNAL_H
 #define RINGKV_SERVER_INTERNAL_H
@@ -220,8 +226,10 @@ struct server
     struct event *sig_ev[2];
     struct event *durable_ev;
     int durable_efd;
-    struct client *clients; /* all connected clients */
-    struct client *waiting; /* clients with held replies */
+    struct event *handoff_ev; /* end-of-pass hand-off (above) */
+    bool handoff_pending;     /* handoff_ev is active */
+    struct client *clients;   /* all connected clients */
+    struct client *waiting;   /* clients with held replies */
     size_t n_clients;
     uint64_t next_client_id;
     uint64_t start_ms; /* wall clock at start */
@@ -286,6 +294,9 @@ void multi_reset(struct client *c);
 void server_shutdown(struct server *s, const char *why);
 /* Re-arms the housekeeping timer after CONFIG SET hz.  server.c */
 void server_rearm_tick(struct server *s);
+/* Asks for one hand-off of buffered writes to the OS at the end of this
+ * loop pass (sync=every and none; a no-op under always).  server.c */
+void server_want_handoff(struct server *s);
 /* Whether this invocation of cmd is a blind write (CMD_BLIND, or
  * CMD_BLIND_OPTS without a reading option). */
 bool command_is_blind(const struct command *cmd,

@@ -156,15 +156,16 @@ static bool client_flush(struct client *c)
         if (c->obuf.len == 0 || c->n_cops > 0) {
             return true;
         }
-        if (c->wait_seq > engine_durable_seq(s->engine)) {
-            waiting_add(s, c); /* sync=always: answer once durable */
+        if (c->wait_seq > engine_acked_seq(s->engine)) {
+            waiting_add(s, c); /* answer once the policy covers it */
+            server_want_handoff(s);
             return true;
         }
         waiting_remove(s, c);
         c->ready(c, c->ready_data); /* frees c */
         return false;
     }
-    uint64_t durable = engine_durable_seq(s->engine);
+    uint64_t durable = engine_acked_seq(s->engine);
     size_t sendable = c->obuf.len;
     if (c->wait_seq > durable) {
         size_t last = c->n_marks ? c->marks[c->n_marks - 1].off : 0;
@@ -195,6 +196,7 @@ static bool client_flush(struct client *c)
     }
     if (c->obuf.len > 0) {
         waiting_add(s, c);
+        server_want_handoff(s);
     }
     struct evbuffer *out = bufferevent_get_output(c->bev);
     size_t pending = evbuffer_get_length(out);
@@ -239,7 +241,7 @@ static bool client_maybe_resume(struct client *c)
 
 static void process_waiting(struct server *s)
 {
-    uint64_t durable = engine_durable_seq(s->engine);
+    uint64_t durable = engine_acked_seq(s->engine);
     struct client *c = s->waiting;
     while (c) {
         struct client *next = c->wnext;
@@ -266,6 +268,34 @@ static void durable_ev_cb(evutil_socket_t fd, short what, void *arg)
     (void)n;
     process_waiting(s);
     cluster_on_durable(s);
+}
+
+static void fail_waiting_if_read_only(struct server *s);
+
+void server_want_handoff(struct server *s)
+{
+    if (!s->handoff_pending && s->handoff_ev &&
+        s->cfg->sync_mode != ENGINE_SYNC_ALWAYS) {
+        s->handoff_pending = true;
+        event_active(s->handoff_ev, EV_TIMEOUT, 0);
+    }
+}
+
+/* The end of a loop pass with writes waiting in the write buffers: hand
+ * them to the OS, then release what waited for them (internal.h). */
+static void handoff_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct server *s = arg;
+    s->handoff_pending = false;
+    int rc = engine_handoff(s->engine);
+    int hrc = cluster_handoff(s);
+    process_waiting(s);
+    cluster_on_durable(s);
+    if (rc != RK_OK || hrc != RK_OK) {
+        fail_waiting_if_read_only(s);
+    }
 }
 
 /* Engine sync thread: wake the loop. */
@@ -886,10 +916,12 @@ int server_run(struct rk_config *cfg)
     }
     s->durable_ev = event_new(s->base, s->durable_efd, EV_READ | EV_PERSIST,
                               durable_ev_cb, s);
+    s->handoff_ev = event_new(s->base, -1, 0, handoff_cb, s);
     s->tick_ev = event_new(s->base, -1, EV_PERSIST, tick_cb, s);
     s->sig_ev[0] = evsignal_new(s->base, SIGTERM, signal_cb, s);
     s->sig_ev[1] = evsignal_new(s->base, SIGINT, signal_cb, s);
-    if (!s->durable_ev || !s->tick_ev || !s->sig_ev[0] || !s->sig_ev[1]) {
+    if (!s->durable_ev || !s->handoff_ev || !s->tick_ev || !s->sig_ev[0] ||
+        !s->sig_ev[1]) {
         fprintf(stderr, "ringkvd: error: cannot create events\n");
         goto out;
     }
@@ -931,6 +963,10 @@ out:
     }
     if (s->tick_ev) {
         event_free(s->tick_ev);
+    }
+    if (s->handoff_ev) {
+        event_free(s->handoff_ev);
+        s->handoff_ev = NULL;
     }
     if (s->durable_ev) {
         event_free(s->durable_ev);

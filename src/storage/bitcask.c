@@ -658,6 +658,16 @@ static uint64_t bc_durable_seq(struct engine *e)
     return __atomic_load_n(&to_bc(e)->durable_seq, __ATOMIC_ACQUIRE);
 }
 
+static uint64_t bc_vt_acked_seq(struct engine *e)
+{
+    return bc_acked_seq(to_bc(e));
+}
+
+static int bc_vt_handoff(struct engine *e)
+{
+    return bc_handoff(to_bc(e));
+}
+
 static int bc_tick(struct engine *e)
 {
     struct bitcask *b = to_bc(e);
@@ -732,6 +742,8 @@ const struct engine_vtable bitcask_vtable = {
     .clear = bc_clear,
     .sync = bc_sync,
     .durable_seq = bc_durable_seq,
+    .acked_seq = bc_vt_acked_seq,
+    .handoff = bc_vt_handoff,
     .tick = bc_tick,
     .merge = bc_merge,
     .stats = bc_stats,

@@ -94,6 +94,14 @@ static int sync_job_post(struct bitcask *b)
     return rc;
 }
 
+/* With wb_mu held: every seq <= seq is in the OS (engine_acked_seq). */
+static void note_written_locked(struct bitcask *b, uint64_t seq)
+{
+    if (seq > __atomic_load_n(&b->written_seq, __ATOMIC_RELAXED)) {
+        __atomic_store_n(&b->written_seq, seq, __ATOMIC_RELEASE);
+    }
+}
+
 /* Writes flight (or a large record) with wb_mu held on entry and exit. */
 static int flush_locked(struct bitcask *b)
 {
@@ -110,6 +118,7 @@ static int flush_locked(struct bitcask *b)
     b->flight = b->cur;
     b->cur = t;
     b->cur.len = 0;
+    b->flight_seq = b->last_seq; /* cur held every record up to it */
     b->flight_off = b->cur_off;
     b->cur_off += b->flight.len;
     b->flight_busy = true;
@@ -122,6 +131,7 @@ static int flush_locked(struct bitcask *b)
     if (rc == RK_OK) {
         __atomic_store_n(&b->written_end, b->flight_off + b->flight.len,
                          __ATOMIC_RELEASE);
+        note_written_locked(b, b->flight_seq);
         b->flight.len = 0;
     } else if (!b->failed) {
         /* Keep flight's bytes: reads still find them there. */
@@ -133,6 +143,22 @@ static int flush_locked(struct bitcask *b)
     }
     pthread_cond_broadcast(&b->wb_cond);
     return rc == RK_OK ? RK_OK : RK_EIO;
+}
+
+uint64_t bc_acked_seq(struct bitcask *b)
+{
+    return b->opts.sync_mode == ENGINE_SYNC_ALWAYS
+               ? __atomic_load_n(&b->durable_seq, __ATOMIC_ACQUIRE)
+               : __atomic_load_n(&b->written_seq, __ATOMIC_ACQUIRE);
+}
+
+int bc_handoff(struct bitcask *b)
+{
+    if (b->opts.sync_mode == ENGINE_SYNC_ALWAYS ||
+        __atomic_load_n(&b->written_seq, __ATOMIC_ACQUIRE) == b->last_seq) {
+        return RK_OK; /* last_seq: only the owner writes it */
+    }
+    return bc_flush(b);
 }
 
 int bc_flush(struct bitcask *b)
@@ -261,6 +287,10 @@ int bc_append(struct bitcask *b,
     if (rc == RK_OK) {
         b->last_seq = ++b->next_seq;
         *seq = b->last_seq;
+        if (len > BC_WBUF_CAP / 2) {
+            /* written straight to the file after everything before it */
+            note_written_locked(b, b->last_seq);
+        }
         if (b->opts.sync_mode == ENGINE_SYNC_ALWAYS) {
             pthread_cond_broadcast(&b->wb_cond);
             submit = b->sync_ex != NULL && sync_job_claim_locked(b);

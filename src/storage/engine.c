@@ -199,6 +199,16 @@ uint64_t engine_durable_seq(struct engine *e)
     return e->vt->durable_seq(e);
 }
 
+uint64_t engine_acked_seq(struct engine *e)
+{
+    return e->vt->acked_seq(e);
+}
+
+int engine_handoff(struct engine *e)
+{
+    return e->vt->handoff(e);
+}
+
 int engine_tick(struct engine *e)
 {
     return e->vt->tick(e);

@@ -287,9 +287,36 @@ int engine_clear(struct engine *e, uint64_t *seq);
 int engine_sync(struct engine *e);
 
 /*
- * Highest sequence number known durable.  Thread: any (atomic read).
+ * Highest sequence number known durable (on disk: fdatasync'd).  Thread:
+ * any (atomic read).
  */
 uint64_t engine_durable_seq(struct engine *e);
+
+/*
+ * Highest sequence number a caller may acknowledge under the sync policy
+ * (issue 12: what each policy promises):
+ *   always       engine_durable_seq: on disk; survives an OS crash.
+ *   every, none  handed to the OS (write(2) done): survives a crash of
+ *                the process, not of the OS; `every` fdatasyncs within
+ *                sync_interval_ms after, `none` at rollover and close.
+ * Redis's appendfsync everysec makes the same promise (its AOF buffer is
+ * written before replies leave), and Cassandra's commitlog_sync periodic.
+ * Writes reach the OS when the write buffer fills, on engine_handoff,
+ * and on every sync round.  Memory engine: every write at once.
+ * Thread: any (atomic read).
+ */
+uint64_t engine_acked_seq(struct engine *e);
+
+/*
+ * Hands every buffered write to the OS now (one write(2) of the buffer),
+ * so that engine_acked_seq covers them under sync=every and none: call it
+ * once per event-loop pass before the replies of that pass leave (group
+ * hand-off, as Redis writes its AOF buffer in beforeSleep).  Under
+ * sync=always a no-op (the sync thread or job writes and fdatasyncs).
+ * Thread: owner; may block for one write(2).  Errors: RK_EIO (the write
+ * failed: the engine is read-only from then on), RK_EREADONLY.
+ */
+int engine_handoff(struct engine *e);
 
 /*
  * Periodic housekeeping on the owner thread (call every ~100 ms): applies

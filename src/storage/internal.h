@@ -56,6 +56,8 @@ struct engine_vtable
     int (*clear)(struct engine *e, uint64_t *seq);
     int (*sync)(struct engine *e);
     uint64_t (*durable_seq)(struct engine *e);
+    uint64_t (*acked_seq)(struct engine *e);
+    int (*handoff)(struct engine *e);
     int (*tick)(struct engine *e);
     int (*merge)(struct engine *e, bool wait);
     void (*stats)(struct engine *e, struct engine_stats *st);
@@ -367,6 +369,8 @@ struct bitcask
     int wb_fd;              /* active file descriptor */
     uint64_t written_end;   /* active bytes handed to the OS */
     uint64_t last_seq;      /* seq of the newest buffered write */
+    uint64_t flight_seq;    /* seq of the newest record in flight */
+    uint64_t written_seq;   /* atomic: every seq <= it is in the OS */
     uint64_t synced_seq;    /* sync thread's durable mark */
     uint64_t last_batch;    /* writes in the last sync batch */
     int syncing_fd;         /* fd being fdatasync'ed, or -1 */
@@ -458,6 +462,9 @@ int bc_read_record(struct bitcask *b,
                    size_t len,
                    const unsigned char **out);
 int bc_flush(struct bitcask *b);
+/* engine_acked_seq / engine_handoff of bitcask (engine.h).  Owner. */
+uint64_t bc_acked_seq(struct bitcask *b);
+int bc_handoff(struct bitcask *b);
 int bc_sync_now(struct bitcask *b);
 int bc_sync_from_worker(struct bitcask *b);
 int bc_rollover(struct bitcask *b, size_t need);

@@ -219,6 +219,12 @@ static uint64_t mem_durable_seq(struct engine *e)
     return __atomic_load_n(&to_mem(e)->seq, __ATOMIC_ACQUIRE);
 }
 
+static int mem_handoff(struct engine *e)
+{
+    (void)e;
+    return RK_OK;
+}
+
 static int mem_tick(struct engine *e)
 {
     (void)e;
@@ -254,6 +260,8 @@ const struct engine_vtable memory_vtable = {
     .clear = mem_clear,
     .sync = mem_sync,
     .durable_seq = mem_durable_seq,
+    .acked_seq = mem_durable_seq,
+    .handoff = mem_handoff,
     .tick = mem_tick,
     .merge = mem_merge,
     .stats = mem_stats,

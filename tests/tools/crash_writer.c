@@ -2,14 +2,19 @@
  * crash_writer.c - child process of the storage crash test (TESTING.md
  * B2.1; tests/unit/storage/test_crash.c).
  *
- * Usage: crash_writer <dir> <seed> <iteration> <force_merge 0|1>
+ * Usage: crash_writer <dir> <seed> <iteration> <force_merge 0|1> [mode]
+ *   mode: always (default), every, none, or unsafe.
  *
- * Opens a bitcask engine in <dir> with sync=always and small files, prints
- * "ready\n", then writes forever: unique keys "i<iteration>-<n>" and
- * overwrites of 50 shared "hot<j>" keys (versions grow across
- * iterations).  A write is reported on stdout as "<key> <version>\n" only
- * after engine_durable_seq() covers it, i.e. after the sync thread's
- * durable callback.  The parent SIGKILLs it at a random moment.
+ * Opens a bitcask engine in <dir> with small files, prints "ready\n",
+ * then writes forever: unique keys "i<iteration>-<n>" and overwrites of
+ * 50 shared "hot<j>" keys (versions grow across iterations).  A write is
+ * reported on stdout as "<key> <version>\n" only once the sync policy
+ * covers it (engine_acked_seq): under always after the sync thread's
+ * fdatasync; under every and none after an engine_handoff, which the
+ * writer calls after a random 1..32 writes, as an event loop does once
+ * per pass (issue 12).  `unsafe` (sync=every, reported at once, no
+ * hand-off) is the negative control: what the default lost before.  The
+ * parent SIGKILLs it at a random moment.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -44,9 +49,11 @@ static void write_all(const char *p, size_t n)
     }
 }
 
+static bool g_unsafe;
+
 static void drain(struct engine *e)
 {
-    uint64_t durable = engine_durable_seq(e);
+    uint64_t durable = g_unsafe ? UINT64_MAX : engine_acked_seq(e);
     char out[8192];
     size_t len = 0;
     while (g_head != g_tail && g_pend[g_head % PENDING_MAX].seq <= durable) {
@@ -73,10 +80,12 @@ static void durable_cb(void *data, uint64_t seq)
 
 int main(int argc, char **argv)
 {
-    if (argc != 5) {
-        fprintf(stderr, "usage: crash_writer dir seed iteration merge\n");
+    if (argc != 5 && argc != 6) {
+        fprintf(stderr,
+                "usage: crash_writer dir seed iteration merge [mode]\n");
         return 2;
     }
+    const char *mode = argc == 6 ? argv[5] : "always";
     rk_log_set_level(RK_LOG_ERROR);
     uint64_t seed = strtoull(argv[2], NULL, 10);
     uint64_t iter = strtoull(argv[3], NULL, 10);
@@ -84,7 +93,10 @@ int main(int argc, char **argv)
     struct engine_opts o;
     engine_opts_init(&o);
     o.dir = argv[1];
-    o.sync_mode = ENGINE_SYNC_ALWAYS;
+    g_unsafe = strcmp(mode, "unsafe") == 0;
+    o.sync_mode = strcmp(mode, "always") == 0 ? ENGINE_SYNC_ALWAYS
+                  : strcmp(mode, "none") == 0 ? ENGINE_SYNC_NONE
+                                              : ENGINE_SYNC_EVERY;
     o.max_file_size = 32 * 1024;
     o.merge_dead_ratio = 0.3;
     o.merge_disabled = !force_merge;
@@ -98,6 +110,7 @@ int main(int argc, char **argv)
     }
     write_all("ready\n", 6);
     uint64_t s = seed | 1;
+    uint64_t pass = 1; /* writes until the next hand-off */
     for (uint64_t n = 0;; n++) {
         s ^= s << 13;
         s ^= s >> 7;
@@ -126,6 +139,14 @@ int main(int argc, char **argv)
         p->seq = seq;
         snprintf(p->line, sizeof(p->line), "%s %" PRIu64 "\n", key, version);
         g_tail++;
+        if (o.sync_mode != ENGINE_SYNC_ALWAYS && !g_unsafe && --pass == 0) {
+            rc = engine_handoff(e);
+            if (rc != RK_OK) {
+                fprintf(stderr, "crash_writer: handoff: %s\n", rk_errname(rc));
+                return 1;
+            }
+            pass = 1 + (s >> 20) % 32;
+        }
         drain(e);
         if (n % 64 == 0) {
             engine_tick(e);

@@ -117,7 +117,9 @@ bool cmd__is_expired(const struct engine_meta *m, uint64_t now_ms)
 
 void cmd__note_write(struct client *c, uint64_t seq)
 {
-    if (c->srv->cfg->sync_mode == ENGINE_SYNC_ALWAYS && seq > c->wait_seq) {
+    /* every policy: the reply waits until engine_acked_seq covers the
+     * write (in the OS, or on disk under sync=always) */
+    if (seq > c->wait_seq) {
         c->wait_seq = seq;
     }
 }

@@ -121,6 +121,7 @@ static void run_child(const char *writer,
                       unsigned iter,
                       bool merge,
                       unsigned kill_ms,
+                      const char *mode,
                       struct acks *a)
 {
     int fds[2];
@@ -134,7 +135,8 @@ static void run_child(const char *writer,
         char s[32], it[32];
         snprintf(s, sizeof(s), "%" PRIu64, seed);
         snprintf(it, sizeof(it), "%u", iter);
-        execl(writer, writer, dir, s, it, merge ? "1" : "0", (char *)NULL);
+        execl(writer, writer, dir, s, it, merge ? "1" : "0", mode,
+              (char *)NULL);
         _exit(127);
     }
     close(fds[1]);
@@ -200,20 +202,29 @@ static int cmp_u64(const void *x, const void *y)
     return a < b ? -1 : a > b;
 }
 
-static void test_crash_sigkill_loses_no_acknowledged_write(void **state)
+/*
+ * The kill -9 loop: `iterations` children (RK_CRASH_ITERATIONS overrides),
+ * at least `min_it` then bounded to about `budget_s` seconds.  `modes`:
+ * the sync policy of each iteration in turn (crash_writer's mode).
+ * Returns the number of acknowledged writes lost.
+ */
+static uint64_t crash_loop(const char *const *modes,
+                           size_t n_modes,
+                           unsigned iterations,
+                           unsigned min_it,
+                           unsigned budget_s)
 {
-    (void)state;
     char writer[4096];
     writer_path(writer, sizeof(writer));
     assert_int_equal(access(writer, X_OK), 0);
     const char *env = getenv("RK_CRASH_ITERATIONS");
-    unsigned iterations = env ? (unsigned)atoi(env) : 120;
+    iterations = env ? (unsigned)atoi(env) : iterations;
     env = getenv("RK_CRASH_SEED");
     uint64_t seed = env ? strtoull(env, NULL, 10) : 20261125;
     char dir[256];
     st_tmpdir(dir, sizeof(dir), "crash");
-    printf("crash: seed=%" PRIu64 " iterations=%u dir=%s\n", seed, iterations,
-           dir);
+    printf("crash: seed=%" PRIu64 " iterations=%u modes=%s%s dir=%s\n", seed,
+           iterations, modes[0], n_modes > 1 ? "+" : "", dir);
     struct acks a = {0};
     uint64_t lost = 0, merges = 0, truncated = 0;
     uint64_t *reopen_us = calloc(iterations, sizeof(uint64_t));
@@ -227,7 +238,8 @@ static void test_crash_sigkill_loses_no_acknowledged_write(void **state)
         unsigned kill_ms = 5 + (unsigned)(rng % 46);
         bool merge = it % 5 == 4;
         size_t first = a.n;
-        run_child(writer, dir, seed + it, it + 1, merge, kill_ms, &a);
+        run_child(writer, dir, seed + it, it + 1, merge, kill_ms,
+                  modes[it % n_modes], &a);
         uint64_t t0 = now_us();
         struct engine *e = st_open("bitcask", dir, NULL);
         reopen_us[it] = now_us() - t0;
@@ -254,9 +266,9 @@ static void test_crash_sigkill_loses_no_acknowledged_write(void **state)
         truncated += st.recovered_truncated_bytes;
         merges += merge;
         assert_int_equal(engine_close(e), RK_OK);
-        if (it + 1 >= 50 && now_us() - t_start > 50u * 1000000u) {
+        if (it + 1 >= min_it && now_us() - t_start > budget_s * 1000000ull) {
             it++;
-            break; /* at least 50 iterations, then bound the runtime */
+            break; /* at least min_it iterations, then bound the runtime */
         }
     }
     /* Final: every acknowledged write of every iteration. */
@@ -277,8 +289,35 @@ static void test_crash_sigkill_loses_no_acknowledged_write(void **state)
     free(reopen_us);
     free(a.v);
     st_rmrf(dir);
-    assert_int_equal(lost, 0);
-    assert_true(it >= 50);
+    assert_true(it >= min_it || iterations < min_it);
+    return lost;
+}
+
+static void test_crash_sigkill_loses_no_acknowledged_write(void **state)
+{
+    (void)state;
+    static const char *const always[] = {"always"};
+    assert_int_equal(crash_loop(always, 1, 120, 50, 50), 0);
+}
+
+/* Issue 12: sync=every and none acknowledge a write once it is in the OS
+ * (engine_handoff), so a process crash loses none of them. */
+static void test_crash_sigkill_every_and_none_lose_nothing_handed_off(
+    void **state)
+{
+    (void)state;
+    static const char *const modes[] = {"every", "none"};
+    assert_int_equal(crash_loop(modes, 2, 200, 200, 60), 0);
+}
+
+/* The negative control: acknowledging from the write buffer (what
+ * sync=every did before issue 12) loses writes to kill -9, and the check
+ * above sees it. */
+static void test_crash_unsafe_acks_are_lost_and_detected(void **state)
+{
+    (void)state;
+    static const char *const unsafe[] = {"unsafe"};
+    assert_true(crash_loop(unsafe, 1, 5, 5, 10) > 0);
 }
 
 int main(void)
@@ -286,6 +325,9 @@ int main(void)
     rk_log_set_level(RK_LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crash_sigkill_loses_no_acknowledged_write),
+        cmocka_unit_test(
+            test_crash_sigkill_every_and_none_lose_nothing_handed_off),
+        cmocka_unit_test(test_crash_unsafe_acks_are_lost_and_detected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
