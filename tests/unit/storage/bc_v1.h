@@ -43,15 +43,19 @@ static inline void v1_begin(struct v1_file *f,
     f->order = order;
 }
 
-/* Appends a record; returns its offset. */
-static inline size_t v1_record(struct v1_file *f,
-                               const char *key,
-                               const char *val,
-                               uint64_t ts,
-                               uint64_t exp,
-                               uint8_t flags)
+/* Appends a record with a vlen-byte value; returns its offset. */
+static inline size_t v1_record_n(struct v1_file *f,
+                                 const char *key,
+                                 const void *val,
+                                 size_t vl,
+                                 uint64_t ts,
+                                 uint64_t exp,
+                                 uint8_t flags)
 {
-    size_t off = f->len, kl = strlen(key), vl = val ? strlen(val) : 0;
+    size_t off = f->len, kl = strlen(key);
+    if (off + 29 + kl + vl > sizeof(f->buf)) {
+        abort();
+    }
     unsigned char *p = f->buf + off;
     rk_put_le64(p + 4, ts);
     rk_put_le64(p + 12, exp);
@@ -65,6 +69,17 @@ static inline size_t v1_record(struct v1_file *f,
     rk_put_le32(p, (uint32_t)XXH3_64bits(p + 4, 25 + kl + vl));
     f->len += 29 + kl + vl;
     return off;
+}
+
+/* Appends a record with a string value (NULL: none); returns its offset. */
+static inline size_t v1_record(struct v1_file *f,
+                               const char *key,
+                               const char *val,
+                               uint64_t ts,
+                               uint64_t exp,
+                               uint8_t flags)
+{
+    return v1_record_n(f, key, val, val ? strlen(val) : 0, ts, exp, flags);
 }
 
 /* Writes f as dir/<order>.<ext> (dir created if needed). */
