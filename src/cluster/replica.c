@@ -158,9 +158,12 @@ static int read_into(struct engine *e,
         /* a standalone node's record: one sibling under the legacy actor */
         bool ct = (m.flags & REPLICA_FLAG_CTYPE) != 0;
         struct dvv_write w = {
-            val->base,   val->len,
-            m.timestamp, m.expire_at_ms,
-            false,       ct && dvv_ctype_valid(val->base, val->len)};
+            .value = val->base,
+            .vlen = val->len,
+            .ts = m.timestamp,
+            .expire_at_ms = m.expire_at_ms,
+            .ctype = ct && dvv_ctype_valid(val->base, val->len),
+        };
         if (ct && !w.ctype) {
             return RK_ECORRUPT;
         }

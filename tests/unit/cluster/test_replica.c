@@ -239,15 +239,14 @@ static void put_plain(struct fx *f,
         engine_put(f->e, key, strlen(key), val, strlen(val), &m, NULL), RK_OK);
 }
 
+/* The same without flags. */
 static void put_legacy(struct fx *f,
                        const char *key,
                        const char *val,
                        uint64_t ts,
                        uint64_t exp)
 {
-    struct engine_meta m = {.timestamp = ts, .expire_at_ms = exp};
-    assert_int_equal(
-        engine_put(f->e, key, strlen(key), val, strlen(val), &m, NULL), RK_OK);
+    put_plain(f, key, val, ts, exp, 0);
 }
 
 /* ---- messages ------------------------------------------------------------ */
