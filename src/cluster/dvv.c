@@ -36,6 +36,7 @@ void dvv_clear(struct dvv_obj *o)
 {
     o->n_clock = 0;
     o->n_sibs = 0;
+    o->type = OBJTYPE_STRING;
     rk_buf_clear(&o->vals);
 }
 
@@ -93,6 +94,7 @@ int dvv_copy(struct dvv_obj *dst, const struct dvv_obj *src)
     }
     dst->n_clock = src->n_clock;
     dst->n_sibs = src->n_sibs;
+    dst->type = src->type;
     return RK_OK;
 }
 
@@ -152,7 +154,8 @@ bool dvv_ctype_valid(const void *value, size_t vlen)
 
 size_t dvv_encoded_size(const struct dvv_obj *o)
 {
-    size_t n = DVV_HDR + o->n_clock * DVV_CLOCK_ENTRY;
+    size_t n = (o->type == OBJTYPE_STRING ? DVV_HDR : DVV_HDR_V2) +
+               o->n_clock * DVV_CLOCK_ENTRY;
     for (size_t i = 0; i < o->n_sibs; i++) {
         n += DVV_SIB_HDR + o->sibs[i].vlen;
     }
@@ -166,11 +169,16 @@ int dvv_encode(const struct dvv_obj *o, struct rk_buf *out)
         return RK_ENOMEM;
     }
     unsigned char *p = (unsigned char *)out->base + out->len;
-    p[0] = DVV_FORMAT_VERSION;
+    /* the oldest version that holds the object (dvv.h "Encoding") */
+    size_t h = o->type == OBJTYPE_STRING ? DVV_HDR : DVV_HDR_V2;
+    p[0] = o->type == OBJTYPE_STRING ? DVV_FORMAT_V1 : DVV_FORMAT_VERSION;
     p[1] = 0;
-    rk_put_le16(p + 2, (uint16_t)o->n_clock);
-    rk_put_le16(p + 4, (uint16_t)o->n_sibs);
-    p += DVV_HDR;
+    if (h == DVV_HDR_V2) {
+        p[2] = o->type;
+    }
+    rk_put_le16(p + h - 4, (uint16_t)o->n_clock);
+    rk_put_le16(p + h - 2, (uint16_t)o->n_sibs);
+    p += h;
     for (size_t i = 0; i < o->n_clock; i++) {
         rk_put_le64(p, o->clock[i].actor);
         rk_put_le64(p + 8, o->clock[i].counter);
@@ -203,15 +211,20 @@ int dvv_decode(struct dvv_obj *o, const void *buf, size_t len)
     if (len < DVV_HDR) {
         return RK_ECORRUPT;
     }
-    if (p[0] != DVV_FORMAT_VERSION) {
+    if (p[0] != DVV_FORMAT_V1 && p[0] != DVV_FORMAT_VERSION) {
         return RK_EVERSION;
     }
-    size_t nc = rk_get_le16(p + 2), ns = rk_get_le16(p + 4);
-    if (p[1] != 0 || nc > DVV_MAX_CLOCK || ns > DVV_MAX_SIBLINGS ||
-        (len - DVV_HDR) / DVV_CLOCK_ENTRY < nc) {
+    size_t h = p[0] == DVV_FORMAT_V1 ? DVV_HDR : DVV_HDR_V2;
+    /* version 2 carries a type other than string (canonical form) */
+    if (len < h || (h == DVV_HDR_V2 && p[2] == OBJTYPE_STRING)) {
         return RK_ECORRUPT;
     }
-    size_t pos = DVV_HDR;
+    size_t nc = rk_get_le16(p + h - 4), ns = rk_get_le16(p + h - 2);
+    if (p[1] != 0 || nc > DVV_MAX_CLOCK || ns > DVV_MAX_SIBLINGS ||
+        (len - h) / DVV_CLOCK_ENTRY < nc) {
+        return RK_ECORRUPT;
+    }
+    size_t pos = h;
     if (reserve_clock(o, nc) != RK_OK || reserve_sibs(o, ns) != RK_OK) {
         return RK_ENOMEM;
     }
@@ -262,6 +275,7 @@ int dvv_decode(struct dvv_obj *o, const void *buf, size_t len)
     if (pos != len) {
         goto corrupt;
     }
+    o->type = h == DVV_HDR_V2 ? p[2] : OBJTYPE_STRING;
     return RK_OK;
 corrupt:
     dvv_clear(o);
@@ -546,6 +560,7 @@ int dvv_merge(struct dvv_obj *out,
         dvv_clear(out);
         return RK_ENOMEM;
     }
+    out->type = a->type > b->type ? a->type : b->type;
     /* clock: pointwise max, a sorted merge of two sorted lists */
     size_t i = 0, j = 0;
     while (i < a->n_clock || j < b->n_clock) {
@@ -691,7 +706,8 @@ void dvv_bound(struct dvv_obj *o,
 
 bool dvv_equal(const struct dvv_obj *a, const struct dvv_obj *b)
 {
-    if (a->n_clock != b->n_clock || a->n_sibs != b->n_sibs) {
+    if (a->n_clock != b->n_clock || a->n_sibs != b->n_sibs ||
+        a->type != b->type) {
         return false;
     }
     for (size_t i = 0; i < a->n_clock; i++) {

@@ -41,12 +41,13 @@
  * every node picks the same sibling.
  *
  * Encoding (canonical: one byte string per object; docs/consistency.md
- * has the table).  All integers little-endian:
- *   0  u8  format version DVV_FORMAT_VERSION (1)
+ * has the table).  All integers little-endian.  Version 1, the form of
+ * every object of type OBJTYPE_STRING (objtype.h):
+ *   0  u8  format version 1
  *   1  u8  flags, 0
- *   2  u16 n_clock (<= DVV_MAX_CLOCK)     4  u16 n_siblings (<=
- * DVV_MAX_SIBLINGS) 6  n_clock x {u64 actor, u64 counter, u64 ts}  sorted by
- * actor, strictly
+ *   2  u16 n_clock (<= DVV_MAX_CLOCK)
+ *   4  u16 n_siblings (<= DVV_MAX_SIBLINGS)
+ *   6  n_clock x {u64 actor, u64 counter, u64 ts}  sorted by actor, strictly
  *   .. n_siblings x {u64 actor, u64 counter, u64 ts, u64 expire_at_ms,
  *                    u8 flags (bit 0 tombstone, bit 1 content type),
  *                    u32 value_len, value}
@@ -56,6 +57,13 @@
  *                    with u8 n (1..DVV_MAX_CTYPE) and n bytes of visible
  *                    ASCII, the content type (HTTP PUT's Content-Type),
  *                    followed by the user's value (dvv_payload).
+ * Version 2, the form of an object of any other type: the same with one
+ * more header byte, u8 type (1..255) at offset 2, so n_clock is at 3,
+ * n_siblings at 5 and the clock at 7.  A version-2 encoding of type 0 is
+ * not canonical and does not decode.  So string objects, all there is
+ * before the CRDT types, encode as they did under version 1, and a node
+ * that only knows version 1 keeps exchanging them; it refuses a typed
+ * object (RK_EVERSION), which it could not merge anyway.
  * The clock entry's ts is the HLC of the newest event of that actor the
  * object knows; it only orders entries for pruning.
  *
@@ -74,20 +82,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cluster/objtype.h"
 #include "common/buf.h"
 
-#define DVV_FORMAT_VERSION   1
+#define DVV_FORMAT_VERSION   2    /* newest encoding read and written */
+#define DVV_FORMAT_V1        1    /* type OBJTYPE_STRING's encoding */
 #define DVV_MAX_SIBLINGS     4096 /* wire limit; the policy bound is lower */
 #define DVV_MAX_CLOCK        1024 /* wire limit of clock entries */
 #define DVV_DEFAULT_SIBLINGS 100  /* issue 5: default bound per key */
 #define DVV_DEFAULT_CLOCK    64   /* default bound on clock entries */
 #define DVV_ACTOR_LEGACY     0    /* a record written before versions */
-#define DVV_HDR              6    /* bytes of the object header */
+#define DVV_HDR              6    /* bytes of the object header (v1) */
+#define DVV_HDR_V2           7    /* with the type byte */
 #define DVV_CLOCK_ENTRY      24   /* bytes per encoded clock entry */
 #define DVV_SIB_HDR          37   /* bytes per sibling before its value */
 #define DVV_SIB_TOMBSTONE    1    /* sibling flags bits */
 #define DVV_SIB_CTYPE        2
 #define DVV_MAX_CTYPE        127 /* bytes of a content type */
+/* Actor ids that nodes derive from a hash keep bit 63 clear (as they
+ * always have; it once doubled as the stored-object mark). */
+#define DVV_ACTOR_MASK (UINT64_MAX >> 1)
 
 struct dvv_dot
 {
@@ -120,6 +134,7 @@ struct dvv_obj
     struct dvv_sibling *sibs; /* sorted by dot, no duplicates */
     size_t n_sibs, cap_sibs;
     struct rk_buf vals; /* owns the value bytes of sibs */
+    uint8_t type;       /* enum objtype; 0 (string) after init and clear */
 };
 
 /* A value to add with dvv_update. */
@@ -205,7 +220,10 @@ int dvv_update(struct dvv_obj *o,
  * out = merge(a, b) as above (out initialised, replaced; it must not be a
  * or b).  A dot present on both sides with different contents (which the
  * invariant rules out) keeps the greater by sibling order, so the result
- * is still a function of the two sides.  RK_OK or RK_ENOMEM (out empty).
+ * is still a function of the two sides.  The result's type is the larger
+ * of the two (a join, so the merge stays commutative, associative and
+ * idempotent; objects of two types never meet before the CRDT types, which
+ * decide what such a merge means).  RK_OK or RK_ENOMEM (out empty).
  * Complexity: O(size of a + b).
  */
 int dvv_merge(struct dvv_obj *out,
@@ -249,7 +267,7 @@ void dvv_bound(struct dvv_obj *o,
                size_t *dropped_sibs,
                size_t *pruned);
 
-/* Whether a and b are the same object (same clock and siblings). */
+/* Whether a and b are the same object (same type, clock and siblings). */
 bool dvv_equal(const struct dvv_obj *a, const struct dvv_obj *b);
 
 /* Whether every sibling is a tombstone (and there is at least one). */

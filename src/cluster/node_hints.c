@@ -456,9 +456,7 @@ uint64_t node_hints_pending(const struct node *n)
 /* Candidates: objects dead (deleted or expired) since before cutoff. */
 static bool reap_want(const struct engine_meta *meta, uint64_t cutoff_ms)
 {
-    return replica_meta_is_object(meta) &&
-           (meta->timestamp & (REPLICA_META_DELETED | REPLICA_META_EXPIRING)) &&
-           hlc_physical_ms(meta->timestamp & REPLICA_META_TS_MASK) <= cutoff_ms;
+    return replica_meta_is_reapable(meta, cutoff_ms);
 }
 
 static void reap_check(struct node *n,

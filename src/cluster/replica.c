@@ -9,12 +9,43 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "cluster/objtype.h"
 #include "common/error.h"
 #include "common/hlc.h"
 
+/* Data format 1 (before engine_meta.flags): the flags in the timestamp. */
+#define V1_OBJECT   (UINT64_C(1) << 63)
+#define V1_DELETED  (UINT64_C(1) << 62)
+#define V1_EXPIRING (UINT64_C(1) << 61)
+#define V1_CTYPE    (UINT64_C(1) << 60) /* plain records only */
+
+void replica_meta_current(const struct engine_meta *m, struct engine_meta *out)
+{
+    *out = *m;
+    if (!(m->flags & ENGINE_FLAG_V1)) {
+        return;
+    }
+    uint64_t ts = m->timestamp;
+    uint8_t f = 0;
+    if (ts & V1_OBJECT) {
+        f = REPLICA_FLAG_OBJECT |
+            ((ts & V1_DELETED) ? REPLICA_FLAG_DELETED : 0) |
+            ((ts & V1_EXPIRING) ? REPLICA_FLAG_EXPIRING : 0);
+        ts &= V1_EXPIRING - 1;
+    } else {
+        f = (ts & V1_CTYPE) ? REPLICA_FLAG_CTYPE : 0;
+        ts &= V1_CTYPE - 1;
+    }
+    out->timestamp = ts;
+    out->flags = f;
+    out->type = OBJTYPE_STRING;
+}
+
 bool replica_meta_is_object(const struct engine_meta *m)
 {
-    return (m->timestamp & REPLICA_META_OBJECT) != 0;
+    struct engine_meta c;
+    replica_meta_current(m, &c);
+    return (c.flags & REPLICA_FLAG_OBJECT) != 0;
 }
 
 bool replica_meta_is_dead(const struct engine_meta *m, uint64_t now_ms)
@@ -22,17 +53,30 @@ bool replica_meta_is_dead(const struct engine_meta *m, uint64_t now_ms)
     if (replica_meta_is_tombstone(m)) {
         return true;
     }
-    return replica_meta_is_object(m) &&
-           (m->timestamp & REPLICA_META_EXPIRING) &&
-           hlc_physical_ms(m->timestamp & REPLICA_META_TS_MASK) <= now_ms;
+    struct engine_meta c;
+    replica_meta_current(m, &c);
+    return (c.flags & REPLICA_FLAG_OBJECT) &&
+           (c.flags & REPLICA_FLAG_EXPIRING) &&
+           hlc_physical_ms(c.timestamp) <= now_ms;
 }
 
 bool replica_meta_is_tombstone(const struct engine_meta *m)
 {
-    if (replica_meta_is_object(m)) {
-        return (m->timestamp & REPLICA_META_DELETED) != 0;
+    struct engine_meta c;
+    replica_meta_current(m, &c);
+    if (c.flags & REPLICA_FLAG_OBJECT) {
+        return (c.flags & REPLICA_FLAG_DELETED) != 0;
     }
     return m->expire_at_ms == REPLICA_TOMBSTONE_EXPIRE && m->value_len == 0;
+}
+
+bool replica_meta_is_reapable(const struct engine_meta *m, uint64_t cutoff_ms)
+{
+    struct engine_meta c;
+    replica_meta_current(m, &c);
+    return (c.flags & REPLICA_FLAG_OBJECT) &&
+           (c.flags & (REPLICA_FLAG_DELETED | REPLICA_FLAG_EXPIRING)) &&
+           hlc_physical_ms(c.timestamp) <= cutoff_ms;
 }
 
 void replica_scratch_init(struct replica_scratch *s)
@@ -100,7 +144,10 @@ static int read_into(struct engine *e,
     dvv_clear(o);
     rk_buf_clear(val);
     int rc = engine_get(e, key, klen, val, &m);
-    if (rc == RK_OK && replica_meta_is_object(&m)) {
+    if (rc == RK_OK) {
+        replica_meta_current(&m, &m);
+    }
+    if (rc == RK_OK && (m.flags & REPLICA_FLAG_OBJECT)) {
         rc = dvv_decode(o, val->base ? val->base : "", val->len);
         if (rc == RK_EVERSION) {
             rc = RK_ECORRUPT; /* a format this build does not know */
@@ -109,13 +156,14 @@ static int read_into(struct engine *e,
         rc = RK_ENOTFOUND;
     } else if (rc == RK_OK) {
         /* a standalone node's record: one sibling under the legacy actor */
-        bool ct = (m.timestamp & REPLICA_META_CTYPE) != 0;
-        struct dvv_write w = {val->base,
-                              val->len,
-                              m.timestamp & REPLICA_PLAIN_TS_MASK,
-                              m.expire_at_ms,
-                              false,
-                              ct && dvv_ctype_valid(val->base, val->len)};
+        bool ct = (m.flags & REPLICA_FLAG_CTYPE) != 0;
+        struct dvv_write w = {
+            .value = val->base,
+            .vlen = val->len,
+            .ts = m.timestamp,
+            .expire_at_ms = m.expire_at_ms,
+            .ctype = ct && dvv_ctype_valid(val->base, val->len),
+        };
         if (ct && !w.ctype) {
             return RK_ECORRUPT;
         }
@@ -164,7 +212,7 @@ static void normalize(const struct replica_cfg *cfg,
  * bound (the writer's clock runs ahead; siblings never depend on it). */
 static void note_skew(const struct replica_cfg *cfg, uint64_t ts)
 {
-    uint64_t ms = hlc_physical_ms(ts & REPLICA_META_TS_MASK);
+    uint64_t ms = hlc_physical_ms(ts);
     if (cfg->now_ms == 0 || cfg->stats == NULL ||
         ms <= cfg->now_ms + cfg->max_skew_ms) {
         return;
@@ -176,14 +224,14 @@ static void note_skew(const struct replica_cfg *cfg, uint64_t ts)
 }
 
 /* Whether an incoming object keeps the rules a stored one must: at least
- * one sibling, and HLC timestamps below the metadata flag bits. */
+ * one sibling, and HLC timestamps up to REPLICA_MAX_TS. */
 static bool object_is_storable(const struct dvv_obj *o)
 {
     if (o->n_sibs == 0) {
         return false;
     }
     for (size_t i = 0; i < o->n_sibs; i++) {
-        if (o->sibs[i].ts & ~REPLICA_PLAIN_TS_MASK) {
+        if (o->sibs[i].ts > REPLICA_MAX_TS) {
             return false;
         }
     }
@@ -198,14 +246,19 @@ int replica_store(struct engine *e,
                   uint64_t *seq)
 {
     normalize(cfg, o, cfg->stats);
-    struct engine_meta m = {REPLICA_META_OBJECT | dvv_max_ts(o), 0, 0};
+    struct engine_meta m = {
+        .timestamp = dvv_max_ts(o),
+        .flags = REPLICA_FLAG_OBJECT,
+        .type = o->type,
+    };
     uint64_t dead_at = replica_dead_at(o);
     if (dvv_all_tombstones(o)) {
-        m.timestamp |= REPLICA_META_DELETED;
+        m.flags |= REPLICA_FLAG_DELETED;
     } else if (dead_at != 0) {
         /* every value expires: dead from the last expiry on; the record is
          * kept (no engine expiry) until tombstone reaping agrees */
-        m.timestamp = REPLICA_META_OBJECT | REPLICA_META_EXPIRING | dead_at;
+        m.timestamp = dead_at;
+        m.flags |= REPLICA_FLAG_EXPIRING;
     }
     struct rk_buf local;
     rk_buf_init(&local);
@@ -393,8 +446,7 @@ static int apply_update(struct engine *e,
         ((f & PEER_KV_CTYPE) &&
          ((f & PEER_KV_TOMBSTONE) ||
           !dvv_ctype_valid(req->value.ptr, req->value.len))) ||
-        (req->timestamp & ~REPLICA_PLAIN_TS_MASK) != 0 ||
-        cfg->actor == DVV_ACTOR_LEGACY) {
+        req->timestamp > REPLICA_MAX_TS || cfg->actor == DVV_ACTOR_LEGACY) {
         return RK_EINVAL;
     }
     struct ws ws;
@@ -452,7 +504,7 @@ static int apply_update(struct engine *e,
              * must never issue two dots of one actor for a key: each such
              * write gets an actor of its own (counter 1). */
             uint64_t seed[2] = {cfg->actor, ++*cfg->oneshot};
-            actor = XXH3_64bits(seed, sizeof(seed)) & ~REPLICA_META_OBJECT;
+            actor = XXH3_64bits(seed, sizeof(seed)) & DVV_ACTOR_MASK;
             actor = actor == DVV_ACTOR_LEGACY ? 1 : actor;
             floor = 0;
         }

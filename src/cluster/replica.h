@@ -7,15 +7,15 @@
  *
  * Stored form.  A cluster key's engine record holds the object's
  * canonical encoding, with
- *   meta.timestamp = REPLICA_META_OBJECT, then
- *                    - REPLICA_META_DELETED when every sibling is a
- *                      tombstone, with the largest sibling HLC ts;
- *                    - else REPLICA_META_EXPIRING when every sibling is a
- *                      tombstone or an expiring value, with the time the
- *                      object is dead from (replica_dead_at: the last
- *                      expiry, in HLC units);
- *                    - else the largest sibling HLC ts
- *                    (HLC timestamps stay below 2^57);
+ *   meta.type      = the object's type (objtype.h; dvv.h carries it too);
+ *   meta.flags     = REPLICA_FLAG_OBJECT, plus
+ *                    - REPLICA_FLAG_DELETED when every sibling is a
+ *                      tombstone: meta.timestamp = the largest sibling ts;
+ *                    - else REPLICA_FLAG_EXPIRING when every sibling is a
+ *                      tombstone or an expiring value: meta.timestamp =
+ *                      the time the object is dead from (replica_dead_at:
+ *                      the last expiry, in HLC units);
+ *                    - else meta.timestamp = the largest sibling HLC ts;
  *   meta.expire_at_ms = 0: the engine never drops an object by itself;
  *                    deleted and expired objects are reaped only by the
  *                    cluster's tombstone reaping, after the grace and once
@@ -23,14 +23,17 @@
  *                    resurface.
  * So node-local readers (DBSIZE, SCAN, KEYS, INFO keyspace) can tell a
  * dead key from the metadata alone: replica_meta_is_dead().
- * Records without REPLICA_META_OBJECT were written by a standalone node
+ * Records without REPLICA_FLAG_OBJECT were written by a standalone node
  * (before it formed a cluster): they read as an object with one sibling
  * under the reserved actor DVV_ACTOR_LEGACY, dot (0, 1), or as nothing
  * when they are the old tombstone marker (empty value, expiry UINT64_MAX).
- * A plain record whose meta.timestamp has REPLICA_META_CTYPE set holds a
- * value that starts with a content-type prefix (dvv.h: u8 n, n bytes; HTTP
- * PUT with Content-Type on a standalone node); its HLC is the timestamp
- * under REPLICA_PLAIN_TS_MASK.
+ * A plain record with REPLICA_FLAG_CTYPE holds a value that starts with a
+ * content-type prefix (dvv.h: u8 n, n bytes; HTTP PUT with Content-Type
+ * on a standalone node).
+ * Records of data format 1 (engine_meta.flags ENGINE_FLAG_V1) kept these
+ * flags in timestamp bits 63 (object), 62 (deleted), 61 (expiring) and 60
+ * (content type, plain records only): replica_meta_current() reads them
+ * as the explicit form, and every reader here goes through it.
  * All such records share that one dot, so between them the newer wins;
  * only the node a cluster was seeded from can hold them (a joining node
  * must be empty), so two of them never meet for one key.
@@ -58,12 +61,14 @@
 #include "proto/peer.h"
 #include "storage/engine.h"
 
-#define REPLICA_META_OBJECT   (UINT64_C(1) << 63)
-#define REPLICA_META_DELETED  (UINT64_C(1) << 62)
-#define REPLICA_META_EXPIRING (UINT64_C(1) << 61)
-#define REPLICA_META_TS_MASK  (REPLICA_META_EXPIRING - 1)
-#define REPLICA_META_CTYPE    (UINT64_C(1) << 60) /* plain records only */
-#define REPLICA_PLAIN_TS_MASK (REPLICA_META_CTYPE - 1)
+/* engine_meta.flags of a stored record (the stored form above). */
+#define REPLICA_FLAG_OBJECT   0x01 /* the value is a dvv.h object */
+#define REPLICA_FLAG_DELETED  0x02 /* object: all siblings tombstones */
+#define REPLICA_FLAG_EXPIRING 0x04 /* object: dead from meta.timestamp */
+#define REPLICA_FLAG_CTYPE    0x08 /* plain record: content-type prefix */
+/* The largest HLC timestamp a write may carry: a node of data format 1 in
+ * the same cluster keeps flags in the bits above it. */
+#define REPLICA_MAX_TS ((UINT64_C(1) << 60) - 1)
 /* meta.expire_at_ms of a legacy (issue 4) tombstone record. */
 #define REPLICA_TOMBSTONE_EXPIRE UINT64_MAX
 #define REPLICA_DEFAULT_GRACE_MS (3600u * 1000u) /* tombstone_gc_grace */
@@ -118,6 +123,17 @@ struct replica_cfg
                                         its own working space */
 };
 
+/*
+ * The explicit form of a stored record's meta m into *out (may be m): a
+ * record of data format 1 (ENGINE_FLAG_V1) gets its flags from the
+ * timestamp's bits 60-63 (replica.h, "Stored form") and the HLC in
+ * timestamp; any other meta is copied.  Idempotent.  Thread: any.
+ */
+void replica_meta_current(const struct engine_meta *m, struct engine_meta *out);
+
+/* The predicates below take a meta as the engine returns it (format 1 or
+ * current). */
+
 /* Whether a stored record is a deleted key (all siblings tombstones, or a
  * legacy tombstone marker). */
 bool replica_meta_is_tombstone(const struct engine_meta *m);
@@ -125,6 +141,11 @@ bool replica_meta_is_tombstone(const struct engine_meta *m);
 /* Whether a stored record is dead at now_ms: a tombstone, or an object
  * whose every value has expired. */
 bool replica_meta_is_dead(const struct engine_meta *m, uint64_t now_ms);
+
+/* Whether a stored record is an object that tombstone reaping may
+ * consider at cutoff_ms: deleted or expiring, with its time (the largest
+ * tombstone ts or the dead-from time) at or before cutoff_ms. */
+bool replica_meta_is_reapable(const struct engine_meta *m, uint64_t cutoff_ms);
 
 /* When o is dead from (HLC units): with every sibling a tombstone or an
  * expiring value, the latest tombstone ts / expiry; 0 when o has a value
@@ -167,8 +188,8 @@ int replica_winner(const struct dvv_obj *o, uint64_t now_ms, size_t *idx);
  * NULL): whether the engine was written; *seq (may be NULL, 0 when
  * nothing was written) for durable acknowledgement.  Fills *reply with
  * the KV_PUT_REPLY {req_id, status}: RK_OK, RK_EINVAL (empty key, an
- * object that does not decode, has no sibling, or carries timestamps with
- * the metadata flag bits), RK_ECORRUPT (the stored record does not
+ * object that does not decode, has no sibling, or carries a timestamp over
+ * REPLICA_MAX_TS), RK_ECORRUPT (the stored record does not
  * decode; it is left untouched), RK_ENOMEM, or the engine's error.
  */
 void replica_handle_put(struct engine *e,

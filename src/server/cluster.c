@@ -465,7 +465,7 @@ static int load_epoch(struct cnode *cn, char *err, size_t errlen)
     char seed[CL_ID_MAX + 64];
     n = snprintf(seed, sizeof(seed), "%s/%" PRIu64 "/%016" PRIx64, cn->node_id,
                  cn->epoch, nonce);
-    cn->actor = XXH3_64bits(seed, (size_t)n) & ~REPLICA_META_OBJECT;
+    cn->actor = XXH3_64bits(seed, (size_t)n) & DVV_ACTOR_MASK;
     if (cn->actor == DVV_ACTOR_LEGACY) {
         cn->actor = 1;
     }

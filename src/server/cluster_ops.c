@@ -683,7 +683,7 @@ static void getall_reply(struct cnode *cn, struct cop *op)
             const char *pv = dvv_payload(&o, (size_t)best, &pl);
             reply_bulk(c, pv, pl);
         }
-        reply_int(c, (int64_t)(sb->ts & REPLICA_META_TS_MASK));
+        reply_int(c, (int64_t)sb->ts);
         reply_int(c, (int64_t)hlc_physical_ms(sb->ts));
         if (c->ropts.want_ctype) {
             size_t cl = 0;

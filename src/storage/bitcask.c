@@ -379,7 +379,8 @@ static int bc_get(struct engine *e,
     uint32_t slot = (uint32_t)(km.loc >> 32);
     uint64_t off = (uint32_t)km.loc;
     struct bc_file *f = slot < b->n_slots ? b->files[slot] : NULL;
-    size_t len = BC_REC_HDR + klen + km.value_len;
+    size_t len =
+        (f ? bc_rec_hdr_len(f->version) : BC_REC_HDR) + klen + km.value_len;
     const unsigned char *p = NULL;
     int rc = f ? bc_read_record(b, f, off, len, &p) : RK_ECORRUPT;
     if (rc != RK_OK && rc != RK_ECORRUPT) {
@@ -388,7 +389,7 @@ static int bc_get(struct engine *e,
     struct bc_rec r;
     size_t rl = 0;
     if (rc == RK_OK) {
-        rc = bc_rec_parse(p, len, STORAGE_MAX_KEY_LIMIT,
+        rc = bc_rec_parse(f->version, p, len, STORAGE_MAX_KEY_LIMIT,
                           STORAGE_MAX_VALUE_LIMIT, &r, &rl);
     }
     if (rc != RK_OK || rl != len || r.flags != 0 || r.klen != klen ||
@@ -405,9 +406,7 @@ static int bc_get(struct engine *e,
         }
     }
     if (meta) {
-        meta->timestamp = km.timestamp;
-        meta->expire_at_ms = km.expire_at_ms;
-        meta->value_len = km.value_len;
+        keydir_engine_meta(&km, meta);
     }
     return RK_OK;
 }
@@ -440,7 +439,8 @@ static void add_dead(struct bitcask *b,
 {
     uint32_t slot = (uint32_t)(loc >> 32);
     if (slot < b->n_slots && b->files[slot]) {
-        b->files[slot]->dead_bytes += BC_REC_HDR + klen + vlen;
+        struct bc_file *f = b->files[slot];
+        f->dead_bytes += bc_rec_hdr_len(f->version) + klen + vlen;
     }
 }
 
@@ -474,6 +474,8 @@ static int bc_put(struct engine *e,
         .klen = (uint32_t)klen,
         .vlen = (uint32_t)vlen,
         .flags = 0,
+        .meta_flags = meta ? meta->flags : 0,
+        .type = meta ? meta->type : 0,
     };
     unsigned char hdr[BC_REC_HDR];
     bc_rec_encode_fields(hdr, &r);
@@ -482,6 +484,8 @@ static int bc_put(struct engine *e,
         .timestamp = r.timestamp,
         .expire_at_ms = r.expire_at_ms,
         .value_len = (uint32_t)vlen,
+        .flags = r.meta_flags,
+        .type = r.type,
     };
     struct kd_meta old;
     bool had = false;

@@ -24,6 +24,8 @@ void bc_rec_encode_fields(unsigned char *hdr, const struct bc_rec *r)
     rk_put_le32(hdr + 20, r->klen);
     rk_put_le32(hdr + 24, r->vlen);
     hdr[28] = r->flags;
+    hdr[29] = r->meta_flags;
+    hdr[30] = r->type;
 }
 
 void bc_rec_seal(unsigned char *hdr,
@@ -53,14 +55,16 @@ void bc_rec_encode_hdr(unsigned char *hdr,
     bc_rec_seal(hdr, key, r->klen, val, r->vlen);
 }
 
-int bc_rec_parse(const unsigned char *p,
+int bc_rec_parse(uint16_t version,
+                 const unsigned char *p,
                  size_t avail,
                  size_t max_key,
                  uint64_t max_val,
                  struct bc_rec *r,
                  size_t *len)
 {
-    if (avail < BC_REC_HDR) {
+    size_t hl = bc_rec_hdr_len(version);
+    if (avail < hl) {
         return RK_EAGAIN;
     }
     uint32_t klen = rk_get_le32(p + 20);
@@ -75,7 +79,7 @@ int bc_rec_parse(const unsigned char *p,
     if ((flags & BC_FLAG_TOMB) && vlen != 0) {
         return RK_ECORRUPT;
     }
-    uint64_t total = (uint64_t)BC_REC_HDR + klen + vlen;
+    uint64_t total = (uint64_t)hl + klen + vlen;
     if (total > avail) {
         return RK_EAGAIN;
     }
@@ -87,8 +91,15 @@ int bc_rec_parse(const unsigned char *p,
     r->klen = klen;
     r->vlen = vlen;
     r->flags = flags;
-    r->key = p + BC_REC_HDR;
-    r->val = p + BC_REC_HDR + klen;
+    if (version == BC_VERSION_V1) {
+        r->meta_flags = ENGINE_FLAG_V1;
+        r->type = 0;
+    } else {
+        r->meta_flags = p[29];
+        r->type = p[30];
+    }
+    r->key = p + hl;
+    r->val = p + hl + klen;
     *len = (size_t)total;
     return RK_OK;
 }

@@ -50,6 +50,8 @@ static int hint_add(struct rk_buf *h, uint64_t off, const struct bc_rec *r)
     rk_put_le64(e + 16, r->expire_at_ms);
     rk_put_le32(e + 24, r->klen);
     e[28] = r->flags;
+    e[29] = r->meta_flags;
+    e[30] = r->type;
     int rc = rk_buf_append(h, e, sizeof(e));
     if (rc == RK_OK && r->klen) {
         rc = rk_buf_append(h, r->key, r->klen);
@@ -103,22 +105,22 @@ static int write_file_atomic(struct bitcask *b,
     return rc;
 }
 
-/* Builds the hint entries of data bytes p[0..size), skipping bad records. */
-static int hint_build(const struct bitcask *b,
-                      const unsigned char *p,
-                      uint64_t size,
-                      uint64_t order,
-                      struct rk_buf *h)
+/* Builds the hint entries (always version 2) of the data file f's bytes,
+ * skipping bad records. */
+static int hint_build(const struct bc_file *f, struct rk_buf *h)
 {
+    const unsigned char *p = f->map;
+    uint64_t size = f->size;
+    uint64_t order = f->order;
     int rc = hint_begin(h, order);
     uint64_t n = 0;
     uint64_t off = BC_FILE_HDR;
     while (rc == RK_OK && off < size) {
         struct bc_rec r;
         size_t len;
-        if (bc_rec_parse(p + off, size - off, STORAGE_MAX_KEY_LIMIT,
+        if (bc_rec_parse(f->version, p + off, size - off, STORAGE_MAX_KEY_LIMIT,
                          STORAGE_MAX_VALUE_LIMIT, &r, &len) != RK_OK) {
-            off = bc_next_valid(b, p, size, off + 1);
+            off = bc_next_valid(f->version, p, size, off + 1);
             continue;
         }
         rc = hint_add(h, off, &r);
@@ -138,7 +140,7 @@ static void write_hint(struct bitcask *b, struct bc_file *f)
     char path[4096], tmp[4200];
     bc_path(b, f->order, "hint", path, sizeof(path));
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    int rc = hint_build(b, f->map, f->size, f->order, &h);
+    int rc = hint_build(f, &h);
     if (rc == RK_OK) {
         rc = write_file_atomic(b, tmp, path, &h);
     }
@@ -165,7 +167,7 @@ uint64_t bc_hint_count(const struct bitcask *b, uint64_t order)
         vfs->pread(vfs, fd, t, sizeof(t), size - BC_HINT_TRAILER) ==
             (ssize_t)sizeof(t)) {
         n = rk_get_le64(t);
-        if (n > size / BC_HINT_ENTRY) {
+        if (n > size / BC_HINT_ENTRY_V1) {
             n = 0;
         }
     }
@@ -200,7 +202,15 @@ int bc_hint_load(struct bitcask *b, struct bc_file *f)
     const unsigned char *t = p + size - BC_HINT_TRAILER;
     uint64_t n = rk_get_le64(t);
     size_t end = size - BC_HINT_TRAILER;
-    if (memcmp(p, BC_MAGIC, 4) != 0 || rk_get_le16(p + 4) != BC_VERSION ||
+    /* A version-1 hint (29-byte entries) describes only a version-1 data
+     * file; a version-2 hint may describe either (its entries carry the
+     * meta flags and type the data records read with). */
+    uint16_t hv = rk_get_le16(p + 4);
+    size_t el = bc_hint_entry_len(hv);
+    size_t rhl = bc_rec_hdr_len(f->version);
+    if (memcmp(p, BC_MAGIC, 4) != 0 ||
+        (hv != BC_VERSION &&
+         (hv != BC_VERSION_V1 || f->version != BC_VERSION_V1)) ||
         rk_get_le16(p + 6) != BC_KIND_HINT || rk_get_le64(p + 8) != f->order ||
         rk_get_le64(t + 8) != f->size ||
         XXH3_64bits(p, size - 8) != rk_get_le64(t + 16)) {
@@ -210,7 +220,7 @@ int bc_hint_load(struct bitcask *b, struct bc_file *f)
     size_t off = BC_FILE_HDR;
     uint64_t count = 0;
     while (off < end) {
-        if (end - off < BC_HINT_ENTRY) {
+        if (end - off < el) {
             goto out;
         }
         uint64_t roff = rk_get_le32(p + off);
@@ -220,11 +230,11 @@ int bc_hint_load(struct bitcask *b, struct bc_file *f)
         if (klen > STORAGE_MAX_KEY_LIMIT || vlen > STORAGE_MAX_VALUE_LIMIT ||
             (flags & ~BC_FLAGS_KNOWN) ||
             ((flags & BC_FLAG_CLEAR) ? klen != 0 : klen == 0) ||
-            end - off - BC_HINT_ENTRY < klen || roff < BC_FILE_HDR ||
-            roff + BC_REC_HDR + klen + vlen > f->size) {
+            end - off - el < klen || roff < BC_FILE_HDR ||
+            roff + rhl + klen + vlen > f->size) {
             goto out;
         }
-        off += BC_HINT_ENTRY + klen;
+        off += el + klen;
         count++;
     }
     if (count != n) {
@@ -240,11 +250,10 @@ int bc_hint_load(struct bitcask *b, struct bc_file *f)
     while (rc == RK_OK && off < end) {
         while (pf < end && pf_n < n_done + HINT_AHEAD) {
             uint32_t kl = rk_get_le32(p + pf + 24);
-            uint64_t h =
-                kl ? keydir_hash(&b->kd, p + pf + BC_HINT_ENTRY, kl) : 0;
+            uint64_t h = kl ? keydir_hash(&b->kd, p + pf + el, kl) : 0;
             hashes[pf_n % HINT_AHEAD] = h;
             keydir_prefetch(&b->kd, h, false);
-            pf += BC_HINT_ENTRY + kl;
+            pf += el + kl;
             pf_n++;
         }
         if (n_done + HINT_AHEAD / 2 < pf_n) {
@@ -252,18 +261,20 @@ int bc_hint_load(struct bitcask *b, struct bc_file *f)
                 &b->kd, hashes[(n_done + HINT_AHEAD / 2) % HINT_AHEAD], true);
         }
         n_done++;
+        bool v1 = hv == BC_VERSION_V1;
         struct bc_rec r = {
             .vlen = rk_get_le32(p + off + 4),
             .timestamp = rk_get_le64(p + off + 8),
             .expire_at_ms = rk_get_le64(p + off + 16),
             .klen = rk_get_le32(p + off + 24),
             .flags = p[off + 28],
-            .key = p + off + BC_HINT_ENTRY,
+            .meta_flags = v1 ? ENGINE_FLAG_V1 : p[off + 29],
+            .type = v1 ? 0 : p[off + 30],
+            .key = p + off + el,
         };
         uint64_t roff = rk_get_le32(p + off);
-        rc = bc_apply_record(b, f, roff, &r,
-                             (size_t)BC_REC_HDR + r.klen + r.vlen);
-        off += BC_HINT_ENTRY + r.klen;
+        rc = bc_apply_record(b, f, roff, &r, rhl + r.klen + r.vlen);
+        off += el + r.klen;
     }
 out:
     vfs->unmap(vfs, p, size);
@@ -362,6 +373,7 @@ static int out_open(struct bitcask *b, struct bc_merge *m)
     }
     m->n_outs++;
     o->f->order = m->base_order + m->n_outs - 1;
+    o->f->version = BC_VERSION;
     o->f->fd = -1;
     o->f->slot = UINT32_MAX;
     char path[4096];
@@ -380,16 +392,47 @@ static int out_open(struct bitcask *b, struct bc_merge *m)
     return rc;
 }
 
-/* Appends a record (bytes p[0..len), parsed as r) to the current output. */
+/* Appends a record to the output buffer: its bytes p[0..len) as they are
+ * when the input is in the current format, else (a version-1 input) a
+ * version-2 header made from r (meta flags ENGINE_FLAG_V1, from the
+ * parse), then key and value.  *out_len gets the bytes appended. */
+static int out_copy(struct rk_buf *wbuf,
+                    uint16_t version,
+                    const unsigned char *p,
+                    size_t len,
+                    const struct bc_rec *r,
+                    size_t *out_len)
+{
+    if (version == BC_VERSION) {
+        *out_len = len;
+        return rk_buf_append(wbuf, p, len);
+    }
+    unsigned char hdr[BC_REC_HDR];
+    bc_rec_encode_hdr(hdr, r, r->key, r->val);
+    int rc = rk_buf_append(wbuf, hdr, sizeof(hdr));
+    if (rc == RK_OK && r->klen) {
+        rc = rk_buf_append(wbuf, r->key, r->klen);
+    }
+    if (rc == RK_OK && r->vlen) {
+        rc = rk_buf_append(wbuf, r->val, r->vlen);
+    }
+    *out_len = sizeof(hdr) + r->klen + r->vlen;
+    return rc;
+}
+
+/* Appends a record (bytes p[0..len) of a file of `version`, parsed as r)
+ * to the current output, in the current format. */
 static int out_append(struct bitcask *b,
                       struct bc_merge *m,
+                      uint16_t version,
                       const unsigned char *p,
-                      size_t len,
+                      size_t in_len,
                       const struct bc_rec *r,
                       uint32_t *out_idx,
                       uint32_t *off)
 {
     int rc;
+    size_t len = BC_REC_HDR + (size_t)r->klen + r->vlen;
     if (m->n_outs == 0 ||
         (m->outs[m->n_outs - 1].f->size > BC_FILE_HDR &&
          m->outs[m->n_outs - 1].f->size + len > b->opts.max_file_size)) {
@@ -406,7 +449,7 @@ static int out_append(struct bitcask *b,
     *off = (uint32_t)o->f->size;
     rc = hint_add(&o->hint, o->f->size, r);
     if (rc == RK_OK) {
-        rc = rk_buf_append(&o->wbuf, p, len);
+        rc = out_copy(&o->wbuf, version, p, in_len, r, &len);
     }
     if (rc == RK_OK && o->wbuf.len >= BC_WBUF_CAP) {
         rc = out_flush(b, o);
@@ -466,10 +509,10 @@ static int merge_input(struct bitcask *b, struct bc_merge *m, size_t i)
         struct bc_rec r;
         size_t len;
         const unsigned char *p = f->map + off;
-        if (bc_rec_parse(p, f->size - off, STORAGE_MAX_KEY_LIMIT,
+        if (bc_rec_parse(f->version, p, f->size - off, STORAGE_MAX_KEY_LIMIT,
                          STORAGE_MAX_VALUE_LIMIT, &r, &len) != RK_OK) {
             /* Only files opened with repair hold bad bytes. */
-            off = bc_next_valid(b, f->map, f->size, off + 1);
+            off = bc_next_valid(f->version, f->map, f->size, off + 1);
             continue;
         }
         m->bytes_in += len;
@@ -477,7 +520,7 @@ static int merge_input(struct bitcask *b, struct bc_merge *m, size_t i)
         uint32_t out, noff;
         if (r.flags & BC_FLAG_CLEAR) {
             if (!m->drop_ok[i]) {
-                rc = out_append(b, m, p, len, &r, &out, &noff);
+                rc = out_append(b, m, f->version, p, len, &r, &out, &noff);
             }
         } else if (r.flags & BC_FLAG_TOMB) {
             if (!m->drop_ok[i]) {
@@ -486,7 +529,7 @@ static int merge_input(struct bitcask *b, struct bc_merge *m, size_t i)
                 pthread_mutex_unlock(&b->kd_mu);
                 /* A present key has a newer put: the tombstone is moot. */
                 if (!present) {
-                    rc = out_append(b, m, p, len, &r, &out, &noff);
+                    rc = out_append(b, m, f->version, p, len, &r, &out, &noff);
                 }
             }
         } else {
@@ -498,7 +541,7 @@ static int merge_input(struct bitcask *b, struct bc_merge *m, size_t i)
                 m->drop_ok[i]) {
                 rc = push_expired(m, loc);
             } else if (live) {
-                rc = out_append(b, m, p, len, &r, &out, &noff);
+                rc = out_append(b, m, f->version, p, len, &r, &out, &noff);
                 if (rc == RK_OK) {
                     rc = push_item(m, loc, out, noff);
                 }
@@ -851,9 +894,10 @@ static void merge_apply(struct bitcask *b, struct bc_merge *m)
         struct bc_file *f = b->files[loc >> 32];
         const unsigned char *p = f->map + (uint32_t)loc;
         uint32_t klen = rk_get_le32(p + 20);
-        uint32_t h = keydir_find(&b->kd, p + BC_REC_HDR, klen);
+        const unsigned char *key = p + bc_rec_hdr_len(f->version);
+        uint32_t h = keydir_find(&b->kd, key, klen);
         if (h != 0 && keydir_loc(&b->kd, h) == loc) {
-            keydir_del(&b->kd, p + BC_REC_HDR, klen, NULL);
+            keydir_del(&b->kd, key, klen, NULL);
         }
     }
     for (size_t i = 0; i < m->n_outs; i++) {

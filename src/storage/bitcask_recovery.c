@@ -55,7 +55,8 @@ int bc_apply_record(struct bitcask *b,
     if (r->flags & BC_FLAG_TOMB) {
         if (keydir_del(&b->kd, r->key, r->klen, &old) == RK_OK) {
             struct bc_file *g = b->files[old.loc >> 32];
-            g->dead_bytes += BC_REC_HDR + r->klen + old.value_len;
+            g->dead_bytes +=
+                bc_rec_hdr_len(g->version) + r->klen + old.value_len;
         }
         f->dead_bytes += len;
         f->tomb_bytes += len;
@@ -66,6 +67,8 @@ int bc_apply_record(struct bitcask *b,
         .timestamp = r->timestamp,
         .expire_at_ms = r->expire_at_ms,
         .value_len = r->vlen,
+        .flags = r->meta_flags,
+        .type = r->type,
     };
     bool had = false;
     int rc = keydir_put(&b->kd, r->key, r->klen, &km, &old, &had);
@@ -74,21 +77,20 @@ int bc_apply_record(struct bitcask *b,
     }
     if (had) {
         struct bc_file *g = b->files[old.loc >> 32];
-        g->dead_bytes += BC_REC_HDR + r->klen + old.value_len;
+        g->dead_bytes += bc_rec_hdr_len(g->version) + r->klen + old.value_len;
     }
     return RK_OK;
 }
 
-size_t bc_next_valid(const struct bitcask *b,
+size_t bc_next_valid(uint16_t version,
                      const unsigned char *p,
                      size_t size,
                      size_t from)
 {
-    (void)b;
-    for (size_t q = from; q + BC_REC_HDR <= size; q++) {
+    for (size_t q = from; q + bc_rec_hdr_len(version) <= size; q++) {
         struct bc_rec r;
         size_t len;
-        if (bc_rec_parse(p + q, size - q, STORAGE_MAX_KEY_LIMIT,
+        if (bc_rec_parse(version, p + q, size - q, STORAGE_MAX_KEY_LIMIT,
                          STORAGE_MAX_VALUE_LIMIT, &r, &len) == RK_OK) {
             return q;
         }
@@ -122,17 +124,18 @@ static void scan_prefetch_step(struct bitcask *b,
     }
     while (sp->pf < f->size && sp->n_ahead < sp->n_done + SCAN_AHEAD) {
         const unsigned char *p = f->map + sp->pf;
-        if (f->size - sp->pf < BC_REC_HDR) {
+        size_t hl = bc_rec_hdr_len(f->version);
+        if (f->size - sp->pf < hl) {
             sp->pf = f->size;
             break;
         }
         uint64_t kl = rk_get_le32(p + 20), vl = rk_get_le32(p + 24);
-        uint64_t tot = BC_REC_HDR + kl + vl;
+        uint64_t tot = hl + kl + vl;
         if (kl > STORAGE_MAX_KEY_LIMIT || tot > f->size - sp->pf) {
             sp->pf = f->size;
             break;
         }
-        uint64_t h = kl ? keydir_hash(&b->kd, p + BC_REC_HDR, kl) : 0;
+        uint64_t h = kl ? keydir_hash(&b->kd, p + hl, kl) : 0;
         sp->hashes[sp->n_ahead % SCAN_AHEAD] = h;
         keydir_prefetch(&b->kd, h, false);
         sp->pf += tot;
@@ -160,9 +163,9 @@ static int scan_file(struct bitcask *b,
         struct bc_rec r;
         size_t len;
         scan_prefetch_step(b, f, off, &sp);
-        int rc =
-            bc_rec_parse(f->map + off, f->size - off, STORAGE_MAX_KEY_LIMIT,
-                         STORAGE_MAX_VALUE_LIMIT, &r, &len);
+        int rc = bc_rec_parse(f->version, f->map + off, f->size - off,
+                              STORAGE_MAX_KEY_LIMIT, STORAGE_MAX_VALUE_LIMIT,
+                              &r, &len);
         if (rc == RK_OK) {
             rc = bc_apply_record(b, f, off, &r, len);
             if (rc != RK_OK) {
@@ -172,7 +175,7 @@ static int scan_file(struct bitcask *b,
             off += len;
             continue;
         }
-        size_t q = bc_next_valid(b, f->map, f->size, off + 1);
+        size_t q = bc_next_valid(f->version, f->map, f->size, off + 1);
         if (q == f->size && last) {
             uint64_t cut = f->size - off;
             if (b->vfs->ftruncate(b->vfs, f->fd, off) != 0) {
@@ -250,10 +253,16 @@ static int open_data_file(struct bitcask *b,
         why = "truncated file header";
     } else if (memcmp(hdr, BC_MAGIC, 4) != 0) {
         why = "bad magic";
-    } else if (rk_get_le16(hdr + 4) != BC_VERSION) {
+    } else if (rk_get_le16(hdr + 4) != BC_VERSION &&
+               rk_get_le16(hdr + 4) != BC_VERSION_V1) {
+        /* Never renamed away, even with repair: the file is not corrupt,
+         * only newer than this build. */
         rc = RK_EVERSION;
-        snprintf(errbuf, errlen, "%s: format version %u not supported", path,
-                 rk_get_le16(hdr + 4));
+        snprintf(errbuf, errlen,
+                 "%s: data format version %u, this build reads versions "
+                 "%u..%u: open it with the ringkv release that wrote it or "
+                 "a newer one (a data directory cannot be downgraded)",
+                 path, rk_get_le16(hdr + 4), BC_VERSION_V1, BC_VERSION);
         vfs->close(vfs, fd);
         return rc;
     } else if (rk_get_le16(hdr + 6) != BC_KIND_DATA ||
@@ -280,6 +289,7 @@ static int open_data_file(struct bitcask *b,
         return RK_ENOMEM;
     }
     f->order = order;
+    f->version = rk_get_le16(hdr + 4);
     f->fd = fd;
     f->size = size;
     rc = size > SIZE_MAX ? RK_ETOOBIG : bc_map(b, f, (size_t)size);
@@ -425,8 +435,11 @@ static int list_dir(struct bitcask *b,
 /* Makes `f` (the last file, scanned) the active file, or creates one. */
 static int pick_active(struct bitcask *b, struct bc_file *last)
 {
+    /* A version-1 file is never appended to: a file's records all have
+     * its version. */
     if (last && (last->order & ((1u << BC_ORDER_SHIFT) - 1)) == 0 &&
-        !last->has_hint && last->size < b->opts.max_file_size) {
+        last->version == BC_VERSION && !last->has_hint &&
+        last->size < b->opts.max_file_size) {
         int rc = bc_map(b, last, (size_t)b->opts.max_file_size);
         if (rc != RK_OK) {
             return rc;

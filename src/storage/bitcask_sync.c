@@ -450,6 +450,7 @@ int bc_create_file(struct bitcask *b,
         return RK_ENOMEM;
     }
     f->order = order;
+    f->version = BC_VERSION;
     f->fd = b->vfs->open(b->vfs, path, O_RDWR | O_CREAT | O_TRUNC, 0600);
     if (f->fd < 0) {
         int rc = rk_from_errno(errno);

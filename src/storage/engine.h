@@ -143,13 +143,32 @@ int engine_parse_sync(const char *s,
                       enum engine_sync_mode *mode,
                       uint32_t *interval_ms);
 
-/* Metadata of one live record, as kept in the keydir. */
+/*
+ * Metadata of one live record, as kept in the keydir and stored in the
+ * record (docs/storage-format.md).  timestamp, flags and type are the
+ * caller's and opaque to the engines: stored by put and returned by get,
+ * scan and foreach as given (the cluster's meaning: cluster/replica.h and
+ * cluster/objtype.h).  The one exception is ENGINE_FLAG_V1 below.
+ */
 struct engine_meta
 {
-    uint64_t timestamp;    /* caller-supplied (HLC), opaque */
+    uint64_t timestamp;    /* caller-supplied (HLC), opaque, all 64 bits */
     uint64_t expire_at_ms; /* absolute Unix ms; 0 = never */
     uint64_t value_len;    /* bytes */
+    uint8_t flags;         /* caller's record flags, opaque (ENGINE_FLAG_V1) */
+    uint8_t type;          /* caller's record type, opaque */
 };
+
+/*
+ * Set in engine_meta.flags by bitcask on a record written by a format-1
+ * binary (before records had flags and type: such a caller may have kept
+ * its flags in the timestamp's high bits; the record's type is 0 and its
+ * other flag bits are 0).  The engine keeps it when merge rewrites the
+ * record in the current format, and stores it like any flag when a caller
+ * puts it, so a record copied with its meta is read the same way.  New
+ * callers never set it.
+ */
+#define ENGINE_FLAG_V1 0x80
 
 struct engine_stats
 {
@@ -181,10 +200,11 @@ struct engine; /* opaque */
  * written into errbuf[errlen] (may name a file and offset).
  * Errors: RK_EINVAL (unknown kind, bad options), RK_ELOCKED (another
  * process holds the directory), RK_ECORRUPT (bad record in the middle of a
- * file and !opts.repair), RK_EVERSION (unknown format version), RK_EIO,
- * RK_ENOMEM.  Bitcask recovery: truncates a torn/corrupt tail of the last
- * file and logs how many bytes; reads hint files where valid.
- * Complexity: O(keys) (hint files) or O(data bytes) (scan).
+ * file and !opts.repair), RK_EVERSION (a file of a format version this
+ * build does not read: errbuf names the file, the version and what to do),
+ * RK_EIO, RK_ENOMEM.  Bitcask recovery: truncates a torn/corrupt tail of the
+ * last file and logs how many bytes; reads hint files where valid. Complexity:
+ * O(keys) (hint files) or O(data bytes) (scan).
  */
 int engine_open(const char *kind,
                 const struct engine_opts *opts,
@@ -221,11 +241,11 @@ int engine_get(struct engine *e,
                struct engine_meta *meta);
 
 /*
- * Stores key -> value with meta (timestamp, expire_at_ms; value_len is
- * ignored) replacing any previous value.  *seq (may be NULL) receives the
- * write's sequence number for durability tracking.
- * Errors: RK_ETOOBIG (key or value over the limits; nothing written),
- * RK_EINVAL (empty key), RK_EREADONLY, RK_EIO, RK_ENOSPC, RK_ENOMEM.
+ * Stores key -> value with meta (timestamp, expire_at_ms, flags, type;
+ * value_len is ignored) replacing any previous value.  *seq (may be NULL)
+ * receives the write's sequence number for durability tracking. Errors:
+ * RK_ETOOBIG (key or value over the limits; nothing written), RK_EINVAL (empty
+ * key), RK_EREADONLY, RK_EIO, RK_ENOSPC, RK_ENOMEM.
  */
 int engine_put(struct engine *e,
                const void *key,

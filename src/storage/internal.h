@@ -92,11 +92,15 @@ extern const struct engine_vtable bitcask_vtable;
  *                      memory: value pointer)
  *    16    8 timestamp caller timestamp
  *    24    2 klen-1    key length minus one (keys are 1..65536 bytes)
- *    26   0/8 expire_at_ms, present only when HAS_EXPIRY
- *    26/34 klen key bytes
+ *    26    1 flags     caller's engine_meta.flags
+ *    27    1 type      caller's engine_meta.type
+ *    28   0/8 expire_at_ms, present only when HAS_EXPIRY
+ *    28/36 klen key bytes
  *
- * rounded up to 4 bytes: 28 bytes of overhead for a key without expiry,
- * plus a 4-byte bucket at load factor <= 1.
+ * rounded up to 4 bytes: 28 bytes of overhead for a key without expiry
+ * (the flags and type bytes took 2 of the 2-5 bytes of rounding that a
+ * 26-byte header left: a key length of 4n+1 or 4n+2 costs 4 bytes more,
+ * 4n+3 and 4n the same), plus a 4-byte bucket at load factor <= 1.
  *
  * Thread: owner.  A merge worker may call keydir_find/keydir_get_meta
  * concurrently with owner mutations only while both hold an external lock
@@ -109,6 +113,8 @@ struct kd_meta
     uint64_t timestamp;    /* caller timestamp */
     uint64_t expire_at_ms; /* 0 = never */
     uint32_t value_len;    /* bytes, < 2^31 */
+    uint8_t flags;         /* engine_meta.flags */
+    uint8_t type;          /* engine_meta.type */
 };
 
 struct kd_table
@@ -189,6 +195,8 @@ uint64_t keydir_scan(const struct keydir *kd,
                      void *data);
 /* Visits every entry once; returns false if cb stopped the walk. */
 bool keydir_foreach(const struct keydir *kd, keydir_visit_cb cb, void *data);
+/* The engine_meta view of a keydir entry's meta (both engines' get). */
+void keydir_engine_meta(const struct kd_meta *km, struct engine_meta *em);
 /* engine_scan / engine_foreach for an engine whose live keys are exactly
  * the keydir's (both engines): the same walks with engine_meta views. */
 uint64_t keydir_engine_scan(const struct keydir *kd,
@@ -207,31 +215,53 @@ void keydir_engine_foreach(const struct keydir *kd,
  * File header (16 bytes), data and hint files alike:
  *   off size field
  *     0    4 magic "RKBC"
- *     4    2 format version (1)
+ *     4    2 format version (2; 1 still read)
  *     6    2 file kind (1 = data, 2 = hint)
  *     8    8 file order (equals the number in the file name)
  *
- * Record (data file), 29-byte header then key and value:
+ * Record (data file, version 2), 31-byte header then key and value:
  *     0    4 checksum: low 32 bits of XXH3_64 over bytes [4, end of value)
- *     4    8 timestamp (caller, opaque)
+ *     4    8 timestamp (caller, opaque, all 64 bits)
  *    12    8 expire_at_ms (0 = never)
  *    20    4 key length
  *    24    4 value length
  *    28    1 flags: bit 0 tombstone, bit 1 clear-all marker
- *    29  klen key
- *   29+klen vlen value
+ *    29    1 meta flags (engine_meta.flags: the caller's, opaque)
+ *    30    1 type (engine_meta.type: the caller's, opaque)
+ *    31  klen key
+ *   31+klen vlen value
+ *
+ * Version 1 (read only: files written before the explicit header) has the
+ * 29-byte header without bytes 29 and 30; its records read with meta flags
+ * ENGINE_FLAG_V1 and type 0.  A file's records all have its version; new
+ * files (appends, merge outputs, hints) are always version 2, and merge
+ * rewrites a version-1 record as a version-2 one carrying ENGINE_FLAG_V1.
  */
-#define BC_MAGIC        "RKBC"
-#define BC_VERSION      1
-#define BC_KIND_DATA    1
-#define BC_KIND_HINT    2
-#define BC_FILE_HDR     16
-#define BC_REC_HDR      29
-#define BC_FLAG_TOMB    0x01
-#define BC_FLAG_CLEAR   0x02
-#define BC_FLAGS_KNOWN  0x03
-#define BC_HINT_ENTRY   29 /* hint entry header, then key */
-#define BC_HINT_TRAILER 24
+#define BC_MAGIC         "RKBC"
+#define BC_VERSION       2 /* written; read: 1 and 2 */
+#define BC_VERSION_V1    1
+#define BC_KIND_DATA     1
+#define BC_KIND_HINT     2
+#define BC_FILE_HDR      16
+#define BC_REC_HDR       31 /* version 2 */
+#define BC_REC_HDR_V1    29
+#define BC_FLAG_TOMB     0x01
+#define BC_FLAG_CLEAR    0x02
+#define BC_FLAGS_KNOWN   0x03
+#define BC_HINT_ENTRY    31 /* hint entry header (version 2), then key */
+#define BC_HINT_ENTRY_V1 29
+#define BC_HINT_TRAILER  24
+
+/* Bytes of a record header (or hint entry) in a file of `version`. */
+static inline size_t bc_rec_hdr_len(uint16_t version)
+{
+    return version == BC_VERSION_V1 ? BC_REC_HDR_V1 : BC_REC_HDR;
+}
+
+static inline size_t bc_hint_entry_len(uint16_t version)
+{
+    return version == BC_VERSION_V1 ? BC_HINT_ENTRY_V1 : BC_HINT_ENTRY;
+}
 
 struct bc_rec
 {
@@ -239,14 +269,16 @@ struct bc_rec
     uint64_t expire_at_ms;
     uint32_t klen;
     uint32_t vlen;
-    uint8_t flags;
+    uint8_t flags;            /* BC_FLAG_* */
+    uint8_t meta_flags;       /* engine_meta.flags */
+    uint8_t type;             /* engine_meta.type */
     const unsigned char *key; /* view into the parsed bytes */
     const unsigned char *val; /* view into the parsed bytes */
 };
 
 /* Checksum of a record's bytes after the checksum field. */
 uint32_t bc_checksum(const void *p, size_t n);
-/* Encodes the header fields after the checksum (bytes 4..28). */
+/* Encodes the version-2 header fields after the checksum (bytes 4..30). */
 void bc_rec_encode_fields(unsigned char *hdr, const struct bc_rec *r);
 /* Computes the checksum of encoded fields + key + value into hdr[0..4). */
 void bc_rec_seal(unsigned char *hdr,
@@ -254,17 +286,20 @@ void bc_rec_seal(unsigned char *hdr,
                  size_t klen,
                  const void *val,
                  size_t vlen);
-/* Encodes the 29-byte header for key/value (checksum over hdr+key+val). */
+/* Encodes the 31-byte version-2 header for key/value (checksum over
+ * hdr+key+val). */
 void bc_rec_encode_hdr(unsigned char *hdr,
                        const struct bc_rec *r,
                        const void *key,
                        const void *val);
 /*
- * Parses a record at p[0..avail): RK_OK (fills *r, *len), RK_EAGAIN (the
- * record claims more bytes than avail), RK_ECORRUPT (bad checksum, flags
- * or lengths over the limits).
+ * Parses a record of a file of `version` (1 or 2) at p[0..avail): RK_OK
+ * (fills *r, *len; a version-1 record gets meta_flags ENGINE_FLAG_V1 and
+ * type 0), RK_EAGAIN (the record claims more bytes than avail),
+ * RK_ECORRUPT (bad checksum, flags or lengths over the limits).
  */
-int bc_rec_parse(const unsigned char *p,
+int bc_rec_parse(uint16_t version,
+                 const unsigned char *p,
                  size_t avail,
                  size_t max_key,
                  uint64_t max_val,
@@ -300,6 +335,7 @@ uint64_t storage__seed(struct rk_env *env, const void *salt);
 struct bc_file
 {
     uint64_t order;           /* name; recovery order (higher wins) */
+    uint16_t version;         /* format of its records (BC_VERSION*) */
     uint32_t slot;            /* index in bitcask.files */
     int fd;                   /* open descriptor, -1 if none */
     const unsigned char *map; /* read-only view (vfs map) or NULL */
@@ -480,7 +516,7 @@ int bc_apply_record(struct bitcask *b,
                     uint64_t off,
                     const struct bc_rec *r,
                     size_t len);
-size_t bc_next_valid(const struct bitcask *b,
+size_t bc_next_valid(uint16_t version,
                      const unsigned char *p,
                      size_t size,
                      size_t from);

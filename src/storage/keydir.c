@@ -37,7 +37,7 @@
 #define KD_CHUNK_UNITS (1u << KD_CHUNK_SHIFT)
 #define KD_CHUNK_BYTES (KD_CHUNK_UNITS * KD_UNIT)
 #define KD_MAX_CHUNKS  (1u << (32 - KD_CHUNK_SHIFT))
-#define KD_HDR         26u
+#define KD_HDR         28u
 #define KD_HAS_EXP     0x80000000u
 #define KD_MIN_SIZE    16u
 #define KD_MIN_UNITS   ((KD_HDR + 1 + KD_UNIT - 1) / KD_UNIT)
@@ -426,6 +426,8 @@ void keydir_meta(const struct keydir *kd, uint32_t h, struct kd_meta *m)
     m->value_len = vf & ~KD_HAS_EXP;
     m->loc = rd64(e + 8);
     m->timestamp = rd64(e + 16);
+    m->flags = e[26];
+    m->type = e[27];
     m->expire_at_ms = (vf & KD_HAS_EXP) ? rd64(e + KD_HDR) : 0;
 }
 
@@ -463,6 +465,8 @@ static void kd_fill(unsigned char *e,
     wr64(e + 16, m->timestamp);
     uint16_t k = (uint16_t)(klen - 1);
     memcpy(e + 24, &k, 2);
+    e[26] = m->flags;
+    e[27] = m->type;
     memcpy(e + KD_HDR + (m->expire_at_ms ? 8 : 0), key, klen);
 }
 
@@ -673,6 +677,16 @@ bool keydir_foreach(const struct keydir *kd, keydir_visit_cb cb, void *data)
     return true;
 }
 
+void keydir_engine_meta(const struct kd_meta *km, struct engine_meta *em)
+{
+    memset(em, 0, sizeof(*em)); /* padding too: callers may compare */
+    em->timestamp = km->timestamp;
+    em->expire_at_ms = km->expire_at_ms;
+    em->value_len = km->value_len;
+    em->flags = km->flags;
+    em->type = km->type;
+}
+
 struct engine_visit
 {
     engine_key_cb cb;
@@ -685,11 +699,8 @@ static bool engine_visit_cb(void *data,
                             const struct kd_meta *km)
 {
     struct engine_visit *v = data;
-    struct engine_meta em = {
-        .timestamp = km->timestamp,
-        .expire_at_ms = km->expire_at_ms,
-        .value_len = km->value_len,
-    };
+    struct engine_meta em;
+    keydir_engine_meta(km, &em);
     return v->cb(v->data, key, klen, &em);
 }
 

@@ -98,9 +98,7 @@ static int mem_get(struct engine *e,
         }
     }
     if (meta) {
-        meta->timestamp = km.timestamp;
-        meta->expire_at_ms = km.expire_at_ms;
-        meta->value_len = km.value_len;
+        keydir_engine_meta(&km, meta);
     }
     return RK_OK;
 }
@@ -133,6 +131,8 @@ static int mem_put(struct engine *e,
         .timestamp = meta ? meta->timestamp : 0,
         .expire_at_ms = meta ? meta->expire_at_ms : 0,
         .value_len = (uint32_t)vlen,
+        .flags = meta ? meta->flags : 0,
+        .type = meta ? meta->type : 0,
     };
     struct kd_meta old;
     bool had = false;

@@ -100,7 +100,12 @@ static void verify_record(struct check_ctx *c,
     }
     const uint8_t *p = c->files[which];
     size_t n = c->lens[which];
-    size_t len = BC_REC_HDR + klen + val->len;
+    if (n < BC_FILE_HDR) {
+        abort();
+    }
+    /* the header size of the file's format (1 or 2) */
+    size_t hl = bc_rec_hdr_len(rk_get_le16(p + 4));
+    size_t len = hl + klen + val->len;
     if (off + len > n || off + len < off) {
         abort();
     }
@@ -108,9 +113,8 @@ static void verify_record(struct check_ctx *c,
     uint32_t want = rk_get_le32(r);
     uint32_t got = (uint32_t)XXH3_64bits(r + 4, len - 4);
     if (want != got || rk_get_le32(r + 20) != klen ||
-        rk_get_le32(r + 24) != val->len ||
-        memcmp(r + BC_REC_HDR, key, klen) != 0 ||
-        (val->len && memcmp(r + BC_REC_HDR + klen, val->base, val->len) != 0)) {
+        rk_get_le32(r + 24) != val->len || memcmp(r + hl, key, klen) != 0 ||
+        (val->len && memcmp(r + hl + klen, val->base, val->len) != 0)) {
         abort(); /* a value was served from a bad record */
     }
 }

@@ -165,13 +165,14 @@ void cmd__reply_storage_error(struct client *c, int rc, const char *what)
 /* ---- the local keyspace (keyspace.h) ------------------------------------ */
 
 /* The record's content-type prefix (a plain record flagged
- * REPLICA_META_CTYPE: u8 n, n bytes, then the user's value): its length
- * in bytes, 0 when none, moved into m when m is not NULL. */
-static size_t ctype_prefix(const struct engine_meta *raw,
+ * REPLICA_FLAG_CTYPE: u8 n, n bytes, then the user's value): its length
+ * in bytes, 0 when none, moved into m when m is not NULL.  cur: the
+ * record's meta in explicit form (replica_meta_current). */
+static size_t ctype_prefix(const struct engine_meta *cur,
                            const struct rk_buf *val,
                            struct ks_meta *m)
 {
-    if (!(raw->timestamp & REPLICA_META_CTYPE) || val->len == 0) {
+    if (!(cur->flags & REPLICA_FLAG_CTYPE) || val->len == 0) {
         return 0;
     }
     size_t skip = 1 + (unsigned char)val->base[0];
@@ -207,9 +208,12 @@ static int local_get(struct keyspace *ks,
     struct rk_buf *vb = val ? val : &tmp;
     rk_buf_clear(vb);
     int rc = engine_get(s->engine, key, klen, val, &raw);
-    if (rc == RK_OK && val == NULL && (raw.timestamp & REPLICA_META_CTYPE) &&
+    if (rc == RK_OK) {
+        replica_meta_current(&raw, &raw);
+    }
+    if (rc == RK_OK && val == NULL && (raw.flags & REPLICA_FLAG_CTYPE) &&
         raw.value_len > 0) {
-        rc = engine_get(s->engine, key, klen, &tmp, &raw);
+        rc = engine_get(s->engine, key, klen, &tmp, NULL);
     }
     if (rc == RK_OK && cluster_meta_is_tombstone(&raw)) {
         rc = RK_ENOTFOUND;
@@ -220,7 +224,7 @@ static int local_get(struct keyspace *ks,
     }
     if (rc == RK_OK && m) {
         *m = (struct ks_meta){
-            .ts = raw.timestamp & REPLICA_PLAIN_TS_MASK,
+            .ts = raw.timestamp,
             .expire_at_ms = raw.expire_at_ms,
             .value_len = raw.value_len,
         };
@@ -254,7 +258,12 @@ static int local_put(struct keyspace *ks,
                      uint64_t *seq)
 {
     struct server *s = ks->data;
-    struct engine_meta m = {now_ts(s), expire_at_ms, vlen};
+    struct engine_meta m = {
+        .timestamp = now_ts(s),
+        .expire_at_ms = expire_at_ms,
+        .value_len = vlen,
+        .type = OBJTYPE_STRING,
+    };
     char *pre = NULL;
     if (ctlen) {
         size_t n = 1 + (size_t)ctlen;
@@ -269,7 +278,7 @@ static int local_put(struct keyspace *ks,
         }
         val = pre;
         vlen += n;
-        m.timestamp |= REPLICA_META_CTYPE;
+        m.flags |= REPLICA_FLAG_CTYPE;
     }
     int rc = engine_put(s->engine, key, klen, val, vlen, &m, seq);
     rk_free(pre);

@@ -304,8 +304,8 @@ void cmd_localget(struct client *c, size_t argc, const struct resp_arg *argv)
         cmd__reply_storage_error(c, rc, "read");
         return;
     }
-    if (!replica_meta_is_object(&m) && (m.timestamp & REPLICA_META_CTYPE) &&
-        val->len > 0) {
+    replica_meta_current(&m, &m);
+    if ((m.flags & REPLICA_FLAG_CTYPE) && val->len > 0) {
         size_t skip = 1 + (unsigned char)val->base[0];
         skip = skip < val->len ? skip : val->len;
         reply_bulk(c, val->base + skip, val->len - skip);
@@ -363,10 +363,12 @@ void cmd_getall(struct client *c, size_t argc, const struct resp_arg *argv)
     if (c->ropts.want_ctype) {
         rk_buf_clear(val);
         struct engine_meta raw;
-        if (engine_get(c->srv->engine, argv[1].ptr, argv[1].len, val, &raw) ==
-                RK_OK &&
-            !replica_meta_is_object(&raw) &&
-            (raw.timestamp & REPLICA_META_CTYPE) && val->len > 0 &&
+        int rc =
+            engine_get(c->srv->engine, argv[1].ptr, argv[1].len, val, &raw);
+        if (rc == RK_OK) {
+            replica_meta_current(&raw, &raw);
+        }
+        if (rc == RK_OK && (raw.flags & REPLICA_FLAG_CTYPE) && val->len > 0 &&
             dvv_ctype_valid(val->base, val->len)) {
             ctlen = (unsigned char)val->base[0];
             memcpy(ct, val->base + 1, ctlen);

@@ -354,12 +354,62 @@ static void test_dvv_decode_rejects_hostile_input(void **state)
     /* a huge declared count with no bytes behind it allocates nothing big */
     unsigned char hdr[6] = {1, 0, 0xff, 0x03, 0xff, 0x0f};
     assert_int_equal(dvv_decode(&d, hdr, sizeof(hdr)), RK_ECORRUPT);
-    unsigned char v2[6] = {2, 0, 0, 0, 0, 0};
-    assert_int_equal(dvv_decode(&d, v2, sizeof(v2)), RK_EVERSION);
+    unsigned char v3[7] = {DVV_FORMAT_VERSION + 1, 0, 1, 0, 0, 0, 0};
+    assert_int_equal(dvv_decode(&d, v3, sizeof(v3)), RK_EVERSION);
+    /* version 2 without its type byte, or with type 0 (not canonical) */
+    unsigned char v2[7] = {2, 0, 0, 0, 0, 0, 0};
+    assert_int_equal(dvv_decode(&d, v2, 6), RK_ECORRUPT);
+    assert_int_equal(dvv_decode(&d, v2, sizeof(v2)), RK_ECORRUPT);
     dvv_fini(&o);
     dvv_fini(&d);
     dvv_fini(&two);
     rk_buf_fini(&b);
+}
+
+/* Issue 11 item 3: an object carries its type.  A string object (type 0,
+ * every object before the CRDT types) keeps encoding version 1 byte for
+ * byte, so nodes that only read version 1 still exchange it; a typed one
+ * is version 2 with a type byte; merge joins the types. */
+static void test_dvv_type_encoding_v1_for_strings_v2_for_typed(void **state)
+{
+    (void)state;
+    struct dvv_obj o, d, m;
+    dvv_init(&o);
+    dvv_init(&d);
+    dvv_init(&m);
+    put(&o, NULL, 1, "v", 10, NULL);
+    struct rk_buf b;
+    rk_buf_init(&b);
+    assert_int_equal(dvv_encode(&o, &b), RK_OK);
+    assert_int_equal((unsigned char)b.base[0], DVV_FORMAT_V1);
+    assert_int_equal(b.len, DVV_HDR + DVV_CLOCK_ENTRY + DVV_SIB_HDR + 1);
+    size_t v1_len = b.len;
+    o.type = OBJTYPE_SET;
+    roundtrip(&o);
+    rk_buf_clear(&b);
+    assert_int_equal(dvv_encode(&o, &b), RK_OK);
+    assert_int_equal(b.len, v1_len + 1);
+    assert_int_equal((unsigned char)b.base[0], 2);
+    assert_int_equal((unsigned char)b.base[2], OBJTYPE_SET);
+    assert_int_equal(dvv_decode(&d, b.base, b.len), RK_OK);
+    assert_int_equal(d.type, OBJTYPE_SET);
+    /* a version-1 reader would say RK_EVERSION: so says ours to v3 */
+    b.base[0] = DVV_FORMAT_VERSION + 1;
+    assert_int_equal(dvv_decode(&d, b.base, b.len), RK_EVERSION);
+    assert_int_equal(d.type, OBJTYPE_STRING);
+    /* merge: the larger type, whichever side; clear resets it */
+    put(&d, NULL, 2, "w", 11, NULL);
+    assert_int_equal(dvv_merge(&m, &o, &d), RK_OK);
+    assert_int_equal(m.type, OBJTYPE_SET);
+    assert_int_equal(dvv_merge(&m, &d, &o), RK_OK);
+    assert_int_equal(m.type, OBJTYPE_SET);
+    assert_false(dvv_equal(&o, &d));
+    dvv_clear(&m);
+    assert_int_equal(m.type, OBJTYPE_STRING);
+    rk_buf_fini(&b);
+    dvv_fini(&o);
+    dvv_fini(&d);
+    dvv_fini(&m);
 }
 
 static void test_dvv_context_text_roundtrip_and_rejects(void **state)
@@ -643,6 +693,7 @@ int main(void)
         cmocka_unit_test(test_dvv_floor_skips_reaped_dots),
         cmocka_unit_test(test_dvv_bound_drops_oldest_and_prunes_unneeded),
         cmocka_unit_test(test_dvv_decode_rejects_hostile_input),
+        cmocka_unit_test(test_dvv_type_encoding_v1_for_strings_v2_for_typed),
         cmocka_unit_test(test_dvv_context_text_roundtrip_and_rejects),
         cmocka_unit_test(test_dvv_model_never_loses_a_concurrent_write),
     };

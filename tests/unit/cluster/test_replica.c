@@ -224,16 +224,29 @@ static void read_obj(struct fx *f, const char *key, struct dvv_obj *o)
     assert_int_equal(replica_read(f->e, key, strlen(key), o), RK_OK);
 }
 
-/* Writes a record the way a standalone node does (no object bit). */
+/* Writes a record the way a standalone node does (no object flag), with
+ * meta flags `flags`. */
+static void put_plain(struct fx *f,
+                      const char *key,
+                      const char *val,
+                      uint64_t ts,
+                      uint64_t exp,
+                      uint8_t flags)
+{
+    struct engine_meta m = {
+        .timestamp = ts, .expire_at_ms = exp, .flags = flags};
+    assert_int_equal(
+        engine_put(f->e, key, strlen(key), val, strlen(val), &m, NULL), RK_OK);
+}
+
+/* The same without flags. */
 static void put_legacy(struct fx *f,
                        const char *key,
                        const char *val,
                        uint64_t ts,
                        uint64_t exp)
 {
-    struct engine_meta m = {ts, exp, 0};
-    assert_int_equal(
-        engine_put(f->e, key, strlen(key), val, strlen(val), &m, NULL), RK_OK);
+    put_plain(f, key, val, ts, exp, 0);
 }
 
 /* ---- messages ------------------------------------------------------------ */
@@ -398,7 +411,9 @@ static void test_replica_meta_has_object_bit_and_max_sibling_ts(void **st)
     struct engine_meta m;
     assert_int_equal(stored(&f, "k", &raw, &m), RK_OK);
     /* The ts is the largest sibling ts, whatever order they arrived in. */
-    assert_true(m.timestamp == (REPLICA_META_OBJECT | 30));
+    assert_true(m.timestamp == 30);
+    assert_int_equal(m.flags, REPLICA_FLAG_OBJECT);
+    assert_int_equal(m.type, OBJTYPE_STRING);
     assert_true(replica_meta_is_object(&m));
     assert_false(replica_meta_is_tombstone(&m));
     assert_int_equal(m.expire_at_ms, 0);
@@ -432,35 +447,37 @@ static void test_replica_meta_deleted_exactly_when_all_siblings_are_tombstones(
     obj_one(&t1, 1, NULL, 40, 0);
     assert_int_equal(put_obj(&f, "k", &t1, NULL, NULL), RK_OK);
     assert_int_equal(stored(&f, "k", &raw, &m), RK_OK);
-    assert_true(m.timestamp ==
-                (REPLICA_META_OBJECT | REPLICA_META_DELETED | 40));
+    assert_true(m.timestamp == 40);
+    assert_int_equal(m.flags, REPLICA_FLAG_OBJECT | REPLICA_FLAG_DELETED);
     assert_true(replica_meta_is_tombstone(&m));
     assert_int_equal(m.expire_at_ms, 0);
     /* Two concurrent tombstones: still deleted. */
     obj_one(&t2, 2, NULL, 50, 0);
     assert_int_equal(put_obj(&f, "k", &t2, NULL, NULL), RK_OK);
     assert_int_equal(stored(&f, "k", &raw, &m), RK_OK);
-    assert_true(m.timestamp ==
-                (REPLICA_META_OBJECT | REPLICA_META_DELETED | 50));
+    assert_true(m.timestamp == 50);
+    assert_int_equal(m.flags, REPLICA_FLAG_OBJECT | REPLICA_FLAG_DELETED);
     assert_true(replica_meta_is_tombstone(&m));
     /* A concurrent value, even an older one, makes the key live. */
     obj_one(&v, 3, "v", 20, 0);
     assert_int_equal(put_obj(&f, "k", &v, NULL, NULL), RK_OK);
     assert_int_equal(stored(&f, "k", &raw, &m), RK_OK);
-    assert_true(m.timestamp == (REPLICA_META_OBJECT | 50));
+    assert_true(m.timestamp == 50);
+    assert_int_equal(m.flags, REPLICA_FLAG_OBJECT);
     assert_false(replica_meta_is_tombstone(&m));
     /* A delete over everything stored: deleted again; then a write. */
     assert_int_equal(update(&f, "k", NULL, NULL, 60,
                             PEER_KV_TOMBSTONE | PEER_KV_OWN_CONTEXT, NULL),
                      RK_OK);
     assert_int_equal(stored(&f, "k", &raw, &m), RK_OK);
-    assert_true(m.timestamp ==
-                (REPLICA_META_OBJECT | REPLICA_META_DELETED | 60));
+    assert_true(m.timestamp == 60);
+    assert_int_equal(m.flags, REPLICA_FLAG_OBJECT | REPLICA_FLAG_DELETED);
     assert_true(replica_meta_is_tombstone(&m));
     assert_int_equal(
         update(&f, "k", NULL, "back", 70, PEER_KV_OWN_CONTEXT, NULL), RK_OK);
     assert_int_equal(stored(&f, "k", &raw, &m), RK_OK);
-    assert_true(m.timestamp == (REPLICA_META_OBJECT | 70));
+    assert_true(m.timestamp == 70);
+    assert_int_equal(m.flags, REPLICA_FLAG_OBJECT);
     assert_false(replica_meta_is_tombstone(&m));
     rk_buf_fini(&raw);
     dvv_fini(&t1);
@@ -491,8 +508,8 @@ static void test_replica_meta_marks_when_an_object_is_dead(void **st)
     assert_int_equal(put_obj(&f, "k", &b, NULL, NULL), RK_OK);
     assert_int_equal(stored(&f, "k", &raw, &m), RK_OK);
     assert_int_equal(m.expire_at_ms, 0);
-    assert_true(m.timestamp & REPLICA_META_EXPIRING);
-    assert_int_equal(hlc_physical_ms(m.timestamp & REPLICA_META_TS_MASK), 5000);
+    assert_true(m.flags & REPLICA_FLAG_EXPIRING);
+    assert_int_equal(hlc_physical_ms(m.timestamp), 5000);
     assert_false(replica_meta_is_tombstone(&m));
     assert_false(replica_meta_is_dead(&m, 4999));
     assert_true(replica_meta_is_dead(&m, 5000));
@@ -502,7 +519,7 @@ static void test_replica_meta_marks_when_an_object_is_dead(void **st)
     obj_one(&c, 3, "c", 5, 0);
     assert_int_equal(put_obj(&f, "k", &c, NULL, NULL), RK_OK);
     assert_int_equal(stored(&f, "k", &raw, &m), RK_OK);
-    assert_false(m.timestamp & REPLICA_META_EXPIRING);
+    assert_false(m.flags & REPLICA_FLAG_EXPIRING);
     assert_false(replica_meta_is_dead(&m, UINT64_MAX / 2));
     /* A tombstone beside an expiring value: dead from the later of the
      * two. */
@@ -586,7 +603,7 @@ static void test_replica_reads_legacy_record_as_one_legacy_sibling(void **st)
     engine_close(f.e);
 }
 
-/* A standalone record with HTTP PUT's content type (REPLICA_META_CTYPE,
+/* A standalone record with HTTP PUT's content type (REPLICA_FLAG_CTYPE,
  * value prefixed) reads as a sibling with the type and its plain HLC; a
  * flagged record without a valid prefix is corrupt, not served. */
 static void test_replica_legacy_record_with_content_type(void **st)
@@ -594,10 +611,10 @@ static void test_replica_legacy_record_with_content_type(void **st)
     (void)st;
     struct fx f;
     fx_init(&f, open_memory());
-    put_legacy(&f, "k",
-               "\x04text"
-               "abc",
-               42 | REPLICA_META_CTYPE, 0);
+    put_plain(&f, "k",
+              "\x04text"
+              "abc",
+              42, 0, REPLICA_FLAG_CTYPE);
     struct dvv_obj o;
     dvv_init(&o);
     read_obj(&f, "k", &o);
@@ -609,7 +626,7 @@ static void test_replica_legacy_record_with_content_type(void **st)
     assert_int_equal(n, 3);
     assert_memory_equal(dvv_ctype(&o, 0, &n), "text", 4);
     assert_int_equal(n, 4);
-    put_legacy(&f, "bad", "\x09text", 42 | REPLICA_META_CTYPE, 0);
+    put_plain(&f, "bad", "\x09text", 42, 0, REPLICA_FLAG_CTYPE);
     assert_int_equal(replica_read(f.e, "bad", 3, &o), RK_ECORRUPT);
     /* A KV_UPDATE with CTYPE stores the type with the new sibling. */
     struct peer_kv_update u = mk_update("n", NULL, NULL, 20, PEER_KV_CTYPE);
@@ -673,7 +690,8 @@ static void test_replica_put_over_legacy_record_keeps_it_when_concurrent(
     struct engine_meta m;
     assert_int_equal(engine_get(f.e, "k", 1, NULL, &m), RK_OK);
     assert_true(replica_meta_is_object(&m));
-    assert_true(m.timestamp == (REPLICA_META_OBJECT | 42));
+    assert_true(m.timestamp == 42);
+    assert_int_equal(m.flags, REPLICA_FLAG_OBJECT);
     read_obj(&f, "k", &o);
     assert_int_equal(o.n_sibs, 2);
     long l = sib_of(&o, "old");
@@ -937,9 +955,10 @@ static void oi_run(uint64_t seed, bool lww)
         struct engine_meta m;
         assert_int_equal(stored(&f, "k", &raw, &m), RK_OK);
         assert_bytes(&raw, want.base, want.len);
-        assert_true(m.timestamp ==
-                    (REPLICA_META_OBJECT | dvv_max_ts(&all) |
-                     (dvv_all_tombstones(&all) ? REPLICA_META_DELETED : 0)));
+        assert_true(m.timestamp == dvv_max_ts(&all));
+        assert_int_equal(
+            m.flags, REPLICA_FLAG_OBJECT |
+                         (dvv_all_tombstones(&all) ? REPLICA_FLAG_DELETED : 0));
         engine_close(f.e);
     }
     rk_buf_fini(&want);
@@ -1149,7 +1168,7 @@ static void test_replica_corrupt_stored_object_is_never_served(void **st)
         } else {
             enc.base[4] = 9; /* more siblings than the bytes hold */
         }
-        struct engine_meta m = {REPLICA_META_OBJECT | 10, 0, 0};
+        struct engine_meta m = {.timestamp = 10, .flags = REPLICA_FLAG_OBJECT};
         assert_int_equal(engine_put(f.e, "k", 1, enc.base, enc.len, &m, NULL),
                          RK_OK);
         assert_int_equal(replica_read(f.e, "k", 1, &o), RK_ECORRUPT);
@@ -1474,7 +1493,7 @@ static void test_replica_update_rejects_bad_flags_and_fields(void **st)
                 u.key.len = 0;
                 break;
             case 6:
-                u.timestamp = REPLICA_META_DELETED; /* collides with the bits */
+                u.timestamp = UINT64_C(1) << 62; /* over REPLICA_MAX_TS */
                 break;
             case 7:
                 /* content type longer than the value ('v' = 118) */
@@ -1489,10 +1508,10 @@ static void test_replica_update_rejects_bad_flags_and_fields(void **st)
                 u.value = (struct peer_bytes){"\2a\nv", 4}; /* a newline */
                 break;
             case 10:
-                u.timestamp = REPLICA_META_CTYPE | 20; /* plain-record bit */
+                u.timestamp = REPLICA_MAX_TS + 1; /* just over */
                 break;
             default:
-                u.timestamp = REPLICA_META_OBJECT | 20;
+                u.timestamp = (UINT64_C(1) << 63) | 20;
                 break;
         }
         assert_int_equal(run_update(&f, &u, NULL, NULL), RK_EINVAL);
@@ -1583,9 +1602,11 @@ static void test_replica_update_reply_object_is_what_is_stored(void **st)
     engine_close(f.e);
 }
 
-/* Regression (review of issue 5): a KV_PUT whose sibling timestamp has the
- * metadata flag bits set was stored with REPLICA_META_DELETED, so a live
- * value read as deleted to DBSIZE/SCAN. */
+/* Regression (review of issue 5): a KV_PUT whose sibling timestamp had the
+ * metadata flag bits set was stored as deleted (format 1 kept flags in the
+ * timestamp), so a live value read as deleted to DBSIZE/SCAN.  Flags are
+ * explicit now, but a format-1 node in the cluster would still misread
+ * such a timestamp: it stays refused (REPLICA_MAX_TS). */
 static void test_replica_put_refuses_timestamps_with_flag_bits(void **st)
 {
     (void)st;
