@@ -378,7 +378,9 @@ int simnet_send(struct simnet *net,
 {
     net->st.sent++;
     const struct simnet_link *l = &net->links[from][to];
-    if (net->eps[from].down || net->eps[to].down || net->blocked[from][to] ||
+    /* to a down endpoint: queued for its next incarnation (N2), which
+     * gets it if it is up by then (a datagram to a restarted host) */
+    if (net->eps[from].down || net->blocked[from][to] ||
         (l->loss_pct && rk_rng_below(&net->rng, 100) < l->loss_pct)) {
         net->st.dropped++;
         return RK_OK;

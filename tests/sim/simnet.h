@@ -29,10 +29,13 @@
  * Semantics of faults:
  *  - blocked link, loss: the message is dropped when sent; messages
  *    already in flight still arrive (a cut after the packet left).
- *  - down endpoint (a crash, or a host unreachable): sends from or to it
- *    are dropped; events for it (messages, its timer, its user events)
- *    that were scheduled before it went down never run, also after it
- *    comes back up (they belong to a dead incarnation).
+ *  - down endpoint (a crash, or a host unreachable): sends from it are
+ *    dropped; events for it (messages to or from it, its timer, its user
+ *    events) that were queued before it went down never run, also after
+ *    it comes back up (they belong to a dead incarnation).  A message
+ *    sent to it while it is down is for its next incarnation: it arrives
+ *    if the endpoint is up again by then, else it is dropped (the
+ *    simulator's model since its first version).
  *  - paused endpoint (SIGSTOP, a long GC pause): its events wait, in
  *    order, and run when it resumes (a socket buffer filling up).  Sends
  *    to it are not dropped unless its links are blocked.
