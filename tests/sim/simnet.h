@@ -40,6 +40,8 @@
  *    order, and run when it resumes (a socket buffer filling up).  Sends
  *    to it are not dropped unless its links are blocked.
  *
+ * Every `ep`, `from` and `to` below is an endpoint index 0..n-1 (a
+ * precondition, not checked), or SIMNET_ALL where a setter says so.
  * Thread: one; nothing here is thread-safe.  Allocation goes through
  * rk_malloc; on RK_ENOMEM a send or event is lost (and counted dropped).
  */
