@@ -1,19 +1,22 @@
 /*
- * sim.c - see sim.h.  The event loop, the simulated network, node life
- * (start, crash, restart, pause), the environment each node sees, and the
- * nemesis.  Clients and invariants are in sim_check.c.
+ * sim.c - see sim.h.  Node life (start, crash, restart, pause) on the
+ * simulated network, the environment each node sees, and the nemesis.
+ * Clients and invariants are in sim_check.c.  The clock, the event queue,
+ * the network (delay, loss, duplication, partitions, crashed and paused
+ * endpoints) and the trace hash are tests/sim/simnet.h's, shared with the
+ * cluster unit tests; node i is its endpoint i.
  *
  * Determinism (I8): one event at a time, the earliest first, ties by
  * insertion order; every random draw comes from the run's seed (the
- * simulator's stream, and one stream per node for its env); nothing reads
- * a real clock.  The trace hash folds in every processed event.
+ * network's stream, which the simulator shares, and one stream per node
+ * for its env); nothing reads a real clock.  The trace hash folds in
+ * every event run.
  */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 
 #include "../unit/storage/sim_disk.h"
 #include "common/alloc.h"
@@ -64,7 +67,7 @@ void sim__violation(struct sim *s, enum sim_invariant inv, const char *fmt, ...)
 
 uint64_t sim__rand(struct sim *s, uint64_t bound)
 {
-    return rk_rng_below(&s->rng, bound);
+    return simnet_rand(s->net, bound);
 }
 
 void sim__key(int key, char buf[8])
@@ -77,65 +80,6 @@ void sim__key(int key, char buf[8])
     buf[2] = '\0';
 }
 
-/* ---- the event heap ------------------------------------------------------ */
-
-static bool ev_before(const struct sim_event *a, const struct sim_event *b)
-{
-    return a->at < b->at || (a->at == b->at && a->seq < b->seq);
-}
-
-void sim__push(struct sim *s, struct sim_event ev)
-{
-    if (s->n_heap == s->cap_heap) {
-        size_t cap = s->cap_heap ? s->cap_heap * 2 : 1024;
-        struct sim_event *h = rk_realloc(s->heap, cap * sizeof(*h));
-        if (h == NULL) {
-            rk_free(ev.frame);
-            return;
-        }
-        s->heap = h;
-        s->cap_heap = cap;
-    }
-    ev.seq = ++s->seq;
-    size_t i = s->n_heap++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!ev_before(&ev, &s->heap[p])) {
-            break;
-        }
-        s->heap[i] = s->heap[p];
-        i = p;
-    }
-    s->heap[i] = ev;
-}
-
-static struct sim_event pop(struct sim *s)
-{
-    struct sim_event top = s->heap[0];
-    struct sim_event last = s->heap[--s->n_heap];
-    size_t i = 0;
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        const struct sim_event *best = &last;
-        if (l < s->n_heap && ev_before(&s->heap[l], best)) {
-            m = l;
-            best = &s->heap[l];
-        }
-        if (r < s->n_heap && ev_before(&s->heap[r], best)) {
-            m = r;
-        }
-        if (m == i) {
-            break;
-        }
-        s->heap[i] = s->heap[m];
-        i = m;
-    }
-    if (s->n_heap > 0) {
-        s->heap[i] = last;
-    }
-    return top;
-}
-
 /* ---- the environment of one node ---------------------------------------- */
 
 static struct sim *g_sim; /* the env callbacks' way back (one run at once) */
@@ -143,14 +87,15 @@ static struct sim *g_sim; /* the env callbacks' way back (one run at once) */
 static uint64_t env_wall(struct rk_env *env)
 {
     const struct sim_node *sn = env->data;
-    int64_t w = (int64_t)(SIM_WALL_BASE_MS + g_sim->now) + sn->skew_ms;
+    int64_t w =
+        (int64_t)(SIM_WALL_BASE_MS + simnet_now(g_sim->net)) + sn->skew_ms;
     return (uint64_t)w;
 }
 
 static uint64_t env_mono(struct rk_env *env)
 {
     (void)env;
-    return g_sim->now;
+    return simnet_now(g_sim->net);
 }
 
 static uint64_t env_rand(struct rk_env *env)
@@ -173,15 +118,10 @@ static int ex_submit(struct rk_executor *ex, rk_work_cb work, void *data)
             x->jobs[i].work = work;
             x->jobs[i].data = data;
             uint64_t span = x->lat_max_ms - x->lat_min_ms + 1;
-            sim__push(s, (struct sim_event){
-                             .at = s->now + x->lat_min_ms + sim__rand(s, span),
-                             .type = SIM_EV_JOB,
-                             .node = x->node,
-                             .from = i,
-                             .gen = s->nodes[x->node].gen,
-                             .from_gen = x == &s->nodes[x->node].bg_ex,
-                         });
-            return RK_OK;
+            uint64_t at = sim_now(s) + x->lat_min_ms + sim__rand(s, span);
+            /* bound to the node: a crash discards it */
+            return simnet_schedule(s->net, at, SIM_EV_JOB, x->node, (uint64_t)i,
+                                   x == &s->nodes[x->node].bg_ex);
         }
     }
     return RK_ENOMEM;
@@ -215,17 +155,17 @@ static void ex_init(struct sim *s,
     x->lat_max_ms = lat_max_ms;
 }
 
-static void run_job(struct sim *s, const struct sim_event *ev)
+static void run_job(struct sim *s, int node, uint64_t slot, bool bg)
 {
-    struct sim_node *sn = &s->nodes[ev->node];
-    struct sim_executor *x = ev->from_gen ? &sn->bg_ex : &sn->sync_ex;
-    if (ev->gen != sn->gen || !x->jobs[ev->from].used) {
-        return; /* discarded by a crash, or withdrawn */
+    struct sim_node *sn = &s->nodes[node];
+    struct sim_executor *x = bg ? &sn->bg_ex : &sn->sync_ex;
+    if (!x->jobs[slot].used) {
+        return; /* withdrawn (a crash discarded it already) */
     }
-    x->jobs[ev->from].running = true;
-    x->jobs[ev->from].work(x->jobs[ev->from].data);
-    x->jobs[ev->from].used = false;
-    x->jobs[ev->from].running = false;
+    x->jobs[slot].running = true;
+    x->jobs[slot].work(x->jobs[slot].data);
+    x->jobs[slot].used = false;
+    x->jobs[slot].running = false;
     s->res->jobs++;
 }
 
@@ -235,10 +175,8 @@ static void on_durable(void *data, uint64_t seq)
 {
     (void)seq;
     struct sim_node *sn = data;
-    sim__push(g_sim, (struct sim_event){.at = g_sim->now,
-                                        .type = SIM_EV_DURABLE,
-                                        .node = sn->idx,
-                                        .gen = sn->gen});
+    (void)simnet_schedule(g_sim->net, sim_now(g_sim), SIM_EV_DURABLE, sn->idx,
+                          0, 0);
 }
 
 /* Opens node i's engines: memory, or bitcask on its simulated disk
@@ -294,7 +232,7 @@ static void crash_storage(struct sim *s, int i)
     enum sim_crash_model m =
         sim__rand(s, 2) ? SIM_CRASH_PREFIX : SIM_CRASH_DROP;
     struct sim_disk *after =
-        sim_disk_after_crash(sn->disk, m, rk_rng_next(&s->rng));
+        sim_disk_after_crash(sn->disk, m, rk_rng_next(simnet_rng(s->net)));
     sim_disk_destroy(sn->disk);
     sn->disk = after;
 }
@@ -308,15 +246,11 @@ static void schedule_tick(struct sim *s, int i)
         return;
     }
     uint64_t d = node_next_deadline_ms(sn->node);
-    uint64_t at = d <= s->now ? s->now + 1 : d;
-    if (at >= sn->tick_at) {
-        return; /* an earlier tick is already queued */
+    uint64_t at = d <= sim_now(s) ? sim_now(s) + 1 : d;
+    if (at >= simnet_timer(s->net, i)) {
+        return; /* an earlier tick is already armed */
     }
-    sn->tick_at = at;
-    sn->tick_gen++;
-    sim__push(
-        s, (struct sim_event){
-               .at = at, .type = SIM_EV_TICK, .node = i, .gen = sn->tick_gen});
+    (void)simnet_arm(s->net, i, at);
 }
 
 static int node_by_id(const struct sim *s, const char *id, const char *host)
@@ -328,38 +262,6 @@ static int node_by_id(const struct sim *s, const char *id, const char *host)
         }
     }
     return -1;
-}
-
-static void send_frame(struct sim *s,
-                       int from,
-                       int to,
-                       const void *f,
-                       size_t len)
-{
-    s->res->messages++;
-    if (s->block[from][to] ||
-        (s->loss_pct && sim__rand(s, 100) < s->loss_pct)) {
-        s->res->dropped++;
-        return;
-    }
-    int copies = s->dup_pct && sim__rand(s, 100) < s->dup_pct ? 2 : 1;
-    for (int c = 0; c < copies; c++) {
-        unsigned char *copy = rk_malloc(len);
-        if (copy == NULL) {
-            return;
-        }
-        memcpy(copy, f, len);
-        uint64_t span = s->delay_max_ms - s->delay_min_ms + 1;
-        uint64_t delay = s->delay_min_ms + sim__rand(s, span);
-        sim__push(s, (struct sim_event){.at = s->now + delay,
-                                        .type = SIM_EV_DELIVER,
-                                        .node = to,
-                                        .from = from,
-                                        .gen = s->nodes[to].gen,
-                                        .from_gen = s->nodes[from].gen,
-                                        .frame = copy,
-                                        .len = len});
-    }
 }
 
 /* A REPLY copied out of the action list (the list dies with the next
@@ -386,7 +288,8 @@ void sim__after(struct sim *s, int i)
             case NODE_SEND: {
                 int to = node_by_id(s, a->to, a->host);
                 if (to >= 0 && to != i) {
-                    send_frame(s, i, to, a->frame.ptr, a->frame.len);
+                    (void)simnet_send(s->net, i, to, a->frame.ptr,
+                                      a->frame.len);
                 }
                 break;
             }
@@ -423,7 +326,7 @@ void sim__after(struct sim *s, int i)
             case NODE_JOIN_FAILED:
             case NODE_LOG:
                 if (s->cfg.verbose >= 2) {
-                    printf("  %8" PRIu64 " %s log %s %s\n", s->now, sn->id,
+                    printf("  %8" PRIu64 " %s log %s %s\n", sim_now(s), sn->id,
                            a->event ? a->event : "join_failed", a->text);
                 }
                 break;
@@ -459,7 +362,7 @@ static int start_node(struct sim *s, int i)
         .saved_len = sn->state.len,
         .swim =
             {
-                .incarnation = SIM_WALL_BASE_MS + s->now,
+                .incarnation = SIM_WALL_BASE_MS + sim_now(s),
                 .seed = rk_rng_next(&sn->rng),
             },
         .actor = (rk_rng_next(&sn->rng) | 1) & ~(UINT64_C(1) << 63),
@@ -489,7 +392,7 @@ static int start_node(struct sim *s, int i)
         fprintf(stderr, "sim: node %s: %s\n", sn->id, err);
         return rc;
     }
-    sn->tick_at = UINT64_MAX;
+    simnet_set_down(s->net, i, false); /* a new incarnation */
     memset(sn->conn_down, 0, sizeof(sn->conn_down));
     sim__after(s, i);
     return RK_OK;
@@ -503,10 +406,9 @@ static void crash_node(struct sim *s, int i)
     }
     node_destroy(sn->node); /* volatile state gone; engines are the disk */
     sn->node = NULL;
-    sn->gen++; /* its queued storage jobs never run */
+    /* its messages in flight, timer and queued storage jobs never run */
+    simnet_set_down(s->net, i, true);
     crash_storage(s, i);
-    sn->paused = false;
-    sn->tick_at = UINT64_MAX;
     s->res->crashes++;
     /* its connections break: the others notice at once (a reset) */
     for (size_t j = 0; j < s->cfg.n_nodes; j++) {
@@ -519,45 +421,53 @@ static void crash_node(struct sim *s, int i)
     }
 }
 
-static void deliver(struct sim *s, struct sim_event *ev)
+/* A frame reached node `ti` from node `fi` (the network checked that
+ * both are still the incarnations that sent and were sent to). */
+static void on_frame(void *data, int ti, int fi, const void *frame, size_t len)
 {
-    struct sim_node *to = &s->nodes[ev->node];
-    struct sim_node *from = &s->nodes[ev->from];
-    if (to->node == NULL || to->gen != ev->gen || from->gen != ev->from_gen) {
-        s->res->dropped++; /* a connection of a dead incarnation */
-        return;
+    struct sim *s = data;
+    struct sim_node *to = &s->nodes[ti];
+    struct sim_node *from = &s->nodes[fi];
+    if (to->conn_down[fi]) {
+        to->conn_down[fi] = false; /* reconnected */
+        node_on_peer_up(to->node, from->id, strlen(from->id), sim_now(s));
+        sim__after(s, ti);
     }
-    if (to->conn_down[ev->from]) {
-        to->conn_down[ev->from] = false; /* reconnected */
-        node_on_peer_up(to->node, from->id, strlen(from->id), s->now);
-        sim__after(s, ev->node);
-    }
-    size_t used = 0;
     struct peer_msg m;
-    int rc =
-        peer_decoder_feed(s->dec, (const char *)ev->frame, ev->len, &used, &m);
-    if (rc != RK_OK || used != ev->len) {
+    int rc = simnet_decode(s->net, frame, len, &m);
+    if (rc != RK_OK) {
         sim__violation(s, SIM_I6_RING, "a frame %s -> %s did not decode: %s",
                        from->id, to->id, rk_errname(rc));
-        peer_decoder_destroy(s->dec);
-        s->dec = NULL;
-        (void)peer_decoder_create(0, &s->dec);
         return;
     }
-    node_on_message(to->node, from->id, strlen(from->id), &m, s->now);
-    sim__after(s, ev->node);
+    node_on_message(to->node, from->id, strlen(from->id), &m, sim_now(s));
+    sim__after(s, ti);
+}
+
+/* Node i's timer (node_next_deadline_ms) fired. */
+static void on_tick(void *data, int i)
+{
+    struct sim *s = data;
+    struct sim_node *sn = &s->nodes[i];
+    (void)engine_tick(sn->data); /* ringkvd's housekeeping */
+    node_on_tick(sn->node, sim_now(s));
+    sim__after(s, i);
 }
 
 /* ---- the nemesis -----------------------------------------------------------
  */
 
+/* Sets every link to the nemesis' current loss, duplication, delay. */
+static void apply_link(struct sim *s)
+{
+    simnet_set_link(s->net, SIMNET_ALL, SIMNET_ALL, &s->link);
+}
+
 static void heal_network(struct sim *s)
 {
-    memset(s->block, 0, sizeof(s->block));
-    s->loss_pct = 0;
-    s->dup_pct = 0;
-    s->delay_min_ms = 1;
-    s->delay_max_ms = 5;
+    simnet_block(s->net, SIMNET_ALL, SIMNET_ALL, false);
+    s->link = (struct simnet_link){.delay_min_ms = 1, .delay_max_ms = 5};
+    apply_link(s);
 }
 
 static size_t crashed(const struct sim *s)
@@ -578,11 +488,11 @@ static void nemesis(struct sim *s)
     char line[128];
     switch (what) {
         case 0: { /* halves */
-            memset(s->block, 0, sizeof(s->block));
             uint64_t side = sim__rand(s, (1u << m) - 2) + 1;
             for (size_t a = 0; a < m; a++) {
                 for (size_t b = 0; b < m; b++) {
-                    s->block[a][b] = ((side >> a) & 1) != ((side >> b) & 1);
+                    simnet_block(s->net, (int)a, (int)b,
+                                 ((side >> a) & 1) != ((side >> b) & 1));
                 }
             }
             s->res->partitions++;
@@ -592,19 +502,18 @@ static void nemesis(struct sim *s)
             break;
         }
         case 1: /* isolate one */
-            memset(s->block, 0, sizeof(s->block));
-            for (size_t b = 0; b < m; b++) {
-                s->block[pick][b] = s->block[b][pick] = (int)b != pick;
-            }
+            simnet_block(s->net, SIMNET_ALL, SIMNET_ALL, false);
+            simnet_block(s->net, pick, SIMNET_ALL, true);
+            simnet_block(s->net, SIMNET_ALL, pick, true);
+            simnet_block(s->net, pick, pick, false);
             s->res->partitions++;
             snprintf(line, sizeof(line), "isolate %s", s->nodes[pick].id);
             did = line;
             break;
         case 2: { /* one-way: pick hears nobody */
-            memset(s->block, 0, sizeof(s->block));
-            for (size_t b = 0; b < m; b++) {
-                s->block[b][pick] = (int)b != pick;
-            }
+            simnet_block(s->net, SIMNET_ALL, SIMNET_ALL, false);
+            simnet_block(s->net, SIMNET_ALL, pick, true);
+            simnet_block(s->net, pick, pick, false);
             s->res->partitions++;
             snprintf(line, sizeof(line), "one-way into %s", s->nodes[pick].id);
             did = line;
@@ -619,7 +528,7 @@ static void nemesis(struct sim *s)
                 for (size_t b = 0; b < m; b++) {
                     size_t d = a > b ? a - b : b - a;
                     d = d < m - d ? d : m - d;
-                    s->block[a][b] = d > k;
+                    simnet_block(s->net, (int)a, (int)b, d > k);
                 }
             }
             s->res->partitions++;
@@ -627,30 +536,26 @@ static void nemesis(struct sim *s)
             break;
         }
         case 4:
-            memset(s->block, 0, sizeof(s->block));
+            simnet_block(s->net, SIMNET_ALL, SIMNET_ALL, false);
             did = "heal partitions";
             break;
         case 5: /* crash (at most two down at once) */
             if (s->nodes[pick].node && crashed(s) < 2 && m > 2) {
                 crash_node(s, pick);
-                sim__push(s, (struct sim_event){
-                                 .at = s->now + 1000 + sim__rand(s, 9000),
-                                 .type = SIM_EV_RESTART,
-                                 .node = pick});
+                (void)simnet_schedule(s->net,
+                                      sim_now(s) + 1000 + sim__rand(s, 9000),
+                                      SIM_EV_RESTART, -1, (uint64_t)pick, 0);
                 snprintf(line, sizeof(line), "crash %s", s->nodes[pick].id);
                 did = line;
             }
             break;
         case 6: /* pause 1..15 s */
-            if (s->nodes[pick].node && !s->nodes[pick].paused) {
-                s->nodes[pick].paused = true;
-                s->nodes[pick].paused_until =
-                    s->now + 1000 + sim__rand(s, 14000);
-                sim__push(s,
-                          (struct sim_event){.at = s->nodes[pick].paused_until,
-                                             .type = SIM_EV_RESUME,
-                                             .node = pick,
-                                             .gen = s->nodes[pick].gen});
+            if (s->nodes[pick].node && !simnet_is_paused(s->net, pick)) {
+                simnet_pause(s->net, pick, true);
+                (void)simnet_schedule(s->net,
+                                      sim_now(s) + 1000 + sim__rand(s, 14000),
+                                      SIM_EV_RESUME, -1, (uint64_t)pick,
+                                      simnet_incarnation(s->net, pick));
                 s->res->pauses++;
                 snprintf(line, sizeof(line), "pause %s", s->nodes[pick].id);
                 did = line;
@@ -663,24 +568,25 @@ static void nemesis(struct sim *s)
             did = line;
             break;
         case 8:
-            s->loss_pct = s->loss_pct ? 0 : (uint32_t)sim__rand(s, 31);
-            snprintf(line, sizeof(line), "loss %u%%", s->loss_pct);
+            s->link.loss_pct =
+                s->link.loss_pct ? 0 : (uint32_t)sim__rand(s, 31);
+            apply_link(s);
+            snprintf(line, sizeof(line), "loss %u%%", s->link.loss_pct);
             did = line;
             break;
         case 9:
-            if (s->delay_max_ms > 5) {
-                s->delay_min_ms = 1;
-                s->delay_max_ms = 5;
-            } else {
-                s->delay_min_ms = 1;
-                s->delay_max_ms = 1 + (uint32_t)sim__rand(s, 500);
-            }
-            snprintf(line, sizeof(line), "delay 1..%u ms", s->delay_max_ms);
+            s->link.delay_min_ms = 1;
+            s->link.delay_max_ms =
+                s->link.delay_max_ms > 5 ? 5 : 1 + (uint32_t)sim__rand(s, 500);
+            apply_link(s);
+            snprintf(line, sizeof(line), "delay 1..%u ms",
+                     s->link.delay_max_ms);
             did = line;
             break;
         case 10:
-            s->dup_pct = s->dup_pct ? 0 : 10;
-            snprintf(line, sizeof(line), "duplicate %u%%", s->dup_pct);
+            s->link.dup_pct = s->link.dup_pct ? 0 : 10;
+            apply_link(s);
+            snprintf(line, sizeof(line), "duplicate %u%%", s->link.dup_pct);
             did = line;
             break;
         case 11: /* a disk error: one of the next persistence points fails
@@ -690,11 +596,10 @@ static void nemesis(struct sim *s)
                 struct sim_disk *d = s->nodes[pick].disk;
                 d->fail_at = d->points + 1 + (long)sim__rand(s, 3);
                 s->res->disk_faults++;
-                sim__push(s, (struct sim_event){
-                                 .at = s->now + 2000 + sim__rand(s, 8000),
-                                 .type = SIM_EV_REBOOT,
-                                 .node = pick,
-                                 .gen = s->nodes[pick].gen});
+                (void)simnet_schedule(s->net,
+                                      sim_now(s) + 2000 + sim__rand(s, 8000),
+                                      SIM_EV_REBOOT, -1, (uint64_t)pick,
+                                      simnet_incarnation(s->net, pick));
                 snprintf(line, sizeof(line), "disk error on %s",
                          s->nodes[pick].id);
                 did = line;
@@ -702,60 +607,25 @@ static void nemesis(struct sim *s)
             break;
     }
     if (did && s->cfg.verbose >= 1) {
-        printf("  %8" PRIu64 " nemesis: %s\n", s->now, did);
+        printf("  %8" PRIu64 " nemesis: %s\n", sim_now(s), did);
     }
-    sim__push(s, (struct sim_event){.at = s->now + 500 + sim__rand(s, 4500),
-                                    .type = SIM_EV_NEMESIS});
+    (void)simnet_schedule(s->net, sim_now(s) + 500 + sim__rand(s, 4500),
+                          SIM_EV_NEMESIS, -1, 0, 0);
 }
 
-/* ---- the loop --------------------------------------------------------------
+/* ---- the loop: the simulator's own events (simnet runs them) ----------------
  */
 
-static void fold(struct sim *s, const struct sim_event *ev)
+static void on_event(void *data, int type, int ep, uint64_t a, uint64_t b)
 {
-    uint64_t v[5] = {ev->at, (uint64_t)ev->type, (uint64_t)ev->node,
-                     (uint64_t)ev->from,
-                     ev->frame ? XXH3_64bits(ev->frame, ev->len) : ev->gen};
-    s->trace = XXH3_64bits_withSeed(v, sizeof(v), s->trace);
-}
-
-static void process(struct sim *s, struct sim_event *ev)
-{
-    /* the events a node's process handles (not clients, nemesis, ...) */
-    bool of_node = ev->type == SIM_EV_DELIVER || ev->type == SIM_EV_TICK ||
-                   ev->type == SIM_EV_JOB || ev->type == SIM_EV_DURABLE;
-    struct sim_node *sn =
-        of_node && ev->node >= 0 && (size_t)ev->node < s->cfg.n_nodes
-            ? &s->nodes[ev->node]
-            : NULL;
-    if (sn && sn->paused && sn->node) {
-        /* a paused process handles nothing: everything waits */
-        ev->at = sn->paused_until;
-        if (ev->type == SIM_EV_TICK) {
-            sn->tick_at = ev->at;
-        }
-        sim__push(s, *ev);
-        return;
-    }
-    fold(s, ev);
-    s->res->events++;
-    switch (ev->type) {
-        case SIM_EV_DELIVER:
-            deliver(s, ev);
-            break;
-        case SIM_EV_TICK:
-            if (sn->node && ev->gen == sn->tick_gen) {
-                sn->tick_at = UINT64_MAX;
-                (void)engine_tick(sn->data); /* ringkvd's housekeeping */
-                node_on_tick(sn->node, s->now);
-                sim__after(s, ev->node);
-            }
-            break;
+    struct sim *s = data;
+    int node = (int)a;
+    switch (type) {
         case SIM_EV_CLIENT:
-            sim__client_event(s, ev->node);
+            sim__client_event(s, (int)a);
             break;
         case SIM_EV_CLIENT_TIMEOUT:
-            sim__client_timeout(s, ev->node, ev->gen);
+            sim__client_timeout(s, (int)a, b);
             break;
         case SIM_EV_NEMESIS:
             if (s->cfg.nemesis && s->clients_on) {
@@ -763,55 +633,40 @@ static void process(struct sim *s, struct sim_event *ev)
             }
             break;
         case SIM_EV_RESTART:
-            if (s->nodes[ev->node].node == NULL) {
-                (void)start_node(s, ev->node);
+            if (s->nodes[node].node == NULL) {
+                (void)start_node(s, node);
                 if (s->cfg.verbose >= 1) {
-                    printf("  %8" PRIu64 " restart %s\n", s->now,
-                           s->nodes[ev->node].id);
+                    printf("  %8" PRIu64 " restart %s\n", sim_now(s),
+                           s->nodes[node].id);
                 }
             }
             break;
         case SIM_EV_RESUME:
-            if (s->nodes[ev->node].gen == ev->gen) {
-                s->nodes[ev->node].paused = false;
+            if (simnet_incarnation(s->net, node) == b) {
+                simnet_pause(s->net, node, false);
             }
             break;
         case SIM_EV_JOB:
-            run_job(s, ev);
+            run_job(s, ep, a, b != 0);
             break;
         case SIM_EV_REBOOT:
-            if (s->nodes[ev->node].node && s->nodes[ev->node].gen == ev->gen) {
-                crash_node(s, ev->node);
+            if (s->nodes[node].node && simnet_incarnation(s->net, node) == b) {
+                crash_node(s, node);
                 s->res->crashes--; /* counted as a disk fault */
-                sim__push(s, (struct sim_event){.at = s->now + 500,
-                                                .type = SIM_EV_RESTART,
-                                                .node = ev->node});
+                (void)simnet_schedule(s->net, sim_now(s) + 500, SIM_EV_RESTART,
+                                      -1, a, 0);
             }
             break;
         case SIM_EV_DURABLE:
-            if (sn->node && ev->gen == sn->gen) {
-                node_on_durable(sn->node, s->now);
-                sim__after(s, ev->node);
-            }
+            node_on_durable(s->nodes[ep].node, sim_now(s));
+            sim__after(s, ep);
             break;
     }
-    rk_free(ev->frame);
 }
 
 void sim__run_until(struct sim *s, uint64_t until, size_t max_events)
 {
-    size_t done = 0;
-    while (s->n_heap > 0 && s->heap[0].at <= until && done < max_events) {
-        struct sim_event ev = pop(s);
-        if (ev.at > s->now) {
-            s->now = ev.at;
-        }
-        process(s, &ev);
-        done++;
-    }
-    if (s->n_heap == 0 || s->heap[0].at > until) {
-        s->now = until > s->now ? until : s->now;
-    }
+    (void)simnet_run(s->net, until, max_events);
 }
 
 static bool all_agree(struct sim *s)
@@ -838,29 +693,30 @@ static bool all_agree(struct sim *s)
  * one, until every node agrees on the ring. */
 static int form_cluster(struct sim *s)
 {
-    int rc = node_create_cluster(s->nodes[0].node, s->now);
+    int rc = node_create_cluster(s->nodes[0].node, sim_now(s));
     if (rc != RK_OK) {
         return rc;
     }
     s->nodes[0].joined = true;
     sim__after(s, 0);
     for (size_t i = 1; i < s->cfg.n_nodes; i++) {
-        rc = node_join(s->nodes[i].node, s->nodes[0].host, 7381, s->now);
+        rc = node_join(s->nodes[i].node, s->nodes[0].host, 7381, sim_now(s));
         if (rc != RK_OK) {
             return rc;
         }
         sim__after(s, (int)i);
-        uint64_t limit = s->now + 30000;
-        while (!s->nodes[i].joined && s->now < limit && s->n_heap > 0) {
-            sim__run_until(s, s->now + 10, SIZE_MAX);
+        uint64_t limit = sim_now(s) + 30000;
+        while (!s->nodes[i].joined && sim_now(s) < limit &&
+               simnet_next_at(s->net) != UINT64_MAX) {
+            sim__run_until(s, sim_now(s) + 10, SIZE_MAX);
         }
         if (!s->nodes[i].joined) {
             return RK_ETIMEDOUT;
         }
     }
-    uint64_t limit = s->now + 60000;
-    while (!all_agree(s) && s->now < limit) {
-        sim__run_until(s, s->now + 50, SIZE_MAX);
+    uint64_t limit = sim_now(s) + 60000;
+    while (!all_agree(s) && sim_now(s) < limit) {
+        sim__run_until(s, sim_now(s) + 50, SIZE_MAX);
     }
     return all_agree(s) ? RK_OK : RK_ETIMEDOUT;
 }
@@ -871,7 +727,7 @@ static void heal_all(struct sim *s)
     for (size_t i = 0; i < s->cfg.n_nodes; i++) {
         struct sim_node *sn = &s->nodes[i];
         sn->skew_ms = 0;
-        sn->paused = false;
+        simnet_pause(s->net, (int)i, false);
         if (sn->node == NULL) {
             (void)start_node(s, (int)i);
         }
@@ -895,12 +751,16 @@ int sim_create(const struct sim_config *cfg,
     g_sim = s;
     s->cfg = *cfg;
     s->res = res;
-    rk_rng_seed(&s->rng, cfg->seed);
-    heal_network(s);
-    int rc = peer_decoder_create(0, &s->dec);
+    int rc = simnet_create(cfg->seed, cfg->n_nodes, &s->net);
+    if (rc == RK_OK) {
+        simnet_on_event(s->net, on_event, s);
+        heal_network(s);
+    }
     for (size_t i = 0; rc == RK_OK && i < cfg->n_nodes; i++) {
         struct sim_node *sn = &s->nodes[i];
         sn->idx = (int)i;
+        simnet_endpoint(s->net, (int)i, on_frame, on_tick, s);
+        simnet_set_down(s->net, (int)i, true); /* until it starts */
         snprintf(sn->id, sizeof(sn->id), "n%u", (unsigned)(i + 1) % 100);
         snprintf(sn->host, sizeof(sn->host), "sim%u", (unsigned)(i + 1) % 100);
         rk_buf_init(&sn->state);
@@ -933,8 +793,14 @@ void sim_destroy(struct sim *s)
     if (s == NULL) {
         return;
     }
-    s->res->trace_hash = s->trace;
-    s->res->sim_ms = s->now;
+    if (s->net) {
+        struct simnet_stats st = simnet_stats(s->net);
+        s->res->trace_hash = simnet_trace(s->net);
+        s->res->sim_ms = simnet_now(s->net);
+        s->res->messages = st.sent;
+        s->res->dropped = st.dropped;
+        s->res->events = st.events;
+    }
     for (size_t i = 0; i < s->cfg.n_nodes; i++) {
         struct sim_node *sn = &s->nodes[i];
         node_destroy(sn->node);
@@ -949,13 +815,8 @@ void sim_destroy(struct sim *s)
         }
         rk_buf_fini(&sn->state);
     }
-    while (s->n_heap > 0) {
-        struct sim_event ev = pop(s);
-        rk_free(ev.frame);
-    }
-    rk_free(s->heap);
+    simnet_destroy(s->net); /* after the engines: closing may queue jobs */
     sim__hist_free(s);
-    peer_decoder_destroy(s->dec);
     g_sim = NULL;
     rk_free(s);
 }
@@ -976,19 +837,18 @@ int sim_run(const struct sim_config *cfg, struct sim_result *out)
         for (size_t c = 0; c < cfg->n_clients; c++) {
             s->clients[c].idx = (int)c;
             s->clients[c].hist = -1;
-            sim__push(s, (struct sim_event){.at = s->now + 1 + c,
-                                            .type = SIM_EV_CLIENT,
-                                            .node = (int)c});
+            (void)simnet_schedule(s->net, sim_now(s) + 1 + c, SIM_EV_CLIENT, -1,
+                                  c, 0);
         }
-        sim__push(
-            s, (struct sim_event){.at = s->now + 1000, .type = SIM_EV_NEMESIS});
+        (void)simnet_schedule(s->net, sim_now(s) + 1000, SIM_EV_NEMESIS, -1, 0,
+                              0);
         sim__run_until(s, UINT64_MAX, cfg->steps);
         s->clients_on = false;
         heal_all(s);
-        sim__run_until(s, s->now + cfg->heal_ms, SIZE_MAX);
+        sim__run_until(s, sim_now(s) + cfg->heal_ms, SIZE_MAX);
         sim__count_converged(s);
         sim__repair_pass(s);
-        sim__run_until(s, s->now + 5000, SIZE_MAX);
+        sim__run_until(s, sim_now(s) + 5000, SIZE_MAX);
         sim__check(s);
     }
     sim_destroy(s);
@@ -999,12 +859,12 @@ int sim_run(const struct sim_config *cfg, struct sim_result *out)
 
 uint64_t sim_now(const struct sim *s)
 {
-    return s->now;
+    return simnet_now(s->net);
 }
 
 void sim_run_for(struct sim *s, uint64_t ms)
 {
-    sim__run_until(s, s->now + ms, SIZE_MAX);
+    sim__run_until(s, sim_now(s) + ms, SIZE_MAX);
 }
 
 bool sim_run_until(struct sim *s,
@@ -1012,16 +872,14 @@ bool sim_run_until(struct sim *s,
                    void *arg,
                    uint64_t max_ms)
 {
-    uint64_t end = s->now + max_ms;
+    uint64_t end = sim_now(s) + max_ms;
     for (;;) {
         if (pred(s, arg)) {
             return true;
         }
-        if (s->n_heap == 0 || s->heap[0].at > end) {
-            s->now = end;
-            return pred(s, arg);
+        if (!simnet_step(s->net, end)) { /* exactly one event */
+            return pred(s, arg); /* none left before `end` (now the time) */
         }
-        sim__run_until(s, s->heap[0].at, 1); /* exactly one event */
     }
 }
 
@@ -1052,7 +910,7 @@ int sim_restart(struct sim *s, int i)
 
 void sim_block(struct sim *s, int from, int to, bool blocked)
 {
-    s->block[from][to] = blocked;
+    simnet_block(s->net, from, to, blocked);
 }
 
 void sim_heal(struct sim *s)

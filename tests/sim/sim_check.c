@@ -68,7 +68,7 @@ static struct sim_hist *hist_new(struct sim *s,
     h->client = client;
     h->key = key;
     h->elem = elem;
-    h->invoked_at = s->now;
+    h->invoked_at = sim_now(s);
     rk_buf_init(&h->obj);
     rk_buf_init(&h->ctx);
     return h;
@@ -165,9 +165,8 @@ static void client_next(struct sim *s, int c, uint64_t after_ms)
     cl->busy = false;
     cl->hist = -1;
     if (s->clients_on) {
-        sim__push(
-            s, (struct sim_event){
-                   .at = s->now + after_ms, .type = SIM_EV_CLIENT, .node = c});
+        (void)simnet_schedule(s->net, sim_now(s) + after_ms, SIM_EV_CLIENT, -1,
+                              (uint64_t)c, 0);
     }
 }
 
@@ -178,7 +177,7 @@ static void client_done(struct sim *s, int c, bool ok, bool unknown)
         struct sim_hist *h = &s->hist[cl->hist];
         h->ok = ok;
         h->unknown = unknown;
-        h->done_at = s->now;
+        h->done_at = sim_now(s);
         if (s->cfg.verbose >= 2) {
             char key[8];
             sim__key(h->key, key);
@@ -186,7 +185,7 @@ static void client_done(struct sim *s, int c, bool ok, bool unknown)
             printf("  %8" PRIu64 " client %d via %s: %s %s %" PRIu64
                    " invoked %" PRIu64 " -> %s dot %016" PRIx64 ":%" PRIu64
                    "\n",
-                   s->now, c, s->nodes[cl->node].id, kinds[h->kind], key,
+                   sim_now(s), c, s->nodes[cl->node].id, kinds[h->kind], key,
                    h->elem, h->invoked_at,
                    ok        ? "ok"
                    : unknown ? "unknown"
@@ -211,10 +210,8 @@ static void arm_timeout(struct sim *s, int c)
 {
     struct sim_client *cl = &s->clients[c];
     cl->op_gen++;
-    sim__push(s, (struct sim_event){.at = s->now + SIM_CLIENT_TIMEOUT_MS,
-                                    .type = SIM_EV_CLIENT_TIMEOUT,
-                                    .node = c,
-                                    .gen = cl->op_gen});
+    (void)simnet_schedule(s->net, sim_now(s) + SIM_CLIENT_TIMEOUT_MS,
+                          SIM_EV_CLIENT_TIMEOUT, -1, (uint64_t)c, cl->op_gen);
 }
 
 /* Starts the write of the client's operation. */
@@ -241,7 +238,7 @@ static void client_write(struct sim *s,
         .cookie = COOKIE(c),
     };
     uint64_t id = 0;
-    int rc = node_write(sn->node, &w, s->now, &id);
+    int rc = node_write(sn->node, &w, sim_now(s), &id);
     cl->writing = true;
     cl->op_id = id;
     if (rc != RK_OK) {
@@ -268,7 +265,7 @@ void sim__client_event(struct sim *s, int c)
     cl->node = (int)sim__rand(s, s->cfg.n_nodes);
     cl->writing = false;
     cl->elem = ((uint64_t)(c + 1) << 32) | ++cl->seq;
-    cl->invoked_at = s->now;
+    cl->invoked_at = sim_now(s);
     struct sim_hist *h = hist_new(s, kind, c, key, cl->elem);
     cl->hist = h ? (int)(h - s->hist) : -1;
     struct sim_node *sn = &s->nodes[cl->node];
@@ -277,7 +274,7 @@ void sim__client_event(struct sim *s, int c)
         return;
     }
     arm_timeout(s, c);
-    if (sn->paused) {
+    if (simnet_is_paused(s->net, cl->node)) {
         return; /* no answer: the timeout records it unknown */
     }
     if (kind == SIM_OP_SET) {
@@ -292,7 +289,7 @@ void sim__client_event(struct sim *s, int c)
     sim__key(key, k);
     struct node_read_req r = {.key = k, .klen = strlen(k), .cookie = COOKIE(c)};
     uint64_t id = 0;
-    int rc = node_read(sn->node, &r, s->now, &id);
+    int rc = node_read(sn->node, &r, sim_now(s), &id);
     cl->op_id = id;
     sim__after(s, cl->node);
     if (rc != RK_OK) {
@@ -307,7 +304,7 @@ void sim__client_timeout(struct sim *s, int c, uint64_t gen)
         return;
     }
     struct sim_node *sn = &s->nodes[cl->node];
-    if (sn->node && !sn->paused) {
+    if (sn->node && !simnet_is_paused(s->net, cl->node)) {
         (void)node_cancel(sn->node, COOKIE(c));
         sim__after(s, cl->node);
     }
@@ -491,7 +488,7 @@ int sim_read(struct sim *s,
         .cookie = SIM_TEST_COOKIE + (uint64_t)slot,
     };
     uint64_t id;
-    int rc = node_read(s->nodes[i].node, &q, s->now, &id);
+    int rc = node_read(s->nodes[i].node, &q, sim_now(s), &id);
     if (rc != RK_OK) {
         s->test_ops[slot] = NULL;
     }
@@ -510,7 +507,7 @@ int sim_write(struct sim *s, int i, struct node_write_req *w, struct sim_op *op)
     }
     w->cookie = SIM_TEST_COOKIE + (uint64_t)slot;
     uint64_t id;
-    int rc = node_write(s->nodes[i].node, w, s->now, &id);
+    int rc = node_write(s->nodes[i].node, w, sim_now(s), &id);
     if (rc != RK_OK) {
         s->test_ops[slot] = NULL;
     }
@@ -560,9 +557,9 @@ void sim__repair_pass(struct sim *s)
             .cookie = 0,
         };
         uint64_t id;
-        (void)node_read(sn->node, &r, s->now, &id);
+        (void)node_read(sn->node, &r, sim_now(s), &id);
         sim__after(s, i);
-        sim__run_until(s, s->now + 300, SIZE_MAX);
+        sim__run_until(s, sim_now(s) + 300, SIZE_MAX);
     }
 }
 

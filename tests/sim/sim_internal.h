@@ -11,6 +11,7 @@
 #include "common/env.h"
 #include "common/hlc.h"
 #include "sim.h"
+#include "simnet.h"
 #include "storage/engine.h"
 
 #define SIM_KEYS_SET          8 /* set-append keys "s0".. */
@@ -20,30 +21,20 @@
 #define SIM_TEST_OPS          64   /* a test's operations in flight */
 #define SIM_TEST_COOKIE       1000 /* their cookies: 1000 + slot */
 
+/* The simulator's events on its network's queue (tests/sim/simnet.h:
+ * messages and node timers are the network's own).  `ep` >= 0 binds an
+ * event to a node: it waits while the node is paused and is dropped once
+ * the node crashed. */
 enum sim_ev_type
 {
-    SIM_EV_DELIVER = 1,    /* a frame reaches `node` from `from` */
-    SIM_EV_TICK,           /* node_on_tick of `node` (gen must match) */
-    SIM_EV_CLIENT,         /* client `node` issues its next operation */
-    SIM_EV_CLIENT_TIMEOUT, /* client `node`'s op `gen` gave up */
-    SIM_EV_NEMESIS,        /* the nemesis acts */
-    SIM_EV_RESTART,        /* node `node` restarts after a crash */
-    SIM_EV_RESUME,         /* node `node` resumes after a pause */
-    SIM_EV_JOB,            /* a storage job of `node` runs (executor
-                              `from_gen`, slot `from`) */
-    SIM_EV_DURABLE,        /* node `node`'s engines made writes durable */
-    SIM_EV_REBOOT,         /* the operator restarts node `node` (gen) */
-};
-
-struct sim_event
-{
-    uint64_t at;  /* simulated ms */
-    uint64_t seq; /* insertion order: ties */
-    enum sim_ev_type type;
-    int node, from;
-    uint64_t gen, from_gen; /* incarnations at send time; TICK generation */
-    unsigned char *frame;   /* DELIVER: owned copy */
-    size_t len;
+    SIM_EV_CLIENT = SIMNET_EV_USER, /* client a issues its next operation */
+    SIM_EV_CLIENT_TIMEOUT,          /* client a's op b gave up */
+    SIM_EV_NEMESIS,                 /* the nemesis acts */
+    SIM_EV_RESTART,                 /* node a restarts after a crash */
+    SIM_EV_RESUME,                  /* node a (incarnation b) resumes */
+    SIM_EV_JOB,     /* ep: a storage job runs (slot a, b: the bg executor) */
+    SIM_EV_DURABLE, /* ep: its engines made writes durable */
+    SIM_EV_REBOOT,  /* the operator restarts node a (incarnation b) */
 };
 
 /* A simulated executor (common/env.h): jobs run at a simulated time, in
@@ -76,17 +67,12 @@ struct sim_node
     struct sim_executor sync_ex, bg_ex;
     struct rk_buf state; /* NODE_FILE_STATE as persisted */
     bool versioned;
-    bool joined;  /* JOIN_DONE seen (or the seed) */
-    uint64_t gen; /* incarnation, +1 per restart */
-    bool paused;
-    uint64_t paused_until;
+    bool joined;     /* JOIN_DONE seen (or the seed) */
     int64_t skew_ms; /* wall clock offset */
     struct rk_env env;
     struct rk_rng rng;             /* the node's own stream (env rand64) */
     struct hlc hlc;                /* client writes' timestamps (the RESP
                                       layer's clock in ringkvd) */
-    uint64_t tick_gen;             /* the live TICK event's generation */
-    uint64_t tick_at;              /* when it fires, UINT64_MAX = none */
     bool conn_down[SIM_MAX_NODES]; /* what this node was told (peer_down) */
 };
 
@@ -132,23 +118,15 @@ struct sim
 {
     struct sim_config cfg;
     struct sim_result *res;
-    struct rk_rng rng; /* the simulator's own stream */
-    uint64_t now;
-    uint64_t seq;
-    struct sim_event *heap;
-    size_t n_heap, cap_heap;
+    struct simnet *net;      /* clock, event queue, network, the simulator's
+                                random stream, trace hash; endpoint i = node i */
+    struct simnet_link link; /* the nemesis' loss, duplication, delay */
     struct sim_node nodes[SIM_MAX_NODES];
     struct sim_client clients[SIM_MAX_CLIENTS];
     bool clients_on;
-    /* network */
-    bool block[SIM_MAX_NODES][SIM_MAX_NODES]; /* from -> to dropped */
-    uint32_t loss_pct, dup_pct;
-    uint32_t delay_min_ms, delay_max_ms;
-    struct peer_decoder *dec;
     /* history */
     struct sim_hist *hist;
     size_t n_hist, cap_hist;
-    uint64_t trace;
     bool setup_done;
     struct sim_op *test_ops[SIM_TEST_OPS]; /* a test's operations */
 };
@@ -160,7 +138,6 @@ void sim__run_until(struct sim *s, uint64_t until, size_t max_events);
 void sim__after(struct sim *s, int i);
 void sim__violation(struct sim *s, enum sim_invariant inv, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-void sim__push(struct sim *s, struct sim_event ev);
 uint64_t sim__rand(struct sim *s, uint64_t bound);
 /* Key i's name ("s3", "r1") into buf. */
 void sim__key(int key, char buf[8]);

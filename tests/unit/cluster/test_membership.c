@@ -2,9 +2,10 @@
  * test_membership.c - cluster/membership: state bytes (round trip, every
  * truncation, random garbage and bit flips rejected or re-encoded
  * consistently), the gossip merge order (commutative, associative,
- * idempotent over random states), and whole flows on a tiny in-test
- * network of machines with a virtual clock and a seeded RNG (messages go
- * through the real peer codec; optional loss): a 5-node cluster converges
+ * idempotent over random states), and whole flows of machines on the
+ * shared simulated network (tests/sim/simnet.h: a virtual clock, a seeded
+ * RNG, messages through the real peer codec, 1-10 ms delays, optional
+ * loss, unreachable nodes): a 5-node cluster converges
  * within 3 s of a join, join retry and timeout, concurrent joins at two
  * seeds, remove of a dead node, leave refused while holding data, restart
  * from persisted bytes.  Random tests print their seed (STYLE.md 1.7).
@@ -28,27 +29,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../sim/simnet.h"
 #include "cluster/membership.h"
-#include "cluster/rng.h"
 #include "cluster/ring.h"
+#include "cluster/rng.h"
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/error.h"
 #include "proto/peer.h"
 
-/* ---- a tiny simulated network ------------------------------------------ */
+/* ---- machines on the shared simulated network (tests/sim/simnet.h) ---- */
 
 #define NET_MAX_NODES 8
-#define NET_MAX_MSGS  4096
-
-struct net_msg
-{
-    uint64_t at_ms; /* delivery time */
-    int to;         /* node index */
-    int from;       /* node index */
-    char *frame;    /* peer_encode output, owned */
-    size_t len;
-};
 
 struct net_node
 {
@@ -56,7 +48,6 @@ struct net_node
     struct membership_config cfg;
     char id[24];
     char host[24];
-    bool alive;         /* false: every message to or from it is lost */
     struct rk_buf saved; /* last PERSIST bytes */
     int joins_sent;
     int join_done;
@@ -67,21 +58,35 @@ struct net_node
 
 struct net
 {
-    uint64_t now_ms;
-    struct rk_rng rng;
-    unsigned drop_pct; /* 0..100, per message */
+    struct simnet *sim; /* clock, queue, links (1..10 ms), loss, downs */
     int n;
     struct net_node nodes[NET_MAX_NODES];
-    struct net_msg msgs[NET_MAX_MSGS];
-    size_t n_msgs;
-    long sent, dropped;
 };
+
+static void net_recv(void *data, int to, int from, const void *f, size_t len);
+static void net_tick(void *data, int i);
+
+static uint64_t net_now(const struct net *net)
+{
+    return simnet_now(net->sim);
+}
+
+/* Arms node i's timer at its machine's next deadline. */
+static void net_arm(struct net *net, int i)
+{
+    uint64_t d = membership_next_deadline_ms(net->nodes[i].m);
+    if (d != simnet_timer(net->sim, i)) {
+        assert_int_equal(simnet_arm(net->sim, i, d), RK_OK);
+    }
+}
 
 static void net_init(struct net *net, int n, uint64_t seed, unsigned drop)
 {
     memset(net, 0, sizeof(*net));
-    rk_rng_seed(&net->rng, seed);
-    net->drop_pct = drop;
+    assert_int_equal(simnet_create(seed, (size_t)n, &net->sim), RK_OK);
+    const struct simnet_link link = {
+        .delay_min_ms = 1, .delay_max_ms = 10, .loss_pct = drop};
+    simnet_set_link(net->sim, SIMNET_ALL, SIMNET_ALL, &link);
     net->n = n;
     for (int i = 0; i < n; i++) {
         struct net_node *nd = &net->nodes[i];
@@ -96,9 +101,10 @@ static void net_init(struct net *net, int n, uint64_t seed, unsigned drop)
             .cluster_name = "test",
             .seed = seed * 31 + (uint64_t)i,
         };
-        nd->alive = true;
-        assert_int_equal(
-            membership_create(&nd->cfg, NULL, 0, &nd->m, NULL, 0), RK_OK);
+        assert_int_equal(membership_create(&nd->cfg, NULL, 0, &nd->m, NULL, 0),
+                         RK_OK);
+        simnet_endpoint(net->sim, i, net_recv, net_tick, net);
+        net_arm(net, i);
     }
 }
 
@@ -108,8 +114,17 @@ static void net_fini(struct net *net)
         membership_destroy(net->nodes[i].m);
         rk_buf_fini(&net->nodes[i].saved);
     }
-    for (size_t i = 0; i < net->n_msgs; i++) {
-        rk_free(net->msgs[i].frame);
+    simnet_destroy(net->sim);
+}
+
+/* alive = false: node i is unreachable and its timers stop; every message
+ * to or from it, also one in flight, is lost.  Back up, its timer runs
+ * from its machine's deadline again. */
+static void net_set_alive(struct net *net, int i, bool alive)
+{
+    simnet_set_down(net->sim, i, !alive);
+    if (alive && net->nodes[i].m != NULL) {
+        net_arm(net, i);
     }
 }
 
@@ -136,111 +151,65 @@ static void net_actions(struct net *net, int from, struct cl_actions *acts)
     for (size_t i = 0; i < acts->len; i++) {
         const struct cl_action *a = &acts->items[i];
         switch (a->type) {
-        case CL_ACT_SEND: {
-            if (a->msg.type == PEER_JOIN) {
-                src->joins_sent++;
-            }
-            int to = net_resolve(net, a);
-            net->sent++;
-            if (to < 0 || !src->alive || !net->nodes[to].alive ||
-                rk_rng_below(&net->rng, 100) < net->drop_pct) {
-                net->dropped++;
+            case CL_ACT_SEND: {
+                if (a->msg.type == PEER_JOIN) {
+                    src->joins_sent++;
+                }
+                int to = net_resolve(net, a);
+                if (to >= 0) {
+                    assert_int_equal(
+                        simnet_send_msg(net->sim, from, to, &a->msg), RK_OK);
+                }
                 break;
             }
-            struct rk_buf b = {0};
-            assert_int_equal(peer_encode(&a->msg, &b), RK_OK);
-            assert_true(net->n_msgs < NET_MAX_MSGS);
-            net->msgs[net->n_msgs++] = (struct net_msg){
-                .at_ms = net->now_ms + 1 + rk_rng_below(&net->rng, 10),
-                .to = to,
-                .from = from,
-                .frame = b.base,
-                .len = b.len,
-            };
-            break;
-        }
-        case CL_ACT_PERSIST:
-            rk_buf_clear(&src->saved);
-            assert_int_equal(
-                rk_buf_append(&src->saved, a->bytes.ptr, a->bytes.len), RK_OK);
-            break;
-        case CL_ACT_JOIN_DONE:
-            src->join_done++;
-            break;
-        case CL_ACT_JOIN_FAILED:
-            src->join_failed++;
-            src->join_failed_status = a->status;
-            snprintf(src->join_failed_text, sizeof(src->join_failed_text),
-                     "%s", a->text);
-            break;
-        default:
-            break;
+            case CL_ACT_PERSIST:
+                rk_buf_clear(&src->saved);
+                assert_int_equal(
+                    rk_buf_append(&src->saved, a->bytes.ptr, a->bytes.len),
+                    RK_OK);
+                break;
+            case CL_ACT_JOIN_DONE:
+                src->join_done++;
+                break;
+            case CL_ACT_JOIN_FAILED:
+                src->join_failed++;
+                src->join_failed_status = a->status;
+                snprintf(src->join_failed_text, sizeof(src->join_failed_text),
+                         "%s", a->text);
+                break;
+            default:
+                break;
         }
     }
     cl_actions_clear(acts);
+    net_arm(net, from);
 }
 
-static void net_deliver(struct net *net, size_t k)
+static void net_recv(void *data, int to, int from, const void *f, size_t len)
 {
-    struct net_msg msg = net->msgs[k];
-    net->msgs[k] = net->msgs[--net->n_msgs];
-    struct peer_decoder *d = NULL;
-    assert_int_equal(peer_decoder_create(0, &d), RK_OK);
-    size_t used = 0;
+    (void)from;
+    struct net *net = data;
     struct peer_msg pm;
-    assert_int_equal(peer_decoder_feed(d, msg.frame, msg.len, &used, &pm),
+    assert_int_equal(simnet_decode(net->sim, f, len, &pm), RK_OK);
+    struct cl_actions acts = {0};
+    int rc = membership_on_message(net->nodes[to].m, &pm, net_now(net), &acts);
+    assert_true(rc == RK_OK || rc == RK_EINVAL);
+    net_actions(net, to, &acts);
+}
+
+static void net_tick(void *data, int i)
+{
+    struct net *net = data;
+    struct cl_actions acts = {0};
+    assert_int_equal(membership_tick(net->nodes[i].m, net_now(net), &acts),
                      RK_OK);
-    struct net_node *nd = &net->nodes[msg.to];
-    if (nd->alive && net->nodes[msg.from].alive) {
-        struct cl_actions acts = {0};
-        int rc = membership_on_message(nd->m, &pm, net->now_ms, &acts);
-        assert_true(rc == RK_OK || rc == RK_EINVAL);
-        net_actions(net, msg.to, &acts);
-    }
-    peer_decoder_destroy(d);
-    rk_free(msg.frame);
+    net_actions(net, i, &acts);
 }
 
 /* Runs one event (the earliest message or timer); false when idle. */
 static bool net_step(struct net *net, uint64_t until_ms)
 {
-    uint64_t t = UINT64_MAX;
-    size_t best = SIZE_MAX;
-    for (size_t i = 0; i < net->n_msgs; i++) {
-        if (net->msgs[i].at_ms < t) {
-            t = net->msgs[i].at_ms;
-            best = i;
-        }
-    }
-    int timer = -1;
-    for (int i = 0; i < net->n; i++) {
-        if (!net->nodes[i].alive) {
-            continue;
-        }
-        uint64_t d = membership_next_deadline_ms(net->nodes[i].m);
-        if (d < t) {
-            t = d;
-            timer = i;
-            best = SIZE_MAX;
-        }
-    }
-    if (t == UINT64_MAX || t > until_ms) {
-        net->now_ms = until_ms;
-        return false;
-    }
-    if (t > net->now_ms) {
-        net->now_ms = t;
-    }
-    if (best != SIZE_MAX) {
-        net_deliver(net, best);
-    } else {
-        struct cl_actions acts = {0};
-        assert_int_equal(membership_tick(net->nodes[timer].m, net->now_ms,
-                                         &acts),
-                         RK_OK);
-        net_actions(net, timer, &acts);
-    }
-    return true;
+    return simnet_step(net->sim, until_ms);
 }
 
 /* Whether every alive node listed in `mask` holds the same state. */
@@ -281,15 +250,17 @@ static bool all_members(struct net *net, unsigned mask)
 }
 
 /* Steps until `mask` nodes are converged members; returns the time. */
-static uint64_t net_run_until_converged(struct net *net, unsigned mask,
-                                        size_t want_valid, uint64_t max_ms)
+static uint64_t net_run_until_converged(struct net *net,
+                                        unsigned mask,
+                                        size_t want_valid,
+                                        uint64_t max_ms)
 {
-    while (net->now_ms <= max_ms) {
+    while (net_now(net) <= max_ms) {
         if (all_members(net, mask) && net_converged(net, mask)) {
             int first = __builtin_ctz(mask);
             const struct ring *r = membership_ring(net->nodes[first].m);
             if (ring_member_count(r) == want_valid) {
-                return net->now_ms;
+                return net_now(net);
             }
         }
         if (!net_step(net, max_ms + 1)) {
@@ -309,17 +280,16 @@ static void do_create(struct net *net, int i)
 {
     struct cl_actions acts = {0};
     assert_int_equal(
-        membership_create_cluster(net->nodes[i].m, net->now_ms, &acts), RK_OK);
+        membership_create_cluster(net->nodes[i].m, net_now(net), &acts), RK_OK);
     net_actions(net, i, &acts);
 }
 
 static void do_join(struct net *net, int i, int seed)
 {
     struct cl_actions acts = {0};
-    assert_int_equal(membership_join_start(net->nodes[i].m,
-                                           net->nodes[seed].host,
-                                           net->nodes[seed].cfg.peer_port,
-                                           net->now_ms, &acts),
+    assert_int_equal(membership_join_start(
+                         net->nodes[i].m, net->nodes[seed].host,
+                         net->nodes[seed].cfg.peer_port, net_now(net), &acts),
                      RK_OK);
     net_actions(net, i, &acts);
 }
@@ -333,7 +303,7 @@ static void form(struct net *net, int n)
     }
     unsigned mask = (1u << n) - 1;
     assert_int_not_equal(
-        net_run_until_converged(net, mask, (size_t)n, net->now_ms + 20000),
+        net_run_until_converged(net, mask, (size_t)n, net_now(net) + 20000),
         UINT64_MAX);
 }
 
@@ -446,9 +416,10 @@ static void test_membership_state_rejects_random_garbage(void **state)
         rk_buf_fini(&re);
         rk_buf_fini(&re2);
     }
-    printf("# 20000 inputs: %ld rejected, %ld accepted (harmless changes "
-           "such as a port or host byte)\n",
-           rejected, accepted);
+    printf(
+        "# 20000 inputs: %ld rejected, %ld accepted (harmless changes "
+        "such as a port or host byte)\n",
+        rejected, accepted);
     assert_true(rejected > 15000);
     rk_free(buf);
     rk_buf_fini(&enc);
@@ -530,9 +501,8 @@ static void pool_fini(struct pool *p)
 static const struct rk_buf *merge(const struct rk_buf *a,
                                   const struct rk_buf *b)
 {
-    return membership_state_compare(a->base, a->len, b->base, b->len) >= 0
-               ? a
-               : b;
+    return membership_state_compare(a->base, a->len, b->base, b->len) >= 0 ? a
+                                                                           : b;
 }
 
 static bool same(const struct rk_buf *a, const struct rk_buf *b)
@@ -564,10 +534,10 @@ static void test_membership_merge_is_commutative_associative_idempotent(
                     distinct_same_version++;
                 }
                 for (int k = 0; k < p.n; k++) {
-                    const struct rk_buf *l = merge(merge(&p.s[i], &p.s[j]),
-                                                   &p.s[k]);
-                    const struct rk_buf *r = merge(&p.s[i],
-                                                   merge(&p.s[j], &p.s[k]));
+                    const struct rk_buf *l =
+                        merge(merge(&p.s[i], &p.s[j]), &p.s[k]);
+                    const struct rk_buf *r =
+                        merge(&p.s[i], merge(&p.s[j], &p.s[k]));
                     assert_true(same(l, r));
                     cases++;
                 }
@@ -621,9 +591,10 @@ static void test_membership_merge_is_commutative_associative_idempotent(
         rk_buf_fini(&ends[1]);
         pool_fini(&p);
     }
-    printf("# %ld associativity cases, %ld ordered pairs of distinct states "
-           "with equal versions\n",
-           cases, distinct_same_version);
+    printf(
+        "# %ld associativity cases, %ld ordered pairs of distinct states "
+        "with equal versions\n",
+        cases, distinct_same_version);
     assert_true(distinct_same_version > 0);
 }
 
@@ -643,17 +614,18 @@ static void converge_after_join(unsigned drop, uint64_t seed)
     printf("# 4 nodes formed and converged at t=%" PRIu64 " ms\n", t4);
     net_run(&net, t4 + 1000);
     /* The fifth node joins through node 2 (any member admits). */
-    uint64_t t0 = net.now_ms;
+    uint64_t t0 = net_now(&net);
     do_join(&net, 4, 2);
     uint64_t t = net_run_until_converged(&net, 0x1f, 5, t0 + 10000);
     assert_int_not_equal(t, UINT64_MAX);
-    printf("# node-4 joined at t=%" PRIu64 " ms; all 5 nodes agree on "
+    printf("# node-4 joined at t=%" PRIu64
+           " ms; all 5 nodes agree on "
            "version %" PRIu64 " and ring %016" PRIx64 " at t=%" PRIu64
-           " ms: %" PRIu64 " ms after the join (bound 3000); %ld messages, "
-           "%ld lost\n",
+           " ms: %" PRIu64 " ms after the join (bound 3000); %" PRIu64
+           " messages, %" PRIu64 " lost\n",
            t0, membership_version(net.nodes[0].m),
-           ring_digest(membership_ring(net.nodes[0].m)), t, t - t0, net.sent,
-           net.dropped);
+           ring_digest(membership_ring(net.nodes[0].m)), t, t - t0,
+           simnet_stats(net.sim).sent, simnet_stats(net.sim).dropped);
     assert_true(t - t0 <= 3000);
     net_fini(&net);
 }
@@ -680,14 +652,15 @@ static void test_membership_concurrent_joins_at_two_seeds_both_end_in_ring(
     struct net net;
     net_init(&net, 5, 7, 0);
     form(&net, 3);
-    net_run(&net, net.now_ms + 1000);
-    uint64_t t0 = net.now_ms;
+    net_run(&net, net_now(&net) + 1000);
+    uint64_t t0 = net_now(&net);
     uint64_t v0 = membership_version(net.nodes[0].m);
     do_join(&net, 3, 1); /* both seeds make version v0 + 1 */
     do_join(&net, 4, 2);
     uint64_t t = net_run_until_converged(&net, 0x1f, 5, t0 + 20000);
     assert_int_not_equal(t, UINT64_MAX);
-    printf("# concurrent joins from version %" PRIu64 ": converged on "
+    printf("# concurrent joins from version %" PRIu64
+           ": converged on "
            "version %" PRIu64 " after %" PRIu64 " ms; JOINs sent %d + %d\n",
            v0, membership_version(net.nodes[0].m), t - t0,
            net.nodes[3].joins_sent, net.nodes[4].joins_sent);
@@ -703,12 +676,12 @@ static void test_membership_join_retries_until_the_seed_answers(void **state)
     struct net net;
     net_init(&net, 2, 9, 0);
     do_create(&net, 0);
-    net.nodes[0].alive = false; /* the seed is unreachable for a while */
+    net_set_alive(&net, 0, false); /* the seed is unreachable for a while */
     do_join(&net, 1, 0);
     net_run(&net, 2500);
     assert_int_equal(net.nodes[1].joins_sent, 3); /* t = 0, 1000, 2000 */
     assert_int_equal(membership_phase(net.nodes[1].m), MEMBERSHIP_JOINING);
-    net.nodes[0].alive = true;
+    net_set_alive(&net, 0, true);
     uint64_t t = net_run_until_converged(&net, 0x3, 2, 10000);
     assert_int_not_equal(t, UINT64_MAX);
     printf("# joined at t=%" PRIu64 " ms after %d JOINs\n", t,
@@ -724,7 +697,7 @@ static void test_membership_join_fails_after_the_deadline(void **state)
     struct net net;
     net_init(&net, 2, 10, 0);
     do_create(&net, 0);
-    net.nodes[0].alive = false;
+    net_set_alive(&net, 0, false);
     do_join(&net, 1, 0);
     net_run(&net, 29999);
     assert_int_equal(net.nodes[1].join_failed, 0);
@@ -753,17 +726,17 @@ static void test_membership_remove_takes_a_dead_node_out(void **state)
     struct net net;
     net_init(&net, 3, 12, 0);
     form(&net, 3);
-    net.nodes[2].alive = false;
+    net_set_alive(&net, 2, false);
     struct membership *m0 = net.nodes[0].m;
     struct cl_actions acts = {0};
-    assert_int_equal(membership_remove(m0, "node-0", net.now_ms, &acts),
+    assert_int_equal(membership_remove(m0, "node-0", net_now(&net), &acts),
                      RK_EINVAL);
     assert_non_null(strstr(membership_errmsg(m0), "use leave"));
-    assert_int_equal(membership_remove(m0, "nope", net.now_ms, &acts),
+    assert_int_equal(membership_remove(m0, "nope", net_now(&net), &acts),
                      RK_ENOTFOUND);
     assert_int_equal(acts.len, 0);
-    uint64_t t0 = net.now_ms;
-    assert_int_equal(membership_remove(m0, "node-2", net.now_ms, &acts),
+    uint64_t t0 = net_now(&net);
+    assert_int_equal(membership_remove(m0, "node-2", net_now(&net), &acts),
                      RK_OK);
     net_actions(&net, 0, &acts);
     uint64_t t = net_run_until_converged(&net, 0x3, 2, t0 + 5000);
@@ -774,28 +747,27 @@ static void test_membership_remove_takes_a_dead_node_out(void **state)
     struct membership_member mm;
     assert_true(membership_member_find(m0, "node-2", &mm));
     assert_int_equal(mm.status, MEMBERSHIP_REMOVED);
-    assert_int_equal(membership_remove(m0, "node-2", net.now_ms, &acts),
+    assert_int_equal(membership_remove(m0, "node-2", net_now(&net), &acts),
                      RK_ENOTFOUND);
     /* When node-2 comes back it learns it was removed. */
-    net.nodes[2].alive = true;
-    net_run(&net, net.now_ms + 3000);
-    assert_int_equal(membership_phase(net.nodes[2].m),
-                     MEMBERSHIP_REMOVED_SELF);
+    net_set_alive(&net, 2, true);
+    net_run(&net, net_now(&net) + 3000);
+    assert_int_equal(membership_phase(net.nodes[2].m), MEMBERSHIP_REMOVED_SELF);
     assert_true(net_converged(&net, 0x7));
     /* A removed node may join again, not found a cluster of the same
      * name from its old state. */
     assert_int_equal(
-        membership_create_cluster(net.nodes[2].m, net.now_ms, &acts),
+        membership_create_cluster(net.nodes[2].m, net_now(&net), &acts),
         RK_EBUSY);
     assert_non_null(strstr(membership_errmsg(net.nodes[2].m), "removed"));
     assert_int_equal(
-        membership_create_cluster(net.nodes[0].m, net.now_ms, &acts),
+        membership_create_cluster(net.nodes[0].m, net_now(&net), &acts),
         RK_EBUSY);
     assert_int_equal(acts.len, 0);
     do_join(&net, 2, 1);
-    assert_int_not_equal(net_run_until_converged(&net, 0x7, 3,
-                                                 net.now_ms + 5000),
-                         UINT64_MAX);
+    assert_int_not_equal(
+        net_run_until_converged(&net, 0x7, 3, net_now(&net) + 5000),
+        UINT64_MAX);
     assert_int_equal(net.nodes[2].join_done, 2);
     net_fini(&net);
 }
@@ -809,27 +781,27 @@ static void test_membership_leave_refused_while_holding_data(void **state)
     struct membership *m1 = net.nodes[1].m;
     struct cl_actions acts = {0};
     uint64_t v = membership_version(m1);
-    assert_int_equal(membership_leave(m1, true, net.now_ms, &acts), RK_EBUSY);
+    assert_int_equal(membership_leave(m1, true, net_now(&net), &acts),
+                     RK_EBUSY);
     assert_string_equal(membership_errmsg(m1),
                         "this node owns data; partition handoff is not "
                         "implemented yet");
     assert_int_equal(acts.len, 0);
     assert_int_equal(membership_version(m1), v);
-    assert_int_equal(membership_leave(m1, false, net.now_ms, &acts), RK_OK);
+    assert_int_equal(membership_leave(m1, false, net_now(&net), &acts), RK_OK);
     net_actions(&net, 1, &acts);
     assert_int_equal(membership_phase(m1), MEMBERSHIP_REMOVED_SELF);
-    uint64_t t = net_run_until_converged(&net, 0x5, 2, net.now_ms + 5000);
+    uint64_t t = net_run_until_converged(&net, 0x5, 2, net_now(&net) + 5000);
     assert_int_not_equal(t, UINT64_MAX);
     assert_true(net_converged(&net, 0x7));
     /* The last two: one may leave, the last one may not. */
-    assert_int_equal(membership_leave(net.nodes[2].m, false, net.now_ms,
-                                      &acts),
-                     RK_OK);
+    assert_int_equal(
+        membership_leave(net.nodes[2].m, false, net_now(&net), &acts), RK_OK);
     net_actions(&net, 2, &acts);
-    net_run(&net, net.now_ms + 2000);
-    assert_int_equal(membership_leave(net.nodes[0].m, false, net.now_ms,
-                                      &acts),
-                     RK_EINVAL);
+    net_run(&net, net_now(&net) + 2000);
+    assert_int_equal(
+        membership_leave(net.nodes[0].m, false, net_now(&net), &acts),
+        RK_EINVAL);
     assert_non_null(strstr(membership_errmsg(net.nodes[0].m), "last member"));
     net_fini(&net);
 }
@@ -840,16 +812,16 @@ static void test_membership_restarts_from_persisted_bytes(void **state)
     struct net net;
     net_init(&net, 4, 14, 0);
     form(&net, 3);
-    net_run(&net, net.now_ms + 1000);
+    net_run(&net, net_now(&net) + 1000);
     struct net_node *n1 = &net.nodes[1];
     uint64_t v = membership_version(n1->m);
     uint64_t dig = ring_digest(membership_ring(n1->m));
     /* Node 1 stops; the cluster changes meanwhile. */
     membership_destroy(n1->m);
     n1->m = NULL;
-    n1->alive = false;
+    net_set_alive(&net, 1, false);
     do_join(&net, 3, 0);
-    net_run(&net, net.now_ms + 2000);
+    net_run(&net, net_now(&net) + 2000);
     char err[256] = "";
     assert_int_equal(membership_create(&n1->cfg, n1->saved.base, n1->saved.len,
                                        &n1->m, err, sizeof(err)),
@@ -857,8 +829,8 @@ static void test_membership_restarts_from_persisted_bytes(void **state)
     assert_int_equal(membership_phase(n1->m), MEMBERSHIP_MEMBER);
     assert_int_equal(membership_version(n1->m), v);
     assert_int_equal(ring_digest(membership_ring(n1->m)), dig);
-    n1->alive = true;
-    uint64_t t0 = net.now_ms;
+    net_set_alive(&net, 1, true);
+    uint64_t t0 = net_now(&net);
     uint64_t t = net_run_until_converged(&net, 0xf, 4, t0 + 5000);
     assert_int_not_equal(t, UINT64_MAX);
     printf("# restarted node caught up from version %" PRIu64 " to %" PRIu64
@@ -870,10 +842,11 @@ static void test_membership_restarts_from_persisted_bytes(void **state)
     assert_int_equal(membership_create(&n1->cfg, n1->saved.base, n1->saved.len,
                                        &n1->m, err, sizeof(err)),
                      RK_OK);
+    net_arm(&net, 1);
     uint64_t v1 = membership_version(n1->m);
-    t0 = net.now_ms;
+    t0 = net_now(&net);
     struct membership_member mm = {0};
-    while (net.now_ms < t0 + 5000 &&
+    while (net_now(&net) < t0 + 5000 &&
            !(all_members(&net, 0xf) && net_converged(&net, 0xf) &&
              membership_member_find(net.nodes[3].m, "node-1", &mm) &&
              mm.peer_port == 7101)) {
@@ -882,7 +855,7 @@ static void test_membership_restarts_from_persisted_bytes(void **state)
     assert_int_equal(mm.peer_port, 7101);
     assert_int_equal(membership_version(net.nodes[0].m), v1 + 1);
     printf("# new address of node-1 known everywhere after %" PRIu64 " ms\n",
-           net.now_ms - t0);
+           net_now(&net) - t0);
     /* Saved bytes of another cluster, of another node, or garbage. */
     struct membership *m = NULL;
     struct membership_config cfg = n1->cfg;
@@ -903,8 +876,7 @@ static void test_membership_restarts_from_persisted_bytes(void **state)
     net_fini(&net);
 }
 
-static void test_membership_gossip_from_another_cluster_is_ignored(
-    void **state)
+static void test_membership_gossip_from_another_cluster_is_ignored(void **state)
 {
     (void)state;
     struct net a;
@@ -1023,9 +995,10 @@ static void test_membership_survives_every_allocation_failure(void **state)
         rk_set_allocator(NULL);
         membership_destroy(m);
     }
-    printf("# restart + JOIN succeeded once %ld allocations could "
-           "succeed\n",
-           n - 1);
+    printf(
+        "# restart + JOIN succeeded once %ld allocations could "
+        "succeed\n",
+        n - 1);
     assert_true(n > 5);
     rk_buf_fini(&saved);
 }
@@ -1033,9 +1006,8 @@ static void test_membership_survives_every_allocation_failure(void **state)
 static void put_seed(const char *name, struct peer_bytes b)
 {
     char err[256] = "";
-    assert_int_equal(membership_state_check(b.ptr, b.len, NULL, err,
-                                            sizeof(err)),
-                     RK_OK);
+    assert_int_equal(
+        membership_state_check(b.ptr, b.len, NULL, err, sizeof(err)), RK_OK);
     const char *dir = getenv("RK_CLUSTER_SEED_DIR");
     if (dir == NULL) {
         return;
@@ -1066,9 +1038,9 @@ static void test_membership_fuzz_seeds_decode_cleanly(void **state)
     net_run(&net, 4000);
     put_seed("five_nodes", membership_state_bytes(net.nodes[2].m));
     struct cl_actions acts = {0};
-    assert_int_equal(membership_remove(net.nodes[0].m, "node-3", net.now_ms,
-                                       &acts),
-                     RK_OK);
+    assert_int_equal(
+        membership_remove(net.nodes[0].m, "node-3", net_now(&net), &acts),
+        RK_OK);
     net_actions(&net, 0, &acts);
     net_run(&net, 6000);
     put_seed("five_nodes_one_removed", membership_state_bytes(net.nodes[4].m));
@@ -1083,7 +1055,8 @@ int main(void)
         cmocka_unit_test(test_membership_state_rejects_random_garbage),
         cmocka_unit_test(
             test_membership_merge_is_commutative_associative_idempotent),
-        cmocka_unit_test(test_membership_five_nodes_converge_within_3s_of_a_join),
+        cmocka_unit_test(
+            test_membership_five_nodes_converge_within_3s_of_a_join),
         cmocka_unit_test(test_membership_five_nodes_converge_with_10pct_loss),
         cmocka_unit_test(
             test_membership_concurrent_joins_at_two_seeds_both_end_in_ring),
@@ -1092,7 +1065,8 @@ int main(void)
         cmocka_unit_test(test_membership_remove_takes_a_dead_node_out),
         cmocka_unit_test(test_membership_leave_refused_while_holding_data),
         cmocka_unit_test(test_membership_restarts_from_persisted_bytes),
-        cmocka_unit_test(test_membership_gossip_from_another_cluster_is_ignored),
+        cmocka_unit_test(
+            test_membership_gossip_from_another_cluster_is_ignored),
         cmocka_unit_test(test_membership_fuzz_seeds_decode_cleanly),
         cmocka_unit_test(test_membership_survives_every_allocation_failure),
     };

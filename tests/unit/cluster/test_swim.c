@@ -1,9 +1,10 @@
 /*
  * test_swim.c - cluster/swim: the SWIM-style failure detector.  Direct
  * answers (PING -> ACK, PING_REQ -> relayed probe -> forwarded ACK), and
- * whole runs on an in-test network of detectors with a virtual clock and a
- * seeded RNG (messages go through the real peer codec; per-link cuts,
- * random loss, and SIGSTOP-like stops that freeze a node's timers and hold
+ * whole runs of detectors on the shared simulated network
+ * (tests/sim/simnet.h: a virtual clock, a seeded RNG, messages through the
+ * real peer codec; per-link cuts, random loss, and SIGSTOP-like stops
+ * (simnet_pause) that freeze a node's timers and hold
  * its incoming messages until it resumes): a stopped node is down within
  * 5 s and up within 5 s of resuming (exact virtual times asserted), the
  * indirect probe keeps a node up over a dead direct path, no false downs
@@ -23,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../sim/simnet.h"
 #include "cluster/rng.h"
 #include "cluster/swim.h"
 #include "common/alloc.h"
@@ -55,7 +57,8 @@ static void test_swim_answers_ping_and_relays_ping_req(void **state)
     struct cl_actions acts = {0};
 
     struct peer_msg ping = {.type = PEER_PING};
-    ping.ping = (struct peer_ping){.seq = 7, .from = {"b", 1}, .incarnation = 3};
+    ping.ping =
+        (struct peer_ping){.seq = 7, .from = {"b", 1}, .incarnation = 3};
     assert_int_equal(swim_on_message(s, &ping, 0, &acts), RK_OK);
     assert_int_equal(acts.len, 1);
     const struct cl_action *a = &acts.items[0];
@@ -72,8 +75,8 @@ static void test_swim_answers_ping_and_relays_ping_req(void **state)
 
     /* b asks a to probe c; a pings c and forwards c's ACK to b. */
     struct peer_msg req = {.type = PEER_PING_REQ};
-    req.ping_req = (struct peer_ping_req){
-        .seq = 9, .from = {"b", 1}, .target = {"c", 1}};
+    req.ping_req =
+        (struct peer_ping_req){.seq = 9, .from = {"b", 1}, .target = {"c", 1}};
     assert_int_equal(swim_on_message(s, &req, 0, &acts), RK_OK);
     assert_int_equal(acts.len, 1);
     a = &acts.items[0];
@@ -113,19 +116,10 @@ static void test_swim_answers_ping_and_relays_ping_req(void **state)
     swim_destroy(s);
 }
 
-/* ---- a tiny simulated network ------------------------------------------ */
+/* ---- detectors on the shared simulated network (tests/sim/simnet.h) ---- */
 
 #define SN_MAX  8
-#define SN_MSGS 8192
 #define SN_EVTS 4096
-
-struct sn_msg
-{
-    uint64_t at_ms;
-    int to, from;
-    char *frame;
-    size_t len;
-};
 
 struct sn_event
 {
@@ -138,199 +132,162 @@ struct sn_node
 {
     struct swim *s;
     char id[24];
-    uint64_t start_ms;
-    bool stopped;
+    uint64_t start_ms; /* first tick: not in lock step */
 };
 
 struct snet
 {
-    uint64_t now_ms;
-    struct rk_rng rng;
-    unsigned drop_pct;
-    uint32_t lat_min, lat_max; /* ms */
-    bool cut[SN_MAX][SN_MAX];  /* from -> to always lost */
-    bool drop_to_stopped;      /* lose (not hold) messages to stopped nodes */
+    struct simnet *net;   /* clock, queue, links, stops, trace */
+    bool drop_to_stopped; /* lose (not hold) messages to stopped nodes */
     int n;
     struct sn_node nodes[SN_MAX];
-    struct sn_msg msgs[SN_MSGS];
-    size_t n_msgs;
     struct sn_event evts[SN_EVTS];
     size_t n_evts;
-    long sent, dropped;
-    uint64_t trace; /* FNV-1a over every action */
     uint64_t direct_pings[SN_MAX][64]; /* start times of probes 0 -> j */
     size_t n_direct[SN_MAX];
 };
 
-static void trace_mix(struct snet *net, uint64_t v)
+static void sn_recv(void *data, int to, int from, const void *f, size_t len);
+static void sn_tick(void *data, int i);
+
+/* Sets every link's delay to 1..lat_max ms and its loss to drop %. */
+static void sn_links(struct snet *sn, uint32_t lat_max, unsigned drop)
 {
-    for (int i = 0; i < 8; i++) {
-        net->trace ^= (v >> (8 * i)) & 0xff;
-        net->trace *= 0x100000001b3ull;
+    const struct simnet_link l = {
+        .delay_min_ms = 1, .delay_max_ms = lat_max, .loss_pct = drop};
+    simnet_set_link(sn->net, SIMNET_ALL, SIMNET_ALL, &l);
+}
+
+static void sn_latency(struct snet *sn, uint32_t lat_max)
+{
+    sn_links(sn, lat_max, simnet_link(sn->net, 0, 0)->loss_pct);
+}
+
+/* Arms node i's timer at its detector's next deadline. */
+static void sn_arm(struct snet *sn, int i)
+{
+    uint64_t d = swim_next_deadline_ms(sn->nodes[i].s);
+    if (d == 0) {
+        d = sn->nodes[i].start_ms;
+    }
+    if (d != simnet_timer(sn->net, i)) {
+        assert_int_equal(simnet_arm(sn->net, i, d), RK_OK);
     }
 }
 
-static void sn_init(struct snet *net, int n, uint64_t seed, unsigned drop)
+static void sn_init(struct snet *sn, int n, uint64_t seed, unsigned drop)
 {
-    memset(net, 0, sizeof(*net));
-    rk_rng_seed(&net->rng, seed);
-    net->drop_pct = drop;
-    net->lat_min = 1;
-    net->lat_max = 1;
-    net->n = n;
-    net->trace = 0xcbf29ce484222325ull;
+    memset(sn, 0, sizeof(*sn));
+    assert_int_equal(simnet_create(seed, (size_t)n, &sn->net), RK_OK);
+    sn_links(sn, 1, drop);
+    sn->n = n;
     const char *ids[SN_MAX];
     for (int i = 0; i < n; i++) {
-        snprintf(net->nodes[i].id, sizeof(net->nodes[i].id), "node-%d", i);
-        ids[i] = net->nodes[i].id;
+        snprintf(sn->nodes[i].id, sizeof(sn->nodes[i].id), "node-%d", i);
+        ids[i] = sn->nodes[i].id;
     }
     for (int i = 0; i < n; i++) {
         struct swim_config cfg = {
-            .node_id = net->nodes[i].id,
+            .node_id = sn->nodes[i].id,
             .incarnation = 1,
             .seed = seed * 1000 + (uint64_t)i,
         };
-        assert_int_equal(swim_create(&cfg, &net->nodes[i].s), RK_OK);
-        assert_int_equal(swim_set_members(net->nodes[i].s, ids, (size_t)n),
+        assert_int_equal(swim_create(&cfg, &sn->nodes[i].s), RK_OK);
+        assert_int_equal(swim_set_members(sn->nodes[i].s, ids, (size_t)n),
                          RK_OK);
-        net->nodes[i].start_ms = 37 * (uint64_t)i; /* not in lock step */
+        sn->nodes[i].start_ms = 37 * (uint64_t)i;
+        simnet_endpoint(sn->net, i, sn_recv, sn_tick, sn);
+        sn_arm(sn, i);
     }
 }
 
-static void sn_fini(struct snet *net)
+static void sn_fini(struct snet *sn)
 {
-    for (int i = 0; i < net->n; i++) {
-        swim_destroy(net->nodes[i].s);
+    for (int i = 0; i < sn->n; i++) {
+        swim_destroy(sn->nodes[i].s);
     }
-    for (size_t i = 0; i < net->n_msgs; i++) {
-        rk_free(net->msgs[i].frame);
+    simnet_destroy(sn->net);
+}
+
+/* SIGSTOP (true) / SIGCONT (false) node i: it neither ticks nor reads;
+ * messages to it wait (as in its socket buffer) until it resumes, or are
+ * lost with drop_to_stopped. */
+static void sn_stop(struct snet *sn, int i, bool stopped)
+{
+    simnet_pause(sn->net, i, stopped);
+    if (sn->drop_to_stopped) {
+        simnet_block(sn->net, SIMNET_ALL, i, stopped);
     }
 }
 
-static int sn_index(const struct snet *net, const char *id)
+static int sn_index(const struct snet *sn, const char *id)
 {
-    for (int i = 0; i < net->n; i++) {
-        if (strcmp(net->nodes[i].id, id) == 0) {
+    for (int i = 0; i < sn->n; i++) {
+        if (strcmp(sn->nodes[i].id, id) == 0) {
             return i;
         }
     }
     return -1;
 }
 
-static void sn_actions(struct snet *net, int from, struct cl_actions *acts)
+static void sn_actions(struct snet *sn, int from, struct cl_actions *acts)
 {
     assert_int_equal(acts->n_dropped, 0);
+    uint64_t now = simnet_now(sn->net);
     for (size_t i = 0; i < acts->len; i++) {
         const struct cl_action *a = &acts->items[i];
-        trace_mix(net, net->now_ms);
-        trace_mix(net, ((uint64_t)from << 8) | a->type);
-        int to = sn_index(net, a->node);
-        trace_mix(net, (uint64_t)(to + 1));
+        int to = sn_index(sn, a->node);
+        simnet_trace_mix(sn->net, now);
+        simnet_trace_mix(sn->net,
+                         ((uint64_t)from << 40) | ((uint64_t)(to + 1) << 32) |
+                             ((uint64_t)a->type << 8) |
+                             (a->type == CL_ACT_SEND ? a->msg.type : 0));
         if (a->type == CL_ACT_NODE_UP || a->type == CL_ACT_NODE_DOWN) {
-            assert_true(net->n_evts < SN_EVTS);
-            net->evts[net->n_evts++] = (struct sn_event){
-                .at_ms = net->now_ms, .observer = from, .target = to,
-                .type = a->type};
+            assert_true(sn->n_evts < SN_EVTS);
+            sn->evts[sn->n_evts++] = (struct sn_event){
+                .at_ms = now, .observer = from, .target = to, .type = a->type};
             continue;
         }
         if (a->type != CL_ACT_SEND) {
             continue;
         }
-        trace_mix(net, a->msg.type);
         if (a->msg.type == PEER_PING && a->msg.ping.target.len == 0 &&
-            net->n_direct[to] < 64 && from == 0) {
-            net->direct_pings[to][net->n_direct[to]++] = net->now_ms;
+            sn->n_direct[to] < 64 && from == 0) {
+            sn->direct_pings[to][sn->n_direct[to]++] = now;
         }
         assert_true(to >= 0);
-        net->sent++;
-        if (net->cut[from][to] ||
-            (net->drop_to_stopped && net->nodes[to].stopped) ||
-            rk_rng_below(&net->rng, 100) < net->drop_pct) {
-            net->dropped++;
-            continue;
-        }
-        struct rk_buf b = {0};
-        assert_int_equal(peer_encode(&a->msg, &b), RK_OK);
-        assert_true(net->n_msgs < SN_MSGS);
-        uint64_t lat =
-            net->lat_min + rk_rng_below(&net->rng, net->lat_max - net->lat_min + 1);
-        net->msgs[net->n_msgs++] = (struct sn_msg){
-            .at_ms = net->now_ms + lat,
-            .to = to,
-            .from = from,
-            .frame = b.base,
-            .len = b.len,
-        };
+        assert_int_equal(simnet_send_msg(sn->net, from, to, &a->msg), RK_OK);
     }
     cl_actions_clear(acts);
+    sn_arm(sn, from);
 }
 
-static void sn_deliver(struct snet *net, size_t k)
+static void sn_recv(void *data, int to, int from, const void *f, size_t len)
 {
-    struct sn_msg msg = net->msgs[k];
-    net->msgs[k] = net->msgs[--net->n_msgs];
-    struct peer_decoder *d = NULL;
-    assert_int_equal(peer_decoder_create(0, &d), RK_OK);
-    size_t used = 0;
+    (void)from;
+    struct snet *sn = data;
     struct peer_msg pm;
-    assert_int_equal(peer_decoder_feed(d, msg.frame, msg.len, &used, &pm),
-                     RK_OK);
+    assert_int_equal(simnet_decode(sn->net, f, len, &pm), RK_OK);
     struct cl_actions acts = {0};
     assert_int_equal(
-        swim_on_message(net->nodes[msg.to].s, &pm, net->now_ms, &acts), RK_OK);
-    sn_actions(net, msg.to, &acts);
-    peer_decoder_destroy(d);
-    rk_free(msg.frame);
+        swim_on_message(sn->nodes[to].s, &pm, simnet_now(sn->net), &acts),
+        RK_OK);
+    sn_actions(sn, to, &acts);
 }
 
-/*
- * Runs events up to `until_ms`.  A stopped node neither ticks nor reads:
- * messages to it wait (as in its socket buffer) until it resumes.
- */
-static void sn_run(struct snet *net, uint64_t until_ms)
+static void sn_tick(void *data, int i)
 {
-    for (;;) {
-        uint64_t t = UINT64_MAX;
-        size_t best = SIZE_MAX;
-        for (size_t i = 0; i < net->n_msgs; i++) {
-            if (!net->nodes[net->msgs[i].to].stopped &&
-                net->msgs[i].at_ms < t) {
-                t = net->msgs[i].at_ms;
-                best = i;
-            }
-        }
-        int timer = -1;
-        for (int i = 0; i < net->n; i++) {
-            struct sn_node *nd = &net->nodes[i];
-            if (nd->stopped) {
-                continue;
-            }
-            uint64_t d = swim_next_deadline_ms(nd->s);
-            if (d == 0) {
-                d = nd->start_ms;
-            }
-            if (d < t) {
-                t = d;
-                timer = i;
-                best = SIZE_MAX;
-            }
-        }
-        if (t == UINT64_MAX || t > until_ms) {
-            net->now_ms = until_ms;
-            return;
-        }
-        if (t > net->now_ms) {
-            net->now_ms = t;
-        }
-        if (best != SIZE_MAX) {
-            sn_deliver(net, best);
-        } else {
-            struct cl_actions acts = {0};
-            assert_int_equal(
-                swim_tick(net->nodes[timer].s, net->now_ms, &acts), RK_OK);
-            sn_actions(net, timer, &acts);
-        }
-    }
+    struct snet *sn = data;
+    struct cl_actions acts = {0};
+    assert_int_equal(swim_tick(sn->nodes[i].s, simnet_now(sn->net), &acts),
+                     RK_OK);
+    sn_actions(sn, i, &acts);
+}
+
+/* Runs events up to `until_ms` (a stopped node's wait: simnet_pause). */
+static void sn_run(struct snet *sn, uint64_t until_ms)
+{
+    (void)simnet_run(sn->net, until_ms, SIZE_MAX);
 }
 
 static long count_events(const struct snet *net, enum cl_action_type type)
@@ -343,13 +300,16 @@ static long count_events(const struct snet *net, enum cl_action_type type)
 }
 
 /* First event of `type` about `target` seen by `observer` at or after t. */
-static uint64_t first_event(const struct snet *net, int observer, int target,
-                            enum cl_action_type type, uint64_t t)
+static uint64_t first_event(const struct snet *net,
+                            int observer,
+                            int target,
+                            enum cl_action_type type,
+                            uint64_t t)
 {
     for (size_t i = 0; i < net->n_evts; i++) {
         const struct sn_event *e = &net->evts[i];
-        if (e->observer == observer && e->target == target &&
-            e->type == type && e->at_ms >= t) {
+        if (e->observer == observer && e->target == target && e->type == type &&
+            e->at_ms >= t) {
             return e->at_ms;
         }
     }
@@ -358,19 +318,21 @@ static uint64_t first_event(const struct snet *net, int observer, int target,
 
 /* ---- detection bounds --------------------------------------------------- */
 
-static void stop_and_resume(bool drop_to_stopped, uint64_t stop_ms,
+static void stop_and_resume(bool drop_to_stopped,
+                            uint64_t stop_ms,
                             uint64_t want_down0)
 {
     struct snet net;
     sn_init(&net, 5, 1, 0);
     net.drop_to_stopped = drop_to_stopped;
-    printf("# SIGSTOP at t=%" PRIu64 " ms; messages to the stopped node are "
+    printf("# SIGSTOP at t=%" PRIu64
+           " ms; messages to the stopped node are "
            "%s\n",
            stop_ms, drop_to_stopped ? "lost" : "held until it resumes (TCP)");
     sn_run(&net, stop_ms);
     assert_int_equal(net.n_evts, 0);
     /* SIGSTOP node-4 at stop_ms, SIGCONT at t=20000 ms. */
-    net.nodes[4].stopped = true;
+    sn_stop(&net, 4, true);
     sn_run(&net, 20000);
     uint64_t worst_down = 0;
     for (int i = 0; i < 4; i++) {
@@ -405,7 +367,7 @@ static void stop_and_resume(bool drop_to_stopped, uint64_t stop_ms,
         assert_true(swim_member_status(net.nodes[i].s, "node-4", &st, NULL));
         assert_int_equal(st, SWIM_DOWN);
     }
-    net.nodes[4].stopped = false;
+    sn_stop(&net, 4, false);
     sn_run(&net, 30000);
     for (int i = 0; i < 4; i++) {
         uint64_t u = first_event(&net, i, 4, CL_ACT_NODE_UP, 20000);
@@ -443,8 +405,9 @@ static void test_swim_indirect_probe_keeps_node_up_over_dead_direct_path(
     (void)state;
     struct snet net;
     sn_init(&net, 5, 2, 0);
-    net.lat_max = 10;
-    net.cut[0][4] = net.cut[4][0] = true;
+    sn_latency(&net, 10);
+    simnet_block(net.net, 0, 4, true);
+    simnet_block(net.net, 4, 0, true);
     sn_run(&net, 60000);
     struct swim_stats st0 = swim_stats(net.nodes[0].s);
     printf("# 60 s with the 0<->4 link cut: node-0 sent %" PRIu64
@@ -462,17 +425,18 @@ static void test_swim_indirect_probe_keeps_node_up_over_dead_direct_path(
     /* Control: with k's helpers cut off too, node-4 does go down. */
     sn_init(&net, 5, 2, 0);
     for (int j = 1; j < 4; j++) {
-        net.cut[j][4] = net.cut[4][j] = true;
+        simnet_block(net.net, j, 4, true);
+        simnet_block(net.net, 4, j, true);
     }
-    net.cut[0][4] = net.cut[4][0] = true;
+    simnet_block(net.net, 0, 4, true);
+    simnet_block(net.net, 4, 0, true);
     sn_run(&net, 10000);
     assert_int_not_equal(first_event(&net, 0, 4, CL_ACT_NODE_DOWN, 0),
                          UINT64_MAX);
     sn_fini(&net);
 }
 
-static void test_swim_no_false_downs_at_10pct_loss_over_10_minutes(
-    void **state)
+static void test_swim_no_false_downs_at_10pct_loss_over_10_minutes(void **state)
 {
     (void)state;
     const uint64_t seed = 77;
@@ -480,7 +444,7 @@ static void test_swim_no_false_downs_at_10pct_loss_over_10_minutes(
     struct snet *net = rk_malloc(sizeof(*net));
     assert_non_null(net);
     sn_init(net, 5, seed, 10);
-    net->lat_max = 20;
+    sn_latency(net, 20);
     sn_run(net, 600000);
     uint64_t suspects = 0, pings = 0, reqs = 0;
     for (int i = 0; i < 5; i++) {
@@ -489,10 +453,11 @@ static void test_swim_no_false_downs_at_10pct_loss_over_10_minutes(
         pings += st.pings_sent;
         reqs += st.ping_reqs_sent;
     }
-    printf("# 600 s, 5 nodes, 10%% loss: %ld messages (%ld lost), %" PRIu64
-           " probes, %" PRIu64 " PING_REQs, %" PRIu64
+    struct simnet_stats ns = simnet_stats(net->net);
+    printf("# 600 s, 5 nodes, 10%% loss: %" PRIu64 " messages (%" PRIu64
+           " lost), %" PRIu64 " probes, %" PRIu64 " PING_REQs, %" PRIu64
            " suspicions, %ld false downs\n",
-           net->sent, net->dropped, pings, reqs, suspects,
+           ns.sent, ns.dropped, pings, reqs, suspects,
            count_events(net, CL_ACT_NODE_DOWN));
     assert_int_equal(count_events(net, CL_ACT_NODE_DOWN), 0);
     assert_true(suspects > 0); /* loss did bite; the re-probes saved it */
@@ -505,13 +470,13 @@ static uint64_t trace_of(uint64_t seed)
     struct snet *net = rk_malloc(sizeof(*net));
     assert_non_null(net);
     sn_init(net, 5, seed, 20);
-    net->lat_max = 30;
+    sn_latency(net, 30);
     sn_run(net, 30000);
-    net->nodes[2].stopped = true;
+    sn_stop(net, 2, true);
     sn_run(net, 40000);
-    net->nodes[2].stopped = false;
+    sn_stop(net, 2, false);
     sn_run(net, 60000);
-    uint64_t t = net->trace;
+    uint64_t t = simnet_trace(net->net);
     sn_fini(net);
     rk_free(net);
     return t;
@@ -521,8 +486,8 @@ static void test_swim_same_seed_gives_the_same_trace(void **state)
 {
     (void)state;
     uint64_t a = trace_of(5), b = trace_of(5), c = trace_of(6);
-    printf("# trace seed 5: %016" PRIx64 " twice; seed 6: %016" PRIx64 "\n",
-           a, c);
+    printf("# trace seed 5: %016" PRIx64 " twice; seed 6: %016" PRIx64 "\n", a,
+           c);
     assert_int_equal(a, b);
     assert_int_not_equal(a, c);
 }
@@ -533,9 +498,9 @@ static void test_swim_stalled_detector_makes_no_verdicts(void **state)
     struct snet net;
     sn_init(&net, 4, 3, 0);
     sn_run(&net, 5000);
-    net.nodes[0].stopped = true;
+    sn_stop(&net, 0, true);
     sn_run(&net, 15000);
-    net.nodes[0].stopped = false;
+    sn_stop(&net, 0, false);
     sn_run(&net, 25000);
     for (int j = 1; j < 4; j++) {
         assert_int_equal(first_event(&net, 0, j, CL_ACT_NODE_DOWN, 0),
@@ -554,7 +519,7 @@ static void test_swim_set_members_keeps_known_status(void **state)
     (void)state;
     struct snet net;
     sn_init(&net, 3, 4, 0);
-    net.nodes[2].stopped = true;
+    sn_stop(&net, 2, true);
     sn_run(&net, 10000);
     struct swim *s = net.nodes[0].s;
     enum swim_status st;
