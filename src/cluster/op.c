@@ -79,7 +79,7 @@ void op_machine_destroy(struct op_machine *m)
         op_destroy(m->replied);
     }
     for (size_t i = 0; i < m->acts_len; i++) {
-        struct op_action *a = &m->acts[(m->acts_head + i) % m->acts_cap];
+        struct op_action *a = &m->acts[(m->acts_head + i) & (m->acts_cap - 1)];
         if (a->type == OP_ACT_REPLY) {
             op_destroy(a->op);
         }
@@ -108,7 +108,7 @@ static int acts_reserve(struct op_machine *m, size_t cap)
         return RK_ENOMEM;
     }
     for (size_t i = 0; i < m->acts_len; i++) {
-        a[i] = m->acts[(m->acts_head + i) % m->acts_cap];
+        a[i] = m->acts[(m->acts_head + i) & (m->acts_cap - 1)];
     }
     rk_free(m->acts);
     m->acts = a;
@@ -128,7 +128,7 @@ static void emit(struct op_machine *m,
         RK_NEVER(acts_reserve(m, m->acts_cap + 1) != RK_OK)) {
         return; /* cannot happen short of memory: op_new reserved room */
     }
-    m->acts[(m->acts_head + m->acts_len) % m->acts_cap] =
+    m->acts[(m->acts_head + m->acts_len) & (m->acts_cap - 1)] =
         (struct op_action){.type = type, .op = op, .client = oc};
     m->acts_len++;
 }
@@ -143,7 +143,7 @@ bool op_next_action(struct op_machine *m, struct op_action *out)
         return false;
     }
     *out = m->acts[m->acts_head];
-    m->acts_head = (m->acts_head + 1) % m->acts_cap;
+    m->acts_head = (m->acts_head + 1) & (m->acts_cap - 1);
     m->acts_len--;
     if (out->type == OP_ACT_REPLY) {
         m->replied = out->op;
@@ -294,14 +294,14 @@ static void drop_actions(struct op_machine *m, struct op_client *oc)
 {
     size_t w = 0;
     for (size_t i = 0; i < m->acts_len; i++) {
-        struct op_action a = m->acts[(m->acts_head + i) % m->acts_cap];
+        struct op_action a = m->acts[(m->acts_head + i) & (m->acts_cap - 1)];
         if (a.client == oc) {
             if (a.type == OP_ACT_REPLY) {
                 op_free(m, a.op);
             }
             continue;
         }
-        m->acts[(m->acts_head + w) % m->acts_cap] = a;
+        m->acts[(m->acts_head + w) & (m->acts_cap - 1)] = a;
         w++;
     }
     m->acts_len = w;

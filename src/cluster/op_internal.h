@@ -108,7 +108,7 @@ struct op_machine
     /* Actions not yet taken: a ring, kept at OP_ACTS_PER_OP per live
      * operation or more (op_new), so emitting never allocates. */
     struct op_action *acts;
-    size_t acts_head, acts_len, acts_cap;
+    size_t acts_head, acts_len, acts_cap; /* cap: 0 or a power of two */
     struct op *replied; /* op of the REPLY taken last: freed at the next
                            op_next_action */
 };
