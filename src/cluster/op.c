@@ -190,7 +190,9 @@ static void update_block(struct op_client *oc)
     oc->blocked = block;
 }
 
-/* Whether two operations name a common key (conservative for big ones). */
+/* Whether two operations name a common key (conservative for big ones).
+ * Each pair of keys compares hashes first: with a pipeline of one-key
+ * commands this runs for every earlier unfinished command of the client. */
 static bool ops_conflict(const struct op *a, const struct op *b)
 {
     if (a->nkeys > 16 || b->nkeys > 16) {
@@ -198,7 +200,8 @@ static bool ops_conflict(const struct op *a, const struct op *b)
     }
     for (size_t i = 0; i < a->nkeys; i++) {
         for (size_t j = 0; j < b->nkeys; j++) {
-            if (a->keys[i].len == b->keys[j].len &&
+            if (a->keys[i].hash == b->keys[j].hash &&
+                a->keys[i].len == b->keys[j].len &&
                 memcmp(a->kbuf.base + a->keys[i].off,
                        b->kbuf.base + b->keys[j].off, a->keys[i].len) == 0) {
                 return true;

@@ -38,6 +38,7 @@ enum key_state
 struct op_key
 {
     size_t off, len;   /* into op->kbuf */
+    uint64_t hash;     /* XXH3 of the key: compared before the bytes */
     uint64_t op_id;    /* node request in flight for this key */
     uint8_t state;     /* enum key_state */
     bool live;         /* a live value exists (read, then as the

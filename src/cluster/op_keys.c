@@ -7,6 +7,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "cluster/dvv.h"
 #include "cluster/op_internal.h"
@@ -19,8 +20,9 @@
 int op_add_key(struct op *op, const void *key, size_t klen)
 {
     const char *p = key;
+    uint64_t hash = XXH3_64bits(p, klen);
     for (size_t i = 0; op->nkeys <= 64 && i < op->nkeys; i++) {
-        if (op->keys[i].len == klen &&
+        if (op->keys[i].hash == hash && op->keys[i].len == klen &&
             memcmp(op->kbuf.base + op->keys[i].off, p, klen) == 0) {
             return RK_OK;
         }
@@ -56,6 +58,7 @@ int op_add_key(struct op *op, const void *key, size_t klen)
     k->ctx = ctx;
     k->off = op->kbuf.len;
     k->len = klen;
+    k->hash = hash;
     if (rk_buf_append(&op->kbuf, p, klen) != RK_OK) {
         return RK_ENOMEM;
     }
