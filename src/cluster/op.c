@@ -454,30 +454,37 @@ void op_submit(struct op_machine *m,
     }
 }
 
+/* A deferred or held operation: a barrier in oc's FIFO.  NULL on
+ * RK_ENOMEM. */
+static struct op *barrier_new(struct op_machine *m,
+                              struct op_client *oc,
+                              enum op_kind kind,
+                              size_t argc,
+                              const struct resp_arg *argv)
+{
+    struct op *op = op_new(m, oc, kind, argc, argv);
+    if (op) {
+        op->barrier = true;
+        fifo_push(oc, op);
+        update_block(oc);
+    }
+    return op;
+}
+
 int op_defer(struct op_machine *m,
              struct op_client *oc,
              size_t argc,
              const struct resp_arg *argv)
 {
-    struct op *op = op_new(m, oc, OP_DEFER, argc, argv);
-    if (op == NULL) {
-        return RK_ENOMEM;
-    }
-    op->barrier = true;
-    fifo_push(oc, op);
-    update_block(oc);
-    return RK_OK;
+    return barrier_new(m, oc, OP_DEFER, argc, argv) ? RK_OK : RK_ENOMEM;
 }
 
 int op_hold(struct op_machine *m, struct op_client *oc, struct op **out)
 {
-    struct op *op = op_new(m, oc, OP_HOLD, 0, NULL);
+    struct op *op = barrier_new(m, oc, OP_HOLD, 0, NULL);
     if (op == NULL) {
         return RK_ENOMEM;
     }
-    op->barrier = true;
-    fifo_push(oc, op);
-    update_block(oc);
     *out = op;
     return RK_OK;
 }

@@ -56,6 +56,7 @@ static uint64_t g_wall = 1700000000000ull;
 static char g_trace[8192];
 static struct hlc g_clock;
 static struct op_machine *g_m;
+static struct op_client g_c; /* a client, initialised by setup */
 static struct rk_env g_env;
 
 /* ---- the fake node port and environment --------------------------------- */
@@ -161,6 +162,7 @@ static int setup(void **state)
         .clock = &g_clock,
     };
     assert_int_equal(op_machine_create(&cfg, &g_m), RK_OK);
+    op_client_init(&g_c, NULL);
     return 0;
 }
 
@@ -415,23 +417,19 @@ static void reset_trace(void)
 static void test_op_get_reads_then_runs_the_handler(void **state)
 {
     (void)state;
-    struct op_client c;
-    op_client_init(&c, NULL);
-    submit(&c, "get k");
+    submit(&g_c, "get k");
     assert_string_equal(g_trace, "R:k");
-    assert_true(op_client_is_busy(&c));
+    assert_true(op_client_is_busy(&g_c));
     read_ok("k", "v1");
     assert_string_equal(g_trace, "R:k EXEC:get DONE:get REPLY:v1 RESUME");
-    assert_false(op_client_is_busy(&c));
+    assert_false(op_client_is_busy(&g_c));
     assert_int_equal(g_n_reqs, 1);
 }
 
 static void test_op_get_of_a_missing_key_reads_nil(void **state)
 {
     (void)state;
-    struct op_client c;
-    op_client_init(&c, NULL);
-    submit(&c, "get k");
+    submit(&g_c, "get k");
     read_ok("k", NULL);
     assert_string_equal(g_trace, "R:k EXEC:get DONE:get REPLY:nil RESUME");
 }
@@ -439,9 +437,7 @@ static void test_op_get_of_a_missing_key_reads_nil(void **state)
 static void test_op_set_is_blind_runs_at_once_then_writes(void **state)
 {
     (void)state;
-    struct op_client c;
-    op_client_init(&c, NULL);
-    submit(&c, "set k v");
+    submit(&g_c, "set k v");
     assert_string_equal(g_trace, "EXEC:set W:k");
     struct req *w = find_req(true, "k");
     assert_true(w->own_context); /* nothing read: supersede what is seen */
@@ -454,9 +450,7 @@ static void test_op_set_is_blind_runs_at_once_then_writes(void **state)
 static void test_op_incr_reads_runs_and_writes_a_newer_version(void **state)
 {
     (void)state;
-    struct op_client c;
-    op_client_init(&c, NULL);
-    submit(&c, "incr n");
+    submit(&g_c, "incr n");
     uint64_t read_ts = ((g_wall + 60000) << 16) | 3; /* ahead of the wall */
     assert_int_equal(hlc_physical_ms(read_ts), g_wall + 60000);
     answer(false, "n", RK_OK, "41", read_ts, NULL);
@@ -473,9 +467,7 @@ static void test_op_incr_reads_runs_and_writes_a_newer_version(void **state)
 static void test_op_del_writes_a_tombstone_only_for_a_live_key(void **state)
 {
     (void)state;
-    struct op_client c;
-    op_client_init(&c, NULL);
-    submit(&c, "del a b");
+    submit(&g_c, "del a b");
     assert_string_equal(g_trace, "R:a R:b");
     read_ok("a", "x");
     read_ok("b", NULL);
@@ -488,7 +480,7 @@ static void test_op_del_writes_a_tombstone_only_for_a_live_key(void **state)
                         "R:a R:b EXEC:del W:a DONE:del REPLY:1 RESUME");
     /* nothing live: no write at all (O6) */
     reset_trace();
-    submit(&c, "del b");
+    submit(&g_c, "del b");
     read_ok("b", NULL);
     assert_string_equal(g_trace, "R:b EXEC:del DONE:del REPLY:0 RESUME");
 }
@@ -496,9 +488,7 @@ static void test_op_del_writes_a_tombstone_only_for_a_live_key(void **state)
 static void test_op_mset_dedupes_keys_and_writes_each_once(void **state)
 {
     (void)state;
-    struct op_client c;
-    op_client_init(&c, NULL);
-    struct op *op = submit(&c, "mset a 1 b 2 a 3");
+    struct op *op = submit(&g_c, "mset a 1 b 2 a 3");
     assert_int_equal(op_n_keys(op), 2);
     assert_string_equal(g_trace, "EXEC:mset W:a W:b");
     assert_string_equal(find_req(true, "a")->value, "3"); /* the last */
@@ -511,15 +501,13 @@ static void test_op_mset_dedupes_keys_and_writes_each_once(void **state)
 static void test_op_big_key_lists_are_sorted_deduped_and_found(void **state)
 {
     (void)state;
-    struct op_client c;
-    op_client_init(&c, NULL);
     /* 75 pairs over 70 distinct keys: past the 64-key linear dedupe */
     char text[1024] = "mset";
     for (int i = 0; i < 75; i++) {
         size_t n = strlen(text);
         snprintf(text + n, sizeof(text) - n, " k%02d %d", i % 70, i);
     }
-    struct op *op = submit(&c, text);
+    struct op *op = submit(&g_c, text);
     assert_int_equal(op_n_keys(op), 70);
     /* the window: at most OP_WINDOW writes in flight (O4) */
     assert_int_equal(g_n_reqs, OP_WINDOW);
@@ -537,16 +525,14 @@ static void test_op_big_key_lists_are_sorted_deduped_and_found(void **state)
         snprintf(k, sizeof(k), "k%02d", i);
         write_ok(k);
     }
-    assert_false(op_client_is_busy(&c));
+    assert_false(op_client_is_busy(&g_c));
     assert_non_null(strstr(g_trace, "DONE:mset REPLY:OK RESUME"));
 }
 
 static void test_op_getall_reads_renders_and_writes_nothing(void **state)
 {
     (void)state;
-    struct op_client c;
-    op_client_init(&c, NULL);
-    submit(&c, "getall k");
+    submit(&g_c, "getall k");
     read_ok("k", "v");
     /* the handler sees the merged object as read (its size here) */
     struct rk_buf obj;
@@ -559,7 +545,7 @@ static void test_op_getall_reads_renders_and_writes_nothing(void **state)
     assert_string_equal(g_trace, want);
     assert_int_equal(g_n_reqs, 1);
     reset_trace();
-    submit(&c, "getall none");
+    submit(&g_c, "getall none");
     read_ok("none", NULL);
     assert_string_equal(g_trace,
                         "R:none EXEC:getall DONE:getall REPLY:obj0 RESUME");
@@ -568,10 +554,8 @@ static void test_op_getall_reads_renders_and_writes_nothing(void **state)
 static void test_op_put_reads_then_writes_with_the_context(void **state)
 {
     (void)state;
-    struct op_client c;
-    op_client_init(&c, NULL);
     const struct resp_arg argv[] = {{"put", 3}, {"k", 1}, {"", 0}, {"v2", 2}};
-    submit_argv(&c, 4, argv, OP_F_VERSIONED | OP_F_WRITE);
+    submit_argv(&g_c, 4, argv, OP_F_VERSIONED | OP_F_WRITE);
     assert_string_equal(g_trace, "R:k");
     read_ok("k", "v1");
     assert_string_equal(g_trace, "R:k EXEC:put W:k");
@@ -586,12 +570,10 @@ static void test_op_put_reads_then_writes_with_the_context(void **state)
 static void test_op_versioned_del_without_cover_writes_nothing(void **state)
 {
     (void)state;
-    struct op_client c;
-    op_client_init(&c, NULL);
     /* the empty context covers no sibling: RINGKV.DEL answers 0 and
      * writes no tombstone */
     const struct resp_arg argv[] = {{"vdel", 4}, {"k", 1}, {"", 0}};
-    submit_argv(&c, 3, argv, OP_F_VERSIONED | OP_F_WRITE);
+    submit_argv(&g_c, 3, argv, OP_F_VERSIONED | OP_F_WRITE);
     read_ok("k", "v1");
     assert_string_equal(g_trace, "R:k EXEC:vdel DONE:vdel REPLY:0 RESUME");
 }
@@ -601,10 +583,8 @@ static void test_op_versioned_del_without_cover_writes_nothing(void **state)
 static void test_op_pipelined_replies_leave_in_order(void **state)
 {
     (void)state;
-    struct op_client c;
-    op_client_init(&c, NULL);
-    submit(&c, "get a");
-    submit(&c, "set b x"); /* no common key: overlaps */
+    submit(&g_c, "get a");
+    submit(&g_c, "set b x"); /* no common key: overlaps */
     assert_string_equal(g_trace, "R:a EXEC:set W:b");
     write_ok("b"); /* the later one finishes first ... */
     assert_string_equal(g_trace, "R:a EXEC:set W:b DONE:set");
@@ -617,11 +597,9 @@ static void test_op_pipelined_replies_leave_in_order(void **state)
 static void test_op_same_key_waits_for_the_earlier_command(void **state)
 {
     (void)state;
-    struct op_client c;
-    op_client_init(&c, NULL);
-    submit(&c, "set k 1");
-    submit(&c, "get k"); /* shares k: waits (O2) */
-    submit(&c, "incr k");
+    submit(&g_c, "set k 1");
+    submit(&g_c, "get k"); /* shares k: waits (O2) */
+    submit(&g_c, "incr k");
     assert_string_equal(g_trace, "EXEC:set W:k");
     write_ok("k");
     /* the SET finished, the GET starts; the INCR still waits for it */
@@ -633,17 +611,15 @@ static void test_op_same_key_waits_for_the_earlier_command(void **state)
     read_ok("k", "1");
     write_ok("k");
     assert_non_null(strstr(g_trace, "EXEC:incr W:k DONE:incr REPLY:2 RESUME"));
-    assert_false(op_client_is_busy(&c));
+    assert_false(op_client_is_busy(&g_c));
 }
 
 static void test_op_writes_to_different_keys_overlap(void **state)
 {
     (void)state;
-    struct op_client c;
-    op_client_init(&c, NULL);
-    submit(&c, "set a 1");
-    submit(&c, "set b 2");
-    submit(&c, "set a 3"); /* waits for the first only */
+    submit(&g_c, "set a 1");
+    submit(&g_c, "set b 2");
+    submit(&g_c, "set a 3"); /* waits for the first only */
     assert_string_equal(g_trace, "EXEC:set W:a EXEC:set W:b");
     write_ok("a");
     assert_string_equal(g_trace,
@@ -675,10 +651,8 @@ static void test_op_other_clients_do_not_wait(void **state)
 static void test_op_noquorum_read_replies_the_error_in_order(void **state)
 {
     (void)state;
-    struct op_client c;
-    op_client_init(&c, NULL);
-    submit(&c, "get a");
-    submit(&c, "get b");
+    submit(&g_c, "get a");
+    submit(&g_c, "get b");
     read_ok("b", "vb");
     answer(false, "a", RK_ENOQUORUM, NULL, 0,
            "NOQUORUM reached 1 of 2 (2 of 3 replicas failed)");
@@ -687,15 +661,13 @@ static void test_op_noquorum_read_replies_the_error_in_order(void **state)
                         "R:a R:b EXEC:get DONE:get DONE:get "
                         "REPLY:-NOQUORUM reached 1 of 2 (2 of 3 replicas "
                         "failed) REPLY:vb RESUME");
-    assert_false(op_client_is_busy(&c));
+    assert_false(op_client_is_busy(&g_c));
 }
 
 static void test_op_failed_key_waits_for_the_others_in_flight(void **state)
 {
     (void)state;
-    struct op_client c;
-    op_client_init(&c, NULL);
-    submit(&c, "del a b");
+    submit(&g_c, "del a b");
     answer(false, "a", RK_ETIMEDOUT, NULL, 0, NULL);
     assert_string_equal(g_trace, "R:a R:b");
     read_ok("b", "x");
@@ -707,10 +679,8 @@ static void test_op_failed_key_waits_for_the_others_in_flight(void **state)
 static void test_op_no_ring_fails_with_clusterdown(void **state)
 {
     (void)state;
-    struct op_client c;
-    op_client_init(&c, NULL);
     g_start_rc = RK_ENOTFOUND;
-    submit(&c, "get a");
+    submit(&g_c, "get a");
     assert_string_equal(
         g_trace, "DONE:get REPLY:-CLUSTERDOWN the ring has no members RESUME");
 }
@@ -718,10 +688,8 @@ static void test_op_no_ring_fails_with_clusterdown(void **state)
 static void test_op_busy_coordinator_stalls_until_retried(void **state)
 {
     (void)state;
-    struct op_client c;
-    op_client_init(&c, NULL);
     g_start_rc = RK_EBUSY;
-    submit(&c, "get a");
+    submit(&g_c, "get a");
     assert_string_equal(g_trace, "");
     op_retry_stalled(g_m);
     drain();
@@ -731,56 +699,51 @@ static void test_op_busy_coordinator_stalls_until_retried(void **state)
     drain();
     assert_string_equal(g_trace, "R:a");
     read_ok("a", "v");
-    assert_false(op_client_is_busy(&c));
+    assert_false(op_client_is_busy(&g_c));
 }
 
 static void test_op_client_blocks_at_the_pipeline_limit(void **state)
 {
     (void)state;
-    struct op_client c;
-    op_client_init(&c, NULL);
     char cmd[32];
     for (int i = 0; i < OP_CLIENT_PIPELINE - 1; i++) {
         snprintf(cmd, sizeof(cmd), "get k%d", i);
-        submit(&c, cmd);
-        assert_false(op_client_is_blocked(&c));
+        submit(&g_c, cmd);
+        assert_false(op_client_is_blocked(&g_c));
     }
-    submit(&c, "get last");
-    assert_true(op_client_is_blocked(&c)); /* O3 */
+    submit(&g_c, "get last");
+    assert_true(op_client_is_blocked(&g_c)); /* O3 */
     read_ok("k0", "v");
-    assert_false(op_client_is_blocked(&c));
-    op_client_gone(g_m, &c);
+    assert_false(op_client_is_blocked(&g_c));
+    op_client_gone(g_m, &g_c);
 }
 
 static void test_op_barrier_and_deferred_commands_keep_order(void **state)
 {
     (void)state;
-    struct op_client c;
-    op_client_init(&c, NULL);
-    submit(&c, "get a");
+    submit(&g_c, "get a");
     struct line l;
     parse(&l, "ping");
-    assert_int_equal(op_defer(g_m, &c, l.argc, l.argv), RK_OK);
-    assert_true(op_client_is_blocked(&c)); /* a deferred command is a barrier */
-    submit(&c, "get b"); /* after a deferred command: waits (O2) */
+    assert_int_equal(op_defer(g_m, &g_c, l.argc, l.argv), RK_OK);
+    assert_true(
+        op_client_is_blocked(&g_c)); /* a deferred command is a barrier */
+    submit(&g_c, "get b");           /* after a deferred command: waits (O2) */
     assert_string_equal(g_trace, "R:a");
     read_ok("a", "va");
     assert_string_equal(g_trace,
                         "R:a EXEC:get DONE:get REPLY:va DISPATCH:ping R:b "
                         "RESUME");
-    assert_false(op_client_is_blocked(&c));
+    assert_false(op_client_is_blocked(&g_c));
     read_ok("b", "vb");
-    assert_false(op_client_is_busy(&c));
+    assert_false(op_client_is_busy(&g_c));
 }
 
 static void test_op_held_operation_answers_in_order(void **state)
 {
     (void)state;
-    struct op_client c;
-    op_client_init(&c, NULL);
     struct op *hold = NULL;
-    assert_int_equal(op_hold(g_m, &c, &hold), RK_OK);
-    assert_true(op_client_is_blocked(&c));
+    assert_int_equal(op_hold(g_m, &g_c, &hold), RK_OK);
+    assert_true(op_client_is_blocked(&g_c));
     op_process(g_m);
     drain();
     assert_string_equal(g_trace, "");
@@ -788,7 +751,7 @@ static void test_op_held_operation_answers_in_order(void **state)
     op_process(g_m);
     drain();
     assert_string_equal(g_trace, "REPLY:+OK\r\n RESUME");
-    assert_false(op_client_is_busy(&c));
+    assert_false(op_client_is_busy(&g_c));
 }
 
 /* ---- client gone ------------------------------------------------------- */
@@ -796,15 +759,13 @@ static void test_op_held_operation_answers_in_order(void **state)
 static void test_op_client_gone_mid_op_cancels_and_frees(void **state)
 {
     (void)state;
-    struct op_client c;
-    op_client_init(&c, NULL);
-    submit(&c, "get a");
-    submit(&c, "set b 1");
-    submit(&c, "get a"); /* waiting */
+    submit(&g_c, "get a");
+    submit(&g_c, "set b 1");
+    submit(&g_c, "get a"); /* waiting */
     assert_string_equal(g_trace, "R:a EXEC:set W:b");
-    op_client_gone(g_m, &c);
+    op_client_gone(g_m, &g_c);
     assert_int_equal(g_cancels, 3); /* every operation's node requests */
-    assert_false(op_client_is_busy(&c));
+    assert_false(op_client_is_busy(&g_c));
     op_process(g_m);
     drain();
     assert_string_equal(g_trace, "R:a EXEC:set W:b"); /* no reply (O7) */
@@ -814,9 +775,7 @@ static void test_op_client_gone_mid_op_cancels_and_frees(void **state)
 static void test_op_client_gone_drops_queued_replies(void **state)
 {
     (void)state;
-    struct op_client c;
-    op_client_init(&c, NULL);
-    submit(&c, "get a");
+    submit(&g_c, "get a");
     struct req *q = find_req(false, "a");
     q->answered = true;
     struct rk_buf obj;
@@ -833,7 +792,7 @@ static void test_op_client_gone_drops_queued_replies(void **state)
     op_on_node_result(g_m, &r, &g_set);
     rk_buf_fini(&obj);
     op_process(g_m); /* EXEC queued, not yet handled */
-    op_client_gone(g_m, &c);
+    op_client_gone(g_m, &g_c);
     drain();
     assert_string_equal(g_trace, "R:a");
 }
