@@ -738,6 +738,23 @@ static void test_op_barrier_and_deferred_commands_keep_order(void **state)
     assert_false(op_client_is_busy(&g_c));
 }
 
+static void test_op_barrier_command_blocks_input_until_answered(void **state)
+{
+    (void)state;
+    /* a command flagged CMD_NOMULTI (OP_F_BARRIER): later input waits */
+    struct line l;
+    parse(&l, "get k");
+    struct op *op = NULL;
+    assert_int_equal(op_create(g_m, &g_c, NULL, l.argc, l.argv, &op), RK_OK);
+    assert_int_equal(op_add_key(op, "k", 1), RK_OK);
+    op_submit(g_m, op, OP_F_BARRIER, (struct route_quorum){0}, 0, 1);
+    drain();
+    assert_true(op_client_is_blocked(&g_c));
+    read_ok("k", "v");
+    assert_string_equal(g_trace, "R:k EXEC:get DONE:get REPLY:v RESUME");
+    assert_false(op_client_is_blocked(&g_c));
+}
+
 static void test_op_held_operation_answers_in_order(void **state)
 {
     (void)state;
@@ -821,6 +838,7 @@ int main(void)
         T(test_op_busy_coordinator_stalls_until_retried),
         T(test_op_client_blocks_at_the_pipeline_limit),
         T(test_op_barrier_and_deferred_commands_keep_order),
+        T(test_op_barrier_command_blocks_input_until_answered),
         T(test_op_held_operation_answers_in_order),
         T(test_op_client_gone_mid_op_cancels_and_frees),
         T(test_op_client_gone_drops_queued_replies),
