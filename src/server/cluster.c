@@ -12,13 +12,15 @@
  *   the waiting RINGKV.CLUSTER JOIN, LOG -> rk_log.
  *
  * A node action list is valid only until the next call into the node, so
- * REPLY actions only record results in the client's operation and queue
- * it on `ready`; operations advance (start more requests, run the
- * handler, answer the client) only after the actions are consumed.
+ * REPLY actions only record results in the client's operation
+ * (op_on_node_result, cluster/op.h) and queue it; operations advance
+ * (start more requests, run the handler, answer the client) only after
+ * the actions are consumed (cluster__process_ready).
  *
- * A coordinated command (struct cop) goes through:
+ * A coordinated command (cluster/op.h; driven by cluster_ops.c) goes
+ * through:
  *   READ   node_read for each distinct key (skipped for blind writes such
- *          as a plain SET or MSET), at most COP_WINDOW in flight;
+ *          as a plain SET or MSET), at most OP_WINDOW in flight;
  *   EXEC   the ordinary handler runs against the command's coordinated
  *          keyspace (keyspace.h): the live versions read, its writes
  *          recorded per key; its reply captured;
@@ -148,11 +150,9 @@ static void join_finish(struct cnode *cn, const char *line, size_t len)
     if (cn->join_op == NULL) {
         return;
     }
-    struct cop *op = cn->join_op;
+    struct op *op = cn->join_op;
     cn->join_op = NULL;
-    rk_buf_append(&op->reply, line, len);
-    op->phase = PH_DONE;
-    cluster__op_queue(cn, op);
+    op_hold_done(cn->ops, op, line, len);
 }
 
 /*
@@ -319,15 +319,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         node_on_tick(cn->node, now);
         cluster__run_node_actions(cn);
     }
-    struct cop *st = cn->stalled;
-    cn->stalled = NULL;
-    while (st) {
-        struct cop *next = st->snext;
-        st->stalled = false;
-        cluster__op_queue(cn, st);
-        st = next;
-    }
-    cluster__process_ready(cn);
+    cluster__retry_stalled(cn);
 }
 
 /* ---- start / stop
@@ -610,6 +602,11 @@ int cluster_start(struct server *s, char *err, size_t errlen)
     if (rc != RK_OK) {
         return rc;
     }
+    rc = cluster__ops_create(cn);
+    if (rc != RK_OK) {
+        snprintf(err, errlen, "out of memory");
+        return rc;
+    }
     cluster__run_node_actions(cn);
     if (membership_phase(node_membership(cn->node)) == MEMBERSHIP_NONE) {
         rc = node_create_cluster(cn->node, cluster__now_mono());
@@ -652,7 +649,7 @@ void cluster_stop(struct server *s)
         event_free(cn->resume_ev);
     }
     peer_transport_destroy(cn->pt);
-    cluster__pool_free(cn);
+    op_machine_destroy(cn->ops);
     node_destroy(cn->node);
     if (cn->hints) {
         engine_close(cn->hints);

@@ -63,8 +63,8 @@ bool cluster_routes(struct server *s,
 
 /*
  * Coordinates one command for client c (cluster_routes said so): the
- * client is blocked (c->cop) until the reply is appended to c->obuf, then
- * its input processing resumes.  argv is copied.
+ * client is blocked (cluster_client_blocked) until the reply is appended to
+ * c->obuf, then its input processing resumes.  argv is copied.
  */
 void cluster_run(struct client *c,
                  const struct command *cmd,
@@ -76,6 +76,10 @@ void cluster_client_gone(struct client *c);
 
 /* Whether client c has coordinated commands pending. */
 bool cluster_client_busy(const struct client *c);
+
+/* Whether client c's input must wait for its coordinated commands (too
+ * many pending, or one that must run alone: cluster/op.h O3). */
+bool cluster_client_blocked(const struct client *c);
 
 /* A command that arrived while coordinated commands of the client are
  * pending and cannot run beside them: it runs once they are answered. */

@@ -115,16 +115,12 @@ static void cmd_join(struct client *c, const struct resp_arg *addr)
         }
         return;
     }
-    struct cop *op = cluster__op_new(c, NULL, 0, NULL);
-    if (op == NULL) {
+    struct op *op = NULL;
+    if (op_hold(cn->ops, &c->ops, &op) != RK_OK) {
         cluster__run_node_actions(cn);
         reply_error(c, "ERR out of memory");
         return;
     }
-    op->kind = COP_JOIN;
-    op->barrier = true;
-    cluster__fifo_push(c, op);
-    cluster__update_block(c);
     cn->join_op = op;
     rk_log(RK_LOG_INFO, "cluster_join_start", "seed=%s:%lu", host, port);
     cluster__run_node_actions(cn);

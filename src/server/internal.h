@@ -30,6 +30,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cluster/op.h"
 #include "common/buf.h"
 #include "common/hlc.h"
 #include "proto/resp.h"
@@ -39,7 +40,6 @@
 
 struct server;
 struct client;
-struct cop;
 struct cnode;
 
 /* Command flags (the COMMAND INFO flags they map to in comments). */
@@ -151,12 +151,11 @@ struct client
                                       written (error counts) */
     struct watched_key *watched;   /* WATCH snapshots, owned list */
     bool watch_dirty;              /* a watched key could not be read */
-    /* Coordinated commands in progress (cluster.c), oldest first; their
-     * replies are appended in this order.  Input parsing stops while
-     * cop_block is set (too many, or a command that must run alone). */
-    struct cop *cop_head, *cop_tail;
-    uint32_t n_cops;
-    bool cop_block;
+    /* Coordinated commands in progress (cluster/op.h), oldest first;
+     * their replies are appended in this order.  Input parsing stops
+     * while op_client_is_blocked (too many, or a command that must run
+     * alone). */
+    struct op_client ops;
     bool resume_pending; /* on the cluster's resume list */
     /* An internal client (http.c): no socket; when a whole reply is in
      * obuf and nothing is in flight, ready(c, data) runs and must free c

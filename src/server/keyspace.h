@@ -6,13 +6,13 @@
  * Two backends:
  *   local        the node's storage engine: lazy expiry, the content type
  *                kept as a value prefix (commands.c, keyspace_local);
- *   coordinated  the keys of one coordinated command (cluster.c): reads
- *                answer from the versions the quorum read returned, writes
- *                are recorded per key and replicated after the handler
- *                returns.  A key the command did not declare reads as
- *                absent and cannot be written.
+ *   coordinated  the keys of one coordinated command (cluster/op.h, driven
+ *                by cluster_ops.c): reads answer from the versions the
+ *                quorum read returned, writes are recorded per key and
+ *                replicated after the handler returns.  A key the command
+ *                did not declare reads as absent and cannot be written.
  * A handler never sees which one it runs against: a client's `ks` points
- * at the local keyspace, and cluster.c points it at a command's
+ * at the local keyspace, and cluster_ops.c points it at a command's
  * coordinated keyspace for the duration of that command's handler.
  *
  * Values are the user's bytes: a content type (HTTP PUT's Content-Type)

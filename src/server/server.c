@@ -153,7 +153,7 @@ static bool client_flush(struct client *c)
 {
     struct server *s = c->srv;
     if (c->internal) {
-        if (c->obuf.len == 0 || c->n_cops > 0) {
+        if (c->obuf.len == 0 || cluster_client_busy(c)) {
             return true;
         }
         if (c->wait_seq > engine_acked_seq(s->engine)) {
@@ -341,8 +341,8 @@ static bool client_process_input(struct client *c)
 {
     size_t pos = 0;
     c->last_ms = server_mono_ms();
-    while (!c->close_after_reply && !c->read_paused && !c->cop_block &&
-           pos < c->qbuf.len) {
+    while (!c->close_after_reply && !c->read_paused &&
+           !cluster_client_blocked(c) && pos < c->qbuf.len) {
         size_t consumed = 0;
         struct resp_cmd cmd;
         int rc = resp_parser_feed(c->parser, c->qbuf.base + pos,
@@ -392,6 +392,7 @@ struct client *server_client_internal(struct server *s,
     if (c == NULL) {
         return NULL;
     }
+    op_client_init(&c->ops, c);
     c->srv = s;
     c->fd = -1;
     c->internal = true;
@@ -533,6 +534,7 @@ static void accept_cb(struct evconnlistener *l,
         evutil_closesocket(fd);
         return;
     }
+    op_client_init(&c->ops, c);
     c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
     bool authed = s->cfg->requirepass[0] == '\0';
     if (c->bev == NULL || resp_parser_create(authed ? &s->limits : &s->preauth,
