@@ -114,8 +114,11 @@ static void reply_op(struct node *n,
             o->object = node__arena_put(n, p, len, false);
             o->object_len = len;
         }
-        snprintf(res->message, sizeof(res->message), "%s",
-                 message ? message : "");
+        if (message && message[0]) {
+            snprintf(res->message, sizeof(res->message), "%s", message);
+        } else {
+            res->message[0] = '\0'; /* the common case: no formatting */
+        }
     }
     if (status == RK_ENOQUORUM) {
         n->st.noquorum++;
