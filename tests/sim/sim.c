@@ -753,6 +753,9 @@ int sim_create(const struct sim_config *cfg,
     s->res = res;
     int rc = simnet_create(cfg->seed, cfg->n_nodes, &s->net);
     if (rc == RK_OK) {
+        simnet_set_drop_to_down(s->net, cfg->drop_to_down);
+    }
+    if (rc == RK_OK) {
         simnet_on_event(s->net, on_event, s);
         heal_network(s);
     }

@@ -45,19 +45,22 @@ enum sim_invariant
 struct sim_config
 {
     uint64_t seed;
-    size_t n_nodes;   /* M, 1..SIM_MAX_NODES */
-    uint32_t n, r, w; /* quorum settings */
-    bool sloppy;      /* sloppy quorum */
-    bool lww;         /* conflict_policy = lww (the negative control) */
-    size_t n_clients; /* 1..SIM_MAX_CLIENTS */
-    size_t steps;     /* events under the nemesis */
-    bool nemesis;     /* faults on */
-    uint32_t heal_ms; /* quiet time after healing (simulated) */
-    bool bitcask;     /* nodes store in bitcask on simulated disks
-                         (sync=always through simulated executors; a
-                         crash loses or tears unsynced writes), else in
-                         the memory engine */
-    int verbose;      /* 0 quiet, 1 nemesis log, 2 every event */
+    size_t n_nodes;    /* M, 1..SIM_MAX_NODES */
+    uint32_t n, r, w;  /* quorum settings */
+    bool sloppy;       /* sloppy quorum */
+    bool lww;          /* conflict_policy = lww (the negative control) */
+    size_t n_clients;  /* 1..SIM_MAX_CLIENTS */
+    size_t steps;      /* events under the nemesis */
+    bool nemesis;      /* faults on */
+    uint32_t heal_ms;  /* quiet time after healing (simulated) */
+    bool bitcask;      /* nodes store in bitcask on simulated disks
+                          (sync=always through simulated executors; a
+                          crash loses or tears unsynced writes), else in
+                          the memory engine */
+    bool drop_to_down; /* messages to a crashed node are dropped when sent
+                          (simnet_set_drop_to_down), not kept for its
+                          restart */
+    int verbose;       /* 0 quiet, 1 nemesis log, 2 every event */
 };
 
 struct sim_result

@@ -638,9 +638,16 @@ static void check_key(struct sim *s, int k)
             sim__violation(s, SIM_I2_CONVERGENCE, "%s on %s: %s", key,
                            s->nodes[rep[i]].id, rk_errname(rc));
         }
-        (void)dvv_encode(&objs[i], &enc[i]);
+        /* A replica that reaped a tombstone holds nothing where the
+         * others still hold it until their own reaper's round: the same
+         * visible state (a read merges both to "missing"), so only live
+         * data must be equal. */
+        if (objs[i].n_sibs > 0 && !dvv_all_tombstones(&objs[i])) {
+            (void)dvv_encode(&objs[i], &enc[i]);
+        }
         if (i > 0 && (enc[i].len != enc[0].len ||
-                      memcmp(enc[i].base, enc[0].base, enc[0].len) != 0)) {
+                      (enc[0].len &&
+                       memcmp(enc[i].base, enc[0].base, enc[0].len) != 0))) {
             sim__violation(s, SIM_I2_CONVERGENCE,
                            "%s differs between %s and %s after heal", key,
                            s->nodes[rep[0]].id, s->nodes[rep[i]].id);

@@ -40,6 +40,7 @@ static int usage(void)
     fprintf(stderr,
             "usage: ringkv_sim [--seed S | --seeds A:B] [--steps N] "
             "[--nodes M] [--n N] [--r R] [--w W] [--sloppy on|off] "
+            "[--crash-drops-sends] "
             "[--policy siblings|lww] [--clients C] [--no-nemesis] "
             "[--heal-ms MS] [--engine memory|bitcask] [--determinism K] "
             "[--expect I1..I8] [-v]\n");
@@ -89,6 +90,9 @@ int main(int argc, char **argv)
             cfg.w = (uint32_t)v;
         } else if (strcmp(a, "--sloppy") == 0 && val) {
             cfg.sloppy = strcmp(val, "on") == 0;
+        } else if (strcmp(a, "--crash-drops-sends") == 0) {
+            cfg.drop_to_down = true;
+            val = NULL;
         } else if (strcmp(a, "--policy") == 0 && val) {
             cfg.lww = strcmp(val, "lww") == 0;
         } else if (strcmp(a, "--clients") == 0 && val && parse_u64(val, &v)) {

@@ -65,6 +65,7 @@ struct simnet
     simnet_event_cb ev_cb;
     void *ev_data;
     uint64_t trace;
+    bool drop_to_down; /* simnet_set_drop_to_down */
     struct simnet_stats st;
     struct peer_decoder *dec; /* simnet_decode's, created on first use */
     struct rk_buf scratch;    /* simnet_send_msg's encoding */
@@ -139,6 +140,11 @@ struct rk_rng *simnet_rng(struct simnet *net)
 uint64_t simnet_rand(struct simnet *net, uint64_t bound)
 {
     return rk_rng_below(&net->rng, bound);
+}
+
+void simnet_set_drop_to_down(struct simnet *net, bool drop)
+{
+    net->drop_to_down = drop;
 }
 
 uint64_t simnet_trace(const struct simnet *net)
@@ -380,7 +386,8 @@ int simnet_send(struct simnet *net,
     const struct simnet_link *l = &net->links[from][to];
     /* to a down endpoint: queued for its next incarnation (N2), which
      * gets it if it is up by then (a datagram to a restarted host) */
-    if (net->eps[from].down || net->blocked[from][to] ||
+    if (net->eps[from].down || (net->drop_to_down && net->eps[to].down) ||
+        net->blocked[from][to] ||
         (l->loss_pct && rk_rng_below(&net->rng, 100) < l->loss_pct)) {
         net->st.dropped++;
         return RK_OK;

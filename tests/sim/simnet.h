@@ -157,6 +157,14 @@ const struct simnet_link *simnet_link(const struct simnet *net,
  * heals every partition. */
 void simnet_block(struct simnet *net, int from, int to, bool blocked);
 
+/*
+ * The stricter crash model: a message sent to a down endpoint is dropped
+ * at once (a crashed host's socket is gone), instead of being queued for
+ * its next incarnation (the default: delivered if it is up again when the
+ * message arrives).  Off by default.
+ */
+void simnet_set_drop_to_down(struct simnet *net, bool drop);
+
 bool simnet_is_blocked(const struct simnet *net, int from, int to);
 
 /* ---- endpoints ------------------------------------------------------------
