@@ -869,3 +869,16 @@ def test_repl_connect_builtin_and_tab_completion(server, repl_factory):
     assert repl.expect(repl.prompt).endswith(b"(integer) 5\n" + repl.prompt)
     repl.send("quit")
     assert repl.wait() == 0
+
+
+@pytest.mark.ringkv_only
+def test_cli_pointed_at_the_http_or_peer_port_says_where_resp_is(server):
+    """Issue 17 item 2: the CLI on ringkvd's HTTP or peer port says which
+    port it reached and where RESP is, not "Protocol error"."""
+    p = run(server.http_port, "ping")
+    assert p.returncode == 1
+    assert b"this is an HTTP port" in p.stderr, p.stderr
+    assert b"RESP is on --port" in p.stderr
+    p = run(server.peer_port, "ping")
+    assert p.returncode == 1
+    assert b"peer (node-to-node) port" in p.stderr, p.stderr
