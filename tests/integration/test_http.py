@@ -64,7 +64,10 @@ def test_stats_has_the_info_figures_as_json(server):
     assert isinstance(j["stats"]["total_commands_processed"], int)
     assert j["stats"]["total_commands_processed"] >= 10
     assert j["server"]["tcp_port"] == server.port
-    assert j["cluster"]["cluster_enabled"] == 1
+    # cluster_enabled is Redis Cluster's flag: 0 until CLUSTER SLOTS & co.
+    # exist (issue 17 item 7); ringkv_cluster says the node is clustered
+    assert j["cluster"]["cluster_enabled"] == 0
+    assert j["cluster"]["ringkv_cluster"] == 1
 
 
 def test_cluster_lists_members_ring_and_agreement(cluster_factory):
