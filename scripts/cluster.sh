@@ -122,7 +122,11 @@ start)
     echo "Any node coordinates any key, e.g.:"
     echo "  redis-cli -p $(port_of 2) set k v; redis-cli -p $(port_of "$NODES") get k"
     echo "  $CLI -p $(port_of 1) cluster status"
-    echo "Logs: $DIR/node*/ringkvd.log. Stop with: make cluster-stop"
+    if [ -n "${CLUSTER_DIR:-}" ]; then
+        echo "Logs: $DIR/node*/ringkvd.log. Stop with: CLUSTER_DIR=$CLUSTER_DIR make cluster-stop"
+    else
+        echo "Logs: $DIR/node*/ringkvd.log. Stop with: make cluster-stop"
+    fi
     ;;
 stop)
     stop_nodes

@@ -120,7 +120,7 @@ static const char usage_text[] =
     "\n"
     "Examples:\n"
     "  ringkv set greeting hello\n"
-    "  ringkv -p 7380 --json mget a b c\n"
+    "  ringkv -p 7389 --json mget a b c\n"
     "  ringkv -x set blob < photo.jpg\n"
     "  printf 'set a 1\\nincr a\\n' | ringkv\n";
 

@@ -226,6 +226,21 @@ static bool should_parse(const struct ringkv_conn *c)
     return !readable_now(c);
 }
 
+/* Why a reply did not parse, in words a user can act on: ringkv's HTTP
+ * and peer ports answer in their own protocols (issue 17 item 2). */
+static const char *wrong_port_hint(const struct rk_buf *b)
+{
+    if (b->len >= 5 && memcmp(b->base, "HTTP/", 5) == 0) {
+        return "this is an HTTP port (ringkvd's HTTP API is on the RESP "
+               "port + 1 by default); RESP is on --port (7379 by default)";
+    }
+    if (b->len >= 4 && memcmp(b->base, "RKVP", 4) == 0) {
+        return "this is ringkvd's peer (node-to-node) port (the RESP port + 2 "
+               "by default); RESP is on --port (7379 by default)";
+    }
+    return "Protocol error in the server's reply";
+}
+
 int ringkv_read_reply(struct ringkv_conn *c, struct resp_value **reply)
 {
     if (c->broken) {
@@ -248,7 +263,7 @@ int ringkv_read_reply(struct ringkv_conn *c, struct resp_value **reply)
                 return RK_OK;
             }
             if (rc == RK_EPROTO) {
-                return fail(c, rc, "Protocol error in the server's reply");
+                return fail(c, rc, wrong_port_hint(&c->rbuf));
             }
             if (rc != RK_EAGAIN) {
                 return fail(c, rc, rk_strerror(rc));

@@ -354,7 +354,9 @@ static int parse_mb(struct resp_parser *p,
             if (rc != RK_OK) {
                 return rc;
             }
-            if (!resp__parse_i64(f + 1, cr - 1, true, &v) || v < -1) {
+            /* any negative count is skipped, as Redis does (issue 17
+             * item 4: checked byte for byte against redis-server 7) */
+            if (!resp__parse_i64(f + 1, cr - 1, true, &v)) {
                 return fail(p, MSG_BAD_MBULK);
             }
         }

@@ -223,7 +223,8 @@ void cluster_info(struct server *s, struct rk_buf *out)
     struct cnode *cn = s->cluster;
     char b[2048];
     if (cn == NULL) {
-        int n = snprintf(b, sizeof(b), "cluster_enabled:0\r\n");
+        int n =
+            snprintf(b, sizeof(b), "cluster_enabled:0\r\nringkv_cluster:0\r\n");
         rk_buf_append(out, b, (size_t)n);
         return;
     }
@@ -237,7 +238,13 @@ void cluster_info(struct server *s, struct rk_buf *out)
     peer_transport_stats(cn->pt, NULL, &ts);
     int n = snprintf(
         b, sizeof(b),
-        "cluster_enabled:1\r\n"
+        /* cluster_enabled is Redis's "this node speaks the Redis Cluster
+         * protocol" (CLUSTER SLOTS ...), which client libraries read to
+         * pick cluster mode: 0 until those commands exist (issue 17
+         * item 7); ringkv_cluster says this node is in a ringkv
+         * cluster. */
+        "cluster_enabled:0\r\n"
+        "ringkv_cluster:1\r\n"
         "cluster_name:%s\r\n"
         "node_id:%s\r\n"
         "peer_port:%u\r\n"

@@ -121,6 +121,70 @@ static void norm_name(const char *in, char *out, size_t cap)
     out[i] = '\0';
 }
 
+/* Edit distance of a and b with adjacent transpositions counted as one
+ * edit (optimal string alignment), capped at 9 (names are short). */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63) {
+        return 9;
+    }
+    unsigned char d[64][64];
+    for (size_t i = 0; i <= la; i++) {
+        d[i][0] = (unsigned char)i;
+    }
+    for (size_t j = 0; j <= lb; j++) {
+        d[0][j] = (unsigned char)j;
+    }
+    for (size_t i = 1; i <= la; i++) {
+        for (size_t j = 1; j <= lb; j++) {
+            unsigned v = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            v = d[i - 1][j] + 1u < v ? d[i - 1][j] + 1u : v;
+            v = d[i][j - 1] + 1u < v ? d[i][j - 1] + 1u : v;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] &&
+                a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1u < v) {
+                v = d[i - 2][j - 2] + 1u;
+            }
+            d[i][j] = (unsigned char)v;
+        }
+    }
+    return d[la][lb] < 9 ? d[la][lb] : 9;
+}
+
+struct nearest
+{
+    const char *want;
+    char best[64];
+    size_t dist;
+};
+
+static void nearest_cb(void *data, const char *name, const char *value)
+{
+    (void)value;
+    struct nearest *n = data;
+    size_t d = edit_distance(n->want, name);
+    if (d < n->dist) {
+        n->dist = d;
+        snprintf(n->best, sizeof(n->best), "%s", name);
+    }
+}
+
+void config_suggest(const struct rk_config *c,
+                    const char *name,
+                    char *out,
+                    size_t len)
+{
+    struct nearest n = {name, "", 9};
+    config_each(c, "*", 1, nearest_cb, &n);
+    size_t l = strlen(name);
+    size_t limit = l <= 4 ? 1 : l <= 8 ? 2 : 3;
+    if (n.best[0] && n.dist <= limit) {
+        snprintf(out, len, " (did you mean '%s'?)", n.best);
+    } else {
+        out[0] = '\0';
+    }
+}
+
 int config_set(struct rk_config *c,
                const char *name,
                const char *value,
@@ -307,7 +371,9 @@ int config_set(struct rk_config *c,
         rc = parse_bool(value, &c->repair);
         why = "must be yes or no";
     } else {
-        snprintf(errbuf, errlen, "unknown option '%s'", name);
+        char hint[96];
+        config_suggest(c, name, hint, sizeof(hint));
+        snprintf(errbuf, errlen, "unknown option '%s'%s", name, hint);
         return RK_EINVAL;
     }
     if (rc != RK_OK) {
@@ -481,6 +547,19 @@ enum config_result config_load(struct rk_config *c,
             value = eq + 1;
         } else {
             snprintf(name, sizeof(name), "%s", a + 2);
+            char why[600];
+            struct rk_config probe = *c;
+            if (strcmp(name, "config") != 0 &&
+                config_set(&probe, name, "", why, sizeof(why)) != RK_OK &&
+                strncmp(why, "unknown option", 14) == 0) {
+                /* an unknown name: say so, not that it needs a value */
+                char hint[96];
+                config_suggest(c, name, hint, sizeof(hint));
+                snprintf(errbuf, errlen,
+                         "ringkvd: unknown option --%s%s (see --help)", name,
+                         hint[0] ? hint : "");
+                return CONFIG_ERROR;
+            }
             if (i + 1 >= argc) {
                 snprintf(errbuf, errlen, "ringkvd: %s needs a value", a);
                 return CONFIG_ERROR;

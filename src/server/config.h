@@ -82,6 +82,16 @@ enum config_result config_load(struct rk_config *c,
                                size_t errlen);
 
 /*
+ * The known option name nearest to `name` as " (did you mean 'x'?)" into
+ * out (len bytes), or "" when none is close (edit distance 1 for names of
+ * up to 4 characters, 2 up to 8, else 3).  Names come from config_each.
+ */
+void config_suggest(const struct rk_config *c,
+                    const char *name,
+                    char *out,
+                    size_t len);
+
+/*
  * Sets option `name` (flag name without dashes; '_' and '-' equivalent)
  * to `value`.  RK_OK, or RK_EINVAL with a reason in errbuf.
  * Used by the flag parser, the INI loader and CONFIG SET.

@@ -35,6 +35,41 @@
 #define HTTP_MAX_BODY    (1024 * 1024)
 #define HTTP_TIMEOUT_S   10
 
+/* The standard reason phrase of an HTTP status (RFC 9110 section 15). */
+static const char *http_reason(int code)
+{
+    switch (code) {
+        case 200:
+            return "OK";
+        case 204:
+            return "No Content";
+        case 300:
+            return "Multiple Choices";
+        case 400:
+            return "Bad Request";
+        case 401:
+            return "Unauthorized";
+        case 404:
+            return "Not Found";
+        case 405:
+            return "Method Not Allowed";
+        case 409:
+            return "Conflict";
+        case 412:
+            return "Precondition Failed";
+        case 413:
+            return "Content Too Large";
+        case 500:
+            return "Internal Server Error";
+        case 501:
+            return "Not Implemented";
+        case 503:
+            return "Service Unavailable";
+        default:
+            return code >= 500 ? "Server Error" : "Client Error";
+    }
+}
+
 /* Sends `j` (consumed) with `code`. */
 static void send_json(struct evhttp_request *req, int code, json_t *j)
 {
@@ -57,12 +92,7 @@ static void send_json(struct evhttp_request *req, int code, json_t *j)
     evhttp_add_header(h, "Cache-Control", "no-store");
     /* the status page of one node reads the other nodes' /stats */
     evhttp_add_header(h, "Access-Control-Allow-Origin", "*");
-    const char *reason = code == 200   ? "OK"
-                         : code == 404 ? "Not Found"
-                         : code == 405 ? "Method Not Allowed"
-                         : code == 503 ? "Service Unavailable"
-                                       : "Error";
-    evhttp_send_reply(req, code, reason, out);
+    evhttp_send_reply(req, code, http_reason(code), out);
     evbuffer_free(out);
 }
 
@@ -629,6 +659,25 @@ static int kv_start(struct server *s,
     }
     if (!kv_authorized(s, req)) {
         return 401;
+    }
+    if (m == EVHTTP_REQ_PUT || m == EVHTTP_REQ_DELETE) {
+        /* Conditional writes are not implemented: refuse them rather
+         * than write unconditionally (issue 17 item 3). */
+        struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+        const char *cond[] = {"If-None-Match", "If-Match",
+                              "If-Unmodified-Since"};
+        for (size_t i = 0; i < sizeof(cond) / sizeof(cond[0]); i++) {
+            if (evhttp_find_header(in, cond[i]) != NULL) {
+                char msg[200];
+                snprintf(msg, sizeof(msg),
+                         "%s: conditional writes are not implemented; "
+                         "send the write without it, or use "
+                         "X-Ringkv-Context for a causal write",
+                         cond[i]);
+                send_error(req, 501, "not_implemented", msg);
+                return 501;
+            }
+        }
     }
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
     if (path == NULL || strncmp(path, "/kv/", 4) != 0 || path[4] == '\0') {

@@ -869,3 +869,40 @@ def test_repl_connect_builtin_and_tab_completion(server, repl_factory):
     assert repl.expect(repl.prompt).endswith(b"(integer) 5\n" + repl.prompt)
     repl.send("quit")
     assert repl.wait() == 0
+
+
+@pytest.mark.ringkv_only
+def test_cli_pointed_at_the_http_or_peer_port_says_where_resp_is(server):
+    """Issue 17 item 2: the CLI on ringkvd's HTTP or peer port says which
+    port it reached and where RESP is, not "Protocol error"."""
+    p = run(server.http_port, "ping")
+    assert p.returncode == 1
+    assert b"this is an HTTP port" in p.stderr, p.stderr
+    assert b"RESP is on --port" in p.stderr
+    p = run(server.peer_port, "ping")
+    assert p.returncode == 1
+    assert b"peer (node-to-node) port" in p.stderr, p.stderr
+
+
+@pytest.mark.ringkv_only
+def test_cli_help_lists_every_server_command(server):
+    """Issue 17 item 5: `help` in the CLI/REPL lists every command the
+    server knows (COMMAND DOCS), so none is missing (KEYS, WATCH,
+    GETRANGE, SETEX were)."""
+    import rawresp
+    raw = rawresp.RawClient(server.port)
+    try:
+        docs = raw.call("COMMAND", "DOCS")
+    finally:
+        raw.close()
+    names = sorted({(k.decode() if isinstance(k, bytes) else str(k)).upper()
+                    for k in docs[::2]})
+    assert len(names) >= 50, names
+    cp = run(free_port(), "help")
+    assert cp.returncode == 0
+    listed = cp.stdout.decode()
+    missing = [n for n in names
+               if not re.search(r"(^|\n)\s*%s\b" % re.escape(n), listed)]
+    # subcommand containers are listed by their subcommands
+    missing = [n for n in missing if n not in ("CLIENT", "COMMAND", "CONFIG")]
+    assert not missing, missing

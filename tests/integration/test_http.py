@@ -64,7 +64,10 @@ def test_stats_has_the_info_figures_as_json(server):
     assert isinstance(j["stats"]["total_commands_processed"], int)
     assert j["stats"]["total_commands_processed"] >= 10
     assert j["server"]["tcp_port"] == server.port
-    assert j["cluster"]["cluster_enabled"] == 1
+    # cluster_enabled is Redis Cluster's flag: 0 until CLUSTER SLOTS & co.
+    # exist (issue 17 item 7); ringkv_cluster says the node is clustered
+    assert j["cluster"]["cluster_enabled"] == 0
+    assert j["cluster"]["ringkv_cluster"] == 1
 
 
 def test_cluster_lists_members_ring_and_agreement(cluster_factory):
@@ -700,3 +703,50 @@ def test_request_log_switch_and_node_id_on_every_line(server_factory,
     assert objs and all(o.get("node") == n.node_id for o in objs), objs[:3]
     cmds = [o["command"] for o in objs if o.get("event") == "request"]
     assert "set" in cmds and "get" in cmds, cmds
+
+
+def status_line(port, method, path, body=None, headers=None):
+    """The raw status line of one answer (reason phrase included)."""
+    import socket
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        hdr = "".join("%s: %s\r\n" % kv for kv in (headers or {}).items())
+        body = body or b""
+        s.sendall(("%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: "
+                   "%d\r\nConnection: close\r\n%s\r\n" %
+                   (method, path, len(body), hdr)).encode() + body)
+        data = b""
+        while b"\r\n" not in data:
+            d = s.recv(4096)
+            if not d:
+                break
+            data += d
+        return data.split(b"\r\n", 1)[0].decode()
+    finally:
+        s.close()
+
+
+def test_standard_reason_phrases(server):
+    """Issue 17 item 3: every status carries its standard reason."""
+    p = server.http_port
+    assert status_line(p, "GET", "/health") == "HTTP/1.1 200 OK"
+    assert status_line(p, "GET", "/kv/nope") == "HTTP/1.1 404 Not Found"
+    assert status_line(p, "POST", "/kv/x") == \
+        "HTTP/1.1 405 Method Not Allowed"
+    assert status_line(p, "GET", "/kv/%zz") == "HTTP/1.1 400 Bad Request"
+
+
+def test_conditional_writes_are_refused_not_ignored(server):
+    """Issue 17 item 3: If-None-Match: * on PUT was silently ignored (the
+    write happened); conditional writes are refused with 501 until they
+    exist, and nothing is written."""
+    p = server.http_port
+    st, h, body = request(p, "PUT", "/kv/cond", body=b"v",
+                          headers={"If-None-Match": "*"})
+    assert st == 501, body
+    assert b"conditional writes are not implemented" in body
+    assert status_line(p, "PUT", "/kv/cond", body=b"v",
+                       headers={"If-Match": "*"}) == \
+        "HTTP/1.1 501 Not Implemented"
+    assert request(p, "GET", "/kv/cond")[0] == 404
+    assert request(p, "PUT", "/kv/cond", body=b"v")[0] == 204

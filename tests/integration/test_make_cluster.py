@@ -79,6 +79,8 @@ def test_make_cluster_start_join_stop(tmp_path):
         started = pids(d)
         assert out.returncode == 0, out.stdout + out.stderr
         assert "agreement yes" in out.stdout, out.stdout
+        # the stop hint names the CLUSTER_DIR it was started with
+        assert "Stop with: CLUSTER_DIR=%s make cluster-stop" % d in out.stdout
         assert len(started) == 3
         rows = [ln for ln in out.stdout.splitlines()
                 if ln.startswith("127.0.0.1:")]

@@ -643,3 +643,36 @@ def test_client_query_buffer_limit(server_factory):
             assert c.read_reply() == "OK"
         sender.join()
         assert c.call("DBSIZE") == 3000
+
+
+# Multibulk counts at the edges, answered byte for byte as redis-server 7
+# answers them (issue 17 item 4; recorded against redis-server 7.0.15).
+# The error cases close the connection after the error, as Redis does.
+MULTIBULK_EDGES = [
+    (b"*-10\r\nPING\r\n", b"+PONG\r\n"),
+    (b"*-1\r\nPING\r\n", b"+PONG\r\n"),
+    (b"*0\r\nPING\r\n", b"+PONG\r\n"),
+    (b"*1\r\n$4\r\nPING\r\n*-99999999999\r\nPING\r\n", b"+PONG\r\n+PONG\r\n"),
+    (b"*-0\r\nPING\r\n",
+     b"-ERR Protocol error: invalid multibulk length\r\n"),
+    (b"*1\r\n$-1\r\nPING\r\n", b"-ERR Protocol error: invalid bulk length\r\n"),
+    (b"*-99999999999999999999\r\nPING\r\n",
+     b"-ERR Protocol error: invalid multibulk length\r\n"),
+]
+
+
+@pytest.mark.parametrize("sent,want", MULTIBULK_EDGES)
+def test_multibulk_count_edges_match_redis(server, sent, want):
+    s = socket.create_connection(("127.0.0.1", server.port))
+    s.settimeout(2.0)
+    try:
+        s.sendall(sent)
+        got = b""
+        while len(got) < len(want):
+            d = s.recv(4096)
+            if not d:
+                break
+            got += d
+        assert got == want
+    finally:
+        s.close()

@@ -135,3 +135,20 @@ def test_maxclients(server_factory):
     finally:
         for c in conns:
             c.close()
+
+
+@pytest.mark.ringkv_only
+def test_unknown_flag_is_named_with_the_nearest_known_one():
+    """Issue 17 item 2: an unknown flag is reported as unknown (not as
+    missing a value), with the nearest known option when one is close."""
+    rc, out, err, _ = ringkvd("--bogus")
+    assert rc != 0
+    assert "unknown option --bogus" in err, err
+    assert "needs a value" not in err
+    rc, out, err, _ = ringkvd("--requirepas", "x")
+    assert rc != 0
+    assert "unknown option --requirepas (did you mean 'requirepass'?)" in err
+    rc, out, err, _ = ringkvd("--prot", "7000")
+    assert "did you mean 'port'?" in err, err
+    rc, out, err, _ = ringkvd("--port")
+    assert "--port needs a value" in err, err
