@@ -144,6 +144,71 @@ const char *cluster__seen_as(struct cnode *cn, const char *id)
     return swim_status_name(st);
 }
 
+/* ---- joining from --seeds (cluster/seeds.h) ------------------------------
+ */
+
+static void seeds_joined(struct cnode *cn)
+{
+    cn->seed_join = false;
+    seeds_result(&cn->seeds, true, cluster__now_mono());
+    rk_log(RK_LOG_INFO, "cluster_seed_joined", "members=%zu",
+           node_valid_members(cn->node));
+}
+
+static void seeds_failed(struct cnode *cn, const char *why)
+{
+    cn->seed_join = false;
+    const struct seed *s = &cn->seeds.s[cn->seeds.next];
+    uint64_t now = cluster__now_mono();
+    seeds_result(&cn->seeds, false, now);
+    rk_log(RK_LOG_WARN, "cluster_seed_join_failed",
+           "seed=%s:%u reason=\"%s\" next_try_in_ms=%" PRIu64, s->host,
+           (unsigned)s->port, why,
+           cn->seeds.next_at > now ? cn->seeds.next_at - now : 0);
+}
+
+/* Starts the seed join that is due, if any (from the timer). */
+static void seeds_tick(struct cnode *cn, uint64_t now)
+{
+    struct seeds *sd = &cn->seeds;
+    if (sd->done || sd->trying || cn->join_op) {
+        return;
+    }
+    if (node_valid_members(cn->node) > 1) {
+        sd->done = true;
+        rk_log(RK_LOG_INFO, "cluster_seeds_ignored",
+               "reason=\"already a member of a cluster of %zu nodes\"",
+               node_valid_members(cn->node));
+        return;
+    }
+    struct engine_stats st;
+    engine_stats(cn->srv->engine, &st);
+    if (st.live_keys > 0) {
+        sd->done = true;
+        rk_log(RK_LOG_ERROR, "cluster_seeds_refused",
+               "keys=%" PRIu64
+               " reason=\"join needs an empty node and "
+               "partition handoff is not implemented yet; start with an "
+               "empty data dir or drop --seeds\"",
+               st.live_keys);
+        return;
+    }
+    const struct seed *s = seeds_due(sd, now);
+    if (s == NULL) {
+        return;
+    }
+    rk_log(RK_LOG_INFO, "cluster_seed_join", "seed=%s:%u attempt=%u", s->host,
+           (unsigned)s->port, sd->attempts);
+    int rc = node_join(cn->node, s->host, s->port, now);
+    if (rc != RK_OK) {
+        cn->seed_join = true;
+        seeds_failed(cn, membership_errmsg(node_membership(cn->node)));
+        return;
+    }
+    cn->seed_join = true;
+    cluster__run_node_actions(cn);
+}
+
 /* The JOIN waiting for admission ends with `line` (a RESP reply). */
 static void join_finish(struct cnode *cn, const char *line, size_t len)
 {
@@ -208,9 +273,17 @@ void cluster__run_node_actions(struct cnode *cn)
                     break;
                 }
                 case NODE_JOIN_DONE:
-                    join_finish(cn, "+OK\r\n", 5);
+                    if (cn->seed_join) {
+                        seeds_joined(cn);
+                    } else {
+                        join_finish(cn, "+OK\r\n", 5);
+                    }
                     break;
                 case NODE_JOIN_FAILED: {
+                    if (cn->seed_join) {
+                        seeds_failed(cn, a->text);
+                        break;
+                    }
                     char line[CL_TEXT_MAX + 32];
                     int l = snprintf(line, sizeof(line),
                                      "-ERR join failed: %s\r\n", a->text);
@@ -319,6 +392,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         node_on_tick(cn->node, now);
         cluster__run_node_actions(cn);
     }
+    seeds_tick(cn, now);
     cluster__retry_stalled(cn);
 }
 
@@ -616,6 +690,14 @@ int cluster_start(struct server *s, char *err, size_t errlen)
             return rc;
         }
         cluster__run_node_actions(cn);
+    }
+    rc = seeds_parse(&cn->seeds, cfg->seeds, err, errlen);
+    if (rc != RK_OK) {
+        return rc;
+    }
+    if (seeds_drop_self(&cn->seeds, cfg->bind, (uint16_t)pp)) {
+        rk_log(RK_LOG_INFO, "cluster_seed_self",
+               "reason=\"this node is one of the seeds: the others join it\"");
     }
     cn->resume_ev = event_new(s->base, -1, 0, cluster__resume_cb, cn);
     cn->timer = event_new(s->base, -1, EV_PERSIST, timer_cb, cn);

@@ -90,8 +90,10 @@ static void cmd_join(struct client *c, const struct resp_arg *addr)
         colon[-1] = '\0';
         memmove(host, host + 1, strlen(host));
     }
-    if (cn->join_op) {
-        reply_error(c, "ERR a join is already in progress");
+    if (cn->join_op || cn->seed_join) {
+        reply_error(c, cn->seed_join
+                           ? "ERR a join to a seed (--seeds) is in progress"
+                           : "ERR a join is already in progress");
         return;
     }
     uint64_t keys = engine_keys(s);

@@ -29,6 +29,7 @@
 #include "cluster/replica.h"
 #include "cluster/ring.h"
 #include "cluster/route.h"
+#include "cluster/seeds.h"
 #include "cluster/swim.h"
 #include "common/alloc.h"
 #include "common/error.h"
@@ -76,6 +77,8 @@ struct cnode
     struct op_machine *ops;
     struct rk_env op_env;
     struct op *join_op; /* RINGKV.CLUSTER JOIN waiting (op_hold) */
+    struct seeds seeds; /* --seeds: join on start (cluster/seeds.h) */
+    bool seed_join;     /* the join in flight is a seed's */
     /* versions (issue 5) */
     uint64_t epoch; /* starts of this data dir (EPOCH file) */
     uint64_t actor; /* dvv actor of this run: XXH3(node id, epoch, nonce) */

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cluster/seeds.h"
 #include "common/error.h"
 #include "common/glob.h"
 
@@ -367,6 +368,16 @@ int config_set(struct rk_config *c,
     } else if (strcmp(n, "sloppy-quorum") == 0) {
         rc = parse_bool(value, &c->sloppy_quorum);
         why = "must be on or off";
+    } else if (strcmp(n, "seeds") == 0) {
+        struct seeds sd;
+        char serr[300];
+        if (strlen(value) >= sizeof(c->seeds) ||
+            seeds_parse(&sd, value, serr, sizeof(serr)) != RK_OK) {
+            snprintf(errbuf, errlen, "invalid value for 'seeds': %s",
+                     strlen(value) >= sizeof(c->seeds) ? "too long" : serr);
+            return RK_EINVAL;
+        }
+        snprintf(c->seeds, sizeof(c->seeds), "%s", value);
     } else if (strcmp(n, "repair") == 0) {
         rc = parse_bool(value, &c->repair);
         why = "must be yes or no";
@@ -449,6 +460,10 @@ static void usage(FILE *f)
             "  --node-id ID                stable node id (<bind>:<peer-port>; "
             "kept in DATA_DIR/NODE_ID)\n"
             "  --cluster-name NAME         cluster name (ringkv)\n"
+            "  --seeds H:P[,H:P...]        join the first seed that admits "
+            "this node at start\n"
+            "                              (peer ports; a node listed there "
+            "joins nobody)\n"
             "  --n N --r R --w W           replicas, read and write quorum "
             "(3/2/2)\n"
             "  --ring-size Q               partitions of a new cluster (64)\n"
@@ -658,6 +673,7 @@ void config_each(const struct rk_config *c,
         {"http-port", hport},
         {"node-id", c->node_id},
         {"cluster-name", c->cluster_name},
+        {"seeds", c->seeds},
         {"n", nv},
         {"r", rv},
         {"w", wv},
