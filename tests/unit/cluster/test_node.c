@@ -310,6 +310,118 @@ static void test_node_tombstone_reaped_only_when_all_primaries_agree(
     assert_false(holds(2, "gone", "v"));
 }
 
+/* No live value of key on any of the n nodes in p (reaped or deleted). */
+static bool gone_on(const char *key, const int *p, size_t n)
+{
+    struct dvv_obj o;
+    dvv_init(&o);
+    bool gone = true;
+    for (size_t i = 0; i < n; i++) {
+        gone = gone && (stored(p[i], key, &o) == RK_ENOTFOUND ||
+                        dvv_all_tombstones(&o));
+    }
+    dvv_fini(&o);
+    return gone;
+}
+
+struct reap_wait
+{
+    const char *key;
+    const int *p;
+};
+
+static bool reaped_on_primaries(struct sim *s, void *arg)
+{
+    (void)s;
+    const struct reap_wait *rw = arg;
+    struct dvv_obj o;
+    dvv_init(&o);
+    bool all = true;
+    for (int i = 0; i < 3; i++) {
+        all = all && stored(rw->p[i], rw->key, &o) == RK_ENOTFOUND;
+    }
+    dvv_fini(&o);
+    return all;
+}
+
+/*
+ * Regression (I5, found by the simulator: ringkv_sim --seed 932
+ * --crash-drops-sends; OPEN, skipped until fixed): a hint held past the
+ * tombstone grace brings a deleted value back.  Reaping asks only the N
+ * primaries (N4); a hint of the old value kept elsewhere (here by a
+ * fallback that went down; in seed 932 by the coordinator, itself a
+ * primary, whose delivery acknowledgements were lost) is delivered after
+ * every primary reaped the tombstone, and the value is live again with
+ * nothing left to cover it; read repair spreads it.
+ *
+ * Not fixed by Cassandra's hint TTL (the owner dropping hints older than
+ * the grace): here hints count toward W, so a hint can be the only copy of
+ * an acknowledged write, and dropping it loses that write (tried: seed 932
+ * passes, but --crash-drops-sends seeds 52 and 118 then report I1).  A fix
+ * must make reaping see hints: see docs/simulator.md.
+ */
+static void test_node_hint_older_than_grace_does_not_resurrect(void **state)
+{
+    (void)state;
+    skip(); /* open: fails (the owner holds "old" again); see above */
+    size_t m = 4;
+    start(m, 3, 2, 2, false);
+    int p[3];
+    primaries("k", 3, m, p);
+    int h = 0; /* the one node that is not a primary of k */
+    while (h == p[0] || h == p[1] || h == p[2]) {
+        h++;
+    }
+    /* a primary is down: h writes k, standing in for it (a hint) */
+    sim_crash(g_s, p[2]);
+    int pair[2] = {h, p[2]};
+    assert_true(sim_run_until(g_s, sees_down, pair, 10000));
+    struct sim_op op;
+    put(h, "k", "old", &op);
+    assert_int_equal(op.status, RK_OK);
+    assert_int_equal(node_hints_pending(sim_node(g_s, h)), 1);
+    /* h goes down with its hint; the primary returns */
+    sim_crash(g_s, h);
+    assert_int_equal(sim_restart(g_s, p[2]), RK_OK);
+    sim_run_for(g_s, 2000);
+    /* k is deleted on all three primaries */
+    struct sim_op rd;
+    assert_int_equal(sim_read(g_s, p[0], "k", 0, &rd), RK_OK);
+    assert_true(sim_run_until(g_s, op_done, &rd, 5000));
+    assert_int_equal(rd.status, RK_OK);
+    struct rk_buf ctx;
+    rk_buf_init(&ctx);
+    context_of(&rd, &ctx);
+    struct node_write_req w = {
+        .key = "k",
+        .klen = 1,
+        .context = ctx.base,
+        .clen = ctx.len,
+        .tombstone = true,
+        .timestamp = (sim_now(g_s) + 1) << 16,
+    };
+    assert_int_equal(sim_write(g_s, p[0], &w, &op), RK_OK);
+    assert_true(sim_run_until(g_s, op_done, &op, 5000));
+    assert_int_equal(op.status, RK_OK);
+    rk_buf_fini(&ctx);
+    sim_run_for(g_s, 500);
+    assert_true(gone_on("k", p, 3));
+    /* past the grace every primary reaps: none is down, all agree (h,
+     * not a primary, is not asked) */
+    struct reap_wait rw = {"k", p};
+    assert_true(sim_run_until(g_s, reaped_on_primaries, &rw, 60000));
+    /* h returns and delivers its hint: the value must stay deleted */
+    assert_int_equal(sim_restart(g_s, h), RK_OK);
+    assert_true(sim_run_until(g_s, no_hints, &m, 30000));
+    sim_run_for(g_s, 1000);
+    assert_false(holds(p[2], "k", "old")); /* it was live here again */
+    assert_true(gone_on("k", p, 3));
+    assert_int_equal(sim_read(g_s, h, "k", 3, &rd), RK_OK);
+    assert_true(sim_run_until(g_s, op_done, &rd, 5000));
+    sim_run_for(g_s, 500); /* read repair, had it found anything */
+    assert_true(gone_on("k", p, 3));
+}
+
 static void test_node_cancelled_operation_gets_no_reply(void **state)
 {
     (void)state;
@@ -417,6 +529,8 @@ int main(void)
                                   teardown),
         cmocka_unit_test_teardown(
             test_node_tombstone_reaped_only_when_all_primaries_agree, teardown),
+        cmocka_unit_test_teardown(
+            test_node_hint_older_than_grace_does_not_resurrect, teardown),
         cmocka_unit_test_teardown(test_node_cancelled_operation_gets_no_reply,
                                   teardown),
         cmocka_unit_test_teardown(
