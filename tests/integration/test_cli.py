@@ -864,9 +864,11 @@ def test_repl_connect_builtin_and_tab_completion(server, repl_factory):
     assert repl.cmd("connect 127.0.0.1 %d" % server.port) == b""
     assert repl.cmd("connect nope") == b"usage: connect HOST PORT\n"
     # Tab completes a command name, in the case it was typed in
-    repl.keys(b"incrb\t")
+    # (DECRBY: "incrb" is no longer unique since help lists INCRBYFLOAT)
+    repl.keys(b"decrb\t")
     repl.keys(b"tabkey 5\r")  # the completion added "y" and a blank
-    assert repl.expect(repl.prompt).endswith(b"(integer) 5\n" + repl.prompt)
+    assert repl.expect(repl.prompt).endswith(b"(integer) -5\n" +
+                                             repl.prompt)
     repl.send("quit")
     assert repl.wait() == 0
 
