@@ -78,6 +78,10 @@
 #define NODE_DEFAULT_OPS   16384 /* coordinator slots */
 #define NODE_MESSAGE_MAX   160   /* bytes of node_result.message */
 #define NODE_HINT_ROUND_MS 100   /* hint delivery scan interval */
+/* A read or write of a large value gets 1 ms more than its timeout per
+ * this many bytes (of the value written, or of this node's copy of the
+ * key read), in each of its phases. */
+#define NODE_SIZE_ALLOWANCE_BYTES (32u * 1024u)
 
 /* Replication and versioning settings (CONFIG SET may change them). */
 struct node_settings

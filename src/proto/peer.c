@@ -205,6 +205,12 @@ static const struct field error_fields[] = {
     FBLOB(error, message, 0, PEER_MAX_MESSAGE),
 };
 
+static const struct field chunk_fields[] = {
+    FU32(chunk, total),
+    FU32(chunk, offset),
+    FBLOB(chunk, data, 1, PEER_CHUNK_MAX),
+};
+
 struct type_desc
 {
     const char *name;
@@ -232,7 +238,13 @@ static const struct type_desc g_types[PEER_TYPE_MAX + 1] = {
     [PEER_ERROR] = DESC("ERROR", error_fields),
     [PEER_KV_UPDATE] = DESC("KV_UPDATE", kv_update_fields),
     [PEER_KV_UPDATE_REPLY] = DESC("KV_UPDATE_REPLY", kv_update_reply_fields),
+    [PEER_CHUNK] = DESC("CHUNK", chunk_fields),
 };
+
+uint8_t peer_type_version(int type)
+{
+    return type == PEER_CHUNK ? 2 : PEER_BASE_VERSION;
+}
 
 static const struct type_desc *type_desc(int type)
 {
@@ -426,6 +438,15 @@ static const char *check_rules(const struct peer_msg *m)
                 return "ERROR status is not an error code";
             }
             break;
+        case PEER_CHUNK:
+            if (m->chunk.total <= PEER_HEADER_SIZE) {
+                return "CHUNK total is not larger than a frame header";
+            }
+            if (m->chunk.offset > m->chunk.total ||
+                m->chunk.data.len > m->chunk.total - m->chunk.offset) {
+                return "CHUNK runs past its frame's total";
+            }
+            break;
         default:
             break;
     }
@@ -460,7 +481,7 @@ void peer_header_encode(unsigned char hdr[PEER_HEADER_SIZE],
                         const void *body,
                         uint32_t body_len)
 {
-    header_prefix(hdr, PEER_PROTO_VERSION, type, body_len);
+    header_prefix(hdr, peer_type_version(type), type, body_len);
     rk_put_le32(hdr + 12, frame_checksum(hdr, body, body_len));
 }
 
@@ -547,7 +568,8 @@ int peer_encode(const struct peer_msg *m, struct rk_buf *out)
             p += b.len;
         }
     }
-    header_prefix(hdr, PEER_PROTO_VERSION, (uint8_t)m->type, (uint32_t)size);
+    header_prefix(hdr, peer_type_version((int)m->type), (uint8_t)m->type,
+                  (uint32_t)size);
     rk_put_le32(hdr + 12, frame_checksum(hdr, body, size));
     out->len += PEER_HEADER_SIZE + size;
     return RK_OK;
@@ -651,7 +673,8 @@ static int check_header(struct peer_decoder *d,
                         (unsigned)hdr[4], (unsigned)PEER_PROTO_VERSION);
         }
     }
-    if (n > 5 && type_desc(hdr[5]) == NULL) {
+    if (n > 5 &&
+        (type_desc(hdr[5]) == NULL || peer_type_version(hdr[5]) > hdr[4])) {
         return fail(d, RK_EPROTO,
                     "peer protocol error: unknown message type %u in a "
                     "version %u frame",

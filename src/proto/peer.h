@@ -36,12 +36,13 @@
 
 #include "common/buf.h"
 
-#define PEER_MAGIC         "RKVP"        /* 4 bytes, no NUL on the wire */
-#define PEER_PROTO_VERSION 1             /* the version this node speaks */
-#define PEER_HEADER_SIZE   16            /* bytes */
-#define PEER_MAX_NODE_ID   64            /* bytes */
-#define PEER_MAX_CLUSTER   64            /* bytes of cluster_name */
-#define PEER_MAX_HOST      255           /* bytes */
+#define PEER_MAGIC         "RKVP" /* 4 bytes, no NUL on the wire */
+#define PEER_PROTO_VERSION 2      /* the newest version this node speaks */
+#define PEER_BASE_VERSION  1      /* the version of every frame but CHUNK */
+#define PEER_HEADER_SIZE   16     /* bytes */
+#define PEER_MAX_NODE_ID   64     /* bytes */
+#define PEER_MAX_CLUSTER   64     /* bytes of cluster_name */
+#define PEER_MAX_HOST      255    /* bytes */
 #define PEER_MAX_KEY       (64u * 1024u) /* bytes, as ENGINE_DEFAULT_MAX_KEY */
 #define PEER_MAX_MESSAGE   1024          /* bytes of an error message */
 #define PEER_MAX_VALUE     (512u * 1024u * 1024u) /* bytes, as the engine */
@@ -56,10 +57,19 @@
  * and added KV_UPDATE(_REPLY) before any release.
  */
 #define PEER_DEFAULT_MAX_BODY (PEER_MAX_VALUE + PEER_MAX_KEY + 4096u)
+/*
+ * Chunking (version 2, docs/peer-protocol.md section 5.14): a frame of
+ * more than PEER_CHUNK_THRESHOLD bytes (header included) travels to a
+ * version-2 peer as CHUNK frames of at most PEER_CHUNK_MAX bytes of it
+ * each, so that small frames can go between them.
+ */
+#define PEER_CHUNK_MAX       (1024u * 1024u) /* bytes of data per CHUNK */
+#define PEER_CHUNK_THRESHOLD PEER_CHUNK_MAX  /* frame bytes */
 
 /* KV_UPDATE.flags; the other bits must be 0. */
-#define PEER_KV_TOMBSTONE 0x1u /* the write is a delete: no value, no expiry \
-                                */
+#define PEER_KV_TOMBSTONE                              \
+    0x1u /* the write is a delete: no value, no expiry \
+          */
 #define PEER_KV_OWN_CONTEXT                            \
     0x2u /* supersede everything the receiving replica \
             has seen of the key (a write without a     \
@@ -91,9 +101,10 @@ enum peer_type
     PEER_ERROR = 12,
     PEER_KV_UPDATE = 13,
     PEER_KV_UPDATE_REPLY = 14,
+    PEER_CHUNK = 15, /* version 2 */
 };
 #define PEER_TYPE_MIN PEER_HELLO
-#define PEER_TYPE_MAX PEER_KV_UPDATE_REPLY
+#define PEER_TYPE_MAX PEER_CHUNK
 
 /*
  * A byte string: binary-safe, not NUL-terminated.  In a decoded message a
@@ -247,6 +258,23 @@ struct peer_error
     struct peer_bytes message; /* 0..PEER_MAX_MESSAGE bytes */
 };
 
+/*
+ * One piece of a larger frame (version 2 only).  A connection carries at
+ * most one chunked frame at a time in each direction: its pieces come in
+ * order, offset 0 first, each starting where the last ended, with other
+ * (whole) frames allowed in between.  The piece with offset + data.len ==
+ * total completes it; the receiver then decodes those `total` bytes as
+ * one frame (which must not itself be a CHUNK or a HELLO).
+ */
+struct peer_chunk
+{
+    uint32_t total;         /* bytes of the whole inner frame, header
+                               included; > PEER_HEADER_SIZE */
+    uint32_t offset;        /* bytes of it sent before this piece */
+    struct peer_bytes data; /* 1..PEER_CHUNK_MAX bytes; offset + len <=
+                               total */
+};
+
 /* One message: `type` says which union member is valid. */
 struct peer_msg
 {
@@ -266,14 +294,18 @@ struct peer_msg
         struct peer_error error;
         struct peer_kv_update kv_update;
         struct peer_kv_update_reply kv_update_reply;
+        struct peer_chunk chunk;
     };
 };
 
 /* ---- encoder ------------------------------------------------------------ */
 
 /*
- * Appends one whole frame (header and body, version PEER_PROTO_VERSION)
- * holding `m` to `out`.
+ * Appends one whole frame (header and body) holding `m` to `out`, in a
+ * frame of version peer_type_version(m->type): PEER_BASE_VERSION (1) for
+ * every type but CHUNK, whose layout is unchanged since version 1, so that
+ * a version-1 node reads them; 2 for CHUNK (send it only to a peer whose
+ * HELLO announced max_version >= 2).
  * Errors: RK_EINVAL when `m` breaks a limit or rule above (unknown type,
  * a byte string too long or a required one empty, len > 0 with a NULL
  * ptr, reserved flag bits, a positive status, a tombstone with a value,
@@ -296,6 +328,10 @@ void peer_header_encode(unsigned char hdr[PEER_HEADER_SIZE],
                         uint8_t type,
                         const void *body,
                         uint32_t body_len);
+
+/* The version of the frames that carry `type`: 2 for PEER_CHUNK, else 1
+ * (PEER_BASE_VERSION).  Thread: any. */
+uint8_t peer_type_version(int type);
 
 /* ---- decoder ------------------------------------------------------------ */
 
@@ -328,7 +364,8 @@ void peer_decoder_set_max_body(struct peer_decoder *d, uint32_t max_body);
  *    magic, version, type, flags or length fail before the body comes.
  *  - RK_EVERSION: the frame's version is newer than PEER_PROTO_VERSION;
  *    peer_decoder_errmsg() reads "peer speaks protocol version V, this
- *    node speaks 1".
+ *    node speaks 2".  A type newer than the frame's version (CHUNK in a
+ *    version-1 frame) is RK_EPROTO, as an unknown type.
  *  - RK_EPROTO: bad magic, version 0, unknown type, reserved header flags,
  *    body over the limit, checksum mismatch, a field running past the
  *    body, trailing bytes in the body, or a field breaking its rule (see

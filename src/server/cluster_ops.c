@@ -8,6 +8,7 @@
  * routing decision and the keys a command names.
  */
 #include "server/cluster_internal.h"
+#include "server/cmd/internal.h"
 
 static void resume_forget(struct cnode *cn, struct client *c);
 
@@ -223,6 +224,10 @@ static void put_exec(struct client *c, struct op *op)
     bool del = argc == 3; /* RINGKV.DEL key context */
     const struct req_opts *ro = &c->ropts;
     int removed = 0;
+    if (!del && !cmd__value_fits_or_reply(
+                    c, argv[3].len, c->srv->cfg->cluster_max_value_bytes)) {
+        return;
+    }
     int rc = op_versioned_put(op, argv[2].ptr, argv[2].len, del,
                               del ? NULL : argv[3].ptr, del ? 0 : argv[3].len,
                               ro->ctype, ro->ctlen, &removed);
@@ -261,7 +266,11 @@ static void run_exec(struct cnode *cn, struct op *op)
             getall_reply(c, op);
         }
     } else {
-        struct keyspace ks = {.ops = &coord_ks_ops, .data = op};
+        struct keyspace ks = {
+            .ops = &coord_ks_ops,
+            .data = op,
+            .max_value_bytes = s->cfg->cluster_max_value_bytes,
+        };
         struct keyspace *saved_ks = c->ks;
         c->ks = &ks;
         s->cluster_exec = true;

@@ -42,6 +42,7 @@ void config_init(struct rk_config *c)
     c->w_val = 2;
     c->ring_size = 64;
     c->request_timeout_ms = 2000;
+    c->cluster_max_value_bytes = CONFIG_DEFAULT_CLUSTER_MAX_VALUE;
     c->conflict_lww = false;
     c->max_siblings = 100;
     c->tombstone_gc_grace_s = 3600;
@@ -243,6 +244,10 @@ int config_set(struct rk_config *c,
         rc = parse_u64(value, 1024 * 1024, 1ull << 40, &u);
         c->proto_max_bulk_len = u;
         why = "must be 1mb..1tb";
+    } else if (strcmp(n, "cluster-max-value-bytes") == 0) {
+        rc = parse_u64(value, 1024, 512ull * 1024 * 1024, &u);
+        c->cluster_max_value_bytes = u;
+        why = "must be 1kb..512mb";
     } else if (strcmp(n, "client-query-buffer-limit") == 0) {
         rc = parse_u64(value, 1024 * 1024, 1ull << 40, &u);
         c->client_query_buffer_limit = u;
@@ -482,6 +487,8 @@ static void usage(FILE *f)
             "  --slow-log-ms MS            log cluster commands slower than "
             "MS, 0 = off (250)\n"
             "  --request-timeout-ms MS     coordinator deadline (2000)\n"
+            "  --cluster-max-value-bytes BYTES  largest value of a "
+            "cluster write (64mb)\n"
             "  --hz N                      housekeeping ticks per second "
             "(10)\n"
             "  --version                   print version and exit\n"
@@ -610,9 +617,10 @@ void config_each(const struct rk_config *c,
     const char *appendfsync = c->sync_mode == ENGINE_SYNC_ALWAYS ? "always"
                               : c->sync_mode == ENGINE_SYNC_NONE ? "no"
                                                                  : "everysec";
-    char port[16], maxcl[16], bulk[32], qbl[32], mfs[32], ratio[32], tmo[16],
-        hz[16], pport[16], nv[16], rv[16], wv[16], rs[16], rto[16], msib[16],
-        grace[24], rrw[16], skew[24], hport[16], slow[16], rrc[32], spec[16];
+    char port[16], maxcl[16], bulk[32], cmv[32], qbl[32], mfs[32], ratio[32],
+        tmo[16], hz[16], pport[16], nv[16], rv[16], wv[16], rs[16], rto[16],
+        msib[16], grace[24], rrw[16], skew[24], hport[16], slow[16], rrc[32],
+        spec[16];
     snprintf(rrc, sizeof(rrc), "%g", c->read_repair_chance);
     snprintf(spec, sizeof(spec), "%" PRIu32, c->speculative_retry_ms);
     snprintf(slow, sizeof(slow), "%" PRIu32, c->slow_log_ms);
@@ -636,6 +644,7 @@ void config_each(const struct rk_config *c,
     snprintf(rto, sizeof(rto), "%" PRIu32, c->request_timeout_ms);
     snprintf(maxcl, sizeof(maxcl), "%" PRIu32, c->maxclients);
     snprintf(bulk, sizeof(bulk), "%" PRIu64, c->proto_max_bulk_len);
+    snprintf(cmv, sizeof(cmv), "%" PRIu64, c->cluster_max_value_bytes);
     snprintf(qbl, sizeof(qbl), "%" PRIu64, c->client_query_buffer_limit);
     snprintf(mfs, sizeof(mfs), "%" PRIu64, c->max_file_size);
     snprintf(ratio, sizeof(ratio), "%g", c->merge_dead_ratio);
@@ -679,6 +688,7 @@ void config_each(const struct rk_config *c,
         {"w", wv},
         {"ring-size", rs},
         {"request-timeout-ms", rto},
+        {"cluster-max-value-bytes", cmv},
         {"conflict-policy", c->conflict_lww ? "lww" : "siblings"},
         {"max-siblings", msib},
         {"tombstone-gc-grace", grace},

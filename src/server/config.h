@@ -15,6 +15,17 @@
 #include "common/log.h"
 #include "storage/engine.h"
 
+/*
+ * Default cluster-max-value-bytes: 64 MiB.  A coordinated write moves its
+ * value about 3 times over the peer links (to the coordinating replica,
+ * back, and to each other replica) and every replica holds it in memory
+ * while it merges versions; Riak warns at 5 MB and refuses 50 MB objects,
+ * Cassandra refuses mutations over 16 MB by default.  64 MiB keeps room
+ * for large blobs while one write stays well under a second on a LAN
+ * (docs/cluster.md, "Large values").
+ */
+#define CONFIG_DEFAULT_CLUSTER_MAX_VALUE (64ull * 1024 * 1024) /* bytes */
+
 struct rk_config
 {
     int port;                        /* RESP port, 1..65535 (7379) */
@@ -37,16 +48,19 @@ struct rk_config
     bool repair;                        /* open storage in repair mode */
     char config_file[4096];             /* --config path, "" if none */
     /* Cluster (issue 4; docs/cluster.md). */
-    int peer_port;               /* node-to-node port; 0 = RESP port + 2 */
-    int http_port;               /* HTTP; 0 = RESP port + 1, -1 = off */
-    char node_id[65];            /* "" = "<bind>:<peer-port>" */
-    char cluster_name[65];       /* ("ringkv") */
-    char seeds[2048];            /* host:peer-port,...; "" = none */
-    uint32_t n_val;              /* replicas per key (3) */
-    uint32_t r_val;              /* read quorum (2) */
-    uint32_t w_val;              /* write quorum (2) */
-    uint32_t ring_size;          /* partitions of a new cluster (64) */
-    uint32_t request_timeout_ms; /* coordinator deadline (2000) */
+    int peer_port;                    /* node-to-node port; 0 = RESP port + 2 */
+    int http_port;                    /* HTTP; 0 = RESP port + 1, -1 = off */
+    char node_id[65];                 /* "" = "<bind>:<peer-port>" */
+    char cluster_name[65];            /* ("ringkv") */
+    char seeds[2048];                 /* host:peer-port,...; "" = none */
+    uint32_t n_val;                   /* replicas per key (3) */
+    uint32_t r_val;                   /* read quorum (2) */
+    uint32_t w_val;                   /* write quorum (2) */
+    uint32_t ring_size;               /* partitions of a new cluster (64) */
+    uint32_t request_timeout_ms;      /* coordinator deadline (2000) */
+    uint64_t cluster_max_value_bytes; /* largest value a coordinated write
+                                         stores, bytes (64 MiB; at most
+                                         proto_max_bulk_len applies too) */
     /* Versions and healing (issue 5; docs/consistency.md). */
     bool conflict_lww;             /* conflict-policy lww (default siblings) */
     uint32_t max_siblings;         /* per key (100) */

@@ -352,6 +352,16 @@ static void kv_error(struct evhttp_request *req, const char *msg)
                   json_pack("{s:s, s:s, s:i, s:i}", "error", msg, "code",
                             "no_quorum", "replicas_answered", (int)got,
                             "replicas_needed", (int)need));
+    } else if (strstr(msg, "exceeds cluster-max-value-bytes")) {
+        unsigned long long vlen = 0, limit = 0;
+        sscanf(msg,
+               "ERR value of %llu bytes exceeds cluster-max-value-bytes "
+               "(%llu)",
+               &vlen, &limit);
+        send_json(req, 413,
+                  json_pack("{s:s, s:s, s:I, s:I}", "error", msg, "code",
+                            "value_too_large", "value_bytes", (json_int_t)vlen,
+                            "limit_bytes", (json_int_t)limit));
     } else if (strncmp(msg, "NOQUORUM", 8) == 0) {
         send_error(req, 503, "no_quorum", msg);
     } else if (strncmp(msg, "CLUSTERDOWN", 11) == 0 ||

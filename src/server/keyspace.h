@@ -86,6 +86,11 @@ struct keyspace
 {
     const struct keyspace_ops *ops;
     void *data; /* the backend's */
+    /* Largest value a put may store, bytes; 0 = only the backend's own
+     * limit.  The coordinated keyspace sets cluster-max-value-bytes, and
+     * the command layer refuses a larger value before calling put, with
+     * an error that names the setting (cmd__key_store). */
+    uint64_t max_value_bytes;
 };
 
 #endif /* RINGKV_SERVER_KEYSPACE_H */

@@ -56,11 +56,18 @@
 #include "common/buf.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "proto/peer_chunk.h"
 
 #define HELLO_MAX_BODY 1024u        /* bytes accepted before the HELLO */
 #define SCRATCH_KEEP   (64u * 1024) /* shrink the encode buffer above */
 #define INBUF_KEEP     (64u * 1024) /* shrink idle input buffers above */
 #define ADDR_LEN       (PEER_MAX_HOST + 8)
+/* Large frames go out one CHUNK at a time while the connection's output
+ * holds less than PUMP_WINDOW bytes; the write callback refills it when
+ * the output drains to PUMP_LOW.  So a small frame waits behind at most
+ * about PUMP_WINDOW + PEER_CHUNK_MAX bytes of a large one. */
+#define PUMP_WINDOW (1024u * 1024)
+#define PUMP_LOW    (256u * 1024)
 
 enum conn_state
 {
@@ -78,9 +85,11 @@ struct conn
     struct conn *prev, *next; /* t->conns */
     struct bufferevent *bev;  /* owns the socket */
     struct peer_decoder *dec;
-    struct rk_buf in;    /* received, not yet decoded bytes */
-    struct event *timer; /* handshake / retire deadline */
-    struct peer *peer;   /* NULL for inbound until its HELLO */
+    struct rk_buf in;        /* received, not yet decoded bytes */
+    struct peer_reasm reasm; /* the chunked frame being received */
+    uint8_t version;         /* min(ours, the peer's HELLO max_version) */
+    struct event *timer;     /* handshake / retire deadline */
+    struct peer *peer;       /* NULL for inbound until its HELLO */
     enum conn_state state;
     bool outbound;       /* dialed by this node */
     bool wr_shut;        /* shutdown(SHUT_WR) done */
@@ -98,6 +107,8 @@ struct peer
     struct conn *active;      /* READY conn carrying our frames, or NULL */
     unsigned n_dialing;       /* outbound conns in HANDSHAKE */
     struct evbuffer *pending; /* frames waiting for a connection */
+    struct peer_chunkq big;   /* frames > PEER_CHUNK_THRESHOLD, sent a
+                                 piece at a time (peer_pump) */
     struct event *retry_ev;   /* backoff timer */
     uint32_t attempts;        /* failed dials since the last HELLO */
     struct peer_transport_stats st;
@@ -131,6 +142,7 @@ struct peer_transport
     size_t n_faults;
     struct rk_buf hello;   /* our HELLO frame, encoded once */
     struct rk_buf scratch; /* encode buffer of send */
+    struct rk_buf piece;   /* the CHUNK being moved by peer_pump */
     struct rk_rng rng;     /* backoff jitter */
     struct peer_transport_stats st;
 };
@@ -194,7 +206,7 @@ static const struct fault *fault_find(const struct peer_transport *t,
 
 static size_t peer_queue_bytes(const struct peer *p)
 {
-    size_t n = evbuffer_get_length(p->pending);
+    size_t n = evbuffer_get_length(p->pending) + p->big.bytes;
     if (p->active) {
         n += evbuffer_get_length(bufferevent_get_output(p->active->bev));
     }
@@ -212,6 +224,7 @@ static struct peer *peer_new(struct peer_transport *t)
         return NULL;
     }
     p->t = t;
+    peer_chunkq_init(&p->big);
     p->pending = evbuffer_new();
     p->retry_ev = evtimer_new(t->base, retry_cb, p);
     if (p->pending == NULL || p->retry_ev == NULL) {
@@ -244,6 +257,7 @@ static void peer_free(struct peer *p)
         p->next->prev = p->prev;
     }
     evbuffer_free(p->pending);
+    peer_chunkq_fini(&p->big);
     event_free(p->retry_ev);
     rk_free(p->id);
     rk_free(p->host);
@@ -331,7 +345,7 @@ static void peer_dial(struct peer *p);
 static void peer_kick(struct peer *p)
 {
     if (p->active || p->n_dialing > 0 || p->host == NULL ||
-        evbuffer_get_length(p->pending) == 0 ||
+        (evbuffer_get_length(p->pending) == 0 && p->big.n_items == 0) ||
         evtimer_pending(p->retry_ev, NULL)) {
         return;
     }
@@ -349,7 +363,7 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct peer *p = arg;
     if (p->active || p->n_dialing > 0 || p->host == NULL ||
-        evbuffer_get_length(p->pending) == 0) {
+        (evbuffer_get_length(p->pending) == 0 && p->big.n_items == 0)) {
         return;
     }
     p->st.reconnects++;
@@ -368,6 +382,7 @@ static void peer_merge(struct peer *dst, struct peer *src)
     }
     dst->n_dialing += src->n_dialing;
     evbuffer_add_buffer(dst->pending, src->pending);
+    peer_chunkq_move(&dst->big, &src->big);
     if (src->host) {
         rk_free(dst->host);
         dst->host = src->host;
@@ -383,6 +398,32 @@ static void peer_merge(struct peer *dst, struct peer *src)
 }
 
 /* ---- connections -------------------------------------------------------- */
+
+/*
+ * Moves pieces of the queued large frames to the active connection's
+ * output while it holds less than PUMP_WINDOW bytes: CHUNK frames to a
+ * version-2 peer, whole frames to a version-1 one.  The write callback
+ * calls it again when the output drains to PUMP_LOW.  An allocation
+ * failure leaves the rest queued for the next call.
+ */
+static void peer_pump(struct peer *p)
+{
+    struct conn *c = p->active;
+    if (c == NULL) {
+        return;
+    }
+    struct peer_transport *t = p->t;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    while (p->big.n_items > 0 && evbuffer_get_length(out) < PUMP_WINDOW) {
+        rk_buf_clear(&t->piece);
+        if (peer_chunkq_next(&p->big, c->version >= 2, &t->piece) != RK_OK ||
+            evbuffer_add(out, t->piece.base, t->piece.len) != 0) {
+            break;
+        }
+    }
+    rk_buf_clear(&t->piece);
+    rk_buf_shrink(&t->piece, 2 * PEER_CHUNK_MAX);
+}
 
 static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
@@ -409,6 +450,7 @@ static void conn_release(struct conn *c)
     }
     peer_decoder_destroy(c->dec);
     rk_buf_fini(&c->in);
+    peer_reasm_fini(&c->reasm);
     rk_free(c);
 }
 
@@ -435,6 +477,8 @@ static void conn_close(struct conn *c, int reason, bool linger)
     }
     if (was_active) {
         p->active = NULL;
+        /* the receiver drops a half-received frame with the connection */
+        peer_chunkq_drop_started(&p->big);
     }
     if (linger && !c->wr_shut &&
         evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
@@ -502,6 +546,7 @@ static struct conn *conn_new(struct peer_transport *t,
     c->peer = p;
     c->state = CONN_HANDSHAKE;
     rk_buf_init(&c->in);
+    peer_reasm_init(&c->reasm);
     snprintf(c->addr, sizeof(c->addr), "%s", addr);
     c->bev = bufferevent_socket_new(t->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->timer = evtimer_new(t->base, conn_timer_cb, c);
@@ -691,8 +736,11 @@ static bool conn_on_hello(struct conn *c, const struct peer_hello *h)
         p->n_dialing--;
     }
     c->state = CONN_READY;
+    c->version = h->max_version < PEER_PROTO_VERSION ? h->max_version
+                                                     : PEER_PROTO_VERSION;
     evtimer_del(c->timer);
     peer_decoder_set_max_body(c->dec, t->max_body);
+    bufferevent_setwatermark(c->bev, EV_WRITE, PUMP_LOW, 0);
     const char *pid = safe_id(p->id, p->id_len, a, sizeof(a));
     struct conn *old = p->active;
     if (old) {
@@ -710,6 +758,7 @@ static bool conn_on_hello(struct conn *c, const struct peer_hello *h)
         conn_retire(loser);
         /* pending may hold frames of a peer merged by hello_peer. */
         evbuffer_add_buffer(bufferevent_get_output(p->active->bev), p->pending);
+        peer_pump(p);
         return true;
     }
     p->active = c;
@@ -718,13 +767,12 @@ static bool conn_on_hello(struct conn *c, const struct peer_hello *h)
     p->st.connects++;
     t->st.connects++;
     evbuffer_add_buffer(bufferevent_get_output(c->bev), p->pending);
-    rk_log(
-        RK_LOG_INFO, "peer_connected",
-        "peer=%s addr=%s direction=%s host=%s peer_port=%u version=%u", pid,
-        c->addr, c->outbound ? "out" : "in",
-        safe_id(h->host.ptr, h->host.len, b, sizeof(b)), (unsigned)h->peer_port,
-        (unsigned)(h->max_version < PEER_PROTO_VERSION ? h->max_version
-                                                       : PEER_PROTO_VERSION));
+    peer_pump(p);
+    rk_log(RK_LOG_INFO, "peer_connected",
+           "peer=%s addr=%s direction=%s host=%s peer_port=%u version=%u", pid,
+           c->addr, c->outbound ? "out" : "in",
+           safe_id(h->host.ptr, h->host.len, b, sizeof(b)),
+           (unsigned)h->peer_port, (unsigned)c->version);
     if (t->cbs.on_peer_connected) {
         t->cbs.on_peer_connected(t->data, p->id, p->id_len, h);
     }
@@ -732,6 +780,59 @@ static bool conn_on_hello(struct conn *c, const struct peer_hello *h)
 }
 
 /* ---- reading ------------------------------------------------------------ */
+
+/* Logs a broken chunked frame and closes `c`.  Returns false. */
+static bool conn_chunk_error(struct conn *c, const char *why)
+{
+    char a[PEER_MAX_NODE_ID + 1];
+    rk_log(RK_LOG_WARN, "peer_protocol_error", "peer=%s addr=%s reason=\"%s\"",
+           safe_id(c->peer->id, c->peer->id_len, a, sizeof(a)), c->addr, why);
+    conn_reject(c, RK_EPROTO);
+    return false;
+}
+
+/*
+ * Adds a CHUNK to the frame being gathered; once complete, decodes that
+ * frame (the decoder is between frames here) and hands it on like any
+ * other.  Returns false when `c` was closed.
+ */
+static bool conn_on_chunk(struct conn *c, const struct peer_chunk *ch)
+{
+    struct peer_transport *t = c->t;
+    struct peer *p = c->peer;
+    bool done = false;
+    int rc = peer_reasm_feed(&c->reasm, ch,
+                             (size_t)t->max_body + PEER_HEADER_SIZE, &done);
+    if (rc == RK_ENOMEM) {
+        conn_close(c, RK_ENOMEM, false);
+        return false;
+    }
+    if (rc != RK_OK) {
+        return conn_chunk_error(c, "CHUNK out of order or over the limit");
+    }
+    if (!done) {
+        return true;
+    }
+    struct peer_bytes fr = peer_reasm_frame(&c->reasm);
+    size_t consumed = 0;
+    struct peer_msg m;
+    rc = peer_decoder_feed(c->dec, fr.ptr, fr.len, &consumed, &m);
+    if (rc != RK_OK || consumed != fr.len || m.type == PEER_CHUNK ||
+        m.type == PEER_HELLO) {
+        return conn_chunk_error(c,
+                                "chunked frame does not decode as one "
+                                "frame");
+    }
+    const struct fault *f = fault_find(t, p->id, p->id_len);
+    if (f && f->drop_in) {
+        p->st.dropped_in++;
+        t->st.dropped_in++;
+    } else if (t->cbs.on_message) {
+        t->cbs.on_message(t->data, p->id, p->id_len, &m);
+    }
+    peer_reasm_fini(&c->reasm);
+    return true;
+}
 
 /* Handles one decoded frame of `len` bytes.  Returns false when `c` was
  * closed. */
@@ -761,6 +862,9 @@ static bool conn_on_frame(struct conn *c, const struct peer_msg *m, size_t len)
     p->st.bytes_in += len;
     t->st.frames_in++;
     t->st.bytes_in += len;
+    if (m->type == PEER_CHUNK) {
+        return conn_on_chunk(c, &m->chunk);
+    }
     const struct fault *f = fault_find(t, p->id, p->id_len);
     if (f && f->drop_in) {
         p->st.dropped_in++;
@@ -853,6 +957,8 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
     struct conn *c = arg;
     if (c->state == CONN_RETIRING || c->state == CONN_CLOSING) {
         conn_shut_if_drained(c);
+    } else if (c->state == CONN_READY && c->peer && c->peer->active == c) {
+        peer_pump(c->peer);
     }
 }
 
@@ -1118,6 +1224,7 @@ void peer_transport_destroy(struct peer_transport *t)
     rk_free(t->faults);
     rk_buf_fini(&t->hello);
     rk_buf_fini(&t->scratch);
+    rk_buf_fini(&t->piece);
     rk_free(t->self_id);
     rk_free(t->cluster);
     rk_free(t);
@@ -1205,16 +1312,30 @@ int peer_transport_send_frame(struct peer_transport *t,
         t->st.dropped_out++;
         return RK_OK;
     }
-    size_t queued = peer_queue_bytes(p);
-    if (queued > 0 && (queued > t->max_queue || len > t->max_queue - queued)) {
+    /* Small frames and large ones are bounded apart, so that a large
+     * transfer never makes a probe or a reply bounce: small frames by
+     * max_queue over what waits in pending and the output, large ones
+     * accepted while less than max_queue of them waits. */
+    bool big = len > PEER_CHUNK_THRESHOLD;
+    size_t queued = peer_queue_bytes(p) - p->big.bytes;
+    if (big ? p->big.bytes >= t->max_queue
+            : queued > 0 &&
+                  (queued > t->max_queue || len > t->max_queue - queued)) {
         p->st.busy++;
         t->st.busy++;
         return RK_EBUSY;
     }
-    struct evbuffer *dst =
-        p->active ? bufferevent_get_output(p->active->bev) : p->pending;
-    if (evbuffer_add(dst, frame, len) != 0) {
-        return RK_ENOMEM;
+    if (big) {
+        if (peer_chunkq_push(&p->big, frame, len) != RK_OK) {
+            return RK_ENOMEM;
+        }
+        peer_pump(p);
+    } else {
+        struct evbuffer *dst =
+            p->active ? bufferevent_get_output(p->active->bev) : p->pending;
+        if (evbuffer_add(dst, frame, len) != 0) {
+            return RK_ENOMEM;
+        }
     }
     p->st.frames_out++;
     p->st.bytes_out += len;

@@ -92,6 +92,13 @@ void cmd__reply_bad_subcommand(struct client *c,
                                const char *container);
 void cmd__reply_lines(struct client *c, const char *const *lines, size_t n);
 void cmd__reply_storage_error(struct client *c, int rc, const char *what);
+/*
+ * Whether a value of `vlen` bytes (the user's, without content type) may
+ * be stored under `limit` (bytes, 0 = no limit); if not, replies "-ERR
+ * value of N bytes exceeds cluster-max-value-bytes (M); ..." and returns
+ * false.  Thread: the loop.
+ */
+bool cmd__value_fits_or_reply(struct client *c, uint64_t vlen, uint64_t limit);
 
 /* ---- keyspace.c ---- */
 void cmd_dbsize(struct client *c, size_t argc, const struct resp_arg *argv);

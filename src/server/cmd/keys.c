@@ -348,6 +348,22 @@ int cmd__key_lookup(struct client *c,
     return 1;
 }
 
+bool cmd__value_fits_or_reply(struct client *c, uint64_t vlen, uint64_t limit)
+{
+    if (limit == 0 || vlen <= limit) {
+        return true;
+    }
+    /* HTTP maps this text to 413 (http.c kv_error) */
+    reply_errorf(c,
+                 "ERR value of %" PRIu64
+                 " bytes exceeds "
+                 "cluster-max-value-bytes (%" PRIu64
+                 "); store large objects elsewhere and keep a reference "
+                 "here, or raise the limit",
+                 vlen, limit);
+    return false;
+}
+
 /* Stores a value with content type ct (ctlen bytes, 0 = none); replies on
  * error.  Returns true on success. */
 static bool key_store_ct(struct client *c,
@@ -358,6 +374,9 @@ static bool key_store_ct(struct client *c,
                          const char *ct,
                          uint8_t ctlen)
 {
+    if (!cmd__value_fits_or_reply(c, vlen, c->ks->max_value_bytes)) {
+        return false;
+    }
     uint64_t seq = 0;
     int rc = c->ks->ops->put(c->ks, key->ptr, key->len, val, vlen, expire_at_ms,
                              ct, ctlen, &seq);

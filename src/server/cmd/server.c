@@ -104,6 +104,7 @@ void cmd_config(struct client *c, size_t argc, const struct resp_arg *argv)
                                          "r",
                                          "w",
                                          "request-timeout-ms",
+                                         "cluster-max-value-bytes",
                                          "log-requests",
                                          "slow-log-ms",
                                          "read-repair-chance",

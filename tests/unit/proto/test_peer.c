@@ -325,13 +325,14 @@ static size_t make_samples(struct sample *out)
                        .deadline_ms = 1000}});
     ADD("kv_update_tombstone", false,
         {.type = PEER_KV_UPDATE,
-         .kv_update = {.req_id = 12,
-                       .key = S("k\0ey"),
-                       .timestamp = UINT64_MAX,
-                       .flags = PEER_KV_TOMBSTONE | PEER_KV_OWN_CONTEXT |
-                                PEER_KV_FALLBACK, /* every bit a tombstone takes */
-                       .hint_for = S("node3"),
-                       .deadline_ms = 2000}});
+         .kv_update = {
+             .req_id = 12,
+             .key = S("k\0ey"),
+             .timestamp = UINT64_MAX,
+             .flags = PEER_KV_TOMBSTONE | PEER_KV_OWN_CONTEXT |
+                      PEER_KV_FALLBACK, /* every bit a tombstone takes */
+             .hint_for = S("node3"),
+             .deadline_ms = 2000}});
     ADD("kv_update_reply_min", false, {.type = PEER_KV_UPDATE_REPLY});
     ADD("kv_update_reply_max", false,
         {.type = PEER_KV_UPDATE_REPLY,
@@ -341,6 +342,11 @@ static size_t make_samples(struct sample *out)
     ADD("kv_update_reply_error_max", false,
         {.type = PEER_KV_UPDATE_REPLY,
          .kv_update_reply = {UINT64_MAX, INT32_MIN, EMPTY}});
+    ADD("chunk_min", false,
+        {.type = PEER_CHUNK, .chunk = {PEER_HEADER_SIZE + 1, 0, S("x")}});
+    ADD("chunk_last", false,
+        {.type = PEER_CHUNK,
+         .chunk = {UINT32_MAX, (uint32_t)(UINT32_MAX - sizeof(g_bin)), BIN}});
     ADD("kv_put_big", true,
         {.type = PEER_KV_PUT,
          .kv_put = {42, B(g_key_max, sizeof(g_key_max)),
@@ -555,7 +561,10 @@ static void test_peer_round_trips_every_type_with_edge_values(void **state)
         encode_ok(&s[i].msg, &f);
         assert_true(f.len >= PEER_HEADER_SIZE);
         assert_memory_equal(f.base, PEER_MAGIC, 4);
-        assert_int_equal((unsigned char)f.base[4], PEER_PROTO_VERSION);
+        /* version 1 for every type but CHUNK (2): a version-1 node reads
+         * every frame a version-2 node sends it but CHUNK */
+        assert_int_equal((unsigned char)f.base[4],
+                         s[i].msg.type == PEER_CHUNK ? 2 : 1);
         assert_int_equal((unsigned char)f.base[5], s[i].msg.type);
         assert_int_equal(
             rk_get_le32((const unsigned char *)f.base + 8) + PEER_HEADER_SIZE,
@@ -1001,7 +1010,7 @@ static void test_peer_decoder_rejects_newer_version_with_message(void **state)
     make_samples(s);
     struct rk_buf f;
     encode_ok(&s[0].msg, &f);
-    unsigned versions[] = {2, 3, 255};
+    unsigned versions[] = {3, 255};
     for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
         f.base[4] = (char)versions[i];
         /* Judged from the first five bytes on. */
@@ -1011,14 +1020,14 @@ static void test_peer_decoder_rejects_newer_version_with_message(void **state)
                              RK_EVERSION);
             char want[128];
             snprintf(want, sizeof(want),
-                     "peer speaks protocol version %u, this node speaks 1",
+                     "peer speaks protocol version %u, this node speaks 2",
                      versions[i]);
             assert_string_equal(err, want);
         }
     }
     /* A newer frame's other fields may mean anything: the version wins
      * over an unknown type or flags. */
-    f.base[4] = 2;
+    f.base[4] = 3;
     f.base[5] = (char)200;
     f.base[6] = 1;
     assert_int_equal(decode_once(f.base, f.len, 0, NULL, 0), RK_EVERSION);
@@ -1059,18 +1068,33 @@ static void test_peer_decoder_rejects_bad_magic(void **state)
 static void test_peer_decoder_rejects_unknown_type(void **state)
 {
     (void)state;
-    /* Types 13 and 14 exist (KV_UPDATE, KV_UPDATE_REPLY); 15 is the first
-     * unknown one. */
+    /* Types 13 and 14 exist (KV_UPDATE, KV_UPDATE_REPLY); 15 (CHUNK) only
+     * in version-2 frames; 16 is the first unknown one. */
     assert_int_equal(PEER_KV_UPDATE, 13);
     assert_int_equal(PEER_KV_UPDATE_REPLY, 14);
-    assert_int_equal(PEER_TYPE_MAX, 14);
+    assert_int_equal(PEER_CHUNK, 15);
+    assert_int_equal(PEER_TYPE_MAX, 15);
+    {
+        unsigned char hdr[PEER_HEADER_SIZE];
+        peer_header_encode(hdr, PEER_CHUNK, NULL, 0);
+        assert_int_equal(hdr[4], 2);
+        assert_int_equal(decode_once((const char *)hdr, 6, 0, NULL, 0),
+                         RK_EAGAIN);
+        hdr[4] = 1; /* CHUNK in a version-1 frame */
+        char err[256];
+        assert_int_equal(decode_once((const char *)hdr, 6, 0, err, sizeof(err)),
+                         RK_EPROTO);
+        assert_string_equal(err,
+                            "peer protocol error: unknown message type 15 in "
+                            "a version 1 frame");
+    }
     for (unsigned t = PEER_KV_UPDATE; t <= PEER_KV_UPDATE_REPLY; t++) {
         unsigned char hdr[PEER_HEADER_SIZE];
         peer_header_encode(hdr, (uint8_t)t, NULL, 0);
         assert_int_equal(decode_once((const char *)hdr, 6, 0, NULL, 0),
                          RK_EAGAIN);
     }
-    unsigned types[] = {0, 15, PEER_TYPE_MAX + 1, 16, 77, 255};
+    unsigned types[] = {0, PEER_TYPE_MAX + 1, 16, 77, 255};
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
         unsigned char hdr[PEER_HEADER_SIZE];
         peer_header_encode(hdr, (uint8_t)types[i], NULL, 0);
@@ -1840,16 +1864,16 @@ static void test_peer_type_name_names_every_type(void **state)
 {
     (void)state;
     const char *names[] = {
-        "HELLO",        "PING",       "ACK",       "PING_REQ",       "GOSSIP",
-        "JOIN",         "JOIN_REPLY", "KV_PUT",    "KV_PUT_REPLY",   "KV_GET",
-        "KV_GET_REPLY", "ERROR",      "KV_UPDATE", "KV_UPDATE_REPLY"};
+        "HELLO",        "PING",       "ACK",       "PING_REQ",        "GOSSIP",
+        "JOIN",         "JOIN_REPLY", "KV_PUT",    "KV_PUT_REPLY",    "KV_GET",
+        "KV_GET_REPLY", "ERROR",      "KV_UPDATE", "KV_UPDATE_REPLY", "CHUNK"};
     assert_int_equal(PEER_TYPE_MAX - PEER_TYPE_MIN + 1,
                      sizeof(names) / sizeof(names[0]));
     for (int t = PEER_TYPE_MIN; t <= PEER_TYPE_MAX; t++) {
         assert_string_equal(peer_type_name(t), names[t - PEER_TYPE_MIN]);
     }
     assert_string_equal(peer_type_name(0), "UNKNOWN");
-    assert_string_equal(peer_type_name(15), "UNKNOWN");
+    assert_string_equal(peer_type_name(16), "UNKNOWN");
     assert_string_equal(peer_type_name(PEER_TYPE_MAX + 1), "UNKNOWN");
     assert_string_equal(peer_type_name(-1), "UNKNOWN");
 }
