@@ -376,6 +376,15 @@ static int bc_get(struct engine *e,
     }
     struct kd_meta km;
     keydir_meta(&b->kd, h, &km);
+    if (val == NULL) {
+        /* metadata only: the key directory has it, the record is not
+         * read (a coordinator's per-read size probe, DEL's existence
+         * check) */
+        if (meta) {
+            keydir_engine_meta(&km, meta);
+        }
+        return RK_OK;
+    }
     uint32_t slot = (uint32_t)(km.loc >> 32);
     uint64_t off = (uint32_t)km.loc;
     struct bc_file *f = slot < b->n_slots ? b->files[slot] : NULL;

@@ -229,8 +229,9 @@ const char *engine_kind(const struct engine *e);
 
 /*
  * Reads `key`: appends the value to `val` (may be NULL to fetch metadata
- * only) and fills *meta (may be NULL).  Expired records are returned like
- * any other (the caller checks meta->expire_at_ms).
+ * only: then O(1) from the key directory, the record is neither read nor
+ * checked) and fills *meta (may be NULL).  Expired records are returned
+ * like any other (the caller checks meta->expire_at_ms).
  * Errors: RK_ENOTFOUND, RK_ECORRUPT (checksum failed: never returns the
  * bad bytes), RK_EIO, RK_ENOMEM.  Complexity: O(1) + O(value).
  */
