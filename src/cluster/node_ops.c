@@ -329,14 +329,31 @@ static void write_hints(struct node *n, struct node__op *op)
  * hand-off at the end of the event-loop pass and node_on_durable end the
  * wait (node_wants_handoff).
  */
-static bool put_must_wait(const struct node *n, const struct node__op *op)
+/* Read-only states of the engines, asked at most once per pass over the
+ * ready list (engine_stats takes the engine's locks). */
+struct ro_cache
+{
+    int data, hints; /* -1 not asked yet, else 0 or 1 */
+};
+
+static bool cached_read_only(struct engine *e, int *slot)
+{
+    if (*slot < 0) {
+        *slot = read_only(e) ? 1 : 0;
+    }
+    return *slot == 1;
+}
+
+static bool put_must_wait(const struct node *n,
+                          const struct node__op *op,
+                          struct ro_cache *ro)
 {
     if (op->hint_seq && engine_acked_seq(n->hints) < op->hint_seq &&
-        !read_only(n->hints)) {
+        !cached_read_only(n->hints, &ro->hints)) {
         return true;
     }
     return !n->set.sync_always && engine_acked_seq(n->data) < n->last_seq &&
-           !read_only(n->data);
+           !cached_read_only(n->data, &ro->data);
 }
 
 /* Starts the PUT phase of writes whose UPDATE answered.  A full
@@ -348,13 +365,14 @@ void node__process_ready(struct node *n, uint64_t now)
     }
     n->in_ready = true;
     struct node__op *stalled = NULL;
+    struct ro_cache ro = {-1, -1};
     while (n->ready) {
         struct node__op *op = n->ready;
         n->ready = op->next;
         op->queued = false;
         op->next = NULL;
         write_hints(n, op);
-        int rc = put_must_wait(n, op) ? RK_EAGAIN : start_put(n, op, now);
+        int rc = put_must_wait(n, op, &ro) ? RK_EAGAIN : start_put(n, op, now);
         if (rc == RK_EAGAIN) {
             op->queued = true;
             op->next = stalled;
