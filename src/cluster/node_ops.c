@@ -360,12 +360,20 @@ static bool put_must_wait(const struct node *n,
  * coordinator table leaves the write queued for the next tick. */
 void node__process_ready(struct node *n, uint64_t now)
 {
-    if (n->draining || n->in_ready) {
+    if (n->draining || n->in_ready || n->ready == NULL) {
+        return;
+    }
+    struct ro_cache ro = {-1, -1};
+    if (!n->set.sync_always && engine_acked_seq(n->data) < n->last_seq &&
+        !cached_read_only(n->data, &ro.data)) {
+        /* every write waits for this pass's hand-off (put_must_wait):
+         * leave the list alone rather than walk it on every event; the
+         * hand-off's node_on_durable comes back here (hints are written
+         * then, and wait for the next hand-off) */
         return;
     }
     n->in_ready = true;
     struct node__op *stalled = NULL;
-    struct ro_cache ro = {-1, -1};
     while (n->ready) {
         struct node__op *op = n->ready;
         n->ready = op->next;
