@@ -236,14 +236,22 @@ static bool route_is_up(void *data, const char *id)
     return node_peer_is_up(data, id);
 }
 
-/* What routing sees of this node: its ring, itself, its liveness view. */
-static struct route_view view_of(const struct node *n)
+static bool route_is_degraded(void *data, const char *id)
+{
+    return node_peer_is_degraded(data, id);
+}
+
+/* What routing sees of this node: its ring, itself, its liveness view,
+ * and for a write the storage states. */
+static struct route_view view_of(const struct node *n, bool write)
 {
     return (struct route_view){
         .ring = membership_ring(n->mem),
         .self = n->id,
         .sloppy = n->set.sloppy_quorum,
         .is_up = route_is_up,
+        .write = write,
+        .is_degraded = route_is_degraded,
         .data = (void *)n,
     };
 }
@@ -254,15 +262,98 @@ void node__targets(const struct node *n,
                    uint32_t nval,
                    struct route_targets *t)
 {
-    struct route_view v = view_of(n);
+    struct route_view v = view_of(n, false);
+    route_targets(&v, key, klen, nval, t);
+}
+
+void node__write_targets(const struct node *n,
+                         const void *key,
+                         size_t klen,
+                         uint32_t nval,
+                         struct route_targets *t)
+{
+    struct route_view v = view_of(n, true);
     route_targets(&v, key, klen, nval, t);
 }
 
 size_t node__pick_coordinator(const struct node *n,
                               const struct route_targets *t)
 {
-    struct route_view v = view_of(n);
+    struct route_view v = view_of(n, true);
     return route_pick_coordinator(&v, t);
+}
+
+/* ---- storage state (issue 12 item 3) -------------------------------------
+ */
+
+bool node_is_degraded(const struct node *n)
+{
+    if (n->degraded) {
+        return true;
+    }
+    struct engine_stats st;
+    engine_stats(n->data, &st);
+    return st.read_only;
+}
+
+const char *node_storage_reason(const struct node *n)
+{
+    if (n->degraded) {
+        return n->degraded_reason;
+    }
+    return node_is_degraded(n) ? "storage engine is read-only" : "";
+}
+
+bool node_peer_is_degraded(const struct node *n, const char *id)
+{
+    if (strcmp(id, n->id) == 0) {
+        return node_is_degraded(n);
+    }
+    return swim_member_storage(n->swim, id) == PEER_STORAGE_DEGRADED;
+}
+
+size_t node_members_degraded(const struct node *n)
+{
+    size_t k = 0, m = membership_member_count(n->mem);
+    for (size_t i = 0; i < m; i++) {
+        struct membership_member mm;
+        membership_member_get(n->mem, i, &mm);
+        if (mm.status == MEMBERSHIP_VALID &&
+            node_peer_is_degraded(n, mm.node_id)) {
+            k++;
+        }
+    }
+    return k;
+}
+
+void node_set_storage_state(struct node *n,
+                            bool degraded,
+                            const char *reason,
+                            uint64_t now)
+{
+    (void)now;
+    node__begin(n);
+    char why[sizeof(n->degraded_reason)];
+    snprintf(why, sizeof(why), "%s",
+             degraded && reason && reason[0] ? reason
+             : degraded                      ? "storage is read-only"
+                                             : "");
+    if (degraded != n->degraded) {
+        if (degraded) {
+            node__log(n, RK_LOG_WARN, "storage_degraded",
+                      "reason=\"%s\" effect=\"writes go to the other "
+                      "replicas; reads still served\"",
+                      why);
+        } else {
+            node__log(n, RK_LOG_INFO, "storage_ok",
+                      "msg=\"storage takes writes again\"");
+        }
+    }
+    n->degraded = degraded;
+    snprintf(n->degraded_reason, sizeof(n->degraded_reason), "%s", why);
+    swim_set_storage(n->swim,
+                     degraded ? PEER_STORAGE_DEGRADED : PEER_STORAGE_OK);
+    node__finish(n);
 }
 
 void node_on_peer_up(struct node *n, const char *id, size_t len, uint64_t now)
@@ -868,6 +959,16 @@ void node_on_message(struct node *n,
         case PEER_KV_GET_REPLY:
         case PEER_KV_UPDATE_REPLY:
         case PEER_ERROR:
+            if ((msg->type == PEER_KV_PUT_REPLY &&
+                 msg->kv_put_reply.status == RK_EREADONLY) ||
+                (msg->type == PEER_KV_UPDATE_REPLY &&
+                 msg->kv_update_reply.status == RK_EREADONLY)) {
+                /* its storage refused a write: route writes around it
+                 * now, before its next PING or ACK says so */
+                swim_note_storage(n->swim, from, from_len,
+                                  PEER_STORAGE_DEGRADED, &n->acts);
+                run_cl_actions(n);
+            }
             coord_on_reply(n->coord, from, from_len, msg, now);
             node__drain(n, now);
             break;
@@ -927,12 +1028,33 @@ static void release_acks(struct node *n,
     }
 }
 
+/* An engine that failed never acknowledges more: the writes still held
+ * for it are refused (RK_EREADONLY), so their coordinators count them as
+ * failures now and route around this node, instead of timing out. */
+static void refuse_acks(struct node *n,
+                        struct node__ackq *q,
+                        struct engine *e,
+                        uint64_t now)
+{
+    struct engine_stats st;
+    engine_stats(e, &st);
+    if (!st.read_only) {
+        return;
+    }
+    for (size_t i = q->head; i < q->len; i++) {
+        q->items[i].status = RK_EREADONLY;
+    }
+    release_acks(n, q, UINT64_MAX, now);
+}
+
 void node_on_durable(struct node *n, uint64_t now)
 {
     node__begin(n);
     release_acks(n, &n->acks, engine_acked_seq(n->data), now);
+    refuse_acks(n, &n->acks, n->data, now);
     if (n->hints) {
         release_acks(n, &n->hint_acks, engine_acked_seq(n->hints), now);
+        refuse_acks(n, &n->hint_acks, n->hints, now);
     }
     node__process_ready(n, now);
     node__finish(n);

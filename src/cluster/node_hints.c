@@ -364,11 +364,15 @@ static void hint_send(struct node *n, const char *hk, size_t len, uint64_t now)
             return;
         }
         if (strcmp(dest, n->id) == 0) {
-            hint_deliver_local(n, hk, len, key, klen);
+            if (!node_is_degraded(n)) {
+                hint_deliver_local(n, hk, len, key, klen);
+            }
             return;
         }
     }
-    if (!node_peer_is_up(n, dest) || n->n_hint_ops >= NODE_HINT_SLOTS) {
+    /* A degraded owner cannot take it yet: the hint waits (issue 12). */
+    if (!node_peer_is_up(n, dest) || node_peer_is_degraded(n, dest) ||
+        n->n_hint_ops >= NODE_HINT_SLOTS) {
         return;
     }
     struct dvv_obj o;

@@ -45,6 +45,7 @@ struct node__op *node__op_get(struct node *n, enum node__op_kind kind)
     op->coord_req = 0;
     op->phase = 0;
     op->hinted = false;
+    op->rerouted = false;
     op->hint_seq = 0;
     op->queued = false;
     op->next = NULL;
@@ -123,6 +124,15 @@ static void reply_op(struct node *n,
     node__op_put(n, op);
 }
 
+/* Whether a refused UPDATE goes once more to another replica: its
+ * coordinating replica's storage failed (it is degraded now, so routing
+ * picks a healthy one); nothing was acknowledged. */
+static bool storage_refused(const struct node__op *op, int status)
+{
+    return !op->rerouted &&
+           (status == RK_EREADONLY || status == RK_EIO || status == RK_ENOSPC);
+}
+
 static struct node__op *op_of_reply(struct node *n, const struct coord_reply *r)
 {
     if (r->cookie >= n->n_ops) {
@@ -165,6 +175,11 @@ void node__on_coord_reply(struct node *n, const struct coord_reply *r)
             ready_push(n, op); /* the PUT starts after the drain */
             return;
         }
+        if (storage_refused(op, r->status)) {
+            op->rerouted = true; /* process_ready sends the UPDATE again */
+            ready_push(n, op);
+            return;
+        }
         char msg[NODE_MESSAGE_MAX];
         int st = r->status == RK_OK ? RK_EPROTO : r->status;
         if (st == RK_ENOQUORUM) {
@@ -187,12 +202,17 @@ void node__on_coord_reply(struct node *n, const struct coord_reply *r)
 
 /* ---- client operations --------------------------------------------------- */
 
-/* The targets of op's key for its N: RK_OK, or RK_ENOTFOUND (no ring). */
+/* The targets of op's key for its N (a write's in the write view: not
+ * on degraded nodes): RK_OK, or RK_ENOTFOUND (no ring). */
 static int op_targets(const struct node *n,
                       const struct node__op *op,
                       struct route_targets *t)
 {
-    node__targets(n, op->key.base, op->key.len, op->q.n, t);
+    if (op->kind == NODE__OP_WRITE) {
+        node__write_targets(n, op->key.base, op->key.len, op->q.n, t);
+    } else {
+        node__targets(n, op->key.base, op->key.len, op->q.n, t);
+    }
     return t->n ? RK_OK : RK_ENOTFOUND;
 }
 
@@ -350,8 +370,13 @@ void node__process_ready(struct node *n, uint64_t now)
         n->ready = op->next;
         op->queued = false;
         op->next = NULL;
-        write_hints(n, op);
-        int rc = put_must_wait(n, op) ? RK_EAGAIN : start_put(n, op, now);
+        int rc;
+        if (op->phase == 1) {
+            rc = start_update(n, op, now); /* rerouted (storage_refused) */
+        } else {
+            write_hints(n, op);
+            rc = put_must_wait(n, op) ? RK_EAGAIN : start_put(n, op, now);
+        }
         if (rc == RK_EAGAIN) {
             op->queued = true;
             op->next = stalled;

@@ -620,12 +620,12 @@ static void test_peer_transport_rejects_newer_protocol_version(void **state)
     h.hello.cluster_name = (struct peer_bytes){"test", 4};
     h.hello.host = (struct peer_bytes){"127.0.0.1", 9};
     h.hello.peer_port = 9;
-    h.hello.max_version = 2;
+    h.hello.max_version = 3;
     assert_int_equal(peer_encode(&h, &out), RK_OK);
     size_t hello_len = out.len;
     struct peer_msg m = ping(0, "raw");
     assert_int_equal(peer_encode(&m, &out), RK_OK);
-    out.base[hello_len + 4] = 2; /* a version-2 frame after the HELLO */
+    out.base[hello_len + 4] = 3; /* a version-3 frame after the HELLO */
     raw_send(fd, out.base, out.len);
     rk_buf_fini(&out);
     RUN_UNTIL(f, raw_closed(fd) && b->n_disconnected == 1, WAIT_MS);
@@ -636,7 +636,7 @@ static void test_peer_transport_rejects_newer_protocol_version(void **state)
     assert_int_equal(b->last_reason, RK_EVERSION);
     assert_int_equal(b->n_msgs, 0);
     assert_true(log_contains(
-        f, "peer raw speaks protocol version 2, this node speaks 1"));
+        f, "peer raw speaks protocol version 3, this node speaks 2"));
     assert_true(log_contains(f, "event=peer_version_unsupported"));
 }
 
