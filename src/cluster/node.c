@@ -286,14 +286,16 @@ size_t node__pick_coordinator(const struct node *n,
 /* ---- storage state (issue 12 item 3) -------------------------------------
  */
 
+bool node__engine_failed(struct engine *e)
+{
+    struct engine_stats st;
+    engine_stats(e, &st);
+    return st.read_only;
+}
+
 bool node_is_degraded(const struct node *n)
 {
-    if (n->degraded) {
-        return true;
-    }
-    struct engine_stats st;
-    engine_stats(n->data, &st);
-    return st.read_only;
+    return n->degraded || node__engine_failed(n->data);
 }
 
 const char *node_storage_reason(const struct node *n)
@@ -301,7 +303,7 @@ const char *node_storage_reason(const struct node *n)
     if (n->degraded) {
         return n->degraded_reason;
     }
-    return node_is_degraded(n) ? "storage engine is read-only" : "";
+    return node_is_degraded(n) ? NODE_STORAGE_READ_ONLY : "";
 }
 
 bool node_peer_is_degraded(const struct node *n, const char *id)
@@ -713,8 +715,12 @@ bool node_wants_handoff(const struct node *n)
     if (n->set.sync_always) {
         return false; /* the engines' sync threads write and sync */
     }
-    return engine_acked_seq(n->data) < n->last_seq ||
-           (n->hints && engine_acked_seq(n->hints) < n->last_hint_seq);
+    /* A failed engine never hands off again: nothing to wait for (else
+     * the driver's hand-off would spin). */
+    return (engine_acked_seq(n->data) < n->last_seq &&
+            !node__engine_failed(n->data)) ||
+           (n->hints && engine_acked_seq(n->hints) < n->last_hint_seq &&
+            !node__engine_failed(n->hints));
 }
 
 /* ---- the replica side -------------------------------------------------- */
@@ -1036,9 +1042,7 @@ static void refuse_acks(struct node *n,
                         struct engine *e,
                         uint64_t now)
 {
-    struct engine_stats st;
-    engine_stats(e, &st);
-    if (!st.read_only) {
+    if (!node__engine_failed(e)) {
         return;
     }
     for (size_t i = q->head; i < q->len; i++) {

@@ -78,6 +78,8 @@
 #define NODE_DEFAULT_OPS   16384 /* coordinator slots */
 #define NODE_MESSAGE_MAX   160   /* bytes of node_result.message */
 #define NODE_HINT_ROUND_MS 100   /* hint delivery scan interval */
+/* node_storage_reason before the driver named one */
+#define NODE_STORAGE_READ_ONLY "storage engine is read-only"
 
 /* Replication and versioning settings (CONFIG SET may change them). */
 struct node_settings

@@ -174,6 +174,9 @@ void node__write_targets(const struct node *n,
                          size_t klen,
                          uint32_t nval,
                          struct route_targets *t);
+/* Whether engine e failed (read-only: engine_stats) and so never
+ * acknowledges more writes. */
+bool node__engine_failed(struct engine *e);
 /* The coordinating replica of a write, in the write view. */
 size_t node__pick_coordinator(const struct node *n,
                               const struct route_targets *t);

@@ -310,15 +310,6 @@ static int start_put(struct node *n, struct node__op *op, uint64_t now)
     return coord_start_put(n->coord, &p, now, &op->coord_req);
 }
 
-/* After a failed write an engine's acknowledged sequence never advances:
- * nothing waits for it then (a write to it fails and counts so). */
-static bool read_only(struct engine *e)
-{
-    struct engine_stats st;
-    engine_stats(e, &st);
-    return st.read_only;
-}
-
 /* Writes the hints a write leaves for its down owners (once). */
 static void write_hints(struct node *n, struct node__op *op)
 {
@@ -339,9 +330,10 @@ static void write_hints(struct node *n, struct node__op *op)
 }
 
 /*
- * Whether a write's PUT phase must wait (issue 12): its hints count as
- * the write they stand for, so they are durable under the sync policy
- * first; and under sync=every and none the coordinating replica's copy
+ * Whether a write's PUT phase must wait (issue 12; after a failed write an
+ * engine's acknowledged sequence never advances: nothing waits for it): its
+ * hints count as the write they stand for, so they are durable under the sync
+ * policy first; and under sync=every and none the coordinating replica's copy
  * counts at once (acked), so it is in the OS first.  The driver's
  * hand-off at the end of the event-loop pass and node_on_durable end the
  * wait (node_wants_handoff).
@@ -349,11 +341,11 @@ static void write_hints(struct node *n, struct node__op *op)
 static bool put_must_wait(const struct node *n, const struct node__op *op)
 {
     if (op->hint_seq && engine_acked_seq(n->hints) < op->hint_seq &&
-        !read_only(n->hints)) {
+        !node__engine_failed(n->hints)) {
         return true;
     }
     return !n->set.sync_always && engine_acked_seq(n->data) < n->last_seq &&
-           !read_only(n->data);
+           !node__engine_failed(n->data);
 }
 
 /* Starts the PUT phase of writes whose UPDATE answered.  A full

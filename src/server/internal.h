@@ -245,6 +245,7 @@ struct server
     char rbuf[16 * 1024];       /* shared socket read buffer (loop thread) */
     struct hlc clock;           /* record timestamps */
     struct cnode *cluster;      /* cluster.c */
+    struct disk_watch disk;     /* free space of the data dir (disk.h) */
     struct evhttp *http;        /* http.c, NULL when off */
     struct cmd_stat *cmdstats;  /* command_count() entries, by table index */
     bool cluster_exec;          /* a handler runs over a coordinated

@@ -678,6 +678,9 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
                rk_strerror(rc));
     }
     fail_waiting_if_read_only(s);
+    disk_watch_check(&s->disk, s->cfg->data_dir, &s->cfg->disk_low_water,
+                     server_mono_ms());
+    cluster_storage_check(s);
     if (s->shutting_down) {
         bool drained = true;
         for (struct client *c = s->clients; c; c = c->next) {

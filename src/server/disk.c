@@ -1,0 +1,119 @@
+/*
+ * disk.c - see disk.h.
+ */
+#include "server/disk.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/statvfs.h>
+
+#include "common/error.h"
+#include "common/log.h"
+
+int disk_parse_low_water(const char *v, struct disk_low_water *out)
+{
+    if (v == NULL || v[0] < '0' || v[0] > '9') {
+        return RK_EINVAL;
+    }
+    char *end = NULL;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno != 0) {
+        return RK_EINVAL;
+    }
+    if (strcmp(end, "%") == 0) {
+        if (x < 1 || x > 99) {
+            return RK_EINVAL;
+        }
+        *out = (struct disk_low_water){.pct = (uint32_t)x};
+        return RK_OK;
+    }
+    uint64_t mult = 1;
+    if (strcasecmp(end, "k") == 0 || strcasecmp(end, "kb") == 0) {
+        mult = 1024;
+    } else if (strcasecmp(end, "m") == 0 || strcasecmp(end, "mb") == 0) {
+        mult = 1024 * 1024;
+    } else if (strcasecmp(end, "g") == 0 || strcasecmp(end, "gb") == 0) {
+        mult = 1024ull * 1024 * 1024;
+    } else if (*end != '\0') {
+        return RK_EINVAL;
+    }
+    if (x > UINT64_MAX / mult) {
+        return RK_EINVAL;
+    }
+    *out = (struct disk_low_water){.bytes = x * mult};
+    return RK_OK;
+}
+
+void disk_format_low_water(const struct disk_low_water *lw,
+                           char *out,
+                           size_t len)
+{
+    if (lw->pct) {
+        snprintf(out, len, "%" PRIu32 "%%", lw->pct);
+    } else {
+        snprintf(out, len, "%" PRIu64, lw->bytes);
+    }
+}
+
+void disk_watch_check(struct disk_watch *w,
+                      const char *dir,
+                      const struct disk_low_water *lw,
+                      uint64_t now_ms)
+{
+    if (w->checked_ms && now_ms < w->checked_ms + DISK_CHECK_MS) {
+        return;
+    }
+    w->checked_ms = now_ms ? now_ms : 1;
+    struct statvfs sv;
+    if (statvfs(dir, &sv) != 0) {
+        rk_log(RK_LOG_DEBUG, "disk_check_failed", "dir=%s error=\"%s\"", dir,
+               strerror(errno));
+        return;
+    }
+    uint64_t frag = sv.f_frsize ? sv.f_frsize : sv.f_bsize;
+    w->known = true;
+    w->free_bytes = (uint64_t)sv.f_bavail * frag;
+    w->total_bytes = (uint64_t)sv.f_blocks * frag;
+    w->low_bytes = lw->pct ? w->total_bytes / 100 * lw->pct : lw->bytes;
+    bool low = w->free_bytes < w->low_bytes;
+    if (low && (!w->low || now_ms >= w->warned_ms + DISK_WARN_EVERY)) {
+        w->warned_ms = now_ms;
+        w->warnings++;
+        rk_log(RK_LOG_WARN, "disk_low",
+               "dir=%s free_bytes=%" PRIu64 " total_bytes=%" PRIu64
+               " low_water_bytes=%" PRIu64
+               " msg=\"free space is below --disk-low-water: writes fail "
+               "and the node turns degraded when it runs out\"",
+               dir, w->free_bytes, w->total_bytes, w->low_bytes);
+    } else if (!low && w->low) {
+        rk_log(RK_LOG_INFO, "disk_ok",
+               "dir=%s free_bytes=%" PRIu64 " low_water_bytes=%" PRIu64, dir,
+               w->free_bytes, w->low_bytes);
+    }
+    w->low = low;
+}
+
+void disk_degraded_reason(const struct disk_watch *w,
+                          const char *dir,
+                          char *out,
+                          size_t len)
+{
+    if (w->known && w->low) {
+        snprintf(out, len,
+                 "storage is read-only: the disk of %s is full (%" PRIu64
+                 " bytes free); free space, then restart the node "
+                 "(writes go to the other replicas meanwhile)",
+                 dir, w->free_bytes);
+    } else {
+        snprintf(out, len,
+                 "storage is read-only after an I/O error (see the log); "
+                 "fix the disk of %s, then restart the node (writes go to "
+                 "the other replicas meanwhile)",
+                 dir);
+    }
+}

@@ -1,0 +1,76 @@
+/*
+ * disk.h - free space of the data directory (issue 12 item 4): ringkvd
+ * checks it with statvfs(3) every DISK_CHECK_MS from its housekeeping
+ * tick, warns in the log (rate-limited) while it is below the low-water
+ * mark (--disk-low-water: a percentage of the file system or a byte
+ * count), and shows it in INFO (disk_free_bytes, disk_low) and /metrics,
+ * before writes start failing.  It also names the storage state the
+ * cluster node is told (node_set_storage_state): a read-only engine is
+ * "degraded", with the reason and what the operator must do.
+ *
+ * Thread: the event loop only.  Only src/server touches the file system
+ * (DESIGN.md 2a).
+ */
+#ifndef RINGKV_SERVER_DISK_H
+#define RINGKV_SERVER_DISK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define DISK_CHECK_MS   1000  /* statvfs cadence */
+#define DISK_WARN_EVERY 60000 /* ms between low-space warnings */
+
+/* The low-water mark: one of the two is set (pct 0 = bytes). */
+struct disk_low_water
+{
+    uint32_t pct;   /* 1..99: percent of the file system's size */
+    uint64_t bytes; /* when pct is 0: bytes */
+};
+
+/* What the last check saw. */
+struct disk_watch
+{
+    bool known;           /* a statvfs succeeded at least once */
+    uint64_t free_bytes;  /* available to this process (f_bavail) */
+    uint64_t total_bytes; /* the file system's size */
+    uint64_t low_bytes;   /* the low-water mark in bytes */
+    bool low;             /* free_bytes < low_bytes */
+    uint64_t checked_ms;  /* monotonic ms of the last check, 0 = never */
+    uint64_t warned_ms;   /* last warning, 0 = none while low */
+    uint64_t warnings;    /* low-space warnings logged */
+};
+
+/*
+ * Parses a low-water mark: "N%" (1..99) or a byte count with an optional
+ * k/kb/m/mb/g/gb suffix (0 = never warn).  RK_OK or RK_EINVAL.
+ */
+int disk_parse_low_water(const char *v, struct disk_low_water *out);
+
+/* Formats `lw` as disk_parse_low_water reads it ("5%", "1073741824"). */
+void disk_format_low_water(const struct disk_low_water *lw,
+                           char *out,
+                           size_t len);
+
+/*
+ * Checks `dir` when DISK_CHECK_MS passed since the last check (now_ms:
+ * monotonic): updates *w and logs `disk_low` (warn, at most every
+ * DISK_WARN_EVERY ms while low) and `disk_ok` when space returns.  A
+ * failed statvfs keeps the last figures (logged at debug).
+ */
+void disk_watch_check(struct disk_watch *w,
+                      const char *dir,
+                      const struct disk_low_water *lw,
+                      uint64_t now_ms);
+
+/*
+ * The reason a node with a read-only engine gives (for /health, INFO and
+ * the log): what happened and what the operator must do, one line into
+ * out[len].
+ */
+void disk_degraded_reason(const struct disk_watch *w,
+                          const char *dir,
+                          char *out,
+                          size_t len);
+
+#endif /* RINGKV_SERVER_DISK_H */
