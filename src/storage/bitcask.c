@@ -727,6 +727,7 @@ static void bc_stats(struct engine *e, struct engine_stats *st)
     st->last_sync_us = b->last_sync_us;
     st->sync_us_total = b->sync_us_total;
     st->read_only = b->failed;
+    st->error = b->failed ? b->fail_rc : RK_OK;
     pthread_mutex_unlock(&b->wb_mu);
 }
 
@@ -747,4 +748,5 @@ const struct engine_vtable bitcask_vtable = {
     .tick = bc_tick,
     .merge = bc_merge,
     .stats = bc_stats,
+    .recover = bc_recover_in_place,
 };

@@ -61,6 +61,8 @@ struct engine_vtable
     int (*tick)(struct engine *e);
     int (*merge)(struct engine *e, bool wait);
     void (*stats)(struct engine *e, struct engine_stats *st);
+    /* NULL: the engine never turns read-only (engine_recover: RK_OK) */
+    int (*recover)(struct engine *e, char *errbuf, size_t errlen);
 };
 
 /* Every engine struct starts with this header. */
@@ -400,6 +402,8 @@ struct bitcask
     bool merge_finished;      /* under bg_mu: worker done */
 
     bool fail_reported; /* owner: tick returned the error */
+    bool roll_active;   /* bc_recover: start a new active file, never
+                           append to the last one (in-place recovery) */
 
     /* Owner-thread counters. */
     uint64_t writes, merges_done, truncated_bytes, skipped_records,
@@ -475,6 +479,8 @@ int bc_sync_tick(struct bitcask *b);
 
 /* bitcask_recovery.c */
 int bc_recover(struct bitcask *b, char *errbuf, size_t errlen);
+/* engine_recover of bitcask (engine.h). */
+int bc_recover_in_place(struct engine *e, char *errbuf, size_t errlen);
 int bc_apply_record(struct bitcask *b,
                     struct bc_file *f,
                     uint64_t off,
