@@ -1072,6 +1072,10 @@ void node_on_tick(struct node *n, uint64_t now)
         run_cl_actions(n);
     }
     if (now >= swim_next_deadline_ms(n->swim)) {
+        /* the PINGs say what the engine says now, whatever the driver
+         * reported last (it adds the reason) */
+        swim_set_storage(n->swim, node_is_degraded(n) ? PEER_STORAGE_DEGRADED
+                                                      : PEER_STORAGE_OK);
         swim_tick(n->swim, now, &n->acts);
         run_cl_actions(n);
     }

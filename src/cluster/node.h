@@ -326,7 +326,10 @@ uint64_t node_hints_pending(const struct node *n);
  * disk), with `reason` (one line, copied; NULL = a generic one).  A
  * degraded node still serves reads and coordinates writes, but takes no
  * writes itself: routing (route.h) treats it as down for writes, here
- * and, through its PINGs and ACKs (swim.h), on every peer.  Logs a
+ * and, through its PINGs and ACKs (swim.h), on every peer.  The node also
+ * sees a read-only data engine by itself (engine_stats, at once and at
+ * each probe period) without this call; the driver adds the reason, and
+ * may report degraded storage the engine does not know of.  Logs a
  * change (NODE_LOG).  Call from the housekeeping tick; replaces the
  * action list.
  */

@@ -152,6 +152,11 @@ void node__hint_for_down(struct node *n,
         .object = {obj->base, obj->len},
         .hint_for = {owner, strlen(owner)},
     };
+    if (n->hints == NULL || node__engine_failed(n->hints)) {
+        /* a failed hint store (a full disk) keeps nothing: the write is
+         * skipped for this owner (issue 12; the store said so once) */
+        return;
+    }
     struct peer_msg rep;
     node__hint_store(n, &p, &rep, NULL); /* counts toward nothing */
     if (rep.kv_put_reply.status != RK_OK) {

@@ -151,7 +151,7 @@ struct node
     uint64_t skew_logged_at;
     /* storage state the driver reported (node_set_storage_state) */
     bool degraded;
-    char degraded_reason[160];
+    char degraded_reason[384];
     uint64_t bound_logged, bound_logged_at;
     struct node_stats st;
 };

@@ -315,7 +315,7 @@ void cluster_storage_check(struct server *s)
     }
     struct engine_stats st;
     engine_stats(s->engine, &st);
-    char why[256] = "";
+    char why[384] = "";
     if (st.read_only) {
         if (!node_is_degraded(cn->node) ||
             node_storage_reason(cn->node)[0] == '\0' ||
@@ -326,7 +326,8 @@ void cluster_storage_check(struct server *s)
             disk_watch_check(&s->disk, s->cfg->data_dir,
                              &s->cfg->disk_low_water, server_mono_ms());
         }
-        disk_degraded_reason(&s->disk, s->cfg->data_dir, why, sizeof(why));
+        disk_degraded_reason(&s->disk, s->cfg->data_dir, st.error, why,
+                             sizeof(why));
     }
     if (st.read_only == node_is_degraded(cn->node) &&
         strcmp(why, node_storage_reason(cn->node)) == 0) {
@@ -334,6 +335,11 @@ void cluster_storage_check(struct server *s)
     }
     node_set_storage_state(cn->node, st.read_only, why, cluster__now_mono());
     cluster__run_node_actions(cn);
+}
+
+struct engine *cluster_hint_store(struct server *s)
+{
+    return s->cluster ? s->cluster->hints : NULL;
 }
 
 const char *cluster_degraded_reason(struct server *s)

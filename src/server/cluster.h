@@ -98,6 +98,9 @@ void cluster_cmd(struct client *c, size_t argc, const struct resp_arg *argv);
  */
 void cluster_storage_check(struct server *s);
 
+/* The hint store (DATA_DIR/hints), or NULL without a cluster; borrowed. */
+struct engine *cluster_hint_store(struct server *s);
+
 /* Why this node is degraded (its storage is read-only, but it still
  * serves reads and coordinates writes), or NULL when it is not or has no
  * cluster of two or more.  For GET /health. */

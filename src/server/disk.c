@@ -98,17 +98,25 @@ void disk_watch_check(struct disk_watch *w,
     w->low = low;
 }
 
+bool disk_has_room(const struct disk_watch *w)
+{
+    return w->known && !w->low && w->free_bytes > 0;
+}
+
 void disk_degraded_reason(const struct disk_watch *w,
                           const char *dir,
+                          int error,
                           char *out,
                           size_t len)
 {
-    if (w->known && w->low) {
+    if (error == RK_ENOSPC) {
         snprintf(out, len,
                  "storage is read-only: the disk of %s is full (%" PRIu64
-                 " bytes free); free space, then restart the node "
-                 "(writes go to the other replicas meanwhile)",
-                 dir, w->free_bytes);
+                 " bytes free); free space: the node takes writes again by "
+                 "itself once free space is above --disk-low-water "
+                 "(checked every %d s; writes go to the other replicas "
+                 "meanwhile)",
+                 dir, w->free_bytes, DISK_RECOVER_EVERY / 1000);
     } else {
         snprintf(out, len,
                  "storage is read-only after an I/O error (see the log); "

@@ -6,7 +6,9 @@
  * count), and shows it in INFO (disk_free_bytes, disk_low) and /metrics,
  * before writes start failing.  It also names the storage state the
  * cluster node is told (node_set_storage_state): a read-only engine is
- * "degraded", with the reason and what the operator must do.
+ * "degraded", with the reason and what the operator must do.  After a
+ * full disk, ringkvd tries engine_recover every DISK_RECOVER_EVERY ms once
+ * free space is back above the low-water mark (server.c).
  *
  * Thread: the event loop only.  Only src/server touches the file system
  * (DESIGN.md 2a).
@@ -18,8 +20,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DISK_CHECK_MS   1000  /* statvfs cadence */
-#define DISK_WARN_EVERY 60000 /* ms between low-space warnings */
+#define DISK_CHECK_MS      1000  /* statvfs cadence */
+#define DISK_WARN_EVERY    60000 /* ms between low-space warnings */
+#define DISK_RECOVER_EVERY 5000  /* ms between engine_recover attempts */
 
 /* The low-water mark: one of the two is set (pct 0 = bytes). */
 struct disk_low_water
@@ -66,11 +69,17 @@ void disk_watch_check(struct disk_watch *w,
 /*
  * The reason a node with a read-only engine gives (for /health, INFO and
  * the log): what happened and what the operator must do, one line into
- * out[len].
+ * out[len].  `error`: engine_stats.error (RK_ENOSPC: a full disk, which
+ * heals by itself once space returns; else an I/O error: restart).
  */
 void disk_degraded_reason(const struct disk_watch *w,
                           const char *dir,
+                          int error,
                           char *out,
                           size_t len);
+
+/* Whether free space is back for engine_recover: known and not below the
+ * low-water mark (nor 0 bytes). */
+bool disk_has_room(const struct disk_watch *w);
 
 #endif /* RINGKV_SERVER_DISK_H */

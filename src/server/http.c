@@ -163,7 +163,7 @@ static void on_health(struct evhttp_request *req, void *arg)
     }
     const char *why = NULL;
     const char *degraded = NULL; /* still serving: 200 */
-    char reason[256];
+    char reason[384];
     struct engine_stats st;
     engine_stats(s->engine, &st);
     if (s->shutting_down) {
@@ -171,7 +171,7 @@ static void on_health(struct evhttp_request *req, void *arg)
     } else if ((degraded = cluster_degraded_reason(s)) != NULL) {
         /* reads served, writes coordinated to the other replicas */
     } else if (st.read_only) {
-        disk_degraded_reason(&s->disk, s->cfg->data_dir, reason,
+        disk_degraded_reason(&s->disk, s->cfg->data_dir, st.error, reason,
                              sizeof(reason));
         why = reason;
     } else {

@@ -246,6 +246,7 @@ struct server
     struct hlc clock;           /* record timestamps */
     struct cnode *cluster;      /* cluster.c */
     struct disk_watch disk;     /* free space of the data dir (disk.h) */
+    uint64_t recover_at_ms;     /* mono ms: next engine_recover attempt */
     struct evhttp *http;        /* http.c, NULL when off */
     struct cmd_stat *cmdstats;  /* command_count() entries, by table index */
     bool cluster_exec;          /* a handler runs over a coordinated
