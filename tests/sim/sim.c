@@ -573,7 +573,7 @@ static void nemesis(struct sim *s)
 {
     size_t m = s->cfg.n_nodes;
     int pick = (int)sim__rand(s, m);
-    uint64_t what = sim__rand(s, s->cfg.bitcask ? 12 : 11);
+    uint64_t what = sim__rand(s, s->cfg.bitcask ? 13 : 11);
     const char *did = NULL;
     char line[128];
     switch (what) {
@@ -700,6 +700,24 @@ static void nemesis(struct sim *s)
                 did = line;
             }
             break;
+        case 12: /* a full disk (issue 12 item 3): writes fail with
+                    ENOSPC, the engines turn read-only, the node is
+                    degraded (writes go around it); space returns 1-8 s
+                    later and the engines recover in place */
+            if (s->nodes[pick].node && s->nodes[pick].disk &&
+                !s->nodes[pick].disk->full) {
+                sim_disk_full(s, pick, true);
+                s->res->disks_full++;
+                sim__push(s, (struct sim_event){
+                                 .at = s->now + 1000 + sim__rand(s, 7000),
+                                 .type = SIM_EV_SPACE,
+                                 .node = pick,
+                                 .gen = s->nodes[pick].gen});
+                snprintf(line, sizeof(line), "disk full on %s",
+                         s->nodes[pick].id);
+                did = line;
+            }
+            break;
     }
     if (did && s->cfg.verbose >= 1) {
         printf("  %8" PRIu64 " nemesis: %s\n", s->now, did);
@@ -723,7 +741,8 @@ static void process(struct sim *s, struct sim_event *ev)
 {
     /* the events a node's process handles (not clients, nemesis, ...) */
     bool of_node = ev->type == SIM_EV_DELIVER || ev->type == SIM_EV_TICK ||
-                   ev->type == SIM_EV_JOB || ev->type == SIM_EV_DURABLE;
+                   ev->type == SIM_EV_JOB || ev->type == SIM_EV_DURABLE ||
+                   ev->type == SIM_EV_SPACE;
     struct sim_node *sn =
         of_node && ev->node >= 0 && (size_t)ev->node < s->cfg.n_nodes
             ? &s->nodes[ev->node]
@@ -786,6 +805,11 @@ static void process(struct sim *s, struct sim_event *ev)
                 sim__push(s, (struct sim_event){.at = s->now + 500,
                                                 .type = SIM_EV_RESTART,
                                                 .node = ev->node});
+            }
+            break;
+        case SIM_EV_SPACE:
+            if (sn->node && ev->gen == sn->gen) {
+                sim_disk_full(s, ev->node, false);
             }
             break;
         case SIM_EV_DURABLE:
@@ -1043,6 +1067,27 @@ const char *sim_node_id(const struct sim *s, int i)
 void sim_crash(struct sim *s, int i)
 {
     crash_node(s, i);
+}
+
+void sim_disk_full(struct sim *s, int i, bool full)
+{
+    struct sim_node *sn = &s->nodes[i];
+    if (sn->disk == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&sn->disk->mu);
+    sn->disk->full = full;
+    pthread_mutex_unlock(&sn->disk->mu);
+    if (full || sn->node == NULL) {
+        return;
+    }
+    /* Space returned: ringkvd's driver part (server.c recover_storage):
+     * what waits for a write made before the failure is refused, then
+     * the engines leave the read-only state in place. */
+    node_on_durable(sn->node, s->now);
+    sim__after(s, i);
+    (void)engine_recover(sn->data, NULL, 0);
+    (void)engine_recover(sn->hints, NULL, 0);
 }
 
 int sim_restart(struct sim *s, int i)

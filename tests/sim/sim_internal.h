@@ -33,6 +33,8 @@ enum sim_ev_type
                               `from_gen`, slot `from`) */
     SIM_EV_DURABLE,        /* node `node`'s engines made writes durable */
     SIM_EV_REBOOT,         /* the operator restarts node `node` (gen) */
+    SIM_EV_SPACE,          /* space returns on node `node`'s full disk
+                              (gen): its engines recover in place */
 };
 
 struct sim_event
