@@ -239,3 +239,58 @@ def test_full_disk_node_degrades_writes_stay_available_and_heal(
         for n in cl.nodes:
             n.server.stop()
         umount(full.server.data_dir)
+
+
+def test_single_node_full_disk_recovers_without_restart(server_factory):
+    """Item 3 on a one-node cluster: writes fail while the disk is full
+    (an error, never a false OK), /health says unavailable and what to do,
+    and once space returns the node takes writes again by itself; every
+    acknowledged write is still there."""
+    s = server_factory(args=["--max-file-size", "262144",
+                             "--disk-low-water", "40%"], start=False)
+    ok, err = mount_tmpfs(s.data_dir, 4 * 1024 * 1024)
+    if not ok:
+        pytest.skip("cannot mount a tmpfs here (%s)" % err)
+    filler = os.path.join(s.data_dir, "filler")
+    try:
+        s.start()
+        c = s.client()
+        with open(filler, "wb") as f:
+            f.write(b"\0" * (3 * 1024 * 1024))
+        acked, refused = [], 0
+        for i in range(4000):
+            k = "k:%d" % i
+            if write_ok(c, k):
+                acked.append(k)
+            else:
+                refused += 1
+                if refused >= 20:
+                    break
+        assert refused >= 20, "the tmpfs never filled up"
+        assert info(s, "persistence")["engine_read_only"] == "1"
+        status, h = http_json(s.http_port, "/health")
+        assert status == 503 and "full" in h["reason"], h
+        os.unlink(filler)
+        t0 = time.monotonic()
+        deadline = t0 + 20
+        while info(s, "persistence")["engine_read_only"] != "0":
+            assert time.monotonic() < deadline, "no recovery in place"
+            time.sleep(0.1)
+        print("# single node: writable again %.2f s after space returned; "
+              "%d acknowledged before the disk filled" %
+              (time.monotonic() - t0, len(acked)))
+        c = s.client()
+        assert write_ok(c, "after")
+        acked.append("after")
+        assert http_json(s.http_port, "/health")[0] == 200
+        assert "event=storage_recovered" in s.logs()
+        missing = [k for k in acked if c.get(k) != VALUE + k.encode()]
+        assert missing == []
+        # and a restart reads the same back
+        s.restart()
+        c = s.client()
+        missing = [k for k in acked if c.get(k) != VALUE + k.encode()]
+        assert missing == []
+    finally:
+        s.stop()
+        umount(s.data_dir)
