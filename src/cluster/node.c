@@ -231,6 +231,21 @@ bool node__is_up_or_self(const struct node *n, const char *id)
     return strcmp(id, n->id) == 0 || node_peer_is_up(n, id);
 }
 
+/* Valid members for which pred holds. */
+static size_t count_members(const struct node *n,
+                            bool (*pred)(const struct node *n, const char *id))
+{
+    size_t k = 0, m = membership_member_count(n->mem);
+    for (size_t i = 0; i < m; i++) {
+        struct membership_member mm;
+        membership_member_get(n->mem, i, &mm);
+        if (mm.status == MEMBERSHIP_VALID && pred(n, mm.node_id)) {
+            k++;
+        }
+    }
+    return k;
+}
+
 static bool route_is_up(void *data, const char *id)
 {
     return node_peer_is_up(data, id);
@@ -316,16 +331,7 @@ bool node_peer_is_degraded(const struct node *n, const char *id)
 
 size_t node_members_degraded(const struct node *n)
 {
-    size_t k = 0, m = membership_member_count(n->mem);
-    for (size_t i = 0; i < m; i++) {
-        struct membership_member mm;
-        membership_member_get(n->mem, i, &mm);
-        if (mm.status == MEMBERSHIP_VALID &&
-            node_peer_is_degraded(n, mm.node_id)) {
-            k++;
-        }
-    }
-    return k;
+    return count_members(n, node_peer_is_degraded);
 }
 
 void node_set_storage_state(struct node *n,
@@ -500,16 +506,7 @@ bool node_agrees(const struct node *n)
 
 size_t node_members_up(const struct node *n)
 {
-    size_t up = 0, m = membership_member_count(n->mem);
-    for (size_t i = 0; i < m; i++) {
-        struct membership_member mm;
-        membership_member_get(n->mem, i, &mm);
-        if (mm.status == MEMBERSHIP_VALID &&
-            node__is_up_or_self(n, mm.node_id)) {
-            up++;
-        }
-    }
-    return up;
+    return count_members(n, node__is_up_or_self);
 }
 
 /*

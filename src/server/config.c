@@ -188,7 +188,18 @@ int config_set(struct rk_config *c,
         c->max_file_size = u;
         why = "must be 4kb..1tb";
     } else if (strcmp(n, "disk-low-water") == 0) {
-        rc = disk_parse_low_water(value, &c->disk_low_water);
+        size_t len = strlen(value);
+        char num[24];
+        if (len > 1 && len < sizeof(num) && value[len - 1] == '%') {
+            memcpy(num, value, len - 1);
+            num[len - 1] = '\0';
+            rc = parse_u64(num, 1, 99, &u);
+            if (rc == RK_OK) {
+                c->disk_low_water = (struct disk_low_water){.pct = (uint32_t)u};
+            }
+        } else if ((rc = parse_u64(value, 0, 1ull << 50, &u)) == RK_OK) {
+            c->disk_low_water = (struct disk_low_water){.bytes = u};
+        }
         why = "must be a percentage 1%..99% or a byte count (0 = off)";
     } else if (strcmp(n, "merge-dead-ratio") == 0) {
         char *end;

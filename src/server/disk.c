@@ -6,48 +6,11 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/statvfs.h>
 
 #include "common/error.h"
 #include "common/log.h"
-
-int disk_parse_low_water(const char *v, struct disk_low_water *out)
-{
-    if (v == NULL || v[0] < '0' || v[0] > '9') {
-        return RK_EINVAL;
-    }
-    char *end = NULL;
-    errno = 0;
-    unsigned long long x = strtoull(v, &end, 10);
-    if (errno != 0) {
-        return RK_EINVAL;
-    }
-    if (strcmp(end, "%") == 0) {
-        if (x < 1 || x > 99) {
-            return RK_EINVAL;
-        }
-        *out = (struct disk_low_water){.pct = (uint32_t)x};
-        return RK_OK;
-    }
-    uint64_t mult = 1;
-    if (strcasecmp(end, "k") == 0 || strcasecmp(end, "kb") == 0) {
-        mult = 1024;
-    } else if (strcasecmp(end, "m") == 0 || strcasecmp(end, "mb") == 0) {
-        mult = 1024 * 1024;
-    } else if (strcasecmp(end, "g") == 0 || strcasecmp(end, "gb") == 0) {
-        mult = 1024ull * 1024 * 1024;
-    } else if (*end != '\0') {
-        return RK_EINVAL;
-    }
-    if (x > UINT64_MAX / mult) {
-        return RK_EINVAL;
-    }
-    *out = (struct disk_low_water){.bytes = x * mult};
-    return RK_OK;
-}
 
 void disk_format_low_water(const struct disk_low_water *lw,
                            char *out,

@@ -44,13 +44,7 @@ struct disk_watch
     uint64_t warnings;    /* low-space warnings logged */
 };
 
-/*
- * Parses a low-water mark: "N%" (1..99) or a byte count with an optional
- * k/kb/m/mb/g/gb suffix (0 = never warn).  RK_OK or RK_EINVAL.
- */
-int disk_parse_low_water(const char *v, struct disk_low_water *out);
-
-/* Formats `lw` as disk_parse_low_water reads it ("5%", "1073741824"). */
+/* Formats `lw` as --disk-low-water reads it ("5%", "1073741824"). */
 void disk_format_low_water(const struct disk_low_water *lw,
                            char *out,
                            size_t len);
