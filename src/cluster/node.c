@@ -722,6 +722,33 @@ bool node_wants_handoff(const struct node *n)
 
 /* ---- the replica side -------------------------------------------------- */
 
+/*
+ * After the data engine recovered in place (engine_recover) it may have
+ * lost writes whose dots this node issued and sent on: a later dot of the
+ * same actor would make its clock cover the lost one, and merging it would
+ * then drop that sibling where it survived (an acknowledged write lost).
+ * So, as a restart does, the node continues under a new actor (issue 12).
+ */
+static void renew_actor_if_recovered(struct node *n)
+{
+    struct engine_stats st;
+    engine_stats(n->data, &st);
+    if (st.recoveries == n->actor_recoveries) {
+        return;
+    }
+    uint64_t seed[3] = {n->actor, st.recoveries, rk_env_rand64(n->env)};
+    uint64_t a = XXH3_64bits(seed, sizeof(seed)) & ~REPLICA_META_OBJECT;
+    a = a == DVV_ACTOR_LEGACY ? 1 : a;
+    node__log(n, RK_LOG_INFO, "dvv_actor_renewed",
+              "old=%016" PRIx64 " new=%016" PRIx64
+              " reason=\"the data engine recovered in place\"",
+              n->actor, a);
+    n->actor = a;
+    n->rcfg.actor = a;
+    n->floor = 0;
+    n->actor_recoveries = st.recoveries;
+}
+
 enum serve_result
 {
     SERVE_NONE,       /* nothing to answer (read repair) */
@@ -776,6 +803,7 @@ static enum serve_result serve(struct node *n,
             if (node__is_hinted(n, m->kv_update.hint_for)) {
                 node__hint_update(n, &m->kv_update, rep);
             } else {
+                renew_actor_if_recovered(n);
                 replica_handle_update(n->data, &n->rcfg, &m->kv_update,
                                       &n->valbuf, rep, &seq);
                 node__note_write(n, seq);
@@ -1196,6 +1224,11 @@ int node_create(const struct node_config *cfg,
     n->data = cfg->data;
     n->hints = cfg->hints;
     n->actor = cfg->actor;
+    {
+        struct engine_stats st;
+        engine_stats(cfg->data, &st);
+        n->actor_recoveries = st.recoveries;
+    }
     n->versioned = cfg->versioned;
     n->max_ops = cfg->max_ops ? cfg->max_ops : NODE_DEFAULT_OPS;
     rk_buf_init(&n->arena);

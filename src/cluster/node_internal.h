@@ -149,6 +149,8 @@ struct node
     uint64_t hint_cursor, hint_scan_at;
     uint64_t reap_cursor, reap_scan_at;
     uint64_t skew_logged_at;
+    /* the data engine's stats.recoveries when the actor was chosen */
+    uint64_t actor_recoveries;
     /* storage state the driver reported (node_set_storage_state) */
     bool degraded;
     char degraded_reason[384];

@@ -337,8 +337,9 @@ void cluster_info(struct server *s, struct rk_buf *out)
         "clock_ahead_events:%" PRIu64
         "\r\n"
         "clock_ahead_max_ms:%" PRIu64 "\r\n",
-        cn->actor, cn->epoch, node_settings(cn->node)->lww ? "lww" : "siblings",
-        rs->updates, rs->merges_written, rs->lww_discards, rs->bound_dropped,
+        node_actor(cn->node), cn->epoch,
+        node_settings(cn->node)->lww ? "lww" : "siblings", rs->updates,
+        rs->merges_written, rs->lww_discards, rs->bound_dropped,
         rs->clock_pruned, rs->bad_objects + cs.bad_answers, cs.read_repairs,
         cs.reads_partial, cs.read_widened, cs.speculative,
         s->cfg->sloppy_quorum ? "on" : "off", node_hints_pending(cn->node),

@@ -728,6 +728,7 @@ static void bc_stats(struct engine *e, struct engine_stats *st)
     st->sync_us_total = b->sync_us_total;
     st->read_only = b->failed;
     st->error = b->failed ? b->fail_rc : RK_OK;
+    st->recoveries = b->recoveries;
     pthread_mutex_unlock(&b->wb_mu);
 }
 

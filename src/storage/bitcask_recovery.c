@@ -673,6 +673,7 @@ int bc_recover_in_place(struct engine *e, char *errbuf, size_t errlen)
         __atomic_store_n(&b->failed, false, __ATOMIC_RELAXED);
         b->fail_rc = RK_OK;
         b->fail_reported = false;
+        b->recoveries++;
         pthread_mutex_unlock(&b->wb_mu);
     }
     int wrc = restart_work(b);

@@ -173,6 +173,8 @@ struct engine_stats
     bool read_only;          /* sticky error state */
     int error; /* while read_only: the error that caused it (RK_ENOSPC:
                   a full disk; engine_recover), else RK_OK */
+    uint64_t recoveries; /* engine_recover calls that left the read-only
+                            state since open (writes may have been lost) */
 };
 
 struct engine; /* opaque */
@@ -352,7 +354,10 @@ void engine_stats(struct engine *e, struct engine_stats *st);
  * again), and restarts its background work.  Sequence numbers go on; every
  * one handed out before counts as acknowledged and durable afterwards,
  * so the caller must first refuse whatever waits for a write made before
- * the failure (those writes were never acknowledged; some are lost).
+ * the failure (those writes were never acknowledged; some are lost), and
+ * whatever derived state from its own earlier writes must not trust it:
+ * stats.recoveries counts the recoveries (the cluster node starts a new
+ * dvv actor after one, as after a restart).
  * RK_OK when the engine was not read-only (and for the memory engine).
  * Errors (the engine stays read-only, as it was; a reason in errbuf):
  * RK_EREADONLY (the failure was not a full disk: an I/O error leaves the

@@ -401,9 +401,10 @@ struct bitcask
     struct bc_merge *merge;   /* owner: running merge or NULL */
     bool merge_finished;      /* under bg_mu: worker done */
 
-    bool fail_reported; /* owner: tick returned the error */
-    bool roll_active;   /* bc_recover: start a new active file, never
-                           append to the last one (in-place recovery) */
+    bool fail_reported;  /* owner: tick returned the error */
+    bool roll_active;    /* bc_recover: start a new active file, never
+                            append to the last one (in-place recovery) */
+    uint64_t recoveries; /* owner: successful bc_recover_in_place */
 
     /* Owner-thread counters. */
     uint64_t writes, merges_done, truncated_bytes, skipped_records,

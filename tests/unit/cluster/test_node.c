@@ -495,11 +495,54 @@ static void test_node_full_disk_degrades_and_recovers_in_place(void **state)
     }
 }
 
+/*
+ * Issue 12 item 3, found by the simulator (seed 5130 of the full-disk
+ * nemesis): a node whose UPDATE was applied only in its write buffer
+ * issued a dot, answered, and lost its own copy to the full disk; after
+ * the recovery in place its next dot of the same actor made the clock
+ * cover the lost one, and the merge at the other replicas dropped that
+ * acknowledged sibling.  A recovered node now writes under a new actor.
+ */
+static void test_node_recovered_node_issues_dots_under_a_new_actor(void **state)
+{
+    (void)state;
+    g_bitcask = true;
+    start(3, 3, 2, 2, false);
+    struct sim_op op;
+    put(2, "k", "v1", &op);
+    assert_int_equal(op.status, RK_OK);
+    sim_run_for(g_s, 100);
+    uint64_t actor = node_actor(sim_node(g_s, 2));
+    /* node 2 issues the dot of v2 (its write buffer takes it), then loses
+     * its copy to the full disk; v2 is acknowledged by the others */
+    sim_disk_full(g_s, 2, true);
+    put(2, "k", "v2", &op);
+    assert_int_equal(op.status, RK_OK);
+    int two = 2;
+    assert_true(sim_run_until(g_s, engine_failed, &two, 2000));
+    sim_run_for(g_s, 100);
+    assert_true(holds(0, "k", "v2"));
+    sim_disk_full(g_s, 2, false);
+    assert_false(holds(2, "k", "v2")); /* its torn record was cut */
+    /* a blind write through node 2 has not seen v2: they are siblings,
+     * v2 is not dropped */
+    put(2, "k", "v3", &op);
+    assert_int_equal(op.status, RK_OK);
+    sim_run_for(g_s, 200);
+    for (int i = 0; i < 2; i++) {
+        assert_true(holds(i, "k", "v2"));
+        assert_true(holds(i, "k", "v3"));
+    }
+    assert_int_not_equal(node_actor(sim_node(g_s, 2)), actor);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(
             test_node_full_disk_degrades_and_recovers_in_place, teardown),
+        cmocka_unit_test_teardown(
+            test_node_recovered_node_issues_dots_under_a_new_actor, teardown),
         cmocka_unit_test_teardown(test_node_write_reaches_every_replica,
                                   teardown),
         cmocka_unit_test_teardown(test_node_fallback_keeps_hint_and_delivers_it,
