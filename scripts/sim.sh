@@ -31,6 +31,9 @@ run --seeds 2001:2050 --steps 20000 --sloppy off
 # bitcask on simulated disks: sync=always through simulated executors, a
 # crash drops or tears unsynced writes (durable acknowledgements, recovery)
 run --seeds 3001:3050 --steps 20000 --engine bitcask --determinism 3
+# regression (issue 12 item 3): a node recovered in place after a full disk
+# reused its dvv actor and a merge dropped an acknowledged write
+run --seeds 5130:5130 --steps 20000 --engine bitcask
 # negative control: conflict_policy lww must lose acknowledged writes, or
 # the checker is broken
 run --seeds 1:10 --steps 20000 --policy lww --expect I1

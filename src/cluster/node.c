@@ -231,19 +231,42 @@ bool node__is_up_or_self(const struct node *n, const char *id)
     return strcmp(id, n->id) == 0 || node_peer_is_up(n, id);
 }
 
+/* Valid members for which pred holds. */
+static size_t count_members(const struct node *n,
+                            bool (*pred)(const struct node *n, const char *id))
+{
+    size_t k = 0, m = membership_member_count(n->mem);
+    for (size_t i = 0; i < m; i++) {
+        struct membership_member mm;
+        membership_member_get(n->mem, i, &mm);
+        if (mm.status == MEMBERSHIP_VALID && pred(n, mm.node_id)) {
+            k++;
+        }
+    }
+    return k;
+}
+
 static bool route_is_up(void *data, const char *id)
 {
     return node_peer_is_up(data, id);
 }
 
-/* What routing sees of this node: its ring, itself, its liveness view. */
-static struct route_view view_of(const struct node *n)
+static bool route_is_degraded(void *data, const char *id)
+{
+    return node_peer_is_degraded(data, id);
+}
+
+/* What routing sees of this node: its ring, itself, its liveness view,
+ * and for a write the storage states. */
+static struct route_view view_of(const struct node *n, bool write)
 {
     return (struct route_view){
         .ring = membership_ring(n->mem),
         .self = n->id,
         .sloppy = n->set.sloppy_quorum,
         .is_up = route_is_up,
+        .write = write,
+        .is_degraded = route_is_degraded,
         .data = (void *)n,
     };
 }
@@ -254,15 +277,89 @@ void node__targets(const struct node *n,
                    uint32_t nval,
                    struct route_targets *t)
 {
-    struct route_view v = view_of(n);
+    struct route_view v = view_of(n, false);
+    route_targets(&v, key, klen, nval, t);
+}
+
+void node__write_targets(const struct node *n,
+                         const void *key,
+                         size_t klen,
+                         uint32_t nval,
+                         struct route_targets *t)
+{
+    struct route_view v = view_of(n, true);
     route_targets(&v, key, klen, nval, t);
 }
 
 size_t node__pick_coordinator(const struct node *n,
                               const struct route_targets *t)
 {
-    struct route_view v = view_of(n);
+    struct route_view v = view_of(n, true);
     return route_pick_coordinator(&v, t);
+}
+
+/* ---- storage state (issue 12 item 3) -------------------------------------
+ */
+
+bool node__engine_failed(struct engine *e)
+{
+    return engine_read_only(e); /* one atomic load: asked per event */
+}
+
+bool node_is_degraded(const struct node *n)
+{
+    return n->degraded || node__engine_failed(n->data);
+}
+
+const char *node_storage_reason(const struct node *n)
+{
+    if (n->degraded) {
+        return n->degraded_reason;
+    }
+    return node_is_degraded(n) ? NODE_STORAGE_READ_ONLY : "";
+}
+
+bool node_peer_is_degraded(const struct node *n, const char *id)
+{
+    if (strcmp(id, n->id) == 0) {
+        return node_is_degraded(n);
+    }
+    return swim_member_storage(n->swim, id) == PEER_STORAGE_DEGRADED;
+}
+
+size_t node_members_degraded(const struct node *n)
+{
+    return count_members(n, node_peer_is_degraded);
+}
+
+void node_set_storage_state(struct node *n,
+                            bool degraded,
+                            const char *reason,
+                            uint64_t now)
+{
+    (void)now;
+    node__begin(n);
+    char why[sizeof(n->degraded_reason)];
+    snprintf(why, sizeof(why), "%s",
+             degraded && reason && reason[0] ? reason
+             : degraded                      ? "storage is read-only"
+                                             : "");
+    if (degraded != n->degraded) {
+        if (degraded) {
+            node__log(n, RK_LOG_WARN, "storage_degraded",
+                      "reason=\"%s\" effect=\"writes go to the other "
+                      "replicas; reads still served\"",
+                      why);
+        } else {
+            node__log(n, RK_LOG_INFO, "storage_ok",
+                      "msg=\"storage takes writes again\"");
+        }
+    }
+    n->degraded = degraded;
+    snprintf(n->degraded_reason, sizeof(n->degraded_reason), "%s", why);
+    swim_set_storage(n->swim,
+                     degraded ? PEER_STORAGE_DEGRADED : PEER_STORAGE_OK);
+    node__finish(n);
 }
 
 void node_on_peer_up(struct node *n, const char *id, size_t len, uint64_t now)
@@ -407,16 +504,7 @@ bool node_agrees(const struct node *n)
 
 size_t node_members_up(const struct node *n)
 {
-    size_t up = 0, m = membership_member_count(n->mem);
-    for (size_t i = 0; i < m; i++) {
-        struct membership_member mm;
-        membership_member_get(n->mem, i, &mm);
-        if (mm.status == MEMBERSHIP_VALID &&
-            node__is_up_or_self(n, mm.node_id)) {
-            up++;
-        }
-    }
-    return up;
+    return count_members(n, node__is_up_or_self);
 }
 
 /*
@@ -622,11 +710,41 @@ bool node_wants_handoff(const struct node *n)
     if (n->set.sync_always) {
         return false; /* the engines' sync threads write and sync */
     }
-    return engine_acked_seq(n->data) < n->last_seq ||
-           (n->hints && engine_acked_seq(n->hints) < n->last_hint_seq);
+    /* A failed engine never hands off again: nothing to wait for (else
+     * the driver's hand-off would spin). */
+    return (engine_acked_seq(n->data) < n->last_seq &&
+            !node__engine_failed(n->data)) ||
+           (n->hints && engine_acked_seq(n->hints) < n->last_hint_seq &&
+            !node__engine_failed(n->hints));
 }
 
 /* ---- the replica side -------------------------------------------------- */
+
+/*
+ * After the data engine recovered in place (engine_recover) it may have
+ * lost writes whose dots this node issued and sent on: a later dot of the
+ * same actor would make its clock cover the lost one, and merging it would
+ * then drop that sibling where it survived (an acknowledged write lost).
+ * So, as a restart does, the node continues under a new actor (issue 12).
+ */
+static void renew_actor_if_recovered(struct node *n)
+{
+    uint64_t rec = engine_recoveries(n->data); /* one atomic read */
+    if (rec == n->actor_recoveries) {
+        return;
+    }
+    uint64_t seed[3] = {n->actor, rec, rk_env_rand64(n->env)};
+    uint64_t a = XXH3_64bits(seed, sizeof(seed)) & DVV_ACTOR_MASK;
+    a = a == DVV_ACTOR_LEGACY ? 1 : a;
+    node__log(n, RK_LOG_INFO, "dvv_actor_renewed",
+              "old=%016" PRIx64 " new=%016" PRIx64
+              " reason=\"the data engine recovered in place\"",
+              n->actor, a);
+    n->actor = a;
+    n->rcfg.actor = a;
+    n->floor = 0;
+    n->actor_recoveries = rec;
+}
 
 enum serve_result
 {
@@ -682,6 +800,7 @@ static enum serve_result serve(struct node *n,
             if (node__is_hinted(n, m->kv_update.hint_for)) {
                 node__hint_update(n, &m->kv_update, rep);
             } else {
+                renew_actor_if_recovered(n);
                 replica_handle_update(n->data, &n->rcfg, &m->kv_update,
                                       &n->valbuf, rep, &seq);
                 node__note_write(n, seq);
@@ -868,6 +987,16 @@ void node_on_message(struct node *n,
         case PEER_KV_GET_REPLY:
         case PEER_KV_UPDATE_REPLY:
         case PEER_ERROR:
+            if ((msg->type == PEER_KV_PUT_REPLY &&
+                 msg->kv_put_reply.status == RK_EREADONLY) ||
+                (msg->type == PEER_KV_UPDATE_REPLY &&
+                 msg->kv_update_reply.status == RK_EREADONLY)) {
+                /* its storage refused a write: route writes around it
+                 * now, before its next PING or ACK says so */
+                swim_note_storage(n->swim, from, from_len,
+                                  PEER_STORAGE_DEGRADED, &n->acts);
+                run_cl_actions(n);
+            }
             coord_on_reply(n->coord, from, from_len, msg, now);
             node__drain(n, now);
             break;
@@ -927,12 +1056,31 @@ static void release_acks(struct node *n,
     }
 }
 
+/* An engine that failed never acknowledges more: the writes still held
+ * for it are refused (RK_EREADONLY), so their coordinators count them as
+ * failures now and route around this node, instead of timing out. */
+static void refuse_acks(struct node *n,
+                        struct node__ackq *q,
+                        struct engine *e,
+                        uint64_t now)
+{
+    if (!node__engine_failed(e)) {
+        return;
+    }
+    for (size_t i = q->head; i < q->len; i++) {
+        q->items[i].status = RK_EREADONLY;
+    }
+    release_acks(n, q, UINT64_MAX, now);
+}
+
 void node_on_durable(struct node *n, uint64_t now)
 {
     node__begin(n);
     release_acks(n, &n->acks, engine_acked_seq(n->data), now);
+    refuse_acks(n, &n->acks, n->data, now);
     if (n->hints) {
         release_acks(n, &n->hint_acks, engine_acked_seq(n->hints), now);
+        refuse_acks(n, &n->hint_acks, n->hints, now);
     }
     node__process_ready(n, now);
     node__finish(n);
@@ -946,6 +1094,10 @@ void node_on_tick(struct node *n, uint64_t now)
         run_cl_actions(n);
     }
     if (now >= swim_next_deadline_ms(n->swim)) {
+        /* the PINGs say what the engine says now, whatever the driver
+         * reported last (it adds the reason) */
+        swim_set_storage(n->swim, node_is_degraded(n) ? PEER_STORAGE_DEGRADED
+                                                      : PEER_STORAGE_OK);
         swim_tick(n->swim, now, &n->acts);
         run_cl_actions(n);
     }
@@ -1069,6 +1221,7 @@ int node_create(const struct node_config *cfg,
     n->data = cfg->data;
     n->hints = cfg->hints;
     n->actor = cfg->actor;
+    n->actor_recoveries = engine_recoveries(cfg->data);
     n->versioned = cfg->versioned;
     n->max_ops = cfg->max_ops ? cfg->max_ops : NODE_DEFAULT_OPS;
     rk_buf_init(&n->arena);

@@ -82,6 +82,8 @@
  * this many bytes (of the value written, or of this node's copy of the
  * key read), in each of its phases. */
 #define NODE_SIZE_ALLOWANCE_BYTES (32u * 1024u)
+/* node_storage_reason before the driver named one */
+#define NODE_STORAGE_READ_ONLY "storage engine is read-only"
 
 /* Replication and versioning settings (CONFIG SET may change them). */
 struct node_settings
@@ -321,6 +323,34 @@ size_t node_members_up(const struct node *n);
 /* Last gossip version heard from `id`; false when none. */
 bool node_peer_version(const struct node *n, const char *id, uint64_t *v);
 uint64_t node_hints_pending(const struct node *n);
+
+/*
+ * This node's storage state, as the driver sees it (issue 12 item 3):
+ * `degraded` when its data engine is read-only (an I/O error, a full
+ * disk), with `reason` (one line, copied; NULL = a generic one).  A
+ * degraded node still serves reads and coordinates writes, but takes no
+ * writes itself: routing (route.h) treats it as down for writes, here
+ * and, through its PINGs and ACKs (swim.h), on every peer.  The node also
+ * sees a read-only data engine by itself (engine_stats, at once and at
+ * each probe period) without this call; the driver adds the reason, and
+ * may report degraded storage the engine does not know of.  Logs a
+ * change (NODE_LOG).  Call from the housekeeping tick; replaces the
+ * action list.
+ */
+void node_set_storage_state(struct node *n,
+                            bool degraded,
+                            const char *reason,
+                            uint64_t now_ms);
+/* Whether this node is degraded: the driver said so, or the data engine
+ * reports read_only (engine_stats) already. */
+bool node_is_degraded(const struct node *n);
+/* The reason of the degraded state ("" when not degraded); a view valid
+ * until the next node_set_storage_state. */
+const char *node_storage_reason(const struct node *n);
+/* Whether member `id` (self included) is degraded as this node knows. */
+bool node_peer_is_degraded(const struct node *n, const char *id);
+/* Valid members known degraded, self included. */
+size_t node_members_degraded(const struct node *n);
 const struct node_stats *node_stats(const struct node *n);
 const struct replica_stats *node_replica_stats(const struct node *n);
 uint64_t node_actor(const struct node *n);

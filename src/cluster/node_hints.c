@@ -152,6 +152,11 @@ void node__hint_for_down(struct node *n,
         .object = {obj->base, obj->len},
         .hint_for = {owner, strlen(owner)},
     };
+    if (n->hints == NULL || node__engine_failed(n->hints)) {
+        /* a failed hint store (a full disk) keeps nothing: the write is
+         * skipped for this owner (issue 12; the store said so once) */
+        return;
+    }
     struct peer_msg rep;
     node__hint_store(n, &p, &rep, NULL); /* counts toward nothing */
     if (rep.kv_put_reply.status != RK_OK) {
@@ -364,11 +369,15 @@ static void hint_send(struct node *n, const char *hk, size_t len, uint64_t now)
             return;
         }
         if (strcmp(dest, n->id) == 0) {
-            hint_deliver_local(n, hk, len, key, klen);
+            if (!node_is_degraded(n)) {
+                hint_deliver_local(n, hk, len, key, klen);
+            }
             return;
         }
     }
-    if (!node_peer_is_up(n, dest) || n->n_hint_ops >= NODE_HINT_SLOTS) {
+    /* A degraded owner cannot take it yet: the hint waits (issue 12). */
+    if (!node_peer_is_up(n, dest) || node_peer_is_degraded(n, dest) ||
+        n->n_hint_ops >= NODE_HINT_SLOTS) {
         return;
     }
     struct dvv_obj o;

@@ -38,6 +38,8 @@ struct node__op
     uint64_t coord_req; /* coordinator request in flight, 0 = none */
     int phase;          /* WRITE: 1 update, 2 put */
     bool hinted;        /* WRITE: hints for down owners written */
+    bool rerouted;      /* WRITE: the UPDATE was sent again after the
+                           coordinating replica's storage refused it */
     uint64_t hint_seq;  /* WRITE: the last of them, in the hint store */
     bool queued;        /* on node.ready */
     struct rk_buf key;
@@ -147,6 +149,11 @@ struct node
     uint64_t hint_cursor, hint_scan_at;
     uint64_t reap_cursor, reap_scan_at;
     uint64_t skew_logged_at;
+    /* the data engine's stats.recoveries when the actor was chosen */
+    uint64_t actor_recoveries;
+    /* storage state the driver reported (node_set_storage_state) */
+    bool degraded;
+    char degraded_reason[384];
     uint64_t bound_logged, bound_logged_at;
     struct node_stats st;
 };
@@ -162,6 +169,17 @@ struct node_action *node__push(struct node *n,
 /* Copies len bytes (plus a NUL when nul) into the arena: their offset,
  * or NODE_NO_OFF when out of memory. */
 size_t node__arena_put(struct node *n, const void *p, size_t len, bool nul);
+/* The targets of a write: degraded nodes (self included) count as down
+ * (route.h); node__targets is the read view. */
+void node__write_targets(const struct node *n,
+                         const void *key,
+                         size_t klen,
+                         uint32_t nval,
+                         struct route_targets *t);
+/* Whether engine e failed (read-only: engine_stats) and so never
+ * acknowledges more writes. */
+bool node__engine_failed(struct engine *e);
+/* The coordinating replica of a write, in the write view. */
 size_t node__pick_coordinator(const struct node *n,
                               const struct route_targets *t);
 

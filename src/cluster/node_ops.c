@@ -45,6 +45,7 @@ struct node__op *node__op_get(struct node *n, enum node__op_kind kind)
     op->coord_req = 0;
     op->phase = 0;
     op->hinted = false;
+    op->rerouted = false;
     op->hint_seq = 0;
     op->queued = false;
     op->next = NULL;
@@ -126,6 +127,15 @@ static void reply_op(struct node *n,
     node__op_put(n, op);
 }
 
+/* Whether a refused UPDATE goes once more to another replica: its
+ * coordinating replica's storage failed (it is degraded now, so routing
+ * picks a healthy one); nothing was acknowledged. */
+static bool storage_refused(const struct node__op *op, int status)
+{
+    return !op->rerouted &&
+           (status == RK_EREADONLY || status == RK_EIO || status == RK_ENOSPC);
+}
+
 static struct node__op *op_of_reply(struct node *n, const struct coord_reply *r)
 {
     if (r->cookie >= n->n_ops) {
@@ -168,6 +178,11 @@ void node__on_coord_reply(struct node *n, const struct coord_reply *r)
             ready_push(n, op); /* the PUT starts after the drain */
             return;
         }
+        if (storage_refused(op, r->status)) {
+            op->rerouted = true; /* process_ready sends the UPDATE again */
+            ready_push(n, op);
+            return;
+        }
         char msg[NODE_MESSAGE_MAX];
         int st = r->status == RK_OK ? RK_EPROTO : r->status;
         if (st == RK_ENOQUORUM) {
@@ -190,12 +205,17 @@ void node__on_coord_reply(struct node *n, const struct coord_reply *r)
 
 /* ---- client operations --------------------------------------------------- */
 
-/* The targets of op's key for its N: RK_OK, or RK_ENOTFOUND (no ring). */
+/* The targets of op's key for its N (a write's in the write view: not
+ * on degraded nodes): RK_OK, or RK_ENOTFOUND (no ring). */
 static int op_targets(const struct node *n,
                       const struct node__op *op,
                       struct route_targets *t)
 {
-    node__targets(n, op->key.base, op->key.len, op->q.n, t);
+    if (op->kind == NODE__OP_WRITE) {
+        node__write_targets(n, op->key.base, op->key.len, op->q.n, t);
+    } else {
+        node__targets(n, op->key.base, op->key.len, op->q.n, t);
+    }
     return t->n ? RK_OK : RK_ENOTFOUND;
 }
 
@@ -293,15 +313,6 @@ static int start_put(struct node *n, struct node__op *op, uint64_t now)
     return coord_start_put(n->coord, &p, now, &op->coord_req);
 }
 
-/* After a failed write an engine's acknowledged sequence never advances:
- * nothing waits for it then (a write to it fails and counts so). */
-static bool read_only(struct engine *e)
-{
-    struct engine_stats st;
-    engine_stats(e, &st);
-    return st.read_only;
-}
-
 /* Writes the hints a write leaves for its down owners (once). */
 static void write_hints(struct node *n, struct node__op *op)
 {
@@ -322,38 +333,22 @@ static void write_hints(struct node *n, struct node__op *op)
 }
 
 /*
- * Whether a write's PUT phase must wait (issue 12): its hints count as
- * the write they stand for, so they are durable under the sync policy
- * first; and under sync=every and none the coordinating replica's copy
+ * Whether a write's PUT phase must wait (issue 12; after a failed write an
+ * engine's acknowledged sequence never advances: nothing waits for it): its
+ * hints count as the write they stand for, so they are durable under the sync
+ * policy first; and under sync=every and none the coordinating replica's copy
  * counts at once (acked), so it is in the OS first.  The driver's
  * hand-off at the end of the event-loop pass and node_on_durable end the
  * wait (node_wants_handoff).
  */
-/* Read-only states of the engines, asked at most once per pass over the
- * ready list (engine_stats takes the engine's locks). */
-struct ro_cache
-{
-    int data, hints; /* -1 not asked yet, else 0 or 1 */
-};
-
-static bool cached_read_only(struct engine *e, int *slot)
-{
-    if (*slot < 0) {
-        *slot = read_only(e) ? 1 : 0;
-    }
-    return *slot == 1;
-}
-
-static bool put_must_wait(const struct node *n,
-                          const struct node__op *op,
-                          struct ro_cache *ro)
+static bool put_must_wait(const struct node *n, const struct node__op *op)
 {
     if (op->hint_seq && engine_acked_seq(n->hints) < op->hint_seq &&
-        !cached_read_only(n->hints, &ro->hints)) {
+        !node__engine_failed(n->hints)) {
         return true;
     }
     return !n->set.sync_always && engine_acked_seq(n->data) < n->last_seq &&
-           !cached_read_only(n->data, &ro->data);
+           !node__engine_failed(n->data);
 }
 
 /* Starts the PUT phase of writes whose UPDATE answered.  A full
@@ -363,9 +358,8 @@ void node__process_ready(struct node *n, uint64_t now)
     if (n->draining || n->in_ready || n->ready == NULL) {
         return;
     }
-    struct ro_cache ro = {-1, -1};
     if (!n->set.sync_always && engine_acked_seq(n->data) < n->last_seq &&
-        !cached_read_only(n->data, &ro.data)) {
+        !node__engine_failed(n->data)) {
         /* every write waits for this pass's hand-off (put_must_wait):
          * leave the list alone rather than walk it on every event; the
          * hand-off's node_on_durable comes back here (hints are written
@@ -379,8 +373,13 @@ void node__process_ready(struct node *n, uint64_t now)
         n->ready = op->next;
         op->queued = false;
         op->next = NULL;
-        write_hints(n, op);
-        int rc = put_must_wait(n, op, &ro) ? RK_EAGAIN : start_put(n, op, now);
+        int rc;
+        if (op->phase == 1) {
+            rc = start_update(n, op, now); /* rerouted (storage_refused) */
+        } else {
+            write_hints(n, op);
+            rc = put_must_wait(n, op) ? RK_EAGAIN : start_put(n, op, now);
+        }
         if (rc == RK_EAGAIN) {
             op->queued = true;
             op->next = stalled;

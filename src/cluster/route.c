@@ -8,10 +8,13 @@
 
 #include <string.h>
 
+/* Whether `id` can serve the request v routes: up (self always is), and
+ * for a write also not degraded. */
 static bool up_or_self(const struct route_view *v, const char *id)
 {
-    return strcmp(id, v->self) == 0 || v->is_up == NULL ||
-           v->is_up(v->data, id);
+    bool up =
+        strcmp(id, v->self) == 0 || v->is_up == NULL || v->is_up(v->data, id);
+    return up && !(v->write && v->is_degraded && v->is_degraded(v->data, id));
 }
 
 void route_targets(const struct route_view *v,
@@ -59,7 +62,8 @@ size_t route_pick_coordinator(const struct route_view *v,
                               const struct route_targets *t)
 {
     for (size_t i = 0; i < t->n; i++) {
-        if (!t->hint_for[i] && strcmp(t->id[i], v->self) == 0) {
+        if (!t->hint_for[i] && strcmp(t->id[i], v->self) == 0 &&
+            up_or_self(v, t->id[i])) {
             return i;
         }
     }

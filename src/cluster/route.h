@@ -11,6 +11,13 @@
  * while walking the consistent hashing ring"; a fallback that stands in
  * for a down node keeps the write with a hint naming it.
  *
+ * Degraded storage (issue 12 item 3): a node whose engine is read-only
+ * (route_view.is_degraded, self included) cannot take writes.  For a
+ * write (route_view.write) it is treated like a down node: a fallback
+ * takes a hint for it, W is counted on the others, and with no fallback
+ * left it is listed in down[] (the coordinator keeps the hint itself).
+ * Reads still ask it (its data is still readable).
+ *
  * Pure functions of (ring, liveness, settings): no clock, no I/O, no
  * allocation.  Liveness is the caller's (route_view.is_up).  Thread: any,
  * as long as the ring and the liveness data are not changed meanwhile.
@@ -30,15 +37,22 @@
  * failure detector and transport say it is reachable. */
 typedef bool (*route_up_cb)(void *data, const char *id);
 
+/* Whether node `id` (NUL-terminated, self included) has degraded
+ * storage: its engine is read-only, so it cannot apply writes. */
+typedef bool (*route_degraded_cb)(void *data, const char *id);
+
 /* What routing looks at; every pointer borrowed for the call. */
 struct route_view
 {
-    const struct ring *ring; /* NULL: no ring yet (no targets) */
-    const char *self;        /* this node's id; always counted up */
-    bool sloppy;             /* sloppy quorum: fallbacks replace down
-                                primaries */
-    route_up_cb is_up;       /* liveness of other nodes */
-    void *data;              /* passed to is_up */
+    const struct ring *ring;       /* NULL: no ring yet (no targets) */
+    const char *self;              /* this node's id; always counted up */
+    bool sloppy;                   /* sloppy quorum: fallbacks replace down
+                                      primaries */
+    route_up_cb is_up;             /* liveness of other nodes */
+    bool write;                    /* routing a write: degraded nodes count as
+                                      down (reads ignore is_degraded) */
+    route_degraded_cb is_degraded; /* NULL: no node is degraded */
+    void *data;                    /* passed to is_up and is_degraded */
 };
 
 /*
@@ -64,7 +78,8 @@ struct route_targets
  * (1..ROUTE_MAX_TARGETS; more is clamped): the first min(n, M) members of
  * the key's preference list (ring_preflist), each primary that is not up
  * replaced, when v->sloppy, by the next fallback of the list that is up
- * and not yet used.  No ring: t->n == 0.  Never fails.
+ * and not yet used.  For a write (v->write), "up" also means not degraded
+ * (self included).  No ring: t->n == 0.  Never fails.
  * Complexity: O(Q + M) (the preference list walk).
  */
 void route_targets(const struct route_view *v,
@@ -75,9 +90,11 @@ void route_targets(const struct route_view *v,
 
 /*
  * The index in t of the replica that coordinates a write (issues its dot):
- * self when it is a primary target (no extra hop; Riak's put coordinator),
- * else the first primary target that is up, else the first fallback (it
- * issues the dot from a one-shot actor), else 0.  t->n >= 1.
+ * self when it is a primary target and up (no extra hop; Riak's put
+ * coordinator), else the first primary target that is up, else the first
+ * fallback (it issues the dot from a one-shot actor), else 0.  "Up" is as
+ * route_targets sees it under v (with v->write, not degraded: a degraded
+ * coordinator hands the UPDATE to a healthy replica).  t->n >= 1.
  */
 size_t route_pick_coordinator(const struct route_view *v,
                               const struct route_targets *t);

@@ -25,6 +25,12 @@
  * Incarnations: PING and ACK carry the sender's incarnation (SWIM section
  * 4.2).  Without dissemination there is no suspicion to refute, so they
  * are only recorded: a larger one means the peer restarted.
+ * Storage state (issue 12 item 3): PING and ACK also carry the sender's
+ * storage state (peer.h enum peer_storage; a forwarded ACK the target's),
+ * recorded per member like the incarnation: the last one heard wins
+ * (swim_set_storage, swim_note_storage, swim_member_storage).  It is a
+ * routing hint for writes, not a liveness verdict: a degraded peer stays
+ * UP.  Each peer hears it within one probe round, (M-1)T.
  *
  * Bounds with the defaults (T = 500, ping_timeout 200, suspect 1500), M
  * nodes, latency well under 200 ms: a peer that stops right after
@@ -77,6 +83,7 @@ struct sw_member
     size_t len;
     enum swim_status status;
     uint64_t incarnation;      /* last one reported, 0 = none yet */
+    uint8_t storage;           /* enum peer_storage, last one reported */
     uint64_t suspect_since_ms; /* invariant (3) */
     bool probing;              /* invariant (2) */
     bool acked;                /* the probe of this period was answered */
@@ -99,6 +106,7 @@ struct swim
     char self[CL_ID_MAX + 1];
     uint32_t period_ms, ping_timeout_ms, k, suspect_timeout_ms;
     uint64_t incarnation;
+    uint8_t storage; /* this node's enum peer_storage, sent in PING/ACK */
     struct rk_rng rng;
 
     struct sw_member *members; /* n_members; invariant (1) */
@@ -242,11 +250,19 @@ static void send_ping(struct swim *s, const char *to, const char *target,
         .from = pb(s->self),
         .target = pb(target),
         .incarnation = s->incarnation,
+        .storage = s->storage,
     };
 }
 
-static void send_ack(struct swim *s, const char *to, uint64_t seq,
-                     const char *from, const char *target, uint64_t inc,
+/* An ACK from `from` (this node, or the target of a relayed probe) with
+ * its incarnation and storage state. */
+static void send_ack(struct swim *s,
+                     const char *to,
+                     uint64_t seq,
+                     const char *from,
+                     const char *target,
+                     uint64_t inc,
+                     uint8_t storage,
                      struct cl_actions *acts)
 {
     struct cl_action *a = cl_actions_push(acts, CL_ACT_SEND);
@@ -260,6 +276,7 @@ static void send_ack(struct swim *s, const char *to, uint64_t seq,
         .from = pb(from),
         .target = pb(target),
         .incarnation = inc,
+        .storage = storage,
     };
     s->stats.acks_sent++;
 }
@@ -453,6 +470,51 @@ static void alive(struct swim *s, struct sw_member *mb, uint64_t inc,
     mb->status = SWIM_UP;
 }
 
+/* The storage state `mb` reported (or a reply implied); logs a change. */
+static void set_storage(struct sw_member *mb,
+                        uint8_t storage,
+                        struct cl_actions *acts)
+{
+    if (storage > PEER_STORAGE_DEGRADED || storage == mb->storage) {
+        return;
+    }
+    mb->storage = storage;
+    struct cl_action *a = cl_actions_push(acts, CL_ACT_LOG);
+    if (a != NULL) {
+        a->status = storage == PEER_STORAGE_OK ? RK_OK : RK_EREADONLY;
+        snprintf(a->text, sizeof(a->text), "peer %s storage is %s (%s)", mb->id,
+                 storage == PEER_STORAGE_OK ? "ok" : "degraded",
+                 storage == PEER_STORAGE_OK
+                     ? "writes go to it again"
+                     : "writes go around it; reads still ask it");
+    }
+}
+
+void swim_set_storage(struct swim *s, enum peer_storage st)
+{
+    s->storage = (uint8_t)st;
+}
+
+void swim_note_storage(struct swim *s,
+                       const char *id,
+                       size_t len,
+                       enum peer_storage st,
+                       struct cl_actions *acts)
+{
+    struct sw_member *mb = find(s, id, len);
+    if (mb != NULL) {
+        set_storage(mb, (uint8_t)st, acts);
+    }
+}
+
+enum peer_storage swim_member_storage(const struct swim *s, const char *id)
+{
+    const struct sw_member *mb = find(s, id, strlen(id));
+    return mb != NULL && mb->storage == PEER_STORAGE_DEGRADED
+               ? PEER_STORAGE_DEGRADED
+               : PEER_STORAGE_OK;
+}
+
 void swim_on_traffic(struct swim *s, const char *id, size_t len,
                      uint64_t now_ms, struct cl_actions *acts)
 {
@@ -485,7 +547,8 @@ static void on_ping_req(struct swim *s, const struct peer_ping_req *r,
     if (r->target.len == strlen(s->self) &&
         memcmp(r->target.ptr, s->self, r->target.len) == 0) {
         /* We are the target: answer directly. */
-        send_ack(s, from, r->seq, s->self, s->self, s->incarnation, acts);
+        send_ack(s, from, r->seq, s->self, s->self, s->incarnation, s->storage,
+                 acts);
         return;
     }
     struct sw_relay *slot = &s->relays[0];
@@ -518,13 +581,14 @@ static void on_ack(struct swim *s, const struct peer_ack *a, uint64_t now_ms,
             memcmp(r->target, a->from.ptr, a->from.len) == 0) {
             r->used = false; /* its strings stay valid for this call */
             send_ack(s, r->requester, r->orig_seq, r->target, r->target,
-                     a->incarnation, acts);
+                     a->incarnation, a->storage, acts);
             break;
         }
     }
     struct sw_member *mb = find(s, a->from.ptr, a->from.len);
     if (mb != NULL) {
         alive(s, mb, a->incarnation, acts);
+        set_storage(mb, a->storage, acts);
     }
 }
 
@@ -541,10 +605,11 @@ int swim_on_message(struct swim *s, const struct peer_msg *msg,
         copy_id(from, p->from);
         copy_id(s->ack_target, p->target);
         send_ack(s, from, p->seq, s->self, s->ack_target, s->incarnation,
-                 acts);
+                 s->storage, acts);
         struct sw_member *mb = find(s, p->from.ptr, p->from.len);
         if (mb != NULL) {
             alive(s, mb, p->incarnation, acts);
+            set_storage(mb, p->storage, acts);
         }
         return RK_OK;
     }

@@ -126,6 +126,26 @@ void swim_on_traffic(struct swim *s, const char *id, size_t len,
 bool swim_member_status(const struct swim *s, const char *id,
                         enum swim_status *status, uint64_t *incarnation);
 
+/* This node's storage state, sent in its PINGs and ACKs from now on
+ * (issue 12 item 3; the driver learns it from the engine). */
+void swim_set_storage(struct swim *s, enum peer_storage st);
+
+/*
+ * Records that peer `id` (len bytes) is in storage state `st` without a
+ * PING or ACK saying so (a write it refused with RK_EREADONLY); its next
+ * PING or ACK overrides it.  A change appends a CL_ACT_LOG.  Unknown ids
+ * are ignored.
+ */
+void swim_note_storage(struct swim *s,
+                       const char *id,
+                       size_t len,
+                       enum peer_storage st,
+                       struct cl_actions *acts);
+
+/* The storage state peer `id` last reported (NUL-terminated);
+ * PEER_STORAGE_OK when it reported none or is not watched. */
+enum peer_storage swim_member_storage(const struct swim *s, const char *id);
+
 /* Number of watched peers. */
 size_t swim_member_count(const struct swim *s);
 

@@ -71,36 +71,48 @@ struct field
     uint32_t max_len; /* F_NAME/F_BLOB: bytes; UINT32_MAX = body bound */
     size_t off;       /* offsetof(struct peer_msg, <member>.<field>) */
     const char *name; /* for error messages */
+    uint8_t since;    /* first protocol version with the field.  Frames
+                         of an older version lack it (decoded as 0) */
 };
 
+/* Whether frames of protocol `version` carry field f. */
+static bool field_in(const struct field *f, uint8_t version)
+{
+    return f->since <= version;
+}
+
 #define OFF(m, f) offsetof(struct peer_msg, m.f)
-#define FU8(m, f)                 \
-    {                             \
-        F_U8, 0, 0, OFF(m, f), #f \
+#define FU8(m, f)                    \
+    {                                \
+        F_U8, 0, 0, OFF(m, f), #f, 1 \
     }
-#define FU16(m, f)                 \
-    {                              \
-        F_U16, 0, 0, OFF(m, f), #f \
+#define FU8_SINCE(m, f, v)             \
+    {                                  \
+        F_U8, 0, 0, OFF(m, f), #f, (v) \
     }
-#define FU32(m, f)                 \
-    {                              \
-        F_U32, 0, 0, OFF(m, f), #f \
+#define FU16(m, f)                    \
+    {                                 \
+        F_U16, 0, 0, OFF(m, f), #f, 1 \
     }
-#define FU64(m, f)                 \
-    {                              \
-        F_U64, 0, 0, OFF(m, f), #f \
+#define FU32(m, f)                    \
+    {                                 \
+        F_U32, 0, 0, OFF(m, f), #f, 1 \
     }
-#define FI32(m, f)                 \
-    {                              \
-        F_I32, 0, 0, OFF(m, f), #f \
+#define FU64(m, f)                    \
+    {                                 \
+        F_U64, 0, 0, OFF(m, f), #f, 1 \
     }
-#define FNAME(m, f, lo, hi)               \
-    {                                     \
-        F_NAME, (lo), (hi), OFF(m, f), #f \
+#define FI32(m, f)                    \
+    {                                 \
+        F_I32, 0, 0, OFF(m, f), #f, 1 \
     }
-#define FBLOB(m, f, lo, hi)               \
-    {                                     \
-        F_BLOB, (lo), (hi), OFF(m, f), #f \
+#define FNAME(m, f, lo, hi)                  \
+    {                                        \
+        F_NAME, (lo), (hi), OFF(m, f), #f, 1 \
+    }
+#define FBLOB(m, f, lo, hi)                  \
+    {                                        \
+        F_BLOB, (lo), (hi), OFF(m, f), #f, 1 \
     }
 #define UNBOUNDED UINT32_MAX
 
@@ -119,6 +131,7 @@ static const struct field ping_fields[] = {
     FNAME(ping, from, 1, PEER_MAX_NODE_ID),
     FNAME(ping, target, 0, PEER_MAX_NODE_ID),
     FU64(ping, incarnation),
+    FU8_SINCE(ping, storage, 2),
 };
 
 static const struct field ack_fields[] = {
@@ -126,6 +139,7 @@ static const struct field ack_fields[] = {
     FNAME(ack, from, 1, PEER_MAX_NODE_ID),
     FNAME(ack, target, 0, PEER_MAX_NODE_ID),
     FU64(ack, incarnation),
+    FU8_SINCE(ack, storage, 2),
 };
 
 static const struct field ping_req_fields[] = {
@@ -388,6 +402,16 @@ static const char *check_rules(const struct peer_msg *m)
                 return "HELLO max_version is 0";
             }
             break;
+        case PEER_PING:
+            if (m->ping.storage > PEER_STORAGE_DEGRADED) {
+                return "PING has an unknown storage state";
+            }
+            break;
+        case PEER_ACK:
+            if (m->ack.storage > PEER_STORAGE_DEGRADED) {
+                return "ACK has an unknown storage state";
+            }
+            break;
         case PEER_JOIN_REPLY:
             if (m->join_reply.status > 0) {
                 return "JOIN_REPLY status is positive";
@@ -481,12 +505,13 @@ void peer_header_encode(unsigned char hdr[PEER_HEADER_SIZE],
                         const void *body,
                         uint32_t body_len)
 {
-    header_prefix(hdr, peer_type_version(type), type, body_len);
+    header_prefix(hdr, peer_frame_version(type), type, body_len);
     rk_put_le32(hdr + 12, frame_checksum(hdr, body, body_len));
 }
 
-/* Validates m for encoding and computes its body size. */
-static int body_size(const struct peer_msg *m, size_t *out)
+/* Validates m for encoding in a frame of `version` and computes its body
+ * size. */
+static int body_size(const struct peer_msg *m, uint8_t version, size_t *out)
 {
     const struct type_desc *t = type_desc((int)m->type);
     if (t == NULL) {
@@ -495,6 +520,9 @@ static int body_size(const struct peer_msg *m, size_t *out)
     size_t size = 0;
     for (size_t i = 0; i < t->n_fields; i++) {
         const struct field *f = &t->fields[i];
+        if (!field_in(f, version)) {
+            continue;
+        }
         size += fixed_size(f->kind);
         if (!is_string(f->kind)) {
             continue;
@@ -521,10 +549,26 @@ static int body_size(const struct peer_msg *m, size_t *out)
     return RK_OK;
 }
 
+uint8_t peer_frame_version(int type)
+{
+    return type == PEER_HELLO ? 1 : PEER_PROTO_VERSION;
+}
+
 int peer_encode(const struct peer_msg *m, struct rk_buf *out)
 {
+    return peer_encode_version(m, peer_frame_version((int)m->type), out);
+}
+
+int peer_encode_version(const struct peer_msg *m,
+                        uint8_t version,
+                        struct rk_buf *out)
+{
+    if (version < 1 || version > PEER_PROTO_VERSION ||
+        version < peer_type_version((int)m->type)) {
+        return RK_EINVAL; /* e.g. CHUNK in a version-1 frame */
+    }
     size_t size;
-    int rc = body_size(m, &size);
+    int rc = body_size(m, version, &size);
     if (rc != RK_OK) {
         return rc;
     }
@@ -538,6 +582,9 @@ int peer_encode(const struct peer_msg *m, struct rk_buf *out)
     const struct type_desc *t = type_desc((int)m->type);
     for (size_t i = 0; i < t->n_fields; i++) {
         const struct field *f = &t->fields[i];
+        if (!field_in(f, version)) {
+            continue;
+        }
         struct peer_bytes b = {NULL, 0};
         switch (f->kind) {
             case F_U8:
@@ -568,8 +615,7 @@ int peer_encode(const struct peer_msg *m, struct rk_buf *out)
             p += b.len;
         }
     }
-    header_prefix(hdr, peer_type_version((int)m->type), (uint8_t)m->type,
-                  (uint32_t)size);
+    header_prefix(hdr, version, (uint8_t)m->type, (uint32_t)size);
     rk_put_le32(hdr + 12, frame_checksum(hdr, body, size));
     out->len += PEER_HEADER_SIZE + size;
     return RK_OK;
@@ -589,6 +635,7 @@ struct peer_decoder
     uint32_t max_body; /* bytes, applied when a header's length arrives */
     int state;         /* ST_* */
     uint8_t type;      /* ST_BODY: the frame's type */
+    uint8_t version;   /* ST_BODY: the frame's protocol version */
     uint32_t body_len; /* ST_BODY: bytes, <= max_body (invariant 2) */
     uint32_t checksum; /* ST_BODY: from the header */
     int err;           /* ST_ERROR: RK_EPROTO or RK_EVERSION */
@@ -712,6 +759,9 @@ static int decode_body(struct peer_decoder *d,
 {
     for (size_t i = 0; i < t->n_fields; i++) {
         const struct field *f = &t->fields[i];
+        if (!field_in(f, d->version)) {
+            continue; /* an older frame: the field stays 0 */
+        }
         size_t w = fixed_size(f->kind);
         if (r->left < w) {
             return fail(d, RK_EPROTO,
@@ -798,6 +848,7 @@ int peer_decoder_feed(struct peer_decoder *d,
             return RK_EAGAIN;
         }
         d->type = hdr[5];
+        d->version = hdr[4];
         d->body_len = rk_get_le32(hdr + 8);
         d->checksum = rk_get_le32(hdr + 12);
         d->state = ST_BODY;

@@ -36,16 +36,18 @@
 
 #include "common/buf.h"
 
-#define PEER_MAGIC         "RKVP" /* 4 bytes, no NUL on the wire */
-#define PEER_PROTO_VERSION 2      /* the newest version this node speaks */
-#define PEER_BASE_VERSION  1      /* the version of every frame but CHUNK */
-#define PEER_HEADER_SIZE   16     /* bytes */
-#define PEER_MAX_NODE_ID   64     /* bytes */
-#define PEER_MAX_CLUSTER   64     /* bytes of cluster_name */
-#define PEER_MAX_HOST      255    /* bytes */
-#define PEER_MAX_KEY       (64u * 1024u) /* bytes, as ENGINE_DEFAULT_MAX_KEY */
-#define PEER_MAX_MESSAGE   1024          /* bytes of an error message */
-#define PEER_MAX_VALUE     (512u * 1024u * 1024u) /* bytes, as the engine */
+#define PEER_MAGIC "RKVP" /* 4 bytes, no NUL on the wire */
+#define PEER_PROTO_VERSION                                            \
+    2                         /* the newest version this node speaks; \
+                                 it reads 1 to it */
+#define PEER_BASE_VERSION 1   /* the oldest version */
+#define PEER_HEADER_SIZE  16  /* bytes */
+#define PEER_MAX_NODE_ID  64  /* bytes */
+#define PEER_MAX_CLUSTER  64  /* bytes of cluster_name */
+#define PEER_MAX_HOST     255 /* bytes */
+#define PEER_MAX_KEY      (64u * 1024u) /* bytes, as ENGINE_DEFAULT_MAX_KEY */
+#define PEER_MAX_MESSAGE  1024          /* bytes of an error message */
+#define PEER_MAX_VALUE    (512u * 1024u * 1024u) /* bytes, as the engine */
 /*
  * Default (and encoder) limit on body_len: a maximal value plus a maximal
  * key plus 4 KiB for the fixed fields (86 bytes of KV_PUT, 110 of
@@ -54,7 +56,9 @@
  * 512 MiB + 68 KiB = 536,940,544 bytes.  An object whose siblings
  * together exceed it cannot be sent (RK_ETOOBIG; docs/consistency.md).
  * Version 1 is not frozen yet: issue 5 changed KV_PUT and KV_GET_REPLY
- * and added KV_UPDATE(_REPLY) before any release.
+ * and added KV_UPDATE(_REPLY) before any release.  Version 2 (issue 12
+ * item 3) adds PING.storage and ACK.storage; a version-1 PING or ACK is
+ * still read (storage = PEER_STORAGE_OK).
  */
 #define PEER_DEFAULT_MAX_BODY (PEER_MAX_VALUE + PEER_MAX_KEY + 4096u)
 /*
@@ -130,6 +134,15 @@ struct peer_hello
     uint8_t max_version; /* newest protocol version the sender speaks, >= 1 */
 };
 
+/* The storage state a PING or ACK reports of its sender (version 2; wire
+ * values, never reuse; others are invalid). */
+enum peer_storage
+{
+    PEER_STORAGE_OK = 0,       /* takes writes */
+    PEER_STORAGE_DEGRADED = 1, /* its engine is read-only (an I/O error, a
+                                  full disk): route writes around it */
+};
+
 /* SWIM probe.  Direct: target empty.  On behalf of a PING_REQ: target is
  * the node being probed for someone else. */
 struct peer_ping
@@ -138,15 +151,19 @@ struct peer_ping
     struct peer_bytes from;   /* sender node id, 1..PEER_MAX_NODE_ID */
     struct peer_bytes target; /* 0..PEER_MAX_NODE_ID */
     uint64_t incarnation;     /* sender's SWIM incarnation */
+    uint8_t storage;          /* since version 2: enum peer_storage of the
+                                 sender (0 in a version-1 frame) */
 };
 
-/* Answer to a PING (seq and target echoed; incarnation of the responder). */
+/* Answer to a PING (seq and target echoed; incarnation and storage state
+ * of the responder). */
 struct peer_ack
 {
     uint64_t seq;
     struct peer_bytes from;   /* responder node id, 1..PEER_MAX_NODE_ID */
     struct peer_bytes target; /* 0..PEER_MAX_NODE_ID */
     uint64_t incarnation;
+    uint8_t storage; /* since version 2: enum peer_storage of `from` */
 };
 
 /* Asks the receiver to PING `target` and forward the ACK to `from`. */
@@ -301,11 +318,11 @@ struct peer_msg
 /* ---- encoder ------------------------------------------------------------ */
 
 /*
- * Appends one whole frame (header and body) holding `m` to `out`, in a
- * frame of version peer_type_version(m->type): PEER_BASE_VERSION (1) for
- * every type but CHUNK, whose layout is unchanged since version 1, so that
- * a version-1 node reads them; 2 for CHUNK (send it only to a peer whose
- * HELLO announced max_version >= 2).
+ * Appends one whole frame (header and body) holding `m` to `out`, in
+ * the version peer_frame_version(m->type) gives (1 for HELLO, which every
+ * version reads; PEER_PROTO_VERSION for the others).  CHUNK (version 2,
+ * issue 12 item 4) is sent only to a peer whose HELLO announced
+ * max_version >= 2.
  * Errors: RK_EINVAL when `m` breaks a limit or rule above (unknown type,
  * a byte string too long or a required one empty, len > 0 with a NULL
  * ptr, reserved flag bits, a positive status, a tombstone with a value,
@@ -316,6 +333,21 @@ struct peer_msg
  * most once.
  */
 int peer_encode(const struct peer_msg *m, struct rk_buf *out);
+
+/*
+ * As peer_encode, in a frame of protocol `version` (1..PEER_PROTO_VERSION):
+ * fields newer than `version` are left out (a peer that speaks only that
+ * version reads the frame; what they said is lost).  Errors: as
+ * peer_encode, and RK_EINVAL for a version outside 1..PEER_PROTO_VERSION.
+ * Thread: any.
+ */
+int peer_encode_version(const struct peer_msg *m,
+                        uint8_t version,
+                        struct rk_buf *out);
+
+/* The version of the frames peer_encode writes for message `type`: 1 for
+ * HELLO (every version reads it), PEER_PROTO_VERSION for the others. */
+uint8_t peer_frame_version(int type);
 
 /*
  * Writes the 16-byte header of a frame whose body (`body_len` bytes at
@@ -364,8 +396,10 @@ void peer_decoder_set_max_body(struct peer_decoder *d, uint32_t max_body);
  *    magic, version, type, flags or length fail before the body comes.
  *  - RK_EVERSION: the frame's version is newer than PEER_PROTO_VERSION;
  *    peer_decoder_errmsg() reads "peer speaks protocol version V, this
- *    node speaks 2".  A type newer than the frame's version (CHUNK in a
- *    version-1 frame) is RK_EPROTO, as an unknown type.
+ *    node speaks 2".  Frames of every version 1..PEER_PROTO_VERSION are
+ *    read; fields a frame's version lacks are 0.  A type newer than the
+ *    frame's version (CHUNK in a version-1 frame) is RK_EPROTO, as an
+ *    unknown type.
  *  - RK_EPROTO: bad magic, version 0, unknown type, reserved header flags,
  *    body over the limit, checksum mismatch, a field running past the
  *    body, trailing bytes in the body, or a field breaking its rule (see

@@ -134,14 +134,15 @@ bool cluster__peer_is_up(struct cnode *cn, const char *id)
 
 const char *cluster__seen_as(struct cnode *cn, const char *id)
 {
-    if (strcmp(id, cn->node_id) == 0) {
-        return "self";
-    }
-    enum swim_status st;
-    if (!swim_member_status(node_swim(cn->node), id, &st, NULL)) {
+    bool self = strcmp(id, cn->node_id) == 0;
+    enum swim_status st = SWIM_UP;
+    if (!self && !swim_member_status(node_swim(cn->node), id, &st, NULL)) {
         return "-";
     }
-    return swim_status_name(st);
+    if (st != SWIM_DOWN && node_peer_is_degraded(cn->node, id)) {
+        return "degraded"; /* issue 12 item 3: up, but takes no writes */
+    }
+    return self ? "self" : swim_status_name(st);
 }
 
 /* ---- joining from --seeds (cluster/seeds.h) ------------------------------
@@ -377,6 +378,50 @@ void cluster_on_durable(struct server *s)
     node_on_durable(cn->node, cluster__now_mono());
     cluster__run_node_actions(cn);
     cluster__process_ready(cn);
+}
+
+void cluster_storage_check(struct server *s)
+{
+    struct cnode *cn = s->cluster;
+    if (cn == NULL) {
+        return;
+    }
+    struct engine_stats st;
+    engine_stats(s->engine, &st);
+    char why[384] = "";
+    if (st.read_only) {
+        if (!node_is_degraded(cn->node) ||
+            node_storage_reason(cn->node)[0] == '\0' ||
+            strcmp(node_storage_reason(cn->node), NODE_STORAGE_READ_ONLY) ==
+                0) {
+            /* it just failed: look at the disk now, for the reason */
+            s->disk.checked_ms = 0;
+            disk_watch_check(&s->disk, s->cfg->data_dir,
+                             &s->cfg->disk_low_water, server_mono_ms());
+        }
+        disk_degraded_reason(&s->disk, s->cfg->data_dir, st.error, why,
+                             sizeof(why));
+    }
+    if (st.read_only == node_is_degraded(cn->node) &&
+        strcmp(why, node_storage_reason(cn->node)) == 0) {
+        return;
+    }
+    node_set_storage_state(cn->node, st.read_only, why, cluster__now_mono());
+    cluster__run_node_actions(cn);
+}
+
+struct engine *cluster_hint_store(struct server *s)
+{
+    return s->cluster ? s->cluster->hints : NULL;
+}
+
+const char *cluster_degraded_reason(struct server *s)
+{
+    struct cnode *cn = s->cluster;
+    if (cn == NULL || !node_is_multi(cn->node) || !node_is_degraded(cn->node)) {
+        return NULL;
+    }
+    return node_storage_reason(cn->node);
 }
 
 /* ---- timer ----------------------------------------------------------------

@@ -95,6 +95,21 @@ int cluster_handoff(struct server *s);
 /* RINGKV.CLUSTER JOIN|LEAVE|REMOVE|STATUS|FAULT (commands.c table). */
 void cluster_cmd(struct client *c, size_t argc, const struct resp_arg *argv);
 
+/*
+ * Tells the node its storage state (issue 12 item 3): degraded while the
+ * engine is read-only, with the reason disk.h gives.  Call from the
+ * housekeeping tick after disk_watch_check; a no-op without a cluster.
+ */
+void cluster_storage_check(struct server *s);
+
+/* The hint store (DATA_DIR/hints), or NULL without a cluster; borrowed. */
+struct engine *cluster_hint_store(struct server *s);
+
+/* Why this node is degraded (its storage is read-only, but it still
+ * serves reads and coordinates writes), or NULL when it is not or has no
+ * cluster of two or more.  For GET /health. */
+const char *cluster_degraded_reason(struct server *s);
+
 /* CONFIG SET changed n/r/w: recompute the effective quorums. */
 void cluster_config_changed(struct server *s);
 

@@ -281,7 +281,10 @@ void cluster_info(struct server *s, struct rk_buf *out)
         "\r\n"
         "peer_frames_in:%" PRIu64
         "\r\n"
-        "cluster_persist_errors:%" PRIu64 "\r\n",
+        "cluster_persist_errors:%" PRIu64
+        "\r\n"
+        "cluster_storage:%s\r\n"
+        "cluster_members_degraded:%zu\r\n",
         membership_cluster_name(node_membership(cn->node)), cn->node_id,
         cn->peer_port, phases[ph <= MEMBERSHIP_REMOVED_SELF ? ph : 0],
         membership_version(node_membership(cn->node)),
@@ -293,7 +296,9 @@ void cluster_info(struct server *s, struct rk_buf *out)
         coord_inflight(node_coord(cn->node)),
         cs.noquorum_timeout + cs.noquorum_early,
         node_stats(cn->node)->replica_puts, node_stats(cn->node)->replica_gets,
-        ts.n_connected, ts.frames_out, ts.frames_in, cn->persist_errors);
+        ts.n_connected, ts.frames_out, ts.frames_in, cn->persist_errors,
+        node_is_degraded(cn->node) ? "degraded" : "ok",
+        node_members_degraded(cn->node));
     rk_buf_append(out, b, (size_t)n);
     const struct replica_stats *rs = node_replica_stats(cn->node);
     n = snprintf(
@@ -337,8 +342,9 @@ void cluster_info(struct server *s, struct rk_buf *out)
         "clock_ahead_events:%" PRIu64
         "\r\n"
         "clock_ahead_max_ms:%" PRIu64 "\r\n",
-        cn->actor, cn->epoch, node_settings(cn->node)->lww ? "lww" : "siblings",
-        rs->updates, rs->merges_written, rs->lww_discards, rs->bound_dropped,
+        node_actor(cn->node), cn->epoch,
+        node_settings(cn->node)->lww ? "lww" : "siblings", rs->updates,
+        rs->merges_written, rs->lww_discards, rs->bound_dropped,
         rs->clock_pruned, rs->bad_objects + cs.bad_answers, cs.read_repairs,
         cs.reads_partial, cs.read_widened, cs.speculative,
         s->cfg->sloppy_quorum ? "on" : "off", node_hints_pending(cn->node),
@@ -428,6 +434,17 @@ json_t *cluster_json(struct server *s)
             cluster__seen_as(cn, mm.node_id), "up",
             valid && (self || cluster__peer_is_up(cn, mm.node_id)), "self",
             self);
+        if (o) {
+            json_object_set_new(
+                o, "storage",
+                json_string(valid && node_peer_is_degraded(cn->node, mm.node_id)
+                                ? "degraded"
+                                : "ok"));
+        }
+        if (o && self && node_is_degraded(cn->node)) {
+            json_object_set_new(o, "storage_reason",
+                                json_string(node_storage_reason(cn->node)));
+        }
         if (o && (self || has_pv)) {
             json_object_set_new(
                 o, "state_version",
@@ -617,6 +634,13 @@ void cluster_metrics(struct server *s, struct rk_buf *out)
     metrics_one(out, "ringkv_cluster_ring_agreement", "gauge",
                 "1 when every member up gossiped this node's exact state.",
                 node_agrees(cn->node) ? 1 : 0);
+    metrics_one(out, "ringkv_storage_degraded", "gauge",
+                "1 while this node's storage is read-only (degraded: no "
+                "writes routed to it).",
+                node_is_degraded(cn->node) ? 1 : 0);
+    metrics_one(out, "ringkv_cluster_members_degraded", "gauge",
+                "Valid members known degraded, this node included.",
+                node_members_degraded(cn->node));
     metrics_family(out, "ringkv_peer_up", "gauge",
                    "1 when this node sees the peer up, by peer node id.");
     size_t m = membership_member_count(node_membership(cn->node));

@@ -33,6 +33,7 @@ void config_init(struct rk_config *c)
     c->client_query_buffer_limit = 1024ull * 1024 * 1024;
     c->max_file_size = ENGINE_DEFAULT_MAX_FILE;
     c->merge_dead_ratio = ENGINE_DEFAULT_MERGE_RATIO;
+    c->disk_low_water = (struct disk_low_water){.pct = 5};
     c->timeout_s = 0;
     c->hz = 10;
     c->peer_port = 0;
@@ -256,6 +257,20 @@ int config_set(struct rk_config *c,
         rc = parse_u64(value, 4096, 1ull << 40, &u);
         c->max_file_size = u;
         why = "must be 4kb..1tb";
+    } else if (strcmp(n, "disk-low-water") == 0) {
+        size_t len = strlen(value);
+        char num[24];
+        if (len > 1 && len < sizeof(num) && value[len - 1] == '%') {
+            memcpy(num, value, len - 1);
+            num[len - 1] = '\0';
+            rc = parse_u64(num, 1, 99, &u);
+            if (rc == RK_OK) {
+                c->disk_low_water = (struct disk_low_water){.pct = (uint32_t)u};
+            }
+        } else if ((rc = parse_u64(value, 0, 1ull << 50, &u)) == RK_OK) {
+            c->disk_low_water = (struct disk_low_water){.bytes = u};
+        }
+        why = "must be a percentage 1%..99% or a byte count (0 = off)";
     } else if (strcmp(n, "merge-dead-ratio") == 0) {
         char *end;
         double d = strtod(value, &end);
@@ -457,6 +472,8 @@ static void usage(FILE *f)
             "  --max-file-size BYTES       bitcask data file rollover "
             "(256mb)\n"
             "  --merge-dead-ratio R        bitcask merge threshold (0.4)\n"
+            "  --disk-low-water N%%|BYTES  warn when the data dir's free "
+            "space is below (5%%)\n"
             "  --repair yes|no             skip corrupt records at open (no)\n"
             "Cluster (docs/cluster.md):\n"
             "  --http-port PORT|off        HTTP API, /health, /stats (RESP "
@@ -648,6 +665,8 @@ void config_each(const struct rk_config *c,
     snprintf(qbl, sizeof(qbl), "%" PRIu64, c->client_query_buffer_limit);
     snprintf(mfs, sizeof(mfs), "%" PRIu64, c->max_file_size);
     snprintf(ratio, sizeof(ratio), "%g", c->merge_dead_ratio);
+    char dlw[24];
+    disk_format_low_water(&c->disk_low_water, dlw, sizeof(dlw));
     snprintf(tmo, sizeof(tmo), "%" PRIu32, c->timeout_s);
     snprintf(hz, sizeof(hz), "%" PRIu32, c->hz);
     static const char *levels[] = {"debug", "info", "warn", "error"};
@@ -677,6 +696,7 @@ void config_each(const struct rk_config *c,
         {"client-query-buffer-limit", qbl},
         {"max-file-size", mfs},
         {"merge-dead-ratio", ratio},
+        {"disk-low-water", dlw},
         {"hz", hz},
         {"peer-port", pport},
         {"http-port", hport},

@@ -13,6 +13,7 @@
 
 #include "common/buf.h"
 #include "common/log.h"
+#include "server/disk.h"
 #include "storage/engine.h"
 
 /*
@@ -46,7 +47,8 @@ struct rk_config
     uint32_t timeout_s;                 /* idle client timeout, 0 = never */
     uint32_t hz;                        /* housekeeping ticks per second (10) */
     bool repair;                        /* open storage in repair mode */
-    char config_file[4096];             /* --config path, "" if none */
+    struct disk_low_water disk_low_water; /* warn below it (5%) */
+    char config_file[4096];               /* --config path, "" if none */
     /* Cluster (issue 4; docs/cluster.md). */
     int peer_port;                    /* node-to-node port; 0 = RESP port + 2 */
     int http_port;                    /* HTTP; 0 = RESP port + 1, -1 = off */

@@ -192,19 +192,33 @@ static void on_health(struct evhttp_request *req, void *arg)
         return;
     }
     const char *why = NULL;
+    const char *degraded = NULL; /* still serving: 200 */
+    char reason[384];
     struct engine_stats st;
     engine_stats(s->engine, &st);
     if (s->shutting_down) {
         why = "shutting down";
+    } else if ((degraded = cluster_degraded_reason(s)) != NULL) {
+        /* reads served, writes coordinated to the other replicas */
     } else if (st.read_only) {
-        why = "storage is read-only after an I/O error";
+        disk_degraded_reason(&s->disk, s->cfg->data_dir, st.error, reason,
+                             sizeof(reason));
+        why = reason;
     } else {
         why = cluster_unavailable_reason(s);
     }
-    json_t *j = json_pack("{s:s, s:s}", "status", why ? "unavailable" : "ok",
+    json_t *j = json_pack("{s:s, s:s}", "status",
+                          why        ? "unavailable"
+                          : degraded ? "degraded"
+                                     : "ok",
                           "node_id", cluster_node_id(s));
-    if (why) {
-        json_object_set_new(j, "reason", json_string(why));
+    if (why || degraded) {
+        json_object_set_new(j, "reason", json_string(why ? why : degraded));
+    }
+    if (s->disk.known) {
+        json_object_set_new(j, "disk_free_bytes",
+                            json_integer((json_int_t)s->disk.free_bytes));
+        json_object_set_new(j, "disk_low", json_boolean(s->disk.low));
     }
     send_json(req, why ? 503 : 200, j);
 }

@@ -257,6 +257,17 @@ void info_render(struct server *s,
                        engine_durable_seq(s->engine),
                        engine_acked_seq(s->engine),
                        st.recovered_truncated_bytes, st.hint_fallbacks);
+        /* issue 12 item 4: free space before writes fail */
+        rk_buf_appendf(out,
+                       "disk_free_bytes:%" PRIu64
+                       "\r\n"
+                       "disk_total_bytes:%" PRIu64
+                       "\r\n"
+                       "disk_low_water_bytes:%" PRIu64
+                       "\r\n"
+                       "disk_low:%d\r\n",
+                       s->disk.free_bytes, s->disk.total_bytes,
+                       s->disk.low_bytes, s->disk.low ? 1 : 0);
     }
     if (want(section, "stats", true)) {
         if (out->len) {

@@ -244,6 +244,8 @@ struct server
     char rbuf[16 * 1024];       /* shared socket read buffer (loop thread) */
     struct hlc clock;           /* record timestamps */
     struct cnode *cluster;      /* cluster.c */
+    struct disk_watch disk;     /* free space of the data dir (disk.h) */
+    uint64_t recover_at_ms;     /* mono ms: next engine_recover attempt */
     struct evhttp *http;        /* http.c, NULL when off */
     struct cmd_stat *cmdstats;  /* command_count() entries, by table index */
     bool cluster_exec;          /* a handler runs over a coordinated

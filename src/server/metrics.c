@@ -171,6 +171,15 @@ void metrics_render(struct server *s, struct rk_buf *out)
     metrics_one(out, "ringkv_engine_read_only", "gauge",
                 "1 when the engine refuses writes after an I/O error.",
                 es.read_only ? 1 : 0);
+    metrics_one(out, "ringkv_disk_free_bytes", "gauge",
+                "Bytes free for ringkvd in the data directory's file system.",
+                s->disk.free_bytes);
+    metrics_one(out, "ringkv_disk_total_bytes", "gauge",
+                "Size of the data directory's file system in bytes.",
+                s->disk.total_bytes);
+    metrics_one(out, "ringkv_disk_low", "gauge",
+                "1 while free space is below --disk-low-water.",
+                s->disk.low ? 1 : 0);
 
     cluster_metrics(s, out);
 }

@@ -661,6 +661,58 @@ static void fail_waiting_if_read_only(struct server *s)
     }
 }
 
+/* engine_recover of one engine after a full disk; logs the outcome. */
+static void recover_engine(struct engine *e, const char *dir)
+{
+    struct engine_stats st;
+    engine_stats(e, &st);
+    if (!st.read_only || st.error != RK_ENOSPC) {
+        return; /* an I/O error needs a restart (engine.h) */
+    }
+    char err[256];
+    uint64_t t0 = server_mono_ms();
+    int rc = engine_recover(e, err, sizeof(err));
+    if (rc == RK_OK) {
+        rk_log(RK_LOG_INFO, "storage_recovered",
+               "dir=%s ms=%" PRIu64
+               " msg=\"space returned: writes are "
+               "taken again\"",
+               dir, server_mono_ms() - t0);
+    } else {
+        rk_log(RK_LOG_WARN, "storage_recover_failed",
+               "dir=%s error=%s reason=\"%s\"", dir, rk_errname(rc), err);
+    }
+}
+
+/*
+ * Issue 12 item 3: an engine read-only after a full disk is recovered in
+ * place once free space is above the low-water mark again (tried every
+ * DISK_RECOVER_EVERY ms).  What waits for a write made before the failure
+ * was never acknowledged and is refused first (engine_recover).
+ */
+static void recover_storage(struct server *s)
+{
+    struct engine_stats st;
+    engine_stats(s->engine, &st);
+    struct engine *hints = cluster_hint_store(s);
+    struct engine_stats hst = {0};
+    if (hints) {
+        engine_stats(hints, &hst);
+    }
+    uint64_t now = server_mono_ms();
+    if ((!st.read_only && !hst.read_only) || now < s->recover_at_ms ||
+        !disk_has_room(&s->disk)) {
+        return;
+    }
+    s->recover_at_ms = now + DISK_RECOVER_EVERY;
+    fail_waiting_if_read_only(s);
+    cluster_on_durable(s); /* the node refuses the acks it held */
+    recover_engine(s->engine, s->cfg->data_dir);
+    if (hints) {
+        recover_engine(hints, s->cfg->data_dir);
+    }
+}
+
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -680,6 +732,10 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
                rk_strerror(rc));
     }
     fail_waiting_if_read_only(s);
+    disk_watch_check(&s->disk, s->cfg->data_dir, &s->cfg->disk_low_water,
+                     server_mono_ms());
+    recover_storage(s);
+    cluster_storage_check(s);
     if (s->shutting_down) {
         bool drained = true;
         for (struct client *c = s->clients; c; c = c->next) {

@@ -676,6 +676,16 @@ static uint64_t bc_vt_acked_seq(struct engine *e)
     return bc_acked_seq(to_bc(e));
 }
 
+static uint64_t bc_vt_recoveries(struct engine *e)
+{
+    return __atomic_load_n(&to_bc(e)->recoveries, __ATOMIC_RELAXED);
+}
+
+static bool bc_vt_read_only(struct engine *e)
+{
+    return __atomic_load_n(&to_bc(e)->failed, __ATOMIC_RELAXED);
+}
+
 static int bc_vt_handoff(struct engine *e)
 {
     return bc_handoff(to_bc(e));
@@ -740,6 +750,8 @@ static void bc_stats(struct engine *e, struct engine_stats *st)
     st->last_sync_us = b->last_sync_us;
     st->sync_us_total = b->sync_us_total;
     st->read_only = b->failed;
+    st->error = b->failed ? b->fail_rc : RK_OK;
+    st->recoveries = __atomic_load_n(&b->recoveries, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&b->wb_mu);
 }
 
@@ -756,8 +768,11 @@ const struct engine_vtable bitcask_vtable = {
     .sync = bc_sync,
     .durable_seq = bc_durable_seq,
     .acked_seq = bc_vt_acked_seq,
+    .read_only = bc_vt_read_only,
+    .recoveries = bc_vt_recoveries,
     .handoff = bc_vt_handoff,
     .tick = bc_tick,
     .merge = bc_merge,
     .stats = bc_stats,
+    .recover = bc_recover_in_place,
 };

@@ -437,7 +437,8 @@ static int pick_active(struct bitcask *b, struct bc_file *last)
 {
     /* A version-1 file is never appended to: a file's records all have
      * its version. */
-    if (last && (last->order & ((1u << BC_ORDER_SHIFT) - 1)) == 0 &&
+    if (last && !b->roll_active &&
+        (last->order & ((1u << BC_ORDER_SHIFT) - 1)) == 0 &&
         last->version == BC_VERSION && !last->has_hint &&
         last->size < b->opts.max_file_size) {
         int rc = bc_map(b, last, (size_t)b->opts.max_file_size);
@@ -536,5 +537,169 @@ int bc_recover(struct bitcask *b, char *errbuf, size_t errlen)
            b->skipped_records, b->hint_fallbacks);
 out:
     rk_free(orders);
+    return rc;
+}
+
+/* ---- in-place recovery (issue 12 item 3) ------------------------------- */
+
+/*
+ * The files and keydir of a fresh scan of b's directory, built in `t`
+ * (a scratch struct bitcask sharing b's directory, options and OS access)
+ * so that a failed scan leaves b as it was.  Hint-file jobs are queued on
+ * t, without a worker (moved to b by the caller).
+ */
+static int scan_into(struct bitcask *b,
+                     struct bitcask *t,
+                     char *errbuf,
+                     size_t errlen)
+{
+    memset(t, 0, sizeof(*t));
+    t->base.vt = b->base.vt;
+    t->opts = b->opts;
+    t->dir = b->dir;
+    t->dir_fd = b->dir_fd;
+    t->lock_fd = -1;
+    t->vfs = b->vfs;
+    t->env = b->env;
+    t->max_value_len = b->max_value_len;
+    t->wb_fd = -1;
+    t->syncing_fd = t->bg_syncing_fd = -1;
+    t->roll_active = true; /* never append to a file whose write failed */
+    pthread_mutex_init(&t->bg_mu, NULL);
+    pthread_cond_init(&t->bg_cond, NULL);
+    int rc = keydir_init(&t->kd, storage__seed(t->env, &b->kd));
+    if (rc == RK_OK) {
+        rc = bc_recover(t, errbuf, errlen);
+    }
+    return rc;
+}
+
+/* Frees what scan_into built in t (on failure, or b's old state). */
+static void scan_free(struct bitcask *t)
+{
+    for (uint32_t i = 0; i < t->n_slots; i++) {
+        bc_file_free(t, t->files[i]);
+    }
+    rk_free(t->files);
+    t->files = NULL;
+    t->n_slots = 0;
+    keydir_fini(&t->kd);
+    while (t->jobs_head) {
+        struct bc_job *j = t->jobs_head;
+        t->jobs_head = j->next;
+        rk_free(j->del_orders);
+        rk_free(j);
+    }
+    t->jobs_tail = NULL;
+}
+
+/* Gives b the files, keydir and hint jobs of the scan in t, and t b's old
+ * ones (freed by scan_free). */
+static void scan_swap(struct bitcask *b, struct bitcask *t)
+{
+    struct bc_file **files = b->files;
+    uint32_t n_slots = b->n_slots;
+    struct keydir kd = b->kd;
+    b->files = t->files;
+    b->n_slots = t->n_slots;
+    b->kd = t->kd;
+    b->active = t->active;
+    t->files = files;
+    t->n_slots = n_slots;
+    t->kd = kd;
+    t->active = NULL;
+    b->jobs_head = t->jobs_head; /* b's queue is empty (bc_bg_stop) */
+    b->jobs_tail = t->jobs_tail;
+    t->jobs_head = t->jobs_tail = NULL;
+    b->wb_fd = t->wb_fd;
+    b->cur_off = b->written_end = b->flight_off = t->cur_off;
+    b->cur.len = b->flight.len = 0;
+    b->flight_busy = false;
+    /* Every write before the failure is either in a file (acknowledged
+     * under the sync policy, kept) or was lost with the failure (never
+     * acknowledged; its waiters were refused: engine.h).  So all their
+     * sequence numbers count as handed off and durable from now on. */
+    uint64_t s = b->next_seq;
+    b->last_seq = b->flight_seq = s;
+    __atomic_store_n(&b->written_seq, s, __ATOMIC_RELEASE);
+    b->synced_seq = s;
+    __atomic_store_n(&b->durable_seq, s, __ATOMIC_RELEASE);
+}
+
+/* Restarts the background work stopped by bc_recover_in_place. */
+static int restart_work(struct bitcask *b)
+{
+    b->stop = false;
+    b->bg_stop = false;
+    __atomic_store_n(&b->bg_cancel, 0, __ATOMIC_RELAXED);
+    int rc = bc_sync_thread_start(b);
+    return rc == RK_OK ? bc_bg_start(b) : rc;
+}
+
+int bc_recover_in_place(struct engine *e, char *errbuf, size_t errlen)
+{
+    struct bitcask *b = (struct bitcask *)e;
+    if (!bc_is_failed(b)) {
+        return RK_OK;
+    }
+    if (b->fail_rc != RK_ENOSPC) {
+        /* An I/O error (a failed fsync above all) leaves what is on disk
+         * uncertain: only a restart's full recovery may trust it again
+         * (STYLE.md 1.3; never retry fsync). */
+        snprintf(errbuf, errlen,
+                 "storage of %s failed with \"%s\", not a full disk: check "
+                 "the disk, then restart the node",
+                 b->dir, rk_strerror(b->fail_rc));
+        return RK_EREADONLY;
+    }
+    /* Quiesce: no merge, no hint file, no sync job or thread runs. */
+    bc_bg_stop(b);
+    bc_merge_poll(b, true);
+    bc_sync_thread_stop(b);
+    /* What was handed to the OS before the failure is acknowledged under
+     * sync=every and none: make it durable before the old active file is
+     * left behind (nothing syncs an immutable file later). */
+    int rc = RK_OK;
+    if (b->wb_fd >= 0 && b->vfs->fdatasync(b->vfs, b->wb_fd) != 0) {
+        rc = rk_from_errno(errno);
+        snprintf(errbuf, errlen, "fdatasync of the active file of %s: %s",
+                 b->dir, rk_strerror(rc));
+    }
+    struct bitcask t;
+    if (rc == RK_OK) {
+        /* Verify every file again: the failed write's torn tail is cut
+         * and the keydir rebuilt, then a new active file is started. */
+        rc = scan_into(b, &t, errbuf, errlen);
+        /* what the scan cut or skipped is gone, whether or not it ended */
+        b->truncated_bytes += t.truncated_bytes;
+        b->skipped_records += t.skipped_records;
+        b->hint_fallbacks += t.hint_fallbacks;
+        if (rc == RK_OK) {
+            scan_swap(b, &t);
+        }
+        scan_free(&t); /* the failed scan, or b's old files and keydir */
+        pthread_mutex_destroy(&t.bg_mu);
+        pthread_cond_destroy(&t.bg_cond);
+    }
+    if (rc == RK_OK) {
+        pthread_mutex_lock(&b->wb_mu);
+        __atomic_store_n(&b->failed, false, __ATOMIC_RELAXED);
+        b->fail_rc = RK_OK;
+        b->fail_reported = false;
+        __atomic_fetch_add(&b->recoveries, 1, __ATOMIC_RELAXED);
+        pthread_mutex_unlock(&b->wb_mu);
+    }
+    int wrc = restart_work(b);
+    if (rc == RK_OK && wrc != RK_OK) {
+        bc_set_failed(b, wrc);
+        snprintf(errbuf, errlen, "cannot restart bitcask background work: %s",
+                 rk_strerror(wrc));
+        return wrc;
+    }
+    if (rc == RK_OK) {
+        rk_log(RK_LOG_INFO, "bitcask_recovered_in_place",
+               "dir=%s keys=%" PRIu64 " files=%" PRIu32 " active=%016" PRIx64,
+               b->dir, keydir_count(&b->kd), b->n_slots, b->active->order);
+    }
     return rc;
 }

@@ -199,9 +199,30 @@ uint64_t engine_durable_seq(struct engine *e)
     return e->vt->durable_seq(e);
 }
 
+int engine_recover(struct engine *e, char *errbuf, size_t errlen)
+{
+    char dummy[1];
+    if (errbuf == NULL || errlen == 0) {
+        errbuf = dummy;
+        errlen = sizeof(dummy);
+    }
+    errbuf[0] = '\0';
+    return e->vt->recover ? e->vt->recover(e, errbuf, errlen) : RK_OK;
+}
+
 uint64_t engine_acked_seq(struct engine *e)
 {
     return e->vt->acked_seq(e);
+}
+
+uint64_t engine_recoveries(struct engine *e)
+{
+    return e->vt->recoveries(e);
+}
+
+bool engine_read_only(struct engine *e)
+{
+    return e->vt->read_only(e);
 }
 
 int engine_handoff(struct engine *e)

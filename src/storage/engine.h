@@ -77,7 +77,8 @@
  *
  * Sticky errors (STYLE.md 1.3): after a failed write or fsync whose on-disk
  * effect is uncertain, a persistent engine refuses every further write with
- * RK_EREADONLY until reopened; reads continue.
+ * RK_EREADONLY until reopened; reads continue.  A full disk (a write that
+ * failed with ENOSPC) is the one failure engine_recover leaves in place.
  */
 #ifndef RINGKV_STORAGE_ENGINE_H
 #define RINGKV_STORAGE_ENGINE_H
@@ -189,6 +190,10 @@ struct engine_stats
     uint64_t last_sync_us;   /* duration of the last fdatasync */
     uint64_t sync_us_total;  /* durations of all fdatasyncs, summed */
     bool read_only;          /* sticky error state */
+    int error; /* while read_only: the error that caused it (RK_ENOSPC:
+                  a full disk; engine_recover), else RK_OK */
+    uint64_t recoveries; /* engine_recover calls that left the read-only
+                            state since open (writes may have been lost) */
 };
 
 struct engine; /* opaque */
@@ -329,6 +334,17 @@ uint64_t engine_durable_seq(struct engine *e);
 uint64_t engine_acked_seq(struct engine *e);
 
 /*
+ * Whether the engine refuses writes after a failed write or fdatasync
+ * (engine_stats().read_only), as one atomic read: cheap enough to ask per
+ * event.  Thread: any.
+ */
+bool engine_read_only(struct engine *e);
+
+/* engine_stats().recoveries as one atomic read (asked per write by the
+ * cluster node).  Thread: any. */
+uint64_t engine_recoveries(struct engine *e);
+
+/*
  * Hands every buffered write to the OS now (one write(2) of the buffer),
  * so that engine_acked_seq covers them under sync=every and none: call it
  * once per event-loop pass before the replies of that pass leave (group
@@ -358,5 +374,30 @@ int engine_merge(struct engine *e, bool wait);
 
 /* Fills *st.  O(1). */
 void engine_stats(struct engine *e, struct engine_stats *st);
+
+/*
+ * Leaves the read-only state of a full disk without a restart (issue 12
+ * item 3): call when space has returned.  Bitcask stops its background
+ * work, fdatasyncs the active file (what was handed to the OS before the
+ * failure), verifies every file again as engine_open does (a torn tail
+ * left by the failed write is cut; the keydir is rebuilt from the files,
+ * so writes lost with the failure are gone and what they replaced is
+ * back), starts a new active file (the old one is never appended to
+ * again), and restarts its background work.  Sequence numbers go on; every
+ * one handed out before counts as acknowledged and durable afterwards,
+ * so the caller must first refuse whatever waits for a write made before
+ * the failure (those writes were never acknowledged; some are lost), and
+ * whatever derived state from its own earlier writes must not trust it:
+ * stats.recoveries counts the recoveries (the cluster node starts a new
+ * dvv actor after one, as after a restart).
+ * RK_OK when the engine was not read-only (and for the memory engine).
+ * Errors (the engine stays read-only, as it was; a reason in errbuf):
+ * RK_EREADONLY (the failure was not a full disk: an I/O error leaves the
+ * disk state uncertain; only a restart recovers), RK_ENOSPC/RK_EIO (the
+ * disk is still full or failed again), RK_ECORRUPT, RK_ENOMEM.
+ * Thread: owner; blocks on I/O for a scan of the data files (without a
+ * valid hint file, O(data bytes); hint files are written at rollover).
+ */
+int engine_recover(struct engine *e, char *errbuf, size_t errlen);
 
 #endif /* RINGKV_STORAGE_ENGINE_H */

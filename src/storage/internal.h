@@ -57,10 +57,14 @@ struct engine_vtable
     int (*sync)(struct engine *e);
     uint64_t (*durable_seq)(struct engine *e);
     uint64_t (*acked_seq)(struct engine *e);
+    bool (*read_only)(struct engine *e);
+    uint64_t (*recoveries)(struct engine *e);
     int (*handoff)(struct engine *e);
     int (*tick)(struct engine *e);
     int (*merge)(struct engine *e, bool wait);
     void (*stats)(struct engine *e, struct engine_stats *st);
+    /* NULL: the engine never turns read-only (engine_recover: RK_OK) */
+    int (*recover)(struct engine *e, char *errbuf, size_t errlen);
 };
 
 /* Every engine struct starts with this header. */
@@ -435,7 +439,10 @@ struct bitcask
     struct bc_merge *merge;   /* owner: running merge or NULL */
     bool merge_finished;      /* under bg_mu: worker done */
 
-    bool fail_reported; /* owner: tick returned the error */
+    bool fail_reported;  /* owner: tick returned the error */
+    bool roll_active;    /* bc_recover: start a new active file, never
+                            append to the last one (in-place recovery) */
+    uint64_t recoveries; /* owner: successful bc_recover_in_place */
 
     /* Owner-thread counters. */
     uint64_t writes, merges_done, truncated_bytes, skipped_records,
@@ -511,6 +518,8 @@ int bc_sync_tick(struct bitcask *b);
 
 /* bitcask_recovery.c */
 int bc_recover(struct bitcask *b, char *errbuf, size_t errlen);
+/* engine_recover of bitcask (engine.h). */
+int bc_recover_in_place(struct engine *e, char *errbuf, size_t errlen);
 int bc_apply_record(struct bitcask *b,
                     struct bc_file *f,
                     uint64_t off,

@@ -219,6 +219,18 @@ static uint64_t mem_durable_seq(struct engine *e)
     return __atomic_load_n(&to_mem(e)->seq, __ATOMIC_ACQUIRE);
 }
 
+static uint64_t mem_recoveries(struct engine *e)
+{
+    (void)e;
+    return 0;
+}
+
+static bool mem_read_only(struct engine *e)
+{
+    (void)e;
+    return false;
+}
+
 static int mem_handoff(struct engine *e)
 {
     (void)e;
@@ -261,6 +273,8 @@ const struct engine_vtable memory_vtable = {
     .sync = mem_sync,
     .durable_seq = mem_durable_seq,
     .acked_seq = mem_durable_seq,
+    .read_only = mem_read_only,
+    .recoveries = mem_recoveries,
     .handoff = mem_handoff,
     .tick = mem_tick,
     .merge = mem_merge,

@@ -483,7 +483,7 @@ static void nemesis(struct sim *s)
 {
     size_t m = s->cfg.n_nodes;
     int pick = (int)sim__rand(s, m);
-    uint64_t what = sim__rand(s, s->cfg.bitcask ? 12 : 11);
+    uint64_t what = sim__rand(s, s->cfg.bitcask ? 13 : 11);
     const char *did = NULL;
     char line[128];
     switch (what) {
@@ -605,6 +605,23 @@ static void nemesis(struct sim *s)
                 did = line;
             }
             break;
+        case 12: /* a full disk (issue 12 item 3): writes fail with
+                    ENOSPC, the engines turn read-only, the node is
+                    degraded (writes go around it); space returns 1-8 s
+                    later and the engines recover in place */
+            if (s->nodes[pick].node && s->nodes[pick].disk &&
+                !s->nodes[pick].disk->full) {
+                sim_disk_full(s, pick, true);
+                s->res->disks_full++;
+                (void)simnet_schedule(s->net,
+                                      sim_now(s) + 1000 + sim__rand(s, 7000),
+                                      SIM_EV_SPACE, -1, (uint64_t)pick,
+                                      simnet_incarnation(s->net, pick));
+                snprintf(line, sizeof(line), "disk full on %s",
+                         s->nodes[pick].id);
+                did = line;
+            }
+            break;
     }
     if (did && s->cfg.verbose >= 1) {
         printf("  %8" PRIu64 " nemesis: %s\n", sim_now(s), did);
@@ -655,6 +672,11 @@ static void on_event(void *data, int type, int ep, uint64_t a, uint64_t b)
                 s->res->crashes--; /* counted as a disk fault */
                 (void)simnet_schedule(s->net, sim_now(s) + 500, SIM_EV_RESTART,
                                       -1, a, 0);
+            }
+            break;
+        case SIM_EV_SPACE:
+            if (s->nodes[node].node && simnet_incarnation(s->net, node) == b) {
+                sim_disk_full(s, node, false);
             }
             break;
         case SIM_EV_DURABLE:
@@ -904,6 +926,27 @@ const char *sim_node_id(const struct sim *s, int i)
 void sim_crash(struct sim *s, int i)
 {
     crash_node(s, i);
+}
+
+void sim_disk_full(struct sim *s, int i, bool full)
+{
+    struct sim_node *sn = &s->nodes[i];
+    if (sn->disk == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&sn->disk->mu);
+    sn->disk->full = full;
+    pthread_mutex_unlock(&sn->disk->mu);
+    if (full || sn->node == NULL) {
+        return;
+    }
+    /* Space returned: ringkvd's driver part (server.c recover_storage):
+     * what waits for a write made before the failure is refused, then
+     * the engines leave the read-only state in place. */
+    node_on_durable(sn->node, sim_now(s));
+    sim__after(s, i);
+    (void)engine_recover(sn->data, NULL, 0);
+    (void)engine_recover(sn->hints, NULL, 0);
 }
 
 int sim_restart(struct sim *s, int i)

@@ -76,6 +76,7 @@ struct sim_result
     uint64_t crashes, pauses, partitions;
     uint64_t jobs;        /* storage jobs run (fsync batches, merges) */
     uint64_t disk_faults; /* fsyncs made to fail with EIO (bitcask) */
+    uint64_t disks_full;  /* disks filled up, then freed (bitcask) */
     size_t max_siblings;  /* largest sibling count seen in a reply */
     uint64_t keys, keys_converged_by_heal; /* keys whose replicas were
                                               equal after healing, before
@@ -125,6 +126,10 @@ struct node *sim_node(struct sim *s, int i); /* NULL while crashed */
 struct engine *sim_data(struct sim *s, int i);
 const char *sim_node_id(const struct sim *s, int i);
 void sim_crash(struct sim *s, int i);
+/* Node i's simulated disk (bitcask) is full: growing writes fail with
+ * ENOSPC, its engines turn read-only.  full=false: space returns, and the
+ * engines recover in place (engine_recover), as ringkvd does. */
+void sim_disk_full(struct sim *s, int i, bool full);
 int sim_restart(struct sim *s, int i);
 void sim_block(struct sim *s, int from, int to, bool blocked);
 void sim_heal(struct sim *s); /* no partitions, loss or extra delay */

@@ -35,6 +35,8 @@ enum sim_ev_type
     SIM_EV_JOB,     /* ep: a storage job runs (slot a, b: the bg executor) */
     SIM_EV_DURABLE, /* ep: its engines made writes durable */
     SIM_EV_REBOOT,  /* the operator restarts node a (incarnation b) */
+    SIM_EV_SPACE,   /* space returns on node a's full disk (incarnation
+                       b): its engines recover in place */
 };
 
 /* A simulated executor (common/env.h): jobs run at a simulated time, in

@@ -143,7 +143,7 @@ int main(int argc, char **argv)
     uint64_t totals[SIM_N_INVARIANTS] = {0};
     uint64_t events = 0, sim_ms = 0, ok = 0, unknown = 0, failed = 0;
     uint64_t elements = 0, crashes = 0, pauses = 0, parts = 0, msgs = 0;
-    uint64_t jobs = 0, disk_faults = 0;
+    uint64_t jobs = 0, disk_faults = 0, disks_full = 0;
     size_t max_sibs = 0, bad_seeds = 0;
     uint64_t keys = 0, converged = 0;
     double t0 = wall_s();
@@ -196,6 +196,7 @@ int main(int argc, char **argv)
         msgs += r.messages;
         jobs += r.jobs;
         disk_faults += r.disk_faults;
+        disks_full += r.disks_full;
         max_sibs = r.max_siblings > max_sibs ? r.max_siblings : max_sibs;
         keys += r.keys;
         converged += r.keys_converged_by_heal;
@@ -210,9 +211,9 @@ int main(int argc, char **argv)
            "before the read-repair pass\n",
            converged, keys);
     printf("nemesis: %" PRIu64 " crashes, %" PRIu64 " pauses, %" PRIu64
-           " partitions, %" PRIu64 " disk errors; %" PRIu64 " frames, %" PRIu64
-           " storage jobs\n",
-           crashes, pauses, parts, disk_faults, msgs, jobs);
+           " partitions, %" PRIu64 " disk errors, %" PRIu64
+           " disks full; %" PRIu64 " frames, %" PRIu64 " storage jobs\n",
+           crashes, pauses, parts, disk_faults, disks_full, msgs, jobs);
     printf("speed: %" PRIu64 " seeds in %.1f s (%.2f seeds/s), %" PRIu64
            " events (%.0f/s), simulated/wall time %.0fx\n",
            seeds, dt, (double)seeds / dt, events, (double)events / dt,

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 /* clang-format on */
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -516,9 +517,144 @@ static void test_node_write_with_target_down_and_fsync_pending_ends(
     assert_true(holds(1, "k", "v"));
 }
 
+static bool engine_failed(struct sim *s, void *arg)
+{
+    struct engine_stats st;
+    engine_stats(sim_data(s, *(const int *)arg), &st);
+    return st.read_only;
+}
+
+/* every other node sees node arg[0] degraded (arg[1]: or not) */
+static bool seen_degraded(struct sim *s, void *arg)
+{
+    const int *a = arg;
+    for (int i = 0; i < 3; i++) {
+        if (i != a[0] && node_peer_is_degraded(sim_node(s, i),
+                                               sim_node_id(s, a[0])) != a[1]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * Issue 12 item 3: a node whose disk is full is degraded: every node
+ * routes writes around it (W counted on the others, its copy kept as a
+ * hint by the coordinator), it still coordinates writes (the UPDATE goes
+ * to a healthy replica) and serves reads; when space returns its engines
+ * recover in place and the hints reach it.
+ */
+static void test_node_full_disk_degrades_and_recovers_in_place(void **state)
+{
+    (void)state;
+    g_bitcask = true;
+    start(3, 3, 2, 2, false);
+    struct sim_op op;
+    put(0, "a", "1", &op);
+    assert_int_equal(op.status, RK_OK);
+    sim_run_for(g_s, 100);
+    sim_disk_full(g_s, 2, true);
+    /* the write that finds the disk full still succeeds at W=2 */
+    put(2, "k1", "v1", &op);
+    assert_int_equal(op.status, RK_OK);
+    int two = 2;
+    assert_true(sim_run_until(g_s, engine_failed, &two, 2000));
+    assert_true(node_is_degraded(sim_node(g_s, 2)));
+    /* every peer hears it within a probe round or two (PING/ACK) */
+    uint64_t t0 = sim_now(g_s);
+    int deg[2] = {2, 1};
+    assert_true(sim_run_until(g_s, seen_degraded, deg, 3000));
+    printf("# degraded seen by every peer after %" PRIu64 " ms\n",
+           sim_now(g_s) - t0);
+    assert_true(sim_now(g_s) - t0 <= 2 * SWIM_DEFAULT_PERIOD_MS);
+    assert_true(node_peer_is_up(sim_node(g_s, 0), sim_node_id(g_s, 2)));
+    /* the degraded node coordinates: a healthy replica issues the dot */
+    put(2, "k2", "v2", &op);
+    assert_int_equal(op.status, RK_OK);
+    assert_int_equal(op.successes, 2);
+    sim_run_for(g_s, 100);
+    assert_true(holds(0, "k2", "v2"));
+    assert_true(holds(1, "k2", "v2"));
+    assert_false(holds(2, "k2", "v2"));
+    /* a healthy coordinator keeps the degraded node's copy as a hint */
+    uint64_t before = node_hints_pending(sim_node(g_s, 0));
+    put(0, "k3", "v3", &op);
+    assert_int_equal(op.status, RK_OK);
+    sim_run_for(g_s, 100);
+    assert_true(node_hints_pending(sim_node(g_s, 0)) > before);
+    assert_false(holds(2, "k3", "v3"));
+    /* reads still ask it */
+    struct sim_op rd;
+    assert_int_equal(sim_read(g_s, 2, "k3", 0, &rd), RK_OK);
+    assert_true(sim_run_until(g_s, op_done, &rd, 5000));
+    assert_int_equal(rd.status, RK_OK);
+    assert_true(rd.found);
+    /* space returns: recovered in place, seen healthy, hints delivered */
+    sim_disk_full(g_s, 2, false);
+    assert_false(engine_failed(g_s, &two));
+    assert_false(node_is_degraded(sim_node(g_s, 2)));
+    deg[1] = 0;
+    assert_true(sim_run_until(g_s, seen_degraded, deg, 3000));
+    size_t m = 3;
+    assert_true(sim_run_until(g_s, no_hints, &m, 10000));
+    assert_true(holds(2, "k3", "v3"));
+    assert_true(holds(2, "a", "1")); /* acknowledged before: kept */
+    put(2, "k4", "v4", &op);
+    assert_int_equal(op.status, RK_OK);
+    sim_run_for(g_s, 100);
+    for (int i = 0; i < 3; i++) {
+        assert_true(holds(i, "k4", "v4"));
+    }
+}
+
+/*
+ * Issue 12 item 3, found by the simulator (seed 5130 of the full-disk
+ * nemesis): a node whose UPDATE was applied only in its write buffer
+ * issued a dot, answered, and lost its own copy to the full disk; after
+ * the recovery in place its next dot of the same actor made the clock
+ * cover the lost one, and the merge at the other replicas dropped that
+ * acknowledged sibling.  A recovered node now writes under a new actor.
+ */
+static void test_node_recovered_node_issues_dots_under_a_new_actor(void **state)
+{
+    (void)state;
+    g_bitcask = true;
+    start(3, 3, 2, 2, false);
+    struct sim_op op;
+    put(2, "k", "v1", &op);
+    assert_int_equal(op.status, RK_OK);
+    sim_run_for(g_s, 100);
+    uint64_t actor = node_actor(sim_node(g_s, 2));
+    /* node 2 issues the dot of v2 (its write buffer takes it), then loses
+     * its copy to the full disk; v2 is acknowledged by the others */
+    sim_disk_full(g_s, 2, true);
+    put(2, "k", "v2", &op);
+    assert_int_equal(op.status, RK_OK);
+    int two = 2;
+    assert_true(sim_run_until(g_s, engine_failed, &two, 2000));
+    sim_run_for(g_s, 100);
+    assert_true(holds(0, "k", "v2"));
+    sim_disk_full(g_s, 2, false);
+    assert_false(holds(2, "k", "v2")); /* its torn record was cut */
+    /* a blind write through node 2 has not seen v2: they are siblings,
+     * v2 is not dropped */
+    put(2, "k", "v3", &op);
+    assert_int_equal(op.status, RK_OK);
+    sim_run_for(g_s, 200);
+    for (int i = 0; i < 2; i++) {
+        assert_true(holds(i, "k", "v2"));
+        assert_true(holds(i, "k", "v3"));
+    }
+    assert_int_not_equal(node_actor(sim_node(g_s, 2)), actor);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(
+            test_node_full_disk_degrades_and_recovers_in_place, teardown),
+        cmocka_unit_test_teardown(
+            test_node_recovered_node_issues_dots_under_a_new_actor, teardown),
         cmocka_unit_test_teardown(test_node_write_reaches_every_replica,
                                   teardown),
         cmocka_unit_test_teardown(test_node_fallback_keeps_hint_and_delivers_it,

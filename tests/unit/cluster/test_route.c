@@ -27,6 +27,7 @@
 static char g_store[MAX_IDS][16];
 static const char *g_ids[MAX_IDS];
 static bool g_down[MAX_IDS];
+static bool g_degraded[MAX_IDS]; /* storage read-only (issue 12) */
 
 static int group_setup(void **state)
 {
@@ -48,18 +49,40 @@ static bool is_up(void *data, const char *id)
     return !g_down[i];
 }
 
+static bool is_degraded(void *data, const char *id)
+{
+    (void)data;
+    int i = 0;
+    if (sscanf(id, "node-%d", &i) != 1 || i < 0 || i >= MAX_IDS) {
+        return false;
+    }
+    return g_degraded[i];
+}
+
 static struct ring *make_ring(uint32_t q, uint32_t n, size_t m)
 {
     struct ring *r = NULL;
     assert_int_equal(ring_create(q, n, g_ids, m, NULL, &r), RK_OK);
     memset(g_down, 0, sizeof(g_down));
+    memset(g_degraded, 0, sizeof(g_degraded));
     return r;
+}
+
+static int index_of(const char *id)
+{
+    int i = -1;
+    assert_int_equal(sscanf(id, "node-%d", &i), 1);
+    return i;
 }
 
 static struct route_view view(const struct ring *r, const char *self, bool s)
 {
-    return (struct route_view){
-        .ring = r, .self = self, .sloppy = s, .is_up = is_up, .data = NULL};
+    return (struct route_view){.ring = r,
+                               .self = self,
+                               .sloppy = s,
+                               .is_up = is_up,
+                               .is_degraded = is_degraded,
+                               .data = NULL};
 }
 
 /* The first n members of key's preference list (the primaries). */
@@ -235,6 +258,103 @@ static void test_route_coordinator_choice(void **state)
     ring_destroy(r);
 }
 
+/*
+ * Issue 12 item 3: a degraded node (read-only storage) is down for writes
+ * only: a fallback takes a hint for it, and reads still ask it.
+ */
+static void test_route_degraded_node_is_down_for_writes_only(void **state)
+{
+    (void)state;
+    struct ring *r = make_ring(64, 3, 5);
+    const char *key = "user:42";
+    const char *p[ROUTE_MAX_TARGETS], *all[ROUTE_MAX_TARGETS];
+    size_t n_all;
+    primaries(r, key, 3, p, all, &n_all);
+    g_degraded[index_of(p[1])] = true;
+    struct route_view v = view(r, p[0], true);
+    struct route_targets t;
+    /* a read: the degraded primary is asked */
+    route_targets(&v, key, strlen(key), 3, &t);
+    for (size_t i = 0; i < 3; i++) {
+        assert_string_equal(t.id[i], p[i]);
+        assert_null(t.hint_for[i]);
+    }
+    /* a write: the first fallback stands in for it, with a hint */
+    v.write = true;
+    route_targets(&v, key, strlen(key), 3, &t);
+    assert_int_equal(t.n, 3);
+    assert_string_equal(t.id[0], p[0]);
+    assert_string_equal(t.id[1], all[3]);
+    assert_string_equal(t.hint_for[1], p[1]);
+    assert_string_equal(t.id[2], p[2]);
+    assert_int_equal(t.n_down, 0);
+    /* a degraded fallback is skipped like a down one */
+    g_degraded[index_of(all[3])] = true;
+    route_targets(&v, key, strlen(key), 3, &t);
+    assert_string_equal(t.id[1], all[4]);
+    assert_string_equal(t.hint_for[1], p[1]);
+    /* no fallback left: listed down (the coordinator keeps the hint) */
+    g_down[index_of(all[4])] = true;
+    route_targets(&v, key, strlen(key), 3, &t);
+    assert_string_equal(t.id[1], p[1]);
+    assert_null(t.hint_for[1]);
+    assert_int_equal(t.n_down, 1);
+    assert_string_equal(t.down[0], p[1]);
+    /* the coordinating replica of that write is a healthy primary */
+    size_t x = route_pick_coordinator(&v, &t);
+    assert_string_not_equal(t.id[x], p[1]);
+    assert_null(t.hint_for[x]);
+    ring_destroy(r);
+}
+
+/*
+ * Issue 12 item 3: a degraded coordinator still serves writes: its own
+ * copy goes to a fallback (or is listed down), and the UPDATE goes to a
+ * healthy primary; without storage trouble it keeps coordinating itself.
+ */
+static void test_route_degraded_self_hands_the_update_to_a_healthy_replica(
+    void **state)
+{
+    (void)state;
+    /* M == N: no fallback, self is listed down */
+    struct ring *r = make_ring(64, 3, 3);
+    struct route_view v = view(r, "node-00", true);
+    v.write = true;
+    struct route_targets t;
+    route_targets(&v, "k", 1, 3, &t);
+    assert_string_equal(t.id[route_pick_coordinator(&v, &t)], "node-00");
+    g_degraded[0] = true;
+    route_targets(&v, "k", 1, 3, &t);
+    assert_int_equal(t.n, 3);
+    assert_int_equal(t.n_down, 1);
+    assert_string_equal(t.down[0], "node-00");
+    size_t x = route_pick_coordinator(&v, &t);
+    assert_string_not_equal(t.id[x], "node-00");
+    assert_null(t.hint_for[x]);
+    /* a read still counts self */
+    v.write = false;
+    route_targets(&v, "k", 1, 3, &t);
+    assert_int_equal(t.n_down, 0);
+    ring_destroy(r);
+
+    /* M > N and self a primary: a fallback takes self's hint */
+    r = make_ring(64, 3, 5);
+    const char *key = "order:7";
+    const char *p[ROUTE_MAX_TARGETS], *all[ROUTE_MAX_TARGETS];
+    size_t n_all;
+    primaries(r, key, 3, p, all, &n_all);
+    v = view(r, p[0], true);
+    v.write = true;
+    g_degraded[index_of(p[0])] = true;
+    route_targets(&v, key, strlen(key), 3, &t);
+    assert_string_equal(t.id[0], all[3]);
+    assert_string_equal(t.hint_for[0], p[0]);
+    assert_int_equal(t.n_down, 0);
+    x = route_pick_coordinator(&v, &t);
+    assert_string_equal(t.id[x], p[1]);
+    ring_destroy(r);
+}
+
 /* Random liveness: every structural invariant of route_targets. */
 static void test_route_random_liveness_invariants(void **state)
 {
@@ -337,6 +457,9 @@ int main(void)
         cmocka_unit_test(test_route_self_counts_up_whatever_liveness_says),
         cmocka_unit_test(test_route_no_ring_no_targets),
         cmocka_unit_test(test_route_coordinator_choice),
+        cmocka_unit_test(test_route_degraded_node_is_down_for_writes_only),
+        cmocka_unit_test(
+            test_route_degraded_self_hands_the_update_to_a_healthy_replica),
         cmocka_unit_test(test_route_random_liveness_invariants),
         cmocka_unit_test(test_route_clamp_and_request_overrides),
     };

@@ -116,6 +116,89 @@ static void test_swim_answers_ping_and_relays_ping_req(void **state)
     swim_destroy(s);
 }
 
+/*
+ * Issue 12 item 3: PING and ACK carry the sender's storage state (a
+ * relayed ACK the target's); the last one heard wins; a reply that
+ * refused a write marks the peer at once; a degraded peer stays UP.
+ */
+static void test_swim_pings_and_acks_carry_the_storage_state(void **state)
+{
+    (void)state;
+    struct swim *s = make("a", 1);
+    const char *ids[] = {"a", "b", "c"};
+    assert_int_equal(swim_set_members(s, ids, 3), RK_OK);
+    struct cl_actions acts = {0};
+    /* our own state goes out in ACKs (and PINGs) */
+    swim_set_storage(s, PEER_STORAGE_DEGRADED);
+    struct peer_msg ping = {.type = PEER_PING};
+    ping.ping = (struct peer_ping){.seq = 1, .from = {"b", 1}};
+    assert_int_equal(swim_on_message(s, &ping, 0, &acts), RK_OK);
+    assert_int_equal(acts.items[0].msg.ack.storage, PEER_STORAGE_DEGRADED);
+    cl_actions_clear(&acts);
+    swim_set_storage(s, PEER_STORAGE_OK);
+    assert_int_equal(swim_tick(s, 0, &acts), RK_OK);
+    for (size_t i = 0; i < acts.len; i++) {
+        if (acts.items[i].type == CL_ACT_SEND) {
+            assert_int_equal(acts.items[i].msg.ping.storage, PEER_STORAGE_OK);
+        }
+    }
+    cl_actions_clear(&acts);
+    /* a peer's PING says it is degraded: recorded (and logged), still UP */
+    assert_int_equal(swim_member_storage(s, "b"), PEER_STORAGE_OK);
+    ping.ping.storage = PEER_STORAGE_DEGRADED;
+    assert_int_equal(swim_on_message(s, &ping, 10, &acts), RK_OK);
+    assert_int_equal(swim_member_storage(s, "b"), PEER_STORAGE_DEGRADED);
+    enum swim_status st;
+    assert_true(swim_member_status(s, "b", &st, NULL));
+    assert_int_equal(st, SWIM_UP);
+    bool logged = false;
+    for (size_t i = 0; i < acts.len; i++) {
+        logged = logged || (acts.items[i].type == CL_ACT_LOG &&
+                            strstr(acts.items[i].text, "degraded") != NULL);
+    }
+    assert_true(logged);
+    cl_actions_clear(&acts);
+    /* its ACK says ok again */
+    struct peer_msg ack = {.type = PEER_ACK};
+    ack.ack = (struct peer_ack){.seq = 99, .from = {"b", 1}};
+    assert_int_equal(swim_on_message(s, &ack, 20, &acts), RK_OK);
+    assert_int_equal(swim_member_storage(s, "b"), PEER_STORAGE_OK);
+    cl_actions_clear(&acts);
+    /* a refused write marks c before it says so; its next ACK overrides */
+    swim_note_storage(s, "c", 1, PEER_STORAGE_DEGRADED, &acts);
+    assert_int_equal(swim_member_storage(s, "c"), PEER_STORAGE_DEGRADED);
+    ack.ack.from = (struct peer_bytes){"c", 1};
+    assert_int_equal(swim_on_message(s, &ack, 30, &acts), RK_OK);
+    assert_int_equal(swim_member_storage(s, "c"), PEER_STORAGE_OK);
+    cl_actions_clear(&acts);
+    /* a relayed ACK keeps the target's state */
+    struct peer_msg req = {.type = PEER_PING_REQ};
+    req.ping_req =
+        (struct peer_ping_req){.seq = 4, .from = {"b", 1}, .target = {"c", 1}};
+    assert_int_equal(swim_on_message(s, &req, 40, &acts), RK_OK);
+    uint64_t relay_seq = acts.items[0].msg.ping.seq;
+    cl_actions_clear(&acts);
+    ack.ack = (struct peer_ack){.seq = relay_seq,
+                                .from = {"c", 1},
+                                .target = {"c", 1},
+                                .storage = PEER_STORAGE_DEGRADED};
+    assert_int_equal(swim_on_message(s, &ack, 41, &acts), RK_OK);
+    bool relayed = false;
+    for (size_t i = 0; i < acts.len; i++) {
+        if (acts.items[i].type == CL_ACT_SEND) {
+            assert_string_equal(acts.items[i].node, "b");
+            assert_int_equal(acts.items[i].msg.ack.storage,
+                             PEER_STORAGE_DEGRADED);
+            relayed = true;
+        }
+    }
+    assert_true(relayed);
+    cl_actions_clear(&acts);
+    swim_destroy(s);
+}
+
+/* ---- a tiny simulated network ------------------------------------------ */
+
 /* ---- detectors on the shared simulated network (tests/sim/simnet.h) ---- */
 
 #define SN_MAX  8
@@ -547,6 +630,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_swim_answers_ping_and_relays_ping_req),
+        cmocka_unit_test(test_swim_pings_and_acks_carry_the_storage_state),
         cmocka_unit_test(
             test_swim_stopped_node_is_down_within_5s_and_up_within_5s),
         cmocka_unit_test(

@@ -42,7 +42,8 @@ struct test_heap
     long live;    /* blocks not yet freed */
 };
 
-#define HEAP_HDR 16 /* keeps max_align_t alignment */
+#define HEAP_HDR        16          /* keeps max_align_t alignment */
+#define DOC_PING_V2_SUM 0x12551bbeu /* docs/peer-protocol.md "Example" */
 
 static struct test_heap g_heap;
 
@@ -561,10 +562,8 @@ static void test_peer_round_trips_every_type_with_edge_values(void **state)
         encode_ok(&s[i].msg, &f);
         assert_true(f.len >= PEER_HEADER_SIZE);
         assert_memory_equal(f.base, PEER_MAGIC, 4);
-        /* version 1 for every type but CHUNK (2): a version-1 node reads
-         * every frame a version-2 node sends it but CHUNK */
         assert_int_equal((unsigned char)f.base[4],
-                         s[i].msg.type == PEER_CHUNK ? 2 : 1);
+                         peer_frame_version(s[i].msg.type));
         assert_int_equal((unsigned char)f.base[5], s[i].msg.type);
         assert_int_equal(
             rk_get_le32((const unsigned char *)f.base + 8) + PEER_HEADER_SIZE,
@@ -1010,7 +1009,7 @@ static void test_peer_decoder_rejects_newer_version_with_message(void **state)
     make_samples(s);
     struct rk_buf f;
     encode_ok(&s[0].msg, &f);
-    unsigned versions[] = {3, 255};
+    unsigned versions[] = {3, 4, 255};
     for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
         f.base[4] = (char)versions[i];
         /* Judged from the first five bytes on. */
@@ -1105,7 +1104,7 @@ static void test_peer_decoder_rejects_unknown_type(void **state)
         char want[128];
         snprintf(want, sizeof(want),
                  "peer protocol error: unknown message type %u in a version "
-                 "1 frame",
+                 "2 frame",
                  types[i]);
         assert_string_equal(err, want);
         assert_int_equal(
@@ -1666,36 +1665,109 @@ static void test_peer_encode_appends_after_existing_content(void **state)
 
 /*
  * EVIDENCE-OF docs/peer-protocol.md "Example": the frame of
- * PING{seq=1, from="n1", target="", incarnation=2}, byte for byte.
+ * PING{seq=1, from="n1", target="", incarnation=2, storage=1}, byte for
+ * byte (version 2), and its version-1 form.
  */
 static void test_peer_encode_writes_the_documented_bytes(void **state)
 {
     (void)state;
-    struct peer_msg m = {.type = PEER_PING, .ping = {1, S("n1"), EMPTY, 2}};
+    struct peer_msg m = {.type = PEER_PING,
+                         .ping = {1, S("n1"), EMPTY, 2, PEER_STORAGE_DEGRADED}};
     struct rk_buf f;
     encode_ok(&m, &f);
     static const unsigned char want[] = {
         /* header */
         0x52, 0x4b, 0x56, 0x50, /* "RKVP" */
-        0x01,                   /* version 1 */
+        0x02,                   /* version 2 */
         0x02,                   /* type PING */
         0x00, 0x00,             /* flags */
-        0x16, 0x00, 0x00, 0x00, /* body_len 22 */
+        0x17, 0x00, 0x00, 0x00, /* body_len 23 */
         0x00, 0x00, 0x00, 0x00, /* checksum (checked below) */
         /* body */
         0x01, 0, 0, 0, 0, 0, 0, 0, /* seq 1 */
         0x02, 0x00, 'n', '1',      /* from "n1" */
         0x00, 0x00,                /* target "" */
         0x02, 0, 0, 0, 0, 0, 0, 0, /* incarnation 2 */
+        0x01,                      /* storage: degraded */
     };
     assert_int_equal(f.len, sizeof(want));
     assert_memory_equal(f.base, want, 12);
     assert_memory_equal(f.base + 16, want + 16, sizeof(want) - 16);
-    /* low 32 bits of XXH3_64bits_withSeed(body, 22, 0x0000001600000201) */
+    /* low 32 bits of XXH3_64bits_withSeed(body, 23, 0x0000001700000202) */
     uint32_t sum = rk_get_le32((const unsigned char *)f.base + 12);
     printf("# documented PING checksum 0x%08" PRIx32 "\n", sum);
-    assert_int_equal(sum, 0x04fde1cau);
+    assert_int_equal(sum, DOC_PING_V2_SUM);
     rk_buf_fini(&f);
+
+    /* Version 1: no storage byte; 0x04fde1ca is the version-1 example. */
+    rk_buf_init(&f);
+    assert_int_equal(peer_encode_version(&m, 1, &f), RK_OK);
+    assert_int_equal(f.len, sizeof(want) - 1);
+    assert_int_equal((unsigned char)f.base[4], 1);
+    assert_int_equal((unsigned char)f.base[8], 22);
+    assert_memory_equal(f.base + 16, want + 16, sizeof(want) - 17);
+    assert_int_equal(rk_get_le32((const unsigned char *)f.base + 12),
+                     0x04fde1cau);
+    rk_buf_fini(&f);
+}
+
+/*
+ * Issue 12 item 3: a version-2 node still reads a version-1 PING and ACK
+ * (no storage byte: storage OK), and refuses an unknown storage state.
+ */
+static void test_peer_decoder_reads_version_1_ping_and_ack(void **state)
+{
+    (void)state;
+    enum peer_type types[] = {PEER_PING, PEER_ACK};
+    for (size_t i = 0; i < 2; i++) {
+        struct peer_msg m = {.type = types[i]};
+        if (types[i] == PEER_PING) {
+            m.ping = (struct peer_ping){7, S("n1"), S("n2"), 9,
+                                        PEER_STORAGE_DEGRADED};
+        } else {
+            m.ack = (struct peer_ack){7, S("n1"), S("n2"), 9,
+                                      PEER_STORAGE_DEGRADED};
+        }
+        struct rk_buf f;
+        rk_buf_init(&f);
+        assert_int_equal(peer_encode_version(&m, 1, &f), RK_OK);
+        struct peer_decoder *d = decoder_new(0);
+        struct peer_msg got;
+        size_t consumed = 0;
+        assert_int_equal(peer_decoder_feed(d, f.base, f.len, &consumed, &got),
+                         RK_OK);
+        assert_int_equal(consumed, f.len);
+        assert_int_equal(got.type, types[i]);
+        if (types[i] == PEER_PING) {
+            assert_int_equal(got.ping.storage, PEER_STORAGE_OK);
+            assert_int_equal(got.ping.incarnation, 9);
+        } else {
+            assert_int_equal(got.ack.storage, PEER_STORAGE_OK);
+            assert_int_equal(got.ack.incarnation, 9);
+        }
+        peer_decoder_destroy(d);
+        rk_buf_clear(&f);
+        /* version 2 carries it */
+        assert_int_equal(peer_encode(&m, &f), RK_OK);
+        d = decoder_new(0);
+        assert_int_equal(peer_decoder_feed(d, f.base, f.len, &consumed, &got),
+                         RK_OK);
+        assert_int_equal(
+            types[i] == PEER_PING ? got.ping.storage : got.ack.storage,
+            PEER_STORAGE_DEGRADED);
+        peer_decoder_destroy(d);
+        rk_buf_fini(&f);
+        /* an unknown storage state is refused both ways */
+        if (types[i] == PEER_PING) {
+            m.ping.storage = 2;
+        } else {
+            m.ack.storage = 2;
+        }
+        rk_buf_init(&f);
+        assert_int_equal(peer_encode(&m, &f), RK_EINVAL);
+        assert_int_equal(peer_encode_version(&m, 3, &f), RK_EINVAL);
+        rk_buf_fini(&f);
+    }
 }
 
 /* Encodes m and checks header bytes 0..11 and the body against want. */
@@ -1705,8 +1777,9 @@ static void assert_frame_bytes(const struct peer_msg *m,
 {
     struct rk_buf f;
     encode_ok(m, &f);
-    unsigned char hdr[12] = {0x52, 0x4b, 0x56, 0x50, 0x01, (uint8_t)m->type,
-                             0x00, 0x00};
+    unsigned char hdr[12] = {
+        0x52, 0x4b, 0x56, 0x50, peer_frame_version(m->type), (uint8_t)m->type,
+        0x00, 0x00};
     rk_put_le32(hdr + 8, (uint32_t)want_len);
     assert_int_equal(f.len, PEER_HEADER_SIZE + want_len);
     assert_memory_equal(f.base, hdr, sizeof(hdr));
@@ -1815,10 +1888,10 @@ static void test_peer_body_sizes_match_the_docs(void **state)
                                    .max_version = 1}};
     assert_int_equal(body_len_of(&m), 13 + 2 + 1 + 1);
     m = (struct peer_msg){.type = PEER_PING, .ping = {.from = S("n1")}};
-    assert_int_equal(body_len_of(&m), 20 + 2);
+    assert_int_equal(body_len_of(&m), 21 + 2);
     m = (struct peer_msg){.type = PEER_ACK,
                           .ack = {.from = S("n1"), .target = S("n2")}};
-    assert_int_equal(body_len_of(&m), 20 + 4);
+    assert_int_equal(body_len_of(&m), 21 + 4);
     m = (struct peer_msg){.type = PEER_KV_PUT,
                           .kv_put = {.key = S("k"), .object = S("vv")}};
     assert_int_equal(body_len_of(&m), 22 + 3);
@@ -2043,6 +2116,7 @@ int main(void)
         cmocka_unit_test(test_peer_encode_rejects_invalid_messages),
         cmocka_unit_test(test_peer_encode_appends_after_existing_content),
         cmocka_unit_test(test_peer_encode_writes_the_documented_bytes),
+        cmocka_unit_test(test_peer_decoder_reads_version_1_ping_and_ack),
         cmocka_unit_test(test_peer_encode_lays_out_kv_bodies_as_documented),
         cmocka_unit_test(test_peer_body_sizes_match_the_docs),
         cmocka_unit_test(test_peer_header_encode_frames_a_body_built_elsewhere),

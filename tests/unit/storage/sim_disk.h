@@ -27,7 +27,10 @@
  *    `crash_at` kills the disk at the Nth persistence point: that call and
  *    every later one fail with EIO (close and unmap succeed), as a machine
  *    that lost power would.  Persistence points are fdatasync, fsync,
- *    rename and unlink (CrashMonkey: crash bugs follow these).
+ *    rename and unlink (CrashMonkey: crash bugs follow these).  `full`
+ *    is a full disk: a pwrite that would grow a file writes half of what
+ *    it was asked (short writes, as when the last blocks run out), down to
+ *    nothing, then fails with ENOSPC (issue 12 item 3).
  *  - map returns a pointer into the inode's buffer, so a view sees later
  *    writes (MAP_SHARED).  A buffer never moves while mapped: it is sized
  *    for the largest view when mapped, and a write past it aborts the test.
@@ -131,6 +134,7 @@ struct sim_disk
     /* Faults and counters. */
     long points;   /* persistence points so far */
     long fail_at;  /* fail this point with EIO (0: never) */
+    bool full;     /* a full disk: growing writes fail with ENOSPC */
     long crash_at; /* die at this point (0: never) */
     bool dead;     /* crashed: every call fails */
     long syncs;    /* fdatasync + fsync calls that succeeded */
@@ -429,6 +433,16 @@ static ssize_t sim_pwrite(struct rk_vfs *vfs,
         errno = EBADF;
     } else {
         struct sim_inode *ino = f->ino;
+        if (d->full && off + n > ino->len) {
+            /* short writes of half the request, then ENOSPC: the failed
+             * write leaves a torn tail */
+            n = off < ino->len ? ino->len - off : n / 2;
+            if (n == 0) {
+                errno = ENOSPC;
+                pthread_mutex_unlock(&d->mu);
+                return -1;
+            }
+        }
         if (off + n > ino->len) {
             sim__set_len(ino, off + n);
         }

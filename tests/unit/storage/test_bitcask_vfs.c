@@ -246,6 +246,118 @@ static void test_bitcask_vfs_fsync_fault_turns_only_its_engine_read_only(
     fault_on_one_of_two(true);  /* the engines' own threads */
 }
 
+/* ---- a full disk, recovered in place (issue 12 item 3) ---- */
+
+static void full_disk_recovers(struct node_cfg cfg)
+{
+    struct node a;
+    node_init(&a, 21);
+    assert_int_equal(node_open(&a, &cfg), RK_OK);
+    char k[16];
+    for (int i = 0; i < 40; i++) {
+        snprintf(k, sizeof(k), "k%d", i);
+        assert_int_equal(put_str(a.e, k, "v1", NULL), RK_OK);
+    }
+    assert_int_equal(engine_sync(a.e), RK_OK);
+    uint64_t acked = engine_acked_seq(a.e);
+    /* The disk fills up: the next hand-off fails, short then ENOSPC. */
+    pthread_mutex_lock(&a.disk->mu);
+    a.disk->full = true;
+    pthread_mutex_unlock(&a.disk->mu);
+    uint64_t lost = 0;
+    assert_int_equal(put_str(a.e, "k1", "v2", NULL), RK_OK);
+    assert_int_equal(put_str(a.e, "new", "x", &lost), RK_OK);
+    (void)engine_handoff(a.e);
+    if (!cfg.threads) {
+        node_run(&a);
+    }
+    for (int i = 0; i < 5000 && !read_only(a.e); i++) {
+        usleep(1000);
+    }
+    assert_true(read_only(a.e));
+    struct engine_stats st;
+    engine_stats(a.e, &st);
+    assert_int_equal(st.error, RK_ENOSPC);
+    assert_true(engine_acked_seq(a.e) < lost); /* never acknowledged */
+    assert_int_equal(put_str(a.e, "x", "y", NULL), RK_EREADONLY);
+    /* Still full: recovery fails and changes nothing. */
+    char err[256];
+    assert_int_not_equal(engine_recover(a.e, err, sizeof(err)), RK_OK);
+    assert_true(read_only(a.e));
+    assert_true(has_value(a.e, "k2", "v1"));
+    /* Space returns: back to writable without a reopen. */
+    pthread_mutex_lock(&a.disk->mu);
+    a.disk->full = false;
+    pthread_mutex_unlock(&a.disk->mu);
+    assert_int_equal(engine_recover(a.e, err, sizeof(err)), RK_OK);
+    assert_false(read_only(a.e));
+    engine_stats(a.e, &st);
+    assert_int_equal(st.error, RK_OK);
+    assert_true(st.recovered_truncated_bytes > 0); /* the torn tail */
+    assert_true(engine_acked_seq(a.e) >= acked);
+    /* The torn write is gone; one that reached the file whole may stay
+     * (never acknowledged: like a crash, either outcome is allowed). */
+    char *k1 = st_get(a.e, "k1");
+    assert_non_null(k1);
+    assert_true(strcmp(k1, "v1") == 0 || strcmp(k1, "v2") == 0);
+    assert_null(st_get(a.e, "new"));
+    for (int i = 2; i < 40; i++) {
+        snprintf(k, sizeof(k), "k%d", i);
+        assert_true(has_value(a.e, k, "v1"));
+    }
+    uint64_t s2 = 0;
+    assert_int_equal(put_str(a.e, "after", "1", &s2), RK_OK);
+    assert_true(s2 > lost); /* sequence numbers go on */
+    assert_int_equal(engine_sync(a.e), RK_OK);
+    if (!cfg.threads) {
+        node_run(&a);
+    }
+    assert_int_equal(engine_close(a.e), RK_OK);
+    a.e = NULL;
+    /* A reopen sees the same: every acknowledged write, nothing lost. */
+    assert_int_equal(node_open(&a, &cfg), RK_OK);
+    for (int i = 2; i < 40; i++) {
+        snprintf(k, sizeof(k), "k%d", i);
+        assert_true(has_value(a.e, k, "v1"));
+    }
+    assert_true(has_value(a.e, "k1", k1));
+    free(k1);
+    assert_true(has_value(a.e, "after", "1"));
+    assert_null(st_get(a.e, "new"));
+    node_fini(&a);
+}
+
+static void test_bitcask_vfs_full_disk_recovers_in_place(void **st)
+{
+    (void)st;
+    full_disk_recovers((struct node_cfg){.sync = ENGINE_SYNC_EVERY});
+    full_disk_recovers((struct node_cfg){.sync = ENGINE_SYNC_NONE});
+    full_disk_recovers((struct node_cfg){.sync = ENGINE_SYNC_ALWAYS});
+    full_disk_recovers(
+        (struct node_cfg){.sync = ENGINE_SYNC_EVERY, .threads = true});
+}
+
+/* An I/O error is not recovered in place: only a restart may trust the
+ * disk again (STYLE.md 1.3). */
+static void test_bitcask_vfs_io_error_is_not_recovered_in_place(void **st)
+{
+    (void)st;
+    struct node a;
+    node_init(&a, 22);
+    struct node_cfg cfg = {.sync = ENGINE_SYNC_ALWAYS};
+    assert_int_equal(node_open(&a, &cfg), RK_OK);
+    a.disk->fail_at = a.disk->points + 1;
+    assert_int_equal(put_str(a.e, "k", "1", NULL), RK_OK);
+    node_run(&a);
+    assert_true(read_only(a.e));
+    a.disk->fail_at = 0;
+    char err[256];
+    assert_int_equal(engine_recover(a.e, err, sizeof(err)), RK_EREADONLY);
+    assert_non_null(strstr(err, "restart the node"));
+    assert_true(read_only(a.e));
+    node_fini(&a);
+}
+
 /* ---- power loss ---- */
 
 static void test_bitcask_vfs_power_loss_keeps_durable_writes_cuts_torn_tail(
@@ -608,6 +720,8 @@ int main(void)
     rk_log_set_level(RK_LOG_ERROR + 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bitcask_vfs_every_file_call_goes_through_the_vfs),
+        cmocka_unit_test(test_bitcask_vfs_full_disk_recovers_in_place),
+        cmocka_unit_test(test_bitcask_vfs_io_error_is_not_recovered_in_place),
         cmocka_unit_test(
             test_bitcask_vfs_fsync_fault_turns_only_its_engine_read_only),
         cmocka_unit_test(
