@@ -677,9 +677,10 @@ static void build_msg(const struct slot *s, uint32_t t, struct peer_msg *m)
  * Asks up to k targets not asked nor answered yet: self first when it is
  * one, then target order; emits SEND to each remote one in target order,
  * then LOCAL_* for self.  A start's sends have room reserved (C7); later
- * ones (a read widened from an answer or a tick) grow the list.
+ * ones (a read widened from an answer or a tick) grow the list.  Returns
+ * how many it asked.
  */
-static void ask(struct coord *c, uint32_t i, uint32_t k, bool at_start)
+static uint32_t ask(struct coord *c, uint32_t i, uint32_t k, bool at_start)
 {
     struct slot *s = &c->slots[i];
     int self = -1;
@@ -726,6 +727,7 @@ static void ask(struct coord *c, uint32_t i, uint32_t k, bool at_start)
             build_msg(s, (uint32_t)self, &a->msg);
         }
     }
+    return (uint32_t)__builtin_popcountll(pick);
 }
 
 /* A read asked fewer than N: ask more while the answers still awaited
@@ -740,10 +742,7 @@ static void widen(struct coord *c, uint32_t i)
     uint32_t awaited = (uint32_t)__builtin_popcountll(s->asked & ~s->answered);
     uint32_t missing = s->need - s->successes;
     if (awaited < missing) {
-        uint64_t before = s->asked;
-        ask(c, i, missing - awaited, false);
-        c->stats.read_widened +=
-            (uint64_t)__builtin_popcountll(s->asked & ~before);
+        c->stats.read_widened += ask(c, i, missing - awaited, false);
     }
 }
 
@@ -755,9 +754,7 @@ static void speculate(struct coord *c, uint32_t i)
     s->spec_pending = false;
     s->deadline_ms = s->end_ms;
     dl_insert(c, i);
-    uint64_t before = s->asked;
-    ask(c, i, s->n_targets, false);
-    c->stats.read_widened += (uint64_t)__builtin_popcountll(s->asked & ~before);
+    c->stats.read_widened += ask(c, i, s->n_targets, false);
     c->stats.speculative++;
 }
 
@@ -793,7 +790,7 @@ static void start_common(struct coord *c,
     if (req_id) {
         *req_id = s->req_id;
     }
-    ask(c, i, first, true);
+    (void)ask(c, i, first, true);
     check_done(c, i, now_ms); /* a pre-acked put may be done at once */
 }
 

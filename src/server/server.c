@@ -640,9 +640,7 @@ static void fail_waiting_if_read_only(struct server *s)
     if (s->waiting == NULL) {
         return;
     }
-    struct engine_stats st;
-    engine_stats(s->engine, &st);
-    if (!st.read_only) {
+    if (!engine_read_only(s->engine)) {
         return;
     }
     struct client *c = s->waiting;
@@ -692,16 +690,10 @@ static void recover_engine(struct engine *e, const char *dir)
  */
 static void recover_storage(struct server *s)
 {
-    struct engine_stats st;
-    engine_stats(s->engine, &st);
     struct engine *hints = cluster_hint_store(s);
-    struct engine_stats hst = {0};
-    if (hints) {
-        engine_stats(hints, &hst);
-    }
     uint64_t now = server_mono_ms();
-    if ((!st.read_only && !hst.read_only) || now < s->recover_at_ms ||
-        !disk_has_room(&s->disk)) {
+    if ((!engine_read_only(s->engine) && !(hints && engine_read_only(hints))) ||
+        now < s->recover_at_ms || !disk_has_room(&s->disk)) {
         return;
     }
     s->recover_at_ms = now + DISK_RECOVER_EVERY;
