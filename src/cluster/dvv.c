@@ -192,7 +192,8 @@ int dvv_encode(const struct dvv_obj *o, struct rk_buf *out)
         rk_put_le64(p + 16, s->ts);
         rk_put_le64(p + 24, s->expire_at_ms);
         p[32] = (unsigned char)((s->tombstone ? DVV_SIB_TOMBSTONE : 0) |
-                                (s->ctype ? DVV_SIB_CTYPE : 0));
+                                (s->ctype ? DVV_SIB_CTYPE : 0) |
+                                (s->chunked ? DVV_SIB_CHUNKED : 0));
         rk_put_le32(p + 33, (uint32_t)s->vlen);
         p += DVV_SIB_HDR;
         if (s->vlen) {
@@ -251,15 +252,18 @@ int dvv_decode(struct dvv_obj *o, const void *buf, size_t len)
             .expire_at_ms = rk_get_le64(p + pos + 24),
             .tombstone = (p[pos + 32] & DVV_SIB_TOMBSTONE) != 0,
             .ctype = (p[pos + 32] & DVV_SIB_CTYPE) != 0,
+            .chunked = (p[pos + 32] & DVV_SIB_CHUNKED) != 0,
             .vlen = rk_get_le32(p + pos + 33),
         };
-        if ((p[pos + 32] & ~(DVV_SIB_TOMBSTONE | DVV_SIB_CTYPE)) != 0 ||
+        if ((p[pos + 32] &
+             ~(DVV_SIB_TOMBSTONE | DVV_SIB_CTYPE | DVV_SIB_CHUNKED)) != 0 ||
             s.dot.counter == 0) {
             goto corrupt;
         }
         pos += DVV_SIB_HDR;
         if (s.vlen > len - pos ||
             (s.tombstone && (s.vlen != 0 || s.expire_at_ms != 0 || s.ctype)) ||
+            (s.chunked && (s.tombstone || s.ctype)) ||
             (s.ctype && !dvv_ctype_valid(p + pos, s.vlen)) ||
             (i > 0 && dot_cmp(o->sibs[i - 1].dot, s.dot) >= 0) ||
             !dvv_covers(o, s.dot)) {
@@ -391,6 +395,9 @@ int dvv_sibling_cmp(const struct dvv_obj *ox,
     if (x->ctype != y->ctype) {
         return x->ctype ? 1 : -1;
     }
+    if (x->chunked != y->chunked) {
+        return x->chunked ? 1 : -1;
+    }
     size_t n = x->vlen < y->vlen ? x->vlen : y->vlen;
     c = n ? memcmp(ox->vals.base + x->voff, oy->vals.base + y->voff, n) : 0;
     if (c != 0) {
@@ -460,6 +467,7 @@ int dvv_update(struct dvv_obj *o,
 {
     if (actor == DVV_ACTOR_LEGACY ||
         (w->tombstone && (w->vlen != 0 || w->expire_at_ms != 0 || w->ctype)) ||
+        (w->chunked && (w->tombstone || w->ctype)) ||
         (w->vlen != 0 && w->value == NULL) ||
         (w->ctype && !dvv_ctype_valid(w->value, w->vlen))) {
         return RK_EINVAL;
@@ -519,6 +527,7 @@ int dvv_update(struct dvv_obj *o,
         .expire_at_ms = w->tombstone ? 0 : w->expire_at_ms,
         .tombstone = w->tombstone,
         .ctype = w->ctype,
+        .chunked = w->chunked,
         .voff = n.vals.len,
         .vlen = w->vlen,
     };

@@ -49,7 +49,9 @@
  *   4  u16 n_siblings (<= DVV_MAX_SIBLINGS)
  *   6  n_clock x {u64 actor, u64 counter, u64 ts}  sorted by actor, strictly
  *   .. n_siblings x {u64 actor, u64 counter, u64 ts, u64 expire_at_ms,
- *                    u8 flags (bit 0 tombstone, bit 1 content type),
+ *                    u8 flags (bit 0 tombstone, bit 1 content type,
+ *                    bit 2 chunked: the value is a chunk manifest,
+ *                    cluster/chunk.h, never with a content type),
  *                    u32 value_len, value}
  *                    sorted by (actor, counter), strictly; each dot covered
  *                    by the clock; a tombstone has no value, no expiry and
@@ -98,6 +100,7 @@
 #define DVV_SIB_HDR          37   /* bytes per sibling before its value */
 #define DVV_SIB_TOMBSTONE    1    /* sibling flags bits */
 #define DVV_SIB_CTYPE        2
+#define DVV_SIB_CHUNKED      4 /* the value is a chunk manifest (chunk.h) */
 #define DVV_MAX_CTYPE        127 /* bytes of a content type */
 /* Actor ids that nodes derive from a hash keep bit 63 clear (as they
  * always have; it once doubled as the stored-object mark). */
@@ -123,6 +126,7 @@ struct dvv_sibling
     uint64_t expire_at_ms; /* absolute Unix ms, 0 = none; 0 if tombstone */
     bool tombstone;
     bool ctype;        /* the value starts with a content type (above) */
+    bool chunked;      /* the value is a chunk manifest (chunk.h) */
     size_t voff, vlen; /* value bytes: obj->vals.base[voff .. voff+vlen) */
 };
 
@@ -146,6 +150,7 @@ struct dvv_write
     uint64_t expire_at_ms; /* absolute Unix ms, 0 = none */
     bool tombstone;        /* a delete: vlen and expire_at_ms must be 0 */
     bool ctype; /* value starts with u8 n, n bytes content type (checked) */
+    bool chunked; /* value is a chunk manifest; not with ctype/tombstone */
 };
 
 /* Whether value (vlen bytes) starts with a valid content-type prefix:

@@ -207,6 +207,7 @@ struct node_write_req
                           included when ctype) */
     size_t vlen;
     bool ctype;            /* value starts with a content type (dvv.h) */
+    bool chunked;          /* value is a chunk manifest (chunk.h) */
     uint64_t timestamp;    /* HLC */
     uint64_t expire_at_ms; /* Unix ms, 0 = none */
     struct route_quorum overrides;

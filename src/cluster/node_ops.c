@@ -262,6 +262,9 @@ static int start_update(struct node *n, struct node__op *op, uint64_t now)
     if (op->ctype && !op->tomb) {
         flags |= PEER_KV_CTYPE;
     }
+    if (op->chunked && !op->tomb) {
+        flags |= PEER_KV_CHUNKED;
+    }
     struct coord_update_req u = {
         .key = op->key.base,
         .klen = op->key.len,
@@ -505,6 +508,7 @@ int node_write(struct node *n,
         op->own_ctx = w->own_context;
         op->tomb = w->tombstone;
         op->ctype = w->ctype && !w->tombstone;
+        op->chunked = w->chunked && !w->tombstone && !w->ctype;
         op->ts = w->timestamp;
         op->exp = w->tombstone ? 0 : w->expire_at_ms;
         op->phase = 1;

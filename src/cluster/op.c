@@ -42,6 +42,7 @@ static void op_destroy(struct op *op)
         rk_buf_fini(&op->keys[i].ctx);
     }
     rk_free(op->keys);
+    op__chunk_free(op);
     rk_buf_fini(&op->kbuf);
     rk_buf_fini(&op->reply);
     rk_free(op->argv);
@@ -53,6 +54,7 @@ static void op_destroy(struct op *op)
 static void op_free(struct op_machine *m, struct op *op)
 {
     m->n_live--;
+    op__chunk_free(op);
     if (m->n_pool >= OP_POOL || op->keys_cap > 256 ||
         op->argv_cap > OP_KEEP_BYTES) {
         op_destroy(op);
@@ -548,6 +550,7 @@ static int start_key(struct op_machine *m,
         .value = k->tomb ? NULL : k->val.base,
         .vlen = k->tomb ? 0 : k->val.len,
         .ctype = k->ctype,
+        .chunked = k->chunked && !k->tomb,
         .timestamp = k->ts,
         .expire_at_ms = k->exp,
         .overrides = op->over,
@@ -614,6 +617,9 @@ void op_on_node_result(struct op_machine *m,
         }
     }
     if (k == NULL) {
+        if (op__chunk_on_result(m, op, r)) {
+            op_queue(m, op);
+        }
         return;
     }
     k->state = KEY_ANSWERED;
@@ -638,6 +644,15 @@ static void exec_begin(struct op_machine *m, struct op *op)
         if (op->nkeys == 0) {
             op->failed = true;
             snprintf(op->err, sizeof(op->err), "ERR invalid key length");
+            op->phase = PH_DONE;
+            return;
+        }
+        if (op->keys[0].had_chunked) {
+            op->failed = true;
+            snprintf(op->err, sizeof(op->err),
+                     "ERR the key holds a value stored in chunks (over %llu "
+                     "bytes): read and write it with GET and SET",
+                     (unsigned long long)op__chunk_threshold(m));
             op->phase = PH_DONE;
             return;
         }
@@ -668,6 +683,15 @@ void op_exec_done(struct op_machine *m, struct op *op)
         op->next = 0;
         op->keys[0].state = KEY_IDLE;
         op->phase = put && op->keys[0].write ? PH_WRITE : PH_DONE;
+        if (op->phase == PH_WRITE && !op->keys[0].tomb &&
+            op->keys[0].val.len > op__chunk_threshold(m)) {
+            op->failed = true;
+            snprintf(op->err, sizeof(op->err),
+                     "ERR RINGKV.PUT takes values up to %llu bytes in a "
+                     "cluster; store larger ones with SET",
+                     (unsigned long long)op__chunk_threshold(m));
+            op->phase = PH_DONE;
+        }
     } else {
         /* What to write: the last state of every key the handler wrote;
          * a key deleted (or created and deleted) that was live when read
@@ -681,6 +705,7 @@ void op_exec_done(struct op_machine *m, struct op *op)
                 k->write = k->live0;
                 k->tomb = true;
                 k->ctype = false;
+                k->chunked = false;
                 k->exp = 0;
                 rk_buf_clear(&k->val);
             } else if (k->write) {
@@ -690,6 +715,12 @@ void op_exec_done(struct op_machine *m, struct op *op)
         }
         op->next = 0;
         op->phase = writes ? PH_WRITE : PH_DONE;
+        if (writes) {
+            (void)op__chunk_phase_begin(m, op, PH_STORE);
+            if (op->phase == PH_STORE && !op->ch) {
+                op->phase = PH_WRITE;
+            }
+        }
     }
     op_queue(m, op);
     op_process(m);
@@ -719,6 +750,24 @@ static void op_advance(struct op_machine *m, struct op *op)
         if (op->kind == OP_HOLD || op->phase == PH_EXEC) {
             return; /* waits for op_hold_done / op_exec_done */
         }
+        if (op->phase == PH_FETCH || op->phase == PH_STORE ||
+            op->phase == PH_GC) {
+            op__chunk_start_more(m, op);
+            if (op->stalled || op->inflight > 0) {
+                return;
+            }
+            if (op->failed || op__chunk_step(m, op)) {
+                continue;
+            }
+            if (op->phase == PH_FETCH) {
+                exec_begin(m, op);
+            } else if (op->phase == PH_STORE) {
+                op->phase = PH_WRITE;
+            } else {
+                op->phase = PH_DONE;
+            }
+            continue;
+        }
         op_start_more(m, op);
         if (op->stalled || op->inflight > 0) {
             return;
@@ -728,8 +777,10 @@ static void op_advance(struct op_machine *m, struct op *op)
         }
         /* every key of this phase is done */
         if (op->phase == PH_READ) {
-            exec_begin(m, op);
-        } else {
+            if (!op__chunk_phase_begin(m, op, PH_FETCH)) {
+                exec_begin(m, op);
+            }
+        } else if (!op__chunk_gc_begin(m, op)) {
             op->phase = PH_DONE;
         }
     }
@@ -768,7 +819,9 @@ void op_retry_stalled(struct op_machine *m)
  * blind write. */
 static void op_begin(struct op_machine *m, struct op *op)
 {
-    if (op->flags & OP_F_BLIND) {
+    if (op->failed) {
+        /* refused before it began (a reserved key): its error replies */
+    } else if (op->flags & OP_F_BLIND) {
         for (size_t i = 0; i < op->nkeys; i++) {
             op->keys[i].state = KEY_ANSWERED;
         }

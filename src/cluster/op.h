@@ -157,6 +157,13 @@ struct op_config
     struct op_port port;
     struct rk_env *env; /* borrowed: wall_ms, mono_ms */
     struct hlc *clock;  /* borrowed: versions written by handlers */
+    /* Large values (chunk.h): values over chunk_threshold bytes are
+     * written as blocks of chunk_size bytes under a manifest; manifests
+     * name at most chunk_max_total bytes.  0 = CHUNK_THRESHOLD_DEF,
+     * CHUNK_SIZE_DEF, 4 GiB. */
+    uint64_t chunk_threshold;
+    uint32_t chunk_size;
+    uint64_t chunk_max_total;
 };
 
 enum op_action_type
@@ -316,6 +323,18 @@ void op_dispatch_done(struct op_machine *m, struct op *op);
  * one of its actions is being handled.
  */
 void op_client_gone(struct op_machine *m, struct op_client *oc);
+
+/* Counters of the chunk phases (chunk.h), for INFO and metrics. */
+struct op_chunk_stats
+{
+    uint64_t values_stored, bytes_stored;   /* written as blocks */
+    uint64_t values_fetched, bytes_fetched; /* assembled from blocks */
+    uint64_t blocks_deleted;  /* of superseded manifests */
+    uint64_t blocks_orphaned; /* whose delete failed: left on disk */
+};
+
+/* The machine's chunk counters (valid while m is). */
+const struct op_chunk_stats *op_machine_chunk_stats(const struct op_machine *m);
 
 /* ---- an operation, for the driver ---- */
 

@@ -6,6 +6,7 @@
 #ifndef RINGKV_CLUSTER_OP_INTERNAL_H
 #define RINGKV_CLUSTER_OP_INTERNAL_H
 
+#include "cluster/chunk.h"
 #include "cluster/op.h"
 
 /* Actions one operation can have queued at once: EXEC, DONE, REPLY or
@@ -23,9 +24,34 @@ enum op_phase
 {
     PH_NEW = 0, /* created, not begun (or waiting) */
     PH_READ,
-    PH_EXEC, /* OP_ACT_EXEC emitted, op_exec_done not yet called */
+    PH_FETCH, /* blocks of chunked values read (op_chunk.c) */
+    PH_EXEC,  /* OP_ACT_EXEC emitted, op_exec_done not yet called */
+    PH_STORE, /* blocks of large values written (op_chunk.c) */
     PH_WRITE,
+    PH_GC, /* blocks of superseded manifests deleted (op_chunk.c) */
     PH_DONE,
+};
+
+#define OP_CHUNK_WINDOW 8 /* block requests in flight per operation */
+
+/* The chunk phases' state (op_chunk.c), allocated when first needed. */
+struct op_chunks
+{
+    size_t key;                /* FETCH/STORE: index of the key worked on */
+    uint32_t next, done;       /* blocks started / answered */
+    struct chunk_manifest man; /* FETCH, GC: views mbuf or gc; STORE: sizes
+                                  and id (hashes unset) */
+    struct rk_buf mbuf;        /* manifest bytes */
+    struct rk_buf data;        /* FETCH: the value being assembled */
+    struct rk_buf hashes;      /* STORE: n_blocks x u64, native order */
+    struct rk_buf gc;          /* GC: {u32 len, manifest} to delete */
+    size_t gc_off;
+    struct
+    {
+        uint64_t op_id;
+        uint32_t block;
+    } io[OP_CHUNK_WINDOW];
+    unsigned n_io;
 };
 
 enum key_state
@@ -50,6 +76,11 @@ struct op_key
     bool own_ctx;      /* write: supersede what the coordinating replica
                           has seen (no read context) */
     bool ctype;        /* val starts with a content type (dvv.h) */
+    bool chunked;      /* read: val is the live version's manifest (until
+                          FETCH); write: val is a manifest (after STORE) */
+    bool fetched;      /* val was assembled from blocks */
+    bool had_chunked;  /* the read object holds a manifest (GC) */
+    unsigned char chunk_id[CHUNK_ID_LEN]; /* write: the manifest's id */
     uint64_t ts, exp;  /* read: its version; write: what to write */
     struct rk_buf val; /* read: the value; write: what to write */
     struct rk_buf obj; /* read: merged object */
@@ -85,6 +116,7 @@ struct op
     bool failed;
     char err[NODE_MESSAGE_MAX];
     struct rk_buf reply; /* captured handler output */
+    struct op_chunks *ch; /* op_chunk.c's, or NULL */
     bool queued;         /* on m->ready */
     bool stalled;        /* start refused RK_EBUSY with nothing in flight */
     bool waiting;        /* not started: shares a key with an earlier
@@ -110,6 +142,7 @@ struct op_machine
      * operation or more (op_new), so emitting never allocates. */
     struct op_action *acts;
     size_t acts_head, acts_len, acts_cap; /* cap: 0 or a power of two */
+    struct op_chunk_stats cstats;
     struct op *replied; /* op of the REPLY taken last: freed at the next
                            op_next_action */
 };
@@ -125,5 +158,36 @@ int op__take_read(struct op_machine *m,
                   struct op_key *k,
                   const struct node_result *r,
                   const struct node_settings *set);
+
+/* ---- op_chunk.c ---- */
+
+/* The configured block size and threshold (defaults when 0). */
+uint32_t op__chunk_size(const struct op_machine *m);
+uint64_t op__chunk_threshold(const struct op_machine *m);
+
+/* Enters phase (PH_FETCH or PH_STORE): true when some key needs it (its
+ * first key is set up; op->failed on error), false when none does. */
+bool op__chunk_phase_begin(struct op_machine *m,
+                           struct op *op,
+                           enum op_phase phase);
+
+/* Enters PH_GC after the write phase: true when blocks are to delete. */
+bool op__chunk_gc_begin(struct op_machine *m, struct op *op);
+
+/* Starts block requests up to OP_CHUNK_WINDOW. */
+void op__chunk_start_more(struct op_machine *m, struct op *op);
+
+/* A node result: true when it answered one of op's block requests. */
+bool op__chunk_on_result(struct op_machine *m,
+                         struct op *op,
+                         const struct node_result *r);
+
+/* Nothing is in flight: finishes the key whose blocks are all answered
+ * and sets up the next one.  true while the phase has work left, false
+ * when it is over (or op failed). */
+bool op__chunk_step(struct op_machine *m, struct op *op);
+
+/* Frees op's chunk state. */
+void op__chunk_free(struct op *op);
 
 #endif /* RINGKV_CLUSTER_OP_INTERNAL_H */

@@ -5,6 +5,7 @@
  * RINGKV.PUT/DEL's write over a client's causal context.  Moved here from
  * src/server/cluster_ops.c (issue 11 item 1), decisions unchanged.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -20,6 +21,16 @@
 int op_add_key(struct op *op, const void *key, size_t klen)
 {
     const char *p = key;
+    if (chunk_key_is_reserved(key, klen)) {
+        /* ringkv's own (chunk.h): the operation fails, nothing is read */
+        if (!op->failed) {
+            op->failed = true;
+            snprintf(op->err, sizeof(op->err),
+                     "ERR keys that start with the bytes \\xffrkv\\xff "
+                     "are reserved for ringkv's chunked values");
+        }
+        return RK_OK;
+    }
     uint64_t hash = XXH3_64bits(p, klen);
     for (size_t i = 0; op->nkeys <= 64 && i < op->nkeys; i++) {
         if (op->keys[i].hash == hash && op->keys[i].len == klen &&
@@ -173,6 +184,8 @@ int op__take_read(struct op_machine *m,
     rk_buf_clear(&k->ctx);
     k->read = true;
     k->live = false;
+    k->chunked = false;
+    k->had_chunked = false;
     if (!r->found) {
         return RK_OK;
     }
@@ -202,10 +215,14 @@ int op__take_read(struct op_machine *m,
         k->ts = o.sibs[w].ts;
         k->exp = o.sibs[w].expire_at_ms;
         k->ctype = o.sibs[w].ctype;
+        k->chunked = o.sibs[w].chunked;
         rk_buf_clear(&k->val);
         rc = rk_buf_append(&k->val, dvv_value(&o, w), o.sibs[w].vlen);
     } else if (rc == RK_OK) {
         k->ts = dvv_max_ts(&o); /* deleted or expired: remember its clock */
+    }
+    for (size_t i = 0; rc == RK_OK && i < o.n_sibs; i++) {
+        k->had_chunked |= o.sibs[i].chunked;
     }
     if (rc == RK_OK) {
         o.n_sibs = 0; /* the clock alone is the context */
@@ -295,6 +312,7 @@ int op_key_put(struct op *op,
     k->live = true;
     k->write = true;
     k->ctype = ctlen > 0;
+    k->chunked = false;
     k->exp = expire_at_ms;
     k->ts = new_ts(op);
     return RK_OK;
@@ -405,6 +423,7 @@ int op_versioned_put(struct op *op,
     rc = dvv_encode(&ctx, &k->ctx);
     dvv_fini(&ctx);
     k->ctype = !del && ctlen > 0;
+    k->chunked = false;
     if (rc == RK_OK && k->ctype) {
         rc = rk_buf_append(&k->val, &ctlen, 1);
         if (rc == RK_OK) {

@@ -443,6 +443,8 @@ static int apply_update(struct engine *e,
         ((f & PEER_KV_TOMBSTONE) &&
          (req->value.len != 0 || req->expire_at_ms != 0)) ||
         ((f & PEER_KV_OWN_CONTEXT) && req->context.len != 0) ||
+        ((f & PEER_KV_CHUNKED) &&
+         (f & (PEER_KV_TOMBSTONE | PEER_KV_CTYPE))) ||
         ((f & PEER_KV_CTYPE) &&
          ((f & PEER_KV_TOMBSTONE) ||
           !dvv_ctype_valid(req->value.ptr, req->value.len))) ||
@@ -496,6 +498,7 @@ static int apply_update(struct engine *e,
             .expire_at_ms = req->expire_at_ms,
             .tombstone = (f & PEER_KV_TOMBSTONE) != 0,
             .ctype = (f & PEER_KV_CTYPE) != 0,
+            .chunked = (f & PEER_KV_CHUNKED) != 0,
         };
         const struct dvv_obj *c = (f & PEER_KV_OWN_CONTEXT) ? cur : ctxp;
         uint64_t actor = cfg->actor, floor = *cfg->floor;

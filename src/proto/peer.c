@@ -429,6 +429,11 @@ static const char *check_rules(const struct peer_msg *m)
             if ((f & PEER_KV_TOMBSTONE) && (f & PEER_KV_CTYPE)) {
                 return "KV_UPDATE tombstone carries a content type";
             }
+            if ((f & PEER_KV_CHUNKED) &&
+                (f & (PEER_KV_TOMBSTONE | PEER_KV_CTYPE))) {
+                return "KV_UPDATE chunk manifest is a tombstone or has a "
+                       "content type";
+            }
             if ((f & PEER_KV_OWN_CONTEXT) && m->kv_update.context.len != 0) {
                 return "KV_UPDATE with OWN_CONTEXT carries a context";
             }

@@ -146,7 +146,7 @@ static struct dvv_dot obj_write(struct dvv_obj *o,
                                 uint64_t exp)
 {
     struct dvv_write w = {val,           val ? strlen(val) : 0, ts,
-                          val ? exp : 0, val == NULL,           false};
+                          val ? exp : 0, val == NULL,           false, false};
     struct dvv_dot d;
     assert_int_equal(dvv_update(o, ctx, actor, floor, &w, &d), RK_OK);
     return d;
@@ -1474,7 +1474,7 @@ static void test_replica_update_rejects_bad_flags_and_fields(void **st)
         u = mk_update("k", NULL, "v", 20, 0);
         switch (c) {
             case 0:
-                u.flags = 0x10; /* unknown bit */
+                u.flags = 0x20; /* unknown bit */
                 break;
             case 1:
                 u.flags = PEER_KV_OWN_CONTEXT | 0x80000000u;

@@ -1441,11 +1441,11 @@ static void test_peer_kv_rules_hold_in_encoder_and_decoder(void **state)
     samples_init();
     const uint32_t all = PEER_KV_UPDATE_FLAGS;
     const struct rule_case bad[] = {
-        {{.type = PEER_KV_UPDATE, .kv_update = {.flags = 0x10}},
+        {{.type = PEER_KV_UPDATE, .kv_update = {.flags = 0x20}},
          "KV_UPDATE has reserved flag bits set"},
         {{.type = PEER_KV_UPDATE, .kv_update = {.flags = 0x80000000u}},
          "KV_UPDATE has reserved flag bits set"},
-        {{.type = PEER_KV_UPDATE, .kv_update = {.flags = all | 0x10}},
+        {{.type = PEER_KV_UPDATE, .kv_update = {.flags = all | 0x20}},
          "KV_UPDATE has reserved flag bits set"},
         {{.type = PEER_KV_UPDATE,
           .kv_update = {.flags = PEER_KV_TOMBSTONE, .value = S("v")}},
@@ -1459,6 +1459,10 @@ static void test_peer_kv_rules_hold_in_encoder_and_decoder(void **state)
         {{.type = PEER_KV_UPDATE,
           .kv_update = {.flags = PEER_KV_TOMBSTONE | PEER_KV_CTYPE}},
          "KV_UPDATE tombstone carries a content type"},
+        {{.type = PEER_KV_UPDATE,
+          .kv_update = {.flags = PEER_KV_CHUNKED | PEER_KV_CTYPE,
+                        .value = S("\1a")}},
+         "KV_UPDATE chunk manifest is a tombstone or has a content type"},
         {{.type = PEER_KV_UPDATE,
           .kv_update = {.flags = PEER_KV_OWN_CONTEXT, .context = CTX}},
          "KV_UPDATE with OWN_CONTEXT carries a context"},
