@@ -1107,6 +1107,7 @@ void node_on_tick(struct node *n, uint64_t now)
     }
     node__hints_round(n, now);
     node__reap_round(n, now);
+    node__gc_pump(n, now);
     if (n->rstats.bound_dropped != n->bound_logged &&
         now >= n->bound_logged_at + 10000) {
         /* the per-key sibling bound dropped data: say so (rate-limited) */
@@ -1233,7 +1234,11 @@ int node_create(const struct node_config *cfg,
         .max_clock = DVV_DEFAULT_CLOCK,
         .stats = &n->rstats,
         .scratch = &n->scratch,
+        .superseded = node__gc_enqueue,
+        .superseded_data = n,
     };
+    rk_buf_init(&n->gcq);
+    rk_buf_init(&n->gc_cur);
     replica_scratch_init(&n->scratch);
     apply_settings(n, &cfg->settings);
     n->ops = rk_calloc(n->max_ops, sizeof(*n->ops));
@@ -1286,6 +1291,8 @@ void node_destroy(struct node *n)
     rk_free(n->offs);
     rk_buf_fini(&n->arena);
     rk_buf_fini(&n->valbuf);
+    rk_buf_fini(&n->gcq);
+    rk_buf_fini(&n->gc_cur);
     replica_scratch_fini(&n->scratch);
     rk_free(n->seen);
     rk_free(n->gone);

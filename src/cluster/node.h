@@ -223,6 +223,9 @@ struct node_stats
     uint64_t replica_puts, replica_gets, replica_updates;
     uint64_t hints_stored, hints_delivered, hints_superseded;
     uint64_t tombstones_reaped;
+    uint64_t chunk_gc_queued;      /* superseded chunk manifests queued */
+    uint64_t chunk_blocks_deleted; /* their blocks deleted */
+    uint64_t chunk_blocks_failed;  /* deletes that failed: blocks left */
     uint64_t gossip_in, gossip_out;
 };
 

@@ -7,6 +7,7 @@
 #ifndef RINGKV_CLUSTER_NODE_INTERNAL_H
 #define RINGKV_CLUSTER_NODE_INTERNAL_H
 
+#include "cluster/chunk.h"
 #include "cluster/node.h"
 #include "common/buf.h"
 
@@ -18,6 +19,10 @@
 #define NODE_NO_OFF     SIZE_MAX
 
 /* What a node operation is for (one meaning per kind). */
+#define NODE_CHUNK_GC_DELAY_MS 5000 /* a superseded manifest's blocks live
+                                      on this long (node_chunkgc.c) */
+#define NODE_CHUNK_GC_WINDOW 16 /* block deletes in flight */
+
 enum node__op_kind
 {
     NODE__OP_READ = 1, /* a client read */
@@ -42,6 +47,8 @@ struct node__op
                            coordinating replica's storage refused it */
     uint64_t hint_seq;  /* WRITE: the last of them, in the hint store */
     bool queued;        /* on node.ready */
+    bool gc;            /* WRITE: a chunk block's delete (node_chunkgc.c):
+                           its reply stays inside the node */
     struct rk_buf key;
     struct rk_buf ctx; /* WRITE: context */
     struct rk_buf val; /* WRITE: value */
@@ -155,6 +162,17 @@ struct node
     bool degraded;
     char degraded_reason[384];
     uint64_t bound_logged, bound_logged_at;
+    /* blocks of superseded chunk manifests to delete (node_chunkgc.c):
+     * entries {u64 due (0: not stamped yet), u64 ts, u32 len, manifest} */
+    struct rk_buf gcq;
+    size_t gcq_head;    /* offset of the first entry not started */
+    size_t gcq_stamped; /* entries before it have their due time */
+    bool gc_active;     /* gc_man is being deleted */
+    struct chunk_manifest gc_man;
+    struct rk_buf gc_cur; /* gc_man's bytes */
+    uint64_t gc_ts;
+    uint32_t gc_next;
+    size_t gc_inflight;
     struct node_stats st;
 };
 
@@ -182,6 +200,25 @@ bool node__engine_failed(struct engine *e);
 /* The coordinating replica of a write, in the write view. */
 size_t node__pick_coordinator(const struct node *n,
                               const struct route_targets *t);
+
+/* ---- node_chunkgc.c ---- */
+/* replica_cfg.superseded: queues the blocks of a manifest a write
+ * dropped. */
+void node__gc_enqueue(void *data,
+                      const void *manifest,
+                      size_t len,
+                      uint64_t ts);
+/* Starts block deletes that are due (from node_on_tick). */
+void node__gc_pump(struct node *n, uint64_t now_ms);
+/* A block delete answered. */
+void node__gc_done(struct node *n, int status);
+/* Starts one write of the node's own (a block delete); RK_OK or an
+ * error (RK_EBUSY: no free operation). */
+int node__start_own_write(struct node *n,
+                          const void *key,
+                          size_t klen,
+                          uint64_t ts,
+                          uint64_t now_ms);
 
 /* ---- node_ops.c ---- */
 /* Routes a coordinator REPLY to the operation owning its cookie. */

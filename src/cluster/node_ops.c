@@ -48,6 +48,7 @@ struct node__op *node__op_get(struct node *n, enum node__op_kind kind)
     op->rerouted = false;
     op->hint_seq = 0;
     op->queued = false;
+    op->gc = false;
     op->next = NULL;
     rk_buf_clear(&op->key);
     rk_buf_clear(&op->ctx);
@@ -95,6 +96,12 @@ static void reply_op(struct node *n,
                      const struct rk_buf *obj,
                      const char *message)
 {
+    if (op->gc) {
+        /* a block delete of the node's own: no client to answer */
+        node__gc_done(n, status);
+        node__op_put(n, op);
+        return;
+    }
     struct node__offs *o;
     struct node_action *a = node__push(n, NODE_REPLY, &o);
     if (a) {
@@ -523,6 +530,36 @@ int node_write(struct node *n,
         }
     }
     return client_end(n, op, rc, now, op_id);
+}
+
+int node__start_own_write(struct node *n,
+                          const void *key,
+                          size_t klen,
+                          uint64_t ts,
+                          uint64_t now)
+{
+    struct route_quorum q = {0, 0, 0};
+    int rc;
+    struct node__op *op =
+        client_op(n, NODE__OP_WRITE, key, klen, q, 0, 0, &rc);
+    if (op == NULL) {
+        return rc;
+    }
+    op->gc = true;
+    op->own_ctx = true;
+    op->tomb = true;
+    op->ctype = false;
+    op->chunked = false;
+    op->ts = ts;
+    op->exp = 0;
+    op->phase = 1;
+    rc = start_update(n, op, now);
+    if (rc != RK_OK) {
+        node__op_put(n, op);
+        return rc;
+    }
+    node__drain(n, now);
+    return RK_OK;
 }
 
 size_t node_cancel(struct node *n, uint64_t cookie)

@@ -40,9 +40,11 @@ static void op_destroy(struct op *op)
         rk_buf_fini(&op->keys[i].val);
         rk_buf_fini(&op->keys[i].obj);
         rk_buf_fini(&op->keys[i].ctx);
+        rk_buf_fini(&op->keys[i].frame);
     }
     rk_free(op->keys);
     op__chunk_free(op);
+    rk_free(op->owned);
     rk_buf_fini(&op->kbuf);
     rk_buf_fini(&op->reply);
     rk_free(op->argv);
@@ -55,6 +57,8 @@ static void op_free(struct op_machine *m, struct op *op)
 {
     m->n_live--;
     op__chunk_free(op);
+    rk_free(op->owned);
+    op->owned = NULL;
     if (m->n_pool >= OP_POOL || op->keys_cap > 256 ||
         op->argv_cap > OP_KEEP_BYTES) {
         op_destroy(op);
@@ -64,6 +68,8 @@ static void op_free(struct op_machine *m, struct op *op)
         rk_buf_shrink(&op->keys[i].val, OP_KEEP_BYTES);
         rk_buf_shrink(&op->keys[i].obj, OP_KEEP_BYTES);
         rk_buf_shrink(&op->keys[i].ctx, OP_KEEP_BYTES);
+        rk_buf_clear(&op->keys[i].frame);
+        rk_buf_shrink(&op->keys[i].frame, 0);
     }
     rk_buf_shrink(&op->kbuf, OP_KEEP_BYTES);
     rk_buf_shrink(&op->reply, OP_KEEP_BYTES);
@@ -415,6 +421,40 @@ int op_create(struct op_machine *m,
     return RK_OK;
 }
 
+int op_create_owned(struct op_machine *m,
+                    struct op_client *oc,
+                    const void *cmd,
+                    size_t argc,
+                    const struct resp_arg *argv,
+                    char *owned,
+                    size_t owned_len,
+                    struct op **out)
+{
+    struct op *op = op_new(m, oc, OP_KEYS, 0, NULL);
+    if (op == NULL) {
+        return RK_ENOMEM;
+    }
+    size_t bytes = argc ? argc * sizeof(struct resp_arg) : 1;
+    if (bytes > op->argv_cap) {
+        struct resp_arg *a = rk_realloc(op->argv, bytes);
+        if (a == NULL) {
+            op_free(m, op);
+            return RK_ENOMEM;
+        }
+        op->argv = a;
+        op->argv_cap = bytes;
+    }
+    for (size_t i = 0; i < argc; i++) {
+        op->argv[i] = argv[i];
+    }
+    op->argc = argc;
+    op->owned = owned;
+    op->owned_len = owned_len;
+    op->cmd = cmd;
+    *out = op;
+    return RK_OK;
+}
+
 void op_discard(struct op_machine *m, struct op *op)
 {
     op_free(m, op);
@@ -547,8 +587,8 @@ static int start_key(struct op_machine *m,
         .clen = k->own_ctx ? 0 : k->ctx.len,
         .own_context = k->own_ctx,
         .tombstone = k->tomb,
-        .value = k->tomb ? NULL : k->val.base,
-        .vlen = k->tomb ? 0 : k->val.len,
+        .value = k->tomb ? NULL : op__kval(k),
+        .vlen = k->tomb ? 0 : op__kval_len(k),
         .ctype = k->ctype,
         .chunked = k->chunked && !k->tomb,
         .timestamp = k->ts,
@@ -708,6 +748,7 @@ void op_exec_done(struct op_machine *m, struct op *op)
                 k->chunked = false;
                 k->exp = 0;
                 rk_buf_clear(&k->val);
+                k->vview = NULL;
             } else if (k->write) {
                 k->tomb = false;
             }
@@ -750,8 +791,7 @@ static void op_advance(struct op_machine *m, struct op *op)
         if (op->kind == OP_HOLD || op->phase == PH_EXEC) {
             return; /* waits for op_hold_done / op_exec_done */
         }
-        if (op->phase == PH_FETCH || op->phase == PH_STORE ||
-            op->phase == PH_GC) {
+        if (op->phase == PH_FETCH || op->phase == PH_STORE) {
             op__chunk_start_more(m, op);
             if (op->stalled || op->inflight > 0) {
                 return;
@@ -761,10 +801,8 @@ static void op_advance(struct op_machine *m, struct op *op)
             }
             if (op->phase == PH_FETCH) {
                 exec_begin(m, op);
-            } else if (op->phase == PH_STORE) {
-                op->phase = PH_WRITE;
             } else {
-                op->phase = PH_DONE;
+                op->phase = PH_WRITE;
             }
             continue;
         }
@@ -780,7 +818,7 @@ static void op_advance(struct op_machine *m, struct op *op)
             if (!op__chunk_phase_begin(m, op, PH_FETCH)) {
                 exec_begin(m, op);
             }
-        } else if (!op__chunk_gc_begin(m, op)) {
+        } else {
             op->phase = PH_DONE;
         }
     }

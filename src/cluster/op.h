@@ -226,6 +226,22 @@ int op_create(struct op_machine *m,
               struct op **out);
 
 /*
+ * As op_create, but the argument bytes are not copied: argv's strings lie
+ * in owned (owned_len bytes, an rk_malloc allocation), each followed by a
+ * NUL, and the operation takes owned over (freed with it, also on
+ * op_discard).  A large value argument is then viewed, not copied, by
+ * op_key_put.  RK_OK and *out; RK_ENOMEM (owned is not taken).
+ */
+int op_create_owned(struct op_machine *m,
+                    struct op_client *oc,
+                    const void *cmd,
+                    size_t argc,
+                    const struct resp_arg *argv,
+                    char *owned,
+                    size_t owned_len,
+                    struct op **out);
+
+/*
  * Adds the keys spec names in argv (argc of them; any argv, e.g. a
  * MULTI's queued command).  Empty keys and keys over PEER_MAX_KEY are
  * skipped (never stored: reads find nothing); duplicates are kept once.
@@ -324,13 +340,25 @@ void op_dispatch_done(struct op_machine *m, struct op *op);
  */
 void op_client_gone(struct op_machine *m, struct op_client *oc);
 
+/*
+ * A key whose value was assembled from blocks (chunk.h) sits in a RESP
+ * bulk frame ("$<len>\r\n" value "\r\n"): moves that frame into out when
+ * out is empty, so that a GET replies with the buffer itself instead of a
+ * copy (a 100 MiB copy into fresh memory holds the loop ~60 ms).  The
+ * key's value stays readable through op_key_get while out is not
+ * changed.  RK_OK, or RK_ENOTFOUND (not such a key, out not empty, or the
+ * key was written by this operation): reply with a copy instead.
+ */
+int op_key_take_frame(struct op *op,
+                      const void *key,
+                      size_t klen,
+                      struct rk_buf *out);
+
 /* Counters of the chunk phases (chunk.h), for INFO and metrics. */
 struct op_chunk_stats
 {
     uint64_t values_stored, bytes_stored;   /* written as blocks */
     uint64_t values_fetched, bytes_fetched; /* assembled from blocks */
-    uint64_t blocks_deleted;  /* of superseded manifests */
-    uint64_t blocks_orphaned; /* whose delete failed: left on disk */
 };
 
 /* The machine's chunk counters (valid while m is). */

@@ -10,10 +10,10 @@
  *   STORE  after EXEC, for every key written with a value over the
  *          threshold: writes its blocks under a fresh random id (quorum W
  *          each, blind), then turns the key's value into the manifest
- *          that the WRITE phase writes;
- *   GC     after a WRITE that succeeded: deletes the blocks of every
- *          manifest the key's read object held (the write's context
- *          covers them all: they are superseded), best effort.
+ *          that the WRITE phase writes.
+ * The blocks of a manifest a write drops are deleted by the coordinating
+ * replica's node (node_chunkgc.c), which sees exactly what the write
+ * superseded, blind writes included.
  *
  * Thread: the machine's loop only.
  */
@@ -56,7 +56,6 @@ void op__chunk_free(struct op *op)
     rk_buf_fini(&ch->mbuf);
     rk_buf_fini(&ch->data);
     rk_buf_fini(&ch->hashes);
-    rk_buf_fini(&ch->gc);
     rk_free(ch);
     op->ch = NULL;
 }
@@ -69,7 +68,6 @@ static struct op_chunks *chunks(struct op *op)
             rk_buf_init(&op->ch->mbuf);
             rk_buf_init(&op->ch->data);
             rk_buf_init(&op->ch->hashes);
-            rk_buf_init(&op->ch->gc);
         }
     }
     return op->ch;
@@ -98,7 +96,7 @@ static bool key_wants(const struct op_machine *m,
             return k->read && k->live && k->chunked;
         case PH_STORE:
             return k->write && !k->tomb && !k->chunked &&
-                   k->val.len > op__chunk_threshold(m);
+                   op__kval_len(k) > op__chunk_threshold(m);
         default:
             return false;
     }
@@ -123,12 +121,21 @@ static bool key_begin(struct op_machine *m, struct op *op, struct op_key *k)
                        0, 0);
             return false;
         }
+        /* assembled inside a RESP bulk frame, so that a GET can send the
+         * buffer itself (op_key_take_frame) */
+        char hdr[32];
+        int hl = snprintf(hdr, sizeof(hdr), "$%llu\r\n",
+                          (unsigned long long)ch->man.total);
         rk_buf_clear(&ch->data);
-        if (rk_buf_reserve(&ch->data, ch->man.total) != RK_OK) {
+        if (rk_buf_reserve(&ch->data, (size_t)hl + ch->man.total + 2) !=
+            RK_OK) {
             chunk_fail(op, "ERR out of memory", 0, 0);
             return false;
         }
-        ch->data.len = ch->man.total;
+        memcpy(ch->data.base, hdr, (size_t)hl);
+        memcpy(ch->data.base + hl + ch->man.total, "\r\n", 2);
+        ch->data.len = (size_t)hl + ch->man.total + 2;
+        ch->hdr = (size_t)hl;
         return true;
     }
     /* STORE: a fresh id, hashes as blocks start, the manifest at the end */
@@ -136,7 +143,7 @@ static bool key_begin(struct op_machine *m, struct op *op, struct op_key *k)
     memset(&ch->man, 0, sizeof(ch->man));
     memcpy(ch->man.id, &r0, 8);
     memcpy(ch->man.id + 8, &r1, 8);
-    ch->man.total = k->val.len;
+    ch->man.total = op__kval_len(k);
     ch->man.block_size = op__chunk_size(m);
     uint64_t n = ch->man.total / ch->man.block_size +
                  (ch->man.total % ch->man.block_size != 0);
@@ -160,15 +167,19 @@ static bool key_end(struct op_machine *m, struct op *op, struct op_key *k)
 {
     struct op_chunks *ch = op->ch;
     if (op->phase == PH_FETCH) {
-        /* the handler sees the value; the manifest is in k->obj */
-        struct rk_buf t = k->val;
-        k->val = ch->data;
+        /* the handler sees the value (a view into the frame); the
+         * manifest stays in k->obj */
+        struct rk_buf t = k->frame;
+        k->frame = ch->data;
         ch->data = t;
         rk_buf_clear(&ch->data);
+        rk_buf_clear(&k->val);
+        k->vview = k->frame.base + ch->hdr;
+        k->vview_len = ch->man.total;
         k->chunked = false;
         k->fetched = true;
         m->cstats.values_fetched++;
-        m->cstats.bytes_fetched += k->val.len;
+        m->cstats.bytes_fetched += ch->man.total;
         return true;
     }
     rk_buf_clear(&ch->mbuf);
@@ -180,11 +191,11 @@ static bool key_end(struct op_machine *m, struct op *op, struct op_key *k)
     }
     struct rk_buf t = k->val;
     k->val = ch->mbuf;
+    k->vview = NULL;
     ch->mbuf = t;
     rk_buf_clear(&ch->mbuf);
     rk_buf_shrink(&ch->mbuf, OP_KEEP_BYTES);
     k->chunked = true;
-    memcpy(k->chunk_id, ch->man.id, CHUNK_ID_LEN);
     m->cstats.values_stored++;
     m->cstats.bytes_stored += ch->man.total;
     return true;
@@ -226,83 +237,6 @@ bool op__chunk_phase_begin(struct op_machine *m,
     return true;
 }
 
-/* ---- GC: the blocks of superseded manifests ----------------------------- */
-
-/* Appends to ch->gc every manifest in k's read object whose id is not the
- * one k now points at. */
-static void gc_collect(struct op_machine *m, struct op *op, struct op_key *k)
-{
-    if (k->obj.len == 0) {
-        return;
-    }
-    struct dvv_obj o;
-    dvv_init(&o);
-    if (dvv_decode(&o, k->obj.base, k->obj.len) == RK_OK) {
-        for (size_t i = 0; i < o.n_sibs; i++) {
-            const struct dvv_sibling *s = &o.sibs[i];
-            struct chunk_manifest man;
-            if (!s->chunked ||
-                chunk_manifest_decode(o.vals.base + s->voff, s->vlen,
-                                      max_total(m), &man) != RK_OK ||
-                (k->chunked && !k->tomb &&
-                 memcmp(man.id, k->chunk_id, CHUNK_ID_LEN) == 0)) {
-                continue;
-            }
-            uint32_t len = (uint32_t)s->vlen;
-            if (rk_buf_append(&op->ch->gc, &len, 4) != RK_OK ||
-                rk_buf_append(&op->ch->gc, o.vals.base + s->voff, s->vlen) !=
-                    RK_OK) {
-                break;
-            }
-        }
-    }
-    dvv_fini(&o);
-}
-
-/* Loads the next manifest to delete from ch->gc.  false: none left. */
-static bool gc_next(struct op_machine *m, struct op *op)
-{
-    struct op_chunks *ch = op->ch;
-    while (ch->gc_off + 4 <= ch->gc.len) {
-        uint32_t len;
-        memcpy(&len, ch->gc.base + ch->gc_off, 4);
-        const char *p = ch->gc.base + ch->gc_off + 4;
-        ch->gc_off += 4 + (size_t)len;
-        if (chunk_manifest_decode(p, len, max_total(m), &ch->man) == RK_OK) {
-            ch->next = ch->done = 0;
-            return true;
-        }
-    }
-    return false;
-}
-
-bool op__chunk_gc_begin(struct op_machine *m, struct op *op)
-{
-    op->phase = PH_GC;
-    if (op->failed || (op->flags & OP_F_VERSIONED)) {
-        return false;
-    }
-    bool any = false;
-    for (size_t i = 0; i < op->nkeys; i++) {
-        const struct op_key *k = &op->keys[i];
-        any |= k->write && k->read && k->had_chunked;
-    }
-    if (!any || chunks(op) == NULL) {
-        return false;
-    }
-    struct op_chunks *ch = op->ch;
-    rk_buf_clear(&ch->gc);
-    ch->gc_off = 0;
-    ch->n_io = 0;
-    for (size_t i = 0; i < op->nkeys; i++) {
-        struct op_key *k = &op->keys[i];
-        if (k->write && k->read && k->had_chunked) {
-            gc_collect(m, op, k);
-        }
-    }
-    return gc_next(m, op);
-}
-
 /* ---- requests ----------------------------------------------------------- */
 
 /* Starts block requests of the current key up to the window. */
@@ -327,32 +261,20 @@ void op__chunk_start_more(struct op_machine *m, struct op *op)
                 .cookie = cookie,
             };
             rc = p->read(p->data, &r, now, &id);
-        } else if (op->phase == PH_STORE) {
+        } else {
             struct op_key *k = &op->keys[ch->key];
             size_t off = (size_t)ch->next * ch->man.block_size;
             uint32_t blen = chunk_block_len(&ch->man, ch->next);
-            uint64_t h = XXH3_64bits(k->val.base + off, blen);
+            uint64_t h = XXH3_64bits(op__kval(k) + off, blen);
             memcpy(ch->hashes.base + (size_t)ch->next * 8, &h, 8);
             struct node_write_req w = {
                 .key = bkey,
                 .klen = sizeof(bkey),
                 .own_context = true,
-                .value = k->val.base + off,
+                .value = op__kval(k) + off,
                 .vlen = blen,
                 .timestamp = k->ts,
                 .expire_at_ms = k->exp ? k->exp + MARGIN_MS : 0,
-                .overrides = op->over,
-                .timeout_ms = op->timeout_ms,
-                .cookie = cookie,
-            };
-            rc = p->write(p->data, &w, now, &id);
-        } else {
-            struct node_write_req w = {
-                .key = bkey,
-                .klen = sizeof(bkey),
-                .own_context = true,
-                .tombstone = true,
-                .timestamp = hlc_now(m->cfg.clock, rk_env_wall_ms(m->cfg.env)),
                 .overrides = op->over,
                 .timeout_ms = op->timeout_ms,
                 .cookie = cookie,
@@ -370,12 +292,6 @@ void op__chunk_start_more(struct op_machine *m, struct op *op)
         }
         if (rc != RK_OK) {
             p->settle(p->data);
-            if (op->phase == PH_GC) {
-                m->cstats.blocks_orphaned++;
-                ch->next++;
-                ch->done++;
-                continue;
-            }
             chunk_fail(op, "ERR cluster request for chunk %u refused (%u)",
                        ch->next, (uint32_t)-rc);
             return;
@@ -414,7 +330,7 @@ static void fetch_answer(struct op_machine *m,
               XXH3_64bits(dvv_value(&o, w), blen) ==
                   chunk_block_hash(&ch->man, b);
     if (ok) {
-        memcpy(ch->data.base + (size_t)b * ch->man.block_size,
+        memcpy(ch->data.base + ch->hdr + (size_t)b * ch->man.block_size,
                dvv_value(&o, w), blen);
     }
     dvv_fini(&o);
@@ -444,19 +360,11 @@ bool op__chunk_on_result(struct op_machine *m,
         ch->done++;
         if (op->phase == PH_FETCH) {
             fetch_answer(m, op, b, r);
-        } else if (op->phase == PH_STORE) {
-            if (r->status != RK_OK) {
-                if (!op->failed) {
-                    op->failed = true;
-                    snprintf(op->err, sizeof(op->err), "%s",
-                             r->message[0] ? r->message
-                                           : "ERR writing a chunk failed");
-                }
-            }
-        } else if (r->status == RK_OK) {
-            m->cstats.blocks_deleted++;
-        } else {
-            m->cstats.blocks_orphaned++;
+        } else if (r->status != RK_OK && !op->failed) {
+            op->failed = true;
+            snprintf(op->err, sizeof(op->err), "%s",
+                     r->message[0] ? r->message
+                                   : "ERR writing a chunk failed");
         }
         return true;
     }
@@ -471,9 +379,6 @@ bool op__chunk_step(struct op_machine *m, struct op *op)
     }
     if (ch->done < ch->man.n_blocks || ch->n_io > 0) {
         return true; /* more of this key (the caller saw nothing start) */
-    }
-    if (op->phase == PH_GC) {
-        return gc_next(m, op);
     }
     struct op_key *k = &op->keys[ch->key];
     if (!key_end(m, op, k)) {

@@ -28,7 +28,6 @@ enum op_phase
     PH_EXEC,  /* OP_ACT_EXEC emitted, op_exec_done not yet called */
     PH_STORE, /* blocks of large values written (op_chunk.c) */
     PH_WRITE,
-    PH_GC, /* blocks of superseded manifests deleted (op_chunk.c) */
     PH_DONE,
 };
 
@@ -39,13 +38,13 @@ struct op_chunks
 {
     size_t key;                /* FETCH/STORE: index of the key worked on */
     uint32_t next, done;       /* blocks started / answered */
-    struct chunk_manifest man; /* FETCH, GC: views mbuf or gc; STORE: sizes
-                                  and id (hashes unset) */
+    struct chunk_manifest man; /* FETCH: views mbuf; STORE: sizes and id
+                                  (hashes unset) */
     struct rk_buf mbuf;        /* manifest bytes */
-    struct rk_buf data;        /* FETCH: the value being assembled */
+    struct rk_buf data;        /* FETCH: the value being assembled, in a
+                                  RESP bulk frame */
+    size_t hdr;                /* FETCH: bytes of the frame's header */
     struct rk_buf hashes;      /* STORE: n_blocks x u64, native order */
-    struct rk_buf gc;          /* GC: {u32 len, manifest} to delete */
-    size_t gc_off;
     struct
     {
         uint64_t op_id;
@@ -79,10 +78,15 @@ struct op_key
     bool chunked;      /* read: val is the live version's manifest (until
                           FETCH); write: val is a manifest (after STORE) */
     bool fetched;      /* val was assembled from blocks */
-    bool had_chunked;  /* the read object holds a manifest (GC) */
-    unsigned char chunk_id[CHUNK_ID_LEN]; /* write: the manifest's id */
+    bool had_chunked;  /* the read object holds a manifest */
     uint64_t ts, exp;  /* read: its version; write: what to write */
     struct rk_buf val; /* read: the value; write: what to write */
+    const char *vview; /* write: when set, the value is these bytes of
+                          op->owned instead of val (op_key_put spares a
+                          copy of a large argument); no content type */
+    size_t vview_len;
+    struct rk_buf frame; /* FETCH: "$<len>\r\n" value "\r\n", the value
+                            vview views (op_key_take_frame moves it) */
     struct rk_buf obj; /* read: merged object */
     struct rk_buf ctx; /* write: context (clock-only dvv encoding) */
 };
@@ -117,6 +121,8 @@ struct op
     char err[NODE_MESSAGE_MAX];
     struct rk_buf reply; /* captured handler output */
     struct op_chunks *ch; /* op_chunk.c's, or NULL */
+    char *owned;          /* op_create_owned: the bytes argv points into */
+    size_t owned_len;
     bool queued;         /* on m->ready */
     bool stalled;        /* start refused RK_EBUSY with nothing in flight */
     bool waiting;        /* not started: shares a key with an earlier
@@ -159,6 +165,17 @@ int op__take_read(struct op_machine *m,
                   const struct node_result *r,
                   const struct node_settings *set);
 
+/* The value bytes of k (its view, or val). */
+static inline const char *op__kval(const struct op_key *k)
+{
+    return k->vview ? k->vview : k->val.base;
+}
+
+static inline size_t op__kval_len(const struct op_key *k)
+{
+    return k->vview ? k->vview_len : k->val.len;
+}
+
 /* ---- op_chunk.c ---- */
 
 /* The configured block size and threshold (defaults when 0). */
@@ -170,9 +187,6 @@ uint64_t op__chunk_threshold(const struct op_machine *m);
 bool op__chunk_phase_begin(struct op_machine *m,
                            struct op *op,
                            enum op_phase phase);
-
-/* Enters PH_GC after the write phase: true when blocks are to delete. */
-bool op__chunk_gc_begin(struct op_machine *m, struct op *op);
 
 /* Starts block requests up to OP_CHUNK_WINDOW. */
 void op__chunk_start_more(struct op_machine *m, struct op *op);

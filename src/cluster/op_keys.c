@@ -48,25 +48,29 @@ int op_add_key(struct op *op, const void *key, size_t klen)
         op->keys_cap = nc;
     }
     struct op_key *k = &op->keys[op->nkeys];
-    struct rk_buf val, obj, ctx;
+    struct rk_buf val, obj, ctx, frame;
     if (op->nkeys < op->keys_init) {
         /* a pooled slot: its buffers are kept, emptied */
         val = k->val;
         obj = k->obj;
         ctx = k->ctx;
+        frame = k->frame;
         rk_buf_clear(&val);
         rk_buf_clear(&obj);
         rk_buf_clear(&ctx);
+        rk_buf_clear(&frame);
     } else {
         rk_buf_init(&val);
         rk_buf_init(&obj);
         rk_buf_init(&ctx);
+        rk_buf_init(&frame);
         op->keys_init++;
     }
     memset(k, 0, sizeof(*k));
     k->val = val;
     k->obj = obj;
     k->ctx = ctx;
+    k->frame = frame;
     k->off = op->kbuf.len;
     k->len = klen;
     k->hash = hash;
@@ -216,6 +220,7 @@ int op__take_read(struct op_machine *m,
         k->exp = o.sibs[w].expire_at_ms;
         k->ctype = o.sibs[w].ctype;
         k->chunked = o.sibs[w].chunked;
+        k->vview = NULL;
         rk_buf_clear(&k->val);
         rc = rk_buf_append(&k->val, dvv_value(&o, w), o.sibs[w].vlen);
     } else if (rc == RK_OK) {
@@ -251,15 +256,17 @@ int op_key_get(struct op *op,
     }
     size_t skip = 0;
     uint8_t ctlen = 0;
-    if (k->ctype && k->val.len > 0) {
-        ctlen = (uint8_t)k->val.base[0];
+    const char *v = op__kval(k);
+    size_t vlen = op__kval_len(k);
+    if (k->ctype && vlen > 0) {
+        ctlen = (uint8_t)v[0];
         skip = 1 + (size_t)ctlen;
-        skip = skip < k->val.len ? skip : k->val.len;
+        skip = skip < vlen ? skip : vlen;
     }
     *out = (struct op_value){
-        .val = k->val.base ? k->val.base + skip : "",
-        .vlen = k->val.len - skip,
-        .ct = ctlen ? k->val.base + 1 : NULL,
+        .val = v ? v + skip : "",
+        .vlen = vlen - skip,
+        .ct = ctlen ? v + 1 : NULL,
         .ctlen = ctlen,
         .ts = k->ts,
         .expire_at_ms = k->exp,
@@ -295,14 +302,25 @@ int op_key_put(struct op *op,
         return RK_ETOOBIG;
     }
     rk_buf_clear(&k->val);
+    k->vview = NULL;
     int rc = RK_OK;
+    const char *vp = val;
+    if (ctlen == 0 && vp && op->owned && vlen > OP_KEEP_BYTES &&
+        vp >= op->owned && vlen <= op->owned_len &&
+        (size_t)(vp - op->owned) <= op->owned_len - vlen) {
+        /* an argument of this operation's own command bytes: viewed,
+         * not copied (they live as long as the operation) */
+        k->vview = vp;
+        k->vview_len = vlen;
+        vlen = 0;
+    }
     if (ctlen) {
         rc = rk_buf_append(&k->val, &ctlen, 1);
         if (rc == RK_OK) {
             rc = rk_buf_append(&k->val, ct, ctlen);
         }
     }
-    if (rc == RK_OK) {
+    if (rc == RK_OK && k->vview == NULL) {
         rc = rk_buf_append(&k->val, val ? val : "", vlen);
     }
     if (rc != RK_OK) {
@@ -327,6 +345,22 @@ int op_key_del(struct op *op, const void *key, size_t klen)
     k->live = false;
     k->write = true;
     k->ts = new_ts(op);
+    return RK_OK;
+}
+
+int op_key_take_frame(struct op *op,
+                      const void *key,
+                      size_t klen,
+                      struct rk_buf *out)
+{
+    struct op_key *k = op_find(op, key, klen);
+    if (k == NULL || !key_is_live(op, k) || k->frame.len == 0 ||
+        k->vview == NULL || out->len != 0 || k->write) {
+        return RK_ENOTFOUND;
+    }
+    struct rk_buf t = *out;
+    *out = k->frame;
+    k->frame = t;
     return RK_OK;
 }
 
@@ -424,6 +458,7 @@ int op_versioned_put(struct op *op,
     dvv_fini(&ctx);
     k->ctype = !del && ctlen > 0;
     k->chunked = false;
+    k->vview = NULL;
     if (rc == RK_OK && k->ctype) {
         rc = rk_buf_append(&k->val, &ctlen, 1);
         if (rc == RK_OK) {

@@ -432,6 +432,52 @@ void replica_handle_get(struct engine *e,
     }
 }
 
+/* Appends {dot actor, dot counter, u32 len, value} of every chunked
+ * sibling of o to out (best effort: on ENOMEM some are not reported). */
+static void collect_manifests(const struct dvv_obj *o, struct rk_buf *out)
+{
+    for (size_t i = 0; i < o->n_sibs; i++) {
+        const struct dvv_sibling *s = &o->sibs[i];
+        if (!s->chunked) {
+            continue;
+        }
+        uint32_t len = (uint32_t)s->vlen;
+        if (rk_buf_append(out, &s->dot.actor, 8) != RK_OK ||
+            rk_buf_append(out, &s->dot.counter, 8) != RK_OK ||
+            rk_buf_append(out, &len, 4) != RK_OK ||
+            rk_buf_append(out, dvv_value(o, i), s->vlen) != RK_OK) {
+            return;
+        }
+    }
+}
+
+/* Reports every manifest of `before` (collect_manifests) whose sibling is
+ * no longer in o. */
+static void report_dropped(const struct replica_cfg *cfg,
+                           const struct rk_buf *before,
+                           const struct dvv_obj *o,
+                           uint64_t ts)
+{
+    size_t pos = 0;
+    while (pos + 20 <= before->len) {
+        struct dvv_dot d;
+        uint32_t len;
+        memcpy(&d.actor, before->base + pos, 8);
+        memcpy(&d.counter, before->base + pos + 8, 8);
+        memcpy(&len, before->base + pos + 16, 4);
+        const char *m = before->base + pos + 20;
+        pos += 20 + (size_t)len;
+        bool kept = false;
+        for (size_t i = 0; i < o->n_sibs && !kept; i++) {
+            kept = o->sibs[i].dot.actor == d.actor &&
+                   o->sibs[i].dot.counter == d.counter;
+        }
+        if (!kept) {
+            cfg->superseded(cfg->superseded_data, m, len, ts);
+        }
+    }
+}
+
 static int apply_update(struct engine *e,
                         const struct replica_cfg *cfg,
                         const struct peer_kv_update *req,
@@ -474,6 +520,13 @@ static int apply_update(struct engine *e,
         }
     }
     size_t stored_sibs = cur->n_sibs;
+    /* chunk manifests the object holds now: those the update drops are
+     * reported once it is stored (replica_cfg.superseded) */
+    struct rk_buf gone;
+    rk_buf_init(&gone);
+    if (rc == RK_OK && cfg->superseded) {
+        collect_manifests(cur, &gone);
+    }
     if (rc == RK_OK && !(f & PEER_KV_OWN_CONTEXT)) {
         /* A context cannot claim versions of this actor it never issued:
          * a forged counter would exhaust the actor or cover its future
@@ -523,6 +576,10 @@ static int apply_update(struct engine *e,
          * the new one: count against what was stored */
         rc = replica_store(e, cfg, req->key.ptr, req->key.len, cur, seq);
     }
+    if (rc == RK_OK && gone.len) {
+        report_dropped(cfg, &gone, cur, req->timestamp);
+    }
+    rk_buf_fini(&gone);
     if (rc == RK_OK && cfg->stats) {
         cfg->stats->updates++;
         count_siblings(cfg->stats, stored_sibs, cur->n_sibs);

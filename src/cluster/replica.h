@@ -121,6 +121,16 @@ struct replica_cfg
     struct replica_stats *stats;     /* may be NULL */
     struct replica_scratch *scratch; /* may be NULL: each call allocates
                                         its own working space */
+    /* May be NULL.  Called by replica_handle_update, after the write is
+     * stored, for every chunk manifest (chunk.h) the update dropped from
+     * the object (superseded by the write's context, or discarded by lww
+     * or the sibling bound): its blocks are garbage.  manifest is a view
+     * valid during the call; ts is the write's HLC. */
+    void (*superseded)(void *data,
+                       const void *manifest,
+                       size_t len,
+                       uint64_t ts);
+    void *superseded_data;
 };
 
 /*

@@ -300,6 +300,25 @@ void cluster_info(struct server *s, struct rk_buf *out)
         node_is_degraded(cn->node) ? "degraded" : "ok",
         node_members_degraded(cn->node));
     rk_buf_append(out, b, (size_t)n);
+    const struct op_chunk_stats *chs = op_machine_chunk_stats(cn->ops);
+    rk_buf_appendf(out,
+                   "cluster_chunked_values_stored:%" PRIu64
+                   "\r\n"
+                   "cluster_chunked_bytes_stored:%" PRIu64
+                   "\r\n"
+                   "cluster_chunked_values_fetched:%" PRIu64
+                   "\r\n"
+                   "cluster_chunked_bytes_fetched:%" PRIu64
+                   "\r\n"
+                   "cluster_chunk_manifests_superseded:%" PRIu64
+                   "\r\n"
+                   "cluster_chunk_blocks_deleted:%" PRIu64
+                   "\r\n"
+                   "cluster_chunk_blocks_delete_failed:%" PRIu64 "\r\n",
+                   chs->values_stored, chs->bytes_stored, chs->values_fetched,
+                   chs->bytes_fetched, node_stats(cn->node)->chunk_gc_queued,
+                   node_stats(cn->node)->chunk_blocks_deleted,
+                   node_stats(cn->node)->chunk_blocks_failed);
     const struct replica_stats *rs = node_replica_stats(cn->node);
     n = snprintf(
         b, sizeof(b),

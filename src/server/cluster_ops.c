@@ -117,6 +117,34 @@ static int coord_ks_get(struct keyspace *ks,
     return RK_OK;
 }
 
+static int coord_ks_view(struct keyspace *ks,
+                         const void *key,
+                         size_t klen,
+                         const char **val,
+                         size_t *vlen,
+                         struct ks_meta *m)
+{
+    if (coord_ks_get(ks, key, klen, NULL, m) != RK_OK) {
+        return RK_ENOTFOUND;
+    }
+    struct op_value v;
+    (void)op_key_get(ks->data, key, klen, &v);
+    *val = v.val;
+    *vlen = v.vlen;
+    return RK_OK;
+}
+
+static int coord_ks_move_reply(struct keyspace *ks,
+                               const void *key,
+                               size_t klen,
+                               struct rk_buf *out)
+{
+    if (!ks->reply_may_move) {
+        return RK_ENOTFOUND;
+    }
+    return op_key_take_frame(ks->data, key, klen, out);
+}
+
 static int coord_ks_put(struct keyspace *ks,
                         const void *key,
                         size_t klen,
@@ -147,6 +175,8 @@ static const struct keyspace_ops coord_ks_ops = {
     .get = coord_ks_get,
     .put = coord_ks_put,
     .del = coord_ks_del,
+    .view = coord_ks_view,
+    .move_reply = coord_ks_move_reply,
 };
 
 /* ---- running a command over its keys (OP_ACT_EXEC) ---------------------- */
@@ -270,6 +300,7 @@ static void run_exec(struct cnode *cn, struct op *op)
             .ops = &coord_ks_ops,
             .data = op,
             .max_value_bytes = s->cfg->cluster_max_value_bytes,
+            .reply_may_move = !(cmd->flags & CMD_TXKEYS),
         };
         struct keyspace *saved_ks = c->ks;
         c->ks = &ks;
@@ -390,11 +421,17 @@ static void run_op_actions(struct cnode *cn)
                 break;
             case OP_ACT_REPLY: {
                 const char *err = op_error(a.op);
-                const struct rk_buf *r = op_reply(a.op);
+                struct rk_buf *r = op_reply(a.op);
                 if (err) {
                     c->cur_cmd = op_cmd(a.op);
                     reply_error(c, err);
                     c->cur_cmd = NULL;
+                } else if (r->len && c->obuf.len == 0 &&
+                           r->len > OP_KEEP_BYTES) {
+                    /* a large reply moves instead of being copied */
+                    struct rk_buf t = c->obuf;
+                    c->obuf = *r;
+                    *r = t;
                 } else if (r->len) {
                     rk_buf_append(&c->obuf, r->base, r->len);
                 }
@@ -545,7 +582,19 @@ void cluster_run(struct client *c,
         return;
     }
     struct op *op = NULL;
-    if (op_create(cn->ops, &c->ops, cmd, argc, argv, &op) != RK_OK) {
+    int crc;
+    if (c->donated && argc > 0 && argv[0].ptr >= c->donated &&
+        argv[0].ptr < c->donated + c->donated_len) {
+        /* the large command's input buffer moves into the operation */
+        crc = op_create_owned(cn->ops, &c->ops, cmd, argc, argv, c->donated,
+                              c->donated_len, &op);
+        if (crc == RK_OK) {
+            c->donated = NULL;
+        }
+    } else {
+        crc = op_create(cn->ops, &c->ops, cmd, argc, argv, &op);
+    }
+    if (crc != RK_OK) {
         reply_error(c, "ERR out of memory");
         return;
     }

@@ -300,12 +300,15 @@ void info_render(struct server *s,
                        "\r\n"
                        "write_errors:%" PRIu64
                        "\r\n"
-                       "replies_held_for_sync:%" PRIu64 "\r\n",
+                       "replies_held_for_sync:%" PRIu64
+                       "\r\n"
+                       "event_loop_lag_max_us:%" PRIu64 "\r\n",
                        t->total_connections, t->total_commands,
                        t->net_input_bytes, t->net_output_bytes,
                        t->rejected_connections, t->expired_keys,
                        t->keyspace_hits, t->keyspace_misses, t->protocol_errors,
-                       t->auth_failures, t->write_errors, t->held_replies);
+                       t->auth_failures, t->write_errors, t->held_replies,
+                       t->loop_lag_max_us);
     }
     if (want(section, "replication", true)) {
         if (out->len) {

@@ -117,6 +117,12 @@ struct client
     int fd;
     char addr[64];      /* "ip:port" */
     struct rk_buf qbuf; /* unparsed input */
+    /* While a large command is dispatched: the input buffer that holds
+     * it, detached from qbuf, each argument NUL-terminated in place.  A
+     * coordinated command takes it (op_create_owned, sets it NULL);
+     * otherwise client_process_input frees it after the dispatch. */
+    char *donated;
+    size_t donated_len;
     struct rk_buf obuf; /* replies not yet handed to libevent */
     struct resp_parser *parser;
     int proto; /* 2 or 3 */
@@ -213,6 +219,11 @@ struct server_stats
     uint64_t auth_failures;
     uint64_t write_errors;
     uint64_t held_replies; /* batches that waited for a sync */
+    /* Event-loop lag: how much later than its period each tick ran (a
+     * callback that holds the loop delays every other client by as
+     * much), microseconds. */
+    uint64_t loop_lag_max_us;
+    struct lat_hist loop_lag;
 };
 
 struct server
@@ -251,6 +262,7 @@ struct server
     bool cluster_exec;          /* a handler runs over a coordinated
                                    keyspace (cluster.c): no routing */
     struct server_stats stats;
+    uint64_t last_tick_us; /* monotonic, of the last tick (loop lag) */
     struct resp_limits limits;  /* after AUTH */
     struct resp_limits preauth; /* before AUTH (requirepass set) */
 };

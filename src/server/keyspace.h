@@ -80,6 +80,28 @@ struct keyspace_ops
                const void *key,
                size_t klen,
                uint64_t *seq);
+    /*
+     * Optional (NULL when the backend has no such view): like get, but
+     * val and vlen view the value where the backend holds it, valid until
+     * the next call into the keyspace or the end of the handler; spares
+     * a copy of a large value (the coordinated keyspace has it already).
+     */
+    int (*view)(struct keyspace *ks,
+                const void *key,
+                size_t klen,
+                const char **val,
+                size_t *vlen,
+                struct ks_meta *m);
+    /*
+     * Optional: when reply_may_move is set and `out` is empty, replaces
+     * out with the key's value already framed as a RESP bulk reply
+     * (moved, not copied); RK_OK, or RK_ENOTFOUND (the caller replies
+     * with a copy).
+     */
+    int (*move_reply)(struct keyspace *ks,
+                      const void *key,
+                      size_t klen,
+                      struct rk_buf *out);
 };
 
 struct keyspace
@@ -91,6 +113,9 @@ struct keyspace
      * the command layer refuses a larger value before calling put, with
      * an error that names the setting (cmd__key_store). */
     uint64_t max_value_bytes;
+    /* move_reply may move a value into the client's output: the running
+     * command is the operation's only one (not a transaction's EXEC). */
+    bool reply_may_move;
 };
 
 #endif /* RINGKV_SERVER_KEYSPACE_H */

@@ -93,6 +93,10 @@ void metrics_render(struct server *s, struct rk_buf *out)
     metrics_one(out, "ringkv_uptime_seconds", "gauge",
                 "Seconds since this node started.",
                 (server_mono_ms() - s->start_mono_ms) / 1000);
+    metrics_family(out, "ringkv_event_loop_lag_seconds", "histogram",
+                   "How much later than its period each server tick ran: "
+                   "how long a callback held the event loop.");
+    metrics_hist(out, "ringkv_event_loop_lag_seconds", NULL, &st->loop_lag);
     metrics_one(out, "ringkv_connected_clients", "gauge",
                 "Client connections open now (RESP).", s->n_clients);
     metrics_one(out, "ringkv_connections_total", "counter",

@@ -114,6 +114,17 @@ static void waiting_remove(struct server *s, struct client *c)
 
 /* Sends obuf[0..len) now, directly when nothing is pending.  Returns
  * false after freeing the client on a socket error. */
+#define CLIENT_HANDOFF_BYTES (1024 * 1024)
+
+/* evbuffer_add_reference's cleanup: the reply buffer a client handed
+ * over (client_send) is sent. */
+static void obuf_release(const void *data, size_t len, void *base)
+{
+    (void)data;
+    (void)len;
+    rk_free(base);
+}
+
 static bool client_send(struct client *c, size_t len)
 {
     struct server *s = c->srv;
@@ -132,6 +143,18 @@ static bool client_send(struct client *c, size_t len)
             client_free(c);
             return false;
         }
+    }
+    if (off < len && len == c->obuf.len && len - off > CLIENT_HANDOFF_BYTES) {
+        /* A large reply (a chunked value): the bufferevent takes the
+         * buffer itself instead of a copy of it, and frees it once sent. */
+        if (evbuffer_add_reference(out, c->obuf.base + off, len - off,
+                                   obuf_release, c->obuf.base) != 0) {
+            client_free(c);
+            return false;
+        }
+        rk_buf_init(&c->obuf);
+        s->stats.net_output_bytes += len;
+        return true;
     }
     if (off < len && evbuffer_add(out, c->obuf.base + off, len - off) != 0) {
         client_free(c);
@@ -336,6 +359,45 @@ static void client_free(struct client *c)
     rk_free(c);
 }
 
+#define DONATE_BYTES (1024 * 1024)
+
+/*
+ * A command of `consumed` bytes at qbuf[pos] is large (a value a cluster
+ * stores in chunks): detaches the input buffer holding it so that the
+ * coordinated operation can take it instead of copying it
+ * (c->donated), and leaves in qbuf only the bytes after it.  Only a
+ * multibulk frame whose every argument is followed by its CR in the
+ * buffer qualifies: the CRs become the NULs op_create_owned wants.
+ * false: nothing changed (the caller copies as usual).
+ */
+static bool donate_input(struct client *c,
+                         size_t pos,
+                         size_t consumed,
+                         const struct resp_cmd *cmd)
+{
+    char *lo = c->qbuf.base + pos, *hi = lo + consumed;
+    for (size_t i = 0; i < cmd->argc; i++) {
+        const char *p = cmd->argv[i].ptr;
+        if (p < lo || p > hi || (size_t)(hi - p) <= cmd->argv[i].len ||
+            p[cmd->argv[i].len] != '\r') {
+            return false;
+        }
+    }
+    struct rk_buf rest;
+    rk_buf_init(&rest);
+    size_t after = c->qbuf.len - pos - consumed;
+    if (after && rk_buf_append(&rest, hi, after) != RK_OK) {
+        return false;
+    }
+    for (size_t i = 0; i < cmd->argc; i++) {
+        ((char *)cmd->argv[i].ptr)[cmd->argv[i].len] = '\0';
+    }
+    c->donated = c->qbuf.base;
+    c->donated_len = pos + consumed;
+    c->qbuf = rest;
+    return true;
+}
+
 /* Parses and runs what qbuf holds; returns false if the client was freed. */
 static bool client_process_input(struct client *c)
 {
@@ -348,9 +410,17 @@ static bool client_process_input(struct client *c)
         int rc = resp_parser_feed(c->parser, c->qbuf.base + pos,
                                   c->qbuf.len - pos, &consumed, &cmd);
         if (rc == RK_OK) {
-            pos += consumed;
             c->n_commands++;
             c->srv->stats.total_commands++;
+            if (consumed > DONATE_BYTES && donate_input(c, pos, consumed, &cmd)) {
+                /* qbuf now holds only what followed the command */
+                command_dispatch(c, cmd.argc, cmd.argv);
+                rk_free(c->donated);
+                c->donated = NULL;
+                pos = 0;
+                continue;
+            }
+            pos += consumed;
             command_dispatch(c, cmd.argc, cmd.argv);
             continue;
         }
@@ -710,6 +780,17 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct server *s = arg;
+    uint64_t now_us = server_mono_us();
+    if (s->last_tick_us && !s->shutting_down) {
+        uint64_t period = 1000000u / s->cfg->hz;
+        uint64_t gap = now_us - s->last_tick_us;
+        uint64_t lag = gap > period ? gap - period : 0;
+        lat_observe(&s->stats.loop_lag, lag);
+        if (lag > s->stats.loop_lag_max_us) {
+            s->stats.loop_lag_max_us = lag;
+        }
+    }
+    s->last_tick_us = now_us;
     if (s->shutdown_why && !s->shutting_down) {
         begin_shutdown(s, s->shutdown_why);
         return;

@@ -35,6 +35,25 @@ void cmd_get(struct client *c, size_t argc, const struct resp_arg *argv)
 {
     (void)argc;
     struct server *s = c->srv;
+    if (c->ks->ops->view) {
+        /* the coordinated keyspace holds the value: one copy, into the
+         * reply (a chunked value is many MiB) */
+        const char *v;
+        size_t vlen;
+        if (c->ks->ops->view(c->ks, argv[1].ptr, argv[1].len, &v, &vlen,
+                             NULL) != RK_OK) {
+            s->stats.keyspace_misses++;
+            reply_null(c);
+            return;
+        }
+        s->stats.keyspace_hits++;
+        if (c->ks->ops->move_reply == NULL ||
+            c->ks->ops->move_reply(c->ks, argv[1].ptr, argv[1].len,
+                                   &c->obuf) != RK_OK) {
+            reply_bulk(c, v, vlen);
+        }
+        return;
+    }
     int f = cmd__key_lookup(c, &argv[1], &s->scratch, NULL);
     if (f < 0) {
         return;
