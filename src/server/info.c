@@ -11,6 +11,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "cluster/chunk.h"
 #include "server/cluster.h"
 #include "server/internal.h"
 #include "server/server.h"
@@ -72,11 +73,10 @@ static bool count_expires_cb(void *data,
                              size_t klen,
                              const struct engine_meta *meta)
 {
-    (void)key;
-    (void)klen;
     struct expire_count *ec = data;
     ec->seen++;
-    if (cluster_meta_is_tombstone(meta)) {
+    if (cluster_meta_is_tombstone(meta) || chunk_key_is_reserved(key, klen)) {
+        /* not keys: delete markers and chunk blocks (cluster/chunk.h) */
         ec->tombstones++;
     } else if (meta->expire_at_ms) {
         ec->with_ttl++;

@@ -19,6 +19,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "cluster/chunk.h"
 #include "cluster/dvv.h"
 #include "cluster/replica.h"
 #include "common/alloc.h"
@@ -54,8 +55,9 @@ static bool key_list_cb(void *data,
                         const struct engine_meta *meta)
 {
     struct key_list *kl = data;
-    if (cluster_meta_is_tombstone(meta)) {
-        return true; /* a replicated delete marker, not a key */
+    if (cluster_meta_is_tombstone(meta) || chunk_key_is_reserved(key, klen)) {
+        return true; /* a replicated delete marker or a chunk block, not a
+                        key */
     }
     if (kl->n + 2 > kl->cap) {
         size_t cap = kl->cap ? kl->cap * 2 : 64;
@@ -214,7 +216,7 @@ static bool random_key_cb(void *data,
                           size_t klen,
                           const struct engine_meta *meta)
 {
-    if (cluster_meta_is_tombstone(meta)) {
+    if (cluster_meta_is_tombstone(meta) || chunk_key_is_reserved(key, klen)) {
         return true;
     }
     struct rk_buf *b = data;
@@ -276,10 +278,8 @@ static bool count_tombstones_cb(void *data,
                                 size_t klen,
                                 const struct engine_meta *meta)
 {
-    (void)key;
-    (void)klen;
-    if (cluster_meta_is_tombstone(meta)) {
-        (*(uint64_t *)data)++;
+    if (cluster_meta_is_tombstone(meta) || chunk_key_is_reserved(key, klen)) {
+        (*(uint64_t *)data)++; /* not keys (chunk blocks are ringkv's) */
     }
     return true;
 }
