@@ -16,15 +16,20 @@ All nodes share this machine's cores and every cluster write is stored
 three times, so the ratio measures the cost of replication on one box.
 Servers are stopped by PID.
 
+A second process sends the small GETs (the bench's own big copies would
+hold a thread's GIL), and every node's largest event-loop lag over the run
+is read from INFO (event_loop_lag_max_us, --hz 100).  With --old BUILD the
+cluster rows are measured for an older binary first, in the same run.
+
 Usage: bench/largevalue_bench.py BUILD_DIR [--sizes 1,16,100] [--reps N]
-       [--quick] [--cluster-only]
+       [--quick] [--cluster-only] [--old OLD_BUILD_DIR]
 """
 import argparse
 import os
 import shutil
 import sys
+import multiprocessing
 import tempfile
-import threading
 import time
 
 import redis
@@ -36,30 +41,65 @@ from redis_bench import machine  # noqa: E402
 MiB = 1024 * 1024
 
 
-class SmallReader(threading.Thread):
-    """GETs one small key in a loop and keeps every latency (s)."""
+def _reader(port, conn, stop_ev):
+    """The small-GET loop, in a process of its own: the bench's own 100 MiB
+    copies and comparisons hold the GIL and would delay a thread."""
+    r = redis.Redis(port=port, socket_timeout=30)
+    lat, errors = [], 0
+    while not stop_ev.is_set():
+        t0 = time.perf_counter()
+        try:
+            r.get("small")
+        except redis.RedisError:
+            errors += 1
+        lat.append(time.perf_counter() - t0)
+        time.sleep(0.002)
+    conn.send((lat, errors))
+    conn.close()
+
+
+class SmallReader:
+    """GETs one small key in a loop from a separate process and keeps every
+    latency (s)."""
 
     def __init__(self, port):
-        super().__init__(daemon=True)
-        self.r = redis.Redis(port=port, socket_timeout=30)
-        self.r.set("small", b"s" * 100)
-        self.lat = []
-        self.errors = 0
-        self.stop_ev = threading.Event()
+        redis.Redis(port=port, socket_timeout=30).set("small", b"s" * 100)
+        ctx = multiprocessing.get_context("fork")
+        self.stop_ev = ctx.Event()
+        self.rx, tx = ctx.Pipe(duplex=False)
+        self.proc = ctx.Process(target=_reader, args=(port, tx, self.stop_ev),
+                                daemon=True)
+        self.lat, self.errors = [], 0
 
-    def run(self):
-        while not self.stop_ev.is_set():
-            t0 = time.perf_counter()
-            try:
-                self.r.get("small")
-            except redis.RedisError:
-                self.errors += 1
-            self.lat.append(time.perf_counter() - t0)
-            time.sleep(0.002)
+    def start(self):
+        self.proc.start()
 
     def stop(self):
         self.stop_ev.set()
-        self.join()
+        if self.rx.poll(60):
+            self.lat, self.errors = self.rx.recv()
+        self.proc.join(10)
+
+
+def reset_lag(ports):
+    for p in ports:
+        try:
+            redis.Redis(port=p, socket_timeout=10).config_resetstat()
+        except redis.RedisError:
+            pass
+
+
+def max_lag_ms(ports):
+    """The largest event-loop lag of these nodes since reset_lag (INFO
+    event_loop_lag_max_us; None for a binary that lacks it)."""
+    lags = []
+    for p in ports:
+        v = redis.Redis(port=p, socket_timeout=10).info("stats").get(
+            "event_loop_lag_max_us")
+        if v is None:
+            return None
+        lags.append(int(v) / 1000)
+    return max(lags)
 
 
 def pct(xs, p):
@@ -69,11 +109,12 @@ def pct(xs, p):
     return xs[min(len(xs) - 1, int(len(xs) * p))]
 
 
-def run_sizes(port, sizes, reps, label):
+def run_sizes(port, sizes, reps, label, all_ports):
     r = redis.Redis(port=port, socket_timeout=120)
     rows = []
     for mib in sizes:
         val = os.urandom(1024) * (mib * 1024)
+        reset_lag(all_ports)
         reader = SmallReader(port)
         reader.start()
         time.sleep(0.2)
@@ -100,6 +141,7 @@ def run_sizes(port, sizes, reps, label):
                 break
         t_get = time.perf_counter() - t0
         reader.stop()
+        lag = max_lag_ms(all_ports)
         rows.append({
             "label": label, "mib": mib, "reps": reps,
             "set": mib * reps / t_set if set_err is None else None,
@@ -110,6 +152,7 @@ def run_sizes(port, sizes, reps, label):
             "p99": pct(reader.lat, 0.99) * 1000,
             "max": max(reader.lat) * 1000 if reader.lat else float("nan"),
             "small_errors": reader.errors,
+            "lag": lag,
         })
         for i in range(reps):
             try:
@@ -131,12 +174,17 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--cluster-only", action="store_true")
     ap.add_argument("--extra", default="", help="extra ringkvd flags")
+    ap.add_argument("--old", default="",
+                    help="an older build dir: its cluster runs first, side "
+                         "by side")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     reps = args.reps
     if args.quick:
         sizes, reps = [1, 16], 2
-    extra = args.extra.split()
+    # --hz 100: the event-loop lag probe (INFO event_loop_lag_max_us)
+    # ticks every 10 ms
+    extra = ["--hz", "100"] + args.extra.split()
     tmp = tempfile.mkdtemp(prefix="rk-largebench-")
     procs = []
     rows = []
@@ -145,19 +193,28 @@ def main():
         if not args.cluster_only:
             single = start_node(args.build, tmp, "single", extra)
             procs.append(single)
-            rows += run_sizes(single.port, sizes, reps, "single node")
-        nodes = [start_node(args.build, tmp, "n%d" % i,
-                            ["--node-id", "n%d" % i] + extra)
-                 for i in range(3)]
-        procs += nodes
-        form_cluster(args.build, nodes)
-        rows += run_sizes(nodes[0].port, sizes, reps, "3-node cluster")
-        for n in nodes:
-            i = info_cluster(args.build, n.port)
-            up, members = i.get("cluster_members_up"), i.get(
-                "cluster_members")
-            if up != members:
-                down.append("%s sees %s/%s up" % (n.port, up, members))
+            rows += run_sizes(single.port, sizes, reps, "single node",
+                              [single.port])
+        builds = [("3-node cluster", args.build)]
+        if args.old:
+            builds.insert(0, ("3-node cluster, old binary", args.old))
+        for label, build in builds:
+            nodes = [start_node(build, tmp, "%s-n%d" % (len(procs), i),
+                                ["--node-id", "n%d" % i] + extra)
+                     for i in range(3)]
+            procs += nodes
+            form_cluster(build, nodes)
+            rows += run_sizes(nodes[0].port, sizes, reps, label,
+                              [n.port for n in nodes])
+            for n in nodes:
+                i = info_cluster(build, n.port)
+                up, members = i.get("cluster_members_up"), i.get(
+                    "cluster_members")
+                if up != members:
+                    down.append("%s: %s sees %s/%s up" % (label, n.port, up,
+                                                          members))
+            for n in nodes:
+                n.stop()
     finally:
         for p in procs:
             p.stop()
@@ -167,12 +224,14 @@ def main():
           "time through one node with redis-py; small GETs (100 B) on the "
           "same node meanwhile; --sync every:1000.\n" % reps)
     print("| setup | value MiB | SET MB/s | GET MB/s | small GET p50 ms | "
-          "p99 ms | max ms | small errors | error |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+          "p99 ms | max ms | max loop lag ms | small errors | error |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for x in rows:
-        print("| %s | %d | %s | %s | %.1f | %.1f | %.1f | %d | %s |" % (
+        print("| %s | %d | %s | %s | %.1f | %.1f | %.1f | %s | %d | %s |" % (
             x["label"], x["mib"], fmt(x["set"]), fmt(x["get"]), x["p50"],
-            x["p99"], x["max"], x["small_errors"], x["err"] or ""))
+            x["p99"], x["max"],
+            "-" if x["lag"] is None else "%.1f" % x["lag"],
+            x["small_errors"], x["err"] or ""))
     by = {(x["label"], x["mib"]): x for x in rows}
     if not args.cluster_only:
         print("\n| value MiB | SET cluster/single | GET cluster/single |")
@@ -182,6 +241,17 @@ def main():
             ratio = [("%.2f" % (c[k] / s[k])) if c[k] and s[k] else "-"
                      for k in ("set", "get")]
             print("| %d | %s | %s |" % (mib, ratio[0], ratio[1]))
+    if args.old:
+        print("\n| value MiB | SET new/old | GET new/old | small GET p99 "
+              "old -> new ms |")
+        print("|---:|---:|---:|---|")
+        for mib in sizes:
+            o = by[("3-node cluster, old binary", mib)]
+            n = by[("3-node cluster", mib)]
+            ratio = [("%.2f" % (n[k] / o[k])) if n[k] and o[k] else "-"
+                     for k in ("set", "get")]
+            print("| %d | %s | %s | %.1f -> %.1f |" % (
+                mib, ratio[0], ratio[1], o["p99"], n["p99"]))
     print("\nNodes seen down after the run: %s" % (", ".join(down) or "none"))
     return 1 if any(x["err"] for x in rows) or down else 0
 

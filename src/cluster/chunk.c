@@ -69,8 +69,7 @@ int chunk_manifest_decode(const void *p,
     uint32_t bs = rk_get_le32(b + 16);
     uint32_t n = rk_get_le32(b + 20);
     if (total == 0 || total > max_total || bs == 0 ||
-        n_blocks_of(total, bs) != n ||
-        (len - CHUNK_MANIFEST_HDR) / 8 != n ||
+        n_blocks_of(total, bs) != n || (len - CHUNK_MANIFEST_HDR) / 8 != n ||
         (len - CHUNK_MANIFEST_HDR) % 8 != 0) {
         return RK_ECORRUPT;
     }

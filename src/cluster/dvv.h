@@ -100,7 +100,7 @@
 #define DVV_SIB_HDR          37   /* bytes per sibling before its value */
 #define DVV_SIB_TOMBSTONE    1    /* sibling flags bits */
 #define DVV_SIB_CTYPE        2
-#define DVV_SIB_CHUNKED      4 /* the value is a chunk manifest (chunk.h) */
+#define DVV_SIB_CHUNKED      4   /* the value is a chunk manifest (chunk.h) */
 #define DVV_MAX_CTYPE        127 /* bytes of a content type */
 /* Actor ids that nodes derive from a hash keep bit 63 clear (as they
  * always have; it once doubled as the stored-object mark). */
@@ -149,7 +149,7 @@ struct dvv_write
     uint64_t ts;           /* HLC of the write */
     uint64_t expire_at_ms; /* absolute Unix ms, 0 = none */
     bool tombstone;        /* a delete: vlen and expire_at_ms must be 0 */
-    bool ctype; /* value starts with u8 n, n bytes content type (checked) */
+    bool ctype;   /* value starts with u8 n, n bytes content type (checked) */
     bool chunked; /* value is a chunk manifest; not with ctype/tombstone */
 };
 

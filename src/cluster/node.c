@@ -791,6 +791,12 @@ static enum serve_result serve(struct node *n,
             return SERVE_REPLY;
         }
         case PEER_KV_GET:
+            if (m->kv_get.key.len > NODE_HINT_VIEW_PREFIX_LEN &&
+                memcmp(m->kv_get.key.ptr, NODE_HINT_VIEW_PREFIX,
+                       NODE_HINT_VIEW_PREFIX_LEN) == 0) {
+                node__hint_view(n, &m->kv_get, rep);
+                return SERVE_REPLY;
+            }
             replica_handle_get(n->data, &n->rcfg, &m->kv_get, &n->valbuf, rep);
             return SERVE_REPLY;
         case PEER_KV_UPDATE:
@@ -1239,6 +1245,7 @@ int node_create(const struct node_config *cfg,
     };
     rk_buf_init(&n->gcq);
     rk_buf_init(&n->gc_cur);
+    rk_buf_init(&n->gcr);
     replica_scratch_init(&n->scratch);
     apply_settings(n, &cfg->settings);
     n->ops = rk_calloc(n->max_ops, sizeof(*n->ops));
@@ -1293,6 +1300,7 @@ void node_destroy(struct node *n)
     rk_buf_fini(&n->valbuf);
     rk_buf_fini(&n->gcq);
     rk_buf_fini(&n->gc_cur);
+    rk_buf_fini(&n->gcr);
     replica_scratch_fini(&n->scratch);
     rk_free(n->seen);
     rk_free(n->gone);

@@ -225,7 +225,9 @@ struct node_stats
     uint64_t tombstones_reaped;
     uint64_t chunk_gc_queued;      /* superseded chunk manifests queued */
     uint64_t chunk_blocks_deleted; /* their blocks deleted */
-    uint64_t chunk_blocks_failed;  /* deletes that failed: blocks left */
+    uint64_t chunk_blocks_retried; /* deletes that failed, tried again */
+    uint64_t chunk_blocks_failed;  /* deletes that failed for good:
+                                      blocks left on disk */
     uint64_t gossip_in, gossip_out;
 };
 

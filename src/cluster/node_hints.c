@@ -460,6 +460,52 @@ uint64_t node_hints_pending(const struct node *n)
     return st.live_keys;
 }
 
+void node__hint_view(struct node *n,
+                     const struct peer_kv_get *req,
+                     struct peer_msg *rep)
+{
+    const char *key = (const char *)req->key.ptr + NODE_HINT_VIEW_PREFIX_LEN;
+    size_t klen = req->key.len - NODE_HINT_VIEW_PREFIX_LEN;
+    struct dvv_obj merged, o;
+    dvv_init(&merged);
+    dvv_init(&o);
+    struct rk_buf hk;
+    rk_buf_init(&hk);
+    int rc = RK_ENOTFOUND;
+    size_t m = membership_member_count(n->mem);
+    for (size_t i = 0; n->hints && i < m; i++) {
+        struct membership_member mm;
+        membership_member_get(n->mem, i, &mm);
+        if (hint_key(mm.node_id, strlen(mm.node_id), key, klen, &hk) != RK_OK) {
+            rc = RK_ENOMEM;
+            break;
+        }
+        int r = replica_read(n->hints, hk.base, hk.len, &o);
+        if (r == RK_OK) {
+            r = dvv_merge_into(&merged, &o);
+            rc = r == RK_OK && rc != RK_ENOMEM ? RK_OK : r;
+        } else if (r != RK_ENOTFOUND) {
+            rc = r; /* cannot tell: the reaper must not go on */
+            break;
+        }
+    }
+    rk_buf_clear(&n->valbuf);
+    if (rc == RK_OK) {
+        rc = dvv_encode(&merged, &n->valbuf);
+    }
+    rk_buf_fini(&hk);
+    dvv_fini(&o);
+    dvv_fini(&merged);
+    memset(rep, 0, sizeof(*rep));
+    rep->type = PEER_KV_GET_REPLY;
+    rep->kv_get_reply.req_id = req->req_id;
+    rep->kv_get_reply.status = rc;
+    if (rc == RK_OK) {
+        rep->kv_get_reply.object.ptr = n->valbuf.base;
+        rep->kv_get_reply.object.len = n->valbuf.len;
+    }
+}
+
 /* ---- tombstone reaping ------------------------------------------------ */
 
 /* Candidates: objects dead (deleted or expired) since before cutoff. */
@@ -522,8 +568,20 @@ static void reap_check(struct node *n,
     dvv_fini(&o);
 }
 
+static bool reap_ask_hints(struct node *n, struct node__op *op, uint64_t now);
+
 void node__reap_round(struct node *n, uint64_t now)
 {
+    while (n->reap_pending) {
+        struct node__op *op = n->reap_pending;
+        n->reap_pending = op->next;
+        op->next = NULL;
+        if (!reap_ask_hints(n, op, now)) {
+            n->n_reap_ops--;
+            untrack(n->reap_ops, NODE_REAP_SLOTS, op);
+            node__op_put(n, op);
+        }
+    }
     if (now < n->reap_scan_at || !n->multi) {
         return;
     }
@@ -534,15 +592,80 @@ void node__reap_round(struct node *n, uint64_t now)
                wall > grace_ms ? wall - grace_ms : 0, reap_check, now);
 }
 
+/* Asks every member, all up, for the hints it holds for op's key (the
+ * hint view): the second step of a reaping check, started from the next
+ * round (not from inside the coordinator's reply).  false when it could
+ * not start (a member is down: wait for a later check).  op stays
+ * tracked either way. */
+static bool reap_ask_hints(struct node *n, struct node__op *op, uint64_t now)
+{
+    const char *ids[COORD_MAX_TARGETS];
+    size_t m = membership_member_count(n->mem), k = 0;
+    for (size_t i = 0; i < m; i++) {
+        struct membership_member mm;
+        membership_member_get(n->mem, i, &mm);
+        if (mm.status != MEMBERSHIP_VALID) {
+            continue;
+        }
+        if (k == COORD_MAX_TARGETS || !node__is_up_or_self(n, mm.node_id)) {
+            return false;
+        }
+        ids[k++] = mm.node_id;
+    }
+    struct rk_buf vk;
+    rk_buf_init(&vk);
+    int rc =
+        rk_buf_append(&vk, NODE_HINT_VIEW_PREFIX, NODE_HINT_VIEW_PREFIX_LEN);
+    if (rc == RK_OK) {
+        rc = rk_buf_append(&vk, op->key.base, op->key.len);
+    }
+    uint64_t rid = 0;
+    if (rc == RK_OK && k > 0) {
+        struct coord_get_req q = {
+            .key = vk.base,
+            .klen = vk.len,
+            .targets = ids,
+            .n_targets = k,
+            .r = (uint32_t)k,
+            .timeout_ms = n->set.request_timeout_ms,
+            .cookie = op->slot,
+        };
+        rc = coord_start_get(n->coord, &q, now, &rid);
+    }
+    rk_buf_fini(&vk);
+    if (rc != RK_OK || k == 0) {
+        return false;
+    }
+    op->coord_req = rid;
+    op->phase = 1;
+    node__drain(n, now);
+    return true;
+}
+
 void node__reap_reply(struct node *n,
                       struct node__op *op,
                       const struct coord_reply *r)
 {
-    n->n_reap_ops--;
-    untrack(n->reap_ops, NODE_REAP_SLOTS, op);
-    if (r->status == RK_OK && r->found && r->uniform &&
+    if (op->phase == 0 && r->status == RK_OK && r->found && r->uniform &&
         r->successes == r->n_targets &&
         XXH3_64bits(r->object.ptr, r->object.len) == op->hash) {
+        /* every primary holds this very tombstone: the hints next (the
+         * next round starts it: no new request from inside a reply) */
+        op->next = n->reap_pending;
+        n->reap_pending = op;
+        return;
+    }
+    n->n_reap_ops--;
+    untrack(n->reap_ops, NODE_REAP_SLOTS, op);
+    if (op->phase == 0) {
+        node__op_put(n, op);
+        return;
+    }
+    /* Reaped only when no member holds a hint for the key: a hint of a
+     * value the delete superseded, delivered after the reap, would bring
+     * it back (the simulator's I5, seeds 932 and 188). */
+    if (r->status == RK_ENOTFOUND && !r->found &&
+        r->successes == r->n_targets) {
         /* still the same tombstone here (nothing written meanwhile)? */
         uint64_t h = 0;
         if (object_hash(n->data, op->key.base, op->key.len, &h) == RK_OK &&

@@ -19,9 +19,12 @@
 #define NODE_NO_OFF     SIZE_MAX
 
 /* What a node operation is for (one meaning per kind). */
-#define NODE_CHUNK_GC_DELAY_MS 5000 /* a superseded manifest's blocks live
-                                      on this long (node_chunkgc.c) */
-#define NODE_CHUNK_GC_WINDOW 16 /* block deletes in flight */
+#define NODE_CHUNK_GC_DELAY_MS                                              \
+    5000                             /* a superseded manifest's blocks live \
+                                       on this long (node_chunkgc.c) */
+#define NODE_CHUNK_GC_WINDOW   16    /* block deletes in flight */
+#define NODE_CHUNK_GC_RETRIES  3     /* a failed block delete is retried */
+#define NODE_CHUNK_GC_RETRY_MS 10000 /* after this long */
 
 enum node__op_kind
 {
@@ -49,6 +52,7 @@ struct node__op
     bool queued;        /* on node.ready */
     bool gc;            /* WRITE: a chunk block's delete (node_chunkgc.c):
                            its reply stays inside the node */
+    uint8_t gc_attempt; /* of that delete, from 0 */
     struct rk_buf key;
     struct rk_buf ctx; /* WRITE: context */
     struct rk_buf val; /* WRITE: value */
@@ -144,6 +148,7 @@ struct node
     size_t n_hint_ops, n_reap_ops;
     struct node__op *hint_ops[NODE_HINT_SLOTS]; /* in flight, or NULL */
     struct node__op *reap_ops[NODE_REAP_SLOTS];
+    struct node__op *reap_pending; /* primaries agreed: hint check next */
     /* replica */
     uint64_t actor, floor, oneshot;
     uint64_t last_seq;      /* last data engine write by replica code */
@@ -173,6 +178,10 @@ struct node
     uint64_t gc_ts;
     uint32_t gc_next;
     size_t gc_inflight;
+    /* failed block deletes to retry: {u64 due (0: unstamped), u64 ts,
+     * u8 attempts, block key} */
+    struct rk_buf gcr;
+    size_t gcr_head, gcr_stamped;
     struct node_stats st;
 };
 
@@ -201,6 +210,18 @@ bool node__engine_failed(struct engine *e);
 size_t node__pick_coordinator(const struct node *n,
                               const struct route_targets *t);
 
+/* A KV_GET of NODE_HINT_VIEW_PREFIX + key is answered from the hint
+ * store: the merge of every hint this node holds for key, whatever its
+ * owner (node__hint_view), so that tombstone reaping sees hints. */
+#define NODE_HINT_VIEW_PREFIX     CHUNK_KEY_PREFIX "h"
+#define NODE_HINT_VIEW_PREFIX_LEN (CHUNK_KEY_PREFIX_LEN + 1)
+
+/* Serves a hint-view KV_GET (its key starts with NODE_HINT_VIEW_PREFIX)
+ * into rep; rep's object is a view into n->valbuf. */
+void node__hint_view(struct node *n,
+                     const struct peer_kv_get *req,
+                     struct peer_msg *rep);
+
 /* ---- node_chunkgc.c ---- */
 /* replica_cfg.superseded: queues the blocks of a manifest a write
  * dropped. */
@@ -210,14 +231,15 @@ void node__gc_enqueue(void *data,
                       uint64_t ts);
 /* Starts block deletes that are due (from node_on_tick). */
 void node__gc_pump(struct node *n, uint64_t now_ms);
-/* A block delete answered. */
-void node__gc_done(struct node *n, int status);
+/* A block delete (op, its key in op->key) answered. */
+void node__gc_done(struct node *n, const struct node__op *op, int status);
 /* Starts one write of the node's own (a block delete); RK_OK or an
  * error (RK_EBUSY: no free operation). */
 int node__start_own_write(struct node *n,
                           const void *key,
                           size_t klen,
                           uint64_t ts,
+                          uint8_t attempt,
                           uint64_t now_ms);
 
 /* ---- node_ops.c ---- */

@@ -49,6 +49,7 @@ struct node__op *node__op_get(struct node *n, enum node__op_kind kind)
     op->hint_seq = 0;
     op->queued = false;
     op->gc = false;
+    op->gc_attempt = 0;
     op->next = NULL;
     rk_buf_clear(&op->key);
     rk_buf_clear(&op->ctx);
@@ -98,7 +99,7 @@ static void reply_op(struct node *n,
 {
     if (op->gc) {
         /* a block delete of the node's own: no client to answer */
-        node__gc_done(n, status);
+        node__gc_done(n, op, status);
         node__op_put(n, op);
         return;
     }
@@ -536,16 +537,17 @@ int node__start_own_write(struct node *n,
                           const void *key,
                           size_t klen,
                           uint64_t ts,
+                          uint8_t attempt,
                           uint64_t now)
 {
     struct route_quorum q = {0, 0, 0};
     int rc;
-    struct node__op *op =
-        client_op(n, NODE__OP_WRITE, key, klen, q, 0, 0, &rc);
+    struct node__op *op = client_op(n, NODE__OP_WRITE, key, klen, q, 0, 0, &rc);
     if (op == NULL) {
         return rc;
     }
     op->gc = true;
+    op->gc_attempt = attempt;
     op->own_ctx = true;
     op->tomb = true;
     op->ctype = false;

@@ -43,8 +43,7 @@ uint64_t op__chunk_threshold(const struct op_machine *m)
 
 static uint64_t max_total(const struct op_machine *m)
 {
-    return m->cfg.chunk_max_total ? m->cfg.chunk_max_total
-                                  : (uint64_t)1 << 32;
+    return m->cfg.chunk_max_total ? m->cfg.chunk_max_total : (uint64_t)1 << 32;
 }
 
 void op__chunk_free(struct op *op)
@@ -184,8 +183,8 @@ static bool key_end(struct op_machine *m, struct op *op, struct op_key *k)
     }
     rk_buf_clear(&ch->mbuf);
     const uint64_t *h = (const uint64_t *)(const void *)ch->hashes.base;
-    if (chunk_manifest_encode(ch->man.total, ch->man.block_size, ch->man.id,
-                              h, &ch->mbuf) != RK_OK) {
+    if (chunk_manifest_encode(ch->man.total, ch->man.block_size, ch->man.id, h,
+                              &ch->mbuf) != RK_OK) {
         chunk_fail(op, "ERR out of memory", 0, 0);
         return false;
     }
@@ -323,12 +322,11 @@ static void fetch_answer(struct op_machine *m,
     dvv_init(&o);
     size_t w = 0;
     uint32_t blen = chunk_block_len(&ch->man, b);
-    bool ok = dvv_decode(&o, r->object.ptr, r->object.len) == RK_OK &&
-              replica_winner(&o, rk_env_wall_ms(m->cfg.env), &w) == RK_OK &&
-              !o.sibs[w].chunked && !o.sibs[w].ctype &&
-              o.sibs[w].vlen == blen &&
-              XXH3_64bits(dvv_value(&o, w), blen) ==
-                  chunk_block_hash(&ch->man, b);
+    bool ok =
+        dvv_decode(&o, r->object.ptr, r->object.len) == RK_OK &&
+        replica_winner(&o, rk_env_wall_ms(m->cfg.env), &w) == RK_OK &&
+        !o.sibs[w].chunked && !o.sibs[w].ctype && o.sibs[w].vlen == blen &&
+        XXH3_64bits(dvv_value(&o, w), blen) == chunk_block_hash(&ch->man, b);
     if (ok) {
         memcpy(ch->data.base + ch->hdr + (size_t)b * ch->man.block_size,
                dvv_value(&o, w), blen);
@@ -363,8 +361,7 @@ bool op__chunk_on_result(struct op_machine *m,
         } else if (r->status != RK_OK && !op->failed) {
             op->failed = true;
             snprintf(op->err, sizeof(op->err), "%s",
-                     r->message[0] ? r->message
-                                   : "ERR writing a chunk failed");
+                     r->message[0] ? r->message : "ERR writing a chunk failed");
         }
         return true;
     }

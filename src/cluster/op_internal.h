@@ -87,8 +87,8 @@ struct op_key
     size_t vview_len;
     struct rk_buf frame; /* FETCH: "$<len>\r\n" value "\r\n", the value
                             vview views (op_key_take_frame moves it) */
-    struct rk_buf obj; /* read: merged object */
-    struct rk_buf ctx; /* write: context (clock-only dvv encoding) */
+    struct rk_buf obj;   /* read: merged object */
+    struct rk_buf ctx;   /* write: context (clock-only dvv encoding) */
 };
 
 struct op
@@ -119,20 +119,20 @@ struct op
     size_t inflight; /* node requests in flight */
     bool failed;
     char err[NODE_MESSAGE_MAX];
-    struct rk_buf reply; /* captured handler output */
+    struct rk_buf reply;  /* captured handler output */
     struct op_chunks *ch; /* op_chunk.c's, or NULL */
     char *owned;          /* op_create_owned: the bytes argv points into */
     size_t owned_len;
-    bool queued;         /* on m->ready */
-    bool stalled;        /* start refused RK_EBUSY with nothing in flight */
-    bool waiting;        /* not started: shares a key with an earlier
-                            unfinished operation of the same client */
-    bool finished;       /* reply (or err) final; waits for its turn */
-    bool barrier;        /* later input waits until this one is answered */
-    struct op *rnext;    /* m->ready */
-    struct op *snext;    /* m->stalled */
-    struct op *cnext;    /* the client's FIFO */
-    struct op *pnext;    /* m->pool */
+    bool queued;      /* on m->ready */
+    bool stalled;     /* start refused RK_EBUSY with nothing in flight */
+    bool waiting;     /* not started: shares a key with an earlier
+                         unfinished operation of the same client */
+    bool finished;    /* reply (or err) final; waits for its turn */
+    bool barrier;     /* later input waits until this one is answered */
+    struct op *rnext; /* m->ready */
+    struct op *snext; /* m->stalled */
+    struct op *cnext; /* the client's FIFO */
+    struct op *pnext; /* m->pool */
 };
 
 struct op_machine

@@ -451,8 +451,11 @@ static void collect_manifests(const struct dvv_obj *o, struct rk_buf *out)
     }
 }
 
-/* Reports every manifest of `before` (collect_manifests) whose sibling is
- * no longer in o. */
+/* Reports every manifest of `before` (collect_manifests) that no sibling
+ * of o holds any more: its sibling was dropped and no other sibling names
+ * the same blocks (a duplicated or retried UPDATE of one manifest
+ * supersedes its first copy with a second one: those blocks are still
+ * in use). */
 static void report_dropped(const struct replica_cfg *cfg,
                            const struct rk_buf *before,
                            const struct dvv_obj *o,
@@ -469,8 +472,10 @@ static void report_dropped(const struct replica_cfg *cfg,
         pos += 20 + (size_t)len;
         bool kept = false;
         for (size_t i = 0; i < o->n_sibs && !kept; i++) {
-            kept = o->sibs[i].dot.actor == d.actor &&
-                   o->sibs[i].dot.counter == d.counter;
+            kept = (o->sibs[i].dot.actor == d.actor &&
+                    o->sibs[i].dot.counter == d.counter) ||
+                   (o->sibs[i].chunked && o->sibs[i].vlen == len &&
+                    memcmp(dvv_value(o, i), m, len) == 0);
         }
         if (!kept) {
             cfg->superseded(cfg->superseded_data, m, len, ts);
@@ -489,8 +494,7 @@ static int apply_update(struct engine *e,
         ((f & PEER_KV_TOMBSTONE) &&
          (req->value.len != 0 || req->expire_at_ms != 0)) ||
         ((f & PEER_KV_OWN_CONTEXT) && req->context.len != 0) ||
-        ((f & PEER_KV_CHUNKED) &&
-         (f & (PEER_KV_TOMBSTONE | PEER_KV_CTYPE))) ||
+        ((f & PEER_KV_CHUNKED) && (f & (PEER_KV_TOMBSTONE | PEER_KV_CTYPE))) ||
         ((f & PEER_KV_CTYPE) &&
          ((f & PEER_KV_TOMBSTONE) ||
           !dvv_ctype_valid(req->value.ptr, req->value.len))) ||
@@ -527,7 +531,20 @@ static int apply_update(struct engine *e,
     if (rc == RK_OK && cfg->superseded) {
         collect_manifests(cur, &gone);
     }
-    if (rc == RK_OK && !(f & PEER_KV_OWN_CONTEXT)) {
+    /* A chunk manifest names blocks by a random id, so the object holding
+     * it already is this very write applied before (a duplicated or
+     * resent UPDATE): applying it again would give the same blocks a
+     * second dot, and a later write that supersedes only one of the two
+     * would delete blocks the other still names.  The object is stored
+     * again as it is (the reply waits for its durability as usual). */
+    bool dup = false;
+    for (size_t i = 0; rc == RK_OK && (f & PEER_KV_CHUNKED) && i < cur->n_sibs;
+         i++) {
+        dup = dup ||
+              (cur->sibs[i].chunked && cur->sibs[i].vlen == req->value.len &&
+               memcmp(dvv_value(cur, i), req->value.ptr, req->value.len) == 0);
+    }
+    if (rc == RK_OK && !dup && !(f & PEER_KV_OWN_CONTEXT)) {
         /* A context cannot claim versions of this actor it never issued:
          * a forged counter would exhaust the actor or cover its future
          * dots (which would then be dropped as already seen). */
@@ -542,7 +559,7 @@ static int apply_update(struct engine *e,
             rc = RK_EINVAL;
         }
     }
-    if (rc == RK_OK) {
+    if (rc == RK_OK && !dup) {
         note_skew(cfg, req->timestamp);
         struct dvv_write w = {
             .value = req->value.ptr,

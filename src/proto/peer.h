@@ -88,8 +88,8 @@
 #define PEER_KV_CHUNKED                                       \
     0x10u /* the value is a chunk manifest (cluster/chunk.h); \
              not with a tombstone or a content type */
-#define PEER_KV_UPDATE_FLAGS                                           \
-    (PEER_KV_TOMBSTONE | PEER_KV_OWN_CONTEXT | PEER_KV_FALLBACK |      \
+#define PEER_KV_UPDATE_FLAGS                                      \
+    (PEER_KV_TOMBSTONE | PEER_KV_OWN_CONTEXT | PEER_KV_FALLBACK | \
      PEER_KV_CTYPE | PEER_KV_CHUNKED)
 
 /* Message types (header byte 5).  Numbers are wire values: never reuse. */

@@ -262,7 +262,7 @@ struct server
     bool cluster_exec;          /* a handler runs over a coordinated
                                    keyspace (cluster.c): no routing */
     struct server_stats stats;
-    uint64_t last_tick_us; /* monotonic, of the last tick (loop lag) */
+    uint64_t last_tick_us;      /* monotonic, of the last tick (loop lag) */
     struct resp_limits limits;  /* after AUTH */
     struct resp_limits preauth; /* before AUTH (requirepass set) */
 };

@@ -412,7 +412,8 @@ static bool client_process_input(struct client *c)
         if (rc == RK_OK) {
             c->n_commands++;
             c->srv->stats.total_commands++;
-            if (consumed > DONATE_BYTES && donate_input(c, pos, consumed, &cmd)) {
+            if (consumed > DONATE_BYTES &&
+                donate_input(c, pos, consumed, &cmd)) {
                 /* qbuf now holds only what followed the command */
                 command_dispatch(c, cmd.argc, cmd.argv);
                 rk_free(c->donated);

@@ -29,7 +29,7 @@ const char *sim_invariant_name(enum sim_invariant i)
     static const char *names[SIM_N_INVARIANTS] = {
         "I1 lost acknowledged write", "I2 convergence",  "I3 false sibling",
         "I4 sibling bound",           "I5 resurrection", "I6 ring agreement",
-        "I7 delivery order",          "I8 determinism",
+        "I7 delivery order",          "I8 determinism",  "I9 chunk lost",
     };
     return i < SIM_N_INVARIANTS ? names[i] : "?";
 }
@@ -48,6 +48,7 @@ void sim_config_default(struct sim_config *cfg)
         .steps = 20000,
         .nemesis = true,
         .heal_ms = 60000,
+        .chunks = true,
     };
 }
 
@@ -72,10 +73,13 @@ uint64_t sim__rand(struct sim *s, uint64_t bound)
 
 void sim__key(int key, char buf[8])
 {
-    /* keys are "s0".."s7" and "r0".."r7" */
+    /* keys are "s0".."s7", "r0".."r7" and "b0".."b3" */
     bool set = key < SIM_KEYS_SET;
-    int i = set ? key : key - SIM_KEYS_SET;
-    buf[0] = set ? 's' : 'r';
+    bool big = key >= SIM_KEYS_SET + SIM_KEYS_REG;
+    int i = set   ? key
+            : big ? key - SIM_KEYS_SET - SIM_KEYS_REG
+                  : key - SIM_KEYS_SET;
+    buf[0] = set ? 's' : big ? 'b' : 'r';
     buf[1] = (char)('0' + (i % 10));
     buf[2] = '\0';
 }

@@ -39,6 +39,7 @@ enum sim_invariant
     SIM_I6_RING,           /* nodes disagree on the ring */
     SIM_I7_ORDER,          /* merge order changed the result */
     SIM_I8_DETERMINISM,    /* same seed, different trace (runner) */
+    SIM_I9_CHUNK_LOST,     /* a live chunked value lost a block */
     SIM_N_INVARIANTS,
 };
 
@@ -60,6 +61,9 @@ struct sim_config
     bool drop_to_down; /* messages to a crashed node are dropped when sent
                           (simnet_set_drop_to_down), not kept for its
                           restart */
+    bool chunks;       /* clients also write chunked values (keys b0..,
+                          SIM_OP_BIG) and check I9; off: the workload of
+                          before, so older seeds replay as they did */
     int verbose;       /* 0 quiet, 1 nemesis log, 2 every event */
 };
 
@@ -74,10 +78,13 @@ struct sim_result
     uint64_t elements_acked;    /* set-append elements acknowledged */
     uint64_t messages, dropped; /* frames sent / dropped by the network */
     uint64_t crashes, pauses, partitions;
-    uint64_t jobs;        /* storage jobs run (fsync batches, merges) */
-    uint64_t disk_faults; /* fsyncs made to fail with EIO (bitcask) */
-    uint64_t disks_full;  /* disks filled up, then freed (bitcask) */
-    size_t max_siblings;  /* largest sibling count seen in a reply */
+    uint64_t jobs;          /* storage jobs run (fsync batches, merges) */
+    uint64_t disk_faults;   /* fsyncs made to fail with EIO (bitcask) */
+    uint64_t disks_full;    /* disks filled up, then freed (bitcask) */
+    size_t max_siblings;    /* largest sibling count seen in a reply */
+    uint64_t chunked_acked; /* chunked values acknowledged */
+    uint64_t chunk_manifests_dropped; /* reported for block deletion */
+    uint64_t chunk_blocks_deleted, chunk_blocks_failed;
     uint64_t keys, keys_converged_by_heal; /* keys whose replicas were
                                               equal after healing, before
                                               the read-repair pass */

@@ -10,6 +10,12 @@
  *   SET k v     on a register key: a blind write (own context).
  *   DEL k       on a register key: a read, then a tombstone with its
  *               context (only when a live value was read).
+ *   BIG k       on a chunked key (cfg.chunks): a value of 2-3 blocks
+ *               written as op_chunk.c writes one: each block a blind write
+ *               of its block key (chunk.h), then the manifest, a blind
+ *               write with the chunked flag; DEL on these keys as above.
+ *               Superseded manifests' blocks are deleted by the node
+ *               (node_chunkgc.c).
  * A write answered RK_OK is acknowledged; any other answer, or no answer
  * within SIM_CLIENT_TIMEOUT_MS, leaves its outcome unknown (Jepsen's
  * :info): it may or may not be applied, and is never required.
@@ -33,12 +39,18 @@
  *      state version, and sees agreement.
  *   I7 (E) merging a key's replica objects in reverse order, and with
  *      duplicates, gives the same bytes as in order.
+ *   I9 (E) every chunk manifest live on a replica of its key names blocks
+ *      that are all live, with their manifest's checksums, in the merge of
+ *      their replicas (the garbage collector never deleted a block of a
+ *      value that is still there, and no acknowledged block was lost).
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
+#include "cluster/chunk.h"
 #include "cluster/dvv.h"
 #include "cluster/replica.h"
 #include "common/alloc.h"
@@ -181,7 +193,7 @@ static void client_done(struct sim *s, int c, bool ok, bool unknown)
         if (s->cfg.verbose >= 2) {
             char key[8];
             sim__key(h->key, key);
-            static const char *kinds[] = {"?", "append", "set", "del"};
+            static const char *kinds[] = {"?", "append", "set", "del", "big"};
             printf("  %8" PRIu64 " client %d via %s: %s %s %" PRIu64
                    " invoked %" PRIu64 " -> %s dot %016" PRIx64 ":%" PRIu64
                    "\n",
@@ -249,16 +261,110 @@ static void client_write(struct sim *s,
     sim__after(s, cl->node);
 }
 
+int sim__n_keys(const struct sim *s)
+{
+    return s->cfg.chunks ? SIM_KEYS_ALL : SIM_KEYS_SET + SIM_KEYS_REG;
+}
+
+/* Block i of a chunked value of client op elem: SIM_CHUNK_BLOCK bytes. */
+static void big_block(uint64_t elem, uint32_t i, char out[SIM_CHUNK_BLOCK + 1])
+{
+    snprintf(out, SIM_CHUNK_BLOCK + 1, "%012" PRIx64 "%04x",
+             elem & UINT64_C(0xffffffffffff), (unsigned)(i & 0xffffu));
+}
+
+/* Writes the client's next block, or its manifest after the last. */
+static void big_write(struct sim *s, int c)
+{
+    struct sim_client *cl = &s->clients[c];
+    struct sim_node *sn = &s->nodes[cl->node];
+    struct sim_hist *h = cl->hist >= 0 ? &s->hist[cl->hist] : NULL;
+    if (h == NULL || sn->node == NULL) {
+        client_done(s, c, false, false);
+        return;
+    }
+    struct chunk_manifest m;
+    if (chunk_manifest_decode(h->ctx.base, h->ctx.len, UINT64_MAX, &m) !=
+        RK_OK) {
+        client_done(s, c, false, false);
+        return;
+    }
+    char bval[SIM_CHUNK_BLOCK + 1];
+    unsigned char bkey[CHUNK_KEY_LEN];
+    char key[8];
+    struct node_write_req w = {
+        .own_context = true,
+        .timestamp = hlc_now(&sn->hlc, rk_env_wall_ms(&sn->env)),
+        .cookie = COOKIE(c),
+    };
+    if (cl->blk < cl->nblk) {
+        big_block(cl->elem, cl->blk, bval);
+        chunk_block_key(&m, cl->blk, bkey);
+        w.key = bkey;
+        w.klen = sizeof(bkey);
+        w.value = bval;
+        w.vlen = SIM_CHUNK_BLOCK;
+    } else {
+        sim__key(cl->key, key);
+        w.key = key;
+        w.klen = strlen(key);
+        w.value = h->ctx.base;
+        w.vlen = h->ctx.len;
+        w.chunked = true;
+        cl->writing = true; /* from now on the outcome may be unknown */
+    }
+    uint64_t id = 0;
+    int rc = node_write(sn->node, &w, sim_now(s), &id);
+    cl->op_id = id;
+    sim__after(s, cl->node);
+    if (rc != RK_OK) {
+        client_done(s, c, false, false);
+    }
+}
+
+/* A BIG operation: its manifest (kept in its history record), then its
+ * blocks one at a time (big_write, on_write). */
+static void big_begin(struct sim *s, int c)
+{
+    struct sim_client *cl = &s->clients[c];
+    struct sim_hist *h = cl->hist >= 0 ? &s->hist[cl->hist] : NULL;
+    if (h == NULL) {
+        client_done(s, c, false, false);
+        return;
+    }
+    cl->nblk = 2 + (uint32_t)sim__rand(s, 2);
+    cl->blk = 0;
+    unsigned char id[CHUNK_ID_LEN] = {0};
+    memcpy(id, &cl->elem, 8); /* client << 32 | seq: unique */
+    memcpy(id + 8, "simchunk", 8);
+    uint64_t hashes[3];
+    for (uint32_t i = 0; i < cl->nblk; i++) {
+        char b[SIM_CHUNK_BLOCK + 1];
+        big_block(cl->elem, i, b);
+        hashes[i] = XXH3_64bits(b, SIM_CHUNK_BLOCK);
+    }
+    rk_buf_clear(&h->ctx);
+    if (chunk_manifest_encode((uint64_t)cl->nblk * SIM_CHUNK_BLOCK,
+                              SIM_CHUNK_BLOCK, id, hashes, &h->ctx) != RK_OK) {
+        client_done(s, c, false, false);
+        return;
+    }
+    big_write(s, c);
+}
+
 void sim__client_event(struct sim *s, int c)
 {
     struct sim_client *cl = &s->clients[c];
     if (!s->clients_on || cl->busy) {
         return;
     }
-    int key = (int)sim__rand(s, SIM_KEYS_SET + SIM_KEYS_REG);
-    enum sim_op_kind kind = key < SIM_KEYS_SET     ? SIM_OP_APPEND
-                            : sim__rand(s, 10) < 7 ? SIM_OP_SET
-                                                   : SIM_OP_DEL;
+    int key = (int)sim__rand(
+        s, s->cfg.chunks ? SIM_KEYS_ALL : SIM_KEYS_SET + SIM_KEYS_REG);
+    bool big = key >= SIM_KEYS_SET + SIM_KEYS_REG;
+    enum sim_op_kind kind = key < SIM_KEYS_SET ? SIM_OP_APPEND
+                            : sim__rand(s, 10) < 7
+                                ? (big ? SIM_OP_BIG : SIM_OP_SET)
+                                : SIM_OP_DEL;
     cl->busy = true;
     cl->kind = kind;
     cl->key = key;
@@ -285,6 +391,10 @@ void sim__client_event(struct sim *s, int c)
         rk_buf_fini(&v);
         return;
     }
+    if (kind == SIM_OP_BIG) {
+        big_begin(s, c);
+        return;
+    }
     char k[8];
     sim__key(key, k);
     struct node_read_req r = {.key = k, .klen = strlen(k), .cookie = COOKIE(c)};
@@ -308,7 +418,9 @@ void sim__client_timeout(struct sim *s, int c, uint64_t gen)
         (void)node_cancel(sn->node, COOKIE(c));
         sim__after(s, cl->node);
     }
-    client_done(s, c, false, cl->writing || cl->kind == SIM_OP_SET);
+    client_done(s, c, false,
+                cl->kind == SIM_OP_BIG ? cl->writing
+                                       : cl->writing || cl->kind == SIM_OP_SET);
 }
 
 /* The write's own dot in the object after it: the sibling holding its
@@ -402,6 +514,17 @@ static void on_read(struct sim *s, int c, const struct node_result *r)
 static void on_write(struct sim *s, int c, const struct node_result *r)
 {
     struct sim_client *cl = &s->clients[c];
+    if (cl->kind == SIM_OP_BIG && !cl->writing) {
+        /* a block: on to the next one or the manifest; a failed block
+         * ends the operation before its manifest (nothing visible) */
+        if (r->status != RK_OK) {
+            client_done(s, c, false, false);
+        } else {
+            cl->blk++;
+            big_write(s, c);
+        }
+        return;
+    }
     if (r->status != RK_OK) {
         client_done(s, c, false, true);
         return;
@@ -423,6 +546,9 @@ static void on_write(struct sim *s, int c, const struct node_result *r)
             rk_buf_init(&val);
             if (h->kind == SIM_OP_APPEND) {
                 (void)rk_buf_append(&val, h->obj.base, h->obj.len);
+            } else if (h->kind == SIM_OP_BIG) {
+                (void)rk_buf_append(&val, h->ctx.base, h->ctx.len);
+                s->res->chunked_acked++;
             } else {
                 (void)set_encode(&h->elem, 1, &val);
             }
@@ -542,7 +668,7 @@ void sim__on_reply(struct sim *s, int node, const struct node_result *r)
 
 void sim__repair_pass(struct sim *s)
 {
-    for (int k = 0; k < SIM_KEYS_SET + SIM_KEYS_REG; k++) {
+    for (int k = 0; k < sim__n_keys(s); k++) {
         int i = k % (int)s->cfg.n_nodes;
         struct sim_node *sn = &s->nodes[i];
         if (sn->node == NULL) {
@@ -563,13 +689,17 @@ void sim__repair_pass(struct sim *s)
     }
 }
 
-/* The replicas of key (node indexes) by n1's ring, all nodes up. */
-static size_t replicas_of(struct sim *s, const char *key, int *out)
+/* The replicas of key (klen bytes; node indexes) by n1's ring, all nodes
+ * up. */
+static size_t replicas_of_key(struct sim *s,
+                              const void *key,
+                              size_t klen,
+                              int *out)
 {
     const struct ring *r = membership_ring(node_membership(s->nodes[0].node));
     size_t idx[ROUTE_MAX_TARGETS];
-    size_t all = ring_preflist(r, ring_partition_of_key(r, key, strlen(key)),
-                               idx, ROUTE_MAX_TARGETS);
+    size_t all = ring_preflist(r, ring_partition_of_key(r, key, klen), idx,
+                               ROUTE_MAX_TARGETS);
     size_t n = s->cfg.n < all ? s->cfg.n : all;
     for (size_t i = 0; i < n; i++) {
         const char *id = ring_member_id(r, idx[i], NULL);
@@ -581,6 +711,100 @@ static size_t replicas_of(struct sim *s, const char *key, int *out)
         }
     }
     return n;
+}
+
+static size_t replicas_of(struct sim *s, const char *key, int *out)
+{
+    return replicas_of_key(s, key, strlen(key), out);
+}
+
+/* I9: every block of a manifest that is live on a replica of key k is
+ * live, with its checksum, in the merge of the block's replicas. */
+static void check_chunks(struct sim *s, int k)
+{
+    char key[8];
+    sim__key(k, key);
+    int rep[ROUTE_MAX_TARGETS];
+    size_t nr = replicas_of(s, key, rep);
+    uint64_t wall = rk_env_wall_ms(&s->nodes[0].env);
+    for (size_t i = 0; i < nr; i++) {
+        struct dvv_obj o;
+        dvv_init(&o);
+        if (rep[i] < 0 || replica_read(s->nodes[rep[i]].data, key, strlen(key),
+                                       &o) != RK_OK) {
+            dvv_fini(&o);
+            continue;
+        }
+        for (size_t x = 0; x < o.n_sibs; x++) {
+            struct chunk_manifest m;
+            if (!o.sibs[x].chunked ||
+                (o.sibs[x].expire_at_ms && o.sibs[x].expire_at_ms <= wall)) {
+                continue;
+            }
+            if (chunk_manifest_decode(dvv_value(&o, x), o.sibs[x].vlen,
+                                      UINT64_MAX, &m) != RK_OK) {
+                sim__violation(s, SIM_I9_CHUNK_LOST,
+                               "%s on %s: a manifest does not decode", key,
+                               s->nodes[rep[i]].id);
+                continue;
+            }
+            for (uint32_t b = 0; b < m.n_blocks; b++) {
+                unsigned char bkey[CHUNK_KEY_LEN];
+                chunk_block_key(&m, b, bkey);
+                int brep[ROUTE_MAX_TARGETS];
+                size_t nb = replicas_of_key(s, bkey, sizeof(bkey), brep);
+                struct dvv_obj merged;
+                dvv_init(&merged);
+                for (size_t j = 0; j < nb; j++) {
+                    struct dvv_obj bo;
+                    dvv_init(&bo);
+                    if (brep[j] >= 0 &&
+                        replica_read(s->nodes[brep[j]].data, bkey, sizeof(bkey),
+                                     &bo) == RK_OK) {
+                        (void)dvv_merge_into(&merged, &bo);
+                    }
+                    dvv_fini(&bo);
+                }
+                size_t w = 0;
+                bool ok =
+                    replica_winner(&merged, wall, &w) == RK_OK &&
+                    merged.sibs[w].vlen == chunk_block_len(&m, b) &&
+                    XXH3_64bits(dvv_value(&merged, w), merged.sibs[w].vlen) ==
+                        chunk_block_hash(&m, b);
+                if (!ok && s->cfg.verbose >= 2) {
+                    printf("I9 %s on %s: clock", key, s->nodes[rep[i]].id);
+                    for (size_t q = 0; q < o.n_clock; q++) {
+                        printf(" %016" PRIx64 ":%" PRIu64, o.clock[q].actor,
+                               o.clock[q].counter);
+                    }
+                    printf("; siblings");
+                    for (size_t q = 0; q < o.n_sibs; q++) {
+                        printf(" %016" PRIx64 ":%" PRIu64 "%s",
+                               o.sibs[q].dot.actor, o.sibs[q].dot.counter,
+                               o.sibs[q].chunked ? "(m)" : "");
+                    }
+                    printf("; block sibs %zu%s\n", merged.n_sibs,
+                           merged.n_sibs && merged.sibs[0].tombstone
+                               ? " tombstone"
+                               : "");
+                }
+                if (!ok) {
+                    uint64_t elem;
+                    memcpy(&elem, m.id, 8);
+                    sim__violation(
+                        s, SIM_I9_CHUNK_LOST,
+                        "%s: block %" PRIu32 " of %" PRIu32
+                        " of the value of client %d seq %" PRIu64
+                        " (live on %s) is %s",
+                        key, b, m.n_blocks, (int)(elem >> 32) - 1,
+                        elem & 0xffffffffu, s->nodes[rep[i]].id,
+                        merged.n_sibs == 0 ? "missing" : "deleted or damaged");
+                }
+                dvv_fini(&merged);
+            }
+        }
+        dvv_fini(&o);
+    }
 }
 
 /*
@@ -601,9 +825,9 @@ static bool superseded(const struct sim *s, const struct sim_hist *h)
         /* what x superseded: a blind SET everything its coordinating
          * replica had seen (its object's clock); a DEL its context */
         const struct rk_buf *saw =
-            x->kind == SIM_OP_SET && x->ok                   ? &x->obj
-            : x->kind == SIM_OP_DEL && (x->ok || x->unknown) ? &x->ctx
-                                                             : NULL;
+            (x->kind == SIM_OP_SET || x->kind == SIM_OP_BIG) && x->ok ? &x->obj
+            : x->kind == SIM_OP_DEL && (x->ok || x->unknown)          ? &x->ctx
+                                                                      : NULL;
         if (saw && saw->len) {
             struct dvv_obj o;
             dvv_init(&o);
@@ -676,8 +900,8 @@ static void check_key(struct sim *s, int k)
                                key, hh->elem, hh->client, who);
             }
             struct dvv_dot d = {hh->dot_actor, hh->dot_counter};
-            if (hh->kind == SIM_OP_SET && d.counter && !dvv_covers(o, d) &&
-                !superseded(s, hh)) {
+            if ((hh->kind == SIM_OP_SET || hh->kind == SIM_OP_BIG) &&
+                d.counter && !dvv_covers(o, d) && !superseded(s, hh)) {
                 sim__violation(s, SIM_I1_LOST_WRITE,
                                "%s: acknowledged SET %" PRIu64
                                " neither present nor covered on %s",
@@ -778,7 +1002,7 @@ static void check_key(struct sim *s, int k)
 
 void sim__count_converged(struct sim *s)
 {
-    for (int k = 0; k < SIM_KEYS_SET + SIM_KEYS_REG; k++) {
+    for (int k = 0; k < sim__n_keys(s); k++) {
         char key[8];
         sim__key(k, key);
         int rep[ROUTE_MAX_TARGETS];
@@ -834,7 +1058,16 @@ void sim__check(struct sim *s)
                            sn->id, hints);
         }
     }
-    for (int k = 0; k < SIM_KEYS_SET + SIM_KEYS_REG; k++) {
+    for (int k = 0; k < sim__n_keys(s); k++) {
         check_key(s, k);
+    }
+    for (int k = SIM_KEYS_SET + SIM_KEYS_REG; k < sim__n_keys(s); k++) {
+        check_chunks(s, k);
+    }
+    for (size_t i = 0; i < s->cfg.n_nodes; i++) {
+        const struct node_stats *st = node_stats(s->nodes[i].node);
+        s->res->chunk_manifests_dropped += st->chunk_gc_queued;
+        s->res->chunk_blocks_deleted += st->chunk_blocks_deleted;
+        s->res->chunk_blocks_failed += st->chunk_blocks_failed;
     }
 }

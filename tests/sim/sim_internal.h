@@ -16,6 +16,9 @@
 
 #define SIM_KEYS_SET          8 /* set-append keys "s0".. */
 #define SIM_KEYS_REG          8 /* register keys "r0".. (SET, DEL) */
+#define SIM_KEYS_BIG          4 /* chunked keys "b0".. (BIG, DEL) */
+#define SIM_KEYS_ALL          (SIM_KEYS_SET + SIM_KEYS_REG + SIM_KEYS_BIG)
+#define SIM_CHUNK_BLOCK       16 /* bytes per block of a chunked value */
 #define SIM_CLIENT_TIMEOUT_MS 5000
 #define SIM_WALL_BASE_MS      UINT64_C(1800000000000) /* 2027-01-15 */
 #define SIM_TEST_OPS          64   /* a test's operations in flight */
@@ -84,6 +87,10 @@ enum sim_op_kind
     SIM_OP_APPEND = 1, /* read, then write the union plus one element */
     SIM_OP_SET,        /* blind write */
     SIM_OP_DEL,        /* read, then a tombstone with the context */
+    SIM_OP_BIG,        /* a chunked value: its blocks (blind writes of
+                          block keys, chunk.h), then its manifest (a blind
+                          write with the chunked flag), as op_chunk.c
+                          does */
 };
 
 struct sim_client
@@ -91,13 +98,14 @@ struct sim_client
     int idx;
     bool busy;
     enum sim_op_kind kind;
-    int node;        /* the node it talks to for this op */
-    int key;         /* key index */
-    uint64_t op_id;  /* node op in flight */
-    bool writing;    /* phase 2 of APPEND / DEL */
-    uint64_t op_gen; /* timeout matching */
-    uint64_t seq;    /* elements / values issued */
-    uint64_t elem;   /* APPEND: the element being added */
+    int node;           /* the node it talks to for this op */
+    int key;            /* key index */
+    uint64_t op_id;     /* node op in flight */
+    bool writing;       /* phase 2 of APPEND / DEL; BIG: the manifest */
+    uint32_t blk, nblk; /* BIG: block being written, blocks in all */
+    uint64_t op_gen;    /* timeout matching */
+    uint64_t seq;       /* elements / values issued */
+    uint64_t elem;      /* APPEND: the element being added */
     uint64_t invoked_at;
     int hist; /* index of its history record, -1 none */
 };
@@ -112,7 +120,7 @@ struct sim_hist
     uint64_t invoked_at, done_at;
     struct rk_buf obj;               /* ok writes: the object after the write */
     struct rk_buf ctx;               /* DEL: the context it wrote with (what it
-                                        superseded) */
+                                        superseded); BIG: its manifest */
     uint64_t dot_actor, dot_counter; /* ok writes: the write's dot (0: ?) */
 };
 
@@ -146,6 +154,7 @@ void sim__key(int key, char buf[8]);
 
 /* ---- sim_check.c ---- */
 void sim__client_event(struct sim *s, int client);
+int sim__n_keys(const struct sim *s); /* keys the clients use */
 void sim__client_timeout(struct sim *s, int client, uint64_t gen);
 void sim__on_reply(struct sim *s, int node, const struct node_result *r);
 /* The repair pass and the invariants (end of a run). */

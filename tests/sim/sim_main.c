@@ -8,8 +8,12 @@
  *              [--n N] [--r R] [--w W] [--sloppy on|off]
  *              [--policy siblings|lww] [--clients C] [--no-nemesis]
  *              [--heal-ms MS] [--engine memory|bitcask]
+ *              [--crash-drops-sends] [--no-chunks]
  *              [--determinism K] [--expect INV]
  *              [--verbose | -v -v]
+ *
+ * --no-chunks leaves out the chunked-value keys (SIM_OP_BIG, I9): the
+ * workload of before they existed, so seeds found then replay as they did.
  *
  * --determinism K runs the first K seeds twice and fails unless the trace
  * hashes match (I8).  --expect I1 turns the run into a negative control:
@@ -40,10 +44,10 @@ static int usage(void)
     fprintf(stderr,
             "usage: ringkv_sim [--seed S | --seeds A:B] [--steps N] "
             "[--nodes M] [--n N] [--r R] [--w W] [--sloppy on|off] "
-            "[--crash-drops-sends] "
+            "[--crash-drops-sends] [--no-chunks] "
             "[--policy siblings|lww] [--clients C] [--no-nemesis] "
             "[--heal-ms MS] [--engine memory|bitcask] [--determinism K] "
-            "[--expect I1..I8] [-v]\n");
+            "[--expect I1..I9] [-v]\n");
     return 2;
 }
 
@@ -93,6 +97,9 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--crash-drops-sends") == 0) {
             cfg.drop_to_down = true;
             val = NULL;
+        } else if (strcmp(a, "--no-chunks") == 0) {
+            cfg.chunks = false;
+            val = NULL;
         } else if (strcmp(a, "--policy") == 0 && val) {
             cfg.lww = strcmp(val, "lww") == 0;
         } else if (strcmp(a, "--clients") == 0 && val && parse_u64(val, &v)) {
@@ -104,7 +111,7 @@ int main(int argc, char **argv)
             determinism = v;
             keep = false;
         } else if (strcmp(a, "--expect") == 0 && val && val[0] == 'I' &&
-                   val[1] >= '1' && val[1] <= '8' && val[2] == '\0') {
+                   val[1] >= '1' && val[1] <= '9' && val[2] == '\0') {
             expect = val[1] - '1';
             keep = false;
         } else if (strcmp(a, "--engine") == 0 && val &&
@@ -146,6 +153,7 @@ int main(int argc, char **argv)
     uint64_t jobs = 0, disk_faults = 0, disks_full = 0;
     size_t max_sibs = 0, bad_seeds = 0;
     uint64_t keys = 0, converged = 0;
+    uint64_t chunked = 0, dropped = 0, bdeleted = 0, bfailed = 0;
     double t0 = wall_s();
     for (uint64_t seed = first; seed <= last; seed++) {
         cfg.seed = seed;
@@ -200,12 +208,20 @@ int main(int argc, char **argv)
         max_sibs = r.max_siblings > max_sibs ? r.max_siblings : max_sibs;
         keys += r.keys;
         converged += r.keys_converged_by_heal;
+        chunked += r.chunked_acked;
+        dropped += r.chunk_manifests_dropped;
+        bdeleted += r.chunk_blocks_deleted;
+        bfailed += r.chunk_blocks_failed;
     }
     double dt = wall_s() - t0;
     uint64_t seeds = last - first + 1;
     printf("ops: %" PRIu64 " acknowledged (%" PRIu64 " set elements), %" PRIu64
            " unknown, %" PRIu64 " failed; max siblings %zu\n",
            ok, elements, unknown, failed, max_sibs);
+    printf("chunked values: %" PRIu64 " acknowledged; %" PRIu64
+           " manifests dropped by writes, their blocks: %" PRIu64
+           " deleted, %" PRIu64 " deletes failed\n",
+           chunked, dropped, bdeleted, bfailed);
     printf("convergence: %" PRIu64 " of %" PRIu64
            " keys equal on all replicas after healing (hints, gossip), "
            "before the read-repair pass\n",

@@ -48,8 +48,8 @@ void cmd_get(struct client *c, size_t argc, const struct resp_arg *argv)
         }
         s->stats.keyspace_hits++;
         if (c->ks->ops->move_reply == NULL ||
-            c->ks->ops->move_reply(c->ks, argv[1].ptr, argv[1].len,
-                                   &c->obuf) != RK_OK) {
+            c->ks->ops->move_reply(c->ks, argv[1].ptr, argv[1].len, &c->obuf) !=
+                RK_OK) {
             reply_bulk(c, v, vlen);
         }
         return;

@@ -347,8 +347,8 @@ static bool reaped_on_primaries(struct sim *s, void *arg)
 
 /*
  * Regression (I5, found by the simulator: ringkv_sim --seed 932
- * --crash-drops-sends; OPEN, skipped until fixed): a hint held past the
- * tombstone grace brings a deleted value back.  Reaping asks only the N
+ * --crash-drops-sends, and seed 188 with chunked keys): a hint held past
+ * the tombstone grace brought a deleted value back.  Reaping asks only the N
  * primaries (N4); a hint of the old value kept elsewhere (here by a
  * fallback that went down; in seed 932 by the coordinator, itself a
  * primary, whose delivery acknowledgements were lost) is delivered after
@@ -358,13 +358,14 @@ static bool reaped_on_primaries(struct sim *s, void *arg)
  * Not fixed by Cassandra's hint TTL (the owner dropping hints older than
  * the grace): here hints count toward W, so a hint can be the only copy of
  * an acknowledged write, and dropping it loses that write (tried: seed 932
- * passes, but --crash-drops-sends seeds 52 and 118 then report I1).  A fix
- * must make reaping see hints: see docs/simulator.md.
+ * passes, but --crash-drops-sends seeds 52 and 118 then report I1).  The
+ * fix makes reaping see hints: after the primaries agree, every member
+ * (all must be up) is asked for the hints it holds for the key (the hint
+ * view, node__hint_view), and the key is reaped only when none does.
  */
 static void test_node_hint_older_than_grace_does_not_resurrect(void **state)
 {
     (void)state;
-    skip(); /* open: fails (the owner holds "old" again); see above */
     size_t m = 4;
     start(m, 3, 2, 2, false);
     int p[3];
@@ -407,15 +408,26 @@ static void test_node_hint_older_than_grace_does_not_resurrect(void **state)
     rk_buf_fini(&ctx);
     sim_run_for(g_s, 500);
     assert_true(gone_on("k", p, 3));
-    /* past the grace every primary reaps: none is down, all agree (h,
-     * not a primary, is not asked) */
-    struct reap_wait rw = {"k", p};
-    assert_true(sim_run_until(g_s, reaped_on_primaries, &rw, 60000));
-    /* h returns and delivers its hint: the value must stay deleted */
+    /* far past the grace the primaries agree, but h (not a primary)
+     * may hold a hint for k and is down: nobody reaps (before the fix
+     * they reaped here, and h's hint brought "old" back) */
+    sim_run_for(g_s, 40000);
+    struct dvv_obj o;
+    dvv_init(&o);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(stored(p[i], "k", &o), RK_OK);
+        assert_true(dvv_all_tombstones(&o));
+    }
+    dvv_fini(&o);
+    /* h returns and delivers its hint: the value stays deleted, and once
+     * no hint is left the primaries reap */
     assert_int_equal(sim_restart(g_s, h), RK_OK);
     assert_true(sim_run_until(g_s, no_hints, &m, 30000));
     sim_run_for(g_s, 1000);
     assert_false(holds(p[2], "k", "old")); /* it was live here again */
+    assert_true(gone_on("k", p, 3));
+    struct reap_wait rw = {"k", p};
+    assert_true(sim_run_until(g_s, reaped_on_primaries, &rw, 60000));
     assert_true(gone_on("k", p, 3));
     assert_int_equal(sim_read(g_s, h, "k", 3, &rd), RK_OK);
     assert_true(sim_run_until(g_s, op_done, &rd, 5000));

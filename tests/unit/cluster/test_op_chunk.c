@@ -271,16 +271,16 @@ static void handle(struct op *op)
         }
         memcpy(buf + n, a[2].ptr, a[2].len);
         n += a[2].len;
-        assert_int_equal(op_key_put(op, a[1].ptr, a[1].len, buf, n, 0, NULL,
-                                    0, 1 << 20),
-                         RK_OK);
+        assert_int_equal(
+            op_key_put(op, a[1].ptr, a[1].len, buf, n, 0, NULL, 0, 1 << 20),
+            RK_OK);
         rk_buf_appendf(out, "%zu", n);
     } else if (strcmp(a[0].ptr, "getall") == 0) {
         rk_buf_append_str(out, "rendered");
     } else if (strcmp(a[0].ptr, "put") == 0) {
         int removed = 0;
-        assert_int_equal(op_versioned_put(op, "", 0, false, a[2].ptr,
-                                          a[2].len, NULL, 0, &removed),
+        assert_int_equal(op_versioned_put(op, "", 0, false, a[2].ptr, a[2].len,
+                                          NULL, 0, &removed),
                          RK_OK);
         rk_buf_append_str(out, "OK");
     }
@@ -326,9 +326,9 @@ static const char *cmd(const char *text)
     }
     struct op *op = NULL;
     assert_int_equal(op_create(g_m, &g_c, NULL, argc, argv, &op), RK_OK);
-    assert_int_equal(op_add_key(op, op_args(op, &argc)[1].ptr,
-                                op_args(op, &argc)[1].len),
-                     RK_OK);
+    assert_int_equal(
+        op_add_key(op, op_args(op, &argc)[1].ptr, op_args(op, &argc)[1].len),
+        RK_OK);
     g_replied = false;
     op_submit(g_m, op, flags, (struct route_quorum){0}, 0, 1);
     for (int i = 0; i < 10000 && !g_replied; i++) {
@@ -357,9 +357,9 @@ static struct entry *block_of(const char *k, uint32_t i)
     assert_int_equal(o.n_sibs, 1);
     assert_true(o.sibs[0].chunked);
     struct chunk_manifest m;
-    assert_int_equal(chunk_manifest_decode(dvv_value(&o, 0), o.sibs[0].vlen,
-                                           1 << 20, &m),
-                     RK_OK);
+    assert_int_equal(
+        chunk_manifest_decode(dvv_value(&o, 0), o.sibs[0].vlen, 1 << 20, &m),
+        RK_OK);
     unsigned char key[CHUNK_KEY_LEN];
     chunk_block_key(&m, i, key);
     dvv_fini(&o);
@@ -390,8 +390,7 @@ static void test_chunk_manifest_round_trip_and_rejects(void **state)
     assert_int_equal(chunk_block_len(&m, 2), 1);
     assert_int_equal(chunk_block_hash(&m, 1), 2);
     /* over the bound, truncated, a wrong count, a bad magic */
-    assert_int_equal(chunk_manifest_decode(b.base, b.len, 10, &m),
-                     RK_ECORRUPT);
+    assert_int_equal(chunk_manifest_decode(b.base, b.len, 10, &m), RK_ECORRUPT);
     assert_int_equal(chunk_manifest_decode(b.base, b.len - 1, 100, &m),
                      RK_ECORRUPT);
     b.base[20] = 4;
@@ -516,7 +515,12 @@ static void test_chunk_versioned_commands_refuse_chunked_values(void **state)
 static void test_chunk_reserved_keys_are_refused(void **state)
 {
     (void)state;
-    struct resp_arg argv[2] = {{"get", 3}, {"\xff" "rkv" "\xff" "bxyz", 9}};
+    struct resp_arg argv[2] = {{"get", 3},
+                               {"\xff"
+                                "rkv"
+                                "\xff"
+                                "bxyz",
+                                9}};
     struct op *op = NULL;
     assert_int_equal(op_create(g_m, &g_c, NULL, 2, argv, &op), RK_OK);
     assert_int_equal(op_add_key(op, argv[1].ptr, argv[1].len), RK_OK);
@@ -547,12 +551,11 @@ static void test_chunk_owned_command_bytes_are_viewed(void **state)
         owned[6 + i] = (char)('a' + i % 26);
     }
     owned[6 + vlen] = '\0';
-    struct resp_arg argv[3] = {
-        {owned, 3}, {owned + 4, 1}, {owned + 6, vlen}};
+    struct resp_arg argv[3] = {{owned, 3}, {owned + 4, 1}, {owned + 6, vlen}};
     struct op *op = NULL;
-    assert_int_equal(op_create_owned(g_m, &g_c, NULL, 3, argv, owned,
-                                     6 + vlen + 1, &op),
-                     RK_OK);
+    assert_int_equal(
+        op_create_owned(g_m, &g_c, NULL, 3, argv, owned, 6 + vlen + 1, &op),
+        RK_OK);
     assert_int_equal(op_add_key(op, "k", 1), RK_OK);
     g_replied = false;
     op_submit(g_m, op, OP_F_BLIND, (struct route_quorum){0}, 0, 1);
