@@ -757,10 +757,9 @@ void op_exec_done(struct op_machine *m, struct op *op)
         op->next = 0;
         op->phase = writes ? PH_WRITE : PH_DONE;
         if (writes) {
+            /* PH_STORE first when a value is to go as blocks (op->failed
+             * when that could not even start: the op ends) */
             (void)op__chunk_phase_begin(m, op, PH_STORE);
-            if (op->phase == PH_STORE && !op->ch) {
-                op->phase = PH_WRITE;
-            }
         }
     }
     op_queue(m, op);

@@ -218,12 +218,14 @@ bool op__chunk_phase_begin(struct op_machine *m,
                            struct op *op,
                            enum op_phase phase)
 {
+    enum op_phase was = op->phase;
     bool any = false;
-    op->phase = phase;
+    op->phase = phase; /* key_wants asks for this phase */
     for (size_t i = 0; i < op->nkeys && !any; i++) {
         any = key_wants(m, op, &op->keys[i]);
     }
     if (!any) {
+        op->phase = was;
         return false;
     }
     if (chunks(op) == NULL) {

@@ -183,7 +183,8 @@ uint32_t op__chunk_size(const struct op_machine *m);
 uint64_t op__chunk_threshold(const struct op_machine *m);
 
 /* Enters phase (PH_FETCH or PH_STORE): true when some key needs it (its
- * first key is set up; op->failed on error), false when none does. */
+ * first key is set up; op->failed on error), false when none does (the
+ * phase is left as it was). */
 bool op__chunk_phase_begin(struct op_machine *m,
                            struct op *op,
                            enum op_phase phase);

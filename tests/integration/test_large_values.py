@@ -316,3 +316,56 @@ def test_large_values_default_limit_is_64mib(cluster_factory):
     c = cl[0].client()
     assert c.config_get("cluster-max-value-bytes") == {
         "cluster-max-value-bytes": str(64 * MiB)}
+
+
+def test_chunked_values_stay_out_of_sight(cluster_factory):
+    """A value over 1 MiB is stored as chunks, and nothing of that shows:
+    KEYS, SCAN, DBSIZE and RANDOMKEY list only the user's keys on every
+    node; commands that read the value (GETRANGE, STRLEN, APPEND) see it
+    whole; a client cannot name a block key (-ERR, reserved prefix); the
+    versioned API (HTTP GET) answers 501 with a clear error instead of a
+    manifest; and DEL of the key leads to its blocks being deleted."""
+    cl = cluster_factory(3)
+    c = cl[0].client(socket_timeout=30)
+    val = os.urandom(3 * MiB + 123)
+    assert c.set("big", val) is True
+    assert c.set("small", b"s") is True
+    assert c.strlen("big") == len(val)
+    assert c.getrange("big", 2 * MiB, 2 * MiB + 9) == val[2 * MiB:2 * MiB + 10]
+    assert c.append("big", b"tail") == len(val) + 4
+    assert cl[1].client(socket_timeout=30).get("big") == val + b"tail"
+    for n in cl.nodes:
+        r = n.client()
+        keys = set(r.keys("*"))
+        assert keys <= {b"big", b"small"}, keys
+        assert all(not k.startswith(b"\xffrkv") for k in r.scan_iter())
+        assert r.dbsize() == len(keys)
+        for _ in range(5):
+            k = r.randomkey()
+            assert k is None or not k.startswith(b"\xffrkv")
+    with pytest.raises(redis.ResponseError, match="reserved"):
+        c.get(b"\xffrkv\xffbxxxx")
+    with pytest.raises(redis.ResponseError, match="reserved"):
+        c.set(b"\xffrkv\xffz", b"v")
+    req = urllib.request.Request(
+        "http://127.0.0.1:%d/kv/big" % cl[2].server.http_port)
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=30)
+    assert e.value.code == 501
+    body = json.loads(e.value.read())
+    assert body["code"] == "chunked_value"
+    assert "GET" in body["error"]
+    # overwritten once (APPEND) and now deleted: both manifests' blocks go
+    assert c.delete("big") == 1
+    assert c.get("big") is None
+    deadline = time.time() + 30
+    while True:
+        infos = [n.client().info("cluster") for n in cl.nodes]
+        dropped = sum(int(i["cluster_chunk_manifests_superseded"])
+                      for i in infos)
+        deleted = sum(int(i["cluster_chunk_blocks_deleted"]) for i in infos)
+        if (dropped >= 2 and deleted >= 14) or time.time() > deadline:
+            break
+        time.sleep(0.5)
+    assert dropped == 2
+    assert deleted == 7 + 7  # 3 MiB + 123 B and 4 more bytes: 7 blocks each
