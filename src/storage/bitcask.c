@@ -197,6 +197,9 @@ bool bc_job_settle(struct rk_executor *ex,
 
 static void bc_destroy(struct bitcask *b)
 {
+    if (b->old_fd >= 0) {
+        b->vfs->close(b->vfs, b->old_fd); /* a failed engine's */
+    }
     for (uint32_t i = 0; i < b->n_slots; i++) {
         bc_file_free(b, b->files[i]);
     }
@@ -263,6 +266,7 @@ static int bc_open(const struct engine_opts *opts,
     b->lock_fd = -1;
     b->syncing_fd = -1;
     b->bg_syncing_fd = -1;
+    b->old_fd = -1;
     b->wb_fd = -1;
     b->vfs = opts->vfs ? opts->vfs : rk_vfs_posix();
     b->env = opts->env;

@@ -993,7 +993,13 @@ static void bg_run_one_locked(struct bitcask *b)
     b->bg_busy = true;
     pthread_mutex_unlock(&b->bg_mu);
     if (job->file) {
-        write_hint(b, job->file);
+        /* the data before its hint (bitcask_sync.c invariant 3) */
+        pthread_mutex_lock(&b->wb_mu);
+        bool ok = b->old_file != job->file || bc_sync_old_locked(b);
+        pthread_mutex_unlock(&b->wb_mu);
+        if (ok) {
+            write_hint(b, job->file);
+        }
     } else if (job->merge) {
         run_merge(b, job->merge);
     } else {

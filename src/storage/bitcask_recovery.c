@@ -13,6 +13,11 @@
  *     is scanned, the fallback logged and counted, and a new hint queued.
  *  3. In the last file, a bad record after which no valid record follows
  *     is a torn tail: the file is truncated there and the bytes logged.
+ *     So in the file before it when that one has no valid hint: a
+ *     rollover leaves the old file's fdatasync to the next sync round or
+ *     to its hint job (bitcask_sync.c invariant 3), so a crash can tear
+ *     its tail while the new active file exists; a hint is written only
+ *     after that fdatasync, so a file with one was whole.
  *  4. Any other bad record fails the open with RK_ECORRUPT naming file and
  *     offset, unless opts.repair: then the bad bytes up to the next valid
  *     record are skipped and counted.
@@ -504,7 +509,9 @@ int bc_recover(struct bitcask *b, char *errbuf, size_t errlen)
                        "file=%016" PRIx64 ".data reason=\"%s\"", f->order,
                        hrc == RK_ENOTFOUND ? "missing hint" : "invalid hint");
             }
-            rc = scan_file(b, f, is_last, errbuf, errlen);
+            /* rule 3: the last file, or the one rolled over before it
+             * whose sync may not have happened (no hint) */
+            rc = scan_file(b, f, is_last || i + 2 == n, errbuf, errlen);
             if (rc != RK_OK) {
                 goto out;
             }
@@ -564,6 +571,7 @@ static int scan_into(struct bitcask *b,
     t->max_value_len = b->max_value_len;
     t->wb_fd = -1;
     t->syncing_fd = t->bg_syncing_fd = -1;
+    t->old_fd = -1;
     t->roll_active = true; /* never append to a file whose write failed */
     pthread_mutex_init(&t->bg_mu, NULL);
     pthread_cond_init(&t->bg_cond, NULL);

@@ -22,7 +22,8 @@
  * engine fdatasyncs in the background in batches (group commit) and calls
  * opts.durable_cb after each batch, so an event loop can acknowledge
  * writes without blocking.  Under sync=every:<ms> it syncs every interval;
- * under sync=none only rollover, close and engine_sync make data durable.
+ * under sync=none only rollover (a background fdatasync of the file that
+ * became immutable), close and engine_sync make data durable.
  * The memory engine reports every write durable at once.
  *
  * Threads: every function must be called from one thread (the owner, the

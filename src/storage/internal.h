@@ -415,6 +415,12 @@ struct bitcask
     uint64_t last_batch;    /* writes in the last sync batch */
     int syncing_fd;         /* fd being fdatasync'ed, or -1 */
     int bg_syncing_fd;      /* fd the worker fdatasyncs, or -1 */
+    /* The file the last rollover made immutable, not fdatasync'ed yet
+     * (bc_sync_old_locked): its descriptor (-1: none), the file, and
+     * whether a thread is syncing it now. */
+    int old_fd;
+    struct bc_file *old_file;
+    bool old_syncing;
     bool stop;              /* sync thread: exit */
     bool failed;            /* sticky read-only state */
     int fail_rc;            /* first error of the failure */
@@ -509,6 +515,11 @@ int bc_flush(struct bitcask *b);
 uint64_t bc_acked_seq(struct bitcask *b);
 int bc_handoff(struct bitcask *b);
 int bc_sync_now(struct bitcask *b);
+/* With wb_mu held: fdatasyncs and closes the file a rollover left
+ * unsynced (old_fd), or waits while another thread does; wb_mu is dropped
+ * around the fdatasync.  false when the engine has failed.  Thread: any
+ * (owner, sync thread or job, background worker). */
+bool bc_sync_old_locked(struct bitcask *b);
 int bc_sync_from_worker(struct bitcask *b);
 int bc_rollover(struct bitcask *b, size_t need);
 void bc_publish_durable(struct bitcask *b, uint64_t seq);
