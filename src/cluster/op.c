@@ -559,6 +559,17 @@ static void fail(struct op *op, const char *msg, int rc)
     }
 }
 
+void op__stall(struct op_machine *m, struct op *op)
+{
+    const struct op_port *p = &m->cfg.port;
+    p->settle(p->data);
+    if (op->inflight == 0 && !op->stalled) {
+        op->stalled = true;
+        op->snext = m->stalled;
+        m->stalled = op;
+    }
+}
+
 /* Starts the node request of key k in op's current phase.  RK_OK,
  * RK_EBUSY (no free slot), RK_ENOTFOUND (no ring) or another error. */
 static int start_key(struct op_machine *m,
@@ -615,12 +626,7 @@ static void op_start_more(struct op_machine *m, struct op *op)
         uint64_t id = 0;
         int rc = start_key(m, op, k, now, &id);
         if (rc == RK_EBUSY) {
-            p->settle(p->data);
-            if (op->inflight == 0 && !op->stalled) {
-                op->stalled = true;
-                op->snext = m->stalled;
-                m->stalled = op;
-            }
+            op__stall(m, op);
             break;
         }
         if (rc != RK_OK) {

@@ -283,12 +283,7 @@ void op__chunk_start_more(struct op_machine *m, struct op *op)
             rc = p->write(p->data, &w, now, &id);
         }
         if (rc == RK_EBUSY) {
-            p->settle(p->data);
-            if (op->inflight == 0 && !op->stalled) {
-                op->stalled = true;
-                op->snext = m->stalled;
-                m->stalled = op;
-            }
+            op__stall(m, op);
             return;
         }
         if (rc != RK_OK) {

@@ -165,6 +165,10 @@ int op__take_read(struct op_machine *m,
                   const struct node_result *r,
                   const struct node_settings *set);
 
+/* A node request start answered RK_EBUSY: settles the port and, when
+ * nothing of op is in flight, parks op until op_retry_stalled. */
+void op__stall(struct op_machine *m, struct op *op);
+
 /* The value bytes of k (its view, or val). */
 static inline const char *op__kval(const struct op_key *k)
 {
