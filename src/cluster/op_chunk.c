@@ -115,9 +115,12 @@ static bool key_begin(struct op_machine *m, struct op *op, struct op_key *k)
         if (chunk_manifest_decode(ch->mbuf.base, ch->mbuf.len, max_total(m),
                                   &ch->man) != RK_OK) {
             chunk_fail(op,
-                       "ERR a chunked value's manifest does not decode "
-                       "(%u/%u)",
-                       0, 0);
+                       "ERR the manifest of a chunked value does not decode "
+                       "(version %u, %u bytes); the key needs repair",
+                       ch->mbuf.len > 4
+                           ? (uint32_t)(unsigned char)ch->mbuf.base[4]
+                           : 0,
+                       (uint32_t)ch->mbuf.len);
             return false;
         }
         /* assembled inside a RESP bulk frame, so that a GET can send the
@@ -176,7 +179,6 @@ static bool key_end(struct op_machine *m, struct op *op, struct op_key *k)
         k->vview = k->frame.base + ch->hdr;
         k->vview_len = ch->man.total;
         k->chunked = false;
-        k->fetched = true;
         m->cstats.values_fetched++;
         m->cstats.bytes_fetched += ch->man.total;
         return true;

@@ -77,7 +77,6 @@ struct op_key
     bool ctype;        /* val starts with a content type (dvv.h) */
     bool chunked;      /* read: val is the live version's manifest (until
                           FETCH); write: val is a manifest (after STORE) */
-    bool fetched;      /* val was assembled from blocks */
     bool had_chunked;  /* the read object holds a manifest */
     uint64_t ts, exp;  /* read: its version; write: what to write */
     struct rk_buf val; /* read: the value; write: what to write */
