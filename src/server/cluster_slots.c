@@ -298,6 +298,49 @@ static void reply_slots_node(struct client *c, const struct cs_node *nd)
     reply_map(c, 0); /* networking metadata (Redis 7): none */
 }
 
+/* The member index of the k-th primary in CLUSTER SLOTS' order: this node
+ * first, then the others by id. */
+static size_t slots_owner(const struct cs_view *v, size_t k)
+{
+    size_t self = 0;
+    while (self < v->m && !v->node[self].self) {
+        self++;
+    }
+    if (self == v->m || k == 0) {
+        return self == v->m ? k : self;
+    }
+    return k <= self ? k - 1 : k;
+}
+
+static void reply_slots_range(struct client *c,
+                              const struct cs_view *v,
+                              uint32_t p)
+{
+    uint32_t e = range_end(v, p), first, last, unused;
+    ring_slot_range(v->ring, p, &first, &unused);
+    ring_slot_range(v->ring, e - 1, &unused, &last);
+    const size_t *l = view_list(v, p);
+    size_t k = 0;
+    for (size_t i = 0; i < v->n; i++) {
+        k += slots_lists(v, i, l[i]);
+    }
+    reply_array(c, 2 + k);
+    reply_int(c, first);
+    reply_int(c, last);
+    for (size_t i = 0; i < v->n; i++) {
+        if (slots_lists(v, i, l[i])) {
+            reply_slots_node(c, &v->node[l[i]]);
+        }
+    }
+}
+
+/*
+ * Ranges are listed by primary, as Redis lists them (node by node), with
+ * this node's own ranges first: redis-py 4.3 takes the nodes in this order
+ * as its startup nodes and, after a connection error, asks the first one
+ * for the topology again, failing outright if it is down (redis-py issue
+ * 2480, fixed in 4.4); the node that answered was up a moment ago.
+ */
 static void cluster_slots(struct client *c, const struct cs_view *v)
 {
     size_t n_ranges = 0;
@@ -305,21 +348,11 @@ static void cluster_slots(struct client *c, const struct cs_view *v)
         n_ranges++;
     }
     reply_array(c, n_ranges);
-    for (uint32_t p = 0; p < v->q; p = range_end(v, p)) {
-        uint32_t e = range_end(v, p), first, last, unused;
-        ring_slot_range(v->ring, p, &first, &unused);
-        ring_slot_range(v->ring, e - 1, &unused, &last);
-        const size_t *l = view_list(v, p);
-        size_t k = 0;
-        for (size_t i = 0; i < v->n; i++) {
-            k += slots_lists(v, i, l[i]);
-        }
-        reply_array(c, 2 + k);
-        reply_int(c, first);
-        reply_int(c, last);
-        for (size_t i = 0; i < v->n; i++) {
-            if (slots_lists(v, i, l[i])) {
-                reply_slots_node(c, &v->node[l[i]]);
+    for (size_t k = 0; k < v->m; k++) {
+        size_t owner = slots_owner(v, k);
+        for (uint32_t p = 0; p < v->q; p = range_end(v, p)) {
+            if (view_list(v, p)[0] == owner) {
+                reply_slots_range(c, v, p);
             }
         }
     }
