@@ -1,10 +1,12 @@
 /*
  * cluster_slots.c - the Redis Cluster commands answered from the ring
  * (issue 13 item 2; docs/clients.md): CLUSTER SLOTS, SHARDS, NODES, MYID,
- * INFO, KEYSLOT, COUNTKEYSINSLOT, GETKEYSINSLOT, HELP, and READONLY,
- * READWRITE and ASKING accepted with +OK.  Replies follow the Redis
- * command reference (https://redis.io/docs/latest/commands/cluster-slots/
- * and its siblings) and what redis-server 7.0 answers.
+ * INFO, KEYSLOT, HELP, and READONLY, READWRITE and ASKING accepted with
+ * +OK (COUNTKEYSINSLOT and GETKEYSINSLOT walk the local keys: cmd_cluster
+ * in cmd/keyspace.c, which hands the other subcommands here).  Replies follow
+ * the Redis command reference
+ * (https://redis.io/docs/latest/commands/cluster-slots/ and its siblings) and
+ * what redis-server 7.0 answers.
  *
  * The map from the ring to Redis Cluster's words:
  *   - slots: partition p covers slots ring_slot_range(p) (16384/Q of
@@ -531,118 +533,6 @@ static void cluster_info_cmd(struct client *c, const struct cs_view *v)
     reply_bulk(c, b, (size_t)n);
 }
 
-/* ---- keys of a slot ----------------------------------------------------- */
-
-struct slot_keys
-{
-    uint32_t slot;
-    uint64_t now_ms;
-    uint64_t count;      /* keys found */
-    uint64_t max;        /* stop after this many (UINT64_MAX: count all) */
-    struct rk_buf *keys; /* NULL: count only; else u32 length + bytes each */
-    bool oom;
-};
-
-static bool slot_keys_cb(void *data,
-                         const void *key,
-                         size_t klen,
-                         const struct engine_meta *meta)
-{
-    struct slot_keys *sk = data;
-    if (cluster_meta_is_tombstone(meta) ||
-        (meta->expire_at_ms != 0 && meta->expire_at_ms <= sk->now_ms) ||
-        slot_of_key(key, klen) != sk->slot) {
-        return true;
-    }
-    if (sk->count >= sk->max) {
-        return false;
-    }
-    if (sk->keys != NULL) {
-        uint32_t l = (uint32_t)klen;
-        if (rk_buf_append(sk->keys, &l, sizeof(l)) != RK_OK ||
-            rk_buf_append(sk->keys, key, klen) != RK_OK) {
-            sk->oom = true;
-            return false;
-        }
-    }
-    sk->count++;
-    return true;
-}
-
-/* Parses a slot argument; false after replying "ERR Invalid slot". */
-static bool slot_arg_or_reply(struct client *c,
-                              const struct resp_arg *a,
-                              const char *err,
-                              uint32_t *out)
-{
-    char tmp[24];
-    char *end;
-    if (a->len == 0 || a->len >= sizeof(tmp)) {
-        reply_error(c, err);
-        return false;
-    }
-    memcpy(tmp, a->ptr, a->len);
-    tmp[a->len] = '\0';
-    errno = 0;
-    long long v = strtoll(tmp, &end, 10);
-    if (*end != '\0' || errno || v < 0 || v >= SLOT_COUNT) {
-        reply_error(c, err);
-        return false;
-    }
-    *out = (uint32_t)v;
-    return true;
-}
-
-static void cluster_keys_in_slot(struct client *c,
-                                 size_t argc,
-                                 const struct resp_arg *argv)
-{
-    static const char bad_slot[] = "ERR Invalid slot";
-    static const char bad_both[] = "ERR Invalid slot or number of keys";
-    bool get = argc == 4;
-    struct slot_keys sk = {.now_ms = server_now_ms(), .max = UINT64_MAX};
-    if (!slot_arg_or_reply(c, &argv[2], get ? bad_both : bad_slot, &sk.slot)) {
-        return;
-    }
-    struct rk_buf keys = {0};
-    if (get) {
-        char tmp[24];
-        char *end;
-        if (argv[3].len == 0 || argv[3].len >= sizeof(tmp)) {
-            reply_error(c, bad_both);
-            return;
-        }
-        memcpy(tmp, argv[3].ptr, argv[3].len);
-        tmp[argv[3].len] = '\0';
-        errno = 0;
-        long long v = strtoll(tmp, &end, 10);
-        if (*end != '\0' || errno || v < 0) {
-            reply_error(c, bad_both);
-            return;
-        }
-        sk.max = (uint64_t)v;
-        sk.keys = &keys;
-    }
-    /* Node-local, like Redis: the keys this node stores in the slot (it
-     * holds the slot's keys when it is one of the slot's replicas).
-     * O(keys on this node): no per-slot index is kept. */
-    int rc = engine_foreach(c->srv->engine, slot_keys_cb, &sk);
-    if (rc != RK_OK || sk.oom) {
-        reply_error(c, sk.oom ? "ERR out of memory" : "ERR keys failed");
-    } else if (!get) {
-        reply_int(c, (int64_t)sk.count);
-    } else {
-        reply_array(c, (size_t)sk.count);
-        for (size_t off = 0; off + 4 <= keys.len;) {
-            uint32_t l;
-            memcpy(&l, keys.base + off, sizeof(l));
-            reply_bulk(c, keys.base + off + 4, l);
-            off += 4 + (size_t)l;
-        }
-    }
-    rk_buf_fini(&keys);
-}
-
 /* ---- the command -------------------------------------------------------- */
 
 static void cluster_help(struct client *c)
@@ -679,6 +569,7 @@ void cluster_redis_cmd(struct client *c,
                        size_t argc,
                        const struct resp_arg *argv)
 {
+    (void)argc; /* checked by the command table */
     const struct resp_arg *sub = &argv[1];
     if (cluster__arg_eq(sub, "help")) {
         cluster_help(c);
@@ -702,9 +593,6 @@ void cluster_redis_cmd(struct client *c,
         cluster_info_cmd(c, &v);
     } else if (cluster__arg_eq(sub, "keyslot")) {
         reply_int(c, slot_of_key(argv[2].ptr, argv[2].len));
-    } else if (cluster__arg_eq(sub, "countkeysinslot") ||
-               cluster__arg_eq(sub, "getkeysinslot")) {
-        cluster_keys_in_slot(c, argc, argv);
     } else {
         /* the command table lists the subcommands: cannot happen */
         reply_errorf(c, "ERR unknown subcommand '%.*s'. Try CLUSTER HELP.",
