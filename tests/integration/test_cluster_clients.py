@@ -19,11 +19,14 @@ What is checked:
      down node is flagged fail and its ranges have another primary;
   6. RedisCluster sees a node join after a topology refresh;
   7. redis-cli -c sets and gets through any node (no redirects);
-  8. redis-benchmark --cluster runs against it (smoke).
+  8. redis-benchmark --cluster runs against it (smoke);
+  9. a cluster.state of format 1 (keys placed by XXH3) is upgraded on a
+     single node and refused with a reason on a node of 4 with N=3.
 
     RINGKV_BUILD=$PWD/build-san /usr/bin/python3 -m pytest -s -q \\
         tests/integration/test_cluster_clients.py
 """
+import os
 import shutil
 import subprocess
 import time
@@ -266,6 +269,7 @@ def test_redis_py_cluster_routes_1000_keys(cluster_factory):
         rc.close()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_redis_py_cluster_survives_a_sigkilled_node(cluster_factory):
     cl = cluster_factory(3)
@@ -328,6 +332,7 @@ def test_redis_py_cluster_survives_a_sigkilled_node(cluster_factory):
         rc.close()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_redis_py_cluster_sees_a_join_after_refresh(cluster_factory):
     cl = cluster_factory(4, form=3)
@@ -401,3 +406,38 @@ def test_redis_benchmark_cluster_smoke(cluster_factory):
     assert p.returncode == 0, p.stdout
     assert "Cluster has 3 master nodes" in p.stdout, p.stdout
     assert "SET:" in p.stdout and "GET:" in p.stdout, p.stdout
+
+
+# --- 9. cluster.state format 1 ----------------------------------------------
+
+def set_state_format(node_server, fmt):
+    path = os.path.join(node_server.data_dir, "cluster.state")
+    with open(path, "r+b") as f:
+        head = f.read(5)
+        assert head[:4] == b"RKCS" and head[4] == 2, head
+        f.seek(4)
+        f.write(bytes([fmt]))
+
+
+@pytest.mark.timeout(120)
+def test_format_1_state_upgraded_alone_refused_when_spread(server_factory,
+                                                          cluster_factory):
+    s = server_factory()
+    s.client().set("old", "1")
+    assert s.stop() == 0
+    set_state_format(s, 1)
+    s.start()
+    assert s.client().get("old") == b"1"
+    assert s.client().info("cluster")["cluster_enabled"] == 1
+
+    cl = cluster_factory(4)
+    n = cl.nodes[3]
+    cl.drop_client(n)
+    assert n.server.stop() == 0
+    set_state_format(n.server, 1)
+    n.server.start(wait=False)
+    rc = n.server.wait_exit(timeout=60)
+    assert rc not in (0, None), rc
+    log = n.server.logs()
+    assert "format 1" in log and "hash slot" in log and \
+        "empty --data-dir" in log, log[-2000:]
