@@ -93,9 +93,10 @@ void cluster_on_durable(struct server *s);
 int cluster_handoff(struct server *s);
 
 /*
- * CLUSTER SLOTS|SHARDS|NODES|MYID|INFO|KEYSLOT|COUNTKEYSINSLOT|
- * GETKEYSINSLOT|HELP (cluster_slots.c; issue 13 item 2): the ring as Redis
- * Cluster clients expect it, so they route keys by slot to a replica.
+ * CLUSTER SLOTS|SHARDS|NODES|MYID|INFO|KEYSLOT (cluster_slots.c; issue 13
+ * item 2; the command's handler, cmd_cluster, answers HELP,
+ * COUNTKEYSINSLOT and GETKEYSINSLOT itself): the ring as Redis Cluster
+ * clients expect it, so they route keys by slot to a replica.
  * Replies -ERR "cluster support disabled" unless cluster_redis_enabled.
  * Never redirects (no MOVED/ASK): any node coordinates any key.
  * Arity is checked by the command table.  Thread: the loop.

@@ -1,10 +1,10 @@
 /*
  * cluster_slots.c - the Redis Cluster commands answered from the ring
  * (issue 13 item 2; docs/clients.md): CLUSTER SLOTS, SHARDS, NODES, MYID,
- * INFO, KEYSLOT, HELP, and READONLY, READWRITE and ASKING accepted with
- * +OK (COUNTKEYSINSLOT and GETKEYSINSLOT walk the local keys: cmd_cluster
- * in cmd/keyspace.c, which hands the other subcommands here).  Replies follow
- * the Redis command reference
+ * INFO, KEYSLOT, and READONLY, READWRITE and ASKING accepted with +OK
+ * (HELP, COUNTKEYSINSLOT and GETKEYSINSLOT, which walk the local keys, are
+ * cmd_cluster's in cmd/keyspace.c, which hands the others here).  Replies
+ * follow the Redis command reference
  * (https://redis.io/docs/latest/commands/cluster-slots/ and its siblings) and
  * what redis-server 7.0 answers.
  *
@@ -535,46 +535,12 @@ static void cluster_info_cmd(struct client *c, const struct cs_view *v)
 
 /* ---- the command -------------------------------------------------------- */
 
-static void cluster_help(struct client *c)
-{
-    static const char *lines[] = {
-        "CLUSTER <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "COUNTKEYSINSLOT <slot>",
-        "    Return the number of keys this node stores in <slot>.",
-        "GETKEYSINSLOT <slot> <count>",
-        "    Return up to <count> key names this node stores in <slot>.",
-        "INFO",
-        "    Return information about the cluster.",
-        "KEYSLOT <key>",
-        "    Return the hash slot for <key>.",
-        "MYID",
-        "    Return this node's id (40 hex characters).",
-        "NODES",
-        "    Return the cluster's nodes (every member is a master).",
-        "SHARDS",
-        "    Return the slot ranges with their primary and replicas.",
-        "SLOTS",
-        "    Return the slot ranges with their primary and replicas.",
-        "HELP",
-        "    Print this help.",
-    };
-    size_t n = sizeof(lines) / sizeof(lines[0]);
-    reply_array(c, n);
-    for (size_t i = 0; i < n; i++) {
-        resp_w_simple(&c->obuf, lines[i]);
-    }
-}
-
 void cluster_redis_cmd(struct client *c,
                        size_t argc,
                        const struct resp_arg *argv)
 {
     (void)argc; /* checked by the command table */
     const struct resp_arg *sub = &argv[1];
-    if (cluster__arg_eq(sub, "help")) {
-        cluster_help(c);
-        return;
-    }
     struct cs_view v;
     if (not_member_or_reply(c, view_init(&v, c))) {
         return;
@@ -594,7 +560,7 @@ void cluster_redis_cmd(struct client *c,
     } else if (cluster__arg_eq(sub, "keyslot")) {
         reply_int(c, slot_of_key(argv[2].ptr, argv[2].len));
     } else {
-        /* the command table lists the subcommands: cannot happen */
+        /* cmd_cluster answers the others; the command table lists them */
         reply_errorf(c, "ERR unknown subcommand '%.*s'. Try CLUSTER HELP.",
                      (int)(sub->len > 64 ? 64 : sub->len), sub->ptr);
     }

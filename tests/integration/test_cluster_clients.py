@@ -142,6 +142,8 @@ def test_single_node_is_a_cluster_of_one(server):
         r.execute_command("CLUSTER", "GETKEYSINSLOT", 1, -1)
     with pytest.raises(redis.ResponseError, match="unknown subcommand"):
         r.execute_command("CLUSTER", "FOO")
+    helptext = r.execute_command("CLUSTER", "HELP")
+    assert any(b"GETKEYSINSLOT" in ln for ln in helptext), helptext
     for cmd in ("READONLY", "READWRITE", "ASKING"):
         assert r.execute_command(cmd) in (b"OK", True), cmd
     # plain clients keep working, and so does RedisCluster

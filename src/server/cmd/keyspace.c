@@ -509,6 +509,31 @@ static bool slot_keys_cb(void *data,
  */
 void cmd_cluster(struct client *c, size_t argc, const struct resp_arg *argv)
 {
+    static const char *const help[] = {
+        "CLUSTER <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "COUNTKEYSINSLOT <slot>",
+        "    Return the number of keys this node stores in <slot>.",
+        "GETKEYSINSLOT <slot> <count>",
+        "    Return up to <count> key names this node stores in <slot>.",
+        "INFO",
+        "    Return information about the cluster.",
+        "KEYSLOT <key>",
+        "    Return the hash slot for <key>.",
+        "MYID",
+        "    Return this node's id (40 hex characters).",
+        "NODES",
+        "    Return the cluster's nodes (every member is a master).",
+        "SHARDS",
+        "    Return the slot ranges with their primary and replicas.",
+        "SLOTS",
+        "    Return the slot ranges with their primary and replicas.",
+        "HELP",
+        "    Print this help.",
+    };
+    if (cmd__arg_is(&argv[1], "HELP")) {
+        cmd__reply_lines(c, help, sizeof(help) / sizeof(help[0]));
+        return;
+    }
     bool get = cmd__arg_is(&argv[1], "GETKEYSINSLOT");
     if ((!get && !cmd__arg_is(&argv[1], "COUNTKEYSINSLOT")) ||
         !cluster_redis_enabled(c->srv)) {
