@@ -13,7 +13,8 @@
  *     them, ring.h); adjacent partitions with the same node list are
  *     reported as one range;
  *   - a slot range's nodes are its partition's preference list (the first
- *     min(N, M) members of ring_preflist).  Its primary ("master") is the
+ *     min(N, M) members of ring_preflist; cluster/slotmap.h, which this
+ *     file renders).  Its primary ("master") is the
  *     first of them that this node sees up, else the first suspected one,
  *     else the first: like a Redis failover, a down node's ranges move to
  *     a replica at once, so a client that refreshes its topology after a
@@ -49,23 +50,17 @@
 #include <sys/socket.h>
 
 #include "cluster/slot.h"
+#include "cluster/slotmap.h"
 #include "server/cluster_internal.h"
-
-enum cs_health
-{
-    CS_OK = 0, /* up (or self) */
-    CS_PFAIL,  /* suspected by SWIM, still routed to */
-    CS_FAIL,   /* down: routing skips it */
-};
 
 struct cs_node
 {
-    const char *id; /* ringkv node id, view into the ring */
-    char hexid[41]; /* 40 hex characters, NUL */
-    char host[256]; /* RESP host */
-    uint16_t port;  /* RESP port */
-    uint16_t cport; /* peer port (NODES' "@cport") */
-    enum cs_health health;
+    const char *id;             /* ringkv node id, view into the ring */
+    char hexid[41];             /* 40 hex characters, NUL */
+    char host[256];             /* RESP host */
+    uint16_t port;              /* RESP port */
+    uint16_t cport;             /* peer port (NODES' "@cport") */
+    enum slotmap_health health; /* slotmap_health */
     bool self;
 };
 
@@ -78,7 +73,7 @@ struct cs_view
     size_t m;             /* ring members */
     size_t n;             /* nodes per partition: min(N, M) */
     struct cs_node *node; /* m, by ring member index */
-    size_t *list;         /* q * n member indexes, primary first */
+    struct slotmap *map;  /* each partition's nodes, primary first */
     uint64_t epoch;       /* cluster state version */
 };
 
@@ -141,43 +136,27 @@ static void local_host(const struct client *c, char *out, size_t cap)
     }
 }
 
-static enum cs_health health_of(struct cnode *cn, const char *id)
+static enum slotmap_health health_of(void *data, const char *id)
 {
+    struct cnode *cn = data;
     if (strcmp(id, cn->node_id) == 0) {
-        return CS_OK;
+        return SLOTMAP_OK;
     }
     if (!cluster__peer_is_up(cn, id)) {
-        return CS_FAIL;
+        return SLOTMAP_FAIL;
     }
     enum swim_status st = SWIM_UP;
     if (swim_member_status(node_swim(cn->node), id, &st, NULL) &&
         st == SWIM_SUSPECT) {
-        return CS_PFAIL;
+        return SLOTMAP_PFAIL;
     }
-    return CS_OK;
+    return SLOTMAP_OK;
 }
 
 static void view_fini(struct cs_view *v)
 {
     rk_free(v->node);
-    rk_free(v->list);
-}
-
-/* Orders partition p's nodes: the primary (see the file header) first. */
-static void view_order(struct cs_view *v, uint32_t p)
-{
-    size_t *l = v->list + (size_t)p * v->n;
-    size_t got = ring_preflist(v->ring, p, l, v->n);
-    (void)got;
-    size_t best = 0;
-    for (size_t i = 1; i < v->n; i++) {
-        if (v->node[l[i]].health < v->node[l[best]].health) {
-            best = i;
-        }
-    }
-    size_t primary = l[best];
-    memmove(l + 1, l, best * sizeof(*l));
-    l[0] = primary;
+    slotmap_destroy(v->map);
 }
 
 /*
@@ -200,20 +179,19 @@ static int view_init(struct cs_view *v, struct client *c)
     v->ring = r;
     v->q = ring_size(r);
     v->m = ring_member_count(r);
-    v->n = ring_target_n(r) < v->m ? ring_target_n(r) : v->m;
     v->epoch = membership_version(mem);
     v->node = rk_calloc(v->m, sizeof(*v->node));
-    v->list = rk_calloc((size_t)v->q * v->n, sizeof(*v->list));
-    if (v->node == NULL || v->list == NULL) {
+    if (v->node == NULL || slotmap_create(r, health_of, cn, &v->map) != RK_OK) {
         view_fini(v);
         return RK_ENOMEM;
     }
+    v->n = slotmap_width(v->map);
     for (size_t i = 0; i < v->m; i++) {
         struct cs_node *nd = &v->node[i];
         nd->id = ring_member_id(r, i, NULL);
         redis_node_id(nd->id, nd->hexid);
         nd->self = strcmp(nd->id, cn->node_id) == 0;
-        nd->health = health_of(cn, nd->id);
+        nd->health = slotmap_health(v->map, i);
         struct membership_member mm;
         if (membership_member_find(mem, nd->id, &mm)) {
             snprintf(nd->host, sizeof(nd->host), "%s", mm.host);
@@ -224,37 +202,28 @@ static int view_init(struct cs_view *v, struct client *c)
             local_host(c, nd->host, sizeof(nd->host));
         }
     }
-    for (uint32_t p = 0; p < v->q; p++) {
-        view_order(v, p);
-    }
     return RK_OK;
 }
 
 static const size_t *view_list(const struct cs_view *v, uint32_t p)
 {
-    return v->list + (size_t)p * v->n;
+    return slotmap_nodes(v->map, p);
 }
 
 static bool same_list(const struct cs_view *v, uint32_t a, uint32_t b)
 {
-    return memcmp(view_list(v, a), view_list(v, b), v->n * sizeof(*v->list)) ==
-           0;
+    return slotmap_same_nodes(v->map, a, b);
 }
 
 /* Whether CLUSTER SLOTS lists node i of a range (primary: always). */
 static bool slots_lists(const struct cs_view *v, size_t pos, size_t i)
 {
-    return pos == 0 || v->node[i].health != CS_FAIL;
+    return pos == 0 || v->node[i].health != SLOTMAP_FAIL;
 }
 
-/* The first partition after `p` that does not continue p's range. */
 static uint32_t range_end(const struct cs_view *v, uint32_t p)
 {
-    uint32_t e = p + 1;
-    while (e < v->q && same_list(v, p, e)) {
-        e++;
-    }
-    return e;
+    return slotmap_range_end(v->map, p);
 }
 
 /* Writes the slots of partitions [p, e) as "first-last" (or "first"). */
@@ -393,7 +362,7 @@ static void reply_shard_node(struct client *c,
     reply_bulk_str(c, "replication-offset");
     reply_int(c, 0);
     reply_bulk_str(c, "health");
-    reply_bulk_str(c, nd->health == CS_FAIL ? "failed" : "online");
+    reply_bulk_str(c, nd->health == SLOTMAP_FAIL ? "failed" : "online");
 }
 
 static void cluster_shards(struct client *c, const struct cs_view *v)
@@ -439,14 +408,14 @@ static void cluster_shards(struct client *c, const struct cs_view *v)
 static int nodes_line(const struct cs_view *v, size_t i, struct rk_buf *out)
 {
     const struct cs_node *nd = &v->node[i];
-    const char *fl = nd->health == CS_FAIL    ? ",fail"
-                     : nd->health == CS_PFAIL ? ",fail?"
-                                              : "";
+    const char *fl = nd->health == SLOTMAP_FAIL    ? ",fail"
+                     : nd->health == SLOTMAP_PFAIL ? ",fail?"
+                                                   : "";
     char b[512];
     int n = snprintf(
         b, sizeof(b), "%s %s:%u@%u %smaster%s - 0 0 %" PRIu64 " %s", nd->hexid,
         nd->host, nd->port, nd->cport, nd->self ? "myself," : "", fl, v->epoch,
-        nd->health == CS_FAIL ? "disconnected" : "connected");
+        nd->health == SLOTMAP_FAIL ? "disconnected" : "connected");
     int rc = rk_buf_append(out, b, (size_t)n);
     for (uint32_t p = 0; rc == RK_OK && p < v->q; p = range_end(v, p)) {
         if (view_list(v, p)[0] != i) {
@@ -485,10 +454,10 @@ static void cluster_info_cmd(struct client *c, const struct cs_view *v)
         ring_slot_range(v->ring, p, &first, &last);
         uint64_t k = (uint64_t)last - first + 1;
         switch (v->node[view_list(v, p)[0]].health) {
-            case CS_OK:
+            case SLOTMAP_OK:
                 ok += k;
                 break;
-            case CS_PFAIL:
+            case SLOTMAP_PFAIL:
                 pfail += k;
                 break;
             default:
