@@ -100,6 +100,22 @@ static const struct cli_cmd_help help_table[] = {
     {"TIME", "", "The server's time (seconds, microseconds)", "server"},
     {"SAVE", "", "Make every write durable now (fdatasync)", "server"},
     {"SHUTDOWN", "[NOSAVE|SAVE]", "Stop the server gracefully", "server"},
+    /* Redis Cluster clients (docs/clients.md) */
+    {"CLUSTER SLOTS", "", "Slot ranges with their primary and replicas",
+     "cluster"},
+    {"CLUSTER SHARDS", "", "Slot ranges as shards, with node health",
+     "cluster"},
+    {"CLUSTER NODES", "", "The nodes, Redis Cluster's text format", "cluster"},
+    {"CLUSTER MYID", "", "This node's 40-hex-character id", "cluster"},
+    {"CLUSTER INFO", "", "Cluster state and slot counts", "cluster"},
+    {"CLUSTER KEYSLOT", "key", "Hash slot of a key", "cluster"},
+    {"CLUSTER COUNTKEYSINSLOT", "slot", "Keys this node stores in a slot",
+     "cluster"},
+    {"CLUSTER GETKEYSINSLOT", "slot count",
+     "Names of keys this node stores in a slot", "cluster"},
+    {"READONLY", "", "Accepted for cluster clients (OK)", "cluster"},
+    {"READWRITE", "", "Accepted for cluster clients (OK)", "cluster"},
+    {"ASKING", "", "Accepted for cluster clients (OK)", "cluster"},
     /* ringkv's own */
     {"RINGKV.GETALL", "key",
      "All concurrent values (siblings) of a key "

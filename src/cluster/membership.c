@@ -6,10 +6,12 @@
  * keeps the newer one and answers an older one with its own), with
  * Riak's vector-clock merge replaced by a total order on whole states.
  *
- * State bytes, format version 1 (integers little-endian; docs/cluster.md):
+ * State bytes, format version 2 (integers little-endian; docs/cluster.md):
  *   off   size   field
  *   0     4      magic "RKCS"
- *   4     1      format version, MEMBERSHIP_FORMAT_VERSION = 1
+ *   4     1      format version, MEMBERSHIP_FORMAT_VERSION = 2 (format 1,
+ *                the same bytes, placed keys by XXH3 instead of hash slot;
+ *                a saved one is upgraded when M <= N, see state_decode)
  *   5     8      version, >= 1
  *   13    1+c    changer id: u8 length c (1..64), bytes (a listed member)
  *   ..    1+k    cluster name: u8 length k (0..64), bytes
@@ -399,8 +401,12 @@ static bool rd_str(struct rd *r, size_t len, char *dst)
     } while (0)
 
 /* Reads the header fields up to and including the changer. */
-static int decode_head(struct rd *r, uint64_t *version, char *changer,
-                       char *errbuf, size_t errlen)
+static int decode_head(struct rd *r,
+                       uint64_t *version,
+                       char *changer,
+                       uint8_t *format,
+                       char *errbuf,
+                       size_t errlen)
 {
     const unsigned char *magic = rd_take(r, 4);
     if (magic == NULL || memcmp(magic, MB_MAGIC, 4) != 0) {
@@ -412,12 +418,16 @@ static int decode_head(struct rd *r, uint64_t *version, char *changer,
         set_err(errbuf, errlen, "cluster state: truncated header");
         return RK_EPROTO;
     }
-    if (fmt != MEMBERSHIP_FORMAT_VERSION) {
+    if (fmt != MEMBERSHIP_FORMAT_VERSION &&
+        (format == NULL || fmt != MEMBERSHIP_FORMAT_V1)) {
         set_err(errbuf, errlen,
                 "cluster state format %u is not supported (this node "
                 "reads %u)",
                 fmt, MEMBERSHIP_FORMAT_VERSION);
         return RK_EVERSION;
+    }
+    if (format != NULL) {
+        *format = fmt;
     }
     *version = rd_u64(r);
     uint8_t cl = rd_u8(r);
@@ -429,15 +439,29 @@ static int decode_head(struct rd *r, uint64_t *version, char *changer,
     return RK_OK;
 }
 
-static int state_decode(const void *buf, size_t len, struct mb_state **out,
-                        char *errbuf, size_t errlen)
+/*
+ * Decodes state bytes of format MEMBERSHIP_FORMAT_VERSION, and of format 1
+ * when `upgrade_v1` (a saved state read at start): format 1 differs only
+ * in key placement (XXH3 of the key instead of its hash slot, ring.h), so
+ * it is taken as it is when that cannot have put any key elsewhere: every
+ * valid member is a replica of every key (M <= N, which includes every
+ * single node).  Its next encoding is format 2.
+ */
+static int state_decode(const void *buf,
+                        size_t len,
+                        bool upgrade_v1,
+                        struct mb_state **out,
+                        char *errbuf,
+                        size_t errlen)
 {
     struct rd r = {.p = buf, .left = len};
     struct mb_state *s = rk_calloc(1, sizeof(*s));
     if (s == NULL) {
         return RK_ENOMEM;
     }
-    int rc = decode_head(&r, &s->version, s->changer, errbuf, errlen);
+    uint8_t fmt = MEMBERSHIP_FORMAT_VERSION;
+    int rc = decode_head(&r, &s->version, s->changer, upgrade_v1 ? &fmt : NULL,
+                         errbuf, errlen);
     if (rc != RK_OK) {
         goto fail;
     }
@@ -515,6 +539,21 @@ static int state_decode(const void *buf, size_t len, struct mb_state **out,
         }
         goto fail;
     }
+    if (fmt == MEMBERSHIP_FORMAT_V1 &&
+        ring_member_count(s->ring) > ring_target_n(s->ring)) {
+        set_err(errbuf, errlen,
+                "cluster state format 1 was saved by a ringkv that placed "
+                "keys by XXH3; this build (format %u) places them by Redis "
+                "hash slot, so with %zu members and n_val %" PRIu32
+                " this node's keys would sit on the wrong replicas.  Keep "
+                "running the old build, or copy the data out, then start "
+                "every node with an empty --data-dir and form the cluster "
+                "again (docs/cluster.md, \"Upgrading to hash slots\")",
+                MEMBERSHIP_FORMAT_VERSION, ring_member_count(s->ring),
+                ring_target_n(s->ring));
+        rc = RK_EVERSION;
+        goto fail;
+    }
     if (ring_size(s->ring) != s->ring_size ||
         ring_target_n(s->ring) != s->n_val ||
         ring_member_count(s->ring) != n_valid) {
@@ -540,7 +579,7 @@ int membership_state_check(const void *buf, size_t len,
                            size_t errbuf_len)
 {
     struct mb_state *s = NULL;
-    int rc = state_decode(buf, len, &s, errbuf, errbuf_len);
+    int rc = state_decode(buf, len, false, &s, errbuf, errbuf_len);
     if (rc != RK_OK) {
         return rc;
     }
@@ -557,8 +596,8 @@ int membership_state_compare(const void *a, size_t a_len, const void *b,
     struct rd ra = {.p = a, .left = a_len}, rb = {.p = b, .left = b_len};
     uint64_t va = 0, vb = 0;
     char ca[CL_ID_MAX + 1], cb[CL_ID_MAX + 1];
-    bool oka = decode_head(&ra, &va, ca, NULL, 0) == RK_OK;
-    bool okb = decode_head(&rb, &vb, cb, NULL, 0) == RK_OK;
+    bool oka = decode_head(&ra, &va, ca, NULL, NULL, 0) == RK_OK;
+    bool okb = decode_head(&rb, &vb, cb, NULL, NULL, 0) == RK_OK;
     if (!RK_ALWAYS(oka && okb)) {
         return (int)oka - (int)okb;
     }
@@ -744,7 +783,7 @@ int membership_create(const struct membership_config *cfg, const void *saved,
     rk_rng_seed(&m->rng, cfg->seed);
     if (saved != NULL && saved_len > 0) {
         struct mb_state *s = NULL;
-        int rc = state_decode(saved, saved_len, &s, errbuf, errbuf_len);
+        int rc = state_decode(saved, saved_len, true, &s, errbuf, errbuf_len);
         if (rc == RK_OK && strcmp(s->name, m->name) != 0) {
             set_err(errbuf, errbuf_len,
                     "saved state is of cluster \"%s\", this node is "
@@ -1151,7 +1190,8 @@ static int on_join(struct membership *m, const struct peer_join *j,
 static int decode_incoming(struct membership *m, struct peer_bytes b,
                            struct mb_state **out)
 {
-    int rc = state_decode(b.ptr, b.len, out, m->errmsg, sizeof(m->errmsg));
+    int rc =
+        state_decode(b.ptr, b.len, false, out, m->errmsg, sizeof(m->errmsg));
     if (rc == RK_OK && strcmp((*out)->name, m->name) != 0) {
         MB_ERR(m, "state of cluster \"%s\" ignored (this node is in \"%s\")",
                (*out)->name, m->name);

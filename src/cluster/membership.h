@@ -27,7 +27,8 @@
 #include "common/buf.h"
 #include "proto/peer.h"
 
-#define MEMBERSHIP_FORMAT_VERSION       1    /* byte 4 of the state bytes */
+#define MEMBERSHIP_FORMAT_VERSION       2    /* byte 4 of the state bytes */
+#define MEMBERSHIP_FORMAT_V1            1    /* keys placed by XXH3 (ring.h) */
 #define MEMBERSHIP_MAX_MEMBERS          1024 /* members incl. removed ones */
 #define MEMBERSHIP_MAX_CLUSTER_NAME     64   /* bytes */
 #define MEMBERSHIP_DEFAULT_GOSSIP_MS    200
@@ -95,9 +96,14 @@ struct membership;
  *     REMOVED_SELF) and carry cfg's cluster name.
  *   out: the machine (returned-owned, membership_destroy); untouched on
  *     error.
+ *     A saved state of format 1 (keys placed by XXH3, before hash slots)
+ *     is upgraded when its ring has no more members than n_val (every
+ *     member holds every key, so no key moves; its next encoding is
+ *     format 2), and refused with RK_EVERSION and a reason saying what to
+ *     do otherwise.
  * Errors: RK_EINVAL (bad config; saved state of another cluster or not
  * listing this node), RK_EPROTO/RK_EVERSION (saved bytes malformed, see
- * membership_state_check), RK_ENOMEM.  `errbuf` (may be NULL) receives a
+ * membership_state_check, or format 1 with M > N), RK_ENOMEM.  `errbuf` (may be NULL) receives a
  * one-line reason on error, at most errbuf_len bytes including the NUL.
  * Thread: any (the result belongs to one thread).
  */

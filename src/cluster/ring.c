@@ -75,6 +75,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "cluster/slot.h"
 #include "common/alloc.h"
 #include "common/endian.h"
 #include "common/error.h"
@@ -230,19 +231,33 @@ int ring_find_member(const struct ring *r, const char *id, size_t len)
     return -1;
 }
 
-uint32_t ring_partition_of_hash(const struct ring *r, uint64_t hash)
+/* Q <= RING_MAX_SIZE divides SLOT_COUNT: both are powers of two. */
+_Static_assert(RING_MAX_SIZE <= SLOT_COUNT && (SLOT_COUNT % RING_MAX_SIZE) == 0,
+               "ring sizes must divide the slot count");
+
+uint32_t ring_partition_of_slot(const struct ring *r, uint32_t slot)
 {
-    if (r->log2_q == 0) {
-        return 0; /* a shift by 64 would be undefined */
-    }
-    return (uint32_t)(hash >> (64 - r->log2_q));
+    /* SLOT_COUNT = 2^14 slots, Q = 2^log2_q partitions: the top log2_q
+     * bits of the 14-bit slot */
+    return (slot & (SLOT_COUNT - 1)) >> (14 - r->log2_q);
 }
 
 uint32_t ring_partition_of_key(const struct ring *r,
                                const void *key,
                                size_t klen)
 {
-    return ring_partition_of_hash(r, XXH3_64bits(key, klen));
+    return ring_partition_of_slot(r, slot_of_key(key, klen));
+}
+
+void ring_slot_range(const struct ring *r,
+                     uint32_t partition,
+                     uint32_t *first,
+                     uint32_t *last)
+{
+    uint32_t per = SLOT_COUNT >> r->log2_q;
+    uint32_t p = partition & (r->q - 1);
+    *first = p * per;
+    *last = p * per + per - 1;
 }
 
 size_t ring_owner(const struct ring *r, uint32_t partition)

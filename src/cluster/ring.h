@@ -2,10 +2,14 @@
  * ring.h - the partitioned consistent-hash ring (DESIGN.md section 4,
  * issue 4 item 2).
  *
- * The 64-bit hash space is cut into Q = ring_size equal partitions (Q a
- * power of two, 1..RING_MAX_SIZE).  A key's position is XXH3-64 of its
- * bytes, and partition p covers [p * 2^64/Q, (p+1) * 2^64/Q), so the
- * partition of a key is position >> (64 - log2 Q).  Every partition has one
+ * The key space is Redis Cluster's SLOT_COUNT = 16384 hash slots
+ * (slot.h: CRC16 of the key or of its {hash tag}, mod 16384), cut into
+ * Q = ring_size equal partitions of contiguous slots (Q a power of two,
+ * 1..RING_MAX_SIZE, so Q divides 16384): partition p covers slots
+ * [p * 16384/Q, (p+1) * 16384/Q), so the partition of a key is
+ * slot >> (14 - log2 Q) and every Redis Cluster client can compute it
+ * (issue 13 item 1; until then the position was XXH3-64 of the key, which
+ * cluster-state format 1 records, see membership.h).  Every partition has one
  * owner, a member of the ring.  Members are node ids (1..RING_MAX_ID_LEN
  * bytes of graphic ASCII, 0x21..0x7e) kept sorted bytewise, so a member
  * index is the rank of its id and does not depend on the order the ids were
@@ -115,13 +119,25 @@ const char *ring_member_id(const struct ring *r, size_t i, size_t *len);
  */
 int ring_find_member(const struct ring *r, const char *id, size_t len);
 
-/* Partition of a key: XXH3_64bits(key, klen) >> (64 - log2 Q). */
+/*
+ * Partition of a key: ring_partition_of_slot(slot_of_key(key, klen)), so
+ * keys sharing a {hash tag} share a partition and a preference list.
+ * key/klen: bytes, binary-safe.  O(klen).
+ */
 uint32_t ring_partition_of_key(const struct ring *r,
                                const void *key,
                                size_t klen);
 
-/* Partition of a 64-bit ring position: hash >> (64 - log2 Q). */
-uint32_t ring_partition_of_hash(const struct ring *r, uint64_t hash);
+/* Partition of hash slot `slot` (0..SLOT_COUNT-1; higher bits ignored):
+ * slot >> (14 - log2 Q). */
+uint32_t ring_partition_of_slot(const struct ring *r, uint32_t slot);
+
+/* The slots `partition` (< ring_size; higher bits ignored) covers:
+ * *first..*last inclusive, 16384/Q of them. */
+void ring_slot_range(const struct ring *r,
+                     uint32_t partition,
+                     uint32_t *first,
+                     uint32_t *last);
 
 /* Member index owning `partition` (< ring_size). */
 size_t ring_owner(const struct ring *r, uint32_t partition);

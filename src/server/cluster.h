@@ -92,6 +92,29 @@ void cluster_on_durable(struct server *s);
  * RK_OK without a cluster. */
 int cluster_handoff(struct server *s);
 
+/*
+ * CLUSTER SLOTS|SHARDS|NODES|MYID|INFO|KEYSLOT (cluster_slots.c; issue 13
+ * item 2; the command's handler, cmd_cluster, answers HELP,
+ * COUNTKEYSINSLOT and GETKEYSINSLOT itself): the ring as Redis Cluster
+ * clients expect it, so they route keys by slot to a replica.
+ * Replies -ERR "cluster support disabled" unless cluster_redis_enabled.
+ * Never redirects (no MOVED/ASK): any node coordinates any key.
+ * Arity is checked by the command table.  Thread: the loop.
+ */
+void cluster_redis_cmd(struct client *c,
+                       size_t argc,
+                       const struct resp_arg *argv);
+
+/* READONLY, READWRITE, ASKING: accepted with +OK (any node serves any key,
+ * reads and writes alike). */
+void cluster_redis_ok_cmd(struct client *c,
+                          size_t argc,
+                          const struct resp_arg *argv);
+
+/* Whether the CLUSTER commands work: this node is a member of a cluster
+ * (a single node is a cluster of one).  INFO's cluster_enabled. */
+bool cluster_redis_enabled(struct server *s);
+
 /* RINGKV.CLUSTER JOIN|LEAVE|REMOVE|STATUS|FAULT (commands.c table). */
 void cluster_cmd(struct client *c, size_t argc, const struct resp_arg *argv);
 

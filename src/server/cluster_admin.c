@@ -242,10 +242,10 @@ void cluster_info(struct server *s, struct rk_buf *out)
         b, sizeof(b),
         /* cluster_enabled is Redis's "this node speaks the Redis Cluster
          * protocol" (CLUSTER SLOTS ...), which client libraries read to
-         * pick cluster mode: 0 until those commands exist (issue 17
-         * item 7); ringkv_cluster says this node is in a ringkv
-         * cluster. */
-        "cluster_enabled:0\r\n"
+         * pick cluster mode: 1 exactly when those commands work, i.e.
+         * this node is a member (cluster_slots.c, issue 13 item 2);
+         * ringkv_cluster says this node runs the ringkv cluster code. */
+        "cluster_enabled:%d\r\n"
         "ringkv_cluster:1\r\n"
         "cluster_name:%s\r\n"
         "node_id:%s\r\n"
@@ -285,6 +285,7 @@ void cluster_info(struct server *s, struct rk_buf *out)
         "\r\n"
         "cluster_storage:%s\r\n"
         "cluster_members_degraded:%zu\r\n",
+        cluster_redis_enabled(s) ? 1 : 0,
         membership_cluster_name(node_membership(cn->node)), cn->node_id,
         cn->peer_port, phases[ph <= MEMBERSHIP_REMOVED_SELF ? ph : 0],
         membership_version(node_membership(cn->node)),

@@ -64,9 +64,10 @@ def test_stats_has_the_info_figures_as_json(server):
     assert isinstance(j["stats"]["total_commands_processed"], int)
     assert j["stats"]["total_commands_processed"] >= 10
     assert j["server"]["tcp_port"] == server.port
-    # cluster_enabled is Redis Cluster's flag: 0 until CLUSTER SLOTS & co.
-    # exist (issue 17 item 7); ringkv_cluster says the node is clustered
-    assert j["cluster"]["cluster_enabled"] == 0
+    # cluster_enabled is Redis Cluster's flag: 1 when CLUSTER SLOTS & co.
+    # work, which they do on a member, a single node included (issue 13);
+    # ringkv_cluster says the node runs the ringkv cluster code
+    assert j["cluster"]["cluster_enabled"] == 1
     assert j["cluster"]["ringkv_cluster"] == 1
 
 

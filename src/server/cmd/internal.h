@@ -101,6 +101,7 @@ void cmd__reply_storage_error(struct client *c, int rc, const char *what);
 bool cmd__value_fits_or_reply(struct client *c, uint64_t vlen, uint64_t limit);
 
 /* ---- keyspace.c ---- */
+void cmd_cluster(struct client *c, size_t argc, const struct resp_arg *argv);
 void cmd_dbsize(struct client *c, size_t argc, const struct resp_arg *argv);
 void cmd_flushall(struct client *c, size_t argc, const struct resp_arg *argv);
 void cmd_getall(struct client *c, size_t argc, const struct resp_arg *argv);

@@ -22,6 +22,7 @@
 #include "cluster/chunk.h"
 #include "cluster/dvv.h"
 #include "cluster/replica.h"
+#include "cluster/slot.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/glob.h"
@@ -477,4 +478,106 @@ void cmd_flushall(struct client *c, size_t argc, const struct resp_arg *argv)
     cmd__note_write(c, seq);
     rk_log(RK_LOG_INFO, "flushall", "client=%s", c->addr);
     reply_ok(c);
+}
+
+/* ---- CLUSTER COUNTKEYSINSLOT / GETKEYSINSLOT ----------------------------- */
+
+struct slot_keys
+{
+    uint32_t slot;
+    struct key_list kl; /* the slot's keys (live and expired) */
+};
+
+static bool slot_keys_cb(void *data,
+                         const void *key,
+                         size_t klen,
+                         const struct engine_meta *meta)
+{
+    struct slot_keys *sk = data;
+    if (slot_of_key(key, klen) != sk->slot) {
+        return true;
+    }
+    return key_list_cb(&sk->kl, key, klen, meta);
+}
+
+/*
+ * CLUSTER: COUNTKEYSINSLOT and GETKEYSINSLOT are node-local like KEYS (the
+ * keys this node stores in a slot, as in Redis; O(keys on this node), no
+ * per-slot index is kept); every other subcommand describes the ring
+ * (cluster_redis_cmd, server/cluster_slots.c), which also answers the
+ * error when this node is not a member of a cluster.
+ */
+void cmd_cluster(struct client *c, size_t argc, const struct resp_arg *argv)
+{
+    static const char *const help[] = {
+        "CLUSTER <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "COUNTKEYSINSLOT <slot>",
+        "    Return the number of keys this node stores in <slot>.",
+        "GETKEYSINSLOT <slot> <count>",
+        "    Return up to <count> key names this node stores in <slot>.",
+        "INFO",
+        "    Return information about the cluster.",
+        "KEYSLOT <key>",
+        "    Return the hash slot for <key>.",
+        "MYID",
+        "    Return this node's id (40 hex characters).",
+        "NODES",
+        "    Return the cluster's nodes (every member is a master).",
+        "SHARDS",
+        "    Return the slot ranges with their primary and replicas.",
+        "SLOTS",
+        "    Return the slot ranges with their primary and replicas.",
+        "HELP",
+        "    Print this help.",
+    };
+    if (cmd__arg_is(&argv[1], "HELP")) {
+        cmd__reply_lines(c, help, sizeof(help) / sizeof(help[0]));
+        return;
+    }
+    bool get = cmd__arg_is(&argv[1], "GETKEYSINSLOT");
+    if ((!get && !cmd__arg_is(&argv[1], "COUNTKEYSINSLOT")) ||
+        !cluster_redis_enabled(c->srv)) {
+        cluster_redis_cmd(c, argc, argv);
+        return;
+    }
+    int64_t slot, max = INT64_MAX;
+    if (!cmd__arg_i64_or_reply(c, &argv[2], &slot) ||
+        (get && !cmd__arg_i64_or_reply(c, &argv[3], &max))) {
+        return;
+    }
+    if (slot < 0 || slot >= SLOT_COUNT || max < 0) {
+        reply_error(
+            c, get ? "ERR Invalid slot or number of keys" : "ERR Invalid slot");
+        return;
+    }
+    struct slot_keys sk = {.slot = (uint32_t)slot};
+    rk_buf_init(&sk.kl.data);
+    int rc = engine_foreach(c->srv->engine, slot_keys_cb, &sk);
+    if (rc != RK_OK || sk.kl.oom) {
+        key_list_fini(&sk.kl);
+        reply_error(c, rc == RK_OK ? "ERR out of memory" : "ERR keys failed");
+        return;
+    }
+    /* the first `max` keys that are not expired */
+    uint64_t now = server_now_ms();
+    size_t live = 0;
+    for (size_t i = 0; i < sk.kl.n; i++) {
+        live += !cmd__is_expired(&sk.kl.metas[i], now);
+    }
+    if ((uint64_t)live > (uint64_t)max) {
+        live = (size_t)max;
+    }
+    if (!get) {
+        reply_int(c, (int64_t)live);
+    } else {
+        reply_array(c, live);
+        for (size_t i = 0, sent = 0; i < sk.kl.n && sent < live; i++) {
+            if (!cmd__is_expired(&sk.kl.metas[i], now)) {
+                reply_bulk(c, sk.kl.data.base + sk.kl.offs[i],
+                           sk.kl.offs[i + 1] - sk.kl.offs[i]);
+                sent++;
+            }
+        }
+    }
+    key_list_fini(&sk.kl);
 }

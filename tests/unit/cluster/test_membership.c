@@ -352,12 +352,65 @@ static void test_membership_state_rejects_every_truncation(void **state)
         RK_EPROTO);
     assert_non_null(strstr(err, "trailing"));
     /* An unknown format version is RK_EVERSION with a clear message. */
-    enc.base[4] = 2;
+    enc.base[4] = 3;
     assert_int_equal(
         membership_state_check(enc.base, enc.len, NULL, err, sizeof(err)),
         RK_EVERSION);
-    assert_non_null(strstr(err, "format 2"));
+    assert_non_null(strstr(err, "format 3"));
+    /* Format 1 (keys placed by XXH3) is refused in gossip and checks. */
+    enc.base[4] = 1;
+    assert_int_equal(
+        membership_state_check(enc.base, enc.len, NULL, err, sizeof(err)),
+        RK_EVERSION);
     rk_buf_fini(&enc);
+}
+
+/* The saved state of `m` nodes (n_val 3) as format 1 bytes, and node 0's
+ * config (valid until net_fini). */
+static void v1_state(struct net *net, int m, struct rk_buf *out)
+{
+    net_init(net, m, 7, 0);
+    form(net, m);
+    struct peer_bytes b = membership_state_bytes(net->nodes[0].m);
+    assert_int_equal(rk_buf_append(out, b.ptr, b.len), RK_OK);
+    assert_int_equal((unsigned char)out->base[4], MEMBERSHIP_FORMAT_VERSION);
+    out->base[4] = MEMBERSHIP_FORMAT_V1;
+}
+
+/* Issue 13 item 1: format 1 placed keys by XXH3.  A saved format 1 state
+ * is upgraded when every member holds every key (M <= N: placement could
+ * not differ), and refused with a reason and what to do otherwise. */
+static void test_membership_upgrades_format_1_only_when_m_le_n(void **state)
+{
+    (void)state;
+    for (int m = 1; m <= 4; m++) {
+        struct net net;
+        struct rk_buf enc = {0};
+        v1_state(&net, m, &enc);
+        struct membership *mb = NULL;
+        char err[1024] = "";
+        int rc = membership_create(&net.nodes[0].cfg, enc.base, enc.len, &mb,
+                                   err, sizeof(err));
+        if (m <= 3) {
+            assert_int_equal(rc, RK_OK);
+            assert_int_equal(membership_phase(mb), MEMBERSHIP_MEMBER);
+            struct peer_bytes b = membership_state_bytes(mb);
+            assert_int_equal(b.len, enc.len);
+            const unsigned char *p = (const unsigned char *)b.ptr;
+            assert_int_equal(p[4], MEMBERSHIP_FORMAT_VERSION);
+            assert_memory_equal(p + 5, enc.base + 5, enc.len - 5);
+        } else {
+            assert_int_equal(rc, RK_EVERSION);
+            assert_null(mb);
+            printf("# %s\n", err);
+            assert_non_null(strstr(err, "format 1"));
+            assert_non_null(strstr(err, "hash slot"));
+            assert_non_null(strstr(err, "empty --data-dir"));
+        }
+        membership_destroy(mb);
+        rk_buf_fini(&enc);
+        net_fini(&net);
+    }
 }
 
 static void test_membership_state_rejects_random_garbage(void **state)
@@ -1065,6 +1118,7 @@ int main(void)
         cmocka_unit_test(test_membership_remove_takes_a_dead_node_out),
         cmocka_unit_test(test_membership_leave_refused_while_holding_data),
         cmocka_unit_test(test_membership_restarts_from_persisted_bytes),
+        cmocka_unit_test(test_membership_upgrades_format_1_only_when_m_le_n),
         cmocka_unit_test(
             test_membership_gossip_from_another_cluster_is_ignored),
         cmocka_unit_test(test_membership_fuzz_seeds_decode_cleanly),

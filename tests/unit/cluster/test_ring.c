@@ -23,6 +23,7 @@
 #include <xxhash.h>
 
 #include "cluster/ring.h"
+#include "cluster/slot.h"
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/endian.h"
@@ -256,8 +257,9 @@ static void test_ring_members_are_sorted_and_found_by_id(void **state)
     ring_destroy(r);
 }
 
-/* EVIDENCE-OF: partition = XXH3-64(key) >> (64 - log2 Q). */
-static void test_ring_key_partition_matches_xxh3_top_bits(void **state)
+/* EVIDENCE-OF: partition = hash slot >> (14 - log2 Q), partition p
+ * covering slots [p * 16384/Q, (p+1) * 16384/Q) (issue 13 item 1). */
+static void test_ring_key_partition_is_slot_range(void **state)
 {
     (void)state;
     for (uint32_t q = 1, bits = 0; q <= RING_MAX_SIZE; q *= 2, bits++) {
@@ -265,19 +267,24 @@ static void test_ring_key_partition_matches_xxh3_top_bits(void **state)
         char key[32];
         for (int i = 0; i < 1000; i++) {
             int len = snprintf(key, sizeof(key), "key:%d", i);
-            uint64_t h = XXH3_64bits(key, (size_t)len);
-            uint32_t want = bits == 0 ? 0 : (uint32_t)(h >> (64 - bits));
+            uint32_t want = slot_of_key(key, (size_t)len) >> (14 - bits);
             assert_int_equal(ring_partition_of_key(r, key, (size_t)len), want);
         }
-        assert_int_equal(ring_partition_of_key(r, "", 0),
-                         ring_partition_of_hash(r, XXH3_64bits("", 0)));
-        /* Partition p covers [p * 2^64/Q, (p+1) * 2^64/Q). */
-        for (uint32_t p = 1; p < q; p++) {
-            uint64_t start = (uint64_t)p << (64 - bits);
-            assert_int_equal(ring_partition_of_hash(r, start), p);
-            assert_int_equal(ring_partition_of_hash(r, start - 1), p - 1);
+        assert_int_equal(ring_partition_of_key(r, "", 0), 0);
+        uint32_t per = SLOT_COUNT / q, next = 0;
+        for (uint32_t p = 0; p < q; p++) {
+            uint32_t first, last;
+            ring_slot_range(r, p, &first, &last);
+            assert_int_equal(first, next);
+            assert_int_equal(last, first + per - 1);
+            assert_int_equal(ring_partition_of_slot(r, first), p);
+            assert_int_equal(ring_partition_of_slot(r, last), p);
+            next = last + 1;
         }
-        assert_int_equal(ring_partition_of_hash(r, UINT64_MAX), q - 1);
+        assert_int_equal(next, SLOT_COUNT);
+        /* keys sharing a hash tag share a partition */
+        assert_int_equal(ring_partition_of_key(r, "{user1000}.following", 20),
+                         ring_partition_of_key(r, "{user1000}.followers", 20));
         ring_destroy(r);
     }
 }
@@ -888,7 +895,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ring_create_rejects_bad_arguments),
         cmocka_unit_test(test_ring_members_are_sorted_and_found_by_id),
-        cmocka_unit_test(test_ring_key_partition_matches_xxh3_top_bits),
+        cmocka_unit_test(test_ring_key_partition_is_slot_range),
         cmocka_unit_test(test_ring_balance_every_member_owns_floor_or_ceil),
         cmocka_unit_test(
             test_ring_every_n_consecutive_partitions_have_distinct_owners),
