@@ -15,7 +15,10 @@ Starts, on free loopback ports with their own temp dirs:
 Then for SET and GET at -P 1 and -P 16 it runs three redis-benchmark
 processes at once (-d 100 -r 1000000, 17/17/16 clients):
   - Redis Cluster: each with --cluster against a different master;
-  - ringkv: one per node (any node coordinates any key).
+  - ringkv: one per node (any node coordinates any key);
+  - ringkv N3R2W2 again with --cluster (issue 13: the ring answers CLUSTER
+    SLOTS, so redis-benchmark routes each key to its slot's primary
+    replica, one benchmark started against each node).
 ops/s is the sum of the three, p50 the median of their p50s, p99 the
 largest p99.  The three systems take turns workload by workload (the order
 rotates), so background noise on this shared machine hits all of them.
@@ -44,7 +47,7 @@ from cluster_bench import form_cluster, info_cluster  # noqa: E402
 SPLIT = (17, 17, 16)  # clients of the three redis-benchmark processes
 CLIENTS = sum(SPLIT)
 WORKLOADS = [("set", 1), ("set", 16), ("get", 1), ("get", 16)]
-SYSTEMS = ["redis", "r2w2", "r1w1"]
+SYSTEMS = ["redis", "r2w2", "r1w1", "r2w2c"]
 # issue 11: minimum ringkv/Redis-Cluster ops/s ratio per (config, test, -P)
 TARGETS = {
     ("r1w1", "set", 1): 1.0, ("r1w1", "set", 16): 1.0,
@@ -52,7 +55,12 @@ TARGETS = {
     ("r2w2", "set", 16): 1.0, ("r2w2", "get", 16): 0.5,
 }
 LABEL = {"redis": "Redis Cluster", "r2w2": "ringkv N3R2W2",
-         "r1w1": "ringkv N3R1W1"}
+         "r1w1": "ringkv N3R1W1",
+         "r2w2c": "ringkv N3R2W2 --cluster"}
+# the N3R2W2 cluster again, driven as a Redis Cluster (issue 13): each
+# redis-benchmark --cluster reads CLUSTER SLOTS and sends every key to the
+# primary replica of its slot, which coordinates it itself (no extra hop)
+CLUSTER_MODE = {"redis": True, "r2w2": False, "r1w1": False, "r2w2c": True}
 
 
 def redis_cli(port, *args, timeout=10):
@@ -235,6 +243,7 @@ def main():
             "r2w2": start_ringkv_cluster(a.build, tmp, "r2w2", 2, 2, procs),
             "r1w1": start_ringkv_cluster(a.build, tmp, "r1w1", 1, 1, procs),
         }
+        ports["r2w2c"] = ports["r2w2"]
         print("| test | -P | Redis Cluster ops/s | ringkv N3R2W2 ops/s | "
               "ratio | target | ringkv N3R1W1 ops/s | ratio | target | "
               "Redis Cluster p50/p99 ms | N3R2W2 p50/p99 ms | "
@@ -242,12 +251,13 @@ def main():
         print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         sys.stdout.flush()
         for i, (test, pipe) in enumerate(WORKLOADS):
-            order = SYSTEMS[i % 3:] + SYSTEMS[:i % 3]
+            k = i % len(SYSTEMS)
+            order = SYSTEMS[k:] + SYSTEMS[:k]
             res = {}
             for s in order:
                 before = keyspace(ports[s])
                 res[s] = drive(ports[s], test, pipe, a.requests,
-                               cluster=(s == "redis"))
+                               cluster=CLUSTER_MODE[s])
                 after = keyspace(ports[s])
                 if test == "get":
                     h, m = after[0] - before[0], after[1] - before[1]
@@ -259,13 +269,28 @@ def main():
                 ratio = res[s][0] / rd
                 cells += ["%.0f" % res[s][0], "%.2f" % ratio,
                           verdict(s, test, pipe, ratio)]
-            cells += ["%.3f/%.3f" % res[s][1:] for s in SYSTEMS]
+            cells += ["%.3f/%.3f" % res[s][1:] for s in SYSTEMS[:3]]
             print("| " + " | ".join(cells) + " |")
             sys.stdout.flush()
+        print("\nringkv N3R2W2 driven by cluster clients (redis-benchmark "
+              "--cluster: each key to its slot's primary replica) vs plain "
+              "clients (one redis-benchmark per node), same cluster:\n")
+        print("| test | -P | --cluster ops/s | plain ops/s | --cluster / "
+              "plain | --cluster / Redis Cluster | --cluster p50/p99 ms | "
+              "plain p50/p99 ms |")
+        print("|---|---|---|---|---|---|---|---|")
+        for test, pipe in WORKLOADS:
+            res = results[(test, pipe)]
+            c, p, rd = res["r2w2c"], res["r2w2"], res["redis"]
+            print("| %s | %d | %.0f | %.0f | %.2f | %.2f | %.3f/%.3f | "
+                  "%.3f/%.3f |" % (test.upper(), pipe, c[0], p[0],
+                                   c[0] / p[0], c[0] / rd[0], c[1], c[2],
+                                   p[1], p[2]))
+        sys.stdout.flush()
         print("\nGETs that found their key (keyspace_hits / GETs): %s" %
               "; ".join("-P %d: %s" % (pipe, ", ".join(
                   "%s %.0f%%" % (LABEL[s], 100 * hit_rate[(s, pipe)])
-                  for s in SYSTEMS)) for pipe in (1, 16)))
+                  for s in SYSTEMS[:3])) for pipe in (1, 16)))
         print("\nload average at end: %.2f %.2f %.2f" % os.getloadavg())
         print("\nTargets (issue 11; reported, never fatal):")
         for (s, test, pipe), t in TARGETS.items():
