@@ -138,9 +138,9 @@ def start_ringkv_node(build, tmp, name, r, w, procs):
     return p
 
 
-def start_ringkv_cluster(build, tmp, tag, r, w, procs):
+def start_ringkv_cluster(build, tmp, tag, r, w, procs, size=3):
     nodes = [start_ringkv_node(build, tmp, "%s-node%d" % (tag, i), r, w,
-                               procs) for i in (1, 2, 3)]
+                               procs) for i in range(1, size + 1)]
     form_cluster(build, nodes)
     for n in nodes:
         i = info_cluster(build, n.port)
@@ -287,6 +287,24 @@ def main():
                                    c[0] / p[0], c[0] / rd[0], c[1], c[2],
                                    p[1], p[2]))
         sys.stdout.flush()
+        # 5 nodes, N=3: a plain client's node holds only 3/5 of the keys,
+        # so cluster clients (routed to the slot's primary) save a hop
+        x5 = start_ringkv_cluster(a.build, tmp, "x5", 2, 2, procs, size=5)
+        print("\nringkv 5 nodes N3R2W2: cluster clients (redis-benchmark "
+              "--cluster) vs plain clients (one redis-benchmark on each of "
+              "3 nodes), same cluster, taking turns:\n")
+        print("| test | -P | --cluster ops/s | plain ops/s | --cluster / "
+              "plain | --cluster p50/p99 ms | plain p50/p99 ms |")
+        print("|---|---|---|---|---|---|---|")
+        for i, (test, pipe) in enumerate(WORKLOADS):
+            r5 = {}
+            for cl in ((True, False) if i % 2 == 0 else (False, True)):
+                r5[cl] = drive(x5, test, pipe, a.requests, cluster=cl)
+            c, p = r5[True], r5[False]
+            print("| %s | %d | %.0f | %.0f | %.2f | %.3f/%.3f | %.3f/%.3f |"
+                  % (test.upper(), pipe, c[0], p[0], c[0] / p[0], c[1], c[2],
+                     p[1], p[2]))
+            sys.stdout.flush()
         print("\nGETs that found their key (keyspace_hits / GETs): %s" %
               "; ".join("-P %d: %s" % (pipe, ", ".join(
                   "%s %.0f%%" % (LABEL[s], 100 * hit_rate[(s, pipe)])
