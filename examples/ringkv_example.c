@@ -55,8 +55,8 @@ int main(int argc, char **argv)
     }
     if (rc == RINGKV_OK) {
         printf("cart: %zu sibling(s)\n", s->n);
-        rc = ringkv_put(rk, "cart", 4, s->context, s->context_len, "apples",
-                        6, NULL);
+        rc = ringkv_put(rk, "cart", 4, s->context, s->context_len, "apples", 6,
+                        NULL);
         ringkv_siblings_free(s);
     }
 

@@ -55,16 +55,16 @@ extern "C" {
 #define RINGKV_VERSION_PATCH 0
 
 /* The error codes: RINGKV_OK = 0, every error negative. */
-#define RINGKV_ERRNO_MAP(X)                                                 \
-    X(ENOMEM, -1, "out of memory")                                          \
-    X(EINVAL, -2, "invalid argument")                                       \
-    X(EPROTO, -3, "protocol error (malformed or unexpected reply)")         \
-    X(EIO, -4, "connection failed or broke")                                \
-    X(ETIMEDOUT, -5, "timed out")                                           \
-    X(ENOQUORUM, -6, "quorum not reached")                                  \
-    X(ENOTFOUND, -7, "key not found")                                       \
-    X(EAUTH, -8, "authentication failed or required")                       \
-    X(ESERVER, -9, "the server answered an error")                          \
+#define RINGKV_ERRNO_MAP(X)                                         \
+    X(ENOMEM, -1, "out of memory")                                  \
+    X(EINVAL, -2, "invalid argument")                               \
+    X(EPROTO, -3, "protocol error (malformed or unexpected reply)") \
+    X(EIO, -4, "connection failed or broke")                        \
+    X(ETIMEDOUT, -5, "timed out")                                   \
+    X(ENOQUORUM, -6, "quorum not reached")                          \
+    X(ENOTFOUND, -7, "key not found")                               \
+    X(EAUTH, -8, "authentication failed or required")               \
+    X(ESERVER, -9, "the server answered an error")                  \
     X(ENOTOPOLOGY, -10, "no node reachable or no node serves the slot")
 
 enum ringkv_err
@@ -87,37 +87,40 @@ struct ringkv; /* opaque handle */
 /* Options of ringkv_create(); fill with ringkv_options_init() first, then
  * set what you need.  Every pointer is borrowed for ringkv_create() only
  * (the strings are copied). */
-struct ringkv_options {
+struct ringkv_options
+{
     const char *const *seeds; /* n_seeds "host:port" strings ("[::1]:7379"
                                  for IPv6); at least one */
     size_t n_seeds;
-    const char *username;     /* AUTH user, NULL = "AUTH password" */
-    const char *password;     /* NULL = no AUTH */
-    int connect_timeout_ms;   /* per connect attempt; default 1000 */
-    int timeout_ms;           /* default deadline of a call, all attempts
-                                 included; default 5000 */
-    int max_attempts;         /* attempts of a retryable call, >= 1;
-                                 default 8 */
-    int backoff_base_ms;      /* first backoff; default 10 */
-    int backoff_max_ms;       /* backoff cap; default 500 */
-    int refresh_interval_ms;  /* periodic CLUSTER SLOTS; default 10000;
-                                 < 0 = only after errors */
-    int down_ms;              /* a node that refused a connection is
-                                 skipped this long; default 1000 */
+    const char *username;    /* AUTH user, NULL = "AUTH password" */
+    const char *password;    /* NULL = no AUTH */
+    int connect_timeout_ms;  /* per connect attempt; default 1000 */
+    int timeout_ms;          /* default deadline of a call, all attempts
+                                included; default 5000 */
+    int max_attempts;        /* attempts of a retryable call, >= 1;
+                                default 8 */
+    int backoff_base_ms;     /* first backoff; default 10 */
+    int backoff_max_ms;      /* backoff cap; default 500 */
+    int refresh_interval_ms; /* periodic CLUSTER SLOTS; default 10000;
+                                < 0 = only after errors */
+    int down_ms;             /* a node that refused a connection is
+                                skipped this long; default 1000 */
 };
 
 /* Fills `o` with the defaults above (no seeds). */
 void ringkv_options_init(struct ringkv_options *o);
 
 /* Flags of a call (struct ringkv_call.flags). */
-#define RINGKV_CALL_IDEMPOTENT 0x1u /* the caller says the operation may be
-                                       repeated (INCR, PUT are retried) */
-#define RINGKV_CALL_NO_RETRY   0x2u /* one attempt, whatever the operation */
+#define RINGKV_CALL_IDEMPOTENT                                            \
+    0x1u                          /* the caller says the operation may be \
+                                     repeated (INCR, PUT are retried) */
+#define RINGKV_CALL_NO_RETRY 0x2u /* one attempt, whatever the operation */
 
 /* Per-call options; NULL = the handle's defaults. */
-struct ringkv_call {
-    int timeout_ms;  /* deadline of this call, all attempts; 0 = default */
-    unsigned flags;  /* RINGKV_CALL_* */
+struct ringkv_call
+{
+    int timeout_ms; /* deadline of this call, all attempts; 0 = default */
+    unsigned flags; /* RINGKV_CALL_* */
 };
 
 /*
@@ -177,9 +180,10 @@ int ringkv_del(struct ringkv *rk,
                const struct ringkv_call *call);
 
 /* One value of ringkv_mget() and ringkv_getall(). */
-struct ringkv_value {
-    char *data;  /* owned by the array, NUL-terminated; NULL if missing */
-    size_t len;  /* bytes */
+struct ringkv_value
+{
+    char *data; /* owned by the array, NUL-terminated; NULL if missing */
+    size_t len; /* bytes */
 };
 
 /*
@@ -230,18 +234,20 @@ int ringkv_expire(struct ringkv *rk,
                   const struct ringkv_call *call);
 
 /* One sibling of ringkv_getall(). */
-struct ringkv_sibling {
+struct ringkv_sibling
+{
     struct ringkv_value value; /* data NULL for a deletion (tombstone) */
     uint64_t hlc;              /* hybrid logical clock of the write */
     int64_t unix_ms;           /* its wall-clock time, ms since the epoch */
 };
 
 /* All siblings of a key and the causal context that covers them. */
-struct ringkv_siblings {
-    char *context;       /* opaque (hex text), NUL-terminated; "" when the
-                            key was never written */
-    size_t context_len;  /* bytes */
-    size_t n;            /* siblings, newest first; 0 for a missing key */
+struct ringkv_siblings
+{
+    char *context;      /* opaque (hex text), NUL-terminated; "" when the
+                           key was never written */
+    size_t context_len; /* bytes */
+    size_t n;           /* siblings, newest first; 0 for a missing key */
     struct ringkv_sibling *items;
 };
 
@@ -276,14 +282,15 @@ int ringkv_put(struct ringkv *rk,
                const struct ringkv_call *call);
 
 /* Counters of a handle since ringkv_create (for tests and monitoring). */
-struct ringkv_stats {
-    uint64_t calls;        /* API calls */
-    uint64_t attempts;     /* requests tried (calls + retries) */
-    uint64_t retries;      /* attempts after the first */
-    uint64_t connects;     /* connections opened */
-    uint64_t refreshes;    /* topology reads */
-    uint64_t errors;       /* calls that returned an error (ENOTFOUND
-                              excluded) */
+struct ringkv_stats
+{
+    uint64_t calls;     /* API calls */
+    uint64_t attempts;  /* requests tried (calls + retries) */
+    uint64_t retries;   /* attempts after the first */
+    uint64_t connects;  /* connections opened */
+    uint64_t refreshes; /* topology reads */
+    uint64_t errors;    /* calls that returned an error (ENOTFOUND
+                           excluded) */
 };
 
 /* Copies the counters into *st. */

@@ -18,10 +18,11 @@
 #include "common/error.h"
 #include "lib/internal.h"
 
-#define RKL_MAX_DEPTH 64
+#define RKL_MAX_DEPTH  64
 #define RKL_READ_CHUNK (16 * 1024)
 
-struct rkl_conn {
+struct rkl_conn
+{
     int fd;
     struct rk_buf wbuf;
     struct rk_buf rbuf;
@@ -62,11 +63,15 @@ static int wait_fd(int fd, short events, int64_t deadline_ms)
     }
 }
 
-static int connect_one(const struct addrinfo *ai, int64_t deadline_ms,
-                       int *fd_out, char *errbuf, size_t errlen)
+static int connect_one(const struct addrinfo *ai,
+                       int64_t deadline_ms,
+                       int *fd_out,
+                       char *errbuf,
+                       size_t errlen)
 {
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                    ai->ai_protocol);
+    int fd =
+        socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+               ai->ai_protocol);
     if (fd < 0) {
         seterr(errbuf, errlen, "socket", errno);
         return RINGKV_EIO;
@@ -141,13 +146,16 @@ int rkl_conn_open(const struct rkl_addr *a,
     return RINGKV_OK;
 }
 
-static int write_all(struct rkl_conn *c, int64_t deadline_ms, bool *sent,
-                     char *errbuf, size_t errlen)
+static int write_all(struct rkl_conn *c,
+                     int64_t deadline_ms,
+                     bool *sent,
+                     char *errbuf,
+                     size_t errlen)
 {
     size_t off = 0;
     while (off < c->wbuf.len) {
-        ssize_t n = send(c->fd, c->wbuf.base + off, c->wbuf.len - off,
-                         MSG_NOSIGNAL);
+        ssize_t n =
+            send(c->fd, c->wbuf.base + off, c->wbuf.len - off, MSG_NOSIGNAL);
         if (n > 0) {
             off += (size_t)n;
             *sent = true;
@@ -198,9 +206,9 @@ int rkl_conn_request(struct rkl_conn *c,
         if (c->rbuf.len > 0) {
             size_t consumed = 0, need = 0;
             struct resp_value *v = NULL;
-            int p = resp_reply_parse(c->rbuf.base, c->rbuf.len, RKL_MAX_DEPTH,
-                                     RESP_DEFAULT_MAX_BULK, &consumed, &need,
-                                     &v);
+            int p =
+                resp_reply_parse(c->rbuf.base, c->rbuf.len, RKL_MAX_DEPTH,
+                                 RESP_DEFAULT_MAX_BULK, &consumed, &need, &v);
             if (p == RK_OK) {
                 rk_buf_consume(&c->rbuf, consumed);
                 *reply = v;

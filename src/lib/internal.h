@@ -27,23 +27,26 @@
 #define RKL_MAX_NODES    1024 /* distinct nodes in a topology */
 #define RKL_MAX_HOST     255  /* bytes of a host name */
 
-struct rkl_addr {
+struct rkl_addr
+{
     char host[RKL_MAX_HOST + 1]; /* NUL-terminated */
     int port;                    /* 1..65535 */
 };
 
-struct rkl_range {
+struct rkl_range
+{
     uint16_t start, end;              /* slots, inclusive, start <= end */
     uint8_t n;                        /* nodes, 1..RKL_MAX_REPLICAS */
     uint16_t nodes[RKL_MAX_REPLICAS]; /* indexes into topo.nodes; the first
                                          is the range's primary */
 };
 
-struct rkl_topo {
+struct rkl_topo
+{
     size_t n_nodes;
     struct rkl_addr *nodes; /* owned, distinct host:port */
     size_t n_ranges;
-    struct rkl_range *ranges; /* owned */
+    struct rkl_range *ranges;       /* owned */
     uint16_t slot_range[RKL_SLOTS]; /* range index + 1; 0 = no node */
 };
 
@@ -70,15 +73,15 @@ int rkl_topo_from_slots(struct rkl_topo *t,
 int rkl_topo_single(struct rkl_topo *t, const char *host, int port);
 
 /* The range serving `slot` or NULL. */
-const struct rkl_range *rkl_topo_route(const struct rkl_topo *t,
-                                       uint32_t slot);
+const struct rkl_range *rkl_topo_route(const struct rkl_topo *t, uint32_t slot);
 
 /* Parses "host:port" / "[v6]:port" into *a.  RINGKV_OK or RINGKV_EINVAL. */
 int rkl_addr_parse(const char *s, struct rkl_addr *a);
 
 /* ---- policy.c --------------------------------------------------------- */
 
-struct rkl_policy {
+struct rkl_policy
+{
     int max_attempts;    /* >= 1 */
     int backoff_base_ms; /* >= 0 */
     int backoff_max_ms;  /* >= backoff_base_ms */
@@ -132,8 +135,7 @@ int rkl_error_code(const struct resp_value *v);
 
 /* A bulk / simple / null reply -> *out (returned-owned, NUL-terminated,
  * NULL for null); RINGKV_EPROTO for another type. */
-int rkl_value_from_reply(const struct resp_value *v,
-                         struct ringkv_value *out);
+int rkl_value_from_reply(const struct resp_value *v, struct ringkv_value *out);
 
 /* An MGET reply of `n` elements -> *out (returned-owned array,
  * ringkv_values_free).  RINGKV_EPROTO when not an array of n bulks/nulls. */

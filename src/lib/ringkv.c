@@ -15,14 +15,16 @@
 #define ERRMSG_SIZE 512
 
 /* One pooled node: an address, its connection (NULL until used). */
-struct pool_node {
+struct pool_node
+{
     struct rkl_addr addr;
     char name[RKL_MAX_HOST + 16]; /* "host:port" */
     struct rkl_conn *conn;
     int64_t down_until_ms; /* refused a connection: skipped until then */
 };
 
-struct ringkv {
+struct ringkv
+{
     struct ringkv_options o; /* ints only; the strings below */
     char *username, *password;
     struct rkl_policy policy;
@@ -52,8 +54,8 @@ void ringkv_options_init(struct ringkv_options *o)
 }
 
 __attribute__((format(printf, 2, 3))) static void seterr(struct ringkv *rk,
-                                                        const char *fmt,
-                                                        ...)
+                                                         const char *fmt,
+                                                         ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -104,8 +106,8 @@ static int pool_index(struct ringkv *rk, const struct rkl_addr *a)
     struct pool_node *n = &p[rk->n_pool];
     memset(n, 0, sizeof(*n));
     n->addr = *a;
-    snprintf(n->name, sizeof(n->name), strchr(a->host, ':') ? "[%s]:%d" : "%s:%d",
-             a->host, a->port);
+    snprintf(n->name, sizeof(n->name),
+             strchr(a->host, ':') ? "[%s]:%d" : "%s:%d", a->host, a->port);
     return (int)rk->n_pool++;
 }
 
@@ -117,7 +119,8 @@ static void node_drop(struct pool_node *n)
 
 /* Connects (and authenticates) pool node i if needed.  *sent stays false:
  * nothing of the caller's request is written here. */
-static int node_connect(struct ringkv *rk, struct pool_node *n,
+static int node_connect(struct ringkv *rk,
+                        struct pool_node *n,
                         int64_t deadline_ms)
 {
     if (n->conn != NULL) {
@@ -169,9 +172,13 @@ static int node_connect(struct ringkv *rk, struct pool_node *n,
 
 /* One request on pool node n, connecting first.  *sent as rkl_conn_request.
  * Error replies are RINGKV_OK with *reply of type RESP_ERROR. */
-static int node_request(struct ringkv *rk, struct pool_node *n, size_t argc,
-                        const char *const *argv, const size_t *lens,
-                        int64_t deadline_ms, bool *sent,
+static int node_request(struct ringkv *rk,
+                        struct pool_node *n,
+                        size_t argc,
+                        const char *const *argv,
+                        const size_t *lens,
+                        int64_t deadline_ms,
+                        bool *sent,
                         struct resp_value **reply)
 {
     *sent = false;
@@ -190,7 +197,8 @@ static int node_request(struct ringkv *rk, struct pool_node *n, size_t argc,
 }
 
 /* Replaces the topology with one read from pool node n.  */
-static int refresh_from(struct ringkv *rk, struct pool_node *n,
+static int refresh_from(struct ringkv *rk,
+                        struct pool_node *n,
                         int64_t deadline_ms)
 {
     static const char *const argv[2] = {"CLUSTER", "SLOTS"};
@@ -281,7 +289,8 @@ static int refresh(struct ringkv *rk, int64_t deadline_ms)
 /* The pool node for attempt `attempt` (1-based) at `slot`: the nodes that
  * serve the slot, up ones first, in topology order, rotating with the
  * attempt; the seeds when no node serves it. */
-static struct pool_node *pick_node(struct ringkv *rk, uint32_t slot,
+static struct pool_node *pick_node(struct ringkv *rk,
+                                   uint32_t slot,
                                    int attempt)
 {
     uint16_t cand[RKL_MAX_REPLICAS];
@@ -313,9 +322,13 @@ static struct pool_node *pick_node(struct ringkv *rk, uint32_t slot,
  * The retry loop of every call: routes by `slot`, sends argv, and returns
  * RINGKV_OK with a non-error reply, or the error of the last attempt.
  */
-static int call(struct ringkv *rk, uint32_t slot, bool idempotent,
-                const struct ringkv_call *c, size_t argc,
-                const char *const *argv, const size_t *lens,
+static int call(struct ringkv *rk,
+                uint32_t slot,
+                bool idempotent,
+                const struct ringkv_call *c,
+                size_t argc,
+                const char *const *argv,
+                const size_t *lens,
                 struct resp_value **reply)
 {
     rk->st.calls++;
@@ -350,8 +363,7 @@ static int call(struct ringkv *rk, uint32_t slot, bool idempotent,
             rc = RINGKV_ETIMEDOUT;
             seterr(rk, "timed out after %d ms", timeout);
         } else {
-            rc = node_request(rk, n, argc, argv, lens, now + budget, &sent,
-                              &v);
+            rc = node_request(rk, n, argc, argv, lens, now + budget, &sent, &v);
         }
         if (rc == RINGKV_OK && v->type == RESP_ERROR) {
             rc = rkl_error_code(v);
@@ -368,9 +380,8 @@ static int call(struct ringkv *rk, uint32_t slot, bool idempotent,
             rk->refresh_needed = true;
         }
         int pause = 0;
-        if (!rkl_retry_decide(&rk->policy, attempt, rc, sent, idempotent,
-                              flags, deadline - rkl_now_ms(), rnd32(rk),
-                              &pause)) {
+        if (!rkl_retry_decide(&rk->policy, attempt, rc, sent, idempotent, flags,
+                              deadline - rkl_now_ms(), rnd32(rk), &pause)) {
             break;
         }
         sleep_ms(pause);
@@ -427,10 +438,10 @@ int ringkv_create(const struct ringkv_options *o,
     rk->rng |= 1;
     rkl_topo_init(&rk->topo);
     int rc = RINGKV_ENOMEM;
-    if ((o->username && !(rk->username = rk_strndup(o->username,
-                                                    strlen(o->username)))) ||
-        (o->password && !(rk->password = rk_strndup(o->password,
-                                                    strlen(o->password))))) {
+    if ((o->username &&
+         !(rk->username = rk_strndup(o->username, strlen(o->username)))) ||
+        (o->password &&
+         !(rk->password = rk_strndup(o->password, strlen(o->password))))) {
         goto fail;
     }
     for (size_t i = 0; i < o->n_seeds; i++) {
@@ -446,8 +457,9 @@ int ringkv_create(const struct ringkv_options *o,
         }
     }
     rk->n_seeds = rk->n_pool;
-    rc = refresh(rk, rkl_now_ms() + (int64_t)rk->n_pool *
-                                        (o->connect_timeout_ms + o->timeout_ms));
+    rc =
+        refresh(rk, rkl_now_ms() + (int64_t)rk->n_pool *
+                                       (o->connect_timeout_ms + o->timeout_ms));
     if (rc != RINGKV_OK) {
         goto fail;
     }
@@ -502,7 +514,7 @@ const char *ringkv_node_addr(const struct ringkv *rk, size_t i)
 }
 
 #define KEY_OK(key, klen) ((key) != NULL || (klen) == 0)
-#define K(key) ((key) != NULL ? (const char *)(key) : "")
+#define K(key)            ((key) != NULL ? (const char *)(key) : "")
 
 int ringkv_get(struct ringkv *rk,
                const void *key,
@@ -541,9 +553,13 @@ int ringkv_get(struct ringkv *rk,
 }
 
 /* A call whose reply is +OK. */
-static int call_ok(struct ringkv *rk, uint32_t slot, bool idem,
-                   const struct ringkv_call *c, size_t argc,
-                   const char *const *argv, const size_t *lens)
+static int call_ok(struct ringkv *rk,
+                   uint32_t slot,
+                   bool idem,
+                   const struct ringkv_call *c,
+                   size_t argc,
+                   const char *const *argv,
+                   const size_t *lens)
 {
     struct resp_value *v = NULL;
     int rc = call(rk, slot, idem, c, argc, argv, lens, &v);
@@ -558,9 +574,14 @@ static int call_ok(struct ringkv *rk, uint32_t slot, bool idem,
 }
 
 /* A call whose reply is an integer. */
-static int call_int(struct ringkv *rk, uint32_t slot, bool idem,
-                    const struct ringkv_call *c, size_t argc,
-                    const char *const *argv, const size_t *lens, int64_t *out)
+static int call_int(struct ringkv *rk,
+                    uint32_t slot,
+                    bool idem,
+                    const struct ringkv_call *c,
+                    size_t argc,
+                    const char *const *argv,
+                    const size_t *lens,
+                    int64_t *out)
 {
     struct resp_value *v = NULL;
     int rc = call(rk, slot, idem, c, argc, argv, lens, &v);
@@ -626,8 +647,8 @@ int ringkv_incr(struct ringkv *rk,
     }
     char num[24];
     const char *argv[3] = {"INCRBY", K(key), num};
-    size_t lens[3] = {6, klen,
-                      (size_t)snprintf(num, sizeof(num), "%lld", (long long)by)};
+    size_t lens[3] = {
+        6, klen, (size_t)snprintf(num, sizeof(num), "%lld", (long long)by)};
     return call_int(rk, slot_of_key(key, klen), false, c, 3, argv, lens,
                     result);
 }
@@ -644,8 +665,8 @@ int ringkv_expire(struct ringkv *rk,
     }
     char num[24];
     const char *argv[3] = {"PEXPIRE", K(key), num};
-    size_t lens[3] = {7, klen, (size_t)snprintf(num, sizeof(num), "%lld",
-                                                (long long)ttl_ms)};
+    size_t lens[3] = {
+        7, klen, (size_t)snprintf(num, sizeof(num), "%lld", (long long)ttl_ms)};
     int64_t n = 0;
     int rc = call_int(rk, slot_of_key(key, klen), true, c, 3, argv, lens, &n);
     if (rc == RINGKV_OK && was_set != NULL) {
@@ -655,10 +676,15 @@ int ringkv_expire(struct ringkv *rk,
 }
 
 /* argv/lens for a multi-key command: name + n (or 2n) arguments. */
-static int build_multi(const char *name, size_t n, const void *const *keys,
-                       const size_t *klens, const void *const *vals,
-                       const size_t *vlens, const char ***argv_out,
-                       size_t **lens_out, size_t *argc_out)
+static int build_multi(const char *name,
+                       size_t n,
+                       const void *const *keys,
+                       const size_t *klens,
+                       const void *const *vals,
+                       const size_t *vlens,
+                       const char ***argv_out,
+                       size_t **lens_out,
+                       size_t *argc_out)
 {
     size_t per = vals ? 2 : 1;
     if (n == 0 || keys == NULL || klens == NULL || n > (SIZE_MAX / 4) / per) {
@@ -706,14 +732,14 @@ int ringkv_mget(struct ringkv *rk,
     if (vals == NULL) {
         return RINGKV_EINVAL;
     }
-    int rc = build_multi("MGET", n, keys, klens, NULL, NULL, &argv, &lens,
-                         &argc);
+    int rc =
+        build_multi("MGET", n, keys, klens, NULL, NULL, &argv, &lens, &argc);
     if (rc != RINGKV_OK) {
         return rc;
     }
     struct resp_value *v = NULL;
-    rc = call(rk, slot_of_key(keys[0], klens[0]), true, c, argc, argv, lens,
-              &v);
+    rc =
+        call(rk, slot_of_key(keys[0], klens[0]), true, c, argc, argv, lens, &v);
     rk_free(argv);
     rk_free(lens);
     if (rc != RINGKV_OK) {
@@ -740,13 +766,12 @@ int ringkv_mset(struct ringkv *rk,
     if (vals == NULL) {
         return RINGKV_EINVAL;
     }
-    int rc = build_multi("MSET", n, keys, klens, vals, vlens, &argv, &lens,
-                         &argc);
+    int rc =
+        build_multi("MSET", n, keys, klens, vals, vlens, &argv, &lens, &argc);
     if (rc != RINGKV_OK) {
         return rc;
     }
-    rc = call_ok(rk, slot_of_key(keys[0], klens[0]), true, c, argc, argv,
-                 lens);
+    rc = call_ok(rk, slot_of_key(keys[0], klens[0]), true, c, argc, argv, lens);
     rk_free(argv);
     rk_free(lens);
     return rc;

@@ -19,7 +19,9 @@ void rkl_topo_fini(struct rkl_topo *t)
     rkl_topo_init(t);
 }
 
-static int fail(struct rkl_topo *t, char *errbuf, size_t errlen,
+static int fail(struct rkl_topo *t,
+                char *errbuf,
+                size_t errlen,
                 const char *what)
 {
     rkl_topo_fini(t);
@@ -31,7 +33,9 @@ static int fail(struct rkl_topo *t, char *errbuf, size_t errlen,
 
 /* Index of host:port in t->nodes, added when new; -1 = ENOMEM, -2 = too
  * many nodes. */
-static int node_index(struct rkl_topo *t, const char *host, size_t hlen,
+static int node_index(struct rkl_topo *t,
+                      const char *host,
+                      size_t hlen,
                       int port)
 {
     for (size_t i = 0; i < t->n_nodes; i++) {
@@ -84,7 +88,8 @@ int rkl_topo_from_slots(struct rkl_topo *t,
     for (size_t i = 0; i < v->n; i++) {
         const struct resp_value *r = &v->elems[i];
         if (r->type != RESP_ARRAY || r->n < 3) {
-            return fail(t, errbuf, errlen, "a range is not [start, end, node...]");
+            return fail(t, errbuf, errlen,
+                        "a range is not [start, end, node...]");
         }
         if (r->elems[0].type != RESP_INT || r->elems[1].type != RESP_INT) {
             return fail(t, errbuf, errlen, "a slot is not an integer");
@@ -98,9 +103,10 @@ int rkl_topo_from_slots(struct rkl_topo *t,
         rg->end = (uint16_t)e;
         for (size_t j = 2; j < r->n; j++) {
             const struct resp_value *nd = &r->elems[j];
-            if (nd->type != RESP_ARRAY || nd->n < 2 || !is_text(&nd->elems[0]) ||
-                nd->elems[1].type != RESP_INT) {
-                return fail(t, errbuf, errlen, "a node is not [host, port, ...]");
+            if (nd->type != RESP_ARRAY || nd->n < 2 ||
+                !is_text(&nd->elems[0]) || nd->elems[1].type != RESP_INT) {
+                return fail(t, errbuf, errlen,
+                            "a node is not [host, port, ...]");
             }
             const char *host = nd->elems[0].str;
             size_t hlen = nd->elems[0].len;
@@ -166,8 +172,7 @@ int rkl_topo_single(struct rkl_topo *t, const char *host, int port)
     return RINGKV_OK;
 }
 
-const struct rkl_range *rkl_topo_route(const struct rkl_topo *t,
-                                       uint32_t slot)
+const struct rkl_range *rkl_topo_route(const struct rkl_topo *t, uint32_t slot)
 {
     if (slot >= RKL_SLOTS || t->slot_range[slot] == 0) {
         return NULL;

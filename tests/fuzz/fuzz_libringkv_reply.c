@@ -119,8 +119,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     rc = rkl_error_code(v);
-    CHECK(v->type == RESP_ERROR ? (rc == RINGKV_ENOQUORUM || rc == RINGKV_EAUTH ||
-                                   rc == RINGKV_ESERVER)
+    CHECK(v->type == RESP_ERROR ? (rc == RINGKV_ENOQUORUM ||
+                                   rc == RINGKV_EAUTH || rc == RINGKV_ESERVER)
                                 : rc == RINGKV_EPROTO);
     resp_value_free(v);
     return 0;

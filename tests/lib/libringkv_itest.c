@@ -21,13 +21,13 @@
 
 static int g_fail;
 
-#define CHECK(cond)                                                        \
-    do {                                                                   \
-        if (!(cond)) {                                                     \
+#define CHECK(cond)                                                       \
+    do {                                                                  \
+        if (!(cond)) {                                                    \
             fprintf(stderr, "%s:%d: check failed: %s (last error: %s)\n", \
-                    __FILE__, __LINE__, #cond, ringkv_last_error(rk));     \
-            g_fail = 1;                                                    \
-        }                                                                  \
+                    __FILE__, __LINE__, #cond, ringkv_last_error(rk));    \
+            g_fail = 1;                                                   \
+        }                                                                 \
     } while (0)
 
 static int open_rk(int n, char **seeds, struct ringkv **out)
@@ -75,8 +75,7 @@ static void basic(struct ringkv *rk)
     bool set = false;
     CHECK(ringkv_set(rk, "ttl2", 4, "y", 1, 0, NULL) == RINGKV_OK);
     CHECK(ringkv_expire(rk, "ttl2", 4, 150, &set, NULL) == RINGKV_OK && set);
-    CHECK(ringkv_expire(rk, "absent", 6, 150, &set, NULL) == RINGKV_OK &&
-          !set);
+    CHECK(ringkv_expire(rk, "absent", 6, 150, &set, NULL) == RINGKV_OK && !set);
     struct timespec ts = {0, 400 * 1000 * 1000};
     nanosleep(&ts, NULL);
     CHECK(ringkv_get(rk, "ttl", 3, &v, &len, NULL) == RINGKV_ENOTFOUND);
@@ -117,8 +116,8 @@ static void basic(struct ringkv *rk)
         CHECK(s->items[i].value.data == NULL);
     }
     if (s != NULL) {
-        CHECK(ringkv_put(rk, "sib", 3, s->context, s->context_len, "first",
-                         5, NULL) == RINGKV_OK);
+        CHECK(ringkv_put(rk, "sib", 3, s->context, s->context_len, "first", 5,
+                         NULL) == RINGKV_OK);
         ringkv_siblings_free(s);
     }
     s = NULL;
@@ -127,12 +126,12 @@ static void basic(struct ringkv *rk)
           memcmp(s->items[0].value.data, "first", 5) == 0 &&
           s->items[0].unix_ms > 1600000000000LL);
     if (s != NULL) {
-        CHECK(ringkv_put(rk, "sib", 3, s->context, s->context_len, "second",
-                         6, NULL) == RINGKV_OK);
+        CHECK(ringkv_put(rk, "sib", 3, s->context, s->context_len, "second", 6,
+                         NULL) == RINGKV_OK);
         ringkv_siblings_free(s);
     }
-    CHECK(ringkv_get(rk, "sib", 3, &v, &len, NULL) == RINGKV_OK &&
-          len == 6 && memcmp(v, "second", 6) == 0);
+    CHECK(ringkv_get(rk, "sib", 3, &v, &len, NULL) == RINGKV_OK && len == 6 &&
+          memcmp(v, "second", 6) == 0);
     ringkv_free(v);
     CHECK(ringkv_put(rk, "sib", 3, "zz-not-a-context", 16, "x", 1, NULL) ==
           RINGKV_ESERVER);
@@ -173,8 +172,8 @@ static void loop(struct ringkv *rk, double seconds)
             rc = ringkv_get(rk, key, (size_t)kl, &v, &len, NULL);
             if (rc == RINGKV_OK &&
                 (len != (size_t)vl || memcmp(v, val, len) != 0)) {
-                fprintf(stderr, "%s: read %.*s, wrote %s\n", key, (int)len,
-                        v, val);
+                fprintf(stderr, "%s: read %.*s, wrote %s\n", key, (int)len, v,
+                        val);
                 errors++;
             }
             ringkv_free(v);

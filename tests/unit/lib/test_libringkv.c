@@ -21,9 +21,9 @@ static struct resp_value *parse(const char *s)
 {
     size_t consumed = 0;
     struct resp_value *v = NULL;
-    assert_int_equal(resp_reply_parse(s, strlen(s), 64, 1u << 20, &consumed,
-                                      NULL, &v),
-                     RK_OK);
+    assert_int_equal(
+        resp_reply_parse(s, strlen(s), 64, 1u << 20, &consumed, NULL, &v),
+        RK_OK);
     assert_int_equal(consumed, strlen(s));
     return v;
 }
@@ -34,13 +34,15 @@ static struct resp_value *parse(const char *s)
 static void test_topo_three_ranges(void **state)
 {
     (void)state;
-    struct resp_value *v =
-        parse("*3\r\n"
-              "*4\r\n:0\r\n:5460\r\n" NODE("9\r\n127.0.0.1", "7001", "n1")
-                  NODE("9\r\n127.0.0.1", "7002", "n2") "*4\r\n:5461\r\n:10922\r\n"
-              NODE("9\r\n127.0.0.1", "7002", "n2")
-                  NODE("9\r\n127.0.0.1", "7003", "n3") "*3\r\n:10923\r\n:16383\r\n"
-              NODE("0\r\n", "7003", "n3"));
+    struct resp_value *v = parse(
+        "*3\r\n"
+        "*4\r\n:0\r\n:5460\r\n" NODE("9\r\n127.0.0.1", "7001", "n1")
+            NODE("9\r\n127.0.0.1", "7002",
+                 "n2") "*4\r\n:5461\r\n:10922\r\n" NODE("9\r\n127.0.0.1",
+                                                        "7002", "n2")
+                NODE("9\r\n127.0.0.1", "7003",
+                     "n3") "*3\r\n:10923\r\n:16383\r\n" NODE("0\r\n", "7003",
+                                                             "n3"));
     struct rkl_topo t;
     char err[128] = "";
     assert_int_equal(rkl_topo_from_slots(&t, v, "10.0.0.9", err, sizeof(err)),
@@ -86,8 +88,10 @@ static void test_topo_gaps_and_errors(void **state)
         "*1\r\n*3\r\n:0\r\n:16384\r\n" NODE("1\r\nh", "1", "aa"),
         "*1\r\n*3\r\n:0\r\n:1\r\n" NODE("1\r\nh", "0", "aa"), /* port 0 */
         "*1\r\n*3\r\n:0\r\n:1\r\n*1\r\n$1\r\nh\r\n",          /* no port */
-        "*2\r\n*3\r\n:0\r\n:10\r\n" NODE("1\r\nh", "1", "aa")
-            "*3\r\n:10\r\n:20\r\n" NODE("1\r\nh", "2", "bb"), /* overlap */
+        "*2\r\n*3\r\n:0\r\n:10\r\n" NODE(
+            "1\r\nh", "1",
+            "aa") "*3\r\n:10\r\n:20\r\n" NODE("1\r\nh", "2",
+                                              "bb"), /* overlap */
         "*1\r\n*3\r\n$1\r\n0\r\n:1\r\n" NODE("1\r\nh", "1", "aa"),
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -117,8 +121,8 @@ static void test_topo_single_and_addr(void **state)
     assert_int_equal(a.port, 7379);
     assert_int_equal(rkl_addr_parse("[::1]:80", &a), RINGKV_OK);
     assert_string_equal(a.host, "::1");
-    static const char *const bad[] = {"host", "host:", ":1", "h:0",
-                                      "h:65536", "h:1x", "[::1]80", "[]:1"};
+    static const char *const bad[] = {"host",    "host:", ":1",      "h:0",
+                                      "h:65536", "h:1x",  "[::1]80", "[]:1"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(rkl_addr_parse(bad[i], &a), RINGKV_EINVAL);
     }
@@ -157,10 +161,10 @@ static void test_reply_siblings(void **state)
 {
     (void)state;
     struct ringkv_siblings *s = NULL;
-    struct resp_value *v =
-        parse("*2\r\n$6\r\nab01ff\r\n*2\r\n"
-              "*3\r\n$3\r\nnew\r\n:7000\r\n:1700000000002\r\n"
-              "*4\r\n_\r\n:6000\r\n:1700000000001\r\n$10\r\ntext/plain\r\n");
+    struct resp_value *v = parse(
+        "*2\r\n$6\r\nab01ff\r\n*2\r\n"
+        "*3\r\n$3\r\nnew\r\n:7000\r\n:1700000000002\r\n"
+        "*4\r\n_\r\n:6000\r\n:1700000000001\r\n$10\r\ntext/plain\r\n");
     assert_int_equal(rkl_siblings_from_reply(v, &s), RINGKV_OK);
     assert_string_equal(s->context, "ab01ff");
     assert_int_equal(s->context_len, 6);
@@ -200,7 +204,8 @@ static void test_reply_siblings(void **state)
 static void test_error_codes(void **state)
 {
     (void)state;
-    struct {
+    struct
+    {
         const char *reply;
         int code;
     } cases[] = {
@@ -222,44 +227,45 @@ static void test_error_codes(void **state)
     assert_string_equal(ringkv_errname(RINGKV_OK), "RINGKV_OK");
 }
 
-static const struct rkl_policy POLICY = {
-    .max_attempts = 5, .backoff_base_ms = 10, .backoff_max_ms = 100};
+static const struct rkl_policy POLICY = {.max_attempts = 5,
+                                         .backoff_base_ms = 10,
+                                         .backoff_max_ms = 100};
 
 static void test_retry_which_errors(void **state)
 {
     (void)state;
     int ms;
     /* retryable errors on an idempotent call */
-    assert_true(rkl_retry_decide(&POLICY, 1, RINGKV_EIO, true, true, 0, 5000,
-                                 0, &ms));
+    assert_true(
+        rkl_retry_decide(&POLICY, 1, RINGKV_EIO, true, true, 0, 5000, 0, &ms));
     assert_true(rkl_retry_decide(&POLICY, 1, RINGKV_ETIMEDOUT, true, true, 0,
                                  5000, 0, &ms));
     assert_true(rkl_retry_decide(&POLICY, 1, RINGKV_ENOQUORUM, true, true, 0,
                                  5000, 0, &ms));
     /* never: server errors, auth, protocol, bad input */
-    int final[] = {RINGKV_ESERVER, RINGKV_EAUTH, RINGKV_EPROTO, RINGKV_EINVAL,
-                   RINGKV_ENOMEM, RINGKV_ENOTFOUND};
+    int final[] = {RINGKV_ESERVER, RINGKV_EAUTH,  RINGKV_EPROTO,
+                   RINGKV_EINVAL,  RINGKV_ENOMEM, RINGKV_ENOTFOUND};
     for (size_t i = 0; i < sizeof(final) / sizeof(final[0]); i++) {
         assert_false(rkl_retry_decide(&POLICY, 1, final[i], false, true, 0,
                                       5000, 0, &ms));
     }
     /* INCR / PUT: a request that may have arrived is not repeated ... */
-    assert_false(rkl_retry_decide(&POLICY, 1, RINGKV_EIO, true, false, 0, 5000,
-                                  0, &ms));
-    assert_false(rkl_retry_decide(&POLICY, 1, RINGKV_ENOQUORUM, true, false,
-                                  0, 5000, 0, &ms));
+    assert_false(
+        rkl_retry_decide(&POLICY, 1, RINGKV_EIO, true, false, 0, 5000, 0, &ms));
+    assert_false(rkl_retry_decide(&POLICY, 1, RINGKV_ENOQUORUM, true, false, 0,
+                                  5000, 0, &ms));
     /* ... unless the caller says so, or it never left */
     assert_true(rkl_retry_decide(&POLICY, 1, RINGKV_EIO, true, false,
                                  RINGKV_CALL_IDEMPOTENT, 5000, 0, &ms));
-    assert_true(rkl_retry_decide(&POLICY, 1, RINGKV_EIO, false, false, 0,
-                                 5000, 0, &ms));
+    assert_true(rkl_retry_decide(&POLICY, 1, RINGKV_EIO, false, false, 0, 5000,
+                                 0, &ms));
     /* NO_RETRY, attempts and the deadline bound it */
     assert_false(rkl_retry_decide(&POLICY, 1, RINGKV_EIO, false, true,
                                   RINGKV_CALL_NO_RETRY, 5000, 0, &ms));
-    assert_false(rkl_retry_decide(&POLICY, 5, RINGKV_EIO, true, true, 0, 5000,
-                                  0, &ms));
-    assert_false(rkl_retry_decide(&POLICY, 1, RINGKV_EIO, true, true, 0, 0, 0,
-                                  &ms));
+    assert_false(
+        rkl_retry_decide(&POLICY, 5, RINGKV_EIO, true, true, 0, 5000, 0, &ms));
+    assert_false(
+        rkl_retry_decide(&POLICY, 1, RINGKV_EIO, true, true, 0, 0, 0, &ms));
     assert_false(rkl_retry_decide(&POLICY, 4, RINGKV_EIO, true, true, 0, 40,
                                   0xffffffffu, &ms)); /* sleep >= 40 */
 }
