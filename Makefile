@@ -11,6 +11,8 @@
 #   make sim        the deterministic cluster simulator's PR tier
 #   make sim-long   its long tier (SEEDS=1:100000 STEPS=100000)
 #   make format     clang-format the sources
+#   make install    ringkvd, ringkv, libringkv (.so.0 + .a), ringkv.h and
+#                   ringkv.pc under $(DESTDIR)$(PREFIX) (default /usr/local)
 
 BUILD      ?= build
 SAN_BUILD  ?= build-san
@@ -21,10 +23,11 @@ PYTHON     ?= /usr/bin/python3
 FUZZ_SECONDS ?= 300
 FUZZ_SMOKE_SECONDS ?= 20
 RUN_ARGS   ?=
+PREFIX     ?= /usr/local
 
 .PHONY: all build deps deps-test deps-bench run test unit integration \
         fuzz fuzz-smoke fuzz-build san-build tsan bench format clean \
-        cluster cluster-stop sim sim-long
+        cluster cluster-stop sim sim-long install
 
 all: build
 
@@ -94,8 +97,15 @@ bench: deps-bench build
 	@cmake --build $(BUILD) -j $(JOBS)
 	bash bench/run.sh $(BUILD)
 
+# The prefix is written into ringkv.pc, so configure with it first;
+# DESTDIR (staged installs, packaging) is passed through the environment.
+install: build
+	@cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD)
+
 format:
-	find src tests bench -name '*.[ch]' | xargs clang-format -i
+	find src tests bench include examples -name '*.[ch]' | xargs clang-format -i
 
 clean:
 	rm -rf $(BUILD) $(SAN_BUILD) $(FUZZ_BUILD) $(TSAN_BUILD)

@@ -28,6 +28,9 @@ echo
 echo "## Allocations per request on the cluster path (bench/alloc_bench.py)"
 /usr/bin/python3 bench/alloc_bench.py "$BUILD" ${quick[@]+"${quick[@]}"} || status=1
 echo
+echo "## libringkv vs hiredis, one node, SET+GET loop (bench/libringkv_bench.py)"
+/usr/bin/python3 bench/libringkv_bench.py "$BUILD" ${quick[@]+"${quick[@]}"} || status=1
+echo
 echo "## HTTP /kv vs RESP on one node (bench/http_bench.py)"
 /usr/bin/python3 bench/http_bench.py "$BUILD" ${quick[@]+"${quick[@]}"} || status=1
 echo
