@@ -136,14 +136,29 @@ async function loop(cmd) {
   const t0 = Date.now();
   let i = 0; let ok = 0; let maxMs = 0;
   const errors = [];
+  const clientErrs = [];
+  // app_retries > 0: what an application does for idempotent commands
+  // when its client does not retry: try again after app_retry_ms
+  const retries = cmd.app_retries || 0;
+  const retried = async (fn) => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await fn();
+      } catch (e) {
+        clientErrs.push({ at_ms: Date.now() - t0, error: String(e && e.message) });
+        if (attempt >= retries) throw e;
+        await new Promise((r) => setTimeout(r, cmd.app_retry_ms || 100));
+      }
+    }
+  };
   while (Date.now() - t0 < cmd.seconds * 1000 || i < (cmd.min_ops || 0)) {
     const k = `s:${i % keys}`;
     const t = Date.now();
     try {
-      await set(k, String(i));
-      const v = await get(k);
+      await retried(() => set(k, String(i)));
+      const v = await retried(() => get(k));
       if (v !== String(i)) throw new Error(`GET ${k} answered ${v}, wanted ${i}`);
-      const p = await get(`pre:${i % preload}`);
+      const p = await retried(() => get(`pre:${i % preload}`));
       if (p !== String(i % preload)) throw new Error(`GET pre:${i % preload} answered ${p}`);
       ok++;
     } catch (e) {
@@ -153,6 +168,7 @@ async function loop(cmd) {
     i++;
   }
   return { iterations: i, ok, errors: errors.length, first_errors: errors.slice(0, 5),
+    client_errors: clientErrs.length, first_client_errors: clientErrs.slice(0, 5),
     max_iteration_ms: maxMs, seconds: (Date.now() - t0) / 1000 };
 }
 
