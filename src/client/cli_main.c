@@ -510,11 +510,12 @@ static bool split_host_port(const char *addr,
  * The peer address `cluster join SEED` sends to the node: SEED itself when
  * it is a peer port, SEED's host with its peer port when it is a RESP port.
  * Asks the seed from here: a peer port greets a new connection with its
- * binary hello at once (not RESP, so the CLUSTER NODES below fails to
- * parse); a RESP port answers CLUSTER NODES, whose `myself` line carries
- * the peer port after the '@'.  A refused or timed-out connection fails
- * fast here instead of the node retrying its join for 30 s.
- * Returns RK_OK with `out` filled, or an error with a reason in `why`.
+ * binary hello at once (client.c recognises it: the CLUSTER NODES below
+ * fails with "peer (node-to-node) port"); a RESP port answers CLUSTER
+ * NODES, whose `myself` line carries the peer port after the '@'.  A refused or
+ * timed-out connection fails fast here instead of the node retrying its join
+ * for 30 s. Returns RK_OK with `out` filled, or an error with a reason in
+ * `why`.
  */
 static int resolve_join_seed(const char *seed,
                              char *out,
@@ -542,11 +543,20 @@ static int resolve_join_seed(const char *seed,
     size_t lens[] = {7, 5};
     struct resp_value *reply = NULL;
     rc = ringkv_command(c, 2, argv, lens, &reply);
-    ringkv_close(c);
     if (rc != RK_OK) {
-        snprintf(out, out_size, "%s", seed); /* not RESP: a peer port */
-        return RK_OK;
+        /* client.c names the port a non-RESP greeting came from */
+        bool peer = strstr(ringkv_errmsg(c), "peer (node-to-node)") != NULL;
+        if (!peer) {
+            snprintf(why, size,
+                     "cannot join: seed %s is neither a RESP nor a peer "
+                     "port of ringkvd: %s",
+                     seed, ringkv_errmsg(c));
+        }
+        ringkv_close(c);
+        snprintf(out, out_size, "%s", seed);
+        return peer ? RK_OK : rc;
     }
+    ringkv_close(c);
     int peer_port = 0;
     if (reply->type == RESP_BULK || reply->type == RESP_VERBATIM) {
         /* "<id> <ip:port@cport[,hostname]> myself,master ..." */
