@@ -286,3 +286,19 @@ def test_sees_a_join_after_refresh(cluster_factory, driver, kind):
     assert merged(d.call("slot_masters")["ranges"]) == table
     assert any(p == new.port for _, _, p in table), table
     d.call("setget", prefix="j:", n=400)
+
+
+# --- the examples of docs/clients.md ----------------------------------------
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("example", ["example_ioredis.js",
+                                     "example_node_redis.js"])
+def test_docs_examples_run(cluster_factory, node_modules, example):
+    cl = cluster_factory(3)
+    p = subprocess.run([node_bin(), os.path.join(CLIENTS_DIR, example)] +
+                       [str(n.port) for n in cl.nodes[:2]], cwd=CLIENTS_DIR,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True, timeout=60)
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    assert p.stdout == "alice [ '3', '42' ]\n", p.stdout
+    assert cl.c(2).get("{cart:7}.total") == b"42"
