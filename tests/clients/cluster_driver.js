@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Drives one Node.js Redis Cluster client (ioredis `Cluster` or node-redis
-// `createCluster`) against ringkv for tests/integration/test_node_clients.py.
+// `createCluster`) against ringkv for tests/integration/test_node_cluster_clients.py.
 //
 //   node cluster_driver.js ioredis|node-redis
 //

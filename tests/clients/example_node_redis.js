@@ -1,4 +1,4 @@
-// docs/clients.md's node-redis example (run by tests/integration/test_node_clients.py):
+// docs/clients.md's node-redis example (run by tests/integration/test_node_cluster_clients.py):
 //   node example_node_redis.js PORT [PORT...]   (any nodes of the cluster)
 const { createCluster } = require('redis');
 
