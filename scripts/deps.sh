@@ -58,7 +58,7 @@ promtool_fetch() {
   fi
 }
 
-# The Node.js cluster clients of tests/integration/test_node_clients.py,
+# The Node.js cluster clients of tests/integration/test_node_cluster_clients.py,
 # pinned in tests/clients/package-lock.json, installed project-locally.
 node_clients() {
   [ "$what" = test ] || [ "$what" = all ] || return 0
