@@ -58,7 +58,20 @@ promtool_fetch() {
   fi
 }
 
-[ ${#missing[@]} -eq 0 ] && { promtool_fetch; exit 0; }
+# The Node.js cluster clients of tests/integration/test_node_cluster_clients.py,
+# pinned in tests/clients/package-lock.json, installed project-locally.
+node_clients() {
+  [ "$what" = test ] || [ "$what" = all ] || return 0
+  local dir
+  dir="$(cd "$(dirname "$0")/.." && pwd)/tests/clients"
+  if [ ! -f "$dir/node_modules/.package-lock.json" ] ||
+      [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    echo "deps.sh: npm ci in tests/clients" >&2
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >&2)
+  fi
+}
+
+[ ${#missing[@]} -eq 0 ] && { promtool_fetch; node_clients; exit 0; }
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -74,3 +87,4 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
 fi
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 promtool_fetch
+node_clients

@@ -28,11 +28,12 @@
 #include "common/buf.h"
 #include "common/error.h"
 
-#define DEFAULT_HOST       "127.0.0.1"
-#define DEFAULT_PORT       7379
-#define CONNECT_TIMEOUT_MS 10000
-#define HISTORY_FILE       ".ringkv_history"
-#define HISTORY_MAX_LINES  1000
+#define DEFAULT_HOST          "127.0.0.1"
+#define DEFAULT_PORT          7379
+#define CONNECT_TIMEOUT_MS    10000
+#define JOIN_PROBE_TIMEOUT_MS 3000
+#define HISTORY_FILE          ".ringkv_history"
+#define HISTORY_MAX_LINES     1000
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE   2
@@ -80,11 +81,17 @@ static const char usage_text[] =
     "terminal, else runs one command per line of stdin.\n"
     "\n"
     "Cluster commands (sent as RINGKV.CLUSTER ...; docs/cluster.md):\n"
-    "  cluster join HOST:PEERPORT  make this node join the seed's cluster\n"
+    "  cluster join HOST:PORT      make this node join the seed's cluster\n"
+    "                              (PORT: the seed's peer or RESP port)\n"
     "  cluster leave               take this node out of its cluster\n"
     "  cluster remove NODE_ID      take a (dead) member out\n"
     "  cluster status              members, partitions, up/down, "
     "agreement\n"
+    "\n"
+    "Seed-style verbs (aliases):\n"
+    "  put KEY VALUE, put -k KEY -v VALUE   SET\n"
+    "  get -k KEY, del -k KEY               GET, DEL\n"
+    "  join-cluster HOST:PORT               cluster join HOST:PORT\n"
     "\n"
     "Options:\n"
     "  -h, --host HOST      server host name or address (default "
@@ -438,6 +445,8 @@ enum run_result
     RUN_ERR_REPLY, /* an error reply was printed */
     RUN_NO_CONN,   /* not connected, or the connection was lost */
     RUN_FATAL,     /* out of memory, stdout failed */
+    RUN_USAGE,     /* not sent: a seed-style verb used wrongly (`why`) */
+    RUN_NOT_SENT,  /* not sent: `cluster join` cannot reach its seed */
 };
 
 /* Commands after which the server keeps sending (pub/sub, MONITOR). */
@@ -473,15 +482,157 @@ static enum run_result stream_replies(struct cli_session *s,
     }
 }
 
+/* Splits "host:port" or "[v6]:port" into host (NUL-terminated in
+ * `host`) and port; false if it has no valid port. */
+static bool split_host_port(const char *addr,
+                            char *host,
+                            size_t size,
+                            int *port)
+{
+    const char *colon = strrchr(addr, ':');
+    if (colon == NULL || colon == addr) {
+        return false;
+    }
+    const char *h = addr;
+    size_t hlen = (size_t)(colon - addr);
+    if (h[0] == '[' && hlen >= 2 && h[hlen - 1] == ']') {
+        h++;
+        hlen -= 2;
+    }
+    char *end = NULL;
+    errno = 0;
+    long p = strtol(colon + 1, &end, 10);
+    if (hlen == 0 || hlen >= size || errno != 0 || end == colon + 1 ||
+        *end != '\0' || p < 1 || p > 65535) {
+        return false;
+    }
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    *port = (int)p;
+    return true;
+}
+
+/*
+ * The peer address `cluster join SEED` sends to the node: SEED itself when
+ * it is a peer port, SEED's host with its peer port when it is a RESP port.
+ * Asks the seed from here: a peer port greets a new connection with its
+ * binary hello at once (client.c recognises it: the CLUSTER NODES below
+ * fails with "peer (node-to-node) port"); a RESP port answers CLUSTER
+ * NODES, whose `myself` line carries the peer port after the '@'.  A refused or
+ * timed-out connection fails fast here instead of the node retrying its join
+ * for 30 s. Returns RK_OK with `out` filled, or an error with a reason in
+ * `why`.
+ */
+static int resolve_join_seed(const char *seed,
+                             char *out,
+                             size_t out_size,
+                             char *why,
+                             size_t size)
+{
+    char host[256];
+    int port = 0;
+    if (!split_host_port(seed, host, sizeof(host), &port)) {
+        snprintf(out, out_size, "%s", seed); /* the node says what's wrong */
+        return RK_OK;
+    }
+    char errbuf[RINGKV_ERRBUF_SIZE];
+    struct ringkv_conn *c = NULL;
+    int rc = ringkv_connect(host, port, JOIN_PROBE_TIMEOUT_MS, &c, errbuf);
+    if (rc != RK_OK) {
+        snprintf(why, size,
+                 "cannot join: seed %s: %s (give a running node's RESP or "
+                 "peer port)",
+                 seed, errbuf);
+        return rc;
+    }
+    const char *argv[] = {"CLUSTER", "NODES"};
+    size_t lens[] = {7, 5};
+    struct resp_value *reply = NULL;
+    rc = ringkv_command(c, 2, argv, lens, &reply);
+    if (rc != RK_OK) {
+        /* client.c names the port a non-RESP greeting came from */
+        bool peer = strstr(ringkv_errmsg(c), "peer (node-to-node)") != NULL;
+        if (!peer) {
+            snprintf(why, size,
+                     "cannot join: seed %s is neither a RESP nor a peer "
+                     "port of ringkvd: %s",
+                     seed, ringkv_errmsg(c));
+        }
+        ringkv_close(c);
+        snprintf(out, out_size, "%s", seed);
+        return peer ? RK_OK : rc;
+    }
+    ringkv_close(c);
+    int peer_port = 0;
+    if (reply->type == RESP_BULK || reply->type == RESP_VERBATIM) {
+        /* "<id> <ip:port@cport[,hostname]> myself,master ..." */
+        const char *p = reply->str, *end = reply->str + reply->len;
+        while (p < end && peer_port == 0) {
+            const char *eol = memchr(p, '\n', (size_t)(end - p));
+            size_t n = eol != NULL ? (size_t)(eol - p) : (size_t)(end - p);
+            char line[512];
+            snprintf(line, sizeof(line), "%.*s", (int)n, p);
+            char *sp1 = strchr(line, ' ');
+            char *sp2 = sp1 != NULL ? strchr(sp1 + 1, ' ') : NULL;
+            char *at = sp1 != NULL ? strchr(sp1, '@') : NULL;
+            if (sp2 != NULL && at != NULL && at < sp2 &&
+                strncmp(sp2 + 1, "myself", 6) == 0) {
+                peer_port = atoi(at + 1);
+            }
+            p += n + 1;
+        }
+    }
+    bool is_err = reply->type == RESP_ERROR;
+    if (peer_port < 1 || peer_port > 65535) {
+        snprintf(why, size,
+                 "cannot join: seed %s answers RESP but names no peer port "
+                 "in CLUSTER NODES%s%.*s",
+                 seed, is_err ? ": " : "", is_err ? (int)reply->len : 0,
+                 is_err ? reply->str : "");
+        resp_value_free(reply);
+        return RK_EPROTO;
+    }
+    resp_value_free(reply);
+    bool v6 = strchr(host, ':') != NULL;
+    snprintf(out, out_size, v6 ? "[%s]:%d" : "%s:%d", host, peer_port);
+    return RK_OK;
+}
+
 /* Sends argv and prints the reply; on a lost connection prints nothing
- * and leaves the reason in `why`. */
+ * and leaves the reason in `why`.  Seed-style verbs (cli_alias.c) are
+ * rewritten first, and `cluster join SEED` gets SEED's peer address. */
 static enum run_result run_command(struct cli_session *s,
-                                   size_t argc,
-                                   char **argv,
-                                   const size_t *lens,
+                                   size_t in_argc,
+                                   char **in_argv,
+                                   const size_t *in_lens,
                                    char *why,
                                    size_t size)
 {
+    struct cli_alias al;
+    if (cli__alias_expand(in_argc, in_argv, in_lens, &al, why, size) != RK_OK) {
+        return RUN_USAGE;
+    }
+    size_t argc = al.argc != 0 ? al.argc : in_argc;
+    char **argv = al.argc != 0 ? (char **)al.argv : in_argv;
+    const size_t *lens = al.argc != 0 ? al.lens : in_lens;
+    char seed[300];
+    if (argc == 3 && word_is(argv[0], "cluster") && word_is(argv[1], "join")) {
+        if (resolve_join_seed(argv[2], seed, sizeof(seed), why, size) !=
+            RK_OK) {
+            return RUN_NOT_SENT;
+        }
+        if (al.argc == 0) {
+            for (size_t i = 0; i < in_argc; i++) {
+                al.argv[i] = in_argv[i];
+                al.lens[i] = in_lens[i];
+            }
+            al.argc = in_argc;
+        }
+        al.argv[2] = seed;
+        al.lens[2] = strlen(seed);
+        argv = (char **)al.argv;
+        lens = al.lens;
+    }
     struct resp_value *reply = NULL;
     /* `ringkv cluster join|leave|remove|status` is RINGKV.CLUSTER. */
     bool cluster = argc >= 1 && word_is(argv[0], "cluster");
@@ -612,6 +763,13 @@ static int command_mode(struct cli_session *s, int argc, char **argv)
                     why);
             break;
         case RUN_FATAL:
+            fprintf(stderr, "ringkv: %s\n", why);
+            break;
+        case RUN_USAGE:
+            fprintf(stderr, "ringkv: %s (try 'ringkv --help')\n", why);
+            status = EXIT_USAGE;
+            break;
+        case RUN_NOT_SENT:
             fprintf(stderr, "ringkv: %s\n", why);
             break;
     }
@@ -747,6 +905,15 @@ static enum line_result run_line(struct cli_session *s,
         case RUN_FATAL:
             fprintf(stderr, "ringkv: %s\n", why);
             return LINE_FATAL;
+        case RUN_USAGE:
+        case RUN_NOT_SENT:
+            if (interactive) {
+                printf("(error) ERR %s\n", why);
+            } else {
+                fprintf(stderr, "ringkv: %s\n", why);
+            }
+            s->saw_error_reply = true;
+            break;
     }
     return LINE_CONTINUE;
 }

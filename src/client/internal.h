@@ -106,4 +106,35 @@ const struct cli_cmd_help *cli__help_at(size_t i);
  */
 const struct cli_cmd_help *cli__help_find(const char *name);
 
+/* ---- cli_alias.c ------------------------------------------------------ */
+
+#define CLI_ALIAS_MAX_ARGS 64
+
+/* A command rewritten from a seed-style verb; views into the input. */
+struct cli_alias
+{
+    size_t argc;                          /* 0: not an alias, send as is */
+    const char *argv[CLI_ALIAS_MAX_ARGS]; /* borrowed from the input argv */
+    size_t lens[CLI_ALIAS_MAX_ARGS];      /* or static strings */
+};
+
+/*
+ * Rewrites the CLI's seed-style verbs: `put KEY VALUE [ARG...]` -> SET,
+ * `put -k KEY -v VALUE`, `get -k KEY`, `del -k KEY` (--key/--value too)
+ * -> SET/GET/DEL, `join-cluster SEED` -> `cluster join SEED`.
+ *  `argc`/`argv`/`lens`: the command's words (borrowed; binary-safe).
+ *  `out`: caller storage; out->argc == 0 when the command is not an alias
+ *         (send argv unchanged), else out->argv/lens view argv's strings
+ *         and static ones, valid while argv is.
+ * Returns RK_OK, or RK_EINVAL with a one-line reason in `why` (a flag
+ * without its value, a missing key or value, too many arguments).
+ * Thread: any (no shared state).
+ */
+int cli__alias_expand(size_t argc,
+                      char *const *argv,
+                      const size_t *lens,
+                      struct cli_alias *out,
+                      char *why,
+                      size_t why_size);
+
 #endif /* RINGKV_CLIENT_INTERNAL_H */

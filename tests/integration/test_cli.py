@@ -909,3 +909,82 @@ def test_cli_help_lists_every_server_command(server):
     missing = [n for n in missing
                if n not in ("CLIENT", "CLUSTER", "COMMAND", "CONFIG")]
     assert not missing, missing
+
+
+# --- seed-style verbs and cluster join (issue 13 item 5) -------------------
+
+def test_cli_seed_style_verbs_are_aliases(server):
+    """`put KEY VALUE`, `put|get|del -k KEY [-v VALUE]` are SET/GET/DEL."""
+    assert run(server.port, "put", "sk1", "v1").stdout == b"OK\n"
+    assert run(server.port, "get", "sk1").stdout == b"v1\n"
+    assert run(server.port, "put", "-k", "sk2", "-v", "v 2").stdout == b"OK\n"
+    assert run(server.port, "put", "--value", "v3", "--key", "sk3").stdout \
+        == b"OK\n"
+    assert run(server.port, "get", "-k", "sk2").stdout == b"v 2\n"
+    assert run(server.port, "get", "--key", "sk3").stdout == b"v3\n"
+    # options after the value go to SET as they are
+    assert run(server.port, "put", "-k", "sk4", "-v", "x", "px", "60000") \
+        .stdout == b"OK\n"
+    assert int(run(server.port, "pttl", "sk4").stdout) > 0
+    assert run(server.port, "del", "-k", "sk1").stdout == b"1\n"
+    assert run(server.port, "get", "-k", "sk1").stdout == b"\n"
+    # -x: the value from stdin
+    assert run(server.port, "-x", "put", "sk5", input=b"from\nstdin") \
+        .stdout == b"OK\n"
+    assert run(server.port, "get", "sk5").stdout == b"from\nstdin\n"
+    # batch mode too
+    p = run(server.port, input=b"put -k sk6 -v six\nget -k sk6\n")
+    assert p.returncode == 0 and p.stdout == b"OK\nsix\n", p
+    # plain DEL of keys named like flags is still DEL
+    run(server.port, "set", "-v", "1")
+    assert run(server.port, "del", "sk5", "-v").stdout == b"2\n"
+    # usage errors: exit 2, one line naming the problem
+    for args, what in ((("put", "-k", "a"), "-v VALUE missing"),
+                       (("put", "-v", "a"), "-k KEY missing"),
+                       (("put", "a"), "put needs KEY VALUE"),
+                       (("get", "-k"), "needs a value"),
+                       (("get", "-k", "a", "-v", "b"), "takes no value"),
+                       (("join-cluster",), "join-cluster needs HOST:PORT")):
+        p = run(server.port, *args)
+        assert p.returncode == 2, (args, p)
+        assert what in stderr_line(p), (args, p.stderr)
+
+
+@pytest.fixture
+def cluster_factory(server_factory):
+    from cluster_util import cluster_factory_gen
+    yield from cluster_factory_gen(server_factory)
+
+
+@pytest.mark.ringkv_only
+@pytest.mark.timeout(120)
+def test_cli_cluster_join_takes_a_resp_or_peer_port(cluster_factory):
+    """`cluster join` and `join-cluster` accept the seed's RESP port (the
+    CLI asks it for its peer port) as well as its peer port."""
+    cl = cluster_factory(3, form=False)
+    a, b, c = cl.nodes
+    p = run(b.port, "cluster", "join", "127.0.0.1:%d" % a.port)  # RESP
+    assert p.returncode == 0 and p.stdout == b"OK\n", p
+    p = run(c.port, "join-cluster", a.peer_addr)  # peer port
+    assert p.returncode == 0 and p.stdout == b"OK\n", p
+    cl.wait_converged(3)
+    assert run(b.port, "put", "-k", "jk", "-v", "jv").stdout == b"OK\n"
+    assert run(c.port, "get", "-k", "jk").stdout == b"jv\n"
+
+
+@pytest.mark.ringkv_only
+@pytest.mark.timeout(60)
+def test_cli_cluster_join_fails_fast_on_a_refused_seed(server):
+    dead = free_port()
+    for args in (("cluster", "join", "127.0.0.1:%d" % dead),
+                 ("join-cluster", "127.0.0.1:%d" % dead)):
+        t0 = time.monotonic()
+        p = run(server.port, *args)
+        took = time.monotonic() - t0
+        assert p.returncode == 1, p
+        line = stderr_line(p)
+        assert "cannot join: seed 127.0.0.1:%d" % dead in line, line
+        assert "Connection refused" in line, line
+        assert took < 5, took  # the node's own join would wait 30 s
+    # the node is still a cluster of one
+    assert run(server.port, "put", "a", "1").stdout == b"OK\n"

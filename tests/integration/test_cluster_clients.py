@@ -14,8 +14,9 @@ What is checked:
      for its slot (the partitioner is the slot function), and keys with
      one hash tag share those nodes;
   4. RedisCluster routes 1000 keys over every primary, multi-key commands
-     with hash tags, and never sees MOVED/ASK;
-  5. RedisCluster survives a SIGKILLed node: reads and writes go on, the
+     with hash tags, and never sees MOVED/ASK (3 and 5 nodes, N=3);
+  5. RedisCluster survives a SIGKILLed node of 3 and of 5 (N=3): reads
+     and writes go on with 0 errors, the
      down node is flagged fail and its ranges have another primary;
   6. RedisCluster sees a node join after a topology refresh;
   7. redis-cli -c sets and gets through any node (no redirects);
@@ -238,8 +239,9 @@ def test_keys_live_on_the_nodes_cluster_slots_lists(cluster_factory):
 # --- 4. redis-py RedisCluster ----------------------------------------------
 
 @pytest.mark.timeout(180)
-def test_redis_py_cluster_routes_1000_keys(cluster_factory):
-    cl = cluster_factory(3)
+@pytest.mark.parametrize("m", [3, 5])
+def test_redis_py_cluster_routes_1000_keys(cluster_factory, m):
+    cl = cluster_factory(m)
     rc = rc_for(cl.nodes[0])
     try:
         assert sorted(n.port for n in rc.get_nodes()) == sorted(
@@ -253,7 +255,7 @@ def test_redis_py_cluster_routes_1000_keys(cluster_factory):
         for i in range(1000):
             assert rc.get("k:%d" % i) == b"v%d" % i
         print("keys per primary: %s" % sorted(used.values()))
-        assert len(used) == 3 and min(used.values()) > 100, used
+        assert len(used) == m and min(used.values()) > 100, used
         # multi-key commands on one hash tag (one slot, one node)
         assert rc.mset({"{u1}.a": "1", "{u1}.b": "2", "{u1}.c": "3"})
         assert rc.mget("{u1}.a", "{u1}.b", "{u1}.c") == [b"1", b"2", b"3"]
@@ -273,8 +275,9 @@ def test_redis_py_cluster_routes_1000_keys(cluster_factory):
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-def test_redis_py_cluster_survives_a_sigkilled_node(cluster_factory):
-    cl = cluster_factory(3)
+@pytest.mark.parametrize("m", [3, 5])
+def test_redis_py_cluster_survives_a_sigkilled_node(cluster_factory, m):
+    cl = cluster_factory(m)  # N=3 (the default) of 3 or of 5 nodes
     rc = rc_for(cl.nodes[0])
     victim = cl.nodes[2]
     errors, ok = [], 0
