@@ -12,30 +12,12 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, proc, timeout=30):
-    end = time.time() + timeout
-    while time.time() < end:
-        if proc.poll() is not None:
-            raise RuntimeError("ringkvd exited: %s" % proc.returncode)
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("ringkvd did not listen on %d" % port)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from redis_bench import free_port, wait_port  # noqa: E402
 
 
 def main():
