@@ -383,6 +383,28 @@ static bool note_sync_locked(struct bitcask *b, int r, int err, uint64_t dt_us)
     return !b->failed;
 }
 
+/*
+ * With wb_mu held on entry and exit: fdatasyncs fd with wb_mu dropped
+ * around the call, marking it in *mark (may be NULL) meanwhile so that a
+ * rollover or bc_sync_old_locked does not close it, and records the
+ * outcome (note_sync_locked).  Returns whether the engine is healthy.
+ */
+static bool sync_fd_locked(struct bitcask *b, int fd, int *mark)
+{
+    if (mark) {
+        *mark = fd;
+    }
+    pthread_mutex_unlock(&b->wb_mu);
+    int err;
+    uint64_t dt;
+    int r = timed_fdatasync(b, fd, &err, &dt);
+    pthread_mutex_lock(&b->wb_mu);
+    if (mark) {
+        *mark = -1;
+    }
+    return note_sync_locked(b, r, err, dt);
+}
+
 bool bc_sync_old_locked(struct bitcask *b)
 {
     while (b->old_syncing) {
@@ -393,12 +415,7 @@ bool bc_sync_old_locked(struct bitcask *b)
     }
     int fd = b->old_fd;
     b->old_syncing = true;
-    pthread_mutex_unlock(&b->wb_mu);
-    int err;
-    uint64_t dt;
-    int r = timed_fdatasync(b, fd, &err, &dt);
-    pthread_mutex_lock(&b->wb_mu);
-    bool ok = note_sync_locked(b, r, err, dt);
+    bool ok = sync_fd_locked(b, fd, NULL);
     /* a round that started before the rollover may still be syncing it
      * as the active file */
     while (b->syncing_fd == fd || b->bg_syncing_fd == fd) {
@@ -429,12 +446,7 @@ int bc_sync_now(struct bitcask *b)
         pthread_mutex_unlock(&b->wb_mu);
         return RK_EREADONLY == rc ? rc : (b->failed ? RK_EREADONLY : rc);
     }
-    pthread_mutex_unlock(&b->wb_mu);
-    int err;
-    uint64_t dt;
-    int r = timed_fdatasync(b, fd, &err, &dt);
-    pthread_mutex_lock(&b->wb_mu);
-    bool ok = note_sync_locked(b, r, err, dt);
+    bool ok = sync_fd_locked(b, fd, NULL);
     pthread_mutex_unlock(&b->wb_mu);
     if (!ok) {
         return RK_EIO;
@@ -460,15 +472,7 @@ int bc_sync_from_worker(struct bitcask *b)
         pthread_mutex_unlock(&b->wb_mu);
         return RK_EIO;
     }
-    int fd = b->wb_fd;
-    b->bg_syncing_fd = fd;
-    pthread_mutex_unlock(&b->wb_mu);
-    int err;
-    uint64_t dt;
-    int r = timed_fdatasync(b, fd, &err, &dt);
-    pthread_mutex_lock(&b->wb_mu);
-    b->bg_syncing_fd = -1;
-    bool ok = note_sync_locked(b, r, err, dt);
+    bool ok = sync_fd_locked(b, b->wb_fd, &b->bg_syncing_fd);
     pthread_cond_broadcast(&b->wb_cond);
     pthread_mutex_unlock(&b->wb_mu);
     if (!ok) {
@@ -646,15 +650,7 @@ static void sync_round_locked(struct bitcask *b)
     if (rc != RK_OK || b->failed || !bc_sync_old_locked(b)) {
         return;
     }
-    int fd = b->wb_fd;
-    b->syncing_fd = fd;
-    pthread_mutex_unlock(&b->wb_mu);
-    int err;
-    uint64_t dt;
-    int r = timed_fdatasync(b, fd, &err, &dt);
-    pthread_mutex_lock(&b->wb_mu);
-    b->syncing_fd = -1;
-    bool ok = note_sync_locked(b, r, err, dt);
+    bool ok = sync_fd_locked(b, b->wb_fd, &b->syncing_fd);
     if (ok && target > b->synced_seq) {
         b->last_batch = target - b->synced_seq;
         b->synced_seq = target;
