@@ -209,7 +209,8 @@ static bool next_key(struct op_machine *m, struct op *op)
     while (ch->key < op->nkeys) {
         struct op_key *k = &op->keys[ch->key];
         if (key_wants(m, op, k)) {
-            return key_begin(m, op, k) || true;
+            (void)key_begin(m, op, k); /* on failure op->failed ends it */
+            return true;
         }
         ch->key++;
     }

@@ -87,16 +87,14 @@ void cluster__on_node_reply(struct cnode *cn, const struct node_result *r)
 
 /* ---- the coordinated keyspace (keyspace.h over op.h) -------------------- */
 
-static int coord_ks_get(struct keyspace *ks,
-                        const void *key,
-                        size_t klen,
-                        struct rk_buf *val,
-                        struct ks_meta *m)
+static int coord_ks_view(struct keyspace *ks,
+                         const void *key,
+                         size_t klen,
+                         const char **val,
+                         size_t *vlen,
+                         struct ks_meta *m)
 {
     struct op_value v;
-    if (val) {
-        rk_buf_clear(val);
-    }
     if (op_key_get(ks->data, key, klen, &v) != RK_OK) {
         return RK_ENOTFOUND;
     }
@@ -111,27 +109,28 @@ static int coord_ks_get(struct keyspace *ks,
             memcpy(m->ct, v.ct, v.ctlen);
         }
     }
-    if (val && rk_buf_append(val, v.val, v.vlen) != RK_OK) {
-        return RK_ENOMEM;
-    }
-    return RK_OK;
-}
-
-static int coord_ks_view(struct keyspace *ks,
-                         const void *key,
-                         size_t klen,
-                         const char **val,
-                         size_t *vlen,
-                         struct ks_meta *m)
-{
-    if (coord_ks_get(ks, key, klen, NULL, m) != RK_OK) {
-        return RK_ENOTFOUND;
-    }
-    struct op_value v;
-    (void)op_key_get(ks->data, key, klen, &v);
     *val = v.val;
     *vlen = v.vlen;
     return RK_OK;
+}
+
+/* get is view plus a copy of the bytes. */
+static int coord_ks_get(struct keyspace *ks,
+                        const void *key,
+                        size_t klen,
+                        struct rk_buf *val,
+                        struct ks_meta *m)
+{
+    const char *p;
+    size_t len;
+    if (val) {
+        rk_buf_clear(val);
+    }
+    int rc = coord_ks_view(ks, key, klen, &p, &len, m);
+    if (rc == RK_OK && val && rk_buf_append(val, p, len) != RK_OK) {
+        return RK_ENOMEM;
+    }
+    return rc;
 }
 
 static int coord_ks_move_reply(struct keyspace *ks,
