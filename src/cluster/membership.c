@@ -6,12 +6,15 @@
  * keeps the newer one and answers an older one with its own), with
  * Riak's vector-clock merge replaced by a total order on whole states.
  *
- * State bytes, format version 2 (integers little-endian; docs/cluster.md):
+ * State bytes, format version 3 (integers little-endian; docs/cluster.md;
+ * encoded and decoded in membership_state.c):
  *   off   size   field
  *   0     4      magic "RKCS"
- *   4     1      format version, MEMBERSHIP_FORMAT_VERSION = 2 (format 1,
- *                the same bytes, placed keys by XXH3 instead of hash slot;
- *                a saved one is upgraded when M <= N, see state_decode)
+ *   4     1      format version, MEMBERSHIP_FORMAT_VERSION = 3 (format 2
+ *                is the same without the transition section and is read;
+ *                format 1, the same bytes as 2, placed keys by XXH3
+ *                instead of hash slot; a saved one is upgraded when M <= N,
+ *                see mb_state_decode)
  *   5     8      version, >= 1
  *   13    1+c    changer id: u8 length c (1..64), bytes (a listed member)
  *   ..    1+k    cluster name: u8 length k (0..64), bytes
@@ -22,12 +25,18 @@
  *                u8 id length (1..64), id bytes (graphic ASCII),
  *                u16 host length (1..255), host bytes,
  *                u16 resp_port, u16 http_port, u16 peer_port,
- *                u8 status (1 = valid, 4 = removed)
+ *                u8 status (1 valid, 2 joining, 3 leaving, 4 removed)
  *   ..    4+r    ring: u32 length r, ring_encode bytes (ring.h)
- * Nothing follows.  The ring's Q and target_n equal ring_size and n_val,
- * and its members are exactly the valid members.  At least one member is
- * valid.
- *
+ *   ..    1      transition: 0 (none; nothing follows), or 1 and:
+ *   ..    4      epoch, u32 (bumped at every new next ring)
+ *   ..    4+x    next ring: u32 length x, ring_encode bytes
+ *   ..    8*Q    has-masks, u64 per partition (membership_internal.h)
+ * Nothing follows.  The rings' Q and target_n equal ring_size and n_val;
+ * the current ring's members are exactly the valid and leaving members,
+ * the next ring's the valid and joining ones; joining and leaving members
+ * exist exactly when there is a transition.  At least one member is valid
+ * or leaving.
+
  * Merge.  States are totally ordered by (version, changer id, encoded
  * bytes); gossip keeps the maximum.  max over a total order is
  * commutative, associative and idempotent, so whatever order states meet
@@ -94,98 +103,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cluster/rng.h"
+#include "cluster/membership_internal.h"
 #include "common/alloc.h"
-#include "common/endian.h"
 #include "common/error.h"
-
-#define MB_MAGIC "RKCS"
-
-struct mb_node
-{
-    char id[CL_ID_MAX + 1];     /* NUL-terminated */
-    char host[CL_HOST_MAX + 1]; /* NUL-terminated */
-    uint16_t resp_port;
-    uint16_t http_port;
-    uint16_t peer_port;
-    uint8_t status; /* enum membership_status */
-};
-
-struct mb_state
-{
-    uint64_t version;                  /* >= 1 */
-    char changer[CL_ID_MAX + 1];       /* a listed member */
-    char name[MEMBERSHIP_MAX_CLUSTER_NAME + 1];
-    uint32_t ring_size;                /* Q */
-    uint32_t n_val;                    /* N */
-    struct mb_node *nodes;             /* n_nodes, sorted by id */
-    size_t n_nodes;                    /* 1..MEMBERSHIP_MAX_MEMBERS */
-    struct ring *ring;                 /* owned; from the valid nodes */
-};
-
-struct membership
-{
-    struct mb_node self;                        /* id and address */
-    char name[MEMBERSHIP_MAX_CLUSTER_NAME + 1]; /* configured cluster name */
-    uint32_t ring_size, n_val;                  /* for a new cluster */
-    uint32_t gossip_ms, join_retry_ms, join_timeout_ms;
-    struct rk_rng rng;
-
-    enum membership_phase phase;
-    struct mb_state *st; /* invariant (1) */
-    struct rk_buf enc;   /* invariant (3) */
-    uint64_t next_gossip_ms;
-
-    /* joining */
-    enum membership_phase join_from; /* phase to return to on failure */
-    char seed_host[CL_HOST_MAX + 1];
-    uint16_t seed_port;
-    uint64_t join_req_id;
-    uint64_t next_join_ms;
-    uint64_t join_deadline_ms;
-    bool leave_intent; /* this node left: re-apply if the leave lost */
-
-    char reply_text[PEER_MAX_MESSAGE + 1]; /* JOIN_REPLY message view */
-    char errmsg[256];
-};
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static void set_err(char *buf, size_t cap, const char *fmt, ...)
+static void log_action(struct cl_actions *acts, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void set_err(char *buf, size_t cap, const char *fmt, ...)
-{
-    if (buf == NULL || cap == 0) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, cap, fmt, ap);
-    va_end(ap);
-}
-
-#define MB_ERR(m, ...) set_err((m)->errmsg, sizeof((m)->errmsg), __VA_ARGS__)
-
-static bool name_is_valid(const char *s, size_t len, size_t max)
-{
-    if (len > max) {
-        return false;
-    }
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c > 0x7e) {
-            return false;
-        }
-    }
-    return true;
-}
-
-static void log_action(struct cl_actions *acts, int level, const char *fmt,
-                       ...) __attribute__((format(printf, 3, 4)));
-
-static void log_action(struct cl_actions *acts, int level, const char *fmt,
-                       ...)
+static void log_action(struct cl_actions *acts, int level, const char *fmt, ...)
 {
     struct cl_action *a = cl_actions_push(acts, CL_ACT_LOG);
     if (a == NULL) {
@@ -203,419 +130,6 @@ static struct peer_bytes pb(const char *s)
     return (struct peer_bytes){.ptr = s, .len = strlen(s)};
 }
 
-/* ---- states ------------------------------------------------------------- */
-
-static void state_free(struct mb_state *s)
-{
-    if (s == NULL) {
-        return;
-    }
-    ring_destroy(s->ring);
-    rk_free(s->nodes);
-    rk_free(s);
-}
-
-/* Index of `id` in s->nodes, or -1. */
-static long state_find(const struct mb_state *s, const char *id)
-{
-    size_t lo = 0, hi = s->n_nodes;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(s->nodes[mid].id, id);
-        if (c == 0) {
-            return (long)mid;
-        }
-        if (c < 0) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    return -1;
-}
-
-/* Deep copy without the ring (the caller rebuilds or moves it). */
-static int state_copy(const struct mb_state *s, size_t extra,
-                      struct mb_state **out)
-{
-    struct mb_state *c = rk_calloc(1, sizeof(*c));
-    if (c == NULL) {
-        return RK_ENOMEM;
-    }
-    *c = *s;
-    c->ring = NULL;
-    c->nodes = rk_malloc((s->n_nodes + extra) * sizeof(*c->nodes));
-    if (c->nodes == NULL) {
-        rk_free(c);
-        return RK_ENOMEM;
-    }
-    memcpy(c->nodes, s->nodes, s->n_nodes * sizeof(*c->nodes));
-    *out = c;
-    return RK_OK;
-}
-
-/* Builds s->ring from the valid nodes, with `prev` as the previous ring. */
-static int state_build_ring(struct mb_state *s, const struct ring *prev)
-{
-    const char **ids = rk_malloc(s->n_nodes * sizeof(*ids));
-    if (ids == NULL) {
-        return RK_ENOMEM;
-    }
-    size_t n = 0;
-    for (size_t i = 0; i < s->n_nodes; i++) {
-        if (s->nodes[i].status == MEMBERSHIP_VALID) {
-            ids[n++] = s->nodes[i].id;
-        }
-    }
-    struct ring *r = NULL;
-    int rc = n == 0 ? RK_EINVAL
-                    : ring_create(s->ring_size, s->n_val, ids, n, prev, &r);
-    rk_free(ids);
-    if (rc != RK_OK) {
-        return rc;
-    }
-    ring_destroy(s->ring);
-    s->ring = r;
-    return RK_OK;
-}
-
-static int state_encode(const struct mb_state *s, struct rk_buf *out)
-{
-    struct rk_buf ring = {0};
-    int rc = ring_encode(s->ring, &ring);
-    if (rc != RK_OK) {
-        return rc;
-    }
-    size_t need = 4 + 1 + 8 + 1 + CL_ID_MAX + 1 +
-                  MEMBERSHIP_MAX_CLUSTER_NAME + 12 +
-                  s->n_nodes * (1 + CL_ID_MAX + 2 + CL_HOST_MAX + 7) + 4 +
-                  ring.len;
-    rc = rk_buf_reserve(out, need);
-    if (rc != RK_OK) {
-        rk_buf_fini(&ring);
-        return rc;
-    }
-    unsigned char *p = (unsigned char *)out->base + out->len;
-    memcpy(p, MB_MAGIC, 4);
-    p += 4;
-    *p++ = MEMBERSHIP_FORMAT_VERSION;
-    rk_put_le64(p, s->version);
-    p += 8;
-    size_t l = strlen(s->changer);
-    *p++ = (unsigned char)l;
-    memcpy(p, s->changer, l);
-    p += l;
-    l = strlen(s->name);
-    *p++ = (unsigned char)l;
-    memcpy(p, s->name, l);
-    p += l;
-    rk_put_le32(p, s->ring_size);
-    rk_put_le32(p + 4, s->n_val);
-    rk_put_le32(p + 8, (uint32_t)s->n_nodes);
-    p += 12;
-    for (size_t i = 0; i < s->n_nodes; i++) {
-        const struct mb_node *nd = &s->nodes[i];
-        l = strlen(nd->id);
-        *p++ = (unsigned char)l;
-        memcpy(p, nd->id, l);
-        p += l;
-        l = strlen(nd->host);
-        rk_put_le16(p, (uint16_t)l);
-        memcpy(p + 2, nd->host, l);
-        p += 2 + l;
-        rk_put_le16(p, nd->resp_port);
-        rk_put_le16(p + 2, nd->http_port);
-        rk_put_le16(p + 4, nd->peer_port);
-        p[6] = nd->status;
-        p += 7;
-    }
-    rk_put_le32(p, (uint32_t)ring.len);
-    memcpy(p + 4, ring.base, ring.len);
-    p += 4 + ring.len;
-    out->len = (size_t)((char *)p - out->base);
-    rk_buf_fini(&ring);
-    return RK_OK;
-}
-
-/* A bounds-checked reader over untrusted bytes. */
-struct rd
-{
-    const unsigned char *p;
-    size_t left;
-    bool bad;
-};
-
-static const unsigned char *rd_take(struct rd *r, size_t n)
-{
-    if (r->bad || r->left < n) {
-        r->bad = true;
-        return NULL;
-    }
-    const unsigned char *p = r->p;
-    r->p += n;
-    r->left -= n;
-    return p;
-}
-
-static uint8_t rd_u8(struct rd *r)
-{
-    const unsigned char *p = rd_take(r, 1);
-    return p ? p[0] : 0;
-}
-
-static uint16_t rd_u16(struct rd *r)
-{
-    const unsigned char *p = rd_take(r, 2);
-    return p ? rk_get_le16(p) : 0;
-}
-
-static uint32_t rd_u32(struct rd *r)
-{
-    const unsigned char *p = rd_take(r, 4);
-    return p ? rk_get_le32(p) : 0;
-}
-
-static uint64_t rd_u64(struct rd *r)
-{
-    const unsigned char *p = rd_take(r, 8);
-    return p ? rk_get_le64(p) : 0;
-}
-
-/* Reads `len` bytes into a NUL-terminated dst (cap > len checked before). */
-static bool rd_str(struct rd *r, size_t len, char *dst)
-{
-    const unsigned char *p = rd_take(r, len);
-    if (p == NULL) {
-        return false;
-    }
-    memcpy(dst, p, len);
-    dst[len] = '\0';
-    return true;
-}
-
-#define DEC_FAIL(...)                            \
-    do {                                         \
-        set_err(errbuf, errlen, __VA_ARGS__);    \
-        rc = RK_EPROTO;                          \
-        goto fail;                               \
-    } while (0)
-
-/* Reads the header fields up to and including the changer. */
-static int decode_head(struct rd *r,
-                       uint64_t *version,
-                       char *changer,
-                       uint8_t *format,
-                       char *errbuf,
-                       size_t errlen)
-{
-    const unsigned char *magic = rd_take(r, 4);
-    if (magic == NULL || memcmp(magic, MB_MAGIC, 4) != 0) {
-        set_err(errbuf, errlen, "cluster state: bad magic or too short");
-        return RK_EPROTO;
-    }
-    uint8_t fmt = rd_u8(r);
-    if (r->bad) {
-        set_err(errbuf, errlen, "cluster state: truncated header");
-        return RK_EPROTO;
-    }
-    if (fmt != MEMBERSHIP_FORMAT_VERSION &&
-        (format == NULL || fmt != MEMBERSHIP_FORMAT_V1)) {
-        set_err(errbuf, errlen,
-                "cluster state format %u is not supported (this node "
-                "reads %u)",
-                fmt, MEMBERSHIP_FORMAT_VERSION);
-        return RK_EVERSION;
-    }
-    if (format != NULL) {
-        *format = fmt;
-    }
-    *version = rd_u64(r);
-    uint8_t cl = rd_u8(r);
-    if (r->bad || *version == 0 || cl == 0 || cl > CL_ID_MAX ||
-        !rd_str(r, cl, changer) || !ring_member_id_is_valid(changer, cl)) {
-        set_err(errbuf, errlen, "cluster state: bad version or changer");
-        return RK_EPROTO;
-    }
-    return RK_OK;
-}
-
-/*
- * Decodes state bytes of format MEMBERSHIP_FORMAT_VERSION, and of format 1
- * when `upgrade_v1` (a saved state read at start): format 1 differs only
- * in key placement (XXH3 of the key instead of its hash slot, ring.h), so
- * it is taken as it is when that cannot have put any key elsewhere: every
- * valid member is a replica of every key (M <= N, which includes every
- * single node).  Its next encoding is format 2.
- */
-static int state_decode(const void *buf,
-                        size_t len,
-                        bool upgrade_v1,
-                        struct mb_state **out,
-                        char *errbuf,
-                        size_t errlen)
-{
-    struct rd r = {.p = buf, .left = len};
-    struct mb_state *s = rk_calloc(1, sizeof(*s));
-    if (s == NULL) {
-        return RK_ENOMEM;
-    }
-    uint8_t fmt = MEMBERSHIP_FORMAT_VERSION;
-    int rc = decode_head(&r, &s->version, s->changer, upgrade_v1 ? &fmt : NULL,
-                         errbuf, errlen);
-    if (rc != RK_OK) {
-        goto fail;
-    }
-    uint8_t nl = rd_u8(&r);
-    if (r.bad || nl > MEMBERSHIP_MAX_CLUSTER_NAME || !rd_str(&r, nl, s->name) ||
-        !name_is_valid(s->name, nl, MEMBERSHIP_MAX_CLUSTER_NAME)) {
-        DEC_FAIL("cluster state: bad cluster name");
-    }
-    s->ring_size = rd_u32(&r);
-    s->n_val = rd_u32(&r);
-    uint32_t n = rd_u32(&r);
-    if (r.bad || n == 0 || n > MEMBERSHIP_MAX_MEMBERS) {
-        DEC_FAIL("cluster state: member count %" PRIu32 " out of range", n);
-    }
-    /* Each member takes at least 11 bytes: bound n before allocating. */
-    if ((size_t)n * 11 > r.left) {
-        DEC_FAIL("cluster state: %" PRIu32 " members cannot fit", n);
-    }
-    s->nodes = rk_calloc(n, sizeof(*s->nodes));
-    if (s->nodes == NULL) {
-        rc = RK_ENOMEM;
-        goto fail;
-    }
-    size_t n_valid = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        struct mb_node *nd = &s->nodes[i];
-        uint8_t il = rd_u8(&r);
-        if (r.bad || il == 0 || il > CL_ID_MAX || !rd_str(&r, il, nd->id) ||
-            !ring_member_id_is_valid(nd->id, il)) {
-            DEC_FAIL("cluster state: member %" PRIu32 ": bad node id", i);
-        }
-        if (i > 0 && strcmp(s->nodes[i - 1].id, nd->id) >= 0) {
-            DEC_FAIL("cluster state: member ids not strictly ascending");
-        }
-        uint16_t hl = rd_u16(&r);
-        if (r.bad || hl == 0 || hl > CL_HOST_MAX || !rd_str(&r, hl, nd->host) ||
-            !name_is_valid(nd->host, hl, CL_HOST_MAX)) {
-            DEC_FAIL("cluster state: member %s: bad host", nd->id);
-        }
-        nd->resp_port = rd_u16(&r);
-        nd->http_port = rd_u16(&r);
-        nd->peer_port = rd_u16(&r);
-        nd->status = rd_u8(&r);
-        if (r.bad) {
-            DEC_FAIL("cluster state: truncated member %s", nd->id);
-        }
-        if (nd->status != MEMBERSHIP_VALID &&
-            nd->status != MEMBERSHIP_REMOVED) {
-            DEC_FAIL("cluster state: member %s: bad status %u", nd->id,
-                     nd->status);
-        }
-        n_valid += nd->status == MEMBERSHIP_VALID;
-    }
-    s->n_nodes = n;
-    if (n_valid == 0) {
-        DEC_FAIL("cluster state: no valid member");
-    }
-    if (state_find(s, s->changer) < 0) {
-        DEC_FAIL("cluster state: changer %s is not a member", s->changer);
-    }
-    uint32_t rl = rd_u32(&r);
-    const unsigned char *rb = rd_take(&r, rl);
-    if (rb == NULL) {
-        DEC_FAIL("cluster state: truncated ring");
-    }
-    if (r.left != 0) {
-        DEC_FAIL("cluster state: %zu trailing bytes", r.left);
-    }
-    rc = ring_decode(rb, rl, &s->ring);
-    if (rc != RK_OK) {
-        if (rc != RK_ENOMEM) {
-            set_err(errbuf, errlen, "cluster state: bad ring (%s)",
-                    rk_errname(rc));
-            rc = rc == RK_EVERSION ? RK_EVERSION : RK_EPROTO;
-        }
-        goto fail;
-    }
-    if (fmt == MEMBERSHIP_FORMAT_V1 &&
-        ring_member_count(s->ring) > ring_target_n(s->ring)) {
-        set_err(errbuf, errlen,
-                "cluster state format 1 was saved by a ringkv that placed "
-                "keys by XXH3; this build (format %u) places them by Redis "
-                "hash slot, so with %zu members and n_val %" PRIu32
-                " this node's keys would sit on the wrong replicas.  Keep "
-                "running the old build, or copy the data out, then start "
-                "every node with an empty --data-dir and form the cluster "
-                "again (docs/cluster.md, \"Upgrading to hash slots\")",
-                MEMBERSHIP_FORMAT_VERSION, ring_member_count(s->ring),
-                ring_target_n(s->ring));
-        rc = RK_EVERSION;
-        goto fail;
-    }
-    if (ring_size(s->ring) != s->ring_size ||
-        ring_target_n(s->ring) != s->n_val ||
-        ring_member_count(s->ring) != n_valid) {
-        DEC_FAIL("cluster state: ring does not match settings or members");
-    }
-    for (size_t i = 0; i < s->n_nodes; i++) {
-        const struct mb_node *nd = &s->nodes[i];
-        if (nd->status == MEMBERSHIP_VALID &&
-            ring_find_member(s->ring, nd->id, strlen(nd->id)) < 0) {
-            DEC_FAIL("cluster state: valid member %s not in the ring",
-                     nd->id);
-        }
-    }
-    *out = s;
-    return RK_OK;
-fail:
-    state_free(s);
-    return rc;
-}
-
-int membership_state_check(const void *buf, size_t len,
-                           struct rk_buf *reencoded, char *errbuf,
-                           size_t errbuf_len)
-{
-    struct mb_state *s = NULL;
-    int rc = state_decode(buf, len, false, &s, errbuf, errbuf_len);
-    if (rc != RK_OK) {
-        return rc;
-    }
-    if (reencoded != NULL) {
-        rc = state_encode(s, reencoded);
-    }
-    state_free(s);
-    return rc;
-}
-
-int membership_state_compare(const void *a, size_t a_len, const void *b,
-                             size_t b_len)
-{
-    struct rd ra = {.p = a, .left = a_len}, rb = {.p = b, .left = b_len};
-    uint64_t va = 0, vb = 0;
-    char ca[CL_ID_MAX + 1], cb[CL_ID_MAX + 1];
-    bool oka = decode_head(&ra, &va, ca, NULL, NULL, 0) == RK_OK;
-    bool okb = decode_head(&rb, &vb, cb, NULL, NULL, 0) == RK_OK;
-    if (!RK_ALWAYS(oka && okb)) {
-        return (int)oka - (int)okb;
-    }
-    if (va != vb) {
-        return va < vb ? -1 : 1;
-    }
-    int c = strcmp(ca, cb);
-    if (c != 0) {
-        return c < 0 ? -1 : 1;
-    }
-    size_t l = a_len < b_len ? a_len : b_len;
-    c = memcmp(a, b, l);
-    if (c != 0) {
-        return c < 0 ? -1 : 1;
-    }
-    return a_len == b_len ? 0 : (a_len < b_len ? -1 : 1);
-}
-
 /* ---- the machine -------------------------------------------------------- */
 
 static bool node_same(const struct mb_node *a, const struct mb_node *b)
@@ -625,12 +139,20 @@ static bool node_same(const struct mb_node *a, const struct mb_node *b)
            a->peer_port == b->peer_port && a->status == b->status;
 }
 
+/* Whether a and b have the same id and address (status aside). */
+static bool addr_same(const struct mb_node *a, const struct mb_node *b)
+{
+    struct mb_node x = *b;
+    x.status = a->status;
+    return node_same(a, &x);
+}
+
 static const struct mb_node *self_node(const struct membership *m)
 {
     if (m->st == NULL) {
         return NULL;
     }
-    long i = state_find(m->st, m->self.id);
+    long i = mb_state_find(m->st, m->self.id);
     return i < 0 ? NULL : &m->st->nodes[i];
 }
 
@@ -640,20 +162,21 @@ static enum membership_phase phase_of_state(const struct membership *m)
     if (me == NULL) {
         return MEMBERSHIP_NONE;
     }
-    return me->status == MEMBERSHIP_VALID ? MEMBERSHIP_MEMBER
-                                          : MEMBERSHIP_REMOVED_SELF;
+    return membership_status_active(me->status) ? MEMBERSHIP_MEMBER
+                                                : MEMBERSHIP_REMOVED_SELF;
 }
 
 /* Installs `s` (taking it) and re-encodes; on error nothing changes. */
 static int install_state(struct membership *m, struct mb_state *s)
 {
     struct rk_buf enc = {0};
-    int rc = state_encode(s, &enc);
+    int rc = mb_state_encode(s, &enc);
     if (rc != RK_OK) {
-        state_free(s);
+        rk_buf_fini(&enc);
+        mb_state_free(s);
         return rc;
     }
-    state_free(m->st);
+    mb_state_free(m->st);
     rk_buf_fini(&m->enc);
     m->st = s;
     m->enc = enc;
@@ -666,7 +189,8 @@ static void emit_state_changed(struct membership *m, struct cl_actions *acts)
     if (a != NULL) {
         a->version = m->st->version;
         snprintf(a->text, sizeof(a->text),
-                 "cluster state version %" PRIu64 " by %s: %zu members, "
+                 "cluster state version %" PRIu64
+                 " by %s: %zu members, "
                  "ring digest %016" PRIx64,
                  m->st->version, m->st->changer, m->st->n_nodes,
                  ring_digest(m->st->ring));
@@ -679,7 +203,8 @@ static void emit_state_changed(struct membership *m, struct cl_actions *acts)
 }
 
 /* Appends a GOSSIP of our state to node `to` (index into st->nodes). */
-static void send_gossip(struct membership *m, const struct mb_node *to,
+static void send_gossip(struct membership *m,
+                        const struct mb_node *to,
                         struct cl_actions *acts)
 {
     struct cl_action *a = cl_actions_push(acts, CL_ACT_SEND);
@@ -697,13 +222,15 @@ static void send_gossip(struct membership *m, const struct mb_node *to,
 }
 
 /* Gossips to one random valid member other than self and `skip`. */
-static void gossip_random(struct membership *m, const char *skip,
+static void gossip_random(struct membership *m,
+                          const char *skip,
                           struct cl_actions *acts)
 {
     size_t n = 0;
     for (size_t i = 0; i < m->st->n_nodes; i++) {
         const struct mb_node *nd = &m->st->nodes[i];
-        n += nd->status == MEMBERSHIP_VALID && strcmp(nd->id, m->self.id) &&
+        n += membership_status_active(nd->status) &&
+             strcmp(nd->id, m->self.id) &&
              (skip == NULL || strcmp(nd->id, skip));
     }
     if (n == 0) {
@@ -712,7 +239,8 @@ static void gossip_random(struct membership *m, const char *skip,
     uint64_t pick = rk_rng_below(&m->rng, n);
     for (size_t i = 0; i < m->st->n_nodes; i++) {
         const struct mb_node *nd = &m->st->nodes[i];
-        if (nd->status == MEMBERSHIP_VALID && strcmp(nd->id, m->self.id) &&
+        if (membership_status_active(nd->status) &&
+            strcmp(nd->id, m->self.id) &&
             (skip == NULL || strcmp(nd->id, skip)) && pick-- == 0) {
             send_gossip(m, nd, acts);
             return;
@@ -720,7 +248,8 @@ static void gossip_random(struct membership *m, const char *skip,
     }
 }
 
-static void send_join(struct membership *m, uint64_t now_ms,
+static void send_join(struct membership *m,
+                      uint64_t now_ms,
                       struct cl_actions *acts)
 {
     m->next_join_ms = now_ms + m->join_retry_ms;
@@ -741,23 +270,26 @@ static void send_join(struct membership *m, uint64_t now_ms,
     };
 }
 
-int membership_create(const struct membership_config *cfg, const void *saved,
-                      size_t saved_len, struct membership **out, char *errbuf,
+int membership_create(const struct membership_config *cfg,
+                      const void *saved,
+                      size_t saved_len,
+                      struct membership **out,
+                      char *errbuf,
                       size_t errbuf_len)
 {
     const char *name = cfg->cluster_name ? cfg->cluster_name : "ringkv";
     if (cfg->node_id == NULL ||
         !ring_member_id_is_valid(cfg->node_id, strlen(cfg->node_id))) {
-        set_err(errbuf, errbuf_len, "invalid node id");
+        mb_set_err(errbuf, errbuf_len, "invalid node id");
         return RK_EINVAL;
     }
     if (cfg->host == NULL || cfg->host[0] == '\0' ||
-        !name_is_valid(cfg->host, strlen(cfg->host), CL_HOST_MAX)) {
-        set_err(errbuf, errbuf_len, "invalid host");
+        !mb_name_is_valid(cfg->host, strlen(cfg->host), CL_HOST_MAX)) {
+        mb_set_err(errbuf, errbuf_len, "invalid host");
         return RK_EINVAL;
     }
-    if (!name_is_valid(name, strlen(name), MEMBERSHIP_MAX_CLUSTER_NAME)) {
-        set_err(errbuf, errbuf_len, "invalid cluster name");
+    if (!mb_name_is_valid(name, strlen(name), MEMBERSHIP_MAX_CLUSTER_NAME)) {
+        mb_set_err(errbuf, errbuf_len, "invalid cluster name");
         return RK_EINVAL;
     }
     struct membership *m = rk_calloc(1, sizeof(*m));
@@ -773,9 +305,8 @@ int membership_create(const struct membership_config *cfg, const void *saved,
     snprintf(m->name, sizeof(m->name), "%s", name);
     m->ring_size = cfg->ring_size ? cfg->ring_size : RING_DEFAULT_SIZE;
     m->n_val = cfg->n_val ? cfg->n_val : RING_DEFAULT_N;
-    m->gossip_ms =
-        cfg->gossip_interval_ms ? cfg->gossip_interval_ms
-                                : MEMBERSHIP_DEFAULT_GOSSIP_MS;
+    m->gossip_ms = cfg->gossip_interval_ms ? cfg->gossip_interval_ms
+                                           : MEMBERSHIP_DEFAULT_GOSSIP_MS;
     m->join_retry_ms =
         cfg->join_retry_ms ? cfg->join_retry_ms : MEMBERSHIP_DEFAULT_JOIN_RETRY;
     m->join_timeout_ms = cfg->join_timeout_ms ? cfg->join_timeout_ms
@@ -783,17 +314,18 @@ int membership_create(const struct membership_config *cfg, const void *saved,
     rk_rng_seed(&m->rng, cfg->seed);
     if (saved != NULL && saved_len > 0) {
         struct mb_state *s = NULL;
-        int rc = state_decode(saved, saved_len, true, &s, errbuf, errbuf_len);
+        int rc =
+            mb_state_decode(saved, saved_len, true, &s, errbuf, errbuf_len);
         if (rc == RK_OK && strcmp(s->name, m->name) != 0) {
-            set_err(errbuf, errbuf_len,
-                    "saved state is of cluster \"%s\", this node is "
-                    "configured for \"%s\"",
-                    s->name, m->name);
+            mb_set_err(errbuf, errbuf_len,
+                       "saved state is of cluster \"%s\", this node is "
+                       "configured for \"%s\"",
+                       s->name, m->name);
             rc = RK_EINVAL;
         }
-        if (rc == RK_OK && state_find(s, m->self.id) < 0) {
-            set_err(errbuf, errbuf_len,
-                    "saved state does not list this node (%s)", m->self.id);
+        if (rc == RK_OK && mb_state_find(s, m->self.id) < 0) {
+            mb_set_err(errbuf, errbuf_len,
+                       "saved state does not list this node (%s)", m->self.id);
             rc = RK_EINVAL;
         }
         if (rc == RK_OK) {
@@ -801,7 +333,7 @@ int membership_create(const struct membership_config *cfg, const void *saved,
             s = NULL;
         }
         if (rc != RK_OK) {
-            state_free(s);
+            mb_state_free(s);
             membership_destroy(m);
             return rc;
         }
@@ -816,7 +348,7 @@ void membership_destroy(struct membership *m)
     if (m == NULL) {
         return;
     }
-    state_free(m->st);
+    mb_state_free(m->st);
     rk_buf_fini(&m->enc);
     rk_free(m);
 }
@@ -826,7 +358,8 @@ const char *membership_errmsg(const struct membership *m)
     return m->errmsg;
 }
 
-int membership_create_cluster(struct membership *m, uint64_t now_ms,
+int membership_create_cluster(struct membership *m,
+                              uint64_t now_ms,
                               struct cl_actions *acts)
 {
     m->errmsg[0] = '\0';
@@ -835,9 +368,9 @@ int membership_create_cluster(struct membership *m, uint64_t now_ms,
          * cluster from it could be mistaken for the old one. */
         MB_ERR(m, "%s",
                m->phase == MEMBERSHIP_REMOVED_SELF
-                      ? "this node was removed from a cluster: join one, or "
-                        "start with an empty data dir"
-                      : "this node already is in a cluster or joining one");
+                   ? "this node was removed from a cluster: join one, or "
+                     "start with an empty data dir"
+                   : "this node already is in a cluster or joining one");
         return RK_EBUSY;
     }
     struct mb_state *s = rk_calloc(1, sizeof(*s));
@@ -856,13 +389,14 @@ int membership_create_cluster(struct membership *m, uint64_t now_ms,
     snprintf(s->name, sizeof(s->name), "%s", m->name);
     s->ring_size = m->ring_size;
     s->n_val = m->n_val;
-    int rc = state_build_ring(s, NULL);
+    int rc = mb_state_build_ring(s, NULL);
     if (rc == RK_OK) {
         rc = install_state(m, s);
     } else {
-        state_free(s);
-        MB_ERR(m, "cannot build the ring (ring_size %" PRIu32
-                  ", n_val %" PRIu32 "): %s",
+        mb_state_free(s);
+        MB_ERR(m,
+               "cannot build the ring (ring_size %" PRIu32 ", n_val %" PRIu32
+               "): %s",
                m->ring_size, m->n_val, rk_strerror(rc));
     }
     if (rc != RK_OK) {
@@ -875,8 +409,10 @@ int membership_create_cluster(struct membership *m, uint64_t now_ms,
     return RK_OK;
 }
 
-int membership_join_start(struct membership *m, const char *host,
-                          uint16_t peer_port, uint64_t now_ms,
+int membership_join_start(struct membership *m,
+                          const char *host,
+                          uint16_t peer_port,
+                          uint64_t now_ms,
                           struct cl_actions *acts)
 {
     m->errmsg[0] = '\0';
@@ -893,11 +429,12 @@ int membership_join_start(struct membership *m, const char *host,
     if (m->phase == MEMBERSHIP_MEMBER) {
         size_t valid = 0;
         for (size_t i = 0; i < m->st->n_nodes; i++) {
-            valid += m->st->nodes[i].status == MEMBERSHIP_VALID;
+            valid += membership_status_active(m->st->nodes[i].status);
         }
         if (valid > 1) {
-            MB_ERR(m, "this node is already a member of a cluster of %zu "
-                      "nodes; leave it first",
+            MB_ERR(m,
+                   "this node is already a member of a cluster of %zu "
+                   "nodes; leave it first",
                    valid);
             return RK_EBUSY;
         }
@@ -913,16 +450,20 @@ int membership_join_start(struct membership *m, const char *host,
     return RK_OK;
 }
 
-/* Copy of the current state with `id` set to `status` (and address). */
-static int change_node(struct membership *m, const struct mb_node *nd,
+/* Copy of the current state with `id` set to `status` (and address); a
+ * change of status plans the next ring (mb_state_replan). */
+static int change_node(struct membership *m,
+                       const struct mb_node *nd,
                        struct mb_state **out)
 {
+    long was = mb_state_find(m->st, nd->id);
+    bool status_changed = was < 0 || m->st->nodes[was].status != nd->status;
     struct mb_state *s = NULL;
-    int rc = state_copy(m->st, 1, &s);
+    int rc = mb_state_copy(m->st, 1, &s);
     if (rc != RK_OK) {
         return rc;
     }
-    long i = state_find(s, nd->id);
+    long i = mb_state_find(s, nd->id);
     if (i >= 0) {
         s->nodes[i] = *nd;
     } else {
@@ -937,9 +478,9 @@ static int change_node(struct membership *m, const struct mb_node *nd,
     }
     s->version = m->st->version + 1;
     snprintf(s->changer, sizeof(s->changer), "%s", m->self.id);
-    rc = state_build_ring(s, m->st->ring);
+    rc = status_changed ? mb_state_replan(s) : RK_OK;
     if (rc != RK_OK) {
-        state_free(s);
+        mb_state_free(s);
         return rc;
     }
     *out = s;
@@ -947,8 +488,10 @@ static int change_node(struct membership *m, const struct mb_node *nd,
 }
 
 /* Applies a change made here: install, announce, gossip. */
-static int commit_change(struct membership *m, struct mb_state *s,
-                         const char *skip, uint64_t now_ms,
+static int commit_change(struct membership *m,
+                         struct mb_state *s,
+                         const char *skip,
+                         uint64_t now_ms,
                          struct cl_actions *acts)
 {
     int rc = install_state(m, s);
@@ -961,21 +504,42 @@ static int commit_change(struct membership *m, struct mb_state *s,
     return RK_OK;
 }
 
+/* Members that are part of the cluster (valid, joining or leaving). */
 static size_t count_valid(const struct mb_state *s)
 {
     size_t n = 0;
     for (size_t i = 0; i < s->n_nodes; i++) {
-        n += s->nodes[i].status == MEMBERSHIP_VALID;
+        n += membership_status_active(s->nodes[i].status);
     }
     return n;
 }
 
-/* Marks self removed (leave or re-applied leave). */
-static int remove_self(struct membership *m, uint64_t now_ms,
+/* Members that stay after the transition (valid or joining). */
+static size_t count_staying(const struct mb_state *s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->n_nodes; i++) {
+        n += mb_in_next(s->nodes[i].status);
+    }
+    return n;
+}
+
+/* The status a leave or remove gives a member: a joining one never owned
+ * anything and goes at once, a valid one hands its partitions off. */
+static uint8_t departed(uint8_t status)
+{
+    return status == MEMBERSHIP_STATUS_JOINING ? MEMBERSHIP_REMOVED
+                                               : MEMBERSHIP_STATUS_LEAVING;
+}
+
+/* Marks self leaving (leave or re-applied leave): REMOVED_SELF once the
+ * transition that hands its partitions off finalizes. */
+static int remove_self(struct membership *m,
+                       uint64_t now_ms,
                        struct cl_actions *acts)
 {
     struct mb_node me = *self_node(m);
-    me.status = MEMBERSHIP_REMOVED;
+    me.status = departed(me.status);
     struct mb_state *s = NULL;
     int rc = change_node(m, &me, &s);
     if (rc != RK_OK) {
@@ -983,12 +547,14 @@ static int remove_self(struct membership *m, uint64_t now_ms,
     }
     rc = commit_change(m, s, NULL, now_ms, acts);
     if (rc == RK_OK) {
-        m->phase = MEMBERSHIP_REMOVED_SELF;
+        m->phase = phase_of_state(m);
     }
     return rc;
 }
 
-int membership_leave(struct membership *m, bool holds_data, uint64_t now_ms,
+int membership_leave(struct membership *m,
+                     bool holds_data,
+                     uint64_t now_ms,
                      struct cl_actions *acts)
 {
     m->errmsg[0] = '\0';
@@ -996,19 +562,25 @@ int membership_leave(struct membership *m, bool holds_data, uint64_t now_ms,
         MB_ERR(m, "this node is not a member of a cluster");
         return RK_EINVAL;
     }
-    if (holds_data) {
-        MB_ERR(m, "this node owns data; partition handoff is not "
-                  "implemented yet");
+    (void)holds_data; /* its partitions are handed off first */
+    const struct mb_node *me = self_node(m);
+    if (me->status == MEMBERSHIP_STATUS_LEAVING) {
+        MB_ERR(m,
+               "this node is already leaving; `cluster status` shows "
+               "its handoff");
         return RK_EBUSY;
     }
-    if (count_valid(m->st) <= 1) {
+    if (count_staying(m->st) <= 1) {
         MB_ERR(m, "this node is the last member; a cluster cannot be empty");
         return RK_EINVAL;
     }
     int rc = remove_self(m, now_ms, acts);
     if (rc == RK_OK) {
         m->leave_intent = true;
-        log_action(acts, RK_OK, "left the cluster at version %" PRIu64,
+        log_action(acts, RK_OK, "%s the cluster at version %" PRIu64,
+                   m->phase == MEMBERSHIP_MEMBER ? "leaving (handing off "
+                                                   "partitions)"
+                                                 : "left",
                    m->st->version);
     } else {
         MB_ERR(m, "leave failed: %s", rk_strerror(rc));
@@ -1016,8 +588,10 @@ int membership_leave(struct membership *m, bool holds_data, uint64_t now_ms,
     return rc;
 }
 
-int membership_remove(struct membership *m, const char *node_id,
-                      uint64_t now_ms, struct cl_actions *acts)
+int membership_remove(struct membership *m,
+                      const char *node_id,
+                      uint64_t now_ms,
+                      struct cl_actions *acts)
 {
     m->errmsg[0] = '\0';
     if (m->phase != MEMBERSHIP_MEMBER) {
@@ -1028,13 +602,21 @@ int membership_remove(struct membership *m, const char *node_id,
         MB_ERR(m, "a node cannot remove itself; use leave");
         return RK_EINVAL;
     }
-    long i = state_find(m->st, node_id);
-    if (i < 0 || m->st->nodes[i].status != MEMBERSHIP_VALID) {
-        MB_ERR(m, "no valid member %s", node_id);
+    long i = mb_state_find(m->st, node_id);
+    if (i < 0 || (m->st->nodes[i].status != MEMBERSHIP_VALID &&
+                  m->st->nodes[i].status != MEMBERSHIP_JOINING)) {
+        MB_ERR(m, "no valid or joining member %s%s", node_id,
+               i >= 0 && m->st->nodes[i].status == MEMBERSHIP_STATUS_LEAVING
+                   ? " (it is already leaving)"
+                   : "");
         return RK_ENOTFOUND;
     }
+    if (mb_in_next(m->st->nodes[i].status) && count_staying(m->st) <= 1) {
+        MB_ERR(m, "%s is the last member; a cluster cannot be empty", node_id);
+        return RK_EINVAL;
+    }
     struct mb_node nd = m->st->nodes[i];
-    nd.status = MEMBERSHIP_REMOVED;
+    nd.status = departed(nd.status);
     struct mb_state *s = NULL;
     int rc = change_node(m, &nd, &s);
     if (rc == RK_OK) {
@@ -1055,7 +637,8 @@ static bool gossips(const struct membership *m)
                              m->phase == MEMBERSHIP_REMOVED_SELF);
 }
 
-int membership_tick(struct membership *m, uint64_t now_ms,
+int membership_tick(struct membership *m,
+                    uint64_t now_ms,
                     struct cl_actions *acts)
 {
     if (m->phase == MEMBERSHIP_JOINING) {
@@ -1073,10 +656,12 @@ int membership_tick(struct membership *m, uint64_t now_ms,
         }
         return RK_OK;
     }
-    if (m->phase == MEMBERSHIP_MEMBER && !node_same(self_node(m), &m->self)) {
+    if (m->phase == MEMBERSHIP_MEMBER && !addr_same(self_node(m), &m->self)) {
         /* Restarted with another address: publish it (one change). */
         struct mb_state *s = NULL;
-        int rc = change_node(m, &m->self, &s);
+        struct mb_node me = m->self;
+        me.status = self_node(m)->status;
+        int rc = change_node(m, &me, &s);
         if (rc == RK_OK) {
             rc = commit_change(m, s, NULL, now_ms, acts);
         }
@@ -1101,18 +686,20 @@ uint64_t membership_next_deadline_ms(const struct membership *m)
         return m->next_join_ms < m->join_deadline_ms ? m->next_join_ms
                                                      : m->join_deadline_ms;
     }
-    if (m->phase == MEMBERSHIP_MEMBER && !node_same(self_node(m), &m->self)) {
+    if (m->phase == MEMBERSHIP_MEMBER && !addr_same(self_node(m), &m->self)) {
         return 0; /* an address to publish */
     }
     return gossips(m) ? m->next_gossip_ms : UINT64_MAX;
 }
 
 /* A JOIN arrived: admit the node if we can, always reply. */
-static int on_join(struct membership *m, const struct peer_join *j,
-                   uint64_t now_ms, struct cl_actions *acts)
+static int on_join(struct membership *m,
+                   const struct peer_join *j,
+                   uint64_t now_ms,
+                   struct cl_actions *acts)
 {
     int rc = RK_OK;
-    struct mb_node nd = {.status = MEMBERSHIP_VALID};
+    struct mb_node nd = {.status = MEMBERSHIP_STATUS_JOINING};
     bool changed = false;
     m->reply_text[0] = '\0';
     if (m->phase != MEMBERSHIP_MEMBER) {
@@ -1121,7 +708,7 @@ static int on_join(struct membership *m, const struct peer_join *j,
                  "%s is not a member of a cluster", m->self.id);
     } else if (!ring_member_id_is_valid(j->node_id.ptr, j->node_id.len) ||
                j->host.len == 0 || j->host.len > CL_HOST_MAX ||
-               !name_is_valid(j->host.ptr, j->host.len, CL_HOST_MAX)) {
+               !mb_name_is_valid(j->host.ptr, j->host.len, CL_HOST_MAX)) {
         rc = RK_EINVAL;
         snprintf(m->reply_text, sizeof(m->reply_text),
                  "JOIN with an invalid node id or host");
@@ -1131,9 +718,20 @@ static int on_join(struct membership *m, const struct peer_join *j,
         nd.resp_port = j->resp_port;
         nd.http_port = j->http_port;
         nd.peer_port = j->peer_port;
-        long i = state_find(m->st, nd.id);
+        long i = mb_state_find(m->st, nd.id);
+        if (i >= 0 && mb_in_next(m->st->nodes[i].status)) {
+            nd.status = m->st->nodes[i].status;
+        }
         if (i >= 0 && node_same(&m->st->nodes[i], &nd)) {
             changed = false; /* a retry of a join already done */
+        } else if (i >= 0 &&
+                   m->st->nodes[i].status == MEMBERSHIP_STATUS_LEAVING) {
+            rc = RK_EBUSY;
+            snprintf(m->reply_text, sizeof(m->reply_text),
+                     "%s is still leaving (its partitions are being handed "
+                     "off); join again when `cluster status` shows it "
+                     "removed",
+                     nd.id);
         } else if (i < 0 && m->st->n_nodes >= MEMBERSHIP_MAX_MEMBERS) {
             rc = RK_ERANGE;
             snprintf(m->reply_text, sizeof(m->reply_text),
@@ -1187,15 +785,16 @@ static int on_join(struct membership *m, const struct peer_join *j,
  * Decodes an incoming state and checks its cluster name.  *out is NULL
  * with RK_OK never: RK_OK means *out is set.
  */
-static int decode_incoming(struct membership *m, struct peer_bytes b,
+static int decode_incoming(struct membership *m,
+                           struct peer_bytes b,
                            struct mb_state **out)
 {
     int rc =
-        state_decode(b.ptr, b.len, false, out, m->errmsg, sizeof(m->errmsg));
+        mb_state_decode(b.ptr, b.len, false, out, m->errmsg, sizeof(m->errmsg));
     if (rc == RK_OK && strcmp((*out)->name, m->name) != 0) {
         MB_ERR(m, "state of cluster \"%s\" ignored (this node is in \"%s\")",
                (*out)->name, m->name);
-        state_free(*out);
+        mb_state_free(*out);
         *out = NULL;
         rc = RK_EINVAL;
     }
@@ -1203,8 +802,10 @@ static int decode_incoming(struct membership *m, struct peer_bytes b,
 }
 
 /* Adopts `s` (taken) as a join result. */
-static int adopt_joined(struct membership *m, struct mb_state *s,
-                        uint64_t now_ms, struct cl_actions *acts)
+static int adopt_joined(struct membership *m,
+                        struct mb_state *s,
+                        uint64_t now_ms,
+                        struct cl_actions *acts)
 {
     int rc = install_state(m, s);
     if (rc != RK_OK) {
@@ -1223,14 +824,17 @@ static int adopt_joined(struct membership *m, struct mb_state *s,
     return RK_OK;
 }
 
+/* Whether s lists `id` as part of the cluster (valid, joining or
+ * leaving). */
 static bool lists_valid(const struct mb_state *s, const char *id)
 {
-    long i = state_find(s, id);
-    return i >= 0 && s->nodes[i].status == MEMBERSHIP_VALID;
+    long i = mb_state_find(s, id);
+    return i >= 0 && membership_status_active(s->nodes[i].status);
 }
 
 static int on_join_reply(struct membership *m,
-                         const struct peer_join_reply *r, uint64_t now_ms,
+                         const struct peer_join_reply *r,
+                         uint64_t now_ms,
                          struct cl_actions *acts)
 {
     if (m->phase != MEMBERSHIP_JOINING || r->req_id != m->join_req_id) {
@@ -1268,7 +872,7 @@ static int on_join_reply(struct membership *m,
         return rc; /* keep retrying: another reply may be well-formed */
     }
     if (!lists_valid(s, m->self.id)) {
-        state_free(s);
+        mb_state_free(s);
         return RK_OK; /* the seed lost our join to a concurrent change */
     }
     return adopt_joined(m, s, now_ms, acts);
@@ -1279,22 +883,26 @@ static const struct mb_node *lookup(const struct membership *m,
                                     const struct mb_state *other,
                                     const char *id)
 {
-    long i = m->st ? state_find(m->st, id) : -1;
+    long i = m->st ? mb_state_find(m->st, id) : -1;
     if (i >= 0) {
         return &m->st->nodes[i];
     }
-    i = other ? state_find(other, id) : -1;
+    i = other ? mb_state_find(other, id) : -1;
     return i >= 0 ? &other->nodes[i] : NULL;
 }
 
 /* After adopting a newer state: follow where it puts this node. */
-static int follow_self(struct membership *m, enum membership_phase before,
-                       uint64_t now_ms, struct cl_actions *acts)
+static int follow_self(struct membership *m,
+                       enum membership_phase before,
+                       uint64_t now_ms,
+                       struct cl_actions *acts)
 {
     enum membership_phase now_phase = phase_of_state(m);
-    if (now_phase == MEMBERSHIP_MEMBER && m->leave_intent) {
+    if (now_phase == MEMBERSHIP_MEMBER && m->leave_intent &&
+        self_node(m)->status != MEMBERSHIP_STATUS_LEAVING) {
         log_action(acts, RK_OK,
-                   "version %" PRIu64 " undid this node's leave; leaving "
+                   "version %" PRIu64
+                   " undid this node's leave; leaving "
                    "again",
                    m->st->version);
         return remove_self(m, now_ms, acts);
@@ -1305,17 +913,17 @@ static int follow_self(struct membership *m, enum membership_phase before,
         uint64_t pick = rk_rng_below(&m->rng, n);
         for (size_t i = 0; i < m->st->n_nodes; i++) {
             const struct mb_node *nd = &m->st->nodes[i];
-            if (nd->status == MEMBERSHIP_VALID && pick-- == 0) {
+            if (membership_status_active(nd->status) && pick-- == 0) {
                 snprintf(m->seed_host, sizeof(m->seed_host), "%s", nd->host);
                 m->seed_port = nd->peer_port;
                 break;
             }
         }
         log_action(acts, RK_EAGAIN,
-                   "version %" PRIu64 " by %s does not list this node (a "
+                   "version %" PRIu64
+                   " by %s does not list this node (a "
                    "concurrent change won); joining again via %s:%u",
-                   m->st->version, m->st->changer, m->seed_host,
-                   m->seed_port);
+                   m->st->version, m->st->changer, m->seed_host, m->seed_port);
         m->join_from = MEMBERSHIP_NONE;
         m->phase = MEMBERSHIP_JOINING;
         m->join_req_id = rk_rng_next(&m->rng) | 1;
@@ -1333,8 +941,10 @@ static int follow_self(struct membership *m, enum membership_phase before,
     return RK_OK;
 }
 
-static int on_gossip(struct membership *m, const struct peer_gossip *g,
-                     uint64_t now_ms, struct cl_actions *acts)
+static int on_gossip(struct membership *m,
+                     const struct peer_gossip *g,
+                     uint64_t now_ms,
+                     struct cl_actions *acts)
 {
     struct mb_state *s = NULL;
     int rc = decode_incoming(m, g->state, &s);
@@ -1349,7 +959,7 @@ static int on_gossip(struct membership *m, const struct peer_gossip *g,
         if (m->phase == MEMBERSHIP_JOINING && lists_valid(s, m->self.id)) {
             return adopt_joined(m, s, now_ms, acts);
         }
-        state_free(s);
+        mb_state_free(s);
         return RK_OK;
     }
     int c = membership_state_compare(g->state.ptr, g->state.len, m->enc.base,
@@ -1365,11 +975,11 @@ static int on_gossip(struct membership *m, const struct peer_gossip *g,
         if (to != NULL) {
             send_gossip(m, to, acts);
         }
-        state_free(s);
+        mb_state_free(s);
         return RK_OK;
     }
     if (c == 0) {
-        state_free(s);
+        mb_state_free(s);
         return RK_OK;
     }
     enum membership_phase before = m->phase;
@@ -1381,19 +991,21 @@ static int on_gossip(struct membership *m, const struct peer_gossip *g,
     return follow_self(m, before, now_ms, acts);
 }
 
-int membership_on_message(struct membership *m, const struct peer_msg *msg,
-                          uint64_t now_ms, struct cl_actions *acts)
+int membership_on_message(struct membership *m,
+                          const struct peer_msg *msg,
+                          uint64_t now_ms,
+                          struct cl_actions *acts)
 {
     m->errmsg[0] = '\0';
     switch (msg->type) {
-    case PEER_JOIN:
-        return on_join(m, &msg->join, now_ms, acts);
-    case PEER_JOIN_REPLY:
-        return on_join_reply(m, &msg->join_reply, now_ms, acts);
-    case PEER_GOSSIP:
-        return on_gossip(m, &msg->gossip, now_ms, acts);
-    default:
-        return RK_OK;
+        case PEER_JOIN:
+            return on_join(m, &msg->join, now_ms, acts);
+        case PEER_JOIN_REPLY:
+            return on_join_reply(m, &msg->join_reply, now_ms, acts);
+        case PEER_GOSSIP:
+            return on_gossip(m, &msg->gossip, now_ms, acts);
+        default:
+            return RK_OK;
     }
 }
 
@@ -1434,8 +1046,7 @@ size_t membership_member_count(const struct membership *m)
     return m->st ? m->st->n_nodes : 0;
 }
 
-static void fill_member(const struct mb_node *nd,
-                        struct membership_member *out)
+static void fill_member(const struct mb_node *nd, struct membership_member *out)
 {
     out->node_id = nd->id;
     out->host = nd->host;
@@ -1445,7 +1056,8 @@ static void fill_member(const struct mb_node *nd,
     out->status = (enum membership_status)nd->status;
 }
 
-void membership_member_get(const struct membership *m, size_t i,
+void membership_member_get(const struct membership *m,
+                           size_t i,
                            struct membership_member *out)
 {
     if (RK_ALWAYS(m->st != NULL && i < m->st->n_nodes)) {
@@ -1453,10 +1065,11 @@ void membership_member_get(const struct membership *m, size_t i,
     }
 }
 
-bool membership_member_find(const struct membership *m, const char *node_id,
+bool membership_member_find(const struct membership *m,
+                            const char *node_id,
                             struct membership_member *out)
 {
-    long i = m->st ? state_find(m->st, node_id) : -1;
+    long i = m->st ? mb_state_find(m->st, node_id) : -1;
     if (i < 0) {
         return false;
     }
@@ -1467,4 +1080,86 @@ bool membership_member_find(const struct membership *m, const char *node_id,
 struct peer_bytes membership_state_bytes(const struct membership *m)
 {
     return (struct peer_bytes){.ptr = m->enc.base, .len = m->enc.len};
+}
+
+/* ---- the ownership transition (issue 14) --------------------------------- */
+
+const struct ring *membership_next_ring(const struct membership *m)
+{
+    return m->st ? m->st->next : NULL;
+}
+
+uint32_t membership_epoch(const struct membership *m)
+{
+    return m->st ? m->st->epoch : 0;
+}
+
+bool membership_pending_for(const struct membership *m,
+                            uint32_t partition,
+                            const char *node_id,
+                            bool *received)
+{
+    int j = m->st ? mb_state_pending_pos(m->st, partition, node_id) : -1;
+    if (received != NULL) {
+        *received = j >= 0 && (m->st->has[partition] >> j & 1);
+    }
+    return j >= 0;
+}
+
+bool membership_partition_done(const struct membership *m, uint32_t partition)
+{
+    return m->st == NULL || partition >= m->st->ring_size ||
+           mb_state_part_done(m->st, partition);
+}
+
+int membership_mark_received(struct membership *m,
+                             const uint32_t *parts,
+                             size_t n_parts,
+                             uint64_t now_ms,
+                             struct cl_actions *acts)
+{
+    m->errmsg[0] = '\0';
+    if (m->phase != MEMBERSHIP_MEMBER) {
+        MB_ERR(m, "this node is not a member of a cluster");
+        return RK_EINVAL;
+    }
+    size_t fresh = 0;
+    for (size_t k = 0; k < n_parts; k++) {
+        int j = mb_state_pending_pos(m->st, parts[k], m->self.id);
+        if (j < 0) {
+            MB_ERR(m, "this node is not a pending owner of partition %" PRIu32,
+                   parts[k]);
+            return RK_EINVAL;
+        }
+        fresh += !(m->st->has[parts[k]] >> j & 1);
+    }
+    if (fresh == 0) {
+        return RK_OK;
+    }
+    struct mb_state *s = NULL;
+    int rc = mb_state_copy(m->st, 0, &s);
+    if (rc != RK_OK) {
+        return rc;
+    }
+    for (size_t k = 0; k < n_parts; k++) {
+        int j = mb_state_pending_pos(s, parts[k], m->self.id);
+        s->has[parts[k]] |= UINT64_C(1) << j;
+    }
+    s->version = m->st->version + 1;
+    snprintf(s->changer, sizeof(s->changer), "%s", m->self.id);
+    bool finalized = mb_state_try_finalize(s);
+    rc = commit_change(m, s, NULL, now_ms, acts);
+    if (rc != RK_OK) {
+        return rc;
+    }
+    log_action(acts, RK_OK,
+               "received %zu partition(s) at version %" PRIu64 "%s", fresh,
+               m->st->version,
+               finalized ? "; every partition is with its new owners: the "
+                           "transition is complete"
+                         : "");
+    if (finalized) {
+        m->phase = phase_of_state(m);
+    }
+    return RK_OK;
 }

@@ -27,7 +27,8 @@
 #include "common/buf.h"
 #include "proto/peer.h"
 
-#define MEMBERSHIP_FORMAT_VERSION       2    /* byte 4 of the state bytes */
+#define MEMBERSHIP_FORMAT_VERSION       3    /* byte 4 of the state bytes */
+#define MEMBERSHIP_FORMAT_V2            2    /* no transition section */
 #define MEMBERSHIP_FORMAT_V1            1    /* keys placed by XXH3 (ring.h) */
 #define MEMBERSHIP_MAX_MEMBERS          1024 /* members incl. removed ones */
 #define MEMBERSHIP_MAX_CLUSTER_NAME     64   /* bytes */
@@ -36,24 +37,39 @@
 #define MEMBERSHIP_DEFAULT_JOIN_TIMEOUT 30000 /* ms until JOIN_FAILED */
 
 /*
- * Member status (wire values; never reuse).  Only VALID and REMOVED are
- * used today: a join makes a node VALID at once, and leave/remove make it
- * REMOVED at once (a tombstone, so a removed node that gossips later
- * learns it was removed).  2 and 3 are reserved for "joining" and
- * "leaving" once partition handoff exists.
+ * Member status (wire values; never reuse).  Without a transition every
+ * member is VALID or REMOVED (a tombstone, so a removed node that gossips
+ * later learns it was removed).  A join makes a node JOINING, a leave or a
+ * remove makes it LEAVING (a JOINING node that leaves or is removed
+ * becomes REMOVED at once), and the state enters a transition: the
+ * current ring (VALID and LEAVING members) serves reads and counts W,
+ * the next ring (VALID and JOINING) gets every write as well, and
+ * partitions are handed off to their pending owners.  When every pending
+ * owner received its partitions the state finalizes: JOINING -> VALID,
+ * LEAVING -> REMOVED, next ring -> current (issue 14 item 1).
  */
 enum membership_status
 {
     MEMBERSHIP_VALID = 1,
+    MEMBERSHIP_STATUS_JOINING = 2,
+    MEMBERSHIP_STATUS_LEAVING = 3,
     MEMBERSHIP_REMOVED = 4,
 };
+
+/* Whether a member of this status is part of the cluster (serves, is
+ * routed to, gossips): VALID, JOINING or LEAVING. */
+static inline bool membership_status_active(enum membership_status s)
+{
+    return s == MEMBERSHIP_VALID || s == MEMBERSHIP_STATUS_JOINING ||
+           s == MEMBERSHIP_STATUS_LEAVING;
+}
 
 /* Where this node stands (the machine's state diagram, membership.c). */
 enum membership_phase
 {
-    MEMBERSHIP_NONE = 0, /* no cluster yet: create one or join one */
-    MEMBERSHIP_JOINING,  /* JOIN sent to a seed, waiting to be admitted */
-    MEMBERSHIP_MEMBER,   /* valid member of the state we hold */
+    MEMBERSHIP_NONE = 0,     /* no cluster yet: create one or join one */
+    MEMBERSHIP_JOINING,      /* JOIN sent to a seed, waiting to be admitted */
+    MEMBERSHIP_MEMBER,       /* valid member of the state we hold */
     MEMBERSHIP_REMOVED_SELF, /* left or removed; may join again */
 };
 
@@ -71,14 +87,14 @@ struct membership_member
 /* Settings of one node; strings are copied by membership_create. */
 struct membership_config
 {
-    const char *node_id;      /* ring_member_id_is_valid */
-    const char *host;         /* 1..CL_HOST_MAX bytes, for others to reach */
-    uint16_t resp_port;       /* ports advertised to the cluster */
+    const char *node_id; /* ring_member_id_is_valid */
+    const char *host;    /* 1..CL_HOST_MAX bytes, for others to reach */
+    uint16_t resp_port;  /* ports advertised to the cluster */
     uint16_t http_port;
     uint16_t peer_port;
-    const char *cluster_name; /* 0..64 bytes; NULL = "ringkv" */
-    uint32_t ring_size;       /* 0 = RING_DEFAULT_SIZE; for a new cluster */
-    uint32_t n_val;           /* 0 = RING_DEFAULT_N; for a new cluster */
+    const char *cluster_name;    /* 0..64 bytes; NULL = "ringkv" */
+    uint32_t ring_size;          /* 0 = RING_DEFAULT_SIZE; for a new cluster */
+    uint32_t n_val;              /* 0 = RING_DEFAULT_N; for a new cluster */
     uint32_t gossip_interval_ms; /* 0 = MEMBERSHIP_DEFAULT_GOSSIP_MS */
     uint32_t join_retry_ms;      /* 0 = MEMBERSHIP_DEFAULT_JOIN_RETRY */
     uint32_t join_timeout_ms;    /* 0 = MEMBERSHIP_DEFAULT_JOIN_TIMEOUT */
@@ -103,9 +119,9 @@ struct membership;
  *     do otherwise.
  * Errors: RK_EINVAL (bad config; saved state of another cluster or not
  * listing this node), RK_EPROTO/RK_EVERSION (saved bytes malformed, see
- * membership_state_check, or format 1 with M > N), RK_ENOMEM.  `errbuf` (may be NULL) receives a
- * one-line reason on error, at most errbuf_len bytes including the NUL.
- * Thread: any (the result belongs to one thread).
+ * membership_state_check, or format 1 with M > N), RK_ENOMEM.  `errbuf` (may be
+ * NULL) receives a one-line reason on error, at most errbuf_len bytes including
+ * the NUL. Thread: any (the result belongs to one thread).
  */
 int membership_create(const struct membership_config *cfg,
                       const void *saved,
@@ -257,7 +273,59 @@ int membership_state_check(const void *buf,
  * idempotent because this is a total order.  Both must pass
  * membership_state_check (RK_ALWAYS-checked: a malformed one sorts first).
  */
-int membership_state_compare(const void *a, size_t a_len,
-                             const void *b, size_t b_len);
+int membership_state_compare(const void *a,
+                             size_t a_len,
+                             const void *b,
+                             size_t b_len);
+
+/* ---- the ownership transition (issue 14 item 1) ------------------------
+ *
+ * A join, leave or remove does not switch ownership at once: the state
+ * carries a next ring (membership_next_ring, NULL when no transition is in
+ * progress).  For each partition the pending owners are the members of
+ * the next ring's preference list (first N) that are not in the current
+ * ring's.  Writes go to the current replicas and, without counting toward
+ * W, to the pending owners; reads use the current ring.  Each pending
+ * owner pulls the partition from the current replicas (handoff.h) and
+ * then marks it received; when every pending owner of every partition has,
+ * the state finalizes (next ring becomes current, joining members valid,
+ * leaving members removed).  Another change during a transition plans a
+ * new next ring from the previous next ring (few moves) and keeps what
+ * the pending owners that stay pending already received.
+ */
+
+/* The ring being moved to, or NULL (no transition). */
+const struct ring *membership_next_ring(const struct membership *m);
+
+/* Transition epoch: changes whenever a new next ring is planned. */
+uint32_t membership_epoch(const struct membership *m);
+
+/* Whether `node_id` is a pending owner of `partition` in the current
+ * transition; *received (may be NULL) says whether it marked the
+ * partition received. */
+bool membership_pending_for(const struct membership *m,
+                            uint32_t partition,
+                            const char *node_id,
+                            bool *received);
+
+/* Whether every pending owner of `partition` received it (true without a
+ * transition). */
+bool membership_partition_done(const struct membership *m, uint32_t partition);
+
+/*
+ * This node received all of each partition in parts[0..n_parts) (durably)
+ * as one of its pending owners: one new state version with its marks,
+ * finalizing the transition when it was the last one missing
+ * (CL_ACT_STATE_CHANGED, PERSIST, a GOSSIP).  A concurrent change elsewhere may
+ * win over this version: the caller calls again while membership_pending_for
+ * says not received. Errors: RK_EINVAL (not a member, or not a pending owner of
+ * one of them: see membership_errmsg; nothing marked), RK_ENOMEM.  RK_OK
+ * without a change when all are marked already.
+ */
+int membership_mark_received(struct membership *m,
+                             const uint32_t *parts,
+                             size_t n_parts,
+                             uint64_t now_ms,
+                             struct cl_actions *acts);
 
 #endif /* RINGKV_CLUSTER_MEMBERSHIP_H */

@@ -1105,3 +1105,15 @@ int ring_create(uint32_t q,
     *out = r;
     return RK_OK;
 }
+
+int ring_clone(const struct ring *r, struct ring **out)
+{
+    struct rk_buf b;
+    rk_buf_init(&b);
+    int rc = ring_encode(r, &b);
+    if (rc == RK_OK) {
+        rc = ring_decode(b.base, b.len, out);
+    }
+    rk_buf_fini(&b);
+    return rc == RK_OK || rc == RK_ENOMEM ? rc : RK_ENOMEM;
+}

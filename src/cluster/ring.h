@@ -157,6 +157,12 @@ size_t ring_preflist(const struct ring *r,
                      size_t *out_idx,
                      size_t cap);
 
+/*
+ * A copy of `r` into *out (returned-owned, ring_destroy).  Errors:
+ * RK_ENOMEM (*out untouched).  Thread: any.  Complexity: O(Q + M).
+ */
+int ring_clone(const struct ring *r, struct ring **out);
+
 /* Number of partitions member `member` (< M) owns. */
 size_t ring_owned_count(const struct ring *r, size_t member);
 
