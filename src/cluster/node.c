@@ -164,12 +164,12 @@ void node__log(struct node *n,
 
 /* A NODE_SEND of msg to `to` (id, may be NULL/"" with host), at host:port
  * when given, else at the membership's address of `to`. */
-static void emit_send(struct node *n,
-                      const char *to,
-                      const char *host,
-                      uint16_t port,
-                      uint64_t req_id,
-                      const struct peer_msg *msg)
+void node__send(struct node *n,
+                const char *to,
+                const char *host,
+                uint16_t port,
+                uint64_t req_id,
+                const struct peer_msg *msg)
 {
     struct membership_member mm;
     if ((host == NULL || host[0] == '\0') && to && to[0] &&
@@ -199,8 +199,6 @@ static void emit_send(struct node *n,
         n->st.gossip_out++;
     }
 }
-
-static void run_cl_actions(struct node *n);
 
 /* ---- liveness ------------------------------------------------------------ */
 
@@ -239,7 +237,7 @@ static size_t count_members(const struct node *n,
     for (size_t i = 0; i < m; i++) {
         struct membership_member mm;
         membership_member_get(n->mem, i, &mm);
-        if (mm.status == MEMBERSHIP_VALID && pred(n, mm.node_id)) {
+        if (membership_status_active(mm.status) && pred(n, mm.node_id)) {
             k++;
         }
     }
@@ -262,6 +260,7 @@ static struct route_view view_of(const struct node *n, bool write)
 {
     return (struct route_view){
         .ring = membership_ring(n->mem),
+        .next = membership_next_ring(n->mem),
         .self = n->id,
         .sloppy = n->set.sloppy_quorum,
         .is_up = route_is_up,
@@ -371,7 +370,7 @@ void node_on_peer_up(struct node *n, const char *id, size_t len, uint64_t now)
         n->n_gone--;
     }
     swim_on_traffic(n->swim, id, len, now, &n->acts);
-    run_cl_actions(n);
+    node__run_cl_actions(n);
     node__finish(n);
 }
 
@@ -398,23 +397,26 @@ void node_on_peer_down(struct node *n, const char *id, size_t len)
 
 static void recompute(struct node *n)
 {
-    size_t valid = 0;
+    /* valid: the members of the current ring (valid and leaving), which
+     * N/R/W are clamped to; active: those and joining ones, probed */
+    size_t valid = 0, active = 0;
     size_t m = membership_member_count(n->mem);
     const char **ids = rk_malloc((m ? m : 1) * sizeof(*ids));
     for (size_t i = 0; i < m; i++) {
         struct membership_member mm;
         membership_member_get(n->mem, i, &mm);
-        if (mm.status == MEMBERSHIP_VALID) {
+        if (membership_status_active(mm.status)) {
             if (ids) {
-                ids[valid] = mm.node_id;
+                ids[active] = mm.node_id;
             }
-            valid++;
+            active++;
+            valid += mm.status != MEMBERSHIP_STATUS_JOINING;
         }
     }
     if (ids) {
-        if (swim_set_members(n->swim, ids, valid) != RK_OK) {
+        if (swim_set_members(n->swim, ids, active) != RK_OK) {
             node__log(n, RK_LOG_WARN, "cluster_swim_members", "members=%zu",
-                      valid);
+                      active);
         }
         rk_free(ids);
     }
@@ -489,8 +491,8 @@ bool node_agrees(const struct node *n)
     for (size_t i = 0; i < m; i++) {
         struct membership_member mm;
         membership_member_get(n->mem, i, &mm);
-        if (mm.status != MEMBERSHIP_VALID || strcmp(mm.node_id, n->id) == 0 ||
-            !node_peer_is_up(n, mm.node_id)) {
+        if (!membership_status_active(mm.status) ||
+            strcmp(mm.node_id, n->id) == 0 || !node_peer_is_up(n, mm.node_id)) {
             continue;
         }
         struct node__seen *ps =
@@ -528,17 +530,17 @@ static void broadcast_state(struct node *n)
     for (size_t i = 0; i < m && sent < 16; i++) {
         struct membership_member mm;
         membership_member_get(n->mem, i, &mm);
-        if (mm.status != MEMBERSHIP_VALID || strcmp(mm.node_id, n->id) == 0 ||
-            !node_peer_is_up(n, mm.node_id)) {
+        if (!membership_status_active(mm.status) ||
+            strcmp(mm.node_id, n->id) == 0 || !node_peer_is_up(n, mm.node_id)) {
             continue;
         }
-        emit_send(n, mm.node_id, mm.host, mm.peer_port, 0, &g);
+        node__send(n, mm.node_id, mm.host, mm.peer_port, 0, &g);
         sent++;
     }
 }
 
 /* Turns membership / swim actions into node actions. */
-static void run_cl_actions(struct node *n)
+void node__run_cl_actions(struct node *n)
 {
     for (size_t i = 0; i < n->acts.len; i++) {
         struct cl_action *a = &n->acts.items[i];
@@ -546,7 +548,7 @@ static void run_cl_actions(struct node *n)
         struct node_action *na;
         switch (a->type) {
             case CL_ACT_SEND:
-                emit_send(n, a->node, a->host, a->peer_port, 0, &a->msg);
+                node__send(n, a->node, a->host, a->peer_port, 0, &a->msg);
                 break;
             case CL_ACT_STATE_CHANGED:
                 recompute(n);
@@ -860,7 +862,7 @@ void node__drain(struct node *n, uint64_t now)
                         }
                         break;
                     }
-                    emit_send(n, id, NULL, 0, req, &a->msg);
+                    node__send(n, id, NULL, 0, req, &a->msg);
                     break;
                 }
                 case COORD_LOCAL_PUT:
@@ -935,13 +937,13 @@ void node_on_message(struct node *n,
     memcpy(id, from, l);
     id[l] = '\0';
     swim_on_traffic(n->swim, from, from_len, now, &n->acts);
-    run_cl_actions(n);
+    node__run_cl_actions(n);
     switch (msg->type) {
         case PEER_PING:
         case PEER_ACK:
         case PEER_PING_REQ:
             swim_on_message(n->swim, msg, now, &n->acts);
-            run_cl_actions(n);
+            node__run_cl_actions(n);
             break;
         case PEER_GOSSIP: {
             n->st.gossip_in++;
@@ -964,7 +966,7 @@ void node_on_message(struct node *n,
                           (int)msg->type, rk_errname(rc),
                           membership_errmsg(n->mem));
             }
-            run_cl_actions(n);
+            node__run_cl_actions(n);
             break;
         }
         case PEER_KV_PUT:
@@ -981,7 +983,7 @@ void node_on_message(struct node *n,
             uint64_t wait = 0;
             enum serve_result sr = serve(n, msg, &rep, &wait);
             if (sr == SERVE_REPLY) {
-                emit_send(n, id, NULL, 0, 0, &rep);
+                node__send(n, id, NULL, 0, 0, &rep);
             } else if (sr == SERVE_WAIT || sr == SERVE_WAIT_HINTS) {
                 queue_ack(sr == SERVE_WAIT ? &n->acks : &n->hint_acks, wait,
                           false, rep.kv_put_reply.req_id,
@@ -989,6 +991,12 @@ void node_on_message(struct node *n,
             }
             break;
         }
+        case PEER_FOLD:
+            node__handoff_on_fold(n, id, &msg->fold);
+            break;
+        case PEER_FOLD_REPLY:
+            node__handoff_on_reply(n, id, &msg->fold_reply, now);
+            break;
         case PEER_KV_PUT_REPLY:
         case PEER_KV_GET_REPLY:
         case PEER_KV_UPDATE_REPLY:
@@ -1001,7 +1009,7 @@ void node_on_message(struct node *n,
                  * now, before its next PING or ACK says so */
                 swim_note_storage(n->swim, from, from_len,
                                   PEER_STORAGE_DEGRADED, &n->acts);
-                run_cl_actions(n);
+                node__run_cl_actions(n);
             }
             coord_on_reply(n->coord, from, from_len, msg, now);
             node__drain(n, now);
@@ -1054,7 +1062,7 @@ static void release_acks(struct node *n,
             release_held(n, a.req_id);
             node__drain(n, now);
         } else {
-            emit_send(n, a.peer, NULL, 0, 0, &rep);
+            node__send(n, a.peer, NULL, 0, 0, &rep);
         }
     }
     if (q->head == q->len) {
@@ -1097,7 +1105,7 @@ void node_on_tick(struct node *n, uint64_t now)
     node__begin(n);
     if (now >= membership_next_deadline_ms(n->mem)) {
         membership_tick(n->mem, now, &n->acts);
-        run_cl_actions(n);
+        node__run_cl_actions(n);
     }
     if (now >= swim_next_deadline_ms(n->swim)) {
         /* the PINGs say what the engine says now, whatever the driver
@@ -1105,13 +1113,14 @@ void node_on_tick(struct node *n, uint64_t now)
         swim_set_storage(n->swim, node_is_degraded(n) ? PEER_STORAGE_DEGRADED
                                                       : PEER_STORAGE_OK);
         swim_tick(n->swim, now, &n->acts);
-        run_cl_actions(n);
+        node__run_cl_actions(n);
     }
     if (now >= coord_next_deadline_ms(n->coord)) {
         coord_tick(n->coord, now);
         node__drain(n, now);
     }
     node__hints_round(n, now);
+    node__handoff_round(n, now);
     node__reap_round(n, now);
     node__gc_pump(n, now);
     if (n->rstats.bound_dropped != n->bound_logged &&
@@ -1155,7 +1164,7 @@ uint64_t node_next_deadline_ms(const struct node *n)
 static int admin_end(struct node *n, int rc, bool recompute_after)
 {
     if (rc == RK_OK) {
-        run_cl_actions(n);
+        node__run_cl_actions(n);
         if (recompute_after) {
             recompute(n);
         }
@@ -1298,6 +1307,7 @@ void node_destroy(struct node *n)
     rk_free(n->offs);
     rk_buf_fini(&n->arena);
     rk_buf_fini(&n->valbuf);
+    node__handoff_fini(n);
     rk_buf_fini(&n->gcq);
     rk_buf_fini(&n->gc_cur);
     rk_buf_fini(&n->gcr);

@@ -229,6 +229,13 @@ struct node_stats
     uint64_t chunk_blocks_failed;  /* deletes that failed for good:
                                       blocks left on disk */
     uint64_t gossip_in, gossip_out;
+    /* partition handoff (issue 14) */
+    uint64_t handoff_transfers_done;              /* partitions received here */
+    uint64_t handoff_keys_in, handoff_bytes_in;   /* merged here */
+    uint64_t handoff_keys_out, handoff_bytes_out; /* sent to others */
+    uint64_t handoff_folds_served, handoff_folds_refused;
+    uint64_t handoff_retries;  /* FOLDs asked again (timeout, error) */
+    uint64_t handoff_forwards; /* writes also sent to pending owners */
 };
 
 struct node;

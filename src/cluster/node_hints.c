@@ -357,7 +357,7 @@ static void hint_send(struct node *n, const char *hk, size_t len, uint64_t now)
     struct route_targets t;
     if (strcmp(owner, n->id) == 0 ||
         !membership_member_find(n->mem, owner, &mm) ||
-        mm.status != MEMBERSHIP_VALID) {
+        !membership_status_active(mm.status)) {
         node__targets(n, key, klen, n->eff.n, &t);
         dest = NULL;
         for (size_t i = 0; i < t.n && dest == NULL; i++) {
@@ -405,6 +405,11 @@ static void hint_send(struct node *n, const char *hk, size_t len, uint64_t now)
         int rc = rk_buf_append(&op->key, hk, len);
         if (rc == RK_OK) {
             rc = coord_start_put(n->coord, &p, now, &rid);
+        }
+        if (rc == RK_OK) {
+            /* a pending owner may have folded past this key already */
+            node__forward_pending(n, key, klen, &enc,
+                                  n->set.request_timeout_ms);
         }
         bg_keep(n, op, rc, rid, &enc, n->hint_ops, NODE_HINT_SLOTS,
                 &n->n_hint_ops, now);
@@ -582,7 +587,11 @@ void node__reap_round(struct node *n, uint64_t now)
             node__op_put(n, op);
         }
     }
-    if (now < n->reap_scan_at || !n->multi) {
+    if (now < n->reap_scan_at || !n->multi ||
+        membership_next_ring(n->mem) != NULL) {
+        /* no reaping during an ownership transition: a pending owner
+         * that received the tombstone must not see it reaped away while
+         * older copies still travel to it */
         return;
     }
     uint64_t grace_ms = n->set.tombstone_grace_ms;
@@ -604,7 +613,7 @@ static bool reap_ask_hints(struct node *n, struct node__op *op, uint64_t now)
     for (size_t i = 0; i < m; i++) {
         struct membership_member mm;
         membership_member_get(n->mem, i, &mm);
-        if (mm.status != MEMBERSHIP_VALID) {
+        if (!membership_status_active(mm.status)) {
             continue;
         }
         if (k == COORD_MAX_TARGETS || !node__is_up_or_self(n, mm.node_id)) {

@@ -66,6 +66,52 @@ struct node__op
     struct node__op *next;        /* free list / ready list */
 };
 
+/* Partition handoff (node_handoff.c, issue 14 item 2). */
+#define NODE_HANDOFF_XFERS      2          /* partitions received at once */
+#define NODE_HANDOFF_BATCH      (1u << 20) /* bytes of items per FOLD */
+#define NODE_HANDOFF_TIMEOUT_MS 15000      /* a FOLD unanswered this long */
+#define NODE_HANDOFF_RETRY_MS   1000       /* is asked again after this */
+#define NODE_HANDOFF_SCAN       65536      /* keys a FOLD looks at, at most */
+#define NODE_HANDOFF_ROUND_MS   100        /* between handoff rounds */
+
+/* One current replica a transfer pulls from. */
+struct node__xfer_src
+{
+    char id[CL_ID_MAX + 1];
+    unsigned char cursor[PEER_FOLD_CURSOR_MAX];
+    size_t cursor_len;
+    bool done;       /* folded to the end (or skipped: down) */
+    bool skipped;    /* done because it was down */
+    uint64_t req_id; /* FOLD in flight, 0 = none */
+    uint64_t sent_ms, retry_ms;
+    uint32_t retries;
+};
+
+/* One partition this node receives as a pending owner. */
+struct node__xfer
+{
+    bool used;
+    uint32_t partition;
+    struct node__xfer_src src[RING_MAX_N];
+    size_t n_src;
+    uint64_t keys, bytes; /* received (merged) so far */
+    uint64_t last_seq;    /* data engine seq of the last merge */
+    uint64_t started_ms, progress_ms;
+};
+
+struct node__handoff
+{
+    struct node__xfer x[NODE_HANDOFF_XFERS];
+    uint8_t *recv;     /* per partition: received here (to be marked) */
+    uint32_t recv_cap; /* partitions in recv */
+    uint64_t next_round_ms;
+    uint64_t next_req;
+    uint64_t instance; /* this run's fold cursors carry it */
+    uint64_t refused_logged_ms;
+    struct rk_buf keys;  /* FOLD: the keys of one batch */
+    struct rk_buf items; /* FOLD: the reply's items */
+};
+
 struct node__seen
 {
     char id[CL_ID_MAX + 1];
@@ -182,10 +228,22 @@ struct node
      * u8 attempts, block key} */
     struct rk_buf gcr;
     size_t gcr_head, gcr_stamped;
+    struct node__handoff ho; /* node_handoff.c */
     struct node_stats st;
 };
 
 /* ---- node.c, for node_ops.c and node_hints.c ---- */
+/* Turns the membership/swim actions in n->acts into node actions (call
+ * after every membership or swim call: their views die with the next). */
+void node__run_cl_actions(struct node *n);
+/* A NODE_SEND of msg to `to` (id, may be NULL/"" with host), at host:port
+ * when given, else at the membership's address of `to`. */
+void node__send(struct node *n,
+                const char *to,
+                const char *host,
+                uint16_t port,
+                uint64_t req_id,
+                const struct peer_msg *msg);
 /* The action list of one call: cleared at its start, views fixed up at
  * its end (the arena may grow in between). */
 void node__begin(struct node *n);
@@ -242,7 +300,35 @@ int node__start_own_write(struct node *n,
                           uint8_t attempt,
                           uint64_t now_ms);
 
+/* ---- node_handoff.c ---- */
+/* Frees the handoff state. */
+void node__handoff_fini(struct node *n);
+/* Starts, advances and finishes transfers; marks received partitions. */
+void node__handoff_round(struct node *n, uint64_t now_ms);
+/* A FOLD from `from` (this node as the sender). */
+void node__handoff_on_fold(struct node *n,
+                           const char *from,
+                           const struct peer_fold *f);
+/* A FOLD_REPLY from `from` (this node as the receiver). */
+void node__handoff_on_reply(struct node *n,
+                            const char *from,
+                            const struct peer_fold_reply *r,
+                            uint64_t now_ms);
+
 /* ---- node_ops.c ---- */
+/*
+ * During an ownership transition (membership.h) a write also goes to the
+ * key's pending owners, without counting toward W (issue 14 item 1): a
+ * KV_PUT that wants no answer to each one that is up (self: merged here),
+ * a hint for each one that is down.  What a lost message misses, the
+ * pending owner's transfer brings when its fold reaches the key after it
+ * arrived at the sources.  obj: the object's dvv encoding.
+ */
+void node__forward_pending(struct node *n,
+                           const void *key,
+                           size_t klen,
+                           const struct rk_buf *obj,
+                           uint32_t timeout_ms);
 /* Routes a coordinator REPLY to the operation owning its cookie. */
 void node__on_coord_reply(struct node *n, const struct coord_reply *r);
 /* Starts the PUT phase of writes whose UPDATE answered. */

@@ -291,6 +291,47 @@ static int start_update(struct node *n, struct node__op *op, uint64_t now)
     return coord_start_update(n->coord, &u, now, &op->coord_req);
 }
 
+/*
+ * During an ownership transition (membership.h) a write also goes to the
+ * key's pending owners, without counting toward W (issue 14 item 1): a
+ * KV_PUT that wants no answer to each one that is up (self: merged here),
+ * a hint for each one that is down.  What a lost message misses, the
+ * pending owner's transfer brings when its fold reaches the key after it
+ * arrived at the sources; docs/cluster.md says what remains.
+ */
+void node__forward_pending(struct node *n,
+                           const void *key,
+                           size_t klen,
+                           const struct rk_buf *obj,
+                           uint32_t timeout_ms)
+{
+    if (membership_next_ring(n->mem) == NULL) {
+        return;
+    }
+    struct route_targets t;
+    node__write_targets(n, key, klen, n->eff.n, &t);
+    for (size_t i = 0; i < t.n_pending; i++) {
+        const char *id = t.pending[i];
+        struct peer_msg m = {.type = PEER_KV_PUT};
+        m.kv_put.key = (struct peer_bytes){key, klen};
+        m.kv_put.object = (struct peer_bytes){obj->base, obj->len};
+        m.kv_put.deadline_ms = timeout_ms;
+        if (strcmp(id, n->id) == 0) {
+            struct peer_msg rep;
+            bool changed = false;
+            uint64_t seq = 0;
+            replica_handle_put(n->data, &n->rcfg, &m.kv_put, &rep, &changed,
+                               &seq);
+            node__note_write(n, seq);
+        } else if (node_peer_is_up(n, id)) {
+            node__send(n, id, NULL, 0, 0, &m);
+        } else {
+            node__hint_for_down(n, id, key, klen, obj);
+        }
+        n->st.handoff_forwards++;
+    }
+}
+
 static int start_put(struct node *n, struct node__op *op, uint64_t now)
 {
     struct route_targets t;
@@ -321,6 +362,8 @@ static int start_put(struct node *n, struct node__op *op, uint64_t now)
         .timeout_ms = op->timeout_ms,
         .cookie = op->slot,
     };
+    node__forward_pending(n, op->key.base, op->key.len, &op->obj,
+                          op->timeout_ms);
     return coord_start_put(n->coord, &p, now, &op->coord_req);
 }
 

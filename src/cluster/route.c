@@ -23,7 +23,7 @@ void route_targets(const struct route_view *v,
                    uint32_t n,
                    struct route_targets *t)
 {
-    t->n = t->n_down = 0;
+    t->n = t->n_down = t->n_pending = 0;
     if (v->ring == NULL) {
         return;
     }
@@ -54,6 +54,22 @@ void route_targets(const struct route_view *v,
             t->id[t->n] = p;
             t->hint_for[t->n++] = NULL;
             t->down[t->n_down++] = p;
+        }
+    }
+    if (v->next == NULL || ring_size(v->next) != ring_size(r)) {
+        return;
+    }
+    size_t nidx[ROUTE_MAX_TARGETS];
+    size_t nall = ring_preflist(v->next, part, nidx, ROUTE_MAX_TARGETS);
+    size_t nn = n < nall ? n : nall;
+    for (size_t j = 0; j < nn; j++) {
+        const char *id = ring_member_id(v->next, nidx[j], NULL);
+        bool cur = false;
+        for (size_t i = 0; i < np && !cur; i++) {
+            cur = strcmp(ring_member_id(r, idx[i], NULL), id) == 0;
+        }
+        if (!cur) {
+            t->pending[t->n_pending++] = id;
         }
     }
 }

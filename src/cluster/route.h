@@ -45,6 +45,9 @@ typedef bool (*route_degraded_cb)(void *data, const char *id);
 struct route_view
 {
     const struct ring *ring;       /* NULL: no ring yet (no targets) */
+    const struct ring *next;       /* the ring being moved to during an
+                                      ownership transition (membership.h),
+                                      else NULL: gives the pending owners */
     const char *self;              /* this node's id; always counted up */
     bool sloppy;                   /* sloppy quorum: fallbacks replace down
                                       primaries */
@@ -71,6 +74,12 @@ struct route_targets
     size_t n;
     const char *down[ROUTE_MAX_TARGETS];
     size_t n_down;
+    /* Pending owners (v->next != NULL): members of the next ring's first
+     * N of the key's partition that are not among the current ring's
+     * first N.  A write goes to them too, without counting toward W
+     * (issue 14 item 1); reads ignore them.  Views into v->next. */
+    const char *pending[ROUTE_MAX_TARGETS];
+    size_t n_pending;
 };
 
 /*

@@ -128,11 +128,11 @@ static struct peer_bytes pb(const char *s)
     return (struct peer_bytes){.ptr = s, .len = strlen(s)};
 }
 
-static struct sw_member *find(const struct swim *s, const char *id,
-                              size_t len)
+static struct sw_member *find(const struct swim *s, const char *id, size_t len)
 {
     for (size_t i = 0; i < s->n_members; i++) {
-        if (s->members[i].len == len && memcmp(s->members[i].id, id, len) == 0) {
+        if (s->members[i].len == len &&
+            memcmp(s->members[i].id, id, len) == 0) {
             return &s->members[i];
         }
     }
@@ -146,8 +146,8 @@ int swim_create(const struct swim_config *cfg, struct swim **out)
         return RK_EINVAL;
     }
     uint32_t period = cfg->period_ms ? cfg->period_ms : SWIM_DEFAULT_PERIOD_MS;
-    uint32_t pto =
-        cfg->ping_timeout_ms ? cfg->ping_timeout_ms : SWIM_DEFAULT_PING_TIMEOUT_MS;
+    uint32_t pto = cfg->ping_timeout_ms ? cfg->ping_timeout_ms
+                                        : SWIM_DEFAULT_PING_TIMEOUT_MS;
     uint32_t k = cfg->k ? cfg->k : SWIM_DEFAULT_K;
     if (pto >= period || k > SWIM_MAX_K) {
         return RK_EINVAL;
@@ -185,7 +185,8 @@ int swim_set_members(struct swim *s, const char *const *ids, size_t n)
         return RK_EINVAL;
     }
     for (size_t i = 0; i < n; i++) {
-        if (ids[i] == NULL || !ring_member_id_is_valid(ids[i], strlen(ids[i]))) {
+        if (ids[i] == NULL ||
+            !ring_member_id_is_valid(ids[i], strlen(ids[i]))) {
             return RK_EINVAL;
         }
     }
@@ -236,8 +237,11 @@ int swim_set_members(struct swim *s, const char *const *ids, size_t n)
     return RK_OK;
 }
 
-static void send_ping(struct swim *s, const char *to, const char *target,
-                      uint64_t seq, struct cl_actions *acts)
+static void send_ping(struct swim *s,
+                      const char *to,
+                      const char *target,
+                      uint64_t seq,
+                      struct cl_actions *acts)
 {
     struct cl_action *a = cl_actions_push(acts, CL_ACT_SEND);
     if (a == NULL) {
@@ -281,8 +285,10 @@ static void send_ack(struct swim *s,
     s->stats.acks_sent++;
 }
 
-static void node_event(struct cl_actions *acts, enum cl_action_type type,
-                       const struct sw_member *mb, const char *why)
+static void node_event(struct cl_actions *acts,
+                       enum cl_action_type type,
+                       const struct sw_member *mb,
+                       const char *why)
 {
     struct cl_action *a = cl_actions_push(acts, type);
     if (a != NULL) {
@@ -292,7 +298,8 @@ static void node_event(struct cl_actions *acts, enum cl_action_type type,
     }
 }
 
-static void start_probe(struct swim *s, struct sw_member *mb,
+static void start_probe(struct swim *s,
+                        struct sw_member *mb,
                         struct cl_actions *acts)
 {
     mb->probing = true;
@@ -336,7 +343,8 @@ static void begin_period(struct swim *s, struct cl_actions *acts)
 }
 
 /* Step 2: PING_REQ through k random non-DOWN peers other than `mb`. */
-static void send_ping_reqs(struct swim *s, struct sw_member *mb,
+static void send_ping_reqs(struct swim *s,
+                           struct sw_member *mb,
                            struct cl_actions *acts)
 {
     mb->req_sent = true;
@@ -444,7 +452,9 @@ uint64_t swim_next_deadline_ms(const struct swim *s)
 }
 
 /* Rule 5: `mb` showed life. */
-static void alive(struct swim *s, struct sw_member *mb, uint64_t inc,
+static void alive(struct swim *s,
+                  struct sw_member *mb,
+                  uint64_t inc,
                   struct cl_actions *acts)
 {
     if (mb->probing) {
@@ -515,8 +525,11 @@ enum peer_storage swim_member_storage(const struct swim *s, const char *id)
                : PEER_STORAGE_OK;
 }
 
-void swim_on_traffic(struct swim *s, const char *id, size_t len,
-                     uint64_t now_ms, struct cl_actions *acts)
+void swim_on_traffic(struct swim *s,
+                     const char *id,
+                     size_t len,
+                     uint64_t now_ms,
+                     struct cl_actions *acts)
 {
     (void)now_ms;
     struct sw_member *mb = find(s, id, len);
@@ -539,8 +552,10 @@ static void copy_id(char *dst, struct peer_bytes b)
     dst[b.len] = '\0';
 }
 
-static void on_ping_req(struct swim *s, const struct peer_ping_req *r,
-                        uint64_t now_ms, struct cl_actions *acts)
+static void on_ping_req(struct swim *s,
+                        const struct peer_ping_req *r,
+                        uint64_t now_ms,
+                        struct cl_actions *acts)
 {
     char from[CL_ID_MAX + 1];
     copy_id(from, r->from);
@@ -571,13 +586,16 @@ static void on_ping_req(struct swim *s, const struct peer_ping_req *r,
     send_ping(s, slot->target, slot->target, slot->my_seq, acts);
 }
 
-static void on_ack(struct swim *s, const struct peer_ack *a, uint64_t now_ms,
+static void on_ack(struct swim *s,
+                   const struct peer_ack *a,
+                   uint64_t now_ms,
                    struct cl_actions *acts)
 {
     (void)now_ms;
     for (size_t i = 0; i < SWIM_RELAYS; i++) {
         struct sw_relay *r = &s->relays[i];
-        if (r->used && r->my_seq == a->seq && strlen(r->target) == a->from.len &&
+        if (r->used && r->my_seq == a->seq &&
+            strlen(r->target) == a->from.len &&
             memcmp(r->target, a->from.ptr, a->from.len) == 0) {
             r->used = false; /* its strings stay valid for this call */
             send_ack(s, r->requester, r->orig_seq, r->target, r->target,
@@ -592,52 +610,56 @@ static void on_ack(struct swim *s, const struct peer_ack *a, uint64_t now_ms,
     }
 }
 
-int swim_on_message(struct swim *s, const struct peer_msg *msg,
-                    uint64_t now_ms, struct cl_actions *acts)
+int swim_on_message(struct swim *s,
+                    const struct peer_msg *msg,
+                    uint64_t now_ms,
+                    struct cl_actions *acts)
 {
     switch (msg->type) {
-    case PEER_PING: {
-        const struct peer_ping *p = &msg->ping;
-        if (!id_ok(p->from, false) || !id_ok(p->target, true)) {
-            return RK_EPROTO;
+        case PEER_PING: {
+            const struct peer_ping *p = &msg->ping;
+            if (!id_ok(p->from, false) || !id_ok(p->target, true)) {
+                return RK_EPROTO;
+            }
+            char from[CL_ID_MAX + 1];
+            copy_id(from, p->from);
+            copy_id(s->ack_target, p->target);
+            send_ack(s, from, p->seq, s->self, s->ack_target, s->incarnation,
+                     s->storage, acts);
+            struct sw_member *mb = find(s, p->from.ptr, p->from.len);
+            if (mb != NULL) {
+                alive(s, mb, p->incarnation, acts);
+                set_storage(mb, p->storage, acts);
+            }
+            return RK_OK;
         }
-        char from[CL_ID_MAX + 1];
-        copy_id(from, p->from);
-        copy_id(s->ack_target, p->target);
-        send_ack(s, from, p->seq, s->self, s->ack_target, s->incarnation,
-                 s->storage, acts);
-        struct sw_member *mb = find(s, p->from.ptr, p->from.len);
-        if (mb != NULL) {
-            alive(s, mb, p->incarnation, acts);
-            set_storage(mb, p->storage, acts);
+        case PEER_ACK:
+            if (!id_ok(msg->ack.from, false) || !id_ok(msg->ack.target, true)) {
+                return RK_EPROTO;
+            }
+            on_ack(s, &msg->ack, now_ms, acts);
+            return RK_OK;
+        case PEER_PING_REQ: {
+            const struct peer_ping_req *r = &msg->ping_req;
+            if (!id_ok(r->from, false) || !id_ok(r->target, false)) {
+                return RK_EPROTO;
+            }
+            on_ping_req(s, r, now_ms, acts);
+            struct sw_member *mb = find(s, r->from.ptr, r->from.len);
+            if (mb != NULL) {
+                alive(s, mb, 0, acts);
+            }
+            return RK_OK;
         }
-        return RK_OK;
-    }
-    case PEER_ACK:
-        if (!id_ok(msg->ack.from, false) || !id_ok(msg->ack.target, true)) {
-            return RK_EPROTO;
-        }
-        on_ack(s, &msg->ack, now_ms, acts);
-        return RK_OK;
-    case PEER_PING_REQ: {
-        const struct peer_ping_req *r = &msg->ping_req;
-        if (!id_ok(r->from, false) || !id_ok(r->target, false)) {
-            return RK_EPROTO;
-        }
-        on_ping_req(s, r, now_ms, acts);
-        struct sw_member *mb = find(s, r->from.ptr, r->from.len);
-        if (mb != NULL) {
-            alive(s, mb, 0, acts);
-        }
-        return RK_OK;
-    }
-    default:
-        return RK_OK;
+        default:
+            return RK_OK;
     }
 }
 
-bool swim_member_status(const struct swim *s, const char *id,
-                        enum swim_status *status, uint64_t *incarnation)
+bool swim_member_status(const struct swim *s,
+                        const char *id,
+                        enum swim_status *status,
+                        uint64_t *incarnation)
 {
     const struct sw_member *mb = find(s, id, strlen(id));
     if (mb == NULL) {
@@ -665,12 +687,12 @@ struct swim_stats swim_stats(const struct swim *s)
 const char *swim_status_name(enum swim_status st)
 {
     switch (st) {
-    case SWIM_UP:
-        return "up";
-    case SWIM_SUSPECT:
-        return "suspect";
-    case SWIM_DOWN:
-        return "down";
+        case SWIM_UP:
+            return "up";
+        case SWIM_SUSPECT:
+            return "suspect";
+        case SWIM_DOWN:
+            return "down";
     }
     return "unknown";
 }

@@ -59,10 +59,10 @@ struct swim_stats
     uint64_t ping_reqs_sent; /* indirect probe requests */
     uint64_t relays;         /* probes done on behalf of others */
     uint64_t acks_sent;
-    uint64_t suspects;       /* UP -> SUSPECT transitions */
-    uint64_t downs;          /* NODE_DOWN actions */
-    uint64_t ups;            /* NODE_UP actions */
-    uint64_t pauses;         /* local stalls detected (see swim.c) */
+    uint64_t suspects; /* UP -> SUSPECT transitions */
+    uint64_t downs;    /* NODE_DOWN actions */
+    uint64_t ups;      /* NODE_UP actions */
+    uint64_t pauses;   /* local stalls detected (see swim.c) */
 };
 
 struct swim;
@@ -108,23 +108,30 @@ uint64_t swim_next_deadline_ms(const struct swim *s);
  * swim_on_traffic).  Other types are ignored.  `msg` is borrowed.
  * Errors: RK_EPROTO (an empty or too long node id in the message).
  */
-int swim_on_message(struct swim *s, const struct peer_msg *msg,
-                    uint64_t now_ms, struct cl_actions *acts);
+int swim_on_message(struct swim *s,
+                    const struct peer_msg *msg,
+                    uint64_t now_ms,
+                    struct cl_actions *acts);
 
 /*
  * Any other message from peer `id` (len bytes): it is alive, so a DOWN or
  * SUSPECT peer is UP at once (NODE_UP when it was DOWN) and a probe of it
  * in flight counts as answered.  Unknown ids are ignored.
  */
-void swim_on_traffic(struct swim *s, const char *id, size_t len,
-                     uint64_t now_ms, struct cl_actions *acts);
+void swim_on_traffic(struct swim *s,
+                     const char *id,
+                     size_t len,
+                     uint64_t now_ms,
+                     struct cl_actions *acts);
 
 /*
  * Status of peer `id`: false when it is not watched.  `incarnation` (may
  * be NULL) receives the last incarnation it reported (0 = none yet).
  */
-bool swim_member_status(const struct swim *s, const char *id,
-                        enum swim_status *status, uint64_t *incarnation);
+bool swim_member_status(const struct swim *s,
+                        const char *id,
+                        enum swim_status *status,
+                        uint64_t *incarnation);
 
 /* This node's storage state, sent in its PINGs and ACKs from now on
  * (issue 12 item 3; the driver learns it from the engine). */

@@ -225,6 +225,21 @@ static const struct field chunk_fields[] = {
     FBLOB(chunk, data, 1, PEER_CHUNK_MAX),
 };
 
+static const struct field fold_fields[] = {
+    FU64(fold, req_id),    FU32(fold, partition),
+    FU32(fold, epoch),     FBLOB(fold, cursor, 0, PEER_FOLD_CURSOR_MAX),
+    FU32(fold, max_bytes),
+};
+
+static const struct field fold_reply_fields[] = {
+    FU64(fold_reply, req_id),
+    FI32(fold_reply, status),
+    FBLOB(fold_reply, cursor, 0, PEER_FOLD_CURSOR_MAX),
+    FU32(fold_reply, flags),
+    FU32(fold_reply, count),
+    FBLOB(fold_reply, items, 0, UNBOUNDED),
+};
+
 struct type_desc
 {
     const char *name;
@@ -253,11 +268,15 @@ static const struct type_desc g_types[PEER_TYPE_MAX + 1] = {
     [PEER_KV_UPDATE] = DESC("KV_UPDATE", kv_update_fields),
     [PEER_KV_UPDATE_REPLY] = DESC("KV_UPDATE_REPLY", kv_update_reply_fields),
     [PEER_CHUNK] = DESC("CHUNK", chunk_fields),
+    [PEER_FOLD] = DESC("FOLD", fold_fields),
+    [PEER_FOLD_REPLY] = DESC("FOLD_REPLY", fold_reply_fields),
 };
 
 uint8_t peer_type_version(int type)
 {
-    return type == PEER_CHUNK ? 2 : PEER_BASE_VERSION;
+    return type == PEER_CHUNK || type == PEER_FOLD || type == PEER_FOLD_REPLY
+               ? 2
+               : PEER_BASE_VERSION;
 }
 
 static const struct type_desc *type_desc(int type)
@@ -465,6 +484,27 @@ static const char *check_rules(const struct peer_msg *m)
         case PEER_ERROR:
             if (m->error.status >= 0) {
                 return "ERROR status is not an error code";
+            }
+            break;
+        case PEER_FOLD:
+            if (m->fold.req_id == 0) {
+                return "FOLD req_id is 0";
+            }
+            if (m->fold.max_bytes == 0 ||
+                m->fold.max_bytes > PEER_FOLD_MAX_BYTES) {
+                return "FOLD max_bytes out of range";
+            }
+            break;
+        case PEER_FOLD_REPLY:
+            if (m->fold_reply.status > 0) {
+                return "FOLD_REPLY status is positive";
+            }
+            if (m->fold_reply.status != 0 &&
+                (m->fold_reply.items.len != 0 || m->fold_reply.count != 0)) {
+                return "FOLD_REPLY error carries items";
+            }
+            if (m->fold_reply.flags & ~PEER_FOLD_DONE) {
+                return "FOLD_REPLY has unknown flags";
             }
             break;
         case PEER_CHUNK:

@@ -109,10 +109,17 @@ enum peer_type
     PEER_ERROR = 12,
     PEER_KV_UPDATE = 13,
     PEER_KV_UPDATE_REPLY = 14,
-    PEER_CHUNK = 15, /* version 2 */
+    PEER_CHUNK = 15,      /* version 2 */
+    PEER_FOLD = 16,       /* version 2, issue 14: partition handoff */
+    PEER_FOLD_REPLY = 17, /* version 2, issue 14 */
 };
 #define PEER_TYPE_MIN PEER_HELLO
-#define PEER_TYPE_MAX PEER_CHUNK
+#define PEER_TYPE_MAX PEER_FOLD_REPLY
+
+#define PEER_FOLD_CURSOR_MAX 64                   /* bytes of a fold cursor */
+#define PEER_FOLD_MAX_BYTES  (4u * 1024u * 1024u) /* items per reply, at most \
+                                                   */
+#define PEER_FOLD_DONE 0x1u /* FOLD_REPLY.flags: the partition is done */
 
 /*
  * A byte string: binary-safe, not NUL-terminated.  In a decoded message a
@@ -296,6 +303,38 @@ struct peer_chunk
                                total */
 };
 
+/*
+ * Partition handoff (issue 14 item 2; docs/peer-protocol.md): a pending
+ * owner asks a current replica for the objects of one partition, one
+ * batch at a time.  The cursor is opaque to the asker (the sender's fold
+ * position); an empty cursor starts at the beginning.
+ */
+struct peer_fold
+{
+    uint64_t req_id;          /* != 0 */
+    uint32_t partition;       /* < the ring's size */
+    uint32_t epoch;           /* the asker's transition epoch */
+    struct peer_bytes cursor; /* 0..PEER_FOLD_CURSOR_MAX bytes */
+    uint32_t max_bytes;       /* 1..PEER_FOLD_MAX_BYTES of items wanted */
+};
+
+/*
+ * The answer: status RK_OK with the next cursor, flags (PEER_FOLD_DONE
+ * when nothing follows) and the batch's objects, or an error status with
+ * no items.  items is a sequence of (u32 key length, key, u32 object
+ * length, object: the stored dvv encoding), little-endian.  One item may
+ * exceed max_bytes (a large object goes alone).
+ */
+struct peer_fold_reply
+{
+    uint64_t req_id;
+    int32_t status;           /* an RK_* code, <= 0 */
+    struct peer_bytes cursor; /* 0..PEER_FOLD_CURSOR_MAX bytes */
+    uint32_t flags;           /* PEER_FOLD_DONE */
+    uint32_t count;           /* items in `items` */
+    struct peer_bytes items;
+};
+
 /* One message: `type` says which union member is valid. */
 struct peer_msg
 {
@@ -316,6 +355,8 @@ struct peer_msg
         struct peer_kv_update kv_update;
         struct peer_kv_update_reply kv_update_reply;
         struct peer_chunk chunk;
+        struct peer_fold fold;
+        struct peer_fold_reply fold_reply;
     };
 };
 

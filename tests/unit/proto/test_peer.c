@@ -348,6 +348,19 @@ static size_t make_samples(struct sample *out)
     ADD("chunk_last", false,
         {.type = PEER_CHUNK,
          .chunk = {UINT32_MAX, (uint32_t)(UINT32_MAX - sizeof(g_bin)), BIN}});
+    ADD("fold_min", false, {.type = PEER_FOLD, .fold = {1, 0, 0, EMPTY, 1}});
+    ADD("fold_max", false,
+        {.type = PEER_FOLD,
+         .fold = {UINT64_MAX, UINT32_MAX, UINT32_MAX,
+                  B(g_bin, PEER_FOLD_CURSOR_MAX), PEER_FOLD_MAX_BYTES}});
+    ADD("fold_reply_min", false, {.type = PEER_FOLD_REPLY});
+    ADD("fold_reply_items", false,
+        {.type = PEER_FOLD_REPLY,
+         .fold_reply = {UINT64_MAX, RK_OK, B(g_bin, PEER_FOLD_CURSOR_MAX),
+                        PEER_FOLD_DONE, UINT32_MAX, BIN}});
+    ADD("fold_reply_error", false,
+        {.type = PEER_FOLD_REPLY,
+         .fold_reply = {7, INT32_MIN, EMPTY, 0, 0, EMPTY}});
     ADD("kv_put_big", true,
         {.type = PEER_KV_PUT,
          .kv_put = {42, B(g_key_max, sizeof(g_key_max)),
@@ -1067,12 +1080,15 @@ static void test_peer_decoder_rejects_bad_magic(void **state)
 static void test_peer_decoder_rejects_unknown_type(void **state)
 {
     (void)state;
-    /* Types 13 and 14 exist (KV_UPDATE, KV_UPDATE_REPLY); 15 (CHUNK) only
-     * in version-2 frames; 16 is the first unknown one. */
+    /* Types 13 and 14 exist (KV_UPDATE, KV_UPDATE_REPLY); 15 (CHUNK), 16
+     * and 17 (FOLD, FOLD_REPLY) only in version-2 frames; 18 is the first
+     * unknown one. */
     assert_int_equal(PEER_KV_UPDATE, 13);
     assert_int_equal(PEER_KV_UPDATE_REPLY, 14);
     assert_int_equal(PEER_CHUNK, 15);
-    assert_int_equal(PEER_TYPE_MAX, 15);
+    assert_int_equal(PEER_FOLD, 16);
+    assert_int_equal(PEER_FOLD_REPLY, 17);
+    assert_int_equal(PEER_TYPE_MAX, 17);
     {
         unsigned char hdr[PEER_HEADER_SIZE];
         peer_header_encode(hdr, PEER_CHUNK, NULL, 0);
@@ -1093,7 +1109,7 @@ static void test_peer_decoder_rejects_unknown_type(void **state)
         assert_int_equal(decode_once((const char *)hdr, 6, 0, NULL, 0),
                          RK_EAGAIN);
     }
-    unsigned types[] = {0, PEER_TYPE_MAX + 1, 16, 77, 255};
+    unsigned types[] = {0, PEER_TYPE_MAX + 1, 18, 77, 255};
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
         unsigned char hdr[PEER_HEADER_SIZE];
         peer_header_encode(hdr, (uint8_t)types[i], NULL, 0);
@@ -1943,14 +1959,15 @@ static void test_peer_type_name_names_every_type(void **state)
     const char *names[] = {
         "HELLO",        "PING",       "ACK",       "PING_REQ",        "GOSSIP",
         "JOIN",         "JOIN_REPLY", "KV_PUT",    "KV_PUT_REPLY",    "KV_GET",
-        "KV_GET_REPLY", "ERROR",      "KV_UPDATE", "KV_UPDATE_REPLY", "CHUNK"};
+        "KV_GET_REPLY", "ERROR",      "KV_UPDATE", "KV_UPDATE_REPLY", "CHUNK",
+        "FOLD",         "FOLD_REPLY"};
     assert_int_equal(PEER_TYPE_MAX - PEER_TYPE_MIN + 1,
                      sizeof(names) / sizeof(names[0]));
     for (int t = PEER_TYPE_MIN; t <= PEER_TYPE_MAX; t++) {
         assert_string_equal(peer_type_name(t), names[t - PEER_TYPE_MIN]);
     }
     assert_string_equal(peer_type_name(0), "UNKNOWN");
-    assert_string_equal(peer_type_name(16), "UNKNOWN");
+    assert_string_equal(peer_type_name(18), "UNKNOWN");
     assert_string_equal(peer_type_name(PEER_TYPE_MAX + 1), "UNKNOWN");
     assert_string_equal(peer_type_name(-1), "UNKNOWN");
 }

@@ -1,0 +1,554 @@
+/*
+ * node_handoff.c - partition handoff of the node (issue 14 item 2;
+ * membership.h "the ownership transition").
+ *
+ * Receiver (a pending owner): every NODE_HANDOFF_ROUND_MS a round starts
+ * transfers for the partitions this node is pending for and has not
+ * received, at most NODE_HANDOFF_XFERS at once.  A transfer pulls the
+ * partition from every current replica of it (its preference list in the
+ * current ring, self aside) with FOLD requests, one batch in flight per
+ * source, and merges each object into the data engine through the one
+ * replica path (replica_handle_put: the DVV merge of every other write,
+ * never an overwrite), so writes that reach this node meanwhile (it gets
+ * every write as a pending owner) and the batches can arrive in any
+ * order.  Pulling from every current replica, not one, gives the pending
+ * owner every write that reached W of them: an acknowledged write is on
+ * at least one replica that answers, whatever replica missed it.  A
+ * source that is down when its turn comes is skipped, as long as another
+ * source folded to the end (a transfer with every source down waits).
+ * When every source is done and the merges are durable under the sync
+ * policy (engine_acked_seq), the partition is received here; the round
+ * marks received partitions in the cluster state (membership_mark_received,
+ * one version for all of them), again while a concurrent change hides the
+ * mark.
+ *
+ * Sender (a current replica): a FOLD from a member that is a pending owner
+ * of the partition, while this node is one of its current replicas, is
+ * answered with the next batch: keys of the partition from the cursor on
+ * (engine_scan: SCAN's guarantee, every key present during the whole fold
+ * is visited), their stored objects, and the next cursor.  The cursor is
+ * (this run's instance, the scan cursor): a cursor of another run starts
+ * over (duplicates merge to the same object).  Anything else is refused
+ * with a log line and changes nothing (issue 14 item 6).
+ *
+ * Failures: a FOLD unanswered for NODE_HANDOFF_TIMEOUT_MS is asked again
+ * from the same cursor after NODE_HANDOFF_RETRY_MS; its late answer is
+ * ignored (its req_id is no longer the source's).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cluster/node_internal.h"
+#include "common/alloc.h"
+#include "common/endian.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "storage/engine.h"
+
+void node__handoff_fini(struct node *n)
+{
+    rk_free(n->ho.recv);
+    rk_buf_fini(&n->ho.keys);
+    rk_buf_fini(&n->ho.items);
+    memset(&n->ho, 0, sizeof(n->ho));
+}
+
+/* The first min(N, M) ids of r's preference list of p (views into r). */
+static size_t pref_ids(const struct ring *r, uint32_t p, const char **ids)
+{
+    size_t idx[RING_MAX_N];
+    size_t cnt = ring_preflist(r, p, idx, ring_target_n(r));
+    for (size_t i = 0; i < cnt; i++) {
+        ids[i] = ring_member_id(r, idx[i], NULL);
+    }
+    return cnt;
+}
+
+static bool is_current_replica(const struct node *n, uint32_t p)
+{
+    const struct ring *r = membership_ring(n->mem);
+    const char *ids[RING_MAX_N];
+    size_t cnt = r && p < ring_size(r) ? pref_ids(r, p, ids) : 0;
+    for (size_t i = 0; i < cnt; i++) {
+        if (strcmp(ids[i], n->id) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- sender ------------------------------------------------------------- */
+
+struct fold_ctx
+{
+    struct node *n;
+    const struct ring *ring;
+    uint32_t partition;
+    struct rk_buf *keys; /* {u32 len, key}... */
+    size_t n_keys;
+    bool oom;
+};
+
+static bool fold_key_cb(void *data,
+                        const void *key,
+                        size_t klen,
+                        const struct engine_meta *meta)
+{
+    (void)meta;
+    struct fold_ctx *c = data;
+    if (ring_partition_of_key(c->ring, key, klen) != c->partition) {
+        return true;
+    }
+    unsigned char l[4];
+    rk_put_le32(l, (uint32_t)klen);
+    if (rk_buf_append(c->keys, l, 4) != RK_OK ||
+        rk_buf_append(c->keys, key, klen) != RK_OK) {
+        c->oom = true;
+        return false;
+    }
+    c->n_keys++;
+    return true;
+}
+
+static void fold_refuse(struct node *n,
+                        const char *from,
+                        const struct peer_fold *f,
+                        int status,
+                        const char *why)
+{
+    uint64_t now = rk_env_mono_ms(n->env);
+    if (now >= n->ho.refused_logged_ms + 10000) {
+        n->ho.refused_logged_ms = now; /* rate-limited */
+        node__log(n, RK_LOG_WARN, "handoff_fold_refused",
+                  "peer=%s partition=%" PRIu32 " reason=\"%s\"", from,
+                  f->partition, why);
+    }
+    n->st.handoff_folds_refused++;
+    struct peer_msg rep = {.type = PEER_FOLD_REPLY};
+    rep.fold_reply.req_id = f->req_id;
+    rep.fold_reply.status = status;
+    node__send(n, from, NULL, 0, 0, &rep);
+}
+
+void node__handoff_on_fold(struct node *n,
+                           const char *from,
+                           const struct peer_fold *f)
+{
+    const struct ring *r = membership_ring(n->mem);
+    if (r == NULL || membership_next_ring(n->mem) == NULL) {
+        fold_refuse(n, from, f, RK_EINVAL, "no transition in progress");
+        return;
+    }
+    if (f->partition >= ring_size(r) ||
+        !membership_pending_for(n->mem, f->partition, from, NULL)) {
+        fold_refuse(n, from, f, RK_EINVAL,
+                    "the asker is not a pending owner of the partition");
+        return;
+    }
+    if (!is_current_replica(n, f->partition)) {
+        fold_refuse(n, from, f, RK_EINVAL,
+                    "this node is not a current replica of the partition");
+        return;
+    }
+    uint64_t cursor = 0;
+    if (f->cursor.len == 16 &&
+        rk_get_le64((const unsigned char *)f->cursor.ptr) == n->ho.instance) {
+        cursor = rk_get_le64((const unsigned char *)f->cursor.ptr + 8);
+    }
+    rk_buf_clear(&n->ho.keys);
+    rk_buf_clear(&n->ho.items);
+    struct fold_ctx c = {
+        .n = n, .ring = r, .partition = f->partition, .keys = &n->ho.keys};
+    size_t looked = 0;
+    bool done = false;
+    int rc = RK_OK;
+    /* Collect keys first (the scan callback must not touch the engine),
+     * about max_bytes worth assuming small objects, within the scan
+     * budget. */
+    while (!done && looked < NODE_HANDOFF_SCAN && !c.oom &&
+           c.keys->len < f->max_bytes / 4 + 1) {
+        uint64_t next = 0;
+        rc = engine_scan(n->data, cursor, 1024, fold_key_cb, &c, &next);
+        if (rc != RK_OK) {
+            break;
+        }
+        looked += 1024;
+        cursor = next;
+        done = next == 0;
+    }
+    if (rc == RK_OK && c.oom) {
+        rc = RK_ENOMEM;
+    }
+    uint32_t count = 0;
+    const unsigned char *kp = (const unsigned char *)c.keys->base;
+    size_t left = c.keys->len;
+    while (rc == RK_OK && left >= 4) {
+        uint32_t kl = rk_get_le32(kp);
+        const char *key = (const char *)kp + 4;
+        kp += 4 + kl;
+        left -= 4 + kl;
+        struct peer_kv_get g = {.key = {key, kl}};
+        struct peer_msg grep;
+        replica_handle_get(n->data, &n->rcfg, &g, &n->valbuf, &grep);
+        if (grep.kv_get_reply.status == RK_ENOTFOUND) {
+            continue; /* deleted since the scan */
+        }
+        if (grep.kv_get_reply.status != RK_OK) {
+            rc = grep.kv_get_reply.status;
+            break;
+        }
+        struct peer_bytes o = grep.kv_get_reply.object;
+        unsigned char l[4];
+        rk_put_le32(l, kl);
+        unsigned char ol[4];
+        rk_put_le32(ol, (uint32_t)o.len);
+        if (rk_buf_append(&n->ho.items, l, 4) != RK_OK ||
+            rk_buf_append(&n->ho.items, key, kl) != RK_OK ||
+            rk_buf_append(&n->ho.items, ol, 4) != RK_OK ||
+            rk_buf_append(&n->ho.items, o.ptr, o.len) != RK_OK) {
+            rc = RK_ENOMEM;
+            break;
+        }
+        count++;
+    }
+    struct peer_msg rep = {.type = PEER_FOLD_REPLY};
+    rep.fold_reply.req_id = f->req_id;
+    rep.fold_reply.status = rc;
+    unsigned char cur[16];
+    if (rc == RK_OK) {
+        rk_put_le64(cur, n->ho.instance);
+        rk_put_le64(cur + 8, cursor);
+        rep.fold_reply.cursor = (struct peer_bytes){(const char *)cur, 16};
+        rep.fold_reply.flags = done ? PEER_FOLD_DONE : 0;
+        rep.fold_reply.count = count;
+        rep.fold_reply.items =
+            (struct peer_bytes){n->ho.items.base, n->ho.items.len};
+        n->st.handoff_keys_out += count;
+        n->st.handoff_bytes_out += n->ho.items.len;
+    } else {
+        node__log(n, RK_LOG_WARN, "handoff_fold_failed",
+                  "peer=%s partition=%" PRIu32 " error=%s", from, f->partition,
+                  rk_errname(rc));
+    }
+    n->st.handoff_folds_served++;
+    node__send(n, from, NULL, 0, 0, &rep);
+}
+
+/* ---- receiver ----------------------------------------------------------- */
+
+static int ensure_recv(struct node *n, uint32_t q)
+{
+    if (n->ho.recv_cap == q) {
+        return RK_OK;
+    }
+    uint8_t *r = rk_calloc(q ? q : 1, 1);
+    if (r == NULL) {
+        return RK_ENOMEM;
+    }
+    rk_free(n->ho.recv);
+    n->ho.recv = r;
+    n->ho.recv_cap = q;
+    return RK_OK;
+}
+
+static struct node__xfer *xfer_of(struct node *n, uint32_t p)
+{
+    for (size_t i = 0; i < NODE_HANDOFF_XFERS; i++) {
+        if (n->ho.x[i].used && n->ho.x[i].partition == p) {
+            return &n->ho.x[i];
+        }
+    }
+    return NULL;
+}
+
+static void xfer_start(struct node *n,
+                       struct node__xfer *x,
+                       uint32_t p,
+                       uint64_t now)
+{
+    memset(x, 0, sizeof(*x));
+    x->used = true;
+    x->partition = p;
+    x->started_ms = x->progress_ms = now;
+    const char *ids[RING_MAX_N];
+    size_t cnt = pref_ids(membership_ring(n->mem), p, ids);
+    for (size_t i = 0; i < cnt; i++) {
+        if (strcmp(ids[i], n->id) != 0) {
+            snprintf(x->src[x->n_src++].id, CL_ID_MAX + 1, "%s", ids[i]);
+        }
+    }
+    node__log(n, RK_LOG_INFO, "handoff_start",
+              "partition=%" PRIu32 " sources=%zu epoch=%" PRIu32, p, x->n_src,
+              membership_epoch(n->mem));
+}
+
+static void xfer_send(struct node *n,
+                      struct node__xfer *x,
+                      struct node__xfer_src *s,
+                      uint64_t now)
+{
+    s->req_id = ++n->ho.next_req;
+    s->sent_ms = now;
+    struct peer_msg m = {.type = PEER_FOLD};
+    m.fold.req_id = s->req_id;
+    m.fold.partition = x->partition;
+    m.fold.epoch = membership_epoch(n->mem);
+    m.fold.cursor = (struct peer_bytes){(const char *)s->cursor, s->cursor_len};
+    m.fold.max_bytes = NODE_HANDOFF_BATCH;
+    node__send(n, s->id, NULL, 0, 0, &m);
+}
+
+/* Advances one transfer; true when it finished (the slot is free). */
+static bool xfer_step(struct node *n, struct node__xfer *x, uint64_t now)
+{
+    bool all_done = true, any_real = false;
+    for (size_t i = 0; i < x->n_src; i++) {
+        struct node__xfer_src *s = &x->src[i];
+        if (s->done) {
+            any_real |= !s->skipped;
+            continue;
+        }
+        all_done = false;
+        if (s->req_id != 0 && now >= s->sent_ms + NODE_HANDOFF_TIMEOUT_MS) {
+            s->req_id = 0; /* its late answer is ignored */
+            s->retries++;
+            s->retry_ms = now + NODE_HANDOFF_RETRY_MS;
+            n->st.handoff_retries++;
+            node__log(n, RK_LOG_WARN, "handoff_stalled",
+                      "partition=%" PRIu32 " source=%s retries=%" PRIu32
+                      " reason=\"no answer in %d ms; asking again\"",
+                      x->partition, s->id, s->retries, NODE_HANDOFF_TIMEOUT_MS);
+        }
+        if (s->req_id != 0 || now < s->retry_ms) {
+            continue;
+        }
+        if (!node_peer_is_up(n, s->id)) {
+            s->done = s->skipped = true;
+            continue;
+        }
+        xfer_send(n, x, s, now);
+    }
+    if (!all_done) {
+        return false;
+    }
+    if (!any_real) {
+        /* every source was down: nothing received, try them again */
+        for (size_t i = 0; i < x->n_src; i++) {
+            x->src[i].done = x->src[i].skipped = false;
+            x->src[i].retry_ms = now + NODE_HANDOFF_RETRY_MS;
+        }
+        return false;
+    }
+    if (engine_acked_seq(n->data) < x->last_seq &&
+        !node__engine_failed(n->data)) {
+        return false; /* the merges are not durable yet */
+    }
+    if (node__engine_failed(n->data)) {
+        return false; /* cannot receive: stays pending, reported */
+    }
+    n->ho.recv[x->partition] = 1;
+    n->st.handoff_transfers_done++;
+    size_t skipped = 0;
+    for (size_t i = 0; i < x->n_src; i++) {
+        skipped += x->src[i].skipped;
+    }
+    node__log(n, RK_LOG_INFO, "handoff_done",
+              "partition=%" PRIu32 " keys=%" PRIu64 " bytes=%" PRIu64
+              " ms=%" PRIu64 " sources=%zu skipped=%zu",
+              x->partition, x->keys, x->bytes, now - x->started_ms, x->n_src,
+              skipped);
+    x->used = false;
+    return true;
+}
+
+void node__handoff_on_reply(struct node *n,
+                            const char *from,
+                            const struct peer_fold_reply *r,
+                            uint64_t now_ms)
+{
+    struct node__xfer *x = NULL;
+    struct node__xfer_src *s = NULL;
+    for (size_t i = 0; i < NODE_HANDOFF_XFERS && s == NULL; i++) {
+        struct node__xfer *c = &n->ho.x[i];
+        for (size_t j = 0; c->used && j < c->n_src; j++) {
+            if (c->src[j].req_id == r->req_id && r->req_id != 0 &&
+                strcmp(c->src[j].id, from) == 0) {
+                x = c;
+                s = &c->src[j];
+                break;
+            }
+        }
+    }
+    if (s == NULL) {
+        return; /* late, or not ours */
+    }
+    s->req_id = 0;
+    if (r->status != RK_OK) {
+        s->retries++;
+        s->retry_ms = now_ms + NODE_HANDOFF_RETRY_MS;
+        n->st.handoff_retries++;
+        node__log(n, RK_LOG_WARN, "handoff_retry",
+                  "partition=%" PRIu32 " source=%s error=%s retries=%" PRIu32,
+                  x->partition, s->id, rk_errname(r->status), s->retries);
+        return;
+    }
+    const unsigned char *p = (const unsigned char *)r->items.ptr;
+    size_t left = r->items.len;
+    uint32_t got = 0;
+    int bad = RK_OK;
+    while (left > 0 && bad == RK_OK) {
+        if (left < 4 || rk_get_le32(p) > left - 4 ||
+            rk_get_le32(p) > PEER_MAX_KEY) {
+            bad = RK_EPROTO;
+            break;
+        }
+        uint32_t kl = rk_get_le32(p);
+        const char *key = (const char *)p + 4;
+        size_t rest = left - 4 - kl;
+        const unsigned char *op = p + 4 + kl;
+        if (rest < 4 || rk_get_le32(op) > rest - 4) {
+            bad = RK_EPROTO;
+            break;
+        }
+        uint32_t ol = rk_get_le32(op);
+        if (kl == 0 || ring_partition_of_key(membership_ring(n->mem), key,
+                                             kl) != x->partition) {
+            bad = RK_EPROTO; /* not of this partition: refuse the batch */
+            break;
+        }
+        struct peer_kv_put put = {
+            .key = {key, kl},
+            .object = {(const char *)op + 4, ol},
+        };
+        struct peer_msg rep;
+        bool changed = false;
+        uint64_t seq = 0;
+        replica_handle_put(n->data, &n->rcfg, &put, &rep, &changed, &seq);
+        if (rep.kv_put_reply.status != RK_OK) {
+            bad = rep.kv_put_reply.status;
+            break;
+        }
+        node__note_write(n, seq);
+        if (seq > x->last_seq) {
+            x->last_seq = seq;
+        }
+        if (!changed && n->last_seq > x->last_seq) {
+            x->last_seq = n->last_seq; /* what this node already wrote */
+        }
+        x->keys++;
+        x->bytes += kl + ol;
+        got++;
+        p = op + 4 + ol;
+        left = rest - 4 - ol;
+    }
+    if (bad == RK_OK && got != r->count) {
+        bad = RK_EPROTO;
+    }
+    if (bad != RK_OK) {
+        s->retries++;
+        s->retry_ms = now_ms + NODE_HANDOFF_RETRY_MS;
+        n->st.handoff_retries++;
+        node__log(n, RK_LOG_WARN, "handoff_batch_refused",
+                  "partition=%" PRIu32 " source=%s error=%s items=%" PRIu32
+                  " merged=%" PRIu32,
+                  x->partition, s->id, rk_errname(bad), r->count, got);
+        return; /* the merged ones are merged; the batch is asked again */
+    }
+    n->st.handoff_keys_in += got;
+    n->st.handoff_bytes_in += r->items.len;
+    x->progress_ms = now_ms;
+    memcpy(s->cursor, r->cursor.ptr, r->cursor.len);
+    s->cursor_len = r->cursor.len;
+    if (r->flags & PEER_FOLD_DONE) {
+        s->done = true;
+        return;
+    }
+    xfer_send(n, x, s, now_ms); /* the next batch at once */
+}
+
+/* Marks the partitions received here that the state does not show yet
+ * (one version for all), and forgets those no longer pending here. */
+static void mark_received(struct node *n, uint64_t now)
+{
+    const struct ring *nx = membership_next_ring(n->mem);
+    uint32_t q = ring_size(nx);
+    uint32_t *parts = rk_malloc(q * sizeof(*parts));
+    if (parts == NULL) {
+        return;
+    }
+    size_t cnt = 0;
+    for (uint32_t p = 0; p < q; p++) {
+        bool got = false;
+        if (!membership_pending_for(n->mem, p, n->id, &got)) {
+            n->ho.recv[p] = 0;
+        } else if (n->ho.recv[p] && !got) {
+            parts[cnt++] = p;
+        }
+    }
+    if (cnt > 0) {
+        int rc = membership_mark_received(n->mem, parts, cnt, now, &n->acts);
+        if (rc != RK_OK) {
+            node__log(n, RK_LOG_WARN, "handoff_mark_failed",
+                      "partitions=%zu error=%s reason=\"%s\"", cnt,
+                      rk_errname(rc), membership_errmsg(n->mem));
+        }
+    }
+    rk_free(parts);
+}
+
+void node__handoff_round(struct node *n, uint64_t now)
+{
+    if (n->ho.instance == 0) {
+        n->ho.instance = rk_env_rand64(n->env) | 1;
+    }
+    const struct ring *nx = membership_next_ring(n->mem);
+    if (nx == NULL || membership_phase(n->mem) != MEMBERSHIP_MEMBER) {
+        for (size_t i = 0; i < NODE_HANDOFF_XFERS; i++) {
+            n->ho.x[i].used = false;
+        }
+        if (n->ho.recv) {
+            memset(n->ho.recv, 0, n->ho.recv_cap);
+        }
+        return;
+    }
+    if (now < n->ho.next_round_ms) {
+        return;
+    }
+    n->ho.next_round_ms = now + NODE_HANDOFF_ROUND_MS;
+    uint32_t q = ring_size(nx);
+    if (ensure_recv(n, q) != RK_OK) {
+        return;
+    }
+    /* transfers of partitions no longer pending here end */
+    for (size_t i = 0; i < NODE_HANDOFF_XFERS; i++) {
+        struct node__xfer *x = &n->ho.x[i];
+        if (x->used &&
+            !membership_pending_for(n->mem, x->partition, n->id, NULL)) {
+            x->used = false;
+        }
+    }
+    for (size_t i = 0; i < NODE_HANDOFF_XFERS; i++) {
+        if (n->ho.x[i].used) {
+            xfer_step(n, &n->ho.x[i], now);
+        }
+    }
+    for (uint32_t p = 0; p < q; p++) {
+        bool got = false;
+        if (n->ho.recv[p] || xfer_of(n, p) ||
+            !membership_pending_for(n->mem, p, n->id, &got) || got) {
+            continue;
+        }
+        struct node__xfer *free_x = NULL;
+        for (size_t i = 0; i < NODE_HANDOFF_XFERS && !free_x; i++) {
+            free_x = n->ho.x[i].used ? NULL : &n->ho.x[i];
+        }
+        if (free_x == NULL) {
+            break;
+        }
+        xfer_start(n, free_x, p, now);
+        xfer_step(n, free_x, now);
+    }
+    mark_received(n, now);
+    node__run_cl_actions(n);
+}
