@@ -604,11 +604,16 @@ int membership_remove(struct membership *m,
     }
     long i = mb_state_find(m->st, node_id);
     if (i < 0 || (m->st->nodes[i].status != MEMBERSHIP_VALID &&
-                  m->st->nodes[i].status != MEMBERSHIP_JOINING)) {
-        MB_ERR(m, "no valid or joining member %s%s", node_id,
-               i >= 0 && m->st->nodes[i].status == MEMBERSHIP_STATUS_LEAVING
-                   ? " (it is already leaving)"
-                   : "");
+                  m->st->nodes[i].status != MEMBERSHIP_STATUS_JOINING)) {
+        if (i < 0) {
+            MB_ERR(m, "no such member '%s'", node_id);
+        } else {
+            MB_ERR(m, "'%s' is %s", node_id,
+                   m->st->nodes[i].status == MEMBERSHIP_STATUS_LEAVING
+                       ? "already leaving (its partitions are being handed "
+                         "off)"
+                       : "removed already");
+        }
         return RK_ENOTFOUND;
     }
     if (mb_in_next(m->st->nodes[i].status) && count_staying(m->st) <= 1) {

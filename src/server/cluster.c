@@ -188,9 +188,9 @@ static void seeds_tick(struct cnode *cn, uint64_t now)
         sd->done = true;
         rk_log(RK_LOG_ERROR, "cluster_seeds_refused",
                "keys=%" PRIu64
-               " reason=\"join needs an empty node and "
-               "partition handoff is not implemented yet; start with an "
-               "empty data dir or drop --seeds\"",
+               " reason=\"join needs an empty node (a join does not hand "
+               "its keys to their owners); start with an empty data dir or "
+               "drop --seeds\"",
                st.live_keys);
         return;
     }

@@ -9,6 +9,47 @@
 /* ---- RINGKV.CLUSTER --------------------------------------------------------
  */
 
+static const char *status_name(enum membership_status st)
+{
+    switch (st) {
+        case MEMBERSHIP_VALID:
+            return "valid";
+        case MEMBERSHIP_STATUS_JOINING:
+            return "joining";
+        case MEMBERSHIP_STATUS_LEAVING:
+            return "leaving";
+        default:
+            return "removed";
+    }
+}
+
+/* The transition line of STATUS: partitions done, this node's part. */
+static int transition_line(struct cnode *cn, char *line, size_t cap)
+{
+    const struct membership *mem = node_membership(cn->node);
+    const struct ring *nx = membership_next_ring(mem);
+    if (nx == NULL) {
+        return snprintf(line, cap, "transition none\n");
+    }
+    uint32_t q = ring_size(nx), done = 0, mine = 0, mine_done = 0;
+    for (uint32_t p = 0; p < q; p++) {
+        done += membership_partition_done(mem, p);
+        bool got = false;
+        if (membership_pending_for(mem, p, cn->node_id, &got)) {
+            mine++;
+            mine_done += got;
+        }
+    }
+    const struct node_stats *st = node_stats(cn->node);
+    return snprintf(
+        line, cap,
+        "transition epoch %" PRIu32 "  partitions done %" PRIu32 "/%" PRIu32
+        "  receiving here %" PRIu32 "/%" PRIu32 "  keys in %" PRIu64
+        " out %" PRIu64 "  retries %" PRIu64 "\n",
+        membership_epoch(mem), done, q, mine_done, mine, st->handoff_keys_in,
+        st->handoff_keys_out, st->handoff_retries);
+}
+
 static void status_text(struct cnode *cn, struct rk_buf *out)
 {
     char line[512];
@@ -24,6 +65,8 @@ static void status_text(struct cnode *cn, struct rk_buf *out)
                      r ? ring_size(r) : 0, node_quorum(cn->node).n,
                      node_quorum(cn->node).r, node_quorum(cn->node).w,
                      agree ? "yes" : "no", node_hints_pending(cn->node));
+    rk_buf_append(out, line, (size_t)n);
+    n = transition_line(cn, line, sizeof(line));
     rk_buf_append(out, line, (size_t)n);
     n = snprintf(line, sizeof(line), "%-24s %-22s %-6s %-8s %-10s %-8s %s\n",
                  "NODE_ID", "ADDRESS", "RESP", "STATUS", "PARTITIONS", "SEEN",
@@ -47,13 +90,13 @@ static void status_text(struct cnode *cn, struct rk_buf *out)
         } else {
             snprintf(ver, sizeof(ver), "-");
         }
-        n = snprintf(
-            line, sizeof(line), "%-24s %-22s %-6u %-8s %-10s %-8s %s\n",
-            mm.node_id, addr, mm.resp_port,
-            mm.status == MEMBERSHIP_VALID ? "valid" : "removed", parts,
-            mm.status == MEMBERSHIP_VALID ? cluster__seen_as(cn, mm.node_id)
-                                          : "-",
-            ver);
+        n = snprintf(line, sizeof(line),
+                     "%-24s %-22s %-6u %-8s %-10s %-8s %s\n", mm.node_id, addr,
+                     mm.resp_port, status_name(mm.status), parts,
+                     membership_status_active(mm.status)
+                         ? cluster__seen_as(cn, mm.node_id)
+                         : "-",
+                     ver);
         rk_buf_append(out, line, (size_t)n);
     }
 }
@@ -100,7 +143,8 @@ static void cmd_join(struct client *c, const struct resp_arg *addr)
     if (keys > 0 && !node_is_multi(cn->node)) {
         reply_errorf(c,
                      "ERR join needs an empty node: this node holds %" PRIu64
-                     " keys and partition handoff is not implemented yet",
+                     " keys, which a join would not hand to their owners; "
+                     "start it with an empty data dir",
                      keys);
         return;
     }
@@ -166,7 +210,8 @@ void cluster_cmd(struct client *c, size_t argc, const struct resp_arg *argv)
         int rc = node_remove(cn->node, id, cluster__now_mono());
         cluster__run_node_actions(cn);
         if (rc != RK_OK) {
-            if (rc == RK_ENOTFOUND) {
+            if (rc == RK_ENOTFOUND &&
+                membership_errmsg(node_membership(cn->node))[0] == '\0') {
                 reply_errorf(c, "ERR no valid member '%s'", id);
             } else {
                 reply_errorf(c, "ERR cannot remove '%s': %s", id,
@@ -442,14 +487,14 @@ json_t *cluster_json(struct server *s)
         membership_member_get(node_membership(cn->node), i, &mm);
         int idx = r ? ring_find_member(r, mm.node_id, strlen(mm.node_id)) : -1;
         bool self = strcmp(mm.node_id, cn->node_id) == 0;
-        bool valid = mm.status == MEMBERSHIP_VALID;
+        bool valid = membership_status_active(mm.status);
         uint64_t pv = 0;
         bool has_pv = !self && node_peer_version(cn->node, mm.node_id, &pv);
         json_t *o = json_pack(
             "{s:s, s:s, s:i, s:i, s:i, s:s, s:i, s:s, s:b, s:b}", "node_id",
             mm.node_id, "host", mm.host, "resp_port", (int)mm.resp_port,
             "http_port", (int)mm.http_port, "peer_port", (int)mm.peer_port,
-            "status", valid ? "valid" : "removed", "partitions",
+            "status", status_name(mm.status), "partitions",
             idx >= 0 ? (int)ring_owned_count(r, (size_t)idx) : 0, "seen",
             cluster__seen_as(cn, mm.node_id), "up",
             valid && (self || cluster__peer_is_up(cn, mm.node_id)), "self",
@@ -667,7 +712,7 @@ void cluster_metrics(struct server *s, struct rk_buf *out)
     for (size_t i = 0; i < m; i++) {
         struct membership_member mm;
         membership_member_get(node_membership(cn->node), i, &mm);
-        if (mm.status != MEMBERSHIP_VALID ||
+        if (!membership_status_active(mm.status) ||
             strcmp(mm.node_id, cn->node_id) == 0) {
             continue;
         }

@@ -63,6 +63,12 @@ def parse_status(text):
     head = m.groupdict()
     for k in ("version", "ring", "n", "r", "w"):
         head[k] = int(head[k])
+    # line 2: "transition none" or "transition epoch E  partitions done
+    # D/Q  receiving here X/Y ..." (issue 14)
+    assert lines[1].startswith("transition "), \
+        "status line 2 is not the transition line:\n%s" % text
+    head["transition"] = lines[1][len("transition "):].strip()
+    lines = lines[:1] + lines[2:]
     cols = lines[1].split()
     assert cols == ["NODE_ID", "ADDRESS", "RESP", "STATUS", "PARTITIONS",
                     "SEEN", "VERSION"], "status header line:\n%s" % text

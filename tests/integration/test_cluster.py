@@ -14,9 +14,9 @@ the 5th join; 3. N=3 R=2 W=2: one node killed (all serve), two killed
 recovered within 5 s; 4b. one cut link does not mark a node down; 5. 3/2
 partition with RINGKV.CLUSTER FAULT, then heal; 6. TTLs replicate as
 absolute expiry; 7. multi-key commands and INCR through a non-replica
-node, RINGKV.LOCALGET on the replicas; 8. leave refused while holding
-keys, join of a non-empty node refused, leave of an empty node, remove of
-a killed node, a data dir keeps its node id.
+node, RINGKV.LOCALGET on the replicas; 8. join of a non-empty node
+refused, join and leave of a node with handoff of its partitions (issue
+14), remove of a killed node, a data dir keeps its node id.
 
 Measured figures (join-to-convergence, failure-detection times,
 availability during a partition) are printed; run with -s to see them.
@@ -669,30 +669,12 @@ def test_multikey_through_non_owner(cluster_factory):
 #        remove of a killed node -----------------------------------------------
 
 @pytest.mark.timeout(150)
-def test_leave_refused_remove_dead_node(cluster_factory):
+def test_join_leave_with_handoff_remove_dead_node(cluster_factory):
     cl = cluster_factory(5, form=3)
     a, b, c, d, e = cl.nodes
     kv = values_for(["k8:%d" % i for i in range(50)], SEED, "t8")
     assert not pipelined_set(cl.c(a), kv)
     v0 = int(cl.info(a)["cluster_state_version"])
-
-    # C holds keys (N=3 of 3): leave is refused with a clear error
-    assert cl.c(c).dbsize() > 0
-    p = cl.cli(c, "cluster", "leave", check=False)
-    out = (p.stdout + p.stderr).strip()
-    print("leave of a node holding data: exit %d: %s" % (p.returncode, out))
-    assert p.returncode == 1, out
-    assert "ERR" in out and "data" in out.lower(), out
-    with pytest.raises(redis.exceptions.ResponseError) as ei:
-        cl.c(c).execute_command("RINGKV.CLUSTER", "LEAVE")
-    assert "data" in str(ei.value).lower(), str(ei.value)
-    time.sleep(0.5)
-    cl.wait_converged(3, nodes=[a, b, c], timeout=5)
-    for n in (a, b, c):
-        assert int(cl.info(n)["cluster_state_version"]) == v0
-        _, rows = cl.status(n)
-        assert [(r["node_id"], r["status"]) for r in rows] == [
-            (x.node_id, "valid") for x in (a, b, c)], rows
 
     # a node that holds keys cannot join
     assert cl.c(e).set("k8:local", "x") is True
@@ -702,18 +684,39 @@ def test_leave_refused_remove_dead_node(cluster_factory):
     assert p.returncode == 1, out
     assert "join needs an empty node" in out, out
 
-    # an empty node may join and leave again (no keys were handed to it)
+    # an empty node joins: it becomes a pending owner, receives its
+    # partitions from their current replicas (handoff), and only then
+    # counts as a member (issue 14)
+    t0 = time.monotonic()
     cl.join(d, a)
-    cl.wait_converged(4, nodes=[a, b, c, d], timeout=20)
-    assert cl.c(d).dbsize() == 0
+    cl.wait_converged(4, nodes=[a, b, c, d], timeout=30)
+    print("join of D with %d keys in the cluster: %.2f s to converge" % (
+        len(kv), time.monotonic() - t0))
+    assert cl.c(d).dbsize() > 0
+    print("D holds %d keys after its join" % cl.c(d).dbsize())
+    check_values(cl.c(d), kv, "GET through D after it joined")
+    for n in (a, b, c, d):
+        assert "transition none" in cl.status_text(n), cl.status_text(n)
+
+    # a node that holds keys leaves: it hands its partitions off, then
+    # leaves (it was refused before issue 14)
+    assert cl.c(d).dbsize() > 0
+    t0 = time.monotonic()
     p = cl.cli(d, "cluster", "leave", check=False)
-    print("leave of an empty node: exit %d: %s" % (
+    print("leave of a node holding data: exit %d: %s" % (
         p.returncode, (p.stdout + p.stderr).strip()))
     assert p.returncode == 0 and p.stdout.strip() == "OK", p
-    cl.wait_converged(3, nodes=[a, b, c], timeout=20)
+    cl.wait_converged(3, nodes=[a, b, c], timeout=30)
     cl.wait_until(lambda: cl.info(d)["cluster_phase"] == "removed",
-                  "the leaver to see itself removed", timeout=10,
+                  "the leaver to see itself removed", timeout=20,
                   nodes=[a, b, c, d])
+    print("leave of D: %.2f s until removed" % (time.monotonic() - t0))
+    for n in (a, b, c):
+        _, rows = cl.status(n)
+        assert [(r["node_id"], r["status"]) for r in rows
+                if r["node_id"] != e.node_id] == [
+            (x.node_id, "valid" if x is not d else "removed")
+            for x in (a, b, c, d)], rows
     check_values(cl.c(b), kv, "GET through B after D left")
     # a departed node refuses key commands until it joins again
     with pytest.raises(redis.exceptions.ResponseError) as ei:
