@@ -189,3 +189,44 @@ def test_grow_3_to_5_and_back_under_load(cluster_factory):
     assert not tr.misses, "%d reads of acknowledged keys missed" % len(
         tr.misses)
     check_all(cl, [a, b, c], tr.acked, "after 3 -> 5 -> 3")
+
+
+def copies(cl, nodes, keys):
+    """{key: number of nodes in `nodes` whose RINGKV.LOCALGET has it}."""
+    n_of = {k: 0 for k in keys}
+    for n in nodes:
+        for i in range(0, len(keys), 500):
+            p = cl.c(n).pipeline(transaction=False)
+            for k in keys[i:i + 500]:
+                p.execute_command("RINGKV.LOCALGET", k)
+            for k, g in zip(keys[i:i + 500], p.execute(raise_on_error=False)):
+                if g is not None and not isinstance(g, Exception):
+                    n_of[k] += 1
+    return n_of
+
+
+@pytest.mark.timeout(300)
+def test_remove_dead_nodes_restores_n_copies(cluster_factory):
+    cl = cluster_factory(5)
+    nodes = list(cl.nodes)
+    kv = load(cl, nodes, 4000, "r", SEED + 2)
+    keys = list(kv)
+    n0 = copies(cl, nodes, keys)
+    assert min(n0.values()) >= 2, "W=2: every key on at least 2 replicas"
+    for victim in (nodes[4], nodes[3]):
+        cl.kill(victim)
+        nodes.remove(victim)
+        t0 = time.monotonic()
+        p = cl.cli(nodes[0], "cluster", "remove", victim.node_id)
+        assert p.stdout.strip() == "OK", p
+        cl.wait_converged(len(nodes), nodes=nodes, timeout=120)
+        took = time.monotonic() - t0
+        n_of = copies(cl, nodes, keys)
+        short = [k for k, c in n_of.items() if c < 3]
+        print("remove of dead %s: %.2f s until the transition finished; "
+              "%d of %d keys with fewer than 3 copies on the survivors "
+              "(no client read happened)" % (victim.node_id, took,
+                                             len(short), len(keys)))
+        assert not short, "keys with fewer than N=3 copies: %r" % (
+            [(k, n_of[k]) for k in short[:10]],)
+    check_all(cl, nodes, kv, "after removing two dead nodes")
