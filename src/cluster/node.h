@@ -97,12 +97,15 @@ struct node_settings
        reaches every replica (Cassandra's read_repair_chance).  1000 =
        every read asks all N. */
     uint32_t read_repair_permille;
-    uint32_t speculative_retry_ms; /* a read still short of R after this
-                                      asks the other replicas; 0 = only
-                                      on failures */
-    bool sync_always;              /* acknowledge writes only when durable */
-    bool lww;                      /* conflict_policy = lww */
-    size_t max_siblings;           /* 0 = no bound */
+    uint32_t handoff_drop_grace_ms; /* a partition that moved away is
+                                       dropped here this long after the
+                                       transition finished (issue 14) */
+    uint32_t speculative_retry_ms;  /* a read still short of R after this
+                                       asks the other replicas; 0 = only
+                                       on failures */
+    bool sync_always;               /* acknowledge writes only when durable */
+    bool lww;                       /* conflict_policy = lww */
+    size_t max_siblings;            /* 0 = no bound */
     uint64_t tombstone_grace_ms;
     uint64_t max_clock_skew_ms;
 };
@@ -234,8 +237,10 @@ struct node_stats
     uint64_t handoff_keys_in, handoff_bytes_in;   /* merged here */
     uint64_t handoff_keys_out, handoff_bytes_out; /* sent to others */
     uint64_t handoff_folds_served, handoff_folds_refused;
-    uint64_t handoff_retries;  /* FOLDs asked again (timeout, error) */
-    uint64_t handoff_forwards; /* writes also sent to pending owners */
+    uint64_t handoff_retries;      /* FOLDs asked again (timeout, error) */
+    uint64_t handoff_forwards;     /* writes also sent to pending owners */
+    uint64_t handoff_keys_dropped; /* keys of partitions no longer owned
+                                      here, deleted after the grace */
 };
 
 struct node;

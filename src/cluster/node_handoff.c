@@ -31,6 +31,15 @@
  * over (duplicates merge to the same object).  Anything else is refused
  * with a log line and changes nothing (issue 14 item 6).
  *
+ * Drop: once a transition finished (and after a start, and when this
+ * node was removed), a scan after handoff_drop_grace_ms deletes from the
+ * data engine every key of a partition this node is not a current replica
+ * of (all of them on a removed node), NODE_HANDOFF_SCAN keys a round, so
+ * an old owner neither keeps stale copies (which could bring back keys
+ * whose tombstones were reaped meanwhile, were it to own the partition
+ * again) nor keeps a removed node from joining again.  Nothing is dropped
+ * during a transition.
+ *
  * Failures: a FOLD unanswered for NODE_HANDOFF_TIMEOUT_MS is asked again
  * from the same cursor after NODE_HANDOFF_RETRY_MS; its late answer is
  * ignored (its req_id is no longer the source's).
@@ -50,6 +59,7 @@ void node__handoff_fini(struct node *n)
 {
     rk_free(n->ho.recv);
     rk_buf_fini(&n->ho.keys);
+    rk_buf_fini(&n->ho.drop);
     rk_buf_fini(&n->ho.items);
     memset(&n->ho, 0, sizeof(n->ho));
 }
@@ -497,12 +507,111 @@ static void mark_received(struct node *n, uint64_t now)
     rk_free(parts);
 }
 
+/* Whether this node keeps `key`: a current replica of its partition. */
+static bool owns_key(const struct node *n, const void *key, size_t klen)
+{
+    if (membership_phase(n->mem) != MEMBERSHIP_MEMBER) {
+        return false;
+    }
+    const struct ring *r = membership_ring(n->mem);
+    return is_current_replica(n, ring_partition_of_key(r, key, klen));
+}
+
+struct drop_ctx
+{
+    struct node *n;
+    struct rk_buf *keys;
+    bool oom;
+};
+
+static bool drop_key_cb(void *data,
+                        const void *key,
+                        size_t klen,
+                        const struct engine_meta *meta)
+{
+    (void)meta;
+    struct drop_ctx *c = data;
+    if (owns_key(c->n, key, klen)) {
+        return true;
+    }
+    unsigned char l[4];
+    rk_put_le32(l, (uint32_t)klen);
+    if (rk_buf_append(c->keys, l, 4) != RK_OK ||
+        rk_buf_append(c->keys, key, klen) != RK_OK) {
+        c->oom = true;
+        return false;
+    }
+    return true;
+}
+
+/* Schedules and runs the drop scan (see the header). */
+static void drop_round(struct node *n, uint64_t now, bool in_transition)
+{
+    enum membership_phase ph = membership_phase(n->mem);
+    if (ph != MEMBERSHIP_MEMBER && ph != MEMBERSHIP_REMOVED_SELF) {
+        n->ho.drop_due_ms = 0; /* not in a cluster: nothing is anyone's */
+        n->ho.dropping = false;
+        return;
+    }
+    uint64_t grace = n->set.handoff_drop_grace_ms;
+    bool removed = ph == MEMBERSHIP_REMOVED_SELF;
+    if ((n->ho.had_next && !in_transition) ||
+        (removed && !n->ho.removed_seen) || n->ho.instance == 0) {
+        n->ho.drop_due_ms = now + grace;
+        n->ho.dropping = false;
+    }
+    n->ho.had_next = in_transition;
+    n->ho.removed_seen = removed;
+    if (in_transition || n->ho.drop_due_ms == 0 || now < n->ho.drop_due_ms ||
+        node__engine_failed(n->data)) {
+        return;
+    }
+    if (!n->ho.dropping) {
+        n->ho.dropping = true;
+        n->ho.drop_cursor = 0;
+    }
+    rk_buf_clear(&n->ho.drop);
+    struct drop_ctx c = {.n = n, .keys = &n->ho.drop};
+    uint64_t next = 0;
+    if (engine_scan(n->data, n->ho.drop_cursor, 1024, drop_key_cb, &c, &next) !=
+            RK_OK ||
+        c.oom) {
+        return; /* tried again next round */
+    }
+    const unsigned char *kp = (const unsigned char *)n->ho.drop.base;
+    size_t left = n->ho.drop.len;
+    uint64_t dropped = 0;
+    while (left >= 4) {
+        uint32_t kl = rk_get_le32(kp);
+        uint64_t seq = 0;
+        if (engine_delete(n->data, kp + 4, kl, rk_env_wall_ms(n->env), &seq) ==
+            RK_OK) {
+            dropped++;
+            node__note_write(n, seq);
+        }
+        kp += 4 + kl;
+        left -= 4 + kl;
+    }
+    n->st.handoff_keys_dropped += dropped;
+    n->ho.drop_cursor = next;
+    if (next == 0) {
+        n->ho.dropping = false;
+        n->ho.drop_due_ms = 0;
+        node__log(n, RK_LOG_INFO, "handoff_dropped",
+                  "keys_total=%" PRIu64
+                  " reason=\"partitions this node no "
+                  "longer owns\"",
+                  n->st.handoff_keys_dropped);
+    }
+}
+
 void node__handoff_round(struct node *n, uint64_t now)
 {
+    const struct ring *nx = membership_next_ring(n->mem);
+    drop_round(n, now, nx != NULL);
     if (n->ho.instance == 0) {
         n->ho.instance = rk_env_rand64(n->env) | 1;
     }
-    const struct ring *nx = membership_next_ring(n->mem);
     if (nx == NULL || membership_phase(n->mem) != MEMBERSHIP_MEMBER) {
         for (size_t i = 0; i < NODE_HANDOFF_XFERS; i++) {
             n->ho.x[i].used = false;

@@ -108,8 +108,15 @@ struct node__handoff
     uint64_t next_req;
     uint64_t instance; /* this run's fold cursors carry it */
     uint64_t refused_logged_ms;
-    struct rk_buf keys;  /* FOLD: the keys of one batch */
-    struct rk_buf items; /* FOLD: the reply's items */
+    /* dropping partitions this node no longer owns (after a grace) */
+    bool had_next;        /* a transition was in progress last round */
+    bool removed_seen;    /* this node's removal was noticed */
+    uint64_t drop_due_ms; /* 0: no drop scan scheduled */
+    uint64_t drop_cursor; /* engine_scan cursor of the running scan */
+    bool dropping;        /* a scan is running */
+    struct rk_buf drop;   /* keys of one drop batch: {u32 len, key} */
+    struct rk_buf keys;   /* FOLD: the keys of one batch */
+    struct rk_buf items;  /* FOLD: the reply's items */
 };
 
 struct node__seen

@@ -50,6 +50,7 @@ void config_init(struct rk_config *c)
     c->read_repair_wait_ms = 100;
     c->read_repair_chance = 0.1;
     c->speculative_retry_ms = 50;
+    c->handoff_drop_grace_ms = 30000;
     c->sloppy_quorum = true;
     c->max_clock_skew_ms = 60000;
     c->slow_log_ms = 250;
@@ -374,6 +375,12 @@ int config_set(struct rk_config *c,
         rc = parse_u64(value, 0, 60000, &u);
         c->speculative_retry_ms = (uint32_t)u;
         why = "must be 0..60000 (0 = widen a read only on failures)";
+    } else if (strcmp(n, "handoff-drop-grace-ms") == 0) {
+        rc = parse_u64(value, 0, 86400000, &u);
+        c->handoff_drop_grace_ms = (uint32_t)u;
+        why =
+            "must be 0..86400000 (how long a node keeps a partition it "
+            "no longer owns after a transition)";
     } else if (strcmp(n, "slow-log-ms") == 0) {
         rc = parse_u64(value, 0, 3600000, &u);
         c->slow_log_ms = (uint32_t)u;
@@ -498,6 +505,8 @@ static void usage(FILE *f)
             "replicas (0.1)\n"
             "  --speculative-retry-ms MS   a read short of R after MS asks "
             "the others (50)\n"
+            "  --handoff-drop-grace-ms MS  keep a partition this long after "
+            "it moved away (30000)\n"
             "  --sloppy-quorum on|off      fallbacks for down replicas (on)\n"
             "  --max-clock-skew-ms MS      warn when a peer's clock is ahead "
             "(60000)\n"
@@ -637,9 +646,10 @@ void config_each(const struct rk_config *c,
     char port[16], maxcl[16], bulk[32], cmv[32], qbl[32], mfs[32], ratio[32],
         tmo[16], hz[16], pport[16], nv[16], rv[16], wv[16], rs[16], rto[16],
         msib[16], grace[24], rrw[16], skew[24], hport[16], slow[16], rrc[32],
-        spec[16];
+        spec[16], hdg[16];
     snprintf(rrc, sizeof(rrc), "%g", c->read_repair_chance);
     snprintf(spec, sizeof(spec), "%" PRIu32, c->speculative_retry_ms);
+    snprintf(hdg, sizeof(hdg), "%" PRIu32, c->handoff_drop_grace_ms);
     snprintf(slow, sizeof(slow), "%" PRIu32, c->slow_log_ms);
     if (c->http_port < 0) {
         snprintf(hport, sizeof(hport), "off");
@@ -715,6 +725,7 @@ void config_each(const struct rk_config *c,
         {"read-repair-wait-ms", rrw},
         {"read-repair-chance", rrc},
         {"speculative-retry-ms", spec},
+        {"handoff-drop-grace-ms", hdg},
         {"sloppy-quorum", c->sloppy_quorum ? "on" : "off"},
         {"max-clock-skew-ms", skew},
         {"slow-log-ms", slow},

@@ -70,6 +70,7 @@ struct rk_config
     uint32_t read_repair_wait_ms;  /* straggler wait, 0 = off (100) */
     double read_repair_chance;     /* share of reads asking all N (0.1) */
     uint32_t speculative_retry_ms; /* widen a slow read, 0 = off (50) */
+    uint32_t handoff_drop_grace_ms; /* keep a handed-off partition (30000) */
     bool sloppy_quorum;            /* fallbacks for down replicas (yes) */
     uint64_t max_clock_skew_ms;    /* warn beyond it (60000) */
     uint32_t slow_log_ms;          /* log coordinated commands slower than

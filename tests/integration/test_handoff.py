@@ -152,7 +152,7 @@ def check_all(cl, nodes, kv, where):
 
 @pytest.mark.timeout(300)
 def test_grow_3_to_5_and_back_under_load(cluster_factory):
-    cl = cluster_factory(5, form=3)
+    cl = cluster_factory(5, form=3, args=["--handoff-drop-grace-ms", "1000"])
     a, b, c, d, e = cl.nodes
     kv = load(cl, [a, b, c], 5000, "k", SEED)
     serving = [a, b, c]
@@ -189,6 +189,17 @@ def test_grow_3_to_5_and_back_under_load(cluster_factory):
     assert not tr.misses, "%d reads of acknowledged keys missed" % len(
         tr.misses)
     check_all(cl, [a, b, c], tr.acked, "after 3 -> 5 -> 3")
+    # the removed nodes drop what they held once the grace is over, so
+    # they may join again (a join needs an empty node)
+    for x in (d, e):
+        cl.wait_until(lambda: cl.c(x).dbsize() == 0,
+                      "%s to drop its keys" % x.node_id, timeout=30,
+                      nodes=[a, b, c, d, e])
+        print("%s: %s keys dropped" % (
+            x.node_id, cl.info(x)["cluster_handoff_keys_dropped"]))
+    cl.join(d, a)
+    cl.wait_converged(4, nodes=[a, b, c, d], timeout=60)
+    check_all(cl, [d], tr.acked, "through D after it joined again")
 
 
 def copies(cl, nodes, keys):
