@@ -379,6 +379,7 @@ static int start_node(struct sim *s, int i)
                 .read_repair_wait_ms = 100,
                 .read_repair_permille = 100,
                 .speculative_retry_ms = 50,
+                .handoff_drop_grace_ms = 5000,
                 .sync_always = true,
                 .lww = s->cfg.lww,
                 .max_siblings = DVV_DEFAULT_SIBLINGS,
