@@ -372,6 +372,8 @@ static bool xfer_step(struct node *n, struct node__xfer *x, uint64_t now)
     return true;
 }
 
+static void pump(struct node *n, uint64_t now);
+
 void node__handoff_on_reply(struct node *n,
                             const char *from,
                             const struct peer_fold_reply *r,
@@ -472,6 +474,7 @@ void node__handoff_on_reply(struct node *n,
     s->cursor_len = r->cursor.len;
     if (r->flags & PEER_FOLD_DONE) {
         s->done = true;
+        pump(n, now_ms);
         return;
     }
     xfer_send(n, x, s, now_ms); /* the next batch at once */
@@ -605,30 +608,17 @@ static void drop_round(struct node *n, uint64_t now, bool in_transition)
     }
 }
 
-void node__handoff_round(struct node *n, uint64_t now)
+/* Steps every transfer and starts new ones in free slots (after each
+ * answer too, so a partition with little data does not wait for the next
+ * round). */
+static void pump(struct node *n, uint64_t now)
 {
     const struct ring *nx = membership_next_ring(n->mem);
-    drop_round(n, now, nx != NULL);
-    if (n->ho.instance == 0) {
-        n->ho.instance = rk_env_rand64(n->env) | 1;
-    }
-    if (nx == NULL || membership_phase(n->mem) != MEMBERSHIP_MEMBER) {
-        for (size_t i = 0; i < NODE_HANDOFF_XFERS; i++) {
-            n->ho.x[i].used = false;
-        }
-        if (n->ho.recv) {
-            memset(n->ho.recv, 0, n->ho.recv_cap);
-        }
+    if (nx == NULL || n->ho.recv == NULL ||
+        membership_phase(n->mem) != MEMBERSHIP_MEMBER) {
         return;
     }
-    if (now < n->ho.next_round_ms) {
-        return;
-    }
-    n->ho.next_round_ms = now + NODE_HANDOFF_ROUND_MS;
     uint32_t q = ring_size(nx);
-    if (ensure_recv(n, q) != RK_OK) {
-        return;
-    }
     /* transfers of partitions no longer pending here end */
     for (size_t i = 0; i < NODE_HANDOFF_XFERS; i++) {
         struct node__xfer *x = &n->ho.x[i];
@@ -658,6 +648,32 @@ void node__handoff_round(struct node *n, uint64_t now)
         xfer_start(n, free_x, p, now);
         xfer_step(n, free_x, now);
     }
+}
+
+void node__handoff_round(struct node *n, uint64_t now)
+{
+    const struct ring *nx = membership_next_ring(n->mem);
+    drop_round(n, now, nx != NULL);
+    if (n->ho.instance == 0) {
+        n->ho.instance = rk_env_rand64(n->env) | 1;
+    }
+    if (nx == NULL || membership_phase(n->mem) != MEMBERSHIP_MEMBER) {
+        for (size_t i = 0; i < NODE_HANDOFF_XFERS; i++) {
+            n->ho.x[i].used = false;
+        }
+        if (n->ho.recv) {
+            memset(n->ho.recv, 0, n->ho.recv_cap);
+        }
+        return;
+    }
+    if (now < n->ho.next_round_ms) {
+        return;
+    }
+    n->ho.next_round_ms = now + NODE_HANDOFF_ROUND_MS;
+    if (ensure_recv(n, ring_size(nx)) != RK_OK) {
+        return;
+    }
+    pump(n, now);
     mark_received(n, now);
     node__run_cl_actions(n);
 }
