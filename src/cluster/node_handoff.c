@@ -147,7 +147,12 @@ void node__handoff_on_fold(struct node *n,
 {
     const struct ring *r = membership_ring(n->mem);
     if (r == NULL || membership_next_ring(n->mem) == NULL) {
-        fold_refuse(n, from, f, RK_EINVAL, "no transition in progress");
+        /* most likely the state that started the transition has not
+         * reached this node yet: the asker tries again shortly */
+        struct peer_msg rep = {.type = PEER_FOLD_REPLY};
+        rep.fold_reply.req_id = f->req_id;
+        rep.fold_reply.status = RK_EAGAIN;
+        node__send(n, from, NULL, 0, 0, &rep);
         return;
     }
     if (f->partition >= ring_size(r) ||
@@ -166,61 +171,62 @@ void node__handoff_on_fold(struct node *n,
         rk_get_le64((const unsigned char *)f->cursor.ptr) == n->ho.instance) {
         cursor = rk_get_le64((const unsigned char *)f->cursor.ptr + 8);
     }
-    rk_buf_clear(&n->ho.keys);
     rk_buf_clear(&n->ho.items);
     struct fold_ctx c = {
         .n = n, .ring = r, .partition = f->partition, .keys = &n->ho.keys};
     size_t looked = 0;
     bool done = false;
     int rc = RK_OK;
-    /* Collect keys first (the scan callback must not touch the engine),
-     * about max_bytes worth assuming small objects, within the scan
-     * budget. */
-    while (!done && looked < NODE_HANDOFF_SCAN && !c.oom &&
-           c.keys->len < f->max_bytes / 4 + 1) {
+    uint32_t count = 0;
+    /* Scan a few buckets at a time (the callback must not touch the
+     * engine), then read those keys' objects; stop after the step that
+     * reached max_bytes (a batch overshoots by one step's objects at most)
+     * or the scan budget.  The cursor only ever moves past whole steps. */
+    while (rc == RK_OK && !done && looked < NODE_HANDOFF_SCAN &&
+           n->ho.items.len < f->max_bytes) {
+        rk_buf_clear(&n->ho.keys);
+        c.oom = false;
         uint64_t next = 0;
-        rc = engine_scan(n->data, cursor, 1024, fold_key_cb, &c, &next);
+        rc = engine_scan(n->data, cursor, 64, fold_key_cb, &c, &next);
+        if (rc == RK_OK && c.oom) {
+            rc = RK_ENOMEM;
+        }
         if (rc != RK_OK) {
             break;
         }
-        looked += 1024;
+        looked += 64;
+        const unsigned char *kp = (const unsigned char *)c.keys->base;
+        size_t left = c.keys->len;
+        while (rc == RK_OK && left >= 4) {
+            uint32_t kl = rk_get_le32(kp);
+            const char *key = (const char *)kp + 4;
+            kp += 4 + kl;
+            left -= 4 + kl;
+            struct peer_kv_get g = {.key = {key, kl}};
+            struct peer_msg grep;
+            replica_handle_get(n->data, &n->rcfg, &g, &n->valbuf, &grep);
+            if (grep.kv_get_reply.status == RK_ENOTFOUND) {
+                continue; /* deleted since the scan */
+            }
+            if (grep.kv_get_reply.status != RK_OK) {
+                rc = grep.kv_get_reply.status;
+                break;
+            }
+            struct peer_bytes o = grep.kv_get_reply.object;
+            unsigned char l[4], ol[4];
+            rk_put_le32(l, kl);
+            rk_put_le32(ol, (uint32_t)o.len);
+            if (rk_buf_append(&n->ho.items, l, 4) != RK_OK ||
+                rk_buf_append(&n->ho.items, key, kl) != RK_OK ||
+                rk_buf_append(&n->ho.items, ol, 4) != RK_OK ||
+                rk_buf_append(&n->ho.items, o.ptr, o.len) != RK_OK) {
+                rc = RK_ENOMEM;
+                break;
+            }
+            count++;
+        }
         cursor = next;
         done = next == 0;
-    }
-    if (rc == RK_OK && c.oom) {
-        rc = RK_ENOMEM;
-    }
-    uint32_t count = 0;
-    const unsigned char *kp = (const unsigned char *)c.keys->base;
-    size_t left = c.keys->len;
-    while (rc == RK_OK && left >= 4) {
-        uint32_t kl = rk_get_le32(kp);
-        const char *key = (const char *)kp + 4;
-        kp += 4 + kl;
-        left -= 4 + kl;
-        struct peer_kv_get g = {.key = {key, kl}};
-        struct peer_msg grep;
-        replica_handle_get(n->data, &n->rcfg, &g, &n->valbuf, &grep);
-        if (grep.kv_get_reply.status == RK_ENOTFOUND) {
-            continue; /* deleted since the scan */
-        }
-        if (grep.kv_get_reply.status != RK_OK) {
-            rc = grep.kv_get_reply.status;
-            break;
-        }
-        struct peer_bytes o = grep.kv_get_reply.object;
-        unsigned char l[4];
-        rk_put_le32(l, kl);
-        unsigned char ol[4];
-        rk_put_le32(ol, (uint32_t)o.len);
-        if (rk_buf_append(&n->ho.items, l, 4) != RK_OK ||
-            rk_buf_append(&n->ho.items, key, kl) != RK_OK ||
-            rk_buf_append(&n->ho.items, ol, 4) != RK_OK ||
-            rk_buf_append(&n->ho.items, o.ptr, o.len) != RK_OK) {
-            rc = RK_ENOMEM;
-            break;
-        }
-        count++;
     }
     struct peer_msg rep = {.type = PEER_FOLD_REPLY};
     rep.fold_reply.req_id = f->req_id;
@@ -396,6 +402,11 @@ void node__handoff_on_reply(struct node *n,
         return; /* late, or not ours */
     }
     s->req_id = 0;
+    if (r->status == RK_EAGAIN) {
+        /* the source does not know the transition yet (gossip) */
+        s->retry_ms = now_ms + NODE_HANDOFF_ROUND_MS;
+        return;
+    }
     if (r->status != RK_OK) {
         s->retries++;
         s->retry_ms = now_ms + NODE_HANDOFF_RETRY_MS;

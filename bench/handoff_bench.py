@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""Partition handoff (issue 14): how fast a joining node receives its
+partitions, against the raw copy rate of the same bytes on this machine,
+and what a transfer does to the latency of foreground GET/SET.
+
+Starts a 3-node cluster (N=3 R=2 W=2, --sync every:1000) on free loopback
+ports, loads `--mb` MiB of values (`--value` bytes each) through
+redis-benchmark-style pipelines, then:
+
+1. measures the p50/p99 of single GET+SET pairs through node 1 for a few
+   seconds (no transfer);
+2. joins a 4th node and measures until the transition finished (INFO
+   cluster_transition:0 on every node): the seconds, the bytes and keys the
+   new node merged (cluster_handoff_bytes_in / _keys_in), MB/s and keys/s,
+   with the same GET+SET loop running meanwhile (its p50/p99);
+3. copies the 3 nodes' data dirs with `cp -r` (the raw copy of the bytes
+   a transfer reads, the physical limit) and prints MB/s of that.
+
+Ratios: handoff MB/s / raw copy MB/s, and p99 during / p99 before.  The
+handoff pulls each partition from every current replica (3 here), so it
+moves about 3 times the bytes it keeps; MB/s counts bytes received.
+Servers are stopped by PID.
+
+Usage: bench/handoff_bench.py BUILD_DIR [--mb 256] [--value 1024] [--quick]
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import redis
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cluster_bench import form_cluster, info_cluster, start_node  # noqa: E402
+from redis_bench import machine  # noqa: E402
+
+MiB = 1024 * 1024
+
+
+def load(port, n, size):
+    r = redis.Redis(port=port, socket_timeout=60)
+    val = b"x" * size
+    for i in range(0, n, 1000):
+        p = r.pipeline(transaction=False)
+        for k in range(i, min(n, i + 1000)):
+            p.set("h:%d" % k, val)
+        p.execute()
+
+
+class Probe(threading.Thread):
+    """GET+SET pairs through one node, one at a time; latencies in s."""
+
+    def __init__(self, port, n_keys):
+        super().__init__(daemon=True)
+        self.r = redis.Redis(port=port, socket_timeout=30)
+        self.n = n_keys
+        self.lat = []
+        self.errors = 0
+        self.stop = threading.Event()
+
+    def run(self):
+        i = 0
+        while not self.stop.is_set():
+            k = "h:%d" % ((i * 7919) % self.n)
+            t0 = time.perf_counter()
+            try:
+                self.r.get(k)
+                self.r.set("probe:%d" % (i % 1000), b"p" * 100)
+            except redis.RedisError:
+                self.errors += 1
+            self.lat.append(time.perf_counter() - t0)
+            i += 1
+            time.sleep(0.001)
+
+
+def pct(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("build")
+    ap.add_argument("--mb", type=int, default=256)
+    ap.add_argument("--value", type=int, default=1024)
+    ap.add_argument("--quick", action="store_true")
+    a = ap.parse_args()
+    if a.quick:
+        a.mb = min(a.mb, 32)
+    n = a.mb * MiB // a.value
+    print(machine())
+    tmp = tempfile.mkdtemp(prefix="rk-handoff-bench-")
+    nodes = []
+    try:
+        nodes = [start_node(a.build, tmp, "n%d" % i) for i in range(4)]
+        form_cluster(a.build, nodes[:3])
+        t0 = time.time()
+        load(nodes[0].port, n, a.value)
+        print("loaded %d keys of %d bytes (%d MiB) in %.1f s" % (
+            n, a.value, a.mb, time.time() - t0))
+        time.sleep(2)
+        before = Probe(nodes[0].port, n)
+        before.start()
+        time.sleep(3 if a.quick else 5)
+        before.stop.set()
+        before.join()
+        during = Probe(nodes[0].port, n)
+        during.start()
+        t0 = time.time()
+        subprocess.run([os.path.join(a.build, "ringkv"), "-p",
+                        str(nodes[3].port), "cluster", "join",
+                        "127.0.0.1:%d" % nodes[0].peer], check=True,
+                       capture_output=True, timeout=60)
+        while True:
+            infos = [info_cluster(a.build, x.port) for x in nodes]
+            if all(i.get("cluster_transition") == "0" and
+                   i.get("cluster_members") == "4" for i in infos):
+                break
+            if time.time() - t0 > 1800:
+                raise RuntimeError("transition did not finish in 30 min")
+            time.sleep(0.1)
+        took = time.time() - t0
+        during.stop.set()
+        during.join()
+        new = info_cluster(a.build, nodes[3].port)
+        b_in = int(new["cluster_handoff_bytes_in"])
+        k_in = int(new["cluster_handoff_keys_in"])
+        kept = int(new.get("cluster_partitions_owned", "0"))
+        for x in nodes[:3]:
+            x.stop()
+        du = sum(os.path.getsize(os.path.join(dp, f))
+                 for x in range(3)
+                 for dp, _, fs in os.walk(os.path.join(tmp, "n%d" % x))
+                 for f in fs)
+        t1 = time.time()
+        dst = os.path.join(tmp, "copy")
+        os.makedirs(dst)
+        for x in range(3):
+            shutil.copytree(os.path.join(tmp, "n%d" % x, "data"),
+                            os.path.join(dst, "n%d" % x))
+        subprocess.run(["sync"], check=False)
+        cp_s = time.time() - t1
+        ho_mbs = b_in / MiB / took
+        cp_mbs = du / MiB / cp_s
+        print("| what | value |")
+        print("|---|---|")
+        print("| join of a 4th node: transition finished in | %.2f s |" % took)
+        print("| received by the new node | %d keys, %.1f MiB (owns %d "
+              "partitions) |" % (k_in, b_in / MiB, kept))
+        print("| handoff rate | %.1f MiB/s, %.0f keys/s |" % (
+            ho_mbs, k_in / took))
+        print("| raw copy of the 3 data dirs (%.1f MiB, copytree + sync) | "
+              "%.1f MiB/s |" % (du / MiB, cp_mbs))
+        print("| handoff / raw copy | %.2fx |" % (ho_mbs / cp_mbs))
+        print("| GET+SET p50 / p99 before (ms) | %.2f / %.2f (%d pairs, %d "
+              "errors) |" % (pct(before.lat, .5) * 1e3,
+                             pct(before.lat, .99) * 1e3, len(before.lat),
+                             before.errors))
+        print("| GET+SET p50 / p99 during (ms) | %.2f / %.2f (%d pairs, %d "
+              "errors) |" % (pct(during.lat, .5) * 1e3,
+                             pct(during.lat, .99) * 1e3, len(during.lat),
+                             during.errors))
+        print("| p99 during / before | %.2fx |" % (
+            pct(during.lat, .99) / pct(before.lat, .99)))
+    finally:
+        for x in nodes:
+            x.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
