@@ -416,12 +416,15 @@ def test_redis_benchmark_cluster_smoke(cluster_factory):
 # --- 9. cluster.state format 1 ----------------------------------------------
 
 def set_state_format(node_server, fmt):
+    """Rewrites the saved state (format 3, no transition: its last byte is
+    the 0 of "no transition") as format `fmt` (1 or 2: the same bytes
+    without that byte)."""
     path = os.path.join(node_server.data_dir, "cluster.state")
-    with open(path, "r+b") as f:
-        head = f.read(5)
-        assert head[:4] == b"RKCS" and head[4] == 2, head
-        f.seek(4)
-        f.write(bytes([fmt]))
+    with open(path, "rb") as f:
+        b = f.read()
+    assert b[:4] == b"RKCS" and b[4] == 3 and b[-1] == 0, b[:5]
+    with open(path, "wb") as f:
+        f.write(b[:4] + bytes([fmt]) + b[5:-1])
 
 
 @pytest.mark.timeout(120)
