@@ -410,8 +410,22 @@ static void kd_resize(struct keydir *kd, uint64_t size)
     kd->rehash_idx = 0;
 }
 
+static uint8_t slot_bits_for(uint64_t count);
+static void slot_resize(struct keydir *kd, struct kd_slot *s, uint8_t bits);
+
 int keydir_reserve(struct keydir *kd, uint64_t n)
 {
+    if (kd->slots != NULL && keydir_count(kd) == 0) {
+        /* Size every slot's table for an even share of n (recovery knows
+         * n from the hint files): no rebuilds while loading.  A failed
+         * allocation just leaves the table to grow as keys come. */
+        uint8_t bits = slot_bits_for(n / kd->n_slots);
+        for (uint32_t i = 0; bits > 0 && i < kd->n_slots; i++) {
+            if (kd->slots[i].bits < bits) {
+                slot_resize(kd, &kd->slots[i], bits);
+            }
+        }
+    }
     if (keydir_count(kd) == 0 && kd->rehash_idx < 0 && n > kd->t[0].size) {
         struct kd_table t;
         int rc = kd_table_alloc(&t, pow2_at_least(n));
