@@ -619,47 +619,6 @@ static void test_slot_index_rejects_zero_slots(void **st)
 
 /* ---- allocation failures (STYLE.md 1.7) ---- */
 
-struct fail_alloc
-{
-    long calls, fail_at, failed;
-};
-
-static void *fa_malloc(void *data, size_t size)
-{
-    struct fail_alloc *fa = data;
-    if (++fa->calls == fa->fail_at) {
-        fa->failed++;
-        return NULL;
-    }
-    return malloc(size);
-}
-
-static void *fa_calloc(void *data, size_t n, size_t size)
-{
-    struct fail_alloc *fa = data;
-    if (++fa->calls == fa->fail_at) {
-        fa->failed++;
-        return NULL;
-    }
-    return calloc(n, size);
-}
-
-static void *fa_realloc(void *data, void *p, size_t size)
-{
-    struct fail_alloc *fa = data;
-    if (++fa->calls == fa->fail_at) {
-        fa->failed++;
-        return NULL;
-    }
-    return realloc(p, size);
-}
-
-static void fa_free(void *data, void *p)
-{
-    (void)data;
-    free(p);
-}
-
 /* Fails the Nth allocation, N = 1, 2, ..., of a script that grows and
  * shrinks slot tables (all keys in one slot): a failed table resize keeps
  * the old table, a failed put changes nothing; the index stays exact. */
