@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster/slot.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -1012,6 +1013,10 @@ int server_run(struct rk_config *cfg)
     eo.repair = cfg->repair;
     eo.durable_cb = engine_durable;
     eo.durable_data = s;
+    /* the slot index: CLUSTER COUNTKEYSINSLOT/GETKEYSINSLOT, and a
+     * partition's keys (a contiguous slot range) for handoff (issue 14) */
+    eo.slot_fn = slot_of_key;
+    eo.n_slots = SLOT_COUNT;
     make_parents(cfg->data_dir);
     char err[1024] = "";
     uint64_t t0 = server_mono_ms();

@@ -282,12 +282,16 @@ static int bc_open(const struct engine_opts *opts,
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&b->bg_mu, NULL);
     pthread_cond_init(&b->bg_cond, NULL);
-    keydir_init(&b->kd, storage__seed(b->env, &b->kd));
+    int rc = keydir_init(&b->kd, storage__seed(b->env, &b->kd), opts->slot_fn,
+                         opts->n_slots);
     rk_buf_init(&b->scratch);
     b->max_value_len = opts->max_value_len < STORAGE_MAX_VALUE_LIMIT
                            ? opts->max_value_len
                            : STORAGE_MAX_VALUE_LIMIT;
-    int rc = RK_ENOMEM;
+    if (rc != RK_OK) {
+        goto fail;
+    }
+    rc = RK_ENOMEM;
     b->dir = rk_strdup(opts->dir);
     b->cur.base = rk_malloc(BC_WBUF_CAP);
     b->flight.base = rk_malloc(BC_WBUF_CAP);
@@ -729,6 +733,11 @@ static int bc_merge(struct engine *e, bool wait)
     return rc;
 }
 
+static const struct keydir *bc_keydir(struct engine *e)
+{
+    return &to_bc(e)->kd;
+}
+
 static void bc_stats(struct engine *e, struct engine_stats *st)
 {
     struct bitcask *b = to_bc(e);
@@ -779,4 +788,5 @@ const struct engine_vtable bitcask_vtable = {
     .merge = bc_merge,
     .stats = bc_stats,
     .recover = bc_recover_in_place,
+    .keydir = bc_keydir,
 };

@@ -575,7 +575,8 @@ static int scan_into(struct bitcask *b,
     t->roll_active = true; /* never append to a file whose write failed */
     pthread_mutex_init(&t->bg_mu, NULL);
     pthread_cond_init(&t->bg_cond, NULL);
-    int rc = keydir_init(&t->kd, storage__seed(t->env, &b->kd));
+    int rc = keydir_init(&t->kd, storage__seed(t->env, &b->kd), b->kd.slot_fn,
+                         b->kd.n_slots);
     if (rc == RK_OK) {
         rc = bc_recover(t, errbuf, errlen);
     }

@@ -31,6 +31,8 @@ void engine_opts_init(struct engine_opts *o)
     o->merge_min_dead_bytes = 0;
     o->max_key_len = ENGINE_DEFAULT_MAX_KEY;
     o->max_value_len = ENGINE_DEFAULT_MAX_VALUE;
+    o->slot_fn = NULL;
+    o->n_slots = ENGINE_DEFAULT_SLOTS;
 }
 
 int engine_parse_sync(const char *s,
@@ -88,6 +90,9 @@ static int check_opts(const struct engine_opts *o, char *errbuf, size_t errlen)
     } else if (o->sync_mode == ENGINE_SYNC_EVERY &&
                (o->sync_interval_ms < 1 || o->sync_interval_ms > 86400000)) {
         why = "sync interval must be 1..86400000 ms";
+    } else if (o->slot_fn != NULL &&
+               (o->n_slots < 1 || o->n_slots > ENGINE_MAX_SLOTS)) {
+        why = "n_slots must be 1..65536";
     }
     if (why) {
         snprintf(errbuf, errlen, "%s", why);
@@ -182,6 +187,97 @@ int engine_scan(struct engine *e,
 int engine_foreach(struct engine *e, engine_key_cb cb, void *data)
 {
     return e->vt->foreach(e, cb, data);
+}
+
+int engine_slot_count(struct engine *e, uint32_t slot, uint64_t *n)
+{
+    const struct keydir *kd = e->vt->keydir(e);
+    if (!keydir_has_slots(kd) || slot >= kd->n_slots) {
+        return RK_EINVAL;
+    }
+    *n = keydir_slot_count(kd, slot);
+    return RK_OK;
+}
+
+/* The checks of engine_fold_slots (engine.h): RK_OK or RK_EINVAL. */
+static int fold_check(const struct keydir *kd,
+                      uint32_t first_slot,
+                      uint32_t last_slot,
+                      uint64_t cursor,
+                      size_t count)
+{
+    if (!keydir_has_slots(kd) || first_slot > last_slot ||
+        last_slot >= kd->n_slots || count == 0 ||
+        (cursor != ENGINE_FOLD_DONE && (cursor >> 48) != 0)) {
+        return RK_EINVAL;
+    }
+    return RK_OK;
+}
+
+int engine_fold_slots(struct engine *e,
+                      uint32_t first_slot,
+                      uint32_t last_slot,
+                      uint64_t cursor,
+                      size_t count,
+                      engine_key_cb cb,
+                      void *data,
+                      uint64_t *next)
+{
+    const struct keydir *kd = e->vt->keydir(e);
+    int rc = fold_check(kd, first_slot, last_slot, cursor, count);
+    if (rc == RK_OK) {
+        *next = keydir_engine_fold_slots(kd, first_slot, last_slot, cursor,
+                                         count, cb, data);
+    }
+    return rc;
+}
+
+struct fold_values
+{
+    struct engine *e;
+    engine_kv_cb cb;
+    void *data;
+    struct rk_buf val; /* the value being visited */
+    int rc;            /* first failed read */
+};
+
+static bool fold_values_cb(void *data,
+                           const void *key,
+                           size_t klen,
+                           const struct engine_meta *meta)
+{
+    struct fold_values *fv = data;
+    rk_buf_clear(&fv->val);
+    int rc = engine_get(fv->e, key, klen, &fv->val, NULL);
+    if (rc != RK_OK) {
+        fv->rc = rc;
+        return false;
+    }
+    return fv->cb(fv->data, key, klen, fv->val.base, fv->val.len, meta);
+}
+
+int engine_fold_slots_values(struct engine *e,
+                             uint32_t first_slot,
+                             uint32_t last_slot,
+                             uint64_t cursor,
+                             size_t count,
+                             engine_kv_cb cb,
+                             void *data,
+                             uint64_t *next)
+{
+    struct fold_values fv = {.e = e, .cb = cb, .data = data, .rc = RK_OK};
+    rk_buf_init(&fv.val);
+    uint64_t n = 0;
+    int rc = engine_fold_slots(e, first_slot, last_slot, cursor, count,
+                               fold_values_cb, &fv, &n);
+    rk_buf_fini(&fv.val);
+    if (rc == RK_OK && fv.rc != RK_OK) {
+        rc = fv.rc;
+    }
+    if (rc == RK_OK) {
+        *next = n;
+    }
+    return rc;
 }
 
 int engine_clear(struct engine *e, uint64_t *seq)

@@ -97,8 +97,10 @@ struct rk_vfs;      /* storage/vfs.h */
 #define ENGINE_DEFAULT_MAX_KEY       (64u * 1024u)          /* bytes */
 #define ENGINE_DEFAULT_MAX_VALUE     (512ull * 1024 * 1024) /* bytes */
 #define ENGINE_DEFAULT_MAX_FILE      (256ull * 1024 * 1024) /* bytes */
-#define ENGINE_DEFAULT_MERGE_RATIO   0.40 /* dead/total bytes of a file */
-#define ENGINE_DEFAULT_SYNC_INTERVAL 1000 /* ms, for sync=every */
+#define ENGINE_DEFAULT_MERGE_RATIO   0.40  /* dead/total bytes of a file */
+#define ENGINE_DEFAULT_SYNC_INTERVAL 1000  /* ms, for sync=every */
+#define ENGINE_DEFAULT_SLOTS         16384 /* n_slots: Redis Cluster's */
+#define ENGINE_MAX_SLOTS             65536 /* n_slots upper bound */
 
 enum engine_sync_mode
 {
@@ -111,6 +113,19 @@ enum engine_sync_mode
  * or from its job on opts.sync_executor ("Threads").  Must not call into
  * the engine. */
 typedef void (*engine_durable_cb)(void *data, uint64_t seq);
+
+/*
+ * The slot of a key, for the slot index (engine_slot_count,
+ * engine_fold_slots): `key`/`klen` are the key's bytes (binary-safe,
+ * 1..max_key_len, a view valid during the call).  Must return
+ * 0..n_slots-1 (a larger value is taken modulo n_slots), must be a pure
+ * function of the key's bytes (the same answer in every process and
+ * after a restart: a persisted fold cursor relies on it), must not call
+ * into the engine, and is called on the owner thread and, at open and
+ * engine_recover, on the thread opening the engine.  The server passes
+ * slot_of_key (cluster/slot.h); storage never includes cluster headers.
+ */
+typedef uint32_t (*engine_slot_fn)(const void *key, size_t klen);
 
 struct engine_opts
 {
@@ -132,6 +147,11 @@ struct engine_opts
     struct rk_env *env;                /* clocks, seed; NULL = the OS's */
     struct rk_executor *sync_executor; /* NULL = the engine's sync thread */
     struct rk_executor *bg_executor;   /* NULL = the engine's worker */
+    /* The slot index (engine_slot_count, engine_fold_slots): NULL keeps
+     * none, and the keydir costs what it did before (docs/storage-
+     * format.md, "Slot index"). */
+    engine_slot_fn slot_fn; /* key -> 0..n_slots-1, or NULL */
+    uint32_t n_slots;       /* 1..ENGINE_MAX_SLOTS; default 16384 */
 };
 
 /* Fills `o` with the defaults above (dir NULL: caller must set it). */
@@ -300,6 +320,102 @@ int engine_scan(struct engine *e,
 
 /* Visits every live key once (no modification during the walk). O(keys). */
 int engine_foreach(struct engine *e, engine_key_cb cb, void *data);
+
+/*
+ * The slot index.  With opts.slot_fn set, the keydir keeps every live key
+ * (every key engine_scan would visit, expired ones included, tombstones
+ * never) in a small hash table of its slot, so that "the keys of slot s"
+ * or "of a partition" (a contiguous slot range) costs O(keys there), not
+ * O(all keys).  Every path that changes the keydir maintains it: put,
+ * delete, clear, recovery from data and hint files, merge (its dropped
+ * expired keys), engine_recover.  Keys of any reserved prefix are
+ * ordinary keys here, indexed by whatever slot_fn says.
+ */
+
+/* Cursor of engine_fold_slots: where a fold starts, and what it returns
+ * once the range is done (never a position). */
+#define ENGINE_FOLD_START 0
+#define ENGINE_FOLD_DONE  UINT64_MAX
+
+/*
+ * Live keys in `slot` (0..n_slots-1) into *n, expired ones not yet reaped
+ * included (as engine_stats.live_keys counts them).
+ * Errors: RK_EINVAL (no slot index: opts.slot_fn was NULL; or slot out of
+ * range), *n untouched.  Thread: owner.  O(1).
+ */
+int engine_slot_count(struct engine *e, uint32_t slot, uint64_t *n);
+
+/*
+ * Resumable fold over the live keys of slots first_slot..last_slot
+ * (inclusive; one slot: first == last), in batches.  Start with `cursor`
+ * ENGINE_FOLD_START; visits about `count` keys (>= 1; a batch ends at a
+ * bucket boundary so it may exceed count by a bucket's few keys), calling
+ * cb with each key and its meta (as engine_scan; expired keys are visited,
+ * the caller decides what expired means; tombstones never are), and
+ * stores in *next the cursor to pass next time, or ENGINE_FOLD_DONE when
+ * every slot of the range has been folded.  A cursor is 64 bits the caller
+ * may persist (docs/storage-format.md, "Slot index": the slot in bits
+ * 32..47, a position in it below).  If cb returns false the fold stops and
+ * *next resumes at the bucket being visited (its keys visited so far come
+ * again).
+ *
+ * Guarantee: a fold resumed from the cursors it returned visits every key
+ * that was present, in the range, for the whole fold at least once, in
+ * spite of any puts, deletes, merges, clears between batches, and of the
+ * engine being closed (even killed) and reopened between batches, as long
+ * as slot_fn is the same.  A key may be visited more than once (after a
+ * shrink of its slot's table, a reopen, or a stop by cb); a key added or
+ * deleted during the fold may or may not be.  How: each slot's keys sit
+ * in a hash table of its own over a fixed-seed hash of the key (the same
+ * in every process), and the position is Redis's reverse-binary SCAN
+ * cursor over it (dict.c dictScan), so a position means "every key whose
+ * reversed hash sorts before it", whatever the table's size now, after a
+ * resize or after a rebuild at reopen.
+ *
+ * Errors: RK_EINVAL (no slot index, last_slot >= n_slots, first_slot >
+ * last_slot, count 0, or a cursor that is no position: never one this
+ * engine returned), *next untouched.  `key` given to cb is a view valid
+ * during the call; cb must not modify the engine (it may engine_get).
+ * Thread: owner.  Complexity: O(count) amortised per call, plus O(1) per
+ * empty slot skipped.
+ */
+int engine_fold_slots(struct engine *e,
+                      uint32_t first_slot,
+                      uint32_t last_slot,
+                      uint64_t cursor,
+                      size_t count,
+                      engine_key_cb cb,
+                      void *data,
+                      uint64_t *next);
+
+/*
+ * Called for each key by engine_fold_slots_values: as engine_key_cb, plus
+ * the value `val`/`vlen` (meta->value_len bytes), a view valid only during
+ * the call.
+ */
+typedef bool (*engine_kv_cb)(void *data,
+                             const void *key,
+                             size_t klen,
+                             const void *val,
+                             size_t vlen,
+                             const struct engine_meta *meta);
+
+/*
+ * engine_fold_slots that also reads each key's value (handoff ships
+ * values): the same cursor and guarantee.  Errors: as engine_fold_slots,
+ * and a value that cannot be read, RK_ECORRUPT, RK_EIO or RK_ENOMEM, with
+ * *next untouched (a retry from the same cursor visits the batch's keys
+ * again).  Thread: owner.  Complexity: as engine_fold_slots, plus one
+ * record read (O(value)) per key.
+ */
+int engine_fold_slots_values(struct engine *e,
+                             uint32_t first_slot,
+                             uint32_t last_slot,
+                             uint64_t cursor,
+                             size_t count,
+                             engine_kv_cb cb,
+                             void *data,
+                             uint64_t *next);
 
 /*
  * Deletes every key (FLUSHALL), durably under the sync policy; *seq as for

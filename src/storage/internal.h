@@ -21,6 +21,8 @@
 /* ------------------------------------------------------------------ */
 /* Engine vtable (STYLE.md 1.1: one vtable header, one .c per backend). */
 
+struct keydir; /* below */
+
 struct engine_vtable
 {
     const char *kind;
@@ -65,6 +67,9 @@ struct engine_vtable
     void (*stats)(struct engine *e, struct engine_stats *st);
     /* NULL: the engine never turns read-only (engine_recover: RK_OK) */
     int (*recover)(struct engine *e, char *errbuf, size_t errlen);
+    /* The engine's keydir, whose live keys are exactly the engine's (both
+     * engines): engine.c folds its slot index.  Owner thread. */
+    const struct keydir *(*keydir)(struct engine *e);
 };
 
 /* Every engine struct starts with this header. */
@@ -121,6 +126,27 @@ struct kd_meta
     uint8_t type;          /* engine_meta.type */
 };
 
+/*
+ * Slot index (engine.h, "The slot index"; docs/storage-format.md): with a
+ * slot function, every entry also sits in a hash table of its slot,
+ * chained through two handles appended to the entry (8 bytes at the end
+ * of the entry's units: snext, sprev; sprev 0 = first of its bucket).  A
+ * slot's table has 2^bits buckets indexed by the low bits of a fixed-seed
+ * hash of the key (KD_SLOT_HASH_SEED, the same in every process, so a fold
+ * cursor survives a restart).  Its size follows the slot's count (load
+ * 1..2 after a resize; grown past 4, shrunk below 1/2); one bucket is kept
+ * inline.  Invariant: count == entries chained in the slot's table.
+ */
+struct kd_slot
+{
+    union {
+        uint32_t *many; /* 2^bits bucket heads when bits > 0 */
+        uint32_t one;   /* the only bucket head when bits == 0 */
+    } b;
+    uint32_t count; /* live keys in the slot */
+    uint8_t bits;   /* log2 of the bucket count */
+};
+
 struct kd_table
 {
     uint32_t *buckets; /* entry handles, 0 = empty */
@@ -141,12 +167,27 @@ struct keydir
     uint32_t n_classes;        /* entries in free_heads */
     uint64_t key_bytes;        /* sum of key lengths */
     uint64_t arena_free_bytes; /* bytes on free lists */
+    /* Slot index (NULL slot_fn: none, and entries have no slot links). */
+    engine_slot_fn slot_fn;     /* key -> slot, or NULL */
+    uint32_t n_slots;           /* headers in `slots` */
+    uint32_t link_units;        /* units of slot links per entry: 0 or 2 */
+    struct kd_slot *slots;      /* n_slots headers, or NULL */
+    uint64_t slot_bucket_bytes; /* bytes of the slots' bucket arrays */
 };
 
-/* Empties *kd; `seed` keys its hash (storage__seed). */
-int keydir_init(struct keydir *kd, uint64_t seed);
+/*
+ * Empties *kd; `seed` keys its hash (storage__seed).  With slot_fn (may be
+ * NULL) the keydir keeps the slot index over n_slots (1..ENGINE_MAX_SLOTS)
+ * slots.  RK_OK, or RK_ENOMEM (the slot headers; *kd is then an empty
+ * keydir without index, safe to fini).
+ */
+int keydir_init(struct keydir *kd,
+                uint64_t seed,
+                engine_slot_fn slot_fn,
+                uint32_t n_slots);
 void keydir_fini(struct keydir *kd);
-/* Drops every entry and frees memory (the keydir stays usable). */
+/* Drops every entry and frees memory (the keydir stays usable, with its
+ * seed and slot index settings). */
 void keydir_reset(struct keydir *kd);
 /* Pre-sizes for `n` keys (no-op if smaller than now).  RK_ENOMEM. */
 int keydir_reserve(struct keydir *kd, uint64_t n);
@@ -211,6 +252,32 @@ uint64_t keydir_engine_scan(const struct keydir *kd,
 void keydir_engine_foreach(const struct keydir *kd,
                            engine_key_cb cb,
                            void *data);
+
+/* Whether kd keeps a slot index. */
+bool keydir_has_slots(const struct keydir *kd);
+/* Live keys in `slot` (< n_slots; checked by the caller). */
+uint64_t keydir_slot_count(const struct keydir *kd, uint32_t slot);
+/*
+ * engine_fold_slots over kd's slot index (the caller checked that kd has
+ * one, first <= last < n_slots, count >= 1, and that cursor is a position
+ * or ENGINE_FOLD_DONE): visits about `count` entries and returns the next
+ * cursor, or ENGINE_FOLD_DONE.
+ */
+uint64_t keydir_fold_slots(const struct keydir *kd,
+                           uint32_t first,
+                           uint32_t last,
+                           uint64_t cursor,
+                           size_t count,
+                           keydir_visit_cb cb,
+                           void *data);
+/* keydir_fold_slots with engine_meta views (engine_fold_slots). */
+uint64_t keydir_engine_fold_slots(const struct keydir *kd,
+                                  uint32_t first,
+                                  uint32_t last,
+                                  uint64_t cursor,
+                                  size_t count,
+                                  engine_key_cb cb,
+                                  void *data);
 
 /* ------------------------------------------------------------------ */
 /*
@@ -421,9 +488,9 @@ struct bitcask
     int old_fd;
     struct bc_file *old_file;
     bool old_syncing;
-    bool stop;              /* sync thread: exit */
-    bool failed;            /* sticky read-only state */
-    int fail_rc;            /* first error of the failure */
+    bool stop;                                 /* sync thread: exit */
+    bool failed;                               /* sticky read-only state */
+    int fail_rc;                               /* first error of the failure */
     uint64_t syncs, sync_errors, last_sync_us; /* stats */
     uint64_t sync_us_total;                    /* stats: summed durations */
     pthread_t sync_thread;

@@ -16,11 +16,21 @@
  * Freed entries go on per-size free lists and are reused by entries of the
  * same size.  Layout of an entry: see internal.h.
  *
+ * Slot index (engine.h "The slot index", internal.h struct kd_slot): with
+ * a slot function every entry carries two more handles at its end and is
+ * chained, doubly, in a small hash table of its slot, keyed by a fixed-seed
+ * hash so that its order is the same in every process.  engine_fold_slots
+ * walks a slot's table with the same reverse-binary cursor as SCAN, which
+ * is what makes its cursor survive resizes and restarts.
+ *
  * Invariants:
  *  1. While rehashing (rehash_idx >= 0) buckets [0, rehash_idx) of t[0] are
  *     empty, and new entries go to t[1].
  *  2. A key is in at most one table.
  *  3. used of both tables == number of live entries.
+ *  4. With a slot index: every live entry is in exactly one slot table,
+ *     that of slot_fn(key), in the bucket of its slot hash; the sum of the
+ *     slots' counts == number of live entries.
  */
 #include <assert.h>
 #include <stdlib.h>
@@ -41,8 +51,15 @@
 #define KD_HAS_EXP     0x80000000u
 #define KD_MIN_SIZE    16u
 #define KD_MIN_UNITS   ((KD_HDR + 1 + KD_UNIT - 1) / KD_UNIT)
-#define KD_N_CLASSES \
-    ((KD_HDR + 8 + STORAGE_MAX_KEY_LIMIT + KD_UNIT - 1) / KD_UNIT + 1)
+#define KD_LINK_UNITS  2u /* slot index: snext, sprev */
+#define KD_N_CLASSES                                                    \
+    ((KD_HDR + 8 + STORAGE_MAX_KEY_LIMIT + KD_UNIT - 1) / KD_UNIT + 1 + \
+     KD_LINK_UNITS)
+/* The slot hash's seed: fixed, so a slot's order (and a persisted fold
+ * cursor) is the same in every process.  Changing it changes the meaning
+ * of every cursor handed out (docs/storage-format.md, "Slot index"). */
+#define KD_SLOT_HASH_SEED 0x31786469746f6c73ull /* "slotidx1" */
+#define KD_SLOT_MAX_BITS  31u
 
 #define KD_HUGE (2u << 20)
 
@@ -129,15 +146,35 @@ static inline size_t e_klen(const unsigned char *e)
     return (size_t)k + 1;
 }
 
-static inline const unsigned char *e_key(const unsigned char *e)
+static inline bool e_has_exp(const unsigned char *e)
 {
-    return e + KD_HDR + ((rd32(e + 4) & KD_HAS_EXP) ? 8 : 0);
+    return (rd32(e + 4) & KD_HAS_EXP) != 0;
 }
 
+static inline const unsigned char *e_key(const unsigned char *e)
+{
+    return e + KD_HDR + (e_has_exp(e) ? 8 : 0);
+}
+
+/* Units of an entry's header, expiry and key (without slot links). */
 static inline uint32_t e_units(size_t klen, bool has_exp)
 {
     return (uint32_t)((KD_HDR + (has_exp ? 8 : 0) + klen + KD_UNIT - 1) /
                       KD_UNIT);
+}
+
+/* Units of an entry of kd: e_units plus its slot links, if any. */
+static inline uint32_t kd_units(const struct keydir *kd,
+                                size_t klen,
+                                bool has_exp)
+{
+    return e_units(klen, has_exp) + kd->link_units;
+}
+
+/* Byte offset of an entry's slot links: snext at +0, sprev at +4. */
+static inline size_t e_links_off(const unsigned char *e)
+{
+    return (size_t)e_units(e_klen(e), e_has_exp(e)) * KD_UNIT;
 }
 
 static inline uint64_t kd_hash(const struct keydir *kd,
@@ -147,15 +184,30 @@ static inline uint64_t kd_hash(const struct keydir *kd,
     return XXH3_64bits_withSeed(key, klen, kd->seed);
 }
 
-int keydir_init(struct keydir *kd, uint64_t seed)
+int keydir_init(struct keydir *kd,
+                uint64_t seed,
+                engine_slot_fn slot_fn,
+                uint32_t n_slots)
 {
     memset(kd, 0, sizeof(*kd));
     kd->rehash_idx = -1;
     kd->seed = seed;
+    if (slot_fn != NULL) {
+        assert(n_slots >= 1 && n_slots <= ENGINE_MAX_SLOTS);
+        kd->slots = rk_calloc(n_slots, sizeof(*kd->slots));
+        if (kd->slots == NULL) {
+            return RK_ENOMEM;
+        }
+        kd->slot_fn = slot_fn;
+        kd->n_slots = n_slots;
+        kd->link_units = KD_LINK_UNITS;
+    }
     return RK_OK;
 }
 
-void keydir_fini(struct keydir *kd)
+/* Frees every entry, table and slot bucket array; keeps the seed and the
+ * slot index settings (its headers zeroed). */
+static void kd_free_all(struct keydir *kd)
 {
     for (uint32_t i = 0; i < kd->n_chunks; i++) {
         kd_big_free(kd->chunks[i], KD_CHUNK_BYTES);
@@ -164,15 +216,37 @@ void keydir_fini(struct keydir *kd)
     kd_table_free(&kd->t[0]);
     kd_table_free(&kd->t[1]);
     rk_free(kd->free_heads);
-    uint64_t seed = kd->seed;
+    for (uint32_t i = 0; i < kd->n_slots; i++) {
+        if (kd->slots[i].bits > 0) {
+            rk_free(kd->slots[i].b.many);
+        }
+    }
+    if (kd->slots) {
+        memset(kd->slots, 0, (size_t)kd->n_slots * sizeof(*kd->slots));
+    }
+    struct keydir keep = *kd;
     memset(kd, 0, sizeof(*kd));
     kd->rehash_idx = -1;
-    kd->seed = seed;
+    kd->seed = keep.seed;
+    kd->slot_fn = keep.slot_fn;
+    kd->n_slots = keep.n_slots;
+    kd->link_units = keep.link_units;
+    kd->slots = keep.slots;
+}
+
+void keydir_fini(struct keydir *kd)
+{
+    kd_free_all(kd);
+    rk_free(kd->slots);
+    kd->slots = NULL;
+    kd->slot_fn = NULL;
+    kd->n_slots = 0;
+    kd->link_units = 0;
 }
 
 void keydir_reset(struct keydir *kd)
 {
-    keydir_fini(kd);
+    kd_free_all(kd);
 }
 
 uint64_t keydir_count(const struct keydir *kd)
@@ -189,6 +263,7 @@ uint64_t keydir_bytes(const struct keydir *kd)
     if (kd->free_heads) {
         b += (uint64_t)kd->n_classes * sizeof(uint32_t);
     }
+    b += (uint64_t)kd->n_slots * sizeof(*kd->slots) + kd->slot_bucket_bytes;
     return b;
 }
 
@@ -335,8 +410,22 @@ static void kd_resize(struct keydir *kd, uint64_t size)
     kd->rehash_idx = 0;
 }
 
+static uint8_t slot_bits_for(uint64_t count);
+static void slot_resize(struct keydir *kd, struct kd_slot *s, uint8_t bits);
+
 int keydir_reserve(struct keydir *kd, uint64_t n)
 {
+    if (kd->slots != NULL && keydir_count(kd) == 0) {
+        /* Size every slot's table for an even share of n (recovery knows
+         * n from the hint files): no rebuilds while loading.  A failed
+         * allocation just leaves the table to grow as keys come. */
+        uint8_t bits = slot_bits_for(n / kd->n_slots);
+        for (uint32_t i = 0; bits > 0 && i < kd->n_slots; i++) {
+            if (kd->slots[i].bits < bits) {
+                slot_resize(kd, &kd->slots[i], bits);
+            }
+        }
+    }
     if (keydir_count(kd) == 0 && kd->rehash_idx < 0 && n > kd->t[0].size) {
         struct kd_table t;
         int rc = kd_table_alloc(&t, pow2_at_least(n));
@@ -470,6 +559,162 @@ static void kd_fill(unsigned char *e,
     memcpy(e + KD_HDR + (m->expire_at_ms ? 8 : 0), key, klen);
 }
 
+/* ---- slot index ---- */
+
+static inline uint64_t slot_hash(const void *key, size_t klen)
+{
+    return XXH3_64bits_withSeed(key, klen, KD_SLOT_HASH_SEED);
+}
+
+static inline struct kd_slot *kd_slot_of(const struct keydir *kd,
+                                         const void *key,
+                                         size_t klen)
+{
+    uint32_t s = kd->slot_fn(key, klen);
+    return &kd->slots[s < kd->n_slots ? s : s % kd->n_slots];
+}
+
+static inline uint32_t *slot_buckets(struct kd_slot *s)
+{
+    return s->bits > 0 ? s->b.many : &s->b.one;
+}
+
+/* The bucket of slot hash `sh` in s. */
+static inline uint32_t *slot_head(struct kd_slot *s, uint64_t sh)
+{
+    return &slot_buckets(s)[sh & (((uint64_t)1 << s->bits) - 1)];
+}
+
+/* The slot links of entry h. */
+static inline unsigned char *kd_links(const struct keydir *kd, uint32_t h)
+{
+    unsigned char *e = kd_ptr(kd, h);
+    return e + e_links_off(e);
+}
+
+/* Pushes entry h, whose links are at l, on the bucket *head. */
+static void slot_push(struct keydir *kd,
+                      uint32_t *head,
+                      uint32_t h,
+                      unsigned char *l)
+{
+    uint32_t first = *head;
+    wr32(l, first);
+    wr32(l + 4, 0);
+    if (first != 0) {
+        wr32(kd_links(kd, first) + 4, h);
+    }
+    *head = h;
+}
+
+/* The table size for `count` keys: the smallest 2^bits >= count / 2. */
+static uint8_t slot_bits_for(uint64_t count)
+{
+    uint8_t bits = 0;
+    while (bits < KD_SLOT_MAX_BITS && ((uint64_t)2 << bits) < count) {
+        bits++;
+    }
+    return bits;
+}
+
+/* Rebuilds s's table with 2^bits buckets (O(keys in s)); on an allocation
+ * failure keeps the old one (longer chains, still correct). */
+static void slot_resize(struct keydir *kd, struct kd_slot *s, uint8_t bits)
+{
+    uint64_t n = (uint64_t)1 << bits;
+    uint32_t one = 0;
+    uint32_t *nb = &one;
+    if (bits > 0) {
+        nb = rk_calloc((size_t)n, sizeof(uint32_t));
+        if (nb == NULL) {
+            return;
+        }
+    }
+    uint32_t *ob = slot_buckets(s);
+    uint64_t on = (uint64_t)1 << s->bits;
+    for (uint64_t i = 0; i < on; i++) {
+        uint32_t h = ob[i];
+        while (h != 0) {
+            unsigned char *e = kd_ptr(kd, h);
+            unsigned char *l = e + e_links_off(e);
+            uint32_t next = rd32(l);
+            uint64_t sh = slot_hash(e_key(e), e_klen(e));
+            slot_push(kd, &nb[sh & (n - 1)], h, l);
+            h = next;
+        }
+    }
+    if (s->bits > 0) {
+        rk_free(s->b.many);
+        kd->slot_bucket_bytes -= on * sizeof(uint32_t);
+    }
+    s->bits = bits;
+    if (bits > 0) {
+        s->b.many = nb;
+        kd->slot_bucket_bytes += n * sizeof(uint32_t);
+    } else {
+        s->b.one = one;
+    }
+}
+
+/* Adds the new entry h (key/klen) to its slot. */
+static void slot_link(struct keydir *kd,
+                      uint32_t h,
+                      const void *key,
+                      size_t klen)
+{
+    struct kd_slot *s = kd_slot_of(kd, key, klen);
+    slot_push(kd, slot_head(s, slot_hash(key, klen)), h, kd_links(kd, h));
+    s->count++;
+    if ((uint64_t)s->count > ((uint64_t)4 << s->bits) &&
+        s->bits < KD_SLOT_MAX_BITS) {
+        slot_resize(kd, s, slot_bits_for(s->count));
+    }
+}
+
+/* Takes entry h out of its slot. */
+static void slot_unlink(struct keydir *kd, uint32_t h)
+{
+    const unsigned char *e = kd_ptr(kd, h);
+    const unsigned char *key = e_key(e);
+    size_t klen = e_klen(e);
+    struct kd_slot *s = kd_slot_of(kd, key, klen);
+    const unsigned char *l = e + e_links_off(e);
+    uint32_t next = rd32(l), prev = rd32(l + 4);
+    if (prev != 0) {
+        wr32(kd_links(kd, prev), next);
+    } else {
+        *slot_head(s, slot_hash(key, klen)) = next;
+    }
+    if (next != 0) {
+        wr32(kd_links(kd, next) + 4, prev);
+    }
+    s->count--;
+    if (s->bits > 0 && (uint64_t)s->count * 2 < ((uint64_t)1 << s->bits)) {
+        slot_resize(kd, s, slot_bits_for(s->count));
+    }
+}
+
+/* Entry h of a key was copied to nh (a new size): nh takes its place. */
+static void slot_move(struct keydir *kd, uint32_t h, uint32_t nh)
+{
+    const unsigned char *ol = kd_links(kd, h);
+    unsigned char *ne = kd_ptr(kd, nh);
+    unsigned char *nl = ne + e_links_off(ne);
+    uint32_t next = rd32(ol), prev = rd32(ol + 4);
+    wr32(nl, next);
+    wr32(nl + 4, prev);
+    if (prev != 0) {
+        wr32(kd_links(kd, prev), nh);
+    } else {
+        const unsigned char *key = e_key(ne);
+        size_t klen = e_klen(ne);
+        *slot_head(kd_slot_of(kd, key, klen), slot_hash(key, klen)) = nh;
+    }
+    if (next != 0) {
+        wr32(kd_links(kd, next) + 4, nh);
+    }
+}
+
 int keydir_put(struct keydir *kd,
                const void *key,
                size_t klen,
@@ -482,7 +727,7 @@ int keydir_put(struct keydir *kd,
     uint64_t hash = kd_hash(kd, key, klen);
     unsigned char *link = NULL;
     uint32_t h = kd_lookup(kd, key, klen, hash, &link, NULL);
-    uint32_t units = e_units(klen, m->expire_at_ms != 0);
+    uint32_t units = kd_units(kd, klen, m->expire_at_ms != 0);
     if (h != 0) {
         unsigned char *e = kd_ptr(kd, h);
         if (old) {
@@ -491,7 +736,7 @@ int keydir_put(struct keydir *kd,
         if (had_old) {
             *had_old = true;
         }
-        uint32_t old_units = e_units(klen, (rd32(e + 4) & KD_HAS_EXP) != 0);
+        uint32_t old_units = kd_units(kd, klen, e_has_exp(e));
         if (old_units == units) {
             uint32_t next = rd32(e);
             kd_fill(e, key, klen, m);
@@ -508,6 +753,9 @@ int keydir_put(struct keydir *kd,
         kd_fill(ne, key, klen, m);
         wr32(ne, rd32(e));
         wr32(link, nh);
+        if (kd->slots != NULL) {
+            slot_move(kd, h, nh);
+        }
         kd_free_entry(kd, h, old_units);
         return RK_OK;
     }
@@ -532,6 +780,9 @@ int keydir_put(struct keydir *kd,
     t->buckets[b] = nh;
     t->used++;
     kd->key_bytes += klen;
+    if (kd->slots != NULL) {
+        slot_link(kd, nh, key, klen);
+    }
     if (kd->rehash_idx < 0 && kd->t[0].used >= kd->t[0].size) {
         kd_resize(kd, kd->t[0].size * 2);
     }
@@ -558,11 +809,14 @@ int keydir_del(struct keydir *kd,
     if (old) {
         keydir_meta(kd, h, old);
     }
+    if (kd->slots != NULL) {
+        slot_unlink(kd, h);
+    }
     wr32(link, rd32(e));
     kd->t[which].used--;
     struct kd_table *t0 = &kd->t[0];
     kd->key_bytes -= klen;
-    kd_free_entry(kd, h, e_units(klen, (rd32(e + 4) & KD_HAS_EXP) != 0));
+    kd_free_entry(kd, h, kd_units(kd, klen, e_has_exp(e)));
     if (kd->rehash_idx < 0 && t0->size > KD_MIN_SIZE &&
         t0->used < t0->size / 8) {
         kd_resize(kd, pow2_at_least(t0->used * 2));
@@ -720,4 +974,89 @@ void keydir_engine_foreach(const struct keydir *kd,
 {
     struct engine_visit v = {cb, data};
     keydir_foreach(kd, engine_visit_cb, &v);
+}
+
+/* ---- slot index: counts and folds ---- */
+
+bool keydir_has_slots(const struct keydir *kd)
+{
+    return kd->slots != NULL;
+}
+
+uint64_t keydir_slot_count(const struct keydir *kd, uint32_t slot)
+{
+    return kd->slots[slot].count;
+}
+
+static inline uint64_t fold_cursor(uint32_t slot, uint64_t pos)
+{
+    return ((uint64_t)slot << 32) | pos;
+}
+
+/*
+ * Within a slot the position `v` is a reverse-binary bucket cursor
+ * (keydir_scan's, dictScan's) over the slot's table, below 2^32 since a
+ * table has at most 2^KD_SLOT_MAX_BITS buckets; 0 after the last bucket.
+ */
+uint64_t keydir_fold_slots(const struct keydir *kd,
+                           uint32_t first,
+                           uint32_t last,
+                           uint64_t cursor,
+                           size_t count,
+                           keydir_visit_cb cb,
+                           void *data)
+{
+    if (cursor == ENGINE_FOLD_DONE) {
+        return ENGINE_FOLD_DONE;
+    }
+    uint32_t slot = (uint32_t)(cursor >> 32);
+    uint64_t v = (uint32_t)cursor;
+    if (slot < first) {
+        slot = first;
+        v = 0;
+    }
+    size_t visited = 0, steps = 0, max_steps = count * 8 + 8;
+    while (slot <= last && visited < count && steps < max_steps) {
+        const struct kd_slot *s = &kd->slots[slot];
+        if (s->count == 0) {
+            slot++;
+            v = 0;
+            continue;
+        }
+        const uint32_t *bk = s->bits > 0 ? s->b.many : &s->b.one;
+        uint64_t mask = ((uint64_t)1 << s->bits) - 1;
+        do {
+            uint32_t h = bk[v & mask];
+            while (h != 0) {
+                const unsigned char *e = kd_ptr(kd, h);
+                uint32_t next = rd32(e + e_links_off(e));
+                struct kd_meta m;
+                keydir_meta(kd, h, &m);
+                visited++;
+                if (!cb(data, e_key(e), e_klen(e), &m)) {
+                    return fold_cursor(slot, v); /* this bucket again */
+                }
+                h = next;
+            }
+            v = cursor_next(v, mask);
+            steps++;
+        } while (v != 0 && visited < count && steps < max_steps);
+        if (v == 0) {
+            slot++;
+        }
+    }
+    return slot > last ? ENGINE_FOLD_DONE : fold_cursor(slot, v);
+}
+
+uint64_t keydir_engine_fold_slots(const struct keydir *kd,
+                                  uint32_t first,
+                                  uint32_t last,
+                                  uint64_t cursor,
+                                  size_t count,
+                                  engine_key_cb cb,
+                                  void *data)
+{
+    struct engine_visit v = {cb, data};
+    return keydir_fold_slots(kd, first, last, cursor, count, engine_visit_cb,
+                             &v);
 }

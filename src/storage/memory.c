@@ -40,7 +40,12 @@ static int mem_open(const struct engine_opts *opts,
         return RK_ENOMEM;
     }
     m->base.vt = &memory_vtable;
-    keydir_init(&m->kd, storage__seed(opts->env, &m->kd));
+    if (keydir_init(&m->kd, storage__seed(opts->env, &m->kd), opts->slot_fn,
+                    opts->n_slots) != RK_OK) {
+        keydir_fini(&m->kd);
+        rk_free(m);
+        return RK_ENOMEM;
+    }
     m->max_key_len = opts->max_key_len;
     m->max_value_len = opts->max_value_len < STORAGE_MAX_VALUE_LIMIT
                            ? opts->max_value_len
@@ -250,6 +255,11 @@ static int mem_merge(struct engine *e, bool wait)
     return RK_OK;
 }
 
+static const struct keydir *mem_keydir(struct engine *e)
+{
+    return &to_mem(e)->kd;
+}
+
 static void mem_stats(struct engine *e, struct engine_stats *st)
 {
     struct memory_engine *m = to_mem(e);
@@ -279,4 +289,5 @@ const struct engine_vtable memory_vtable = {
     .tick = mem_tick,
     .merge = mem_merge,
     .stats = mem_stats,
+    .keydir = mem_keydir,
 };

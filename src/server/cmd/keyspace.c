@@ -482,28 +482,29 @@ void cmd_flushall(struct client *c, size_t argc, const struct resp_arg *argv)
 
 /* ---- CLUSTER COUNTKEYSINSLOT / GETKEYSINSLOT ----------------------------- */
 
-struct slot_keys
+/* Collects the keys of `slot` (live and expired; not delete markers or
+ * chunk blocks) from the engine's slot index (engine_fold_slots): O(keys
+ * in the slot).  RK_OK, RK_ENOMEM (kl->oom) or the fold's error. */
+static int slot_keys(struct engine *e, uint32_t slot, struct key_list *kl)
 {
-    uint32_t slot;
-    struct key_list kl; /* the slot's keys (live and expired) */
-};
-
-static bool slot_keys_cb(void *data,
-                         const void *key,
-                         size_t klen,
-                         const struct engine_meta *meta)
-{
-    struct slot_keys *sk = data;
-    if (slot_of_key(key, klen) != sk->slot) {
-        return true;
-    }
-    return key_list_cb(&sk->kl, key, klen, meta);
+    uint64_t cur = ENGINE_FOLD_START;
+    do {
+        int rc =
+            engine_fold_slots(e, slot, slot, cur, 1024, key_list_cb, kl, &cur);
+        if (rc != RK_OK) {
+            return rc;
+        }
+        if (kl->oom) {
+            return RK_ENOMEM;
+        }
+    } while (cur != ENGINE_FOLD_DONE);
+    return RK_OK;
 }
 
 /*
  * CLUSTER: COUNTKEYSINSLOT and GETKEYSINSLOT are node-local like KEYS (the
- * keys this node stores in a slot, as in Redis; O(keys on this node), no
- * per-slot index is kept); every other subcommand describes the ring
+ * keys this node stores in a slot, as in Redis; O(keys in the slot), from
+ * the engine's slot index); every other subcommand describes the ring
  * (cluster_redis_cmd, server/cluster_slots.c), which also answers the
  * error when this node is not a member of a cluster.
  */
@@ -550,19 +551,21 @@ void cmd_cluster(struct client *c, size_t argc, const struct resp_arg *argv)
             c, get ? "ERR Invalid slot or number of keys" : "ERR Invalid slot");
         return;
     }
-    struct slot_keys sk = {.slot = (uint32_t)slot};
-    rk_buf_init(&sk.kl.data);
-    int rc = engine_foreach(c->srv->engine, slot_keys_cb, &sk);
-    if (rc != RK_OK || sk.kl.oom) {
-        key_list_fini(&sk.kl);
-        reply_error(c, rc == RK_OK ? "ERR out of memory" : "ERR keys failed");
+    struct key_list kl;
+    memset(&kl, 0, sizeof(kl));
+    rk_buf_init(&kl.data);
+    int rc = slot_keys(c->srv->engine, (uint32_t)slot, &kl);
+    if (rc != RK_OK) {
+        key_list_fini(&kl);
+        reply_error(c,
+                    rc == RK_ENOMEM ? "ERR out of memory" : "ERR keys failed");
         return;
     }
     /* the first `max` keys that are not expired */
     uint64_t now = server_now_ms();
     size_t live = 0;
-    for (size_t i = 0; i < sk.kl.n; i++) {
-        live += !cmd__is_expired(&sk.kl.metas[i], now);
+    for (size_t i = 0; i < kl.n; i++) {
+        live += !cmd__is_expired(&kl.metas[i], now);
     }
     if ((uint64_t)live > (uint64_t)max) {
         live = (size_t)max;
@@ -571,13 +574,13 @@ void cmd_cluster(struct client *c, size_t argc, const struct resp_arg *argv)
         reply_int(c, (int64_t)live);
     } else {
         reply_array(c, live);
-        for (size_t i = 0, sent = 0; i < sk.kl.n && sent < live; i++) {
-            if (!cmd__is_expired(&sk.kl.metas[i], now)) {
-                reply_bulk(c, sk.kl.data.base + sk.kl.offs[i],
-                           sk.kl.offs[i + 1] - sk.kl.offs[i]);
+        for (size_t i = 0, sent = 0; i < kl.n && sent < live; i++) {
+            if (!cmd__is_expired(&kl.metas[i], now)) {
+                reply_bulk(c, kl.data.base + kl.offs[i],
+                           kl.offs[i + 1] - kl.offs[i]);
                 sent++;
             }
         }
     }
-    key_list_fini(&sk.kl);
+    key_list_fini(&kl);
 }

@@ -91,4 +91,51 @@ static inline char *st_get(struct engine *e, const char *k)
     return s;
 }
 
+/* ---- allocation failures (STYLE.md 1.7: fail the Nth allocation) ---- */
+
+/* rk_allocator hooks that fail allocation number fail_at (install with
+ * rk_set_allocator; test_engine, test_slot_index). */
+struct fail_alloc
+{
+    long calls;   /* allocations seen since install */
+    long fail_at; /* this one returns NULL */
+    long failed;  /* how many were failed */
+};
+
+static inline void *fa_malloc(void *data, size_t size)
+{
+    struct fail_alloc *fa = data;
+    if (++fa->calls == fa->fail_at) {
+        fa->failed++;
+        return NULL;
+    }
+    return malloc(size);
+}
+
+static inline void *fa_calloc(void *data, size_t n, size_t size)
+{
+    struct fail_alloc *fa = data;
+    if (++fa->calls == fa->fail_at) {
+        fa->failed++;
+        return NULL;
+    }
+    return calloc(n, size);
+}
+
+static inline void *fa_realloc(void *data, void *p, size_t size)
+{
+    struct fail_alloc *fa = data;
+    if (++fa->calls == fa->fail_at) {
+        fa->failed++;
+        return NULL;
+    }
+    return realloc(p, size);
+}
+
+static inline void fa_free(void *data, void *p)
+{
+    (void)data;
+    free(p);
+}
+
 #endif

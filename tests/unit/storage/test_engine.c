@@ -330,49 +330,6 @@ static void test_engine_rejects_bad_options_and_kind(void **state)
 
 /* ---- allocation failures (STYLE.md 1.7: fail the Nth allocation) ---- */
 
-struct fail_alloc
-{
-    long calls;   /* allocations seen since install */
-    long fail_at; /* this one returns NULL */
-    long failed;  /* how many were failed */
-};
-
-static void *fa_malloc(void *data, size_t size)
-{
-    struct fail_alloc *fa = data;
-    if (++fa->calls == fa->fail_at) {
-        fa->failed++;
-        return NULL;
-    }
-    return malloc(size);
-}
-
-static void *fa_calloc(void *data, size_t n, size_t size)
-{
-    struct fail_alloc *fa = data;
-    if (++fa->calls == fa->fail_at) {
-        fa->failed++;
-        return NULL;
-    }
-    return calloc(n, size);
-}
-
-static void *fa_realloc(void *data, void *p, size_t size)
-{
-    struct fail_alloc *fa = data;
-    if (++fa->calls == fa->fail_at) {
-        fa->failed++;
-        return NULL;
-    }
-    return realloc(p, size);
-}
-
-static void fa_free(void *data, void *p)
-{
-    (void)data;
-    free(p);
-}
-
 static void test_engine_failed_allocation_leaves_a_consistent_store(
     void **state)
 {
