@@ -118,3 +118,15 @@ def test_sigkilled_node_during_concurrent_loop(cluster_factory):  # noqa: F811
     assert errors == 0, err[-2000:]
     assert ops > 1000
     assert retries >= 1  # the kill was seen and retried past
+
+
+def test_examples_run(server):
+    """examples/ringkv_async_example.c (and the blocking one) as documented
+    in docs/clients.md."""
+    for name, want in (("ringkv_async_example", "200 calls, 0 errors"),
+                       ("ringkv_example", "greeting = hello")):
+        p = subprocess.run([os.path.join(BUILD, name), addr(server.port)],
+                           capture_output=True, text=True, timeout=60,
+                           env=env_for())
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert want in p.stdout, p.stdout
