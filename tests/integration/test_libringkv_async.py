@@ -130,3 +130,33 @@ def test_examples_run(server):
                            env=env_for())
         assert p.returncode == 0, p.stdout + p.stderr
         assert want in p.stdout, p.stdout
+
+
+def test_docs_example_compiles_and_runs(server, tmp_path):
+    """The asynchronous example of docs/clients.md, as printed there,
+    built with cc against this build's libraries."""
+    import shutil
+    from conftest import REPO
+    text = open(os.path.join(REPO, "docs", "clients.md")).read()
+    part = text[text.index("### The asynchronous API on libevent"):]
+    code = part[part.index("```c\n") + 5:]
+    code = code[:code.index("```")]
+    code = code.replace("127.0.0.1:7379", addr(server.port)) \
+        .replace("127.0.0.1:7389", addr(server.port))
+    src = tmp_path / "app.c"
+    src.write_text(code)
+    cc = shutil.which("cc") or shutil.which("gcc")
+    lib = os.path.join(BUILD, "libringkv.so")
+    ldd = subprocess.run(["ldd", lib], capture_output=True, text=True).stdout
+    san = ["-fsanitize=address,undefined"] if "libasan" in ldd else []
+    exe = str(tmp_path / "app")
+    p = subprocess.run([cc, "-Wall", "-Werror"] + san +
+                       ["-I", os.path.join(REPO, "include"), str(src),
+                        "-o", exe, "-L", BUILD, "-Wl,-rpath," + BUILD,
+                        "-lringkv_event", "-lringkv", "-levent_core"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    p = subprocess.run([exe], capture_output=True, text=True, timeout=60,
+                       env=env_for())
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout == "hello\n", p.stdout
