@@ -132,13 +132,8 @@ __attribute__((format(printf, 2, 3))) static void req_err(struct areq *req,
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(req->errmsg, sizeof(req->errmsg), fmt, ap);
+    rkl_vformat_line(req->errmsg, sizeof(req->errmsg), fmt, ap);
     va_end(ap);
-    for (char *p = req->errmsg; *p; p++) {
-        if (*p == '\r' || *p == '\n') {
-            *p = ' ';
-        }
-    }
 }
 
 static const char *node_name(const struct anode *an)
@@ -893,8 +888,5 @@ size_t ringkv_async_node_count(const struct ringkv_async *ra)
 
 const char *ringkv_async_node_addr(const struct ringkv_async *ra, size_t i)
 {
-    if (i >= ra->route.topo.n_nodes) {
-        return NULL;
-    }
-    return ra->route.nodes[ra->route.topo_node[i]].name;
+    return rkl_route_topo_addr(&ra->route, i);
 }

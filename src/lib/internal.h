@@ -20,6 +20,7 @@
 #ifndef RINGKV_LIB_INTERNAL_H
 #define RINGKV_LIB_INTERNAL_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -149,6 +150,11 @@ void rkl_policy_from_options(struct rkl_policy *p,
  */
 int rkl_error_code(const struct resp_value *v);
 
+/* Formats a one-line message into buf (size > 0): CR and LF become
+ * spaces, so a server's text never breaks the line. */
+void rkl_vformat_line(char *buf, size_t size, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
 /* A bulk / simple / null reply -> *out (returned-owned, NUL-terminated,
  * NULL for null); RINGKV_EPROTO for another type. */
 int rkl_value_from_reply(const struct resp_value *v, struct ringkv_value *out);
@@ -250,6 +256,10 @@ size_t rkl_route_pick(struct rkl_route *r,
                       uint32_t slot,
                       int attempt,
                       int64_t now_ms);
+
+/* Address "host:port" of node i of the installed topology (owned by r,
+ * valid until the next install), or NULL past its end. */
+const char *rkl_route_topo_addr(const struct rkl_route *r, size_t i);
 
 /* Node i refused or dropped a connection: skipped for down_ms. */
 void rkl_route_node_down(struct rkl_route *r, size_t i, int64_t now_ms);

@@ -46,14 +46,9 @@ __attribute__((format(printf, 2, 3))) static void seterr(struct ringkv *rk,
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(rk->errmsg, sizeof(rk->errmsg), fmt, ap);
+    rkl_vformat_line(rk->errmsg, sizeof(rk->errmsg), fmt, ap);
     va_end(ap);
     rk->server_text = 0;
-    for (char *p = rk->errmsg; *p; p++) {
-        if (*p == '\r' || *p == '\n') {
-            *p = ' ';
-        }
-    }
 }
 
 static void sleep_ms(int ms)
@@ -358,10 +353,7 @@ size_t ringkv_node_count(const struct ringkv *rk)
 
 const char *ringkv_node_addr(const struct ringkv *rk, size_t i)
 {
-    if (i >= rk->route.topo.n_nodes) {
-        return NULL;
-    }
-    return rk->route.nodes[rk->route.topo_node[i]].name;
+    return rkl_route_topo_addr(&rk->route, i);
 }
 
 int ringkv_get(struct ringkv *rk,

@@ -183,6 +183,14 @@ size_t rkl_route_pick(struct rkl_route *r,
     return cand[(size_t)(attempt - 1) % n];
 }
 
+const char *rkl_route_topo_addr(const struct rkl_route *r, size_t i)
+{
+    if (i >= r->topo.n_nodes) {
+        return NULL;
+    }
+    return r->nodes[r->topo_node[i]].name;
+}
+
 void rkl_route_node_down(struct rkl_route *r, size_t i, int64_t now_ms)
 {
     r->nodes[i].down_until_ms = now_ms + r->down_ms;

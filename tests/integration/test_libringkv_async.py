@@ -22,35 +22,19 @@ What is checked:
         tests/integration/test_libringkv_async.py
 """
 import os
-import re
 import subprocess
-import time
 
-import pytest
-
-from conftest import BUILD, TARGET, free_port
-from test_libringkv import addr, cluster_factory  # noqa: F401 (fixture)
+from conftest import BUILD, free_port
+from test_libringkv import cluster_factory  # noqa: F401 (fixture)
+from test_libringkv import addr, env_for, kill_during_loop  # noqa: F401
+from test_libringkv import pytestmark  # noqa: F401
+from test_libringkv import run as run_driver
 
 ITEST = os.path.join(BUILD, "libringkv_async_itest")
 
-pytestmark = [
-    pytest.mark.ringkv_only,
-    pytest.mark.skipif(TARGET != "ringkv", reason="ringkv topology"),
-]
-
-
-def env_for(password=None):
-    env = dict(os.environ)
-    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
-    if password is not None:
-        env["RINGKV_PASSWORD"] = password
-    return env
-
 
 def run(*args, password=None, timeout=120):
-    return subprocess.run([ITEST] + list(args), capture_output=True,
-                          text=True, timeout=timeout,
-                          env=env_for(password))
+    return run_driver(*args, password=password, timeout=timeout, exe=ITEST)
 
 
 def test_single_node_every_call(server):
@@ -95,27 +79,9 @@ def test_three_nodes_every_call_from_any_seed(cluster_factory):  # noqa: F811
 
 def test_sigkilled_node_during_concurrent_loop(cluster_factory):  # noqa: F811
     cl = cluster_factory(3)
-    victim = cl.nodes[2]
     seeds = [addr(n.port) for n in cl.nodes]
-    proc = subprocess.Popen([ITEST, "loop", "8", "32"] + seeds,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env_for())
-    try:
-        line = proc.stdout.readline()
-        assert line.strip() == "started", line + proc.stderr.read()
-        time.sleep(1.5)
-        cl.kill(victim)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    print(out, err[-2000:])
-    assert proc.returncode == 0, out + err
-    m = re.search(r"ops=(\d+) errors=(\d+) retries=(\d+)", out)
-    assert m, out + err
-    ops, errors, retries = (int(x) for x in m.groups())
-    assert errors == 0, err[-2000:]
+    ops, errors, retries = kill_during_loop(
+        cl, [ITEST, "loop", "8", "32"] + seeds, cl.nodes[2])
     assert ops > 1000
     assert retries >= 1  # the kill was seen and retried past
 

@@ -26,6 +26,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "itest.h"
+
 static int g_fail;
 static struct event_base *g_base;
 
@@ -38,20 +40,10 @@ static struct event_base *g_base;
         }                                                                    \
     } while (0)
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static int open_ra(int n, char **seeds, struct ringkv_async **out)
 {
     struct ringkv_options o;
-    ringkv_options_init(&o);
-    o.seeds = (const char *const *)seeds;
-    o.n_seeds = (size_t)n;
-    o.password = getenv("RINGKV_PASSWORD");
+    itest_options(&o, n, seeds);
     char err[256];
     int rc = ringkv_async_create(g_base, &o, out, err);
     if (rc != RINGKV_OK) {
@@ -289,7 +281,7 @@ static void worker_cb(struct ringkv_async *ra,
 
 static void worker_next(struct worker *w)
 {
-    if (w->step == 0 && now_s() >= g_end) {
+    if (w->step == 0 && itest_now_s() >= g_end) {
         g_running--;
         return;
     }
@@ -331,7 +323,7 @@ static void loop(struct ringkv_async *ra, double seconds, int conc)
 {
     struct worker *ws = calloc((size_t)conc, sizeof(*ws));
     /* warm up: a short run opens every node's connection */
-    g_end = now_s() + 0.5;
+    g_end = itest_now_s() + 0.5;
     for (int i = 0; i < conc; i++) {
         ws[i].ra = ra;
         ws[i].id = i;
@@ -343,7 +335,7 @@ static void loop(struct ringkv_async *ra, double seconds, int conc)
     drain(ra);
     printf("started\n");
     fflush(stdout);
-    g_end = now_s() + seconds;
+    g_end = itest_now_s() + seconds;
     g_ops = 0;
     for (int i = 0; i < conc; i++) {
         ws[i].step = 0;

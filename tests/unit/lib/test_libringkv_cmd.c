@@ -1,8 +1,8 @@
 /*
- * test_libringkv_cmd.c - libringkv's commands and their replies (src/lib/cmd.c),
- * the one table both the blocking and the asynchronous API use: each
- * call's argv, slot and idempotence, and the decoding of each reply into
- * a struct ringkv_result.
+ * test_libringkv_cmd.c - libringkv's commands and their replies
+ * (src/lib/cmd.c), the one table both the blocking and the asynchronous API
+ * use: each call's argv, slot and idempotence, and the decoding of each reply
+ * into a struct ringkv_result.
  */
 /* clang-format off */
 #include <setjmp.h>
@@ -16,16 +16,7 @@
 #include "cluster/slot.h"
 #include "common/error.h"
 #include "lib/internal.h"
-
-static struct resp_value *parse(const char *s)
-{
-    size_t consumed = 0;
-    struct resp_value *v = NULL;
-    assert_int_equal(
-        resp_reply_parse(s, strlen(s), 64, 1u << 20, &consumed, NULL, &v),
-        RK_OK);
-    return v;
-}
+#include "lib_test.h"
 
 static void assert_argv(const struct rkl_cmd *c, size_t argc, ...)
 {
@@ -101,7 +92,7 @@ static void test_cmd_decode_each_reply(void **state)
 {
     (void)state;
     struct ringkv_result r;
-    struct resp_value *v = parse("$3\r\nabc\r\n");
+    struct resp_value *v = lib_test_parse("$3\r\nabc\r\n");
     assert_int_equal(rkl_cmd_decode(RKL_OP_GET, 0, v, &r), RINGKV_OK);
     assert_int_equal(r.value.len, 3);
     assert_string_equal(r.value.data, "abc");
@@ -113,22 +104,22 @@ static void test_cmd_decode_each_reply(void **state)
     assert_int_equal(r.err, RINGKV_EPROTO);
     resp_value_free(v);
 
-    v = parse("$-1\r\n");
+    v = lib_test_parse("$-1\r\n");
     assert_int_equal(rkl_cmd_decode(RKL_OP_GET, 0, v, &r), RINGKV_ENOTFOUND);
     assert_null(r.value.data);
     resp_value_free(v);
 
-    v = parse(":42\r\n");
+    v = lib_test_parse(":42\r\n");
     assert_int_equal(rkl_cmd_decode(RKL_OP_INCR, 0, v, &r), RINGKV_OK);
     assert_int_equal(r.integer, 42);
     resp_value_free(v);
 
-    v = parse("+OK\r\n");
+    v = lib_test_parse("+OK\r\n");
     assert_int_equal(rkl_cmd_decode(RKL_OP_PUT, 0, v, &r), RINGKV_OK);
     assert_string_equal(r.errmsg, "");
     resp_value_free(v);
 
-    v = parse("*2\r\n$1\r\nx\r\n$-1\r\n");
+    v = lib_test_parse("*2\r\n$1\r\nx\r\n$-1\r\n");
     assert_int_equal(rkl_cmd_decode(RKL_OP_MGET, 2, v, &r), RINGKV_OK);
     assert_int_equal(r.n_values, 2);
     assert_string_equal(r.values[0].data, "x");
@@ -141,7 +132,8 @@ static void test_cmd_decode_each_reply(void **state)
     assert_int_equal(rkl_cmd_decode(RKL_OP_MGET, 3, v, &r), RINGKV_EPROTO);
     resp_value_free(v);
 
-    v = parse("*2\r\n$4\r\nabcd\r\n*1\r\n*3\r\n$1\r\nv\r\n:7\r\n:9\r\n");
+    v = lib_test_parse(
+        "*2\r\n$4\r\nabcd\r\n*1\r\n*3\r\n$1\r\nv\r\n:7\r\n:9\r\n");
     assert_int_equal(rkl_cmd_decode(RKL_OP_GETALL, 0, v, &r), RINGKV_OK);
     assert_int_equal(r.siblings->n, 1);
     assert_string_equal(r.siblings->context, "abcd");

@@ -1,6 +1,6 @@
 /*
- * test_libringkv_route.c - libringkv's node choice (src/lib/route.c): seeds, the
- * topology installed from a CLUSTER SLOTS reply (or a server without
+ * test_libringkv_route.c - libringkv's node choice (src/lib/route.c): seeds,
+ * the topology installed from a CLUSTER SLOTS reply (or a server without
  * CLUSTER), which node each attempt goes to (down nodes last, rotating
  * with the attempt), the refresh order and when a refresh is due.
  */
@@ -16,16 +16,7 @@
 #include "cluster/slot.h"
 #include "common/error.h"
 #include "lib/internal.h"
-
-static struct resp_value *parse(const char *s)
-{
-    size_t consumed = 0;
-    struct resp_value *v = NULL;
-    assert_int_equal(
-        resp_reply_parse(s, strlen(s), 64, 1u << 20, &consumed, NULL, &v),
-        RK_OK);
-    return v;
-}
+#include "lib_test.h"
 
 #define NODE(p) "*2\r\n$9\r\n127.0.0.1\r\n:" p "\r\n"
 
@@ -75,7 +66,7 @@ static void test_route_picks_slot_replicas_up_first(void **state)
     (void)state;
     struct rkl_route r;
     setup_route(&r);
-    struct resp_value *v = parse(SLOTS);
+    struct resp_value *v = lib_test_parse(SLOTS);
     char err[128];
     assert_int_equal(rkl_route_install(&r, 0, v, 1000, err, sizeof(err)),
                      RINGKV_OK);
@@ -118,18 +109,19 @@ static void test_route_install_errors_and_plain_servers(void **state)
     struct rkl_route r;
     setup_route(&r);
     char err[128];
-    struct resp_value *v = parse("-NOAUTH Authentication required.\r\n");
+    struct resp_value *v =
+        lib_test_parse("-NOAUTH Authentication required.\r\n");
     assert_int_equal(rkl_route_install(&r, 0, v, 0, err, sizeof(err)),
                      RINGKV_EAUTH);
     assert_non_null(strstr(err, "NOAUTH"));
     assert_true(r.refresh_needed);
     resp_value_free(v);
-    v = parse("*1\r\n:1\r\n");
+    v = lib_test_parse("*1\r\n:1\r\n");
     assert_int_equal(rkl_route_install(&r, 0, v, 0, err, sizeof(err)),
                      RINGKV_EPROTO);
     resp_value_free(v);
     /* a server without CLUSTER serves every slot itself */
-    v = parse("-ERR unknown command 'CLUSTER'\r\n");
+    v = lib_test_parse("-ERR unknown command 'CLUSTER'\r\n");
     assert_int_equal(rkl_route_install(&r, 1, v, 0, err, sizeof(err)),
                      RINGKV_OK);
     resp_value_free(v);
