@@ -7,8 +7,8 @@ every server is stopped by PID, also on failure; the Node process is
 killed by PID too).
 
 What is checked, for each client, on a 3-node and a 5-node cluster
-(SIZES; the 5-node cases add about a minute to the file, measured in
-the commit that added them):
+(SIZES; the 5-node cases took the two Node test files from 53 s to 98 s
+on 2 cores with the ASan build):
   1. it routes every key to the primary CLUSTER SLOTS names for the key's
      slot: its slot map equals CLUSTER SLOTS, and 1000 SETs land on the
      nodes that map names (counted by each node's
