@@ -636,7 +636,7 @@ static bool run_through_lib(struct cli_session *s,
         }
     }
     struct resp_value *reply = NULL;
-    char lost[CLI_ERRBUF_SIZE + 64];
+    char lost[CLI_ERRBUF_SIZE];
     int rc = cli__lib_run(s->rk, &lc, &reply, lost, sizeof(lost));
     if (rc != RK_OK) {
         if (rc == RK_EIO) {
