@@ -11,8 +11,10 @@
 #   make sim        the deterministic cluster simulator's PR tier
 #   make sim-long   its long tier (SEEDS=1:100000 STEPS=100000)
 #   make format     clang-format the sources
-#   make install    ringkvd, ringkv, libringkv (.so.0 + .a), ringkv.h and
-#                   ringkv.pc under $(DESTDIR)$(PREFIX) (default /usr/local)
+#   make install    ringkvd, ringkv, libringkv and libringkv_event (.so.0 +
+#                   .a each), ringkv.h, ringkv_async.h, ringkv.pc and
+#                   ringkv_event.pc under $(DESTDIR)$(PREFIX) (default
+#                   /usr/local)
 
 BUILD      ?= build
 SAN_BUILD  ?= build-san
@@ -97,7 +99,7 @@ bench: deps-bench build
 	@cmake --build $(BUILD) -j $(JOBS)
 	bash bench/run.sh $(BUILD)
 
-# The prefix is written into ringkv.pc, so configure with it first;
+# The prefix is written into the .pc files, so configure with it first;
 # DESTDIR (staged installs, packaging) is passed through the environment.
 install: build
 	@cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null

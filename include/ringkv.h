@@ -37,7 +37,9 @@
  * independent, so use one per thread.  ringkv_strerror is thread-safe.
  * Signals: writes use MSG_NOSIGNAL, so a closed peer never raises SIGPIPE.
  *
- * Not yet here: an asynchronous API on libevent, TLS.
+ * The asynchronous API on libevent is include/ringkv_async.h, in a second
+ * library (libringkv_event), so that this one stays libc-only.
+ * Not yet here: TLS.
  */
 #ifndef RINGKV_H
 #define RINGKV_H
@@ -55,17 +57,18 @@ extern "C" {
 #define RINGKV_VERSION_PATCH 0
 
 /* The error codes: RINGKV_OK = 0, every error negative. */
-#define RINGKV_ERRNO_MAP(X)                                         \
-    X(ENOMEM, -1, "out of memory")                                  \
-    X(EINVAL, -2, "invalid argument")                               \
-    X(EPROTO, -3, "protocol error (malformed or unexpected reply)") \
-    X(EIO, -4, "connection failed or broke")                        \
-    X(ETIMEDOUT, -5, "timed out")                                   \
-    X(ENOQUORUM, -6, "quorum not reached")                          \
-    X(ENOTFOUND, -7, "key not found")                               \
-    X(EAUTH, -8, "authentication failed or required")               \
-    X(ESERVER, -9, "the server answered an error")                  \
-    X(ENOTOPOLOGY, -10, "no node reachable or no node serves the slot")
+#define RINGKV_ERRNO_MAP(X)                                             \
+    X(ENOMEM, -1, "out of memory")                                      \
+    X(EINVAL, -2, "invalid argument")                                   \
+    X(EPROTO, -3, "protocol error (malformed or unexpected reply)")     \
+    X(EIO, -4, "connection failed or broke")                            \
+    X(ETIMEDOUT, -5, "timed out")                                       \
+    X(ENOQUORUM, -6, "quorum not reached")                              \
+    X(ENOTFOUND, -7, "key not found")                                   \
+    X(EAUTH, -8, "authentication failed or required")                   \
+    X(ESERVER, -9, "the server answered an error")                      \
+    X(ENOTOPOLOGY, -10, "no node reachable or no node serves the slot") \
+    X(ECANCELED, -11, "cancelled: the handle was destroyed")
 
 enum ringkv_err
 {
@@ -295,6 +298,12 @@ struct ringkv_stats
 
 /* Copies the counters into *st. */
 void ringkv_stats_get(const struct ringkv *rk, struct ringkv_stats *st);
+
+/* The server's error text of the last call on rk when it failed on an
+ * error reply (RINGKV_ESERVER, RINGKV_ENOQUORUM, RINGKV_EAUTH): "ERR ...",
+ * without the node's address that ringkv_last_error() puts first; "" for
+ * any other outcome.  Owned by rk, valid until the next call on rk. */
+const char *ringkv_last_server_error(const struct ringkv *rk);
 
 /* Number of nodes in the current topology, and the address "host:port"
  * of node i (owned by rk, valid until the next call on rk) or NULL. */

@@ -8,7 +8,11 @@
  *
  * Output follows redis-cli 7: its terminal form when stdout is a tty (or
  * with --no-raw), its raw form otherwise (or with --raw); --json prints
- * one JSON value per reply.  Exit codes (DESIGN.md section 5): 0 ok,
+ * one JSON value per reply.  The key-value verbs (GET, SET, DEL, INCR,
+ * MGET, MSET in their plain forms; cli_lib.h) go through libringkv in
+ * command and batch mode, so against a cluster they are routed by slot
+ * and retried; everything else uses the raw connection (client.h).
+ * Exit codes (DESIGN.md section 5): 0 ok,
  * 1 runtime error (cannot connect, connection lost, AUTH failed, an error
  * reply), 2 usage error; every error is one line on stderr naming ringkv
  * and the address.
@@ -22,6 +26,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "client/cli_lib.h"
 #include "client/client.h"
 #include "client/internal.h"
 #include "common/alloc.h"
@@ -61,12 +66,16 @@ struct cli_opts
 struct cli_session
 {
     const struct cli_opts *opts;
-    char host[256];           /* current target (CONNECT can change it) */
-    int port;                 /* current target port */
-    struct ringkv_conn *conn; /* NULL while not connected */
-    enum cli_format fmt;      /* how replies are printed */
-    bool in_tx;               /* between MULTI and EXEC/DISCARD */
-    bool saw_error_reply;     /* batch mode: any "-ERR" so far */
+    char host[256];        /* current target (CONNECT can change it) */
+    int port;              /* current target port */
+    struct cli_conn *conn; /* NULL while not connected */
+    enum cli_format fmt;   /* how replies are printed */
+    bool in_tx;            /* between MULTI and EXEC/DISCARD */
+    bool saw_error_reply;  /* batch mode: any "-ERR" so far */
+    bool use_lib;          /* key-value verbs through libringkv
+                              (command and batch mode, RESP2) */
+    struct ringkv *rk;     /* libringkv handle, opened on first use */
+    bool lib_failed;       /* it could not be opened: raw from now on */
 };
 
 /* ---- usage ------------------------------------------------------------ */
@@ -252,7 +261,7 @@ static const char *addr_text(const struct cli_session *s)
 
 static void session_disconnect(struct cli_session *s)
 {
-    ringkv_close(s->conn);
+    cli_conn_close(s->conn);
     s->conn = NULL;
     s->in_tx = false;
 }
@@ -286,9 +295,9 @@ static int session_handshake(struct cli_session *s, char *why, size_t size)
         lens[i] = strlen(argv[i]);
     }
     struct resp_value *reply = NULL;
-    int rc = ringkv_command(s->conn, argc, argv, lens, &reply);
+    int rc = cli_conn_command(s->conn, argc, argv, lens, &reply);
     if (rc != RK_OK) {
-        snprintf(why, size, "%s", ringkv_errmsg(s->conn));
+        snprintf(why, size, "%s", cli_conn_errmsg(s->conn));
         return rc;
     }
     if (reply->type == RESP_ERROR) {
@@ -308,9 +317,9 @@ static int session_handshake(struct cli_session *s, char *why, size_t size)
 static int session_connect(struct cli_session *s, char *why, size_t size)
 {
     session_disconnect(s);
-    char errbuf[RINGKV_ERRBUF_SIZE];
+    char errbuf[CLI_ERRBUF_SIZE];
     int rc =
-        ringkv_connect(s->host, s->port, CONNECT_TIMEOUT_MS, &s->conn, errbuf);
+        cli_conn_open(s->host, s->port, CONNECT_TIMEOUT_MS, &s->conn, errbuf);
     if (rc != RK_OK) {
         s->conn = NULL;
         snprintf(why, size, "%s", errbuf);
@@ -466,9 +475,9 @@ static enum run_result stream_replies(struct cli_session *s,
 {
     for (;;) {
         struct resp_value *reply = NULL;
-        int rc = ringkv_read_reply(s->conn, &reply);
+        int rc = cli_conn_read_reply(s->conn, &reply);
         if (rc != RK_OK) {
-            snprintf(why, size, "%s", ringkv_errmsg(s->conn));
+            snprintf(why, size, "%s", cli_conn_errmsg(s->conn));
             session_disconnect(s);
             return RUN_NO_CONN;
         }
@@ -535,9 +544,9 @@ static int resolve_join_seed(const char *seed,
         snprintf(out, out_size, "%s", seed); /* the node says what's wrong */
         return RK_OK;
     }
-    char errbuf[RINGKV_ERRBUF_SIZE];
-    struct ringkv_conn *c = NULL;
-    int rc = ringkv_connect(host, port, JOIN_PROBE_TIMEOUT_MS, &c, errbuf);
+    char errbuf[CLI_ERRBUF_SIZE];
+    struct cli_conn *c = NULL;
+    int rc = cli_conn_open(host, port, JOIN_PROBE_TIMEOUT_MS, &c, errbuf);
     if (rc != RK_OK) {
         snprintf(why, size,
                  "cannot join: seed %s: %s (give a running node's RESP or "
@@ -548,21 +557,21 @@ static int resolve_join_seed(const char *seed,
     const char *argv[] = {"CLUSTER", "NODES"};
     size_t lens[] = {7, 5};
     struct resp_value *reply = NULL;
-    rc = ringkv_command(c, 2, argv, lens, &reply);
+    rc = cli_conn_command(c, 2, argv, lens, &reply);
     if (rc != RK_OK) {
         /* client.c names the port a non-RESP greeting came from */
-        bool peer = strstr(ringkv_errmsg(c), "peer (node-to-node)") != NULL;
+        bool peer = strstr(cli_conn_errmsg(c), "peer (node-to-node)") != NULL;
         if (!peer) {
             snprintf(why, size,
                      "cannot join: seed %s is neither a RESP nor a peer "
                      "port of ringkvd: %s",
-                     seed, ringkv_errmsg(c));
+                     seed, cli_conn_errmsg(c));
         }
-        ringkv_close(c);
+        cli_conn_close(c);
         snprintf(out, out_size, "%s", seed);
         return peer ? RK_OK : rc;
     }
-    ringkv_close(c);
+    cli_conn_close(c);
     int peer_port = 0;
     if (reply->type == RESP_BULK || reply->type == RESP_VERBATIM) {
         /* "<id> <ip:port@cport[,hostname]> myself,master ..." */
@@ -596,6 +605,59 @@ static int resolve_join_seed(const char *seed,
     bool v6 = strchr(host, ':') != NULL;
     snprintf(out, out_size, v6 ? "[%s]:%d" : "%s:%d", host, peer_port);
     return RK_OK;
+}
+
+/*
+ * Runs argv through libringkv when it is one of its verbs (cli_lib.h) and
+ * the session allows it (command or batch mode, RESP2, no transaction):
+ * returns true with *result, having printed the reply.  False: send it
+ * on the raw connection (also when the handle cannot be opened, e.g. a
+ * server that answers CLUSTER SLOTS with something else).
+ */
+static bool run_through_lib(struct cli_session *s,
+                            size_t argc,
+                            char **argv,
+                            const size_t *lens,
+                            char *why,
+                            size_t size,
+                            enum run_result *result)
+{
+    struct cli_lib_cmd lc;
+    if (!s->use_lib || s->lib_failed || s->in_tx || s->opts->proto != 2 ||
+        !cli__lib_parse(argc, argv, lens, &lc)) {
+        return false;
+    }
+    if (s->rk == NULL) {
+        char ignored[256];
+        if (cli__lib_open(s->host, s->port, s->opts->password, &s->rk, ignored,
+                          sizeof(ignored)) != RINGKV_OK) {
+            s->lib_failed = true;
+            return false;
+        }
+    }
+    struct resp_value *reply = NULL;
+    char lost[CLI_ERRBUF_SIZE];
+    int rc = cli__lib_run(s->rk, &lc, &reply, lost, sizeof(lost));
+    if (rc != RK_OK) {
+        if (rc == RK_EIO) {
+            snprintf(why, size, "lost connection to %s", lost);
+        } else {
+            snprintf(why, size, "%s", rk_strerror(rc));
+        }
+        *result = RUN_FATAL;
+        return true;
+    }
+    bool is_err = reply->type == RESP_ERROR;
+    rc = print_reply(s, argc, argv, reply);
+    resp_value_free(reply);
+    if (rc != RK_OK) {
+        snprintf(why, size, "cannot write the reply: %s",
+                 rc == RK_EIO ? strerror(errno) : rk_strerror(rc));
+        *result = RUN_FATAL;
+    } else {
+        *result = is_err ? RUN_ERR_REPLY : RUN_OK;
+    }
+    return true;
 }
 
 /* Sends argv and prints the reply; on a lost connection prints nothing
@@ -633,6 +695,10 @@ static enum run_result run_command(struct cli_session *s,
         argv = (char **)al.argv;
         lens = al.lens;
     }
+    enum run_result lib_result;
+    if (run_through_lib(s, argc, argv, lens, why, size, &lib_result)) {
+        return lib_result;
+    }
     struct resp_value *reply = NULL;
     /* `ringkv cluster join|leave|remove|status` is RINGKV.CLUSTER. */
     bool cluster = argc >= 1 && word_is(argv[0], "cluster");
@@ -656,8 +722,8 @@ static enum run_result run_command(struct cli_session *s,
         send_argv = cargv;
         send_lens = clens;
     }
-    int rc = ringkv_command(s->conn, argc, (const char *const *)send_argv,
-                            send_lens, &reply);
+    int rc = cli_conn_command(s->conn, argc, (const char *const *)send_argv,
+                              send_lens, &reply);
     rk_free(cargv);
     rk_free(clens);
     if (rc == RK_OK && cluster && reply->type == RESP_BULK) {
@@ -668,8 +734,8 @@ static enum run_result run_command(struct cli_session *s,
         return RUN_OK;
     }
     if (rc != RK_OK) {
-        snprintf(why, size, "%s", ringkv_errmsg(s->conn));
-        if (ringkv_is_broken(s->conn)) {
+        snprintf(why, size, "%s", cli_conn_errmsg(s->conn));
+        if (cli_conn_is_broken(s->conn)) {
             session_disconnect(s);
             return RUN_NO_CONN;
         }
@@ -716,6 +782,7 @@ static int read_stdin(struct rk_buf *b)
 
 static int command_mode(struct cli_session *s, int argc, char **argv)
 {
+    s->use_lib = true;
     if (word_is(argv[0], "help") && !s->opts->stdin_arg) {
         print_help((size_t)argc, argv);
         return 0;
@@ -726,7 +793,7 @@ static int command_mode(struct cli_session *s, int argc, char **argv)
     char **args = rk_calloc(n, sizeof(*args));
     size_t *lens = rk_calloc(n, sizeof(*lens));
     int status = EXIT_RUNTIME;
-    char why[RINGKV_ERRBUF_SIZE + 64];
+    char why[CLI_ERRBUF_SIZE + 64];
     if (args == NULL || lens == NULL) {
         fprintf(stderr, "ringkv: %s\n", rk_strerror(RK_ENOMEM));
         goto out;
@@ -804,7 +871,10 @@ static void builtin_connect(struct cli_session *s, const struct cli_argv *a)
     }
     snprintf(s->host, sizeof(s->host), "%s", a->argv[1]);
     s->port = (int)port;
-    char why[RINGKV_ERRBUF_SIZE + 64];
+    ringkv_destroy(s->rk); /* the next verb opens one on the new seed */
+    s->rk = NULL;
+    s->lib_failed = false;
+    char why[CLI_ERRBUF_SIZE + 64];
     int rc = session_connect(s, why, sizeof(why));
     if (rc == RK_EINVAL) {
         printf("%s\n", why);
@@ -820,7 +890,7 @@ static bool ensure_connected(struct cli_session *s, bool interactive)
     if (s->conn != NULL) {
         return true;
     }
-    char why[RINGKV_ERRBUF_SIZE + 64];
+    char why[CLI_ERRBUF_SIZE + 64];
     int rc = session_connect(s, why, sizeof(why));
     if (rc == RK_EINVAL && interactive) {
         printf("%s\n", why); /* AUTH failed; the user may AUTH by hand */
@@ -883,7 +953,7 @@ static enum line_result run_line(struct cli_session *s,
     if (!ensure_connected(s, interactive)) {
         return interactive ? LINE_CONTINUE : LINE_FATAL;
     }
-    char why[RINGKV_ERRBUF_SIZE + 64];
+    char why[CLI_ERRBUF_SIZE + 64];
     switch (run_command(s, a->argc, a->argv, a->lens, why, sizeof(why))) {
         case RUN_OK:
             break;
@@ -899,7 +969,7 @@ static enum line_result run_line(struct cli_session *s,
             printf("Error: %s\n", why);
             /* Reconnect now so the prompt tells the truth; the command is
              * not re-sent (the server may have run it). */
-            char ignored[RINGKV_ERRBUF_SIZE + 64];
+            char ignored[CLI_ERRBUF_SIZE + 64];
             (void)session_connect(s, ignored, sizeof(ignored));
             break;
         case RUN_FATAL:
@@ -928,6 +998,7 @@ static int batch_mode(struct cli_session *s)
     size_t cap = 0;
     ssize_t n;
     int status = 0;
+    s->use_lib = true;
     if (!ensure_connected(s, false)) {
         return EXIT_RUNTIME;
     }
@@ -1110,5 +1181,6 @@ int main(int argc, char **argv)
         status = batch_mode(&s);
     }
     session_disconnect(&s);
+    ringkv_destroy(s.rk);
     return status;
 }

@@ -28,22 +28,22 @@
 #define READ_MAX_BYTES    (16u * 1024u * 1024u) /* most one recv asks for */
 #define KEEP_BUFFER_BYTES (1024u * 1024u)
 
-struct ringkv_conn
+struct cli_conn
 {
-    int fd;                          /* connected socket; -1 after close */
-    bool broken;                     /* stream no longer trusted */
-    struct rk_buf rbuf;              /* unparsed reply bytes */
-    struct rk_buf wbuf;              /* encoded command being sent */
-    size_t need;                     /* bytes the last parse needed */
-    size_t fail_len;                 /* rbuf.len at the last failed parse */
-    bool eof;                        /* the server closed its side */
-    char errmsg[RINGKV_ERRBUF_SIZE]; /* last error, one line */
+    int fd;                       /* connected socket; -1 after close */
+    bool broken;                  /* stream no longer trusted */
+    struct rk_buf rbuf;           /* unparsed reply bytes */
+    struct rk_buf wbuf;           /* encoded command being sent */
+    size_t need;                  /* bytes the last parse needed */
+    size_t fail_len;              /* rbuf.len at the last failed parse */
+    bool eof;                     /* the server closed its side */
+    char errmsg[CLI_ERRBUF_SIZE]; /* last error, one line */
 };
 
 static void set_err(char *errbuf, const char *msg)
 {
     if (errbuf != NULL) {
-        snprintf(errbuf, RINGKV_ERRBUF_SIZE, "%s", msg);
+        snprintf(errbuf, CLI_ERRBUF_SIZE, "%s", msg);
     }
 }
 
@@ -112,11 +112,11 @@ static int connect_any(const struct addrinfo *list, int timeout_ms, int *err)
     return -1;
 }
 
-int ringkv_connect(const char *host,
-                   int port,
-                   int timeout_ms,
-                   struct ringkv_conn **out,
-                   char *errbuf)
+int cli_conn_open(const char *host,
+                  int port,
+                  int timeout_ms,
+                  struct cli_conn **out,
+                  char *errbuf)
 {
     if (host == NULL || port < 1 || port > 65535 || timeout_ms < 0) {
         set_err(errbuf, "invalid address");
@@ -141,7 +141,7 @@ int ringkv_connect(const char *host,
         set_err(errbuf, strerror(err));
         return err == ETIMEDOUT ? RK_ETIMEDOUT : RK_EIO;
     }
-    struct ringkv_conn *c = rk_calloc(1, sizeof(*c));
+    struct cli_conn *c = rk_calloc(1, sizeof(*c));
     if (c == NULL) {
         close(fd);
         set_err(errbuf, rk_strerror(RK_ENOMEM));
@@ -155,14 +155,14 @@ int ringkv_connect(const char *host,
 }
 
 /* Marks `c` broken with `msg`; returns rc for tail calls. */
-static int fail(struct ringkv_conn *c, int rc, const char *msg)
+static int fail(struct cli_conn *c, int rc, const char *msg)
 {
     c->broken = true;
     snprintf(c->errmsg, sizeof(c->errmsg), "%s", msg);
     return rc;
 }
 
-static int write_all(struct ringkv_conn *c, const char *p, size_t len)
+static int write_all(struct cli_conn *c, const char *p, size_t len)
 {
     while (len > 0) {
         ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
@@ -179,14 +179,14 @@ static int write_all(struct ringkv_conn *c, const char *p, size_t len)
 }
 
 /* True when the socket has bytes (or EOF) to read without blocking. */
-static bool readable_now(const struct ringkv_conn *c)
+static bool readable_now(const struct cli_conn *c)
 {
     struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
     return poll(&pfd, 1, 0) > 0;
 }
 
 /* Blocks until at least one byte arrives; appends it to rbuf. */
-static int read_some(struct ringkv_conn *c)
+static int read_some(struct cli_conn *c)
 {
     size_t want = READ_CHUNK_BYTES;
     if (c->need > c->rbuf.len && c->need - c->rbuf.len > want) {
@@ -212,7 +212,7 @@ static int read_some(struct ringkv_conn *c)
     }
 }
 
-static bool should_parse(const struct ringkv_conn *c)
+static bool should_parse(const struct cli_conn *c)
 {
     if (c->rbuf.len == 0 || c->rbuf.len < c->need) {
         return false;
@@ -241,7 +241,7 @@ static const char *wrong_port_hint(const struct rk_buf *b)
     return "Protocol error in the server's reply";
 }
 
-int ringkv_read_reply(struct ringkv_conn *c, struct resp_value **reply)
+int cli_conn_read_reply(struct cli_conn *c, struct resp_value **reply)
 {
     if (c->broken) {
         return RK_ECLOSED;
@@ -251,9 +251,9 @@ int ringkv_read_reply(struct ringkv_conn *c, struct resp_value **reply)
             size_t consumed = 0;
             size_t need = 0;
             struct resp_value *v = NULL;
-            int rc = resp_reply_parse(
-                c->rbuf.base, c->rbuf.len, RINGKV_MAX_REPLY_DEPTH,
-                RESP_DEFAULT_MAX_BULK, &consumed, &need, &v);
+            int rc =
+                resp_reply_parse(c->rbuf.base, c->rbuf.len, CLI_MAX_REPLY_DEPTH,
+                                 RESP_DEFAULT_MAX_BULK, &consumed, &need, &v);
             if (rc == RK_OK) {
                 rk_buf_consume(&c->rbuf, consumed);
                 rk_buf_shrink(&c->rbuf, KEEP_BUFFER_BYTES);
@@ -281,11 +281,11 @@ int ringkv_read_reply(struct ringkv_conn *c, struct resp_value **reply)
     }
 }
 
-int ringkv_command(struct ringkv_conn *c,
-                   size_t argc,
-                   const char *const *argv,
-                   const size_t *lens,
-                   struct resp_value **reply)
+int cli_conn_command(struct cli_conn *c,
+                     size_t argc,
+                     const char *const *argv,
+                     const size_t *lens,
+                     struct resp_value **reply)
 {
     if (c->broken) {
         return RK_ECLOSED;
@@ -307,20 +307,20 @@ int ringkv_command(struct ringkv_conn *c,
     if (rc != RK_OK) {
         return rc;
     }
-    return ringkv_read_reply(c, reply);
+    return cli_conn_read_reply(c, reply);
 }
 
-const char *ringkv_errmsg(const struct ringkv_conn *c)
+const char *cli_conn_errmsg(const struct cli_conn *c)
 {
     return c->errmsg;
 }
 
-bool ringkv_is_broken(const struct ringkv_conn *c)
+bool cli_conn_is_broken(const struct cli_conn *c)
 {
     return c->broken;
 }
 
-void ringkv_close(struct ringkv_conn *c)
+void cli_conn_close(struct cli_conn *c)
 {
     if (c == NULL) {
         return;

@@ -58,3 +58,19 @@ int64_t rkl_attempt_budget_ms(const struct rkl_policy *p,
     int64_t floor_ms = remaining_ms < 250 ? remaining_ms : 250;
     return half > floor_ms ? half : floor_ms;
 }
+
+bool rkl_options_valid(const struct ringkv_options *o)
+{
+    return o != NULL && o->n_seeds > 0 && o->seeds != NULL &&
+           o->max_attempts >= 1 && o->timeout_ms > 0 &&
+           o->connect_timeout_ms > 0 && o->backoff_base_ms >= 0 &&
+           o->backoff_max_ms >= o->backoff_base_ms;
+}
+
+void rkl_policy_from_options(struct rkl_policy *p,
+                             const struct ringkv_options *o)
+{
+    p->max_attempts = o->max_attempts;
+    p->backoff_base_ms = o->backoff_base_ms;
+    p->backoff_max_ms = o->backoff_max_ms;
+}

@@ -1,5 +1,6 @@
 /* reply.c - server replies -> RINGKV_* codes and the API's structures
  * (internal.h).  Pure functions plus allocation. */
+#include <stdio.h>
 #include <string.h>
 
 #include "common/alloc.h"
@@ -24,6 +25,16 @@ int rkl_error_code(const struct resp_value *v)
         return RINGKV_EAUTH;
     }
     return RINGKV_ESERVER;
+}
+
+void rkl_vformat_line(char *buf, size_t size, const char *fmt, va_list ap)
+{
+    vsnprintf(buf, size, fmt, ap);
+    for (char *p = buf; *p; p++) {
+        if (*p == '\r' || *p == '\n') {
+            *p = ' ';
+        }
+    }
 }
 
 static char *dup_bytes(const char *p, size_t len)

@@ -108,6 +108,170 @@ static uint64_t engine_keys(struct server *s)
     return st.live_keys;
 }
 
+/*
+ * RINGKV.CLUSTER JOIN first probes the seed's address with a TCP connect
+ * from the loop (JOIN_PROBE_TIMEOUT_MS), so that a seed that refuses the
+ * connection, does not resolve or does not answer fails the command at
+ * once with the reason, as `ringkv cluster join` does from the CLI,
+ * instead of the node retrying its join for the join timeout (30 s).  A
+ * seed that accepts goes on to node_join().  The client's order is held
+ * (op_hold, cn->join_op) from the start, so a second JOIN meanwhile is
+ * "already in progress"; a client that goes away clears cn->join_op
+ * (cluster_client_gone) and the probe then just ends.
+ */
+#define JOIN_PROBE_TIMEOUT_MS 3000
+
+struct join_probe
+{
+    struct cnode *cn;
+    struct op *op;    /* cn->join_op while its client waits */
+    struct event *ev; /* EV_WRITE on fd, with the timeout */
+    evutil_socket_t fd;
+    char host[300];
+    uint16_t port;
+};
+
+/* Ends the held JOIN with an error reply (the probe failed). */
+static void join_probe_fail(struct cnode *cn,
+                            struct op *op,
+                            const char *host,
+                            unsigned port,
+                            const char *why)
+{
+    char line[512];
+    int n = snprintf(line, sizeof(line),
+                     "-ERR cannot join: seed %s:%u: %s (give a running "
+                     "node's peer port)\r\n",
+                     host, port, why);
+    if (n < 0 || (size_t)n >= sizeof(line)) {
+        n = snprintf(line, sizeof(line), "-ERR cannot join: %s\r\n", why);
+    }
+    cn->join_op = NULL;
+    rk_log(RK_LOG_WARN, "cluster_join_refused", "seed=%s:%u reason=\"%s\"",
+           host, port, why);
+    op_hold_done(cn->ops, op, line, (size_t)n);
+    cluster__process_ready(cn);
+}
+
+/* The seed accepted a connection: the join proper. */
+static void join_start(struct cnode *cn,
+                       struct op *op,
+                       const char *host,
+                       uint16_t port)
+{
+    int rc = node_join(cn->node, host, port, cluster__now_mono());
+    if (rc != RK_OK) {
+        char line[512];
+        int n;
+        if (rc == RK_EBUSY) {
+            n = snprintf(line, sizeof(line),
+                         "-ERR cannot join: this node is already a member of "
+                         "a cluster of %zu nodes (leave it first)\r\n",
+                         node_valid_members(cn->node));
+        } else {
+            n = snprintf(line, sizeof(line), "-ERR cannot join: %.400s\r\n",
+                         membership_errmsg(node_membership(cn->node)));
+        }
+        cn->join_op = NULL;
+        cluster__run_node_actions(cn);
+        op_hold_done(cn->ops, op, line, (size_t)n);
+        cluster__process_ready(cn);
+        return;
+    }
+    rk_log(RK_LOG_INFO, "cluster_join_start", "seed=%s:%u", host,
+           (unsigned)port);
+    cluster__run_node_actions(cn);
+    cluster__process_ready(cn);
+}
+
+static void join_probe_free(struct join_probe *p)
+{
+    if (p->ev != NULL) {
+        event_free(p->ev);
+    }
+    if (p->fd >= 0) {
+        evutil_closesocket(p->fd);
+    }
+    rk_free(p);
+}
+
+static void join_probe_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct join_probe *p = arg;
+    struct cnode *cn = p->cn;
+    int soerr = 0;
+    socklen_t len = sizeof(soerr);
+    if (!(what & EV_TIMEOUT) &&
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0) {
+        soerr = errno;
+    }
+    if (cn->join_op != p->op) {
+        join_probe_free(p); /* the client went away */
+        return;
+    }
+    if (what & EV_TIMEOUT) {
+        join_probe_fail(cn, p->op, p->host, p->port,
+                        "connect timed out after 3000 ms");
+    } else if (soerr != 0) {
+        join_probe_fail(cn, p->op, p->host, p->port, strerror(soerr));
+    } else {
+        join_start(cn, p->op, p->host, p->port);
+    }
+    join_probe_free(p);
+}
+
+/*
+ * Starts the probe of host:port for the held JOIN `op`.  Any error here
+ * (no address, a refused connect) fails the JOIN at once.
+ */
+static void join_probe_start(struct cnode *cn,
+                             struct op *op,
+                             const char *host,
+                             uint16_t port)
+{
+    char portstr[8];
+    snprintf(portstr, sizeof(portstr), "%u", (unsigned)port);
+    struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC,
+                                    .ai_socktype = SOCK_STREAM};
+    struct evutil_addrinfo *ai = NULL;
+    int g = evutil_getaddrinfo(host, portstr, &hints, &ai);
+    if (g != 0) {
+        join_probe_fail(cn, op, host, port, evutil_gai_strerror(g));
+        return;
+    }
+    struct join_probe *p = rk_calloc(1, sizeof(*p));
+    if (p == NULL) {
+        evutil_freeaddrinfo(ai);
+        join_probe_fail(cn, op, host, port, "out of memory");
+        return;
+    }
+    p->cn = cn;
+    p->op = op;
+    p->port = port;
+    snprintf(p->host, sizeof(p->host), "%s", host);
+    p->fd =
+        socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+               ai->ai_protocol);
+    int e = p->fd < 0 ? errno : 0;
+    if (e == 0 && connect(p->fd, ai->ai_addr, ai->ai_addrlen) != 0 &&
+        errno != EINPROGRESS) {
+        e = errno;
+    }
+    evutil_freeaddrinfo(ai);
+    if (e == 0) {
+        p->ev = event_new(cn->srv->base, p->fd, EV_WRITE, join_probe_cb, p);
+        struct timeval tv = {.tv_sec = JOIN_PROBE_TIMEOUT_MS / 1000,
+                             .tv_usec = (JOIN_PROBE_TIMEOUT_MS % 1000) * 1000};
+        if (p->ev == NULL || event_add(p->ev, &tv) != 0) {
+            e = ENOMEM;
+        }
+    }
+    if (e != 0) {
+        join_probe_free(p);
+        join_probe_fail(cn, op, host, port, strerror(e));
+    }
+}
+
 static void cmd_join(struct client *c, const struct resp_arg *addr)
 {
     struct server *s = c->srv;
@@ -148,29 +312,13 @@ static void cmd_join(struct client *c, const struct resp_arg *addr)
                      keys);
         return;
     }
-    int rc = node_join(cn->node, host, (uint16_t)port, cluster__now_mono());
-    if (rc != RK_OK) {
-        if (rc == RK_EBUSY) {
-            reply_errorf(c,
-                         "ERR cannot join: this node is already a member of "
-                         "a cluster of %zu nodes (leave it first)",
-                         node_valid_members(cn->node));
-        } else {
-            reply_errorf(c, "ERR cannot join: %s",
-                         membership_errmsg(node_membership(cn->node)));
-        }
-        return;
-    }
     struct op *op = NULL;
     if (op_hold(cn->ops, &c->ops, &op) != RK_OK) {
-        cluster__run_node_actions(cn);
         reply_error(c, "ERR out of memory");
         return;
     }
     cn->join_op = op;
-    rk_log(RK_LOG_INFO, "cluster_join_start", "seed=%s:%lu", host, port);
-    cluster__run_node_actions(cn);
-    cluster__process_ready(cn);
+    join_probe_start(cn, op, host, (uint16_t)port);
 }
 
 void cluster_cmd(struct client *c, size_t argc, const struct resp_arg *argv)

@@ -17,9 +17,12 @@
 //                                  slot -> primary map, as ranges
 //   {"op": "setget", "prefix": s, "n": n}   n SETs then n GETs, checked
 //   {"op": "multi", "tag": t}   multi-key commands on one hash tag
-//   {"op": "loop", "seconds": s, "min_ops": n, "keys": k, "preload": m}
+//   {"op": "loop", "seconds": s, "min_ops": n, "keys": k, "preload": m,
+//    "count_stale": bool}
 //                               SET+GET(+GET of a preloaded key) loop;
 //                               counts the errors the application sees
+//                               (and, with count_stale, GETs that read an
+//                               older value apart, as "stale")
 //   {"op": "refresh"}           re-read the topology now
 //   {"op": "close"}
 'use strict';
@@ -136,6 +139,7 @@ async function loop(cmd) {
   const t0 = Date.now();
   let i = 0; let ok = 0; let maxMs = 0;
   const errors = [];
+  const stale = [];
   const clientErrs = [];
   // app_retries > 0: what an application does for idempotent commands
   // when its client does not retry: try again after app_retry_ms
@@ -157,7 +161,12 @@ async function loop(cmd) {
     try {
       await retried(() => set(k, String(i)));
       const v = await retried(() => get(k));
-      if (v !== String(i)) throw new Error(`GET ${k} answered ${v}, wanted ${i}`);
+      if (v !== String(i)) {
+        // a stale read is not an error the client surfaced: counted apart
+        // when the test asks (count_stale), else an error as before
+        if (!cmd.count_stale) throw new Error(`GET ${k} answered ${v}, wanted ${i}`);
+        stale.push({ at_ms: Date.now() - t0, read: `GET ${k} answered ${v}, wanted ${i}` });
+      }
       const p = await retried(() => get(`pre:${i % preload}`));
       if (p !== String(i % preload)) throw new Error(`GET pre:${i % preload} answered ${p}`);
       ok++;
@@ -168,6 +177,7 @@ async function loop(cmd) {
     i++;
   }
   return { iterations: i, ok, errors: errors.length, first_errors: errors.slice(0, 5),
+    stale: stale.length, first_stale: stale.slice(0, 3),
     client_errors: clientErrs.length, first_client_errors: clientErrs.slice(0, 5),
     max_iteration_ms: maxMs, seconds: (Date.now() - t0) / 1000 };
 }

@@ -1,6 +1,7 @@
 /*
  * fuzz_libringkv_reply.c - libFuzzer target for libringkv's reply and
- * topology parsing (src/lib/internal.h; TESTING.md B5).
+ * topology parsing (src/lib/internal.h; TESTING.md B5), and of the
+ * decoding of each call's reply (cmd.c) both APIs share.
  *
  * Input: one RESP reply (parsed with proto/resp.h's reply parser as the
  * library does), handed to every libringkv parser: CLUSTER SLOTS -> the
@@ -116,6 +117,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ringkv_siblings_free(s);
     } else {
         CHECK(s == NULL);
+    }
+
+    /* every call's decoding (cmd.c), as the blocking and async APIs do */
+    for (int op = RKL_OP_GET; op <= RKL_OP_PUT; op++) {
+        struct ringkv_result res;
+        rc = rkl_cmd_decode((enum rkl_op)op, n, v, &res);
+        CHECK(rc == res.err);
+        CHECK(rc == RINGKV_OK || rc == RINGKV_EPROTO || rc == RINGKV_ENOMEM ||
+              (rc == RINGKV_ENOTFOUND && op == RKL_OP_GET));
+        if (rc == RINGKV_OK && res.value.data != NULL) {
+            check_value(&res.value);
+        }
+        CHECK(res.n_values == (res.values != NULL ? n : 0));
+        rkl_result_fini(&res);
     }
 
     rc = rkl_error_code(v);

@@ -988,3 +988,51 @@ def test_cli_cluster_join_fails_fast_on_a_refused_seed(server):
         assert took < 5, took  # the node's own join would wait 30 s
     # the node is still a cluster of one
     assert run(server.port, "put", "a", "1").stdout == b"OK\n"
+
+
+def _commands_processed(node):
+    info = node.client().info("stats")
+    return int(info["total_commands_processed"])
+
+
+@pytest.mark.ringkv_only
+@pytest.mark.timeout(180)
+def test_cli_key_verbs_route_by_slot_through_libringkv(cluster_factory):
+    """Issue 13 item 4: the CLI's key-value verbs go through libringkv.
+    Against 4 nodes (N=3), a key whose slot node 1 does not serve is sent
+    by `ringkv -p NODE1 set` to the slot's first node itself (its RESP
+    command count rises; node 1 would otherwise coordinate it over the
+    peer protocol), and still succeeds with that node SIGKILLed (retried
+    on another replica)."""
+    cl = cluster_factory(4)
+    a = cl.nodes[0]
+    by_port = {n.port: n for n in cl.nodes}
+    slots = a.client().execute_command("CLUSTER SLOTS")
+    key = primary = None
+    for i in range(2000):
+        k = "route:%d" % i
+        slot = a.client().execute_command("CLUSTER KEYSLOT", k)
+        for r in slots:
+            ports = [int(x[1]) for x in r[2:]]
+            if r[0] <= slot <= r[1] and a.port not in ports:
+                key, primary = k, by_port[ports[0]]
+                break
+        if key:
+            break
+    assert key, "every slot is served by node 1"
+    before = _commands_processed(primary)
+    p = run(a.port, "set", key, "v1")
+    assert p.returncode == 0 and p.stdout == b"OK\n", p
+    # INFO itself counts as one command on `primary`
+    assert _commands_processed(primary) >= before + 2
+    assert run(a.port, "get", key).stdout == b"v1\n"
+    assert run(a.port, "--json", "mget", key, "nope").stdout == \
+        b'["v1",null]\n'
+    cl.kill(primary)
+    p = run(a.port, "set", key, "v2")
+    assert p.returncode == 0 and p.stdout == b"OK\n", p
+    p = run(a.port, "get", key)
+    assert p.returncode == 0 and p.stdout == b"v2\n", p
+    p = run(a.port, "incr", key)  # the server's error text, as before
+    assert p.returncode == 1
+    assert p.stdout.startswith(b"ERR value is not an integer"), p

@@ -782,3 +782,31 @@ def test_join_leave_with_handoff_remove_dead_node(cluster_factory):
         cl.c(c).set("k8:0", "nope")
     assert str(ei.value).startswith("CLUSTERDOWN"), str(ei.value)
     assert cl.c(a).get("k8:0") == kv["k8:0"]
+
+
+@pytest.mark.timeout(60)
+def test_join_over_resp_fails_fast_on_a_refused_seed(cluster_factory):
+    """Issue 13 item 5 (server side): RINGKV.CLUSTER JOIN sent over RESP to
+    a seed address that refuses the connection answers at once with the
+    reason, as `ringkv cluster join` does, instead of waiting for the join
+    timeout (30 s).  A seed that accepts still joins."""
+    from conftest import free_port
+    cl = cluster_factory(2, form=False)
+    a, b = cl.nodes
+    dead = free_port()
+    c = b.client()
+    for seed in ("127.0.0.1:%d" % dead, "no-such-host.invalid:%d" % dead):
+        t0 = time.monotonic()
+        with pytest.raises(redis.ResponseError) as e:
+            c.execute_command("RINGKV.CLUSTER", "JOIN", seed)
+        took = time.monotonic() - t0
+        assert took < 5, took
+        msg = str(e.value)
+        assert msg.startswith("cannot join: seed %s" % seed.rsplit(":", 1)[0]), \
+            msg
+        if seed.startswith("127."):
+            assert "Connection refused" in msg, msg
+    # no join is left in progress: the node takes a good seed at once
+    assert c.execute_command("RINGKV.CLUSTER", "JOIN", a.peer_addr) in \
+        (b"OK", "OK", True)
+    cl.wait_converged(2)

@@ -39,13 +39,19 @@ def cluster_factory(server_factory):
     yield from cluster_factory_gen(server_factory)
 
 
-def run(*args, password=None, timeout=120):
+def env_for(password=None):
+    """The drivers' environment: leak checks on, the AUTH password."""
     env = dict(os.environ)
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
     if password is not None:
         env["RINGKV_PASSWORD"] = password
-    return subprocess.run([ITEST] + list(args), capture_output=True,
-                          text=True, timeout=timeout, env=env)
+    return env
+
+
+def run(*args, password=None, timeout=120, exe=ITEST):
+    """Runs a driver (this file's, or `exe`) to completion."""
+    return subprocess.run([exe] + list(args), capture_output=True,
+                          text=True, timeout=timeout, env=env_for(password))
 
 
 def addr(port):
@@ -87,15 +93,12 @@ def test_three_nodes_every_call_from_any_seed(cluster_factory):
         assert "nodes=3" in p.stdout, p.stdout
 
 
-def test_sigkilled_node_during_idempotent_loop(cluster_factory):
-    cl = cluster_factory(3)
-    victim = cl.nodes[2]
-    seeds = [addr(n.port) for n in cl.nodes]
-    env = dict(os.environ)
-    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
-    proc = subprocess.Popen([ITEST, "loop", "8"] + seeds,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env)
+def kill_during_loop(cl, argv, victim):
+    """Runs the driver `argv` (a "loop" mode that prints "started" once
+    warm), SIGKILLs `victim` 1.5 s later; returns (ops, errors, retries)
+    of its last line, after checking it exited 0."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env_for())
     try:
         line = proc.stdout.readline()
         assert line.strip() == "started", line + proc.stderr.read()
@@ -104,7 +107,7 @@ def test_sigkilled_node_during_idempotent_loop(cluster_factory):
         out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
-            proc.kill()
+            proc.kill()  # by PID
             proc.wait()
     print(out, err[-2000:])
     assert proc.returncode == 0, out + err
@@ -112,5 +115,13 @@ def test_sigkilled_node_during_idempotent_loop(cluster_factory):
     assert m, out + err
     ops, errors, retries = (int(x) for x in m.groups())
     assert errors == 0, err[-2000:]
+    return ops, errors, retries
+
+
+def test_sigkilled_node_during_idempotent_loop(cluster_factory):
+    cl = cluster_factory(3)
+    seeds = [addr(n.port) for n in cl.nodes]
+    ops, errors, retries = kill_during_loop(cl, [ITEST, "loop", "8"] + seeds,
+                                            cl.nodes[2])
     assert ops > 100
     assert retries >= 1  # the kill was seen and retried past

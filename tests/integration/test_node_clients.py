@@ -1,71 +1,27 @@
-"""The newest majors of ioredis and node-redis ("redis" on npm), installed
-from npm once per session into a temporary directory, each running a small
-script from tests/integration/node/ that connects (HELLO 3, CLIENT SETINFO,
-ioredis's INFO ready check), does set/get/mget, pipelines and MULTI/EXEC,
-and prints JSON that is checked here.
-
-Skipped, with the reason, only when npm cannot reach its registry.
+"""ioredis and node-redis ("redis" on npm), the versions pinned in
+tests/clients/package.json and package-lock.json (installed by `npm ci`:
+scripts/deps.sh test, or the node_modules fixture of
+test_node_cluster_clients.py when tests/clients/node_modules is
+missing), each running a small script from tests/integration/node/ that
+connects (HELLO 3, CLIENT SETINFO, ioredis's INFO ready check), does
+set/get/mget, pipelines and MULTI/EXEC, and prints JSON that is checked
+here.  Bump the pins in tests/clients to test newer releases.
 """
 import json
 import os
-import re
-import shutil
 import subprocess
 
 import pytest
 
 from conftest import AUTH_PASSWORD
+from test_node_cluster_clients import node_bin, node_modules  # noqa: F401
 
 NODE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node")
-NETWORK_ERRORS = re.compile(
-    r"ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENETUNREACH|"
-    r"EHOSTUNREACH|network|getaddrinfo|socket hang up|request to .* failed",
-    re.I)
 
 
-def _node():
-    for cand in ("/usr/bin/node", shutil.which("node")):
-        if cand and os.path.exists(cand):
-            return cand
-    return None
-
-
-@pytest.fixture(scope="session")
-def node_modules(tmp_path_factory):
-    """Installs ioredis@latest and redis@latest once per session."""
-    node = _node()
-    npm = shutil.which("npm")
-    if node is None or npm is None:
-        pytest.fail("node or npm not installed (scripts/deps.sh installs "
-                    "them)")
-    prefix = str(tmp_path_factory.mktemp("npm"))
-    cmd = [npm, "install", "--prefix", prefix, "--no-audit", "--no-fund",
-           "--no-save", "--loglevel", "error", "ioredis@latest",
-           "redis@latest"]
-    try:
-        p = subprocess.run(cmd, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, timeout=300)
-    except subprocess.TimeoutExpired:
-        pytest.skip("npm install timed out: npm registry unreachable?")
-    out = (p.stdout + p.stderr).decode("utf-8", "replace")
-    if p.returncode != 0:
-        if NETWORK_ERRORS.search(out):
-            pytest.skip("npm cannot reach its registry: %s" %
-                        out.strip().splitlines()[-1][:300])
-        pytest.fail("npm install failed (rc %d):\n%s" % (p.returncode,
-                                                         out[-3000:]))
-    nm = os.path.join(prefix, "node_modules")
-    versions = {}
-    for pkg in ("ioredis", "redis"):
-        with open(os.path.join(nm, pkg, "package.json")) as f:
-            versions[pkg] = json.load(f)["version"]
-    print("npm installed: %r" % versions)
-    return nm
-
-
-def run_script(node_modules, script, *args, timeout=60):
+def run_script(node_modules, script, *args, timeout=60):  # noqa: F811
     env = dict(os.environ, NODE_PATH=node_modules)
-    p = subprocess.run([_node(), os.path.join(NODE_DIR, script)] +
+    p = subprocess.run([node_bin(), os.path.join(NODE_DIR, script)] +
                        [str(a) for a in args], stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, env=env, timeout=timeout)
     stdout = p.stdout.decode("utf-8", "replace")

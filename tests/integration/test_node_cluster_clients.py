@@ -6,18 +6,21 @@ on stdin/stdout) against real ringkvd processes (conftest/cluster_util:
 every server is stopped by PID, also on failure; the Node process is
 killed by PID too).
 
-What is checked, for each client:
+What is checked, for each client, on a 3-node and a 5-node cluster
+(SIZES; the 5-node cases took the two Node test files from 53 s to 98 s
+on 2 cores with the ASan build):
   1. it routes every key to the primary CLUSTER SLOTS names for the key's
      slot: its slot map equals CLUSTER SLOTS, and 1000 SETs land on the
      nodes that map names (counted by each node's
      total_commands_processed);
   2. 1000 SET/GET round trips and multi-key commands on one hash tag
      (MSET, MGET, DEL, EXISTS, INCR, a pipeline / MULTI);
-  3. it survives a SIGKILLed node of 3 during a SET+GET loop with 0
+  3. it survives a SIGKILLed node during a SET+GET loop with 0
      errors reaching the application: ioredis at its defaults, node-redis
      (which does not retry commands on connection errors) with the
      application retrying idempotent commands (KILL_CASES says why);
-  4. it sees a node that joins after a topology refresh.
+  4. it sees a node that joins (the 4th or 6th) after a topology
+     refresh.
 
 The npm packages are pinned in tests/clients/package.json and
 package-lock.json and installed by `npm ci` (scripts/deps.sh test, or
@@ -47,6 +50,7 @@ pytestmark = [
 CLIENTS_DIR = os.path.join(REPO, "tests", "clients")
 DRIVER = os.path.join(CLIENTS_DIR, "cluster_driver.js")
 CLIENTS = ["ioredis", "node-redis"]
+SIZES = [3, 5]  # nodes in the cluster
 
 
 def node_bin():
@@ -166,9 +170,11 @@ def commands_processed(cl, n):
 # --- 1 + 2: routing, 1000 SET/GET, hash tags -------------------------------
 
 @pytest.mark.timeout(180)
+@pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("kind", CLIENTS)
-def test_routes_keys_to_their_slot_primary(cluster_factory, driver, kind):
-    cl = cluster_factory(3)
+def test_routes_keys_to_their_slot_primary(cluster_factory, driver, kind,
+                                           size):
+    cl = cluster_factory(size)
     table = merged(slot_primaries(cl.c(0)))
     d = driver(kind, cl)
     assert sorted(d.call("masters")["masters"]) == sorted(
@@ -196,7 +202,7 @@ def test_routes_keys_to_their_slot_primary(cluster_factory, driver, kind):
         # the INFO calls above (one per node per read) and the client's
         # own housekeeping (PING, CLUSTER SLOTS) are the only extra
         assert expect <= got[port] <= expect + 20, (port, got, want)
-    assert len(want) == 3 and min(want.values()) > 100, want
+    assert len(want) == size and min(want.values()) > 300 / size, want
     # multi-key commands on one hash tag
     r = d.call("multi", tag="u1")
     assert r["mset"] == "OK", r
@@ -231,24 +237,29 @@ def kill_during_loop(cl, d, victim, seconds=12, kill_after=2.0, **kw):
 # node's client ("Disconnects client"), so the application sees 1-2 errors
 # and must retry idempotent commands itself; a shorter
 # topologyRefreshOnReconnectionAttemptStrategy shortens the stall.
+REFRESH_100 = {"topologyRefreshOnReconnectionAttemptStrategy": 100}
 KILL_CASES = [
-    ("ioredis", {}, {}),
-    ("node-redis", {}, {"app_retries": 3}),
-    ("node-redis", {"topologyRefreshOnReconnectionAttemptStrategy": 100},
-     {"app_retries": 3}),
+    pytest.param("ioredis", {}, {}, 3, id="ioredis-3"),
+    pytest.param("node-redis", {}, {"app_retries": 3}, 3, id="node-redis-3"),
+    pytest.param("node-redis", REFRESH_100, {"app_retries": 3}, 3,
+                 id="node-redis-refresh-3"),
+    # 5 nodes: the default node-redis case is left out (its 5 s stall is
+    # the same as with 3 nodes, and costs 13 s more)
+    pytest.param("ioredis", {}, {}, 5, id="ioredis-5"),
+    pytest.param("node-redis", REFRESH_100, {"app_retries": 3}, 5,
+                 id="node-redis-refresh-5"),
 ]
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-@pytest.mark.parametrize("kind,options,loop", KILL_CASES,
-                         ids=["ioredis", "node-redis", "node-redis-refresh"])
+@pytest.mark.parametrize("kind,options,loop,size", KILL_CASES)
 def test_survives_a_sigkilled_node(cluster_factory, driver, kind, options,
-                                   loop):
-    cl = cluster_factory(3)
+                                   loop, size):
+    cl = cluster_factory(size)
     d = driver(kind, cl, options=options)
     victim = cl.nodes[2]
-    r = kill_during_loop(cl, d, victim, **loop)
+    r = kill_during_loop(cl, d, victim, count_stale=True, **loop)
     print("%s %s after SIGKILL of %r: %s" % (kind, options, victim, r))
     assert r["ok"] >= 300, r
     assert r["errors"] == 0, r  # what reaches the application
@@ -263,21 +274,32 @@ def test_survives_a_sigkilled_node(cluster_factory, driver, kind, options,
     # the client dropped the dead node once it re-read the topology
     d.call("refresh")
     assert victim.port not in d.call("masters")["masters"]
+    if r["stale"] and size > 3:
+        # Seen on 5 nodes (sloppy quorum: fallbacks take writes; a 3-node
+        # cluster has none): right after the kill, a GET that follows an
+        # acknowledged SET of the same key can answer the value before
+        # it.  A server-side consistency question (src/cluster), not a
+        # client error; reported with the async branch's work, shown
+        # here as xfail instead of passing silently.
+        pytest.xfail("%d stale reads after the kill, e.g. %s" % (
+            r["stale"], r["first_stale"][:1]))
+    assert r["stale"] == 0, r
 
 
 # --- 4: a node joins ----------------------------------------------------------
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
+@pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("kind", CLIENTS)
-def test_sees_a_join_after_refresh(cluster_factory, driver, kind):
-    cl = cluster_factory(4, form=3)
+def test_sees_a_join_after_refresh(cluster_factory, driver, kind, size):
+    cl = cluster_factory(size + 1, form=size)
     d = driver(kind, cl)
-    assert len(d.call("masters")["masters"]) == 3
+    assert len(d.call("masters")["masters"]) == size
     d.call("setget", prefix="j:", n=200)
-    new = cl.nodes[3]
+    new = cl.nodes[size]
     cl.join(new, cl.nodes[0])
-    cl.wait_converged(4)
+    cl.wait_converged(size + 1)
     # the old topology still works: any node coordinates any key
     d.call("setget", prefix="j:", n=200)
     masters = d.call("refresh")["masters"]

@@ -19,6 +19,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "itest.h"
+
 static int g_fail;
 
 #define CHECK(cond)                                                       \
@@ -33,23 +35,13 @@ static int g_fail;
 static int open_rk(int n, char **seeds, struct ringkv **out)
 {
     struct ringkv_options o;
-    ringkv_options_init(&o);
-    o.seeds = (const char *const *)seeds;
-    o.n_seeds = (size_t)n;
-    o.password = getenv("RINGKV_PASSWORD");
+    itest_options(&o, n, seeds);
     char err[256];
     int rc = ringkv_create(&o, out, err);
     if (rc != RINGKV_OK) {
         printf("%s %s\n", ringkv_errname(rc), err);
     }
     return rc;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static void basic(struct ringkv *rk)
@@ -161,8 +153,8 @@ static void loop(struct ringkv *rk, double seconds)
     }
     printf("started\n");
     fflush(stdout);
-    double end = now_s() + seconds;
-    for (unsigned i = 0; now_s() < end; i++) {
+    double end = itest_now_s() + seconds;
+    for (unsigned i = 0; itest_now_s() < end; i++) {
         int kl = snprintf(key, sizeof(key), "loop:%u", i % 200);
         int vl = snprintf(val, sizeof(val), "%u", i);
         int rc = ringkv_set(rk, key, (size_t)kl, val, (size_t)vl, 0, NULL);

@@ -16,17 +16,7 @@
 #include "cluster/slot.h"
 #include "common/error.h"
 #include "lib/internal.h"
-
-static struct resp_value *parse(const char *s)
-{
-    size_t consumed = 0;
-    struct resp_value *v = NULL;
-    assert_int_equal(
-        resp_reply_parse(s, strlen(s), 64, 1u << 20, &consumed, NULL, &v),
-        RK_OK);
-    assert_int_equal(consumed, strlen(s));
-    return v;
-}
+#include "lib_test.h"
 
 /* Redis 7's shape: [start, end, [host, port, id, []], replicas...] */
 #define NODE(h, p, id) "*4\r\n$" h "\r\n:" p "\r\n$2\r\n" id "\r\n*0\r\n"
@@ -34,7 +24,7 @@ static struct resp_value *parse(const char *s)
 static void test_topo_three_ranges(void **state)
 {
     (void)state;
-    struct resp_value *v = parse(
+    struct resp_value *v = lib_test_parse(
         "*3\r\n"
         "*4\r\n:0\r\n:5460\r\n" NODE("9\r\n127.0.0.1", "7001", "n1")
             NODE("9\r\n127.0.0.1", "7002",
@@ -71,8 +61,8 @@ static void test_topo_gaps_and_errors(void **state)
     struct rkl_topo t;
     char err[128];
     /* a gap: unserved slots route nowhere */
-    struct resp_value *v =
-        parse("*1\r\n*3\r\n:100\r\n:200\r\n" NODE("1\r\nh", "1", "aa"));
+    struct resp_value *v = lib_test_parse(
+        "*1\r\n*3\r\n:100\r\n:200\r\n" NODE("1\r\nh", "1", "aa"));
     assert_int_equal(rkl_topo_from_slots(&t, v, NULL, err, sizeof(err)),
                      RINGKV_OK);
     assert_null(rkl_topo_route(&t, 99));
@@ -95,7 +85,7 @@ static void test_topo_gaps_and_errors(void **state)
         "*1\r\n*3\r\n$1\r\n0\r\n:1\r\n" NODE("1\r\nh", "1", "aa"),
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        v = parse(bad[i]);
+        v = lib_test_parse(bad[i]);
         err[0] = '\0';
         assert_int_equal(rkl_topo_from_slots(&t, v, "x", err, sizeof(err)),
                          RINGKV_EPROTO);
@@ -132,7 +122,7 @@ static void test_reply_values(void **state)
 {
     (void)state;
     struct ringkv_value one;
-    struct resp_value *v = parse("$3\r\na b\r\n");
+    struct resp_value *v = lib_test_parse("$3\r\na b\r\n");
     assert_int_equal(rkl_value_from_reply(v, &one), RINGKV_OK);
     assert_int_equal(one.len, 3);
     assert_memory_equal(one.data, "a b", 4); /* NUL-terminated */
@@ -140,7 +130,7 @@ static void test_reply_values(void **state)
     resp_value_free(v);
 
     struct ringkv_value *vals = NULL;
-    v = parse("*3\r\n$1\r\nx\r\n$-1\r\n$0\r\n\r\n");
+    v = lib_test_parse("*3\r\n$1\r\nx\r\n$-1\r\n$0\r\n\r\n");
     assert_int_equal(rkl_values_from_reply(v, 3, &vals), RINGKV_OK);
     assert_string_equal(vals[0].data, "x");
     assert_null(vals[1].data);
@@ -152,7 +142,7 @@ static void test_reply_values(void **state)
     assert_null(vals);
     resp_value_free(v);
 
-    v = parse(":1\r\n");
+    v = lib_test_parse(":1\r\n");
     assert_int_equal(rkl_value_from_reply(v, &one), RINGKV_EPROTO);
     resp_value_free(v);
 }
@@ -161,7 +151,7 @@ static void test_reply_siblings(void **state)
 {
     (void)state;
     struct ringkv_siblings *s = NULL;
-    struct resp_value *v = parse(
+    struct resp_value *v = lib_test_parse(
         "*2\r\n$6\r\nab01ff\r\n*2\r\n"
         "*3\r\n$3\r\nnew\r\n:7000\r\n:1700000000002\r\n"
         "*4\r\n_\r\n:6000\r\n:1700000000001\r\n$10\r\ntext/plain\r\n");
@@ -176,7 +166,7 @@ static void test_reply_siblings(void **state)
     ringkv_siblings_free(s);
     resp_value_free(v);
 
-    v = parse("*2\r\n$0\r\n\r\n*0\r\n"); /* a missing key */
+    v = lib_test_parse("*2\r\n$0\r\n\r\n*0\r\n"); /* a missing key */
     s = NULL;
     assert_int_equal(rkl_siblings_from_reply(v, &s), RINGKV_OK);
     assert_int_equal(s->n, 0);
@@ -193,7 +183,7 @@ static void test_reply_siblings(void **state)
         "*2\r\n$0\r\n\r\n*1\r\n*3\r\n$1\r\nx\r\n$1\r\n1\r\n:1\r\n",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        v = parse(bad[i]);
+        v = lib_test_parse(bad[i]);
         s = NULL;
         assert_int_equal(rkl_siblings_from_reply(v, &s), RINGKV_EPROTO);
         assert_null(s);
@@ -217,7 +207,7 @@ static void test_error_codes(void **state)
         {"-WRONGTYPE Operation\r\n", RINGKV_ESERVER},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        struct resp_value *v = parse(cases[i].reply);
+        struct resp_value *v = lib_test_parse(cases[i].reply);
         assert_int_equal(rkl_error_code(v), cases[i].code);
         resp_value_free(v);
     }
