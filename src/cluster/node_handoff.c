@@ -166,9 +166,18 @@ void node__handoff_on_fold(struct node *n,
                     "this node is not a current replica of the partition");
         return;
     }
-    uint64_t cursor = 0;
+    /* Cursor: u64 tag, u64 position.  Tag 0: a slot-index fold position
+     * (engine_fold_slots: valid across restarts of this node); else this
+     * run's instance with an engine_scan cursor (a cursor of another run
+     * starts over). */
+    uint32_t first = 0, last = 0;
+    ring_slot_range(r, f->partition, &first, &last);
+    uint64_t probe = 0;
+    bool by_slot = engine_slot_count(n->data, first, &probe) == RK_OK;
+    uint64_t tag = by_slot ? 0 : n->ho.instance;
+    uint64_t cursor = by_slot ? ENGINE_FOLD_START : 0;
     if (f->cursor.len == 16 &&
-        rk_get_le64((const unsigned char *)f->cursor.ptr) == n->ho.instance) {
+        rk_get_le64((const unsigned char *)f->cursor.ptr) == tag) {
         cursor = rk_get_le64((const unsigned char *)f->cursor.ptr + 8);
     }
     rk_buf_clear(&n->ho.items);
@@ -187,7 +196,17 @@ void node__handoff_on_fold(struct node *n,
         rk_buf_clear(&n->ho.keys);
         c.oom = false;
         uint64_t next = 0;
-        rc = engine_scan(n->data, cursor, 64, fold_key_cb, &c, &next);
+        if (by_slot) {
+            rc = engine_fold_slots(n->data, first, last, cursor, 64,
+                                   fold_key_cb, &c, &next);
+            if (rc == RK_EINVAL && cursor != ENGINE_FOLD_START) {
+                /* not a position of this engine: start over */
+                cursor = ENGINE_FOLD_START;
+                continue;
+            }
+        } else {
+            rc = engine_scan(n->data, cursor, 64, fold_key_cb, &c, &next);
+        }
         if (rc == RK_OK && c.oom) {
             rc = RK_ENOMEM;
         }
@@ -226,14 +245,14 @@ void node__handoff_on_fold(struct node *n,
             count++;
         }
         cursor = next;
-        done = next == 0;
+        done = by_slot ? next == ENGINE_FOLD_DONE : next == 0;
     }
     struct peer_msg rep = {.type = PEER_FOLD_REPLY};
     rep.fold_reply.req_id = f->req_id;
     rep.fold_reply.status = rc;
     unsigned char cur[16];
     if (rc == RK_OK) {
-        rk_put_le64(cur, n->ho.instance);
+        rk_put_le64(cur, tag);
         rk_put_le64(cur + 8, cursor);
         rep.fold_reply.cursor = (struct peer_bytes){(const char *)cur, 16};
         rep.fold_reply.flags = done ? PEER_FOLD_DONE : 0;

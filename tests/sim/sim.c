@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "../unit/storage/sim_disk.h"
+#include "cluster/slot.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "proto/peer.h"
@@ -195,6 +196,9 @@ static int open_engines(struct sim *s, int i)
         engine_opts_init(&eo);
         eo.max_value_len = 1u << 20;
         eo.env = &sn->env; /* seeded hashing: the same seed, the same run */
+        if (k == 0) {
+            eo.slot_fn = slot_of_key; /* as ringkvd: handoff folds slots */
+        }
         char err[256];
         int rc;
         if (s->cfg.bitcask) {
