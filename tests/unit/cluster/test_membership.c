@@ -904,6 +904,57 @@ static void test_membership_leave_hands_off_then_leaves(void **state)
     net_fini(&net);
 }
 
+/* Regression (found by the simulator's membership nemeses, issue 14): a
+ * node that left and then adopts a newer state listing it valid (its leave
+ * lost to a concurrent change) leaves again within the same call; the
+ * PERSIST of the adopted state viewed the encoding that the re-applied
+ * leave freed (a heap use-after-free in the node's action loop).  Every
+ * PERSIST the call appends must view the bytes the machine holds. */
+static void test_membership_leave_reapplied_on_gossip_persists_live_bytes(
+    void **state)
+{
+    (void)state;
+    struct net net;
+    net_init(&net, 4, 17, 0);
+    form(&net, 4);
+    struct membership *m0 = net.nodes[0].m, *m1 = net.nodes[1].m;
+    struct cl_actions acts = {0};
+    /* node-1 leaves; node-0, not hearing it, makes two changes of its own:
+     * its state is newer and still lists node-1 valid */
+    assert_int_equal(membership_leave(m1, true, net_now(&net), &acts), RK_OK);
+    cl_actions_clear(&acts);
+    assert_int_equal(membership_remove(m0, "node-3", net_now(&net), &acts),
+                     RK_OK);
+    cl_actions_clear(&acts);
+    assert_int_equal(membership_remove(m0, "node-2", net_now(&net), &acts),
+                     RK_OK);
+    cl_actions_clear(&acts);
+    assert_true(membership_version(m0) > membership_version(m1));
+    struct peer_msg g = {.type = PEER_GOSSIP};
+    g.gossip.state = membership_state_bytes(m0);
+    g.gossip.state_version = membership_version(m0);
+    g.gossip.from = (struct peer_bytes){"node-0", 6};
+    assert_int_equal(membership_on_message(m1, &g, net_now(&net), &acts),
+                     RK_OK);
+    struct membership_member mm;
+    assert_true(membership_member_find(m1, "node-1", &mm));
+    assert_int_equal(mm.status, MEMBERSHIP_STATUS_LEAVING);
+    assert_true(membership_version(m1) > membership_version(m0));
+    struct peer_bytes now_held = membership_state_bytes(m1);
+    size_t persists = 0;
+    for (size_t i = 0; i < acts.len; i++) {
+        const struct cl_action *a = &acts.items[i];
+        if (a->type == CL_ACT_PERSIST) {
+            persists++;
+            assert_ptr_equal(a->bytes.ptr, now_held.ptr);
+            assert_int_equal(a->bytes.len, now_held.len);
+        }
+    }
+    assert_int_equal(persists, 1);
+    cl_actions_clear(&acts);
+    net_fini(&net);
+}
+
 static void test_membership_restarts_from_persisted_bytes(void **state)
 {
     (void)state;
@@ -1163,6 +1214,8 @@ int main(void)
         cmocka_unit_test(test_membership_remove_takes_a_dead_node_out),
         cmocka_unit_test(test_membership_leave_hands_off_then_leaves),
         cmocka_unit_test(test_membership_restarts_from_persisted_bytes),
+        cmocka_unit_test(
+            test_membership_leave_reapplied_on_gossip_persists_live_bytes),
         cmocka_unit_test(test_membership_upgrades_format_1_only_when_m_le_n),
         cmocka_unit_test(
             test_membership_gossip_from_another_cluster_is_ignored),
