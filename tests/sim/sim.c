@@ -56,14 +56,19 @@ void sim_config_default(struct sim_config *cfg)
 void sim__violation(struct sim *s, enum sim_invariant inv, const char *fmt, ...)
 {
     s->res->violations[inv]++;
-    if (s->res->first[0] == '\0') {
+    if (s->res->first[0] == '\0' || s->cfg.verbose >= 2) {
         char msg[400];
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
-        snprintf(s->res->first, sizeof(s->res->first), "%s: %s",
-                 sim_invariant_name(inv), msg);
+        if (s->res->first[0] == '\0') {
+            snprintf(s->res->first, sizeof(s->res->first), "%s: %s",
+                     sim_invariant_name(inv), msg);
+        }
+        if (s->cfg.verbose >= 2) {
+            printf("  violation %s: %s\n", sim_invariant_name(inv), msg);
+        }
     }
 }
 
