@@ -17,11 +17,13 @@
  *            starts empty, a spare;
  *   replace  a remove and a join at once.
  * A leave or remove never leaves fewer than N members that have joined and
- * stay.  Every second the operator follows up (SIM_EV_MEMBERS): a join
- * whose node crashed or timed out while the cluster lists it is issued
- * again, a remove that lost to a concurrent change is issued again, and
- * removed nodes become spares as above.  The follow-up runs on during the
- * heal, so what was started finishes; no new change starts then.
+ * stay; with W = 1 there are no removes (a write acknowledged by the
+ * removed node alone is lost with its disk, as W = 1 allows).  Every second the
+ * operator follows up (SIM_EV_MEMBERS): a join whose node crashed or timed out
+ * while the cluster lists it is issued again, a remove that lost to a
+ * concurrent change is issued again, and removed nodes become spares as above.
+ * The follow-up runs on during the heal, so what was started finishes; no new
+ * change starts then.
  *
  * Invariants at the end (sim__check_ring), after heal_ms:
  *   I6  every node the final state lists is a member (phase MEMBER) at the
@@ -221,7 +223,10 @@ static int do_leave(struct sim *s)
 /* Removes a crashed member for good (crashing one first if none is). */
 static int do_remove(struct sim *s)
 {
-    if (staying(s) <= s->cfg.n) {
+    /* A removed node's disk is gone for good: with W = 1 a write it alone
+     * acknowledged goes with it (no bug: W = 1 promises one copy), so
+     * I1 could not hold; W >= 2 leaves a copy elsewhere. */
+    if (staying(s) <= s->cfg.n || s->cfg.w < 2) {
         return -1;
     }
     int list[SIM_MAX_NODES];
