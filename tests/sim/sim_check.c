@@ -36,7 +36,9 @@
  *   I5 (E) no replica holds a live sibling whose dot an acknowledged
  *      DEL's context covered (a value the delete superseded came back).
  *   I6 (E) every node is a member with all nodes valid, at the same
- *      state version, and sees agreement.
+ *      state version, and sees agreement (with cfg.spares: the members
+ *      the final state lists; sim_members.c, which also checks I10).
+ * With cfg.spares every replica set is the final ring's (sim__final_ring).
  *   I7 (E) merging a key's replica objects in reverse order, and with
  *      duplicates, gives the same bytes as in order.
  *   I9 (E) every chunk manifest live on a replica of its key names blocks
