@@ -20,6 +20,7 @@ if [ "$tier" = long ]; then
   run --seeds "$SEEDS" --steps "$STEPS" --r 1 --w 1
   run --seeds "$SEEDS" --steps "$STEPS" --sloppy off
   run --seeds "$SEEDS" --steps "$STEPS" --engine bitcask
+  run --seeds "$SEEDS" --steps "$STEPS" --nodes 7 --spares 2
   exit $status
 fi
 # 200 seeds x 20k steps, M=5 N3 R2 W2 sloppy quorum on; the first 10 seeds
@@ -34,6 +35,10 @@ run --seeds 3001:3050 --steps 20000 --engine bitcask --determinism 3
 # regression (issue 12 item 3): a node recovered in place after a full disk
 # reused its dvv actor and a merge dropped an acknowledged write
 run --seeds 5130:5130 --steps 20000 --engine bitcask
+# membership changes (issue 14): 5 members and 2 spares; join, leave,
+# remove and replace during the other faults; I10 (no transition stuck),
+# checks on the final ring; the first 2 seeds twice for I8
+run --seeds 7001:7040 --steps 40000 --nodes 7 --spares 2 --determinism 2
 # negative control: conflict_policy lww must lose acknowledged writes, or
 # the checker is broken
 run --seeds 1:10 --steps 20000 --policy lww --expect I1

@@ -992,8 +992,16 @@ static int on_gossip(struct membership *m,
     if (rc != RK_OK) {
         return rc;
     }
-    emit_state_changed(m, acts);
-    return follow_self(m, before, now_ms, acts);
+    /* follow_self may install a newer state of its own (a leave re-applied),
+     * which frees the encoding a PERSIST of the adopted one would view:
+     * announce the adopted state only when it is still the one held (the
+     * newer one announces itself and supersedes it). */
+    uint64_t adopted = m->st->version;
+    rc = follow_self(m, before, now_ms, acts);
+    if (m->st->version == adopted) {
+        emit_state_changed(m, acts);
+    }
+    return rc;
 }
 
 int membership_on_message(struct membership *m,

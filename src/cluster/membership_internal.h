@@ -118,6 +118,9 @@ static inline bool mb_in_next(uint8_t status)
  * or the current ring, as `prev`, so few partitions move), bumps the
  * epoch, carries over the has-bits of members that stay in a partition's
  * next preference list, and finalizes at once when nothing is pending.
+ * When no member is joining or leaving any more (a joining node left or
+ * was removed), it ends the transition instead: no next ring, the current
+ * ring stays.
  * Errors: RK_EINVAL (no member would be left), RK_ENOMEM; s unchanged in
  * its rings on error.
  */

@@ -644,10 +644,28 @@ int mb_state_replan(struct mb_state *s)
         return RK_ENOMEM;
     }
     size_t n = 0;
+    bool moving = false; /* a member is joining or leaving */
     for (size_t i = 0; i < s->n_nodes; i++) {
         if (mb_in_next(s->nodes[i].status)) {
             ids[n++] = s->nodes[i].id;
         }
+        moving |= s->nodes[i].status == MEMBERSHIP_STATUS_JOINING ||
+                  s->nodes[i].status == MEMBERSHIP_STATUS_LEAVING;
+    }
+    if (n > 0 && !moving) {
+        /* The change undid the transition (a joining node left or was
+         * removed): the current ring, which every write of the transition
+         * reached, stays; planning a next ring from the previous next one
+         * would move partitions among valid members, a transition without
+         * joining or leaving members, which no decoder accepts. */
+        rk_free(ids);
+        rk_free(has);
+        ring_destroy(s->next);
+        rk_free(s->has);
+        s->next = NULL;
+        s->has = NULL;
+        s->epoch++;
+        return RK_OK;
     }
     struct ring *nr = NULL;
     int rc = n == 0 ? RK_EINVAL

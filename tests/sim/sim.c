@@ -31,6 +31,7 @@ const char *sim_invariant_name(enum sim_invariant i)
         "I1 lost acknowledged write", "I2 convergence",  "I3 false sibling",
         "I4 sibling bound",           "I5 resurrection", "I6 ring agreement",
         "I7 delivery order",          "I8 determinism",  "I9 chunk lost",
+        "I10 handoff stuck",
     };
     return i < SIM_N_INVARIANTS ? names[i] : "?";
 }
@@ -56,14 +57,19 @@ void sim_config_default(struct sim_config *cfg)
 void sim__violation(struct sim *s, enum sim_invariant inv, const char *fmt, ...)
 {
     s->res->violations[inv]++;
-    if (s->res->first[0] == '\0') {
+    if (s->res->first[0] == '\0' || s->cfg.verbose >= 2) {
         char msg[400];
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
-        snprintf(s->res->first, sizeof(s->res->first), "%s: %s",
-                 sim_invariant_name(inv), msg);
+        if (s->res->first[0] == '\0') {
+            snprintf(s->res->first, sizeof(s->res->first), "%s: %s",
+                     sim_invariant_name(inv), msg);
+        }
+        if (s->cfg.verbose >= 2) {
+            printf("  violation %s: %s\n", sim_invariant_name(inv), msg);
+        }
     }
 }
 
@@ -332,6 +338,10 @@ void sim__after(struct sim *s, int i)
                 sn->joined = true;
                 break;
             case NODE_JOIN_FAILED:
+                if (s->cfg.spares) {
+                    sim__members_join_failed(s, i);
+                }
+                /* fall through */
             case NODE_LOG:
                 if (s->cfg.verbose >= 2) {
                     printf("  %8" PRIu64 " %s log %s %s\n", sim_now(s), sn->id,
@@ -479,7 +489,7 @@ static void heal_network(struct sim *s)
     apply_link(s);
 }
 
-static size_t crashed(const struct sim *s)
+size_t sim__crashed(const struct sim *s)
 {
     size_t k = 0;
     for (size_t i = 0; i < s->cfg.n_nodes; i++) {
@@ -492,10 +502,15 @@ static void nemesis(struct sim *s)
 {
     size_t m = s->cfg.n_nodes;
     int pick = (int)sim__rand(s, m);
-    uint64_t what = sim__rand(s, s->cfg.bitcask ? 13 : 11);
+    uint64_t base = s->cfg.bitcask ? 13 : 11;
+    uint64_t what =
+        sim__rand(s, base + (s->cfg.spares ? SIM_MEMBER_ACTIONS : 0));
     const char *did = NULL;
     char line[128];
-    switch (what) {
+    if (what >= base) {
+        did = sim__members_nemesis(s, what - base, line, sizeof(line));
+    }
+    switch (what < base ? what : UINT64_MAX) {
         case 0: { /* halves */
             uint64_t side = sim__rand(s, (1u << m) - 2) + 1;
             for (size_t a = 0; a < m; a++) {
@@ -549,7 +564,7 @@ static void nemesis(struct sim *s)
             did = "heal partitions";
             break;
         case 5: /* crash (at most two down at once) */
-            if (s->nodes[pick].node && crashed(s) < 2 && m > 2) {
+            if (s->nodes[pick].node && sim__crashed(s) < 2 && m > 2) {
                 crash_node(s, pick);
                 (void)simnet_schedule(s->net,
                                       sim_now(s) + 1000 + sim__rand(s, 9000),
@@ -659,7 +674,7 @@ static void on_event(void *data, int type, int ep, uint64_t a, uint64_t b)
             }
             break;
         case SIM_EV_RESTART:
-            if (s->nodes[node].node == NULL) {
+            if (s->nodes[node].node == NULL && !s->nodes[node].stay_down) {
                 (void)start_node(s, node);
                 if (s->cfg.verbose >= 1) {
                     printf("  %8" PRIu64 " restart %s\n", sim_now(s),
@@ -692,6 +707,11 @@ static void on_event(void *data, int type, int ep, uint64_t a, uint64_t b)
             node_on_durable(s->nodes[ep].node, sim_now(s));
             sim__after(s, ep);
             break;
+        case SIM_EV_MEMBERS:
+            sim__members_event(s);
+            (void)simnet_schedule(s->net, sim_now(s) + 1000, SIM_EV_MEMBERS, -1,
+                                  0, 0);
+            break;
     }
 }
 
@@ -703,12 +723,12 @@ void sim__run_until(struct sim *s, uint64_t until, size_t max_events)
 static bool all_agree(struct sim *s)
 {
     uint64_t v = 0;
-    for (size_t i = 0; i < s->cfg.n_nodes; i++) {
+    size_t members = sim__initial_members(s);
+    for (size_t i = 0; i < members; i++) {
         struct sim_node *sn = &s->nodes[i];
         if (sn->node == NULL ||
             membership_phase(node_membership(sn->node)) != MEMBERSHIP_MEMBER ||
-            node_valid_members(sn->node) != s->cfg.n_nodes ||
-            !node_agrees(sn->node)) {
+            node_valid_members(sn->node) != members || !node_agrees(sn->node)) {
             return false;
         }
         uint64_t vi = membership_version(node_membership(sn->node));
@@ -730,7 +750,7 @@ static int form_cluster(struct sim *s)
     }
     s->nodes[0].joined = true;
     sim__after(s, 0);
-    for (size_t i = 1; i < s->cfg.n_nodes; i++) {
+    for (size_t i = 1; i < sim__initial_members(s); i++) {
         rc = node_join(s->nodes[i].node, s->nodes[0].host, 7381, sim_now(s));
         if (rc != RK_OK) {
             return rc;
@@ -759,6 +779,7 @@ static void heal_all(struct sim *s)
         struct sim_node *sn = &s->nodes[i];
         sn->skew_ms = 0;
         simnet_pause(s->net, (int)i, false);
+        sn->stay_down = false; /* a removed node still down comes back */
         if (sn->node == NULL) {
             (void)start_node(s, (int)i);
         }
@@ -770,8 +791,8 @@ int sim_create(const struct sim_config *cfg,
                struct sim **out)
 {
     if (cfg->n_nodes < 1 || cfg->n_nodes > SIM_MAX_NODES ||
-        cfg->n_clients < 1 || cfg->n_clients > SIM_MAX_CLIENTS ||
-        g_sim != NULL) {
+        cfg->spares >= cfg->n_nodes || cfg->n_clients < 1 ||
+        cfg->n_clients > SIM_MAX_CLIENTS || g_sim != NULL) {
         return RK_EINVAL;
     }
     struct sim *s = rk_calloc(1, sizeof(*s));
@@ -793,6 +814,7 @@ int sim_create(const struct sim_config *cfg,
     for (size_t i = 0; rc == RK_OK && i < cfg->n_nodes; i++) {
         struct sim_node *sn = &s->nodes[i];
         sn->idx = (int)i;
+        sn->spare = i >= cfg->n_nodes - cfg->spares;
         simnet_endpoint(s->net, (int)i, on_frame, on_tick, s);
         simnet_set_down(s->net, (int)i, true); /* until it starts */
         snprintf(sn->id, sizeof(sn->id), "n%u", (unsigned)(i + 1) % 100);
@@ -876,6 +898,10 @@ int sim_run(const struct sim_config *cfg, struct sim_result *out)
         }
         (void)simnet_schedule(s->net, sim_now(s) + 1000, SIM_EV_NEMESIS, -1, 0,
                               0);
+        if (cfg->spares) {
+            (void)simnet_schedule(s->net, sim_now(s) + 1000, SIM_EV_MEMBERS, -1,
+                                  0, 0);
+        }
         sim__run_until(s, UINT64_MAX, cfg->steps);
         s->clients_on = false;
         heal_all(s);
@@ -935,6 +961,16 @@ const char *sim_node_id(const struct sim *s, int i)
 void sim_crash(struct sim *s, int i)
 {
     crash_node(s, i);
+}
+
+void sim__crash_node(struct sim *s, int i)
+{
+    crash_node(s, i);
+}
+
+int sim__start_node(struct sim *s, int i)
+{
+    return start_node(s, i);
 }
 
 void sim_disk_full(struct sim *s, int i, bool full)

@@ -40,13 +40,19 @@ enum sim_invariant
     SIM_I7_ORDER,          /* merge order changed the result */
     SIM_I8_DETERMINISM,    /* same seed, different trace (runner) */
     SIM_I9_CHUNK_LOST,     /* a live chunked value lost a block */
+    SIM_I10_HANDOFF_STUCK, /* a transition still in progress after heal */
     SIM_N_INVARIANTS,
 };
 
 struct sim_config
 {
     uint64_t seed;
-    size_t n_nodes;    /* M, 1..SIM_MAX_NODES */
+    size_t n_nodes;    /* M, 1..SIM_MAX_NODES: members + spares */
+    size_t spares;     /* nodes started but not joined when the cluster
+                          forms (the last ones); > 0 also turns on the
+                          membership nemeses (join, leave, remove,
+                          replace: sim_members.c).  0: the runs of
+                          before, trace for trace */
     uint32_t n, r, w;  /* quorum settings */
     bool sloppy;       /* sloppy quorum */
     bool lww;          /* conflict_policy = lww (the negative control) */
@@ -78,11 +84,12 @@ struct sim_result
     uint64_t elements_acked;    /* set-append elements acknowledged */
     uint64_t messages, dropped; /* frames sent / dropped by the network */
     uint64_t crashes, pauses, partitions;
-    uint64_t jobs;          /* storage jobs run (fsync batches, merges) */
-    uint64_t disk_faults;   /* fsyncs made to fail with EIO (bitcask) */
-    uint64_t disks_full;    /* disks filled up, then freed (bitcask) */
-    size_t max_siblings;    /* largest sibling count seen in a reply */
-    uint64_t chunked_acked; /* chunked values acknowledged */
+    uint64_t membership_changes; /* joins, leaves, removes issued */
+    uint64_t jobs;               /* storage jobs run (fsync batches, merges) */
+    uint64_t disk_faults;        /* fsyncs made to fail with EIO (bitcask) */
+    uint64_t disks_full;         /* disks filled up, then freed (bitcask) */
+    size_t max_siblings;         /* largest sibling count seen in a reply */
+    uint64_t chunked_acked;      /* chunked values acknowledged */
     uint64_t chunk_manifests_dropped; /* reported for block deletion */
     uint64_t chunk_blocks_deleted, chunk_blocks_failed;
     uint64_t keys, keys_converged_by_heal; /* keys whose replicas were

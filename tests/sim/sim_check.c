@@ -36,7 +36,9 @@
  *   I5 (E) no replica holds a live sibling whose dot an acknowledged
  *      DEL's context covered (a value the delete superseded came back).
  *   I6 (E) every node is a member with all nodes valid, at the same
- *      state version, and sees agreement.
+ *      state version, and sees agreement (with cfg.spares: the members
+ *      the final state lists; sim_members.c, which also checks I10).
+ * With cfg.spares every replica set is the final ring's (sim__final_ring).
  *   I7 (E) merging a key's replica objects in reverse order, and with
  *      duplicates, gives the same bytes as in order.
  *   I9 (E) every chunk manifest live on a replica of its key names blocks
@@ -369,6 +371,10 @@ void sim__client_event(struct sim *s, int c)
     cl->kind = kind;
     cl->key = key;
     cl->node = (int)sim__rand(s, s->cfg.n_nodes);
+    for (size_t k = 0; k < s->cfg.n_nodes && !sim__is_member(s, cl->node);
+         k++) {
+        cl->node = (cl->node + 1) % (int)s->cfg.n_nodes; /* not a spare */
+    }
     cl->writing = false;
     cl->elem = ((uint64_t)(c + 1) << 32) | ++cl->seq;
     cl->invoked_at = sim_now(s);
@@ -669,7 +675,7 @@ void sim__on_reply(struct sim *s, int node, const struct node_result *r)
 void sim__repair_pass(struct sim *s)
 {
     for (int k = 0; k < sim__n_keys(s); k++) {
-        int i = k % (int)s->cfg.n_nodes;
+        int i = sim__member_at(s, (uint64_t)k);
         struct sim_node *sn = &s->nodes[i];
         if (sn->node == NULL) {
             continue;
@@ -689,14 +695,14 @@ void sim__repair_pass(struct sim *s)
     }
 }
 
-/* The replicas of key (klen bytes; node indexes) by n1's ring, all nodes
- * up. */
+/* The replicas of key (klen bytes; node indexes) by the final ring (the
+ * first member's: after heal all members agree, I6), all nodes up. */
 static size_t replicas_of_key(struct sim *s,
                               const void *key,
                               size_t klen,
                               int *out)
 {
-    const struct ring *r = membership_ring(node_membership(s->nodes[0].node));
+    const struct ring *r = sim__final_ring(s);
     size_t idx[ROUTE_MAX_TARGETS];
     size_t all = ring_preflist(r, ring_partition_of_key(r, key, klen), idx,
                                ROUTE_MAX_TARGETS);
@@ -783,10 +789,18 @@ static void check_chunks(struct sim *s, int k)
                                o.sibs[q].dot.actor, o.sibs[q].dot.counter,
                                o.sibs[q].chunked ? "(m)" : "");
                     }
-                    printf("; block sibs %zu%s\n", merged.n_sibs,
-                           merged.n_sibs && merged.sibs[0].tombstone
-                               ? " tombstone"
-                               : "");
+                    printf(
+                        "; block sibs %zu%s, partition %" PRIu32 ", replicas",
+                        merged.n_sibs,
+                        merged.n_sibs && merged.sibs[0].tombstone ? " tombstone"
+                                                                  : "",
+                        ring_partition_of_key(sim__final_ring(s), bkey,
+                                              sizeof(bkey)));
+                    for (size_t q = 0; q < nb; q++) {
+                        printf(" %s",
+                               brep[q] >= 0 ? s->nodes[brep[q]].id : "?");
+                    }
+                    printf("\n");
                 }
                 if (!ok) {
                     uint64_t elem;
@@ -1031,32 +1045,16 @@ void sim__count_converged(struct sim *s)
 
 void sim__check(struct sim *s)
 {
-    /* I6: one ring everywhere */
-    uint64_t v0 = 0;
     for (size_t i = 0; i < s->cfg.n_nodes; i++) {
-        struct sim_node *sn = &s->nodes[i];
-        if (sn->node == NULL) {
-            sim__violation(s, SIM_I6_RING, "%s is down after heal", sn->id);
+        if (s->nodes[i].node == NULL) {
+            sim__violation(s, SIM_I6_RING, "%s is down after heal",
+                           s->nodes[i].id);
             return;
         }
-        struct membership *m = node_membership(sn->node);
-        uint64_t v = membership_version(m);
-        if (membership_phase(m) != MEMBERSHIP_MEMBER ||
-            node_valid_members(sn->node) != s->cfg.n_nodes ||
-            !node_agrees(sn->node) || (i > 0 && v != v0)) {
-            sim__violation(
-                s, SIM_I6_RING,
-                "%s: phase %d, %zu members, version %" PRIu64 ", agreement %d",
-                sn->id, (int)membership_phase(m), node_valid_members(sn->node),
-                v, node_agrees(sn->node));
-        }
-        v0 = i == 0 ? v : v0;
-        uint64_t hints = node_hints_pending(sn->node);
-        if (hints) {
-            sim__violation(s, SIM_I2_CONVERGENCE,
-                           "%s still holds %" PRIu64 " hints after heal",
-                           sn->id, hints);
-        }
+    }
+    sim__check_ring(s); /* I6, I10, hints (sim_members.c) */
+    if (sim__final_ring(s) == NULL) {
+        return; /* no member left to check keys against */
     }
     for (int k = 0; k < sim__n_keys(s); k++) {
         check_key(s, k);

@@ -40,6 +40,8 @@ enum sim_ev_type
     SIM_EV_REBOOT,  /* the operator restarts node a (incarnation b) */
     SIM_EV_SPACE,   /* space returns on node a's full disk (incarnation
                        b): its engines recover in place */
+    SIM_EV_MEMBERS, /* the operator's follow-up of membership changes
+                       (sim_members.c; only with cfg.spares) */
 };
 
 /* A simulated executor (common/env.h): jobs run at a simulated time, in
@@ -72,8 +74,16 @@ struct sim_node
     struct sim_executor sync_ex, bg_ex;
     struct rk_buf state; /* NODE_FILE_STATE as persisted */
     bool versioned;
-    bool joined;     /* JOIN_DONE seen (or the seed) */
-    int64_t skew_ms; /* wall clock offset */
+    bool joined; /* JOIN_DONE seen (or the seed) */
+    /* membership nemeses (sim_members.c), the operator's intent: */
+    bool spare;          /* not part of the cluster: never joined, or
+                            removed (and then empty or wiped); clients
+                            do not use it; the nemesis may join it */
+    bool leaving;        /* left or was removed: until it is a spare */
+    bool stay_down;      /* removed while crashed: no restart until the
+                            cluster shows it removed, then wiped */
+    uint64_t changed_ms; /* when the last join/leave/remove was issued */
+    int64_t skew_ms;     /* wall clock offset */
     struct rk_env env;
     struct rk_rng rng;             /* the node's own stream (env rand64) */
     struct hlc hlc;                /* client writes' timestamps (the RESP
@@ -151,6 +161,37 @@ void sim__violation(struct sim *s, enum sim_invariant inv, const char *fmt, ...)
 uint64_t sim__rand(struct sim *s, uint64_t bound);
 /* Key i's name ("s3", "r1") into buf. */
 void sim__key(int key, char buf[8]);
+
+/* Node life, for sim_members.c. */
+int sim__start_node(struct sim *s, int i);
+void sim__crash_node(struct sim *s, int i);
+size_t sim__crashed(const struct sim *s);
+
+/* ---- sim_members.c ---- */
+/* Whether clients, the repair pass and the checks treat node i as part of
+ * the cluster (not a spare). */
+bool sim__is_member(const struct sim *s, int i);
+/* Node index of the k-th member (mod the number of members); with no
+ * spares, k % M. */
+int sim__member_at(const struct sim *s, uint64_t k);
+/* Members at form time (M - spares). */
+size_t sim__initial_members(const struct sim *s);
+/* One membership nemesis action (join, leave, remove, replace) of kind
+ * `what`; the line it did into line, or NULL. */
+const char *sim__members_nemesis(struct sim *s,
+                                 uint64_t what,
+                                 char *line,
+                                 size_t cap);
+#define SIM_MEMBER_ACTIONS 4
+/* The operator's follow-up, every second (SIM_EV_MEMBERS). */
+void sim__members_event(struct sim *s);
+/* A node reported NODE_JOIN_FAILED. */
+void sim__members_join_failed(struct sim *s, int i);
+/* I6 and I10 at the end of a run: the members agree on one ring, no
+ * transition is left, no hints are held. */
+void sim__check_ring(struct sim *s);
+/* The ring the checks use: the first member's (after heal, all agree). */
+const struct ring *sim__final_ring(struct sim *s);
 
 /* ---- sim_check.c ---- */
 void sim__client_event(struct sim *s, int client);

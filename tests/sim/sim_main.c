@@ -8,12 +8,16 @@
  *              [--n N] [--r R] [--w W] [--sloppy on|off]
  *              [--policy siblings|lww] [--clients C] [--no-nemesis]
  *              [--heal-ms MS] [--engine memory|bitcask]
- *              [--crash-drops-sends] [--no-chunks]
+ *              [--crash-drops-sends] [--no-chunks] [--spares K]
  *              [--determinism K] [--expect INV]
  *              [--verbose | -v -v]
  *
  * --no-chunks leaves out the chunked-value keys (SIM_OP_BIG, I9): the
  * workload of before they existed, so seeds found then replay as they did.
+ *
+ * --spares K starts K of the M nodes as spares, not joined when the
+ * cluster forms, and turns on the membership nemeses (join, leave, remove,
+ * replace; sim_members.c) and invariant I10 (no transition stuck).
  *
  * --determinism K runs the first K seeds twice and fails unless the trace
  * hashes match (I8).  --expect I1 turns the run into a negative control:
@@ -44,10 +48,10 @@ static int usage(void)
     fprintf(stderr,
             "usage: ringkv_sim [--seed S | --seeds A:B] [--steps N] "
             "[--nodes M] [--n N] [--r R] [--w W] [--sloppy on|off] "
-            "[--crash-drops-sends] [--no-chunks] "
+            "[--crash-drops-sends] [--no-chunks] [--spares K] "
             "[--policy siblings|lww] [--clients C] [--no-nemesis] "
             "[--heal-ms MS] [--engine memory|bitcask] [--determinism K] "
-            "[--expect I1..I9] [-v]\n");
+            "[--expect I1..I10] [-v]\n");
     return 2;
 }
 
@@ -86,6 +90,8 @@ int main(int argc, char **argv)
             cfg.steps = (size_t)v;
         } else if (strcmp(a, "--nodes") == 0 && val && parse_u64(val, &v)) {
             cfg.n_nodes = (size_t)v;
+        } else if (strcmp(a, "--spares") == 0 && val && parse_u64(val, &v)) {
+            cfg.spares = (size_t)v;
         } else if (strcmp(a, "--n") == 0 && val && parse_u64(val, &v)) {
             cfg.n = (uint32_t)v;
         } else if (strcmp(a, "--r") == 0 && val && parse_u64(val, &v)) {
@@ -111,8 +117,8 @@ int main(int argc, char **argv)
             determinism = v;
             keep = false;
         } else if (strcmp(a, "--expect") == 0 && val && val[0] == 'I' &&
-                   val[1] >= '1' && val[1] <= '9' && val[2] == '\0') {
-            expect = val[1] - '1';
+                   parse_u64(val + 1, &v) && v >= 1 && v <= SIM_N_INVARIANTS) {
+            expect = (int)v - 1;
             keep = false;
         } else if (strcmp(a, "--engine") == 0 && val &&
                    (strcmp(val, "bitcask") == 0 ||
@@ -142,14 +148,16 @@ int main(int argc, char **argv)
                                       : (enum rk_log_level)(RK_LOG_ERROR + 1));
     printf("ringkv_sim: seeds %" PRIu64 "..%" PRIu64
            ", %zu nodes, N%u R%u "
-           "W%u, sloppy %s, %s, %zu clients, %zu steps, nemesis %s\n",
+           "W%u, sloppy %s, %s, %zu clients, %zu steps, nemesis %s%s\n",
            first, last, cfg.n_nodes, cfg.n, cfg.r, cfg.w,
            cfg.sloppy ? "on" : "off", cfg.lww ? "lww" : "siblings",
-           cfg.n_clients, cfg.steps, cfg.nemesis ? "on" : "off");
+           cfg.n_clients, cfg.steps, cfg.nemesis ? "on" : "off",
+           cfg.spares ? " + membership changes" : "");
     fflush(stdout);
     uint64_t totals[SIM_N_INVARIANTS] = {0};
     uint64_t events = 0, sim_ms = 0, ok = 0, unknown = 0, failed = 0;
     uint64_t elements = 0, crashes = 0, pauses = 0, parts = 0, msgs = 0;
+    uint64_t changes = 0;
     uint64_t jobs = 0, disk_faults = 0, disks_full = 0;
     size_t max_sibs = 0, bad_seeds = 0;
     uint64_t keys = 0, converged = 0;
@@ -201,6 +209,7 @@ int main(int argc, char **argv)
         crashes += r.crashes;
         pauses += r.pauses;
         parts += r.partitions;
+        changes += r.membership_changes;
         msgs += r.messages;
         jobs += r.jobs;
         disk_faults += r.disk_faults;
@@ -226,10 +235,11 @@ int main(int argc, char **argv)
            " keys equal on all replicas after healing (hints, gossip), "
            "before the read-repair pass\n",
            converged, keys);
-    printf("nemesis: %" PRIu64 " crashes, %" PRIu64 " pauses, %" PRIu64
-           " partitions, %" PRIu64 " disk errors, %" PRIu64
-           " disks full; %" PRIu64 " frames, %" PRIu64 " storage jobs\n",
-           crashes, pauses, parts, disk_faults, disks_full, msgs, jobs);
+    printf(
+        "nemesis: %" PRIu64 " crashes, %" PRIu64 " pauses, %" PRIu64
+        " partitions, %" PRIu64 " disk errors, %" PRIu64 " disks full, %" PRIu64
+        " membership changes; %" PRIu64 " frames, %" PRIu64 " storage jobs\n",
+        crashes, pauses, parts, disk_faults, disks_full, changes, msgs, jobs);
     printf("speed: %" PRIu64 " seeds in %.1f s (%.2f seeds/s), %" PRIu64
            " events (%.0f/s), simulated/wall time %.0fx\n",
            seeds, dt, (double)seeds / dt, events, (double)events / dt,

@@ -904,6 +904,120 @@ static void test_membership_leave_hands_off_then_leaves(void **state)
     net_fini(&net);
 }
 
+/* Regression (found by the simulator's membership nemeses, issue 14): a
+ * node that left and then adopts a newer state listing it valid (its leave
+ * lost to a concurrent change) leaves again within the same call; the
+ * PERSIST of the adopted state viewed the encoding that the re-applied
+ * leave freed (a heap use-after-free in the node's action loop).  Every
+ * PERSIST the call appends must view the bytes the machine holds. */
+static void test_membership_leave_reapplied_on_gossip_persists_live_bytes(
+    void **state)
+{
+    (void)state;
+    struct net net;
+    net_init(&net, 4, 17, 0);
+    form(&net, 4);
+    struct membership *m0 = net.nodes[0].m, *m1 = net.nodes[1].m;
+    struct cl_actions acts = {0};
+    /* node-1 leaves; node-0, not hearing it, makes two changes of its own:
+     * its state is newer and still lists node-1 valid */
+    assert_int_equal(membership_leave(m1, true, net_now(&net), &acts), RK_OK);
+    cl_actions_clear(&acts);
+    assert_int_equal(membership_remove(m0, "node-3", net_now(&net), &acts),
+                     RK_OK);
+    cl_actions_clear(&acts);
+    assert_int_equal(membership_remove(m0, "node-2", net_now(&net), &acts),
+                     RK_OK);
+    cl_actions_clear(&acts);
+    assert_true(membership_version(m0) > membership_version(m1));
+    struct peer_msg g = {.type = PEER_GOSSIP};
+    g.gossip.state = membership_state_bytes(m0);
+    g.gossip.state_version = membership_version(m0);
+    g.gossip.from = (struct peer_bytes){"node-0", 6};
+    assert_int_equal(membership_on_message(m1, &g, net_now(&net), &acts),
+                     RK_OK);
+    struct membership_member mm;
+    assert_true(membership_member_find(m1, "node-1", &mm));
+    assert_int_equal(mm.status, MEMBERSHIP_STATUS_LEAVING);
+    assert_true(membership_version(m1) > membership_version(m0));
+    struct peer_bytes now_held = membership_state_bytes(m1);
+    size_t persists = 0;
+    for (size_t i = 0; i < acts.len; i++) {
+        const struct cl_action *a = &acts.items[i];
+        if (a->type == CL_ACT_PERSIST) {
+            persists++;
+            assert_ptr_equal(a->bytes.ptr, now_held.ptr);
+            assert_int_equal(a->bytes.len, now_held.len);
+        }
+    }
+    assert_int_equal(persists, 1);
+    cl_actions_clear(&acts);
+    net_fini(&net);
+}
+
+/* Regression (found by the simulator's membership nemeses, issue 14):
+ * removing the only joining node of a transition in a cluster of M > N
+ * planned a next ring from the previous next ring, which moved partitions
+ * among the valid members: a transition with no joining or leaving member,
+ * a state every other node's decoder rejected, so the remover stayed
+ * alone at its version and the transition never ended.  The remove ends
+ * the transition instead: the current ring stays. */
+static void remove_joining(uint64_t seed)
+{
+    struct net net;
+    net_init(&net, 6, seed, 0);
+    form(&net, 5);
+    struct membership *m0 = net.nodes[0].m, *m1 = net.nodes[1].m;
+    uint64_t digest = ring_digest(membership_ring(m0));
+    struct cl_actions acts = {0};
+    struct peer_msg j = {.type = PEER_JOIN};
+    j.join = (struct peer_join){
+        .req_id = 1,
+        .node_id = {"node-5", 6},
+        .host = {"10.0.0.6", 8},
+        .resp_port = 6379,
+        .http_port = 8080,
+        .peer_port = 7005,
+    };
+    assert_int_equal(membership_on_message(m0, &j, net_now(&net), &acts),
+                     RK_OK);
+    cl_actions_clear(&acts);
+    assert_non_null(membership_next_ring(m0));
+    assert_int_equal(membership_remove(m0, "node-5", net_now(&net), &acts),
+                     RK_OK);
+    cl_actions_clear(&acts);
+    struct membership_member mm;
+    assert_true(membership_member_find(m0, "node-5", &mm));
+    assert_int_equal(mm.status, MEMBERSHIP_REMOVED);
+    assert_null(membership_next_ring(m0));
+    assert_int_equal(ring_digest(membership_ring(m0)), digest);
+    struct peer_bytes b = membership_state_bytes(m0);
+    char err[200] = "";
+    assert_int_equal(
+        membership_state_check(b.ptr, b.len, NULL, err, sizeof(err)), RK_OK);
+    /* another member adopts it */
+    struct peer_msg g = {.type = PEER_GOSSIP};
+    g.gossip.state = b;
+    g.gossip.state_version = membership_version(m0);
+    g.gossip.from = (struct peer_bytes){"node-0", 6};
+    assert_int_equal(membership_on_message(m1, &g, net_now(&net), &acts),
+                     RK_OK);
+    cl_actions_clear(&acts);
+    assert_int_equal(membership_version(m1), membership_version(m0));
+    assert_null(membership_next_ring(m1));
+    net_fini(&net);
+}
+
+static void test_membership_remove_of_the_joining_node_ends_the_transition(
+    void **state)
+{
+    (void)state;
+    for (uint64_t seed = 1; seed <= 8; seed++) {
+        printf("# seed %" PRIu64 "\n", seed);
+        remove_joining(seed);
+    }
+}
+
 static void test_membership_restarts_from_persisted_bytes(void **state)
 {
     (void)state;
@@ -1163,6 +1277,10 @@ int main(void)
         cmocka_unit_test(test_membership_remove_takes_a_dead_node_out),
         cmocka_unit_test(test_membership_leave_hands_off_then_leaves),
         cmocka_unit_test(test_membership_restarts_from_persisted_bytes),
+        cmocka_unit_test(
+            test_membership_remove_of_the_joining_node_ends_the_transition),
+        cmocka_unit_test(
+            test_membership_leave_reapplied_on_gossip_persists_live_bytes),
         cmocka_unit_test(test_membership_upgrades_format_1_only_when_m_le_n),
         cmocka_unit_test(
             test_membership_gossip_from_another_cluster_is_ignored),
