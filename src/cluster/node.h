@@ -241,8 +241,6 @@ struct node_stats
     uint64_t handoff_forwards;     /* writes also sent to pending owners */
     uint64_t handoff_keys_dropped; /* keys of partitions no longer owned
                                       here, deleted after the grace */
-    uint64_t handoff_shipped;      /* of them, sent to their current replicas
-                                      before being dropped */
 };
 
 struct node;

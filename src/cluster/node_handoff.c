@@ -577,53 +577,6 @@ static bool drop_key_cb(void *data,
     return true;
 }
 
-/*
- * Before an old owner drops a key it sends its copy to the key's current
- * replicas (a KV_PUT that wants no answer to each one that is up, a hint
- * for each one that is down): a write that reached this node after the
- * new owners' fold passed it, and reached none of them (a lost forward,
- * an unacknowledged write), is not dropped with it.  The merge at the
- * replicas makes the copy harmless where they have it already.
- */
-static void ship_before_drop(struct node *n, const char *key, size_t klen)
-{
-    if (membership_phase(n->mem) != MEMBERSHIP_MEMBER &&
-        membership_phase(n->mem) != MEMBERSHIP_REMOVED_SELF) {
-        return;
-    }
-    struct peer_kv_get g = {.key = {key, klen}};
-    struct peer_msg grep;
-    replica_handle_get(n->data, &n->rcfg, &g, &n->valbuf, &grep);
-    if (grep.kv_get_reply.status != RK_OK) {
-        return;
-    }
-    struct route_targets tg;
-    node__write_targets(n, key, klen, n->eff.n, &tg);
-    struct rk_buf obj; /* a copy: valbuf is reused by the calls below */
-    rk_buf_init(&obj);
-    if (rk_buf_append(&obj, grep.kv_get_reply.object.ptr,
-                      grep.kv_get_reply.object.len) != RK_OK) {
-        return;
-    }
-    for (size_t i = 0; i < tg.n; i++) {
-        const char *id = tg.hint_for[i] ? tg.hint_for[i] : tg.id[i];
-        if (strcmp(id, n->id) == 0) {
-            continue;
-        }
-        if (node_peer_is_up(n, id)) {
-            struct peer_msg m = {.type = PEER_KV_PUT};
-            m.kv_put.key = (struct peer_bytes){key, klen};
-            m.kv_put.object = (struct peer_bytes){obj.base, obj.len};
-            m.kv_put.deadline_ms = n->set.request_timeout_ms;
-            node__send(n, id, NULL, 0, 0, &m);
-        } else {
-            node__hint_for_down(n, id, key, klen, &obj);
-        }
-    }
-    rk_buf_fini(&obj);
-    n->st.handoff_shipped++;
-}
-
 /* Schedules and runs the drop scan (see the header). */
 static void drop_round(struct node *n, uint64_t now, bool in_transition)
 {
@@ -664,7 +617,6 @@ static void drop_round(struct node *n, uint64_t now, bool in_transition)
     while (left >= 4) {
         uint32_t kl = rk_get_le32(kp);
         uint64_t seq = 0;
-        ship_before_drop(n, (const char *)kp + 4, kl);
         if (engine_delete(n->data, kp + 4, kl, rk_env_wall_ms(n->env), &seq) ==
             RK_OK) {
             dropped++;
