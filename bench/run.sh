@@ -25,6 +25,9 @@ echo
 echo "## ringkv 3-node clusters vs Redis Cluster 3+3 (bench/rediscluster_bench.py)"
 /usr/bin/python3 bench/rediscluster_bench.py "$BUILD" ${quick[@]+"${quick[@]}"} || status=1
 echo
+echo "## Partition handoff: join of a 4th node into a loaded cluster (bench/handoff_bench.py)"
+/usr/bin/python3 bench/handoff_bench.py "$BUILD" ${quick[@]+"${quick[@]}"} || status=1
+echo
 echo "## Allocations per request on the cluster path (bench/alloc_bench.py)"
 /usr/bin/python3 bench/alloc_bench.py "$BUILD" ${quick[@]+"${quick[@]}"} || status=1
 echo
