@@ -7,6 +7,7 @@ as artifacts (RINGKV_ARTIFACTS, default a temp dir, printed).
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -16,7 +17,13 @@ import pytest
 from cluster_util import cluster_factory_gen
 from conftest import TARGET
 from test_http import request
-from test_node_clients import NETWORK_ERRORS, NODE_DIR, _node
+from test_node_clients import NODE_DIR
+from test_node_cluster_clients import node_bin as _node
+
+NETWORK_ERRORS = re.compile(
+    r"ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENETUNREACH|"
+    r"EHOSTUNREACH|network|getaddrinfo|socket hang up|request to .* failed",
+    re.I)
 
 pytestmark = [
     pytest.mark.ringkv_only,
