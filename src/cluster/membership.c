@@ -1125,6 +1125,15 @@ bool membership_partition_done(const struct membership *m, uint32_t partition)
            mb_state_part_done(m->st, partition);
 }
 
+uint32_t membership_partitions_pending(const struct membership *m)
+{
+    uint32_t pending = 0;
+    for (uint32_t p = 0; m->st && m->st->next && p < m->st->ring_size; p++) {
+        pending += !mb_state_part_done(m->st, p);
+    }
+    return pending;
+}
+
 int membership_mark_received(struct membership *m,
                              const uint32_t *parts,
                              size_t n_parts,

@@ -312,6 +312,10 @@ bool membership_pending_for(const struct membership *m,
  * transition). */
 bool membership_partition_done(const struct membership *m, uint32_t partition);
 
+/* Partitions some pending owner has not received yet (0 without a
+ * transition).  O(Q * N). */
+uint32_t membership_partitions_pending(const struct membership *m);
+
 /*
  * This node received all of each partition in parts[0..n_parts) (durably)
  * as one of its pending owners: one new state version with its marks,

@@ -557,17 +557,6 @@ int membership_state_compare(const void *a,
 
 /* ---- the ownership transition (issue 14 item 1) -------------------------- */
 
-/* The first min(N, M) ids of r's preference list of p (views into r). */
-static size_t pref_ids(const struct ring *r, uint32_t p, const char **ids)
-{
-    size_t idx[RING_MAX_N];
-    size_t n = ring_preflist(r, p, idx, ring_target_n(r));
-    for (size_t i = 0; i < n; i++) {
-        ids[i] = ring_member_id(r, idx[i], NULL);
-    }
-    return n;
-}
-
 static bool in_ids(const char *const *ids, size_t n, const char *id)
 {
     for (size_t i = 0; i < n; i++) {
@@ -584,7 +573,8 @@ int mb_state_pending_pos(const struct mb_state *s, uint32_t p, const char *id)
         return -1;
     }
     const char *cur[RING_MAX_N], *nx[RING_MAX_N];
-    size_t nc = pref_ids(s->ring, p, cur), nn = pref_ids(s->next, p, nx);
+    size_t nc = ring_preflist_ids(s->ring, p, cur),
+           nn = ring_preflist_ids(s->next, p, nx);
     for (size_t j = 0; j < nn; j++) {
         if (strcmp(nx[j], id) == 0) {
             return in_ids(cur, nc, id) ? -1 : (int)j;
@@ -599,7 +589,8 @@ bool mb_state_part_done(const struct mb_state *s, uint32_t p)
         return true;
     }
     const char *cur[RING_MAX_N], *nx[RING_MAX_N];
-    size_t nc = pref_ids(s->ring, p, cur), nn = pref_ids(s->next, p, nx);
+    size_t nc = ring_preflist_ids(s->ring, p, cur),
+           nn = ring_preflist_ids(s->next, p, nx);
     for (size_t j = 0; j < nn; j++) {
         if (!in_ids(cur, nc, nx[j]) && !(s->has[p] >> j & 1)) {
             return false;
@@ -678,7 +669,8 @@ int mb_state_replan(struct mb_state *s)
     }
     for (uint32_t p = 0; s->next && p < s->ring_size; p++) {
         const char *old[RING_MAX_N], *nx[RING_MAX_N];
-        size_t no = pref_ids(s->next, p, old), nn = pref_ids(nr, p, nx);
+        size_t no = ring_preflist_ids(s->next, p, old),
+               nn = ring_preflist_ids(nr, p, nx);
         for (size_t j = 0; j < nn; j++) {
             for (size_t i = 0; i < no; i++) {
                 if (strcmp(old[i], nx[j]) == 0 && (s->has[p] >> i & 1)) {

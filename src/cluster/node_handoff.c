@@ -64,22 +64,11 @@ void node__handoff_fini(struct node *n)
     memset(&n->ho, 0, sizeof(n->ho));
 }
 
-/* The first min(N, M) ids of r's preference list of p (views into r). */
-static size_t pref_ids(const struct ring *r, uint32_t p, const char **ids)
-{
-    size_t idx[RING_MAX_N];
-    size_t cnt = ring_preflist(r, p, idx, ring_target_n(r));
-    for (size_t i = 0; i < cnt; i++) {
-        ids[i] = ring_member_id(r, idx[i], NULL);
-    }
-    return cnt;
-}
-
 static bool is_current_replica(const struct node *n, uint32_t p)
 {
     const struct ring *r = membership_ring(n->mem);
     const char *ids[RING_MAX_N];
-    size_t cnt = r && p < ring_size(r) ? pref_ids(r, p, ids) : 0;
+    size_t cnt = r && p < ring_size(r) ? ring_preflist_ids(r, p, ids) : 0;
     for (size_t i = 0; i < cnt; i++) {
         if (strcmp(ids[i], n->id) == 0) {
             return true;
@@ -305,9 +294,9 @@ static void xfer_start(struct node *n,
     memset(x, 0, sizeof(*x));
     x->used = true;
     x->partition = p;
-    x->started_ms = x->progress_ms = now;
+    x->started_ms = now;
     const char *ids[RING_MAX_N];
-    size_t cnt = pref_ids(membership_ring(n->mem), p, ids);
+    size_t cnt = ring_preflist_ids(membership_ring(n->mem), p, ids);
     for (size_t i = 0; i < cnt; i++) {
         if (strcmp(ids[i], n->id) != 0) {
             snprintf(x->src[x->n_src++].id, CL_ID_MAX + 1, "%s", ids[i]);
@@ -334,8 +323,27 @@ static void xfer_send(struct node *n,
     node__send(n, s->id, NULL, 0, 0, &m);
 }
 
-/* Advances one transfer; true when it finished (the slot is free). */
-static bool xfer_step(struct node *n, struct node__xfer *x, uint64_t now)
+/* Source s of x failed (event, error): asked again after the retry
+ * delay, from the same cursor. */
+static void src_retry(struct node *n,
+                      struct node__xfer *x,
+                      struct node__xfer_src *s,
+                      uint64_t now,
+                      const char *event,
+                      const char *why)
+{
+    s->req_id = 0; /* a late answer to the failed FOLD is ignored */
+    s->retries++;
+    s->retry_ms = now + NODE_HANDOFF_RETRY_MS;
+    n->st.handoff_retries++;
+    node__log(n, RK_LOG_WARN, event,
+              "partition=%" PRIu32 " source=%s retries=%" PRIu32
+              " reason=\"%s\"",
+              x->partition, s->id, s->retries, why);
+}
+
+/* Advances one transfer; frees its slot when it finished. */
+static void xfer_step(struct node *n, struct node__xfer *x, uint64_t now)
 {
     bool all_done = true, any_real = false;
     for (size_t i = 0; i < x->n_src; i++) {
@@ -346,14 +354,8 @@ static bool xfer_step(struct node *n, struct node__xfer *x, uint64_t now)
         }
         all_done = false;
         if (s->req_id != 0 && now >= s->sent_ms + NODE_HANDOFF_TIMEOUT_MS) {
-            s->req_id = 0; /* its late answer is ignored */
-            s->retries++;
-            s->retry_ms = now + NODE_HANDOFF_RETRY_MS;
-            n->st.handoff_retries++;
-            node__log(n, RK_LOG_WARN, "handoff_stalled",
-                      "partition=%" PRIu32 " source=%s retries=%" PRIu32
-                      " reason=\"no answer in %d ms; asking again\"",
-                      x->partition, s->id, s->retries, NODE_HANDOFF_TIMEOUT_MS);
+            src_retry(n, x, s, now, "handoff_stalled",
+                      "no answer in time; asking again");
         }
         if (s->req_id != 0 || now < s->retry_ms) {
             continue;
@@ -365,7 +367,7 @@ static bool xfer_step(struct node *n, struct node__xfer *x, uint64_t now)
         xfer_send(n, x, s, now);
     }
     if (!all_done) {
-        return false;
+        return;
     }
     if (!any_real) {
         /* every source was down: nothing received, try them again */
@@ -373,14 +375,12 @@ static bool xfer_step(struct node *n, struct node__xfer *x, uint64_t now)
             x->src[i].done = x->src[i].skipped = false;
             x->src[i].retry_ms = now + NODE_HANDOFF_RETRY_MS;
         }
-        return false;
+        return;
     }
-    if (engine_acked_seq(n->data) < x->last_seq &&
-        !node__engine_failed(n->data)) {
-        return false; /* the merges are not durable yet */
-    }
-    if (node__engine_failed(n->data)) {
-        return false; /* cannot receive: stays pending, reported */
+    if (node__engine_failed(n->data) ||
+        engine_acked_seq(n->data) < x->last_seq) {
+        return; /* not durable yet (a failed engine never is: the
+                   partition stays pending, and the node is degraded) */
     }
     n->ho.recv[x->partition] = 1;
     n->st.handoff_transfers_done++;
@@ -394,7 +394,6 @@ static bool xfer_step(struct node *n, struct node__xfer *x, uint64_t now)
               x->partition, x->keys, x->bytes, now - x->started_ms, x->n_src,
               skipped);
     x->used = false;
-    return true;
 }
 
 static void pump(struct node *n, uint64_t now);
@@ -427,12 +426,7 @@ void node__handoff_on_reply(struct node *n,
         return;
     }
     if (r->status != RK_OK) {
-        s->retries++;
-        s->retry_ms = now_ms + NODE_HANDOFF_RETRY_MS;
-        n->st.handoff_retries++;
-        node__log(n, RK_LOG_WARN, "handoff_retry",
-                  "partition=%" PRIu32 " source=%s error=%s retries=%" PRIu32,
-                  x->partition, s->id, rk_errname(r->status), s->retries);
+        src_retry(n, x, s, now_ms, "handoff_retry", rk_errname(r->status));
         return;
     }
     const unsigned char *p = (const unsigned char *)r->items.ptr;
@@ -488,18 +482,15 @@ void node__handoff_on_reply(struct node *n,
         bad = RK_EPROTO;
     }
     if (bad != RK_OK) {
-        s->retries++;
-        s->retry_ms = now_ms + NODE_HANDOFF_RETRY_MS;
-        n->st.handoff_retries++;
-        node__log(n, RK_LOG_WARN, "handoff_batch_refused",
-                  "partition=%" PRIu32 " source=%s error=%s items=%" PRIu32
-                  " merged=%" PRIu32,
-                  x->partition, s->id, rk_errname(bad), r->count, got);
-        return; /* the merged ones are merged; the batch is asked again */
+        char why[96];
+        snprintf(why, sizeof(why), "%s after %" PRIu32 " of %" PRIu32 " items",
+                 rk_errname(bad), got, r->count);
+        /* the merged ones are merged; the batch is asked again */
+        src_retry(n, x, s, now_ms, "handoff_batch_refused", why);
+        return;
     }
     n->st.handoff_keys_in += got;
     n->st.handoff_bytes_in += r->items.len;
-    x->progress_ms = now_ms;
     memcpy(s->cursor, r->cursor.ptr, r->cursor.len);
     s->cursor_len = r->cursor.len;
     if (r->flags & PEER_FOLD_DONE) {
@@ -540,19 +531,10 @@ static void mark_received(struct node *n, uint64_t now)
     rk_free(parts);
 }
 
-/* Whether this node keeps `key`: a current replica of its partition. */
-static bool owns_key(const struct node *n, const void *key, size_t klen)
-{
-    if (membership_phase(n->mem) != MEMBERSHIP_MEMBER) {
-        return false;
-    }
-    const struct ring *r = membership_ring(n->mem);
-    return is_current_replica(n, ring_partition_of_key(r, key, klen));
-}
-
 struct drop_ctx
 {
-    struct node *n;
+    const struct ring *ring; /* NULL: this node owns nothing (removed) */
+    const uint8_t *owned;    /* per partition: a current replica here */
     struct rk_buf *keys;
     bool oom;
 };
@@ -564,7 +546,7 @@ static bool drop_key_cb(void *data,
 {
     (void)meta;
     struct drop_ctx *c = data;
-    if (owns_key(c->n, key, klen)) {
+    if (c->ring && c->owned[ring_partition_of_key(c->ring, key, klen)]) {
         return true;
     }
     unsigned char l[4];
@@ -602,9 +584,16 @@ static void drop_round(struct node *n, uint64_t now, bool in_transition)
     if (!n->ho.dropping) {
         n->ho.dropping = true;
         n->ho.drop_cursor = 0;
+        n->ho.drop_scan_keys = 0;
     }
     rk_buf_clear(&n->ho.drop);
-    struct drop_ctx c = {.n = n, .keys = &n->ho.drop};
+    /* which partitions this node replicates: once per batch, not per key */
+    const struct ring *r = removed ? NULL : membership_ring(n->mem);
+    uint8_t owned[RING_MAX_SIZE];
+    for (uint32_t p = 0; r && p < ring_size(r); p++) {
+        owned[p] = is_current_replica(n, p);
+    }
+    struct drop_ctx c = {.ring = r, .owned = owned, .keys = &n->ho.drop};
     uint64_t next = 0;
     if (engine_scan(n->data, n->ho.drop_cursor, 1024, drop_key_cb, &c, &next) !=
             RK_OK ||
@@ -626,15 +615,18 @@ static void drop_round(struct node *n, uint64_t now, bool in_transition)
         left -= 4 + kl;
     }
     n->st.handoff_keys_dropped += dropped;
+    n->ho.drop_scan_keys += dropped;
     n->ho.drop_cursor = next;
     if (next == 0) {
         n->ho.dropping = false;
         n->ho.drop_due_ms = 0;
-        node__log(n, RK_LOG_INFO, "handoff_dropped",
-                  "keys_total=%" PRIu64
-                  " reason=\"partitions this node no "
-                  "longer owns\"",
-                  n->st.handoff_keys_dropped);
+        if (n->ho.drop_scan_keys > 0) {
+            node__log(n, RK_LOG_INFO, "handoff_dropped",
+                      "keys=%" PRIu64
+                      " reason=\"partitions this node no "
+                      "longer replicates\"",
+                      n->ho.drop_scan_keys);
+        }
     }
 }
 

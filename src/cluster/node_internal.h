@@ -96,7 +96,7 @@ struct node__xfer
     size_t n_src;
     uint64_t keys, bytes; /* received (merged) so far */
     uint64_t last_seq;    /* data engine seq of the last merge */
-    uint64_t started_ms, progress_ms;
+    uint64_t started_ms;
 };
 
 struct node__handoff
@@ -109,14 +109,15 @@ struct node__handoff
     uint64_t instance; /* this run's fold cursors carry it */
     uint64_t refused_logged_ms;
     /* dropping partitions this node no longer owns (after a grace) */
-    bool had_next;        /* a transition was in progress last round */
-    bool removed_seen;    /* this node's removal was noticed */
-    uint64_t drop_due_ms; /* 0: no drop scan scheduled */
-    uint64_t drop_cursor; /* engine_scan cursor of the running scan */
-    bool dropping;        /* a scan is running */
-    struct rk_buf drop;   /* keys of one drop batch: {u32 len, key} */
-    struct rk_buf keys;   /* FOLD: the keys of one batch */
-    struct rk_buf items;  /* FOLD: the reply's items */
+    bool had_next;           /* a transition was in progress last round */
+    bool removed_seen;       /* this node's removal was noticed */
+    uint64_t drop_due_ms;    /* 0: no drop scan scheduled */
+    uint64_t drop_cursor;    /* engine_scan cursor of the running scan */
+    uint64_t drop_scan_keys; /* keys the running scan dropped so far */
+    bool dropping;           /* a scan is running */
+    struct rk_buf drop;      /* keys of one drop batch: {u32 len, key} */
+    struct rk_buf keys;      /* FOLD: the keys of one batch */
+    struct rk_buf items;     /* FOLD: the reply's items */
 };
 
 struct node__seen

@@ -1117,3 +1117,15 @@ int ring_clone(const struct ring *r, struct ring **out)
     rk_buf_fini(&b);
     return rc == RK_OK || rc == RK_ENOMEM ? rc : RK_ENOMEM;
 }
+
+size_t ring_preflist_ids(const struct ring *r,
+                         uint32_t partition,
+                         const char **ids)
+{
+    size_t idx[RING_MAX_N];
+    size_t cnt = ring_preflist(r, partition, idx, ring_target_n(r));
+    for (size_t i = 0; i < cnt; i++) {
+        ids[i] = ring_member_id(r, idx[i], NULL);
+    }
+    return cnt;
+}

@@ -163,6 +163,15 @@ size_t ring_preflist(const struct ring *r,
  */
 int ring_clone(const struct ring *r, struct ring **out);
 
+/*
+ * The replicas of `partition` as ids: the first min(N, M) members of its
+ * preference list (ring_preflist), into ids[0..RING_MAX_N) (views into r,
+ * valid while it lives).  Returns how many.  Thread: any.
+ */
+size_t ring_preflist_ids(const struct ring *r,
+                         uint32_t partition,
+                         const char **ids);
+
 /* Number of partitions member `member` (< M) owns. */
 size_t ring_owned_count(const struct ring *r, size_t member);
 

@@ -31,9 +31,9 @@ static int transition_line(struct cnode *cn, char *line, size_t cap)
     if (nx == NULL) {
         return snprintf(line, cap, "transition none\n");
     }
-    uint32_t q = ring_size(nx), done = 0, mine = 0, mine_done = 0;
+    uint32_t q = ring_size(nx), mine = 0, mine_done = 0;
+    uint32_t done = q - membership_partitions_pending(mem);
     for (uint32_t p = 0; p < q; p++) {
-        done += membership_partition_done(mem, p);
         bool got = false;
         if (membership_pending_for(mem, p, cn->node_id, &got)) {
             mine++;
@@ -515,11 +515,7 @@ void cluster_info(struct server *s, struct rk_buf *out)
                    node_stats(cn->node)->chunk_blocks_failed);
     const struct node_stats *hs = node_stats(cn->node);
     const struct membership *mem = node_membership(cn->node);
-    uint32_t pending = 0;
-    for (uint32_t p = 0; membership_next_ring(mem) && r && p < ring_size(r);
-         p++) {
-        pending += !membership_partition_done(mem, p);
-    }
+    uint32_t pending = membership_partitions_pending(mem);
     rk_buf_appendf(out,
                    "cluster_transition:%d\r\n"
                    "cluster_transition_epoch:%" PRIu32

@@ -384,17 +384,6 @@ void sim__members_join_failed(struct sim *s, int i)
     }
 }
 
-/* Partitions of m's transition not yet received by all pending owners. */
-static uint32_t pending_partitions(const struct membership *m)
-{
-    const struct ring *nx = membership_next_ring(m);
-    uint32_t k = 0;
-    for (uint32_t p = 0; nx && p < ring_size(nx); p++) {
-        k += !membership_partition_done(m, p);
-    }
-    return k;
-}
-
 void sim__check_ring(struct sim *s)
 {
     const struct membership *fm = NULL;
@@ -440,8 +429,8 @@ void sim__check_ring(struct sim *s)
                            "%s: transition epoch %" PRIu32
                            " still in progress after heal, %" PRIu32
                            " partitions pending (version %" PRIu64 ")",
-                           sn->id, membership_epoch(m), pending_partitions(m),
-                           v);
+                           sn->id, membership_epoch(m),
+                           membership_partitions_pending(m), v);
         }
         if (ph == MEMBERSHIP_REMOVED_SELF && live_keys(sn->data) > 0) {
             sim__violation(s, SIM_I10_HANDOFF_STUCK,
