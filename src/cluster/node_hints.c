@@ -408,8 +408,8 @@ static void hint_send(struct node *n, const char *hk, size_t len, uint64_t now)
         }
         if (rc == RK_OK) {
             /* a pending owner may have folded past this key already */
-            node__forward_pending(n, key, klen, &enc,
-                                  n->set.request_timeout_ms);
+            node__forward_pending(n, key, klen, &enc, n->set.request_timeout_ms,
+                                  NULL);
         }
         bg_keep(n, op, rc, rid, &enc, n->hint_ops, NODE_HINT_SLOTS,
                 &n->n_hint_ops, now);

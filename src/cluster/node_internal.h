@@ -330,13 +330,15 @@ void node__handoff_on_reply(struct node *n,
  * KV_PUT that wants no answer to each one that is up (self: merged here),
  * a hint for each one that is down.  What a lost message misses, the
  * pending owner's transfer brings when its fold reaches the key after it
- * arrived at the sources.  obj: the object's dvv encoding.
+ * arrived at the sources.  obj: the object's dvv encoding.  known: the
+ * key's write targets when the caller has them, else NULL (computed).
  */
 void node__forward_pending(struct node *n,
                            const void *key,
                            size_t klen,
                            const struct rk_buf *obj,
-                           uint32_t timeout_ms);
+                           uint32_t timeout_ms,
+                           const struct route_targets *known);
 /* Routes a coordinator REPLY to the operation owning its cookie. */
 void node__on_coord_reply(struct node *n, const struct coord_reply *r);
 /* Starts the PUT phase of writes whose UPDATE answered. */

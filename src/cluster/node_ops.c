@@ -303,15 +303,20 @@ void node__forward_pending(struct node *n,
                            const void *key,
                            size_t klen,
                            const struct rk_buf *obj,
-                           uint32_t timeout_ms)
+                           uint32_t timeout_ms,
+                           const struct route_targets *known)
 {
     if (membership_next_ring(n->mem) == NULL) {
         return;
     }
-    struct route_targets t;
-    node__write_targets(n, key, klen, n->eff.n, &t);
-    for (size_t i = 0; i < t.n_pending; i++) {
-        const char *id = t.pending[i];
+    struct route_targets own;
+    const struct route_targets *t = known;
+    if (t == NULL) {
+        node__write_targets(n, key, klen, n->eff.n, &own);
+        t = &own;
+    }
+    for (size_t i = 0; i < t->n_pending; i++) {
+        const char *id = t->pending[i];
         struct peer_msg m = {.type = PEER_KV_PUT};
         m.kv_put.key = (struct peer_bytes){key, klen};
         m.kv_put.object = (struct peer_bytes){obj->base, obj->len};
@@ -363,7 +368,7 @@ static int start_put(struct node *n, struct node__op *op, uint64_t now)
         .cookie = op->slot,
     };
     node__forward_pending(n, op->key.base, op->key.len, &op->obj,
-                          op->timeout_ms);
+                          op->timeout_ms, &t);
     return coord_start_put(n->coord, &p, now, &op->coord_req);
 }
 
