@@ -39,6 +39,9 @@ run --seeds 5130:5130 --steps 20000 --engine bitcask
 # remove and replace during the other faults; I10 (no transition stuck),
 # checks on the final ring; the first 2 seeds twice for I8
 run --seeds 7001:7040 --steps 40000 --nodes 7 --spares 2 --determinism 2
+# regression: a node whose join lost to a concurrent change saved the state
+# that did not list it, and then could not restart (I6)
+run --seeds 384:384 --steps 40000 --nodes 7 --spares 2
 # negative control: conflict_policy lww must lose acknowledged writes, or
 # the checker is broken
 run --seeds 1:10 --steps 20000 --policy lww --expect I1

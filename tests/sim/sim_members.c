@@ -229,6 +229,19 @@ static int do_remove(struct sim *s)
     if (staying(s) <= s->cfg.n || s->cfg.w < 2) {
         return -1;
     }
+    /* Nor may a second disk go before the first one's partitions are
+     * back to N copies (its removal finished, no transition runs): a
+     * W = 2 write that the two alone acknowledged would go with them
+     * (seed 441 of --spares 2, a false I1). */
+    const struct membership *ms = max_state(s);
+    if (ms == NULL || membership_next_ring(ms) != NULL) {
+        return -1;
+    }
+    for (size_t i = 0; i < s->cfg.n_nodes; i++) {
+        if (s->nodes[i].stay_down) {
+            return -1;
+        }
+    }
     int list[SIM_MAX_NODES];
     size_t cnt = 0;
     for (size_t i = 0; i < s->cfg.n_nodes; i++) {

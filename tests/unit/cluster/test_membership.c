@@ -162,12 +162,26 @@ static void net_actions(struct net *net, int from, struct cl_actions *acts)
                 }
                 break;
             }
-            case CL_ACT_PERSIST:
+            case CL_ACT_PERSIST: {
+                /* every saved state restarts its node (one that does not
+                 * list the node would refuse to start: simulator seed
+                 * 384 of --spares 2) */
+                struct membership *back = NULL;
+                char err[160] = "";
+                int rc = membership_create(&src->cfg, a->bytes.ptr,
+                                           a->bytes.len, &back, err,
+                                           sizeof(err));
+                if (rc != RK_OK) {
+                    fail_msg("%s persisted a state it cannot restart from: %s",
+                             src->id, err);
+                }
+                membership_destroy(back);
                 rk_buf_clear(&src->saved);
                 assert_int_equal(
                     rk_buf_append(&src->saved, a->bytes.ptr, a->bytes.len),
                     RK_OK);
                 break;
+            }
             case CL_ACT_JOIN_DONE:
                 src->join_done++;
                 break;
