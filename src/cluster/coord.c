@@ -430,6 +430,7 @@ static void emit_reply(struct coord *c,
                     r->uniform = true;
                     for (uint32_t t = 0; t < s->n_targets; t++) {
                         if ((s->has_obj >> t) & 1) {
+                            r->with_object++;
                             r->uniform = r->uniform && s->hash[t] == h;
                         }
                     }

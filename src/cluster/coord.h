@@ -176,6 +176,10 @@ struct coord_reply
     /* GET: every successful answer so far was RK_ENOTFOUND or exactly the
        merged object (what tombstone reaping needs to know). */
     bool uniform;
+    /* GET: how many distinct targets answered with an object (not
+       RK_ENOTFOUND); with uniform and successes, whether every replica
+       holds the same object (a chunk GC check, node_chunkgc.c). */
+    uint32_t with_object;
     /* For RK_ENOQUORUM: "NOQUORUM reached X of W" (no CR/LF, no leading
        '-'; early failures add "(F of N replicas failed)"); else "". */
     char message[COORD_MESSAGE_MAX];

@@ -1252,7 +1252,10 @@ int node_create(const struct node_config *cfg,
         .superseded = node__gc_enqueue,
         .superseded_data = n,
     };
-    rk_buf_init(&n->gcq);
+    for (size_t i = 0; i < NODE_CHUNK_GC_CHECKS; i++) {
+        rk_buf_init(&n->gcq[i].b);
+    }
+    rk_buf_init(&n->gcd);
     rk_buf_init(&n->gc_cur);
     rk_buf_init(&n->gcr);
     replica_scratch_init(&n->scratch);
@@ -1308,7 +1311,10 @@ void node_destroy(struct node *n)
     rk_buf_fini(&n->arena);
     rk_buf_fini(&n->valbuf);
     node__handoff_fini(n);
-    rk_buf_fini(&n->gcq);
+    for (size_t i = 0; i < NODE_CHUNK_GC_CHECKS; i++) {
+        rk_buf_fini(&n->gcq[i].b);
+    }
+    rk_buf_fini(&n->gcd);
     rk_buf_fini(&n->gc_cur);
     rk_buf_fini(&n->gcr);
     replica_scratch_fini(&n->scratch);

@@ -227,6 +227,11 @@ struct node_stats
     uint64_t hints_stored, hints_delivered, hints_superseded;
     uint64_t tombstones_reaped;
     uint64_t chunk_gc_queued;      /* superseded chunk manifests queued */
+    uint64_t chunk_gc_checks;      /* all-replica reads before a delete */
+    uint64_t chunk_gc_deferred;    /* checks that found the manifest
+                                      possibly live (or a replica down):
+                                      checked again later */
+    uint64_t chunk_manifests_kept; /* given up on: blocks left on disk */
     uint64_t chunk_blocks_deleted; /* their blocks deleted */
     uint64_t chunk_blocks_retried; /* deletes that failed, tried again */
     uint64_t chunk_blocks_failed;  /* deletes that failed for good:

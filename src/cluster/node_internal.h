@@ -19,10 +19,16 @@
 #define NODE_NO_OFF     SIZE_MAX
 
 /* What a node operation is for (one meaning per kind). */
-#define NODE_CHUNK_GC_DELAY_MS                                              \
-    5000                             /* a superseded manifest's blocks live \
-                                       on this long (node_chunkgc.c) */
-#define NODE_CHUNK_GC_WINDOW   16    /* block deletes in flight */
+#define NODE_CHUNK_GC_DELAY_MS                                         \
+    5000                        /* a superseded manifest's blocks live \
+                                  on this long (node_chunkgc.c) */
+#define NODE_CHUNK_GC_WINDOW 16 /* block deletes in flight */
+#define NODE_CHUNK_GC_CHECK_WINDOW     \
+    8 /* checks (all-replica reads) in \
+         flight */
+#define NODE_CHUNK_GC_CHECKS                                             \
+    8                                /* checks of one manifest, the k-th \
+                                        after DELAY_MS << k: ~21 min */
 #define NODE_CHUNK_GC_RETRIES  3     /* a failed block delete is retried */
 #define NODE_CHUNK_GC_RETRY_MS 10000 /* after this long */
 
@@ -32,6 +38,8 @@ enum node__op_kind
     NODE__OP_WRITE,    /* a client write: UPDATE, then PUT */
     NODE__OP_HINT,     /* a hint delivery to its owner */
     NODE__OP_REAP,     /* a tombstone reaping check */
+    NODE__OP_GCCHECK,  /* a chunk GC check: is a manifest dead on every
+                          replica? (node_chunkgc.c) */
 };
 
 /* One operation the node coordinates; pooled, never freed while the node
@@ -40,19 +48,21 @@ struct node__op
 {
     bool used;
     enum node__op_kind kind;
-    uint32_t slot;      /* index in node.ops: the coordinator cookie */
-    uint64_t id;        /* client op id (never reused) */
-    uint64_t cookie;    /* the client's */
-    uint64_t coord_req; /* coordinator request in flight, 0 = none */
-    int phase;          /* WRITE: 1 update, 2 put */
-    bool hinted;        /* WRITE: hints for down owners written */
-    bool rerouted;      /* WRITE: the UPDATE was sent again after the
-                           coordinating replica's storage refused it */
-    uint64_t hint_seq;  /* WRITE: the last of them, in the hint store */
-    bool queued;        /* on node.ready */
-    bool gc;            /* WRITE: a chunk block's delete (node_chunkgc.c):
-                           its reply stays inside the node */
-    uint8_t gc_attempt; /* of that delete, from 0 */
+    uint32_t slot;         /* index in node.ops: the coordinator cookie */
+    uint64_t id;           /* client op id (never reused) */
+    uint64_t cookie;       /* the client's */
+    uint64_t coord_req;    /* coordinator request in flight, 0 = none */
+    int phase;             /* WRITE: 1 update, 2 put */
+    bool hinted;           /* WRITE: hints for down owners written */
+    bool rerouted;         /* WRITE: the UPDATE was sent again after the
+                              coordinating replica's storage refused it */
+    uint64_t hint_seq;     /* WRITE: the last of them, in the hint store */
+    bool queued;           /* on node.ready */
+    bool gc;               /* WRITE: a chunk block's delete (node_chunkgc.c):
+                              its reply stays inside the node */
+    uint8_t gc_attempt;    /* of that delete (or GCCHECK), from 0 */
+    struct dvv_dot gc_dot; /* GCCHECK: the dropped manifest's sibling;
+                              key in key, manifest in val, ts the write's */
     struct rk_buf key;
     struct rk_buf ctx; /* WRITE: context */
     struct rk_buf val; /* WRITE: value */
@@ -118,6 +128,15 @@ struct node__handoff
     struct rk_buf drop;      /* keys of one drop batch: {u32 len, key} */
     struct rk_buf keys;      /* FOLD: the keys of one batch */
     struct rk_buf items;     /* FOLD: the reply's items */
+};
+
+/* Chunk GC checks of one attempt (node_chunkgc.c): one delay per queue,
+ * so its order is the order of due times. */
+struct node__gcq
+{
+    struct rk_buf b;
+    size_t head;    /* offset of the first entry not started */
+    size_t stamped; /* entries before it have their due time */
 };
 
 struct node__seen
@@ -221,12 +240,14 @@ struct node
     bool degraded;
     char degraded_reason[384];
     uint64_t bound_logged, bound_logged_at;
-    /* blocks of superseded chunk manifests to delete (node_chunkgc.c):
-     * entries {u64 due (0: not stamped yet), u64 ts, u32 len, manifest} */
-    struct rk_buf gcq;
-    size_t gcq_head;    /* offset of the first entry not started */
-    size_t gcq_stamped; /* entries before it have their due time */
-    bool gc_active;     /* gc_man is being deleted */
+    /* superseded chunk manifests to check (node_chunkgc.c; entry layout
+     * there), then their blocks to delete: gcd {u64 ts, u32 len,
+     * manifest} */
+    struct node__gcq gcq[NODE_CHUNK_GC_CHECKS]; /* by attempt */
+    size_t gc_checks;                           /* GCCHECKs in flight */
+    struct rk_buf gcd;
+    size_t gcd_head;
+    bool gc_active; /* gc_man is being deleted */
     struct chunk_manifest gc_man;
     struct rk_buf gc_cur; /* gc_man's bytes */
     uint64_t gc_ts;
@@ -292,9 +313,16 @@ void node__hint_view(struct node *n,
 /* replica_cfg.superseded: queues the blocks of a manifest a write
  * dropped. */
 void node__gc_enqueue(void *data,
+                      const void *key,
+                      size_t klen,
+                      struct dvv_dot dot,
                       const void *manifest,
                       size_t len,
                       uint64_t ts);
+/* A GCCHECK answered (the coordinator's reply to its all-replica read). */
+void node__gc_check_reply(struct node *n,
+                          struct node__op *op,
+                          const struct coord_reply *r);
 /* Starts block deletes that are due (from node_on_tick). */
 void node__gc_pump(struct node *n, uint64_t now_ms);
 /* A block delete (op, its key in op->key) answered. */

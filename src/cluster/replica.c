@@ -457,6 +457,7 @@ static void collect_manifests(const struct dvv_obj *o, struct rk_buf *out)
  * supersedes its first copy with a second one: those blocks are still
  * in use). */
 static void report_dropped(const struct replica_cfg *cfg,
+                           const struct peer_kv_update *req,
                            const struct rk_buf *before,
                            const struct dvv_obj *o,
                            uint64_t ts)
@@ -478,7 +479,8 @@ static void report_dropped(const struct replica_cfg *cfg,
                     memcmp(dvv_value(o, i), m, len) == 0);
         }
         if (!kept) {
-            cfg->superseded(cfg->superseded_data, m, len, ts);
+            cfg->superseded(cfg->superseded_data, req->key.ptr, req->key.len, d,
+                            m, len, ts);
         }
     }
 }
@@ -594,7 +596,7 @@ static int apply_update(struct engine *e,
         rc = replica_store(e, cfg, req->key.ptr, req->key.len, cur, seq);
     }
     if (rc == RK_OK && gone.len) {
-        report_dropped(cfg, &gone, cur, req->timestamp);
+        report_dropped(cfg, req, &gone, cur, req->timestamp);
     }
     rk_buf_fini(&gone);
     if (rc == RK_OK && cfg->stats) {

@@ -124,9 +124,14 @@ struct replica_cfg
     /* May be NULL.  Called by replica_handle_update, after the write is
      * stored, for every chunk manifest (chunk.h) the update dropped from
      * the object (superseded by the write's context, or discarded by lww
-     * or the sibling bound): its blocks are garbage.  manifest is a view
-     * valid during the call; ts is the write's HLC. */
+     * or the sibling bound): its blocks are garbage once no replica of
+     * key holds it any more (the node checks that before deleting them).
+     * key (klen bytes) and manifest (len bytes) are views valid during
+     * the call; dot is the dropped sibling's; ts is the write's HLC. */
     void (*superseded)(void *data,
+                       const void *key,
+                       size_t klen,
+                       struct dvv_dot dot,
                        const void *manifest,
                        size_t len,
                        uint64_t ts);

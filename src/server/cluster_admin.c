@@ -508,11 +508,20 @@ void cluster_info(struct server *s, struct rk_buf *out)
                    "\r\n"
                    "cluster_chunk_blocks_deleted:%" PRIu64
                    "\r\n"
-                   "cluster_chunk_blocks_delete_failed:%" PRIu64 "\r\n",
+                   "cluster_chunk_blocks_delete_failed:%" PRIu64
+                   "\r\n"
+                   "cluster_chunk_gc_checks:%" PRIu64
+                   "\r\n"
+                   "cluster_chunk_gc_deferred:%" PRIu64
+                   "\r\n"
+                   "cluster_chunk_manifests_kept:%" PRIu64 "\r\n",
                    chs->values_stored, chs->bytes_stored, chs->values_fetched,
                    chs->bytes_fetched, node_stats(cn->node)->chunk_gc_queued,
                    node_stats(cn->node)->chunk_blocks_deleted,
-                   node_stats(cn->node)->chunk_blocks_failed);
+                   node_stats(cn->node)->chunk_blocks_failed,
+                   node_stats(cn->node)->chunk_gc_checks,
+                   node_stats(cn->node)->chunk_gc_deferred,
+                   node_stats(cn->node)->chunk_manifests_kept);
     const struct node_stats *hs = node_stats(cn->node);
     const struct membership *mem = node_membership(cn->node);
     uint32_t pending = membership_partitions_pending(mem);

@@ -369,3 +369,47 @@ def test_chunked_values_stay_out_of_sight(cluster_factory):
         time.sleep(0.5)
     assert dropped == 2
     assert deleted == 7 + 7  # 3 MiB + 123 B and 4 more bytes: 7 blocks each
+
+
+def test_chunk_blocks_stay_while_a_replica_may_still_serve_them(
+        cluster_factory):
+    """A superseded large value's blocks are deleted only once every
+    replica holds the write that superseded it (sim seed 744: a write that
+    reached one replica only must not take away the blocks the others
+    still name).  With one replica paused the check is deferred and no
+    block goes; once it is back, the check's read repair brings it up to
+    date and the blocks are deleted."""
+    cl = cluster_factory(3)
+    c = cl[0].client(socket_timeout=30)
+    val = os.urandom(2 * MiB + 5)  # 5 blocks of 512 KiB
+    assert c.set("big", val) is True
+    cl.pause(cl[2])
+    assert c.set("big", b"small") is True  # W=2: nodes 1 and 2
+
+    def gc_counts():
+        infos = [cl.info(n) for n in cl.nodes[:2]]
+        return (sum(int(i["cluster_chunk_gc_deferred"]) for i in infos),
+                sum(int(i["cluster_chunk_blocks_deleted"]) for i in infos),
+                sum(int(i["cluster_chunk_manifests_superseded"])
+                    for i in infos))
+
+    deadline = time.time() + 30
+    while gc_counts()[0] == 0 and time.time() < deadline:
+        time.sleep(0.5)
+    deferred, deleted, dropped = gc_counts()
+    assert dropped == 1
+    assert deferred >= 1, "the check should have waited for node 3"
+    assert deleted == 0, "blocks deleted while node 3 still names them"
+    cl.resume(cl[2])
+    deadline = time.time() + 120
+    while gc_counts()[1] < 5 and time.time() < deadline:
+        time.sleep(0.5)
+    deferred, deleted, _ = gc_counts()
+    print("\nchunk GC with a paused replica: %d checks deferred, then %d "
+          "blocks deleted" % (deferred, deleted))
+    assert deleted == 5
+    for n in cl.nodes:
+        assert n.client(socket_timeout=30).get("big") == b"small"
+    kept = sum(int(cl.info(n)["cluster_chunk_manifests_kept"])
+               for n in cl.nodes)
+    assert kept == 0

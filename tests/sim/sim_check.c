@@ -1067,5 +1067,7 @@ void sim__check(struct sim *s)
         s->res->chunk_manifests_dropped += st->chunk_gc_queued;
         s->res->chunk_blocks_deleted += st->chunk_blocks_deleted;
         s->res->chunk_blocks_failed += st->chunk_blocks_failed;
+        s->res->chunk_gc_deferred += st->chunk_gc_deferred;
+        s->res->chunk_manifests_kept += st->chunk_manifests_kept;
     }
 }

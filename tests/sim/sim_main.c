@@ -162,6 +162,7 @@ int main(int argc, char **argv)
     size_t max_sibs = 0, bad_seeds = 0;
     uint64_t keys = 0, converged = 0;
     uint64_t chunked = 0, dropped = 0, bdeleted = 0, bfailed = 0;
+    uint64_t gdeferred = 0, gkept = 0;
     double t0 = wall_s();
     for (uint64_t seed = first; seed <= last; seed++) {
         cfg.seed = seed;
@@ -221,6 +222,8 @@ int main(int argc, char **argv)
         dropped += r.chunk_manifests_dropped;
         bdeleted += r.chunk_blocks_deleted;
         bfailed += r.chunk_blocks_failed;
+        gdeferred += r.chunk_gc_deferred;
+        gkept += r.chunk_manifests_kept;
     }
     double dt = wall_s() - t0;
     uint64_t seeds = last - first + 1;
@@ -229,8 +232,9 @@ int main(int argc, char **argv)
            ok, elements, unknown, failed, max_sibs);
     printf("chunked values: %" PRIu64 " acknowledged; %" PRIu64
            " manifests dropped by writes, their blocks: %" PRIu64
-           " deleted, %" PRIu64 " deletes failed\n",
-           chunked, dropped, bdeleted, bfailed);
+           " deleted, %" PRIu64 " deletes failed; GC checks deferred %" PRIu64
+           ", manifests kept %" PRIu64 "\n",
+           chunked, dropped, bdeleted, bfailed, gdeferred, gkept);
     printf("convergence: %" PRIu64 " of %" PRIu64
            " keys equal on all replicas after healing (hints, gossip), "
            "before the read-repair pass\n",
