@@ -42,6 +42,9 @@ run --seeds 7001:7040 --steps 40000 --nodes 7 --spares 2 --determinism 2
 # regression: a node whose join lost to a concurrent change saved the state
 # that did not list it, and then could not restart (I6)
 run --seeds 384:384 --steps 40000 --nodes 7 --spares 2
+# regression: the chunk GC deleted blocks on a superseding write that
+# lived only on a node being removed (I9)
+run --seeds 744:744 --steps 40000 --nodes 7 --spares 2
 # negative control: conflict_policy lww must lose acknowledged writes, or
 # the checker is broken
 run --seeds 1:10 --steps 20000 --policy lww --expect I1
