@@ -800,6 +800,7 @@ static enum serve_result serve(struct node *n,
                 return SERVE_REPLY;
             }
             replica_handle_get(n->data, &n->rcfg, &m->kv_get, &n->valbuf, rep);
+            node__get_with_hints(n, &m->kv_get, rep);
             return SERVE_REPLY;
         case PEER_KV_UPDATE:
             /* Answered at once: under sync=always the coordinator counts
@@ -1249,6 +1250,7 @@ int node_create(const struct node_config *cfg,
         .max_clock = DVV_DEFAULT_CLOCK,
         .stats = &n->rstats,
         .scratch = &n->scratch,
+        .recent = &n->recent,
         .superseded = node__gc_enqueue,
         .superseded_data = n,
     };

@@ -465,14 +465,15 @@ uint64_t node_hints_pending(const struct node *n)
     return st.live_keys;
 }
 
-void node__hint_view(struct node *n,
-                     const struct peer_kv_get *req,
-                     struct peer_msg *rep)
+/* Merges into *merged every hint this node holds for key, whatever its
+ * owner: RK_OK (some merged), RK_ENOTFOUND (none), or the error of a read
+ * that failed (the caller cannot tell what is held). */
+static int hint_merge(struct node *n,
+                      const char *key,
+                      size_t klen,
+                      struct dvv_obj *merged)
 {
-    const char *key = (const char *)req->key.ptr + NODE_HINT_VIEW_PREFIX_LEN;
-    size_t klen = req->key.len - NODE_HINT_VIEW_PREFIX_LEN;
-    struct dvv_obj merged, o;
-    dvv_init(&merged);
+    struct dvv_obj o;
     dvv_init(&o);
     struct rk_buf hk;
     rk_buf_init(&hk);
@@ -487,19 +488,31 @@ void node__hint_view(struct node *n,
         }
         int r = replica_read(n->hints, hk.base, hk.len, &o);
         if (r == RK_OK) {
-            r = dvv_merge_into(&merged, &o);
+            r = dvv_merge_into(merged, &o);
             rc = r == RK_OK && rc != RK_ENOMEM ? RK_OK : r;
         } else if (r != RK_ENOTFOUND) {
             rc = r; /* cannot tell: the reaper must not go on */
             break;
         }
     }
+    rk_buf_fini(&hk);
+    dvv_fini(&o);
+    return rc;
+}
+
+void node__hint_view(struct node *n,
+                     const struct peer_kv_get *req,
+                     struct peer_msg *rep)
+{
+    const char *key = (const char *)req->key.ptr + NODE_HINT_VIEW_PREFIX_LEN;
+    size_t klen = req->key.len - NODE_HINT_VIEW_PREFIX_LEN;
+    struct dvv_obj merged;
+    dvv_init(&merged);
+    int rc = hint_merge(n, key, klen, &merged);
     rk_buf_clear(&n->valbuf);
     if (rc == RK_OK) {
         rc = dvv_encode(&merged, &n->valbuf);
     }
-    rk_buf_fini(&hk);
-    dvv_fini(&o);
     dvv_fini(&merged);
     memset(rep, 0, sizeof(*rep));
     rep->type = PEER_KV_GET_REPLY;
@@ -509,6 +522,47 @@ void node__hint_view(struct node *n,
         rep->kv_get_reply.object.ptr = n->valbuf.base;
         rep->kv_get_reply.object.len = n->valbuf.len;
     }
+}
+
+void node__get_with_hints(struct node *n,
+                          const struct peer_kv_get *req,
+                          struct peer_msg *rep)
+{
+    int st = rep->kv_get_reply.status;
+    if (n->hints == NULL || (st != RK_OK && st != RK_ENOTFOUND)) {
+        return;
+    }
+    struct engine_stats es;
+    memset(&es, 0, sizeof(es));
+    engine_stats(n->hints, &es);
+    if (es.live_keys == 0) {
+        return;
+    }
+    struct dvv_obj merged;
+    dvv_init(&merged);
+    int rc = hint_merge(n, req->key.ptr, req->key.len, &merged);
+    if (rc == RK_OK && st == RK_OK) {
+        struct dvv_obj d;
+        dvv_init(&d);
+        rc = dvv_decode(&d, rep->kv_get_reply.object.ptr,
+                        rep->kv_get_reply.object.len);
+        if (rc == RK_OK) {
+            rc = dvv_merge_into(&merged, &d);
+        }
+        dvv_fini(&d);
+    }
+    if (rc == RK_OK) {
+        /* the data's copy was decoded out of n->valbuf above: reusable */
+        rk_buf_clear(&n->valbuf);
+        rc = dvv_encode(&merged, &n->valbuf);
+    }
+    dvv_fini(&merged);
+    if (rc == RK_ENOTFOUND) {
+        return; /* no hint for the key: the data's answer stands */
+    }
+    rep->kv_get_reply.status = rc;
+    rep->kv_get_reply.object.ptr = rc == RK_OK ? n->valbuf.base : NULL;
+    rep->kv_get_reply.object.len = rc == RK_OK ? n->valbuf.len : 0;
 }
 
 /* ---- tombstone reaping ------------------------------------------------ */

@@ -229,6 +229,7 @@ struct node
     struct replica_cfg rcfg;
     struct replica_stats rstats;
     struct replica_scratch scratch; /* the replica code's working space */
+    struct replica_recent recent;   /* manifests applied lately (dups) */
     struct rk_buf valbuf;
     /* background rounds */
     uint64_t hint_cursor, hint_scan_at;
@@ -308,6 +309,18 @@ size_t node__pick_coordinator(const struct node *n,
 void node__hint_view(struct node *n,
                      const struct peer_kv_get *req,
                      struct peer_msg *rep);
+
+/* Adds to a KV_GET's answer from the data (rep, RK_OK or RK_ENOTFOUND;
+ * its object a view into n->valbuf) the hints this node holds for the
+ * key, whatever their owner: a fallback that took a write for a down
+ * owner answers a read it stands in for with that write, so that a
+ * sloppy read quorum that meets the write's fallback sees the write
+ * (the ioredis read-after-write finding of issue 13).  rep's object is
+ * then a view into n->valbuf.  Does nothing when the hint store is
+ * empty. */
+void node__get_with_hints(struct node *n,
+                          const struct peer_kv_get *req,
+                          struct peer_msg *rep);
 
 /* ---- node_chunkgc.c ---- */
 /* replica_cfg.superseded: queues the blocks of a manifest a write

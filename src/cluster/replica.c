@@ -9,6 +9,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "cluster/chunk.h"
 #include "cluster/objtype.h"
 #include "common/error.h"
 #include "common/hlc.h"
@@ -485,6 +486,39 @@ static void report_dropped(const struct replica_cfg *cfg,
     }
 }
 
+/* The random id of a chunk manifest value (chunk.h layout), or NULL. */
+static const unsigned char *manifest_id(const struct peer_kv_update *req)
+{
+    if (!(req->flags & PEER_KV_CHUNKED) ||
+        req->value.len < CHUNK_MANIFEST_HDR ||
+        memcmp(req->value.ptr, "RKCM", 4) != 0) {
+        return NULL;
+    }
+    return (const unsigned char *)req->value.ptr + 24;
+}
+
+static bool recent_has(const struct replica_recent *r, const unsigned char *id)
+{
+    for (uint32_t i = 0; r && id && i < r->len; i++) {
+        if (memcmp(r->id[i], id, CHUNK_ID_LEN) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void recent_add(struct replica_recent *r, const unsigned char *id)
+{
+    if (r == NULL || id == NULL) {
+        return;
+    }
+    memcpy(r->id[r->next], id, CHUNK_ID_LEN);
+    r->next = (r->next + 1) % REPLICA_RECENT_CHUNKED;
+    if (r->len < REPLICA_RECENT_CHUNKED) {
+        r->len++;
+    }
+}
+
 static int apply_update(struct engine *e,
                         const struct replica_cfg *cfg,
                         const struct peer_kv_update *req,
@@ -539,7 +573,10 @@ static int apply_update(struct engine *e,
      * second dot, and a later write that supersedes only one of the two
      * would delete blocks the other still names.  The object is stored
      * again as it is (the reply waits for its durability as usual). */
-    bool dup = false;
+    /* ...and a manifest id applied here before is that write too, even
+     * when a later write has superseded it meanwhile */
+    const unsigned char *mid = manifest_id(req);
+    bool dup = rc == RK_OK && recent_has(cfg->recent, mid);
     for (size_t i = 0; rc == RK_OK && (f & PEER_KV_CHUNKED) && i < cur->n_sibs;
          i++) {
         dup = dup ||
@@ -594,6 +631,9 @@ static int apply_update(struct engine *e,
         /* the object had `before` siblings, minus those superseded, plus
          * the new one: count against what was stored */
         rc = replica_store(e, cfg, req->key.ptr, req->key.len, cur, seq);
+    }
+    if (rc == RK_OK && !dup) {
+        recent_add(cfg->recent, mid);
     }
     if (rc == RK_OK && gone.len) {
         report_dropped(cfg, req, &gone, cur, req->timestamp);

@@ -105,6 +105,21 @@ struct replica_scratch
 void replica_scratch_init(struct replica_scratch *s);
 void replica_scratch_fini(struct replica_scratch *s);
 
+/* The ids of the last REPLICA_RECENT_CHUNKED chunk manifests this
+ * replica applied (chunk.h: each names its blocks by a random id), so
+ * that a duplicated UPDATE of one that arrives after a later write
+ * superseded it (and its blocks may be deleted) is recognised as the
+ * same write instead of bringing the manifest back under a new dot (the
+ * simulator's I9, seed 93 of the default tier).  Zeroed = empty.  In
+ * memory: a duplicate older than the last 1,024 manifests, or across a
+ * restart, is not caught. */
+#define REPLICA_RECENT_CHUNKED 1024
+struct replica_recent
+{
+    unsigned char id[REPLICA_RECENT_CHUNKED][16];
+    uint32_t next, len;
+};
+
 /* How this node applies writes.  Borrowed by every call. */
 struct replica_cfg
 {
@@ -121,6 +136,8 @@ struct replica_cfg
     struct replica_stats *stats;     /* may be NULL */
     struct replica_scratch *scratch; /* may be NULL: each call allocates
                                         its own working space */
+    struct replica_recent *recent;   /* may be NULL: duplicates of
+                                        superseded manifests not caught */
     /* May be NULL.  Called by replica_handle_update, after the write is
      * stored, for every chunk manifest (chunk.h) the update dropped from
      * the object (superseded by the write's context, or discarded by lww

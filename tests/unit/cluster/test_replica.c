@@ -32,6 +32,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster/chunk.h"
 #include "cluster/dvv.h"
 #include "cluster/replica.h"
 #include "common/alloc.h"
@@ -146,7 +147,8 @@ static struct dvv_dot obj_write(struct dvv_obj *o,
                                 uint64_t exp)
 {
     struct dvv_write w = {val,           val ? strlen(val) : 0, ts,
-                          val ? exp : 0, val == NULL,           false, false};
+                          val ? exp : 0, val == NULL,           false,
+                          false};
     struct dvv_dot d;
     assert_int_equal(dvv_update(o, ctx, actor, floor, &w, &d), RK_OK);
     return d;
@@ -1297,6 +1299,53 @@ static void test_replica_update_empty_context_adds_a_sibling(void **st)
     engine_close(f.e);
 }
 
+/* A duplicated UPDATE of a chunk manifest that arrives after a later
+ * write superseded the manifest is the same write: it must not bring the
+ * manifest back under a new dot (its blocks may be deleted by then; the
+ * simulator's I9, seed 93).  Without the recent-manifest memory it
+ * would. */
+static void test_replica_update_late_duplicate_manifest_is_not_reapplied(
+    void **st)
+{
+    (void)st;
+    for (int with_memory = 1; with_memory >= 0; with_memory--) {
+        struct fx f;
+        fx_init(&f, open_memory());
+        struct replica_recent *recent = rk_calloc(1, sizeof(*recent));
+        assert_non_null(recent);
+        f.cfg.recent = with_memory ? recent : NULL;
+        unsigned char id[CHUNK_ID_LEN];
+        memset(id, 0x5c, sizeof(id));
+        uint64_t h = 42;
+        struct rk_buf man;
+        rk_buf_init(&man);
+        assert_int_equal(chunk_manifest_encode(10, 16, id, &h, &man), RK_OK);
+        struct peer_kv_update u =
+            mk_update("k", NULL, NULL, 10, PEER_KV_CHUNKED);
+        u.value = (struct peer_bytes){man.base, man.len};
+        struct dvv_obj o;
+        dvv_init(&o);
+        assert_int_equal(run_update(&f, &u, &o, NULL), RK_OK);
+        assert_int_equal(o.n_sibs, 1);
+        /* a SET over it (own context) supersedes the manifest */
+        assert_int_equal(
+            update(&f, "k", NULL, "small", 11, PEER_KV_OWN_CONTEXT, &o), RK_OK);
+        assert_int_equal(o.n_sibs, 1);
+        /* the first UPDATE once more (same context: none) */
+        assert_int_equal(run_update(&f, &u, &o, NULL), RK_OK);
+        if (with_memory) {
+            assert_int_equal(o.n_sibs, 1);
+            assert_true(sib_of(&o, "small") >= 0);
+        } else {
+            assert_int_equal(o.n_sibs, 2); /* what the memory prevents */
+        }
+        dvv_fini(&o);
+        rk_buf_fini(&man);
+        rk_free(recent);
+        engine_close(f.e);
+    }
+}
+
 static void test_replica_update_dots_come_from_actor_above_floor(void **st)
 {
     (void)st;
@@ -2198,6 +2247,8 @@ int main(void)
         cmocka_unit_test(
             test_replica_update_context_supersedes_exactly_covered_siblings),
         cmocka_unit_test(test_replica_update_empty_context_adds_a_sibling),
+        cmocka_unit_test(
+            test_replica_update_late_duplicate_manifest_is_not_reapplied),
         cmocka_unit_test(test_replica_update_dots_come_from_actor_above_floor),
         cmocka_unit_test(
             test_replica_fallback_update_uses_fresh_one_shot_actor),
