@@ -22,6 +22,7 @@ moves about 3 times the bytes it keeps; MB/s counts bytes received.
 Servers are stopped by PID.
 
 Usage: bench/handoff_bench.py BUILD_DIR [--mb 256] [--value 1024] [--quick]
+       [--set handoff-max-mbps=0 --set handoff-concurrency=4 ...]
 """
 import argparse
 import os
@@ -88,6 +89,9 @@ def main():
     ap.add_argument("--mb", type=int, default=256)
     ap.add_argument("--value", type=int, default=1024)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=V",
+                    help="a ringkvd flag for every node, e.g. "
+                    "handoff-max-mbps=0 (repeatable)")
     a = ap.parse_args()
     if a.quick:
         a.mb = min(a.mb, 32)
@@ -96,7 +100,13 @@ def main():
     tmp = tempfile.mkdtemp(prefix="rk-handoff-bench-")
     nodes = []
     try:
-        nodes = [start_node(a.build, tmp, "n%d" % i) for i in range(4)]
+        extra = []
+        for s in a.set:
+            k, v = s.split("=", 1)
+            extra += ["--" + k, v]
+        print("node flags: %s" % (" ".join(extra) or "(defaults)"))
+        nodes = [start_node(a.build, tmp, "n%d" % i, extra)
+                 for i in range(4)]
         form_cluster(a.build, nodes[:3])
         t0 = time.time()
         load(nodes[0].port, n, a.value)

@@ -45,6 +45,9 @@ run --seeds 384:384 --steps 40000 --nodes 7 --spares 2
 # regression: the chunk GC deleted blocks on a superseding write that
 # lived only on a node being removed (I9)
 run --seeds 744:744 --steps 40000 --nodes 7 --spares 2
+# regression: a leaving node wiped after it saw a concurrent state that
+# removed it answered FOLDs with EAGAIN forever (I10)
+run --seeds 207:207 --steps 40000 --nodes 7 --spares 2
 # negative control: conflict_policy lww must lose acknowledged writes, or
 # the checker is broken
 run --seeds 1:10 --steps 20000 --policy lww --expect I1

@@ -100,6 +100,11 @@ struct node_settings
     uint32_t handoff_drop_grace_ms; /* a partition that moved away is
                                        dropped here this long after the
                                        transition finished (issue 14) */
+    uint32_t handoff_concurrency;   /* partitions this node receives at
+                                       once: 1..NODE_HANDOFF_XFERS (8);
+                                       0 = the default, 2 */
+    uint32_t handoff_max_kbps;      /* bytes/s / 1024 this node receives
+                                       in handoff at most; 0 = no limit */
     uint32_t speculative_retry_ms;  /* a read still short of R after this
                                        asks the other replicas; 0 = only
                                        on failures */
@@ -243,6 +248,7 @@ struct node_stats
     uint64_t handoff_keys_out, handoff_bytes_out; /* sent to others */
     uint64_t handoff_folds_served, handoff_folds_refused;
     uint64_t handoff_retries;      /* FOLDs asked again (timeout, error) */
+    uint64_t handoff_throttled;    /* FOLDs held back by the rate limit */
     uint64_t handoff_forwards;     /* writes also sent to pending owners */
     uint64_t handoff_keys_dropped; /* keys of partitions no longer owned
                                       here, deleted after the grace */

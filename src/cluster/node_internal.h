@@ -77,12 +77,22 @@ struct node__op
 };
 
 /* Partition handoff (node_handoff.c, issue 14 item 2). */
-#define NODE_HANDOFF_XFERS      2          /* partitions received at once */
-#define NODE_HANDOFF_BATCH      (1u << 20) /* bytes of items per FOLD */
-#define NODE_HANDOFF_TIMEOUT_MS 15000      /* a FOLD unanswered this long */
-#define NODE_HANDOFF_RETRY_MS   1000       /* is asked again after this */
-#define NODE_HANDOFF_SCAN       65536      /* keys a FOLD looks at, at most */
-#define NODE_HANDOFF_ROUND_MS   100        /* between handoff rounds */
+#define NODE_HANDOFF_XFERS                    \
+    8 /* partitions received at once, at most \
+         (node_settings.handoff_concurrency) */
+#define NODE_HANDOFF_BATCH                                          \
+    (64u << 10)                       /* bytes of items per FOLD:   \
+                                          a batch is merged in one  \
+                                          event, so this bounds how \
+                                          long it holds the loop */
+#define NODE_HANDOFF_TIMEOUT_MS 15000 /* a FOLD unanswered this long */
+#define NODE_HANDOFF_RETRY_MS   1000  /* is asked again after this */
+#define NODE_HANDOFF_SCAN       65536 /* keys a FOLD looks at, at most */
+#define NODE_HANDOFF_ROUND_MS   100   /* between handoff rounds */
+#define NODE_HANDOFF_EAGAIN_MS             \
+    30000 /* a source that answers "no     \
+             transition here" this long is \
+             skipped like a down one */
 
 /* One current replica a transfer pulls from. */
 struct node__xfer_src
@@ -109,13 +119,27 @@ struct node__xfer
     uint64_t started_ms;
 };
 
+/* A source that answers FOLDs with "no transition here" (RK_EAGAIN). */
+struct node__eagain
+{
+    char id[CL_ID_MAX + 1]; /* "" = free */
+    uint64_t since_ms;
+};
+#define NODE_HANDOFF_EAGAIN_SLOTS 16
+
 struct node__handoff
 {
+    struct node__eagain eagain[NODE_HANDOFF_EAGAIN_SLOTS];
     struct node__xfer x[NODE_HANDOFF_XFERS];
     uint8_t *recv;     /* per partition: received here (to be marked) */
     uint32_t recv_cap; /* partitions in recv */
     uint64_t next_round_ms;
     uint64_t next_req;
+    /* the receive rate limit (node_settings.handoff_max_kbps): a token
+     * bucket of bytes, refilled at the rate, at most one second's worth;
+     * a FOLD is sent only while it is positive */
+    int64_t tokens;
+    uint64_t tokens_ms;
     uint64_t instance; /* this run's fold cursors carry it */
     uint64_t refused_logged_ms;
     /* dropping partitions this node no longer owns (after a grace) */

@@ -525,35 +525,37 @@ void cluster_info(struct server *s, struct rk_buf *out)
     const struct node_stats *hs = node_stats(cn->node);
     const struct membership *mem = node_membership(cn->node);
     uint32_t pending = membership_partitions_pending(mem);
-    rk_buf_appendf(out,
-                   "cluster_transition:%d\r\n"
-                   "cluster_transition_epoch:%" PRIu32
-                   "\r\n"
-                   "cluster_partitions_pending:%" PRIu32
-                   "\r\n"
-                   "cluster_handoff_transfers_done:%" PRIu64
-                   "\r\n"
-                   "cluster_handoff_keys_in:%" PRIu64
-                   "\r\n"
-                   "cluster_handoff_bytes_in:%" PRIu64
-                   "\r\n"
-                   "cluster_handoff_keys_out:%" PRIu64
-                   "\r\n"
-                   "cluster_handoff_bytes_out:%" PRIu64
-                   "\r\n"
-                   "cluster_handoff_folds_refused:%" PRIu64
-                   "\r\n"
-                   "cluster_handoff_retries:%" PRIu64
-                   "\r\n"
-                   "cluster_handoff_forwards:%" PRIu64
-                   "\r\n"
-                   "cluster_handoff_keys_dropped:%" PRIu64 "\r\n",
-                   membership_next_ring(mem) != NULL ? 1 : 0,
-                   membership_epoch(mem), pending, hs->handoff_transfers_done,
-                   hs->handoff_keys_in, hs->handoff_bytes_in,
-                   hs->handoff_keys_out, hs->handoff_bytes_out,
-                   hs->handoff_folds_refused, hs->handoff_retries,
-                   hs->handoff_forwards, hs->handoff_keys_dropped);
+    rk_buf_appendf(
+        out,
+        "cluster_transition:%d\r\n"
+        "cluster_transition_epoch:%" PRIu32
+        "\r\n"
+        "cluster_partitions_pending:%" PRIu32
+        "\r\n"
+        "cluster_handoff_transfers_done:%" PRIu64
+        "\r\n"
+        "cluster_handoff_keys_in:%" PRIu64
+        "\r\n"
+        "cluster_handoff_bytes_in:%" PRIu64
+        "\r\n"
+        "cluster_handoff_keys_out:%" PRIu64
+        "\r\n"
+        "cluster_handoff_bytes_out:%" PRIu64
+        "\r\n"
+        "cluster_handoff_folds_refused:%" PRIu64
+        "\r\n"
+        "cluster_handoff_retries:%" PRIu64
+        "\r\n"
+        "cluster_handoff_forwards:%" PRIu64
+        "\r\n"
+        "cluster_handoff_keys_dropped:%" PRIu64
+        "\r\n"
+        "cluster_handoff_throttled:%" PRIu64 "\r\n",
+        membership_next_ring(mem) != NULL ? 1 : 0, membership_epoch(mem),
+        pending, hs->handoff_transfers_done, hs->handoff_keys_in,
+        hs->handoff_bytes_in, hs->handoff_keys_out, hs->handoff_bytes_out,
+        hs->handoff_folds_refused, hs->handoff_retries, hs->handoff_forwards,
+        hs->handoff_keys_dropped, hs->handoff_throttled);
     const struct replica_stats *rs = node_replica_stats(cn->node);
     n = snprintf(
         b, sizeof(b),
@@ -620,6 +622,8 @@ struct node_settings cluster__settings_of(const struct rk_config *cfg)
             (uint32_t)(cfg->read_repair_chance * 1000 + 0.5),
         .speculative_retry_ms = cfg->speculative_retry_ms,
         .handoff_drop_grace_ms = cfg->handoff_drop_grace_ms,
+        .handoff_concurrency = cfg->handoff_concurrency,
+        .handoff_max_kbps = cfg->handoff_max_mbps * 1024,
         .sync_always = cfg->sync_mode == ENGINE_SYNC_ALWAYS,
         .lww = cfg->conflict_lww,
         .max_siblings = cfg->max_siblings,

@@ -51,6 +51,8 @@ void config_init(struct rk_config *c)
     c->read_repair_chance = 0.1;
     c->speculative_retry_ms = 50;
     c->handoff_drop_grace_ms = 30000;
+    c->handoff_concurrency = 2;
+    c->handoff_max_mbps = CONFIG_DEFAULT_HANDOFF_MBPS;
     c->sloppy_quorum = true;
     c->max_clock_skew_ms = 60000;
     c->slow_log_ms = 250;
@@ -381,6 +383,16 @@ int config_set(struct rk_config *c,
         why =
             "must be 0..86400000 (how long a node keeps a partition it "
             "no longer owns after a transition)";
+    } else if (strcmp(n, "handoff-concurrency") == 0) {
+        rc = parse_u64(value, 1, 8, &u);
+        c->handoff_concurrency = (uint32_t)u;
+        why = "must be 1..8 (partitions a node receives at once)";
+    } else if (strcmp(n, "handoff-max-mbps") == 0) {
+        rc = parse_u64(value, 0, 1024 * 1024, &u);
+        c->handoff_max_mbps = (uint32_t)u;
+        why =
+            "must be 0..1048576 (MiB/s a node receives in handoff; 0 = no "
+            "limit)";
     } else if (strcmp(n, "slow-log-ms") == 0) {
         rc = parse_u64(value, 0, 3600000, &u);
         c->slow_log_ms = (uint32_t)u;
@@ -507,6 +519,10 @@ static void usage(FILE *f)
             "the others (50)\n"
             "  --handoff-drop-grace-ms MS  keep a partition this long after "
             "it moved away (30000)\n"
+            "  --handoff-concurrency N     partitions a node receives at "
+            "once, 1..8 (2)\n"
+            "  --handoff-max-mbps M        MiB/s a node receives in "
+            "handoff, 0 = no limit (64)\n"
             "  --sloppy-quorum on|off      fallbacks for down replicas (on)\n"
             "  --max-clock-skew-ms MS      warn when a peer's clock is ahead "
             "(60000)\n"
@@ -646,10 +662,12 @@ void config_each(const struct rk_config *c,
     char port[16], maxcl[16], bulk[32], cmv[32], qbl[32], mfs[32], ratio[32],
         tmo[16], hz[16], pport[16], nv[16], rv[16], wv[16], rs[16], rto[16],
         msib[16], grace[24], rrw[16], skew[24], hport[16], slow[16], rrc[32],
-        spec[16], hdg[16];
+        spec[16], hdg[16], hcc[16], hmb[16];
     snprintf(rrc, sizeof(rrc), "%g", c->read_repair_chance);
     snprintf(spec, sizeof(spec), "%" PRIu32, c->speculative_retry_ms);
     snprintf(hdg, sizeof(hdg), "%" PRIu32, c->handoff_drop_grace_ms);
+    snprintf(hcc, sizeof(hcc), "%" PRIu32, c->handoff_concurrency);
+    snprintf(hmb, sizeof(hmb), "%" PRIu32, c->handoff_max_mbps);
     snprintf(slow, sizeof(slow), "%" PRIu32, c->slow_log_ms);
     if (c->http_port < 0) {
         snprintf(hport, sizeof(hport), "off");
@@ -726,6 +744,8 @@ void config_each(const struct rk_config *c,
         {"read-repair-chance", rrc},
         {"speculative-retry-ms", spec},
         {"handoff-drop-grace-ms", hdg},
+        {"handoff-concurrency", hcc},
+        {"handoff-max-mbps", hmb},
         {"sloppy-quorum", c->sloppy_quorum ? "on" : "off"},
         {"max-clock-skew-ms", skew},
         {"slow-log-ms", slow},

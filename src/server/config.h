@@ -64,18 +64,22 @@ struct rk_config
                                          stores, bytes (64 MiB; at most
                                          proto_max_bulk_len applies too) */
     /* Versions and healing (issue 5; docs/consistency.md). */
-    bool conflict_lww;             /* conflict-policy lww (default siblings) */
-    uint32_t max_siblings;         /* per key (100) */
-    uint64_t tombstone_gc_grace_s; /* (3600) */
-    uint32_t read_repair_wait_ms;  /* straggler wait, 0 = off (100) */
-    double read_repair_chance;     /* share of reads asking all N (0.1) */
-    uint32_t speculative_retry_ms; /* widen a slow read, 0 = off (50) */
+    bool conflict_lww;              /* conflict-policy lww (default siblings) */
+    uint32_t max_siblings;          /* per key (100) */
+    uint64_t tombstone_gc_grace_s;  /* (3600) */
+    uint32_t read_repair_wait_ms;   /* straggler wait, 0 = off (100) */
+    double read_repair_chance;      /* share of reads asking all N (0.1) */
+    uint32_t speculative_retry_ms;  /* widen a slow read, 0 = off (50) */
     uint32_t handoff_drop_grace_ms; /* keep a handed-off partition (30000) */
-    bool sloppy_quorum;            /* fallbacks for down replicas (yes) */
-    uint64_t max_clock_skew_ms;    /* warn beyond it (60000) */
-    uint32_t slow_log_ms;          /* log coordinated commands slower than
-                                      this, 0 = off (250) */
-    bool log_requests;             /* one log line per command (off) */
+    uint32_t handoff_concurrency;   /* partitions received at once (2) */
+#define CONFIG_DEFAULT_HANDOFF_MBPS 64
+    uint32_t handoff_max_mbps;  /* MiB/s received in handoff, 0 = no
+                                   limit */
+    bool sloppy_quorum;         /* fallbacks for down replicas (yes) */
+    uint64_t max_clock_skew_ms; /* warn beyond it (60000) */
+    uint32_t slow_log_ms;       /* log coordinated commands slower than
+                                   this, 0 = off (250) */
+    bool log_requests;          /* one log line per command (off) */
 };
 
 /* Fills `c` with the defaults. */

@@ -241,3 +241,47 @@ def test_remove_dead_nodes_restores_n_copies(cluster_factory):
         assert not short, "keys with fewer than N=3 copies: %r" % (
             [(k, n_of[k]) for k in short[:10]],)
     check_all(cl, nodes, kv, "after removing two dead nodes")
+
+
+@pytest.mark.timeout(300)
+def test_handoff_rate_limit_is_settable_at_run_time(cluster_factory):
+    """handoff-max-mbps bounds what a receiving node pulls per second and
+    can be changed while a transfer runs (CONFIG SET): at 1 MiB/s a join
+    that has to receive several MiB is still running after 2 s and holds
+    FOLDs back (cluster_handoff_throttled); lifted to 0 (no limit), it
+    finishes, and every key reads back through the new node."""
+    cl = cluster_factory(4, form=3)
+    a, b, c, d = cl.nodes
+    big = "v" * 1000
+    kv = {}
+    for i in range(0, 6000, 500):
+        p = cl.c(a).pipeline(transaction=False)
+        for k in range(i, i + 500):
+            p.set("r:%d" % k, big)
+            kv["r:%d" % k] = big.encode()
+        assert all(r is True for r in p.execute())
+    r = cl.c(d)
+    assert r.config_set("handoff-max-mbps", 1) is True
+    assert r.config_get("handoff-max-mbps") == {"handoff-max-mbps": "1"}
+    with pytest.raises(redis.ResponseError, match="1..8"):
+        r.config_set("handoff-concurrency", 9)
+    cl.join(d, a)
+    time.sleep(2.0)
+    i = cl.info(d)
+    print("\nafter 2 s at 1 MiB/s: %s bytes in, throttled %s, transition %s"
+          % (i["cluster_handoff_bytes_in"], i["cluster_handoff_throttled"],
+             i["cluster_transition"]))
+    assert i["cluster_transition"] == "1"
+    assert int(i["cluster_handoff_throttled"]) > 0
+    # ~6 MiB from 3 sources at most 1 MiB/s plus one second of burst
+    assert int(i["cluster_handoff_bytes_in"]) <= 4 * 1024 * 1024
+    assert r.config_set("handoff-max-mbps", 0) is True
+    t0 = time.monotonic()
+    cl.wait_converged(4, nodes=[a, b, c, d], timeout=120)
+    cl.wait_until(lambda: all(cl.info(x)["cluster_transition"] == "0"
+                              for x in (a, b, c, d)),
+                  "the transition to finish", timeout=120,
+                  nodes=[a, b, c, d])
+    print("finished %.2f s after the limit was lifted" % (
+        time.monotonic() - t0))
+    check_all(cl, [d], kv, "through D after a rate-limited join")

@@ -405,6 +405,19 @@ static int start_node(struct sim *s, int i)
         .env = &sn->env,
         .max_ops = 4096,
     };
+    if (s->cfg.spares) {
+        /* membership runs: each start draws its handoff limits (1..3
+         * partitions at once; no rate limit, or 16..79 KiB/s: the
+         * simulated partitions are small), so transfers are also slow
+         * and throttled (runs without spares keep their traces) */
+        nc.settings.handoff_concurrency =
+            1 + (uint32_t)(rk_rng_next(&sn->rng) % 3);
+        uint64_t r = rk_rng_next(&sn->rng);
+        nc.settings.handoff_max_kbps = r % 2 ? 0 : 16 + (uint32_t)(r / 2 % 64);
+        if (getenv("SIM_NORATE")) { nc.settings.handoff_max_kbps = 0; }
+        if (getenv("SIM_NOCONC")) { nc.settings.handoff_concurrency = 2; }
+        if (getenv("SIM_SHOW")) fprintf(stderr, "%s start conc %u kbps %u\n", sn->id, nc.settings.handoff_concurrency, nc.settings.handoff_max_kbps);
+    }
     char err[256] = "";
     int rc = node_create(&nc, &sn->node, err, sizeof(err));
     if (rc != RK_OK) {

@@ -1068,6 +1068,8 @@ void sim__check(struct sim *s)
         s->res->chunk_blocks_deleted += st->chunk_blocks_deleted;
         s->res->chunk_blocks_failed += st->chunk_blocks_failed;
         s->res->chunk_gc_deferred += st->chunk_gc_deferred;
+        s->res->handoff_keys_in += st->handoff_keys_in;
+        s->res->handoff_throttled += st->handoff_throttled;
         s->res->chunk_manifests_kept += st->chunk_manifests_kept;
     }
 }

@@ -162,7 +162,7 @@ int main(int argc, char **argv)
     size_t max_sibs = 0, bad_seeds = 0;
     uint64_t keys = 0, converged = 0;
     uint64_t chunked = 0, dropped = 0, bdeleted = 0, bfailed = 0;
-    uint64_t gdeferred = 0, gkept = 0;
+    uint64_t gdeferred = 0, gkept = 0, ho_keys = 0, ho_thr = 0;
     double t0 = wall_s();
     for (uint64_t seed = first; seed <= last; seed++) {
         cfg.seed = seed;
@@ -224,6 +224,8 @@ int main(int argc, char **argv)
         bfailed += r.chunk_blocks_failed;
         gdeferred += r.chunk_gc_deferred;
         gkept += r.chunk_manifests_kept;
+        ho_keys += r.handoff_keys_in;
+        ho_thr += r.handoff_throttled;
     }
     double dt = wall_s() - t0;
     uint64_t seeds = last - first + 1;
@@ -235,6 +237,11 @@ int main(int argc, char **argv)
            " deleted, %" PRIu64 " deletes failed; GC checks deferred %" PRIu64
            ", manifests kept %" PRIu64 "\n",
            chunked, dropped, bdeleted, bfailed, gdeferred, gkept);
+    if (ho_keys) {
+        printf("handoff: %" PRIu64 " keys received, %" PRIu64
+               " FOLDs held back by the rate limit\n",
+               ho_keys, ho_thr);
+    }
     printf("convergence: %" PRIu64 " of %" PRIu64
            " keys equal on all replicas after healing (hints, gossip), "
            "before the read-repair pass\n",
