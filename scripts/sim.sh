@@ -48,6 +48,9 @@ run --seeds 744:744 --steps 40000 --nodes 7 --spares 2
 # regression: a leaving node wiped after it saw a concurrent state that
 # removed it answered FOLDs with EAGAIN forever (I10)
 run --seeds 207:207 --steps 40000 --nodes 7 --spares 2
+# regression: an isolated pending owner took a partition from one replica
+# while the two that held three acknowledged appends were skipped (I1)
+run --seeds 748:748 --steps 40000 --nodes 7 --spares 2
 # negative control: conflict_policy lww must lose acknowledged writes, or
 # the checker is broken
 run --seeds 1:10 --steps 20000 --policy lww --expect I1

@@ -114,6 +114,8 @@ struct node__xfer
     uint32_t partition;
     struct node__xfer_src src[RING_MAX_N];
     size_t n_src;
+    bool self_src;        /* this node is a current replica too (its own copy
+                             counts as one source folded) */
     uint64_t keys, bytes; /* received (merged) so far */
     uint64_t last_seq;    /* data engine seq of the last merge */
     uint64_t started_ms;

@@ -13,10 +13,15 @@ timeouts, NOQUORUM after a partial write) in a JSONL history.
 
 Meanwhile a nemesis, driven by the seed, repeatedly SIGKILLs and restarts
 a node, SIGSTOPs and SIGCONTs one, or splits the cluster into random
-halves with the peer-traffic fault hook, each for 1-4 s.  Then it heals
-everything, and the checker reads every key through every node until all
-replicas hold byte-identical objects (hints and read repair only, no
-anti-entropy), and checks:
+halves with the peer-traffic fault hook, each for 1-4 s, or changes the
+membership (issue 14): a sixth node starts as a spare; the nemesis joins
+it (`ringkv cluster join`), or, when there is no spare, a random member
+leaves (`ringkv cluster leave`: its partitions are handed off) and, once
+it has dropped its keys, is the next spare.  Ownership transitions thus
+run during the kills, pauses and partitions that follow.  Then it heals
+everything, waits for the transitions to finish, and the checker reads
+every key through every member until all replicas hold byte-identical
+objects (hints and read repair only), and checks:
   - sets (Jepsen's `set` checker): lost = acknowledged elements missing
     from the final union (must be 0); unexpected = elements never
     attempted (must be 0); recovered = indeterminate adds present;
@@ -41,7 +46,8 @@ import redis
 
 from cluster_util import cluster_factory_gen
 
-N_NODES = 5
+N_NODES = 6  # 5 members and a spare that joins and leaves
+N_MEMBERS = 5
 SET_KEYS = 3
 REG_KEYS = 3
 CLIENTS = 6
@@ -179,7 +185,10 @@ class Client(threading.Thread):
 
     def run(self):
         while not self.stop.is_set():
-            node = self.rng.choice(self.cl.nodes)
+            # not the spare that never joined: a lone node serves writes
+            # of its own one-node cluster (a node that left refuses them)
+            node = self.rng.choice([n for n in self.cl.nodes
+                                    if n.node_id not in self.res["fresh"]])
             if self.rng.random() < 0.6:
                 self.op_set_add(node)
             else:
@@ -189,14 +198,60 @@ class Client(threading.Thread):
 class Nemesis(threading.Thread):
     """One fault at a time: kill+restart, pause+resume, or random halves."""
 
-    def __init__(self, cl, seed, hist, stop):
+    def __init__(self, cl, seed, hist, stop, fresh):
         super().__init__(daemon=True)
+        self.fresh = fresh  # node ids that never joined (clients skip)
         self.cl = cl
         self.rng = random.Random(seed ^ 0x5EED)
         self.hist = hist
         self.stop = stop
-        self.counts = {"kill": 0, "pause": 0, "partition": 0}
+        self.counts = {"kill": 0, "pause": 0, "partition": 0, "join": 0,
+                       "leave": 0}
         self.error = None
+        self.spare = cl.nodes[N_MEMBERS]  # outside the cluster, or None
+        self.left = None  # a node that left and may not have dropped yet
+
+    def members(self):
+        return [n for n in self.cl.nodes
+                if n is not self.spare and n is not self.left]
+
+    def membership(self):
+        """Join the spare, or make a random member leave (the cluster
+        never goes below 5 members, so a leave never needs --force)."""
+        members = self.members()
+        if self.left is not None:
+            # the last leaver becomes the spare once it dropped its keys
+            # (a join needs an empty node)
+            try:
+                phase = self.cl.info(self.left)["cluster_phase"]
+                empty = self.cl.c(self.left).dbsize() == 0
+            except Exception:  # noqa: BLE001 - not yet: another fault
+                return False
+            if phase != "removed" or not empty:
+                return False
+            self.spare, self.left = self.left, None
+        if self.spare is not None:
+            n, seed = self.spare, self.rng.choice(members)
+            self.hist.log(type="nemesis", f="join", node=n.node_id,
+                          seed=seed.node_id)
+            p = self.cl.cli(n, "cluster", "join", seed.peer_addr,
+                            check=False, timeout=60)
+            self.hist.log(type="nemesis", f="joined", node=n.node_id,
+                          out=(p.stdout + p.stderr).strip()[:200])
+            if p.returncode == 0:
+                self.spare = None
+                self.fresh.discard(n.node_id)
+                self.counts["join"] += 1
+            return True
+        n = self.rng.choice(members)
+        self.hist.log(type="nemesis", f="leave", node=n.node_id)
+        p = self.cl.cli(n, "cluster", "leave", check=False, timeout=60)
+        self.hist.log(type="nemesis", f="left", node=n.node_id,
+                      out=(p.stdout + p.stderr).strip()[:200])
+        if p.returncode == 0:
+            self.left = n
+            self.counts["leave"] += 1
+        return True
 
     def nap(self, lo, hi):
         self.stop.wait(self.rng.uniform(lo, hi))
@@ -207,7 +262,13 @@ class Nemesis(threading.Thread):
                 self.nap(0.5, 1.5)
                 if self.stop.is_set():
                     break
-                kind = self.rng.choice(["kill", "pause", "partition"])
+                kind = self.rng.choice(["kill", "pause", "partition",
+                                        "member"])
+                if kind == "member":
+                    if not self.membership():
+                        kind = "pause"  # the leaver has not dropped yet
+                    else:
+                        continue
                 self.counts[kind] += 1
                 nodes = self.cl.nodes
                 if kind == "kill":
@@ -240,9 +301,9 @@ class Nemesis(threading.Thread):
             self.error = e
 
 
-def final_objects(cl, key):
+def final_objects(cl, key, nodes=None):
     objs = []
-    for n in cl.nodes:
+    for n in nodes or cl.nodes:
         objs.append(cl.c(n).execute_command("RINGKV.LOCALOBJ", key))
     return [o for o in objs if o is not None]
 
@@ -272,6 +333,7 @@ def new_results():
         "indeterminate": {"set:%d" % i: set() for i in range(SET_KEYS)},
         "reg_attempts": {"reg:%d" % i: {} for i in range(REG_KEYS)},
         "reg_acked": {"reg:%d" % i: {} for i in range(REG_KEYS)},
+        "fresh": set(),
     }
 
 
@@ -282,16 +344,19 @@ def test_no_acknowledged_write_is_lost(cluster_factory, request, seed):
         seed = DEFAULT_SEED  # fixed by default: a failure repeats
         print("seed=%d (fixed; replay with --seed=%d)" % (seed, seed))
     seconds = run_seconds(request)
-    cl = cluster_factory(N_NODES, args=["--sync", "always",
-                                        "--request-timeout-ms", "1000"])
+    cl = cluster_factory(N_NODES, form=N_MEMBERS,
+                         args=["--sync", "always",
+                               "--request-timeout-ms", "1000",
+                               "--handoff-drop-grace-ms", "2000"])
     hist_path = os.path.join(tempfile.gettempdir(),
                              "ringkv-jepsen-%d.jsonl" % seed)
     hist = History(hist_path)
     results = new_results()
+    results["fresh"].add(cl.nodes[N_MEMBERS].node_id)
     stop = threading.Event()
     clients = [Client(i, cl, seed * 1000 + i, hist, stop, results)
                for i in range(CLIENTS)]
-    nem = Nemesis(cl, seed, hist, stop)
+    nem = Nemesis(cl, seed, hist, stop, results["fresh"])
     for t in clients:
         t.start()
     nem.start()
@@ -307,19 +372,31 @@ def test_no_acknowledged_write_is_lost(cluster_factory, request, seed):
         if not n.alive:
             cl.restart(n)
     cl.heal()
-    cl.wait_converged(timeout=30)
+    members = nem.members()
+    cl.wait_converged(len(members), nodes=members, timeout=60)
+    # the membership changes finish (every partition with its new owners)
+    cl.wait_until(lambda: all(cl.info(n)["cluster_transition"] == "0"
+                              for n in members),
+                  "the ownership transitions to finish", timeout=120,
+                  nodes=members)
+    if nem.left is not None:
+        # its copies are dropped after the grace: LOCALOBJ below looks at
+        # the members only, but wait so that nothing is still moving
+        cl.wait_until(lambda: cl.info(nem.left)["cluster_phase"] ==
+                      "removed", "the leaver to see itself removed",
+                      timeout=60, nodes=cl.nodes)
     t_heal = time.time()
-    for n in cl.nodes:
+    for n in members:
         assert cl.c(n).config_set("r", "3")
     keys = list(results["attempted"]) + list(results["reg_attempts"])
     converged_at = None
     while time.time() - t_heal < 30:
         for k in keys:
-            cl.c(cl.nodes[0]).execute_command("RINGKV.GETALL", k)
+            cl.c(members[0]).execute_command("RINGKV.GETALL", k)
         time.sleep(0.2)  # read repair's straggler wait
         agree = True
         for k in keys:
-            objs = final_objects(cl, k)
+            objs = final_objects(cl, k, members)
             if objs and (len(objs) != 3 or len(set(objs)) != 1):
                 agree = False
         if agree:
@@ -328,10 +405,10 @@ def test_no_acknowledged_write_is_lost(cluster_factory, request, seed):
     hist.close()
     # --- check -----------------------------------------------------------
     acked_total, lost, unexpected, recovered, siblings = check_sets(
-        cl, results, cl.nodes[1])
+        cl, results, members[1])
     reg_bad = []
     for k, attempts in results["reg_attempts"].items():
-        ctx, sibs = cl.c(cl.nodes[2]).execute_command("RINGKV.GETALL", k)
+        ctx, sibs = cl.c(members[2]).execute_command("RINGKV.GETALL", k)
         siblings += max(0, len(sibs) - 1)
         final = [s[0].decode() for s in sibs if s[0] is not None]
         for v in final:
@@ -366,7 +443,7 @@ def test_checker_detects_lww_losses(cluster_factory, tmp_path):
     """Negative control (TESTING.md B3/B4): with --conflict-policy lww, adds
     on both sides of a partition lose one side, and the same checker must
     say so; if it does not, the checker is broken."""
-    cl = cluster_factory(N_NODES, args=["--conflict-policy", "lww",
+    cl = cluster_factory(N_MEMBERS, args=["--conflict-policy", "lww",
                                         "--w", "1", "--r", "1"])
     hist = History(str(tmp_path / "lww.jsonl"))
     results = new_results()
