@@ -794,6 +794,57 @@ json_t *cluster_latency_json(struct server *s)
 /* ---- metrics (metrics.c) ---------------------------------------------------
  */
 
+/* Ownership transitions, partition handoff and the chunk GC in
+ * /metrics (issue 14 item 5). */
+static void cluster__handoff_metrics(struct cnode *cn, struct rk_buf *out)
+{
+    const struct node_stats *st = node_stats(cn->node);
+    const struct membership *mem = node_membership(cn->node);
+    metrics_one(out, "ringkv_cluster_transition", "gauge",
+                "1 while an ownership transition (join, leave, remove) runs.",
+                membership_next_ring(mem) != NULL ? 1 : 0);
+    metrics_one(out, "ringkv_cluster_partitions_pending", "gauge",
+                "Partitions whose pending owners have not all received them.",
+                membership_partitions_pending(mem));
+    metrics_one(out, "ringkv_handoff_transfers_total", "counter",
+                "Partitions this node received as a pending owner.",
+                st->handoff_transfers_done);
+    metrics_one(out, "ringkv_handoff_received_keys_total", "counter",
+                "Objects merged here from handoff batches.",
+                st->handoff_keys_in);
+    metrics_one(out, "ringkv_handoff_received_bytes_total", "counter",
+                "Bytes of handoff batches received here.",
+                st->handoff_bytes_in);
+    metrics_one(out, "ringkv_handoff_sent_keys_total", "counter",
+                "Objects this node sent in handoff batches.",
+                st->handoff_keys_out);
+    metrics_one(out, "ringkv_handoff_sent_bytes_total", "counter",
+                "Bytes of handoff batches this node sent.",
+                st->handoff_bytes_out);
+    metrics_one(out, "ringkv_handoff_retries_total", "counter",
+                "Handoff batch requests asked again (timeout, error, a "
+                "source skipped).",
+                st->handoff_retries);
+    metrics_one(out, "ringkv_handoff_refused_total", "counter",
+                "Handoff requests this node refused (not a pending owner, "
+                "not a replica, malformed).",
+                st->handoff_folds_refused);
+    metrics_one(out, "ringkv_handoff_throttled_total", "counter",
+                "Handoff batch requests held back by handoff-max-mbps.",
+                st->handoff_throttled);
+    metrics_one(out, "ringkv_handoff_dropped_keys_total", "counter",
+                "Keys of partitions this node no longer replicates, deleted "
+                "after the drop grace.",
+                st->handoff_keys_dropped);
+    metrics_one(out, "ringkv_chunk_gc_deferred_total", "counter",
+                "Chunk GC checks that found a superseded manifest possibly "
+                "live (checked again later).",
+                st->chunk_gc_deferred);
+    metrics_one(out, "ringkv_chunk_blocks_deleted_total", "counter",
+                "Blocks of superseded chunk manifests deleted.",
+                st->chunk_blocks_deleted);
+}
+
 void cluster_metrics(struct server *s, struct rk_buf *out)
 {
     struct cnode *cn = s->cluster;
@@ -900,6 +951,7 @@ void cluster_metrics(struct server *s, struct rk_buf *out)
     metrics_one(out, "ringkv_cluster_members_degraded", "gauge",
                 "Valid members known degraded, this node included.",
                 node_members_degraded(cn->node));
+    cluster__handoff_metrics(cn, out);
     metrics_family(out, "ringkv_peer_up", "gauge",
                    "1 when this node sees the peer up, by peer node id.");
     size_t m = membership_member_count(node_membership(cn->node));

@@ -17,6 +17,7 @@ through real ringkvd processes, the real CLI and redis-py clients.
 import random
 import threading
 import time
+import urllib.request
 
 import pytest
 import redis
@@ -275,6 +276,15 @@ def test_handoff_rate_limit_is_settable_at_run_time(cluster_factory):
     assert int(i["cluster_handoff_throttled"]) > 0
     # ~6 MiB from 3 sources at most 1 MiB/s plus one second of burst
     assert int(i["cluster_handoff_bytes_in"]) <= 4 * 1024 * 1024
+    # the same figures in /metrics (Prometheus)
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" %
+                                d.server.http_port, timeout=10) as resp:
+        text = resp.read().decode()
+    samples = dict(line.split(" ", 1) for line in text.splitlines()
+                   if line and not line.startswith("#"))
+    assert samples["ringkv_cluster_transition"] == "1"
+    assert int(samples["ringkv_handoff_throttled_total"]) > 0
+    assert int(samples["ringkv_cluster_partitions_pending"]) > 0
     assert r.config_set("handoff-max-mbps", 0) is True
     t0 = time.monotonic()
     cl.wait_converged(4, nodes=[a, b, c, d], timeout=120)
