@@ -606,9 +606,11 @@ void node__run_cl_actions(struct node *n)
 /* ---- durable acks ---------------------------------------------------------
  */
 
-/* Holds an acknowledgement until `q`'s engine has `seq` durable. */
+/* Holds an acknowledgement until `q`'s engine has `seq` durable (and,
+ * with then_hint, the hint store then_hint: release_acks). */
 static void queue_ack(struct node__ackq *q,
                       uint64_t seq,
+                      uint64_t then_hint,
                       bool local,
                       uint64_t req_id,
                       int32_t status,
@@ -628,6 +630,7 @@ static void queue_ack(struct node__ackq *q,
     }
     struct node__ack *a = &q->items[q->len++];
     a->seq = seq;
+    a->then_hint = then_hint;
     a->local = local;
     a->req_id = req_id;
     a->status = status;
@@ -759,13 +762,17 @@ enum serve_result
 /*
  * Applies a KV_PUT / KV_GET / KV_UPDATE addressed to this node, coming
  * from a peer or from this node's own coordinator: the one replica path.
- * *rep views n->valbuf (GET, UPDATE) until the next serve.
+ * *rep views n->valbuf (GET, UPDATE) until the next serve.  SERVE_WAIT
+ * with *then_hint set: once the data has *wait durable, the answer waits
+ * for the hint store to have *then_hint (a leaving owner's relays).
  */
 static enum serve_result serve(struct node *n,
                                const struct peer_msg *m,
                                struct peer_msg *rep,
-                               uint64_t *wait)
+                               uint64_t *wait,
+                               uint64_t *then_hint)
 {
+    *then_hint = 0;
     uint64_t seq = 0;
     switch (m->type) {
         case PEER_KV_PUT: {
@@ -779,16 +786,36 @@ static enum serve_result serve(struct node *n,
             bool changed = false;
             replica_handle_put(n->data, &n->rcfg, p, rep, &changed, &seq);
             node__note_write(n, seq);
+            bool relayed = rep->kv_put_reply.status == RK_OK && changed &&
+                           node__relay_if_leaving(n, p->key.ptr, p->key.len,
+                                                  p->object.ptr, p->object.len);
             if (p->req_id == 0) {
                 return SERVE_NONE; /* read repair: no answer wanted */
             }
             /* Acknowledge once durable under the sync policy
              * (engine_acked_seq); a merge that changed nothing
-             * acknowledges what this node already wrote. */
+             * acknowledges what this node already wrote.  During a
+             * transition the hints a leaving owner relays (here or at
+             * the UPDATE before) count too: the hint store first. */
             uint64_t w = changed ? seq : n->last_seq;
-            if (rep->kv_put_reply.status == RK_OK && must_wait_durable(n, w)) {
+            if (rep->kv_put_reply.status != RK_OK) {
+                return SERVE_REPLY;
+            }
+            uint64_t hw = relayed || membership_next_ring(n->mem) != NULL
+                              ? n->last_hint_seq
+                              : 0;
+            if (hw && n->hints && !node__engine_failed(n->hints) &&
+                engine_acked_seq(n->hints) < hw) {
+                *then_hint = hw;
+            }
+            if (must_wait_durable(n, w)) {
                 *wait = w;
                 return SERVE_WAIT;
+            }
+            if (*then_hint) {
+                *wait = *then_hint;
+                *then_hint = 0;
+                return SERVE_WAIT_HINTS;
             }
             return SERVE_REPLY;
         }
@@ -813,6 +840,12 @@ static enum serve_result serve(struct node *n,
                 replica_handle_update(n->data, &n->rcfg, &m->kv_update,
                                       &n->valbuf, rep, &seq);
                 node__note_write(n, seq);
+                if (rep->kv_update_reply.status == RK_OK) {
+                    (void)node__relay_if_leaving(
+                        n, m->kv_update.key.ptr, m->kv_update.key.len,
+                        rep->kv_update_reply.object.ptr,
+                        rep->kv_update_reply.object.len);
+                }
             }
             return SERVE_REPLY;
         default:
@@ -869,8 +902,8 @@ void node__drain(struct node *n, uint64_t now)
                 case COORD_LOCAL_PUT:
                     if (a->msg.kv_put.req_id == 0) {
                         struct peer_msg rep;
-                        uint64_t w = 0;
-                        (void)serve(n, &a->msg, &rep, &w); /* read repair */
+                        uint64_t w = 0, h = 0;
+                        (void)serve(n, &a->msg, &rep, &w, &h); /* repair */
                         break;
                     }
                     local = a;
@@ -886,15 +919,16 @@ void node__drain(struct node *n, uint64_t now)
         }
         if (local) {
             struct peer_msg rep;
-            uint64_t wait = 0;
-            enum serve_result sr = serve(n, &local->msg, &rep, &wait);
+            uint64_t wait = 0, then_hint = 0;
+            enum serve_result sr =
+                serve(n, &local->msg, &rep, &wait, &then_hint);
             if (sr == SERVE_REPLY) {
                 coord_on_local_result(n->coord, &rep, now);
                 continue;
             }
             if (sr == SERVE_WAIT || sr == SERVE_WAIT_HINTS) {
                 queue_ack(sr == SERVE_WAIT ? &n->acks : &n->hint_acks, wait,
-                          true, rep.kv_put_reply.req_id,
+                          then_hint, true, rep.kv_put_reply.req_id,
                           rep.kv_put_reply.status, NULL, 0);
             }
         }
@@ -981,13 +1015,13 @@ void node_on_message(struct node *n,
                 n->st.replica_updates++;
             }
             struct peer_msg rep;
-            uint64_t wait = 0;
-            enum serve_result sr = serve(n, msg, &rep, &wait);
+            uint64_t wait = 0, then_hint = 0;
+            enum serve_result sr = serve(n, msg, &rep, &wait, &then_hint);
             if (sr == SERVE_REPLY) {
                 node__send(n, id, NULL, 0, 0, &rep);
             } else if (sr == SERVE_WAIT || sr == SERVE_WAIT_HINTS) {
                 queue_ack(sr == SERVE_WAIT ? &n->acks : &n->hint_acks, wait,
-                          false, rep.kv_put_reply.req_id,
+                          then_hint, false, rep.kv_put_reply.req_id,
                           rep.kv_put_reply.status, from, from_len);
             }
             break;
@@ -1055,6 +1089,15 @@ static void release_acks(struct node *n,
 {
     while (q->head < q->len && q->items[q->head].seq <= durable) {
         struct node__ack a = q->items[q->head++];
+        if (a.then_hint && n->hints && q != &n->hint_acks &&
+            !node__engine_failed(n->hints) &&
+            engine_acked_seq(n->hints) < a.then_hint) {
+            /* durable in the data; its relays are not yet: wait there
+             * (appended out of order, it is released no earlier) */
+            queue_ack(&n->hint_acks, a.then_hint, 0, a.local, a.req_id,
+                      a.status, a.peer, strlen(a.peer));
+            continue;
+        }
         struct peer_msg rep = {.type = PEER_KV_PUT_REPLY};
         rep.kv_put_reply.req_id = a.req_id;
         rep.kv_put_reply.status = a.status;

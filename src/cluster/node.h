@@ -250,6 +250,8 @@ struct node_stats
     uint64_t handoff_retries;      /* FOLDs asked again (timeout, error) */
     uint64_t handoff_throttled;    /* FOLDs held back by the rate limit */
     uint64_t handoff_forwards;     /* writes also sent to pending owners */
+    uint64_t handoff_relays;       /* writes a leaving owner stored and
+                                      passed on to pending owners (hints) */
     uint64_t handoff_keys_dropped; /* keys of partitions no longer owned
                                       here, deleted after the grace */
 };

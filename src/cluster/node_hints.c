@@ -328,6 +328,9 @@ static void hint_deliver_local(struct node *n,
         bool changed = false;
         replica_handle_put(n->data, &n->rcfg, &p, &rep, &changed, &seq);
         node__note_write(n, seq);
+        if (rep.kv_put_reply.status == RK_OK && changed) {
+            (void)node__relay_if_leaving(n, key, klen, enc.base, enc.len);
+        }
         uint64_t w = changed ? seq : n->last_seq;
         uint64_t del_seq;
         if (rep.kv_put_reply.status == RK_OK &&

@@ -175,6 +175,7 @@ struct node__seen
 struct node__ack
 {
     uint64_t seq;
+    uint64_t then_hint; /* then the hint store's seq (0: none) */
     bool local;
     uint64_t req_id;
     int32_t status;
@@ -406,6 +407,28 @@ void node__forward_pending(struct node *n,
                            const struct rk_buf *obj,
                            uint32_t timeout_ms,
                            const struct route_targets *known);
+/*
+ * Called after this node stored a change to key (any path: a replica
+ * PUT or UPDATE, a hint delivered here).  When an ownership transition
+ * runs and this node is a current replica of the key's partition that
+ * is not in the next ring's (a *leaving owner*: its copy is dropped after
+ * the switch), it passes obj on to each pending owner of the partition as
+ * a hint in its hint store, delivered (and retried) by the hint rounds.
+ * A pending owner's fold of this node may have passed the key already,
+ * and the write's coordinator may not know the transition yet (so it
+ * forwarded nothing) or its forward was lost: without this the write
+ * lived only here and went with the drop (the simulator's I9, seed 744
+ * of --spares 2: a superseding write lost this way left a manifest whose
+ * blocks it had deleted).  Riak's old vnode forwards the same way after
+ * its handoff.  Returns whether it relayed (the caller then acknowledges
+ * only once the hint store is durable too).  obj: the object's dvv
+ * encoding (a view).
+ */
+bool node__relay_if_leaving(struct node *n,
+                            const void *key,
+                            size_t klen,
+                            const void *obj,
+                            size_t olen);
 /* Routes a coordinator REPLY to the operation owning its cookie. */
 void node__on_coord_reply(struct node *n, const struct coord_reply *r);
 /* Starts the PUT phase of writes whose UPDATE answered. */

@@ -340,6 +340,50 @@ void node__forward_pending(struct node *n,
     }
 }
 
+bool node__relay_if_leaving(struct node *n,
+                            const void *key,
+                            size_t klen,
+                            const void *obj,
+                            size_t olen)
+{
+    const struct ring *nx = membership_next_ring(n->mem);
+    const struct ring *r = membership_ring(n->mem);
+    if (nx == NULL || r == NULL || ring_size(nx) != ring_size(r) ||
+        n->hints == NULL || klen == 0) {
+        return false;
+    }
+    uint32_t part = ring_partition_of_key(r, key, klen);
+    const char *cur[RING_MAX_N], *nxt[RING_MAX_N];
+    size_t nc = ring_preflist_ids(r, part, cur);
+    size_t nn = ring_preflist_ids(nx, part, nxt);
+    bool in_cur = false;
+    for (size_t i = 0; i < nc; i++) {
+        in_cur = in_cur || strcmp(cur[i], n->id) == 0;
+    }
+    for (size_t j = 0; j < nn; j++) {
+        if (strcmp(nxt[j], n->id) == 0) {
+            return false; /* stays a replica: its copy is not dropped */
+        }
+    }
+    if (!in_cur) {
+        return false;
+    }
+    struct rk_buf view = {.base = (char *)obj, .len = olen, .cap = 0};
+    bool relayed = false;
+    for (size_t j = 0; j < nn; j++) {
+        bool cur_too = false;
+        for (size_t i = 0; i < nc && !cur_too; i++) {
+            cur_too = strcmp(cur[i], nxt[j]) == 0;
+        }
+        if (!cur_too) {
+            node__hint_for_down(n, nxt[j], key, klen, &view);
+            n->st.handoff_relays++;
+            relayed = true;
+        }
+    }
+    return relayed;
+}
+
 static int start_put(struct node *n, struct node__op *op, uint64_t now)
 {
     struct route_targets t;
@@ -406,6 +450,13 @@ static void write_hints(struct node *n, struct node__op *op)
 static bool put_must_wait(const struct node *n, const struct node__op *op)
 {
     if (op->hint_seq && engine_acked_seq(n->hints) < op->hint_seq &&
+        !node__engine_failed(n->hints)) {
+        return true;
+    }
+    /* During a transition the coordinating replica here may have relayed
+     * the write (node__relay_if_leaving): those hints count with it. */
+    if (n->hints && membership_next_ring(n->mem) != NULL &&
+        engine_acked_seq(n->hints) < n->last_hint_seq &&
         !node__engine_failed(n->hints)) {
         return true;
     }

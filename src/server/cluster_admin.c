@@ -548,6 +548,8 @@ void cluster_info(struct server *s, struct rk_buf *out)
         "\r\n"
         "cluster_handoff_forwards:%" PRIu64
         "\r\n"
+        "cluster_handoff_relays:%" PRIu64
+        "\r\n"
         "cluster_handoff_keys_dropped:%" PRIu64
         "\r\n"
         "cluster_handoff_throttled:%" PRIu64 "\r\n",
@@ -555,7 +557,7 @@ void cluster_info(struct server *s, struct rk_buf *out)
         pending, hs->handoff_transfers_done, hs->handoff_keys_in,
         hs->handoff_bytes_in, hs->handoff_keys_out, hs->handoff_bytes_out,
         hs->handoff_folds_refused, hs->handoff_retries, hs->handoff_forwards,
-        hs->handoff_keys_dropped, hs->handoff_throttled);
+        hs->handoff_relays, hs->handoff_keys_dropped, hs->handoff_throttled);
     const struct replica_stats *rs = node_replica_stats(cn->node);
     n = snprintf(
         b, sizeof(b),
