@@ -196,8 +196,10 @@ def test_grow_3_to_5_and_back_under_load(cluster_factory):
         cl.wait_until(lambda: cl.c(x).dbsize() == 0,
                       "%s to drop its keys" % x.node_id, timeout=30,
                       nodes=[a, b, c, d, e])
-        print("%s: %s keys dropped" % (
-            x.node_id, cl.info(x)["cluster_handoff_keys_dropped"]))
+        print("%s: %s keys dropped, %s writes relayed to pending owners "
+              "while it was leaving" % (
+                  x.node_id, cl.info(x)["cluster_handoff_keys_dropped"],
+                  cl.info(x)["cluster_handoff_relays"]))
     cl.join(d, a)
     cl.wait_converged(4, nodes=[a, b, c, d], timeout=60)
     check_all(cl, [d], tr.acked, "through D after it joined again")
