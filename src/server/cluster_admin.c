@@ -831,6 +831,10 @@ static void cluster__handoff_metrics(struct cnode *cn, struct rk_buf *out)
                 "Handoff requests this node refused (not a pending owner, "
                 "not a replica, malformed).",
                 st->handoff_folds_refused);
+    metrics_one(out, "ringkv_handoff_relays_total", "counter",
+                "Writes this node, a leaving owner, relayed to pending "
+                "owners as hints during a transition.",
+                st->handoff_relays);
     metrics_one(out, "ringkv_handoff_throttled_total", "counter",
                 "Handoff batch requests held back by handoff-max-mbps.",
                 st->handoff_throttled);
