@@ -1321,6 +1321,9 @@ int node_create(const struct node_config *cfg,
     if (rc == RK_OK) {
         rc = coord_create(n->id, n->max_ops, &n->coord);
     }
+    if (rc == RK_OK) {
+        rc = node__ckpt_load(n, cfg->saved_handoff, cfg->saved_handoff_len);
+    }
     if (rc != RK_OK) {
         if (errbuf && errlen && errbuf[0] == '\0') {
             snprintf(errbuf, errlen, "node set-up failed: %s", rk_strerror(rc));

@@ -28,7 +28,9 @@
  *   NODE_PERSIST        write `bytes` atomically to the file `file`
  *                       (NODE_FILE_STATE: the cluster state, fed back to
  *                       node_create on restart; NODE_FILE_VERSIONED: the
- *                       marker that keys are versioned objects)
+ *                       marker that keys are versioned objects;
+ *                       NODE_FILE_HANDOFF: the handoff checkpoint, fed
+ *                       back as saved_handoff)
  *   NODE_JOIN_DONE      the join of node_join completed
  *   NODE_JOIN_FAILED    the join ended with `status` and `text`
  *   NODE_LOG            a line to log: `level` (RK_LOG_*), `event`, `text`
@@ -121,6 +123,8 @@ struct node_config
     struct membership_config mem; /* node_id there is ignored */
     const void *saved_state;      /* NODE_FILE_STATE bytes, or NULL */
     size_t saved_len;
+    const void *saved_handoff; /* NODE_FILE_HANDOFF bytes, or NULL */
+    size_t saved_handoff_len;
     struct swim_config swim; /* node_id there is ignored */
     uint64_t actor;          /* dvv actor of this run (dvv.h) */
     bool versioned;          /* the NODE_FILE_VERSIONED marker */
@@ -145,6 +149,8 @@ enum node_file
 {
     NODE_FILE_STATE = 1,
     NODE_FILE_VERSIONED,
+    NODE_FILE_HANDOFF, /* the receiver's handoff checkpoint (may be
+                          empty), fed back as node_config.saved_handoff */
 };
 
 enum node_op_kind
@@ -249,6 +255,7 @@ struct node_stats
     uint64_t handoff_folds_served, handoff_folds_refused;
     uint64_t handoff_retries;      /* FOLDs asked again (timeout, error) */
     uint64_t handoff_throttled;    /* FOLDs held back by the rate limit */
+    uint64_t handoff_resumed;      /* transfers resumed from a checkpoint */
     uint64_t handoff_forwards;     /* writes also sent to pending owners */
     uint64_t handoff_relays;       /* writes a leaving owner stored and
                                       passed on to pending owners (hints) */

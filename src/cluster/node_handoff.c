@@ -62,6 +62,8 @@
 void node__handoff_fini(struct node *n)
 {
     rk_free(n->ho.recv);
+    rk_buf_fini(&n->ho.saved);
+    rk_buf_fini(&n->ho.ckpt);
     rk_buf_fini(&n->ho.keys);
     rk_buf_fini(&n->ho.drop);
     rk_buf_fini(&n->ho.items);
@@ -311,6 +313,7 @@ static void xfer_start(struct node *n,
     node__log(n, RK_LOG_INFO, "handoff_start",
               "partition=%" PRIu32 " sources=%zu epoch=%" PRIu32, p, x->n_src,
               membership_epoch(n->mem));
+    node__ckpt_resume(n, x);
 }
 
 static void xfer_send(struct node *n,
@@ -615,9 +618,11 @@ void node__handoff_on_reply(struct node *n,
     s->cursor_len = r->cursor.len;
     if (r->flags & PEER_FOLD_DONE) {
         s->done = true;
+        node__ckpt_note(x, s);
         pump(n, now_ms);
         return;
     }
+    node__ckpt_note(x, s);
     if (budget_ok(n, now_ms)) {
         xfer_send(n, x, s, now_ms); /* the next batch at once */
     } /* else the next round asks, once the rate limit allows */
@@ -816,6 +821,7 @@ void node__handoff_round(struct node *n, uint64_t now)
             memset(n->ho.recv, 0, n->ho.recv_cap);
         }
         memset(n->ho.eagain, 0, sizeof(n->ho.eagain));
+        node__ckpt_round(n, now); /* an empty checkpoint: none runs */
         return;
     }
     if (now < n->ho.next_round_ms) {
@@ -826,6 +832,7 @@ void node__handoff_round(struct node *n, uint64_t now)
         return;
     }
     pump(n, now);
+    node__ckpt_round(n, now);
     mark_received(n, now);
     node__run_cl_actions(n);
 }

@@ -100,6 +100,13 @@ struct node__xfer_src
     char id[CL_ID_MAX + 1];
     unsigned char cursor[PEER_FOLD_CURSOR_MAX];
     size_t cursor_len;
+    /* the receiver's checkpoint (node_handoff_ckpt.c): the candidate
+     * cursor of the last merged batch (durable once the data engine has
+     * cseq), and the durable one that is saved */
+    unsigned char ccur[PEER_FOLD_CURSOR_MAX], dcur[PEER_FOLD_CURSOR_MAX];
+    size_t ccur_len, dcur_len;
+    uint64_t cseq;
+    bool has_cand, cdone, ddone;
     bool done;       /* folded to the end (or skipped: down) */
     bool skipped;    /* done because it was down */
     uint64_t req_id; /* FOLD in flight, 0 = none */
@@ -114,10 +121,11 @@ struct node__xfer
     uint32_t partition;
     struct node__xfer_src src[RING_MAX_N];
     size_t n_src;
-    bool self_src;        /* this node is a current replica too (its own copy
-                             counts as one source folded) */
-    uint64_t keys, bytes; /* received (merged) so far */
-    uint64_t last_seq;    /* data engine seq of the last merge */
+    bool self_src;          /* this node is a current replica too (its own copy
+                               counts as one source folded) */
+    uint64_t keys, bytes;   /* received (merged) so far */
+    uint64_t dkeys, dbytes; /* of those, durable (checkpointed) */
+    uint64_t last_seq;      /* data engine seq of the last merge */
     uint64_t started_ms;
 };
 
@@ -131,6 +139,10 @@ struct node__eagain
 
 struct node__handoff
 {
+    struct rk_buf saved; /* the checkpoint of the last run (config) */
+    struct rk_buf ckpt;  /* the one being saved */
+    uint64_t ckpt_ms, ckpt_hash;
+    bool ckpt_saved; /* a non-empty checkpoint is on disk */
     struct node__eagain eagain[NODE_HANDOFF_EAGAIN_SLOTS];
     struct node__xfer x[NODE_HANDOFF_XFERS];
     uint8_t *recv;     /* per partition: received here (to be marked) */
@@ -379,6 +391,19 @@ int node__start_own_write(struct node *n,
 /* ---- node_handoff.c ---- */
 /* Frees the handoff state. */
 void node__handoff_fini(struct node *n);
+/* ---- node_handoff_ckpt.c: the receiver's checkpoint ---- */
+/* A batch of x from s was merged: its cursor is the candidate. */
+void node__ckpt_note(struct node__xfer *x, struct node__xfer_src *s);
+/* Promotes durable candidates; saves the checkpoint (NODE_PERSIST,
+ * NODE_FILE_HANDOFF) every 250 ms when it changed, and an empty
+ * one once no transfer runs. */
+void node__ckpt_round(struct node *n, uint64_t now_ms);
+/* A transfer x just started: its sources resume from the saved
+ * checkpoint of the same transition and partition, if any. */
+void node__ckpt_resume(struct node *n, struct node__xfer *x);
+/* The saved checkpoint (node_config.saved_handoff; may be empty).
+ * RK_OK or RK_ENOMEM. */
+int node__ckpt_load(struct node *n, const void *saved, size_t len);
 /* Starts, advances and finishes transfers; marks received partitions. */
 void node__handoff_round(struct node *n, uint64_t now_ms);
 /* A FOLD from `from` (this node as the sender). */

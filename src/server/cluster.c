@@ -262,8 +262,9 @@ void cluster__run_node_actions(struct cnode *cn)
                     cluster__on_node_reply(cn, &a->result);
                     break;
                 case NODE_PERSIST: {
-                    const char *file = a->file == NODE_FILE_STATE
-                                           ? STATE_FILE
+                    const char *file = a->file == NODE_FILE_STATE ? STATE_FILE
+                                       : a->file == NODE_FILE_HANDOFF
+                                           ? HANDOFF_FILE
                                            : VERSIONED_FILE;
                     if (write_file_atomic(cn->dir, file, a->bytes.ptr,
                                           a->bytes.len) != RK_OK) {
@@ -683,9 +684,15 @@ int cluster_start(struct server *s, char *err, size_t errlen)
         return rc;
     }
     int src = rc; /* STATE_FILE read */
+    struct rk_buf ho;
+    rk_buf_init(&ho);
+    /* the handoff checkpoint: unreadable or missing = start transfers
+     * over (never an error) */
+    int hrc = read_file(cn->dir, HANDOFF_FILE, &ho);
     rc = open_hints(cn, err, errlen);
     if (rc != RK_OK) {
         rk_buf_fini(&saved);
+        rk_buf_fini(&ho);
         return rc;
     }
     struct node_config nc = {
@@ -703,6 +710,8 @@ int cluster_start(struct server *s, char *err, size_t errlen)
             },
         .saved_state = src == RK_OK ? saved.base : NULL,
         .saved_len = src == RK_OK ? saved.len : 0,
+        .saved_handoff = hrc == RK_OK ? ho.base : NULL,
+        .saved_handoff_len = hrc == RK_OK ? ho.len : 0,
         .swim =
             {
                 .incarnation = rk_env_wall_ms(&cn->env),
@@ -718,6 +727,7 @@ int cluster_start(struct server *s, char *err, size_t errlen)
     };
     rc = node_create(&nc, &cn->node, err, errlen);
     rk_buf_fini(&saved);
+    rk_buf_fini(&ho);
     if (rc != RK_OK) {
         return rc;
     }

@@ -552,12 +552,15 @@ void cluster_info(struct server *s, struct rk_buf *out)
         "\r\n"
         "cluster_handoff_keys_dropped:%" PRIu64
         "\r\n"
-        "cluster_handoff_throttled:%" PRIu64 "\r\n",
+        "cluster_handoff_throttled:%" PRIu64
+        "\r\n"
+        "cluster_handoff_resumed:%" PRIu64 "\r\n",
         membership_next_ring(mem) != NULL ? 1 : 0, membership_epoch(mem),
         pending, hs->handoff_transfers_done, hs->handoff_keys_in,
         hs->handoff_bytes_in, hs->handoff_keys_out, hs->handoff_bytes_out,
         hs->handoff_folds_refused, hs->handoff_retries, hs->handoff_forwards,
-        hs->handoff_relays, hs->handoff_keys_dropped, hs->handoff_throttled);
+        hs->handoff_relays, hs->handoff_keys_dropped, hs->handoff_throttled,
+        hs->handoff_resumed);
     const struct replica_stats *rs = node_replica_stats(cn->node);
     n = snprintf(
         b, sizeof(b),
@@ -835,6 +838,10 @@ static void cluster__handoff_metrics(struct cnode *cn, struct rk_buf *out)
                 "Writes this node, a leaving owner, relayed to pending "
                 "owners as hints during a transition.",
                 st->handoff_relays);
+    metrics_one(out, "ringkv_handoff_resumed_total", "counter",
+                "Transfers this node resumed from its checkpoint after a "
+                "restart.",
+                st->handoff_resumed);
     metrics_one(out, "ringkv_handoff_throttled_total", "counter",
                 "Handoff batch requests held back by handoff-max-mbps.",
                 st->handoff_throttled);

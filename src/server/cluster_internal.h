@@ -45,8 +45,9 @@
 #define COORD_SLOTS     16384 /* coordinator table */
 #define STATE_FILE      "cluster.state"
 #define NODE_ID_FILE    "NODE_ID"
-#define EPOCH_FILE      "EPOCH"     /* starts of this data dir */
-#define VERSIONED_FILE  "VERSIONED" /* keys are versioned objects */
+#define EPOCH_FILE      "EPOCH"        /* starts of this data dir */
+#define VERSIONED_FILE  "VERSIONED"    /* keys are versioned objects */
+#define HANDOFF_FILE    "handoff.ckpt" /* the receiver's checkpoint */
 #define MAX_SEND_FAILS  256
 
 /* A SEND the transport refused, fed back after the action list. */

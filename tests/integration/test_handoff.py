@@ -297,3 +297,98 @@ def test_handoff_rate_limit_is_settable_at_run_time(cluster_factory):
     print("finished %.2f s after the limit was lifted" % (
         time.monotonic() - t0))
     check_all(cl, [d], kv, "through D after a rate-limited join")
+
+
+def _load_fixed(cl, node, n, size):
+    """n keys of `size` bytes through `node` (the same bytes each time)."""
+    val = b"x" * size
+    for i in range(0, n, 500):
+        p = cl.c(node).pipeline(transaction=False)
+        for k in range(i, min(n, i + 500)):
+            p.set("ck:%d" % k, val)
+        assert all(r is True for r in p.execute())
+
+
+def _sent(cl, nodes):
+    return sum(int(cl.info(x)["cluster_handoff_bytes_out"]) for x in nodes)
+
+
+def _join_and_finish(cl, joiner, seed, members, timeout=300):
+    cl.join(joiner, seed)
+    cl.wait_until(lambda: all(cl.info(x)["cluster_transition"] == "0"
+                              and cl.info(x)["cluster_members"] ==
+                              str(len(members)) for x in members),
+                  "the join to finish", timeout=timeout, nodes=members)
+
+
+@pytest.mark.timeout(600)
+def test_killed_receiver_and_sender_resume_from_checkpoints(cluster_factory):
+    """Kill -9 in the middle of a join (a ring of 8 partitions, so that
+    each is several MiB).  First the receiving node: restarted on the same
+    data dir, it resumes each partition it was receiving from its
+    checkpoint (handoff.ckpt: the durable fold cursors) instead of from
+    zero.  Measured against a control cluster (same node ids, ring and
+    data) whose join ran without a kill: the bytes the sources sent in
+    all, minus the control's, were sent twice; they must stay under 20% of
+    one partition per resumed transfer.  Then a sending node, during a
+    second join: restarted, it serves the receiver's saved cursors (a
+    position in its slot index) and the join completes with every key."""
+    args = ["--ring-size", "8", "--handoff-max-mbps", "4", "--sync",
+            "always", "--handoff-drop-grace-ms", "600000"]
+    keys, size = 24000, 1000
+    kv = {"ck:%d" % k: b"x" * size for k in range(keys)}
+    ctl = cluster_factory(4, form=3, args=args)
+    _load_fixed(ctl, ctl[0], keys, size)
+    _join_and_finish(ctl, ctl[3], ctl[0], ctl.nodes)
+    total = _sent(ctl, ctl.nodes[:3])
+    parts = int(ctl.info(ctl[3])["cluster_handoff_transfers_done"])
+    for x in ctl.nodes:
+        ctl.kill(x)
+
+    cl = cluster_factory(5, form=3, args=args)
+    a, b, c, d, e = cl.nodes
+    _load_fixed(cl, a, keys, size)
+    cl.join(d, a)
+    cl.wait_until(lambda: _sent(cl, [a, b, c]) >= total * 0.4,
+                  "40% of the join's bytes to be sent", timeout=120,
+                  nodes=cl.nodes)
+    killed_at = _sent(cl, [a, b, c])
+    cl.kill(d)  # the receiver
+    cl.restart(d)
+    four = [a, b, c, d]
+    cl.wait_until(lambda: all(cl.info(x)["cluster_transition"] == "0"
+                              and cl.info(x)["cluster_members"] == "4"
+                              for x in four),
+                  "the join to finish after the restart", timeout=300,
+                  nodes=four)
+    resumed = int(cl.info(d)["cluster_handoff_resumed"])
+    resent = _sent(cl, [a, b, c]) - total
+    part = total / parts
+    print("\njoin: %.1f MiB sent by the sources without a kill (%d "
+          "partitions, %.1f MiB each); receiver killed at %.0f%%: %d "
+          "transfers resumed from its checkpoint, %.2f MiB sent twice = "
+          "%.1f%% of one partition per resumed transfer" % (
+              total / 2**20, parts, part / 2**20, 100.0 * killed_at / total,
+              resumed, resent / 2**20,
+              100.0 * resent / part / max(resumed, 1)))
+    assert resumed >= 1
+    assert resent < 0.2 * part * resumed
+    check_all(cl, [d], kv, "through D after its restart mid-join")
+
+    # a sender killed in the middle of the next join
+    out0 = _sent(cl, four)
+    cl.join(e, a)
+    cl.wait_until(lambda: _sent(cl, four) - out0 >= total * 0.2,
+                  "the second join to be under way", timeout=120,
+                  nodes=cl.nodes)
+    t0 = time.monotonic()
+    cl.kill(b)
+    cl.restart(b)
+    cl.wait_until(lambda: all(cl.info(x)["cluster_transition"] == "0"
+                              and cl.info(x)["cluster_members"] == "5"
+                              for x in cl.nodes),
+                  "the second join to finish after the sender's restart",
+                  timeout=300, nodes=cl.nodes)
+    print("sender killed mid-join: the join finished %.1f s after the "
+          "kill" % (time.monotonic() - t0))
+    check_all(cl, [e], kv, "through E after a sender's restart mid-join")

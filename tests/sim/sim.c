@@ -330,6 +330,10 @@ void sim__after(struct sim *s, int i)
                 if (a->file == NODE_FILE_STATE) {
                     rk_buf_clear(&sn->state);
                     (void)rk_buf_append(&sn->state, a->bytes.ptr, a->bytes.len);
+                } else if (a->file == NODE_FILE_HANDOFF) {
+                    rk_buf_clear(&sn->handoff);
+                    (void)rk_buf_append(&sn->handoff, a->bytes.ptr,
+                                        a->bytes.len);
                 } else {
                     sn->versioned = true;
                 }
@@ -378,6 +382,8 @@ static int start_node(struct sim *s, int i)
             },
         .saved_state = sn->state.len ? sn->state.base : NULL,
         .saved_len = sn->state.len,
+        .saved_handoff = sn->handoff.len ? sn->handoff.base : NULL,
+        .saved_handoff_len = sn->handoff.len,
         .swim =
             {
                 .incarnation = SIM_WALL_BASE_MS + sim_now(s),
@@ -414,9 +420,16 @@ static int start_node(struct sim *s, int i)
             1 + (uint32_t)(rk_rng_next(&sn->rng) % 3);
         uint64_t r = rk_rng_next(&sn->rng);
         nc.settings.handoff_max_kbps = r % 2 ? 0 : 16 + (uint32_t)(r / 2 % 64);
-        if (getenv("SIM_NORATE")) { nc.settings.handoff_max_kbps = 0; }
-        if (getenv("SIM_NOCONC")) { nc.settings.handoff_concurrency = 2; }
-        if (getenv("SIM_SHOW")) fprintf(stderr, "%s start conc %u kbps %u\n", sn->id, nc.settings.handoff_concurrency, nc.settings.handoff_max_kbps);
+        if (getenv("SIM_NORATE")) {
+            nc.settings.handoff_max_kbps = 0;
+        }
+        if (getenv("SIM_NOCONC")) {
+            nc.settings.handoff_concurrency = 2;
+        }
+        if (getenv("SIM_SHOW"))
+            fprintf(stderr, "%s start conc %u kbps %u\n", sn->id,
+                    nc.settings.handoff_concurrency,
+                    nc.settings.handoff_max_kbps);
     }
     char err[256] = "";
     int rc = node_create(&nc, &sn->node, err, sizeof(err));
@@ -833,6 +846,7 @@ int sim_create(const struct sim_config *cfg,
         snprintf(sn->id, sizeof(sn->id), "n%u", (unsigned)(i + 1) % 100);
         snprintf(sn->host, sizeof(sn->host), "sim%u", (unsigned)(i + 1) % 100);
         rk_buf_init(&sn->state);
+        rk_buf_init(&sn->handoff);
         rk_rng_seed(&sn->rng, cfg->seed * 1000003u + i);
         sn->env = (struct rk_env){env_wall, env_mono, env_rand, sn};
         ex_init(s, (int)i, &sn->sync_ex, 1, 5); /* an fdatasync */
@@ -883,6 +897,7 @@ void sim_destroy(struct sim *s)
             sim_disk_destroy(sn->disk);
         }
         rk_buf_fini(&sn->state);
+        rk_buf_fini(&sn->handoff);
     }
     simnet_destroy(s->net); /* after the engines: closing may queue jobs */
     sim__hist_free(s);

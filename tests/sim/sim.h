@@ -93,6 +93,7 @@ struct sim_result
     uint64_t chunk_manifests_dropped; /* reported for block deletion */
     uint64_t chunk_blocks_deleted, chunk_blocks_failed;
     uint64_t handoff_keys_in, handoff_throttled; /* partition handoff */
+    uint64_t handoff_resumed;      /* transfers resumed from a checkpoint */
     uint64_t chunk_gc_deferred;    /* GC checks that found it maybe live */
     uint64_t chunk_manifests_kept; /* GC gave up: blocks kept */
     uint64_t keys, keys_converged_by_heal; /* keys whose replicas were

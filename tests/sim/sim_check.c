@@ -1070,6 +1070,7 @@ void sim__check(struct sim *s)
         s->res->chunk_gc_deferred += st->chunk_gc_deferred;
         s->res->handoff_keys_in += st->handoff_keys_in;
         s->res->handoff_throttled += st->handoff_throttled;
+        s->res->handoff_resumed += st->handoff_resumed;
         s->res->chunk_manifests_kept += st->chunk_manifests_kept;
     }
 }

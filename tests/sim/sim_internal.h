@@ -72,7 +72,8 @@ struct sim_node
     struct engine *data, *hints; /* survive crashes: the "disk" */
     struct sim_disk *disk;       /* bitcask: the node's simulated disk */
     struct sim_executor sync_ex, bg_ex;
-    struct rk_buf state; /* NODE_FILE_STATE as persisted */
+    struct rk_buf state;   /* NODE_FILE_STATE as persisted */
+    struct rk_buf handoff; /* NODE_FILE_HANDOFF as persisted */
     bool versioned;
     bool joined; /* JOIN_DONE seen (or the seed) */
     /* membership nemeses (sim_members.c), the operator's intent: */

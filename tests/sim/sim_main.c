@@ -162,7 +162,7 @@ int main(int argc, char **argv)
     size_t max_sibs = 0, bad_seeds = 0;
     uint64_t keys = 0, converged = 0;
     uint64_t chunked = 0, dropped = 0, bdeleted = 0, bfailed = 0;
-    uint64_t gdeferred = 0, gkept = 0, ho_keys = 0, ho_thr = 0;
+    uint64_t gdeferred = 0, gkept = 0, ho_keys = 0, ho_thr = 0, ho_res = 0;
     double t0 = wall_s();
     for (uint64_t seed = first; seed <= last; seed++) {
         cfg.seed = seed;
@@ -226,6 +226,7 @@ int main(int argc, char **argv)
         gkept += r.chunk_manifests_kept;
         ho_keys += r.handoff_keys_in;
         ho_thr += r.handoff_throttled;
+        ho_res += r.handoff_resumed;
     }
     double dt = wall_s() - t0;
     uint64_t seeds = last - first + 1;
@@ -239,8 +240,9 @@ int main(int argc, char **argv)
            chunked, dropped, bdeleted, bfailed, gdeferred, gkept);
     if (ho_keys) {
         printf("handoff: %" PRIu64 " keys received, %" PRIu64
-               " FOLDs held back by the rate limit\n",
-               ho_keys, ho_thr);
+               " FOLDs held back by the rate limit, %" PRIu64
+               " transfers resumed from a checkpoint\n",
+               ho_keys, ho_thr, ho_res);
     }
     printf("convergence: %" PRIu64 " of %" PRIu64
            " keys equal on all replicas after healing (hints, gossip), "

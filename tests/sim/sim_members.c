@@ -331,6 +331,7 @@ static void wipe(struct sim *s, int i)
         sn->disk = sim_disk_create();
     }
     rk_buf_clear(&sn->state);
+    rk_buf_clear(&sn->handoff);
     sn->versioned = false;
     sn->joined = false;
     sn->stay_down = false;
