@@ -362,6 +362,32 @@ size_t node_members_up(const struct node *n);
 bool node_peer_version(const struct node *n, const char *id, uint64_t *v);
 uint64_t node_hints_pending(const struct node *n);
 
+/* One partition this node is receiving as a pending owner (issue 14 item
+ * 5), as node_transfers reports it. */
+struct node_transfer_src
+{
+    char id[CL_ID_MAX + 1];
+    const char *state; /* "folding" (a batch asked), "waiting" (retry or
+                          rate limit), "done", "skipped" (down/unaware) */
+    uint32_t retries;
+};
+struct node_transfer
+{
+    uint32_t partition;
+    uint64_t keys, bytes; /* merged here so far */
+    uint64_t elapsed_ms;  /* since the transfer started (or resumed) */
+    uint64_t bytes_per_s; /* bytes / elapsed */
+    size_t n_src;
+    struct node_transfer_src src[RING_MAX_N];
+};
+/* Copies up to cap running transfers into out; returns how many run.
+ * now_ms: the monotonic clock of the node's other calls.  Thread: the
+ * node's. */
+size_t node_transfers(const struct node *n,
+                      uint64_t now_ms,
+                      struct node_transfer *out,
+                      size_t cap);
+
 /*
  * This node's storage state, as the driver sees it (issue 12 item 3):
  * `degraded` when its data engine is read-only (an I/O error, a full

@@ -836,3 +836,39 @@ void node__handoff_round(struct node *n, uint64_t now)
     mark_received(n, now);
     node__run_cl_actions(n);
 }
+
+size_t node_transfers(const struct node *n,
+                      uint64_t now_ms,
+                      struct node_transfer *out,
+                      size_t cap)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < NODE_HANDOFF_XFERS; i++) {
+        const struct node__xfer *x = &n->ho.x[i];
+        if (!x->used) {
+            continue;
+        }
+        if (k < cap) {
+            struct node_transfer *t = &out[k];
+            memset(t, 0, sizeof(*t));
+            t->partition = x->partition;
+            t->keys = x->keys;
+            t->bytes = x->bytes;
+            t->elapsed_ms = now_ms > x->started_ms ? now_ms - x->started_ms : 0;
+            t->bytes_per_s =
+                t->elapsed_ms ? x->bytes * 1000 / t->elapsed_ms : 0;
+            t->n_src = x->n_src;
+            for (size_t j = 0; j < x->n_src && j < RING_MAX_N; j++) {
+                const struct node__xfer_src *s = &x->src[j];
+                memcpy(t->src[j].id, s->id, sizeof(t->src[j].id));
+                t->src[j].state = s->skipped  ? "skipped"
+                                  : s->done   ? "done"
+                                  : s->req_id ? "folding"
+                                              : "waiting";
+                t->src[j].retries = s->retries;
+            }
+        }
+        k++;
+    }
+    return k;
+}

@@ -68,6 +68,32 @@ static void status_text(struct cnode *cn, struct rk_buf *out)
     rk_buf_append(out, line, (size_t)n);
     n = transition_line(cn, line, sizeof(line));
     rk_buf_append(out, line, (size_t)n);
+    /* one indented line per partition this node is receiving */
+    struct node_transfer xs[8];
+    size_t nx = node_transfers(cn->node, cluster__now_mono(), xs, 8);
+    for (size_t i = 0; i < nx && i < 8; i++) {
+        char srcs[256];
+        size_t w = 0;
+        srcs[0] = '\0';
+        for (size_t j = 0; j < xs[i].n_src && w < sizeof(srcs); j++) {
+            w += (size_t)snprintf(srcs + w, sizeof(srcs) - w, "%s%s:%s",
+                                  j ? "," : "", xs[i].src[j].id,
+                                  xs[i].src[j].state);
+        }
+        uint32_t retries = 0;
+        for (size_t j = 0; j < xs[i].n_src; j++) {
+            retries += xs[i].src[j].retries;
+        }
+        n = snprintf(line, sizeof(line),
+                     "  receiving partition %" PRIu32 " from %s  keys %" PRIu64
+                     "  bytes %" PRIu64 "  %.1f MiB/s  %.1f s  retries %" PRIu32
+                     "\n",
+                     xs[i].partition, srcs, xs[i].keys, xs[i].bytes,
+                     (double)xs[i].bytes_per_s / (1024.0 * 1024.0),
+                     (double)xs[i].elapsed_ms / 1000.0, retries);
+        rk_buf_append(out, line,
+                      (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+    }
     n = snprintf(line, sizeof(line), "%-24s %-22s %-6s %-8s %-10s %-8s %s\n",
                  "NODE_ID", "ADDRESS", "RESP", "STATUS", "PARTITIONS", "SEEN",
                  "VERSION");
@@ -670,6 +696,38 @@ const char *cluster_unavailable_reason(struct server *s)
     }
 }
 
+/* /cluster's "transition": null, or the epoch, the partitions still
+ * pending and the transfers this node runs (issue 14 item 5). */
+static json_t *transition_json(struct cnode *cn)
+{
+    const struct membership *mem = node_membership(cn->node);
+    if (membership_next_ring(mem) == NULL) {
+        return json_null();
+    }
+    json_t *arr = json_array();
+    struct node_transfer xs[8];
+    size_t nx = node_transfers(cn->node, cluster__now_mono(), xs, 8);
+    for (size_t i = 0; i < nx && i < 8; i++) {
+        json_t *srcs = json_array();
+        for (size_t j = 0; j < xs[i].n_src; j++) {
+            json_array_append_new(
+                srcs, json_pack("{s:s, s:s, s:i}", "node_id", xs[i].src[j].id,
+                                "state", xs[i].src[j].state, "retries",
+                                (int)xs[i].src[j].retries));
+        }
+        json_array_append_new(
+            arr,
+            json_pack("{s:i, s:o, s:I, s:I, s:I, s:I}", "partition",
+                      (int)xs[i].partition, "sources", srcs, "keys",
+                      (json_int_t)xs[i].keys, "bytes", (json_int_t)xs[i].bytes,
+                      "elapsed_ms", (json_int_t)xs[i].elapsed_ms, "bytes_per_s",
+                      (json_int_t)xs[i].bytes_per_s));
+    }
+    return json_pack("{s:i, s:i, s:o}", "epoch", (int)membership_epoch(mem),
+                     "partitions_pending",
+                     (int)membership_partitions_pending(mem), "transfers", arr);
+}
+
 json_t *cluster_json(struct server *s)
 {
     struct cnode *cn = s->cluster;
@@ -749,6 +807,9 @@ json_t *cluster_json(struct server *s)
         "hints_pending", (json_int_t)node_hints_pending(cn->node), "members_up",
         (json_int_t)node_members_up(cn->node), "sloppy_quorum",
         s->cfg->sloppy_quorum);
+    if (j) {
+        json_object_set_new(j, "transition", transition_json(cn));
+    }
     json_t *ringj = j ? json_object_get(j, "ring") : NULL;
     if (ringj) {
         json_object_set_new(ringj, "owners", owners);

@@ -68,7 +68,13 @@ def parse_status(text):
     assert lines[1].startswith("transition "), \
         "status line 2 is not the transition line:\n%s" % text
     head["transition"] = lines[1][len("transition "):].strip()
-    lines = lines[:1] + lines[2:]
+    # then one indented line per partition this node receives
+    k = 2
+    head["transfers"] = []
+    while k < len(lines) and lines[k].startswith("  receiving "):
+        head["transfers"].append(lines[k].strip())
+        k += 1
+    lines = lines[:1] + lines[k:]
     cols = lines[1].split()
     assert cols == ["NODE_ID", "ADDRESS", "RESP", "STATUS", "PARTITIONS",
                     "SEEN", "VERSION"], "status header line:\n%s" % text

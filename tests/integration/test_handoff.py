@@ -14,6 +14,7 @@ through real ringkvd processes, the real CLI and redis-py clients.
     RINGKV_BUILD=$PWD/build-san /usr/bin/python3 -m pytest -s -q \\
         tests/integration/test_handoff.py
 """
+import json
 import random
 import threading
 import time
@@ -287,6 +288,19 @@ def test_handoff_rate_limit_is_settable_at_run_time(cluster_factory):
     assert samples["ringkv_cluster_transition"] == "1"
     assert int(samples["ringkv_handoff_throttled_total"]) > 0
     assert int(samples["ringkv_cluster_partitions_pending"]) > 0
+    # ... and the running transfers in STATUS and GET /cluster
+    head, _rows = cl.status(d)
+    print("STATUS of the receiver:\n  %s\n  %s" % (
+        head["transition"], "\n  ".join(head["transfers"])))
+    assert head["transfers"], head
+    assert head["transfers"][0].startswith("receiving partition ")
+    with urllib.request.urlopen("http://127.0.0.1:%d/cluster" %
+                                d.server.http_port, timeout=10) as resp:
+        tr = json.loads(resp.read())["transition"]
+    assert tr["partitions_pending"] > 0
+    assert tr["transfers"] and tr["transfers"][0]["sources"], tr
+    assert {s["state"] for x in tr["transfers"] for s in x["sources"]} <= {
+        "folding", "waiting", "done", "skipped"}
     assert r.config_set("handoff-max-mbps", 0) is True
     t0 = time.monotonic()
     cl.wait_converged(4, nodes=[a, b, c, d], timeout=120)
