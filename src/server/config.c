@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cluster/node.h"
 #include "cluster/seeds.h"
 #include "common/error.h"
 #include "common/glob.h"
@@ -51,6 +52,10 @@ void config_init(struct rk_config *c)
     c->read_repair_chance = 0.1;
     c->speculative_retry_ms = 50;
     c->handoff_drop_grace_ms = 30000;
+    c->aae = true;
+    c->aae_exchange_interval_ms = NODE_AAE_DEFAULT_INTERVAL_MS;
+    c->aae_concurrency = NODE_AAE_DEFAULT_CONCURRENCY;
+    c->aae_repair_rate = NODE_AAE_DEFAULT_REPAIR_RATE;
     c->sloppy_quorum = true;
     c->max_clock_skew_ms = 60000;
     c->slow_log_ms = 250;
@@ -392,6 +397,21 @@ int config_set(struct rk_config *c,
     } else if (strcmp(n, "log-requests") == 0) {
         rc = parse_bool(value, &c->log_requests);
         why = "must be on or off";
+    } else if (strcmp(n, "aae") == 0) {
+        rc = parse_bool(value, &c->aae);
+        why = "must be on or off (active anti-entropy)";
+    } else if (strcmp(n, "aae-exchange-interval-ms") == 0) {
+        rc = parse_u64(value, 10, 86400000, &u);
+        c->aae_exchange_interval_ms = (uint32_t)u;
+        why = "must be 10..86400000 (ms between anti-entropy exchanges)";
+    } else if (strcmp(n, "aae-concurrency") == 0) {
+        rc = parse_u64(value, 1, 4, &u);
+        c->aae_concurrency = (uint32_t)u;
+        why = "must be 1..4 (anti-entropy exchanges at once)";
+    } else if (strcmp(n, "aae-repair-rate") == 0) {
+        rc = parse_u64(value, 1, 1000000, &u);
+        c->aae_repair_rate = (uint32_t)u;
+        why = "must be 1..1000000 (keys repaired per second)";
     } else if (strcmp(n, "sloppy-quorum") == 0) {
         rc = parse_bool(value, &c->sloppy_quorum);
         why = "must be on or off";
@@ -507,6 +527,11 @@ static void usage(FILE *f)
             "the others (50)\n"
             "  --handoff-drop-grace-ms MS  keep a partition this long after "
             "it moved away (30000)\n"
+            "  --aae on|off                active anti-entropy (on)\n"
+            "  --aae-exchange-interval-ms MS  between anti-entropy "
+            "exchanges (1000)\n"
+            "  --aae-concurrency N         exchanges at once, 1..4 (1)\n"
+            "  --aae-repair-rate K         keys repaired per second (5000)\n"
             "  --sloppy-quorum on|off      fallbacks for down replicas (on)\n"
             "  --max-clock-skew-ms MS      warn when a peer's clock is ahead "
             "(60000)\n"
@@ -646,7 +671,10 @@ void config_each(const struct rk_config *c,
     char port[16], maxcl[16], bulk[32], cmv[32], qbl[32], mfs[32], ratio[32],
         tmo[16], hz[16], pport[16], nv[16], rv[16], wv[16], rs[16], rto[16],
         msib[16], grace[24], rrw[16], skew[24], hport[16], slow[16], rrc[32],
-        spec[16], hdg[16];
+        spec[16], hdg[16], aaei[16], aaec[16], aaer[16];
+    snprintf(aaei, sizeof(aaei), "%" PRIu32, c->aae_exchange_interval_ms);
+    snprintf(aaec, sizeof(aaec), "%" PRIu32, c->aae_concurrency);
+    snprintf(aaer, sizeof(aaer), "%" PRIu32, c->aae_repair_rate);
     snprintf(rrc, sizeof(rrc), "%g", c->read_repair_chance);
     snprintf(spec, sizeof(spec), "%" PRIu32, c->speculative_retry_ms);
     snprintf(hdg, sizeof(hdg), "%" PRIu32, c->handoff_drop_grace_ms);
@@ -726,6 +754,10 @@ void config_each(const struct rk_config *c,
         {"read-repair-chance", rrc},
         {"speculative-retry-ms", spec},
         {"handoff-drop-grace-ms", hdg},
+        {"aae", c->aae ? "on" : "off"},
+        {"aae-exchange-interval-ms", aaei},
+        {"aae-concurrency", aaec},
+        {"aae-repair-rate", aaer},
         {"sloppy-quorum", c->sloppy_quorum ? "on" : "off"},
         {"max-clock-skew-ms", skew},
         {"slow-log-ms", slow},

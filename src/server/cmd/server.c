@@ -110,6 +110,10 @@ void cmd_config(struct client *c, size_t argc, const struct resp_arg *argv)
                                          "read-repair-chance",
                                          "speculative-retry-ms",
                                          "handoff-drop-grace-ms",
+                                         "aae",
+                                         "aae-exchange-interval-ms",
+                                         "aae-concurrency",
+                                         "aae-repair-rate",
                                          "read-repair-wait-ms"};
         for (size_t i = 2; i < argc; i += 2) {
             char name[64], value[512];
