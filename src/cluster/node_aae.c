@@ -22,8 +22,9 @@
  * node__aae_deleted.  Objects never expire inside the engine (replica.h:
  * expired objects stay until reaping), so expiry changes no record.
  *
- * Built at start (trees are not persisted: every start is treated as
- * unclean) by folding the data engine partition by partition, one whole
+ * Built at start, and again after the engine recovered in place
+ * (engine_recoveries changed: a recovery may drop records; trees are not
+ * persisted, so every start is treated as unclean) by folding the data engine partition by partition, one whole
  * slot at a time, at most NODE_AAE_BUILD_KEYS_PER_S keys per second (the
  * I/O budget).  A partition being built holds the slots below next_slot;
  * a write to a key of a slot not folded yet is left to the fold (it will
@@ -941,6 +942,15 @@ void node__aae_round(struct node *n, uint64_t now)
         }
         return;
     }
+    uint64_t rec = engine_recoveries(n->data); /* one atomic read */
+    if (a->p && rec != a->recoveries) {
+        /* recovered in place (engine_recover): records the trees hold may
+         * be gone, so build them again from what the engine holds now */
+        node__log(n, RK_LOG_INFO, "aae_rebuild",
+                  "the data engine recovered: trees are built again");
+        trees_free(a);
+    }
+    a->recoveries = rec;
     if (a->p == NULL || a->q != ring_size(r)) {
         uint64_t probe = 0;
         if (a->unsupported || engine_slot_count(n->data, 0, &probe) != RK_OK) {

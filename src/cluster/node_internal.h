@@ -169,6 +169,7 @@ struct node__aae
     uint32_t q;               /* the ring size the trees are for */
     uint32_t n_leaves;        /* per tree: node__aae_leaves(q) */
     bool unsupported;         /* the data engine has no slot index */
+    uint64_t recoveries;      /* engine_recoveries the trees were built on */
     uint32_t build_part;      /* partitions below are built */
     uint64_t build_at_ms, round_ms;
     uint64_t next_exchange_ms;
