@@ -519,9 +519,13 @@ void node__aae_on_keys(struct node *n,
 
 /* ---- initiator ----------------------------------------------------------- */
 
+/* Ends exchange x: ok (counted, the partition's last exchange time set),
+ * failed (counted), or neither (the peer said not now: RK_EAGAIN). */
 static void exch_end(struct node *n, struct node__aae_exch *x, bool ok)
 {
-    if (ok) {
+    if (x->again) {
+        x->again = false;
+    } else if (ok) {
         n->st.aae_exchanges++;
         if (n->aae.p && x->partition < n->aae.q) {
             n->aae.p[x->partition].last_exchange_ms =
@@ -614,24 +618,27 @@ static void start_exchanges(struct node *n, uint64_t now)
         return;
     }
     a->next_exchange_ms = now + n->set.aae_exchange_interval_ms;
-    size_t running = 0;
-    struct node__aae_exch *freex = NULL;
-    for (size_t i = 0; i < NODE_AAE_EXCHANGES; i++) {
-        running += a->x[i].used;
-        if (!a->x[i].used && freex == NULL) {
-            freex = &a->x[i];
+    /* every interval, as many as the concurrency allows */
+    for (;;) {
+        size_t running = 0;
+        struct node__aae_exch *freex = NULL;
+        for (size_t i = 0; i < NODE_AAE_EXCHANGES; i++) {
+            running += a->x[i].used;
+            if (!a->x[i].used && freex == NULL) {
+                freex = &a->x[i];
+            }
         }
+        uint32_t p = 0;
+        if (freex == NULL || running >= n->set.aae_concurrency ||
+            !pick(n, &p, freex->peer)) {
+            return;
+        }
+        freex->used = true;
+        freex->partition = p;
+        freex->phase = NODE_AAE_BRANCHES;
+        n->st.aae_exchanges_started++;
+        ask_tree(n, freex, PEER_AAE_LEVEL_BRANCH, NULL, 0, now);
     }
-    uint32_t p = 0;
-    if (freex == NULL || running >= n->set.aae_concurrency ||
-        !pick(n, &p, freex->peer)) {
-        return;
-    }
-    freex->used = true;
-    freex->partition = p;
-    freex->phase = NODE_AAE_BRANCHES;
-    n->st.aae_exchanges_started++;
-    ask_tree(n, freex, PEER_AAE_LEVEL_BRANCH, NULL, 0, now);
 }
 
 static struct node__aae_exch *exch_of(struct node *n,
@@ -657,6 +664,7 @@ void node__aae_on_tree_reply(struct node *n,
         return; /* late or unknown: ignored */
     }
     if (r->status != RK_OK || !usable(n)) {
+        x->again = r->status == RK_EAGAIN;
         exch_end(n, x, false);
         return;
     }
@@ -807,6 +815,7 @@ void node__aae_on_keys_reply(struct node *n,
         return;
     }
     if (r->status != RK_OK || !usable(n)) {
+        x->again = r->status == RK_EAGAIN;
         exch_end(n, x, false);
         return;
     }

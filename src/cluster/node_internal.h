@@ -152,6 +152,7 @@ struct node__aae_part
 struct node__aae_exch
 {
     bool used;
+    bool again; /* ends neither done nor failed: the peer said RK_EAGAIN */
     enum node__aae_phase phase;
     uint32_t partition;
     char peer[CL_ID_MAX + 1];
