@@ -784,7 +784,9 @@ static int parse_items(const char *p,
         rk_free(v);
         return RK_EPROTO;
     }
-    qsort(v, k, sizeof(*v), item_cmp);
+    if (k > 1) {
+        qsort(v, k, sizeof(*v), item_cmp);
+    }
     *out = v;
     *cnt = k;
     return RK_OK;
