@@ -134,6 +134,9 @@ static void trees_free(struct node__aae *a)
     a->p = NULL;
     a->q = 0;
     a->build_part = 0;
+    /* exchanges in flight compared trees that are gone: late replies are
+     * ignored (no exchange has their req_id) */
+    memset(a->x, 0, sizeof(a->x));
 }
 
 void node__aae_fini(struct node *n)

@@ -137,3 +137,41 @@ def test_aae_repairs_writes_missed_while_hints_were_lost(cluster_factory):
     c = cl.c(victim)
     for k in sorted(missed)[:500]:
         assert c.get(k) == missed[k]
+
+
+@pytest.mark.timeout(300)
+def test_aae_settings_and_info(cluster_factory):
+    """The settings are flags and CONFIG SET/GET; INFO shows the state;
+    aae off frees the trees, on builds them again."""
+    cl = cluster_factory(3, args=["--aae-exchange-interval-ms", "50"])
+    c = cl.c(cl[0])
+    assert c.config_get("aae")["aae"] == "on"
+    assert c.config_get("aae-exchange-interval-ms")[
+        "aae-exchange-interval-ms"] == "50"
+    assert c.config_get("aae-concurrency")["aae-concurrency"] == "1"
+    assert c.config_get("aae-repair-rate")["aae-repair-rate"] == "5000"
+    cl.wait_until(lambda: all(cl.info(n)["aae_trees_built"] == "64"
+                              for n in cl.nodes), "trees built")
+    cl.wait_until(lambda: int(cl.info(cl[0])["aae_exchanges"]) > 0,
+                  "an exchange")
+    info = cl.info(cl[0])
+    assert info["aae_exchange_failures"] == "0"
+    assert info["aae_refused"] == "0"
+    c.config_set("aae-concurrency", "4")
+    c.config_set("aae-repair-rate", "100")
+    with pytest.raises(Exception):
+        c.config_set("aae-concurrency", "5")
+    with pytest.raises(Exception):
+        c.config_set("aae", "maybe")
+    c.config_set("aae", "off")
+    cl.wait_until(lambda: cl.info(cl[0])["aae_trees"] == "0", "trees freed")
+    c.config_set("aae", "on")
+    cl.wait_until(lambda: cl.info(cl[0])["aae_trees_built"] == "64",
+                  "trees built again")
+    # the same settings in /metrics
+    import urllib.request
+    body = urllib.request.urlopen(
+        "http://127.0.0.1:%d/metrics" % cl[0].server.http_port,
+        timeout=10).read().decode()
+    assert "ringkv_aae_exchanges_total" in body
+    assert "ringkv_aae_keys_repaired_total" in body
