@@ -24,12 +24,13 @@
  *
  * Built at start, and again after the engine recovered in place
  * (engine_recoveries changed: a recovery may drop records; trees are not
- * persisted, so every start is treated as unclean) by folding the data engine partition by partition, one whole
- * slot at a time, at most NODE_AAE_BUILD_KEYS_PER_S keys per second (the
- * I/O budget).  A partition being built holds the slots below next_slot;
- * a write to a key of a slot not folded yet is left to the fold (it will
- * see the record), so the tree is exact once built.  Until a partition's
- * tree is built it takes part in no exchange (RK_EAGAIN to an asker).
+ * persisted, so every start is treated as unclean), by folding the data
+ * engine partition by partition, one whole slot at a time, at most
+ * NODE_AAE_BUILD_KEYS_PER_S keys per second (the I/O budget).  A partition
+ * being built holds the slots below next_slot; a write to a key of a slot not
+ * folded yet is left to the fold (it will see the record), so the tree is exact
+ * once built.  Until a partition's tree is built it takes part in no exchange
+ * (RK_EAGAIN to an asker).
  *
  * Exchange (initiator), every aae_exchange_interval_ms while fewer than
  * aae_concurrency exchanges run, no ownership transition is in progress
