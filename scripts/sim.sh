@@ -42,6 +42,9 @@ run --seeds 7001:7040 --steps 40000 --nodes 7 --spares 2 --determinism 2
 # regression: a node whose join lost to a concurrent change saved the state
 # that did not list it, and then could not restart (I6)
 run --seeds 384:384 --steps 40000 --nodes 7 --spares 2
+# anti-entropy alone (issue 14 item 4): no final read-repair pass, so I2
+# (replicas equal) and I11 (equal tree roots) hold only through AAE
+run --seeds 4001:4050 --steps 20000 --no-repair-pass
 # negative control: conflict_policy lww must lose acknowledged writes, or
 # the checker is broken
 run --seeds 1:10 --steps 20000 --policy lww --expect I1

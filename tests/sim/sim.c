@@ -912,7 +912,9 @@ int sim_run(const struct sim_config *cfg, struct sim_result *out)
         heal_all(s);
         sim__run_until(s, sim_now(s) + cfg->heal_ms, SIZE_MAX);
         sim__count_converged(s);
-        sim__repair_pass(s);
+        if (!cfg->no_repair_pass) {
+            sim__repair_pass(s);
+        }
         sim__run_until(s, sim_now(s) + 5000, SIZE_MAX);
         if (cfg->aae) {
             /* I11: anti-entropy brings every replica's trees to equal

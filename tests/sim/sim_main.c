@@ -13,6 +13,8 @@
  *              [--verbose | -v -v]
  *
  * --no-aae turns active anti-entropy off (and invariant I11 with it).
+ * --no-repair-pass skips the final read of every key with R = N: I2
+ * (replicas equal) must then hold through anti-entropy alone.
  *
  * --no-chunks leaves out the chunked-value keys (SIM_OP_BIG, I9): the
  * workload of before they existed, so seeds found then replay as they did.
@@ -50,7 +52,8 @@ static int usage(void)
     fprintf(stderr,
             "usage: ringkv_sim [--seed S | --seeds A:B] [--steps N] "
             "[--nodes M] [--n N] [--r R] [--w W] [--sloppy on|off] "
-            "[--crash-drops-sends] [--no-chunks] [--no-aae] [--spares K] "
+            "[--crash-drops-sends] [--no-chunks] [--no-aae] [--no-repair-pass] "
+            "[--spares K] "
             "[--policy siblings|lww] [--clients C] [--no-nemesis] "
             "[--heal-ms MS] [--engine memory|bitcask] [--determinism K] "
             "[--expect I1..I10] [-v]\n");
@@ -107,8 +110,13 @@ int main(int argc, char **argv)
             val = NULL;
         } else if (strcmp(a, "--no-chunks") == 0) {
             cfg.chunks = false;
+            val = NULL;
         } else if (strcmp(a, "--no-aae") == 0) {
             cfg.aae = false;
+            val = NULL;
+        } else if (strcmp(a, "--no-repair-pass") == 0) {
+            cfg.no_repair_pass = true;
+            val = NULL;
             val = NULL;
         } else if (strcmp(a, "--policy") == 0 && val) {
             cfg.lww = strcmp(val, "lww") == 0;
