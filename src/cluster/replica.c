@@ -384,7 +384,7 @@ static int apply_put(struct engine *e,
     uint64_t old_hash = 0;
     if (rc == RK_OK) {
         rc = read_into(e, req->key.ptr, req->key.len, cur, &sc->val);
-        old_hash = rc == RK_OK ? record_hash(&sc->val) : 0;
+        old_hash = rc == RK_OK && cfg->stored ? record_hash(&sc->val) : 0;
         if (rc == RK_ENOTFOUND) {
             rc = RK_OK;
         }
@@ -555,7 +555,7 @@ static int apply_update(struct engine *e,
     uint64_t old_hash = 0;
     if (rc == RK_OK) {
         rc = read_into(e, req->key.ptr, req->key.len, cur, &sc->val);
-        old_hash = rc == RK_OK ? record_hash(&sc->val) : 0;
+        old_hash = rc == RK_OK && cfg->stored ? record_hash(&sc->val) : 0;
         if (rc == RK_ENOTFOUND) {
             rc = RK_OK;
         }

@@ -112,6 +112,23 @@ def test_aae_restores_a_wiped_replica(cluster_factory):
         assert not missing_on(cl, n, keys[:2000])
 
 
+@pytest.mark.timeout(300)
+def test_aae_restores_a_wiped_replica_with_few_partitions(cluster_factory):
+    """Q=8: 2,048 slots a partition, more than the 1,024 leaves of a tree,
+    so a leaf spans two slots (the other leaf layout)."""
+    cl = cluster_factory(3, args=AAE_ARGS + ["--ring-size", "8"])
+    kv = load(cl, cl.nodes, 5000, "q8", SEED + 2)
+    keys = sorted(kv)
+    victim = cl[1]
+    cl.kill(victim)
+    wipe_data(victim)
+    cl.restart(victim)
+    took, left = wait_restored(cl, victim, keys, timeout=120)
+    print("Q=8: AAE restored %d keys in %.1f s" % (len(keys), took))
+    assert not left, "%d keys not restored, e.g. %r" % (len(left), left[:5])
+    assert cl.info(victim)["aae_trees"] == "8"
+
+
 @pytest.mark.timeout(600)
 def test_aae_repairs_writes_missed_while_hints_were_lost(cluster_factory):
     cl = cluster_factory(3, args=AAE_ARGS)
