@@ -912,7 +912,7 @@ int sim_run(const struct sim_config *cfg, struct sim_result *out)
         heal_all(s);
         sim__run_until(s, sim_now(s) + cfg->heal_ms, SIZE_MAX);
         sim__count_converged(s);
-        if (!cfg->no_repair_pass) {
+        if (!cfg->skip_repair) {
             sim__repair_pass(s);
         }
         sim__run_until(s, sim_now(s) + 5000, SIZE_MAX);

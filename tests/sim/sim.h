@@ -48,35 +48,35 @@ enum sim_invariant
 struct sim_config
 {
     uint64_t seed;
-    size_t n_nodes;      /* M, 1..SIM_MAX_NODES: members + spares */
-    size_t spares;       /* nodes started but not joined when the cluster
-                            forms (the last ones); > 0 also turns on the
-                            membership nemeses (join, leave, remove,
-                            replace: sim_members.c).  0: the runs of
-                            before, trace for trace */
-    uint32_t n, r, w;    /* quorum settings */
-    bool sloppy;         /* sloppy quorum */
-    bool lww;            /* conflict_policy = lww (the negative control) */
-    size_t n_clients;    /* 1..SIM_MAX_CLIENTS */
-    size_t steps;        /* events under the nemesis */
-    bool nemesis;        /* faults on */
-    uint32_t heal_ms;    /* quiet time after healing (simulated) */
-    bool bitcask;        /* nodes store in bitcask on simulated disks
-                            (sync=always through simulated executors; a
-                            crash loses or tears unsynced writes), else in
-                            the memory engine */
-    bool drop_to_down;   /* messages to a crashed node are dropped when sent
-                            (simnet_set_drop_to_down), not kept for its
-                            restart */
-    bool chunks;         /* clients also write chunked values (keys b0..,
-                            SIM_OP_BIG) and check I9; off: the workload of
-                            before, so older seeds replay as they did */
-    bool aae;            /* active anti-entropy on (issue 14 item 4) and
-                            I11 checked; off: no tree exchange */
-    bool no_repair_pass; /* skip the final read of every key with R = N:
-                            with aae, I2 must then hold by anti-entropy
-                            alone (issue 14) */
-    int verbose;         /* 0 quiet, 1 nemesis log, 2 every event */
+    size_t n_nodes;    /* M, 1..SIM_MAX_NODES: members + spares */
+    size_t spares;     /* nodes started but not joined when the cluster
+                          forms (the last ones); > 0 also turns on the
+                          membership nemeses (join, leave, remove,
+                          replace: sim_members.c).  0: the runs of
+                          before, trace for trace */
+    uint32_t n, r, w;  /* quorum settings */
+    bool sloppy;       /* sloppy quorum */
+    bool lww;          /* conflict_policy = lww (the negative control) */
+    size_t n_clients;  /* 1..SIM_MAX_CLIENTS */
+    size_t steps;      /* events under the nemesis */
+    bool nemesis;      /* faults on */
+    uint32_t heal_ms;  /* quiet time after healing (simulated) */
+    bool bitcask;      /* nodes store in bitcask on simulated disks
+                          (sync=always through simulated executors; a
+                          crash loses or tears unsynced writes), else in
+                          the memory engine */
+    bool drop_to_down; /* messages to a crashed node are dropped when sent
+                          (simnet_set_drop_to_down), not kept for its
+                          restart */
+    bool chunks;       /* clients also write chunked values (keys b0..,
+                          SIM_OP_BIG) and check I9; off: the workload of
+                          before, so older seeds replay as they did */
+    bool aae;          /* active anti-entropy on (issue 14 item 4) and
+                          I11 checked; off: no tree exchange */
+    bool skip_repair;  /* skip the final read of every key with R = N:
+                             with aae, I2 must then hold by anti-entropy
+                             alone (issue 14) */
+    int verbose;       /* 0 quiet, 1 nemesis log, 2 every event */
 };
 
 struct sim_result

@@ -115,7 +115,7 @@ int main(int argc, char **argv)
             cfg.aae = false;
             val = NULL;
         } else if (strcmp(a, "--no-repair-pass") == 0) {
-            cfg.no_repair_pass = true;
+            cfg.skip_repair = true;
             val = NULL;
             val = NULL;
         } else if (strcmp(a, "--policy") == 0 && val) {
