@@ -542,11 +542,13 @@ static void exch_end(struct node *n, struct node__aae_exch *x, bool ok)
     x->req_id = 0;
 }
 
+/* The action carries no req_id: a failed send is fed to the coordinator
+ * by req_id, whose ids are another space (the step times out instead). */
 static void exch_send(struct node *n,
                       struct node__aae_exch *x,
                       const struct peer_msg *m)
 {
-    node__send(n, x->peer, NULL, 0, x->req_id, m);
+    node__send(n, x->peer, NULL, 0, 0, m);
 }
 
 static void ask_tree(struct node *n,
