@@ -51,6 +51,9 @@ run --seeds 207:207 --steps 40000 --nodes 7 --spares 2
 # regression: an isolated pending owner took a partition from one replica
 # while the two that held three acknowledged appends were skipped (I1)
 run --seeds 748:748 --steps 40000 --nodes 7 --spares 2
+# anti-entropy alone (issue 14 item 4): no final read-repair pass, so I2
+# (replicas equal) and I11 (equal tree roots) hold only through AAE
+run --seeds 4001:4050 --steps 20000 --no-repair-pass
 # negative control: conflict_policy lww must lose acknowledged writes, or
 # the checker is broken
 run --seeds 1:10 --steps 20000 --policy lww --expect I1

@@ -1032,6 +1032,18 @@ void node_on_message(struct node *n,
         case PEER_FOLD_REPLY:
             node__handoff_on_reply(n, id, &msg->fold_reply, now);
             break;
+        case PEER_AAE_TREE:
+            node__aae_on_tree(n, id, &msg->aae_tree);
+            break;
+        case PEER_AAE_TREE_REPLY:
+            node__aae_on_tree_reply(n, id, &msg->aae_tree_reply, now);
+            break;
+        case PEER_AAE_KEYS:
+            node__aae_on_keys(n, id, &msg->aae_keys);
+            break;
+        case PEER_AAE_KEYS_REPLY:
+            node__aae_on_keys_reply(n, id, &msg->aae_keys_reply, now);
+            break;
         case PEER_KV_PUT_REPLY:
         case PEER_KV_GET_REPLY:
         case PEER_KV_UPDATE_REPLY:
@@ -1166,6 +1178,7 @@ void node_on_tick(struct node *n, uint64_t now)
     node__hints_round(n, now);
     node__handoff_round(n, now);
     node__reap_round(n, now);
+    node__aae_round(n, now);
     node__gc_pump(n, now);
     if (n->rstats.bound_dropped != n->bound_logged &&
         now >= n->bound_logged_at + 10000) {
@@ -1197,7 +1210,7 @@ uint64_t node_next_deadline_ms(const struct node *n)
     if (n->multi) {
         d = min_u64(d, n->reap_scan_at);
     }
-    return d;
+    return min_u64(d, node__aae_deadline(n));
 }
 
 /* ---- operator commands ----------------------------------------------------
@@ -1258,6 +1271,18 @@ static void apply_settings(struct node *n, const struct node_settings *s)
     n->rcfg.max_sibs = s->max_siblings;
     n->rcfg.grace_ms = s->tombstone_grace_ms;
     n->rcfg.max_skew_ms = s->max_clock_skew_ms;
+    if (n->set.aae_exchange_interval_ms == 0) {
+        n->set.aae_exchange_interval_ms = NODE_AAE_DEFAULT_INTERVAL_MS;
+    }
+    if (n->set.aae_concurrency == 0) {
+        n->set.aae_concurrency = NODE_AAE_DEFAULT_CONCURRENCY;
+    }
+    if (n->set.aae_concurrency > NODE_AAE_EXCHANGES) {
+        n->set.aae_concurrency = NODE_AAE_EXCHANGES;
+    }
+    if (n->set.aae_repair_rate == 0) {
+        n->set.aae_repair_rate = NODE_AAE_DEFAULT_REPAIR_RATE;
+    }
 }
 
 int node_create(const struct node_config *cfg,
@@ -1296,6 +1321,8 @@ int node_create(const struct node_config *cfg,
         .recent = &n->recent,
         .superseded = node__gc_enqueue,
         .superseded_data = n,
+        .stored = node__aae_stored,
+        .stored_data = n,
     };
     for (size_t i = 0; i < NODE_CHUNK_GC_CHECKS; i++) {
         rk_buf_init(&n->gcq[i].b);
@@ -1363,6 +1390,7 @@ void node_destroy(struct node *n)
         rk_buf_fini(&n->gcq[i].b);
     }
     rk_buf_fini(&n->gcd);
+    node__aae_fini(n);
     rk_buf_fini(&n->gc_cur);
     rk_buf_fini(&n->gcr);
     replica_scratch_fini(&n->scratch);

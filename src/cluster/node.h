@@ -115,7 +115,17 @@ struct node_settings
     size_t max_siblings;            /* 0 = no bound */
     uint64_t tombstone_grace_ms;
     uint64_t max_clock_skew_ms;
+    /* active anti-entropy (issue 14 item 4; node_aae.c) */
+    bool aae_enabled;                  /* keep trees and exchange them */
+    uint32_t aae_exchange_interval_ms; /* between exchange starts */
+    uint32_t aae_concurrency;          /* exchanges at once, 1..4 */
+    uint32_t aae_repair_rate;          /* keys repaired per second, >= 1 */
 };
+
+/* Anti-entropy defaults (docs/cluster.md "Active anti-entropy"). */
+#define NODE_AAE_DEFAULT_INTERVAL_MS 1000
+#define NODE_AAE_DEFAULT_CONCURRENCY 1
+#define NODE_AAE_DEFAULT_REPAIR_RATE 5000
 
 struct node_config
 {
@@ -261,6 +271,26 @@ struct node_stats
                                       passed on to pending owners (hints) */
     uint64_t handoff_keys_dropped; /* keys of partitions no longer owned
                                       here, deleted after the grace */
+    /* active anti-entropy (issue 14 item 4) */
+    uint64_t aae_trees_built;       /* partition trees finished building */
+    uint64_t aae_exchanges_started; /* exchanges this node started */
+    uint64_t aae_exchanges;         /* ... that completed */
+    uint64_t aae_exchange_failures; /* ... that failed or timed out */
+    uint64_t aae_keys_differing;    /* keys found differing, queued */
+    uint64_t aae_keys_repaired;     /* repair reads (read repair) done */
+    uint64_t aae_refused;           /* AAE messages refused */
+};
+
+/* Anti-entropy state for INFO and metrics. */
+struct node_aae_info
+{
+    uint32_t partitions;       /* trees kept (the ring size), 0 = off */
+    uint32_t built;            /* of them built */
+    uint64_t repair_queue;     /* bytes of keys waiting for repair */
+    uint64_t repairs_inflight; /* repair reads started, not answered */
+    int64_t oldest_exchange_s; /* age of the oldest last completed exchange
+                                  over the partitions this node replicates;
+                                  -1 when one has none yet */
 };
 
 struct node;
@@ -416,6 +446,13 @@ bool node_peer_is_degraded(const struct node *n, const char *id);
 /* Valid members known degraded, self included. */
 size_t node_members_degraded(const struct node *n);
 const struct node_stats *node_stats(const struct node *n);
+/* Anti-entropy state at now_ms (the clock node_on_tick gets) into *out. */
+void node_aae_info(const struct node *n,
+                   uint64_t now_ms,
+                   struct node_aae_info *out);
+/* The root of this node's tree of partition p (tests, the simulator):
+ * false when the tree is not built (or anti-entropy is off). */
+bool node_aae_root(const struct node *n, uint32_t p, uint64_t *root);
 const struct replica_stats *node_replica_stats(const struct node *n);
 uint64_t node_actor(const struct node *n);
 const struct node_settings *node_settings(const struct node *n);

@@ -733,8 +733,10 @@ static void drop_round(struct node *n, uint64_t now, bool in_transition)
     while (left >= 4) {
         uint32_t kl = rk_get_le32(kp);
         uint64_t seq = 0;
+        uint64_t old = node__aae_record_hash(n, kp + 4, kl);
         if (engine_delete(n->data, kp + 4, kl, rk_env_wall_ms(n->env), &seq) ==
             RK_OK) {
+            node__aae_deleted(n, kp + 4, kl, old);
             dropped++;
             node__note_write(n, seq);
         }

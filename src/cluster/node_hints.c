@@ -737,8 +737,10 @@ void node__reap_reply(struct node *n,
         if (object_hash(n->data, op->key.base, op->key.len, &h) == RK_OK &&
             h == op->hash) {
             uint64_t seq = 0;
+            uint64_t old = node__aae_record_hash(n, op->key.base, op->key.len);
             if (engine_delete(n->data, op->key.base, op->key.len, 0, &seq) ==
                 RK_OK) {
+                node__aae_deleted(n, op->key.base, op->key.len, old);
                 node__note_write(n, seq);
                 n->st.tombstones_reaped++;
             }

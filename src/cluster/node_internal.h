@@ -7,6 +7,7 @@
 #ifndef RINGKV_CLUSTER_NODE_INTERNAL_H
 #define RINGKV_CLUSTER_NODE_INTERNAL_H
 
+#include "cluster/aae.h"
 #include "cluster/chunk.h"
 #include "cluster/node.h"
 #include "common/buf.h"
@@ -40,6 +41,7 @@ enum node__op_kind
     NODE__OP_REAP,     /* a tombstone reaping check */
     NODE__OP_GCCHECK,  /* a chunk GC check: is a manifest dead on every
                           replica? (node_chunkgc.c) */
+    NODE__OP_AAE,      /* an anti-entropy repair: a read with read repair */
 };
 
 /* One operation the node coordinates; pooled, never freed while the node
@@ -177,6 +179,70 @@ struct node__gcq
     size_t stamped; /* entries before it have their due time */
 };
 
+/* Active anti-entropy (node_aae.c, issue 14 item 4). */
+#define NODE_AAE_LEAVES_MAX       1024       /* leaves per tree, at most */
+#define NODE_AAE_EXCHANGES        4          /* exchanges at once, at most */
+#define NODE_AAE_REPAIR_SLOTS     128        /* repair reads in flight */
+#define NODE_AAE_BUILD_KEYS_PER_S 50000      /* tree build I/O budget */
+#define NODE_AAE_TIMEOUT_MS       10000      /* an unanswered step fails */
+#define NODE_AAE_KEYS_MAX_BYTES   (1u << 20) /* of an AAE_KEYS_REPLY */
+#define NODE_AAE_QUEUE_MAX        (8u << 20) /* bytes of keys to repair */
+#define NODE_AAE_QUEUE_LOW        4096       /* no new exchange above this */
+
+enum node__aae_phase
+{
+    NODE_AAE_BRANCHES = 1, /* AAE_TREE (branches) sent */
+    NODE_AAE_LEAVES,       /* AAE_TREE (leaves of differing branches) */
+    NODE_AAE_KEYS,         /* AAE_KEYS (differing leaves) sent */
+};
+
+/* One partition's tree on this node. */
+struct node__aae_part
+{
+    struct aae_tree t;
+    bool built;                /* t covers every key of the partition */
+    uint32_t next_slot;        /* while building: slots below are in t */
+    uint64_t last_exchange_ms; /* last completed exchange, 0 = never */
+};
+
+/* One exchange this node started. */
+struct node__aae_exch
+{
+    bool used;
+    bool again; /* ends neither done nor failed: the peer said RK_EAGAIN */
+    enum node__aae_phase phase;
+    uint32_t partition;
+    char peer[CL_ID_MAX + 1];
+    uint64_t req_id; /* of the step in flight */
+    uint64_t deadline_ms;
+    uint32_t branches[NODE_AAE_LEAVES_MAX / AAE_FANOUT]; /* LEAVES: asked */
+    uint32_t n_branches;
+    unsigned char leaves[4 * NODE_AAE_LEAVES_MAX]; /* KEYS: asked, u32 LE */
+    uint32_t n_leaves;
+};
+
+struct node__aae
+{
+    struct node__aae_part *p; /* q of them, or NULL (off, or no ring) */
+    uint32_t q;               /* the ring size the trees are for */
+    uint32_t n_leaves;        /* per tree: node__aae_leaves(q) */
+    bool unsupported;         /* the data engine has no slot index */
+    uint64_t recoveries;      /* engine_recoveries the trees were built on */
+    uint32_t build_part;      /* partitions below are built */
+    uint64_t build_at_ms, round_ms;
+    uint64_t next_exchange_ms;
+    uint32_t next_part, next_peer; /* round robin */
+    uint64_t next_req;
+    struct node__aae_exch x[NODE_AAE_EXCHANGES];
+    struct rk_buf repairq;         /* keys to repair: {u32 len, key} */
+    size_t repairq_head;           /* offset of the next one */
+    size_t n_repairs;              /* repair reads in flight */
+    uint64_t tokens, repair_at_ms; /* repair rate */
+    uint64_t refused_logged_ms;
+    struct rk_buf items; /* a reply's items */
+    struct rk_buf mine;  /* this node's listing / a record read */
+};
+
 struct node__seen
 {
     char id[CL_ID_MAX + 1];
@@ -298,6 +364,7 @@ struct node
     struct rk_buf gcr;
     size_t gcr_head, gcr_stamped;
     struct node__handoff ho; /* node_handoff.c */
+    struct node__aae aae;    /* node_aae.c */
     struct node_stats st;
 };
 
@@ -415,6 +482,53 @@ void node__handoff_on_reply(struct node *n,
                             const char *from,
                             const struct peer_fold_reply *r,
                             uint64_t now_ms);
+
+/* ---- node_aae.c ---- */
+/* Leaves per tree for a ring of q partitions. */
+uint32_t node__aae_leaves(uint32_t q);
+/* Frees the anti-entropy state. */
+void node__aae_fini(struct node *n);
+/* replica_cfg.stored: a record of engine e changed (trees of n->data). */
+void node__aae_stored(void *data,
+                      struct engine *e,
+                      const void *key,
+                      size_t klen,
+                      uint64_t old_hash,
+                      uint64_t new_hash);
+/* The hash of key's record in the data engine (0: none, or no trees):
+ * read before a delete the node makes itself. */
+uint64_t node__aae_record_hash(struct node *n, const void *key, size_t klen);
+/* The node deleted key's record, whose hash was old_hash. */
+void node__aae_deleted(struct node *n,
+                       const void *key,
+                       size_t klen,
+                       uint64_t old_hash);
+/* Builds trees, starts and times out exchanges, pumps repairs. */
+void node__aae_round(struct node *n, uint64_t now_ms);
+/* When node__aae_round wants to run next (UINT64_MAX: never). */
+uint64_t node__aae_deadline(const struct node *n);
+/* Peer messages. */
+void node__aae_on_tree(struct node *n,
+                       const char *from,
+                       const struct peer_aae_tree *q);
+void node__aae_on_keys(struct node *n,
+                       const char *from,
+                       const struct peer_aae_keys *q);
+void node__aae_on_tree_reply(struct node *n,
+                             const char *from,
+                             const struct peer_aae_tree_reply *r,
+                             uint64_t now_ms);
+void node__aae_on_keys_reply(struct node *n,
+                             const char *from,
+                             const struct peer_aae_keys_reply *r,
+                             uint64_t now_ms);
+/* A repair read answered. */
+void node__aae_repair_reply(struct node *n,
+                            struct node__op *op,
+                            const struct coord_reply *r);
+/* The oldest last completed exchange over the partitions this node
+ * replicates (UINT64_MAX: none completed); *never when one has none. */
+uint64_t node__aae_oldest_exchange_ms(const struct node *n, bool *never);
 
 /* ---- node_ops.c ---- */
 /*

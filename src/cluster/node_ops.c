@@ -170,6 +170,9 @@ void node__on_coord_reply(struct node *n, const struct coord_reply *r)
         case NODE__OP_GCCHECK:
             node__gc_check_reply(n, op, r);
             return;
+        case NODE__OP_AAE:
+            node__aae_repair_reply(n, op, r);
+            return;
         case NODE__OP_READ:
             reply_op(n, op, r->status, r, NULL,
                      r->status == RK_ENOQUORUM ? r->message : NULL);

@@ -239,12 +239,21 @@ static bool object_is_storable(const struct dvv_obj *o)
     return true;
 }
 
-int replica_store(struct engine *e,
-                  const struct replica_cfg *cfg,
-                  const void *key,
-                  size_t klen,
-                  struct dvv_obj *o,
-                  uint64_t *seq)
+/* The hash the stored hook gets of a record's value bytes. */
+static uint64_t record_hash(const struct rk_buf *val)
+{
+    return XXH3_64bits(val->base ? val->base : "", val->len);
+}
+
+/* replica_store, knowing the hash of the record it replaces (old_hash, 0
+ * when there is none) for cfg->stored. */
+static int store_obj(struct engine *e,
+                     const struct replica_cfg *cfg,
+                     const void *key,
+                     size_t klen,
+                     struct dvv_obj *o,
+                     uint64_t *seq,
+                     uint64_t old_hash)
 {
     normalize(cfg, o, cfg->stats);
     struct engine_meta m = {
@@ -270,8 +279,31 @@ int replica_store(struct engine *e,
         m.value_len = enc->len;
         rc = engine_put(e, key, klen, enc->base, enc->len, &m, seq);
     }
+    if (rc == RK_OK && cfg->stored) {
+        cfg->stored(cfg->stored_data, e, key, klen, old_hash, record_hash(enc));
+    }
     rk_buf_fini(&local);
     return rc;
+}
+
+int replica_store(struct engine *e,
+                  const struct replica_cfg *cfg,
+                  const void *key,
+                  size_t klen,
+                  struct dvv_obj *o,
+                  uint64_t *seq)
+{
+    uint64_t old_hash = 0;
+    if (cfg->stored) {
+        struct rk_buf old;
+        rk_buf_init(&old);
+        struct engine_meta m;
+        if (engine_get(e, key, klen, &old, &m) == RK_OK) {
+            old_hash = record_hash(&old);
+        }
+        rk_buf_fini(&old);
+    }
+    return store_obj(e, cfg, key, klen, o, seq, old_hash);
 }
 
 uint64_t replica_dead_at(const struct dvv_obj *o)
@@ -350,8 +382,10 @@ static int apply_put(struct engine *e,
         }
         rc = RK_EINVAL;
     }
+    uint64_t old_hash = 0;
     if (rc == RK_OK) {
         rc = read_into(e, req->key.ptr, req->key.len, cur, &sc->val);
+        old_hash = rc == RK_OK && cfg->stored ? record_hash(&sc->val) : 0;
         if (rc == RK_ENOTFOUND) {
             rc = RK_OK;
         }
@@ -366,7 +400,8 @@ static int apply_put(struct engine *e,
         normalize(cfg, merged, &ns);
     }
     if (rc == RK_OK && !dvv_equal(merged, cur)) {
-        rc = replica_store(e, cfg, req->key.ptr, req->key.len, merged, seq);
+        rc = store_obj(e, cfg, req->key.ptr, req->key.len, merged, seq,
+                       old_hash);
         if (rc == RK_OK) {
             *changed = true;
             if (cfg->stats) {
@@ -553,8 +588,10 @@ static int apply_update(struct engine *e,
             rc = RK_EINVAL;
         }
     }
+    uint64_t old_hash = 0;
     if (rc == RK_OK) {
         rc = read_into(e, req->key.ptr, req->key.len, cur, &sc->val);
+        old_hash = rc == RK_OK && cfg->stored ? record_hash(&sc->val) : 0;
         if (rc == RK_ENOTFOUND) {
             rc = RK_OK;
         }
@@ -630,7 +667,7 @@ static int apply_update(struct engine *e,
     if (rc == RK_OK) {
         /* the object had `before` siblings, minus those superseded, plus
          * the new one: count against what was stored */
-        rc = replica_store(e, cfg, req->key.ptr, req->key.len, cur, seq);
+        rc = store_obj(e, cfg, req->key.ptr, req->key.len, cur, seq, old_hash);
     }
     if (rc == RK_OK && !dup) {
         recent_add(cfg->recent, mid);

@@ -153,6 +153,19 @@ struct replica_cfg
                        size_t len,
                        uint64_t ts);
     void *superseded_data;
+    /* May be NULL.  Called after every write of a key's record by the
+     * functions here (replica_store, replica_handle_put,
+     * replica_handle_update), with the XXH3-64 of the record's value bytes
+     * before (0: there was no record) and after the write: what active
+     * anti-entropy's hash trees are kept from (node_aae.c).  e is the
+     * engine written; key a view valid during the call. */
+    void (*stored)(void *data,
+                   struct engine *e,
+                   const void *key,
+                   size_t klen,
+                   uint64_t old_hash,
+                   uint64_t new_hash);
+    void *stored_data;
 };
 
 /*

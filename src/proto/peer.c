@@ -231,6 +231,36 @@ static const struct field fold_fields[] = {
     FU32(fold, max_bytes),
 };
 
+static const struct field aae_tree_fields[] = {
+    FU64(aae_tree, req_id),
+    FU32(aae_tree, partition),
+    FU32(aae_tree, n_leaves),
+    FU32(aae_tree, level),
+    FBLOB(aae_tree, ids, 0, PEER_AAE_MAX_IDS * 4),
+};
+
+static const struct field aae_tree_reply_fields[] = {
+    FU64(aae_tree_reply, req_id),
+    FI32(aae_tree_reply, status),
+    FU64(aae_tree_reply, root),
+    FBLOB(aae_tree_reply, hashes, 0, PEER_AAE_MAX_IDS * 8 * 64),
+};
+
+static const struct field aae_keys_fields[] = {
+    FU64(aae_keys, req_id),
+    FU32(aae_keys, partition),
+    FU32(aae_keys, n_leaves),
+    FBLOB(aae_keys, leaves, 4, PEER_AAE_MAX_IDS * 4),
+};
+
+static const struct field aae_keys_reply_fields[] = {
+    FU64(aae_keys_reply, req_id),
+    FI32(aae_keys_reply, status),
+    FU32(aae_keys_reply, flags),
+    FU32(aae_keys_reply, count),
+    FBLOB(aae_keys_reply, items, 0, UNBOUNDED),
+};
+
 static const struct field fold_reply_fields[] = {
     FU64(fold_reply, req_id),
     FI32(fold_reply, status),
@@ -270,13 +300,15 @@ static const struct type_desc g_types[PEER_TYPE_MAX + 1] = {
     [PEER_CHUNK] = DESC("CHUNK", chunk_fields),
     [PEER_FOLD] = DESC("FOLD", fold_fields),
     [PEER_FOLD_REPLY] = DESC("FOLD_REPLY", fold_reply_fields),
+    [PEER_AAE_TREE] = DESC("AAE_TREE", aae_tree_fields),
+    [PEER_AAE_TREE_REPLY] = DESC("AAE_TREE_REPLY", aae_tree_reply_fields),
+    [PEER_AAE_KEYS] = DESC("AAE_KEYS", aae_keys_fields),
+    [PEER_AAE_KEYS_REPLY] = DESC("AAE_KEYS_REPLY", aae_keys_reply_fields),
 };
 
 uint8_t peer_type_version(int type)
 {
-    return type == PEER_CHUNK || type == PEER_FOLD || type == PEER_FOLD_REPLY
-               ? 2
-               : PEER_BASE_VERSION;
+    return type == PEER_CHUNK || type >= PEER_FOLD ? 2 : PEER_BASE_VERSION;
 }
 
 static const struct type_desc *type_desc(int type)
@@ -505,6 +537,50 @@ static const char *check_rules(const struct peer_msg *m)
             }
             if (m->fold_reply.flags & ~PEER_FOLD_DONE) {
                 return "FOLD_REPLY has unknown flags";
+            }
+            break;
+        case PEER_AAE_TREE:
+            if (m->aae_tree.req_id == 0) {
+                return "AAE_TREE req_id is 0";
+            }
+            if (m->aae_tree.ids.len % 4 != 0) {
+                return "AAE_TREE ids is not a list of u32";
+            }
+            if (m->aae_tree.level > PEER_AAE_LEVEL_LEAF ||
+                (m->aae_tree.level == PEER_AAE_LEVEL_BRANCH &&
+                 m->aae_tree.ids.len != 0)) {
+                return "AAE_TREE level is unknown or lists ids";
+            }
+            break;
+        case PEER_AAE_TREE_REPLY:
+            if (m->aae_tree_reply.status > 0) {
+                return "AAE_TREE_REPLY status is positive";
+            }
+            if (m->aae_tree_reply.hashes.len % 8 != 0 ||
+                (m->aae_tree_reply.status != 0 &&
+                 m->aae_tree_reply.hashes.len != 0)) {
+                return "AAE_TREE_REPLY hashes malformed";
+            }
+            break;
+        case PEER_AAE_KEYS:
+            if (m->aae_keys.req_id == 0) {
+                return "AAE_KEYS req_id is 0";
+            }
+            if (m->aae_keys.leaves.len % 4 != 0) {
+                return "AAE_KEYS leaves is not a list of u32";
+            }
+            break;
+        case PEER_AAE_KEYS_REPLY:
+            if (m->aae_keys_reply.status > 0) {
+                return "AAE_KEYS_REPLY status is positive";
+            }
+            if (m->aae_keys_reply.status != 0 &&
+                (m->aae_keys_reply.items.len != 0 ||
+                 m->aae_keys_reply.count != 0)) {
+                return "AAE_KEYS_REPLY error carries items";
+            }
+            if (m->aae_keys_reply.flags & ~PEER_AAE_KEYS_TRUNCATED) {
+                return "AAE_KEYS_REPLY has unknown flags";
             }
             break;
         case PEER_CHUNK:

@@ -112,13 +112,26 @@ enum peer_type
     PEER_CHUNK = 15,      /* version 2 */
     PEER_FOLD = 16,       /* version 2, issue 14: partition handoff */
     PEER_FOLD_REPLY = 17, /* version 2, issue 14 */
+    PEER_AAE_TREE = 18,   /* version 2, issue 14 item 4: anti-entropy */
+    PEER_AAE_TREE_REPLY = 19,
+    PEER_AAE_KEYS = 20,
+    PEER_AAE_KEYS_REPLY = 21,
 };
 #define PEER_TYPE_MIN PEER_HELLO
-#define PEER_TYPE_MAX PEER_FOLD_REPLY
+#define PEER_TYPE_MAX PEER_AAE_KEYS_REPLY
 
-#define PEER_FOLD_CURSOR_MAX 64                   /* bytes of a fold cursor */
-#define PEER_FOLD_MAX_BYTES  (4u * 1024u * 1024u) /* items per reply, at most \
-                                                   */
+/* Anti-entropy (docs/peer-protocol.md, "Anti-entropy"). */
+#define PEER_AAE_MAX_IDS      4096 /* branch or leaf indexes per request */
+#define PEER_AAE_LEVEL_BRANCH 0u   /* AAE_TREE.level: every branch */
+#define PEER_AAE_LEVEL_LEAF   1u   /* the leaves of the listed branches */
+#define PEER_AAE_KEYS_TRUNCATED               \
+    0x1u /* AAE_KEYS_REPLY.flags: keys of the \
+            leaves asked were left out */
+
+#define PEER_FOLD_CURSOR_MAX 64 /* bytes of a fold cursor */
+#define PEER_FOLD_MAX_BYTES                             \
+    (4u * 1024u * 1024u)    /* items per reply, at most \
+                             */
 #define PEER_FOLD_DONE 0x1u /* FOLD_REPLY.flags: the partition is done */
 
 /*
@@ -335,6 +348,55 @@ struct peer_fold_reply
     struct peer_bytes items;
 };
 
+/*
+ * Anti-entropy (issue 14 item 4, cluster/node_aae.c): a replica of a
+ * partition asks another for its hash tree (cluster/aae.h) of that
+ * partition, level by level.  level PEER_AAE_LEVEL_BRANCH with no ids:
+ * every branch; PEER_AAE_LEVEL_LEAF: the AAE_FANOUT leaves of each branch
+ * listed in ids.  ids: u32 LE indexes, 0..PEER_AAE_MAX_IDS of them.
+ * n_leaves: the asker's leaves per tree (both sides must agree).
+ */
+struct peer_aae_tree
+{
+    uint64_t req_id;       /* != 0 */
+    uint32_t partition;    /* < the ring's size */
+    uint32_t n_leaves;     /* the asker's tree size */
+    uint32_t level;        /* PEER_AAE_LEVEL_* */
+    struct peer_bytes ids; /* u32 LE each: len a multiple of 4 */
+};
+
+/* The answer: status RK_OK with the root and the hashes asked for (u64 LE
+ * each, in the order asked), or an error with none (RK_EAGAIN: the tree
+ * is not built yet or the ring is changing; RK_EINVAL: refused). */
+struct peer_aae_tree_reply
+{
+    uint64_t req_id;
+    int32_t status;           /* an RK_* code, <= 0 */
+    uint64_t root;            /* of the answering tree */
+    struct peer_bytes hashes; /* u64 LE each: len a multiple of 8 */
+};
+
+/* The keys of some leaves of a partition: leaves as AAE_TREE.ids. */
+struct peer_aae_keys
+{
+    uint64_t req_id; /* != 0 */
+    uint32_t partition;
+    uint32_t n_leaves;
+    struct peer_bytes leaves; /* u32 LE each, 1..PEER_AAE_MAX_IDS */
+};
+
+/* The answer: items (u32 LE key length, key, u64 LE object hash: XXH3 of
+ * the stored record), count of them, flags PEER_AAE_KEYS_TRUNCATED when
+ * the reply's size bound left keys out; an error carries no items. */
+struct peer_aae_keys_reply
+{
+    uint64_t req_id;
+    int32_t status;
+    uint32_t flags;
+    uint32_t count;
+    struct peer_bytes items;
+};
+
 /* One message: `type` says which union member is valid. */
 struct peer_msg
 {
@@ -357,6 +419,10 @@ struct peer_msg
         struct peer_chunk chunk;
         struct peer_fold fold;
         struct peer_fold_reply fold_reply;
+        struct peer_aae_tree aae_tree;
+        struct peer_aae_tree_reply aae_tree_reply;
+        struct peer_aae_keys aae_keys;
+        struct peer_aae_keys_reply aae_keys_reply;
     };
 };
 

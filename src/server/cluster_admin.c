@@ -587,6 +587,34 @@ void cluster_info(struct server *s, struct rk_buf *out)
         hs->handoff_folds_refused, hs->handoff_retries, hs->handoff_forwards,
         hs->handoff_relays, hs->handoff_keys_dropped, hs->handoff_throttled,
         hs->handoff_resumed);
+    struct node_aae_info ai;
+    node_aae_info(cn->node, cluster__now_mono(), &ai);
+    rk_buf_appendf(out,
+                   "aae_enabled:%d\r\n"
+                   "aae_trees:%" PRIu32
+                   "\r\n"
+                   "aae_trees_built:%" PRIu32
+                   "\r\n"
+                   "aae_exchanges:%" PRIu64
+                   "\r\n"
+                   "aae_exchange_failures:%" PRIu64
+                   "\r\n"
+                   "aae_keys_differing:%" PRIu64
+                   "\r\n"
+                   "aae_keys_repaired:%" PRIu64
+                   "\r\n"
+                   "aae_refused:%" PRIu64
+                   "\r\n"
+                   "aae_repair_queue_bytes:%" PRIu64
+                   "\r\n"
+                   "aae_repairs_inflight:%" PRIu64
+                   "\r\n"
+                   "aae_last_full_exchange_age_s:%" PRId64 "\r\n",
+                   node_settings(cn->node)->aae_enabled ? 1 : 0, ai.partitions,
+                   ai.built, hs->aae_exchanges, hs->aae_exchange_failures,
+                   hs->aae_keys_differing, hs->aae_keys_repaired,
+                   hs->aae_refused, ai.repair_queue, ai.repairs_inflight,
+                   ai.oldest_exchange_s);
     const struct replica_stats *rs = node_replica_stats(cn->node);
     n = snprintf(
         b, sizeof(b),
@@ -655,6 +683,10 @@ struct node_settings cluster__settings_of(const struct rk_config *cfg)
         .handoff_drop_grace_ms = cfg->handoff_drop_grace_ms,
         .handoff_concurrency = cfg->handoff_concurrency,
         .handoff_max_kbps = cfg->handoff_max_mbps * 1024,
+        .aae_enabled = cfg->aae,
+        .aae_exchange_interval_ms = cfg->aae_exchange_interval_ms,
+        .aae_concurrency = cfg->aae_concurrency,
+        .aae_repair_rate = cfg->aae_repair_rate,
         .sync_always = cfg->sync_mode == ENGINE_SYNC_ALWAYS,
         .lww = cfg->conflict_lww,
         .max_siblings = cfg->max_siblings,
@@ -999,6 +1031,33 @@ void cluster_metrics(struct server *s, struct rk_buf *out)
     metrics_one(out, "ringkv_tombstones_reaped_total", "counter",
                 "Tombstones reaped after the grace.",
                 node_stats(cn->node)->tombstones_reaped);
+    struct node_aae_info ai;
+    node_aae_info(cn->node, cluster__now_mono(), &ai);
+    const struct node_stats *ns = node_stats(cn->node);
+    metrics_one(out, "ringkv_aae_trees_built", "gauge",
+                "Anti-entropy partition trees built on this node.", ai.built);
+    metrics_one(out, "ringkv_aae_exchanges_total", "counter",
+                "Anti-entropy exchanges this node started that completed.",
+                ns->aae_exchanges);
+    metrics_one(out, "ringkv_aae_exchange_failures_total", "counter",
+                "Anti-entropy exchanges that failed or timed out.",
+                ns->aae_exchange_failures);
+    metrics_one(out, "ringkv_aae_keys_differing_total", "counter",
+                "Keys anti-entropy found differing between replicas.",
+                ns->aae_keys_differing);
+    metrics_one(out, "ringkv_aae_keys_repaired_total", "counter",
+                "Keys anti-entropy repaired through read repair.",
+                ns->aae_keys_repaired);
+    metrics_one(out, "ringkv_aae_refused_total", "counter",
+                "Anti-entropy messages refused (non-replica, malformed).",
+                ns->aae_refused);
+    if (ai.oldest_exchange_s >= 0) {
+        /* absent until every partition this node replicates had one */
+        metrics_one(out, "ringkv_aae_last_full_exchange_age_seconds", "gauge",
+                    "Age of the oldest last completed exchange over the "
+                    "partitions this node replicates.",
+                    (uint64_t)ai.oldest_exchange_s);
+    }
     metrics_one(out, "ringkv_clock_ahead_events_total", "counter",
                 "Writes timestamped beyond max_clock_skew_ms ahead.",
                 rs->clock_ahead);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cluster/node.h"
 #include "cluster/seeds.h"
 #include "common/error.h"
 #include "common/glob.h"
@@ -53,6 +54,10 @@ void config_init(struct rk_config *c)
     c->handoff_drop_grace_ms = 30000;
     c->handoff_concurrency = 2;
     c->handoff_max_mbps = CONFIG_DEFAULT_HANDOFF_MBPS;
+    c->aae = true;
+    c->aae_exchange_interval_ms = NODE_AAE_DEFAULT_INTERVAL_MS;
+    c->aae_concurrency = NODE_AAE_DEFAULT_CONCURRENCY;
+    c->aae_repair_rate = NODE_AAE_DEFAULT_REPAIR_RATE;
     c->sloppy_quorum = true;
     c->max_clock_skew_ms = 60000;
     c->slow_log_ms = 250;
@@ -404,6 +409,21 @@ int config_set(struct rk_config *c,
     } else if (strcmp(n, "log-requests") == 0) {
         rc = parse_bool(value, &c->log_requests);
         why = "must be on or off";
+    } else if (strcmp(n, "aae") == 0) {
+        rc = parse_bool(value, &c->aae);
+        why = "must be on or off (active anti-entropy)";
+    } else if (strcmp(n, "aae-exchange-interval-ms") == 0) {
+        rc = parse_u64(value, 10, 86400000, &u);
+        c->aae_exchange_interval_ms = (uint32_t)u;
+        why = "must be 10..86400000 (ms between anti-entropy exchanges)";
+    } else if (strcmp(n, "aae-concurrency") == 0) {
+        rc = parse_u64(value, 1, 4, &u);
+        c->aae_concurrency = (uint32_t)u;
+        why = "must be 1..4 (anti-entropy exchanges at once)";
+    } else if (strcmp(n, "aae-repair-rate") == 0) {
+        rc = parse_u64(value, 1, 1000000, &u);
+        c->aae_repair_rate = (uint32_t)u;
+        why = "must be 1..1000000 (keys repaired per second)";
     } else if (strcmp(n, "sloppy-quorum") == 0) {
         rc = parse_bool(value, &c->sloppy_quorum);
         why = "must be on or off";
@@ -523,6 +543,11 @@ static void usage(FILE *f)
             "once, 1..8 (2)\n"
             "  --handoff-max-mbps M        MiB/s a node receives in "
             "handoff, 0 = no limit (64)\n"
+            "  --aae on|off                active anti-entropy (on)\n"
+            "  --aae-exchange-interval-ms MS  between anti-entropy "
+            "exchanges (1000)\n"
+            "  --aae-concurrency N         exchanges at once, 1..4 (1)\n"
+            "  --aae-repair-rate K         keys repaired per second (5000)\n"
             "  --sloppy-quorum on|off      fallbacks for down replicas (on)\n"
             "  --max-clock-skew-ms MS      warn when a peer's clock is ahead "
             "(60000)\n"
@@ -662,7 +687,10 @@ void config_each(const struct rk_config *c,
     char port[16], maxcl[16], bulk[32], cmv[32], qbl[32], mfs[32], ratio[32],
         tmo[16], hz[16], pport[16], nv[16], rv[16], wv[16], rs[16], rto[16],
         msib[16], grace[24], rrw[16], skew[24], hport[16], slow[16], rrc[32],
-        spec[16], hdg[16], hcc[16], hmb[16];
+        spec[16], hdg[16], hcc[16], hmb[16], aaei[16], aaec[16], aaer[16];
+    snprintf(aaei, sizeof(aaei), "%" PRIu32, c->aae_exchange_interval_ms);
+    snprintf(aaec, sizeof(aaec), "%" PRIu32, c->aae_concurrency);
+    snprintf(aaer, sizeof(aaer), "%" PRIu32, c->aae_repair_rate);
     snprintf(rrc, sizeof(rrc), "%g", c->read_repair_chance);
     snprintf(spec, sizeof(spec), "%" PRIu32, c->speculative_retry_ms);
     snprintf(hdg, sizeof(hdg), "%" PRIu32, c->handoff_drop_grace_ms);
@@ -746,6 +774,10 @@ void config_each(const struct rk_config *c,
         {"handoff-drop-grace-ms", hdg},
         {"handoff-concurrency", hcc},
         {"handoff-max-mbps", hmb},
+        {"aae", c->aae ? "on" : "off"},
+        {"aae-exchange-interval-ms", aaei},
+        {"aae-concurrency", aaec},
+        {"aae-repair-rate", aaer},
         {"sloppy-quorum", c->sloppy_quorum ? "on" : "off"},
         {"max-clock-skew-ms", skew},
         {"slow-log-ms", slow},

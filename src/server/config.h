@@ -80,6 +80,11 @@ struct rk_config
     uint32_t slow_log_ms;       /* log coordinated commands slower than
                                    this, 0 = off (250) */
     bool log_requests;          /* one log line per command (off) */
+    /* Active anti-entropy (issue 14 item 4; docs/cluster.md). */
+    bool aae;                          /* on (on) */
+    uint32_t aae_exchange_interval_ms; /* between exchanges (1000) */
+    uint32_t aae_concurrency;          /* exchanges at once, 1..4 (1) */
+    uint32_t aae_repair_rate;          /* keys repaired per second (5000) */
 };
 
 /* Fills `c` with the defaults. */

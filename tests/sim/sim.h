@@ -41,6 +41,7 @@ enum sim_invariant
     SIM_I8_DETERMINISM,    /* same seed, different trace (runner) */
     SIM_I9_CHUNK_LOST,     /* a live chunked value lost a block */
     SIM_I10_HANDOFF_STUCK, /* a transition still in progress after heal */
+    SIM_I11_AAE_ROOTS,     /* anti-entropy trees wrong or unequal */
     SIM_N_INVARIANTS,
 };
 
@@ -70,6 +71,11 @@ struct sim_config
     bool chunks;       /* clients also write chunked values (keys b0..,
                           SIM_OP_BIG) and check I9; off: the workload of
                           before, so older seeds replay as they did */
+    bool aae;          /* active anti-entropy on (issue 14 item 4) and
+                          I11 checked; off: no tree exchange */
+    bool skip_repair;  /* skip the final read of every key with R = N:
+                             with aae, I2 must then hold by anti-entropy
+                             alone (issue 14) */
     int verbose;       /* 0 quiet, 1 nemesis log, 2 every event */
 };
 
@@ -96,6 +102,9 @@ struct sim_result
     uint64_t handoff_resumed;      /* transfers resumed from a checkpoint */
     uint64_t chunk_gc_deferred;    /* GC checks that found it maybe live */
     uint64_t chunk_manifests_kept; /* GC gave up: blocks kept */
+    uint64_t aae_exchanges, aae_keys_repaired; /* all nodes, at the end */
+    uint64_t aae_settle_ms; /* after the final checks' quiet time, until
+                               every replica's roots were equal */
     uint64_t keys, keys_converged_by_heal; /* keys whose replicas were
                                               equal after healing, before
                                               the read-repair pass */

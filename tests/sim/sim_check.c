@@ -45,6 +45,13 @@
  *      that are all live, with their manifest's checksums, in the merge of
  *      their replicas (the garbage collector never deleted a block of a
  *      value that is still there, and no acknowledged block was lost).
+ *   I11 (E, with cfg.aae) every node's anti-entropy tree of every
+ *      partition is built and its root equals the root recomputed from
+ *      the node's data engine (the trees are kept on every write path),
+ *      and the current replicas of every partition have equal roots
+ *      (issue 14: "convergence after heal including Merkle roots equal";
+ *      checked after waiting up to 60 s for tombstone reaping to finish on
+ *      every replica, sim_run).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -52,9 +59,11 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "cluster/aae.h"
 #include "cluster/chunk.h"
 #include "cluster/dvv.h"
 #include "cluster/replica.h"
+#include "cluster/slot.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "sim_internal.h"
@@ -1062,6 +1071,9 @@ void sim__check(struct sim *s)
     for (int k = SIM_KEYS_SET + SIM_KEYS_REG; k < sim__n_keys(s); k++) {
         check_chunks(s, k);
     }
+    if (s->cfg.aae) {
+        sim__check_aae(s);
+    }
     for (size_t i = 0; i < s->cfg.n_nodes; i++) {
         const struct node_stats *st = node_stats(s->nodes[i].node);
         s->res->chunk_manifests_dropped += st->chunk_gc_queued;
@@ -1072,5 +1084,149 @@ void sim__check(struct sim *s)
         s->res->handoff_throttled += st->handoff_throttled;
         s->res->handoff_resumed += st->handoff_resumed;
         s->res->chunk_manifests_kept += st->chunk_manifests_kept;
+    }
+}
+
+/* ---- I11: anti-entropy trees ---------------------------------------------
+ */
+
+/* Node index of member id, or -1. */
+static int node_of(struct sim *s, const char *id)
+{
+    for (size_t j = 0; j < s->cfg.n_nodes; j++) {
+        if (strcmp(s->nodes[j].id, id) == 0) {
+            return (int)j;
+        }
+    }
+    return -1;
+}
+
+/* The first current replicas of partition p whose roots differ (*a, *b:
+ * node indexes), or a replica without a built tree (*b = -1).  false when
+ * every replica's root is the same. */
+static bool roots_differ(struct sim *s, uint32_t p, int *a, int *b)
+{
+    const struct ring *r = sim__final_ring(s);
+    const char *ids[RING_MAX_N];
+    size_t cnt = ring_preflist_ids(r, p, ids);
+    uint64_t first = 0;
+    int fi = -1;
+    for (size_t i = 0; i < cnt; i++) {
+        int j = node_of(s, ids[i]);
+        uint64_t root = 0;
+        if (j < 0 || s->nodes[j].node == NULL ||
+            !node_aae_root(s->nodes[j].node, p, &root)) {
+            *a = j;
+            *b = -1;
+            return true;
+        }
+        if (fi < 0) {
+            fi = j;
+            first = root;
+        } else if (root != first) {
+            *a = fi;
+            *b = j;
+            return true;
+        }
+    }
+    return false;
+}
+
+bool sim__aae_settled(struct sim *s)
+{
+    const struct ring *r = sim__final_ring(s);
+    if (r == NULL) {
+        return true;
+    }
+    for (uint32_t p = 0; p < ring_size(r); p++) {
+        int a, b;
+        if (roots_differ(s, p, &a, &b)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+struct root_ctx
+{
+    const struct ring *r;
+    uint64_t *roots; /* per partition */
+};
+
+static bool root_cb(void *data,
+                    const void *key,
+                    size_t klen,
+                    const void *val,
+                    size_t vlen,
+                    const struct engine_meta *meta)
+{
+    (void)meta;
+    struct root_ctx *c = data;
+    c->roots[ring_partition_of_key(c->r, key, klen)] ^=
+        aae_entry_hash(key, klen, XXH3_64bits(val ? val : "", vlen));
+    return true;
+}
+
+/* I11 for node i: its trees' roots against its data engine's records. */
+static void check_tree_roots(struct sim *s, size_t i)
+{
+    const struct ring *r = sim__final_ring(s);
+    uint32_t q = ring_size(r);
+    uint64_t *roots = rk_calloc(q, sizeof(*roots));
+    if (roots == NULL) {
+        return;
+    }
+    struct root_ctx c = {.r = r, .roots = roots};
+    uint64_t cur = ENGINE_FOLD_START, next = 0;
+    int rc = RK_OK;
+    do {
+        rc = engine_fold_slots_values(s->nodes[i].data, 0, SLOT_COUNT - 1, cur,
+                                      1024, root_cb, &c, &next);
+        cur = next;
+    } while (rc == RK_OK && cur != ENGINE_FOLD_DONE);
+    for (uint32_t p = 0; rc == RK_OK && p < q; p++) {
+        uint64_t root = 0;
+        if (!node_aae_root(s->nodes[i].node, p, &root)) {
+            sim__violation(s, SIM_I11_AAE_ROOTS,
+                           "%s: tree of partition %" PRIu32 " not built",
+                           s->nodes[i].id, p);
+        } else if (root != roots[p]) {
+            sim__violation(s, SIM_I11_AAE_ROOTS,
+                           "%s: tree of partition %" PRIu32
+                           " is not its data (root %016" PRIx64
+                           ", data %016" PRIx64 ")",
+                           s->nodes[i].id, p, root, roots[p]);
+        }
+    }
+    rk_free(roots);
+}
+
+void sim__check_aae(struct sim *s)
+{
+    const struct ring *r = sim__final_ring(s);
+    for (size_t i = 0; i < s->cfg.n_nodes; i++) {
+        const struct node_stats *st = node_stats(s->nodes[i].node);
+        s->res->aae_exchanges += st->aae_exchanges;
+        s->res->aae_keys_repaired += st->aae_keys_repaired;
+        if (membership_ring(node_membership(s->nodes[i].node)) != NULL &&
+            node_is_multi(s->nodes[i].node)) {
+            check_tree_roots(s, i);
+        }
+    }
+    for (uint32_t p = 0; p < ring_size(r); p++) {
+        int a, b;
+        if (!roots_differ(s, p, &a, &b)) {
+            continue;
+        }
+        if (b < 0) {
+            sim__violation(s, SIM_I11_AAE_ROOTS,
+                           "partition %" PRIu32 ": replica %s has no tree", p,
+                           a >= 0 ? s->nodes[a].id : "?");
+        } else {
+            sim__violation(s, SIM_I11_AAE_ROOTS,
+                           "partition %" PRIu32
+                           ": roots differ between %s and %s after heal",
+                           p, s->nodes[a].id, s->nodes[b].id);
+        }
     }
 }

@@ -202,6 +202,11 @@ void sim__on_reply(struct sim *s, int node, const struct node_result *r);
 /* The repair pass and the invariants (end of a run). */
 void sim__repair_pass(struct sim *s);
 void sim__check(struct sim *s);
+/* Whether every node's anti-entropy trees are built and the current
+ * replicas of every partition have equal roots (sim_check.c, I11). */
+bool sim__aae_settled(struct sim *s);
+/* I11 (sim_check.c): trees against data, and replicas' roots. */
+void sim__check_aae(struct sim *s);
 /* Counts the keys whose replicas hold equal objects (a figure). */
 void sim__count_converged(struct sim *s);
 void sim__hist_free(struct sim *s);

@@ -12,6 +12,10 @@
  *              [--determinism K] [--expect INV]
  *              [--verbose | -v -v]
  *
+ * --no-aae turns active anti-entropy off (and invariant I11 with it).
+ * --no-repair-pass skips the final read of every key with R = N: I2
+ * (replicas equal) must then hold through anti-entropy alone.
+ *
  * --no-chunks leaves out the chunked-value keys (SIM_OP_BIG, I9): the
  * workload of before they existed, so seeds found then replay as they did.
  *
@@ -48,7 +52,8 @@ static int usage(void)
     fprintf(stderr,
             "usage: ringkv_sim [--seed S | --seeds A:B] [--steps N] "
             "[--nodes M] [--n N] [--r R] [--w W] [--sloppy on|off] "
-            "[--crash-drops-sends] [--no-chunks] [--spares K] "
+            "[--crash-drops-sends] [--no-chunks] [--no-aae] [--no-repair-pass] "
+            "[--spares K] "
             "[--policy siblings|lww] [--clients C] [--no-nemesis] "
             "[--heal-ms MS] [--engine memory|bitcask] [--determinism K] "
             "[--expect I1..I10] [-v]\n");
@@ -105,6 +110,13 @@ int main(int argc, char **argv)
             val = NULL;
         } else if (strcmp(a, "--no-chunks") == 0) {
             cfg.chunks = false;
+            val = NULL;
+        } else if (strcmp(a, "--no-aae") == 0) {
+            cfg.aae = false;
+            val = NULL;
+        } else if (strcmp(a, "--no-repair-pass") == 0) {
+            cfg.skip_repair = true;
+            val = NULL;
             val = NULL;
         } else if (strcmp(a, "--policy") == 0 && val) {
             cfg.lww = strcmp(val, "lww") == 0;
@@ -163,6 +175,7 @@ int main(int argc, char **argv)
     uint64_t keys = 0, converged = 0;
     uint64_t chunked = 0, dropped = 0, bdeleted = 0, bfailed = 0;
     uint64_t gdeferred = 0, gkept = 0, ho_keys = 0, ho_thr = 0, ho_res = 0;
+    uint64_t aae_ex = 0, aae_rep = 0, aae_settle_max = 0;
     double t0 = wall_s();
     for (uint64_t seed = first; seed <= last; seed++) {
         cfg.seed = seed;
@@ -227,6 +240,10 @@ int main(int argc, char **argv)
         ho_keys += r.handoff_keys_in;
         ho_thr += r.handoff_throttled;
         ho_res += r.handoff_resumed;
+        aae_ex += r.aae_exchanges;
+        aae_rep += r.aae_keys_repaired;
+        aae_settle_max =
+            r.aae_settle_ms > aae_settle_max ? r.aae_settle_ms : aae_settle_max;
     }
     double dt = wall_s() - t0;
     uint64_t seeds = last - first + 1;
@@ -248,6 +265,12 @@ int main(int argc, char **argv)
            " keys equal on all replicas after healing (hints, gossip), "
            "before the read-repair pass\n",
            converged, keys);
+    if (cfg.aae) {
+        printf("anti-entropy: %" PRIu64 " exchanges, %" PRIu64
+               " keys repaired; roots equal at most %" PRIu64
+               " ms after the final checks' quiet time\n",
+               aae_ex, aae_rep, aae_settle_max);
+    }
     printf(
         "nemesis: %" PRIu64 " crashes, %" PRIu64 " pauses, %" PRIu64
         " partitions, %" PRIu64 " disk errors, %" PRIu64 " disks full, %" PRIu64

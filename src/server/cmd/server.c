@@ -112,6 +112,10 @@ void cmd_config(struct client *c, size_t argc, const struct resp_arg *argv)
                                          "handoff-drop-grace-ms",
                                          "handoff-concurrency",
                                          "handoff-max-mbps",
+                                         "aae",
+                                         "aae-exchange-interval-ms",
+                                         "aae-concurrency",
+                                         "aae-repair-rate",
                                          "read-repair-wait-ms"};
         for (size_t i = 2; i < argc; i += 2) {
             char name[64], value[512];

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "cluster/chunk.h"
 #include "cluster/dvv.h"
@@ -768,6 +769,84 @@ static void test_replica_put_is_idempotent(void **st)
     rk_buf_fini(&after);
     dvv_fini(&a);
     dvv_fini(&empty);
+    engine_close(f.e);
+}
+
+/* What the stored hook saw (issue 14 item 4: anti-entropy trees). */
+struct hook_log
+{
+    int calls;
+    uint64_t old_hash, new_hash;
+};
+
+static void hook_cb(void *data,
+                    struct engine *e,
+                    const void *key,
+                    size_t klen,
+                    uint64_t old_hash,
+                    uint64_t new_hash)
+{
+    (void)e;
+    (void)key;
+    (void)klen;
+    struct hook_log *h = data;
+    h->calls++;
+    h->old_hash = old_hash;
+    h->new_hash = new_hash;
+}
+
+/* XXH3 of key's stored record (0: none). */
+static uint64_t record_hash_of(struct fx *f, const char *key)
+{
+    struct rk_buf v;
+    rk_buf_init(&v);
+    struct engine_meta m;
+    uint64_t h = stored(f, key, &v, &m) == RK_OK
+                     ? XXH3_64bits(v.base ? v.base : "", v.len)
+                     : 0;
+    rk_buf_fini(&v);
+    return h;
+}
+
+/* replica_cfg.stored is called once per record written, with the hashes
+ * of the record before (0: none) and after; not when nothing is written
+ * (an idempotent merge). */
+static void test_replica_stored_hook_sees_every_write_with_its_hashes(void **st)
+{
+    (void)st;
+    struct fx f;
+    fx_init(&f, open_memory());
+    struct hook_log h = {0};
+    f.cfg.stored = hook_cb;
+    f.cfg.stored_data = &h;
+    struct dvv_obj a, b, res;
+    obj_one(&a, 1, "a", 10, 0);
+    obj_one(&b, 2, "b", 11, 0);
+    dvv_init(&res);
+    assert_int_equal(put_obj(&f, "k", &a, NULL, NULL), RK_OK);
+    assert_int_equal(h.calls, 1);
+    assert_int_equal(h.old_hash, 0);
+    uint64_t h1 = record_hash_of(&f, "k");
+    assert_int_equal(h.new_hash, h1);
+    assert_int_equal(put_obj(&f, "k", &a, NULL, NULL), RK_OK);
+    assert_int_equal(h.calls, 1); /* unchanged: no write, no call */
+    assert_int_equal(put_obj(&f, "k", &b, NULL, NULL), RK_OK);
+    assert_int_equal(h.calls, 2);
+    assert_int_equal(h.old_hash, h1);
+    uint64_t h2 = record_hash_of(&f, "k");
+    assert_int_equal(h.new_hash, h2);
+    assert_int_equal(update(&f, "k", NULL, "c", 12, PEER_KV_OWN_CONTEXT, &res),
+                     RK_OK);
+    assert_int_equal(h.calls, 3);
+    assert_int_equal(h.old_hash, h2);
+    assert_int_equal(h.new_hash, record_hash_of(&f, "k"));
+    assert_int_equal(
+        update(&f, "new", NULL, "v", 13, PEER_KV_OWN_CONTEXT, &res), RK_OK);
+    assert_int_equal(h.calls, 4);
+    assert_int_equal(h.old_hash, 0);
+    dvv_fini(&a);
+    dvv_fini(&b);
+    dvv_fini(&res);
     engine_close(f.e);
 }
 
@@ -2217,6 +2296,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replica_meta_has_object_bit_and_max_sibling_ts),
+        cmocka_unit_test(
+            test_replica_stored_hook_sees_every_write_with_its_hashes),
         cmocka_unit_test(
             test_replica_meta_deleted_exactly_when_all_siblings_are_tombstones),
         cmocka_unit_test(test_replica_meta_marks_when_an_object_is_dead),

@@ -361,6 +361,28 @@ static size_t make_samples(struct sample *out)
     ADD("fold_reply_error", false,
         {.type = PEER_FOLD_REPLY,
          .fold_reply = {7, INT32_MIN, EMPTY, 0, 0, EMPTY}});
+    ADD("aae_tree_branches", false,
+        {.type = PEER_AAE_TREE,
+         .aae_tree = {1, 0, 64, PEER_AAE_LEVEL_BRANCH, EMPTY}});
+    ADD("aae_tree_leaves", false,
+        {.type = PEER_AAE_TREE,
+         .aae_tree = {UINT64_MAX, UINT32_MAX, UINT32_MAX, PEER_AAE_LEVEL_LEAF,
+                      B(g_bin, 256)}});
+    ADD("aae_tree_reply", false,
+        {.type = PEER_AAE_TREE_REPLY,
+         .aae_tree_reply = {UINT64_MAX, RK_OK, UINT64_MAX, B(g_bin, 256)}});
+    ADD("aae_tree_reply_error", false,
+        {.type = PEER_AAE_TREE_REPLY,
+         .aae_tree_reply = {7, RK_EAGAIN, 0, EMPTY}});
+    ADD("aae_keys", false,
+        {.type = PEER_AAE_KEYS, .aae_keys = {1, 3, 1024, B(g_bin, 4)}});
+    ADD("aae_keys_reply", false,
+        {.type = PEER_AAE_KEYS_REPLY,
+         .aae_keys_reply = {UINT64_MAX, RK_OK, PEER_AAE_KEYS_TRUNCATED,
+                            UINT32_MAX, BIN}});
+    ADD("aae_keys_reply_error", false,
+        {.type = PEER_AAE_KEYS_REPLY,
+         .aae_keys_reply = {7, RK_EINVAL, 0, 0, EMPTY}});
     ADD("kv_put_big", true,
         {.type = PEER_KV_PUT,
          .kv_put = {42, B(g_key_max, sizeof(g_key_max)),
@@ -1081,14 +1103,18 @@ static void test_peer_decoder_rejects_unknown_type(void **state)
 {
     (void)state;
     /* Types 13 and 14 exist (KV_UPDATE, KV_UPDATE_REPLY); 15 (CHUNK), 16
-     * and 17 (FOLD, FOLD_REPLY) only in version-2 frames; 18 is the first
-     * unknown one. */
+     * and 17 (FOLD, FOLD_REPLY), 18-21 (the AAE messages) only in
+     * version-2 frames; 22 is the first unknown one. */
     assert_int_equal(PEER_KV_UPDATE, 13);
     assert_int_equal(PEER_KV_UPDATE_REPLY, 14);
     assert_int_equal(PEER_CHUNK, 15);
     assert_int_equal(PEER_FOLD, 16);
     assert_int_equal(PEER_FOLD_REPLY, 17);
-    assert_int_equal(PEER_TYPE_MAX, 17);
+    assert_int_equal(PEER_AAE_TREE, 18);
+    assert_int_equal(PEER_AAE_TREE_REPLY, 19);
+    assert_int_equal(PEER_AAE_KEYS, 20);
+    assert_int_equal(PEER_AAE_KEYS_REPLY, 21);
+    assert_int_equal(PEER_TYPE_MAX, 21);
     {
         unsigned char hdr[PEER_HEADER_SIZE];
         peer_header_encode(hdr, PEER_CHUNK, NULL, 0);
@@ -1109,7 +1135,7 @@ static void test_peer_decoder_rejects_unknown_type(void **state)
         assert_int_equal(decode_once((const char *)hdr, 6, 0, NULL, 0),
                          RK_EAGAIN);
     }
-    unsigned types[] = {0, PEER_TYPE_MAX + 1, 18, 77, 255};
+    unsigned types[] = {0, PEER_TYPE_MAX + 1, 22, 77, 255};
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
         unsigned char hdr[PEER_HEADER_SIZE];
         peer_header_encode(hdr, (uint8_t)types[i], NULL, 0);
@@ -1435,6 +1461,60 @@ static void test_peer_decoder_rejects_broken_rules(void **state)
     put8(&b, 0);
     assert_int_equal(decode_body(PEER_HELLO, &b, err, sizeof(err)), RK_EPROTO);
     assert_contains(err, "HELLO max_version is 0");
+}
+
+/* Issue 14 item 4: each rule of the AAE messages the tables do not
+ * express makes the encoder refuse the message (RK_EINVAL, output left
+ * alone); its neighbour that keeps the rules encodes and round-trips. */
+static void test_peer_aae_rules_refuse_malformed_messages(void **state)
+{
+    (void)state;
+    samples_init();
+    const struct peer_msg bad[] = {
+        {.type = PEER_AAE_TREE, .aae_tree = {.req_id = 0}},
+        {.type = PEER_AAE_TREE,
+         .aae_tree = {.req_id = 1, .level = 1, .ids = S("abc")}},
+        {.type = PEER_AAE_TREE, .aae_tree = {.req_id = 1, .level = 2}},
+        {.type = PEER_AAE_TREE,
+         .aae_tree = {.req_id = 1, .level = 0, .ids = S("abcd")}},
+        {.type = PEER_AAE_TREE_REPLY, .aae_tree_reply = {.status = 1}},
+        {.type = PEER_AAE_TREE_REPLY,
+         .aae_tree_reply = {.status = 0, .hashes = S("1234567")}},
+        {.type = PEER_AAE_TREE_REPLY,
+         .aae_tree_reply = {.status = RK_EAGAIN, .hashes = S("12345678")}},
+        {.type = PEER_AAE_KEYS, .aae_keys = {.req_id = 0, .leaves = S("abcd")}},
+        {.type = PEER_AAE_KEYS,
+         .aae_keys = {.req_id = 1, .leaves = S("abcde")}},
+        {.type = PEER_AAE_KEYS, .aae_keys = {.req_id = 1}},
+        {.type = PEER_AAE_KEYS_REPLY, .aae_keys_reply = {.status = 1}},
+        {.type = PEER_AAE_KEYS_REPLY,
+         .aae_keys_reply = {.status = RK_EINVAL, .count = 1}},
+        {.type = PEER_AAE_KEYS_REPLY, .aae_keys_reply = {.flags = 2}},
+    };
+    struct rk_buf out;
+    rk_buf_init(&out);
+    rk_buf_append(&out, "abc", 3);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int rc = peer_encode(&bad[i], &out);
+        if (rc != RK_EINVAL) {
+            fail_msg("case %zu: encode gave %s", i, rk_errname(rc));
+        }
+        assert_int_equal(out.len, 3);
+    }
+    const struct peer_msg good[] = {
+        {.type = PEER_AAE_TREE,
+         .aae_tree = {.req_id = 1, .level = 1, .ids = S("abcd")}},
+        {.type = PEER_AAE_TREE_REPLY,
+         .aae_tree_reply = {.status = 0, .hashes = S("12345678")}},
+        {.type = PEER_AAE_KEYS, .aae_keys = {.req_id = 1, .leaves = S("abcd")}},
+        {.type = PEER_AAE_KEYS_REPLY,
+         .aae_keys_reply = {.flags = PEER_AAE_KEYS_TRUNCATED}},
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        rk_buf_clear(&out);
+        assert_int_equal(peer_encode(&good[i], &out), RK_OK);
+    }
+    rk_buf_fini(&out);
 }
 
 /* A KV message breaking one rule of docs/peer-protocol.md section 5, and
@@ -1956,18 +2036,34 @@ static void test_peer_header_encode_frames_a_body_built_elsewhere(void **state)
 static void test_peer_type_name_names_every_type(void **state)
 {
     (void)state;
-    const char *names[] = {
-        "HELLO",        "PING",       "ACK",       "PING_REQ",        "GOSSIP",
-        "JOIN",         "JOIN_REPLY", "KV_PUT",    "KV_PUT_REPLY",    "KV_GET",
-        "KV_GET_REPLY", "ERROR",      "KV_UPDATE", "KV_UPDATE_REPLY", "CHUNK",
-        "FOLD",         "FOLD_REPLY"};
+    const char *names[] = {"HELLO",
+                           "PING",
+                           "ACK",
+                           "PING_REQ",
+                           "GOSSIP",
+                           "JOIN",
+                           "JOIN_REPLY",
+                           "KV_PUT",
+                           "KV_PUT_REPLY",
+                           "KV_GET",
+                           "KV_GET_REPLY",
+                           "ERROR",
+                           "KV_UPDATE",
+                           "KV_UPDATE_REPLY",
+                           "CHUNK",
+                           "FOLD",
+                           "FOLD_REPLY",
+                           "AAE_TREE",
+                           "AAE_TREE_REPLY",
+                           "AAE_KEYS",
+                           "AAE_KEYS_REPLY"};
     assert_int_equal(PEER_TYPE_MAX - PEER_TYPE_MIN + 1,
                      sizeof(names) / sizeof(names[0]));
     for (int t = PEER_TYPE_MIN; t <= PEER_TYPE_MAX; t++) {
         assert_string_equal(peer_type_name(t), names[t - PEER_TYPE_MIN]);
     }
     assert_string_equal(peer_type_name(0), "UNKNOWN");
-    assert_string_equal(peer_type_name(18), "UNKNOWN");
+    assert_string_equal(peer_type_name(22), "UNKNOWN");
     assert_string_equal(peer_type_name(PEER_TYPE_MAX + 1), "UNKNOWN");
     assert_string_equal(peer_type_name(-1), "UNKNOWN");
 }
@@ -2133,6 +2229,7 @@ int main(void)
         cmocka_unit_test(test_peer_decoder_rejects_fields_over_their_limits),
         cmocka_unit_test(test_peer_decoder_rejects_broken_rules),
         cmocka_unit_test(test_peer_kv_rules_hold_in_encoder_and_decoder),
+        cmocka_unit_test(test_peer_aae_rules_refuse_malformed_messages),
         cmocka_unit_test(test_peer_decoder_errors_are_sticky),
         cmocka_unit_test(test_peer_encode_rejects_invalid_messages),
         cmocka_unit_test(test_peer_encode_appends_after_existing_content),
