@@ -92,8 +92,14 @@ static const char usage_text[] =
     "Cluster commands (sent as RINGKV.CLUSTER ...; docs/cluster.md):\n"
     "  cluster join HOST:PORT      make this node join the seed's cluster\n"
     "                              (PORT: the seed's peer or RESP port)\n"
-    "  cluster leave               take this node out of its cluster\n"
-    "  cluster remove NODE_ID      take a (dead) member out\n"
+    "  cluster replace OLD HOST:PORT\n"
+    "                              make this (empty) node take member OLD's\n"
+    "                              place, through the seed HOST:PORT\n"
+    "  cluster leave [--force]     take this node out of its cluster\n"
+    "  cluster remove NODE_ID [--force]\n"
+    "                              take a (dead) member out\n"
+    "                              (--force: even when fewer than N members\n"
+    "                              would stay, so keys have fewer copies)\n"
     "  cluster status              members, partitions, up/down, "
     "agreement\n"
     "\n"
@@ -678,8 +684,17 @@ static enum run_result run_command(struct cli_session *s,
     char **argv = al.argc != 0 ? (char **)al.argv : in_argv;
     const size_t *lens = al.argc != 0 ? al.lens : in_lens;
     char seed[300];
+    /* `cluster join SEED` and `cluster replace OLD SEED` (sent to the new
+     * node) name a seed: give the node its peer address. */
+    size_t seed_at = 0;
     if (argc == 3 && word_is(argv[0], "cluster") && word_is(argv[1], "join")) {
-        if (resolve_join_seed(argv[2], seed, sizeof(seed), why, size) !=
+        seed_at = 2;
+    } else if (argc == 4 && word_is(argv[0], "cluster") &&
+               word_is(argv[1], "replace")) {
+        seed_at = 3;
+    }
+    if (seed_at != 0) {
+        if (resolve_join_seed(argv[seed_at], seed, sizeof(seed), why, size) !=
             RK_OK) {
             return RUN_NOT_SENT;
         }
@@ -690,8 +705,8 @@ static enum run_result run_command(struct cli_session *s,
             }
             al.argc = in_argc;
         }
-        al.argv[2] = seed;
-        al.lens[2] = strlen(seed);
+        al.argv[seed_at] = seed;
+        al.lens[seed_at] = strlen(seed);
         argv = (char **)al.argv;
         lens = al.lens;
     }
@@ -719,6 +734,12 @@ static enum run_result run_command(struct cli_session *s,
         memcpy(clens, lens, argc * sizeof(*clens));
         cargv[0] = "RINGKV.CLUSTER";
         clens[0] = strlen(cargv[0]);
+        for (size_t i = 2; i < argc; i++) {
+            if (strcmp(cargv[i], "--force") == 0) {
+                cargv[i] = "FORCE"; /* `cluster leave --force` */
+                clens[i] = 5;
+            }
+        }
         send_argv = cargv;
         send_lens = clens;
     }

@@ -163,27 +163,57 @@ int membership_join_start(struct membership *m,
                           struct cl_actions *acts);
 
 /*
- * This node leaves the ring.  `holds_data`: whether the local engine still
- * has keys; handoff does not exist yet, so then it refuses with RK_EBUSY
- * and the message "this node owns data; partition handoff is not
- * implemented yet".  Else marks itself REMOVED, bumps the version and
- * gossips it (STATE_CHANGED, PERSIST, SEND).
- * Errors: RK_EBUSY (as above), RK_EINVAL (not a member, or the last valid
- * member: a cluster cannot be empty), RK_ENOMEM.
+ * Starts a replace (issue 14 item 3): as membership_join_start, but the
+ * message is REPLACE naming `old_id`, and the member that receives it
+ * admits this node in old_id's place in one transition: this node
+ * JOINING and pending owner of exactly the partitions old_id replicated,
+ * old_id LEAVING (alive, it hands off; dead, this node pulls from the
+ * surviving replicas), REMOVED when the transition finishes
+ * (membership_change.c).  The member refuses (CL_ACT_JOIN_FAILED with its
+ * reason) when old_id is not a valid member or a transition is in
+ * progress.  If a concurrent change wins over the admitting state, the
+ * rejoin (follow_self) sends REPLACE again.
+ *   old_id: NUL-terminated node id (borrowed, copied).
+ * Errors: as membership_join_start; RK_EINVAL also for an invalid old_id
+ * or this node's own id.
+ */
+int membership_replace_start(struct membership *m,
+                             const char *host,
+                             uint16_t peer_port,
+                             const char *old_id,
+                             uint64_t now_ms,
+                             struct cl_actions *acts);
+
+/*
+ * This node leaves the ring: marks itself LEAVING (REMOVED at once when it
+ * was JOINING: it owned nothing), plans the next ring, bumps the version
+ * and gossips it (STATE_CHANGED, PERSIST, SEND); its partitions are
+ * handed off and it is REMOVED when the transition finishes.
+ *   holds_data: unused (its partitions are handed off first).
+ *   force: leave even when fewer than N members would stay (a valid
+ *     node only; see mb_check_floor's message); else RK_ERANGE then.
+ * Errors: RK_EINVAL (not a member, or the last member: a cluster cannot
+ * be empty), RK_EBUSY (already leaving), RK_ERANGE (below N without
+ * force; membership_errmsg names N and the count), RK_ENOMEM.
  */
 int membership_leave(struct membership *m,
                      bool holds_data,
+                     bool force,
                      uint64_t now_ms,
                      struct cl_actions *acts);
 
 /*
- * Takes another (typically dead) node out: marks it REMOVED, recomputes
- * the ring, bumps the version and gossips it.
- * Errors: RK_EINVAL (this node itself: use leave; not a member),
- * RK_ENOTFOUND (no such valid member), RK_ENOMEM.
+ * Takes another (typically dead) node out: marks it LEAVING (REMOVED at
+ * once when JOINING), plans the next ring, bumps the version and gossips
+ * it; for a dead node the new owners pull from the surviving replicas.
+ *   force: as for membership_leave.
+ * Errors: RK_EINVAL (this node itself: use leave; the last member),
+ * RK_ENOTFOUND (no such valid or joining member), RK_ERANGE (below N
+ * without force), RK_ENOMEM.
  */
 int membership_remove(struct membership *m,
                       const char *node_id,
+                      bool force,
                       uint64_t now_ms,
                       struct cl_actions *acts);
 

@@ -75,6 +75,10 @@ struct membership
     uint64_t next_join_ms;
     uint64_t join_deadline_ms;
     bool leave_intent; /* this node left: re-apply if the leave lost */
+    /* joining by REPLACE: the member this node takes the place of ("" for
+     * a JOIN); kept while joining, so a rejoin after a lost concurrent
+     * change replaces again (membership_change.c) */
+    char replaces[CL_ID_MAX + 1];
 
     char reply_text[PEER_MAX_MESSAGE + 1]; /* JOIN_REPLY message view */
     char errmsg[256];
@@ -136,5 +140,39 @@ bool mb_state_try_finalize(struct mb_state *s);
 /* Position of node `id` in next's preference list of p among the first
  * N that are pending (not in the current list), or -1. */
 int mb_state_pending_pos(const struct mb_state *s, uint32_t p, const char *id);
+
+/* ---- membership_change.c ---- */
+
+/* Puts nd into s (s has room for one more node): replaces the node of
+ * the same id, or inserts it in id order. */
+void mb_state_put_node(struct mb_state *s, const struct mb_node *nd);
+
+/*
+ * The state after `nd` (not an active member) replaced the VALID member
+ * `old_id` of `cur`: version + 1 by `changer`, nd JOINING, old_id LEAVING,
+ * next ring = the current ring with old_id renamed to nd's id, nothing
+ * received yet.  *out is returned-owned (mb_state_free).  Errors (err
+ * says why): RK_ENOTFOUND (no such member), RK_EINVAL (old_id not valid,
+ * or nd's own id), RK_EBUSY (nd is a member already, or a transition is
+ * in progress), RK_ENOMEM.
+ */
+int mb_state_replace(const struct mb_state *cur,
+                     const struct mb_node *nd,
+                     const char *old_id,
+                     const char *changer,
+                     struct mb_state **out,
+                     char *err,
+                     size_t errlen);
+
+/*
+ * The N floor of issue 14 item 6: RK_OK when `force` or when
+ * `staying_after` (members in the next ring after the change) >= N; else
+ * RK_ERANGE with m's errmsg saying what `what` (e.g. "this leave") would
+ * do and how to force it.
+ */
+int mb_check_floor(struct membership *m,
+                   size_t staying_after,
+                   bool force,
+                   const char *what);
 
 #endif /* RINGKV_CLUSTER_MEMBERSHIP_INTERNAL_H */

@@ -958,6 +958,7 @@ void node_on_message(struct node *n,
         }
             /* fall through */
         case PEER_JOIN:
+        case PEER_REPLACE:
         case PEER_JOIN_REPLY: {
             int rc = membership_on_message(n->mem, msg, now, &n->acts);
             if (rc != RK_OK) {
@@ -1188,17 +1189,30 @@ int node_join(struct node *n, const char *host, uint16_t port, uint64_t now)
         n, membership_join_start(n->mem, host, port, now, &n->acts), false);
 }
 
-int node_leave(struct node *n, bool has_data, uint64_t now)
+int node_replace(struct node *n,
+                 const char *host,
+                 uint16_t port,
+                 const char *old_id,
+                 uint64_t now)
 {
     node__begin(n);
-    return admin_end(n, membership_leave(n->mem, has_data, now, &n->acts),
-                     true);
+    return admin_end(
+        n, membership_replace_start(n->mem, host, port, old_id, now, &n->acts),
+        false);
 }
 
-int node_remove(struct node *n, const char *id, uint64_t now)
+int node_leave(struct node *n, bool has_data, bool force, uint64_t now)
 {
     node__begin(n);
-    return admin_end(n, membership_remove(n->mem, id, now, &n->acts), true);
+    return admin_end(
+        n, membership_leave(n->mem, has_data, force, now, &n->acts), true);
+}
+
+int node_remove(struct node *n, const char *id, bool force, uint64_t now)
+{
+    node__begin(n);
+    return admin_end(n, membership_remove(n->mem, id, force, now, &n->acts),
+                     true);
 }
 
 /* ---- create / destroy / settings --------------------------------------------

@@ -318,8 +318,13 @@ size_t node_cancel(struct node *n, uint64_t cookie);
  * Errors as membership_*; the reason is membership_errmsg. */
 int node_create_cluster(struct node *n, uint64_t now_ms);
 int node_join(struct node *n, const char *host, uint16_t port, uint64_t now);
-int node_leave(struct node *n, bool has_data, uint64_t now_ms);
-int node_remove(struct node *n, const char *id, uint64_t now_ms);
+int node_replace(struct node *n,
+                 const char *host,
+                 uint16_t port,
+                 const char *old_id,
+                 uint64_t now);
+int node_leave(struct node *n, bool has_data, bool force, uint64_t now_ms);
+int node_remove(struct node *n, const char *id, bool force, uint64_t now_ms);
 
 /* ---- views (for INFO, /cluster, metrics, routing decisions) ---- */
 const char *node_id(const struct node *n);

@@ -163,6 +163,16 @@ static const struct field join_fields[] = {
     FU16(join, peer_port),
 };
 
+static const struct field replace_fields[] = {
+    FU64(join, req_id),
+    FNAME(join, node_id, 1, PEER_MAX_NODE_ID),
+    FNAME(join, host, 1, PEER_MAX_HOST),
+    FU16(join, resp_port),
+    FU16(join, http_port),
+    FU16(join, peer_port),
+    FNAME(join, replaces, 1, PEER_MAX_NODE_ID),
+};
+
 static const struct field join_reply_fields[] = {
     FU64(join_reply, req_id),
     FI32(join_reply, status),
@@ -270,11 +280,13 @@ static const struct type_desc g_types[PEER_TYPE_MAX + 1] = {
     [PEER_CHUNK] = DESC("CHUNK", chunk_fields),
     [PEER_FOLD] = DESC("FOLD", fold_fields),
     [PEER_FOLD_REPLY] = DESC("FOLD_REPLY", fold_reply_fields),
+    [PEER_REPLACE] = DESC("REPLACE", replace_fields),
 };
 
 uint8_t peer_type_version(int type)
 {
-    return type == PEER_CHUNK || type == PEER_FOLD || type == PEER_FOLD_REPLY
+    return type == PEER_CHUNK || type == PEER_FOLD || type == PEER_FOLD_REPLY ||
+                   type == PEER_REPLACE
                ? 2
                : PEER_BASE_VERSION;
 }

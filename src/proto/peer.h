@@ -112,13 +112,15 @@ enum peer_type
     PEER_CHUNK = 15,      /* version 2 */
     PEER_FOLD = 16,       /* version 2, issue 14: partition handoff */
     PEER_FOLD_REPLY = 17, /* version 2, issue 14 */
+    PEER_REPLACE = 18,    /* version 2, issue 14: a JOIN that replaces */
 };
 #define PEER_TYPE_MIN PEER_HELLO
-#define PEER_TYPE_MAX PEER_FOLD_REPLY
+#define PEER_TYPE_MAX PEER_REPLACE
 
-#define PEER_FOLD_CURSOR_MAX 64                   /* bytes of a fold cursor */
-#define PEER_FOLD_MAX_BYTES  (4u * 1024u * 1024u) /* items per reply, at most \
-                                                   */
+#define PEER_FOLD_CURSOR_MAX 64 /* bytes of a fold cursor */
+#define PEER_FOLD_MAX_BYTES                             \
+    (4u * 1024u * 1024u)    /* items per reply, at most \
+                             */
 #define PEER_FOLD_DONE 0x1u /* FOLD_REPLY.flags: the partition is done */
 
 /*
@@ -193,7 +195,11 @@ struct peer_gossip
     struct peer_bytes from; /* 1..PEER_MAX_NODE_ID */
 };
 
-/* A node asks a seed to admit it. */
+/*
+ * A node asks a seed to admit it (JOIN), or to admit it in the place of
+ * the member `replaces` (REPLACE, which carries the same fields and
+ * `replaces`; a JOIN leaves it empty).  Both are answered by JOIN_REPLY.
+ */
 struct peer_join
 {
     uint64_t req_id;
@@ -202,6 +208,7 @@ struct peer_join
     uint16_t resp_port;
     uint16_t http_port;
     uint16_t peer_port;
+    struct peer_bytes replaces; /* REPLACE: 1..PEER_MAX_NODE_ID; JOIN: 0 */
 };
 
 struct peer_join_reply

@@ -164,7 +164,7 @@ static bool issue_remove(struct sim *s, int i)
     if (c < 0) {
         return false;
     }
-    int rc = node_remove(s->nodes[c].node, s->nodes[i].id, sim_now(s));
+    int rc = node_remove(s->nodes[c].node, s->nodes[i].id, true, sim_now(s));
     sim__after(s, c);
     s->nodes[i].changed_ms = sim_now(s);
     return rc == RK_OK;
@@ -210,7 +210,7 @@ static int do_leave(struct sim *s)
         return -1;
     }
     int i = list[sim__rand(s, cnt)];
-    int rc = node_leave(s->nodes[i].node, true, sim_now(s));
+    int rc = node_leave(s->nodes[i].node, true, true, sim_now(s));
     sim__after(s, i);
     if (rc != RK_OK) {
         return -1;
