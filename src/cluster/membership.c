@@ -532,6 +532,25 @@ static int commit_change(struct membership *m,
     return RK_OK;
 }
 
+int mb_commit_state(struct membership *m,
+                    struct mb_state *s,
+                    uint64_t now_ms,
+                    struct cl_actions *acts)
+{
+    int rc = commit_change(m, s, NULL, now_ms, acts);
+    if (rc == RK_OK) {
+        m->phase = phase_of_state(m);
+    }
+    return rc;
+}
+
+void mb_send_gossip_to(struct membership *m,
+                       const struct mb_node *to,
+                       struct cl_actions *acts)
+{
+    send_gossip(m, to, acts);
+}
+
 /* Members that are part of the cluster (valid, joining or leaving). */
 static size_t count_valid(const struct mb_state *s)
 {
@@ -1017,8 +1036,11 @@ static int on_gossip(struct membership *m,
         return rc;
     }
     if (m->phase == MEMBERSHIP_JOINING || m->st == NULL) {
-        /* Only a state that admits us ends a join; others are not ours. */
-        if (m->phase == MEMBERSHIP_JOINING && lists_valid(s, m->self.id)) {
+        /* Only a state that admits us ends a join (or, for a node in no
+         * cluster, lists it: a committed plan that staged its join,
+         * membership_plan.c); others are not ours. */
+        if ((m->phase == MEMBERSHIP_JOINING || m->phase == MEMBERSHIP_NONE) &&
+            lists_valid(s, m->self.id)) {
             return adopt_joined(m, s, now_ms, acts);
         }
         mb_state_free(s);
@@ -1033,7 +1055,11 @@ static int on_gossip(struct membership *m,
         if (l > 0) {
             memcpy(from, g->from.ptr, l);
         }
-        const struct mb_node *to = lookup(m, s, from);
+        /* Only to a node our state lists: a node alone in its own
+         * cluster must not push its state onto a cluster that gossips to
+         * it (a staged join, membership_plan.c), which would adopt it. */
+        const struct mb_node *to =
+            mb_state_find(m->st, from) >= 0 ? lookup(m, s, from) : NULL;
         if (to != NULL) {
             send_gossip(m, to, acts);
         }

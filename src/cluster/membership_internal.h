@@ -54,6 +54,15 @@ struct mb_state
     uint64_t *has;         /* ring_size masks; NULL iff next == NULL */
 };
 
+/* One staged change (membership_plan.c). */
+struct mb_plan_item
+{
+    enum membership_plan_op op;
+    struct mb_node node;        /* JOIN/REPLACE: the new node (JOINING);
+                                   LEAVE/REMOVE: only id, the member */
+    char old_id[CL_ID_MAX + 1]; /* REPLACE: the member replaced */
+};
+
 struct membership
 {
     struct mb_node self;                        /* id and address */
@@ -79,6 +88,10 @@ struct membership
      * a JOIN); kept while joining, so a rejoin after a lost concurrent
      * change replaces again (membership_change.c) */
     char replaces[CL_ID_MAX + 1];
+
+    /* the staged plan (membership_plan.c), in memory only */
+    struct mb_plan_item plan[MEMBERSHIP_PLAN_MAX];
+    size_t n_plan;
 
     char reply_text[PEER_MAX_MESSAGE + 1]; /* JOIN_REPLY message view */
     char errmsg[256];
@@ -140,6 +153,21 @@ bool mb_state_try_finalize(struct mb_state *s);
 /* Position of node `id` in next's preference list of p among the first
  * N that are pending (not in the current list), or -1. */
 int mb_state_pending_pos(const struct mb_state *s, uint32_t p, const char *id);
+
+/* ---- membership.c, for membership_plan.c ---- */
+
+/* Installs `s` (taken) as a change made here, announces and gossips it,
+ * and updates the phase (a leave of self).  Errors: RK_ENOMEM (s freed,
+ * nothing changed). */
+int mb_commit_state(struct membership *m,
+                    struct mb_state *s,
+                    uint64_t now_ms,
+                    struct cl_actions *acts);
+
+/* Appends a GOSSIP of the held state to `to` (id and peer address). */
+void mb_send_gossip_to(struct membership *m,
+                       const struct mb_node *to,
+                       struct cl_actions *acts);
 
 /* ---- membership_change.c ---- */
 

@@ -973,6 +973,17 @@ void node_on_message(struct node *n,
         case PEER_KV_PUT:
         case PEER_KV_GET:
         case PEER_KV_UPDATE: {
+            /* A node alone in its cluster serves no other node's keys: a
+             * cluster whose committed plan lists it as joining forwards
+             * writes to it before it adopted that state (membership_plan.c),
+             * and it must stay empty until then; the pending-owner fold
+             * brings it the data afterwards.  Dropped unanswered: the
+             * sender's request fails for this target as for a down one. */
+            if (!n->multi && !membership_member_find(
+                                 n->mem, id, &(struct membership_member){0})) {
+                n->st.replica_refused_nonmember++;
+                break;
+            }
             if (msg->type == PEER_KV_PUT) {
                 n->st.replica_puts++;
             } else if (msg->type == PEER_KV_GET) {
@@ -1206,6 +1217,12 @@ int node_leave(struct node *n, bool has_data, bool force, uint64_t now)
     node__begin(n);
     return admin_end(
         n, membership_leave(n->mem, has_data, force, now, &n->acts), true);
+}
+
+int node_commit(struct node *n, bool force, uint64_t now)
+{
+    node__begin(n);
+    return admin_end(n, membership_commit(n->mem, force, now, &n->acts), true);
 }
 
 int node_remove(struct node *n, const char *id, bool force, uint64_t now)

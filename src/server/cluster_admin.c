@@ -359,6 +359,8 @@ void cluster_cmd(struct client *c, size_t argc, const struct resp_arg *argv)
         rk_buf_fini(&b);
     } else if (cluster__arg_eq(sub, "JOIN") && argc == 3) {
         cmd_join(c, &argv[2], NULL);
+    } else if (cluster__arg_eq(sub, "PLAN") || cluster__arg_eq(sub, "COMMIT")) {
+        cluster__plan_cmd(c, argc, argv);
     } else if (cluster__arg_eq(sub, "REPLACE") && argc == 4) {
         cmd_join(c, &argv[3], &argv[2]);
     } else if (cluster__arg_eq(sub, "LEAVE") &&
@@ -437,7 +439,7 @@ void cluster_cmd(struct client *c, size_t argc, const struct resp_arg *argv)
                      "ERR unknown subcommand or wrong number of arguments for "
                      "'%.*s'. Try JOIN HOST:PEERPORT, REPLACE OLD "
                      "HOST:PEERPORT, LEAVE [FORCE], REMOVE NODE [FORCE], "
-                     "STATUS.",
+                     "PLAN ..., COMMIT [FORCE], STATUS.",
                      (int)(sub->len > 64 ? 64 : sub->len), sub->ptr);
     }
 }

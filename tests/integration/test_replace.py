@@ -138,3 +138,66 @@ def test_leave_and_remove_below_n_ask_for_force(cluster_factory):
     assert p.stdout.strip() == "OK", p
     cl.wait_converged(2, nodes=[a, b], timeout=30)
     assert statuses(cl, a)[c.node_id] == "removed"
+
+
+@pytest.mark.timeout(300)
+def test_plan_and_commit_apply_staged_changes_as_one(cluster_factory):
+    cl = cluster_factory(5, form=3)
+    a, b, c, d, e = cl.nodes
+    kv = load(cl, [a, b, c], 2000, "pl", SEED + 1)
+    keys = list(kv)
+    p = cl.cli(a, "cluster", "commit", check=False)
+    assert p.returncode == 1 and "the plan is empty" in p.stdout + p.stderr, p
+    for args in (("join", "127.0.0.1:%d" % d.port),
+                 ("join", "127.0.0.1:%d" % e.port),
+                 ("leave", c.node_id)):
+        p = cl.cli(a, "cluster", "plan", *args)
+        assert p.stdout.strip() == "OK", p
+    # a change naming the same node again, a non-empty new node
+    p = cl.cli(a, "cluster", "plan", "remove", c.node_id, check=False)
+    assert p.returncode == 1 and "already names" in p.stdout + p.stderr, p
+    p = cl.cli(a, "cluster", "plan", "join", "127.0.0.1:%d" % b.port,
+               check=False)
+    assert p.returncode == 1 and "member of a cluster already" in \
+        p.stdout + p.stderr, p
+    show = cl.cli(a, "cluster", "plan").stdout
+    print(show)
+    assert "3 changes" in show, show
+    assert "join %s" % d.node_id in show and "leave %s" % c.node_id in show
+    assert "would give: 4 members" in show, show
+    rows = {ln.split()[0]: ln.split()[1:] for ln in show.splitlines()
+            if ln.startswith("node")}
+    assert rows[c.node_id][1] == "0", rows      # c replicates nothing after
+    assert int(rows[d.node_id][2]) > 0, rows    # d receives partitions
+    # the plan lives on a only
+    assert "0 changes" in cl.cli(b, "cluster", "plan", "show").stdout
+    v0 = int(cl.info(a)["cluster_state_version"])
+    p = cl.cli(a, "cluster", "commit")
+    assert p.stdout.strip() == "OK", p
+    st = statuses(cl, a)
+    assert st[d.node_id] in ("joining", "valid"), st
+    assert st[e.node_id] in ("joining", "valid"), st
+    assert st[c.node_id] in ("leaving", "removed"), st
+    members = [a, b, d, e]
+    cl.wait_converged(4, nodes=members, timeout=120)
+    cl.wait_until(lambda: all("transition none" in cl.status_text(n)
+                              for n in members),
+                  "the transition to finish", timeout=60, nodes=members)
+    v1 = int(cl.info(a)["cluster_state_version"])
+    print("commit: state versions %d -> %d" % (v0, v1))
+    for n in members:
+        st = statuses(cl, n)
+        assert st[c.node_id] == "removed" and st[d.node_id] == "valid", st
+    assert "0 changes" in cl.cli(a, "cluster", "plan").stdout
+    n_of = wait_n_copies(cl, members, keys, 3)
+    short = [k for k, n in n_of.items() if n < 3]
+    assert not short, [(k, n_of[k]) for k in short[:10]]
+    check_all(cl, members, kv, "after the committed plan")
+    # a plan that leaves fewer than N asks for --force; clear drops it
+    for n in (d, e):
+        cl.cli(a, "cluster", "plan", "remove", n.node_id)
+    p = cl.cli(a, "cluster", "commit", check=False)
+    out = p.stdout + p.stderr
+    assert p.returncode == 1 and "fewer than N=3" in out, p
+    assert cl.cli(a, "cluster", "plan", "clear").stdout.strip() == "OK"
+    assert "0 changes" in cl.cli(a, "cluster", "plan").stdout

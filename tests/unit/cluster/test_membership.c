@@ -1351,6 +1351,124 @@ static void test_membership_leave_and_remove_below_n_need_force(void **state)
     net_fini(&net);
 }
 
+static void plan_add_ok(struct membership *m,
+                        enum membership_plan_op op,
+                        const char *id,
+                        const char *old,
+                        const struct net_node *nd)
+{
+    struct membership_plan_item it = {.op = op, .node_id = id, .old_id = old};
+    if (nd != NULL) {
+        it.host = nd->host;
+        it.peer_port = nd->cfg.peer_port;
+        it.resp_port = nd->cfg.resp_port;
+    }
+    if (membership_plan_add(m, &it) != RK_OK) {
+        fail_msg("plan %d %s: %s", (int)op, id, membership_errmsg(m));
+    }
+}
+
+static void test_membership_commit_applies_the_plan_as_one_change(void **state)
+{
+    (void)state;
+    struct net net;
+    net_init(&net, 5, 45, 0);
+    form(&net, 3);
+    struct membership *m0 = net.nodes[0].m;
+    struct cl_actions acts = {0};
+    /* An empty plan does not commit. */
+    assert_int_equal(membership_commit(m0, false, net_now(&net), &acts),
+                     RK_EINVAL);
+    assert_non_null(strstr(membership_errmsg(m0), "plan is empty"));
+    /* node-3 and node-4 (in no cluster) join, node-2 leaves. */
+    plan_add_ok(m0, MEMBERSHIP_PLAN_JOIN, "node-3", NULL, &net.nodes[3]);
+    plan_add_ok(m0, MEMBERSHIP_PLAN_JOIN, "node-4", NULL, &net.nodes[4]);
+    plan_add_ok(m0, MEMBERSHIP_PLAN_LEAVE, "node-2", NULL, NULL);
+    /* a change naming a node again, and a member as a new node, are
+     * refused */
+    struct membership_plan_item dup = {.op = MEMBERSHIP_PLAN_REMOVE,
+                                       .node_id = "node-2"};
+    assert_int_equal(membership_plan_add(m0, &dup), RK_EEXIST);
+    struct membership_plan_item mem = {.op = MEMBERSHIP_PLAN_JOIN,
+                                       .node_id = "node-1",
+                                       .host = "10.0.0.2",
+                                       .peer_port = 7001};
+    assert_int_equal(membership_plan_add(m0, &mem), RK_EBUSY);
+    assert_int_equal(membership_plan_len(m0), 3);
+    /* The preview changes nothing. */
+    uint64_t v = membership_version(m0);
+    struct ring *next = NULL;
+    size_t staying = 0;
+    assert_int_equal(membership_plan_preview(m0, &next, &staying), RK_OK);
+    assert_int_equal(staying, 4);
+    assert_int_equal(ring_member_count(next), 4);
+    assert_int_equal(ring_find_member(next, "node-2", 6), -1);
+    ring_destroy(next);
+    assert_int_equal(membership_version(m0), v);
+    assert_null(membership_next_ring(m0));
+    /* One commit: one version with both joins and the leave. */
+    assert_int_equal(membership_commit(m0, false, net_now(&net), &acts), RK_OK);
+    assert_int_equal(membership_version(m0), v + 1);
+    assert_int_equal(membership_plan_len(m0), 0);
+    struct membership_member mm;
+    assert_true(membership_member_find(m0, "node-3", &mm));
+    assert_int_equal(mm.status, MEMBERSHIP_STATUS_JOINING);
+    assert_true(membership_member_find(m0, "node-4", &mm));
+    assert_int_equal(mm.status, MEMBERSHIP_STATUS_JOINING);
+    assert_true(membership_member_find(m0, "node-2", &mm));
+    assert_int_equal(mm.status, MEMBERSHIP_STATUS_LEAVING);
+    net_actions(&net, 0, &acts);
+    /* The new nodes adopt the state from the commit's gossip (no JOIN). */
+    uint64_t t = net_run_until_converged(&net, 0x1b, 4, net_now(&net) + 5000);
+    assert_int_not_equal(t, UINT64_MAX);
+    net_run(&net, net_now(&net) + 2000);
+    assert_null(membership_next_ring(m0));
+    assert_int_equal(membership_phase(net.nodes[3].m), MEMBERSHIP_MEMBER);
+    assert_int_equal(membership_phase(net.nodes[4].m), MEMBERSHIP_MEMBER);
+    assert_int_equal(membership_phase(net.nodes[2].m), MEMBERSHIP_REMOVED_SELF);
+    assert_int_equal(net.nodes[3].joins_sent, 0);
+    /* Below N: a plan removing two of four needs force. */
+    plan_add_ok(m0, MEMBERSHIP_PLAN_REMOVE, "node-3", NULL, NULL);
+    plan_add_ok(m0, MEMBERSHIP_PLAN_REMOVE, "node-4", NULL, NULL);
+    v = membership_version(m0);
+    assert_int_equal(membership_commit(m0, false, net_now(&net), &acts),
+                     RK_ERANGE);
+    assert_non_null(strstr(membership_errmsg(m0), "this plan would leave 2"));
+    assert_int_equal(membership_version(m0), v);
+    assert_int_equal(membership_plan_len(m0), 2);
+    membership_plan_clear(m0);
+    assert_int_equal(membership_plan_len(m0), 0);
+    net_fini(&net);
+}
+
+static void test_membership_plan_of_replaces_keeps_partitions_in_place(
+    void **state)
+{
+    (void)state;
+    struct net net;
+    net_init(&net, 7, 46, 0);
+    form(&net, 5);
+    struct membership *m0 = net.nodes[0].m;
+    struct ring *before = NULL;
+    assert_int_equal(ring_clone(membership_ring(m0), &before), RK_OK);
+    plan_add_ok(m0, MEMBERSHIP_PLAN_REPLACE, "node-5", "node-1", &net.nodes[5]);
+    plan_add_ok(m0, MEMBERSHIP_PLAN_REPLACE, "node-6", "node-3", &net.nodes[6]);
+    struct cl_actions acts = {0};
+    assert_int_equal(membership_commit(m0, false, net_now(&net), &acts), RK_OK);
+    struct ring *step = NULL;
+    assert_int_equal(ring_rename_member(before, "node-1", "node-5", &step),
+                     RK_OK);
+    assert_renamed(step, membership_next_ring(m0), "node-3", "node-6");
+    net_actions(&net, 0, &acts);
+    uint64_t t = net_run_until_converged(&net, 0x75, 5, net_now(&net) + 5000);
+    assert_int_not_equal(t, UINT64_MAX);
+    net_run(&net, net_now(&net) + 2000);
+    assert_renamed(step, membership_ring(m0), "node-3", "node-6");
+    ring_destroy(step);
+    ring_destroy(before);
+    net_fini(&net);
+}
+
 static bool alloc_fails(void)
 {
     return ++g_alloc_calls == g_alloc_fail_at;
@@ -1524,6 +1642,9 @@ int main(void)
         cmocka_unit_test(test_membership_replace_of_a_dead_node),
         cmocka_unit_test(test_membership_replace_refusals_say_why),
         cmocka_unit_test(test_membership_leave_and_remove_below_n_need_force),
+        cmocka_unit_test(test_membership_commit_applies_the_plan_as_one_change),
+        cmocka_unit_test(
+            test_membership_plan_of_replaces_keeps_partitions_in_place),
         cmocka_unit_test(test_membership_survives_every_allocation_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
