@@ -777,6 +777,22 @@ static bool run_through_lib(struct cli_session *s,
     return true;
 }
 
+/* Makes `al` hold the input words (when it is not an alias already), so
+ * that some of them can be replaced. */
+static void alias_own(struct cli_alias *al,
+                      size_t in_argc,
+                      char **in_argv,
+                      const size_t *in_lens)
+{
+    if (al->argc == 0) {
+        for (size_t i = 0; i < in_argc && i < CLI_ALIAS_MAX_ARGS; i++) {
+            al->argv[i] = in_argv[i];
+            al->lens[i] = in_lens[i];
+        }
+        al->argc = in_argc;
+    }
+}
+
 /* Sends argv and prints the reply; on a lost connection prints nothing
  * and leaves the reason in `why`.  Seed-style verbs (cli_alias.c) are
  * rewritten first, and `cluster join SEED` gets SEED's peer address. */
@@ -823,13 +839,7 @@ static enum run_result run_command(struct cli_session *s,
                              size) != RK_OK) {
             return RUN_NOT_SENT;
         }
-        if (al.argc == 0) {
-            for (size_t i = 0; i < in_argc; i++) {
-                al.argv[i] = in_argv[i];
-                al.lens[i] = in_lens[i];
-            }
-            al.argc = in_argc;
-        }
+        alias_own(&al, in_argc, in_argv, in_lens);
         al.argv[new_at] = new_id;
         al.lens[new_at] = strlen(new_id);
         al.argv[new_at + 1] = new_peer;
@@ -846,13 +856,7 @@ static enum run_result run_command(struct cli_session *s,
             RK_OK) {
             return RUN_NOT_SENT;
         }
-        if (al.argc == 0) {
-            for (size_t i = 0; i < in_argc; i++) {
-                al.argv[i] = in_argv[i];
-                al.lens[i] = in_lens[i];
-            }
-            al.argc = in_argc;
-        }
+        alias_own(&al, in_argc, in_argv, in_lens);
         al.argv[seed_at] = seed;
         al.lens[seed_at] = strlen(seed);
         argv = (char **)al.argv;

@@ -64,6 +64,9 @@ static inline bool membership_status_active(enum membership_status s)
            s == MEMBERSHIP_STATUS_LEAVING;
 }
 
+/* "valid", "joining", "leaving" or "removed" (any other value). */
+const char *membership_status_name(enum membership_status s);
+
 /* Where this node stands (the machine's state diagram, membership.c). */
 enum membership_phase
 {
@@ -392,6 +395,9 @@ struct membership_plan_item
     uint16_t http_port;  /*   others are corrected by its first message) */
     uint16_t peer_port;
 };
+
+/* "join", "leave", "remove" or "replace". */
+const char *membership_plan_op_name(enum membership_plan_op op);
 
 /*
  * Stages one change, checked against the current state and the changes

@@ -47,7 +47,7 @@ void mb_state_put_node(struct mb_state *s, const struct mb_node *nd)
     s->n_nodes++;
 }
 
-static const char *status_word(uint8_t status)
+const char *membership_status_name(enum membership_status status)
 {
     switch (status) {
         case MEMBERSHIP_VALID:
@@ -82,14 +82,14 @@ int mb_state_replace(const struct mb_state *cur,
     if (cur->nodes[oi].status != MEMBERSHIP_VALID) {
         mb_set_err(err, errlen,
                    "'%s' is %s; only a valid member can be replaced", old_id,
-                   status_word(cur->nodes[oi].status));
+                   membership_status_name(cur->nodes[oi].status));
         return RK_EINVAL;
     }
     if (ni >= 0 && membership_status_active(cur->nodes[ni].status)) {
         mb_set_err(err, errlen,
                    "%s is %s in this cluster already; a replace "
                    "needs a node that is not a member",
-                   nd->id, status_word(cur->nodes[ni].status));
+                   nd->id, membership_status_name(cur->nodes[ni].status));
         return RK_EBUSY;
     }
     if (cur->next != NULL) {

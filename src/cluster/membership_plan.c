@@ -32,7 +32,7 @@
 #include "common/alloc.h"
 #include "common/error.h"
 
-static const char *op_word(enum membership_plan_op op)
+const char *membership_plan_op_name(enum membership_plan_op op)
 {
     switch (op) {
         case MEMBERSHIP_PLAN_JOIN:
@@ -74,7 +74,8 @@ static int item_check(const struct membership *m,
             (adds && strcmp(item_out(o), it->node.id) == 0) ||
             (out[0] && o_adds && strcmp(o->node.id, out) == 0)) {
             mb_set_err(err, errlen, "change %zu (%s %s) already names %s",
-                       i + 1, op_word(o->op), o_adds ? o->node.id : item_out(o),
+                       i + 1, membership_plan_op_name(o->op),
+                       o_adds ? o->node.id : item_out(o),
                        out[0] ? out : it->node.id);
             return RK_EEXIST;
         }
@@ -87,7 +88,8 @@ static int item_check(const struct membership *m,
                 ? st == MEMBERSHIP_VALID
                 : st == MEMBERSHIP_VALID || st == MEMBERSHIP_STATUS_JOINING;
         if (!ok) {
-            mb_set_err(err, errlen, "%s: '%s' is %s", op_word(it->op), out,
+            mb_set_err(err, errlen, "%s: '%s' is %s",
+                       membership_plan_op_name(it->op), out,
                        i < 0                             ? "not a member"
                        : st == MEMBERSHIP_STATUS_LEAVING ? "already leaving"
                        : st == MEMBERSHIP_REMOVED        ? "removed already"
@@ -99,7 +101,7 @@ static int item_check(const struct membership *m,
         long i = mb_state_find(s, it->node.id);
         if (i >= 0 && membership_status_active(s->nodes[i].status)) {
             mb_set_err(err, errlen, "%s: %s is a member already",
-                       op_word(it->op), it->node.id);
+                       membership_plan_op_name(it->op), it->node.id);
             return RK_EBUSY;
         }
     }
@@ -135,7 +137,7 @@ int membership_plan_add(struct membership *m,
             !mb_name_is_valid(host, strlen(host), CL_HOST_MAX) ||
             in->peer_port == 0) {
             MB_ERR(m, "%s: the new node needs a host and peer port",
-                   op_word(in->op));
+                   membership_plan_op_name(in->op));
             return RK_EINVAL;
         }
         snprintf(it.node.host, sizeof(it.node.host), "%s", host);

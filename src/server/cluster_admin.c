@@ -9,20 +9,6 @@
 /* ---- RINGKV.CLUSTER --------------------------------------------------------
  */
 
-static const char *status_name(enum membership_status st)
-{
-    switch (st) {
-        case MEMBERSHIP_VALID:
-            return "valid";
-        case MEMBERSHIP_STATUS_JOINING:
-            return "joining";
-        case MEMBERSHIP_STATUS_LEAVING:
-            return "leaving";
-        default:
-            return "removed";
-    }
-}
-
 /* The transition line of STATUS: partitions done, this node's part. */
 static int transition_line(struct cnode *cn, char *line, size_t cap)
 {
@@ -92,7 +78,7 @@ static void status_text(struct cnode *cn, struct rk_buf *out)
         }
         n = snprintf(line, sizeof(line),
                      "%-24s %-22s %-6u %-8s %-10s %-8s %s\n", mm.node_id, addr,
-                     mm.resp_port, status_name(mm.status), parts,
+                     mm.resp_port, membership_status_name(mm.status), parts,
                      membership_status_active(mm.status)
                          ? cluster__seen_as(cn, mm.node_id)
                          : "-",
@@ -706,7 +692,7 @@ json_t *cluster_json(struct server *s)
             "{s:s, s:s, s:i, s:i, s:i, s:s, s:i, s:s, s:b, s:b}", "node_id",
             mm.node_id, "host", mm.host, "resp_port", (int)mm.resp_port,
             "http_port", (int)mm.http_port, "peer_port", (int)mm.peer_port,
-            "status", status_name(mm.status), "partitions",
+            "status", membership_status_name(mm.status), "partitions",
             idx >= 0 ? (int)ring_owned_count(r, (size_t)idx) : 0, "seen",
             cluster__seen_as(cn, mm.node_id), "up",
             valid && (self || cluster__peer_is_up(cn, mm.node_id)), "self",

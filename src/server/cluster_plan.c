@@ -67,20 +67,6 @@ static bool split_addr(const struct resp_arg *a,
     return host[0] != '\0';
 }
 
-static const char *op_word(enum membership_plan_op op)
-{
-    switch (op) {
-        case MEMBERSHIP_PLAN_JOIN:
-            return "join";
-        case MEMBERSHIP_PLAN_LEAVE:
-            return "leave";
-        case MEMBERSHIP_PLAN_REMOVE:
-            return "remove";
-        default:
-            return "replace";
-    }
-}
-
 /* Whether `id` is in the first N of ring r's preference list of p. */
 static bool replicates(const struct ring *r, uint32_t p, const char *id)
 {
@@ -214,7 +200,8 @@ static void plan_show(struct client *c, struct cnode *cn)
             appendf(&b, "  %zu. replace %s by %s (%s:%u)\n", i + 1, it.old_id,
                     it.node_id, it.host, it.peer_port);
         } else {
-            appendf(&b, "  %zu. %s %s\n", i + 1, op_word(it.op), it.node_id);
+            appendf(&b, "  %zu. %s %s\n", i + 1, membership_plan_op_name(it.op),
+                    it.node_id);
         }
     }
     if (n > 0) {

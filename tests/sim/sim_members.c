@@ -127,13 +127,14 @@ static size_t staying(const struct sim *s)
     return k;
 }
 
-/* A random running, unpaused member to send a command to, or -1. */
-static int pick_coord(struct sim *s, int not )
+/* A random running, unpaused member other than `not` and `not2` to send
+ * a command to, or -1. */
+static int pick_coord2(struct sim *s, int not, int not2)
 {
     int list[SIM_MAX_NODES];
     size_t cnt = 0;
     for (size_t i = 0; i < s->cfg.n_nodes; i++) {
-        if ((int)i != not &&sim__is_member(s, (int)i) &&
+        if ((int)i != not &&(int)i != not2 && sim__is_member(s, (int)i) &&
             is_up_member(s, (int)i) && !simnet_is_paused(s->net, (int)i)) {
             list[cnt++] = (int)i;
         }
@@ -141,15 +142,25 @@ static int pick_coord(struct sim *s, int not )
     return cnt ? list[sim__rand(s, cnt)] : -1;
 }
 
-/* Node i (running, empty or removed) joins through a random member. */
-static bool issue_join(struct sim *s, int i)
+static int pick_coord(struct sim *s, int not )
+{
+    return pick_coord2(s, not, -1);
+}
+
+/* Node i (running, empty or removed) joins through a random member, or,
+ * with old >= 0, replaces member `old` through a random other member
+ * (node_replace: one transition, old leaving, i joining). */
+static bool issue_join_as(struct sim *s, int i, int old)
 {
     struct sim_node *sn = &s->nodes[i];
-    int seed = pick_coord(s, i);
+    int seed = pick_coord2(s, i, old);
     if (seed < 0 || sn->node == NULL) {
         return false;
     }
-    int rc = node_join(sn->node, s->nodes[seed].host, 7381, sim_now(s));
+    const char *host = s->nodes[seed].host;
+    int rc = old < 0 ? node_join(sn->node, host, 7381, sim_now(s))
+                     : node_replace(sn->node, host, 7381, s->nodes[old].id,
+                                    sim_now(s));
     sim__after(s, i);
     if (rc != RK_OK) {
         return false;
@@ -158,7 +169,15 @@ static bool issue_join(struct sim *s, int i)
     sn->leaving = false;
     sn->joined = false;
     sn->changed_ms = sim_now(s);
+    if (old >= 0) {
+        s->nodes[old].changed_ms = sim_now(s);
+    }
     return true;
+}
+
+static bool issue_join(struct sim *s, int i)
+{
+    return issue_join_as(s, i, -1);
 }
 
 static bool issue_remove(struct sim *s, int i)
@@ -195,37 +214,6 @@ static int do_join(struct sim *s)
 {
     int i = pick_spare(s);
     return i >= 0 && issue_join(s, i) ? i : -1;
-}
-
-/* Spare i (running) replaces member `old` through a random member other
- * than both (node_replace: one transition, old leaving, i joining). */
-static bool issue_replace(struct sim *s, int i, int old)
-{
-    struct sim_node *sn = &s->nodes[i];
-    int list[SIM_MAX_NODES];
-    size_t cnt = 0;
-    for (size_t k = 0; k < s->cfg.n_nodes; k++) {
-        if ((int)k != i && (int)k != old && sim__is_member(s, (int)k) &&
-            is_up_member(s, (int)k) && !simnet_is_paused(s->net, (int)k)) {
-            list[cnt++] = (int)k;
-        }
-    }
-    if (cnt == 0 || sn->node == NULL) {
-        return false;
-    }
-    int seed = list[sim__rand(s, cnt)];
-    int rc = node_replace(sn->node, s->nodes[seed].host, 7381, s->nodes[old].id,
-                          sim_now(s));
-    sim__after(s, i);
-    if (rc != RK_OK) {
-        return false;
-    }
-    sn->spare = false;
-    sn->leaving = false;
-    sn->joined = false;
-    sn->changed_ms = sim_now(s);
-    s->nodes[old].changed_ms = sim_now(s);
-    return true;
 }
 
 static int do_leave(struct sim *s)
@@ -352,7 +340,7 @@ static int do_replace(struct sim *s, int *by)
     } else {
         old = pick_dead(s);
     }
-    if (old < 0 || !issue_replace(s, spare, old)) {
+    if (old < 0 || !issue_join_as(s, spare, old)) {
         return -1;
     }
     s->nodes[old].leaving = true;
