@@ -216,11 +216,10 @@ static int do_join(struct sim *s)
     return i >= 0 && issue_join(s, i) ? i : -1;
 }
 
-static int do_leave(struct sim *s)
+/* A random joined, running, unpaused member that is valid in its own
+ * state (one that may leave or be replaced alive), or -1. */
+static int pick_valid(struct sim *s)
 {
-    if (staying(s) <= s->cfg.n) {
-        return -1;
-    }
     int list[SIM_MAX_NODES];
     size_t cnt = 0;
     for (size_t i = 0; i < s->cfg.n_nodes; i++) {
@@ -231,10 +230,18 @@ static int do_leave(struct sim *s)
             list[cnt++] = (int)i;
         }
     }
-    if (cnt == 0) {
+    return cnt ? list[sim__rand(s, cnt)] : -1;
+}
+
+static int do_leave(struct sim *s)
+{
+    if (staying(s) <= s->cfg.n) {
         return -1;
     }
-    int i = list[sim__rand(s, cnt)];
+    int i = pick_valid(s);
+    if (i < 0) {
+        return -1;
+    }
     int rc = node_leave(s->nodes[i].node, true, true, sim_now(s));
     sim__after(s, i);
     if (rc != RK_OK) {
@@ -324,22 +331,7 @@ static int do_replace(struct sim *s, int *by)
         return -1; /* a replace waits for `transition none` */
     }
     bool live = sim__rand(s, 2) == 0;
-    int old = -1;
-    if (live) {
-        int list[SIM_MAX_NODES];
-        size_t cnt = 0;
-        for (size_t i = 0; i < s->cfg.n_nodes; i++) {
-            struct sim_node *sn = &s->nodes[i];
-            if (sim__is_member(s, (int)i) && sn->joined &&
-                is_up_member(s, (int)i) && !simnet_is_paused(s->net, (int)i) &&
-                status_in(node_membership(sn->node), sn) == MEMBERSHIP_VALID) {
-                list[cnt++] = (int)i;
-            }
-        }
-        old = cnt ? list[sim__rand(s, cnt)] : -1;
-    } else {
-        old = pick_dead(s);
-    }
+    int old = live ? pick_valid(s) : pick_dead(s);
     if (old < 0 || !issue_join_as(s, spare, old)) {
         return -1;
     }
