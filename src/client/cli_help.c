@@ -129,8 +129,11 @@ static const struct cli_cmd_help help_table[] = {
      "This node's own copy of a key, without a quorum (diagnostics)", "ringkv"},
     {"RINGKV.LOCALOBJ", "key",
      "This node's stored object of a key, encoded (diagnostics)", "ringkv"},
-    {"RINGKV.CLUSTER", "subcommand [arg ...]", "Cluster membership and status",
-     "ringkv"},
+    {"RINGKV.CLUSTER",
+     "STATUS | JOIN HOST:PEERPORT | REPLACE OLD HOST:PEERPORT | LEAVE [FORCE] "
+     "| REMOVE NODE [FORCE] | PLAN [SHOW|CLEAR|JOIN|LEAVE|REMOVE|REPLACE ...] "
+     "| COMMIT [FORCE]",
+     "Cluster membership and status (docs/cluster.md)", "ringkv"},
     /* the REPL itself */
     {"HELP", "[command]", "List commands, or describe one", "repl"},
     {"CONNECT", "host port", "Connect to another server", "repl"},

@@ -92,8 +92,23 @@ static const char usage_text[] =
     "Cluster commands (sent as RINGKV.CLUSTER ...; docs/cluster.md):\n"
     "  cluster join HOST:PORT      make this node join the seed's cluster\n"
     "                              (PORT: the seed's peer or RESP port)\n"
-    "  cluster leave               take this node out of its cluster\n"
-    "  cluster remove NODE_ID      take a (dead) member out\n"
+    "  cluster replace OLD HOST:PORT\n"
+    "                              make this (empty) node take member OLD's\n"
+    "                              place, through the seed HOST:PORT\n"
+    "  cluster plan join HOST:PORT | plan leave NODE | plan remove NODE\n"
+    "  cluster plan replace OLD HOST:PORT\n"
+    "                              stage a change on this node (in memory;\n"
+    "                              HOST:PORT: the new, empty node's RESP "
+    "port)\n"
+    "  cluster plan [show] | plan clear\n"
+    "                              the staged changes and what they would "
+    "move\n"
+    "  cluster commit [--force]    apply the staged changes as one change\n"
+    "  cluster leave [--force]     take this node out of its cluster\n"
+    "  cluster remove NODE_ID [--force]\n"
+    "                              take a (dead) member out\n"
+    "                              (--force: even when fewer than N members\n"
+    "                              would stay, so keys have fewer copies)\n"
     "  cluster status              members, partitions, up/down, "
     "agreement\n"
     "\n"
@@ -607,6 +622,108 @@ static int resolve_join_seed(const char *seed,
     return RK_OK;
 }
 
+/* The value of `field` in INFO text ("field:value\r\n"), into out. */
+static bool info_field(const struct resp_value *r,
+                       const char *field,
+                       char *out,
+                       size_t cap)
+{
+    size_t fl = strlen(field);
+    const char *p = r->str, *end = r->str + r->len;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        size_t n = eol != NULL ? (size_t)(eol - p) : (size_t)(end - p);
+        if (n > fl && memcmp(p, field, fl) == 0 && p[fl] == ':') {
+            size_t vl = n - fl - 1;
+            while (vl > 0 && (p[fl + vl] == '\r' || p[fl + vl] == ' ')) {
+                vl--;
+            }
+            snprintf(out, cap, "%.*s", (int)vl, p + fl + 1);
+            return true;
+        }
+        p += n + 1;
+    }
+    return false;
+}
+
+/*
+ * For `cluster plan join|replace ... HOST:PORT`: asks the new node at
+ * HOST:PORT (its RESP port) for its node id and peer port (INFO cluster),
+ * and checks it is alone and empty (DBSIZE), as a join needs.  Fills id,
+ * peer ("HOST:PEERPORT") and resp ("PORT").  Returns RK_OK, or an error
+ * with the reason in `why`.
+ */
+static int resolve_new_node(const char *addr,
+                            char *id,
+                            size_t id_cap,
+                            char *peer,
+                            size_t peer_cap,
+                            char *resp,
+                            size_t resp_cap,
+                            char *why,
+                            size_t size)
+{
+    char host[256];
+    int port = 0;
+    if (!split_host_port(addr, host, sizeof(host), &port)) {
+        snprintf(why, size, "cannot plan: '%s' is not HOST:PORT", addr);
+        return RK_EINVAL;
+    }
+    char errbuf[CLI_ERRBUF_SIZE];
+    struct cli_conn *c = NULL;
+    int rc = cli_conn_open(host, port, JOIN_PROBE_TIMEOUT_MS, &c, errbuf);
+    if (rc != RK_OK) {
+        snprintf(why, size, "cannot plan: new node %s: %s (give its RESP port)",
+                 addr, errbuf);
+        return rc;
+    }
+    const char *a1[] = {"INFO", "cluster"};
+    size_t l1[] = {4, 7};
+    const char *a2[] = {"DBSIZE"};
+    size_t l2[] = {6};
+    struct resp_value *info = NULL, *dbsize = NULL;
+    rc = cli_conn_command(c, 2, a1, l1, &info);
+    if (rc == RK_OK) {
+        rc = cli_conn_command(c, 1, a2, l2, &dbsize);
+    }
+    if (rc != RK_OK) {
+        snprintf(why, size, "cannot plan: new node %s: %s", addr,
+                 cli_conn_errmsg(c));
+        cli_conn_close(c);
+        resp_value_free(info);
+        return rc;
+    }
+    cli_conn_close(c);
+    char pport[16] = "", members[16] = "";
+    bool ok = (info->type == RESP_BULK || info->type == RESP_VERBATIM) &&
+              info_field(info, "node_id", id, id_cap) &&
+              info_field(info, "peer_port", pport, sizeof(pport)) &&
+              info_field(info, "cluster_members", members, sizeof(members));
+    resp_value_free(info);
+    long long keys = dbsize->type == RESP_INT ? dbsize->integer : -1;
+    resp_value_free(dbsize);
+    if (!ok || id[0] == '\0' || atoi(pport) <= 0) {
+        snprintf(why, size,
+                 "cannot plan: %s does not answer INFO cluster as a ringkv "
+                 "node",
+                 addr);
+        return RK_EPROTO;
+    }
+    if (atoi(members) > 1 || keys != 0) {
+        snprintf(why, size,
+                 "cannot plan: %s (%s) %s; a new node must be empty and "
+                 "alone",
+                 addr, id,
+                 atoi(members) > 1 ? "is a member of a cluster already"
+                                   : "holds keys");
+        return RK_EBUSY;
+    }
+    bool v6 = strchr(host, ':') != NULL;
+    snprintf(peer, peer_cap, v6 ? "[%s]:%s" : "%s:%s", host, pport);
+    snprintf(resp, resp_cap, "%d", port);
+    return RK_OK;
+}
+
 /*
  * Runs argv through libringkv when it is one of its verbs (cli_lib.h) and
  * the session allows it (command or batch mode, RESP2, no transaction):
@@ -660,6 +777,22 @@ static bool run_through_lib(struct cli_session *s,
     return true;
 }
 
+/* Makes `al` hold the input words (when it is not an alias already), so
+ * that some of them can be replaced. */
+static void alias_own(struct cli_alias *al,
+                      size_t in_argc,
+                      char **in_argv,
+                      const size_t *in_lens)
+{
+    if (al->argc == 0) {
+        for (size_t i = 0; i < in_argc && i < CLI_ALIAS_MAX_ARGS; i++) {
+            al->argv[i] = in_argv[i];
+            al->lens[i] = in_lens[i];
+        }
+        al->argc = in_argc;
+    }
+}
+
 /* Sends argv and prints the reply; on a lost connection prints nothing
  * and leaves the reason in `why`.  Seed-style verbs (cli_alias.c) are
  * rewritten first, and `cluster join SEED` gets SEED's peer address. */
@@ -678,20 +811,54 @@ static enum run_result run_command(struct cli_session *s,
     char **argv = al.argc != 0 ? (char **)al.argv : in_argv;
     const size_t *lens = al.argc != 0 ? al.lens : in_lens;
     char seed[300];
+    /* `cluster join SEED` and `cluster replace OLD SEED` (sent to the new
+     * node) name a seed: give the node its peer address. */
+    size_t seed_at = 0;
     if (argc == 3 && word_is(argv[0], "cluster") && word_is(argv[1], "join")) {
-        if (resolve_join_seed(argv[2], seed, sizeof(seed), why, size) !=
+        seed_at = 2;
+    } else if (argc == 4 && word_is(argv[0], "cluster") &&
+               word_is(argv[1], "replace")) {
+        seed_at = 3;
+    }
+    /* `cluster plan join HOST:PORT` and `cluster plan replace OLD
+     * HOST:PORT` name the new node by address: the node the plan is sent
+     * to wants its id and peer address (RINGKV.CLUSTER PLAN JOIN NODE-ID
+     * HOST:PEERPORT RESPPORT). */
+    char new_id[80], new_peer[300], new_resp[16];
+    size_t new_at = 0;
+    if (argc == 4 && word_is(argv[0], "cluster") && word_is(argv[1], "plan") &&
+        word_is(argv[2], "join")) {
+        new_at = 3;
+    } else if (argc == 5 && word_is(argv[0], "cluster") &&
+               word_is(argv[1], "plan") && word_is(argv[2], "replace")) {
+        new_at = 4;
+    }
+    if (new_at != 0) {
+        if (resolve_new_node(argv[new_at], new_id, sizeof(new_id), new_peer,
+                             sizeof(new_peer), new_resp, sizeof(new_resp), why,
+                             size) != RK_OK) {
+            return RUN_NOT_SENT;
+        }
+        alias_own(&al, in_argc, in_argv, in_lens);
+        al.argv[new_at] = new_id;
+        al.lens[new_at] = strlen(new_id);
+        al.argv[new_at + 1] = new_peer;
+        al.lens[new_at + 1] = strlen(new_peer);
+        al.argv[new_at + 2] = new_resp;
+        al.lens[new_at + 2] = strlen(new_resp);
+        al.argc = new_at + 3;
+        argc = al.argc;
+        argv = (char **)al.argv;
+        lens = al.lens;
+    }
+    if (seed_at != 0) {
+        if (resolve_join_seed(argv[seed_at], seed, sizeof(seed), why, size) !=
             RK_OK) {
             return RUN_NOT_SENT;
         }
-        if (al.argc == 0) {
-            for (size_t i = 0; i < in_argc; i++) {
-                al.argv[i] = in_argv[i];
-                al.lens[i] = in_lens[i];
-            }
-            al.argc = in_argc;
-        }
-        al.argv[2] = seed;
-        al.lens[2] = strlen(seed);
+        alias_own(&al, in_argc, in_argv, in_lens);
+        al.argv[seed_at] = seed;
+        al.lens[seed_at] = strlen(seed);
         argv = (char **)al.argv;
         lens = al.lens;
     }
@@ -719,6 +886,12 @@ static enum run_result run_command(struct cli_session *s,
         memcpy(clens, lens, argc * sizeof(*clens));
         cargv[0] = "RINGKV.CLUSTER";
         clens[0] = strlen(cargv[0]);
+        for (size_t i = 2; i < argc; i++) {
+            if (strcmp(cargv[i], "--force") == 0) {
+                cargv[i] = "FORCE"; /* `cluster leave --force` */
+                clens[i] = 5;
+            }
+        }
         send_argv = cargv;
         send_lens = clens;
     }

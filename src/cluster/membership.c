@@ -267,7 +267,7 @@ static void send_join(struct membership *m,
     }
     snprintf(a->host, sizeof(a->host), "%s", m->seed_host);
     a->peer_port = m->seed_port;
-    a->msg.type = PEER_JOIN;
+    a->msg.type = m->replaces[0] ? PEER_REPLACE : PEER_JOIN;
     a->msg.join = (struct peer_join){
         .req_id = m->join_req_id,
         .node_id = pb(m->self.id),
@@ -275,6 +275,7 @@ static void send_join(struct membership *m,
         .resp_port = m->self.resp_port,
         .http_port = m->self.http_port,
         .peer_port = m->self.peer_port,
+        .replaces = pb(m->replaces),
     };
 }
 
@@ -417,11 +418,14 @@ int membership_create_cluster(struct membership *m,
     return RK_OK;
 }
 
-int membership_join_start(struct membership *m,
-                          const char *host,
-                          uint16_t peer_port,
-                          uint64_t now_ms,
-                          struct cl_actions *acts)
+/* membership_join_start and membership_replace_start: replaces is "" for
+ * a join. */
+static int join_begin(struct membership *m,
+                      const char *host,
+                      uint16_t peer_port,
+                      const char *replaces,
+                      uint64_t now_ms,
+                      struct cl_actions *acts)
 {
     m->errmsg[0] = '\0';
     if (host == NULL || host[0] == '\0' || strlen(host) > CL_HOST_MAX ||
@@ -450,12 +454,40 @@ int membership_join_start(struct membership *m,
     m->join_from = m->phase;
     m->phase = MEMBERSHIP_JOINING;
     m->leave_intent = false;
+    snprintf(m->replaces, sizeof(m->replaces), "%s", replaces);
     snprintf(m->seed_host, sizeof(m->seed_host), "%s", host);
     m->seed_port = peer_port;
     m->join_req_id = rk_rng_next(&m->rng) | 1;
     m->join_deadline_ms = now_ms + m->join_timeout_ms;
     send_join(m, now_ms, acts);
     return RK_OK;
+}
+
+int membership_join_start(struct membership *m,
+                          const char *host,
+                          uint16_t peer_port,
+                          uint64_t now_ms,
+                          struct cl_actions *acts)
+{
+    return join_begin(m, host, peer_port, "", now_ms, acts);
+}
+
+int membership_replace_start(struct membership *m,
+                             const char *host,
+                             uint16_t peer_port,
+                             const char *old_id,
+                             uint64_t now_ms,
+                             struct cl_actions *acts)
+{
+    if (old_id == NULL || !ring_member_id_is_valid(old_id, strlen(old_id))) {
+        MB_ERR(m, "replace needs the id of the member to replace");
+        return RK_EINVAL;
+    }
+    if (strcmp(old_id, m->self.id) == 0) {
+        MB_ERR(m, "a node cannot replace itself");
+        return RK_EINVAL;
+    }
+    return join_begin(m, host, peer_port, old_id, now_ms, acts);
 }
 
 /* Copy of the current state with `id` set to `status` (and address); a
@@ -471,19 +503,7 @@ static int change_node(struct membership *m,
     if (rc != RK_OK) {
         return rc;
     }
-    long i = mb_state_find(s, nd->id);
-    if (i >= 0) {
-        s->nodes[i] = *nd;
-    } else {
-        size_t at = 0;
-        while (at < s->n_nodes && strcmp(s->nodes[at].id, nd->id) < 0) {
-            at++;
-        }
-        memmove(&s->nodes[at + 1], &s->nodes[at],
-                (s->n_nodes - at) * sizeof(*s->nodes));
-        s->nodes[at] = *nd;
-        s->n_nodes++;
-    }
+    mb_state_put_node(s, nd);
     s->version = m->st->version + 1;
     snprintf(s->changer, sizeof(s->changer), "%s", m->self.id);
     rc = status_changed ? mb_state_replan(s) : RK_OK;
@@ -510,6 +530,25 @@ static int commit_change(struct membership *m,
     gossip_random(m, skip, acts);
     m->next_gossip_ms = now_ms + m->gossip_ms;
     return RK_OK;
+}
+
+int mb_commit_state(struct membership *m,
+                    struct mb_state *s,
+                    uint64_t now_ms,
+                    struct cl_actions *acts)
+{
+    int rc = commit_change(m, s, NULL, now_ms, acts);
+    if (rc == RK_OK) {
+        m->phase = phase_of_state(m);
+    }
+    return rc;
+}
+
+void mb_send_gossip_to(struct membership *m,
+                       const struct mb_node *to,
+                       struct cl_actions *acts)
+{
+    send_gossip(m, to, acts);
 }
 
 /* Members that are part of the cluster (valid, joining or leaving). */
@@ -562,6 +601,7 @@ static int remove_self(struct membership *m,
 
 int membership_leave(struct membership *m,
                      bool holds_data,
+                     bool force,
                      uint64_t now_ms,
                      struct cl_actions *acts)
 {
@@ -582,6 +622,12 @@ int membership_leave(struct membership *m,
         MB_ERR(m, "this node is the last member; a cluster cannot be empty");
         return RK_EINVAL;
     }
+    /* A joining node holds no copies: its leave only undoes its join. */
+    if (me->status == MEMBERSHIP_VALID &&
+        mb_check_floor(m, count_staying(m->st) - 1, force, "this leave") !=
+            RK_OK) {
+        return RK_ERANGE;
+    }
     int rc = remove_self(m, now_ms, acts);
     if (rc == RK_OK) {
         m->leave_intent = true;
@@ -598,6 +644,7 @@ int membership_leave(struct membership *m,
 
 int membership_remove(struct membership *m,
                       const char *node_id,
+                      bool force,
                       uint64_t now_ms,
                       struct cl_actions *acts)
 {
@@ -627,6 +674,11 @@ int membership_remove(struct membership *m,
     if (mb_in_next(m->st->nodes[i].status) && count_staying(m->st) <= 1) {
         MB_ERR(m, "%s is the last member; a cluster cannot be empty", node_id);
         return RK_EINVAL;
+    }
+    if (m->st->nodes[i].status == MEMBERSHIP_VALID &&
+        mb_check_floor(m, count_staying(m->st) - 1, force, "this remove") !=
+            RK_OK) {
+        return RK_ERANGE;
     }
     struct mb_node nd = m->st->nodes[i];
     nd.status = departed(nd.status);
@@ -708,9 +760,16 @@ uint64_t membership_next_deadline_ms(const struct membership *m)
 /* A JOIN arrived: admit the node if we can, always reply. */
 static int on_join(struct membership *m,
                    const struct peer_join *j,
+                   bool replace,
                    uint64_t now_ms,
                    struct cl_actions *acts)
 {
+    char old_id[CL_ID_MAX + 1] = "";
+    if (replace) {
+        size_t l = j->replaces.len < CL_ID_MAX ? j->replaces.len : CL_ID_MAX;
+        memcpy(old_id, j->replaces.ptr, l);
+        old_id[l] = '\0';
+    }
     int rc = RK_OK;
     struct mb_node nd = {.status = MEMBERSHIP_STATUS_JOINING};
     bool changed = false;
@@ -745,6 +804,14 @@ static int on_join(struct membership *m,
                      "off); join again when `cluster status` shows it "
                      "removed",
                      nd.id);
+        } else if (replace) {
+            struct mb_state *s = NULL;
+            rc = mb_state_replace(m->st, &nd, old_id, m->self.id, &s,
+                                  m->reply_text, sizeof(m->reply_text));
+            if (rc == RK_OK) {
+                rc = install_state(m, s);
+            }
+            changed = rc == RK_OK;
         } else if (i < 0 && m->st->n_nodes >= MEMBERSHIP_MAX_MEMBERS) {
             rc = RK_ERANGE;
             snprintf(m->reply_text, sizeof(m->reply_text),
@@ -765,8 +832,9 @@ static int on_join(struct membership *m,
     }
     if (changed) {
         emit_state_changed(m, acts);
-        log_action(acts, RK_OK, "admitted %s (%s:%u) at version %" PRIu64,
-                   nd.id, nd.host, nd.peer_port, m->st->version);
+        log_action(acts, RK_OK, "admitted %s (%s:%u)%s%s at version %" PRIu64,
+                   nd.id, nd.host, nd.peer_port,
+                   replace ? " in the place of " : "", old_id, m->st->version);
     }
     struct cl_action *a = cl_actions_push(acts, CL_ACT_SEND);
     if (a != NULL) {
@@ -968,8 +1036,11 @@ static int on_gossip(struct membership *m,
         return rc;
     }
     if (m->phase == MEMBERSHIP_JOINING || m->st == NULL) {
-        /* Only a state that admits us ends a join; others are not ours. */
-        if (m->phase == MEMBERSHIP_JOINING && lists_valid(s, m->self.id)) {
+        /* Only a state that admits us ends a join (or, for a node in no
+         * cluster, lists it: a committed plan that staged its join,
+         * membership_plan.c); others are not ours. */
+        if ((m->phase == MEMBERSHIP_JOINING || m->phase == MEMBERSHIP_NONE) &&
+            lists_valid(s, m->self.id)) {
             return adopt_joined(m, s, now_ms, acts);
         }
         mb_state_free(s);
@@ -984,7 +1055,11 @@ static int on_gossip(struct membership *m,
         if (l > 0) {
             memcpy(from, g->from.ptr, l);
         }
-        const struct mb_node *to = lookup(m, s, from);
+        /* Only to a node our state lists: a node alone in its own
+         * cluster must not push its state onto a cluster that gossips to
+         * it (a staged join, membership_plan.c), which would adopt it. */
+        const struct mb_node *to =
+            mb_state_find(m->st, from) >= 0 ? lookup(m, s, from) : NULL;
         if (to != NULL) {
             send_gossip(m, to, acts);
         }
@@ -1020,7 +1095,9 @@ int membership_on_message(struct membership *m,
     m->errmsg[0] = '\0';
     switch (msg->type) {
         case PEER_JOIN:
-            return on_join(m, &msg->join, now_ms, acts);
+        case PEER_REPLACE:
+            return on_join(m, &msg->join, msg->type == PEER_REPLACE, now_ms,
+                           acts);
         case PEER_JOIN_REPLY:
             return on_join_reply(m, &msg->join_reply, now_ms, acts);
         case PEER_GOSSIP:

@@ -64,6 +64,9 @@ static inline bool membership_status_active(enum membership_status s)
            s == MEMBERSHIP_STATUS_LEAVING;
 }
 
+/* "valid", "joining", "leaving" or "removed" (any other value). */
+const char *membership_status_name(enum membership_status s);
+
 /* Where this node stands (the machine's state diagram, membership.c). */
 enum membership_phase
 {
@@ -163,27 +166,57 @@ int membership_join_start(struct membership *m,
                           struct cl_actions *acts);
 
 /*
- * This node leaves the ring.  `holds_data`: whether the local engine still
- * has keys; handoff does not exist yet, so then it refuses with RK_EBUSY
- * and the message "this node owns data; partition handoff is not
- * implemented yet".  Else marks itself REMOVED, bumps the version and
- * gossips it (STATE_CHANGED, PERSIST, SEND).
- * Errors: RK_EBUSY (as above), RK_EINVAL (not a member, or the last valid
- * member: a cluster cannot be empty), RK_ENOMEM.
+ * Starts a replace (issue 14 item 3): as membership_join_start, but the
+ * message is REPLACE naming `old_id`, and the member that receives it
+ * admits this node in old_id's place in one transition: this node
+ * JOINING and pending owner of exactly the partitions old_id replicated,
+ * old_id LEAVING (alive, it hands off; dead, this node pulls from the
+ * surviving replicas), REMOVED when the transition finishes
+ * (membership_change.c).  The member refuses (CL_ACT_JOIN_FAILED with its
+ * reason) when old_id is not a valid member or a transition is in
+ * progress.  If a concurrent change wins over the admitting state, the
+ * rejoin (follow_self) sends REPLACE again.
+ *   old_id: NUL-terminated node id (borrowed, copied).
+ * Errors: as membership_join_start; RK_EINVAL also for an invalid old_id
+ * or this node's own id.
+ */
+int membership_replace_start(struct membership *m,
+                             const char *host,
+                             uint16_t peer_port,
+                             const char *old_id,
+                             uint64_t now_ms,
+                             struct cl_actions *acts);
+
+/*
+ * This node leaves the ring: marks itself LEAVING (REMOVED at once when it
+ * was JOINING: it owned nothing), plans the next ring, bumps the version
+ * and gossips it (STATE_CHANGED, PERSIST, SEND); its partitions are
+ * handed off and it is REMOVED when the transition finishes.
+ *   holds_data: unused (its partitions are handed off first).
+ *   force: leave even when fewer than N members would stay (a valid
+ *     node only; see mb_check_floor's message); else RK_ERANGE then.
+ * Errors: RK_EINVAL (not a member, or the last member: a cluster cannot
+ * be empty), RK_EBUSY (already leaving), RK_ERANGE (below N without
+ * force; membership_errmsg names N and the count), RK_ENOMEM.
  */
 int membership_leave(struct membership *m,
                      bool holds_data,
+                     bool force,
                      uint64_t now_ms,
                      struct cl_actions *acts);
 
 /*
- * Takes another (typically dead) node out: marks it REMOVED, recomputes
- * the ring, bumps the version and gossips it.
- * Errors: RK_EINVAL (this node itself: use leave; not a member),
- * RK_ENOTFOUND (no such valid member), RK_ENOMEM.
+ * Takes another (typically dead) node out: marks it LEAVING (REMOVED at
+ * once when JOINING), plans the next ring, bumps the version and gossips
+ * it; for a dead node the new owners pull from the surviving replicas.
+ *   force: as for membership_leave.
+ * Errors: RK_EINVAL (this node itself: use leave; the last member),
+ * RK_ENOTFOUND (no such valid or joining member), RK_ERANGE (below N
+ * without force), RK_ENOMEM.
  */
 int membership_remove(struct membership *m,
                       const char *node_id,
+                      bool force,
                       uint64_t now_ms,
                       struct cl_actions *acts);
 
@@ -331,5 +364,86 @@ int membership_mark_received(struct membership *m,
                              size_t n_parts,
                              uint64_t now_ms,
                              struct cl_actions *acts);
+
+/* ---- staged changes: plan and commit (issue 14 item 3) -----------------
+ *
+ * The plan lives in this machine, in memory (lost on restart), and is
+ * applied by membership_commit as one state change; membership_plan.c's
+ * header has the rules.
+ */
+
+#define MEMBERSHIP_PLAN_MAX 64 /* staged changes */
+
+enum membership_plan_op
+{
+    MEMBERSHIP_PLAN_JOIN = 1, /* node_id (new, empty) at host:peer_port */
+    MEMBERSHIP_PLAN_LEAVE,    /* node_id (a member, this node or another) */
+    MEMBERSHIP_PLAN_REMOVE,   /* node_id (a member), the same effect */
+    MEMBERSHIP_PLAN_REPLACE,  /* node_id (new) takes old_id's place */
+};
+
+/* One staged change.  Strings are borrowed by membership_plan_add (copied)
+ * and views into the machine from membership_plan_get (valid until the
+ * plan changes). */
+struct membership_plan_item
+{
+    enum membership_plan_op op;
+    const char *node_id; /* see the op; ring_member_id_is_valid */
+    const char *old_id;  /* REPLACE: the member replaced; else "" or NULL */
+    const char *host;    /* JOIN/REPLACE: the new node's host */
+    uint16_t resp_port;  /* JOIN/REPLACE: its ports (peer_port != 0; the */
+    uint16_t http_port;  /*   others are corrected by its first message) */
+    uint16_t peer_port;
+};
+
+/* "join", "leave", "remove" or "replace". */
+const char *membership_plan_op_name(enum membership_plan_op op);
+
+/*
+ * Stages one change, checked against the current state and the changes
+ * staged before it.  Errors (membership_errmsg says why; nothing staged):
+ * RK_EINVAL (not a member; a bad id, host or port), RK_ENOTFOUND (the
+ * member it takes out is not valid (or joining, for leave/remove)),
+ * RK_EBUSY (the new node is a member already), RK_EEXIST (an earlier
+ * change names the same node), RK_ERANGE (MEMBERSHIP_PLAN_MAX staged).
+ */
+int membership_plan_add(struct membership *m,
+                        const struct membership_plan_item *it);
+
+/* Drops every staged change. */
+void membership_plan_clear(struct membership *m);
+
+/* Number of staged changes, and change i (< len) as views. */
+size_t membership_plan_len(const struct membership *m);
+void membership_plan_get(const struct membership *m,
+                         size_t i,
+                         struct membership_plan_item *out);
+
+/*
+ * What a commit would give now: *next_out the ring the cluster would move
+ * to (returned-owned, ring_destroy; the current ring when nothing would
+ * move) and *staying_after the members that would stay.  Changes nothing.
+ * Errors: as membership_commit without RK_ERANGE.  Complexity: one
+ * ring_create.
+ */
+int membership_plan_preview(struct membership *m,
+                            struct ring **next_out,
+                            size_t *staying_after);
+
+/*
+ * Applies the plan as one new state version (one transition), gossips it
+ * to a random member and to every new node (which adopts it: no JOIN is
+ * needed), and empties the plan.  Every change is checked again against
+ * the state of now; one that no longer applies fails the commit.
+ *   force: as for membership_leave, when the plan leaves fewer than N.
+ * Errors (membership_errmsg says why; the plan and state unchanged):
+ * RK_EINVAL (empty plan, not a member, no member would stay),
+ * RK_ENOTFOUND/RK_EBUSY/RK_EEXIST (as membership_plan_add), RK_ERANGE
+ * (below N without force), RK_ENOMEM.
+ */
+int membership_commit(struct membership *m,
+                      bool force,
+                      uint64_t now_ms,
+                      struct cl_actions *acts);
 
 #endif /* RINGKV_CLUSTER_MEMBERSHIP_H */

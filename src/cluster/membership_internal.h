@@ -54,6 +54,15 @@ struct mb_state
     uint64_t *has;         /* ring_size masks; NULL iff next == NULL */
 };
 
+/* One staged change (membership_plan.c). */
+struct mb_plan_item
+{
+    enum membership_plan_op op;
+    struct mb_node node;        /* JOIN/REPLACE: the new node (JOINING);
+                                   LEAVE/REMOVE: only id, the member */
+    char old_id[CL_ID_MAX + 1]; /* REPLACE: the member replaced */
+};
+
 struct membership
 {
     struct mb_node self;                        /* id and address */
@@ -75,6 +84,14 @@ struct membership
     uint64_t next_join_ms;
     uint64_t join_deadline_ms;
     bool leave_intent; /* this node left: re-apply if the leave lost */
+    /* joining by REPLACE: the member this node takes the place of ("" for
+     * a JOIN); kept while joining, so a rejoin after a lost concurrent
+     * change replaces again (membership_change.c) */
+    char replaces[CL_ID_MAX + 1];
+
+    /* the staged plan (membership_plan.c), in memory only */
+    struct mb_plan_item plan[MEMBERSHIP_PLAN_MAX];
+    size_t n_plan;
 
     char reply_text[PEER_MAX_MESSAGE + 1]; /* JOIN_REPLY message view */
     char errmsg[256];
@@ -136,5 +153,54 @@ bool mb_state_try_finalize(struct mb_state *s);
 /* Position of node `id` in next's preference list of p among the first
  * N that are pending (not in the current list), or -1. */
 int mb_state_pending_pos(const struct mb_state *s, uint32_t p, const char *id);
+
+/* ---- membership.c, for membership_plan.c ---- */
+
+/* Installs `s` (taken) as a change made here, announces and gossips it,
+ * and updates the phase (a leave of self).  Errors: RK_ENOMEM (s freed,
+ * nothing changed). */
+int mb_commit_state(struct membership *m,
+                    struct mb_state *s,
+                    uint64_t now_ms,
+                    struct cl_actions *acts);
+
+/* Appends a GOSSIP of the held state to `to` (id and peer address). */
+void mb_send_gossip_to(struct membership *m,
+                       const struct mb_node *to,
+                       struct cl_actions *acts);
+
+/* ---- membership_change.c ---- */
+
+/* Puts nd into s (s has room for one more node): replaces the node of
+ * the same id, or inserts it in id order. */
+void mb_state_put_node(struct mb_state *s, const struct mb_node *nd);
+
+/*
+ * The state after `nd` (not an active member) replaced the VALID member
+ * `old_id` of `cur`: version + 1 by `changer`, nd JOINING, old_id LEAVING,
+ * next ring = the current ring with old_id renamed to nd's id, nothing
+ * received yet.  *out is returned-owned (mb_state_free).  Errors (err
+ * says why): RK_ENOTFOUND (no such member), RK_EINVAL (old_id not valid,
+ * or nd's own id), RK_EBUSY (nd is a member already, or a transition is
+ * in progress), RK_ENOMEM.
+ */
+int mb_state_replace(const struct mb_state *cur,
+                     const struct mb_node *nd,
+                     const char *old_id,
+                     const char *changer,
+                     struct mb_state **out,
+                     char *err,
+                     size_t errlen);
+
+/*
+ * The N floor of issue 14 item 6: RK_OK when `force` or when
+ * `staying_after` (members in the next ring after the change) >= N; else
+ * RK_ERANGE with m's errmsg saying what `what` (e.g. "this leave") would
+ * do and how to force it.
+ */
+int mb_check_floor(struct membership *m,
+                   size_t staying_after,
+                   bool force,
+                   const char *what);
 
 #endif /* RINGKV_CLUSTER_MEMBERSHIP_INTERNAL_H */

@@ -993,6 +993,7 @@ void node_on_message(struct node *n,
         }
             /* fall through */
         case PEER_JOIN:
+        case PEER_REPLACE:
         case PEER_JOIN_REPLY: {
             int rc = membership_on_message(n->mem, msg, now, &n->acts);
             if (rc != RK_OK) {
@@ -1007,6 +1008,17 @@ void node_on_message(struct node *n,
         case PEER_KV_PUT:
         case PEER_KV_GET:
         case PEER_KV_UPDATE: {
+            /* A node alone in its cluster serves no other node's keys: a
+             * cluster whose committed plan lists it as joining forwards
+             * writes to it before it adopted that state (membership_plan.c),
+             * and it must stay empty until then; the pending-owner fold
+             * brings it the data afterwards.  Dropped unanswered: the
+             * sender's request fails for this target as for a down one. */
+            if (!n->multi && !membership_member_find(
+                                 n->mem, id, &(struct membership_member){0})) {
+                n->st.replica_refused_nonmember++;
+                break;
+            }
             if (msg->type == PEER_KV_PUT) {
                 n->st.replica_puts++;
             } else if (msg->type == PEER_KV_GET) {
@@ -1245,17 +1257,36 @@ int node_join(struct node *n, const char *host, uint16_t port, uint64_t now)
         n, membership_join_start(n->mem, host, port, now, &n->acts), false);
 }
 
-int node_leave(struct node *n, bool has_data, uint64_t now)
+int node_replace(struct node *n,
+                 const char *host,
+                 uint16_t port,
+                 const char *old_id,
+                 uint64_t now)
 {
     node__begin(n);
-    return admin_end(n, membership_leave(n->mem, has_data, now, &n->acts),
-                     true);
+    return admin_end(
+        n, membership_replace_start(n->mem, host, port, old_id, now, &n->acts),
+        false);
 }
 
-int node_remove(struct node *n, const char *id, uint64_t now)
+int node_leave(struct node *n, bool has_data, bool force, uint64_t now)
 {
     node__begin(n);
-    return admin_end(n, membership_remove(n->mem, id, now, &n->acts), true);
+    return admin_end(
+        n, membership_leave(n->mem, has_data, force, now, &n->acts), true);
+}
+
+int node_commit(struct node *n, bool force, uint64_t now)
+{
+    node__begin(n);
+    return admin_end(n, membership_commit(n->mem, force, now, &n->acts), true);
+}
+
+int node_remove(struct node *n, const char *id, bool force, uint64_t now)
+{
+    node__begin(n);
+    return admin_end(n, membership_remove(n->mem, id, force, now, &n->acts),
+                     true);
 }
 
 /* ---- create / destroy / settings --------------------------------------------

@@ -245,6 +245,8 @@ struct node_stats
     uint64_t coordinated; /* replica requests started for clients */
     uint64_t noquorum;    /* client operations answered NOQUORUM */
     uint64_t replica_puts, replica_gets, replica_updates;
+    uint64_t replica_refused_nonmember; /* key traffic dropped while alone
+                                           from nodes this one does not list */
     uint64_t hints_stored, hints_delivered, hints_superseded;
     uint64_t tombstones_reaped;
     uint64_t chunk_gc_queued;      /* superseded chunk manifests queued */
@@ -368,8 +370,15 @@ size_t node_cancel(struct node *n, uint64_t cookie);
  * Errors as membership_*; the reason is membership_errmsg. */
 int node_create_cluster(struct node *n, uint64_t now_ms);
 int node_join(struct node *n, const char *host, uint16_t port, uint64_t now);
-int node_leave(struct node *n, bool has_data, uint64_t now_ms);
-int node_remove(struct node *n, const char *id, uint64_t now_ms);
+int node_replace(struct node *n,
+                 const char *host,
+                 uint16_t port,
+                 const char *old_id,
+                 uint64_t now);
+int node_leave(struct node *n, bool has_data, bool force, uint64_t now_ms);
+/* Applies membership's staged plan (membership_commit). */
+int node_commit(struct node *n, bool force, uint64_t now_ms);
+int node_remove(struct node *n, const char *id, bool force, uint64_t now_ms);
 
 /* ---- views (for INFO, /cluster, metrics, routing decisions) ---- */
 const char *node_id(const struct node *n);

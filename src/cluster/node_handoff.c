@@ -18,7 +18,8 @@
  * order.  Pulling from every current replica, not one, gives the pending
  * owner every write that reached W of them: an acknowledged write is on
  * at least one replica that answers, whatever replica missed it.  A
- * source that is down when its turn comes is skipped, as long as another
+ * source that is down when its turn comes, or goes down (as this node's
+ * detector sees it) with a FOLD in flight, is skipped, as long as another
  * source folded to the end (a transfer with every source down waits).
  * When every source is done and the merges are durable under the sync
  * policy (engine_acked_seq), the partition is received here; the round
@@ -444,6 +445,16 @@ static void xfer_step(struct node *n, struct node__xfer *x, uint64_t now)
             continue;
         }
         all_done = false;
+        if (s->req_id != 0 && !node_peer_is_up(n, s->id)) {
+            /* It went down (or was down before this node's detector knew,
+             * a new node's case: a replace of a dead node) with a FOLD in
+             * flight: skipped as a source down at its turn is, instead of
+             * waiting NODE_HANDOFF_TIMEOUT_MS for an answer that will not
+             * come; what it sent is merged already. */
+            s->req_id = 0;
+            s->done = s->skipped = true;
+            continue;
+        }
         if (s->req_id != 0 && now >= s->sent_ms + NODE_HANDOFF_TIMEOUT_MS) {
             src_retry(n, x, s, now, "handoff_stalled",
                       "no answer in time; asking again");

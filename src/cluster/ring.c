@@ -1118,6 +1118,67 @@ int ring_clone(const struct ring *r, struct ring **out)
     return rc == RK_OK || rc == RK_ENOMEM ? rc : RK_ENOMEM;
 }
 
+int ring_rename_member(const struct ring *r,
+                       const char *old_id,
+                       const char *new_id,
+                       struct ring **out)
+{
+    size_t new_len = strlen(new_id);
+    int old = ring_find_member(r, old_id, strlen(old_id));
+    if (old < 0 || !ring_member_id_is_valid(new_id, new_len) ||
+        ring_find_member(r, new_id, new_len) >= 0) {
+        return RK_EINVAL;
+    }
+    size_t id_total = new_len;
+    for (size_t i = 0; i < r->n_members; i++) {
+        id_total += (size_t)old == i ? 0 : r->member[i].len;
+    }
+    struct ring *nr = ring_alloc(r->q, r->n, r->n_members, id_total);
+    if (nr == NULL) {
+        return RK_ENOMEM;
+    }
+    /* New rank of each member: the others keep their order, new_id goes
+     * where it sorts. */
+    uint16_t rank[RING_MAX_MEMBERS];
+    size_t new_rank = 0;
+    for (size_t i = 0; i < r->n_members; i++) {
+        if ((size_t)old != i &&
+            id_cmp(r->member[i].id, r->member[i].len, new_id, new_len) < 0) {
+            new_rank++;
+        }
+    }
+    for (size_t i = 0, k = 0; i < r->n_members; i++) {
+        if ((size_t)old == i) {
+            continue;
+        }
+        if (k == new_rank) {
+            k++;
+        }
+        rank[i] = (uint16_t)k++;
+    }
+    rank[old] = (uint16_t)new_rank;
+    uint16_t from[RING_MAX_MEMBERS];
+    for (size_t i = 0; i < r->n_members; i++) {
+        from[rank[i]] = (uint16_t)i;
+    }
+    size_t pos = 0;
+    for (size_t k = 0; k < r->n_members; k++) {
+        size_t i = from[k];
+        bool renamed = (size_t)old == i;
+        ring_set_member(nr, k, renamed ? new_id : r->member[i].id,
+                        renamed ? new_len : r->member[i].len, &pos);
+    }
+    for (uint32_t p = 0; p < r->q; p++) {
+        nr->owner[p] = rank[r->owner[p]];
+    }
+    if (ring_finish(nr) != RK_OK) {
+        ring_destroy(nr);
+        return RK_ENOMEM;
+    }
+    *out = nr;
+    return RK_OK;
+}
+
 size_t ring_preflist_ids(const struct ring *r,
                          uint32_t partition,
                          const char **ids)

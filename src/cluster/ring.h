@@ -164,6 +164,20 @@ size_t ring_preflist(const struct ring *r,
 int ring_clone(const struct ring *r, struct ring **out);
 
 /*
+ * A copy of `r` in which member `old_id` is called `new_id`: every
+ * partition keeps its owner, so each preference list is r's with old_id
+ * replaced (a replace, issue 14: the new node takes exactly the old one's
+ * place and nothing else moves).  The ids are NUL-terminated and borrowed;
+ * *out is returned-owned (ring_destroy) and untouched on error.
+ * Errors: RK_EINVAL (old_id not a member, new_id invalid or already a
+ * member), RK_ENOMEM.  Thread: any.  Complexity: O(Q + M).
+ */
+int ring_rename_member(const struct ring *r,
+                       const char *old_id,
+                       const char *new_id,
+                       struct ring **out);
+
+/*
  * The replicas of `partition` as ids: the first min(N, M) members of its
  * preference list (ring_preflist), into ids[0..RING_MAX_N) (views into r,
  * valid while it lives).  Returns how many.  Thread: any.

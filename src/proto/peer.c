@@ -163,6 +163,16 @@ static const struct field join_fields[] = {
     FU16(join, peer_port),
 };
 
+static const struct field replace_fields[] = {
+    FU64(join, req_id),
+    FNAME(join, node_id, 1, PEER_MAX_NODE_ID),
+    FNAME(join, host, 1, PEER_MAX_HOST),
+    FU16(join, resp_port),
+    FU16(join, http_port),
+    FU16(join, peer_port),
+    FNAME(join, replaces, 1, PEER_MAX_NODE_ID),
+};
+
 static const struct field join_reply_fields[] = {
     FU64(join_reply, req_id),
     FI32(join_reply, status),
@@ -304,6 +314,7 @@ static const struct type_desc g_types[PEER_TYPE_MAX + 1] = {
     [PEER_AAE_TREE_REPLY] = DESC("AAE_TREE_REPLY", aae_tree_reply_fields),
     [PEER_AAE_KEYS] = DESC("AAE_KEYS", aae_keys_fields),
     [PEER_AAE_KEYS_REPLY] = DESC("AAE_KEYS_REPLY", aae_keys_reply_fields),
+    [PEER_REPLACE] = DESC("REPLACE", replace_fields),
 };
 
 uint8_t peer_type_version(int type)

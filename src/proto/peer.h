@@ -116,9 +116,10 @@ enum peer_type
     PEER_AAE_TREE_REPLY = 19,
     PEER_AAE_KEYS = 20,
     PEER_AAE_KEYS_REPLY = 21,
+    PEER_REPLACE = 22, /* version 2, issue 14: a JOIN that replaces */
 };
 #define PEER_TYPE_MIN PEER_HELLO
-#define PEER_TYPE_MAX PEER_AAE_KEYS_REPLY
+#define PEER_TYPE_MAX PEER_REPLACE
 
 /* Anti-entropy (docs/peer-protocol.md, "Anti-entropy"). */
 #define PEER_AAE_MAX_IDS      4096 /* branch or leaf indexes per request */
@@ -206,7 +207,11 @@ struct peer_gossip
     struct peer_bytes from; /* 1..PEER_MAX_NODE_ID */
 };
 
-/* A node asks a seed to admit it. */
+/*
+ * A node asks a seed to admit it (JOIN), or to admit it in the place of
+ * the member `replaces` (REPLACE, which carries the same fields and
+ * `replaces`; a JOIN leaves it empty).  Both are answered by JOIN_REPLY.
+ */
 struct peer_join
 {
     uint64_t req_id;
@@ -215,6 +220,7 @@ struct peer_join
     uint16_t resp_port;
     uint16_t http_port;
     uint16_t peer_port;
+    struct peer_bytes replaces; /* REPLACE: 1..PEER_MAX_NODE_ID; JOIN: 0 */
 };
 
 struct peer_join_reply

@@ -9,20 +9,6 @@
 /* ---- RINGKV.CLUSTER --------------------------------------------------------
  */
 
-static const char *status_name(enum membership_status st)
-{
-    switch (st) {
-        case MEMBERSHIP_VALID:
-            return "valid";
-        case MEMBERSHIP_STATUS_JOINING:
-            return "joining";
-        case MEMBERSHIP_STATUS_LEAVING:
-            return "leaving";
-        default:
-            return "removed";
-    }
-}
-
 /* The transition line of STATUS: partitions done, this node's part. */
 static int transition_line(struct cnode *cn, char *line, size_t cap)
 {
@@ -118,7 +104,7 @@ static void status_text(struct cnode *cn, struct rk_buf *out)
         }
         n = snprintf(line, sizeof(line),
                      "%-24s %-22s %-6u %-8s %-10s %-8s %s\n", mm.node_id, addr,
-                     mm.resp_port, status_name(mm.status), parts,
+                     mm.resp_port, membership_status_name(mm.status), parts,
                      membership_status_active(mm.status)
                          ? cluster__seen_as(cn, mm.node_id)
                          : "-",
@@ -155,6 +141,7 @@ struct join_probe
     evutil_socket_t fd;
     char host[300];
     uint16_t port;
+    char replaces[CL_ID_MAX + 1]; /* REPLACE's old member; "" for JOIN */
 };
 
 /* Ends the held JOIN with an error reply (the probe failed). */
@@ -183,9 +170,12 @@ static void join_probe_fail(struct cnode *cn,
 static void join_start(struct cnode *cn,
                        struct op *op,
                        const char *host,
-                       uint16_t port)
+                       uint16_t port,
+                       const char *replaces)
 {
-    int rc = node_join(cn->node, host, port, cluster__now_mono());
+    int rc = replaces[0] ? node_replace(cn->node, host, port, replaces,
+                                        cluster__now_mono())
+                         : node_join(cn->node, host, port, cluster__now_mono());
     if (rc != RK_OK) {
         char line[512];
         int n;
@@ -204,8 +194,8 @@ static void join_start(struct cnode *cn,
         cluster__process_ready(cn);
         return;
     }
-    rk_log(RK_LOG_INFO, "cluster_join_start", "seed=%s:%u", host,
-           (unsigned)port);
+    rk_log(RK_LOG_INFO, "cluster_join_start", "seed=%s:%u replaces=%s", host,
+           (unsigned)port, replaces[0] ? replaces : "-");
     cluster__run_node_actions(cn);
     cluster__process_ready(cn);
 }
@@ -241,7 +231,7 @@ static void join_probe_cb(evutil_socket_t fd, short what, void *arg)
     } else if (soerr != 0) {
         join_probe_fail(cn, p->op, p->host, p->port, strerror(soerr));
     } else {
-        join_start(cn, p->op, p->host, p->port);
+        join_start(cn, p->op, p->host, p->port, p->replaces);
     }
     join_probe_free(p);
 }
@@ -253,7 +243,8 @@ static void join_probe_cb(evutil_socket_t fd, short what, void *arg)
 static void join_probe_start(struct cnode *cn,
                              struct op *op,
                              const char *host,
-                             uint16_t port)
+                             uint16_t port,
+                             const char *replaces)
 {
     char portstr[8];
     snprintf(portstr, sizeof(portstr), "%u", (unsigned)port);
@@ -275,6 +266,7 @@ static void join_probe_start(struct cnode *cn,
     p->op = op;
     p->port = port;
     snprintf(p->host, sizeof(p->host), "%s", host);
+    snprintf(p->replaces, sizeof(p->replaces), "%s", replaces);
     p->fd =
         socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
                ai->ai_protocol);
@@ -298,8 +290,23 @@ static void join_probe_start(struct cnode *cn,
     }
 }
 
-static void cmd_join(struct client *c, const struct resp_arg *addr)
+/* JOIN HOST:PEERPORT, or REPLACE OLD HOST:PEERPORT (`old` not NULL): both
+ * sent to the node that joins. */
+static void cmd_join(struct client *c,
+                     const struct resp_arg *addr,
+                     const struct resp_arg *old)
 {
+    char replaces[CL_ID_MAX + 1] = "";
+    if (old != NULL) {
+        if (old->len == 0 || old->len > CL_ID_MAX) {
+            reply_error(c,
+                        "ERR usage: RINGKV.CLUSTER REPLACE OLD-NODE-ID "
+                        "HOST:PEERPORT (sent to the new node)");
+            return;
+        }
+        memcpy(replaces, old->ptr, old->len);
+        replaces[old->len] = '\0';
+    }
     struct server *s = c->srv;
     struct cnode *cn = s->cluster;
     char host[300];
@@ -344,7 +351,7 @@ static void cmd_join(struct client *c, const struct resp_arg *addr)
         return;
     }
     cn->join_op = op;
-    join_probe_start(cn, op, host, (uint16_t)port);
+    join_probe_start(cn, op, host, (uint16_t)port, replaces);
 }
 
 void cluster_cmd(struct client *c, size_t argc, const struct resp_arg *argv)
@@ -363,9 +370,16 @@ void cluster_cmd(struct client *c, size_t argc, const struct resp_arg *argv)
         reply_bulk(c, b.base ? b.base : "", b.len);
         rk_buf_fini(&b);
     } else if (cluster__arg_eq(sub, "JOIN") && argc == 3) {
-        cmd_join(c, &argv[2]);
-    } else if (cluster__arg_eq(sub, "LEAVE") && argc == 2) {
-        int rc = node_leave(cn->node, engine_keys(s) > 0, cluster__now_mono());
+        cmd_join(c, &argv[2], NULL);
+    } else if (cluster__arg_eq(sub, "PLAN") || cluster__arg_eq(sub, "COMMIT")) {
+        cluster__plan_cmd(c, argc, argv);
+    } else if (cluster__arg_eq(sub, "REPLACE") && argc == 4) {
+        cmd_join(c, &argv[3], &argv[2]);
+    } else if (cluster__arg_eq(sub, "LEAVE") &&
+               (argc == 2 ||
+                (argc == 3 && cluster__arg_eq(&argv[2], "FORCE")))) {
+        int rc = node_leave(cn->node, engine_keys(s) > 0, argc == 3,
+                            cluster__now_mono());
         cluster__run_node_actions(cn);
         if (rc != RK_OK) {
             reply_errorf(c, "ERR cannot leave: %s",
@@ -373,7 +387,9 @@ void cluster_cmd(struct client *c, size_t argc, const struct resp_arg *argv)
             return;
         }
         reply_ok(c);
-    } else if (cluster__arg_eq(sub, "REMOVE") && argc == 3) {
+    } else if (cluster__arg_eq(sub, "REMOVE") &&
+               (argc == 3 ||
+                (argc == 4 && cluster__arg_eq(&argv[3], "FORCE")))) {
         char id[CL_ID_MAX + 1];
         if (argv[2].len == 0 || argv[2].len > CL_ID_MAX) {
             reply_error(c, "ERR invalid node id");
@@ -381,7 +397,7 @@ void cluster_cmd(struct client *c, size_t argc, const struct resp_arg *argv)
         }
         memcpy(id, argv[2].ptr, argv[2].len);
         id[argv[2].len] = '\0';
-        int rc = node_remove(cn->node, id, cluster__now_mono());
+        int rc = node_remove(cn->node, id, argc == 4, cluster__now_mono());
         cluster__run_node_actions(cn);
         if (rc != RK_OK) {
             if (rc == RK_ENOTFOUND &&
@@ -433,8 +449,9 @@ void cluster_cmd(struct client *c, size_t argc, const struct resp_arg *argv)
     } else {
         reply_errorf(c,
                      "ERR unknown subcommand or wrong number of arguments for "
-                     "'%.*s'. Try JOIN HOST:PEERPORT, LEAVE, REMOVE NODE, "
-                     "STATUS.",
+                     "'%.*s'. Try JOIN HOST:PEERPORT, REPLACE OLD "
+                     "HOST:PEERPORT, LEAVE [FORCE], REMOVE NODE [FORCE], "
+                     "PLAN ..., COMMIT [FORCE], STATUS.",
                      (int)(sub->len > 64 ? 64 : sub->len), sub->ptr);
     }
 }
@@ -783,7 +800,7 @@ json_t *cluster_json(struct server *s)
             "{s:s, s:s, s:i, s:i, s:i, s:s, s:i, s:s, s:b, s:b}", "node_id",
             mm.node_id, "host", mm.host, "resp_port", (int)mm.resp_port,
             "http_port", (int)mm.http_port, "peer_port", (int)mm.peer_port,
-            "status", status_name(mm.status), "partitions",
+            "status", membership_status_name(mm.status), "partitions",
             idx >= 0 ? (int)ring_owned_count(r, (size_t)idx) : 0, "seen",
             cluster__seen_as(cn, mm.node_id), "up",
             valid && (self || cluster__peer_is_up(cn, mm.node_id)), "self",

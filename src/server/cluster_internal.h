@@ -101,6 +101,12 @@ const char *cluster__seen_as(struct cnode *cn, const char *id);
 /* ---- cluster_admin.c ---- */
 struct node_settings cluster__settings_of(const struct rk_config *cfg);
 
+/* ---- cluster_plan.c ---- */
+/* RINGKV.CLUSTER PLAN ... and COMMIT [FORCE] (argv[1] is PLAN or COMMIT). */
+void cluster__plan_cmd(struct client *c,
+                       size_t argc,
+                       const struct resp_arg *argv);
+
 /* ---- cluster_ops.c ---- */
 bool cluster__arg_eq(const struct resp_arg *a, const char *s);
 /* Creates cn->ops over cn->node (cluster_start).  RK_OK, RK_ENOMEM. */

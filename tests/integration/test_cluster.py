@@ -732,7 +732,13 @@ def test_join_leave_with_handoff_remove_dead_node(cluster_factory):
     # "ERR no valid member 'no-such-node'": accept both wordings
     assert p.returncode == 1 and out.startswith("ERR") and \
         ("no such member" in out or "no valid member" in out), p
-    p = cl.cli(a, "cluster", "remove", c.node_id)
+    # 3 -> 2 members is below N=3: refused without --force (issue 14
+    # item 6), done with it
+    p = cl.cli(a, "cluster", "remove", c.node_id, check=False)
+    out = (p.stdout + p.stderr).strip()
+    print("remove below N without --force: exit %d: %s" % (p.returncode, out))
+    assert p.returncode == 1 and "fewer than N=3" in out, p
+    p = cl.cli(a, "cluster", "remove", c.node_id, "--force")
     assert p.stdout.strip() == "OK", p
     cl.wait_converged(2, nodes=[a, b], timeout=20)
     tables = {n.node_id: cl.status(n) for n in (a, b)}

@@ -104,7 +104,7 @@ def test_health_unavailable_while_removed(cluster_factory):
     victim = cl.nodes[2]
     assert cl.c(victim).set("x", "1")  # an empty node may leave: not this
     cl.kill(victim)
-    cl.cli(cl.nodes[0], "cluster", "remove", victim.node_id)
+    cl.cli(cl.nodes[0], "cluster", "remove", victim.node_id, "--force")
     cl.restart(victim)
     deadline = time.time() + 15
     status, j = None, None

@@ -15,7 +15,10 @@
  *            removed through a random member (node_remove) and stays down;
  *            once the cluster shows it removed its disk is wiped and it
  *            starts empty, a spare;
- *   replace  a remove and a join at once.
+ *   replace  a spare takes a member's place in one transition
+ *            (node_replace): a crashed member for good (its disk lost,
+ *            as for a remove) or a live one (it hands off, as for a
+ *            leave, and becomes a spare).
  * A leave or remove never leaves fewer than N members that have joined and
  * stay; with W = 1 there are no removes (a write acknowledged by the
  * removed node alone is lost with its disk, as W = 1 allows).  Every second the
@@ -124,13 +127,14 @@ static size_t staying(const struct sim *s)
     return k;
 }
 
-/* A random running, unpaused member to send a command to, or -1. */
-static int pick_coord(struct sim *s, int not )
+/* A random running, unpaused member other than `not` and `not2` to send
+ * a command to, or -1. */
+static int pick_coord2(struct sim *s, int not, int not2)
 {
     int list[SIM_MAX_NODES];
     size_t cnt = 0;
     for (size_t i = 0; i < s->cfg.n_nodes; i++) {
-        if ((int)i != not &&sim__is_member(s, (int)i) &&
+        if ((int)i != not &&(int)i != not2 && sim__is_member(s, (int)i) &&
             is_up_member(s, (int)i) && !simnet_is_paused(s->net, (int)i)) {
             list[cnt++] = (int)i;
         }
@@ -138,15 +142,25 @@ static int pick_coord(struct sim *s, int not )
     return cnt ? list[sim__rand(s, cnt)] : -1;
 }
 
-/* Node i (running, empty or removed) joins through a random member. */
-static bool issue_join(struct sim *s, int i)
+static int pick_coord(struct sim *s, int not )
+{
+    return pick_coord2(s, not, -1);
+}
+
+/* Node i (running, empty or removed) joins through a random member, or,
+ * with old >= 0, replaces member `old` through a random other member
+ * (node_replace: one transition, old leaving, i joining). */
+static bool issue_join_as(struct sim *s, int i, int old)
 {
     struct sim_node *sn = &s->nodes[i];
-    int seed = pick_coord(s, i);
+    int seed = pick_coord2(s, i, old);
     if (seed < 0 || sn->node == NULL) {
         return false;
     }
-    int rc = node_join(sn->node, s->nodes[seed].host, 7381, sim_now(s));
+    const char *host = s->nodes[seed].host;
+    int rc = old < 0 ? node_join(sn->node, host, 7381, sim_now(s))
+                     : node_replace(sn->node, host, 7381, s->nodes[old].id,
+                                    sim_now(s));
     sim__after(s, i);
     if (rc != RK_OK) {
         return false;
@@ -155,7 +169,15 @@ static bool issue_join(struct sim *s, int i)
     sn->leaving = false;
     sn->joined = false;
     sn->changed_ms = sim_now(s);
+    if (old >= 0) {
+        s->nodes[old].changed_ms = sim_now(s);
+    }
     return true;
+}
+
+static bool issue_join(struct sim *s, int i)
+{
+    return issue_join_as(s, i, -1);
 }
 
 static bool issue_remove(struct sim *s, int i)
@@ -164,13 +186,14 @@ static bool issue_remove(struct sim *s, int i)
     if (c < 0) {
         return false;
     }
-    int rc = node_remove(s->nodes[c].node, s->nodes[i].id, sim_now(s));
+    int rc = node_remove(s->nodes[c].node, s->nodes[i].id, true, sim_now(s));
     sim__after(s, c);
     s->nodes[i].changed_ms = sim_now(s);
     return rc == RK_OK;
 }
 
-static int do_join(struct sim *s)
+/* A random spare that may join (running or not, unpaused), or -1. */
+static int pick_spare(struct sim *s)
 {
     int list[SIM_MAX_NODES];
     size_t cnt = 0;
@@ -184,18 +207,19 @@ static int do_join(struct sim *s)
             list[cnt++] = (int)i;
         }
     }
-    if (cnt == 0) {
-        return -1;
-    }
-    int i = list[sim__rand(s, cnt)];
-    return issue_join(s, i) ? i : -1;
+    return cnt ? list[sim__rand(s, cnt)] : -1;
 }
 
-static int do_leave(struct sim *s)
+static int do_join(struct sim *s)
 {
-    if (staying(s) <= s->cfg.n) {
-        return -1;
-    }
+    int i = pick_spare(s);
+    return i >= 0 && issue_join(s, i) ? i : -1;
+}
+
+/* A random joined, running, unpaused member that is valid in its own
+ * state (one that may leave or be replaced alive), or -1. */
+static int pick_valid(struct sim *s)
+{
     int list[SIM_MAX_NODES];
     size_t cnt = 0;
     for (size_t i = 0; i < s->cfg.n_nodes; i++) {
@@ -206,11 +230,19 @@ static int do_leave(struct sim *s)
             list[cnt++] = (int)i;
         }
     }
-    if (cnt == 0) {
+    return cnt ? list[sim__rand(s, cnt)] : -1;
+}
+
+static int do_leave(struct sim *s)
+{
+    if (staying(s) <= s->cfg.n) {
         return -1;
     }
-    int i = list[sim__rand(s, cnt)];
-    int rc = node_leave(s->nodes[i].node, true, sim_now(s));
+    int i = pick_valid(s);
+    if (i < 0) {
+        return -1;
+    }
+    int rc = node_leave(s->nodes[i].node, true, true, sim_now(s));
     sim__after(s, i);
     if (rc != RK_OK) {
         return -1;
@@ -220,8 +252,9 @@ static int do_leave(struct sim *s)
     return i;
 }
 
-/* Removes a crashed member for good (crashing one first if none is). */
-static int do_remove(struct sim *s)
+/* A crashed member to take out for good (crashing one first if none
+ * is), or -1 when no disk may be lost now. */
+static int pick_dead(struct sim *s)
 {
     /* A removed node's disk is gone for good: with W = 1 a write it alone
      * acknowledged goes with it (no bug: W = 1 promises one copy), so
@@ -268,16 +301,44 @@ static int do_remove(struct sim *s)
         list[0] = v;
         cnt = 1;
     }
-    if (cnt == 0) {
-        return -1;
-    }
-    int i = list[sim__rand(s, cnt)];
-    if (!issue_remove(s, i)) {
+    return cnt == 0 ? -1 : list[sim__rand(s, cnt)];
+}
+
+/* Removes a crashed member for good (crashing one first if none is). */
+static int do_remove(struct sim *s)
+{
+    int i = pick_dead(s);
+    if (i < 0 || !issue_remove(s, i)) {
         return -1;
     }
     s->nodes[i].leaving = true;
     s->nodes[i].stay_down = true;
     return i;
+}
+
+/*
+ * A spare replaces a member (issue 14 item 3): a crashed one for good
+ * (its disk is lost, as for a remove: the spare pulls from the survivors)
+ * or, by a coin, a live valid one (it hands off, is removed and becomes a
+ * spare).  Returns the replaced member; *by gets the spare.
+ */
+static int do_replace(struct sim *s, int *by)
+{
+    int spare = pick_spare(s);
+    const struct membership *ms = max_state(s);
+    if (spare < 0 || s->nodes[spare].node == NULL || ms == NULL ||
+        membership_next_ring(ms) != NULL) {
+        return -1; /* a replace waits for `transition none` */
+    }
+    bool live = sim__rand(s, 2) == 0;
+    int old = live ? pick_valid(s) : pick_dead(s);
+    if (old < 0 || !issue_join_as(s, spare, old)) {
+        return -1;
+    }
+    s->nodes[old].leaving = true;
+    s->nodes[old].stay_down = !live;
+    *by = spare;
+    return old;
 }
 
 const char *sim__members_nemesis(struct sim *s,
@@ -301,8 +362,7 @@ const char *sim__members_nemesis(struct sim *s,
             verb = "remove";
             break;
         case 3:
-            a = do_remove(s);
-            b = a >= 0 ? do_join(s) : -1;
+            a = do_replace(s, &b);
             verb = "replace";
             break;
     }

@@ -168,9 +168,9 @@ static void net_actions(struct net *net, int from, struct cl_actions *acts)
                  * 384 of --spares 2) */
                 struct membership *back = NULL;
                 char err[160] = "";
-                int rc = membership_create(&src->cfg, a->bytes.ptr,
-                                           a->bytes.len, &back, err,
-                                           sizeof(err));
+                int rc =
+                    membership_create(&src->cfg, a->bytes.ptr, a->bytes.len,
+                                      &back, err, sizeof(err));
                 if (rc != RK_OK) {
                     fail_msg("%s persisted a state it cannot restart from: %s",
                              src->id, err);
@@ -207,7 +207,9 @@ static void net_recv(void *data, int to, int from, const void *f, size_t len)
     assert_int_equal(simnet_decode(net->sim, f, len, &pm), RK_OK);
     struct cl_actions acts = {0};
     int rc = membership_on_message(net->nodes[to].m, &pm, net_now(net), &acts);
-    assert_true(rc == RK_OK || rc == RK_EINVAL);
+    /* a refused JOIN or REPLACE returns why (and is answered) */
+    assert_true(rc == RK_OK || rc == RK_EINVAL || rc == RK_ENOTFOUND ||
+                rc == RK_EBUSY);
     net_actions(net, to, &acts);
 }
 
@@ -574,7 +576,7 @@ static void make_pool(struct pool *p, uint64_t seed)
             } else {
                 char id[16];
                 snprintf(id, sizeof(id), "node-%d", (int)rk_rng_below(&rng, 5));
-                int rc = membership_remove(m, id, 0, &acts);
+                int rc = membership_remove(m, id, true, 0, &acts);
                 assert_true(rc == RK_OK || rc == RK_EINVAL ||
                             rc == RK_ENOTFOUND);
             }
@@ -827,15 +829,15 @@ static void test_membership_remove_takes_a_dead_node_out(void **state)
     net_set_alive(&net, 2, false);
     struct membership *m0 = net.nodes[0].m;
     struct cl_actions acts = {0};
-    assert_int_equal(membership_remove(m0, "node-0", net_now(&net), &acts),
-                     RK_EINVAL);
+    assert_int_equal(
+        membership_remove(m0, "node-0", true, net_now(&net), &acts), RK_EINVAL);
     assert_non_null(strstr(membership_errmsg(m0), "use leave"));
-    assert_int_equal(membership_remove(m0, "nope", net_now(&net), &acts),
+    assert_int_equal(membership_remove(m0, "nope", true, net_now(&net), &acts),
                      RK_ENOTFOUND);
     assert_int_equal(acts.len, 0);
     uint64_t t0 = net_now(&net);
-    assert_int_equal(membership_remove(m0, "node-2", net_now(&net), &acts),
-                     RK_OK);
+    assert_int_equal(
+        membership_remove(m0, "node-2", true, net_now(&net), &acts), RK_OK);
     net_actions(&net, 0, &acts);
     uint64_t t = net_run_until_converged(&net, 0x3, 2, t0 + 5000);
     assert_int_not_equal(t, UINT64_MAX);
@@ -845,8 +847,9 @@ static void test_membership_remove_takes_a_dead_node_out(void **state)
     struct membership_member mm;
     assert_true(membership_member_find(m0, "node-2", &mm));
     assert_int_equal(mm.status, MEMBERSHIP_REMOVED);
-    assert_int_equal(membership_remove(m0, "node-2", net_now(&net), &acts),
-                     RK_ENOTFOUND);
+    assert_int_equal(
+        membership_remove(m0, "node-2", true, net_now(&net), &acts),
+        RK_ENOTFOUND);
     /* When node-2 comes back it learns it was removed. */
     net_set_alive(&net, 2, true);
     net_run(&net, net_now(&net) + 3000);
@@ -881,7 +884,8 @@ static void test_membership_leave_hands_off_then_leaves(void **state)
     uint64_t v = membership_version(m1);
     /* A node holding data leaves through a transition: it stays a member
      * (leaving) until its partitions are with their new owners. */
-    assert_int_equal(membership_leave(m1, true, net_now(&net), &acts), RK_OK);
+    assert_int_equal(membership_leave(m1, true, true, net_now(&net), &acts),
+                     RK_OK);
     assert_int_equal(membership_phase(m1), MEMBERSHIP_MEMBER);
     assert_non_null(membership_next_ring(m1));
     assert_true(membership_version(m1) > v);
@@ -890,7 +894,7 @@ static void test_membership_leave_hands_off_then_leaves(void **state)
     assert_int_equal(mm.status, MEMBERSHIP_STATUS_LEAVING);
     net_actions(&net, 1, &acts);
     /* A second leave while leaving is refused. */
-    assert_int_equal(membership_leave(m1, true, net_now(&net), &acts),
+    assert_int_equal(membership_leave(m1, true, true, net_now(&net), &acts),
                      RK_EBUSY);
     assert_int_equal(acts.len, 0);
     uint64_t t = net_run_until_converged(&net, 0xd, 3, net_now(&net) + 5000);
@@ -904,7 +908,7 @@ static void test_membership_leave_hands_off_then_leaves(void **state)
      * so these leaves are done at once.  The last one may not leave. */
     for (int i = 2; i <= 3; i++) {
         assert_int_equal(
-            membership_leave(net.nodes[i].m, false, net_now(&net), &acts),
+            membership_leave(net.nodes[i].m, false, true, net_now(&net), &acts),
             RK_OK);
         assert_int_equal(membership_phase(net.nodes[i].m),
                          MEMBERSHIP_REMOVED_SELF);
@@ -912,7 +916,7 @@ static void test_membership_leave_hands_off_then_leaves(void **state)
         net_run(&net, net_now(&net) + 2000);
     }
     assert_int_equal(
-        membership_leave(net.nodes[0].m, false, net_now(&net), &acts),
+        membership_leave(net.nodes[0].m, false, true, net_now(&net), &acts),
         RK_EINVAL);
     assert_non_null(strstr(membership_errmsg(net.nodes[0].m), "last member"));
     net_fini(&net);
@@ -935,13 +939,14 @@ static void test_membership_leave_reapplied_on_gossip_persists_live_bytes(
     struct cl_actions acts = {0};
     /* node-1 leaves; node-0, not hearing it, makes two changes of its own:
      * its state is newer and still lists node-1 valid */
-    assert_int_equal(membership_leave(m1, true, net_now(&net), &acts), RK_OK);
-    cl_actions_clear(&acts);
-    assert_int_equal(membership_remove(m0, "node-3", net_now(&net), &acts),
+    assert_int_equal(membership_leave(m1, true, true, net_now(&net), &acts),
                      RK_OK);
     cl_actions_clear(&acts);
-    assert_int_equal(membership_remove(m0, "node-2", net_now(&net), &acts),
-                     RK_OK);
+    assert_int_equal(
+        membership_remove(m0, "node-3", true, net_now(&net), &acts), RK_OK);
+    cl_actions_clear(&acts);
+    assert_int_equal(
+        membership_remove(m0, "node-2", true, net_now(&net), &acts), RK_OK);
     cl_actions_clear(&acts);
     assert_true(membership_version(m0) > membership_version(m1));
     struct peer_msg g = {.type = PEER_GOSSIP};
@@ -997,8 +1002,8 @@ static void remove_joining(uint64_t seed)
                      RK_OK);
     cl_actions_clear(&acts);
     assert_non_null(membership_next_ring(m0));
-    assert_int_equal(membership_remove(m0, "node-5", net_now(&net), &acts),
-                     RK_OK);
+    assert_int_equal(
+        membership_remove(m0, "node-5", true, net_now(&net), &acts), RK_OK);
     cl_actions_clear(&acts);
     struct membership_member mm;
     assert_true(membership_member_find(m0, "node-5", &mm));
@@ -1130,6 +1135,339 @@ static void test_membership_gossip_from_another_cluster_is_ignored(void **state)
 /* ---- allocation failures (STYLE.md 1.7) ---------------------------------- */
 
 static long g_alloc_calls, g_alloc_fail_at;
+
+/* ---- replace and the N floor (issue 14 items 3 and 6) ------------------ */
+
+static void do_replace(struct net *net, int i, int seed, const char *old_id)
+{
+    struct cl_actions acts = {0};
+    assert_int_equal(
+        membership_replace_start(net->nodes[i].m, net->nodes[seed].host,
+                                 net->nodes[seed].cfg.peer_port, old_id,
+                                 net_now(net), &acts),
+        RK_OK);
+    net_actions(net, i, &acts);
+}
+
+/* Whether ring b is ring a with member old_id called new_id: the same
+ * owner for every partition, so the same preference lists but for it. */
+static void assert_renamed(const struct ring *a,
+                           const struct ring *b,
+                           const char *old_id,
+                           const char *new_id)
+{
+    assert_int_equal(ring_size(a), ring_size(b));
+    assert_int_equal(ring_member_count(a), ring_member_count(b));
+    for (uint32_t p = 0; p < ring_size(a); p++) {
+        const char *ida = ring_member_id(a, ring_owner(a, p), NULL);
+        const char *idb = ring_member_id(b, ring_owner(b, p), NULL);
+        assert_string_equal(strcmp(ida, old_id) == 0 ? new_id : ida, idb);
+        const char *la[RING_MAX_N], *lb[RING_MAX_N];
+        size_t na = ring_preflist_ids(a, p, la),
+               nb = ring_preflist_ids(b, p, lb);
+        assert_int_equal(na, nb);
+        for (size_t j = 0; j < na; j++) {
+            assert_string_equal(strcmp(la[j], old_id) == 0 ? new_id : la[j],
+                                lb[j]);
+        }
+    }
+}
+
+/* Steps until node `i` holds a transition (or the time runs out). */
+static void run_until_transition(struct net *net, int i, uint64_t max_ms)
+{
+    while (membership_next_ring(net->nodes[i].m) == NULL &&
+           net_step(net, max_ms)) {
+    }
+    assert_non_null(membership_next_ring(net->nodes[i].m));
+}
+
+static void test_membership_replace_moves_only_the_old_nodes_partitions(
+    void **state)
+{
+    (void)state;
+    struct net net;
+    net_init(&net, 6, 41, 0);
+    form(&net, 5); /* node-5 stays out: the new node */
+    struct membership *m0 = net.nodes[0].m;
+    struct ring *before = NULL;
+    assert_int_equal(ring_clone(membership_ring(m0), &before), RK_OK);
+    uint64_t v = membership_version(m0);
+    do_replace(&net, 5, 0, "node-2");
+    run_until_transition(&net, 0, net_now(&net) + 1000);
+    /* One change: node-5 joining and node-2 leaving in the same version,
+     * and the next ring is the current one with node-2 renamed, so node-5
+     * is a pending owner of exactly node-2's partitions. */
+    assert_int_equal(membership_version(m0), v + 1);
+    struct membership_member mm;
+    assert_true(membership_member_find(m0, "node-2", &mm));
+    assert_int_equal(mm.status, MEMBERSHIP_STATUS_LEAVING);
+    assert_true(membership_member_find(m0, "node-5", &mm));
+    assert_int_equal(mm.status, MEMBERSHIP_STATUS_JOINING);
+    assert_renamed(membership_ring(m0), membership_next_ring(m0), "node-2",
+                   "node-5");
+    uint32_t pending = 0;
+    for (uint32_t p = 0; p < ring_size(before); p++) {
+        const char *ids[RING_MAX_N];
+        size_t n = ring_preflist_ids(before, p, ids);
+        bool had = false;
+        for (size_t j = 0; j < n; j++) {
+            had |= strcmp(ids[j], "node-2") == 0;
+        }
+        for (int k = 0; k < 5; k++) {
+            bool pend = membership_pending_for(m0, p, net.nodes[k].id, NULL);
+            assert_false(pend); /* no old member gains a partition */
+        }
+        assert_int_equal(membership_pending_for(m0, p, "node-5", NULL), had);
+        pending += had;
+    }
+    printf(
+        "# replace of node-2 by node-5: %u of %u partitions pending, "
+        "all node-2's\n",
+        pending, ring_size(before));
+    assert_true(pending > 0);
+    uint64_t t = net_run_until_converged(&net, 0x3b, 5, net_now(&net) + 5000);
+    assert_int_not_equal(t, UINT64_MAX);
+    net_run(&net, net_now(&net) + 2000);
+    assert_null(membership_next_ring(m0));
+    assert_renamed(before, membership_ring(m0), "node-2", "node-5");
+    assert_true(membership_member_find(m0, "node-5", &mm));
+    assert_int_equal(mm.status, MEMBERSHIP_VALID);
+    assert_true(membership_member_find(m0, "node-2", &mm));
+    assert_int_equal(mm.status, MEMBERSHIP_REMOVED);
+    assert_int_equal(net.nodes[5].join_done, 1);
+    assert_int_equal(membership_phase(net.nodes[5].m), MEMBERSHIP_MEMBER);
+    assert_int_equal(membership_phase(net.nodes[2].m), MEMBERSHIP_REMOVED_SELF);
+    ring_destroy(before);
+    net_fini(&net);
+}
+
+static void test_membership_replace_of_a_dead_node(void **state)
+{
+    (void)state;
+    struct net net;
+    net_init(&net, 4, 42, 0);
+    form(&net, 3); /* N = 3: every member holds every partition */
+    net_set_alive(&net, 1, false);
+    do_replace(&net, 3, 2, "node-1");
+    /* The survivors and node-3 agree on 3 members, node-1 removed. */
+    uint64_t t = net_run_until_converged(&net, 0xd, 3, net_now(&net) + 5000);
+    assert_int_not_equal(t, UINT64_MAX);
+    net_run(&net, net_now(&net) + 2000);
+    struct membership *m0 = net.nodes[0].m;
+    assert_null(membership_next_ring(m0));
+    assert_int_equal(ring_find_member(membership_ring(m0), "node-1", 6), -1);
+    assert_true(ring_find_member(membership_ring(m0), "node-3", 6) >= 0);
+    struct membership_member mm;
+    assert_true(membership_member_find(m0, "node-1", &mm));
+    assert_int_equal(mm.status, MEMBERSHIP_REMOVED);
+    /* node-1 comes back and learns it was replaced. */
+    net_set_alive(&net, 1, true);
+    net_run(&net, net_now(&net) + 3000);
+    assert_int_equal(membership_phase(net.nodes[1].m), MEMBERSHIP_REMOVED_SELF);
+    net_fini(&net);
+}
+
+static void test_membership_replace_refusals_say_why(void **state)
+{
+    (void)state;
+    struct net net;
+    net_init(&net, 5, 43, 0);
+    form(&net, 3);
+    struct cl_actions acts = {0};
+    /* Bad arguments fail at once. */
+    assert_int_equal(membership_replace_start(net.nodes[3].m, "10.0.0.1", 7000,
+                                              "node-3", net_now(&net), &acts),
+                     RK_EINVAL);
+    assert_non_null(strstr(membership_errmsg(net.nodes[3].m), "itself"));
+    assert_int_equal(membership_replace_start(net.nodes[3].m, "10.0.0.1", 7000,
+                                              "", net_now(&net), &acts),
+                     RK_EINVAL);
+    assert_int_equal(acts.len, 0);
+    /* The seed refuses an unknown member, and a member as the new node. */
+    do_replace(&net, 3, 0, "nope");
+    net_run(&net, net_now(&net) + 500);
+    assert_int_equal(net.nodes[3].join_failed, 1);
+    assert_int_equal(net.nodes[3].join_failed_status, RK_ENOTFOUND);
+    assert_non_null(strstr(net.nodes[3].join_failed_text, "no such member"));
+    assert_int_equal(membership_phase(net.nodes[3].m), MEMBERSHIP_NONE);
+    /* A transition in progress: node-3 is admitted, then dies before it
+     * received anything, so the transition stays; node-4's replace is
+     * refused meanwhile. */
+    uint64_t v = membership_version(net.nodes[0].m);
+    do_join(&net, 3, 0);
+    run_until_transition(&net, 0, net_now(&net) + 1000);
+    net_set_alive(&net, 3, false);
+    do_replace(&net, 4, 0, "node-1");
+    net_run(&net, net_now(&net) + 2000);
+    assert_non_null(membership_next_ring(net.nodes[0].m));
+    assert_int_equal(net.nodes[4].join_failed, 1);
+    assert_int_equal(net.nodes[4].join_failed_status, RK_EBUSY);
+    assert_non_null(
+        strstr(net.nodes[4].join_failed_text, "transition is in progress"));
+    printf("# replace during a transition: %s\n",
+           net.nodes[4].join_failed_text);
+    assert_true(membership_version(net.nodes[0].m) > v);
+    net_fini(&net);
+}
+
+static void test_membership_leave_and_remove_below_n_need_force(void **state)
+{
+    (void)state;
+    struct net net;
+    net_init(&net, 4, 44, 0);
+    form(&net, 4);
+    struct membership *m0 = net.nodes[0].m;
+    struct cl_actions acts = {0};
+    /* 4 -> 3 = N: no force needed. */
+    assert_int_equal(
+        membership_remove(m0, "node-3", false, net_now(&net), &acts), RK_OK);
+    net_actions(&net, 0, &acts);
+    assert_int_not_equal(
+        net_run_until_converged(&net, 0x7, 3, net_now(&net) + 5000),
+        UINT64_MAX);
+    net_run(&net, net_now(&net) + 1000);
+    /* 3 -> 2 < N: refused without force, nothing changes. */
+    uint64_t v = membership_version(m0);
+    assert_int_equal(
+        membership_remove(m0, "node-2", false, net_now(&net), &acts),
+        RK_ERANGE);
+    printf("# %s\n", membership_errmsg(m0));
+    assert_non_null(strstr(membership_errmsg(m0), "2 members, fewer than N=3"));
+    assert_non_null(strstr(membership_errmsg(m0), "FORCE"));
+    struct membership *m1 = net.nodes[1].m;
+    assert_int_equal(membership_leave(m1, true, false, net_now(&net), &acts),
+                     RK_ERANGE);
+    assert_non_null(strstr(membership_errmsg(m1), "this leave would leave 2"));
+    assert_int_equal(acts.len, 0);
+    assert_int_equal(membership_version(m0), v);
+    /* With force it goes ahead. */
+    assert_int_equal(membership_leave(m1, true, true, net_now(&net), &acts),
+                     RK_OK);
+    net_actions(&net, 1, &acts);
+    assert_int_not_equal(
+        net_run_until_converged(&net, 0x5, 2, net_now(&net) + 5000),
+        UINT64_MAX);
+    net_fini(&net);
+}
+
+static void plan_add_ok(struct membership *m,
+                        enum membership_plan_op op,
+                        const char *id,
+                        const char *old,
+                        const struct net_node *nd)
+{
+    struct membership_plan_item it = {.op = op, .node_id = id, .old_id = old};
+    if (nd != NULL) {
+        it.host = nd->host;
+        it.peer_port = nd->cfg.peer_port;
+        it.resp_port = nd->cfg.resp_port;
+    }
+    if (membership_plan_add(m, &it) != RK_OK) {
+        fail_msg("plan %d %s: %s", (int)op, id, membership_errmsg(m));
+    }
+}
+
+static void test_membership_commit_applies_the_plan_as_one_change(void **state)
+{
+    (void)state;
+    struct net net;
+    net_init(&net, 5, 45, 0);
+    form(&net, 3);
+    struct membership *m0 = net.nodes[0].m;
+    struct cl_actions acts = {0};
+    /* An empty plan does not commit. */
+    assert_int_equal(membership_commit(m0, false, net_now(&net), &acts),
+                     RK_EINVAL);
+    assert_non_null(strstr(membership_errmsg(m0), "plan is empty"));
+    /* node-3 and node-4 (in no cluster) join, node-2 leaves. */
+    plan_add_ok(m0, MEMBERSHIP_PLAN_JOIN, "node-3", NULL, &net.nodes[3]);
+    plan_add_ok(m0, MEMBERSHIP_PLAN_JOIN, "node-4", NULL, &net.nodes[4]);
+    plan_add_ok(m0, MEMBERSHIP_PLAN_LEAVE, "node-2", NULL, NULL);
+    /* a change naming a node again, and a member as a new node, are
+     * refused */
+    struct membership_plan_item dup = {.op = MEMBERSHIP_PLAN_REMOVE,
+                                       .node_id = "node-2"};
+    assert_int_equal(membership_plan_add(m0, &dup), RK_EEXIST);
+    struct membership_plan_item mem = {.op = MEMBERSHIP_PLAN_JOIN,
+                                       .node_id = "node-1",
+                                       .host = "10.0.0.2",
+                                       .peer_port = 7001};
+    assert_int_equal(membership_plan_add(m0, &mem), RK_EBUSY);
+    assert_int_equal(membership_plan_len(m0), 3);
+    /* The preview changes nothing. */
+    uint64_t v = membership_version(m0);
+    struct ring *next = NULL;
+    size_t staying = 0;
+    assert_int_equal(membership_plan_preview(m0, &next, &staying), RK_OK);
+    assert_int_equal(staying, 4);
+    assert_int_equal(ring_member_count(next), 4);
+    assert_int_equal(ring_find_member(next, "node-2", 6), -1);
+    ring_destroy(next);
+    assert_int_equal(membership_version(m0), v);
+    assert_null(membership_next_ring(m0));
+    /* One commit: one version with both joins and the leave. */
+    assert_int_equal(membership_commit(m0, false, net_now(&net), &acts), RK_OK);
+    assert_int_equal(membership_version(m0), v + 1);
+    assert_int_equal(membership_plan_len(m0), 0);
+    struct membership_member mm;
+    assert_true(membership_member_find(m0, "node-3", &mm));
+    assert_int_equal(mm.status, MEMBERSHIP_STATUS_JOINING);
+    assert_true(membership_member_find(m0, "node-4", &mm));
+    assert_int_equal(mm.status, MEMBERSHIP_STATUS_JOINING);
+    assert_true(membership_member_find(m0, "node-2", &mm));
+    assert_int_equal(mm.status, MEMBERSHIP_STATUS_LEAVING);
+    net_actions(&net, 0, &acts);
+    /* The new nodes adopt the state from the commit's gossip (no JOIN). */
+    uint64_t t = net_run_until_converged(&net, 0x1b, 4, net_now(&net) + 5000);
+    assert_int_not_equal(t, UINT64_MAX);
+    net_run(&net, net_now(&net) + 2000);
+    assert_null(membership_next_ring(m0));
+    assert_int_equal(membership_phase(net.nodes[3].m), MEMBERSHIP_MEMBER);
+    assert_int_equal(membership_phase(net.nodes[4].m), MEMBERSHIP_MEMBER);
+    assert_int_equal(membership_phase(net.nodes[2].m), MEMBERSHIP_REMOVED_SELF);
+    assert_int_equal(net.nodes[3].joins_sent, 0);
+    /* Below N: a plan removing two of four needs force. */
+    plan_add_ok(m0, MEMBERSHIP_PLAN_REMOVE, "node-3", NULL, NULL);
+    plan_add_ok(m0, MEMBERSHIP_PLAN_REMOVE, "node-4", NULL, NULL);
+    v = membership_version(m0);
+    assert_int_equal(membership_commit(m0, false, net_now(&net), &acts),
+                     RK_ERANGE);
+    assert_non_null(strstr(membership_errmsg(m0), "this plan would leave 2"));
+    assert_int_equal(membership_version(m0), v);
+    assert_int_equal(membership_plan_len(m0), 2);
+    membership_plan_clear(m0);
+    assert_int_equal(membership_plan_len(m0), 0);
+    net_fini(&net);
+}
+
+static void test_membership_plan_of_replaces_keeps_partitions_in_place(
+    void **state)
+{
+    (void)state;
+    struct net net;
+    net_init(&net, 7, 46, 0);
+    form(&net, 5);
+    struct membership *m0 = net.nodes[0].m;
+    struct ring *before = NULL;
+    assert_int_equal(ring_clone(membership_ring(m0), &before), RK_OK);
+    plan_add_ok(m0, MEMBERSHIP_PLAN_REPLACE, "node-5", "node-1", &net.nodes[5]);
+    plan_add_ok(m0, MEMBERSHIP_PLAN_REPLACE, "node-6", "node-3", &net.nodes[6]);
+    struct cl_actions acts = {0};
+    assert_int_equal(membership_commit(m0, false, net_now(&net), &acts), RK_OK);
+    struct ring *step = NULL;
+    assert_int_equal(ring_rename_member(before, "node-1", "node-5", &step),
+                     RK_OK);
+    assert_renamed(step, membership_next_ring(m0), "node-3", "node-6");
+    net_actions(&net, 0, &acts);
+    uint64_t t = net_run_until_converged(&net, 0x75, 5, net_now(&net) + 5000);
+    assert_int_not_equal(t, UINT64_MAX);
+    net_run(&net, net_now(&net) + 2000);
+    assert_renamed(step, membership_ring(m0), "node-3", "node-6");
+    ring_destroy(step);
+    ring_destroy(before);
+    net_fini(&net);
+}
 
 static bool alloc_fails(void)
 {
@@ -1265,7 +1603,7 @@ static void test_membership_fuzz_seeds_decode_cleanly(void **state)
     put_seed("five_nodes", membership_state_bytes(net.nodes[2].m));
     struct cl_actions acts = {0};
     assert_int_equal(
-        membership_remove(net.nodes[0].m, "node-3", net_now(&net), &acts),
+        membership_remove(net.nodes[0].m, "node-3", true, net_now(&net), &acts),
         RK_OK);
     net_actions(&net, 0, &acts);
     net_run(&net, 6000);
@@ -1299,6 +1637,14 @@ int main(void)
         cmocka_unit_test(
             test_membership_gossip_from_another_cluster_is_ignored),
         cmocka_unit_test(test_membership_fuzz_seeds_decode_cleanly),
+        cmocka_unit_test(
+            test_membership_replace_moves_only_the_old_nodes_partitions),
+        cmocka_unit_test(test_membership_replace_of_a_dead_node),
+        cmocka_unit_test(test_membership_replace_refusals_say_why),
+        cmocka_unit_test(test_membership_leave_and_remove_below_n_need_force),
+        cmocka_unit_test(test_membership_commit_applies_the_plan_as_one_change),
+        cmocka_unit_test(
+            test_membership_plan_of_replaces_keeps_partitions_in_place),
         cmocka_unit_test(test_membership_survives_every_allocation_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -261,6 +261,13 @@ static size_t make_samples(struct sample *out)
         {.type = PEER_JOIN,
          .join = {UINT64_MAX, ID_MAX, B(g_host_max, sizeof(g_host_max)),
                   UINT16_MAX, UINT16_MAX, UINT16_MAX}});
+    ADD("replace_min", false,
+        {.type = PEER_REPLACE,
+         .join = {.node_id = S("x"), .host = S("y"), .replaces = S("o")}});
+    ADD("replace_max", false,
+        {.type = PEER_REPLACE,
+         .join = {UINT64_MAX, ID_MAX, B(g_host_max, sizeof(g_host_max)),
+                  UINT16_MAX, UINT16_MAX, UINT16_MAX, ID_MAX}});
     ADD("join_reply_min", false, {.type = PEER_JOIN_REPLY});
     ADD("join_reply_max", false,
         {.type = PEER_JOIN_REPLY,
@@ -1103,8 +1110,8 @@ static void test_peer_decoder_rejects_unknown_type(void **state)
 {
     (void)state;
     /* Types 13 and 14 exist (KV_UPDATE, KV_UPDATE_REPLY); 15 (CHUNK), 16
-     * and 17 (FOLD, FOLD_REPLY), 18-21 (the AAE messages) only in
-     * version-2 frames; 22 is the first unknown one. */
+     * and 17 (FOLD, FOLD_REPLY), 18-21 (the AAE messages) and 22
+     * (REPLACE) only in version-2 frames; 23 is the first unknown one. */
     assert_int_equal(PEER_KV_UPDATE, 13);
     assert_int_equal(PEER_KV_UPDATE_REPLY, 14);
     assert_int_equal(PEER_CHUNK, 15);
@@ -1114,7 +1121,8 @@ static void test_peer_decoder_rejects_unknown_type(void **state)
     assert_int_equal(PEER_AAE_TREE_REPLY, 19);
     assert_int_equal(PEER_AAE_KEYS, 20);
     assert_int_equal(PEER_AAE_KEYS_REPLY, 21);
-    assert_int_equal(PEER_TYPE_MAX, 21);
+    assert_int_equal(PEER_REPLACE, 22);
+    assert_int_equal(PEER_TYPE_MAX, 22);
     {
         unsigned char hdr[PEER_HEADER_SIZE];
         peer_header_encode(hdr, PEER_CHUNK, NULL, 0);
@@ -1135,7 +1143,7 @@ static void test_peer_decoder_rejects_unknown_type(void **state)
         assert_int_equal(decode_once((const char *)hdr, 6, 0, NULL, 0),
                          RK_EAGAIN);
     }
-    unsigned types[] = {0, PEER_TYPE_MAX + 1, 22, 77, 255};
+    unsigned types[] = {0, PEER_TYPE_MAX + 1, 23, 77, 255};
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
         unsigned char hdr[PEER_HEADER_SIZE];
         peer_header_encode(hdr, (uint8_t)types[i], NULL, 0);
@@ -2056,14 +2064,15 @@ static void test_peer_type_name_names_every_type(void **state)
                            "AAE_TREE",
                            "AAE_TREE_REPLY",
                            "AAE_KEYS",
-                           "AAE_KEYS_REPLY"};
+                           "AAE_KEYS_REPLY",
+                           "REPLACE"};
     assert_int_equal(PEER_TYPE_MAX - PEER_TYPE_MIN + 1,
                      sizeof(names) / sizeof(names[0]));
     for (int t = PEER_TYPE_MIN; t <= PEER_TYPE_MAX; t++) {
         assert_string_equal(peer_type_name(t), names[t - PEER_TYPE_MIN]);
     }
     assert_string_equal(peer_type_name(0), "UNKNOWN");
-    assert_string_equal(peer_type_name(22), "UNKNOWN");
+    assert_string_equal(peer_type_name(23), "UNKNOWN");
     assert_string_equal(peer_type_name(PEER_TYPE_MAX + 1), "UNKNOWN");
     assert_string_equal(peer_type_name(-1), "UNKNOWN");
 }
