@@ -120,3 +120,35 @@ def test_status_page_shows_nodes_ring_and_a_node_down(cluster_factory,
         print("status page screenshots in %s" % shots)
     finally:
         page.close()
+
+
+def test_status_page_shows_a_transition_and_its_transfers(
+        cluster_factory, playwright_modules):
+    """A join throttled to 1 MiB/s: the page shows the transition (epoch,
+    partitions pending) and the partitions the joining node receives,
+    with their sources, read from that node's /cluster; the joining node
+    is listed as "joining"."""
+    cl = cluster_factory(4, form=3, args=["--handoff-max-mbps", "1"])
+    a, d = cl.nodes[0], cl.nodes[3]
+    for i in range(0, 6000, 500):
+        p = cl.c(a).pipeline(transaction=False)
+        for k in range(i, i + 500):
+            p.set("tp:%d" % k, "v" * 1000)
+        p.execute()
+    shots = os.environ.get("RINGKV_ARTIFACTS") or tempfile.mkdtemp(
+        prefix="ringkv-status-page-")
+    os.makedirs(shots, exist_ok=True)
+    page = Page(playwright_modules, "http://127.0.0.1:%d/" %
+                a.server.http_port, shots)
+    try:
+        page.ask("wait_nodes 3")
+        cl.join(d, a)
+        r = page.ask("wait_transition 15000")
+        print("status page during a join: %s; transfers %r" % (
+            r["summary"], r["rows"][:4]))
+        assert "partitions pending" in r["summary"]
+        assert {x["node"] for x in r["rows"]} == {d.node_id}
+        assert r["errors"] == []
+        page.ask("shot status-transition")
+    finally:
+        page.close()

@@ -3,6 +3,7 @@
 // commands from stdin, one per line, and answers one JSON line each:
 //   wait_nodes N      -> {"nodes": [...], "parts": P, "states": {...}}
 //   wait_down ID MS   -> {"down_after_ms": T, "banner": "..."}
+//   wait_transition MS -> {"summary": "...", "rows": [{node, partition}]}
 //   shot NAME         -> {"file": path}
 const { chromium } = require("playwright-core");
 const readline = require("readline");
@@ -48,6 +49,13 @@ const path = require("path");
           return row && row.dataset.state === "down" && ban.className === "bad" && ban.textContent.includes(id);
         }, a, { timeout: Number(b) });
         out({ down_after_ms: Date.now() - t0, banner: await page.textContent("#banner"), errors });
+      } else if (cmd === "wait_transition") {
+        await page.waitForFunction(() => !document.getElementById("transition").hidden &&
+          document.querySelectorAll("tr.xfer").length > 0, null, { timeout: Number(a) });
+        out({ summary: await page.textContent("#tr-summary"),
+              rows: await page.evaluate(() => [...document.querySelectorAll("tr.xfer")].map(t =>
+                ({ node: t.dataset.node, partition: Number(t.dataset.partition) }))),
+              errors });
       } else if (cmd === "shot") {
         const file = path.join(dir, a + ".png");
         await page.screenshot({ path: file, fullPage: true });
