@@ -51,6 +51,9 @@ run --seeds 207:207 --steps 40000 --nodes 7 --spares 2
 # regression: an isolated pending owner took a partition from one replica
 # while the two that held three acknowledged appends were skipped (I1)
 run --seeds 748:748 --steps 40000 --nodes 7 --spares 2
+# regression: a node whose join lost to a concurrent change never heard
+# the newer state (members answered only nodes they list; I6)
+run --seeds 54:54 --steps 40000 --nodes 7 --spares 2
 # anti-entropy alone (issue 14 item 4): no final read-repair pass, so I2
 # (replicas equal) and I11 (equal tree roots) hold only through AAE
 run --seeds 4001:4050 --steps 20000 --no-repair-pass

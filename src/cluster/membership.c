@@ -1055,11 +1055,17 @@ static int on_gossip(struct membership *m,
         if (l > 0) {
             memcpy(from, g->from.ptr, l);
         }
-        /* Only to a node our state lists: a node alone in its own
-         * cluster must not push its state onto a cluster that gossips to
-         * it (a staged join, membership_plan.c), which would adopt it. */
+        /* A node alone in its own cluster answers only a node its state
+         * lists: it must not push its state onto a cluster that gossips
+         * to it (a staged join, membership_plan.c), which would adopt it.
+         * A node of a real cluster answers anyone behind, also a node its
+         * state no longer lists: that is how a node whose join lost to a
+         * concurrent change learns it and joins again (sim seed 54 of
+         * --spares 2: without the answer it kept a stale state forever). */
         const struct mb_node *to =
-            mb_state_find(m->st, from) >= 0 ? lookup(m, s, from) : NULL;
+            mb_state_find(m->st, from) >= 0 || count_valid(m->st) > 1
+                ? lookup(m, s, from)
+                : NULL;
         if (to != NULL) {
             send_gossip(m, to, acts);
         }

@@ -409,6 +409,11 @@ static void skip_unaware(struct node *n,
 {
     s->done = s->skipped = true;
     s->req_id = 0;
+    struct node__eagain *e = eagain_of(n, s->id);
+    if (e == NULL || e->logged_part == x->partition + 1) {
+        return; /* logged already for this partition */
+    }
+    e->logged_part = x->partition + 1;
     node__log(n, RK_LOG_WARN, "handoff_source_skipped",
               "partition=%" PRIu32
               " source=%s reason=\"it has not known "

@@ -136,6 +136,7 @@ struct node__eagain
 {
     char id[CL_ID_MAX + 1]; /* "" = free */
     uint64_t since_ms;
+    uint32_t logged_part; /* partition + 1 its skip was last logged for */
 };
 #define NODE_HANDOFF_EAGAIN_SLOTS 16
 
