@@ -54,6 +54,9 @@ run --seeds 748:748 --steps 40000 --nodes 7 --spares 2
 # regression: a node whose join lost to a concurrent change never heard
 # the newer state (members answered only nodes they list; I6)
 run --seeds 54:54 --steps 40000 --nodes 7 --spares 2
+# regression (harness): a client took a late reply of an op it gave up
+# on at another node, whose op id matched its current one (false I1)
+run --seeds 574:574 --steps 20000
 # anti-entropy alone (issue 14 item 4): no final read-repair pass, so I2
 # (replicas equal) and I11 (equal tree roots) hold only through AAE
 run --seeds 4001:4050 --steps 20000 --no-repair-pass

@@ -658,7 +658,6 @@ int sim_write(struct sim *s, int i, struct node_write_req *w, struct sim_op *op)
 
 void sim__on_reply(struct sim *s, int node, const struct node_result *r)
 {
-    (void)node;
     if (r->cookie >= SIM_TEST_COOKIE) {
         test_reply(s, r);
         return;
@@ -668,7 +667,11 @@ void sim__on_reply(struct sim *s, int node, const struct node_result *r)
     }
     int c = (int)(r->cookie - 1);
     struct sim_client *cl = &s->clients[c];
-    if (!cl->busy || cl->op_id != r->op_id) {
+    /* op ids are per node: a late reply of an op the client gave up on
+     * at another node can carry the id of its current op (seed 574: a
+     * read of s1 took the answer of an abandoned read of s2, and the
+     * client wrote s2's elements into s1, a false I1) */
+    if (!cl->busy || cl->op_id != r->op_id || cl->node != node) {
         return;
     }
     if (r->kind == NODE_OP_READ) {
