@@ -23,7 +23,9 @@ aae_trees):
    the cluster, RINGKV.LOCALGET on C is polled for those D keys until C
    holds every new value.  Times are given from the restart and from the
    moment every node's trees were built again (trees are not persisted:
-   every start rebuilds them at up to 50,000 keys/s).
+   every start rebuilds them at up to 50,000 keys/s).  --stagger S
+   starts C S seconds after A and B instead, so the three nodes' round
+   robins over the partitions (all start at partition 0) are out of step.
 3. Baseline (unless --no-baseline): CONFIG SET aae off on every node and
    the same idle sample, so what AAE adds shows apart from gossip, the
    failure detector and the hint scans.
@@ -32,7 +34,7 @@ Servers are stopped by PID at the end, also on failure.
 
 Usage: bench/aae_scale_bench.py BUILD_DIR [--keys 1000000] [--diverge 1000]
        [--idle-seconds 60] [--repair-timeout 600] [--extra "ARGS"]
-       [--no-baseline]
+       [--no-baseline] [--no-idle] [--stagger S] [--quick]
 """
 import argparse
 import os
@@ -302,7 +304,9 @@ def tree_memory(q):
     """Bytes per partition tree and per node, from the layout in
     src/cluster/aae.h / node_internal.h: 65536/Q leaves (64..1024) of 8
     bytes, leaves/64 branches of 8 bytes, a 56-byte struct node__aae_part,
-    and glibc's 16-byte chunk header on each of the two arrays."""
+    and glibc's 16-byte chunk header on each of the two arrays.  A node
+    also has one struct node__aae (17,248 bytes on x86-64: the exchange
+    slots) and the buffers of its exchanges (a KEYS reply up to 1 MiB)."""
     leaves = max(64, min(1024, 65536 // q))
     per = leaves * 8 + (leaves // 64) * 8 + 56 + 2 * 16
     return leaves, per, per * q
@@ -315,7 +319,10 @@ def localget_new(c, idx):
             if g != new_value(i).encode()]
 
 
-def diverge_and_repair(build, nodes, d, k, timeout):
+def diverge_and_repair(build, nodes, d, k, timeout, stagger=0.0):
+    """stagger > 0: A and B restart first and C `stagger` seconds later,
+    so the three exchange schedules do not start together; times are then
+    from C's start."""
     a, b, c = nodes
     idx = [i * k // d for i in range(d)]
     c.stop()
@@ -336,9 +343,16 @@ def diverge_and_repair(build, nodes, d, k, timeout):
             if f.startswith("hints"):
                 p = os.path.join(n.data, f)
                 shutil.rmtree(p) if os.path.isdir(p) else os.unlink(p)
+    if stagger > 0:
+        for n in (a, b):
+            n.start()
+        for n in (a, b):
+            n.wait()
+        time.sleep(stagger)
     t0 = time.monotonic()
     for n in nodes:
-        n.start()
+        if n.p.poll() is not None:  # not running: start it
+            n.start()
     for n in nodes:
         n.wait()
     t_listen = time.monotonic() - t0
@@ -346,6 +360,7 @@ def diverge_and_repair(build, nodes, d, k, timeout):
     left = localget_new(cc, idx)
     diverged = len(left)
     t_built = None
+    t_first = None
     last = 0
     trace = []
     while left and time.monotonic() - t0 < timeout:
@@ -358,6 +373,8 @@ def diverge_and_repair(build, nodes, d, k, timeout):
                    for i in infos):
                 t_built = now
         left = localget_new(cc, left)
+        if t_first is None and len(left) < diverged:
+            t_first = now
         if now - last >= 5:
             last = now
             trace.append("%.0f s: %d left" % (now, len(left)))
@@ -369,6 +386,7 @@ def diverge_and_repair(build, nodes, d, k, timeout):
     return {
         "hints_deleted": hints, "diverged": diverged, "left": len(left),
         "t_listen": t_listen, "t_built": t_built, "t_done": t_done,
+        "t_first": t_first,
         "trace": trace, "infos": infos,
     }
 
@@ -385,7 +403,16 @@ def main():
                     "\"--aae-exchange-interval-ms 100\"")
     ap.add_argument("--no-baseline", action="store_true",
                     help="skip the idle sample with aae off")
+    ap.add_argument("--stagger", type=float, default=0.0,
+                    help="restart C this many seconds after A and B "
+                    "(default 0: all three at once)")
+    ap.add_argument("--no-idle", action="store_true",
+                    help="only the divergence repair (no idle samples)")
+    ap.add_argument("--quick", action="store_true",
+                    help="50,000 keys, 20 s idle samples, no baseline")
     a = ap.parse_args()
+    if a.quick:
+        a.keys, a.idle_seconds, a.no_baseline = 50000, 20, True
     extra = shlex.split(a.extra)
     tmp = tempfile.mkdtemp(prefix="ringkv-aaescale-")
     nodes = []
@@ -416,14 +443,17 @@ def main():
         print("tree memory: Q=%d, %d leaves a tree: %d bytes a tree, "
               "%.0f KiB a node (%d trees; independent of the key count)" % (
                   q, leaves, per, pernode / 1024.0, q))
-        time.sleep(5)  # let the load's tail (sync, buffers) settle
-        on = idle_sample(nodes, a.idle_seconds,
-                         "idle with %d keys, AAE %s" % (
-                             a.keys, a.extra or "defaults"))
-        sys.stdout.flush()
+        if not a.no_idle:
+            time.sleep(5)  # let the load's tail (sync, buffers) settle
+            on = idle_sample(nodes, a.idle_seconds,
+                             "idle with %d keys, AAE %s" % (
+                                 a.keys, a.extra or "defaults"))
 
         r = diverge_and_repair(a.build, nodes, a.diverge, a.keys,
-                               a.repair_timeout)
+                               a.repair_timeout, a.stagger)
+        if a.stagger > 0:
+            print("\n(--stagger %g: A and B restarted %g s before C; "
+                  "times below are from C's start)" % (a.stagger, a.stagger))
         print("\ndivergence: %d keys rewritten through A and B while C was "
               "down; hints pending on A/B before deletion: %s" % (
                   a.diverge, "/".join(str(h) for h in r["hints_deleted"])))
@@ -442,6 +472,9 @@ def main():
                       r["t_done"], max(0.0, r["t_done"] - r["t_built"]),
                       r["t_done"] / 60.0,
                       max(0.0, r["t_done"] - r["t_built"]) / 60.0))
+        if r["t_first"] is not None:
+            print("first key repaired on C %.1f s after the restart"
+                  % r["t_first"])
         print("progress: %s" % "; ".join(r["trace"]))
         print("| node | aae_exchanges | aae_keys_differing | "
               "aae_keys_repaired | aae_exchange_failures |")
@@ -452,7 +485,7 @@ def main():
                 i["aae_keys_repaired"], i["aae_exchange_failures"]))
         sys.stdout.flush()
 
-        if not a.no_baseline:
+        if not a.no_baseline and not a.no_idle:
             for n in nodes:
                 c = Resp(n.port)
                 rep = c.call("CONFIG", "SET", "aae", "off")
