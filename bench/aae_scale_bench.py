@@ -26,6 +26,9 @@ aae_trees):
    every start rebuilds them at up to 50,000 keys/s).  --stagger S
    starts C S seconds after A and B instead, so the three nodes' round
    robins over the partitions (all start at partition 0) are out of step.
+   Then (unless --no-paused) the same sample on the same processes with
+   the exchanges paused (CONFIG SET aae-exchange-interval-ms 86400000,
+   trees kept): at idle the exchanges are all AAE does.
 3. Baseline (unless --no-baseline): CONFIG SET aae off on every node and
    the same idle sample, so what AAE adds shows apart from gossip, the
    failure detector and the hint scans.
@@ -34,7 +37,7 @@ Servers are stopped by PID at the end, also on failure.
 
 Usage: bench/aae_scale_bench.py BUILD_DIR [--keys 1000000] [--diverge 1000]
        [--idle-seconds 60] [--repair-timeout 600] [--extra "ARGS"]
-       [--no-baseline] [--no-idle] [--stagger S] [--quick]
+       [--no-baseline] [--no-paused] [--no-idle] [--stagger S] [--quick]
 """
 import argparse
 import os
@@ -406,6 +409,8 @@ def main():
     ap.add_argument("--stagger", type=float, default=0.0,
                     help="restart C this many seconds after A and B "
                     "(default 0: all three at once)")
+    ap.add_argument("--no-paused", action="store_true",
+                    help="skip the idle sample with exchanges paused")
     ap.add_argument("--no-idle", action="store_true",
                     help="only the divergence repair (no idle samples)")
     ap.add_argument("--quick", action="store_true",
@@ -413,6 +418,7 @@ def main():
     a = ap.parse_args()
     if a.quick:
         a.keys, a.idle_seconds, a.no_baseline = 50000, 20, True
+        a.no_paused = True
     extra = shlex.split(a.extra)
     tmp = tempfile.mkdtemp(prefix="ringkv-aaescale-")
     nodes = []
@@ -448,6 +454,26 @@ def main():
             on = idle_sample(nodes, a.idle_seconds,
                              "idle with %d keys, AAE %s" % (
                                  a.keys, a.extra or "defaults"))
+            if not a.no_paused:
+                # the same processes, trees kept, exchanges paused: at idle
+                # (no writes, no tree toggles) the exchanges are all AAE
+                # does.  (Setting the interval back would not take effect
+                # before the day is over: node_aae.c keeps the next start.)
+                for n in nodes:
+                    c = Resp(n.port)
+                    rep = c.call("CONFIG", "SET", "aae-exchange-interval-ms",
+                                 "86400000")
+                    c.close()
+                    if rep != "OK":
+                        raise RuntimeError("CONFIG SET: %r" % rep)
+                time.sleep(2)
+                paused = idle_sample(
+                    nodes, a.idle_seconds, "same processes, exchanges "
+                    "paused (aae-exchange-interval-ms 86400000, trees kept)")
+                print("\nexchanges' share at idle (on - paused, same "
+                      "processes), %% of one core: %s" % (", ".join(
+                          "%s %+.2f" % (x["node"], x["cpu"] - y["cpu"])
+                          for x, y in zip(on, paused))))
 
         r = diverge_and_repair(a.build, nodes, a.diverge, a.keys,
                                a.repair_timeout, a.stagger)
