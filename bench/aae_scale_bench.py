@@ -15,6 +15,9 @@ aae_trees):
    read/write syscall, sockets included) and the aae_exchanges it
    completed, over --idle-seconds; RSS per node; tree memory computed from
    the tree layout of src/cluster/aae.h and node_internal.h.
+   Then (unless --no-paused) the same sample on the same processes with
+   the exchanges paused (CONFIG SET aae-exchange-interval-ms 86400000,
+   trees kept): at idle the exchanges are all AAE does.
 2. Divergence repair: node C is stopped (SIGTERM), D existing keys get new
    values written through A and B (W=2: acknowledged by A and B; the
    coordinator keeps a hint for C), A and B are stopped and their hint
@@ -26,12 +29,9 @@ aae_trees):
    every start rebuilds them at up to 50,000 keys/s).  --stagger S
    starts C S seconds after A and B instead, so the three nodes' round
    robins over the partitions (all start at partition 0) are out of step.
-   Then (unless --no-paused) the same sample on the same processes with
-   the exchanges paused (CONFIG SET aae-exchange-interval-ms 86400000,
-   trees kept): at idle the exchanges are all AAE does.
 3. Baseline (unless --no-baseline): CONFIG SET aae off on every node and
-   the same idle sample, so what AAE adds shows apart from gossip, the
-   failure detector and the hint scans.
+   the same idle sample (on the processes restarted in 2, so not the same
+   state as in 1: the paused sample is the fair comparison).
 
 Servers are stopped by PID at the end, also on failure.
 
