@@ -28,6 +28,15 @@ echo
 echo "## Partition handoff: join of a 4th node into a loaded cluster (bench/handoff_bench.py)"
 /usr/bin/python3 bench/handoff_bench.py "$BUILD" ${quick[@]+"${quick[@]}"} || status=1
 echo
+echo "## Anti-entropy: idle cost and divergence repair, 3 nodes (bench/aae_scale_bench.py)"
+# 1M keys, about 5 minutes (289 s on the 2-core VM);
+# --quick: 50,000 keys, one 20 s idle sample, no paused or aae-off sample
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+  /usr/bin/python3 bench/aae_scale_bench.py "$BUILD" --quick || status=1
+else
+  /usr/bin/python3 bench/aae_scale_bench.py "$BUILD" --keys 1000000 || status=1
+fi
+echo
 echo "## Allocations per request on the cluster path (bench/alloc_bench.py)"
 /usr/bin/python3 bench/alloc_bench.py "$BUILD" ${quick[@]+"${quick[@]}"} || status=1
 echo
