@@ -19,6 +19,7 @@
 #include "common/alloc.h"
 #include "common/endian.h"
 #include "common/error.h"
+#include "common/rd.h"
 
 void mb_set_err(char *buf, size_t cap, const char *fmt, ...)
 {
@@ -216,54 +217,10 @@ int mb_state_encode(const struct mb_state *s, struct rk_buf *out)
     return encode_transition(s, out);
 }
 
-/* A bounds-checked reader over untrusted bytes. */
-struct rd
-{
-    const unsigned char *p;
-    size_t left;
-    bool bad;
-};
-
-static const unsigned char *rd_take(struct rd *r, size_t n)
-{
-    if (r->bad || r->left < n) {
-        r->bad = true;
-        return NULL;
-    }
-    const unsigned char *p = r->p;
-    r->p += n;
-    r->left -= n;
-    return p;
-}
-
-static uint8_t rd_u8(struct rd *r)
-{
-    const unsigned char *p = rd_take(r, 1);
-    return p ? p[0] : 0;
-}
-
-static uint16_t rd_u16(struct rd *r)
-{
-    const unsigned char *p = rd_take(r, 2);
-    return p ? rk_get_le16(p) : 0;
-}
-
-static uint32_t rd_u32(struct rd *r)
-{
-    const unsigned char *p = rd_take(r, 4);
-    return p ? rk_get_le32(p) : 0;
-}
-
-static uint64_t rd_u64(struct rd *r)
-{
-    const unsigned char *p = rd_take(r, 8);
-    return p ? rk_get_le64(p) : 0;
-}
-
 /* Reads `len` bytes into a NUL-terminated dst (cap > len checked before). */
-static bool rd_str(struct rd *r, size_t len, char *dst)
+static bool rd_str(struct rk_rd *r, size_t len, char *dst)
 {
-    const unsigned char *p = rd_take(r, len);
+    const unsigned char *p = rk_rd_take(r, len);
     if (p == NULL) {
         return false;
     }
@@ -280,19 +237,19 @@ static bool rd_str(struct rd *r, size_t len, char *dst)
     } while (0)
 
 /* Reads the header fields up to and including the changer. */
-static int decode_head(struct rd *r,
+static int decode_head(struct rk_rd *r,
                        uint64_t *version,
                        char *changer,
                        uint8_t *format,
                        char *errbuf,
                        size_t errlen)
 {
-    const unsigned char *magic = rd_take(r, 4);
+    const unsigned char *magic = rk_rd_take(r, 4);
     if (magic == NULL || memcmp(magic, MB_MAGIC, 4) != 0) {
         mb_set_err(errbuf, errlen, "cluster state: bad magic or too short");
         return RK_EPROTO;
     }
-    uint8_t fmt = rd_u8(r);
+    uint8_t fmt = rk_rd_u8(r);
     if (r->bad) {
         mb_set_err(errbuf, errlen, "cluster state: truncated header");
         return RK_EPROTO;
@@ -309,8 +266,8 @@ static int decode_head(struct rd *r,
     if (format != NULL) {
         *format = fmt;
     }
-    *version = rd_u64(r);
-    uint8_t cl = rd_u8(r);
+    *version = rk_rd_u64(r);
+    uint8_t cl = rk_rd_u8(r);
     if (r->bad || *version == 0 || cl == 0 || cl > CL_ID_MAX ||
         !rd_str(r, cl, changer) || !ring_member_id_is_valid(changer, cl)) {
         mb_set_err(errbuf, errlen, "cluster state: bad version or changer");
@@ -335,7 +292,7 @@ int mb_state_decode(const void *buf,
                     char *errbuf,
                     size_t errlen)
 {
-    struct rd r = {.p = buf, .left = len};
+    struct rk_rd r = {.p = buf, .left = len};
     struct mb_state *s = rk_calloc(1, sizeof(*s));
     if (s == NULL) {
         return RK_ENOMEM;
@@ -346,14 +303,14 @@ int mb_state_decode(const void *buf,
     if (rc != RK_OK) {
         goto fail;
     }
-    uint8_t nl = rd_u8(&r);
+    uint8_t nl = rk_rd_u8(&r);
     if (r.bad || nl > MEMBERSHIP_MAX_CLUSTER_NAME || !rd_str(&r, nl, s->name) ||
         !mb_name_is_valid(s->name, nl, MEMBERSHIP_MAX_CLUSTER_NAME)) {
         DEC_FAIL("cluster state: bad cluster name");
     }
-    s->ring_size = rd_u32(&r);
-    s->n_val = rd_u32(&r);
-    uint32_t n = rd_u32(&r);
+    s->ring_size = rk_rd_u32(&r);
+    s->n_val = rk_rd_u32(&r);
+    uint32_t n = rk_rd_u32(&r);
     if (r.bad || n == 0 || n > MEMBERSHIP_MAX_MEMBERS) {
         DEC_FAIL("cluster state: member count %" PRIu32 " out of range", n);
     }
@@ -369,7 +326,7 @@ int mb_state_decode(const void *buf,
     size_t n_valid = 0, n_next = 0, n_moving = 0;
     for (uint32_t i = 0; i < n; i++) {
         struct mb_node *nd = &s->nodes[i];
-        uint8_t il = rd_u8(&r);
+        uint8_t il = rk_rd_u8(&r);
         if (r.bad || il == 0 || il > CL_ID_MAX || !rd_str(&r, il, nd->id) ||
             !ring_member_id_is_valid(nd->id, il)) {
             DEC_FAIL("cluster state: member %" PRIu32 ": bad node id", i);
@@ -377,15 +334,15 @@ int mb_state_decode(const void *buf,
         if (i > 0 && strcmp(s->nodes[i - 1].id, nd->id) >= 0) {
             DEC_FAIL("cluster state: member ids not strictly ascending");
         }
-        uint16_t hl = rd_u16(&r);
+        uint16_t hl = rk_rd_u16(&r);
         if (r.bad || hl == 0 || hl > CL_HOST_MAX || !rd_str(&r, hl, nd->host) ||
             !mb_name_is_valid(nd->host, hl, CL_HOST_MAX)) {
             DEC_FAIL("cluster state: member %s: bad host", nd->id);
         }
-        nd->resp_port = rd_u16(&r);
-        nd->http_port = rd_u16(&r);
-        nd->peer_port = rd_u16(&r);
-        nd->status = rd_u8(&r);
+        nd->resp_port = rk_rd_u16(&r);
+        nd->http_port = rk_rd_u16(&r);
+        nd->peer_port = rk_rd_u16(&r);
+        nd->status = rk_rd_u8(&r);
         if (r.bad) {
             DEC_FAIL("cluster state: truncated member %s", nd->id);
         }
@@ -405,21 +362,21 @@ int mb_state_decode(const void *buf,
     if (mb_state_find(s, s->changer) < 0) {
         DEC_FAIL("cluster state: changer %s is not a member", s->changer);
     }
-    uint32_t rl = rd_u32(&r);
-    const unsigned char *rb = rd_take(&r, rl);
+    uint32_t rl = rk_rd_u32(&r);
+    const unsigned char *rb = rk_rd_take(&r, rl);
     if (rb == NULL) {
         DEC_FAIL("cluster state: truncated ring");
     }
-    uint8_t tr = fmt == MEMBERSHIP_FORMAT_VERSION ? rd_u8(&r) : 0;
+    uint8_t tr = fmt == MEMBERSHIP_FORMAT_VERSION ? rk_rd_u8(&r) : 0;
     const unsigned char *nb = NULL;
     uint32_t nl2 = 0;
     if (tr == 1) {
-        s->epoch = rd_u32(&r);
-        nl2 = rd_u32(&r);
-        nb = rd_take(&r, nl2);
-        const unsigned char *hb = rd_take(&r, (size_t)s->ring_size * 8 <= r.left
-                                                  ? (size_t)s->ring_size * 8
-                                                  : r.left + 1);
+        s->epoch = rk_rd_u32(&r);
+        nl2 = rk_rd_u32(&r);
+        nb = rk_rd_take(&r, nl2);
+        const unsigned char *hb = rk_rd_take(
+            &r, (size_t)s->ring_size * 8 <= r.left ? (size_t)s->ring_size * 8
+                                                   : r.left + 1);
         if (nb == NULL || hb == NULL) {
             DEC_FAIL("cluster state: truncated transition");
         }
@@ -532,7 +489,7 @@ int membership_state_compare(const void *a,
                              const void *b,
                              size_t b_len)
 {
-    struct rd ra = {.p = a, .left = a_len}, rb = {.p = b, .left = b_len};
+    struct rk_rd ra = {.p = a, .left = a_len}, rb = {.p = b, .left = b_len};
     uint64_t va = 0, vb = 0;
     char ca[CL_ID_MAX + 1], cb[CL_ID_MAX + 1];
     bool oka = decode_head(&ra, &va, ca, NULL, NULL, 0) == RK_OK;

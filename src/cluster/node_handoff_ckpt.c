@@ -35,6 +35,7 @@
 #include "common/endian.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/rd.h"
 #include "storage/engine.h"
 
 #define CKPT_MAGIC    "RKHO"
@@ -155,66 +156,29 @@ void node__ckpt_round(struct node *n, uint64_t now)
     n->ho.ckpt_saved = n->ho.ckpt.len > 0;
 }
 
-/* A bounded reader over the saved checkpoint. */
-struct rd
-{
-    const unsigned char *p;
-    size_t left;
-    bool bad;
-};
-
-static const unsigned char *take(struct rd *r, size_t len)
-{
-    if (r->bad || r->left < len) {
-        r->bad = true;
-        return NULL;
-    }
-    const unsigned char *p = r->p;
-    r->p += len;
-    r->left -= len;
-    return p;
-}
-
-static uint8_t get_u8(struct rd *r)
-{
-    const unsigned char *p = take(r, 1);
-    return p ? p[0] : 0;
-}
-
-static uint32_t get_u32(struct rd *r)
-{
-    const unsigned char *p = take(r, 4);
-    return p ? rk_get_le32(p) : 0;
-}
-
-static uint64_t get_u64(struct rd *r)
-{
-    const unsigned char *p = take(r, 8);
-    return p ? rk_get_le64(p) : 0;
-}
-
 void node__ckpt_resume(struct node *n, struct node__xfer *x)
 {
     const struct rk_buf *sv = &n->ho.saved;
     if (sv->len < 13 || memcmp(sv->base, CKPT_MAGIC, 4) != 0) {
         return;
     }
-    struct rd r = {(const unsigned char *)sv->base + 4, sv->len - 4, false};
-    if (get_u8(&r) != CKPT_VERSION || get_u32(&r) != membership_epoch(n->mem)) {
+    struct rk_rd r = {(const unsigned char *)sv->base + 4, sv->len - 4, false};
+    if (rk_rd_u8(&r) != CKPT_VERSION ||
+        rk_rd_u32(&r) != membership_epoch(n->mem)) {
         return; /* another transition's: start over */
     }
-    uint32_t cnt = get_u32(&r);
+    uint32_t cnt = rk_rd_u32(&r);
     for (uint32_t i = 0; i < cnt && !r.bad; i++) {
-        uint32_t part = get_u32(&r);
-        uint64_t keys = get_u64(&r), bytes = get_u64(&r);
-        uint8_t ns = get_u8(&r);
+        uint32_t part = rk_rd_u32(&r);
+        uint64_t keys = rk_rd_u64(&r), bytes = rk_rd_u64(&r);
+        uint8_t ns = rk_rd_u8(&r);
         size_t resumed = 0;
         for (uint8_t j = 0; j < ns && !r.bad; j++) {
-            uint8_t il = get_u8(&r);
-            const unsigned char *id = take(&r, il);
-            uint8_t done = get_u8(&r);
-            uint8_t cl = get_u8(&r);
-            const unsigned char *cur = take(&r, cl);
+            uint8_t il = rk_rd_u8(&r);
+            const unsigned char *id = rk_rd_take(&r, il);
+            uint8_t done = rk_rd_u8(&r);
+            uint8_t cl = rk_rd_u8(&r);
+            const unsigned char *cur = rk_rd_take(&r, cl);
             if (r.bad || part != x->partition || cl > PEER_FOLD_CURSOR_MAX) {
                 continue;
             }

@@ -535,10 +535,7 @@ void node__get_with_hints(struct node *n,
     if (n->hints == NULL || (st != RK_OK && st != RK_ENOTFOUND)) {
         return;
     }
-    struct engine_stats es;
-    memset(&es, 0, sizeof(es));
-    engine_stats(n->hints, &es);
-    if (es.live_keys == 0) {
+    if (node_hints_pending(n) == 0) {
         return;
     }
     struct dvv_obj merged;
