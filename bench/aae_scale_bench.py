@@ -457,8 +457,8 @@ def main():
             if not a.no_paused:
                 # the same processes, trees kept, exchanges paused: at idle
                 # (no writes, no tree toggles) the exchanges are all AAE
-                # does.  (Setting the interval back would not take effect
-                # before the day is over: node_aae.c keeps the next start.)
+                # does.  (The divergence part below restarts the nodes,
+                # which brings the flags' interval back.)
                 for n in nodes:
                     c = Resp(n.port)
                     rep = c.call("CONFIG", "SET", "aae-exchange-interval-ms",

@@ -1045,7 +1045,7 @@ void node_on_message(struct node *n,
             node__handoff_on_reply(n, id, &msg->fold_reply, now);
             break;
         case PEER_AAE_TREE:
-            node__aae_on_tree(n, id, &msg->aae_tree);
+            node__aae_on_tree(n, id, &msg->aae_tree, now);
             break;
         case PEER_AAE_TREE_REPLY:
             node__aae_on_tree_reply(n, id, &msg->aae_tree_reply, now);

@@ -290,9 +290,10 @@ struct node_aae_info
     uint32_t built;            /* of them built */
     uint64_t repair_queue;     /* bytes of keys waiting for repair */
     uint64_t repairs_inflight; /* repair reads started, not answered */
-    int64_t oldest_exchange_s; /* age of the oldest last completed exchange
-                                  over the partitions this node replicates;
-                                  -1 when one has none yet */
+    int64_t oldest_exchange_s; /* age of the oldest last exchange (started
+                                  and completed, or answered) over the
+                                  partitions this node replicates; -1 when
+                                  one has none yet */
 };
 
 struct node;
@@ -416,6 +417,10 @@ struct node_transfer
     uint64_t keys, bytes; /* merged here so far */
     uint64_t elapsed_ms;  /* since the transfer started (or resumed) */
     uint64_t bytes_per_s; /* bytes / elapsed */
+    uint32_t permille;    /* estimated progress, 0..1000 (from the slot the
+                             slowest source's fold reached; 0 if unknown) */
+    int64_t eta_s;        /* estimated seconds left at the rate so far;
+                             -1 until known (0.1 s in, some progress) */
     size_t n_src;
     struct node_transfer_src src[RING_MAX_N];
 };

@@ -35,8 +35,9 @@
  * Exchange (initiator), every aae_exchange_interval_ms while fewer than
  * aae_concurrency exchanges run, no ownership transition is in progress
  * (skipped for simplicity: handoff moves the data then) and the repair
- * queue is short: the next partition this node is a current replica of,
- * with the next other current replica of it that is up:
+ * queue is short: the partition this node is a current replica of that
+ * it compared least recently (as initiator or responder; pick()), with the
+ * next other current replica of it that is up:
  *
  *   IDLE --start_exchange--> BRANCHES: AAE_TREE(level branch) sent
  *   BRANCHES --on_tree_reply: roots equal--> done (in sync)
@@ -149,6 +150,22 @@ void node__aae_fini(struct node *n)
     memset(&n->aae, 0, sizeof(n->aae));
 }
 
+/* Where this node's round over the partitions starts: spread by its rank
+ * among the members (sorted by id), so that the nodes of a cluster that
+ * start together do not compare the same partitions in step. */
+static uint32_t start_at(const struct node *n, uint32_t q)
+{
+    size_t cnt = membership_member_count(n->mem), rank = 0;
+    for (size_t i = 0; i < cnt; i++) {
+        struct membership_member mm;
+        membership_member_get(n->mem, i, &mm);
+        if (strcmp(mm.node_id, n->id) < 0) {
+            rank++;
+        }
+    }
+    return cnt ? (uint32_t)(((uint64_t)rank * q) / cnt) % q : 0;
+}
+
 static int trees_alloc(struct node *n, uint32_t q)
 {
     struct node__aae *a = &n->aae;
@@ -166,6 +183,7 @@ static int trees_alloc(struct node *n, uint32_t q)
         }
         a->p[i].next_slot = i * (SLOT_COUNT / q);
     }
+    a->next_part = start_at(n, q);
     return RK_OK;
 }
 
@@ -377,7 +395,8 @@ static int check_request(struct node *n,
 
 void node__aae_on_tree(struct node *n,
                        const char *from,
-                       const struct peer_aae_tree *q)
+                       const struct peer_aae_tree *q,
+                       uint64_t now_ms)
 {
     struct peer_msg rep = {.type = PEER_AAE_TREE_REPLY};
     rep.aae_tree_reply.req_id = q->req_id;
@@ -411,6 +430,12 @@ void node__aae_on_tree(struct node *n,
     }
     rep.aae_tree_reply.status = rc;
     if (rc == RK_OK) {
+        if (q->level == PEER_AAE_LEVEL_BRANCH) {
+            /* a peer compares this partition with this node now: pick()
+             * takes the partitions nobody compared here lately first */
+            n->aae.p[q->partition].touched_ms = now_ms;
+            n->aae.p[q->partition].answered_ms = now_ms;
+        }
         rep.aae_tree_reply.root = t->root;
         rep.aae_tree_reply.hashes = (struct peer_bytes){out->base, out->len};
     }
@@ -579,51 +604,85 @@ static void ask_tree(struct node *n,
     exch_send(n, x, &m);
 }
 
-/* Picks the next partition this node replicates (built, not being
- * exchanged) and a peer replica of it that is up. */
+/* The other current replicas of partition p that are up (and not degraded),
+ * into others[RING_MAX_N]; false when this node is not a current replica of
+ * p or no other one is up. */
+static bool peers_of(struct node *n, uint32_t p, const char **others, size_t *m)
+{
+    const char *ids[RING_MAX_N];
+    size_t cnt = ring_preflist_ids(membership_ring(n->mem), p, ids);
+    bool mine = false;
+    *m = 0;
+    for (size_t i = 0; i < cnt; i++) {
+        if (strcmp(ids[i], n->id) == 0) {
+            mine = true;
+        } else if (node__is_up_or_self(n, ids[i]) &&
+                   !node_peer_is_degraded(n, ids[i])) {
+            others[(*m)++] = ids[i];
+        }
+    }
+    return mine && *m > 0;
+}
+
+/* Picks the partition to compare next: among those this node replicates
+ * (tree built, not being exchanged, another replica up), the one this node
+ * has not compared for the longest time, whether it started that exchange
+ * or answered a peer's (touched_ms; ties in round-robin order from
+ * next_part, which starts at a different place on every node: start_at()),
+ * and the next peer replica of it in turn.  So the replicas of a partition
+ * do not all compare it at once while others wait (after a restart every
+ * node would otherwise walk the partitions in step: 66 s for 1,000
+ * divergent keys in all 64 partitions, docs/benchmarks.md). */
 static bool pick(struct node *n, uint32_t *part, char *peer)
 {
     struct node__aae *a = &n->aae;
-    const struct ring *r = membership_ring(n->mem);
+    uint32_t best = UINT32_MAX;
+    uint64_t best_t = UINT64_MAX;
     for (uint32_t k = 0; k < a->q; k++) {
         uint32_t p = (a->next_part + k) % a->q;
-        if (!a->p[p].built) {
+        if (!a->p[p].built || a->p[p].touched_ms >= best_t) {
             continue;
         }
         bool busy = false;
         for (size_t i = 0; i < NODE_AAE_EXCHANGES; i++) {
             busy = busy || (a->x[i].used && a->x[i].partition == p);
         }
-        const char *ids[RING_MAX_N], *others[RING_MAX_N];
-        size_t cnt = busy ? 0 : ring_preflist_ids(r, p, ids), m = 0;
-        bool mine = false;
-        for (size_t i = 0; i < cnt; i++) {
-            if (strcmp(ids[i], n->id) == 0) {
-                mine = true;
-            } else if (node__is_up_or_self(n, ids[i]) &&
-                       !node_peer_is_degraded(n, ids[i])) {
-                others[m++] = ids[i];
-            }
-        }
-        if (!mine || m == 0) {
+        const char *others[RING_MAX_N];
+        size_t m = 0;
+        if (busy || !peers_of(n, p, others, &m)) {
             continue;
         }
-        a->next_part = (p + 1) % a->q;
-        *part = p;
-        snprintf(peer, CL_ID_MAX + 1, "%s", others[a->next_peer++ % m]);
-        return true;
+        best = p;
+        best_t = a->p[p].touched_ms;
     }
-    return false;
+    if (best == UINT32_MAX) {
+        return false;
+    }
+    const char *others[RING_MAX_N];
+    size_t m = 0;
+    (void)peers_of(n, best, others, &m);
+    a->next_part = (best + 1) % a->q;
+    *part = best;
+    snprintf(peer, CL_ID_MAX + 1, "%s", others[a->next_peer++ % m]);
+    return true;
+}
+
+/* When the next exchanges may start: the interval after the last start, as
+ * the interval is now (so a CONFIG SET that shortens it takes effect at
+ * once, not after the old deadline). */
+static uint64_t next_exchange_ms(const struct node *n)
+{
+    return n->aae.last_round_ms + n->set.aae_exchange_interval_ms;
 }
 
 static void start_exchanges(struct node *n, uint64_t now)
 {
     struct node__aae *a = &n->aae;
-    if (now < a->next_exchange_ms || !usable(n) ||
+    if (now < next_exchange_ms(n) || !usable(n) ||
         a->repairq.len - a->repairq_head > NODE_AAE_QUEUE_LOW) {
         return;
     }
-    a->next_exchange_ms = now + n->set.aae_exchange_interval_ms;
+    a->last_round_ms = now;
     /* every interval, as many as the concurrency allows */
     for (;;) {
         size_t running = 0;
@@ -641,6 +700,7 @@ static void start_exchanges(struct node *n, uint64_t now)
         }
         freex->used = true;
         freex->partition = p;
+        a->p[p].touched_ms = now;
         freex->phase = NODE_AAE_BRANCHES;
         n->st.aae_exchanges_started++;
         ask_tree(n, freex, PEER_AAE_LEVEL_BRANCH, NULL, 0, now);
@@ -1005,7 +1065,7 @@ uint64_t node__aae_deadline(const struct node *n)
         a->repairq_head < a->repairq.len) {
         return now_hint + 10;
     }
-    uint64_t d = a->next_exchange_ms;
+    uint64_t d = next_exchange_ms(n);
     for (size_t i = 0; i < NODE_AAE_EXCHANGES; i++) {
         if (a->x[i].used && a->x[i].deadline_ms < d) {
             d = a->x[i].deadline_ms;
@@ -1023,10 +1083,14 @@ uint64_t node__aae_oldest_exchange_ms(const struct node *n, bool *never)
         if (!both_replicate(n, p, n->id, n->id)) {
             continue;
         }
-        if (a->p[p].last_exchange_ms == 0) {
+        /* compared here: an exchange this node completed or answered */
+        uint64_t t = a->p[p].last_exchange_ms > a->p[p].answered_ms
+                         ? a->p[p].last_exchange_ms
+                         : a->p[p].answered_ms;
+        if (t == 0) {
             *never = true;
-        } else if (a->p[p].last_exchange_ms < oldest) {
-            oldest = a->p[p].last_exchange_ms;
+        } else if (t < oldest) {
+            oldest = t;
         }
     }
     return oldest;

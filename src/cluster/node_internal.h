@@ -129,6 +129,7 @@ struct node__xfer
     uint64_t dkeys, dbytes; /* of those, durable (checkpointed) */
     uint64_t last_seq;      /* data engine seq of the last merge */
     uint64_t started_ms;
+    uint32_t start_pm; /* progress (per mille) when started or resumed */
 };
 
 /* A source that answers FOLDs with "no transition here" (RK_EAGAIN). */
@@ -204,6 +205,9 @@ struct node__aae_part
     bool built;                /* t covers every key of the partition */
     uint32_t next_slot;        /* while building: slots below are in t */
     uint64_t last_exchange_ms; /* last completed exchange, 0 = never */
+    uint64_t answered_ms;      /* last peer's exchange answered, 0 = never */
+    uint64_t touched_ms;       /* last exchange started or answered: the
+                                  order pick() takes partitions in */
 };
 
 /* One exchange this node started. */
@@ -231,7 +235,7 @@ struct node__aae
     uint64_t recoveries;      /* engine_recoveries the trees were built on */
     uint32_t build_part;      /* partitions below are built */
     uint64_t build_at_ms, round_ms;
-    uint64_t next_exchange_ms;
+    uint64_t last_round_ms;        /* start_exchanges last started a round */
     uint32_t next_part, next_peer; /* round robin */
     uint64_t next_req;
     struct node__aae_exch x[NODE_AAE_EXCHANGES];
@@ -511,7 +515,8 @@ uint64_t node__aae_deadline(const struct node *n);
 /* Peer messages. */
 void node__aae_on_tree(struct node *n,
                        const char *from,
-                       const struct peer_aae_tree *q);
+                       const struct peer_aae_tree *q,
+                       uint64_t now_ms);
 void node__aae_on_keys(struct node *n,
                        const char *from,
                        const struct peer_aae_keys *q);
@@ -527,8 +532,9 @@ void node__aae_on_keys_reply(struct node *n,
 void node__aae_repair_reply(struct node *n,
                             struct node__op *op,
                             const struct coord_reply *r);
-/* The oldest last completed exchange over the partitions this node
- * replicates (UINT64_MAX: none completed); *never when one has none. */
+/* The oldest last exchange (completed here, or answered) over the
+ * partitions this node replicates (UINT64_MAX: none); *never when one has
+ * none. */
 uint64_t node__aae_oldest_exchange_ms(const struct node *n, bool *never);
 
 /* ---- node_ops.c ---- */

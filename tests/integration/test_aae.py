@@ -174,6 +174,17 @@ def test_aae_settings_and_info(cluster_factory):
     info = cl.info(cl[0])
     assert info["aae_exchange_failures"] == "0"
     assert info["aae_refused"] == "0"
+    # a long interval pauses the exchanges; shortening it again takes
+    # effect at once, not after the long interval's deadline
+    c.config_set("aae-exchange-interval-ms", "86400000")
+    time.sleep(0.5)
+    paused = int(cl.info(cl[0])["aae_exchanges"])
+    time.sleep(1.0)
+    assert int(cl.info(cl[0])["aae_exchanges"]) == paused
+    c.config_set("aae-exchange-interval-ms", "50")
+    cl.wait_until(lambda: int(cl.info(cl[0])["aae_exchanges"]) >=
+                  paused + 3, "exchanges again right after the interval "
+                  "was shortened", timeout=5)
     c.config_set("aae-concurrency", "4")
     c.config_set("aae-repair-rate", "100")
     with pytest.raises(Exception):
