@@ -293,6 +293,41 @@ static struct node__xfer *xfer_of(struct node *n, uint32_t p)
     return NULL;
 }
 
+/* How far transfer x is, in per mille, estimated from its sources' fold
+ * cursors: a source's cursor of a slot-index fold (tag 0) names the slot
+ * it reached (docs/storage-format.md, "Slot index": bits 32..47), and the
+ * keys are spread evenly over the partition's slots (a hash), so the slots
+ * behind it are the share done.  The transfer is as far as its slowest
+ * source that is neither done nor skipped.  *known is false when a source
+ * folds without the slot index (an engine_scan cursor says nothing). */
+static uint32_t xfer_permille(const struct node *n,
+                              const struct node__xfer *x,
+                              bool *known)
+{
+    uint32_t first = 0, last = 0, pm = 1000;
+    ring_slot_range(membership_ring(n->mem), x->partition, &first, &last);
+    *known = true;
+    for (size_t j = 0; j < x->n_src; j++) {
+        const struct node__xfer_src *s = &x->src[j];
+        uint32_t p = 0;
+        if (s->done || s->skipped) {
+            continue;
+        }
+        if (s->cursor_len == 16 && rk_get_le64(s->cursor) != 0) {
+            *known = false; /* not a slot fold */
+        } else if (s->cursor_len == 16) {
+            uint64_t pos = rk_get_le64(s->cursor + 8);
+            uint32_t slot = (uint32_t)((pos >> 32) & 0xffff);
+            if (pos != 0 && slot >= first && slot <= last && last >= first) {
+                p = (uint32_t)((uint64_t)(slot - first) * 1000 /
+                               (last - first + 1));
+            }
+        }
+        pm = p < pm ? p : pm;
+    }
+    return pm;
+}
+
 static void xfer_start(struct node *n,
                        struct node__xfer *x,
                        uint32_t p,
@@ -315,6 +350,8 @@ static void xfer_start(struct node *n,
               "partition=%" PRIu32 " sources=%zu epoch=%" PRIu32, p, x->n_src,
               membership_epoch(n->mem));
     node__ckpt_resume(n, x);
+    bool known = false;
+    x->start_pm = xfer_permille(n, x, &known);
 }
 
 static void xfer_send(struct node *n,
@@ -875,6 +912,15 @@ size_t node_transfers(const struct node *n,
             t->elapsed_ms = now_ms > x->started_ms ? now_ms - x->started_ms : 0;
             t->bytes_per_s =
                 t->elapsed_ms ? x->bytes * 1000 / t->elapsed_ms : 0;
+            bool known = false;
+            uint32_t pm = xfer_permille(n, x, &known);
+            t->permille = known ? pm : 0;
+            t->eta_s = -1;
+            if (known && pm > x->start_pm && t->elapsed_ms >= 100) {
+                /* at the rate since the start (or the resume) */
+                t->eta_s = (int64_t)(t->elapsed_ms * (1000 - pm) /
+                                     (pm - x->start_pm) / 1000);
+            }
             t->n_src = x->n_src;
             for (size_t j = 0; j < x->n_src && j < RING_MAX_N; j++) {
                 const struct node__xfer_src *s = &x->src[j];

@@ -70,13 +70,18 @@ static void status_text(struct cnode *cn, struct rk_buf *out)
         for (size_t j = 0; j < xs[i].n_src; j++) {
             retries += xs[i].src[j].retries;
         }
+        char eta[32] = "ETA ?";
+        if (xs[i].eta_s >= 0) {
+            snprintf(eta, sizeof(eta), "ETA %" PRId64 " s", xs[i].eta_s);
+        }
         n = snprintf(line, sizeof(line),
                      "  receiving partition %" PRIu32 " from %s  keys %" PRIu64
-                     "  bytes %" PRIu64 "  %.1f MiB/s  %.1f s  retries %" PRIu32
-                     "\n",
+                     "  bytes %" PRIu64 "  %.1f MiB/s  %.1f s  %" PRIu32
+                     ".%" PRIu32 "%%  %s  retries %" PRIu32 "\n",
                      xs[i].partition, srcs, xs[i].keys, xs[i].bytes,
                      (double)xs[i].bytes_per_s / (1024.0 * 1024.0),
-                     (double)xs[i].elapsed_ms / 1000.0, retries);
+                     (double)xs[i].elapsed_ms / 1000.0, xs[i].permille / 10,
+                     xs[i].permille % 10, eta, retries);
         rk_buf_append(out, line,
                       (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
     }
@@ -766,11 +771,12 @@ static json_t *transition_json(struct cnode *cn)
         }
         json_array_append_new(
             arr,
-            json_pack("{s:i, s:o, s:I, s:I, s:I, s:I}", "partition",
+            json_pack("{s:i, s:o, s:I, s:I, s:I, s:I, s:i, s:I}", "partition",
                       (int)xs[i].partition, "sources", srcs, "keys",
                       (json_int_t)xs[i].keys, "bytes", (json_int_t)xs[i].bytes,
                       "elapsed_ms", (json_int_t)xs[i].elapsed_ms, "bytes_per_s",
-                      (json_int_t)xs[i].bytes_per_s));
+                      (json_int_t)xs[i].bytes_per_s, "progress_permille",
+                      (int)xs[i].permille, "eta_s", (json_int_t)xs[i].eta_s));
     }
     return json_pack("{s:i, s:i, s:o}", "epoch", (int)membership_epoch(mem),
                      "partitions_pending",

@@ -301,6 +301,23 @@ def test_handoff_rate_limit_is_settable_at_run_time(cluster_factory):
     assert tr["transfers"] and tr["transfers"][0]["sources"], tr
     assert {s["state"] for x in tr["transfers"] for s in x["sources"]} <= {
         "folding", "waiting", "done", "skipped"}
+    # progress and ETA: at 1 MiB/s a few seconds in, some transfer has
+    # moved (a slot fold: per mille from the slot reached) and has an ETA
+    def progressed():
+        with urllib.request.urlopen("http://127.0.0.1:%d/cluster" %
+                                    d.server.http_port, timeout=10) as resp:
+            tr = json.loads(resp.read())["transition"]
+        xs = tr["transfers"] if tr else []
+        for x in xs:
+            assert 0 <= x["progress_permille"] <= 1000, x
+            assert x["eta_s"] >= -1, x
+        return [x for x in xs if x["progress_permille"] > 0 and
+                x["eta_s"] >= 0]
+    cl.wait_until(lambda: progressed(), "a transfer with progress and an ETA",
+                  timeout=30, nodes=[a, b, c, d])
+    head, _rows = cl.status(d)
+    print("  ".join(head["transfers"]))
+    assert all("% " in t and "ETA " in t for t in head["transfers"]), head
     assert r.config_set("handoff-max-mbps", 0) is True
     t0 = time.monotonic()
     cl.wait_converged(4, nodes=[a, b, c, d], timeout=120)
