@@ -51,7 +51,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from redis_bench import free_port, machine, rss_kib, wait_port  # noqa: E402
+from redis_bench import (cluster_secret_args, free_port, machine,  # noqa: E402
+                         rss_kib, wait_port)
 
 VALUE = 100
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -72,7 +73,8 @@ class Node:
                      "--http-port", str(self.http), "--data-dir", self.data,
                      "--node-id", name, "--sync", "every:1000",
                      "--loglevel", "warn",
-                     "--n", "3", "--r", "2", "--w", "2"] + list(extra)
+                     "--n", "3", "--r", "2", "--w", "2"] + \
+            cluster_secret_args() + list(extra)
         self.p = None
         self.log = None
         self.starts = 0

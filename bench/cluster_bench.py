@@ -29,7 +29,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from redis_bench import Proc, benchmark, free_port, machine  # noqa: E402
+from redis_bench import (Proc, benchmark, cluster_secret_args,  # noqa: E402
+                         free_port, machine)
 
 CLIENTS = 50
 
@@ -42,7 +43,8 @@ def start_node(build, tmp, name, extra=()):
     argv = [os.path.join(build, "ringkvd"), "--port", str(port),
             "--peer-port", str(peer), "--http-port", str(free_port()),
             "--data-dir", os.path.join(d, "data"),
-            "--sync", "every:1000", "--loglevel", "warn"] + list(extra)
+            "--sync", "every:1000", "--loglevel", "warn"] + \
+        cluster_secret_args() + list(extra)
     p = Proc(argv, port, os.path.join(d, "log"))
     p.peer = peer
     return p

@@ -24,6 +24,23 @@ import tempfile
 import time
 
 
+
+_SECRET = None
+
+
+def cluster_secret_args():
+    """--cluster-secret-file FILE for every ringkvd node a benchmark joins
+    into one cluster (a secret file made once per run, mode 0600)."""
+    global _SECRET
+    if _SECRET is None:
+        import tempfile
+        d = tempfile.mkdtemp(prefix="ringkv-bench-secret-")
+        _SECRET = os.path.join(d, "cluster.secret")
+        fd = os.open(_SECRET, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.write(fd, os.urandom(32).hex().encode() + b"\n")
+        os.close(fd)
+    return ["--cluster-secret-file", _SECRET]
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -41,7 +41,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from redis_bench import Proc, free_port, machine  # noqa: E402
+from redis_bench import (Proc, cluster_secret_args, free_port,  # noqa: E402
+                         machine)
 from cluster_bench import form_cluster, info_cluster  # noqa: E402
 
 SPLIT = (17, 17, 16)  # clients of the three redis-benchmark processes
@@ -131,7 +132,8 @@ def start_ringkv_node(build, tmp, name, r, w, procs):
     argv = [os.path.join(build, "ringkvd"), "--port", str(port),
             "--peer-port", str(peer), "--http-port", str(free_port()),
             "--data-dir", os.path.join(d, "data"), "--sync", "none",
-            "--n", "3", "--r", str(r), "--w", str(w), "--loglevel", "warn"]
+            "--n", "3", "--r", str(r), "--w", str(w), "--loglevel", "warn"] + \
+        cluster_secret_args()
     p = Proc(argv, port, os.path.join(d, "log"))
     p.peer = peer
     procs.append(p)

@@ -88,7 +88,15 @@ join_nodes() {
         if [ "${members:-1}" -gt 1 ]; then
             continue # saved cluster state from an earlier run
         fi
-        "$CLI" -p "$port" cluster join "$seed_peer" >/dev/null
+        # the cluster's secret: node 1's (made at its first start), as a
+        # user adds a node (docs/security.md); none to pass when
+        # CLUSTER_ARGS gives every node --cluster-secret-file
+        if [ -f "$DIR/node1/cluster.secret" ]; then
+            "$CLI" -p "$port" cluster join "$seed_peer" \
+                --secret-file "$DIR/node1/cluster.secret" >/dev/null
+        else
+            "$CLI" -p "$port" cluster join "$seed_peer" >/dev/null
+        fi
     done
 }
 

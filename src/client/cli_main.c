@@ -32,6 +32,7 @@
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/error.h"
+#include "proto/peer_auth.h"
 
 #define DEFAULT_HOST          "127.0.0.1"
 #define DEFAULT_PORT          7379
@@ -90,9 +91,12 @@ static const char usage_text[] =
     "terminal, else runs one command per line of stdin.\n"
     "\n"
     "Cluster commands (sent as RINGKV.CLUSTER ...; docs/cluster.md):\n"
-    "  cluster join HOST:PORT      make this node join the seed's cluster\n"
-    "                              (PORT: the seed's peer or RESP port)\n"
-    "  cluster replace OLD HOST:PORT\n"
+    "  cluster join HOST:PORT [--secret-file FILE]\n"
+    "                              make this node join the seed's cluster\n"
+    "                              (PORT: the seed's peer or RESP port;\n"
+    "                              FILE: a copy of the cluster's secret, the\n"
+    "                              seed's DATA_DIR/cluster.secret)\n"
+    "  cluster replace OLD HOST:PORT [--secret-file FILE]\n"
     "                              make this (empty) node take member OLD's\n"
     "                              place, through the seed HOST:PORT\n"
     "  cluster plan join HOST:PORT | plan leave NODE | plan remove NODE\n"
@@ -793,6 +797,41 @@ static void alias_own(struct cli_alias *al,
     }
 }
 
+/* Reads a cluster secret file (proto/peer_auth.h: hex) into hex (without
+ * the newline), checked.  RK_OK, or an error with `why` set. */
+static int read_secret_file(const char *path,
+                            char *hex,
+                            size_t cap,
+                            char *why,
+                            size_t size)
+{
+    FILE *fp = fopen(path, "r");
+    if (fp == NULL) {
+        snprintf(why, size, "cannot read the secret file %s: %s", path,
+                 strerror(errno));
+        return RK_EIO;
+    }
+    char text[PEER_AUTH_SECRET_FILE_MAX + 1];
+    size_t n = fread(text, 1, sizeof(text), fp);
+    fclose(fp);
+    unsigned char secret[PEER_AUTH_SECRET_MAX];
+    size_t len = 0;
+    const char *bad = NULL;
+    if (n > PEER_AUTH_SECRET_FILE_MAX ||
+        peer_auth_secret_parse(text, n, secret, &len, &bad) != RK_OK) {
+        snprintf(why, size, "the secret file %s is not valid: %s", path,
+                 bad ? bad : "too long");
+        return RK_EINVAL;
+    }
+    size_t w = peer_auth_secret_format(secret, len, hex, cap);
+    if (w > 0 && hex[w - 1] == '\n') {
+        hex[w - 1] = '\0';
+    }
+    memset(secret, 0, sizeof(secret));
+    memset(text, 0, sizeof(text));
+    return RK_OK;
+}
+
 /* Sends argv and prints the reply; on a lost connection prints nothing
  * and leaves the reason in `why`.  Seed-style verbs (cli_alias.c) are
  * rewritten first, and `cluster join SEED` gets SEED's peer address. */
@@ -811,14 +850,37 @@ static enum run_result run_command(struct cli_session *s,
     char **argv = al.argc != 0 ? (char **)al.argv : in_argv;
     const size_t *lens = al.argc != 0 ? al.lens : in_lens;
     char seed[300];
-    /* `cluster join SEED` and `cluster replace OLD SEED` (sent to the new
-     * node) name a seed: give the node its peer address. */
+    /* `cluster join SEED [--secret-file FILE]` and `cluster replace OLD
+     * SEED [--secret-file FILE]` (sent to the new node) name a seed: give
+     * the node its peer address, and the cluster's secret as SECRET HEX. */
     size_t seed_at = 0;
-    if (argc == 3 && word_is(argv[0], "cluster") && word_is(argv[1], "join")) {
+    bool join =
+        argc >= 3 && word_is(argv[0], "cluster") && word_is(argv[1], "join");
+    bool repl =
+        argc >= 4 && word_is(argv[0], "cluster") && word_is(argv[1], "replace");
+    if ((join && argc == 3) || (join && argc == 5)) {
         seed_at = 2;
-    } else if (argc == 4 && word_is(argv[0], "cluster") &&
-               word_is(argv[1], "replace")) {
+    } else if ((repl && argc == 4) || (repl && argc == 6)) {
         seed_at = 3;
+    }
+    char secret_hex[2 * PEER_AUTH_SECRET_MAX + 2];
+    if (seed_at != 0 && argc == seed_at + 3) {
+        if (strcmp(argv[seed_at + 1], "--secret-file") != 0) {
+            snprintf(why, size, "usage: cluster %s SEED --secret-file FILE",
+                     join ? "join" : "replace OLD");
+            return RUN_USAGE;
+        }
+        if (read_secret_file(argv[seed_at + 2], secret_hex, sizeof(secret_hex),
+                             why, size) != RK_OK) {
+            return RUN_NOT_SENT;
+        }
+        alias_own(&al, in_argc, in_argv, in_lens);
+        al.argv[seed_at + 1] = "SECRET";
+        al.lens[seed_at + 1] = 6;
+        al.argv[seed_at + 2] = secret_hex;
+        al.lens[seed_at + 2] = strlen(secret_hex);
+        argv = (char **)al.argv;
+        lens = al.lens;
     }
     /* `cluster plan join HOST:PORT` and `cluster plan replace OLD
      * HOST:PORT` name the new node by address: the node the plan is sent

@@ -10,6 +10,7 @@
 #include "client/internal.h"
 #include "common/alloc.h"
 #include "common/error.h"
+#include "common/hex.h"
 
 void cli__argv_init(struct cli_argv *a)
 {
@@ -68,20 +69,6 @@ static bool is_blank(char c)
            c == '\f';
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 /*
  * Reads one double-quoted argument starting after the opening quote at
  * line[*pos]; on RK_OK *pos is just past the closing quote.
@@ -100,8 +87,9 @@ static int read_double_quoted(const char *line,
             return RK_OK;
         }
         if (c == '\\' && i + 3 < len && line[i + 1] == 'x' &&
-            hex_value(line[i + 2]) >= 0 && hex_value(line[i + 3]) >= 0) {
-            out = (char)(hex_value(line[i + 2]) * 16 + hex_value(line[i + 3]));
+            rk_hex_digit(line[i + 2]) >= 0 && rk_hex_digit(line[i + 3]) >= 0) {
+            out = (char)(rk_hex_digit(line[i + 2]) * 16 +
+                         rk_hex_digit(line[i + 3]));
             i += 4;
         } else if (c == '\\' && i + 1 < len) {
             switch (line[i + 1]) {

@@ -9,6 +9,7 @@
 #include "common/alloc.h"
 #include "common/endian.h"
 #include "common/error.h"
+#include "common/hex.h"
 
 /* memmove that accepts NULL pointers when n is 0. */
 static void mcopy(void *dst, const void *src, size_t n)
@@ -314,25 +315,11 @@ int dvv_context_encode(const struct dvv_obj *o, struct rk_buf *out)
     return RK_OK;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 /* Reads n bytes of hex at t into b; false on a non-hex digit. */
 static bool unhex(const char *t, unsigned char *b, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        int h = hexval(t[2 * i]), l = hexval(t[2 * i + 1]);
+        int h = rk_hex_digit(t[2 * i]), l = rk_hex_digit(t[2 * i + 1]);
         if (h < 0 || l < 0) {
             return false;
         }

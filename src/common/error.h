@@ -26,7 +26,8 @@
     X(ECLOSED, -15, "closed")                                        \
     X(EBUSY, -16, "busy")                                            \
     X(ERANGE, -17, "value out of range")                             \
-    X(EVERSION, -18, "unsupported format or protocol version")
+    X(EVERSION, -18, "unsupported format or protocol version")       \
+    X(EPERM, -19, "not authenticated or not permitted")
 
 enum rk_err
 {

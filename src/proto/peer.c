@@ -280,6 +280,14 @@ static const struct field fold_reply_fields[] = {
     FBLOB(fold_reply, items, 0, UNBOUNDED),
 };
 
+static const struct field auth_challenge_fields[] = {
+    FBLOB(auth_challenge, nonce, PEER_AUTH_NONCE_LEN, PEER_AUTH_NONCE_LEN),
+};
+
+static const struct field auth_proof_fields[] = {
+    FBLOB(auth_proof, mac, PEER_AUTH_MAC_LEN, PEER_AUTH_MAC_LEN),
+};
+
 struct type_desc
 {
     const char *name;
@@ -315,6 +323,8 @@ static const struct type_desc g_types[PEER_TYPE_MAX + 1] = {
     [PEER_AAE_KEYS] = DESC("AAE_KEYS", aae_keys_fields),
     [PEER_AAE_KEYS_REPLY] = DESC("AAE_KEYS_REPLY", aae_keys_reply_fields),
     [PEER_REPLACE] = DESC("REPLACE", replace_fields),
+    [PEER_AUTH_CHALLENGE] = DESC("AUTH_CHALLENGE", auth_challenge_fields),
+    [PEER_AUTH_PROOF] = DESC("AUTH_PROOF", auth_proof_fields),
 };
 
 uint8_t peer_type_version(int type)

@@ -117,9 +117,15 @@ enum peer_type
     PEER_AAE_KEYS = 20,
     PEER_AAE_KEYS_REPLY = 21,
     PEER_REPLACE = 22, /* version 2, issue 14: a JOIN that replaces */
+    PEER_AUTH_CHALLENGE = 23, /* version 2, issue 15: peer authentication */
+    PEER_AUTH_PROOF = 24,
 };
 #define PEER_TYPE_MIN PEER_HELLO
-#define PEER_TYPE_MAX PEER_REPLACE
+#define PEER_TYPE_MAX PEER_AUTH_PROOF
+
+/* Peer authentication (docs/peer-protocol.md, "Authentication"). */
+#define PEER_AUTH_NONCE_LEN 32 /* bytes of a challenge's nonce */
+#define PEER_AUTH_MAC_LEN   32 /* bytes of a proof (HMAC-SHA-256) */
 
 /* Anti-entropy (docs/peer-protocol.md, "Anti-entropy"). */
 #define PEER_AAE_MAX_IDS      4096 /* branch or leaf indexes per request */
@@ -403,6 +409,20 @@ struct peer_aae_keys_reply
     struct peer_bytes items;
 };
 
+/* AUTH_CHALLENGE: sent right after HELLO by both ends; a fresh random
+ * nonce the other end's proof must cover. */
+struct peer_auth_challenge
+{
+    struct peer_bytes nonce; /* PEER_AUTH_NONCE_LEN bytes */
+};
+
+/* AUTH_PROOF: sent once the other end's HELLO and AUTH_CHALLENGE arrived;
+ * peer_auth.h says what the MAC covers. */
+struct peer_auth_proof
+{
+    struct peer_bytes mac; /* PEER_AUTH_MAC_LEN bytes */
+};
+
 /* One message: `type` says which union member is valid. */
 struct peer_msg
 {
@@ -429,6 +449,8 @@ struct peer_msg
         struct peer_aae_tree_reply aae_tree_reply;
         struct peer_aae_keys aae_keys;
         struct peer_aae_keys_reply aae_keys_reply;
+        struct peer_auth_challenge auth_challenge;
+        struct peer_auth_proof auth_proof;
     };
 };
 

@@ -46,6 +46,7 @@
 
 #include "common/alloc.h"
 #include "common/error.h"
+#include "common/hex.h"
 #include "proto/internal.h"
 #include "proto/resp.h"
 
@@ -439,20 +440,6 @@ static bool ends_arg(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-static int hex_val(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 static char unescape(char c)
 {
     switch (c) {
@@ -511,9 +498,10 @@ static int inline_arg(const char *s,
             k++;
             break;
         } else if (c == '\\' && quote == '"' && k + 3 < len &&
-                   s[k + 1] == 'x' && hex_val(s[k + 2]) >= 0 &&
-                   hex_val(s[k + 3]) >= 0) {
-            out[w++] = (char)(hex_val(s[k + 2]) * 16 + hex_val(s[k + 3]));
+                   s[k + 1] == 'x' && rk_hex_digit(s[k + 2]) >= 0 &&
+                   rk_hex_digit(s[k + 3]) >= 0) {
+            out[w++] =
+                (char)(rk_hex_digit(s[k + 2]) * 16 + rk_hex_digit(s[k + 3]));
             k += 4;
         } else if (c == '\\' && quote == '"' && k + 1 < len) {
             out[w++] = unescape(s[k + 1]);

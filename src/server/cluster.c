@@ -34,7 +34,10 @@
  * read-modify-write (INCR, APPEND, SET ... GET) always writes a version
  * newer than the one it read.
  */
+#include <openssl/crypto.h>
+
 #include "server/cluster_internal.h"
+#include "server/cluster_secret.h"
 
 uint64_t cluster__now_mono(void)
 {
@@ -361,6 +364,40 @@ static void on_peer_disconnected(void *data,
     cluster__run_node_actions(cn);
 }
 
+/* A dialed peer refused our handshake: a RINGKV.CLUSTER JOIN waiting for
+ * that seed fails now with the reason instead of after the join timeout
+ * (the node's join attempt itself runs out in the background). */
+static void on_auth_failed(void *data,
+                           const char *host,
+                           uint16_t port,
+                           int reason,
+                           const char *why)
+{
+    struct cnode *cn = data;
+    if (cn->join_op == NULL || port != cn->join_port ||
+        strcmp(host, cn->join_host) != 0) {
+        return;
+    }
+    char line[700];
+    int n = snprintf(
+        line, sizeof(line),
+        "-ERR cannot join: seed %s:%u %s (%s): give this node the cluster's "
+        "secret: ringkv cluster join %s:%u --secret-file FILE, where FILE is "
+        "a copy of the seed's DATA_DIR/cluster.secret (or the file of its "
+        "--cluster-secret-file)\r\n",
+        host, (unsigned)port,
+        reason == RK_EPERM ? "does not share this node's cluster secret"
+                           : "broke off the authentication",
+        why, host, (unsigned)port);
+    if (n < 0 || (size_t)n >= sizeof(line)) {
+        n = snprintf(line, sizeof(line),
+                     "-ERR cannot join: the seed refused this node's "
+                     "cluster secret\r\n");
+    }
+    join_finish(cn, line, (size_t)n);
+    cluster__process_ready(cn);
+}
+
 /* ---- durable acks ---------------------------------------------------------
  */
 
@@ -646,7 +683,27 @@ int cluster_start(struct server *s, char *err, size_t errlen)
     if (rc != RK_OK) {
         return rc;
     }
+    unsigned char secret[PEER_AUTH_SECRET_MAX];
+    size_t secret_len = 0;
+    bool generated = false;
+    rc = cluster_secret_load(cn->dir, cfg->cluster_secret_file, secret,
+                             &secret_len, &generated, cn->secret_path,
+                             sizeof(cn->secret_path), err, errlen);
+    if (rc != RK_OK) {
+        return rc;
+    }
+    cn->secret_own = cfg->cluster_secret_file[0] == '\0';
+    if (generated) {
+        rk_log(RK_LOG_INFO, "cluster_secret_generated",
+               "path=%s msg=\"peers authenticate with this cluster secret; "
+               "to add a node: ringkv -p NEW_NODE_PORT cluster join "
+               "%s:%d --secret-file %s (or start every node with "
+               "--cluster-secret-file); keep it private\"",
+               cn->secret_path, cfg->bind, pp, cn->secret_path);
+    }
     struct peer_transport_config tc = {
+        .secret = secret,
+        .secret_len = secret_len,
         .self_id = cn->node_id,
         .cluster_name = cfg->cluster_name,
         .bind_host = cfg->bind,
@@ -661,8 +718,10 @@ int cluster_start(struct server *s, char *err, size_t errlen)
         .on_message = on_peer_message,
         .on_peer_connected = on_peer_connected,
         .on_peer_disconnected = on_peer_disconnected,
+        .on_auth_failed = on_auth_failed,
     };
     rc = peer_transport_create(s->base, &tc, &cbs, cn, &cn->pt, err, errlen);
+    OPENSSL_cleanse(secret, sizeof(secret));
     if (rc != RK_OK) {
         return rc;
     }

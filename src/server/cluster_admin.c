@@ -4,7 +4,11 @@
  * of the replication settings, /cluster and /stats JSON, and the
  * Prometheus metrics of the node (see cluster.h).
  */
+#include <openssl/crypto.h>
+
 #include "server/cluster_internal.h"
+#include "server/cluster_secret.h"
+#include "server/peer_transport.h"
 
 /* ---- RINGKV.CLUSTER --------------------------------------------------------
  */
@@ -181,6 +185,17 @@ static void join_start(struct cnode *cn,
     int rc = replaces[0] ? node_replace(cn->node, host, port, replaces,
                                         cluster__now_mono())
                          : node_join(cn->node, host, port, cluster__now_mono());
+    if (rc == RK_EBUSY && node_valid_members(cn->node) <= 1) {
+        /* a join of this lone node is still running (an earlier JOIN whose
+         * client got an error, say a refused secret, and which retries
+         * until its deadline): this JOIN waits for its outcome; a secret
+         * it brought is used by the next try */
+        rk_log(RK_LOG_INFO, "cluster_join_waits",
+               "seed=%s:%u msg=\"a join is already running: this JOIN "
+               "gets its outcome\"",
+               host, (unsigned)port);
+        return;
+    }
     if (rc != RK_OK) {
         char line[512];
         int n;
@@ -297,9 +312,71 @@ static void join_probe_start(struct cnode *cn,
 
 /* JOIN HOST:PEERPORT, or REPLACE OLD HOST:PEERPORT (`old` not NULL): both
  * sent to the node that joins. */
+/* JOIN ... SECRET HEX: the cluster's secret, which this lone node takes
+ * (its transport at once, DATA_DIR/cluster.secret for its restarts)
+ * before it joins.  Returns false after replying with an error. */
+static bool join_secret(struct client *c, const struct resp_arg *hex)
+{
+    struct cnode *cn = c->srv->cluster;
+    unsigned char secret[PEER_AUTH_SECRET_MAX];
+    size_t len = 0;
+    const char *why = NULL;
+    if (peer_auth_secret_parse(hex->ptr, hex->len, secret, &len, &why) !=
+        RK_OK) {
+        reply_errorf(c, "ERR invalid cluster secret: %s", why);
+        return false;
+    }
+    if (!cn->secret_own) {
+        /* the same secret as its --cluster-secret-file: nothing to do */
+        unsigned char cur[PEER_AUTH_SECRET_MAX];
+        size_t cur_len = 0;
+        bool gen = false;
+        char path[4200], lerr[512];
+        bool same = cluster_secret_load(cn->dir, cn->secret_path, cur, &cur_len,
+                                        &gen, path, sizeof(path), lerr,
+                                        sizeof(lerr)) == RK_OK &&
+                    cur_len == len && CRYPTO_memcmp(cur, secret, len) == 0;
+        OPENSSL_cleanse(cur, sizeof(cur));
+        OPENSSL_cleanse(secret, sizeof(secret));
+        if (same) {
+            return true;
+        }
+        reply_errorf(c,
+                     "ERR this node reads its cluster secret from %s "
+                     "(--cluster-secret-file): put the cluster's secret "
+                     "there and restart it, or join without a secret",
+                     cn->secret_path);
+        return false;
+    }
+    if (node_is_multi(cn->node)) {
+        OPENSSL_cleanse(secret, sizeof(secret));
+        reply_error(c,
+                    "ERR this node is already a member of a cluster: it "
+                    "keeps that cluster's secret");
+        return false;
+    }
+    char err[512] = "";
+    int rc = cluster_secret_store(cn->dir, secret, len, err, sizeof(err));
+    if (rc == RK_OK) {
+        rc = peer_transport_set_secret(cn->pt, secret, len);
+    }
+    OPENSSL_cleanse(secret, sizeof(secret));
+    if (rc != RK_OK) {
+        reply_errorf(c, "ERR cannot take the cluster secret: %s",
+                     err[0] ? err : rk_strerror(rc));
+        return false;
+    }
+    rk_log(RK_LOG_INFO, "cluster_secret_replaced",
+           "path=%s msg=\"this node now authenticates with the secret of the "
+           "cluster it joins\"",
+           cn->secret_path);
+    return true;
+}
+
 static void cmd_join(struct client *c,
                      const struct resp_arg *addr,
-                     const struct resp_arg *old)
+                     const struct resp_arg *old,
+                     const struct resp_arg *secret)
 {
     char replaces[CL_ID_MAX + 1] = "";
     if (old != NULL) {
@@ -350,6 +427,11 @@ static void cmd_join(struct client *c,
                      keys);
         return;
     }
+    if (secret != NULL && !join_secret(c, secret)) {
+        return;
+    }
+    snprintf(cn->join_host, sizeof(cn->join_host), "%s", host);
+    cn->join_port = (uint16_t)port;
     struct op *op = NULL;
     if (op_hold(cn->ops, &c->ops, &op) != RK_OK) {
         reply_error(c, "ERR out of memory");
@@ -374,12 +456,16 @@ void cluster_cmd(struct client *c, size_t argc, const struct resp_arg *argv)
         status_text(cn, &b);
         reply_bulk(c, b.base ? b.base : "", b.len);
         rk_buf_fini(&b);
-    } else if (cluster__arg_eq(sub, "JOIN") && argc == 3) {
-        cmd_join(c, &argv[2], NULL);
+    } else if (cluster__arg_eq(sub, "JOIN") &&
+               (argc == 3 ||
+                (argc == 5 && cluster__arg_eq(&argv[3], "SECRET")))) {
+        cmd_join(c, &argv[2], NULL, argc == 5 ? &argv[4] : NULL);
     } else if (cluster__arg_eq(sub, "PLAN") || cluster__arg_eq(sub, "COMMIT")) {
         cluster__plan_cmd(c, argc, argv);
-    } else if (cluster__arg_eq(sub, "REPLACE") && argc == 4) {
-        cmd_join(c, &argv[3], &argv[2]);
+    } else if (cluster__arg_eq(sub, "REPLACE") &&
+               (argc == 4 ||
+                (argc == 6 && cluster__arg_eq(&argv[4], "SECRET")))) {
+        cmd_join(c, &argv[3], &argv[2], argc == 6 ? &argv[5] : NULL);
     } else if (cluster__arg_eq(sub, "LEAVE") &&
                (argc == 2 ||
                 (argc == 3 && cluster__arg_eq(&argv[2], "FORCE")))) {
@@ -542,6 +628,11 @@ void cluster_info(struct server *s, struct rk_buf *out)
         node_is_degraded(cn->node) ? "degraded" : "ok",
         node_members_degraded(cn->node));
     rk_buf_append(out, b, (size_t)n);
+    rk_buf_appendf(out,
+                   "cluster_peer_auth_failures:%" PRIu64
+                   "\r\n"
+                   "cluster_peer_rejected:%" PRIu64 "\r\n",
+                   ts.auth_failed, ts.rejected);
     const struct op_chunk_stats *chs = op_machine_chunk_stats(cn->ops);
     rk_buf_appendf(out,
                    "cluster_chunked_values_stored:%" PRIu64
@@ -1108,6 +1199,12 @@ void cluster_metrics(struct server *s, struct rk_buf *out)
                 "Valid members known degraded, this node included.",
                 node_members_degraded(cn->node));
     cluster__handoff_metrics(cn, out);
+    struct peer_transport_stats ts;
+    peer_transport_stats(cn->pt, NULL, &ts);
+    metrics_one(out, "ringkv_peer_auth_failures_total", "counter",
+                "Peer connections closed because their authentication "
+                "failed (a wrong cluster secret or a broken handshake).",
+                ts.auth_failed);
     metrics_family(out, "ringkv_peer_up", "gauge",
                    "1 when this node sees the peer up, by peer node id.");
     size_t m = membership_member_count(node_membership(cn->node));

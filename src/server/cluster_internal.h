@@ -77,7 +77,14 @@ struct cnode
      * reads (wall: server_now_ms, monotonic: cluster__now_mono) */
     struct op_machine *ops;
     struct rk_env op_env;
-    struct op *join_op; /* RINGKV.CLUSTER JOIN waiting (op_hold) */
+    struct op *join_op;  /* RINGKV.CLUSTER JOIN waiting (op_hold) */
+    char join_host[300]; /* its seed, while join_op is set */
+    uint16_t join_port;
+    /* the cluster secret's file (cluster_secret.h); secret_own: the data
+     * dir's own (not --cluster-secret-file), which a JOIN ... SECRET may
+     * replace */
+    char secret_path[4200];
+    bool secret_own;
     struct seeds seeds; /* --seeds: join on start (cluster/seeds.h) */
     bool seed_join;     /* the join in flight is a seed's */
     /* versions (issue 5) */

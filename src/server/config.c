@@ -427,6 +427,11 @@ int config_set(struct rk_config *c,
     } else if (strcmp(n, "sloppy-quorum") == 0) {
         rc = parse_bool(value, &c->sloppy_quorum);
         why = "must be on or off";
+    } else if (strcmp(n, "cluster-secret-file") == 0) {
+        rc = value[0] ? set_str(c->cluster_secret_file,
+                                sizeof(c->cluster_secret_file), value)
+                      : RK_EINVAL;
+        why = "must be a file path";
     } else if (strcmp(n, "seeds") == 0) {
         struct seeds sd;
         char serr[300];
@@ -521,6 +526,10 @@ static void usage(FILE *f)
             "  --node-id ID                stable node id (<bind>:<peer-port>; "
             "kept in DATA_DIR/NODE_ID)\n"
             "  --cluster-name NAME         cluster name (ringkv)\n"
+            "  --cluster-secret-file FILE  the cluster secret peers "
+            "authenticate with (hex;\n"
+            "                              default DATA_DIR/cluster.secret, "
+            "made at first start)\n"
             "  --seeds H:P[,H:P...]        join the first seed that admits "
             "this node at start\n"
             "                              (peer ports; a node listed there "
@@ -758,6 +767,7 @@ void config_each(const struct rk_config *c,
         {"http-port", hport},
         {"node-id", c->node_id},
         {"cluster-name", c->cluster_name},
+        {"cluster-secret-file", c->cluster_secret_file},
         {"seeds", c->seeds},
         {"n", nv},
         {"r", rv},

@@ -54,6 +54,7 @@ struct rk_config
     int http_port;                    /* HTTP; 0 = RESP port + 1, -1 = off */
     char node_id[65];                 /* "" = "<bind>:<peer-port>" */
     char cluster_name[65];            /* ("ringkv") */
+    char cluster_secret_file[4096];   /* "" = DATA_DIR/cluster.secret */
     char seeds[2048];                 /* host:peer-port,...; "" = none */
     uint32_t n_val;                   /* replicas per key (3) */
     uint32_t r_val;                   /* read quorum (2) */

@@ -47,9 +47,12 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "cluster/rng.h"
 #include "common/alloc.h"
@@ -57,95 +60,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "proto/peer_chunk.h"
-
-#define HELLO_MAX_BODY 1024u        /* bytes accepted before the HELLO */
-#define SCRATCH_KEEP   (64u * 1024) /* shrink the encode buffer above */
-#define INBUF_KEEP     (64u * 1024) /* shrink idle input buffers above */
-#define ADDR_LEN       (PEER_MAX_HOST + 8)
-/* Large frames go out one CHUNK at a time while the connection's output
- * holds less than PUMP_WINDOW bytes; the write callback refills it when
- * the output drains to PUMP_LOW.  So a small frame waits behind at most
- * about PUMP_WINDOW + PEER_CHUNK_MAX bytes of a large one. */
-#define PUMP_WINDOW (1024u * 1024)
-#define PUMP_LOW    (256u * 1024)
-
-enum conn_state
-{
-    CONN_HANDSHAKE, /* HELLO sent (or queued until connected), not received */
-    CONN_READY,     /* HELLO exchanged; peer->active or about to be */
-    CONN_RETIRING,  /* superseded: flush, shutdown(SHUT_WR), wait for EOF */
-    CONN_CLOSING,   /* EOF seen: flush the output, then free */
-};
-
-struct peer;
-
-struct conn
-{
-    struct peer_transport *t;
-    struct conn *prev, *next; /* t->conns */
-    struct bufferevent *bev;  /* owns the socket */
-    struct peer_decoder *dec;
-    struct rk_buf in;        /* received, not yet decoded bytes */
-    struct peer_reasm reasm; /* the chunked frame being received */
-    uint8_t version;         /* min(ours, the peer's HELLO max_version) */
-    struct event *timer;     /* handshake / retire deadline */
-    struct peer *peer;       /* NULL for inbound until its HELLO */
-    enum conn_state state;
-    bool outbound;       /* dialed by this node */
-    bool wr_shut;        /* shutdown(SHUT_WR) done */
-    char addr[ADDR_LEN]; /* "host:port" of the other end, for logs */
-};
-
-struct peer
-{
-    struct peer_transport *t;
-    struct peer *prev, *next; /* t->peers */
-    char *id;                 /* NUL-terminated, NULL until learned */
-    size_t id_len;            /* bytes */
-    char *host;               /* dial address, NULL if none */
-    uint16_t port;
-    struct conn *active;      /* READY conn carrying our frames, or NULL */
-    unsigned n_dialing;       /* outbound conns in HANDSHAKE */
-    struct evbuffer *pending; /* frames waiting for a connection */
-    struct peer_chunkq big;   /* frames > PEER_CHUNK_THRESHOLD, sent a
-                                 piece at a time (peer_pump) */
-    struct event *retry_ev;   /* backoff timer */
-    uint32_t attempts;        /* failed dials since the last HELLO */
-    struct peer_transport_stats st;
-};
-
-struct fault
-{
-    char *id; /* NUL-terminated */
-    bool drop_in, drop_out;
-};
-
-struct peer_transport
-{
-    struct event_base *base;
-    struct evconnlistener *listener;
-    struct peer_transport_cbs cbs;
-    void *data;
-    char *self_id;
-    size_t self_len;
-    char *cluster;
-    size_t cluster_len;
-    uint16_t port; /* bound peer port */
-    size_t max_queue;
-    uint32_t max_body;
-    uint32_t connect_ms;
-    uint32_t backoff_min_ms;
-    uint32_t backoff_max_ms;
-    struct peer *peers;
-    struct conn *conns;
-    struct fault *faults;
-    size_t n_faults;
-    struct rk_buf hello;   /* our HELLO frame, encoded once */
-    struct rk_buf scratch; /* encode buffer of send */
-    struct rk_buf piece;   /* the CHUNK being moved by peer_pump */
-    struct rk_rng rng;     /* backoff jitter */
-    struct peer_transport_stats st;
-};
+#include "server/peer_transport_internal.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -204,7 +119,7 @@ static const struct fault *fault_find(const struct peer_transport *t,
     return NULL;
 }
 
-static size_t peer_queue_bytes(const struct peer *p)
+size_t pt__queue_bytes(const struct peer *p)
 {
     size_t n = evbuffer_get_length(p->pending) + p->big.bytes;
     if (p->active) {
@@ -295,9 +210,9 @@ static int peer_set_addr(struct peer *p,
     return RK_OK;
 }
 
-static struct peer *peer_by_id(const struct peer_transport *t,
-                               const char *id,
-                               size_t len)
+struct peer *pt__peer_by_id(const struct peer_transport *t,
+                            const char *id,
+                            size_t len)
 {
     for (struct peer *p = t->peers; p; p = p->next) {
         if (p->id && bytes_eq(p->id, p->id_len, id, len)) {
@@ -451,6 +366,7 @@ static void conn_release(struct conn *c)
     peer_decoder_destroy(c->dec);
     rk_buf_fini(&c->in);
     peer_reasm_fini(&c->reasm);
+    OPENSSL_cleanse(&c->auth, sizeof(c->auth));
     rk_free(c);
 }
 
@@ -531,6 +447,35 @@ static void conn_retire(struct conn *c)
     conn_shut_if_drained(c);
 }
 
+/* Writes `m` (a handshake frame) to c's output.  RK_OK or an error. */
+static int conn_write_msg(struct conn *c, const struct peer_msg *m)
+{
+    struct rk_buf b;
+    rk_buf_init(&b);
+    int rc = peer_encode(m, &b);
+    if (rc == RK_OK && bufferevent_write(c->bev, b.base, b.len) != 0) {
+        rc = RK_ENOMEM;
+    }
+    rk_buf_fini(&b);
+    return rc;
+}
+
+/* Starts c's handshake (proto/peer_auth.h) and queues its AUTH_CHALLENGE
+ * behind the HELLO. */
+static int auth_start(struct conn *c)
+{
+    struct peer_transport *t = c->t;
+    unsigned char nonce[PEER_AUTH_NONCE_LEN];
+    if (RAND_bytes(nonce, sizeof(nonce)) != 1) {
+        return RK_EIO;
+    }
+    struct peer_msg ch;
+    int rc = peer_auth_start(
+        &c->auth, c->outbound ? PEER_AUTH_DIALER : PEER_AUTH_ACCEPTOR,
+        t->secret, t->secret_len, t->self_id, t->self_len, nonce, &ch);
+    return rc == RK_OK ? conn_write_msg(c, &ch) : rc;
+}
+
 static struct conn *conn_new(struct peer_transport *t,
                              evutil_socket_t fd,
                              bool outbound,
@@ -552,7 +497,8 @@ static struct conn *conn_new(struct peer_transport *t,
     c->timer = evtimer_new(t->base, conn_timer_cb, c);
     if (c->bev == NULL || c->timer == NULL ||
         peer_decoder_create(HELLO_MAX_BODY, &c->dec) != RK_OK ||
-        bufferevent_write(c->bev, t->hello.base, t->hello.len) != 0) {
+        bufferevent_write(c->bev, t->hello.base, t->hello.len) != 0 ||
+        auth_start(c) != RK_OK) {
         if (c->bev == NULL && fd >= 0) {
             evutil_closesocket(fd);
         }
@@ -668,7 +614,7 @@ static struct peer *hello_peer(struct conn *c, const struct peer_hello *h)
         }
         return p;
     }
-    struct peer *q = peer_by_id(t, id, len);
+    struct peer *q = pt__peer_by_id(t, id, len);
     if (p == NULL && q == NULL) {
         /* Inbound from a node we only know by address (a seed we sent a
          * JOIN to, say), or from a new node. */
@@ -698,8 +644,10 @@ static struct peer *hello_peer(struct conn *c, const struct peer_hello *h)
     return q;
 }
 
-/* Handles the first frame of a conn.  Returns false when `c` was closed. */
-static bool conn_on_hello(struct conn *c, const struct peer_hello *h)
+/* Checks the HELLO of a conn (before the handshake ends: it changes
+ * nothing) and keeps a copy in c->hello.  Returns false when `c` was
+ * closed. */
+static bool conn_check_hello(struct conn *c, const struct peer_hello *h)
 {
     struct peer_transport *t = c->t;
     char a[PEER_MAX_NODE_ID + 1], b[PEER_MAX_NODE_ID + 1];
@@ -728,6 +676,90 @@ static bool conn_on_hello(struct conn *c, const struct peer_hello *h)
         conn_reject(c, RK_EINVAL);
         return false;
     }
+    if (c->peer && c->peer->id &&
+        !bytes_eq(c->peer->id, c->peer->id_len, h->node_id.ptr,
+                  h->node_id.len)) {
+        rk_log(RK_LOG_WARN, "peer_id_mismatch", "addr=%s expected=%s got=%s",
+               c->addr, safe_id(c->peer->id, c->peer->id_len, a, sizeof(a)),
+               safe_id(h->node_id.ptr, h->node_id.len, b, sizeof(b)));
+        conn_reject(c, RK_EPROTO);
+        return false;
+    }
+    c->hello = *h;
+    memcpy(c->hello_id, h->node_id.ptr, h->node_id.len);
+    c->hello.node_id.ptr = c->hello_id;
+    memcpy(c->hello_cluster, h->cluster_name.ptr, h->cluster_name.len);
+    c->hello.cluster_name.ptr = c->hello_cluster;
+    memcpy(c->hello_host, h->host.ptr, h->host.len);
+    c->hello.host.ptr = c->hello_host;
+    return true;
+}
+
+static bool conn_activate(struct conn *c, const struct peer_hello *h);
+
+/* Logs a failed handshake (at most 10 lines a second for the transport,
+ * then counted only) and closes `c`. */
+static void auth_failed(struct conn *c, int rc)
+{
+    struct peer_transport *t = c->t;
+    char a[PEER_MAX_NODE_ID + 1];
+    t->st.auth_failed++;
+    time_t now = time(NULL);
+    if (now != t->auth_log_s) {
+        t->auth_log_s = now;
+        t->auth_logged = 0;
+    }
+    if (t->auth_logged++ < 10) {
+        rk_log(RK_LOG_WARN, "peer_auth_failed",
+               "addr=%s peer=%s reason=\"%s\" failures=%" PRIu64
+               " msg=\"every node of a cluster needs the same cluster secret "
+               "(--cluster-secret-file; docs/security.md)\"",
+               c->addr,
+               c->auth.peer_len
+                   ? safe_id(c->auth.peer_id, c->auth.peer_len, a, sizeof(a))
+                   : "unknown",
+               c->auth.why ? c->auth.why : "?", t->st.auth_failed);
+    }
+    if (c->outbound && c->peer && c->peer->host && t->cbs.on_auth_failed) {
+        t->cbs.on_auth_failed(t->data, c->peer->host, c->peer->port, rc,
+                              c->auth.why ? c->auth.why : "?");
+    }
+    conn_reject(c, rc);
+}
+
+/* Feeds a frame of the handshake: HELLO (checked and kept), then
+ * AUTH_CHALLENGE (answered with our proof), then AUTH_PROOF (checked: the
+ * conn becomes READY with the kept HELLO).  Returns false when `c` was
+ * closed. */
+static bool conn_on_handshake(struct conn *c, const struct peer_msg *m)
+{
+    struct peer_msg out;
+    bool send = false;
+    int rc = peer_auth_on_frame(&c->auth, m, &out, &send);
+    if (rc != RK_OK) {
+        auth_failed(c, rc);
+        return false;
+    }
+    if (m->type == PEER_HELLO) {
+        return conn_check_hello(c, &m->hello);
+    }
+    if (send && conn_write_msg(c, &out) != RK_OK) {
+        conn_close(c, RK_ENOMEM, false);
+        return false;
+    }
+    if (c->auth.state == PEER_AUTH_DONE) {
+        return conn_activate(c, &c->hello);
+    }
+    return true;
+}
+
+/* Makes an authenticated conn READY: its peer is found or made from the
+ * HELLO, and it becomes the peer's active conn (or loses to one).  Returns
+ * false when `c` was closed. */
+static bool conn_activate(struct conn *c, const struct peer_hello *h)
+{
+    struct peer_transport *t = c->t;
+    char a[PEER_MAX_NODE_ID + 1], b[PEER_MAX_NODE_ID + 1];
     struct peer *p = hello_peer(c, h);
     if (p == NULL) {
         return false;
@@ -840,14 +872,7 @@ static bool conn_on_frame(struct conn *c, const struct peer_msg *m, size_t len)
 {
     struct peer_transport *t = c->t;
     if (c->state == CONN_HANDSHAKE) {
-        if (m->type != PEER_HELLO) {
-            rk_log(RK_LOG_WARN, "peer_protocol_error",
-                   "addr=%s reason=\"%s before HELLO\"", c->addr,
-                   peer_type_name(m->type));
-            conn_reject(c, RK_EPROTO);
-            return false;
-        }
-        return conn_on_hello(c, &m->hello);
+        return conn_on_handshake(c, m);
     }
     struct peer *p = c->peer;
     char a[PEER_MAX_NODE_ID + 1];
@@ -1096,6 +1121,12 @@ static int config_check(const struct peer_transport_config *cfg,
                  PEER_MAX_CLUSTER);
         return RK_EINVAL;
     }
+    if (cfg->secret == NULL || cfg->secret_len < PEER_AUTH_SECRET_MIN ||
+        cfg->secret_len > PEER_AUTH_SECRET_MAX) {
+        snprintf(errbuf, errlen, "a cluster secret of %d..%d bytes is required",
+                 PEER_AUTH_SECRET_MIN, PEER_AUTH_SECRET_MAX);
+        return RK_EINVAL;
+    }
     if (strlen(adv) == 0 || strlen(adv) > PEER_MAX_HOST) {
         snprintf(errbuf, errlen, "advertised host must be 1..%d bytes",
                  PEER_MAX_HOST);
@@ -1120,6 +1151,8 @@ static int transport_init(struct peer_transport *t,
     }
     t->self_len = strlen(t->self_id);
     t->cluster_len = strlen(t->cluster);
+    memcpy(t->secret, cfg->secret, cfg->secret_len);
+    t->secret_len = cfg->secret_len;
     int rc = listen_on(t, bind_host, cfg->peer_port, errbuf, errlen);
     if (rc != RK_OK) {
         return rc;
@@ -1227,7 +1260,24 @@ void peer_transport_destroy(struct peer_transport *t)
     rk_buf_fini(&t->piece);
     rk_free(t->self_id);
     rk_free(t->cluster);
+    OPENSSL_cleanse(t->secret, sizeof(t->secret));
     rk_free(t);
+}
+
+int peer_transport_set_secret(struct peer_transport *t,
+                              const unsigned char *secret,
+                              size_t len)
+{
+    if (t == NULL || secret == NULL || len < PEER_AUTH_SECRET_MIN ||
+        len > PEER_AUTH_SECRET_MAX) {
+        return RK_EINVAL;
+    }
+    OPENSSL_cleanse(t->secret, sizeof(t->secret));
+    memcpy(t->secret, secret, len);
+    t->secret_len = len;
+    rk_log(RK_LOG_INFO, "peer_secret_changed",
+           "msg=\"new connections authenticate with the new cluster secret\"");
+    return RK_OK;
 }
 
 uint16_t peer_transport_port(const struct peer_transport *t)
@@ -1252,7 +1302,7 @@ static int send_peer(struct peer_transport *t,
         }
     } else {
         size_t il = strlen(node_id);
-        p = peer_by_id(t, node_id, il);
+        p = pt__peer_by_id(t, node_id, il);
         if (p == NULL && host) {
             /* Adopt a peer dialed by address whose id is still unknown. */
             p = peer_by_addr(t, host, hl, port, true);
@@ -1317,7 +1367,7 @@ int peer_transport_send_frame(struct peer_transport *t,
      * max_queue over what waits in pending and the output, large ones
      * accepted while less than max_queue of them waits. */
     bool big = len > PEER_CHUNK_THRESHOLD;
-    size_t queued = peer_queue_bytes(p) - p->big.bytes;
+    size_t queued = pt__queue_bytes(p) - p->big.bytes;
     if (big ? p->big.bytes >= t->max_queue
             : queued > 0 &&
                   (queued > t->max_queue || len > t->max_queue - queued)) {
@@ -1365,111 +1415,4 @@ int peer_transport_send(struct peer_transport *t,
     rk_buf_clear(&t->scratch);
     rk_buf_shrink(&t->scratch, SCRATCH_KEEP);
     return rc;
-}
-
-int peer_transport_set_fault(struct peer_transport *t,
-                             const char *node_id,
-                             bool drop_in,
-                             bool drop_out)
-{
-    if (t == NULL || node_id == NULL || node_id[0] == '\0' ||
-        strlen(node_id) > PEER_MAX_NODE_ID) {
-        return RK_EINVAL;
-    }
-    for (size_t i = 0; i < t->n_faults; i++) {
-        if (strcmp(t->faults[i].id, node_id) != 0) {
-            continue;
-        }
-        if (!drop_in && !drop_out) {
-            rk_free(t->faults[i].id);
-            t->faults[i] = t->faults[--t->n_faults];
-            return RK_OK;
-        }
-        t->faults[i].drop_in = drop_in;
-        t->faults[i].drop_out = drop_out;
-        return RK_OK;
-    }
-    if (!drop_in && !drop_out) {
-        return RK_OK;
-    }
-    struct fault *nf =
-        rk_realloc(t->faults, (t->n_faults + 1) * sizeof(*t->faults));
-    if (nf == NULL) {
-        return RK_ENOMEM;
-    }
-    t->faults = nf;
-    char *id = rk_strdup(node_id);
-    if (id == NULL) {
-        return RK_ENOMEM;
-    }
-    nf[t->n_faults++] = (struct fault){id, drop_in, drop_out};
-    rk_log(RK_LOG_INFO, "peer_fault_set", "peer=%s drop_in=%d drop_out=%d",
-           node_id, (int)drop_in, (int)drop_out);
-    return RK_OK;
-}
-
-void peer_transport_clear_faults(struct peer_transport *t)
-{
-    for (size_t i = 0; i < t->n_faults; i++) {
-        rk_free(t->faults[i].id);
-    }
-    t->n_faults = 0;
-}
-
-static size_t conns_of(const struct peer_transport *t, const struct peer *p)
-{
-    size_t n = 0;
-    for (const struct conn *c = t->conns; c; c = c->next) {
-        n += p == NULL || c->peer == p;
-    }
-    return n;
-}
-
-int peer_transport_stats(const struct peer_transport *t,
-                         const char *node_id,
-                         struct peer_transport_stats *out)
-{
-    if (node_id) {
-        const struct peer *p = peer_by_id(t, node_id, strlen(node_id));
-        if (p == NULL) {
-            return RK_ENOTFOUND;
-        }
-        *out = p->st;
-        out->queue_bytes = peer_queue_bytes(p);
-        out->n_peers = 1;
-        out->n_connected = p->active != NULL;
-        out->n_conns = conns_of(t, p);
-        return RK_OK;
-    }
-    *out = t->st;
-    out->queue_bytes = 0;
-    out->n_peers = 0;
-    out->n_connected = 0;
-    for (const struct peer *p = t->peers; p; p = p->next) {
-        out->queue_bytes += peer_queue_bytes(p);
-        out->n_peers++;
-        out->n_connected += p->active != NULL;
-    }
-    out->n_conns = conns_of(t, NULL);
-    return RK_OK;
-}
-
-size_t peer_transport_list(const struct peer_transport *t,
-                           struct peer_transport_peer *out,
-                           size_t cap)
-{
-    size_t n = 0;
-    for (const struct peer *p = t->peers; p; p = p->next, n++) {
-        if (n < cap) {
-            out[n] = (struct peer_transport_peer){
-                .node_id = p->id,
-                .id_len = p->id_len,
-                .host = p->host,
-                .port = p->port,
-                .connected = p->active != NULL,
-                .queue_bytes = peer_queue_bytes(p),
-            };
-        }
-    }
-    return n;
 }

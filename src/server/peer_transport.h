@@ -57,6 +57,13 @@ struct peer_transport_config
     uint32_t connect_timeout_ms; /* TCP connect + HELLO exchange; 0 = 1000 */
     uint32_t backoff_min_ms;     /* first reconnect delay; 0 = 100 */
     uint32_t backoff_max_ms;     /* cap of the delay; 0 = 5000 */
+    /* The cluster secret (required): PEER_AUTH_SECRET_MIN..MAX bytes,
+     * copied.  Every connection runs the handshake of proto/peer_auth.h
+     * after HELLO; until it succeeds the peer is unknown (no callback, no
+     * peer entry made or changed, frames of at most 1 KiB, the connect
+     * timeout as deadline). */
+    const unsigned char *secret;
+    size_t secret_len;
 };
 
 /*
@@ -84,6 +91,15 @@ struct peer_transport_cbs
                                  const char *node_id,
                                  size_t id_len,
                                  int reason);
+    /* The handshake of a connection this node dialed to host:port failed:
+     * a wrong cluster secret (RK_EPERM) or a broken handshake (RK_EPROTO);
+     * `why` is static text.  The transport retries as after any failed
+     * dial. */
+    void (*on_auth_failed)(void *data,
+                           const char *host,
+                           uint16_t port,
+                           int reason,
+                           const char *why);
 };
 
 /* Counters: since create, totals or of one peer (see peer_transport_stats). */
@@ -101,6 +117,9 @@ struct peer_transport_stats
     uint64_t busy;          /* sends refused with RK_EBUSY */
     uint64_t rejected;      /* connections closed for a bad frame, version,
                                cluster name or id (totals only) */
+    uint64_t auth_failed;   /* of those, for a failed authentication: a
+                               wrong secret or a broken handshake (totals
+                               only) */
     size_t queue_bytes;     /* bytes waiting to be written now */
     size_t n_peers;         /* peers known (totals only) */
     size_t n_connected;     /* peers with an established connection */
@@ -144,6 +163,16 @@ int peer_transport_create(struct event_base *base,
  * called from inside a transport callback.
  */
 void peer_transport_destroy(struct peer_transport *t);
+
+/*
+ * Replaces the cluster secret (PEER_AUTH_SECRET_MIN..MAX bytes, copied):
+ * connections made from now on authenticate with it; established ones
+ * stay.  Used when a node joins a cluster with that cluster's secret.
+ * RK_EINVAL on a bad length.  Thread: the loop's.
+ */
+int peer_transport_set_secret(struct peer_transport *t,
+                              const unsigned char *secret,
+                              size_t len);
 
 /* The port actually listened on (useful when cfg->peer_port was 0). */
 uint16_t peer_transport_port(const struct peer_transport *t);

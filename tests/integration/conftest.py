@@ -90,6 +90,18 @@ def wait_ready(port, timeout=60.0, proc=None):
         port, timeout, last))
 
 
+# Every ringkvd a test starts shares this cluster secret
+# (--cluster-secret-file), so that nodes the tests join authenticate each
+# other as one cluster's nodes do; a test of the default flow (a secret
+# made in the data dir at first start, `cluster join --secret-file`) sets
+# Server.own_secret or passes its own --cluster-secret-file.
+_SECRET_DIR = tempfile.mkdtemp(prefix="ringkv-secret-")
+SECRET_FILE = os.path.join(_SECRET_DIR, "cluster.secret")
+with open(os.open(SECRET_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+          "w") as _f:
+    _f.write("5e" * 32 + "\n")
+
+
 class Server:
     """One ringkvd (or redis-server) process.
 
@@ -153,6 +165,9 @@ class Server:
             if self.http_port is None:
                 self.http_port = free_port()
             extra += ["--http-port", str(self.http_port)]
+        if "--cluster-secret-file" not in self.args and \
+                not getattr(self, "own_secret", False):
+            extra += ["--cluster-secret-file", SECRET_FILE]
         return [os.path.join(BUILD, "ringkvd"), "--port", str(self.port),
                 "--bind", "127.0.0.1", "--data-dir", self.data_dir] + \
             extra + self.args

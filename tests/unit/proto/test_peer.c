@@ -390,6 +390,12 @@ static size_t make_samples(struct sample *out)
     ADD("aae_keys_reply_error", false,
         {.type = PEER_AAE_KEYS_REPLY,
          .aae_keys_reply = {7, RK_EINVAL, 0, 0, EMPTY}});
+    ADD("auth_challenge", false,
+        {.type = PEER_AUTH_CHALLENGE,
+         .auth_challenge = {B(g_bin, PEER_AUTH_NONCE_LEN)}});
+    ADD("auth_proof", false,
+        {.type = PEER_AUTH_PROOF,
+         .auth_proof = {B(g_bin + 7, PEER_AUTH_MAC_LEN)}});
     ADD("kv_put_big", true,
         {.type = PEER_KV_PUT,
          .kv_put = {42, B(g_key_max, sizeof(g_key_max)),
@@ -1122,7 +1128,9 @@ static void test_peer_decoder_rejects_unknown_type(void **state)
     assert_int_equal(PEER_AAE_KEYS, 20);
     assert_int_equal(PEER_AAE_KEYS_REPLY, 21);
     assert_int_equal(PEER_REPLACE, 22);
-    assert_int_equal(PEER_TYPE_MAX, 22);
+    assert_int_equal(PEER_AUTH_CHALLENGE, 23);
+    assert_int_equal(PEER_AUTH_PROOF, 24);
+    assert_int_equal(PEER_TYPE_MAX, 24);
     {
         unsigned char hdr[PEER_HEADER_SIZE];
         peer_header_encode(hdr, PEER_CHUNK, NULL, 0);
@@ -1143,7 +1151,7 @@ static void test_peer_decoder_rejects_unknown_type(void **state)
         assert_int_equal(decode_once((const char *)hdr, 6, 0, NULL, 0),
                          RK_EAGAIN);
     }
-    unsigned types[] = {0, PEER_TYPE_MAX + 1, 23, 77, 255};
+    unsigned types[] = {0, PEER_TYPE_MAX + 1, 25, 77, 255};
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
         unsigned char hdr[PEER_HEADER_SIZE];
         peer_header_encode(hdr, (uint8_t)types[i], NULL, 0);
@@ -2065,14 +2073,16 @@ static void test_peer_type_name_names_every_type(void **state)
                            "AAE_TREE_REPLY",
                            "AAE_KEYS",
                            "AAE_KEYS_REPLY",
-                           "REPLACE"};
+                           "REPLACE",
+                           "AUTH_CHALLENGE",
+                           "AUTH_PROOF"};
     assert_int_equal(PEER_TYPE_MAX - PEER_TYPE_MIN + 1,
                      sizeof(names) / sizeof(names[0]));
     for (int t = PEER_TYPE_MIN; t <= PEER_TYPE_MAX; t++) {
         assert_string_equal(peer_type_name(t), names[t - PEER_TYPE_MIN]);
     }
     assert_string_equal(peer_type_name(0), "UNKNOWN");
-    assert_string_equal(peer_type_name(23), "UNKNOWN");
+    assert_string_equal(peer_type_name(25), "UNKNOWN");
     assert_string_equal(peer_type_name(PEER_TYPE_MAX + 1), "UNKNOWN");
     assert_string_equal(peer_type_name(-1), "UNKNOWN");
 }

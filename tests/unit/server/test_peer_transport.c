@@ -27,6 +27,7 @@
 #include "common/buf.h"
 #include "common/error.h"
 #include "proto/peer.h"
+#include "proto/peer_auth.h"
 #include "server/peer_transport.h"
 
 #define WAIT_MS 5000 /* upper bound of every wait; tests finish far sooner */
@@ -124,10 +125,14 @@ static void on_disconnected(void *data, const char *id, size_t len, int reason)
 }
 
 static const struct peer_transport_cbs cbs = {on_message, on_connected,
-                                              on_disconnected};
+                                              on_disconnected, NULL};
+
+/* The cluster secret every test node shares (g_other: another cluster's) */
+static const unsigned char g_secret[32] = "test-cluster-secret-0123456789a";
 
 struct opts
 {
+    const unsigned char *secret; /* 32 bytes; NULL = g_secret */
     const char *cluster;
     uint16_t port;
     size_t max_queue;
@@ -160,6 +165,8 @@ static void node_start(struct fx *f, int i, const struct opts *o)
         .connect_timeout_ms = o && o->connect_ms ? o->connect_ms : 1000,
         .backoff_min_ms = 20,
         .backoff_max_ms = 200,
+        .secret = o && o->secret ? o->secret : g_secret,
+        .secret_len = 32,
     };
     char err[256];
     int rc =
@@ -286,6 +293,121 @@ static bool raw_closed(int fd)
         }
         return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
     }
+}
+
+/* ---- a raw peer: the handshake by hand ------------------------------------
+ */
+
+struct raw
+{
+    int fd;
+    struct rk_buf in;
+    struct peer_decoder *dec;
+    struct peer_auth auth;
+};
+
+static void raw_frame(int fd, const struct peer_msg *m)
+{
+    struct rk_buf b;
+    rk_buf_init(&b);
+    assert_int_equal(peer_encode(m, &b), RK_OK);
+    raw_send(fd, b.base, b.len);
+    rk_buf_fini(&b);
+}
+
+/* Runs the loop until one whole frame from the node is in r->in; decodes
+ * it into *m (views into r->in, valid until raw_next is called again).
+ * False when the node closed or nothing came in time. */
+static bool raw_next(struct fx *f,
+                     struct raw *r,
+                     struct peer_msg *m,
+                     size_t *used)
+{
+    if (*used) {
+        rk_buf_consume(&r->in, *used);
+        *used = 0;
+    }
+    uint64_t dl = now_ms() + WAIT_MS;
+    for (;;) {
+        if (r->in.len > 0) {
+            int rc = peer_decoder_feed(r->dec, r->in.base, r->in.len, used, m);
+            if (rc == RK_OK) {
+                return true;
+            }
+            assert_int_equal(rc, RK_EAGAIN);
+        }
+        char buf[4096];
+        ssize_t n = recv(r->fd, buf, sizeof(buf), 0);
+        if (n > 0) {
+            assert_int_equal(rk_buf_append(&r->in, buf, (size_t)n), RK_OK);
+            continue;
+        }
+        if (n == 0 || now_ms() > dl) {
+            return false;
+        }
+        event_base_loop(f->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    }
+}
+
+/* Connects to `port` as node `id` (HELLO of protocol `max_version`) and
+ * runs the handshake with `secret` (32 bytes) up to sending our proof
+ * (`send_proof` false: stops before it).  Returns the node's proof check
+ * (RK_OK when the node proved it has `secret`).  r stays open. */
+static int raw_handshake(struct fx *f,
+                         struct raw *r,
+                         uint16_t port,
+                         const char *id,
+                         const unsigned char *secret,
+                         uint8_t max_version,
+                         bool send_proof)
+{
+    memset(r, 0, sizeof(*r));
+    r->fd = raw_connect(port);
+    rk_buf_init(&r->in);
+    assert_int_equal(peer_decoder_create(1024, &r->dec), RK_OK);
+    unsigned char nonce[PEER_AUTH_NONCE_LEN];
+    for (size_t i = 0; i < sizeof(nonce); i++) {
+        nonce[i] = (unsigned char)(rand() & 0xff);
+    }
+    struct peer_msg ch, h;
+    assert_int_equal(peer_auth_start(&r->auth, PEER_AUTH_DIALER, secret, 32, id,
+                                     strlen(id), nonce, &ch),
+                     RK_OK);
+    memset(&h, 0, sizeof(h));
+    h.type = PEER_HELLO;
+    h.hello.node_id = (struct peer_bytes){id, strlen(id)};
+    h.hello.cluster_name = (struct peer_bytes){"test", 4};
+    h.hello.host = (struct peer_bytes){"127.0.0.1", 9};
+    h.hello.peer_port = 9;
+    h.hello.max_version = max_version;
+    raw_frame(r->fd, &h);
+    raw_frame(r->fd, &ch);
+    size_t used = 0;
+    struct peer_msg m, out;
+    bool send = false;
+    for (int i = 0; i < 2; i++) { /* its HELLO, its CHALLENGE */
+        assert_true(raw_next(f, r, &m, &used));
+        assert_int_equal(peer_auth_on_frame(&r->auth, &m, &out, &send), RK_OK);
+    }
+    assert_true(send);
+    if (!send_proof) {
+        rk_buf_consume(&r->in, used);
+        return RK_EAGAIN;
+    }
+    raw_frame(r->fd, &out);
+    if (!raw_next(f, r, &m, &used)) {
+        return RK_ECLOSED;
+    }
+    int rc = peer_auth_on_frame(&r->auth, &m, &out, &send);
+    rk_buf_consume(&r->in, used);
+    return rc;
+}
+
+static void raw_done(struct raw *r)
+{
+    close(r->fd);
+    rk_buf_fini(&r->in);
+    peer_decoder_destroy(r->dec);
 }
 
 static struct peer_msg ping(uint64_t seq, const char *from)
@@ -610,27 +732,20 @@ static void test_peer_transport_rejects_newer_protocol_version(void **state)
     struct node *b = &f->n[1];
     capture_begin(f);
     node_start(f, 1, NULL);
-    int fd = raw_connect(b->port);
+    struct raw r;
+    assert_int_equal(raw_handshake(f, &r, b->port, "raw", g_secret, 3, true),
+                     RK_OK);
+    int fd = r.fd;
     struct rk_buf out;
     rk_buf_init(&out);
-    struct peer_msg h;
-    memset(&h, 0, sizeof(h));
-    h.type = PEER_HELLO;
-    h.hello.node_id = (struct peer_bytes){"raw", 3};
-    h.hello.cluster_name = (struct peer_bytes){"test", 4};
-    h.hello.host = (struct peer_bytes){"127.0.0.1", 9};
-    h.hello.peer_port = 9;
-    h.hello.max_version = 3;
-    assert_int_equal(peer_encode(&h, &out), RK_OK);
-    size_t hello_len = out.len;
     struct peer_msg m = ping(0, "raw");
     assert_int_equal(peer_encode(&m, &out), RK_OK);
-    out.base[hello_len + 4] = 3; /* a version-3 frame after the HELLO */
+    out.base[4] = 3; /* a version-3 frame after the handshake */
     raw_send(fd, out.base, out.len);
     rk_buf_fini(&out);
     RUN_UNTIL(f, raw_closed(fd) && b->n_disconnected == 1, WAIT_MS);
     assert_true(raw_closed(fd));
-    close(fd);
+    raw_done(&r);
     assert_int_equal(b->n_connected, 1);
     assert_int_equal(b->n_disconnected, 1);
     assert_int_equal(b->last_reason, RK_EVERSION);
@@ -685,6 +800,8 @@ static void test_peer_transport_port_in_use_is_a_clear_error(void **state)
         .self_id = "c",
         .bind_host = "127.0.0.1",
         .peer_port = f->n[0].port,
+        .secret = g_secret,
+        .secret_len = 32,
     };
     char err[256] = "";
     struct peer_transport *t = NULL;
@@ -786,6 +903,107 @@ static void test_peer_transport_refuses_to_talk_to_itself(void **state)
     assert_true(log_contains(f, "event=peer_self_connect"));
 }
 
+static const unsigned char g_other[32] = "another-cluster-secret-012345678";
+
+/* Two nodes with different secrets never connect: no frame crosses, no
+ * peer is made from the other's HELLO, both log why, and the dialer's
+ * on_auth_failed names the address. */
+static void test_peer_transport_refuses_a_peer_without_the_secret(void **state)
+{
+    struct fx *f = *state;
+    struct node *a = &f->n[0], *b = &f->n[1];
+    capture_begin(f);
+    node_start(f, 0, &(struct opts){.secret = g_other});
+    node_start(f, 1, NULL);
+    struct peer_msg m = ping(0, "a");
+    assert_int_equal(peer_transport_send(a->t, NULL, "127.0.0.1", b->port, &m),
+                     RK_OK);
+    RUN_UNTIL(f, stats(b, NULL).auth_failed >= 2, 3000);
+    assert_true(stats(b, NULL).auth_failed >= 2); /* it retries */
+    assert_true(stats(a, NULL).auth_failed >= 2);
+    assert_int_equal(b->n_msgs, 0);
+    assert_int_equal(b->n_connected, 0);
+    assert_int_equal(a->n_connected, 0);
+    assert_int_equal(stats(b, NULL).n_peers, 0); /* nothing learnt */
+    assert_true(log_contains(f, "event=peer_auth_failed"));
+    assert_true(log_contains(f, "does not have this cluster's secret"));
+}
+
+/* A raw client: frames before the handshake, a PING instead of the
+ * challenge, a wrong proof, a frame after its challenge but before its
+ * proof, a right proof from the wrong secret's holder: each is closed
+ * without a frame delivered or a peer made; then the right secret
+ * works. */
+static void test_peer_transport_refuses_frames_before_authentication(
+    void **state)
+{
+    struct fx *f = *state;
+    struct node *b = &f->n[1];
+    capture_begin(f);
+    node_start(f, 1, NULL);
+    /* 1. HELLO then KV_GET: no challenge */
+    int fd = raw_connect(b->port);
+    struct peer_msg h;
+    memset(&h, 0, sizeof(h));
+    h.type = PEER_HELLO;
+    h.hello.node_id = (struct peer_bytes){"n1", 2};
+    h.hello.cluster_name = (struct peer_bytes){"test", 4};
+    h.hello.host = (struct peer_bytes){"127.0.0.1", 9};
+    h.hello.peer_port = 9;
+    h.hello.max_version = 2;
+    raw_frame(fd, &h);
+    struct peer_msg g = {.type = PEER_KV_GET};
+    g.kv_get.key = (struct peer_bytes){"k", 1};
+    raw_frame(fd, &g);
+    RUN_UNTIL(f, raw_closed(fd), WAIT_MS);
+    assert_true(raw_closed(fd));
+    close(fd);
+    /* 2. a KV_GET first */
+    fd = raw_connect(b->port);
+    raw_frame(fd, &g);
+    RUN_UNTIL(f, raw_closed(fd), WAIT_MS);
+    assert_true(raw_closed(fd));
+    close(fd);
+    /* 3. the wrong secret: the node's proof does not check out for us,
+     * and ours is refused */
+    struct raw r;
+    assert_int_equal(raw_handshake(f, &r, b->port, "n1", g_other, 2, true),
+                     RK_EPERM);
+    RUN_UNTIL(f, raw_closed(r.fd), WAIT_MS);
+    assert_true(raw_closed(r.fd));
+    raw_done(&r);
+    /* 4. a frame after our challenge, before our proof */
+    assert_int_equal(raw_handshake(f, &r, b->port, "n1", g_secret, 2, false),
+                     RK_EAGAIN);
+    raw_frame(r.fd, &g);
+    RUN_UNTIL(f, raw_closed(r.fd), WAIT_MS);
+    assert_true(raw_closed(r.fd));
+    raw_done(&r);
+    /* 5. a pre-auth frame over 1 KiB is refused unread */
+    fd = raw_connect(b->port);
+    unsigned char hdr[PEER_HEADER_SIZE];
+    static char big[4096];
+    peer_header_encode(hdr, PEER_HELLO, big, sizeof(big));
+    raw_send(fd, hdr, sizeof(hdr));
+    RUN_UNTIL(f, raw_closed(fd), WAIT_MS);
+    assert_true(raw_closed(fd));
+    close(fd);
+    assert_int_equal(b->n_msgs, 0);
+    assert_int_equal(b->n_connected, 0);
+    assert_int_equal(stats(b, NULL).n_peers, 0);
+    assert_true(stats(b, NULL).auth_failed >= 4);
+    /* 6. with the secret: connected, and a frame is delivered as n1 */
+    assert_int_equal(raw_handshake(f, &r, b->port, "n1", g_secret, 2, true),
+                     RK_OK);
+    struct peer_msg m = ping(7, "n1");
+    raw_frame(r.fd, &m);
+    RUN_UNTIL(f, b->n_msgs == 1, WAIT_MS);
+    assert_int_equal(b->n_msgs, 1);
+    assert_int_equal(b->n_connected, 1);
+    assert_string_equal(b->last_from, "n1");
+    raw_done(&r);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* as ringkvd does (peer_transport.h) */
@@ -808,6 +1026,8 @@ int main(void)
         T(test_peer_transport_closes_silent_connection_after_timeout),
         T(test_peer_transport_three_nodes_form_a_full_mesh),
         T(test_peer_transport_refuses_to_talk_to_itself),
+        T(test_peer_transport_refuses_a_peer_without_the_secret),
+        T(test_peer_transport_refuses_frames_before_authentication),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

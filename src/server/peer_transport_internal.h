@@ -1,0 +1,131 @@
+/*
+ * peer_transport_internal.h - the structures of the peer transport, shared
+ * by its files: peer_transport.c (connections, HELLO, reading, sending)
+ * and peer_transport_admin.c (fault injection, stats, listing).  Not a
+ * public interface: see peer_transport.h.
+ */
+#ifndef RINGKV_SERVER_PEER_TRANSPORT_INTERNAL_H
+#define RINGKV_SERVER_PEER_TRANSPORT_INTERNAL_H
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cluster/rng.h"
+#include "common/buf.h"
+#include "proto/peer.h"
+#include "proto/peer_auth.h"
+#include "proto/peer_chunk.h"
+#include "server/peer_transport.h"
+
+#define HELLO_MAX_BODY 1024u        /* bytes accepted before the HELLO */
+#define SCRATCH_KEEP   (64u * 1024) /* shrink the encode buffer above */
+#define INBUF_KEEP     (64u * 1024) /* shrink idle input buffers above */
+#define ADDR_LEN       (PEER_MAX_HOST + 8)
+/* Large frames go out one CHUNK at a time while the connection's output
+ * holds less than PUMP_WINDOW bytes; the write callback refills it when
+ * the output drains to PUMP_LOW.  So a small frame waits behind at most
+ * about PUMP_WINDOW + PEER_CHUNK_MAX bytes of a large one. */
+#define PUMP_WINDOW (1024u * 1024)
+#define PUMP_LOW    (256u * 1024)
+
+enum conn_state
+{
+    CONN_HANDSHAKE, /* HELLO sent (or queued until connected), not received */
+    CONN_READY,     /* HELLO exchanged; peer->active or about to be */
+    CONN_RETIRING,  /* superseded: flush, shutdown(SHUT_WR), wait for EOF */
+    CONN_CLOSING,   /* EOF seen: flush the output, then free */
+};
+
+struct peer;
+
+struct conn
+{
+    struct peer_transport *t;
+    struct conn *prev, *next; /* t->conns */
+    struct bufferevent *bev;  /* owns the socket */
+    struct peer_decoder *dec;
+    struct rk_buf in;        /* received, not yet decoded bytes */
+    struct peer_reasm reasm; /* the chunked frame being received */
+    uint8_t version;         /* min(ours, the peer's HELLO max_version) */
+    struct event *timer;     /* handshake / retire deadline */
+    struct peer *peer;       /* NULL for inbound until its HELLO */
+    struct peer_auth auth;   /* the handshake, while HANDSHAKE */
+    /* The peer's HELLO, kept from its arrival until the handshake ends
+     * (nothing of it is used before): views into the arrays below. */
+    struct peer_hello hello;
+    char hello_id[PEER_MAX_NODE_ID];
+    char hello_cluster[PEER_MAX_CLUSTER];
+    char hello_host[PEER_MAX_HOST];
+    enum conn_state state;
+    bool outbound;       /* dialed by this node */
+    bool wr_shut;        /* shutdown(SHUT_WR) done */
+    char addr[ADDR_LEN]; /* "host:port" of the other end, for logs */
+};
+
+struct peer
+{
+    struct peer_transport *t;
+    struct peer *prev, *next; /* t->peers */
+    char *id;                 /* NUL-terminated, NULL until learned */
+    size_t id_len;            /* bytes */
+    char *host;               /* dial address, NULL if none */
+    uint16_t port;
+    struct conn *active;      /* READY conn carrying our frames, or NULL */
+    unsigned n_dialing;       /* outbound conns in HANDSHAKE */
+    struct evbuffer *pending; /* frames waiting for a connection */
+    struct peer_chunkq big;   /* frames > PEER_CHUNK_THRESHOLD, sent a
+                                 piece at a time (peer_pump) */
+    struct event *retry_ev;   /* backoff timer */
+    uint32_t attempts;        /* failed dials since the last HELLO */
+    struct peer_transport_stats st;
+};
+
+struct fault
+{
+    char *id; /* NUL-terminated */
+    bool drop_in, drop_out;
+};
+
+struct peer_transport
+{
+    struct event_base *base;
+    struct evconnlistener *listener;
+    struct peer_transport_cbs cbs;
+    void *data;
+    char *self_id;
+    size_t self_len;
+    char *cluster;
+    size_t cluster_len;
+    uint16_t port; /* bound peer port */
+    size_t max_queue;
+    uint32_t max_body;
+    uint32_t connect_ms;
+    uint32_t backoff_min_ms;
+    uint32_t backoff_max_ms;
+    struct peer *peers;
+    struct conn *conns;
+    struct fault *faults;
+    size_t n_faults;
+    struct rk_buf hello; /* our HELLO frame, encoded once */
+    unsigned char secret[PEER_AUTH_SECRET_MAX]; /* the cluster secret */
+    size_t secret_len;
+    uint64_t auth_logged;  /* failed handshakes logged in this second */
+    time_t auth_log_s;     /* that second */
+    struct rk_buf scratch; /* encode buffer of send */
+    struct rk_buf piece;   /* the CHUNK being moved by peer_pump */
+    struct rk_rng rng;     /* backoff jitter */
+    struct peer_transport_stats st;
+};
+
+/* The peer known by id (NULL: none). */
+struct peer *pt__peer_by_id(const struct peer_transport *t,
+                            const char *id,
+                            size_t len);
+/* Bytes queued for p: pending, large frames, and its active conn's output. */
+size_t pt__queue_bytes(const struct peer *p);
+
+#endif
