@@ -971,6 +971,10 @@ void node_on_message(struct node *n,
     size_t l = from_len < CL_ID_MAX ? from_len : CL_ID_MAX;
     memcpy(id, from, l);
     id[l] = '\0';
+    if (!node__speaks_for_itself(n, from, from_len, msg, now)) {
+        node__finish(n);
+        return;
+    }
     swim_on_traffic(n->swim, from, from_len, now, &n->acts);
     node__run_cl_actions(n);
     switch (msg->type) {

@@ -260,6 +260,7 @@ struct node_stats
     uint64_t chunk_blocks_failed;  /* deletes that failed for good:
                                       blocks left on disk */
     uint64_t gossip_in, gossip_out;
+    uint64_t peer_spoofed; /* frames dropped: they spoke for another node */
     /* partition handoff (issue 14) */
     uint64_t handoff_transfers_done;              /* partitions received here */
     uint64_t handoff_keys_in, handoff_bytes_in;   /* merged here */

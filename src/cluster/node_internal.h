@@ -345,6 +345,7 @@ struct node
     uint64_t hint_cursor, hint_scan_at;
     uint64_t reap_cursor, reap_scan_at;
     uint64_t skew_logged_at;
+    uint64_t spoof_logged_ms; /* last peer_spoofed_id line */
     /* the data engine's stats.recoveries when the actor was chosen */
     uint64_t actor_recoveries;
     /* storage state the driver reported (node_set_storage_state) */
@@ -538,6 +539,15 @@ void node__aae_repair_reply(struct node *n,
 uint64_t node__aae_oldest_exchange_ms(const struct node *n, bool *never);
 
 /* ---- node_ops.c ---- */
+/* False (counted in peer_spoofed, logged at most every 10 s) when msg, from
+ * the peer that authenticated as `from`, speaks for another node: a
+ * GOSSIP whose `from` or a JOIN/REPLACE whose node id is not `from`
+ * (issue 15: a node speaks for itself only). */
+bool node__speaks_for_itself(struct node *n,
+                             const char *from,
+                             size_t from_len,
+                             const struct peer_msg *msg,
+                             uint64_t now);
 /*
  * During an ownership transition (membership.h) a write also goes to the
  * key's pending owners, without counting toward W (issue 14 item 1): a

@@ -15,6 +15,7 @@
 #include "cluster/node_internal.h"
 #include "common/alloc.h"
 #include "common/error.h"
+#include "common/log.h"
 
 /* ---- operations ---------------------------------------------------------- */
 
@@ -688,4 +689,36 @@ size_t node_cancel(struct node *n, uint64_t cookie)
     }
     node__finish(n);
     return k;
+}
+
+bool node__speaks_for_itself(struct node *n,
+                             const char *from,
+                             size_t from_len,
+                             const struct peer_msg *msg,
+                             uint64_t now)
+{
+    struct peer_bytes claimed = {NULL, 0};
+    if (msg->type == PEER_GOSSIP) {
+        claimed = msg->gossip.from;
+    } else if (msg->type == PEER_JOIN || msg->type == PEER_REPLACE) {
+        claimed = msg->join.node_id;
+    }
+    if (claimed.ptr == NULL ||
+        (claimed.len == from_len && memcmp(claimed.ptr, from, from_len) == 0)) {
+        return true;
+    }
+    n->st.peer_spoofed++;
+    if (now >= n->spoof_logged_ms + 10000 || n->spoof_logged_ms == 0) {
+        n->spoof_logged_ms = now; /* rate-limited */
+        char id[CL_ID_MAX + 1];
+        size_t l = from_len < CL_ID_MAX ? from_len : CL_ID_MAX;
+        memcpy(id, from, l);
+        id[l] = '\0';
+        node__log(n, RK_LOG_WARN, "peer_spoofed_id",
+                  "peer=%s type=%s dropped=%" PRIu64
+                  " msg=\"a frame that speaks for another node was "
+                  "dropped\"",
+                  id, peer_type_name(msg->type), n->st.peer_spoofed);
+    }
+    return false;
 }

@@ -20,6 +20,7 @@
 
 #include "../../sim/sim.h"
 #include "cluster/dvv.h"
+#include "cluster/membership.h"
 #include "cluster/node.h"
 #include "cluster/replica.h"
 #include "common/buf.h"
@@ -660,6 +661,50 @@ static void test_node_recovered_node_issues_dots_under_a_new_actor(void **state)
     assert_int_not_equal(node_actor(sim_node(g_s, 2)), actor);
 }
 
+/* A peer speaks for itself only (issue 15): a GOSSIP whose `from`, or a
+ * JOIN whose node id, is not the id the connection authenticated with is
+ * dropped and counted; the same GOSSIP from its own sender is taken. */
+static void test_node_drops_frames_that_speak_for_another_node(void **state)
+{
+    (void)state;
+    start(3, 3, 2, 2, false);
+    struct node *n0 = sim_node(g_s, 0);
+    const char *id1 = sim_node_id(g_s, 1), *id2 = sim_node_id(g_s, 2);
+    struct membership *m1 = node_membership(sim_node(g_s, 1));
+    struct peer_bytes st = membership_state_bytes(m1);
+    struct peer_msg g = {.type = PEER_GOSSIP};
+    g.gossip.state = st;
+    g.gossip.state_version = membership_version(m1);
+    g.gossip.from = (struct peer_bytes){id1, strlen(id1)};
+    uint64_t in0 = node_stats(n0)->gossip_in;
+    /* node 1's state, "from" node 1, but over node 2's connection */
+    node_on_message(n0, id2, strlen(id2), &g, sim_now(g_s));
+    sim_after(g_s, 0);
+    assert_int_equal(node_stats(n0)->peer_spoofed, 1);
+    assert_int_equal(node_stats(n0)->gossip_in, in0);
+    /* a JOIN for a node id that is not the connection's */
+    struct peer_msg j = {.type = PEER_JOIN};
+    j.join.node_id = (struct peer_bytes){"evil", 4};
+    j.join.host = (struct peer_bytes){"127.0.0.1", 9};
+    j.join.peer_port = 9;
+    node_on_message(n0, id2, strlen(id2), &j, sim_now(g_s));
+    sim_after(g_s, 0);
+    assert_int_equal(node_stats(n0)->peer_spoofed, 2);
+    sim_run_for(g_s, 2000);
+    struct membership_member mm;
+    assert_false(membership_member_find(node_membership(n0), "evil", &mm));
+    assert_int_equal(node_valid_members(n0), 3);
+    /* control: the same GOSSIP over node 1's own connection is taken */
+    st = membership_state_bytes(m1);
+    g.gossip.state = st;
+    g.gossip.state_version = membership_version(m1);
+    in0 = node_stats(n0)->gossip_in;
+    node_on_message(n0, id1, strlen(id1), &g, sim_now(g_s));
+    sim_after(g_s, 0);
+    assert_int_equal(node_stats(n0)->gossip_in, in0 + 1);
+    assert_int_equal(node_stats(n0)->peer_spoofed, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -685,6 +730,8 @@ int main(void)
             test_node_lww_keeps_one_of_two_concurrent_writes, teardown),
         cmocka_unit_test_teardown(
             test_node_write_with_target_down_and_fsync_pending_ends, teardown),
+        cmocka_unit_test_teardown(
+            test_node_drops_frames_that_speak_for_another_node, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
