@@ -298,6 +298,8 @@ void info_render(struct server *s,
                        "\r\n"
                        "auth_failures:%" PRIu64
                        "\r\n"
+                       "security_attacks:%" PRIu64
+                       "\r\n"
                        "write_errors:%" PRIu64
                        "\r\n"
                        "replies_held_for_sync:%" PRIu64
@@ -307,8 +309,8 @@ void info_render(struct server *s,
                        t->net_input_bytes, t->net_output_bytes,
                        t->rejected_connections, t->expired_keys,
                        t->keyspace_hits, t->keyspace_misses, t->protocol_errors,
-                       t->auth_failures, t->write_errors, t->held_replies,
-                       t->loop_lag_max_us);
+                       t->auth_failures, t->security_attacks, t->write_errors,
+                       t->held_replies, t->loop_lag_max_us);
     }
     if (want(section, "replication", true)) {
         if (out->len) {

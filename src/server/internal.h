@@ -34,6 +34,7 @@
 #include "common/buf.h"
 #include "common/hlc.h"
 #include "proto/resp.h"
+#include "server/auth_guard.h"
 #include "server/config.h"
 #include "server/keyspace.h"
 #include "storage/engine.h"
@@ -133,6 +134,9 @@ struct client
     bool close_after_reply; /* QUIT, protocol error */
     bool closing;           /* output drained -> free */
     bool read_paused;       /* output over the soft limit */
+    bool auth_held;         /* waiting out its IP's AUTH failures
+                               (auth_guard.h): nothing read meanwhile */
+    struct event *hold_ev;  /* ends auth_held; NULL until first needed */
     bool on_waiting;        /* linked in srv->waiting */
     /* Durability marks under sync=always: obuf[0..marks[i].off) may be
      * sent once engine_durable_seq() >= marks[i].seq.  Oldest first. */
@@ -217,6 +221,10 @@ struct server_stats
     uint64_t net_output_bytes;
     uint64_t protocol_errors;
     uint64_t auth_failures;
+    uint64_t security_attacks;   /* HTTP requests on the RESP port, closed */
+    uint64_t security_logged_ms; /* last security_attack log line */
+    uint64_t auth_logged_ms;     /* last auth_failed line (rate limit) */
+    uint64_t auth_unlogged;      /* auth_failed lines left out since */
     uint64_t write_errors;
     uint64_t held_replies; /* batches that waited for a sync */
     /* Event-loop lag: how much later than its period each tick ran (a
@@ -262,9 +270,10 @@ struct server
     bool cluster_exec;          /* a handler runs over a coordinated
                                    keyspace (cluster.c): no routing */
     struct server_stats stats;
-    uint64_t last_tick_us;      /* monotonic, of the last tick (loop lag) */
-    struct resp_limits limits;  /* after AUTH */
-    struct resp_limits preauth; /* before AUTH (requirepass set) */
+    uint64_t last_tick_us;        /* monotonic, of the last tick (loop lag) */
+    struct resp_limits limits;    /* after AUTH */
+    struct resp_limits preauth;   /* before AUTH (requirepass set) */
+    struct auth_guard auth_guard; /* failed AUTHs per client IP */
 };
 
 /* ---- server.c ---- */

@@ -257,7 +257,7 @@ static bool client_maybe_resume(struct client *c)
     }
     c->read_paused = false;
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-    if (!c->srv->shutting_down && !c->close_after_reply) {
+    if (!c->srv->shutting_down && !c->close_after_reply && !c->auth_held) {
         client_read_on(c);
     }
     return client_process_input(c);
@@ -350,6 +350,9 @@ static void client_free(struct client *c)
         event_free(c->rev);
         bufferevent_free(c->bev);
     }
+    if (c->hold_ev != NULL) {
+        event_free(c->hold_ev);
+    }
     resp_parser_destroy(c->parser);
     rk_buf_fini(&c->qbuf);
     rk_buf_fini(&c->obuf);
@@ -399,13 +402,55 @@ static bool donate_input(struct client *c,
     return true;
 }
 
+static void client_hold_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct client *c = arg;
+    c->auth_held = false;
+    if (!c->srv->shutting_down && !c->close_after_reply && !c->read_paused) {
+        client_read_on(c);
+    }
+    client_process_input(c);
+}
+
+/* Holds a not-yet-authenticated client while its IP waits out failed
+ * AUTHs (auth_guard.h): nothing is read or run until the timer.  Returns
+ * true when held. */
+static bool client_auth_hold(struct client *c)
+{
+    char ip[AUTH_GUARD_IP_MAX];
+    auth_guard_ip(c->addr, ip);
+    uint64_t wait =
+        auth_guard_wait_ms(&c->srv->auth_guard, ip, server_mono_ms());
+    if (wait == 0 || c->internal) {
+        return false;
+    }
+    if (c->hold_ev == NULL) {
+        c->hold_ev = evtimer_new(c->srv->base, client_hold_cb, c);
+        if (c->hold_ev == NULL) {
+            return false;
+        }
+    }
+    c->auth_held = true;
+    client_read_off(c);
+    struct timeval tv = {(time_t)(wait / 1000),
+                         (suseconds_t)(wait % 1000) * 1000};
+    evtimer_add(c->hold_ev, &tv);
+    return true;
+}
+
 /* Parses and runs what qbuf holds; returns false if the client was freed. */
 static bool client_process_input(struct client *c)
 {
     size_t pos = 0;
     c->last_ms = server_mono_ms();
-    while (!c->close_after_reply && !c->read_paused &&
+    while (!c->close_after_reply && !c->read_paused && !c->auth_held &&
            !cluster_client_blocked(c) && pos < c->qbuf.len) {
+        if (!c->authed && c->srv->cfg->requirepass[0] != '\0' &&
+            client_auth_hold(c)) {
+            break; /* its IP failed AUTH too often: later */
+        }
         size_t consumed = 0;
         struct resp_cmd cmd;
         int rc = resp_parser_feed(c->parser, c->qbuf.base + pos,

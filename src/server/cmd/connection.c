@@ -86,6 +86,33 @@ static void auth_succeeded(struct client *c)
 {
     c->authed = true;
     resp_parser_set_limits(c->parser, &c->srv->limits);
+    char ip[AUTH_GUARD_IP_MAX];
+    auth_guard_ip(c->addr, ip);
+    auth_guard_succeeded(&c->srv->auth_guard, ip);
+}
+
+/* A wrong password: counted, the client's IP made to wait (auth_guard.h),
+ * and logged at most once a second (the lines left out are counted in the
+ * next one). */
+static void auth_failed(struct client *c)
+{
+    struct server *s = c->srv;
+    s->stats.auth_failures++;
+    char ip[AUTH_GUARD_IP_MAX];
+    auth_guard_ip(c->addr, ip);
+    uint64_t now = server_mono_ms();
+    uint32_t n = c->internal ? 0 : auth_guard_failed(&s->auth_guard, ip, now);
+    if (s->stats.auth_logged_ms != 0 && now < s->stats.auth_logged_ms + 1000) {
+        s->stats.auth_unlogged++;
+        return;
+    }
+    s->stats.auth_logged_ms = now;
+    rk_log(RK_LOG_WARN, "auth_failed",
+           "client=%s id=%" PRIu64 " ip_failures=%" PRIu32
+           " not_logged=%" PRIu64 " delay_ms=%" PRIu64,
+           c->addr, c->id, n, s->stats.auth_unlogged,
+           auth_guard_wait_ms(&s->auth_guard, ip, now));
+    s->stats.auth_unlogged = 0;
 }
 
 /*
@@ -113,8 +140,7 @@ static bool check_auth_or_reply(struct client *c,
         auth_succeeded(c);
         return true;
     }
-    s->stats.auth_failures++;
-    rk_log(RK_LOG_WARN, "auth_failed", "client=%s id=%" PRIu64, c->addr, c->id);
+    auth_failed(c);
     reply_error(c, ERR_WRONGPASS);
     return false;
 }

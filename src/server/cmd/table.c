@@ -705,11 +705,44 @@ static bool pipelineable(struct client *c,
     return cluster_routes(c->srv, c, cmd, &why) && why == NULL;
 }
 
+/* True for a first word that an HTTP request puts where RESP has a
+ * command: a browser tricked into POSTing to the RESP port ("cross-protocol
+ * scripting"; Redis's securityWarningCommand checks the same two). */
+static bool looks_like_http(const struct resp_arg *a)
+{
+    return (a->len == 4 && strncasecmp(a->ptr, "POST", 4) == 0) ||
+           (a->len == 5 && strncasecmp(a->ptr, "Host:", 5) == 0);
+}
+
+/* Closes a client that sent HTTP to the RESP port, without a reply, and
+ * logs it (at most once a minute). */
+static void security_attack(struct client *c)
+{
+    struct server *s = c->srv;
+    s->stats.security_attacks++;
+    uint64_t now = server_mono_ms();
+    if (s->stats.security_logged_ms == 0 ||
+        now >= s->stats.security_logged_ms + 60000) {
+        s->stats.security_logged_ms = now;
+        rk_log(RK_LOG_WARN, "security_attack",
+               "client=%s id=%" PRIu64 " total=%" PRIu64
+               " msg=\"possible security attack: an HTTP request (POST or "
+               "Host:) on the RESP port, likely a web page trying cross "
+               "protocol scripting; connection closed\"",
+               c->addr, c->id, s->stats.security_attacks);
+    }
+    c->close_after_reply = true;
+}
+
 void command_dispatch(struct client *c,
                       size_t argc,
                       const struct resp_arg *argv)
 {
     char msg[512];
+    if (looks_like_http(&argv[0])) {
+        security_attack(c);
+        return;
+    }
     const struct command *cmd = command_lookup(argv[0].ptr, argv[0].len);
     if (cluster_client_busy(c) && !pipelineable(c, cmd, argc, argv)) {
         cluster_defer(c, argc, argv);
