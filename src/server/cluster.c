@@ -59,7 +59,8 @@ static int write_file_atomic(const char *dir,
     char tmp[4200], dst[4200];
     snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, name);
     snprintf(dst, sizeof(dst), "%s/%s", dir, name);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int fd =
+        open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
         return RK_EIO;
     }
@@ -101,7 +102,7 @@ static int read_file(const char *dir, const char *name, struct rk_buf *out)
     char path[4200];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     rk_buf_clear(out);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         return errno == ENOENT ? RK_ENOTFOUND : RK_EIO;
     }

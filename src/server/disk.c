@@ -7,7 +7,9 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "common/error.h"
 #include "common/log.h"
@@ -87,4 +89,32 @@ void disk_degraded_reason(const struct disk_watch *w,
                  "the other replicas meanwhile)",
                  dir);
     }
+}
+
+int disk_check_data_dir(const char *dir, char *err, size_t errlen)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        return errno == ENOENT ? RK_OK : RK_EIO;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "the data dir %s is not a directory", dir);
+        return RK_EINVAL;
+    }
+    if (st.st_uid != geteuid()) {
+        snprintf(err, errlen,
+                 "the data dir %s belongs to uid %u, not to this process's "
+                 "user (uid %u): run ringkvd as its owner, or chown it",
+                 dir, (unsigned)st.st_uid, (unsigned)geteuid());
+        return RK_EPERM;
+    }
+    if ((st.st_mode & 022) != 0) {
+        snprintf(err, errlen,
+                 "the data dir %s is writable by group or others (mode "
+                 "%03o), who could replace its files or plant links: chmod "
+                 "go-w %s",
+                 dir, (unsigned)(st.st_mode & 0777), dir);
+        return RK_EPERM;
+    }
+    return RK_OK;
 }

@@ -76,4 +76,14 @@ void disk_degraded_reason(const struct disk_watch *w,
  * low-water mark (nor 0 bytes). */
 bool disk_has_room(const struct disk_watch *w);
 
+/*
+ * Checks the data directory before the engine opens it (issue 15 item 4):
+ * RK_OK when it does not exist yet (the engine makes it 0700) or is a
+ * directory owned by this process's user that group and others cannot
+ * write; else RK_EPERM (or RK_EINVAL: not a directory) with `err` saying
+ * what to run (chown, chmod go-w).  Anyone else who can write it could
+ * plant symbolic links or replace files there.  Blocking (start-up).
+ */
+int disk_check_data_dir(const char *dir, char *err, size_t errlen);
+
 #endif /* RINGKV_SERVER_DISK_H */

@@ -1064,6 +1064,10 @@ int server_run(struct rk_config *cfg)
     eo.n_slots = SLOT_COUNT;
     make_parents(cfg->data_dir);
     char err[1024] = "";
+    if (disk_check_data_dir(cfg->data_dir, err, sizeof(err)) != RK_OK) {
+        fprintf(stderr, "ringkvd: error: %s\n", err[0] ? err : cfg->data_dir);
+        goto out;
+    }
     uint64_t t0 = server_mono_ms();
     int rc = engine_open(cfg->engine, &eo, &s->engine, err, sizeof(err));
     if (rc != RK_OK) {

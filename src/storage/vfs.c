@@ -22,6 +22,12 @@ static int posix_open(struct rk_vfs *vfs,
                       mode_t mode)
 {
     (void)vfs;
+    /* a file of the data dir is never a symbolic link (issue 15): one
+     * planted there is refused (ELOOP), not followed; the data dir itself
+     * may be one (O_DIRECTORY opens) */
+    if ((flags & O_DIRECTORY) == 0) {
+        flags |= O_NOFOLLOW;
+    }
     return open(path, flags | O_CLOEXEC, mode);
 }
 
