@@ -592,11 +592,7 @@ void node__run_cl_actions(struct node *n)
                 }
                 break;
             case CL_ACT_LOG:
-                node__log(n,
-                          a->status >= 0 && a->status <= RK_LOG_ERROR
-                              ? a->status
-                              : RK_LOG_INFO,
-                          "cluster", "msg=\"%s\"", a->text);
+                node__log_text(n, a->status, a->text);
                 break;
         }
     }

@@ -539,6 +539,9 @@ void node__aae_repair_reply(struct node *n,
 uint64_t node__aae_oldest_exchange_ms(const struct node *n, bool *never);
 
 /* ---- node_ops.c ---- */
+/* Logs a machine's CL_ACT_LOG text as event "cluster", msg quoted and
+ * escaped (rk_log_quote): it may hold a peer's strings. */
+void node__log_text(struct node *n, int level, const char *text);
 /* False (counted in peer_spoofed, logged at most every 10 s) when msg, from
  * the peer that authenticated as `from`, speaks for another node: a
  * GOSSIP whose `from` or a JOIN/REPLACE whose node id is not `from`

@@ -722,3 +722,14 @@ bool node__speaks_for_itself(struct node *n,
     }
     return false;
 }
+
+void node__log_text(struct node *n, int level, const char *text)
+{
+    /* the text may hold a peer's strings: quoted and escaped, so that a
+     * quote in them cannot add fields to the line (issue 15) */
+    char q[CL_TEXT_MAX * 2 + 8];
+    const char *t = rk_log_quote(text, q, sizeof(q));
+    bool bare = t == text;
+    node__log(n, level >= 0 && level <= RK_LOG_ERROR ? level : RK_LOG_INFO,
+              "cluster", "msg=%s%s%s", bare ? "\"" : "", t, bare ? "\"" : "");
+}

@@ -197,6 +197,13 @@ void rk_log(enum rk_log_level level, const char *event, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(fields, sizeof(fields), fmt, ap);
     va_end(ap);
+    /* one event, one line: a control byte that reached a field (a peer's
+     * or client's string) must not start a forged line (issue 15) */
+    for (char *p = fields; *p; p++) {
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            *p = '?';
+        }
+    }
 
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);

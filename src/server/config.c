@@ -5,12 +5,15 @@
 #include "server/config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ini.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cluster/node.h"
 #include "cluster/seeds.h"
@@ -110,6 +113,54 @@ static int parse_bool(const char *v, bool *out)
 }
 
 /* Copies v into dst[cap] or fails when it does not fit. */
+/* Reads a password from `path` (requirepass-file): a regular file, not a
+ * symbolic link, that group and others cannot read, holding one line (a
+ * final newline is dropped).  RK_OK, or RK_EINVAL with `why` set. */
+static int read_password_file(const char *path,
+                              char *dst,
+                              size_t cap,
+                              char *why,
+                              size_t why_len)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(why, why_len, "cannot open %s: %s", path, strerror(errno));
+        return RK_EINVAL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+        (st.st_mode & 077) != 0) {
+        close(fd);
+        snprintf(why, why_len,
+                 "%s must be a regular file that only its owner can read "
+                 "(chmod 600 %s)",
+                 path, path);
+        return RK_EINVAL;
+    }
+    char buf[1024];
+    ssize_t n = read(fd, buf, sizeof(buf));
+    close(fd);
+    if (n < 0) {
+        snprintf(why, why_len, "cannot read %s: %s", path, strerror(errno));
+        return RK_EINVAL;
+    }
+    size_t len = (size_t)n;
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) {
+        len--;
+    }
+    if (len == 0 || len >= cap || memchr(buf, '\0', len) ||
+        memchr(buf, '\n', len)) {
+        memset(buf, 0, sizeof(buf));
+        snprintf(why, why_len, "%s must hold one line of 1..%zu bytes", path,
+                 cap - 1);
+        return RK_EINVAL;
+    }
+    memcpy(dst, buf, len);
+    dst[len] = '\0';
+    memset(buf, 0, sizeof(buf));
+    return RK_OK;
+}
+
 static int set_str(char *dst, size_t cap, const char *v)
 {
     size_t n = strlen(v);
@@ -230,6 +281,14 @@ int config_set(struct rk_config *c,
     } else if (strcmp(n, "requirepass") == 0) {
         rc = set_str(c->requirepass, sizeof(c->requirepass), value);
         why = "too long";
+    } else if (strcmp(n, "requirepass-file") == 0) {
+        char pwhy[600];
+        if (read_password_file(value, c->requirepass, sizeof(c->requirepass),
+                               pwhy, sizeof(pwhy)) != RK_OK) {
+            snprintf(errbuf, errlen, "invalid value for 'requirepass-file': %s",
+                     pwhy);
+            return RK_EINVAL;
+        }
     } else if (strcmp(n, "maxclients") == 0) {
         rc = parse_u64(value, 1, 1000000, &u);
         c->maxclients = (uint32_t)u;
@@ -504,6 +563,9 @@ static void usage(FILE *f)
             "  --engine bitcask|memory     storage engine (bitcask)\n"
             "  --sync always|every:MS|none durability policy (every:1000)\n"
             "  --requirepass PASSWORD      require AUTH (none)\n"
+            "  --requirepass-file FILE     the same, read from FILE (mode "
+            "0600; keeps it out\n"
+            "                              of ps and shell history)\n"
             "  --maxclients N              max client connections (10000)\n"
             "  --timeout SECONDS           close idle clients, 0 = never (0)\n"
             "  --loglevel LEVEL            debug|info|warn|error (info)\n"

@@ -3,9 +3,12 @@ ringkvd: a browser's cross-protocol POST is dropped without running
 anything; a flood of wrong AUTHs is slowed down per client IP and logged
 at most once a second, while a client that knows the password still gets
 in."""
+import os
 import socket
+import subprocess
 import time
 
+import pytest
 import redis
 
 
@@ -97,3 +100,23 @@ def test_wrong_auth_flood_is_slowed_per_ip_and_logged_sparingly(
     elapsed = time.monotonic() - t0
     print("auth_failed log lines: %d in %.1f s" % (lines, elapsed))
     assert lines <= elapsed + 2
+
+
+def test_requirepass_file_keeps_the_password_out_of_argv(server_factory,
+                                                         tmp_path):
+    pw = tmp_path / "pw"
+    fd = os.open(str(pw), os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, b"s3cret-from-file\n")
+    os.close(fd)
+    srv = server_factory(args=["--requirepass-file", str(pw)])
+    with open("/proc/%d/cmdline" % srv.pid, "rb") as f:
+        assert b"s3cret-from-file" not in f.read()
+    with pytest.raises(redis.ResponseError, match="WRONGPASS"):
+        redis.Redis(port=srv.port, password="wrong").ping()
+    assert redis.Redis(port=srv.port,
+                       password="s3cret-from-file").ping() is True
+    os.chmod(str(pw), 0o644)
+    s2 = server_factory(args=["--requirepass-file", str(pw)], start=False)
+    r = subprocess.run(s2.command(), capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode != 0 and "chmod 600" in r.stdout + r.stderr

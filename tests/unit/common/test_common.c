@@ -6,7 +6,10 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -15,6 +18,7 @@
 #include "common/error.h"
 #include "common/glob.h"
 #include "common/hlc.h"
+#include "common/log.h"
 
 static void test_error_names_and_messages_cover_every_code(void **state)
 {
@@ -125,6 +129,35 @@ static void test_endian_helpers_round_trip(void **state)
     assert_int_equal(rk_get_le16(b), 0xbeef);
 }
 
+/* A peer's or client's string with a newline cannot start a forged log
+ * line (issue 15): control bytes in fields become '?'. */
+static void test_log_keeps_one_event_on_one_line(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/rk_log_test_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    int saved = dup(2);
+    assert_true(saved >= 0);
+    assert_int_equal(dup2(fd, 2), 2);
+    rk_log(RK_LOG_WARN, "test_event", "peer=%s",
+           "x\ntime=0 level=error event=forged");
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    char buf[4096] = {0};
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+    close(fd);
+    unlink(path);
+    assert_true(n > 0);
+    int lines = 0;
+    for (ssize_t i = 0; i < n; i++) {
+        lines += buf[i] == '\n';
+    }
+    assert_int_equal(lines, 1);
+    assert_non_null(strstr(buf, "peer=x?time=0"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -133,6 +166,7 @@ int main(void)
         cmocka_unit_test(test_glob_matches_redis_patterns),
         cmocka_unit_test(test_hlc_monotonic_under_clock_jumps_back),
         cmocka_unit_test(test_endian_helpers_round_trip),
+        cmocka_unit_test(test_log_keeps_one_event_on_one_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
