@@ -3,6 +3,7 @@
  */
 #include "server/auth_guard.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -87,4 +88,22 @@ void auth_guard_succeeded(struct auth_guard *g, const char *ip)
     if (s != NULL) {
         memset(s, 0, sizeof(*s));
     }
+}
+
+bool auth_guard_is_loopback(const char *ip)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, ip, &a4) == 1) {
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    }
+    if (inet_pton(AF_INET6, ip, &a6) == 1) {
+        static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0,    0,
+                                                   0, 0, 0, 0, 0xff, 0xff};
+        if (memcmp(a6.s6_addr, v4mapped, 12) == 0) {
+            return a6.s6_addr[12] == 127;
+        }
+        return IN6_IS_ADDR_LOOPBACK(&a6);
+    }
+    return false;
 }

@@ -15,16 +15,18 @@
 #ifndef RINGKV_SERVER_AUTH_GUARD_H
 #define RINGKV_SERVER_AUTH_GUARD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define AUTH_GUARD_SLOTS     256
-#define AUTH_GUARD_FREE      3     /* failures without a wait */
-#define AUTH_GUARD_BASE_MS   100   /* the first wait */
-#define AUTH_GUARD_MAX_MS    5000  /* the longest wait */
-#define AUTH_GUARD_WINDOW_MS 60000 /* failures older than this are forgotten \
-                                    */
-#define AUTH_GUARD_IP_MAX 64       /* bytes of an IP, NUL included */
+#define AUTH_GUARD_SLOTS   256
+#define AUTH_GUARD_FREE    3    /* failures without a wait */
+#define AUTH_GUARD_BASE_MS 100  /* the first wait */
+#define AUTH_GUARD_MAX_MS  5000 /* the longest wait */
+#define AUTH_GUARD_WINDOW_MS                                           \
+    60000                    /* failures older than this are forgotten \
+                              */
+#define AUTH_GUARD_IP_MAX 64 /* bytes of an IP, NUL included */
 
 struct auth_guard_slot
 {
@@ -56,5 +58,20 @@ uint32_t auth_guard_failed(struct auth_guard *g,
 
 /* A successful AUTH from `ip`: forgets its failures. */
 void auth_guard_succeeded(struct auth_guard *g, const char *ip);
+
+/* Whether `ip` (text, v4 or v6, as inet_ntop writes it) is a loopback
+ * address: 127.0.0.0/8, ::1 or ::ffff:127.x.  Protected mode serves only
+ * those while no password is set. */
+bool auth_guard_is_loopback(const char *ip);
+
+/* The reply protected mode refuses a remote client with (RESP, one line). */
+#define PROTECTED_MODE_DENIED                                                \
+    "-DENIED ringkv is running in protected mode: no password is set "       \
+    "(requirepass), so only clients on the loopback interface may connect. " \
+    "To accept remote clients, set a password (--requirepass-file FILE, or " \
+    "CONFIG SET requirepass from the loopback interface), or, only on a "    \
+    "network no one else can reach, turn protected mode off (--protected-"   \
+    "mode no, or CONFIG SET protected-mode no from the loopback "            \
+    "interface). docs/security.md\r\n"
 
 #endif

@@ -146,6 +146,12 @@ bool cluster_meta_is_tombstone(const void *engine_meta);
 /* This node's id ("" before cluster_start). */
 const char *cluster_node_id(struct server *s);
 
+/* Whether `origin` (an HTTP Origin header, "http://host:port") is the
+ * status page of a member of this node's cluster (its host and HTTP port,
+ * or localhost with that port when the member's host is a loopback
+ * address): those may read this node's HTTP API cross-origin. */
+bool cluster_is_member_origin(struct server *s, const char *origin);
+
 /* Why this node cannot serve requests now ("joining a cluster", "not a
  * member of a cluster"), or NULL when it can.  For GET /health. */
 const char *cluster_unavailable_reason(struct server *s);

@@ -1230,3 +1230,32 @@ void cluster_metrics(struct server *s, struct rk_buf *out)
                     cluster__peer_is_up(cn, mm.node_id) ? 1 : 0);
     }
 }
+
+bool cluster_is_member_origin(struct server *s, const char *origin)
+{
+    struct cnode *cn = s->cluster;
+    if (cn == NULL || origin == NULL) {
+        return false;
+    }
+    const struct membership *mem = node_membership(cn->node);
+    size_t m = membership_member_count(mem);
+    for (size_t i = 0; i < m; i++) {
+        struct membership_member mm;
+        membership_member_get(mem, i, &mm);
+        if (mm.http_port == 0) {
+            continue;
+        }
+        char want[320];
+        snprintf(want, sizeof(want), "http://%s:%u", mm.host,
+                 (unsigned)mm.http_port);
+        if (strcasecmp(origin, want) == 0) {
+            return true;
+        }
+        snprintf(want, sizeof(want), "http://localhost:%u",
+                 (unsigned)mm.http_port);
+        if (auth_guard_is_loopback(mm.host) && strcasecmp(origin, want) == 0) {
+            return true;
+        }
+    }
+    return false;
+}

@@ -33,6 +33,7 @@ void config_init(struct rk_config *c)
     c->loglevel = RK_LOG_INFO;
     c->log_format = RK_LOG_LOGFMT;
     c->enable_flushall = false;
+    c->protected_mode = true;
     c->proto_max_bulk_len = 512ull * 1024 * 1024;
     c->client_query_buffer_limit = 1024ull * 1024 * 1024;
     c->max_file_size = ENGINE_DEFAULT_MAX_FILE;
@@ -305,6 +306,19 @@ int config_set(struct rk_config *c,
             rc = RK_EINVAL;
             why = "must be logfmt or json";
         }
+    } else if (strcmp(n, "http-cors-origin") == 0) {
+        rc = set_str(c->http_cors_origin, sizeof(c->http_cors_origin), value);
+        why = "too long";
+    } else if (strcmp(n, "http-allowed-hosts") == 0) {
+        rc = set_str(c->http_allowed_hosts, sizeof(c->http_allowed_hosts),
+                     value);
+        why = "too long";
+    } else if (strcmp(n, "http-health-public") == 0) {
+        rc = parse_bool(value, &c->http_health_public);
+        why = "must be yes or no";
+    } else if (strcmp(n, "protected-mode") == 0) {
+        rc = parse_bool(value, &c->protected_mode);
+        why = "must be yes or no";
     } else if (strcmp(n, "enable-flushall") == 0) {
         rc = parse_bool(value, &c->enable_flushall);
         why = "must be yes or no";
@@ -572,6 +586,17 @@ static void usage(FILE *f)
             "  --log-format logfmt|json    log line format (logfmt)\n"
             "  --log-requests on|off       log every command (off)\n"
             "  --enable-flushall yes|no    allow FLUSHALL/FLUSHDB (no)\n"
+            "  --protected-mode yes|no     without requirepass, serve loopback "
+            "clients only (yes)\n"
+            "  --http-allowed-hosts H,...  HTTP Host names accepted besides "
+            "IP literals and\n"
+            "                              localhost (DNS rebinding guard)\n"
+            "  --http-cors-origin O,...    origins that may read the HTTP "
+            "API cross-origin\n"
+            "                              (default: the members' own "
+            "status pages)\n"
+            "  --http-health-public yes|no /health without auth when "
+            "requirepass is set (no)\n"
             "  --proto-max-bulk-len BYTES  largest bulk argument (512mb)\n"
             "  --client-query-buffer-limit BYTES  per-client query buffer "
             "(1gb)\n"
@@ -819,6 +844,10 @@ void config_each(const struct rk_config *c,
         {"loglevel", levels[c->loglevel]},
         {"log-format", c->log_format == RK_LOG_JSON ? "json" : "logfmt"},
         {"enable-flushall", c->enable_flushall ? "yes" : "no"},
+        {"protected-mode", c->protected_mode ? "yes" : "no"},
+        {"http-cors-origin", c->http_cors_origin},
+        {"http-allowed-hosts", c->http_allowed_hosts},
+        {"http-health-public", c->http_health_public ? "yes" : "no"},
         {"proto-max-bulk-len", bulk},
         {"client-query-buffer-limit", qbl},
         {"max-file-size", mfs},

@@ -36,6 +36,7 @@ struct rk_config
     enum engine_sync_mode sync_mode; /* (every) */
     uint32_t sync_interval_ms;       /* for every:<ms> (1000) */
     char requirepass[512];           /* empty = no auth */
+    bool protected_mode;             /* (yes) no password: loopback only */
     uint32_t maxclients;             /* (10000) */
     enum rk_log_level loglevel;      /* (info) */
     enum rk_log_format log_format;
@@ -52,6 +53,13 @@ struct rk_config
     /* Cluster (issue 4; docs/cluster.md). */
     int peer_port;                    /* node-to-node port; 0 = RESP port + 2 */
     int http_port;                    /* HTTP; 0 = RESP port + 1, -1 = off */
+    char http_cors_origin[1024];      /* origins allowed cross-origin reads,
+                                         comma-separated ("*": any); "" =
+                                         only the members' own status pages */
+    char http_allowed_hosts[1024];    /* Host names accepted besides IP
+                                         literals and localhost, comma-
+                                         separated ("*": any) */
+    bool http_health_public;          /* /health without auth (no) */
     char node_id[65];                 /* "" = "<bind>:<peer-port>" */
     char cluster_name[65];            /* ("ringkv") */
     char cluster_secret_file[4096];   /* "" = DATA_DIR/cluster.secret */

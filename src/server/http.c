@@ -5,6 +5,7 @@
  */
 #include "server/http.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <event2/buffer.h>
@@ -90,8 +91,6 @@ static void send_json(struct evhttp_request *req, int code, json_t *j)
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Content-Type", "application/json");
     evhttp_add_header(h, "Cache-Control", "no-store");
-    /* the status page of one node reads the other nodes' /stats */
-    evhttp_add_header(h, "Access-Control-Allow-Origin", "*");
     evhttp_send_reply(req, code, http_reason(code), out);
     evbuffer_free(out);
 }
@@ -102,6 +101,118 @@ static void send_error(struct evhttp_request *req,
                        const char *msg)
 {
     send_json(req, code, json_pack("{s:s, s:s}", "error", msg, "code", ecode));
+}
+
+/* Whether `name` is in the comma-separated `list` ("*" matches all). */
+static bool in_list(const char *list, const char *name, size_t len)
+{
+    const char *p = list;
+    while (*p) {
+        const char *e = strchr(p, ',');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        while (l > 0 && *p == ' ') {
+            p++;
+            l--;
+        }
+        while (l > 0 && p[l - 1] == ' ') {
+            l--;
+        }
+        if ((l == 1 && *p == '*') ||
+            (l == len && strncasecmp(p, name, len) == 0)) {
+            return true;
+        }
+        if (e == NULL) {
+            break;
+        }
+        p = e + 1;
+    }
+    return false;
+}
+
+/* Whether the Host header names this server in a way a DNS rebinding
+ * attack cannot: an IP literal, localhost, or a configured name
+ * (http-allowed-hosts).  A request without Host (HTTP/1.0) passes. */
+static bool host_allowed(struct server *s, const char *host)
+{
+    if (host == NULL) {
+        return true;
+    }
+    size_t len = strlen(host);
+    if (len > 0 && host[0] == '[') { /* [v6]:port */
+        return strchr(host, ']') != NULL;
+    }
+    const char *colon = strrchr(host, ':');
+    size_t hl = colon ? (size_t)(colon - host) : len;
+    char name[256];
+    if (hl == 0 || hl >= sizeof(name)) {
+        return false;
+    }
+    memcpy(name, host, hl);
+    name[hl] = '\0';
+    struct in_addr a4;
+    if (inet_pton(AF_INET, name, &a4) == 1 ||
+        strcasecmp(name, "localhost") == 0) {
+        return true;
+    }
+    return in_list(s->cfg->http_allowed_hosts, name, hl);
+}
+
+/* The CORS header for a request from another origin: only for the
+ * members' own status pages and the origins of http-cors-origin; no
+ * header otherwise, so a web page elsewhere cannot read the answer. */
+static void add_cors(struct server *s, struct evhttp_request *req)
+{
+    const char *origin =
+        evhttp_find_header(evhttp_request_get_input_headers(req), "Origin");
+    if (origin == NULL || strlen(origin) > 300) {
+        return;
+    }
+    if (in_list(s->cfg->http_cors_origin, origin, strlen(origin)) ||
+        cluster_is_member_origin(s, origin)) {
+        struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+        evhttp_add_header(h, "Access-Control-Allow-Origin", origin);
+        evhttp_add_header(h, "Vary", "Origin");
+    }
+}
+
+static bool kv_authorized(struct server *s, struct evhttp_request *req);
+
+/*
+ * Admission of every HTTP request (issue 15 item 4), before its handler:
+ * protected mode (no password: loopback clients only, 403), the Host
+ * check against DNS rebinding (403), and, when `ops` (the status page,
+ * /stats, /cluster, /metrics, /health unless http-health-public) and a
+ * password is set, the password (401).  Adds the CORS header.  Returns
+ * false after answering.
+ */
+static bool http_admit(struct server *s, struct evhttp_request *req, bool ops)
+{
+    char *peer = NULL;
+    uint16_t pport = 0;
+    evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer,
+                               &pport);
+    if (s->cfg->protected_mode && s->cfg->requirepass[0] == '\0' &&
+        (peer == NULL || !auth_guard_is_loopback(peer))) {
+        s->stats.protected_denied++;
+        send_error(req, 403, "protected_mode",
+                   "ringkv is in protected mode: no password is set "
+                   "(requirepass), so only loopback clients may connect; "
+                   "set a password or protected-mode no (docs/security.md)");
+        return false;
+    }
+    const char *host =
+        evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
+    if (!host_allowed(s, host)) {
+        send_error(req, 403, "host_not_allowed",
+                   "this Host is not an IP address, localhost or a name of "
+                   "http-allowed-hosts (a guard against DNS rebinding)");
+        return false;
+    }
+    add_cors(s, req);
+    if (ops && !kv_authorized(s, req)) {
+        return false;
+    }
+    return true;
 }
 
 /* GET and HEAD only; anything else answers 405 and returns false. */
@@ -188,7 +299,7 @@ static json_t *stats_json(struct server *s)
 static void on_health(struct evhttp_request *req, void *arg)
 {
     struct server *s = arg;
-    if (!allow_get(req)) {
+    if (!http_admit(s, req, !s->cfg->http_health_public) || !allow_get(req)) {
         return;
     }
     const char *why = NULL;
@@ -225,21 +336,21 @@ static void on_health(struct evhttp_request *req, void *arg)
 
 static void on_stats(struct evhttp_request *req, void *arg)
 {
-    if (allow_get(req)) {
+    if (http_admit(arg, req, true) && allow_get(req)) {
         send_json(req, 200, stats_json(arg));
     }
 }
 
 static void on_cluster(struct evhttp_request *req, void *arg)
 {
-    if (allow_get(req)) {
+    if (http_admit(arg, req, true) && allow_get(req)) {
         send_json(req, 200, cluster_json(arg));
     }
 }
 
 static void on_metrics(struct evhttp_request *req, void *arg)
 {
-    if (!allow_get(req)) {
+    if (!http_admit(arg, req, true) || !allow_get(req)) {
         return;
     }
     struct rk_buf text;
@@ -267,7 +378,12 @@ static void on_kv(struct evhttp_request *req, void *arg);
 static void on_other(struct evhttp_request *req, void *arg)
 {
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
-    if (path && strncmp(path, "/kv/", 4) == 0) {
+    bool kv = path && strncmp(path, "/kv/", 4) == 0;
+    /* /kv checks the password itself (after its own checks) */
+    if (!http_admit(arg, req, !kv)) {
+        return;
+    }
+    if (kv) {
         on_kv(req, arg);
         return;
     }

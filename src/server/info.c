@@ -274,43 +274,45 @@ void info_render(struct server *s,
             rk_buf_append_str(out, "\r\n");
         }
         struct server_stats *t = &s->stats;
-        rk_buf_appendf(out,
-                       "# Stats\r\n"
-                       "total_connections_received:%" PRIu64
-                       "\r\n"
-                       "total_commands_processed:%" PRIu64
-                       "\r\n"
-                       "total_net_input_bytes:%" PRIu64
-                       "\r\n"
-                       "total_net_output_bytes:%" PRIu64
-                       "\r\n"
-                       "rejected_connections:%" PRIu64
-                       "\r\n"
-                       "expired_keys:%" PRIu64
-                       "\r\n"
-                       "evicted_keys:0\r\n"
-                       "keyspace_hits:%" PRIu64
-                       "\r\n"
-                       "keyspace_misses:%" PRIu64
-                       "\r\n"
-                       "total_error_replies:0\r\n"
-                       "protocol_errors:%" PRIu64
-                       "\r\n"
-                       "auth_failures:%" PRIu64
-                       "\r\n"
-                       "security_attacks:%" PRIu64
-                       "\r\n"
-                       "write_errors:%" PRIu64
-                       "\r\n"
-                       "replies_held_for_sync:%" PRIu64
-                       "\r\n"
-                       "event_loop_lag_max_us:%" PRIu64 "\r\n",
-                       t->total_connections, t->total_commands,
-                       t->net_input_bytes, t->net_output_bytes,
-                       t->rejected_connections, t->expired_keys,
-                       t->keyspace_hits, t->keyspace_misses, t->protocol_errors,
-                       t->auth_failures, t->security_attacks, t->write_errors,
-                       t->held_replies, t->loop_lag_max_us);
+        rk_buf_appendf(
+            out,
+            "# Stats\r\n"
+            "total_connections_received:%" PRIu64
+            "\r\n"
+            "total_commands_processed:%" PRIu64
+            "\r\n"
+            "total_net_input_bytes:%" PRIu64
+            "\r\n"
+            "total_net_output_bytes:%" PRIu64
+            "\r\n"
+            "rejected_connections:%" PRIu64
+            "\r\n"
+            "expired_keys:%" PRIu64
+            "\r\n"
+            "evicted_keys:0\r\n"
+            "keyspace_hits:%" PRIu64
+            "\r\n"
+            "keyspace_misses:%" PRIu64
+            "\r\n"
+            "total_error_replies:0\r\n"
+            "protocol_errors:%" PRIu64
+            "\r\n"
+            "auth_failures:%" PRIu64
+            "\r\n"
+            "security_attacks:%" PRIu64
+            "\r\n"
+            "protected_mode_denied:%" PRIu64
+            "\r\n"
+            "write_errors:%" PRIu64
+            "\r\n"
+            "replies_held_for_sync:%" PRIu64
+            "\r\n"
+            "event_loop_lag_max_us:%" PRIu64 "\r\n",
+            t->total_connections, t->total_commands, t->net_input_bytes,
+            t->net_output_bytes, t->rejected_connections, t->expired_keys,
+            t->keyspace_hits, t->keyspace_misses, t->protocol_errors,
+            t->auth_failures, t->security_attacks, t->protected_denied,
+            t->write_errors, t->held_replies, t->loop_lag_max_us);
     }
     if (want(section, "replication", true)) {
         if (out->len) {

@@ -221,10 +221,12 @@ struct server_stats
     uint64_t net_output_bytes;
     uint64_t protocol_errors;
     uint64_t auth_failures;
-    uint64_t security_attacks;   /* HTTP requests on the RESP port, closed */
-    uint64_t security_logged_ms; /* last security_attack log line */
-    uint64_t auth_logged_ms;     /* last auth_failed line (rate limit) */
-    uint64_t auth_unlogged;      /* auth_failed lines left out since */
+    uint64_t security_attacks;    /* HTTP requests on the RESP port, closed */
+    uint64_t protected_denied;    /* remote clients refused: protected mode */
+    uint64_t protected_logged_ms; /* last protected_mode_denied line */
+    uint64_t security_logged_ms;  /* last security_attack log line */
+    uint64_t auth_logged_ms;      /* last auth_failed line (rate limit) */
+    uint64_t auth_unlogged;       /* auth_failed lines left out since */
     uint64_t write_errors;
     uint64_t held_replies; /* batches that waited for a sync */
     /* Event-loop lag: how much later than its period each tick ran (a

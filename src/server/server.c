@@ -695,6 +695,31 @@ static void accept_cb(struct evconnlistener *l,
         port = ntohs(in6->sin6_port);
     }
     snprintf(c->addr, sizeof(c->addr), "%s:%d", host, port);
+    if (s->cfg->protected_mode && s->cfg->requirepass[0] == '\0' &&
+        !auth_guard_is_loopback(host)) {
+        /* Redis's protected mode: without a password, remote clients get
+         * the reason and are closed; counted, logged once a minute */
+        ssize_t w =
+            write(fd, PROTECTED_MODE_DENIED, sizeof(PROTECTED_MODE_DENIED) - 1);
+        (void)w;
+        s->stats.rejected_connections++;
+        s->stats.protected_denied++;
+        uint64_t now = server_mono_ms();
+        if (s->stats.protected_logged_ms == 0 ||
+            now >= s->stats.protected_logged_ms + 60000) {
+            s->stats.protected_logged_ms = now;
+            rk_log(RK_LOG_WARN, "protected_mode_denied",
+                   "client=%s total=%" PRIu64
+                   " msg=\"a remote client was refused: no password is set "
+                   "(set requirepass, or protected-mode no)\"",
+                   c->addr, s->stats.protected_denied);
+        }
+        event_free(c->rev);
+        resp_parser_destroy(c->parser);
+        bufferevent_free(c->bev); /* closes fd */
+        rk_free(c);
+        return;
+    }
     c->next = s->clients;
     if (s->clients) {
         s->clients->prev = c;

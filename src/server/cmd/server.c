@@ -100,6 +100,7 @@ void cmd_config(struct client *c, size_t argc, const struct resp_arg *argv)
                                          "hz",
                                          "enable-flushall",
                                          "requirepass",
+                                         "protected-mode",
                                          "n",
                                          "r",
                                          "w",
