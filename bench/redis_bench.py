@@ -23,8 +23,6 @@ import sys
 import tempfile
 import time
 
-
-
 _SECRET = None
 
 
@@ -40,6 +38,7 @@ def cluster_secret_args():
         os.write(fd, os.urandom(32).hex().encode() + b"\n")
         os.close(fd)
     return ["--cluster-secret-file", _SECRET]
+
 
 def free_port():
     with socket.socket() as s:

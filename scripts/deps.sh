@@ -12,7 +12,7 @@ build_pkgs=(build-essential cmake pkg-config libevent-dev libssl-dev
   libcmocka-dev)
 test_pkgs=(python3 python3-pytest python3-pytest-timeout python3-redis
   redis-tools clang libclang-rt-14-dev nodejs npm procps faketime chromium
-  iproute2)
+  iproute2 openssl)
 bench_pkgs=(redis-server redis-tools wrk librocksdb-dev libleveldb-dev
   liblmdb-dev libhiredis-dev)
 

@@ -34,6 +34,7 @@ void config_init(struct rk_config *c)
     c->log_format = RK_LOG_LOGFMT;
     c->enable_flushall = false;
     c->protected_mode = true;
+    c->tls_auth_clients = 1;
     c->proto_max_bulk_len = 512ull * 1024 * 1024;
     c->client_query_buffer_limit = 1024ull * 1024 * 1024;
     c->max_file_size = ENGINE_DEFAULT_MAX_FILE;
@@ -306,6 +307,38 @@ int config_set(struct rk_config *c,
             rc = RK_EINVAL;
             why = "must be logfmt or json";
         }
+    } else if (strcmp(n, "tls-port") == 0) {
+        rc = parse_u64(value, 0, 65535, &u);
+        c->tls_port = (int)u;
+        why = "must be a port number 0..65535 (0: off)";
+    } else if (strcmp(n, "tls-cert-file") == 0) {
+        rc = set_str(c->tls_cert_file, sizeof(c->tls_cert_file), value);
+        why = "too long";
+    } else if (strcmp(n, "tls-key-file") == 0) {
+        rc = set_str(c->tls_key_file, sizeof(c->tls_key_file), value);
+        why = "too long";
+    } else if (strcmp(n, "tls-ca-cert-file") == 0) {
+        rc = set_str(c->tls_ca_cert_file, sizeof(c->tls_ca_cert_file), value);
+        why = "too long";
+    } else if (strcmp(n, "tls-auth-clients") == 0) {
+        rc = RK_OK;
+        if (strcasecmp(value, "optional") == 0) {
+            c->tls_auth_clients = 2;
+        } else {
+            bool b = false;
+            rc = parse_bool(value, &b);
+            c->tls_auth_clients = b ? 1 : 0;
+        }
+        why = "must be yes, no or optional";
+    } else if (strcmp(n, "tls-protocols") == 0) {
+        rc = set_str(c->tls_protocols, sizeof(c->tls_protocols), value);
+        why = "too long";
+    } else if (strcmp(n, "tls-ciphers") == 0) {
+        rc = set_str(c->tls_ciphers, sizeof(c->tls_ciphers), value);
+        why = "too long";
+    } else if (strcmp(n, "tls-ciphersuites") == 0) {
+        rc = set_str(c->tls_ciphersuites, sizeof(c->tls_ciphersuites), value);
+        why = "too long";
     } else if (strcmp(n, "http-cors-origin") == 0) {
         rc = set_str(c->http_cors_origin, sizeof(c->http_cors_origin), value);
         why = "too long";
@@ -597,6 +630,17 @@ static void usage(FILE *f)
             "status pages)\n"
             "  --http-health-public yes|no /health without auth when "
             "requirepass is set (no)\n"
+            "TLS for RESP clients (docs/security.md; Redis's names):\n"
+            "  --tls-port PORT             TLS listener for RESP clients "
+            "(0: off)\n"
+            "  --tls-cert-file F --tls-key-file F   PEM certificate chain and "
+            "key\n"
+            "  --tls-ca-cert-file F        CA(s) that sign client "
+            "certificates\n"
+            "  --tls-auth-clients yes|no|optional   require client "
+            "certificates (yes)\n"
+            "  --tls-protocols \"TLSv1.2 TLSv1.3\"  --tls-ciphers L  "
+            "--tls-ciphersuites L\n"
             "  --proto-max-bulk-len BYTES  largest bulk argument (512mb)\n"
             "  --client-query-buffer-limit BYTES  per-client query buffer "
             "(1gb)\n"
@@ -784,6 +828,8 @@ void config_each(const struct rk_config *c,
         tmo[16], hz[16], pport[16], nv[16], rv[16], wv[16], rs[16], rto[16],
         msib[16], grace[24], rrw[16], skew[24], hport[16], slow[16], rrc[32],
         spec[16], hdg[16], hcc[16], hmb[16], aaei[16], aaec[16], aaer[16];
+    char tlsport[16];
+    snprintf(tlsport, sizeof(tlsport), "%d", c->tls_port);
     snprintf(aaei, sizeof(aaei), "%" PRIu32, c->aae_exchange_interval_ms);
     snprintf(aaec, sizeof(aaec), "%" PRIu32, c->aae_concurrency);
     snprintf(aaer, sizeof(aaer), "%" PRIu32, c->aae_repair_rate);
@@ -845,6 +891,17 @@ void config_each(const struct rk_config *c,
         {"log-format", c->log_format == RK_LOG_JSON ? "json" : "logfmt"},
         {"enable-flushall", c->enable_flushall ? "yes" : "no"},
         {"protected-mode", c->protected_mode ? "yes" : "no"},
+        {"tls-port", tlsport},
+        {"tls-cert-file", c->tls_cert_file},
+        {"tls-key-file", c->tls_key_file},
+        {"tls-ca-cert-file", c->tls_ca_cert_file},
+        {"tls-auth-clients", c->tls_auth_clients == 1   ? "yes"
+                             : c->tls_auth_clients == 2 ? "optional"
+                                                        : "no"},
+        {"tls-protocols",
+         c->tls_protocols[0] ? c->tls_protocols : "TLSv1.2 TLSv1.3"},
+        {"tls-ciphers", c->tls_ciphers},
+        {"tls-ciphersuites", c->tls_ciphersuites},
         {"http-cors-origin", c->http_cors_origin},
         {"http-allowed-hosts", c->http_allowed_hosts},
         {"http-health-public", c->http_health_public ? "yes" : "no"},

@@ -37,8 +37,17 @@ struct rk_config
     uint32_t sync_interval_ms;       /* for every:<ms> (1000) */
     char requirepass[512];           /* empty = no auth */
     bool protected_mode;             /* (yes) no password: loopback only */
-    uint32_t maxclients;             /* (10000) */
-    enum rk_log_level loglevel;      /* (info) */
+    /* TLS for RESP clients (issue 15 item 2; tls.h), Redis's names */
+    int tls_port;                /* 0 = off */
+    char tls_cert_file[4096];    /* PEM: the server's certificate chain */
+    char tls_key_file[4096];     /* PEM: its private key */
+    char tls_ca_cert_file[4096]; /* PEM: CAs that sign client certs */
+    int tls_auth_clients;        /* 0 no, 1 yes (default), 2 optional */
+    char tls_protocols[64];      /* "TLSv1.2 TLSv1.3" (default) */
+    char tls_ciphers[1024];      /* TLS 1.2 cipher list; "" = OpenSSL's */
+    char tls_ciphersuites[1024]; /* TLS 1.3 suites; "" = OpenSSL's */
+    uint32_t maxclients;         /* (10000) */
+    enum rk_log_level loglevel;  /* (info) */
     enum rk_log_format log_format;
     bool enable_flushall;               /* FLUSHALL/FLUSHDB allowed (no) */
     uint64_t proto_max_bulk_len;        /* bytes (512 MiB) */

@@ -137,7 +137,11 @@ struct client
     bool auth_held;         /* waiting out its IP's AUTH failures
                                (auth_guard.h): nothing read meanwhile */
     struct event *hold_ev;  /* ends auth_held; NULL until first needed */
-    bool on_waiting;        /* linked in srv->waiting */
+    bool auth_turn;         /* waited its turn: its next command runs
+                               without a new wait (no starvation) */
+    bool tls;        /* on the TLS port: bev is an OpenSSL bufferevent for both
+                        directions and rev is NULL (tls.h) */
+    bool on_waiting; /* linked in srv->waiting */
     /* Durability marks under sync=always: obuf[0..marks[i].off) may be
      * sent once engine_durable_seq() >= marks[i].seq.  Oldest first. */
     struct
@@ -276,6 +280,10 @@ struct server
     struct resp_limits limits;    /* after AUTH */
     struct resp_limits preauth;   /* before AUTH (requirepass set) */
     struct auth_guard auth_guard; /* failed AUTHs per client IP */
+    struct evconnlistener *tls_listener; /* tls-port, or NULL */
+    struct ssl_ctx_st *tls_ctx;          /* its context (tls.h); replaced by a
+                                            CONFIG SET of a tls-* setting */
+    uint64_t tls_handshake_failures;
 };
 
 /* ---- server.c ---- */
@@ -283,6 +291,15 @@ uint64_t server_now_ms(void);    /* wall clock, Unix ms */
 uint64_t server_mono_ms(void);   /* monotonic ms */
 uint64_t server_mono_us(void);   /* monotonic us */
 uint64_t server_rss_bytes(void); /* resident set size (info.c) */
+
+/* CONFIG SET of a tls-* setting: builds the TLS context from cfg (the
+ * settings after the change) and, if that works, makes new TLS
+ * connections use it.  RK_EINVAL with `why` when it does not (nothing
+ * changes).  RK_OK without a TLS port. */
+int server_tls_reload(struct server *s,
+                      const struct rk_config *cfg,
+                      char *why,
+                      size_t why_len);
 
 /* Resumes a client whose coordinated command finished: processes its
  * buffered input and flushes.  Returns false if the client was freed. */

@@ -26,11 +26,14 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -47,6 +50,7 @@
 #include "server/cluster.h"
 #include "server/http.h"
 #include "server/internal.h"
+#include "server/tls.h"
 
 #define OUT_SOFT_LIMIT    (64u * 1024 * 1024) /* bytes pending per client */
 #define QBUF_KEEP         (64u * 1024)        /* shrink idle buffers above */
@@ -80,6 +84,7 @@ static void client_free(struct client *c);
 static bool client_process_input(struct client *c);
 static void client_read_off(struct client *c);
 static void client_read_on(struct client *c);
+static void client_got_input(struct client *c);
 
 static void waiting_add(struct server *s, struct client *c)
 {
@@ -131,7 +136,7 @@ static bool client_send(struct client *c, size_t len)
     struct server *s = c->srv;
     struct evbuffer *out = bufferevent_get_output(c->bev);
     size_t off = 0;
-    if (evbuffer_get_length(out) == 0) {
+    if (evbuffer_get_length(out) == 0 && !c->tls) {
         /* Write at once, as Redis does before the loop sleeps: saves
          * arming a write event (two epoll_ctl calls and a loop turn) per
          * reply.  Whatever the socket does not take goes to the
@@ -347,8 +352,10 @@ static void client_free(struct client *c)
             c->next->prev = c->prev;
         }
         s->n_clients--;
-        event_free(c->rev);
-        bufferevent_free(c->bev);
+        if (c->rev != NULL) {
+            event_free(c->rev);
+        }
+        bufferevent_free(c->bev); /* and the SSL of a TLS client */
     }
     if (c->hold_ev != NULL) {
         event_free(c->hold_ev);
@@ -408,6 +415,8 @@ static void client_hold_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct client *c = arg;
     c->auth_held = false;
+    c->auth_turn = true; /* its wait is over: others' failures meanwhile
+                            do not hold it again */
     if (!c->srv->shutting_down && !c->close_after_reply && !c->read_paused) {
         client_read_on(c);
     }
@@ -448,7 +457,7 @@ static bool client_process_input(struct client *c)
     while (!c->close_after_reply && !c->read_paused && !c->auth_held &&
            !cluster_client_blocked(c) && pos < c->qbuf.len) {
         if (!c->authed && c->srv->cfg->requirepass[0] != '\0' &&
-            client_auth_hold(c)) {
+            !c->auth_turn && client_auth_hold(c)) {
             break; /* its IP failed AUTH too often: later */
         }
         size_t consumed = 0;
@@ -456,6 +465,7 @@ static bool client_process_input(struct client *c)
         int rc = resp_parser_feed(c->parser, c->qbuf.base + pos,
                                   c->qbuf.len - pos, &consumed, &cmd);
         if (rc == RK_OK) {
+            c->auth_turn = false; /* one command per wait */
             c->n_commands++;
             c->srv->stats.total_commands++;
             if (consumed > DONATE_BYTES &&
@@ -534,12 +544,20 @@ void server_client_free(struct client *c)
 /* Stops/starts reading a client (our own read event, see accept_cb). */
 static void client_read_off(struct client *c)
 {
-    event_del(c->rev);
+    if (c->tls) {
+        bufferevent_disable(c->bev, EV_READ);
+    } else {
+        event_del(c->rev);
+    }
 }
 
 static void client_read_on(struct client *c)
 {
-    event_add(c->rev, NULL);
+    if (c->tls) {
+        bufferevent_enable(c->bev, EV_READ);
+    } else {
+        event_add(c->rev, NULL);
+    }
 }
 
 /* The peer closed its sending side (or reset). */
@@ -594,6 +612,40 @@ static void client_sock_read_cb(evutil_socket_t fd, short what, void *arg)
         c->qbuf.len += (size_t)n;
         c->qbuf.base[c->qbuf.len] = '\0';
     }
+    client_got_input(c);
+}
+
+/* A TLS client's decrypted input (its bufferevent's read callback). */
+static void client_tls_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct client *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t n = evbuffer_get_length(in);
+    if (n == 0) {
+        return;
+    }
+    if (c->close_after_reply) {
+        evbuffer_drain(in, n);
+        return;
+    }
+    if (rk_buf_reserve(&c->qbuf, n + 1) != RK_OK) {
+        client_free(c);
+        return;
+    }
+    int got = evbuffer_remove(in, c->qbuf.base + c->qbuf.len, n);
+    if (got > 0) {
+        c->qbuf.len += (size_t)got;
+        c->qbuf.base[c->qbuf.len] = '\0';
+        c->srv->stats.net_input_bytes += (uint64_t)got;
+    }
+    client_got_input(c);
+}
+
+/* What a read appended to qbuf: checked against the query buffer limit,
+ * then parsed and run. */
+static void client_got_input(struct client *c)
+{
+    struct server *s = c->srv;
     if (c->qbuf.len > s->cfg->client_query_buffer_limit) {
         rk_log(RK_LOG_WARN, "query_buffer_limit",
                "client=%s id=%" PRIu64 " bytes=%zu", c->addr, c->id,
@@ -620,30 +672,81 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
 
 static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 {
-    (void)bev;
     struct client *c = arg;
+    if (what & BEV_EVENT_CONNECTED) {
+        return; /* a TLS client's handshake completed */
+    }
     if (what & BEV_EVENT_EOF && !(what & BEV_EVENT_ERROR)) {
         client_eof(c);
         return;
     }
+    if (c->tls && c->n_commands == 0) {
+        /* most likely a failed handshake: no certificate, an old
+         * protocol, an unknown CA, or not TLS at all */
+        c->srv->tls_handshake_failures++;
+        unsigned long e = bufferevent_get_openssl_error(bev);
+        char why[256] = "";
+        if (e != 0) {
+            ERR_error_string_n(e, why, sizeof(why));
+        }
+        rk_log(RK_LOG_DEBUG, "tls_handshake_failed", "client=%s reason=\"%s\"",
+               c->addr, why[0] ? why : "closed");
+    }
     client_free(c);
 }
 
-static void accept_cb(struct evconnlistener *l,
-                      evutil_socket_t fd,
-                      struct sockaddr *sa,
-                      int socklen,
-                      void *arg)
+/* A new connection on the RESP port (`tls` false) or the TLS port. */
+static void client_accept(struct server *s,
+                          evutil_socket_t fd,
+                          struct sockaddr *sa,
+                          bool tls)
 {
-    (void)l;
-    (void)socklen;
-    struct server *s = arg;
     if (s->n_clients >= s->cfg->maxclients || s->shutting_down) {
         static const char msg[] = "-ERR max number of clients reached\r\n";
-        ssize_t w = write(fd, msg, sizeof(msg) - 1);
-        (void)w;
+        if (!tls) { /* a TLS client could not read it before a handshake */
+            ssize_t w = write(fd, msg, sizeof(msg) - 1);
+            (void)w;
+        }
         evutil_closesocket(fd);
         s->stats.rejected_connections++;
+        return;
+    }
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (sa->sa_family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        port = ntohs(in->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        port = ntohs(in6->sin6_port);
+    }
+    bool remote = !auth_guard_is_loopback(host);
+    if (s->cfg->protected_mode && s->cfg->requirepass[0] == '\0' && remote &&
+        !(tls && s->cfg->tls_auth_clients == 1)) {
+        /* Redis's protected mode: without a password, remote clients get
+         * the reason and are closed (a TLS client whose certificate is
+         * required is authenticated by it); counted, logged once a
+         * minute */
+        if (!tls) {
+            ssize_t w = write(fd, PROTECTED_MODE_DENIED,
+                              sizeof(PROTECTED_MODE_DENIED) - 1);
+            (void)w;
+        }
+        evutil_closesocket(fd);
+        s->stats.rejected_connections++;
+        s->stats.protected_denied++;
+        uint64_t now = server_mono_ms();
+        if (s->stats.protected_logged_ms == 0 ||
+            now >= s->stats.protected_logged_ms + 60000) {
+            s->stats.protected_logged_ms = now;
+            rk_log(RK_LOG_WARN, "protected_mode_denied",
+                   "client=%s:%d total=%" PRIu64
+                   " msg=\"a remote client was refused: no password is set "
+                   "(set requirepass, or protected-mode no)\"",
+                   host, port, s->stats.protected_denied);
+        }
         return;
     }
     struct client *c = rk_calloc(1, sizeof(*c));
@@ -652,7 +755,18 @@ static void accept_cb(struct evconnlistener *l,
         return;
     }
     op_client_init(&c->ops, c);
-    c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (tls) {
+        SSL *ssl = tls_ssl_new(s->tls_ctx);
+        c->bev = ssl ? bufferevent_openssl_socket_new(s->base, fd, ssl,
+                                                      BUFFEREVENT_SSL_ACCEPTING,
+                                                      BEV_OPT_CLOSE_ON_FREE)
+                     : NULL;
+        if (c->bev == NULL && ssl != NULL) {
+            SSL_free(ssl);
+        }
+    } else {
+        c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    }
     bool authed = s->cfg->requirepass[0] == '\0';
     if (c->bev == NULL || resp_parser_create(authed ? &s->limits : &s->preauth,
                                              &c->parser) != RK_OK) {
@@ -664,13 +778,16 @@ static void accept_cb(struct evconnlistener *l,
         rk_free(c);
         return;
     }
-    c->rev =
-        event_new(s->base, fd, EV_READ | EV_PERSIST, client_sock_read_cb, c);
-    if (c->rev == NULL) {
-        resp_parser_destroy(c->parser);
-        bufferevent_free(c->bev);
-        rk_free(c);
-        return;
+    c->tls = tls;
+    if (!tls) {
+        c->rev = event_new(s->base, fd, EV_READ | EV_PERSIST,
+                           client_sock_read_cb, c);
+        if (c->rev == NULL) {
+            resp_parser_destroy(c->parser);
+            bufferevent_free(c->bev);
+            rk_free(c);
+            return;
+        }
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -683,43 +800,7 @@ static void accept_cb(struct evconnlistener *l,
     c->created_ms = c->last_ms = server_mono_ms();
     rk_buf_init(&c->qbuf);
     rk_buf_init(&c->obuf);
-    char host[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-    if (sa->sa_family == AF_INET) {
-        struct sockaddr_in *in = (struct sockaddr_in *)sa;
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-        port = ntohs(in->sin_port);
-    } else if (sa->sa_family == AF_INET6) {
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)sa;
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-        port = ntohs(in6->sin6_port);
-    }
     snprintf(c->addr, sizeof(c->addr), "%s:%d", host, port);
-    if (s->cfg->protected_mode && s->cfg->requirepass[0] == '\0' &&
-        !auth_guard_is_loopback(host)) {
-        /* Redis's protected mode: without a password, remote clients get
-         * the reason and are closed; counted, logged once a minute */
-        ssize_t w =
-            write(fd, PROTECTED_MODE_DENIED, sizeof(PROTECTED_MODE_DENIED) - 1);
-        (void)w;
-        s->stats.rejected_connections++;
-        s->stats.protected_denied++;
-        uint64_t now = server_mono_ms();
-        if (s->stats.protected_logged_ms == 0 ||
-            now >= s->stats.protected_logged_ms + 60000) {
-            s->stats.protected_logged_ms = now;
-            rk_log(RK_LOG_WARN, "protected_mode_denied",
-                   "client=%s total=%" PRIu64
-                   " msg=\"a remote client was refused: no password is set "
-                   "(set requirepass, or protected-mode no)\"",
-                   c->addr, s->stats.protected_denied);
-        }
-        event_free(c->rev);
-        resp_parser_destroy(c->parser);
-        bufferevent_free(c->bev); /* closes fd */
-        rk_free(c);
-        return;
-    }
     c->next = s->clients;
     if (s->clients) {
         s->clients->prev = c;
@@ -727,9 +808,37 @@ static void accept_cb(struct evconnlistener *l,
     s->clients = c;
     s->n_clients++;
     s->stats.total_connections++;
-    bufferevent_setcb(c->bev, NULL, client_write_cb, client_event_cb, c);
-    bufferevent_enable(c->bev, EV_WRITE);
-    client_read_on(c);
+    if (tls) {
+        bufferevent_setcb(c->bev, client_tls_read_cb, client_write_cb,
+                          client_event_cb, c);
+        bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    } else {
+        bufferevent_setcb(c->bev, NULL, client_write_cb, client_event_cb, c);
+        bufferevent_enable(c->bev, EV_WRITE);
+        client_read_on(c);
+    }
+}
+
+static void accept_cb(struct evconnlistener *l,
+                      evutil_socket_t fd,
+                      struct sockaddr *sa,
+                      int socklen,
+                      void *arg)
+{
+    (void)l;
+    (void)socklen;
+    client_accept(arg, fd, sa, false);
+}
+
+static void tls_accept_cb(struct evconnlistener *l,
+                          evutil_socket_t fd,
+                          struct sockaddr *sa,
+                          int socklen,
+                          void *arg)
+{
+    (void)l;
+    (void)socklen;
+    client_accept(arg, fd, sa, true);
 }
 
 static void accept_error_cb(struct evconnlistener *l, void *arg)
@@ -939,6 +1048,10 @@ static void begin_shutdown(struct server *s, const char *why)
         evconnlistener_free(s->listener);
         s->listener = NULL;
     }
+    if (s->tls_listener) {
+        evconnlistener_free(s->tls_listener);
+        s->tls_listener = NULL;
+    }
     /* Requests already read have been executed (dispatch is synchronous);
      * stop reading more, make everything durable, release held replies. */
     for (struct client *c = s->clients; c; c = c->next) {
@@ -953,6 +1066,71 @@ static void begin_shutdown(struct server *s, const char *why)
     s->shutdown_start_ms = server_mono_ms();
     struct timeval tv = {0, 20 * 1000};
     event_add(s->tick_ev, &tv);
+}
+
+/* The TLS port (tls-port), when set: its context, then its listener. */
+static int open_tls_listener(struct server *s)
+{
+    const struct rk_config *cfg = s->cfg;
+    if (cfg->tls_port == 0) {
+        return 0;
+    }
+    char err[1024] = "";
+    s->tls_ctx = tls_ctx_new(cfg, err, sizeof(err));
+    if (s->tls_ctx == NULL) {
+        fprintf(stderr, "ringkvd: error: TLS: %s\n", err);
+        return -1;
+    }
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    char port[16];
+    snprintf(port, sizeof(port), "%d", cfg->tls_port);
+    if (getaddrinfo(cfg->bind, port, &hints, &res) != 0) {
+        fprintf(stderr, "ringkvd: error: cannot resolve %s\n", cfg->bind);
+        return -1;
+    }
+    s->tls_listener = evconnlistener_new_bind(
+        s->base, tls_accept_cb, s,
+        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 511,
+        res->ai_addr, (int)res->ai_addrlen);
+    int e = errno;
+    freeaddrinfo(res);
+    if (s->tls_listener == NULL) {
+        fprintf(stderr, "ringkvd: error: cannot listen on %s:%d (TLS): %s\n",
+                cfg->bind, cfg->tls_port, strerror(e));
+        return -1;
+    }
+    evconnlistener_set_error_cb(s->tls_listener, accept_error_cb);
+    rk_log(RK_LOG_INFO, "tls_listening",
+           "port=%d bind=%s auth_clients=%s protocols=\"%s\"", cfg->tls_port,
+           cfg->bind,
+           cfg->tls_auth_clients == 1   ? "yes"
+           : cfg->tls_auth_clients == 2 ? "optional"
+                                        : "no",
+           cfg->tls_protocols[0] ? cfg->tls_protocols : "TLSv1.2 TLSv1.3");
+    return 0;
+}
+
+int server_tls_reload(struct server *s,
+                      const struct rk_config *cfg,
+                      char *why,
+                      size_t why_len)
+{
+    if (s->tls_listener == NULL) {
+        return RK_OK; /* no TLS port: the files are read at the next start */
+    }
+    SSL_CTX *ctx = tls_ctx_new(cfg, why, why_len);
+    if (ctx == NULL) {
+        return RK_EINVAL;
+    }
+    tls_ctx_free(s->tls_ctx); /* connections keep their reference */
+    s->tls_ctx = ctx;
+    rk_log(RK_LOG_INFO, "tls_reloaded",
+           "msg=\"new TLS connections use the new certificates and settings\"");
+    return RK_OK;
 }
 
 static int open_listener(struct server *s)
@@ -982,7 +1160,7 @@ static int open_listener(struct server *s)
         return -1;
     }
     evconnlistener_set_error_cb(s->listener, accept_error_cb);
-    return 0;
+    return open_tls_listener(s);
 }
 
 /* mkdir -p for the parents of `dir` (the engine creates dir itself). */
@@ -1167,6 +1345,10 @@ out:
     if (s->listener) {
         evconnlistener_free(s->listener);
     }
+    if (s->tls_listener) {
+        evconnlistener_free(s->tls_listener);
+    }
+    tls_ctx_free(s->tls_ctx);
     for (int i = 0; i < 2; i++) {
         if (s->sig_ev[i]) {
             event_free(s->sig_ev[i]);

@@ -101,6 +101,13 @@ void cmd_config(struct client *c, size_t argc, const struct resp_arg *argv)
                                          "enable-flushall",
                                          "requirepass",
                                          "protected-mode",
+                                         "tls-cert-file",
+                                         "tls-key-file",
+                                         "tls-ca-cert-file",
+                                         "tls-auth-clients",
+                                         "tls-protocols",
+                                         "tls-ciphers",
+                                         "tls-ciphersuites",
                                          "n",
                                          "r",
                                          "w",
@@ -118,6 +125,12 @@ void cmd_config(struct client *c, size_t argc, const struct resp_arg *argv)
                                          "aae-concurrency",
                                          "aae-repair-rate",
                                          "read-repair-wait-ms"};
+        /* all pairs or none (Redis 7): each is checked on a copy, which
+         * replaces the settings only when every pair was valid */
+        struct rk_config tmp = *s->cfg;
+        char why[600];
+        char bad[64] = "";
+        bool tls_changed = false;
         for (size_t i = 2; i < argc; i += 2) {
             char name[64], value[512];
             if (argv[i].len >= sizeof(name) ||
@@ -141,8 +154,6 @@ void cmd_config(struct client *c, size_t argc, const struct resp_arg *argv)
                              name);
                 return;
             }
-            struct rk_config tmp = *s->cfg;
-            char why[600];
             if (config_set(&tmp, name, value, why, sizeof(why)) != RK_OK) {
                 reply_errorf(c,
                              "ERR CONFIG SET failed (possibly related to "
@@ -150,12 +161,26 @@ void cmd_config(struct client *c, size_t argc, const struct resp_arg *argv)
                              name, why);
                 return;
             }
-            bool hz_changed = tmp.hz != s->cfg->hz;
-            *s->cfg = tmp;
-            rk_log_set_level(s->cfg->loglevel);
-            if (hz_changed) {
-                server_rearm_tick(s);
+            if (strncasecmp(name, "tls-", 4) == 0) {
+                tls_changed = true;
+                snprintf(bad, sizeof(bad), "%s", name);
             }
+        }
+        /* the TLS files and settings are checked together (a certificate
+         * and its key change in one CONFIG SET) */
+        if (tls_changed &&
+            server_tls_reload(s, &tmp, why, sizeof(why)) != RK_OK) {
+            reply_errorf(c,
+                         "ERR CONFIG SET failed (possibly related to "
+                         "argument '%s') - %s",
+                         bad, why);
+            return;
+        }
+        bool hz_changed = tmp.hz != s->cfg->hz;
+        *s->cfg = tmp;
+        rk_log_set_level(s->cfg->loglevel);
+        if (hz_changed) {
+            server_rearm_tick(s);
         }
         cluster_config_changed(s);
         reply_ok(c);

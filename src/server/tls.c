@@ -1,0 +1,152 @@
+/*
+ * tls.c - see tls.h.  Everything cryptographic is OpenSSL's.
+ */
+#include "server/tls.h"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "server/config.h"
+
+/* OpenSSL's reason for the last failure, after `what`. */
+static void ssl_err(char *err, size_t errlen, const char *what)
+{
+    unsigned long e = ERR_get_error();
+    char buf[256] = "";
+    if (e != 0) {
+        ERR_error_string_n(e, buf, sizeof(buf));
+    }
+    snprintf(err, errlen, "%s%s%s", what, buf[0] ? ": " : "", buf);
+    ERR_clear_error();
+}
+
+/* The protocol range of tls-protocols ("TLSv1.2 TLSv1.3", either, any
+ * order); false for anything else (older versions are not allowed). */
+static bool protocols(const char *spec, int *lo, int *hi)
+{
+    bool v12 = false, v13 = false;
+    char buf[64];
+    snprintf(buf, sizeof(buf), "%s", spec[0] ? spec : "TLSv1.2 TLSv1.3");
+    for (char *save = NULL, *t = strtok_r(buf, " ,", &save); t;
+         t = strtok_r(NULL, " ,", &save)) {
+        if (strcasecmp(t, "TLSv1.2") == 0) {
+            v12 = true;
+        } else if (strcasecmp(t, "TLSv1.3") == 0) {
+            v13 = true;
+        } else {
+            return false;
+        }
+    }
+    if (!v12 && !v13) {
+        return false;
+    }
+    *lo = v12 ? TLS1_2_VERSION : TLS1_3_VERSION;
+    *hi = v13 ? TLS1_3_VERSION : TLS1_2_VERSION;
+    return true;
+}
+
+SSL_CTX *tls_ctx_new(const struct rk_config *cfg, char *err, size_t errlen)
+{
+    int lo = 0, hi = 0;
+    if (!protocols(cfg->tls_protocols, &lo, &hi)) {
+        snprintf(err, errlen,
+                 "tls-protocols must name TLSv1.2 and/or TLSv1.3 (older "
+                 "versions are not offered)");
+        return NULL;
+    }
+    if (cfg->tls_cert_file[0] == '\0' || cfg->tls_key_file[0] == '\0') {
+        snprintf(err, errlen, "tls-port needs tls-cert-file and tls-key-file");
+        return NULL;
+    }
+    if (cfg->tls_auth_clients != 0 && cfg->tls_ca_cert_file[0] == '\0') {
+        snprintf(err, errlen,
+                 "tls-auth-clients %s needs tls-ca-cert-file (the CA that "
+                 "signs client certificates), or set tls-auth-clients no",
+                 cfg->tls_auth_clients == 1 ? "yes" : "optional");
+        return NULL;
+    }
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL) {
+        ssl_err(err, errlen, "cannot make a TLS context");
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, lo);
+    SSL_CTX_set_max_proto_version(ctx, hi);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE |
+                                 SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert_file) != 1) {
+        char what[4200];
+        snprintf(what, sizeof(what), "cannot load tls-cert-file %s",
+                 cfg->tls_cert_file);
+        ssl_err(err, errlen, what);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key_file, SSL_FILETYPE_PEM) !=
+            1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+        char what[4200];
+        snprintf(what, sizeof(what),
+                 "cannot load tls-key-file %s (or it does not match the "
+                 "certificate)",
+                 cfg->tls_key_file);
+        ssl_err(err, errlen, what);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    if (cfg->tls_ca_cert_file[0] &&
+        SSL_CTX_load_verify_locations(ctx, cfg->tls_ca_cert_file, NULL) != 1) {
+        char what[4200];
+        snprintf(what, sizeof(what), "cannot load tls-ca-cert-file %s",
+                 cfg->tls_ca_cert_file);
+        ssl_err(err, errlen, what);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    if (cfg->tls_ciphers[0] &&
+        SSL_CTX_set_cipher_list(ctx, cfg->tls_ciphers) != 1) {
+        ssl_err(err, errlen, "invalid tls-ciphers");
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    if (cfg->tls_ciphersuites[0] &&
+        SSL_CTX_set_ciphersuites(ctx, cfg->tls_ciphersuites) != 1) {
+        ssl_err(err, errlen, "invalid tls-ciphersuites");
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    int mode = cfg->tls_auth_clients == 1
+                   ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT
+               : cfg->tls_auth_clients == 2 ? SSL_VERIFY_PEER
+                                            : SSL_VERIFY_NONE;
+    SSL_CTX_set_verify(ctx, mode, NULL);
+    return ctx;
+}
+
+void tls_ctx_free(SSL_CTX *ctx)
+{
+    SSL_CTX_free(ctx);
+}
+
+SSL *tls_ssl_new(SSL_CTX *ctx)
+{
+    return ctx ? SSL_new(ctx) : NULL;
+}
+
+bool tls_peer_verified(SSL *ssl)
+{
+    X509 *cert = SSL_get1_peer_certificate(ssl);
+    bool ok = cert != NULL && SSL_get_verify_result(ssl) == X509_V_OK;
+    X509_free(cert);
+    return ok;
+}
+
+void tls_describe(SSL *ssl, char *out, size_t cap)
+{
+    snprintf(out, cap, "tls_version=%s cipher=%s", SSL_get_version(ssl),
+             SSL_get_cipher_name(ssl));
+}

@@ -1,0 +1,39 @@
+/*
+ * tls.h - TLS for RESP clients (issue 15 item 2): OpenSSL's SSL_CTX built
+ * from Redis's settings (tls-port, tls-cert-file, tls-key-file,
+ * tls-ca-cert-file, tls-auth-clients yes|no|optional, tls-protocols,
+ * tls-ciphers, tls-ciphersuites), used by server.c with libevent's OpenSSL
+ * bufferevents.  TLS 1.2 and 1.3 only.  docs/security.md, "TLS".
+ */
+#ifndef RINGKV_SERVER_TLS_H
+#define RINGKV_SERVER_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct rk_config;
+typedef struct ssl_ctx_st SSL_CTX;
+typedef struct ssl_st SSL;
+
+/*
+ * Builds a server SSL_CTX from cfg: the certificate chain and key (which
+ * must match), the client CA file (required unless tls-auth-clients is
+ * no), the allowed protocols (TLSv1.2 and/or TLSv1.3; anything older is
+ * refused), the ciphers.  NULL with `err` set on any problem (the file,
+ * OpenSSL's reason).  Thread: any; blocking file reads.
+ */
+SSL_CTX *tls_ctx_new(const struct rk_config *cfg, char *err, size_t errlen);
+
+/* Frees a context (connections made from it keep their reference). */
+void tls_ctx_free(SSL_CTX *ctx);
+
+/* A new server-side SSL for one connection, or NULL. */
+SSL *tls_ssl_new(SSL_CTX *ctx);
+
+/* Whether the client of `ssl` presented a certificate that verified. */
+bool tls_peer_verified(SSL *ssl);
+
+/* "tls_version=... cipher=..." of an established connection, into out. */
+void tls_describe(SSL *ssl, char *out, size_t cap);
+
+#endif
