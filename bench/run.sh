@@ -37,6 +37,9 @@ else
   /usr/bin/python3 bench/aae_scale_bench.py "$BUILD" --keys 1000000 || status=1
 fi
 echo
+echo "## TLS for RESP clients: ringkvd vs redis-server, TLS and plain (bench/tls_bench.py)"
+/usr/bin/python3 bench/tls_bench.py "$BUILD" ${quick[@]+"${quick[@]}"} || status=1
+echo
 echo "## Allocations per request on the cluster path (bench/alloc_bench.py)"
 /usr/bin/python3 bench/alloc_bench.py "$BUILD" ${quick[@]+"${quick[@]}"} || status=1
 echo
