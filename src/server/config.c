@@ -311,6 +311,10 @@ int config_set(struct rk_config *c,
         rc = parse_u64(value, 0, 65535, &u);
         c->tls_port = (int)u;
         why = "must be a port number 0..65535 (0: off)";
+    } else if (strcmp(n, "https-port") == 0) {
+        rc = parse_u64(value, 0, 65535, &u);
+        c->https_port = (int)u;
+        why = "must be a port number 0..65535 (0: off)";
     } else if (strcmp(n, "tls-cert-file") == 0) {
         rc = set_str(c->tls_cert_file, sizeof(c->tls_cert_file), value);
         why = "too long";
@@ -637,6 +641,8 @@ static void usage(FILE *f)
             "key\n"
             "  --tls-ca-cert-file F        CA(s) that sign client "
             "certificates\n"
+            "  --https-port PORT           the HTTP API over TLS, same "
+            "certificates (0: off)\n"
             "  --tls-auth-clients yes|no|optional   require client "
             "certificates (yes)\n"
             "  --tls-protocols \"TLSv1.2 TLSv1.3\"  --tls-ciphers L  "
@@ -828,8 +834,9 @@ void config_each(const struct rk_config *c,
         tmo[16], hz[16], pport[16], nv[16], rv[16], wv[16], rs[16], rto[16],
         msib[16], grace[24], rrw[16], skew[24], hport[16], slow[16], rrc[32],
         spec[16], hdg[16], hcc[16], hmb[16], aaei[16], aaec[16], aaer[16];
-    char tlsport[16];
+    char tlsport[16], httpsport[16];
     snprintf(tlsport, sizeof(tlsport), "%d", c->tls_port);
+    snprintf(httpsport, sizeof(httpsport), "%d", c->https_port);
     snprintf(aaei, sizeof(aaei), "%" PRIu32, c->aae_exchange_interval_ms);
     snprintf(aaec, sizeof(aaec), "%" PRIu32, c->aae_concurrency);
     snprintf(aaer, sizeof(aaer), "%" PRIu32, c->aae_repair_rate);
@@ -892,6 +899,7 @@ void config_each(const struct rk_config *c,
         {"enable-flushall", c->enable_flushall ? "yes" : "no"},
         {"protected-mode", c->protected_mode ? "yes" : "no"},
         {"tls-port", tlsport},
+        {"https-port", httpsport},
         {"tls-cert-file", c->tls_cert_file},
         {"tls-key-file", c->tls_key_file},
         {"tls-ca-cert-file", c->tls_ca_cert_file},

@@ -39,6 +39,7 @@ struct rk_config
     bool protected_mode;             /* (yes) no password: loopback only */
     /* TLS for RESP clients (issue 15 item 2; tls.h), Redis's names */
     int tls_port;                /* 0 = off */
+    int https_port;              /* the HTTP API over TLS; 0 = off */
     char tls_cert_file[4096];    /* PEM: the server's certificate chain */
     char tls_key_file[4096];     /* PEM: its private key */
     char tls_ca_cert_file[4096]; /* PEM: CAs that sign client certs */

@@ -9,6 +9,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <inttypes.h>
@@ -17,6 +19,7 @@
 #include <netinet/tcp.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +34,7 @@
 #include "server/cluster.h"
 #include "server/internal.h"
 #include "server/metrics.h"
+#include "server/tls.h"
 
 #define HTTP_MAX_HEADERS (8 * 1024)
 #define HTTP_MAX_BODY    (1024 * 1024)
@@ -925,6 +929,69 @@ static void on_kv(struct evhttp_request *req, void *arg)
     }
 }
 
+/* A connection of the HTTPS port: an OpenSSL bufferevent on the server's
+ * TLS context (tls.h), which evhttp gives the accepted socket. */
+static struct bufferevent *https_bevcb(struct event_base *base, void *arg)
+{
+    struct server *s = arg;
+    SSL *ssl = tls_ssl_new(s->tls_ctx);
+    if (ssl == NULL) {
+        return NULL;
+    }
+    struct bufferevent *b = bufferevent_openssl_socket_new(
+        base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+    if (b == NULL) {
+        SSL_free(ssl);
+    }
+    return b;
+}
+
+/* An evhttp with the endpoints and limits, listening on `port` (over TLS
+ * when `tls`); NULL with `err` set. */
+static struct evhttp *http_listen(struct server *s,
+                                  int port,
+                                  bool tls,
+                                  char *err,
+                                  size_t errlen)
+{
+    struct rk_config *cfg = s->cfg;
+    struct evhttp *h = evhttp_new(s->base);
+    if (h == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    evhttp_set_max_headers_size(h, HTTP_MAX_HEADERS);
+    evhttp_set_max_body_size(h, HTTP_MAX_BODY);
+    evhttp_set_timeout(h, HTTP_TIMEOUT_S);
+    evhttp_set_allowed_methods(
+        h, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_POST |
+               EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+    evhttp_set_cb(h, "/health", on_health, s);
+    evhttp_set_cb(h, "/stats", on_stats, s);
+    evhttp_set_cb(h, "/cluster", on_cluster, s);
+    evhttp_set_cb(h, "/metrics", on_metrics, s);
+    evhttp_set_gencb(h, on_other, s);
+    if (tls) {
+        evhttp_set_bevcb(h, https_bevcb, s);
+    }
+    struct evhttp_bound_socket *bound =
+        evhttp_bind_socket_with_handle(h, cfg->bind, (uint16_t)port);
+    if (bound == NULL) {
+        snprintf(err, errlen, "cannot listen on %s:%d (%s): %s", cfg->bind,
+                 port, tls ? "HTTPS" : "HTTP", strerror(errno));
+        evhttp_free(h);
+        return NULL;
+    }
+    /* Accepted sockets inherit TCP_NODELAY from the listener (Linux).
+     * Without it a keep-alive response over 16 KiB (evhttp writes at most
+     * that at once) waits ~40 ms for the client's delayed ACK: Nagle holds
+     * the short tail (bench/metrics_bench.py found it). */
+    int one = 1;
+    (void)setsockopt(evhttp_bound_socket_get_fd(bound), IPPROTO_TCP,
+                     TCP_NODELAY, &one, sizeof(one));
+    return h;
+}
+
 int http_start(struct server *s, char *err, size_t errlen)
 {
     struct rk_config *cfg = s->cfg;
@@ -937,40 +1004,19 @@ int http_start(struct server *s, char *err, size_t errlen)
                  port);
         return RK_EINVAL;
     }
-    s->http = evhttp_new(s->base);
+    s->http = http_listen(s, port, false, err, errlen);
     if (s->http == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return RK_ENOMEM;
-    }
-    evhttp_set_max_headers_size(s->http, HTTP_MAX_HEADERS);
-    evhttp_set_max_body_size(s->http, HTTP_MAX_BODY);
-    evhttp_set_timeout(s->http, HTTP_TIMEOUT_S);
-    evhttp_set_allowed_methods(
-        s->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
-                     EVHTTP_REQ_POST | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
-                     EVHTTP_REQ_PATCH);
-    evhttp_set_cb(s->http, "/health", on_health, s);
-    evhttp_set_cb(s->http, "/stats", on_stats, s);
-    evhttp_set_cb(s->http, "/cluster", on_cluster, s);
-    evhttp_set_cb(s->http, "/metrics", on_metrics, s);
-    evhttp_set_gencb(s->http, on_other, s);
-    struct evhttp_bound_socket *bound =
-        evhttp_bind_socket_with_handle(s->http, cfg->bind, (uint16_t)port);
-    if (bound != NULL) {
-        /* Accepted sockets inherit TCP_NODELAY from the listener (Linux).
-         * Without it a keep-alive response over 16 KiB (evhttp writes at
-         * most that at once) waits ~40 ms for the client's delayed ACK:
-         * Nagle holds the short tail (bench/metrics_bench.py found it). */
-        int one = 1;
-        (void)setsockopt(evhttp_bound_socket_get_fd(bound), IPPROTO_TCP,
-                         TCP_NODELAY, &one, sizeof(one));
-    }
-    if (bound == NULL) {
-        snprintf(err, errlen, "cannot listen on %s:%d (HTTP): %s", cfg->bind,
-                 port, strerror(errno));
-        evhttp_free(s->http);
-        s->http = NULL;
         return RK_EIO;
+    }
+    if (cfg->https_port > 0) {
+        s->https = http_listen(s, cfg->https_port, true, err, errlen);
+        if (s->https == NULL) {
+            evhttp_free(s->http);
+            s->http = NULL;
+            return RK_EIO;
+        }
+        rk_log(RK_LOG_INFO, "https_listening", "port=%d bind=%s",
+               cfg->https_port, cfg->bind);
     }
     rk_log(RK_LOG_INFO, "http_listening", "port=%d bind=%s", port, cfg->bind);
     return RK_OK;
@@ -990,5 +1036,9 @@ void http_stop(struct server *s)
     if (s->http) {
         evhttp_free(s->http);
         s->http = NULL;
+    }
+    if (s->https) {
+        evhttp_free(s->https);
+        s->https = NULL;
     }
 }

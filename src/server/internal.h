@@ -272,6 +272,7 @@ struct server
     struct disk_watch disk;     /* free space of the data dir (disk.h) */
     uint64_t recover_at_ms;     /* mono ms: next engine_recover attempt */
     struct evhttp *http;        /* http.c, NULL when off */
+    struct evhttp *https;       /* the same over TLS (https-port), or NULL */
     struct cmd_stat *cmdstats;  /* command_count() entries, by table index */
     bool cluster_exec;          /* a handler runs over a coordinated
                                    keyspace (cluster.c): no routing */

@@ -1072,7 +1072,7 @@ static void begin_shutdown(struct server *s, const char *why)
 static int open_tls_listener(struct server *s)
 {
     const struct rk_config *cfg = s->cfg;
-    if (cfg->tls_port == 0) {
+    if (cfg->tls_port == 0 && cfg->https_port == 0) {
         return 0;
     }
     char err[1024] = "";
@@ -1080,6 +1080,9 @@ static int open_tls_listener(struct server *s)
     if (s->tls_ctx == NULL) {
         fprintf(stderr, "ringkvd: error: TLS: %s\n", err);
         return -1;
+    }
+    if (cfg->tls_port == 0) {
+        return 0; /* the context is for https-port only */
     }
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof(hints));
@@ -1119,7 +1122,7 @@ int server_tls_reload(struct server *s,
                       char *why,
                       size_t why_len)
 {
-    if (s->tls_listener == NULL) {
+    if (s->tls_ctx == NULL) {
         return RK_OK; /* no TLS port: the files are read at the next start */
     }
     SSL_CTX *ctx = tls_ctx_new(cfg, why, why_len);

@@ -161,3 +161,33 @@ def test_certificates_reload_without_restart(server_factory, certs):
     assert old.ping() is True  # an established connection goes on
     assert r.config_get("tls-cert-file")["tls-cert-file"] == str(
         certs / "b" / "server.crt")
+
+
+def test_https_port_serves_the_http_api_over_tls(server_factory, certs):
+    import http.client
+    hp = free_port()
+    srv = server_factory(args=tls_args(certs) + ["--https-port", str(hp)])
+    d = certs / "a"
+    ctx = ssl.create_default_context(cafile=str(d / "ca.crt"))
+    ctx.load_cert_chain(str(d / "client.crt"), str(d / "client.key"))
+    c = http.client.HTTPSConnection("127.0.0.1", hp, context=ctx, timeout=10)
+    c.request("PUT", "/kv/hk", body=b"over-https",
+              headers={"Content-Type": "text/plain"})
+    r = c.getresponse()
+    r.read()
+    assert r.status in (200, 204), r.status
+    c.request("GET", "/kv/hk")
+    r = c.getresponse()
+    assert r.status == 200 and r.read() == b"over-https"
+    c.request("GET", "/health")
+    r = c.getresponse()
+    assert r.status == 200 and b'"ok"' in r.read()
+    c.close()
+    assert srv.client().get("hk") == b"over-https"
+    # no client certificate: the handshake fails
+    bare = ssl.create_default_context(cafile=str(d / "ca.crt"))
+    c = http.client.HTTPSConnection("127.0.0.1", hp, context=bare, timeout=10)
+    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+        c.request("GET", "/health")
+        c.getresponse().read()
+    c.close()
