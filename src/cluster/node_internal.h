@@ -544,8 +544,9 @@ uint64_t node__aae_oldest_exchange_ms(const struct node *n, bool *never);
 void node__log_text(struct node *n, int level, const char *text);
 /* False (counted in peer_spoofed, logged at most every 10 s) when msg, from
  * the peer that authenticated as `from`, speaks for another node: a
- * GOSSIP whose `from` or a JOIN/REPLACE whose node id is not `from`
- * (issue 15: a node speaks for itself only). */
+ * GOSSIP, PING or PING_REQ whose `from`, or a JOIN/REPLACE whose node id,
+ * is not `from` (issue 15: a node speaks for itself only; an ACK may carry
+ * another node's id, the target of a relayed probe). */
 bool node__speaks_for_itself(struct node *n,
                              const char *from,
                              size_t from_len,

@@ -700,6 +700,10 @@ bool node__speaks_for_itself(struct node *n,
     struct peer_bytes claimed = {NULL, 0};
     if (msg->type == PEER_GOSSIP) {
         claimed = msg->gossip.from;
+    } else if (msg->type == PEER_PING) {
+        claimed = msg->ping.from; /* always its sender (swim.c) */
+    } else if (msg->type == PEER_PING_REQ) {
+        claimed = msg->ping_req.from;
     } else if (msg->type == PEER_JOIN || msg->type == PEER_REPLACE) {
         claimed = msg->join.node_id;
     }

@@ -631,8 +631,11 @@ void cluster_info(struct server *s, struct rk_buf *out)
     rk_buf_appendf(out,
                    "cluster_peer_auth_failures:%" PRIu64
                    "\r\n"
-                   "cluster_peer_rejected:%" PRIu64 "\r\n",
-                   ts.auth_failed, ts.rejected);
+                   "cluster_peer_rejected:%" PRIu64
+                   "\r\n"
+                   "cluster_peer_spoofed:%" PRIu64 "\r\n",
+                   ts.auth_failed, ts.rejected,
+                   node_stats(cn->node)->peer_spoofed);
     const struct op_chunk_stats *chs = op_machine_chunk_stats(cn->ops);
     rk_buf_appendf(out,
                    "cluster_chunked_values_stored:%" PRIu64

@@ -458,27 +458,33 @@ def test_pre_auth_output_buffer_limited(auth_server):
 
 
 FLOOD_SCRIPT = r"""
-import socket, sys
+import socket, sys, time
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 print("ready", flush=True)
 bad = 0
-buf = b""
-for i in range(0, 1000, 10):
-    s.sendall(b"".join(b"*2\r\n$4\r\nAUTH\r\n$9\r\nwrong%04d\r\n" % (i + j)
-                       for j in range(10)))
-    while buf.count(b"\r\n") < 10:
-        buf += s.recv(65536)
-    bad += buf.count(b"-WRONGPASS")
-    buf = b""
+end = time.monotonic() + 3.0
+i = 0
+while time.monotonic() < end:
+    s.sendall(b"*2\r\n$4\r\nAUTH\r\n$9\r\nwrong%04d\r\n" % (i % 10000))
+    i += 1
+    s.settimeout(max(0.01, end - time.monotonic()))
+    try:
+        got = s.recv(65536)
+    except socket.timeout:
+        break
+    bad += got.count(b"-WRONGPASS")
 print("wrongpass", bad, flush=True)
 """
 
 
 @pytest.mark.slow
 def test_bad_auth_flood_does_not_hurt_others(auth_server):
-    """1,000 bad AUTHs on one connection must not more than double other
-    clients' p99 (TESTING.md B6; with a 2 ms floor against timer noise).
-    The flood runs in its own process so the GIL does not skew timings."""
+    """3 s of bad AUTHs on one connection, as fast as the server answers,
+    must not more than double other clients' p99 (TESTING.md B6; with a
+    2 ms floor against timer noise), and since issue 15 the flood itself
+    is slowed down (auth_guard.h: a handful of answers in 3 s instead of
+    thousands).  The flood runs in its own process so the GIL does not
+    skew timings."""
     import subprocess
     import sys
     good = RawClient(auth_server.port)
@@ -511,12 +517,15 @@ def test_bad_auth_flood_does_not_hurt_others(auth_server):
             if flood.poll() is None:
                 flood.kill()
             flood.wait()
-        assert "wrongpass 1000" in out, out
+        n_bad = int(out.split()[1])
+        # 3 free, then 100 ms doubling (a later attempt starts where the
+        # IP's streak stands)
+        assert n_bad <= 12 and (attempt > 0 or n_bad >= 3), out
         results.append((base, p99(during)))
         if p99(during) <= 2 * max(base, 0.002):
             break
     else:
-        pytest.fail("PING p99 more than doubled during 1,000 bad AUTHs in "
+        pytest.fail("PING p99 more than doubled during a bad AUTH flood in "
                     "3 attempts: (base, during) = %r" % results)
     good.close()
 

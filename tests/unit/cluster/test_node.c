@@ -690,6 +690,13 @@ static void test_node_drops_frames_that_speak_for_another_node(void **state)
     node_on_message(n0, id2, strlen(id2), &j, sim_now(g_s));
     sim_after(g_s, 0);
     assert_int_equal(node_stats(n0)->peer_spoofed, 2);
+    /* a PING that claims another sender */
+    struct peer_msg p = {.type = PEER_PING};
+    p.ping.seq = 1;
+    p.ping.from = (struct peer_bytes){id1, strlen(id1)};
+    node_on_message(n0, id2, strlen(id2), &p, sim_now(g_s));
+    sim_after(g_s, 0);
+    assert_int_equal(node_stats(n0)->peer_spoofed, 3);
     sim_run_for(g_s, 2000);
     struct membership_member mm;
     assert_false(membership_member_find(node_membership(n0), "evil", &mm));
@@ -702,7 +709,7 @@ static void test_node_drops_frames_that_speak_for_another_node(void **state)
     node_on_message(n0, id1, strlen(id1), &g, sim_now(g_s));
     sim_after(g_s, 0);
     assert_int_equal(node_stats(n0)->gossip_in, in0 + 1);
-    assert_int_equal(node_stats(n0)->peer_spoofed, 2);
+    assert_int_equal(node_stats(n0)->peer_spoofed, 3);
 }
 
 int main(void)
