@@ -533,11 +533,20 @@ void replica_handle_get(struct engine *e,
     rk_buf_clear(out);
     /* decoded before it is served: a stored object that does not decode
      * is reported (RK_ECORRUPT), never served */
+    struct engine_meta m;
+    rk_buf_clear(&sc->val);
     int rc = req->key.len == 0
                  ? RK_EINVAL
-                 : read_into(e, req->key.ptr, req->key.len, &sc->cur, &sc->val);
+                 : engine_get(e, req->key.ptr, req->key.len, &sc->val, &m);
     if (rc == RK_OK) {
-        rc = dvv_encode(&sc->cur, out);
+        rc = decode_record(&m, &sc->val, &sc->cur);
+    }
+    if (rc == RK_OK && replica_meta_is_object(&m)) {
+        /* it decoded, so its bytes are its canonical encoding (dvv.h):
+         * served as stored, not encoded again */
+        rc = rk_buf_append(out, sc->val.base, sc->val.len);
+    } else if (rc == RK_OK) {
+        rc = dvv_encode(&sc->cur, out); /* a legacy record's object */
     }
     ws_end(&w);
     memset(reply, 0, sizeof(*reply));
