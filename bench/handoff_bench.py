@@ -12,6 +12,8 @@ redis-benchmark-style pipelines, then:
 2. joins a 4th node and measures until the transition finished (INFO
    cluster_transition:0 on every node): the seconds, the bytes and keys the
    new node merged (cluster_handoff_bytes_in / _keys_in), MB/s and keys/s,
+   when the INFO polls first and last saw keys_in move (the bulk of the
+   transfer, apart from the join and the state's convergence),
    with the same GET+SET loop running meanwhile (its p50/p99);
 3. copies the 3 nodes' data dirs (the files the folds read the moved
    records from, plus the partitions that stay and the hint files) with
@@ -140,8 +142,15 @@ def main():
                         str(nodes[3].port), "cluster", "join",
                         "127.0.0.1:%d" % nodes[0].peer], check=True,
                        capture_output=True, timeout=60)
+        first_in = last_in = None  # polls that saw keys_in move
+        seen_in = 0
         while True:
             infos = [info_cluster(a.build, x.port) for x in nodes]
+            k_now = int(infos[3].get("cluster_handoff_keys_in", "0"))
+            if k_now != seen_in:
+                seen_in = k_now
+                last_in = time.time() - t0
+                first_in = last_in if first_in is None else first_in
             if all(i.get("cluster_transition") == "0" and
                    i.get("cluster_members") == "4" for i in infos):
                 break
@@ -181,6 +190,10 @@ def main():
         print("| what | value |")
         print("|---|---|")
         print("| join of a 4th node: transition finished in | %.2f s |" % took)
+        if first_in is not None:
+            print("| keys_in first / last seen moving (polls about 0.1-0.2 s "
+                  "apart) | %.2f / %.2f s after the join |" % (first_in,
+                                                             last_in))
         print("| received by the new node | %d keys, %.1f MiB (owns %d "
               "partitions) |" % (k_in, b_in / MiB, kept))
         print("| handoff rate | %.1f MiB/s, %.0f keys/s |" % (
