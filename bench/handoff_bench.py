@@ -20,9 +20,10 @@ redis-benchmark-style pipelines, then:
    copytree, then `sync` (after an untimed `sync`, so that it writes back
    the copy only, not what the nodes left dirty), and prints MB/s of
    that: the raw copy of the bytes a transfer reads, durably, the
-   physical limit the ratio is against; and MB/s of a second copytree without the sync (page cache
-   to page cache: what `--sync every:1000` waits for before a partition
-   counts as received, so the closer comparison for this bench).
+   physical limit the ratio is against; and MB/s of a second copytree
+   without the sync (page cache to page cache: what `--sync every:1000`
+   waits for before a partition counts as received; with GiBs to copy
+   the kernel's dirty-page limits make it disk-bound too).
 
 Ratios: handoff MB/s / raw copy MB/s (both copies), and p99 during / p99
 before.  The handoff pulls each partition from every current replica (3
