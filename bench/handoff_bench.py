@@ -12,14 +12,25 @@ redis-benchmark-style pipelines, then:
 2. joins a 4th node and measures until the transition finished (INFO
    cluster_transition:0 on every node): the seconds, the bytes and keys the
    new node merged (cluster_handoff_bytes_in / _keys_in), MB/s and keys/s,
+   when the INFO polls first and last saw keys_in move (the bulk of the
+   transfer, apart from the join and the state's convergence),
    with the same GET+SET loop running meanwhile (its p50/p99);
-3. copies the 3 nodes' data dirs with `cp -r` (the raw copy of the bytes
-   a transfer reads, the physical limit) and prints MB/s of that.
+3. copies the 3 nodes' data dirs (the files the folds read the moved
+   records from, plus the partitions that stay and the hint files) with
+   copytree, then `sync` (after an untimed `sync`, so that it writes back
+   the copy only, not what the nodes left dirty), and prints MB/s of
+   that: the raw copy of the bytes a transfer reads, durably, the
+   physical limit the ratio is against; and MB/s of a second copytree
+   without the sync (page cache to page cache: what `--sync every:1000`
+   waits for before a partition counts as received; with GiBs to copy
+   the kernel's dirty-page limits make it disk-bound too).
 
-Ratios: handoff MB/s / raw copy MB/s, and p99 during / p99 before.  The
-handoff pulls each partition from every current replica (3 here), so it
-moves about 3 times the bytes it keeps; MB/s counts bytes received.
-Servers are stopped by PID.
+Ratios: handoff MB/s / raw copy MB/s (both copies), and p99 during / p99
+before.  The handoff pulls each partition from every current replica (3
+here), so it moves about 3 times the bytes it keeps; MB/s counts bytes
+received.  The CPU seconds each node spent during the transition (utime +
+stime from /proc) are printed too: on a machine shared with other work
+they vary less than the wall time.  Servers are stopped by PID.
 
 Usage: bench/handoff_bench.py BUILD_DIR [--mb 256] [--value 1024] [--quick]
        [--set handoff-max-mbps=0 --set handoff-concurrency=4 ...]
@@ -78,6 +89,13 @@ class Probe(threading.Thread):
             time.sleep(0.001)
 
 
+def cpu_s(proc):
+    """CPU seconds (user + system) the process has used so far."""
+    with open("/proc/%d/stat" % proc.p.pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(xs, q):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
@@ -120,13 +138,21 @@ def main():
         before.join()
         during = Probe(nodes[0].port, n)
         during.start()
+        cpu0 = [cpu_s(x) for x in nodes]
         t0 = time.time()
         subprocess.run([os.path.join(a.build, "ringkv"), "-p",
                         str(nodes[3].port), "cluster", "join",
                         "127.0.0.1:%d" % nodes[0].peer], check=True,
                        capture_output=True, timeout=60)
+        first_in = last_in = None  # polls that saw keys_in move
+        seen_in = 0
         while True:
             infos = [info_cluster(a.build, x.port) for x in nodes]
+            k_now = int(infos[3].get("cluster_handoff_keys_in", "0"))
+            if k_now != seen_in:
+                seen_in = k_now
+                last_in = time.time() - t0
+                first_in = last_in if first_in is None else first_in
             if all(i.get("cluster_transition") == "0" and
                    i.get("cluster_members") == "4" for i in infos):
                 break
@@ -134,6 +160,7 @@ def main():
                 raise RuntimeError("transition did not finish in 30 min")
             time.sleep(0.1)
         took = time.time() - t0
+        cpu = [cpu_s(x) - c for x, c in zip(nodes, cpu0)]
         during.stop.set()
         during.join()
         new = info_cluster(a.build, nodes[3].port)
@@ -146,6 +173,9 @@ def main():
                  for x in range(3)
                  for dp, _, fs in os.walk(os.path.join(tmp, "n%d" % x))
                  for f in fs)
+        # flush what the nodes (and anything else) left dirty first, so
+        # that the timed sync below writes back the copy only
+        subprocess.run(["sync"], check=False)
         t1 = time.time()
         dst = os.path.join(tmp, "copy")
         os.makedirs(dst)
@@ -154,11 +184,21 @@ def main():
                             os.path.join(dst, "n%d" % x))
         subprocess.run(["sync"], check=False)
         cp_s = time.time() - t1
+        t1 = time.time()
+        for x in range(3):
+            shutil.copytree(os.path.join(tmp, "n%d" % x, "data"),
+                            os.path.join(dst, "nosync%d" % x))
+        nosync_s = time.time() - t1
         ho_mbs = b_in / MiB / took
         cp_mbs = du / MiB / cp_s
+        nosync_mbs = du / MiB / nosync_s
         print("| what | value |")
         print("|---|---|")
         print("| join of a 4th node: transition finished in | %.2f s |" % took)
+        if first_in is not None:
+            print("| keys_in first / last seen moving (polls about 0.1-0.2 s "
+                  "apart) | %.2f / %.2f s after the join |" % (first_in,
+                                                             last_in))
         print("| received by the new node | %d keys, %.1f MiB (owns %d "
               "partitions) |" % (k_in, b_in / MiB, kept))
         print("| handoff rate | %.1f MiB/s, %.0f keys/s |" % (
@@ -166,6 +206,15 @@ def main():
         print("| raw copy of the 3 data dirs (%.1f MiB, copytree + sync) | "
               "%.1f MiB/s |" % (du / MiB, cp_mbs))
         print("| handoff / raw copy | %.2fx |" % (ho_mbs / cp_mbs))
+        print("| raw copy without the sync (page cache) | %.1f MiB/s |" %
+              nosync_mbs)
+        print("| handoff / raw copy without the sync | %.2fx |" % (
+            ho_mbs / nosync_mbs))
+        print("| CPU s during the transition: new node / 3 senders | "
+              "%.2f / %.2f (%.2f + %.2f + %.2f) |" % (
+                  cpu[3], sum(cpu[:3]), cpu[0], cpu[1], cpu[2]))
+        print("| MiB received per CPU second (all 4 nodes) | %.1f |" % (
+            b_in / MiB / sum(cpu)))
         print("| GET+SET p50 / p99 before (ms) | %.2f / %.2f (%d pairs, %d "
               "errors) |" % (pct(before.lat, .5) * 1e3,
                              pct(before.lat, .99) * 1e3, len(before.lat),

@@ -134,28 +134,25 @@ static void ws_end(struct ws *w)
     }
 }
 
-/* replica_read with the record's bytes read into `val` (cleared). */
-static int read_into(struct engine *e,
-                     const void *key,
-                     size_t klen,
-                     struct dvv_obj *o,
-                     struct rk_buf *val)
+/* The object of a stored record (meta m as the engine returned it, value
+ * bytes val) into o (cleared first): RK_OK, RK_ENOTFOUND (a legacy
+ * tombstone), RK_ECORRUPT (it does not decode), RK_ENOMEM. */
+static int decode_record(const struct engine_meta *raw,
+                         const struct rk_buf *val,
+                         struct dvv_obj *o)
 {
     struct engine_meta m;
+    replica_meta_current(raw, &m);
     dvv_clear(o);
-    rk_buf_clear(val);
-    int rc = engine_get(e, key, klen, val, &m);
-    if (rc == RK_OK) {
-        replica_meta_current(&m, &m);
-    }
-    if (rc == RK_OK && (m.flags & REPLICA_FLAG_OBJECT)) {
+    int rc = RK_OK;
+    if (m.flags & REPLICA_FLAG_OBJECT) {
         rc = dvv_decode(o, val->base ? val->base : "", val->len);
         if (rc == RK_EVERSION) {
             rc = RK_ECORRUPT; /* a format this build does not know */
         }
-    } else if (rc == RK_OK && replica_meta_is_tombstone(&m)) {
+    } else if (replica_meta_is_tombstone(&m)) {
         rc = RK_ENOTFOUND;
-    } else if (rc == RK_OK) {
+    } else {
         /* a standalone node's record: one sibling under the legacy actor */
         bool ct = (m.flags & REPLICA_FLAG_CTYPE) != 0;
         struct dvv_write w = {
@@ -175,6 +172,20 @@ static int read_into(struct engine *e,
         }
     }
     return rc;
+}
+
+/* replica_read with the record's bytes read into `val` (cleared). */
+static int read_into(struct engine *e,
+                     const void *key,
+                     size_t klen,
+                     struct dvv_obj *o,
+                     struct rk_buf *val)
+{
+    struct engine_meta m;
+    dvv_clear(o);
+    rk_buf_clear(val);
+    int rc = engine_get(e, key, klen, val, &m);
+    return rc == RK_OK ? decode_record(&m, val, o) : rc;
 }
 
 int replica_read(struct engine *e,
@@ -245,6 +256,51 @@ static uint64_t record_hash(const struct rk_buf *val)
     return XXH3_64bits(val->base ? val->base : "", val->len);
 }
 
+/* Whether normalize(cfg, o) would leave o as it is: the policy (lww)
+ * keeps a single sibling, and o is within the bounds. */
+static bool is_normal(const struct replica_cfg *cfg, const struct dvv_obj *o)
+{
+    return (!cfg->lww || o->n_sibs <= 1) &&
+           (cfg->max_sibs == 0 || o->n_sibs <= cfg->max_sibs) &&
+           (cfg->max_clock == 0 || o->n_clock <= cfg->max_clock);
+}
+
+/* Stores enc (len bytes), the canonical encoding of o (normalized), as
+ * key's record, with the meta o calls for; then cfg->stored with old_hash
+ * (0: no record before). */
+static int put_encoded(struct engine *e,
+                       const struct replica_cfg *cfg,
+                       const void *key,
+                       size_t klen,
+                       const struct dvv_obj *o,
+                       const void *enc,
+                       size_t len,
+                       uint64_t *seq,
+                       uint64_t old_hash)
+{
+    struct engine_meta m = {
+        .timestamp = dvv_max_ts(o),
+        .flags = REPLICA_FLAG_OBJECT,
+        .type = o->type,
+        .value_len = len,
+    };
+    uint64_t dead_at = replica_dead_at(o);
+    if (dvv_all_tombstones(o)) {
+        m.flags |= REPLICA_FLAG_DELETED;
+    } else if (dead_at != 0) {
+        /* every value expires: dead from the last expiry on; the record is
+         * kept (no engine expiry) until tombstone reaping agrees */
+        m.timestamp = dead_at;
+        m.flags |= REPLICA_FLAG_EXPIRING;
+    }
+    int rc = engine_put(e, key, klen, enc, len, &m, seq);
+    if (rc == RK_OK && cfg->stored) {
+        cfg->stored(cfg->stored_data, e, key, klen, old_hash,
+                    XXH3_64bits(len ? enc : "", len));
+    }
+    return rc;
+}
+
 /* replica_store, knowing the hash of the record it replaces (old_hash, 0
  * when there is none) for cfg->stored. */
 static int store_obj(struct engine *e,
@@ -256,31 +312,14 @@ static int store_obj(struct engine *e,
                      uint64_t old_hash)
 {
     normalize(cfg, o, cfg->stats);
-    struct engine_meta m = {
-        .timestamp = dvv_max_ts(o),
-        .flags = REPLICA_FLAG_OBJECT,
-        .type = o->type,
-    };
-    uint64_t dead_at = replica_dead_at(o);
-    if (dvv_all_tombstones(o)) {
-        m.flags |= REPLICA_FLAG_DELETED;
-    } else if (dead_at != 0) {
-        /* every value expires: dead from the last expiry on; the record is
-         * kept (no engine expiry) until tombstone reaping agrees */
-        m.timestamp = dead_at;
-        m.flags |= REPLICA_FLAG_EXPIRING;
-    }
     struct rk_buf local;
     rk_buf_init(&local);
     struct rk_buf *enc = cfg->scratch ? &cfg->scratch->enc : &local;
     rk_buf_clear(enc);
     int rc = dvv_encode(o, enc);
     if (rc == RK_OK) {
-        m.value_len = enc->len;
-        rc = engine_put(e, key, klen, enc->base, enc->len, &m, seq);
-    }
-    if (rc == RK_OK && cfg->stored) {
-        cfg->stored(cfg->stored_data, e, key, klen, old_hash, record_hash(enc));
+        rc = put_encoded(e, cfg, key, klen, o, enc->base, enc->len, seq,
+                         old_hash);
     }
     rk_buf_fini(&local);
     return rc;
@@ -355,6 +394,19 @@ static void count_siblings(struct replica_stats *st,
     }
 }
 
+/*
+ * KV_PUT's merge.  The result is always normalize(merge(stored, incoming))
+ * stored when it differs from the stored object, as the general path
+ * computes it; two common cases (a handoff batch is mostly them) take a
+ * shorter way to the same result, the incoming object being validated
+ * (decoded) first either way:
+ * - no record (or a legacy tombstone): merge(empty, in) is in, and when
+ *   normalize leaves it as it is (is_normal) its canonical encoding is the
+ *   received bytes (dvv_decode accepts only the canonical encoding), so
+ *   those are stored as they are, without a merge or an encode;
+ * - a stored object byte-identical to the incoming one: merge(x, x) is x
+ *   and, with x normal, nothing is written.
+ */
 static int apply_put(struct engine *e,
                      const struct replica_cfg *cfg,
                      const struct peer_kv_put *req,
@@ -368,8 +420,9 @@ static int apply_put(struct engine *e,
     struct replica_scratch *sc = ws_begin(&w, cfg);
     dvv_clear(&sc->merged);
     struct dvv_obj *in = &sc->in, *cur = &sc->cur, *merged = &sc->merged;
-    int rc =
-        dvv_decode(in, req->object.ptr ? req->object.ptr : "", req->object.len);
+    const char *ip = req->object.ptr ? req->object.ptr : "";
+    size_t ilen = req->object.len;
+    int rc = dvv_decode(in, ip, ilen);
     if (rc == RK_OK && !object_is_storable(in)) {
         rc = RK_ECORRUPT;
     }
@@ -382,12 +435,41 @@ static int apply_put(struct engine *e,
         }
         rc = RK_EINVAL;
     }
-    uint64_t old_hash = 0;
+    if (rc != RK_OK) {
+        ws_end(&w);
+        return rc;
+    }
+    bool normal_in = is_normal(cfg, in);
+    bool have_old = false; /* a record read into sc->val: its hash is old */
+    struct engine_meta m;
+    rk_buf_clear(&sc->val);
+    rc = engine_get(e, req->key.ptr, req->key.len, &sc->val, &m);
     if (rc == RK_OK) {
-        rc = read_into(e, req->key.ptr, req->key.len, cur, &sc->val);
-        old_hash = rc == RK_OK && cfg->stored ? record_hash(&sc->val) : 0;
-        if (rc == RK_ENOTFOUND) {
-            rc = RK_OK;
+        struct engine_meta cm;
+        replica_meta_current(&m, &cm);
+        if (normal_in && (cm.flags & REPLICA_FLAG_OBJECT) &&
+            sc->val.len == ilen && memcmp(sc->val.base, ip, ilen) == 0) {
+            ws_end(&w); /* the same object: merging it changes nothing */
+            return RK_OK;
+        }
+        rc = decode_record(&m, &sc->val, cur);
+        have_old = rc == RK_OK;
+    }
+    if (rc == RK_ENOTFOUND) {
+        rc = RK_OK;
+        dvv_clear(cur);
+        if (normal_in) {
+            /* nothing to merge with: the received bytes are the result */
+            rc = put_encoded(e, cfg, req->key.ptr, req->key.len, in, ip, ilen,
+                             seq, 0);
+            if (rc == RK_OK) {
+                *changed = true;
+                if (cfg->stats) {
+                    cfg->stats->merges_written++;
+                }
+            }
+            ws_end(&w);
+            return rc;
         }
     }
     if (rc == RK_OK) {
@@ -400,6 +482,7 @@ static int apply_put(struct engine *e,
         normalize(cfg, merged, &ns);
     }
     if (rc == RK_OK && !dvv_equal(merged, cur)) {
+        uint64_t old_hash = have_old && cfg->stored ? record_hash(&sc->val) : 0;
         rc = store_obj(e, cfg, req->key.ptr, req->key.len, merged, seq,
                        old_hash);
         if (rc == RK_OK) {
@@ -450,11 +533,20 @@ void replica_handle_get(struct engine *e,
     rk_buf_clear(out);
     /* decoded before it is served: a stored object that does not decode
      * is reported (RK_ECORRUPT), never served */
+    struct engine_meta m;
+    rk_buf_clear(&sc->val);
     int rc = req->key.len == 0
                  ? RK_EINVAL
-                 : read_into(e, req->key.ptr, req->key.len, &sc->cur, &sc->val);
+                 : engine_get(e, req->key.ptr, req->key.len, &sc->val, &m);
     if (rc == RK_OK) {
-        rc = dvv_encode(&sc->cur, out);
+        rc = decode_record(&m, &sc->val, &sc->cur);
+    }
+    if (rc == RK_OK && replica_meta_is_object(&m)) {
+        /* it decoded, so its bytes are its canonical encoding (dvv.h):
+         * served as stored, not encoded again */
+        rc = rk_buf_append(out, sc->val.base, sc->val.len);
+    } else if (rc == RK_OK) {
+        rc = dvv_encode(&sc->cur, out); /* a legacy record's object */
     }
     ws_end(&w);
     memset(reply, 0, sizeof(*reply));

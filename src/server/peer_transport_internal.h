@@ -21,10 +21,14 @@
 #include "proto/peer_chunk.h"
 #include "server/peer_transport.h"
 
-#define HELLO_MAX_BODY 1024u        /* bytes accepted before the HELLO */
-#define SCRATCH_KEEP   (64u * 1024) /* shrink the encode buffer above */
-#define INBUF_KEEP     (64u * 1024) /* shrink idle input buffers above */
-#define ADDR_LEN       (PEER_MAX_HOST + 8)
+#define HELLO_MAX_BODY 1024u /* bytes accepted before the HELLO */
+/* Buffers kept between frames: above a handoff FOLD reply (a batch of
+ * NODE_HANDOFF_BATCH plus one step's objects, about 130 KiB of 1 KiB
+ * values), so that a transfer does not free and grow them again for
+ * every batch (measured: docs/benchmarks.md, "Partition handoff"). */
+#define SCRATCH_KEEP (256u * 1024) /* shrink the encode buffer above */
+#define INBUF_KEEP   (256u * 1024) /* shrink idle input buffers above */
+#define ADDR_LEN     (PEER_MAX_HOST + 8)
 /* Large frames go out one CHUNK at a time while the connection's output
  * holds less than PUMP_WINDOW bytes; the write callback refills it when
  * the output drains to PUMP_LOW.  So a small frame waits behind at most

@@ -850,6 +850,267 @@ static void test_replica_stored_hook_sees_every_write_with_its_hashes(void **st)
     engine_close(f.e);
 }
 
+/* ---- KV_PUT's short paths (handoff, issue 14) ---------------------------- */
+
+/* Two concurrent writes in one object, a content type on one of them and
+ * an expiry on the other: a first copy of a key as a handoff source
+ * sends it. */
+static void obj_two(struct dvv_obj *o)
+{
+    obj_one(o, 1, "a", 10, 0);
+    struct dvv_obj b;
+    obj_one(&b, 2, "bb", 12, 4000000000000ull);
+    struct dvv_obj m;
+    dvv_init(&m);
+    assert_int_equal(dvv_merge(&m, o, &b), RK_OK);
+    assert_int_equal(dvv_copy(o, &m), RK_OK);
+    dvv_fini(&b);
+    dvv_fini(&m);
+}
+
+/* A key with no record stores the received bytes as they are, with the
+ * meta replica_store gives the same object, and the stored hook sees the
+ * write (old hash 0, new hash of those bytes). */
+static void test_replica_put_absent_key_stores_the_received_bytes(void **st)
+{
+    (void)st;
+    struct fx f;
+    fx_init(&f, open_memory());
+    struct hook_log h = {0};
+    f.cfg.stored = hook_cb;
+    f.cfg.stored_data = &h;
+    struct dvv_obj objs[3];
+    obj_two(&objs[0]);
+    obj_one(&objs[1], 3, NULL, 20, 0);   /* a tombstone */
+    obj_one(&objs[2], 4, "e", 30, 5000); /* every value expiring */
+    struct rk_buf enc, got, ref;
+    rk_buf_init(&enc);
+    rk_buf_init(&got);
+    rk_buf_init(&ref);
+    for (int i = 0; i < 3; i++) {
+        encode(&objs[i], &enc);
+        bool changed = false;
+        uint64_t seq = 0;
+        int calls = h.calls;
+        assert_int_equal(put_bytes(&f, "k", enc.base, enc.len, &changed, &seq),
+                         RK_OK);
+        assert_true(changed);
+        assert_true(seq > 0);
+        struct engine_meta m, mref;
+        assert_int_equal(stored(&f, "k", &got, &m), RK_OK);
+        assert_bytes(&got, enc.base, enc.len);
+        assert_int_equal(h.calls, calls + 1);
+        assert_int_equal(h.old_hash, 0);
+        assert_int_equal(h.new_hash, XXH3_64bits(enc.base, enc.len));
+        /* the general path's meta for the same object */
+        assert_int_equal(replica_store(f.e, &f.cfg, "ref", 3, &objs[i], NULL),
+                         RK_OK);
+        assert_int_equal(stored(&f, "ref", &ref, &mref), RK_OK);
+        assert_bytes(&ref, enc.base, enc.len);
+        assert_int_equal(m.timestamp, mref.timestamp);
+        assert_int_equal(m.flags, mref.flags);
+        assert_int_equal(m.type, mref.type);
+        assert_int_equal(m.expire_at_ms, mref.expire_at_ms);
+        assert_int_equal(m.value_len, enc.len);
+        assert_int_equal(engine_delete(f.e, "k", 1, 1, NULL), RK_OK);
+        assert_int_equal(engine_delete(f.e, "ref", 3, 1, NULL), RK_OK);
+    }
+    assert_int_equal(f.stats.merges_written, 3);
+    /* Over a legacy tombstone marker (no object): the same. */
+    put_legacy(&f, "t", "", 42, REPLICA_TOMBSTONE_EXPIRE);
+    encode(&objs[0], &enc);
+    int calls = h.calls;
+    assert_int_equal(put_bytes(&f, "t", enc.base, enc.len, NULL, NULL), RK_OK);
+    struct engine_meta m;
+    assert_int_equal(stored(&f, "t", &got, &m), RK_OK);
+    assert_bytes(&got, enc.base, enc.len);
+    assert_int_equal(h.calls, calls + 1);
+    assert_int_equal(h.old_hash, 0);
+    for (int i = 0; i < 3; i++) {
+        dvv_fini(&objs[i]);
+    }
+    rk_buf_fini(&enc);
+    rk_buf_fini(&got);
+    rk_buf_fini(&ref);
+    engine_close(f.e);
+}
+
+/* An incoming object the policy or the bounds would change is not stored
+ * as received, even for a key with no record: lww keeps one sibling,
+ * max_sibs drops the oldest (what the general path stores). */
+static void test_replica_put_absent_key_applies_policy_and_bounds(void **st)
+{
+    (void)st;
+    struct fx f;
+    fx_init(&f, open_memory());
+    struct dvv_obj a, o;
+    obj_two(&a);
+    dvv_init(&o);
+    struct rk_buf enc, got;
+    rk_buf_init(&enc);
+    rk_buf_init(&got);
+    encode(&a, &enc);
+    f.cfg.lww = true;
+    assert_int_equal(put_bytes(&f, "k", enc.base, enc.len, NULL, NULL), RK_OK);
+    read_obj(&f, "k", &o);
+    assert_int_equal(o.n_sibs, 1);
+    assert_int_equal(sib_of(&o, "bb"), 0);
+    assert_int_equal(f.stats.lww_discards, 1);
+    f.cfg.lww = false;
+    f.cfg.max_sibs = 1;
+    assert_int_equal(put_bytes(&f, "m", enc.base, enc.len, NULL, NULL), RK_OK);
+    read_obj(&f, "m", &o);
+    assert_int_equal(o.n_sibs, 1);
+    assert_int_equal(sib_of(&o, "bb"), 0);
+    assert_int_equal(f.stats.bound_dropped, 1);
+    struct engine_meta m;
+    assert_int_equal(stored(&f, "m", &got, &m), RK_OK);
+    assert_true(got.len < enc.len);
+    dvv_fini(&a);
+    dvv_fini(&o);
+    rk_buf_fini(&enc);
+    rk_buf_fini(&got);
+    engine_close(f.e);
+}
+
+/* A handoff's pattern: the same key from three sources.  The first copy
+ * is stored; an identical or dominated copy writes nothing (no engine
+ * write, no stored hook call, *changed false, *seq 0); a concurrent copy
+ * is merged into siblings, with the hook's old hash that of the record it
+ * replaced. */
+static void test_replica_put_second_copies_merge_or_change_nothing(void **st)
+{
+    (void)st;
+    struct fx f;
+    fx_init(&f, open_memory());
+    struct hook_log h = {0};
+    f.cfg.stored = hook_cb;
+    f.cfg.stored_data = &h;
+    struct dvv_obj a, old, conc, o;
+    obj_one(&old, 1, "v1", 10, 0);
+    dvv_init(&a);
+    assert_int_equal(dvv_copy(&a, &old), RK_OK);
+    obj_write(&a, &a, 1, 0, "v2", 11, 0); /* a supersedes old */
+    obj_one(&conc, 2, "c", 5, 0);         /* concurrent with both */
+    dvv_init(&o);
+    assert_int_equal(put_obj(&f, "k", &a, NULL, NULL), RK_OK);
+    uint64_t writes = engine_writes(f.e);
+    int calls = h.calls;
+    bool changed = true;
+    uint64_t seq = 99;
+    assert_int_equal(put_obj(&f, "k", &a, &changed, &seq), RK_OK);
+    assert_false(changed);
+    assert_int_equal(seq, 0);
+    changed = true;
+    assert_int_equal(put_obj(&f, "k", &old, &changed, &seq), RK_OK);
+    assert_false(changed);
+    assert_int_equal(seq, 0);
+    assert_int_equal(engine_writes(f.e), writes);
+    assert_int_equal(h.calls, calls);
+    uint64_t before = record_hash_of(&f, "k");
+    assert_int_equal(put_obj(&f, "k", &conc, &changed, &seq), RK_OK);
+    assert_true(changed);
+    assert_true(seq > 0);
+    assert_int_equal(h.calls, calls + 1);
+    assert_int_equal(h.old_hash, before);
+    assert_int_equal(h.new_hash, record_hash_of(&f, "k"));
+    read_obj(&f, "k", &o);
+    assert_int_equal(o.n_sibs, 2);
+    assert_true(sib_of(&o, "v2") >= 0);
+    assert_true(sib_of(&o, "c") >= 0);
+    assert_true(sib_of(&o, "v1") < 0);
+    assert_int_equal(f.stats.siblings_created, 1);
+    dvv_fini(&a);
+    dvv_fini(&old);
+    dvv_fini(&conc);
+    dvv_fini(&o);
+    engine_close(f.e);
+}
+
+/* A stored object byte-identical to the incoming one that the policy now
+ * changes (lww turned on since it was stored) is written normalized, as
+ * the general path does; the short path is only for normal objects. */
+static void test_replica_put_identical_but_not_normal_is_normalized(void **st)
+{
+    (void)st;
+    struct fx f;
+    fx_init(&f, open_memory());
+    struct dvv_obj a, o;
+    obj_two(&a);
+    dvv_init(&o);
+    assert_int_equal(put_obj(&f, "k", &a, NULL, NULL), RK_OK);
+    f.cfg.lww = true;
+    bool changed = false;
+    assert_int_equal(put_obj(&f, "k", &a, &changed, NULL), RK_OK);
+    assert_true(changed);
+    read_obj(&f, "k", &o);
+    assert_int_equal(o.n_sibs, 1);
+    assert_int_equal(sib_of(&o, "bb"), 0);
+    dvv_fini(&a);
+    dvv_fini(&o);
+    engine_close(f.e);
+}
+
+/* Malformed objects are refused before any short path: trailing bytes,
+ * siblings out of order, a flags byte, even when the stored record holds
+ * exactly the same bytes (a record that does not decode), and for a key
+ * with no record; nothing is written. */
+static void test_replica_put_refuses_malformed_before_short_paths(void **st)
+{
+    (void)st;
+    struct fx f;
+    fx_init(&f, open_memory());
+    struct dvv_obj a;
+    obj_two(&a);
+    struct rk_buf enc, bad;
+    rk_buf_init(&enc);
+    rk_buf_init(&bad);
+    encode(&a, &enc);
+    assert_int_equal(put_obj(&f, "k", &a, NULL, NULL), RK_OK);
+    /* trailing byte */
+    rk_buf_clear(&bad);
+    assert_int_equal(rk_buf_append(&bad, enc.base, enc.len), RK_OK);
+    assert_int_equal(rk_buf_append(&bad, "x", 1), RK_OK);
+    uint64_t writes = engine_writes(f.e);
+    bool changed = true;
+    assert_int_equal(put_bytes(&f, "k", bad.base, bad.len, &changed, NULL),
+                     RK_EINVAL);
+    assert_false(changed);
+    assert_int_equal(put_bytes(&f, "new", bad.base, bad.len, NULL, NULL),
+                     RK_EINVAL);
+    /* a nonzero header flags byte */
+    rk_buf_clear(&bad);
+    assert_int_equal(rk_buf_append(&bad, enc.base, enc.len), RK_OK);
+    bad.base[1] = 1;
+    assert_int_equal(put_bytes(&f, "new", bad.base, bad.len, NULL, NULL),
+                     RK_EINVAL);
+    /* the two siblings swapped: out of order */
+    rk_buf_clear(&bad);
+    size_t s0 = DVV_HDR + a.n_clock * DVV_CLOCK_ENTRY;
+    size_t l0 = DVV_SIB_HDR + a.sibs[0].vlen;
+    assert_int_equal(rk_buf_append(&bad, enc.base, s0), RK_OK);
+    assert_int_equal(rk_buf_append(&bad, enc.base + s0 + l0, enc.len - s0 - l0),
+                     RK_OK);
+    assert_int_equal(rk_buf_append(&bad, enc.base + s0, l0), RK_OK);
+    assert_int_equal(bad.len, enc.len);
+    assert_int_equal(put_bytes(&f, "new", bad.base, bad.len, NULL, NULL),
+                     RK_EINVAL);
+    /* a stored "object" that does not decode, and the same bytes again */
+    struct engine_meta m = {.timestamp = 1, .flags = REPLICA_FLAG_OBJECT};
+    assert_int_equal(engine_put(f.e, "c", 1, bad.base, bad.len, &m, NULL),
+                     RK_OK);
+    writes = engine_writes(f.e);
+    assert_int_equal(put_bytes(&f, "c", bad.base, bad.len, NULL, NULL),
+                     RK_EINVAL);
+    assert_int_equal(engine_writes(f.e), writes);
+    assert_int_equal(engine_get(f.e, "new", 3, NULL, NULL), RK_ENOTFOUND);
+    assert_int_equal(f.stats.bad_objects, 5);
+    dvv_fini(&a);
+    rk_buf_fini(&enc);
+    rk_buf_fini(&bad);
+    engine_close(f.e);
+}
+
 static void test_replica_put_keeps_concurrent_and_drops_dominated(void **st)
 {
     (void)st;
@@ -2315,6 +2576,13 @@ int main(void)
         cmocka_unit_test(test_replica_put_refuses_timestamps_with_flag_bits),
         cmocka_unit_test(test_replica_put_is_idempotent_under_the_clock_bound),
         cmocka_unit_test(test_replica_put_keeps_concurrent_and_drops_dominated),
+        cmocka_unit_test(test_replica_put_absent_key_stores_the_received_bytes),
+        cmocka_unit_test(test_replica_put_absent_key_applies_policy_and_bounds),
+        cmocka_unit_test(
+            test_replica_put_second_copies_merge_or_change_nothing),
+        cmocka_unit_test(
+            test_replica_put_identical_but_not_normal_is_normalized),
+        cmocka_unit_test(test_replica_put_refuses_malformed_before_short_paths),
         cmocka_unit_test(test_replica_put_result_is_independent_of_order),
         cmocka_unit_test(test_replica_put_random_orders_store_the_same_bytes),
         cmocka_unit_test(
