@@ -31,7 +31,7 @@ const char *sim_invariant_name(enum sim_invariant i)
         "I1 lost acknowledged write", "I2 convergence",  "I3 false sibling",
         "I4 sibling bound",           "I5 resurrection", "I6 ring agreement",
         "I7 delivery order",          "I8 determinism",  "I9 chunk lost",
-        "I10 handoff stuck",          "I11 aae roots",
+        "I10 handoff stuck",          "I11 aae roots",   "I12 spoofed frame",
     };
     return i < SIM_N_INVARIANTS ? names[i] : "?";
 }
@@ -471,6 +471,48 @@ static void crash_node(struct sim *s, int i)
     }
 }
 
+/* Every 97th frame that names its sender (GOSSIP, PING, PING_REQ, JOIN,
+ * REPLACE) is delivered once more as if a third node's authenticated
+ * connection had carried it (issue 15: a peer with the cluster secret that
+ * speaks for another node).  I12: the node drops it (peer_spoofed counts
+ * it) and nothing else happens, so no action is left to perform.  A
+ * counter, not the random stream, picks the frames: the nemesis and the
+ * workload see the same random numbers as without it. */
+static void spoof(struct sim *s, int ti, int fi, const struct peer_msg *m)
+{
+    struct sim_node *to = &s->nodes[ti];
+    bool named = m->type == PEER_GOSSIP || m->type == PEER_PING ||
+                 m->type == PEER_PING_REQ || m->type == PEER_JOIN ||
+                 m->type == PEER_REPLACE;
+    if (!named || to->node == NULL || s->cfg.n_nodes < 3 ||
+        ++s->named_frames % 97 != 0) {
+        return;
+    }
+    int k = fi;
+    for (size_t step = 0; step < s->cfg.n_nodes; step++) {
+        k = (k + 1) % (int)s->cfg.n_nodes;
+        if (k != fi && k != ti) {
+            break;
+        }
+    }
+    const char *liar = s->nodes[k].id;
+    uint64_t before = node_stats(to->node)->peer_spoofed;
+    node_on_message(to->node, liar, strlen(liar), m, sim_now(s));
+    s->res->spoofed++;
+    const struct node_action *acts;
+    size_t n = node_actions(to->node, &acts);
+    bool quiet = true; /* nothing but its (rate-limited) log line */
+    for (size_t i = 0; i < n; i++) {
+        quiet = quiet && acts[i].type == NODE_LOG;
+    }
+    if (node_stats(to->node)->peer_spoofed != before + 1 || !quiet) {
+        sim__violation(s, SIM_I12_SPOOFED,
+                       "%s took a %s from %s that claimed to be %s's", to->id,
+                       peer_type_name(m->type), liar, s->nodes[fi].id);
+        sim__after(s, ti);
+    }
+}
+
 /* A frame reached node `ti` from node `fi` (the network checked that
  * both are still the incarnations that sent and were sent to). */
 static void on_frame(void *data, int ti, int fi, const void *frame, size_t len)
@@ -492,6 +534,7 @@ static void on_frame(void *data, int ti, int fi, const void *frame, size_t len)
     }
     node_on_message(to->node, from->id, strlen(from->id), &m, sim_now(s));
     sim__after(s, ti);
+    spoof(s, ti, fi, &m);
 }
 
 /* Node i's timer (node_next_deadline_ms) fired. */

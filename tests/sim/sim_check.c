@@ -52,6 +52,8 @@
  *      (issue 14: "convergence after heal including Merkle roots equal";
  *      checked after waiting up to 60 s for tombstone reaping to finish on
  *      every replica, sim_run).
+ *   I12 (E, sim.c spoof()) a frame that speaks for another node, delivered
+ *      over a third node's connection, is dropped (issue 15).
  */
 #include <inttypes.h>
 #include <stdio.h>

@@ -142,6 +142,7 @@ struct sim
     struct simnet *net;      /* clock, event queue, network, the simulator's
                                 random stream, trace hash; endpoint i = node i */
     struct simnet_link link; /* the nemesis' loss, duplication, delay */
+    uint64_t named_frames;   /* frames naming their sender (spoof()) */
     struct sim_node nodes[SIM_MAX_NODES];
     struct sim_client clients[SIM_MAX_CLIENTS];
     bool clients_on;
