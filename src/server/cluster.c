@@ -791,6 +791,21 @@ int cluster_start(struct server *s, char *err, size_t errlen)
     if (rc != RK_OK) {
         return rc;
     }
+    if (generated && node_valid_members(cn->node) > 1) {
+        /* a member of a cluster formed before peer authentication (an
+         * upgrade): a secret of its own would cut it off from the others,
+         * and gossip could not say so.  Made again at the next start. */
+        (void)unlink(cn->secret_path);
+        snprintf(err, errlen,
+                 "this node is a member of a cluster of %zu nodes formed "
+                 "before peers authenticated each other: give every node "
+                 "the same secret and restart them (openssl rand -hex 32 > "
+                 "FILE; chmod 600 FILE; ringkvd --cluster-secret-file FILE, "
+                 "or copy FILE to each DATA_DIR/cluster.secret); "
+                 "docs/security.md",
+                 node_valid_members(cn->node));
+        return RK_EPERM;
+    }
     rc = cluster__ops_create(cn);
     if (rc != RK_OK) {
         snprintf(err, errlen, "out of memory");

@@ -185,6 +185,19 @@ static void join_start(struct cnode *cn,
     int rc = replaces[0] ? node_replace(cn->node, host, port, replaces,
                                         cluster__now_mono())
                          : node_join(cn->node, host, port, cluster__now_mono());
+    if (rc == RK_EBUSY && node_valid_members(cn->node) <= 1 &&
+        (port != cn->join_port || strcmp(host, cn->join_host) != 0)) {
+        char line[700];
+        int n = snprintf(line, sizeof(line),
+                         "-ERR cannot join: a join to %s:%u is still running "
+                         "(it retries until its deadline, 30 s): wait for "
+                         "it, or restart this node\r\n",
+                         cn->join_host, (unsigned)cn->join_port);
+        cn->join_op = NULL;
+        op_hold_done(cn->ops, op, line, (size_t)n);
+        cluster__process_ready(cn);
+        return;
+    }
     if (rc == RK_EBUSY && node_valid_members(cn->node) <= 1) {
         /* a join of this lone node is still running (an earlier JOIN whose
          * client got an error, say a refused secret, and which retries
@@ -214,6 +227,8 @@ static void join_start(struct cnode *cn,
         cluster__process_ready(cn);
         return;
     }
+    snprintf(cn->join_host, sizeof(cn->join_host), "%s", host);
+    cn->join_port = port;
     rk_log(RK_LOG_INFO, "cluster_join_start", "seed=%s:%u replaces=%s", host,
            (unsigned)port, replaces[0] ? replaces : "-");
     cluster__run_node_actions(cn);
@@ -430,8 +445,7 @@ static void cmd_join(struct client *c,
     if (secret != NULL && !join_secret(c, secret)) {
         return;
     }
-    snprintf(cn->join_host, sizeof(cn->join_host), "%s", host);
-    cn->join_port = (uint16_t)port;
+
     struct op *op = NULL;
     if (op_hold(cn->ops, &c->ops, &op) != RK_OK) {
         reply_error(c, "ERR out of memory");

@@ -78,7 +78,8 @@ struct cnode
     struct op_machine *ops;
     struct rk_env op_env;
     struct op *join_op;  /* RINGKV.CLUSTER JOIN waiting (op_hold) */
-    char join_host[300]; /* its seed, while join_op is set */
+    char join_host[300]; /* the seed the join that runs (node_join
+                            accepted it) asked; "" before any */
     uint16_t join_port;
     /* the cluster secret's file (cluster_secret.h); secret_own: the data
      * dir's own (not --cluster-secret-file), which a JOIN ... SECRET may

@@ -44,18 +44,21 @@ int cluster_secret_store(const char *data_dir,
     int fd =
         open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     int rc = fd < 0 ? RK_EIO : write_all(fd, text, tl);
+    int e = rc != RK_OK ? errno : 0; /* before close() can change it */
     OPENSSL_cleanse(text, sizeof(text));
     if (rc == RK_OK && fsync(fd) != 0) {
         rc = RK_EIO;
+        e = errno;
     }
     if (fd >= 0) {
         close(fd);
     }
     if (rc == RK_OK && rename(tmp, dst) != 0) {
         rc = RK_EIO;
+        e = errno;
     }
     if (rc != RK_OK) {
-        snprintf(err, errlen, "cannot write %s: %s", dst, strerror(errno));
+        snprintf(err, errlen, "cannot write %s: %s", dst, strerror(e));
         (void)unlink(tmp);
         return rc;
     }

@@ -64,6 +64,8 @@ static const char *http_reason(int code)
             return "Precondition Failed";
         case 413:
             return "Content Too Large";
+        case 429:
+            return "Too Many Requests";
         case 500:
             return "Internal Server Error";
         case 501:
@@ -180,6 +182,8 @@ static void add_cors(struct server *s, struct evhttp_request *req)
 }
 
 static bool kv_authorized(struct server *s, struct evhttp_request *req);
+static bool via_tls(struct evhttp_connection *conn);
+static int local_port(struct evhttp_connection *conn);
 
 /*
  * Admission of every HTTP request (issue 15 item 4), before its handler:
@@ -193,8 +197,15 @@ static bool http_admit(struct server *s, struct evhttp_request *req, bool ops)
 {
     char *peer = NULL;
     uint16_t pport = 0;
-    evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer,
-                               &pport);
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+    evhttp_connection_get_peer(conn, &peer, &pport);
+    if (s->https != NULL && !via_tls(conn) &&
+        local_port(conn) == s->cfg->https_port) {
+        /* https_bevcb failed (out of memory) and evhttp fell back to a
+         * plain connection: never serve the HTTPS port in clear */
+        evhttp_send_error(req, 400, "TLS required");
+        return false;
+    }
     if (s->cfg->protected_mode && s->cfg->requirepass[0] == '\0' &&
         (peer == NULL || !auth_guard_is_loopback(peer))) {
         s->stats.protected_denied++;
@@ -217,6 +228,32 @@ static bool http_admit(struct server *s, struct evhttp_request *req, bool ops)
         return false;
     }
     return true;
+}
+
+/* Whether the connection runs over TLS (an OpenSSL bufferevent). */
+static bool via_tls(struct evhttp_connection *conn)
+{
+    struct bufferevent *b = evhttp_connection_get_bufferevent(conn);
+    return b != NULL && bufferevent_openssl_get_ssl(b) != NULL;
+}
+
+/* The local port a connection was accepted on (0: unknown). */
+static int local_port(struct evhttp_connection *conn)
+{
+    struct bufferevent *b = evhttp_connection_get_bufferevent(conn);
+    evutil_socket_t fd = b ? bufferevent_getfd(b) : -1;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
+        return 0;
+    }
+    if (ss.ss_family == AF_INET) {
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    }
+    if (ss.ss_family == AF_INET6) {
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    }
+    return 0;
 }
 
 /* GET and HEAD only; anything else answers 405 and returns false. */
@@ -645,13 +682,38 @@ static bool kv_authorized(struct server *s, struct evhttp_request *req)
     }
     const char *a = evhttp_find_header(evhttp_request_get_input_headers(req),
                                        "Authorization");
+    /* the same growing delay per client IP as RESP's AUTH (auth_guard.h):
+     * while the IP waits, credentials are not even checked */
+    char *peer = NULL;
+    uint16_t pport = 0;
+    evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer,
+                               &pport);
+    char ip[AUTH_GUARD_IP_MAX];
+    snprintf(ip, sizeof(ip), "%s", peer ? peer : "?");
+    uint64_t now = server_mono_ms();
+    uint64_t wait = auth_guard_wait_ms(&s->auth_guard, ip, now);
+    if (a != NULL && wait > 0) {
+        char retry[24];
+        snprintf(retry, sizeof(retry), "%" PRIu64, (wait + 999) / 1000);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After",
+                          retry);
+        send_error(req, 429, "too_many_auth_failures",
+                   "too many failed authentications from this address: "
+                   "retry later");
+        return false;
+    }
     size_t pl = strlen(pw);
     if (a && strncasecmp(a, "Bearer ", 7) == 0 && strlen(a + 7) == pl &&
         CRYPTO_memcmp(a + 7, pw, pl) == 0) {
+        auth_guard_succeeded(&s->auth_guard, ip);
         return true;
     }
     if (a && strncasecmp(a, "Basic ", 6) == 0 && basic_matches(a + 6, pw)) {
+        auth_guard_succeeded(&s->auth_guard, ip);
         return true;
+    }
+    if (a != NULL) {
+        (void)auth_guard_failed(&s->auth_guard, ip, now);
     }
     s->stats.auth_failures++;
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
@@ -938,12 +1000,11 @@ static struct bufferevent *https_bevcb(struct event_base *base, void *arg)
     if (ssl == NULL) {
         return NULL;
     }
-    struct bufferevent *b = bufferevent_openssl_socket_new(
+    /* libevent owns ssl from here (it frees it when the call fails); a
+     * NULL makes evhttp fall back to a plain connection, which http_admit
+     * refuses on this port */
+    return bufferevent_openssl_socket_new(
         base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-    if (b == NULL) {
-        SSL_free(ssl);
-    }
-    return b;
 }
 
 /* An evhttp with the endpoints and limits, listening on `port` (over TLS

@@ -509,6 +509,7 @@ static struct conn *conn_new(struct peer_transport *t,
             event_free(c->timer);
         }
         peer_decoder_destroy(c->dec);
+        OPENSSL_cleanse(&c->auth, sizeof(c->auth));
         rk_free(c);
         return NULL;
     }

@@ -761,9 +761,8 @@ static void client_accept(struct server *s,
                                                       BUFFEREVENT_SSL_ACCEPTING,
                                                       BEV_OPT_CLOSE_ON_FREE)
                      : NULL;
-        if (c->bev == NULL && ssl != NULL) {
-            SSL_free(ssl);
-        }
+        /* libevent owns ssl from the call on and frees it itself when the
+         * call fails; fd is closed below then */
     } else {
         c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
     }

@@ -78,6 +78,11 @@ SSL_CTX *tls_ctx_new(const struct rk_config *cfg, char *err, size_t errlen)
                                  SSL_OP_CIPHER_SERVER_PREFERENCE |
                                  SSL_OP_NO_RENEGOTIATION);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    /* with client verification on, OpenSSL refuses to resume a session of
+     * a context without an id (SSL_R_SESSION_ID_CONTEXT_UNINITIALIZED)
+     * instead of treating it as a miss: TLS 1.2 reconnects would fail */
+    static const unsigned char sid[] = "ringkv";
+    SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
     if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert_file) != 1) {
         char what[4200];
         snprintf(what, sizeof(what), "cannot load tls-cert-file %s",

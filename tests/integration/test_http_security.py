@@ -57,6 +57,26 @@ def test_ops_endpoints_need_the_password_when_one_is_set(server_factory):
     assert get(open_srv.http_port, "/stats")[0] == 200
 
 
+def test_wrong_http_passwords_are_slowed_per_ip(server_factory):
+    srv = server_factory(args=["--requirepass", "pw1"])
+    port = srv.http_port
+    codes = [get(port, "/stats", {"Authorization": "Bearer guess%d" % i})[0]
+             for i in range(10)]
+    print("10 wrong passwords over HTTP:", codes)
+    assert codes[:3] == [401, 401, 401]
+    assert 429 in codes  # after 3 failures the IP waits (auth_guard.h)
+    st, h, _ = get(port, "/stats", {"Authorization": "Bearer guess"})
+    assert st == 429 and int(h["retry-after"]) >= 1
+    # the right password, once the wait is over (at most 5 s)
+    deadline = time.monotonic() + 8
+    while True:
+        st, _, _ = get(port, "/stats", {"Authorization": "Bearer pw1"})
+        if st == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert st == 200
+
+
 def test_host_header_guards_against_dns_rebinding(server_factory):
     srv = server_factory(args=["--http-allowed-hosts", "ringkv.internal"])
     port = srv.http_port

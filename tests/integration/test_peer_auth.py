@@ -218,3 +218,23 @@ def test_unsafe_secret_files_are_refused_at_start(server_factory, tmp_path):
                            timeout=30)
         assert r.returncode != 0, path
         assert want in r.stdout + r.stderr, (path, r.stdout + r.stderr)
+
+
+def test_a_member_of_an_old_cluster_does_not_make_a_secret_of_its_own(
+        cluster_factory):
+    """A node whose saved state lists other members and that has no secret
+    (a cluster formed before peer authentication, upgraded) refuses to
+    start and says how to give every node the same secret, instead of
+    making a secret of its own that would cut it off."""
+    cl = cluster_factory(2)
+    a, b = cl.nodes
+    b.server.stop()
+    b.server.args = [x for x in b.server.args]
+    b.server.own_secret = True  # no --cluster-secret-file this time
+    r = subprocess.run(b.server.command(), capture_output=True, text=True,
+                       timeout=60)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out[-2000:]
+    assert "formed before peers authenticated" in out, out[-2000:]
+    assert not os.path.exists(os.path.join(b.server.data_dir,
+                                           "cluster.secret"))

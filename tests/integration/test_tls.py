@@ -191,3 +191,20 @@ def test_https_port_serves_the_http_api_over_tls(server_factory, certs):
         c.request("GET", "/health")
         c.getresponse().read()
     c.close()
+
+
+def test_tls12_session_resumption_with_client_certificates(server_factory,
+                                                           certs):
+    """With tls-auth-clients yes, a TLS 1.2 client that resumes its session
+    reconnects (OpenSSL refuses resumption on a verifying context without
+    a session id context)."""
+    srv = server_factory(args=tls_args(certs))
+    d = certs / "a"
+    r = subprocess.run(
+        ["openssl", "s_client", "-connect", "127.0.0.1:%d" % tls_port(srv),
+         "-tls1_2", "-reconnect", "-CAfile", str(d / "ca.crt"), "-cert",
+         str(d / "client.crt"), "-key", str(d / "client.key")],
+        input="", capture_output=True, text=True, timeout=60)
+    out = r.stdout + r.stderr
+    assert "Reused, TLSv1.2" in out, out[-3000:]
+    assert "alert" not in out.lower(), out[-3000:]
