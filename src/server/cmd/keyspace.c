@@ -255,7 +255,7 @@ struct expired_keys
     struct rk_buf keys; /* each key as a u32 length (host order), bytes */
     size_t n;           /* keys in `keys` */
     uint64_t now_ms;    /* wall clock ms the slice compares against */
-    bool oom;
+    bool oom;           /* an append failed: the walk stopped there */
 };
 
 static bool expired_keys_cb(void *data,
