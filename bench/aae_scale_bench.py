@@ -38,6 +38,12 @@ Servers are stopped by PID at the end, also on failure.
 Usage: bench/aae_scale_bench.py BUILD_DIR [--keys 1000000] [--diverge 1000]
        [--idle-seconds 60] [--repair-timeout 600] [--extra "ARGS"]
        [--no-baseline] [--no-paused] [--no-idle] [--stagger S] [--quick]
+       [--hold S] [--no-diverge]
+
+--hold S keeps the loaded cluster idle for S seconds once the trees are
+built (before step 1), printing each node's PID, so that perf, strace or
+pidstat can be attached to an idle node; --no-diverge skips step 2 (and
+with it the baseline of step 3).
 """
 import argparse
 import os
@@ -415,6 +421,11 @@ def main():
                     help="skip the idle sample with exchanges paused")
     ap.add_argument("--no-idle", action="store_true",
                     help="only the divergence repair (no idle samples)")
+    ap.add_argument("--hold", type=float, default=0.0,
+                    help="keep the loaded cluster idle this many seconds "
+                    "before the idle samples (PIDs printed, for profiling)")
+    ap.add_argument("--no-diverge", action="store_true",
+                    help="skip the divergence repair (and the baseline)")
     ap.add_argument("--quick", action="store_true",
                     help="50,000 keys, 20 s idle samples, no baseline")
     a = ap.parse_args()
@@ -451,6 +462,11 @@ def main():
         print("tree memory: Q=%d, %d leaves a tree: %d bytes a tree, "
               "%.0f KiB a node (%d trees; independent of the key count)" % (
                   q, leaves, per, pernode / 1024.0, q))
+        if a.hold > 0:
+            print("holding %.0f s for profiling: %s" % (a.hold, ", ".join(
+                "%s pid %d" % (n.name, n.pid) for n in nodes)))
+            sys.stdout.flush()
+            time.sleep(a.hold)
         if not a.no_idle:
             time.sleep(5)  # let the load's tail (sync, buffers) settle
             on = idle_sample(nodes, a.idle_seconds,
@@ -477,6 +493,8 @@ def main():
                           "%s %+.2f" % (x["node"], x["cpu"] - y["cpu"])
                           for x, y in zip(on, paused))))
 
+        if a.no_diverge:
+            return 0
         r = diverge_and_repair(a.build, nodes, a.diverge, a.keys,
                                a.repair_timeout, a.stagger)
         if a.stagger > 0:

@@ -349,7 +349,8 @@ size_t command_count(void);
 /* Table index of cmd (0..command_count()-1), and the command at i. */
 size_t command_index(const struct command *cmd);
 const struct command *command_at(size_t i);
-/* Active expiry: examines up to `budget` keys; returns keys expired. */
+/* Active expiry: examines up to `budget` keys (none when no key has a
+ * TTL: engine_expiring_keys); returns keys expired. */
 size_t expire_cycle(struct server *s, size_t budget);
 
 /* ---- info.c ---- */

@@ -1004,7 +1004,8 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     /* Active expiry: a slice of the keyspace per tick, more while many
-     * sampled keys turn out to be expired (Redis's adaptive cycle). */
+     * sampled keys turn out to be expired (Redis's adaptive cycle); no
+     * walk at all while no key has a TTL (expire_cycle). */
     for (int round = 0; round < 16; round++) {
         size_t expired = expire_cycle(s, 2000);
         if (expired < 500) {

@@ -777,6 +777,15 @@ int bc_merge_start(struct bitcask *b, bool all)
     if (bc_is_failed(b)) {
         return RK_EREADONLY;
     }
+    bool any_immutable = false;
+    for (uint32_t i = 0; i < b->n_slots && !any_immutable; i++) {
+        any_immutable = b->files[i] && b->files[i] != b->active;
+    }
+    if (!any_immutable) {
+        /* only the active file: no input, nothing to merge (engine_tick
+         * asks 10 times a second; this answer needs no allocation) */
+        return RK_OK;
+    }
     size_t n_imm = 0;
     struct bc_file **imm = sorted_immutable(b, &n_imm);
     struct bc_merge *m = rk_calloc(1, sizeof(*m));

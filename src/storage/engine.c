@@ -199,6 +199,11 @@ int engine_slot_count(struct engine *e, uint32_t slot, uint64_t *n)
     return RK_OK;
 }
 
+uint64_t engine_expiring_keys(struct engine *e)
+{
+    return keydir_expiring_count(e->vt->keydir(e));
+}
+
 /* The checks of engine_fold_slots (engine.h): RK_OK or RK_EINVAL. */
 static int fold_check(const struct keydir *kd,
                       uint32_t first_slot,

@@ -346,6 +346,14 @@ int engine_foreach(struct engine *e, engine_key_cb cb, void *data);
 int engine_slot_count(struct engine *e, uint32_t slot, uint64_t *n);
 
 /*
+ * Live keys that carry an expiry (engine_meta.expire_at_ms != 0), expired
+ * ones not yet deleted included: 0 means no key can ever expire, so an
+ * active expiry cycle has nothing to look for.  Kept by the keydir on
+ * every put and delete.  Thread: owner.  O(1).
+ */
+uint64_t engine_expiring_keys(struct engine *e);
+
+/*
  * Resumable fold over the live keys of slots first_slot..last_slot
  * (inclusive; one slot: first == last), in batches.  Start with `cursor`
  * ENGINE_FOLD_START; visits about `count` keys (>= 1; a batch ends at a

@@ -166,6 +166,7 @@ struct keydir
     uint32_t *free_heads;      /* per size class (units) free-list heads */
     uint32_t n_classes;        /* entries in free_heads */
     uint64_t key_bytes;        /* sum of key lengths */
+    uint64_t n_expiring;       /* entries with HAS_EXPIRY (<= count) */
     uint64_t arena_free_bytes; /* bytes on free lists */
     /* Slot index (NULL slot_fn: none, and entries have no slot links). */
     engine_slot_fn slot_fn;     /* key -> slot, or NULL */
@@ -192,6 +193,8 @@ void keydir_reset(struct keydir *kd);
 /* Pre-sizes for `n` keys (no-op if smaller than now).  RK_ENOMEM. */
 int keydir_reserve(struct keydir *kd, uint64_t n);
 uint64_t keydir_count(const struct keydir *kd);
+/* Entries with an expiry (expire_at_ms != 0), expired ones included. */
+uint64_t keydir_expiring_count(const struct keydir *kd);
 /* Bytes the keydir holds: tables + arena chunks + bookkeeping. */
 uint64_t keydir_bytes(const struct keydir *kd);
 

@@ -254,6 +254,11 @@ uint64_t keydir_count(const struct keydir *kd)
     return kd->t[0].used + kd->t[1].used;
 }
 
+uint64_t keydir_expiring_count(const struct keydir *kd)
+{
+    return kd->n_expiring;
+}
+
 uint64_t keydir_bytes(const struct keydir *kd)
 {
     uint64_t b = sizeof(*kd);
@@ -736,8 +741,11 @@ int keydir_put(struct keydir *kd,
         if (had_old) {
             *had_old = true;
         }
-        uint32_t old_units = kd_units(kd, klen, e_has_exp(e));
+        bool old_exp = e_has_exp(e);
+        uint32_t old_units = kd_units(kd, klen, old_exp);
         if (old_units == units) {
+            kd->n_expiring -= old_exp;
+            kd->n_expiring += m->expire_at_ms != 0;
             uint32_t next = rd32(e);
             kd_fill(e, key, klen, m);
             wr32(e, next);
@@ -757,6 +765,8 @@ int keydir_put(struct keydir *kd,
             slot_move(kd, h, nh);
         }
         kd_free_entry(kd, h, old_units);
+        kd->n_expiring -= old_exp;
+        kd->n_expiring += m->expire_at_ms != 0;
         return RK_OK;
     }
     if (had_old) {
@@ -780,6 +790,7 @@ int keydir_put(struct keydir *kd,
     t->buckets[b] = nh;
     t->used++;
     kd->key_bytes += klen;
+    kd->n_expiring += m->expire_at_ms != 0;
     if (kd->slots != NULL) {
         slot_link(kd, nh, key, klen);
     }
@@ -816,6 +827,7 @@ int keydir_del(struct keydir *kd,
     kd->t[which].used--;
     struct kd_table *t0 = &kd->t[0];
     kd->key_bytes -= klen;
+    kd->n_expiring -= e_has_exp(e);
     kd_free_entry(kd, h, kd_units(kd, klen, e_has_exp(e)));
     if (kd->rehash_idx < 0 && t0->size > KD_MIN_SIZE &&
         t0->used < t0->size / 8) {

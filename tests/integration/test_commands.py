@@ -649,6 +649,24 @@ def test_active_expiry_shrinks_dbsize(r):
     assert r.dbsize() == 1  # expired without being accessed
 
 
+def test_active_expiry_after_a_keyspace_without_ttls(r):
+    # The cycle skips its walk while no key has a TTL (engine_expiring_keys,
+    # docs/operations.md "Expiry"): a TTL set later, or set again after
+    # PERSIST took every TTL away, must still expire untouched.
+    r.mset({"p%d" % i: "v" for i in range(3000)})
+    time.sleep(0.3)  # a few ticks with nothing to expire
+    r.pexpire("p1", 60000)
+    assert r.persist("p1") is True  # back to no TTL anywhere
+    time.sleep(0.3)
+    r.pexpire("p7", 100)
+    r.set("q", "v", px=100)
+    deadline = time.time() + 5
+    while time.time() < deadline and r.dbsize() > 2999:
+        time.sleep(0.1)
+    assert r.dbsize() == 2999  # p7 and q expired without being accessed
+    assert r.ttl("p1") == -1
+
+
 def test_getex_px_vanishes(r):
     r.set("k", "v")
     assert r.getex("k", px=100) == b"v"

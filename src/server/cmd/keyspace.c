@@ -249,29 +249,62 @@ void cmd_randomkey(struct client *c, size_t argc, const struct resp_arg *argv)
     rk_buf_fini(&k);
 }
 
+/* What one expiry slice collects: the keys already expired at now_ms. */
+struct expired_keys
+{
+    struct rk_buf keys; /* each key as a u32 length (host order), bytes */
+    size_t n;           /* keys in `keys` */
+    uint64_t now_ms;    /* wall clock ms the slice compares against */
+    bool oom;           /* an append failed: the walk stopped there */
+};
+
+static bool expired_keys_cb(void *data,
+                            const void *key,
+                            size_t klen,
+                            const struct engine_meta *meta)
+{
+    struct expired_keys *x = data;
+    /* Most keys have no TTL: rejected on the meta alone, with no copy and
+     * no clock read.  Then what key_list_cb leaves out of the keyspace. */
+    if (!cmd__is_expired(meta, x->now_ms) || cluster_meta_is_tombstone(meta) ||
+        chunk_key_is_reserved(key, klen)) {
+        return true;
+    }
+    uint32_t l = (uint32_t)klen;
+    if (rk_buf_append(&x->keys, &l, sizeof(l)) != RK_OK ||
+        rk_buf_append(&x->keys, key, klen) != RK_OK) {
+        x->oom = true;
+        return false;
+    }
+    x->n++;
+    return true;
+}
+
 size_t expire_cycle(struct server *s, size_t budget)
 {
-    struct key_list kl;
-    memset(&kl, 0, sizeof(kl));
-    rk_buf_init(&kl.data);
+    if (engine_expiring_keys(s->engine) == 0) {
+        return 0; /* no key has a TTL: nothing can expire, skip the walk */
+    }
+    struct expired_keys x = {.now_ms = server_now_ms()};
+    rk_buf_init(&x.keys);
     uint64_t next = 0;
-    if (engine_scan(s->engine, s->scan_cursor, budget, key_list_cb, &kl,
+    if (engine_scan(s->engine, s->scan_cursor, budget, expired_keys_cb, &x,
                     &next) != RK_OK) {
-        key_list_fini(&kl);
+        rk_buf_fini(&x.keys);
         return 0;
     }
-    s->scan_cursor = next;
-    uint64_t now = server_now_ms();
-    size_t expired = 0;
-    for (size_t i = 0; i < kl.n; i++) {
-        if (cmd__is_expired(&kl.metas[i], now)) {
-            cmd__expire_key(s, kl.data.base + kl.offs[i],
-                            kl.offs[i + 1] - kl.offs[i]);
-            expired++;
-        }
+    s->scan_cursor = next; /* where a stop (x.oom) left off, or on */
+    /* deleted after the walk: the keydir must not change under a scan */
+    size_t off = 0;
+    for (size_t i = 0; i < x.n; i++) {
+        uint32_t l;
+        memcpy(&l, x.keys.base + off, sizeof(l));
+        off += sizeof(l);
+        cmd__expire_key(s, x.keys.base + off, l);
+        off += l;
     }
-    key_list_fini(&kl);
-    return expired;
+    rk_buf_fini(&x.keys);
+    return x.n;
 }
 
 static bool count_tombstones_cb(void *data,

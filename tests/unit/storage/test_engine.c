@@ -272,6 +272,42 @@ static void test_engine_clear_removes_everything(void **state)
     assert_int_equal(engine_get(e, "k7", 2, NULL, NULL), RK_OK);
 }
 
+/* engine_expiring_keys follows every put, overwrite, delete and clear,
+ * and (bitcask) is rebuilt by recovery: the active expiry cycle skips its
+ * walk while it is 0 (docs/benchmarks.md, "Idle cost at 1M keys"). */
+static void test_engine_expiring_keys_counts_keys_with_an_expiry(void **state)
+{
+    struct fx *f = *state;
+    struct engine *e = f->e;
+    struct engine_meta plain = {.timestamp = 1};
+    struct engine_meta ttl = {.timestamp = 1, .expire_at_ms = 5000};
+    assert_int_equal(engine_expiring_keys(e), 0);
+    assert_int_equal(engine_put(e, "a", 1, "v", 1, &plain, NULL), RK_OK);
+    assert_int_equal(engine_expiring_keys(e), 0);
+    assert_int_equal(engine_put(e, "b", 1, "v", 1, &ttl, NULL), RK_OK);
+    assert_int_equal(engine_put(e, "c", 1, "v", 1, &ttl, NULL), RK_OK);
+    assert_int_equal(engine_expiring_keys(e), 2);
+    /* overwrites: same size with and without an expiry, and other sizes */
+    assert_int_equal(engine_put(e, "b", 1, "v", 1, &ttl, NULL), RK_OK);
+    assert_int_equal(engine_put(e, "c", 1, "longer", 6, &plain, NULL), RK_OK);
+    assert_int_equal(engine_expiring_keys(e), 1);
+    assert_int_equal(engine_put(e, "a", 1, "v", 1, &ttl, NULL), RK_OK);
+    assert_int_equal(engine_expiring_keys(e), 2);
+    assert_int_equal(engine_delete(e, "a", 1, 2, NULL), RK_OK);
+    assert_int_equal(engine_delete(e, "c", 1, 2, NULL), RK_OK);
+    assert_int_equal(engine_delete(e, "zz", 2, 2, NULL), RK_ENOTFOUND);
+    assert_int_equal(engine_expiring_keys(e), 1);
+    if (strcmp(f->kind, "bitcask") == 0) {
+        assert_int_equal(engine_close(e), RK_OK);
+        f->e = e = st_open(f->kind, f->dir, NULL);
+        assert_non_null(e);
+        assert_int_equal(engine_expiring_keys(e), 1);
+    }
+    uint64_t seq = 0;
+    assert_int_equal(engine_clear(e, &seq), RK_OK);
+    assert_int_equal(engine_expiring_keys(e), 0);
+}
+
 static void test_engine_keydir_overhead_is_at_most_40_bytes_per_key(
     void **state)
 {
@@ -401,6 +437,7 @@ int main(void)
         BOTH(test_engine_scan_returns_every_key_while_growing),
         BOTH(test_engine_scan_survives_shrink),
         BOTH(test_engine_clear_removes_everything),
+        BOTH(test_engine_expiring_keys_counts_keys_with_an_expiry),
         BOTH(test_engine_keydir_overhead_is_at_most_40_bytes_per_key),
         BOTH(test_engine_failed_allocation_leaves_a_consistent_store),
         cmocka_unit_test(test_engine_rejects_bad_options_and_kind),
