@@ -422,9 +422,18 @@ def test_kv_basic_auth(server_factory):
                 {"Authorization": "Basic !!!!"},
                 {"Authorization": "Basic " + "QUFB" * 400},
                 {"Authorization": "Basic"}):
-        assert request(port, "GET", "/kv/k", headers=bad)[0] == 401, bad
-    assert request(port, "GET", "/kv/k",
-                   headers={"Authorization": "bearer s3cret:x"})[0] == 200
+        # 401; from the fourth failure on the IP waits (issue 15,
+        # auth_guard.h) and credentials are answered 429 unchecked
+        assert request(port, "GET", "/kv/k", headers=bad)[0] in (401, 429), \
+            bad
+    deadline = time.monotonic() + 8
+    while True:
+        st = request(port, "GET", "/kv/k",
+                     headers={"Authorization": "bearer s3cret:x"})[0]
+        if st != 429 or time.monotonic() > deadline:
+            break
+        time.sleep(0.25)
+    assert st == 200
 
 
 def test_kv_content_type_standalone(server):
