@@ -336,8 +336,10 @@ static bool join_secret(struct client *c, const struct resp_arg *hex)
     unsigned char secret[PEER_AUTH_SECRET_MAX];
     size_t len = 0;
     const char *why = NULL;
-    if (peer_auth_secret_parse(hex->ptr, hex->len, secret, &len, &why) !=
-        RK_OK) {
+    int prc = peer_auth_secret_parse(hex->ptr, hex->len, secret, &len, &why);
+    /* the argument lives in the client's query buffer: wipe it there */
+    OPENSSL_cleanse((void *)hex->ptr, hex->len);
+    if (prc != RK_OK) {
         reply_errorf(c, "ERR invalid cluster secret: %s", why);
         return false;
     }
