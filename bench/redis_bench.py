@@ -118,10 +118,12 @@ def start_redis(tmp, appendonly, appendfsync):
     return Proc(argv, port, os.path.join(d, "log"))
 
 
-def benchmark(port, test, pipeline, requests):
+def benchmark(port, test, pipeline, requests, extra=()):
+    """(ops/s, p50 ms, p99 ms) of one redis-benchmark run; extra: more
+    redis-benchmark flags (TLS options, say)."""
     argv = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t", test,
             "-c", "50", "-d", "100", "-r", "1000000", "-n", str(requests),
-            "-P", str(pipeline), "--csv"]
+            "-P", str(pipeline), "--csv"] + list(extra)
     out = subprocess.run(argv, capture_output=True, text=True, timeout=1800)
     if out.returncode != 0:
         raise RuntimeError("redis-benchmark failed: %s" % out.stderr)

@@ -17,28 +17,18 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from redis_bench import Proc, free_port, machine  # noqa: E402
+from redis_bench import Proc, benchmark, free_port, machine  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
 
 def bench(port, tls, certs, test, pipeline, n):
-    argv = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t", test,
-            "-c", "50", "-d", "100", "-r", "1000000", "-n", str(n),
-            "-P", str(pipeline), "--csv"]
+    extra = []
     if tls:
-        argv += ["--tls", "--cacert", os.path.join(certs, "ca.crt"),
+        extra = ["--tls", "--cacert", os.path.join(certs, "ca.crt"),
                  "--cert", os.path.join(certs, "client.crt"),
                  "--key", os.path.join(certs, "client.key")]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=1800)
-    if out.returncode != 0:
-        raise RuntimeError("redis-benchmark failed: %s" % out.stderr)
-    lines = [l for l in out.stdout.splitlines() if l.strip()]
-    head = [h.strip('"') for h in lines[0].split(",")]
-    data = [d.strip('"') for d in lines[1].split(",")]
-    rec = dict(zip(head, data))
-    return (float(rec["rps"]), float(rec["p50_latency_ms"]),
-            float(rec["p99_latency_ms"]))
+    return benchmark(port, test, pipeline, n, extra)
 
 
 def main():

@@ -1068,6 +1068,41 @@ static void begin_shutdown(struct server *s, const char *why)
     event_add(s->tick_ev, &tv);
 }
 
+/* A listener on bind:port calling cb (the RESP port or the TLS port), or
+ * NULL after printing why; `what` goes after the address in the error. */
+static struct evconnlistener *listen_tcp(struct server *s,
+                                         int port,
+                                         evconnlistener_cb cb,
+                                         const char *what)
+{
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    char ps[16];
+    snprintf(ps, sizeof(ps), "%d", port);
+    int gai = getaddrinfo(s->cfg->bind, ps, &hints, &res);
+    if (gai != 0) {
+        fprintf(stderr, "ringkvd: error: cannot resolve bind address %s: %s\n",
+                s->cfg->bind, gai_strerror(gai));
+        return NULL;
+    }
+    struct evconnlistener *l = evconnlistener_new_bind(
+        s->base, cb, s,
+        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 511,
+        res->ai_addr, (int)res->ai_addrlen);
+    int err = errno;
+    freeaddrinfo(res);
+    if (l == NULL) {
+        fprintf(stderr, "ringkvd: error: cannot listen on %s:%d%s: %s\n",
+                s->cfg->bind, port, what, strerror(err));
+        return NULL;
+    }
+    evconnlistener_set_error_cb(l, accept_error_cb);
+    return l;
+}
+
 /* The TLS port (tls-port), when set: its context, then its listener. */
 static int open_tls_listener(struct server *s)
 {
@@ -1084,29 +1119,10 @@ static int open_tls_listener(struct server *s)
     if (cfg->tls_port == 0) {
         return 0; /* the context is for https-port only */
     }
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    char port[16];
-    snprintf(port, sizeof(port), "%d", cfg->tls_port);
-    if (getaddrinfo(cfg->bind, port, &hints, &res) != 0) {
-        fprintf(stderr, "ringkvd: error: cannot resolve %s\n", cfg->bind);
-        return -1;
-    }
-    s->tls_listener = evconnlistener_new_bind(
-        s->base, tls_accept_cb, s,
-        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 511,
-        res->ai_addr, (int)res->ai_addrlen);
-    int e = errno;
-    freeaddrinfo(res);
+    s->tls_listener = listen_tcp(s, cfg->tls_port, tls_accept_cb, " (TLS)");
     if (s->tls_listener == NULL) {
-        fprintf(stderr, "ringkvd: error: cannot listen on %s:%d (TLS): %s\n",
-                cfg->bind, cfg->tls_port, strerror(e));
         return -1;
     }
-    evconnlistener_set_error_cb(s->tls_listener, accept_error_cb);
     rk_log(RK_LOG_INFO, "tls_listening",
            "port=%d bind=%s auth_clients=%s protocols=\"%s\"", cfg->tls_port,
            cfg->bind,
@@ -1138,32 +1154,8 @@ int server_tls_reload(struct server *s,
 
 static int open_listener(struct server *s)
 {
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    char port[16];
-    snprintf(port, sizeof(port), "%d", s->cfg->port);
-    int gai = getaddrinfo(s->cfg->bind, port, &hints, &res);
-    if (gai != 0) {
-        fprintf(stderr, "ringkvd: error: cannot resolve bind address %s: %s\n",
-                s->cfg->bind, gai_strerror(gai));
-        return -1;
-    }
-    s->listener = evconnlistener_new_bind(
-        s->base, accept_cb, s,
-        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 511,
-        res->ai_addr, (int)res->ai_addrlen);
-    int err = errno;
-    freeaddrinfo(res);
-    if (s->listener == NULL) {
-        fprintf(stderr, "ringkvd: error: cannot listen on %s:%d: %s\n",
-                s->cfg->bind, s->cfg->port, strerror(err));
-        return -1;
-    }
-    evconnlistener_set_error_cb(s->listener, accept_error_cb);
-    return open_tls_listener(s);
+    s->listener = listen_tcp(s, s->cfg->port, accept_cb, "");
+    return s->listener ? open_tls_listener(s) : -1;
 }
 
 /* mkdir -p for the parents of `dir` (the engine creates dir itself). */
