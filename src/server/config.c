@@ -34,6 +34,7 @@ void config_init(struct rk_config *c)
     c->log_format = RK_LOG_LOGFMT;
     c->enable_flushall = false;
     c->protected_mode = true;
+    c->acllog_max_len = 128;
     c->tls_auth_clients = 1;
     c->proto_max_bulk_len = 512ull * 1024 * 1024;
     c->client_query_buffer_limit = 1024ull * 1024 * 1024;
@@ -537,6 +538,13 @@ int config_set(struct rk_config *c,
     } else if (strcmp(n, "sloppy-quorum") == 0) {
         rc = parse_bool(value, &c->sloppy_quorum);
         why = "must be on or off";
+    } else if (strcmp(n, "aclfile") == 0) {
+        rc = set_str(c->aclfile, sizeof(c->aclfile), value);
+        why = "must be a file path";
+    } else if (strcmp(n, "acllog-max-len") == 0) {
+        rc = parse_u64(value, 0, 100000, &u);
+        c->acllog_max_len = (uint32_t)u;
+        why = "must be 0..100000 (ACL LOG entries kept)";
     } else if (strcmp(n, "cluster-secret-file") == 0) {
         rc = value[0] ? set_str(c->cluster_secret_file,
                                 sizeof(c->cluster_secret_file), value)
@@ -617,6 +625,9 @@ static void usage(FILE *f)
             "  --requirepass-file FILE     the same, read from FILE (mode "
             "0600; keeps it out\n"
             "                              of ps and shell history)\n"
+            "  --aclfile FILE              ACL users (ACL SAVE/LOAD; "
+            "docs/security.md)\n"
+            "  --acllog-max-len N          ACL LOG entries kept (128)\n"
             "  --maxclients N              max client connections (10000)\n"
             "  --timeout SECONDS           close idle clients, 0 = never (0)\n"
             "  --loglevel LEVEL            debug|info|warn|error (info)\n"
@@ -834,7 +845,8 @@ void config_each(const struct rk_config *c,
         tmo[16], hz[16], pport[16], nv[16], rv[16], wv[16], rs[16], rto[16],
         msib[16], grace[24], rrw[16], skew[24], hport[16], slow[16], rrc[32],
         spec[16], hdg[16], hcc[16], hmb[16], aaei[16], aaec[16], aaer[16];
-    char tlsport[16], httpsport[16];
+    char tlsport[16], httpsport[16], acllog[16];
+    snprintf(acllog, sizeof(acllog), "%" PRIu32, c->acllog_max_len);
     snprintf(tlsport, sizeof(tlsport), "%d", c->tls_port);
     snprintf(httpsport, sizeof(httpsport), "%d", c->https_port);
     snprintf(aaei, sizeof(aaei), "%" PRIu32, c->aae_exchange_interval_ms);
@@ -898,6 +910,8 @@ void config_each(const struct rk_config *c,
         {"log-format", c->log_format == RK_LOG_JSON ? "json" : "logfmt"},
         {"enable-flushall", c->enable_flushall ? "yes" : "no"},
         {"protected-mode", c->protected_mode ? "yes" : "no"},
+        {"aclfile", c->aclfile},
+        {"acllog-max-len", acllog},
         {"tls-port", tlsport},
         {"https-port", httpsport},
         {"tls-cert-file", c->tls_cert_file},

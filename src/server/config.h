@@ -37,6 +37,8 @@ struct rk_config
     uint32_t sync_interval_ms;       /* for every:<ms> (1000) */
     char requirepass[512];           /* empty = no auth */
     bool protected_mode;             /* (yes) no password: loopback only */
+    char aclfile[4096];              /* ACL users file ("" = none; acl.h) */
+    uint32_t acllog_max_len;         /* ACL LOG entries kept (128) */
     /* TLS for RESP clients (issue 15 item 2; tls.h), Redis's names */
     int tls_port;                /* 0 = off */
     int https_port;              /* the HTTP API over TLS; 0 = off */

@@ -181,7 +181,7 @@ static void add_cors(struct server *s, struct evhttp_request *req)
     }
 }
 
-static bool kv_authorized(struct server *s, struct evhttp_request *req);
+static struct acl_user *http_user(struct server *s, struct evhttp_request *req);
 static bool via_tls(struct evhttp_connection *conn);
 static int local_port(struct evhttp_connection *conn);
 
@@ -206,7 +206,7 @@ static bool http_admit(struct server *s, struct evhttp_request *req, bool ops)
         evhttp_send_error(req, 400, "TLS required");
         return false;
     }
-    if (s->cfg->protected_mode && s->cfg->requirepass[0] == '\0' &&
+    if (s->cfg->protected_mode && !server_auth_required(s) &&
         (peer == NULL || !auth_guard_is_loopback(peer))) {
         s->stats.protected_denied++;
         send_error(req, 403, "protected_mode",
@@ -224,7 +224,20 @@ static bool http_admit(struct server *s, struct evhttp_request *req, bool ops)
         return false;
     }
     add_cors(s, req);
-    if (ops && !kv_authorized(s, req)) {
+    if (!ops) {
+        return true;
+    }
+    struct acl_user *u = http_user(s, req);
+    if (u == NULL) {
+        return false;
+    }
+    /* the ops endpoints show what INFO shows: a user needs INFO */
+    int id = acl_catalog_find(acl_catalog_of(s->acl), "info", 4);
+    if (id < 0 || !acl_user_can_run(u, (size_t)id)) {
+        s->stats.acl_denied_cmd++;
+        send_error(req, 403, "forbidden",
+                   "this user may not run INFO, which the operations "
+                   "endpoints need (ACL SETUSER NAME +info)");
         return false;
     }
     return true;
@@ -537,6 +550,8 @@ static void kv_error(struct evhttp_request *req, const char *msg)
         /* a value over 1 MiB written with SET (cluster.md "Large values"):
          * the versioned API does not return chunked values yet */
         send_error(req, 501, "chunked_value", msg);
+    } else if (strncmp(msg, "NOPERM", 6) == 0) {
+        send_error(req, 403, "forbidden", msg);
     } else if (strncmp(msg, "NOQUORUM", 8) == 0) {
         send_error(req, 503, "no_quorum", msg);
     } else if (strncmp(msg, "CLUSTERDOWN", 11) == 0 ||
@@ -645,20 +660,19 @@ static void kv_ready(struct client *c, void *data)
     server_client_free(c);
 }
 
-/* Whether `b64` (the credentials of "Authorization: Basic", RFC 7617:
- * base64 of "user:password") carries the password pw.  The user name is
- * not checked: ringkv has one password (requirepass), like Redis's
- * default user. */
-static bool basic_matches(const char *b64, const char *pw)
+/* The user and password of "Authorization: Basic" (RFC 7617: base64 of
+ * "user:password"), authenticated against the ACL users; NULL when the
+ * credentials are malformed or wrong. */
+static struct acl_user *basic_user(struct server *s, const char *b64)
 {
     size_t n = strlen(b64);
     if (n == 0 || n % 4 != 0 || n > 1024) {
-        return false;
+        return NULL;
     }
     unsigned char out[1024];
     int got = EVP_DecodeBlock(out, (const unsigned char *)b64, (int)n);
     if (got < 0) {
-        return false;
+        return NULL;
     }
     size_t len = (size_t)got;
     for (size_t i = n; i > 0 && b64[i - 1] == '=' && len > 0; i--) {
@@ -666,22 +680,29 @@ static bool basic_matches(const char *b64, const char *pw)
     }
     const unsigned char *colon = memchr(out, ':', len);
     if (colon == NULL) {
-        return false;
+        return NULL;
     }
-    size_t off = (size_t)(colon - out) + 1, pl = strlen(pw);
-    return len - off == pl && CRYPTO_memcmp(out + off, pw, pl) == 0;
+    size_t ul = (size_t)(colon - out), off = ul + 1;
+    struct acl_user *u = server_acl_authenticate(
+        s, (const char *)out, ul, (const char *)out + off, len - off);
+    OPENSSL_cleanse(out, sizeof(out));
+    return u;
 }
 
-/* Whether the request carries the password (Authorization: Bearer PW)
- * when requirepass is set; answers 401 and returns false otherwise. */
-static bool kv_authorized(struct server *s, struct evhttp_request *req)
+/*
+ * The ACL user a request acts as (the same users and rules as RESP):
+ * "Authorization: Basic" names a user and its password, "Bearer PW" is
+ * the default user's password (requirepass).  Without the header: the
+ * default user when it needs no password.  Otherwise answers 401 (or 429
+ * while the client's IP waits out failed attempts) and returns NULL.
+ */
+static struct acl_user *http_user(struct server *s, struct evhttp_request *req)
 {
-    const char *pw = s->cfg->requirepass;
-    if (pw[0] == '\0') {
-        return true;
-    }
     const char *a = evhttp_find_header(evhttp_request_get_input_headers(req),
                                        "Authorization");
+    if (a == NULL && !server_auth_required(s)) {
+        return acl_default_user(s->acl);
+    }
     /* the same growing delay per client IP as RESP's AUTH (auth_guard.h):
      * while the IP waits, credentials are not even checked */
     char *peer = NULL;
@@ -700,17 +721,17 @@ static bool kv_authorized(struct server *s, struct evhttp_request *req)
         send_error(req, 429, "too_many_auth_failures",
                    "too many failed authentications from this address: "
                    "retry later");
-        return false;
+        return NULL;
     }
-    size_t pl = strlen(pw);
-    if (a && strncasecmp(a, "Bearer ", 7) == 0 && strlen(a + 7) == pl &&
-        CRYPTO_memcmp(a + 7, pw, pl) == 0) {
-        auth_guard_succeeded(&s->auth_guard, ip);
-        return true;
+    struct acl_user *u = NULL;
+    if (a && strncasecmp(a, "Bearer ", 7) == 0) {
+        u = server_acl_authenticate(s, "default", 7, a + 7, strlen(a + 7));
+    } else if (a && strncasecmp(a, "Basic ", 6) == 0) {
+        u = basic_user(s, a + 6);
     }
-    if (a && strncasecmp(a, "Basic ", 6) == 0 && basic_matches(a + 6, pw)) {
+    if (u != NULL) {
         auth_guard_succeeded(&s->auth_guard, ip);
-        return true;
+        return u;
     }
     if (a != NULL) {
         (void)auth_guard_failed(&s->auth_guard, ip, now);
@@ -720,9 +741,9 @@ static bool kv_authorized(struct server *s, struct evhttp_request *req)
     evhttp_add_header(h, "WWW-Authenticate", "Bearer realm=\"ringkv\"");
     evhttp_add_header(h, "WWW-Authenticate", "Basic realm=\"ringkv\"");
     send_error(req, 401, "unauthorized",
-               "Authorization: Bearer <password> (or Basic with the "
-               "password) required");
-    return false;
+               "Authorization: Basic USER:PASSWORD (an ACL user) or Bearer "
+               "<password> (the default user's) required");
+    return NULL;
 }
 
 /* A quorum value of the query: a number 1..n or one|quorum|all (of n),
@@ -867,7 +888,8 @@ static int kv_start(struct server *s,
                    "/kv/{key} answers GET, HEAD, PUT and DELETE");
         return 405;
     }
-    if (!kv_authorized(s, req)) {
+    struct acl_user *user = http_user(s, req);
+    if (user == NULL) {
         return 401;
     }
     if (m == EVHTTP_REQ_PUT || m == EVHTTP_REQ_DELETE) {
@@ -925,6 +947,7 @@ static int kv_start(struct server *s,
         return 500;
     }
     c->ropts = ro;
+    server_client_set_user(c, user);
     snprintf(c->addr, sizeof(c->addr), "%s", who);
     k->req = req;
     k->c = c;

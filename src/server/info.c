@@ -303,6 +303,13 @@ void info_render(struct server *s,
             "\r\n"
             "protected_mode_denied:%" PRIu64
             "\r\n"
+            "acl_access_denied_auth:%" PRIu64
+            "\r\n"
+            "acl_access_denied_cmd:%" PRIu64
+            "\r\n"
+            "acl_access_denied_key:%" PRIu64
+            "\r\n"
+            "acl_access_denied_channel:0\r\n"
             "write_errors:%" PRIu64
             "\r\n"
             "replies_held_for_sync:%" PRIu64
@@ -312,6 +319,7 @@ void info_render(struct server *s,
             t->net_output_bytes, t->rejected_connections, t->expired_keys,
             t->keyspace_hits, t->keyspace_misses, t->protocol_errors,
             t->auth_failures, t->security_attacks, t->protected_denied,
+            t->acl_denied_auth, t->acl_denied_cmd, t->acl_denied_key,
             t->write_errors, t->held_replies, t->loop_lag_max_us);
     }
     if (want(section, "replication", true)) {

@@ -34,6 +34,7 @@
 #include "common/buf.h"
 #include "common/hlc.h"
 #include "proto/resp.h"
+#include "server/acl.h"
 #include "server/auth_guard.h"
 #include "server/config.h"
 #include "server/keyspace.h"
@@ -128,6 +129,9 @@ struct client
     struct resp_parser *parser;
     int proto; /* 2 or 3 */
     bool authed;
+    struct acl_user *user;  /* authenticated as (a reference, acl.h), or
+                               NULL before AUTH */
+    bool acl_killed;        /* its user was deleted: closed at the tick */
     struct keyspace *ks;    /* what handlers read and write keys through:
                                &srv->local_ks, or a coordinated command's
                                keys while its handler runs (cluster.c) */
@@ -226,6 +230,9 @@ struct server_stats
     uint64_t protocol_errors;
     uint64_t auth_failures;
     uint64_t security_attacks;    /* HTTP requests on the RESP port, closed */
+    uint64_t acl_denied_auth;     /* AUTH refused (ACL LOG reason auth) */
+    uint64_t acl_denied_cmd;      /* commands refused by ACL rules */
+    uint64_t acl_denied_key;      /* commands refused for a key pattern */
     uint64_t protected_denied;    /* remote clients refused: protected mode */
     uint64_t protected_logged_ms; /* last protected_mode_denied line */
     uint64_t security_logged_ms;  /* last security_attack log line */
@@ -285,6 +292,9 @@ struct server
     struct ssl_ctx_st *tls_ctx;          /* its context (tls.h); replaced by a
                                             CONFIG SET of a tls-* setting */
     uint64_t tls_handshake_failures;
+    struct acl *acl;        /* ACL users (acl.h, cmd/acl.c) */
+    struct acl_log acl_log; /* ACL LOG */
+    bool acl_kill_pending;  /* some client has acl_killed set */
 };
 
 /* ---- server.c ---- */
@@ -312,6 +322,26 @@ struct client *server_client_internal(struct server *s,
                                       void *data);
 /* Frees a client (its coordinated commands are cancelled). */
 void server_client_free(struct client *c);
+
+/* ---- cmd/acl.c ---- */
+/* Builds the command catalog and the user table ("default" with
+ * requirepass, or the --aclfile's users).  RK_OK, or an error with `err`
+ * (a bad ACL file: ringkvd does not start). */
+int server_acl_init(struct server *s, char *err, size_t errlen);
+void server_acl_fini(struct server *s);
+/* Whether new clients must AUTH: the default user is off or has a
+ * password. */
+bool server_auth_required(const struct server *s);
+/* The enabled user named user[0..ulen) whose password is pw, or NULL. */
+struct acl_user *server_acl_authenticate(struct server *s,
+                                         const char *user,
+                                         size_t ulen,
+                                         const char *pw,
+                                         size_t plen);
+/* Makes c authenticated as u (NULL: none), moving its reference. */
+void server_client_set_user(struct client *c, struct acl_user *u);
+/* CONFIG SET requirepass: the default user's password follows it. */
+void server_acl_requirepass_changed(struct server *s);
 
 /* ---- commands.c ---- */
 /* The local keyspace over s->engine (keyspace.h). */

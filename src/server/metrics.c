@@ -109,6 +109,12 @@ void metrics_render(struct server *s, struct rk_buf *out)
                 st->protocol_errors);
     metrics_one(out, "ringkv_auth_failures_total", "counter",
                 "AUTH attempts with a wrong password.", st->auth_failures);
+    metrics_one(out, "ringkv_acl_denied_commands_total", "counter",
+                "Commands refused by a user's ACL command rules.",
+                st->acl_denied_cmd);
+    metrics_one(out, "ringkv_acl_denied_keys_total", "counter",
+                "Commands refused by a user's ACL key patterns.",
+                st->acl_denied_key);
     metrics_one(out, "ringkv_net_input_bytes_total", "counter",
                 "Bytes read from clients.", st->net_input_bytes);
     metrics_one(out, "ringkv_net_output_bytes_total", "counter",

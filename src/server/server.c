@@ -364,6 +364,7 @@ static void client_free(struct client *c)
     rk_buf_fini(&c->qbuf);
     rk_buf_fini(&c->obuf);
     multi_reset(c);
+    server_client_set_user(c, NULL);
     rk_free(c->name);
     rk_free(c->lib_name);
     rk_free(c->lib_ver);
@@ -456,8 +457,8 @@ static bool client_process_input(struct client *c)
     c->last_ms = server_mono_ms();
     while (!c->close_after_reply && !c->read_paused && !c->auth_held &&
            !cluster_client_blocked(c) && pos < c->qbuf.len) {
-        if (!c->authed && c->srv->cfg->requirepass[0] != '\0' &&
-            !c->auth_turn && client_auth_hold(c)) {
+        if (!c->authed && server_auth_required(c->srv) && !c->auth_turn &&
+            client_auth_hold(c)) {
             break; /* its IP failed AUTH too often: later */
         }
         size_t consumed = 0;
@@ -528,6 +529,7 @@ struct client *server_client_internal(struct server *s,
     c->id = ++s->next_client_id;
     c->proto = 2;
     c->authed = true;
+    server_client_set_user(c, acl_default_user(s->acl));
     c->ks = &s->local_ks;
     c->created_ms = c->last_ms = server_mono_ms();
     rk_buf_init(&c->qbuf);
@@ -723,7 +725,7 @@ static void client_accept(struct server *s,
         port = ntohs(in6->sin6_port);
     }
     bool remote = !auth_guard_is_loopback(host);
-    if (s->cfg->protected_mode && s->cfg->requirepass[0] == '\0' && remote &&
+    if (s->cfg->protected_mode && !server_auth_required(s) && remote &&
         !(tls && s->cfg->tls_auth_clients == 1)) {
         /* Redis's protected mode: without a password, remote clients get
          * the reason and are closed (a TLS client whose certificate is
@@ -766,7 +768,7 @@ static void client_accept(struct server *s,
     } else {
         c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
     }
-    bool authed = s->cfg->requirepass[0] == '\0';
+    bool authed = !server_auth_required(s);
     if (c->bev == NULL || resp_parser_create(authed ? &s->limits : &s->preauth,
                                              &c->parser) != RK_OK) {
         if (c->bev) {
@@ -795,6 +797,9 @@ static void client_accept(struct server *s,
     c->id = ++s->next_client_id;
     c->proto = 2;
     c->authed = authed;
+    if (authed) {
+        server_client_set_user(c, acl_default_user(s->acl));
+    }
     c->ks = &s->local_ks;
     c->created_ms = c->last_ms = server_mono_ms();
     rk_buf_init(&c->qbuf);
@@ -855,6 +860,26 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
         s->accept_errors_logged_ms = now;
         rk_log(RK_LOG_WARN, "accept_error", "error=\"%s\" paused=%d",
                evutil_socket_error_to_string(err), s->listener_paused);
+    }
+}
+
+/* Closes the clients whose user ACL DELUSER or ACL LOAD removed. */
+static void acl_kill_check(struct server *s)
+{
+    if (!s->acl_kill_pending) {
+        return;
+    }
+    s->acl_kill_pending = false;
+    struct client *c = s->clients;
+    while (c) {
+        struct client *next = c->next;
+        if (c->acl_killed) {
+            rk_log(RK_LOG_INFO, "client_closed_acl",
+                   "client=%s id=%" PRIu64 " reason=\"its user was removed\"",
+                   c->addr, c->id);
+            client_free(c);
+        }
+        c = next;
     }
 }
 
@@ -1012,6 +1037,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
             break;
         }
     }
+    acl_kill_check(s);
     idle_check(s);
 }
 
@@ -1266,6 +1292,10 @@ int server_run(struct rk_config *cfg)
         fprintf(stderr, "ringkvd: error: %s\n", err[0] ? err : cfg->data_dir);
         goto out;
     }
+    if (server_acl_init(s, err, sizeof(err)) != RK_OK) {
+        fprintf(stderr, "ringkvd: error: aclfile: %s\n", err);
+        goto out;
+    }
     uint64_t t0 = server_mono_ms();
     int rc = engine_open(cfg->engine, &eo, &s->engine, err, sizeof(err));
     if (rc != RK_OK) {
@@ -1375,6 +1405,7 @@ out:
     }
     rk_free(s->cmdstats);
     s->cmdstats = NULL;
+    server_acl_fini(s);
     rk_buf_fini(&s->scratch);
     if (exit_code == 0) {
         rk_log(RK_LOG_INFO, "shutdown_complete", "exit_code=0");

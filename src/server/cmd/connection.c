@@ -70,34 +70,24 @@ void cmd_select(struct client *c, size_t argc, const struct resp_arg *argv)
     }
 }
 
-/* Constant-time comparison of a candidate password with requirepass. */
-static bool password_ok(const struct server *s, const struct resp_arg *pw)
-{
-    const char *want = s->cfg->requirepass;
-    size_t wlen = strlen(want);
-    unsigned char diff = (unsigned char)(wlen != pw->len);
-    for (size_t i = 0; i < pw->len; i++) {
-        diff |= (unsigned char)(pw->ptr[i] ^ want[wlen ? i % wlen : 0]);
-    }
-    return diff == 0 && wlen > 0;
-}
-
-static void auth_succeeded(struct client *c)
+static void auth_succeeded(struct client *c, struct acl_user *u)
 {
     c->authed = true;
+    server_client_set_user(c, u);
     resp_parser_set_limits(c->parser, &c->srv->limits);
     char ip[AUTH_GUARD_IP_MAX];
     auth_guard_ip(c->addr, ip);
     auth_guard_succeeded(&c->srv->auth_guard, ip);
 }
 
-/* A wrong password: counted, the client's IP made to wait (auth_guard.h),
- * and logged at most once a second (the lines left out are counted in the
- * next one). */
-static void auth_failed(struct client *c)
+/* A wrong password: counted, in ACL LOG, the client's IP made to wait
+ * (auth_guard.h), and logged at most once a second (the lines left out
+ * are counted in the next one). */
+static void auth_failed(struct client *c, const char *user, size_t ulen)
 {
     struct server *s = c->srv;
     s->stats.auth_failures++;
+    cmd__acl_auth_failed(c, user, ulen);
     char ip[AUTH_GUARD_IP_MAX];
     auth_guard_ip(c->addr, ip);
     uint64_t now = server_mono_ms();
@@ -116,31 +106,32 @@ static void auth_failed(struct client *c)
 }
 
 /*
- * Checks user/password for AUTH and HELLO AUTH.  Returns true when
- * authenticated; else writes the error reply.
+ * Checks user/password for AUTH and HELLO AUTH (user NULL: "default", as
+ * Redis's one-argument AUTH).  Returns true when authenticated; else
+ * writes the error reply.
  */
 static bool check_auth_or_reply(struct client *c,
                                 const struct resp_arg *user,
                                 const struct resp_arg *pass)
 {
     struct server *s = c->srv;
-    if (s->cfg->requirepass[0] == '\0') {
-        if (user == NULL) {
-            reply_error(c,
-                        "ERR AUTH <password> called without any password "
-                        "configured for the default user. Are you sure "
-                        "your configuration is correct?");
-            return false;
-        }
-        if (cmd__arg_is(user, "default")) {
-            return true;
-        }
-    } else if ((user == NULL || cmd__arg_is(user, "default")) &&
-               password_ok(s, pass)) {
-        auth_succeeded(c);
+    struct acl_user *d = acl_default_user(s->acl);
+    if (user == NULL && acl_user_nopass(d)) {
+        reply_error(c,
+                    "ERR AUTH <password> called without any password "
+                    "configured for the default user. Are you sure "
+                    "your configuration is correct?");
+        return false;
+    }
+    const char *un = user ? user->ptr : "default";
+    size_t ul = user ? user->len : 7;
+    struct acl_user *u =
+        server_acl_authenticate(s, un, ul, pass->ptr, pass->len);
+    if (u != NULL) {
+        auth_succeeded(c, u);
         return true;
     }
-    auth_failed(c);
+    auth_failed(c, un, ul);
     reply_error(c, ERR_WRONGPASS);
     return false;
 }
@@ -251,9 +242,7 @@ void cmd_hello(struct client *c, size_t argc, const struct resp_arg *argv)
     (void)s;
 }
 
-static void client_info_line(struct client *c,
-                             struct client *o,
-                             struct rk_buf *out)
+void cmd__client_info(struct client *o, struct rk_buf *out)
 {
     uint64_t now = server_mono_ms();
     rk_buf_appendf(out,
@@ -262,17 +251,17 @@ static void client_info_line(struct client *c,
                    " flags=%s db=0 sub=0 psub=0 ssub=0 "
                    "multi=%d qbuf=%zu qbuf-free=%zu argv-mem=0 "
                    "multi-mem=0 obl=0 oll=0 omem=%zu tot-mem=%zu events=r "
-                   "cmd=%s user=default redir=-1 resp=%d lib-name=%s "
+                   "cmd=%s user=%s redir=-1 resp=%d lib-name=%s "
                    "lib-ver=%s\n",
                    o->id, o->addr, o->fd, o->name ? o->name : "",
                    (now - o->created_ms) / 1000, (now - o->last_ms) / 1000,
                    o->in_multi ? "x" : "N", o->in_multi ? (int)o->mq_len : -1,
                    o->qbuf.len, o->qbuf.cap - o->qbuf.len, o->obuf.len,
                    o->qbuf.cap + o->obuf.cap + sizeof(*o),
-                   o->last_cmd ? o->last_cmd : "NULL", o->proto,
+                   o->last_cmd ? o->last_cmd : "NULL",
+                   o->user ? acl_user_name(o->user) : "default", o->proto,
                    o->lib_name ? o->lib_name : "",
                    o->lib_ver ? o->lib_ver : "");
-    (void)c;
 }
 
 void cmd_client(struct client *c, size_t argc, const struct resp_arg *argv)
@@ -324,7 +313,7 @@ void cmd_client(struct client *c, size_t argc, const struct resp_arg *argv)
         struct rk_buf out;
         rk_buf_init(&out);
         for (struct client *o = c->srv->clients; o; o = o->next) {
-            client_info_line(c, o, &out);
+            cmd__client_info(o, &out);
         }
         if (c->proto == 3) {
             resp_w_verbatim(&c->obuf, 3, "txt", out.base ? out.base : "",
@@ -336,7 +325,7 @@ void cmd_client(struct client *c, size_t argc, const struct resp_arg *argv)
     } else if (cmd__arg_is(sub, "INFO") && argc == 2) {
         struct rk_buf out;
         rk_buf_init(&out);
-        client_info_line(c, c, &out);
+        cmd__client_info(c, &out);
         if (c->proto == 3) {
             resp_w_verbatim(&c->obuf, 3, "txt", out.base, out.len);
         } else {

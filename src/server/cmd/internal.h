@@ -38,7 +38,30 @@ enum set_flags
 };
 #define SET_EXPIRE_ANY (SET_EX | SET_PX | SET_EXAT | SET_PXAT)
 
+/* ---- acl.c ---- */
+void cmd_acl(struct client *c, size_t argc, const struct resp_arg *argv);
+/* The ACL categories (bit per enum acl_category) of cmd, a subcommand of
+ * `parent` or a command (parent NULL). */
+uint32_t cmd__acl_categories(const struct command *cmd,
+                             const struct command *parent);
+/*
+ * Whether c's user may run cmd (its subcommand sc, or NULL to find it
+ * from argv) on the keys in argv.  If not: false, msg holds the NOPERM
+ * error, and the denial is counted and in ACL LOG.
+ */
+bool cmd__acl_allows(struct client *c,
+                     const struct command *cmd,
+                     const struct command *sc,
+                     size_t argc,
+                     const struct resp_arg *argv,
+                     char *msg,
+                     size_t msglen);
+/* Records a failed AUTH as user[0..ulen) in ACL LOG. */
+void cmd__acl_auth_failed(struct client *c, const char *user, size_t ulen);
+
 /* ---- connection.c ---- */
+/* Appends o's CLIENT LIST line (with its newline) to out. */
+void cmd__client_info(struct client *o, struct rk_buf *out);
 void cmd_auth(struct client *c, size_t argc, const struct resp_arg *argv);
 void cmd_client(struct client *c, size_t argc, const struct resp_arg *argv);
 void cmd_echo(struct client *c, size_t argc, const struct resp_arg *argv);

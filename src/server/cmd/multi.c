@@ -158,7 +158,15 @@ void cmd_exec(struct client *c, size_t argc, const struct resp_arg *argv)
     reply_array(c, n);
     for (size_t i = 0; i < n; i++) {
         c->last_cmd = q[i].cmd->name;
-        q[i].cmd->proc(c, q[i].argc, q[i].argv);
+        /* checked when queued; again now, as the rules may have changed
+         * since (Redis does the same) */
+        char msg[256];
+        if (!cmd__acl_allows(c, q[i].cmd, NULL, q[i].argc, q[i].argv, msg,
+                             sizeof(msg))) {
+            reply_error(c, msg);
+        } else {
+            q[i].cmd->proc(c, q[i].argc, q[i].argv);
+        }
         rk_free(q[i].argv);
     }
     rk_free(q);

@@ -100,6 +100,7 @@ void cmd_config(struct client *c, size_t argc, const struct resp_arg *argv)
                                          "hz",
                                          "enable-flushall",
                                          "requirepass",
+                                         "acllog-max-len",
                                          "protected-mode",
                                          "tls-cert-file",
                                          "tls-key-file",
@@ -177,7 +178,11 @@ void cmd_config(struct client *c, size_t argc, const struct resp_arg *argv)
             return;
         }
         bool hz_changed = tmp.hz != s->cfg->hz;
+        bool pass_changed = strcmp(tmp.requirepass, s->cfg->requirepass) != 0;
         *s->cfg = tmp;
+        if (pass_changed) {
+            server_acl_requirepass_changed(s);
+        }
         rk_log_set_level(s->cfg->loglevel);
         if (hz_changed) {
             server_rearm_tick(s);

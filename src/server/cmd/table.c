@@ -35,6 +35,57 @@ static void cmd_command(struct client *c,
                         size_t argc,
                         const struct resp_arg *argv);
 
+/* ACL (cmd/acl.c): Redis 7's subcommands and flags. */
+static const struct command acl_subcommands[] = {
+    {"acl|cat", NULL, -2, CMD_LOADING | CMD_STALE, 0, 0, 0, "server", "6.0.0",
+     "Lists the ACL categories, or the commands inside a category.",
+     "O(1) since the categories and commands are a fixed set.", NULL},
+    {"acl|deluser", NULL, -3, CMD_ADMIN | CMD_LOADING | CMD_STALE, 0, 0, 0,
+     "server", "6.0.0", "Deletes ACL users, and terminates their connections.",
+     "O(1) amortized time considering the typical user.", NULL},
+    {"acl|dryrun", NULL, -4, CMD_ADMIN | CMD_LOADING | CMD_STALE, 0, 0, 0,
+     "server", "7.0.0",
+     "Simulates the execution of a command by a user, without executing "
+     "the command.",
+     "O(1).", NULL},
+    {"acl|genpass", NULL, -2, CMD_LOADING | CMD_STALE, 0, 0, 0, "server",
+     "6.0.0",
+     "Generates a pseudorandom, secure password that can be used to "
+     "identify ACL users.",
+     "O(1)", NULL},
+    {"acl|getuser", NULL, 3, CMD_ADMIN | CMD_LOADING | CMD_STALE, 0, 0, 0,
+     "server", "6.0.0", "Lists the ACL rules of a user.",
+     "O(N). Where N is the number of password, command and pattern rules "
+     "that the user has.",
+     NULL},
+    {"acl|help", NULL, 2, CMD_LOADING | CMD_STALE, 0, 0, 0, "server", "6.0.0",
+     "Returns helpful text about the different subcommands.", "O(1)", NULL},
+    {"acl|list", NULL, 2, CMD_ADMIN | CMD_LOADING | CMD_STALE, 0, 0, 0,
+     "server", "6.0.0", "Dumps the effective rules in ACL file format.",
+     "O(N). Where N is the number of configured users.", NULL},
+    {"acl|load", NULL, 2, CMD_ADMIN | CMD_LOADING | CMD_STALE, 0, 0, 0,
+     "server", "6.0.0", "Reloads the rules from the configured ACL file.",
+     "O(N). Where N is the number of configured users.", NULL},
+    {"acl|log", NULL, -2, CMD_ADMIN | CMD_LOADING | CMD_STALE, 0, 0, 0,
+     "server", "6.0.0",
+     "Lists recent security events generated due to ACL rules.",
+     "O(N) with N being the number of entries shown.", NULL},
+    {"acl|save", NULL, 2, CMD_ADMIN | CMD_LOADING | CMD_STALE, 0, 0, 0,
+     "server", "6.0.0",
+     "Saves the effective ACL rules in the configured ACL file.",
+     "O(N). Where N is the number of configured users.", NULL},
+    {"acl|setuser", NULL, -3, CMD_ADMIN | CMD_LOADING | CMD_STALE, 0, 0, 0,
+     "server", "6.0.0", "Creates and modifies an ACL user and its rules.",
+     "O(N). Where N is the number of rules provided.", NULL},
+    {"acl|users", NULL, 2, CMD_ADMIN | CMD_LOADING | CMD_STALE, 0, 0, 0,
+     "server", "6.0.0", "Lists all ACL users.",
+     "O(N). Where N is the number of configured users.", NULL},
+    {"acl|whoami", NULL, 2, CMD_LOADING | CMD_STALE, 0, 0, 0, "server", "6.0.0",
+     "Returns the authenticated username of the current connection.", "O(1)",
+     NULL},
+    {NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL},
+};
+
 static const struct command config_subcommands[] = {
     {"config|get", NULL, -3, CMD_ADMIN | CMD_LOADING | CMD_STALE, 0, 0, 0,
      "server", "2.0.0",
@@ -137,6 +188,9 @@ static const struct command command_subcommands[] = {
 /* The command table is data, as in Redis (one JSON file per command
  * there); kept sorted by name for binary search. */
 static const struct command g_commands[] = {
+    {"acl", cmd_acl, -2, CMD_LOADING | CMD_STALE, 0, 0, 0, "server", "6.0.0",
+     "A container for Access List Control commands.", "Depends on subcommand.",
+     acl_subcommands},
     {"append", cmd_append, 3, (WR | CMD_CREATE), 1, 1, 1, "string", "2.0.0",
      "Appends a string to the value of a key. Creates the key if it doesn't "
      "exist.",
@@ -428,7 +482,9 @@ static size_t n_subcommands(const struct command *cmd)
     return n;
 }
 
-static void reply_command_info(struct client *c, const struct command *cmd)
+static void reply_command_info(struct client *c,
+                               const struct command *cmd,
+                               const struct command *parent)
 {
     reply_array(c, 10);
     reply_bulk_str(c, cmd->name);
@@ -437,20 +493,26 @@ static void reply_command_info(struct client *c, const struct command *cmd)
     reply_int(c, cmd->first_key);
     reply_int(c, cmd->last_key);
     reply_int(c, cmd->key_step);
-    char cat[32];
-    snprintf(cat, sizeof(cat), "@%s", cmd->group);
-    bool write = cmd->flags & CMD_WRITE, read = cmd->flags & CMD_READONLY;
-    resp_w_set(&c->obuf, c->proto, 1 + (write || read));
-    reply_simple(c, cat);
-    if (write || read) {
-        reply_simple(c, write ? "@write" : "@read");
+    /* the ACL categories, as ACL CAT lists them (cmd/acl.c) */
+    uint32_t cats = cmd__acl_categories(cmd, parent);
+    size_t nc = 0;
+    for (int i = 0; i < ACL_CAT_COUNT; i++) {
+        nc += (cats >> i) & 1;
+    }
+    resp_w_set(&c->obuf, c->proto, nc);
+    for (int i = 0; i < ACL_CAT_COUNT; i++) {
+        if ((cats >> i) & 1) {
+            char cat[32];
+            snprintf(cat, sizeof(cat), "@%s", acl_category_name(i));
+            reply_simple(c, cat);
+        }
     }
     reply_array(c, 0); /* tips */
     reply_array(c, 0); /* key specs */
     size_t ns = n_subcommands(cmd);
     reply_array(c, ns);
     for (size_t i = 0; i < ns; i++) {
-        reply_command_info(c, &cmd->subcommands[i]);
+        reply_command_info(c, &cmd->subcommands[i], cmd);
     }
 }
 
@@ -483,7 +545,7 @@ static void cmd_command(struct client *c,
     if (argc == 1) {
         reply_array(c, N_COMMANDS);
         for (size_t i = 0; i < N_COMMANDS; i++) {
-            reply_command_info(c, &g_commands[i]);
+            reply_command_info(c, &g_commands[i], NULL);
         }
         return;
     }
@@ -525,15 +587,8 @@ static void cmd_command(struct client *c,
                     cn++;
                     cl--;
                 }
-                bool w = cmd->flags & CMD_WRITE, r = cmd->flags & CMD_READONLY;
-                k = (cl == strlen(cmd->group) &&
-                     strncasecmp(cn, cmd->group, cl) == 0) ||
-                    (w && cl == 5 && strncasecmp(cn, "write", 5) == 0) ||
-                    (r && cl == 4 && strncasecmp(cn, "read", 4) == 0) ||
-                    ((cmd->flags & CMD_FAST) && cl == 4 &&
-                     strncasecmp(cn, "fast", 4) == 0) ||
-                    (cmd->first_key && cl == 8 &&
-                     strncasecmp(cn, "keyspace", 8) == 0);
+                int ci = acl_category_lookup(cn, cl);
+                k = ci >= 0 && ((cmd__acl_categories(cmd, NULL) >> ci) & 1);
             }
             keep[i] = k;
             n += k;
@@ -548,7 +603,7 @@ static void cmd_command(struct client *c,
         if (argc == 2) {
             reply_array(c, N_COMMANDS);
             for (size_t i = 0; i < N_COMMANDS; i++) {
-                reply_command_info(c, &g_commands[i]);
+                reply_command_info(c, &g_commands[i], NULL);
             }
             return;
         }
@@ -557,7 +612,7 @@ static void cmd_command(struct client *c,
             const struct command *cmd =
                 command_lookup(argv[i].ptr, argv[i].len);
             if (cmd) {
-                reply_command_info(c, cmd);
+                reply_command_info(c, cmd, NULL);
             } else {
                 resp_w_null_array(&c->obuf, c->proto);
             }
@@ -795,6 +850,10 @@ void command_dispatch(struct client *c,
             reject(c, cmd, msg);
             return;
         }
+    }
+    if (!cmd__acl_allows(c, cmd, NULL, argc, argv, msg, sizeof(msg))) {
+        reject(c, cmd, msg);
+        return;
     }
     if (c->in_multi && (cmd->flags & CMD_NOTX)) {
         reject(c, cmd, "ERR Command not allowed inside a transaction");
