@@ -57,7 +57,10 @@ static uint32_t categories_of(const struct command *cmd, bool container)
     static const char *const connection[] = {"asking", "readonly", "readwrite",
                                              NULL};
     if (container) {
-        return 1u << ACL_CAT_SLOW; /* as Redis: only the subcommands count */
+        /* as Redis: only the subcommands count, but COMMAND is @connection */
+        return (1u << ACL_CAT_SLOW) |
+               (strcmp(cmd->name, "command") == 0 ? 1u << ACL_CAT_CONNECTION
+                                                  : 0);
     }
     uint32_t c = 0;
     c |= (cmd->flags & CMD_WRITE) ? 1u << ACL_CAT_WRITE : 0;
@@ -151,19 +154,22 @@ uint32_t cmd__acl_categories(const struct command *cmd,
         .cats;
 }
 
-/* What a command needs of each key: Redis's key-spec flags reduced to
- * read (the command returns data from the value) and write. */
+/* What a command needs of each key: Redis 7's key-spec flags reduced to
+ * read (ACCESS: the command returns data from the value) and write
+ * (INSERT, UPDATE, DELETE); checked against redis-server by
+ * tests/integration/test_acl.py. */
 static unsigned key_need(const struct command *cmd,
                          size_t argc,
                          const struct resp_arg *argv)
 {
-    static const char *const meta[] = {"exists", "ttl",        "pttl",
-                                       "type",   "expiretime", "pexpiretime",
-                                       "watch",  NULL};
+    /* no ACCESS/INSERT/UPDATE/DELETE flag in Redis's key specs */
+    static const char *const meta[] = {"exists", "type", "strlen", "watch",
+                                       NULL};
+    /* OW or RW without ACCESS */
     static const char *const write_only[] = {
-        "setex",     "psetex",  "mset",       "msetnx",     "setnx",
-        "del",       "unlink",  "expire",     "expireat",   "pexpire",
-        "pexpireat", "persist", "ringkv.del", "ringkv.put", NULL};
+        "setex",  "psetex",     "mset",       "msetnx",  "setnx",     "del",
+        "unlink", "expire",     "expireat",   "pexpire", "pexpireat", "persist",
+        "append", "ringkv.del", "ringkv.put", NULL};
     if (name_in(cmd->name, meta)) {
         return 0;
     }
@@ -446,6 +452,7 @@ bool cmd__acl_allows(struct client *c,
         return true;
     }
     const char *name = sc ? sc->name : cmd->name;
+    c->last_cmd = cmd->name; /* CLIENT INFO in ACL LOG names it */
     if (rc == 1) {
         c->srv->stats.acl_denied_cmd++;
         snprintf(msg, msglen,

@@ -191,7 +191,7 @@ static const struct command g_commands[] = {
     {"acl", cmd_acl, -2, CMD_LOADING | CMD_STALE, 0, 0, 0, "server", "6.0.0",
      "A container for Access List Control commands.", "Depends on subcommand.",
      acl_subcommands},
-    {"append", cmd_append, 3, (WR | CMD_CREATE), 1, 1, 1, "string", "2.0.0",
+    {"append", cmd_append, 3, (WRF | CMD_CREATE), 1, 1, 1, "string", "2.0.0",
      "Appends a string to the value of a key. Creates the key if it doesn't "
      "exist.",
      "O(1)", NULL},
