@@ -519,6 +519,7 @@ def test_restricted_user_in_a_cluster(cluster_factory):
     coordinator to keys outside its patterns, and can inside them (ACL
     users are per node, as in Redis Cluster)."""
     cl = cluster_factory(3)
+    assert all(cl.info(n)["cluster_members"] == "3" for n in cl.nodes)
     for n in cl.nodes:
         n.client().execute_command("ACL", "SETUSER", "hank", "on", ">h",
                                    "~h:*", "+@read", "+@write")
