@@ -38,6 +38,7 @@
 
 #include "server/cluster_internal.h"
 #include "server/cluster_secret.h"
+#include "server/fileio.h"
 
 uint64_t cluster__now_mono(void)
 {
@@ -56,44 +57,9 @@ static int write_file_atomic(const char *dir,
                              const void *p,
                              size_t len)
 {
-    char tmp[4200], dst[4200];
-    snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, name);
-    snprintf(dst, sizeof(dst), "%s/%s", dir, name);
-    int fd =
-        open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        return RK_EIO;
-    }
-    const char *b = p;
-    size_t off = 0;
-    while (off < len) {
-        ssize_t n = write(fd, b + off, len - off);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            close(fd);
-            unlink(tmp);
-            return RK_EIO;
-        }
-        off += (size_t)n;
-    }
-    if (fsync(fd) != 0) {
-        close(fd);
-        unlink(tmp);
-        return RK_EIO;
-    }
-    close(fd);
-    if (rename(tmp, dst) != 0) {
-        unlink(tmp);
-        return RK_EIO;
-    }
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        (void)fsync(dfd);
-        close(dfd);
-    }
-    return RK_OK;
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    return rk_file_replace(path, p, len, 0600);
 }
 
 /* Reads a whole small file into out (cleared).  RK_ENOTFOUND if absent. */
@@ -101,32 +67,8 @@ static int read_file(const char *dir, const char *name, struct rk_buf *out)
 {
     char path[4200];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
-    rk_buf_clear(out);
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
-        return errno == ENOENT ? RK_ENOTFOUND : RK_EIO;
-    }
-    char tmp[4096];
-    for (;;) {
-        ssize_t n = read(fd, tmp, sizeof(tmp));
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            close(fd);
-            return RK_EIO;
-        }
-        if (n == 0) {
-            break;
-        }
-        if (rk_buf_append(out, tmp, (size_t)n) != RK_OK ||
-            out->len > 64u * 1024 * 1024) {
-            close(fd);
-            return RK_ENOMEM;
-        }
-    }
-    close(fd);
-    return RK_OK;
+    int rc = rk_file_read(path, 64u * 1024 * 1024, out);
+    return rc == RK_EINVAL ? RK_EIO : rc; /* a link, not a file, too large */
 }
 
 /* ---- the node's actions ------------------------------------------------- */

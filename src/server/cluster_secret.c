@@ -13,22 +13,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
-
-static int write_all(int fd, const char *p, size_t len)
-{
-    size_t off = 0;
-    while (off < len) {
-        ssize_t n = write(fd, p + off, len - off);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return RK_EIO;
-        }
-        off += (size_t)n;
-    }
-    return RK_OK;
-}
+#include "server/fileio.h"
 
 int cluster_secret_store(const char *data_dir,
                          const unsigned char *secret,
@@ -36,36 +21,15 @@ int cluster_secret_store(const char *data_dir,
                          char *err,
                          size_t errlen)
 {
-    char tmp[4200], dst[4200], text[2 * PEER_AUTH_SECRET_MAX + 2];
-    snprintf(tmp, sizeof(tmp), "%s/%s.tmp", data_dir, CLUSTER_SECRET_FILE);
+    char dst[4200], text[2 * PEER_AUTH_SECRET_MAX + 2];
     snprintf(dst, sizeof(dst), "%s/%s", data_dir, CLUSTER_SECRET_FILE);
     size_t tl = peer_auth_secret_format(secret, len, text, sizeof(text));
-    (void)unlink(tmp); /* a leftover of a crash; never followed */
-    int fd =
-        open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    int rc = fd < 0 ? RK_EIO : write_all(fd, text, tl);
-    int e = rc != RK_OK ? errno : 0; /* before close() can change it */
+    int rc = rk_file_replace(dst, text, tl, 0600);
+    int e = errno;
     OPENSSL_cleanse(text, sizeof(text));
-    if (rc == RK_OK && fsync(fd) != 0) {
-        rc = RK_EIO;
-        e = errno;
-    }
-    if (fd >= 0) {
-        close(fd);
-    }
-    if (rc == RK_OK && rename(tmp, dst) != 0) {
-        rc = RK_EIO;
-        e = errno;
-    }
     if (rc != RK_OK) {
         snprintf(err, errlen, "cannot write %s: %s", dst, strerror(e));
-        (void)unlink(tmp);
         return rc;
-    }
-    int dfd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        (void)fsync(dfd);
-        close(dfd);
     }
     return RK_OK;
 }
