@@ -1022,6 +1022,34 @@ static int follow_self(struct membership *m,
     return RK_OK;
 }
 
+/*
+ * Why a member refuses to adopt `s`, a state greater than its own that a
+ * peer gossiped, or NULL when it may (issue 15 item 1: gossip is checked
+ * against what the cluster state's own rules allow a change to do).  No
+ * change ever alters ring_size or n_val, and each change adds 1 to the
+ * version: a state that alters the settings, or whose version is more
+ * than MEMBERSHIP_MAX_VERSION_STEP ahead, was not made by the rules (a
+ * forged or corrupt state; one far ahead would otherwise win every
+ * comparison forever, and at UINT64_MAX no node could make a newer one).
+ * A node that really was away for that many versions must be wiped and
+ * join again; the log line says so.
+ */
+static const char *gossip_refusal(const struct membership *m,
+                                  const struct mb_state *s)
+{
+    if (s->ring_size != m->st->ring_size || s->n_val != m->st->n_val) {
+        return "changes ring_size or n_val, which no membership change "
+               "does";
+    }
+    if (s->version > m->st->version &&
+        s->version - m->st->version > MEMBERSHIP_MAX_VERSION_STEP) {
+        return "is more versions ahead of this node's state than any "
+               "history makes (if this node was away that long, wipe its "
+               "data dir and join it again)";
+    }
+    return NULL;
+}
+
 static int on_gossip(struct membership *m,
                      const struct peer_gossip *g,
                      uint64_t now_ms,
@@ -1076,6 +1104,23 @@ static int on_gossip(struct membership *m,
         mb_state_free(s);
         return RK_OK;
     }
+    const char *why = gossip_refusal(m, s);
+    if (why != NULL) {
+        m->gossip_refused++;
+        if (m->refused_logged_ms == 0 ||
+            now_ms >= m->refused_logged_ms + 10000) {
+            m->refused_logged_ms = now_ms; /* rate-limited */
+            log_action(acts, RK_EINVAL,
+                       "gossip from %.*s refused (%" PRIu64
+                       " so far): version %" PRIu64 " by %s %s",
+                       (int)(g->from.len > CL_ID_MAX ? CL_ID_MAX : g->from.len),
+                       g->from.ptr ? g->from.ptr : "", m->gossip_refused,
+                       s->version, s->changer, why);
+        }
+        MB_ERR(m, "%s", why);
+        mb_state_free(s);
+        return RK_EINVAL;
+    }
     enum membership_phase before = m->phase;
     rc = install_state(m, s);
     if (rc != RK_OK) {
@@ -1123,6 +1168,11 @@ enum membership_phase membership_phase(const struct membership *m)
 const char *membership_self_id(const struct membership *m)
 {
     return m->self.id;
+}
+
+uint64_t membership_gossip_refused(const struct membership *m)
+{
+    return m->gossip_refused;
 }
 
 uint64_t membership_version(const struct membership *m)

@@ -35,6 +35,9 @@
 #define MEMBERSHIP_DEFAULT_GOSSIP_MS    200
 #define MEMBERSHIP_DEFAULT_JOIN_RETRY   1000  /* ms between JOINs */
 #define MEMBERSHIP_DEFAULT_JOIN_TIMEOUT 30000 /* ms until JOIN_FAILED */
+/* How far ahead of a member's state a gossiped state's version may be
+ * (each change adds 1): membership.c gossip_refusal. */
+#define MEMBERSHIP_MAX_VERSION_STEP (1ull << 24)
 
 /*
  * Member status (wire values; never reuse).  Without a transition every
@@ -138,6 +141,11 @@ void membership_destroy(struct membership *m);
 
 /* One-line reason for the last error a call returned ("" if none). */
 const char *membership_errmsg(const struct membership *m);
+
+/* Gossiped states greater than this node's that it refused because no
+ * membership change could have made them (a version too far ahead, other
+ * ring_size or n_val; membership.c gossip_refusal).  Thread: the loop. */
+uint64_t membership_gossip_refused(const struct membership *m);
 
 /*
  * Creates a new one-node cluster: this node alone, VALID, owning every

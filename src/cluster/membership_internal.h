@@ -95,6 +95,8 @@ struct membership
 
     char reply_text[PEER_MAX_MESSAGE + 1]; /* JOIN_REPLY message view */
     char errmsg[256];
+    uint64_t gossip_refused;    /* greater states refused (gossip_refusal) */
+    uint64_t refused_logged_ms; /* last line about one (rate limit) */
 };
 
 void mb_set_err(char *buf, size_t cap, const char *fmt, ...)

@@ -980,22 +980,22 @@ void node_on_message(struct node *n,
             swim_on_message(n->swim, msg, now, &n->acts);
             node__run_cl_actions(n);
             break;
-        case PEER_GOSSIP: {
+        case PEER_GOSSIP:
             n->st.gossip_in++;
-            struct node__seen *ps = seen_find(n, from, from_len, true);
-            if (ps) {
-                ps->version = msg->gossip.state_version;
-                ps->hash = msg->gossip.state.len
-                               ? XXH3_64bits(msg->gossip.state.ptr,
-                                             msg->gossip.state.len)
-                               : 0;
-            }
-        }
             /* fall through */
         case PEER_JOIN:
         case PEER_REPLACE:
         case PEER_JOIN_REPLY: {
             int rc = membership_on_message(n->mem, msg, now, &n->acts);
+            /* the sender's report of its state (node_agrees), if taken */
+            struct node__seen *ps = msg->type == PEER_GOSSIP && rc == RK_OK
+                                        ? seen_find(n, from, from_len, true)
+                                        : NULL;
+            if (ps) {
+                ps->version = msg->gossip.state_version;
+                ps->hash =
+                    XXH3_64bits(msg->gossip.state.ptr, msg->gossip.state.len);
+            }
             if (rc != RK_OK) {
                 node__log(n, RK_LOG_DEBUG, "membership_message",
                           "peer=%s type=%d error=%s reason=\"%s\"", id,

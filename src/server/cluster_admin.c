@@ -649,9 +649,12 @@ void cluster_info(struct server *s, struct rk_buf *out)
                    "\r\n"
                    "cluster_peer_rejected:%" PRIu64
                    "\r\n"
-                   "cluster_peer_spoofed:%" PRIu64 "\r\n",
+                   "cluster_peer_spoofed:%" PRIu64
+                   "\r\n"
+                   "cluster_gossip_refused:%" PRIu64 "\r\n",
                    ts.auth_failed, ts.rejected,
-                   node_stats(cn->node)->peer_spoofed);
+                   node_stats(cn->node)->peer_spoofed,
+                   membership_gossip_refused(node_membership(cn->node)));
     const struct op_chunk_stats *chs = op_machine_chunk_stats(cn->ops);
     rk_buf_appendf(out,
                    "cluster_chunked_values_stored:%" PRIu64
@@ -1224,6 +1227,10 @@ void cluster_metrics(struct server *s, struct rk_buf *out)
                 "Peer connections closed because their authentication "
                 "failed (a wrong cluster secret or a broken handshake).",
                 ts.auth_failed);
+    metrics_one(out, "ringkv_gossip_refused_total", "counter",
+                "Gossiped cluster states refused because no membership "
+                "change could have made them (issue 15).",
+                membership_gossip_refused(node_membership(cn->node)));
     metrics_family(out, "ringkv_peer_up", "gauge",
                    "1 when this node sees the peer up, by peer node id.");
     size_t m = membership_member_count(node_membership(cn->node));

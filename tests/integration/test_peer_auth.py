@@ -238,3 +238,57 @@ def test_a_member_of_an_old_cluster_does_not_make_a_secret_of_its_own(
     assert "formed before peers authenticated" in out, out[-2000:]
     assert not os.path.exists(os.path.join(b.server.data_dir,
                                            "cluster.secret"))
+
+
+def test_a_peer_with_the_secret_cannot_push_a_forged_state_version(
+        cluster_factory):
+    """Issue 15 item 1: gossip is checked against the cluster state's own
+    rules.  A holder of the cluster secret takes a member's real state
+    bytes, sets the version 2^40 ahead (a state that would win every
+    comparison; at 2^64-1 no node could ever make a newer one) and
+    gossips it as itself: every member refuses it and counts it, and the
+    cluster keeps working.  The same bytes one version ahead are adopted
+    (so the refusal is the version rule's, not a malformed frame)."""
+    cl = cluster_factory(3)
+    a = cl.nodes[0]
+    path = None
+    for root, _, files in os.walk(a.server.data_dir):
+        if "cluster.state" in files:
+            path = os.path.join(root, "cluster.state")
+    assert path, "no cluster.state under %s" % a.server.data_dir
+    with open(path, "rb") as f:
+        state = f.read()
+    assert state[:4] == b"RKCS"
+    version = int.from_bytes(state[5:13], "little")
+    secret = pw.read_secret(SECRET_FILE)
+
+    def forged(v):
+        return state[:5] + v.to_bytes(8, "little") + state[13:]
+
+    for n in cl.nodes:
+        before = cl.info(n)
+        p = pw.Peer(n.peer_port)
+        ok, _ = p.handshake(b"tool", secret)
+        assert ok
+        p.send(pw.gossip(forged(version + (1 << 40)), version + (1 << 40),
+                         b"tool"))
+        deadline = time.time() + 5
+        while time.time() < deadline and \
+                cl.info(n)["cluster_gossip_refused"] == "0":
+            time.sleep(0.1)
+        p.close()
+        i = cl.info(n)
+        assert i["cluster_gossip_refused"] == "1", i
+        assert i["cluster_state_version"] == before["cluster_state_version"]
+        assert "gossip from tool refused" in n.server.logs()
+    cl.c(a).set("after", "ok")
+    assert cl.c(cl.nodes[1]).get("after") == b"ok"
+    # control: one version ahead is adopted (and spreads)
+    p = pw.Peer(a.peer_port)
+    ok, _ = p.handshake(b"tool", secret)
+    assert ok
+    p.send(pw.gossip(forged(version + 1), version + 1, b"tool"))
+    cl.wait_until(lambda: all(cl.info(n)["cluster_state_version"] ==
+                              str(version + 1) for n in cl.nodes),
+                  "every node at the version one ahead", timeout=10)
+    p.close()

@@ -32,6 +32,7 @@ const char *sim_invariant_name(enum sim_invariant i)
         "I4 sibling bound",           "I5 resurrection", "I6 ring agreement",
         "I7 delivery order",          "I8 determinism",  "I9 chunk lost",
         "I10 handoff stuck",          "I11 aae roots",   "I12 spoofed frame",
+        "I13 forged state",
     };
     return i < SIM_N_INVARIANTS ? names[i] : "?";
 }
@@ -513,6 +514,51 @@ static void spoof(struct sim *s, int ti, int fi, const struct peer_msg *m)
     }
 }
 
+/* Every 89th GOSSIP to a member is delivered once more with its state's
+ * version set MEMBERSHIP_MAX_VERSION_STEP + 1 above the member's own (a
+ * peer with the cluster secret forging a state that would win every
+ * comparison).  I13: the member refuses it, its version stays, and
+ * membership_gossip_refused counts it.  A counter picks the frames, so
+ * the random stream is the same as without it. */
+static void forge_state(struct sim *s, int ti, int fi, const struct peer_msg *m)
+{
+    struct sim_node *to = &s->nodes[ti];
+    if (m->type != PEER_GOSSIP || to->node == NULL ||
+        m->gossip.state.len < 13 || ++s->gossip_frames % 89 != 0) {
+        return;
+    }
+    struct membership *mem = node_membership(to->node);
+    if (membership_phase(mem) != MEMBERSHIP_MEMBER) {
+        return;
+    }
+    uint64_t v = membership_version(mem);
+    uint64_t fv = v + MEMBERSHIP_MAX_VERSION_STEP + 1;
+    unsigned char *b = malloc(m->gossip.state.len);
+    if (b == NULL) {
+        return;
+    }
+    memcpy(b, m->gossip.state.ptr, m->gossip.state.len);
+    for (int k = 0; k < 8; k++) {
+        b[5 + k] = (unsigned char)(fv >> (8 * k)); /* the version field */
+    }
+    struct peer_msg f = *m;
+    f.gossip.state = (struct peer_bytes){(const char *)b, m->gossip.state.len};
+    f.gossip.state_version = fv;
+    uint64_t before = membership_gossip_refused(mem);
+    node_on_message(to->node, s->nodes[fi].id, strlen(s->nodes[fi].id), &f,
+                    sim_now(s));
+    free(b);
+    s->res->forged_states++;
+    if (membership_version(mem) != v ||
+        membership_gossip_refused(mem) != before + 1) {
+        sim__violation(s, SIM_I13_FORGED_STATE,
+                       "%s adopted a state of version %" PRIu64
+                       " gossiped by %s at its version %" PRIu64,
+                       to->id, fv, s->nodes[fi].id, v);
+    }
+    sim__after(s, ti);
+}
+
 /* A frame reached node `ti` from node `fi` (the network checked that
  * both are still the incarnations that sent and were sent to). */
 static void on_frame(void *data, int ti, int fi, const void *frame, size_t len)
@@ -535,6 +581,7 @@ static void on_frame(void *data, int ti, int fi, const void *frame, size_t len)
     node_on_message(to->node, from->id, strlen(from->id), &m, sim_now(s));
     sim__after(s, ti);
     spoof(s, ti, fi, &m);
+    forge_state(s, ti, fi, &m);
 }
 
 /* Node i's timer (node_next_deadline_ms) fired. */

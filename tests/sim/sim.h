@@ -44,6 +44,8 @@ enum sim_invariant
     SIM_I11_AAE_ROOTS,     /* anti-entropy trees wrong or unequal */
     SIM_I12_SPOOFED,       /* a frame that spoke for another node was
                               not dropped (issue 15) */
+    SIM_I13_FORGED_STATE,  /* a gossiped state no change could make was
+                              adopted (issue 15) */
     SIM_N_INVARIANTS,
 };
 
@@ -96,6 +98,7 @@ struct sim_result
     uint64_t jobs;               /* storage jobs run (fsync batches, merges) */
     uint64_t disk_faults;        /* fsyncs made to fail with EIO (bitcask) */
     uint64_t spoofed;            /* frames replayed as from another node */
+    uint64_t forged_states;      /* GOSSIP replayed with a forged version */
     uint64_t disks_full;         /* disks filled up, then freed (bitcask) */
     size_t max_siblings;         /* largest sibling count seen in a reply */
     uint64_t chunked_acked;      /* chunked values acknowledged */

@@ -54,6 +54,10 @@
  *      every replica, sim_run).
  *   I12 (E, sim.c spoof()) a frame that speaks for another node, delivered
  *      over a third node's connection, is dropped (issue 15).
+ *   I13 (E, sim.c forge_state()) a GOSSIP whose state's version is more
+ *      than MEMBERSHIP_MAX_VERSION_STEP ahead of a member's (no change
+ *      makes that) is refused: the member's version stays and
+ *      membership_gossip_refused counts it (issue 15).
  */
 #include <inttypes.h>
 #include <stdio.h>

@@ -143,6 +143,7 @@ struct sim
                                 random stream, trace hash; endpoint i = node i */
     struct simnet_link link; /* the nemesis' loss, duplication, delay */
     uint64_t named_frames;   /* frames naming their sender (spoof()) */
+    uint64_t gossip_frames;  /* GOSSIP frames delivered (forge_state()) */
     struct sim_node nodes[SIM_MAX_NODES];
     struct sim_client clients[SIM_MAX_CLIENTS];
     bool clients_on;

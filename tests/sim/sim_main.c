@@ -170,7 +170,7 @@ int main(int argc, char **argv)
     uint64_t events = 0, sim_ms = 0, ok = 0, unknown = 0, failed = 0;
     uint64_t elements = 0, crashes = 0, pauses = 0, parts = 0, msgs = 0;
     uint64_t changes = 0;
-    uint64_t jobs = 0, disk_faults = 0, disks_full = 0;
+    uint64_t jobs = 0, disk_faults = 0, disks_full = 0, spoofed = 0, forged = 0;
     size_t max_sibs = 0, bad_seeds = 0;
     uint64_t keys = 0, converged = 0;
     uint64_t chunked = 0, dropped = 0, bdeleted = 0, bfailed = 0;
@@ -228,6 +228,8 @@ int main(int argc, char **argv)
         jobs += r.jobs;
         disk_faults += r.disk_faults;
         disks_full += r.disks_full;
+        spoofed += r.spoofed;
+        forged += r.forged_states;
         max_sibs = r.max_siblings > max_sibs ? r.max_siblings : max_sibs;
         keys += r.keys;
         converged += r.keys_converged_by_heal;
@@ -271,11 +273,13 @@ int main(int argc, char **argv)
                " ms after the final checks' quiet time\n",
                aae_ex, aae_rep, aae_settle_max);
     }
-    printf(
-        "nemesis: %" PRIu64 " crashes, %" PRIu64 " pauses, %" PRIu64
-        " partitions, %" PRIu64 " disk errors, %" PRIu64 " disks full, %" PRIu64
-        " membership changes; %" PRIu64 " frames, %" PRIu64 " storage jobs\n",
-        crashes, pauses, parts, disk_faults, disks_full, changes, msgs, jobs);
+    printf("nemesis: %" PRIu64 " crashes, %" PRIu64 " pauses, %" PRIu64
+           " partitions, %" PRIu64 " disk errors, %" PRIu64
+           " disks full, %" PRIu64 " membership changes; %" PRIu64
+           " frames, %" PRIu64 " storage jobs; %" PRIu64
+           " spoofed frames, %" PRIu64 " forged states\n",
+           crashes, pauses, parts, disk_faults, disks_full, changes, msgs, jobs,
+           spoofed, forged);
     printf("speed: %" PRIu64 " seeds in %.1f s (%.2f seeds/s), %" PRIu64
            " events (%.0f/s), simulated/wall time %.0fx\n",
            seeds, dt, (double)seeds / dt, events, (double)events / dt,

@@ -1037,6 +1037,62 @@ static void test_membership_remove_of_the_joining_node_ends_the_transition(
     }
 }
 
+/* Issue 15 item 1: a member refuses a gossiped state that no membership
+ * change could have made: one whose version is more than
+ * MEMBERSHIP_MAX_VERSION_STEP ahead (a forged state at UINT64_MAX would
+ * otherwise win every comparison forever); a state one version ahead is
+ * adopted as before. */
+static void test_membership_refuses_a_version_jump(void **state)
+{
+    (void)state;
+    struct net net;
+    net_init(&net, 3, 21, 0);
+    form(&net, 3);
+    net_run(&net, net_now(&net) + 1000);
+    struct membership *m0 = net.nodes[0].m, *m1 = net.nodes[1].m;
+    uint64_t v = membership_version(m1);
+    assert_int_equal(membership_version(m0), v);
+    struct peer_bytes b = membership_state_bytes(m0);
+    unsigned char *forged = malloc(b.len);
+    assert_non_null(forged);
+    struct cl_actions acts = {0};
+    const uint64_t jumps[] = {MEMBERSHIP_MAX_VERSION_STEP + 1, UINT64_MAX - v};
+    for (size_t i = 0; i < 2; i++) {
+        memcpy(forged, b.ptr, b.len);
+        uint64_t fv = v + jumps[i];
+        for (int k = 0; k < 8; k++) {
+            forged[5 + k] = (unsigned char)(fv >> (8 * k));
+        }
+        struct peer_msg g = {.type = PEER_GOSSIP};
+        g.gossip.state = (struct peer_bytes){(const char *)forged, b.len};
+        g.gossip.state_version = fv;
+        g.gossip.from = (struct peer_bytes){"node-0", 6};
+        assert_int_equal(membership_on_message(m1, &g, net_now(&net), &acts),
+                         RK_EINVAL);
+        assert_int_equal(membership_version(m1), v);
+        assert_int_equal(membership_gossip_refused(m1), i + 1);
+        assert_non_null(strstr(membership_errmsg(m1), "wipe"));
+        cl_actions_clear(&acts);
+    }
+    /* within the step: adopted (the changer and members are unchanged) */
+    memcpy(forged, b.ptr, b.len);
+    uint64_t fv = v + 1;
+    for (int k = 0; k < 8; k++) {
+        forged[5 + k] = (unsigned char)(fv >> (8 * k));
+    }
+    struct peer_msg g = {.type = PEER_GOSSIP};
+    g.gossip.state = (struct peer_bytes){(const char *)forged, b.len};
+    g.gossip.state_version = fv;
+    g.gossip.from = (struct peer_bytes){"node-0", 6};
+    assert_int_equal(membership_on_message(m1, &g, net_now(&net), &acts),
+                     RK_OK);
+    assert_int_equal(membership_version(m1), fv);
+    assert_int_equal(membership_gossip_refused(m1), 2);
+    cl_actions_clear(&acts);
+    free(forged);
+    net_fini(&net);
+}
+
 static void test_membership_restarts_from_persisted_bytes(void **state)
 {
     (void)state;
@@ -1629,6 +1685,7 @@ int main(void)
         cmocka_unit_test(test_membership_remove_takes_a_dead_node_out),
         cmocka_unit_test(test_membership_leave_hands_off_then_leaves),
         cmocka_unit_test(test_membership_restarts_from_persisted_bytes),
+        cmocka_unit_test(test_membership_refuses_a_version_jump),
         cmocka_unit_test(
             test_membership_remove_of_the_joining_node_ends_the_transition),
         cmocka_unit_test(
