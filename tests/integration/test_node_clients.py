@@ -5,7 +5,8 @@ test_node_cluster_clients.py when tests/clients/node_modules is
 missing), each running a small script from tests/integration/node/ that
 connects (HELLO 3, CLIENT SETINFO, ioredis's INFO ready check), does
 set/get/mget, pipelines and MULTI/EXEC, and prints JSON that is checked
-here.  Bump the pins in tests/clients to test newer releases.
+here; both again over TLS with a client certificate and an ACL user
+(issue 15).  Bump the pins in tests/clients to test newer releases.
 """
 import json
 import os
@@ -19,8 +20,10 @@ from test_node_cluster_clients import node_bin, node_modules  # noqa: F401
 NODE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node")
 
 
-def run_script(node_modules, script, *args, timeout=60):  # noqa: F811
+def run_script(node_modules, script, *args, timeout=60,  # noqa: F811
+               extra_env=None):
     env = dict(os.environ, NODE_PATH=node_modules)
+    env.update(extra_env or {})
     p = subprocess.run([node_bin(), os.path.join(NODE_DIR, script)] +
                        [str(a) for a in args], stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, env=env, timeout=timeout)
@@ -86,6 +89,54 @@ def test_node_redis_with_password(auth_server, node_modules):
     out = run_script(node_modules, "node_redis_smoke.js", auth_server.port,
                      3, AUTH_PASSWORD)
     check_common(out, "nr:")
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    from conftest import REPO
+    d = tmp_path_factory.mktemp("tls")
+    subprocess.run(["bash", os.path.join(REPO, "scripts",
+                                         "gen-test-certs.sh"), str(d)],
+                   check=True, capture_output=True)
+    return d
+
+
+@pytest.mark.parametrize("script,prefix", [("ioredis_smoke.js", "io:"),
+                                           ("node_redis_smoke.js", "nr:")])
+def test_node_clients_over_tls_as_an_acl_user(server_factory, node_modules,
+                                              certs, script, prefix):
+    """Issue 15: ioredis and node-redis with `tls` (a client certificate,
+    tls-auth-clients yes) and an ACL user name (AUTH user pass / HELLO 3
+    AUTH user pass) work as they do in the clear."""
+    from conftest import free_port
+    port = free_port()
+    srv = server_factory(args=[
+        "--tls-port", str(port), "--tls-cert-file", str(certs / "server.crt"),
+        "--tls-key-file", str(certs / "server.key"),
+        "--tls-ca-cert-file", str(certs / "ca.crt"),
+        "--tls-auth-clients", "yes", "--requirepass", "adminpw"])
+    admin = srv.client(password="adminpw")
+    admin.execute_command("ACL", "SETUSER", "app", "on", ">apppw",
+                          "~" + prefix + "*", "+@all", "-@dangerous",
+                          "+info")
+    env = {"RINGKV_USER": "app", "RINGKV_TLS_CA": str(certs / "ca.crt"),
+           "RINGKV_TLS_CERT": str(certs / "client.crt"),
+           "RINGKV_TLS_KEY": str(certs / "client.key")}
+    out = run_script(node_modules, script, port, 3, "apppw", extra_env=env)
+    check_common(out, prefix)
+    # (the default user's password is adminpw: "apppw" worked only as app's)
+    assert admin.get(prefix + "n") == b"42"
+    # without the client certificate the TLS port refuses the client
+    env2 = dict(env)
+    del env2["RINGKV_TLS_CERT"], env2["RINGKV_TLS_KEY"]
+    with pytest.raises(AssertionError):
+        run_script(node_modules, script, port, 3, "apppw", extra_env=env2,
+                   timeout=30)
+    # the wrong password for the user
+    with pytest.raises(AssertionError):
+        run_script(node_modules, script, port, 3, "wrong", extra_env=env,
+                   timeout=30)
+    admin.close()
 
 
 def test_both_clients_share_one_server(server, node_modules):

@@ -1,4 +1,7 @@
 // ioredis smoke test: node ioredis_smoke.js PORT PROTOCOL [PASSWORD]
+// Environment: RINGKV_USER (an ACL user for the password), RINGKV_TLS_CA
+// (connect with TLS, trusting this CA file) with RINGKV_TLS_CERT and
+// RINGKV_TLS_KEY (a client certificate).
 // Connects (ready check = INFO, HELLO 3, CLIENT SETINFO), then
 // set/get/mget, a pipeline, a MULTI/EXEC, binary values and SCAN; prints
 // one JSON object on stdout.  Exit code 0 only if every step ran.
@@ -9,10 +12,18 @@ async function main() {
   const port = parseInt(process.argv[2], 10);
   const protocol = parseInt(process.argv[3] || '3', 10);
   const password = process.argv[4];
+  const fs = require('fs');
+  const env = process.env;
+  const tls = env.RINGKV_TLS_CA ? {
+    ca: fs.readFileSync(env.RINGKV_TLS_CA),
+    cert: env.RINGKV_TLS_CERT ? fs.readFileSync(env.RINGKV_TLS_CERT) : undefined,
+    key: env.RINGKV_TLS_KEY ? fs.readFileSync(env.RINGKV_TLS_KEY) : undefined,
+    servername: 'localhost',
+  } : undefined;
   const r = new Redis({
-    host: '127.0.0.1', port, protocol, password,
-    enableReadyCheck: true, maxRetriesPerRequest: 1, connectTimeout: 10000,
-    retryStrategy: () => null, lazyConnect: true,
+    host: '127.0.0.1', port, protocol, password, username: env.RINGKV_USER,
+    tls, enableReadyCheck: true, maxRetriesPerRequest: 1,
+    connectTimeout: 10000, retryStrategy: () => null, lazyConnect: true,
   });
   const errors = [];
   r.on('error', (e) => errors.push(String(e && e.message || e)));

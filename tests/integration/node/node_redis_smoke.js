@@ -1,4 +1,7 @@
 // node-redis ("redis" on npm) smoke test: node node_redis_smoke.js PORT RESP [PASSWORD]
+// Environment: RINGKV_USER (an ACL user for the password), RINGKV_TLS_CA
+// (connect with TLS, trusting this CA file) with RINGKV_TLS_CERT and
+// RINGKV_TLS_KEY (a client certificate).
 // Connects (HELLO 3 by default, CLIENT SETINFO, maintenance handshake),
 // then set/get/mGet, an auto-pipelined batch, execAsPipeline, MULTI/EXEC,
 // binary values and SCAN; prints one JSON object on stdout.
@@ -9,11 +12,19 @@ async function main() {
   const port = parseInt(process.argv[2], 10);
   const RESP = parseInt(process.argv[3] || '3', 10);
   const password = process.argv[4];
-  const client = createClient({
-    socket: { host: '127.0.0.1', port, reconnectStrategy: false,
-              connectTimeout: 10000 },
-    RESP, password,
-  });
+  const fs = require('fs');
+  const env = process.env;
+  const socket = { host: '127.0.0.1', port, reconnectStrategy: false,
+                   connectTimeout: 10000 };
+  if (env.RINGKV_TLS_CA) {
+    Object.assign(socket, {
+      tls: true, servername: 'localhost', ca: fs.readFileSync(env.RINGKV_TLS_CA),
+      cert: env.RINGKV_TLS_CERT ? fs.readFileSync(env.RINGKV_TLS_CERT) : undefined,
+      key: env.RINGKV_TLS_KEY ? fs.readFileSync(env.RINGKV_TLS_KEY) : undefined,
+    });
+  }
+  const client = createClient({ socket, RESP, password,
+                                username: env.RINGKV_USER });
   const errors = [];
   client.on('error', (e) => errors.push(String(e && e.message || e)));
   const out = { lib: 'redis', version: require('redis/package.json').version,
