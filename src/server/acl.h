@@ -33,14 +33,15 @@
 
 #include "common/buf.h"
 
-#define ACL_MAX_USERS       4096
-#define ACL_MAX_NAME        128  /* bytes of a user name */
-#define ACL_MAX_PASSWORDS   64   /* per user */
-#define ACL_MAX_PATTERNS    256  /* key patterns, and channel patterns */
-#define ACL_MAX_PATTERN     1024 /* bytes of one pattern */
-#define ACL_MAX_CMD_RULES   512  /* +/- command rules since the last base */
-#define ACL_MAX_PASSWORD    1024 /* bytes of a clear-text password */
-#define ACL_LOG_DEFAULT_MAX 128  /* acllog-max-len */
+#define ACL_MAX_USERS           4096
+#define ACL_MAX_NAME            128  /* bytes of a user name */
+#define ACL_MAX_PASSWORDS       64   /* per user */
+#define ACL_MAX_PATTERNS        256  /* key patterns, and channel patterns */
+#define ACL_MAX_PATTERN         1024 /* bytes of one pattern */
+#define ACL_MAX_CMD_RULES       512  /* +/- command rules since the last base */
+#define ACL_MAX_PASSWORD        1024 /* bytes of a clear-text password */
+#define ACL_LOG_DEFAULT_MAX     128  /* acllog-max-len */
+#define ACL_LOG_CLIENT_INFO_MAX 1024 /* bytes of client-info an entry keeps */
 
 /* Redis's ACL categories (ACL CAT), in Redis's order. */
 enum acl_category

@@ -82,14 +82,6 @@ uint32_t auth_guard_failed(struct auth_guard *g,
     return s->failures;
 }
 
-void auth_guard_succeeded(struct auth_guard *g, const char *ip)
-{
-    struct auth_guard_slot *s = find(g, ip);
-    if (s != NULL) {
-        memset(s, 0, sizeof(*s));
-    }
-}
-
 bool auth_guard_is_loopback(const char *ip)
 {
     struct in_addr a4;

@@ -8,9 +8,12 @@
  * counted from the later of now and the IP's previous wait (so parallel
  * connections from one IP share one schedule) and never more than
  * AUTH_GUARD_MAX_MS from now (a client of that IP that knows the
- * password waits at most that long).  A success clears the IP.  Authenticated
- * clients never wait.  The table keeps the AUTH_GUARD_SLOTS IPs that failed
- * most recently.  Thread: the loop's.
+ * password waits at most that long).  A success does not clear the IP
+ * (with ACL users one known password must not reset the count between
+ * guesses at another user's): failures expire after the window.  A client
+ * whose last AUTH failed waits too, authenticated or not.  The table keeps
+ * the AUTH_GUARD_SLOTS IPs that failed most recently.  Thread: the
+ * loop's.
  */
 #ifndef RINGKV_SERVER_AUTH_GUARD_H
 #define RINGKV_SERVER_AUTH_GUARD_H
@@ -55,9 +58,6 @@ uint64_t auth_guard_wait_ms(const struct auth_guard *g,
 uint32_t auth_guard_failed(struct auth_guard *g,
                            const char *ip,
                            uint64_t now_ms);
-
-/* A successful AUTH from `ip`: forgets its failures. */
-void auth_guard_succeeded(struct auth_guard *g, const char *ip);
 
 /* Whether `ip` (text, v4 or v6, as inet_ntop writes it) is a loopback
  * address: 127.0.0.0/8, ::1 or ::ffff:127.x.  Protected mode serves only

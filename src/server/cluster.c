@@ -67,7 +67,7 @@ static int read_file(const char *dir, const char *name, struct rk_buf *out)
 {
     char path[4200];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
-    int rc = rk_file_read(path, 64u * 1024 * 1024, out);
+    int rc = rk_file_read(path, 64u * 1024 * 1024, out, NULL);
     return rc == RK_EINVAL ? RK_EIO : rc; /* a link, not a file, too large */
 }
 

@@ -66,10 +66,13 @@ int rk_file_replace(const char *path, const void *p, size_t len, int mode)
     return RK_OK;
 }
 
-int rk_file_read(const char *path, size_t max, struct rk_buf *out)
+int rk_file_read(const char *path,
+                 size_t max,
+                 struct rk_buf *out,
+                 struct stat *st_out)
 {
     rk_buf_clear(out);
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         return errno == ENOENT  ? RK_ENOTFOUND
                : errno == ELOOP ? RK_EINVAL
@@ -79,6 +82,9 @@ int rk_file_read(const char *path, size_t max, struct rk_buf *out)
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
         return RK_EINVAL;
+    }
+    if (st_out != NULL) {
+        *st_out = st;
     }
     char tmp[4096];
     for (;;) {

@@ -6,6 +6,7 @@
 #define RINGKV_SERVER_FILEIO_H
 
 #include <stddef.h>
+#include <sys/stat.h>
 
 #include "common/buf.h"
 
@@ -19,11 +20,16 @@
 int rk_file_replace(const char *path, const void *p, size_t len, int mode);
 
 /*
- * Reads the regular file `path` (not through a symbolic link) into `out`
- * (cleared first), at most `max` bytes.  Returns RK_OK, RK_ENOTFOUND when
- * it does not exist, RK_EINVAL when it is not a regular file or is larger
- * than max, RK_EIO (errno set) or RK_ENOMEM.  Thread: any.
+ * Reads the regular file `path` (not through a symbolic link; a FIFO or
+ * device is refused without blocking) into `out` (cleared first), at
+ * most `max` bytes, and its fstat into *st when st is not NULL.  Returns
+ * RK_OK, RK_ENOTFOUND when it does not exist, RK_EINVAL when it is not a
+ * regular file or is larger than max, RK_EIO (errno set) or RK_ENOMEM.
+ * Thread: any.
  */
-int rk_file_read(const char *path, size_t max, struct rk_buf *out);
+int rk_file_read(const char *path,
+                 size_t max,
+                 struct rk_buf *out,
+                 struct stat *st);
 
 #endif /* RINGKV_SERVER_FILEIO_H */

@@ -663,7 +663,10 @@ static void kv_ready(struct client *c, void *data)
 /* The user and password of "Authorization: Basic" (RFC 7617: base64 of
  * "user:password"), authenticated against the ACL users; NULL when the
  * credentials are malformed or wrong. */
-static struct acl_user *basic_user(struct server *s, const char *b64)
+static struct acl_user *basic_user(struct server *s,
+                                   const char *b64,
+                                   char *name,
+                                   size_t cap)
 {
     size_t n = strlen(b64);
     if (n == 0 || n % 4 != 0 || n > 1024) {
@@ -683,6 +686,8 @@ static struct acl_user *basic_user(struct server *s, const char *b64)
         return NULL;
     }
     size_t ul = (size_t)(colon - out), off = ul + 1;
+    snprintf(name, cap, "%.*s", (int)(ul < cap ? ul : cap - 1),
+             (const char *)out);
     struct acl_user *u = server_acl_authenticate(
         s, (const char *)out, ul, (const char *)out + off, len - off);
     OPENSSL_cleanse(out, sizeof(out));
@@ -724,17 +729,18 @@ static struct acl_user *http_user(struct server *s, struct evhttp_request *req)
         return NULL;
     }
     struct acl_user *u = NULL;
+    char tried[ACL_MAX_NAME + 1] = "default";
     if (a && strncasecmp(a, "Bearer ", 7) == 0) {
         u = server_acl_authenticate(s, "default", 7, a + 7, strlen(a + 7));
     } else if (a && strncasecmp(a, "Basic ", 6) == 0) {
-        u = basic_user(s, a + 6);
+        u = basic_user(s, a + 6, tried, sizeof(tried));
     }
     if (u != NULL) {
-        auth_guard_succeeded(&s->auth_guard, ip);
-        return u;
+        return u; /* failures are not forgotten (connection.c) */
     }
     if (a != NULL) {
         (void)auth_guard_failed(&s->auth_guard, ip, now);
+        server_acl_http_auth_failed(s, tried, strlen(tried), ip);
     }
     s->stats.auth_failures++;
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);

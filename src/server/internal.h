@@ -132,6 +132,8 @@ struct client
     struct acl_user *user;  /* authenticated as (a reference, acl.h), or
                                NULL before AUTH */
     bool acl_killed;        /* its user was deleted: closed at the tick */
+    bool auth_failed_here;  /* its last AUTH failed: it waits out its IP's
+                               failures like an unauthenticated client */
     struct keyspace *ks;    /* what handlers read and write keys through:
                                &srv->local_ks, or a coordinated command's
                                keys while its handler runs (cluster.c) */
@@ -340,6 +342,12 @@ struct acl_user *server_acl_authenticate(struct server *s,
                                          size_t plen);
 /* Makes c authenticated as u (NULL: none), moving its reference. */
 void server_client_set_user(struct client *c, struct acl_user *u);
+/* A failed HTTP Basic/Bearer authentication as user[0..ulen) from peer
+ * ("ip"): counted and in ACL LOG (reason auth), as a failed AUTH is. */
+void server_acl_http_auth_failed(struct server *s,
+                                 const char *user,
+                                 size_t ulen,
+                                 const char *peer);
 /* CONFIG SET requirepass: the default user's password follows it. */
 void server_acl_requirepass_changed(struct server *s);
 

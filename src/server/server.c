@@ -424,9 +424,9 @@ static void client_hold_cb(evutil_socket_t fd, short what, void *arg)
     client_process_input(c);
 }
 
-/* Holds a not-yet-authenticated client while its IP waits out failed
- * AUTHs (auth_guard.h): nothing is read or run until the timer.  Returns
- * true when held. */
+/* Holds a not-yet-authenticated client, or one whose last AUTH failed,
+ * while its IP waits out failed AUTHs (auth_guard.h): nothing is read or
+ * run until the timer.  Returns true when held. */
 static bool client_auth_hold(struct client *c)
 {
     char ip[AUTH_GUARD_IP_MAX];
@@ -457,8 +457,9 @@ static bool client_process_input(struct client *c)
     c->last_ms = server_mono_ms();
     while (!c->close_after_reply && !c->read_paused && !c->auth_held &&
            !cluster_client_blocked(c) && pos < c->qbuf.len) {
-        if (!c->authed && server_auth_required(c->srv) && !c->auth_turn &&
-            client_auth_hold(c)) {
+        if (((!c->authed && server_auth_required(c->srv)) ||
+             c->auth_failed_here) &&
+            !c->auth_turn && client_auth_hold(c)) {
             break; /* its IP failed AUTH too often: later */
         }
         size_t consumed = 0;

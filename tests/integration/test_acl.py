@@ -325,6 +325,8 @@ def test_rule_changes_apply_to_live_connections(server_factory):
     res = carol_raw.execute_command("EXEC")
     assert res[0] == b"v"
     assert isinstance(res[1], redis.exceptions.NoPermissionError), res
+    last = as_dict(admin.execute_command("ACL", "LOG", "1")[0])
+    assert last[b"object"] == b"incr" and last[b"context"] == b"multi"
     # a command refused while queued aborts the transaction
     carol_raw.execute_command("MULTI")
     with pytest.raises(redis.exceptions.NoPermissionError):
@@ -369,11 +371,17 @@ def test_acl_log(server_factory):
     assert b"user=dave" in cmd[0][b"client-info"]
     assert cmd[0][b"context"] == b"toplevel"
     assert len(admin.execute_command("ACL", "LOG", "1")) == 1
+    # a client named with a megabyte leaves at most 1 KiB of it in the log
+    d.execute_command("HELLO", "2", "SETNAME", "n" * (1 << 20))
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        d.get("b2")
+    e0 = as_dict(admin.execute_command("ACL", "LOG", "1")[0])
+    assert e0[b"object"] == b"b2" and len(e0[b"client-info"]) <= 1024
     assert admin.execute_command("ACL", "LOG", "RESET")
     assert admin.execute_command("ACL", "LOG") == []
     info = admin.info("stats")
     assert int(info["acl_access_denied_cmd"]) == 3
-    assert int(info["acl_access_denied_key"]) == 1
+    assert int(info["acl_access_denied_key"]) == 2
 
 
 def write_acl_file(path, text, mode=0o600):
@@ -410,8 +418,22 @@ def test_acl_file_save_load_and_restart(server_factory, tmp_path):
         admin.execute_command("ACL", "LOAD")
     assert "line 2" in str(ex.value) and "Syntax error" in str(ex.value)
     assert b"frank" in admin.execute_command("ACL", "USERS")
+    e = srv.client(username="erin", password="epw")
+    assert e.get("e1") == b"v"
     write_acl_file(path, "user erin on >epw2 ~* +@all\n")
     assert admin.execute_command("ACL", "LOAD")
+    # erin's password changed in the file: her open session ends too
+    # (rotating a leaked password must end the sessions opened with it)
+    deadline = time.time() + 5
+    ended = False
+    while time.time() < deadline and not ended:
+        try:
+            e.get("e1")
+            time.sleep(0.1)
+        except (redis.exceptions.ConnectionError,
+                redis.exceptions.AuthenticationError):
+            ended = True
+    assert ended
     assert sorted(admin.execute_command("ACL", "USERS")) == [b"default",
                                                              b"erin"]
     # frank's connection was closed: his user is gone
@@ -440,6 +462,9 @@ def test_acl_file_refused_at_start(server_factory, tmp_path):
     p4 = str(tmp_path / "link.acl")
     os.symlink(p1, p4)
     cases.append((p4, "symbolic link"))
+    p5 = str(tmp_path / "fifo.acl")
+    os.mkfifo(p5, 0o600)
+    cases.append((p5, "not a regular file"))  # refused without blocking
     for path, msg in cases:
         srv = server_factory(args=["--aclfile", path], start=False)
         srv.start(wait=False)
@@ -501,6 +526,10 @@ def test_http_maps_basic_auth_to_acl_users(server_factory):
     assert http_req(port, "GET", "/kv/pub1", bearer="dpw")[0] == 200
     assert http_req(port, "GET", "/kv/pub1", "default", "dpw")[0] == 200
     assert http_req(port, "DELETE", "/kv/pub1", bearer="dpw")[0] == 204
+    # failed HTTP logins are in ACL LOG like failed AUTHs
+    entries = [as_dict(e) for e in admin.execute_command("ACL", "LOG")]
+    assert any(e[b"reason"] == b"auth" and e[b"username"] == b"gina" and
+               b"http" in e[b"client-info"] for e in entries), entries
     # HTTP denials are counted like RESP's
     info = admin.info("stats")
     assert int(info["acl_access_denied_key"]) >= 2
@@ -533,5 +562,111 @@ def test_restricted_user_in_a_cluster(cluster_factory):
     admin = cl.nodes[0].client()
     for i in range(30):
         assert admin.get("other:%d" % i) is None
+    # A refused command in a pipeline answers in its place: coordinated
+    # commands before it are still in flight when it is read, and its
+    # NOPERM must not overtake their replies (review of issue 15).
+    for n, c in zip(cl.nodes, clients):
+        p = c.pipeline(transaction=False)
+        for i in range(20):
+            p.get("h:%d" % i)
+            if i % 5 == 4:
+                p.get("other:%d" % i)
+        out = p.execute(raise_on_error=False)
+        want = []
+        for i in range(20):
+            want.append(str(i).encode())
+            if i % 5 == 4:
+                want.append("NOPERM")
+        assert len(out) == len(want)
+        for got, w in zip(out, want):
+            if w == "NOPERM":
+                assert isinstance(got, redis.exceptions.NoPermissionError), \
+                    (n.node_id, out)
+            else:
+                assert got == w, (n.node_id, out)
     for c in clients:
         c.close()
+
+
+def count_answers(sock, seconds):
+    """WRONGPASS and OK replies read from sock within `seconds`."""
+    buf = b""
+    deadline = time.monotonic() + seconds
+    sock.settimeout(0.2)
+    while time.monotonic() < deadline:
+        try:
+            d = sock.recv(65536)
+        except socket.timeout:
+            continue
+        if not d:
+            break
+        buf += d
+    return buf.count(b"WRONGPASS"), buf.count(b"+OK")
+
+
+def test_guessing_another_users_password_is_slowed(server_factory):
+    """Review of issue 15: the per-IP AUTH delay also holds a client that
+    is authenticated (as a low-privileged user, or as a default user that
+    needs no password) once its AUTH fails, and a known password does not
+    reset the IP's count between guesses."""
+    srv = server_factory()  # default: on, nopass
+    admin = srv.client()
+    admin.execute_command("ACL", "SETUSER", "boss", "on", ">boss-secret",
+                          "~*", "+@all")
+    admin.execute_command("ACL", "SETUSER", "low", "on", ">lowpw", "~low:*",
+                          "+get")
+    # 1. an authenticated client guessing: 2,000 pipelined guesses
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    s.sendall(b"AUTH low lowpw\r\n" +
+              b"".join(b"AUTH boss guess%d\r\n" % i for i in range(2000)))
+    wrong, ok = count_answers(s, 4.0)
+    s.close()
+    print("guesses answered in 4 s while authenticated: %d" % wrong)
+    assert ok == 1 and 3 <= wrong <= 12, (ok, wrong)
+    # 2. a known password between guesses does not reset the count (a
+    # fresh server: no failures from part 1)
+    srv = server_factory()
+    admin.close()
+    admin = srv.client()
+    admin.execute_command("ACL", "SETUSER", "boss", "on", ">boss-secret",
+                          "~*", "+@all")
+    admin.execute_command("ACL", "SETUSER", "low", "on", ">lowpw", "~low:*",
+                          "+get")
+    t0 = time.monotonic()
+    for k in range(4):
+        c = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+        c.sendall(b"AUTH boss g%da\r\nAUTH boss g%db\r\nAUTH low lowpw\r\n"
+                  % (k, k))
+        buf = b""
+        while buf.count(b"\r\n") < 3:
+            d = c.recv(4096)
+            assert d, "closed"
+            buf += d
+        assert buf.count(b"WRONGPASS") == 2 and b"+OK" in buf
+        c.close()
+    took = time.monotonic() - t0
+    print("8 guesses with a valid login after every 2 took %.1f s" % took)
+    # 3 free, then 100, 200, 400, ... ms: seconds (before, each login
+    # cleared the count and all 8 took a few ms)
+    assert took >= 2.0
+    admin.close()
+
+
+def test_requirepass_and_an_acl_file_that_declares_default(server_factory,
+                                                          tmp_path):
+    """Once ACL SAVE wrote the default user, the file keeps its password
+    and a changed --requirepass is not applied at the next start: that is
+    logged, not silent (review of issue 15)."""
+    path = str(tmp_path / "users.acl")
+    write_acl_file(path, "")
+    srv = server_factory(args=["--aclfile", path, "--requirepass", "old"])
+    c = srv.client(password="old")
+    assert c.execute_command("ACL", "SAVE")
+    c.close()
+    srv.stop()
+    srv.args = ["--aclfile", path, "--requirepass", "new"]
+    srv.start()
+    assert "event=acl_requirepass_ignored" in srv.logs()
+    assert srv.client(password="old").ping()
+    with pytest.raises(redis.exceptions.ResponseError):
+        srv.client(password="new").ping()

@@ -37,12 +37,15 @@ def test_ops_endpoints_need_the_password_when_one_is_set(server_factory):
     bearer = {"Authorization": "Bearer pw1"}
     basic = {"Authorization": "Basic " +
              base64.b64encode(b"default:pw1").decode()}
-    for path in ("/", "/stats", "/cluster", "/metrics", "/health",
-                 "/nothing-here"):
+    for k, path in enumerate(("/", "/stats", "/cluster", "/metrics",
+                              "/health", "/nothing-here")):
         st, _, body = get(port, path)
         assert st == 401, (path, st, body[:200])
-        st, _, _ = get(port, path, {"Authorization": "Bearer wrong"})
-        assert st == 401, path
+        if k < 3:
+            # 3 failures are free; a 4th would make this IP wait, the
+            # right password too (a success does not clear the count)
+            st, _, _ = get(port, path, {"Authorization": "Bearer wrong"})
+            assert st == 401, path
         st, _, _ = get(port, path, bearer)
         assert st in (200, 404), (path, st)
         st, _, _ = get(port, path, basic)

@@ -251,9 +251,25 @@ void server_acl_requirepass_changed(struct server *s)
     }
 }
 
+/* Whether users a and b have the same rules (passwords included). */
+static bool same_rules(const struct acl_user *a, const struct acl_user *b)
+{
+    struct rk_buf x, y;
+    rk_buf_init(&x);
+    rk_buf_init(&y);
+    bool same = acl_user_describe(a, &x) == RK_OK &&
+                acl_user_describe(b, &y) == RK_OK && x.len == y.len &&
+                memcmp(x.base, y.base, x.len) == 0;
+    rk_buf_fini(&x);
+    rk_buf_fini(&y);
+    return same;
+}
+
 /* Points every socket client at the user of the same name in the current
- * table; one whose user is gone is closed (Redis disconnects them too). */
-static void rebind_clients(struct server *s, struct client *self)
+ * table.  A client whose user is gone, or (after ACL LOAD: `reload`) whose
+ * user's rules or passwords changed, is closed, as Redis 7 does: rotating
+ * a leaked password in the file must end the sessions opened with it. */
+static void rebind_clients(struct server *s, struct client *self, bool reload)
 {
     for (struct client *c = s->clients; c; c = c->next) {
         if (c->user == NULL) {
@@ -263,6 +279,9 @@ static void rebind_clients(struct server *s, struct client *self)
         struct acl_user *u = acl_user_find(s->acl, name, strlen(name));
         if (u == c->user) {
             continue;
+        }
+        if (u != NULL && reload && !same_rules(u, c->user)) {
+            u = NULL;
         }
         server_client_set_user(c, u);
         if (u == NULL) {
@@ -284,7 +303,8 @@ static struct acl *load_file(struct server *s, char *err, size_t errlen)
     const char *path = s->cfg->aclfile;
     struct rk_buf text;
     rk_buf_init(&text);
-    int rc = rk_file_read(path, ACL_FILE_MAX, &text);
+    struct stat st;
+    int rc = rk_file_read(path, ACL_FILE_MAX, &text, &st);
     if (rc != RK_OK) {
         snprintf(err, errlen, "%s: %s", path,
                  rc == RK_ENOTFOUND
@@ -297,9 +317,7 @@ static struct acl *load_file(struct server *s, char *err, size_t errlen)
         rk_buf_fini(&text);
         return NULL;
     }
-    struct stat st;
-    if (stat(path, &st) == 0 &&
-        ((st.st_mode & 022) != 0 || st.st_uid != geteuid())) {
+    if ((st.st_mode & 022) != 0 || st.st_uid != geteuid()) {
         snprintf(err, errlen,
                  "%s: anyone who can write it can add a user: it must be "
                  "owned by the user ringkvd runs as and not writable by "
@@ -307,6 +325,13 @@ static struct acl *load_file(struct server *s, char *err, size_t errlen)
                  path, path);
         rk_buf_fini(&text);
         return NULL;
+    }
+    if ((st.st_mode & 044) != 0) {
+        rk_log(RK_LOG_WARN, "acl_file_readable",
+               "path=%s msg=\"group or others can read the password hashes "
+               "(unsalted SHA-256, as Redis keeps them): chmod 600 the "
+               "file\"",
+               path);
     }
     bool named_default = false;
     char why[512];
@@ -316,6 +341,14 @@ static struct acl *load_file(struct server *s, char *err, size_t errlen)
     if (a == NULL) {
         snprintf(err, errlen, "%s: %s", path, why);
         return NULL;
+    }
+    if (named_default && s->cfg->requirepass[0] != '\0') {
+        rk_log(RK_LOG_WARN, "acl_requirepass_ignored",
+               "path=%s msg=\"the ACL file declares the default user, whose "
+               "password it keeps: requirepass is not applied (change the "
+               "password with ACL SETUSER default resetpass >PW, then ACL "
+               "SAVE)\"",
+               path);
     }
     if (!named_default &&
         apply_requirepass(a, s->cfg->requirepass, why, sizeof(why)) != 0) {
@@ -368,6 +401,12 @@ static void log_denial(struct client *c,
     if (info.len && info.base[info.len - 1] == '\n') {
         info.base[--info.len] = '\0';
     }
+    if (info.len > ACL_LOG_CLIENT_INFO_MAX) {
+        /* a client may name itself with megabytes (CLIENT SETNAME): the
+         * log keeps ACL_LOG_DEFAULT_MAX entries of at most this */
+        memcpy(info.base + ACL_LOG_CLIENT_INFO_MAX - 3, "...", 4);
+        info.len = ACL_LOG_CLIENT_INFO_MAX;
+    }
     acl_log_set_max(&s->acl_log, s->cfg->acllog_max_len);
     acl_log_add(&s->acl_log, reason, c->in_multi, object, olen, username,
                 info.base ? info.base : "", server_now_ms());
@@ -382,6 +421,22 @@ void cmd__acl_auth_failed(struct client *c, const char *user, size_t ulen)
     name[n] = '\0';
     c->srv->stats.acl_denied_auth++;
     log_denial(c, ACL_LOG_AUTH, "AUTH", 4, name);
+}
+
+void server_acl_http_auth_failed(struct server *s,
+                                 const char *user,
+                                 size_t ulen,
+                                 const char *peer)
+{
+    char name[ACL_MAX_NAME + 1], info[128];
+    size_t n = ulen > ACL_MAX_NAME ? ACL_MAX_NAME : ulen;
+    memcpy(name, user, n);
+    name[n] = '\0';
+    snprintf(info, sizeof(info), "addr=%s http", peer);
+    s->stats.acl_denied_auth++;
+    acl_log_set_max(&s->acl_log, s->cfg->acllog_max_len);
+    acl_log_add(&s->acl_log, ACL_LOG_AUTH, false, "AUTH", 4, name, info,
+                server_now_ms());
 }
 
 /* The subcommand entry argv[1] names when cmd has subcommands, or NULL. */
@@ -430,6 +485,19 @@ static int check(const struct acl_user *u,
         }
     }
     return 0;
+}
+
+bool cmd__acl_would_allow(const struct client *c,
+                          const struct command *cmd,
+                          size_t argc,
+                          const struct resp_arg *argv)
+{
+    if (c->user == NULL || (cmd->flags & CMD_NOAUTH)) {
+        return true;
+    }
+    size_t bad = 0;
+    return check(c->user, cmd, find_sub(cmd, argc, argv), argc, argv, &bad) ==
+           0;
 }
 
 bool cmd__acl_allows(struct client *c,
@@ -567,7 +635,7 @@ static void acl_deluser_cmd(struct client *c,
     for (size_t i = 2; i < argc; i++) {
         n += acl_deluser(s->acl, argv[i].ptr, argv[i].len) == 1;
     }
-    rebind_clients(s, c);
+    rebind_clients(s, c, false);
     reply_int(c, n);
 }
 
@@ -781,7 +849,7 @@ static void acl_load(struct client *c)
     }
     struct acl *old = s->acl;
     s->acl = a;
-    rebind_clients(s, c);
+    rebind_clients(s, c, true);
     acl_free(old); /* users clients still hold live until released */
     rk_log(RK_LOG_INFO, "acl_loaded", "path=%s users=%zu", s->cfg->aclfile,
            acl_user_count(a));

@@ -70,14 +70,15 @@ void cmd_select(struct client *c, size_t argc, const struct resp_arg *argv)
     }
 }
 
+/* A success does not clear the IP's failures (they expire after
+ * AUTH_GUARD_WINDOW_MS): with several users, one known password must not
+ * reset the count between guesses at another's. */
 static void auth_succeeded(struct client *c, struct acl_user *u)
 {
     c->authed = true;
+    c->auth_failed_here = false;
     server_client_set_user(c, u);
     resp_parser_set_limits(c->parser, &c->srv->limits);
-    char ip[AUTH_GUARD_IP_MAX];
-    auth_guard_ip(c->addr, ip);
-    auth_guard_succeeded(&c->srv->auth_guard, ip);
 }
 
 /* A wrong password: counted, in ACL LOG, the client's IP made to wait
@@ -87,6 +88,9 @@ static void auth_failed(struct client *c, const char *user, size_t ulen)
 {
     struct server *s = c->srv;
     s->stats.auth_failures++;
+    c->auth_failed_here = true; /* waits like an unauthenticated client,
+                                   even when authenticated as another
+                                   user (server.c client_process_input) */
     cmd__acl_auth_failed(c, user, ulen);
     char ip[AUTH_GUARD_IP_MAX];
     auth_guard_ip(c->addr, ip);

@@ -56,6 +56,12 @@ bool cmd__acl_allows(struct client *c,
                      const struct resp_arg *argv,
                      char *msg,
                      size_t msglen);
+/* The same decision without counting or logging it (a command that
+ * would be refused must not overtake earlier pipelined replies). */
+bool cmd__acl_would_allow(const struct client *c,
+                          const struct command *cmd,
+                          size_t argc,
+                          const struct resp_arg *argv);
 /* Records a failed AUTH as user[0..ulen) in ACL LOG. */
 void cmd__acl_auth_failed(struct client *c, const char *user, size_t ulen);
 

@@ -161,8 +161,11 @@ void cmd_exec(struct client *c, size_t argc, const struct resp_arg *argv)
         /* checked when queued; again now, as the rules may have changed
          * since (Redis does the same) */
         char msg[256];
-        if (!cmd__acl_allows(c, q[i].cmd, NULL, q[i].argc, q[i].argv, msg,
-                             sizeof(msg))) {
+        c->in_multi = true; /* ACL LOG context "multi", as Redis */
+        bool allowed = cmd__acl_allows(c, q[i].cmd, NULL, q[i].argc, q[i].argv,
+                                       msg, sizeof(msg));
+        c->in_multi = false;
+        if (!allowed) {
             reply_error(c, msg);
         } else {
             q[i].cmd->proc(c, q[i].argc, q[i].argv);

@@ -735,7 +735,8 @@ static bool arity_ok(int arity, size_t argc)
 /*
  * Whether a command may start while earlier coordinated commands of the
  * same client are still in flight (cluster.c pipelines those): a keyed
- * command that will be routed and can fail only inside its handler.
+ * command that will be routed and can fail only inside its handler (not
+ * by arity, key checks or the user's ACL rules).
  * Anything else waits its turn (cluster_defer), so replies stay in order.
  */
 static bool pipelineable(struct client *c,
@@ -755,6 +756,11 @@ static bool pipelineable(struct client *c,
         if (argv[i].len == 0 || argv[i].len > ENGINE_DEFAULT_MAX_KEY) {
             return false;
         }
+    }
+    /* a command the user may not run is refused before its handler: it
+     * waits its turn, so the NOPERM comes after the earlier replies */
+    if (!cmd__acl_would_allow(c, cmd, argc, argv)) {
+        return false;
     }
     const char *why;
     return cluster_routes(c->srv, c, cmd, &why) && why == NULL;
