@@ -530,10 +530,20 @@ static int key_rule(struct acl_user *u,
         *why = ERR_AFTER_ALLKEYS;
         return RULE_ERR;
     }
-    if (plen == 1 && p[0] == '*' && flags == (ACL_KEY_READ | ACL_KEY_WRITE)) {
-        patterns_clear(&u->keys, &u->n_keys);
-        u->allkeys = true;
-        return 0;
+    if (plen == 1 && p[0] == '*') {
+        /* "*" for reading and writing is allkeys however it was given
+         * (~*, %RW~*, or %R~* and %W~* merged), so that the "~*" that
+         * describe shows for it replays to the same user. */
+        for (size_t k = 0; k < u->n_keys; k++) {
+            if (u->keys[k].len == 1 && u->keys[k].p[0] == '*') {
+                flags |= u->keys[k].flags;
+            }
+        }
+        if (flags == (ACL_KEY_READ | ACL_KEY_WRITE)) {
+            patterns_clear(&u->keys, &u->n_keys);
+            u->allkeys = true;
+            return 0;
+        }
     }
     return pattern_add(&u->keys, &u->n_keys, flags, p, plen, why);
 }

@@ -188,7 +188,8 @@ bool acl_user_can_key(const struct acl_user *u,
                       size_t len,
                       unsigned need);
 
-/* Whether u has ~* (allkeys): callers may skip key checks. */
+/* Whether u has ~* (allkeys, also given as %RW~* or as %R~* plus %W~*):
+ * callers may skip key checks. */
 bool acl_user_all_keys(const struct acl_user *u);
 
 /*
