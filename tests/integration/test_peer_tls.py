@@ -21,8 +21,9 @@ one):
 - the hostile-peer attacks of test_peer_auth.py in TLS mode: unauthenticated
   KV_GET, JOIN and GOSSIP, a wrong secret, impersonation of a member
   (which the cluster secret alone cannot stop: here the certificate
-  does), an oversized pre-auth header, log injection; the same hand-made
-  peer with a certificate naming its id and the secret is answered;
+  does), an oversized pre-auth header, log injection, a forged state
+  version gossiped by a holder of the secret; the same hand-made peer
+  with a certificate naming its id and the secret is answered;
 - CONFIG SET of tls-cert-file/tls-key-file makes new peer connections
   present the new certificate; one that does not name the node's id is
   refused and the old one kept;
@@ -607,6 +608,50 @@ def test_hostile_tls_peers_are_refused(tls_cluster, certs):
     p.send(pw.kv_get(b"secret-key"))
     f = p.read_frame(timeout=5)
     assert f is not None and f[0] == pw.KV_GET_REPLY, f
+    p.close()
+
+
+def test_a_tls_peer_with_the_secret_cannot_push_a_forged_state_version(
+        tls_cluster, certs):
+    """test_peer_auth.py's forged state version (2^40 ahead) over TLS: a
+    peer with a certificate naming its own id and the cluster secret is
+    admitted, and its forged GOSSIP refused and counted by every member;
+    one version ahead is adopted (the refusal is the version rule's)."""
+    cl = tls_cluster(3)
+    a = cl.nodes[0]
+    path = None
+    for root, _, files in os.walk(a.server.data_dir):
+        if "cluster.state" in files:
+            path = os.path.join(root, "cluster.state")
+    assert path, "no cluster.state under %s" % a.server.data_dir
+    with open(path, "rb") as f:
+        state = f.read()
+    version = int.from_bytes(state[5:13], "little")
+    secret = pw.read_secret(SECRET_FILE)
+
+    def forged(v):
+        return state[:5] + v.to_bytes(8, "little") + state[13:]
+
+    for n in cl.nodes:
+        before = cl.info(n)
+        p = pw.Peer(n.peer_port, tls=ctx(certs, "tool"))
+        ok, _ = p.handshake(b"tool", secret)
+        assert ok
+        p.send(pw.gossip(forged(version + (1 << 40)), version + (1 << 40),
+                         b"tool"))
+        cl.wait_until(lambda: cl.info(n)["cluster_gossip_refused"] == "1",
+                      "the forged gossip refused by %r" % n, timeout=5)
+        p.close()
+        i = cl.info(n)
+        assert i["cluster_state_version"] == before["cluster_state_version"]
+        assert "gossip from tool refused" in n.server.logs()
+    p = pw.Peer(a.peer_port, tls=ctx(certs, "tool"))
+    ok, _ = p.handshake(b"tool", secret)
+    assert ok
+    p.send(pw.gossip(forged(version + 1), version + 1, b"tool"))
+    cl.wait_until(lambda: all(cl.info(n)["cluster_state_version"] ==
+                              str(version + 1) for n in cl.nodes),
+                  "every node at the version one ahead", timeout=10)
     p.close()
 
 
