@@ -167,6 +167,9 @@ SSL_CTX *tls_peer_ctx_new(const struct rk_config *cfg, char *err, size_t errlen)
      * TLS 1.3 tickets to send after every handshake */
     SSL_CTX_set_num_tickets(ctx, 0);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    /* a few busy, long-lived connections: keep their record buffers
+     * instead of freeing and allocating them around every record */
+    SSL_CTX_clear_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     return ctx;
 }
 
