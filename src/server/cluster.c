@@ -827,14 +827,14 @@ int cluster_tls_prepare(struct server *s,
                         size_t errlen)
 {
     *out = NULL;
-    bool on = s->cluster && s->cluster->pt
-                  ? peer_transport_is_tls(s->cluster->pt)
-                  : cfg->tls_cluster;
-    if (!on) {
-        return RK_OK;
+    const struct cnode *cn = s->cluster;
+    bool running = cn != NULL && cn->pt != NULL;
+    bool on = running ? peer_transport_is_tls(cn->pt) : cfg->tls_cluster;
+    if (!on || (node_id == NULL && !running)) {
+        return RK_OK; /* plain peers, or none yet: read at the start */
     }
     if (node_id == NULL) {
-        node_id = s->cluster->node_id;
+        node_id = cn->node_id;
     }
     char why[4600];
     SSL_CTX *ctx = tls_peer_ctx_new(cfg, why, sizeof(why));

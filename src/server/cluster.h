@@ -54,8 +54,9 @@ void cluster_peek_node_id(const struct rk_config *cfg, char *out, size_t len);
 /*
  * The TLS context peers would use with the tls-* settings of `cfg`
  * (tls-cluster yes; server/tls.h tls_peer_ctx_new, peer_tls.h), checked
- * to name `node_id` (NULL: the running node's).  Whether TLS is on is
- * the running transport's (tls-cluster is fixed at start), else
+ * to name `node_id` (NULL: the running node's; before the peer port is
+ * open there is none, and *out stays NULL).  Whether TLS is on is the
+ * running transport's (tls-cluster is fixed at start), else
  * cfg->tls_cluster.  RK_OK with *out returned-owned (NULL when peers do
  * not use TLS; give it to cluster_tls_set or free it with tls_ctx_free),
  * or RK_EINVAL with a one-line reason in err (*out NULL).  Used by
