@@ -46,7 +46,9 @@
 #include "common/log.h"
 #include "server/peer_transport_internal.h"
 
-#define NAMES_LOGGED 8 /* names listed by peer_tls_cert_names_str */
+#define NAMES_LOGGED      8 /* names listed by peer_tls_cert_names_str */
+#define PT_TLS_DRAIN_STEP (16u * 1024)  /* bytes asked of one SSL_read */
+#define PT_TLS_DRAIN_MAX  (256u * 1024) /* bytes one pt__tls_drain takes */
 
 /* ---- certificates -------------------------------------------------------- */
 
@@ -240,8 +242,46 @@ struct bufferevent *pt__tls_bev_new(struct peer_transport *t,
         /* an EOF without close_notify (every libevent 2.1 close, and the
          * retire's shutdown(SHUT_WR)) is an end of stream, not an error */
         bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+        /* one read() takes every record that has arrived instead of two
+         * per record (header, then body); pt__tls_drain hands over what
+         * libevent's read loop leaves behind */
+        SSL_set_read_ahead(ssl, 1);
     }
     return bev;
+}
+
+int pt__tls_drain(struct conn *c, struct rk_buf *in, size_t *added)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+    size_t total = 0;
+    *added = 0;
+    /* libevent 2.1 stops reading at SSL_pending() == 0, which does not
+     * count whole records still in the read-ahead buffer: without this
+     * they would wait for the socket's next bytes */
+    while (ssl != NULL && SSL_has_pending(ssl) && total < PT_TLS_DRAIN_MAX) {
+        if (rk_buf_reserve(in, PT_TLS_DRAIN_STEP) != RK_OK) {
+            return RK_ENOMEM;
+        }
+        ERR_clear_error();
+        int r = SSL_read(ssl, in->base + in->len, PT_TLS_DRAIN_STEP);
+        if (r <= 0) {
+            /* a partial record (more comes with the socket's next
+             * bytes), or the end or an error, which libevent's next
+             * read reports: nothing to do here */
+            ERR_clear_error();
+            break;
+        }
+        in->len += (size_t)r;
+        total += (size_t)r;
+    }
+    if (total >= PT_TLS_DRAIN_MAX && SSL_has_pending(ssl)) {
+        /* the rest in a later pass of the loop: others get their turn */
+        bufferevent_trigger(
+            c->bev, EV_READ,
+            BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+    }
+    *added = total;
+    return RK_OK;
 }
 
 /* BIO callback of a conn's socket while its TLS handshake runs: keeps the
@@ -381,6 +421,14 @@ bool pt__tls_event(struct conn *c, short what)
     if (what & BEV_EVENT_CONNECTED) {
         c->tls_up = true;
         unwatch(c);
+        SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+        if (ssl != NULL && SSL_has_pending(ssl)) {
+            /* records read ahead with the handshake's last message: no
+             * read callback would come for them before more bytes do */
+            bufferevent_trigger(
+                c->bev, EV_READ,
+                BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+        }
         if (rk_log_enabled(RK_LOG_DEBUG)) {
             char d[64];
             pt__tls_describe(c, d, sizeof(d));

@@ -32,9 +32,10 @@
  *  4. The transport never frees a conn or a peer from inside send, so a
  *     callback may send; conns are freed only from libevent callbacks,
  *     after the state is consistent, and then the callback runs last.
- *  5. The decoder input of a conn holds less than one frame plus one read:
- *     frames are handled as soon as they are complete, and before the HELLO
- *     the body limit is HELLO_MAX_BODY.
+ *  5. The decoder input of a conn holds less than one frame plus one read
+ *     (on TLS, a read callback's input plus at most 256 KiB that
+ *     pt__tls_drain decrypted): frames are handled as soon as they are
+ *     complete, and before the HELLO the body limit is HELLO_MAX_BODY.
  */
 #include "server/peer_transport.h"
 
@@ -996,22 +997,26 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
     struct conn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
     size_t n = evbuffer_get_length(in);
-    if (n == 0) {
-        return;
-    }
     if (c->state == CONN_CLOSING) {
         evbuffer_drain(in, n);
         return;
     }
-    if (rk_buf_reserve(&c->in, n) != RK_OK) {
+    if (n > 0 && rk_buf_reserve(&c->in, n) != RK_OK) {
         conn_close(c, RK_ENOMEM, false);
         return;
     }
-    int got = evbuffer_remove(in, c->in.base + c->in.len, n);
+    int got = n > 0 ? evbuffer_remove(in, c->in.base + c->in.len, n) : 0;
     if (got > 0) {
         c->in.len += (size_t)got;
     }
-    conn_process(c);
+    size_t more = 0;
+    if (c->tls && pt__tls_drain(c, &c->in, &more) != RK_OK) {
+        conn_close(c, RK_ENOMEM, false);
+        return;
+    }
+    if (got > 0 || more > 0) {
+        conn_process(c);
+    }
 }
 
 static void conn_write_cb(struct bufferevent *bev, void *arg)

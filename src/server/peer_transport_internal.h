@@ -169,6 +169,11 @@ bool pt__tls_check_hello(struct conn *c, const struct peer_hello *h);
  * they are a TLS record, logs that the peer speaks TLS, counts, and
  * returns true (the caller closes `c`). */
 bool pt__plain_saw_tls(struct conn *c, const unsigned char *p, size_t len);
+/* After a read callback took libevent's input: decrypts the records
+ * OpenSSL read ahead beyond it into `in` (at most PT_TLS_DRAIN_MAX bytes
+ * a call; more is left for a deferred read callback).  *added: bytes
+ * appended.  RK_OK or RK_ENOMEM. */
+int pt__tls_drain(struct conn *c, struct rk_buf *in, size_t *added);
 /* " tls=TLSv1.3" of an established TLS conn, "" for a plain one. */
 void pt__tls_describe(const struct conn *c, char *out, size_t cap);
 
