@@ -339,6 +339,9 @@ struct tnode
     size_t n_msgs, n_connected, n_auth_failed;
     int auth_reason;
     bool auth_tls;
+    uint64_t next_seq; /* PING seq expected next */
+    bool in_order;
+    size_t big_len; /* object bytes of the last KV_PUT */
 };
 
 static void t_on_message(void *data,
@@ -348,8 +351,14 @@ static void t_on_message(void *data,
 {
     (void)id;
     (void)len;
-    (void)m;
-    ((struct tnode *)data)->n_msgs++;
+    struct tnode *n = data;
+    n->n_msgs++;
+    if (m->type == PEER_PING) {
+        n->in_order = n->in_order && m->ping.seq == n->next_seq;
+        n->next_seq = m->ping.seq + 1;
+    } else if (m->type == PEER_KV_PUT) {
+        n->big_len = m->kv_put.object.len;
+    }
 }
 
 static void t_on_connected(void *data,
@@ -391,6 +400,7 @@ static void tnode_start(struct event_base *base,
                         SSL_CTX *ctx)
 {
     memset(n, 0, sizeof(*n));
+    n->in_order = true;
     struct peer_transport_config cfg = {
         .self_id = id,
         .cluster_name = "test",
@@ -492,6 +502,52 @@ static void test_peer_tls_transports_talk_over_mutual_tls(void **state)
     loop_free(base, tick);
 }
 
+/* A burst of 1,000 frames, then a 1 MiB value (CHUNKs): TLS records
+ * arrive several to a read, and every frame gets through in order (none
+ * waits in OpenSSL's read-ahead buffer: pt__tls_drain). */
+static void test_peer_tls_transports_deliver_a_burst_and_a_large_value(
+    void **state)
+{
+    (void)state;
+    struct event *tick;
+    struct event_base *base = loop_new(&tick);
+    struct tnode a, b;
+    tnode_start(base, &a, "a", peer_ctx("a", 0));
+    tnode_start(base, &b, "b", peer_ctx("b", 0));
+    struct peer_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = PEER_PING;
+    m.ping.from = (struct peer_bytes){"a", 1};
+    m.ping.seq = 0; /* the first by address: connects, learns "b" */
+    assert_int_equal(peer_transport_send(a.t, NULL, "127.0.0.1", b.port, &m),
+                     RK_OK);
+    RUN_UNTIL(base, b.n_msgs == 1, WAIT_MS);
+    assert_int_equal(b.n_msgs, 1);
+    for (uint64_t i = 1; i < 1000; i++) { /* then a burst, no loop turn */
+        m.ping.seq = i;
+        assert_int_equal(peer_transport_send(a.t, "b", NULL, 0, &m), RK_OK);
+    }
+    RUN_UNTIL(base, b.n_msgs == 1000, WAIT_MS);
+    assert_int_equal(b.n_msgs, 1000);
+    assert_true(b.in_order);
+    size_t big = 1024 * 1024;
+    char *value = malloc(big);
+    assert_non_null(value);
+    memset(value, 'v', big);
+    memset(&m, 0, sizeof(m));
+    m.type = PEER_KV_PUT;
+    m.kv_put.key = (struct peer_bytes){"k", 1};
+    m.kv_put.object = (struct peer_bytes){value, big};
+    assert_int_equal(peer_transport_send(a.t, "b", NULL, 0, &m), RK_OK);
+    RUN_UNTIL(base, b.big_len == big, WAIT_MS);
+    assert_int_equal(b.big_len, big);
+    free(value);
+    assert_int_equal(tls_failed(&a) + tls_failed(&b), 0);
+    peer_transport_destroy(a.t);
+    peer_transport_destroy(b.t);
+    loop_free(base, tick);
+}
+
 static void test_peer_tls_transport_refuses_a_certificate_of_another_id(
     void **state)
 {
@@ -562,6 +618,8 @@ int main(void)
     signal(SIGPIPE, SIG_IGN); /* as ringkvd does (peer_transport.h) */
     const struct CMUnitTest transports[] = {
         cmocka_unit_test(test_peer_tls_transports_talk_over_mutual_tls),
+        cmocka_unit_test(
+            test_peer_tls_transports_deliver_a_burst_and_a_large_value),
         cmocka_unit_test(
             test_peer_tls_transport_refuses_a_certificate_of_another_id),
         cmocka_unit_test(
