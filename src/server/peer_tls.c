@@ -17,9 +17,13 @@
  *     handshake completed: still before the peer handshake ends)
  *   closed by the other end after some bytes, before TLS is up
  *                                        peer_tls_failed
- *   the first bytes received are not TLS peer_tls_mismatch (the other
- *     end runs tls-cluster no); an accepting node then answers with a TLS
- *     alert record in the clear, so that the plain dialer can tell too
+ *   the first bytes received are a plain peer's ("RKVP", OpenSSL: wrong
+ *     version number)                    peer_tls_mismatch (the other end
+ *     runs tls-cluster no); an accepting node answers any bytes that are
+ *     not TLS with a TLS alert record in the clear, so that a plain
+ *     dialer (or `ringkv cluster join`'s probe) can tell
+ *   other bytes that are not TLS (a RESP client)   peer_protocol_error,
+ *     not counted as a TLS failure, as on a plain peer port
  *   a plain node receives a TLS record   peer_tls_mismatch
  *   a certificate not naming the HELLO's node id, or a client-only one
  *                                        peer_tls_id_mismatch
