@@ -19,6 +19,9 @@ echo
 echo "## 3-node cluster vs single node (bench/cluster_bench.py)"
 /usr/bin/python3 bench/cluster_bench.py "$BUILD" ${quick[@]+"${quick[@]}"} || status=1
 echo
+echo "## 3-node cluster, peers over mutual TLS vs plain (bench/peer_tls_bench.py)"
+/usr/bin/python3 bench/peer_tls_bench.py "$BUILD" ${quick[@]+"${quick[@]}"} || status=1
+echo
 echo "## Large values: 3-node cluster vs single node, MB/s (bench/largevalue_bench.py)"
 /usr/bin/python3 bench/largevalue_bench.py "$BUILD" --extra "--cluster-max-value-bytes 128mb" --sizes 1,16,64,100 ${quick[@]+"${quick[@]}"} || status=1
 echo

@@ -238,6 +238,17 @@ static const char *wrong_port_hint(const struct rk_buf *b)
         return "this is ringkvd's peer (node-to-node) port (the RESP port + 2 "
                "by default); RESP is on --port (7379 by default)";
     }
+    /* a TLS alert record in the clear: what a ringkvd peer port with
+     * tls-cluster yes answers to anything but TLS (a TLS RESP port sends
+     * nothing) */
+    static const unsigned char tls_alert[] = {0x15, 0x03, 0x03, 0x00,
+                                              0x02, 0x02, 0x46};
+    if (b->len >= sizeof(tls_alert) &&
+        memcmp(b->base, tls_alert, sizeof(tls_alert)) == 0) {
+        return "this is ringkvd's peer (node-to-node) port, speaking TLS "
+               "(tls-cluster yes; the RESP port + 2 by default); RESP is on "
+               "--port (7379 by default)";
+    }
     return "Protocol error in the server's reply";
 }
 

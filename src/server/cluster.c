@@ -39,6 +39,8 @@
 #include "server/cluster_internal.h"
 #include "server/cluster_secret.h"
 #include "server/fileio.h"
+#include "server/peer_tls.h"
+#include "server/tls.h"
 
 uint64_t cluster__now_mono(void)
 {
@@ -314,6 +316,7 @@ static void on_auth_failed(void *data,
                            const char *host,
                            uint16_t port,
                            int reason,
+                           bool tls,
                            const char *why)
 {
     struct cnode *cn = data;
@@ -321,21 +324,39 @@ static void on_auth_failed(void *data,
         strcmp(host, cn->join_host) != 0) {
         return;
     }
-    char line[700];
-    int n = snprintf(
-        line, sizeof(line),
-        "-ERR cannot join: seed %s:%u %s (%s): give this node the cluster's "
-        "secret: ringkv cluster join %s:%u --secret-file FILE, where FILE is "
-        "a copy of the seed's DATA_DIR/cluster.secret (or the file of its "
-        "--cluster-secret-file)\r\n",
-        host, (unsigned)port,
-        reason == RK_EPERM ? "does not share this node's cluster secret"
-                           : "broke off the authentication",
-        why, host, (unsigned)port);
-    if (n < 0 || (size_t)n >= sizeof(line)) {
+    char line[900];
+    int n = 0;
+    if (tls && reason == RK_EPROTO) {
         n = snprintf(line, sizeof(line),
-                     "-ERR cannot join: the seed refused this node's "
-                     "cluster secret\r\n");
+                     "-ERR cannot join: seed %s:%u and this node disagree on "
+                     "tls-cluster (%s): every node of a cluster needs the "
+                     "same tls-cluster setting\r\n",
+                     host, (unsigned)port, why);
+    } else if (tls) {
+        n = snprintf(line, sizeof(line),
+                     "-ERR cannot join: TLS with seed %s:%u failed (%s): with "
+                     "tls-cluster yes every node needs a certificate from "
+                     "the cluster's CA (tls-ca-cert-file) whose CN or "
+                     "subjectAltName is its node id (docs/security.md)\r\n",
+                     host, (unsigned)port, why);
+    } else {
+        n = snprintf(
+            line, sizeof(line),
+            "-ERR cannot join: seed %s:%u %s (%s): give this node the "
+            "cluster's "
+            "secret: ringkv cluster join %s:%u --secret-file FILE, where FILE "
+            "is "
+            "a copy of the seed's DATA_DIR/cluster.secret (or the file of its "
+            "--cluster-secret-file)\r\n",
+            host, (unsigned)port,
+            reason == RK_EPERM ? "does not share this node's cluster secret"
+                               : "broke off the authentication",
+            why, host, (unsigned)port);
+    }
+    if (n < 0 || (size_t)n >= sizeof(line)) {
+        n = snprintf(line, sizeof(line), "-ERR cannot join: %s\r\n",
+                     tls ? "TLS with the seed failed"
+                         : "the seed refused this node's cluster secret");
     }
     join_finish(cn, line, (size_t)n);
     cluster__process_ready(cn);
@@ -626,6 +647,11 @@ int cluster_start(struct server *s, char *err, size_t errlen)
     if (rc != RK_OK) {
         return rc;
     }
+    SSL_CTX *tls = NULL;
+    rc = cluster_tls_prepare(s, cfg, cn->node_id, &tls, err, errlen);
+    if (rc != RK_OK) {
+        return rc;
+    }
     unsigned char secret[PEER_AUTH_SECRET_MAX];
     size_t secret_len = 0;
     bool generated = false;
@@ -633,6 +659,7 @@ int cluster_start(struct server *s, char *err, size_t errlen)
                              &secret_len, &generated, cn->secret_path,
                              sizeof(cn->secret_path), err, errlen);
     if (rc != RK_OK) {
+        tls_ctx_free(tls);
         return rc;
     }
     cn->secret_own = cfg->cluster_secret_file[0] == '\0';
@@ -647,6 +674,7 @@ int cluster_start(struct server *s, char *err, size_t errlen)
     struct peer_transport_config tc = {
         .secret = secret,
         .secret_len = secret_len,
+        .tls_ctx = tls,
         .self_id = cn->node_id,
         .cluster_name = cfg->cluster_name,
         .bind_host = cfg->bind,
@@ -665,6 +693,7 @@ int cluster_start(struct server *s, char *err, size_t errlen)
     };
     rc = peer_transport_create(s->base, &tc, &cbs, cn, &cn->pt, err, errlen);
     OPENSSL_cleanse(secret, sizeof(secret));
+    tls_ctx_free(tls); /* the transport holds its own reference */
     if (rc != RK_OK) {
         return rc;
     }
@@ -788,6 +817,48 @@ int cluster_start(struct server *s, char *err, size_t errlen)
            membership_version(node_membership(cn->node)),
            node_valid_members(cn->node));
     return RK_OK;
+}
+
+int cluster_tls_prepare(struct server *s,
+                        const struct rk_config *cfg,
+                        const char *node_id,
+                        struct ssl_ctx_st **out,
+                        char *err,
+                        size_t errlen)
+{
+    *out = NULL;
+    const struct cnode *cn = s->cluster;
+    bool running = cn != NULL && cn->pt != NULL;
+    bool on = running ? peer_transport_is_tls(cn->pt) : cfg->tls_cluster;
+    if (!on || (node_id == NULL && !running)) {
+        return RK_OK; /* plain peers, or none yet: read at the start */
+    }
+    if (node_id == NULL) {
+        node_id = cn->node_id;
+    }
+    char why[4600];
+    SSL_CTX *ctx = tls_peer_ctx_new(cfg, why, sizeof(why));
+    if (ctx == NULL) {
+        snprintf(err, errlen, "tls-cluster: %s", why);
+        return RK_EINVAL;
+    }
+    if (peer_tls_ctx_check(ctx, node_id, err, errlen) != RK_OK) {
+        tls_ctx_free(ctx);
+        return RK_EINVAL;
+    }
+    *out = ctx;
+    return RK_OK;
+}
+
+void cluster_tls_set(struct server *s, struct ssl_ctx_st *ctx)
+{
+    if (ctx == NULL) {
+        return;
+    }
+    if (s->cluster && s->cluster->pt) {
+        (void)peer_transport_set_tls(s->cluster->pt, ctx);
+    }
+    tls_ctx_free(ctx);
 }
 
 void cluster_stop(struct server *s)

@@ -31,6 +31,7 @@ struct server;
 struct client;
 struct rk_config;
 struct command;
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
 
 /*
  * Creates the node's cluster state: reads or writes DATA_DIR/NODE_ID,
@@ -49,6 +50,29 @@ int cluster_start(struct server *s, char *err, size_t errlen);
  * once, before any thread starts.  Thread: start-up.
  */
 void cluster_peek_node_id(const struct rk_config *cfg, char *out, size_t len);
+
+/*
+ * The TLS context peers would use with the tls-* settings of `cfg`
+ * (tls-cluster yes; server/tls.h tls_peer_ctx_new, peer_tls.h), checked
+ * to name `node_id` (NULL: the running node's; before the peer port is
+ * open there is none, and *out stays NULL).  Whether TLS is on is the
+ * running transport's (tls-cluster is fixed at start), else
+ * cfg->tls_cluster.  RK_OK with *out returned-owned (NULL when peers do
+ * not use TLS; give it to cluster_tls_set or free it with tls_ctx_free),
+ * or RK_EINVAL with a one-line reason in err (*out NULL).  Used by
+ * cluster_start and by CONFIG SET of tls-* files, which checks every
+ * new context before it applies any.  Thread: the loop.
+ */
+int cluster_tls_prepare(struct server *s,
+                        const struct rk_config *cfg,
+                        const char *node_id,
+                        struct ssl_ctx_st **out,
+                        char *err,
+                        size_t errlen);
+
+/* Makes new peer connections use `ctx` (from cluster_tls_prepare; this
+ * call takes it over, NULL is a no-op); established ones keep theirs. */
+void cluster_tls_set(struct server *s, struct ssl_ctx_st *ctx);
 
 /* Frees everything cluster_start made (no client is touched).  NULL-safe. */
 void cluster_stop(struct server *s);

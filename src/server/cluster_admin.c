@@ -651,10 +651,14 @@ void cluster_info(struct server *s, struct rk_buf *out)
                    "\r\n"
                    "cluster_peer_spoofed:%" PRIu64
                    "\r\n"
-                   "cluster_gossip_refused:%" PRIu64 "\r\n",
+                   "cluster_gossip_refused:%" PRIu64
+                   "\r\n"
+                   "cluster_peer_tls:%s\r\n"
+                   "cluster_peer_tls_failures:%" PRIu64 "\r\n",
                    ts.auth_failed, ts.rejected,
                    node_stats(cn->node)->peer_spoofed,
-                   membership_gossip_refused(node_membership(cn->node)));
+                   membership_gossip_refused(node_membership(cn->node)),
+                   peer_transport_is_tls(cn->pt) ? "yes" : "no", ts.tls_failed);
     const struct op_chunk_stats *chs = op_machine_chunk_stats(cn->ops);
     rk_buf_appendf(out,
                    "cluster_chunked_values_stored:%" PRIu64
@@ -1225,12 +1229,19 @@ void cluster_metrics(struct server *s, struct rk_buf *out)
     peer_transport_stats(cn->pt, NULL, &ts);
     metrics_one(out, "ringkv_peer_auth_failures_total", "counter",
                 "Peer connections closed because their authentication "
-                "failed (a wrong cluster secret or a broken handshake).",
+                "failed (a wrong cluster secret, a broken handshake, or TLS "
+                "refused).",
                 ts.auth_failed);
     metrics_one(out, "ringkv_gossip_refused_total", "counter",
                 "Gossiped cluster states refused because no membership "
                 "change could have made them (issue 15).",
                 membership_gossip_refused(node_membership(cn->node)));
+    metrics_one(out, "ringkv_peer_tls_failures_total", "counter",
+                "Peer connections refused in TLS (tls-cluster): a failed "
+                "handshake (no, an expired or another CA's certificate), "
+                "a peer not speaking the same tls-cluster, or a "
+                "certificate not naming the peer's node id.",
+                ts.tls_failed);
     metrics_family(out, "ringkv_peer_up", "gauge",
                    "1 when this node sees the peer up, by peer node id.");
     size_t m = membership_member_count(node_membership(cn->node));

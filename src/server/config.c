@@ -341,6 +341,9 @@ int config_set(struct rk_config *c,
     } else if (strcmp(n, "tls-ciphers") == 0) {
         rc = set_str(c->tls_ciphers, sizeof(c->tls_ciphers), value);
         why = "too long";
+    } else if (strcmp(n, "tls-cluster") == 0) {
+        rc = parse_bool(value, &c->tls_cluster);
+        why = "must be yes or no";
     } else if (strcmp(n, "tls-ciphersuites") == 0) {
         rc = set_str(c->tls_ciphersuites, sizeof(c->tls_ciphersuites), value);
         why = "too long";
@@ -645,19 +648,23 @@ static void usage(FILE *f)
             "status pages)\n"
             "  --http-health-public yes|no /health without auth when "
             "requirepass is set (no)\n"
-            "TLS for RESP clients (docs/security.md; Redis's names):\n"
+            "TLS for clients and peers (docs/security.md; Redis's names):\n"
             "  --tls-port PORT             TLS listener for RESP clients "
             "(0: off)\n"
             "  --tls-cert-file F --tls-key-file F   PEM certificate chain and "
             "key\n"
-            "  --tls-ca-cert-file F        CA(s) that sign client "
-            "certificates\n"
+            "  --tls-ca-cert-file F        CA(s) that sign client (and "
+            "node) certificates\n"
             "  --https-port PORT           the HTTP API over TLS, same "
             "certificates (0: off)\n"
             "  --tls-auth-clients yes|no|optional   require client "
             "certificates (yes)\n"
             "  --tls-protocols \"TLSv1.2 TLSv1.3\"  --tls-ciphers L  "
             "--tls-ciphersuites L\n"
+            "  --tls-cluster yes|no        peers over mutual TLS, same "
+            "files (no); each\n"
+            "                              node's certificate names its "
+            "node id\n"
             "  --proto-max-bulk-len BYTES  largest bulk argument (512mb)\n"
             "  --client-query-buffer-limit BYTES  per-client query buffer "
             "(1gb)\n"
@@ -924,6 +931,7 @@ void config_each(const struct rk_config *c,
          c->tls_protocols[0] ? c->tls_protocols : "TLSv1.2 TLSv1.3"},
         {"tls-ciphers", c->tls_ciphers},
         {"tls-ciphersuites", c->tls_ciphersuites},
+        {"tls-cluster", c->tls_cluster ? "yes" : "no"},
         {"http-cors-origin", c->http_cors_origin},
         {"http-allowed-hosts", c->http_allowed_hosts},
         {"http-health-public", c->http_health_public ? "yes" : "no"},

@@ -49,6 +49,9 @@ struct rk_config
     char tls_protocols[64];      /* "TLSv1.2 TLSv1.3" (default) */
     char tls_ciphers[1024];      /* TLS 1.2 cipher list; "" = OpenSSL's */
     char tls_ciphersuites[1024]; /* TLS 1.3 suites; "" = OpenSSL's */
+    bool tls_cluster;            /* peers over mutual TLS with the same
+                                    files (issue 15 item 1; peer_tls.h);
+                                    (no), fixed at start */
     uint32_t maxclients;         /* (10000) */
     enum rk_log_level loglevel;  /* (info) */
     enum rk_log_format log_format;

@@ -305,10 +305,12 @@ uint64_t server_mono_ms(void);   /* monotonic ms */
 uint64_t server_mono_us(void);   /* monotonic us */
 uint64_t server_rss_bytes(void); /* resident set size (info.c) */
 
-/* CONFIG SET of a tls-* setting: builds the TLS context from cfg (the
- * settings after the change) and, if that works, makes new TLS
- * connections use it.  RK_EINVAL with `why` when it does not (nothing
- * changes).  RK_OK without a TLS port. */
+/* CONFIG SET of a tls-* setting: builds the TLS contexts from cfg (the
+ * settings after the change: the client port's, and the peers' with
+ * tls-cluster yes, whose certificate must still name this node's id)
+ * and, if every one works, makes new TLS connections use them.
+ * RK_EINVAL with `why` when one does not (nothing changes).  RK_OK when
+ * neither a TLS port nor tls-cluster is on. */
 int server_tls_reload(struct server *s,
                       const struct rk_config *cfg,
                       char *why,

@@ -10,6 +10,8 @@
  *    an address-only peer, which is merged into the peer of the id its
  *    HELLO announces (peer_merge).
  *  - struct conn: one socket.  Inbound conns have no peer until their HELLO.
+ *    With tls-cluster (cfg->tls_ctx) its bufferevent is an OpenSSL one and
+ *    HANDSHAKE begins with mutual TLS; the TLS half is peer_tls.c.
  *
  * Connection states:
  *
@@ -30,9 +32,10 @@
  *  4. The transport never frees a conn or a peer from inside send, so a
  *     callback may send; conns are freed only from libevent callbacks,
  *     after the state is consistent, and then the callback runs last.
- *  5. The decoder input of a conn holds less than one frame plus one read:
- *     frames are handled as soon as they are complete, and before the HELLO
- *     the body limit is HELLO_MAX_BODY.
+ *  5. The decoder input of a conn holds less than one frame plus one read
+ *     (on TLS, a read callback's input plus at most 256 KiB that
+ *     pt__tls_drain decrypted): frames are handled as soon as they are
+ *     complete, and before the HELLO the body limit is HELLO_MAX_BODY.
  */
 #include "server/peer_transport.h"
 
@@ -79,6 +82,11 @@ static const char *safe_id(const char *id, size_t len, char *out, size_t cap)
     }
     out[o] = '\0';
     return o ? out : "?";
+}
+
+const char *pt__safe_id(const char *id, size_t len, char *out, size_t cap)
+{
+    return safe_id(id, len, out, cap);
 }
 
 static bool bytes_eq(const char *a, size_t alen, const char *b, size_t blen)
@@ -493,7 +501,10 @@ static struct conn *conn_new(struct peer_transport *t,
     rk_buf_init(&c->in);
     peer_reasm_init(&c->reasm);
     snprintf(c->addr, sizeof(c->addr), "%s", addr);
-    c->bev = bufferevent_socket_new(t->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->tls = t->tls_ctx != NULL;
+    c->bev = c->tls
+                 ? pt__tls_bev_new(t, fd, outbound)
+                 : bufferevent_socket_new(t->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->timer = evtimer_new(t->base, conn_timer_cb, c);
     if (c->bev == NULL || c->timer == NULL ||
         peer_decoder_create(HELLO_MAX_BODY, &c->dec) != RK_OK ||
@@ -520,6 +531,9 @@ static struct conn *conn_new(struct peer_transport *t,
     t->conns = c;
     if (outbound) {
         p->n_dialing++;
+    }
+    if (c->tls && !outbound) {
+        pt__tls_watch(c);
     }
     struct timeval tv = ms_tv(t->connect_ms);
     evtimer_add(c->timer, &tv);
@@ -569,6 +583,9 @@ static void peer_dial(struct peer *p)
         goto fail;
     }
     set_nodelay(bufferevent_getfd(c->bev));
+    if (c->tls) {
+        pt__tls_watch(c);
+    }
     rk_log(RK_LOG_DEBUG, "peer_dial", "addr=%s attempts=%" PRIu32, addr,
            p->attempts);
     return;
@@ -585,6 +602,12 @@ static void conn_reject(struct conn *c, int reason)
 {
     c->t->st.rejected++;
     conn_close(c, reason, true);
+}
+
+void pt__conn_refuse(struct conn *c, int reason, bool linger)
+{
+    c->t->st.rejected++;
+    conn_close(c, reason, linger);
 }
 
 /* The node that dialed `c`: this node or its peer. */
@@ -653,6 +676,9 @@ static bool conn_check_hello(struct conn *c, const struct peer_hello *h)
     struct peer_transport *t = c->t;
     char a[PEER_MAX_NODE_ID + 1], b[PEER_MAX_NODE_ID + 1];
     char cn[PEER_MAX_CLUSTER + 1], cn2[PEER_MAX_CLUSTER + 1];
+    if (c->tls && !pt__tls_check_hello(c, h)) {
+        return false; /* its certificate is not the HELLO's node's */
+    }
     if (h->cluster_name.len > 0 && t->cluster_len > 0 &&
         !bytes_eq(h->cluster_name.ptr, h->cluster_name.len, t->cluster,
                   t->cluster_len)) {
@@ -698,6 +724,16 @@ static bool conn_check_hello(struct conn *c, const struct peer_hello *h)
 
 static bool conn_activate(struct conn *c, const struct peer_hello *h);
 
+bool pt__auth_log_allowed(struct peer_transport *t)
+{
+    time_t now = time(NULL);
+    if (now != t->auth_log_s) {
+        t->auth_log_s = now;
+        t->auth_logged = 0;
+    }
+    return t->auth_logged++ < 10;
+}
+
 /* Logs a failed handshake (at most 10 lines a second for the transport,
  * then counted only) and closes `c`. */
 static void auth_failed(struct conn *c, int rc)
@@ -705,12 +741,7 @@ static void auth_failed(struct conn *c, int rc)
     struct peer_transport *t = c->t;
     char a[PEER_MAX_NODE_ID + 1];
     t->st.auth_failed++;
-    time_t now = time(NULL);
-    if (now != t->auth_log_s) {
-        t->auth_log_s = now;
-        t->auth_logged = 0;
-    }
-    if (t->auth_logged++ < 10) {
+    if (pt__auth_log_allowed(t)) {
         rk_log(RK_LOG_WARN, "peer_auth_failed",
                "addr=%s peer=%s reason=\"%s\" failures=%" PRIu64
                " msg=\"every node of a cluster needs the same cluster secret "
@@ -722,7 +753,7 @@ static void auth_failed(struct conn *c, int rc)
                c->auth.why ? c->auth.why : "?", t->st.auth_failed);
     }
     if (c->outbound && c->peer && c->peer->host && t->cbs.on_auth_failed) {
-        t->cbs.on_auth_failed(t->data, c->peer->host, c->peer->port, rc,
+        t->cbs.on_auth_failed(t->data, c->peer->host, c->peer->port, rc, false,
                               c->auth.why ? c->auth.why : "?");
     }
     conn_reject(c, rc);
@@ -801,11 +832,13 @@ static bool conn_activate(struct conn *c, const struct peer_hello *h)
     t->st.connects++;
     evbuffer_add_buffer(bufferevent_get_output(c->bev), p->pending);
     peer_pump(p);
+    char tls[32];
+    pt__tls_describe(c, tls, sizeof(tls));
     rk_log(RK_LOG_INFO, "peer_connected",
-           "peer=%s addr=%s direction=%s host=%s peer_port=%u version=%u", pid,
-           c->addr, c->outbound ? "out" : "in",
+           "peer=%s addr=%s direction=%s host=%s peer_port=%u version=%u%s",
+           pid, c->addr, c->outbound ? "out" : "in",
            safe_id(h->host.ptr, h->host.len, b, sizeof(b)),
-           (unsigned)h->peer_port, (unsigned)c->version);
+           (unsigned)h->peer_port, (unsigned)c->version, tls);
     if (t->cbs.on_peer_connected) {
         t->cbs.on_peer_connected(t->data, p->id, p->id_len, h);
     }
@@ -905,6 +938,11 @@ static bool conn_on_frame(struct conn *c, const struct peer_msg *m, size_t len)
 
 static void conn_decode_error(struct conn *c, int rc, size_t pos)
 {
+    if (!c->tls && c->state == CONN_HANDSHAKE &&
+        pt__plain_saw_tls(c, (const unsigned char *)c->in.base + pos,
+                          c->in.len - pos)) {
+        return; /* a TLS peer (tls-cluster yes): logged, `c` closed */
+    }
     char a[PEER_MAX_NODE_ID + 1];
     const char *pid = c->peer
                           ? safe_id(c->peer->id, c->peer->id_len, a, sizeof(a))
@@ -959,22 +997,26 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
     struct conn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
     size_t n = evbuffer_get_length(in);
-    if (n == 0) {
-        return;
-    }
     if (c->state == CONN_CLOSING) {
         evbuffer_drain(in, n);
         return;
     }
-    if (rk_buf_reserve(&c->in, n) != RK_OK) {
+    if (n > 0 && rk_buf_reserve(&c->in, n) != RK_OK) {
         conn_close(c, RK_ENOMEM, false);
         return;
     }
-    int got = evbuffer_remove(in, c->in.base + c->in.len, n);
+    int got = n > 0 ? evbuffer_remove(in, c->in.base + c->in.len, n) : 0;
     if (got > 0) {
         c->in.len += (size_t)got;
     }
-    conn_process(c);
+    size_t more = 0;
+    if (c->tls && pt__tls_drain(c, &c->in, &more) != RK_OK) {
+        conn_close(c, RK_ENOMEM, false);
+        return;
+    }
+    if (got > 0 || more > 0) {
+        conn_process(c);
+    }
 }
 
 static void conn_write_cb(struct bufferevent *bev, void *arg)
@@ -992,6 +1034,9 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
     struct conn *c = arg;
+    if (c->tls && pt__tls_event(c, what)) {
+        return; /* TLS's: its handshake completed, or failed (c closed) */
+    }
     if (what & BEV_EVENT_CONNECTED) {
         rk_log(RK_LOG_DEBUG, "peer_tcp_connected", "addr=%s", c->addr);
         return;
@@ -1014,8 +1059,11 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct conn *c = arg;
     if (c->state == CONN_HANDSHAKE) {
-        rk_log(RK_LOG_INFO, "peer_handshake_timeout", "addr=%s ms=%" PRIu32,
-               c->addr, c->t->connect_ms);
+        rk_log(RK_LOG_INFO, "peer_handshake_timeout",
+               "addr=%s ms=%" PRIu32 "%s", c->addr, c->t->connect_ms,
+               !c->tls     ? ""
+               : c->tls_up ? " tls=up"
+                           : " tls=handshaking");
     }
     conn_close(c, RK_ETIMEDOUT, false);
 }
@@ -1227,13 +1275,15 @@ int peer_transport_create(struct event_base *base,
     uint64_t seed = 0;
     evutil_secure_rng_get_bytes(&seed, sizeof(seed));
     rk_rng_seed(&t->rng, seed);
+    pt__tls_hold(t, cfg->tls_ctx);
     rc = transport_init(t, cfg, errbuf, errlen);
     if (rc != RK_OK) {
         peer_transport_destroy(t);
         return rc;
     }
-    rk_log(RK_LOG_INFO, "peer_listening", "port=%u bind=%s", (unsigned)t->port,
-           cfg->bind_host ? cfg->bind_host : "127.0.0.1");
+    rk_log(RK_LOG_INFO, "peer_listening", "port=%u bind=%s tls=%s",
+           (unsigned)t->port, cfg->bind_host ? cfg->bind_host : "127.0.0.1",
+           t->tls_ctx ? "yes" : "no");
     *out = t;
     return RK_OK;
 }
@@ -1261,6 +1311,7 @@ void peer_transport_destroy(struct peer_transport *t)
     rk_buf_fini(&t->piece);
     rk_free(t->self_id);
     rk_free(t->cluster);
+    pt__tls_hold(t, NULL);
     OPENSSL_cleanse(t->secret, sizeof(t->secret));
     rk_free(t);
 }

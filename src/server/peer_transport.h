@@ -3,8 +3,9 @@
  * sections 1, 2 and 4; issue 4 item 1): TCP connections on the peer port,
  * the HELLO handshake, one connection per peer pair, reconnect with
  * exponential backoff and jitter, bounded send queues, and a fault hook for
- * tests.  The bytes are the codec's (src/proto/peer.h); the rules are in
- * docs/peer-protocol.md, section "Transport".
+ * tests; over mutual TLS with tls-cluster (peer_tls.h).  The bytes are
+ * the codec's (src/proto/peer.h); the rules are in docs/peer-protocol.md,
+ * section "Transport".
  *
  * Model: the transport lives on one libevent event_base and is driven by
  * that loop.  Callers hand it whole messages (peer_transport_send) and get
@@ -29,6 +30,7 @@
 
 struct event_base;
 struct peer_transport; /* opaque */
+struct ssl_ctx_st;     /* OpenSSL's SSL_CTX */
 
 #define PEER_TRANSPORT_DEFAULT_QUEUE          (64u * 1024u * 1024u) /* bytes */
 #define PEER_TRANSPORT_DEFAULT_CONNECT_MS     1000u
@@ -64,6 +66,14 @@ struct peer_transport_config
      * timeout as deadline). */
     const unsigned char *secret;
     size_t secret_len;
+    /* Mutual TLS (tls-cluster yes; peer_tls.h): NULL for plain TCP, else
+     * the context every connection, dialed or accepted, runs TLS with
+     * (server/tls.h tls_peer_ctx_new: both ends present and verify a
+     * certificate).  The node id of the other end's HELLO must be named
+     * by its certificate (peer_tls_cert_names), and the secret's
+     * handshake runs inside TLS.  The transport takes its own reference
+     * (SSL_CTX_up_ref); the caller keeps and frees its own. */
+    struct ssl_ctx_st *tls_ctx;
 };
 
 /*
@@ -93,12 +103,16 @@ struct peer_transport_cbs
                                  int reason);
     /* The handshake of a connection this node dialed to host:port failed:
      * a wrong cluster secret (RK_EPERM) or a broken handshake (RK_EPROTO);
-     * `why` is static text.  The transport retries as after any failed
-     * dial. */
+     * with `tls` true, TLS refused it (RK_EPERM: a certificate refused by
+     * either end, or one that does not name the peer's id; RK_EPROTO:
+     * the other end speaks TLS and this one does not, or the reverse).
+     * `why` is a view valid during the call.  The transport retries as
+     * after any failed dial. */
     void (*on_auth_failed)(void *data,
                            const char *host,
                            uint16_t port,
                            int reason,
+                           bool tls,
                            const char *why);
 };
 
@@ -118,8 +132,13 @@ struct peer_transport_stats
     uint64_t rejected;      /* connections closed for a bad frame, version,
                                cluster name or id (totals only) */
     uint64_t auth_failed;   /* of those, for a failed authentication: a
-                               wrong secret or a broken handshake (totals
-                               only) */
+                               wrong secret, a broken handshake, or TLS
+                               refused (totals only) */
+    uint64_t tls_failed;    /* of those, TLS's: a handshake that failed
+                               (no, an expired or an unknown CA's
+                               certificate, either end not speaking TLS),
+                               or a certificate not naming the HELLO's
+                               node id (totals only) */
     size_t queue_bytes;     /* bytes waiting to be written now */
     size_t n_peers;         /* peers known (totals only) */
     size_t n_connected;     /* peers with an established connection */
@@ -173,6 +192,18 @@ void peer_transport_destroy(struct peer_transport *t);
 int peer_transport_set_secret(struct peer_transport *t,
                               const unsigned char *secret,
                               size_t len);
+
+/*
+ * Replaces the TLS context (CONFIG SET of tls-* files: peer_tls.h):
+ * connections made from now on use `ctx`, established ones keep theirs.
+ * The transport takes its own reference.  RK_EINVAL when `ctx` is NULL
+ * or the transport runs plain TCP (tls-cluster is fixed at start).
+ * Thread: the loop's.
+ */
+int peer_transport_set_tls(struct peer_transport *t, struct ssl_ctx_st *ctx);
+
+/* Whether connections run TLS (cfg->tls_ctx was given). */
+bool peer_transport_is_tls(const struct peer_transport *t);
 
 /* The port actually listened on (useful when cfg->peer_port was 0). */
 uint16_t peer_transport_port(const struct peer_transport *t);

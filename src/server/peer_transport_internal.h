@@ -1,8 +1,9 @@
 /*
  * peer_transport_internal.h - the structures of the peer transport, shared
- * by its files: peer_transport.c (connections, HELLO, reading, sending)
- * and peer_transport_admin.c (fault injection, stats, listing).  Not a
- * public interface: see peer_transport.h.
+ * by its files: peer_transport.c (connections, HELLO, reading, sending),
+ * peer_transport_admin.c (fault injection, stats, listing) and
+ * peer_tls.c (the TLS half of tls-cluster).  Not a public interface: see
+ * peer_transport.h and peer_tls.h.
  */
 #ifndef RINGKV_SERVER_PEER_TRANSPORT_INTERNAL_H
 #define RINGKV_SERVER_PEER_TRANSPORT_INTERNAL_H
@@ -65,9 +66,14 @@ struct conn
     char hello_cluster[PEER_MAX_CLUSTER];
     char hello_host[PEER_MAX_HOST];
     enum conn_state state;
-    bool outbound;       /* dialed by this node */
-    bool wr_shut;        /* shutdown(SHUT_WR) done */
-    char addr[ADDR_LEN]; /* "host:port" of the other end, for logs */
+    bool outbound;          /* dialed by this node */
+    bool tls;               /* bev is an OpenSSL bufferevent (tls-cluster) */
+    bool tls_up;            /* its TLS handshake completed */
+    uint8_t n_first;        /* bytes in first[] */
+    unsigned char first[4]; /* the first bytes received, while TLS is
+                               not up (tells a plain peer's "RKVP") */
+    bool wr_shut;           /* shutdown(SHUT_WR) done */
+    char addr[ADDR_LEN];    /* "host:port" of the other end, for logs */
 };
 
 struct peer
@@ -114,7 +120,8 @@ struct peer_transport
     struct conn *conns;
     struct fault *faults;
     size_t n_faults;
-    struct rk_buf hello; /* our HELLO frame, encoded once */
+    struct rk_buf hello;        /* our HELLO frame, encoded once */
+    struct ssl_ctx_st *tls_ctx; /* our reference; NULL: plain TCP */
     unsigned char secret[PEER_AUTH_SECRET_MAX]; /* the cluster secret */
     size_t secret_len;
     uint64_t auth_logged;  /* failed handshakes logged in this second */
@@ -131,5 +138,43 @@ struct peer *pt__peer_by_id(const struct peer_transport *t,
                             size_t len);
 /* Bytes queued for p: pending, large frames, and its active conn's output. */
 size_t pt__queue_bytes(const struct peer *p);
+/* A node id made safe for a logfmt value and a quoted message. */
+const char *pt__safe_id(const char *id, size_t len, char *out, size_t cap);
+/* Whether a refused handshake may be logged now (10 lines a second). */
+bool pt__auth_log_allowed(struct peer_transport *t);
+/* Counts `c` as rejected and closes it: at once, or (`linger`) once its
+ * output is written (so a plain peer reads our HELLO and can tell). */
+void pt__conn_refuse(struct conn *c, int reason, bool linger);
+
+/* ---- peer_tls.c: the TLS half (tls-cluster; peer_tls.h) ---- */
+/* Replaces t->tls_ctx by a reference of its own to `ctx` (NULL: none). */
+void pt__tls_hold(struct peer_transport *t, struct ssl_ctx_st *ctx);
+/* An OpenSSL bufferevent on `fd` (-1: to be connected), dialing or
+ * accepting, dirty shutdowns allowed; NULL when it cannot be made (`fd`
+ * is then still the caller's). */
+struct bufferevent *pt__tls_bev_new(struct peer_transport *t,
+                                    evutil_socket_t fd,
+                                    bool outbound);
+/* Watches what c's socket delivers until its TLS handshake completes
+ * (first[]); call once its bufferevent has a socket. */
+void pt__tls_watch(struct conn *c);
+/* Handles a bufferevent event of a TLS conn that belongs to TLS: its
+ * handshake completing, or failing (logged, counted, `c` closed).
+ * Returns false when the transport's usual handling applies. */
+bool pt__tls_event(struct conn *c, short what);
+/* Checks that the certificate of a TLS conn names the node id of its
+ * HELLO and may be a node's.  Returns false after closing `c`. */
+bool pt__tls_check_hello(struct conn *c, const struct peer_hello *h);
+/* A plain conn whose first bytes (`len` at `p`) are not a frame: when
+ * they are a TLS record, logs that the peer speaks TLS, counts, and
+ * returns true (the caller closes `c`). */
+bool pt__plain_saw_tls(struct conn *c, const unsigned char *p, size_t len);
+/* After a read callback took libevent's input: decrypts the records
+ * OpenSSL read ahead beyond it into `in` (at most PT_TLS_DRAIN_MAX bytes
+ * a call; more is left for a deferred read callback).  *added: bytes
+ * appended.  RK_OK or RK_ENOMEM. */
+int pt__tls_drain(struct conn *c, struct rk_buf *in, size_t *added);
+/* " tls=TLSv1.3" of an established TLS conn, "" for a plain one. */
+void pt__tls_describe(const struct conn *c, char *out, size_t cap);
 
 #endif

@@ -1165,12 +1165,18 @@ int server_tls_reload(struct server *s,
                       char *why,
                       size_t why_len)
 {
-    if (s->tls_ctx == NULL) {
-        return RK_OK; /* no TLS port: the files are read at the next start */
-    }
-    SSL_CTX *ctx = tls_ctx_new(cfg, why, why_len);
-    if (ctx == NULL) {
+    /* every new context is made and checked before any is applied */
+    SSL_CTX *ctx = NULL, *peers = NULL;
+    if (s->tls_ctx && (ctx = tls_ctx_new(cfg, why, why_len)) == NULL) {
         return RK_EINVAL;
+    }
+    if (cluster_tls_prepare(s, cfg, NULL, &peers, why, why_len) != RK_OK) {
+        tls_ctx_free(ctx);
+        return RK_EINVAL;
+    }
+    cluster_tls_set(s, peers);
+    if (ctx == NULL) {
+        return RK_OK; /* no TLS port: the files are read at the next start */
     }
     tls_ctx_free(s->tls_ctx); /* connections keep their reference */
     s->tls_ctx = ctx;

@@ -47,7 +47,23 @@ static bool protocols(const char *spec, int *lo, int *hi)
     return true;
 }
 
-SSL_CTX *tls_ctx_new(const struct rk_config *cfg, char *err, size_t errlen)
+/* err = `fmt` (one %s: the file `f`), then OpenSSL's reason. */
+static void file_err(char *err, size_t errlen, const char *fmt, const char *f)
+{
+    char what[4200];
+    snprintf(what, sizeof(what), fmt, f);
+    ssl_err(err, errlen, what);
+}
+
+/*
+ * A context of `method` with what the RESP port and the peers share: the
+ * protocol range, the options, the certificate chain and key (which must
+ * match), the CA file when set, the ciphers.  NULL with err set.
+ */
+static SSL_CTX *ctx_common(const struct rk_config *cfg,
+                           const SSL_METHOD *method,
+                           char *err,
+                           size_t errlen)
 {
     int lo = 0, hi = 0;
     if (!protocols(cfg->tls_protocols, &lo, &hi)) {
@@ -56,18 +72,7 @@ SSL_CTX *tls_ctx_new(const struct rk_config *cfg, char *err, size_t errlen)
                  "versions are not offered)");
         return NULL;
     }
-    if (cfg->tls_cert_file[0] == '\0' || cfg->tls_key_file[0] == '\0') {
-        snprintf(err, errlen, "tls-port needs tls-cert-file and tls-key-file");
-        return NULL;
-    }
-    if (cfg->tls_auth_clients != 0 && cfg->tls_ca_cert_file[0] == '\0') {
-        snprintf(err, errlen,
-                 "tls-auth-clients %s needs tls-ca-cert-file (the CA that "
-                 "signs client certificates), or set tls-auth-clients no",
-                 cfg->tls_auth_clients == 1 ? "yes" : "optional");
-        return NULL;
-    }
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX *ctx = SSL_CTX_new(method);
     if (ctx == NULL) {
         ssl_err(err, errlen, "cannot make a TLS context");
         return NULL;
@@ -84,44 +89,48 @@ SSL_CTX *tls_ctx_new(const struct rk_config *cfg, char *err, size_t errlen)
     static const unsigned char sid[] = "ringkv";
     SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
     if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert_file) != 1) {
-        char what[4200];
-        snprintf(what, sizeof(what), "cannot load tls-cert-file %s",
+        file_err(err, errlen, "cannot load tls-cert-file %s",
                  cfg->tls_cert_file);
-        ssl_err(err, errlen, what);
-        SSL_CTX_free(ctx);
-        return NULL;
-    }
-    if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key_file, SSL_FILETYPE_PEM) !=
-            1 ||
-        SSL_CTX_check_private_key(ctx) != 1) {
-        char what[4200];
-        snprintf(what, sizeof(what),
+    } else if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key_file,
+                                           SSL_FILETYPE_PEM) != 1 ||
+               SSL_CTX_check_private_key(ctx) != 1) {
+        file_err(err, errlen,
                  "cannot load tls-key-file %s (or it does not match the "
                  "certificate)",
                  cfg->tls_key_file);
-        ssl_err(err, errlen, what);
-        SSL_CTX_free(ctx);
-        return NULL;
-    }
-    if (cfg->tls_ca_cert_file[0] &&
-        SSL_CTX_load_verify_locations(ctx, cfg->tls_ca_cert_file, NULL) != 1) {
-        char what[4200];
-        snprintf(what, sizeof(what), "cannot load tls-ca-cert-file %s",
+    } else if (cfg->tls_ca_cert_file[0] &&
+               SSL_CTX_load_verify_locations(ctx, cfg->tls_ca_cert_file,
+                                             NULL) != 1) {
+        file_err(err, errlen, "cannot load tls-ca-cert-file %s",
                  cfg->tls_ca_cert_file);
-        ssl_err(err, errlen, what);
-        SSL_CTX_free(ctx);
-        return NULL;
-    }
-    if (cfg->tls_ciphers[0] &&
-        SSL_CTX_set_cipher_list(ctx, cfg->tls_ciphers) != 1) {
+    } else if (cfg->tls_ciphers[0] &&
+               SSL_CTX_set_cipher_list(ctx, cfg->tls_ciphers) != 1) {
         ssl_err(err, errlen, "invalid tls-ciphers");
-        SSL_CTX_free(ctx);
+    } else if (cfg->tls_ciphersuites[0] &&
+               SSL_CTX_set_ciphersuites(ctx, cfg->tls_ciphersuites) != 1) {
+        ssl_err(err, errlen, "invalid tls-ciphersuites");
+    } else {
+        return ctx;
+    }
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+SSL_CTX *tls_ctx_new(const struct rk_config *cfg, char *err, size_t errlen)
+{
+    if (cfg->tls_cert_file[0] == '\0' || cfg->tls_key_file[0] == '\0') {
+        snprintf(err, errlen, "tls-port needs tls-cert-file and tls-key-file");
         return NULL;
     }
-    if (cfg->tls_ciphersuites[0] &&
-        SSL_CTX_set_ciphersuites(ctx, cfg->tls_ciphersuites) != 1) {
-        ssl_err(err, errlen, "invalid tls-ciphersuites");
-        SSL_CTX_free(ctx);
+    if (cfg->tls_auth_clients != 0 && cfg->tls_ca_cert_file[0] == '\0') {
+        snprintf(err, errlen,
+                 "tls-auth-clients %s needs tls-ca-cert-file (the CA that "
+                 "signs client certificates), or set tls-auth-clients no",
+                 cfg->tls_auth_clients == 1 ? "yes" : "optional");
+        return NULL;
+    }
+    SSL_CTX *ctx = ctx_common(cfg, TLS_server_method(), err, errlen);
+    if (ctx == NULL) {
         return NULL;
     }
     int mode = cfg->tls_auth_clients == 1
@@ -129,6 +138,38 @@ SSL_CTX *tls_ctx_new(const struct rk_config *cfg, char *err, size_t errlen)
                : cfg->tls_auth_clients == 2 ? SSL_VERIFY_PEER
                                             : SSL_VERIFY_NONE;
     SSL_CTX_set_verify(ctx, mode, NULL);
+    return ctx;
+}
+
+SSL_CTX *tls_peer_ctx_new(const struct rk_config *cfg, char *err, size_t errlen)
+{
+    if (cfg->tls_cert_file[0] == '\0' || cfg->tls_key_file[0] == '\0' ||
+        cfg->tls_ca_cert_file[0] == '\0') {
+        snprintf(err, errlen,
+                 "tls-cluster yes needs tls-cert-file and tls-key-file (this "
+                 "node's certificate, naming its node id) and "
+                 "tls-ca-cert-file (the cluster's CA)");
+        return NULL;
+    }
+    SSL_CTX *ctx = ctx_common(cfg, TLS_method(), err, errlen);
+    if (ctx == NULL) {
+        return NULL;
+    }
+    /* Both ends present a certificate and check the other's, whichever
+     * dialed (mutual TLS).  A peer that closes without close_notify is an
+     * end of stream, not an error: libevent 2.1 closes without one, and
+     * frames carry their own length and checksum, so a cut stream loses
+     * at most the frame being received, as a closed connection does. */
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                       NULL);
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    /* no resumption between peers (a dial makes a fresh handshake): no
+     * TLS 1.3 tickets to send after every handshake */
+    SSL_CTX_set_num_tickets(ctx, 0);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    /* a few busy, long-lived connections: keep their record buffers
+     * instead of freeing and allocating them around every record */
+    SSL_CTX_clear_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     return ctx;
 }
 

@@ -1,9 +1,11 @@
 /*
- * tls.h - TLS for RESP clients (issue 15 item 2): OpenSSL's SSL_CTX built
- * from Redis's settings (tls-port, tls-cert-file, tls-key-file,
- * tls-ca-cert-file, tls-auth-clients yes|no|optional, tls-protocols,
- * tls-ciphers, tls-ciphersuites), used by server.c with libevent's OpenSSL
- * bufferevents.  TLS 1.2 and 1.3 only.  docs/security.md, "TLS".
+ * tls.h - TLS for RESP clients (issue 15 item 2) and between peers (item
+ * 1, tls-cluster): OpenSSL's SSL_CTX built from Redis's settings
+ * (tls-port, tls-cert-file, tls-key-file, tls-ca-cert-file,
+ * tls-auth-clients yes|no|optional, tls-protocols, tls-ciphers,
+ * tls-ciphersuites), used by server.c and http.c, and by the peer
+ * transport (peer_tls.h), with libevent's OpenSSL bufferevents.  TLS 1.2
+ * and 1.3 only.  docs/security.md, "TLS".
  */
 #ifndef RINGKV_SERVER_TLS_H
 #define RINGKV_SERVER_TLS_H
@@ -23,6 +25,22 @@ typedef struct ssl_st SSL;
  * OpenSSL's reason).  Thread: any; blocking file reads.
  */
 SSL_CTX *tls_ctx_new(const struct rk_config *cfg, char *err, size_t errlen);
+
+/*
+ * Builds the SSL_CTX of peer connections (tls-cluster yes; peer_tls.h),
+ * usable for both ends (TLS_method): this node's certificate chain and
+ * key and the CA file, all three required; the same protocols and
+ * ciphers as the RESP port; the other end's certificate is always
+ * required and verified against the CA (SSL_VERIFY_PEER |
+ * SSL_VERIFY_FAIL_IF_NO_PEER_CERT), whichever end dialed; an EOF without
+ * close_notify counts as a close (SSL_OP_IGNORE_UNEXPECTED_EOF: the
+ * peer protocol frames itself); no session tickets or cache.  NULL with
+ * `err` set on any problem.  Returns-owned: free with tls_ctx_free.
+ * Thread: any; blocking file reads.
+ */
+SSL_CTX *tls_peer_ctx_new(const struct rk_config *cfg,
+                          char *err,
+                          size_t errlen);
 
 /* Frees a context (connections made from it keep their reference). */
 void tls_ctx_free(SSL_CTX *ctx);

@@ -2,12 +2,14 @@
 docs/peer-protocol.md (header, XXH3 checksum through ctypes and the
 system's libxxhash, the field encodings), the messages the tests send, and
 the authentication handshake (section 5.22-5.23, HMAC-SHA-256 from
-Python's hmac module) done right or wrong on purpose."""
+Python's hmac module) done right or wrong on purpose; over TLS too
+(tls-cluster yes: Peer(..., tls=ssl_context), see tls_context)."""
 import ctypes
 import hashlib
 import hmac
 import os
 import socket
+import ssl
 import struct
 import time
 
@@ -81,12 +83,33 @@ def read_secret(path):
         return bytes.fromhex(f.read().strip())
 
 
-class Peer:
-    """A raw connection to a node's peer port."""
+def tls_context(ca, cert=None, key=None):
+    """A client SSLContext for a tls-cluster peer port: trusts `ca`,
+    presents cert/key when given (no hostname check: nodes are named by
+    node id, not host)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_verify_locations(str(ca))
+    if cert:
+        ctx.load_cert_chain(str(cert), str(key))
+    return ctx
 
-    def __init__(self, port, timeout=5.0):
+
+class Peer:
+    """A raw connection to a node's peer port; over TLS when `tls` is an
+    SSLContext (the TLS handshake runs at once: ssl.SSLError if this side
+    refuses the node's certificate)."""
+
+    def __init__(self, port, timeout=5.0, tls=None):
         self.s = socket.create_connection(("127.0.0.1", port),
                                           timeout=timeout)
+        if tls is not None:
+            try:
+                self.s = tls.wrap_socket(self.s)
+            except BaseException:
+                self.s.close()
+                raise
         self.buf = b""
 
     def send(self, data):
@@ -110,8 +133,8 @@ class Peer:
             self.s.settimeout(left)
             try:
                 got = self.s.recv(65536)
-            except (socket.timeout, ConnectionResetError):
-                return None
+            except (socket.timeout, ConnectionResetError, ssl.SSLError):
+                return None  # an SSLError: the node's alert (refused)
             if not got:
                 return None
             self.buf += got
@@ -125,7 +148,7 @@ class Peer:
                 got = self.s.recv(65536)
             except socket.timeout:
                 continue
-            except (ConnectionResetError, BrokenPipeError):
+            except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
                 return True
             if not got:
                 return True
