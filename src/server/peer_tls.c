@@ -49,10 +49,10 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "server/peer_transport_internal.h"
+#include "server/tls.h"
 
-#define NAMES_LOGGED      8 /* names listed by peer_tls_cert_names_str */
-#define PT_TLS_DRAIN_STEP (16u * 1024)  /* bytes asked of one SSL_read */
-#define PT_TLS_DRAIN_MAX  (256u * 1024) /* bytes one pt__tls_drain takes */
+#define NAMES_LOGGED     8 /* names listed by peer_tls_cert_names_str */
+#define PT_TLS_DRAIN_MAX (256u * 1024) /* bytes one pt__tls_drain takes */
 
 /* ---- certificates -------------------------------------------------------- */
 
@@ -249,43 +249,14 @@ struct bufferevent *pt__tls_bev_new(struct peer_transport *t,
         /* one read() takes every record that has arrived instead of two
          * per record (header, then body); pt__tls_drain hands over what
          * libevent's read loop leaves behind */
-        SSL_set_read_ahead(ssl, 1);
+        tls_set_read_ahead(bev);
     }
     return bev;
 }
 
 int pt__tls_drain(struct conn *c, struct rk_buf *in, size_t *added)
 {
-    SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
-    size_t total = 0;
-    *added = 0;
-    /* libevent 2.1 stops reading at SSL_pending() == 0, which does not
-     * count whole records still in the read-ahead buffer: without this
-     * they would wait for the socket's next bytes */
-    while (ssl != NULL && SSL_has_pending(ssl) && total < PT_TLS_DRAIN_MAX) {
-        if (rk_buf_reserve(in, PT_TLS_DRAIN_STEP) != RK_OK) {
-            return RK_ENOMEM;
-        }
-        ERR_clear_error();
-        int r = SSL_read(ssl, in->base + in->len, PT_TLS_DRAIN_STEP);
-        if (r <= 0) {
-            /* a partial record (more comes with the socket's next
-             * bytes), or the end or an error, which libevent's next
-             * read reports: nothing to do here */
-            ERR_clear_error();
-            break;
-        }
-        in->len += (size_t)r;
-        total += (size_t)r;
-    }
-    if (total >= PT_TLS_DRAIN_MAX && SSL_has_pending(ssl)) {
-        /* the rest in a later pass of the loop: others get their turn */
-        bufferevent_trigger(
-            c->bev, EV_READ,
-            BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
-    }
-    *added = total;
-    return RK_OK;
+    return tls_drain(c->bev, in, PT_TLS_DRAIN_MAX, added);
 }
 
 /* BIO callback of a conn's socket while its TLS handshake runs: keeps the

@@ -372,6 +372,8 @@ static void client_free(struct client *c)
 }
 
 #define DONATE_BYTES (1024 * 1024)
+/* bytes of read-ahead TLS records one read callback takes (tls_drain) */
+#define TLS_CLIENT_DRAIN_MAX (256u * 1024)
 
 /*
  * A command of `consumed` bytes at qbuf[pos] is large (a value a cluster
@@ -624,9 +626,6 @@ static void client_tls_read_cb(struct bufferevent *bev, void *arg)
     struct client *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
     size_t n = evbuffer_get_length(in);
-    if (n == 0) {
-        return;
-    }
     if (c->close_after_reply) {
         evbuffer_drain(in, n);
         return;
@@ -638,9 +637,17 @@ static void client_tls_read_cb(struct bufferevent *bev, void *arg)
     int got = evbuffer_remove(in, c->qbuf.base + c->qbuf.len, n);
     if (got > 0) {
         c->qbuf.len += (size_t)got;
-        c->qbuf.base[c->qbuf.len] = '\0';
         c->srv->stats.net_input_bytes += (uint64_t)got;
     }
+    /* the records read ahead that libevent left in OpenSSL (tls.h) */
+    size_t more = 0;
+    if (tls_drain(bev, &c->qbuf, TLS_CLIENT_DRAIN_MAX, &more) != RK_OK ||
+        rk_buf_reserve(&c->qbuf, 1) != RK_OK) {
+        client_free(c);
+        return;
+    }
+    c->srv->stats.net_input_bytes += more;
+    c->qbuf.base[c->qbuf.len] = '\0';
     client_got_input(c);
 }
 
@@ -677,7 +684,15 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct client *c = arg;
     if (what & BEV_EVENT_CONNECTED) {
-        return; /* a TLS client's handshake completed */
+        /* a TLS client's handshake completed; requests read ahead with
+         * its last message get no read callback of their own */
+        SSL *ssl = bufferevent_openssl_get_ssl(bev);
+        if (ssl != NULL && SSL_has_pending(ssl)) {
+            bufferevent_trigger(
+                bev, EV_READ,
+                BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+        }
+        return;
     }
     if (what & BEV_EVENT_EOF && !(what & BEV_EVENT_ERROR)) {
         client_eof(c);
@@ -764,6 +779,7 @@ static void client_accept(struct server *s,
                                                       BUFFEREVENT_SSL_ACCEPTING,
                                                       BEV_OPT_CLOSE_ON_FREE)
                      : NULL;
+        tls_set_read_ahead(c->bev); /* one read() per batch of records */
         /* libevent owns ssl from the call on and frees it itself when the
          * call fails; fd is closed below then */
     } else {

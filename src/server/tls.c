@@ -3,11 +3,16 @@
  */
 #include "server/tls.h"
 
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "common/buf.h"
+#include "common/error.h"
 #include "server/config.h"
 
 /* OpenSSL's reason for the last failure, after `what`. */
@@ -195,4 +200,48 @@ void tls_describe(SSL *ssl, char *out, size_t cap)
 {
     snprintf(out, cap, "tls_version=%s cipher=%s", SSL_get_version(ssl),
              SSL_get_cipher_name(ssl));
+}
+
+#define TLS_DRAIN_STEP (16u * 1024) /* bytes asked of one SSL_read */
+
+void tls_set_read_ahead(struct bufferevent *bev)
+{
+    SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+    if (ssl != NULL) {
+        SSL_set_read_ahead(ssl, 1);
+    }
+}
+
+int tls_drain(struct bufferevent *bev,
+              struct rk_buf *in,
+              size_t max,
+              size_t *added)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+    size_t total = 0;
+    *added = 0;
+    while (ssl != NULL && SSL_has_pending(ssl) && total < max) {
+        if (rk_buf_reserve(in, TLS_DRAIN_STEP) != RK_OK) {
+            return RK_ENOMEM;
+        }
+        ERR_clear_error();
+        int r = SSL_read(ssl, in->base + in->len, TLS_DRAIN_STEP);
+        if (r <= 0) {
+            /* a partial record (more comes with the socket's next
+             * bytes), or the end or an error, which libevent's next
+             * read reports: nothing to do here */
+            ERR_clear_error();
+            break;
+        }
+        in->len += (size_t)r;
+        total += (size_t)r;
+    }
+    if (total >= max && ssl != NULL && SSL_has_pending(ssl)) {
+        /* the rest in a later pass of the loop: others get their turn */
+        bufferevent_trigger(
+            bev, EV_READ,
+            BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+    }
+    *added = total;
+    return RK_OK;
 }

@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct bufferevent;
+struct rk_buf;
 struct rk_config;
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct ssl_st SSL;
@@ -50,6 +52,23 @@ SSL *tls_ssl_new(SSL_CTX *ctx);
 
 /* Whether the client of `ssl` presented a certificate that verified. */
 bool tls_peer_verified(SSL *ssl);
+
+/*
+ * Read-ahead for a connection over libevent's OpenSSL bufferevent: one
+ * read() takes every record that has arrived instead of two per record
+ * (header, then body).  libevent 2.1 stops its read loop at SSL_pending()
+ * == 0, which does not count whole records left in the read-ahead buffer,
+ * so after each read callback the owner calls tls_drain: it appends what
+ * those records hold to `in` (at most `max` bytes; more stays and a read
+ * callback is scheduled for it), *added = bytes appended.  Returns RK_OK
+ * or RK_ENOMEM.  Also call it once the handshake completed (records may
+ * have come with its last message).  Thread: the bufferevent's loop.
+ */
+void tls_set_read_ahead(struct bufferevent *bev);
+int tls_drain(struct bufferevent *bev,
+              struct rk_buf *in,
+              size_t max,
+              size_t *added);
 
 /* "tls_version=... cipher=..." of an established connection, into out. */
 void tls_describe(SSL *ssl, char *out, size_t cap);
