@@ -54,7 +54,8 @@ COMMANDS = [
     "KEYS nomatch*", "DBSIZE", "SCAN 0 MATCH nomatch*", "RANDOMKEY",
     "CONFIG GET maxclients", "INFO server", "CLIENT ID", "CLIENT GETNAME",
     "COMMAND COUNT", "PING", "ECHO x", "TIME", "ACL WHOAMI", "ACL CAT",
-    "ACL USERS", "DISCARD", "UNWATCH",
+    "ACL USERS", "DISCARD", "UNWATCH", "GETSET {k} v", "SETRANGE {k} 2 xy",
+    "TOUCH {k} foo2",
 ]
 
 

@@ -218,3 +218,40 @@ def test_info_reports_ringkv_version(raw):
     text = raw.call("INFO", "server")
     fields = dict(l.split(b":", 1) for l in text.split(b"\r\n") if b":" in l)
     assert b"ringkv_version" in fields and b"redis_version" in fields
+
+
+def test_getset_setrange_touch_match_redis(server_factory):
+    """GETSET, SETRANGE and TOUCH (issue 16 item 1, the keyspace commands)
+    answer every case below exactly as a real redis-server does: the same
+    reply type and value, the same error text, the same effect (GET and
+    TTL after each)."""
+    from conftest import Server  # noqa: F401
+    rk = server_factory()
+    rd = server_factory(target="redis")
+    cases = [
+        ("GETSET", "g", "1"), ("GETSET", "g", "2"), ("GET", "g"),
+        ("SET", "gt", "x", "EX", "100"), ("GETSET", "gt", "y"), ("TTL", "gt"),
+        ("GETSET", "g"),
+        ("SETRANGE", "r", "0", "Hello"), ("GET", "r"),
+        ("SETRANGE", "r", "6", "World"), ("GET", "r"), ("STRLEN", "r"),
+        ("SETRANGE", "r", "1", "a"), ("GET", "r"),
+        ("SETRANGE", "new", "3", "x"), ("GET", "new"),
+        ("SETRANGE", "empty", "5", ""), ("EXISTS", "empty"),
+        ("SETRANGE", "r", "100", ""), ("GET", "r"),
+        ("SETRANGE", "r", "-1", "x"), ("SETRANGE", "r", "x", "y"),
+        ("SETRANGE", "r", "536870911", "xy"),
+        ("SET", "rt", "abc", "EX", "100"), ("SETRANGE", "rt", "1", "Z"),
+        ("TTL", "rt"), ("GET", "rt"),
+        ("SETRANGE", "r"),
+        ("TOUCH", "g", "r", "nope", "g"), ("TOUCH", "nope"), ("TOUCH",),
+    ]
+    a, b = RawClient(rk.port), RawClient(rd.port)
+    diffs = []
+    for args in cases:
+        ga, gb = a.call(*args), b.call(*args)
+        ta, tb = a.last_type, b.last_type
+        if (ta, str(ga)) != (tb, str(gb)):
+            diffs.append((args, (ta, ga), (tb, gb)))
+    a.close()
+    b.close()
+    assert not diffs, diffs

@@ -163,13 +163,14 @@ static unsigned key_need(const struct command *cmd,
                          const struct resp_arg *argv)
 {
     /* no ACCESS/INSERT/UPDATE/DELETE flag in Redis's key specs */
-    static const char *const meta[] = {"exists", "type", "strlen", "watch",
-                                       NULL};
+    static const char *const meta[] = {"exists", "type",  "strlen",
+                                       "touch",  "watch", NULL};
     /* OW or RW without ACCESS */
     static const char *const write_only[] = {
-        "setex",  "psetex",     "mset",       "msetnx",  "setnx",     "del",
-        "unlink", "expire",     "expireat",   "pexpire", "pexpireat", "persist",
-        "append", "ringkv.del", "ringkv.put", NULL};
+        "setex",      "psetex",  "mset",   "msetnx",   "setnx",
+        "del",        "unlink",  "expire", "expireat", "pexpire",
+        "pexpireat",  "persist", "append", "setrange", "ringkv.del",
+        "ringkv.put", NULL};
     if (name_in(cmd->name, meta)) {
         return 0;
     }

@@ -170,6 +170,9 @@ void cmd_get(struct client *c, size_t argc, const struct resp_arg *argv);
 void cmd_getdel(struct client *c, size_t argc, const struct resp_arg *argv);
 void cmd_getex(struct client *c, size_t argc, const struct resp_arg *argv);
 void cmd_getrange(struct client *c, size_t argc, const struct resp_arg *argv);
+void cmd_getset(struct client *c, size_t argc, const struct resp_arg *argv);
+void cmd_setrange(struct client *c, size_t argc, const struct resp_arg *argv);
+void cmd_touch(struct client *c, size_t argc, const struct resp_arg *argv);
 void cmd_incr(struct client *c, size_t argc, const struct resp_arg *argv);
 void cmd_incrby(struct client *c, size_t argc, const struct resp_arg *argv);
 void cmd_incrbyfloat(struct client *c,

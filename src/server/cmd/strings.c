@@ -413,6 +413,69 @@ void cmd_append(struct client *c, size_t argc, const struct resp_arg *argv)
     }
 }
 
+/* SETRANGE key offset value: Redis's checks in Redis's order, zero padding
+ * up to offset, the key's expiry kept; an empty value writes nothing. */
+void cmd_setrange(struct client *c, size_t argc, const struct resp_arg *argv)
+{
+    (void)argc;
+    struct server *s = c->srv;
+    int64_t off;
+    if (!cmd__arg_i64_or_reply(c, &argv[2], &off)) {
+        return;
+    }
+    if (off < 0) {
+        reply_error(c, "ERR offset is out of range");
+        return;
+    }
+    struct ks_meta m;
+    int f = cmd__key_lookup(c, &argv[1], &s->scratch, &m);
+    if (f < 0) {
+        return;
+    }
+    const struct resp_arg *v = &argv[3];
+    if (v->len == 0) {
+        reply_int(c, f ? (int64_t)s->scratch.len : 0);
+        return;
+    }
+    if ((uint64_t)off + v->len > s->cfg->proto_max_bulk_len) {
+        reply_error(c,
+                    "ERR string exceeds maximum allowed size "
+                    "(proto-max-bulk-len)");
+        return;
+    }
+    size_t end = (size_t)off + v->len;
+    if (!f) {
+        rk_buf_clear(&s->scratch);
+    }
+    if (end > s->scratch.len) {
+        if (rk_buf_reserve(&s->scratch, end - s->scratch.len) != RK_OK) {
+            reply_error(c, "ERR out of memory");
+            return;
+        }
+        memset(s->scratch.base + s->scratch.len, 0, end - s->scratch.len);
+        s->scratch.len = end;
+    }
+    memcpy(s->scratch.base + off, v->ptr, v->len);
+    if (cmd__key_store(c, &argv[1], s->scratch.base, s->scratch.len,
+                       f ? m.expire_at_ms : 0)) {
+        reply_int(c, (int64_t)s->scratch.len);
+    }
+}
+
+/* GETSET key value: SET key value GET (Redis 6.2 deprecates it for that). */
+void cmd_getset(struct client *c, size_t argc, const struct resp_arg *argv)
+{
+    (void)argc;
+    struct resp_arg a[4] = {{"SET", 3}, argv[1], argv[2], {"GET", 3}};
+    cmd_set(c, 4, a);
+}
+
+/* TOUCH key...: how many exist (ringkv keeps no access times to update). */
+void cmd_touch(struct client *c, size_t argc, const struct resp_arg *argv)
+{
+    cmd_exists(c, argc, argv);
+}
+
 static void incr_by(struct client *c, const struct resp_arg *key, int64_t by)
 {
     struct server *s = c->srv;

@@ -256,6 +256,10 @@ static const struct command g_commands[] = {
     {"getrange", cmd_getrange, 4, CMD_READONLY, 1, 1, 1, "string", "2.4.0",
      "Returns a substring of the string stored at a key.",
      "O(N) where N is the length of the returned string.", NULL},
+    {"getset", cmd_getset, 3, (WRF | CMD_CREATE), 1, 1, 1, "string", "1.0.0",
+     "Returns the previous string value of a key after setting it to a new "
+     "value.",
+     "O(1)", NULL},
     {"hello", cmd_hello, -1, CONN, 0, 0, 0, "connection", "6.0.0",
      "Handshakes with the server.", "O(1)", NULL},
     {"incr", cmd_incr, 2, (WRF | CMD_CREATE), 1, 1, 1, "string", "1.0.0",
@@ -359,6 +363,11 @@ static const struct command g_commands[] = {
     {"setnx", cmd_setnx, 3, (WRF | CMD_CREATE), 1, 1, 1, "string", "1.0.0",
      "Set the string value of a key only when the key doesn't exist.", "O(1)",
      NULL},
+    {"setrange", cmd_setrange, 4, (WR | CMD_CREATE), 1, 1, 1, "string", "2.2.0",
+     "Overwrites a part of a string value with another by an offset. Creates "
+     "the key if it doesn't exist.",
+     "O(1), not counting the time taken to copy the new string in place.",
+     NULL},
     {"shutdown", cmd_shutdown, -1,
      CMD_ADMIN | CMD_NOMULTI | CMD_NOTX | CMD_LOADING, 0, 0, 0, "server",
      "1.0.0",
@@ -369,6 +378,10 @@ static const struct command g_commands[] = {
      "Returns the length of a string value.", "O(1)", NULL},
     {"time", cmd_time, 1, CMD_FAST | CMD_LOADING | CMD_STALE, 0, 0, 0, "server",
      "2.6.0", "Returns the server time.", "O(1)", NULL},
+    {"touch", cmd_touch, -2, RO, 1, -1, 1, "generic", "3.2.1",
+     "Returns the number of existing keys out of those specified after "
+     "updating the time they were last accessed.",
+     "O(N) where N is the number of keys that will be touched.", NULL},
     {"ttl", cmd_ttl, 2, RO, 1, 1, 1, "generic", "1.0.0",
      "Returns the expiration time in seconds of a key.", "O(1)", NULL},
     {"type", cmd_type, 2, RO, 1, 1, 1, "generic", "1.0.0",
