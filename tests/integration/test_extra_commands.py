@@ -255,3 +255,27 @@ def test_getset_setrange_touch_match_redis(server_factory):
     a.close()
     b.close()
     assert not diffs, diffs
+
+
+@pytest.fixture
+def cluster_factory(server_factory):
+    from cluster_util import cluster_factory_gen
+    yield from cluster_factory_gen(server_factory)
+
+
+def test_getset_setrange_touch_in_a_cluster(cluster_factory):
+    """The same commands coordinated by a 3-node cluster (N=3 R=2 W=2):
+    written through one node, read through the others."""
+    if not is_ringkv():
+        pytest.skip("a ringkv cluster")
+    cl = cluster_factory(3)
+    a, b, c = (n.client() for n in cl.nodes)
+    for i in range(20):
+        k = "r:%d" % i
+        assert a.setrange(k, 3, "abc") == 6
+        assert b.get(k) == b"\x00\x00\x00abc"
+        assert a.getset(k, "v%d" % i) == b"\x00\x00\x00abc"
+        assert c.get(k) == ("v%d" % i).encode()
+    assert b.touch("r:0", "r:1", "missing") == 2
+    for x in (a, b, c):
+        x.close()
