@@ -396,14 +396,9 @@ bool pt__tls_event(struct conn *c, short what)
     if (what & BEV_EVENT_CONNECTED) {
         c->tls_up = true;
         unwatch(c);
-        SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
-        if (ssl != NULL && SSL_has_pending(ssl)) {
-            /* records read ahead with the handshake's last message: no
-             * read callback would come for them before more bytes do */
-            bufferevent_trigger(
-                c->bev, EV_READ,
-                BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
-        }
+        /* records read ahead with the handshake's last message: no read
+         * callback would come for them before more bytes do */
+        tls_read_pending(c->bev);
         if (rk_log_enabled(RK_LOG_DEBUG)) {
             char d[64];
             pt__tls_describe(c, d, sizeof(d));

@@ -686,12 +686,7 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
     if (what & BEV_EVENT_CONNECTED) {
         /* a TLS client's handshake completed; requests read ahead with
          * its last message get no read callback of their own */
-        SSL *ssl = bufferevent_openssl_get_ssl(bev);
-        if (ssl != NULL && SSL_has_pending(ssl)) {
-            bufferevent_trigger(
-                bev, EV_READ,
-                BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
-        }
+        tls_read_pending(bev);
         return;
     }
     if (what & BEV_EVENT_EOF && !(what & BEV_EVENT_ERROR)) {

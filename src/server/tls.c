@@ -4,8 +4,8 @@
 #include "server/tls.h"
 
 #include <event2/bufferevent.h>
-#include <event2/event.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
@@ -212,6 +212,16 @@ void tls_set_read_ahead(struct bufferevent *bev)
     }
 }
 
+void tls_read_pending(struct bufferevent *bev)
+{
+    SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+    if (ssl != NULL && SSL_has_pending(ssl)) {
+        bufferevent_trigger(
+            bev, EV_READ,
+            BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+    }
+}
+
 int tls_drain(struct bufferevent *bev,
               struct rk_buf *in,
               size_t max,
@@ -236,11 +246,9 @@ int tls_drain(struct bufferevent *bev,
         in->len += (size_t)r;
         total += (size_t)r;
     }
-    if (total >= max && ssl != NULL && SSL_has_pending(ssl)) {
-        /* the rest in a later pass of the loop: others get their turn */
-        bufferevent_trigger(
-            bev, EV_READ,
-            BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+    if (total >= max) {
+        tls_read_pending(bev); /* the rest in a later pass of the loop:
+                                  others get their turn */
     }
     *added = total;
     return RK_OK;

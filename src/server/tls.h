@@ -65,6 +65,9 @@ bool tls_peer_verified(SSL *ssl);
  * have come with its last message).  Thread: the bufferevent's loop.
  */
 void tls_set_read_ahead(struct bufferevent *bev);
+/* Schedules a read callback when OpenSSL holds records already read (after
+ * the handshake, or a tls_drain that stopped at its max). */
+void tls_read_pending(struct bufferevent *bev);
 int tls_drain(struct bufferevent *bev,
               struct rk_buf *in,
               size_t max,

@@ -757,4 +757,3 @@ def test_bad_tls_cluster_settings_are_refused_at_start(server_factory,
                            timeout=60)
         assert r.returncode != 0, args
         assert want in r.stdout + r.stderr, (want, r.stdout + r.stderr)
-

@@ -408,7 +408,6 @@ static void log_denial(struct client *c,
         memcpy(info.base + ACL_LOG_CLIENT_INFO_MAX - 3, "...", 4);
         info.len = ACL_LOG_CLIENT_INFO_MAX;
     }
-    acl_log_set_max(&s->acl_log, s->cfg->acllog_max_len);
     acl_log_add(&s->acl_log, reason, c->in_multi, object, olen, username,
                 info.base ? info.base : "", server_now_ms());
     rk_buf_fini(&info);
@@ -435,7 +434,6 @@ void server_acl_http_auth_failed(struct server *s,
     name[n] = '\0';
     snprintf(info, sizeof(info), "addr=%s http", peer);
     s->stats.acl_denied_auth++;
-    acl_log_set_max(&s->acl_log, s->cfg->acllog_max_len);
     acl_log_add(&s->acl_log, ACL_LOG_AUTH, false, "AUTH", 4, name, info,
                 server_now_ms());
 }

@@ -180,6 +180,7 @@ void cmd_config(struct client *c, size_t argc, const struct resp_arg *argv)
         bool hz_changed = tmp.hz != s->cfg->hz;
         bool pass_changed = strcmp(tmp.requirepass, s->cfg->requirepass) != 0;
         *s->cfg = tmp;
+        acl_log_set_max(&s->acl_log, s->cfg->acllog_max_len);
         if (pass_changed) {
             server_acl_requirepass_changed(s);
         }
