@@ -43,7 +43,7 @@ def start_node(build, tmp, name, extra=()):
     argv = [os.path.join(build, "ringkvd"), "--port", str(port),
             "--peer-port", str(peer), "--http-port", str(free_port()),
             "--data-dir", os.path.join(d, "data"),
-            "--sync", "every:1000", "--loglevel", "warn"] + \
+            "--sync", "every:1000", "--loglevel", os.environ.get("RK_BENCH_LOGLEVEL", "warn")] + \
         cluster_secret_args() + list(extra)
     p = Proc(argv, port, os.path.join(d, "log"))
     p.peer = peer

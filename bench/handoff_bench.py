@@ -228,7 +228,8 @@ def main():
     finally:
         for x in nodes:
             x.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if not os.environ.get("RK_BENCH_KEEP"):
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1039,7 +1039,8 @@ void node_on_message(struct node *n,
             break;
         }
         case PEER_FOLD:
-            node__handoff_on_fold(n, id, &msg->fold);
+        case PEER_FETCH:
+            node__handoff_on_request(n, id, msg);
             break;
         case PEER_FOLD_REPLY:
             node__handoff_on_reply(n, id, &msg->fold_reply, now);

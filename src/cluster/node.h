@@ -269,6 +269,10 @@ struct node_stats
     uint64_t handoff_retries;      /* FOLDs asked again (timeout, error) */
     uint64_t handoff_throttled;    /* FOLDs held back by the rate limit */
     uint64_t handoff_resumed;      /* transfers resumed from a checkpoint */
+    uint64_t handoff_verified;     /* sources verified by tree instead of
+                                      folded (node_handoff_verify.c) */
+    uint64_t handoff_verify_keys;  /* keys those verifies fetched */
+    uint64_t handoff_verify_folds; /* verifies that fell back to a fold */
     uint64_t handoff_forwards;     /* writes also sent to pending owners */
     uint64_t handoff_relays;       /* writes a leaving owner stored and
                                       passed on to pending owners (hints) */

@@ -374,11 +374,17 @@ static int check_request(struct node *n,
                          uint32_t p,
                          uint32_t n_leaves)
 {
-    if (!usable(n)) {
+    const struct ring *r = membership_ring(n->mem);
+    bool trees =
+        n->set.aae_enabled && n->aae.p && r && ring_size(r) == n->aae.q;
+    /* during a transition only a pending owner's verify step
+     * (node_handoff_verify.c) compares; exchanges wait */
+    bool verify = trees && p < n->aae.q && node__verify_asker_ok(n, p, from);
+    if (!trees || (!verify && membership_next_ring(n->mem) != NULL)) {
         return RK_EAGAIN;
     }
-    if (p >= n->aae.q || !both_replicate(n, p, from, n->id) ||
-        strcmp(from, n->id) == 0) {
+    if (!verify && (p >= n->aae.q || !both_replicate(n, p, from, n->id) ||
+                    strcmp(from, n->id) == 0)) {
         refused(n, from, p,
                 "the asker and this node are not both current replicas of "
                 "the partition");
@@ -481,18 +487,14 @@ static bool list_cb(void *data,
     return true;
 }
 
-/*
- * Lists the keys of the given leaves of p into out (cleared) as items
- * (u32 klen, key, u64 record hash), up to max_bytes: *truncated when some
- * were left out.  RK_OK, RK_ENOMEM or the engine's error.
- */
-static int list_leaves(struct node *n,
-                       uint32_t p,
-                       const struct peer_bytes *leaves,
-                       struct rk_buf *out,
-                       size_t max_bytes,
-                       uint32_t *count,
-                       bool *truncated)
+/* RK_OK, RK_ENOMEM or the engine's error (node_internal.h). */
+int node__aae_list_leaves(struct node *n,
+                          uint32_t p,
+                          const struct peer_bytes *leaves,
+                          struct rk_buf *out,
+                          size_t max_bytes,
+                          uint32_t *count,
+                          bool *truncated)
 {
     struct list_ctx c = {.a = &n->aae, .out = out, .max_bytes = max_bytes};
     rk_buf_clear(out);
@@ -533,8 +535,8 @@ void node__aae_on_keys(struct node *n,
     uint32_t count = 0;
     bool trunc = false;
     if (rc == RK_OK) {
-        rc = list_leaves(n, q->partition, &q->leaves, &n->aae.items,
-                         NODE_AAE_KEYS_MAX_BYTES, &count, &trunc);
+        rc = node__aae_list_leaves(n, q->partition, &q->leaves, &n->aae.items,
+                                   NODE_AAE_KEYS_MAX_BYTES, &count, &trunc);
     }
     rep.aae_keys_reply.status = rc;
     if (rc == RK_OK) {
@@ -725,6 +727,9 @@ void node__aae_on_tree_reply(struct node *n,
                              const struct peer_aae_tree_reply *r,
                              uint64_t now)
 {
+    if (node__verify_on_tree_reply(n, from, r, now)) {
+        return;
+    }
     struct node__aae_exch *x = exch_of(n, from, r->req_id);
     if (x == NULL) {
         return; /* late or unknown: ignored */
@@ -803,17 +808,9 @@ void node__aae_on_tree_reply(struct node *n,
     exch_send(n, x, &m);
 }
 
-/* One listed key (a view into an items buffer). */
-struct item
+int node__aae_item_cmp(const void *pa, const void *pb)
 {
-    const char *key;
-    uint32_t klen;
-    uint64_t hash;
-};
-
-static int item_cmp(const void *pa, const void *pb)
-{
-    const struct item *a = pa, *b = pb;
+    const struct node__aae_item *a = pa, *b = pb;
     size_t l = a->klen < b->klen ? a->klen : b->klen;
     int c = memcmp(a->key, b->key, l);
     return c ? c : (a->klen > b->klen) - (a->klen < b->klen);
@@ -821,13 +818,13 @@ static int item_cmp(const void *pa, const void *pb)
 
 /* Parses items into an array (returned-owned, rk_free); NULL with *cnt 0
  * when there are none; RK_EPROTO when they are malformed. */
-static int parse_items(const char *p,
-                       size_t len,
-                       struct item **out,
-                       size_t *cnt)
+int node__aae_parse_items(const char *p,
+                          size_t len,
+                          struct node__aae_item **out,
+                          size_t *cnt)
 {
     size_t cap = len / 12, k = 0;
-    struct item *v = cap ? rk_malloc(cap * sizeof(*v)) : NULL;
+    struct node__aae_item *v = cap ? rk_malloc(cap * sizeof(*v)) : NULL;
     if (cap && v == NULL) {
         return RK_ENOMEM;
     }
@@ -851,14 +848,14 @@ static int parse_items(const char *p,
         return RK_EPROTO;
     }
     if (k > 1) {
-        qsort(v, k, sizeof(*v), item_cmp);
+        qsort(v, k, sizeof(*v), node__aae_item_cmp);
     }
     *out = v;
     *cnt = k;
     return RK_OK;
 }
 
-static void queue_repair(struct node *n, const struct item *it)
+static void queue_repair(struct node *n, const struct node__aae_item *it)
 {
     struct node__aae *a = &n->aae;
     if (a->repairq.len - a->repairq_head >= NODE_AAE_QUEUE_MAX) {
@@ -877,7 +874,9 @@ void node__aae_on_keys_reply(struct node *n,
                              const struct peer_aae_keys_reply *r,
                              uint64_t now)
 {
-    (void)now;
+    if (node__verify_on_keys_reply(n, from, r, now)) {
+        return;
+    }
     struct node__aae_exch *x = exch_of(n, from, r->req_id);
     if (x == NULL || x->phase != NODE_AAE_KEYS) {
         return;
@@ -887,9 +886,9 @@ void node__aae_on_keys_reply(struct node *n,
         exch_end(n, x, false);
         return;
     }
-    struct item *theirs = NULL, *mine = NULL;
+    struct node__aae_item *theirs = NULL, *mine = NULL;
     size_t nt = 0, nm = 0;
-    int rc = parse_items(r->items.ptr, r->items.len, &theirs, &nt);
+    int rc = node__aae_parse_items(r->items.ptr, r->items.len, &theirs, &nt);
     if (rc == RK_EPROTO || (rc == RK_OK && nt != r->count)) {
         refused(n, from, x->partition, "malformed key list");
         rc = RK_EPROTO;
@@ -900,16 +899,19 @@ void node__aae_on_keys_reply(struct node *n,
     struct peer_bytes asked = {(const char *)x->leaves,
                                4 * (size_t)x->n_leaves};
     if (rc == RK_OK) {
-        rc = list_leaves(n, x->partition, &asked, &n->aae.mine,
-                         NODE_AAE_KEYS_MAX_BYTES, &count, &trunc);
+        rc = node__aae_list_leaves(n, x->partition, &asked, &n->aae.mine,
+                                   NODE_AAE_KEYS_MAX_BYTES, &count, &trunc);
     }
     if (rc == RK_OK) {
-        rc = parse_items(n->aae.mine.base, n->aae.mine.len, &mine, &nm);
+        rc = node__aae_parse_items(n->aae.mine.base, n->aae.mine.len, &mine,
+                                   &nm);
     }
     if (rc == RK_OK) {
         size_t i = 0, j = 0;
         while (i < nt || j < nm) {
-            int c = i == nt ? 1 : j == nm ? -1 : item_cmp(&theirs[i], &mine[j]);
+            int c = i == nt   ? 1
+                    : j == nm ? -1
+                              : node__aae_item_cmp(&theirs[i], &mine[j]);
             if (c < 0) {
                 queue_repair(n, &theirs[i++]);
             } else if (c > 0) {

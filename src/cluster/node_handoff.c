@@ -68,6 +68,9 @@ void node__handoff_fini(struct node *n)
     rk_buf_fini(&n->ho.keys);
     rk_buf_fini(&n->ho.drop);
     rk_buf_fini(&n->ho.items);
+    for (size_t i = 0; i < NODE_HANDOFF_XFERS; i++) {
+        rk_buf_fini(&n->ho.vkeys[i]);
+    }
     memset(&n->ho, 0, sizeof(n->ho));
 }
 
@@ -137,9 +140,7 @@ static void fold_refuse(struct node *n,
     node__send(n, from, NULL, 0, 0, &rep);
 }
 
-void node__handoff_on_fold(struct node *n,
-                           const char *from,
-                           const struct peer_fold *f)
+static void on_fold(struct node *n, const char *from, const struct peer_fold *f)
 {
     const struct ring *r = membership_ring(n->mem);
     if (r == NULL || membership_next_ring(n->mem) == NULL) {
@@ -266,6 +267,17 @@ void node__handoff_on_fold(struct node *n,
     node__send(n, from, NULL, 0, 0, &rep);
 }
 
+void node__handoff_on_request(struct node *n,
+                              const char *from,
+                              const struct peer_msg *m)
+{
+    if (m->type == PEER_FETCH) {
+        node__handoff_on_fetch(n, from, &m->fetch);
+    } else {
+        on_fold(n, from, &m->fold);
+    }
+}
+
 /* ---- receiver ----------------------------------------------------------- */
 
 static int ensure_recv(struct node *n, uint32_t q)
@@ -310,8 +322,8 @@ static uint32_t xfer_permille(const struct node *n,
     for (size_t j = 0; j < x->n_src; j++) {
         const struct node__xfer_src *s = &x->src[j];
         uint32_t p = 0;
-        if (s->done || s->skipped) {
-            continue;
+        if (s->done || s->skipped || s->mode == NODE_XSRC_VERIFY) {
+            continue; /* a verify is quick once the folds are done */
         }
         if (s->cursor_len == 16 && rk_get_le64(s->cursor) != 0) {
             *known = false; /* not a slot fold */
@@ -350,6 +362,7 @@ static void xfer_start(struct node *n,
               "partition=%" PRIu32 " sources=%zu epoch=%" PRIu32, p, x->n_src,
               membership_epoch(n->mem));
     node__ckpt_resume(n, x);
+    node__verify_init(n, x);
     bool known = false;
     x->start_pm = xfer_permille(n, x, &known);
 }
@@ -487,6 +500,9 @@ static void xfer_step(struct node *n, struct node__xfer *x, uint64_t now)
             continue;
         }
         all_done = false;
+        if (s->mode == NODE_XSRC_VERIFY) {
+            continue; /* node__verify_step */
+        }
         if (s->req_id != 0 && !node_peer_is_up(n, s->id)) {
             /* It went down (or was down before this node's detector knew,
              * a new node's case: a replace of a dead node) with a FOLD in
@@ -518,6 +534,7 @@ static void xfer_step(struct node *n, struct node__xfer *x, uint64_t now)
         xfer_send(n, x, s, now);
     }
     if (!all_done) {
+        node__verify_step(n, x, now);
         return;
     }
     /* An acknowledged write is on W of the N current replicas: any
@@ -562,48 +579,11 @@ static void xfer_step(struct node *n, struct node__xfer *x, uint64_t now)
     x->used = false;
 }
 
-static void pump(struct node *n, uint64_t now);
-
-void node__handoff_on_reply(struct node *n,
-                            const char *from,
-                            const struct peer_fold_reply *r,
-                            uint64_t now_ms)
+int node__handoff_merge(struct node *n,
+                        struct node__xfer *x,
+                        const struct peer_fold_reply *r,
+                        uint32_t *got_out)
 {
-    struct node__xfer *x = NULL;
-    struct node__xfer_src *s = NULL;
-    for (size_t i = 0; i < NODE_HANDOFF_XFERS && s == NULL; i++) {
-        struct node__xfer *c = &n->ho.x[i];
-        for (size_t j = 0; c->used && j < c->n_src; j++) {
-            if (c->src[j].req_id == r->req_id && r->req_id != 0 &&
-                strcmp(c->src[j].id, from) == 0) {
-                x = c;
-                s = &c->src[j];
-                break;
-            }
-        }
-    }
-    if (s == NULL) {
-        return; /* late, or not ours */
-    }
-    s->req_id = 0;
-    if (r->status == RK_EAGAIN) {
-        /* the source does not know the transition yet (gossip); one that
-         * never learns it (it left the cluster on a concurrent state and
-         * was wiped: sim seed 207 of --spares 2) is skipped after a while,
-         * like a down source, so that the transition can finish */
-        s->retry_ms = now_ms + NODE_HANDOFF_ROUND_MS;
-        note_eagain(n, from, now_ms);
-        if (eagain_for_long(n, s->id, now_ms)) {
-            skip_unaware(n, x, s);
-            pump(n, now_ms);
-        }
-        return;
-    }
-    forget_eagain(n, from);
-    if (r->status != RK_OK) {
-        src_retry(n, x, s, now_ms, "handoff_retry", rk_errname(r->status));
-        return;
-    }
     const unsigned char *p = (const unsigned char *)r->items.ptr;
     size_t left = r->items.len;
     uint32_t got = 0;
@@ -656,6 +636,67 @@ void node__handoff_on_reply(struct node *n,
     if (bad == RK_OK && got != r->count) {
         bad = RK_EPROTO;
     }
+    *got_out = got;
+    if (bad == RK_OK) {
+        n->st.handoff_keys_in += got;
+        n->st.handoff_bytes_in += r->items.len;
+        n->ho.tokens -= (int64_t)r->items.len;
+    }
+    return bad;
+}
+
+static void pump(struct node *n, uint64_t now);
+
+void node__handoff_pump(struct node *n, uint64_t now_ms)
+{
+    pump(n, now_ms);
+}
+
+void node__handoff_on_reply(struct node *n,
+                            const char *from,
+                            const struct peer_fold_reply *r,
+                            uint64_t now_ms)
+{
+    if (node__verify_on_fetch_reply(n, from, r, now_ms)) {
+        return;
+    }
+    struct node__xfer *x = NULL;
+    struct node__xfer_src *s = NULL;
+    for (size_t i = 0; i < NODE_HANDOFF_XFERS && s == NULL; i++) {
+        struct node__xfer *c = &n->ho.x[i];
+        for (size_t j = 0; c->used && j < c->n_src; j++) {
+            if (c->src[j].req_id == r->req_id && r->req_id != 0 &&
+                strcmp(c->src[j].id, from) == 0) {
+                x = c;
+                s = &c->src[j];
+                break;
+            }
+        }
+    }
+    if (s == NULL) {
+        return; /* late, or not ours */
+    }
+    s->req_id = 0;
+    if (r->status == RK_EAGAIN) {
+        /* the source does not know the transition yet (gossip); one that
+         * never learns it (it left the cluster on a concurrent state and
+         * was wiped: sim seed 207 of --spares 2) is skipped after a while,
+         * like a down source, so that the transition can finish */
+        s->retry_ms = now_ms + NODE_HANDOFF_ROUND_MS;
+        note_eagain(n, from, now_ms);
+        if (eagain_for_long(n, s->id, now_ms)) {
+            skip_unaware(n, x, s);
+            pump(n, now_ms);
+        }
+        return;
+    }
+    forget_eagain(n, from);
+    if (r->status != RK_OK) {
+        src_retry(n, x, s, now_ms, "handoff_retry", rk_errname(r->status));
+        return;
+    }
+    uint32_t got = 0;
+    int bad = node__handoff_merge(n, x, r, &got);
     if (bad != RK_OK) {
         char why[96];
         snprintf(why, sizeof(why), "%s after %" PRIu32 " of %" PRIu32 " items",
@@ -664,9 +705,6 @@ void node__handoff_on_reply(struct node *n,
         src_retry(n, x, s, now_ms, "handoff_batch_refused", why);
         return;
     }
-    n->st.handoff_keys_in += got;
-    n->st.handoff_bytes_in += r->items.len;
-    n->ho.tokens -= (int64_t)r->items.len;
     memcpy(s->cursor, r->cursor.ptr, r->cursor.len);
     s->cursor_len = r->cursor.len;
     if (r->flags & PEER_FOLD_DONE) {
@@ -925,8 +963,10 @@ size_t node_transfers(const struct node *n,
             for (size_t j = 0; j < x->n_src && j < RING_MAX_N; j++) {
                 const struct node__xfer_src *s = &x->src[j];
                 memcpy(t->src[j].id, s->id, sizeof(t->src[j].id));
-                t->src[j].state = s->skipped  ? "skipped"
-                                  : s->done   ? "done"
+                t->src[j].state = s->skipped ? "skipped"
+                                  : s->done  ? "done"
+                                  : s->mode == NODE_XSRC_VERIFY
+                                      ? node__verify_src_state(x, j)
                                   : s->req_id ? "folding"
                                               : "waiting";
                 t->src[j].retries = s->retries;

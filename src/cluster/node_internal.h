@@ -96,6 +96,42 @@ struct node__op
              transition here" this long is \
              skipped like a down one */
 
+#define NODE_AAE_LEAVES_MAX 1024 /* leaves per tree, at most (node_aae.c) */
+
+/* How a transfer takes a partition from a source (node_handoff_verify.c). */
+enum node__xsrc_mode
+{
+    NODE_XSRC_FOLD = 0, /* every object, FOLD by FOLD */
+    NODE_XSRC_VERIFY,   /* trees compared, differing keys fetched */
+};
+
+/* A transfer's verify step (node_handoff_verify.c), one source at a time. */
+enum node__verify_phase
+{
+    NODE_V_IDLE = 0,
+    NODE_V_BRANCHES, /* AAE_TREE (branches) sent */
+    NODE_V_LEAVES,   /* AAE_TREE (leaves of differing branches) sent */
+    NODE_V_KEYS,     /* AAE_KEYS (differing leaves) sent */
+    NODE_V_FETCH,    /* FETCH (keys that differ) sent */
+};
+
+struct node__verify
+{
+    enum node__verify_phase phase;
+    size_t src;      /* the source being verified */
+    uint64_t req_id; /* of the step in flight (top bit set: not an AAE
+                        exchange's id) */
+    uint64_t sent_ms;
+    uint32_t passes; /* of this source (a truncated listing asks again) */
+    bool truncated;  /* this pass's listing left keys out */
+    uint32_t branches[NODE_AAE_LEAVES_MAX / AAE_FANOUT];
+    uint32_t n_branches;
+    unsigned char leaves[4 * NODE_AAE_LEAVES_MAX]; /* u32 LE */
+    uint32_t n_leaves;
+    size_t fetch_off; /* next key of n->ho.vkeys[this transfer] to fetch */
+    size_t fetch_end; /* end of the keys the FETCH in flight lists */
+};
+
 /* One current replica a transfer pulls from. */
 struct node__xfer_src
 {
@@ -111,6 +147,7 @@ struct node__xfer_src
     bool has_cand, cdone, ddone;
     bool done;       /* folded to the end (or skipped: down) */
     bool skipped;    /* done because it was down */
+    uint8_t mode;    /* enum node__xsrc_mode */
     uint64_t req_id; /* FOLD in flight, 0 = none */
     uint64_t sent_ms, retry_ms;
     uint32_t retries;
@@ -130,6 +167,7 @@ struct node__xfer
     uint64_t last_seq;      /* data engine seq of the last merge */
     uint64_t started_ms;
     uint32_t start_pm; /* progress (per mille) when started or resumed */
+    struct node__verify v;
 };
 
 /* A source that answers FOLDs with "no transition here" (RK_EAGAIN). */
@@ -170,6 +208,8 @@ struct node__handoff
     struct rk_buf drop;      /* keys of one drop batch: {u32 len, key} */
     struct rk_buf keys;      /* FOLD: the keys of one batch */
     struct rk_buf items;     /* FOLD: the reply's items */
+    /* verify: per transfer, the keys to fetch ({u32 len, key}...) */
+    struct rk_buf vkeys[NODE_HANDOFF_XFERS];
 };
 
 /* Chunk GC checks of one attempt (node_chunkgc.c): one delay per queue,
@@ -182,7 +222,6 @@ struct node__gcq
 };
 
 /* Active anti-entropy (node_aae.c, issue 14 item 4). */
-#define NODE_AAE_LEAVES_MAX       1024       /* leaves per tree, at most */
 #define NODE_AAE_EXCHANGES        4          /* exchanges at once, at most */
 #define NODE_AAE_REPAIR_SLOTS     128        /* repair reads in flight */
 #define NODE_AAE_BUILD_KEYS_PER_S 50000      /* tree build I/O budget */
@@ -479,15 +518,57 @@ void node__ckpt_resume(struct node *n, struct node__xfer *x);
 int node__ckpt_load(struct node *n, const void *saved, size_t len);
 /* Starts, advances and finishes transfers; marks received partitions. */
 void node__handoff_round(struct node *n, uint64_t now_ms);
-/* A FOLD from `from` (this node as the sender). */
-void node__handoff_on_fold(struct node *n,
-                           const char *from,
-                           const struct peer_fold *f);
+/* A FOLD or FETCH from `from` (this node as the sender). */
+void node__handoff_on_request(struct node *n,
+                              const char *from,
+                              const struct peer_msg *m);
 /* A FOLD_REPLY from `from` (this node as the receiver). */
 void node__handoff_on_reply(struct node *n,
                             const char *from,
                             const struct peer_fold_reply *r,
                             uint64_t now_ms);
+
+/* Merges a FOLD_REPLY's items (every key of x's partition) into the data
+ * engine through the replica path, counting them in x: RK_OK, or the first
+ * error (*got items merged before it). */
+int node__handoff_merge(struct node *n,
+                        struct node__xfer *x,
+                        const struct peer_fold_reply *r,
+                        uint32_t *got);
+
+/* Steps every transfer and starts new ones now (not at the next round). */
+void node__handoff_pump(struct node *n, uint64_t now_ms);
+
+/* ---- node_handoff_verify.c ---- */
+/* Sets the sources' modes of transfer x, just started (after the
+ * checkpoint's resume): one folds, the others are verified against this
+ * node's tree once it holds the fold, when both sides keep trees. */
+void node__verify_init(struct node *n, struct node__xfer *x);
+/* Advances x's verify step; called by xfer_step after its FOLD sources. */
+void node__verify_step(struct node *n, struct node__xfer *x, uint64_t now_ms);
+/* Replies that belong to a verify step (true: consumed). */
+bool node__verify_on_tree_reply(struct node *n,
+                                const char *from,
+                                const struct peer_aae_tree_reply *r,
+                                uint64_t now_ms);
+bool node__verify_on_keys_reply(struct node *n,
+                                const char *from,
+                                const struct peer_aae_keys_reply *r,
+                                uint64_t now_ms);
+bool node__verify_on_fetch_reply(struct node *n,
+                                 const char *from,
+                                 const struct peer_fold_reply *r,
+                                 uint64_t now_ms);
+/* A FETCH from `from` (this node as a current replica). */
+void node__handoff_on_fetch(struct node *n,
+                            const char *from,
+                            const struct peer_fetch *f);
+/* Whether the asker `from` may compare trees of p with this node during
+ * the transition: it is a pending owner of p and this node a current
+ * replica. */
+bool node__verify_asker_ok(const struct node *n, uint32_t p, const char *from);
+/* The state shown for source j of x (node_transfers). */
+const char *node__verify_src_state(const struct node__xfer *x, size_t j);
 
 /* ---- node_aae.c ---- */
 /* Leaves per tree for a ring of q partitions. */
@@ -529,6 +610,30 @@ void node__aae_on_keys_reply(struct node *n,
                              const char *from,
                              const struct peer_aae_keys_reply *r,
                              uint64_t now_ms);
+/* One listed key (a view into an items buffer). */
+struct node__aae_item
+{
+    const char *key;
+    uint32_t klen;
+    uint64_t hash;
+};
+/* Lists the keys of the given leaves (u32 LE) of p in this node's data
+ * engine into out (cleared) as items (u32 klen, key, u64 record hash), up
+ * to max_bytes (*truncated when some were left out). */
+int node__aae_list_leaves(struct node *n,
+                          uint32_t p,
+                          const struct peer_bytes *leaves,
+                          struct rk_buf *out,
+                          size_t max_bytes,
+                          uint32_t *count,
+                          bool *truncated);
+/* Parses items into an array sorted by key (rk_free it): RK_OK, RK_EPROTO
+ * or RK_ENOMEM. */
+int node__aae_parse_items(const char *p,
+                          size_t len,
+                          struct node__aae_item **out,
+                          size_t *cnt);
+int node__aae_item_cmp(const void *a, const void *b);
 /* A repair read answered. */
 void node__aae_repair_reply(struct node *n,
                             struct node__op *op,

@@ -241,6 +241,12 @@ static const struct field fold_fields[] = {
     FU32(fold, max_bytes),
 };
 
+static const struct field fetch_fields[] = {
+    FU64(fetch, req_id),    FU32(fetch, partition),
+    FU32(fetch, epoch),     FBLOB(fetch, keys, 5, PEER_FOLD_MAX_BYTES),
+    FU32(fetch, max_bytes),
+};
+
 static const struct field aae_tree_fields[] = {
     FU64(aae_tree, req_id),
     FU32(aae_tree, partition),
@@ -325,6 +331,7 @@ static const struct type_desc g_types[PEER_TYPE_MAX + 1] = {
     [PEER_REPLACE] = DESC("REPLACE", replace_fields),
     [PEER_AUTH_CHALLENGE] = DESC("AUTH_CHALLENGE", auth_challenge_fields),
     [PEER_AUTH_PROOF] = DESC("AUTH_PROOF", auth_proof_fields),
+    [PEER_FETCH] = DESC("FETCH", fetch_fields),
 };
 
 uint8_t peer_type_version(int type)
@@ -546,6 +553,15 @@ static const char *check_rules(const struct peer_msg *m)
             if (m->fold.max_bytes == 0 ||
                 m->fold.max_bytes > PEER_FOLD_MAX_BYTES) {
                 return "FOLD max_bytes out of range";
+            }
+            break;
+        case PEER_FETCH:
+            if (m->fetch.req_id == 0) {
+                return "FETCH req_id is 0";
+            }
+            if (m->fetch.max_bytes == 0 ||
+                m->fetch.max_bytes > PEER_FOLD_MAX_BYTES) {
+                return "FETCH max_bytes out of range";
             }
             break;
         case PEER_FOLD_REPLY:

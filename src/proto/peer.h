@@ -116,12 +116,13 @@ enum peer_type
     PEER_AAE_TREE_REPLY = 19,
     PEER_AAE_KEYS = 20,
     PEER_AAE_KEYS_REPLY = 21,
-    PEER_REPLACE = 22, /* version 2, issue 14: a JOIN that replaces */
+    PEER_REPLACE = 22,        /* version 2, issue 14: a JOIN that replaces */
     PEER_AUTH_CHALLENGE = 23, /* version 2, issue 15: peer authentication */
     PEER_AUTH_PROOF = 24,
+    PEER_FETCH = 25, /* version 2, issue 14: handoff's verify pulls */
 };
 #define PEER_TYPE_MIN PEER_HELLO
-#define PEER_TYPE_MAX PEER_AUTH_PROOF
+#define PEER_TYPE_MAX PEER_FETCH
 
 /* Peer authentication (docs/peer-protocol.md, "Authentication"). */
 #define PEER_AUTH_NONCE_LEN 32 /* bytes of a challenge's nonce */
@@ -361,6 +362,27 @@ struct peer_fold_reply
 };
 
 /*
+ * Handoff's verify step (issue 14 item 2, cluster/node_handoff_verify.c):
+ * a pending owner that compared its hash tree of a partition with a
+ * current replica's asks that replica for the objects of the keys that
+ * differ.  keys is a sequence of (u32 key length, key), little-endian,
+ * 1..PEER_FOLD_MAX_BYTES bytes, every key of `partition`.  The answer is
+ * a FOLD_REPLY with the same req_id: the objects of the keys it holds
+ * (missing ones are left out), cursor = u32 LE of how many of the listed
+ * keys it went through (it stops after max_bytes of items; the asker
+ * asks again for the rest), flags PEER_FOLD_DONE when it went through
+ * all of them.
+ */
+struct peer_fetch
+{
+    uint64_t req_id;    /* != 0 */
+    uint32_t partition; /* < the ring's size */
+    uint32_t epoch;     /* the asker's transition epoch */
+    struct peer_bytes keys;
+    uint32_t max_bytes; /* 1..PEER_FOLD_MAX_BYTES of items wanted */
+};
+
+/*
  * Anti-entropy (issue 14 item 4, cluster/node_aae.c): a replica of a
  * partition asks another for its hash tree (cluster/aae.h) of that
  * partition, level by level.  level PEER_AAE_LEVEL_BRANCH with no ids:
@@ -445,6 +467,7 @@ struct peer_msg
         struct peer_chunk chunk;
         struct peer_fold fold;
         struct peer_fold_reply fold_reply;
+        struct peer_fetch fetch;
         struct peer_aae_tree aae_tree;
         struct peer_aae_tree_reply aae_tree_reply;
         struct peer_aae_keys aae_keys;

@@ -719,13 +719,20 @@ void cluster_info(struct server *s, struct rk_buf *out)
         "\r\n"
         "cluster_handoff_throttled:%" PRIu64
         "\r\n"
-        "cluster_handoff_resumed:%" PRIu64 "\r\n",
+        "cluster_handoff_resumed:%" PRIu64
+        "\r\n"
+        "cluster_handoff_verified:%" PRIu64
+        "\r\n"
+        "cluster_handoff_verify_keys:%" PRIu64
+        "\r\n"
+        "cluster_handoff_verify_folds:%" PRIu64 "\r\n",
         membership_next_ring(mem) != NULL ? 1 : 0, membership_epoch(mem),
         pending, hs->handoff_transfers_done, hs->handoff_keys_in,
         hs->handoff_bytes_in, hs->handoff_keys_out, hs->handoff_bytes_out,
         hs->handoff_folds_refused, hs->handoff_retries, hs->handoff_forwards,
         hs->handoff_relays, hs->handoff_keys_dropped, hs->handoff_throttled,
-        hs->handoff_resumed);
+        hs->handoff_resumed, hs->handoff_verified, hs->handoff_verify_keys,
+        hs->handoff_verify_folds);
     struct node_aae_info ai;
     node_aae_info(cn->node, cluster__now_mono(), &ai);
     rk_buf_appendf(out,
@@ -1075,6 +1082,16 @@ static void cluster__handoff_metrics(struct cnode *cn, struct rk_buf *out)
                 "Transfers this node resumed from its checkpoint after a "
                 "restart.",
                 st->handoff_resumed);
+    metrics_one(out, "ringkv_handoff_verified_total", "counter",
+                "Sources of a transfer verified by comparing hash trees "
+                "instead of folded whole.",
+                st->handoff_verified);
+    metrics_one(out, "ringkv_handoff_verify_keys_total", "counter",
+                "Keys those verifies found different and fetched.",
+                st->handoff_verify_keys);
+    metrics_one(out, "ringkv_handoff_verify_folds_total", "counter",
+                "Verifies that fell back to folding the source whole.",
+                st->handoff_verify_folds);
     metrics_one(out, "ringkv_handoff_throttled_total", "counter",
                 "Handoff batch requests held back by handoff-max-mbps.",
                 st->handoff_throttled);

@@ -106,6 +106,9 @@ struct sim_result
     uint64_t chunk_blocks_deleted, chunk_blocks_failed;
     uint64_t handoff_keys_in, handoff_throttled; /* partition handoff */
     uint64_t handoff_resumed;      /* transfers resumed from a checkpoint */
+    uint64_t handoff_verified;     /* sources verified by tree, not folded */
+    uint64_t handoff_verify_keys;  /* keys those verifies fetched */
+    uint64_t handoff_verify_folds; /* verifies that fell back to a fold */
     uint64_t chunk_gc_deferred;    /* GC checks that found it maybe live */
     uint64_t chunk_manifests_kept; /* GC gave up: blocks kept */
     uint64_t aae_exchanges, aae_keys_repaired; /* all nodes, at the end */

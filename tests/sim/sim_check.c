@@ -1092,6 +1092,9 @@ void sim__check(struct sim *s)
         s->res->handoff_keys_in += st->handoff_keys_in;
         s->res->handoff_throttled += st->handoff_throttled;
         s->res->handoff_resumed += st->handoff_resumed;
+        s->res->handoff_verified += st->handoff_verified;
+        s->res->handoff_verify_keys += st->handoff_verify_keys;
+        s->res->handoff_verify_folds += st->handoff_verify_folds;
         s->res->chunk_manifests_kept += st->chunk_manifests_kept;
     }
 }

@@ -175,6 +175,7 @@ int main(int argc, char **argv)
     uint64_t keys = 0, converged = 0;
     uint64_t chunked = 0, dropped = 0, bdeleted = 0, bfailed = 0;
     uint64_t gdeferred = 0, gkept = 0, ho_keys = 0, ho_thr = 0, ho_res = 0;
+    uint64_t ho_ver = 0, ho_vkeys = 0, ho_vfold = 0;
     uint64_t aae_ex = 0, aae_rep = 0, aae_settle_max = 0;
     double t0 = wall_s();
     for (uint64_t seed = first; seed <= last; seed++) {
@@ -242,6 +243,9 @@ int main(int argc, char **argv)
         ho_keys += r.handoff_keys_in;
         ho_thr += r.handoff_throttled;
         ho_res += r.handoff_resumed;
+        ho_ver += r.handoff_verified;
+        ho_vkeys += r.handoff_verify_keys;
+        ho_vfold += r.handoff_verify_folds;
         aae_ex += r.aae_exchanges;
         aae_rep += r.aae_keys_repaired;
         aae_settle_max =
@@ -260,8 +264,10 @@ int main(int argc, char **argv)
     if (ho_keys) {
         printf("handoff: %" PRIu64 " keys received, %" PRIu64
                " FOLDs held back by the rate limit, %" PRIu64
-               " transfers resumed from a checkpoint\n",
-               ho_keys, ho_thr, ho_res);
+               " transfers resumed from a checkpoint; %" PRIu64
+               " sources verified by tree (%" PRIu64 " keys fetched), %" PRIu64
+               " verifies folded instead\n",
+               ho_keys, ho_thr, ho_res, ho_ver, ho_vkeys, ho_vfold);
     }
     printf("convergence: %" PRIu64 " of %" PRIu64
            " keys equal on all replicas after healing (hints, gossip), "

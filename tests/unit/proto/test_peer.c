@@ -390,6 +390,12 @@ static size_t make_samples(struct sample *out)
     ADD("aae_keys_reply_error", false,
         {.type = PEER_AAE_KEYS_REPLY,
          .aae_keys_reply = {7, RK_EINVAL, 0, 0, EMPTY}});
+    ADD("fetch_min", false,
+        {.type = PEER_FETCH, .fetch = {1, 0, 0, B(g_bin, 5), 1}});
+    ADD("fetch_max", false,
+        {.type = PEER_FETCH,
+         .fetch = {UINT64_MAX, UINT32_MAX, UINT32_MAX, BIN,
+                   PEER_FOLD_MAX_BYTES}});
     ADD("auth_challenge", false,
         {.type = PEER_AUTH_CHALLENGE,
          .auth_challenge = {B(g_bin, PEER_AUTH_NONCE_LEN)}});
@@ -1130,7 +1136,8 @@ static void test_peer_decoder_rejects_unknown_type(void **state)
     assert_int_equal(PEER_REPLACE, 22);
     assert_int_equal(PEER_AUTH_CHALLENGE, 23);
     assert_int_equal(PEER_AUTH_PROOF, 24);
-    assert_int_equal(PEER_TYPE_MAX, 24);
+    assert_int_equal(PEER_FETCH, 25);
+    assert_int_equal(PEER_TYPE_MAX, 25);
     {
         unsigned char hdr[PEER_HEADER_SIZE];
         peer_header_encode(hdr, PEER_CHUNK, NULL, 0);
@@ -1151,7 +1158,7 @@ static void test_peer_decoder_rejects_unknown_type(void **state)
         assert_int_equal(decode_once((const char *)hdr, 6, 0, NULL, 0),
                          RK_EAGAIN);
     }
-    unsigned types[] = {0, PEER_TYPE_MAX + 1, 25, 77, 255};
+    unsigned types[] = {0, PEER_TYPE_MAX + 1, 26, 77, 255};
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
         unsigned char hdr[PEER_HEADER_SIZE];
         peer_header_encode(hdr, (uint8_t)types[i], NULL, 0);
@@ -1506,6 +1513,10 @@ static void test_peer_aae_rules_refuse_malformed_messages(void **state)
         {.type = PEER_AAE_KEYS_REPLY,
          .aae_keys_reply = {.status = RK_EINVAL, .count = 1}},
         {.type = PEER_AAE_KEYS_REPLY, .aae_keys_reply = {.flags = 2}},
+        {.type = PEER_FETCH,
+         .fetch = {.req_id = 0, .keys = S("\1\0\0\0k"), .max_bytes = 1}},
+        {.type = PEER_FETCH, .fetch = {.req_id = 1, .keys = S("\1\0\0\0k")}},
+        {.type = PEER_FETCH, .fetch = {.req_id = 1, .max_bytes = 1}},
     };
     struct rk_buf out;
     rk_buf_init(&out);
@@ -2075,14 +2086,15 @@ static void test_peer_type_name_names_every_type(void **state)
                            "AAE_KEYS_REPLY",
                            "REPLACE",
                            "AUTH_CHALLENGE",
-                           "AUTH_PROOF"};
+                           "AUTH_PROOF",
+                           "FETCH"};
     assert_int_equal(PEER_TYPE_MAX - PEER_TYPE_MIN + 1,
                      sizeof(names) / sizeof(names[0]));
     for (int t = PEER_TYPE_MIN; t <= PEER_TYPE_MAX; t++) {
         assert_string_equal(peer_type_name(t), names[t - PEER_TYPE_MIN]);
     }
     assert_string_equal(peer_type_name(0), "UNKNOWN");
-    assert_string_equal(peer_type_name(25), "UNKNOWN");
+    assert_string_equal(peer_type_name(26), "UNKNOWN");
     assert_string_equal(peer_type_name(PEER_TYPE_MAX + 1), "UNKNOWN");
     assert_string_equal(peer_type_name(-1), "UNKNOWN");
 }
