@@ -15,22 +15,23 @@ redis-benchmark-style pipelines, then:
    when the INFO polls first and last saw keys_in move (the bulk of the
    transfer, apart from the join and the state's convergence),
    with the same GET+SET loop running meanwhile (its p50/p99);
-3. copies the 3 nodes' data dirs (the files the folds read the moved
-   records from, plus the partitions that stay and the hint files) with
-   copytree, then `sync` (after an untimed `sync`, so that it writes back
-   the copy only, not what the nodes left dirty), and prints MB/s of
-   that: the raw copy of the bytes a transfer reads, durably, the
-   physical limit the ratio is against; and MB/s of a second copytree
-   without the sync (page cache to page cache: what `--sync every:1000`
-   waits for before a partition counts as received; with GiBs to copy
-   the kernel's dirty-page limits make it disk-bound too).
+3. stops the nodes and copies the new node's data dir (what the join
+   moved, once: the partitions it now replicates) with copytree, then
+   `sync` (after an untimed `sync`, so that it writes back the copy only,
+   not what the nodes left dirty), and prints the time and MB/s of that:
+   the raw copy of the same bytes, durably, the physical limit the ratio
+   is against; and a second copytree without the sync (page cache to page
+   cache: what `--sync every:1000` waits for before a partition counts as
+   received).
 
-Ratios: handoff MB/s / raw copy MB/s (both copies), and p99 during / p99
-before.  The handoff pulls each partition from every current replica (3
-here), so it moves about 3 times the bytes it keeps; MB/s counts bytes
-received.  The CPU seconds each node spent during the transition (utime +
-stime from /proc) are printed too: on a machine shared with other work
-they vary less than the wall time.  Servers are stopped by PID.
+Ratios: handoff MB/s (the new node's data dir over the transition time) /
+raw copy MB/s (both copies), and p99 during / p99 before.  A partition is
+folded from one current replica and the others are verified by hash tree
+(node_handoff_verify.c), so what it receives is about what it keeps; the
+received bytes (items of FOLD and FETCH replies) and the verify counters
+are printed too.  The CPU seconds each node spent during the transition
+(utime + stime from /proc) are printed too: on a machine shared with other
+work they vary less than the wall time.  Servers are stopped by PID.
 
 Usage: bench/handoff_bench.py BUILD_DIR [--mb 256] [--value 1024] [--quick]
        [--set handoff-max-mbps=0 --set handoff-concurrency=4 ...]
@@ -167,31 +168,31 @@ def main():
         b_in = int(new["cluster_handoff_bytes_in"])
         k_in = int(new["cluster_handoff_keys_in"])
         kept = int(new.get("cluster_partitions_owned", "0"))
-        for x in nodes[:3]:
+        verified = int(new.get("cluster_handoff_verified", "0"))
+        vkeys = int(new.get("cluster_handoff_verify_keys", "0"))
+        vfolds = int(new.get("cluster_handoff_verify_folds", "0"))
+        for x in nodes:
             x.stop()
-        du = sum(os.path.getsize(os.path.join(dp, f))
-                 for x in range(3)
-                 for dp, _, fs in os.walk(os.path.join(tmp, "n%d" % x))
-                 for f in fs)
+
+        def du(d):
+            return sum(os.path.getsize(os.path.join(dp, f))
+                       for dp, _, fs in os.walk(d) for f in fs)
+
+        src = os.path.join(tmp, "n3", "data")
+        kept_b = du(src)
         # flush what the nodes (and anything else) left dirty first, so
         # that the timed sync below writes back the copy only
         subprocess.run(["sync"], check=False)
         t1 = time.time()
-        dst = os.path.join(tmp, "copy")
-        os.makedirs(dst)
-        for x in range(3):
-            shutil.copytree(os.path.join(tmp, "n%d" % x, "data"),
-                            os.path.join(dst, "n%d" % x))
+        shutil.copytree(src, os.path.join(tmp, "copy"))
         subprocess.run(["sync"], check=False)
         cp_s = time.time() - t1
         t1 = time.time()
-        for x in range(3):
-            shutil.copytree(os.path.join(tmp, "n%d" % x, "data"),
-                            os.path.join(dst, "nosync%d" % x))
+        shutil.copytree(src, os.path.join(tmp, "copy-nosync"))
         nosync_s = time.time() - t1
-        ho_mbs = b_in / MiB / took
-        cp_mbs = du / MiB / cp_s
-        nosync_mbs = du / MiB / nosync_s
+        ho_mbs = kept_b / MiB / took
+        cp_mbs = kept_b / MiB / cp_s
+        nosync_mbs = kept_b / MiB / nosync_s
         print("| what | value |")
         print("|---|---|")
         print("| join of a 4th node: transition finished in | %.2f s |" % took)
@@ -199,22 +200,26 @@ def main():
             print("| keys_in first / last seen moving (polls about 0.1-0.2 s "
                   "apart) | %.2f / %.2f s after the join |" % (first_in,
                                                              last_in))
-        print("| received by the new node | %d keys, %.1f MiB (owns %d "
-              "partitions) |" % (k_in, b_in / MiB, kept))
-        print("| handoff rate | %.1f MiB/s, %.0f keys/s |" % (
-            ho_mbs, k_in / took))
-        print("| raw copy of the 3 data dirs (%.1f MiB, copytree + sync) | "
-              "%.1f MiB/s |" % (du / MiB, cp_mbs))
+        print("| the new node's data dir after the join (what it keeps) | "
+              "%.1f MiB (owns %d partitions) |" % (kept_b / MiB, kept))
+        print("| received (folded and fetched items, duplicates included) "
+              "| %d keys, %.1f MiB |" % (k_in, b_in / MiB))
+        print("| sources verified by tree / keys they fetched / verifies "
+              "folded instead | %d / %d / %d |" % (verified, vkeys, vfolds))
+        print("| handoff rate (kept bytes / transition) | %.1f MiB/s, "
+              "%.0f keys received/s |" % (ho_mbs, k_in / took))
+        print("| raw copy of the new node's data dir (copytree + sync) | "
+              "%.2f s, %.1f MiB/s |" % (cp_s, cp_mbs))
         print("| handoff / raw copy | %.2fx |" % (ho_mbs / cp_mbs))
-        print("| raw copy without the sync (page cache) | %.1f MiB/s |" %
-              nosync_mbs)
+        print("| raw copy without the sync (page cache) | %.2f s, "
+              "%.1f MiB/s |" % (nosync_s, nosync_mbs))
         print("| handoff / raw copy without the sync | %.2fx |" % (
             ho_mbs / nosync_mbs))
         print("| CPU s during the transition: new node / 3 senders | "
               "%.2f / %.2f (%.2f + %.2f + %.2f) |" % (
                   cpu[3], sum(cpu[:3]), cpu[0], cpu[1], cpu[2]))
-        print("| MiB received per CPU second (all 4 nodes) | %.1f |" % (
-            b_in / MiB / sum(cpu)))
+        print("| MiB kept per CPU second (all 4 nodes) | %.1f |" % (
+            kept_b / MiB / sum(cpu)))
         print("| GET+SET p50 / p99 before (ms) | %.2f / %.2f (%d pairs, %d "
               "errors) |" % (pct(before.lat, .5) * 1e3,
                              pct(before.lat, .99) * 1e3, len(before.lat),

@@ -21,6 +21,7 @@ _XXH.XXH3_64bits_withSeed.argtypes = [ctypes.c_char_p, ctypes.c_size_t,
 HELLO, PING, GOSSIP, JOIN, JOIN_REPLY = 1, 2, 5, 6, 7
 KV_PUT, KV_PUT_REPLY, KV_GET, KV_GET_REPLY = 8, 9, 10, 11
 AUTH_CHALLENGE, AUTH_PROOF = 23, 24
+FOLD, FOLD_REPLY, FETCH = 16, 17, 25
 DIALER, ACCEPTOR = 1, 2
 
 
@@ -60,6 +61,22 @@ def proof(mac):
 def kv_get(key, req_id=1):
     return frame(KV_GET, struct.pack("<Q", req_id) + blob(key) +
                  struct.pack("<I", 1000))
+
+
+def fold(partition, req_id=1, epoch=0, cursor=b"", max_bytes=65536):
+    return frame(FOLD, struct.pack("<QII", req_id, partition, epoch) +
+                 blob(cursor) + struct.pack("<I", max_bytes))
+
+
+def fetch(partition, keys, req_id=1, epoch=0, max_bytes=65536):
+    body = b"".join(struct.pack("<I", len(k)) + k for k in keys)
+    return frame(FETCH, struct.pack("<QII", req_id, partition, epoch) +
+                 blob(body) + struct.pack("<I", max_bytes))
+
+
+def fold_reply_status(body):
+    """(req_id, status) of a FOLD_REPLY body."""
+    return struct.unpack("<Qi", body[:12])
 
 
 def join(node_id, host=b"127.0.0.1", ports=(1, 2, 3), req_id=1):

@@ -23,8 +23,9 @@ import urllib.request
 import pytest
 import redis
 
+import peerwire as pw
 from cluster_util import cluster_factory_gen
-from conftest import TARGET
+from conftest import SECRET_FILE, TARGET
 
 pytestmark = [
     pytest.mark.ringkv_only,
@@ -300,7 +301,8 @@ def test_handoff_rate_limit_is_settable_at_run_time(cluster_factory):
     assert tr["partitions_pending"] > 0
     assert tr["transfers"] and tr["transfers"][0]["sources"], tr
     assert {s["state"] for x in tr["transfers"] for s in x["sources"]} <= {
-        "folding", "waiting", "done", "skipped"}
+        "folding", "waiting", "done", "skipped", "to verify", "verifying",
+        "fetching"}
     # progress and ETA: at 1 MiB/s a few seconds in, some transfer has
     # moved (a slot fold: per mille from the slot reached) and has an ETA
     def progressed():
@@ -360,13 +362,17 @@ def test_killed_receiver_and_sender_resume_from_checkpoints(cluster_factory):
     checkpoint (handoff.ckpt: the durable fold cursors) instead of from
     zero.  Measured against a control cluster (same node ids, ring and
     data) whose join ran without a kill: the bytes the sources sent in
-    all, minus the control's, were sent twice; they must stay under 20% of
-    one partition per resumed transfer.  Then a sending node, during a
+    all, minus the control's, were sent twice; they must stay under 35% of
+    one partition per resumed transfer (from zero would be 100%: what is
+    sent again is what arrived after the last durable checkpoint, saved
+    every 250 ms, about 1 MiB at 4 MiB/s; a partition is about 6 MiB and is
+    folded from one source, the others verified by tree).  Then a sending
+    node, during a
     second join: restarted, it serves the receiver's saved cursors (a
     position in its slot index) and the join completes with every key."""
     args = ["--ring-size", "8", "--handoff-max-mbps", "4", "--sync",
             "always", "--handoff-drop-grace-ms", "600000"]
-    keys, size = 24000, 1000
+    keys, size = 48000, 1000
     kv = {"ck:%d" % k: b"x" * size for k in range(keys)}
     ctl = cluster_factory(4, form=3, args=args)
     _load_fixed(ctl, ctl[0], keys, size)
@@ -403,7 +409,7 @@ def test_killed_receiver_and_sender_resume_from_checkpoints(cluster_factory):
               resumed, resent / 2**20,
               100.0 * resent / part / max(resumed, 1)))
     assert resumed >= 1
-    assert resent < 0.2 * part * resumed
+    assert resent < 0.35 * part * resumed
     check_all(cl, [d], kv, "through D after its restart mid-join")
 
     # a sender killed in the middle of the next join
@@ -423,3 +429,121 @@ def test_killed_receiver_and_sender_resume_from_checkpoints(cluster_factory):
     print("sender killed mid-join: the join finished %.1f s after the "
           "kill" % (time.monotonic() - t0))
     check_all(cl, [e], kv, "through E after a sender's restart mid-join")
+
+
+def replicas_by_slot(cl, node):
+    """{slot: set of client ports} from CLUSTER SLOTS through `node`
+    (the ring's preference list of each slot's partition)."""
+    out = {}
+    for row in cl.c(node).execute_command("CLUSTER", "SLOTS"):
+        ports = {int(m[1]) for m in row[2:]}
+        for s in range(int(row[0]), int(row[1]) + 1):
+            out[s] = ports
+    return out
+
+
+@pytest.mark.timeout(600)
+def test_join_fetches_what_the_folded_source_missed(cluster_factory):
+    """A join folds each partition from one current replica and verifies
+    the others by comparing hash trees (node_handoff_verify.c).  Here one
+    replica, C, missed 3,000 acknowledged writes (it was down and the
+    hints for it were deleted) and anti-entropy is held back (an
+    exchange interval of a day), so every partition the new node D folds
+    from C lacks them: the verify against A and B must find and fetch
+    each one.  Every key whose final replicas include D is then on D
+    (RINGKV.LOCALGET: no coordination, no read repair), and INFO shows
+    the verifies and the fetched keys."""
+    import glob
+    import os
+    import shutil
+    args = ["--aae-exchange-interval-ms", "86400000",
+            "--handoff-drop-grace-ms", "600000"]
+    cl = cluster_factory(4, form=3, args=args)
+    a, b, c, d = cl.nodes
+    base = load(cl, [a, b, c], 2000, "vbase", SEED + 11)
+    cl.kill(c)
+    missed = load(cl, [a, b], 3000, "vmissed", SEED + 12)
+    for n in (a, b):
+        cl.kill(n)
+        hs = glob.glob(os.path.join(n.server.data_dir, "hints*"))
+        assert hs, os.listdir(n.server.data_dir)
+        for h in hs:
+            shutil.rmtree(h) if os.path.isdir(h) else os.unlink(h)
+    for n in (a, b, c):
+        cl.restart(n)
+    cl.wait_converged(3, nodes=[a, b, c], timeout=60)
+    n_c = copies(cl, [c], sorted(missed))
+    on_c = sum(n_c.values())
+    assert on_c < len(missed) // 10, "C should lack the missed writes"
+    _join_and_finish(cl, d, a, [a, b, c, d])
+    rep = replicas_by_slot(cl, d)
+    keys = sorted(list(base) + list(missed))
+    slots = {}
+    for i in range(0, len(keys), 1000):
+        p = cl.c(d).pipeline(transaction=False)
+        for k in keys[i:i + 1000]:
+            p.execute_command("CLUSTER", "KEYSLOT", k)
+        for k, s in zip(keys[i:i + 1000], p.execute()):
+            slots[k] = int(s)
+    mine = [k for k in keys if d.port in rep[slots[k]]]
+    assert len(mine) > len(keys) // 2, (len(mine), d.port, rep[0])
+    have = copies(cl, [d], mine)
+    lacking = [k for k in mine if have[k] == 0]
+    info = cl.info(d)
+    print("\nD replicates %d of %d keys; lacking %d; verified sources %s, "
+          "keys fetched by verifies %s, verifies folded instead %s, "
+          "keys received %s" % (
+              len(mine), len(keys), len(lacking),
+              info["cluster_handoff_verified"],
+              info["cluster_handoff_verify_keys"],
+              info["cluster_handoff_verify_folds"],
+              info["cluster_handoff_keys_in"]))
+    assert not lacking, "D lacks %d keys, e.g. %r" % (len(lacking),
+                                                       lacking[:5])
+    assert int(info["cluster_handoff_verified"]) > 0
+    assert int(info["cluster_handoff_verify_keys"]) > 0
+    # each acknowledged value reads back through D
+    check_all(cl, [d], missed, "through D after the join")
+
+
+@pytest.mark.timeout(300)
+def test_fold_and_fetch_from_a_non_pending_owner_are_refused(
+        cluster_factory):
+    """During a join, a holder of the cluster secret that is not a pending
+    owner of the partition (not even a member) asks a current replica for
+    a FOLD and for a FETCH of a key: both are refused (FOLD_REPLY with
+    RK_EINVAL, no items), counted in cluster_handoff_folds_refused, and
+    the join still finishes with every key."""
+    cl = cluster_factory(4, form=3, args=["--handoff-max-mbps", "1"])
+    a, b, c, d = cl.nodes
+    _load_fixed(cl, a, 6000, 1000)
+    cl.join(d, a)
+    cl.wait_until(lambda: cl.info(a)["cluster_transition"] == "1",
+                  "the join's transition", timeout=30)
+    before = int(cl.info(a)["cluster_handoff_folds_refused"])
+    p = pw.Peer(a.peer_port)
+    ok, _ = p.handshake(b"tool", pw.read_secret(SECRET_FILE))
+    assert ok
+    for rid, msg in ((11, pw.fold(0, req_id=11)),
+                     (12, pw.fetch(0, [b"ck:1", b"ck:2"], req_id=12))):
+        p.send(msg)
+        got = None
+        deadline = time.monotonic() + 5
+        while got is None and time.monotonic() < deadline:
+            f = p.read_frame(timeout=1)
+            if f is not None and f[0] == pw.FOLD_REPLY:
+                got = f
+        assert got is not None, "no FOLD_REPLY to %d" % rid
+        req, status = pw.fold_reply_status(got[1])
+        assert (req, status) == (rid, -2), (req, status)  # RK_EINVAL
+        assert len(got[1]) <= 12 + 4 + 4 + 4 + 4  # no cursor, no items
+    p.close()
+    assert int(cl.info(a)["cluster_handoff_folds_refused"]) == before + 2
+    assert "handoff_fold_refused" in a.server.logs()
+    cl.c(a).config_set("handoff-max-mbps", 0)
+    cl.c(d).config_set("handoff-max-mbps", 0)
+    cl.wait_until(lambda: all(cl.info(x)["cluster_transition"] == "0"
+                              for x in cl.nodes),
+                  "the join to finish", timeout=120)
+    kv = {"ck:%d" % k: b"x" * 1000 for k in range(6000)}
+    check_all(cl, [d], kv, "through D after the refused requests")

@@ -2035,6 +2035,11 @@ static void test_peer_body_sizes_match_the_docs(void **state)
                                         .value = S("vvv"),
                                         .hint_for = S("n1")}};
     assert_int_equal(body_len_of(&m), 46 + 1 + 2 + 3 + 2);
+    m = (struct peer_msg){.type = PEER_FETCH,
+                          .fetch = {.req_id = 1,
+                                    .keys = S("\1\0\0\0k"),
+                                    .max_bytes = 1}};
+    assert_int_equal(body_len_of(&m), 24 + 5);
     m = (struct peer_msg){.type = PEER_KV_UPDATE,
                           .kv_update = {.hint_for = ID_MAX}};
     assert_int_equal(body_len_of(&m), 110); /* over key + context + value */
