@@ -39,6 +39,11 @@ run --seeds 5130:5130 --steps 20000 --engine bitcask
 # remove and replace during the other faults; I10 (no transition stuck),
 # checks on the final ring; the first 2 seeds twice for I8
 run --seeds 7001:7040 --steps 40000 --nodes 7 --spares 2 --determinism 2
+# membership changes without sloppy quorum: I14 (a partition counted as
+# received by its pending owner holds every element acknowledged before
+# its transfer started: the one-source fold plus the tree verify of the
+# others, node_handoff_verify.c)
+run --seeds 7101:7130 --steps 40000 --nodes 7 --spares 2 --sloppy off
 # regression: a node whose join lost to a concurrent change saved the state
 # that did not list it, and then could not restart (I6)
 run --seeds 384:384 --steps 40000 --nodes 7 --spares 2

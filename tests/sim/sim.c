@@ -32,7 +32,7 @@ const char *sim_invariant_name(enum sim_invariant i)
         "I4 sibling bound",           "I5 resurrection", "I6 ring agreement",
         "I7 delivery order",          "I8 determinism",  "I9 chunk lost",
         "I10 handoff stuck",          "I11 aae roots",   "I12 spoofed frame",
-        "I13 forged state",
+        "I13 forged state",           "I14 handoff gap",
     };
     return i < SIM_N_INVARIANTS ? names[i] : "?";
 }
@@ -349,6 +349,9 @@ void sim__after(struct sim *s, int i)
                 }
                 /* fall through */
             case NODE_LOG:
+                if (a->event && a->text) {
+                    sim__on_handoff_log(s, i, a->event, a->text);
+                }
                 if (s->cfg.verbose >= 2) {
                     printf("  %8" PRIu64 " %s log %s %s\n", sim_now(s), sn->id,
                            a->event ? a->event : "join_failed", a->text);
@@ -368,6 +371,9 @@ static int start_node(struct sim *s, int i)
     struct sim_node *sn = &s->nodes[i];
     if (sn->data == NULL && open_engines(s, i) != RK_OK) {
         return RK_EIO;
+    }
+    for (size_t p = 0; p < RING_MAX_SIZE; p++) {
+        sn->ho_started[p] = UINT64_MAX;
     }
     struct node_config nc = {
         .node_id = sn->id,

@@ -46,6 +46,8 @@ enum sim_invariant
                               not dropped (issue 15) */
     SIM_I13_FORGED_STATE,  /* a gossiped state no change could make was
                               adopted (issue 15) */
+    SIM_I14_HANDOFF_GAP,   /* a partition counted as received lacked an
+                              element acknowledged before its transfer */
     SIM_N_INVARIANTS,
 };
 

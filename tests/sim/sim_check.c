@@ -58,6 +58,14 @@
  *      than MEMBERSHIP_MAX_VERSION_STEP ahead of a member's (no change
  *      makes that) is refused: the member's version stays and
  *      membership_gossip_refused counts it (issue 15).
+ *   I14 (S, without sloppy quorum) when a pending owner finishes receiving
+ *      a partition (its handoff_done log line), its data engine holds
+ *      every APPEND element acknowledged before that transfer started, for
+ *      every set key of the partition: what a fold of one replica plus
+ *      the verify of the others (node_handoff_verify.c), or the folds of
+ *      N - W + 1 replicas, must give it.  With sloppy quorum an
+ *      acknowledged write may be only in fallbacks' hints, so it is not
+ *      checked there.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -1240,5 +1248,59 @@ void sim__check_aae(struct sim *s)
                            ": roots differ between %s and %s after heal",
                            p, s->nodes[a].id, s->nodes[b].id);
         }
+    }
+}
+
+/* ---- I14: a received partition holds what was acknowledged before ------ */
+
+void sim__on_handoff_log(struct sim *s,
+                         int i,
+                         const char *event,
+                         const char *text)
+{
+    bool start = strcmp(event, "handoff_start") == 0;
+    unsigned p = 0;
+    if ((!start && strcmp(event, "handoff_done") != 0) ||
+        sscanf(text, "partition=%u", &p) != 1 || p >= RING_MAX_SIZE) {
+        return;
+    }
+    struct sim_node *sn = &s->nodes[i];
+    if (start) {
+        sn->ho_started[p] = sim_now(s);
+        return;
+    }
+    uint64_t since = sn->ho_started[p];
+    const struct ring *r =
+        sn->node ? membership_ring(node_membership(sn->node)) : NULL;
+    if (since == UINT64_MAX || s->cfg.sloppy || r == NULL) {
+        return;
+    }
+    for (int k = 0; k < SIM_KEYS_SET; k++) {
+        char key[8];
+        sim__key(k, key);
+        if (ring_partition_of_key(r, key, strlen(key)) != p) {
+            continue;
+        }
+        struct dvv_obj o;
+        dvv_init(&o);
+        uint64_t *el = NULL;
+        size_t n_el = 0;
+        if (replica_read(sn->data, key, strlen(key), &o) == RK_OK) {
+            n_el = elements(&o, &el);
+        }
+        for (size_t h = 0; h < s->n_hist; h++) {
+            const struct sim_hist *hh = &s->hist[h];
+            if (hh->key == k && hh->ok && hh->kind == SIM_OP_APPEND &&
+                hh->done_at < since &&
+                bsearch(&hh->elem, el, n_el, sizeof(*el), u64_cmp) == NULL) {
+                sim__violation(s, SIM_I14_HANDOFF_GAP,
+                               "%s received partition %u without %s's "
+                               "element %" PRIu64 " (acknowledged at %" PRIu64
+                               " ms, transfer started at %" PRIu64 " ms)",
+                               sn->id, p, key, hh->elem, hh->done_at, since);
+            }
+        }
+        rk_free(el);
+        dvv_fini(&o);
     }
 }

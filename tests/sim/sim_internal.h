@@ -90,6 +90,9 @@ struct sim_node
     struct hlc hlc;                /* client writes' timestamps (the RESP
                                       layer's clock in ringkvd) */
     bool conn_down[SIM_MAX_NODES]; /* what this node was told (peer_down) */
+    /* I14: when this node's last transfer of each partition started
+     * (handoff_start; UINT64_MAX: none since the node started) */
+    uint64_t ho_started[RING_MAX_SIZE];
 };
 
 /* One client operation in the history. */
@@ -164,6 +167,12 @@ void sim__violation(struct sim *s, enum sim_invariant inv, const char *fmt, ...)
 uint64_t sim__rand(struct sim *s, uint64_t bound);
 /* Key i's name ("s3", "r1") into buf. */
 void sim__key(int key, char buf[8]);
+/* I14 (sim_check.c): node i logged handoff_start or handoff_done
+ * (`text` is the log line's fields). */
+void sim__on_handoff_log(struct sim *s,
+                         int i,
+                         const char *event,
+                         const char *text);
 
 /* Node life, for sim_members.c. */
 int sim__start_node(struct sim *s, int i);
