@@ -160,8 +160,17 @@ uint32_t cmd__acl_categories(const struct command *cmd,
  * tests/integration/test_acl.py. */
 static unsigned key_need(const struct command *cmd,
                          size_t argc,
-                         const struct resp_arg *argv)
+                         const struct resp_arg *argv,
+                         size_t key_index)
 {
+    /* two keys with their own specs: the source RW ACCESS DELETE (RENAME)
+     * or RO ACCESS (COPY), the destination OW UPDATE */
+    static const char *const two_keys[] = {"rename", "renamenx", "copy", NULL};
+    if (name_in(cmd->name, two_keys)) {
+        return key_index == 2                   ? ACL_KEY_WRITE
+               : strcmp(cmd->name, "copy") == 0 ? ACL_KEY_READ
+                                                : ACL_KEY_READ | ACL_KEY_WRITE;
+    }
     /* no ACCESS/INSERT/UPDATE/DELETE flag in Redis's key specs */
     static const char *const meta[] = {"exists", "type",  "strlen",
                                        "touch",  "watch", NULL};
@@ -474,10 +483,10 @@ static int check(const struct acl_user *u,
     if (cmd->first_key <= 0 || acl_user_all_keys(u)) {
         return 0;
     }
-    unsigned need = key_need(cmd, argc, argv);
     size_t last = cmd->last_key < 0 ? argc - 1 : (size_t)cmd->last_key;
     for (size_t i = (size_t)cmd->first_key; i <= last && i < argc;
          i += (size_t)cmd->key_step) {
+        unsigned need = key_need(cmd, argc, argv, i);
         if (!acl_user_can_key(u, argv[i].ptr, argv[i].len, need)) {
             *bad = i;
             return 2;

@@ -171,6 +171,10 @@ void cmd_getdel(struct client *c, size_t argc, const struct resp_arg *argv);
 void cmd_getex(struct client *c, size_t argc, const struct resp_arg *argv);
 void cmd_getrange(struct client *c, size_t argc, const struct resp_arg *argv);
 void cmd_getset(struct client *c, size_t argc, const struct resp_arg *argv);
+/* cmd/rename.c */
+void cmd_rename(struct client *c, size_t argc, const struct resp_arg *argv);
+void cmd_renamenx(struct client *c, size_t argc, const struct resp_arg *argv);
+void cmd_copy(struct client *c, size_t argc, const struct resp_arg *argv);
 void cmd_setrange(struct client *c, size_t argc, const struct resp_arg *argv);
 void cmd_touch(struct client *c, size_t argc, const struct resp_arg *argv);
 void cmd_incr(struct client *c, size_t argc, const struct resp_arg *argv);
