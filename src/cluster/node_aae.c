@@ -110,6 +110,13 @@ static uint32_t leaf_of(const struct node__aae *a,
     return off / (s / a->n_leaves);
 }
 
+uint32_t node__aae_leaf_of_key(const struct node *n,
+                               const void *key,
+                               size_t klen)
+{
+    return leaf_of(&n->aae, slot_of_key(key, klen), key, klen);
+}
+
 /* The slots [*first, *last] holding the keys of leaf `leaf` of p. */
 static void leaf_slots(const struct node__aae *a,
                        uint32_t p,
@@ -380,6 +387,11 @@ static int check_request(struct node *n,
     /* during a transition only a pending owner's verify step
      * (node_handoff_verify.c) compares; exchanges wait */
     bool verify = trees && p < n->aae.q && node__verify_asker_ok(n, p, from);
+    if (!trees && (!n->set.aae_enabled || n->aae.unsupported) && r &&
+        p < ring_size(r) && node__verify_asker_ok(n, p, from)) {
+        return RK_EVERSION; /* no tree here will come: the verifier folds
+                               this node's copy at once */
+    }
     if (!trees || (!verify && membership_next_ring(n->mem) != NULL)) {
         return RK_EAGAIN;
     }

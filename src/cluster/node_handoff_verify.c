@@ -32,13 +32,18 @@
  * after B became a source.  So a verified source counts as one folded to
  * the end in node_handoff.c's rule (N - W + 1 sources).
  *
+ * A listing (AAE_KEYS_REPLY) is at most NODE_AAE_KEYS_MAX_BYTES; a cut
+ * one goes on with the leaves from the one of its last key (the source
+ * lists leaves in the order asked), within the same pass.
+ *
  * When a verify is not possible, the source is folded instead (the old
- * way): trees off here (a tree being built after a start is waited for),
- * a source that refuses, or answers RK_EAGAIN (its tree is being built)
- * for NODE_HANDOFF_EAGAIN_MS, more than a
- * quarter of the leaves differing (a fold is cheaper than listing them),
- * more than NODE_VERIFY_PASSES truncated passes, or no primary fold that
- * finished (its source went down: another source is folded).
+ * way): trees off here (a tree being built after a start is waited for)
+ * or on the source (it answers RK_EVERSION), a source that refuses,
+ * answers RK_EAGAIN (its tree is being built) NODE_VERIFY_EAGAIN_TRIES
+ * times or leaves NODE_VERIFY_STALLS steps unanswered, more than a quarter
+ * of the leaves differing (a fold is cheaper than listing them), one
+ * leaf's keys not fitting in NODE_VERIFY_PASSES listings, or no primary
+ * fold that finished (its source went down: another source is folded).
  *
  * Sender: a FETCH from a pending owner of the partition, while this node
  * is a current replica of it, is answered with a FOLD_REPLY holding the
@@ -58,14 +63,13 @@
 #include "common/log.h"
 #include "storage/engine.h"
 
-#define NODE_VERIFY_PASSES 8 /* truncated passes before a fold instead */
-#define NODE_VERIFY_EAGAIN_TRIES                                          \
-    (NODE_HANDOFF_EAGAIN_MS / NODE_HANDOFF_RETRY_MS) /* "not now" answers \
-                                                        (a tree being     \
-                                                        built) before a   \
-                                                        fold instead */
-#define NODE_VERIFY_FETCH (64u << 10)  /* bytes of keys per FETCH */
-#define NODE_VERIFY_TAG   (1ull << 63) /* req_id bit: not an AAE exchange's */
+#define NODE_VERIFY_PASSES 8 /* listings without progress before a fold */
+#define NODE_VERIFY_EAGAIN_TRIES                                      \
+    5                        /* "not now" answers (a tree being built \
+                                there), 1 s apart, before a fold */
+#define NODE_VERIFY_STALLS 3 /* timed-out steps before a fold instead */
+#define NODE_VERIFY_FETCH  (64u << 10)  /* bytes of keys per FETCH */
+#define NODE_VERIFY_TAG    (1ull << 63) /* req_id bit: not an AAE exchange's */
 
 static bool self_replicates(const struct node *n, uint32_t p)
 {
@@ -116,7 +120,8 @@ void node__verify_init(struct node *n, struct node__xfer *x)
     /* The primary: a source a resumed checkpoint shows progress of (its
      * fold goes on), else one chosen by partition so that the senders
      * share the work; none when this node replicates p itself (its own
-     * copy is the one the others are compared with). */
+     * copy is the one the others are compared with; not reached today: a
+     * pending owner is never a current replica). */
     size_t prim = x->self_src ? SIZE_MAX : x->partition % x->n_src;
     bool resumed = false;
     for (size_t j = 0; j < x->n_src; j++) {
@@ -169,6 +174,9 @@ static void send_tree(struct node *n,
     x->v.sent_ms = now;
     x->v.phase =
         level == PEER_AAE_LEVEL_BRANCH ? NODE_V_BRANCHES : NODE_V_LEAVES;
+    if (level == PEER_AAE_LEVEL_BRANCH) {
+        x->v.truncated = false;
+    }
     struct peer_msg m = {.type = PEER_AAE_TREE};
     m.aae_tree = (struct peer_aae_tree){
         .req_id = x->v.req_id,
@@ -180,8 +188,25 @@ static void send_tree(struct node *n,
     node__send(n, x->src[x->v.src].id, NULL, 0, 0, &m);
 }
 
-/* Sends the next FETCH of the pass, or ends the pass when none is left:
- * the source is verified, or a truncated listing starts another pass. */
+/* Asks for the keys of the leaves in x->v.leaves. */
+static void send_keys(struct node *n, struct node__xfer *x, uint64_t now)
+{
+    x->v.req_id = ++n->ho.next_req | NODE_VERIFY_TAG;
+    x->v.sent_ms = now;
+    x->v.phase = NODE_V_KEYS;
+    struct peer_msg m = {.type = PEER_AAE_KEYS};
+    m.aae_keys = (struct peer_aae_keys){
+        .req_id = x->v.req_id,
+        .partition = x->partition,
+        .n_leaves = n->aae.n_leaves,
+        .leaves = {(const char *)x->v.leaves, 4 * (size_t)x->v.n_leaves},
+    };
+    node__send(n, x->src[x->v.src].id, NULL, 0, 0, &m);
+}
+
+/* Sends the next FETCH of the listing, or, when none is left, lists the
+ * rest of a truncated listing's leaves or ends the pass: the source is
+ * verified. */
 static void fetch_next(struct node *n, struct node__xfer *x, uint64_t now)
 {
     struct rk_buf *k = &n->ho.vkeys[xfer_index(n, x)];
@@ -189,21 +214,19 @@ static void fetch_next(struct node *n, struct node__xfer *x, uint64_t now)
     if (x->v.fetch_off >= k->len) {
         rk_buf_clear(k);
         if (x->v.truncated) {
-            if (++x->v.passes >= NODE_VERIFY_PASSES) {
-                to_fold(n, x, s,
-                        "the differing keys did not fit in "
-                        "a few listings");
-                return;
-            }
-            send_tree(n, x, PEER_AAE_LEVEL_BRANCH, now);
+            send_keys(n, x, now); /* the leaves not listed to the end */
             return;
         }
         s->done = true;
         x->v.phase = NODE_V_IDLE;
+        /* what this node already held counts too: durable before the
+         * partition is marked, as a fold's merges that change nothing */
+        if (n->last_seq > x->last_seq) {
+            x->last_seq = n->last_seq;
+        }
         n->st.handoff_verified++;
         node__log(n, RK_LOG_INFO, "handoff_verified",
-                  "partition=%" PRIu32 " source=%s passes=%" PRIu32,
-                  x->partition, s->id, x->v.passes + 1);
+                  "partition=%" PRIu32 " source=%s", x->partition, s->id);
         return;
     }
     /* whole keys, up to NODE_VERIFY_FETCH bytes (at least one) */
@@ -248,6 +271,10 @@ void node__verify_step(struct node *n, struct node__xfer *x, uint64_t now)
                       x->partition, s->id, s->retries);
             x->v.phase = NODE_V_IDLE; /* the pass starts again below */
             x->v.req_id = 0;
+            if (++s->v_stalls >= NODE_VERIFY_STALLS) {
+                to_fold(n, x, s, "verify steps went unanswered");
+                return;
+            }
         } else {
             return;
         }
@@ -327,7 +354,7 @@ static void step_failed(struct node *n,
     x->v.phase = NODE_V_IDLE;
     x->v.req_id = 0;
     s->retries++;
-    if (rc == RK_EAGAIN && s->retries < NODE_VERIFY_EAGAIN_TRIES) {
+    if (rc == RK_EAGAIN && ++s->v_eagains < NODE_VERIFY_EAGAIN_TRIES) {
         s->retry_ms = now + NODE_HANDOFF_RETRY_MS;
         return;
     }
@@ -342,6 +369,7 @@ static bool tree_reply(struct node *n,
                        const struct peer_aae_tree_reply *r,
                        uint64_t now)
 {
+    (void)from;
     if (r->status != RK_OK) {
         step_failed(n, x, r->status, now);
         return true;
@@ -404,18 +432,47 @@ static bool tree_reply(struct node *n,
         rk_put_le32(x->v.leaves + 4 * i, diff[i]);
     }
     x->v.n_leaves = (uint32_t)nd;
-    x->v.req_id = ++n->ho.next_req | NODE_VERIFY_TAG;
-    x->v.sent_ms = now;
-    x->v.phase = NODE_V_KEYS;
-    struct peer_msg m = {.type = PEER_AAE_KEYS};
-    m.aae_keys = (struct peer_aae_keys){
-        .req_id = x->v.req_id,
-        .partition = x->partition,
-        .n_leaves = n->aae.n_leaves,
-        .leaves = {(const char *)x->v.leaves, 4 * nd},
-    };
-    node__send(n, from, NULL, 0, 0, &m);
+    x->v.passes = 0;
+    send_keys(n, x, now);
     return true;
+}
+
+/* After a truncated listing: keeps in x->v.leaves the leaves from the one
+ * of the reply's last key on (those before it were listed to the end; the
+ * source lists leaves in the order asked).  false when that is the first
+ * leaf (no progress: it is asked again). */
+static bool next_leaves(struct node *n,
+                        struct node__xfer *x,
+                        const struct peer_aae_keys_reply *r)
+{
+    const unsigned char *p = (const unsigned char *)r->items.ptr;
+    size_t left = r->items.len;
+    const unsigned char *last = NULL;
+    uint32_t last_len = 0;
+    while (left >= 12) { /* parsed before: lengths are in bounds */
+        uint32_t kl = rk_get_le32(p);
+        last = p + 4;
+        last_len = kl;
+        p += 12 + (size_t)kl;
+        left -= 12 + (size_t)kl;
+    }
+    if (last == NULL) {
+        return false;
+    }
+    uint32_t leaf = node__aae_leaf_of_key(n, last, last_len);
+    for (uint32_t i = 0; i < x->v.n_leaves; i++) {
+        if (rk_get_le32(x->v.leaves + 4 * i) == leaf) {
+            if (i == 0) {
+                return false;
+            }
+            memmove(x->v.leaves, x->v.leaves + 4 * i,
+                    4 * (size_t)(x->v.n_leaves - i));
+            x->v.n_leaves -= i;
+            x->v.passes = 0;
+            return true;
+        }
+    }
+    return false; /* a key of a leaf not asked: listed again whole */
 }
 
 static bool keys_reply(struct node *n,
@@ -432,6 +489,11 @@ static bool keys_reply(struct node *n,
     int rc = node__aae_parse_items(r->items.ptr, r->items.len, &theirs, &nt);
     if (rc == RK_OK && nt != r->count) {
         rc = RK_EPROTO;
+    }
+    for (size_t i = 0; rc == RK_OK && i < nt; i++) {
+        if (theirs[i].klen > PEER_MAX_KEY) {
+            rc = RK_EPROTO; /* no such key could be fetched */
+        }
     }
     uint32_t count = 0;
     bool trunc = false;
@@ -474,6 +536,14 @@ static bool keys_reply(struct node *n,
         return true;
     }
     x->v.truncated = (r->flags & PEER_AAE_KEYS_TRUNCATED) != 0;
+    if (x->v.truncated && !next_leaves(n, x, r)) {
+        rk_buf_clear(k);
+        if (++x->v.passes >= NODE_VERIFY_PASSES) {
+            to_fold(n, x, &x->src[x->v.src],
+                    "a leaf's differing keys do not fit in a listing");
+            return true;
+        }
+    }
     x->v.fetch_off = 0;
     fetch_next(n, x, now);
     return true;
@@ -503,9 +573,9 @@ static bool fetch_reply_in(struct node *n,
         }
         off += 4 + rk_get_le32((const unsigned char *)k->base + off);
     }
-    if (rc == RK_OK && (r->cursor.len != 4 ||
-                        (through == 0 && got == 0 && off < x->v.fetch_end))) {
-        rc = RK_EPROTO; /* no progress */
+    if (rc == RK_OK && (r->cursor.len != 4 || through == 0)) {
+        rc = RK_EPROTO; /* no progress: a source goes through one key at
+                           least */
     }
     if (rc != RK_OK) {
         step_failed(n, x, rc, now);
@@ -630,7 +700,8 @@ void node__handoff_on_fetch(struct node *n,
     const unsigned char *p = (const unsigned char *)f->keys.ptr;
     size_t left = f->keys.len;
     uint32_t through = 0, count = 0;
-    while (left > 0 && n->ho.items.len < f->max_bytes) {
+    while (left > 0 && n->ho.items.len < f->max_bytes &&
+           through < NODE_HANDOFF_SCAN) {
         uint32_t kl = left >= 4 ? rk_get_le32(p) : 0;
         if (kl == 0 || kl > PEER_MAX_KEY || kl > left - 4 ||
             ring_partition_of_key(r, p + 4, kl) != f->partition) {

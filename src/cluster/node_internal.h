@@ -122,8 +122,9 @@ struct node__verify
     uint64_t req_id; /* of the step in flight (top bit set: not an AAE
                         exchange's id) */
     uint64_t sent_ms;
-    uint32_t passes; /* of this source (a truncated listing asks again) */
-    bool truncated;  /* this pass's listing left keys out */
+    uint32_t passes; /* listings of this source that made no progress */
+    bool truncated;  /* the listing left keys out: the leaves from the
+                        last one listed on are asked next */
     uint32_t branches[NODE_AAE_LEAVES_MAX / AAE_FANOUT];
     uint32_t n_branches;
     unsigned char leaves[4 * NODE_AAE_LEAVES_MAX]; /* u32 LE */
@@ -145,10 +146,12 @@ struct node__xfer_src
     size_t ccur_len, dcur_len;
     uint64_t cseq;
     bool has_cand, cdone, ddone;
-    bool done;       /* folded to the end (or skipped: down) */
-    bool skipped;    /* done because it was down */
-    uint8_t mode;    /* enum node__xsrc_mode */
-    uint64_t req_id; /* FOLD in flight, 0 = none */
+    bool done;                   /* folded to the end (or skipped: down) */
+    bool skipped;                /* done because it was down */
+    uint8_t mode;                /* enum node__xsrc_mode */
+    uint8_t v_eagains, v_stalls; /* its verify's "not now" answers and
+                                    timed-out steps */
+    uint64_t req_id;             /* FOLD in flight, 0 = none */
     uint64_t sent_ms, retry_ms;
     uint32_t retries;
 };
@@ -627,6 +630,10 @@ int node__aae_list_leaves(struct node *n,
                           size_t max_bytes,
                           uint32_t *count,
                           bool *truncated);
+/* The leaf of a key in this node's trees (their size must be known). */
+uint32_t node__aae_leaf_of_key(const struct node *n,
+                               const void *key,
+                               size_t klen);
 /* Parses items into an array sorted by key (rk_free it): RK_OK, RK_EPROTO
  * or RK_ENOMEM. */
 int node__aae_parse_items(const char *p,

@@ -547,3 +547,39 @@ def test_fold_and_fetch_from_a_non_pending_owner_are_refused(
                   "the join to finish", timeout=120)
     kv = {"ck:%d" % k: b"x" * 1000 for k in range(6000)}
     check_all(cl, [d], kv, "through D after the refused requests")
+
+
+@pytest.mark.timeout(300)
+def test_join_folds_at_once_from_a_replica_without_trees(cluster_factory):
+    """A current replica with anti-entropy off keeps no trees, so it cannot
+    be verified: it says so (RK_EVERSION) and the joining node folds its
+    copy at once instead of asking again for 5 s per partition.  The join
+    finishes well within those seconds per partition, with every key on
+    the new node."""
+    cl = cluster_factory(4, form=3)
+    a, b, c, d = cl.nodes
+    kv = load(cl, [a, b, c], 3000, "noaae", SEED + 21)
+    cl.c(c).config_set("aae", "off")
+    cl.wait_until(lambda: cl.info(c)["aae_trees"] == "0", "trees freed")
+    t0 = time.monotonic()
+    _join_and_finish(cl, d, a, [a, b, c, d], timeout=120)
+    took = time.monotonic() - t0
+    info = cl.info(d)
+    print("\njoin with a replica without trees: %.1f s; verified %s, "
+          "folded instead %s" % (took, info["cluster_handoff_verified"],
+                                 info["cluster_handoff_verify_folds"]))
+    assert int(info["cluster_handoff_verify_folds"]) > 0
+    assert "RK_EVERSION" in d.server.logs() or \
+        "unsupported" in d.server.logs()
+    assert took < 30, took  # 48 partition copies: not 5 s each
+    rep = replicas_by_slot(cl, d)
+    keys = sorted(kv)
+    slots = {}
+    p = cl.c(d).pipeline(transaction=False)
+    for k in keys:
+        p.execute_command("CLUSTER", "KEYSLOT", k)
+    for k, s in zip(keys, p.execute()):
+        slots[k] = int(s)
+    mine = [k for k in keys if d.port in rep[slots[k]]]
+    have = copies(cl, [d], mine)
+    assert all(have[k] == 1 for k in mine)
