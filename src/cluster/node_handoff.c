@@ -120,24 +120,36 @@ static bool fold_key_cb(void *data,
     return true;
 }
 
+void node__handoff_refuse(struct node *n,
+                          const char *from,
+                          const char *event,
+                          uint64_t req_id,
+                          uint32_t partition,
+                          int status,
+                          const char *why)
+{
+    uint64_t now = rk_env_mono_ms(n->env);
+    if (now >= n->ho.refused_logged_ms + 10000) {
+        n->ho.refused_logged_ms = now; /* rate-limited */
+        node__log(n, RK_LOG_WARN, event,
+                  "peer=%s partition=%" PRIu32 " reason=\"%s\"", from,
+                  partition, why);
+    }
+    n->st.handoff_folds_refused++;
+    struct peer_msg rep = {.type = PEER_FOLD_REPLY};
+    rep.fold_reply.req_id = req_id;
+    rep.fold_reply.status = status;
+    node__send(n, from, NULL, 0, 0, &rep);
+}
+
 static void fold_refuse(struct node *n,
                         const char *from,
                         const struct peer_fold *f,
                         int status,
                         const char *why)
 {
-    uint64_t now = rk_env_mono_ms(n->env);
-    if (now >= n->ho.refused_logged_ms + 10000) {
-        n->ho.refused_logged_ms = now; /* rate-limited */
-        node__log(n, RK_LOG_WARN, "handoff_fold_refused",
-                  "peer=%s partition=%" PRIu32 " reason=\"%s\"", from,
-                  f->partition, why);
-    }
-    n->st.handoff_folds_refused++;
-    struct peer_msg rep = {.type = PEER_FOLD_REPLY};
-    rep.fold_reply.req_id = f->req_id;
-    rep.fold_reply.status = status;
-    node__send(n, from, NULL, 0, 0, &rep);
+    node__handoff_refuse(n, from, "handoff_fold_refused", f->req_id,
+                         f->partition, status, why);
 }
 
 static void on_fold(struct node *n, const char *from, const struct peer_fold *f)

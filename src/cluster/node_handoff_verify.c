@@ -669,15 +669,8 @@ static void fetch_refuse(struct node *n,
                          int status,
                          const char *why)
 {
-    uint64_t now = rk_env_mono_ms(n->env);
-    if (now >= n->ho.refused_logged_ms + 10000) {
-        n->ho.refused_logged_ms = now; /* rate-limited */
-        node__log(n, RK_LOG_WARN, "handoff_fetch_refused",
-                  "peer=%s partition=%" PRIu32 " reason=\"%s\"", from,
-                  f->partition, why);
-    }
-    n->st.handoff_folds_refused++;
-    fetch_reply(n, from, f->req_id, status, 0, false, 0);
+    node__handoff_refuse(n, from, "handoff_fetch_refused", f->req_id,
+                         f->partition, status, why);
 }
 
 void node__handoff_on_fetch(struct node *n,

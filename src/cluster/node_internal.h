@@ -539,6 +539,16 @@ int node__handoff_merge(struct node *n,
                         const struct peer_fold_reply *r,
                         uint32_t *got);
 
+/* Refuses a FOLD or FETCH (req_id, of partition) from `from`: a
+ * FOLD_REPLY with status, counted in handoff_folds_refused, and the event
+ * logged with why (rate-limited to one line in 10 s). */
+void node__handoff_refuse(struct node *n,
+                          const char *from,
+                          const char *event,
+                          uint64_t req_id,
+                          uint32_t partition,
+                          int status,
+                          const char *why);
 /* Steps every transfer and starts new ones now (not at the next round). */
 void node__handoff_pump(struct node *n, uint64_t now_ms);
 
