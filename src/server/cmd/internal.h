@@ -175,6 +175,7 @@ void cmd_getset(struct client *c, size_t argc, const struct resp_arg *argv);
 void cmd_rename(struct client *c, size_t argc, const struct resp_arg *argv);
 void cmd_renamenx(struct client *c, size_t argc, const struct resp_arg *argv);
 void cmd_copy(struct client *c, size_t argc, const struct resp_arg *argv);
+void cmd_object(struct client *c, size_t argc, const struct resp_arg *argv);
 void cmd_setrange(struct client *c, size_t argc, const struct resp_arg *argv);
 void cmd_touch(struct client *c, size_t argc, const struct resp_arg *argv);
 void cmd_incr(struct client *c, size_t argc, const struct resp_arg *argv);

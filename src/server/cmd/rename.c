@@ -1,7 +1,8 @@
 /*
- * cmd/rename.c - RENAME, RENAMENX and COPY (issue 16 item 1: the missing
- * keyspace commands), with Redis 7's semantics, replies and error texts
- * (https://redis.io/docs/latest/commands/rename/, .../renamenx/, .../copy/).
+ * cmd/rename.c - RENAME, RENAMENX, COPY and OBJECT (issue 16 item 1: the
+ * missing keyspace commands), with Redis 7's semantics, replies and error
+ * texts (https://redis.io/docs/latest/commands/rename/, .../renamenx/,
+ * .../copy/, .../object-encoding/).
  *
  * Each runs over the client's keyspace (cmd/keys.c): on one node the local
  * engine, in a cluster the coordinated keyspace (server/cluster_ops.c),
@@ -129,5 +130,88 @@ void cmd_copy(struct client *c, size_t argc, const struct resp_arg *argv)
     if (cmd__key_restore(c, &argv[2], s->scratch.base, s->scratch.len,
                          m.expire_at_ms, &m)) {
         reply_int(c, 1);
+    }
+}
+
+/* Whether Redis would keep v as an integer object (string2l: an optional
+ * '-', no leading zero or '+', fits a long). */
+static bool redis_int(const char *v, size_t len)
+{
+    if (len == 0 || len > 20 || (len > 1 && v[0] == '0') ||
+        (v[0] == '-' && (len == 1 || v[1] == '0'))) {
+        return false;
+    }
+    int64_t x;
+    return cmd__parse_i64(v, len, &x);
+}
+
+/*
+ * OBJECT ENCODING|REFCOUNT|IDLETIME|FREQ|HELP (issue 16 item 1: plausible
+ * answers).  ringkv stores every value as bytes; ENCODING names what Redis
+ * would use for a value SET to these bytes: "int" (an integer that fits a
+ * long), "embstr" (up to 44 bytes), else "raw" (Redis also says "raw" for
+ * a short string built by APPEND or SETRANGE; ringkv cannot tell).
+ * REFCOUNT is Redis's shared-integer count (2147483647) for integers
+ * 0..9999, else 1.  IDLETIME is 0: ringkv keeps no access times.  FREQ
+ * answers Redis's error without an LFU policy (ringkv has none).
+ */
+void cmd_object(struct client *c, size_t argc, const struct resp_arg *argv)
+{
+    struct server *s = c->srv;
+    const struct resp_arg *sub = &argv[1];
+    if (cmd__arg_is(sub, "HELP")) {
+        static const char *help[] = {
+            "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "ENCODING <key>",
+            "    Return the kind of internal representation used in order to "
+            "store the value",
+            "    associated with a <key>.",
+            "FREQ <key>",
+            "    Return the access frequency index of the <key>. The returned "
+            "integer is",
+            "    proportional to the logarithm of the recent access frequency "
+            "of the key.",
+            "IDLETIME <key>",
+            "    Return the idle time of the <key>, that is the approximated "
+            "number of",
+            "    seconds elapsed since the last access to the key.",
+            "REFCOUNT <key>",
+            "    Return the number of references of the value associated with "
+            "the specified",
+            "    <key>.",
+            "HELP",
+            "    Prints this help.",
+        };
+        cmd__reply_lines(c, help, sizeof(help) / sizeof(help[0]));
+        return;
+    }
+    (void)argc;
+    int f = cmd__key_lookup(c, &argv[2], &s->scratch, NULL);
+    if (f < 0) {
+        return;
+    }
+    if (f == 0) {
+        reply_null(c);
+        return;
+    }
+    bool is_int = redis_int(s->scratch.base, s->scratch.len);
+    if (cmd__arg_is(sub, "ENCODING")) {
+        reply_bulk_str(c, is_int                 ? "int"
+                          : s->scratch.len <= 44 ? "embstr"
+                                                 : "raw");
+    } else if (cmd__arg_is(sub, "REFCOUNT")) {
+        int64_t v = -1;
+        if (is_int) {
+            (void)cmd__parse_i64(s->scratch.base, s->scratch.len, &v);
+        }
+        reply_int(c, v >= 0 && v < 10000 ? 2147483647 : 1);
+    } else if (cmd__arg_is(sub, "IDLETIME")) {
+        reply_int(c, 0);
+    } else {
+        reply_error(c,
+                    "ERR An LFU maxmemory policy is not selected, access "
+                    "frequency not tracked. Please note that when switching "
+                    "between policies at runtime LRU and LFU data will take "
+                    "some time to adjust.");
     }
 }

@@ -105,6 +105,22 @@ static const struct command config_subcommands[] = {
     {NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL},
 };
 
+static const struct command object_subcommands[] = {
+    {"object|encoding", NULL, 3, CMD_READONLY, 2, 2, 1, "generic", "2.2.3",
+     "Returns the internal encoding of a Redis object.", "O(1)", NULL},
+    {"object|freq", NULL, 3, CMD_READONLY, 2, 2, 1, "generic", "4.0.0",
+     "Returns the logarithmic access frequency counter of a Redis object.",
+     "O(1)", NULL},
+    {"object|help", NULL, 2, CMD_LOADING | CMD_STALE, 0, 0, 0, "generic",
+     "6.2.0", "Returns helpful text about the different subcommands.", "O(1)",
+     NULL},
+    {"object|idletime", NULL, 3, CMD_READONLY, 2, 2, 1, "generic", "2.2.3",
+     "Returns the time since the last access to a Redis object.", "O(1)", NULL},
+    {"object|refcount", NULL, 3, CMD_READONLY, 2, 2, 1, "generic", "2.2.3",
+     "Returns the reference count of a value of a key.", "O(1)", NULL},
+    {NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL},
+};
+
 static const struct command client_subcommands[] = {
     {"client|id", NULL, 2, CMD_LOADING | CMD_STALE, 0, 0, 0, "connection",
      "5.0.0", "Returns the unique client ID of the connection.", "O(1)", NULL},
@@ -292,6 +308,11 @@ static const struct command g_commands[] = {
      "O(N) where N is the number of keys to set.", NULL},
     {"multi", cmd_multi, 1, CMD_NOMULTI | CMD_FAST | CMD_LOADING, 0, 0, 0,
      "transactions", "1.2.0", "Starts a transaction.", "O(1)", NULL},
+    /* the key positions are the subcommands' (OBJECT ENCODING key):
+     * routing, ACL key checks and pipelining read the top-level entry */
+    {"object", cmd_object, -2, 0, 2, 2, 1, "generic", "2.2.3",
+     "A container for object introspection commands.", "Depends on subcommand.",
+     object_subcommands},
     {"persist", cmd_persist, 2, WRF, 1, 1, 1, "generic", "2.2.0",
      "Removes the expiration time of a key.", "O(1)", NULL},
     {"pexpire", cmd_pexpire, -3, WRF, 1, 1, 1, "generic", "2.6.0",
@@ -922,7 +943,10 @@ void command_dispatch(struct client *c,
         c->srv->cmdstats[command_index(cmd)].calls++;
     }
     const char *why;
-    if (cluster_routes(c->srv, c, cmd, &why)) {
+    /* a container whose subcommand names no key (OBJECT HELP) runs here */
+    bool keyless = cmd->subcommands && cmd->first_key > 0 &&
+                   (size_t)cmd->first_key >= argc;
+    if (!keyless && cluster_routes(c->srv, c, cmd, &why)) {
         cluster_run(c, cmd, argc, argv);
         c->cur_cmd = NULL;
         return;
