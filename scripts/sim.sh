@@ -9,9 +9,29 @@ BUILD="${1:-build-san}"
 SIM="$BUILD/ringkv_sim"
 tier="${2:-pr}"
 status=0
+# Runs go SIM_JOBS at a time (default: the cores; each run is one thread),
+# their outputs printed in order at the end.
+JOBS="${SIM_JOBS:-$(nproc)}"
+out_dir="$(mktemp -d)"
+n_runs=0
 run() {
-  echo "--- ringkv_sim $*"
-  "$SIM" "$@" || status=1
+  n_runs=$((n_runs + 1))
+  local f
+  f="$out_dir/$(printf %03d "$n_runs")"
+  ( echo "--- ringkv_sim $*"; "$SIM" "$@"; echo $? > "$f.rc" ) \
+    > "$f.out" 2>&1 &
+  while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do
+    wait -n || true
+  done
+}
+finish() {
+  wait
+  for f in "$out_dir"/*.out; do
+    cat "$f"
+    [ "$(cat "${f%.out}.rc" 2>/dev/null)" = 0 ] || status=1
+  done
+  rm -rf "$out_dir"
+  exit $status
 }
 if [ "$tier" = long ]; then
   SEEDS="${3:-1:100000}"
@@ -21,11 +41,12 @@ if [ "$tier" = long ]; then
   run --seeds "$SEEDS" --steps "$STEPS" --sloppy off
   run --seeds "$SEEDS" --steps "$STEPS" --engine bitcask
   run --seeds "$SEEDS" --steps "$STEPS" --nodes 7 --spares 2
-  exit $status
+  finish
 fi
-# 200 seeds x 20k steps, M=5 N3 R2 W2 sloppy quorum on; the first 10 seeds
+# 200 seeds x 20k steps (two runs), M=5 N3 R2 W2 sloppy quorum on; the first 10 seeds
 # run twice for I8 (same seed, same trace hash)
-run --seeds 1:200 --steps 20000 --determinism 10
+run --seeds 1:100 --steps 20000 --determinism 10
+run --seeds 101:200 --steps 20000
 # R=W=1 and strict quorums (no sloppy quorum: I3 is checked)
 run --seeds 1001:1050 --steps 20000 --r 1 --w 1
 run --seeds 2001:2050 --steps 20000 --sloppy off
@@ -68,4 +89,4 @@ run --seeds 4001:4050 --steps 20000 --no-repair-pass
 # negative control: conflict_policy lww must lose acknowledged writes, or
 # the checker is broken
 run --seeds 1:10 --steps 20000 --policy lww --expect I1
-exit $status
+finish
