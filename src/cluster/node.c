@@ -2,9 +2,8 @@
  * node.c - see node.h.  The node facade: actions, membership and failure
  * detection glue, the replica side (one path for a local and a remote
  * replica), client operations over the coordinator, and durable acks.
- * Hinted handoff and tombstone reaping are in node_hints.c.  Moved from
- * src/server/cluster.c (issue 11 item 1), which now only drives this
- * machine with sockets, timers and files.
+ * Hinted handoff and tombstone reaping are in node_hints.c; src/server/
+ * cluster.c (issue 11 item 1) drives this machine with sockets and files.
  *
  * Event flow inside one call:
  *

@@ -74,7 +74,7 @@ void node__handoff_fini(struct node *n)
     memset(&n->ho, 0, sizeof(n->ho));
 }
 
-static bool is_current_replica(const struct node *n, uint32_t p)
+bool node__is_current_replica(const struct node *n, uint32_t p)
 {
     const struct ring *r = membership_ring(n->mem);
     const char *ids[RING_MAX_N];
@@ -170,7 +170,7 @@ static void on_fold(struct node *n, const char *from, const struct peer_fold *f)
                     "the asker is not a pending owner of the partition");
         return;
     }
-    if (!is_current_replica(n, f->partition)) {
+    if (!node__is_current_replica(n, f->partition)) {
         fold_refuse(n, from, f, RK_EINVAL,
                     "this node is not a current replica of the partition");
         return;
@@ -821,7 +821,7 @@ static void drop_round(struct node *n, uint64_t now, bool in_transition)
     const struct ring *r = removed ? NULL : membership_ring(n->mem);
     uint8_t owned[RING_MAX_SIZE];
     for (uint32_t p = 0; r && p < ring_size(r); p++) {
-        owned[p] = is_current_replica(n, p);
+        owned[p] = node__is_current_replica(n, p);
     }
     struct drop_ctx c = {.ring = r, .owned = owned, .keys = &n->ho.drop};
     uint64_t next = 0;

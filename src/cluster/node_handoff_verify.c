@@ -71,24 +71,11 @@
 #define NODE_VERIFY_FETCH  (64u << 10)  /* bytes of keys per FETCH */
 #define NODE_VERIFY_TAG    (1ull << 63) /* req_id bit: not an AAE exchange's */
 
-static bool self_replicates(const struct node *n, uint32_t p)
-{
-    const struct ring *r = membership_ring(n->mem);
-    const char *ids[RING_MAX_N];
-    size_t cnt = r && p < ring_size(r) ? ring_preflist_ids(r, p, ids) : 0;
-    for (size_t i = 0; i < cnt; i++) {
-        if (strcmp(ids[i], n->id) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
 bool node__verify_asker_ok(const struct node *n, uint32_t p, const char *from)
 {
     return membership_next_ring(n->mem) != NULL && strcmp(from, n->id) != 0 &&
            membership_pending_for(n->mem, p, from, NULL) &&
-           self_replicates(n, p);
+           node__is_current_replica(n, p);
 }
 
 /* Whether this node keeps trees (they may still be being built). */

@@ -549,6 +549,8 @@ void node__handoff_refuse(struct node *n,
                           uint32_t partition,
                           int status,
                           const char *why);
+/* Whether this node is a current replica of partition p. */
+bool node__is_current_replica(const struct node *n, uint32_t p);
 /* Steps every transfer and starts new ones now (not at the next round). */
 void node__handoff_pump(struct node *n, uint64_t now_ms);
 
