@@ -63,7 +63,7 @@ unit: san-build
 	cd $(SAN_BUILD) && ctest --output-on-failure -j $(JOBS)
 
 integration: san-build
-	RINGKV_BUILD=$(abspath $(SAN_BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+	RINGKV_BUILD=$(abspath $(SAN_BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider -n $(JOBS) tests/integration
 
 # ThreadSanitizer run of the threaded code (bitcask sync and merge threads);
 # the kill -9 loops run 40 iterations each here (races, not counts: the
@@ -71,7 +71,7 @@ integration: san-build
 tsan: deps-test
 	@cmake -S . -B $(TSAN_BUILD) -DRK_TSAN=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	@cmake --build $(TSAN_BUILD) -j $(JOBS) --target test_bitcask test_engine test_crash crash_writer test_bitcask_executor test_bitcask_vfs
-	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1 RK_CRASH_ITERATIONS=40 ctest --output-on-failure -R 'test_(bitcask|engine|crash|bitcask_executor|bitcask_vfs)$$'
+	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1 RK_CRASH_ITERATIONS=40 ctest --output-on-failure -j $(JOBS) -R 'test_(bitcask|engine|crash|bitcask_executor|bitcask_vfs)$$'
 
 sim: san-build
 	bash scripts/sim.sh $(SAN_BUILD)

@@ -10,9 +10,10 @@ what="${1:-all}"
 build_pkgs=(build-essential cmake pkg-config libevent-dev libssl-dev
   libxxhash-dev libzstd-dev libjansson-dev libinih-dev libedit-dev
   libcmocka-dev)
-test_pkgs=(python3 python3-pytest python3-pytest-timeout python3-redis
+test_pkgs=(python3 python3-pytest python3-pytest-timeout python3-pytest-xdist
+  python3-redis
   redis-tools clang libclang-rt-14-dev nodejs npm procps faketime chromium
-  iproute2 openssl)
+  iproute2 openssl redis-server)
 bench_pkgs=(redis-server redis-tools wrk librocksdb-dev libleveldb-dev
   liblmdb-dev libhiredis-dev)
 

@@ -143,10 +143,13 @@ class Cluster:
             s = server_factory(args=["--peer-port", str(peer), "--node-id",
                                      node_id] + list(args), start=False,
                                port=resp)
-            # its HTTP port too must not be another node's port
-            while s.http_port in used:
+            # its HTTP port too must not be another node's port (port()
+            # marks what it returns as used: a loop on `in used` after it
+            # never ended, the flake of test_redis_benchmark_cluster_smoke)
+            if s.http_port in used:
                 s.http_port = port()
-            used.add(s.http_port)
+            else:
+                used.add(s.http_port)
             self.nodes.append(Node(s, node_id, peer))
         self._clients = {}
 
