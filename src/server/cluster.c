@@ -36,6 +36,7 @@
  */
 #include <openssl/crypto.h>
 
+#include "server/bg_file.h"
 #include "server/cluster_internal.h"
 #include "server/cluster_secret.h"
 #include "server/fileio.h"
@@ -210,6 +211,12 @@ void cluster__run_node_actions(struct cnode *cn)
                     cluster__on_node_reply(cn, &a->result);
                     break;
                 case NODE_PERSIST: {
+                    if (a->file == NODE_FILE_HANDOFF && cn->ckpt_file) {
+                        /* late is safe: it claims only what is durable */
+                        (void)bg_file_put(cn->ckpt_file, a->bytes.ptr,
+                                          a->bytes.len);
+                        break;
+                    }
                     const char *file = a->file == NODE_FILE_STATE ? STATE_FILE
                                        : a->file == NODE_FILE_HANDOFF
                                            ? HANDOFF_FILE
@@ -720,6 +727,11 @@ int cluster_start(struct server *s, char *err, size_t errlen)
     /* the handoff checkpoint: unreadable or missing = start transfers
      * over (never an error) */
     int hrc = read_file(cn->dir, HANDOFF_FILE, &ho);
+    char hpath[4200];
+    snprintf(hpath, sizeof(hpath), "%s/%s", cn->dir, HANDOFF_FILE);
+    if (bg_file_start(&cn->ckpt_file, hpath) != RK_OK) {
+        cn->ckpt_file = NULL; /* written on the loop, as before */
+    }
     rc = open_hints(cn, err, errlen);
     if (rc != RK_OK) {
         rk_buf_fini(&saved);
@@ -879,6 +891,7 @@ void cluster_stop(struct server *s)
     if (cn->hints) {
         engine_close(cn->hints);
     }
+    bg_file_stop(cn->ckpt_file); /* writes the last checkpoint queued */
     rk_free(cn);
     s->cluster = NULL;
 }

@@ -6,6 +6,7 @@
  */
 #include <openssl/crypto.h>
 
+#include "server/bg_file.h"
 #include "server/cluster_internal.h"
 #include "server/cluster_secret.h"
 #include "server/peer_transport.h"
@@ -640,7 +641,8 @@ void cluster_info(struct server *s, struct rk_buf *out)
         coord_inflight(node_coord(cn->node)),
         cs.noquorum_timeout + cs.noquorum_early,
         node_stats(cn->node)->replica_puts, node_stats(cn->node)->replica_gets,
-        ts.n_connected, ts.frames_out, ts.frames_in, cn->persist_errors,
+        ts.n_connected, ts.frames_out, ts.frames_in,
+        cn->persist_errors + bg_file_errors(cn->ckpt_file),
         node_is_degraded(cn->node) ? "degraded" : "ok",
         node_members_degraded(cn->node));
     rk_buf_append(out, b, (size_t)n);

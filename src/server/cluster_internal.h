@@ -98,6 +98,9 @@ struct cnode
     uint64_t coord_failed[2];       /* of them, answered with an error */
     struct lat_hist replica_lat[2]; /* [0] KV_GET, [1] KV_PUT/KV_UPDATE */
     uint64_t persist_errors;
+    /* handoff.ckpt, written off the loop (bg_file.h); NULL until
+     * cluster_start opened it */
+    struct bg_file *ckpt_file;
 };
 
 /* ---- cluster.c ---- */
