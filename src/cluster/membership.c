@@ -6,12 +6,14 @@
  * keeps the newer one and answers an older one with its own), with
  * Riak's vector-clock merge replaced by a total order on whole states.
  *
- * State bytes, format version 3 (integers little-endian; docs/cluster.md;
+ * State bytes, format version 4 (integers little-endian; docs/cluster.md;
  * encoded and decoded in membership_state.c):
  *   off   size   field
  *   0     4      magic "RKCS"
- *   4     1      format version, MEMBERSHIP_FORMAT_VERSION = 3 (format 2
- *                is the same without the transition section and is read;
+ *   4     1      format version, MEMBERSHIP_FORMAT_VERSION = 4 (format 3
+ *                is the same without the TLS ports section, format 2
+ *                without the transition section too; both are read from
+ *                a saved state;
  *                format 1, the same bytes as 2, placed keys by XXH3
  *                instead of hash slot; a saved one is upgraded when M <= N,
  *                see mb_state_decode)
@@ -31,6 +33,8 @@
  *   ..    4      epoch, u32 (bumped at every new next ring)
  *   ..    4+x    next ring: u32 length x, ring_encode bytes
  *   ..    8*Q    has-masks, u64 per partition (membership_internal.h)
+ *   ..    2*M    TLS ports: u16 per member, in member order (0 = none;
+ *                CLUSTER SLOTS names them to TLS clients)
  * Nothing follows.  The rings' Q and target_n equal ring_size and n_val;
  * the current ring's members are exactly the valid and leaving members,
  * the next ring's the valid and joining ones; joining and leaving members
@@ -136,7 +140,8 @@ static bool node_same(const struct mb_node *a, const struct mb_node *b)
 {
     return strcmp(a->id, b->id) == 0 && strcmp(a->host, b->host) == 0 &&
            a->resp_port == b->resp_port && a->http_port == b->http_port &&
-           a->peer_port == b->peer_port && a->status == b->status;
+           a->peer_port == b->peer_port && a->tls_port == b->tls_port &&
+           a->status == b->status;
 }
 
 /* Whether a and b have the same id and address (status aside). */
@@ -310,6 +315,7 @@ int membership_create(const struct membership_config *cfg,
     m->self.resp_port = cfg->resp_port;
     m->self.http_port = cfg->http_port;
     m->self.peer_port = cfg->peer_port;
+    m->self.tls_port = cfg->tls_port;
     m->self.status = MEMBERSHIP_VALID;
     snprintf(m->name, sizeof(m->name), "%s", name);
     m->ring_size = cfg->ring_size ? cfg->ring_size : RING_DEFAULT_SIZE;
@@ -794,6 +800,10 @@ static int on_join(struct membership *m,
         if (i >= 0 && mb_in_next(m->st->nodes[i].status)) {
             nd.status = m->st->nodes[i].status;
         }
+        if (i >= 0) {
+            /* JOIN does not carry it: the node publishes it itself */
+            nd.tls_port = m->st->nodes[i].tls_port;
+        }
         if (i >= 0 && node_same(&m->st->nodes[i], &nd)) {
             changed = false; /* a retry of a join already done */
         } else if (i >= 0 &&
@@ -1207,6 +1217,7 @@ static void fill_member(const struct mb_node *nd, struct membership_member *out)
     out->resp_port = nd->resp_port;
     out->http_port = nd->http_port;
     out->peer_port = nd->peer_port;
+    out->tls_port = nd->tls_port;
     out->status = (enum membership_status)nd->status;
 }
 

@@ -27,7 +27,8 @@
 #include "common/buf.h"
 #include "proto/peer.h"
 
-#define MEMBERSHIP_FORMAT_VERSION       3    /* byte 4 of the state bytes */
+#define MEMBERSHIP_FORMAT_VERSION       4    /* byte 4 of the state bytes */
+#define MEMBERSHIP_FORMAT_V3            3    /* no TLS ports section */
 #define MEMBERSHIP_FORMAT_V2            2    /* no transition section */
 #define MEMBERSHIP_FORMAT_V1            1    /* keys placed by XXH3 (ring.h) */
 #define MEMBERSHIP_MAX_MEMBERS          1024 /* members incl. removed ones */
@@ -87,6 +88,7 @@ struct membership_member
     uint16_t resp_port;
     uint16_t http_port;
     uint16_t peer_port;
+    uint16_t tls_port; /* RESP over TLS (--tls-port), 0 = none */
     enum membership_status status;
 };
 
@@ -98,6 +100,9 @@ struct membership_config
     uint16_t resp_port;  /* ports advertised to the cluster */
     uint16_t http_port;
     uint16_t peer_port;
+    uint16_t tls_port;           /* RESP over TLS, 0 = none: a joining node is
+                                    admitted without it and publishes it as an
+                                    address change, like a restart's new ports */
     const char *cluster_name;    /* 0..64 bytes; NULL = "ringkv" */
     uint32_t ring_size;          /* 0 = RING_DEFAULT_SIZE; for a new cluster */
     uint32_t n_val;              /* 0 = RING_DEFAULT_N; for a new cluster */

@@ -24,7 +24,8 @@ struct mb_node
     uint16_t resp_port;
     uint16_t http_port;
     uint16_t peer_port;
-    uint8_t status; /* enum membership_status */
+    uint16_t tls_port; /* RESP over TLS, 0 = none (format 4) */
+    uint8_t status;    /* enum membership_status */
 };
 
 /*

@@ -214,7 +214,14 @@ int mb_state_encode(const struct mb_state *s, struct rk_buf *out)
     p += 4 + ring.len;
     out->len = (size_t)((char *)p - out->base);
     rk_buf_fini(&ring);
-    return encode_transition(s, out);
+    rc = encode_transition(s, out);
+    /* format 4: the members' TLS ports, in member order */
+    for (size_t i = 0; rc == RK_OK && i < s->n_nodes; i++) {
+        unsigned char t[2];
+        rk_put_le16(t, s->nodes[i].tls_port);
+        rc = rk_buf_append(out, t, 2);
+    }
+    return rc;
 }
 
 /* Reads `len` bytes into a NUL-terminated dst (cap > len checked before). */
@@ -256,7 +263,8 @@ static int decode_head(struct rk_rd *r,
     }
     if (fmt != MEMBERSHIP_FORMAT_VERSION &&
         (format == NULL ||
-         (fmt != MEMBERSHIP_FORMAT_V1 && fmt != MEMBERSHIP_FORMAT_V2))) {
+         (fmt != MEMBERSHIP_FORMAT_V1 && fmt != MEMBERSHIP_FORMAT_V2 &&
+          fmt != MEMBERSHIP_FORMAT_V3))) {
         mb_set_err(errbuf, errlen,
                    "cluster state format %u is not supported (this node "
                    "reads %u)",
@@ -278,12 +286,14 @@ static int decode_head(struct rk_rd *r,
 
 /*
  * Decodes state bytes of format MEMBERSHIP_FORMAT_VERSION, and of formats 1
- * and 2 when `upgrade_v1` (a saved state read at start).  Format 2 is
- * format 3 without the transition section (it never has one).  Format 1
+ * to 3 when `upgrade_v1` (a saved state read at start).  Format 3 is
+ * format 4 without the TLS ports (read as 0: each node publishes its own
+ * as an address change).  Format 2 is format 3 without the transition
+ * section (it never has one).  Format 1
  * differs from 2 only in key placement (XXH3 of the key instead of its
  * hash slot, ring.h), so it is taken as it is when that cannot have put
  * any key elsewhere: every valid member is a replica of every key (M <= N,
- * which includes every single node).  Their next encoding is format 3.
+ * which includes every single node).  Their next encoding is format 4.
  */
 int mb_state_decode(const void *buf,
                     size_t len,
@@ -367,7 +377,7 @@ int mb_state_decode(const void *buf,
     if (rb == NULL) {
         DEC_FAIL("cluster state: truncated ring");
     }
-    uint8_t tr = fmt == MEMBERSHIP_FORMAT_VERSION ? rk_rd_u8(&r) : 0;
+    uint8_t tr = fmt >= MEMBERSHIP_FORMAT_V3 ? rk_rd_u8(&r) : 0;
     const unsigned char *nb = NULL;
     uint32_t nl2 = 0;
     if (tr == 1) {
@@ -390,6 +400,15 @@ int mb_state_decode(const void *buf,
         }
     } else if (tr != 0 || r.bad) {
         DEC_FAIL("cluster state: bad transition flag");
+    }
+    if (fmt == MEMBERSHIP_FORMAT_VERSION) {
+        /* format 4: each member's TLS port, in member order */
+        for (size_t i = 0; i < s->n_nodes; i++) {
+            s->nodes[i].tls_port = rk_rd_u16(&r);
+        }
+        if (r.bad) {
+            DEC_FAIL("cluster state: truncated TLS ports");
+        }
     }
     if (r.left != 0) {
         DEC_FAIL("cluster state: %zu trailing bytes", r.left);

@@ -746,6 +746,7 @@ int cluster_start(struct server *s, char *err, size_t errlen)
                 .resp_port = (uint16_t)cfg->port,
                 .http_port = tc.http_port,
                 .peer_port = cn->peer_port,
+                .tls_port = (uint16_t)cfg->tls_port,
                 .cluster_name = cfg->cluster_name,
                 .ring_size = cfg->ring_size,
                 .n_val = cfg->n_val,

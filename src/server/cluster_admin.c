@@ -938,6 +938,7 @@ json_t *cluster_json(struct server *s)
             valid && (self || cluster__peer_is_up(cn, mm.node_id)), "self",
             self);
         if (o) {
+            json_object_set_new(o, "tls_port", json_integer(mm.tls_port));
             json_object_set_new(
                 o, "storage",
                 json_string(valid && node_peer_is_degraded(cn->node, mm.node_id)

@@ -28,9 +28,12 @@
  *     any other is shown as the hex SHA-1 of its bytes (stable: the same
  *     on every node and across restarts);
  *   - endpoint: each member's RESP host:port as the cluster state lists
- *     it (membership.h; --bind and --port of that node); a wildcard host
- *     (0.0.0.0, ::) is replaced by the local address of the asking
- *     connection for this node itself;
+ *     it (membership.h; --bind and --port of that node; to a client on a
+ *     TLS connection, SLOTS and NODES name --tls-port instead, where the
+ *     member has one, and SHARDS has "port" and "tls-port" as Redis 7
+ *     does, so cluster clients with TLS reconnect to TLS ports); a wildcard
+ * host (0.0.0.0, ::) is replaced by the local address of the asking connection
+ * for this node itself;
  *   - NODES lists every member as a master (a ringkv node is primary of
  *     some ranges and replica of others, which NODES' one-master-per-
  *     replica lines cannot say); CLUSTER SLOTS and SHARDS carry the
@@ -58,7 +61,10 @@ struct cs_node
     const char *id;             /* ringkv node id, view into the ring */
     char hexid[41];             /* 40 hex characters, NUL */
     char host[256];             /* RESP host */
-    uint16_t port;              /* RESP port */
+    uint16_t port;              /* RESP port the asking client uses:
+                                   the TLS one for a TLS client */
+    uint16_t plain_port;        /* RESP port without TLS */
+    uint16_t tls_port;          /* RESP over TLS, 0 = none */
     uint16_t cport;             /* peer port (NODES' "@cport") */
     enum slotmap_health health; /* slotmap_health */
     bool self;
@@ -195,7 +201,12 @@ static int view_init(struct cs_view *v, struct client *c)
         struct membership_member mm;
         if (membership_member_find(mem, nd->id, &mm)) {
             snprintf(nd->host, sizeof(nd->host), "%s", mm.host);
-            nd->port = mm.resp_port;
+            nd->plain_port = mm.resp_port;
+            nd->tls_port = mm.tls_port;
+            /* a TLS client gets TLS ports (it reconnects with TLS to
+             * what it is told); a member without a TLS port keeps its
+             * plain one */
+            nd->port = c->tls && mm.tls_port ? mm.tls_port : mm.resp_port;
             nd->cport = mm.peer_port;
         }
         if (nd->self && host_is_wildcard(nd->host)) {
@@ -348,11 +359,15 @@ static void reply_shard_node(struct client *c,
                              bool primary)
 {
     const struct cs_node *nd = &v->node[i];
-    reply_map(c, 7);
+    reply_map(c, nd->tls_port ? 8 : 7);
     reply_bulk_str(c, "id");
     reply_bulk(c, nd->hexid, 40);
     reply_bulk_str(c, "port");
-    reply_int(c, nd->port);
+    reply_int(c, nd->plain_port);
+    if (nd->tls_port) {
+        reply_bulk_str(c, "tls-port");
+        reply_int(c, nd->tls_port);
+    }
     reply_bulk_str(c, "ip");
     reply_bulk_str(c, nd->host);
     reply_bulk_str(c, "endpoint");

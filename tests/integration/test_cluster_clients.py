@@ -415,16 +415,29 @@ def test_redis_benchmark_cluster_smoke(cluster_factory):
 
 # --- 9. cluster.state format 1 ----------------------------------------------
 
+def state_members(b):
+    """The member count M of cluster state bytes (docs/cluster.md)."""
+    off = 13
+    off += 1 + b[off]  # changer
+    off += 1 + b[off]  # cluster name
+    return int.from_bytes(b[off + 8:off + 12], "little")
+
+
 def set_state_format(node_server, fmt):
-    """Rewrites the saved state (format 3, no transition: its last byte is
-    the 0 of "no transition") as format `fmt` (1 or 2: the same bytes
-    without that byte)."""
+    """Rewrites the saved state (format 4, no transition: it ends with the
+    0 of "no transition" and 2 bytes of TLS port per member) as format
+    `fmt` (1, 2 or 3: the same bytes without the TLS ports, and for 1 and
+    2 without the transition byte)."""
     path = os.path.join(node_server.data_dir, "cluster.state")
     with open(path, "rb") as f:
         b = f.read()
-    assert b[:4] == b"RKCS" and b[4] == 3 and b[-1] == 0, b[:5]
+    assert b[:4] == b"RKCS" and b[4] == 4, b[:5]
+    b = b[:-2 * state_members(b)]
+    assert b[-1] == 0, b[-5:]
+    if fmt < 3:
+        b = b[:-1]
     with open(path, "wb") as f:
-        f.write(b[:4] + bytes([fmt]) + b[5:-1])
+        f.write(b[:4] + bytes([fmt]) + b[5:])
 
 
 @pytest.mark.timeout(120)
@@ -449,3 +462,25 @@ def test_format_1_state_upgraded_alone_refused_when_spread(server_factory,
     log = n.server.logs()
     assert "format 1" in log and "hash slot" in log and \
         "empty --data-dir" in log, log[-2000:]
+
+
+@pytest.mark.timeout(120)
+def test_format_3_state_is_read_and_the_cluster_keeps_working(
+        cluster_factory):
+    """A node restarted on a cluster.state of format 3 (before TLS ports,
+    issue 15) reads it and serves its keys (the state is written as
+    format 4 at its next change)."""
+    cl = cluster_factory(3)
+    c = cl.nodes[0].client()
+    for i in range(50):
+        c.set("f3:%d" % i, i)
+    n = cl.nodes[1]
+    cl.drop_client(n)
+    assert n.server.stop() == 0
+    set_state_format(n.server, 3)
+    n.server.start()
+    for i in range(50):
+        assert n.client().get("f3:%d" % i) == b"%d" % i
+    assert n.client().info("cluster")["cluster_enabled"] == 1
+    assert n.client().execute_command("CLUSTER", "INFO").find(
+        b"cluster_known_nodes:3") >= 0

@@ -9,6 +9,7 @@ import os
 import socket
 import ssl
 import subprocess
+import time
 
 import pytest
 import redis
@@ -208,3 +209,84 @@ def test_tls12_session_resumption_with_client_certificates(server_factory,
     out = r.stdout + r.stderr
     assert "Reused, TLSv1.2" in out, out[-3000:]
     assert "alert" not in out.lower(), out[-3000:]
+
+
+def test_cluster_clients_over_tls_are_told_tls_ports(server_factory, certs):
+    """Issue 15: in a 3-node cluster where each node has its own
+    --tls-port, CLUSTER SLOTS and NODES name every member's TLS port to a
+    client on a TLS connection and the plain ports to a plain one; SHARDS
+    has both ("port", "tls-port"), as Redis 7 does.  redis-py's
+    RedisCluster with ssl=True, which reconnects to what CLUSTER SLOTS
+    names, then writes and reads keys of every slot range over TLS."""
+    from cluster_util import Cluster
+    from redis.cluster import RedisCluster
+
+    cl = Cluster(server_factory, 3)
+    for n in cl.nodes:
+        n.server.args += tls_args(certs)
+    cl.start()
+    cl.form()
+    tls = {n.port: tls_port(n.server) for n in cl.nodes}
+
+    def slot_ports(c):
+        return {int(m[1]) for row in c.execute_command("CLUSTER", "SLOTS")
+                for m in row[2:]}
+
+    def wait_published(c):
+        # a joined node publishes its TLS port as an address change
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if slot_ports(c) == set(tls.values()):
+                return
+            time.sleep(0.1)
+        raise AssertionError("TLS ports not published: %s vs %s" %
+                             (slot_ports(c), tls))
+
+    for n in cl.nodes:
+        wait_published(client(certs, tls[n.port]))
+        assert slot_ports(n.client()) == set(tls)  # plain: plain ports
+    c = client(certs, tls[cl.nodes[0].port])
+    nodes = c.execute_command("CLUSTER", "NODES")
+    if isinstance(nodes, bytes):
+        nodes = nodes.decode()
+    for line in nodes.strip().splitlines():
+        port = int(line.split()[1].split("@")[0].rsplit(":", 1)[1])
+        assert port in tls.values(), line
+    plain_nodes = cl.nodes[0].client().execute_command("CLUSTER", "NODES")
+    if isinstance(plain_nodes, bytes):
+        plain_nodes = plain_nodes.decode()
+    assert all(int(ln.split()[1].split("@")[0].rsplit(":", 1)[1]) in tls
+               for ln in plain_nodes.strip().splitlines())
+    shards = c.execute_command("CLUSTER", "SHARDS")
+    seen = set()
+    for sh in shards:
+        sh = dict(zip(sh[::2], sh[1::2])) if isinstance(sh, list) else sh
+        for nd in sh[b"nodes"]:
+            nd = dict(zip(nd[::2], nd[1::2])) if isinstance(nd, list) else nd
+            assert tls[int(nd[b"port"])] == int(nd[b"tls-port"]), nd
+            seen.add(int(nd[b"port"]))
+    assert seen == set(tls)
+    # the GET /cluster JSON lists them too
+    import json
+    import urllib.request
+    body = urllib.request.urlopen(
+        "http://127.0.0.1:%d/cluster" % cl.nodes[0].server.http_port,
+        timeout=10).read()
+    members = json.loads(body)["members"]
+    assert {m["resp_port"]: m["tls_port"] for m in members} == tls
+
+    d = certs / "a"
+    rc = RedisCluster(host="127.0.0.1", port=tls[cl.nodes[1].port],
+                      ssl=True, ssl_ca_certs=str(d / "ca.crt"),
+                      ssl_certfile=str(d / "client.crt"),
+                      ssl_keyfile=str(d / "client.key"),
+                      socket_timeout=15)
+    try:
+        for i in range(300):
+            assert rc.set("tlsk:%d" % i, "v%d" % i) is True
+        for i in range(300):
+            assert rc.get("tlsk:%d" % i) == b"v%d" % i
+        used = {n.port for n in rc.get_nodes()}
+        assert used == set(tls.values()), used
+    finally:
+        rc.close()

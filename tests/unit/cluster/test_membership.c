@@ -80,6 +80,9 @@ static void net_arm(struct net *net, int i)
     }
 }
 
+/* Node i's --tls-port is net_tls_base + i when net_tls_base is not 0. */
+static uint16_t net_tls_base;
+
 static void net_init(struct net *net, int n, uint64_t seed, unsigned drop)
 {
     memset(net, 0, sizeof(*net));
@@ -98,6 +101,7 @@ static void net_init(struct net *net, int n, uint64_t seed, unsigned drop)
             .resp_port = 6379,
             .http_port = 8080,
             .peer_port = (uint16_t)(7000 + i),
+            .tls_port = net_tls_base ? (uint16_t)(net_tls_base + i) : 0,
             .cluster_name = "test",
             .seed = seed * 31 + (uint64_t)i,
         };
@@ -394,11 +398,16 @@ static void test_membership_state_rejects_every_truncation(void **state)
         RK_EPROTO);
     assert_non_null(strstr(err, "trailing"));
     /* An unknown format version is RK_EVERSION with a clear message. */
-    enc.base[4] = 4;
+    enc.base[4] = MEMBERSHIP_FORMAT_VERSION + 1;
     assert_int_equal(
         membership_state_check(enc.base, enc.len, NULL, err, sizeof(err)),
         RK_EVERSION);
-    assert_non_null(strstr(err, "format 4"));
+    assert_non_null(strstr(err, "format 5"));
+    /* Format 3 (no TLS ports) is read from a saved state only. */
+    enc.base[4] = MEMBERSHIP_FORMAT_V3;
+    assert_int_equal(
+        membership_state_check(enc.base, enc.len, NULL, err, sizeof(err)),
+        RK_EVERSION);
     /* Format 1 (keys placed by XXH3) is refused in gossip and checks. */
     enc.base[4] = 1;
     assert_int_equal(
@@ -417,6 +426,11 @@ static void v1_state(struct net *net, int m, struct rk_buf *out)
     assert_int_equal(rk_buf_append(out, b.ptr, b.len), RK_OK);
     assert_int_equal((unsigned char)out->base[4], MEMBERSHIP_FORMAT_VERSION);
     out->base[4] = MEMBERSHIP_FORMAT_V1;
+    /* formats 1 to 3 have no TLS ports (2 bytes per member, all 0 here) */
+    for (int i = 0; i < 2 * m; i++) {
+        assert_int_equal(out->base[out->len - 1 - (size_t)i], 0);
+    }
+    out->len -= 2 * (size_t)m;
     /* formats 1 and 2 end with the ring: no transition section */
     assert_int_equal(out->base[out->len - 1], 0);
     out->len--;
@@ -442,9 +456,12 @@ static void test_membership_upgrades_format_1_only_when_m_le_n(void **state)
             struct peer_bytes b = membership_state_bytes(mb);
             const unsigned char *p = (const unsigned char *)b.ptr;
             assert_int_equal(p[4], MEMBERSHIP_FORMAT_VERSION);
-            assert_int_equal(b.len, enc.len + 1); /* + "no transition" */
+            /* + "no transition" + no TLS port per member */
+            assert_int_equal(b.len, enc.len + 1 + 2 * (size_t)m);
             assert_memory_equal(p + 5, enc.base + 5, enc.len - 5);
-            assert_int_equal(p[enc.len], 0);
+            for (size_t k = enc.len; k < b.len; k++) {
+                assert_int_equal(p[k], 0);
+            }
         } else {
             assert_int_equal(rc, RK_EVERSION);
             assert_null(mb);
@@ -457,6 +474,58 @@ static void test_membership_upgrades_format_1_only_when_m_le_n(void **state)
         rk_buf_fini(&enc);
         net_fini(&net);
     }
+}
+
+/* Issue 15: each member's --tls-port travels in the state (format 4), so
+ * CLUSTER SLOTS can name it to TLS clients.  A JOIN does not carry it: a
+ * node admitted without it publishes it as an address change; a saved
+ * format 3 state (no TLS ports) is read, and each node publishes its own
+ * port again the same way. */
+static void test_membership_members_publish_their_tls_ports(void **state)
+{
+    (void)state;
+    const int n = 3;
+    net_tls_base = 6400;
+    struct net net;
+    net_init(&net, n, 11, 0);
+    form(&net, n);
+    net_run(&net, net_now(&net) + 5000);
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < n; j++) {
+            struct membership_member mm;
+            assert_true(
+                membership_member_find(net.nodes[i].m, net.nodes[j].id, &mm));
+            assert_int_equal(mm.tls_port, 6400 + j);
+            assert_int_equal(mm.resp_port, 6379);
+        }
+    }
+    /* the state round-trips with its TLS ports */
+    struct peer_bytes b = membership_state_bytes(net.nodes[0].m);
+    char err[256] = "";
+    assert_int_equal(
+        membership_state_check(b.ptr, b.len, NULL, err, sizeof(err)), RK_OK);
+    /* saved as format 3 (without the ports): read at start, with no TLS
+     * ports, and node 0 publishes its own at its next tick */
+    struct rk_buf v3 = {0};
+    assert_int_equal(rk_buf_append(&v3, b.ptr, b.len - 2 * (size_t)n), RK_OK);
+    v3.base[4] = MEMBERSHIP_FORMAT_V3;
+    struct membership *mb = NULL;
+    assert_int_equal(membership_create(&net.nodes[0].cfg, v3.base, v3.len, &mb,
+                                       err, sizeof(err)),
+                     RK_OK);
+    struct membership_member mm;
+    assert_true(membership_member_find(mb, net.nodes[1].id, &mm));
+    assert_int_equal(mm.tls_port, 0);
+    assert_int_equal(membership_next_deadline_ms(mb), 0); /* to publish */
+    static struct cl_actions acts; /* large: not on the stack */
+    cl_actions_clear(&acts);
+    assert_int_equal(membership_tick(mb, net_now(&net), &acts), RK_OK);
+    assert_true(membership_member_find(mb, net.nodes[0].id, &mm));
+    assert_int_equal(mm.tls_port, 6400);
+    membership_destroy(mb);
+    rk_buf_fini(&v3);
+    net_fini(&net);
+    net_tls_base = 0;
 }
 
 static void test_membership_state_rejects_random_garbage(void **state)
@@ -1691,6 +1760,7 @@ int main(void)
         cmocka_unit_test(
             test_membership_leave_reapplied_on_gossip_persists_live_bytes),
         cmocka_unit_test(test_membership_upgrades_format_1_only_when_m_le_n),
+        cmocka_unit_test(test_membership_members_publish_their_tls_ports),
         cmocka_unit_test(
             test_membership_gossip_from_another_cluster_is_ignored),
         cmocka_unit_test(test_membership_fuzz_seeds_decode_cleanly),
