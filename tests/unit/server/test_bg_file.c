@@ -3,11 +3,14 @@
  * (src/server/bg_file.h): the newest content wins, stop writes what is
  * queued, a failed write is counted, an empty content is written.
  */
-#include <cmocka.h>
+/* cmocka.h needs these four first */
+/* clang-format off */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <cmocka.h>
+/* clang-format on */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
