@@ -65,6 +65,10 @@ run --seeds 7001:7040 --steps 40000 --nodes 7 --spares 2 --determinism 2
 # its transfer started: the one-source fold plus the tree verify of the
 # others, node_handoff_verify.c)
 run --seeds 7101:7130 --steps 40000 --nodes 7 --spares 2 --sloppy off
+# the same with every node's handoff limit at 2 KiB/s (SIM_KBPS): verify
+# FETCHes wait for the rate limit's tokens (NODE_V_HELD); a held fetch that
+# never resumed gave 57 I10 (handoff stuck) violations in 10 of 10 seeds
+SIM_KBPS=2 run --seeds 7131:7140 --steps 40000 --nodes 7 --spares 2 --sloppy off
 # regression: a node whose join lost to a concurrent change saved the state
 # that did not list it, and then could not restart (I6)
 run --seeds 384:384 --steps 40000 --nodes 7 --spares 2

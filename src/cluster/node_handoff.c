@@ -399,6 +399,11 @@ static void xfer_send(struct node *n,
  * now (node_settings.handoff_max_kbps; refills the bucket). */
 static bool budget_ok(struct node *n, uint64_t now)
 {
+    return node__handoff_budget_ok(n, now);
+}
+
+bool node__handoff_budget_ok(struct node *n, uint64_t now)
+{
     uint64_t bps = (uint64_t)n->set.handoff_max_kbps * 1024;
     if (bps == 0) {
         return true;

@@ -128,7 +128,9 @@ const char *node__verify_src_state(const struct node__xfer *x, size_t j)
     if (x->v.phase == NODE_V_IDLE || x->v.src != j) {
         return "to verify";
     }
-    return x->v.phase == NODE_V_FETCH ? "fetching" : "verifying";
+    return x->v.phase == NODE_V_FETCH || x->v.phase == NODE_V_HELD
+               ? "fetching"
+               : "verifying";
 }
 
 /* The source being verified switches to a fold from the start. */
@@ -216,6 +218,13 @@ static void fetch_next(struct node *n, struct node__xfer *x, uint64_t now)
                   "partition=%" PRIu32 " source=%s", x->partition, s->id);
         return;
     }
+    if (!node__handoff_budget_ok(n, now)) {
+        /* fetched items count against handoff-max-mbps as folded ones
+         * do: the next round asks (node__verify_step) */
+        x->v.phase = NODE_V_HELD;
+        x->v.req_id = 0;
+        return;
+    }
     /* whole keys, up to NODE_VERIFY_FETCH bytes (at least one) */
     size_t end = x->v.fetch_off;
     while (end + 4 <= k->len) {
@@ -243,6 +252,10 @@ static void fetch_next(struct node *n, struct node__xfer *x, uint64_t now)
 
 void node__verify_step(struct node *n, struct node__xfer *x, uint64_t now)
 {
+    if (x->v.phase == NODE_V_HELD && node_peer_is_up(n, x->src[x->v.src].id)) {
+        fetch_next(n, x, now); /* held by the rate limit: ask again */
+        return;
+    }
     if (x->v.phase != NODE_V_IDLE) {
         struct node__xfer_src *s = &x->src[x->v.src];
         if (!node_peer_is_up(n, s->id)) {

@@ -113,6 +113,7 @@ enum node__verify_phase
     NODE_V_LEAVES,   /* AAE_TREE (leaves of differing branches) sent */
     NODE_V_KEYS,     /* AAE_KEYS (differing leaves) sent */
     NODE_V_FETCH,    /* FETCH (keys that differ) sent */
+    NODE_V_HELD,     /* the next FETCH waits for the rate limit */
 };
 
 struct node__verify
@@ -553,6 +554,10 @@ void node__handoff_refuse(struct node *n,
 bool node__is_current_replica(const struct node *n, uint32_t p);
 /* Steps every transfer and starts new ones now (not at the next round). */
 void node__handoff_pump(struct node *n, uint64_t now_ms);
+/* Whether handoff-max-mbps lets this node ask for more items now (a FOLD
+ * batch or a verify's FETCH); refills the token bucket.  A false counts
+ * in handoff_throttled. */
+bool node__handoff_budget_ok(struct node *n, uint64_t now);
 
 /* ---- node_handoff_verify.c ---- */
 /* Sets the sources' modes of transfer x, just started (after the

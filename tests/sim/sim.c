@@ -435,6 +435,11 @@ static int start_node(struct sim *s, int i)
         if (getenv("SIM_NORATE")) {
             nc.settings.handoff_max_kbps = 0;
         }
+        if (getenv("SIM_KBPS")) {
+            /* every node at this limit: a tier of scripts/sim.sh runs
+             * throttled transfers whose verify FETCHes wait for tokens */
+            nc.settings.handoff_max_kbps = (uint32_t)atoi(getenv("SIM_KBPS"));
+        }
         if (getenv("SIM_NOCONC")) {
             nc.settings.handoff_concurrency = 2;
         }
