@@ -11,6 +11,7 @@ Environment:
                       themselves encode Redis's behaviour.
 """
 import os
+import random
 import shutil
 import signal
 import socket
@@ -28,6 +29,38 @@ TARGET = os.environ.get("RINGKV_TEST_TARGET", "ringkv")
 sys.path.insert(0, os.path.dirname(__file__))
 
 
+# Test ports come from a range of their own below the kernel's ephemeral
+# ports (32768-60999 on Linux), one range per pytest-xdist worker: a port
+# picked by bind(0) could be handed again by the kernel to another
+# worker's bind(0) or to an outgoing connection before the server that was
+# given it listened (CI: "cannot listen on 127.0.0.1:39749 (HTTP): Address
+# already in use" with two workers).  Within a range ports are handed out
+# in turn, so one is reused only after the other 4,999 were.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+_WID = int(_WORKER[2:]) if _WORKER[2:].isdigit() else 0
+_PORT_SPAN = 5000
+_PORT_BASE = 12000 + (_WID % 4) * _PORT_SPAN  # 12000..31999
+_port_next = [random.randrange(_PORT_SPAN)]
+
+
+def _take_port(avoid):
+    """The next port of this worker's range that binds now, bound (the
+    caller closes the socket), or an AssertionError."""
+    for _ in range(_PORT_SPAN):
+        p = _PORT_BASE + _port_next[0] % _PORT_SPAN
+        _port_next[0] += 1
+        if p in avoid:
+            continue
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind(("127.0.0.1", p))
+            return p, s
+        except OSError:
+            s.close()
+    raise AssertionError("no free port in %d..%d" %
+                         (_PORT_BASE, _PORT_BASE + _PORT_SPAN - 1))
+
+
 def free_ports(n, avoid=()):
     """n distinct TCP ports free on 127.0.0.1 a moment ago, none in avoid:
     all n are held open together while they are picked, so one server's
@@ -35,12 +68,9 @@ def free_ports(n, avoid=()):
     socks, ports = [], []
     try:
         while len(ports) < n:
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
+            p, s = _take_port(set(avoid) | set(ports))
             socks.append(s)
-            p = s.getsockname()[1]
-            if p not in avoid:
-                ports.append(p)
+            ports.append(p)
     finally:
         for s in socks:
             s.close()
@@ -48,10 +78,11 @@ def free_ports(n, avoid=()):
 
 
 def free_port():
-    """A TCP port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port that was free on 127.0.0.1 a moment ago (this worker's
+    range, above)."""
+    p, s = _take_port(())
+    s.close()
+    return p
 
 
 def wait_port(port, timeout=20.0, proc=None):
