@@ -9,7 +9,7 @@
  * tagged with the data engine sequence of the last merge; once the data
  * engine has that sequence durable (engine_acked_seq), the candidate is
  * the source's *durable* cursor: everything before it is on disk here.
- * Every 250 ms, when the durable cursors changed, the node asks
+ * Every 100 ms, when the durable cursors changed, the node asks
  * its driver to save them (NODE_PERSIST, NODE_FILE_HANDOFF; ringkvd
  * writes handoff.ckpt in the data dir atomically).  A restarted node gets
  * the saved bytes back (node_config.saved_handoff) and a transfer of the
@@ -40,7 +40,7 @@
 
 #define CKPT_MAGIC    "RKHO"
 #define CKPT_VERSION  1
-#define CKPT_EVERY_MS 250
+#define CKPT_EVERY_MS 100
 
 void node__ckpt_note(struct node__xfer *x, struct node__xfer_src *s)
 {

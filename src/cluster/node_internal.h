@@ -511,7 +511,7 @@ void node__handoff_fini(struct node *n);
 /* A batch of x from s was merged: its cursor is the candidate. */
 void node__ckpt_note(struct node__xfer *x, struct node__xfer_src *s);
 /* Promotes durable candidates; saves the checkpoint (NODE_PERSIST,
- * NODE_FILE_HANDOFF) every 250 ms when it changed, and an empty
+ * NODE_FILE_HANDOFF) every 100 ms when it changed, and an empty
  * one once no transfer runs. */
 void node__ckpt_round(struct node *n, uint64_t now_ms);
 /* A transfer x just started: its sources resume from the saved
