@@ -79,6 +79,8 @@ int bg_file_put(struct bg_file *f, const void *p, size_t len)
     void *copy = malloc(len > 0 ? len : 1);
     if (copy == NULL) {
         atomic_fetch_add(&f->errors, 1);
+        rk_log(RK_LOG_ERROR, "cluster_persist_failed",
+               "file=%s errno=%d (out of memory)", f->path, ENOMEM);
         return RK_ENOMEM;
     }
     if (len > 0) {

@@ -2,7 +2,7 @@
  * bg_file.h - one small file replaced atomically by a background thread,
  * latest content wins (issue 14: the handoff checkpoint).
  *
- * A pending owner saves its handoff checkpoint (handoff.ckpt) every 250 ms
+ * A pending owner saves its handoff checkpoint (handoff.ckpt) every 100 ms
  * while partitions stream in.  rk_file_replace fsyncs the file and the
  * directory; with a transfer's gigabytes in the page cache that fsync
  * waits for the file system's journal commit, and on the event loop it

@@ -206,7 +206,11 @@ static int view_init(struct cs_view *v, struct client *c)
             /* a TLS client gets TLS ports (it reconnects with TLS to
              * what it is told); a member without a TLS port keeps its
              * plain one */
-            nd->port = c->tls && mm.tls_port ? mm.tls_port : mm.resp_port;
+            if (nd->self && mm.tls_port == 0 && c->srv->cfg->tls_port > 0) {
+                /* not published yet (just joined): this node knows it */
+                nd->tls_port = (uint16_t)c->srv->cfg->tls_port;
+            }
+            nd->port = c->tls && nd->tls_port ? nd->tls_port : mm.resp_port;
             nd->cport = mm.peer_port;
         }
         if (nd->self && host_is_wildcard(nd->host)) {

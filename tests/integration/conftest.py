@@ -35,11 +35,24 @@ sys.path.insert(0, os.path.dirname(__file__))
 # worker's bind(0) or to an outgoing connection before the server that was
 # given it listened (CI: "cannot listen on 127.0.0.1:39749 (HTTP): Address
 # already in use" with two workers).  Within a range ports are handed out
-# in turn, so one is reused only after the other 4,999 were.
+# in turn, so one is reused only after the rest of the range was.
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
 _WID = int(_WORKER[2:]) if _WORKER[2:].isdigit() else 0
-_PORT_SPAN = 5000
-_PORT_BASE = 12000 + (_WID % 4) * _PORT_SPAN  # 12000..31999
+_WORKERS = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_PORT_LOW = 12000
+_PORT_SPAN = (min(_ephemeral_low(), 32768) - _PORT_LOW) // _WORKERS
+assert _PORT_SPAN >= 500, "too many pytest workers for the test port range"
+_PORT_BASE = _PORT_LOW + (_WID % _WORKERS) * _PORT_SPAN
 _port_next = [random.randrange(_PORT_SPAN)]
 
 
