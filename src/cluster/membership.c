@@ -29,7 +29,7 @@
  *                u16 resp_port, u16 http_port, u16 peer_port,
  *                u8 status (1 valid, 2 joining, 3 leaving, 4 removed)
  *   ..    4+r    ring: u32 length r, ring_encode bytes (ring.h)
- *   ..    1      transition: 0 (none; nothing follows), or 1 and:
+ *   ..    1      transition: 0 (none; the TLS ports follow), or 1 and:
  *   ..    4      epoch, u32 (bumped at every new next ring)
  *   ..    4+x    next ring: u32 length x, ring_encode bytes
  *   ..    8*Q    has-masks, u64 per partition (membership_internal.h)
