@@ -397,11 +397,6 @@ static void xfer_send(struct node *n,
 
 /* Whether the receive rate limit lets this node ask for another batch
  * now (node_settings.handoff_max_kbps; refills the bucket). */
-static bool budget_ok(struct node *n, uint64_t now)
-{
-    return node__handoff_budget_ok(n, now);
-}
-
 bool node__handoff_budget_ok(struct node *n, uint64_t now)
 {
     uint64_t bps = (uint64_t)n->set.handoff_max_kbps * 1024;
@@ -545,7 +540,7 @@ static void xfer_step(struct node *n, struct node__xfer *x, uint64_t now)
             skip_unaware(n, x, s);
             continue;
         }
-        if (!budget_ok(n, now)) {
+        if (!node__handoff_budget_ok(n, now)) {
             continue; /* the next round asks */
         }
         xfer_send(n, x, s, now);
@@ -731,7 +726,7 @@ void node__handoff_on_reply(struct node *n,
         return;
     }
     node__ckpt_note(x, s);
-    if (budget_ok(n, now_ms)) {
+    if (node__handoff_budget_ok(n, now_ms)) {
         xfer_send(n, x, s, now_ms); /* the next batch at once */
     } /* else the next round asks, once the rate limit allows */
 }

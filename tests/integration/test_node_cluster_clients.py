@@ -37,7 +37,7 @@ import time
 
 import pytest
 
-from cluster_util import Cluster, cluster_factory_gen
+from cluster_util import cluster_factory_gen
 from conftest import REPO, TARGET
 
 pytestmark = [
@@ -329,36 +329,15 @@ def test_cluster_client_over_tls(server_factory, node_modules, kind,
     options, given one node's --tls-port, learn the other TLS ports from
     CLUSTER SLOTS (which names TLS ports to TLS connections) and route
     SETs and GETs over TLS to every primary."""
-    import redis
-    from test_tls import tls_args, tls_port
+    from test_tls import tls_cluster
     certs = tmp_path / "certs"
     subprocess.run(["bash", os.path.join(REPO, "scripts",
                                          "gen-test-certs.sh"),
                     str(certs / "a")], check=True, capture_output=True)
     ca, crt, key = (str(certs / "a" / f) for f in
                     ("ca.crt", "client.crt", "client.key"))
-    cl = Cluster(server_factory, 3)
-    for n in cl.nodes:
-        n.server.args += tls_args(certs)
-    cl.start()
-    cl.form()
-    tls = sorted(tls_port(n.server) for n in cl.nodes)
-
-    def tls_slot_ports():
-        r = redis.Redis(port=tls[0], ssl=True, ssl_ca_certs=ca,
-                        ssl_certfile=crt, ssl_keyfile=key)
-        try:
-            return sorted({int(m[1]) for row in
-                           r.execute_command("CLUSTER", "SLOTS")
-                           for m in row[2:]})
-        finally:
-            r.close()
-
-    # each node publishes its TLS port once it joined: wait for all
-    deadline = time.time() + 20
-    while tls_slot_ports() != tls:
-        assert time.time() < deadline, (tls_slot_ports(), tls)
-        time.sleep(0.1)
+    _cl, ports = tls_cluster(server_factory, certs)
+    tls = sorted(ports.values())
     pem = {"ca": open(ca).read(), "cert": open(crt).read(),
            "key": open(key).read()}
     if kind == "ioredis":

@@ -211,6 +211,33 @@ def test_tls12_session_resumption_with_client_certificates(server_factory,
     assert "alert" not in out.lower(), out[-3000:]
 
 
+def slot_ports(c):
+    """Every port CLUSTER SLOTS names through connection c."""
+    return {int(m[1]) for row in c.execute_command("CLUSTER", "SLOTS")
+            for m in row[2:]}
+
+
+def tls_cluster(server_factory, certs, m=3):
+    """m formed nodes, each with its own --tls-port, once every node names
+    every TLS port to TLS clients (a joined node publishes its own as an
+    address change): (the Cluster, {RESP port: TLS port})."""
+    from cluster_util import Cluster
+    cl = Cluster(server_factory, m)
+    for n in cl.nodes:
+        n.server.args += tls_args(certs)
+    cl.start()
+    cl.form()
+    tls = {n.port: tls_port(n.server) for n in cl.nodes}
+    for n in cl.nodes:
+        c = client(certs, tls[n.port])
+        deadline = time.time() + 20
+        while slot_ports(c) != set(tls.values()):
+            assert time.time() < deadline, (slot_ports(c), tls)
+            time.sleep(0.1)
+        c.close()
+    return cl, tls
+
+
 def test_cluster_clients_over_tls_are_told_tls_ports(server_factory, certs):
     """Issue 15: in a 3-node cluster where each node has its own
     --tls-port, CLUSTER SLOTS and NODES name every member's TLS port to a
@@ -218,32 +245,10 @@ def test_cluster_clients_over_tls_are_told_tls_ports(server_factory, certs):
     has both ("port", "tls-port"), as Redis 7 does.  redis-py's
     RedisCluster with ssl=True, which reconnects to what CLUSTER SLOTS
     names, then writes and reads keys of every slot range over TLS."""
-    from cluster_util import Cluster
     from redis.cluster import RedisCluster
 
-    cl = Cluster(server_factory, 3)
+    cl, tls = tls_cluster(server_factory, certs)
     for n in cl.nodes:
-        n.server.args += tls_args(certs)
-    cl.start()
-    cl.form()
-    tls = {n.port: tls_port(n.server) for n in cl.nodes}
-
-    def slot_ports(c):
-        return {int(m[1]) for row in c.execute_command("CLUSTER", "SLOTS")
-                for m in row[2:]}
-
-    def wait_published(c):
-        # a joined node publishes its TLS port as an address change
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            if slot_ports(c) == set(tls.values()):
-                return
-            time.sleep(0.1)
-        raise AssertionError("TLS ports not published: %s vs %s" %
-                             (slot_ports(c), tls))
-
-    for n in cl.nodes:
-        wait_published(client(certs, tls[n.port]))
         assert slot_ports(n.client()) == set(tls)  # plain: plain ports
     c = client(certs, tls[cl.nodes[0].port])
     nodes = c.execute_command("CLUSTER", "NODES")

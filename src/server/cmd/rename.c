@@ -134,15 +134,14 @@ void cmd_copy(struct client *c, size_t argc, const struct resp_arg *argv)
 }
 
 /* Whether Redis would keep v as an integer object (string2l: an optional
- * '-', no leading zero or '+', fits a long). */
-static bool redis_int(const char *v, size_t len)
+ * '-', no leading zero or '+', fits a long), and that integer in *x. */
+static bool redis_int(const char *v, size_t len, int64_t *x)
 {
     if (len == 0 || len > 20 || (len > 1 && v[0] == '0') ||
         (v[0] == '-' && (len == 1 || v[1] == '0'))) {
         return false;
     }
-    int64_t x;
-    return cmd__parse_i64(v, len, &x);
+    return cmd__parse_i64(v, len, x);
 }
 
 /*
@@ -194,17 +193,14 @@ void cmd_object(struct client *c, size_t argc, const struct resp_arg *argv)
         reply_null(c);
         return;
     }
-    bool is_int = redis_int(s->scratch.base, s->scratch.len);
+    int64_t v = -1;
+    bool is_int = redis_int(s->scratch.base, s->scratch.len, &v);
     if (cmd__arg_is(sub, "ENCODING")) {
         reply_bulk_str(c, is_int                 ? "int"
                           : s->scratch.len <= 44 ? "embstr"
                                                  : "raw");
     } else if (cmd__arg_is(sub, "REFCOUNT")) {
-        int64_t v = -1;
-        if (is_int) {
-            (void)cmd__parse_i64(s->scratch.base, s->scratch.len, &v);
-        }
-        reply_int(c, v >= 0 && v < 10000 ? 2147483647 : 1);
+        reply_int(c, is_int && v >= 0 && v < 10000 ? 2147483647 : 1);
     } else if (cmd__arg_is(sub, "IDLETIME")) {
         reply_int(c, 0);
     } else {

@@ -877,8 +877,9 @@ void command_dispatch(struct client *c,
         reject(c, cmd, msg);
         return;
     }
+    const struct command *sc = NULL; /* the subcommand's entry, if any */
     if (cmd->subcommands && argc >= 2) {
-        const struct command *sc = subcommand_lookup(cmd, &argv[1]);
+        sc = subcommand_lookup(cmd, &argv[1]);
         if (sc == NULL) {
             char up[32];
             size_t n = strlen(cmd->name) < sizeof(up) - 1 ? strlen(cmd->name)
@@ -943,9 +944,9 @@ void command_dispatch(struct client *c,
         c->srv->cmdstats[command_index(cmd)].calls++;
     }
     const char *why;
-    /* a container whose subcommand names no key (OBJECT HELP) runs here */
-    bool keyless = cmd->subcommands && cmd->first_key > 0 &&
-                   (size_t)cmd->first_key >= argc;
+    /* a keyed container whose subcommand names no key (OBJECT HELP): its
+     * own entry says so, and it runs here */
+    bool keyless = sc != NULL && cmd->first_key > 0 && sc->first_key == 0;
     if (!keyless && cluster_routes(c->srv, c, cmd, &why)) {
         cluster_run(c, cmd, argc, argv);
         c->cur_cmd = NULL;
