@@ -892,7 +892,11 @@ int coord_start_update(struct coord *c,
         (req->clen && req->context == NULL) || req->timeout_ms == 0 ||
         (f & ~PEER_KV_UPDATE_FLAGS) ||
         ((f & PEER_KV_TOMBSTONE) && (req->vlen || req->expire_at_ms)) ||
-        ((f & PEER_KV_OWN_CONTEXT) && req->clen) || hl > PEER_MAX_NODE_ID) {
+        ((f & PEER_KV_OWN_CONTEXT) && req->clen) || hl > PEER_MAX_NODE_ID ||
+        ((f & PEER_KV_COUNTER) &&
+         (!(f & PEER_KV_OWN_CONTEXT) || req->vlen != PEER_KV_COUNTER_LEN ||
+          req->expire_at_ms ||
+          (f & (PEER_KV_TOMBSTONE | PEER_KV_CTYPE | PEER_KV_CHUNKED))))) {
         return RK_EINVAL;
     }
     const char *hints[1] = {hl ? req->hint_for : NULL};

@@ -6,6 +6,7 @@
 
 #include <string.h>
 
+#include "cluster/types/counter.h"
 #include "common/alloc.h"
 #include "common/endian.h"
 #include "common/error.h"
@@ -194,7 +195,8 @@ int dvv_encode(const struct dvv_obj *o, struct rk_buf *out)
         rk_put_le64(p + 24, s->expire_at_ms);
         p[32] = (unsigned char)((s->tombstone ? DVV_SIB_TOMBSTONE : 0) |
                                 (s->ctype ? DVV_SIB_CTYPE : 0) |
-                                (s->chunked ? DVV_SIB_CHUNKED : 0));
+                                (s->chunked ? DVV_SIB_CHUNKED : 0) |
+                                (s->counter ? DVV_SIB_COUNTER : 0));
         rk_put_le32(p + 33, (uint32_t)s->vlen);
         p += DVV_SIB_HDR;
         if (s->vlen) {
@@ -254,17 +256,21 @@ int dvv_decode(struct dvv_obj *o, const void *buf, size_t len)
             .tombstone = (p[pos + 32] & DVV_SIB_TOMBSTONE) != 0,
             .ctype = (p[pos + 32] & DVV_SIB_CTYPE) != 0,
             .chunked = (p[pos + 32] & DVV_SIB_CHUNKED) != 0,
+            .counter = (p[pos + 32] & DVV_SIB_COUNTER) != 0,
             .vlen = rk_get_le32(p + pos + 33),
         };
-        if ((p[pos + 32] &
-             ~(DVV_SIB_TOMBSTONE | DVV_SIB_CTYPE | DVV_SIB_CHUNKED)) != 0 ||
+        if ((p[pos + 32] & ~(DVV_SIB_TOMBSTONE | DVV_SIB_CTYPE |
+                             DVV_SIB_CHUNKED | DVV_SIB_COUNTER)) != 0 ||
             s.dot.counter == 0) {
             goto corrupt;
         }
         pos += DVV_SIB_HDR;
         if (s.vlen > len - pos ||
-            (s.tombstone && (s.vlen != 0 || s.expire_at_ms != 0 || s.ctype)) ||
+            (s.tombstone &&
+             ((s.vlen != 0 && !s.counter) || s.expire_at_ms != 0 || s.ctype)) ||
             (s.chunked && (s.tombstone || s.ctype)) ||
+            (s.counter &&
+             (s.ctype || s.chunked || !counter_valid(p + pos, s.vlen))) ||
             (s.ctype && !dvv_ctype_valid(p + pos, s.vlen)) ||
             (i > 0 && dot_cmp(o->sibs[i - 1].dot, s.dot) >= 0) ||
             !dvv_covers(o, s.dot)) {
@@ -385,6 +391,9 @@ int dvv_sibling_cmp(const struct dvv_obj *ox,
     if (x->chunked != y->chunked) {
         return x->chunked ? 1 : -1;
     }
+    if (x->counter != y->counter) {
+        return x->counter ? 1 : -1;
+    }
     size_t n = x->vlen < y->vlen ? x->vlen : y->vlen;
     c = n ? memcmp(ox->vals.base + x->voff, oy->vals.base + y->voff, n) : 0;
     if (c != 0) {
@@ -453,8 +462,11 @@ int dvv_update(struct dvv_obj *o,
                struct dvv_dot *dot)
 {
     if (actor == DVV_ACTOR_LEGACY ||
-        (w->tombstone && (w->vlen != 0 || w->expire_at_ms != 0 || w->ctype)) ||
+        (w->tombstone &&
+         ((w->vlen != 0 && !w->counter) || w->expire_at_ms != 0 || w->ctype)) ||
         (w->chunked && (w->tombstone || w->ctype)) ||
+        (w->counter &&
+         (w->ctype || w->chunked || !counter_valid(w->value, w->vlen))) ||
         (w->vlen != 0 && w->value == NULL) ||
         (w->ctype && !dvv_ctype_valid(w->value, w->vlen))) {
         return RK_EINVAL;
@@ -515,6 +527,7 @@ int dvv_update(struct dvv_obj *o,
         .tombstone = w->tombstone,
         .ctype = w->ctype,
         .chunked = w->chunked,
+        .counter = w->counter,
         .voff = n.vals.len,
         .vlen = w->vlen,
     };
@@ -641,17 +654,20 @@ static void remove_sib(struct dvv_obj *o, size_t i)
 
 size_t dvv_lww(struct dvv_obj *o)
 {
-    long w = dvv_winner(o);
-    if (w < 0 || o->n_sibs == 1) {
-        return 0;
+    long w = -1;
+    for (size_t i = 0; i < o->n_sibs; i++) {
+        if (!o->sibs[i].counter &&
+            (w < 0 || dvv_sibling_cmp(o, &o->sibs[i], o, &o->sibs[w]) > 0)) {
+            w = (long)i;
+        }
     }
-    size_t dropped = o->n_sibs - 1;
-    struct dvv_sibling keep = o->sibs[w];
-    mcopy(o->vals.base, o->vals.base + keep.voff, keep.vlen);
-    o->vals.len = keep.vlen;
-    keep.voff = 0;
-    o->sibs[0] = keep;
-    o->n_sibs = 1;
+    size_t dropped = 0;
+    for (size_t i = o->n_sibs; i-- > 0;) {
+        if (!o->sibs[i].counter && (long)i != w) {
+            remove_sib(o, i);
+            dropped++;
+        }
+    }
     return dropped;
 }
 
@@ -663,13 +679,18 @@ void dvv_bound(struct dvv_obj *o,
 {
     size_t d = 0, p = 0;
     while (max_sibs && o->n_sibs > max_sibs) {
-        size_t lose = 0;
-        for (size_t i = 1; i < o->n_sibs; i++) {
-            if (dvv_sibling_cmp(o, &o->sibs[i], o, &o->sibs[lose]) < 0) {
-                lose = i;
+        long lose = -1;
+        for (size_t i = 0; i < o->n_sibs; i++) {
+            if (!o->sibs[i].counter &&
+                (lose < 0 ||
+                 dvv_sibling_cmp(o, &o->sibs[i], o, &o->sibs[lose]) < 0)) {
+                lose = (long)i;
             }
         }
-        remove_sib(o, lose);
+        if (lose < 0) {
+            break; /* counter siblings only: never dropped */
+        }
+        remove_sib(o, (size_t)lose);
         d++;
     }
     while (max_clock && o->n_clock > max_clock) {

@@ -51,16 +51,18 @@
  *   .. n_siblings x {u64 actor, u64 counter, u64 ts, u64 expire_at_ms,
  *                    u8 flags (bit 0 tombstone, bit 1 content type,
  *                    bit 2 chunked: the value is a chunk manifest,
- *                    cluster/chunk.h, never with a content type),
+ *                    cluster/chunk.h, never with a content type,
+ *                    bit 3 counter: the value is a counter state,
+ *                    types/counter.h, never with bits 1 or 2; the one
+ *                    value a tombstone may have),
  *                    u32 value_len, value}
  *                    sorted by (actor, counter), strictly; each dot covered
- *                    by the clock; a tombstone has no value, no expiry and
- *                    no content type.  With bit 1 the value bytes start
- *                    with u8 n (1..DVV_MAX_CTYPE) and n bytes of visible
- *                    ASCII, the content type (HTTP PUT's Content-Type),
- *                    followed by the user's value (dvv_payload).
- * Version 2, the form of an object of any other type: the same with one
- * more header byte, u8 type (1..255) at offset 2, so n_clock is at 3,
+ *                    by the clock; a tombstone has no value (but a counter
+ *                    state), no expiry and no content type.  With bit 1 the
+ * value bytes start with u8 n (1..DVV_MAX_CTYPE) and n bytes of visible ASCII,
+ * the content type (HTTP PUT's Content-Type), followed by the user's value
+ * (dvv_payload). Version 2, the form of an object of any other type: the same
+ * with one more header byte, u8 type (1..255) at offset 2, so n_clock is at 3,
  * n_siblings at 5 and the clock at 7.  A version-2 encoding of type 0 is
  * not canonical and does not decode.  So string objects, all there is
  * before the CRDT types, encode as they did under version 1, and a node
@@ -100,8 +102,11 @@
 #define DVV_SIB_HDR          37   /* bytes per sibling before its value */
 #define DVV_SIB_TOMBSTONE    1    /* sibling flags bits */
 #define DVV_SIB_CTYPE        2
-#define DVV_SIB_CHUNKED      4   /* the value is a chunk manifest (chunk.h) */
-#define DVV_MAX_CTYPE        127 /* bytes of a content type */
+#define DVV_SIB_CHUNKED      4 /* the value is a chunk manifest (chunk.h) */
+#define DVV_SIB_COUNTER                                   \
+    8                     /* the value is a counter state \
+                             (types/counter.h) */
+#define DVV_MAX_CTYPE 127 /* bytes of a content type */
 /* Actor ids that nodes derive from a hash keep bit 63 clear (as they
  * always have; it once doubled as the stored-object mark). */
 #define DVV_ACTOR_MASK (UINT64_MAX >> 1)
@@ -127,6 +132,8 @@ struct dvv_sibling
     bool tombstone;
     bool ctype;        /* the value starts with a content type (above) */
     bool chunked;      /* the value is a chunk manifest (chunk.h) */
+    bool counter;      /* the value is a counter state (types/counter.h);
+                          a tombstone may carry one (a reset by a DEL) */
     size_t voff, vlen; /* value bytes: obj->vals.base[voff .. voff+vlen) */
 };
 
@@ -151,6 +158,8 @@ struct dvv_write
     bool tombstone;        /* a delete: vlen and expire_at_ms must be 0 */
     bool ctype;   /* value starts with u8 n, n bytes content type (checked) */
     bool chunked; /* value is a chunk manifest; not with ctype/tombstone */
+    bool counter; /* value is a counter state (checked); not with ctype or
+                     chunked; a tombstone with one carries no expiry */
 };
 
 /* Whether value (vlen bytes) starts with a valid content-type prefix:
@@ -252,15 +261,20 @@ int dvv_sibling_cmp(const struct dvv_obj *ox,
 long dvv_winner(const struct dvv_obj *o);
 
 /*
- * Last-writer-wins: keeps only the winning sibling.  Returns how many
- * siblings were discarded.  The clock is kept (so the discarded dots stay
- * covered and do not come back).
+ * Last-writer-wins: keeps only the winning sibling among the plain ones,
+ * and every counter sibling (their states join: dropping one would lose
+ * increments; types/counter.h).  Returns how many siblings were
+ * discarded.  The clock is kept (so the discarded dots stay covered and
+ * do not come back).
  */
 size_t dvv_lww(struct dvv_obj *o);
 
 /*
- * Enforces the bounds: while more than max_sibs siblings, drops the one
- * that loses in sibling order (counted in *dropped_sibs); while more than
+ * Enforces the bounds: while more than max_sibs siblings, drops the plain
+ * one that loses in sibling order (counted in *dropped_sibs; counter
+ * siblings are never dropped: an increment on a replica supersedes every
+ * counter sibling it holds, so they are as many as concurrent
+ * coordinating replicas, bounded by DVV_MAX_SIBLINGS); while more than
  * max_clock clock entries, removes the entry with the oldest ts among the
  * entries no sibling's dot needs (counted in *pruned; pruning only ever
  * makes an old sibling look concurrent again, never hides one).

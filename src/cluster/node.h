@@ -232,6 +232,8 @@ struct node_write_req
     size_t vlen;
     bool ctype;            /* value starts with a content type (dvv.h) */
     bool chunked;          /* value is a chunk manifest (chunk.h) */
+    bool counter;          /* an increment: value is PEER_KV_COUNTER's
+                              delta and id; own_context, no expiry */
     uint64_t timestamp;    /* HLC */
     uint64_t expire_at_ms; /* Unix ms, 0 = none */
     struct route_quorum overrides;

@@ -51,6 +51,7 @@ struct node__op *node__op_get(struct node *n, enum node__op_kind kind)
     op->queued = false;
     op->gc = false;
     op->gc_attempt = 0;
+    op->counter = false;
     op->next = NULL;
     rk_buf_clear(&op->key);
     rk_buf_clear(&op->ctx);
@@ -207,6 +208,11 @@ void node__on_coord_reply(struct node *n, const struct coord_reply *r)
                      "NOQUORUM reached 0 of %" PRIu32
                      " (the coordinating replica did not answer)",
                      op->q.w);
+        } else if (op->counter && st == RK_ERANGE) {
+            /* the coordinating replica's counter is not an integer, or
+             * the increment would take it out of range */
+            snprintf(msg, sizeof(msg),
+                     "ERR value is not an integer or out of range");
         } else {
             snprintf(msg, sizeof(msg), "ERR cluster request failed: %s",
                      rk_strerror(st));
@@ -279,6 +285,9 @@ static int start_update(struct node *n, struct node__op *op, uint64_t now)
     }
     if (op->chunked && !op->tomb) {
         flags |= PEER_KV_CHUNKED;
+    }
+    if (op->counter) {
+        flags |= PEER_KV_COUNTER;
     }
     struct coord_update_req u = {
         .key = op->key.base,
@@ -623,6 +632,8 @@ int node_write(struct node *n,
         op->tomb = w->tombstone;
         op->ctype = w->ctype && !w->tombstone;
         op->chunked = w->chunked && !w->tombstone && !w->ctype;
+        op->counter = w->counter && w->own_context && !w->tombstone &&
+                      !w->ctype && !w->chunked;
         op->ts = w->timestamp;
         op->exp = w->tombstone ? 0 : w->expire_at_ms;
         op->phase = 1;
@@ -658,6 +669,7 @@ int node__start_own_write(struct node *n,
     op->tomb = true;
     op->ctype = false;
     op->chunked = false;
+    op->counter = false;
     op->ts = ts;
     op->exp = 0;
     op->phase = 1;

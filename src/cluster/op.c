@@ -10,6 +10,7 @@
 
 #include "cluster/op_internal.h"
 #include "common/alloc.h"
+#include "common/endian.h"
 #include "common/error.h"
 
 static void op_begin(struct op_machine *m, struct op *op);
@@ -591,6 +592,25 @@ static int start_key(struct op_machine *m,
         };
         return p->read(p->data, &r, now_ms, op_id);
     }
+    if (k->counter && !k->tomb) {
+        /* an increment: i64 delta and the id (PEER_KV_COUNTER) */
+        unsigned char add[PEER_KV_COUNTER_LEN];
+        rk_put_le64(add, (uint64_t)k->delta);
+        memcpy(add + 8, k->cid, sizeof(k->cid));
+        struct node_write_req w = {
+            .key = key,
+            .klen = k->len,
+            .own_context = true,
+            .counter = true,
+            .value = add,
+            .vlen = sizeof(add),
+            .timestamp = k->ts,
+            .overrides = op->over,
+            .timeout_ms = op->timeout_ms,
+            .cookie = cookie,
+        };
+        return p->write(p->data, &w, now_ms, op_id);
+    }
     struct node_write_req w = {
         .key = key,
         .klen = k->len,
@@ -745,10 +765,13 @@ void op_exec_done(struct op_machine *m, struct op *op)
         size_t writes = 0;
         for (size_t i = 0; i < op->nkeys; i++) {
             struct op_key *k = &op->keys[i];
-            k->own_ctx = !k->read;
+            /* an increment supersedes what its coordinating replica
+             * has seen: that replica's counter state is what it adds to */
+            k->own_ctx = !k->read || (k->write && k->live && k->counter);
             k->state = KEY_IDLE;
             if (k->write && !k->live) {
                 k->write = k->live0;
+                k->counter = false;
                 k->tomb = true;
                 k->ctype = false;
                 k->chunked = false;

@@ -421,6 +421,23 @@ int op_key_put(struct op *op,
 /* Deletes key: RK_OK when it was live, RK_ENOTFOUND when not. */
 int op_key_del(struct op *op, const void *key, size_t klen);
 
+/*
+ * Adds delta to the integer key holds (absent = 0) as a counter
+ * increment (cluster/types/counter.h): the write phase sends the delta,
+ * not a value, to the coordinating replica, which adds it to its own
+ * counter state, so that increments through other coordinators add up
+ * instead of overwriting each other.  The expiry is kept.  *result is
+ * the value read plus delta (what this operation sees).  A key the
+ * operation already wrote with a value is written with the new value
+ * instead.  RK_OK; RK_EINVAL (undeclared key, or the value is not an
+ * integer); RK_ERANGE (the result would leave int64); RK_ENOMEM.
+ */
+int op_key_incr(struct op *op,
+                const void *key,
+                size_t klen,
+                int64_t delta,
+                int64_t *result);
+
 /* Key 0's merged object as read (canonical dvv encoding; len 0 when not
  * found): for RINGKV.GETALL.  A view valid while op is. */
 const struct rk_buf *op_key_object(const struct op *op);

@@ -88,6 +88,9 @@ struct op_key
                             vview views (op_key_take_frame moves it) */
     struct rk_buf obj;   /* read: merged object */
     struct rk_buf ctx;   /* write: context (clock-only dvv encoding) */
+    bool counter;        /* write: an increment of `delta` (op_key_incr) */
+    int64_t delta;
+    unsigned char cid[16]; /* the increment's id (duplicates applied once) */
 };
 
 struct op

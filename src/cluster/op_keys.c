@@ -212,9 +212,16 @@ int op__take_read(struct op_machine *m,
         rk_buf_clear(&k->obj);
         rc = dvv_encode(&o, &k->obj);
     }
-    size_t w = 0;
-    if (rc == RK_OK &&
-        replica_winner(&o, rk_env_wall_ms(m->cfg.env), &w) == RK_OK) {
+    /* the value a read returns: the winner, or what counter siblings
+     * count (types/counter.h) */
+    struct counter st;
+    counter_init(&st);
+    struct counter_view cv = {.kind = COUNTER_VIEW_DEAD};
+    if (rc == RK_OK) {
+        rc = counter_resolve(&o, rk_env_wall_ms(m->cfg.env), &st, &cv);
+    }
+    if (rc == RK_OK && cv.kind == COUNTER_VIEW_PLAIN) {
+        size_t w = cv.idx;
         k->live = true;
         k->ts = o.sibs[w].ts;
         k->exp = o.sibs[w].expire_at_ms;
@@ -223,6 +230,15 @@ int op__take_read(struct op_machine *m,
         k->vview = NULL;
         rk_buf_clear(&k->val);
         rc = rk_buf_append(&k->val, dvv_value(&o, w), o.sibs[w].vlen);
+    } else if (rc == RK_OK && cv.kind == COUNTER_VIEW_VALUE) {
+        k->live = true;
+        k->ts = cv.ts;
+        k->exp = cv.expire_at_ms;
+        k->ctype = false;
+        k->chunked = false;
+        k->vview = NULL;
+        rk_buf_clear(&k->val);
+        rc = rk_buf_append(&k->val, cv.val, cv.vlen);
     } else if (rc == RK_OK) {
         k->ts = dvv_max_ts(&o); /* deleted or expired: remember its clock */
     }
@@ -233,6 +249,7 @@ int op__take_read(struct op_machine *m,
         o.n_sibs = 0; /* the clock alone is the context */
         rc = dvv_encode(&o, &k->ctx);
     }
+    counter_fini(&st);
     dvv_fini(&o);
     return rc;
 }
@@ -329,6 +346,7 @@ int op_key_put(struct op *op,
     }
     k->live = true;
     k->write = true;
+    k->counter = false;
     k->ctype = ctlen > 0;
     k->chunked = false;
     k->exp = expire_at_ms;
@@ -344,7 +362,76 @@ int op_key_del(struct op *op, const void *key, size_t klen)
     }
     k->live = false;
     k->write = true;
+    k->counter = false;
     k->ts = new_ts(op);
+    return RK_OK;
+}
+
+int op_key_incr(struct op *op,
+                const void *key,
+                size_t klen,
+                int64_t delta,
+                int64_t *result)
+{
+    struct op_key *k = op_find(op, key, klen);
+    if (k == NULL) {
+        return RK_EINVAL;
+    }
+    int64_t cur = 0;
+    bool live = key_is_live(op, k);
+    if (live) {
+        const char *v = op__kval(k);
+        size_t vlen = op__kval_len(k);
+        size_t skip = 0;
+        if (k->ctype && vlen > 0) {
+            skip = 1 + (size_t)(unsigned char)v[0];
+            skip = skip < vlen ? skip : vlen;
+        }
+        if (k->chunked || !counter_parse_i64(v + skip, vlen - skip, &cur)) {
+            return RK_EINVAL;
+        }
+    }
+    if ((delta > 0 && cur > INT64_MAX - delta) ||
+        (delta < 0 && cur < INT64_MIN - delta)) {
+        return RK_ERANGE;
+    }
+    int64_t next = cur + delta;
+    char num[32];
+    size_t n = (size_t)snprintf(num, sizeof(num), "%lld", (long long)next);
+    uint64_t exp = live ? k->exp : 0;
+    if (k->write && !k->counter) {
+        /* this operation wrote a value (or deleted the key) already: the
+         * new value is written instead */
+        int rc = op_key_put(op, key, klen, num, n, exp, NULL, 0, sizeof(num));
+        if (rc == RK_OK) {
+            *result = next;
+        }
+        return rc;
+    }
+    int64_t sum = k->counter ? k->delta : 0;
+    if ((delta > 0 && sum > INT64_MAX - delta) ||
+        (delta < 0 && sum < INT64_MIN - delta)) {
+        return RK_ERANGE;
+    }
+    rk_buf_clear(&k->val);
+    if (rk_buf_append(&k->val, num, n) != RK_OK) {
+        return RK_ENOMEM;
+    }
+    if (!k->counter) {
+        struct rk_env *env = op->m->cfg.env;
+        uint64_t id[2] = {rk_env_rand64(env), rk_env_rand64(env)};
+        memcpy(k->cid, id, sizeof(k->cid));
+    }
+    k->counter = true;
+    k->delta = sum + delta;
+    k->vview = NULL;
+    k->live = true;
+    k->write = true;
+    k->ctype = false;
+    k->chunked = false;
+    k->exp = exp;
+    k->ts = new_ts(op);
+    *result = next;
     return RK_OK;
 }
 

@@ -11,6 +11,8 @@
 
 #include "cluster/chunk.h"
 #include "cluster/objtype.h"
+#include "cluster/types/counter.h"
+#include "common/endian.h"
 #include "common/error.h"
 #include "common/hlc.h"
 
@@ -88,6 +90,8 @@ void replica_scratch_init(struct replica_scratch *s)
     dvv_init(&s->ctx);
     rk_buf_init(&s->val);
     rk_buf_init(&s->enc);
+    counter_init(&s->cst);
+    rk_buf_init(&s->cenc);
 }
 
 void replica_scratch_fini(struct replica_scratch *s)
@@ -98,6 +102,8 @@ void replica_scratch_fini(struct replica_scratch *s)
     dvv_fini(&s->ctx);
     rk_buf_fini(&s->val);
     rk_buf_fini(&s->enc);
+    counter_fini(&s->cst);
+    rk_buf_fini(&s->cenc);
 }
 
 /* Working space: the caller's scratch, or a call-local one (set up by
@@ -616,6 +622,10 @@ static void report_dropped(const struct replica_cfg *cfg,
 /* The random id of a chunk manifest value (chunk.h layout), or NULL. */
 static const unsigned char *manifest_id(const struct peer_kv_update *req)
 {
+    if (req->flags & PEER_KV_COUNTER) {
+        /* an increment's id (checked: PEER_KV_COUNTER_LEN bytes) */
+        return (const unsigned char *)req->value.ptr + 8;
+    }
     if (!(req->flags & PEER_KV_CHUNKED) ||
         req->value.len < CHUNK_MANIFEST_HDR ||
         memcmp(req->value.ptr, "RKCM", 4) != 0) {
@@ -646,6 +656,61 @@ static void recent_add(struct replica_recent *r, const unsigned char *id)
     }
 }
 
+/*
+ * What a write of req stores when counters are involved (types/counter.h),
+ * into *w: an increment (PEER_KV_COUNTER) becomes the state of this
+ * replica's object c with req's delta added to actor's entry; a plain
+ * value or delete that supersedes counter siblings of cur (those the
+ * write's context c covers) becomes their state reset to it, so that
+ * their entries go on (a value with a content type or in chunks stays
+ * plain: it resets the counter and its entries start again).  The state
+ * is encoded into enc.  RK_OK (w unchanged when no counter is involved);
+ * RK_ERANGE (the value is not an integer, or out of range), RK_ECORRUPT,
+ * RK_ENOMEM.
+ */
+static int counter_value(const struct dvv_obj *cur,
+                         const struct dvv_obj *c,
+                         const struct replica_cfg *cfg,
+                         const struct peer_kv_update *req,
+                         uint64_t actor,
+                         struct counter *st,
+                         struct rk_buf *enc,
+                         struct dvv_write *w)
+{
+    int rc;
+    if (req->flags & PEER_KV_COUNTER) {
+        int64_t delta =
+            (int64_t)rk_get_le64((const unsigned char *)req->value.ptr);
+        int64_t result;
+        uint64_t exp = 0;
+        rc = counter_incr(cur, cfg->now_ms, req->timestamp, actor, delta, st,
+                          &exp, &result);
+        if (rc == RK_EINVAL) {
+            rc = RK_ERANGE; /* not an integer: the client's error */
+        }
+        w->expire_at_ms = exp;
+    } else if (w->ctype || w->chunked) {
+        return RK_OK;
+    } else {
+        bool convert = false;
+        rc = counter_reset_over(cur, c, req->timestamp, actor, !w->tombstone,
+                                w->value, w->vlen, st, &convert);
+        if (rc != RK_OK || !convert) {
+            return rc;
+        }
+    }
+    rk_buf_clear(enc);
+    if (rc == RK_OK) {
+        rc = counter_encode(st, enc);
+    }
+    if (rc == RK_OK) {
+        w->value = enc->base;
+        w->vlen = enc->len;
+        w->counter = true;
+    }
+    return rc;
+}
+
 static int apply_update(struct engine *e,
                         const struct replica_cfg *cfg,
                         const struct peer_kv_update *req,
@@ -661,6 +726,10 @@ static int apply_update(struct engine *e,
         ((f & PEER_KV_CTYPE) &&
          ((f & PEER_KV_TOMBSTONE) ||
           !dvv_ctype_valid(req->value.ptr, req->value.len))) ||
+        ((f & PEER_KV_COUNTER) &&
+         (!(f & PEER_KV_OWN_CONTEXT) ||
+          (f & (PEER_KV_TOMBSTONE | PEER_KV_CTYPE | PEER_KV_CHUNKED)) ||
+          req->value.len != PEER_KV_COUNTER_LEN || req->expire_at_ms != 0)) ||
         req->timestamp > REPLICA_MAX_TS || cfg->actor == DVV_ACTOR_LEGACY) {
         return RK_EINVAL;
     }
@@ -743,14 +812,18 @@ static int apply_update(struct engine *e,
         if (f & PEER_KV_FALLBACK) {
             /* A fallback forgets the key once its hint is delivered, so it
              * must never issue two dots of one actor for a key: each such
-             * write gets an actor of its own (counter 1). */
+             * write gets an actor of its own (counter 1).  The same actor
+             * names its counter entry: one increment each. */
             uint64_t seed[2] = {cfg->actor, ++*cfg->oneshot};
             actor = XXH3_64bits(seed, sizeof(seed)) & DVV_ACTOR_MASK;
             actor = actor == DVV_ACTOR_LEGACY ? 1 : actor;
             floor = 0;
         }
+        rc = counter_value(cur, c, cfg, req, actor, &sc->cst, &sc->cenc, &w);
         struct dvv_dot d;
-        rc = dvv_update(cur, c == cur ? cur : c, actor, floor, &w, &d);
+        if (rc == RK_OK) {
+            rc = dvv_update(cur, c == cur ? cur : c, actor, floor, &w, &d);
+        }
         if (rc == RK_OK && !(f & PEER_KV_FALLBACK) && d.counter > *cfg->floor) {
             *cfg->floor = d.counter;
         }

@@ -57,6 +57,7 @@
 #include <stdint.h>
 
 #include "cluster/dvv.h"
+#include "cluster/types/counter.h"
 #include "common/buf.h"
 #include "proto/peer.h"
 #include "storage/engine.h"
@@ -99,6 +100,8 @@ struct replica_scratch
 {
     struct dvv_obj in, cur, merged, ctx;
     struct rk_buf val, enc;
+    struct counter cst; /* a counter state being written */
+    struct rk_buf cenc; /* its encoding */
 };
 
 /* Empty scratch space (caller storage); fini frees what it holds. */

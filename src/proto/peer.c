@@ -516,6 +516,14 @@ static const char *check_rules(const struct peer_msg *m)
             if ((f & PEER_KV_OWN_CONTEXT) && m->kv_update.context.len != 0) {
                 return "KV_UPDATE with OWN_CONTEXT carries a context";
             }
+            if ((f & PEER_KV_COUNTER) &&
+                (!(f & PEER_KV_OWN_CONTEXT) ||
+                 (f & (PEER_KV_TOMBSTONE | PEER_KV_CTYPE | PEER_KV_CHUNKED)) ||
+                 m->kv_update.value.len != PEER_KV_COUNTER_LEN ||
+                 m->kv_update.expire_at_ms != 0)) {
+                return "KV_UPDATE increment is not OWN_CONTEXT with a "
+                       "24-byte value and no other flag or expiry";
+            }
             break;
         }
         case PEER_KV_UPDATE_REPLY:

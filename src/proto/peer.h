@@ -88,9 +88,15 @@
 #define PEER_KV_CHUNKED                                       \
     0x10u /* the value is a chunk manifest (cluster/chunk.h); \
              not with a tombstone or a content type */
+#define PEER_KV_COUNTER                                               \
+    0x20u /* an increment (issue 16): the value is i64 delta (LE) and \
+             a 16-byte id, applied by the receiver to its own counter \
+             state (cluster/types/counter.h); with OWN_CONTEXT only,  \
+             not with the other flags but FALLBACK */
+#define PEER_KV_COUNTER_LEN 24 /* bytes of an increment's value */
 #define PEER_KV_UPDATE_FLAGS                                      \
     (PEER_KV_TOMBSTONE | PEER_KV_OWN_CONTEXT | PEER_KV_FALLBACK | \
-     PEER_KV_CTYPE | PEER_KV_CHUNKED)
+     PEER_KV_CTYPE | PEER_KV_CHUNKED | PEER_KV_COUNTER)
 
 /* Message types (header byte 5).  Numbers are wire values: never reuse. */
 enum peer_type

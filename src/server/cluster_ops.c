@@ -7,6 +7,7 @@
  * RINGKV.GETALL / PUT / DEL, appending replies, resuming clients), the
  * routing decision and the keys a command names.
  */
+#include "cluster/types/counter.h"
 #include "server/cluster_internal.h"
 #include "server/cmd/internal.h"
 
@@ -170,15 +171,48 @@ static int coord_ks_del(struct keyspace *ks,
     return op_key_del(ks->data, key, klen);
 }
 
+static int coord_ks_incr(struct keyspace *ks,
+                         const void *key,
+                         size_t klen,
+                         int64_t delta,
+                         int64_t *result)
+{
+    return op_key_incr(ks->data, key, klen, delta, result);
+}
+
 static const struct keyspace_ops coord_ks_ops = {
     .get = coord_ks_get,
     .put = coord_ks_put,
     .del = coord_ks_del,
     .view = coord_ks_view,
     .move_reply = coord_ks_move_reply,
+    .incr = coord_ks_incr,
 };
 
 /* ---- running a command over its keys (OP_ACT_EXEC) ---------------------- */
+
+/* The value sibling i of o, a counter sibling, counts by itself (nil
+ * when dead or when its state counts nothing live). */
+static void counter_sibling_reply(struct client *c,
+                                  const struct dvv_obj *o,
+                                  size_t i,
+                                  bool dead)
+{
+    struct counter st;
+    counter_init(&st);
+    __int128 sum;
+    char num[48];
+    if (dead ||
+        counter_decode(&st, dvv_value(o, i), o->sibs[i].vlen) != RK_OK ||
+        !counter_is_live(&st)) {
+        reply_null(c);
+    } else if (counter_sum(&st, &sum) == RK_OK) {
+        reply_bulk(c, num, counter_format(sum, num));
+    } else {
+        reply_bulk(c, st.base.len ? st.base.base : "", st.base.len);
+    }
+    counter_fini(&st);
+}
 
 /* RINGKV.GETALL key: [context, [[value or nil, hlc, unix ms], ...]],
  * newest sibling first; nil for a deleted or expired sibling. */
@@ -219,7 +253,10 @@ static void getall_reply(struct client *c, const struct op *op)
         bool dead =
             sb->tombstone || (sb->expire_at_ms && sb->expire_at_ms <= now);
         reply_array(c, c->ropts.want_ctype ? 4 : 3);
-        if (dead) {
+        if (sb->counter) {
+            /* a counter sibling: the value its own state counts */
+            counter_sibling_reply(c, &o, (size_t)best, dead);
+        } else if (dead) {
             reply_null(c);
         } else {
             size_t pl = 0;

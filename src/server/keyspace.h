@@ -102,6 +102,19 @@ struct keyspace_ops
                       const void *key,
                       size_t klen,
                       struct rk_buf *out);
+    /*
+     * Optional (NULL: the handler reads, adds and puts): adds delta to the
+     * integer key holds (absent = 0), keeping its expiry, as a counter
+     * that sums concurrent increments (cluster/types/counter.h).  RK_OK
+     * and *result (the value after it, as this node sees it);
+     * RK_EINVAL (the value is not an integer), RK_ERANGE (it would
+     * overflow), RK_ENOMEM.
+     */
+    int (*incr)(struct keyspace *ks,
+                const void *key,
+                size_t klen,
+                int64_t delta,
+                int64_t *result);
 };
 
 struct keyspace

@@ -64,7 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct dvv_obj before;
         dvv_init(&before);
         CHECK(dvv_copy(&before, &o) == RK_OK);
-        struct dvv_write w = {"v", 1, 1, 0, false, false, false};
+        struct dvv_write w = {"v", 1, 1, 0, false, false, false, false};
         struct dvv_dot d;
         int urc = dvv_update(&o, &c, 42, 0, &w, &d);
         CHECK(urc == RK_OK || urc == RK_ERANGE);

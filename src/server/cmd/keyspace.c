@@ -23,6 +23,7 @@
 #include "cluster/dvv.h"
 #include "cluster/replica.h"
 #include "cluster/slot.h"
+#include "cluster/types/counter.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/glob.h"
@@ -348,17 +349,25 @@ void cmd_localget(struct client *c, size_t argc, const struct resp_arg *argv)
     if (replica_meta_is_object(&m)) {
         struct dvv_obj o;
         dvv_init(&o);
-        size_t w = 0;
+        struct counter st;
+        counter_init(&st);
+        struct counter_view v;
         rc = dvv_decode(&o, val->base ? val->base : "", val->len);
+        if (rc == RK_OK) {
+            rc = counter_resolve(&o, server_now_ms(), &st, &v);
+        }
         if (rc != RK_OK) {
             reply_error(c, "ERR stored object does not decode");
-        } else if (replica_winner(&o, server_now_ms(), &w) != RK_OK) {
+        } else if (v.kind == COUNTER_VIEW_DEAD) {
             reply_null(c);
+        } else if (v.kind == COUNTER_VIEW_VALUE) {
+            reply_bulk(c, v.val, v.vlen);
         } else {
             size_t pl = 0;
-            const char *pv = dvv_payload(&o, w, &pl);
+            const char *pv = dvv_payload(&o, v.idx, &pl);
             reply_bulk(c, pv, pl);
         }
+        counter_fini(&st);
         dvv_fini(&o);
         return;
     }

@@ -479,6 +479,21 @@ void cmd_touch(struct client *c, size_t argc, const struct resp_arg *argv)
 static void incr_by(struct client *c, const struct resp_arg *key, int64_t by)
 {
     struct server *s = c->srv;
+    if (c->ks->ops->incr) {
+        /* a counter: concurrent increments through other nodes add up */
+        int64_t v;
+        int rc = c->ks->ops->incr(c->ks, key->ptr, key->len, by, &v);
+        if (rc == RK_OK) {
+            reply_int(c, v);
+        } else if (rc == RK_EINVAL) {
+            reply_error(c, ERR_NOT_INT);
+        } else if (rc == RK_ERANGE) {
+            reply_error(c, ERR_OVERFLOW);
+        } else {
+            cmd__reply_storage_error(c, rc, "write");
+        }
+        return;
+    }
     struct ks_meta m;
     int f = cmd__key_lookup(c, key, &s->scratch, &m);
     if (f < 0) {

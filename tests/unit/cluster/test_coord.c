@@ -65,7 +65,8 @@ static void write_obj(struct dvv_obj *o,
                       const char *v,
                       uint64_t ts)
 {
-    struct dvv_write w = {v, v ? strlen(v) : 0, ts, 0, v == NULL, false, false};
+    struct dvv_write w = {
+        v, v ? strlen(v) : 0, ts, 0, v == NULL, false, false, false};
     assert_int_equal(dvv_update(o, ctx, actor, 0, &w, NULL), RK_OK);
 }
 
@@ -806,7 +807,10 @@ static void test_coord_rejects_bad_requests(void **st)
     ubad.value = NULL; /* vlen 3 */
     assert_int_equal(coord_start_update(c, &ubad, T0, NULL), RK_EINVAL);
     ubad = u;
-    ubad.flags = 0x20; /* not a PEER_KV_UPDATE_FLAGS bit */
+    ubad.flags = 0x40; /* not a PEER_KV_UPDATE_FLAGS bit */
+    assert_int_equal(coord_start_update(c, &ubad, T0, NULL), RK_EINVAL);
+    ubad = u;
+    ubad.flags = PEER_KV_COUNTER; /* without OWN_CONTEXT, not 24 bytes */
     assert_int_equal(coord_start_update(c, &ubad, T0, NULL), RK_EINVAL);
     ubad = u;
     ubad.flags = PEER_KV_TOMBSTONE; /* with a value */

@@ -41,7 +41,7 @@ static int setup(void **st)
     (void)st;
     struct dvv_obj o;
     dvv_init(&o);
-    struct dvv_write w = {"v", 1, 10, 0, false, false, false};
+    struct dvv_write w = {"v", 1, 10, 0, false, false, false, false};
     assert_int_equal(dvv_update(&o, NULL, 1, 0, &w, NULL), RK_OK);
     rk_buf_init(&g_obj);
     assert_int_equal(dvv_encode(&o, &g_obj), RK_OK);

@@ -48,7 +48,8 @@ static void put(struct dvv_obj *o,
                 uint64_t ts,
                 struct dvv_dot *dot)
 {
-    struct dvv_write w = {v, v ? strlen(v) : 0, ts, 0, v == NULL, false, false};
+    struct dvv_write w = {
+        v, v ? strlen(v) : 0, ts, 0, v == NULL, false, false, false};
     assert_int_equal(dvv_update(o, ctx, actor, 0, &w, dot), RK_OK);
 }
 
@@ -177,9 +178,9 @@ static void test_dvv_tombstone_sibling_and_lww(void **state)
     put(&old, NULL, 1, "x", 10, NULL);
     assert_int_equal(dvv_merge_into(&a, &old), RK_OK);
     assert_int_equal(a.n_sibs, 1);
-    struct dvv_write bad = {"v", 1, 5, 0, true, false, false};
+    struct dvv_write bad = {"v", 1, 5, 0, true, false, false, false};
     assert_int_equal(dvv_update(&a, NULL, 3, 0, &bad, NULL), RK_EINVAL);
-    struct dvv_write ok = {"v", 1, 5, 0, false, false, false};
+    struct dvv_write ok = {"v", 1, 5, 0, false, false, false, false};
     assert_int_equal(dvv_update(&a, NULL, DVV_ACTOR_LEGACY, 0, &ok, NULL),
                      RK_EINVAL);
     dvv_fini(&a);
@@ -201,7 +202,7 @@ static void test_dvv_content_type(void **state)
         "\x0a"
         "text/plain"
         "hello";
-    struct dvv_write w = {v, sizeof(v) - 1, 5, 0, false, true, false};
+    struct dvv_write w = {v, sizeof(v) - 1, 5, 0, false, true, false, false};
     assert_int_equal(dvv_update(&a, NULL, 3, 0, &w, NULL), RK_OK);
     size_t n = 0;
     const char *p = dvv_payload(&a, 0, &n);
@@ -239,11 +240,11 @@ static void test_dvv_content_type(void **state)
     /* dvv_update refuses bad prefixes and a tombstone with a type */
     const char *bad[] = {"\000x", "\005abc", "\002a\n", "\001\177"};
     for (size_t i = 0; i < 4; i++) {
-        struct dvv_write bw = {bad[i], strlen(bad[i]) + (i == 0), 7, 0, false,
-                               true, false};
+        struct dvv_write bw = {
+            bad[i], strlen(bad[i]) + (i == 0), 7, 0, false, true, false, false};
         assert_int_equal(dvv_update(&a, NULL, 3, 0, &bw, NULL), RK_EINVAL);
     }
-    struct dvv_write tw = {NULL, 0, 7, 0, true, true, false};
+    struct dvv_write tw = {NULL, 0, 7, 0, true, true, false, false};
     assert_int_equal(dvv_update(&a, NULL, 3, 0, &tw, NULL), RK_EINVAL);
     char big[130];
     big[0] = (char)128; /* over DVV_MAX_CTYPE */
@@ -265,7 +266,7 @@ static void test_dvv_floor_skips_reaped_dots(void **state)
     dvv_init(&o);
     dvv_init(&old);
     put(&old, NULL, 5, "before", 1, NULL); /* dot (5,1), later reaped */
-    struct dvv_write w = {"after", 5, 2, 0, false, false, false};
+    struct dvv_write w = {"after", 5, 2, 0, false, false, false, false};
     struct dvv_dot d;
     assert_int_equal(dvv_update(&o, NULL, 5, 41, &w, &d), RK_OK);
     assert_int_equal(d.counter, 42);
@@ -593,8 +594,14 @@ static unsigned long run_model(uint64_t seed, size_t steps)
             char v[32];
             snprintf(v, sizeof(v), "w%zu", w);
             bool tomb = rng_next(&s) % 8 == 0;
-            struct dvv_write wr = {
-                tomb ? NULL : v, tomb ? 0 : strlen(v), ++m.ts, 0, tomb, false, false};
+            struct dvv_write wr = {tomb ? NULL : v,
+                                   tomb ? 0 : strlen(v),
+                                   ++m.ts,
+                                   0,
+                                   tomb,
+                                   false,
+                                   false,
+                                   false};
             struct dvv_dot d;
             assert_int_equal(
                 dvv_update(&m.rep[i], &ctx, 100 + i, m.floor[i], &wr, &d),

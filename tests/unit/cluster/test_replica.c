@@ -147,9 +147,10 @@ static struct dvv_dot obj_write(struct dvv_obj *o,
                                 uint64_t ts,
                                 uint64_t exp)
 {
-    struct dvv_write w = {val,           val ? strlen(val) : 0, ts,
-                          val ? exp : 0, val == NULL,           false,
-                          false};
+    struct dvv_write w = {val,         val ? strlen(val) : 0,
+                          ts,          val ? exp : 0,
+                          val == NULL, false,
+                          false,       false};
     struct dvv_dot d;
     assert_int_equal(dvv_update(o, ctx, actor, floor, &w, &d), RK_OK);
     return d;

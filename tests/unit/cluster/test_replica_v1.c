@@ -42,8 +42,8 @@ static void v1_object(struct v1_file *f,
 {
     struct dvv_obj o;
     dvv_init(&o);
-    struct dvv_write w = {val, val ? strlen(val) : 0, hlc,
-                          exp, val == NULL,           false, false};
+    struct dvv_write w = {
+        val, val ? strlen(val) : 0, hlc, exp, val == NULL, false, false, false};
     assert_int_equal(dvv_update(&o, NULL, actor, 0, &w, NULL), RK_OK);
     struct rk_buf b;
     rk_buf_init(&b);
@@ -132,7 +132,7 @@ static void test_replica_reads_format_1_flags_and_stores_explicit(void **st)
     assert_int_equal(o.n_sibs, 1);
     uint64_t floor = 0, oneshot = 0;
     struct replica_cfg cfg = {.actor = 9, .floor = &floor, .oneshot = &oneshot};
-    struct dvv_write w = {"b", 1, MS(11), 0, false, false, false};
+    struct dvv_write w = {"b", 1, MS(11), 0, false, false, false, false};
     assert_int_equal(dvv_update(&o, &o, cfg.actor, floor, &w, NULL), RK_OK);
     assert_int_equal(replica_store(e, &cfg, "live", 4, &o, NULL), RK_OK);
     assert_int_equal(engine_get(e, "live", 4, NULL, &m), RK_OK);

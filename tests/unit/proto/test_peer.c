@@ -1564,12 +1564,20 @@ static void test_peer_kv_rules_hold_in_encoder_and_decoder(void **state)
     samples_init();
     const uint32_t all = PEER_KV_UPDATE_FLAGS;
     const struct rule_case bad[] = {
-        {{.type = PEER_KV_UPDATE, .kv_update = {.flags = 0x20}},
+        {{.type = PEER_KV_UPDATE, .kv_update = {.flags = 0x40}},
          "KV_UPDATE has reserved flag bits set"},
         {{.type = PEER_KV_UPDATE, .kv_update = {.flags = 0x80000000u}},
          "KV_UPDATE has reserved flag bits set"},
-        {{.type = PEER_KV_UPDATE, .kv_update = {.flags = all | 0x20}},
+        {{.type = PEER_KV_UPDATE, .kv_update = {.flags = all | 0x40}},
          "KV_UPDATE has reserved flag bits set"},
+        {{.type = PEER_KV_UPDATE, .kv_update = {.flags = PEER_KV_COUNTER}},
+         "KV_UPDATE increment is not OWN_CONTEXT with a 24-byte value and "
+         "no other flag or expiry"},
+        {{.type = PEER_KV_UPDATE,
+          .kv_update = {.flags = PEER_KV_COUNTER | PEER_KV_OWN_CONTEXT,
+                        .value = {"0123456789", 10}}},
+         "KV_UPDATE increment is not OWN_CONTEXT with a 24-byte value and "
+         "no other flag or expiry"},
         {{.type = PEER_KV_UPDATE,
           .kv_update = {.flags = PEER_KV_TOMBSTONE, .value = S("v")}},
          "KV_UPDATE tombstone carries a value or an expiry"},
@@ -2035,10 +2043,9 @@ static void test_peer_body_sizes_match_the_docs(void **state)
                                         .value = S("vvv"),
                                         .hint_for = S("n1")}};
     assert_int_equal(body_len_of(&m), 46 + 1 + 2 + 3 + 2);
-    m = (struct peer_msg){.type = PEER_FETCH,
-                          .fetch = {.req_id = 1,
-                                    .keys = S("\1\0\0\0k"),
-                                    .max_bytes = 1}};
+    m = (struct peer_msg){
+        .type = PEER_FETCH,
+        .fetch = {.req_id = 1, .keys = S("\1\0\0\0k"), .max_bytes = 1}};
     assert_int_equal(body_len_of(&m), 24 + 5);
     m = (struct peer_msg){.type = PEER_KV_UPDATE,
                           .kv_update = {.hint_for = ID_MAX}};
