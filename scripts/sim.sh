@@ -41,6 +41,7 @@ if [ "$tier" = long ]; then
   run --seeds "$SEEDS" --steps "$STEPS" --sloppy off
   run --seeds "$SEEDS" --steps "$STEPS" --engine bitcask
   run --seeds "$SEEDS" --steps "$STEPS" --nodes 7 --spares 2
+  run --seeds "$SEEDS" --steps "$STEPS" --counters
   finish
 fi
 # 200 seeds x 20k steps (two runs), M=5 N3 R2 W2 sloppy quorum on; the first 10 seeds
@@ -90,6 +91,15 @@ run --seeds 574:574 --steps 20000
 # anti-entropy alone (issue 14 item 4): no final read-repair pass, so I2
 # (replicas equal) and I11 (equal tree roots) hold only through AAE
 run --seeds 4001:4050 --steps 20000 --no-repair-pass
+# counters (issue 16): a third of the operations increment counter keys
+# (PEER_KV_COUNTER); I15: every replica reads the sum of the acknowledged
+# increments; with membership changes (handoff) and with bitcask crashes
+run --seeds 6001:6040 --steps 20000 --counters --determinism 2
+run --seeds 6101:6115 --steps 20000 --counters --engine bitcask
+run --seeds 6201:6215 --steps 40000 --nodes 7 --spares 2 --counters
+# negative control: INCR as a read and a write of the sum must lose
+# increments (81 I15 violations in seeds 1-10 when it was added)
+run --seeds 1:5 --steps 20000 --counters-rmw --expect I15
 # negative control: conflict_policy lww must lose acknowledged writes, or
 # the checker is broken
 run --seeds 1:10 --steps 20000 --policy lww --expect I1

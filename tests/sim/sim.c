@@ -32,7 +32,7 @@ const char *sim_invariant_name(enum sim_invariant i)
         "I4 sibling bound",           "I5 resurrection", "I6 ring agreement",
         "I7 delivery order",          "I8 determinism",  "I9 chunk lost",
         "I10 handoff stuck",          "I11 aae roots",   "I12 spoofed frame",
-        "I13 forged state",           "I14 handoff gap",
+        "I13 forged state",           "I14 handoff gap", "I15 counter",
     };
     return i < SIM_N_INVARIANTS ? names[i] : "?";
 }
@@ -82,7 +82,13 @@ uint64_t sim__rand(struct sim *s, uint64_t bound)
 
 void sim__key(int key, char buf[8])
 {
-    /* keys are "s0".."s7", "r0".."r7" and "b0".."b3" */
+    /* keys are "s0".."s7", "r0".."r7", "b0".."b3" and "c0".."c3" */
+    if (key >= SIM_KEYS_ALL) {
+        buf[0] = 'c';
+        buf[1] = (char)('0' + ((key - SIM_KEYS_ALL) % 10));
+        buf[2] = '\0';
+        return;
+    }
     bool set = key < SIM_KEYS_SET;
     bool big = key >= SIM_KEYS_SET + SIM_KEYS_REG;
     int i = set   ? key

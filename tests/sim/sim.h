@@ -48,6 +48,8 @@ enum sim_invariant
                               adopted (issue 15) */
     SIM_I14_HANDOFF_GAP,   /* a partition counted as received lacked an
                               element acknowledged before its transfer */
+    SIM_I15_COUNTER,       /* a counter does not read the sum of its
+                              acknowledged increments (issue 16) */
     SIM_N_INVARIANTS,
 };
 
@@ -79,6 +81,12 @@ struct sim_config
                           before, so older seeds replay as they did */
     bool aae;          /* active anti-entropy on (issue 14 item 4) and
                           I11 checked; off: no tree exchange */
+    bool counters;     /* clients also increment counter keys (c0..,
+                          SIM_OP_INCR: PEER_KV_COUNTER writes) and I15 is
+                          checked; off: the workload of before */
+    bool counters_rmw; /* the negative control of I15: increments as a
+                          read, then a write of the sum with the read's
+                          context (what INCR did before issue 16) */
     bool skip_repair;  /* skip the final read of every key with R = N:
                              with aae, I2 must then hold by anti-entropy
                              alone (issue 14) */
@@ -104,6 +112,7 @@ struct sim_result
     uint64_t disks_full;         /* disks filled up, then freed (bitcask) */
     size_t max_siblings;         /* largest sibling count seen in a reply */
     uint64_t chunked_acked;      /* chunked values acknowledged */
+    uint64_t incr_acked;         /* counter increments acknowledged */
     uint64_t chunk_manifests_dropped; /* reported for block deletion */
     uint64_t chunk_blocks_deleted, chunk_blocks_failed;
     uint64_t handoff_keys_in, handoff_throttled; /* partition handoff */

@@ -66,6 +66,13 @@
  *      N - W + 1 replicas, must give it.  With sloppy quorum an
  *      acknowledged write may be only in fallbacks' hints, so it is not
  *      checked there.
+ *   I15 (S, with --counters) every replica of a counter key reads
+ *      (counter_resolve) the sum of its acknowledged increments, give or
+ *      take those whose outcome is unknown (check_counter): concurrent
+ *      increments through any node, fallbacks, crashes with a new actor,
+ *      handoff and anti-entropy never lose or double one.  Its negative
+ *      control (--counters-rmw: INCR as it was, a read and a write of the
+ *      sum) breaks it.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -78,7 +85,9 @@
 #include "cluster/dvv.h"
 #include "cluster/replica.h"
 #include "cluster/slot.h"
+#include "cluster/types/counter.h"
 #include "common/alloc.h"
+#include "common/endian.h"
 #include "common/error.h"
 #include "sim_internal.h"
 
@@ -218,7 +227,8 @@ static void client_done(struct sim *s, int c, bool ok, bool unknown)
         if (s->cfg.verbose >= 2) {
             char key[8];
             sim__key(h->key, key);
-            static const char *kinds[] = {"?", "append", "set", "del", "big"};
+            static const char *kinds[] = {"?",   "append", "set",
+                                          "del", "big",    "incr"};
             printf("  %8" PRIu64 " client %d via %s: %s %s %" PRIu64
                    " invoked %" PRIu64 " -> %s dot %016" PRIx64 ":%" PRIu64
                    "\n",
@@ -288,7 +298,42 @@ static void client_write(struct sim *s,
 
 int sim__n_keys(const struct sim *s)
 {
+    if (s->cfg.counters) {
+        return SIM_KEYS_ALL + SIM_KEYS_CTR; /* b0.. stay empty without chunks */
+    }
     return s->cfg.chunks ? SIM_KEYS_ALL : SIM_KEYS_SET + SIM_KEYS_REG;
+}
+
+/* Starts a counter increment of the client's key by cl->elem: a blind
+ * write of PEER_KV_COUNTER's delta and a random id, as op.c sends it. */
+static void incr_write(struct sim *s, int c)
+{
+    struct sim_client *cl = &s->clients[c];
+    struct sim_node *sn = &s->nodes[cl->node];
+    char key[8];
+    sim__key(cl->key, key);
+    unsigned char add[PEER_KV_COUNTER_LEN];
+    rk_put_le64(add, cl->elem);
+    rk_put_le64(add + 8, sim__rand(s, UINT64_MAX));
+    rk_put_le64(add + 16, sim__rand(s, UINT64_MAX));
+    struct node_write_req w = {
+        .key = key,
+        .klen = strlen(key),
+        .own_context = true,
+        .counter = true,
+        .value = add,
+        .vlen = sizeof(add),
+        .timestamp = hlc_now(&sn->hlc, rk_env_wall_ms(&sn->env)),
+        .cookie = COOKIE(c),
+    };
+    uint64_t id = 0;
+    int rc = node_write(sn->node, &w, sim_now(s), &id);
+    cl->writing = true;
+    cl->op_id = id;
+    sim__after(s, cl->node);
+    if (rc != RK_OK) {
+        client_done(s, c, false, false);
+    }
 }
 
 /* Block i of a chunked value of client op elem: SIM_CHUNK_BLOCK bytes. */
@@ -390,6 +435,11 @@ void sim__client_event(struct sim *s, int c)
                             : sim__rand(s, 10) < 7
                                 ? (big ? SIM_OP_BIG : SIM_OP_SET)
                                 : SIM_OP_DEL;
+    if (s->cfg.counters && sim__rand(s, 3) == 0) {
+        /* a third of the operations increment a counter by -3..9 */
+        key = SIM_KEYS_ALL + (int)sim__rand(s, SIM_KEYS_CTR);
+        kind = SIM_OP_INCR;
+    }
     cl->busy = true;
     cl->kind = kind;
     cl->key = key;
@@ -401,6 +451,10 @@ void sim__client_event(struct sim *s, int c)
     cl->writing = false;
     cl->elem = ((uint64_t)(c + 1) << 32) | ++cl->seq;
     cl->invoked_at = sim_now(s);
+    if (kind == SIM_OP_INCR) {
+        int64_t d = (int64_t)sim__rand(s, 12) - 3;
+        cl->elem = (uint64_t)(d >= 0 ? d + 1 : d); /* never 0 */
+    }
     struct sim_hist *h = hist_new(s, kind, c, key, cl->elem);
     cl->hist = h ? (int)(h - s->hist) : -1;
     struct sim_node *sn = &s->nodes[cl->node];
@@ -422,6 +476,10 @@ void sim__client_event(struct sim *s, int c)
     }
     if (kind == SIM_OP_BIG) {
         big_begin(s, c);
+        return;
+    }
+    if (kind == SIM_OP_INCR && !s->cfg.counters_rmw) {
+        incr_write(s, c);
         return;
     }
     char k[8];
@@ -447,9 +505,11 @@ void sim__client_timeout(struct sim *s, int c, uint64_t gen)
         (void)node_cancel(sn->node, COOKIE(c));
         sim__after(s, cl->node);
     }
-    client_done(s, c, false,
-                cl->kind == SIM_OP_BIG ? cl->writing
-                                       : cl->writing || cl->kind == SIM_OP_SET);
+    client_done(
+        s, c, false,
+        cl->kind == SIM_OP_BIG
+            ? cl->writing
+            : cl->writing || cl->kind == SIM_OP_SET || cl->kind == SIM_OP_INCR);
 }
 
 /* The write's own dot in the object after it: the sibling holding its
@@ -516,6 +576,34 @@ static void on_read(struct sim *s, int c, const struct node_result *r)
         }
     }
     rk_free(el);
+    if (cl->kind == SIM_OP_INCR && rc == RK_OK) {
+        /* the negative control: the value read plus the delta, written
+         * over what was read (o's siblings were dropped above: decode
+         * the answer again) */
+        struct dvv_obj ro;
+        struct counter st;
+        struct counter_view v;
+        dvv_init(&ro);
+        counter_init(&st);
+        int64_t cur = 0;
+        if (r->found &&
+            dvv_decode(&ro, r->object.ptr, r->object.len) == RK_OK &&
+            counter_resolve(&ro, 0, &st, &v) == RK_OK) {
+            if (v.kind == COUNTER_VIEW_VALUE && v.numeric) {
+                cur = (int64_t)v.sum;
+            } else if (v.kind == COUNTER_VIEW_PLAIN) {
+                size_t pl;
+                const char *pv = dvv_payload(&ro, v.idx, &pl);
+                (void)counter_parse_i64(pv, pl, &cur);
+            }
+        }
+        char num[32];
+        int nl = snprintf(num, sizeof(num), "%lld",
+                          (long long)(cur + (int64_t)cl->elem));
+        rc = rk_buf_append(&val, num, (size_t)nl);
+        counter_fini(&st);
+        dvv_fini(&ro);
+    }
     dvv_fini(&o);
     if (rc != RK_OK) {
         client_done(s, c, false, false);
@@ -559,6 +647,11 @@ static void on_write(struct sim *s, int c, const struct node_result *r)
         return;
     }
     struct sim_hist *h = cl->hist >= 0 ? &s->hist[cl->hist] : NULL;
+    if (cl->kind == SIM_OP_INCR) {
+        s->res->incr_acked++;
+        client_done(s, c, true, false); /* checked by its sum (I15) */
+        return;
+    }
     struct dvv_obj o;
     dvv_init(&o);
     if (r->found && dvv_decode(&o, r->object.ptr, r->object.len) == RK_OK) {
@@ -1040,6 +1133,79 @@ static void check_key(struct sim *s, int k)
     }
 }
 
+/*
+ * I15: every replica of counter key k reads (counter_resolve) a value
+ * between the sum of the acknowledged increments plus the negative ones
+ * whose outcome is unknown, and that sum plus the positive unknown ones
+ * (an increment that failed or timed out may or may not have been
+ * applied; one refused before it was sent was not).
+ */
+static void check_counter(struct sim *s, int k)
+{
+    char key[8];
+    sim__key(k, key);
+    int64_t lo = 0, hi = 0, sum = 0;
+    uint64_t acked = 0;
+    for (size_t h = 0; h < s->n_hist; h++) {
+        const struct sim_hist *hh = &s->hist[h];
+        if (hh->key != k || hh->kind != SIM_OP_INCR) {
+            continue;
+        }
+        int64_t d = (int64_t)hh->elem;
+        if (hh->ok) {
+            lo += d;
+            hi += d;
+            sum += d;
+            acked++;
+        } else if (hh->unknown) {
+            lo += d < 0 ? d : 0;
+            hi += d > 0 ? d : 0;
+        }
+    }
+    int rep[ROUTE_MAX_TARGETS];
+    size_t nr = replicas_of(s, key, rep);
+    for (size_t i = 0; i < nr; i++) {
+        if (rep[i] < 0) {
+            continue;
+        }
+        struct dvv_obj o;
+        struct counter st;
+        struct counter_view v;
+        dvv_init(&o);
+        counter_init(&st);
+        int rc = replica_read(s->nodes[rep[i]].data, key, strlen(key), &o);
+        __int128 got = 0;
+        bool ok = rc == RK_ENOTFOUND;
+        if (rc == RK_OK && counter_resolve(&o, 0, &st, &v) == RK_OK) {
+            ok = true;
+            if (v.kind == COUNTER_VIEW_VALUE && v.numeric) {
+                got = v.sum;
+            } else if (v.kind == COUNTER_VIEW_PLAIN) {
+                size_t pl;
+                int64_t x = 0;
+                const char *pv = dvv_payload(&o, v.idx, &pl);
+                ok = counter_parse_i64(pv, pl, &x);
+                got = x;
+            } else if (v.kind != COUNTER_VIEW_DEAD) {
+                ok = false;
+            }
+        }
+        if (!ok || got < lo || got > hi) {
+            char num[48];
+            counter_format(got, num);
+            sim__violation(s, SIM_I15_COUNTER,
+                           "%s on %s reads %s; %" PRIu64
+                           " acknowledged increments sum to %" PRId64
+                           " (%" PRId64 "..%" PRId64
+                           " with those of unknown outcome)",
+                           key, s->nodes[rep[i]].id, ok ? num : "no number",
+                           acked, sum, lo, hi);
+        }
+        counter_fini(&st);
+        dvv_fini(&o);
+    }
+}
+
 void sim__count_converged(struct sim *s)
 {
     for (int k = 0; k < sim__n_keys(s); k++) {
@@ -1085,8 +1251,12 @@ void sim__check(struct sim *s)
     for (int k = 0; k < sim__n_keys(s); k++) {
         check_key(s, k);
     }
-    for (int k = SIM_KEYS_SET + SIM_KEYS_REG; k < sim__n_keys(s); k++) {
+    for (int k = SIM_KEYS_SET + SIM_KEYS_REG;
+         k < sim__n_keys(s) && k < SIM_KEYS_ALL; k++) {
         check_chunks(s, k);
+    }
+    for (int k = SIM_KEYS_ALL; s->cfg.counters && k < sim__n_keys(s); k++) {
+        check_counter(s, k);
     }
     if (s->cfg.aae) {
         sim__check_aae(s);

@@ -18,6 +18,7 @@
 #define SIM_KEYS_REG          8 /* register keys "r0".. (SET, DEL) */
 #define SIM_KEYS_BIG          4 /* chunked keys "b0".. (BIG, DEL) */
 #define SIM_KEYS_ALL          (SIM_KEYS_SET + SIM_KEYS_REG + SIM_KEYS_BIG)
+#define SIM_KEYS_CTR          4  /* counter keys "c0".. (INCR), after ALL */
 #define SIM_CHUNK_BLOCK       16 /* bytes per block of a chunked value */
 #define SIM_CLIENT_TIMEOUT_MS 5000
 #define SIM_WALL_BASE_MS      UINT64_C(1800000000000) /* 2027-01-15 */
@@ -105,6 +106,9 @@ enum sim_op_kind
                           block keys, chunk.h), then its manifest (a blind
                           write with the chunked flag), as op_chunk.c
                           does */
+    SIM_OP_INCR,       /* a counter increment (issue 16): elem is the
+                          delta (int64); with counters_rmw a read, then
+                          the sum written with its context */
 };
 
 struct sim_client

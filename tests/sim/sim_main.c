@@ -16,6 +16,12 @@
  * --no-repair-pass skips the final read of every key with R = N: I2
  * (replicas equal) must then hold through anti-entropy alone.
  *
+ * --counters adds counter keys that clients increment (SIM_OP_INCR, the
+ * PEER_KV_COUNTER writes of issue 16) and invariant I15 (every replica
+ * reads the sum of the acknowledged increments, within those of unknown
+ * outcome).  --counters-rmw is its negative control: increments as a
+ * read and a write of the sum (INCR before issue 16) must break I15.
+ *
  * --no-chunks leaves out the chunked-value keys (SIM_OP_BIG, I9): the
  * workload of before they existed, so seeds found then replay as they did.
  *
@@ -52,11 +58,12 @@ static int usage(void)
     fprintf(stderr,
             "usage: ringkv_sim [--seed S | --seeds A:B] [--steps N] "
             "[--nodes M] [--n N] [--r R] [--w W] [--sloppy on|off] "
-            "[--crash-drops-sends] [--no-chunks] [--no-aae] [--no-repair-pass] "
+            "[--crash-drops-sends] [--no-chunks] [--counters] [--counters-rmw] "
+            "[--no-aae] [--no-repair-pass] "
             "[--spares K] "
             "[--policy siblings|lww] [--clients C] [--no-nemesis] "
             "[--heal-ms MS] [--engine memory|bitcask] [--determinism K] "
-            "[--expect I1..I10] [-v]\n");
+            "[--expect I1..I15] [-v]\n");
     return 2;
 }
 
@@ -110,6 +117,13 @@ int main(int argc, char **argv)
             val = NULL;
         } else if (strcmp(a, "--no-chunks") == 0) {
             cfg.chunks = false;
+            val = NULL;
+        } else if (strcmp(a, "--counters") == 0) {
+            cfg.counters = true;
+            val = NULL;
+        } else if (strcmp(a, "--counters-rmw") == 0) {
+            cfg.counters = true;
+            cfg.counters_rmw = true;
             val = NULL;
         } else if (strcmp(a, "--no-aae") == 0) {
             cfg.aae = false;
@@ -173,7 +187,7 @@ int main(int argc, char **argv)
     uint64_t jobs = 0, disk_faults = 0, disks_full = 0, spoofed = 0, forged = 0;
     size_t max_sibs = 0, bad_seeds = 0;
     uint64_t keys = 0, converged = 0;
-    uint64_t chunked = 0, dropped = 0, bdeleted = 0, bfailed = 0;
+    uint64_t chunked = 0, dropped = 0, bdeleted = 0, bfailed = 0, incrs = 0;
     uint64_t gdeferred = 0, gkept = 0, ho_keys = 0, ho_thr = 0, ho_res = 0;
     uint64_t ho_ver = 0, ho_vkeys = 0, ho_vfold = 0;
     uint64_t aae_ex = 0, aae_rep = 0, aae_settle_max = 0;
@@ -235,6 +249,7 @@ int main(int argc, char **argv)
         keys += r.keys;
         converged += r.keys_converged_by_heal;
         chunked += r.chunked_acked;
+        incrs += r.incr_acked;
         dropped += r.chunk_manifests_dropped;
         bdeleted += r.chunk_blocks_deleted;
         bfailed += r.chunk_blocks_failed;
@@ -261,6 +276,10 @@ int main(int argc, char **argv)
            " deleted, %" PRIu64 " deletes failed; GC checks deferred %" PRIu64
            ", manifests kept %" PRIu64 "\n",
            chunked, dropped, bdeleted, bfailed, gdeferred, gkept);
+    if (cfg.counters) {
+        printf("counters: %" PRIu64 " increments acknowledged%s\n", incrs,
+               cfg.counters_rmw ? " (as read-modify-writes)" : "");
+    }
     if (ho_keys) {
         printf("handoff: %" PRIu64 " keys received, %" PRIu64
                " FOLDs held back by the rate limit, %" PRIu64
