@@ -7,7 +7,9 @@ per operation and run two workloads:
   - sets: read-modify-write of a G-set kept as a comma-separated string:
     RINGKV.GETALL, union of the siblings, add a unique element,
     RINGKV.PUT with the context (Jepsen's `set` workload);
-  - registers: SET key unique-value.
+  - registers: SET key unique-value;
+  - counters (issue 16): INCRBY key d with d in -3..9 (not 0), through
+    any node: PN-counter increments applied at a coordinating replica.
 Every operation is logged as invoke / ok / fail / info (indeterminate:
 timeouts, NOQUORUM after a partial write) in a JSONL history.
 
@@ -28,6 +30,9 @@ objects (hints and read repair only), and checks:
   - registers: every final sibling was attempted, and every acknowledged
     write is a final sibling or a later-completing attempted write is
     (the only way it can have been superseded);
+  - counters: every member reads the sum of the acknowledged increments,
+    give or take those of indeterminate outcome (any error: an increment
+    may have been applied before the error); lost = 0 means within;
   - convergence: every key's N replicas agree within 30 s.
 It prints "acknowledged writes: X, lost: 0, siblings: Y, convergence time:
 Z s".  Fixed seed by default; --seed=S / RINGKV_SEED replays a run,
@@ -50,6 +55,7 @@ N_NODES = 6  # 5 members and a spare that joins and leaves
 N_MEMBERS = 5
 SET_KEYS = 3
 REG_KEYS = 3
+CTR_KEYS = 2
 CLIENTS = 6
 DEFAULT_SEED = 20261203
 
@@ -183,16 +189,41 @@ class Client(threading.Thread):
             if not isinstance(e, redis.ResponseError):
                 self.drop(node)
 
+    def op_incr(self, node):
+        key = "ctr:%d" % self.rng.randrange(CTR_KEYS)
+        d = self.rng.randint(-3, 8)
+        d = d + 1 if d >= 0 else d
+        self.hist.log(type="invoke", f="incr", key=key, value=d,
+                      process=self.idx, node=node.node_id)
+        r = self.res["ctr"][key]
+        try:
+            self.conn(node).incrby(key, d)
+            self.hist.log(type="ok", f="incr", key=key, value=d,
+                          process=self.idx)
+            r["acked"] += d
+            r["n_acked"] += 1
+        except Exception as e:
+            # any error may come after the increment was applied
+            self.hist.log(type="info", f="incr", key=key, value=d,
+                          process=self.idx, error=str(e)[:80])
+            r["lo"] += min(d, 0)
+            r["hi"] += max(d, 0)
+            if not isinstance(e, redis.ResponseError):
+                self.drop(node)
+
     def run(self):
         while not self.stop.is_set():
             # not the spare that never joined: a lone node serves writes
             # of its own one-node cluster (a node that left refuses them)
             node = self.rng.choice([n for n in self.cl.nodes
                                     if n.node_id not in self.res["fresh"]])
-            if self.rng.random() < 0.6:
+            x = self.rng.random()
+            if x < 0.5:
                 self.op_set_add(node)
-            else:
+            elif x < 0.8:
                 self.op_register(node)
+            else:
+                self.op_incr(node)
 
 
 class Nemesis(threading.Thread):
@@ -333,6 +364,8 @@ def new_results():
         "indeterminate": {"set:%d" % i: set() for i in range(SET_KEYS)},
         "reg_attempts": {"reg:%d" % i: {} for i in range(REG_KEYS)},
         "reg_acked": {"reg:%d" % i: {} for i in range(REG_KEYS)},
+        "ctr": {"ctr:%d" % i: {"acked": 0, "n_acked": 0, "lo": 0, "hi": 0}
+                for i in range(CTR_KEYS)},
         "fresh": set(),
     }
 
@@ -388,7 +421,8 @@ def test_no_acknowledged_write_is_lost(cluster_factory, request, seed):
     t_heal = time.time()
     for n in members:
         assert cl.c(n).config_set("r", "3")
-    keys = list(results["attempted"]) + list(results["reg_attempts"])
+    keys = (list(results["attempted"]) + list(results["reg_attempts"]) +
+            list(results["ctr"]))
     converged_at = None
     while time.time() - t_heal < 30:
         for k in keys:
@@ -424,15 +458,32 @@ def test_no_acknowledged_write_is_lost(cluster_factory, request, seed):
             if not any(attempts[w][1] is not None and attempts[w][1] > t_inv
                        for w in final if w != v and w in attempts):
                 reg_bad.append("%s=%s" % (k, v))
+    ctr_bad, incrs = [], 0
+    for k, r in results["ctr"].items():
+        incrs += r["n_acked"]
+        lo, hi = r["acked"] + r["lo"], r["acked"] + r["hi"]
+        for n in members:
+            v = cl.c(n).get(k)
+            got = int(v) if v is not None else 0
+            if not lo <= got <= hi:
+                ctr_bad.append("%s=%d on %s (acknowledged sum %d, %d..%d)"
+                               % (k, got, n.node_id, r["acked"], lo, hi))
+        print("counter %s: acknowledged %d increments summing to %d, "
+              "indeterminate %+d..%+d, reads %s" % (
+                  k, r["n_acked"], r["acked"], r["lo"], r["hi"],
+                  cl.c(members[0]).get(k)))
     conv = "%.1f" % converged_at if converged_at is not None else "> 30"
     print("jepsen: %.0f s, nemesis %s, history %s" % (seconds, nem.counts,
                                                      hist_path))
     print("acknowledged writes: %d, lost: %d, siblings: %d, convergence "
           "time: %s s (unexpected: %d, recovered: %d, register "
-          "violations: %d)" % (acked_total, len(lost) + len(reg_bad),
-                               siblings, conv, len(unexpected), recovered,
-                               len(reg_bad)))
+          "violations: %d, counter increments: %d, counter violations: %d)"
+          % (acked_total + incrs, len(lost) + len(reg_bad) + len(ctr_bad),
+             siblings, conv, len(unexpected), recovered, len(reg_bad), incrs,
+             len(ctr_bad)))
     assert acked_total > 0, "no write was acknowledged"
+    assert incrs > 0, "no increment was acknowledged"
+    assert not ctr_bad, "counters off their acknowledged sums: %s" % ctr_bad
     assert not lost, "LOST acknowledged elements: %s" % lost[:20]
     assert not reg_bad, "LOST acknowledged register writes: %s" % reg_bad[:20]
     assert not unexpected, "unexpected values: %s" % unexpected[:20]
