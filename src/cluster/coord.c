@@ -891,7 +891,11 @@ int coord_start_update(struct coord *c,
         req->vlen > PEER_MAX_VALUE || (req->vlen && req->value == NULL) ||
         (req->clen && req->context == NULL) || req->timeout_ms == 0 ||
         (f & ~PEER_KV_UPDATE_FLAGS) ||
-        ((f & PEER_KV_TOMBSTONE) && (req->vlen || req->expire_at_ms)) ||
+        ((f & PEER_KV_TOMBSTONE) &&
+         ((req->vlen && !(f & PEER_KV_COUNTER_STATE)) || req->expire_at_ms)) ||
+        ((f & PEER_KV_COUNTER_STATE) &&
+         ((f & (PEER_KV_CTYPE | PEER_KV_CHUNKED | PEER_KV_COUNTER)) ||
+          req->vlen == 0)) ||
         ((f & PEER_KV_OWN_CONTEXT) && req->clen) || hl > PEER_MAX_NODE_ID ||
         ((f & PEER_KV_COUNTER) &&
          (!(f & PEER_KV_OWN_CONTEXT) || req->vlen != PEER_KV_COUNTER_LEN ||

@@ -234,6 +234,10 @@ struct node_write_req
     bool chunked;          /* value is a chunk manifest (chunk.h) */
     bool counter;          /* an increment: value is PEER_KV_COUNTER's
                               delta and id; own_context, no expiry */
+    bool counter_state;    /* value is a counter state carrying the
+                              counts the context covers on
+                              (PEER_KV_COUNTER_STATE); with a tombstone
+                              too */
     uint64_t timestamp;    /* HLC */
     uint64_t expire_at_ms; /* Unix ms, 0 = none */
     struct route_quorum overrides;

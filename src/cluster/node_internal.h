@@ -70,7 +70,8 @@ struct node__op
     struct rk_buf val; /* WRITE: value */
     struct rk_buf obj; /* WRITE: the object after the update */
     bool own_ctx, tomb, ctype, chunked;
-    bool counter; /* WRITE: an increment (PEER_KV_COUNTER) */
+    bool counter;       /* WRITE: an increment (PEER_KV_COUNTER) */
+    bool counter_state; /* WRITE: PEER_KV_COUNTER_STATE */
     uint64_t ts, exp;
     struct route_quorum q;
     uint32_t timeout_ms;

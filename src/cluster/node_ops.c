@@ -52,6 +52,7 @@ struct node__op *node__op_get(struct node *n, enum node__op_kind kind)
     op->gc = false;
     op->gc_attempt = 0;
     op->counter = false;
+    op->counter_state = false;
     op->next = NULL;
     rk_buf_clear(&op->key);
     rk_buf_clear(&op->ctx);
@@ -289,13 +290,16 @@ static int start_update(struct node *n, struct node__op *op, uint64_t now)
     if (op->counter) {
         flags |= PEER_KV_COUNTER;
     }
+    if (op->counter_state) {
+        flags |= PEER_KV_COUNTER_STATE;
+    }
     struct coord_update_req u = {
         .key = op->key.base,
         .klen = op->key.len,
         .context = op->own_ctx ? NULL : op->ctx.base,
         .clen = op->own_ctx ? 0 : op->ctx.len,
-        .value = op->tomb ? NULL : op->val.base,
-        .vlen = op->tomb ? 0 : op->val.len,
+        .value = op->tomb && !op->counter_state ? NULL : op->val.base,
+        .vlen = op->tomb && !op->counter_state ? 0 : op->val.len,
         .timestamp = op->ts,
         .expire_at_ms = op->tomb ? 0 : op->exp,
         .flags = flags,
@@ -634,12 +638,14 @@ int node_write(struct node *n,
         op->chunked = w->chunked && !w->tombstone && !w->ctype;
         op->counter = w->counter && w->own_context && !w->tombstone &&
                       !w->ctype && !w->chunked;
+        op->counter_state =
+            w->counter_state && !w->counter && !w->ctype && !w->chunked;
         op->ts = w->timestamp;
         op->exp = w->tombstone ? 0 : w->expire_at_ms;
         op->phase = 1;
         if ((!w->own_context && w->clen &&
              rk_buf_append(&op->ctx, w->context, w->clen) != RK_OK) ||
-            (!w->tombstone && w->vlen &&
+            ((!w->tombstone || op->counter_state) && w->vlen &&
              rk_buf_append(&op->val, w->value, w->vlen) != RK_OK)) {
             rc = RK_ENOMEM;
         } else {

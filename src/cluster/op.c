@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cluster/op_internal.h"
+#include "cluster/types/counter.h"
 #include "common/alloc.h"
 #include "common/endian.h"
 #include "common/error.h"
@@ -571,6 +572,39 @@ void op__stall(struct op_machine *m, struct op *op)
     }
 }
 
+/* The counter state a write of k carries when the object it read holds
+ * counter siblings: the join of those its context covers (all of them,
+ * but for RINGKV.PUT/DEL with a client's context), reset to the write's
+ * value (or a delete), into out (left empty when it covers none).  The
+ * replica resets it again under its own actor with its own covered
+ * counts joined in. */
+static int counter_state_of(const struct op_key *k, struct rk_buf *out)
+{
+    struct dvv_obj o, ctx;
+    struct counter st;
+    dvv_init(&o);
+    dvv_init(&ctx);
+    counter_init(&st);
+    bool convert = false;
+    int rc = dvv_decode(&o, k->obj.base, k->obj.len);
+    if (rc == RK_OK) {
+        rc = dvv_decode(&ctx, k->ctx.base, k->ctx.len);
+    }
+    if (rc == RK_OK) {
+        rc = counter_reset_over(&o, &ctx, k->ts, 0, !k->tomb,
+                                k->tomb ? NULL : op__kval(k),
+                                k->tomb ? 0 : op__kval_len(k), &st, &convert);
+    }
+    if (rc == RK_OK && convert) {
+        rc = counter_encode(&st, out);
+    }
+    counter_fini(&st);
+    dvv_fini(&ctx);
+    dvv_fini(&o);
+    /* undecodable (or an empty context): a plain write */
+    return rc == RK_ECORRUPT || rc == RK_EVERSION ? RK_OK : rc;
+}
+
 /* Starts the node request of key k in op's current phase.  RK_OK,
  * RK_EBUSY (no free slot), RK_ENOTFOUND (no ring) or another error. */
 static int start_key(struct op_machine *m,
@@ -611,6 +645,18 @@ static int start_key(struct op_machine *m,
         };
         return p->write(p->data, &w, now_ms, op_id);
     }
+    struct rk_buf state;
+    rk_buf_init(&state);
+    if (k->had_counter && !k->own_ctx && !k->ctype && !k->chunked) {
+        /* the context covers counter siblings: their counts go on in a
+         * counter state with the value as its base, so that no replica
+         * drops them for a plain value (PEER_KV_COUNTER_STATE) */
+        int rc = counter_state_of(k, &state);
+        if (rc != RK_OK) {
+            rk_buf_fini(&state);
+            return rc;
+        }
+    }
     struct node_write_req w = {
         .key = key,
         .klen = k->len,
@@ -628,7 +674,14 @@ static int start_key(struct op_machine *m,
         .timeout_ms = op->timeout_ms,
         .cookie = cookie,
     };
-    return p->write(p->data, &w, now_ms, op_id);
+    if (state.len) {
+        w.counter_state = true;
+        w.value = state.base;
+        w.vlen = state.len;
+    }
+    int rc = p->write(p->data, &w, now_ms, op_id);
+    rk_buf_fini(&state);
+    return rc;
 }
 
 /* Starts requests for keys of the current phase, up to the window (O4). */

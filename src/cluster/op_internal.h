@@ -78,6 +78,9 @@ struct op_key
     bool chunked;      /* read: val is the live version's manifest (until
                           FETCH); write: val is a manifest (after STORE) */
     bool had_chunked;  /* the read object holds a manifest */
+    bool had_counter;  /* the read object holds counter siblings: a write
+                          with its context carries their counts on
+                          (PEER_KV_COUNTER_STATE) */
     uint64_t ts, exp;  /* read: its version; write: what to write */
     struct rk_buf val; /* read: the value; write: what to write */
     const char *vview; /* write: when set, the value is these bytes of

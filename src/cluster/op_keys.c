@@ -190,6 +190,7 @@ int op__take_read(struct op_machine *m,
     k->live = false;
     k->chunked = false;
     k->had_chunked = false;
+    k->had_counter = false;
     if (!r->found) {
         return RK_OK;
     }
@@ -244,6 +245,7 @@ int op__take_read(struct op_machine *m,
     }
     for (size_t i = 0; rc == RK_OK && i < o.n_sibs; i++) {
         k->had_chunked |= o.sibs[i].chunked;
+        k->had_counter |= o.sibs[i].counter;
     }
     if (rc == RK_OK) {
         o.n_sibs = 0; /* the clock alone is the context */

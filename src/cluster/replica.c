@@ -663,8 +663,11 @@ static void recent_add(struct replica_recent *r, const unsigned char *id)
  * value or delete that supersedes counter siblings of cur (those the
  * write's context c covers) becomes their state reset to it, so that
  * their entries go on (a value with a content type or in chunks stays
- * plain: it resets the counter and its entries start again).  The state
- * is encoded into enc.  RK_OK (w unchanged when no counter is involved);
+ * plain: it resets the counter and its entries start again); a write
+ * whose coordinator saw counter siblings under its context comes as a
+ * state already (PEER_KV_COUNTER_STATE: their counts, and the value as
+ * its base), which takes this replica's covered counts in too.  The
+ * state is encoded into enc.  RK_OK (w unchanged when no counter is involved);
  * RK_ERANGE (the value is not an integer, or out of range), RK_ECORRUPT,
  * RK_ENOMEM.
  */
@@ -689,6 +692,29 @@ static int counter_value(const struct dvv_obj *cur,
             rc = RK_ERANGE; /* not an integer: the client's error */
         }
         w->expire_at_ms = exp;
+    } else if (req->flags & PEER_KV_COUNTER_STATE) {
+        struct counter sent;
+        counter_init(&sent);
+        bool convert = false;
+        rc = counter_decode(&sent, req->value.ptr, req->value.len);
+        if (rc == RK_OK &&
+            (!sent.has_base || sent.base_present == (w->tombstone != 0))) {
+            rc = RK_EINVAL; /* its base must be the write's value */
+        }
+        if (rc == RK_OK) {
+            rc = counter_reset_over(cur, c, req->timestamp, actor,
+                                    sent.base_present, sent.base.base,
+                                    sent.base.len, st, &convert);
+        }
+        if (rc == RK_OK) {
+            rc = counter_join(st, &sent);
+        }
+        if (rc == RK_OK) {
+            /* what both saw, reset to the write's value by this actor */
+            rc = counter_reset(st, req->timestamp, actor, sent.base_present,
+                               sent.base.base, sent.base.len);
+        }
+        counter_fini(&sent);
     } else if (w->ctype || w->chunked) {
         return RK_OK;
     } else {
@@ -720,7 +746,11 @@ static int apply_update(struct engine *e,
     uint32_t f = req->flags;
     if (req->key.len == 0 || (f & ~PEER_KV_UPDATE_FLAGS) ||
         ((f & PEER_KV_TOMBSTONE) &&
-         (req->value.len != 0 || req->expire_at_ms != 0)) ||
+         ((req->value.len != 0 && !(f & PEER_KV_COUNTER_STATE)) ||
+          req->expire_at_ms != 0)) ||
+        ((f & PEER_KV_COUNTER_STATE) &&
+         ((f & (PEER_KV_CTYPE | PEER_KV_CHUNKED | PEER_KV_COUNTER)) ||
+          !counter_valid(req->value.ptr, req->value.len))) ||
         ((f & PEER_KV_OWN_CONTEXT) && req->context.len != 0) ||
         ((f & PEER_KV_CHUNKED) && (f & (PEER_KV_TOMBSTONE | PEER_KV_CTYPE))) ||
         ((f & PEER_KV_CTYPE) &&

@@ -501,9 +501,16 @@ static const char *check_rules(const struct peer_msg *m)
             if ((f & ~PEER_KV_UPDATE_FLAGS) != 0) {
                 return "KV_UPDATE has reserved flag bits set";
             }
-            if ((f & PEER_KV_TOMBSTONE) && (m->kv_update.value.len != 0 ||
+            if ((f & PEER_KV_TOMBSTONE) && ((m->kv_update.value.len != 0 &&
+                                             !(f & PEER_KV_COUNTER_STATE)) ||
                                             m->kv_update.expire_at_ms != 0)) {
                 return "KV_UPDATE tombstone carries a value or an expiry";
+            }
+            if ((f & PEER_KV_COUNTER_STATE) &&
+                ((f & (PEER_KV_CTYPE | PEER_KV_CHUNKED | PEER_KV_COUNTER)) ||
+                 m->kv_update.value.len == 0)) {
+                return "KV_UPDATE counter state is empty or has a content "
+                       "type, a manifest or an increment";
             }
             if ((f & PEER_KV_TOMBSTONE) && (f & PEER_KV_CTYPE)) {
                 return "KV_UPDATE tombstone carries a content type";

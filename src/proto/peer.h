@@ -94,9 +94,17 @@
              state (cluster/types/counter.h); with OWN_CONTEXT only,  \
              not with the other flags but FALLBACK */
 #define PEER_KV_COUNTER_LEN 24 /* bytes of an increment's value */
+#define PEER_KV_COUNTER_STATE                                          \
+    0x40u /* a value or delete (TOMBSTONE) written with a context over \
+             counter siblings: the value is a counter state whose base \
+             is the user's value (absent for a delete) and whose       \
+             entries are the covered siblings' counts, which the       \
+             receiver carries on (types/counter.h); not with CTYPE,    \
+             CHUNKED or COUNTER */
 #define PEER_KV_UPDATE_FLAGS                                      \
     (PEER_KV_TOMBSTONE | PEER_KV_OWN_CONTEXT | PEER_KV_FALLBACK | \
-     PEER_KV_CTYPE | PEER_KV_CHUNKED | PEER_KV_COUNTER)
+     PEER_KV_CTYPE | PEER_KV_CHUNKED | PEER_KV_COUNTER |          \
+     PEER_KV_COUNTER_STATE)
 
 /* Message types (header byte 5).  Numbers are wire values: never reuse. */
 enum peer_type

@@ -807,7 +807,7 @@ static void test_coord_rejects_bad_requests(void **st)
     ubad.value = NULL; /* vlen 3 */
     assert_int_equal(coord_start_update(c, &ubad, T0, NULL), RK_EINVAL);
     ubad = u;
-    ubad.flags = 0x40; /* not a PEER_KV_UPDATE_FLAGS bit */
+    ubad.flags = 0x80; /* not a PEER_KV_UPDATE_FLAGS bit */
     assert_int_equal(coord_start_update(c, &ubad, T0, NULL), RK_EINVAL);
     ubad = u;
     ubad.flags = PEER_KV_COUNTER; /* without OWN_CONTEXT, not 24 bytes */

@@ -1564,12 +1564,16 @@ static void test_peer_kv_rules_hold_in_encoder_and_decoder(void **state)
     samples_init();
     const uint32_t all = PEER_KV_UPDATE_FLAGS;
     const struct rule_case bad[] = {
-        {{.type = PEER_KV_UPDATE, .kv_update = {.flags = 0x40}},
+        {{.type = PEER_KV_UPDATE, .kv_update = {.flags = 0x80}},
          "KV_UPDATE has reserved flag bits set"},
         {{.type = PEER_KV_UPDATE, .kv_update = {.flags = 0x80000000u}},
          "KV_UPDATE has reserved flag bits set"},
-        {{.type = PEER_KV_UPDATE, .kv_update = {.flags = all | 0x40}},
+        {{.type = PEER_KV_UPDATE, .kv_update = {.flags = all | 0x80}},
          "KV_UPDATE has reserved flag bits set"},
+        {{.type = PEER_KV_UPDATE,
+          .kv_update = {.flags = PEER_KV_COUNTER_STATE}},
+         "KV_UPDATE counter state is empty or has a content type, a "
+         "manifest or an increment"},
         {{.type = PEER_KV_UPDATE, .kv_update = {.flags = PEER_KV_COUNTER}},
          "KV_UPDATE increment is not OWN_CONTEXT with a 24-byte value and "
          "no other flag or expiry"},
@@ -1585,7 +1589,8 @@ static void test_peer_kv_rules_hold_in_encoder_and_decoder(void **state)
           .kv_update = {.flags = PEER_KV_TOMBSTONE, .expire_at_ms = 1}},
          "KV_UPDATE tombstone carries a value or an expiry"},
         {{.type = PEER_KV_UPDATE,
-          .kv_update = {.flags = all, .value = S("\0")}},
+          .kv_update = {.flags = all & ~PEER_KV_COUNTER_STATE,
+                        .value = S("\0")}},
          "KV_UPDATE tombstone carries a value or an expiry"},
         {{.type = PEER_KV_UPDATE,
           .kv_update = {.flags = PEER_KV_TOMBSTONE | PEER_KV_CTYPE}},
