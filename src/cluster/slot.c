@@ -11,6 +11,8 @@
 
 #include <string.h>
 
+#include "cluster/types/coll.h"
+
 static const uint16_t crc16_table[256] = {
     0x0000, 0x1021, 0x2042, 0x3063, 0x4084, 0x50a5, 0x60c6, 0x70e7, 0x8108,
     0x9129, 0xa14a, 0xb16b, 0xc18c, 0xd1ad, 0xe1ce, 0xf1ef, 0x1231, 0x0210,
@@ -56,6 +58,15 @@ uint16_t slot_crc16(const void *buf, size_t len)
 uint32_t slot_of_key(const void *key, size_t klen)
 {
     const unsigned char *k = key;
+    if (klen >= COLL_MEMBER_HDR && k[0] == 0xff &&
+        memcmp(k, COLL_MEMBER_PREFIX, COLL_MEMBER_PREFIX_LEN) == 0) {
+        /* a member of a hash or set (types/coll.h): its collection's */
+        size_t kl = ((size_t)k[6] << 24) | ((size_t)k[7] << 16) |
+                    ((size_t)k[8] << 8) | (size_t)k[9];
+        if (kl <= klen - COLL_MEMBER_HDR) {
+            return slot_of_key(k + COLL_MEMBER_HDR, kl);
+        }
+    }
     if (klen > 0) {
         const unsigned char *open = memchr(k, '{', klen);
         if (open != NULL) {

@@ -27,7 +27,8 @@
     X(EBUSY, -16, "busy")                                            \
     X(ERANGE, -17, "value out of range")                             \
     X(EVERSION, -18, "unsupported format or protocol version")       \
-    X(EPERM, -19, "not authenticated or not permitted")
+    X(EPERM, -19, "not authenticated or not permitted")              \
+    X(EWRONGTYPE, -20, "operation against a key holding the wrong type")
 
 enum rk_err
 {

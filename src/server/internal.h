@@ -70,6 +70,8 @@ enum
                                  WATCHed keys (EXEC) */
     CMD_TYPED = 1 << 15,      /* stores the request's content type (HTTP
                                  PUT with Content-Type) */
+    CMD_COLL = 1 << 16,       /* a hash or set command (issue 16): not in a
+                                 cluster yet, refused there */
 };
 
 typedef void (*cmd_proc)(struct client *c,

@@ -34,6 +34,8 @@
 /* What a read returns beside the value. */
 struct ks_meta
 {
+    uint8_t type;          /* OBJTYPE_STRING, _HASH or _SET (objtype.h) */
+    uint64_t n_members;    /* a hash's or set's members, else 0 */
     uint64_t ts;           /* HLC of the version read (WATCH compares it) */
     uint64_t expire_at_ms; /* absolute Unix ms, 0 = none */
     uint64_t value_len;    /* bytes of the user's value */
@@ -48,8 +50,10 @@ struct keyspace_ops
     /*
      * Reads a live key: RK_OK with the value appended to `val` (cleared
      * first; may be NULL for the metadata only) and *m (may be NULL);
-     * RK_ENOTFOUND when absent, deleted or expired; or a storage error
-     * (RK_ECORRUPT, RK_EIO, RK_ENOMEM).
+     * RK_ENOTFOUND when absent, deleted or expired; RK_EWRONGTYPE when
+     * val is not NULL and the key is a hash or set (with val NULL: RK_OK
+     * and m->type says which); or a storage error (RK_ECORRUPT, RK_EIO,
+     * RK_ENOMEM).
      */
     int (*get)(struct keyspace *ks,
                const void *key,
@@ -115,6 +119,77 @@ struct keyspace_ops
                 size_t klen,
                 int64_t delta,
                 int64_t *result);
+
+    /* ---- hashes and sets (cluster/types/coll.h); NULL when the backend
+     * has none (a cluster, for now): the handler refuses the command ---- */
+    /*
+     * A member of the hash or set key: RK_OK (its value appended to val,
+     * cleared first; may be NULL), RK_ENOTFOUND (no such member or key),
+     * RK_EWRONGTYPE (key is not a collection), or a storage error.
+     */
+    int (*mget)(struct keyspace *ks,
+                const void *key,
+                size_t klen,
+                const void *member,
+                size_t mlen,
+                struct rk_buf *val);
+    /*
+     * Sets a member of key, a collection of `type` (OBJTYPE_HASH or _SET;
+     * created when absent, keeping the expiry of one that exists): RK_OK
+     * and *created (whether the member is new); RK_EWRONGTYPE (key holds
+     * another type), RK_ETOOBIG (key and member over the key limit), or a
+     * storage error.  *seq as for put.
+     */
+    int (*mput)(struct keyspace *ks,
+                const void *key,
+                size_t klen,
+                uint8_t type,
+                const void *member,
+                size_t mlen,
+                const void *val,
+                size_t vlen,
+                bool *created,
+                uint64_t *seq);
+    /*
+     * Removes a member of a collection of `type`: RK_OK (removed; the key
+     * is deleted with its last member, as in Redis), RK_ENOTFOUND,
+     * RK_EWRONGTYPE, or a storage error.  *seq as for put.
+     */
+    int (*mdel)(struct keyspace *ks,
+                const void *key,
+                size_t klen,
+                uint8_t type,
+                const void *member,
+                size_t mlen,
+                uint64_t *seq);
+    /*
+     * Folds key's members from cursor (0 = the start): calls cb(data,
+     * member, mlen, value, vlen) for about `count` of them (views valid
+     * during the call; cb returns false to stop), and sets *next (0 when
+     * done).  A member present for the whole fold is visited at least
+     * once.  RK_OK, or a storage error.
+     */
+    int (*mfold)(struct keyspace *ks,
+                 const void *key,
+                 size_t klen,
+                 uint64_t cursor,
+                 size_t count,
+                 bool (*cb)(void *data,
+                            const char *member,
+                            size_t mlen,
+                            const char *val,
+                            size_t vlen),
+                 void *data,
+                 uint64_t *next);
+    /*
+     * Sets the expiry of key, of any type (0: none): RK_OK, RK_ENOTFOUND.
+     * *seq as for put.
+     */
+    int (*expire)(struct keyspace *ks,
+                  const void *key,
+                  size_t klen,
+                  uint64_t expire_at_ms,
+                  uint64_t *seq);
 };
 
 struct keyspace

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "cluster/dvv.h"
+#include "cluster/objtype.h"
 #include "cluster/replica.h"
 #include "common/alloc.h"
 #include "common/error.h"
@@ -94,7 +95,7 @@ static void expire_generic(struct client *c,
         ms += now;
     }
     struct ks_meta m;
-    int f = cmd__key_lookup(c, &argv[1], &s->scratch, &m);
+    int f = cmd__key_lookup_any(c, &argv[1], &s->scratch, &m);
     if (f <= 0) {
         if (f == 0) {
             reply_int(c, 0);
@@ -116,8 +117,7 @@ static void expire_generic(struct client *c,
         }
         return;
     }
-    if (cmd__key_restore(c, &argv[1], s->scratch.base, s->scratch.len,
-                         (uint64_t)ms, &m)) {
+    if (cmd__key_set_expiry(c, &argv[1], &s->scratch, (uint64_t)ms, &m)) {
         reply_int(c, 1);
     }
 }
@@ -199,7 +199,7 @@ void cmd_persist(struct client *c, size_t argc, const struct resp_arg *argv)
     (void)argc;
     struct server *s = c->srv;
     struct ks_meta m;
-    int f = cmd__key_lookup(c, &argv[1], &s->scratch, &m);
+    int f = cmd__key_lookup_any(c, &argv[1], &s->scratch, &m);
     if (f < 0) {
         return;
     }
@@ -207,7 +207,7 @@ void cmd_persist(struct client *c, size_t argc, const struct resp_arg *argv)
         reply_int(c, 0);
         return;
     }
-    if (cmd__key_restore(c, &argv[1], s->scratch.base, s->scratch.len, 0, &m)) {
+    if (cmd__key_set_expiry(c, &argv[1], &s->scratch, 0, &m)) {
         reply_int(c, 1);
     }
 }
@@ -215,8 +215,12 @@ void cmd_persist(struct client *c, size_t argc, const struct resp_arg *argv)
 void cmd_type(struct client *c, size_t argc, const struct resp_arg *argv)
 {
     (void)argc;
-    int f = cmd__key_lookup(c, &argv[1], NULL, NULL);
+    struct ks_meta m;
+    int f = cmd__key_lookup(c, &argv[1], NULL, &m);
     if (f >= 0) {
-        reply_simple(c, f ? "string" : "none");
+        reply_simple(c, f == 0                   ? "none"
+                        : m.type == OBJTYPE_HASH ? "hash"
+                        : m.type == OBJTYPE_SET  ? "set"
+                                                 : "string");
     }
 }

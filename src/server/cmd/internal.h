@@ -20,7 +20,9 @@
 #define ERR_SYNTAX   "ERR syntax error"
 #define ERR_NOT_INT  "ERR value is not an integer or out of range"
 #define ERR_OVERFLOW "ERR increment or decrement would overflow"
-#define ERR_NOAUTH   "NOAUTH Authentication required."
+#define ERR_WRONGTYPE \
+    "WRONGTYPE Operation against a key holding the wrong kind of value"
+#define ERR_NOAUTH "NOAUTH Authentication required."
 #define ERR_WRONGPASS \
     "WRONGPASS invalid username-password pair or user is disabled."
 
@@ -65,6 +67,137 @@ bool cmd__acl_would_allow(const struct client *c,
 /* Records a failed AUTH as user[0..ulen) in ACL LOG. */
 void cmd__acl_auth_failed(struct client *c, const char *user, size_t ulen);
 
+/* ---- coll_cmd.c: what the hash and set handlers share ---- */
+#define ERR_COLL_CLUSTER                                                   \
+    "ERR hashes and sets are not replicated in a cluster yet (issue 16): " \
+    "use them on a standalone node, or strings and counters in a cluster"
+/* One member (and value, for a hash) in a coll_items' data. */
+struct coll_item
+{
+    size_t moff, mlen, voff, vlen;
+};
+/* Members collected from a collection. */
+struct coll_items
+{
+    struct rk_buf data;
+    struct coll_item *it;
+    size_t n, cap;
+    bool oom;
+};
+void cmd__coll_items_init(struct coll_items *it);
+void cmd__coll_items_fini(struct coll_items *it);
+bool cmd__coll_items_add(struct coll_items *it,
+                         const char *m,
+                         size_t mlen,
+                         const char *v,
+                         size_t vlen);
+static inline const char *cmd__coll_member(const struct coll_items *it,
+                                           size_t i)
+{
+    return it->it[i].mlen ? it->data.base + it->it[i].moff : "";
+}
+static inline const char *cmd__coll_value(const struct coll_items *it, size_t i)
+{
+    return it->it[i].vlen ? it->data.base + it->it[i].voff : "";
+}
+/*
+ * Opens key as a collection of `type` (OBJTYPE_HASH or _SET): 1 and *n
+ * (its members) when it is one, 0 when absent, -1 when replied (another
+ * type: WRONGTYPE; a storage error; collections not available here).
+ */
+int cmd__coll_open(struct client *c,
+                   const struct resp_arg *key,
+                   uint8_t type,
+                   uint64_t *n);
+/* Whether member m of key fits the member key limit (types/coll.h); if
+ * not, replies with the error. */
+bool cmd__member_fits_or_reply(struct client *c,
+                               const struct resp_arg *key,
+                               const struct resp_arg *m);
+/* Appends every member of key to out: 0, or -1 (replied). */
+int cmd__coll_collect(struct client *c,
+                      const struct resp_arg *key,
+                      struct coll_items *out);
+/* Appends the members of in to out, each once (by bytes): 0, or -1
+ * (replied: out of memory). */
+int cmd__coll_items_unique(struct client *c,
+                           const struct coll_items *in,
+                           struct coll_items *out);
+/* Replaces dst (whatever it holds) with a copy of src, a collection of
+ * `type`, with the expiry expire_at_ms: true, or false when replied. */
+bool cmd__coll_copy(struct client *c,
+                    const struct resp_arg *src,
+                    const struct resp_arg *dst,
+                    uint8_t type,
+                    uint64_t expire_at_ms);
+/* HSCAN / SSCAN key cursor [MATCH p] [COUNT n] [NOVALUES]. */
+void cmd__coll_scan(struct client *c,
+                    size_t argc,
+                    const struct resp_arg *argv,
+                    uint8_t type);
+/* A pseudo-random 64-bit number (not for secrets). */
+uint64_t cmd__rand64(void);
+/*
+ * `count` (> 0) indexes into 0..n-1 (n > 0), distinct when `unique` (then
+ * at most n of them), as an rk_malloc'd array of *out_n; NULL when out of
+ * memory.
+ */
+size_t *cmd__coll_pick(size_t n, int64_t count, bool unique, size_t *out_n);
+
+/* ---- coll.c: hashes and sets in the local keyspace ---- */
+bool cmd__is_coll_type(uint8_t type);
+/* key's type (OBJTYPE_*) and, for a collection, its members and meta
+ * (may be NULL): RK_OK, RK_ENOTFOUND (absent, deleted, or expired: then
+ * deleted lazily), a storage error. */
+int coll__read_header(struct server *s,
+                      const void *key,
+                      size_t klen,
+                      uint8_t *type,
+                      uint64_t *n,
+                      struct engine_meta *meta);
+/* Deletes every member record of key (not its header). */
+int coll__drop_members(struct server *s, const void *key, size_t klen);
+int coll__local_mget(struct keyspace *ks,
+                     const void *key,
+                     size_t klen,
+                     const void *member,
+                     size_t mlen,
+                     struct rk_buf *val);
+int coll__local_mput(struct keyspace *ks,
+                     const void *key,
+                     size_t klen,
+                     uint8_t type,
+                     const void *member,
+                     size_t mlen,
+                     const void *val,
+                     size_t vlen,
+                     bool *created,
+                     uint64_t *seq);
+int coll__local_mdel(struct keyspace *ks,
+                     const void *key,
+                     size_t klen,
+                     uint8_t type,
+                     const void *member,
+                     size_t mlen,
+                     uint64_t *seq);
+int coll__local_mfold(struct keyspace *ks,
+                      const void *key,
+                      size_t klen,
+                      uint64_t cursor,
+                      size_t count,
+                      bool (*cb)(void *data,
+                                 const char *member,
+                                 size_t mlen,
+                                 const char *val,
+                                 size_t vlen),
+                      void *data,
+                      uint64_t *next);
+int coll__local_expire(struct keyspace *ks,
+                       const void *key,
+                       size_t klen,
+                       uint64_t expire_at_ms,
+                       uint64_t *seq);
+
 /* ---- connection.c ---- */
 /* Appends o's CLIENT LIST line (with its newline) to out. */
 void cmd__client_info(struct client *o, struct rk_buf *out);
@@ -91,6 +224,13 @@ void cmd_ttl(struct client *c, size_t argc, const struct resp_arg *argv);
 void cmd_type(struct client *c, size_t argc, const struct resp_arg *argv);
 
 /* ---- keys.c ---- */
+#define CMD_LDOUBLE_CHARS (5 * 1024) /* Redis's MAX_LONG_DOUBLE_CHARS */
+/* A float as INCRBYFLOAT takes one (strtold, whole string, no leading
+ * space, not NaN): true and *out. */
+bool cmd__parse_ldouble(const char *p, size_t len, long double *out);
+/* v as INCRBYFLOAT answers it (%.17Lf, trailing zeros trimmed) into out;
+ * its length, 0 when v is NaN or infinite. */
+size_t cmd__format_ldouble(long double v, char out[CMD_LDOUBLE_CHARS]);
 bool cmd__arg_i64(const struct resp_arg *a, int64_t *out);
 bool cmd__arg_i64_or_reply(struct client *c,
                            const struct resp_arg *a,
@@ -103,6 +243,19 @@ int cmd__key_lookup(struct client *c,
                     const struct resp_arg *key,
                     struct rk_buf *val,
                     struct ks_meta *meta);
+/* As cmd__key_lookup, for a key of any type: a hash or set is found (1)
+ * with meta->type saying so and val left empty. */
+int cmd__key_lookup_any(struct client *c,
+                        const struct resp_arg *key,
+                        struct rk_buf *val,
+                        struct ks_meta *meta);
+/* Gives a key that cmd__key_lookup_any found (m; val: a string's value)
+ * a new expiry (0 = none), keeping its value.  false when replied. */
+bool cmd__key_set_expiry(struct client *c,
+                         const struct resp_arg *key,
+                         const struct rk_buf *val,
+                         uint64_t expire_at_ms,
+                         const struct ks_meta *m);
 bool cmd__key_restore(struct client *c,
                       const struct resp_arg *key,
                       const void *val,
@@ -128,6 +281,51 @@ void cmd__reply_storage_error(struct client *c, int rc, const char *what);
  * false.  Thread: the loop.
  */
 bool cmd__value_fits_or_reply(struct client *c, uint64_t vlen, uint64_t limit);
+
+/* ---- hashes.c ---- */
+void cmd_hdel(struct client *c, size_t argc, const struct resp_arg *argv);
+void cmd_hexists(struct client *c, size_t argc, const struct resp_arg *argv);
+void cmd_hget(struct client *c, size_t argc, const struct resp_arg *argv);
+void cmd_hgetall(struct client *c, size_t argc, const struct resp_arg *argv);
+void cmd_hincrby(struct client *c, size_t argc, const struct resp_arg *argv);
+void cmd_hincrbyfloat(struct client *c,
+                      size_t argc,
+                      const struct resp_arg *argv);
+void cmd_hkeys(struct client *c, size_t argc, const struct resp_arg *argv);
+void cmd_hlen(struct client *c, size_t argc, const struct resp_arg *argv);
+void cmd_hmget(struct client *c, size_t argc, const struct resp_arg *argv);
+void cmd_hmset(struct client *c, size_t argc, const struct resp_arg *argv);
+void cmd_hrandfield(struct client *c, size_t argc, const struct resp_arg *argv);
+void cmd_hscan(struct client *c, size_t argc, const struct resp_arg *argv);
+void cmd_hset(struct client *c, size_t argc, const struct resp_arg *argv);
+void cmd_hsetnx(struct client *c, size_t argc, const struct resp_arg *argv);
+void cmd_hstrlen(struct client *c, size_t argc, const struct resp_arg *argv);
+void cmd_hvals(struct client *c, size_t argc, const struct resp_arg *argv);
+
+/* ---- sets.c ---- */
+void cmd_sadd(struct client *c, size_t argc, const struct resp_arg *argv);
+void cmd_scard(struct client *c, size_t argc, const struct resp_arg *argv);
+void cmd_sdiff(struct client *c, size_t argc, const struct resp_arg *argv);
+void cmd_sdiffstore(struct client *c, size_t argc, const struct resp_arg *argv);
+void cmd_sinter(struct client *c, size_t argc, const struct resp_arg *argv);
+void cmd_sintercard(struct client *c, size_t argc, const struct resp_arg *argv);
+void cmd_sinterstore(struct client *c,
+                     size_t argc,
+                     const struct resp_arg *argv);
+void cmd_sismember(struct client *c, size_t argc, const struct resp_arg *argv);
+void cmd_smembers(struct client *c, size_t argc, const struct resp_arg *argv);
+void cmd_smismember(struct client *c, size_t argc, const struct resp_arg *argv);
+void cmd_smove(struct client *c, size_t argc, const struct resp_arg *argv);
+void cmd_spop(struct client *c, size_t argc, const struct resp_arg *argv);
+void cmd_srandmember(struct client *c,
+                     size_t argc,
+                     const struct resp_arg *argv);
+void cmd_srem(struct client *c, size_t argc, const struct resp_arg *argv);
+void cmd_sscan(struct client *c, size_t argc, const struct resp_arg *argv);
+void cmd_sunion(struct client *c, size_t argc, const struct resp_arg *argv);
+void cmd_sunionstore(struct client *c,
+                     size_t argc,
+                     const struct resp_arg *argv);
 
 /* ---- keyspace.c ---- */
 void cmd_cluster(struct client *c, size_t argc, const struct resp_arg *argv);

@@ -18,7 +18,9 @@
 #include <time.h>
 
 #include "cluster/dvv.h"
+#include "cluster/objtype.h"
 #include "cluster/replica.h"
+#include "cluster/types/coll.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/glob.h"
@@ -87,6 +89,45 @@ bool cmd__parse_i64(const char *p, size_t len, int64_t *out)
     return true;
 }
 
+bool cmd__parse_ldouble(const char *p, size_t len, long double *out)
+{
+    char tmp[CMD_LDOUBLE_CHARS];
+    if (len == 0 || len >= sizeof(tmp)) {
+        return false;
+    }
+    memcpy(tmp, p, len);
+    tmp[len] = '\0';
+    char *end;
+    long double v = strtold(tmp, &end);
+    if (*end != '\0' || isspace((unsigned char)tmp[0]) || isnan(v)) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+size_t cmd__format_ldouble(long double v, char out[CMD_LDOUBLE_CHARS])
+{
+    if (isnan(v) || isinf(v)) {
+        return 0;
+    }
+    int n = snprintf(out, CMD_LDOUBLE_CHARS, "%.17Lf", v);
+    if (n <= 0 || n >= CMD_LDOUBLE_CHARS) {
+        return 0;
+    }
+    /* trailing zeros trimmed, as Redis's humanfriendly long double */
+    if (strchr(out, '.')) {
+        while (n > 0 && out[n - 1] == '0') {
+            n--;
+        }
+        if (n > 0 && out[n - 1] == '.') {
+            n--;
+        }
+    }
+    out[n] = '\0';
+    return (size_t)n;
+}
+
 bool cmd__arg_i64(const struct resp_arg *a, int64_t *out)
 {
     return cmd__parse_i64(a->ptr, a->len, out);
@@ -148,6 +189,9 @@ void cmd__reply_storage_error(struct client *c, int rc, const char *what)
             reply_error(c,
                         "ERR invalid key: ringkv does not support empty keys");
             return;
+        case RK_EWRONGTYPE:
+            reply_error(c, ERR_WRONGTYPE);
+            return;
         case RK_ECORRUPT:
             reply_error(c,
                         "ERR storage: checksum mismatch, value not served "
@@ -184,10 +228,30 @@ static size_t ctype_prefix(const struct engine_meta *cur,
     return skip;
 }
 
-/* Removes an expired key (its tombstone needs no acknowledgement). */
+/* Whether meta (explicit form) is a hash's or set's header record. */
+static bool is_coll_header(const struct engine_meta *m)
+{
+    return !(m->flags & REPLICA_FLAG_OBJECT) && cmd__is_coll_type(m->type);
+}
+
+/* Deletes key's members when it is a hash or set (before the key itself
+ * is deleted or overwritten). */
+static int drop_if_coll(struct server *s, const void *key, size_t klen)
+{
+    struct engine_meta m;
+    if (engine_get(s->engine, key, klen, NULL, &m) != RK_OK) {
+        return RK_OK;
+    }
+    replica_meta_current(&m, &m);
+    return is_coll_header(&m) ? coll__drop_members(s, key, klen) : RK_OK;
+}
+
+/* Removes an expired key (its tombstone needs no acknowledgement), with
+ * its members when it is a hash or set. */
 void cmd__expire_key(struct server *s, const void *key, size_t klen)
 {
     uint64_t seq;
+    (void)drop_if_coll(s, key, klen);
     if (engine_delete(s->engine, key, klen, now_ts(s), &seq) == RK_OK) {
         s->stats.expired_keys++;
     }
@@ -222,8 +286,25 @@ static int local_get(struct keyspace *ks,
         cmd__expire_key(s, key, klen); /* lazily */
         rc = RK_ENOTFOUND;
     }
+    uint8_t type = OBJTYPE_STRING;
+    uint64_t n_members = 0;
+    if (rc == RK_OK && is_coll_header(&raw)) {
+        /* a hash or set: its header only says what it is */
+        if (val) {
+            rk_buf_clear(val);
+            rk_buf_fini(&tmp);
+            return RK_EWRONGTYPE;
+        }
+        rc = engine_get(s->engine, key, klen, &tmp, NULL);
+        if (rc == RK_OK) {
+            rc = coll_header_decode(tmp.base, tmp.len, &type, &n_members);
+        }
+        rk_buf_clear(&tmp);
+    }
     if (rc == RK_OK && m) {
         *m = (struct ks_meta){
+            .type = type,
+            .n_members = n_members,
             .ts = raw.timestamp,
             .expire_at_ms = raw.expire_at_ms,
             .value_len = raw.value_len,
@@ -258,6 +339,10 @@ static int local_put(struct keyspace *ks,
                      uint64_t *seq)
 {
     struct server *s = ks->data;
+    int drc = drop_if_coll(s, key, klen); /* SET replaces any type */
+    if (drc != RK_OK) {
+        return drc;
+    }
     struct engine_meta m = {
         .timestamp = now_ts(s),
         .expire_at_ms = expire_at_ms,
@@ -300,6 +385,15 @@ static int local_del(struct keyspace *ks,
         return rc;
     }
     bool expired = rc == RK_OK && cmd__is_expired(&m, server_now_ms());
+    if (rc == RK_OK) {
+        replica_meta_current(&m, &m);
+        if (is_coll_header(&m)) {
+            rc = coll__drop_members(s, key, klen);
+            if (rc != RK_OK) {
+                return rc;
+            }
+        }
+    }
     rc = engine_delete(s->engine, key, klen, now_ts(s), seq);
     if (rc == RK_OK && expired) {
         s->stats.expired_keys++;
@@ -312,6 +406,11 @@ static const struct keyspace_ops local_ops = {
     .get = local_get,
     .put = local_put,
     .del = local_del,
+    .mget = coll__local_mget,
+    .mput = coll__local_mput,
+    .mdel = coll__local_mdel,
+    .mfold = coll__local_mfold,
+    .expire = coll__local_expire,
 };
 
 void keyspace_local_init(struct keyspace *ks, struct server *s)
@@ -322,6 +421,51 @@ void keyspace_local_init(struct keyspace *ks, struct server *s)
 
 /* ---- what handlers call ----------------------------------------------------
  */
+
+int cmd__key_lookup_any(struct client *c,
+                        const struct resp_arg *key,
+                        struct rk_buf *val,
+                        struct ks_meta *meta)
+{
+    struct ks_meta m;
+    int rc = c->ks->ops->get(c->ks, key->ptr, key->len, val, &m);
+    if (rc == RK_EWRONGTYPE) {
+        /* a hash or set: its metadata (the value is its members) */
+        rc = c->ks->ops->get(c->ks, key->ptr, key->len, NULL, &m);
+    }
+    if (rc == RK_ENOTFOUND) {
+        return 0;
+    }
+    if (rc != RK_OK) {
+        cmd__reply_storage_error(c, rc, "read");
+        return -1;
+    }
+    if (meta) {
+        *meta = m;
+    }
+    return 1;
+}
+
+bool cmd__key_set_expiry(struct client *c,
+                         const struct resp_arg *key,
+                         const struct rk_buf *val,
+                         uint64_t expire_at_ms,
+                         const struct ks_meta *m)
+{
+    if (!cmd__is_coll_type(m->type)) {
+        return cmd__key_restore(c, key, val->base, val->len, expire_at_ms, m);
+    }
+    uint64_t seq = 0;
+    int rc = c->ks->ops->expire ? c->ks->ops->expire(c->ks, key->ptr, key->len,
+                                                     expire_at_ms, &seq)
+                                : RK_EINVAL;
+    cmd__note_write(c, seq);
+    if (rc != RK_OK) {
+        cmd__reply_storage_error(c, rc, "write");
+        return false;
+    }
+    return true;
+}
 
 /*
  * Looks a key up in the client's keyspace.  val (may be NULL) is cleared

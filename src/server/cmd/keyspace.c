@@ -21,6 +21,7 @@
 
 #include "cluster/chunk.h"
 #include "cluster/dvv.h"
+#include "cluster/objtype.h"
 #include "cluster/replica.h"
 #include "cluster/slot.h"
 #include "cluster/types/counter.h"
@@ -148,7 +149,7 @@ void cmd_scan(struct client *c, size_t argc, const struct resp_arg *argv)
     }
     const struct resp_arg *pat = NULL;
     int64_t count = 10;
-    bool type_mismatch = false;
+    int want_type = -1; /* SCAN ... TYPE: OBJTYPE_*, or -2 for none */
     for (size_t i = 2; i < argc; i++) {
         if (i + 1 >= argc) {
             reply_error(c, ERR_SYNTAX);
@@ -168,7 +169,11 @@ void cmd_scan(struct client *c, size_t argc, const struct resp_arg *argv)
                 return;
             }
         } else if (cmd__arg_is(&argv[i], "TYPE")) {
-            type_mismatch = !cmd__arg_is(&argv[++i], "string");
+            i++;
+            want_type = cmd__arg_is(&argv[i], "string") ? OBJTYPE_STRING
+                        : cmd__arg_is(&argv[i], "hash") ? OBJTYPE_HASH
+                        : cmd__arg_is(&argv[i], "set")  ? OBJTYPE_SET
+                                                        : -2;
         } else {
             reply_error(c, ERR_SYNTAX);
             return;
@@ -185,8 +190,24 @@ void cmd_scan(struct client *c, size_t argc, const struct resp_arg *argv)
         reply_error(c, rc == RK_OK ? "ERR out of memory" : "ERR scan failed");
         return;
     }
-    if (type_mismatch) {
-        kl.n = 0;
+    if (want_type != -1) {
+        /* keep the keys of that type (a record's own type; objects in a
+         * cluster are strings) */
+        size_t w = 0;
+        for (size_t i = 0; i < kl.n; i++) {
+            struct engine_meta m;
+            replica_meta_current(&kl.metas[i], &m);
+            int t = (m.flags & REPLICA_FLAG_OBJECT) ? OBJTYPE_STRING : m.type;
+            if (t != want_type) {
+                continue;
+            }
+            size_t len = kl.offs[i + 1] - kl.offs[i];
+            memmove(kl.data.base + kl.offs[w], kl.data.base + kl.offs[i], len);
+            kl.metas[w] = kl.metas[i];
+            kl.offs[w + 1] = kl.offs[w] + len;
+            w++;
+        }
+        kl.n = w;
     }
     reply_array(c, 2);
     char cur[32];
@@ -489,8 +510,9 @@ void cmd_dbsize(struct client *c, size_t argc, const struct resp_arg *argv)
     struct engine_stats st;
     engine_stats(c->srv->engine, &st);
     uint64_t tombs = 0;
-    if (c->srv->cluster && !c->srv->cluster_exec) {
-        /* Node-local, without replicated delete markers (O(keys)). */
+    if (c->srv->cluster ? !c->srv->cluster_exec : st.live_keys > 0) {
+        /* Node-local, without replicated delete markers, chunk blocks and
+         * hash and set members (O(keys)). */
         engine_foreach(c->srv->engine, count_tombstones_cb, &tombs);
     }
     reply_int(c, (int64_t)(st.live_keys - tombs));

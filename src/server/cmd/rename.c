@@ -17,6 +17,7 @@
  */
 #include <string.h>
 
+#include "cluster/objtype.h"
 #include "server/cmd/internal.h"
 #include "server/internal.h"
 
@@ -25,12 +26,27 @@ static bool same_key(const struct resp_arg *a, const struct resp_arg *b)
     return a->len == b->len && memcmp(a->ptr, b->ptr, a->len) == 0;
 }
 
+/* Writes src's value (a string read into the scratch buffer, or a hash's
+ * or set's members), expiry and content type to dst: false when replied. */
+static bool copy_value(struct client *c,
+                       const struct resp_arg *src,
+                       const struct resp_arg *dst,
+                       const struct ks_meta *m)
+{
+    struct server *s = c->srv;
+    if (cmd__is_coll_type(m->type)) {
+        return cmd__coll_copy(c, src, dst, m->type, m->expire_at_ms);
+    }
+    return cmd__key_restore(c, dst, s->scratch.base, s->scratch.len,
+                            m->expire_at_ms, m);
+}
+
 /* RENAME (nx false) and RENAMENX (nx true). */
 static void rename_key(struct client *c, const struct resp_arg *argv, bool nx)
 {
     struct server *s = c->srv;
     struct ks_meta m;
-    int f = cmd__key_lookup(c, &argv[1], &s->scratch, &m);
+    int f = cmd__key_lookup_any(c, &argv[1], &s->scratch, &m);
     if (f < 0) {
         return;
     }
@@ -56,8 +72,7 @@ static void rename_key(struct client *c, const struct resp_arg *argv, bool nx)
             return;
         }
     }
-    if (!cmd__key_restore(c, &argv[2], s->scratch.base, s->scratch.len,
-                          m.expire_at_ms, &m)) {
+    if (!copy_value(c, &argv[1], &argv[2], &m)) {
         return;
     }
     if (cmd__key_delete(c, &argv[1]) < 0) {
@@ -111,7 +126,7 @@ void cmd_copy(struct client *c, size_t argc, const struct resp_arg *argv)
         return;
     }
     struct ks_meta m;
-    int f = cmd__key_lookup(c, &argv[1], &s->scratch, &m);
+    int f = cmd__key_lookup_any(c, &argv[1], &s->scratch, &m);
     if (f <= 0) {
         if (f == 0) {
             reply_int(c, 0);
@@ -127,8 +142,7 @@ void cmd_copy(struct client *c, size_t argc, const struct resp_arg *argv)
             return;
         }
     }
-    if (cmd__key_restore(c, &argv[2], s->scratch.base, s->scratch.len,
-                         m.expire_at_ms, &m)) {
+    if (copy_value(c, &argv[1], &argv[2], &m)) {
         reply_int(c, 1);
     }
 }
@@ -142,6 +156,50 @@ static bool redis_int(const char *v, size_t len, int64_t *x)
         return false;
     }
     return cmd__parse_i64(v, len, x);
+}
+
+/* OBJECT of a hash or set: ENCODING as Redis 7.0 (Debian 12's) would
+ * choose it with its default limits (hash: listpack up to 128 fields of
+ * at most 64 bytes, else hashtable; set: intset up to 512 integers, else
+ * hashtable; Redis 7.2 added listpack sets), read from the members. */
+static void object_coll(struct client *c,
+                        const struct resp_arg *sub,
+                        const struct resp_arg *key,
+                        const struct ks_meta *m)
+{
+    if (!cmd__arg_is(sub, "ENCODING")) {
+        if (cmd__arg_is(sub, "REFCOUNT")) {
+            reply_int(c, 1);
+        } else if (cmd__arg_is(sub, "IDLETIME")) {
+            reply_int(c, 0);
+        } else {
+            reply_error(c,
+                        "ERR An LFU maxmemory policy is not selected, access "
+                        "frequency not tracked. Please note that when "
+                        "switching between policies at runtime LRU and LFU "
+                        "data will take some time to adjust.");
+        }
+        return;
+    }
+    struct coll_items items;
+    cmd__coll_items_init(&items);
+    if (m->n_members <= 512 && cmd__coll_collect(c, key, &items) < 0) {
+        cmd__coll_items_fini(&items);
+        return;
+    }
+    bool small = m->n_members <= 128, ints = m->n_members <= 512;
+    for (size_t i = 0; i < items.n; i++) {
+        int64_t x;
+        small = small && items.it[i].mlen <= 64 && items.it[i].vlen <= 64;
+        ints = ints &&
+               redis_int(cmd__coll_member(&items, i), items.it[i].mlen, &x);
+    }
+    cmd__coll_items_fini(&items);
+    if (m->type == OBJTYPE_SET) {
+        reply_bulk_str(c, ints ? "intset" : "hashtable");
+    } else {
+        reply_bulk_str(c, small ? "listpack" : "hashtable");
+    }
 }
 
 /*
@@ -185,12 +243,17 @@ void cmd_object(struct client *c, size_t argc, const struct resp_arg *argv)
         return;
     }
     (void)argc;
-    int f = cmd__key_lookup(c, &argv[2], &s->scratch, NULL);
+    struct ks_meta m;
+    int f = cmd__key_lookup_any(c, &argv[2], &s->scratch, &m);
     if (f < 0) {
         return;
     }
     if (f == 0) {
         reply_null(c);
+        return;
+    }
+    if (cmd__is_coll_type(m.type)) {
+        object_coll(c, sub, &argv[2], &m);
         return;
     }
     int64_t v = -1;

@@ -555,16 +555,8 @@ void cmd_incrbyfloat(struct client *c, size_t argc, const struct resp_arg *argv)
 {
     (void)argc;
     struct server *s = c->srv;
-    char tmp[5 * 1024]; /* Redis's MAX_LONG_DOUBLE_CHARS */
-    if (argv[2].len == 0 || argv[2].len >= sizeof(tmp)) {
-        reply_error(c, "ERR value is not a valid float");
-        return;
-    }
-    memcpy(tmp, argv[2].ptr, argv[2].len);
-    tmp[argv[2].len] = '\0';
-    char *end;
-    long double by = strtold(tmp, &end);
-    if (*end != '\0' || isspace((unsigned char)tmp[0]) || isnan(by)) {
+    long double by;
+    if (!cmd__parse_ldouble(argv[2].ptr, argv[2].len, &by)) {
         reply_error(c, "ERR value is not a valid float");
         return;
     }
@@ -574,42 +566,18 @@ void cmd_incrbyfloat(struct client *c, size_t argc, const struct resp_arg *argv)
         return;
     }
     long double v = 0;
-    if (f) {
-        if (s->scratch.len == 0 || s->scratch.len >= sizeof(tmp)) {
-            reply_error(c, "ERR value is not a valid float");
-            return;
-        }
-        memcpy(tmp, s->scratch.base, s->scratch.len);
-        tmp[s->scratch.len] = '\0';
-        v = strtold(tmp, &end);
-        if (*end != '\0' || isspace((unsigned char)tmp[0]) || isnan(v)) {
-            reply_error(c, "ERR value is not a valid float");
-            return;
-        }
+    if (f && !cmd__parse_ldouble(s->scratch.base, s->scratch.len, &v)) {
+        reply_error(c, "ERR value is not a valid float");
+        return;
     }
-    v += by;
-    if (isnan(v) || isinf(v)) {
+    char out[CMD_LDOUBLE_CHARS];
+    size_t n = cmd__format_ldouble(v + by, out);
+    if (n == 0) {
         reply_error(c, "ERR increment would produce NaN or Infinity");
         return;
     }
-    char out[5 * 1024];
-    int n = snprintf(out, sizeof(out), "%.17Lf", v);
-    if (n < 0 || (size_t)n >= sizeof(out)) {
-        reply_error(c, "ERR increment would produce NaN or Infinity");
-        return;
-    }
-    /* Trim trailing zeros like Redis's humanfriendly long double format. */
-    if (strchr(out, '.')) {
-        while (n > 0 && out[n - 1] == '0') {
-            n--;
-        }
-        if (n > 0 && out[n - 1] == '.') {
-            n--;
-        }
-    }
-    out[n] = '\0';
-    if (cmd__key_store(c, &argv[1], out, (size_t)n, f ? m.expire_at_ms : 0)) {
-        reply_bulk(c, out, (size_t)n);
+    if (cmd__key_store(c, &argv[1], out, n, f ? m.expire_at_ms : 0)) {
+        reply_bulk(c, out, n);
     }
 }
 

@@ -17,6 +17,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "cluster/chunk.h"
 #include "cluster/dvv.h"
 #include "cluster/replica.h"
 #include "common/alloc.h"
@@ -281,8 +282,58 @@ static const struct command g_commands[] = {
      "Returns the previous string value of a key after setting it to a new "
      "value.",
      "O(1)", NULL},
+    {"hdel", cmd_hdel, -3, (CMD_COLL | WRF), 1, 1, 1, "hash", "2.0.0",
+     "Deletes one or more fields and their values from a hash. Deletes the "
+     "hash if no fields remain.",
+     "O(N) where N is the number of fields to be removed.", NULL},
     {"hello", cmd_hello, -1, CONN, 0, 0, 0, "connection", "6.0.0",
      "Handshakes with the server.", "O(1)", NULL},
+    {"hexists", cmd_hexists, 3, (CMD_COLL | RO), 1, 1, 1, "hash", "2.0.0",
+     "Determines whether a field exists in a hash.", "O(1)", NULL},
+    {"hget", cmd_hget, 3, (CMD_COLL | RO), 1, 1, 1, "hash", "2.0.0",
+     "Returns the value of a field in a hash.", "O(1)", NULL},
+    {"hgetall", cmd_hgetall, 2, (CMD_COLL | CMD_READONLY), 1, 1, 1, "hash",
+     "2.0.0", "Returns all fields and values in a hash.",
+     "O(N) where N is the size of the hash.", NULL},
+    {"hincrby", cmd_hincrby, 4, (CMD_COLL | WRF | CMD_CREATE), 1, 1, 1, "hash",
+     "2.0.0",
+     "Increments the integer value of a field in a hash by a number. Uses 0 as "
+     "initial value if the field doesn't exist.",
+     "O(1)", NULL},
+    {"hincrbyfloat", cmd_hincrbyfloat, 4, (CMD_COLL | WRF | CMD_CREATE), 1, 1,
+     1, "hash", "2.6.0",
+     "Increments the floating point value of a field by a number. Uses 0 as "
+     "initial value if the field doesn't exist.",
+     "O(1)", NULL},
+    {"hkeys", cmd_hkeys, 2, (CMD_COLL | CMD_READONLY), 1, 1, 1, "hash", "2.0.0",
+     "Returns all fields in a hash.", "O(N) where N is the size of the hash.",
+     NULL},
+    {"hlen", cmd_hlen, 2, (CMD_COLL | RO), 1, 1, 1, "hash", "2.0.0",
+     "Returns the number of fields in a hash.", "O(1)", NULL},
+    {"hmget", cmd_hmget, -3, (CMD_COLL | RO), 1, 1, 1, "hash", "2.0.0",
+     "Returns the values of all fields in a hash.",
+     "O(N) where N is the number of fields being requested.", NULL},
+    {"hmset", cmd_hmset, -4, (CMD_COLL | WRF | CMD_CREATE), 1, 1, 1, "hash",
+     "2.0.0", "Sets the values of multiple fields.",
+     "O(N) where N is the number of fields being set.", NULL},
+    {"hrandfield", cmd_hrandfield, -2, (CMD_COLL | CMD_READONLY), 1, 1, 1,
+     "hash", "6.2.0", "Returns one or more random fields from a hash.",
+     "O(N) where N is the size of the hash (ringkv reads every field).", NULL},
+    {"hscan", cmd_hscan, -3, (CMD_COLL | CMD_READONLY), 1, 1, 1, "hash",
+     "2.8.0", "Iterates over fields and values of a hash.",
+     "O(1) for every call. O(N) for a complete iteration.", NULL},
+    {"hset", cmd_hset, -4, (CMD_COLL | WRF | CMD_CREATE), 1, 1, 1, "hash",
+     "2.0.0", "Creates or modifies the value of a field in a hash.",
+     "O(1) for each field/value pair added.", NULL},
+    {"hsetnx", cmd_hsetnx, 4, (CMD_COLL | WRF | CMD_CREATE), 1, 1, 1, "hash",
+     "2.0.0",
+     "Sets the value of a field in a hash only when the field doesn't exist.",
+     "O(1)", NULL},
+    {"hstrlen", cmd_hstrlen, 3, (CMD_COLL | RO), 1, 1, 1, "hash", "3.2.0",
+     "Returns the length of the value of a field.", "O(1)", NULL},
+    {"hvals", cmd_hvals, 2, (CMD_COLL | CMD_READONLY), 1, 1, 1, "hash", "2.0.0",
+     "Returns all values in a hash.", "O(N) where N is the size of the hash.",
+     NULL},
     {"incr", cmd_incr, 2, (WRF | CMD_CREATE), 1, 1, 1, "string", "1.0.0",
      "Increments the integer value of a key by one.", "O(1)", NULL},
     {"incrby", cmd_incrby, 3, (WRF | CMD_CREATE), 1, 1, 1, "string", "1.0.0",
@@ -375,11 +426,23 @@ static const struct command g_commands[] = {
      "cluster", "0.1.0",
      "Writes a value that supersedes the siblings a causal context covers.",
      "O(siblings)", NULL},
+    {"sadd", cmd_sadd, -3, (CMD_COLL | WRF | CMD_CREATE), 1, 1, 1, "set",
+     "1.0.0",
+     "Adds one or more members to a set. Creates the key if it doesn't exist.",
+     "O(1) for each element added.", NULL},
     {"save", cmd_save, 1, CMD_ADMIN | CMD_NOMULTI | CMD_NOTX, 0, 0, 0, "server",
      "1.0.0", "Makes every write so far durable (fsync).", "O(1)", NULL},
     {"scan", cmd_scan, -2, CMD_READONLY, 0, 0, 0, "generic", "2.8.0",
      "Iterates over the key names in the database (node-local cursor).",
      "O(1) for every call. O(N) for a complete iteration.", NULL},
+    {"scard", cmd_scard, 2, (CMD_COLL | RO), 1, 1, 1, "set", "1.0.0",
+     "Returns the number of members in a set.", "O(1)", NULL},
+    {"sdiff", cmd_sdiff, -2, (CMD_COLL | CMD_READONLY), 1, -1, 1, "set",
+     "1.0.0", "Returns the difference of multiple sets.",
+     "O(N) where N is the total number of elements in all given sets.", NULL},
+    {"sdiffstore", cmd_sdiffstore, -3, (CMD_COLL | WR | CMD_CREATE), 1, -1, 1,
+     "set", "1.0.0", "Stores the difference of multiple sets in a key.",
+     "O(N) where N is the total number of elements in all given sets.", NULL},
     {"select", cmd_select, 2, CMD_LOADING | CMD_STALE | CMD_FAST, 0, 0, 0,
      "connection", "1.0.0", "Changes the selected database (only 0 exists).",
      "O(1)", NULL},
@@ -405,8 +468,55 @@ static const struct command g_commands[] = {
      "Synchronously saves the database(s) to disk and "
      "shuts down the server.",
      "O(1)", NULL},
+    {"sinter", cmd_sinter, -2, (CMD_COLL | CMD_READONLY), 1, -1, 1, "set",
+     "1.0.0", "Returns the intersect of multiple sets.",
+     "O(N*M) worst case where N is the cardinality of the smallest set and M "
+     "is the number of sets.",
+     NULL},
+    {"sintercard", cmd_sintercard, -3, (CMD_COLL | CMD_READONLY), 2, -1, 1,
+     "set", "7.0.0",
+     "Returns the number of members of the intersect of multiple sets.",
+     "O(N*M) worst case where N is the cardinality of the smallest set and M "
+     "is the number of sets.",
+     NULL},
+    {"sinterstore", cmd_sinterstore, -3, (CMD_COLL | WR | CMD_CREATE), 1, -1, 1,
+     "set", "1.0.0", "Stores the intersect of multiple sets in a key.",
+     "O(N*M) worst case where N is the cardinality of the smallest set and M "
+     "is the number of sets.",
+     NULL},
+    {"sismember", cmd_sismember, 3, (CMD_COLL | RO), 1, 1, 1, "set", "1.0.0",
+     "Determines whether a member belongs to a set.", "O(1)", NULL},
+    {"smembers", cmd_smembers, 2, (CMD_COLL | CMD_READONLY), 1, 1, 1, "set",
+     "1.0.0", "Returns all members of a set.",
+     "O(N) where N is the set cardinality.", NULL},
+    {"smismember", cmd_smismember, -3, (CMD_COLL | RO), 1, 1, 1, "set", "6.2.0",
+     "Determines whether multiple members belong to a set.",
+     "O(N) where N is the number of elements being checked for membership",
+     NULL},
+    {"smove", cmd_smove, 4, (CMD_COLL | WRF | CMD_CREATE), 1, 2, 1, "set",
+     "1.0.0", "Moves a member from one set to another.", "O(1)", NULL},
+    {"spop", cmd_spop, -2, (CMD_COLL | WRF), 1, 1, 1, "set", "1.0.0",
+     "Returns one or more random members from a set after removing them. "
+     "Deletes the set if the last member was popped.",
+     "O(N) where N is the set cardinality (ringkv reads every member).", NULL},
+    {"srandmember", cmd_srandmember, -2, (CMD_COLL | CMD_READONLY), 1, 1, 1,
+     "set", "1.0.0", "Get one or multiple random members from a set",
+     "O(N) where N is the set cardinality (ringkv reads every member).", NULL},
+    {"srem", cmd_srem, -3, (CMD_COLL | WRF), 1, 1, 1, "set", "1.0.0",
+     "Removes one or more members from a set. Deletes the set if the last "
+     "member was removed.",
+     "O(N) where N is the number of members to be removed.", NULL},
+    {"sscan", cmd_sscan, -3, (CMD_COLL | CMD_READONLY), 1, 1, 1, "set", "2.8.0",
+     "Iterates over members of a set.",
+     "O(1) for every call. O(N) for a complete iteration.", NULL},
     {"strlen", cmd_strlen, 2, RO, 1, 1, 1, "string", "2.2.0",
      "Returns the length of a string value.", "O(1)", NULL},
+    {"sunion", cmd_sunion, -2, (CMD_COLL | CMD_READONLY), 1, -1, 1, "set",
+     "1.0.0", "Returns the union of multiple sets.",
+     "O(N) where N is the total number of elements in all given sets.", NULL},
+    {"sunionstore", cmd_sunionstore, -3, (CMD_COLL | WR | CMD_CREATE), 1, -1, 1,
+     "set", "1.0.0", "Stores the union of multiple sets in a key.",
+     "O(N) where N is the total number of elements in all given sets.", NULL},
     {"time", cmd_time, 1, CMD_FAST | CMD_LOADING | CMD_STALE, 0, 0, 0, "server",
      "2.6.0", "Returns the server time.", "O(1)", NULL},
     {"touch", cmd_touch, -2, RO, 1, -1, 1, "generic", "3.2.1",
@@ -910,6 +1020,20 @@ void command_dispatch(struct client *c,
         reject(c, cmd, "ERR Command not allowed inside a transaction");
         return;
     }
+    if (cmd->first_key > 0) {
+        /* ringkv's own key space (chunk blocks, hash and set members):
+         * no client names a key in it */
+        size_t last = cmd->last_key < 0 ? argc - 1 : (size_t)cmd->last_key;
+        for (size_t i = (size_t)cmd->first_key; i <= last && i < argc;
+             i += (size_t)cmd->key_step) {
+            if (chunk_key_is_reserved(argv[i].ptr, argv[i].len)) {
+                reject(c, cmd,
+                       "ERR keys that start with the bytes \\xffrkv\\xff "
+                       "are reserved for ringkv's own records");
+                return;
+            }
+        }
+    }
     if (cmd->first_key > 0 && (cmd->flags & CMD_CREATE)) {
         /* Refuse writes of empty keys before the command runs, so a
          * multi-key command never writes part of its keys; reads simply
@@ -947,6 +1071,16 @@ void command_dispatch(struct client *c,
     /* a keyed container whose subcommand names no key (OBJECT HELP): its
      * own entry says so, and it runs here */
     bool keyless = sc != NULL && cmd->first_key > 0 && sc->first_key == 0;
+    if ((cmd->flags & CMD_COLL) && c->ks->ops->mget == NULL) {
+        reply_error(c, ERR_COLL_CLUSTER);
+        c->cur_cmd = NULL;
+        return;
+    }
+    if ((cmd->flags & CMD_COLL) && cluster_routes(c->srv, c, cmd, &why)) {
+        reply_error(c, ERR_COLL_CLUSTER);
+        c->cur_cmd = NULL;
+        return;
+    }
     if (!keyless && cluster_routes(c->srv, c, cmd, &why)) {
         cluster_run(c, cmd, argc, argv);
         c->cur_cmd = NULL;
