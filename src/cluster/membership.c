@@ -763,6 +763,23 @@ uint64_t membership_next_deadline_ms(const struct membership *m)
     return gossips(m) ? m->next_gossip_ms : UINT64_MAX;
 }
 
+/* Whether s lists the node id in b (any status). */
+static bool lists_id(const struct mb_state *s, const struct peer_bytes *b)
+{
+    char id[CL_ID_MAX + 1];
+    if (b->len == 0 || b->len > CL_ID_MAX) {
+        return false;
+    }
+    memcpy(id, b->ptr, b->len);
+    id[b->len] = '\0';
+    return mb_state_find(s, id) >= 0;
+}
+
+void membership_refuse_joins(struct membership *m, const char *why)
+{
+    snprintf(m->refuse_joins, sizeof(m->refuse_joins), "%s", why ? why : "");
+}
+
 /* A JOIN arrived: admit the node if we can, always reply. */
 static int on_join(struct membership *m,
                    const struct peer_join *j,
@@ -784,6 +801,9 @@ static int on_join(struct membership *m,
         rc = RK_EINVAL;
         snprintf(m->reply_text, sizeof(m->reply_text),
                  "%s is not a member of a cluster", m->self.id);
+    } else if (m->refuse_joins[0] && !lists_id(m->st, &j->node_id)) {
+        rc = RK_EPERM;
+        snprintf(m->reply_text, sizeof(m->reply_text), "%s", m->refuse_joins);
     } else if (!ring_member_id_is_valid(j->node_id.ptr, j->node_id.len) ||
                j->host.len == 0 || j->host.len > CL_HOST_MAX ||
                !mb_name_is_valid(j->host.ptr, j->host.len, CL_HOST_MAX)) {

@@ -426,6 +426,15 @@ int membership_plan_add(struct membership *m,
 /* Drops every staged change. */
 void membership_plan_clear(struct membership *m);
 
+/*
+ * Refuses the JOIN (and REPLACE) of every node not listed yet, with `why`
+ * as the reply's text (status RK_EPERM), until called with NULL or "":
+ * what this node holds cannot go into a cluster yet (issue 16: hashes and
+ * sets of a standalone node).  A retry of a join already done still gets
+ * its answer.
+ */
+void membership_refuse_joins(struct membership *m, const char *why);
+
 /* Number of staged changes, and change i (< len) as views. */
 size_t membership_plan_len(const struct membership *m);
 void membership_plan_get(const struct membership *m,

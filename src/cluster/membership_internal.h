@@ -94,7 +94,9 @@ struct membership
     struct mb_plan_item plan[MEMBERSHIP_PLAN_MAX];
     size_t n_plan;
 
-    char reply_text[PEER_MAX_MESSAGE + 1]; /* JOIN_REPLY message view */
+    char reply_text[PEER_MAX_MESSAGE + 1];   /* JOIN_REPLY message view */
+    char refuse_joins[PEER_MAX_MESSAGE + 1]; /* non-empty: why JOINs of new
+                                                nodes are refused */
     char errmsg[256];
     uint64_t gossip_refused;    /* greater states refused (gossip_refusal) */
     uint64_t refused_logged_ms; /* last line about one (rate limit) */

@@ -48,6 +48,13 @@ uint64_t cluster__now_mono(void)
     return server_mono_ms();
 }
 
+void cluster_refuse_joins(struct server *s, const char *why)
+{
+    if (s->cluster && s->cluster->node) {
+        membership_refuse_joins(node_membership(s->cluster->node), why);
+    }
+}
+
 bool cluster_meta_is_tombstone(const void *engine_meta)
 {
     return replica_meta_is_dead(engine_meta, server_now_ms());

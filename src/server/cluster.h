@@ -74,6 +74,13 @@ int cluster_tls_prepare(struct server *s,
  * call takes it over, NULL is a no-op); established ones keep theirs. */
 void cluster_tls_set(struct server *s, struct ssl_ctx_st *ctx);
 
+/*
+ * Makes this node refuse the JOIN of any new node, answering `why`
+ * (membership_refuse_joins): it holds hashes or sets, which a cluster
+ * does not replicate yet.  No-op before cluster_start.
+ */
+void cluster_refuse_joins(struct server *s, const char *why);
+
 /* Frees everything cluster_start made (no client is touched).  NULL-safe. */
 void cluster_stop(struct server *s);
 

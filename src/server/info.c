@@ -225,6 +225,8 @@ void info_render(struct server *s,
                        "\r\n"
                        "engine_files:%" PRIu64
                        "\r\n"
+                       "engine_live_records:%" PRIu64
+                       "\r\n"
                        "engine_live_bytes:%" PRIu64
                        "\r\n"
                        "engine_dead_bytes:%" PRIu64
@@ -251,9 +253,9 @@ void info_render(struct server *s,
                        "engine_hint_fallbacks:%" PRIu64 "\r\n",
                        strcmp(s->cfg->engine, "bitcask") == 0, st.merge_running,
                        s->cfg->engine, sync, s->cfg->sync_interval_ms, st.files,
-                       st.live_bytes, st.dead_bytes, st.merges_done,
-                       st.merge_running, st.writes, st.syncs, st.sync_errors,
-                       st.last_sync_us, st.read_only ? 1 : 0,
+                       st.live_keys, st.live_bytes, st.dead_bytes,
+                       st.merges_done, st.merge_running, st.writes, st.syncs,
+                       st.sync_errors, st.last_sync_us, st.read_only ? 1 : 0,
                        engine_durable_seq(s->engine),
                        engine_acked_seq(s->engine),
                        st.recovered_truncated_bytes, st.hint_fallbacks);

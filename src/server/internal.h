@@ -280,6 +280,8 @@ struct server
     char rbuf[16 * 1024];       /* shared socket read buffer (loop thread) */
     struct hlc clock;           /* record timestamps */
     struct cnode *cluster;      /* cluster.c */
+    bool coll_present;          /* holds (or held, since start) hashes or
+                                   sets: joins are refused (cmd/coll.c) */
     struct disk_watch disk;     /* free space of the data dir (disk.h) */
     uint64_t recover_at_ms;     /* mono ms: next engine_recover attempt */
     struct evhttp *http;        /* http.c, NULL when off */
@@ -414,5 +416,10 @@ void reply_bulk_str(struct client *c, const char *s);
 void reply_null(struct client *c);
 void reply_array(struct client *c, size_t n);
 void reply_map(struct client *c, size_t n_pairs);
+
+/* cmd/coll.c: whether the engine holds a hash or set (O(keys) when it
+ * does not); if so, the node refuses joins from then on (issue 16: a
+ * cluster does not replicate them yet). */
+void coll__check_present(struct server *s);
 
 #endif /* RINGKV_SERVER_INTERNAL_H */

@@ -1367,6 +1367,7 @@ int server_run(struct rk_config *cfg)
         fprintf(stderr, "ringkvd: error: cluster: %s\n", err);
         goto out;
     }
+    coll__check_present(s); /* hashes or sets here: no node may join */
     if (http_start(s, err, sizeof(err)) != RK_OK) {
         fprintf(stderr, "ringkvd: error: %s\n", err);
         goto out;

@@ -269,8 +269,7 @@ def test_unknown_command(raw):
 
 @pytest.mark.ringkv_only
 @pytest.mark.parametrize("cmd", [("lpush", "x", "1"), ("LPUSH", "x"),
-                                 ("hset", "h", "f", "v"), ("zadd",),
-                                 ("sadd", "s", "m")])
+                                 ("zadd",), ("xadd", "s", "*", "a", "b")])
 def test_other_data_types_are_unknown(raw, cmd):
     args = "".join("'%s' " % a for a in cmd[1:])
     assert err(raw, *cmd) == \

@@ -167,6 +167,44 @@ int coll__drop_members(struct server *s, const void *key, size_t klen)
     return rc;
 }
 
+#define REFUSE_JOINS                                                        \
+    "this node holds hashes or sets, which a cluster does not replicate "   \
+    "yet (issue 16): a node joining it would hide them; delete them (or "   \
+    "move them to another standalone node) and restart this node to allow " \
+    "joins"
+
+void coll__note_present(struct server *s)
+{
+    if (!s->coll_present) {
+        s->coll_present = true;
+        cluster_refuse_joins(s, REFUSE_JOINS);
+    }
+}
+
+static bool present_cb(void *data,
+                       const void *key,
+                       size_t klen,
+                       const struct engine_meta *meta)
+{
+    struct engine_meta m;
+    replica_meta_current(meta, &m);
+    bool *found = data;
+    const char *k, *mem;
+    size_t kl, ml;
+    *found = (!(m.flags & REPLICA_FLAG_OBJECT) && cmd__is_coll_type(m.type)) ||
+             coll_member_parse(key, klen, &k, &kl, &mem, &ml);
+    return !*found;
+}
+
+void coll__check_present(struct server *s)
+{
+    bool found = false;
+    (void)engine_foreach(s->engine, present_cb, &found);
+    if (found) {
+        coll__note_present(s);
+    }
+}
+
 /* ---- the local keyspace's member operations ------------------------------ */
 
 int coll__local_mget(struct keyspace *ks,
@@ -236,6 +274,7 @@ int coll__local_mput(struct keyspace *ks,
         rc = g == RK_OK || g == RK_ENOTFOUND ? RK_OK : g;
     }
     if (rc == RK_OK) {
+        coll__note_present(s);
         struct engine_meta m = {.timestamp = now_ts(s), .type = type};
         rc = engine_put(s->engine, mk.base, mk.len, val, vlen, &m, seq);
     }

@@ -155,6 +155,8 @@ int coll__read_header(struct server *s,
                       uint8_t *type,
                       uint64_t *n,
                       struct engine_meta *meta);
+/* This node now holds a hash or set: joins are refused from now on. */
+void coll__note_present(struct server *s);
 /* Deletes every member record of key (not its header). */
 int coll__drop_members(struct server *s, const void *key, size_t klen);
 int coll__local_mget(struct keyspace *ks,
