@@ -4,7 +4,8 @@ side in one run, with the same redis-benchmark invocations.
 
 Starts one single-node ringkvd and a 3-node cluster (joined with the real
 CLI, waits for ring agreement) on free loopback ports, all with
---sync every:1000, then runs SET and GET (-c 50 -d 100 -r 1000000) at -P 1
+--sync every:1000, then runs SET, GET and INCR (-c 50 -d 100 -r 1000000;
+INCR counter:__rand_int__, a counter of issue 16 in the cluster) at -P 1
 and -P 16, alternating single and cluster run by run:
   - "one node": one redis-benchmark against one cluster node;
   - "spread": three redis-benchmark processes at once, one per node, with
@@ -16,6 +17,7 @@ times, so the ratio measures the cost of replication on one box, not the
 scaling of a real cluster.  Servers are stopped by PID.
 
 Usage: bench/cluster_bench.py BUILD_DIR [--requests N] [--quick]
+       [--tests set,get,incr]
 """
 import argparse
 import csv
@@ -109,6 +111,8 @@ def main():
     ap.add_argument("build")
     ap.add_argument("--requests", type=int, default=300000)
     ap.add_argument("--quick", action="store_true", help="50k requests")
+    ap.add_argument("--tests", default="set,get,incr",
+                    help="redis-benchmark -t tests, comma-separated")
     a = ap.parse_args()
     if a.quick:
         a.requests = 50000
@@ -130,7 +134,7 @@ def main():
               for i in (1, 2, 3)]
         nodes.extend(cl)
         form_cluster(a.build, cl)
-        for test in ("set", "get"):
+        for test in a.tests.split(","):
             for pipe in (1, 16):
                 s = benchmark(single.port, test, pipe, a.requests)
                 c1 = benchmark(cl[0].port, test, pipe, a.requests)

@@ -16,6 +16,9 @@ echo
 echo "## ringkvd vs redis-server (bench/redis_bench.py)"
 /usr/bin/python3 bench/redis_bench.py "$BUILD" ${quick[@]+"${quick[@]}"} || status=1
 echo
+echo "## Hashes, sets and counters: ringkvd vs redis-server (bench/collections_bench.py)"
+/usr/bin/python3 bench/collections_bench.py "$BUILD" ${quick[@]+"${quick[@]}"} || status=1
+echo
 echo "## 3-node cluster vs single node (bench/cluster_bench.py)"
 /usr/bin/python3 bench/cluster_bench.py "$BUILD" ${quick[@]+"${quick[@]}"} || status=1
 echo

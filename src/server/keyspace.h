@@ -123,13 +123,14 @@ struct keyspace_ops
     /* ---- hashes and sets (cluster/types/coll.h); NULL when the backend
      * has none (a cluster, for now): the handler refuses the command ---- */
     /*
-     * A member of the hash or set key: RK_OK (its value appended to val,
-     * cleared first; may be NULL), RK_ENOTFOUND (no such member or key),
-     * RK_EWRONGTYPE (key is not a collection), or a storage error.
+     * A member of key, a collection of `type`: RK_OK (its value appended
+     * to val, cleared first; may be NULL), RK_ENOTFOUND (no such member or
+     * key), RK_EWRONGTYPE (key holds another type), or a storage error.
      */
     int (*mget)(struct keyspace *ks,
                 const void *key,
                 size_t klen,
+                uint8_t type,
                 const void *member,
                 size_t mlen,
                 struct rk_buf *val);

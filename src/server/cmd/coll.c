@@ -210,18 +210,27 @@ void coll__check_present(struct server *s)
 int coll__local_mget(struct keyspace *ks,
                      const void *key,
                      size_t klen,
+                     uint8_t type,
                      const void *member,
                      size_t mlen,
                      struct rk_buf *val)
 {
     struct server *s = ks->data;
-    uint8_t type;
-    uint64_t n;
-    int rc = coll__read_header(s, key, klen, &type, &n, NULL);
+    /* the header's meta says the type: its value (the count) is not read */
+    struct engine_meta m;
+    int rc = engine_get(s->engine, key, klen, NULL, &m);
     if (rc != RK_OK) {
         return rc;
     }
-    if (!cmd__is_coll_type(type)) {
+    replica_meta_current(&m, &m);
+    if (cluster_meta_is_tombstone(&m)) {
+        return RK_ENOTFOUND;
+    }
+    if (cmd__is_expired(&m, server_now_ms())) {
+        cmd__expire_key(s, key, klen);
+        return RK_ENOTFOUND;
+    }
+    if ((m.flags & REPLICA_FLAG_OBJECT) || m.type != type) {
         return RK_EWRONGTYPE;
     }
     struct rk_buf mk;

@@ -101,7 +101,12 @@ static int hget_one(struct client *c,
                     const struct resp_arg *f,
                     struct rk_buf *val)
 {
-    int rc = c->ks->ops->mget(c->ks, key->ptr, key->len, f->ptr, f->len, val);
+    if (c->ks->ops->mget == NULL) {
+        reply_error(c, ERR_COLL_CLUSTER);
+        return -1;
+    }
+    int rc = c->ks->ops->mget(c->ks, key->ptr, key->len, H, f->ptr, f->len,
+                              val);
     if (rc == RK_ENOTFOUND) {
         return 0;
     }
@@ -136,14 +141,7 @@ void cmd_hsetnx(struct client *c, size_t argc, const struct resp_arg *argv)
 void cmd_hget(struct client *c, size_t argc, const struct resp_arg *argv)
 {
     (void)argc;
-    uint64_t n;
-    int f = cmd__coll_open(c, &argv[1], H, &n);
-    if (f <= 0) {
-        if (f == 0) {
-            reply_null(c);
-        }
-        return;
-    }
+    /* the member read checks the key's type: one lookup less */
     struct rk_buf *v = &c->srv->scratch;
     int have = hget_one(c, &argv[1], &argv[2], v);
     if (have > 0) {
@@ -270,12 +268,7 @@ void cmd_hdel(struct client *c, size_t argc, const struct resp_arg *argv)
 void cmd_hexists(struct client *c, size_t argc, const struct resp_arg *argv)
 {
     (void)argc;
-    uint64_t n;
-    int f = cmd__coll_open(c, &argv[1], H, &n);
-    if (f < 0) {
-        return;
-    }
-    int have = f ? hget_one(c, &argv[1], &argv[2], NULL) : 0;
+    int have = hget_one(c, &argv[1], &argv[2], NULL);
     if (have >= 0) {
         reply_int(c, have);
     }
@@ -293,13 +286,8 @@ void cmd_hlen(struct client *c, size_t argc, const struct resp_arg *argv)
 void cmd_hstrlen(struct client *c, size_t argc, const struct resp_arg *argv)
 {
     (void)argc;
-    uint64_t n;
-    int f = cmd__coll_open(c, &argv[1], H, &n);
-    if (f < 0) {
-        return;
-    }
     struct rk_buf *v = &c->srv->scratch;
-    int have = f ? hget_one(c, &argv[1], &argv[2], v) : 0;
+    int have = hget_one(c, &argv[1], &argv[2], v);
     if (have >= 0) {
         reply_int(c, have ? (int64_t)v->len : 0);
     }

@@ -162,6 +162,7 @@ int coll__drop_members(struct server *s, const void *key, size_t klen);
 int coll__local_mget(struct keyspace *ks,
                      const void *key,
                      size_t klen,
+                     uint8_t type,
                      const void *member,
                      size_t mlen,
                      struct rk_buf *val);

@@ -65,7 +65,11 @@ static int is_member(struct client *c,
                      const char *m,
                      size_t mlen)
 {
-    int rc = c->ks->ops->mget(c->ks, key->ptr, key->len, m, mlen, NULL);
+    if (c->ks->ops->mget == NULL) {
+        reply_error(c, ERR_COLL_CLUSTER);
+        return -1;
+    }
+    int rc = c->ks->ops->mget(c->ks, key->ptr, key->len, S, m, mlen, NULL);
     if (rc == RK_ENOTFOUND) {
         return 0;
     }
@@ -143,12 +147,8 @@ void cmd_smembers(struct client *c, size_t argc, const struct resp_arg *argv)
 void cmd_sismember(struct client *c, size_t argc, const struct resp_arg *argv)
 {
     (void)argc;
-    uint64_t n;
-    int f = cmd__coll_open(c, &argv[1], S, &n);
-    if (f < 0) {
-        return;
-    }
-    int r = f ? is_member(c, &argv[1], argv[2].ptr, argv[2].len) : 0;
+    /* the member read checks the key's type: one lookup less */
+    int r = is_member(c, &argv[1], argv[2].ptr, argv[2].len);
     if (r >= 0) {
         reply_int(c, r);
     }
