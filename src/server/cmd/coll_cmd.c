@@ -249,18 +249,8 @@ void cmd__coll_scan(struct client *c,
                     const struct resp_arg *argv,
                     uint8_t type)
 {
-    char tmp[32];
-    if (argv[2].len == 0 || argv[2].len >= sizeof(tmp) ||
-        argv[2].ptr[0] == '-' || argv[2].ptr[0] == '+') {
-        reply_error(c, "ERR invalid cursor");
-        return;
-    }
-    memcpy(tmp, argv[2].ptr, argv[2].len);
-    tmp[argv[2].len] = '\0';
-    char *end;
-    uint64_t cursor = strtoull(tmp, &end, 10);
-    if (*end != '\0') {
-        reply_error(c, "ERR invalid cursor");
+    uint64_t cursor;
+    if (!cmd__cursor_or_reply(c, &argv[2], &cursor)) {
         return;
     }
     const struct resp_arg *pat = NULL;
@@ -271,25 +261,11 @@ void cmd__coll_scan(struct client *c,
             novalues = true;
             continue;
         }
-        if (i + 1 >= argc) {
+        int o = cmd__scan_opt(c, argc, argv, &i, &pat, &count);
+        if (o == 0) {
             reply_error(c, ERR_SYNTAX);
-            return;
         }
-        if (cmd__arg_is(&argv[i], "MATCH")) {
-            pat = &argv[++i];
-            if (pat->len == 1 && pat->ptr[0] == '*') {
-                pat = NULL;
-            }
-        } else if (cmd__arg_is(&argv[i], "COUNT")) {
-            if (!cmd__arg_i64_or_reply(c, &argv[++i], &count)) {
-                return;
-            }
-            if (count < 1) {
-                reply_error(c, ERR_SYNTAX);
-                return;
-            }
-        } else {
-            reply_error(c, ERR_SYNTAX);
+        if (o <= 0) {
             return;
         }
     }
@@ -322,6 +298,7 @@ void cmd__coll_scan(struct client *c,
     }
     bool vals = type == OBJTYPE_HASH && !novalues;
     reply_array(c, 2);
+    char tmp[32];
     int len = snprintf(tmp, sizeof(tmp), "%" PRIu64, next);
     reply_bulk(c, tmp, (size_t)len);
     reply_array(c, items.n * (vals ? 2 : 1));

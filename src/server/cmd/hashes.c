@@ -105,8 +105,8 @@ static int hget_one(struct client *c,
         reply_error(c, ERR_COLL_CLUSTER);
         return -1;
     }
-    int rc = c->ks->ops->mget(c->ks, key->ptr, key->len, H, f->ptr, f->len,
-                              val);
+    int rc =
+        c->ks->ops->mget(c->ks, key->ptr, key->len, H, f->ptr, f->len, val);
     if (rc == RK_ENOTFOUND) {
         return 0;
     }

@@ -239,6 +239,19 @@ bool cmd__arg_i64_or_reply(struct client *c,
                            const struct resp_arg *a,
                            int64_t *out);
 bool cmd__arg_is(const struct resp_arg *a, const char *s);
+/* A SCAN cursor (an unsigned decimal): true and *out, or false when
+ * replied ("ERR invalid cursor"). */
+bool cmd__cursor_or_reply(struct client *c,
+                          const struct resp_arg *a,
+                          uint64_t *out);
+/* SCAN's MATCH pattern / COUNT n at argv[*i] (advanced past its value):
+ * 1 taken (*pat NULL for "*"), 0 not one of them, -1 replied. */
+int cmd__scan_opt(struct client *c,
+                  size_t argc,
+                  const struct resp_arg *argv,
+                  size_t *i,
+                  const struct resp_arg **pat,
+                  int64_t *count);
 void cmd__expire_key(struct server *s, const void *key, size_t klen);
 bool cmd__is_expired(const struct engine_meta *m, uint64_t now_ms);
 int cmd__key_delete(struct client *c, const struct resp_arg *key);

@@ -21,6 +21,7 @@
 #include "cluster/objtype.h"
 #include "cluster/replica.h"
 #include "cluster/types/coll.h"
+#include "cluster/types/counter.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/glob.h"
@@ -45,48 +46,7 @@ bool cmd__arg_is(const struct resp_arg *a, const char *s)
  */
 bool cmd__parse_i64(const char *p, size_t len, int64_t *out)
 {
-    if (len == 0 || len > 20) {
-        return false;
-    }
-    if (len == 1 && p[0] == '0') {
-        *out = 0;
-        return true;
-    }
-    size_t i = 0;
-    bool neg = false;
-    if (p[0] == '-') {
-        neg = true;
-        i = 1;
-        if (len == 1) {
-            return false;
-        }
-    }
-    if (p[i] < '1' || p[i] > '9') {
-        return false;
-    }
-    uint64_t v = 0;
-    for (; i < len; i++) {
-        if (p[i] < '0' || p[i] > '9') {
-            return false;
-        }
-        uint64_t d = (uint64_t)(p[i] - '0');
-        if (v > (UINT64_MAX - d) / 10) {
-            return false;
-        }
-        v = v * 10 + d;
-    }
-    if (neg) {
-        if (v > (uint64_t)INT64_MAX + 1) {
-            return false;
-        }
-        *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
-    } else {
-        if (v > (uint64_t)INT64_MAX) {
-            return false;
-        }
-        *out = (int64_t)v;
-    }
-    return true;
+    return counter_parse_i64(p, len, out);
 }
 
 bool cmd__parse_ldouble(const char *p, size_t len, long double *out)
@@ -126,6 +86,58 @@ size_t cmd__format_ldouble(long double v, char out[CMD_LDOUBLE_CHARS])
     }
     out[n] = '\0';
     return (size_t)n;
+}
+
+bool cmd__cursor_or_reply(struct client *c,
+                          const struct resp_arg *a,
+                          uint64_t *out)
+{
+    char tmp[32];
+    if (a->len == 0 || a->len >= sizeof(tmp) || a->ptr[0] == '-' ||
+        a->ptr[0] == '+') {
+        reply_error(c, "ERR invalid cursor");
+        return false;
+    }
+    memcpy(tmp, a->ptr, a->len);
+    tmp[a->len] = '\0';
+    char *end;
+    errno = 0;
+    *out = strtoull(tmp, &end, 10);
+    if (*end != '\0' || errno) {
+        reply_error(c, "ERR invalid cursor");
+        return false;
+    }
+    return true;
+}
+
+int cmd__scan_opt(struct client *c,
+                  size_t argc,
+                  const struct resp_arg *argv,
+                  size_t *i,
+                  const struct resp_arg **pat,
+                  int64_t *count)
+{
+    bool match = cmd__arg_is(&argv[*i], "MATCH");
+    if (!match && !cmd__arg_is(&argv[*i], "COUNT")) {
+        return 0;
+    }
+    if (*i + 1 >= argc) {
+        reply_error(c, ERR_SYNTAX);
+        return -1;
+    }
+    const struct resp_arg *v = &argv[++*i];
+    if (match) {
+        *pat = v->len == 1 && v->ptr[0] == '*' ? NULL : v;
+        return 1;
+    }
+    if (!cmd__arg_i64_or_reply(c, v, count)) {
+        return -1;
+    }
+    if (*count < 1) {
+        reply_error(c, ERR_SYNTAX);
+        return -1;
+    }
+    return 1;
 }
 
 bool cmd__arg_i64(const struct resp_arg *a, int64_t *out)

@@ -128,47 +128,26 @@ static void reply_key_list(struct client *c,
 void cmd_scan(struct client *c, size_t argc, const struct resp_arg *argv)
 {
     struct server *s = c->srv;
-    char tmp[32];
     uint64_t cursor = 0;
-    if (argv[1].len == 0 || argv[1].len >= sizeof(tmp)) {
-        reply_error(c, "ERR invalid cursor");
-        return;
-    }
-    memcpy(tmp, argv[1].ptr, argv[1].len);
-    tmp[argv[1].len] = '\0';
-    char *end;
-    if (tmp[0] == '-' || tmp[0] == '+') {
-        reply_error(c, "ERR invalid cursor");
-        return;
-    }
-    errno = 0;
-    cursor = strtoull(tmp, &end, 10);
-    if (*end != '\0' || errno) {
-        reply_error(c, "ERR invalid cursor");
+    if (!cmd__cursor_or_reply(c, &argv[1], &cursor)) {
         return;
     }
     const struct resp_arg *pat = NULL;
     int64_t count = 10;
     int want_type = -1; /* SCAN ... TYPE: OBJTYPE_*, or -2 for none */
     for (size_t i = 2; i < argc; i++) {
+        int o = cmd__scan_opt(c, argc, argv, &i, &pat, &count);
+        if (o < 0) {
+            return;
+        }
+        if (o > 0) {
+            continue;
+        }
         if (i + 1 >= argc) {
             reply_error(c, ERR_SYNTAX);
             return;
         }
-        if (cmd__arg_is(&argv[i], "MATCH")) {
-            pat = &argv[++i];
-            if (pat->len == 1 && pat->ptr[0] == '*') {
-                pat = NULL;
-            }
-        } else if (cmd__arg_is(&argv[i], "COUNT")) {
-            if (!cmd__arg_i64_or_reply(c, &argv[++i], &count)) {
-                return;
-            }
-            if (count < 1) {
-                reply_error(c, ERR_SYNTAX);
-                return;
-            }
-        } else if (cmd__arg_is(&argv[i], "TYPE")) {
+        if (cmd__arg_is(&argv[i], "TYPE")) {
             i++;
             want_type = cmd__arg_is(&argv[i], "string") ? OBJTYPE_STRING
                         : cmd__arg_is(&argv[i], "hash") ? OBJTYPE_HASH
