@@ -676,6 +676,7 @@ static int counter_value(const struct dvv_obj *cur,
                          const struct replica_cfg *cfg,
                          const struct peer_kv_update *req,
                          uint64_t actor,
+                         uint64_t floor,
                          struct counter *st,
                          struct rk_buf *enc,
                          struct dvv_write *w)
@@ -686,7 +687,11 @@ static int counter_value(const struct dvv_obj *cur,
             (int64_t)rk_get_le64((const unsigned char *)req->value.ptr);
         int64_t result;
         uint64_t exp = 0;
-        rc = counter_incr(cur, cfg->now_ms, req->timestamp, actor, delta, st,
+        /* the dot dvv_update will give this write: a new entry's epoch */
+        uint64_t epoch = dvv_counter(cur, actor);
+        epoch = (epoch > floor ? epoch : floor) + 1;
+        rc = counter_incr(cur, cfg->now_ms, req->timestamp, actor, epoch,
+                          delta, st,
                           &exp, &result);
         if (rc == RK_EINVAL) {
             rc = RK_ERANGE; /* not an integer: the client's error */
@@ -849,7 +854,8 @@ static int apply_update(struct engine *e,
             actor = actor == DVV_ACTOR_LEGACY ? 1 : actor;
             floor = 0;
         }
-        rc = counter_value(cur, c, cfg, req, actor, &sc->cst, &sc->cenc, &w);
+        rc = counter_value(cur, c, cfg, req, actor, floor, &sc->cst,
+                           &sc->cenc, &w);
         struct dvv_dot d;
         if (rc == RK_OK) {
             rc = dvv_update(cur, c == cur ? cur : c, actor, floor, &w, &d);

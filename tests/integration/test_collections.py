@@ -135,6 +135,21 @@ def test_reserved_keys_are_refused(server_factory):
     c.close()
 
 
+def test_huge_random_counts_are_refused_not_crashed(server_factory):
+    srv = server_factory()
+    c = srv.client()
+    c.sadd("s", "a")
+    c.hset("h", "f", "v")
+    for cmd in (("SRANDMEMBER", "s", "-2305843009213693953"),
+                ("HRANDFIELD", "h", "-2305843009213693953"),
+                ("SRANDMEMBER", "s", str(-(16 * 1024 * 1024 + 1)))):
+        with pytest.raises(redis.ResponseError, match="out of range"):
+            c.execute_command(*cmd)
+    assert c.execute_command("SRANDMEMBER", "s", "-3") == [b"a"] * 3
+    assert c.ping()
+    c.close()
+
+
 def test_member_too_long_is_refused(server_factory):
     srv = server_factory()
     c = srv.client()
@@ -174,6 +189,11 @@ def test_a_node_holding_them_refuses_joins(cluster_factory):
     assert out.returncode != 0
     text = out.stdout + out.stderr
     assert "holds hashes or sets" in text, text
+    assert cl.c(a).smembers("tags") == {b"x"}
+    # nor may it join another node: it is not empty
+    out = cl.cli(a, "cluster", "join", b.peer_addr, check=False)
+    assert out.returncode != 0
+    assert "empty node" in out.stdout + out.stderr, out.stdout + out.stderr
     assert cl.c(a).smembers("tags") == {b"x"}
     # once they are gone and the node restarted, it takes joins again
     cl.c(a).delete("tags")

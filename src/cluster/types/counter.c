@@ -54,6 +54,19 @@ static int reserve(struct counter *c, size_t n)
     return RK_OK;
 }
 
+/* Entry order: by actor, then epoch. */
+static int entry_cmp(const struct counter_entry *a,
+                     const struct counter_entry *b)
+{
+    if (a->actor != b->actor) {
+        return a->actor < b->actor ? -1 : 1;
+    }
+    if (a->epoch != b->epoch) {
+        return a->epoch < b->epoch ? -1 : 1;
+    }
+    return 0;
+}
+
 /* ---- encoding ------------------------------------------------------------ */
 
 /* Parses the encoding: with c NULL only checks it. */
@@ -100,21 +113,21 @@ static int parse(struct counter *c, const unsigned char *p, size_t len)
             return RK_ENOMEM;
         }
     }
-    uint64_t prev = 0;
+    struct counter_entry prev = {0};
     for (size_t i = 0; i < n; i++, pos += COUNTER_ENTRY) {
         struct counter_entry e = {
             rk_get_le64(p + pos),      rk_get_le64(p + pos + 8),
             rk_get_le64(p + pos + 16), rk_get_le64(p + pos + 24),
-            rk_get_le64(p + pos + 32),
+            rk_get_le64(p + pos + 32), rk_get_le64(p + pos + 40),
         };
-        if ((i > 0 && e.actor <= prev) || e.rp > e.p || e.rn > e.n ||
-            (e.p == 0 && e.n == 0)) {
+        if ((i > 0 && entry_cmp(&e, &prev) <= 0) || e.rp > e.p ||
+            e.rn > e.n || (e.p == 0 && e.n == 0)) {
             if (c) {
                 counter_clear(c);
             }
             return RK_ECORRUPT;
         }
-        prev = e.actor;
+        prev = e;
         if (c) {
             c->e[i] = e;
         }
@@ -170,10 +183,11 @@ int counter_encode(const struct counter *c, struct rk_buf *out)
     pos += 4;
     for (size_t i = 0; i < c->n; i++, pos += COUNTER_ENTRY) {
         rk_put_le64(p + pos, c->e[i].actor);
-        rk_put_le64(p + pos + 8, c->e[i].p);
-        rk_put_le64(p + pos + 16, c->e[i].n);
-        rk_put_le64(p + pos + 24, c->e[i].rp);
-        rk_put_le64(p + pos + 32, c->e[i].rn);
+        rk_put_le64(p + pos + 8, c->e[i].epoch);
+        rk_put_le64(p + pos + 16, c->e[i].p);
+        rk_put_le64(p + pos + 24, c->e[i].n);
+        rk_put_le64(p + pos + 32, c->e[i].rp);
+        rk_put_le64(p + pos + 40, c->e[i].rn);
     }
     out->len += pos;
     return RK_OK;
@@ -181,24 +195,21 @@ int counter_encode(const struct counter *c, struct rk_buf *out)
 
 /* ---- join, reset, add ---------------------------------------------------- */
 
-/* Index of actor's entry, or where it would go (*found false). */
+/* Index of actor's newest entry (largest epoch), or where an entry of
+ * actor would go (*found false: after every entry of smaller actors). */
 static size_t find(const struct counter *c, uint64_t actor, bool *found)
 {
-    size_t lo = 0, hi = c->n;
+    size_t lo = 0, hi = c->n; /* first entry of a larger actor */
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (c->e[mid].actor == actor) {
-            *found = true;
-            return mid;
-        }
-        if (c->e[mid].actor < actor) {
+        if (c->e[mid].actor <= actor) {
             lo = mid + 1;
         } else {
             hi = mid;
         }
     }
-    *found = false;
-    return lo;
+    *found = lo > 0 && c->e[lo - 1].actor == actor;
+    return *found ? lo - 1 : lo;
 }
 
 static uint64_t max64(uint64_t a, uint64_t b)
@@ -241,10 +252,7 @@ static int set_base(struct counter *c,
                     const void *val,
                     size_t len)
 {
-    if (present && len > 0 && val == c->base.base) {
-        return RK_OK; /* the same bytes */
-    }
-    struct rk_buf nb;
+    struct rk_buf nb; /* copied first: val may be c's own base */
     rk_buf_init(&nb);
     if (present && len && rk_buf_append(&nb, val, len) != RK_OK) {
         return RK_ENOMEM;
@@ -295,14 +303,18 @@ int counter_join(struct counter *c, const struct counter *other)
     }
     size_t i = 0, j = 0, k = 0;
     while (i < c->n || j < other->n) {
-        if (j >= other->n || (i < c->n && c->e[i].actor < other->e[j].actor)) {
+        int x = j >= other->n ? -1
+                : i >= c->n   ? 1
+                              : entry_cmp(&c->e[i], &other->e[j]);
+        if (x < 0) {
             m[k++] = c->e[i++];
-        } else if (i >= c->n || other->e[j].actor < c->e[i].actor) {
+        } else if (x > 0) {
             m[k++] = other->e[j++];
         } else {
             const struct counter_entry *a = &c->e[i++], *b = &other->e[j++];
             m[k++] = (struct counter_entry){
                 a->actor,
+                a->epoch,
                 max64(a->p, b->p),
                 max64(a->n, b->n),
                 max64(a->rp, b->rp),
@@ -339,7 +351,10 @@ int counter_reset(struct counter *c,
     return RK_OK;
 }
 
-int counter_add(struct counter *c, uint64_t actor, int64_t delta)
+int counter_add(struct counter *c,
+                uint64_t actor,
+                uint64_t epoch,
+                int64_t delta)
 {
     if (delta == 0) {
         return RK_OK;
@@ -354,7 +369,7 @@ int counter_add(struct counter *c, uint64_t actor, int64_t delta)
             return RK_ENOMEM;
         }
         memmove(c->e + at + 1, c->e + at, (c->n - at) * sizeof(*c->e));
-        c->e[at] = (struct counter_entry){.actor = actor};
+        c->e[at] = (struct counter_entry){.actor = actor, .epoch = epoch};
         c->n++;
     }
     struct counter_entry *e = &c->e[at];
@@ -528,9 +543,11 @@ int counter_resolve(const struct dvv_obj *o,
             v->idx = (size_t)newest;
             v->expire_at_ms = w->expire_at_ms;
         }
+        v->expired = !w->tombstone && sib_expired(w, now_ms);
         return RK_OK;
     }
     if (sib_expired(w, now_ms)) {
+        v->expired = true;
         return RK_OK;
     }
     v->expire_at_ms = w->tombstone ? 0 : w->expire_at_ms;
@@ -582,6 +599,7 @@ int counter_incr(const struct dvv_obj *o,
                  uint64_t now_ms,
                  uint64_t ts,
                  uint64_t actor,
+                 uint64_t epoch,
                  int64_t delta,
                  struct counter *st,
                  uint64_t *expire_at_ms,
@@ -595,14 +613,25 @@ int counter_incr(const struct dvv_obj *o,
     __int128 cur = 0;
     uint64_t exp = 0;
     if (v.kind == COUNTER_VIEW_DEAD) {
-        /* absent, deleted or expired: counting starts again from 0; what
-         * the states counted so far is observed (a reset), so that an
-         * expired counter does not come back */
+        /* absent or deleted: the states (a DEL's tombstone carries its
+         * reset) count 0 already; plain siblings are offered as bases, so
+         * that the state keeps a concurrent SET's value when it is newer
+         * than the delete.  Expired: what the states counted is observed
+         * (a reset), its base a delete just after the newest sibling, so
+         * that the expired value does not come back but a later SET
+         * still wins */
         bool any = false;
         counter_clear(st);
         rc = join_counters(o, NULL, st, &any);
-        if (rc == RK_OK && any) {
-            rc = counter_reset(st, ts, actor, false, NULL, 0);
+        for (size_t i = 0; rc == RK_OK && i < o->n_sibs; i++) {
+            const struct dvv_sibling *s = &o->sibs[i];
+            if (!s->counter) {
+                rc = counter_offer_base(st, s->ts, s->dot.actor, false, NULL,
+                                        0);
+            }
+        }
+        if (rc == RK_OK && v.expired) {
+            rc = counter_reset(st, v.ts + 1, actor, false, NULL, 0);
         }
         if (rc != RK_OK) {
             return rc;
@@ -641,7 +670,13 @@ int counter_incr(const struct dvv_obj *o,
     if (next > INT64_MAX || next < INT64_MIN) {
         return RK_ERANGE;
     }
-    rc = counter_add(st, actor, delta);
+    rc = counter_add(st, actor, epoch, delta);
+    if (rc == RK_OK && !counter_is_live(st)) {
+        /* INCRBY 0 (or increments that cancel) on a key that does not
+         * exist: Redis creates it with 0 */
+        rc = counter_reset(st, ts, actor, true, "0", 1);
+        next = 0;
+    }
     if (rc != RK_OK) {
         return rc;
     }

@@ -7,17 +7,20 @@
  * (DVV_SIB_COUNTER): their value bytes are a counter state instead of
  * the user's value.  A state is
  *
- *   entries  actor -> (p, n, rp, rn)   increments and decrements each
+ *   entries  (actor, epoch) -> (p, n, rp, rn)
+ *                                      increments and decrements each
  *                                      actor issued (p, n), and how much
  *                                      of them the last reset observed
- *                                      (rp <= p, rn <= n);
+ *                                      (rp <= p, rn <= n); the epoch is
+ *                                      the dot counter of the write that
+ *                                      created the entry;
  *   base     an optional register (ts, actor, value bytes or absent):
  *            the value a SET or DEL reset the key to.
  *
  * The value is  base (0 when absent) + sum(p - rp) - sum(n - rn),  and
  * the key exists while the base is present or some increment is not
  * observed by a reset (p > rp or n > rn).  The join of two states (what
- * every merge of concurrent siblings amounts to) is the per-actor maximum
+ * every merge of concurrent siblings amounts to) is the per-entry maximum
  * of each of p, n, rp, rn, and the newer base by (ts, actor, present
  * over absent, bytes): commutative, associative and idempotent, so it
  * does not matter how often or in which order replicas see states
@@ -28,11 +31,16 @@
  *
  * Who writes what.  An increment is applied at a replica that stores the
  * key (the write's coordinating replica, replica.c): it joins every
- * counter sibling it holds, adds the delta to its own actor's entry and
- * writes the result as one sibling that supersedes what it has seen.  An
- * actor's entry grows only there, from the replica's own object, which
- * holds every state that actor wrote (a node takes a fresh actor per
- * run; a fallback a one-shot actor per write), so entries never go back.
+ * counter sibling it holds, adds the delta to its own actor's newest entry
+ * (or starts one, its epoch the dot its write gets) and writes the result
+ * as one sibling that supersedes what it has seen.  An entry grows only
+ * there, from the replica's own object, which holds every state that
+ * entry reached (a node takes a fresh actor per run; a fallback a
+ * one-shot actor per write), so entries never go back; and when the
+ * object lost them (a tombstone reaped, a value written over it that
+ * could not carry them), the next increment starts an entry of a new
+ * epoch (dots of an actor are never reused: dvv.h's floor), so an old
+ * copy still travelling with the old entry cannot hide it.
  * A SET or DEL that supersedes counter siblings resets instead: the new
  * sibling keeps the joined entries, copies them into the floors and sets
  * the base (a DEL writes a tombstone sibling that carries that state), so
@@ -47,8 +55,9 @@
  *          present (a value; else a delete), other bits 0
  *   if bit 0: u64 ts, u64 actor, u32 len, len bytes (len 0 unless bit 1)
  *   u32 n_entries (<= COUNTER_MAX_ENTRIES)
- *   n_entries x {u64 actor, u64 p, u64 n, u64 rp, u64 rn}  sorted by
- *          actor, strictly; rp <= p, rn <= n; not all four 0
+ *   n_entries x {u64 actor, u64 epoch, u64 p, u64 n, u64 rp, u64 rn}
+ *          sorted by (actor, epoch), strictly; rp <= p, rn <= n; p and n
+ *          not both 0
  *
  * Pure functions over caller memory.  Thread: any, one state per thread.
  * Memory: rk_malloc/rk_free.
@@ -67,13 +76,14 @@
 #define COUNTER_MAX_ENTRIES 65536 /* actors per state (wire limit) */
 #define COUNTER_HDR         6     /* version, flags, u32 n_entries */
 #define COUNTER_BASE_HDR    20    /* ts, actor, len */
-#define COUNTER_ENTRY       40
+#define COUNTER_ENTRY       48
 /* Bytes of an increment's KV_UPDATE value: i64 delta, 16-byte id. */
 #define COUNTER_ADD_LEN 24
 
 struct counter_entry
 {
     uint64_t actor;
+    uint64_t epoch;  /* dot counter of the write that created it */
     uint64_t p, n;   /* increments, decrements issued by actor */
     uint64_t rp, rn; /* of them observed by the last reset */
 };
@@ -127,9 +137,14 @@ int counter_reset(struct counter *c,
                   const void *val,
                   size_t len);
 
-/* Adds delta (!= 0) to actor's entry (p for > 0, n for < 0).  RK_OK,
- * RK_ERANGE (the entry would overflow, or too many actors), RK_ENOMEM. */
-int counter_add(struct counter *c, uint64_t actor, int64_t delta);
+/* Adds delta to actor's newest entry (p for > 0, n for < 0), or to a new
+ * entry (actor, epoch) when c has none of actor; 0 changes nothing.
+ * RK_OK, RK_ERANGE (the entry would overflow, or too many entries),
+ * RK_ENOMEM. */
+int counter_add(struct counter *c,
+                uint64_t actor,
+                uint64_t epoch,
+                int64_t delta);
 
 /* Whether the key exists: a present base or an unobserved entry. */
 bool counter_is_live(const struct counter *c);
@@ -168,6 +183,7 @@ struct counter_view
     __int128 sum;          /* VALUE and numeric: the number */
     uint64_t ts;           /* the largest sibling ts */
     uint64_t expire_at_ms; /* of the value, 0 = none */
+    bool expired;          /* DEAD because the newest sibling expired */
     bool has_counter;      /* the object holds counter siblings */
     char num[48];
 };
@@ -193,13 +209,17 @@ int counter_resolve(const struct dvv_obj *o,
  * The state an increment of delta by actor at ts writes over o, a
  * replica's own object, into st (initialised; replaced), with the
  * expiry the new sibling keeps in *expire_at_ms and the resulting value
- * in *result.  RK_OK; RK_EINVAL (the value is not an integer); RK_ERANGE
- * (the value is out of int64, or would overflow); RK_ECORRUPT; RK_ENOMEM.
+ * in *result; epoch: the dot counter the write gets (a new entry's).  On
+ * a key that does not exist counting starts from 0 (an INCRBY of 0
+ * writes a present 0, as Redis creates the key).  RK_OK; RK_EINVAL (the
+ * value is not an integer); RK_ERANGE (the value is out of int64, or
+ * would overflow); RK_ECORRUPT; RK_ENOMEM.
  */
 int counter_incr(const struct dvv_obj *o,
                  uint64_t now_ms,
                  uint64_t ts,
                  uint64_t actor,
+                 uint64_t epoch,
                  int64_t delta,
                  struct counter *st,
                  uint64_t *expire_at_ms,

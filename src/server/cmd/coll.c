@@ -20,6 +20,7 @@
 #include "cluster/slot.h"
 #include "common/error.h"
 #include "common/hlc.h"
+#include "common/log.h"
 #include "server/cluster.h"
 #include "server/cmd/internal.h"
 #include "server/internal.h"
@@ -181,26 +182,72 @@ void coll__note_present(struct server *s)
     }
 }
 
+/* What the start-up walk finds: whether a header exists, and member
+ * records whose header does not (orphans, deleted after the walk). */
+struct present
+{
+    struct server *s;
+    bool found;
+    struct rk_buf orphans; /* u32 length (host order), key bytes, ... */
+    size_t n;
+};
+
 static bool present_cb(void *data,
                        const void *key,
                        size_t klen,
                        const struct engine_meta *meta)
 {
+    struct present *p = data;
     struct engine_meta m;
     replica_meta_current(meta, &m);
-    bool *found = data;
     const char *k, *mem;
     size_t kl, ml;
-    *found = (!(m.flags & REPLICA_FLAG_OBJECT) && cmd__is_coll_type(m.type)) ||
-             coll_member_parse(key, klen, &k, &kl, &mem, &ml);
-    return !*found;
+    if (!(m.flags & REPLICA_FLAG_OBJECT) && cmd__is_coll_type(m.type)) {
+        p->found = true;
+    } else if (coll_member_parse(key, klen, &k, &kl, &mem, &ml)) {
+        /* a member: its header must be a live collection of its type (the
+         * walk must not change the engine: read only) */
+        struct engine_meta h;
+        bool ok = engine_get(p->s->engine, k, kl, NULL, &h) == RK_OK;
+        if (ok) {
+            replica_meta_current(&h, &h);
+        }
+        if (ok && h.type == m.type && !(h.flags & REPLICA_FLAG_OBJECT) &&
+            !cmd__is_expired(&h, server_now_ms())) {
+            p->found = true;
+        } else {
+            uint32_t l = (uint32_t)klen;
+            if (rk_buf_append(&p->orphans, &l, sizeof(l)) == RK_OK &&
+                rk_buf_append(&p->orphans, key, klen) == RK_OK) {
+                p->n++;
+            }
+        }
+    }
+    return true;
 }
 
 void coll__check_present(struct server *s)
 {
-    bool found = false;
-    (void)engine_foreach(s->engine, present_cb, &found);
-    if (found) {
+    struct present p = {.s = s};
+    rk_buf_init(&p.orphans);
+    (void)engine_foreach(s->engine, present_cb, &p);
+    size_t off = 0;
+    for (size_t i = 0; i < p.n; i++) {
+        uint32_t l;
+        memcpy(&l, p.orphans.base + off, sizeof(l));
+        off += sizeof(l);
+        (void)engine_delete(s->engine, p.orphans.base + off, l, now_ts(s),
+                            NULL);
+        off += l;
+    }
+    if (p.n) {
+        rk_log(RK_LOG_INFO, "coll_orphans_deleted",
+               "members=%zu reason=\"members of hashes or sets whose key is "
+               "gone (expired and merged away, or a crash between writes)\"",
+               p.n);
+    }
+    rk_buf_fini(&p.orphans);
+    if (p.found) {
         coll__note_present(s);
     }
 }
@@ -265,9 +312,17 @@ int coll__local_mput(struct keyspace *ks,
     struct engine_meta hm = {0};
     int rc = coll__read_header(s, key, klen, &have, &n, &hm);
     if (rc == RK_ENOTFOUND) {
+        /* a new collection: members of an earlier one whose header went
+         * without them (a merge drops an expired header by itself; a
+         * crash between a member's and its header's write) go first; with
+         * no collection since the start-up sweep there can be none */
         have = type;
         n = 0;
         hm.expire_at_ms = 0;
+        rc = s->coll_present ? coll__drop_members(s, key, klen) : RK_OK;
+        if (rc != RK_OK) {
+            return rc;
+        }
     } else if (rc != RK_OK) {
         return rc;
     } else if (have != type) {
@@ -339,22 +394,33 @@ struct fold_ctx
     size_t plen;
     bool (*cb)(void *, const char *, size_t, const char *, size_t);
     void *data;
+    struct engine *e;
+    struct rk_buf val; /* a member's value */
+    int rc;            /* a read that failed */
 };
 
 static bool fold_cb(void *data,
                     const void *key,
                     size_t klen,
-                    const void *val,
-                    size_t vlen,
                     const struct engine_meta *meta)
 {
     (void)meta;
     struct fold_ctx *f = data;
     if (klen < f->plen || memcmp(key, f->prefix, f->plen) != 0) {
-        return true;
+        return true; /* another key of the slot: its value is not read */
+    }
+    /* a set member's value is empty: no read */
+    if (meta->value_len == 0) {
+        return f->cb(f->data, (const char *)key + f->plen, klen - f->plen, "",
+                     0);
+    }
+    rk_buf_clear(&f->val);
+    f->rc = engine_get(f->e, key, klen, &f->val, NULL);
+    if (f->rc != RK_OK) {
+        return false;
     }
     return f->cb(f->data, (const char *)key + f->plen, klen - f->plen,
-                 vlen ? val : "", vlen);
+                 f->val.base ? f->val.base : "", f->val.len);
 }
 
 int coll__local_mfold(struct keyspace *ks,
@@ -379,13 +445,26 @@ int coll__local_mfold(struct keyspace *ks,
         rk_buf_fini(&prefix);
         return RK_OK;
     }
-    struct fold_ctx f = {prefix.base, prefix.len, cb, data};
+    struct fold_ctx f = {
+        .prefix = prefix.base, .plen = prefix.len, .cb = cb, .data = data,
+        .e = s->engine};
+    rk_buf_init(&f.val);
     uint32_t slot = slot_of_key(key, klen);
     uint64_t nx = ENGINE_FOLD_DONE;
     if (rc == RK_OK) {
-        rc = engine_fold_slots_values(s->engine, slot, slot, cursor,
-                                      count ? count : 1, fold_cb, &f, &nx);
+        rc = engine_fold_slots(s->engine, slot, slot, cursor,
+                               count ? count : 1, fold_cb, &f, &nx);
     }
+    if (rc == RK_OK && f.rc != RK_OK) {
+        rc = f.rc;
+    }
+    if (rc == RK_EINVAL && cursor != 0) {
+        /* a cursor that is no position of this key's slot (Redis takes
+         * any cursor): the walk starts over */
+        rc = engine_fold_slots(s->engine, slot, slot, ENGINE_FOLD_START,
+                               count ? count : 1, fold_cb, &f, &nx);
+    }
+    rk_buf_fini(&f.val);
     rk_buf_fini(&prefix);
     if (rc == RK_OK) {
         *next = nx == ENGINE_FOLD_DONE ? 0 : nx;

@@ -331,6 +331,8 @@ size_t *cmd__coll_pick(size_t n, int64_t count, bool unique, size_t *out_n)
     size_t k;
     if (unique) {
         k = (uint64_t)count < n ? (size_t)count : n;
+    } else if ((uint64_t)count > COLL_MAX_PICKS) {
+        return NULL;
     } else {
         k = (size_t)count;
     }

@@ -9,6 +9,7 @@
  * Thread: the event loop only.
  */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -336,6 +337,10 @@ void cmd_hincrbyfloat(struct client *c,
         reply_error(c, "ERR value is not a valid float");
         return;
     }
+    if (isinf(by)) {
+        reply_error(c, "ERR value is NaN or Infinity"); /* as Redis 7 */
+        return;
+    }
     uint64_t n;
     int f = cmd__coll_open(c, &argv[1], H, &n);
     if (f < 0 || !fields_fit_or_reply(c, &argv[1], &argv[2], 1, 1)) {
@@ -379,6 +384,12 @@ void cmd_hrandfield(struct client *c, size_t argc, const struct resp_arg *argv)
     }
     if (with_count && (count > INT64_MAX / 2 || count < -(INT64_MAX / 2))) {
         reply_error(c, "ERR value is out of range");
+        return;
+    }
+    if (with_count && count < -(int64_t)COLL_MAX_PICKS) {
+        reply_errorf(c, "ERR value is out of range: ringkv answers at most %u "
+                        "random fields with repeats",
+                     COLL_MAX_PICKS);
         return;
     }
     uint64_t n;

@@ -135,12 +135,15 @@ void cmd__coll_scan(struct client *c,
                     size_t argc,
                     const struct resp_arg *argv,
                     uint8_t type);
+/* Most picks HRANDFIELD / SRANDMEMBER with a negative count answer (the
+ * reply is built in memory; Redis has no such bound). */
+#define COLL_MAX_PICKS (16u * 1024u * 1024u)
 /* A pseudo-random 64-bit number (not for secrets). */
 uint64_t cmd__rand64(void);
 /*
- * `count` (> 0) indexes into 0..n-1 (n > 0), distinct when `unique` (then
- * at most n of them), as an rk_malloc'd array of *out_n; NULL when out of
- * memory.
+ * `count` (> 0; at most COLL_MAX_PICKS when not unique) indexes into
+ * 0..n-1 (n > 0), distinct when `unique` (then at most n of them), as an
+ * rk_malloc'd array of *out_n; NULL when out of memory or over the bound.
  */
 size_t *cmd__coll_pick(size_t n, int64_t count, bool unique, size_t *out_n);
 

@@ -489,7 +489,7 @@ void cmd_dbsize(struct client *c, size_t argc, const struct resp_arg *argv)
     struct engine_stats st;
     engine_stats(c->srv->engine, &st);
     uint64_t tombs = 0;
-    if (c->srv->cluster ? !c->srv->cluster_exec : st.live_keys > 0) {
+    if (c->srv->cluster ? !c->srv->cluster_exec : c->srv->coll_present) {
         /* Node-local, without replicated delete markers, chunk blocks and
          * hash and set members (O(keys)). */
         engine_foreach(c->srv->engine, count_tombstones_cb, &tombs);

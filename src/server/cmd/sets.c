@@ -207,6 +207,13 @@ static void random_members(struct client *c,
             reply_error(c, "ERR value is out of range");
             return;
         }
+        if (!pop && count < -(int64_t)COLL_MAX_PICKS) {
+            reply_errorf(c,
+                         "ERR value is out of range: ringkv answers at most "
+                         "%u random members with repeats",
+                         COLL_MAX_PICKS);
+            return;
+        }
     }
     uint64_t n;
     int f = cmd__coll_open(c, &argv[1], S, &n);

@@ -323,8 +323,13 @@ void cmd_mget(struct client *c, size_t argc, const struct resp_arg *argv)
     size_t mark = c->obuf.len;
     reply_array(c, argc - 1);
     for (size_t i = 1; i < argc; i++) {
-        int f = cmd__key_lookup(c, &argv[i], &s->scratch, NULL);
+        /* a hash or set is nil to MGET, as in Redis */
+        int rc = c->ks->ops->get(c->ks, argv[i].ptr, argv[i].len, &s->scratch,
+                                 NULL);
+        int f = rc == RK_OK ? 1 : rc == RK_ENOTFOUND || rc == RK_EWRONGTYPE ? 0
+                                                                         : -1;
         if (f < 0) {
+            cmd__reply_storage_error(c, rc, "read");
             /* cmd__key_lookup appended an error: replace the partial array. */
             c->obuf.len = mark;
             reply_error(c, "ERR storage read failed during MGET");
@@ -383,7 +388,9 @@ void cmd_strlen(struct client *c, size_t argc, const struct resp_arg *argv)
     (void)argc;
     struct ks_meta m;
     int f = cmd__key_lookup(c, &argv[1], NULL, &m);
-    if (f >= 0) {
+    if (f > 0 && cmd__is_coll_type(m.type)) {
+        reply_error(c, ERR_WRONGTYPE);
+    } else if (f >= 0) {
         reply_int(c, f ? (int64_t)m.value_len : 0);
     }
 }

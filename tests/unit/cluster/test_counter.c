@@ -62,7 +62,7 @@ static void random_state(struct counter *c, uint64_t *s)
     size_t n = rng_next(s) % 5;
     for (size_t i = 0; i < n; i++) {
         int64_t d = (int64_t)(rng_next(s) % 41) - 20;
-        assert_int_equal(counter_add(c, 1 + rng_next(s) % 6, d ? d : 1), RK_OK);
+        assert_int_equal(counter_add(c, 1 + rng_next(s) % 6, 1, d ? d : 1), RK_OK);
     }
     if (rng_next(s) % 3 == 0) {
         char v[16];
@@ -71,7 +71,7 @@ static void random_state(struct counter *c, uint64_t *s)
                                        rng_next(s) % 2, v, (size_t)len),
                          RK_OK);
         if (rng_next(s) % 2) {
-            assert_int_equal(counter_add(c, 1 + rng_next(s) % 6, 3), RK_OK);
+            assert_int_equal(counter_add(c, 1 + rng_next(s) % 6, 1, 3), RK_OK);
         }
     }
 }
@@ -92,11 +92,11 @@ static void test_counter_encoding_round_trips_and_refuses_bad_bytes(void **st)
     assert_int_equal(counter_decode(&d, b.base, b.len), RK_OK);
     assert_false(counter_is_live(&d));
     /* entries and a base */
-    assert_int_equal(counter_add(&c, 7, 5), RK_OK);
-    assert_int_equal(counter_add(&c, 3, -2), RK_OK);
-    assert_int_equal(counter_add(&c, 7, INT64_MIN), RK_OK);
+    assert_int_equal(counter_add(&c, 7, 1, 5), RK_OK);
+    assert_int_equal(counter_add(&c, 3, 1, -2), RK_OK);
+    assert_int_equal(counter_add(&c, 7, 1, INT64_MIN), RK_OK);
     assert_int_equal(counter_reset(&c, 99, 4, true, "12", 2), RK_OK);
-    assert_int_equal(counter_add(&c, 3, 1), RK_OK);
+    assert_int_equal(counter_add(&c, 3, 1, 1), RK_OK);
     enc(&c, &b);
     assert_true(counter_valid(b.base, b.len));
     assert_int_equal(counter_decode(&d, b.base, b.len), RK_OK);
@@ -200,8 +200,8 @@ static void test_counter_sum_live_and_overflow(void **st)
     counter_init(&c);
     assert_false(counter_is_live(&c));
     /* INCR then DECR: live at 0 */
-    assert_int_equal(counter_add(&c, 1, 1), RK_OK);
-    assert_int_equal(counter_add(&c, 1, -1), RK_OK);
+    assert_int_equal(counter_add(&c, 1, 1, 1), RK_OK);
+    assert_int_equal(counter_add(&c, 1, 1, -1), RK_OK);
     assert_true(counter_is_live(&c));
     __int128 v;
     assert_int_equal(counter_sum(&c, &v), RK_OK);
@@ -210,10 +210,10 @@ static void test_counter_sum_live_and_overflow(void **st)
     assert_int_equal(counter_reset(&c, 10, 1, false, NULL, 0), RK_OK);
     assert_false(counter_is_live(&c));
     /* an entry cannot wrap */
-    assert_int_equal(counter_add(&c, 2, INT64_MAX), RK_OK);
-    assert_int_equal(counter_add(&c, 2, INT64_MAX), RK_OK);
-    assert_int_equal(counter_add(&c, 2, 1), RK_OK);
-    assert_int_equal(counter_add(&c, 2, 1), RK_ERANGE);
+    assert_int_equal(counter_add(&c, 2, 1, INT64_MAX), RK_OK);
+    assert_int_equal(counter_add(&c, 2, 1, INT64_MAX), RK_OK);
+    assert_int_equal(counter_add(&c, 2, 1, 1), RK_OK);
+    assert_int_equal(counter_add(&c, 2, 1, 1), RK_ERANGE);
     assert_int_equal(counter_sum(&c, &v), RK_OK);
     char buf[48];
     counter_format(v, buf);
@@ -236,6 +236,12 @@ static void test_counter_sum_live_and_overflow(void **st)
 
 /* ---- a key's object ------------------------------------------------------ */
 
+/* The dot the next write of actor over o gets (a new entry's epoch). */
+static uint64_t epoch_of(const struct dvv_obj *o, uint64_t actor)
+{
+    return dvv_counter(o, actor) + 1;
+}
+
 /* What a coordinating replica with actor `actor` does for INCRBY delta
  * over its object o at ts: RK_OK and the result, or the error. */
 static int replica_incr(struct dvv_obj *o,
@@ -248,7 +254,8 @@ static int replica_incr(struct dvv_obj *o,
     counter_init(&st);
     uint64_t exp = 0;
     int64_t r = 0;
-    int rc = counter_incr(o, 1000, ts, actor, delta, &st, &exp, &r);
+    int rc = counter_incr(o, 1000, ts, actor, epoch_of(o, actor), delta, &st,
+                          &exp, &r);
     if (rc == RK_OK) {
         struct rk_buf b;
         rk_buf_init(&b);
@@ -422,11 +429,88 @@ static void test_counter_expiry_is_kept_and_an_expired_counter_restarts(
      * helper increments at 1000 ms: pretend it is later) */
     uint64_t exp = 1;
     int64_t r = 0;
-    assert_int_equal(counter_incr(&a, 2500, 102, 1, 3, &s, &exp, &r), RK_OK);
+    assert_int_equal(counter_incr(&a, 2500, 102, 1, 9, 3, &s, &exp, &r), RK_OK);
     assert_true(r == 3);
     assert_true(exp == 0);
     counter_fini(&s);
     dvv_fini(&a);
+}
+
+/* Review findings of issue 16's first cut: each failed before its fix. */
+static void test_counter_incr_after_delete_keeps_a_concurrent_set(void **st)
+{
+    (void)st;
+    char buf[64];
+    struct dvv_obj a, b;
+    dvv_init(&a);
+    dvv_init(&b);
+    assert_int_equal(replica_incr(&a, 1, 5, 100, NULL), RK_OK);
+    replica_write(&a, 1, NULL, 101, 0); /* DEL: a tombstone with floors */
+    merge_into(&b, &a);
+    replica_write(&a, 1, "100", 102, 0);                   /* SET at t 102 */
+    assert_int_equal(replica_incr(&b, 2, 1, 103, NULL), RK_OK); /* INCR 103 */
+    merge_into(&a, &b);
+    merge_into(&b, &a);
+    /* the SET is newer than the delete the INCR saw: 100 + 1 */
+    assert_string_equal(read_at(&a, 0, buf), "101");
+    assert_string_equal(read_at(&b, 0, buf), "101");
+    dvv_fini(&a);
+    dvv_fini(&b);
+}
+
+static void test_counter_incrby_zero_creates_the_key(void **st)
+{
+    (void)st;
+    char buf[64];
+    struct dvv_obj a;
+    dvv_init(&a);
+    int64_t r = 7;
+    assert_int_equal(replica_incr(&a, 1, 0, 100, &r), RK_OK);
+    assert_true(r == 0);
+    assert_string_equal(read_at(&a, 0, buf), "0"); /* exists, as Redis */
+    replica_write(&a, 1, NULL, 101, 0);
+    assert_string_equal(read_at(&a, 0, buf), "");
+    assert_int_equal(replica_incr(&a, 1, 0, 102, &r), RK_OK);
+    assert_string_equal(read_at(&a, 0, buf), "0");
+    assert_int_equal(replica_incr(&a, 1, 2, 103, &r), RK_OK);
+    assert_string_equal(read_at(&a, 0, buf), "2");
+    dvv_fini(&a);
+}
+
+static void test_counter_new_epoch_after_the_object_was_lost(void **st)
+{
+    (void)st;
+    /* actor 1 counted 10 under epoch 1, and actor 2 counted 1 over it;
+     * actor 1's object is then gone (a reaped tombstone, or a value in
+     * chunks written over it), and its next increment gets a later dot
+     * (the actor's floor): epoch 9.  An old copy of actor 2's that still
+     * counts actor 1's 10 under epoch 1 (one that resurfaced after the
+     * reap) must not hide the new 3: without epochs the two entries of
+     * actor 1 were one, max(10, 3), and the 3 was lost. */
+    char buf[64];
+    struct dvv_obj old, fresh;
+    dvv_init(&old);
+    dvv_init(&fresh);
+    assert_int_equal(replica_incr(&old, 1, 10, 100, NULL), RK_OK);
+    assert_int_equal(replica_incr(&old, 2, 1, 101, NULL), RK_OK);
+    struct counter s;
+    counter_init(&s);
+    uint64_t exp;
+    int64_t r;
+    assert_int_equal(counter_incr(&fresh, 0, 200, 1, 9, 3, &s, &exp, &r),
+                     RK_OK);
+    struct rk_buf b;
+    rk_buf_init(&b);
+    assert_int_equal(counter_encode(&s, &b), RK_OK);
+    struct dvv_write w = {.value = b.base, .vlen = b.len, .ts = 200,
+                          .counter = true};
+    assert_int_equal(dvv_update(&fresh, &fresh, 1, 8, &w, NULL), RK_OK);
+    merge_into(&fresh, &old);
+    assert_string_equal(read_at(&fresh, 0, buf), "14");
+    rk_buf_fini(&b);
+    counter_fini(&s);
+    dvv_fini(&old);
+    dvv_fini(&fresh);
 }
 
 /* ---- the model ----------------------------------------------------------- */
@@ -522,6 +606,10 @@ int main(void)
         cmocka_unit_test(
             test_counter_expiry_is_kept_and_an_expired_counter_restarts),
         cmocka_unit_test(test_counter_model_sums_exactly_under_any_merge_order),
+        cmocka_unit_test(
+            test_counter_incr_after_delete_keeps_a_concurrent_set),
+        cmocka_unit_test(test_counter_incrby_zero_creates_the_key),
+        cmocka_unit_test(test_counter_new_epoch_after_the_object_was_lost),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -260,7 +260,7 @@ static void test_replica_counter_state_write_carries_counts_it_lacks(void **st)
     dvv_init(&far);
     struct counter c;
     counter_init(&c);
-    assert_int_equal(counter_add(&c, 50, 30), RK_OK);
+    assert_int_equal(counter_add(&c, 50, 1, 30), RK_OK);
     struct rk_buf b;
     rk_buf_init(&b);
     assert_int_equal(counter_encode(&c, &b), RK_OK);
@@ -290,7 +290,7 @@ static void test_replica_counter_state_write_carries_counts_it_lacks(void **st)
      * the write (30 + 4 more) adds only the 4 this write did not see */
     struct counter c2;
     counter_init(&c2);
-    assert_int_equal(counter_add(&c2, 50, 34), RK_OK);
+    assert_int_equal(counter_add(&c2, 50, 1, 34), RK_OK);
     rk_buf_clear(&b);
     assert_int_equal(counter_encode(&c2, &b), RK_OK);
     struct dvv_obj conc;
