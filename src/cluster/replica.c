@@ -690,9 +690,22 @@ static int counter_value(const struct dvv_obj *cur,
         /* the dot dvv_update will give this write: a new entry's epoch */
         uint64_t epoch = dvv_counter(cur, actor);
         epoch = (epoch > floor ? epoch : floor) + 1;
-        rc = counter_incr(cur, cfg->now_ms, req->timestamp, actor, epoch,
-                          delta, st,
-                          &exp, &result);
+        uint64_t eactor = actor;
+        if (req->flags & PEER_KV_FALLBACK) {
+            /* A fallback's write has a one-shot actor (its dot), but its
+             * increments go to one entry of this run's fallback actor
+             * while it holds the key (its object keeps that entry), not
+             * to an entry per increment; once it has handed the key over
+             * and forgotten it, its next increment starts an entry of a
+             * new epoch: the one-shot sequence, which never repeats in a
+             * run (and each run has its own actor). */
+            uint64_t seed[2] = {cfg->actor, UINT64_C(0x6b6361626c6c6166)};
+            eactor = XXH3_64bits(seed, sizeof(seed)) & DVV_ACTOR_MASK;
+            eactor = eactor == DVV_ACTOR_LEGACY ? 1 : eactor;
+            epoch = *cfg->oneshot;
+        }
+        rc = counter_incr(cur, cfg->now_ms, req->timestamp, eactor, epoch,
+                          delta, st, &exp, &result);
         if (rc == RK_EINVAL) {
             rc = RK_ERANGE; /* not an integer: the client's error */
         }
@@ -847,15 +860,15 @@ static int apply_update(struct engine *e,
         if (f & PEER_KV_FALLBACK) {
             /* A fallback forgets the key once its hint is delivered, so it
              * must never issue two dots of one actor for a key: each such
-             * write gets an actor of its own (counter 1).  The same actor
-             * names its counter entry: one increment each. */
+             * write gets an actor of its own (counter 1); its counter
+             * entry is the run's fallback entry (counter_value). */
             uint64_t seed[2] = {cfg->actor, ++*cfg->oneshot};
             actor = XXH3_64bits(seed, sizeof(seed)) & DVV_ACTOR_MASK;
             actor = actor == DVV_ACTOR_LEGACY ? 1 : actor;
             floor = 0;
         }
-        rc = counter_value(cur, c, cfg, req, actor, floor, &sc->cst,
-                           &sc->cenc, &w);
+        rc = counter_value(cur, c, cfg, req, actor, floor, &sc->cst, &sc->cenc,
+                           &w);
         struct dvv_dot d;
         if (rc == RK_OK) {
             rc = dvv_update(cur, c == cur ? cur : c, actor, floor, &w, &d);

@@ -35,8 +35,9 @@
  * (or starts one, its epoch the dot its write gets) and writes the result
  * as one sibling that supersedes what it has seen.  An entry grows only
  * there, from the replica's own object, which holds every state that
- * entry reached (a node takes a fresh actor per run; a fallback a
- * one-shot actor per write), so entries never go back; and when the
+ * entry reached (a node takes a fresh actor per run; a fallback counts
+ * into an entry of its run's fallback actor while it holds the key, and
+ * a new one the next time), so entries never go back; and when the
  * object lost them (a tombstone reaped, a value written over it that
  * could not carry them), the next increment starts an entry of a new
  * epoch (dots of an actor are never reused: dvv.h's floor), so an old

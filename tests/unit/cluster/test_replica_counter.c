@@ -176,6 +176,20 @@ static void test_replica_counter_increments_once_per_id(void **st)
                      RK_OK);
     assert_int_equal(c.n, 2);
     assert_int_not_equal(o.sibs[0].dot.actor, ACTOR);
+    /* more fallback increments while it holds the key: the same entry
+     * (not one per increment), each write still a one-shot dot */
+    uint64_t first_dot = o.sibs[0].dot.actor;
+    for (int i = 0; i < 50; i++) {
+        assert_int_equal(incr(f, "k", 1, 100 + (uint64_t)i, 20 + (uint64_t)i,
+                              PEER_KV_FALLBACK),
+                         RK_OK);
+    }
+    assert_string_equal(value_of(f, "k", buf), "57");
+    assert_int_equal(replica_read(f->e, "k", 1, &o), RK_OK);
+    assert_int_equal(counter_decode(&c, dvv_value(&o, 0), o.sibs[0].vlen),
+                     RK_OK);
+    assert_int_equal(c.n, 2);
+    assert_int_not_equal(o.sibs[0].dot.actor, first_dot);
     counter_fini(&c);
     dvv_fini(&o);
     fx_free(f);
