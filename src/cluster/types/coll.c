@@ -9,6 +9,26 @@
 #include "common/endian.h"
 #include "common/error.h"
 
+size_t coll_member_key_write(unsigned char *dst,
+                             const void *key,
+                             size_t klen,
+                             const void *member,
+                             size_t mlen)
+{
+    memcpy(dst, COLL_MEMBER_PREFIX, COLL_MEMBER_PREFIX_LEN);
+    dst[6] = (unsigned char)(klen >> 24);
+    dst[7] = (unsigned char)(klen >> 16);
+    dst[8] = (unsigned char)(klen >> 8);
+    dst[9] = (unsigned char)klen;
+    if (klen) {
+        memcpy(dst + COLL_MEMBER_HDR, key, klen);
+    }
+    if (mlen) {
+        memcpy(dst + COLL_MEMBER_HDR + klen, member, mlen);
+    }
+    return COLL_MEMBER_HDR + klen + mlen;
+}
+
 int coll_member_key(const void *key,
                     size_t klen,
                     const void *member,
@@ -19,16 +39,11 @@ int coll_member_key(const void *key,
     if (!coll_member_fits(klen, mlen)) {
         return RK_ETOOBIG;
     }
-    unsigned char len[4] = {(unsigned char)(klen >> 24),
-                            (unsigned char)(klen >> 16),
-                            (unsigned char)(klen >> 8), (unsigned char)klen};
     if (rk_buf_reserve(out, COLL_MEMBER_HDR + klen + mlen) != RK_OK) {
         return RK_ENOMEM;
     }
-    (void)rk_buf_append(out, COLL_MEMBER_PREFIX, COLL_MEMBER_PREFIX_LEN);
-    (void)rk_buf_append(out, len, sizeof(len));
-    (void)rk_buf_append(out, key, klen);
-    (void)rk_buf_append(out, member, mlen);
+    out->len = coll_member_key_write((unsigned char *)out->base, key, klen,
+                                     member, mlen);
     return RK_OK;
 }
 

@@ -47,6 +47,15 @@ static inline bool coll_member_fits(size_t klen, size_t mlen)
            mlen <= COLL_MAX_MEMBER_KEY - COLL_MEMBER_HDR - klen;
 }
 
+/* Writes the member key of (K, member) to dst, which has room for
+ * COLL_MEMBER_HDR + klen + mlen bytes (coll_member_fits must hold);
+ * returns its length. */
+size_t coll_member_key_write(unsigned char *dst,
+                             const void *key,
+                             size_t klen,
+                             const void *member,
+                             size_t mlen);
+
 /* Appends the member key of (K, member) to out (cleared first).  RK_OK,
  * RK_ETOOBIG (!coll_member_fits), RK_ENOMEM. */
 int coll_member_key(const void *key,

@@ -43,31 +43,34 @@ int coll__read_header(struct server *s,
                       struct engine_meta *meta)
 {
     struct engine_meta m;
+    /* the meta first: a string's value (maybe large) is never read */
     int rc = engine_get(s->engine, key, klen, NULL, &m);
     if (rc != RK_OK) {
         return rc;
     }
+    struct rk_buf v;
+    rk_buf_init(&v);
     replica_meta_current(&m, &m);
     if (cluster_meta_is_tombstone(&m)) {
+        rk_buf_fini(&v);
         return RK_ENOTFOUND;
     }
     if (cmd__is_expired(&m, server_now_ms())) {
+        rk_buf_fini(&v);
         cmd__expire_key(s, key, klen); /* lazily, with its members */
         return RK_ENOTFOUND;
     }
     *type = OBJTYPE_STRING;
     *n = 0;
     if (!(m.flags & REPLICA_FLAG_OBJECT) && cmd__is_coll_type(m.type)) {
-        struct rk_buf v;
-        rk_buf_init(&v);
         rc = engine_get(s->engine, key, klen, &v, NULL);
         if (rc == RK_OK) {
             rc = coll_header_decode(v.base, v.len, type, n);
         }
-        rk_buf_fini(&v);
-        if (rc != RK_OK) {
-            return rc;
-        }
+    }
+    rk_buf_fini(&v);
+    if (rc != RK_OK) {
+        return rc;
     }
     if (meta) {
         *meta = m;
@@ -252,6 +255,40 @@ void coll__check_present(struct server *s)
     }
 }
 
+/* A member key: in a stack buffer when it fits (most do: no allocation per
+ * HGET or SADD), else allocated. */
+struct mkey
+{
+    unsigned char stack[256];
+    struct rk_buf heap;
+    const char *p;
+    size_t len;
+};
+
+/* RK_OK, RK_ETOOBIG (the key and member do not fit a key), RK_ENOMEM. */
+static int mkey_make(struct mkey *k,
+                     const void *key,
+                     size_t klen,
+                     const void *member,
+                     size_t mlen)
+{
+    rk_buf_init(&k->heap);
+    if (!coll_member_fits(klen, mlen)) {
+        return RK_ETOOBIG;
+    }
+    size_t n = COLL_MEMBER_HDR + klen + mlen;
+    unsigned char *dst = k->stack;
+    if (n > sizeof(k->stack)) {
+        if (rk_buf_reserve(&k->heap, n) != RK_OK) {
+            return RK_ENOMEM;
+        }
+        dst = (unsigned char *)k->heap.base;
+    }
+    k->len = coll_member_key_write(dst, key, klen, member, mlen);
+    k->p = (const char *)dst;
+    return RK_OK;
+}
+
 /* ---- the local keyspace's member operations ------------------------------ */
 
 int coll__local_mget(struct keyspace *ks,
@@ -280,18 +317,17 @@ int coll__local_mget(struct keyspace *ks,
     if ((m.flags & REPLICA_FLAG_OBJECT) || m.type != type) {
         return RK_EWRONGTYPE;
     }
-    struct rk_buf mk;
-    rk_buf_init(&mk);
-    rc = coll_member_key(key, klen, member, mlen, &mk);
+    struct mkey mk;
+    rc = mkey_make(&mk, key, klen, member, mlen);
     if (rc == RK_ETOOBIG) {
         rc = RK_ENOTFOUND; /* could never have been stored */
     } else if (rc == RK_OK) {
         if (val) {
             rk_buf_clear(val);
         }
-        rc = engine_get(s->engine, mk.base, mk.len, val, NULL);
+        rc = engine_get(s->engine, mk.p, mk.len, val, NULL);
     }
-    rk_buf_fini(&mk);
+    rk_buf_fini(&mk.heap);
     return rc;
 }
 
@@ -328,25 +364,24 @@ int coll__local_mput(struct keyspace *ks,
     } else if (have != type) {
         return RK_EWRONGTYPE;
     }
-    struct rk_buf mk;
-    rk_buf_init(&mk);
-    rc = coll_member_key(key, klen, member, mlen, &mk);
+    struct mkey mk;
+    rc = mkey_make(&mk, key, klen, member, mlen);
     bool exists = false;
     if (rc == RK_OK) {
-        int g = engine_get(s->engine, mk.base, mk.len, NULL, NULL);
+        int g = engine_get(s->engine, mk.p, mk.len, NULL, NULL);
         exists = g == RK_OK;
         rc = g == RK_OK || g == RK_ENOTFOUND ? RK_OK : g;
     }
     if (rc == RK_OK) {
         coll__note_present(s);
         struct engine_meta m = {.timestamp = now_ts(s), .type = type};
-        rc = engine_put(s->engine, mk.base, mk.len, val, vlen, &m, seq);
+        rc = engine_put(s->engine, mk.p, mk.len, val, vlen, &m, seq);
     }
     if (rc == RK_OK) {
         rc =
             write_header(s, key, klen, type, n + !exists, hm.expire_at_ms, seq);
     }
-    rk_buf_fini(&mk);
+    rk_buf_fini(&mk.heap);
     if (rc == RK_OK) {
         *created = !exists;
     }
@@ -372,19 +407,18 @@ int coll__local_mdel(struct keyspace *ks,
     if (have != type) {
         return RK_EWRONGTYPE;
     }
-    struct rk_buf mk;
-    rk_buf_init(&mk);
-    rc = coll_member_key(key, klen, member, mlen, &mk);
+    struct mkey mk;
+    rc = mkey_make(&mk, key, klen, member, mlen);
     if (rc == RK_ETOOBIG) {
         rc = RK_ENOTFOUND;
     } else if (rc == RK_OK) {
-        rc = engine_delete(s->engine, mk.base, mk.len, now_ts(s), seq);
+        rc = engine_delete(s->engine, mk.p, mk.len, now_ts(s), seq);
     }
     if (rc == RK_OK) {
         rc = write_header(s, key, klen, type, n > 0 ? n - 1 : 0,
                           hm.expire_at_ms, seq);
     }
-    rk_buf_fini(&mk);
+    rk_buf_fini(&mk.heap);
     return rc;
 }
 
@@ -445,15 +479,17 @@ int coll__local_mfold(struct keyspace *ks,
         rk_buf_fini(&prefix);
         return RK_OK;
     }
-    struct fold_ctx f = {
-        .prefix = prefix.base, .plen = prefix.len, .cb = cb, .data = data,
-        .e = s->engine};
+    struct fold_ctx f = {.prefix = prefix.base,
+                         .plen = prefix.len,
+                         .cb = cb,
+                         .data = data,
+                         .e = s->engine};
     rk_buf_init(&f.val);
     uint32_t slot = slot_of_key(key, klen);
     uint64_t nx = ENGINE_FOLD_DONE;
     if (rc == RK_OK) {
-        rc = engine_fold_slots(s->engine, slot, slot, cursor,
-                               count ? count : 1, fold_cb, &f, &nx);
+        rc = engine_fold_slots(s->engine, slot, slot, cursor, count ? count : 1,
+                               fold_cb, &f, &nx);
     }
     if (rc == RK_OK && f.rc != RK_OK) {
         rc = f.rc;
