@@ -372,6 +372,16 @@ int coll__local_mput(struct keyspace *ks,
         exists = g == RK_OK;
         rc = g == RK_OK || g == RK_ENOTFOUND ? RK_OK : g;
     }
+    if (rc == RK_OK && exists && type == OBJTYPE_SET) {
+        /* a set member already there: nothing changes, nothing is written
+         * (as Redis, whose SADD of a member it has does not touch the key) */
+        rk_buf_fini(&mk.heap);
+        *created = false;
+        if (seq) {
+            *seq = 0;
+        }
+        return RK_OK;
+    }
     if (rc == RK_OK) {
         coll__note_present(s);
         struct engine_meta m = {.timestamp = now_ts(s), .type = type};
