@@ -380,18 +380,10 @@ int op_key_incr(struct op *op,
         return RK_EINVAL;
     }
     int64_t cur = 0;
-    bool live = key_is_live(op, k);
-    if (live) {
-        const char *v = op__kval(k);
-        size_t vlen = op__kval_len(k);
-        size_t skip = 0;
-        if (k->ctype && vlen > 0) {
-            skip = 1 + (size_t)(unsigned char)v[0];
-            skip = skip < vlen ? skip : vlen;
-        }
-        if (k->chunked || !counter_parse_i64(v + skip, vlen - skip, &cur)) {
-            return RK_EINVAL;
-        }
+    struct op_value v;
+    bool live = op_key_get(op, key, klen, &v) == RK_OK;
+    if (live && (k->chunked || !counter_parse_i64(v.val, v.vlen, &cur))) {
+        return RK_EINVAL;
     }
     if ((delta > 0 && cur > INT64_MAX - delta) ||
         (delta < 0 && cur < INT64_MIN - delta)) {
@@ -400,7 +392,7 @@ int op_key_incr(struct op *op,
     int64_t next = cur + delta;
     char num[32];
     size_t n = (size_t)snprintf(num, sizeof(num), "%lld", (long long)next);
-    uint64_t exp = live ? k->exp : 0;
+    uint64_t exp = live ? v.expire_at_ms : 0;
     if (k->write && !k->counter) {
         /* this operation wrote a value (or deleted the key) already: the
          * new value is written instead */

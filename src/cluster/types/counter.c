@@ -120,8 +120,8 @@ static int parse(struct counter *c, const unsigned char *p, size_t len)
             rk_get_le64(p + pos + 16), rk_get_le64(p + pos + 24),
             rk_get_le64(p + pos + 32), rk_get_le64(p + pos + 40),
         };
-        if ((i > 0 && entry_cmp(&e, &prev) <= 0) || e.rp > e.p ||
-            e.rn > e.n || (e.p == 0 && e.n == 0)) {
+        if ((i > 0 && entry_cmp(&e, &prev) <= 0) || e.rp > e.p || e.rn > e.n ||
+            (e.p == 0 && e.n == 0)) {
             if (c) {
                 counter_clear(c);
             }
@@ -517,6 +517,37 @@ static int join_counters(const struct dvv_obj *o,
     return rc;
 }
 
+/* Offers o's plain siblings as bases of st: a value as present (one with a
+ * content type or in chunks as a delete: its bytes are not a base), a
+ * tombstone as a delete; with as_deletes every one as a delete.  *from:
+ * the sibling st's base came from afterwards, -1 when none.  RK_OK,
+ * RK_ENOMEM. */
+static int offer_plain(const struct dvv_obj *o,
+                       struct counter *st,
+                       bool as_deletes,
+                       long *from)
+{
+    *from = -1;
+    for (size_t i = 0; i < o->n_sibs; i++) {
+        const struct dvv_sibling *s = &o->sibs[i];
+        if (s->counter) {
+            continue;
+        }
+        bool present = !as_deletes && !s->tombstone && !s->ctype && !s->chunked;
+        const char *val = present ? dvv_value(o, i) : NULL;
+        size_t len = present ? s->vlen : 0;
+        if (base_cmp(st, s->ts, s->dot.actor, present, val, len) <= 0) {
+            continue;
+        }
+        int rc = set_base(st, s->ts, s->dot.actor, present, val, len);
+        if (rc != RK_OK) {
+            return rc;
+        }
+        *from = (long)i;
+    }
+    return RK_OK;
+}
+
 int counter_resolve(const struct dvv_obj *o,
                     uint64_t now_ms,
                     struct counter *st,
@@ -534,7 +565,6 @@ int counter_resolve(const struct dvv_obj *o,
     if (rc != RK_OK) {
         return rc;
     }
-    v->has_counter = any;
     const struct dvv_sibling *w = &o->sibs[newest];
     if (!any) {
         /* replica_winner's rule */
@@ -551,34 +581,18 @@ int counter_resolve(const struct dvv_obj *o,
         return RK_OK;
     }
     v->expire_at_ms = w->tombstone ? 0 : w->expire_at_ms;
-    /* plain siblings are bases; the newest plain one with a content type
-     * or in chunks, when no base is newer, is the value as it is */
-    long opaque = -1;
-    for (size_t i = 0; i < o->n_sibs; i++) {
-        const struct dvv_sibling *s = &o->sibs[i];
-        if (s->counter) {
-            continue;
-        }
-        if ((s->ctype || s->chunked) &&
-            (opaque < 0 || dvv_sibling_cmp(o, s, o, &o->sibs[opaque]) > 0)) {
-            opaque = (long)i;
-        }
-        rc = counter_offer_base(st, s->ts, s->dot.actor,
-                                !s->tombstone && !s->ctype && !s->chunked,
-                                dvv_value(o, i), s->vlen);
-        if (rc != RK_OK) {
-            return rc;
-        }
+    /* plain siblings are bases; one with a content type or in chunks
+     * that is the newest base is the value as it is */
+    long from;
+    rc = offer_plain(o, st, false, &from);
+    if (rc != RK_OK) {
+        return rc;
     }
-    if (opaque >= 0) {
-        const struct dvv_sibling *s = &o->sibs[opaque];
-        if (st->base_ts == s->ts && st->base_actor == s->dot.actor &&
-            !st->base_present) {
-            v->kind = COUNTER_VIEW_PLAIN;
-            v->idx = (size_t)opaque;
-            v->expire_at_ms = s->expire_at_ms;
-            return RK_OK;
-        }
+    if (from >= 0 && (o->sibs[from].ctype || o->sibs[from].chunked)) {
+        v->kind = COUNTER_VIEW_PLAIN;
+        v->idx = (size_t)from;
+        v->expire_at_ms = o->sibs[from].expire_at_ms;
+        return RK_OK;
     }
     if (!counter_is_live(st)) {
         return RK_OK;
@@ -621,14 +635,11 @@ int counter_incr(const struct dvv_obj *o,
          * that the expired value does not come back but a later SET
          * still wins */
         bool any = false;
+        long from;
         counter_clear(st);
         rc = join_counters(o, NULL, st, &any);
-        for (size_t i = 0; rc == RK_OK && i < o->n_sibs; i++) {
-            const struct dvv_sibling *s = &o->sibs[i];
-            if (!s->counter) {
-                rc = counter_offer_base(st, s->ts, s->dot.actor, false, NULL,
-                                        0);
-            }
+        if (rc == RK_OK) {
+            rc = offer_plain(o, st, true, &from);
         }
         if (rc == RK_OK && v.expired) {
             rc = counter_reset(st, v.ts + 1, actor, false, NULL, 0);

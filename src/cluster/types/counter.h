@@ -78,8 +78,6 @@
 #define COUNTER_HDR         6     /* version, flags, u32 n_entries */
 #define COUNTER_BASE_HDR    20    /* ts, actor, len */
 #define COUNTER_ENTRY       48
-/* Bytes of an increment's KV_UPDATE value: i64 delta, 16-byte id. */
-#define COUNTER_ADD_LEN 24
 
 struct counter_entry
 {
@@ -185,7 +183,6 @@ struct counter_view
     uint64_t ts;           /* the largest sibling ts */
     uint64_t expire_at_ms; /* of the value, 0 = none */
     bool expired;          /* DEAD because the newest sibling expired */
-    bool has_counter;      /* the object holds counter siblings */
     char num[48];
 };
 

@@ -48,29 +48,30 @@ int coll__read_header(struct server *s,
     if (rc != RK_OK) {
         return rc;
     }
-    struct rk_buf v;
-    rk_buf_init(&v);
     replica_meta_current(&m, &m);
     if (cluster_meta_is_tombstone(&m)) {
-        rk_buf_fini(&v);
         return RK_ENOTFOUND;
     }
     if (cmd__is_expired(&m, server_now_ms())) {
-        rk_buf_fini(&v);
         cmd__expire_key(s, key, klen); /* lazily, with its members */
         return RK_ENOTFOUND;
     }
-    *type = OBJTYPE_STRING;
-    *n = 0;
-    if (!(m.flags & REPLICA_FLAG_OBJECT) && cmd__is_coll_type(m.type)) {
+    bool coll = !(m.flags & REPLICA_FLAG_OBJECT) && cmd__is_coll_type(m.type);
+    *type = coll ? m.type : OBJTYPE_STRING;
+    if (n && coll) {
+        /* the count is in the header's value */
+        struct rk_buf v;
+        rk_buf_init(&v);
         rc = engine_get(s->engine, key, klen, &v, NULL);
         if (rc == RK_OK) {
             rc = coll_header_decode(v.base, v.len, type, n);
         }
-    }
-    rk_buf_fini(&v);
-    if (rc != RK_OK) {
-        return rc;
+        rk_buf_fini(&v);
+        if (rc != RK_OK) {
+            return rc;
+        }
+    } else if (n) {
+        *n = 0;
     }
     if (meta) {
         *meta = m;
@@ -301,20 +302,12 @@ int coll__local_mget(struct keyspace *ks,
 {
     struct server *s = ks->data;
     /* the header's meta says the type: its value (the count) is not read */
-    struct engine_meta m;
-    int rc = engine_get(s->engine, key, klen, NULL, &m);
+    uint8_t have;
+    int rc = coll__read_header(s, key, klen, &have, NULL, NULL);
     if (rc != RK_OK) {
         return rc;
     }
-    replica_meta_current(&m, &m);
-    if (cluster_meta_is_tombstone(&m)) {
-        return RK_ENOTFOUND;
-    }
-    if (cmd__is_expired(&m, server_now_ms())) {
-        cmd__expire_key(s, key, klen);
-        return RK_ENOTFOUND;
-    }
-    if ((m.flags & REPLICA_FLAG_OBJECT) || m.type != type) {
+    if (have != type) {
         return RK_EWRONGTYPE;
     }
     struct mkey mk;

@@ -176,51 +176,112 @@ int cmd__coll_items_unique(struct client *c,
     return 0;
 }
 
-bool cmd__coll_copy(struct client *c,
-                    const struct resp_arg *src,
-                    const struct resp_arg *dst,
-                    uint8_t type,
-                    uint64_t expire_at_ms)
+bool cmd__coll_store(struct client *c,
+                     const struct resp_arg *dst,
+                     uint8_t type,
+                     const struct coll_items *items,
+                     uint64_t expire_at_ms)
 {
     if (c->ks->ops->mput == NULL) {
         reply_error(c, ERR_COLL_CLUSTER);
         return false;
     }
-    struct coll_items items;
-    cmd__coll_items_init(&items);
-    bool ok = cmd__coll_collect(c, src, &items) == 0;
-    for (size_t i = 0; ok && i < items.n; i++) {
-        if (!coll_member_fits(dst->len, items.it[i].mlen)) {
+    for (size_t i = 0; i < items->n; i++) {
+        if (!coll_member_fits(dst->len, items->it[i].mlen)) {
             reply_error(c, "ERR a member is too long for the destination key");
-            ok = false;
+            return false;
         }
     }
-    ok = ok && cmd__key_delete(c, dst) >= 0;
-    for (size_t i = 0; ok && i < items.n; i++) {
+    if (cmd__key_delete(c, dst) < 0) {
+        return false;
+    }
+    for (size_t i = 0; i < items->n; i++) {
         bool created;
         uint64_t seq = 0;
         int rc = c->ks->ops->mput(c->ks, dst->ptr, dst->len, type,
-                                  cmd__coll_member(&items, i), items.it[i].mlen,
-                                  cmd__coll_value(&items, i), items.it[i].vlen,
+                                  cmd__coll_member(items, i), items->it[i].mlen,
+                                  cmd__coll_value(items, i), items->it[i].vlen,
                                   &created, &seq);
         cmd__note_write(c, seq);
         if (rc != RK_OK) {
             cmd__reply_storage_error(c, rc, "write");
-            ok = false;
+            return false;
         }
     }
-    if (ok && expire_at_ms && items.n) {
+    if (expire_at_ms && items->n) {
         uint64_t seq = 0;
         int rc =
             c->ks->ops->expire(c->ks, dst->ptr, dst->len, expire_at_ms, &seq);
         cmd__note_write(c, seq);
         if (rc != RK_OK) {
             cmd__reply_storage_error(c, rc, "write");
-            ok = false;
+            return false;
         }
     }
+    return true;
+}
+
+bool cmd__coll_copy(struct client *c,
+                    const struct resp_arg *src,
+                    const struct resp_arg *dst,
+                    uint8_t type,
+                    uint64_t expire_at_ms)
+{
+    struct coll_items items;
+    cmd__coll_items_init(&items);
+    bool ok = cmd__coll_collect(c, src, &items) == 0 &&
+              cmd__coll_store(c, dst, type, &items, expire_at_ms);
     cmd__coll_items_fini(&items);
     return ok;
+}
+
+bool cmd__random_count_or_reply(struct client *c,
+                                const struct resp_arg *arg,
+                                const char *what,
+                                int64_t *count)
+{
+    if (!cmd__arg_i64(arg, count)) {
+        reply_error(c, ERR_NOT_INT);
+        return false;
+    }
+    if (*count > INT64_MAX / 2 || *count < -(INT64_MAX / 2)) {
+        reply_error(c, "ERR value is out of range");
+        return false;
+    }
+    if (*count < -(int64_t)COLL_MAX_PICKS) {
+        reply_errorf(c,
+                     "ERR value is out of range: ringkv answers at most %u "
+                     "random %s with repeats",
+                     COLL_MAX_PICKS, what);
+        return false;
+    }
+    return true;
+}
+
+int cmd__coll_random(struct client *c,
+                     const struct resp_arg *key,
+                     uint8_t type,
+                     int64_t count,
+                     struct coll_items *items,
+                     size_t **idx,
+                     size_t *k)
+{
+    *idx = NULL;
+    *k = 0;
+    uint64_t n;
+    int f = cmd__coll_open(c, key, type, &n);
+    if (f < 0 || (f && cmd__coll_collect(c, key, items) < 0)) {
+        return -1;
+    }
+    if (count != 0 && items->n > 0) {
+        *idx =
+            cmd__coll_pick(items->n, count < 0 ? -count : count, count > 0, k);
+        if (*idx == NULL) {
+            reply_error(c, "ERR out of memory");
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* ---- HSCAN / SSCAN ------------------------------------------------------- */

@@ -382,46 +382,27 @@ void cmd_hrandfield(struct client *c, size_t argc, const struct resp_arg *argv)
         }
         withvalues = true;
     }
-    if (with_count && (count > INT64_MAX / 2 || count < -(INT64_MAX / 2))) {
-        reply_error(c, "ERR value is out of range");
-        return;
-    }
-    if (with_count && count < -(int64_t)COLL_MAX_PICKS) {
-        reply_errorf(c, "ERR value is out of range: ringkv answers at most %u "
-                        "random fields with repeats",
-                     COLL_MAX_PICKS);
-        return;
-    }
-    uint64_t n;
-    int f = cmd__coll_open(c, &argv[1], H, &n);
-    if (f < 0) {
+    if (with_count &&
+        !cmd__random_count_or_reply(c, &argv[2], "fields", &count)) {
         return;
     }
     struct coll_items items;
     cmd__coll_items_init(&items);
-    if (f && cmd__coll_collect(c, &argv[1], &items) < 0) {
+    size_t k = 0, *idx = NULL;
+    if (cmd__coll_random(c, &argv[1], H, count, &items, &idx, &k) < 0) {
         cmd__coll_items_fini(&items);
         return;
     }
     if (!with_count) {
-        if (items.n == 0) {
+        if (k == 0) {
             reply_null(c);
         } else {
-            size_t i = (size_t)(cmd__rand64() % items.n);
-            reply_bulk(c, cmd__coll_member(&items, i), items.it[i].mlen);
+            reply_bulk(c, cmd__coll_member(&items, idx[0]),
+                       items.it[idx[0]].mlen);
         }
+        rk_free(idx);
         cmd__coll_items_fini(&items);
         return;
-    }
-    size_t k = 0, *idx = NULL;
-    if (count != 0 && items.n > 0) {
-        idx =
-            cmd__coll_pick(items.n, count < 0 ? -count : count, count > 0, &k);
-        if (idx == NULL) {
-            cmd__coll_items_fini(&items);
-            reply_error(c, "ERR out of memory");
-            return;
-        }
     }
     bool pairs = withvalues && c->proto == 3;
     reply_array(c, withvalues && !pairs ? 2 * k : k);

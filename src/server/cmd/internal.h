@@ -123,6 +123,31 @@ int cmd__coll_collect(struct client *c,
 int cmd__coll_items_unique(struct client *c,
                            const struct coll_items *in,
                            struct coll_items *out);
+/* Replaces dst (whatever it holds) with a collection of `type` holding
+ * items (members and values), with the expiry expire_at_ms (0 = none):
+ * true, or false when replied. */
+bool cmd__coll_store(struct client *c,
+                     const struct resp_arg *dst,
+                     uint8_t type,
+                     const struct coll_items *items,
+                     uint64_t expire_at_ms);
+/* HRANDFIELD's and SRANDMEMBER's count (`what`: "fields", "members" in
+ * the error): an integer in Redis's range and at most COLL_MAX_PICKS
+ * repeated picks; false when replied. */
+bool cmd__random_count_or_reply(struct client *c,
+                                const struct resp_arg *arg,
+                                const char *what,
+                                int64_t *count);
+/* Opens key as `type`, collects its members into items and picks
+ * |count| of them (distinct when count > 0; none for 0 or an empty key):
+ * *idx (rk_malloc'd, may be NULL) and *k.  0, or -1 when replied. */
+int cmd__coll_random(struct client *c,
+                     const struct resp_arg *key,
+                     uint8_t type,
+                     int64_t count,
+                     struct coll_items *items,
+                     size_t **idx,
+                     size_t *k);
 /* Replaces dst (whatever it holds) with a copy of src, a collection of
  * `type`, with the expiry expire_at_ms: true, or false when replied. */
 bool cmd__coll_copy(struct client *c,
@@ -149,9 +174,10 @@ size_t *cmd__coll_pick(size_t n, int64_t count, bool unique, size_t *out_n);
 
 /* ---- coll.c: hashes and sets in the local keyspace ---- */
 bool cmd__is_coll_type(uint8_t type);
-/* key's type (OBJTYPE_*) and, for a collection, its members and meta
- * (may be NULL): RK_OK, RK_ENOTFOUND (absent, deleted, or expired: then
- * deleted lazily), a storage error. */
+/* key's type (OBJTYPE_*) and, for a collection, its members (n may be
+ * NULL: the header's value is then not read) and meta (may be NULL):
+ * RK_OK, RK_ENOTFOUND (absent, deleted, or expired: then deleted
+ * lazily), a storage error. */
 int coll__read_header(struct server *s,
                       const void *key,
                       size_t klen,

@@ -251,6 +251,9 @@ static bool is_coll_header(const struct engine_meta *m)
 static int drop_if_coll(struct server *s, const void *key, size_t klen)
 {
     struct engine_meta m;
+    if (!s->coll_present) {
+        return RK_OK; /* no collection since start: no lookup per SET */
+    }
     if (engine_get(s->engine, key, klen, NULL, &m) != RK_OK) {
         return RK_OK;
     }

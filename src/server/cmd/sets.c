@@ -193,48 +193,21 @@ static void random_members(struct client *c,
 {
     int64_t count = 1;
     bool with_count = argc >= 3;
-    if (with_count) {
-        if (!cmd__arg_i64(&argv[2], &count)) {
-            reply_error(c, pop ? "ERR value is out of range, must be positive"
-                               : ERR_NOT_INT);
-            return;
-        }
-        if (pop && count < 0) {
+    if (with_count && pop) {
+        if (!cmd__arg_i64(&argv[2], &count) || count < 0) {
             reply_error(c, "ERR value is out of range, must be positive");
             return;
         }
-        if (!pop && (count > INT64_MAX / 2 || count < -(INT64_MAX / 2))) {
-            reply_error(c, "ERR value is out of range");
-            return;
-        }
-        if (!pop && count < -(int64_t)COLL_MAX_PICKS) {
-            reply_errorf(c,
-                         "ERR value is out of range: ringkv answers at most "
-                         "%u random members with repeats",
-                         COLL_MAX_PICKS);
-            return;
-        }
-    }
-    uint64_t n;
-    int f = cmd__coll_open(c, &argv[1], S, &n);
-    if (f < 0) {
+    } else if (with_count &&
+               !cmd__random_count_or_reply(c, &argv[2], "members", &count)) {
         return;
     }
     struct coll_items items;
     cmd__coll_items_init(&items);
-    if (f && cmd__coll_collect(c, &argv[1], &items) < 0) {
+    size_t k = 0, *idx = NULL;
+    if (cmd__coll_random(c, &argv[1], S, count, &items, &idx, &k) < 0) {
         cmd__coll_items_fini(&items);
         return;
-    }
-    size_t k = 0, *idx = NULL;
-    int64_t want = with_count ? count : 1;
-    if (want != 0 && items.n > 0) {
-        idx = cmd__coll_pick(items.n, want < 0 ? -want : want, want > 0, &k);
-        if (idx == NULL) {
-            cmd__coll_items_fini(&items);
-            reply_error(c, "ERR out of memory");
-            return;
-        }
     }
     for (size_t j = 0; pop && j < k; j++) {
         size_t i = idx[j];
@@ -328,16 +301,6 @@ enum setop
     OP_DIFF,
 };
 
-/* Whether m is in items (a linear scan is fine for a small set; larger
- * ones are probed through the keyspace instead). */
-static int member_of(struct client *c,
-                     const struct resp_arg *key,
-                     const char *m,
-                     size_t mlen)
-{
-    return is_member(c, key, m, mlen);
-}
-
 /*
  * Computes op over keys[0..nk) into out (each member once).  Returns 0,
  * or -1 (replied: WRONGTYPE or a storage error).  A missing key is the
@@ -407,7 +370,7 @@ static int compute(struct client *c,
                 if (i == base || (op == OP_DIFF && !exists[i])) {
                     continue;
                 }
-                int r = member_of(c, &keys[i], m, ml);
+                int r = is_member(c, &keys[i], m, ml);
                 if (r < 0) {
                     rc = -1;
                     break;
@@ -442,33 +405,6 @@ static void setop_reply(struct client *c,
     cmd__coll_items_fini(&out);
 }
 
-/* Replaces dst (whatever it holds) with the members of items. */
-static bool store_set(struct client *c,
-                      const struct resp_arg *dst,
-                      const struct coll_items *items)
-{
-    if (c->ks->ops->mput == NULL) {
-        reply_error(c, ERR_COLL_CLUSTER);
-        return false;
-    }
-    for (size_t i = 0; i < items->n; i++) {
-        if (!coll_member_fits(dst->len, items->it[i].mlen)) {
-            reply_error(c, "ERR a member is too long for the destination key");
-            return false;
-        }
-    }
-    if (cmd__key_delete(c, dst) < 0) {
-        return false;
-    }
-    for (size_t i = 0; i < items->n; i++) {
-        if (sadd_one(c, dst, cmd__coll_member(items, i), items->it[i].mlen) <
-            0) {
-            return false;
-        }
-    }
-    return true;
-}
-
 static void setop_store(struct client *c,
                         enum setop op,
                         size_t argc,
@@ -477,7 +413,7 @@ static void setop_store(struct client *c,
     struct coll_items out;
     cmd__coll_items_init(&out);
     if (compute(c, op, &argv[2], argc - 2, 0, &out) == 0 &&
-        store_set(c, &argv[1], &out)) {
+        cmd__coll_store(c, &argv[1], S, &out, 0)) {
         reply_int(c, (int64_t)out.n);
     }
     cmd__coll_items_fini(&out);

@@ -324,10 +324,11 @@ void cmd_mget(struct client *c, size_t argc, const struct resp_arg *argv)
     reply_array(c, argc - 1);
     for (size_t i = 1; i < argc; i++) {
         /* a hash or set is nil to MGET, as in Redis */
-        int rc = c->ks->ops->get(c->ks, argv[i].ptr, argv[i].len, &s->scratch,
-                                 NULL);
-        int f = rc == RK_OK ? 1 : rc == RK_ENOTFOUND || rc == RK_EWRONGTYPE ? 0
-                                                                         : -1;
+        int rc =
+            c->ks->ops->get(c->ks, argv[i].ptr, argv[i].len, &s->scratch, NULL);
+        int f = rc == RK_OK                                 ? 1
+                : rc == RK_ENOTFOUND || rc == RK_EWRONGTYPE ? 0
+                                                            : -1;
         if (f < 0) {
             cmd__reply_storage_error(c, rc, "read");
             /* cmd__key_lookup appended an error: replace the partial array. */
