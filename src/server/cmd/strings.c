@@ -330,8 +330,8 @@ void cmd_mget(struct client *c, size_t argc, const struct resp_arg *argv)
                 : rc == RK_ENOTFOUND || rc == RK_EWRONGTYPE ? 0
                                                             : -1;
         if (f < 0) {
-            cmd__reply_storage_error(c, rc, "read");
-            /* cmd__key_lookup appended an error: replace the partial array. */
+            cmd__reply_storage_error(c, rc, "read"); /* logged, counted */
+            /* its error text and the partial array give way to one error */
             c->obuf.len = mark;
             reply_error(c, "ERR storage read failed during MGET");
             return;
